@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Installs what Oriel needs from the system and from npm. Idempotent and quick when nothing changed:
+# `npm start` and `npm test` run it first, so a fresh Debian machine with Node needs nothing else.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# Debian packages: QEMU with SPICE built in, qemu-img, and the tools the guest image builder uses.
+# (Guest kernels and busybox are not installed: the image builder downloads their .deb files into its cache.)
+need_pkgs=(qemu-system-x86 qemu-utils ${ORIEL_EXTRA_PKGS:-})
+missing=()
+for p in "${need_pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "bootstrap: installing Debian packages: ${missing[*]}" >&2
+  SUDO=""
+  if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# npm dependencies, reinstalled only when package-lock.json changed since the last install.
+stamp=node_modules/.oriel-lock-stamp
+want=$(sha256sum package-lock.json 2>/dev/null | cut -d' ' -f1 || echo none)
+if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
+  echo "bootstrap: installing npm dependencies" >&2
+  if [ -f package-lock.json ]; then npm ci --no-audit --no-fund --loglevel=error; else npm install --no-audit --no-fund --loglevel=error; fi
+  sha256sum package-lock.json | cut -d' ' -f1 > "$stamp"
+fi
