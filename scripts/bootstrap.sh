@@ -5,8 +5,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Debian packages: QEMU with SPICE built in, qemu-img, and the tools the guest image builder uses.
-# (Guest kernels and busybox are not installed: the image builder downloads their .deb files into its cache.)
-need_pkgs=(qemu-system-x86 qemu-utils ${ORIEL_EXTRA_PKGS:-})
+# xz-utils unpacks the guest kernel. (Guest kernels and busybox are not installed: the image builder downloads
+# their .deb files into its cache.)
+need_pkgs=(qemu-system-x86 qemu-utils xz-utils ${ORIEL_EXTRA_PKGS:-})
 missing=()
 for p in "${need_pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -1,0 +1,80 @@
+// oriel serve: runs the server in this process. With --demo it also builds the tiny image and starts a demo VM.
+import type { Command } from 'commander';
+import { defaultConfig, type Accel, type OrielConfig } from '../../config.ts';
+import { createServer, type OrielServer } from '../../server/app.ts';
+import { startImageBuild } from '../../server/routes/images.ts';
+import { CliError } from '../api.ts';
+import { ProgressBar } from '../output.ts';
+
+export const DEMO_VM = 'demo';
+
+export function serveCommand(program: Command): void {
+  program.command('serve')
+    .description('run the Oriel server (state in the data directory; VMs keep running when it stops)')
+    .option('--host <addr>', 'address to listen on (ORIEL_HOST; default 127.0.0.1)')
+    .option('--port <n>', 'port (ORIEL_PORT; default 8470)')
+    .option('--data-dir <dir>', 'data directory (ORIEL_DATA_DIR; default ~/.local/share/oriel)')
+    .option('--cache-dir <dir>', 'image cache (ORIEL_CACHE_DIR; default ~/.cache/oriel)')
+    .option('--accel <auto|kvm|tcg>', 'acceleration for new VMs (ORIEL_ACCEL; default auto)')
+    .option('--demo', "build the tiny image and start a VM named 'demo' owned by admin")
+    .action(async (o) => {
+      const config: OrielConfig = defaultConfig();
+      if (o.host) config.host = o.host;
+      if (o.port) config.port = Number(o.port);
+      if (o.dataDir) config.dataDir = (await import('node:path')).resolve(o.dataDir);
+      if (o.cacheDir) config.cacheDir = (await import('node:path')).resolve(o.cacheDir);
+      if (o.accel) {
+        if (!['auto', 'kvm', 'tcg'].includes(o.accel)) throw new CliError(`--accel must be auto, kvm or tcg, not '${o.accel}'`);
+        config.accel = o.accel as Accel;
+      }
+      if (!Number.isInteger(config.port) || config.port < 0 || config.port > 65535) throw new CliError(`invalid port '${o.port ?? process.env.ORIEL_PORT}'`);
+      const server = await createServer(config);
+      try {
+        await server.app.listen({ host: config.host, port: config.port });
+      } catch (e) {
+        await server.close();
+        throw new CliError(`cannot listen on ${config.host}:${config.port}: ${(e as Error).message}`);
+      }
+      const addr = server.app.server.address();
+      const port = typeof addr === 'object' && addr ? addr.port : config.port;
+      const url = `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`;
+      const out = process.stdout;
+      out.write(`\nOriel is running at ${url}\n`);
+      out.write(`  data directory: ${config.dataDir}\n`);
+      if (server.firstAdmin) {
+        out.write(`  admin account:  ${server.firstAdmin.name}\n`);
+        if (server.firstAdmin.generated) out.write(`  admin password: ${server.firstAdmin.password}   (shown only now; ORIEL_ADMIN_PASSWORD sets it)\n`);
+        else out.write('  admin password: from ORIEL_ADMIN_PASSWORD\n');
+      }
+      out.write(`  sign in from a shell: npx oriel login --server ${url}\n\n`);
+      const stop = async () => {
+        out.write('stopping the server (VMs keep running; the next `oriel serve` re-attaches them)\n');
+        await server.close();
+        process.exit(0);
+      };
+      process.once('SIGINT', stop);
+      process.once('SIGTERM', stop);
+      if (o.demo) void startDemo(server).catch((e) => server.app.log.error({ err: e }, `demo VM: ${(e as Error).message}`));
+    });
+}
+
+/** Builds the tiny image (an operation, progress on stderr), then creates and starts the demo VM. */
+export async function startDemo(server: OrielServer): Promise<void> {
+  const { ctx } = server;
+  const admin = ctx.users.list().find((u) => u.role === 'admin');
+  if (!admin) return;
+  const op = startImageBuild(ctx, 'tiny', admin.id);
+  const bar = new ProgressBar();
+  const onChange = (o: { id: string; progress: { done: number; total: number; stage: string } }) => {
+    if (o.id === op.id) bar.update(o.progress.done, o.progress.total, `image tiny: ${o.progress.stage}`);
+  };
+  ctx.ops.on('changed', onChange);
+  const done = await ctx.ops.wait(op.id, 30 * 60 * 1000);
+  ctx.ops.off('changed', onChange);
+  bar.end();
+  if (done.status !== 'succeeded') throw new Error(`building the tiny image ${done.status}: ${done.error}`);
+  let vm = ctx.vms.store.byName(DEMO_VM);
+  vm ??= await ctx.vms.create({ name: DEMO_VM, image: 'tiny', memoryMiB: 256 }, admin.id);
+  if (vm.state === 'stopped' || vm.state === 'crashed') vm = await ctx.vms.start(vm.id);
+  process.stdout.write(`demo VM '${DEMO_VM}' is ${vm.state}: try \`npx oriel vm exec demo -- uname -a\`\n`);
+}

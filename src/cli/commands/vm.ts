@@ -1,0 +1,104 @@
+// oriel vm create|list|show|start|stop|force-stop|pause|resume|reset|delete|log|exec
+import type { Command } from 'commander';
+import { Api, CliError } from '../api.ts';
+import { printJson, table } from '../output.ts';
+
+interface Vm {
+  id: string; name: string; owner: string; state: string; stateReason: string | null; pid: number | null;
+  memoryMiB: number; cpus: number; display: string; accel: string; image: string | null; createdAt: string;
+}
+
+const enc = encodeURIComponent;
+const intArg = (name: string) => (v: string) => {
+  if (!/^\d+$/.test(v)) throw new CliError(`${name} must be a whole number, not '${v}'`);
+  return Number(v);
+};
+
+export function vmCommands(program: Command, api: () => Api): void {
+  const vm = program.command('vm').description('create and run virtual machines');
+
+  vm.command('create <name>')
+    .description('create a VM (stopped): from a built image (tiny), a disk image path, or --kernel/--initrd')
+    .option('--image <name|path>', 'built image name, or absolute path to a qcow2/raw disk (used through an overlay)')
+    .option('--kernel <path>', 'boot this kernel directly')
+    .option('--initrd <path>', 'initrd for --kernel')
+    .option('--append <args>', 'kernel command line')
+    .option('--memory <MiB>', 'guest memory in MiB (default 256)', intArg('--memory'))
+    .option('--cpus <n>', 'virtual CPUs (default 1)', intArg('--cpus'))
+    .option('--display <std|qxl>', 'graphics card')
+    .option('--accel <auto|kvm|tcg>', 'acceleration (default from the server)')
+    .option('--start', 'start it right away')
+    .option('--json', 'print JSON')
+    .action(async (name: string, o) => {
+      const image = o.image && (o.image.includes('/') ? (await import('node:path')).resolve(o.image) : o.image);
+      const abs = async (p?: string) => (p ? (await import('node:path')).resolve(p) : undefined);
+      let v = await api().post<Vm>('/api/vms', {
+        name, image, kernel: await abs(o.kernel), initrd: await abs(o.initrd), append: o.append,
+        memoryMiB: o.memory, cpus: o.cpus, display: o.display, accel: o.accel,
+      });
+      if (o.start) v = await api().post<Vm>(`/api/vms/${enc(name)}/start`);
+      if (o.json) printJson(v);
+      else console.log(`created VM '${v.name}' (${v.state})`);
+    });
+
+  vm.command('list').alias('ls').description('list VMs').option('--json', 'print JSON').action(async (o) => {
+    const vms = await api().get<Vm[]>('/api/vms');
+    if (o.json) return printJson(vms);
+    if (vms.length === 0) return console.log('no VMs yet: create one with `oriel vm create NAME --image tiny`');
+    console.log(table(vms.map((v) => ({ ...v, memory: `${v.memoryMiB} MiB` })), ['name', 'state', 'memory', 'cpus', 'image', 'owner']));
+  });
+
+  vm.command('show <name>').description('show one VM').option('--json', 'print JSON').action(async (name: string, o) => {
+    const v = await api().get<Vm>(`/api/vms/${enc(name)}`);
+    if (o.json) return printJson(v);
+    for (const [k, val] of Object.entries(v)) if (k !== 'stateReason') console.log(`${k.padEnd(10)} ${val ?? '-'}`);
+    if (v.stateReason) console.log(`\n${v.stateReason}`);
+  });
+
+  const lifecycle: [string, string, string][] = [
+    ['start', 'start', 'start a stopped or crashed VM'],
+    ['force-stop', 'force-stop', 'stop at once, without asking the guest'],
+    ['pause', 'pause', 'pause the VM'],
+    ['resume', 'resume', 'resume a paused VM'],
+    ['reset', 'reset', 'hard-reset the VM'],
+  ];
+  for (const [cmd, path, desc] of lifecycle) {
+    vm.command(`${cmd} <name>`).description(desc).option('--json', 'print JSON').action(async (name: string, o) => {
+      const v = await api().post<Vm>(`/api/vms/${enc(name)}/${path}`);
+      if (o.json) printJson(v);
+      else console.log(`${v.name}: ${v.state}${v.stateReason ? ` (${v.stateReason})` : ''}`);
+    });
+  }
+
+  vm.command('stop <name>').description('shut down through ACPI; forced off after the timeout')
+    .option('--timeout <seconds>', 'how long the guest may take', intArg('--timeout'))
+    .option('--json', 'print JSON')
+    .action(async (name: string, o) => {
+      const v = await api().post<Vm>(`/api/vms/${enc(name)}/stop`, o.timeout !== undefined ? { timeoutSec: o.timeout } : {});
+      if (o.json) printJson(v);
+      else console.log(`${v.name}: ${v.state}${v.stateReason ? ` (${v.stateReason})` : ''}`);
+    });
+
+  vm.command('delete <name>').alias('rm').description('delete a stopped VM and its disk overlay').action(async (name: string) => {
+    await api().delete(`/api/vms/${enc(name)}`);
+    console.log(`deleted VM '${name}'`);
+  });
+
+  vm.command('log <name>').description("print the guest's serial console output (this boot)")
+    .option('--qemu', "QEMU's own log instead")
+    .option('-n, --lines <n>', 'last N lines', intArg('--lines'), 200)
+    .action(async (name: string, o) => {
+      const r = await api().get<{ text: string }>(`/api/vms/${enc(name)}/log?source=${o.qemu ? 'qemu' : 'serial'}&lines=${o.lines}`);
+      process.stdout.write(r.text.endsWith('\n') || r.text === '' ? r.text : r.text + '\n');
+    });
+
+  vm.command('exec <name> <command...>')
+    .description('run a command in the guest and print its output; exits with its status (use -- before the command)')
+    .option('--timeout <seconds>', 'give up after this long (default 60)', intArg('--timeout'), 60)
+    .action(async (name: string, argv: string[], o) => {
+      const r = await api().post<{ stdout: string; stderr: string; exitCode: number }>(`/api/vms/${enc(name)}/exec`, { argv, timeoutSec: o.timeout });
+      process.stdout.write(r.stdout);
+      process.stderr.write(r.stderr);
+      process.exitCode = r.exitCode;
+    });
+}

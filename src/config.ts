@@ -1,0 +1,49 @@
+// Oriel's configuration: embedded defaults, overridden by environment variables, then by command-line flags.
+import { homedir, tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+
+export type Accel = 'auto' | 'kvm' | 'tcg';
+
+export interface OrielConfig {
+  /** Everything Oriel owns lives here: oriel.db (SQLite), vms/<id>/ (overlays, sockets, logs). Mode 0700. */
+  dataDir: string;
+  /** Built guest images and downloaded packages, shared by all data directories, keyed by recipe. */
+  cacheDir: string;
+  host: string;
+  port: number;
+  accel: Accel;
+  qemuBinary: string;
+  qemuImgBinary: string;
+  /** Password for the first admin account; generated and printed once when unset. */
+  adminPassword?: string;
+  /** Seconds an ACPI shutdown may take before the VM is forced off. */
+  stopTimeoutSec: number;
+  /** Set when Oriel is served over https (marks cookies Secure). */
+  secureCookies: boolean;
+  logLevel: string;
+}
+
+function xdg(envName: string, fallback: string): string {
+  return process.env[envName] || join(homedir(), fallback);
+}
+
+export function defaultConfig(env: NodeJS.ProcessEnv = process.env): OrielConfig {
+  return {
+    dataDir: resolve(env.ORIEL_DATA_DIR || join(xdg('XDG_DATA_HOME', '.local/share'), 'oriel')),
+    cacheDir: resolve(env.ORIEL_CACHE_DIR || join(xdg('XDG_CACHE_HOME', '.cache'), 'oriel')),
+    host: env.ORIEL_HOST || '127.0.0.1',
+    port: env.ORIEL_PORT ? Number(env.ORIEL_PORT) : 8470,
+    accel: (env.ORIEL_ACCEL as Accel) || 'auto',
+    qemuBinary: env.ORIEL_QEMU || 'qemu-system-x86_64',
+    qemuImgBinary: env.ORIEL_QEMU_IMG || 'qemu-img',
+    adminPassword: env.ORIEL_ADMIN_PASSWORD || undefined,
+    stopTimeoutSec: env.ORIEL_STOP_TIMEOUT ? Number(env.ORIEL_STOP_TIMEOUT) : 30,
+    secureCookies: env.ORIEL_SECURE_COOKIES === '1',
+    logLevel: env.ORIEL_LOG_LEVEL || 'info',
+  };
+}
+
+/** A short-lived scratch folder for tests and benchmarks, short enough for unix socket paths (< 108 bytes). */
+export function scratchRoot(): string {
+  return tmpdir();
+}

@@ -1,0 +1,111 @@
+// Builds Oriel's server: state in SQLite under the data directory, the VM manager, operations, and the REST API
+// (fastify, request/response schemas in zod, the OpenAPI document generated from the same schemas).
+import { chmodSync, mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import Fastify, { type FastifyInstance } from 'fastify';
+import cookie from '@fastify/cookie';
+import swagger from '@fastify/swagger';
+import { hasZodFastifySchemaValidationErrors, jsonSchemaTransform, serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod';
+import { ZodError } from 'zod';
+import type { OrielConfig } from '../config.ts';
+import { OrielError } from '../errors.ts';
+import { openDatabase } from '../store/database.ts';
+import { VmManager } from '../vm/manager.ts';
+import { registerAuth } from './auth/plugin.ts';
+import { generatePassword } from './auth/passwords.ts';
+import { Users } from './auth/users.ts';
+import type { ServerContext } from './context.ts';
+import { Operations } from './operations.ts';
+import { authRoutes } from './routes/auth.ts';
+import { eventRoutes } from './routes/events.ts';
+import { imageRoutes } from './routes/images.ts';
+import { operationRoutes } from './routes/operations.ts';
+import { userRoutes } from './routes/users.ts';
+import { vmRoutes } from './routes/vms.ts';
+
+export const VERSION = '0.1.0';
+
+export interface OrielServer {
+  app: FastifyInstance;
+  ctx: ServerContext;
+  /** Set when this start created the first admin and generated its password (to be shown once). */
+  firstAdmin?: { name: string; password: string; generated: boolean };
+  /** Stops serving. Running VMs keep running; the next server re-attaches them. */
+  close(): Promise<void>;
+}
+
+export async function createServer(config: OrielConfig, opts: { logger?: boolean } = {}): Promise<OrielServer> {
+  mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
+  chmodSync(config.dataDir, 0o700);
+  const db = openDatabase(join(config.dataDir, 'oriel.db'));
+  const app = Fastify({
+    logger: opts.logger === false ? false : {
+      level: config.logLevel,
+      // Secrets never reach the log: tokens and cookies live in these headers; bodies are not logged.
+      redact: ['req.headers.authorization', 'req.headers.cookie', 'res.headers["set-cookie"]'],
+    },
+    bodyLimit: 1024 * 1024,
+  });
+  const vms = new VmManager({
+    db, dataDir: config.dataDir, cacheDir: config.cacheDir, qemuBinary: config.qemuBinary, qemuImgBinary: config.qemuImgBinary,
+    accel: config.accel, stopTimeoutSec: config.stopTimeoutSec,
+    log: (level, msg, extra) => app.log[level](extra ?? {}, msg),
+  });
+  const users = new Users(db);
+  const ops = new Operations(db);
+  const ctx: ServerContext = { config, db, vms, users, ops };
+
+  let firstAdmin: OrielServer['firstAdmin'];
+  if (users.count() === 0) {
+    const password = config.adminPassword ?? generatePassword();
+    await users.create('admin', password, 'admin');
+    firstAdmin = { name: 'admin', password, generated: !config.adminPassword };
+  }
+  ops.init();
+  await vms.init();
+
+  app.setValidatorCompiler(validatorCompiler);
+  app.setSerializerCompiler(serializerCompiler);
+  await app.register(cookie);
+  await app.register(swagger, {
+    openapi: {
+      openapi: '3.1.0',
+      info: { title: 'Oriel API', version: VERSION, description: 'Virtual machines, consoles and checkpoints. Authenticate with `Authorization: Bearer oriel_...` or the session cookie from /api/auth/login.' },
+      components: { securitySchemes: { token: { type: 'http', scheme: 'bearer' }, session: { type: 'apiKey', in: 'cookie', name: 'oriel_session' } } },
+      security: [{ token: [] }, { session: [] }],
+    },
+    transform: jsonSchemaTransform,
+  });
+  registerAuth(app, users);
+  app.setErrorHandler((err, req, reply) => {
+    if (err instanceof OrielError) return reply.code(err.status).send({ error: err.code, message: err.message });
+    if (hasZodFastifySchemaValidationErrors(err)) {
+      const where = err.validationContext ?? 'request';
+      const msg = err.validation.map((v) => `${where}${v.instancePath ? v.instancePath.replace(/\//g, '.') : ''}: ${v.message}`).join('; ');
+      return reply.code(400).send({ error: 'bad_request', message: msg });
+    }
+    if (err instanceof ZodError) return reply.code(400).send({ error: 'bad_request', message: err.issues.map((i) => i.message).join('; ') });
+    const status = (err as { statusCode?: number }).statusCode;
+    if (status && status >= 400 && status < 500) return reply.code(status).send({ error: 'bad_request', message: (err as Error).message });
+    req.log.error({ err }, 'unhandled error');
+    return reply.code(500).send({ error: 'internal', message: 'internal server error (see the server log)' });
+  });
+
+  app.get('/api/health', { schema: { tags: ['meta'], summary: 'Liveness (no auth)' } }, async () => ({ ok: true, version: VERSION }));
+  app.get('/api/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+  authRoutes(app, ctx);
+  userRoutes(app, ctx);
+  vmRoutes(app, ctx);
+  imageRoutes(app, ctx);
+  operationRoutes(app, ctx);
+  eventRoutes(app, ctx);
+
+  return {
+    app, ctx, firstAdmin,
+    async close() {
+      await app.close();
+      vms.detachAll();
+      db.close();
+    },
+  };
+}

@@ -1,0 +1,59 @@
+// Authentication for every request under /api, except health and login: a Bearer API token (CLI, scripts) or
+// the session cookie (browser). A cookie-authenticated request that changes state must come from our own origin
+// (the cookie is also SameSite=Strict; this is the second lock on the same door).
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { forbidden, unauthorized } from '../../errors.ts';
+import type { User, Users } from './users.ts';
+
+export const SESSION_COOKIE = 'oriel_session';
+const PUBLIC = new Set(['/api/health', '/api/auth/login']);
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    user: User | null;
+  }
+}
+
+export function registerAuth(app: FastifyInstance, users: Users): void {
+  app.decorateRequest('user', null);
+  app.addHook('onRequest', async (req) => {
+    const path = req.url.split('?')[0]!;
+    if (!path.startsWith('/api/') || PUBLIC.has(path)) return;
+    const header = req.headers.authorization;
+    if (header) {
+      const m = /^Bearer\s+(\S+)$/i.exec(header);
+      const user = m ? users.userForToken(m[1]!) : undefined;
+      if (!user) throw unauthorized('the API token is not valid (revoked, mistyped, or from another server)');
+      req.user = user;
+      return;
+    }
+    const cookie = req.cookies[SESSION_COOKIE];
+    const user = cookie ? users.userForSession(cookie) : undefined;
+    if (!user) throw unauthorized(cookie ? 'your session has expired: sign in again' : undefined);
+    if (!['GET', 'HEAD', 'OPTIONS'].includes(req.method) && !sameOrigin(req)) {
+      throw forbidden('cross-site request refused: the Origin header does not match this server');
+    }
+    req.user = user;
+  });
+}
+
+function sameOrigin(req: FastifyRequest): boolean {
+  const origin = req.headers.origin;
+  if (!origin) return true; // not a browser cross-site request (browsers send Origin on every POST)
+  try {
+    return new URL(origin).host === req.headers.host;
+  } catch {
+    return false;
+  }
+}
+
+export function requireUser(req: FastifyRequest): User {
+  if (!req.user) throw unauthorized();
+  return req.user;
+}
+
+export function requireAdmin(req: FastifyRequest): User {
+  const u = requireUser(req);
+  if (u.role !== 'admin') throw forbidden('this needs an admin account');
+  return u;
+}

@@ -1,0 +1,14 @@
+// What route handlers share: the services behind the API.
+import type { OrielConfig } from '../config.ts';
+import type { Db } from '../store/database.ts';
+import type { VmManager } from '../vm/manager.ts';
+import type { Users } from './auth/users.ts';
+import type { Operations } from './operations.ts';
+
+export interface ServerContext {
+  config: OrielConfig;
+  db: Db;
+  vms: VmManager;
+  users: Users;
+  ops: Operations;
+}

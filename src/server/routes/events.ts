@@ -1,0 +1,36 @@
+// Server-sent events: VM state changes and operation progress as they happen, filtered to what the caller may
+// see. The web UI and `oriel` follow this stream instead of polling.
+import type { FastifyInstance } from 'fastify';
+import { requireUser } from '../auth/plugin.ts';
+import type { ServerContext } from '../context.ts';
+import type { Operation } from '../operations.ts';
+import { operationView, vmView } from '../schemas.ts';
+import type { VmRecord } from '../../vm/store.ts';
+import { canSeeOperation } from './operations.ts';
+
+const KEEPALIVE_MS = 15_000;
+
+export function eventRoutes(app: FastifyInstance, ctx: ServerContext): void {
+  app.get('/api/events', { schema: { tags: ['events'], summary: 'text/event-stream of {type:"vm"|"vm-deleted"|"operation", ...}' } }, (req, reply) => {
+    const user = requireUser(req);
+    reply.hijack();
+    const res = reply.raw;
+    res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-store', connection: 'keep-alive', 'x-accel-buffering': 'no' });
+    res.write(': connected\n\n');
+    const send = (type: string, data: unknown) => res.write(`event: ${type}\ndata: ${JSON.stringify(data)}\n\n`);
+    const mayUse = (vm: VmRecord) => user.role === 'admin' || vm.ownerId === user.id;
+    const onVm = (vm: VmRecord) => mayUse(vm) && send('vm', vmView(vm, ctx.users));
+    const onVmDeleted = (vm: VmRecord) => mayUse(vm) && send('vm-deleted', { id: vm.id, name: vm.name });
+    const onOp = (op: Operation) => canSeeOperation(ctx, req, op) && send('operation', operationView(op, ctx.users, ctx.vms));
+    ctx.vms.on('changed', onVm);
+    ctx.vms.on('deleted', onVmDeleted);
+    ctx.ops.on('changed', onOp);
+    const keepalive = setInterval(() => res.write(': keepalive\n\n'), KEEPALIVE_MS);
+    req.raw.on('close', () => {
+      clearInterval(keepalive);
+      ctx.vms.off('changed', onVm);
+      ctx.vms.off('deleted', onVmDeleted);
+      ctx.ops.off('changed', onOp);
+    });
+  });
+}

@@ -1,0 +1,190 @@
+// The "tiny" guest: Debian's kernel (uncompressed: see bzimage.ts) and a static busybox in a gzip initramfs, plus a
+// blank 64 MiB qcow2 base disk.
+// It boots under TCG in seconds, draws on its framebuffer console, prints READY_MARKER on ttyS0 and serves the
+// GuestShell protocol on ttyS1 (the init script, tiny-init.sh, says how).
+import { randomBytes, createHash } from 'node:crypto';
+import { execFile } from 'node:child_process';
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { promisify } from 'node:util';
+import { defaultConfig } from '../../config.ts';
+import { writeCpioGz, type CpioEntry } from './cpio.ts';
+import { extractVmlinux } from './bzimage.ts';
+import { aptCandidates, extractDeb, fetchDeb } from './deb.ts';
+import { moduleClosure } from './kmod.ts';
+import type { BuildContext, ImageManifest } from './types.ts';
+
+const run = promisify(execFile);
+
+/** Bump when the builder's output changes for the same packages and init script. */
+const BUILDER_VERSION = 1;
+const READY_MARKER = 'ORIEL-READY';
+const DISK_SIZE = '64M';
+/** Loaded by the init script; dependencies come along (kmod.ts). */
+const MODULES = ['virtio_pci', 'virtio_blk', 'virtio_console', 'bochs', 'qxl', 'button', 'evdev'];
+// Both consoles get kernel messages; the last console= is /dev/console, so ttyS0 (serial.log) gets the init's
+// output. panic=-1: reboot at once if PID 1 ever dies, rather than hang. quiet keeps the slow UART out of boot.
+const APPEND = 'console=tty0 console=ttyS0 panic=-1 quiet';
+const INIT_SCRIPT = readFileSync(new URL('./tiny-init.sh', import.meta.url), 'utf8');
+
+interface Pkg { name: string; version: string }
+let packages: { kernel: Pkg; busybox: Pkg } | undefined;
+
+/** The kernel image package linux-image-amd64 currently points to, and busybox-static, at apt's candidate versions. */
+function tinyPackages(): { kernel: Pkg; busybox: Pkg } {
+  if (packages) return packages;
+  const [meta, busybox] = aptCandidates(['linux-image-amd64', 'busybox-static']);
+  const dep = meta!.depends.match(/(linux-image-6\.1[^\s,]*-amd64) \(= ([^)\s]+)\)/);
+  if (!dep) throw new Error(`linux-image-amd64 ${meta!.version} does not depend on a linux-image-6.1*-amd64 package (Depends: ${meta!.depends})`);
+  packages = { kernel: { name: dep[1]!, version: dep[2]! }, busybox: { name: busybox!.name, version: busybox!.version } };
+  return packages;
+}
+
+/** Hex sha256 over everything the image is made from. Computed once per process (it asks apt for versions). */
+export function tinyRecipeHash(): string {
+  const p = tinyPackages();
+  const recipe = { builder: BUILDER_VERSION, packages: [p.kernel, p.busybox], init: INIT_SCRIPT, modules: MODULES, append: APPEND, marker: READY_MARKER, disk: DISK_SIZE };
+  return createHash('sha256').update(JSON.stringify(recipe)).digest('hex');
+}
+
+function readManifest(dir: string): ImageManifest | undefined {
+  const f = join(dir, 'manifest.json');
+  return existsSync(f) ? (JSON.parse(readFileSync(f, 'utf8')) as ImageManifest) : undefined;
+}
+
+const inflight = new Map<string, Promise<ImageManifest>>();
+
+/** Builds the tiny image into <cacheDir>/images/tiny-<recipe>/, or returns the one already there. */
+export function buildTinyImage(ctx: BuildContext): Promise<ImageManifest> {
+  let recipe: string;
+  try {
+    recipe = tinyRecipeHash();
+  } catch (e) {
+    return Promise.reject(e);
+  }
+  const dir = join(ctx.cacheDir, 'images', `tiny-${recipe.slice(0, 16)}`);
+  const built = readManifest(dir);
+  if (built) return Promise.resolve(built);
+  let p = inflight.get(dir);
+  if (!p) {
+    p = build(ctx, recipe, dir).finally(() => inflight.delete(dir));
+    inflight.set(dir, p);
+  }
+  return p;
+}
+
+async function build(ctx: BuildContext, recipe: string, dir: string): Promise<ImageManifest> {
+  const { signal } = ctx;
+  const total = 6;
+  let done = 0;
+  const step = (stage: string, line: string) => {
+    ctx.progress?.(done++, total, stage);
+    ctx.log?.(line);
+    signal?.throwIfAborted();
+  };
+  const tmpRoot = join(ctx.cacheDir, 'tmp');
+  removeAbandoned(tmpRoot);
+  // Everything is made in a private folder next to the cache, then renamed into place whole, manifest included:
+  // an interrupted build leaves no folder that looks like an image.
+  const tmp = join(tmpRoot, `tiny-${process.pid}-${randomBytes(4).toString('hex')}`);
+  const out = join(tmp, 'image');
+  mkdirSync(out, { recursive: true });
+  try {
+    const { kernel, busybox } = tinyPackages();
+    const debs = join(ctx.cacheDir, 'debs');
+    step('download', `fetching ${kernel.name} ${kernel.version}`);
+    const kernelDeb = await fetchDeb(kernel.name, kernel.version, debs, signal);
+    step('download', `fetching ${busybox.name} ${busybox.version}`);
+    const busyboxDeb = await fetchDeb(busybox.name, busybox.version, debs, signal);
+
+    step('extract', `extracting ${kernelDeb}`);
+    const k = join(tmp, 'kernel');
+    await extractDeb(kernelDeb, k, signal);
+    const releases = readdirSync(join(k, 'lib/modules'));
+    if (releases.length !== 1) throw new Error(`expected one kernel release in ${kernel.name}, found: ${releases.join(', ')}`);
+    const release = releases[0]!;
+    await extractVmlinux(join(k, 'boot', `vmlinuz-${release}`), join(out, 'vmlinux'), signal);
+    step('extract', `extracting ${busyboxDeb}`);
+    const b = join(tmp, 'busybox');
+    await extractDeb(busyboxDeb, b, signal);
+
+    step('initramfs', `making the initramfs for kernel ${release}`);
+    await writeCpioGz(initramfsEntries(join(k, 'lib/modules', release), release, join(b, 'bin/busybox')), join(out, 'initrd.img'), signal);
+    rmSync(k, { recursive: true, force: true });
+    rmSync(b, { recursive: true, force: true });
+
+    step('disk', `creating the ${DISK_SIZE} base disk`);
+    await run(defaultConfig().qemuImgBinary, ['create', '-q', '-f', 'qcow2', join(out, 'disk.qcow2'), DISK_SIZE], { signal });
+
+    const manifest: ImageManifest = {
+      name: 'tiny',
+      recipe,
+      builtAt: new Date().toISOString(),
+      dir,
+      kernel: join(dir, 'vmlinux'),
+      initrd: join(dir, 'initrd.img'),
+      append: APPEND,
+      disk: join(dir, 'disk.qcow2'),
+      readyMarker: READY_MARKER,
+      exec: 'serial-shell',
+      sizeBytes: readdirSync(out).reduce((n, f) => n + statSync(join(out, f)).size, 0),
+    };
+    writeFileSync(join(out, 'manifest.json'), JSON.stringify(manifest, null, 2) + '\n');
+    signal?.throwIfAborted();
+    const published = publish(out, dir) ?? manifest;
+    ctx.progress?.(total, total, 'done');
+    return published;
+  } finally {
+    rmSync(tmp, { recursive: true, force: true });
+  }
+}
+
+/** Renames the finished folder into place; if another process got there first, its image is the one returned. */
+function publish(out: string, dir: string): ImageManifest | undefined {
+  mkdirSync(dirname(dir), { recursive: true });
+  const theirs = readManifest(dir);
+  if (theirs) return theirs;
+  rmSync(dir, { recursive: true, force: true }); // a folder without manifest is nobody's image
+  try {
+    renameSync(out, dir);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    const won = (code === 'ENOTEMPTY' || code === 'EEXIST') && readManifest(dir);
+    if (won) return won;
+    throw e;
+  }
+  return undefined;
+}
+
+function* initramfsEntries(modulesDir: string, release: string, busybox: string): Generator<CpioEntry> {
+  const mods = moduleClosure(modulesDir, MODULES);
+  const modRoot = `lib/modules/${release}`;
+  const dirs = new Set(['bin', 'sbin', 'usr', 'usr/bin', 'usr/sbin', 'etc', 'lib', 'lib/modules', modRoot]);
+  for (const f of mods.files) for (let d = dirname(`${modRoot}/${f}`); !dirs.has(d); d = dirname(d)) dirs.add(d);
+  for (const d of [...dirs].sort()) yield { type: 'dir', path: d };
+  yield { type: 'file', path: 'init', data: Buffer.from(INIT_SCRIPT), mode: 0o755 };
+  yield { type: 'file', path: 'bin/busybox', data: readFileSync(busybox), mode: 0o755 };
+  yield { type: 'symlink', path: 'bin/sh', target: 'busybox' };
+  yield { type: 'file', path: 'etc/oriel-tiny.conf', data: Buffer.from(`MODULES='${MODULES.join(' ')}'\nREADY_MARKER='${READY_MARKER}'\n`) };
+  yield { type: 'file', path: `${modRoot}/modules.dep`, data: Buffer.from(mods.modulesDep) };
+  for (const f of mods.files) yield { type: 'file', path: `${modRoot}/${f}`, data: readFileSync(join(modulesDir, f)) };
+}
+
+/** Removes build folders whose process is gone (a build killed midway). */
+function removeAbandoned(tmpRoot: string): void {
+  if (!existsSync(tmpRoot)) return;
+  for (const name of readdirSync(tmpRoot)) {
+    const pid = Number(name.match(/^tiny-(\d+)-/)?.[1]);
+    if (!pid || pid === process.pid || alive(pid)) continue;
+    rmSync(join(tmpRoot, name), { recursive: true, force: true });
+  }
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}

@@ -1,0 +1,455 @@
+// The VM manager: runs QEMU for each VM and keeps the VM's row in SQLite in step with what QEMU does.
+//
+// States and the transitions the API allows (anything else is a 409 that says why):
+//   stopped|crashed --start--> starting --(QMP up)--> running
+//   running --pause--> paused --resume--> running;  running|paused --reset--> (same)
+//   running|paused --stop--> stopping --(guest powers off, or forced after the timeout)--> stopped
+//   starting|running|paused|stopping --force-stop--> stopped
+//   any live state --(QEMU exits without being asked)--> crashed (with the tail of QEMU's log)
+//
+// QEMU runs detached from the server (its own session, its pid in a pidfile, QMP on a unix socket), so a server
+// restart re-attaches running VMs instead of losing them. QMP's socket closing is how a death is noticed, whether
+// Oriel started that QEMU or re-attached it.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { EventEmitter } from 'node:events';
+import { closeSync, existsSync, mkdirSync, openSync, rmSync, statSync, writeSync } from 'node:fs';
+import { conflict, notFound, OrielError, unprocessable, unavailable } from '../errors.ts';
+import type { Accel } from '../config.ts';
+import type { Db } from '../store/database.ts';
+import { resolveAccel } from './accel.ts';
+import { createOverlay, diskInfo, checkDisk } from './disk.ts';
+import { findBuiltImage, builders } from './images/registry.ts';
+import { GuestShell } from './guest-shell.ts';
+import { vmPaths, type VmPaths } from './paths.ts';
+import { isAlive, isOurQemu, readPidfile, tail, waitUntil } from './process.ts';
+import { qemuArgs } from './qemu-args.ts';
+import { QmpClient } from './qmp/index.ts';
+import { vmRequestSchema, type VmRequest, type VmSpec, type VmState } from './spec.ts';
+import { VmStore, type VmRecord } from './store.ts';
+import { isAbsolute } from 'node:path';
+
+export interface VmManagerOptions {
+  db: Db;
+  dataDir: string;
+  cacheDir: string;
+  qemuBinary: string;
+  qemuImgBinary: string;
+  accel: Accel;
+  stopTimeoutSec: number;
+  log?: (level: 'info' | 'warn' | 'error', msg: string, extra?: Record<string, unknown>) => void;
+}
+
+export interface ExecResult {
+  stdout: string;
+  stderr: string;
+  exitCode: number;
+}
+
+interface Runtime {
+  qmp: QmpClient;
+  pid: number;
+  child?: ChildProcess;
+  /** Oriel asked QEMU to exit (quit / kill): its exit is a stop, not a crash. */
+  expectExit: boolean;
+  /** QEMU reported SHUTDOWN (guest powered off, or a signal from the host). */
+  shutdownReason?: string;
+  childExit?: { code: number | null; signal: NodeJS.Signals | null };
+  /** The server let go of this QEMU (shutdown): it keeps running, to be re-attached by the next server. */
+  detached?: boolean;
+  gone: Promise<void>;
+  shell?: GuestShell;
+}
+
+const DEFAULT_MEMORY_MIB = 256;
+const QMP_START_TIMEOUT_MS = 20_000;
+const FORCE_WAIT_MS = 5_000;
+
+export class VmManager extends EventEmitter {
+  readonly store: VmStore;
+  private readonly runtimes = new Map<string, Runtime>();
+  private readonly locks = new Map<string, Promise<unknown>>();
+
+  constructor(private readonly o: VmManagerOptions) {
+    super();
+    this.store = new VmStore(o.db);
+    mkdirSync(`${o.dataDir}/vms`, { recursive: true, mode: 0o700 });
+  }
+
+  private log(level: 'info' | 'warn' | 'error', msg: string, extra?: Record<string, unknown>) {
+    this.o.log?.(level, msg, extra);
+  }
+
+  paths(vm: VmRecord): VmPaths {
+    return vmPaths(this.o.dataDir, vm.id);
+  }
+
+  get(ref: string): VmRecord {
+    const vm = this.store.byName(ref) ?? this.store.get(ref);
+    if (!vm) throw notFound(`no VM named '${ref}'`);
+    return vm;
+  }
+
+  list(ownerId?: string): VmRecord[] {
+    return this.store.list(ownerId);
+  }
+
+  /** Serialises lifecycle actions on one VM, so two requests never race on the same QEMU. */
+  private withLock<T>(id: string, fn: () => Promise<T>): Promise<T> {
+    const prev = this.locks.get(id) ?? Promise.resolve();
+    const next = prev.then(fn, fn);
+    this.locks.set(id, next.catch(() => undefined));
+    return next;
+  }
+
+  private setState(id: string, state: VmState, reason: string | null, pid?: number | null): VmRecord {
+    const vm = this.store.setState(id, state, reason, pid);
+    this.emit('changed', vm);
+    return vm;
+  }
+
+  private requireState(vm: VmRecord, allowed: VmState[], action: string): void {
+    if (!allowed.includes(vm.state)) {
+      throw conflict(`cannot ${action} VM '${vm.name}': it is ${vm.state} (${action} needs ${allowed.join(' or ')})`);
+    }
+  }
+
+  // ---- create / delete ----
+
+  /** Validates a request, resolves its image and creates the VM's folder and disk overlay. */
+  async create(input: unknown, ownerId: string): Promise<VmRecord> {
+    const parsed = vmRequestSchema.safeParse(input);
+    if (!parsed.success) {
+      throw new OrielError(400, parsed.error.issues.map((i) => (i.path.length ? `${i.path.join('.')}: ` : '') + i.message).join('; '), 'bad_request');
+    }
+    const req = parsed.data;
+    if (this.store.byName(req.name)) throw conflict(`a VM named '${req.name}' already exists`);
+    const spec = await this.resolveSpec(req);
+    const id = this.store.newId();
+    const p = vmPaths(this.o.dataDir, id);
+    mkdirSync(p.dir, { recursive: true, mode: 0o700 });
+    try {
+      if (spec.baseDisk) await createOverlay(this.o.qemuImgBinary, spec.baseDisk, spec.baseFormat!, p.disk);
+      const vm = this.store.insert({ id, name: req.name, ownerId, spec });
+      this.emit('changed', vm);
+      this.log('info', 'vm created', { vm: vm.name, id });
+      return vm;
+    } catch (e) {
+      rmSync(p.dir, { recursive: true, force: true });
+      if (e instanceof OrielError) throw e;
+      if ((e as { code?: string }).code === 'SQLITE_CONSTRAINT_UNIQUE') throw conflict(`a VM named '${req.name}' already exists`);
+      throw e;
+    }
+  }
+
+  private async resolveSpec(req: VmRequest): Promise<VmSpec> {
+    const spec: VmSpec = {
+      memoryMiB: req.memoryMiB ?? DEFAULT_MEMORY_MIB,
+      cpus: req.cpus ?? 1,
+      display: req.display ?? 'std',
+      accel: req.accel ?? this.o.accel,
+    };
+    if (req.image) {
+      if (isAbsolute(req.image)) {
+        if (!existsSync(req.image)) throw badRequestImage(`no disk image at ${req.image}`);
+        const info = await diskInfo(this.o.qemuImgBinary, req.image).catch((e) => { throw badRequestImage((e as Error).message); });
+        await checkDisk(this.o.qemuImgBinary, req.image, info.format).catch((e) => { throw badRequestImage((e as Error).message); });
+        Object.assign(spec, { image: 'path', baseDisk: req.image, baseFormat: info.format });
+      } else {
+        if (!builders[req.image]) {
+          throw badRequestImage(`unknown image '${req.image}': known images are ${Object.keys(builders).join(', ')}, or give an absolute path to a disk image`);
+        }
+        const m = findBuiltImage(this.o.cacheDir, req.image);
+        if (!m) throw badRequestImage(`image '${req.image}' is not built yet: run \`oriel image build ${req.image}\``);
+        Object.assign(spec, {
+          image: m.name, baseDisk: m.disk, baseFormat: m.disk ? 'qcow2' : undefined,
+          kernel: m.kernel, initrd: m.initrd, append: m.append, readyMarker: m.readyMarker, exec: m.exec,
+        });
+      }
+    }
+    if (req.kernel) {
+      for (const f of [req.kernel, req.initrd!]) {
+        if (!isAbsolute(f) || !existsSync(f)) throw badRequestImage(`kernel and initrd must be absolute paths to existing files: ${f}`);
+      }
+      Object.assign(spec, { kernel: req.kernel, initrd: req.initrd, append: req.append ?? spec.append ?? 'console=ttyS0' });
+    } else if (req.append !== undefined) {
+      spec.append = req.append;
+    }
+    return spec;
+  }
+
+  async delete(ref: string): Promise<void> {
+    const vm = this.get(ref);
+    await this.withLock(vm.id, async () => {
+      const cur = this.store.get(vm.id)!;
+      this.requireState(cur, ['stopped', 'crashed'], 'delete');
+      rmSync(this.paths(cur).dir, { recursive: true, force: true });
+      this.store.delete(cur.id);
+      this.emit('deleted', cur);
+      this.log('info', 'vm deleted', { vm: cur.name, id: cur.id });
+    });
+  }
+
+  // ---- lifecycle ----
+
+  start(ref: string): Promise<VmRecord> {
+    const vm = this.get(ref);
+    return this.withLock(vm.id, () => this.doStart(this.store.get(vm.id)!));
+  }
+
+  private async doStart(vm: VmRecord): Promise<VmRecord> {
+    this.requireState(vm, ['stopped', 'crashed'], 'start');
+    const p = this.paths(vm);
+    const spec = vm.spec;
+    for (const f of [spec.kernel, spec.initrd, spec.baseDisk ? p.disk : undefined]) {
+      if (f && !existsSync(f)) throw unprocessable(`cannot start VM '${vm.name}': ${f} is missing (was the image cache cleared?)`);
+    }
+    // A pidfile left by a QEMU that died with the machine, or whose pid now belongs to another process.
+    const stalePid = readPidfile(p.pidfile);
+    if (stalePid !== undefined) {
+      if (isAlive(stalePid) && isOurQemu(stalePid, p.qmp)) {
+        throw conflict(`QEMU for VM '${vm.name}' is still running as pid ${stalePid}; force-stop it first`);
+      }
+      this.log('warn', 'removing stale pidfile', { vm: vm.name, pid: stalePid });
+    }
+    for (const f of [p.pidfile, p.qmp, p.spice, p.serial, p.shell]) rmSync(f, { force: true });
+
+    this.setState(vm.id, 'starting', null, null);
+    const accel = await resolveAccel(spec.accel, this.o.qemuBinary);
+    const args = qemuArgs(vm.name, spec, p, accel);
+    const logFd = openSync(p.qemuLog, 'a', 0o600);
+    writeSync(logFd, `--- ${new Date().toISOString()} starting QEMU (accel ${accel})\n`);
+    let child: ChildProcess;
+    try {
+      // setsid (detached) so the VM survives the server: a restarted server re-attaches it.
+      child = spawn(this.o.qemuBinary, args, { detached: true, stdio: ['ignore', logFd, logFd], cwd: p.dir });
+    } finally {
+      closeSync(logFd);
+    }
+    child.unref();
+    const early = new Promise<never>((_, reject) => {
+      child.once('error', (e) => reject(unavailable(`cannot run ${this.o.qemuBinary}: ${e.message} (is qemu-system-x86 installed? run scripts/bootstrap.sh)`)));
+      child.once('exit', (code, signal) => reject(unprocessable(`QEMU exited at once (${signal ?? `code ${code}`}): ${tail(p.qemuLog, 5).split('\n').filter((l) => !l.startsWith('---')).join(' | ')}`)));
+    });
+    early.catch(() => undefined);
+    try {
+      const qmp = await Promise.race([QmpClient.connect(p.qmp, { retryUntilMs: QMP_START_TIMEOUT_MS }), early]);
+      const status = await qmp.queryStatus();
+      this.attach(vm, qmp, child.pid!, child);
+      this.log('info', 'vm started', { vm: vm.name, pid: child.pid, accel });
+      return this.setState(vm.id, status.status === 'paused' ? 'paused' : 'running', null, child.pid!);
+    } catch (e) {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+      const err = e instanceof OrielError ? e : unprocessable(`QEMU did not come up: ${(e as Error).message}. ${tail(p.qemuLog, 5)}`);
+      this.setState(vm.id, 'stopped', err.message, null);
+      throw err;
+    }
+  }
+
+  /** Wires a live QEMU to its VM: events keep the state in step, the socket closing means QEMU is gone. */
+  private attach(vm: VmRecord, qmp: QmpClient, pid: number, child?: ChildProcess): Runtime {
+    let markGone!: () => void;
+    const rt: Runtime = { qmp, pid, child, expectExit: false, gone: new Promise<void>((r) => (markGone = r)) };
+    this.runtimes.set(vm.id, rt);
+    child?.once('exit', (code, signal) => (rt.childExit = { code, signal }));
+    qmp.onEvent((ev) => {
+      if (ev.event === 'SHUTDOWN') rt.shutdownReason = String((ev.data as { reason?: string } | undefined)?.reason ?? 'shutdown');
+      const cur = this.store.get(vm.id);
+      if (!cur) return;
+      // Pauses and resumes done from outside Oriel (a QEMU monitor, a guest panic) still show in the state.
+      if (ev.event === 'STOP' && cur.state === 'running') this.setState(vm.id, 'paused', 'paused by QEMU');
+      if (ev.event === 'RESUME' && cur.state === 'paused') this.setState(vm.id, 'running', null);
+    });
+    void qmp.closed.then(async () => {
+      if (rt.detached) return;
+      await this.onQemuGone(vm.id, rt);
+      markGone();
+    });
+    return rt;
+  }
+
+  private async onQemuGone(id: string, rt: Runtime): Promise<void> {
+    if (this.runtimes.get(id) === rt) this.runtimes.delete(id);
+    rt.shell?.close();
+    // QMP closes a moment before the process is reaped; wait so the pid is really free.
+    if (!(await waitUntil(() => !isAlive(rt.pid) || rt.childExit !== undefined, FORCE_WAIT_MS))) {
+      this.log('warn', 'QMP closed but QEMU still runs; killing it', { id, pid: rt.pid });
+      try { process.kill(rt.pid, 'SIGKILL'); } catch { /* already gone */ }
+    }
+    const vm = this.store.get(id);
+    if (!vm) return;
+    const p = this.paths(vm);
+    for (const f of [p.pidfile, p.qmp, p.spice, p.serial, p.shell]) rmSync(f, { force: true });
+    if (rt.expectExit || rt.shutdownReason) {
+      const reason = rt.expectExit ? null : rt.shutdownReason === 'guest-shutdown' ? null : `QEMU shut down (${rt.shutdownReason})`;
+      this.setState(id, 'stopped', reason, null);
+      this.log('info', 'vm stopped', { vm: vm.name });
+    } else {
+      const how = rt.childExit ? (rt.childExit.signal ? `killed by ${rt.childExit.signal}` : `exit code ${rt.childExit.code}`) : 'exited';
+      const last = tail(p.qemuLog, 10);
+      this.setState(id, 'crashed', `QEMU (pid ${rt.pid}) ${how} unexpectedly.${last ? ` Last lines of its log:\n${last}` : ''}`, null);
+      this.log('warn', 'vm crashed', { vm: vm.name, pid: rt.pid, how });
+    }
+  }
+
+  private runtime(vm: VmRecord): Runtime {
+    const rt = this.runtimes.get(vm.id);
+    if (!rt) throw conflict(`VM '${vm.name}' is ${vm.state}: QEMU is not running`);
+    return rt;
+  }
+
+  pause(ref: string): Promise<VmRecord> {
+    const vm = this.get(ref);
+    return this.withLock(vm.id, async () => {
+      const cur = this.store.get(vm.id)!;
+      this.requireState(cur, ['running'], 'pause');
+      await this.runtime(cur).qmp.execute('stop');
+      return this.setState(cur.id, 'paused', null);
+    });
+  }
+
+  resume(ref: string): Promise<VmRecord> {
+    const vm = this.get(ref);
+    return this.withLock(vm.id, async () => {
+      const cur = this.store.get(vm.id)!;
+      this.requireState(cur, ['paused'], 'resume');
+      await this.runtime(cur).qmp.execute('cont');
+      return this.setState(cur.id, 'running', null);
+    });
+  }
+
+  reset(ref: string): Promise<VmRecord> {
+    const vm = this.get(ref);
+    return this.withLock(vm.id, async () => {
+      const cur = this.store.get(vm.id)!;
+      this.requireState(cur, ['running', 'paused'], 'reset');
+      await this.runtime(cur).qmp.execute('system_reset');
+      return this.store.get(cur.id)!;
+    });
+  }
+
+  /** ACPI shutdown; if the guest has not powered off after `timeoutSec`, QEMU is stopped by force. */
+  stop(ref: string, timeoutSec = this.o.stopTimeoutSec): Promise<VmRecord> {
+    const vm = this.get(ref);
+    return this.withLock(vm.id, async () => {
+      const cur = this.store.get(vm.id)!;
+      this.requireState(cur, ['running', 'paused'], 'stop');
+      const rt = this.runtime(cur);
+      this.setState(cur.id, 'stopping', null);
+      try {
+        // A paused guest cannot see the power button.
+        if (cur.state === 'paused') await rt.qmp.execute('cont');
+        await rt.qmp.execute('system_powerdown');
+      } catch (e) {
+        this.log('warn', 'ACPI shutdown request failed', { vm: cur.name, error: (e as Error).message });
+      }
+      const done = await Promise.race([rt.gone.then(() => true), sleep(timeoutSec * 1000).then(() => false)]);
+      if (!done) {
+        this.log('warn', 'guest ignored ACPI shutdown; forcing', { vm: cur.name, timeoutSec });
+        await this.kill(rt);
+        return this.setState(cur.id, 'stopped', `the guest did not power off within ${timeoutSec} s; it was stopped by force`, null);
+      }
+      return this.store.get(cur.id)!;
+    });
+  }
+
+  forceStop(ref: string): Promise<VmRecord> {
+    const vm = this.get(ref);
+    return this.withLock(vm.id, async () => {
+      const cur = this.store.get(vm.id)!;
+      this.requireState(cur, ['starting', 'running', 'paused', 'stopping'], 'force-stop');
+      await this.kill(this.runtime(cur));
+      return this.store.get(cur.id)!;
+    });
+  }
+
+  /** Ends QEMU: `quit` over QMP (lets QEMU flush its disks), then SIGKILL if it lingers. */
+  private async kill(rt: Runtime): Promise<void> {
+    rt.expectExit = true;
+    await rt.qmp.execute('quit', undefined, { timeoutMs: 2000 }).catch(() => undefined);
+    if (await Promise.race([rt.gone.then(() => true), sleep(FORCE_WAIT_MS).then(() => false)])) return;
+    try { process.kill(rt.pid, 'SIGKILL'); } catch { /* gone meanwhile */ }
+    await rt.gone;
+  }
+
+  // ---- guest access ----
+
+  /** Waits for the image's ready marker on the guest console (this boot's serial.log). */
+  async waitReady(ref: string, timeoutMs: number): Promise<void> {
+    const vm = this.get(ref);
+    const marker = vm.spec.readyMarker;
+    if (!marker) return;
+    const p = this.paths(vm);
+    const ok = await waitUntil(() => {
+      const cur = this.store.get(vm.id);
+      if (!cur || !['running', 'starting'].includes(cur.state)) return true;
+      return existsSync(p.serialLog) && statSync(p.serialLog).size > 0 && tail(p.serialLog, 400, 256 * 1024).includes(marker);
+    }, timeoutMs, 100);
+    const cur = this.get(ref);
+    if (cur.state !== 'running') throw conflict(`VM '${vm.name}' is ${cur.state}`);
+    if (!ok) throw new OrielError(504, `VM '${vm.name}' did not become ready within ${Math.round(timeoutMs / 1000)} s (no '${marker}' on its console)`, 'timeout');
+  }
+
+  /** Runs a command in the guest through the image's command shell (second serial port). */
+  async exec(ref: string, argv: string[], timeoutMs = 60_000): Promise<ExecResult> {
+    const vm = this.get(ref);
+    if (vm.spec.exec !== 'serial-shell') throw unprocessable(`VM '${vm.name}' has no command channel: its image does not provide one`);
+    this.requireState(vm, ['running'], 'run a command in');
+    const started = Date.now();
+    await this.waitReady(ref, timeoutMs);
+    const rt = this.runtime(this.get(ref));
+    if (!rt.shell) {
+      const shell = new GuestShell(this.paths(vm).shell);
+      await shell.connect(5000);
+      rt.shell = shell;
+    }
+    return rt.shell.exec(argv, { timeoutMs: Math.max(1000, timeoutMs - (Date.now() - started)) });
+  }
+
+  /** QMP of a running VM, for the console proxy, screendumps and checkpoints. */
+  qmp(ref: string): QmpClient {
+    const vm = this.get(ref);
+    return this.runtime(vm).qmp;
+  }
+
+  // ---- server start / stop ----
+
+  /** Re-attaches VMs whose QEMU survived a server restart; marks the others. */
+  async init(): Promise<void> {
+    for (const vm of this.store.list()) {
+      if (vm.state === 'stopped' || vm.state === 'crashed') continue;
+      const p = this.paths(vm);
+      const pid = readPidfile(p.pidfile) ?? vm.pid ?? undefined;
+      if (pid !== undefined && isAlive(pid) && isOurQemu(pid, p.qmp)) {
+        try {
+          const qmp = await QmpClient.connect(p.qmp, { timeoutMs: 5000 });
+          const status = await qmp.queryStatus();
+          this.attach(vm, qmp, pid);
+          this.setState(vm.id, status.status === 'paused' || status.status === 'prelaunch' ? 'paused' : 'running', null, pid);
+          this.log('info', 're-attached running vm', { vm: vm.name, pid });
+          continue;
+        } catch (e) {
+          this.log('warn', 'cannot re-attach vm', { vm: vm.name, pid, error: (e as Error).message });
+        }
+      }
+      rmSync(p.pidfile, { force: true });
+      if (vm.state === 'stopping') this.setState(vm.id, 'stopped', null, null);
+      else this.setState(vm.id, 'crashed', `QEMU was no longer running when Oriel started (last known pid ${pid ?? 'unknown'}).\n${tail(p.qemuLog, 10)}`, null);
+    }
+  }
+
+  /** Lets go of QEMU processes without stopping them (server shutdown): they keep running and are re-attached. */
+  detachAll(): void {
+    for (const rt of this.runtimes.values()) {
+      rt.detached = true;
+      rt.shell?.close();
+      rt.qmp.close();
+    }
+    this.runtimes.clear();
+  }
+}
+
+function badRequestImage(msg: string) {
+  return new OrielError(400, msg, 'bad_image');
+}
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms).unref());

@@ -1,0 +1,30 @@
+// Where one VM's files live inside the data directory. The folder is mode 0700: the SPICE, QMP and shell
+// sockets in it can be opened only by the user Oriel runs as, and clients reach them only through the server.
+import { join } from 'node:path';
+
+export interface VmPaths {
+  dir: string;
+  disk: string;
+  qmp: string;
+  spice: string;
+  serial: string;
+  serialLog: string;
+  shell: string;
+  qemuLog: string;
+  pidfile: string;
+}
+
+export function vmPaths(dataDir: string, vmId: string): VmPaths {
+  const dir = join(dataDir, 'vms', vmId);
+  return {
+    dir,
+    disk: join(dir, 'disk.qcow2'),
+    qmp: join(dir, 'qmp.sock'),
+    spice: join(dir, 'spice.sock'),
+    serial: join(dir, 'serial.sock'),
+    serialLog: join(dir, 'serial.log'),
+    shell: join(dir, 'shell.sock'),
+    qemuLog: join(dir, 'qemu.log'),
+    pidfile: join(dir, 'qemu.pid'),
+  };
+}

@@ -1,0 +1,51 @@
+// Facts about a QEMU process that outlives the server that started it: is it alive, is it ours, its log tail.
+import { existsSync, readFileSync, openSync, readSync, fstatSync, closeSync } from 'node:fs';
+
+export function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** True if `pid` is a live process whose command line names `marker` (a path only that VM's QEMU uses),
+ * so a recycled pid from a stale pidfile is never mistaken for the VM. */
+export function isOurQemu(pid: number, marker: string): boolean {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').some((a) => a.includes(marker));
+  } catch {
+    return false;
+  }
+}
+
+export function readPidfile(path: string): number | undefined {
+  if (!existsSync(path)) return undefined;
+  const pid = Number(readFileSync(path, 'utf8').trim());
+  return Number.isInteger(pid) && pid > 0 ? pid : undefined;
+}
+
+/** The last `lines` lines of a (possibly large) log file, reading only its end. */
+export function tail(path: string, lines = 20, maxBytes = 64 * 1024): string {
+  if (!existsSync(path)) return '';
+  const fd = openSync(path, 'r');
+  try {
+    const size = fstatSync(fd).size;
+    const len = Math.min(size, maxBytes);
+    const buf = Buffer.alloc(len);
+    readSync(fd, buf, 0, len, size - len);
+    return buf.toString('utf8').split('\n').filter((l, i, a) => l !== '' || i < a.length - 1).slice(-lines).join('\n');
+  } finally {
+    closeSync(fd);
+  }
+}
+
+export async function waitUntil(cond: () => boolean, timeoutMs: number, stepMs = 50): Promise<boolean> {
+  const end = Date.now() + timeoutMs;
+  while (Date.now() < end) {
+    if (cond()) return true;
+    await new Promise((r) => setTimeout(r, stepMs));
+  }
+  return cond();
+}

@@ -1,0 +1,48 @@
+// Turns a VM spec into QEMU's command line. One place decides the device model every part of Oriel relies on:
+// the SPICE server on a unix socket, the agent's virtio-serial port, two serial ports (console + command shell),
+// and the disk as a named qcow2 block node (checkpoints address it by node name).
+import type { VmSpec } from './spec.ts';
+import type { VmPaths } from './paths.ts';
+import { KVM_CPU } from './accel.ts';
+
+export const DISK_NODE = 'disk0';
+
+export function qemuArgs(name: string, spec: VmSpec, paths: VmPaths, accel: 'kvm' | 'tcg'): string[] {
+  const a: string[] = [
+    '-name', `${name},process=oriel-${name}`,
+    '-machine', 'q35',
+    // TCG with one thread per vCPU uses both host cores for an SMP guest.
+    '-accel', accel === 'kvm' ? 'kvm' : 'tcg,thread=multi',
+    '-cpu', accel === 'kvm' ? KVM_CPU : 'max',
+    '-m', String(spec.memoryMiB),
+    '-smp', String(spec.cpus),
+    '-nodefaults', '-no-user-config',
+    '-display', 'none',
+    '-vga', spec.display,
+    // ttyS0: the guest console, kept in serial.log (this boot only: QEMU truncates it at start) and reachable as a socket for an interactive terminal.
+    '-chardev', `socket,id=serial0,path=${paths.serial},server=on,wait=off,logfile=${paths.serialLog}`,
+    '-serial', 'chardev:serial0',
+    // ttyS1: the command shell the tiny guest serves for `oriel vm exec`.
+    '-chardev', `socket,id=shell0,path=${paths.shell},server=on,wait=off`,
+    '-serial', 'chardev:shell0',
+    // The SPICE agent's port: spice-server looks for exactly this name (spice-protocol vd_agent.h).
+    '-device', 'virtio-serial-pci,id=vser0',
+    '-chardev', 'spicevmc,id=vdagent,name=vdagent',
+    '-device', 'virtserialport,chardev=vdagent,name=com.redhat.spice.0',
+    '-spice', `unix=on,addr=${paths.spice},disable-ticketing=on`,
+    '-qmp', `unix:${paths.qmp},server=on,wait=off`,
+    '-pidfile', paths.pidfile,
+    '-device', 'virtio-rng-pci',
+  ];
+  if (spec.kernel) {
+    a.push('-kernel', spec.kernel, '-initrd', spec.initrd!);
+    if (spec.append) a.push('-append', spec.append);
+  }
+  if (spec.baseDisk) {
+    a.push(
+      '-blockdev', `driver=qcow2,node-name=${DISK_NODE},file.driver=file,file.filename=${paths.disk}`,
+      '-device', `virtio-blk-pci,drive=${DISK_NODE},id=${DISK_NODE}${spec.kernel ? '' : ',bootindex=0'}`,
+    );
+  }
+  return a;
+}

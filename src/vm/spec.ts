@@ -1,0 +1,62 @@
+// What a VM is made of, as a person asks for it (VmRequest) and as Oriel stores it once resolved (VmSpec).
+import { totalmem, availableParallelism } from 'node:os';
+import { z } from 'zod';
+
+export const VM_NAME_RE = /^[a-z0-9][a-z0-9._-]{0,62}$/;
+
+export const MIN_MEMORY_MIB = 64;
+/** QEMU cannot give a guest more than the host has; keep a margin for QEMU itself and the host. */
+export const maxMemoryMiB = (): number => Math.max(MIN_MEMORY_MIB, Math.floor((totalmem() / 2 ** 20) * 0.9));
+export const maxCpus = (): number => Math.max(1, availableParallelism() * 4);
+
+export const vmRequestSchema = z
+  .object({
+    name: z
+      .string()
+      .regex(VM_NAME_RE, 'name must be 1-63 characters: lower-case letters, digits, ".", "_" or "-", starting with a letter or digit'),
+    image: z.string().min(1).optional().describe('a built image name (see /api/images) or an absolute path to a disk image'),
+    kernel: z.string().min(1).optional().describe('absolute path to a kernel to boot directly'),
+    initrd: z.string().min(1).optional(),
+    append: z.string().max(4096).optional().describe('kernel command line (with kernel)'),
+    memoryMiB: z.number().int().optional(),
+    cpus: z.number().int().optional(),
+    display: z.enum(['std', 'qxl']).optional().describe('emulated graphics card: std (VGA) or qxl'),
+    accel: z.enum(['auto', 'kvm', 'tcg']).optional(),
+  })
+  .strict()
+  .superRefine((r, ctx) => {
+    if (!r.image && !r.kernel) ctx.addIssue({ code: 'custom', message: 'give an image, or a kernel and an initrd' });
+    if (r.kernel && !r.initrd) ctx.addIssue({ code: 'custom', path: ['initrd'], message: 'a kernel needs an initrd' });
+    if (r.initrd && !r.kernel) ctx.addIssue({ code: 'custom', path: ['kernel'], message: 'an initrd needs a kernel' });
+    if (r.append !== undefined && !r.kernel && !r.image) ctx.addIssue({ code: 'custom', path: ['append'], message: 'append needs a kernel' });
+    const maxMem = maxMemoryMiB();
+    if (r.memoryMiB !== undefined && (r.memoryMiB < MIN_MEMORY_MIB || r.memoryMiB > maxMem)) {
+      ctx.addIssue({ code: 'custom', path: ['memoryMiB'], message: `memory must be between ${MIN_MEMORY_MIB} and ${maxMem} MiB on this host` });
+    }
+    const cpuMax = maxCpus();
+    if (r.cpus !== undefined && (r.cpus < 1 || r.cpus > cpuMax)) {
+      ctx.addIssue({ code: 'custom', path: ['cpus'], message: `cpus must be between 1 and ${cpuMax} on this host` });
+    }
+  });
+export type VmRequest = z.infer<typeof vmRequestSchema>;
+
+/** The resolved, self-contained description QEMU is started from. Paths are absolute. */
+export interface VmSpec {
+  memoryMiB: number;
+  cpus: number;
+  display: 'std' | 'qxl';
+  accel: 'auto' | 'kvm' | 'tcg';
+  /** Name of the built image, or 'path' for a disk given by path. */
+  image?: string;
+  /** The shared base the per-VM overlay sits on. */
+  baseDisk?: string;
+  baseFormat?: string;
+  kernel?: string;
+  initrd?: string;
+  append?: string;
+  readyMarker?: string;
+  exec?: 'serial-shell';
+}
+
+export const VM_STATES = ['stopped', 'starting', 'running', 'paused', 'stopping', 'crashed'] as const;
+export type VmState = (typeof VM_STATES)[number];

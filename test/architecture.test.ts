@@ -1,0 +1,52 @@
+// The layers of the code point one way. Each folder of src/ may import only the folders listed for it:
+//   spice: nothing (isomorphic core: no Node, no DOM)   vm: store         checkpoint: vm, store
+//   server: vm, checkpoint, spice, store                cli: nothing but `oriel serve`, which starts the server
+// A break of these rules fails here, naming the file and the import.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { dirname, join, relative, resolve } from 'node:path';
+
+const SRC = resolve(import.meta.dirname, '../src');
+const allowed: Record<string, string[]> = {
+  spice: [],
+  'spice-node': ['spice'],
+  store: [],
+  vm: ['store'],
+  checkpoint: ['vm', 'store'],
+  server: ['vm', 'checkpoint', 'spice', 'spice-node', 'store'],
+  web: ['spice'],
+  cli: [],
+};
+// Files at the top of src/ (config, errors) are shared vocabulary every layer but spice may use.
+const SHARED = new Set(['config.ts', 'errors.ts']);
+const exceptions: Record<string, string[]> = { 'cli/commands/serve.ts': ['server'] };
+
+function files(dir: string): string[] {
+  return readdirSync(dir).flatMap((n) => {
+    const p = join(dir, n);
+    return statSync(p).isDirectory() ? files(p) : /\.tsx?$/.test(n) ? [p] : [];
+  });
+}
+
+test('imports respect the layers', () => {
+  const problems: string[] = [];
+  for (const f of files(SRC)) {
+    const rel = relative(SRC, f);
+    const layer = rel.includes('/') ? rel.split('/')[0]! : null;
+    if (!layer) continue;
+    const src = readFileSync(f, 'utf8');
+    for (const m of src.matchAll(/(?:import|export)[^'"]*?from\s+['"]([^'"]+)['"]|import\(\s*['"]([^'"]+)['"]\s*\)/g)) {
+      const spec = m[1] ?? m[2]!;
+      if (!spec.startsWith('.')) continue;
+      const target = relative(SRC, resolve(dirname(f), spec));
+      const tLayer = target.includes('/') ? target.split('/')[0]! : null;
+      if (tLayer === layer) continue;
+      if (tLayer === null && SHARED.has(target) && layer !== 'spice') continue;
+      if (tLayer && (allowed[layer] ?? []).includes(tLayer)) continue;
+      if (tLayer && (exceptions[rel] ?? []).includes(tLayer)) continue;
+      problems.push(`${rel} imports ${spec} (${tLayer ?? target}); ${layer} may import only ${JSON.stringify(allowed[layer])}`);
+    }
+  }
+  assert.deepEqual(problems, []);
+});
