@@ -1,0 +1,21 @@
+// Public surface of Oriel's isomorphic SPICE client core. Hosts (src/spice-node, the web console)
+// inject a Connector (one byte transport per channel), a TicketEncryptor (RSA-OAEP SHA-1) and
+// optionally a surface factory; everything else is plain ECMAScript.
+export { SpiceSession, type SpiceSessionOptions, type ChannelError } from './session.ts';
+export { SpiceChannel, type ChannelStats, type NotifyEvent } from './channel.ts';
+export { MainChannel, type MainInit, type ChannelId, type MouseModeEvent } from './channels/main.ts';
+export {
+  DisplayChannel, type SurfaceInfo, type InvalidateEvent, type MonitorHead, type DisplayStats,
+} from './channels/display.ts';
+export { InputsChannel, packScancode } from './channels/inputs.ts';
+export { CursorChannel, type CursorShape, type CursorState } from './channels/cursor.ts';
+export { SpiceLinkError, type LinkErrorReason, type TicketEncryptor } from './link.ts';
+export { SpiceProtocolError, SpiceDecodeError } from './proto/errors.ts';
+export { SpiceConnectionClosed, type Transport, type TransportHandler, type Connector } from './transport.ts';
+export { RgbaSurface, type Surface, type Rect } from './surface.ts';
+export type { RgbaImage } from './codecs/types.ts';
+export type { Disposable, Event } from './emitter.ts';
+export {
+  ChannelType, ImageCompression, ImageType, KeyModifier, LinkErr, MouseButton, MouseButtonMask, MouseMode,
+  SurfaceFmt, nameOf,
+} from './proto/constants.ts';

@@ -1,0 +1,232 @@
+// A SPICE session: links the main channel, waits for MAIN INIT (session id), then links every
+// channel of CHANNELS_LIST that this client implements, with connection_id = session id
+// (spice-protocol.md §3.2, §3.5). Owns the channels, the shared image caches and the GLZ window.
+import type { SpiceChannel } from './channel.ts';
+import { DISPLAY_CLIENT_CAPS, DisplayChannel, type DisplayOptions, type SurfaceInfo } from './channels/display.ts';
+import type { ImageCaches } from './channels/display-images.ts';
+import { CURSOR_CLIENT_CAPS, CursorChannel } from './channels/cursor.ts';
+import { INPUTS_CLIENT_CAPS, InputsChannel } from './channels/inputs.ts';
+import { MAIN_CLIENT_CAPS, MainChannel, type ChannelId, type MainInit } from './channels/main.ts';
+import { GlzWindow } from './codecs/glz.ts';
+import { DEFAULT_MAX_IMAGE_PIXELS } from './codecs/types.ts';
+import { Emitter, nextEvent, type Event } from './emitter.ts';
+import { performLink, type TicketEncryptor } from './link.ts';
+import { ChannelType, channelName } from './proto/constants.ts';
+import { RgbaSurface, type Surface } from './surface.ts';
+import { ByteQueue, type Connector, type Transport } from './transport.ts';
+
+export interface SpiceSessionOptions {
+  /** Opens one transport per channel. */
+  connect: Connector;
+  encryptTicket: TicketEncryptor;
+  /** Empty when the server runs with disable-ticketing. */
+  password?: string;
+  /** Creates drawing surfaces (default: RgbaSurface). */
+  createSurface?: (info: SurfaceInfo) => Surface;
+  /** ImageCompression value sent as DISPLAY PREFERRED_COMPRESSION; default: the server's choice. */
+  preferredCompression?: number;
+  /** GLZ dictionary window in pixels (DISPLAY_INIT); 0 turns GLZ off. Default 3 Mi px (spice-gtk: 12 MiB). */
+  glzWindowSize?: number;
+  /** Pixmap cache size in pixels (DISPLAY_INIT). Default 20 Mi px (spice-gtk: 80 MiB). */
+  pixmapCacheSize?: number;
+  /** Largest message body accepted. Default 64 MiB. */
+  maxMessageSize?: number;
+  /** Largest image or surface accepted, in pixels. Default 16 Mi px. */
+  maxImagePixels?: number;
+  /** Channel types to open from CHANNELS_LIST. Default: display, inputs, cursor. */
+  channelTypes?: number[];
+}
+
+export interface ChannelError {
+  channel: string;
+  error: Error;
+}
+
+type AnyChannel = MainChannel | DisplayChannel | InputsChannel | CursorChannel;
+
+const IMPLEMENTED = [ChannelType.DISPLAY, ChannelType.INPUTS, ChannelType.CURSOR] as const;
+
+export class SpiceSession {
+  private readonly _onChannel = new Emitter<SpiceChannel>();
+  /** A channel finished its link and is running. */
+  readonly onChannel: Event<SpiceChannel> = this._onChannel.event;
+  private readonly _onChannelError = new Emitter<ChannelError>();
+  /** A channel failed to link or stopped with an error. */
+  readonly onChannelError: Event<ChannelError> = this._onChannelError.event;
+  private readonly _onClose = new Emitter<Error | undefined>();
+  /** The main channel ended; every other channel has been closed. */
+  readonly onClose: Event<Error | undefined> = this._onClose.event;
+
+  readonly channels = new Map<string, AnyChannel>();
+  readonly caches: ImageCaches;
+  private readonly _opts: Required<Omit<SpiceSessionOptions, 'preferredCompression'>> & { preferredCompression?: number };
+  private _main: MainChannel | undefined;
+  private _closed = false;
+
+  private constructor(opts: SpiceSessionOptions) {
+    this._opts = {
+      password: '',
+      createSurface: (info) => new RgbaSurface(info.width, info.height),
+      glzWindowSize: 3 * 1024 * 1024,
+      pixmapCacheSize: 20 * 1024 * 1024,
+      maxMessageSize: 64 * 1024 * 1024,
+      maxImagePixels: DEFAULT_MAX_IMAGE_PIXELS,
+      channelTypes: [...IMPLEMENTED],
+      // an option given as undefined keeps its default
+      ...(Object.fromEntries(Object.entries(opts).filter(([, v]) => v !== undefined)) as SpiceSessionOptions),
+    };
+    // The window is bounded at twice what we announce, whatever the server does.
+    this.caches = { pixmaps: new Map(), palettes: new Map(), glz: new GlzWindow(Math.max(1, 2 * this._opts.glzWindowSize)) };
+  }
+
+  /** Links the main channel and resolves once MAIN INIT arrived; rejects with SpiceLinkError etc. */
+  static async connect(opts: SpiceSessionOptions): Promise<SpiceSession> {
+    const session = new SpiceSession(opts);
+    const main = await session._open(ChannelType.MAIN, 0, 0);
+    session._main = main as MainChannel;
+    const init = new Promise<MainInit>((resolve, reject) => {
+      session._main!.onInit(resolve);
+      main.onClose((e) => reject(e ?? new Error('main channel closed before INIT')));
+    });
+    session._main.onChannelsList((list) => session._openListed(list));
+    main.onClose((e) => session._end(e));
+    try {
+      await init;
+    } catch (e) {
+      session.close();
+      throw e;
+    }
+    return session;
+  }
+
+  get main(): MainChannel {
+    return this._main!;
+  }
+
+  get display(): DisplayChannel | undefined {
+    return this.channels.get('display:0') as DisplayChannel | undefined;
+  }
+
+  get inputs(): InputsChannel | undefined {
+    return this.channels.get('inputs:0') as InputsChannel | undefined;
+  }
+
+  get cursor(): CursorChannel | undefined {
+    return this.channels.get('cursor:0') as CursorChannel | undefined;
+  }
+
+  /** Resolves with the channel once it is linked (e.g. `await session.whenChannel(ChannelType.DISPLAY)`). */
+  async whenChannel<T extends SpiceChannel = SpiceChannel>(type: number, id = 0): Promise<T> {
+    const existing = this.channels.get(`${channelName(type)}:${id}`);
+    if (existing) return existing as unknown as T;
+    return (await nextEvent(this.onChannel, (c) => c.type === type && c.id === id)) as T;
+  }
+
+  close(): void {
+    this._end(undefined);
+  }
+
+  private _end(error: Error | undefined): void {
+    if (this._closed) return;
+    this._closed = true;
+    for (const c of this.channels.values()) c.close();
+    this._onClose.fire(error);
+    for (const e of [this._onChannel, this._onChannelError, this._onClose]) e.dispose();
+  }
+
+  private _openListed(list: ChannelId[]): void {
+    for (const { type, id } of list) {
+      // CHANNELS_LIST can come again with one hot-plugged channel: open only new ones.
+      if (!this._opts.channelTypes.includes(type) || this.channels.has(`${channelName(type)}:${id}`)) continue;
+      this._open(type, id, this.main.init!.sessionId).catch((error: Error) => {
+        this._onChannelError.fire({ channel: `${channelName(type)}:${id}`, error });
+      });
+    }
+  }
+
+  private async _open(type: number, id: number, connectionId: number): Promise<AnyChannel> {
+    const label = `${channelName(type)}:${id}`;
+    const transport = await this._opts.connect(type, id);
+    const queue = new ByteQueue();
+    transport.start(queue);
+    let remote;
+    try {
+      remote = await performLink(transport, queue, {
+        connectionId,
+        channelType: type,
+        channelId: id,
+        channelCaps: clientCaps(type),
+        password: this._opts.password,
+        encryptTicket: this._opts.encryptTicket,
+        channelLabel: label,
+      });
+    } catch (e) {
+      transport.close();
+      throw e;
+    }
+    if (this._closed) {
+      transport.close();
+      throw new Error('session closed');
+    }
+    const options = {
+      maxMessageSize: this._opts.maxMessageSize,
+      lookup: (t: number, i: number) => this.channels.get(`${channelName(t)}:${i}`),
+    };
+    const channel = this._create(type, id, transport, queue, options, remote.channelCaps);
+    this.channels.set(label, channel);
+    channel.onClose((error) => {
+      this.channels.delete(label);
+      if (error) this._onChannelError.fire({ channel: label, error });
+    });
+    void channel.run();
+    this._onChannel.fire(channel);
+    return channel;
+  }
+
+  private _create(
+    type: number,
+    id: number,
+    transport: Transport,
+    queue: ByteQueue,
+    options: { maxMessageSize: number; lookup: (t: number, i: number) => SpiceChannel | undefined },
+    serverCaps: number[],
+  ): AnyChannel {
+    switch (type) {
+      case ChannelType.MAIN:
+        return new MainChannel(type, id, transport, queue, options);
+      case ChannelType.DISPLAY: {
+        const displayOpts: DisplayOptions = {
+          caches: this.caches,
+          createSurface: this._opts.createSurface,
+          pixmapCacheSize: this._opts.pixmapCacheSize,
+          glzWindowSize: this._opts.glzWindowSize,
+          preferredCompression: this._opts.preferredCompression,
+          maxImagePixels: this._opts.maxImagePixels,
+          serverCaps,
+        };
+        return new DisplayChannel(type, id, transport, queue, options, displayOpts);
+      }
+      case ChannelType.INPUTS:
+        return new InputsChannel(type, id, transport, queue, options);
+      case ChannelType.CURSOR:
+        return new CursorChannel(type, id, transport, queue, options, this._opts.maxImagePixels);
+      default:
+        throw new Error(`channel type ${type} not implemented`);
+    }
+  }
+}
+
+function clientCaps(type: number): readonly number[] {
+  switch (type) {
+    case ChannelType.MAIN:
+      return MAIN_CLIENT_CAPS;
+    case ChannelType.DISPLAY:
+      return DISPLAY_CLIENT_CAPS;
+    case ChannelType.INPUTS:
+      return INPUTS_CLIENT_CAPS;
+    case ChannelType.CURSOR:
+      return CURSOR_CLIENT_CAPS;
+    default:
+      return [];
+  }
+}

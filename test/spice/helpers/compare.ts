@@ -1,0 +1,44 @@
+// Pixel comparison of the client's primary surface against QMP screendump, retried until the
+// display settles (QEMU refreshes every 30 ms; the guest may still be drawing).
+import { setTimeout as sleep } from 'node:timers/promises';
+import { primarySurface } from '../../../src/spice-node/index.ts';
+import type { SpiceSession } from '../../../src/spice/index.ts';
+import { screendump, type QemuInstance } from './qemu.ts';
+
+export interface CompareResult {
+  equal: boolean;
+  width: number;
+  height: number;
+  differing: number;
+  detail: string;
+}
+
+export async function compareOnce(session: SpiceSession, q: QemuInstance): Promise<CompareResult> {
+  const ppm = await screendump(q);
+  const s = primarySurface(session);
+  if (!s) return { equal: false, width: ppm.width, height: ppm.height, differing: -1, detail: 'no primary surface' };
+  if (s.width !== ppm.width || s.height !== ppm.height) {
+    return { equal: false, width: ppm.width, height: ppm.height, differing: -1, detail: `size ${s.width}×${s.height} vs ${ppm.width}×${ppm.height}` };
+  }
+  let differing = 0;
+  let first = '';
+  for (let i = 0, j = 0; i < ppm.rgb.length; i += 3, j += 4) {
+    if (ppm.rgb[i] !== s.data[j] || ppm.rgb[i + 1] !== s.data[j + 1] || ppm.rgb[i + 2] !== s.data[j + 2]) {
+      if (!differing) first = `first at (${(i / 3) % ppm.width}, ${Math.floor(i / 3 / ppm.width)})`;
+      differing++;
+    }
+  }
+  return { equal: differing === 0, width: ppm.width, height: ppm.height, differing, detail: first };
+}
+
+/** Retries until equal or `timeoutMs` passes; returns the last comparison. */
+export async function waitForMatch(session: SpiceSession, q: QemuInstance, timeoutMs = 8000): Promise<CompareResult> {
+  const deadline = Date.now() + timeoutMs;
+  let last: CompareResult;
+  do {
+    last = await compareOnce(session, q);
+    if (last.equal) return last;
+    await sleep(250);
+  } while (Date.now() < deadline);
+  return last;
+}
