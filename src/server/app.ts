@@ -22,6 +22,9 @@ import { imageRoutes } from './routes/images.ts';
 import { operationRoutes } from './routes/operations.ts';
 import { userRoutes } from './routes/users.ts';
 import { vmRoutes } from './routes/vms.ts';
+import { consoleRoutes } from './routes/console.ts';
+import { registerConsoleProxy } from './console/proxy.ts';
+import { ConsoleTickets } from './console/tickets.ts';
 
 export const VERSION = '0.1.0';
 
@@ -99,6 +102,9 @@ export async function createServer(config: OrielConfig, opts: { logger?: boolean
   imageRoutes(app, ctx);
   operationRoutes(app, ctx);
   eventRoutes(app, ctx);
+  const tickets = new ConsoleTickets();
+  consoleRoutes(app, ctx, tickets);
+  registerConsoleProxy(app, ctx, tickets);
 
   return {
     app, ctx, firstAdmin,

@@ -1,0 +1,172 @@
+// The console proxy: each WebSocket at /api/vms/{vm}/spice carries ONE SPICE channel connection between a client
+// (the browser console, `oriel console`) and the VM's SPICE unix socket, which only this server can open.
+//
+// - Who: a session cookie (same origin only), an API token (Authorization: Bearer), or a console ticket
+//   (?ticket=, single-use per SPICE session, see tickets.ts). Checked, with the per-VM permission, before the
+//   upgrade is accepted; a ticket's use is checked against the client's link message before QEMU is dialled.
+// - What: the client's first bytes must be a SPICE link message, or the console is closed; frames are bounded.
+// - Back-pressure both ways: a slow browser pauses reading from QEMU, a slow QEMU pauses reading from the browser,
+//   so the server never buffers without bound.
+import { connect, type Socket } from 'node:net';
+import type { IncomingMessage } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { WebSocketServer, type WebSocket, type RawData } from 'ws';
+import type { FastifyInstance } from 'fastify';
+import { OrielError, forbidden, notFound, conflict, unauthorized } from '../../errors.ts';
+import type { ServerContext } from '../context.ts';
+import { SESSION_COOKIE } from '../auth/plugin.ts';
+import type { User } from '../auth/users.ts';
+import { CHANNEL_MAIN, MAX_LINK_BYTES, parseClientLink, SessionIdSniffer } from './link-sniff.ts';
+import type { ConsoleTickets } from './tickets.ts';
+
+/** Largest frame a client may send. SPICE client messages are small (agent data is chunked to 2 KiB). */
+export const MAX_FRAME = 1 << 20;
+/** Bytes queued towards the browser before reading from QEMU pauses, and the level at which it resumes. */
+const HIGH_WATER = 4 << 20;
+const LOW_WATER = 1 << 20;
+const PATH_RE = /^\/api\/vms\/([^/]+)\/spice$/;
+
+type Auth = { kind: 'user'; user: User } | { kind: 'ticket'; ticket: string };
+
+export function registerConsoleProxy(app: FastifyInstance, ctx: ServerContext, tickets: ConsoleTickets): void {
+  const wss = new WebSocketServer({ noServer: true, maxPayload: MAX_FRAME, perMessageDeflate: false });
+  const live = new Set<WebSocket>();
+
+  app.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    const url = new URL(req.url ?? '/', 'http://localhost');
+    const m = PATH_RE.exec(url.pathname);
+    if (!m) return refuse(socket, notFound('no WebSocket endpoint here'));
+    let vmId: string;
+    let auth: Auth;
+    try {
+      ({ vmId, auth } = authorise(app, ctx, tickets, req, decodeURIComponent(m[1]!), url.searchParams.get('ticket')));
+    } catch (e) {
+      return refuse(socket, e instanceof OrielError ? e : new OrielError(500, 'internal error', 'internal'));
+    }
+    wss.handleUpgrade(req, socket, head, (ws) => {
+      live.add(ws);
+      ws.once('close', () => live.delete(ws));
+      bridge(ctx, tickets, ws, vmId, auth, app.log);
+    });
+  });
+  app.addHook('onClose', async () => {
+    for (const ws of live) ws.terminate();
+    wss.close();
+  });
+}
+
+function authorise(app: FastifyInstance, ctx: ServerContext, tickets: ConsoleTickets, req: IncomingMessage, ref: string, ticket: string | null) {
+  const origin = req.headers.origin;
+  if (origin) {
+    let host: string | undefined;
+    try { host = new URL(origin).host; } catch { /* malformed */ }
+    if (host !== req.headers.host) throw forbidden('cross-site console connection refused: bad Origin');
+  }
+  let auth: Auth | undefined;
+  const bearer = /^Bearer\s+(\S+)$/i.exec(req.headers.authorization ?? '')?.[1];
+  const cookie = req.headers.cookie ? app.parseCookie(req.headers.cookie)[SESSION_COOKIE] : undefined;
+  if (bearer) {
+    const user = ctx.users.userForToken(bearer);
+    if (!user) throw unauthorized('the API token is not valid');
+    auth = { kind: 'user', user };
+  } else if (cookie) {
+    const user = ctx.users.userForSession(cookie);
+    if (user) auth = { kind: 'user', user };
+  }
+  if (!auth && ticket) auth = { kind: 'ticket', ticket };
+  if (!auth) throw unauthorized();
+  const vm = ctx.vms.get(ref);
+  if (auth.kind === 'user' && auth.user.role !== 'admin' && vm.ownerId !== auth.user.id) throw forbidden(`VM '${ref}' belongs to another user`);
+  if (!['running', 'paused'].includes(vm.state)) throw conflict(`VM '${vm.name}' is ${vm.state}: its console is not available`);
+  return { vmId: vm.id, auth };
+}
+
+/** Answers an upgrade request with an HTTP error and closes the connection: no WebSocket, no QEMU. */
+function refuse(socket: Duplex, err: OrielError): void {
+  const body = JSON.stringify({ error: err.code, message: err.message });
+  socket.end(`HTTP/1.1 ${err.status} ${err.code}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+}
+
+function bridge(ctx: ServerContext, tickets: ConsoleTickets, ws: WebSocket, vmId: string, auth: Auth, log: FastifyInstance['log']): void {
+  let pending: Buffer[] = [];
+  let pendingBytes = 0;
+  let upstream: Socket | undefined;
+  let closed = false;
+  let outstanding = 0; // bytes handed to ws.send and not yet written to the browser's socket
+  let releaseTicket: (() => void) | undefined;
+
+  const close = (code: number, reason: string) => {
+    if (closed) return;
+    closed = true;
+    upstream?.destroy();
+    releaseTicket?.();
+    if (ws.readyState === ws.OPEN || ws.readyState === ws.CONNECTING) ws.close(code, reason.slice(0, 120));
+  };
+
+  ws.on('message', (data: RawData, isBinary: boolean) => {
+    if (closed) return;
+    if (!isBinary) return close(1003, 'SPICE consoles carry binary frames only');
+    const chunk = Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data as ArrayBuffer);
+    if (upstream) {
+      // Back-pressure towards QEMU: stop reading the browser while the unix socket is full.
+      if (!upstream.write(chunk)) {
+        (ws as unknown as { _socket: Socket })._socket.pause();
+        upstream.once('drain', () => (ws as unknown as { _socket: Socket })._socket.resume());
+      }
+      return;
+    }
+    pending.push(chunk);
+    pendingBytes += chunk.length;
+    let link;
+    try {
+      link = parseClientLink(Buffer.concat(pending));
+    } catch (e) {
+      return close(1008, `not a SPICE connection: ${(e as Error).message}`);
+    }
+    if (!link) {
+      if (pendingBytes > MAX_LINK_BYTES) close(1008, 'not a SPICE connection');
+      return;
+    }
+    let sniffer: SessionIdSniffer | undefined;
+    if (auth.kind === 'ticket') {
+      if (link.channelType === CHANNEL_MAIN && link.connectionId === 0) {
+        const claim = tickets.claimForMain(auth.ticket, vmId);
+        if (!claim) return close(4401, 'console ticket not valid (expired or already used)');
+        sniffer = new SessionIdSniffer(link.miniHeader);
+        const session = claim.session;
+        releaseTicket = () => (session.open = false);
+        sniffer.onSession = (id) => (session.id = id);
+      } else if (!tickets.checkForChannel(auth.ticket, vmId, link.connectionId)) {
+        return close(4401, 'console ticket not valid for this session');
+      }
+    }
+    const vm = ctx.vms.store.get(vmId);
+    if (!vm || !['running', 'paused'].includes(vm.state)) return close(1011, 'the VM is not running');
+    const sock = connect(ctx.vms.paths(vm).spice);
+    upstream = sock;
+    sock.on('connect', () => {
+      for (const b of pending) sock.write(b);
+      pending = [];
+    });
+    sock.on('data', (buf: Buffer) => {
+      if (sniffer && !sniffer.finished) sniffer.feed(buf);
+      outstanding += buf.length;
+      ws.send(buf, { binary: true }, () => {
+        outstanding -= buf.length;
+        if (outstanding < LOW_WATER && sock.isPaused()) sock.resume();
+      });
+      // Back-pressure towards the browser: a slow client stops us reading QEMU, not fills our memory.
+      if (outstanding > HIGH_WATER) sock.pause();
+    });
+    sock.on('error', (e) => {
+      log.warn({ vm: vm.name, err: e.message }, 'console: SPICE socket error');
+      close(1011, 'the VM console is not reachable');
+    });
+    sock.on('close', () => close(1000, 'the VM closed the console'));
+  });
+  ws.on('close', () => close(1000, 'client closed'));
+  ws.on('error', (e) => {
+    log.info({ err: e.message }, 'console: client WebSocket error');
+    close(1009, e.message);
+  });
+}

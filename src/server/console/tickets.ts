@@ -1,0 +1,47 @@
+// Console tickets: a short-lived, single-use credential for one console session, for clients that cannot send
+// the session cookie or an API token on a WebSocket (an embedding page, a kiosk). The main channel's connection
+// uses up the ticket; the other channels of that SPICE session (same session id, while the main channel is
+// open) are let in on it. Tickets live in memory: a server restart voids them, which is what one wants.
+import { randomBytes } from 'node:crypto';
+
+export const TICKET_TTL_MS = 60_000;
+
+interface Ticket {
+  userId: string;
+  vmId: string;
+  expiresAt: number;
+  /** Set once the main channel used the ticket. */
+  session?: { id?: number; open: boolean };
+}
+
+export class ConsoleTickets {
+  private readonly tickets = new Map<string, Ticket>();
+
+  issue(userId: string, vmId: string): { ticket: string; expiresAt: string } {
+    this.sweep();
+    const ticket = randomBytes(24).toString('base64url');
+    const expiresAt = Date.now() + TICKET_TTL_MS;
+    this.tickets.set(ticket, { userId, vmId, expiresAt });
+    return { ticket, expiresAt: new Date(expiresAt).toISOString() };
+  }
+
+  /** For a main channel: uses the ticket up. Returns the ticket's holder, or undefined if not valid. */
+  claimForMain(ticket: string, vmId: string): { userId: string; session: NonNullable<Ticket['session']> } | undefined {
+    const t = this.tickets.get(ticket);
+    if (!t || t.vmId !== vmId || t.session || t.expiresAt < Date.now()) return undefined;
+    t.session = { open: true };
+    return { userId: t.userId, session: t.session };
+  }
+
+  /** For another channel: valid while the ticket's main channel is open and carries this session id. */
+  checkForChannel(ticket: string, vmId: string, connectionId: number): string | undefined {
+    const t = this.tickets.get(ticket);
+    if (!t || t.vmId !== vmId || !t.session?.open || t.session.id === undefined || t.session.id !== connectionId) return undefined;
+    return t.userId;
+  }
+
+  private sweep(): void {
+    const now = Date.now();
+    for (const [k, t] of this.tickets) if (t.expiresAt < now && !t.session?.open) this.tickets.delete(k);
+  }
+}
