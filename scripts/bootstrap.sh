@@ -4,10 +4,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# Debian packages: QEMU with SPICE built in, qemu-img, and the tools the guest image builder uses.
-# xz-utils unpacks the guest kernel. (Guest kernels and busybox are not installed: the image builder downloads
+# Debian packages: QEMU with SPICE built in, qemu-img, the tools the guest image builder uses, and Debian's
+# Chromium for the browser tests (playwright-core drives it; no browser is ever downloaded). xz-utils unpacks the
+# guest kernel. (Guest kernels and busybox are not installed: the image builder downloads
 # their .deb files into its cache.)
-need_pkgs=(qemu-system-x86 qemu-utils xz-utils ${ORIEL_EXTRA_PKGS:-})
+need_pkgs=(qemu-system-x86 qemu-utils xz-utils chromium ${ORIEL_EXTRA_PKGS:-})
 missing=()
 for p in "${need_pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
@@ -28,4 +29,14 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   echo "bootstrap: installing npm dependencies" >&2
   if [ -f package-lock.json ]; then npm ci --no-audit --no-fund --loglevel=error; else npm install --no-audit --no-fund --loglevel=error; fi
   sha256sum package-lock.json | cut -d' ' -f1 > "$stamp"
+fi
+
+# The web UI (src/web, built by Vite into dist/web), rebuilt only when its sources or the dependencies changed.
+if [ -f src/web/index.html ]; then
+  web_hash=$( (find src/web src/spice vite.config.ts -type f -print0 | sort -z | xargs -0 sha256sum; sha256sum package-lock.json) | sha256sum | cut -d' ' -f1)
+  if [ ! -f dist/web/.oriel-build-stamp ] || [ "$(cat dist/web/.oriel-build-stamp)" != "$web_hash" ]; then
+    echo "bootstrap: building the web UI" >&2
+    npx vite build --logLevel warn
+    echo "$web_hash" > dist/web/.oriel-build-stamp
+  fi
 fi
