@@ -88,3 +88,20 @@ describe('VM spec validation', () => {
     assert.equal((await t.admin.post('/api/vms/nope/start')).status, 404);
   });
 });
+
+describe('QEMU missing from the system', () => {
+  let t: TestServer;
+  before(async () => { t = await startTestServer({ qemuBinary: '/nonexistent/qemu-system-x86_64' }); });
+  after(async () => { await t.destroy(); });
+
+  test('start fails with a message that says what to install, and the VM stays usable', async () => {
+    assert.equal((await t.admin.post('/api/vms', { name: 'noqemu', kernel: '/etc/hostname', initrd: '/etc/hostname' })).status, 201);
+    const r = await t.admin.post('/api/vms/noqemu/start');
+    assert.equal(r.status, 503, JSON.stringify(r.body));
+    assert.match(r.body.message, /cannot run \/nonexistent\/qemu-system-x86_64: .*ENOENT.*is qemu-system-x86 installed/);
+    const vm = (await t.admin.get('/api/vms/noqemu')).body;
+    assert.equal(vm.state, 'stopped');
+    assert.match(vm.stateReason, /is qemu-system-x86 installed/);
+    assert.equal((await t.admin.delete('/api/vms/noqemu')).status, 204);
+  });
+});
