@@ -58,6 +58,18 @@ interface Runtime {
   detached?: boolean;
   gone: Promise<void>;
   shell?: GuestShell;
+  /** While > 0, a checkpoint or restore owns the run state: its own short `stop`s and QEMU's RESUMEs are not the
+   * user's pauses, so STOP/RESUME events do not flip the VM's state (see `withQmp`). */
+  quietRunState: number;
+  /** The guest was restored from a checkpoint taken after its ready marker: it will not print it again. */
+  readyFromCheckpoint?: boolean;
+}
+
+/** Options of `start`. */
+export interface StartOptions {
+  /** Restore: start QEMU with `-incoming defer` (checkpoints then send `migrate-incoming` through `withQmp`). The
+   * VM shows as paused until the incoming stream has been loaded and the guest continues. */
+  incoming?: boolean;
 }
 
 const DEFAULT_MEMORY_MIB = 256;
@@ -191,12 +203,12 @@ export class VmManager extends EventEmitter {
 
   // ---- lifecycle ----
 
-  start(ref: string): Promise<VmRecord> {
+  start(ref: string, opts: StartOptions = {}): Promise<VmRecord> {
     const vm = this.get(ref);
-    return this.withLock(vm.id, () => this.doStart(this.store.get(vm.id)!));
+    return this.withLock(vm.id, () => this.doStart(this.store.get(vm.id)!, opts));
   }
 
-  private async doStart(vm: VmRecord): Promise<VmRecord> {
+  private async doStart(vm: VmRecord, opts: StartOptions = {}): Promise<VmRecord> {
     this.requireState(vm, ['stopped', 'crashed'], 'start');
     const p = this.paths(vm);
     const spec = vm.spec;
@@ -216,6 +228,8 @@ export class VmManager extends EventEmitter {
     this.setState(vm.id, 'starting', null, null);
     const accel = await resolveAccel(spec.accel, this.o.qemuBinary);
     const args = qemuArgs(vm.name, spec, p, accel);
+    // Restore (checkpoints): QEMU waits for `migrate-incoming` instead of booting.
+    if (opts.incoming) args.push('-incoming', 'defer');
     const logFd = openSync(p.qemuLog, 'a', 0o600);
     writeSync(logFd, `--- ${new Date().toISOString()} starting QEMU (accel ${accel})\n`);
     let child: ChildProcess;
@@ -235,7 +249,10 @@ export class VmManager extends EventEmitter {
       const qmp = await Promise.race([QmpClient.connect(p.qmp, { retryUntilMs: QMP_START_TIMEOUT_MS }), early]);
       const status = await qmp.queryStatus();
       this.attach(vm, qmp, child.pid!, child);
-      this.log('info', 'vm started', { vm: vm.name, pid: child.pid, accel });
+      this.log('info', 'vm started', { vm: vm.name, pid: child.pid, accel, incoming: opts.incoming ?? false });
+      // An incoming VM (status `inmigrate`) runs no guest code yet: paused until the restore lets it continue (its
+      // RESUME event then flips it to running).
+      if (opts.incoming || status.status === 'inmigrate') return this.setState(vm.id, 'paused', 'waiting for a checkpoint to be restored', child.pid!);
       return this.setState(vm.id, status.status === 'paused' ? 'paused' : 'running', null, child.pid!);
     } catch (e) {
       if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
@@ -248,13 +265,14 @@ export class VmManager extends EventEmitter {
   /** Wires a live QEMU to its VM: events keep the state in step, the socket closing means QEMU is gone. */
   private attach(vm: VmRecord, qmp: QmpClient, pid: number, child?: ChildProcess): Runtime {
     let markGone!: () => void;
-    const rt: Runtime = { qmp, pid, child, expectExit: false, gone: new Promise<void>((r) => (markGone = r)) };
+    const rt: Runtime = { qmp, pid, child, expectExit: false, quietRunState: 0, gone: new Promise<void>((r) => (markGone = r)) };
     this.runtimes.set(vm.id, rt);
     child?.once('exit', (code, signal) => (rt.childExit = { code, signal }));
     qmp.onEvent((ev) => {
       if (ev.event === 'SHUTDOWN') rt.shutdownReason = String((ev.data as { reason?: string } | undefined)?.reason ?? 'shutdown');
       const cur = this.store.get(vm.id);
       if (!cur) return;
+      if (rt.quietRunState > 0) return; // a checkpoint's own pause (withQmp); the state is reconciled after it
       // Pauses and resumes done from outside Oriel (a QEMU monitor, a guest panic) still show in the state.
       if (ev.event === 'STOP' && cur.state === 'running') this.setState(vm.id, 'paused', 'paused by QEMU');
       if (ev.event === 'RESUME' && cur.state === 'paused') this.setState(vm.id, 'running', null);
@@ -378,6 +396,7 @@ export class VmManager extends EventEmitter {
     const vm = this.get(ref);
     const marker = vm.spec.readyMarker;
     if (!marker) return;
+    if (this.runtimes.get(vm.id)?.readyFromCheckpoint) return;
     const p = this.paths(vm);
     const ok = await waitUntil(() => {
       const cur = this.store.get(vm.id);
@@ -409,6 +428,50 @@ export class VmManager extends EventEmitter {
   qmp(ref: string): QmpClient {
     const vm = this.get(ref);
     return this.runtime(vm).qmp;
+  }
+
+  /** Whether the guest has shown its ready marker (this boot), without waiting. Checkpoints record it. */
+  isReady(ref: string): boolean {
+    const vm = this.get(ref);
+    if (!vm.spec.readyMarker || this.runtimes.get(vm.id)?.readyFromCheckpoint) return true;
+    const p = this.paths(vm);
+    return existsSync(p.serialLog) && tail(p.serialLog, 400, 256 * 1024).includes(vm.spec.readyMarker);
+  }
+
+  /** Restore: the guest now runs from a checkpoint taken after its ready marker (serial.log of this QEMU will not
+   * show it again), so `exec` need not wait for it. */
+  markReadyFromCheckpoint(ref: string): void {
+    this.runtime(this.get(ref)).readyFromCheckpoint = true;
+  }
+
+  /**
+   * For checkpoints and restores: runs `fn` with the VM's QMP client under the VM's lifecycle lock (no start, stop or
+   * pause runs meanwhile). With `quietRunState`, STOP/RESUME events raised meanwhile (a checkpoint's pause of a few
+   * ms, QEMU resuming after a background snapshot or an incoming migration) do not change the VM's state; when
+   * `fn` ends the state is set from QEMU's `query-status` once (running, or paused for any stopped run state).
+   */
+  withQmp<T>(ref: string, fn: (qmp: QmpClient, vm: VmRecord) => Promise<T>, opts: { quietRunState?: boolean } = {}): Promise<T> {
+    const vm = this.get(ref);
+    return this.withLock(vm.id, async () => {
+      const cur = this.store.get(vm.id)!;
+      this.requireState(cur, ['running', 'paused'], 'checkpoint or restore');
+      const rt = this.runtime(cur);
+      if (!opts.quietRunState) return fn(rt.qmp, cur);
+      rt.quietRunState++;
+      try {
+        return await fn(rt.qmp, cur);
+      } finally {
+        rt.quietRunState--;
+        if (rt.quietRunState === 0 && !rt.qmp.isClosed) {
+          const st = await rt.qmp.queryStatus().catch(() => undefined);
+          const now = this.store.get(vm.id);
+          if (st && now && (now.state === 'running' || now.state === 'paused')) {
+            const want = st.running ? 'running' : 'paused';
+            if (want !== now.state || now.stateReason) this.setState(vm.id, want, null);
+          }
+        }
+      }
+    });
   }
 
   // ---- server start / stop ----

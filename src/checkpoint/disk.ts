@@ -1,0 +1,195 @@
+// Disk checkpoints: a persistent dirty bitmap plus incremental backups into a qcow2 chain.
+//
+// The first checkpoint of a VM (or the first after the bitmap was lost: QEMU crashed, the disk was replaced by a
+// restore) takes, in the checkpoint's pause, `block-dirty-bitmap-add oriel (persistent)` + `blockdev-backup
+// sync=full` in one `transaction`; later ones take `blockdev-backup sync=incremental bitmap=oriel`. The backup job
+// starts in the pause (so its image is the disk at the RAM instant: copy-before-write keeps old data for clusters the
+// guest writes after the resume) and runs after it; with bitmap-mode on-success the bitmap then holds exactly the
+// writes since this checkpoint. Each checkpoint's image holds only the clusters written since the previous one and
+// is backed by the previous one's image:
+//   disks/<vmId>/<ckptId>.qcow2  ->  disks/<vmId>/<parentId>.qcow2  -> ... -> the full one
+// head.json names the image the bitmap counts from; only when it is there (and the bitmap is sound) is the next
+// backup incremental.
+import { execFile } from 'node:child_process';
+import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { join, relative } from 'node:path';
+import { promisify } from 'node:util';
+import type { QmpClient } from '../vm/qmp/index.ts';
+import { DISK_NODE } from '../vm/qemu-args.ts';
+import type { DiskRecord } from './store/index.ts';
+
+const run = promisify(execFile);
+export const BITMAP = 'oriel';
+
+interface Head { checkpointId: string; file: string }
+
+export interface DiskPlan {
+  /** Actions for the `transaction` issued in the pause. */
+  actions: object[];
+  /** After the pause: waits for the backup job, closes the target, returns the record for the manifest. */
+  finish(): Promise<DiskRecord>;
+  /** Gives up (the checkpoint failed): cancels the job and deletes the image. */
+  abort(): Promise<void>;
+}
+
+interface BitmapInfo { name: string; recording: boolean; busy: boolean; persistent: boolean; inconsistent?: boolean }
+
+export class DiskCheckpoints {
+  constructor(private readonly root: string, private readonly qemuImg: string) {}
+
+  private vmDir(vmId: string): string {
+    const d = join(this.root, 'disks', vmId);
+    mkdirSync(d, { recursive: true, mode: 0o700 });
+    return d;
+  }
+
+  head(vmId: string): Head | undefined {
+    const f = join(this.root, 'disks', vmId, 'head.json');
+    if (!existsSync(f)) return undefined;
+    const h = JSON.parse(readFileSync(f, 'utf8')) as Head;
+    return existsSync(join(this.root, h.file)) ? h : undefined;
+  }
+
+  setHead(vmId: string, head: Head | null): void {
+    const f = join(this.vmDir(vmId), 'head.json');
+    if (!head) return rmSync(f, { force: true });
+    writeFileSync(`${f}.tmp`, JSON.stringify(head));
+    renameSync(`${f}.tmp`, f);
+  }
+
+  /**
+   * Prepares what the pause needs (outside the pause): the target image, opened as a block node, and the
+   * transaction actions. Returns undefined for a VM without a disk.
+   */
+  async plan(qmp: QmpClient, vmId: string, ckptId: string): Promise<DiskPlan | undefined> {
+    const blocks = await qmp.execute('query-block');
+    const dev = blocks.find((b) => b.inserted?.['node-name'] === DISK_NODE);
+    if (!dev?.inserted) return undefined;
+    const size = dev.inserted.image['virtual-size'];
+    const bitmaps = ((dev.inserted as unknown as { 'dirty-bitmaps'?: BitmapInfo[] })['dirty-bitmaps'] ?? []);
+    const bm = bitmaps.find((b) => b.name === BITMAP);
+    const head = this.head(vmId);
+    const incremental = !!(head && bm && bm.recording && !bm.busy && !bm.inconsistent);
+    if (bm && !incremental) {
+      // A bitmap we cannot trust (no head image to count from, or QEMU marked it inconsistent): start over.
+      await qmp.execute('block-dirty-bitmap-remove', { node: DISK_NODE, name: BITMAP });
+    }
+    const rel = join('disks', vmId, `${ckptId}.qcow2`);
+    const file = join(this.root, rel);
+    this.vmDir(vmId);
+    await run(this.qemuImg, ['create', '-q', '-f', 'qcow2', ...(incremental ? ['-F', 'qcow2', '-b', join(this.root, head!.file)] : []), file, String(size)]);
+    const node = `ock-${ckptId.slice(0, 20)}`;
+    const jobId = `ockjob-${ckptId.slice(0, 20)}`;
+    // backing: null: the job only writes clusters; the chain is needed when the image is read, not now.
+    await qmp.execute('blockdev-add', { driver: 'qcow2', 'node-name': node, file: { driver: 'file', filename: file }, backing: null });
+    const actions: object[] = [];
+    if (!incremental) actions.push({ type: 'block-dirty-bitmap-add', data: { node: DISK_NODE, name: BITMAP, persistent: true } });
+    actions.push({
+      type: 'blockdev-backup',
+      data: {
+        device: DISK_NODE, target: node, 'job-id': jobId, sync: incremental ? 'incremental' : 'full',
+        ...(incremental ? { bitmap: BITMAP } : {}),
+        'auto-finalize': true, 'auto-dismiss': true,
+      },
+    });
+    let jobDone: Promise<void> | undefined;
+    const watch = () => {
+      jobDone ??= new Promise<void>((resolve, reject) => {
+        const off = qmp.onEvent((ev) => {
+          if (ev.data?.device !== jobId) return;
+          if (ev.event === 'BLOCK_JOB_COMPLETED') {
+            off();
+            if (ev.data.error) reject(new Error(`disk backup failed: ${ev.data.error}`));
+            else resolve();
+          } else if (ev.event === 'BLOCK_JOB_CANCELLED') {
+            off();
+            reject(new Error('disk backup was cancelled'));
+          }
+        });
+        void qmp.closed.then(() => reject(new Error('QEMU exited during the disk backup')));
+      });
+      return jobDone;
+    };
+    watch(); // subscribe before the transaction can start the job
+    const cleanup = async () => {
+      await qmp.execute('blockdev-del', { 'node-name': node }).catch(() => undefined);
+    };
+    return {
+      actions,
+      finish: async () => {
+        // The job may have completed already (a small disk): its event was caught by the subscription above.
+        await watch();
+        await cleanup();
+        const fd = openSync(file, 'r+');
+        try { fsyncSync(fd); } finally { closeSync(fd); }
+        this.setHead(vmId, { checkpointId: ckptId, file: rel });
+        return {
+          node: DISK_NODE, file: rel, backing: incremental ? head!.file : null, mode: incremental ? 'incremental' : 'full',
+          bytes: statSync(file).blocks * 512,
+        };
+      },
+      abort: async () => {
+        await qmp.execute('block-job-cancel', { device: jobId, force: true }).catch(() => undefined);
+        await watch().catch(() => undefined);
+        await cleanup();
+        rmSync(file, { force: true });
+      },
+    };
+  }
+
+  /**
+   * Writes the disk of a checkpoint as a VM's disk: a qcow2 overlay on the VM's base image (or standalone) with the
+   * checkpoint's content, written beside `dest` then renamed over it.
+   */
+  async restoreTo(rec: DiskRecord, dest: string, base?: { file: string; format: string }): Promise<void> {
+    const tmp = `${dest}.restore-tmp`;
+    rmSync(tmp, { force: true });
+    const src = join(this.root, rec.file);
+    await run(this.qemuImg, ['convert', '-q', '-O', 'qcow2', ...(base ? ['-B', base.file, '-F', base.format] : []), src, tmp], { timeout: 3_600_000 });
+    const fd = openSync(tmp, 'r+');
+    try { fsyncSync(fd); } finally { closeSync(fd); }
+    renameSync(tmp, dest);
+  }
+
+  /**
+   * Removes disk images no manifest uses. An unused image that others are backed by is merged into each of them
+   * first (`qemu-img rebase` onto its own backing, on a copy renamed over the original: a crash leaves either the
+   * old or the new child, both restorable). `used` = images (relative paths) named by manifests; head.json's image is
+   * kept too. Returns the removed images and the new backing of each image that was rebased.
+   */
+  async collect(vmId: string, used: Set<string>): Promise<{ removed: string[]; rebased: Map<string, string | null> }> {
+    const dir = join(this.root, 'disks', vmId);
+    const rebased = new Map<string, string | null>();
+    if (!existsSync(dir)) return { removed: [], rebased };
+    const head = this.head(vmId);
+    if (head) used.add(head.file);
+    const backing = new Map<string, string | null>();
+    for (const f of readdirSync(dir)) {
+      if (!f.endsWith('.qcow2')) continue;
+      const rel = join('disks', vmId, f);
+      const { stdout } = await run(this.qemuImg, ['info', '-U', '--output=json', join(this.root, rel)]);
+      const b = (JSON.parse(stdout) as { 'backing-filename'?: string })['backing-filename'];
+      backing.set(rel, b ? relative(this.root, b) : null);
+    }
+    const removed: string[] = [];
+    for (const dead of [...backing.keys()].filter((f) => !used.has(f))) {
+      const newBacking = backing.get(dead) ?? null;
+      for (const [child, b] of backing) {
+        if (b !== dead) continue;
+        const c = join(this.root, child);
+        const tmp = `${c}.rebase-tmp`;
+        await run('cp', ['--reflink=auto', c, tmp]);
+        await run(this.qemuImg, ['rebase', '-q', '-f', 'qcow2', '-b', newBacking ? join(this.root, newBacking) : '', ...(newBacking ? ['-F', 'qcow2'] : []), tmp]);
+        const fd = openSync(tmp, 'r+');
+        try { fsyncSync(fd); } finally { closeSync(fd); }
+        renameSync(tmp, c);
+        backing.set(child, newBacking);
+        rebased.set(child, newBacking);
+      }
+      rmSync(join(this.root, dead), { force: true });
+      backing.delete(dead);
+      removed.push(dead);
+    }
+    return { removed, rebased };
+  }
+}

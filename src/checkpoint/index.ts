@@ -1,0 +1,7 @@
+// Checkpoints: live, incremental checkpoints of running VMs, and restore (README.md in this folder).
+export { CheckpointService, selectRetention, type CheckpointSummary, type RetentionRules } from './service.ts';
+export { captureCheckpoint, newCheckpointId } from './capture.ts';
+export { restoreCheckpoint, type RestoreResult } from './restore.ts';
+export { DiskCheckpoints } from './disk.ts';
+export * from './store/index.ts';
+export * as stream from './stream/index.ts';

@@ -1,0 +1,112 @@
+// Reassembles a migration stream QEMU 7.2 accepts with `-incoming`, from the parts the parser split off:
+//   header (QEVM, version, CONFIGURATION, as captured)
+//   01 sid 03 "ram" be32 0 be32 4 | be64 total|MEM_SIZE {counted id, be64 used_length}* be64 EOS | 7e sid
+//   02 sid | page records, one PART per `pagesPerPart` pages | be64 EOS | 7e sid        (as many PARTs as needed)
+//   device state (FULL sections ... EOF) [VMDESCRIPTION]
+// Every page is sent once (PAGE, or ZERO with fill 0): the destination's RAM then equals the checkpoint's whatever
+// it held before (a ROM block whose checkpoint page is zero gets zeroed too). No END section: the loader does not
+// need one (background-snapshot streams have none either).
+import { PAGE_SHIFT, PAGE_SIZE, RAM, RAM_SECTION, RAM_VERSION, REC, StreamError } from './format.ts';
+import type { RamBlock } from './parser.ts';
+
+export interface StreamParts {
+  header: Buffer;
+  ramSectionId: number;
+  blocks: RamBlock[];
+  deviceState: Buffer;
+  vmdesc?: Buffer;
+}
+
+export interface PageRecord {
+  block: number;
+  index: number;
+  /** 4096 bytes, or null for a zero page. */
+  data: Buffer | null;
+}
+
+const PAGES_PER_PART = 4096;
+const FLUSH_BYTES = 1 << 20;
+
+/** Yields the stream in buffers of about 1 MiB. `pages` must give every page to restore, in any order. */
+export function* writeStream(parts: StreamParts, pages: Iterable<PageRecord>, pagesPerPart = PAGES_PER_PART): Generator<Buffer> {
+  const sid = parts.ramSectionId;
+  yield parts.header;
+  yield ramStart(sid, parts.blocks);
+
+  let out: Buffer[] = [];
+  let outBytes = 0;
+  let inPart = 0;
+  let last = -1;
+  const push = (b: Buffer) => {
+    out.push(b);
+    outBytes += b.length;
+  };
+  const closePart = () => {
+    const b = Buffer.alloc(13);
+    b.writeBigUInt64BE(BigInt(RAM.EOS), 0);
+    b[8] = REC.SECTION_FOOTER;
+    b.writeUInt32BE(sid, 9);
+    push(b);
+    inPart = 0;
+  };
+  for (const p of pages) {
+    const block = parts.blocks[p.block];
+    if (!block || p.index < 0 || p.index >= block.length / PAGE_SIZE) {
+      throw new StreamError(`page ${p.index} of block #${p.block} is outside the RAM layout`, 0, RAM_SECTION);
+    }
+    if (p.data && p.data.length !== PAGE_SIZE) throw new StreamError(`page of ${p.data.length} bytes`, 0, RAM_SECTION);
+    if (inPart === 0) {
+      const h = Buffer.alloc(5);
+      h[0] = REC.SECTION_PART;
+      h.writeUInt32BE(sid, 1);
+      push(h);
+      last = -1; // name the block again in each PART (not required, but keeps each PART self-describing)
+    }
+    const named = p.block !== last;
+    const id = block.id;
+    const h = Buffer.alloc(8 + (named ? 1 + id.length : 0) + (p.data ? 0 : 1));
+    const flags = (p.data ? RAM.PAGE : RAM.ZERO) | (named ? 0 : RAM.CONTINUE);
+    h.writeBigUInt64BE((BigInt(p.index) << BigInt(PAGE_SHIFT)) | BigInt(flags), 0);
+    if (named) {
+      h[8] = id.length;
+      h.write(id, 9, 'latin1');
+    }
+    // A ZERO record's fill byte is the last byte, already 0.
+    push(h);
+    if (p.data) push(p.data);
+    last = p.block;
+    if (++inPart >= pagesPerPart) closePart();
+    if (outBytes >= FLUSH_BYTES) {
+      yield Buffer.concat(out, outBytes);
+      out = [];
+      outBytes = 0;
+    }
+  }
+  if (inPart > 0) closePart();
+  if (outBytes > 0) yield Buffer.concat(out, outBytes);
+  yield parts.deviceState;
+  if (parts.vmdesc && parts.vmdesc.length > 0) yield parts.vmdesc;
+}
+
+function ramStart(sid: number, blocks: RamBlock[]): Buffer {
+  const total = blocks.reduce((a, b) => a + BigInt(b.length), 0n);
+  const size = 1 + 4 + 1 + 3 + 8 + 8 + blocks.reduce((a, b) => a + 1 + b.id.length + 8, 0) + 8 + 5;
+  const b = Buffer.alloc(size);
+  let o = 0;
+  b[o++] = REC.SECTION_START;
+  o = b.writeUInt32BE(sid, o);
+  b[o++] = RAM_SECTION.length;
+  o += b.write(RAM_SECTION, o, 'latin1');
+  o = b.writeUInt32BE(0, o);
+  o = b.writeUInt32BE(RAM_VERSION, o);
+  o = b.writeBigUInt64BE(total | BigInt(RAM.MEM_SIZE), o);
+  for (const blk of blocks) {
+    b[o++] = blk.id.length;
+    o += b.write(blk.id, o, 'latin1');
+    o = b.writeBigUInt64BE(BigInt(blk.length), o);
+  }
+  o = b.writeBigUInt64BE(BigInt(RAM.EOS), o);
+  b[o++] = REC.SECTION_FOOTER;
+  o = b.writeUInt32BE(sid, o);
+  return b;
+}

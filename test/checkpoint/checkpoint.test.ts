@@ -1,0 +1,95 @@
+// Live checkpoints of the tiny guest and their restore, on real QEMU (TCG): a chain of five checkpoints, each
+// restored afterwards to exactly its instant (RAM contents, a counter, the disk), deletion of one in the middle
+// (its disk image merged into the next), verify, retention.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { CheckpointService, selectRetention } from '../../src/checkpoint/index.ts';
+import { makeRig, bootTiny, type Rig } from './helpers.ts';
+
+describe('checkpoints of a running guest', () => {
+  let rig: Rig;
+  let svc: CheckpointService;
+  const sh = async (cmd: string) => {
+    const r = await rig.vms.exec('ck', ['sh', '-c', cmd], 90_000);
+    assert.equal(r.exitCode, 0, r.stderr);
+    return r.stdout.trim();
+  };
+  // RAM: a 4 MiB file in a tmpfs (its pages live in guest RAM only) and a counter; disk: a marker written with
+  // O_DIRECT (so it is on the disk, not only in the guest's page cache) and read back the same way.
+  const state = () => sh('cat /mnt/c; md5sum /mnt/p | cut -c1-32; dd if=/dev/vda bs=512 count=1 iflag=direct 2>/dev/null | head -c 12');
+  const chain: { id: string; expect: string; pauseMs: number | null }[] = [];
+
+  before(async () => {
+    rig = await makeRig();
+    svc = new CheckpointService(rig.vms, { root: CheckpointService.defaultRoot(rig.dataDir), qemuImg: rig.qemuImg });
+    await bootTiny(rig, 'ck', 160);
+    await sh('mkdir -p /mnt && mount -t tmpfs t /mnt && dd if=/dev/urandom of=/mnt/p bs=1M count=4 2>/dev/null');
+  });
+  after(async () => {
+    svc.close();
+    await rig.destroy();
+  });
+
+  test('five live checkpoints, the guest changing between them', async () => {
+    for (let i = 1; i <= 5; i++) {
+      await sh(`echo ${i} > /mnt/c; dd if=/dev/urandom of=/mnt/p bs=4k count=16 seek=${i * 40} conv=notrunc 2>/dev/null; printf 'disk-state-${i}' | dd of=/dev/vda bs=512 conv=sync oflag=direct 2>/dev/null`);
+      const expect = await state();
+      const m = await svc.create('ck', { kind: 'scheduled' });
+      assert.equal(rig.vms.get('ck').state, 'running', 'the checkpoint pause does not show as a pause');
+      assert.equal(m.disks[0]!.mode, i === 1 ? 'full' : 'incremental');
+      assert.ok(m.stats.pauseMs !== null && m.stats.pauseMs < 1000, `pause ${m.stats.pauseMs} ms`);
+      if (i > 1) assert.ok(m.stats.newBytes < 3_000_000, `checkpoint ${i} stored ${m.stats.newBytes} B (changed pages only)`);
+      chain.push({ id: m.id, expect, pauseMs: m.stats.pauseMs });
+    }
+    // After the last one the guest moves on: none of this may survive a restore.
+    await sh(`echo 99 > /mnt/c; dd if=/dev/urandom of=/mnt/p bs=1M count=4 2>/dev/null; printf 'disk-state-X' | dd of=/dev/vda bs=512 conv=sync oflag=direct 2>/dev/null`);
+    assert.deepEqual(svc.list('ck').map((c) => c.id), chain.map((c) => c.id));
+    console.log('pauses (ms):', chain.map((c) => c.pauseMs).join(', '));
+  });
+
+  test('each of the five restores to its instant: counter, RAM checksum, disk', async () => {
+    for (const c of [...chain].reverse()) {
+      const r = await svc.restore(c.id);
+      assert.equal(rig.vms.get('ck').state, 'running');
+      assert.equal(await state(), c.expect, `checkpoint ${c.id}`);
+      console.log(`restore ${c.id}: ${r.restoreMs} ms`);
+    }
+  });
+
+  test('a checkpoint taken after a restore starts a new disk chain and restores too', async () => {
+    await sh('echo 42 > /mnt/c');
+    const expect = await state();
+    const m = await svc.create('ck');
+    assert.equal(m.disks[0]!.mode, 'full');
+    await sh('echo 43 > /mnt/c');
+    await svc.restore(m.id);
+    assert.equal(await state(), expect);
+    await svc.delete([m.id]);
+  });
+
+  test('deleting a checkpoint in the middle keeps the others restorable; verify is clean', async () => {
+    const mid = chain.splice(2, 1)[0]!;
+    const { removedImages } = await svc.delete([mid.id]);
+    assert.equal(removedImages.length, 1);
+    assert.ok((await svc.verify()).ok);
+    for (const c of [chain[2]!, chain[0]!]) {
+      await svc.restore(c.id);
+      assert.equal(await state(), c.expect);
+    }
+  });
+
+  test('retention: manual ones are kept, dry-run deletes nothing', async () => {
+    const before = svc.list('ck').length;
+    const plan = await svc.prune('ck', { keepLast: 2 }, { dryRun: true });
+    assert.equal(plan.delete.length, before - 2);
+    assert.equal(svc.list('ck').length, before);
+    const sel = selectRetention([
+      { id: 'a', createdAt: '2026-01-01T10:00:00Z', kind: 'scheduled' },
+      { id: 'b', createdAt: '2026-01-01T10:30:00Z', kind: 'scheduled' },
+      { id: 'c', createdAt: '2026-01-02T09:00:00Z', kind: 'scheduled' },
+      { id: 'm', createdAt: '2025-01-01T00:00:00Z', kind: 'manual' },
+    ], { daily: 2 });
+    assert.deepEqual(sel.drop, ['a']);
+    assert.deepEqual(sel.keep.sort(), ['b', 'c', 'm']);
+  });
+});

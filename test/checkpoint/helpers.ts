@@ -1,0 +1,44 @@
+// A VmManager on a scratch data directory (no HTTP server), for checkpoint tests and benchmarks that drive one
+// tiny guest directly.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { defaultConfig, scratchRoot } from '../../src/config.ts';
+import { openDatabase, type Db } from '../../src/store/database.ts';
+import { VmManager } from '../../src/vm/manager.ts';
+import { ensureTinyImage } from '../helpers/images.ts';
+
+export interface Rig {
+  dataDir: string;
+  db: Db;
+  vms: VmManager;
+  qemuImg: string;
+  destroy(): Promise<void>;
+}
+
+export async function makeRig(): Promise<Rig> {
+  await ensureTinyImage();
+  const cfg = defaultConfig();
+  const dataDir = mkdtempSync(join(scratchRoot(), 'ock-'));
+  const db = openDatabase(join(dataDir, 'oriel.db'));
+  db.prepare("INSERT INTO users (id, name, role, password_hash, created_at) VALUES ('u1', 'admin', 'admin', 'x', ?)").run(new Date().toISOString());
+  const vms = new VmManager({
+    db, dataDir, cacheDir: cfg.cacheDir, qemuBinary: cfg.qemuBinary, qemuImgBinary: cfg.qemuImgBinary,
+    accel: 'tcg', stopTimeoutSec: 10,
+  });
+  return {
+    dataDir, db, vms, qemuImg: cfg.qemuImgBinary,
+    async destroy() {
+      for (const vm of vms.list()) {
+        if (!['stopped', 'crashed'].includes(vm.state)) await vms.forceStop(vm.id).catch(() => undefined);
+      }
+      db.close();
+      rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+export async function bootTiny(rig: Rig, name: string, memoryMiB = 192): Promise<void> {
+  await rig.vms.create({ name, image: 'tiny', memoryMiB }, 'u1');
+  await rig.vms.start(name);
+  await rig.vms.waitReady(name, 90_000);
+}
