@@ -17,6 +17,9 @@ export interface RestoreOptions {
   disks: DiskCheckpoints;
   id: string;
   progress?: (stage: string) => void;
+  /** Restore into this VM instead of the checkpoint's own (restore as a new VM: same device model, see
+   * VmManager.createLike). */
+  targetVmId?: string;
 }
 
 export interface RestoreResult {
@@ -29,7 +32,7 @@ export interface RestoreResult {
 export async function restoreCheckpoint(o: RestoreOptions): Promise<RestoreResult> {
   const m = o.store.get(o.id);
   if (!m) throw new Error(`no checkpoint '${o.id}'`);
-  const vm = o.vms.get(m.vmId);
+  const vm = o.vms.get(o.targetVmId ?? m.vmId);
   for (const k of ['memoryMiB', 'cpus', 'display'] as const) {
     if (m.spec[k] !== undefined && m.spec[k] !== vm.spec[k]) {
       throw new Error(`checkpoint ${m.id} was taken with ${k}=${String(m.spec[k])}, VM '${vm.name}' now has ${String(vm.spec[k])}: its device model must match`);

@@ -66,8 +66,9 @@ export class CheckpointService {
     return m;
   }
 
-  restore(id: string, progress?: Progress): Promise<RestoreResult> {
-    return restoreCheckpoint({ vms: this.vms, store: this.store, disks: this.disks, id, progress });
+  /** Restores in place, or into `targetVmId` (a new VM made with VmManager.createLike). */
+  restore(id: string, progress?: Progress, opts: { targetVmId?: string } = {}): Promise<RestoreResult> {
+    return restoreCheckpoint({ vms: this.vms, store: this.store, disks: this.disks, id, progress, targetVmId: opts.targetVmId });
   }
 
   /** Deletes checkpoints: manifests first (atomic), then their disk images (merged into the images backed by them),

@@ -1,6 +1,7 @@
 // Entry point of the `oriel` command: every subcommand but `serve` speaks to a server over its HTTP API.
 import { Command, CommanderError } from 'commander';
 import { Api, CliError } from './api.ts';
+import { checkpointCommands } from './commands/checkpoint.ts';
 import { imageCommands } from './commands/images.ts';
 import { serveCommand } from './commands/serve.ts';
 import { userCommands } from './commands/users.ts';
@@ -23,6 +24,7 @@ serveCommand(program);
 userCommands(program, api);
 vmCommands(program, api);
 imageCommands(program, api);
+checkpointCommands(program, api);
 
 try {
   await program.parseAsync(process.argv);

@@ -23,6 +23,9 @@ import { operationRoutes } from './routes/operations.ts';
 import { userRoutes } from './routes/users.ts';
 import { vmRoutes } from './routes/vms.ts';
 import { consoleRoutes } from './routes/console.ts';
+import { checkpointRoutes } from './routes/checkpoints.ts';
+import { CheckpointSchedules } from './checkpoints/schedules.ts';
+import { CheckpointService } from '../checkpoint/service.ts';
 import { registerConsoleProxy } from './console/proxy.ts';
 import { ConsoleTickets } from './console/tickets.ts';
 
@@ -56,7 +59,9 @@ export async function createServer(config: OrielConfig, opts: { logger?: boolean
   });
   const users = new Users(db);
   const ops = new Operations(db);
-  const ctx: ServerContext = { config, db, vms, users, ops };
+  const checkpoints = new CheckpointService(vms, { root: CheckpointService.defaultRoot(config.dataDir), qemuImg: config.qemuImgBinary });
+  const schedules = new CheckpointSchedules(db, vms, checkpoints, ops);
+  const ctx: ServerContext = { config, db, vms, users, ops, checkpoints, schedules };
 
   let firstAdmin: OrielServer['firstAdmin'];
   if (users.count() === 0) {
@@ -66,6 +71,7 @@ export async function createServer(config: OrielConfig, opts: { logger?: boolean
   }
   ops.init();
   await vms.init();
+  schedules.start();
 
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
@@ -104,13 +110,16 @@ export async function createServer(config: OrielConfig, opts: { logger?: boolean
   eventRoutes(app, ctx);
   const tickets = new ConsoleTickets();
   consoleRoutes(app, ctx, tickets);
+  checkpointRoutes(app, ctx);
   registerConsoleProxy(app, ctx, tickets);
 
   return {
     app, ctx, firstAdmin,
     async close() {
+      schedules.stop();
       await app.close();
       vms.detachAll();
+      checkpoints.close();
       db.close();
     },
   };

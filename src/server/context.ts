@@ -4,6 +4,8 @@ import type { Db } from '../store/database.ts';
 import type { VmManager } from '../vm/manager.ts';
 import type { Users } from './auth/users.ts';
 import type { Operations } from './operations.ts';
+import type { CheckpointService } from '../checkpoint/service.ts';
+import type { CheckpointSchedules } from './checkpoints/schedules.ts';
 
 export interface ServerContext {
   config: OrielConfig;
@@ -11,4 +13,6 @@ export interface ServerContext {
   vms: VmManager;
   users: Users;
   ops: Operations;
+  checkpoints: CheckpointService;
+  schedules: CheckpointSchedules;
 }

@@ -48,4 +48,14 @@ export const migrations: string[] = [
   );
   CREATE INDEX operations_by_time ON operations(created_at);
   `,
+  `
+  CREATE TABLE checkpoint_schedules (
+    vm_id TEXT PRIMARY KEY REFERENCES vms(id) ON DELETE CASCADE,
+    every TEXT NOT NULL,
+    rules TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    last_run_at TEXT,
+    last_error TEXT
+  );
+  `,
 ];

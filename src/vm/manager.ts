@@ -24,7 +24,7 @@ import { vmPaths, type VmPaths } from './paths.ts';
 import { isAlive, isOurQemu, readPidfile, tail, waitUntil } from './process.ts';
 import { qemuArgs } from './qemu-args.ts';
 import { QmpClient } from './qmp/index.ts';
-import { vmRequestSchema, type VmRequest, type VmSpec, type VmState } from './spec.ts';
+import { VM_NAME_RE, vmRequestSchema, type VmRequest, type VmSpec, type VmState } from './spec.ts';
 import { VmStore, type VmRecord } from './store.ts';
 import { isAbsolute } from 'node:path';
 
@@ -149,6 +149,26 @@ export class VmManager extends EventEmitter {
       rmSync(p.dir, { recursive: true, force: true });
       if (e instanceof OrielError) throw e;
       if ((e as { code?: string }).code === 'SQLITE_CONSTRAINT_UNIQUE') throw conflict(`a VM named '${req.name}' already exists`);
+      throw e;
+    }
+  }
+
+  /** A new, stopped VM with the same spec (device model, image, memory) as `ref`: the target of a restore as a new
+   * VM. Its overlay sits on the same base; the restore then replaces it with the checkpoint's disk. */
+  async createLike(ref: string, name: string, ownerId: string): Promise<VmRecord> {
+    const src = this.get(ref);
+    if (!VM_NAME_RE.test(name)) throw new OrielError(400, `invalid VM name '${name}'`, 'bad_request');
+    if (this.store.byName(name)) throw conflict(`a VM named '${name}' already exists`);
+    const id = this.store.newId();
+    const p = vmPaths(this.o.dataDir, id);
+    mkdirSync(p.dir, { recursive: true, mode: 0o700 });
+    try {
+      if (src.spec.baseDisk) await createOverlay(this.o.qemuImgBinary, src.spec.baseDisk, src.spec.baseFormat!, p.disk);
+      const vm = this.store.insert({ id, name, ownerId, spec: { ...src.spec } });
+      this.emit('changed', vm);
+      return vm;
+    } catch (e) {
+      rmSync(p.dir, { recursive: true, force: true });
       throw e;
     }
   }

@@ -43,9 +43,12 @@ export function vmRoutes(app: FastifyInstance, ctx: ServerContext): void {
   r.get('/api/vms/:vm', { schema: { tags: ['vms'], summary: 'One VM', params: vmParams, response: { 200: vmSchema } } },
     async (req) => view(vmFor(ctx, req, req.params.vm)));
 
-  r.delete('/api/vms/:vm', { schema: { tags: ['vms'], summary: 'Delete a stopped VM and its disk overlay', params: vmParams, response: { 204: z.null() } } },
+  r.delete('/api/vms/:vm', { schema: { tags: ['vms'], summary: 'Delete a stopped VM, its disk overlay and its checkpoints', params: vmParams, response: { 204: z.null() } } },
     async (req, reply) => {
-      await ctx.vms.delete(vmFor(ctx, req, req.params.vm).id);
+      const vm = vmFor(ctx, req, req.params.vm);
+      // A deleted VM takes its checkpoints along (only once it may be deleted: stopped or crashed).
+      if (vm.state === 'stopped' || vm.state === 'crashed') await ctx.checkpoints.delete(ctx.checkpoints.list(vm.id).map((c) => c.id));
+      await ctx.vms.delete(vm.id);
       return reply.code(204).send(null);
     });
 

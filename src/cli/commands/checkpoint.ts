@@ -1,0 +1,111 @@
+// oriel checkpoint create|list|show|restore|delete|verify|schedule|prune
+import type { Command } from 'commander';
+import { Api, CliError } from '../api.ts';
+import { formatBytes, printJson, table } from '../output.ts';
+import { followOperation } from './images.ts';
+
+interface Summary {
+  id: string; vmName: string; createdAt: string; kind: string; label?: string; parent: string | null;
+  pauseMs: number | null; durationMs: number; newBytes: number; diskBytes: number;
+}
+
+const enc = encodeURIComponent;
+const count = (flag: string) => (v: string) => {
+  if (!/^\d+$/.test(v)) throw new CliError(`${flag} must be a whole number, not '${v}'`);
+  return Number(v);
+};
+
+function rulesFrom(o: Record<string, number | undefined>) {
+  const rules = { keepLast: o.keepLast, hourly: o.keepHourly, daily: o.keepDaily, weekly: o.keepWeekly, monthly: o.keepMonthly };
+  return Object.fromEntries(Object.entries(rules).filter(([, v]) => v !== undefined));
+}
+
+function retentionOptions(c: Command): Command {
+  return c
+    .option('--keep-last <n>', 'keep the newest N scheduled checkpoints', count('--keep-last'))
+    .option('--keep-hourly <n>', 'keep the newest of each of the last N hours', count('--keep-hourly'))
+    .option('--keep-daily <n>', 'keep the newest of each of the last N days', count('--keep-daily'))
+    .option('--keep-weekly <n>', 'keep the newest of each of the last N ISO weeks', count('--keep-weekly'))
+    .option('--keep-monthly <n>', 'keep the newest of each of the last N months', count('--keep-monthly'));
+}
+
+export function checkpointCommands(program: Command, api: () => Api): void {
+  const cp = program.command('checkpoint').alias('cp').description('live checkpoints of VMs, and restore');
+
+  cp.command('create <vm>').description('take a live checkpoint (the VM pauses for milliseconds)')
+    .option('--label <text>', 'a note to remember it by')
+    .option('--json', 'print the checkpoint as JSON')
+    .action(async (vm: string, o) => {
+      const a = api();
+      const op = await a.post<{ id: string }>(`/api/vms/${enc(vm)}/checkpoints`, o.label ? { label: o.label } : {});
+      const done = await followOperation(a, op.id);
+      const c = done.result as Summary;
+      if (o.json) return printJson(c);
+      console.log(`checkpoint ${c.id} of ${vm}: paused ${c.pauseMs ?? '?'} ms, took ${(c.durationMs / 1000).toFixed(1)} s, wrote ${formatBytes(c.newBytes + c.diskBytes)}`);
+    });
+
+  cp.command('list <vm>').alias('ls').description("a VM's checkpoints").option('--json', 'print JSON').action(async (vm: string, o) => {
+    const list = await api().get<Summary[]>(`/api/vms/${enc(vm)}/checkpoints`);
+    if (o.json) return printJson(list);
+    if (!list.length) return console.log(`VM '${vm}' has no checkpoints yet: take one with \`oriel checkpoint create ${vm}\``);
+    console.log(table(list.map((c) => ({ ...c, pause: c.pauseMs === null ? null : `${c.pauseMs} ms`, written: formatBytes(c.newBytes + c.diskBytes) })), ['id', 'createdAt', 'kind', 'pause', 'written', 'label']));
+  });
+
+  cp.command('show <vm> <id>').description('one checkpoint').option('--json', 'print JSON').action(async (vm: string, id: string, o) => {
+    const c = await api().get<Record<string, unknown>>(`/api/vms/${enc(vm)}/checkpoints/${enc(id)}`);
+    if (o.json) return printJson(c);
+    for (const [k, v] of Object.entries(c)) console.log(`${k.padEnd(11)} ${typeof v === 'object' ? JSON.stringify(v) : String(v)}`);
+  });
+
+  cp.command('restore <vm> <id>').description('bring the VM back to the checkpoint (what happened since is lost), or --as a new VM')
+    .option('--as <name>', 'restore into a new VM with this name; the original keeps running')
+    .action(async (vm: string, id: string, o) => {
+      const a = api();
+      const op = await a.post<{ id: string }>(`/api/vms/${enc(vm)}/checkpoints/${enc(id)}/restore`, o.as ? { as: o.as } : {});
+      const done = await followOperation(a, op.id);
+      const r = done.result as { vm: string; restoreMs: number };
+      console.log(`VM '${r.vm}' restored from checkpoint ${id} in ${(r.restoreMs / 1000).toFixed(1)} s`);
+    });
+
+  cp.command('delete <vm> <id>').alias('rm').description('delete a checkpoint').action(async (vm: string, id: string) => {
+    await api().delete(`/api/vms/${enc(vm)}/checkpoints/${enc(id)}`);
+    console.log(`deleted checkpoint ${id}`);
+  });
+
+  cp.command('verify <vm> [id]').description("check every hash of the VM's checkpoints (or one); exits non-zero on corruption").action(async (vm: string, id: string | undefined) => {
+    const a = api();
+    const op = await a.post<{ id: string }>(`/api/vms/${enc(vm)}/checkpoints/verify`, id ? { id } : {});
+    const done = await followOperation(a, op.id);
+    const r = done.result as { checked: string[] };
+    console.log(`${r.checked.length} checkpoint(s) verified: every hash matches`);
+  });
+
+  retentionOptions(
+    cp.command('schedule <vm>').description('take checkpoints periodically, pruning scheduled ones by the --keep rules (manual ones are never pruned)')
+      .option('--every <when>', 'an interval (30s, 5m, 2h, 1d) or a cron expression ("0 */6 * * *")')
+      .option('--off', 'stop the schedule')
+      .option('--json', 'print JSON'),
+  ).action(async (vm: string, o) => {
+    const a = api();
+    if (o.off) {
+      await a.delete(`/api/vms/${enc(vm)}/checkpoint-schedule`);
+      return console.log(`no more scheduled checkpoints of ${vm}`);
+    }
+    const s = o.every
+      ? await a.request<Record<string, unknown>>('PUT', `/api/vms/${enc(vm)}/checkpoint-schedule`, { every: o.every, ...rulesFrom(o) })
+      : await a.get<Record<string, unknown>>(`/api/vms/${enc(vm)}/checkpoint-schedule`);
+    if (o.json) return printJson(s);
+    console.log(`${vm}: every ${s.every}, keep ${JSON.stringify(s.rules)}, next at ${s.nextRunAt ?? '-'}${s.lastError ? ` (last run: ${s.lastError})` : ''}`);
+  });
+
+  retentionOptions(
+    cp.command('prune <vm>').description("delete scheduled checkpoints the retention rules (the schedule's, or --keep-*) do not keep")
+      .option('--dry-run', 'only list what would be deleted')
+      .option('--json', 'print JSON'),
+  ).action(async (vm: string, o) => {
+    const rules = rulesFrom(o);
+    const r = await api().post<{ keep: string[]; delete: string[] }>(`/api/vms/${enc(vm)}/checkpoints/prune`, { dryRun: !!o.dryRun, ...(Object.keys(rules).length ? { rules } : {}) });
+    if (o.json) return printJson(r);
+    console.log(`${o.dryRun ? 'would delete' : 'deleted'} ${r.delete.length}: ${r.delete.join(' ') || '-'}\nkeep ${r.keep.length}: ${r.keep.join(' ') || '-'}`);
+  });
+}

@@ -1,0 +1,129 @@
+// Periodic checkpoints: one schedule per VM (`every`: an interval like 30s, 5m, 2h, 1d, or a cron expression), with
+// retention rules applied after each scheduled checkpoint. Pruning only ever removes scheduled checkpoints: one
+// someone took by hand stays until that person deletes it. Schedules live in SQLite and are re-armed at start.
+import { Cron } from 'croner';
+import { z } from 'zod';
+import type { Db } from '../../store/database.ts';
+import { badRequest } from '../../errors.ts';
+import type { CheckpointService, RetentionRules } from '../../checkpoint/service.ts';
+import type { VmManager } from '../../vm/manager.ts';
+import type { Operations } from '../operations.ts';
+import { checkpointProgress } from './progress.ts';
+
+export const retentionSchema = z.object({
+  keepLast: z.number().int().min(0).max(10_000).optional(),
+  hourly: z.number().int().min(0).max(10_000).optional(),
+  daily: z.number().int().min(0).max(10_000).optional(),
+  weekly: z.number().int().min(0).max(10_000).optional(),
+  monthly: z.number().int().min(0).max(10_000).optional(),
+}).strict();
+
+export interface Schedule {
+  vmId: string;
+  every: string;
+  rules: RetentionRules;
+  updatedAt: string;
+  lastRunAt: string | null;
+  lastError: string | null;
+  nextRunAt: string | null;
+}
+
+const INTERVAL_RE = /^(\d+)(s|m|h|d)$/;
+const UNIT_S = { s: 1, m: 60, h: 3600, d: 86400 } as const;
+/** Scheduled checkpoints more often than this would keep a TCG guest checkpointing all the time. */
+const MIN_INTERVAL_S = 2;
+
+/** A croner job for `every`; throws a 400 that says what is accepted. */
+function makeJob(every: string, fn: () => void): Cron {
+  const m = INTERVAL_RE.exec(every);
+  try {
+    if (m) {
+      const seconds = Number(m[1]) * UNIT_S[m[2] as keyof typeof UNIT_S];
+      if (seconds < MIN_INTERVAL_S) throw new Error(`at least ${MIN_INTERVAL_S}s`);
+      // Every second, but at most once per `seconds`: croner's way of expressing a plain interval.
+      return new Cron('* * * * * *', { interval: seconds, protect: true, catch: true }, fn);
+    }
+    return new Cron(every, { protect: true, catch: true }, fn);
+  } catch (e) {
+    throw badRequest(`--every must be an interval (30s, 5m, 2h, 1d) or a cron expression ("0 */6 * * *"): '${every}' is not (${(e as Error).message})`);
+  }
+}
+
+export class CheckpointSchedules {
+  private readonly jobs = new Map<string, Cron>();
+
+  constructor(
+    private readonly db: Db,
+    private readonly vms: VmManager,
+    private readonly checkpoints: CheckpointService,
+    private readonly ops: Operations,
+  ) {}
+
+  /** Arms every stored schedule (server start). */
+  start(): void {
+    for (const s of this.list()) this.arm(s.vmId, s.every);
+  }
+
+  stop(): void {
+    for (const j of this.jobs.values()) j.stop();
+    this.jobs.clear();
+  }
+
+  get(vmId: string): Schedule | undefined {
+    const r = this.db.prepare('SELECT * FROM checkpoint_schedules WHERE vm_id = ?').get(vmId) as Row | undefined;
+    return r && this.fromRow(r);
+  }
+
+  list(): Schedule[] {
+    return (this.db.prepare('SELECT * FROM checkpoint_schedules').all() as Row[]).map((r) => this.fromRow(r));
+  }
+
+  set(vmId: string, every: string, rules: RetentionRules): Schedule {
+    const job = makeJob(every, () => void this.run(vmId));
+    job.stop(); // validated; arm() below starts the real one
+    this.db
+      .prepare('INSERT INTO checkpoint_schedules (vm_id, every, rules, updated_at) VALUES (?, ?, ?, ?) ON CONFLICT(vm_id) DO UPDATE SET every = excluded.every, rules = excluded.rules, updated_at = excluded.updated_at')
+      .run(vmId, every, JSON.stringify(rules), new Date().toISOString());
+    this.arm(vmId, every);
+    return this.get(vmId)!;
+  }
+
+  remove(vmId: string): void {
+    this.jobs.get(vmId)?.stop();
+    this.jobs.delete(vmId);
+    this.db.prepare('DELETE FROM checkpoint_schedules WHERE vm_id = ?').run(vmId);
+  }
+
+  private arm(vmId: string, every: string): void {
+    this.jobs.get(vmId)?.stop();
+    this.jobs.set(vmId, makeJob(every, () => void this.run(vmId)));
+  }
+
+  /** One scheduled run: a checkpoint (an operation, like a manual one), then pruning by the schedule's rules.
+   * A VM that is not running is skipped (and says so in the schedule's last error). */
+  private async run(vmId: string): Promise<void> {
+    const s = this.get(vmId);
+    const vm = this.vms.store.get(vmId);
+    if (!s || !vm) return this.remove(vmId);
+    const note = (err: string | null) =>
+      this.db.prepare('UPDATE checkpoint_schedules SET last_run_at = ?, last_error = ? WHERE vm_id = ?').run(new Date().toISOString(), err, vmId);
+    if (vm.state !== 'running' && vm.state !== 'paused') return void note(`skipped: the VM was ${vm.state}`);
+    const op = this.ops.start('checkpoint.create', { vmId, userId: null }, async (ctx) => {
+      const m = await this.checkpoints.create(vmId, { kind: 'scheduled', progress: checkpointProgress(ctx) });
+      const pruned = await this.checkpoints.prune(vmId, s.rules);
+      ctx.log(`checkpoint ${m.id}; pruned ${pruned.delete.length}`);
+      return { id: m.id, pruned: pruned.delete };
+    });
+    const done = await this.ops.wait(op.id, 60 * 60 * 1000);
+    note(done.status === 'succeeded' ? null : done.error);
+  }
+
+  private fromRow(r: Row): Schedule {
+    return {
+      vmId: r.vm_id, every: r.every, rules: JSON.parse(r.rules) as RetentionRules, updatedAt: r.updated_at,
+      lastRunAt: r.last_run_at, lastError: r.last_error, nextRunAt: this.jobs.get(r.vm_id)?.nextRun()?.toISOString() ?? null,
+    };
+  }
+}
+
+interface Row { vm_id: string; every: string; rules: string; updated_at: string; last_run_at: string | null; last_error: string | null }
