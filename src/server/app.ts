@@ -26,8 +26,11 @@ import { consoleRoutes } from './routes/console.ts';
 import { checkpointRoutes } from './routes/checkpoints.ts';
 import { CheckpointSchedules } from './checkpoints/schedules.ts';
 import { CheckpointService } from '../checkpoint/service.ts';
-import { registerConsoleProxy } from './console/proxy.ts';
+import { spiceUpgrade } from './console/proxy.ts';
+import { registerUpgrades } from './console/upgrade.ts';
 import { ConsoleTickets } from './console/tickets.ts';
+import { serialUpgrade } from './console/serial.ts';
+import { registerWebUi } from './web.ts';
 
 export const VERSION = '0.1.0';
 
@@ -111,7 +114,8 @@ export async function createServer(config: OrielConfig, opts: { logger?: boolean
   const tickets = new ConsoleTickets();
   consoleRoutes(app, ctx, tickets);
   checkpointRoutes(app, ctx);
-  registerConsoleProxy(app, ctx, tickets);
+  registerUpgrades(app, { spice: spiceUpgrade(app, ctx, tickets), serial: serialUpgrade(app, ctx) });
+  await registerWebUi(app);
 
   return {
     app, ctx, firstAdmin,

@@ -8,14 +8,12 @@
 // - Back-pressure both ways: a slow browser pauses reading from QEMU, a slow QEMU pauses reading from the browser,
 //   so the server never buffers without bound.
 import { connect, type Socket } from 'node:net';
-import type { IncomingMessage } from 'node:http';
-import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket, type RawData } from 'ws';
 import type { FastifyInstance } from 'fastify';
-import { OrielError, forbidden, notFound, conflict, unauthorized } from '../../errors.ts';
+import { unauthorized } from '../../errors.ts';
 import type { ServerContext } from '../context.ts';
-import { SESSION_COOKIE } from '../auth/plugin.ts';
 import type { User } from '../auth/users.ts';
+import { checkOrigin, liveVmFor, upgradeUser, type VmUpgrade } from './upgrade.ts';
 import { CHANNEL_MAIN, MAX_LINK_BYTES, parseClientLink, SessionIdSniffer } from './link-sniff.ts';
 import type { ConsoleTickets } from './tickets.ts';
 
@@ -24,67 +22,30 @@ export const MAX_FRAME = 1 << 20;
 /** Bytes queued towards the browser before reading from QEMU pauses, and the level at which it resumes. */
 const HIGH_WATER = 4 << 20;
 const LOW_WATER = 1 << 20;
-const PATH_RE = /^\/api\/vms\/([^/]+)\/spice$/;
 
 type Auth = { kind: 'user'; user: User } | { kind: 'ticket'; ticket: string };
 
-export function registerConsoleProxy(app: FastifyInstance, ctx: ServerContext, tickets: ConsoleTickets): void {
+/** The upgrade handler for /api/vms/{vm}/spice (see upgrade.ts). */
+export function spiceUpgrade(app: FastifyInstance, ctx: ServerContext, tickets: ConsoleTickets): VmUpgrade {
   const wss = new WebSocketServer({ noServer: true, maxPayload: MAX_FRAME, perMessageDeflate: false });
   const live = new Set<WebSocket>();
-
-  app.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
-    const url = new URL(req.url ?? '/', 'http://localhost');
-    const m = PATH_RE.exec(url.pathname);
-    if (!m) return refuse(socket, notFound('no WebSocket endpoint here'));
-    let vmId: string;
-    let auth: Auth;
-    try {
-      ({ vmId, auth } = authorise(app, ctx, tickets, req, decodeURIComponent(m[1]!), url.searchParams.get('ticket')));
-    } catch (e) {
-      return refuse(socket, e instanceof OrielError ? e : new OrielError(500, 'internal error', 'internal'));
-    }
-    wss.handleUpgrade(req, socket, head, (ws) => {
-      live.add(ws);
-      ws.once('close', () => live.delete(ws));
-      bridge(ctx, tickets, ws, vmId, auth, app.log);
-    });
-  });
   app.addHook('onClose', async () => {
     for (const ws of live) ws.terminate();
     wss.close();
   });
-}
-
-function authorise(app: FastifyInstance, ctx: ServerContext, tickets: ConsoleTickets, req: IncomingMessage, ref: string, ticket: string | null) {
-  const origin = req.headers.origin;
-  if (origin) {
-    let host: string | undefined;
-    try { host = new URL(origin).host; } catch { /* malformed */ }
-    if (host !== req.headers.host) throw forbidden('cross-site console connection refused: bad Origin');
-  }
-  let auth: Auth | undefined;
-  const bearer = /^Bearer\s+(\S+)$/i.exec(req.headers.authorization ?? '')?.[1];
-  const cookie = req.headers.cookie ? app.parseCookie(req.headers.cookie)[SESSION_COOKIE] : undefined;
-  if (bearer) {
-    const user = ctx.users.userForToken(bearer);
-    if (!user) throw unauthorized('the API token is not valid');
-    auth = { kind: 'user', user };
-  } else if (cookie) {
-    const user = ctx.users.userForSession(cookie);
-    if (user) auth = { kind: 'user', user };
-  }
-  if (!auth && ticket) auth = { kind: 'ticket', ticket };
-  if (!auth) throw unauthorized();
-  const vm = ctx.vms.get(ref);
-  if (auth.kind === 'user' && auth.user.role !== 'admin' && vm.ownerId !== auth.user.id) throw forbidden(`VM '${ref}' belongs to another user`);
-  if (!['running', 'paused'].includes(vm.state)) throw conflict(`VM '${vm.name}' is ${vm.state}: its console is not available`);
-  return { vmId: vm.id, auth };
-}
-
-/** Answers an upgrade request with an HTTP error and closes the connection: no WebSocket, no QEMU. */
-function refuse(socket: Duplex, err: OrielError): void {
-  const body = JSON.stringify({ error: err.code, message: err.message });
-  socket.end(`HTTP/1.1 ${err.status} ${err.code}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+  return (req, socket, head, ref) => {
+    checkOrigin(req);
+    const user = upgradeUser(app, ctx, req);
+    const ticket = new URL(req.url ?? '/', 'http://localhost').searchParams.get('ticket');
+    const auth: Auth | undefined = user ? { kind: 'user', user } : ticket ? { kind: 'ticket', ticket } : undefined;
+    if (!auth) throw unauthorized();
+    const vm = liveVmFor(ctx, ref, user, 'console');
+    wss.handleUpgrade(req, socket, head, (ws) => {
+      live.add(ws);
+      ws.once('close', () => live.delete(ws));
+      bridge(ctx, tickets, ws, vm.id, auth, app.log);
+    });
+  };
 }
 
 function bridge(ctx: ServerContext, tickets: ConsoleTickets, ws: WebSocket, vmId: string, auth: Auth, log: FastifyInstance['log']): void {

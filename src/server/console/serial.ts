@@ -1,0 +1,147 @@
+// The serial console: a WebSocket at /api/vms/{vm}/serial carries the guest's first serial port (ttyS0), raw
+// bytes both ways (binary frames; text frames are taken as UTF-8 input), for xterm.js in the browser.
+//
+// - Who: as for the SPICE proxy: a session cookie (same origin only) or an API token (Authorization: Bearer),
+//   and the per-VM permission (owner or admin), checked before the upgrade is accepted.
+// - Many viewers, one line: QEMU's chardev socket (paths.serial) serves one client at a time, so the server holds
+//   one connection per VM while anyone watches, sends its output to every viewer and every viewer's keys to it.
+//   A viewer that joins first gets the recent output (the tail of serial.log, which QEMU writes as it goes), so
+//   the prompt is on screen at once.
+// - A viewer that cannot keep up is dropped rather than buffered without bound.
+import { closeSync, existsSync, openSync, readSync, statSync } from 'node:fs';
+import { connect, type Socket } from 'node:net';
+import { WebSocketServer, type WebSocket, type RawData } from 'ws';
+import type { FastifyInstance } from 'fastify';
+import { unauthorized } from '../../errors.ts';
+import type { ServerContext } from '../context.ts';
+import { checkOrigin, liveVmFor, upgradeUser, type VmUpgrade } from './upgrade.ts';
+import type { VmRecord } from '../../vm/store.ts';
+
+const PATH_RE = /^\/api\/vms\/([^/]+)\/serial$/;
+/** Largest input frame: a paste into the terminal. */
+const MAX_FRAME = 64 * 1024;
+/** Output queued towards one viewer beyond which that viewer is disconnected. */
+const MAX_VIEWER_BACKLOG = 4 << 20;
+/** How much of serial.log a joining viewer is shown. */
+const REPLAY_BYTES = 16 * 1024;
+
+/** One VM's serial line, shared by its viewers. */
+class SerialLine {
+  readonly viewers = new Set<WebSocket>();
+  private _sock: Socket | undefined;
+  private _queued: Buffer[] = []; // input typed before QEMU's socket connected
+
+  constructor(
+    private readonly _path: string,
+    private readonly _log: FastifyInstance['log'],
+    private readonly _onEmpty: () => void,
+  ) {}
+
+  add(ws: WebSocket, replay: Buffer): void {
+    if (replay.length) ws.send(replay, { binary: true });
+    this.viewers.add(ws);
+    if (!this._sock) this._open();
+  }
+
+  remove(ws: WebSocket): void {
+    this.viewers.delete(ws);
+    if (this.viewers.size === 0) this.close();
+  }
+
+  input(bytes: Buffer): void {
+    if (this._sock && !this._sock.connecting) this._sock.write(bytes);
+    else this._queued.push(bytes);
+  }
+
+  /** Ends the line and every viewer (the VM stopped, or the last viewer left). */
+  close(code = 1000, reason = 'closed'): void {
+    const sock = this._sock;
+    this._sock = undefined;
+    sock?.destroy();
+    for (const ws of this.viewers) ws.close(code, reason);
+    this.viewers.clear();
+    this._onEmpty();
+  }
+
+  private _open(): void {
+    const sock = connect(this._path);
+    this._sock = sock;
+    sock.on('connect', () => {
+      for (const b of this._queued) sock.write(b);
+      this._queued = [];
+    });
+    sock.on('data', (buf: Buffer) => {
+      for (const ws of this.viewers) {
+        if (ws.bufferedAmount > MAX_VIEWER_BACKLOG) {
+          ws.close(1008, 'this viewer is too slow for the serial console');
+          continue;
+        }
+        ws.send(buf, { binary: true });
+      }
+    });
+    sock.on('error', (e) => this._log.warn({ err: e.message }, 'serial console: socket error'));
+    sock.on('close', () => {
+      if (this._sock === sock) this.close(1000, 'the VM closed its serial console');
+    });
+  }
+}
+
+/** The upgrade handler for /api/vms/{vm}/serial (see upgrade.ts). */
+export function serialUpgrade(app: FastifyInstance, ctx: ServerContext): VmUpgrade {
+  const wss = new WebSocketServer({ noServer: true, maxPayload: MAX_FRAME, perMessageDeflate: false });
+  const lines = new Map<string, SerialLine>(); // by VM id
+
+  const handle: VmUpgrade = (req, socket, head, ref) => {
+    checkOrigin(req);
+    const user = upgradeUser(app, ctx, req);
+    if (!user) throw unauthorized();
+    const vm = liveVmFor(ctx, ref, user, 'serial console');
+    wss.handleUpgrade(req, socket, head, (ws) => {
+      let line = lines.get(vm.id);
+      if (!line) {
+        const id = vm.id;
+        line = new SerialLine(ctx.vms.paths(vm).serial, app.log, () => { if (lines.get(id) === line) lines.delete(id); });
+        lines.set(id, line);
+      }
+      const l = line;
+      l.add(ws, replay(ctx.vms.paths(vm).serialLog));
+      ws.on('message', (data: RawData) => {
+        const b = Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data as ArrayBuffer);
+        l.input(b);
+      });
+      ws.on('close', () => l.remove(ws));
+      ws.on('error', () => l.remove(ws));
+    });
+  };
+
+  // A VM that stops ends its viewers' sessions (QEMU closing the socket does too; this is quicker and certain).
+  const onChanged = (vm: VmRecord) => {
+    if (!['running', 'paused'].includes(vm.state)) lines.get(vm.id)?.close(1000, `the VM is ${vm.state}`);
+  };
+  ctx.vms.on('changed', onChanged);
+  app.addHook('onClose', async () => {
+    ctx.vms.off('changed', onChanged);
+    for (const l of [...lines.values()]) l.close(1001, 'the server is stopping');
+    wss.close();
+  });
+  return handle;
+}
+
+/** The last REPLAY_BYTES of serial.log, starting after a line break when there is one. */
+function replay(path: string): Buffer {
+  if (!existsSync(path)) return Buffer.alloc(0);
+  const size = statSync(path).size;
+  const n = Math.min(size, REPLAY_BYTES);
+  const buf = Buffer.alloc(n);
+  const fd = openSync(path, 'r');
+  try {
+    readSync(fd, buf, 0, n, size - n);
+  } finally {
+    closeSync(fd);
+  }
+  if (n < size) {
+    const nl = buf.indexOf(10);
+    if (nl >= 0) return buf.subarray(nl + 1);
+  }
+  return buf;
+}

@@ -1,0 +1,63 @@
+// WebSocket upgrades under /api/vms/{vm}/{kind}: one listener on the HTTP server routes each to its console
+// (spice, serial) and refuses everything else with an HTTP error, before any WebSocket exists. The checks every
+// console shares live here: the Origin, the caller, and the caller's right to the VM.
+import type { IncomingMessage } from 'node:http';
+import type { Duplex } from 'node:stream';
+import type { FastifyInstance } from 'fastify';
+import { OrielError, conflict, forbidden, notFound, unauthorized } from '../../errors.ts';
+import { SESSION_COOKIE } from '../auth/plugin.ts';
+import type { User } from '../auth/users.ts';
+import type { ServerContext } from '../context.ts';
+import type { VmRecord } from '../../vm/store.ts';
+
+export type VmUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer, vmRef: string) => void;
+
+const PATH_RE = /^\/api\/vms\/([^/]+)\/([a-z]+)$/;
+
+export function registerUpgrades(app: FastifyInstance, handlers: Record<string, VmUpgrade>): void {
+  app.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    const m = PATH_RE.exec(new URL(req.url ?? '/', 'http://localhost').pathname);
+    const handle = m ? handlers[m[2]!] : undefined;
+    if (!m || !handle) return refuse(socket, notFound('no WebSocket endpoint here'));
+    try {
+      handle(req, socket, head, decodeURIComponent(m[1]!));
+    } catch (e) {
+      refuse(socket, e instanceof OrielError ? e : new OrielError(500, 'internal error', 'internal'));
+    }
+  });
+}
+
+/** Answers an upgrade request with an HTTP error and closes the connection: no WebSocket, nothing reaches QEMU. */
+export function refuse(socket: Duplex, err: OrielError): void {
+  const body = JSON.stringify({ error: err.code, message: err.message });
+  socket.end(`HTTP/1.1 ${err.status} ${err.code}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+}
+
+/** A browser's upgrade must come from our own pages (WebSockets are not bound by the same-origin policy). */
+export function checkOrigin(req: IncomingMessage): void {
+  const origin = req.headers.origin;
+  if (!origin) return;
+  let host: string | undefined;
+  try { host = new URL(origin).host; } catch { /* malformed */ }
+  if (host !== req.headers.host) throw forbidden('cross-site console connection refused: bad Origin');
+}
+
+/** The caller, from an API token (a bad one is refused) or the session cookie; undefined if neither. */
+export function upgradeUser(app: FastifyInstance, ctx: ServerContext, req: IncomingMessage): User | undefined {
+  const bearer = /^Bearer\s+(\S+)$/i.exec(req.headers.authorization ?? '')?.[1];
+  if (bearer) {
+    const user = ctx.users.userForToken(bearer);
+    if (!user) throw unauthorized('the API token is not valid');
+    return user;
+  }
+  const cookie = req.headers.cookie ? app.parseCookie(req.headers.cookie)[SESSION_COOKIE] : undefined;
+  return cookie ? ctx.users.userForSession(cookie) : undefined;
+}
+
+/** The VM, if `user` (when known) may use it and it runs. */
+export function liveVmFor(ctx: ServerContext, ref: string, user: User | undefined, what: string): VmRecord {
+  const vm = ctx.vms.get(ref);
+  if (user && user.role !== 'admin' && vm.ownerId !== user.id) throw forbidden(`VM '${ref}' belongs to another user`);
+  if (!['running', 'paused'].includes(vm.state)) throw conflict(`VM '${vm.name}' is ${vm.state}: its ${what} is not available`);
+  return vm;
+}

@@ -1,0 +1,137 @@
+// What the UI knows, as signals: who is signed in, the VMs, operations and images. Kept current by the server's
+// event stream (/api/events, EventSource): VM state and operation changes arrive as they happen, and every
+// (re)connection of the stream reloads the lists so nothing missed while offline stays stale. No polling.
+import { signal } from '@preact/signals';
+import { api, enc, type Image, type Operation, type User, type Vm } from './api.ts';
+
+/** undefined while the first /api/auth/me is in flight; null when signed out. */
+export const me = signal<User | null | undefined>(undefined);
+export const vms = signal<Vm[]>([]);
+export const vmsLoaded = signal(false);
+export const operations = signal<Operation[]>([]);
+export const images = signal<Image[]>([]);
+/** The event stream: live, or reconnecting (the lists may be stale). */
+export const live = signal<'connecting' | 'live' | 'offline'>('connecting');
+
+export interface Notice { id: number; kind: 'error' | 'info'; text: string }
+export const notices = signal<Notice[]>([]);
+let noticeId = 0;
+export function notify(text: string, kind: Notice['kind'] = 'error'): void {
+  const n = { id: ++noticeId, kind, text };
+  notices.value = [...notices.value, n];
+  setTimeout(() => dismiss(n.id), kind === 'error' ? 10_000 : 4_000);
+}
+export function dismiss(id: number): void {
+  notices.value = notices.value.filter((n) => n.id !== id);
+}
+
+const byName = (a: Vm, b: Vm) => a.name.localeCompare(b.name);
+
+export function upsertVm(vm: Vm): void {
+  const old = vms.value.find((v) => v.id === vm.id);
+  if (old && old.updatedAt > vm.updatedAt) return; // an older answer than what the stream already told
+  vms.value = [...vms.value.filter((v) => v.id !== vm.id), vm].sort(byName);
+}
+
+function removeVm(id: string): void {
+  vms.value = vms.value.filter((v) => v.id !== id);
+}
+
+function upsertOperation(op: Operation): void {
+  operations.value = [op, ...operations.value.filter((o) => o.id !== op.id)]
+    .sort((a, b) => b.createdAt.localeCompare(a.createdAt))
+    .slice(0, 50);
+}
+
+export async function loadVms(): Promise<void> {
+  const list = await api<Vm[]>('GET', '/api/vms');
+  const known = new Map(vms.value.map((v) => [v.id, v]));
+  vms.value = list.map((v) => {
+    const k = known.get(v.id);
+    return k && k.updatedAt > v.updatedAt ? k : v;
+  }).sort(byName);
+  vmsLoaded.value = true;
+}
+
+export async function loadOperations(): Promise<void> {
+  operations.value = await api<Operation[]>('GET', '/api/operations?limit=20');
+}
+
+export async function loadImages(): Promise<void> {
+  images.value = await api<Image[]>('GET', '/api/images');
+}
+
+async function reloadAll(): Promise<void> {
+  await Promise.all([loadVms(), loadOperations(), loadImages()]).catch((e: Error) => notify(e.message));
+}
+
+let events: EventSource | undefined;
+let retry: ReturnType<typeof setTimeout> | undefined;
+
+export function startEvents(): void {
+  stopEvents();
+  live.value = 'connecting';
+  const es = new EventSource('/api/events');
+  events = es;
+  es.onopen = () => {
+    live.value = 'live';
+    void reloadAll();
+  };
+  es.addEventListener('vm', (ev) => upsertVm(JSON.parse((ev as MessageEvent).data)));
+  es.addEventListener('vm-deleted', (ev) => removeVm(JSON.parse((ev as MessageEvent).data).id));
+  es.addEventListener('operation', (ev) => upsertOperation(JSON.parse((ev as MessageEvent).data)));
+  es.onerror = () => {
+    live.value = 'offline';
+    // EventSource retries network errors by itself but gives up on an HTTP error (a 401 once the session ended):
+    // ask who we are (a 401 sends the app to sign-in) and open a new stream if still signed in.
+    if (es.readyState === EventSource.CLOSED) {
+      retry = setTimeout(() => {
+        api('GET', '/api/auth/me').then(() => { if (events === es) startEvents(); }).catch(() => undefined);
+      }, 2000);
+    }
+  };
+}
+
+export function stopEvents(): void {
+  clearTimeout(retry);
+  events?.close();
+  events = undefined;
+}
+
+// --- VM actions -----------------------------------------------------------------------------------------------
+
+export type VmAction = 'start' | 'stop' | 'force-stop' | 'pause' | 'resume' | 'reset' | 'delete';
+/** Actions in flight, as "name:action". */
+export const busy = signal<Set<string>>(new Set());
+
+/** Why an action cannot be done in this state (shown on the disabled button), or null when it can. */
+export function actionExcuse(vm: Vm, a: VmAction): string | null {
+  const s = vm.state;
+  const need = (states: string[], what: string) => (states.includes(s) ? null : `${what} (the VM is ${s})`);
+  switch (a) {
+    case 'start': return need(['stopped', 'crashed'], 'only a stopped or crashed VM can start');
+    case 'stop': return need(['running', 'paused'], 'only a running or paused VM can be shut down');
+    case 'force-stop': return need(['starting', 'running', 'paused', 'stopping'], 'the VM is not running');
+    case 'pause': return need(['running'], 'only a running VM can be paused');
+    case 'resume': return need(['paused'], 'only a paused VM can be resumed');
+    case 'reset': return need(['running', 'paused'], 'only a running VM can be reset');
+    case 'delete': return need(['stopped', 'crashed'], 'stop the VM before deleting it');
+  }
+}
+
+export async function vmAction(name: string, a: VmAction): Promise<void> {
+  const key = `${name}:${a}`;
+  busy.value = new Set([...busy.value, key]);
+  try {
+    if (a === 'delete') {
+      await api('DELETE', `/api/vms/${enc(name)}`);
+      vms.value = vms.value.filter((v) => v.name !== name);
+    } else upsertVm(await api<Vm>('POST', `/api/vms/${enc(name)}/${a}`, {}));
+  } catch (e) {
+    notify(`${name}: ${(e as Error).message}`);
+  } finally {
+    const s = new Set(busy.value);
+    s.delete(key);
+    busy.value = s;
+  }
+}

@@ -1,0 +1,81 @@
+// The Oriel web UI: Preact + htm (templates without a build transform) + signals for state. Pages: sign-in, the
+// VM list with operations, a VM's page (details, lifecycle, SPICE console, serial console, log), and the
+// full-window console.
+import { render } from 'preact';
+import { useEffect } from 'preact/hooks';
+import './style.css';
+import { api, setUnauthorizedHandler, type User } from './lib/api.ts';
+import { html } from './lib/html.ts';
+import { match, navigate, onLinkClick, path } from './lib/router.ts';
+import { dismiss, live, me, notices, startEvents, stopEvents } from './lib/store.ts';
+import { ConfirmHost } from './views/confirm.ts';
+import { LoginPage } from './views/login.ts';
+import { VmListPage } from './views/vm-list.ts';
+import { ConsolePage, VmPage } from './views/vm-page.ts';
+
+function toLogin(): void {
+  stopEvents();
+  me.value = null;
+  const here = path.value;
+  if (!here.startsWith('/login')) navigate(`/login${here === '/' ? '' : `?next=${encodeURIComponent(here)}`}`, true);
+}
+setUnauthorizedHandler(toLogin);
+
+async function logout(): Promise<void> {
+  await api('POST', '/api/auth/logout', {}).catch(() => undefined);
+  stopEvents();
+  me.value = null;
+  navigate('/login', true);
+}
+
+function Header() {
+  const u = me.value;
+  return html`
+    <header class="top">
+      <a href="/" class="brand">Oriel</a>
+      <nav><a href="/">Machines</a></nav>
+      <span class="spacer"></span>
+      <span class=${`live live-${live.value}`} id="events-status" title="Live updates from the server">${live.value === 'live' ? '● live' : live.value === 'connecting' ? '○ connecting' : '○ offline: retrying'}</span>
+      ${u && html`<span id="current-user">${u.name}${u.role === 'admin' ? ' (admin)' : ''}</span>
+        <button id="logout" onClick=${logout}>Sign out</button>`}
+    </header>`;
+}
+
+function Notices() {
+  return html`<div class="notices" aria-live="polite">${notices.value.map((n) => html`
+    <div class=${`notice notice-${n.kind}`} key=${n.id} role=${n.kind === 'error' ? 'alert' : 'status'}>
+      <span>${n.text}</span><button class="small" onClick=${() => dismiss(n.id)} aria-label="Dismiss">×</button></div>`)}</div>`;
+}
+
+function Routes() {
+  const p = path.value;
+  const pathname = p.split('?')[0]!;
+  if (pathname === '/login') return html`<${LoginPage} />`;
+  if (me.value === undefined) return html`<main class="page"><p class="muted">Loading…</p></main>`;
+  if (me.value === null) return null;
+  let m;
+  if (pathname === '/') return html`<${VmListPage} />`;
+  if ((m = match('/vms/:name/console', pathname))) return html`<${ConsolePage} key=${m.name} name=${m.name} />`;
+  if ((m = match('/vms/:name', pathname))) return html`<${VmPage} key=${m.name} name=${m.name} />`;
+  return html`<main class="page"><h1>Not found</h1><p><a href="/">All virtual machines</a></p></main>`;
+}
+
+function App() {
+  useEffect(() => {
+    api<User>('GET', '/api/auth/me', undefined, { quiet401: true }).then((u) => {
+      me.value = u;
+      startEvents();
+      if (path.value.startsWith('/login')) navigate('/', true);
+    }, toLogin);
+  }, []);
+  const full = path.value.split('?')[0]!.endsWith('/console');
+  return html`
+    <div class=${full ? 'app app-full' : 'app'} onClick=${onLinkClick}>
+      ${!path.value.startsWith('/login') && html`<${Header} />`}
+      <${Notices} />
+      <${Routes} />
+      <${ConfirmHost} />
+    </div>`;
+}
+
+render(html`<${App} />`, document.getElementById('app')!);

@@ -1,0 +1,64 @@
+// New VM: name, image, memory, vCPUs; optionally started at once. The server validates (one set of rules for
+// API, CLI and UI) and its message is shown as is.
+import { useSignal } from '@preact/signals';
+import { api, type Vm } from '../lib/api.ts';
+import { html } from '../lib/html.ts';
+import { images, me, notify, upsertVm, vmAction } from '../lib/store.ts';
+
+export function CreateVm({ onDone }: { onDone: () => void }) {
+  const name = useSignal('');
+  const image = useSignal(images.value.find((i) => i.built)?.name ?? images.value[0]?.name ?? '');
+  const memory = useSignal(256);
+  const cpus = useSignal(1);
+  const start = useSignal(true);
+  const error = useSignal('');
+  const working = useSignal(false);
+  const submit = async (e: Event) => {
+    e.preventDefault();
+    working.value = true;
+    error.value = '';
+    try {
+      const vm = await api<Vm>('POST', '/api/vms', { name: name.value.trim(), image: image.value, memoryMiB: memory.value, cpus: cpus.value });
+      upsertVm(vm);
+      onDone();
+      if (start.value) await vmAction(vm.name, 'start');
+    } catch (err) {
+      error.value = (err as Error).message;
+    } finally {
+      working.value = false;
+    }
+  };
+  const build = async (n: string) => {
+    try {
+      await api('POST', `/api/images/${encodeURIComponent(n)}/build`);
+      notify(`Building image ${n}: see Operations`, 'info');
+    } catch (err) {
+      notify((err as Error).message);
+    }
+  };
+  const selected = images.value.find((i) => i.name === image.value);
+  const val = (e: Event) => (e.target as HTMLInputElement).value;
+  return html`
+    <form class="card create" id="create-vm-form" onSubmit=${submit}>
+      <h2>New virtual machine</h2>
+      <div class="grid">
+        <label>Name <input id="create-name" required pattern="[a-z0-9][a-z0-9._\\-]{0,62}" title="lower-case letters, digits, '.', '_' or '-'"
+          value=${name.value} onInput=${(e: Event) => (name.value = val(e))} autofocus /></label>
+        <label>Image
+          <select id="create-image" value=${image.value} onChange=${(e: Event) => (image.value = val(e))}>
+            ${images.value.map((i) => html`<option value=${i.name}>${i.name}${i.built ? '' : ' (not built)'} — ${i.description}</option>`)}
+          </select>
+        </label>
+        <label>Memory (MiB) <input id="create-memory" type="number" min="64" step="16" value=${memory.value} onInput=${(e: Event) => (memory.value = Number(val(e)))} /></label>
+        <label>vCPUs <input id="create-cpus" type="number" min="1" max="64" value=${cpus.value} onInput=${(e: Event) => (cpus.value = Number(val(e)))} /></label>
+      </div>
+      ${selected && !selected.built && html`<p class="hint">This image is not built yet.
+        ${me.value?.role === 'admin' ? html`<button type="button" id="create-build-image" onClick=${() => build(selected.name)}>Build it</button>` : 'Ask an admin to build it.'}</p>`}
+      <label class="check"><input id="create-start" type="checkbox" checked=${start.value} onChange=${(e: Event) => (start.value = (e.target as HTMLInputElement).checked)} /> Start it now</label>
+      ${error.value && html`<p class="error" id="create-error" role="alert">${error.value}</p>`}
+      <div class="buttons">
+        <button type="button" onClick=${onDone}>Cancel</button>
+        <button id="create-submit" class="primary" disabled=${working.value}>${working.value ? 'Creating…' : 'Create'}</button>
+      </div>
+    </form>`;
+}

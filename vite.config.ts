@@ -1,0 +1,20 @@
+// Builds the web UI (src/web) into dist/web, which `oriel serve` serves (src/server/web.ts). `npx vite` runs a dev
+// server that proxies /api (REST, events, console WebSockets) to a running `oriel serve` (ORIEL_URL, default :8470).
+import { fileURLToPath } from 'node:url';
+import { defineConfig } from 'vite';
+
+const api = process.env.ORIEL_URL ?? 'http://127.0.0.1:8470';
+
+export default defineConfig({
+  root: fileURLToPath(new URL('./src/web', import.meta.url)),
+  base: '/',
+  build: {
+    outDir: fileURLToPath(new URL('./dist/web', import.meta.url)),
+    emptyOutDir: true,
+    target: 'es2022',
+    sourcemap: true,
+  },
+  server: {
+    proxy: { '/api': { target: api, ws: true, changeOrigin: false } },
+  },
+});
