@@ -5,10 +5,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Debian packages: QEMU with SPICE built in, qemu-img, the tools the guest image builder uses, and Debian's
-# Chromium for the browser tests (playwright-core drives it; no browser is ever downloaded). xz-utils unpacks the
+# Chromium for the browser tests (playwright-core drives it; no browser is ever downloaded), spice-client-gtk for
+# spicy-screenshot, the reference client the SPICE tests compare with. xz-utils unpacks the
 # guest kernel. (Guest kernels and busybox are not installed: the image builder downloads
 # their .deb files into its cache.)
-need_pkgs=(qemu-system-x86 qemu-utils xz-utils chromium ${ORIEL_EXTRA_PKGS:-})
+need_pkgs=(qemu-system-x86 qemu-utils xz-utils chromium spice-client-gtk ${ORIEL_EXTRA_PKGS:-})
 missing=()
 for p in "${need_pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

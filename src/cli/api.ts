@@ -66,6 +66,11 @@ export class Api {
     return data as T;
   }
 
+  /** The Authorization header for requests made outside `request` (the console WebSocket). */
+  authHeaders(): Record<string, string> {
+    return this.token ? { authorization: `Bearer ${this.token}` } : {};
+  }
+
   get<T>(path: string) { return this.request<T>('GET', path); }
   post<T>(path: string, body?: unknown) { return this.request<T>('POST', path, body ?? {}); }
   delete<T>(path: string) { return this.request<T>('DELETE', path); }

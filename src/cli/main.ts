@@ -2,6 +2,7 @@
 import { Command, CommanderError } from 'commander';
 import { Api, CliError } from './api.ts';
 import { checkpointCommands } from './commands/checkpoint.ts';
+import { consoleCommands } from './commands/console.ts';
 import { imageCommands } from './commands/images.ts';
 import { serveCommand } from './commands/serve.ts';
 import { userCommands } from './commands/users.ts';
@@ -24,6 +25,7 @@ serveCommand(program);
 userCommands(program, api);
 vmCommands(program, api);
 imageCommands(program, api);
+consoleCommands(program, api);
 checkpointCommands(program, api);
 
 try {

@@ -7,15 +7,18 @@ export { MainChannel, type MainInit, type ChannelId, type MouseModeEvent } from 
 export {
   DisplayChannel, type SurfaceInfo, type InvalidateEvent, type MonitorHead, type DisplayStats,
 } from './channels/display.ts';
+export { StreamSet, type VideoStream, type StreamStats } from './channels/display-streams.ts';
 export { InputsChannel, packScancode } from './channels/inputs.ts';
 export { CursorChannel, type CursorShape, type CursorState } from './channels/cursor.ts';
 export { SpiceLinkError, type LinkErrorReason, type TicketEncryptor } from './link.ts';
-export { SpiceProtocolError, SpiceDecodeError } from './proto/errors.ts';
+export { SpiceProtocolError, SpiceDecodeError, SpiceInputError } from './proto/errors.ts';
+export { SCANCODES, scancodeOf } from './keymap.ts';
+export { keystrokesForText, type Keystroke } from './keymap-us.ts';
 export { SpiceConnectionClosed, type Transport, type TransportHandler, type Connector } from './transport.ts';
 export { RgbaSurface, type Surface, type Rect } from './surface.ts';
 export type { RgbaImage } from './codecs/types.ts';
 export type { Disposable, Event } from './emitter.ts';
 export {
   ChannelType, ImageCompression, ImageType, KeyModifier, LinkErr, MouseButton, MouseButtonMask, MouseMode,
-  SurfaceFmt, nameOf,
+  SurfaceFmt, VideoCodec, nameOf,
 } from './proto/constants.ts';

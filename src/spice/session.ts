@@ -203,6 +203,7 @@ export class SpiceSession {
           preferredCompression: this._opts.preferredCompression,
           maxImagePixels: this._opts.maxImagePixels,
           serverCaps,
+          mmTime: () => this.main.mmTime(),
         };
         return new DisplayChannel(type, id, transport, queue, options, displayOpts);
       }

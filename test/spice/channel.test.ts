@@ -146,7 +146,7 @@ test('cursor: ALPHA shape decoded, cached and reused FROM_CACHE; MOVE and HIDE t
 });
 
 test('fuzz: random message streams into a display channel end in a typed error, never a crash', async () => {
-  const message = fc.tuple(fc.constantFrom(3, 4, 5, 7, 8, 102, 104, 105, 106, 107, 108, 302, 304, 314, 315, 317), fc.uint8Array({ maxLength: 80 }));
+  const message = fc.tuple(fc.constantFrom(3, 4, 5, 7, 8, 102, 104, 105, 106, 107, 108, 122, 123, 124, 125, 126, 302, 304, 314, 315, 316, 317, 319), fc.uint8Array({ maxLength: 80 }));
   await fc.assert(
     fc.asyncProperty(fc.array(message, { maxLength: 12 }), fc.uint8Array({ maxLength: 20 }), async (msgs, tail) => {
       const bytes = new Uint8Array([...msgs.flatMap(([t, b]) => [...miniMessage(t, b)]), ...tail]);

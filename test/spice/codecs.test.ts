@@ -120,8 +120,8 @@ test('fuzz bitmap and cursor shapes', () => {
   );
 });
 
-test('fuzz: corrupted and truncated real QEMU traffic (LZ, QUIC, GLZ) replays to a typed error or an image', async () => {
-  for (const mode of ['lz', 'quic', 'glz']) {
+test('fuzz: corrupted and truncated real QEMU traffic (LZ, QUIC, GLZ, LZ4, JPEG + ZLIB_GLZ, MJPEG) replays to a typed error or an image', async () => {
+  for (const mode of ['lz', 'quic', 'glz', 'guest-lz4', 'guest-jpeg-zlib', 'guest-mjpeg']) {
     const bytes = new Uint8Array(readFileSync(join(import.meta.dirname, '../fixtures/spice', mode, 'display.bin')));
     await fc.assert(
       fc.asyncProperty(fc.array(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 255 })), { minLength: 1, maxLength: 8 }), fc.nat(), async (flips, cut) => {

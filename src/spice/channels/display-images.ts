@@ -4,8 +4,12 @@
 import * as bitmap from '../codecs/bitmap.ts';
 import type { GlzWindow } from '../codecs/glz.ts';
 import * as glz from '../codecs/glz.ts';
+import * as jpeg from '../codecs/jpeg.ts';
+import * as jpegAlpha from '../codecs/jpeg-alpha.ts';
 import * as lz from '../codecs/lz.ts';
+import * as lz4 from '../codecs/lz4.ts';
 import * as quic from '../codecs/quic.ts';
+import * as zlibGlz from '../codecs/zlib-glz.ts';
 import type { RgbaImage } from '../codecs/types.ts';
 import { BitmapFlags, ImageFlags, ImageType, nameOf } from '../proto/constants.ts';
 import { SpiceDecodeError, SpiceProtocolError } from '../proto/errors.ts';
@@ -25,6 +29,8 @@ export interface ImageContext {
   surface(id: number): Surface | undefined;
   /** Decoded images by image type name ("bitmap", "lz_rgb", "quic", "glz_rgb", "from_cache" …). */
   decoded: Record<string, number>;
+  /** Pixels of those images, by the same names. */
+  decodedPixels: Record<string, number>;
 }
 
 export interface ImageDescriptor {
@@ -35,9 +41,10 @@ export interface ImageDescriptor {
   height: number;
 }
 
-function count(ctx: ImageContext, type: number): void {
+function count(ctx: ImageContext, type: number, img: RgbaImage): void {
   const k = nameOf(ImageType, type).toLowerCase();
   ctx.decoded[k] = (ctx.decoded[k] ?? 0) + 1;
+  ctx.decodedPixels[k] = (ctx.decodedPixels[k] ?? 0) + img.width * img.height;
 }
 
 /** spice.proto `struct Palette` {unique u64, num_ents u16, ents u32[num_ents]}. */
@@ -68,7 +75,7 @@ export function readImage(body: Reader, ptr: number, ctx: ImageContext): RgbaIma
   if (img.width !== d.width || img.height !== d.height) {
     throw new SpiceDecodeError(nameOf(ImageType, d.type), `decoded ${img.width}×${img.height}, descriptor says ${d.width}×${d.height}`);
   }
-  count(ctx, d.type);
+  count(ctx, d.type, img);
   if (d.flags & (ImageFlags.CACHE_ME | ImageFlags.CACHE_REPLACE_ME)) ctx.caches.pixmaps.set(d.id, img);
   return img;
 }
@@ -99,6 +106,19 @@ function decodePayload(r: Reader, body: Reader, d: ImageDescriptor, ctx: ImageCo
       return quic.decode(binaryData(r), ctx.maxImagePixels);
     case ImageType.GLZ_RGB:
       return glz.decode(binaryData(r), ctx.caches.glz, ctx.maxImagePixels);
+    case ImageType.ZLIB_GLZ_RGB: {
+      const glzSize = r.u32();
+      return zlibGlz.decode(glzSize, binaryData(r), ctx.caches.glz, ctx.maxImagePixels);
+    }
+    case ImageType.JPEG:
+      return jpeg.decode(binaryData(r), { maxPixels: ctx.maxImagePixels });
+    case ImageType.JPEG_ALPHA: {
+      const flags = r.u8();
+      const jpegSize = r.u32();
+      return jpegAlpha.decode(flags, jpegSize, binaryData(r), ctx.maxImagePixels);
+    }
+    case ImageType.LZ4:
+      return lz4.decode(binaryData(r), d.width, d.height, ctx.maxImagePixels);
     case ImageType.FROM_CACHE:
     case ImageType.FROM_CACHE_LOSSLESS: {
       const img = ctx.caches.pixmaps.get(d.id);
@@ -112,8 +132,6 @@ function decodePayload(r: Reader, body: Reader, d: ImageDescriptor, ctx: ImageCo
       return s.getImage({ left: 0, top: 0, right: s.width, bottom: s.height });
     }
     default:
-      // JPEG, JPEG_ALPHA, ZLIB_GLZ_RGB (only on a measured low-bandwidth link) and LZ4 (only when
-      // requested with the LZ4 cap, which this client does not announce).
       throw new SpiceDecodeError(nameOf(ImageType, d.type), 'image type not supported');
   }
 }

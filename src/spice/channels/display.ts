@@ -3,10 +3,9 @@
 // virtio-gpu: SURFACE_CREATE + DRAW_COPY of 32BIT bitmaps or their LZ/GLZ/QUIC-compressed forms).
 import { SpiceChannel, type ChannelOptions } from '../channel.ts';
 import { hasCap } from '../caps.ts';
-import type { RgbaImage } from '../codecs/types.ts';
 import { Emitter, type Event } from '../emitter.ts';
 import {
-  BrushType, ClipType, DisplayCap, DisplayMsg, DisplayMsgc, Ropd, SurfaceFlags,
+  BrushType, DisplayCap, DisplayMsg, DisplayMsgc, Ropd, SurfaceFlags, VideoCodec,
 } from '../proto/constants.ts';
 import { SpiceProtocolError } from '../proto/errors.ts';
 import type { Reader } from '../proto/reader.ts';
@@ -14,8 +13,21 @@ import { Writer } from '../proto/writer.ts';
 import type { ByteQueue, Transport } from '../transport.ts';
 import { intersect, type Rect, type Surface } from '../surface.ts';
 import { readImage, type ImageCaches, type ImageContext } from './display-images.ts';
+import { StreamSet, type StreamStats } from './display-streams.ts';
+import { readClip, readRect, scaleNearest } from './display-wire.ts';
 
-export const DISPLAY_CLIENT_CAPS = [DisplayCap.MONITORS_CONFIG, DisplayCap.PREF_COMPRESSION];
+/**
+ * LZ4 is only sent when also asked for with PREFERRED_COMPRESSION (server/dcc.cpp dcc_compress_image).
+ * Video: MULTI_CODEC + CODEC_MJPEG (the only decoder here), SIZED_STREAM, STREAM_REPORT (the server
+ * adapts the bit rate to the reports), PREF_VIDEO_CODEC_TYPE.
+ */
+export const DISPLAY_CLIENT_CAPS = [
+  DisplayCap.MONITORS_CONFIG, DisplayCap.PREF_COMPRESSION, DisplayCap.LZ4_COMPRESSION, DisplayCap.SIZED_STREAM,
+  DisplayCap.STREAM_REPORT, DisplayCap.MULTI_CODEC, DisplayCap.CODEC_MJPEG, DisplayCap.PREF_VIDEO_CODEC_TYPE,
+];
+
+/** Video codecs in order of preference (PREFERRED_VIDEO_CODEC_TYPE). */
+const PREFERRED_VIDEO_CODECS = [VideoCodec.MJPEG];
 
 export interface SurfaceInfo {
   id: number;
@@ -51,13 +63,19 @@ export interface DisplayOptions {
   maxImagePixels: number;
   /** Server channel caps from the link reply. */
   serverCaps: number[];
+  /** The server's multimedia clock as the session estimates it (ms; stream reports). */
+  mmTime: () => number;
 }
 
 export interface DisplayStats {
   /** Decoded images by type name (bitmap, lz_rgb, quic, glz_rgb, from_cache …). */
   decoded: Record<string, number>;
+  /** Pixels decoded, by the same names (throughput figures). */
+  decodedPixels: Record<string, number>;
   /** Drawing commands received but not rendered (unsupported rop, mask, brush …). */
   skipped: Record<string, number>;
+  /** Video streams; their frames are also counted in `decoded` by codec ("mjpeg"). */
+  streams: StreamStats;
 }
 
 export class DisplayChannel extends SpiceChannel {
@@ -75,16 +93,32 @@ export class DisplayChannel extends SpiceChannel {
   readonly onMonitorsConfig: Event<MonitorHead[]> = this._onMonitorsConfig.event;
 
   readonly surfaces = new Map<number, { info: SurfaceInfo; surface: Surface }>();
-  readonly displayStats: DisplayStats = { decoded: {}, skipped: {} };
+  readonly displayStats: DisplayStats;
+  /** Video streams currently playing, by stream id. */
+  readonly streams: StreamSet;
   private readonly _images: ImageContext;
 
   constructor(type: number, id: number, transport: Transport, queue: ByteQueue, options: ChannelOptions, private readonly _opts: DisplayOptions) {
     super(type, id, transport, queue, options);
+    const decoded: Record<string, number> = {};
+    const decodedPixels: Record<string, number> = {};
+    this.streams = new StreamSet({
+      draw: (surfaceId, box, clip, img) => this._paint({ surfaceId, box, clip }, (s, rect) => s.putImage(img, rect.left - box.left, rect.top - box.top, rect)),
+      send: (t, body) => this.send(t, body),
+      mmTime: _opts.mmTime,
+      now: () => Date.now(),
+      maxImagePixels: _opts.maxImagePixels,
+      decoded,
+      decodedPixels,
+      serverReports: hasCap(_opts.serverCaps, DisplayCap.STREAM_REPORT),
+    });
+    this.displayStats = { decoded, decodedPixels, skipped: {}, streams: this.streams.stats };
     this._images = {
       caches: _opts.caches,
       maxImagePixels: _opts.maxImagePixels,
       surface: (id) => this.surfaces.get(id)?.surface,
-      decoded: this.displayStats.decoded,
+      decoded,
+      decodedPixels,
     };
   }
 
@@ -93,12 +127,26 @@ export class DisplayChannel extends SpiceChannel {
     return undefined;
   }
 
+  /**
+   * Asks the server to compress images with `mode` (ImageCompression) from now on, overriding its
+   * image-compression setting for this client (server/dcc.cpp dcc_handle_preferred_compression). LZ4 is
+   * honoured because the LZ4 cap is announced. Returns false if the server lacks PREF_COMPRESSION.
+   */
+  setPreferredCompression(mode: number): boolean {
+    if (!hasCap(this._opts.serverCaps, DisplayCap.PREF_COMPRESSION)) return false;
+    this.send(DisplayMsgc.PREFERRED_COMPRESSION, new Writer(1).u8(mode).finish());
+    return true;
+  }
+
   protected override onLinked(): void {
     // DISPLAY_INIT {pixmap_cache_id u8, pixmap_cache_size i64, glz_dictionary_id u8, glz_window i32}
     const w = new Writer(14).u8(1).i64(this._opts.pixmapCacheSize).u8(1).i32(this._opts.glzWindowSize);
     this.send(DisplayMsgc.INIT, w.finish());
-    if (this._opts.preferredCompression !== undefined && hasCap(this._opts.serverCaps, DisplayCap.PREF_COMPRESSION)) {
-      this.send(DisplayMsgc.PREFERRED_COMPRESSION, new Writer(1).u8(this._opts.preferredCompression).finish());
+    if (this._opts.preferredCompression !== undefined) this.setPreferredCompression(this._opts.preferredCompression);
+    if (hasCap(this._opts.serverCaps, DisplayCap.PREF_VIDEO_CODEC_TYPE)) {
+      const w = new Writer(1 + PREFERRED_VIDEO_CODECS.length).u8(PREFERRED_VIDEO_CODECS.length);
+      for (const c of PREFERRED_VIDEO_CODECS) w.u8(c);
+      this.send(DisplayMsgc.PREFERRED_VIDEO_CODEC_TYPE, w.finish());
     }
   }
 
@@ -167,25 +215,18 @@ export class DisplayChannel extends SpiceChannel {
         return;
       }
       default:
-        // MODE/RESET (legacy), streams (streaming-video=off is QEMU's default), the GDI ops that only
-        // legacy QXL guest drivers emit, GL scanout (unix fd passing, local only).
+        if (this.streams.handle(type, r)) return;
+        // MODE/RESET (legacy), the GDI ops that only legacy QXL guest drivers emit, GL scanout (unix
+        // fd passing, local only).
         this.ignore(type);
     }
   }
 
-  /** DisplayBase {surface_id u32, box Rect, clip {type u8, [num u32, Rect[num]]}}; Rect is {top, left, bottom, right}. */
+  /** DisplayBase {surface_id u32, box Rect, clip Clip}. */
   private _base(r: Reader): { surfaceId: number; box: Rect; clip: Rect[] | null } {
     const surfaceId = r.u32();
     const box = readRect(r);
-    const clipType = r.u8();
-    let clip: Rect[] | null = null;
-    if (clipType === ClipType.RECTS) {
-      const n = r.count(r.u32(), 16);
-      clip = Array.from({ length: n }, () => readRect(r));
-    } else if (clipType !== ClipType.NONE) {
-      throw new SpiceProtocolError(`clip type ${clipType}`);
-    }
-    return { surfaceId, box, clip };
+    return { surfaceId, box, clip: readClip(r) };
   }
 
   /** Applies `op` to every piece of box ∩ clip rects, then reports the box as invalidated. */
@@ -255,27 +296,4 @@ export class DisplayChannel extends SpiceChannel {
     for (const e of [this._onSurfaceCreated, this._onSurfaceDestroyed, this._onInvalidate, this._onMonitorsConfig]) e.dispose();
     this._onMark.dispose();
   }
-}
-
-function readRect(r: Reader): Rect {
-  const top = r.i32();
-  const left = r.i32();
-  const bottom = r.i32();
-  const right = r.i32();
-  return { left, top, right, bottom };
-}
-
-/** Nearest-neighbour resampling of `src` within `img` to w×h (DRAW_COPY with src_area ≠ box). */
-function scaleNearest(img: RgbaImage, src: Rect, w: number, h: number): RgbaImage {
-  const out = new Uint8Array(Math.max(0, w * h * 4));
-  const sw = src.right - src.left;
-  const sh = src.bottom - src.top;
-  for (let y = 0; y < h; y++) {
-    const sy = Math.min(img.height - 1, Math.max(0, src.top + Math.floor((y * sh) / h)));
-    for (let x = 0; x < w; x++) {
-      const sx = Math.min(img.width - 1, Math.max(0, src.left + Math.floor((x * sw) / w)));
-      out.set(img.data.subarray((sy * img.width + sx) * 4, (sy * img.width + sx) * 4 + 4), (y * w + x) * 4);
-    }
-  }
-  return { width: w, height: h, data: out };
 }

@@ -2,7 +2,10 @@
 // spice-protocol.md §3.7. Keys are PC/XT scancode set 1; E0-prefixed keys are passed as 0xE0nn.
 import { SpiceChannel } from '../channel.ts';
 import { Emitter, type Event } from '../emitter.ts';
+import { keystrokesForText } from '../keymap-us.ts';
+import { SCANCODES, scancodeOf } from '../keymap.ts';
 import { InputsCap, InputsMsg, InputsMsgc } from '../proto/constants.ts';
+import { SpiceInputError } from '../proto/errors.ts';
 import { Writer } from '../proto/writer.ts';
 
 export const INPUTS_CLIENT_CAPS = [InputsCap.KEY_SCANCODE];
@@ -44,7 +47,43 @@ export class InputsChannel extends SpiceChannel {
     this.keyUp(scancode);
   }
 
-  /** Sets the guest's lock keys (KeyModifier flags). */
+  /**
+   * Presses the keys named by KeyboardEvent.code in order, then releases them in reverse (a combo:
+   * `['ControlLeft', 'AltLeft', 'Delete']`). Throws SpiceInputError for an unknown code before sending anything.
+   */
+  pressKeys(codes: readonly string[]): void {
+    const scancodes = codes.map((c) => {
+      const sc = scancodeOf(c);
+      if (sc === undefined) throw new SpiceInputError(`unknown key code ${JSON.stringify(c)}`);
+      return sc;
+    });
+    for (const sc of scancodes) this.keyDown(sc);
+    for (const sc of scancodes.reverse()) this.keyUp(sc);
+  }
+
+  /**
+   * Types `text` as a US-layout keyboard would (Shift held where needed; keymap-us.ts), awaiting
+   * `pause` after every key stroke. Pace long text: QEMU's emulated PS/2 keyboard drops scancodes
+   * beyond its 16-byte queue (hw/input/ps2.c PS2_QUEUE_SIZE) and SPICE has no key acknowledgement;
+   * 10 ms per stroke is enough for a TCG guest. Throws SpiceInputError before sending anything if a
+   * character cannot be typed.
+   */
+  async typeText(text: string, pause: () => Promise<void> = async () => {}): Promise<void> {
+    const strokes = keystrokesForText(text);
+    const shift = SCANCODES.ShiftLeft!;
+    for (const k of strokes) {
+      if (k.shift) this.keyDown(shift);
+      this.keyPress(SCANCODES[k.code]!);
+      if (k.shift) this.keyUp(shift);
+      await pause();
+    }
+  }
+
+  /**
+   * Makes the guest's lock keys match `flags` (KeyModifier: the client keyboard's Caps/Num/Scroll
+   * Lock state, sent when a viewer gains focus). The server presses the lock keys whose guest LED
+   * differs (inputs-channel.cpp, KEY_MODIFIERS); the guest's new LED state comes back as onModifiers.
+   */
   setModifiers(flags: number): void {
     this.send(InputsMsgc.KEY_MODIFIERS, new Writer(2).u16(flags).finish());
   }

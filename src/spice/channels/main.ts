@@ -46,6 +46,12 @@ export class MainChannel extends SpiceChannel {
   uuid: Uint8Array | undefined;
   mouseMode: MouseModeEvent | undefined;
   multiMediaTime = 0;
+  private _mmTimeAt = 0;
+
+  /** The server's multimedia clock now (ms): the last MULTI_MEDIA_TIME / INIT value plus the time since. */
+  mmTime(): number {
+    return (this.multiMediaTime + (Date.now() - this._mmTimeAt)) >>> 0;
+  }
 
   /** Asks the server to switch mouse mode (MouseMode.SERVER relative / CLIENT absolute). */
   requestMouseMode(mode: number): void {
@@ -68,6 +74,7 @@ export class MainChannel extends SpiceChannel {
         };
         this.init = init;
         this.multiMediaTime = init.multiMediaTime;
+        this._mmTimeAt = Date.now();
         this.mouseMode = { supported: init.supportedMouseModes, current: init.currentMouseMode };
         this._onInit.fire(init);
         this.send(MainMsgc.ATTACH_CHANNELS);
@@ -85,6 +92,7 @@ export class MainChannel extends SpiceChannel {
         return;
       case MainMsg.MULTI_MEDIA_TIME:
         this.multiMediaTime = r.u32();
+        this._mmTimeAt = Date.now();
         return;
       case MainMsg.NAME: {
         const len = r.u32();

@@ -101,6 +101,8 @@ export const SurfaceFlags = { PRIMARY: 1, STREAMING_MODE: 2 } as const;
 /** spice.proto `enum8 image_compression` (DISPLAY PREFERRED_COMPRESSION). */
 export const ImageCompression = { OFF: 1, AUTO_GLZ: 2, AUTO_LZ: 3, QUIC: 4, GLZ: 5, LZ: 6, LZ4: 7 } as const;
 export const ClipType = { NONE: 0, RECTS: 1 } as const;
+/** spice.proto `enum8 video_codec_type` (STREAM_CREATE codec_type, PREFERRED_VIDEO_CODEC_TYPE). */
+export const VideoCodec = { MJPEG: 1, VP8: 2, H264: 3, VP9: 4, H265: 5 } as const;
 export const BrushType = { NONE: 0, SOLID: 1, PATTERN: 2 } as const;
 /** spice.proto `flags16 ropd`. */
 export const Ropd = {

@@ -15,3 +15,8 @@ export class SpiceDecodeError extends SpiceProtocolError {
     super(`${codec}: ${message}`);
   }
 }
+
+/** Input the client cannot turn into key strokes (unknown KeyboardEvent.code, untypable character). */
+export class SpiceInputError extends Error {
+  override readonly name = 'SpiceInputError';
+}

@@ -16,9 +16,13 @@ mount -t devtmpfs devtmpfs /dev
 hostname oriel-tiny
 
 # virtio (disk, agent port), DRM for the display (bochs: -vga std; qxl: -vga qxl; each binds only its own PCI
-# device), the ACPI power button and evdev for acpid. PCI probing happens inside modprobe, so /dev/vda and
+# device), the ACPI power button and evdev for acpid, the PS/2 mouse and a USB tablet (when the VM has them). PCI probing happens inside modprobe, so /dev/vda and
 # /dev/fb0 exist when it returns.
 modprobe -a $MODULES || echo "oriel-tiny: some modules failed to load" >/dev/ttyS0
+
+# A steady text cursor: a blinking one changes the display twice a second, which makes two pictures taken moments
+# apart (a SPICE screenshot, a QMP screendump) differ by the cursor's pixels.
+echo 0 >/sys/class/graphics/fbcon/cursor_blink 2>/dev/null
 
 # The kernel's framebuffer console shows this on the display (tty0 is the visible virtual terminal).
 printf '\033[2J\033[H\n  Oriel tiny guest\n  kernel %s\n  %s\n\n' "$(uname -r)" "$(cat /sys/class/graphics/fb0/name 2>/dev/null || echo 'no framebuffer')" >/dev/tty0
@@ -95,10 +99,12 @@ exec 3>&-
 echo "$READY_MARKER" >/dev/ttyS0
 
 # busybox init takes over PID 1: interactive shells on the serial console and on the display's first
-# virtual terminal (keyboard input through SPICE), respawned when they exit.
+# virtual terminal (keyboard input through SPICE), respawned when they exit. Ctrl+Alt+Del on the keyboard
+# (busybox init disables the kernel's immediate reboot, so it gets SIGINT) leaves a trace instead of a reboot.
 cat >/etc/inittab <<'EOF'
 ttyS0::respawn:/bin/sh
 tty1::respawn:/bin/sh
+::ctrlaltdel:/bin/touch /tmp/ctrl-alt-del
 ::shutdown:/bin/sync
 EOF
 exec /sbin/init

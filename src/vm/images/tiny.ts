@@ -20,8 +20,12 @@ const run = promisify(execFile);
 const BUILDER_VERSION = 1;
 const READY_MARKER = 'ORIEL-READY';
 const DISK_SIZE = '64M';
-/** Loaded by the init script; dependencies come along (kmod.ts). */
-const MODULES = ['virtio_pci', 'virtio_blk', 'virtio_console', 'bochs', 'qxl', 'button', 'evdev'];
+/**
+ * Loaded by the init script; dependencies come along (kmod.ts). Pointing devices, for console input tests: psmouse
+ * (QEMU's PS/2 mouse, SPICE server mouse mode; /dev/input/mice comes from the built-in mousedev) and xhci_pci +
+ * usbhid + hid_generic (a `-device usb-tablet`, which lets SPICE switch to client mouse mode, absolute positions).
+ */
+const MODULES = ['virtio_pci', 'virtio_blk', 'virtio_console', 'bochs', 'qxl', 'button', 'evdev', 'psmouse', 'xhci_pci', 'usbhid', 'hid_generic'];
 // Both consoles get kernel messages; the last console= is /dev/console, so ttyS0 (serial.log) gets the init's
 // output. panic=-1: reboot at once if PID 1 ever dies, rather than hang. quiet keeps the slow UART out of boot.
 const APPEND = 'console=tty0 console=ttyS0 panic=-1 quiet';

@@ -42,3 +42,27 @@ export async function waitForMatch(session: SpiceSession, q: QemuInstance, timeo
   } while (Date.now() < deadline);
   return last;
 }
+
+/** PSNR in dB of the client's primary surface against screendump, RGB channels (Infinity if equal). */
+export async function psnrOnce(session: SpiceSession, q: QemuInstance): Promise<number> {
+  const ppm = await screendump(q);
+  const s = primarySurface(session);
+  if (!s || s.width !== ppm.width || s.height !== ppm.height) return 0;
+  let se = 0;
+  for (let i = 0, j = 0; i < ppm.rgb.length; i += 3, j += 4) {
+    for (let c = 0; c < 3; c++) se += (ppm.rgb[i + c]! - s.data[j + c]!) ** 2;
+  }
+  return se === 0 ? Infinity : 10 * Math.log10((255 * 255 * ppm.rgb.length) / se);
+}
+
+/** Retries until the PSNR reaches `minDb` or `timeoutMs` passes; returns the best value seen. */
+export async function waitForPsnr(session: SpiceSession, q: QemuInstance, minDb: number, timeoutMs = 8000): Promise<number> {
+  const deadline = Date.now() + timeoutMs;
+  let best = 0;
+  do {
+    best = Math.max(best, await psnrOnce(session, q));
+    if (best >= minDb) return best;
+    await sleep(250);
+  } while (Date.now() < deadline);
+  return best;
+}

@@ -21,6 +21,10 @@ export interface QemuOptions {
   /** Listen on 127.0.0.1 TCP instead of a unix socket. libspice-server never compresses
    * DRAW_COPY bitmaps for AF_UNIX clients (server/dcc-send.cpp fill_bits), so codec tests need TCP. */
   tcp?: boolean;
+  /** More -spice suboptions, e.g. `jpeg-wan-compression=always`, `streaming-video=all`. */
+  spiceOptions?: string[];
+  /** -vga device (default std); 'none' with a -device in extraArgs, e.g. `VGA,xres=320,yres=240`. */
+  vga?: 'std' | 'qxl' | 'none';
 }
 
 export interface QemuInstance {
@@ -126,8 +130,8 @@ export async function startQemu(opts: QemuOptions = {}): Promise<QemuInstance> {
   const qmpSocket = join(dir, 'qmp.sock');
   const spicePort = opts.tcp ? await freePort() : 0;
   const where = opts.tcp ? [`port=${spicePort}`, 'addr=127.0.0.1'] : ['unix=on', `addr=${spiceSocket}`];
-  const spice = [...where, `image-compression=${opts.imageCompression ?? 'auto_glz'}`];
-  const args = ['-machine', 'q35', '-accel', 'tcg', '-m', String(opts.memoryMb ?? 128), '-nodefaults', '-no-user-config', '-display', 'none', '-vga', 'std'];
+  const spice = [...where, `image-compression=${opts.imageCompression ?? 'auto_glz'}`, ...(opts.spiceOptions ?? [])];
+  const args = ['-machine', 'q35', '-accel', 'tcg', '-m', String(opts.memoryMb ?? 128), '-nodefaults', '-no-user-config', '-display', 'none', '-vga', opts.vga ?? 'std'];
   if (opts.paused) args.push('-S');
   if (opts.password !== undefined) {
     args.push('-object', `secret,id=sec0,data=${opts.password}`);

@@ -15,7 +15,7 @@ export interface Replay {
 }
 
 /** Replays `bytes` in chunks of `chunk` bytes; resolves when the channel has consumed everything. */
-export async function replayDisplay(bytes: Uint8Array, chunk = 4096, maxMessageSize = 64 << 20): Promise<Replay> {
+export async function replayDisplay(bytes: Uint8Array, chunk = 4096, maxMessageSize = 64 << 20, serverCaps: number[] = []): Promise<Replay> {
   const written: Uint8Array[] = [];
   const transport: Transport = { start: () => {}, write: (b) => written.push(b), close: () => {} };
   const queue = new ByteQueue();
@@ -26,7 +26,8 @@ export async function replayDisplay(bytes: Uint8Array, chunk = 4096, maxMessageS
     pixmapCacheSize: 20 << 20,
     glzWindowSize: 4 << 20,
     maxImagePixels: 16 << 20,
-    serverCaps: [],
+    serverCaps,
+    mmTime: () => 0,
   });
   let error: Error | undefined;
   display.onClose((e) => (error = e));

@@ -1,0 +1,195 @@
+// oriel console screenshot|type|key|mouse TARGET …: a headless SPICE client for scripts and checks.
+// TARGET is spice://HOST:PORT, spice+unix:///path/to/socket, or an Oriel VM name; a VM's SPICE socket is
+// only reachable by the server, so for a VM name each SPICE channel goes through the console WebSocket
+// (GET /api/vms/{vm}/spice, Authorization: Bearer <token>; src/server/console/proxy.ts).
+import { writeFileSync } from 'node:fs';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Command } from 'commander';
+import { ConsoleRefusedError, encodePng, openSpiceSession, settledDisplay, type HeadlessTarget } from '../../spice-node/index.ts';
+import {
+  ChannelType, MouseButton, MouseButtonMask, MouseMode, SpiceInputError, SpiceLinkError, scancodeOf,
+  type InputsChannel, type SpiceSession,
+} from '../../spice/index.ts';
+import { Api, CliError } from '../api.ts';
+
+/** QEMU's PS/2 keyboard keeps 16 bytes of scancodes (hw/input/ps2.c): pace typed text. */
+const TYPE_PAUSE_MS = 10;
+/** Lets the last input messages leave the socket before it is closed. */
+const FLUSH_MS = 300;
+
+interface ConsoleOptions { password?: string; timeout: number }
+
+/** Resolves TARGET to a session target; VM names go through the server's console WebSocket. */
+export function consoleTarget(target: string, api: () => Api): HeadlessTarget {
+  if (target.startsWith('spice://')) {
+    const u = new URL(target);
+    if (!u.hostname || !u.port) throw new CliError(`'${target}': expected spice://HOST:PORT`);
+    return { host: u.hostname.replace(/^\[|\]$/g, ''), port: Number(u.port) };
+  }
+  if (target.startsWith('spice+unix://')) {
+    const path = decodeURIComponent(target.slice('spice+unix://'.length));
+    if (!path.startsWith('/')) throw new CliError(`'${target}': expected spice+unix:///absolute/path`);
+    return { socketPath: path };
+  }
+  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(target)) throw new CliError(`'${target}': unknown scheme (spice://, spice+unix://, or a VM name)`);
+  const a = api();
+  return { url: `${a.url.replace(/^http/, 'ws')}/api/vms/${encodeURIComponent(target)}/spice`, headers: a.authHeaders() };
+}
+
+async function withSession<T>(target: string, o: ConsoleOptions, api: () => Api, fn: (s: SpiceSession) => Promise<T>): Promise<T> {
+  const where = consoleTarget(target, api);
+  const timer = AbortSignal.timeout(o.timeout * 1000);
+  let session: SpiceSession;
+  try {
+    session = await openSpiceSession({ ...where, password: o.password });
+  } catch (e) {
+    throw explain(target, e);
+  }
+  try {
+    const timedOut = new Promise<never>((_, reject) => timer.addEventListener('abort', () => reject(new CliError(`${target}: no answer within ${o.timeout} s`))));
+    return await Promise.race([fn(session), timedOut]);
+  } catch (e) {
+    throw explain(target, e);
+  } finally {
+    session.close();
+  }
+}
+
+function explain(target: string, e: unknown): Error {
+  if (e instanceof CliError) return e;
+  if (e instanceof SpiceLinkError && e.reason === 'PERMISSION_DENIED') return new CliError(`${target}: the SPICE password is wrong or missing (--password)`);
+  if (e instanceof SpiceLinkError) return new CliError(`${target}: ${e.message}`);
+  if (e instanceof ConsoleRefusedError) {
+    const hint = e.status === 401 ? ' (sign in with `oriel login`, or set ORIEL_TOKEN)' : '';
+    return new CliError(`${target}: ${e.message} (HTTP ${e.status})${hint}`);
+  }
+  if (e instanceof SpiceInputError) return new CliError(e.message);
+  const code = (e as NodeJS.ErrnoException).code;
+  if (code === 'ECONNREFUSED' || code === 'ENOENT') return new CliError(`cannot connect to ${target} (${code})`);
+  return new CliError(`${target}: ${(e as Error).message}`);
+}
+
+async function inputsOf(session: SpiceSession): Promise<InputsChannel> {
+  return session.whenChannel<InputsChannel>(ChannelType.INPUTS);
+}
+
+const KEY_NAMES: Record<string, string> = {
+  ctrl: 'ControlLeft', control: 'ControlLeft', alt: 'AltLeft', altgr: 'AltRight', shift: 'ShiftLeft',
+  meta: 'MetaLeft', super: 'MetaLeft', win: 'MetaLeft', cmd: 'MetaLeft', del: 'Delete', delete: 'Delete',
+  ins: 'Insert', insert: 'Insert', esc: 'Escape', escape: 'Escape', enter: 'Enter', return: 'Enter', tab: 'Tab',
+  space: 'Space', backspace: 'Backspace', up: 'ArrowUp', down: 'ArrowDown', left: 'ArrowLeft', right: 'ArrowRight',
+  home: 'Home', end: 'End', pgup: 'PageUp', pageup: 'PageUp', pgdn: 'PageDown', pagedown: 'PageDown',
+  print: 'PrintScreen', printscreen: 'PrintScreen', sysrq: 'PrintScreen', pause: 'Pause', menu: 'ContextMenu',
+  capslock: 'CapsLock', numlock: 'NumLock', scrolllock: 'ScrollLock', minus: 'Minus', equal: 'Equal',
+};
+
+/** "ctrl+alt+delete", "alt+f2", "shift+a", "ControlRight+NumpadEnter" → KeyboardEvent.code values. */
+export function parseKeyCombo(combo: string): string[] {
+  return combo.split('+').map((raw) => {
+    const name = raw.trim();
+    const lower = name.toLowerCase();
+    const code =
+      KEY_NAMES[lower] ??
+      (/^f([1-9]|1[0-9]|2[0-4])$/.test(lower) ? lower.toUpperCase() : undefined) ??
+      (/^[a-z]$/.test(lower) ? `Key${lower.toUpperCase()}` : undefined) ??
+      (/^[0-9]$/.test(lower) ? `Digit${lower}` : undefined) ??
+      name;
+    if (scancodeOf(code) === undefined) throw new CliError(`unknown key '${name}' in '${combo}' (names like ctrl, alt, shift, del, f1, a, 5, or KeyboardEvent.code values)`);
+    return code;
+  });
+}
+
+const BUTTONS: Record<string, [number, number]> = {
+  left: [MouseButton.LEFT, MouseButtonMask.LEFT],
+  middle: [MouseButton.MIDDLE, MouseButtonMask.MIDDLE],
+  right: [MouseButton.RIGHT, MouseButtonMask.RIGHT],
+};
+
+function pair(name: string) {
+  return (v: string): [number, number] => {
+    const m = /^(-?\d+),(-?\d+)$/.exec(v);
+    if (!m) throw new CliError(`${name} takes X,Y (whole numbers), not '${v}'`);
+    return [Number(m[1]), Number(m[2])];
+  };
+}
+
+export function consoleCommands(program: Command, api: () => Api): void {
+  const consoleCmd = program.command('console').description('look at and type into a VM or SPICE server (headless SPICE client)');
+  const common = (c: Command) =>
+    c.option('--password <password>', 'SPICE password (direct spice:// and spice+unix:// targets)')
+      .option('--timeout <seconds>', 'give up after this long (default 20)', (v) => {
+        if (!/^\d+$/.test(v) || Number(v) === 0) throw new CliError(`--timeout must be a positive whole number, not '${v}'`);
+        return Number(v);
+      }, 20);
+
+  common(consoleCmd.command('screenshot <target> <file>')
+    .description('save the screen as PNG (TARGET: spice://HOST:PORT, spice+unix:///SOCKET, or a VM name)'))
+    .action(async (target: string, file: string, o: ConsoleOptions) => {
+      await withSession(target, o, api, async (session) => {
+        const s = await settledDisplay(session, { timeoutMs: (o.timeout * 1000) / 2 });
+        writeFileSync(file, encodePng({ width: s.width, height: s.height, data: s.data }));
+        console.log(`wrote ${file} (${s.width}×${s.height})`);
+      });
+    });
+
+  common(consoleCmd.command('type <target> <text>')
+    .description('type text as on a US-layout keyboard (a newline in TEXT is Enter)')
+    .option('--enter', 'press Enter after the text'))
+    .action(async (target: string, text: string, o: ConsoleOptions & { enter?: boolean }) => {
+      await withSession(target, o, api, async (session) => {
+        await (await inputsOf(session)).typeText(o.enter ? `${text}\n` : text, () => sleep(TYPE_PAUSE_MS));
+        await sleep(FLUSH_MS);
+      });
+    });
+
+  common(consoleCmd.command('key <target> <combo>')
+    .description('press a key or combination, e.g. ctrl+alt+delete, alt+f2, enter'))
+    .action(async (target: string, combo: string, o: ConsoleOptions) => {
+      const codes = parseKeyCombo(combo);
+      await withSession(target, o, api, async (session) => {
+        (await inputsOf(session)).pressKeys(codes);
+        await sleep(FLUSH_MS);
+      });
+    });
+
+  common(consoleCmd.command('mouse <target>')
+    .description('move the pointer and click')
+    .option('--move <x,y>', 'absolute position in screen pixels (needs a USB tablet or the SPICE agent in the VM)', pair('--move'))
+    .option('--by <dx,dy>', 'relative motion (PS/2 mouse)', pair('--by'))
+    .option('--click <button>', 'left, middle or right'))
+    .action(async (target: string, o: ConsoleOptions & { move?: [number, number]; by?: [number, number]; click?: string }) => {
+      if (!o.move && !o.by && !o.click) throw new CliError('nothing to do: give --move, --by or --click');
+      const button = o.click === undefined ? undefined : BUTTONS[o.click];
+      if (o.click !== undefined && !button) throw new CliError(`--click takes left, middle or right, not '${o.click}'`);
+      await withSession(target, o, api, async (session) => {
+        const inputs = await inputsOf(session);
+        if (o.move) await absoluteMode(session);
+        if (o.move) inputs.mousePosition(o.move[0], o.move[1], 0);
+        if (o.by) inputs.mouseMotion(o.by[0], o.by[1], 0);
+        if (button) {
+          inputs.mousePress(button[0], button[1]);
+          inputs.mouseRelease(button[0], 0);
+        }
+        await sleep(FLUSH_MS);
+      });
+    });
+}
+
+/** Switches the session to client (absolute) mouse mode; the server offers it only with a tablet or agent. */
+async function absoluteMode(session: SpiceSession): Promise<void> {
+  const main = session.main;
+  for (let i = 0; i < 20 && !((main.mouseMode?.supported ?? 0) & MouseMode.CLIENT); i++) await sleep(100);
+  if (!((main.mouseMode?.supported ?? 0) & MouseMode.CLIENT)) {
+    throw new CliError('this VM has no absolute pointer (a USB tablet or the SPICE agent): use --by DX,DY for relative motion');
+  }
+  if (main.mouseMode!.current === MouseMode.CLIENT) return;
+  const switched = new Promise<void>((resolve) => {
+    const sub = main.onMouseMode((m) => {
+      if (m.current !== MouseMode.CLIENT) return;
+      sub.dispose();
+      resolve();
+    });
+  });
+  main.requestMouseMode(MouseMode.CLIENT);
+  await switched;
+}

@@ -1,0 +1,68 @@
+// SPICE over Oriel's console WebSocket (`GET /api/vms/{vm}/spice`, src/server/console/proxy.ts): one
+// WebSocket per SPICE channel, binary frames carrying the raw SPICE byte stream in both directions
+// (frame boundaries mean nothing: the core's ByteQueue re-slices). Authenticated with request
+// headers (Authorization: Bearer <API token>) or a console ticket in the URL.
+import WebSocket from 'ws';
+import type { Connector, Transport, TransportHandler } from '../spice/index.ts';
+
+/** The server refused the WebSocket upgrade (401, 403, 404, 409 …); `message` is its explanation. */
+export class ConsoleRefusedError extends Error {
+  override readonly name = 'ConsoleRefusedError';
+  constructor(
+    readonly status: number,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+export function wsTransport(ws: WebSocket): Transport {
+  return {
+    start(handler: TransportHandler): void {
+      ws.on('message', (d: Buffer, isBinary: boolean) => {
+        if (!isBinary) return handler.closed(new Error('text frame on a SPICE console WebSocket'));
+        handler.data(new Uint8Array(d.buffer, d.byteOffset, d.byteLength));
+      });
+      ws.on('error', (e) => handler.closed(e));
+      ws.on('close', () => handler.closed());
+    },
+    write(bytes: Uint8Array): void {
+      if (ws.readyState === WebSocket.OPEN) ws.send(bytes, { binary: true });
+    },
+    close(): void {
+      ws.close();
+    },
+  };
+}
+
+/** Opens one WebSocket to `url` per channel, with `headers` on each upgrade request. */
+export function wsConnector(url: string, headers: Record<string, string> = {}): Connector {
+  return () =>
+    new Promise<Transport>((resolve, reject) => {
+      const ws = new WebSocket(url, { headers, perMessageDeflate: false, maxPayload: 64 << 20 });
+      ws.binaryType = 'nodebuffer';
+      ws.once('unexpected-response', (req, res) => {
+        // Handled here, so ws emits no error of its own; dropping the request ends the socket quietly.
+        ws.off('error', reject);
+        ws.on('error', () => {});
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (d: string) => (body += d));
+        res.on('end', () => {
+          let message = body || res.statusMessage || 'refused';
+          try {
+            message = (JSON.parse(body) as { message?: string }).message ?? message;
+          } catch {
+            // not JSON: keep the text
+          }
+          reject(new ConsoleRefusedError(res.statusCode ?? 0, message));
+          req.destroy();
+        });
+      });
+      ws.once('error', reject);
+      ws.once('open', () => {
+        ws.off('error', reject);
+        resolve(wsTransport(ws));
+      });
+    });
+}
