@@ -219,6 +219,8 @@ describe('web UI', () => {
       await p2.click('#logout');
       await p2.waitForSelector('#login-username');
       await signIn(p2, t.url, 'bob', 'bob-password', `/vms/${VM}/console`);
+      // The page shows "Loading…" until the API answers; wait for the answer.
+      await p2.waitForSelector('#vm-missing.error', { timeout: 15_000 });
       assert.match(await p2.textContent('#vm-missing') ?? '', /belongs to another user/);
       // Straight from bob's page, same origin, his cookie: both console WebSockets are refused before opening.
       const outcome = await p2.evaluate((vm) => Promise.all(['spice', 'serial'].map((kind) => new Promise<string>((resolve) => {
