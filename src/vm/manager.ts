@@ -27,6 +27,8 @@ import { QmpClient } from './qmp/index.ts';
 import { VM_NAME_RE, vmRequestSchema, type VmRequest, type VmSpec, type VmState } from './spec.ts';
 import { VmStore, type VmRecord } from './store.ts';
 import { isAbsolute } from 'node:path';
+// A timer that keeps the process alive: at server start nothing else may (the HTTP server is not listening yet).
+import { setTimeout as delay } from 'node:timers/promises';
 
 export interface VmManagerOptions {
   db: Db;
@@ -75,6 +77,8 @@ export interface StartOptions {
 const DEFAULT_MEMORY_MIB = 256;
 const QMP_START_TIMEOUT_MS = 20_000;
 const FORCE_WAIT_MS = 5_000;
+/** How long a restarted server keeps trying to reach a live QEMU's QMP before it ends that QEMU. */
+const REATTACH_TIMEOUT_MS = 20_000;
 
 export class VmManager extends EventEmitter {
   readonly store: VmStore;
@@ -309,7 +313,9 @@ export class VmManager extends EventEmitter {
     if (this.runtimes.get(id) === rt) this.runtimes.delete(id);
     rt.shell?.close();
     // QMP closes a moment before the process is reaped; wait so the pid is really free.
-    if (!(await waitUntil(() => !isAlive(rt.pid) || rt.childExit !== undefined, FORCE_WAIT_MS))) {
+    // Our own child: its exit event says how it ended (signal or code); a re-attached QEMU is watched by pid.
+    const ended = () => (rt.child ? rt.childExit !== undefined : !isAlive(rt.pid));
+    if (!(await waitUntil(ended, FORCE_WAIT_MS))) {
       this.log('warn', 'QMP closed but QEMU still runs; killing it', { id, pid: rt.pid });
       try { process.kill(rt.pid, 'SIGKILL'); } catch { /* already gone */ }
     }
@@ -502,21 +508,60 @@ export class VmManager extends EventEmitter {
       if (vm.state === 'stopped' || vm.state === 'crashed') continue;
       const p = this.paths(vm);
       const pid = readPidfile(p.pidfile) ?? vm.pid ?? undefined;
+      let why = `QEMU was no longer running when Oriel started (last known pid ${pid ?? 'unknown'}).`;
       if (pid !== undefined && isAlive(pid) && isOurQemu(pid, p.qmp)) {
-        try {
-          const qmp = await QmpClient.connect(p.qmp, { timeoutMs: 5000 });
-          const status = await qmp.queryStatus();
-          this.attach(vm, qmp, pid);
-          this.setState(vm.id, status.status === 'paused' || status.status === 'prelaunch' ? 'paused' : 'running', null, pid);
-          this.log('info', 're-attached running vm', { vm: vm.name, pid });
-          continue;
-        } catch (e) {
-          this.log('warn', 'cannot re-attach vm', { vm: vm.name, pid, error: (e as Error).message });
+        // QEMU may take a moment to notice that the previous server's QMP connection is gone (it serves one client
+        // at a time), or be busy failing a migration whose receiver died: retry before giving up on it.
+        const deadline = Date.now() + REATTACH_TIMEOUT_MS;
+        let lastError = '';
+        while (Date.now() < deadline && isAlive(pid)) {
+          try {
+            const qmp = await QmpClient.connect(p.qmp, { timeoutMs: 5000 });
+            await this.recoverInterrupted(vm, qmp);
+            const status = await qmp.queryStatus();
+            this.attach(vm, qmp, pid);
+            this.setState(vm.id, status.status === 'paused' || status.status === 'prelaunch' ? 'paused' : 'running', null, pid);
+            this.log('info', 're-attached running vm', { vm: vm.name, pid });
+            lastError = '';
+            break;
+          } catch (e) {
+            lastError = (e as Error).message;
+            await delay(500);
+          }
+        }
+        if (this.runtimes.has(vm.id)) continue;
+        // A QEMU Oriel cannot control would hold the VM's disk lock forever: end it, and say so.
+        if (isAlive(pid)) {
+          this.log('warn', 'QEMU does not answer on QMP; killing it', { vm: vm.name, pid, error: lastError });
+          try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ }
+          await waitUntil(() => !isAlive(pid), FORCE_WAIT_MS);
+          why = `QEMU (pid ${pid}) did not answer on QMP when Oriel started (${lastError}); it was stopped by force.`;
         }
       }
       rmSync(p.pidfile, { force: true });
       if (vm.state === 'stopping') this.setState(vm.id, 'stopped', null, null);
-      else this.setState(vm.id, 'crashed', `QEMU was no longer running when Oriel started (last known pid ${pid ?? 'unknown'}).\n${tail(p.qemuLog, 10)}`, null);
+      else this.setState(vm.id, 'crashed', `${why}\n${tail(p.qemuLog, 10)}`, null);
+    }
+  }
+
+  /**
+   * A server that died during a checkpoint can leave its QEMU mid-way: stopped for the checkpoint's pause (the `stop`
+   * arrived, the migration that resumes the guest did not), or migrating to a socket nobody reads any more. The
+   * database still says what the user wanted (running or paused), so: cancel such a migration, and resume a guest
+   * the user did not pause. Block jobs (a disk backup) finish or fail on their own; the next checkpoint starts a
+   * full disk backup when it cannot trust the last one.
+   */
+  private async recoverInterrupted(vm: VmRecord, qmp: QmpClient): Promise<void> {
+    const mig = await qmp.execute<{ status?: string }>('query-migrate').catch(() => ({ status: undefined }));
+    if (mig.status && ['setup', 'active', 'pre-switchover', 'device'].includes(mig.status)) {
+      this.log('warn', 'cancelling a migration left by a previous server', { vm: vm.name, status: mig.status });
+      await qmp.execute('migrate_cancel').catch(() => undefined);
+      await delay(200); // let QEMU finish the cancel before its run state is read
+    }
+    const st = await qmp.queryStatus();
+    if (vm.state === 'running' && !st.running && ['paused', 'postmigrate', 'finish-migrate'].includes(st.status)) {
+      this.log('warn', 'resuming a guest left stopped by an interrupted checkpoint', { vm: vm.name, status: st.status });
+      await qmp.execute('cont');
     }
   }
 
@@ -535,4 +580,5 @@ function badRequestImage(msg: string) {
   return new OrielError(400, msg, 'bad_image');
 }
 
+/** For races against a QEMU event: must not keep a server that is stopping alive. */
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms).unref());

@@ -1,12 +1,20 @@
 // Facts about a QEMU process that outlives the server that started it: is it alive, is it ours, its log tail.
 import { existsSync, readFileSync, openSync, readSync, fstatSync, closeSync } from 'node:fs';
 
+/** True if `pid` runs. A zombie counts as dead: a QEMU re-attached after a server restart is no child of ours,
+ * and if its parent died, nothing may reap it for a while, yet kill(pid, 0) still succeeds on it. */
 export function isAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
-    return true;
   } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
+    if ((e as NodeJS.ErrnoException).code !== 'EPERM') return false;
+  }
+  try {
+    // /proc/PID/stat: "pid (comm) state ..."; comm may hold spaces or parentheses, so read after the last ')'.
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
+  } catch {
+    return true; // no /proc: trust kill(0)
   }
 }
 
