@@ -9,7 +9,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Client } from '../helpers/server.ts';
+import { Client, killVmsIn } from '../helpers/server.ts';
 import { ensureTinyImage } from '../helpers/images.ts';
 
 const BIN = join(import.meta.dirname, '../../bin/oriel.js');
@@ -64,6 +64,7 @@ describe('checkpoints survive crashes', () => {
   after(async () => {
     await api.post('/api/vms/c/force-stop').catch(() => undefined);
     if (server && server.exitCode === null) await killServer();
+    killVmsIn(join(dir, 'data'));
     rmSync(dir, { recursive: true, force: true });
   });
 

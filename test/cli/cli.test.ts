@@ -7,6 +7,7 @@ import { mkdtempSync, rmSync, statSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ensureTinyImage } from '../helpers/images.ts';
+import { killVmsIn } from '../helpers/server.ts';
 
 const BIN = join(import.meta.dirname, '../../bin/oriel.js');
 
@@ -59,7 +60,8 @@ describe('oriel CLI', () => {
     await oriel(['vm', 'force-stop', 'demo']);
     await oriel(['vm', 'force-stop', 'c1']);
     server.kill('SIGTERM');
-    await new Promise((r) => server.once('exit', r));
+    if (server.exitCode === null && server.signalCode === null) await new Promise((r) => server.once('exit', r));
+    killVmsIn(join(dir, 'data'));
     rmSync(dir, { recursive: true, force: true });
   });
 

@@ -1,10 +1,11 @@
 // Starts a real Oriel server in this process on a free port, with a fresh data directory and the shared image
 // cache (~/.cache/oriel, or ORIEL_CACHE_DIR), and gives tests an HTTP client signed in as admin.
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { defaultConfig, type OrielConfig } from '../../src/config.ts';
 import { createServer, type OrielServer } from '../../src/server/app.ts';
+import { isOurQemu, readPidfile } from '../../src/vm/process.ts';
 
 export const ADMIN_PASSWORD = 'admin-test-password';
 
@@ -85,6 +86,7 @@ export async function startTestServer(overrides: Partial<OrielConfig> = {}): Pro
         if (!['stopped', 'crashed'].includes(vm.state)) await server.ctx.vms.forceStop(vm.id).catch(() => undefined);
       }
       await server.close();
+      killVmsIn(dataDir);
       rmSync(dataDir, { recursive: true, force: true });
     },
   };
@@ -98,4 +100,17 @@ export async function addUser(t: TestServer, name: string, role: 'admin' | 'user
   if (c.status !== 201) throw new Error(`create user: ${JSON.stringify(c.body)}`);
   const l = await t.anon.post('/api/auth/login', { username: name, password, tokenName: 't' });
   return t.as(l.body.token);
+}
+
+/** Last-resort cleanup for tests that run `oriel serve` in another process: ends every QEMU whose pidfile is in
+ * `dataDir` (and is really that VM's QEMU), whether or not a server is still there to stop it. */
+export function killVmsIn(dataDir: string): void {
+  const root = join(dataDir, 'vms');
+  if (!existsSync(root)) return;
+  for (const id of readdirSync(root)) {
+    const pid = readPidfile(join(root, id, 'qemu.pid'));
+    if (pid !== undefined && isOurQemu(pid, join(root, id, 'qmp.sock'))) {
+      try { process.kill(pid, 'SIGKILL'); } catch { /* already gone */ }
+    }
+  }
 }
