@@ -441,13 +441,34 @@ export class VmManager extends EventEmitter {
     this.requireState(vm, ['running'], 'run a command in');
     const started = Date.now();
     await this.waitReady(ref, timeoutMs);
-    const rt = this.runtime(this.get(ref));
-    if (!rt.shell) {
-      const shell = new GuestShell(this.paths(vm).shell);
-      await shell.connect(5000);
-      rt.shell = shell;
+    const left = () => Math.max(1000, timeoutMs - (Date.now() - started));
+    const run = async (connectMs: number) => {
+      const rt = this.runtime(this.get(ref));
+      if (!rt.shell) {
+        const shell = new GuestShell(this.paths(vm).shell);
+        await shell.connect(connectMs);
+        rt.shell = shell;
+      }
+      return rt.shell.exec(argv, { timeoutMs: left() });
+    };
+    try {
+      return await run(5000);
+    } catch (e) {
+      if (e instanceof OrielError) throw e;
+      const msg = (e as Error).message;
+      if (/did not finish within/.test(msg)) throw new OrielError(504, msg, 'timeout');
+      // The connection to the guest's shell broke or never answered (a busy guest after a restart, QEMU reopening
+      // its chardev after the previous server left): start over once with a fresh connection and more patience.
+      const rt = this.runtimes.get(vm.id);
+      rt?.shell?.close();
+      if (rt) rt.shell = undefined;
+      try {
+        return await run(Math.min(30_000, left()));
+      } catch (e2) {
+        if (e2 instanceof OrielError) throw e2;
+        throw unavailable(`cannot run the command in VM '${vm.name}': ${(e2 as Error).message}`);
+      }
     }
-    return rt.shell.exec(argv, { timeoutMs: Math.max(1000, timeoutMs - (Date.now() - started)) });
   }
 
   /** QMP of a running VM, for the console proxy, screendumps and checkpoints. */
