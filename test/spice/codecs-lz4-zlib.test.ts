@@ -4,25 +4,13 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { deflateSync } from 'node:zlib';
 import fc from 'fast-check';
+import { be32, typed } from './helpers/fuzz.ts';
 import { GlzWindow } from '../../src/spice/codecs/glz.ts';
 import * as lz4 from '../../src/spice/codecs/lz4.ts';
 import * as zlibGlz from '../../src/spice/codecs/zlib-glz.ts';
 import { BitmapFmt } from '../../src/spice/proto/constants.ts';
-import { SpiceProtocolError } from '../../src/spice/proto/errors.ts';
 
 const MAX = 1 << 16;
-
-function be32(...words: number[]): number[] {
-  return words.flatMap((w) => [(w >>> 24) & 255, (w >>> 16) & 255, (w >>> 8) & 255, w & 255]);
-}
-
-function typed(fn: () => unknown): void {
-  try {
-    fn();
-  } catch (e) {
-    assert.ok(e instanceof SpiceProtocolError, `${(e as Error).name}: ${(e as Error).message}`);
-  }
-}
 
 function block(bytes: number[]): number[] {
   return [...be32(bytes.length), ...bytes];

@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import fc from 'fast-check';
+import { be32, typed } from './helpers/fuzz.ts';
 import * as bitmap from '../../src/spice/codecs/bitmap.ts';
 import * as glz from '../../src/spice/codecs/glz.ts';
 import * as lz from '../../src/spice/codecs/lz.ts';
@@ -16,18 +17,6 @@ import { SpiceDecodeError, SpiceProtocolError } from '../../src/spice/proto/erro
 import { replayDisplay } from './helpers/replay.ts';
 
 const MAX = 1 << 16; // pixel limit used while fuzzing
-
-function be32(...words: number[]): number[] {
-  return words.flatMap((w) => [(w >>> 24) & 255, (w >>> 16) & 255, (w >>> 8) & 255, w & 255]);
-}
-
-function typed(fn: () => unknown): void {
-  try {
-    fn();
-  } catch (e) {
-    assert.ok(e instanceof SpiceProtocolError, `${(e as Error).name}: ${(e as Error).message}`);
-  }
-}
 
 test('bitmap: 32BIT bottom-up, 24BIT, 16BIT 555 and 8BIT palette', () => {
   const img = bitmap.decode(Uint8Array.of(1, 2, 3, 0, 4, 5, 6, 0), { format: BitmapFmt['32BIT'], topDown: false, width: 1, height: 2, stride: 4 }, MAX);
