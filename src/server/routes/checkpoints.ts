@@ -18,6 +18,8 @@ const summarySchema = z.object({
   label: z.string().optional(), parent: z.string().nullable(), pauseMs: z.number().nullable(), durationMs: z.number(),
   newBytes: z.number(), diskBytes: z.number(),
 });
+/** The list adds how the disk was included (full image, changes since the parent, or no disk) for the web UI. */
+const listItemSchema = summarySchema.extend({ diskMode: z.enum(['full', 'incremental']).nullable() });
 const scheduleSchema = z.object({
   vm: z.string(), every: z.string(), rules: retentionSchema, updatedAt: z.string(), lastRunAt: z.string().nullable(),
   lastError: z.string().nullable(), nextRunAt: z.string().nullable(),
@@ -29,6 +31,15 @@ export function checkpointRoutes(app: FastifyInstance, ctx: ServerContext): void
   const r = app.withTypeProvider<ZodTypeProvider>();
   const cps = ctx.checkpoints;
   const opView = (id: string) => operationView(ctx.ops.get(id), ctx.users, ctx.vms);
+  /** Runs a quick change as an operation and answers with its outcome: it is then in the operation log and on the
+   * event stream (/api/events), so every open view of the VM's checkpoints learns of it. */
+  const asOperation = <T>(kind: string, vm: VmRecord, req: FastifyRequest, fn: () => Promise<T>): Promise<T> =>
+    new Promise<T>((resolve, reject) => {
+      ctx.ops.start(kind, { vmId: vm.id, userId: requireUser(req).id }, () => fn().then(
+        (v) => (resolve(v), v),
+        (e: unknown) => { reject(e); throw e; },
+      ));
+    });
   const checkpointOf = (vm: VmRecord, id: string): CheckpointSummary => {
     const c = cps.list(vm.id).find((x) => x.id === id);
     if (!c) throw notFound(`VM '${vm.name}' has no checkpoint '${id}'`);
@@ -36,8 +47,8 @@ export function checkpointRoutes(app: FastifyInstance, ctx: ServerContext): void
   };
 
   r.get('/api/vms/:vm/checkpoints', {
-    schema: { tags: ['checkpoints'], summary: "A VM's checkpoints, oldest first", params: vmParams, response: { 200: z.array(summarySchema) } },
-  }, async (req) => cps.list(vmFor(ctx, req, req.params.vm).id));
+    schema: { tags: ['checkpoints'], summary: "A VM's checkpoints, oldest first", params: vmParams, response: { 200: z.array(listItemSchema) } },
+  }, async (req) => cps.list(vmFor(ctx, req, req.params.vm).id).map((c) => ({ ...c, diskMode: cps.show(c.id).disks[0]?.mode ?? null })));
 
   r.post('/api/vms/:vm/checkpoints', {
     schema: {
@@ -88,7 +99,8 @@ export function checkpointRoutes(app: FastifyInstance, ctx: ServerContext): void
     schema: { tags: ['checkpoints'], summary: 'Delete a checkpoint (its disk changes merge into the next one)', params: idParams, response: { 204: z.null() } },
   }, async (req, reply) => {
     const vm = vmFor(ctx, req, req.params.vm);
-    await cps.delete([checkpointOf(vm, req.params.id).id]);
+    const id = checkpointOf(vm, req.params.id).id;
+    await asOperation('checkpoint.delete', vm, req, () => cps.delete([id]));
     return reply.code(204).send(null);
   });
 
@@ -119,7 +131,8 @@ export function checkpointRoutes(app: FastifyInstance, ctx: ServerContext): void
     const vm = vmFor(ctx, req, req.params.vm);
     const rules = req.body.rules ?? ctx.schedules.get(vm.id)?.rules;
     if (!rules) throw badRequest(`VM '${vm.name}' has no schedule: give retention rules`);
-    return { ...(await cps.prune(vm.id, rules, { dryRun: req.body.dryRun })), dryRun: req.body.dryRun };
+    const prune = () => cps.prune(vm.id, rules, { dryRun: req.body.dryRun });
+    return { ...(await (req.body.dryRun ? prune() : asOperation('checkpoint.prune', vm, req, prune))), dryRun: req.body.dryRun };
   });
 
   const scheduleView = (req: FastifyRequest, vm: VmRecord) => {
