@@ -7,6 +7,7 @@ import type { ImageCaches } from './channels/display-images.ts';
 import { CURSOR_CLIENT_CAPS, CursorChannel } from './channels/cursor.ts';
 import { INPUTS_CLIENT_CAPS, InputsChannel } from './channels/inputs.ts';
 import { MAIN_CLIENT_CAPS, MainChannel, type ChannelId, type MainInit } from './channels/main.ts';
+import type { AgentOptions, SpiceAgent } from './agent/agent.ts';
 import { GlzWindow } from './codecs/glz.ts';
 import { DEFAULT_MAX_IMAGE_PIXELS } from './codecs/types.ts';
 import { Emitter, nextEvent, type Event } from './emitter.ts';
@@ -35,6 +36,8 @@ export interface SpiceSessionOptions {
   maxImagePixels?: number;
   /** Channel types to open from CHANNELS_LIST. Default: display, inputs, cursor. */
   channelTypes?: number[];
+  /** Clipboard size limit and resize debounce of the guest agent. */
+  agent?: AgentOptions;
 }
 
 export interface ChannelError {
@@ -59,7 +62,7 @@ export class SpiceSession {
 
   readonly channels = new Map<string, AnyChannel>();
   readonly caches: ImageCaches;
-  private readonly _opts: Required<Omit<SpiceSessionOptions, 'preferredCompression'>> & { preferredCompression?: number };
+  private readonly _opts: Required<Omit<SpiceSessionOptions, 'preferredCompression' | 'agent'>> & { preferredCompression?: number; agent?: AgentOptions };
   private _main: MainChannel | undefined;
   private _closed = false;
 
@@ -101,6 +104,11 @@ export class SpiceSession {
 
   get main(): MainChannel {
     return this._main!;
+  }
+
+  /** The guest agent: clipboard, file transfer, monitors config (see agent.state / agent.whenReady()). */
+  get agent(): SpiceAgent {
+    return this.main.agent;
   }
 
   get display(): DisplayChannel | undefined {
@@ -193,7 +201,7 @@ export class SpiceSession {
   ): AnyChannel {
     switch (type) {
       case ChannelType.MAIN:
-        return new MainChannel(type, id, transport, queue, options);
+        return new MainChannel(type, id, transport, queue, options, this._opts.agent);
       case ChannelType.DISPLAY: {
         const displayOpts: DisplayOptions = {
           caches: this.caches,

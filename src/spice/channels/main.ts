@@ -6,6 +6,9 @@ import { Emitter, type Event } from '../emitter.ts';
 import { MainCap, MainMsg, MainMsgc } from '../proto/constants.ts';
 import { Writer } from '../proto/writer.ts';
 import { decodeUtf8 } from '../proto/utf8.ts';
+import { SpiceAgent, type AgentOptions } from '../agent/agent.ts';
+import type { ChannelOptions } from '../channel.ts';
+import type { ByteQueue, Transport } from '../transport.ts';
 
 /** Announced by the client: NAME/UUID messages and AGENT_CONNECTED_TOKENS. No migration caps. */
 export const MAIN_CLIENT_CAPS = [MainCap.NAME_AND_UUID, MainCap.AGENT_CONNECTED_TOKENS];
@@ -41,12 +44,19 @@ export class MainChannel extends SpiceChannel {
   private readonly _onAgentConnected = new Emitter<boolean>();
   readonly onAgentConnected: Event<boolean> = this._onAgentConnected.event;
 
+  /** The guest agent (clipboard, file transfer, monitors config), usable once `agent.state` is 'ready'. */
+  readonly agent: SpiceAgent;
   init: MainInit | undefined;
   name: string | undefined;
   uuid: Uint8Array | undefined;
   mouseMode: MouseModeEvent | undefined;
   multiMediaTime = 0;
   private _mmTimeAt = 0;
+
+  constructor(type: number, id: number, transport: Transport, queue: ByteQueue, options: ChannelOptions, agentOptions: AgentOptions = {}) {
+    super(type, id, transport, queue, options);
+    this.agent = new SpiceAgent({ send: (t, body) => this.send(t, body) }, agentOptions);
+  }
 
   /** The server's multimedia clock now (ms): the last MULTI_MEDIA_TIME / INIT value plus the time since. */
   mmTime(): number {
@@ -78,6 +88,7 @@ export class MainChannel extends SpiceChannel {
         this.mouseMode = { supported: init.supportedMouseModes, current: init.currentMouseMode };
         this._onInit.fire(init);
         this.send(MainMsgc.ATTACH_CHANNELS);
+        this.agent.init(init.agentConnected, init.agentTokens);
         return;
       }
       case MainMsg.CHANNELS_LIST: {
@@ -103,19 +114,31 @@ export class MainChannel extends SpiceChannel {
         this.uuid = r.bytesView(16).slice();
         return;
       case MainMsg.AGENT_CONNECTED:
+        this.agent.connected();
+        this._onAgentConnected.fire(true);
+        return;
       case MainMsg.AGENT_CONNECTED_TOKENS:
+        this.agent.connected(r.u32());
         this._onAgentConnected.fire(true);
         return;
       case MainMsg.AGENT_DISCONNECTED:
+        this.agent.disconnected();
         this._onAgentConnected.fire(false);
         return;
+      case MainMsg.AGENT_DATA:
+        this.agent.data(body);
+        return;
+      case MainMsg.AGENT_TOKEN:
+        this.agent.tokens(r.u32());
+        return;
       default:
-        // Agent data/tokens (no agent support yet) and migration (no migration caps announced).
+        // Migration (no migration caps announced).
         this.ignore(type);
     }
   }
 
   protected override onClosed(): void {
+    this.agent.close();
     for (const e of [this._onInit, this._onChannelsList, this._onMouseMode, this._onAgentConnected]) e.dispose();
   }
 }
