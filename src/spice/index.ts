@@ -17,7 +17,7 @@ export { keystrokesForText, type Keystroke } from './keymap-us.ts';
 export { SpiceConnectionClosed, type Transport, type TransportHandler, type Connector } from './transport.ts';
 export { RgbaSurface, type Surface, type Rect } from './surface.ts';
 export type { RgbaImage } from './codecs/types.ts';
-export type { Disposable, Event } from './emitter.ts';
+export { nextEvent, type Disposable, type Event } from './emitter.ts';
 export {
   ChannelType, ImageCompression, ImageType, KeyModifier, LinkErr, MouseButton, MouseButtonMask, MouseMode,
   SurfaceFmt, VideoCodec, nameOf,

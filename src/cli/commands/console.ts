@@ -2,22 +2,23 @@
 // TARGET is spice://HOST:PORT, spice+unix:///path/to/socket, or an Oriel VM name; a VM's SPICE socket is
 // only reachable by the server, so for a VM name each SPICE channel goes through the console WebSocket
 // (GET /api/vms/{vm}/spice, Authorization: Bearer <token>; src/server/console/proxy.ts).
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Command } from 'commander';
-import { ConsoleRefusedError, encodePng, openSpiceSession, settledDisplay, type HeadlessTarget } from '../../spice-node/index.ts';
+import { ConsoleRefusedError, encodePng, nodeFileSource, openSpiceSession, settledDisplay, type HeadlessTarget } from '../../spice-node/index.ts';
 import {
-  ChannelType, MouseButton, MouseButtonMask, MouseMode, SpiceInputError, SpiceLinkError, scancodeOf,
-  type InputsChannel, type SpiceSession,
+  ChannelType, ClipboardError, FileTransferError, MouseButton, MouseButtonMask, MouseMode, Selection, SpiceInputError,
+  SpiceLinkError, nextEvent, scancodeOf, type DisplayChannel, type InputsChannel, type SpiceSession,
 } from '../../spice/index.ts';
 import { Api, CliError } from '../api.ts';
+import { ProgressBar, formatBytes } from '../output.ts';
 
 /** QEMU's PS/2 keyboard keeps 16 bytes of scancodes (hw/input/ps2.c): pace typed text. */
 const TYPE_PAUSE_MS = 10;
 /** Lets the last input messages leave the socket before it is closed. */
 const FLUSH_MS = 300;
 
-interface ConsoleOptions { password?: string; timeout: number }
+interface ConsoleOptions { password?: string; timeout: number; size?: [number, number] }
 
 /** Resolves TARGET to a session target; VM names go through the server's console WebSocket. */
 export function consoleTarget(target: string, api: () => Api): HeadlessTarget {
@@ -36,9 +37,11 @@ export function consoleTarget(target: string, api: () => Api): HeadlessTarget {
   return { url: `${a.url.replace(/^http/, 'ws')}/api/vms/${encodeURIComponent(target)}/spice`, headers: a.authHeaders() };
 }
 
-async function withSession<T>(target: string, o: ConsoleOptions, api: () => Api, fn: (s: SpiceSession) => Promise<T>): Promise<T> {
+async function withSession<T>(
+  target: string, o: ConsoleOptions, api: () => Api, fn: (s: SpiceSession) => Promise<T>, { overallTimeout = true } = {},
+): Promise<T> {
   const where = consoleTarget(target, api);
-  const timer = AbortSignal.timeout(o.timeout * 1000);
+  const timer = overallTimeout ? AbortSignal.timeout(o.timeout * 1000) : new AbortController().signal;
   let session: SpiceSession;
   try {
     session = await openSpiceSession({ ...where, password: o.password });
@@ -63,7 +66,7 @@ function explain(target: string, e: unknown): Error {
     const hint = e.status === 401 ? ' (sign in with `oriel login`, or set ORIEL_TOKEN)' : '';
     return new CliError(`${target}: ${e.message} (HTTP ${e.status})${hint}`);
   }
-  if (e instanceof SpiceInputError) return new CliError(e.message);
+  if (e instanceof SpiceInputError || e instanceof ClipboardError || e instanceof FileTransferError) return new CliError(e.message);
   const code = (e as NodeJS.ErrnoException).code;
   if (code === 'ECONNREFUSED' || code === 'ENOENT') return new CliError(`cannot connect to ${target} (${code})`);
   return new CliError(`${target}: ${(e as Error).message}`);
@@ -123,9 +126,11 @@ export function consoleCommands(program: Command, api: () => Api): void {
       }, 20);
 
   common(consoleCmd.command('screenshot <target> <file>')
-    .description('save the screen as PNG (TARGET: spice://HOST:PORT, spice+unix:///SOCKET, or a VM name)'))
+    .description('save the screen as PNG (TARGET: spice://HOST:PORT, spice+unix:///SOCKET, or a VM name)')
+    .option('--size <WxH>', 'first ask the guest for this display size (needs the SPICE agent in the guest)', size))
     .action(async (target: string, file: string, o: ConsoleOptions) => {
       await withSession(target, o, api, async (session) => {
+        if (o.size) await resizeTo(session, o.size, o.timeout);
         const s = await settledDisplay(session, { timeoutMs: (o.timeout * 1000) / 2 });
         writeFileSync(file, encodePng({ width: s.width, height: s.height, data: s.data }));
         console.log(`wrote ${file} (${s.width}×${s.height})`);
@@ -173,6 +178,135 @@ export function consoleCommands(program: Command, api: () => Api): void {
         await sleep(FLUSH_MS);
       });
     });
+
+  common(consoleCmd.command('resize <target> <size>')
+    .description('ask the guest to use this display size, WxH (needs the SPICE agent in the guest)'))
+    .action(async (target: string, wxh: string, o: ConsoleOptions) => {
+      const want = size(wxh);
+      await withSession(target, o, api, async (session) => {
+        const got = await resizeTo(session, want, o.timeout);
+        console.log(`display is ${got[0]}×${got[1]}`);
+      });
+    });
+
+  const clip = consoleCmd.command('clipboard').description("read or set the guest's clipboard (needs the SPICE agent in the guest)");
+  common(clip.command('get <target>')
+    .description("print the guest's clipboard text, or save its picture with --image")
+    .option('--image <file>', 'save the clipboard picture as PNG instead')
+    .option('--primary', 'the PRIMARY selection (X11 select-to-copy) instead of CLIPBOARD'))
+    .action(async (target: string, o: ConsoleOptions & { image?: string; primary?: boolean }) => {
+      await withSession(target, o, api, async (session) => {
+        const cb = await clipboardOf(session, o.timeout);
+        const sel = o.primary ? Selection.PRIMARY : Selection.CLIPBOARD;
+        // A newly connected client learns what the guest holds from the agent's next grab; give it a moment.
+        if (!cb.guest.has(sel)) await Promise.race([nextEvent(cb.onGuestGrab, (g) => g.selection === sel), sleep(1500)]);
+        if (o.image) {
+          const png = await cb.readPng(sel);
+          if (!png) throw new CliError(`${target}: the guest's clipboard holds no picture`);
+          writeFileSync(o.image, png);
+          console.error(`wrote ${o.image} (${formatBytes(png.length)})`);
+        } else {
+          const text = await cb.readText(sel);
+          if (text === undefined) throw new CliError(`${target}: the guest's clipboard holds no text`);
+          process.stdout.write(text);
+        }
+      });
+    });
+  common(clip.command('set <target> [text]')
+    .description('put TEXT (or standard input with "-", or a PNG with --image) on the guest clipboard; stays connected to serve pastes until the guest copies something else, --once, or --timeout')
+    .option('--image <file>', 'a PNG picture instead of text')
+    .option('--primary', 'the PRIMARY selection instead of CLIPBOARD')
+    .option('--once', 'exit after the first paste in the guest'))
+    .action(async (target: string, text: string | undefined, o: ConsoleOptions & { image?: string; primary?: boolean; once?: boolean }) => {
+      if (text === undefined && !o.image) throw new CliError('give TEXT, "-" for standard input, or --image FILE');
+      const content = o.image ? { png: new Uint8Array(readFileSync(o.image)) } : { text: text === '-' ? readFileSync(0, 'utf8') : text };
+      await withSession(target, o, api, async (session) => {
+        const cb = await clipboardOf(session, o.timeout);
+        const sel = o.primary ? Selection.PRIMARY : Selection.CLIPBOARD;
+        await cb.set(content, sel);
+        // The guest owns nothing of ours once this client disconnects (spice-vdagent releases it), so stay.
+        console.error(`clipboard set; serving pastes ${o.once ? 'until the first one' : `for up to ${o.timeout} s`}`);
+        await Promise.race([
+          nextEvent(cb.onGuestGrab, (g) => g.selection === sel),
+          o.once ? nextEvent(cb.onRequestServed, (r) => r.selection === sel) : new Promise(() => {}),
+          sleep(o.timeout * 1000),
+        ]);
+        await sleep(FLUSH_MS);
+      }, { overallTimeout: false });
+    });
+
+  common(consoleCmd.command('send-file <target> <files...>')
+    .description("copy files into the guest (its user's Downloads folder), as dropping them on the console does")
+    .option('--stall <seconds>', 'give up when no byte moved for this long (default: --timeout)'))
+    .action(async (target: string, files: string[], o: ConsoleOptions & { stall?: string }) => {
+      const stallMs = Number(o.stall ?? o.timeout) * 1000;
+      await withSession(target, o, api, async (session) => {
+        await session.agent.whenReady(o.timeout * 1000).catch((e: Error) => { throw new CliError(`${target}: ${e.message}`); });
+        const ac = new AbortController();
+        const onSigint = () => ac.abort();
+        process.once('SIGINT', onSigint);
+        try {
+          for (const path of files) {
+            const src = await nodeFileSource(path).catch((e: Error) => { throw new CliError(e.message); });
+            const bar = new ProgressBar();
+            let moved = Date.now();
+            const watchdog = setInterval(() => { if (Date.now() - moved > stallMs) ac.abort(); }, 500);
+            const t0 = Date.now();
+            try {
+              await session.agent.files.send(src, {
+                signal: ac.signal,
+                onProgress: (p) => {
+                  moved = Date.now();
+                  bar.update(p.sent, p.size, `${src.name} ${formatBytes(p.sent)}/${formatBytes(p.size)}`);
+                },
+              });
+            } catch (e) {
+              if (e instanceof FileTransferError && e.code === 'cancelled' && Date.now() - moved > stallMs) {
+                throw new CliError(`${src.name}: no progress for ${stallMs / 1000} s, cancelled`);
+              }
+              throw e;
+            } finally {
+              clearInterval(watchdog);
+              bar.end();
+              await src.close();
+            }
+            const s = (Date.now() - t0) / 1000;
+            console.error(`${src.name}: ${formatBytes(src.size)} in ${s.toFixed(1)} s (${formatBytes(src.size / Math.max(s, 0.001))}/s)`);
+          }
+        } finally {
+          process.off('SIGINT', onSigint);
+        }
+      }, { overallTimeout: false });
+    });
+}
+
+function size(v: string): [number, number] {
+  const m = /^(\d+)x(\d+)$/.exec(v);
+  if (!m || Number(m[1]) < 320 || Number(m[2]) < 200 || Number(m[1]) > 8192 || Number(m[2]) > 8192) {
+    throw new CliError(`a size is WxH, from 320x200 to 8192x8192, not '${v}'`);
+  }
+  return [Number(m[1]), Number(m[2])];
+}
+
+async function clipboardOf(session: SpiceSession, timeoutS: number) {
+  await session.agent.whenReady(timeoutS * 1000).catch((e: Error) => { throw new CliError(e.message); });
+  return session.agent.clipboard;
+}
+
+/** Asks for a display size and waits until the primary surface has it (the guest may round it). */
+async function resizeTo(session: SpiceSession, [w, h]: [number, number], timeoutS: number): Promise<[number, number]> {
+  await session.agent.whenReady(timeoutS * 1000).catch((e: Error) => { throw new CliError(e.message); });
+  const display = await session.whenChannel<DisplayChannel>(ChannelType.DISPLAY);
+  const wantW = Math.floor(w / 8) * 8;
+  const current = () => display.primary?.info;
+  const matches = () => current()?.width === wantW && current()?.height === h;
+  if (!matches()) {
+    const changed = nextEvent(display.onSurfaceCreated, (i) => i.primary && i.width === wantW && i.height === h);
+    session.agent.resize(w, h);
+    const t = await Promise.race([changed.then(() => true), sleep(Math.max(5, timeoutS - 2) * 1000).then(() => false)]);
+    if (!t) throw new CliError(`the guest did not switch to ${wantW}×${h} (it shows ${current()?.width}×${current()?.height}); is its agent applying display changes?`);
+  }
+  return [current()!.width, current()!.height];
 }
 
 /** Switches the session to client (absolute) mouse mode; the server offers it only with a tablet or agent. */
