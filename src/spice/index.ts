@@ -9,6 +9,7 @@ export {
 } from './channels/display.ts';
 export { StreamSet, type VideoStream, type StreamStats } from './channels/display-streams.ts';
 export { InputsChannel, packScancode } from './channels/inputs.ts';
+export { PortChannel, PortEvent } from './channels/port.ts';
 export { CursorChannel, type CursorShape, type CursorState } from './channels/cursor.ts';
 export { SpiceLinkError, type LinkErrorReason, type TicketEncryptor } from './link.ts';
 export { SpiceProtocolError, SpiceDecodeError, SpiceInputError } from './proto/errors.ts';

@@ -7,6 +7,7 @@ import type { ImageCaches } from './channels/display-images.ts';
 import { CURSOR_CLIENT_CAPS, CursorChannel } from './channels/cursor.ts';
 import { INPUTS_CLIENT_CAPS, InputsChannel } from './channels/inputs.ts';
 import { MAIN_CLIENT_CAPS, MainChannel, type ChannelId, type MainInit } from './channels/main.ts';
+import { PORT_CLIENT_CAPS, PortChannel } from './channels/port.ts';
 import type { AgentOptions, SpiceAgent } from './agent/agent.ts';
 import { GlzWindow } from './codecs/glz.ts';
 import { DEFAULT_MAX_IMAGE_PIXELS } from './codecs/types.ts';
@@ -45,8 +46,9 @@ export interface ChannelError {
   error: Error;
 }
 
-type AnyChannel = MainChannel | DisplayChannel | InputsChannel | CursorChannel;
+type AnyChannel = MainChannel | DisplayChannel | InputsChannel | CursorChannel | PortChannel;
 
+/** Opened by default. PORT and WEBDAV are implemented too, opened when asked for in `channelTypes`. */
 const IMPLEMENTED = [ChannelType.DISPLAY, ChannelType.INPUTS, ChannelType.CURSOR] as const;
 
 export class SpiceSession {
@@ -219,6 +221,9 @@ export class SpiceSession {
         return new InputsChannel(type, id, transport, queue, options);
       case ChannelType.CURSOR:
         return new CursorChannel(type, id, transport, queue, options, this._opts.maxImagePixels);
+      case ChannelType.PORT:
+      case ChannelType.WEBDAV:
+        return new PortChannel(type, id, transport, queue, options);
       default:
         throw new Error(`channel type ${type} not implemented`);
     }
@@ -235,6 +240,9 @@ function clientCaps(type: number): readonly number[] {
       return INPUTS_CLIENT_CAPS;
     case ChannelType.CURSOR:
       return CURSOR_CLIENT_CAPS;
+    case ChannelType.PORT:
+    case ChannelType.WEBDAV:
+      return PORT_CLIENT_CAPS;
     default:
       return [];
   }
