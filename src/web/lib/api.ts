@@ -11,6 +11,20 @@ export interface Operation {
   status: 'pending' | 'running' | 'succeeded' | 'failed' | 'cancelled';
   progress: { done: number; total: number; stage: string }; error: string | null; log: string[];
   createdAt: string; startedAt: string | null; finishedAt: string | null;
+  /** What a succeeded operation produced (a checkpoint, a restore's target VM, a verify report). */
+  result?: unknown;
+}
+/** One checkpoint as GET /api/vms/NAME/checkpoints lists it. Written = newBytes (RAM and device state new to the
+ * store) + diskBytes (the disk image: whole for 'full', changes since the parent for 'incremental'). */
+export interface Checkpoint {
+  id: string; vmId: string; vmName: string; createdAt: string; kind: 'manual' | 'scheduled'; label?: string;
+  parent: string | null; pauseMs: number | null; durationMs: number; newBytes: number; diskBytes: number;
+  diskMode: 'full' | 'incremental' | null;
+}
+/** Retention of scheduled checkpoints (Proxmox Backup Server's keep-last/-hourly/-daily/-weekly/-monthly). */
+export interface RetentionRules { keepLast?: number; hourly?: number; daily?: number; weekly?: number; monthly?: number }
+export interface CheckpointSchedule {
+  vm: string; every: string; rules: RetentionRules; updatedAt: string; lastRunAt: string | null; lastError: string | null; nextRunAt: string | null;
 }
 export interface Image { name: string; description: string; built: boolean; recipe: string; builtAt?: string; sizeBytes?: number }
 

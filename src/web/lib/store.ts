@@ -1,7 +1,7 @@
 // What the UI knows, as signals: who is signed in, the VMs, operations and images. Kept current by the server's
 // event stream (/api/events, EventSource): VM state and operation changes arrive as they happen, and every
 // (re)connection of the stream reloads the lists so nothing missed while offline stays stale. No polling.
-import { signal } from '@preact/signals';
+import { effect, signal } from '@preact/signals';
 import { api, enc, type Image, type Operation, type User, type Vm } from './api.ts';
 
 /** undefined while the first /api/auth/me is in flight; null when signed out. */
@@ -37,10 +37,33 @@ function removeVm(id: string): void {
   vms.value = vms.value.filter((v) => v.id !== id);
 }
 
-function upsertOperation(op: Operation): void {
+const FINAL: Operation['status'][] = ['succeeded', 'failed', 'cancelled'];
+export const isFinal = (op: Operation): boolean => FINAL.includes(op.status);
+
+export function upsertOperation(op: Operation): void {
+  const old = operations.value.find((o) => o.id === op.id);
+  if (old && isFinal(old) && !isFinal(op)) return; // the stream already told how it ended: an older answer
   operations.value = [op, ...operations.value.filter((o) => o.id !== op.id)]
     .sort((a, b) => b.createdAt.localeCompare(a.createdAt))
     .slice(0, 50);
+}
+
+/** Resolves with the operation once the event stream reports it finished (a reconnection reloads the list, so a
+ * finish missed while offline arrives then). */
+export function whenFinished(op: Operation): Promise<Operation> {
+  upsertOperation(op);
+  return new Promise((resolve) => {
+    let stop: (() => void) | undefined;
+    let done = false;
+    stop = effect(() => {
+      const o = operations.value.find((x) => x.id === op.id);
+      if (!done && o && isFinal(o)) {
+        done = true;
+        resolve(o);
+        queueMicrotask(() => stop?.());
+      }
+    });
+  });
 }
 
 export async function loadVms(): Promise<void> {

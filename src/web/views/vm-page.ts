@@ -1,8 +1,9 @@
-// One VM: details, lifecycle, and its consoles (SPICE, serial, log) in tabs; and the full-window console page
+// One VM: details, lifecycle, its consoles (SPICE, serial, log) and checkpoints in tabs; and the full-window console page
 // (/vms/NAME/console), the URL to share with another signed-in user who may see the VM.
 import { useSignal } from '@preact/signals';
 import { useEffect } from 'preact/hooks';
 import { api, enc, type Vm } from '../lib/api.ts';
+import { CheckpointsTab } from './checkpoints.ts';
 import { html } from '../lib/html.ts';
 import { navigate, query } from '../lib/router.ts';
 import { upsertVm, vms, vmsLoaded } from '../lib/store.ts';
@@ -28,7 +29,7 @@ function Missing({ name, error }: { name: string; error?: string }) {
     <p><a href="/">All virtual machines</a></p></main>`;
 }
 
-const TABS = [['console', 'Console'], ['serial', 'Serial console'], ['log', 'Log']] as const;
+const TABS = [['console', 'Console'], ['serial', 'Serial console'], ['log', 'Log'], ['checkpoints', 'Checkpoints']] as const;
 
 export function VmPage({ name }: { name: string }) {
   const { vm, error } = useVm(name);
@@ -61,6 +62,7 @@ export function VmPage({ name }: { name: string }) {
         ${tab === 'console' && html`<${ConsoleView} vm=${vm} />`}
         ${tab === 'serial' && html`<${SerialTerminal} vm=${vm} />`}
         ${tab === 'log' && html`<${LogTail} vm=${vm} />`}
+        ${tab === 'checkpoints' && html`<${CheckpointsTab} vm=${vm} />`}
       </section>
       <${OperationsPanel} vm=${vm.name} />
     </main>`;
