@@ -11,10 +11,15 @@
 //   the screen in server mode.
 // - Connection: status changes are reported; a session that ends unasked is reopened with backoff while
 //   `canReconnect()` says the VM still runs.
+// - The guest agent (spice-vdagent, when the guest runs it): a shared clipboard (clipboard.ts), files sent to the
+//   guest (file-drop.ts), and "resize guest to window": the console area's size is asked of the guest whenever it
+//   changes, and the guest's screen is then shown 1:1.
 import {
   KeyModifier, MouseButton, MouseButtonMask, MouseMode, RgbaSurface, SpiceSession,
-  type CursorChannel, type CursorState, type DisplayChannel, type InputsChannel, type Rect,
+  type AgentState, type CursorChannel, type CursorState, type DisplayChannel, type InputsChannel, type Rect, type SpiceAgent,
 } from '../../spice/index.ts';
+import { ClipboardBridge, MAX_CLIPBOARD_BYTES } from './clipboard.ts';
+import { FileQueue } from './file-drop.ts';
 import { scancodeOf, textToKeystrokes } from './keymap.ts';
 import { browserEncryptTicket } from './ticket.ts';
 import { websocketConnector, wsUrl } from './transport.ts';
@@ -27,7 +32,8 @@ export interface ConsoleStatusEvent {
   /** reconnecting: when the next attempt is made. */
   retryInMs?: number;
 }
-export type ScaleMode = 'fit' | 'none';
+/** fit: scaled to the area; none: 1:1 with scroll bars; remote: the guest is asked for the area's size, shown 1:1. */
+export type ScaleMode = 'fit' | 'none' | 'remote';
 
 export interface SpiceConsoleOptions {
   /** The proxy path, /api/vms/NAME/spice. */
@@ -39,6 +45,12 @@ export interface SpiceConsoleOptions {
   onResize?: (width: number, height: number) => void;
   /** The server's mouse mode: client (absolute) or server (relative, pointer lock). */
   onMouseMode?: (mode: 'client' | 'server') => void;
+  /** The guest agent came or went (disconnected also while there is no session). */
+  onAgentState?: (state: AgentState) => void;
+  /** The shared clipboard's state changed (console.clipboard). */
+  onClipboardChange?: () => void;
+  /** A file transfer was queued, moved on or ended (console.files). */
+  onTransfersChange?: () => void;
 }
 
 const RETRY_MS = [500, 1000, 2000, 4000, 8000];
@@ -53,6 +65,10 @@ const TYPE_DELAY_MS = 40;
 /** Windows reports AltGr as ControlLeft + AltRight at the same instant; this close means "the same". */
 const ALTGR_WINDOW_MS = 50;
 const IS_WINDOWS = typeof navigator !== 'undefined' && /Win/.test(navigator.platform);
+/** How long a paste shortcut waits for the browser's paste event (it comes at once, or never). */
+const PASTE_WAIT_MS = 250;
+/** After the guest's clipboard was taken, before the paste keys go: the grab reaches the agent first. */
+const PASTE_SETTLE_MS = 30;
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -61,9 +77,15 @@ export class SpiceConsole {
   readonly element: HTMLDivElement;
   readonly canvas: HTMLCanvasElement;
   /** Counters, for the status bar and tests. */
-  readonly stats = { keys: 0, mouse: 0, frames: 0, reconnects: 0 };
+  readonly stats = { keys: 0, mouse: 0, frames: 0, reconnects: 0, resizeRequests: 0 };
   status: ConsoleStatusEvent = { status: 'idle' };
   mouseMode: 'client' | 'server' = 'server';
+  /** The shared clipboard (guest ↔ this computer), with its panel state. */
+  readonly clipboard: ClipboardBridge;
+  /** Files sent to the guest, one after another. */
+  readonly files: FileQueue;
+  /** The size last asked of the guest (scale mode 'remote'). */
+  requestedSize: { width: number; height: number } | undefined;
 
   private readonly _screen: HTMLDivElement;
   private readonly _cursor: HTMLCanvasElement;
@@ -90,6 +112,9 @@ export class SpiceConsole {
   private _retryTimer: ReturnType<typeof setTimeout> | undefined;
   private readonly _resizeObserver: ResizeObserver;
   private readonly _cleanups: (() => void)[] = [];
+  /** Key events held back while a paste shortcut waits for the browser's paste event. */
+  private _keyQueue: (() => void)[] | null = null;
+  private _pasteSeen = false;
 
   constructor(private readonly _opts: SpiceConsoleOptions) {
     this.element = document.createElement('div');
@@ -124,8 +149,22 @@ export class SpiceConsole {
     });
     this._listen(document, 'fullscreenchange', () => this._onFullscreenChange());
     this._listen(document, 'visibilitychange', () => { if (document.hidden) this._releaseAll(); });
-    this._resizeObserver = new ResizeObserver(() => this._layout());
+    this._resizeObserver = new ResizeObserver(() => {
+      this._layout();
+      this._askGuestSize();
+    });
     this._resizeObserver.observe(this.element);
+    this.clipboard = new ClipboardBridge({ element: this.element, onChange: () => this._opts.onClipboardChange?.() });
+    this.files = new FileQueue({ agent: () => this.agent, onChange: () => this._opts.onTransfersChange?.() });
+  }
+
+  /** The guest agent of the current session (state 'ready' when usable), if connected. */
+  get agent(): SpiceAgent | undefined {
+    return this._session?.agent;
+  }
+
+  get agentState(): AgentState {
+    return this._session?.agent.state ?? 'disconnected';
   }
 
   /** Opens the session (and keeps it open: reconnects until disconnect()). */
@@ -144,6 +183,8 @@ export class SpiceConsole {
     const s = this._session;
     this._session = undefined;
     s?.close();
+    this.clipboard.attach(undefined);
+    this._opts.onAgentState?.('disconnected');
     this._setStatus({ status: 'disconnected' });
   }
 
@@ -158,6 +199,8 @@ export class SpiceConsole {
 
   dispose(): void {
     this.disconnect();
+    this.clipboard.dispose();
+    this.files.dispose();
     cancelAnimationFrame(this._raf);
     this._resizeObserver.disconnect();
     for (const c of this._cleanups.splice(0)) c();
@@ -171,7 +214,14 @@ export class SpiceConsole {
 
   set scaleMode(m: ScaleMode) {
     this._scaleMode = m;
+    this.requestedSize = undefined;
     this._layout();
+    this._askGuestSize();
+  }
+
+  /** The console area's size in CSS pixels: what 'remote' asks the guest for. */
+  get areaSize(): { width: number; height: number } {
+    return { width: this.element.clientWidth, height: this.element.clientHeight };
   }
 
   /** Guest screen size in pixels, once known. */
@@ -242,6 +292,8 @@ export class SpiceConsole {
         connect: websocketConnector(wsUrl(this._opts.path)),
         encryptTicket: browserEncryptTicket,
         createSurface: (info) => new RgbaSurface(info.width, info.height),
+        // Guest clipboard items up to the shared limit (plus room for the message header).
+        agent: { maxClipboard: MAX_CLIPBOARD_BYTES + 64 },
       });
       let timer: ReturnType<typeof setTimeout> | undefined;
       const session = await Promise.race([
@@ -268,6 +320,8 @@ export class SpiceConsole {
   private _retry(error: Error | undefined): void {
     this._session = undefined;
     this._releaseAll();
+    this.clipboard.attach(undefined);
+    this._opts.onAgentState?.('disconnected');
     const message = error?.message ?? 'the console closed';
     if (!this._wanted || (this._opts.canReconnect && !this._opts.canReconnect())) {
       this._setStatus({ status: 'disconnected', message });
@@ -297,6 +351,37 @@ export class SpiceConsole {
       if (this._session !== session) return;
       this._retry(error);
     });
+    const agent = session.agent;
+    this.requestedSize = undefined;
+    this.clipboard.attach(agent);
+    agent.onState((st) => {
+      if (this._session !== session) return;
+      this.element.dataset.agent = st;
+      if (st === 'ready') {
+        this.requestedSize = undefined;
+        this._askGuestSize();
+      }
+      this._opts.onAgentState?.(st);
+    });
+    this.element.dataset.agent = agent.state;
+    this._opts.onAgentState?.(agent.state);
+    if (agent.state === 'ready') this._askGuestSize();
+  }
+
+  /** Scale mode 'remote': asks the guest (through its agent; debounced there) for the console area's size. */
+  private _askGuestSize(): void {
+    if (this._scaleMode !== 'remote') return;
+    const agent = this.agent;
+    if (!agent || agent.state !== 'ready') return;
+    const { width, height } = this.areaSize;
+    if (width < 64 || height < 64) return; // hidden, or being laid out
+    // The agent rounds the width down to a multiple of 8 (the qxl driver's rule); compare what will be sent.
+    const want = { width: Math.floor(width / 8) * 8, height };
+    const r = this.requestedSize;
+    if (r && r.width === want.width && r.height === want.height) return;
+    this.requestedSize = want;
+    this.stats.resizeRequests++;
+    agent.resize(width, height);
   }
 
   private _onMouseMode(supported: number, current: number): void {
@@ -364,8 +449,12 @@ export class SpiceConsole {
     const w = this.canvas.width;
     const h = this.canvas.height;
     const box = this.element.getBoundingClientRect();
-    const fit = this._scaleMode === 'fit' && box.width > 0 && box.height > 0;
-    this._scale = fit ? Math.min(box.width / w, box.height / h) : 1;
+    const sized = box.width > 0 && box.height > 0;
+    // 'remote' shows the guest 1:1 once it took the area's size; until then (or if it cannot) it is scaled down
+    // to fit, never up.
+    if (this._scaleMode === 'fit' && sized) this._scale = Math.min(box.width / w, box.height / h);
+    else if (this._scaleMode === 'remote' && sized) this._scale = Math.min(1, box.width / w, box.height / h);
+    else this._scale = 1;
     this._screen.style.width = `${Math.floor(w * this._scale)}px`;
     this._screen.style.height = `${Math.floor(h * this._scale)}px`;
     this.element.dataset.scale = this._scaleMode;
@@ -429,10 +518,50 @@ export class SpiceConsole {
     if (e.isComposing) return;
     const sc = scancodeOf(e.code);
     if (sc === undefined) return;
-    e.preventDefault();
     e.stopPropagation();
+    if (this._keyQueue) {
+      // A paste shortcut waits for its paste event: later keys keep their order behind it.
+      e.preventDefault();
+      this._keyQueue.push(() => this._keyNow(sc, down, e));
+      return;
+    }
+    if (down && this._isPasteShortcut(e) && this.clipboard.available) {
+      // Let the browser fire its paste event (no preventDefault): its clipboardData needs no permission. The guest's
+      // clipboard is taken with it before the keys go, so the guest pastes what the person copied here.
+      this._keyQueue = [];
+      this._pasteSeen = false;
+      let done = false;
+      const release = () => {
+        if (done) return;
+        done = true;
+        this.element.removeEventListener('paste', onPaste);
+        const q = this._keyQueue ?? [];
+        this._keyQueue = null;
+        this._keyNow(sc, down, e);
+        for (const k of q) k();
+      };
+      // The clipboard bridge handles the paste event itself (its listener runs first); wait for it to finish.
+      const onPaste = () => {
+        this._pasteSeen = true;
+        void this.clipboard.lastPaste.finally(() => setTimeout(release, PASTE_SETTLE_MS));
+      };
+      this.element.addEventListener('paste', onPaste);
+      setTimeout(() => { if (!this._pasteSeen) release(); }, PASTE_WAIT_MS);
+      return;
+    }
+    e.preventDefault();
+    this._keyNow(sc, down, e);
+  }
+
+  private _keyNow(sc: number, down: boolean, e: KeyboardEvent): void {
     if (IS_WINDOWS && this._windowsAltGr(e, down)) return;
     this._key(sc, down, e);
+  }
+
+  /** Ctrl+V, Shift+Insert (and Cmd+V): the shortcuts that make a browser fire a paste event. */
+  private _isPasteShortcut(e: KeyboardEvent): boolean {
+    if (e.altKey) return false;
+    return ((e.ctrlKey || e.metaKey) && e.code === 'KeyV') || (e.shiftKey && !e.ctrlKey && e.code === 'Insert');
   }
 
   /** Windows sends AltGr as ControlLeft then AltRight: hold ControlLeft back briefly, drop it if AltRight follows. */

@@ -1,12 +1,35 @@
 // The SPICE console in the page: the framework-free SpiceConsole (console/spice-console.ts) plus its toolbar:
-// status, scaling, fullscreen, send-key menu and "type text". It connects while the VM runs and comes back by
-// itself after a reconnect, a reboot, or the VM being started again.
+// status, scaling (fit, 1:1, or the guest resized to the window through its agent), fullscreen, send-key menu,
+// "type text", the shared clipboard (with its panel) and files sent to the guest (drop them on the console, or pick
+// them). It connects while the VM runs and comes back by itself after a reconnect, a reboot, or the VM being started
+// again. The scale choice is remembered in localStorage.
 import { useSignal } from '@preact/signals';
 import { useEffect, useRef } from 'preact/hooks';
+import type { AgentState } from '../../spice/index.ts';
 import type { Vm } from '../lib/api.ts';
 import { html } from '../lib/html.ts';
 import { SEND_KEY_COMBOS } from '../console/keymap.ts';
+import { attachDropTarget } from '../console/file-drop.ts';
 import { SpiceConsole, type ConsoleStatusEvent, type ScaleMode } from '../console/spice-console.ts';
+import '../console/console.css';
+import { ClipboardPanel, TransfersPanel, clipboardMode } from './console-panels.ts';
+
+const SCALE_KEY = 'oriel.console.scale';
+
+function savedScale(): ScaleMode {
+  try {
+    const v = localStorage.getItem(SCALE_KEY);
+    return v === 'none' || v === 'remote' || v === 'fit' ? v : 'fit';
+  } catch {
+    return 'fit'; // storage blocked
+  }
+}
+
+function saveScale(m: ScaleMode): void {
+  try { localStorage.setItem(SCALE_KEY, m); } catch { /* storage blocked: the choice lasts for this page */ }
+}
+
+const NO_AGENT_FILES = 'The guest has no agent connected (spice-vdagent, in its desktop session): files cannot be sent to it.';
 
 const live = (vm: Vm | undefined) => !!vm && ['running', 'paused'].includes(vm.state);
 
@@ -25,24 +48,75 @@ export function ConsoleView({ vm, full = false }: { vm: Vm; full?: boolean }) {
   const status = useSignal<ConsoleStatusEvent>({ status: 'idle' });
   const size = useSignal('');
   const mouse = useSignal<'client' | 'server'>('server');
-  const scale = useSignal<ScaleMode>('fit');
+  const scale = useSignal<ScaleMode>(savedScale());
   const text = useSignal('');
   const typing = useSignal(false);
   const combo = useSignal(SEND_KEY_COMBOS[0]!.label);
+  const agent = useSignal<AgentState>('disconnected');
+  const clipTick = useSignal(0);
+  const clipOpen = useSignal(false);
+  const xferTick = useSignal(0);
+  const xferMessage = useSignal('');
+  const fileInput = useRef<HTMLInputElement>(null);
+
+  const sendFiles = (files: File[], folders = 0) => {
+    const c = con.current;
+    if (!c) return;
+    if (c.agentState !== 'ready') {
+      xferMessage.value = NO_AGENT_FILES;
+      return;
+    }
+    xferMessage.value = folders ? `Folders cannot be sent (${folders} left out): drop the files inside them.` : '';
+    if (files.length) c.files.add(files);
+  };
 
   useEffect(() => {
+    let lastGuest: unknown;
     const c = new SpiceConsole({
       path: `/api/vms/${encodeURIComponent(vm.name)}/spice`,
       canReconnect: () => live(vmRef.current),
       onStatus: (e) => (status.value = e),
       onResize: (w, h) => (size.value = `${w}×${h}`),
       onMouseMode: (m) => (mouse.value = m),
+      onAgentState: (st) => {
+        agent.value = st;
+        if (st === 'ready' && xferMessage.value === NO_AGENT_FILES) xferMessage.value = '';
+      },
+      onClipboardChange: () => {
+        clipTick.value++;
+        // The guest copied something this browser would not take: show it.
+        const cb = con.current?.clipboard;
+        if (cb?.needsPanel && cb.guest !== lastGuest) {
+          lastGuest = cb.guest;
+          clipOpen.value = true;
+        }
+      },
+      onTransfersChange: () => xferTick.value++,
     });
     con.current = c;
     window.orielConsole = c;
-    host.current!.append(c.element);
+    c.scaleMode = scale.value;
+    const el = host.current!;
+    el.append(c.element);
+    // The drop overlay: framework-free like the console, over it while files are dragged in.
+    const overlay = document.createElement('div');
+    overlay.className = 'console-drop';
+    overlay.id = 'console-drop-overlay';
+    overlay.hidden = true;
+    el.append(overlay);
+    const detach = attachDropTarget(el, {
+      onDragState: (over) => {
+        const ready = c.agentState === 'ready';
+        overlay.hidden = !over;
+        overlay.dataset.agent = ready ? 'ready' : 'none';
+        overlay.textContent = ready ? 'Drop to copy the files to the guest (its Downloads folder)' : NO_AGENT_FILES;
+      },
+      onFiles: (files, folders) => sendFiles(files, folders),
+    });
     if (live(vmRef.current)) c.connect();
     return () => {
+      detach();
+      overlay.remove();
       c.dispose();
       if (window.orielConsole === c) delete window.orielConsole;
       con.current = null;
@@ -70,6 +144,8 @@ export function ConsoleView({ vm, full = false }: { vm: Vm; full?: boolean }) {
     reconnecting: `Reconnecting${s.retryInMs ? ` in ${Math.round(s.retryInMs / 100) / 10} s` : ''}…`,
     disconnected: 'Disconnected',
   }[s.status];
+  const c0 = con.current;
+  const cb = c0?.clipboard;
   const sendCombo = () => con.current?.sendKeys(SEND_KEY_COMBOS.find((c) => c.label === combo.value)!.codes);
   const typeText = async (e: Event) => {
     e.preventDefault();
@@ -91,16 +167,33 @@ export function ConsoleView({ vm, full = false }: { vm: Vm; full?: boolean }) {
           title=${s.message ?? ''}>${label}</span>
         ${s.message && s.status !== 'connected' && html`<span class="muted console-message" id="console-message">${s.message}</span>`}
         <span class="muted">${size.value}${size.value && ` · mouse: ${mouse.value === 'client' ? 'absolute' : 'relative (click to capture, Esc releases)'}`}</span>
+        ${running && s.status === 'connected' && html`<span id="console-agent" class=${`muted agent-${agent.value}`} data-state=${agent.value}
+          title="The SPICE agent in the guest (spice-vdagent): shared clipboard, files, resize to window">${
+          agent.value === 'ready' ? '· agent ✓' : agent.value === 'connecting' ? '· agent…' : '· no agent'}</span>`}
         <span class="spacer"></span>
         <label class="inline">Scale
           <select id="console-scale" value=${scale.value} onChange=${(e: Event) => {
             scale.value = (e.target as HTMLSelectElement).value as ScaleMode;
+            saveScale(scale.value);
             if (con.current) con.current.scaleMode = scale.value;
           }}>
             <option value="fit">Fit to window</option>
             <option value="none">1:1</option>
+            <option value="remote">Resize guest to window</option>
           </select>
         </label>
+        ${scale.value === 'remote' && running && s.status === 'connected' && agent.value !== 'ready' && html`<span class="muted small" id="console-scale-hint"
+          title="Resizing the guest needs its agent (spice-vdagent)">no agent: scaled to fit</span>`}
+        <button id="console-clipboard-toggle" class=${`clip-toggle clip-${clipboardMode(cb)}`} data-mode=${clipboardMode(cb)} data-tick=${clipTick.value}
+          aria-pressed=${clipOpen.value} onClick=${() => (clipOpen.value = !clipOpen.value)}
+          title=${clipboardMode(cb) === 'shared' ? 'The clipboard is shared with the guest' : 'Clipboard panel'}>Clipboard</button>
+        <button id="console-send-files" disabled=${agent.value !== 'ready'} onClick=${() => fileInput.current?.click()}
+          title=${agent.value === 'ready' ? "Send files to the guest's Downloads folder (or drop them on the screen)" : NO_AGENT_FILES}>Send files…</button>
+        <input type="file" multiple hidden id="console-file-input" ref=${fileInput} onChange=${(e: Event) => {
+          const input = e.target as HTMLInputElement;
+          sendFiles([...(input.files ?? [])]);
+          input.value = '';
+        }} />
         <label class="inline">Send key
           <select id="console-sendkey" value=${combo.value} onChange=${(e: Event) => (combo.value = (e.target as HTMLSelectElement).value)}>
             ${SEND_KEY_COMBOS.map((c) => html`<option value=${c.label}>${c.label}</option>`)}
@@ -110,6 +203,9 @@ export function ConsoleView({ vm, full = false }: { vm: Vm; full?: boolean }) {
         <button id="console-fullscreen" onClick=${() => con.current?.toggleFullscreen()}>Fullscreen</button>
         ${!full && html`<a id="console-open" href=${`/vms/${encodeURIComponent(vm.name)}/console`} target="_blank">Open in new window</a>`}
       </div>
+      ${clipOpen.value && cb && html`<${ClipboardPanel} cb=${cb} tick=${clipTick.value} onClose=${() => { clipOpen.value = false; con.current?.focus(); }} />`}
+      ${c0 && (c0.files.transfers.length > 0 || xferMessage.value) && html`<${TransfersPanel} files=${c0.files} tick=${xferTick.value}
+        message=${xferMessage.value} onDismissMessage=${() => (xferMessage.value = '')} />`}
       <div class="console-host" ref=${host} onClick=${() => con.current?.focus()}></div>
       <form class="console-type" onSubmit=${typeText}>
         <textarea id="console-text" rows="1" placeholder="Text to type into the guest as keystrokes (US layout; Enter = new line)"
