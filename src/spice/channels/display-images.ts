@@ -10,11 +10,13 @@ import * as lz from '../codecs/lz.ts';
 import * as lz4 from '../codecs/lz4.ts';
 import * as quic from '../codecs/quic.ts';
 import * as zlibGlz from '../codecs/zlib-glz.ts';
-import type { RgbaImage } from '../codecs/types.ts';
+import { checkDimensions, type RgbaImage } from '../codecs/types.ts';
 import { BitmapFlags, ImageFlags, ImageType, nameOf } from '../proto/constants.ts';
 import { SpiceDecodeError, SpiceProtocolError } from '../proto/errors.ts';
 import type { Reader } from '../proto/reader.ts';
 import type { Surface } from '../surface.ts';
+import { maskFromBitmap, maskFromImage, maskToImage, type MaskBits } from '../draw/mask.ts';
+import { imageSource, surfaceSource, type PixelSource } from '../draw/source.ts';
 
 /** Caches shared by all display channels of a session (same pixmap_cache_id / glz_dictionary_id). */
 export interface ImageCaches {
@@ -27,6 +29,8 @@ export interface ImageContext {
   caches: ImageCaches;
   maxImagePixels: number;
   surface(id: number): Surface | undefined;
+  /** The surface keeps real alpha (32_ARGB, A8, A1). */
+  surfaceHasAlpha(id: number): boolean;
   /** Decoded images by image type name ("bitmap", "lz_rgb", "quic", "glz_rgb", "from_cache" …). */
   decoded: Record<string, number>;
   /** Pixels of those images, by the same names. */
@@ -66,11 +70,74 @@ function readPalette(r: Reader, flags: number, ctx: ImageContext, body: Reader):
   return ents;
 }
 
-/** Decodes the Image that `ptr` (an offset into the message body) points to. */
-export function readImage(body: Reader, ptr: number, ctx: ImageContext): RgbaImage {
+function readDescriptor(body: Reader, ptr: number): { r: Reader; d: ImageDescriptor } {
   if (ptr === 0) throw new SpiceProtocolError('NULL image pointer');
   const r = body.at(ptr, 'Image');
-  const d: ImageDescriptor = { id: r.u64(), type: r.u8(), flags: r.u8(), width: r.u32(), height: r.u32() };
+  return { r, d: { id: r.u64(), type: r.u8(), flags: r.u8(), width: r.u32(), height: r.u32() } };
+}
+
+/**
+ * The pixels a drawing command reads from the Image at `ptr`: a decoded image, or for image type
+ * SURFACE the surface itself, read lazily (only the source area is copied).
+ */
+export function readSource(body: Reader, ptr: number, ctx: ImageContext): PixelSource {
+  const { r, d } = readDescriptor(body, ptr);
+  if (d.type !== ImageType.SURFACE) return imageSource(finishImage(r, body, d, ctx));
+  const id = r.u32();
+  const s = ctx.surface(id);
+  if (!s) throw new SpiceProtocolError(`SURFACE image of unknown surface ${id}`);
+  ctx.decoded.surface = (ctx.decoded.surface ?? 0) + 1;
+  return surfaceSource(s, ctx.surfaceHasAlpha(id));
+}
+
+function surfaceOf(r: Reader, ctx: ImageContext): Surface {
+  const id = r.u32();
+  const s = ctx.surface(id);
+  if (!s) throw new SpiceProtocolError(`SURFACE image of unknown surface ${id}`);
+  return s;
+}
+
+/**
+ * The Image at `ptr` as a QMask bitmap: a 1-bit BITMAP (no palette; cached white on black when
+ * CACHE_ME), a cached mask, or a surface (set where its alpha is at least half, or not black).
+ */
+export function readMaskImage(body: Reader, ptr: number, ctx: ImageContext): MaskBits {
+  const { r, d } = readDescriptor(body, ptr);
+  switch (d.type) {
+    case ImageType.BITMAP: {
+      const format = r.u8();
+      const flags = r.u8();
+      const width = r.u32();
+      const height = r.u32();
+      const stride = r.u32();
+      if (flags & BitmapFlags.PAL_FROM_CACHE) r.u64();
+      else r.u32(); // a palette pointer; masks have none
+      if (width !== d.width || height !== d.height) throw new SpiceDecodeError('mask', `bitmap ${width}×${height}, descriptor says ${d.width}×${d.height}`);
+      checkDimensions('mask', width, height, ctx.maxImagePixels);
+      if (stride * height > r.remaining) throw new SpiceDecodeError('mask', `needs ${stride * height} bytes, ${r.remaining} left`);
+      const m = maskFromBitmap(format, (flags & BitmapFlags.TOP_DOWN) !== 0, width, height, stride, r.bytesView(stride * height));
+      ctx.decoded.mask = (ctx.decoded.mask ?? 0) + 1;
+      if (d.flags & (ImageFlags.CACHE_ME | ImageFlags.CACHE_REPLACE_ME)) ctx.caches.pixmaps.set(d.id, maskToImage(m));
+      return m;
+    }
+    case ImageType.SURFACE: {
+      const id = r.u32();
+      const s = ctx.surface(id);
+      if (!s) throw new SpiceProtocolError(`SURFACE mask of unknown surface ${id}`);
+      return maskFromImage(s.getImage({ left: 0, top: 0, right: s.width, bottom: s.height }), ctx.surfaceHasAlpha(id));
+    }
+    default:
+      return maskFromImage(finishImage(r, body, d, ctx), false);
+  }
+}
+
+/** Decodes the Image that `ptr` (an offset into the message body) points to. */
+export function readImage(body: Reader, ptr: number, ctx: ImageContext): RgbaImage {
+  const { r, d } = readDescriptor(body, ptr);
+  return finishImage(r, body, d, ctx);
+}
+
+function finishImage(r: Reader, body: Reader, d: ImageDescriptor, ctx: ImageContext): RgbaImage {
   const img = decodePayload(r, body, d, ctx);
   if (img.width !== d.width || img.height !== d.height) {
     throw new SpiceDecodeError(nameOf(ImageType, d.type), `decoded ${img.width}×${img.height}, descriptor says ${d.width}×${d.height}`);
@@ -126,9 +193,7 @@ function decodePayload(r: Reader, body: Reader, d: ImageDescriptor, ctx: ImageCo
       return img;
     }
     case ImageType.SURFACE: {
-      const id = r.u32();
-      const s = ctx.surface(id);
-      if (!s) throw new SpiceProtocolError(`SURFACE image of unknown surface ${id}`);
+      const s = surfaceOf(r, ctx);
       return s.getImage({ left: 0, top: 0, right: s.width, bottom: s.height });
     }
     default:

@@ -4,17 +4,17 @@
 import { SpiceChannel, type ChannelOptions } from '../channel.ts';
 import { hasCap } from '../caps.ts';
 import { Emitter, type Event } from '../emitter.ts';
-import {
-  BrushType, DisplayCap, DisplayMsg, DisplayMsgc, Ropd, SurfaceFlags, VideoCodec,
-} from '../proto/constants.ts';
+import { DisplayCap, DisplayMsg, DisplayMsgc, SurfaceFlags, VideoCodec } from '../proto/constants.ts';
+import type { RgbaImage } from '../codecs/types.ts';
+import { pixelFormat } from '../draw/pixel.ts';
+import { drawArea } from '../draw/region.ts';
+import { DrawCommands } from './display-draw.ts';
 import { SpiceProtocolError } from '../proto/errors.ts';
-import type { Reader } from '../proto/reader.ts';
 import { Writer } from '../proto/writer.ts';
 import type { ByteQueue, Transport } from '../transport.ts';
-import { intersect, type Rect, type Surface } from '../surface.ts';
-import { readImage, type ImageCaches, type ImageContext } from './display-images.ts';
+import type { Rect, Surface } from '../surface.ts';
+import type { ImageCaches, ImageContext } from './display-images.ts';
 import { StreamSet, type StreamStats } from './display-streams.ts';
-import { readClip, readRect, scaleNearest } from './display-wire.ts';
 
 /**
  * LZ4 is only sent when also asked for with PREFERRED_COMPRESSION (server/dcc.cpp dcc_compress_image).
@@ -72,7 +72,9 @@ export interface DisplayStats {
   decoded: Record<string, number>;
   /** Pixels decoded, by the same names (throughput figures). */
   decodedPixels: Record<string, number>;
-  /** Drawing commands received but not rendered (unsupported rop, mask, brush …). */
+  /** Drawing commands handled, by message name (DRAW_FILL, COPY_BITS …), drawn or clipped away. */
+  drawn: Record<string, number>;
+  /** Drawing commands received but not rendered, by reason (DRAW_COMPOSITE …). */
   skipped: Record<string, number>;
   /** Video streams; their frames are also counted in `decoded` by codec ("mjpeg"). */
   streams: StreamStats;
@@ -97,13 +99,14 @@ export class DisplayChannel extends SpiceChannel {
   /** Video streams currently playing, by stream id. */
   readonly streams: StreamSet;
   private readonly _images: ImageContext;
+  private readonly _draw: DrawCommands;
 
   constructor(type: number, id: number, transport: Transport, queue: ByteQueue, options: ChannelOptions, private readonly _opts: DisplayOptions) {
     super(type, id, transport, queue, options);
     const decoded: Record<string, number> = {};
     const decodedPixels: Record<string, number> = {};
     this.streams = new StreamSet({
-      draw: (surfaceId, box, clip, img) => this._paint({ surfaceId, box, clip }, (s, rect) => s.putImage(img, rect.left - box.left, rect.top - box.top, rect)),
+      draw: (surfaceId, box, clip, img) => this._drawFrame(surfaceId, box, clip, img),
       send: (t, body) => this.send(t, body),
       mmTime: _opts.mmTime,
       now: () => Date.now(),
@@ -112,14 +115,25 @@ export class DisplayChannel extends SpiceChannel {
       decodedPixels,
       serverReports: hasCap(_opts.serverCaps, DisplayCap.STREAM_REPORT),
     });
-    this.displayStats = { decoded, decodedPixels, skipped: {}, streams: this.streams.stats };
+    this.displayStats = { decoded, decodedPixels, drawn: {}, skipped: {}, streams: this.streams.stats };
     this._images = {
       caches: _opts.caches,
       maxImagePixels: _opts.maxImagePixels,
       surface: (id) => this.surfaces.get(id)?.surface,
+      surfaceHasAlpha: (id) => pixelFormat(this.surfaces.get(id)?.info.format ?? 0).alpha,
       decoded,
       decodedPixels,
     };
+    this._draw = new DrawCommands({
+      target: (id) => {
+        const s = this.surfaces.get(id);
+        return s && { surface: s.surface, format: s.info.format };
+      },
+      images: this._images,
+      drawn: this.displayStats.drawn,
+      skipped: this.displayStats.skipped,
+      invalidate: (surfaceId, rect) => this._onInvalidate.fire({ surfaceId, rect }),
+    });
   }
 
   get primary(): { info: SurfaceInfo; surface: Surface } | undefined {
@@ -159,7 +173,10 @@ export class DisplayChannel extends SpiceChannel {
         if (info.width * info.height > this._opts.maxImagePixels || info.width === 0 || info.height === 0) {
           throw new SpiceProtocolError(`surface ${info.width}×${info.height} out of range`);
         }
-        this.surfaces.set(info.id, { info, surface: this._opts.createSurface(info) });
+        const surface = this._opts.createSurface(info);
+        // Surfaces with alpha start transparent, as the reference allocates them zeroed.
+        if (pixelFormat(info.format).alpha) surface.putImage({ width: info.width, height: info.height, data: new Uint8Array(info.width * info.height * 4) }, 0, 0, { left: 0, top: 0, right: info.width, bottom: info.height });
+        this.surfaces.set(info.id, { info, surface });
         this._onSurfaceCreated.fire(info);
         return;
       }
@@ -167,17 +184,6 @@ export class DisplayChannel extends SpiceChannel {
         const id = r.u32();
         this.surfaces.delete(id);
         this._onSurfaceDestroyed.fire(id);
-        return;
-      }
-      case DisplayMsg.DRAW_COPY:
-        return this._drawCopy(r);
-      case DisplayMsg.DRAW_FILL:
-        return this._drawFill(r);
-      case DisplayMsg.COPY_BITS: {
-        const base = this._base(r);
-        const sx = r.i32();
-        const sy = r.i32();
-        this._paint(base, (s, rect) => s.copyBits(sx + rect.left - base.box.left, sy + rect.top - base.box.top, rect));
         return;
       }
       case DisplayMsg.MARK:
@@ -214,82 +220,26 @@ export class DisplayChannel extends SpiceChannel {
         this._onMonitorsConfig.fire(heads);
         return;
       }
+      case DisplayMsg.DRAW_COMPOSITE:
+        // Only announced-COMPOSITE clients get it (xf86-video-qxl checks the client caps).
+        this.displayStats.skipped.DRAW_COMPOSITE = (this.displayStats.skipped.DRAW_COMPOSITE ?? 0) + 1;
+        return;
       default:
+        if (this._draw.handle(type, r)) return;
         if (this.streams.handle(type, r)) return;
-        // MODE/RESET (legacy), the GDI ops that only legacy QXL guest drivers emit, GL scanout (unix
-        // fd passing, local only).
+        // MODE/RESET (legacy), GL scanout (unix fd passing, local only).
         this.ignore(type);
     }
   }
 
-  /** DisplayBase {surface_id u32, box Rect, clip Clip}. */
-  private _base(r: Reader): { surfaceId: number; box: Rect; clip: Rect[] | null } {
-    const surfaceId = r.u32();
-    const box = readRect(r);
-    return { surfaceId, box, clip: readClip(r) };
-  }
-
-  /** Applies `op` to every piece of box ∩ clip rects, then reports the box as invalidated. */
-  private _paint(base: { surfaceId: number; box: Rect; clip: Rect[] | null }, op: (s: Surface, rect: Rect) => void): void {
-    const target = this.surfaces.get(base.surfaceId);
-    if (!target) throw new SpiceProtocolError(`draw on unknown surface ${base.surfaceId}`);
-    const bounds = { left: 0, top: 0, right: target.info.width, bottom: target.info.height };
-    const box = intersect(base.box, bounds);
-    if (!box) return;
-    for (const c of base.clip ?? [box]) {
-      const piece = intersect(box, c);
-      if (piece) op(target.surface, piece);
-    }
-    this._onInvalidate.fire({ surfaceId: base.surfaceId, rect: box });
-  }
-
-  private _skip(what: string): void {
-    this.displayStats.skipped[what] = (this.displayStats.skipped[what] ?? 0) + 1;
-  }
-
-  /** QMask {flags u8, pos Point, bitmap Image* u32}; true if a mask image is present. */
-  private _hasMask(r: Reader): boolean {
-    r.u8();
-    r.i32();
-    r.i32();
-    return r.u32() !== 0;
-  }
-
-  private _drawCopy(r: Reader): void {
-    const base = this._base(r);
-    const imgPtr = r.u32();
-    const src = readRect(r);
-    const rop = r.u16();
-    r.u8(); // scale_mode: only used when src_area and box differ in size
-    const masked = this._hasMask(r);
-    const img = readImage(r.at(0), imgPtr, this._images); // decode even if skipped: caches must stay in sync
-    if (rop !== Ropd.OP_PUT || masked) return this._skip(masked ? 'DRAW_COPY mask' : `DRAW_COPY rop ${rop}`);
-    const bw = base.box.right - base.box.left;
-    const bh = base.box.bottom - base.box.top;
-    const sw = src.right - src.left;
-    const sh = src.bottom - src.top;
-    if (bw <= 0 || bh <= 0) return;
-    if (bw * bh > this._opts.maxImagePixels) throw new SpiceProtocolError(`DRAW_COPY box ${bw}×${bh} out of range`);
-    const source = sw === bw && sh === bh ? img : scaleNearest(img, src, bw, bh);
-    const ox = source === img ? src.left : 0;
-    const oy = source === img ? src.top : 0;
-    this._paint(base, (s, rect) => s.putImage(source, ox + rect.left - base.box.left, oy + rect.top - base.box.top, rect));
-  }
-
-  private _drawFill(r: Reader): void {
-    const base = this._base(r);
-    const brushType = r.u8();
-    let color = 0;
-    if (brushType === BrushType.SOLID) color = r.u32();
-    else if (brushType === BrushType.PATTERN) {
-      r.u32(); // pattern image pointer
-      r.i32();
-      r.i32();
-    }
-    const rop = r.u16();
-    const masked = this._hasMask(r);
-    if (brushType !== BrushType.SOLID || rop !== Ropd.OP_PUT || masked) return this._skip('DRAW_FILL');
-    this._paint(base, (s, rect) => s.fill(rect, color & 0xffffff));
+  /** A video frame (already flipped and scaled to `box`), clipped. */
+  private _drawFrame(surfaceId: number, box: Rect, clip: Rect[] | null, img: RgbaImage): void {
+    const t = this.surfaces.get(surfaceId);
+    if (!t) throw new SpiceProtocolError(`stream on unknown surface ${surfaceId}`);
+    const area = drawArea(box, clip, t.info.width, t.info.height);
+    if (!area) return;
+    for (const p of area.pieces ?? [area.rect]) t.surface.putImage(img, p.left - box.left, p.top - box.top, p);
+    this._onInvalidate.fire({ surfaceId, rect: area.rect });
   }
 
   protected override onClosed(): void {

@@ -1,7 +1,9 @@
 // Uncompressed SPICE bitmaps (spice.proto `struct BitmapData`, image type BITMAP). Pixel layouts as
 // in spice.proto `enum8 bitmap_fmt` and spice-common common/pixman_utils.c spice_bitmap_to_pixman:
-// 32BIT = B,G,R,X bytes; RGBA = B,G,R,A; 24BIT = B,G,R; 16BIT = x1r5g5b5 LE; 8BIT/4BIT_BE/1BIT_BE =
-// palette indices (high nibble / most significant bit first). Rows are bottom-up unless TOP_DOWN.
+// 32BIT = B,G,R,X bytes; RGBA = B,G,R,A; 24BIT = B,G,R; 16BIT = x1r5g5b5 LE; 8BIT, 4BIT_BE/LE, 1BIT_BE/LE =
+// palette indices (_BE: high nibble / most significant bit first, _LE: low nibble / least significant
+// bit first); 8BIT_A = alpha only (black with that alpha, as pixman reads a8). Rows are bottom-up
+// unless TOP_DOWN.
 import { BitmapFmt, nameOf } from '../proto/constants.ts';
 import { SpiceDecodeError } from '../proto/errors.ts';
 import { checkDimensions, type RgbaImage } from './types.ts';
@@ -17,8 +19,11 @@ export interface BitmapParams {
 }
 
 const BITS_PER_PIXEL: Record<number, number> = {
+  [BitmapFmt['1BIT_LE']]: 1,
   [BitmapFmt['1BIT_BE']]: 1,
+  [BitmapFmt['4BIT_LE']]: 4,
   [BitmapFmt['4BIT_BE']]: 4,
+  [BitmapFmt['8BIT_A']]: 8,
   [BitmapFmt['8BIT']]: 8,
   [BitmapFmt['16BIT']]: 16,
   [BitmapFmt['24BIT']]: 24,
@@ -37,7 +42,8 @@ export function decode(data: Uint8Array, p: BitmapParams, maxPixels: number): Rg
   checkDimensions('bitmap', p.width, p.height, maxPixels);
   if (p.stride * 8 < p.width * bpp) throw new SpiceDecodeError('bitmap', `stride ${p.stride} too small for ${p.width} px`);
   if (p.stride * p.height > data.length) throw new SpiceDecodeError('bitmap', `${data.length} bytes, need ${p.stride * p.height}`);
-  if (bpp <= 8 && !p.palette) throw new SpiceDecodeError('bitmap', 'palettized bitmap without palette');
+  const alphaOnly = p.format === BitmapFmt['8BIT_A'];
+  if (bpp <= 8 && !alphaOnly && !p.palette) throw new SpiceDecodeError('bitmap', 'palettized bitmap without palette');
 
   const { width, height, stride } = p;
   const out = new Uint8Array(width * height * 4);
@@ -80,12 +86,17 @@ export function decode(data: Uint8Array, p: BitmapParams, maxPixels: number): Rg
           out[o + 3] = 255;
         }
         break;
+      case BitmapFmt['8BIT_A']:
+        for (let x = 0; x < width; x++, o += 4) put(o, 0, data[s + x]!);
+        break;
       default: {
         // Palettized: an index past the palette's end reads as black rather than failing the frame.
+        const lsbFirst = p.format === BitmapFmt['1BIT_LE'] || p.format === BitmapFmt['4BIT_LE'];
         for (let x = 0; x < width; x++, o += 4) {
           const bit = x * bpp;
           const byte = data[s + (bit >> 3)]!;
-          const idx = bpp === 8 ? byte : (byte >> (8 - bpp - (bit & 7))) & ((1 << bpp) - 1);
+          const shift = lsbFirst ? bit & 7 : 8 - bpp - (bit & 7);
+          const idx = bpp === 8 ? byte : (byte >> shift) & ((1 << bpp) - 1);
           put(o, pal[idx] ?? 0);
         }
       }
