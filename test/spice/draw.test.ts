@@ -495,7 +495,7 @@ test('DRAW_TEXT: A1 glyphs over a back area; A4 and A8 coverage blended OVER (A4
 });
 
 test('surface formats: 16_555 keeps 5 bits a channel and reads brush colours as r5g5b5; 32_ARGB keeps alpha', async () => {
-  const fill = (sid: number, color: number, desc = Ropd.OP_PUT) => msg(DisplayMsg.DRAW_FILL, noMask(base(new Body(), sid, rect(0, 0, 2, 1)).u8(BrushType.SOLID).u32(color).u16(desc)));
+  const fill = (sid: number, color: number, desc: number = Ropd.OP_PUT) => msg(DisplayMsg.DRAW_FILL, noMask(base(new Body(), sid, rect(0, 0, 2, 1)).u8(BrushType.SOLID).u32(color).u16(desc)));
   // 0x7c1f = r 31, g 0, b 31 in x1r5g5b5.
   const r = await play(surfaceCreate(1, 2, 1, SurfaceFmt['16_555'], false), fill(1, 0x7c1f), surfaceCreate(2, 2, 1, SurfaceFmt['32_ARGB'], false));
   assert.deepEqual(px(surfaceOf(r, 1), 0, 0), [255, 0, 255, 255]);
