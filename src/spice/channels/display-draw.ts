@@ -13,7 +13,7 @@ import { SpiceProtocolError } from '../proto/errors.ts';
 import type { Reader } from '../proto/reader.ts';
 import { intersect, type Rect, type Surface } from '../surface.ts';
 import { blendOver, colorKey } from '../draw/blend.ts';
-import { brushAt, brushWords, type Brush } from '../draw/brush.ts';
+import { brushSampler, brushWords, type Brush } from '../draw/brush.ts';
 import { maskKeep, MASK_INVERS, type Mask } from '../draw/mask.ts';
 import { brushColor, pixelFormat, wordsOf } from '../draw/pixel.ts';
 import {
@@ -345,9 +345,10 @@ export class DrawCommands {
     const rop = ropFromDescriptor(foreMode, 'brush-dest');
     const { img, words } = readArea(t.surface, area);
     const w = img.width;
+    const brushAt = brushSampler(brush);
     strokePixels(lines, area.rect, dashList(attr.flags, attr.style), (x, y) => {
       const i = (y - area.rect.top) * w + (x - area.rect.left);
-      words[i] = rop2(rop, brushAt(brush, x, y), words[i]!);
+      words[i] = rop2(rop, brushAt(x, y), words[i]!);
     });
     writeArea(t.surface, area, words, pixelFormat(t.format));
     this._done(base, area);

@@ -38,12 +38,13 @@ export function brushWords(brush: Brush, rect: Rect): number | Uint32Array {
   return out;
 }
 
-/** The brush pixel at (x, y). */
-export function brushAt(brush: Brush, x: number, y: number): number {
-  if (brush.type === BrushType.NONE) return 0;
-  if (brush.type === BrushType.SOLID) return fromArgb(brush.color);
-  const p = brush.pattern;
-  const i = mod(y - brush.y, p.height) * p.width + mod(x - brush.x, p.width);
-  const d = p.data;
-  return new Uint32Array(Uint8Array.of(d[i * 4]!, d[i * 4 + 1]!, d[i * 4 + 2]!, d[i * 4 + 3]!).buffer)[0]!;
+/** A function giving the brush pixel at (x, y), for drawing pixel by pixel (strokes, glyphs). */
+export function brushSampler(brush: Brush): (x: number, y: number) => number {
+  if (brush.type !== BrushType.PATTERN) {
+    const v = brush.type === BrushType.SOLID ? fromArgb(brush.color) : 0;
+    return () => v;
+  }
+  const tile = wordsOf(brush.pattern);
+  const { width: tw, height: th } = brush.pattern;
+  return (x, y) => tile[mod(y - brush.y, th) * tw + mod(x - brush.x, tw)]!;
 }

@@ -13,7 +13,7 @@
 import { BrushType } from '../proto/constants.ts';
 import type { Rect } from '../surface.ts';
 import { inAlpha, over } from './blend.ts';
-import { brushAt, type Brush } from './brush.ts';
+import { brushSampler, type Brush } from './brush.ts';
 import { ALPHA_BITS } from './pixel.ts';
 
 /** spice.proto `flags8 string_flags`. */
@@ -87,14 +87,15 @@ export function glyphCoverage(glyphs: Glyph[], depth: number, rect: Rect): Uint8
  */
 export function drawGlyphs(dst: Uint32Array, cov: Uint8Array, rect: Rect, fore: Brush, origin: { x: number; y: number }): void {
   const w = rect.right - rect.left;
-  const solid = fore.type === BrushType.PATTERN ? 0 : (brushAt(fore, 0, 0) | ALPHA_BITS) >>> 0;
+  const brushAt = brushSampler(fore);
+  const solid = fore.type === BrushType.PATTERN ? 0 : (brushAt(0, 0) | ALPHA_BITS) >>> 0;
   for (let i = 0; i < dst.length; i++) {
     const m = cov[i]!;
     if (!m) continue;
     const x = rect.left + (i % w);
     const y = rect.top + Math.floor(i / w);
     // A pattern is translated by -pos from the string's corner (pixman transform of the brush image).
-    const s = fore.type === BrushType.PATTERN ? brushAt(fore, x - origin.x, y - origin.y) : solid;
+    const s = fore.type === BrushType.PATTERN ? brushAt(x - origin.x, y - origin.y) : solid;
     dst[i] = over(inAlpha(s, m), dst[i]!);
   }
 }
