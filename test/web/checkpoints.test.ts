@@ -3,10 +3,10 @@
 // through the API appears live, the uPlot chart draws both, a schedule (a bad one is refused with the server's
 // message) takes scheduled checkpoints and the prune dry run lists them, restore as a new VM (a taken name is
 // refused) opens the new, running VM with the checkpoint's RAM, restore in place asks first, verify shows its
-// result, delete asks first. Saves docs/checkpoints.png.
+// result (all good, then a corrupted pack file), delete asks first. Saves docs/checkpoints.png.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, readdirSync, readSync, statSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Browser, Page } from 'playwright-core';
 import { ADMIN_PASSWORD, startTestServer, type TestServer } from '../helpers/server.ts';
@@ -225,6 +225,25 @@ describe('web UI: checkpoints', () => {
     assert.ok(!(await checkpoints()).some((c) => c.id === second.id));
     await page.waitForSelector('#checkpoint-plot[data-points]');
     assert.equal(Number(await page.getAttribute('#checkpoint-plot', 'data-points')), n - 1);
+  });
+
+  test('verify shows corruption: a flipped byte in a pack file marks the checkpoints that use it', async () => {
+    const packs = (function walk(d: string): string[] {
+      return readdirSync(d, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? walk(join(d, e.name)) : /pack/.test(e.name) ? [join(d, e.name)] : []));
+    })(join(t.config.dataDir, 'checkpoints')).sort((a, b) => statSync(b).size - statSync(a).size);
+    assert.ok(packs.length > 0 && statSync(packs[0]!).size > 1_000_000, 'the first checkpoint\'s pack');
+    const fd = openSync(packs[0]!, 'r+');
+    const b = Buffer.alloc(1);
+    const at = Math.floor(statSync(packs[0]!).size / 2);
+    readSync(fd, b, 0, 1, at);
+    b[0] = b[0]! ^ 0xff;
+    writeSync(fd, b, 0, 1, at);
+    closeSync(fd);
+    await page.click('#checkpoint-verify-all');
+    await page.waitForSelector('#checkpoint-verify-result[data-ok=false]', { timeout: 60_000 });
+    assert.match((await page.textContent('#checkpoint-verify-result'))!, /Verify found corrupt data: .*corrupt checkpoints: /);
+    const broken = await page.$$eval('#checkpoint-timeline tr[data-id]:has(.cp-broken)', (rows: any[]) => rows.map((r) => r.dataset.id as string));
+    assert.ok(broken.includes(first.id), `marked: ${broken.join(' ')}`);
   });
 
   test('a deletion elsewhere shows live; removing the schedule; no errors in the page', async () => {
