@@ -20,6 +20,7 @@ import { resolveAccel } from './accel.ts';
 import { createOverlay, diskInfo, checkDisk } from './disk.ts';
 import { findBuiltImage, builders } from './images/registry.ts';
 import { GuestShell } from './guest-shell.ts';
+import { GuestAgent, GuestAgentError } from './guest-agent.ts';
 import { vmPaths, type VmPaths } from './paths.ts';
 import { isAlive, isOurQemu, readPidfile, tail, waitUntil } from './process.ts';
 import { qemuArgs } from './qemu-args.ts';
@@ -60,6 +61,8 @@ interface Runtime {
   detached?: boolean;
   gone: Promise<void>;
   shell?: GuestShell;
+  /** The guest agent connection (images with the 'guest-agent' device), shared by every caller. */
+  agent?: GuestAgent;
   /** While > 0, a checkpoint or restore owns the run state: its own short `stop`s and QEMU's RESUMEs are not the
    * user's pauses, so STOP/RESUME events do not flip the VM's state (see `withQmp`). */
   quietRunState: number;
@@ -184,6 +187,13 @@ export class VmManager extends EventEmitter {
       display: req.display ?? 'std',
       accel: req.accel ?? this.o.accel,
     };
+    const image = req.image && !isAbsolute(req.image) ? findBuiltImage(this.o.cacheDir, req.image) : undefined;
+    // What the image is made for, unless the request says otherwise.
+    if (image) {
+      spec.memoryMiB = req.memoryMiB ?? image.memoryMiB ?? spec.memoryMiB;
+      spec.cpus = req.cpus ?? image.cpus ?? spec.cpus;
+      spec.display = req.display ?? image.display ?? spec.display;
+    }
     if (req.image) {
       if (isAbsolute(req.image)) {
         if (!existsSync(req.image)) throw badRequestImage(`no disk image at ${req.image}`);
@@ -194,11 +204,12 @@ export class VmManager extends EventEmitter {
         if (!builders[req.image]) {
           throw badRequestImage(`unknown image '${req.image}': known images are ${Object.keys(builders).join(', ')}, or give an absolute path to a disk image`);
         }
-        const m = findBuiltImage(this.o.cacheDir, req.image);
+        const m = image;
         if (!m) throw badRequestImage(`image '${req.image}' is not built yet: run \`oriel image build ${req.image}\``);
         Object.assign(spec, {
           image: m.name, baseDisk: m.disk, baseFormat: m.disk ? 'qcow2' : undefined,
           kernel: m.kernel, initrd: m.initrd, append: m.append, readyMarker: m.readyMarker, exec: m.exec,
+          ...(m.execEnv ? { execEnv: m.execEnv } : {}), ...(m.devices ? { devices: m.devices } : {}),
         });
       }
     }
@@ -247,7 +258,7 @@ export class VmManager extends EventEmitter {
       }
       this.log('warn', 'removing stale pidfile', { vm: vm.name, pid: stalePid });
     }
-    for (const f of [p.pidfile, p.qmp, p.spice, p.serial, p.shell]) rmSync(f, { force: true });
+    for (const f of [p.pidfile, p.qmp, p.spice, p.serial, p.shell, p.guestAgent]) rmSync(f, { force: true });
 
     this.setState(vm.id, 'starting', null, null);
     const accel = await resolveAccel(spec.accel, this.o.qemuBinary);
@@ -312,6 +323,7 @@ export class VmManager extends EventEmitter {
   private async onQemuGone(id: string, rt: Runtime): Promise<void> {
     if (this.runtimes.get(id) === rt) this.runtimes.delete(id);
     rt.shell?.close();
+    rt.agent?.close();
     // QMP closes a moment before the process is reaped; wait so the pid is really free.
     // Our own child: its exit event says how it ended (signal or code); a re-attached QEMU is watched by pid.
     const ended = () => (rt.child ? rt.childExit !== undefined : !isAlive(rt.pid));
@@ -322,7 +334,7 @@ export class VmManager extends EventEmitter {
     const vm = this.store.get(id);
     if (!vm) return;
     const p = this.paths(vm);
-    for (const f of [p.pidfile, p.qmp, p.spice, p.serial, p.shell]) rmSync(f, { force: true });
+    for (const f of [p.pidfile, p.qmp, p.spice, p.serial, p.shell, p.guestAgent]) rmSync(f, { force: true });
     if (rt.expectExit || rt.shutdownReason) {
       const reason = rt.expectExit ? null : rt.shutdownReason === 'guest-shutdown' ? null : `QEMU shut down (${rt.shutdownReason})`;
       this.setState(id, 'stopped', reason, null);
@@ -437,6 +449,7 @@ export class VmManager extends EventEmitter {
   /** Runs a command in the guest through the image's command shell (second serial port). */
   async exec(ref: string, argv: string[], timeoutMs = 60_000): Promise<ExecResult> {
     const vm = this.get(ref);
+    if (vm.spec.exec === 'guest-agent') return this.execByAgent(ref, argv, timeoutMs);
     if (vm.spec.exec !== 'serial-shell') throw unprocessable(`VM '${vm.name}' has no command channel: its image does not provide one`);
     this.requireState(vm, ['running'], 'run a command in');
     const started = Date.now();
@@ -469,6 +482,36 @@ export class VmManager extends EventEmitter {
         throw unavailable(`cannot run the command in VM '${vm.name}': ${(e2 as Error).message}`);
       }
     }
+  }
+
+  /** Runs a command through qemu-guest-agent (guest-exec), once the guest is ready, with the image's environment. */
+  private async execByAgent(ref: string, argv: string[], timeoutMs: number): Promise<ExecResult> {
+    const vm = this.get(ref);
+    this.requireState(vm, ['running'], 'run a command in');
+    const started = Date.now();
+    await this.waitReady(ref, timeoutMs);
+    try {
+      const r = await this.guestAgent(ref).exec(argv, { env: vm.spec.execEnv, timeoutMs: Math.max(1000, timeoutMs - (Date.now() - started)) });
+      return { stdout: r.stdout, stderr: r.stderr, exitCode: r.exitCode };
+    } catch (e) {
+      if (!(e instanceof GuestAgentError)) throw e;
+      // As a shell would say it (and as images with a command shell do): a program that cannot be run is status 127.
+      if (e.code === 'agent-error' && /Failed to execute child process/.test(e.message)) {
+        return { stdout: '', stderr: `${argv[0]}: ${e.message.replace(/^.*?refused 'guest-exec': /, '')}\n`, exitCode: 127 };
+      }
+      if (e.code === 'agent-error') throw unprocessable(`cannot run the command in VM '${vm.name}': ${e.message}`);
+      if (e.code === 'timeout' || e.code === 'exec-timeout') throw new OrielError(504, e.message, 'timeout');
+      throw unavailable(`cannot run the command in VM '${vm.name}': ${e.message}`);
+    }
+  }
+
+  /** The guest agent client of a running VM whose image has one (one connection, shared by all callers). */
+  guestAgent(ref: string): GuestAgent {
+    const vm = this.get(ref);
+    if (!vm.spec.devices?.includes('guest-agent')) throw unprocessable(`VM '${vm.name}' has no guest agent: its image does not provide one`);
+    const rt = this.runtime(vm);
+    rt.agent ??= new GuestAgent(this.paths(vm).guestAgent);
+    return rt.agent;
   }
 
   /** QMP of a running VM, for the console proxy, screendumps and checkpoints. */
@@ -591,6 +634,7 @@ export class VmManager extends EventEmitter {
     for (const rt of this.runtimes.values()) {
       rt.detached = true;
       rt.shell?.close();
+      rt.agent?.close();
       rt.qmp.close();
     }
     this.runtimes.clear();

@@ -10,6 +10,8 @@ export interface VmPaths {
   serial: string;
   serialLog: string;
   shell: string;
+  /** qemu-guest-agent's port (images with the 'guest-agent' device). */
+  guestAgent: string;
   qemuLog: string;
   pidfile: string;
 }
@@ -24,6 +26,7 @@ export function vmPaths(dataDir: string, vmId: string): VmPaths {
     serial: join(dir, 'serial.sock'),
     serialLog: join(dir, 'serial.log'),
     shell: join(dir, 'shell.sock'),
+    guestAgent: join(dir, 'qga.sock'),
     qemuLog: join(dir, 'qemu.log'),
     pidfile: join(dir, 'qemu.pid'),
   };

@@ -1,6 +1,6 @@
 // Turns a VM spec into QEMU's command line. One place decides the device model every part of Oriel relies on:
 // the SPICE server on a unix socket, the agent's virtio-serial port, two serial ports (console + command shell),
-// and the disk as a named qcow2 block node (checkpoints address it by node name).
+// and the disk as a named qcow2 block node (checkpoints address it by node name); plus the ports an image asks for.
 import type { VmSpec } from './spec.ts';
 import type { VmPaths } from './paths.ts';
 import { KVM_CPU } from './accel.ts';
@@ -29,6 +29,7 @@ export function qemuArgs(name: string, spec: VmSpec, paths: VmPaths, accel: 'kvm
     '-device', 'virtio-serial-pci,id=vser0',
     '-chardev', 'spicevmc,id=vdagent,name=vdagent',
     '-device', 'virtserialport,chardev=vdagent,name=com.redhat.spice.0',
+    ...guestPorts(spec, paths),
     '-spice', `unix=on,addr=${paths.spice},disable-ticketing=on`,
     '-qmp', `unix:${paths.qmp},server=on,wait=off`,
     '-pidfile', paths.pidfile,
@@ -43,6 +44,22 @@ export function qemuArgs(name: string, spec: VmSpec, paths: VmPaths, accel: 'kvm
       '-blockdev', `driver=qcow2,node-name=${DISK_NODE},file.driver=file,file.filename=${paths.disk}`,
       '-device', `virtio-blk-pci,drive=${DISK_NODE},id=${DISK_NODE}${spec.kernel ? '' : ',bootindex=0'}`,
     );
+  }
+  return a;
+}
+
+/** The virtio-serial ports an image asks for (manifest `devices`), on the same bus as the SPICE agent's. */
+function guestPorts(spec: VmSpec, paths: VmPaths): string[] {
+  const a: string[] = [];
+  if (spec.devices?.includes('guest-agent')) {
+    // qemu-guest-agent: a unix socket in the VM's 0700 folder, opened only by the server (guest-agent.ts).
+    a.push('-chardev', `socket,id=qga0,path=${paths.guestAgent},server=on,wait=off`,
+      '-device', 'virtserialport,chardev=qga0,name=org.qemu.guest_agent.0');
+  }
+  if (spec.devices?.includes('spice-webdav')) {
+    // Folder sharing: spice-server exposes this port to SPICE clients as a port channel of the same name.
+    a.push('-chardev', 'spiceport,id=webdav,name=org.spice-space.webdav.0',
+      '-device', 'virtserialport,chardev=webdav,name=org.spice-space.webdav.0');
   }
   return a;
 }

@@ -1,6 +1,7 @@
 // What a VM is made of, as a person asks for it (VmRequest) and as Oriel stores it once resolved (VmSpec).
 import { totalmem, availableParallelism } from 'node:os';
 import { z } from 'zod';
+import type { GuestDevice, GuestExec } from './images/types.ts';
 
 export const VM_NAME_RE = /^[a-z0-9][a-z0-9._-]{0,62}$/;
 
@@ -55,7 +56,11 @@ export interface VmSpec {
   initrd?: string;
   append?: string;
   readyMarker?: string;
-  exec?: 'serial-shell';
+  exec?: GuestExec;
+  /** Environment of commands run through the guest agent (from the image). */
+  execEnv?: Record<string, string>;
+  /** Extra virtio-serial ports the image needs (qemu-args.ts). */
+  devices?: GuestDevice[];
 }
 
 export const VM_STATES = ['stopped', 'starting', 'running', 'paused', 'stopping', 'crashed'] as const;

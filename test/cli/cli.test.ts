@@ -36,7 +36,7 @@ describe('oriel CLI', () => {
     env = { ...process.env, ORIEL_DATA_DIR: join(dir, 'data'), XDG_CONFIG_HOME: join(dir, 'config'), ORIEL_ACCEL: 'tcg', ORIEL_LOG_LEVEL: 'warn' };
     delete env.ORIEL_TOKEN;
     delete env.ORIEL_ADMIN_PASSWORD;
-    server = spawn(process.execPath, [BIN, 'serve', '--port', '0', '--demo'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    server = spawn(process.execPath, [BIN, 'serve', '--port', '0', '--demo', 'tiny'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     server.stderr!.on('data', (d) => (out += d));
     await new Promise<void>((resolve, reject) => {

@@ -1,8 +1,10 @@
-// oriel serve: runs the server in this process. With --demo it also builds the tiny image and starts a demo VM.
+// oriel serve: runs the server in this process. With --demo it also starts a demo VM: the desktop image when it is
+// built (`oriel image build desktop`), otherwise the tiny image (built first if needed, in seconds).
 import type { Command } from 'commander';
 import { defaultConfig, type Accel, type OrielConfig } from '../../config.ts';
 import { createServer, type OrielServer } from '../../server/app.ts';
 import { startImageBuild } from '../../server/routes/images.ts';
+import { findBuiltImage } from '../../vm/images/registry.ts';
 import { CliError } from '../api.ts';
 import { ProgressBar } from '../output.ts';
 
@@ -16,7 +18,7 @@ export function serveCommand(program: Command): void {
     .option('--data-dir <dir>', 'data directory (ORIEL_DATA_DIR; default ~/.local/share/oriel)')
     .option('--cache-dir <dir>', 'image cache (ORIEL_CACHE_DIR; default ~/.cache/oriel)')
     .option('--accel <auto|kvm|tcg>', 'acceleration for new VMs (ORIEL_ACCEL; default auto)')
-    .option('--demo', "build the tiny image and start a VM named 'demo' owned by admin")
+    .option('--demo [image]', "start a VM named 'demo' owned by admin, from IMAGE, or by default the desktop image if built, else tiny (built if needed)")
     .action(async (o) => {
       const config: OrielConfig = defaultConfig();
       if (o.host) config.host = o.host;
@@ -54,27 +56,37 @@ export function serveCommand(program: Command): void {
       };
       process.once('SIGINT', stop);
       process.once('SIGTERM', stop);
-      if (o.demo) void startDemo(server).catch((e) => server.app.log.error({ err: e }, `demo VM: ${(e as Error).message}`));
+      if (o.demo) void startDemo(server, typeof o.demo === 'string' ? o.demo : undefined).catch((e) => server.app.log.error({ err: e }, `demo VM: ${(e as Error).message}`));
     });
 }
 
-/** Builds the tiny image (an operation, progress on stderr), then creates and starts the demo VM. */
-export async function startDemo(server: OrielServer): Promise<void> {
+/** Picks the demo's image (desktop if built, else tiny, built as an operation with progress on stderr), then creates
+ * and starts the demo VM. A demo VM that already exists keeps its image. */
+export async function startDemo(server: OrielServer, imageName?: string): Promise<void> {
   const { ctx } = server;
   const admin = ctx.users.list().find((u) => u.role === 'admin');
   if (!admin) return;
-  const op = startImageBuild(ctx, 'tiny', admin.id);
+  let image = imageName;
+  if (!image) {
+    try {
+      image = findBuiltImage(ctx.config.cacheDir, 'desktop') ? 'desktop' : 'tiny';
+    } catch (e) {
+      server.app.log.warn(`demo VM: cannot tell whether the desktop image is built (${(e as Error).message}); using tiny`);
+      image = 'tiny';
+    }
+  }
+  const op = startImageBuild(ctx, image, admin.id);
   const bar = new ProgressBar();
   const onChange = (o: { id: string; progress: { done: number; total: number; stage: string } }) => {
-    if (o.id === op.id) bar.update(o.progress.done, o.progress.total, `image tiny: ${o.progress.stage}`);
+    if (o.id === op.id) bar.update(o.progress.done, o.progress.total, `image ${image}: ${o.progress.stage}`);
   };
   ctx.ops.on('changed', onChange);
   const done = await ctx.ops.wait(op.id, 30 * 60 * 1000);
   ctx.ops.off('changed', onChange);
   bar.end();
-  if (done.status !== 'succeeded') throw new Error(`building the tiny image ${done.status}: ${done.error}`);
+  if (done.status !== 'succeeded') throw new Error(`building the ${image} image ${done.status}: ${done.error}`);
   let vm = ctx.vms.store.byName(DEMO_VM);
-  vm ??= await ctx.vms.create({ name: DEMO_VM, image: 'tiny', memoryMiB: 256 }, admin.id);
+  vm ??= await ctx.vms.create(image === 'tiny' ? { name: DEMO_VM, image, memoryMiB: 256 } : { name: DEMO_VM, image }, admin.id);
   if (vm.state === 'stopped' || vm.state === 'crashed') vm = await ctx.vms.start(vm.id);
   process.stdout.write(`demo VM '${DEMO_VM}' is ${vm.state}: try \`npx oriel vm exec demo -- uname -a\`\n`);
 }

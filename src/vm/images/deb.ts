@@ -101,3 +101,54 @@ export async function extractDeb(debPath: string, destDir: string, signal?: Abor
     throw new Error(`dpkg-deb -x ${debPath} failed: ${errText(e)}`);
   }
 }
+
+export interface AptIndex {
+  /** The archive's base URL, e.g. http://deb.debian.org/debian */
+  site: string;
+  /** The suite as written in sources (e.g. bookworm, bookworm-security). */
+  release: string;
+  component: string;
+  /** The host's list file holding this index (compressed as apt keeps it). */
+  file: string;
+}
+
+/** The binary package indexes (Packages files) apt on this host uses, as `apt-get indextargets` reports them. */
+export async function aptPackageIndexes(arch = 'amd64'): Promise<AptIndex[]> {
+  let out: string;
+  try {
+    ({ stdout: out } = await run('apt-get', ['indextargets', '--format', '$(SITE)|$(RELEASE)|$(COMPONENT)|$(ARCHITECTURE)|$(FILENAME)', 'Identifier: Packages'], { maxBuffer: 1 << 20 }));
+  } catch (e) {
+    throw new Error(`apt-get indextargets failed: ${errText(e)}`);
+  }
+  return out.split('\n').filter(Boolean).map((l) => l.split('|')).filter((f) => f[3] === arch && existsSync(f[4]!))
+    .map(([site, release, component, , file]) => ({ site: site!, release: release!, component: component!, file: file! }));
+}
+
+/**
+ * The packages and versions `apt-get install --no-install-recommends NAMES` would install on an empty system, from
+ * this host's package lists (a simulation against an empty dpkg status). Synchronous because recipe hashes are, and
+ * slow (apt parses every list: 5-15 s here): callers cache the answer.
+ */
+export function aptClosure(names: string[]): { name: string; version: string }[] {
+  const simulate = () => execFileSync('apt-get', [
+    'install', '--simulate', '--no-install-recommends', '-o', 'Dir::State::status=/dev/null', '-o', 'Debug::NoLocking=1',
+    '-o', 'APT::Get::Show-Versions=0', ...names,
+  ], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], maxBuffer: 16 << 20 });
+  let text: string;
+  try {
+    text = simulate();
+  } catch (first) {
+    if (listsRefreshed) throw new Error(`apt-get cannot resolve ${names.join(' ')}: ${errText(first)}`);
+    listsRefreshed = true;
+    try {
+      execFileSync('apt-get', ['update', '-qq'], { stdio: ['ignore', 'ignore', 'pipe'] });
+      text = simulate();
+    } catch (e) {
+      throw new Error(`apt-get cannot resolve ${names.join(' ')}, even after 'apt-get update' (needs root): ${errText(e)}`);
+    }
+  }
+  const out = new Map<string, string>();
+  for (const m of text.matchAll(/^Inst (\S+) \((\S+) /gm)) out.set(m[1]!, m[2]!);
+  if (out.size === 0) throw new Error(`apt-get install --simulate printed no package to install:\n${text.slice(-500)}`);
+  return [...out].map(([name, version]) => ({ name, version })).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+}

@@ -5,11 +5,13 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { BuildContext, ImageManifest } from './types.ts';
 import { buildTinyImage, tinyRecipeHash } from './tiny.ts';
+import { buildDesktopImage, desktopRecipeHash } from './desktop.ts';
 
 export interface ImageBuilder {
   name: string;
   description: string;
-  recipe(): string;
+  /** The recipe hash of the image as it would be built now (may ask apt: cached by the builder). */
+  recipe(cacheDir: string): string;
   build(ctx: BuildContext): Promise<ImageManifest>;
 }
 
@@ -17,8 +19,14 @@ export const builders: Record<string, ImageBuilder> = {
   tiny: {
     name: 'tiny',
     description: 'Debian kernel + busybox initramfs: boots in seconds under TCG, framebuffer console, command shell',
-    recipe: tinyRecipeHash,
+    recipe: () => tinyRecipeHash(),
     build: buildTinyImage,
+  },
+  desktop: {
+    name: 'desktop',
+    description: 'Debian bookworm with Xorg (qxl), openbox and xterm, the SPICE agent, SPICE WebDAV and qemu-guest-agent; ~3.5 min to build',
+    recipe: desktopRecipeHash,
+    build: buildDesktopImage,
   },
 };
 
@@ -30,7 +38,7 @@ export function imageDir(cacheDir: string, name: string, recipe: string): string
 export function findBuiltImage(cacheDir: string, name: string): ImageManifest | undefined {
   const b = builders[name];
   if (!b) return undefined;
-  const file = join(imageDir(cacheDir, name, b.recipe()), 'manifest.json');
+  const file = join(imageDir(cacheDir, name, b.recipe(cacheDir)), 'manifest.json');
   if (!existsSync(file)) return undefined;
   return JSON.parse(readFileSync(file, 'utf8')) as ImageManifest;
 }
@@ -47,7 +55,7 @@ export interface ImageListing {
 export function listImages(cacheDir: string): ImageListing[] {
   return Object.values(builders).map((b) => {
     const m = findBuiltImage(cacheDir, b.name);
-    return { name: b.name, description: b.description, built: !!m, recipe: b.recipe(), builtAt: m?.builtAt, sizeBytes: m?.sizeBytes };
+    return { name: b.name, description: b.description, built: !!m, recipe: b.recipe(cacheDir), builtAt: m?.builtAt, sizeBytes: m?.sizeBytes };
   });
 }
 
@@ -55,6 +63,6 @@ export function listImages(cacheDir: string): ImageListing[] {
 export function staleImageDirs(cacheDir: string): string[] {
   const root = join(cacheDir, 'images');
   if (!existsSync(root)) return [];
-  const current = new Set(Object.values(builders).map((b) => imageDir(cacheDir, b.name, b.recipe())));
+  const current = new Set(Object.values(builders).map((b) => imageDir(cacheDir, b.name, b.recipe(cacheDir))));
   return readdirSync(root).map((d) => join(root, d)).filter((d) => !current.has(d));
 }

@@ -4,7 +4,7 @@
 // GuestShell protocol on ttyS1 (the init script, tiny-init.sh, says how).
 import { randomBytes, createHash } from 'node:crypto';
 import { execFile } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 import { defaultConfig } from '../../config.ts';
@@ -12,6 +12,7 @@ import { writeCpioGz, type CpioEntry } from './cpio.ts';
 import { extractVmlinux } from './bzimage.ts';
 import { aptCandidates, extractDeb, fetchDeb } from './deb.ts';
 import { moduleClosure } from './kmod.ts';
+import { publish, readManifest, removeAbandoned } from './cache.ts';
 import type { BuildContext, ImageManifest } from './types.ts';
 
 const run = promisify(execFile);
@@ -49,11 +50,6 @@ export function tinyRecipeHash(): string {
   const p = tinyPackages();
   const recipe = { builder: BUILDER_VERSION, packages: [p.kernel, p.busybox], init: INIT_SCRIPT, modules: MODULES, append: APPEND, marker: READY_MARKER, disk: DISK_SIZE };
   return createHash('sha256').update(JSON.stringify(recipe)).digest('hex');
-}
-
-function readManifest(dir: string): ImageManifest | undefined {
-  const f = join(dir, 'manifest.json');
-  return existsSync(f) ? (JSON.parse(readFileSync(f, 'utf8')) as ImageManifest) : undefined;
 }
 
 const inflight = new Map<string, Promise<ImageManifest>>();
@@ -143,23 +139,6 @@ async function build(ctx: BuildContext, recipe: string, dir: string): Promise<Im
   }
 }
 
-/** Renames the finished folder into place; if another process got there first, its image is the one returned. */
-function publish(out: string, dir: string): ImageManifest | undefined {
-  mkdirSync(dirname(dir), { recursive: true });
-  const theirs = readManifest(dir);
-  if (theirs) return theirs;
-  rmSync(dir, { recursive: true, force: true }); // a folder without manifest is nobody's image
-  try {
-    renameSync(out, dir);
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    const won = (code === 'ENOTEMPTY' || code === 'EEXIST') && readManifest(dir);
-    if (won) return won;
-    throw e;
-  }
-  return undefined;
-}
-
 function* initramfsEntries(modulesDir: string, release: string, busybox: string): Generator<CpioEntry> {
   const mods = moduleClosure(modulesDir, MODULES);
   const modRoot = `lib/modules/${release}`;
@@ -172,23 +151,4 @@ function* initramfsEntries(modulesDir: string, release: string, busybox: string)
   yield { type: 'file', path: 'etc/oriel-tiny.conf', data: Buffer.from(`MODULES='${MODULES.join(' ')}'\nREADY_MARKER='${READY_MARKER}'\n`) };
   yield { type: 'file', path: `${modRoot}/modules.dep`, data: Buffer.from(mods.modulesDep) };
   for (const f of mods.files) yield { type: 'file', path: `${modRoot}/${f}`, data: readFileSync(join(modulesDir, f)) };
-}
-
-/** Removes build folders whose process is gone (a build killed midway). */
-function removeAbandoned(tmpRoot: string): void {
-  if (!existsSync(tmpRoot)) return;
-  for (const name of readdirSync(tmpRoot)) {
-    const pid = Number(name.match(/^tiny-(\d+)-/)?.[1]);
-    if (!pid || pid === process.pid || alive(pid)) continue;
-    rmSync(join(tmpRoot, name), { recursive: true, force: true });
-  }
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }

@@ -1,0 +1,83 @@
+#!/bin/sh
+# Runs chrooted in the Debian tree once the desktop's packages are installed: the desktop user and session, the
+# readiness signal, the units masked for a quicker boot, and cleanup. Environment: READY_MARKER.
+set -eu
+lib=/usr/local/lib/oriel
+home=/home/user
+
+# The desktop user. No password: the session starts by automatic login on tty1, and nothing else logs in as them.
+useradd --create-home --shell /bin/bash --uid 1000 --user-group user
+
+mkdir -p /etc/systemd/system/getty@tty1.service.d
+cat > /etc/systemd/system/getty@tty1.service.d/autologin.conf <<'CONF'
+[Service]
+ExecStart=
+ExecStart=-/sbin/agetty --autologin user --noclear %I $TERM
+CONF
+
+# The login shell on tty1 starts X (rootless: logind hands it the devices of the seat); leaving the session returns
+# to that shell rather than starting X again in a loop.
+cat >> "$home/.profile" <<'CONF'
+
+# Oriel: the automatic login on tty1 starts the desktop session (X and openbox).
+if [ -z "${DISPLAY:-}" ] && [ "$(tty)" = /dev/tty1 ]; then
+  startx -- -keeptty > "$HOME/.xsession-errors" 2>&1
+fi
+CONF
+cat > "$home/.xinitrc" <<'CONF'
+#!/bin/sh
+exec openbox --startup /usr/local/lib/oriel/session-startup
+CONF
+# spice-vdagent refuses every file transfer when the user has no download folder.
+mkdir -p "$home/.config" "$home/Downloads"
+echo 'XDG_DOWNLOAD_DIR="$HOME/Downloads"' > "$home/.config/user-dirs.dirs"
+chown -R user:user "$home"
+
+# Xorg would pick the generic modesetting driver; the qxl driver is the one that speaks QXL's 2D commands to
+# spice-server (draw operations rather than dirty bitmaps).
+mkdir -p /etc/X11/xorg.conf.d
+cat > /etc/X11/xorg.conf.d/10-oriel-qxl.conf <<'CONF'
+Section "Device"
+    Identifier "qxl"
+    Driver "qxl"
+EndSection
+CONF
+
+# Readiness: the session (desktop-ready, as the user) creates /run/oriel/desktop-ready once its terminal window is
+# viewable; this path unit then runs announce-ready as root, which prints the marker on ttyS0 for the host.
+mkdir -p /etc/oriel
+printf 'READY_MARKER=%s\n' "$READY_MARKER" > /etc/oriel/desktop.conf
+echo 'd /run/oriel 0755 user user -' > /etc/tmpfiles.d/oriel.conf
+cat > /etc/systemd/system/oriel-desktop-ready.path <<'CONF'
+[Unit]
+Description=Oriel: wait for the desktop session to be usable
+
+[Path]
+PathExists=/run/oriel/desktop-ready
+
+[Install]
+WantedBy=multi-user.target
+CONF
+cat > /etc/systemd/system/oriel-desktop-ready.service <<'CONF'
+[Unit]
+Description=Oriel: tell the host that the desktop is usable
+
+[Service]
+Type=oneshot
+# Stays active: the path unit would otherwise start it again and again while the file exists.
+RemainAfterExit=yes
+ExecStart=/usr/local/lib/oriel/announce-ready
+CONF
+systemctl enable oriel-desktop-ready.path
+
+# Periodic jobs and waits that only slow a short-lived guest down (avahi-daemon stays: spice-webdavd needs it).
+systemctl mask apt-daily.timer apt-daily-upgrade.timer fstrim.timer e2scrub_all.timer e2scrub_reap.service \
+  man-db.timer systemd-networkd-wait-online.service
+
+chmod 755 "$lib"/*
+
+# Every VM made from this image gets its own machine id at first boot.
+: > /etc/machine-id
+rm -f /var/lib/dbus/machine-id
+rm -f /usr/sbin/policy-rc.d
+rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin /tmp/* /var/tmp/*
