@@ -8,9 +8,15 @@
 //   short form (pixel_flag 0): dist = b & 63 + next bytes << (6 + 8i);
 //   long form: ofs += (b & 31) << 12, dist = next bytes << 8i, and if b bit 5: ofs += byte << 17.
 //   dist 0 = inside this image (ofs biased by 1); otherwise pixel ofs of image id - dist.
-// Lengths are biased by 0 for 32-bit pixels, 1 for 16-bit, 2 for the alpha pass.
+// Lengths are biased by 0 for 32-bit pixels, 1 for 16-bit, 2 for the alpha pass and palette bytes.
+// Palettized types (PLT1_LE/BE, PLT4_LE/BE, PLT8) count in bytes of `stride` per row: every byte
+// holds 8, 2 or 1 pixels, lengths and offsets are multiplied by that (spice-gtk decode-glz-tmpl.c
+// CAST_PLT_DISTANCE), literals go through the palette at once, and the window keeps the decoded
+// colours of the whole stride (gross pixels), so references across images copy colours. spice-server
+// never sends palettized GLZ (GLZ is only chosen for RGB bitmaps, dcc.cpp get_compression_for_bitmap)
+// and GLZ_RGB images carry no palette, so this path needs the caller to supply one.
 import { SpiceDecodeError } from '../proto/errors.ts';
-import { LZ_MAGIC, readBe32 } from './lz.ts';
+import { LZ_MAGIC, PLT_PIXELS_PER_BYTE, readBe32 } from './lz.ts';
 import { LzType, copyUnits, literals, truncated } from './lz-core.ts';
 import { checkDimensions, type RgbaImage } from './types.ts';
 
@@ -79,7 +85,7 @@ function readBe64(b: Uint8Array, at: number): number {
   return hi * 2 ** 32 + readBe32(b, at + 4);
 }
 
-export function decode(src: Uint8Array, dict: GlzWindow, maxPixels: number): RgbaImage {
+export function decode(src: Uint8Array, dict: GlzWindow, maxPixels: number, palette?: Uint32Array): RgbaImage {
   if (src.length < HEADER_BYTES) truncated('glz');
   if (readBe32(src, 0) !== LZ_MAGIC) throw new SpiceDecodeError('glz', 'bad magic');
   if (readBe32(src, 4) !== 0x00010001) throw new SpiceDecodeError('glz', 'bad version');
@@ -87,11 +93,23 @@ export function decode(src: Uint8Array, dict: GlzWindow, maxPixels: number): Rgb
   const topDown = src[8]! >> 4 !== 0;
   const width = readBe32(src, 9);
   const height = readBe32(src, 13);
-  // stride at 17: only meaningful for palettized types, which are not supported here
+  const stride = readBe32(src, 17);
   const id = readBe64(src, 21);
   const headDist = readBe32(src, 29);
+  const ppb = PLT_PIXELS_PER_BYTE[type];
+  if (ppb !== undefined) {
+    if (!palette) throw new SpiceDecodeError('glz', 'palettized GLZ without a palette');
+    checkDimensions('glz', width, height, maxPixels);
+    const rowPixels = stride * ppb;
+    if (rowPixels < width || stride > width + 1) throw new SpiceDecodeError('glz', `bad stride ${stride} for width ${width}`);
+    checkDimensions('glz', rowPixels, height, maxPixels);
+    const count = rowPixels * height;
+    const pixels = new Uint8Array(count * 4);
+    decodePalettePass(src, HEADER_BYTES, pixels, count, id, type, ppb, palette, dict);
+    dict.add(id, { pixels, count, headDist });
+    return toOutput(pixels, width, height, topDown, false, rowPixels);
+  }
   if (type !== LzType.RGB32 && type !== LzType.RGB24 && type !== LzType.RGBA && type !== LzType.RGB16) {
-    // Palettized GLZ only comes from legacy QXL guest drivers drawing palette bitmaps.
     throw new SpiceDecodeError('glz', `unsupported type ${type}`);
   }
   checkDimensions('glz', width, height, maxPixels);
@@ -101,7 +119,90 @@ export function decode(src: Uint8Array, dict: GlzWindow, maxPixels: number): Rgb
   pos = decodePass(src, pos, pixels, count, id, type === LzType.RGB16 ? LzType.RGB16 : LzType.RGB32, dict);
   if (type === LzType.RGBA) decodePass(src, pos, pixels, count, id, LzType.XXXA, dict);
   dict.add(id, { pixels, count, headDist });
-  return toOutput(pixels, width, height, topDown, type === LzType.RGBA);
+  return toOutput(pixels, width, height, topDown, type === LzType.RGBA, width);
+}
+
+/** A back reference: length and pixel offset as coded, and the image distance (0 = this image). */
+interface GlzRef {
+  len: number;
+  ofs: number;
+  dist: number;
+}
+
+function readRef(ctrl: number, byte: () => number): GlzRef {
+  let len = ctrl >> 5;
+  const longOfs = (ctrl >> 4) & 1;
+  let ofs = ctrl & 0x0f;
+  if (len === 7) {
+    let code: number;
+    do {
+      code = byte();
+      len += code;
+    } while (code === 255);
+  }
+  ofs += byte() << 4;
+  const b = byte();
+  const imageFlag = (b >> 6) & 3;
+  let dist = 0;
+  if (!longOfs) {
+    dist = b & 0x3f;
+    for (let i = 0; i < imageFlag; i++) dist += byte() * 2 ** (6 + 8 * i);
+  } else {
+    ofs += (b & 0x1f) << 12;
+    for (let i = 0; i < imageFlag; i++) dist += byte() * 2 ** (8 * i);
+    if ((b >> 5) & 1) ofs += byte() << 17;
+  }
+  return { len, ofs, dist };
+}
+
+/** The palettized pass: byte units expanded to `ppb` RGBA pixels each. */
+function decodePalettePass(src: Uint8Array, ip: number, out: Uint8Array, n: number, id: number, type: number, ppb: number, pal: Uint32Array, dict: GlzWindow): void {
+  const byte = (): number => {
+    if (ip >= src.length) truncated('glz');
+    return src[ip++]!;
+  };
+  const bits = 8 / ppb;
+  const lsbFirst = type === LzType.PLT1_LE || type === LzType.PLT4_LE;
+  const put = (o: number, rgb: number): void => {
+    out[o * 4] = (rgb >>> 16) & 255;
+    out[o * 4 + 1] = (rgb >>> 8) & 255;
+    out[o * 4 + 2] = rgb & 255;
+    out[o * 4 + 3] = 255;
+  };
+  let op = 0;
+  while (op < n) {
+    const ctrl = byte();
+    if (ctrl < 32) {
+      if (op + (ctrl + 1) * ppb > n) throw new SpiceDecodeError('glz', 'literal run past the end of the image');
+      for (let k = 0; k <= ctrl; k++) {
+        const v = byte();
+        for (let i = 0; i < ppb; i++, op++) {
+          const shift = lsbFirst ? i * bits : 8 - bits - i * bits;
+          let idx = (v >> shift) & ((1 << bits) - 1);
+          // 4-bit indices wrap modulo the palette size (decode-glz-tmpl.c); 1-bit ones take entries 0 and 1.
+          if (bits === 4 && pal.length) idx %= pal.length;
+          put(op, pal[idx] ?? 0);
+        }
+      }
+      continue;
+    }
+    const ref = readRef(ctrl, byte);
+    const len = (ref.len + 2) * ppb;
+    if (op + len > n) throw new SpiceDecodeError('glz', 'reference past the end of the image');
+    if (ref.dist === 0) {
+      const ofs = (ref.ofs + 1) * ppb;
+      if (ofs > op) throw new SpiceDecodeError('glz', `reference before the image start (distance ${ofs})`);
+      copyUnits(out, op - ofs, op, len, LzType.RGB32);
+    } else {
+      const img = dict.get(id - ref.dist);
+      if (!img) throw new SpiceDecodeError('glz', `image ${id - ref.dist} not in the dictionary window`);
+      const ofs = ref.ofs * ppb;
+      if (ofs + len > img.count) throw new SpiceDecodeError('glz', 'reference past the end of a dictionary image');
+      copyFrom(img.pixels, ofs, out, op, len, LzType.RGB32);
+      dict.crossImageRefs++;
+    }
+    op += len;
+  }
 }
 
 function decodePass(src: Uint8Array, ip: number, out: Uint8Array, n: number, id: number, mode: number, dict: GlzWindow): number {
@@ -121,28 +222,10 @@ function decodePass(src: Uint8Array, ip: number, out: Uint8Array, n: number, id:
       op += count;
       continue;
     }
-    let len = ctrl >> 5;
-    const longOfs = (ctrl >> 4) & 1;
-    let ofs = ctrl & 0x0f;
-    if (len === 7) {
-      let code: number;
-      do {
-        code = byte();
-        len += code;
-      } while (code === 255);
-    }
-    ofs += byte() << 4;
-    const b = byte();
-    const imageFlag = (b >> 6) & 3;
-    let dist = 0;
-    if (!longOfs) {
-      dist = b & 0x3f;
-      for (let i = 0; i < imageFlag; i++) dist += byte() * 2 ** (6 + 8 * i);
-    } else {
-      ofs += (b & 0x1f) << 12;
-      for (let i = 0; i < imageFlag; i++) dist += byte() * 2 ** (8 * i);
-      if ((b >> 5) & 1) ofs += byte() << 17;
-    }
+    const ref = readRef(ctrl, byte);
+    let len = ref.len;
+    let ofs = ref.ofs;
+    const dist = ref.dist;
     len += bias;
     if (op + len > n) throw new SpiceDecodeError('glz', 'reference past the end of the image');
     if (dist === 0) {
@@ -150,10 +233,10 @@ function decodePass(src: Uint8Array, ip: number, out: Uint8Array, n: number, id:
       if (ofs > op) throw new SpiceDecodeError('glz', `reference before the image start (distance ${ofs})`);
       copyUnits(out, op - ofs, op, len, mode);
     } else {
-      const ref = dict.get(id - dist);
-      if (!ref) throw new SpiceDecodeError('glz', `image ${id - dist} not in the dictionary window`);
-      if (ofs + len > ref.count) throw new SpiceDecodeError('glz', 'reference past the end of a dictionary image');
-      copyFrom(ref.pixels, ofs, out, op, len, mode);
+      const img = dict.get(id - dist);
+      if (!img) throw new SpiceDecodeError('glz', `image ${id - dist} not in the dictionary window`);
+      if (ofs + len > img.count) throw new SpiceDecodeError('glz', 'reference past the end of a dictionary image');
+      copyFrom(img.pixels, ofs, out, op, len, mode);
       dict.crossImageRefs++;
     }
     op += len;
@@ -169,11 +252,12 @@ function copyFrom(from: Uint8Array, at: number, out: Uint8Array, op: number, len
   }
 }
 
-function toOutput(pixels: Uint8Array, width: number, height: number, topDown: boolean, alpha: boolean): RgbaImage {
+/** Top-down RGBA of `width` columns out of rows of `rowPixels` decoded pixels. */
+function toOutput(pixels: Uint8Array, width: number, height: number, topDown: boolean, alpha: boolean, rowPixels: number): RgbaImage {
   const stride = width * 4;
-  const data = new Uint8Array(pixels.length);
+  const data = new Uint8Array(width * height * 4);
   for (let y = 0; y < height; y++) {
-    const s = (topDown ? y : height - 1 - y) * stride;
+    const s = (topDown ? y : height - 1 - y) * rowPixels * 4;
     data.set(pixels.subarray(s, s + stride), y * stride);
   }
   if (!alpha) for (let i = 3; i < data.length; i += 4) data[i] = 255;

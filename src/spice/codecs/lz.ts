@@ -22,7 +22,7 @@ export function readBe32(b: Uint8Array, at: number): number {
 }
 
 /** Pixels per byte of the palettized types (lz_common.h PLT_PIXELS_PER_BYTE). */
-const PLT_PPB: Record<number, number> = {
+export const PLT_PIXELS_PER_BYTE: Record<number, number> = {
   [LzType.PLT1_LE]: 8, [LzType.PLT1_BE]: 8, [LzType.PLT4_LE]: 2, [LzType.PLT4_BE]: 2, [LzType.PLT8]: 1,
 };
 
@@ -53,7 +53,7 @@ export function decode(src: Uint8Array, opts: LzOptions): RgbaImage {
       decodeRun(cur, img.data, 0, n, LzType.XXXA);
       break;
     default: {
-      const ppb = PLT_PPB[type];
+      const ppb = PLT_PIXELS_PER_BYTE[type];
       if (ppb === undefined) throw new SpiceDecodeError('lz', `unsupported type ${type}`);
       if (!opts.palette) throw new SpiceDecodeError('lz', 'palettized LZ without palette');
       if (stride * ppb < width || stride > width + 1) throw new SpiceDecodeError('lz', `bad stride ${stride} for width ${width}`);
