@@ -34,7 +34,7 @@ export interface Point {
 /** At most this many points after flattening, and this many pixel visits, per stroke. */
 const MAX_POINTS = 1 << 20;
 const MAX_VISITS = 1 << 26;
-const MAX_BEZIER_DEPTH = 24;
+const MAX_BEZIER_DEPTH = 16; // 2^16 chords: far beyond what any on-screen curve needs
 
 /** canvas_base.c fix_to_int. */
 export function fixToInt(v: number): number {
