@@ -379,6 +379,24 @@ test('DRAW_STROKE: a polyline that doubles back is XORed twice where it overlaps
   assertPic(surfaceOf(r), want, 'doubled back');
 });
 
+test('DRAW_STROKE styled: dashes on and off along the pixels, continued across segments; START_WITH_GAP', async () => {
+  const pic = testPic(W, H, 85);
+  // (0,1) → (7,1) → (7,5): dash list 2 on, 1 off (28.4 values), one unit per pixel of the major axis.
+  const path = (b: Body) => b.u32(1).u8(1 | 2).u32(3).i32(0).i32(16).i32(112).i32(16).i32(112).i32(80);
+  const stroke = (flags: number) => {
+    const b = base(new Body(), 0, rect(0, 0, W, H)).ptr(path).u8(flags).u8(2).ptr((s) => s.i32(32).i32(16));
+    return msg(DisplayMsg.DRAW_STROKE, b.u8(BrushType.SOLID).u32(0xffffff).u16(Ropd.OP_XOR).u16(0));
+  };
+  const pixels = [[0, 1], [1, 1], [2, 1], [3, 1], [4, 1], [5, 1], [6, 1], [7, 1], [7, 2], [7, 3], [7, 4]];
+  // Plain: 2 on, 1 off. START_WITH_GAP (Windows LA_STARTGAP): the first element is a gap: 2 off, 1 on.
+  for (const [flags, on] of [[8, (i: number) => i % 3 !== 2], [8 | 4, (i: number) => i % 3 === 2]] as const) {
+    const r = await play(surfaceCreate(0, W, H), paint(pic), stroke(flags));
+    const lit = new Set(pixels.filter((_, i) => on(i)).map(([x, y]) => `${x},${y}`));
+    const want = expectPic(pic, (x, y, d) => (lit.has(`${x},${y}`) ? [~d[0], ~d[1], ~d[2], 255] : null));
+    assertPic(surfaceOf(r), want, `dashes, flags ${flags}`);
+  }
+});
+
 /** miZeroLine's Bresenham loop, step by step, for one segment without its end point. */
 function zeroLineRef(x1: number, y1: number, x2: number, y2: number): [number, number][] {
   const adx = Math.abs(x2 - x1), ady = Math.abs(y2 - y1);

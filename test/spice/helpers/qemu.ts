@@ -25,6 +25,8 @@ export interface QemuOptions {
   spiceOptions?: string[];
   /** -vga device (default std); 'none' with a -device in extraArgs, e.g. `VGA,xres=320,yres=240`. */
   vga?: 'std' | 'qxl' | 'none';
+  /** -smp (default 1); with -cpu max for SMP guests, as Oriel's VMs run (TCG is multi-threaded by default). */
+  cpus?: number;
 }
 
 export interface QemuInstance {
@@ -132,6 +134,7 @@ export async function startQemu(opts: QemuOptions = {}): Promise<QemuInstance> {
   const where = opts.tcp ? [`port=${spicePort}`, 'addr=127.0.0.1'] : ['unix=on', `addr=${spiceSocket}`];
   const spice = [...where, `image-compression=${opts.imageCompression ?? 'auto_glz'}`, ...(opts.spiceOptions ?? [])];
   const args = ['-machine', 'q35', '-accel', 'tcg', '-m', String(opts.memoryMb ?? 128), '-nodefaults', '-no-user-config', '-display', 'none', '-vga', opts.vga ?? 'std'];
+  if (opts.cpus && opts.cpus > 1) args.push('-smp', String(opts.cpus), '-cpu', 'max');
   if (opts.paused) args.push('-S');
   if (opts.password !== undefined) {
     args.push('-object', `secret,id=sec0,data=${opts.password}`);
