@@ -146,6 +146,9 @@ export function ConsoleView({ vm, full = false }: { vm: Vm; full?: boolean }) {
   }[s.status];
   const c0 = con.current;
   const cb = c0?.clipboard;
+  // Read on every render: the panels below show state kept outside signals, and these ticks say it changed.
+  const xfers = xferTick.value;
+  const clips = clipTick.value;
   const sendCombo = () => con.current?.sendKeys(SEND_KEY_COMBOS.find((c) => c.label === combo.value)!.codes);
   const typeText = async (e: Event) => {
     e.preventDefault();
@@ -184,7 +187,7 @@ export function ConsoleView({ vm, full = false }: { vm: Vm; full?: boolean }) {
         </label>
         ${scale.value === 'remote' && running && s.status === 'connected' && agent.value !== 'ready' && html`<span class="muted small" id="console-scale-hint"
           title="Resizing the guest needs its agent (spice-vdagent)">no agent: scaled to fit</span>`}
-        <button id="console-clipboard-toggle" class=${`clip-toggle clip-${clipboardMode(cb)}`} data-mode=${clipboardMode(cb)} data-tick=${clipTick.value}
+        <button id="console-clipboard-toggle" class=${`clip-toggle clip-${clipboardMode(cb)}`} data-mode=${clipboardMode(cb)} data-tick=${clips}
           aria-pressed=${clipOpen.value} onClick=${() => (clipOpen.value = !clipOpen.value)}
           title=${clipboardMode(cb) === 'shared' ? 'The clipboard is shared with the guest' : 'Clipboard panel'}>Clipboard</button>
         <button id="console-send-files" disabled=${agent.value !== 'ready'} onClick=${() => fileInput.current?.click()}
@@ -203,8 +206,8 @@ export function ConsoleView({ vm, full = false }: { vm: Vm; full?: boolean }) {
         <button id="console-fullscreen" onClick=${() => con.current?.toggleFullscreen()}>Fullscreen</button>
         ${!full && html`<a id="console-open" href=${`/vms/${encodeURIComponent(vm.name)}/console`} target="_blank">Open in new window</a>`}
       </div>
-      ${clipOpen.value && cb && html`<${ClipboardPanel} cb=${cb} tick=${clipTick.value} onClose=${() => { clipOpen.value = false; con.current?.focus(); }} />`}
-      ${c0 && (c0.files.transfers.length > 0 || xferMessage.value) && html`<${TransfersPanel} files=${c0.files} tick=${xferTick.value}
+      ${clipOpen.value && cb && html`<${ClipboardPanel} cb=${cb} tick=${clips} onClose=${() => { clipOpen.value = false; con.current?.focus(); }} />`}
+      ${c0 && (c0.files.transfers.length > 0 || xferMessage.value) && html`<${TransfersPanel} files=${c0.files} tick=${xfers}
         message=${xferMessage.value} onDismissMessage=${() => (xferMessage.value = '')} />`}
       <div class="console-host" ref=${host} onClick=${() => con.current?.focus()}></div>
       <form class="console-type" onSubmit=${typeText}>
