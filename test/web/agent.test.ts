@@ -139,6 +139,14 @@ describe('web console with the SPICE agent (desktop guest)', () => {
     assert.equal(await until('the pasted text in the guest', async () => ((await guestClipboard()) === second ? second : undefined)), second);
     // The browser did fire its paste event on the console (the shortcut was not swallowed).
     assert.equal(await page.evaluate(() => window.__pasted), second);
+
+    // Over the size limit (32 MiB): not sent, and the person is told why.
+    await page.evaluate(() => navigator.clipboard.writeText('a'.repeat(33 * 1024 * 1024)));
+    await refocusConsole(page);
+    await page.waitForSelector('.notice-error:has-text("over the 32.0 MiB limit")', { timeout: 20_000 });
+    assert.equal(await guestClipboard(), second);
+    await page.evaluate(() => navigator.clipboard.writeText('small again'));
+    await page.click('.notice-error button');
   });
 
   test('a picture round-trips with the same pixels: guest → browser → guest', async () => {
@@ -252,6 +260,16 @@ describe('web console with the SPICE agent (desktop guest)', () => {
     await page.waitForSelector('#console-transfers .xfer');
     const rows = await page.$$eval('.xfer', (els: any[]) => els.map((e) => e.querySelector('.xfer-name').textContent));
     assert.deepEqual(rows, specs.map(([n]) => n));
+    // The picture for the README: transfers under way, the clipboard panel showing what the guest copied.
+    await gx('uname -srm | xclip -selection clipboard -i >/dev/null 2>&1');
+    await page.click('#console-clipboard-toggle');
+    await page.waitForSelector('#console-clip-guest');
+    await until('big.bin a third through', async () => {
+      const sent = Number(await page.getAttribute('.xfer:nth-child(3)', 'data-sent'));
+      return sent > 60 * MiB || undefined;
+    }, 600_000, 250);
+    await page.screenshot({ path: join(DOCS, 'console-desktop.png') });
+    await page.click('#console-clip-close');
     // 200 MiB at 6-8 MiB/s into a TCG guest: about half a minute; allow for a busy machine.
     await until('all three transfers done', async () => {
       const states = await page.$$eval('.xfer', (els: any[]) => els.map((e) => e.dataset.state));
@@ -260,7 +278,6 @@ describe('web console with the SPICE agent (desktop guest)', () => {
       }
       return states.every((s: string) => s === 'done') || undefined;
     }, 600_000, 500);
-    await page.screenshot({ path: join(DOCS, 'console-desktop.png') });
 
     const log: { name: string; state: string; sent: number }[][] = await page.evaluate(() => {
       window.__xferObserver.disconnect();
@@ -354,6 +371,10 @@ describe('web console with the SPICE agent (desktop guest)', () => {
       await p.waitForSelector('#console-clip-guest', { timeout: 20_000 });
       assert.equal(await until('the guest text in the panel', async () => ((await p.inputValue('#console-clip-guest')) === text ? text : undefined)), text);
       assert.match(await p.textContent('#console-clip-status') ?? '', /https or on localhost/);
+      // Its Copy button still copies (the old execCommand way, from the click): the other page reads it.
+      await p.click('#console-clip-copy');
+      await p.waitForSelector('#console-clip-message:has-text("Copied")');
+      assert.equal(await browserClipboardText(page), text);
       const up = `typed into the panel ${randomBytes(4).toString('hex')}`;
       await p.fill('#console-clip-local', up);
       await p.click('#console-clip-send');

@@ -57,22 +57,22 @@ export function formatSize(n: number): string {
   return `${v >= 100 ? v.toFixed(0) : v.toFixed(1)} ${units[i]}`;
 }
 
+/** A short digest of some bytes: SHA-256 where the page has it, FNV-1a otherwise (insecure contexts). */
+async function digest(b: Uint8Array): Promise<string> {
+  const subtle = globalThis.crypto?.subtle;
+  if (subtle) {
+    const d = new Uint8Array(await subtle.digest('SHA-256', b as Uint8Array<ArrayBuffer>));
+    return Array.from(d.subarray(0, 12), (x) => x.toString(16).padStart(2, '0')).join('');
+  }
+  let h = 0x811c9dc5;
+  for (let i = 0; i < b.length; i++) h = Math.imul(h ^ b[i]!, 0x01000193);
+  return `${b.length}:${(h >>> 0).toString(16)}`;
+}
+
 /** A short signature of clipboard content, to tell "the same" from "changed" without keeping copies around. */
 async function signature(c: { text?: string; png?: Uint8Array }): Promise<string> {
-  let png = '';
-  if (c.png) {
-    const subtle = globalThis.crypto?.subtle;
-    if (subtle) {
-      const d = new Uint8Array(await subtle.digest('SHA-256', c.png as Uint8Array<ArrayBuffer>));
-      png = Array.from(d.subarray(0, 12), (b) => b.toString(16).padStart(2, '0')).join('');
-    } else {
-      // FNV-1a (insecure contexts have no crypto.subtle; nothing is read there anyway but the paste event).
-      let h = 0x811c9dc5;
-      for (let i = 0; i < c.png.length; i++) h = Math.imul(h ^ c.png[i]!, 0x01000193);
-      png = `${c.png.length}:${(h >>> 0).toString(16)}`;
-    }
-  }
-  return `${c.text === undefined ? '-' : `t${c.text.length}:${c.text}`}|${png}`;
+  const text = c.text === undefined ? '-' : c.text.length <= 256 ? `t:${c.text}` : `T:${await digest(new TextEncoder().encode(c.text))}`;
+  return `${text}|${c.png ? await digest(c.png) : ''}`;
 }
 
 export class ClipboardBridge {

@@ -8,6 +8,7 @@ import { useEffect, useRef } from 'preact/hooks';
 import type { AgentState } from '../../spice/index.ts';
 import type { Vm } from '../lib/api.ts';
 import { html } from '../lib/html.ts';
+import { notify } from '../lib/store.ts';
 import { SEND_KEY_COMBOS } from '../console/keymap.ts';
 import { attachDropTarget } from '../console/file-drop.ts';
 import { SpiceConsole, type ConsoleStatusEvent, type ScaleMode } from '../console/spice-console.ts';
@@ -72,6 +73,7 @@ export function ConsoleView({ vm, full = false }: { vm: Vm; full?: boolean }) {
 
   useEffect(() => {
     let lastGuest: unknown;
+    let lastMessage: unknown;
     const c = new SpiceConsole({
       path: `/api/vms/${encodeURIComponent(vm.name)}/spice`,
       canReconnect: () => live(vmRef.current),
@@ -89,6 +91,11 @@ export function ConsoleView({ vm, full = false }: { vm: Vm; full?: boolean }) {
         if (cb?.needsPanel && cb.guest !== lastGuest) {
           lastGuest = cb.guest;
           clipOpen.value = true;
+        }
+        // Errors (size limits, refusals) are said even with the panel closed.
+        if (cb?.message && cb.message !== lastMessage) {
+          lastMessage = cb.message;
+          if (cb.message.kind === 'error' && !clipOpen.value) notify(cb.message.text);
         }
       },
       onTransfersChange: () => xferTick.value++,
