@@ -84,6 +84,8 @@ test('desktop guest on qxl: Xorg\'s drawing commands render pixel-exact against 
     assert.ok((drawn.DRAW_FILL ?? 0) > 0, `DRAW_FILL used: ${JSON.stringify(drawn)}`);
     assert.ok((drawn.DRAW_COPY ?? 0) > 0, `DRAW_COPY used: ${JSON.stringify(drawn)}`);
     assert.ok((delta.DRAW_FILL ?? 0) > 0 && (delta.DRAW_COPY ?? 0) > 0, `the commands drew: ${JSON.stringify(delta)}`);
+    // Moving a window copies its contents within the screen (the X server's CopyWindow → QXL copy-bits).
+    assert.ok((delta.COPY_BITS ?? 0) > 0, `COPY_BITS used for the moved window: ${JSON.stringify(delta)}`);
     assert.deepEqual(display.displayStats.skipped, {}, 'no drawing command skipped');
     assert.deepEqual(session.display!.stats.ignored, {}, 'no display message ignored');
   } finally {
