@@ -2,6 +2,13 @@
 // into the parser and the page store as it arrives; the disk at the same instant through a backup job started in
 // the same pause.
 //
+// This is the server's half. The receiving half (the socket, the parser, the store, the manifest) runs in a capture
+// worker, a detached process that outlives the server (worker/main.ts): a background snapshot whose receiver dies
+// can wedge QEMU 7.2 or leave the guest frozen. The server spawns the worker, prepares the disk, makes the pause,
+// waits for the stream to be stored, finishes the disk backup and tells the worker to write the manifest; on any
+// failure it cancels the migration, lets the guest run, drops the disk image and the worker's objects. If the server
+// dies meanwhile, the worker does the rest alone and the next server takes its outcome over (service.ts).
+//
 // The pause (see README.md, "Checkpoints: the pause"): on one QMP connection, without waiting between them,
 //   stop                          the guest stops (STOP event); block devices are drained and flushed
 //   transaction [bitmap, backup]  the disk's point in time (disk.ts)
@@ -10,14 +17,15 @@
 // The pause is STOP → RESUME from QEMU's own event timestamps. A VM paused by its user gets a plain precopy
 // migration instead (background-snapshot would start it), and stays paused.
 import { randomBytes } from 'node:crypto';
-import { createServer, type Server, type Socket } from 'node:net';
-import { rmSync } from 'node:fs';
-import { join } from 'node:path';
 import type { VmManager } from '../vm/manager.ts';
 import type { QmpClient, QmpEvent } from '../vm/qmp/index.ts';
-import { MigrationStreamParser, type ParsedStream } from './stream/index.ts';
 import type { CheckpointStore, Manifest } from './store/index.ts';
-import type { DiskCheckpoints, DiskPlan } from './disk.ts';
+import { diskNames, type DiskCheckpoints, type DiskPlan } from './disk.ts';
+import { abandonMigration, waitMigration } from './migration.ts';
+import { WorkerClient, waitWorkerExit } from './worker/client.ts';
+import { clearWorkerFiles, liveWorkerPid, workerFiles, type WorkerJob } from './worker/protocol.ts';
+
+export { waitMigration } from './migration.ts';
 
 /** Capabilities that change the stream's layout or cannot go with background-snapshot: all must be off. */
 const MUST_BE_OFF = [
@@ -33,6 +41,8 @@ export interface CaptureOptions {
   kind?: 'manual' | 'scheduled';
   label?: string;
   progress?: (stage: string) => void;
+  /** The server operation this checkpoint is taken for: a worker that outlives the server names it in its result. */
+  operationId?: string | null;
   signal?: AbortSignal;
 }
 
@@ -41,101 +51,100 @@ export const newCheckpointId = (): string => `${new Date().toISOString().replace
 const eventMs = (e: QmpEvent) => e.timestamp.seconds * 1000 + e.timestamp.microseconds / 1000;
 
 export async function captureCheckpoint(o: CaptureOptions): Promise<Manifest> {
-  const started = performance.now();
+  const requestedAt = Date.now();
   const id = newCheckpointId();
-  const vm0 = o.vms.get(o.ref);
-  const parent = o.store.list(vm0.id).at(-1)?.id ?? null;
   return o.vms.withQmp(o.ref, async (qmp, vm) => {
     const status = await qmp.queryStatus();
     const live = status.running;
     if (!live && !['paused', 'postmigrate'].includes(status.status)) {
       throw new Error(`cannot checkpoint VM '${vm.name}' in QEMU run state '${status.status}'`);
     }
+    const vmDir = o.vms.paths(vm).dir;
+    const files = workerFiles(vmDir);
+    const running = liveWorkerPid(files);
+    if (running !== undefined) throw new Error(`the capture worker of an earlier checkpoint of VM '${vm.name}' still runs (pid ${running})`);
+    clearWorkerFiles(files); // an outcome already taken over by a server (or nobody's)
     await setCapabilities(qmp, live);
-    const guestReady = o.vms.isReady(vm.id);
-    const sockPath = join(o.vms.paths(vm).dir, 'ckpt.sock');
-    rmSync(sockPath, { force: true });
-    const writer = await o.store.beginCheckpoint();
-    const parser = new MigrationStreamParser(writer);
-    let server: Server | undefined;
+    const parent = o.store.list(vm.id).at(-1)?.id ?? null;
+    const v = await qmp.execute('query-version');
+    const release = await o.store.holdWriter();
+    let worker: WorkerClient | undefined;
     let disk: DiskPlan | undefined;
     const events: QmpEvent[] = [];
     const offEvents = qmp.onEvent((e) => { if (e.event === 'STOP' || e.event === 'RESUME') events.push(e); });
     try {
+      o.progress?.('starting the capture worker');
+      const job: WorkerJob = {
+        format: 1, checkpointId: id, operationId: o.operationId ?? null, storeRoot: o.store.root, vmDir,
+        qmpSocket: o.vms.paths(vm).qmp, qemuPid: vm.pid ?? 0, serverPid: process.pid, live, requestedAt,
+        meta: {
+          id, vmId: vm.id, vmName: vm.name, parent, kind: o.kind ?? 'manual', ...(o.label ? { label: o.label } : {}),
+          qemu: { version: `${v.qemu.major}.${v.qemu.minor}.${v.qemu.micro}` },
+          spec: { memoryMiB: vm.spec.memoryMiB, cpus: vm.spec.cpus, display: vm.spec.display, kernel: vm.spec.kernel ?? null, baseDisk: vm.spec.baseDisk ?? null },
+          wasRunning: live,
+          guestReady: o.vms.isReady(vm.id),
+        },
+        disk: diskNames(vm.id, id),
+        ...(o.store.faults ? { faults: o.store.faults } : {}),
+      };
+      // The worker (a new Node process) starts while the disk image is prepared.
+      const launching = WorkerClient.launch(files, job);
+      launching.catch(() => undefined);
       o.progress?.('preparing the disk image');
       disk = await o.disks.plan(qmp, vm.id, id);
-      // Oriel listens; QEMU connects and streams. The parser consumes each chunk as it arrives.
-      let parsed: ParsedStream | undefined;
-      const received = new Promise<ParsedStream>((resolve, reject) => {
-        server = createServer((sock: Socket) => {
-          server!.close();
-          sock.on('data', (chunk: Buffer) => {
-            try {
-              parser.push(chunk);
-            } catch (e) {
-              sock.destroy();
-              reject(e);
-            }
-          });
-          sock.on('error', reject);
-          sock.on('end', () => {
-            try {
-              resolve((parsed = parser.end()));
-            } catch (e) {
-              reject(e);
-            }
-          });
-        });
-        server.on('error', reject);
-      });
-      received.catch(() => undefined);
-      await new Promise<void>((r) => server!.listen(sockPath, r));
+      worker = await launching;
+      worker.plan(disk?.job ?? null);
 
       o.progress?.('pausing');
       // Pipelined: QEMU runs them in order with no round trip between; the pause is stop → migration restart.
       const calls: Promise<unknown>[] = [];
       if (live) calls.push(qmp.execute('stop'));
       if (disk) calls.push(qmp.execute('transaction', { actions: disk.actions }));
-      calls.push(qmp.execute('migrate', { uri: `unix:${sockPath}` }));
+      calls.push(qmp.execute('migrate', { uri: `unix:${files.migration}` }));
       const results = await Promise.allSettled(calls);
       const failed = results.find((r) => r.status === 'rejected') as PromiseRejectedResult | undefined;
-      if (failed) {
-        await qmp.execute('migrate_cancel').catch(() => undefined);
-        if (live && !(await qmp.queryStatus()).running) await qmp.execute('cont').catch(() => undefined);
-        throw failed.reason;
-      }
+      if (failed) throw failed.reason;
+      const pauseMs = live ? await pauseFromEvents(events) : null;
+      worker.paused(pauseMs);
+
       o.progress?.('streaming RAM');
-      await received;
+      await worker.next('received');
       const mig = await waitMigration(qmp);
       if (mig.status !== 'completed') throw new Error(`QEMU's migration ended ${mig.status}${mig['error-desc'] ? `: ${mig['error-desc']}` : ''}`);
       o.progress?.('finishing the disk image');
-      const diskRec = disk ? await disk.finish() : undefined;
+      const diskRec = disk ? await o.disks.finish(qmp, disk.job) : null;
       disk = undefined;
-      const stop = events.find((e) => e.event === 'STOP');
-      const resume = events.find((e) => e.event === 'RESUME');
-      const pauseMs = stop && resume ? Math.round((eventMs(resume) - eventMs(stop)) * 100) / 100 : null;
       o.progress?.('writing the manifest');
-      const v = await qmp.execute('query-version');
-      return writer.finish(parsed!, {
-        id, vmId: vm.id, vmName: vm.name, createdAt: new Date().toISOString(), parent, kind: o.kind ?? 'manual',
-        ...(o.label ? { label: o.label } : {}),
-        qemu: { version: `${v.qemu.major}.${v.qemu.minor}.${v.qemu.micro}`, machine: parsed!.machine },
-        spec: { memoryMiB: vm.spec.memoryMiB, cpus: vm.spec.cpus, display: vm.spec.display, kernel: vm.spec.kernel ?? null, baseDisk: vm.spec.baseDisk ?? null },
-        wasRunning: live,
-        guestReady,
-        disks: diskRec ? [diskRec] : [],
-        stats: { pauseMs, durationMs: Math.round(performance.now() - started) },
-      });
+      const m = await worker.commit(diskRec, pauseMs);
+      await worker.done();
+      if (await waitWorkerExit(files, 0)) clearWorkerFiles(files);
+      return m;
     } catch (e) {
-      writer.abort();
-      await disk?.abort();
+      // Give the checkpoint up: the worker drains the stream to its end and drops it (a background snapshot is never
+      // cancelled: see migration.ts), the disk job is cancelled, the guest runs.
+      worker?.abort((e as Error).message);
+      if (!qmp.isClosed) await abandonMigration(qmp, { background: live, wasRunning: live }).catch(() => undefined);
+      await o.disks.abort(qmp, disk?.job ?? diskNames(vm.id, id)).catch(() => undefined);
+      await worker?.done().catch(() => undefined);
+      if (await waitWorkerExit(files, 0)) clearWorkerFiles(files);
       throw e;
     } finally {
       offEvents();
-      (server as Server | undefined)?.close();
-      rmSync(sockPath, { force: true });
+      release();
     }
   }, { quietRunState: true });
+}
+
+/** STOP → RESUME from QEMU's event timestamps (ms); null if they do not come within 10 s. */
+async function pauseFromEvents(events: QmpEvent[]): Promise<number | null> {
+  const end = Date.now() + 10_000;
+  for (;;) {
+    const stop = events.find((e) => e.event === 'STOP');
+    const resume = events.find((e) => e.event === 'RESUME');
+    if (stop && resume) return Math.round((eventMs(resume) - eventMs(stop)) * 100) / 100;
+    if (Date.now() > end) return null;
+    await new Promise((r) => setTimeout(r, 2));
+  }
 }
 
 async function setCapabilities(qmp: QmpClient, live: boolean): Promise<void> {
@@ -144,17 +153,4 @@ async function setCapabilities(qmp: QmpClient, live: boolean): Promise<void> {
     .filter((c) => (c.capability === 'background-snapshot' ? c.state !== live : MUST_BE_OFF.includes(c.capability) && c.state))
     .map((c) => ({ capability: c.capability, state: c.capability === 'background-snapshot' ? live : false }));
   if (want.length) await qmp.execute('migrate-set-capabilities', { capabilities: want });
-}
-
-interface MigrateInfo { status: string; 'error-desc'?: string; downtime?: number }
-
-/** Polls `query-migrate` until the migration has ended (the stream ending means it is about to). */
-export async function waitMigration(qmp: QmpClient, timeoutMs = 60_000): Promise<MigrateInfo> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const info = await qmp.execute<MigrateInfo>('query-migrate');
-    if (['completed', 'failed', 'cancelled'].includes(info.status)) return info;
-    if (Date.now() > end) throw new Error(`migration still ${info.status} after ${timeoutMs} ms`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
 }

@@ -23,14 +23,39 @@ export const BITMAP = 'oriel';
 
 interface Head { checkpointId: string; file: string }
 
+/** A checkpoint's disk backup, as plain data: whoever holds QMP when the checkpoint ends (the server, or a capture
+ * worker that outlived it) can finish or abort it from this alone. */
+export interface DiskJob {
+  vmId: string;
+  checkpointId: string;
+  /** The target image's block node in QEMU. */
+  node: string;
+  jobId: string;
+  /** The target image, relative to the checkpoint root. */
+  file: string;
+  incremental: boolean;
+  /** The image `file` is backed by (relative), when incremental. */
+  backing: string | null;
+}
+
 export interface DiskPlan {
+  job: DiskJob;
   /** Actions for the `transaction` issued in the pause. */
   actions: object[];
-  /** After the pause: waits for the backup job, closes the target, returns the record for the manifest. */
-  finish(): Promise<DiskRecord>;
-  /** Gives up (the checkpoint failed): cancels the job and deletes the image. */
-  abort(): Promise<void>;
 }
+
+/** Names of a checkpoint's disk objects, fixed by its id (so a worker can clean up a plan it never heard of). */
+export function diskNames(vmId: string, checkpointId: string): Pick<DiskJob, 'node' | 'jobId' | 'file'> {
+  return {
+    node: `ock-${checkpointId.slice(0, 20)}`,
+    jobId: `ockjob-${checkpointId.slice(0, 20)}`,
+    file: join('disks', vmId, `${checkpointId}.qcow2`),
+  };
+}
+
+interface JobInfo { id: string; type: string; status: string; 'current-progress': number; 'total-progress': number; error?: string }
+/** A backup that makes no progress for this long is given up. */
+const JOB_STALL_MS = 60_000;
 
 interface BitmapInfo { name: string; recording: boolean; busy: boolean; persistent: boolean; inconsistent?: boolean }
 
@@ -74,12 +99,10 @@ export class DiskCheckpoints {
       // A bitmap we cannot trust (no head image to count from, or QEMU marked it inconsistent): start over.
       await qmp.execute('block-dirty-bitmap-remove', { node: DISK_NODE, name: BITMAP });
     }
-    const rel = join('disks', vmId, `${ckptId}.qcow2`);
+    const { node, jobId, file: rel } = diskNames(vmId, ckptId);
     const file = join(this.root, rel);
     this.vmDir(vmId);
     await run(this.qemuImg, ['create', '-q', '-f', 'qcow2', ...(incremental ? ['-F', 'qcow2', '-b', join(this.root, head!.file)] : []), file, String(size)]);
-    const node = `ock-${ckptId.slice(0, 20)}`;
-    const jobId = `ockjob-${ckptId.slice(0, 20)}`;
     // backing: null: the job only writes clusters; the chain is needed when the image is read, not now.
     await qmp.execute('blockdev-add', { driver: 'qcow2', 'node-name': node, file: { driver: 'file', filename: file }, backing: null });
     const actions: object[] = [];
@@ -89,52 +112,45 @@ export class DiskCheckpoints {
       data: {
         device: DISK_NODE, target: node, 'job-id': jobId, sync: incremental ? 'incremental' : 'full',
         ...(incremental ? { bitmap: BITMAP } : {}),
-        'auto-finalize': true, 'auto-dismiss': true,
+        // Concluded jobs stay listed (with their error) until dismissed: the outcome can be read later, by another
+        // QMP client, even if its completion event went to a connection that is gone.
+        'auto-finalize': true, 'auto-dismiss': false,
       },
     });
-    let jobDone: Promise<void> | undefined;
-    const watch = () => {
-      jobDone ??= new Promise<void>((resolve, reject) => {
-        const off = qmp.onEvent((ev) => {
-          if (ev.data?.device !== jobId) return;
-          if (ev.event === 'BLOCK_JOB_COMPLETED') {
-            off();
-            if (ev.data.error) reject(new Error(`disk backup failed: ${ev.data.error}`));
-            else resolve();
-          } else if (ev.event === 'BLOCK_JOB_CANCELLED') {
-            off();
-            reject(new Error('disk backup was cancelled'));
-          }
-        });
-        void qmp.closed.then(() => reject(new Error('QEMU exited during the disk backup')));
-      });
-      return jobDone;
-    };
-    watch(); // subscribe before the transaction can start the job
-    const cleanup = async () => {
-      await qmp.execute('blockdev-del', { 'node-name': node }).catch(() => undefined);
-    };
-    return {
-      actions,
-      finish: async () => {
-        // The job may have completed already (a small disk): its event was caught by the subscription above.
-        await watch();
-        await cleanup();
-        const fd = openSync(file, 'r+');
-        try { fsyncSync(fd); } finally { closeSync(fd); }
-        this.setHead(vmId, { checkpointId: ckptId, file: rel });
-        return {
-          node: DISK_NODE, file: rel, backing: incremental ? head!.file : null, mode: incremental ? 'incremental' : 'full',
-          bytes: statSync(file).blocks * 512,
-        };
-      },
-      abort: async () => {
-        await qmp.execute('block-job-cancel', { device: jobId, force: true }).catch(() => undefined);
-        await watch().catch(() => undefined);
-        await cleanup();
-        rmSync(file, { force: true });
-      },
-    };
+    return { job: { vmId, checkpointId: ckptId, node, jobId, file: rel, incremental, backing: incremental ? head!.file : null }, actions };
+  }
+
+  /**
+   * After the pause: waits for the backup job to conclude, dismisses it, closes the target node, makes the image
+   * durable and the head of the chain; returns the record for the manifest. Safe to call again after a caller that
+   * died half-way (a job already gone is fine if head.json names this checkpoint).
+   */
+  async finish(qmp: QmpClient, job: DiskJob): Promise<DiskRecord> {
+    const info = await waitJob(qmp, job.jobId);
+    const file = join(this.root, job.file);
+    if (!info) {
+      if (this.head(job.vmId)?.checkpointId !== job.checkpointId) throw new Error(`disk backup job ${job.jobId} is gone and its outcome unknown`);
+    } else {
+      await qmp.execute('job-dismiss', { id: job.jobId }).catch(() => undefined);
+      if (info.error) throw new Error(`disk backup failed: ${info.error}`);
+      await qmp.execute('blockdev-del', { 'node-name': job.node }).catch(() => undefined);
+      const fd = openSync(file, 'r+');
+      try { fsyncSync(fd); } finally { closeSync(fd); }
+      this.setHead(job.vmId, { checkpointId: job.checkpointId, file: job.file });
+    }
+    return { node: DISK_NODE, file: job.file, backing: job.backing, mode: job.incremental ? 'incremental' : 'full', bytes: statSync(file).blocks * 512 };
+  }
+
+  /** Gives up (the checkpoint failed): cancels the job if it runs, dismisses it, closes the node, deletes the image.
+   * Any of these may have happened already. */
+  async abort(qmp: QmpClient | undefined, job: Pick<DiskJob, 'node' | 'jobId' | 'file'>): Promise<void> {
+    if (qmp && !qmp.isClosed) {
+      await qmp.execute('block-job-cancel', { device: job.jobId, force: true }).catch(() => undefined);
+      await waitJob(qmp, job.jobId, 10_000).catch(() => undefined);
+      await qmp.execute('job-dismiss', { id: job.jobId }).catch(() => undefined);
+      await qmp.execute('blockdev-del', { 'node-name': job.node }).catch(() => undefined);
+    }
+    rmSync(join(this.root, job.file), { force: true });
   }
 
   /**
@@ -191,5 +207,24 @@ export class DiskCheckpoints {
       removed.push(dead);
     }
     return { removed, rebased };
+  }
+}
+
+/** Polls `query-jobs` until the job has concluded; returns it, or undefined if QEMU does not list it. Throws if it
+ * makes no progress for JOB_STALL_MS (or `stallMs`). */
+async function waitJob(qmp: QmpClient, jobId: string, stallMs = JOB_STALL_MS): Promise<JobInfo | undefined> {
+  let last = -1;
+  let lastChange = Date.now();
+  for (;;) {
+    const jobs = await qmp.execute<JobInfo[]>('query-jobs');
+    const j = jobs.find((x) => x.id === jobId);
+    if (!j || j.status === 'concluded' || j.status === 'null') return j;
+    if (j['current-progress'] !== last) {
+      last = j['current-progress'];
+      lastChange = Date.now();
+    } else if (Date.now() - lastChange > stallMs) {
+      throw new Error(`disk backup job ${jobId} made no progress for ${Math.round(stallMs / 1000)} s (status ${j.status})`);
+    }
+    await new Promise((r) => setTimeout(r, 20));
   }
 }

@@ -9,7 +9,7 @@ import type { VmManager } from '../vm/manager.ts';
 import { writeStream } from './stream/index.ts';
 import type { CheckpointStore, Manifest } from './store/index.ts';
 import type { DiskCheckpoints } from './disk.ts';
-import { waitMigration } from './capture.ts';
+import { waitMigration } from './migration.ts';
 
 export interface RestoreOptions {
   vms: VmManager;

@@ -2,8 +2,12 @@
 // checkpoints. One CheckpointService per data directory (it holds the store's lock).
 import { join } from 'node:path';
 import type { VmManager } from '../vm/manager.ts';
+import { isAlive } from '../vm/process.ts';
 import { captureCheckpoint } from './capture.ts';
 import { DiskCheckpoints } from './disk.ts';
+import { abandonMigration } from './migration.ts';
+import { waitWorkerExit } from './worker/client.ts';
+import { clearWorkerFiles, liveWorkerPid, readJob, readResult, workerFiles, type WorkerJob } from './worker/protocol.ts';
 import { restoreCheckpoint, type RestoreResult } from './restore.ts';
 import { CheckpointStore, type Manifest, type VerifyReport, type FaultInjection } from './store/index.ts';
 
@@ -32,7 +36,24 @@ export interface RetentionRules {
   monthly?: number;
 }
 
-export interface Progress { (stage: string): void }
+/** Reports a long action's stages; `operationId` names the server operation it reports for (a capture worker that
+ * outlives the server carries it, so the next server can finish that operation). */
+export interface Progress { (stage: string): void; operationId?: string }
+
+/** How a capture worker left by a previous server ended. */
+export interface WorkerOutcome {
+  vmId: string;
+  job: WorkerJob;
+  ok: boolean;
+  error?: string;
+  /** The checkpoint, when it was taken. */
+  checkpoint?: CheckpointSummary;
+  /** The worker died without an outcome: what it had set up in QEMU may still be there (see cleanupAbandoned). */
+  abandoned: boolean;
+}
+
+/** How long a restarted server waits for a capture worker the previous one left, before ending it. */
+const WORKER_SETTLE_MS = 5 * 60_000;
 
 export class CheckpointService {
   readonly store: CheckpointStore;
@@ -51,8 +72,58 @@ export class CheckpointService {
     this.store.close();
   }
 
-  create(ref: string, opts: { kind?: 'manual' | 'scheduled'; label?: string; progress?: Progress } = {}): Promise<Manifest> {
-    return captureCheckpoint({ vms: this.vms, store: this.store, disks: this.disks, ref, ...opts });
+  create(ref: string, opts: { kind?: 'manual' | 'scheduled'; label?: string; progress?: Progress; operationId?: string } = {}): Promise<Manifest> {
+    return captureCheckpoint({ vms: this.vms, store: this.store, disks: this.disks, ref, ...opts, operationId: opts.operationId ?? opts.progress?.operationId ?? null });
+  }
+
+  // ---- capture workers left by a previous server (see worker/) ----
+
+  /** VMs with a capture worker's job in their folder (running, or ended with an outcome nobody took yet). */
+  leftoverWorkers(): { vmId: string; job: WorkerJob; pid?: number }[] {
+    const out: { vmId: string; job: WorkerJob; pid?: number }[] = [];
+    for (const vm of this.vms.list()) {
+      const files = workerFiles(this.vms.paths(vm).dir);
+      const job = readJob(files);
+      if (job) out.push({ vmId: vm.id, job, pid: liveWorkerPid(files) });
+    }
+    return out;
+  }
+
+  /**
+   * Waits until the VM's leftover capture worker has ended (it finishes or aborts the checkpoint on its own; one
+   * still running after `timeoutMs` is ended), takes its outcome and forgets its files. Call before anything
+   * connects to the VM's QMP: while the worker runs, it may hold it.
+   */
+  async settleWorker(vmId: string, timeoutMs = WORKER_SETTLE_MS): Promise<WorkerOutcome | undefined> {
+    const files = workerFiles(this.vms.paths(this.vms.get(vmId)).dir);
+    const job = readJob(files);
+    if (!job) return undefined;
+    if (!(await waitWorkerExit(files, timeoutMs))) {
+      const pid = liveWorkerPid(files);
+      if (pid !== undefined) {
+        try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ }
+        for (let i = 0; i < 100 && isAlive(pid); i++) await new Promise((r) => setTimeout(r, 50));
+      }
+    }
+    const result = readResult(files);
+    const checkpoint = this.store.get(job.checkpointId) ? this.list(vmId).find((c) => c.id === job.checkpointId) : undefined;
+    clearWorkerFiles(files);
+    this.store.recoverOrphans();
+    const ok = !!checkpoint;
+    return {
+      vmId, job, ok, checkpoint, abandoned: !result && !checkpoint,
+      ...(ok ? {} : { error: result?.error ?? `the capture worker ended without finishing the checkpoint (see ${files.log})` }),
+    };
+  }
+
+  /** After a worker that died without an outcome: ends what it may have left in QEMU (a migration, the disk backup
+   * and its image) and lets the guest run if it did before. The VM must be attached again. */
+  async cleanupAbandoned(o: WorkerOutcome): Promise<void> {
+    if (!o.abandoned) return;
+    await this.vms.withQmp(o.vmId, async (qmp) => {
+      await abandonMigration(qmp, { background: o.job.live, wasRunning: o.job.live });
+      if (o.job.disk) await this.disks.abort(qmp, o.job.disk);
+    }, { quietRunState: true });
   }
 
   list(ref?: string): CheckpointSummary[] {
@@ -87,6 +158,10 @@ export class CheckpointService {
   private async collectDisks(vmId: string): Promise<string[]> {
     const remaining = this.store.list(vmId);
     const used = new Set(remaining.flatMap((m) => m.disks.map((d) => d.file)));
+    // The image of a checkpoint being taken now is in no manifest yet.
+    const vm = this.vms.store.get(vmId);
+    const running = vm ? readJob(workerFiles(this.vms.paths(vm).dir)) : undefined;
+    if (running?.disk) used.add(running.disk.file);
     const { removed, rebased } = await this.disks.collect(vmId, used);
     for (const m of remaining) {
       let changed = false;

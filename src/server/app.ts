@@ -25,6 +25,7 @@ import { vmRoutes } from './routes/vms.ts';
 import { consoleRoutes } from './routes/console.ts';
 import { checkpointRoutes } from './routes/checkpoints.ts';
 import { CheckpointSchedules } from './checkpoints/schedules.ts';
+import { CaptureRecovery } from './checkpoints/recovery.ts';
 import { CheckpointService } from '../checkpoint/service.ts';
 import { spiceUpgrade } from './console/proxy.ts';
 import { registerUpgrades } from './console/upgrade.ts';
@@ -72,8 +73,11 @@ export async function createServer(config: OrielConfig, opts: { logger?: boolean
     await users.create('admin', password, 'admin');
     firstAdmin = { name: 'admin', password, generated: !config.adminPassword };
   }
-  ops.init();
-  await vms.init();
+  // Capture workers a crashed server left end their checkpoints first; their operations end with them.
+  const recovery = new CaptureRecovery(checkpoints, (msg, extra) => app.log.warn(extra, msg));
+  ops.init((op) => recovery.operation(op));
+  await vms.init({ beforeReattach: (vm) => recovery.beforeReattach(vm) });
+  recovery.vmsReady();
   schedules.start();
 
   app.setValidatorCompiler(validatorCompiler);

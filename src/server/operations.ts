@@ -29,6 +29,7 @@ export interface Operation {
 }
 
 export interface OperationContext {
+  id: string;
   signal: AbortSignal;
   progress(done: number, total: number, stage: string): void;
   log(line: string): void;
@@ -59,11 +60,38 @@ export class Operations extends EventEmitter {
     this.setMaxListeners(0);
   }
 
-  /** Operations left running by a previous server process can never finish: say so. */
-  init(): void {
-    this.db
-      .prepare("UPDATE operations SET status = 'failed', error = 'the server stopped while this operation ran', finished_at = ? WHERE status IN ('pending', 'running')")
-      .run(new Date().toISOString());
+  /** Operations left running by a previous server process can never finish, unless `adopt` takes one over (a
+   * checkpoint whose capture worker outlived the server): it then ends as the promise `adopt` returns does. The
+   * others are marked failed. */
+  init(adopt?: (op: Operation) => Promise<unknown> | undefined): void {
+    const left = this.db.prepare("SELECT * FROM operations WHERE status IN ('pending', 'running')").all() as Row[];
+    for (const op of left.map(fromRow)) {
+      const carried = adopt?.(op);
+      if (carried) {
+        const log = [...op.log, 'the server restarted; the operation continues'];
+        this.db.prepare('UPDATE operations SET log = ? WHERE id = ?').run(JSON.stringify(log), op.id);
+        void this.settle(op.id, carried, () => false, op.progress);
+        continue;
+      }
+      this.db
+        .prepare("UPDATE operations SET status = 'failed', error = 'the server stopped while this operation ran', finished_at = ? WHERE id = ?")
+        .run(new Date().toISOString(), op.id);
+    }
+  }
+
+  /** Records how an operation ended once `p` settles. */
+  private async settle(id: string, p: Promise<unknown>, aborted: () => boolean, progress: (() => Progress) | Progress): Promise<void> {
+    let status: OperationStatus = 'succeeded', error: string | null = null, result: unknown;
+    try {
+      result = await p;
+    } catch (e) {
+      status = aborted() ? 'cancelled' : 'failed';
+      error = aborted() ? 'cancelled on request' : (e as Error).message;
+    }
+    const prog = typeof progress === 'function' ? progress() : progress;
+    const stored = result === undefined ? prog : { ...prog, result };
+    this.db.prepare('UPDATE operations SET status = ?, error = ?, progress = ?, finished_at = ? WHERE id = ?').run(status, error, JSON.stringify(stored), new Date().toISOString(), id);
+    this.emit('changed', this.get(id));
   }
 
   get(id: string): Operation {
@@ -102,6 +130,7 @@ export class Operations extends EventEmitter {
       this.emit('changed', this.get(id));
     };
     const ctx: OperationContext = {
+      id,
       signal: ac.signal,
       progress: (done, total, stage) => {
         progress = { done, total, stage };
@@ -113,20 +142,11 @@ export class Operations extends EventEmitter {
         persist();
       },
     };
-    void (async () => {
-      let status: OperationStatus = 'succeeded', error: string | null = null, result: unknown;
-      try {
-        result = await fn(ctx);
-      } catch (e) {
-        status = ac.signal.aborted ? 'cancelled' : 'failed';
-        error = ac.signal.aborted ? 'cancelled on request' : (e as Error).message;
-      }
+    const run = (async () => fn(ctx))();
+    void this.settle(id, run.finally(() => {
       this.controllers.delete(id);
       persist(true);
-      const stored = result === undefined ? progress : { ...progress, result };
-      this.db.prepare('UPDATE operations SET status = ?, error = ?, progress = ?, finished_at = ? WHERE id = ?').run(status, error, JSON.stringify(stored), new Date().toISOString(), id);
-      this.emit('changed', this.get(id));
-    })();
+    }), () => ac.signal.aborted, () => progress);
     return op;
   }
 

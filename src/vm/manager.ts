@@ -566,10 +566,12 @@ export class VmManager extends EventEmitter {
 
   // ---- server start / stop ----
 
-  /** Re-attaches VMs whose QEMU survived a server restart; marks the others. */
-  async init(): Promise<void> {
+  /** Re-attaches VMs whose QEMU survived a server restart; marks the others. `beforeReattach` runs first for each
+   * (checkpoints: a capture worker left by the previous server may hold QMP while it ends its checkpoint). */
+  async init(opts: { beforeReattach?: (vm: VmRecord) => Promise<void> } = {}): Promise<void> {
     for (const vm of this.store.list()) {
       if (vm.state === 'stopped' || vm.state === 'crashed') continue;
+      await opts.beforeReattach?.(vm);
       const p = this.paths(vm);
       const pid = readPidfile(p.pidfile) ?? vm.pid ?? undefined;
       let why = `QEMU was no longer running when Oriel started (last known pid ${pid ?? 'unknown'}).`;

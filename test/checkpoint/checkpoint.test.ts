@@ -3,7 +3,9 @@
 // (its disk image merged into the next), verify, retention.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { CheckpointService, selectRetention } from '../../src/checkpoint/index.ts';
+import { readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { CheckpointService, selectRetention, type FaultInjection } from '../../src/checkpoint/index.ts';
 import { makeRig, bootTiny, type Rig } from './helpers.ts';
 
 describe('checkpoints of a running guest', () => {
@@ -18,10 +20,12 @@ describe('checkpoints of a running guest', () => {
   // O_DIRECT (so it is on the disk, not only in the guest's page cache) and read back the same way.
   const state = () => sh('cat /mnt/c; md5sum /mnt/p | cut -c1-32; dd if=/dev/vda bs=512 count=1 iflag=direct 2>/dev/null | head -c 12');
   const chain: { id: string; expect: string; pauseMs: number | null }[] = [];
+  /** Handed to the store and, per checkpoint, to its capture worker: set only around the full-disk test. */
+  const faults: FaultInjection = {};
 
   before(async () => {
     rig = await makeRig();
-    svc = new CheckpointService(rig.vms, { root: CheckpointService.defaultRoot(rig.dataDir), qemuImg: rig.qemuImg });
+    svc = new CheckpointService(rig.vms, { root: CheckpointService.defaultRoot(rig.dataDir), qemuImg: rig.qemuImg, faults });
     await bootTiny(rig, 'ck', 160);
     await sh('mkdir -p /mnt && mount -t tmpfs t /mnt && dd if=/dev/urandom of=/mnt/p bs=1M count=4 2>/dev/null');
   });
@@ -62,6 +66,37 @@ describe('checkpoints of a running guest', () => {
     const m = await svc.create('ck');
     assert.equal(m.disks[0]!.mode, 'full');
     await sh('echo 43 > /mnt/c');
+    await svc.restore(m.id);
+    assert.equal(await state(), expect);
+    await svc.delete([m.id]);
+  });
+
+  test('a capture worker that fails mid-stream (disk full) gives the checkpoint up cleanly; the guest runs on', async () => {
+    const before = svc.list('ck').map((c) => c.id);
+    const packs = readdirSync(join(svc.store.root, 'packs')).sort();
+    await sh('dd if=/dev/urandom of=/mnt/p bs=1M count=4 conv=notrunc 2>/dev/null; echo 7 > /mnt/c');
+    faults.failAfterBytes = 1_000_000; // the worker runs out of space within its 4 MiB of new pages
+    try {
+      await assert.rejects(svc.create('ck'), /ENOSPC/);
+    } finally {
+      delete faults.failAfterBytes;
+    }
+    assert.equal(rig.vms.get('ck').state, 'running');
+    assert.equal(await sh('cat /mnt/c'), '7', 'the guest answers');
+    // QEMU 7.2 would leave guest RAM write-protected after a cancelled background snapshot: it was drained instead.
+    assert.equal((await rig.vms.qmp('ck').execute<{ status: string }>('query-migrate')).status, 'completed');
+    assert.equal(await sh('echo 8 > /mnt/c; dd if=/dev/urandom of=/mnt/p bs=1M count=4 conv=notrunc 2>/dev/null; cat /mnt/c'), '8', 'the guest writes to its RAM');
+    assert.deepEqual(svc.list('ck').map((c) => c.id), before, 'no checkpoint appeared');
+    assert.deepEqual(readdirSync(join(svc.store.root, 'packs')).sort(), packs, 'the worker deleted its pack');
+    const vmDir = rig.vms.paths(rig.vms.get('ck')).dir;
+    assert.deepEqual(readdirSync(vmDir).filter((f) => f.startsWith('ckpt') && f !== 'ckpt-worker.log'), [], 'no worker files left');
+    const diskDir = join(svc.store.root, 'disks', rig.vms.get('ck').id);
+    const known = new Set([...svc.list('ck').map((c) => svc.show(c.id).disks[0]!.file), svc.disks.head(rig.vms.get('ck').id)?.file]);
+    assert.deepEqual(readdirSync(diskDir).filter((f) => f.endsWith('.qcow2') && !known.has(join('disks', rig.vms.get('ck').id, f))), [], 'its disk image was deleted');
+    // The next checkpoint works and restores exactly.
+    const expect = await state();
+    const m = await svc.create('ck');
+    await sh('echo 9 > /mnt/c');
     await svc.restore(m.id);
     assert.equal(await state(), expect);
     await svc.delete([m.id]);

@@ -6,6 +6,7 @@ import { defaultConfig, scratchRoot } from '../../src/config.ts';
 import { openDatabase, type Db } from '../../src/store/database.ts';
 import { VmManager } from '../../src/vm/manager.ts';
 import { ensureTinyImage } from '../helpers/images.ts';
+import { killVmsIn } from '../helpers/server.ts';
 
 export interface Rig {
   dataDir: string;
@@ -32,6 +33,7 @@ export async function makeRig(): Promise<Rig> {
         if (!['stopped', 'crashed'].includes(vm.state)) await vms.forceStop(vm.id).catch(() => undefined);
       }
       db.close();
+      killVmsIn(dataDir);
       rmSync(dataDir, { recursive: true, force: true });
     },
   };

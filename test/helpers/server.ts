@@ -103,11 +103,16 @@ export async function addUser(t: TestServer, name: string, role: 'admin' | 'user
 }
 
 /** Last-resort cleanup for tests that run `oriel serve` in another process: ends every QEMU whose pidfile is in
- * `dataDir` (and is really that VM's QEMU), whether or not a server is still there to stop it. */
+ * `dataDir` (and is really that VM's QEMU), and every checkpoint capture worker, whether or not a server is still
+ * there to stop them. */
 export function killVmsIn(dataDir: string): void {
   const root = join(dataDir, 'vms');
   if (!existsSync(root)) return;
   for (const id of readdirSync(root)) {
+    const worker = readPidfile(join(root, id, 'ckpt-worker.pid'));
+    if (worker !== undefined && isOurQemu(worker, join(root, id, 'ckpt-worker.job.json'))) {
+      try { process.kill(worker, 'SIGKILL'); } catch { /* already gone */ }
+    }
     const pid = readPidfile(join(root, id, 'qemu.pid'));
     if (pid !== undefined && isOurQemu(pid, join(root, id, 'qmp.sock'))) {
       try { process.kill(pid, 'SIGKILL'); } catch { /* already gone */ }

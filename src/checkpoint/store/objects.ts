@@ -6,6 +6,9 @@
 //   packs/<n>.pack   "ORPK" be32 1, then records: hash[32] codec u8 rawLen be32 storedLen be32 data[storedLen]
 //   index.db         objects(hash → pack, offset, rawLen, storedLen, codec); packs(n)
 //
+// Several processes may write (the server, capture workers): each session creates its pack exclusively (O_EXCL, the
+// next free number on a clash), and index rows go in with SQLite's own locking (WAL, busy timeout).
+//
 // Crash safety: a write session appends to a pack of its own that no index row points to yet; `commit` fsyncs the
 // pack (and its folder), then inserts the pack and its objects in one SQLite transaction (synchronous=FULL). A
 // session that dies (crash, kill, full disk) leaves a pack the index does not know: `open` deletes such packs, and
@@ -52,6 +55,7 @@ export class ObjectStore {
     this.db = new Database(join(root, 'index.db'));
     this.db.pragma('journal_mode = WAL');
     this.db.pragma('synchronous = FULL');
+    this.db.pragma('busy_timeout = 30000');
     this.db.exec(`
       CREATE TABLE IF NOT EXISTS packs (n INTEGER PRIMARY KEY);
       CREATE TABLE IF NOT EXISTS objects (
@@ -237,7 +241,19 @@ export class WriteSession {
   }
 
   private openPack(n: number): number {
-    const fd = openSync(this.store.packPath(n), 'wx', 0o600);
+    let fd: number;
+    for (;;) {
+      try {
+        fd = openSync(this.store.packPath(n), 'wx', 0o600);
+        break;
+      } catch (e) {
+        // Another process (a capture worker, or the server) took this number between our look and our create.
+        if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+        this.store.release(n);
+        n = this.store.nextPack();
+      }
+    }
+    this.pack = n;
     this.packs.push(n);
     this.offset = 0;
     this.write(fd, PACK_MAGIC);
@@ -283,8 +299,7 @@ export class WriteSession {
     if (this.offset + REC_HEADER + stored.length > PACK_LIMIT && this.offset > PACK_MAGIC.length) {
       fsyncSync(this.fd);
       closeSync(this.fd);
-      this.pack = this.store.nextPack();
-      this.fd = this.openPack(this.pack);
+      this.fd = this.openPack(this.store.nextPack());
     }
     const h = Buffer.alloc(REC_HEADER);
     hash.copy(h, 0);

@@ -3,12 +3,16 @@
 //   index.db, packs/   content-addressed objects (objects.ts)
 //   manifests/<id>.json one per checkpoint, written last, atomically (manifest.ts)
 //   disks/<vmId>/      the checkpoints' disk images (incremental qcow2 chain; disk.ts)
-//   lock               pid of the process that has the store open
+//   lock               pid of the process that has the store open (the server)
+//   writers/<pid>.json capture workers (worker/) writing a checkpoint from their own process
 // Writers share the store, GC and verify have it alone (a readers-writer lock where checkpoint writers are the
 // "readers"): GC never runs while a checkpoint is being written, so it can never delete an object a half-written
-// checkpoint relies on (written, or found already stored and not written again).
+// checkpoint relies on (written, or found already stored and not written again). Capture workers are writers too:
+// GC and verify also wait while a live worker is registered, and a pack no index row names is deleted at open only
+// when no worker is (it may be a running worker's).
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { isAlive } from '../../vm/process.ts';
 import type { PageRecord, ParsedStream, RamBlock, StreamSink } from '../stream/index.ts';
 import { PAGE_SIZE } from '../stream/index.ts';
 import { HASH_BYTES, ObjectStore, sha256, type FaultInjection, type WriteSession } from './objects.ts';
@@ -19,6 +23,14 @@ const ZERO_PAGE_SHA = sha256(Buffer.alloc(PAGE_SIZE));
 
 export class StoreLockedError extends Error {
   override name = 'StoreLockedError';
+}
+
+export interface StoreOptions {
+  faults?: FaultInjection;
+  /** A capture worker: shares the store with the server that holds the lock (no lock of its own, no recovery at
+   * open), registered in writers/ while open; `marker` is a string of its command line (a recycled pid is never
+   * mistaken for it). */
+  worker?: { marker: string };
 }
 
 export interface VerifyReport {
@@ -36,21 +48,60 @@ export class CheckpointStore {
   private writers = 0;
   private writersIdle: (() => void)[] = [];
   private readonly manifestsDir: string;
+  private readonly writersDir: string;
+  private readonly registration?: string;
+  /** Test hook, handed on to capture workers too. */
+  readonly faults?: FaultInjection;
 
-  constructor(readonly root: string, opts: { faults?: FaultInjection } = {}) {
+  constructor(readonly root: string, opts: StoreOptions = {}) {
+    this.faults = opts.faults;
     mkdirSync(root, { recursive: true, mode: 0o700 });
     this.manifestsDir = join(root, 'manifests');
-    mkdirSync(this.manifestsDir, { recursive: true, mode: 0o700 });
-    mkdirSync(join(root, 'disks'), { recursive: true, mode: 0o700 });
-    takeLock(join(root, 'lock'));
+    this.writersDir = join(root, 'writers');
+    for (const d of [this.manifestsDir, this.writersDir, join(root, 'disks')]) mkdirSync(d, { recursive: true, mode: 0o700 });
+    if (opts.worker) {
+      this.registration = join(this.writersDir, `${process.pid}.json`);
+      writeFileSync(this.registration, JSON.stringify({ pid: process.pid, marker: opts.worker.marker }), { mode: 0o600 });
+    } else {
+      takeLock(join(root, 'lock'));
+    }
     this.objects = new ObjectStore(root, opts.faults);
-    this.objects.recover();
-    for (const f of readdirSync(this.manifestsDir)) if (f.includes('.tmp-')) rmSync(join(this.manifestsDir, f), { force: true });
+    if (!opts.worker) this.recoverOrphans();
   }
 
   close(): void {
     this.objects.close();
-    rmSync(join(this.root, 'lock'), { force: true });
+    if (this.registration) rmSync(this.registration, { force: true });
+    else rmSync(join(this.root, 'lock'), { force: true });
+  }
+
+  /** Capture workers of other processes that have the store open now (stale registrations are dropped). */
+  liveWorkers(): number[] {
+    const out: number[] = [];
+    for (const f of readdirSync(this.writersDir)) {
+      const p = join(this.writersDir, f);
+      let reg: { pid: number; marker: string };
+      try {
+        reg = JSON.parse(readFileSync(p, 'utf8')) as { pid: number; marker: string };
+      } catch {
+        continue; // being written
+      }
+      if (reg.pid === process.pid) continue;
+      if (isAlive(reg.pid) && cmdlineHas(reg.pid, reg.marker)) out.push(reg.pid);
+      else if (!this.registration) rmSync(p, { force: true });
+    }
+    return out;
+  }
+
+  /** Deletes what dead writers left: packs no index row names, manifest temp files of dead processes. Does nothing
+   * to packs while a capture worker is live (they may be its own). */
+  recoverOrphans(): string[] {
+    const removed = this.liveWorkers().length ? [] : this.objects.recover();
+    for (const f of readdirSync(this.manifestsDir)) {
+      const m = /\.tmp-(\d+)$/.exec(f);
+      if (m && !isAlive(Number(m[1]))) rmSync(join(this.manifestsDir, f), { force: true });
+    }
+    return removed;
   }
 
   /** Runs `fn` alone: after every checkpoint being written has finished, and none starts meanwhile. */
@@ -59,6 +110,8 @@ export class CheckpointStore {
       this.exclusiveRunning = true;
       try {
         while (this.writers > 0) await new Promise<void>((r) => this.writersIdle.push(r));
+        // Writers in other processes (capture workers) cannot be waited for by promise: poll their registrations.
+        while (this.liveWorkers().length > 0) await new Promise((r) => setTimeout(r, 100));
         return await fn();
       } finally {
         this.exclusiveRunning = false;
@@ -72,6 +125,17 @@ export class CheckpointStore {
   private async enterWriter(): Promise<void> {
     while (this.exclusiveRunning) await this.exclusiveTail;
     this.writers++;
+  }
+
+  /** Holds a writer's place without writing (the server, while a capture worker writes for it): GC and verify wait
+   * until the returned function is called. */
+  async holdWriter(): Promise<() => void> {
+    await this.enterWriter();
+    let held = true;
+    return () => {
+      if (held) this.leaveWriter();
+      held = false;
+    };
   }
   leaveWriter(): void {
     this.writers--;
@@ -202,11 +266,25 @@ export class CheckpointStore {
   }
 }
 
+/** What the caller gives for a manifest: everything but what comes from the stream (and the machine type). */
+export type ManifestMeta = Omit<Manifest, 'format' | 'stream' | 'stats' | 'qemu'> & {
+  qemu: { version: string; machine?: string };
+  stats: Omit<Manifest['stats'], 'pages' | 'zeroPages' | 'newObjects' | 'newBytes' | 'streamBytes'>;
+};
+
+/** A stream whose objects are committed, waiting for its manifest. */
+export interface SealedStream {
+  machine: string;
+  stream: Manifest['stream'];
+  stats: Pick<Manifest['stats'], 'pages' | 'zeroPages' | 'newObjects' | 'newBytes' | 'streamBytes'>;
+}
+
 /** Stores a stream's pages as the parser reports them and builds its page tables. */
 export class CheckpointWriter implements StreamSink {
   private tables: Buffer[] = [];
   private blockList: RamBlock[] = [];
-  private finished = false;
+  private state: 'open' | 'sealed' | 'published' | 'aborted' = 'open';
+  private sealed?: SealedStream;
   pages = 0;
   zeroPages = 0;
 
@@ -236,59 +314,86 @@ export class CheckpointWriter implements StreamSink {
    * Stores the tables and blobs, commits (fsync, index), then writes the manifest atomically. `meta` is everything
    * of the manifest but what comes from the stream.
    */
-  finish(parsed: ParsedStream, meta: Omit<Manifest, 'format' | 'stream' | 'stats'> & { stats: Omit<Manifest['stats'], 'pages' | 'zeroPages' | 'newObjects' | 'newBytes' | 'streamBytes'> }): Manifest {
-    if (this.finished) throw new Error('checkpoint writer already finished');
-    this.finished = true;
-    {
-      try {
-        const blocks: ManifestBlock[] = this.blockList.map((b, i) => {
-          const t = this.tables[i]!;
-          const tables: string[] = [];
-          const chunk = PAGES_PER_TABLE * HASH_BYTES;
-          for (let o = 0; o < t.length; o += chunk) {
-            const part = t.subarray(o, Math.min(o + chunk, t.length));
-            for (let k = 0; k < part.length; k += HASH_BYTES) {
-              if (part[k] === 0 && part.subarray(k, k + HASH_BYTES).equals(ZERO_HASH)) this.zeroPages++;
-              else this.pages++;
-            }
-            tables.push(this.session.putBlob(Buffer.from(part)).toString('hex'));
+  finish(parsed: ParsedStream, meta: ManifestMeta): Manifest {
+    this.seal(parsed);
+    return this.publish(meta);
+  }
+
+  /**
+   * First half of `finish`: stores the page tables and the stream's blobs and commits them (pack fsync, index
+   * rows). Nothing is visible yet: no manifest names these objects, and GC keeps out until `publish` or `abort`.
+   */
+  seal(parsed: ParsedStream): SealedStream {
+    if (this.state !== 'open') throw new Error(`checkpoint writer already ${this.state}`);
+    try {
+      const blocks: ManifestBlock[] = this.blockList.map((b, i) => {
+        const t = this.tables[i]!;
+        const tables: string[] = [];
+        const chunk = PAGES_PER_TABLE * HASH_BYTES;
+        for (let o = 0; o < t.length; o += chunk) {
+          const part = t.subarray(o, Math.min(o + chunk, t.length));
+          for (let k = 0; k < part.length; k += HASH_BYTES) {
+            if (part[k] === 0 && part.subarray(k, k + HASH_BYTES).equals(ZERO_HASH)) this.zeroPages++;
+            else this.pages++;
           }
-          return { id: b.id, length: b.length, tables };
-        });
-        const header = this.session.putBlob(parsed.header).toString('hex');
-        const deviceState = this.session.putBlob(parsed.deviceState).toString('hex');
-        const vmdesc = parsed.vmdesc.length ? this.session.putBlob(parsed.vmdesc).toString('hex') : null;
-        this.session.commit();
-        const m: Manifest = {
-          format: MANIFEST_FORMAT,
-          ...meta,
-          stream: { header, ramSectionId: parsed.ramSectionId, blocks, deviceState, vmdesc },
-          stats: {
-            ...meta.stats,
-            streamBytes: parsed.stats.bytes,
-            pages: this.pages,
-            zeroPages: this.zeroPages,
-            newObjects: this.session.stats.objects,
-            newBytes: this.session.stats.storedBytes,
-          },
-        };
-        writeFileAtomic(this.store.manifestPath(m.id), JSON.stringify(m));
-        return m;
-      } catch (e) {
-        this.session.abort();
-        throw e;
-      } finally {
-        this.store.leaveWriter();
-      }
+          tables.push(this.session.putBlob(Buffer.from(part)).toString('hex'));
+        }
+        return { id: b.id, length: b.length, tables };
+      });
+      const header = this.session.putBlob(parsed.header).toString('hex');
+      const deviceState = this.session.putBlob(parsed.deviceState).toString('hex');
+      const vmdesc = parsed.vmdesc.length ? this.session.putBlob(parsed.vmdesc).toString('hex') : null;
+      this.session.commit();
+      this.state = 'sealed';
+      this.sealed = {
+        machine: parsed.machine,
+        stream: { header, ramSectionId: parsed.ramSectionId, blocks, deviceState, vmdesc },
+        stats: {
+          streamBytes: parsed.stats.bytes, pages: this.pages, zeroPages: this.zeroPages,
+          newObjects: this.session.stats.objects, newBytes: this.session.stats.storedBytes,
+        },
+      };
+      return this.sealed;
+    } catch (e) {
+      this.abort();
+      throw e;
     }
   }
 
-  /** Gives up: deletes what this checkpoint wrote (nothing of it was indexed). */
+  /** Second half of `finish`: writes the manifest (temp file, fsync, rename, fsync folder): the checkpoint exists. */
+  publish(meta: ManifestMeta): Manifest {
+    if (this.state !== 'sealed' || !this.sealed) throw new Error(`checkpoint writer is ${this.state}, not sealed`);
+    this.state = 'published';
+    try {
+      const m: Manifest = {
+        format: MANIFEST_FORMAT,
+        ...meta,
+        qemu: { ...meta.qemu, machine: this.sealed.machine },
+        stream: this.sealed.stream,
+        stats: { ...meta.stats, ...this.sealed.stats },
+      };
+      writeFileAtomic(this.store.manifestPath(m.id), JSON.stringify(m));
+      return m;
+    } finally {
+      this.store.leaveWriter();
+    }
+  }
+
+  /** Gives up: deletes what this checkpoint wrote (nothing of it was indexed), or, once sealed, leaves its objects
+   * to the next GC (no manifest names them). */
   abort(): void {
-    if (this.finished) return;
-    this.finished = true;
-    this.session.abort();
+    if (this.state === 'published' || this.state === 'aborted') return;
+    if (this.state === 'open') this.session.abort();
+    this.state = 'aborted';
     this.store.leaveWriter();
+  }
+}
+
+function cmdlineHas(pid: number, marker: string): boolean {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(marker);
+  } catch {
+    return false;
   }
 }
 
