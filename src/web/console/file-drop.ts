@@ -243,11 +243,21 @@ export function attachDropTarget(el: HTMLElement, opts: DropTargetOptions): () =
     }
     opts.onFiles(files, folders);
   };
+  // Files dropped next to the console would make the browser open them in place of the page: refuse them there.
+  const guard = (e: DragEvent) => {
+    if (!hasFiles(e) || el.contains(e.target as Node)) return;
+    e.preventDefault();
+    e.dataTransfer!.dropEffect = 'none';
+  };
   el.addEventListener('dragenter', enter);
   el.addEventListener('dragover', over);
   el.addEventListener('dragleave', leave);
   el.addEventListener('drop', drop);
+  window.addEventListener('dragover', guard);
+  window.addEventListener('drop', guard);
   return () => {
+    window.removeEventListener('dragover', guard);
+    window.removeEventListener('drop', guard);
     el.removeEventListener('dragenter', enter);
     el.removeEventListener('dragover', over);
     el.removeEventListener('dragleave', leave);

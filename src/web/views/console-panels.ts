@@ -15,7 +15,7 @@ export function clipboardMode(cb: ClipboardBridge | undefined): ClipboardMode {
   return cb.seamless && !cb.needsPanel ? 'shared' : 'panel';
 }
 
-function clipboardStatus(cb: ClipboardBridge): string {
+export function clipboardStatus(cb: ClipboardBridge): string {
   if (!cb.available) return 'The guest has no agent (spice-vdagent) connected: no shared clipboard. "Type" can still type text as keys.';
   if (cb.readAccess === 'unavailable' && cb.writeAccess === 'unavailable') {
     return 'This page cannot reach your clipboard (browsers allow it only over https or on localhost): copy and paste through this panel.';

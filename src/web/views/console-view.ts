@@ -13,7 +13,7 @@ import { SEND_KEY_COMBOS } from '../console/keymap.ts';
 import { attachDropTarget } from '../console/file-drop.ts';
 import { SpiceConsole, type ConsoleStatusEvent, type ScaleMode } from '../console/spice-console.ts';
 import '../console/console.css';
-import { ClipboardPanel, TransfersPanel, clipboardMode } from './console-panels.ts';
+import { ClipboardPanel, TransfersPanel, clipboardMode, clipboardStatus } from './console-panels.ts';
 
 const SCALE_KEY = 'oriel.console.scale';
 
@@ -196,7 +196,7 @@ export function ConsoleView({ vm, full = false }: { vm: Vm; full?: boolean }) {
           title="Resizing the guest needs its agent (spice-vdagent)">no agent: scaled to fit</span>`}
         <button id="console-clipboard-toggle" class=${`clip-toggle clip-${clipboardMode(cb)}`} data-mode=${clipboardMode(cb)} data-tick=${clips}
           aria-pressed=${clipOpen.value} onClick=${() => (clipOpen.value = !clipOpen.value)}
-          title=${clipboardMode(cb) === 'shared' ? 'The clipboard is shared with the guest' : 'Clipboard panel'}>Clipboard</button>
+          title=${cb ? clipboardStatus(cb) : 'Clipboard'}>Clipboard</button>
         <button id="console-send-files" disabled=${agent.value !== 'ready'} onClick=${() => fileInput.current?.click()}
           title=${agent.value === 'ready' ? "Send files to the guest's Downloads folder (or drop them on the screen)" : NO_AGENT_FILES}>Send files…</button>
         <input type="file" multiple hidden id="console-file-input" ref=${fileInput} onChange=${(e: Event) => {
