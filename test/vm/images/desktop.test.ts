@@ -239,6 +239,9 @@ describe('desktop guest on real QEMU', () => {
     for (const p of ['user Xorg', 'user openbox', 'user spice-vdagent', 'root spice-vdagentd', 'root qemu-ga', 'root spice-webdavd', 'user xterm']) {
       assert.ok(procs.includes(p), `${p} runs:\n${procs.join('\n')}`);
     }
+    // The image's font cache is valid: the session did not rescan the fonts (slow under TCG) into a cache of its own.
+    const userCache = await vm.exec(['sh', '-c', 'ls /home/user/.cache/fontconfig 2>/dev/null | grep -c cache- || true']);
+    assert.equal(userCache.stdout.trim(), '0', 'no per-user fontconfig cache');
     const failed = await vm.exec(['systemctl', 'list-units', '--failed', '--no-legend', '--plain']);
     assert.equal(failed.stdout.trim(), '', 'no failed unit');
   });
