@@ -138,3 +138,34 @@ test('fuzz JPEG_ALPHA: random split points and alpha streams', () => {
     { numRuns: 500 },
   );
 });
+
+test('IDCT: the AAN factorisation with scaled dequantization equals the textbook formula within rounding', async () => {
+  const { idctBlock, scaledQuant } = await import('../../src/spice/codecs/jpeg-idct.ts');
+  const zigzag = Uint8Array.from({ length: 64 }, (_, k) => k); // natural order is enough here
+  fc.assert(
+    fc.property(fc.array(fc.integer({ min: -1024, max: 1023 }), { minLength: 64, maxLength: 64 }), fc.integer({ min: 0, max: 63 }), (raw, keep) => {
+      // Sparse blocks as well as dense ones (screen content is mostly zeros past the first few).
+      const S = raw.map((v, i) => (i <= keep ? v : 0));
+      const q = Uint16Array.from({ length: 64 }, (_, i) => 1 + (i % 7));
+      const mul = scaledQuant(q, zigzag);
+      const coef = Float64Array.from(S, (v, i) => v * mul[i]!);
+      const out = new Uint8Array(64);
+      idctBlock(coef, out, 0, 8);
+      for (let y = 0; y < 8; y++) {
+        for (let x = 0; x < 8; x++) {
+          let s = 0;
+          for (let v = 0; v < 8; v++) {
+            for (let u = 0; u < 8; u++) {
+              const cu = u ? 1 : Math.SQRT1_2;
+              const cv = v ? 1 : Math.SQRT1_2;
+              s += cu * cv * S[v * 8 + u]! * q[v * 8 + u]! * Math.cos(((2 * x + 1) * u * Math.PI) / 16) * Math.cos(((2 * y + 1) * v * Math.PI) / 16);
+            }
+          }
+          const want = Math.max(0, Math.min(255, Math.round(s / 4 + 128)));
+          assert.ok(Math.abs(out[y * 8 + x]! - want) <= 1, `(${x}, ${y}): ${out[y * 8 + x]} vs ${want}`);
+        }
+      }
+    }),
+    { numRuns: 300 },
+  );
+});

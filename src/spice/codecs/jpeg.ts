@@ -7,7 +7,7 @@
 // frame)): pass the same JpegTables to every frame of a stream so tables carry over, as libjpeg's
 // reused decompressor does in spice-gtk.
 import { SpiceDecodeError } from '../proto/errors.ts';
-import { idctBlock } from './jpeg-idct.ts';
+import { idctBlock, scaledQuant } from './jpeg-idct.ts';
 import { checkDimensions, type RgbaImage } from './types.ts';
 
 /** T.81 Figure A.6: zigzag index → natural (row-major) index. */
@@ -30,7 +30,8 @@ interface Huffman {
 
 /** Quantization and Huffman tables, kept across the frames of an MJPEG stream. */
 export class JpegTables {
-  readonly quant: (Uint16Array | undefined)[] = [];
+  /** Dequantization multipliers per table, scaled for the AAN IDCT (jpeg-idct.ts scaledQuant), zigzag order. */
+  readonly quant: (Float64Array | undefined)[] = [];
   readonly dc: (Huffman | undefined)[] = [];
   readonly ac: (Huffman | undefined)[] = [];
 }
@@ -250,7 +251,7 @@ function readQuantTables(seg: Uint8Array, tables: JpegTables): void {
     if (p + size > seg.length) fail('short DQT');
     const q = new Uint16Array(64);
     for (let k = 0; k < 64; k++) q[k] = pq ? be16(seg, p + 2 * k) : seg[p + k]!;
-    tables.quant[tq] = q;
+    tables.quant[tq] = scaledQuant(q, ZIGZAG);
     p += size;
   }
 }
@@ -290,7 +291,7 @@ function decodeScan(src: Uint8Array, pos: number, seg: Uint8Array, f: Frame, tab
   if (ss !== 0 || se !== 63 || seg[3 + 2 * ns] !== 0) fail('not a sequential scan');
 
   const r = new BitReader(src, pos);
-  const coef = new Int32Array(64);
+  const coef = new Float64Array(64);
   const block = (c: Component, row: number, col: number): void => {
     const q = tables.quant[c.tq]!;
     coef.fill(0);
@@ -350,9 +351,59 @@ const CB_G = Int32Array.from({ length: 256 }, (_, i) => -Math.round(0.344136 * F
 function toRgba(f: Frame, adobeTransform: number): RgbaImage {
   const { width, height } = f;
   const data = new Uint8Array(width * height * 4);
-  const out = new Uint8ClampedArray(data.buffer); // stores clamp to 0..255
   const [c0, c1, c2] = f.comps as [Component, Component | undefined, Component | undefined];
   const rgb = f.comps.length === 3 && (adobeTransform === 0 || (c0.id === 0x52 && c1!.id === 0x47 && c2!.id === 0x42));
+  const rowOf = (c: Component, y: number) => Math.floor((y * c.v) / f.vmax) * c.bw * 8;
+  const colMap = (c: Component) => Uint32Array.from({ length: width }, (_, x) => Math.floor((x * c.h) / f.hmax));
+  const m0 = colMap(c0);
+  const p0 = c0.plane;
+  if (!LITTLE_ENDIAN) return toRgbaBytes(f, rgb);
+  // One 32-bit store per pixel (R, G, B, 255 in memory order on a little-endian host).
+  const out = new Uint32Array(data.buffer);
+  if (!c1 || !c2) {
+    for (let y = 0, o = 0; y < height; y++) {
+      const r0 = rowOf(c0, y);
+      for (let x = 0; x < width; x++, o++) out[o] = GRAY_WORD[p0[r0 + m0[x]!]!]!;
+    }
+    return { width, height, data };
+  }
+  const m1 = colMap(c1);
+  const m2 = colMap(c2);
+  const p1 = c1.plane;
+  const p2 = c2.plane;
+  for (let y = 0, o = 0; y < height; y++) {
+    const r0 = rowOf(c0, y);
+    const r1 = rowOf(c1, y);
+    const r2 = rowOf(c2, y);
+    if (rgb) {
+      for (let x = 0; x < width; x++, o++) out[o] = (0xff000000 | (p2[r2 + m2[x]!]! << 16) | (p1[r1 + m1[x]!]! << 8) | p0[r0 + m0[x]!]!) >>> 0;
+      continue;
+    }
+    for (let x = 0; x < width; x++, o++) {
+      const a = p0[r0 + m0[x]!]! + CLAMP_BIAS;
+      const b = p1[r1 + m1[x]!]!;
+      const c = p2[r2 + m2[x]!]!;
+      const r = CLAMP[a + ((CR_R[c]! + FIX / 2) >> 16)]!;
+      const g = CLAMP[a + ((CB_G[b]! + CR_G[c]!) >> 16)]!;
+      const bl = CLAMP[a + ((CB_B[b]! + FIX / 2) >> 16)]!;
+      out[o] = (0xff000000 | (bl << 16) | (g << 8) | r) >>> 0;
+    }
+  }
+  return { width, height, data };
+}
+
+const LITTLE_ENDIAN = new Uint8Array(Uint32Array.of(1).buffer)[0] === 1;
+/** CLAMP[v + CLAMP_BIAS] = v clamped to 0..255, for v in −CLAMP_BIAS … 511 + CLAMP_BIAS. */
+const CLAMP_BIAS = 512;
+const CLAMP = Uint8Array.from({ length: 1024 + 512 }, (_, i) => Math.max(0, Math.min(255, i - CLAMP_BIAS)));
+const GRAY_WORD = Uint32Array.from({ length: 256 }, (_, v) => (0xff000000 | (v << 16) | (v << 8) | v) >>> 0);
+
+/** The same conversion byte by byte, for big-endian hosts. */
+function toRgbaBytes(f: Frame, rgb: boolean): RgbaImage {
+  const { width, height } = f;
+  const data = new Uint8Array(width * height * 4);
+  const out = new Uint8ClampedArray(data.buffer); // stores clamp to 0..255
+  const [c0, c1, c2] = f.comps as [Component, Component | undefined, Component | undefined];
   const rowOf = (c: Component, y: number) => Math.floor((y * c.v) / f.vmax) * c.bw * 8;
   const colMap = (c: Component) => Uint32Array.from({ length: width }, (_, x) => Math.floor((x * c.h) / f.hmax));
   const m0 = colMap(c0);

@@ -102,12 +102,17 @@ export class ChannelModel {
   readonly bestcode: Uint8Array;
   /** Residuals of the current row, shifted by one: corr[0] is the "-1" element. */
   corr: Uint8Array;
+  /** levels − 1: context values index bucketOf under this mask. */
+  readonly levelMask: number;
+  readonly bpc: number;
 
   constructor(
     readonly family: Family,
     width: number,
   ) {
     const levels = family.levels;
+    this.levelMask = levels - 1;
+    this.bpc = family.bpc;
     this.bucketOf = new Uint8Array(levels);
     let bucket = 0;
     let start = 0;
@@ -132,22 +137,22 @@ export class ChannelModel {
 
   /** update_model: add the value's code lengths, pick the shortest code, halve past the trigger. */
   update(state: ModelState, context: number, value: number): void {
-    const b = this.bucketOf[context & (this.family.levels - 1)]!;
-    const bpc = this.family.bpc;
+    const base = this.bucketOf[context & this.levelMask]! * 8;
+    const bpc = this.bpc;
     const c = this.counters;
-    const base = b * 8;
     const len = this.family.codeLen;
+    const lv = value * 8;
     let best = bpc - 1;
-    let bestLen = (c[base + best] = c[base + best]! + len[value * 8 + best]!);
+    let bestLen = (c[base + best] += len[lv + best]!);
     for (let i = bpc - 2; i >= 0; i--) {
-      const l = (c[base + i] = c[base + i]! + len[value * 8 + i]!);
+      const l = (c[base + i] += len[lv + i]!);
       if (l < bestLen) {
         best = i;
         bestLen = l;
       }
     }
-    this.bestcode[b] = best;
-    if (bestLen > state.wmTrigger) for (let i = 0; i < bpc; i++) c[base + i] = c[base + i]! >>> 1;
+    this.bestcode[base >> 3] = best;
+    if (bestLen > state.wmTrigger) for (let i = 0; i < bpc; i++) c[base + i]! >>>= 1;
   }
 
   /** The Golomb code to use after residual `context`. */

@@ -71,8 +71,23 @@ export function decode(src: Uint8Array, maxPixels: number): RgbaImage {
   return new QuicDecoder(bits, width, height, type).run();
 }
 
+/** mask(n) for n = 0…32, without a call per use. */
+const MASKS = Uint32Array.from({ length: 33 }, (_, n) => mask(n));
+
+/** A word whose bytes are 255 in `planes` (0 R, 1 G, 2 B, 3 A) and 0 elsewhere, in memory order. */
+function planeMask(planes: number[]): number {
+  const b = new Uint8Array(4);
+  for (const p of planes) b[p] = 255;
+  return new Uint32Array(b.buffer)[0]!;
+}
+
+const RGB_PLANES = planeMask([0, 1, 2]);
+const ALPHA_PLANE = planeMask([3]);
+
 class QuicDecoder {
   private readonly _out: Uint8Array;
+  /** The same pixels as words: runs compare and copy whole pixels under a plane mask. */
+  private readonly _out32: Uint32Array;
   private readonly _rgb: ChannelModel[];
   private readonly _alpha: ChannelModel | null;
   private readonly _rgbState = new ModelState();
@@ -88,6 +103,7 @@ class QuicDecoder {
     const family = _type === QuicType.RGB16 ? FAMILY_5BPC : FAMILY_8BPC;
     this._bpcMask = mask(family.bpc);
     this._out = new Uint8Array(_width * _height * 4);
+    this._out32 = new Uint32Array(this._out.buffer);
     this._rgb = [0, 1, 2].map(() => new ChannelModel(family, _width));
     this._alpha = _type === QuicType.RGBA ? new ChannelModel(FAMILY_8BPC, _width) : null;
   }
@@ -140,34 +156,37 @@ class QuicDecoder {
     for (let k = 0; k < models.length; k++) {
       const m = models[k]!;
       const f = m.family;
-      const l = m.code(m.corr[i]!);
+      const corr = m.corr;
+      const l = m.bestcode[m.bucketOf[corr[i]! & m.levelMask]!]!;
       const word = bits.word;
       let value: number;
       let cwlen: number;
       if (word > f.notGRprefixmask[l]!) {
         const zeros = Math.clz32(word);
         cwlen = zeros + 1 + l;
-        value = (zeros << l) | ((word >>> (32 - cwlen)) & mask(l));
+        value = (zeros << l) | ((word >>> (32 - cwlen)) & MASKS[l]!);
       } else {
         cwlen = f.notGRcwlen[l]!;
-        value = f.nGRcodewords[l]! + ((word >>> (32 - cwlen)) & mask(f.notGRsuffixlen[l]!));
+        value = f.nGRcodewords[l]! + ((word >>> (32 - cwlen)) & MASKS[f.notGRsuffixlen[l]!]!);
       }
       value &= 0xff;
-      m.corr[i + 1] = value;
+      corr[i + 1] = value;
       bits.eat(cwlen);
-      const p = planes[k]!;
-      const o = cur + i * 4 + p;
+      const o = cur + i * 4 + planes[k]!;
       const residual = f.xlatL2U[value]!;
       let predicted: number;
       if (prev < 0) predicted = i === 0 ? 0 : out[o - 4]!;
-      else if (i === 0) predicted = out[prev + p]!;
-      else predicted = (out[o - 4]! + out[prev + i * 4 + p]!) >> 1;
+      else if (i === 0) predicted = out[o - cur + prev]!;
+      else predicted = (out[o - 4]! + out[o - cur + prev]!) >> 1;
       out[o] = (residual + predicted) & m5;
     }
   }
 
   private _updateModels(models: ChannelModel[], st: ModelState, i: number): void {
-    for (const m of models) m.update(st, m.corr[i]!, m.corr[i + 1]!);
+    for (let k = 0; k < models.length; k++) {
+      const m = models[k]!;
+      m.update(st, m.corr[i]!, m.corr[i + 1]!);
+    }
   }
 
   /** uncompress_row0_seg / uncompress_row_seg over pixels [i, end). */
@@ -186,8 +205,13 @@ class QuicDecoder {
       stop = i + st.waitcnt;
     }
     let runIndex = 0;
+    // A run starts where the two pixels above are equal and so are the two to the left (uncompress_row_seg).
+    const o32 = this._out32;
+    const pm = planes.length === 1 ? ALPHA_PLANE : RGB_PLANES;
+    const c32 = cur >> 2;
+    const p32 = prev >> 2;
     const runStart = (j: number): boolean =>
-      prev >= 0 && runIndex !== j && j > 2 && this._same(planes, prev + (j - 1) * 4, prev + j * 4) && this._same(planes, cur + (j - 1) * 4, cur + (j - 2) * 4);
+      prev >= 0 && runIndex !== j && j > 2 && ((o32[p32 + j - 1]! ^ o32[p32 + j]!) & pm) === 0 && ((o32[c32 + j - 1]! ^ o32[c32 + j - 2]!) & pm) === 0;
     for (;;) {
       let run = false;
       while (stop < end && !run) {
@@ -220,16 +244,10 @@ class QuicDecoder {
       runIndex = i;
       const len = this._runLength(st);
       if (len > end - i) throw new SpiceDecodeError('quic', 'run past the end of the row');
-      const out = this._out;
-      for (const runEnd = i + len; i < runEnd; i++) for (const p of planes) out[cur + i * 4 + p] = out[cur + (i - 1) * 4 + p]!;
+      for (const runEnd = i + len; i < runEnd; i++) o32[c32 + i] = ((o32[c32 + i]! & ~pm) | (o32[c32 + i - 1]! & pm)) >>> 0;
       if (i === end) return;
       stop = i + st.waitcnt;
     }
-  }
-
-  private _same(planes: number[], a: number, b: number): boolean {
-    for (const p of planes) if (this._out[a + p] !== this._out[b + p]) return false;
-    return true;
   }
 
   /** decode_state_run: unary hits of melcorder-long runs, then melclen bits of remainder. */
