@@ -36,7 +36,7 @@ async function expectMatch(session: SpiceSession, g: DesktopGuest, what: string)
   return cmp;
 }
 
-test('desktop guest on qxl: Xorg\'s drawing commands render pixel-exact against screendump', { timeout: 600_000 }, async (t) => {
+test('desktop guest on qxl: Xorg\'s drawing commands render pixel-exact against screendump', { timeout: 1_500_000 }, async (t) => { // may first build the image (minutes)
   let g: DesktopGuest;
   try {
     g = await startDesktopGuest();
