@@ -78,7 +78,6 @@ export class GuestAgent {
   private buf: Buffer = Buffer.alloc(0);
   private waiter?: Waiter;
   private queue: Promise<unknown> = Promise.resolve();
-  private closed = false;
 
   constructor(readonly socketPath: string) {}
 
@@ -200,9 +199,7 @@ export class GuestAgent {
 
   /** Closes the connection; calls waiting fail with 'closed'. The object can be used again (it reconnects). */
   close(): void {
-    this.closed = true;
     this.drop(new GuestAgentError('the guest agent connection was closed', 'closed'));
-    this.closed = false;
   }
 
   // ---- internals ----

@@ -18,7 +18,7 @@ export function vmCommands(program: Command, api: () => Api): void {
   const vm = program.command('vm').description('create and run virtual machines');
 
   vm.command('create <name>')
-    .description('create a VM (stopped): from a built image (tiny), a disk image path, or --kernel/--initrd')
+    .description('create a VM (stopped): from a built image (tiny, desktop), a disk image path, or --kernel/--initrd')
     .option('--image <name|path>', 'built image name, or absolute path to a qcow2/raw disk (used through an overlay)')
     .option('--kernel <path>', 'boot this kernel directly')
     .option('--initrd <path>', 'initrd for --kernel')

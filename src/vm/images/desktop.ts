@@ -12,7 +12,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { execFile } from 'node:child_process';
 import { closeSync, copyFileSync, existsSync, ftruncateSync, linkSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { basename, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 import { defaultConfig } from '../../config.ts';
 import { publish, readManifest, removeAbandoned, removeTree, withBuildLock } from './cache.ts';
@@ -306,10 +306,13 @@ function useHostLists(root: string, indexes: AptIndex[]): void {
   const dest = join(root, 'var/lib/apt/lists');
   mkdirSync(dest, { recursive: true });
   for (const i of indexes) {
+    // The index and its suite's Release/InRelease files: <site>_dists_<release>_...
     const name = basename(i.file);
-    const prefix = name.slice(0, name.indexOf(`_dists_${i.release}_`) + `_dists_${i.release}_`.length);
-    for (const f of readdirSync('/var/lib/apt/lists')) {
-      if (f.startsWith(prefix)) copyFileSync(join('/var/lib/apt/lists', f), join(dest, f));
+    const at = name.indexOf(`_dists_${i.release}_`);
+    if (at < 0) throw new Error(`unexpected name of apt's list file ${i.file} (no _dists_${i.release}_ in it)`);
+    const prefix = name.slice(0, at + `_dists_${i.release}_`.length);
+    for (const f of readdirSync(dirname(i.file))) {
+      if (f.startsWith(prefix)) copyFileSync(join(dirname(i.file), f), join(dest, f));
     }
   }
 }
@@ -372,16 +375,15 @@ function debootstrapProgress(progress: Progress, ctx: BuildContext): (line: stri
   };
 }
 
-/** apt-get's lines → progress (downloads, unpacking, setting up) and a short log. */
+/** apt-get's lines → progress (unpacking and setting up, most of the time; downloads take seconds) and a short log. */
 function aptProgress(progress: Progress, ctx: BuildContext): (line: string) => void {
-  let total = 0, got = 0, unpacked = 0, setUp = 0;
+  let total = 0, unpacked = 0, setUp = 0;
   return (line) => {
     const summary = /(\d+) upgraded, (\d+) newly installed/.exec(line);
-    if (summary) total = Math.max(total, Number(summary[1]) + Number(summary[2]));
-    if (/^Get:\d+ /.test(line)) got++;
-    else if (/^Unpacking /.test(line)) unpacked++;
+    if (summary) total = Number(summary[1]) + Number(summary[2]);
+    if (/^Unpacking /.test(line)) unpacked++;
     else if (/^Setting up /.test(line)) setUp++;
     else if (summary || /^(Need to get|Fetched|E:|W:)|^update-initramfs/.test(line)) ctx.log?.(line);
-    if (total) progress.at((got * 0.3 + unpacked * 0.3 + setUp * 0.4) / total);
+    if (total) progress.at((unpacked * 0.45 + setUp * 0.55) / total);
   };
 }
