@@ -303,4 +303,14 @@ describe('desktop guest on real QEMU', () => {
     assert.deepEqual([c.body.display, c.body.cpus], ['std', 1], 'tiny keeps the defaults');
     assert.throws(() => t.server.ctx.vms.guestAgent('small'), /VM 'small' has no guest agent/);
   });
+
+  test('an ACPI shutdown powers the guest off (systemd, not a forced stop)', async () => {
+    const t0 = Date.now();
+    const r = await t.admin.post('/api/vms/desk/stop', { timeoutSec: 180 });
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+    assert.equal(r.body.state, 'stopped');
+    assert.equal(r.body.stateReason ?? null, null, 'powered off by the guest');
+    process.stdout.write(`# desktop guest powered off in ${((Date.now() - t0) / 1000).toFixed(1)} s\n`);
+    assert.throws(() => t.server.ctx.vms.guestAgent('desk'), /not running|stopped/);
+  });
 });
