@@ -246,6 +246,21 @@ describe('desktop guest on real QEMU', () => {
     assert.equal(failed.stdout.trim(), '', 'no failed unit');
   });
 
+  test('the resize hook puts the output back to its preferred mode after a RandR change', async () => {
+    // What a SPICE client's resize does through the qxl driver is change the preferred mode; here the mode is changed
+    // by hand instead, and the hook (xev -root -event randr → xrandr --auto) must answer the event the same way.
+    const set = await vm.execAsUser(['xrandr', '--output', 'Virtual-1', '--mode', '800x600']);
+    assert.equal(set.exitCode, 0, set.stderr);
+    const end = Date.now() + 30_000;
+    let current = '';
+    while (Date.now() < end) {
+      current = /current (\d+ x \d+)/.exec((await vm.execAsUser(['xrandr'])).stdout)?.[1] ?? '';
+      if (current === '1024 x 768') break;
+      await new Promise((r) => setTimeout(r, 500));
+    }
+    assert.equal(current, '1024 x 768');
+  });
+
   test('the ready marker is printed once, by the readiness unit', async () => {
     const serial = (await t.admin.get('/api/vms/desk/log?lines=2000')).body.text as string;
     assert.equal(serial.split(DESKTOP_READY_MARKER).length - 1, 1, serial.slice(-2000));
