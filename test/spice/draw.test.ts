@@ -328,6 +328,33 @@ test('DRAW_ALPHA_BLEND: premultiplied OVER with an overall alpha, rounded as pix
   }
 });
 
+test('DRAW_TRANSPARENT and DRAW_ALPHA_BLEND scaled: NEAREST sampling; outside the source is transparent black', async () => {
+  const pic = testPic(W, H, 101);
+  const src = testPic(4, 3, 103);
+  src.rgba.set([0x11, 0x22, 0x33, 255], (1 * 4 + 2) * 4);
+  const box = rect(2, 2, 12, 9); // 10×7 from 4×3 starting at (1, 0): the last columns fall outside the source
+  const srcArea = rect(1, 0, 5, 3);
+  const sample = (x: number, y: number): Px => {
+    const sx = Math.floor((refPos(srcArea.l, 4, 10, x - box.l) - 1) / 65536);
+    const sy = Math.floor((refPos(srcArea.t, 3, 7, y - box.t) - 1) / 65536);
+    return sx < src.width && sy < src.height ? get(src, sx, sy) : [0, 0, 0, 0];
+  };
+  const t = await play(surfaceCreate(0, W, H), paint(pic), msg(DisplayMsg.DRAW_TRANSPARENT, base(new Body(), 0, box).ptr(bitmapImage(src)).rect(srcArea).u32(0).u32(0x112233)));
+  const wantT = expectPic(pic, (x, y) => {
+    if (!drawable(x, y, box, null)) return null;
+    const s = sample(x, y);
+    return s[0] === 0x11 && s[1] === 0x22 && s[2] === 0x33 ? null : s;
+  });
+  assertPic(surfaceOf(t), wantT, 'scaled transparent');
+  const a = await play(surfaceCreate(0, W, H), paint(pic), msg(DisplayMsg.DRAW_ALPHA_BLEND, base(new Body(), 0, box).u8(0).u8(200).ptr(bitmapImage(src)).rect(srcArea)));
+  const wantA = expectPic(pic, (x, y, d) => {
+    if (!drawable(x, y, box, null)) return null;
+    const s = sample(x, y).map((v) => Math.round((v * 200) / 255));
+    return [0, 1, 2].map((c) => Math.min(255, s[c]! + Math.round((d[c]! * (255 - s[3]!)) / 255))).concat(255) as Px;
+  });
+  assertPic(surfaceOf(a), wantA, 'scaled alpha blend (always NEAREST)');
+});
+
 test('COPY_BITS: overlapping move within the surface, source clipped to the surface', async () => {
   const pic = testPic(W, H, 71);
   const box = rect(3, 2, 12, 9);
@@ -395,6 +422,35 @@ test('DRAW_STROKE styled: dashes on and off along the pixels, continued across s
     const want = expectPic(pic, (x, y, d) => (lit.has(`${x},${y}`) ? [~d[0], ~d[1], ~d[2], 255] : null));
     assertPic(surfaceOf(r), want, `dashes, flags ${flags}`);
   }
+});
+
+test('DRAW_STROKE Bézier: control points on the chord flatten to the straight line; a curve stays inside its hull', async () => {
+  const pic = testPic(W, H, 91);
+  const stroke = (pts: number[][]) => {
+    const path = (b: Body) => {
+      b.u32(2).u8(1).u32(1).i32(pts[0]![0]! * 16).i32(pts[0]![1]! * 16); // BEGIN at p0
+      b.u8(2 | 16).u32(3); // END | BEZIER with three points
+      for (const [x, y] of pts.slice(1)) b.i32(x! * 16).i32(y! * 16);
+    };
+    return msg(DisplayMsg.DRAW_STROKE, base(new Body(), 0, rect(0, 0, W, H)).ptr(path).u8(0).u8(BrushType.SOLID).u32(0xffffff).u16(Ropd.OP_XOR).u16(0));
+  };
+  const r = await play(surfaceCreate(0, W, H), paint(pic), stroke([[1, 1], [5, 3], [9, 5], [13, 7]]));
+  const line = new Set(zeroLineRef(1, 1, 13, 7).map(([x, y]) => `${x},${y}`));
+  assertPic(surfaceOf(r), expectPic(pic, (x, y, d) => (line.has(`${x},${y}`) ? [~d[0], ~d[1], ~d[2], 255] : null)), 'straight Bézier');
+  const c = await play(surfaceCreate(0, W, H), paint(pic), stroke([[1, 10], [1, 0], [14, 0], [14, 10]]));
+  let changed = 0;
+  let top = H;
+  for (let y = 0; y < H; y++) {
+    for (let x = 0; x < W; x++) {
+      if (px(surfaceOf(c), x, y).join() === px(pic, x, y).join()) continue;
+      changed++;
+      top = Math.min(top, y);
+      assert.ok(x >= 1 && x <= 14 && y >= 0 && y <= 10, `pixel (${x}, ${y}) outside the control polygon`);
+    }
+  }
+  assert.ok(changed > 20, `the curve was drawn (${changed} pixels)`);
+  // The curve's apex, B(½), is at (7.5, 2.5): the highest drawn row is the one nearest to it.
+  assert.ok(top === 2 || top === 3, `apex row ${top}`);
 });
 
 /** miZeroLine's Bresenham loop, step by step, for one segment without its end point. */
