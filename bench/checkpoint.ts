@@ -1,44 +1,171 @@
-// Checkpoint benchmark on the tiny guest (TCG): pause (QEMU's STOP→RESUME event timestamps), duration, bytes
-// written against the full stream and the compressed floor, restore time, and QEMU's own `savevm` pause beside them.
-// Usage: node --import tsx bench/checkpoint.ts [memoryMiB=256] [checkpoints=5]
+// Checkpoint benchmark on the tiny guest (TCG). One guest (default 2 GiB, 512 MiB of it filled with data that
+// does not repeat), three scenarios: idle, and a loop in the guest dirtying memory at ~16 and ~128 MiB/s (copies of
+// a random buffer at random byte offsets: every page it writes gets new, incompressible content). Per checkpoint:
+//   pause       STOP → RESUME from QEMU's event timestamps (stored in the manifest)
+//   duration    from the request to the manifest being durable
+//   written     bytes the checkpoint added to the page store (pages, page tables, device state), and its disk image
+//   floor       the compressed size (deflate level 1, page by page, as the store does) of the pages whose content
+//               differs from the previous checkpoint's at the same place: what any incremental scheme must write
+//   full        the migration stream (what a full snapshot to a file writes), and its compressed size
+// and per scenario the restore time of its last checkpoint (QEMU start to guest running), the pause of QEMU's own
+// background snapshot of the same guest (no disk, into a socket that drops it: the floor of the mechanism), and the
+// pause of QEMU's own `savevm`. The machine's load average is printed beside them: the numbers move with it.
+// Usage: node --import tsx bench/checkpoint.ts [memoryMiB=2048] [dataMiB=512] [checkpointsPerScenario=3] [rates=0,16,128]
+import { createServer } from 'node:net';
+import { readFileSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
 import { deflateRawSync } from 'node:zlib';
-import { CheckpointService } from '../src/checkpoint/index.ts';
+import { CheckpointService, type Manifest } from '../src/checkpoint/index.ts';
+import { waitMigration } from '../src/checkpoint/migration.ts';
 import type { QmpEvent } from '../src/vm/qmp/index.ts';
 import { makeRig, bootTiny } from '../test/checkpoint/helpers.ts';
 
-const mem = Number(process.argv[2] ?? 256);
-const count = Number(process.argv[3] ?? 5);
+const mem = Number(process.argv[2] ?? 2048);
+const dataMiB = Number(process.argv[3] ?? 512);
+const perScenario = Number(process.argv[4] ?? 3);
+const rates = (process.argv[5] ?? '0,16,128').split(',').map(Number);
+const PAUSE_BETWEEN_MS = 5000;
+const SRC_MiB = 64;
+
+const load = () => readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
+const eventMs = (e: QmpEvent) => e.timestamp.seconds * 1000 + e.timestamp.microseconds / 1000;
+const MB = (b: number) => (b / 1e6).toFixed(b < 1e7 ? 2 : 1);
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
 const rig = await makeRig();
 const svc = new CheckpointService(rig.vms, { root: CheckpointService.defaultRoot(rig.dataDir), qemuImg: rig.qemuImg });
-const ms = (e: QmpEvent) => e.timestamp.seconds * 1000 + e.timestamp.microseconds / 1000;
-try {
-  await bootTiny(rig, 'b', mem);
-  // 32 MiB of random data in RAM, 64 KiB of it rewritten every 100 ms by a background loop.
-  await rig.vms.exec('b', ['sh', '-c', 'mkdir -p /mnt && mount -t tmpfs t /mnt && dd if=/dev/urandom of=/mnt/p bs=1M count=32 2>/dev/null; (while :; do dd if=/dev/urandom of=/mnt/p bs=4k count=16 seek=$((RANDOM % 8000)) conv=notrunc 2>/dev/null; sleep 0.1; done) >/dev/null 2>&1 &']);
-  const rows: string[] = [];
-  let lastId = '';
-  for (let i = 1; i <= count; i++) {
-    const m = await svc.create('b');
-    lastId = m.id;
-    // Compressed floor: every non-zero page of this checkpoint deflated alone, no dedup across checkpoints.
-    let floor = 0;
-    for (const p of svc.store.pages(m)) if (p.data) floor += Math.min(4096, deflateRawSync(p.data, { level: 1 }).length);
-    rows.push([i, m.stats.pauseMs, m.stats.durationMs, m.stats.streamBytes, floor, m.stats.newBytes, m.disks[0]?.mode, m.disks[0]?.bytes].join('\t'));
-    await new Promise((r) => setTimeout(r, 1000));
-  }
-  console.log('n\tpause ms\tduration ms\tfull stream B\tcompressed floor B\twritten B\tdisk\tdisk image B');
-  for (const r of rows) console.log(r);
-  const r = await svc.restore(lastId);
-  console.log(`restore of the last checkpoint: ${r.restoreMs} ms (QEMU start to guest running), stream ${r.streamBytes} B`);
+const sh = async (cmd: string, timeoutMs = 600_000) => {
+  const r = await rig.vms.exec('b', ['sh', '-c', cmd], timeoutMs);
+  if (r.exitCode !== 0) throw new Error(`guest: ${cmd}: ${r.stderr}`);
+  return r.stdout.trim();
+};
+
+interface Row { scenario: string; n: number; m: Manifest; load: string }
+interface Scenario { name: string; rate: number; achieved: number | null; rows: Row[]; plainPauseMs: number | null; savevmPauseMs: number | null; savevmMs: number; restoreMs?: number; load: string }
+
+/** Pause of one event pair around `fn` (STOP → RESUME on the VM's QMP). */
+async function pauseAround(fn: () => Promise<unknown>): Promise<number | null> {
   const qmp = rig.vms.qmp('b');
-  for (let i = 0; i < 2; i++) {
-    const evs: QmpEvent[] = [];
-    const off = qmp.onEvent((e) => { if (e.event === 'STOP' || e.event === 'RESUME') evs.push(e); });
-    await qmp.execute('human-monitor-command', { 'command-line': `savevm bench${i}` }, { timeoutMs: 120_000 });
-    await new Promise((res) => setTimeout(res, 100));
+  const evs: QmpEvent[] = [];
+  const off = qmp.onEvent((e) => { if (e.event === 'STOP' || e.event === 'RESUME') evs.push(e); });
+  try {
+    await fn();
+    await sleep(200);
+  } finally {
     off();
-    const s = evs.find((e) => e.event === 'STOP'), e = evs.find((x) => x.event === 'RESUME');
-    console.log(`QEMU savevm pause: ${s && e ? (ms(e) - ms(s)).toFixed(1) : '?'} ms`);
+  }
+  const s = evs.find((e) => e.event === 'STOP'), r = evs.find((e) => e.event === 'RESUME');
+  return s && r ? Math.round((eventMs(r) - eventMs(s)) * 10) / 10 : null;
+}
+
+/** QEMU's own background snapshot (what checkpoints build on, without the disk), into a socket that drops it. */
+async function plainBackgroundPause(): Promise<number | null> {
+  const qmp = rig.vms.qmp('b');
+  const sock = join(rig.dataDir, 'bench-sink.sock');
+  rmSync(sock, { force: true });
+  const srv = createServer((s) => s.resume());
+  await new Promise<void>((r) => srv.listen(sock, r));
+  try {
+    return await pauseAround(async () => {
+      await qmp.execute('migrate', { uri: `unix:${sock}` });
+      const info = await waitMigration(qmp, 300_000);
+      if (info.status !== 'completed') throw new Error(`plain background snapshot ${info.status}`);
+    });
+  } finally {
+    srv.close();
+  }
+}
+
+/** Pages of `cur` whose content differs from `prev`'s at the same place, compressed as the store would. */
+function floorOf(prev: Manifest | undefined, cur: Manifest): { floor: number; changed: number } {
+  let floor = 0, changed = 0;
+  const tables = (m: Manifest | undefined, id: string) => {
+    const b = m?.stream.blocks.find((x) => x.id === id);
+    return b ? Buffer.concat(b.tables.map((t) => svc.store.blob(t))) : undefined;
+  };
+  for (const b of cur.stream.blocks) {
+    const now = tables(cur, b.id)!, before = tables(prev, b.id);
+    for (let o = 0; o < now.length; o += 32) {
+      const h = now.subarray(o, o + 32);
+      if (h.every((x) => x === 0)) continue;
+      if (before && before.length > o && before.subarray(o, o + 32).equals(h)) continue;
+      const page = svc.store.objects.get(h);
+      floor += Math.min(page.length, deflateRawSync(page, { level: 1 }).length);
+      changed++;
+    }
+  }
+  return { floor, changed };
+}
+
+/** A loop in the guest that dirties `rate` MiB/s (paced by /proc/uptime, in chunks; as fast as it can if the guest is
+ * slower), counting MiB in /tmp/dirtied. */
+const dirtier = (rate: number) => {
+  const chunk = Math.max(1, Math.round(rate / 8));
+  const cs = 'read up _ < /proc/uptime; t=${up%.*}${up#*.}';
+  return `(${cs}; t0=$t; n=0; while :; do ${cs}; if [ $n -lt $(( (t - t0) * ${rate} / 100 )) ]; then ` +
+    `dd if=/mnt/src of=/mnt/p bs=1M count=${chunk} seek=$((RANDOM % ${dataMiB - chunk})) iflag=skip_bytes ` +
+    `skip=$(( (RANDOM * 32768 + RANDOM) % ${(SRC_MiB - chunk) * 2 ** 20} )) conv=notrunc 2>/dev/null; n=$((n + ${chunk})); echo $n > /tmp/dirtied; ` +
+    'else sleep 0.05; fi; done) >/dev/null 2>&1 & echo $! > /tmp/dirtier.pid';
+};
+
+const scenarios: Scenario[] = [];
+try {
+  console.error(`load ${load()}: booting a ${mem} MiB guest, filling ${dataMiB} MiB of its RAM`);
+  await bootTiny(rig, 'b', mem);
+  // A random source, then the data: shifted copies of it (every page different, none compressible).
+  await sh(`mkdir -p /mnt && mount -t tmpfs -o size=${dataMiB + SRC_MiB + 64}m t /mnt && dd if=/dev/urandom of=/mnt/src bs=1M count=${SRC_MiB} 2>/dev/null`);
+  for (let at = 0; at < dataMiB; at += 32) {
+    await sh(`dd if=/mnt/src of=/mnt/p bs=1M count=${Math.min(32, dataMiB - at)} seek=${at} iflag=skip_bytes skip=$((${at} * 4099 + 17)) conv=notrunc 2>/dev/null`);
+  }
+  for (const rate of rates) {
+    const name = rate === 0 ? 'idle' : `${rate} MiB/s`;
+    console.error(`load ${load()}: scenario ${name}`);
+    if (rate > 0) await sh(dirtier(rate));
+    await sleep(2000);
+    const t0 = Date.now(), n0 = rate > 0 ? Number(await sh('cat /tmp/dirtied')) : 0;
+    const rows: Row[] = [];
+    for (let i = 1; i <= perScenario; i++) {
+      const m = await svc.create('b');
+      rows.push({ scenario: name, n: i, m, load: load() });
+      console.error(`  checkpoint ${i}: pause ${m.stats.pauseMs} ms, ${m.stats.durationMs} ms, ${MB(m.stats.newBytes)} MB`);
+      await sleep(PAUSE_BETWEEN_MS);
+    }
+    const achieved = rate > 0 ? Math.round(((Number(await sh('cat /tmp/dirtied')) - n0) / ((Date.now() - t0) / 1000)) * 10) / 10 : null;
+    const plainPauseMs = await plainBackgroundPause();
+    const t1 = Date.now();
+    const savevmPauseMs = await pauseAround(() => rig.vms.qmp('b').execute('human-monitor-command', { 'command-line': 'savevm bench' }, { timeoutMs: 600_000 }));
+    const savevmMs = Date.now() - t1;
+    await rig.vms.qmp('b').execute('human-monitor-command', { 'command-line': 'delvm bench' }, { timeoutMs: 600_000 });
+    if (rate > 0) await sh('kill $(cat /tmp/dirtier.pid)');
+    scenarios.push({ name, rate, achieved, rows, plainPauseMs, savevmPauseMs, savevmMs, load: load() });
+    await sleep(2000);
+  }
+
+  console.error(`load ${load()}: computing floors`);
+  const all = scenarios.flatMap((s) => s.rows);
+  const floors = all.map((r, i) => floorOf(i === 0 ? undefined : all[i - 1]!.m, r.m));
+  const fullCompressed = floors[0]!.floor; // the first checkpoint had no parent: every non-zero page, compressed
+
+  for (const s of scenarios) {
+    console.error(`load ${load()}: restoring the last checkpoint of '${s.name}'`);
+    s.restoreMs = (await svc.restore(s.rows.at(-1)!.m.id)).restoreMs;
+    await sh('[ -f /tmp/dirtier.pid ] && kill $(cat /tmp/dirtier.pid) 2>/dev/null; true');
+  }
+
+  console.log(`\n${mem} MiB guest (tiny image, TCG, 1 vCPU), ${dataMiB} MiB of non-repeating data in RAM; ${perScenario} checkpoints per scenario, ${PAUSE_BETWEEN_MS / 1000} s apart; host: ${readFileSync('/proc/cpuinfo', 'utf8').match(/^processor/gm)!.length} CPUs shared with other work (load average shown).\n`);
+  console.log('| scenario | # | pause ms | duration s | written MB (RAM + disk) | floor MB (changed pages) | written / floor | full stream MB | full compressed MB | load |');
+  console.log('|---|---|---|---|---|---|---|---|---|---|');
+  all.forEach((r, i) => {
+    const m = r.m, f = floors[i]!;
+    const disk = m.disks.reduce((a, d) => a + d.bytes, 0);
+    const ratio = f.floor > 0 ? (m.stats.newBytes / f.floor).toFixed(2) : '–';
+    console.log(`| ${r.scenario} | ${r.n}${i === 0 ? ' (first)' : ''} | ${m.stats.pauseMs} | ${(m.stats.durationMs / 1000).toFixed(1)} | ${MB(m.stats.newBytes)} + ${MB(disk)} | ${MB(f.floor)} (${f.changed} pages) | ${ratio} | ${MB(m.stats.streamBytes)} | ${MB(fullCompressed)} | ${r.load.split(' ')[0]} |`);
+  });
+  console.log('\n| scenario | dirtying MiB/s (target / achieved) | checkpoint pause ms (min–max) | QEMU background snapshot pause, no disk | QEMU `savevm` pause ms (total s) | restore of the last checkpoint s | load at end |');
+  console.log('|---|---|---|---|---|---|---|');
+  for (const s of scenarios) {
+    const p = s.rows.map((r) => r.m.stats.pauseMs ?? NaN);
+    console.log(`| ${s.name} | ${s.rate} / ${s.achieved ?? 0} | ${Math.min(...p)}–${Math.max(...p)} | ${s.plainPauseMs} | ${s.savevmPauseMs} (${(s.savevmMs / 1000).toFixed(1)}) | ${((s.restoreMs ?? 0) / 1000).toFixed(1)} | ${s.load} |`);
   }
 } finally {
   svc.close();

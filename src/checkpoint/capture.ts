@@ -69,6 +69,7 @@ export async function captureCheckpoint(o: CaptureOptions): Promise<Manifest> {
     const v = await qmp.execute('query-version');
     const release = await o.store.holdWriter();
     let worker: WorkerClient | undefined;
+    let launching: Promise<WorkerClient> | undefined;
     let disk: DiskPlan | undefined;
     const events: QmpEvent[] = [];
     const offEvents = qmp.onEvent((e) => { if (e.event === 'STOP' || e.event === 'RESUME') events.push(e); });
@@ -88,7 +89,7 @@ export async function captureCheckpoint(o: CaptureOptions): Promise<Manifest> {
         ...(o.store.faults ? { faults: o.store.faults } : {}),
       };
       // The worker (a new Node process) starts while the disk image is prepared.
-      const launching = WorkerClient.launch(files, job);
+      launching = WorkerClient.launch(files, job);
       launching.catch(() => undefined);
       o.progress?.('preparing the disk image');
       disk = await o.disks.plan(qmp, vm.id, id);
@@ -122,6 +123,7 @@ export async function captureCheckpoint(o: CaptureOptions): Promise<Manifest> {
     } catch (e) {
       // Give the checkpoint up: the worker drains the stream to its end and drops it (a background snapshot is never
       // cancelled: see migration.ts), the disk job is cancelled, the guest runs.
+      worker ??= await launching?.catch(() => undefined); // still starting when things went wrong
       worker?.abort((e as Error).message);
       if (!qmp.isClosed) await abandonMigration(qmp, { background: live, wasRunning: live }).catch(() => undefined);
       await o.disks.abort(qmp, disk?.job ?? diskNames(vm.id, id)).catch(() => undefined);

@@ -52,8 +52,9 @@ export interface WorkerOutcome {
   abandoned: boolean;
 }
 
-/** How long a restarted server waits for a capture worker the previous one left, before ending it. */
-const WORKER_SETTLE_MS = 5 * 60_000;
+/** A capture worker the previous server left is waited for while it makes progress (it drains a stream QEMU must
+ * finish: ending it then would freeze the guest), and ended after this long without any. */
+const WORKER_STALL_MS = 5 * 60_000;
 
 export class CheckpointService {
   readonly store: CheckpointStore;
@@ -91,14 +92,14 @@ export class CheckpointService {
 
   /**
    * Waits until the VM's leftover capture worker has ended (it finishes or aborts the checkpoint on its own; one
-   * still running after `timeoutMs` is ended), takes its outcome and forgets its files. Call before anything
+   * that shows no progress for `stallMs` is ended), takes its outcome and forgets its files. Call before anything
    * connects to the VM's QMP: while the worker runs, it may hold it.
    */
-  async settleWorker(vmId: string, timeoutMs = WORKER_SETTLE_MS): Promise<WorkerOutcome | undefined> {
+  async settleWorker(vmId: string, stallMs = WORKER_STALL_MS): Promise<WorkerOutcome | undefined> {
     const files = workerFiles(this.vms.paths(this.vms.get(vmId)).dir);
     const job = readJob(files);
     if (!job) return undefined;
-    if (!(await waitWorkerExit(files, timeoutMs))) {
+    if (!(await waitWorkerExit(files, Infinity, stallMs))) {
       const pid = liveWorkerPid(files);
       if (pid !== undefined) {
         try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ }

@@ -9,7 +9,9 @@ import { join } from 'node:path';
 import fc from 'fast-check';
 import { scratchRoot } from '../../src/config.ts';
 import { MigrationStreamParser, parseStream, StreamError, writeStream, type PageRecord, type ParsedStream } from '../../src/checkpoint/stream/index.ts';
+import { randomBytes } from 'node:crypto';
 import { CheckpointStore, type Manifest } from '../../src/checkpoint/store/index.ts';
+import { looksIncompressible } from '../../src/checkpoint/store/objects.ts';
 import { makeRig, bootTiny, type Rig } from './helpers.ts';
 
 /** Pages of a parsed stream, the last record of each page winning (as QEMU's loader does). */
@@ -34,8 +36,8 @@ const meta = (id: string): Omit<Manifest, 'format' | 'stream' | 'stats'> & { sta
   stats: { pauseMs: null, durationMs: 0 },
 });
 
-async function storeStream(store: CheckpointStore, bytes: Buffer, id: string): Promise<Manifest> {
-  const w = await store.beginCheckpoint();
+async function storeStream(store: CheckpointStore, bytes: Buffer, id: string, parent?: Manifest): Promise<Manifest> {
+  const w = await store.beginCheckpoint({ parent });
   const parsed = parseStream(bytes, w);
   return w.finish(parsed, meta(id));
 }
@@ -183,6 +185,31 @@ describe('migration stream and page store', () => {
     } finally {
       store.close();
     }
+  });
+
+  test('store: pages unchanged since the parent are known without a lookup; incompressible pages skip deflate', async () => {
+    const root = join(dir, 's5');
+    const store = new CheckpointStore(root);
+    try {
+      const m1 = await storeStream(store, streams.background!, 'c1');
+      const w = await store.beginCheckpoint({ parent: m1 });
+      const parsed = parseStream(streams.background!, w);
+      const m2 = w.finish(parsed, meta('c2'));
+      assert.equal(w.unchangedPages, m1.stats.pages, 'every data page matched its parent');
+      assert.ok(m2.stats.newObjects <= 2);
+      assert.deepEqual(collect(rebuilt(store, m2)).pages, collect(streams.background!).pages);
+    } finally {
+      store.close();
+    }
+    const page = (f: (i: number) => number) => Buffer.from(Array.from({ length: 4096 }, (_, i) => f(i) & 255));
+    const block = randomBytes(512);
+    assert.equal(looksIncompressible(randomBytes(4096)), true, 'random');
+    assert.equal(looksIncompressible(Buffer.alloc(4096)), false, 'zeros');
+    assert.equal(looksIncompressible(Buffer.from('the quick brown fox '.repeat(205).slice(0, 4096))), false, 'text');
+    assert.equal(looksIncompressible(page((i) => i)), false, 'a repeated 0..255 ramp');
+    assert.equal(looksIncompressible(page((i) => block[i % 512]!)), false, 'a repeated random block');
+    const half = Buffer.concat([randomBytes(2048), Buffer.alloc(2048)]);
+    assert.equal(looksIncompressible(half), false, 'half random, half zeros');
   });
 
   test('store: a full disk mid-checkpoint leaves earlier checkpoints intact and no garbage', async () => {

@@ -231,6 +231,8 @@ export class WriteSession {
   private fd: number;
   private offset = 0;
   private bytes = 0;
+  private readonly buf = Buffer.allocUnsafe(2 ** 20);
+  private buffered = 0;
   private readonly packs: number[] = [];
   private readonly pending = new Map<string, { hash: Buffer } & Loc>();
   readonly stats: WriteStats = { objects: 0, dedupHits: 0, rawBytes: 0, storedBytes: 0 };
@@ -256,18 +258,32 @@ export class WriteSession {
     this.pack = n;
     this.packs.push(n);
     this.offset = 0;
+    this.buffered = 0;
     this.write(fd, PACK_MAGIC);
     return fd;
   }
 
+  /** Appends to the pack through a 1 MiB buffer (one write call per MiB, not two per object). */
   private write(fd: number, b: Buffer): void {
     if (this.faults.failAfterBytes !== undefined && this.bytes + b.length > this.faults.failAfterBytes) {
       throw Object.assign(new Error('ENOSPC: no space left on device (injected)'), { code: 'ENOSPC' });
     }
-    let at = 0;
-    while (at < b.length) at += writeSync(fd, b, at, b.length - at, this.offset + at);
+    if (this.buffered + b.length > this.buf.length) this.drain(fd);
+    if (b.length >= this.buf.length) {
+      writeAll(fd, b, this.offset);
+    } else {
+      b.copy(this.buf, this.buffered);
+      this.buffered += b.length;
+    }
     this.offset += b.length;
     this.bytes += b.length;
+  }
+
+  /** Writes what the buffer holds (it ends at `offset`). */
+  private drain(fd: number): void {
+    if (this.buffered === 0) return;
+    writeAll(fd, this.buf.subarray(0, this.buffered), this.offset - this.buffered);
+    this.buffered = 0;
   }
 
   /** True if the object is stored or pending in this session. */
@@ -281,7 +297,8 @@ export class WriteSession {
       this.stats.dedupHits++;
       return false;
     }
-    const z = deflateRawSync(data, { level: 1, strategy: zc.Z_DEFAULT_STRATEGY });
+    // Deflating a page of random-looking bytes costs ~100 µs and gains nothing: such pages are stored raw.
+    const z = looksIncompressible(data) ? data : deflateRawSync(data, { level: 1, strategy: zc.Z_DEFAULT_STRATEGY });
     const [codec, stored] = z.length < data.length ? [CODEC_DEFLATE, z] : [CODEC_RAW, data];
     this.putStored(hash, stored, { raw: data.length, codec });
     return true;
@@ -297,6 +314,7 @@ export class WriteSession {
   putStored(hash: Buffer, stored: Buffer, meta: { raw: number; codec: number }): void {
     if (this.done) throw new Error('write session already finished');
     if (this.offset + REC_HEADER + stored.length > PACK_LIMIT && this.offset > PACK_MAGIC.length) {
+      this.drain(this.fd);
       fsyncSync(this.fd);
       closeSync(this.fd);
       this.fd = this.openPack(this.store.nextPack());
@@ -323,6 +341,7 @@ export class WriteSession {
 
   /** fsync only; `commitRows` inside the caller's transaction (GC). */
   private flush(): void {
+    this.drain(this.fd);
     fsyncSync(this.fd);
     closeSync(this.fd);
     this.fd = -1;
@@ -350,4 +369,35 @@ export class WriteSession {
       this.store.release(n);
     }
   }
+}
+
+function writeAll(fd: number, b: Buffer, position: number): void {
+  let at = 0;
+  while (at < b.length) at += writeSync(fd, b, at, b.length - at, position + at);
+}
+
+const seen = new Uint8Array(256);
+/**
+ * True for data deflate could not make meaningfully smaller: a strided sample of 1024 bytes holds ≥ 240 distinct
+ * values (random, encrypted or already compressed data: ~251; text, code, tables: far fewer) and the data does not
+ * repeat itself at a short period (a repeated random block would look random byte by byte, yet deflate well).
+ */
+export function looksIncompressible(data: Buffer): boolean {
+  if (data.length < 1024) return false;
+  seen.fill(0);
+  let distinct = 0;
+  const step = data.length >> 10;
+  for (let i = 0; i < data.length; i += step) {
+    const v = data[i]!;
+    if (seen[v] === 0) {
+      seen[v] = 1;
+      distinct++;
+    }
+  }
+  if (distinct < 240) return false;
+  for (const period of [8, 16, 32, 64, 128, 256, 512, 1024, 2048]) {
+    if (period * 2 > data.length) break;
+    if (data.compare(data, period, period + 32, 0, 32) === 0) return false;
+  }
+  return true;
 }

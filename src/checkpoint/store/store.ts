@@ -176,11 +176,17 @@ export class CheckpointStore {
 
   // ---- writing a checkpoint ----
 
-  /** A sink for the stream parser that stores pages as they arrive; `finish` writes tables and the manifest. */
-  async beginCheckpoint(): Promise<CheckpointWriter> {
+  /** A sink for the stream parser that stores pages as they arrive; `finish` writes tables and the manifest.
+   * With `parent` (the VM's previous checkpoint), a page whose hash equals the parent's page at the same place is
+   * known to be stored: no index lookup for it. */
+  async beginCheckpoint(opts: { parent?: Manifest } = {}): Promise<CheckpointWriter> {
     await this.enterWriter();
     try {
-      return new CheckpointWriter(this, this.objects.session());
+      const parentTables = new Map<string, Buffer>();
+      for (const b of opts.parent?.stream.blocks ?? []) {
+        parentTables.set(`${b.id}\0${b.length}`, Buffer.concat(b.tables.map((t) => this.objects.get(Buffer.from(t, 'hex')))));
+      }
+      return new CheckpointWriter(this, this.objects.session(), parentTables);
     } catch (e) {
       this.leaveWriter();
       throw e;
@@ -288,11 +294,16 @@ export class CheckpointWriter implements StreamSink {
   pages = 0;
   zeroPages = 0;
 
-  constructor(private readonly store: CheckpointStore, readonly session: WriteSession) {}
+  private parentOf: (Buffer | undefined)[] = [];
+  /** Pages found unchanged since the parent checkpoint (same hash at the same place). */
+  unchangedPages = 0;
+
+  constructor(private readonly store: CheckpointStore, readonly session: WriteSession, private readonly parentTables = new Map<string, Buffer>()) {}
 
   blocks(blocks: RamBlock[]): void {
     this.blockList = blocks;
     this.tables = blocks.map((b) => Buffer.alloc((b.length / PAGE_SIZE) * HASH_BYTES));
+    this.parentOf = blocks.map((b) => this.parentTables.get(`${b.id}\0${b.length}`));
   }
 
   page(block: number, index: number, data: Buffer | null): void {
@@ -306,7 +317,13 @@ export class CheckpointWriter implements StreamSink {
       t.fill(0, index * HASH_BYTES, (index + 1) * HASH_BYTES);
       return;
     }
-    h.copy(t, index * HASH_BYTES);
+    const at = index * HASH_BYTES;
+    h.copy(t, at);
+    const prev = this.parentOf[block];
+    if (prev && prev.compare(h, 0, HASH_BYTES, at, at + HASH_BYTES) === 0) {
+      this.unchangedPages++;
+      return;
+    }
     this.session.put(h, data);
   }
 

@@ -2,7 +2,7 @@
 // folder, so it outlives the server), connect to its control socket, exchange messages, and, after a server
 // restart, wait for a worker the previous server left.
 import { spawn } from 'node:child_process';
-import { closeSync, openSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, openSync, statSync, writeFileSync, writeSync } from 'node:fs';
 import { createConnection, type Socket } from 'node:net';
 import { tail } from '../../vm/process.ts';
 import type { DiskRecord, Manifest } from '../store/index.ts';
@@ -136,11 +136,16 @@ export class WorkerClient {
   }
 }
 
-/** Waits until this VM has no live capture worker; false if one still runs after `timeoutMs`. */
-export async function waitWorkerExit(files: WorkerFiles, timeoutMs: number): Promise<boolean> {
+/** Waits until this VM has no live capture worker; false if one still runs after `timeoutMs`, or, with
+ * `stallMs`, once it has shown no progress (its status file unchanged) for that long. */
+export async function waitWorkerExit(files: WorkerFiles, timeoutMs: number, stallMs?: number): Promise<boolean> {
   const end = Date.now() + timeoutMs;
   while (liveWorkerPid(files) !== undefined) {
     if (Date.now() > end) return false;
+    if (stallMs !== undefined) {
+      const changed = existsSync(files.status) ? statSync(files.status).mtimeMs : statSync(files.job).mtimeMs;
+      if (Date.now() - changed > stallMs) return false;
+    }
     await new Promise((r) => setTimeout(r, 100));
   }
   return true;

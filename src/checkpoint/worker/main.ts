@@ -24,7 +24,7 @@ import { readLines, sendLine, workerFiles, type ServerMessage, type WorkerJob, t
 /** With no stream bytes for this long (QEMU stalled or gone), the worker gives the checkpoint up. */
 const STREAM_STALL_MS = 120_000;
 /** A worker nobody connected to and no migration reached is given up after this long. */
-const IDLE_LIMIT_MS = 10 * 60_000;
+const IDLE_LIMIT_MS = 3 * 60_000;
 
 const jobPath = process.argv[2]!;
 const job = JSON.parse(readFileSync(jobPath, 'utf8')) as WorkerJob;
@@ -54,7 +54,8 @@ let migClosed = false;
 
 const store = new CheckpointStore(job.storeRoot, { worker: { marker: files.job }, faults: job.faults });
 const disks = new DiskCheckpoints(job.storeRoot, 'qemu-img');
-let writer: CheckpointWriter | undefined = await store.beginCheckpoint();
+const parentManifest = job.meta.parent ? store.get(job.meta.parent) : undefined;
+let writer: CheckpointWriter | undefined = await store.beginCheckpoint({ parent: parentManifest });
 const parser = new MigrationStreamParser(writer);
 
 const send = (msg: WorkerMessage) => control && sendLine(control, msg);
@@ -173,13 +174,17 @@ async function onServer(msg: ServerMessage): Promise<void> {
   }
 }
 
+let lastStatus = '';
 const heartbeat = setInterval(() => {
   send({ type: 'progress', bytes, connected });
+  const status = `${state} ${bytes}${orphaned ? ' orphaned' : ''}\n`;
+  if (status !== lastStatus) writeFileSync(files.status, (lastStatus = status)); // its mtime: the last progress
   const now = Date.now();
   if (!everControlled && !isAlive(job.serverPid)) void orphan('the server died before it connected');
   else if (state === 'streaming' && now - lastBytesAt > STREAM_STALL_MS) fail(`no stream data for ${STREAM_STALL_MS / 1000} s`);
-  else if (!connected && !orphaned && now - job.requestedAt > IDLE_LIMIT_MS) {
-    fail('no migration reached the worker');
+  else if (!connected && !orphaned && (now - job.requestedAt > IDLE_LIMIT_MS || !isAlive(job.qemuPid))) {
+    // Nothing will come: QEMU is gone, or the server never made the pause. Nothing in QEMU depends on us.
+    fail(isAlive(job.qemuPid) ? 'no migration reached the worker' : 'QEMU is no longer running');
     void exit(1);
   }
 }, 1000);

@@ -6,6 +6,7 @@
 //   vms/<id>/ckpt-worker.sock         control socket: the worker listens, the server connects
 //   vms/<id>/ckpt.sock                the migration socket: the worker listens, QEMU connects and streams
 //   vms/<id>/ckpt-worker.log          the worker's stdout and stderr
+//   vms/<id>/ckpt-worker.status       its state and stream bytes, rewritten when they change (its mtime = last progress)
 //   vms/<id>/ckpt-worker.result.json  the outcome, written (atomically) by the worker before it exits
 // The job and result files stay until a server has taken the outcome (the running one, or the next after a crash).
 import { existsSync, readFileSync, rmSync } from 'node:fs';
@@ -21,6 +22,7 @@ export interface WorkerFiles {
   migration: string;
   log: string;
   result: string;
+  status: string;
 }
 
 export function workerFiles(vmDir: string): WorkerFiles {
@@ -31,6 +33,7 @@ export function workerFiles(vmDir: string): WorkerFiles {
     migration: join(vmDir, 'ckpt.sock'),
     log: join(vmDir, 'ckpt-worker.log'),
     result: join(vmDir, 'ckpt-worker.result.json'),
+    status: join(vmDir, 'ckpt-worker.status'),
   };
 }
 
@@ -101,7 +104,7 @@ export function readResult(files: WorkerFiles): WorkerResult | undefined {
 
 /** Forgets a finished worker: its job, result, pid and sockets (its log stays, appended to by the next one). */
 export function clearWorkerFiles(files: WorkerFiles): void {
-  for (const f of [files.result, files.job, files.pid, files.control, files.migration]) rmSync(f, { force: true });
+  for (const f of [files.result, files.job, files.pid, files.control, files.migration, files.status]) rmSync(f, { force: true });
 }
 
 function readJson<T>(path: string): T | undefined {
