@@ -78,6 +78,9 @@ describe('oriel checkpoint', () => {
     const bad = await oriel(['checkpoint', 'schedule', 'ck', '--every', 'sometimes']);
     assert.equal(bad.code, 1);
     assert.match(bad.stderr, /--every must be an interval/);
+    const keepless = await oriel(['checkpoint', 'schedule', 'ck', '--every', '5m']);
+    assert.notEqual(keepless.code, 0);
+    assert.match(keepless.stderr, /needs at least one keep rule/);
     const s = await oriel(['checkpoint', 'schedule', 'ck', '--every', '3s', '--keep-last', '1', '--json']);
     assert.equal(s.code, 0, s.stderr);
     assert.equal(JSON.parse(s.stdout).every, '3s');

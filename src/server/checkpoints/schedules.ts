@@ -81,6 +81,10 @@ export class CheckpointSchedules {
   set(vmId: string, every: string, rules: RetentionRules): Schedule {
     const job = makeJob(every, () => void this.run(vmId));
     job.stop(); // validated; arm() below starts the real one
+    // Without a keep rule, pruning after each run would delete every scheduled checkpoint, the new one included.
+    if (!Object.values(rules).some((n) => typeof n === 'number' && n > 0)) {
+      throw badRequest('a schedule needs at least one keep rule of 1 or more (--keep-last, --keep-hourly, --keep-daily, --keep-weekly, --keep-monthly): without one, each run would prune every scheduled checkpoint');
+    }
     this.db
       .prepare('INSERT INTO checkpoint_schedules (vm_id, every, rules, updated_at) VALUES (?, ?, ?, ?) ON CONFLICT(vm_id) DO UPDATE SET every = excluded.every, rules = excluded.rules, updated_at = excluded.updated_at')
       .run(vmId, every, JSON.stringify(rules), new Date().toISOString());
