@@ -67,7 +67,10 @@ describe('web console with the SPICE agent (desktop guest)', () => {
 
   async function openConsole(p: Page, base = t.url): Promise<void> {
     await p.goto(`${base}/vms/${VM}/console`);
-    await p.waitForSelector('#console-status[data-status=connected]', { timeout: 60_000 });
+    await p.waitForSelector('#console-status[data-status=connected]', { timeout: 60_000 }).catch(async (e: Error) => {
+      const status = await p.$eval('#console-status', (el) => `${el.getAttribute('data-status')}: ${el.textContent}`).catch(() => 'no status element');
+      throw new Error(`the console at ${base} did not connect (${status}; page errors: ${pageErrors.join(' | ') || 'none'}): ${e.message}`);
+    });
     await p.waitForSelector('#console-agent[data-state=ready]', { timeout: 120_000 });
   }
   /** Gives the console focus as a person does coming back to it (its focus event reads the local clipboard). */

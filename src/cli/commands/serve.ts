@@ -3,8 +3,7 @@
 import type { Command } from 'commander';
 import { defaultConfig, type Accel, type OrielConfig } from '../../config.ts';
 import { createServer, type OrielServer } from '../../server/app.ts';
-import { startImageBuild } from '../../server/routes/images.ts';
-import { findBuiltImage } from '../../vm/images/registry.ts';
+import { demoImage, startImageBuild } from '../../server/routes/images.ts';
 import { CliError } from '../api.ts';
 import { ProgressBar } from '../output.ts';
 
@@ -68,12 +67,9 @@ export async function startDemo(server: OrielServer, imageName?: string): Promis
   if (!admin) return;
   let image = imageName;
   if (!image) {
-    try {
-      image = findBuiltImage(ctx.config.cacheDir, 'desktop') ? 'desktop' : 'tiny';
-    } catch (e) {
-      server.app.log.warn(`demo VM: cannot tell whether the desktop image is built (${(e as Error).message}); using tiny`);
-      image = 'tiny';
-    }
+    const d = demoImage(ctx);
+    if (d.warning) server.app.log.warn(`demo VM: ${d.warning}`);
+    image = d.image;
   }
   const op = startImageBuild(ctx, image, admin.id);
   const bar = new ProgressBar();

@@ -2,7 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { notFound } from '../../errors.ts';
-import { builders, listImages } from '../../vm/images/registry.ts';
+import { builders, findBuiltImage, listImages } from '../../vm/images/registry.ts';
 import { requireAdmin, requireUser } from '../auth/plugin.ts';
 import type { ServerContext } from '../context.ts';
 import { operationSchema, operationView } from '../schemas.ts';
@@ -35,4 +35,13 @@ export function startImageBuild(ctx: ServerContext, name: string, userId: string
     const m = await b.build({ cacheDir: ctx.config.cacheDir, signal: op.signal, progress: op.progress, log: op.log });
     return { image: m.name, recipe: m.recipe, sizeBytes: m.sizeBytes };
   });
+}
+
+/** The image a demo VM gets: the desktop once it is built (building it takes minutes), else the tiny one. */
+export function demoImage(ctx: ServerContext): { image: 'desktop' | 'tiny'; warning?: string } {
+  try {
+    return { image: findBuiltImage(ctx.config.cacheDir, 'desktop') ? 'desktop' : 'tiny' };
+  } catch (e) {
+    return { image: 'tiny', warning: `cannot tell whether the desktop image is built (${(e as Error).message}); using tiny` };
+  }
 }
