@@ -10,7 +10,8 @@
 // and per scenario the restore time of its last checkpoint (QEMU start to guest running), the pause of QEMU's own
 // background snapshot of the same guest (no disk, into a socket that drops it: the floor of the mechanism), and the
 // pause of QEMU's own `savevm`. The machine's load average is printed beside them: the numbers move with it.
-// Usage: node --import tsx bench/checkpoint.ts [memoryMiB=2048] [dataMiB=512] [checkpointsPerScenario=3] [rates=0,16,128]
+// With --hugepages the guest's RAM is in 2 MiB huge pages (reserved for the run, given back after: needs root).
+// Usage: node --import tsx bench/checkpoint.ts [memoryMiB=2048] [dataMiB=512] [checkpointsPerScenario=3] [rates=0,16,128] [--hugepages]
 import { createServer } from 'node:net';
 import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
@@ -18,12 +19,14 @@ import { deflateRawSync } from 'node:zlib';
 import { CheckpointService, type Manifest } from '../src/checkpoint/index.ts';
 import { waitMigration } from '../src/checkpoint/migration.ts';
 import type { QmpEvent } from '../src/vm/qmp/index.ts';
-import { makeRig, bootTiny } from '../test/checkpoint/helpers.ts';
+import { makeRig, bootTiny, reserveHugePages } from '../test/checkpoint/helpers.ts';
 
-const mem = Number(process.argv[2] ?? 2048);
-const dataMiB = Number(process.argv[3] ?? 512);
-const perScenario = Number(process.argv[4] ?? 3);
-const rates = (process.argv[5] ?? '0,16,128').split(',').map(Number);
+const huge = process.argv.includes('--hugepages');
+const args = process.argv.slice(2).filter((a) => !a.startsWith('--'));
+const mem = Number(args[0] ?? 2048);
+const dataMiB = Number(args[1] ?? 512);
+const perScenario = Number(args[2] ?? 3);
+const rates = (args[3] ?? '0,16,128').split(',').map(Number);
 const PAUSE_BETWEEN_MS = 5000;
 const SRC_MiB = 64;
 
@@ -32,6 +35,9 @@ const eventMs = (e: QmpEvent) => e.timestamp.seconds * 1000 + e.timestamp.micros
 const MB = (b: number) => (b / 1e6).toFixed(b < 1e7 ? 2 : 1);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+// Huge pages for the guest and, during a restore, the QEMU that replaces it.
+const giveBack = huge ? reserveHugePages(mem) : undefined;
+if (huge && !giveBack) throw new Error('cannot reserve huge pages for --hugepages (needs root and free memory)');
 const rig = await makeRig();
 const svc = new CheckpointService(rig.vms, { root: CheckpointService.defaultRoot(rig.dataDir), qemuImg: rig.qemuImg });
 const sh = async (cmd: string, timeoutMs = 600_000) => {
@@ -111,7 +117,7 @@ const dirtier = (rate: number) => {
 const scenarios: Scenario[] = [];
 try {
   console.error(`load ${load()}: booting a ${mem} MiB guest, filling ${dataMiB} MiB of its RAM`);
-  await bootTiny(rig, 'b', mem);
+  await bootTiny(rig, 'b', mem, { hugepages: huge });
   // A random source, then the data: shifted copies of it (every page different, none compressible).
   await sh(`mkdir -p /mnt && mount -t tmpfs -o size=${dataMiB + SRC_MiB + 64}m t /mnt && dd if=/dev/urandom of=/mnt/src bs=1M count=${SRC_MiB} 2>/dev/null`);
   for (let at = 0; at < dataMiB; at += 32) {
@@ -152,7 +158,7 @@ try {
     await sh('[ -f /tmp/dirtier.pid ] && kill $(cat /tmp/dirtier.pid) 2>/dev/null; true');
   }
 
-  console.log(`\n${mem} MiB guest (tiny image, TCG, 1 vCPU), ${dataMiB} MiB of non-repeating data in RAM; ${perScenario} checkpoints per scenario, ${PAUSE_BETWEEN_MS / 1000} s apart; host: ${readFileSync('/proc/cpuinfo', 'utf8').match(/^processor/gm)!.length} CPUs shared with other work (load average shown).\n`);
+  console.log(`\n${mem} MiB guest (tiny image, TCG, 1 vCPU${huge ? ', RAM in 2 MiB huge pages' : ''}), ${dataMiB} MiB of non-repeating data in RAM; ${perScenario} checkpoints per scenario, ${PAUSE_BETWEEN_MS / 1000} s apart; host: ${readFileSync('/proc/cpuinfo', 'utf8').match(/^processor/gm)!.length} CPUs shared with other work (load average shown).\n`);
   console.log('| scenario | # | pause ms | duration s | written MB (RAM + disk) | floor MB (changed pages) | written / floor | full stream MB | full compressed MB | load |');
   console.log('|---|---|---|---|---|---|---|---|---|---|');
   all.forEach((r, i) => {
@@ -170,4 +176,5 @@ try {
 } finally {
   svc.close();
   await rig.destroy();
+  giveBack?.();
 }

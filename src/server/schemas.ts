@@ -20,6 +20,7 @@ export const vmSchema = z.object({
   cpus: z.number(),
   display: z.enum(['std', 'qxl']),
   accel: z.enum(['auto', 'kvm', 'tcg']),
+  hugepages: z.boolean(),
   image: z.string().nullable(),
   createdAt: z.string(),
   updatedAt: z.string(),
@@ -29,7 +30,7 @@ export type VmView = z.infer<typeof vmSchema>;
 export function vmView(vm: VmRecord, users: Users): VmView {
   return {
     id: vm.id, name: vm.name, owner: users.get(vm.ownerId)?.name ?? vm.ownerId, state: vm.state, stateReason: vm.stateReason,
-    pid: vm.pid, memoryMiB: vm.spec.memoryMiB, cpus: vm.spec.cpus, display: vm.spec.display, accel: vm.spec.accel,
+    pid: vm.pid, memoryMiB: vm.spec.memoryMiB, cpus: vm.spec.cpus, display: vm.spec.display, accel: vm.spec.accel, hugepages: !!vm.spec.hugepages,
     image: vm.spec.image === 'path' ? (vm.spec.baseDisk ?? null) : (vm.spec.image ?? null), createdAt: vm.createdAt, updatedAt: vm.updatedAt,
   };
 }

@@ -20,6 +20,7 @@ import { resolveAccel } from './accel.ts';
 import { createOverlay, diskInfo, checkDisk } from './disk.ts';
 import { findBuiltImage, builders } from './images/registry.ts';
 import { GuestShell } from './guest-shell.ts';
+import { checkHugePages } from './hugepages.ts';
 import { GuestAgent, GuestAgentError } from './guest-agent.ts';
 import { vmPaths, type VmPaths } from './paths.ts';
 import { isAlive, isOurQemu, readPidfile, tail, waitUntil } from './process.ts';
@@ -186,6 +187,7 @@ export class VmManager extends EventEmitter {
       cpus: req.cpus ?? 1,
       display: req.display ?? 'std',
       accel: req.accel ?? this.o.accel,
+      ...(req.hugepages ? { hugepages: true } : {}),
     };
     const image = req.image && !isAbsolute(req.image) ? findBuiltImage(this.o.cacheDir, req.image) : undefined;
     // What the image is made for, unless the request says otherwise.
@@ -260,6 +262,7 @@ export class VmManager extends EventEmitter {
     }
     for (const f of [p.pidfile, p.qmp, p.spice, p.serial, p.shell, p.guestAgent]) rmSync(f, { force: true });
 
+    if (spec.hugepages) checkHugePages(vm.name, spec.memoryMiB);
     this.setState(vm.id, 'starting', null, null);
     const accel = await resolveAccel(spec.accel, this.o.qemuBinary);
     const args = qemuArgs(vm.name, spec, p, accel);

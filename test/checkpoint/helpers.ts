@@ -1,10 +1,11 @@
 // A VmManager on a scratch data directory (no HTTP server), for checkpoint tests and benchmarks that drive one
 // tiny guest directly.
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { defaultConfig, scratchRoot } from '../../src/config.ts';
 import { openDatabase, type Db } from '../../src/store/database.ts';
 import { VmManager } from '../../src/vm/manager.ts';
+import { hugePages } from '../../src/vm/hugepages.ts';
 import { ensureTinyImage } from '../helpers/images.ts';
 import { killVmsIn } from '../helpers/server.ts';
 
@@ -39,8 +40,27 @@ export async function makeRig(): Promise<Rig> {
   };
 }
 
-export async function bootTiny(rig: Rig, name: string, memoryMiB = 192): Promise<void> {
-  await rig.vms.create({ name, image: 'tiny', memoryMiB }, 'u1');
+export async function bootTiny(rig: Rig, name: string, memoryMiB = 192, opts: { hugepages?: boolean } = {}): Promise<void> {
+  await rig.vms.create({ name, image: 'tiny', memoryMiB, ...opts }, 'u1');
   await rig.vms.start(name);
   await rig.vms.waitReady(name, 90_000);
+}
+
+/**
+ * Makes sure the host has `pages` more huge pages free than now by raising vm.nr_hugepages (needs root, as a person
+ * setting up huge-page VMs would); returns a function that gives them back, or undefined if they cannot be reserved.
+ */
+export function reserveHugePages(pages: number): (() => void) | undefined {
+  const path = '/proc/sys/vm/nr_hugepages';
+  const before = Number(readFileSync(path, 'utf8'));
+  try {
+    writeFileSync(path, String(before + pages));
+  } catch {
+    return undefined;
+  }
+  if (hugePages().available < pages) {
+    writeFileSync(path, String(before)); // the kernel found fewer free 2 MiB blocks than asked
+    return undefined;
+  }
+  return () => writeFileSync(path, String(before));
 }

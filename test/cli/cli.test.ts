@@ -110,6 +110,12 @@ describe('oriel CLI', () => {
     const c = await oriel(['vm', 'create', 'c1', '--image', 'tiny', '--memory', '128', '--json']);
     assert.equal(c.code, 0, c.stderr);
     assert.equal(JSON.parse(c.stdout).memoryMiB, 128);
+    assert.equal(JSON.parse(c.stdout).hugepages, false);
+    const odd = await oriel(['vm', 'create', 'h1', '--image', 'tiny', '--memory', '129', '--hugepages']);
+    assert.match(odd.stderr, /with hugepages, memory must be a multiple of 2 MiB/);
+    const h = await oriel(['vm', 'create', 'h1', '--image', 'tiny', '--memory', '128', '--hugepages', '--json']);
+    assert.equal(JSON.parse(h.stdout).hugepages, true);
+    assert.equal((await oriel(['vm', 'delete', 'h1'])).code, 0);
     const list = JSON.parse((await oriel(['vm', 'list', '--json'])).stdout);
     assert.deepEqual(list.map((v: { name: string }) => v.name).sort(), ['c1', 'demo']);
     const table = await oriel(['vm', 'list']);

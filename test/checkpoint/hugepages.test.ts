@@ -1,0 +1,78 @@
+// A VM whose RAM is in 2 MiB huge pages (`hugepages`): QEMU gets a hugetlb memfd, checkpoints of it restore exactly
+// like any other, and a host without enough free huge pages refuses to start it with a message that says what to do.
+// The test reserves the huge pages itself (vm.nr_hugepages, as root) and gives them back at the end.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { CheckpointService } from '../../src/checkpoint/index.ts';
+import { checkHugePages, hugePages } from '../../src/vm/hugepages.ts';
+import { makeRig, bootTiny, reserveHugePages, type Rig } from './helpers.ts';
+
+const MEM = 256;
+
+test('huge pages: /proc/meminfo read, and the refusal says how many pages and how to reserve them', () => {
+  const meminfo = 'MemTotal: 1 kB\nHugePages_Total:     100\nHugePages_Free:       60\nHugePages_Rsvd:       10\nHugePages_Surp: 0\nHugepagesize:       2048 kB\n';
+  const hp = hugePages(meminfo);
+  assert.deepEqual(hp, { total: 100, available: 50, sizeKiB: 2048 });
+  checkHugePages('a', 100, hp); // 50 pages: exactly enough
+  assert.throws(() => checkHugePages('big', 256, hp), (e: Error) => {
+    assert.match(e.message, /cannot start VM 'big': it needs 128 free huge pages of 2 MiB and the host has 50 \(of 100 reserved\)/);
+    assert.match(e.message, /sysctl vm\.nr_hugepages=178/);
+    return true;
+  });
+});
+
+describe('a huge-page VM', () => {
+  let rig: Rig;
+  let svc: CheckpointService;
+  let giveBack: (() => void) | undefined;
+  const sh = async (cmd: string) => {
+    const r = await rig.vms.exec('hp', ['sh', '-c', cmd], 90_000);
+    assert.equal(r.exitCode, 0, r.stderr);
+    return r.stdout.trim();
+  };
+  const state = () => sh('cat /mnt/c; md5sum /mnt/p | cut -c1-32');
+
+  before(async () => {
+    // Room for the VM and, during a restore, the QEMU that replaces it.
+    giveBack = reserveHugePages((2 * MEM) / 2);
+    if (!giveBack) return;
+    rig = await makeRig();
+    svc = new CheckpointService(rig.vms, { root: CheckpointService.defaultRoot(rig.dataDir), qemuImg: rig.qemuImg });
+    await bootTiny(rig, 'hp', MEM, { hugepages: true });
+    await sh('mkdir -p /mnt && mount -t tmpfs t /mnt && dd if=/dev/urandom of=/mnt/p bs=1M count=8 2>/dev/null');
+  });
+  after(async () => {
+    svc?.close();
+    await rig?.destroy();
+    giveBack?.();
+  });
+
+  test('runs on huge pages; two live checkpoints restore to their instants', async (t) => {
+    if (!giveBack) return t.skip('this user cannot reserve huge pages (vm.nr_hugepages needs root)');
+    assert.ok(hugePages().total - hugePages().available >= MEM / 2, 'the guest RAM is in the reserved huge pages');
+    const chain: { id: string; expect: string }[] = [];
+    for (let i = 1; i <= 2; i++) {
+      await sh(`echo ${i} > /mnt/c; dd if=/dev/urandom of=/mnt/p bs=4k count=64 seek=${i * 100} conv=notrunc 2>/dev/null`);
+      const expect = await state();
+      const m = await svc.create('hp');
+      assert.deepEqual(m.stream.blocks.map((b) => b.id).filter((id) => id === 'ram0'), ['ram0'], 'guest RAM is the memfd backend');
+      console.log(`checkpoint ${i}: pause ${m.stats.pauseMs} ms, ${m.stats.newBytes} B new`);
+      chain.push({ id: m.id, expect });
+    }
+    await sh('echo 99 > /mnt/c; dd if=/dev/urandom of=/mnt/p bs=1M count=8 2>/dev/null');
+    for (const c of [...chain].reverse()) {
+      await svc.restore(c.id);
+      assert.equal(await state(), c.expect);
+    }
+    await sh('echo 100 > /mnt/c'); // and it runs on
+    assert.equal(await sh('cat /mnt/c'), '100');
+  });
+
+  test('a VM needing more huge pages than are free is refused before QEMU starts', async (t) => {
+    if (!giveBack) return t.skip('this user cannot reserve huge pages (vm.nr_hugepages needs root)');
+    const big = (hugePages().available + 8) * 2;
+    await rig.vms.create({ name: 'toobig', image: 'tiny', memoryMiB: big, hugepages: true }, 'u1');
+    await assert.rejects(rig.vms.start('toobig'), /cannot start VM 'toobig': it needs \d+ free huge pages of 2 MiB .*sysctl vm\.nr_hugepages=/);
+    assert.equal(rig.vms.get('toobig').state, 'stopped');
+  });
+});
