@@ -153,6 +153,11 @@ describe('web UI: checkpoints', () => {
     const s = (await t.admin.get(`/api/vms/${VM}/checkpoint-schedule`)).body;
     assert.equal(s.every, '0 * * * *');
     assert.deepEqual(s.rules, { keepLast: 2, daily: 7 });
+    // Changed elsewhere (the CLI, another browser): the page follows through the event stream, no reload.
+    const put = await t.admin.req('PUT', `/api/vms/${VM}/checkpoint-schedule`, { every: '0 */6 * * *', keepLast: 2, daily: 7 });
+    assert.equal(put.status, 200, JSON.stringify(put.body));
+    await page.waitForSelector('#checkpoint-schedule[data-every="0 */6 * * *"]');
+    assert.equal(await page.inputValue('#schedule-every'), '0 */6 * * *', 'the form follows the stored schedule');
     await settled(page); // a scheduled run may have started before the change
     await until('the list after the last run', async () => (await rowIds(page)).length === (await checkpoints()).length || undefined);
 

@@ -104,6 +104,18 @@ describe('web UI', () => {
     await page.click('#create-submit');
     await page.waitForSelector(`#vm-${VM}-state[data-state=running]`, { timeout: 60_000 });
     await exec('true'); // booted to its shells
+    assert.equal((await t.admin.get(`/api/vms/${VM}`)).body.hugepages, false);
+    // A huge-page VM, created without starting it (this host may have no huge pages reserved).
+    await page.click('#create-vm-button');
+    await page.fill('#create-name', 'huge');
+    await page.selectOption('#create-image', 'tiny');
+    await page.check('#create-hugepages');
+    await page.uncheck('#create-start');
+    await page.click('#create-submit');
+    await page.waitForSelector('#vm-huge-state[data-state=stopped]');
+    assert.equal((await t.admin.get('/api/vms/huge')).body.hugepages, true);
+    assert.equal((await t.admin.delete('/api/vms/huge')).status, 204);
+    await page.waitForSelector('#vm-huge-state', { state: 'detached' });
     // A change made elsewhere (the API) shows up without a reload: the event stream.
     assert.equal((await t.admin.post(`/api/vms/${VM}/pause`)).status, 200);
     await page.waitForSelector(`#vm-${VM}-state[data-state=paused]`);

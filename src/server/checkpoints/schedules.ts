@@ -1,6 +1,7 @@
 // Periodic checkpoints: one schedule per VM (`every`: an interval like 30s, 5m, 2h, 1d, or a cron expression), with
 // retention rules applied after each scheduled checkpoint. Pruning only ever removes scheduled checkpoints: one
 // someone took by hand stays until that person deletes it. Schedules live in SQLite and are re-armed at start.
+import { EventEmitter } from 'node:events';
 import { Cron } from 'croner';
 import { z } from 'zod';
 import type { Db } from '../../store/database.ts';
@@ -49,7 +50,8 @@ function makeJob(every: string, fn: () => void): Cron {
   }
 }
 
-export class CheckpointSchedules {
+/** Emits 'changed' (vmId) when a VM's schedule is set, removed, or has run: the event stream tells browsers. */
+export class CheckpointSchedules extends EventEmitter<{ changed: [vmId: string] }> {
   private readonly jobs = new Map<string, Cron>();
 
   constructor(
@@ -57,7 +59,9 @@ export class CheckpointSchedules {
     private readonly vms: VmManager,
     private readonly checkpoints: CheckpointService,
     private readonly ops: Operations,
-  ) {}
+  ) {
+    super();
+  }
 
   /** Arms every stored schedule (server start). */
   start(): void {
@@ -89,13 +93,15 @@ export class CheckpointSchedules {
       .prepare('INSERT INTO checkpoint_schedules (vm_id, every, rules, updated_at) VALUES (?, ?, ?, ?) ON CONFLICT(vm_id) DO UPDATE SET every = excluded.every, rules = excluded.rules, updated_at = excluded.updated_at')
       .run(vmId, every, JSON.stringify(rules), new Date().toISOString());
     this.arm(vmId, every);
+    this.emit('changed', vmId);
     return this.get(vmId)!;
   }
 
   remove(vmId: string): void {
     this.jobs.get(vmId)?.stop();
     this.jobs.delete(vmId);
-    this.db.prepare('DELETE FROM checkpoint_schedules WHERE vm_id = ?').run(vmId);
+    const removed = this.db.prepare('DELETE FROM checkpoint_schedules WHERE vm_id = ?').run(vmId).changes > 0;
+    if (removed) this.emit('changed', vmId);
   }
 
   private arm(vmId: string, every: string): void {
@@ -109,8 +115,10 @@ export class CheckpointSchedules {
     const s = this.get(vmId);
     const vm = this.vms.store.get(vmId);
     if (!s || !vm) return this.remove(vmId);
-    const note = (err: string | null) =>
+    const note = (err: string | null) => {
       this.db.prepare('UPDATE checkpoint_schedules SET last_run_at = ?, last_error = ? WHERE vm_id = ?').run(new Date().toISOString(), err, vmId);
+      this.emit('changed', vmId);
+    };
     if (vm.state !== 'running' && vm.state !== 'paused') return void note(`skipped: the VM was ${vm.state}`);
     const op = this.ops.start('checkpoint.create', { vmId, userId: null }, async (ctx) => {
       const m = await this.checkpoints.create(vmId, { kind: 'scheduled', progress: checkpointProgress(ctx) });

@@ -11,7 +11,7 @@ import { canSeeOperation } from './operations.ts';
 const KEEPALIVE_MS = 15_000;
 
 export function eventRoutes(app: FastifyInstance, ctx: ServerContext): void {
-  app.get('/api/events', { schema: { tags: ['events'], summary: 'text/event-stream of {type:"vm"|"vm-deleted"|"operation", ...}' } }, (req, reply) => {
+  app.get('/api/events', { schema: { tags: ['events'], summary: 'text/event-stream of {type:"vm"|"vm-deleted"|"operation"|"checkpoint-schedule", ...}' } }, (req, reply) => {
     const user = requireUser(req);
     reply.hijack();
     const res = reply.raw;
@@ -25,12 +25,19 @@ export function eventRoutes(app: FastifyInstance, ctx: ServerContext): void {
     ctx.vms.on('changed', onVm);
     ctx.vms.on('deleted', onVmDeleted);
     ctx.ops.on('changed', onOp);
+    // A VM's checkpoint schedule was set, removed or ran: its name is enough, the page reloads the schedule.
+    const onSchedule = (vmId: string) => {
+      const vm = ctx.vms.store.get(vmId);
+      if (vm && mayUse(vm)) send('checkpoint-schedule', { vmId, vmName: vm.name });
+    };
+    ctx.schedules.on('changed', onSchedule);
     const keepalive = setInterval(() => res.write(': keepalive\n\n'), KEEPALIVE_MS);
     req.raw.on('close', () => {
       clearInterval(keepalive);
       ctx.vms.off('changed', onVm);
       ctx.vms.off('deleted', onVmDeleted);
       ctx.ops.off('changed', onOp);
+      ctx.schedules.off('changed', onSchedule);
     });
   });
 }

@@ -12,6 +12,8 @@ export const operations = signal<Operation[]>([]);
 export const images = signal<Image[]>([]);
 /** The event stream: live, or reconnecting (the lists may be stale). */
 export const live = signal<'connecting' | 'live' | 'offline'>('connecting');
+/** The last checkpoint-schedule change the stream told of (a VM's schedule set, removed or run elsewhere). */
+export const scheduleChange = signal<{ vmName: string; at: number } | null>(null);
 
 export interface Notice { id: number; kind: 'error' | 'info'; text: string }
 export const notices = signal<Notice[]>([]);
@@ -103,6 +105,9 @@ export function startEvents(): void {
   es.addEventListener('vm', (ev) => upsertVm(JSON.parse((ev as MessageEvent).data)));
   es.addEventListener('vm-deleted', (ev) => removeVm(JSON.parse((ev as MessageEvent).data).id));
   es.addEventListener('operation', (ev) => upsertOperation(JSON.parse((ev as MessageEvent).data)));
+  es.addEventListener('checkpoint-schedule', (ev) => {
+    scheduleChange.value = { vmName: (JSON.parse((ev as MessageEvent).data) as { vmName: string }).vmName, at: Date.now() };
+  });
   es.onerror = () => {
     live.value = 'offline';
     // EventSource retries network errors by itself but gives up on an HTTP error (a 401 once the session ended):

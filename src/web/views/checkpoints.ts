@@ -7,7 +7,7 @@ import { useEffect, useRef } from 'preact/hooks';
 import { api, ApiError, enc, type Checkpoint, type CheckpointSchedule, type Operation, type Vm } from '../lib/api.ts';
 import { formatBytes, formatMs, formatTime } from '../lib/format.ts';
 import { html } from '../lib/html.ts';
-import { isFinal, live, notify, operations, whenFinished } from '../lib/store.ts';
+import { isFinal, live, notify, operations, scheduleChange, whenFinished } from '../lib/store.ts';
 import { confirmDialog } from './confirm.ts';
 import { CheckpointPlot } from './checkpoints-plot.ts';
 import { RestoreAsDialog } from './checkpoints-restore.ts';
@@ -53,6 +53,9 @@ function useCheckpointData(vm: string, ops: Operation[]) {
     }
   };
   useEffect(() => void reload(), [vm, live.value === 'live']);
+  // The schedule changed elsewhere (another browser, the CLI) or ran.
+  const sc = scheduleChange.value;
+  useEffect(() => { if (sc?.vmName === vm) void reload(); }, [sc]);
 
   const finished = ops.filter(isFinal).map((o) => o.id).join(' ');
   const seen = useRef<string | null>(null);

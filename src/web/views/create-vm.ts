@@ -1,4 +1,4 @@
-// New VM: name, image, memory, vCPUs; optionally started at once. The server validates (one set of rules for
+// New VM: name, image, memory, vCPUs, huge-page RAM; optionally started at once. The server validates (one set of rules for
 // API, CLI and UI) and its message is shown as is.
 import { useSignal } from '@preact/signals';
 import { api, type Vm } from '../lib/api.ts';
@@ -11,6 +11,7 @@ export function CreateVm({ onDone }: { onDone: () => void }) {
   const memory = useSignal(256);
   const cpus = useSignal(1);
   const start = useSignal(true);
+  const hugepages = useSignal(false);
   const error = useSignal('');
   const working = useSignal(false);
   const submit = async (e: Event) => {
@@ -18,7 +19,7 @@ export function CreateVm({ onDone }: { onDone: () => void }) {
     working.value = true;
     error.value = '';
     try {
-      const vm = await api<Vm>('POST', '/api/vms', { name: name.value.trim(), image: image.value, memoryMiB: memory.value, cpus: cpus.value });
+      const vm = await api<Vm>('POST', '/api/vms', { name: name.value.trim(), image: image.value, memoryMiB: memory.value, cpus: cpus.value, ...(hugepages.value ? { hugepages: true } : {}) });
       upsertVm(vm);
       onDone();
       if (start.value) await vmAction(vm.name, 'start');
@@ -54,6 +55,8 @@ export function CreateVm({ onDone }: { onDone: () => void }) {
       </div>
       ${selected && !selected.built && html`<p class="hint">This image is not built yet.
         ${me.value?.role === 'admin' ? html`<button type="button" id="create-build-image" onClick=${() => build(selected.name)}>Build it</button>` : 'Ask an admin to build it.'}</p>`}
+      <label class="check" title="Guest RAM in 2 MiB huge pages the host has reserved (sysctl vm.nr_hugepages): checkpoints then pause the VM ~5 ms at any size. Starting fails with a message if the host has too few free.">
+        <input id="create-hugepages" type="checkbox" checked=${hugepages.value} onChange=${(e: Event) => (hugepages.value = (e.target as HTMLInputElement).checked)} /> Huge pages <span class="muted small">(shortest checkpoint pauses; the host must reserve them)</span></label>
       <label class="check"><input id="create-start" type="checkbox" checked=${start.value} onChange=${(e: Event) => (start.value = (e.target as HTMLInputElement).checked)} /> Start it now</label>
       ${error.value && html`<p class="error" id="create-error" role="alert">${error.value}</p>`}
       <div class="buttons">
