@@ -17,7 +17,7 @@ import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { deflateRawSync } from 'node:zlib';
 import { CheckpointService, type Manifest } from '../src/checkpoint/index.ts';
-import { waitMigration } from '../src/checkpoint/migration.ts';
+import { pauseFromEvents, waitMigration } from '../src/checkpoint/migration.ts';
 import type { QmpEvent } from '../src/vm/qmp/index.ts';
 import { makeRig, bootTiny, reserveHugePages } from '../test/checkpoint/helpers.ts';
 
@@ -31,7 +31,6 @@ const PAUSE_BETWEEN_MS = 5000;
 const SRC_MiB = 64;
 
 const load = () => readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
-const eventMs = (e: QmpEvent) => e.timestamp.seconds * 1000 + e.timestamp.microseconds / 1000;
 const MB = (b: number) => (b / 1e6).toFixed(b < 1e7 ? 2 : 1);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -60,8 +59,7 @@ async function pauseAround(fn: () => Promise<unknown>): Promise<number | null> {
   } finally {
     off();
   }
-  const s = evs.find((e) => e.event === 'STOP'), r = evs.find((e) => e.event === 'RESUME');
-  return s && r ? Math.round((eventMs(r) - eventMs(s)) * 10) / 10 : null;
+  return pauseFromEvents(evs);
 }
 
 /** QEMU's own background snapshot (what checkpoints build on, without the disk), into a socket that drops it. */
@@ -87,7 +85,7 @@ function floorOf(prev: Manifest | undefined, cur: Manifest): { floor: number; ch
   let floor = 0, changed = 0;
   const tables = (m: Manifest | undefined, id: string) => {
     const b = m?.stream.blocks.find((x) => x.id === id);
-    return b ? Buffer.concat(b.tables.map((t) => svc.store.blob(t))) : undefined;
+    return b ? svc.store.blockTable(b) : undefined;
   };
   for (const b of cur.stream.blocks) {
     const now = tables(cur, b.id)!, before = tables(prev, b.id);

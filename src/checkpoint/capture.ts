@@ -21,7 +21,7 @@ import type { VmManager } from '../vm/manager.ts';
 import type { QmpClient, QmpEvent } from '../vm/qmp/index.ts';
 import type { CheckpointStore, Manifest } from './store/index.ts';
 import { diskNames, type DiskCheckpoints, type DiskPlan } from './disk.ts';
-import { abandonMigration, waitMigration } from './migration.ts';
+import { abandonMigration, pauseFromEvents, waitMigration } from './migration.ts';
 import { WorkerClient, waitWorkerExit } from './worker/client.ts';
 import { clearWorkerFiles, liveWorkerPid, workerFiles, type WorkerJob } from './worker/protocol.ts';
 
@@ -47,8 +47,6 @@ export interface CaptureOptions {
 }
 
 export const newCheckpointId = (): string => `${new Date().toISOString().replace(/[-:.TZ]/g, '').slice(0, 14)}-${randomBytes(4).toString('hex')}`;
-
-const eventMs = (e: QmpEvent) => e.timestamp.seconds * 1000 + e.timestamp.microseconds / 1000;
 
 export async function captureCheckpoint(o: CaptureOptions): Promise<Manifest> {
   const requestedAt = Date.now();
@@ -135,18 +133,6 @@ export async function captureCheckpoint(o: CaptureOptions): Promise<Manifest> {
       release();
     }
   }, { quietRunState: true });
-}
-
-/** STOP → RESUME from QEMU's event timestamps (ms); null if they do not come within 10 s. */
-async function pauseFromEvents(events: QmpEvent[]): Promise<number | null> {
-  const end = Date.now() + 10_000;
-  for (;;) {
-    const stop = events.find((e) => e.event === 'STOP');
-    const resume = events.find((e) => e.event === 'RESUME');
-    if (stop && resume) return Math.round((eventMs(resume) - eventMs(stop)) * 100) / 100;
-    if (Date.now() > end) return null;
-    await new Promise((r) => setTimeout(r, 2));
-  }
 }
 
 async function setCapabilities(qmp: QmpClient, live: boolean): Promise<void> {

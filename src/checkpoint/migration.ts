@@ -6,7 +6,7 @@
 // sent yet. So a background snapshot, once started, is never cancelled: to give a checkpoint up, its receiver drains
 // the stream to the end and drops it (worker/main.ts), and the checkpoint is discarded. Only a precopy migration
 // (the checkpoint of a VM its user paused) is cancelled.
-import type { QmpClient } from '../vm/qmp/index.ts';
+import type { QmpClient, QmpEvent } from '../vm/qmp/index.ts';
 
 export interface MigrateInfo { status: string; 'error-desc'?: string; downtime?: number; ram?: { transferred: number } }
 
@@ -46,4 +46,18 @@ export async function abandonMigration(qmp: QmpClient, o: { background: boolean;
   if (!o.wasRunning) return;
   const st = await qmp.queryStatus();
   if (!st.running && ['paused', 'postmigrate', 'finish-migrate'].includes(st.status)) await qmp.execute('cont');
+}
+
+const eventMs = (e: QmpEvent) => e.timestamp.seconds * 1000 + e.timestamp.microseconds / 1000;
+
+/** STOP → RESUME from QEMU's event timestamps (ms); null if they do not come within 10 s. */
+export async function pauseFromEvents(events: QmpEvent[]): Promise<number | null> {
+  const end = Date.now() + 10_000;
+  for (;;) {
+    const stop = events.find((e) => e.event === 'STOP');
+    const resume = events.find((e) => e.event === 'RESUME');
+    if (stop && resume) return Math.round((eventMs(resume) - eventMs(stop)) * 100) / 100;
+    if (Date.now() > end) return null;
+    await new Promise((r) => setTimeout(r, 2));
+  }
 }

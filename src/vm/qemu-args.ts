@@ -4,6 +4,7 @@
 import type { VmSpec } from './spec.ts';
 import type { VmPaths } from './paths.ts';
 import { KVM_CPU } from './accel.ts';
+import { HUGE_PAGE_MIB } from './hugepages.ts';
 
 export const DISK_NODE = 'disk0';
 /** The memory backend of a huge-page VM (also the RAM block's name in its migration stream). */
@@ -15,7 +16,7 @@ export function qemuArgs(name: string, spec: VmSpec, paths: VmPaths, accel: 'kvm
     // Huge-page RAM: a hugetlb memfd as the machine's memory (hugepages.ts checks the host has them free), touched at
     // start (prealloc) so the first checkpoint's pause does not fault in the pages the guest never used.
     '-machine', spec.hugepages ? `q35,memory-backend=${HUGE_RAM_ID}` : 'q35',
-    ...(spec.hugepages ? ['-object', `memory-backend-memfd,id=${HUGE_RAM_ID},size=${spec.memoryMiB}M,hugetlb=on,hugetlbsize=2M,prealloc=on`] : []),
+    ...(spec.hugepages ? ['-object', `memory-backend-memfd,id=${HUGE_RAM_ID},size=${spec.memoryMiB}M,hugetlb=on,hugetlbsize=${HUGE_PAGE_MIB}M,prealloc=on`] : []),
     // TCG with one thread per vCPU uses both host cores for an SMP guest.
     '-accel', accel === 'kvm' ? 'kvm' : 'tcg,thread=multi',
     '-cpu', accel === 'kvm' ? KVM_CPU : 'max',

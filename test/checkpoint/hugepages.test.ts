@@ -55,7 +55,7 @@ describe('a huge-page VM', () => {
       await sh(`echo ${i} > /mnt/c; dd if=/dev/urandom of=/mnt/p bs=4k count=64 seek=${i * 100} conv=notrunc 2>/dev/null`);
       const expect = await state();
       const m = await svc.create('hp');
-      assert.deepEqual(m.stream.blocks.map((b) => b.id).filter((id) => id === 'ram0'), ['ram0'], 'guest RAM is the memfd backend');
+      assert.ok(m.stream.blocks.some((b) => b.id === 'ram0'), 'guest RAM is the memfd backend');
       console.log(`checkpoint ${i}: pause ${m.stats.pauseMs} ms, ${m.stats.newBytes} B new`);
       chain.push({ id: m.id, expect });
     }

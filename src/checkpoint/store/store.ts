@@ -184,7 +184,7 @@ export class CheckpointStore {
     try {
       const parentTables = new Map<string, Buffer>();
       for (const b of opts.parent?.stream.blocks ?? []) {
-        parentTables.set(`${b.id}\0${b.length}`, Buffer.concat(b.tables.map((t) => this.objects.get(Buffer.from(t, 'hex')))));
+        parentTables.set(`${b.id}\0${b.length}`, this.blockTable(b));
       }
       return new CheckpointWriter(this, this.objects.session(), parentTables);
     } catch (e) {
@@ -210,6 +210,11 @@ export class CheckpointStore {
         }
       }
     }
+  }
+
+  /** A RAM block's page hashes in page order (its page tables joined; all-zero hashes for zero pages). */
+  blockTable(blk: Manifest['stream']['blocks'][number]): Buffer {
+    return Buffer.concat(blk.tables.map((t) => this.blob(t)));
   }
 
   blob(hex: string): Buffer {
