@@ -34,8 +34,8 @@ const load = () => readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).
 const MB = (b: number) => (b / 1e6).toFixed(b < 1e7 ? 2 : 1);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-// Huge pages for the guest and, during a restore, the QEMU that replaces it.
-const giveBack = huge ? reserveHugePages(mem) : undefined;
+// Huge pages for the guest (a restore in place ends the old QEMU before starting the new one).
+const giveBack = huge ? reserveHugePages(mem / 2) : undefined;
 if (huge && !giveBack) throw new Error('cannot reserve huge pages for --hugepages (needs root and free memory)');
 const rig = await makeRig();
 const svc = new CheckpointService(rig.vms, { root: CheckpointService.defaultRoot(rig.dataDir), qemuImg: rig.qemuImg });

@@ -24,7 +24,7 @@ export const vmRequestSchema = z
     display: z.enum(['std', 'qxl']).optional().describe('emulated graphics card: std (VGA) or qxl'),
     accel: z.enum(['auto', 'kvm', 'tcg']).optional(),
     hugepages: z.boolean().optional()
-      .describe('guest RAM in 2 MiB huge pages the host has reserved (vm.nr_hugepages): checkpoints then pause the VM ~1 ms instead of tens'),
+      .describe('guest RAM in 2 MiB huge pages the host has reserved: checkpoints then pause the VM a few ms instead of tens'),
   })
   .strict()
   .superRefine((r, ctx) => {

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { defaultConfig, scratchRoot } from '../../src/config.ts';
 import { openDatabase, type Db } from '../../src/store/database.ts';
 import { VmManager } from '../../src/vm/manager.ts';
-import { hugePages } from '../../src/vm/hugepages.ts';
+import { HUGE_PAGE_POOL, hugePages } from '../../src/vm/hugepages.ts';
 import { ensureTinyImage } from '../helpers/images.ts';
 import { killVmsIn } from '../helpers/server.ts';
 
@@ -47,18 +47,20 @@ export async function bootTiny(rig: Rig, name: string, memoryMiB = 192, opts: { 
 }
 
 /**
- * Makes sure the host has `pages` more huge pages free than now by raising vm.nr_hugepages (needs root, as a person
- * setting up huge-page VMs would); returns a function that gives them back, or undefined if they cannot be reserved.
+ * Makes sure the host has `pages` more 2 MiB huge pages free than now by growing the kernel's pool (needs root, as a
+ * person setting up huge-page VMs would); returns a function that gives them back, or undefined if they cannot be
+ * reserved.
  */
 export function reserveHugePages(pages: number): (() => void) | undefined {
-  const path = '/proc/sys/vm/nr_hugepages';
+  const path = `${HUGE_PAGE_POOL}/nr_hugepages`;
   const before = Number(readFileSync(path, 'utf8'));
   try {
     writeFileSync(path, String(before + pages));
   } catch {
     return undefined;
   }
-  if (hugePages().available < pages) {
+  const available = hugePages().available;
+  if (available < pages) {
     writeFileSync(path, String(before)); // the kernel found fewer free 2 MiB blocks than asked
     return undefined;
   }

@@ -27,7 +27,7 @@ export function vmCommands(program: Command, api: () => Api): void {
     .option('--cpus <n>', 'virtual CPUs (default 1)', intArg('--cpus'))
     .option('--display <std|qxl>', 'graphics card')
     .option('--accel <auto|kvm|tcg>', 'acceleration (default from the server)')
-    .option('--hugepages', 'guest RAM in 2 MiB huge pages the host has reserved (sysctl vm.nr_hugepages): ~1 ms checkpoint pauses')
+    .option('--hugepages', 'guest RAM in 2 MiB huge pages the host has reserved (the kernel 2 MiB pool): checkpoint pauses of a few ms at any size')
     .option('--start', 'start it right away')
     .option('--json', 'print JSON')
     .action(async (name: string, o) => {

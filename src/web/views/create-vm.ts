@@ -55,7 +55,7 @@ export function CreateVm({ onDone }: { onDone: () => void }) {
       </div>
       ${selected && !selected.built && html`<p class="hint">This image is not built yet.
         ${me.value?.role === 'admin' ? html`<button type="button" id="create-build-image" onClick=${() => build(selected.name)}>Build it</button>` : 'Ask an admin to build it.'}</p>`}
-      <label class="check" title="Guest RAM in 2 MiB huge pages the host has reserved (sysctl vm.nr_hugepages): checkpoints then pause the VM ~5 ms at any size. Starting fails with a message if the host has too few free.">
+      <label class="check" title="Guest RAM in 2 MiB huge pages the host has reserved: checkpoints then pause the VM ~5 ms at any size. Starting fails with a message if the host has too few free.">
         <input id="create-hugepages" type="checkbox" checked=${hugepages.value} onChange=${(e: Event) => (hugepages.value = (e.target as HTMLInputElement).checked)} /> Huge pages <span class="muted small">(shortest checkpoint pauses; the host must reserve them)</span></label>
       <label class="check"><input id="create-start" type="checkbox" checked=${start.value} onChange=${(e: Event) => (start.value = (e.target as HTMLInputElement).checked)} /> Start it now</label>
       ${error.value && html`<p class="error" id="create-error" role="alert">${error.value}</p>`}
