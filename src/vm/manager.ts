@@ -264,7 +264,8 @@ export class VmManager extends EventEmitter {
 
     if (spec.hugepages) checkHugePages(vm.name, spec.memoryMiB);
     this.setState(vm.id, 'starting', null, null);
-    const accel = await resolveAccel(spec.accel, this.o.qemuBinary);
+    const tiny = spec.accel === 'auto' ? findBuiltImage(this.o.cacheDir, 'tiny') : undefined;
+    const accel = await resolveAccel(spec.accel, this.o.qemuBinary, tiny?.kernel && tiny.initrd ? { kernel: tiny.kernel, initrd: tiny.initrd } : undefined);
     const args = qemuArgs(vm.name, spec, p, accel);
     // Restore (checkpoints): QEMU waits for `migrate-incoming` instead of booting.
     if (opts.incoming) args.push('-incoming', 'defer');
