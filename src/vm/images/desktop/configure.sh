@@ -70,6 +70,35 @@ ExecStart=/usr/local/lib/oriel/announce-ready
 CONF
 systemctl enable oriel-desktop-ready.path
 
+# The SPICE agent daemon and the WebDAV daemon serve virtio-serial ports. Debian starts them from udev rules that
+# match only "add" events with the port's /dev/virtio-ports/ link already known; but a port's name may reach the guest
+# after the port itself (the link then comes with a later "change" event), and neither daemon started on such a boot.
+# Path units wait for the links themselves, whatever the order of udev events. spice-vdagentd is socket-activated:
+# its socket starts once the port is there, the daemon when the session's spice-vdagent connects to it.
+cat > /etc/systemd/system/oriel-spice-vdagentd.path <<'CONF'
+[Unit]
+Description=Oriel: start the SPICE agent's socket once its virtio-serial port is there
+
+[Path]
+PathExists=/dev/virtio-ports/com.redhat.spice.0
+Unit=spice-vdagentd.socket
+
+[Install]
+WantedBy=paths.target
+CONF
+cat > /etc/systemd/system/oriel-spice-webdavd.path <<'CONF'
+[Unit]
+Description=Oriel: start spice-webdavd once its virtio-serial port is there
+
+[Path]
+PathExists=/dev/virtio-ports/org.spice-space.webdav.0
+Unit=spice-webdavd.service
+
+[Install]
+WantedBy=paths.target
+CONF
+systemctl enable oriel-spice-vdagentd.path oriel-spice-webdavd.path
+
 # Periodic jobs and waits that only slow a short-lived guest down (avahi-daemon stays: spice-webdavd needs it).
 systemctl mask apt-daily.timer apt-daily-upgrade.timer fstrim.timer e2scrub_all.timer e2scrub_reap.service \
   man-db.timer systemd-networkd-wait-online.service
