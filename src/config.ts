@@ -21,6 +21,11 @@ export interface OrielConfig {
   /** Set when Oriel is served over https (marks cookies Secure). */
   secureCookies: boolean;
   logLevel: string;
+  /**
+   * Folders whose disk images, kernels and initrds admins may name by path (--images-dir, ORIEL_IMAGES_DIRS separated
+   * by ':'). Nobody else ever names a host path; with none configured, nobody does.
+   */
+  imagesDirs: string[];
 }
 
 function xdg(envName: string, fallback: string): string {
@@ -40,6 +45,7 @@ export function defaultConfig(env: NodeJS.ProcessEnv = process.env): OrielConfig
     stopTimeoutSec: env.ORIEL_STOP_TIMEOUT ? Number(env.ORIEL_STOP_TIMEOUT) : 30,
     secureCookies: env.ORIEL_SECURE_COOKIES === '1',
     logLevel: env.ORIEL_LOG_LEVEL || 'info',
+    imagesDirs: (env.ORIEL_IMAGES_DIRS ?? '').split(':').filter(Boolean).map((d) => resolve(d)),
   };
 }
 

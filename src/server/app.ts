@@ -30,6 +30,7 @@ import { CheckpointService } from '../checkpoint/service.ts';
 import { spiceUpgrade } from './console/proxy.ts';
 import { registerUpgrades } from './console/upgrade.ts';
 import { ConsoleTickets } from './console/tickets.ts';
+import { ConsoleLimits } from './console/limits.ts';
 import { serialUpgrade } from './console/serial.ts';
 import { registerWebUi } from './web.ts';
 
@@ -58,7 +59,7 @@ export async function createServer(config: OrielConfig, opts: { logger?: boolean
   });
   const vms = new VmManager({
     db, dataDir: config.dataDir, cacheDir: config.cacheDir, qemuBinary: config.qemuBinary, qemuImgBinary: config.qemuImgBinary,
-    accel: config.accel, stopTimeoutSec: config.stopTimeoutSec,
+    accel: config.accel, stopTimeoutSec: config.stopTimeoutSec, imagesDirs: config.imagesDirs,
     log: (level, msg, extra) => app.log[level](extra ?? {}, msg),
   });
   const users = new Users(db);
@@ -118,7 +119,8 @@ export async function createServer(config: OrielConfig, opts: { logger?: boolean
   const tickets = new ConsoleTickets();
   consoleRoutes(app, ctx, tickets);
   checkpointRoutes(app, ctx);
-  registerUpgrades(app, { spice: spiceUpgrade(app, ctx, tickets), serial: serialUpgrade(app, ctx) });
+  const limits = new ConsoleLimits();
+  registerUpgrades(app, { spice: spiceUpgrade(app, ctx, tickets, limits), serial: serialUpgrade(app, ctx, limits) });
   await registerWebUi(app);
 
   return {

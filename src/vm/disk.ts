@@ -10,13 +10,22 @@ export interface DiskInfo {
   format: string;
   virtualSize: number;
   backingFile?: string;
+  /** A qcow2 image's external data file, if it has one. */
+  dataFile?: string;
 }
 
-export async function diskInfo(qemuImg: string, path: string): Promise<DiskInfo> {
+/** The image's metadata, read as `format` (pinned: the contents are never probed to guess it). */
+export async function diskInfo(qemuImg: string, path: string, format: string): Promise<DiskInfo> {
   try {
-    const { stdout } = await run(qemuImg, ['info', '--output=json', '-U', path], { timeout: 30_000 });
-    const j = JSON.parse(stdout) as { format: string; 'virtual-size': number; 'backing-filename'?: string };
-    return { format: j.format, virtualSize: j['virtual-size'], backingFile: j['backing-filename'] };
+    const { stdout } = await run(qemuImg, ['info', '--output=json', '-U', '-f', format, path], { timeout: 30_000 });
+    const j = JSON.parse(stdout) as {
+      format: string; 'virtual-size': number; 'backing-filename'?: string;
+      'format-specific'?: { data?: { 'data-file'?: string } };
+    };
+    return {
+      format: j.format, virtualSize: j['virtual-size'], backingFile: j['backing-filename'],
+      dataFile: j['format-specific']?.data?.['data-file'],
+    };
   } catch (e) {
     const msg = (e as { stderr?: string }).stderr?.trim() || (e as Error).message;
     throw new DiskImageError(`${path} is not a usable disk image: ${msg.replace(/^qemu-img: /, '')}`);

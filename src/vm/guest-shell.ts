@@ -27,6 +27,11 @@ export interface ExecResult {
 // The guest's tty buffers at most 640 KiB of unread input (the kernel's TTYB_DEFAULT_MEM_LIMIT) and the serial
 // line has no flow control, so a longer request could lose bytes when it waits behind a command still running.
 const MAX_REQUEST_BYTES = 512 * 1024;
+/**
+ * Output a command may return, compressed (base64 as it comes) and once unpacked: the guest is not trusted (a root
+ * shell in one's own VM can answer with endless lines or a gzip bomb), so both are bounded.
+ */
+export const MAX_OUTPUT_BYTES = 16 << 20;
 const PING_INTERVAL_MS = 500;
 
 /** Quotes a word for a POSIX shell: inside single quotes nothing is special but the quote itself. */
@@ -48,6 +53,8 @@ interface Request {
   stderr: string[];
   /** Which output the base64 lines belong to: none until 'B <id>' arrives. */
   into?: string[];
+  /** Base64 bytes received for this request so far. */
+  received?: number;
 }
 
 export class GuestShell {
@@ -177,7 +184,15 @@ export class GuestShell {
     const m = /^([OBSE]) (\S+)(?: (\d+))?$/.exec(line);
     const req = this.active;
     if (!m) {
-      if (req?.into && /^[A-Za-z0-9+/=]+$/.test(line)) req.into.push(line);
+      if (req?.into && /^[A-Za-z0-9+/=]+$/.test(line)) {
+        req.received = (req.received ?? 0) + line.length;
+        if (req.received > MAX_OUTPUT_BYTES) {
+          this.active = undefined; // the rest of its answer is ignored
+          req.reject(new Error(`the command's output is over ${MAX_OUTPUT_BYTES >> 20} MiB: refused`));
+          return;
+        }
+        req.into.push(line);
+      }
       return;
     }
     const [, kind, id, status] = m;
@@ -196,7 +211,9 @@ export class GuestShell {
       try {
         req.resolve({ stdout: decode(req.stdout), stderr: decode(req.stderr), exitCode: Number(status) });
       } catch (e) {
-        req.reject(new Error(`garbled answer from the guest command shell: ${(e as Error).message}`));
+        const over = (e as { code?: string }).code === 'ERR_BUFFER_TOO_LARGE' || e instanceof RangeError;
+        req.reject(new Error(over ? `the command's output is over ${MAX_OUTPUT_BYTES >> 20} MiB: refused`
+          : `garbled answer from the guest command shell: ${(e as Error).message}`));
       }
     }
   }
@@ -213,7 +230,8 @@ export class GuestShell {
 }
 
 const encode = (text: string) => gzipSync(text).toString('base64');
-const decode = (lines: string[]) => gunzipSync(Buffer.from(lines.join(''), 'base64')).toString('utf8');
+const decode = (lines: string[]) =>
+  gunzipSync(Buffer.from(lines.join(''), 'base64'), { maxOutputLength: MAX_OUTPUT_BYTES }).toString('utf8');
 
 function summary(script: string): string {
   const s = script.trim().replace(/\s+/g, ' ');

@@ -18,6 +18,7 @@ import type { Accel } from '../config.ts';
 import type { Db } from '../store/database.ts';
 import { resolveAccel } from './accel.ts';
 import { createOverlay, diskInfo, checkDisk } from './disk.ts';
+import { diskFormatOf, hostFile } from './host-paths.ts';
 import { findBuiltImage, builders } from './images/registry.ts';
 import { GuestShell } from './guest-shell.ts';
 import { checkHugePages } from './hugepages.ts';
@@ -26,7 +27,7 @@ import { vmPaths, type VmPaths } from './paths.ts';
 import { isAlive, isOurQemu, readPidfile, tail, waitUntil } from './process.ts';
 import { qemuArgs } from './qemu-args.ts';
 import { QmpClient } from './qmp/index.ts';
-import { VM_NAME_RE, vmRequestSchema, type VmRequest, type VmSpec, type VmState } from './spec.ts';
+import { VM_ID_RE, VM_NAME_RE, vmRequestSchema, type VmRequest, type VmSpec, type VmState } from './spec.ts';
 import { VmStore, type VmRecord } from './store.ts';
 import { isAbsolute } from 'node:path';
 // A timer that keeps the process alive: at server start nothing else may (the HTTP server is not listening yet).
@@ -40,6 +41,8 @@ export interface VmManagerOptions {
   qemuImgBinary: string;
   accel: Accel;
   stopTimeoutSec: number;
+  /** Folders admins may name disk images, kernels and initrds in (host-paths.ts). */
+  imagesDirs?: string[];
   log?: (level: 'info' | 'warn' | 'error', msg: string, extra?: Record<string, unknown>) => void;
 }
 
@@ -103,8 +106,9 @@ export class VmManager extends EventEmitter {
     return vmPaths(this.o.dataDir, vm.id);
   }
 
+  /** The VM `ref` names: an id (12 hex digits, a shape no name may have) or a name, never one taken for the other. */
   get(ref: string): VmRecord {
-    const vm = this.store.byName(ref) ?? this.store.get(ref);
+    const vm = VM_ID_RE.test(ref) ? this.store.get(ref) : this.store.byName(ref);
     if (!vm) throw notFound(`no VM named '${ref}'`);
     return vm;
   }
@@ -135,15 +139,18 @@ export class VmManager extends EventEmitter {
 
   // ---- create / delete ----
 
-  /** Validates a request, resolves its image and creates the VM's folder and disk overlay. */
-  async create(input: unknown, ownerId: string): Promise<VmRecord> {
+  /**
+   * Validates a request, resolves its image and creates the VM's folder and disk overlay. Only with `hostPaths`
+   * (the caller is an admin) may the request name files on the host, inside the configured image folders.
+   */
+  async create(input: unknown, ownerId: string, opts: { hostPaths?: boolean } = {}): Promise<VmRecord> {
     const parsed = vmRequestSchema.safeParse(input);
     if (!parsed.success) {
       throw new OrielError(400, parsed.error.issues.map((i) => (i.path.length ? `${i.path.join('.')}: ` : '') + i.message).join('; '), 'bad_request');
     }
     const req = parsed.data;
     if (this.store.byName(req.name)) throw conflict(`a VM named '${req.name}' already exists`);
-    const spec = await this.resolveSpec(req);
+    const spec = await this.resolveSpec(req, opts.hostPaths ?? false);
     const id = this.store.newId();
     const p = vmPaths(this.o.dataDir, id);
     mkdirSync(p.dir, { recursive: true, mode: 0o700 });
@@ -165,7 +172,7 @@ export class VmManager extends EventEmitter {
    * VM. Its overlay sits on the same base; the restore then replaces it with the checkpoint's disk. */
   async createLike(ref: string, name: string, ownerId: string): Promise<VmRecord> {
     const src = this.get(ref);
-    if (!VM_NAME_RE.test(name)) throw new OrielError(400, `invalid VM name '${name}'`, 'bad_request');
+    if (!VM_NAME_RE.test(name) || VM_ID_RE.test(name)) throw new OrielError(400, `invalid VM name '${name}'`, 'bad_request');
     if (this.store.byName(name)) throw conflict(`a VM named '${name}' already exists`);
     const id = this.store.newId();
     const p = vmPaths(this.o.dataDir, id);
@@ -181,7 +188,7 @@ export class VmManager extends EventEmitter {
     }
   }
 
-  private async resolveSpec(req: VmRequest): Promise<VmSpec> {
+  private async resolveSpec(req: VmRequest, hostPaths: boolean): Promise<VmSpec> {
     const spec: VmSpec = {
       memoryMiB: req.memoryMiB ?? DEFAULT_MEMORY_MIB,
       cpus: req.cpus ?? 1,
@@ -198,10 +205,13 @@ export class VmManager extends EventEmitter {
     }
     if (req.image) {
       if (isAbsolute(req.image)) {
-        if (!existsSync(req.image)) throw badRequestImage(`no disk image at ${req.image}`);
-        const info = await diskInfo(this.o.qemuImgBinary, req.image).catch((e) => { throw badRequestImage((e as Error).message); });
-        await checkDisk(this.o.qemuImgBinary, req.image, info.format).catch((e) => { throw badRequestImage((e as Error).message); });
-        Object.assign(spec, { image: 'path', baseDisk: req.image, baseFormat: info.format });
+        const disk = hostFile(req.image, this.o.imagesDirs ?? [], hostPaths);
+        const format = diskFormatOf(disk);
+        const info = await diskInfo(this.o.qemuImgBinary, disk, format).catch((e) => { throw badRequestImage((e as Error).message); });
+        // QEMU would open these too, from names the image chose: never.
+        if (info.backingFile || info.dataFile) throw badRequestImage(`${req.image} refers to another file (a backing or data file): use a standalone image`);
+        await checkDisk(this.o.qemuImgBinary, disk, format).catch((e) => { throw badRequestImage((e as Error).message); });
+        Object.assign(spec, { image: 'path', baseDisk: disk, baseFormat: format });
       } else {
         if (!builders[req.image]) {
           throw badRequestImage(`unknown image '${req.image}': known images are ${Object.keys(builders).join(', ')}, or give an absolute path to a disk image`);
@@ -216,10 +226,9 @@ export class VmManager extends EventEmitter {
       }
     }
     if (req.kernel) {
-      for (const f of [req.kernel, req.initrd!]) {
-        if (!isAbsolute(f) || !existsSync(f)) throw badRequestImage(`kernel and initrd must be absolute paths to existing files: ${f}`);
-      }
-      Object.assign(spec, { kernel: req.kernel, initrd: req.initrd, append: req.append ?? spec.append ?? 'console=ttyS0' });
+      const kernel = hostFile(req.kernel, this.o.imagesDirs ?? [], hostPaths);
+      const initrd = hostFile(req.initrd!, this.o.imagesDirs ?? [], hostPaths);
+      Object.assign(spec, { kernel, initrd, append: req.append ?? spec.append ?? 'console=ttyS0' });
     } else if (req.append !== undefined) {
       spec.append = req.append;
     }
@@ -474,6 +483,7 @@ export class VmManager extends EventEmitter {
       if (e instanceof OrielError) throw e;
       const msg = (e as Error).message;
       if (/did not finish within/.test(msg)) throw new OrielError(504, msg, 'timeout');
+      if (/output is over/.test(msg)) throw new OrielError(502, msg, 'output_too_large'); // a guest's answer, refused
       // The connection to the guest's shell broke or never answered (a busy guest after a restart, QEMU reopening
       // its chardev after the previous server left): start over once with a fresh connection and more patience.
       const rt = this.runtimes.get(vm.id);

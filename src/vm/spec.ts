@@ -4,6 +4,8 @@ import { z } from 'zod';
 import type { GuestDevice, GuestExec } from './images/types.ts';
 
 export const VM_NAME_RE = /^[a-z0-9][a-z0-9._-]{0,62}$/;
+/** A VM's id (vm/store.ts newId): 12 hex digits. No name may have this shape, so a name never stands for an id. */
+export const VM_ID_RE = /^[0-9a-f]{12}$/;
 
 export const MIN_MEMORY_MIB = 64;
 /** QEMU cannot give a guest more than the host has; keep a margin for QEMU itself and the host. */
@@ -14,9 +16,10 @@ export const vmRequestSchema = z
   .object({
     name: z
       .string()
-      .regex(VM_NAME_RE, 'name must be 1-63 characters: lower-case letters, digits, ".", "_" or "-", starting with a letter or digit'),
-    image: z.string().min(1).optional().describe('a built image name (see /api/images) or an absolute path to a disk image'),
-    kernel: z.string().min(1).optional().describe('absolute path to a kernel to boot directly'),
+      .regex(VM_NAME_RE, 'name must be 1-63 characters: lower-case letters, digits, ".", "_" or "-", starting with a letter or digit')
+      .refine((n) => !VM_ID_RE.test(n), 'name may not be 12 hexadecimal digits (that is the shape of VM ids)'),
+    image: z.string().min(1).optional().describe('a built image name (see /api/images), or for admins an absolute path inside a configured image folder'),
+    kernel: z.string().min(1).optional().describe('absolute path to a kernel to boot directly (admins, inside a configured image folder)'),
     initrd: z.string().min(1).optional(),
     append: z.string().max(4096).optional().describe('kernel command line (with kernel)'),
     memoryMiB: z.number().int().optional(),

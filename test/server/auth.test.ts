@@ -2,10 +2,14 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { ADMIN_PASSWORD, addUser, Client, startTestServer, type TestServer } from '../helpers/server.ts';
+import { ensureTinyImage } from '../helpers/images.ts';
 
 describe('auth', () => {
   let t: TestServer;
-  before(async () => { t = await startTestServer(); });
+  before(async () => {
+    await ensureTinyImage();
+    t = await startTestServer();
+  });
   after(async () => { await t.destroy(); });
 
   test('health and login are the only routes open without auth', async () => {
@@ -60,8 +64,8 @@ describe('auth', () => {
     const bob = await addUser(t, 'bob');
     assert.equal((await alice.get('/api/users')).status, 403);
     assert.equal((await alice.post('/api/users', { name: 'eve', password: 'password1' })).status, 403);
-    // VMs booting a kernel directly need only existing files to be created (not started here).
-    const spec = { kernel: '/etc/hostname', initrd: '/etc/hostname' };
+    // Created from the image library (not started here): ordinary users never name host paths.
+    const spec = { image: 'tiny' };
     assert.equal((await alice.post('/api/vms', { name: 'alice-vm', ...spec })).status, 201);
     assert.equal((await bob.post('/api/vms', { name: 'bob-vm', ...spec })).status, 201);
     assert.deepEqual((await alice.get('/api/vms')).body.map((v: { name: string }) => v.name), ['alice-vm']);

@@ -11,8 +11,8 @@ describe('VM spec validation', () => {
   let t: TestServer;
   let scratch: string;
   before(async () => {
-    t = await startTestServer();
     scratch = mkdtempSync(join(tmpdir(), 'ov-'));
+    t = await startTestServer({ imagesDirs: [scratch] });
   });
   after(async () => {
     await t.destroy();
@@ -33,8 +33,8 @@ describe('VM spec validation', () => {
     await refused({ name: 'ok', image: 'no-such-image' }, /unknown image 'no-such-image': known images are tiny/);
     await refused({ name: 'ok' }, /give an image, or a kernel and an initrd/);
     await refused({ name: 'ok', kernel: '/etc/hostname' }, /a kernel needs an initrd/);
-    await refused({ name: 'ok', kernel: '/nope/vmlinuz', initrd: '/nope/initrd' }, /must be absolute paths to existing files/);
-    await refused({ name: 'ok', image: '/nope/disk.qcow2' }, /no disk image at \/nope\/disk.qcow2/);
+    await refused({ name: 'ok', kernel: join(scratch, 'vmlinuz'), initrd: join(scratch, 'initrd') }, /this path cannot be used/);
+    await refused({ name: 'ok', image: join(scratch, 'nope.qcow2') }, /this path cannot be used/);
     await refused({ name: 'ok', image: 'tiny', color: 'blue' }, /unrecognized key/i);
     await refused({ name: 'ok', image: 'tiny', memoryMiB: 'lots' }, /memoryMiB/);
     assert.deepEqual((await t.admin.get('/api/vms')).body, []);
@@ -91,11 +91,20 @@ describe('VM spec validation', () => {
 
 describe('QEMU missing from the system', () => {
   let t: TestServer;
-  before(async () => { t = await startTestServer({ qemuBinary: '/nonexistent/qemu-system-x86_64' }); });
-  after(async () => { await t.destroy(); });
+  let dir: string;
+  before(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'ov-'));
+    for (const f of ['vmlinuz', 'initrd']) writeFileSync(join(dir, f), 'not really a kernel');
+    t = await startTestServer({ qemuBinary: '/nonexistent/qemu-system-x86_64', imagesDirs: [dir] });
+  });
+  after(async () => {
+    await t.destroy();
+    rmSync(dir, { recursive: true, force: true });
+  });
 
   test('start fails with a message that says what to install, and the VM stays usable', async () => {
-    assert.equal((await t.admin.post('/api/vms', { name: 'noqemu', kernel: '/etc/hostname', initrd: '/etc/hostname' })).status, 201);
+    const spec = { kernel: join(dir, 'vmlinuz'), initrd: join(dir, 'initrd') };
+    assert.equal((await t.admin.post('/api/vms', { name: 'noqemu', ...spec })).status, 201);
     const r = await t.admin.post('/api/vms/noqemu/start');
     assert.equal(r.status, 503, JSON.stringify(r.body));
     assert.match(r.body.message, /cannot run \/nonexistent\/qemu-system-x86_64: .*ENOENT.*is qemu-system-x86 installed/);

@@ -17,8 +17,12 @@ declare module 'fastify' {
 export function registerAuth(app: FastifyInstance, users: Users): void {
   app.decorateRequest('user', null);
   app.addHook('onRequest', async (req) => {
-    const path = req.url.split('?')[0]!;
-    if (!path.startsWith('/api/') || PUBLIC.has(path)) return;
+    // Judged on the route the router matched (it decodes: /%61pi/openapi.json is /api/openapi.json) and on the
+    // decoded path, never on the raw URL.
+    const route = req.routeOptions.url;
+    const path = decodedPath(req.url);
+    if (route !== undefined && PUBLIC.has(route)) return;
+    if (!path.startsWith('/api/') && !route?.startsWith('/api/')) return;
     const header = req.headers.authorization;
     if (header) {
       const m = /^Bearer\s+(\S+)$/i.exec(header);
@@ -35,6 +39,15 @@ export function registerAuth(app: FastifyInstance, users: Users): void {
     }
     req.user = user;
   });
+}
+
+function decodedPath(url: string): string {
+  const raw = url.split('?')[0]!;
+  try {
+    return decodeURIComponent(raw);
+  } catch {
+    return '/api/'; // undecodable: treated as an API path, so it needs a caller like any other
+  }
 }
 
 function sameOrigin(req: FastifyRequest): boolean {

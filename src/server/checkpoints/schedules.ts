@@ -44,6 +44,13 @@ function makeJob(every: string, fn: () => void): Cron {
       // Every second, but at most once per `seconds`: croner's way of expressing a plain interval.
       return new Cron('* * * * * *', { interval: seconds, protect: true, catch: true }, fn);
     }
+    // A cron expression obeys the same floor: six fields can say "every second".
+    const probe = new Cron(every, { paused: true });
+    const runs = probe.nextRuns(5);
+    probe.stop();
+    for (let i = 1; i < runs.length; i++) {
+      if (runs[i]!.getTime() - runs[i - 1]!.getTime() < MIN_INTERVAL_S * 1000) throw new Error(`runs at least ${MIN_INTERVAL_S}s apart`);
+    }
     return new Cron(every, { protect: true, catch: true }, fn);
   } catch (e) {
     throw badRequest(`--every must be an interval (30s, 5m, 2h, 1d) or a cron expression ("0 */6 * * *"): '${every}' is not (${(e as Error).message})`);

@@ -16,17 +16,20 @@ import type { User } from '../auth/users.ts';
 import { checkOrigin, liveVmFor, upgradeUser, type VmUpgrade } from './upgrade.ts';
 import { CHANNEL_MAIN, MAX_LINK_BYTES, parseClientLink, SessionIdSniffer } from './link-sniff.ts';
 import type { ConsoleTickets } from './tickets.ts';
+import type { ConsoleLimits } from './limits.ts';
 
 /** Largest frame a client may send. SPICE client messages are small (agent data is chunked to 2 KiB). */
 export const MAX_FRAME = 1 << 20;
 /** Bytes queued towards the browser before reading from QEMU pauses, and the level at which it resumes. */
 const HIGH_WATER = 4 << 20;
 const LOW_WATER = 1 << 20;
+/** A client must send its SPICE link message within this time of the upgrade, or the WebSocket is closed. */
+export const LINK_DEADLINE_MS = 5_000;
 
 type Auth = { kind: 'user'; user: User } | { kind: 'ticket'; ticket: string };
 
 /** The upgrade handler for /api/vms/{vm}/spice (see upgrade.ts). */
-export function spiceUpgrade(app: FastifyInstance, ctx: ServerContext, tickets: ConsoleTickets): VmUpgrade {
+export function spiceUpgrade(app: FastifyInstance, ctx: ServerContext, tickets: ConsoleTickets, limits: ConsoleLimits): VmUpgrade {
   const wss = new WebSocketServer({ noServer: true, maxPayload: MAX_FRAME, perMessageDeflate: false });
   const live = new Set<WebSocket>();
   app.addHook('onClose', async () => {
@@ -40,6 +43,11 @@ export function spiceUpgrade(app: FastifyInstance, ctx: ServerContext, tickets: 
     const auth: Auth | undefined = user ? { kind: 'user', user } : ticket ? { kind: 'ticket', ticket } : undefined;
     if (!auth) throw unauthorized();
     const vm = liveVmFor(ctx, ref, user, 'console');
+    // A ticket is checked before any WebSocket exists; its use (main channel or another) once the link is read.
+    const holder = user ? user.id : tickets.holder(ticket!, vm.id);
+    if (!holder) throw unauthorized('console ticket not valid (expired, already used, or for another VM)');
+    // Counted until the TCP connection closes, whether or not the handshake succeeds.
+    socket.once('close', limits.acquire(holder));
     wss.handleUpgrade(req, socket, head, (ws) => {
       live.add(ws);
       ws.once('close', () => live.delete(ws));
@@ -56,9 +64,13 @@ function bridge(ctx: ServerContext, tickets: ConsoleTickets, ws: WebSocket, vmId
   let outstanding = 0; // bytes handed to ws.send and not yet written to the browser's socket
   let releaseTicket: (() => void) | undefined;
 
+  const deadline = setTimeout(() => {
+    if (!upstream) close(1008, `no SPICE link message within ${LINK_DEADLINE_MS / 1000} s`);
+  }, LINK_DEADLINE_MS);
   const close = (code: number, reason: string) => {
     if (closed) return;
     closed = true;
+    clearTimeout(deadline);
     upstream?.destroy();
     releaseTicket?.();
     if (ws.readyState === ws.OPEN || ws.readyState === ws.CONNECTING) ws.close(code, reason.slice(0, 120));

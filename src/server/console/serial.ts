@@ -16,12 +16,15 @@ import { unauthorized } from '../../errors.ts';
 import type { ServerContext } from '../context.ts';
 import { checkOrigin, liveVmFor, upgradeUser, type VmUpgrade } from './upgrade.ts';
 import type { VmRecord } from '../../vm/store.ts';
+import type { ConsoleLimits } from './limits.ts';
 
 const PATH_RE = /^\/api\/vms\/([^/]+)\/serial$/;
 /** Largest input frame: a paste into the terminal. */
 const MAX_FRAME = 64 * 1024;
 /** Output queued towards one viewer beyond which that viewer is disconnected. */
 const MAX_VIEWER_BACKLOG = 4 << 20;
+/** Input waiting for the guest to read it beyond which more is refused (a guest that never reads its serial port). */
+const MAX_INPUT_BACKLOG = 1 << 20;
 /** How much of serial.log a joining viewer is shown. */
 const REPLAY_BYTES = 16 * 1024;
 
@@ -48,9 +51,13 @@ class SerialLine {
     if (this.viewers.size === 0) this.close();
   }
 
-  input(bytes: Buffer): void {
+  /** Sends a viewer's keys to the guest; false (nothing sent) when MAX_INPUT_BACKLOG bytes already wait. */
+  input(bytes: Buffer): boolean {
+    const waiting = this._sock && !this._sock.connecting ? this._sock.writableLength : this._queued.reduce((n, b) => n + b.length, 0);
+    if (waiting + bytes.length > MAX_INPUT_BACKLOG) return false;
     if (this._sock && !this._sock.connecting) this._sock.write(bytes);
     else this._queued.push(bytes);
+    return true;
   }
 
   /** Ends the line and every viewer (the VM stopped, or the last viewer left). */
@@ -87,7 +94,7 @@ class SerialLine {
 }
 
 /** The upgrade handler for /api/vms/{vm}/serial (see upgrade.ts). */
-export function serialUpgrade(app: FastifyInstance, ctx: ServerContext): VmUpgrade {
+export function serialUpgrade(app: FastifyInstance, ctx: ServerContext, limits: ConsoleLimits): VmUpgrade {
   const wss = new WebSocketServer({ noServer: true, maxPayload: MAX_FRAME, perMessageDeflate: false });
   const lines = new Map<string, SerialLine>(); // by VM id
 
@@ -96,6 +103,7 @@ export function serialUpgrade(app: FastifyInstance, ctx: ServerContext): VmUpgra
     const user = upgradeUser(app, ctx, req);
     if (!user) throw unauthorized();
     const vm = liveVmFor(ctx, ref, user, 'serial console');
+    socket.once('close', limits.acquire(user.id)); // counted until the TCP connection closes
     wss.handleUpgrade(req, socket, head, (ws) => {
       let line = lines.get(vm.id);
       if (!line) {
@@ -107,7 +115,7 @@ export function serialUpgrade(app: FastifyInstance, ctx: ServerContext): VmUpgra
       l.add(ws, replay(ctx.vms.paths(vm).serialLog));
       ws.on('message', (data: RawData) => {
         const b = Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data as ArrayBuffer);
-        l.input(b);
+        if (!l.input(b)) ws.close(1008, 'input faster than the guest reads it');
       });
       ws.on('close', () => l.remove(ws));
       ws.on('error', () => l.remove(ws));

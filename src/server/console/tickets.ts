@@ -25,6 +25,17 @@ export class ConsoleTickets {
     return { ticket, expiresAt: new Date(expiresAt).toISOString() };
   }
 
+  /**
+   * Who holds the ticket, if it may still open a channel of `vmId`: unexpired and unused (for a main channel), or in
+   * use by an open session (for its other channels). Checked before the upgrade; the link then decides which.
+   */
+  holder(ticket: string, vmId: string): string | undefined {
+    const t = this.tickets.get(ticket);
+    if (!t || t.vmId !== vmId) return undefined;
+    if (t.session ? !t.session.open : t.expiresAt < Date.now()) return undefined;
+    return t.userId;
+  }
+
   /** For a main channel: uses the ticket up. Returns the ticket's holder, or undefined if not valid. */
   claimForMain(ticket: string, vmId: string): { userId: string; session: NonNullable<Ticket['session']> } | undefined {
     const t = this.tickets.get(ticket);

@@ -15,20 +15,29 @@ export type VmUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer, vmR
 const PATH_RE = /^\/api\/vms\/([^/]+)\/([a-z]+)$/;
 
 export function registerUpgrades(app: FastifyInstance, handlers: Record<string, VmUpgrade>): void {
+  // An allow-list: a Map, so that a path such as /api/vms/x/constructor finds nothing inherited.
+  const routes = new Map(Object.entries(handlers));
   app.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
-    const m = PATH_RE.exec(new URL(req.url ?? '/', 'http://localhost').pathname);
-    const handle = m ? handlers[m[2]!] : undefined;
-    if (!m || !handle) return refuse(socket, notFound('no WebSocket endpoint here'));
+    // Everything inside the try: a malformed URL (`GET //[`) or name (`%E0`) is a refusal, never an exception that
+    // reaches the HTTP server's event emitter and ends the process.
     try {
+      socket.on('error', () => socket.destroy());
+      const m = PATH_RE.exec(new URL(req.url ?? '/', 'http://localhost').pathname);
+      const handle = m ? routes.get(m[2]!) : undefined;
+      if (!m || !handle) return refuse(socket, notFound('no WebSocket endpoint here'));
       handle(req, socket, head, decodeURIComponent(m[1]!));
     } catch (e) {
-      refuse(socket, e instanceof OrielError ? e : new OrielError(500, 'internal error', 'internal'));
+      if (!(e instanceof OrielError) && !(e instanceof URIError) && !(e instanceof TypeError)) {
+        app.log.error({ err: e }, 'WebSocket upgrade failed');
+      }
+      refuse(socket, e instanceof OrielError ? e : new OrielError(400, 'malformed request', 'bad_request'));
     }
   });
 }
 
 /** Answers an upgrade request with an HTTP error and closes the connection: no WebSocket, nothing reaches QEMU. */
 export function refuse(socket: Duplex, err: OrielError): void {
+  if (socket.destroyed) return;
   const body = JSON.stringify({ error: err.code, message: err.message });
   socket.end(`HTTP/1.1 ${err.status} ${err.code}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
 }

@@ -6,7 +6,7 @@ import { z } from 'zod';
 import { badRequest, notFound } from '../../errors.ts';
 import type { CheckpointSummary } from '../../checkpoint/service.ts';
 import type { VmRecord } from '../../vm/store.ts';
-import { requireUser } from '../auth/plugin.ts';
+import { requireAdmin, requireUser } from '../auth/plugin.ts';
 import type { ServerContext } from '../context.ts';
 import { checkpointProgress } from '../checkpoints/progress.ts';
 import { retentionSchema } from '../checkpoints/schedules.ts';
@@ -105,8 +105,10 @@ export function checkpointRoutes(app: FastifyInstance, ctx: ServerContext): void
   });
 
   r.post('/api/vms/:vm/checkpoints/verify', {
-    schema: { tags: ['checkpoints'], summary: "Check every hash of the VM's checkpoints (or of one, with `id`); an operation", params: vmParams, body: z.object({ id: z.string().optional() }).optional(), response: { 202: operationSchema } },
+    schema: { tags: ['checkpoints'], summary: "Check every hash of the VM's checkpoints (or of one, with `id`); an operation (admins: it reads the whole store)", params: vmParams, body: z.object({ id: z.string().optional() }).optional(), response: { 202: operationSchema } },
   }, async (req, reply) => {
+    // Verifying reads every object of the shared store: minutes of disk and CPU, so for admins only.
+    requireAdmin(req);
     const vm = vmFor(ctx, req, req.params.vm);
     const ids = req.body?.id ? [checkpointOf(vm, req.body.id).id] : cps.list(vm.id).map((c) => c.id);
     const op = ctx.ops.start('checkpoint.verify', { vmId: vm.id, userId: requireUser(req).id }, async (o) => {

@@ -36,7 +36,8 @@ export function vmRoutes(app: FastifyInstance, ctx: ServerContext): void {
       response: { 201: vmSchema, 400: errorSchema, 409: errorSchema },
     },
   }, async (req, reply) => {
-    const vm = await ctx.vms.create(req.body, requireUser(req).id);
+    const user = requireUser(req);
+    const vm = await ctx.vms.create(req.body, user.id, { hostPaths: user.role === 'admin' });
     return reply.code(201).send(view(vm));
   });
 
