@@ -106,7 +106,10 @@ export class SpiceAgent {
       };
       const cancel = startTimer(timeoutMs, () => {
         this._readyWaiters = this._readyWaiters.filter((x) => x !== w);
-        reject(new Error(`the guest agent did not connect within ${timeoutMs} ms (is spice-vdagent running in the guest?)`));
+        reject(new Error(this.state === 'disconnected'
+          ? `the SPICE agent is not running in the guest (none connected within ${Math.round(timeoutMs / 1000)} s): clipboard, `
+            + 'file transfers and resizing need spice-vdagent in its desktop session; the display, keys and mouse still work'
+          : `the guest's SPICE agent is there but did not announce its capabilities within ${Math.round(timeoutMs / 1000)} s`));
       });
       this._readyWaiters.push(w);
     });

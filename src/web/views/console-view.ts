@@ -178,8 +178,10 @@ export function ConsoleView({ vm, full = false }: { vm: Vm; full?: boolean }) {
         ${s.message && s.status !== 'connected' && html`<span class="muted console-message" id="console-message">${s.message}</span>`}
         <span class="muted">${size.value}${size.value && ` · mouse: ${mouse.value === 'client' ? 'absolute' : 'relative (click to capture, Esc releases)'}`}</span>
         ${running && s.status === 'connected' && html`<span id="console-agent" class=${`muted agent-${agent.value}`} data-state=${agent.value}
-          title="The SPICE agent in the guest (spice-vdagent): shared clipboard, files, resize to window">${
-          agent.value === 'ready' ? '· agent ✓' : agent.value === 'connecting' ? '· agent…' : '· no agent'}</span>`}
+          title=${agent.value === 'ready' ? 'The SPICE agent in the guest (spice-vdagent): shared clipboard, files, resize to window'
+            : 'No SPICE agent (spice-vdagent) runs in the guest: the screen, keyboard, mouse, "Type" and the send-key menu work; '
+              + 'the shared clipboard, sending files and resizing the guest need the agent'}>${
+          agent.value === 'ready' ? '· agent ✓' : agent.value === 'connecting' ? '· agent…' : '· agent not running in the guest'}</span>`}
         <span class="spacer"></span>
         <label class="inline">Scale
           <select id="console-scale" value=${scale.value} onChange=${(e: Event) => {
