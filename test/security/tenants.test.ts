@@ -160,6 +160,20 @@ describe('security: a second user, anonymous clients, a hostile guest', () => {
     assert.equal((await alice.delete('/api/vms/alice-vm')).status, 204);
   });
 
+  test('password guessing: 429 with Retry-After after five failures, per account and per address', async () => {
+    const guess = (username: string, password: string) => t.anon.post('/api/auth/login', { username, password });
+    for (let i = 0; i < 5; i++) assert.equal((await guess('alice', `wrong-${i}`)).status, 401);
+    const blocked = await guess('alice', 'alice-password');
+    assert.equal(blocked.status, 429, 'even the right password waits');
+    assert.ok(Number(blocked.headers.get('retry-after')) >= 1);
+    assert.equal((await guess('bob', 'bob-password')).status, 429, 'the same address waits too');
+    // A flood of sign-ins is answered (refused), never queued without bound; the server goes on.
+    const flood = await Promise.all(Array.from({ length: 200 }, (_, i) => guess(`nobody-${i}`, 'x')));
+    assert.ok(flood.every((r) => [401, 429, 503].includes(r.status)));
+    assert.equal((await t.anon.get('/api/health')).status, 200);
+    assert.equal((await alice.get('/api/auth/me')).status, 200, 'tokens already issued still work');
+  });
+
   describe('with a running guest', () => {
     before(async () => {
       assert.equal((await alice.post('/api/vms', { name: 'run', image: 'tiny', memoryMiB: 128 })).status, 201);

@@ -5,19 +5,35 @@ import { unauthorized } from '../../errors.ts';
 import { requireUser, SESSION_COOKIE } from '../auth/plugin.ts';
 import type { ServerContext } from '../context.ts';
 import { errorSchema, userSchema } from '../schemas.ts';
+import { LoginThrottle } from '../auth/throttle.ts';
 
 export function authRoutes(app: FastifyInstance, ctx: ServerContext): void {
   const r = app.withTypeProvider<ZodTypeProvider>();
+  const throttle = new LoginThrottle();
   r.post('/api/auth/login', {
     schema: {
       tags: ['auth'],
       summary: 'Sign in: sets the session cookie; with tokenName, also issues an API token (shown once)',
-      body: z.object({ username: z.string().min(1), password: z.string().min(1), tokenName: z.string().min(1).max(100).optional() }),
-      response: { 200: z.object({ user: userSchema, token: z.string().optional() }), 401: errorSchema },
+      body: z.object({ username: z.string().min(1).max(200), password: z.string().min(1).max(1024), tokenName: z.string().min(1).max(100).optional() }),
+      response: { 200: z.object({ user: userSchema, token: z.string().optional() }), 401: errorSchema, 429: errorSchema },
     },
   }, async (req, reply) => {
-    const user = await ctx.users.authenticate(req.body.username, req.body.password);
-    if (!user) throw unauthorized('wrong user name or password');
+    const { username } = req.body;
+    try {
+      throttle.check(username, req.ip);
+    } catch (e) {
+      reply.header('retry-after', String((e as { retryAfterSec: number }).retryAfterSec));
+      throw e;
+    }
+    const user = await throttle.slot(() => ctx.users.authenticate(username, req.body.password));
+    if (!user) {
+      throttle.failed(username, req.ip);
+      throw unauthorized('wrong user name or password');
+    }
+    throttle.succeeded(username);
+    // A new session on every sign-in; the one this browser had (if any) ends (no session fixation).
+    const old = req.cookies[SESSION_COOKIE];
+    if (old) ctx.users.deleteSession(old);
     const s = ctx.users.createSession(user.id);
     reply.setCookie(SESSION_COOKIE, s.token, {
       path: '/', httpOnly: true, sameSite: 'strict', secure: ctx.config.secureCookies, expires: s.expiresAt,
