@@ -49,6 +49,20 @@ export function defaultConfig(env: NodeJS.ProcessEnv = process.env): OrielConfig
   };
 }
 
+/** What is wrong with a configuration (values from the environment or flags), one message each; empty when valid. */
+export function configProblems(c: OrielConfig): string[] {
+  const p: string[] = [];
+  if (!['auto', 'kvm', 'tcg'].includes(c.accel)) p.push(`accel (ORIEL_ACCEL, --accel) must be auto, kvm or tcg, not '${c.accel}'`);
+  if (!Number.isInteger(c.port) || c.port < 0 || c.port > 65535) p.push(`port (ORIEL_PORT, --port) must be a whole number from 0 to 65535, not '${c.port}'`);
+  if (!Number.isFinite(c.stopTimeoutSec) || c.stopTimeoutSec < 0 || c.stopTimeoutSec > 3600) {
+    p.push(`ORIEL_STOP_TIMEOUT must be a number of seconds from 0 to 3600, not '${process.env.ORIEL_STOP_TIMEOUT ?? c.stopTimeoutSec}'`);
+  }
+  if (!['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].includes(c.logLevel)) {
+    p.push(`ORIEL_LOG_LEVEL must be one of fatal, error, warn, info, debug, trace, silent, not '${c.logLevel}'`);
+  }
+  return p;
+}
+
 /** A short-lived scratch folder for tests and benchmarks, short enough for unix socket paths (< 108 bytes). */
 export function scratchRoot(): string {
   return tmpdir();

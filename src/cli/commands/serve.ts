@@ -2,7 +2,7 @@
 // built (`oriel image build desktop`), otherwise the tiny image (built first if needed, in seconds).
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
-import { defaultConfig, type Accel, type OrielConfig } from '../../config.ts';
+import { configProblems, defaultConfig, type Accel, type OrielConfig } from '../../config.ts';
 import { createServer, type OrielServer } from '../../server/app.ts';
 import { demoImage, startImageBuild } from '../../server/routes/images.ts';
 import { CliError } from '../api.ts';
@@ -28,11 +28,9 @@ export function serveCommand(program: Command): void {
       if (o.dataDir) config.dataDir = resolve(o.dataDir);
       if (o.cacheDir) config.cacheDir = resolve(o.cacheDir);
       if (o.imagesDir) config.imagesDirs = (o.imagesDir as string[]).map((d) => resolve(d));
-      if (o.accel) {
-        if (!['auto', 'kvm', 'tcg'].includes(o.accel)) throw new CliError(`--accel must be auto, kvm or tcg, not '${o.accel}'`);
-        config.accel = o.accel as Accel;
-      }
-      if (!Number.isInteger(config.port) || config.port < 0 || config.port > 65535) throw new CliError(`invalid port '${o.port ?? process.env.ORIEL_PORT}'`);
+      if (o.accel) config.accel = o.accel as Accel;
+      const problems = configProblems(config);
+      if (problems.length) throw new CliError(problems.join('\n'));
       const server = await createServer(config);
       // The last resort: an error no handler caught is logged and the server keeps serving its other clients
       // (every request path has its own handling; this is for the bug nobody has found yet).

@@ -1,0 +1,24 @@
+// Configuration from the environment is checked before the server starts: a typo is a message, not a surprise later.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { configProblems, defaultConfig } from '../src/config.ts';
+
+test('bad values of ORIEL_* are each named with what is accepted', () => {
+  assert.deepEqual(configProblems(defaultConfig({})), []);
+  const bad = configProblems(defaultConfig({ ORIEL_ACCEL: 'KVM', ORIEL_STOP_TIMEOUT: 'abc', ORIEL_PORT: '99999', ORIEL_LOG_LEVEL: 'loud' }));
+  assert.equal(bad.length, 4, bad.join('\n'));
+  assert.match(bad.join('\n'), /must be auto, kvm or tcg, not 'KVM'/);
+  assert.match(bad.join('\n'), /ORIEL_STOP_TIMEOUT must be a number of seconds/);
+  assert.match(bad.join('\n'), /port .* must be a whole number/);
+  assert.match(bad.join('\n'), /ORIEL_LOG_LEVEL must be one of/);
+});
+
+test('oriel serve refuses to start on a bad value, before touching anything', () => {
+  const r = spawnSync(process.execPath, ['bin/oriel.js', 'serve', '--data-dir', '/nonexistent/never-created'], {
+    env: { ...process.env, ORIEL_ACCEL: 'KVM', ORIEL_STOP_TIMEOUT: 'abc' }, encoding: 'utf8', timeout: 30_000,
+  });
+  assert.notEqual(r.status, 0);
+  assert.match(r.stderr, /must be auto, kvm or tcg, not 'KVM'/);
+  assert.match(r.stderr, /ORIEL_STOP_TIMEOUT must be a number of seconds from 0 to 3600, not 'abc'/);
+});
