@@ -22,7 +22,7 @@ import { startTestServer, ADMIN_PASSWORD, type TestServer } from '../helpers/ser
 import { ensureDesktopImage } from '../helpers/images.ts';
 import { DOCS, ensureWebBuild, signIn, until } from './helpers.ts';
 
-// page.evaluate callbacks run in the browser; the root tsconfig has no DOM lib.
+// page.evaluate callbacks run in the browser; the Node tsconfig (tsconfig.node.json) has no DOM lib.
 declare const document: any;
 declare const window: any;
 declare const navigator: any;

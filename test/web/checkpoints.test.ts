@@ -16,7 +16,7 @@ import { DOCS, ensureWebBuild, launchChromium, signIn, until } from './helpers.t
 
 const VM = 'cpweb';
 const COPY = 'cpweb-copy';
-// page.evaluate callbacks run in the browser; the root tsconfig has no DOM lib.
+// page.evaluate callbacks run in the browser; the Node tsconfig (tsconfig.node.json) has no DOM lib.
 declare const document: any;
 
 interface Cp { id: string; kind: string; createdAt: string; parent: string | null; pauseMs: number | null; newBytes: number; diskBytes: number; diskMode: string | null; label?: string }

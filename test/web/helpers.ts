@@ -7,7 +7,8 @@ import { chromium, type Browser, type Page } from 'playwright-core';
 import { PNG } from 'pngjs';
 import { textToKeystrokes } from '../../src/web/console/keymap.ts';
 
-// page.evaluate callbacks run in the browser; the root tsconfig has no DOM lib, so these few globals are declared.
+// page.evaluate callbacks run in the browser; the Node tsconfig (tsconfig.node.json) has no DOM lib, so these few
+// globals are declared.
 declare const document: any;
 
 const ROOT = resolve(import.meta.dirname, '../..');

@@ -17,7 +17,7 @@ import { parsePpm } from '../spice/helpers/qemu.ts';
 import { canvasPixels, DOCS, ensureWebBuild, launchChromium, signIn, typeKeys, until } from './helpers.ts';
 
 const VM = 'web1';
-// page.evaluate callbacks run in the browser; the root tsconfig has no DOM lib.
+// page.evaluate callbacks run in the browser; the Node tsconfig (tsconfig.node.json) has no DOM lib.
 declare const document: any;
 declare const location: any;
 
