@@ -11,7 +11,8 @@
 // background snapshot of the same guest (no disk, into a socket that drops it: the floor of the mechanism), and the
 // pause of QEMU's own `savevm`. The machine's load average is printed beside them: the numbers move with it.
 // With --hugepages the guest's RAM is in 2 MiB huge pages (reserved for the run, given back after: needs root).
-// Usage: node --import tsx bench/checkpoint.ts [memoryMiB=2048] [dataMiB=512] [checkpointsPerScenario=3] [rates=0,16,128] [--hugepages]
+// Usage: node --import tsx bench/checkpoint.ts [memoryMiB=2048] [dataMiB=512] [checkpointsPerScenario=3]
+//          [rates=0,16,128] [--hugepages]
 import { createServer } from 'node:net';
 import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
@@ -46,7 +47,17 @@ const sh = async (cmd: string, timeoutMs = 600_000) => {
 };
 
 interface Row { scenario: string; n: number; m: Manifest; load: string }
-interface Scenario { name: string; rate: number; achieved: number | null; rows: Row[]; plainPauseMs: number | null; savevmPauseMs: number | null; savevmMs: number; restoreMs?: number; load: string }
+interface Scenario {
+  name: string;
+  rate: number;
+  achieved: number | null;
+  rows: Row[];
+  plainPauseMs: number | null;
+  savevmPauseMs: number | null;
+  savevmMs: number;
+  restoreMs?: number;
+  load: string;
+}
 
 /** Pause of one event pair around `fn` (STOP → RESUME on the VM's QMP). */
 async function pauseAround(fn: () => Promise<unknown>): Promise<number | null> {

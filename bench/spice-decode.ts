@@ -43,7 +43,8 @@ function jpegsIn(bytes: Uint8Array): Uint8Array[] {
   for (let i = 4; i + 3 < bytes.length; i++) {
     if (bytes[i] !== 0xff || bytes[i + 1] !== 0xd8 || bytes[i + 2] !== 0xff) continue;
     const size = v.getUint32(i - 4, true);
-    if (size >= 4 && i + size <= bytes.length && bytes[i + size - 2] === 0xff && bytes[i + size - 1] === 0xd9) out.push(bytes.subarray(i, i + size));
+    if (size >= 4 && i + size <= bytes.length && bytes[i + size - 2] === 0xff && bytes[i + size - 1] === 0xd9)
+      out.push(bytes.subarray(i, i + size));
   }
   return out;
 }

@@ -1,6 +1,7 @@
 // The layers of the code point one way. Each folder of src/ may import only the folders listed for it:
 //   spice: nothing (isomorphic core: no Node, no DOM)   vm: store         checkpoint: vm, store
-//   server: vm, checkpoint, spice, store                cli: spice (its console client); `oriel serve` starts the server
+//   server: vm, checkpoint, spice, spice-node, store    spice-node: spice
+//   cli: spice, spice-node (its console client); `oriel serve` starts the server
 // A break of these rules fails here, naming the file and the import.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';

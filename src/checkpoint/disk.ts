@@ -117,7 +117,18 @@ export class DiskCheckpoints {
         'auto-finalize': true, 'auto-dismiss': false,
       },
     });
-    return { job: { vmId, checkpointId: ckptId, node, jobId, file: rel, incremental, backing: incremental ? head!.file : null }, actions };
+    return {
+      job: {
+        vmId,
+        checkpointId: ckptId,
+        node,
+        jobId,
+        file: rel,
+        incremental,
+        backing: incremental ? head!.file : null,
+      },
+      actions,
+    };
   }
 
   /**

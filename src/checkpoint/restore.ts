@@ -61,9 +61,11 @@ export async function restoreCheckpoint(o: RestoreOptions): Promise<RestoreResul
     o.progress?.('sending RAM and device state');
     try {
       const parts = {
-        header: o.store.blob(m.stream.header), ramSectionId: m.stream.ramSectionId,
+        header: o.store.blob(m.stream.header),
+        ramSectionId: m.stream.ramSectionId,
         blocks: m.stream.blocks.map((b) => ({ id: b.id, length: b.length })),
-        deviceState: o.store.blob(m.stream.deviceState), vmdesc: m.stream.vmdesc ? o.store.blob(m.stream.vmdesc) : undefined,
+        deviceState: o.store.blob(m.stream.deviceState),
+        vmdesc: m.stream.vmdesc ? o.store.blob(m.stream.vmdesc) : undefined,
       };
       for (const buf of writeStream(parts, o.store.pages(m))) {
         streamBytes += buf.length;

@@ -74,7 +74,14 @@ export class CheckpointService {
   }
 
   create(ref: string, opts: { kind?: 'manual' | 'scheduled'; label?: string; progress?: Progress; operationId?: string } = {}): Promise<Manifest> {
-    return captureCheckpoint({ vms: this.vms, store: this.store, disks: this.disks, ref, ...opts, operationId: opts.operationId ?? opts.progress?.operationId ?? null });
+    return captureCheckpoint({
+      vms: this.vms,
+      store: this.store,
+      disks: this.disks,
+      ref,
+      ...opts,
+      operationId: opts.operationId ?? opts.progress?.operationId ?? null,
+    });
   }
 
   // ---- capture workers left by a previous server (see worker/) ----
@@ -107,7 +114,9 @@ export class CheckpointService {
       }
     }
     const result = readResult(files);
-    const checkpoint = this.store.get(job.checkpointId) ? this.list(vmId).find((c) => c.id === job.checkpointId) : undefined;
+    const checkpoint = this.store.get(job.checkpointId)
+      ? this.list(vmId).find((c) => c.id === job.checkpointId)
+      : undefined;
     clearWorkerFiles(files);
     this.store.recoverOrphans();
     const ok = !!checkpoint;
@@ -140,7 +149,14 @@ export class CheckpointService {
 
   /** Restores in place, or into `targetVmId` (a new VM made with VmManager.createLike). */
   restore(id: string, progress?: Progress, opts: { targetVmId?: string } = {}): Promise<RestoreResult> {
-    return restoreCheckpoint({ vms: this.vms, store: this.store, disks: this.disks, id, progress, targetVmId: opts.targetVmId });
+    return restoreCheckpoint({
+      vms: this.vms,
+      store: this.store,
+      disks: this.disks,
+      id,
+      progress,
+      targetVmId: opts.targetVmId,
+    });
   }
 
   /** Deletes checkpoints: manifests first (atomic), then their disk images (merged into the images backed by them),
@@ -186,7 +202,11 @@ export class CheckpointService {
   }
 
   /** Applies retention rules to one VM's scheduled checkpoints. With dryRun, only says what it would delete. */
-  async prune(ref: string, rules: RetentionRules, opts: { dryRun?: boolean; now?: Date } = {}): Promise<{ keep: string[]; delete: string[] }> {
+  async prune(
+    ref: string,
+    rules: RetentionRules,
+    opts: { dryRun?: boolean; now?: Date } = {},
+  ): Promise<{ keep: string[]; delete: string[] }> {
     const vm = this.vms.get(ref);
     const all = this.store.list(vm.id);
     const { keep, drop } = selectRetention(all, rules);
@@ -197,8 +217,16 @@ export class CheckpointService {
 
 function summary(m: Manifest): CheckpointSummary {
   return {
-    id: m.id, vmId: m.vmId, vmName: m.vmName, createdAt: m.createdAt, kind: m.kind, ...(m.label ? { label: m.label } : {}),
-    parent: m.parent, pauseMs: m.stats.pauseMs, durationMs: m.stats.durationMs, newBytes: m.stats.newBytes,
+    id: m.id,
+    vmId: m.vmId,
+    vmName: m.vmName,
+    createdAt: m.createdAt,
+    kind: m.kind,
+    ...(m.label ? { label: m.label } : {}),
+    parent: m.parent,
+    pauseMs: m.stats.pauseMs,
+    durationMs: m.stats.durationMs,
+    newBytes: m.stats.newBytes,
     diskBytes: m.disks.reduce((a, d) => a + d.bytes, 0),
   };
 }
@@ -225,7 +253,10 @@ export function selectRetention(all: Pick<Manifest, 'id' | 'createdAt' | 'kind'>
       keep.add(m.id); // the newest of its bucket
     }
   }
-  return { keep: all.filter((m) => keep.has(m.id)).map((m) => m.id), drop: sched.filter((m) => !keep.has(m.id)).map((m) => m.id) };
+  return {
+    keep: all.filter((m) => keep.has(m.id)).map((m) => m.id),
+    drop: sched.filter((m) => !keep.has(m.id)).map((m) => m.id),
+  };
 }
 
 function isoWeek(d: Date): string {

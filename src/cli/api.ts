@@ -52,7 +52,11 @@ export class Api {
     if (auth && this.token) headers.authorization = `Bearer ${this.token}`;
     let res: Response;
     try {
-      res = await fetch(this.url + path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+      res = await fetch(this.url + path, {
+        method,
+        headers,
+        body: body === undefined ? undefined : JSON.stringify(body),
+      });
     } catch (e) {
       throw new CliError(`cannot reach the Oriel server at ${this.url} (${(e as { cause?: Error }).cause?.message ?? (e as Error).message}); is \`oriel serve\` running? (--server or ORIEL_URL)`);
     }
@@ -76,7 +80,10 @@ export class Api {
   delete<T>(path: string) { return this.request<T>('DELETE', path); }
 
   /** Follows the server-sent event stream, calling `on` for each event until it returns true. */
-  async follow(on: (type: string, data: unknown) => boolean | void, opts: { signal?: AbortSignal; onOpen?: () => Promise<boolean | void> } = {}): Promise<void> {
+  async follow(
+    on: (type: string, data: unknown) => boolean | void,
+    opts: { signal?: AbortSignal; onOpen?: () => Promise<boolean | void> } = {},
+  ): Promise<void> {
     const res = await fetch(this.url + '/api/events', { headers: this.token ? { authorization: `Bearer ${this.token}` } : {}, signal: opts.signal });
     if (!res.ok || !res.body) throw new CliError(`cannot follow events: HTTP ${res.status}`);
     // Subscribed from here on: onOpen can read the current state without missing a change.

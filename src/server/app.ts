@@ -57,13 +57,21 @@ export async function createServer(config: OrielConfig, opts: { logger?: boolean
     bodyLimit: 1024 * 1024,
   });
   const vms = new VmManager({
-    db, dataDir: config.dataDir, cacheDir: config.cacheDir, qemuBinary: config.qemuBinary, qemuImgBinary: config.qemuImgBinary,
-    accel: config.accel, stopTimeoutSec: config.stopTimeoutSec,
+    db,
+    dataDir: config.dataDir,
+    cacheDir: config.cacheDir,
+    qemuBinary: config.qemuBinary,
+    qemuImgBinary: config.qemuImgBinary,
+    accel: config.accel,
+    stopTimeoutSec: config.stopTimeoutSec,
     log: (level, msg, extra) => app.log[level](extra ?? {}, msg),
   });
   const users = new Users(db);
   const ops = new Operations(db);
-  const checkpoints = new CheckpointService(vms, { root: CheckpointService.defaultRoot(config.dataDir), qemuImg: config.qemuImgBinary });
+  const checkpoints = new CheckpointService(vms, {
+    root: CheckpointService.defaultRoot(config.dataDir),
+    qemuImg: config.qemuImgBinary,
+  });
   const schedules = new CheckpointSchedules(db, vms, checkpoints, ops);
   const ctx: ServerContext = { config, db, vms, users, ops, checkpoints, schedules };
 

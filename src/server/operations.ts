@@ -80,7 +80,12 @@ export class Operations extends EventEmitter {
   }
 
   /** Records how an operation ended once `p` settles. */
-  private async settle(id: string, p: Promise<unknown>, aborted: () => boolean, progress: (() => Progress) | Progress): Promise<void> {
+  private async settle(
+    id: string,
+    p: Promise<unknown>,
+    aborted: () => boolean,
+    progress: (() => Progress) | Progress,
+  ): Promise<void> {
     let status: OperationStatus = 'succeeded', error: string | null = null, result: unknown;
     try {
       result = await p;
@@ -109,7 +114,11 @@ export class Operations extends EventEmitter {
   }
 
   /** Starts `fn` as an operation and returns it at once (status running). */
-  start(kind: string, who: { vmId?: string | null; userId?: string | null }, fn: (ctx: OperationContext) => Promise<unknown>): Operation {
+  start(
+    kind: string,
+    who: { vmId?: string | null; userId?: string | null },
+    fn: (ctx: OperationContext) => Promise<unknown>,
+  ): Operation {
     const id = randomUUID();
     const t = new Date().toISOString();
     this.db

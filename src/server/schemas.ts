@@ -29,9 +29,20 @@ export type VmView = z.infer<typeof vmSchema>;
 
 export function vmView(vm: VmRecord, users: Users): VmView {
   return {
-    id: vm.id, name: vm.name, owner: users.get(vm.ownerId)?.name ?? vm.ownerId, state: vm.state, stateReason: vm.stateReason,
-    pid: vm.pid, memoryMiB: vm.spec.memoryMiB, cpus: vm.spec.cpus, display: vm.spec.display, accel: vm.spec.accel, hugepages: !!vm.spec.hugepages,
-    image: vm.spec.image === 'path' ? (vm.spec.baseDisk ?? null) : (vm.spec.image ?? null), createdAt: vm.createdAt, updatedAt: vm.updatedAt,
+    id: vm.id,
+    name: vm.name,
+    owner: users.get(vm.ownerId)?.name ?? vm.ownerId,
+    state: vm.state,
+    stateReason: vm.stateReason,
+    pid: vm.pid,
+    memoryMiB: vm.spec.memoryMiB,
+    cpus: vm.spec.cpus,
+    display: vm.spec.display,
+    accel: vm.spec.accel,
+    hugepages: !!vm.spec.hugepages,
+    image: vm.spec.image === 'path' ? (vm.spec.baseDisk ?? null) : (vm.spec.image ?? null),
+    createdAt: vm.createdAt,
+    updatedAt: vm.updatedAt,
   };
 }
 

@@ -41,7 +41,10 @@ export function screenshotPng(session: SpiceSession): Buffer | undefined {
  * sends a new client the whole screen, then MARK; QEMU refreshes every 30 ms). Rejects after
  * `timeoutMs` without a primary surface; with one, resolves at the timeout even if still drawing.
  */
-export async function settledDisplay(session: SpiceSession, { quietMs = 300, timeoutMs = 15_000 } = {}): Promise<RgbaSurface> {
+export async function settledDisplay(
+  session: SpiceSession,
+  { quietMs = 300, timeoutMs = 15_000 } = {},
+): Promise<RgbaSurface> {
   const deadline = Date.now() + timeoutMs;
   const display = await Promise.race([
     session.whenChannel<DisplayChannel>(ChannelType.DISPLAY),

@@ -87,7 +87,10 @@ export abstract class SpiceChannel {
         this._markProcessed();
       }
     } catch (e) {
-      error = e instanceof SpiceConnectionClosed && (this._closed || this.disconnectReason !== undefined) ? undefined : (e as Error);
+      error =
+        e instanceof SpiceConnectionClosed && (this._closed || this.disconnectReason !== undefined)
+          ? undefined
+          : (e as Error);
     }
     this._shutdown(error);
   }

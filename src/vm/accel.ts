@@ -31,7 +31,11 @@ export function resolveAccel(wanted: Accel, qemuBinary: string, kernel?: ProbeKe
   return verdict;
 }
 
-export async function probeKvm(qemuBinary: string, kernel?: ProbeKernel, timeoutMs = kernel ? KERNEL_PROBE_TIMEOUT_MS : PROBE_TIMEOUT_MS): Promise<boolean> {
+export async function probeKvm(
+  qemuBinary: string,
+  kernel?: ProbeKernel,
+  timeoutMs = kernel ? KERNEL_PROBE_TIMEOUT_MS : PROBE_TIMEOUT_MS,
+): Promise<boolean> {
   try {
     accessSync('/dev/kvm', constants.R_OK | constants.W_OK);
   } catch {

@@ -4,8 +4,8 @@
 // The protocol is QMP-like JSON, one request at a time, but the channel has no session: bytes written while no
 // agent runs in the guest wait in the port and are read, and answered, whenever one starts; an answer to a request
 // that timed out arrives later, in front of the next one's. So every request is preceded by a synchronisation:
-//   host:  0xFF {"execute":"guest-sync-delimited","arguments":{"id":N}}     (0xFF makes the agent drop any partial input)
-//   agent: 0xFF {"return":N}                                                (0xFF: whatever came before is stale)
+//   host:  0xFF {"execute":"guest-sync-delimited","arguments":{"id":N}}  (0xFF makes the agent drop partial input)
+//   agent: 0xFF {"return":N}                                             (0xFF: whatever came before is stale)
 // with a fresh random N; answers carrying any other id, and anything before ours, are dropped. Then the request is
 // sent and the next answer is its own.
 import { randomInt } from 'node:crypto';
@@ -127,8 +127,15 @@ export class GuestAgent {
       if (st.exited) {
         const stdout = decode(st['out-data']), stderr = decode(st['err-data']);
         const truncated = st['out-truncated'] || st['err-truncated'] ? true : undefined;
-        if (st.exitcode !== undefined) return { exitCode: st.exitcode, stdout, stderr, ...(truncated ? { truncated } : {}) };
-        return { exitCode: 128 + (st.signal ?? 0), signal: st.signal, stdout, stderr, ...(truncated ? { truncated } : {}) };
+        if (st.exitcode !== undefined)
+          return { exitCode: st.exitcode, stdout, stderr, ...(truncated ? { truncated } : {}) };
+        return {
+          exitCode: 128 + (st.signal ?? 0),
+          signal: st.signal,
+          stdout,
+          stderr,
+          ...(truncated ? { truncated } : {}),
+        };
       }
       if (Date.now() >= deadline) {
         // guest-exec has no timeout of its own: end the process (its children may stay), and reap it.
@@ -204,7 +211,11 @@ export class GuestAgent {
 
   // ---- internals ----
 
-  private async request(command: string, args: Record<string, unknown> | undefined, timeoutMs: number): Promise<unknown> {
+  private async request(
+    command: string,
+    args: Record<string, unknown> | undefined,
+    timeoutMs: number,
+  ): Promise<unknown> {
     const deadline = Date.now() + timeoutMs;
     const socket = await this.connect(deadline);
     const id = randomInt(1, 2 ** 31 - 1);

@@ -3,10 +3,11 @@
 // exposes as a unix socket. One request at a time:
 //   host:  P <id>                                          guest:  O <id>
 //   host:  X <id> <timeout s> <script len> <stdin len>, then the script and stdin, gzip+base64, exactly that long
-//                                                          guest:  B <id> / stdout b64 lines / S <id> / stderr b64 lines / E <id> <status>
-// Everything is gzip-compressed (the serial line carries ~130 KB/s) then base64-encoded. Base64 lines hold no space, so no output can pass for a marker, and every id carries a random per-connection
-// prefix, so anything else on the line (boot noise, the tail of an answer from an earlier connection, the late
-// answer to a request that timed out) is recognised and ignored.
+//   guest: B <id> / stdout b64 lines / S <id> / stderr b64 lines / E <id> <status>
+// Everything is gzip-compressed (the serial line carries ~130 KB/s) then base64-encoded. Base64 lines hold no space,
+// so no output can pass for a marker, and every id carries a random per-connection prefix, so anything else on the
+// line (boot noise, the tail of an answer from an earlier connection, the late answer to a request that timed out)
+// is recognised and ignored.
 import { randomBytes } from 'node:crypto';
 import { connect as netConnect, type Socket } from 'node:net';
 import { gunzipSync, gzipSync } from 'node:zlib';

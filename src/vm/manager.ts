@@ -199,8 +199,12 @@ export class VmManager extends EventEmitter {
     if (req.image) {
       if (isAbsolute(req.image)) {
         if (!existsSync(req.image)) throw badRequestImage(`no disk image at ${req.image}`);
-        const info = await diskInfo(this.o.qemuImgBinary, req.image).catch((e) => { throw badRequestImage((e as Error).message); });
-        await checkDisk(this.o.qemuImgBinary, req.image, info.format).catch((e) => { throw badRequestImage((e as Error).message); });
+        const info = await diskInfo(this.o.qemuImgBinary, req.image).catch((e) => {
+          throw badRequestImage((e as Error).message);
+        });
+        await checkDisk(this.o.qemuImgBinary, req.image, info.format).catch((e) => {
+          throw badRequestImage((e as Error).message);
+        });
         Object.assign(spec, { image: 'path', baseDisk: req.image, baseFormat: info.format });
       } else {
         if (!builders[req.image]) {
@@ -265,7 +269,11 @@ export class VmManager extends EventEmitter {
     if (spec.hugepages) checkHugePages(vm.name, spec.memoryMiB);
     this.setState(vm.id, 'starting', null, null);
     const tiny = spec.accel === 'auto' ? findBuiltImage(this.o.cacheDir, 'tiny') : undefined;
-    const accel = await resolveAccel(spec.accel, this.o.qemuBinary, tiny?.kernel && tiny.initrd ? { kernel: tiny.kernel, initrd: tiny.initrd } : undefined);
+    const accel = await resolveAccel(
+      spec.accel,
+      this.o.qemuBinary,
+      tiny?.kernel && tiny.initrd ? { kernel: tiny.kernel, initrd: tiny.initrd } : undefined,
+    );
     const args = qemuArgs(vm.name, spec, p, accel);
     // Restore (checkpoints): QEMU waits for `migrate-incoming` instead of booting.
     if (opts.incoming) args.push('-incoming', 'defer');
@@ -304,7 +312,14 @@ export class VmManager extends EventEmitter {
   /** Wires a live QEMU to its VM: events keep the state in step, the socket closing means QEMU is gone. */
   private attach(vm: VmRecord, qmp: QmpClient, pid: number, child?: ChildProcess): Runtime {
     let markGone!: () => void;
-    const rt: Runtime = { qmp, pid, child, expectExit: false, quietRunState: 0, gone: new Promise<void>((r) => (markGone = r)) };
+    const rt: Runtime = {
+      qmp,
+      pid,
+      child,
+      expectExit: false,
+      quietRunState: 0,
+      gone: new Promise<void>((r) => (markGone = r)),
+    };
     this.runtimes.set(vm.id, rt);
     child?.once('exit', (code, signal) => (rt.childExit = { code, signal }));
     qmp.onEvent((ev) => {
@@ -443,7 +458,9 @@ export class VmManager extends EventEmitter {
     const ok = await waitUntil(() => {
       const cur = this.store.get(vm.id);
       if (!cur || !['running', 'starting'].includes(cur.state)) return true;
-      return existsSync(p.serialLog) && statSync(p.serialLog).size > 0 && tail(p.serialLog, 400, 256 * 1024).includes(marker);
+      return (
+        existsSync(p.serialLog) && statSync(p.serialLog).size > 0 && tail(p.serialLog, 400, 256 * 1024).includes(marker)
+      );
     }, timeoutMs, 100);
     const cur = this.get(ref);
     if (cur.state !== 'running') throw conflict(`VM '${vm.name}' is ${cur.state}`);
@@ -495,7 +512,10 @@ export class VmManager extends EventEmitter {
     const started = Date.now();
     await this.waitReady(ref, timeoutMs);
     try {
-      const r = await this.guestAgent(ref).exec(argv, { env: vm.spec.execEnv, timeoutMs: Math.max(1000, timeoutMs - (Date.now() - started)) });
+      const r = await this.guestAgent(ref).exec(argv, {
+        env: vm.spec.execEnv,
+        timeoutMs: Math.max(1000, timeoutMs - (Date.now() - started)),
+      });
       return { stdout: r.stdout, stderr: r.stderr, exitCode: r.exitCode };
     } catch (e) {
       if (!(e instanceof GuestAgentError)) throw e;
@@ -544,7 +564,11 @@ export class VmManager extends EventEmitter {
    * ms, QEMU resuming after a background snapshot or an incoming migration) do not change the VM's state; when
    * `fn` ends the state is set from QEMU's `query-status` once (running, or paused for any stopped run state).
    */
-  withQmp<T>(ref: string, fn: (qmp: QmpClient, vm: VmRecord) => Promise<T>, opts: { quietRunState?: boolean } = {}): Promise<T> {
+  withQmp<T>(
+    ref: string,
+    fn: (qmp: QmpClient, vm: VmRecord) => Promise<T>,
+    opts: { quietRunState?: boolean } = {},
+  ): Promise<T> {
     const vm = this.get(ref);
     return this.withLock(vm.id, async () => {
       const cur = this.store.get(vm.id)!;

@@ -25,7 +25,11 @@ describe('checkpoints of a running guest', () => {
 
   before(async () => {
     rig = await makeRig();
-    svc = new CheckpointService(rig.vms, { root: CheckpointService.defaultRoot(rig.dataDir), qemuImg: rig.qemuImg, faults });
+    svc = new CheckpointService(rig.vms, {
+      root: CheckpointService.defaultRoot(rig.dataDir),
+      qemuImg: rig.qemuImg,
+      faults,
+    });
     await bootTiny(rig, 'ck', 160);
     await sh('mkdir -p /mnt && mount -t tmpfs t /mnt && dd if=/dev/urandom of=/mnt/p bs=1M count=4 2>/dev/null');
   });

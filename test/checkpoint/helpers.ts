@@ -40,7 +40,12 @@ export async function makeRig(): Promise<Rig> {
   };
 }
 
-export async function bootTiny(rig: Rig, name: string, memoryMiB = 192, opts: { hugepages?: boolean } = {}): Promise<void> {
+export async function bootTiny(
+  rig: Rig,
+  name: string,
+  memoryMiB = 192,
+  opts: { hugepages?: boolean } = {},
+): Promise<void> {
   await rig.vms.create({ name, image: 'tiny', memoryMiB, ...opts }, 'u1');
   await rig.vms.start(name);
   await rig.vms.waitReady(name, 90_000);

@@ -44,8 +44,11 @@ async function storeStream(store: CheckpointStore, bytes: Buffer, id: string, pa
 
 function rebuilt(store: CheckpointStore, m: Manifest): Buffer {
   const parts = {
-    header: store.blob(m.stream.header), ramSectionId: m.stream.ramSectionId, blocks: m.stream.blocks.map((b) => ({ id: b.id, length: b.length })),
-    deviceState: store.blob(m.stream.deviceState), vmdesc: m.stream.vmdesc ? store.blob(m.stream.vmdesc) : undefined,
+    header: store.blob(m.stream.header),
+    ramSectionId: m.stream.ramSectionId,
+    blocks: m.stream.blocks.map((b) => ({ id: b.id, length: b.length })),
+    deviceState: store.blob(m.stream.deviceState),
+    vmdesc: m.stream.vmdesc ? store.blob(m.stream.vmdesc) : undefined,
   };
   return Buffer.concat([...writeStream(parts, store.pages(m))]);
 }
@@ -137,7 +140,13 @@ describe('migration stream and page store', () => {
     const a = collect(streams.background!);
     // A small real-shaped stream: the real header, blocks and device state, a few pages.
     const few = new Map([...a.pages].filter(([k]) => /^0:(1|2|3|100)$/.test(k) || k.startsWith('7:')));
-    const small = Buffer.concat([...writeStream(a.parsed, [...fromMap(a.parsed, few)].filter((p) => p.data || p.index % 512 === 0), 3)]);
+    const small = Buffer.concat([
+      ...writeStream(
+        a.parsed,
+        [...fromMap(a.parsed, few)].filter((p) => p.data || p.index % 512 === 0),
+        3,
+      ),
+    ]);
     fc.assert(
       fc.property(
         fc.array(fc.tuple(fc.nat(small.length - 1), fc.integer({ min: 0, max: 255 })), { maxLength: 8 }),

@@ -45,7 +45,10 @@ export async function startDesktopVm(t: TestServer, name = 'desktop', o: Desktop
   await vms().waitReady(name, o.readyTimeoutMs ?? 300_000);
   const bootMs = Date.now() - started;
   const env = () => vms().get(name).spec.execEnv ?? DESKTOP_X_ENV;
-  const exec = (argv: string[], opts: GuestExecOptions = {}) => vms().guestAgent(name).exec(argv, { ...opts, env: { ...env(), ...opts.env } });
+  const exec = (argv: string[], opts: GuestExecOptions = {}) =>
+    vms()
+      .guestAgent(name)
+      .exec(argv, { ...opts, env: { ...env(), ...opts.env } });
   return {
     name,
     bootMs,

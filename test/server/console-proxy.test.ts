@@ -32,7 +32,11 @@ function wsConnector(url: string, headers: Record<string, string> = {}): Connect
 }
 
 /** Opens a raw WebSocket and reports how it ended: refused at upgrade (HTTP status) or closed (code). */
-function rawWs(url: string, headers: Record<string, string>, send?: Buffer): Promise<{ status?: number; code?: number; reason?: string; firstBytes?: Buffer }> {
+function rawWs(
+  url: string,
+  headers: Record<string, string>,
+  send?: Buffer,
+): Promise<{ status?: number; code?: number; reason?: string; firstBytes?: Buffer }> {
   return new Promise((resolve) => {
     const ws = new WebSocket(url, { headers, maxPayload: 64 << 20 });
     let firstBytes: Buffer | undefined;
@@ -88,7 +92,8 @@ describe('SPICE console proxy', () => {
       if (s && s.width === ppm.width && s.height === ppm.height) {
         differing = 0;
         for (let p = 0, q = 0; p < ppm.rgb.length; p += 3, q += 4) {
-          if (ppm.rgb[p] !== s.data[q] || ppm.rgb[p + 1] !== s.data[q + 1] || ppm.rgb[p + 2] !== s.data[q + 2]) differing++;
+          if (ppm.rgb[p] !== s.data[q] || ppm.rgb[p + 1] !== s.data[q + 1] || ppm.rgb[p + 2] !== s.data[q + 2])
+            differing++;
         }
         if (differing === 0) return 0;
       }

@@ -53,23 +53,40 @@ test('ZLIB_GLZ_RGB: inflates, then decodes GLZ against the shared window', () =>
 
 test('fuzz LZ4: random blocks for every format', () => {
   fc.assert(
-    fc.property(fc.constantFrom(6, 7, 8, 9, 5), fc.integer({ min: 0, max: 24 }), fc.integer({ min: 0, max: 24 }), fc.array(fc.uint8Array({ maxLength: 120 }), { maxLength: 4 }), fc.boolean(), (format, w, h, blocks, lie) => {
+    fc.property(
+      fc.constantFrom(6, 7, 8, 9, 5),
+      fc.integer({ min: 0, max: 24 }),
+      fc.integer({ min: 0, max: 24 }),
+      fc.array(fc.uint8Array({ maxLength: 120 }), { maxLength: 4 }),
+      fc.boolean(),
+      (format, w, h, blocks, lie) => {
       const body = blocks.flatMap((b) => [...be32(lie ? b.length + 3 : b.length), ...b]);
       typed(() => lz4.decode(Uint8Array.from([1, format, ...body]), w, h, MAX));
-    }),
+    },
+    ),
     { numRuns: 3000 },
   );
 });
 
 test('fuzz ZLIB_GLZ_RGB: corrupted deflate streams and sizes', () => {
-  const glz = Uint8Array.from([...be32(0x20205a4c, 0x00010001), 0x18, ...be32(4, 4, 16, 0, 5, 0), 15, ...Array.from({ length: 48 }, (_, i) => i)]);
+  const glz = Uint8Array.from([
+    ...be32(0x20205a4c, 0x00010001),
+    0x18,
+    ...be32(4, 4, 16, 0, 5, 0),
+    15,
+    ...Array.from({ length: 48 }, (_, i) => i),
+  ]);
   const z = new Uint8Array(deflateSync(glz));
   fc.assert(
-    fc.property(fc.array(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 255 })), { maxLength: 4 }), fc.integer({ min: 0, max: 200 }), (flips, size) => {
+    fc.property(
+      fc.array(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 255 })), { maxLength: 4 }),
+      fc.integer({ min: 0, max: 200 }),
+      (flips, size) => {
       const b = z.slice();
       for (const [at, v] of flips) b[at % b.length] = v;
       typed(() => zlibGlz.decode(size, b, new GlzWindow(MAX), MAX));
-    }),
+    },
+    ),
     { numRuns: 2000 },
   );
 });

@@ -35,7 +35,10 @@ test('LZ: literal pixel then a distance-1 run (RGB32), and a bottom-up image', (
   assert.deepEqual([...img.data], [3, 2, 1, 255, 3, 2, 1, 255, 3, 2, 1, 255, 3, 2, 1, 255]);
   const flipped = lz.decode(Uint8Array.from([...head(1, 2, 0), 1, 1, 2, 3, 4, 5, 6]), { maxPixels: MAX });
   assert.deepEqual([...flipped.data], [6, 5, 4, 255, 3, 2, 1, 255]);
-  assert.throws(() => lz.decode(Uint8Array.from([...head(4, 1, 1), 0, 1, 2, 3, 5 << 5, 7]), { maxPixels: MAX }), SpiceDecodeError);
+  assert.throws(
+    () => lz.decode(Uint8Array.from([...head(4, 1, 1), 0, 1, 2, 3, 5 << 5, 7]), { maxPixels: MAX }),
+    SpiceDecodeError,
+  );
 });
 
 test('claimed sizes over the limit are refused before allocation', () => {
@@ -62,15 +65,25 @@ test('GLZ: a reference into an image that is not in the window is a typed error'
   assert.throws(() => glz.decode(Uint8Array.from([...header(2), 2 << 5, 0, 5]), dict, MAX), /not in the dictionary/);
 });
 
-const lzHeader = fc.record({ type: fc.integer({ min: 0, max: 12 }), w: fc.integer({ min: 0, max: 40 }), h: fc.integer({ min: 0, max: 40 }), top: fc.integer({ min: 0, max: 1 }) });
+const lzHeader = fc.record({
+  type: fc.integer({ min: 0, max: 12 }),
+  w: fc.integer({ min: 0, max: 40 }),
+  h: fc.integer({ min: 0, max: 40 }),
+  top: fc.integer({ min: 0, max: 1 }),
+});
 
 test('fuzz LZ: valid headers with random bodies, and random bytes', () => {
   fc.assert(
-    fc.property(lzHeader, fc.uint8Array({ maxLength: 400 }), fc.integer({ min: 0, max: 8 }), ({ type, w, h, top }, body, strideDelta) => {
+    fc.property(
+      lzHeader,
+      fc.uint8Array({ maxLength: 400 }),
+      fc.integer({ min: 0, max: 8 }),
+      ({ type, w, h, top }, body, strideDelta) => {
       const stride = type >= 6 ? w * [0, 0, 0, 0, 0, 0, 2, 3, 4, 4, 4, 1][type]! : w + strideDelta;
       const bytes = Uint8Array.from([...be32(0x20205a4c, 0x00010001, type, w, h, stride, top), ...body]);
       typed(() => lz.decode(bytes, { maxPixels: MAX, palette: Uint32Array.of(1, 2, 3) }));
-    }),
+    },
+    ),
     { numRuns: 2000 },
   );
   fc.assert(fc.property(fc.uint8Array({ maxLength: 100 }), (b) => typed(() => lz.decode(b, { maxPixels: MAX }))));
@@ -78,12 +91,18 @@ test('fuzz LZ: valid headers with random bodies, and random bytes', () => {
 
 test('fuzz QUIC: valid headers with random bodies', () => {
   fc.assert(
-    fc.property(fc.integer({ min: 0, max: 6 }), fc.integer({ min: 0, max: 48 }), fc.integer({ min: 0, max: 48 }), fc.uint8Array({ maxLength: 600 }), (type, w, h, body) => {
+    fc.property(
+      fc.integer({ min: 0, max: 6 }),
+      fc.integer({ min: 0, max: 48 }),
+      fc.integer({ min: 0, max: 48 }),
+      fc.uint8Array({ maxLength: 600 }),
+      (type, w, h, body) => {
       const head = new Uint8Array(20);
       const v = new DataView(head.buffer);
       [0x43495551, 0, type, w, h].forEach((x, i) => v.setUint32(i * 4, x, true));
       typed(() => quic.decode(Uint8Array.from([...head, ...body]), MAX));
-    }),
+    },
+    ),
     { numRuns: 2000 },
   );
 });
@@ -91,20 +110,41 @@ test('fuzz QUIC: valid headers with random bodies', () => {
 test('fuzz GLZ: valid headers with random bodies against a shared window', () => {
   const dict = new glz.GlzWindow(MAX);
   fc.assert(
-    fc.property(fc.integer({ min: 0, max: 12 }), fc.integer({ min: 0, max: 32 }), fc.integer({ min: 0, max: 32 }), fc.integer({ min: 0, max: 20 }), fc.uint8Array({ maxLength: 400 }), (type, w, h, id, body) => {
+    fc.property(
+      fc.integer({ min: 0, max: 12 }),
+      fc.integer({ min: 0, max: 32 }),
+      fc.integer({ min: 0, max: 32 }),
+      fc.integer({ min: 0, max: 20 }),
+      fc.uint8Array({ maxLength: 400 }),
+      (type, w, h, id, body) => {
       const head = [...be32(0x20205a4c, 0x00010001), type | 0x10, ...be32(w, h, w * 4, 0, id, 3)];
       typed(() => glz.decode(Uint8Array.from([...head, ...body]), dict, MAX));
-    }),
+    },
+    ),
     { numRuns: 2000 },
   );
 });
 
 test('fuzz bitmap and cursor shapes', () => {
   fc.assert(
-    fc.property(fc.integer({ min: 0, max: 11 }), fc.integer({ min: -1, max: 30 }), fc.integer({ min: 0, max: 30 }), fc.integer({ min: 0, max: 130 }), fc.boolean(), fc.uint8Array({ maxLength: 500 }), (format, width, height, stride, topDown, data) => {
-      typed(() => bitmap.decode(data, { format, width, height, stride, topDown, palette: format <= 5 ? Uint32Array.of(7) : undefined }, MAX));
+    fc.property(
+      fc.integer({ min: 0, max: 11 }),
+      fc.integer({ min: -1, max: 30 }),
+      fc.integer({ min: 0, max: 30 }),
+      fc.integer({ min: 0, max: 130 }),
+      fc.boolean(),
+      fc.uint8Array({ maxLength: 500 }),
+      (format, width, height, stride, topDown, data) => {
+      typed(() =>
+        bitmap.decode(
+          data,
+          { format, width, height, stride, topDown, palette: format <= 5 ? Uint32Array.of(7) : undefined },
+          MAX,
+        ),
+      );
       typed(() => decodeCursorImage(format % 7, width, height, data, MAX));
-    }),
+    },
+    ),
     { numRuns: 2000 },
   );
 });
@@ -113,12 +153,16 @@ test('fuzz: corrupted and truncated real QEMU traffic (LZ, QUIC, GLZ, LZ4, JPEG 
   for (const mode of ['lz', 'quic', 'glz', 'guest-lz4', 'guest-jpeg-zlib', 'guest-mjpeg']) {
     const bytes = new Uint8Array(readFileSync(join(import.meta.dirname, '../fixtures/spice', mode, 'display.bin')));
     await fc.assert(
-      fc.asyncProperty(fc.array(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 255 })), { minLength: 1, maxLength: 8 }), fc.nat(), async (flips, cut) => {
+      fc.asyncProperty(
+        fc.array(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 255 })), { minLength: 1, maxLength: 8 }),
+        fc.nat(),
+        async (flips, cut) => {
         const b = bytes.slice(0, bytes.length - (cut % 64));
         for (const [at, v] of flips) b[at % b.length] = v;
         const r = await replayDisplay(b, 1 << 16, 1 << 22);
         if (r.error) assert.ok(r.error instanceof SpiceProtocolError, String(r.error));
-      }),
+      },
+      ),
       { numRuns: 60 },
     );
   }

@@ -24,7 +24,8 @@ async function saveMismatch(session: SpiceSession, g: DesktopGuest, what: string
   if (s) writeFileSync(join(dir, `${what}-client.png`), encodePng({ width: s.width, height: s.height, data: s.data }));
   const ppm = await screendump(g.q);
   const rgba = new Uint8Array(ppm.width * ppm.height * 4);
-  for (let i = 0, j = 0; i < ppm.rgb.length; i += 3, j += 4) rgba.set([ppm.rgb[i]!, ppm.rgb[i + 1]!, ppm.rgb[i + 2]!, 255], j);
+  for (let i = 0, j = 0; i < ppm.rgb.length; i += 3, j += 4)
+    rgba.set([ppm.rgb[i]!, ppm.rgb[i + 1]!, ppm.rgb[i + 2]!, 255], j);
   writeFileSync(join(dir, `${what}-screendump.png`), encodePng({ width: ppm.width, height: ppm.height, data: rgba }));
   return dir;
 }

@@ -16,7 +16,14 @@ const clipArb = fc.option(fc.array(rectArb, { maxLength: 4 }), { nil: null });
 
 /** An Image operand: a small bitmap (cached or not), a cache reference, a surface, garbage, or NULL. */
 const imageArb = fc.oneof(
-  fc.record({ w: fc.integer({ min: 1, max: 9 }), h: fc.integer({ min: 1, max: 9 }), seed: fc.nat(), cache: fc.boolean(), alpha: fc.boolean() })
+  fc
+    .record({
+      w: fc.integer({ min: 1, max: 9 }),
+      h: fc.integer({ min: 1, max: 9 }),
+      seed: fc.nat(),
+      cache: fc.boolean(),
+      alpha: fc.boolean(),
+    })
     .map(({ w, h, seed, cache, alpha }) => bitmapImage(testPic(w, h, seed), { id: 5, cacheMe: cache, alpha })),
   fc.constant(fromCache(5, 3, 3)),
   fc.integer({ min: 0, max: 3 }).map((id) => surfaceImage(id, 24, 16)),
@@ -25,13 +32,30 @@ const imageArb = fc.oneof(
 );
 const maskArb = fc.oneof(
   fc.constant(null),
-  fc.record({ bits: fc.array(fc.array(fc.integer({ min: 0, max: 1 }), { minLength: 5, maxLength: 5 }), { minLength: 1, maxLength: 6 }), le: fc.boolean(), up: fc.boolean() })
+  fc
+    .record({
+      bits: fc.array(fc.array(fc.integer({ min: 0, max: 1 }), { minLength: 5, maxLength: 5 }), {
+        minLength: 1,
+        maxLength: 6,
+      }),
+      le: fc.boolean(),
+      up: fc.boolean(),
+    })
     .map(({ bits, le, up }) => maskImage(bits, { le, bottomUp: up, id: 6, cacheMe: true })),
   imageArb,
 );
-const brushArb = fc.record({ type: fc.integer({ min: 0, max: 3 }), color: fc.nat(), image: imageArb, x: coord, y: coord });
+const brushArb = fc.record({
+  type: fc.integer({ min: 0, max: 3 }),
+  color: fc.nat(),
+  image: imageArb,
+  x: coord,
+  y: coord,
+});
 
-function brush(b: Body, v: { type: number; color: number; image: ((b: Body) => void) | null; x: number; y: number }): Body {
+function brush(
+  b: Body,
+  v: { type: number; color: number; image: ((b: Body) => void) | null; x: number; y: number },
+): Body {
   b.u8(v.type);
   if (v.type === 1) b.u32(v.color);
   if (v.type === 2) b.ptr(v.image).i32(v.x).i32(v.y);
@@ -43,11 +67,22 @@ function mask(b: Body, m: ((b: Body) => void) | null, flags: number, x: number, 
 }
 
 const pathArb = fc.array(
-  fc.record({ flags: fc.integer({ min: 0, max: 31 }), points: fc.array(fc.tuple(fc.integer({ min: -2000, max: 2000 }), fc.integer({ min: -2000, max: 2000 })), { maxLength: 7 }) }),
+  fc.record({
+    flags: fc.integer({ min: 0, max: 31 }),
+    points: fc.array(fc.tuple(fc.integer({ min: -2000, max: 2000 }), fc.integer({ min: -2000, max: 2000 })), {
+      maxLength: 7,
+    }),
+  }),
   { maxLength: 4 },
 );
 const glyphsArb = fc.array(
-  fc.record({ x: coord, y: coord, w: fc.integer({ min: 0, max: 12 }), h: fc.integer({ min: 0, max: 12 }), data: fc.uint8Array({ maxLength: 100 }) }),
+  fc.record({
+    x: coord,
+    y: coord,
+    w: fc.integer({ min: 0, max: 12 }),
+    h: fc.integer({ min: 0, max: 12 }),
+    data: fc.uint8Array({ maxLength: 100 }),
+  }),
   { maxLength: 5 },
 );
 
@@ -161,14 +196,19 @@ test('fuzz: random drawing commands on xRGB, ARGB and 16-bit surfaces draw or en
 
 test('fuzz: the same commands corrupted and truncated', async () => {
   await fc.assert(
-    fc.asyncProperty(commandArb, fc.array(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 255 })), { maxLength: 6 }), fc.nat(), async (cmd, flips, cut) => {
+    fc.asyncProperty(
+      commandArb,
+      fc.array(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 255 })), { maxLength: 6 }),
+      fc.nat(),
+      async (cmd, flips, cut) => {
       const m = cmd.slice(0, Math.max(6, cmd.length - (cut % 24)));
       for (const [at, v] of flips) m[6 + (at % Math.max(1, m.length - 6))] = v;
       // Keep the header's size field consistent with what is left, so the body itself is what's broken.
       new DataView(m.buffer).setUint32(2, m.length - 6, true);
       const e = await replayAll([m]);
       if (e) assert.ok(e instanceof SpiceProtocolError, `${e.name}: ${e.message}`);
-    }),
+    },
+    ),
     { numRuns: 800 },
   );
 });

@@ -55,7 +55,8 @@ test('inputs in the guest: typing, a combo, lock-key sync, relative and absolute
         inputs.mousePress(MouseButton.LEFT, MouseButtonMask.LEFT);
         inputs.mouseRelease(MouseButton.LEFT, 0);
       });
-      const sum = (code: number) => ps2!.filter((e) => e.type === EV_REL && e.code === code).reduce((a, e) => a + e.value, 0);
+      const sum = (code: number) =>
+        ps2!.filter((e) => e.type === EV_REL && e.code === code).reduce((a, e) => a + e.value, 0);
       assert.deepEqual([sum(0), sum(1)], [17, -3], `REL_X, REL_Y: ${JSON.stringify(ps2)}`);
       const clicks = [...ps2!, ...tablet!].filter((e) => e.type === EV_KEY && e.code === BTN_LEFT).map((e) => e.value);
       assert.deepEqual(clicks, [1, 0]);

@@ -25,14 +25,27 @@ test('Reader reads little-endian values and throws SpiceProtocolError past the e
 
 test('Reader never throws anything but SpiceProtocolError', () => {
   fc.assert(
-    fc.property(fc.uint8Array({ maxLength: 64 }), fc.array(fc.integer({ min: 0, max: 6 }), { maxLength: 20 }), (bytes, ops) => {
+    fc.property(
+      fc.uint8Array({ maxLength: 64 }),
+      fc.array(fc.integer({ min: 0, max: 6 }), { maxLength: 20 }),
+      (bytes, ops) => {
       const r = new Reader(bytes);
       try {
-        for (const op of ops) [() => r.u8(), () => r.u16(), () => r.u32(), () => r.u64(), () => r.bytesView(r.u8()), () => r.at(r.u32()), () => r.count(r.u32(), 4)][op]!();
+        for (const op of ops)
+          [
+            () => r.u8(),
+            () => r.u16(),
+            () => r.u32(),
+            () => r.u64(),
+            () => r.bytesView(r.u8()),
+            () => r.at(r.u32()),
+            () => r.count(r.u32(), 4),
+          ][op]!();
       } catch (e) {
         assert.ok(e instanceof SpiceProtocolError, String(e));
       }
-    }),
+    },
+    ),
   );
 });
 
@@ -67,7 +80,12 @@ test('SpiceLinkMess: header, connection id, channel, caps at offset 18', () => {
 });
 
 function linkReply(error: number, commonCaps = [0b1011], channelCaps: number[] = []): Uint8Array {
-  const body = new Writer().u32(error).bytes(new Uint8Array(162)).u32(commonCaps.length).u32(channelCaps.length).u32(178);
+  const body = new Writer()
+    .u32(error)
+    .bytes(new Uint8Array(162))
+    .u32(commonCaps.length)
+    .u32(channelCaps.length)
+    .u32(178);
   for (const c of [...commonCaps, ...channelCaps]) body.u32(c);
   const b = body.finish();
   return new Writer().u32(0x51444552).u32(2).u32(2).u32(b.length).bytes(b).finish();
@@ -107,7 +125,9 @@ test('fuzz: arbitrary link replies end in a typed error or a link, never a crash
   await fc.assert(
     fc.asyncProperty(fc.uint8Array({ maxLength: 300 }), fc.boolean(), async (bytes, validHeader) => {
       const wire = new FakeWire();
-      const head = validHeader ? new Writer().u32(0x51444552).u32(2).u32(2).u32(bytes.length).finish() : new Uint8Array(0);
+      const head = validHeader
+        ? new Writer().u32(0x51444552).u32(2).u32(2).u32(bytes.length).finish()
+        : new Uint8Array(0);
       wire.queue.data(new Uint8Array([...head, ...bytes]));
       wire.queue.closed();
       try {
@@ -116,11 +136,25 @@ test('fuzz: arbitrary link replies end in a typed error or a link, never a crash
           encryptTicket: async () => new Uint8Array(128),
         });
       } catch (e) {
-        assert.ok(e instanceof SpiceProtocolError || e instanceof SpiceLinkError || e instanceof SpiceConnectionClosed, String(e));
+        assert.ok(
+          e instanceof SpiceProtocolError || e instanceof SpiceLinkError || e instanceof SpiceConnectionClosed,
+          String(e),
+        );
       }
     }),
     { numRuns: 300 },
   );
-  assert.throws(() => decodeLinkHeader(new Writer().u32(0x51444552).u32(2).u32(2).u32(1 << 30).finish()), SpiceProtocolError);
+  assert.throws(
+    () =>
+      decodeLinkHeader(
+        new Writer()
+          .u32(0x51444552)
+          .u32(2)
+          .u32(2)
+          .u32(1 << 30)
+          .finish(),
+      ),
+    SpiceProtocolError,
+  );
   assert.throws(() => decodeLinkReply(new Uint8Array(10)), SpiceProtocolError);
 });

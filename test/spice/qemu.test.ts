@@ -30,7 +30,10 @@ function target(q: QemuInstance): HeadlessOptions {
 }
 
 /** Connects while the guest is paused, then resumes it so that all drawing arrives as DRAW_COPY. */
-async function connectThenRun(q: QemuInstance, extra: Partial<HeadlessOptions> = {}): Promise<{ session: SpiceSession; display: DisplayChannel }> {
+async function connectThenRun(
+  q: QemuInstance,
+  extra: Partial<HeadlessOptions> = {},
+): Promise<{ session: SpiceSession; display: DisplayChannel }> {
   const session = await openSpiceSession({ ...target(q), ...extra });
   const errors: string[] = [];
   session.onChannelError((e) => errors.push(`${e.channel}: ${e.error}`));

@@ -23,7 +23,12 @@ function assertSurfaceEquals(surface: RgbaSurface, png: PNG): void {
   assert.equal(surface.height, png.height);
   let diff = 0;
   for (let i = 0; i < png.data.length; i += 4) {
-    if (png.data[i] !== surface.data[i] || png.data[i + 1] !== surface.data[i + 1] || png.data[i + 2] !== surface.data[i + 2]) diff++;
+    if (
+      png.data[i] !== surface.data[i] ||
+      png.data[i + 1] !== surface.data[i + 1] ||
+      png.data[i + 2] !== surface.data[i + 2]
+    )
+      diff++;
   }
   assert.equal(diff, 0, `${diff} pixels differ`);
 }

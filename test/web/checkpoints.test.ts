@@ -19,7 +19,17 @@ const COPY = 'cpweb-copy';
 // page.evaluate callbacks run in the browser; the Node tsconfig (tsconfig.node.json) has no DOM lib.
 declare const document: any;
 
-interface Cp { id: string; kind: string; createdAt: string; parent: string | null; pauseMs: number | null; newBytes: number; diskBytes: number; diskMode: string | null; label?: string }
+interface Cp {
+  id: string;
+  kind: string;
+  createdAt: string;
+  parent: string | null;
+  pauseMs: number | null;
+  newBytes: number;
+  diskBytes: number;
+  diskMode: string | null;
+  label?: string;
+}
 
 describe('web UI: checkpoints', () => {
   let t: TestServer;

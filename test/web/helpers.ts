@@ -53,10 +53,19 @@ export async function signIn(page: Page, base: string, user: string, password: s
 export async function canvasPixels(page: Page): Promise<{ width: number; height: number; data: Uint8Array }> {
   const url = await page.evaluate(() => document.getElementById('console-canvas').toDataURL('image/png') as string);
   const png = PNG.sync.read(Buffer.from(url.slice(url.indexOf(',') + 1), 'base64'));
-  return { width: png.width, height: png.height, data: new Uint8Array(png.data.buffer, png.data.byteOffset, png.data.length) };
+  return {
+    width: png.width,
+    height: png.height,
+    data: new Uint8Array(png.data.buffer, png.data.byteOffset, png.data.length),
+  };
 }
 
-export async function until<T>(what: string, fn: () => Promise<T | undefined | false>, timeoutMs = 20_000, everyMs = 250): Promise<T> {
+export async function until<T>(
+  what: string,
+  fn: () => Promise<T | undefined | false>,
+  timeoutMs = 20_000,
+  everyMs = 250,
+): Promise<T> {
   const end = Date.now() + timeoutMs;
   let last: unknown;
   while (Date.now() < end) {

@@ -46,7 +46,8 @@ describe('web UI', () => {
       if (c.width === ppm.width && c.height === ppm.height) {
         differing = 0;
         for (let a = 0, b = 0; a < ppm.rgb.length; a += 3, b += 4) {
-          if (ppm.rgb[a] !== c.data[b] || ppm.rgb[a + 1] !== c.data[b + 1] || ppm.rgb[a + 2] !== c.data[b + 2]) differing++;
+          if (ppm.rgb[a] !== c.data[b] || ppm.rgb[a + 1] !== c.data[b + 1] || ppm.rgb[a + 2] !== c.data[b + 2])
+            differing++;
         }
         if (differing === 0) return 0;
       }

@@ -61,7 +61,9 @@ export class CheckpointStore {
     for (const d of [this.manifestsDir, this.writersDir, join(root, 'disks')]) mkdirSync(d, { recursive: true, mode: 0o700 });
     if (opts.worker) {
       this.registration = join(this.writersDir, `${process.pid}.json`);
-      writeFileSync(this.registration, JSON.stringify({ pid: process.pid, marker: opts.worker.marker }), { mode: 0o600 });
+      writeFileSync(this.registration, JSON.stringify({ pid: process.pid, marker: opts.worker.marker }), {
+        mode: 0o600,
+      });
     } else {
       takeLock(join(root, 'lock'));
     }
@@ -303,7 +305,11 @@ export class CheckpointWriter implements StreamSink {
   /** Pages found unchanged since the parent checkpoint (same hash at the same place). */
   unchangedPages = 0;
 
-  constructor(private readonly store: CheckpointStore, readonly session: WriteSession, private readonly parentTables = new Map<string, Buffer>()) {}
+  constructor(
+    private readonly store: CheckpointStore,
+    readonly session: WriteSession,
+    private readonly parentTables = new Map<string, Buffer>(),
+  ) {}
 
   blocks(blocks: RamBlock[]): void {
     this.blockList = blocks;

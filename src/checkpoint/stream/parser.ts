@@ -213,7 +213,8 @@ export class MigrationStreamParser {
           for (let i = 0; i < count; i++) {
             const cl = (yield* keep(1))[0]!;
             const cap = (yield* keep(cl)).toString('latin1');
-            // x-ignore-shared changes the `ram` START layout (a be64 address per block), which this parser does not read.
+            // x-ignore-shared changes the `ram` START layout (a be64 address per block), which this parser does not
+            // read.
             this.fail(`the stream was made with capability '${cap}', which Oriel does not support`);
           }
         } else {

@@ -9,7 +9,14 @@ import type { DiskRecord, Manifest } from '../store/index.ts';
 import type { DiskJob } from '../disk.ts';
 import { writeFileAtomic } from '../store/index.ts';
 import {
-  liveWorkerPid, readLines, sendLine, WORKER_ENTRY, type ServerMessage, type WorkerFiles, type WorkerJob, type WorkerMessage,
+  liveWorkerPid,
+  readLines,
+  sendLine,
+  WORKER_ENTRY,
+  type ServerMessage,
+  type WorkerFiles,
+  type WorkerJob,
+  type WorkerMessage,
 } from './protocol.ts';
 
 /** A worker that says nothing for this long (it sends progress every second) is taken for dead. */
@@ -106,7 +113,9 @@ export class WorkerClient {
     const i = this.inbox.findIndex((m) => m.type === type);
     if (i >= 0) return Promise.resolve(this.inbox.splice(i, 1)[0] as Extract<WorkerMessage, { type: T }>);
     if (this.failure) return Promise.reject(this.failure);
-    return new Promise((resolve, reject) => this.waiters.push({ type, resolve: resolve as (m: WorkerMessage) => void, reject }));
+    return new Promise((resolve, reject) =>
+      this.waiters.push({ type, resolve: resolve as (m: WorkerMessage) => void, reject }),
+    );
   }
 
   send(msg: ServerMessage): void {

@@ -16,7 +16,13 @@ const count = (flag: string) => (v: string) => {
 };
 
 function rulesFrom(o: Record<string, number | undefined>) {
-  const rules = { keepLast: o.keepLast, hourly: o.keepHourly, daily: o.keepDaily, weekly: o.keepWeekly, monthly: o.keepMonthly };
+  const rules = {
+    keepLast: o.keepLast,
+    hourly: o.keepHourly,
+    daily: o.keepDaily,
+    weekly: o.keepWeekly,
+    monthly: o.keepMonthly,
+  };
   return Object.fromEntries(Object.entries(rules).filter(([, v]) => v !== undefined));
 }
 

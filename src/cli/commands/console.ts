@@ -38,7 +38,11 @@ export function consoleTarget(target: string, api: () => Api): HeadlessTarget {
 }
 
 async function withSession<T>(
-  target: string, o: ConsoleOptions, api: () => Api, fn: (s: SpiceSession) => Promise<T>, { overallTimeout = true } = {},
+  target: string,
+  o: ConsoleOptions,
+  api: () => Api,
+  fn: (s: SpiceSession) => Promise<T>,
+  { overallTimeout = true } = {},
 ): Promise<T> {
   const where = consoleTarget(target, api);
   const timer = overallTimeout ? AbortSignal.timeout(o.timeout * 1000) : new AbortController().signal;
@@ -49,7 +53,9 @@ async function withSession<T>(
     throw explain(target, e);
   }
   try {
-    const timedOut = new Promise<never>((_, reject) => timer.addEventListener('abort', () => reject(new CliError(`${target}: no answer within ${o.timeout} s`))));
+    const timedOut = new Promise<never>((_, reject) =>
+      timer.addEventListener('abort', () => reject(new CliError(`${target}: no answer within ${o.timeout} s`))),
+    );
     return await Promise.race([fn(session), timedOut]);
   } catch (e) {
     throw explain(target, e);
@@ -66,7 +72,8 @@ function explain(target: string, e: unknown): Error {
     const hint = e.status === 401 ? ' (sign in with `oriel login`, or set ORIEL_TOKEN)' : '';
     return new CliError(`${target}: ${e.message} (HTTP ${e.status})${hint}`);
   }
-  if (e instanceof SpiceInputError || e instanceof ClipboardError || e instanceof FileTransferError) return new CliError(e.message);
+  if (e instanceof SpiceInputError || e instanceof ClipboardError || e instanceof FileTransferError)
+    return new CliError(e.message);
   const code = (e as NodeJS.ErrnoException).code;
   if (code === 'ECONNREFUSED' || code === 'ENOENT') return new CliError(`cannot connect to ${target} (${code})`);
   return new CliError(`${target}: ${(e as Error).message}`);
@@ -157,12 +164,19 @@ export function consoleCommands(program: Command, api: () => Api): void {
       });
     });
 
-  common(consoleCmd.command('mouse <target>')
-    .description('move the pointer and click')
-    .option('--move <x,y>', 'absolute position in screen pixels (needs a USB tablet or the SPICE agent in the VM)', pair('--move'))
-    .option('--by <dx,dy>', 'relative motion (PS/2 mouse)', pair('--by'))
-    .option('--click <button>', 'left, middle or right'))
-    .action(async (target: string, o: ConsoleOptions & { move?: [number, number]; by?: [number, number]; click?: string }) => {
+  common(
+    consoleCmd
+      .command('mouse <target>')
+      .description('move the pointer and click')
+      .option(
+        '--move <x,y>',
+        'absolute position in screen pixels (needs a USB tablet or the SPICE agent in the VM)',
+        pair('--move'),
+      )
+      .option('--by <dx,dy>', 'relative motion (PS/2 mouse)', pair('--by'))
+      .option('--click <button>', 'left, middle or right'),
+  ).action(
+    async (target: string, o: ConsoleOptions & { move?: [number, number]; by?: [number, number]; click?: string }) => {
       if (!o.move && !o.by && !o.click) throw new CliError('nothing to do: give --move, --by or --click');
       const button = o.click === undefined ? undefined : BUTTONS[o.click];
       if (o.click !== undefined && !button) throw new CliError(`--click takes left, middle or right, not '${o.click}'`);
@@ -177,7 +191,8 @@ export function consoleCommands(program: Command, api: () => Api): void {
         }
         await sleep(FLUSH_MS);
       });
-    });
+    },
+  );
 
   common(consoleCmd.command('resize <target> <size>')
     .description('ask the guest to use this display size, WxH (needs the SPICE agent in the guest)'))
@@ -199,7 +214,8 @@ export function consoleCommands(program: Command, api: () => Api): void {
         const cb = await clipboardOf(session, o.timeout);
         const sel = o.primary ? Selection.PRIMARY : Selection.CLIPBOARD;
         // A newly connected client learns what the guest holds from the agent's next grab; give it a moment.
-        if (!cb.guest.has(sel)) await Promise.race([nextEvent(cb.onGuestGrab, (g) => g.selection === sel), sleep(1500)]);
+        if (!cb.guest.has(sel))
+          await Promise.race([nextEvent(cb.onGuestGrab, (g) => g.selection === sel), sleep(1500)]);
         if (o.image) {
           const png = await cb.readPng(sel);
           if (!png) throw new CliError(`${target}: the guest's clipboard holds no picture`);
@@ -212,12 +228,21 @@ export function consoleCommands(program: Command, api: () => Api): void {
         }
       });
     });
-  common(clip.command('set <target> [text]')
-    .description('put TEXT (or standard input with "-", or a PNG with --image) on the guest clipboard; stays connected to serve pastes until the guest copies something else, --once, or --timeout')
-    .option('--image <file>', 'a PNG picture instead of text')
-    .option('--primary', 'the PRIMARY selection instead of CLIPBOARD')
-    .option('--once', 'exit after the first paste in the guest'))
-    .action(async (target: string, text: string | undefined, o: ConsoleOptions & { image?: string; primary?: boolean; once?: boolean }) => {
+  common(
+    clip
+      .command('set <target> [text]')
+      .description(
+        'put TEXT (or standard input with "-", or a PNG with --image) on the guest clipboard; stays connected to serve pastes until the guest copies something else, --once, or --timeout',
+      )
+      .option('--image <file>', 'a PNG picture instead of text')
+      .option('--primary', 'the PRIMARY selection instead of CLIPBOARD')
+      .option('--once', 'exit after the first paste in the guest'),
+  ).action(
+    async (
+      target: string,
+      text: string | undefined,
+      o: ConsoleOptions & { image?: string; primary?: boolean; once?: boolean },
+    ) => {
       if (text === undefined && !o.image) throw new CliError('give TEXT, "-" for standard input, or --image FILE');
       const content = o.image ? { png: new Uint8Array(readFileSync(o.image)) } : { text: text === '-' ? readFileSync(0, 'utf8') : text };
       await withSession(target, o, api, async (session) => {
@@ -233,7 +258,8 @@ export function consoleCommands(program: Command, api: () => Api): void {
         ]);
         await sleep(FLUSH_MS);
       }, { overallTimeout: false });
-    });
+    },
+  );
 
   common(consoleCmd.command('send-file <target> <files...>')
     .description("copy files into the guest (its user's Downloads folder), as dropping them on the console does")

@@ -129,8 +129,11 @@ export class Users {
   }
 
   tokens(userId: string): ApiTokenInfo[] {
-    return (this.db.prepare('SELECT id, name, created_at, last_used_at FROM api_tokens WHERE user_id = ? ORDER BY created_at').all(userId) as
-      { id: string; name: string; created_at: string; last_used_at: string | null }[]).map((r) => ({ id: r.id, name: r.name, createdAt: r.created_at, lastUsedAt: r.last_used_at }));
+    return (
+      this.db
+        .prepare('SELECT id, name, created_at, last_used_at FROM api_tokens WHERE user_id = ? ORDER BY created_at')
+        .all(userId) as { id: string; name: string; created_at: string; last_used_at: string | null }[]
+    ).map((r) => ({ id: r.id, name: r.name, createdAt: r.created_at, lastUsedAt: r.last_used_at }));
   }
 
   deleteToken(userId: string, id: string): void {

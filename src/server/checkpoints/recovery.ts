@@ -21,7 +21,10 @@ export class CaptureRecovery {
   private readonly vmsAttached = new Promise<void>((r) => (this.attached = r));
 
   /** Starts waiting for every leftover worker at once. */
-  constructor(private readonly checkpoints: CheckpointService, private readonly log: (msg: string, extra: Record<string, unknown>) => void) {
+  constructor(
+    private readonly checkpoints: CheckpointService,
+    private readonly log: (msg: string, extra: Record<string, unknown>) => void,
+  ) {
     for (const w of checkpoints.leftoverWorkers()) {
       log(w.pid ? 'waiting for the capture worker a previous server left' : 'taking over the outcome of a capture worker', { vmId: w.vmId, pid: w.pid, checkpoint: w.job.checkpointId });
       const settled = checkpoints.settleWorker(w.vmId);

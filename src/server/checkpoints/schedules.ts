@@ -132,10 +132,22 @@ export class CheckpointSchedules extends EventEmitter<{ changed: [vmId: string] 
 
   private fromRow(r: Row): Schedule {
     return {
-      vmId: r.vm_id, every: r.every, rules: JSON.parse(r.rules) as RetentionRules, updatedAt: r.updated_at,
-      lastRunAt: r.last_run_at, lastError: r.last_error, nextRunAt: this.jobs.get(r.vm_id)?.nextRun()?.toISOString() ?? null,
+      vmId: r.vm_id,
+      every: r.every,
+      rules: JSON.parse(r.rules) as RetentionRules,
+      updatedAt: r.updated_at,
+      lastRunAt: r.last_run_at,
+      lastError: r.last_error,
+      nextRunAt: this.jobs.get(r.vm_id)?.nextRun()?.toISOString() ?? null,
     };
   }
 }
 
-interface Row { vm_id: string; every: string; rules: string; updated_at: string; last_run_at: string | null; last_error: string | null }
+interface Row {
+  vm_id: string;
+  every: string;
+  rules: string;
+  updated_at: string;
+  last_run_at: string | null;
+  last_error: string | null;
+}

@@ -100,7 +100,9 @@ export function serialUpgrade(app: FastifyInstance, ctx: ServerContext): VmUpgra
       let line = lines.get(vm.id);
       if (!line) {
         const id = vm.id;
-        line = new SerialLine(ctx.vms.paths(vm).serial, app.log, () => { if (lines.get(id) === line) lines.delete(id); });
+        line = new SerialLine(ctx.vms.paths(vm).serial, app.log, () => {
+          if (lines.get(id) === line) lines.delete(id);
+        });
         lines.set(id, line);
       }
       const l = line;

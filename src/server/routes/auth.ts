@@ -8,24 +8,36 @@ import { errorSchema, userSchema } from '../schemas.ts';
 
 export function authRoutes(app: FastifyInstance, ctx: ServerContext): void {
   const r = app.withTypeProvider<ZodTypeProvider>();
-  r.post('/api/auth/login', {
-    schema: {
-      tags: ['auth'],
-      summary: 'Sign in: sets the session cookie; with tokenName, also issues an API token (shown once)',
-      body: z.object({ username: z.string().min(1), password: z.string().min(1), tokenName: z.string().min(1).max(100).optional() }),
-      response: { 200: z.object({ user: userSchema, token: z.string().optional() }), 401: errorSchema },
+  r.post(
+    '/api/auth/login',
+    {
+      schema: {
+        tags: ['auth'],
+        summary: 'Sign in: sets the session cookie; with tokenName, also issues an API token (shown once)',
+        body: z.object({
+          username: z.string().min(1),
+          password: z.string().min(1),
+          tokenName: z.string().min(1).max(100).optional(),
+        }),
+        response: { 200: z.object({ user: userSchema, token: z.string().optional() }), 401: errorSchema },
+      },
     },
-  }, async (req, reply) => {
-    const user = await ctx.users.authenticate(req.body.username, req.body.password);
-    if (!user) throw unauthorized('wrong user name or password');
-    const s = ctx.users.createSession(user.id);
-    reply.setCookie(SESSION_COOKIE, s.token, {
-      path: '/', httpOnly: true, sameSite: 'strict', secure: ctx.config.secureCookies, expires: s.expiresAt,
-    });
-    const token = req.body.tokenName ? ctx.users.createToken(user.id, req.body.tokenName).token : undefined;
-    req.log.info({ user: user.name, token: !!token }, 'signed in');
-    return { user, ...(token ? { token } : {}) };
-  });
+    async (req, reply) => {
+      const user = await ctx.users.authenticate(req.body.username, req.body.password);
+      if (!user) throw unauthorized('wrong user name or password');
+      const s = ctx.users.createSession(user.id);
+      reply.setCookie(SESSION_COOKIE, s.token, {
+        path: '/',
+        httpOnly: true,
+        sameSite: 'strict',
+        secure: ctx.config.secureCookies,
+        expires: s.expiresAt,
+      });
+      const token = req.body.tokenName ? ctx.users.createToken(user.id, req.body.tokenName).token : undefined;
+      req.log.info({ user: user.name, token: !!token }, 'signed in');
+      return { user, ...(token ? { token } : {}) };
+    },
+  );
 
   r.post('/api/auth/logout', { schema: { tags: ['auth'], summary: 'Sign out (ends the session of the cookie)', response: { 204: z.null() } } }, async (req, reply) => {
     const cookie = req.cookies[SESSION_COOKIE];
@@ -36,7 +48,12 @@ export function authRoutes(app: FastifyInstance, ctx: ServerContext): void {
 
   r.get('/api/auth/me', { schema: { tags: ['auth'], summary: 'Who am I', response: { 200: userSchema } } }, async (req) => requireUser(req));
 
-  const tokenSchema = z.object({ id: z.string(), name: z.string(), createdAt: z.string(), lastUsedAt: z.string().nullable() });
+  const tokenSchema = z.object({
+    id: z.string(),
+    name: z.string(),
+    createdAt: z.string(),
+    lastUsedAt: z.string().nullable(),
+  });
   r.get('/api/tokens', { schema: { tags: ['auth'], summary: "List my API tokens (secrets are never shown again)", response: { 200: z.array(tokenSchema) } } },
     async (req) => ctx.users.tokens(requireUser(req).id));
   r.post('/api/tokens', {

@@ -46,9 +46,21 @@ export function checkpointRoutes(app: FastifyInstance, ctx: ServerContext): void
     return c;
   };
 
-  r.get('/api/vms/:vm/checkpoints', {
-    schema: { tags: ['checkpoints'], summary: "A VM's checkpoints, oldest first", params: vmParams, response: { 200: z.array(listItemSchema) } },
-  }, async (req) => cps.list(vmFor(ctx, req, req.params.vm).id).map((c) => ({ ...c, diskMode: cps.show(c.id).disks[0]?.mode ?? null })));
+  r.get(
+    '/api/vms/:vm/checkpoints',
+    {
+      schema: {
+        tags: ['checkpoints'],
+        summary: "A VM's checkpoints, oldest first",
+        params: vmParams,
+        response: { 200: z.array(listItemSchema) },
+      },
+    },
+    async (req) =>
+      cps
+        .list(vmFor(ctx, req, req.params.vm).id)
+        .map((c) => ({ ...c, diskMode: cps.show(c.id).disks[0]?.mode ?? null })),
+  );
 
   r.post('/api/vms/:vm/checkpoints', {
     schema: {
@@ -65,17 +77,36 @@ export function checkpointRoutes(app: FastifyInstance, ctx: ServerContext): void
     return reply.code(202).send(opView(op.id));
   });
 
-  r.get('/api/vms/:vm/checkpoints/:id', {
-    schema: {
-      tags: ['checkpoints'], summary: 'One checkpoint', params: idParams,
-      response: { 200: summarySchema.extend({ wasRunning: z.boolean(), qemu: z.object({ version: z.string(), machine: z.string() }), disks: z.array(z.object({ node: z.string(), mode: z.string(), bytes: z.number() })), ramBlocks: z.array(z.object({ id: z.string(), length: z.number() })) }) },
+  r.get(
+    '/api/vms/:vm/checkpoints/:id',
+    {
+      schema: {
+        tags: ['checkpoints'],
+        summary: 'One checkpoint',
+        params: idParams,
+        response: {
+          200: summarySchema.extend({
+            wasRunning: z.boolean(),
+            qemu: z.object({ version: z.string(), machine: z.string() }),
+            disks: z.array(z.object({ node: z.string(), mode: z.string(), bytes: z.number() })),
+            ramBlocks: z.array(z.object({ id: z.string(), length: z.number() })),
+          }),
+        },
+      },
     },
-  }, async (req) => {
-    const vm = vmFor(ctx, req, req.params.vm);
-    const s = checkpointOf(vm, req.params.id);
-    const m = cps.show(s.id);
-    return { ...s, wasRunning: m.wasRunning, qemu: m.qemu, disks: m.disks.map((d) => ({ node: d.node, mode: d.mode, bytes: d.bytes })), ramBlocks: m.stream.blocks.map((b) => ({ id: b.id, length: b.length })) };
-  });
+    async (req) => {
+      const vm = vmFor(ctx, req, req.params.vm);
+      const s = checkpointOf(vm, req.params.id);
+      const m = cps.show(s.id);
+      return {
+        ...s,
+        wasRunning: m.wasRunning,
+        qemu: m.qemu,
+        disks: m.disks.map((d) => ({ node: d.node, mode: d.mode, bytes: d.bytes })),
+        ramBlocks: m.stream.blocks.map((b) => ({ id: b.id, length: b.length })),
+      };
+    },
+  );
 
   r.post('/api/vms/:vm/checkpoints/:id/restore', {
     schema: {
@@ -143,17 +174,25 @@ export function checkpointRoutes(app: FastifyInstance, ctx: ServerContext): void
   };
   r.get('/api/vms/:vm/checkpoint-schedule', { schema: { tags: ['checkpoints'], summary: "The VM's checkpoint schedule", params: vmParams, response: { 200: scheduleSchema } } },
     async (req) => scheduleView(req, vmFor(ctx, req, req.params.vm)));
-  r.put('/api/vms/:vm/checkpoint-schedule', {
-    schema: {
-      tags: ['checkpoints'], summary: 'Set the schedule: every = interval (30s, 5m, 2h, 1d) or cron expression; retention rules for scheduled checkpoints',
-      params: vmParams, body: retentionSchema.extend({ every: z.string().min(2).max(100) }), response: { 200: scheduleSchema },
+  r.put(
+    '/api/vms/:vm/checkpoint-schedule',
+    {
+      schema: {
+        tags: ['checkpoints'],
+        summary:
+          'Set the schedule: every = interval (30s, 5m, 2h, 1d) or cron expression; retention rules for scheduled checkpoints',
+        params: vmParams,
+        body: retentionSchema.extend({ every: z.string().min(2).max(100) }),
+        response: { 200: scheduleSchema },
+      },
     },
-  }, async (req) => {
-    const vm = vmFor(ctx, req, req.params.vm);
-    const { every, ...rules } = req.body;
-    ctx.schedules.set(vm.id, every, rules);
-    return scheduleView(req, vm);
-  });
+    async (req) => {
+      const vm = vmFor(ctx, req, req.params.vm);
+      const { every, ...rules } = req.body;
+      ctx.schedules.set(vm.id, every, rules);
+      return scheduleView(req, vm);
+    },
+  );
   r.delete('/api/vms/:vm/checkpoint-schedule', { schema: { tags: ['checkpoints'], summary: 'Stop taking scheduled checkpoints', params: vmParams, response: { 204: z.null() } } },
     async (req, reply) => {
       ctx.schedules.remove(vmFor(ctx, req, req.params.vm).id);

@@ -29,7 +29,11 @@ export function operationRoutes(app: FastifyInstance, ctx: ServerContext): void 
     schema: { tags: ['operations'], summary: 'Recent operations, newest first', querystring: z.object({ vm: z.string().optional(), limit: z.coerce.number().int().min(1).max(1000).default(50) }), response: { 200: z.array(operationSchema) } },
   }, async (req) => {
     const vmId = req.query.vm ? vmFor(ctx, req, req.query.vm).id : undefined;
-    return ctx.ops.list({ vmId, limit: req.query.limit * 4 }).filter((op) => canSeeOperation(ctx, req, op)).slice(0, req.query.limit).map(view);
+    return ctx.ops
+      .list({ vmId, limit: req.query.limit * 4 })
+      .filter((op) => canSeeOperation(ctx, req, op))
+      .slice(0, req.query.limit)
+      .map(view);
   });
   r.get('/api/operations/:id', { schema: { tags: ['operations'], summary: 'One operation', params: idParams, response: { 200: operationSchema } } },
     async (req) => view(visible(req, req.params.id)));

@@ -52,10 +52,24 @@ export function vmRoutes(app: FastifyInstance, ctx: ServerContext): void {
       return reply.code(204).send(null);
     });
 
-  const action = (name: string, summary: string, fn: (id: string, body: { timeoutSec?: number }) => Promise<VmRecord>) =>
-    r.post(`/api/vms/:vm/${name}`, {
-      schema: { tags: ['vms'], summary, params: vmParams, body: z.object({ timeoutSec: z.number().int().min(0).max(3600).optional() }).optional(), response: { 200: vmSchema, 409: errorSchema } },
-    }, async (req) => view(await fn(vmFor(ctx, req, req.params.vm).id, req.body ?? {})));
+  const action = (
+    name: string,
+    summary: string,
+    fn: (id: string, body: { timeoutSec?: number }) => Promise<VmRecord>,
+  ) =>
+    r.post(
+      `/api/vms/:vm/${name}`,
+      {
+        schema: {
+          tags: ['vms'],
+          summary,
+          params: vmParams,
+          body: z.object({ timeoutSec: z.number().int().min(0).max(3600).optional() }).optional(),
+          response: { 200: vmSchema, 409: errorSchema },
+        },
+      },
+      async (req) => view(await fn(vmFor(ctx, req, req.params.vm).id, req.body ?? {})),
+    );
 
   action('start', 'Start a stopped or crashed VM', (id) => ctx.vms.start(id));
   action('stop', 'ACPI shutdown, forced after timeoutSec (default from configuration)', (id, b) => ctx.vms.stop(id, b.timeoutSec));

@@ -198,9 +198,14 @@ export class SpiceAgent {
       case AgentMsg.ANNOUNCE_CAPABILITIES: {
         const { request, caps } = decodeCaps(m.data);
         this.caps = caps;
-        if (request) void this._pipe.send(AgentMsg.ANNOUNCE_CAPABILITIES, encodeCaps(CLIENT_AGENT_CAPS, false)).catch(() => undefined);
+        if (request)
+          void this._pipe
+            .send(AgentMsg.ANNOUNCE_CAPABILITIES, encodeCaps(CLIENT_AGENT_CAPS, false))
+            .catch(() => undefined);
         if (caps.has(AgentCap.MAX_CLIPBOARD)) {
-          void this._pipe.send(AgentMsg.MAX_CLIPBOARD, new Writer(4).i32(this._maxClipboard).finish()).catch(() => undefined);
+          void this._pipe
+            .send(AgentMsg.MAX_CLIPBOARD, new Writer(4).i32(this._maxClipboard).finish())
+            .catch(() => undefined);
         }
         if (this.state !== 'ready') this._setState('ready');
         if (this._pendingMonitors && !this._cancelResize) this._flushMonitors();

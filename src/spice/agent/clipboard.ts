@@ -91,7 +91,11 @@ export class AgentClipboard {
   }
 
   /** Reads one type of what the guest owns (undefined if the guest owns nothing with that type). */
-  async request(type: number, selection: number = Selection.CLIPBOARD, timeoutMs = 10_000): Promise<Uint8Array | undefined> {
+  async request(
+    type: number,
+    selection: number = Selection.CLIPBOARD,
+    timeoutMs = 10_000,
+  ): Promise<Uint8Array | undefined> {
     this._requireReady();
     this._checkSelection(selection);
     if (!this.guest.get(selection)?.includes(type)) return undefined;

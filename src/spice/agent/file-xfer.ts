@@ -77,7 +77,10 @@ export class AgentFileTransfer {
    * Sends one file; resolves when the guest reports it written. `signal` cancels it (the guest removes the partial
    * file). Rejects with FileTransferError carrying the guest's reason.
    */
-  async send(file: FileSource, opts: { signal?: AbortSignalLike; onProgress?: (p: TransferProgress) => void } = {}): Promise<void> {
+  async send(
+    file: FileSource,
+    opts: { signal?: AbortSignalLike; onProgress?: (p: TransferProgress) => void } = {},
+  ): Promise<void> {
     if (!this._host.ready) throw new FileTransferError('agent-not-connected', 'no file transfer: the guest agent (spice-vdagent) is not connected', file.name);
     if (this._host.disabled) throw new FileTransferError('disabled', 'the guest agent refuses file transfers', file.name);
     if (opts.signal?.aborted) throw new FileTransferError('cancelled', `${file.name}: cancelled`, file.name);
@@ -90,7 +93,9 @@ export class AgentFileTransfer {
       status: (s) => (statusWaiter ? statusWaiter(s) : statuses.push(s)),
     };
     const nextStatus = (): Promise<XferStatusMessage> =>
-      statuses.length ? Promise.resolve(statuses.shift()!) : new Promise((resolve) => (statusWaiter = (s) => ((statusWaiter = undefined), resolve(s))));
+      statuses.length
+        ? Promise.resolve(statuses.shift()!)
+        : new Promise((resolve) => (statusWaiter = (s) => ((statusWaiter = undefined), resolve(s))));
     this._active.set(id, active);
 
     let abortReject: ((e: Error) => void) | undefined;
@@ -102,7 +107,9 @@ export class AgentFileTransfer {
       const e = new FileTransferError('cancelled', `${file.name}: cancelled`, file.name);
       this._host.drop(tag, e);
       // Tell the agent, which deletes what it wrote.
-      void this._host.send(AgentMsg.FILE_XFER_STATUS, new Writer(8).u32(id).u32(XferStatus.CANCELLED).finish()).catch(() => undefined);
+      void this._host
+        .send(AgentMsg.FILE_XFER_STATUS, new Writer(8).u32(id).u32(XferStatus.CANCELLED).finish())
+        .catch(() => undefined);
       abortReject!(e);
     };
     opts.signal?.addEventListener('abort', onAbort);
@@ -113,7 +120,10 @@ export class AgentFileTransfer {
     };
     try {
       const keyfile = encodeUtf8(xferStartKeyfile(file.name, file.size) + '\0');
-      await Promise.race([this._host.send(AgentMsg.FILE_XFER_START, new Writer(4 + keyfile.length).u32(id).bytes(keyfile).finish()), aborted]);
+      await Promise.race([
+        this._host.send(AgentMsg.FILE_XFER_START, new Writer(4 + keyfile.length).u32(id).bytes(keyfile).finish()),
+        aborted,
+      ]);
       const first = await Promise.race([nextStatus(), aborted]);
       if (first.result !== XferStatus.CAN_SEND_DATA) throw statusError(first, file.name);
       report(0);
@@ -140,7 +150,10 @@ export class AgentFileTransfer {
         const body = new Writer(DATA_HEADER + piece.length).u32(id).u64(piece.length).bytes(piece).finish();
         const at = sent + piece.length;
         sent = at;
-        void this._host.send(AgentMsg.FILE_XFER_DATA, body, { bulk: true, tag }).then(() => report(at), () => undefined);
+        void this._host.send(AgentMsg.FILE_XFER_DATA, body, { bulk: true, tag }).then(
+          () => report(at),
+          () => undefined,
+        );
       }
       const end = early ?? (await Promise.race([during.then(() => early!), aborted]));
       if (end.result !== XferStatus.SUCCESS) throw statusError(end, file.name);
@@ -169,7 +182,9 @@ export class AgentFileTransfer {
 
   private _cancelQuietly(id: number, tag: string, name: string): void {
     this._host.drop(tag, new FileTransferError('cancelled', `${name}: cancelled`, name));
-    void this._host.send(AgentMsg.FILE_XFER_STATUS, new Writer(8).u32(id).u32(XferStatus.CANCELLED).finish()).catch(() => undefined);
+    void this._host
+      .send(AgentMsg.FILE_XFER_STATUS, new Writer(8).u32(id).u32(XferStatus.CANCELLED).finish())
+      .catch(() => undefined);
   }
 }
 

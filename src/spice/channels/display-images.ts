@@ -115,7 +115,14 @@ export function readMaskImage(body: Reader, ptr: number, ctx: ImageContext): Mas
       if (width !== d.width || height !== d.height) throw new SpiceDecodeError('mask', `bitmap ${width}×${height}, descriptor says ${d.width}×${d.height}`);
       checkDimensions('mask', width, height, ctx.maxImagePixels);
       if (stride * height > r.remaining) throw new SpiceDecodeError('mask', `needs ${stride * height} bytes, ${r.remaining} left`);
-      const m = maskFromBitmap(format, (flags & BitmapFlags.TOP_DOWN) !== 0, width, height, stride, r.bytesView(stride * height));
+      const m = maskFromBitmap(
+        format,
+        (flags & BitmapFlags.TOP_DOWN) !== 0,
+        width,
+        height,
+        stride,
+        r.bytesView(stride * height),
+      );
       ctx.decoded.mask = (ctx.decoded.mask ?? 0) + 1;
       if (d.flags & (ImageFlags.CACHE_ME | ImageFlags.CACHE_REPLACE_ME)) ctx.caches.pixmaps.set(d.id, maskToImage(m));
       return m;
@@ -158,7 +165,11 @@ function decodePayload(r: Reader, body: Reader, d: ImageDescriptor, ctx: ImageCo
       const palette = readPalette(r, flags, ctx, body);
       if (stride * height > r.remaining) throw new SpiceDecodeError('bitmap', `needs ${stride * height} bytes, ${r.remaining} left`);
       const data = r.bytesView(stride * height);
-      return bitmap.decode(data, { format, topDown: (flags & BitmapFlags.TOP_DOWN) !== 0, width, height, stride, palette }, ctx.maxImagePixels);
+      return bitmap.decode(
+        data,
+        { format, topDown: (flags & BitmapFlags.TOP_DOWN) !== 0, width, height, stride, palette },
+        ctx.maxImagePixels,
+      );
     }
     case ImageType.LZ_RGB:
       return lz.decode(binaryData(r), { maxPixels: ctx.maxImagePixels });

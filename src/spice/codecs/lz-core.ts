@@ -91,7 +91,15 @@ export function copyUnits(out: Uint8Array, from: number, to: number, len: number
 }
 
 /** Reads `count` literal units at `ip`; returns the new input position. */
-export function literals(src: Uint8Array, ip: number, out: Uint8Array, op: number, count: number, mode: number, codec: string): number {
+export function literals(
+  src: Uint8Array,
+  ip: number,
+  out: Uint8Array,
+  op: number,
+  count: number,
+  mode: number,
+  codec: string,
+): number {
   switch (mode) {
     case LzType.RGB32: {
       if (ip + count * 3 > src.length) truncated(codec);

@@ -71,7 +71,14 @@ function setOpaque(rgba: Uint8Array): void {
 }
 
 /** Index bytes → RGBA. 4-bit indices wrap modulo the palette size as in lz_decompress_tmpl.c. */
-function expandPalette(idx: Uint8Array, stride: number, type: number, ppb: number, pal: Uint32Array, img: RgbaImage): void {
+function expandPalette(
+  idx: Uint8Array,
+  stride: number,
+  type: number,
+  ppb: number,
+  pal: Uint32Array,
+  img: RgbaImage,
+): void {
   const out = img.data;
   const bits = 8 / ppb;
   const lsbFirst = type === LzType.PLT1_LE || type === LzType.PLT4_LE;

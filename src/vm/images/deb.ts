@@ -120,8 +120,17 @@ export async function aptPackageIndexes(arch = 'amd64'): Promise<AptIndex[]> {
   } catch (e) {
     throw new Error(`apt-get indextargets failed: ${errText(e)}`);
   }
-  return out.split('\n').filter(Boolean).map((l) => l.split('|')).filter((f) => f[3] === arch && existsSync(f[4]!))
-    .map(([site, release, component, , file]) => ({ site: site!, release: release!, component: component!, file: file! }));
+  return out
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => l.split('|'))
+    .filter((f) => f[3] === arch && existsSync(f[4]!))
+    .map(([site, release, component, , file]) => ({
+      site: site!,
+      release: release!,
+      component: component!,
+      file: file!,
+    }));
 }
 
 /**
@@ -150,5 +159,7 @@ export function aptClosure(names: string[]): { name: string; version: string }[]
   const out = new Map<string, string>();
   for (const m of text.matchAll(/^Inst (\S+) \((\S+) /gm)) out.set(m[1]!, m[2]!);
   if (out.size === 0) throw new Error(`apt-get install --simulate printed no package to install:\n${text.slice(-500)}`);
-  return [...out].map(([name, version]) => ({ name, version })).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  return [...out]
+    .map(([name, version]) => ({ name, version }))
+    .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
 }

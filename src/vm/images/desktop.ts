@@ -63,7 +63,10 @@ const FILES_DIR = new URL('./desktop/', import.meta.url);
 const FILES: Record<string, string> = Object.fromEntries(
   readdirSync(FILES_DIR).sort().map((f) => [f, readFileSync(new URL(f, FILES_DIR), 'utf8')]),
 );
-/** Setup scripts run at build time; every other shipped file is installed as /usr/local/lib/oriel/<name without .sh>. */
+/**
+ * Setup scripts run at build time; every other shipped file is installed as
+ * /usr/local/lib/oriel/<name without .sh>.
+ */
 const SETUP_SCRIPTS = new Set(['prepare.sh', 'configure.sh']);
 
 // ---- recipe ----
@@ -148,7 +151,13 @@ export function buildDesktopImage(ctx: BuildContext): Promise<ImageManifest> {
 }
 
 /** Stages with their share of the progress bar (roughly their share of the time). */
-const STAGES = { debootstrap: [0, 35], packages: [35, 86], configure: [86, 89], filesystem: [89, 96], qcow2: [96, 100] } as const;
+const STAGES = {
+  debootstrap: [0, 35],
+  packages: [35, 86],
+  configure: [86, 89],
+  filesystem: [89, 96],
+  qcow2: [96, 100],
+} as const;
 type Stage = keyof typeof STAGES;
 
 class Progress {
@@ -317,7 +326,10 @@ function useHostLists(root: string, indexes: AptIndex[]): void {
   }
 }
 
-/** Hard-links the .deb files kept from earlier builds into the chroot's apt cache (apt then downloads only the rest). */
+/**
+ * Hard-links the .deb files kept from earlier builds into the chroot's apt cache (apt then downloads only the
+ * rest).
+ */
 function linkCachedDebs(debs: string, archives: string): void {
   mkdirSync(join(archives, 'partial'), { recursive: true });
   for (const f of readdirSync(debs)) {

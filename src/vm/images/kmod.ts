@@ -13,7 +13,11 @@ export function readModinfo(elf: Buffer): Map<string, string[]> {
   const shstrndx = elf.readUInt16LE(0x3e);
   const section = (i: number) => {
     const h = shoff + i * shentsize;
-    return { name: elf.readUInt32LE(h), offset: Number(elf.readBigUInt64LE(h + 0x18)), size: Number(elf.readBigUInt64LE(h + 0x20)) };
+    return {
+      name: elf.readUInt32LE(h),
+      offset: Number(elf.readBigUInt64LE(h + 0x18)),
+      size: Number(elf.readBigUInt64LE(h + 0x20)),
+    };
   };
   const names = section(shstrndx);
   const out = new Map<string, string[]>();

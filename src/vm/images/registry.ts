@@ -55,7 +55,14 @@ export interface ImageListing {
 export function listImages(cacheDir: string): ImageListing[] {
   return Object.values(builders).map((b) => {
     const m = findBuiltImage(cacheDir, b.name);
-    return { name: b.name, description: b.description, built: !!m, recipe: b.recipe(cacheDir), builtAt: m?.builtAt, sizeBytes: m?.sizeBytes };
+    return {
+      name: b.name,
+      description: b.description,
+      built: !!m,
+      recipe: b.recipe(cacheDir),
+      builtAt: m?.builtAt,
+      sizeBytes: m?.sizeBytes,
+    };
   });
 }
 

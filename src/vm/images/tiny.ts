@@ -41,14 +41,25 @@ function tinyPackages(): { kernel: Pkg; busybox: Pkg } {
   const [meta, busybox] = aptCandidates(['linux-image-amd64', 'busybox-static']);
   const dep = meta!.depends.match(/(linux-image-6\.1[^\s,]*-amd64) \(= ([^)\s]+)\)/);
   if (!dep) throw new Error(`linux-image-amd64 ${meta!.version} does not depend on a linux-image-6.1*-amd64 package (Depends: ${meta!.depends})`);
-  packages = { kernel: { name: dep[1]!, version: dep[2]! }, busybox: { name: busybox!.name, version: busybox!.version } };
+  packages = {
+    kernel: { name: dep[1]!, version: dep[2]! },
+    busybox: { name: busybox!.name, version: busybox!.version },
+  };
   return packages;
 }
 
 /** Hex sha256 over everything the image is made from. Computed once per process (it asks apt for versions). */
 export function tinyRecipeHash(): string {
   const p = tinyPackages();
-  const recipe = { builder: BUILDER_VERSION, packages: [p.kernel, p.busybox], init: INIT_SCRIPT, modules: MODULES, append: APPEND, marker: READY_MARKER, disk: DISK_SIZE };
+  const recipe = {
+    builder: BUILDER_VERSION,
+    packages: [p.kernel, p.busybox],
+    init: INIT_SCRIPT,
+    modules: MODULES,
+    append: APPEND,
+    marker: READY_MARKER,
+    disk: DISK_SIZE,
+  };
   return createHash('sha256').update(JSON.stringify(recipe)).digest('hex');
 }
 

@@ -230,7 +230,9 @@ export function attachDropTarget(el: HTMLElement, opts: DropTargetOptions): () =
     if (items && items.length) {
       for (const it of items) {
         if (it.kind !== 'file') continue;
-        const entry = (it as DataTransferItem & { webkitGetAsEntry?: () => { isDirectory: boolean } | null }).webkitGetAsEntry?.();
+        const entry = (
+          it as DataTransferItem & { webkitGetAsEntry?: () => { isDirectory: boolean } | null }
+        ).webkitGetAsEntry?.();
         if (entry?.isDirectory) {
           folders++;
           continue;

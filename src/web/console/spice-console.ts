@@ -15,8 +15,19 @@
 //   guest (file-drop.ts), and "resize guest to window": the console area's size is asked of the guest whenever it
 //   changes, and the guest's screen is then shown 1:1.
 import {
-  KeyModifier, MouseButton, MouseButtonMask, MouseMode, RgbaSurface, SpiceSession,
-  type AgentState, type CursorChannel, type CursorState, type DisplayChannel, type InputsChannel, type Rect, type SpiceAgent,
+  KeyModifier,
+  MouseButton,
+  MouseButtonMask,
+  MouseMode,
+  RgbaSurface,
+  SpiceSession,
+  type AgentState,
+  type CursorChannel,
+  type CursorState,
+  type DisplayChannel,
+  type InputsChannel,
+  type Rect,
+  type SpiceAgent,
 } from '../../spice/index.ts';
 import { ClipboardBridge, MAX_CLIPBOARD_BYTES } from './clipboard.ts';
 import { FileQueue } from './file-drop.ts';
@@ -386,7 +397,8 @@ export class SpiceConsole {
 
   private _onMouseMode(supported: number, current: number): void {
     // Absolute is better whenever the guest can take it: no pointer lock, the local cursor is exact.
-    if (current !== MouseMode.CLIENT && supported & MouseMode.CLIENT) this._session?.main.requestMouseMode(MouseMode.CLIENT);
+    if (current !== MouseMode.CLIENT && supported & MouseMode.CLIENT)
+      this._session?.main.requestMouseMode(MouseMode.CLIENT);
     this.mouseMode = current === MouseMode.CLIENT ? 'client' : 'server';
     if (this.mouseMode === 'client' && this._locked) document.exitPointerLock();
     this.element.dataset.mouseMode = this.mouseMode;
@@ -410,7 +422,11 @@ export class SpiceConsole {
 
   private _useSurface(id: number, rgba: RgbaSurface): void {
     // The same memory the display channel draws into: no copy per frame.
-    const data = new Uint8ClampedArray(rgba.data.buffer as ArrayBuffer, rgba.data.byteOffset, rgba.width * rgba.height * 4);
+    const data = new Uint8ClampedArray(
+      rgba.data.buffer as ArrayBuffer,
+      rgba.data.byteOffset,
+      rgba.width * rgba.height * 4,
+    );
     this._surface = { id, rgba, image: new ImageData(data, rgba.width, rgba.height) };
     if (this.canvas.width !== rgba.width || this.canvas.height !== rgba.height) {
       this.canvas.width = rgba.width;
@@ -424,7 +440,12 @@ export class SpiceConsole {
   private _markDirty(r: Rect): void {
     const d = this._dirty;
     this._dirty = d
-      ? { left: Math.min(d.left, r.left), top: Math.min(d.top, r.top), right: Math.max(d.right, r.right), bottom: Math.max(d.bottom, r.bottom) }
+      ? {
+          left: Math.min(d.left, r.left),
+          top: Math.min(d.top, r.top),
+          right: Math.max(d.right, r.right),
+          bottom: Math.max(d.bottom, r.bottom),
+        }
       : { ...r };
     this._schedule();
   }
@@ -638,7 +659,11 @@ export class SpiceConsole {
     const inputs = this._inputs;
     if (inputs) {
       for (const sc of this._pressed) inputs.keyUp(sc);
-      for (const [bit, button] of [[MouseButtonMask.LEFT, MouseButton.LEFT], [MouseButtonMask.MIDDLE, MouseButton.MIDDLE], [MouseButtonMask.RIGHT, MouseButton.RIGHT]] as const) {
+      for (const [bit, button] of [
+        [MouseButtonMask.LEFT, MouseButton.LEFT],
+        [MouseButtonMask.MIDDLE, MouseButton.MIDDLE],
+        [MouseButtonMask.RIGHT, MouseButton.RIGHT],
+      ] as const) {
         if (this._buttons & bit) inputs.mouseRelease(button, this._buttons &= ~bit);
       }
     }
@@ -702,7 +727,11 @@ export class SpiceConsole {
       this.focus();
       if (this.mouseMode === 'server' && !this._locked) {
         // Returns a promise in Chromium, undefined elsewhere; refusal just leaves hover-relative motion.
-        try { void (this._screen.requestPointerLock() as unknown as Promise<void> | undefined)?.catch(() => undefined); } catch { /* no pointer lock */ }
+        try {
+          void (this._screen.requestPointerLock() as unknown as Promise<void> | undefined)?.catch(() => undefined);
+        } catch {
+          /* no pointer lock */
+        }
       }
     } else if (!(this._buttons & b[1])) {
       return; // a release of a press that did not start on the console
@@ -721,7 +750,8 @@ export class SpiceConsole {
     e.preventDefault();
     const inputs = this._inputs;
     if (!inputs || e.deltaY === 0) return;
-    const [button, mask] = e.deltaY < 0 ? [MouseButton.UP, MouseButtonMask.UP] : [MouseButton.DOWN, MouseButtonMask.DOWN];
+    const [button, mask] =
+      e.deltaY < 0 ? [MouseButton.UP, MouseButtonMask.UP] : [MouseButton.DOWN, MouseButtonMask.DOWN];
     inputs.mousePress(button, this._buttons | mask);
     inputs.mouseRelease(button, this._buttons);
     this.stats.mouse++;

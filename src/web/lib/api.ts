@@ -22,11 +22,30 @@ export interface Checkpoint {
   diskMode: 'full' | 'incremental' | null;
 }
 /** Retention of scheduled checkpoints (Proxmox Backup Server's keep-last/-hourly/-daily/-weekly/-monthly). */
-export interface RetentionRules { keepLast?: number; hourly?: number; daily?: number; weekly?: number; monthly?: number }
-export interface CheckpointSchedule {
-  vm: string; every: string; rules: RetentionRules; updatedAt: string; lastRunAt: string | null; lastError: string | null; nextRunAt: string | null;
+export interface RetentionRules {
+  keepLast?: number;
+  hourly?: number;
+  daily?: number;
+  weekly?: number;
+  monthly?: number;
 }
-export interface Image { name: string; description: string; built: boolean; recipe: string; builtAt?: string; sizeBytes?: number }
+export interface CheckpointSchedule {
+  vm: string;
+  every: string;
+  rules: RetentionRules;
+  updatedAt: string;
+  lastRunAt: string | null;
+  lastError: string | null;
+  nextRunAt: string | null;
+}
+export interface Image {
+  name: string;
+  description: string;
+  built: boolean;
+  recipe: string;
+  builtAt?: string;
+  sizeBytes?: number;
+}
 
 export class ApiError extends Error {
   constructor(readonly status: number, message: string, readonly code?: string) {
@@ -41,7 +60,12 @@ export function setUnauthorizedHandler(fn: () => void): void {
   onUnauthorized = fn;
 }
 
-export async function api<T = unknown>(method: string, path: string, body?: unknown, opts: { quiet401?: boolean } = {}): Promise<T> {
+export async function api<T = unknown>(
+  method: string,
+  path: string,
+  body?: unknown,
+  opts: { quiet401?: boolean } = {},
+): Promise<T> {
   const res = await fetch(path, {
     method,
     credentials: 'same-origin',

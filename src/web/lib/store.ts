@@ -106,7 +106,10 @@ export function startEvents(): void {
   es.addEventListener('vm-deleted', (ev) => removeVm(JSON.parse((ev as MessageEvent).data).id));
   es.addEventListener('operation', (ev) => upsertOperation(JSON.parse((ev as MessageEvent).data)));
   es.addEventListener('checkpoint-schedule', (ev) => {
-    scheduleChange.value = { vmName: (JSON.parse((ev as MessageEvent).data) as { vmName: string }).vmName, at: Date.now() };
+    scheduleChange.value = {
+      vmName: (JSON.parse((ev as MessageEvent).data) as { vmName: string }).vmName,
+      at: Date.now(),
+    };
   });
   es.onerror = () => {
     live.value = 'offline';

@@ -118,11 +118,22 @@ export function CheckpointsTab({ vm }: { vm: Vm }) {
 
   const verifyIds = (c?: Checkpoint) => follow('Verify', () => api<Operation>('POST', `/api/vms/${enc(vm.name)}/checkpoints/verify`, c ? { id: c.id } : {}), (op) => {
     const r = op.result as { ok: boolean; checked: string[]; broken: Record<string, string[]> };
-    verify.value = { ok: r.ok, checked: r.checked, broken: Object.keys(r.broken), at: op.finishedAt ?? new Date().toISOString() };
+    verify.value = {
+      ok: r.ok,
+      checked: r.checked,
+      broken: Object.keys(r.broken),
+      at: op.finishedAt ?? new Date().toISOString(),
+    };
   }).then((op) => {
     if (op && op.status === 'failed') {
       const ids = (list.value ?? []).map((x) => x.id).filter((id) => op.error?.includes(id));
-      verify.value = { ok: false, checked: c ? [c.id] : (list.value ?? []).map((x) => x.id), broken: ids, at: op.finishedAt ?? new Date().toISOString(), error: op.error ?? undefined };
+      verify.value = {
+        ok: false,
+        checked: c ? [c.id] : (list.value ?? []).map((x) => x.id),
+        broken: ids,
+        at: op.finishedAt ?? new Date().toISOString(),
+        error: op.error ?? undefined,
+      };
     }
   });
 

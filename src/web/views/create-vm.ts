@@ -1,5 +1,5 @@
-// New VM: name, image, memory, vCPUs, huge-page RAM; optionally started at once. The server validates (one set of rules for
-// API, CLI and UI) and its message is shown as is.
+// New VM: name, image, memory, vCPUs, huge-page RAM; optionally started at once. The server validates (one set of
+// rules for API, CLI and UI) and its message is shown as is.
 import { useSignal } from '@preact/signals';
 import { api, type Vm } from '../lib/api.ts';
 import { html } from '../lib/html.ts';

@@ -47,7 +47,9 @@ export function SerialTerminal({ vm }: { vm: Vm }) {
       };
     };
     const d1 = term.onData((d) => ws?.readyState === WebSocket.OPEN && ws.send(encoder.encode(d)));
-    const d2 = term.onBinary((d) => ws?.readyState === WebSocket.OPEN && ws.send(Uint8Array.from(d, (c) => c.charCodeAt(0))));
+    const d2 = term.onBinary(
+      (d) => ws?.readyState === WebSocket.OPEN && ws.send(Uint8Array.from(d, (c) => c.charCodeAt(0))),
+    );
     open();
     return () => {
       stopped = true;

@@ -1,5 +1,5 @@
-// One VM: details, lifecycle, its consoles (SPICE, serial, log) and checkpoints in tabs; and the full-window console page
-// (/vms/NAME/console), the URL to share with another signed-in user who may see the VM.
+// One VM: details, lifecycle, its consoles (SPICE, serial, log) and checkpoints in tabs; and the full-window console
+// page (/vms/NAME/console), the URL to share with another signed-in user who may see the VM.
 import { useSignal } from '@preact/signals';
 import { useEffect } from 'preact/hooks';
 import { api, enc, type Vm } from '../lib/api.ts';

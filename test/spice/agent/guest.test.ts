@@ -11,7 +11,14 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { PNG } from 'pngjs';
 import { nodeFileSource, openSpiceSession } from '../../../src/spice-node/index.ts';
 import {
-  ChannelType, ClipboardType, FileTransferError, MouseMode, Selection, nextEvent, type DisplayChannel, type SpiceSession,
+  ChannelType,
+  ClipboardType,
+  FileTransferError,
+  MouseMode,
+  Selection,
+  nextEvent,
+  type DisplayChannel,
+  type SpiceSession,
 } from '../../../src/spice/index.ts';
 import { startDesktopVm, type DesktopVm } from '../../helpers/desktop.ts';
 import { killVmsIn, startTestServer, type TestServer } from '../../helpers/server.ts';
@@ -58,7 +65,10 @@ test('the agent connects: capabilities exchanged, absolute mouse offered', async
 
 test('text copied in the guest arrives on the client', async () => {
   const text = `copied in the guest ${randomBytes(4).toString('hex')} — ünïcödé ✓`;
-  const grabbed = nextEvent(session.agent.clipboard.onGuestGrab, (g) => g.selection === Selection.CLIPBOARD && g.types.includes(ClipboardType.UTF8_TEXT));
+  const grabbed = nextEvent(
+    session.agent.clipboard.onGuestGrab,
+    (g) => g.selection === Selection.CLIPBOARD && g.types.includes(ClipboardType.UTF8_TEXT),
+  );
   // xclip stays to serve the selection and keeps its pipes: send its output nowhere (guest-exec waits for them).
   await sh(`printf '%s' '${text}' | xclip -selection clipboard -i >/dev/null 2>&1`);
   await grabbed;
@@ -109,7 +119,9 @@ test('three files, one of 200 MiB, arrive in the guest with identical sha256; pr
   for (const name of [...files.map((f) => f.name), 'big-200m.bin']) {
     const src = await nodeFileSource(join(dir, name));
     try {
-      await session.agent.files.send(src, { onProgress: (p) => progress.set(p.name, [...(progress.get(p.name) ?? []), p.sent]) });
+      await session.agent.files.send(src, {
+        onProgress: (p) => progress.set(p.name, [...(progress.get(p.name) ?? []), p.sent]),
+      });
     } finally {
       await src.close();
     }

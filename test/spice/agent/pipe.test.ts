@@ -17,7 +17,12 @@ import { SpiceProtocolError } from '../../../src/spice/proto/errors.ts';
 function sink() {
   const chunks: Uint8Array[] = [];
   const tokens: number[] = [];
-  return { chunks, tokens, sendData: (c: Uint8Array) => chunks.push(c.slice()), sendTokens: (n: number) => tokens.push(n) };
+  return {
+    chunks,
+    tokens,
+    sendData: (c: Uint8Array) => chunks.push(c.slice()),
+    sendTokens: (n: number) => tokens.push(n),
+  };
 }
 
 /** Re-reads the agent messages out of a list of AGENT_DATA bodies. */
@@ -123,7 +128,10 @@ test('capabilities round-trip as a bit array', () => {
 /** A scripted server + agent around a SpiceAgent: what the client sends is decoded; the test plays the guest. */
 function harness() {
   const out: { type: number; body: Uint8Array }[] = [];
-  const agent = new SpiceAgent({ send: (type, body) => out.push({ type, body: body.slice() }) }, { resizeDebounceMs: 10, maxClipboard: 4096 });
+  const agent = new SpiceAgent(
+    { send: (type, body) => out.push({ type, body: body.slice() }) },
+    { resizeDebounceMs: 10, maxClipboard: 4096 },
+  );
   const sentToAgent = () => messagesOf(out.filter((m) => m.type === MainMsgc.AGENT_DATA).map((m) => m.body));
   const fromGuest = (type: number, payload: Uint8Array) => {
     const bytes = encodeMessage(type, payload);
@@ -140,7 +148,13 @@ test('agent start: AGENT_START grants the window, capabilities are announced, th
   const caps = decodeCaps(h.sentToAgent()[0]!.data);
   assert.ok(caps.request && caps.caps.has(AgentCap.CLIPBOARD_BY_DEMAND) && caps.caps.has(AgentCap.CLIPBOARD_SELECTION));
   const ready = h.agent.whenReady(1000);
-  h.fromGuest(AgentMsg.ANNOUNCE_CAPABILITIES, encodeCaps([AgentCap.CLIPBOARD_BY_DEMAND, AgentCap.CLIPBOARD_SELECTION, AgentCap.MONITORS_CONFIG, AgentCap.MAX_CLIPBOARD], false));
+  h.fromGuest(
+    AgentMsg.ANNOUNCE_CAPABILITIES,
+    encodeCaps(
+      [AgentCap.CLIPBOARD_BY_DEMAND, AgentCap.CLIPBOARD_SELECTION, AgentCap.MONITORS_CONFIG, AgentCap.MAX_CLIPBOARD],
+      false,
+    ),
+  );
   await ready;
   assert.equal(h.agent.state, 'ready');
   // MAX_CLIPBOARD told to an agent that understands it.
@@ -152,7 +166,10 @@ test('agent start: AGENT_START grants the window, capabilities are announced, th
 test('clipboard by demand: guest grab → request → data, and client grab → guest request → data', async () => {
   const h = harness();
   h.agent.init(true, 100);
-  h.fromGuest(AgentMsg.ANNOUNCE_CAPABILITIES, encodeCaps([AgentCap.CLIPBOARD_BY_DEMAND, AgentCap.CLIPBOARD_SELECTION], false));
+  h.fromGuest(
+    AgentMsg.ANNOUNCE_CAPABILITIES,
+    encodeCaps([AgentCap.CLIPBOARD_BY_DEMAND, AgentCap.CLIPBOARD_SELECTION], false),
+  );
   // Guest copies text on PRIMARY (selection 1).
   h.fromGuest(AgentMsg.CLIPBOARD_GRAB, new Writer().u8(1).u8(0).u8(0).u8(0).u32(ClipboardType.UTF8_TEXT).finish());
   const reading = h.agent.clipboard.readText(1, 1000);

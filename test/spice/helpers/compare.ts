@@ -56,7 +56,12 @@ export async function psnrOnce(session: SpiceSession, q: QemuInstance): Promise<
 }
 
 /** Retries until the PSNR reaches `minDb` or `timeoutMs` passes; returns the best value seen. */
-export async function waitForPsnr(session: SpiceSession, q: QemuInstance, minDb: number, timeoutMs = 8000): Promise<number> {
+export async function waitForPsnr(
+  session: SpiceSession,
+  q: QemuInstance,
+  minDb: number,
+  timeoutMs = 8000,
+): Promise<number> {
   const deadline = Date.now() + timeoutMs;
   let best = 0;
   do {

@@ -79,7 +79,10 @@ export class Fixtures {
 }
 
 /** Plays the QMP handshake of a fake server, then hands each later command to `onCommand`. */
-export function fakeQmp(socket: Socket, onCommand: (cmd: { execute: string; id?: unknown }, socket: Socket) => void): void {
+export function fakeQmp(
+  socket: Socket,
+  onCommand: (cmd: { execute: string; id?: unknown }, socket: Socket) => void,
+): void {
   socket.on('error', () => undefined);
   socket.write('{"QMP": {"version": {"qemu": {"micro": 0, "minor": 2, "major": 7}, "package": "fake"}, "capabilities": []}}\r\n');
   let buf = '';
