@@ -16,8 +16,6 @@ import { DOCS, ensureWebBuild, launchChromium, signIn, until } from './helpers.t
 
 const VM = 'cpweb';
 const COPY = 'cpweb-copy';
-// page.evaluate callbacks run in the browser; the Node tsconfig (tsconfig.node.json) has no DOM lib.
-declare const document: any;
 
 interface Cp {
   id: string;

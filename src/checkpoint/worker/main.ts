@@ -47,8 +47,6 @@ let control: Socket | undefined;
 let everControlled = false;
 let doneByServer = false;
 let orphaned = false;
-let migServer: Server | undefined;
-let ctlServer: Server | undefined;
 let migSock: Socket | undefined;
 let migClosed = false;
 
@@ -95,8 +93,8 @@ function commit(disk: DiskRecord | null, pause: number | null): Manifest {
 }
 
 // ---- the migration socket: QEMU connects once and streams ----
-migServer = createServer((sock) => {
-  migServer?.close();
+const migServer: Server = createServer((sock) => {
+  migServer.close();
   migSock = sock;
   connected = true;
   if (state === 'waiting') state = 'streaming';
@@ -130,10 +128,10 @@ migServer = createServer((sock) => {
   });
 });
 rmSync(files.migration, { force: true });
-await new Promise<void>((r) => migServer!.listen(files.migration, r));
+await new Promise<void>((r) => migServer.listen(files.migration, r));
 
 // ---- the control socket: the server connects once ----
-ctlServer = createServer((sock) => {
+const ctlServer: Server = createServer((sock) => {
   if (control || orphaned) return void sock.destroy();
   control = sock;
   everControlled = true;
@@ -146,7 +144,7 @@ ctlServer = createServer((sock) => {
   send({ type: 'ready' });
 });
 rmSync(files.control, { force: true });
-await new Promise<void>((r) => ctlServer!.listen(files.control, r));
+await new Promise<void>((r) => ctlServer.listen(files.control, r));
 log(`listening (job ${jobPath})`);
 
 async function onServer(msg: ServerMessage): Promise<void> {
@@ -250,8 +248,8 @@ async function exit(code: number): Promise<never> {
     // it has sent nothing for a minute.
     while (connected && !migClosed && Date.now() - lastBytesAt < 60_000) await new Promise((r) => setTimeout(r, 50));
     migSock?.destroy();
-    migServer?.close();
-    ctlServer?.close();
+    migServer.close();
+    ctlServer.close();
     control?.end();
     writer?.abort();
     store.close();

@@ -17,7 +17,6 @@ import type { ServerContext } from '../context.ts';
 import { checkOrigin, liveVmFor, upgradeUser, type VmUpgrade } from './upgrade.ts';
 import type { VmRecord } from '../../vm/store.ts';
 
-const PATH_RE = /^\/api\/vms\/([^/]+)\/serial$/;
 /** Largest input frame: a paste into the terminal. */
 const MAX_FRAME = 64 * 1024;
 /** Output queued towards one viewer beyond which that viewer is disconnected. */

@@ -69,17 +69,19 @@ export class SpiceAgent {
       // Clipboard payloads are the only big agent → client messages; allow their header room.
       this._maxClipboard + 64,
     );
-    const agent = this;
+    // The getters below are read by the clipboard and file transfer at use time; arrows keep this agent's `this`.
+    const has = (cap: number) => this.caps.has(cap);
+    const ready = () => this.state === 'ready';
     this.clipboard = new AgentClipboard({
       send: (type, payload) => this._pipe.send(type, payload),
       get selections() {
-        return agent.caps.has(AgentCap.CLIPBOARD_SELECTION);
+        return has(AgentCap.CLIPBOARD_SELECTION);
       },
       get crlf() {
-        return agent.caps.has(AgentCap.GUEST_LINEEND_CRLF);
+        return has(AgentCap.GUEST_LINEEND_CRLF);
       },
       get ready() {
-        return agent.state === 'ready' && agent.caps.has(AgentCap.CLIPBOARD_BY_DEMAND);
+        return ready() && has(AgentCap.CLIPBOARD_BY_DEMAND);
       },
       maxSize: this._maxClipboard,
     });
@@ -88,10 +90,10 @@ export class SpiceAgent {
       drop: (tag, e) => this._pipe.drop(tag, e),
       whenBulkBelow: (n) => this._pipe.whenBulkBelow(n),
       get ready() {
-        return agent.state === 'ready';
+        return ready();
       },
       get disabled() {
-        return agent.caps.has(AgentCap.FILE_XFER_DISABLED);
+        return has(AgentCap.FILE_XFER_DISABLED);
       },
     });
   }

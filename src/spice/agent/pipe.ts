@@ -90,7 +90,10 @@ export class AgentPipe {
   /** Drops queued messages with `tag` that have not started (a started one must finish: chunks cannot be recalled). */
   drop(tag: string, error: Error): void {
     const keep: Outgoing[] = [];
-    for (const m of this._queue) (m.tag === tag ? m.reject(error) : keep.push(m));
+    for (const m of this._queue) {
+      if (m.tag === tag) m.reject(error);
+      else keep.push(m);
+    }
     this._queue = keep;
     this._wakeDrain();
   }

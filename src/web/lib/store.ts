@@ -55,9 +55,8 @@ export function upsertOperation(op: Operation): void {
 export function whenFinished(op: Operation): Promise<Operation> {
   upsertOperation(op);
   return new Promise((resolve) => {
-    let stop: (() => void) | undefined;
     let done = false;
-    stop = effect(() => {
+    const stop = effect(() => {
       const o = operations.value.find((x) => x.id === op.id);
       if (!done && o && isFinal(o)) {
         done = true;

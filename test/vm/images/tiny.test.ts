@@ -239,9 +239,16 @@ function qmp(dir: string, execute: string): Promise<unknown> {
         const msg = JSON.parse(buf.slice(0, nl)) as { QMP?: unknown; return?: unknown; error?: { desc: string } };
         buf = buf.slice(nl + 1);
         if (msg.error) return reject(new Error(msg.error.desc));
-        if (msg.QMP && sent === 0) s.write(JSON.stringify({ execute: 'qmp_capabilities' }) + '\n'), (sent = 1);
-        else if ('return' in msg && sent === 1) s.write(JSON.stringify({ execute }) + '\n'), (sent = 2);
-        else if ('return' in msg && sent === 2) s.end(), resolve(msg.return);
+        if (msg.QMP && sent === 0) {
+          s.write(JSON.stringify({ execute: 'qmp_capabilities' }) + '\n');
+          sent = 1;
+        } else if ('return' in msg && sent === 1) {
+          s.write(JSON.stringify({ execute }) + '\n');
+          sent = 2;
+        } else if ('return' in msg && sent === 2) {
+          s.end();
+          resolve(msg.return);
+        }
       }
     });
   });

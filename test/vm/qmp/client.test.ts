@@ -189,7 +189,7 @@ describe('QmpClient and the life of the QEMU process', () => {
     const shutdown = qmp.waitForEvent('SHUTDOWN');
     await qmp.quit();
     assert.equal(qmp.isClosed, true);
-    assert.equal((await shutdown).data.reason, 'host-qmp-quit');
+    assert.equal(((await shutdown).data as { reason?: string }).reason, 'host-qmp-quit');
     assert.deepEqual(await q.exited, { code: 0, signal: null }, q.stderr());
     await assert.rejects(qmp.quit(), QmpClosedError);
   });
