@@ -46,7 +46,9 @@ test('imports respect the layers', () => {
       if (tLayer === null && SHARED.has(target) && layer !== 'spice') continue;
       if (tLayer && (allowed[layer] ?? []).includes(tLayer)) continue;
       if (tLayer && (exceptions[rel] ?? []).includes(tLayer)) continue;
-      problems.push(`${rel} imports ${spec} (${tLayer ?? target}); ${layer} may import only ${JSON.stringify(allowed[layer])}`);
+      problems.push(
+        `${rel} imports ${spec} (${tLayer ?? target}); ${layer} may import only ${JSON.stringify(allowed[layer])}`,
+      );
     }
   }
   assert.deepEqual(problems, []);

@@ -7,7 +7,14 @@ import { captureCheckpoint } from './capture.ts';
 import { DiskCheckpoints } from './disk.ts';
 import { abandonMigration } from './migration.ts';
 import { waitWorkerExit } from './worker/client.ts';
-import { clearWorkerFiles, liveWorkerPid, readJob, readResult, workerFiles, type WorkerJob } from './worker/protocol.ts';
+import {
+  clearWorkerFiles,
+  liveWorkerPid,
+  readJob,
+  readResult,
+  workerFiles,
+  type WorkerJob,
+} from './worker/protocol.ts';
 import { restoreCheckpoint, type RestoreResult } from './restore.ts';
 import { CheckpointStore, type Manifest, type VerifyReport, type FaultInjection } from './store/index.ts';
 
@@ -73,7 +80,10 @@ export class CheckpointService {
     this.store.close();
   }
 
-  create(ref: string, opts: { kind?: 'manual' | 'scheduled'; label?: string; progress?: Progress; operationId?: string } = {}): Promise<Manifest> {
+  create(
+    ref: string,
+    opts: { kind?: 'manual' | 'scheduled'; label?: string; progress?: Progress; operationId?: string } = {},
+  ): Promise<Manifest> {
     return captureCheckpoint({
       vms: this.vms,
       store: this.store,
@@ -121,8 +131,14 @@ export class CheckpointService {
     this.store.recoverOrphans();
     const ok = !!checkpoint;
     return {
-      vmId, job, ok, checkpoint, abandoned: !result && !checkpoint,
-      ...(ok ? {} : { error: result?.error ?? `the capture worker ended without finishing the checkpoint (see ${files.log})` }),
+      vmId,
+      job,
+      ok,
+      checkpoint,
+      abandoned: !result && !checkpoint,
+      ...(ok
+        ? {}
+        : { error: result?.error ?? `the capture worker ended without finishing the checkpoint (see ${files.log})` }),
     };
   }
 
@@ -232,7 +248,10 @@ function summary(m: Manifest): CheckpointSummary {
 }
 
 /** The retention decision, pure (exported for tests). Manual checkpoints are always kept. */
-export function selectRetention(all: Pick<Manifest, 'id' | 'createdAt' | 'kind'>[], rules: RetentionRules): { keep: string[]; drop: string[] } {
+export function selectRetention(
+  all: Pick<Manifest, 'id' | 'createdAt' | 'kind'>[],
+  rules: RetentionRules,
+): { keep: string[]; drop: string[] } {
   const sched = all.filter((m) => m.kind === 'scheduled').sort((a, b) => b.createdAt.localeCompare(a.createdAt));
   const keep = new Set(all.filter((m) => m.kind === 'manual').map((m) => m.id));
   sched.slice(0, rules.keepLast ?? 0).forEach((m) => keep.add(m.id));

@@ -7,7 +7,12 @@ import type { VmManager } from '../vm/manager.ts';
 
 export const errorSchema = z.object({ error: z.string(), message: z.string() });
 
-export const userSchema = z.object({ id: z.string(), name: z.string(), role: z.enum(['admin', 'user']), createdAt: z.string() });
+export const userSchema = z.object({
+  id: z.string(),
+  name: z.string(),
+  role: z.enum(['admin', 'user']),
+  createdAt: z.string(),
+});
 
 export const vmSchema = z.object({
   id: z.string(),

@@ -2,7 +2,13 @@
 // with node:crypto tickets. Surfaces are RgbaSurface (plain Uint8Array); `screenshotPng` returns the
 // primary surface as PNG once `settledDisplay` says the picture is complete.
 import { setTimeout as sleep } from 'node:timers/promises';
-import { ChannelType, RgbaSurface, SpiceSession, type DisplayChannel, type SpiceSessionOptions } from '../spice/index.ts';
+import {
+  ChannelType,
+  RgbaSurface,
+  SpiceSession,
+  type DisplayChannel,
+  type SpiceSessionOptions,
+} from '../spice/index.ts';
 import { nodeEncryptTicket } from './crypto.ts';
 import { encodePng } from './png.ts';
 import { tcpConnector, unixConnector } from './transport.ts';

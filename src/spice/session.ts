@@ -64,7 +64,10 @@ export class SpiceSession {
 
   readonly channels = new Map<string, AnyChannel>();
   readonly caches: ImageCaches;
-  private readonly _opts: Required<Omit<SpiceSessionOptions, 'preferredCompression' | 'agent'>> & { preferredCompression?: number; agent?: AgentOptions };
+  private readonly _opts: Required<Omit<SpiceSessionOptions, 'preferredCompression' | 'agent'>> & {
+    preferredCompression?: number;
+    agent?: AgentOptions;
+  };
   private _main: MainChannel | undefined;
   private _closed = false;
 

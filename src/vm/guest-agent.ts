@@ -139,10 +139,15 @@ export class GuestAgent {
       }
       if (Date.now() >= deadline) {
         // guest-exec has no timeout of its own: end the process (its children may stay), and reap it.
-        await this.execute('guest-exec', { path: 'kill', arg: ['-KILL', String(pid)] }, { timeoutMs: 5000 }).catch(() => undefined);
+        await this.execute('guest-exec', { path: 'kill', arg: ['-KILL', String(pid)] }, { timeoutMs: 5000 }).catch(
+          () => undefined,
+        );
         await sleep(200);
         await this.execute('guest-exec-status', { pid }, { timeoutMs: 5000 }).catch(() => undefined);
-        throw new GuestAgentError(`the command did not finish within ${timeoutMs} ms in the guest (it was killed): ${summary(argv)}`, 'exec-timeout');
+        throw new GuestAgentError(
+          `the command did not finish within ${timeoutMs} ms in the guest (it was killed): ${summary(argv)}`,
+          'exec-timeout',
+        );
       }
       await sleep(Math.min(interval, Math.max(0, deadline - Date.now())));
       interval = Math.min(Math.round(interval * 1.5), 250);
@@ -158,12 +163,20 @@ export class GuestAgent {
 
   /** Reads up to `count` bytes at the handle's position. */
   async fileRead(handle: number, count = FILE_CHUNK): Promise<{ data: Buffer; eof: boolean }> {
-    const r = await this.execute<{ count: number; 'buf-b64': string; eof: boolean }>('guest-file-read', { handle, count }, { timeoutMs: 30_000 });
+    const r = await this.execute<{ count: number; 'buf-b64': string; eof: boolean }>(
+      'guest-file-read',
+      { handle, count },
+      { timeoutMs: 30_000 },
+    );
     return { data: Buffer.from(r['buf-b64'], 'base64'), eof: r.eof };
   }
 
   async fileWrite(handle: number, data: Buffer): Promise<number> {
-    const r = await this.execute<{ count: number }>('guest-file-write', { handle, 'buf-b64': data.toString('base64') }, { timeoutMs: 30_000 });
+    const r = await this.execute<{ count: number }>(
+      'guest-file-write',
+      { handle, 'buf-b64': data.toString('base64') },
+      { timeoutMs: 30_000 },
+    );
     return r.count;
   }
 
@@ -219,20 +232,38 @@ export class GuestAgent {
     const deadline = Date.now() + timeoutMs;
     const socket = await this.connect(deadline);
     const id = randomInt(1, 2 ** 31 - 1);
-    const expire = (what: string) => new GuestAgentError(`the guest agent did not answer ${what} within ${timeoutMs} ms (is qemu-guest-agent running in the guest?)`, 'timeout');
+    const expire = (what: string) =>
+      new GuestAgentError(
+        `the guest agent did not answer ${what} within ${timeoutMs} ms (is qemu-guest-agent running in the guest?)`,
+        'timeout',
+      );
     await this.wait({ kind: 'sync', id }, deadline, () => expire(`'${command}' (synchronisation)`), () => {
-      socket.write(Buffer.concat([Buffer.from([DELIM]), Buffer.from(JSON.stringify({ execute: 'guest-sync-delimited', arguments: { id } }) + '\n')]));
+      socket.write(
+        Buffer.concat([
+          Buffer.from([DELIM]),
+          Buffer.from(JSON.stringify({ execute: 'guest-sync-delimited', arguments: { id } }) + '\n'),
+        ]),
+      );
     });
     const answer = (await this.wait({ kind: 'reply' }, deadline, () => expire(`'${command}'`), () => {
       socket.write(JSON.stringify(args ? { execute: command, arguments: args } : { execute: command }) + '\n');
     })) as { return?: unknown; error?: { class?: string; desc?: string } };
     if (answer.error) {
-      throw new GuestAgentError(`the guest agent refused '${command}': ${answer.error.desc ?? JSON.stringify(answer.error)}`, 'agent-error', answer.error.class);
+      throw new GuestAgentError(
+        `the guest agent refused '${command}': ${answer.error.desc ?? JSON.stringify(answer.error)}`,
+        'agent-error',
+        answer.error.class,
+      );
     }
     return answer.return;
   }
 
-  private wait(w: { kind: 'sync'; id: number } | { kind: 'reply' }, deadline: number, onTimeout: () => Error, send: () => void): Promise<unknown> {
+  private wait(
+    w: { kind: 'sync'; id: number } | { kind: 'reply' },
+    deadline: number,
+    onTimeout: () => Error,
+    send: () => void,
+  ): Promise<unknown> {
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         if (this.waiter === waiter) this.waiter = undefined;
@@ -258,7 +289,8 @@ export class GuestAgent {
           s.on('error', () => {}); // 'close' follows
           s.on('data', (d: Buffer) => this.receive(d));
           s.on('close', () => {
-            if (this.socket === s) this.drop(new GuestAgentError('the guest agent connection closed (QEMU stopped?)', 'closed'));
+            if (this.socket === s)
+              this.drop(new GuestAgentError('the guest agent connection closed (QEMU stopped?)', 'closed'));
           });
           this.socket = s;
           this.buf = Buffer.alloc(0);
@@ -267,8 +299,15 @@ export class GuestAgent {
         s.once('error', (e: NodeJS.ErrnoException) => {
           s.destroy();
           // QEMU creates the socket as it starts: before that there is none, or nobody listening yet.
-          if ((e.code === 'ENOENT' || e.code === 'ECONNREFUSED') && Date.now() + 100 < deadline) setTimeout(attempt, 100);
-          else reject(new GuestAgentError(`cannot connect to the guest agent socket ${this.socketPath}: ${e.message}`, 'unavailable'));
+          if ((e.code === 'ENOENT' || e.code === 'ECONNREFUSED') && Date.now() + 100 < deadline)
+            setTimeout(attempt, 100);
+          else
+            reject(
+              new GuestAgentError(
+                `cannot connect to the guest agent socket ${this.socketPath}: ${e.message}`,
+                'unavailable',
+              ),
+            );
         });
       };
       attempt();

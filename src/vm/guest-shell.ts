@@ -74,14 +74,20 @@ export class GuestShell {
     this.socket = socket;
     socket.on('data', (d: Buffer) => this.receive(d));
     socket.on('error', () => {}); // 'close' follows and reports it
-    socket.on('close', () => this.fail(new Error(`the guest command shell (${this.socketPath}) closed the connection`)));
+    socket.on('close', () =>
+      this.fail(new Error(`the guest command shell (${this.socketPath}) closed the connection`)),
+    );
     // A ping sent before the guest's server set its port up can be lost, so ping until one is answered.
     let pinger: NodeJS.Timeout | undefined;
     let expiry: NodeJS.Timeout | undefined;
     try {
       await new Promise<void>((resolve, reject) => {
         this.connecting = { resolve, reject };
-        expiry = setTimeout(() => this.fail(new Error(`the guest command shell (${this.socketPath}) did not answer within ${timeoutMs} ms`)), Math.max(0, deadline - Date.now()));
+        expiry = setTimeout(
+          () =>
+            this.fail(new Error(`the guest command shell (${this.socketPath}) did not answer within ${timeoutMs} ms`)),
+          Math.max(0, deadline - Date.now()),
+        );
         const ping = () => {
           this.write(`\nP ${this.nextId()}\n`);
           pinger = setTimeout(ping, PING_INTERVAL_MS);
@@ -140,7 +146,8 @@ export class GuestShell {
 
   private request(script: string, opts: ExecOptions): Promise<ExecResult> {
     if (this.closed) return Promise.reject(this.closed);
-    if (!this.socket) return Promise.reject(new Error('the guest command shell is not connected (call connect() first)'));
+    if (!this.socket)
+      return Promise.reject(new Error('the guest command shell is not connected (call connect() first)'));
     const timeoutMs = opts.timeoutMs ?? 60_000;
     const id = this.nextId();
     const body = encode(script);
@@ -148,7 +155,11 @@ export class GuestShell {
     // The leading newline ends any partial line left in the guest's buffer by an earlier connection.
     const request = `\nX ${id} ${Math.ceil(timeoutMs / 1000)} ${body.length} ${stdin.length}\n${body}${stdin}`;
     if (request.length > MAX_REQUEST_BYTES) {
-      return Promise.reject(new Error(`exec: the command and its input take ${request.length} bytes encoded; the serial channel takes at most ${MAX_REQUEST_BYTES}`));
+      return Promise.reject(
+        new Error(
+          `exec: the command and its input take ${request.length} bytes encoded; the serial channel takes at most ${MAX_REQUEST_BYTES}`,
+        ),
+      );
     }
     return new Promise<ExecResult>((resolve, reject) => {
       const timer = setTimeout(() => {

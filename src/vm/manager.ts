@@ -139,7 +139,11 @@ export class VmManager extends EventEmitter {
   async create(input: unknown, ownerId: string): Promise<VmRecord> {
     const parsed = vmRequestSchema.safeParse(input);
     if (!parsed.success) {
-      throw new OrielError(400, parsed.error.issues.map((i) => (i.path.length ? `${i.path.join('.')}: ` : '') + i.message).join('; '), 'bad_request');
+      throw new OrielError(
+        400,
+        parsed.error.issues.map((i) => (i.path.length ? `${i.path.join('.')}: ` : '') + i.message).join('; '),
+        'bad_request',
+      );
     }
     const req = parsed.data;
     if (this.store.byName(req.name)) throw conflict(`a VM named '${req.name}' already exists`);
@@ -156,7 +160,8 @@ export class VmManager extends EventEmitter {
     } catch (e) {
       rmSync(p.dir, { recursive: true, force: true });
       if (e instanceof OrielError) throw e;
-      if ((e as { code?: string }).code === 'SQLITE_CONSTRAINT_UNIQUE') throw conflict(`a VM named '${req.name}' already exists`);
+      if ((e as { code?: string }).code === 'SQLITE_CONSTRAINT_UNIQUE')
+        throw conflict(`a VM named '${req.name}' already exists`);
       throw e;
     }
   }
@@ -208,7 +213,9 @@ export class VmManager extends EventEmitter {
         Object.assign(spec, { image: 'path', baseDisk: req.image, baseFormat: info.format });
       } else {
         if (!builders[req.image]) {
-          throw badRequestImage(`unknown image '${req.image}': known images are ${Object.keys(builders).join(', ')}, or give an absolute path to a disk image`);
+          throw badRequestImage(
+            `unknown image '${req.image}': known images are ${Object.keys(builders).join(', ')}, or give an absolute path to a disk image`,
+          );
         }
         const m = image;
         if (!m) throw badRequestImage(`image '${req.image}' is not built yet: run \`oriel image build ${req.image}\``);
@@ -221,9 +228,14 @@ export class VmManager extends EventEmitter {
     }
     if (req.kernel) {
       for (const f of [req.kernel, req.initrd!]) {
-        if (!isAbsolute(f) || !existsSync(f)) throw badRequestImage(`kernel and initrd must be absolute paths to existing files: ${f}`);
+        if (!isAbsolute(f) || !existsSync(f))
+          throw badRequestImage(`kernel and initrd must be absolute paths to existing files: ${f}`);
       }
-      Object.assign(spec, { kernel: req.kernel, initrd: req.initrd, append: req.append ?? spec.append ?? 'console=ttyS0' });
+      Object.assign(spec, {
+        kernel: req.kernel,
+        initrd: req.initrd,
+        append: req.append ?? spec.append ?? 'console=ttyS0',
+      });
     } else if (req.append !== undefined) {
       spec.append = req.append;
     }
@@ -254,7 +266,8 @@ export class VmManager extends EventEmitter {
     const p = this.paths(vm);
     const spec = vm.spec;
     for (const f of [spec.kernel, spec.initrd, spec.baseDisk ? p.disk : undefined]) {
-      if (f && !existsSync(f)) throw unprocessable(`cannot start VM '${vm.name}': ${f} is missing (was the image cache cleared?)`);
+      if (f && !existsSync(f))
+        throw unprocessable(`cannot start VM '${vm.name}': ${f} is missing (was the image cache cleared?)`);
     }
     // A pidfile left by a QEMU that died with the machine, or whose pid now belongs to another process.
     const stalePid = readPidfile(p.pidfile);
@@ -288,8 +301,23 @@ export class VmManager extends EventEmitter {
     }
     child.unref();
     const early = new Promise<never>((_, reject) => {
-      child.once('error', (e) => reject(unavailable(`cannot run ${this.o.qemuBinary}: ${e.message} (is qemu-system-x86 installed? run scripts/bootstrap.sh)`)));
-      child.once('exit', (code, signal) => reject(unprocessable(`QEMU exited at once (${signal ?? `code ${code}`}): ${tail(p.qemuLog, 5).split('\n').filter((l) => !l.startsWith('---')).join(' | ')}`)));
+      child.once('error', (e) =>
+        reject(
+          unavailable(
+            `cannot run ${this.o.qemuBinary}: ${e.message} (is qemu-system-x86 installed? run scripts/bootstrap.sh)`,
+          ),
+        ),
+      );
+      child.once('exit', (code, signal) =>
+        reject(
+          unprocessable(
+            `QEMU exited at once (${signal ?? `code ${code}`}): ${tail(p.qemuLog, 5)
+              .split('\n')
+              .filter((l) => !l.startsWith('---'))
+              .join(' | ')}`,
+          ),
+        ),
+      );
     });
     early.catch(() => undefined);
     try {
@@ -299,11 +327,15 @@ export class VmManager extends EventEmitter {
       this.log('info', 'vm started', { vm: vm.name, pid: child.pid, accel, incoming: opts.incoming ?? false });
       // An incoming VM (status `inmigrate`) runs no guest code yet: paused until the restore lets it continue (its
       // RESUME event then flips it to running).
-      if (opts.incoming || status.status === 'inmigrate') return this.setState(vm.id, 'paused', 'waiting for a checkpoint to be restored', child.pid!);
+      if (opts.incoming || status.status === 'inmigrate')
+        return this.setState(vm.id, 'paused', 'waiting for a checkpoint to be restored', child.pid!);
       return this.setState(vm.id, status.status === 'paused' ? 'paused' : 'running', null, child.pid!);
     } catch (e) {
       if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-      const err = e instanceof OrielError ? e : unprocessable(`QEMU did not come up: ${(e as Error).message}. ${tail(p.qemuLog, 5)}`);
+      const err =
+        e instanceof OrielError
+          ? e
+          : unprocessable(`QEMU did not come up: ${(e as Error).message}. ${tail(p.qemuLog, 5)}`);
       this.setState(vm.id, 'stopped', err.message, null);
       throw err;
     }
@@ -323,7 +355,8 @@ export class VmManager extends EventEmitter {
     this.runtimes.set(vm.id, rt);
     child?.once('exit', (code, signal) => (rt.childExit = { code, signal }));
     qmp.onEvent((ev) => {
-      if (ev.event === 'SHUTDOWN') rt.shutdownReason = String((ev.data as { reason?: string } | undefined)?.reason ?? 'shutdown');
+      if (ev.event === 'SHUTDOWN')
+        rt.shutdownReason = String((ev.data as { reason?: string } | undefined)?.reason ?? 'shutdown');
       const cur = this.store.get(vm.id);
       if (!cur) return;
       if (rt.quietRunState > 0) return; // a checkpoint's own pause (withQmp); the state is reconciled after it
@@ -355,13 +388,26 @@ export class VmManager extends EventEmitter {
     const p = this.paths(vm);
     for (const f of [p.pidfile, p.qmp, p.spice, p.serial, p.shell, p.guestAgent]) rmSync(f, { force: true });
     if (rt.expectExit || rt.shutdownReason) {
-      const reason = rt.expectExit ? null : rt.shutdownReason === 'guest-shutdown' ? null : `QEMU shut down (${rt.shutdownReason})`;
+      const reason = rt.expectExit
+        ? null
+        : rt.shutdownReason === 'guest-shutdown'
+          ? null
+          : `QEMU shut down (${rt.shutdownReason})`;
       this.setState(id, 'stopped', reason, null);
       this.log('info', 'vm stopped', { vm: vm.name });
     } else {
-      const how = rt.childExit ? (rt.childExit.signal ? `killed by ${rt.childExit.signal}` : `exit code ${rt.childExit.code}`) : 'exited';
+      const how = rt.childExit
+        ? rt.childExit.signal
+          ? `killed by ${rt.childExit.signal}`
+          : `exit code ${rt.childExit.code}`
+        : 'exited';
       const last = tail(p.qemuLog, 10);
-      this.setState(id, 'crashed', `QEMU (pid ${rt.pid}) ${how} unexpectedly.${last ? ` Last lines of its log:\n${last}` : ''}`, null);
+      this.setState(
+        id,
+        'crashed',
+        `QEMU (pid ${rt.pid}) ${how} unexpectedly.${last ? ` Last lines of its log:\n${last}` : ''}`,
+        null,
+      );
       this.log('warn', 'vm crashed', { vm: vm.name, pid: rt.pid, how });
     }
   }
@@ -421,7 +467,12 @@ export class VmManager extends EventEmitter {
       if (!done) {
         this.log('warn', 'guest ignored ACPI shutdown; forcing', { vm: cur.name, timeoutSec });
         await this.kill(rt);
-        return this.setState(cur.id, 'stopped', `the guest did not power off within ${timeoutSec} s; it was stopped by force`, null);
+        return this.setState(
+          cur.id,
+          'stopped',
+          `the guest did not power off within ${timeoutSec} s; it was stopped by force`,
+          null,
+        );
       }
       return this.store.get(cur.id)!;
     });
@@ -464,14 +515,20 @@ export class VmManager extends EventEmitter {
     }, timeoutMs, 100);
     const cur = this.get(ref);
     if (cur.state !== 'running') throw conflict(`VM '${vm.name}' is ${cur.state}`);
-    if (!ok) throw new OrielError(504, `VM '${vm.name}' did not become ready within ${Math.round(timeoutMs / 1000)} s (no '${marker}' on its console)`, 'timeout');
+    if (!ok)
+      throw new OrielError(
+        504,
+        `VM '${vm.name}' did not become ready within ${Math.round(timeoutMs / 1000)} s (no '${marker}' on its console)`,
+        'timeout',
+      );
   }
 
   /** Runs a command in the guest through the image's command shell (second serial port). */
   async exec(ref: string, argv: string[], timeoutMs = 60_000): Promise<ExecResult> {
     const vm = this.get(ref);
     if (vm.spec.exec === 'guest-agent') return this.execByAgent(ref, argv, timeoutMs);
-    if (vm.spec.exec !== 'serial-shell') throw unprocessable(`VM '${vm.name}' has no command channel: its image does not provide one`);
+    if (vm.spec.exec !== 'serial-shell')
+      throw unprocessable(`VM '${vm.name}' has no command channel: its image does not provide one`);
     this.requireState(vm, ['running'], 'run a command in');
     const started = Date.now();
     await this.waitReady(ref, timeoutMs);
@@ -521,7 +578,11 @@ export class VmManager extends EventEmitter {
       if (!(e instanceof GuestAgentError)) throw e;
       // As a shell would say it (and as images with a command shell do): a program that cannot be run is status 127.
       if (e.code === 'agent-error' && /Failed to execute child process/.test(e.message)) {
-        return { stdout: '', stderr: `${argv[0]}: ${e.message.replace(/^.*?refused 'guest-exec': /, '')}\n`, exitCode: 127 };
+        return {
+          stdout: '',
+          stderr: `${argv[0]}: ${e.message.replace(/^.*?refused 'guest-exec': /, '')}\n`,
+          exitCode: 127,
+        };
       }
       if (e.code === 'agent-error') throw unprocessable(`cannot run the command in VM '${vm.name}': ${e.message}`);
       if (e.code === 'timeout' || e.code === 'exec-timeout') throw new OrielError(504, e.message, 'timeout');
@@ -532,7 +593,8 @@ export class VmManager extends EventEmitter {
   /** The guest agent client of a running VM whose image has one (one connection, shared by all callers). */
   guestAgent(ref: string): GuestAgent {
     const vm = this.get(ref);
-    if (!vm.spec.devices?.includes('guest-agent')) throw unprocessable(`VM '${vm.name}' has no guest agent: its image does not provide one`);
+    if (!vm.spec.devices?.includes('guest-agent'))
+      throw unprocessable(`VM '${vm.name}' has no guest agent: its image does not provide one`);
     const rt = this.runtime(vm);
     rt.agent ??= new GuestAgent(this.paths(vm).guestAgent);
     return rt.agent;
@@ -614,7 +676,12 @@ export class VmManager extends EventEmitter {
             await this.recoverInterrupted(vm, qmp);
             const status = await qmp.queryStatus();
             this.attach(vm, qmp, pid);
-            this.setState(vm.id, status.status === 'paused' || status.status === 'prelaunch' ? 'paused' : 'running', null, pid);
+            this.setState(
+              vm.id,
+              status.status === 'paused' || status.status === 'prelaunch' ? 'paused' : 'running',
+              null,
+              pid,
+            );
             this.log('info', 're-attached running vm', { vm: vm.name, pid });
             lastError = '';
             break;
@@ -654,7 +721,10 @@ export class VmManager extends EventEmitter {
     }
     const st = await qmp.queryStatus();
     if (vm.state === 'running' && !st.running && ['paused', 'postmigrate', 'finish-migrate'].includes(st.status)) {
-      this.log('warn', 'resuming a guest left stopped by an interrupted checkpoint', { vm: vm.name, status: st.status });
+      this.log('warn', 'resuming a guest left stopped by an interrupted checkpoint', {
+        vm: vm.name,
+        status: st.status,
+      });
       await qmp.execute('cont');
     }
   }

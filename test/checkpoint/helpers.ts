@@ -22,7 +22,9 @@ export async function makeRig(): Promise<Rig> {
   const cfg = defaultConfig();
   const dataDir = mkdtempSync(join(scratchRoot(), 'ock-'));
   const db = openDatabase(join(dataDir, 'oriel.db'));
-  db.prepare("INSERT INTO users (id, name, role, password_hash, created_at) VALUES ('u1', 'admin', 'admin', 'x', ?)").run(new Date().toISOString());
+  db.prepare(
+    "INSERT INTO users (id, name, role, password_hash, created_at) VALUES ('u1', 'admin', 'admin', 'x', ?)",
+  ).run(new Date().toISOString());
   const vms = new VmManager({
     db, dataDir, cacheDir: cfg.cacheDir, qemuBinary: cfg.qemuBinary, qemuImgBinary: cfg.qemuImgBinary,
     accel: 'tcg', stopTimeoutSec: 10,

@@ -62,7 +62,13 @@ export async function startTestServer(overrides: Partial<OrielConfig> = {}): Pro
   const dataDir = mkdtempSync(join(tmpdir(), 'ot-'));
   const config: OrielConfig = {
     ...defaultConfig(),
-    dataDir, host: '127.0.0.1', port: 0, accel: 'tcg', adminPassword: ADMIN_PASSWORD, logLevel: 'warn', stopTimeoutSec: 20,
+    dataDir,
+    host: '127.0.0.1',
+    port: 0,
+    accel: 'tcg',
+    adminPassword: ADMIN_PASSWORD,
+    logLevel: 'warn',
+    stopTimeoutSec: 20,
     ...overrides,
   };
   let server = await createServer(config, { logger: false });
@@ -74,7 +80,11 @@ export async function startTestServer(overrides: Partial<OrielConfig> = {}): Pro
   };
   await listen();
   const base = () => url;
-  const login = await new Client(base).post('/api/auth/login', { username: 'admin', password: ADMIN_PASSWORD, tokenName: 'test' });
+  const login = await new Client(base).post('/api/auth/login', {
+    username: 'admin',
+    password: ADMIN_PASSWORD,
+    tokenName: 'test',
+  });
   if (login.status !== 200) throw new Error(`admin login failed: ${JSON.stringify(login.body)}`);
   const adminToken = login.body.token as string;
   const t: TestServer = {

@@ -33,7 +33,10 @@ describe('VM spec validation', () => {
     await refused({ name: 'ok', image: 'no-such-image' }, /unknown image 'no-such-image': known images are tiny/);
     await refused({ name: 'ok' }, /give an image, or a kernel and an initrd/);
     await refused({ name: 'ok', kernel: '/etc/hostname' }, /a kernel needs an initrd/);
-    await refused({ name: 'ok', kernel: '/nope/vmlinuz', initrd: '/nope/initrd' }, /must be absolute paths to existing files/);
+    await refused(
+      { name: 'ok', kernel: '/nope/vmlinuz', initrd: '/nope/initrd' },
+      /must be absolute paths to existing files/,
+    );
     await refused({ name: 'ok', image: '/nope/disk.qcow2' }, /no disk image at \/nope\/disk.qcow2/);
     await refused({ name: 'ok', image: 'tiny', color: 'blue' }, /unrecognized key/i);
     await refused({ name: 'ok', image: 'tiny', memoryMiB: 'lots' }, /memoryMiB/);
@@ -95,10 +98,16 @@ describe('QEMU missing from the system', () => {
   after(async () => { await t.destroy(); });
 
   test('start fails with a message that says what to install, and the VM stays usable', async () => {
-    assert.equal((await t.admin.post('/api/vms', { name: 'noqemu', kernel: '/etc/hostname', initrd: '/etc/hostname' })).status, 201);
+    assert.equal(
+      (await t.admin.post('/api/vms', { name: 'noqemu', kernel: '/etc/hostname', initrd: '/etc/hostname' })).status,
+      201,
+    );
     const r = await t.admin.post('/api/vms/noqemu/start');
     assert.equal(r.status, 503, JSON.stringify(r.body));
-    assert.match(r.body.message, /cannot run \/nonexistent\/qemu-system-x86_64: .*ENOENT.*is qemu-system-x86 installed/);
+    assert.match(
+      r.body.message,
+      /cannot run \/nonexistent\/qemu-system-x86_64: .*ENOENT.*is qemu-system-x86 installed/,
+    );
     const vm = (await t.admin.get('/api/vms/noqemu')).body;
     assert.equal(vm.state, 'stopped');
     assert.match(vm.stateReason, /is qemu-system-x86 installed/);

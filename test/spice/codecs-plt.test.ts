@@ -62,7 +62,10 @@ test('GLZ PLT8 then PLT4_LE: a reference into the previous image copies its colo
   );
   assert.deepEqual([...second.data], [...first.data, ...[1, 2, 3, 4, 5, 6].flatMap((i) => rgb(pal2[i]!))]);
   assert.equal(dict.crossImageRefs, 1);
-  assert.throws(() => glz.decode(Uint8Array.from([...glzHeader(5, 2, 1, 2, 2), 1, 1, 2]), dict, MAX), /without a palette/);
+  assert.throws(
+    () => glz.decode(Uint8Array.from([...glzHeader(5, 2, 1, 2, 2), 1, 1, 2]), dict, MAX),
+    /without a palette/,
+  );
 });
 
 test('LZ_PLT through the display channel: palette in the image, cached (PAL_CACHE_ME), then from the cache', async () => {

@@ -19,14 +19,62 @@ import { replayDisplay } from './helpers/replay.ts';
 const MAX = 1 << 16; // pixel limit used while fuzzing
 
 test('bitmap: 32BIT bottom-up, 24BIT, 16BIT 555 and 8BIT palette', () => {
-  const img = bitmap.decode(Uint8Array.of(1, 2, 3, 0, 4, 5, 6, 0), { format: BitmapFmt['32BIT'], topDown: false, width: 1, height: 2, stride: 4 }, MAX);
+  const img = bitmap.decode(
+    Uint8Array.of(1, 2, 3, 0, 4, 5, 6, 0),
+    { format: BitmapFmt['32BIT'], topDown: false, width: 1, height: 2, stride: 4 },
+    MAX,
+  );
   assert.deepEqual([...img.data], [6, 5, 4, 255, 3, 2, 1, 255]);
-  assert.deepEqual([...bitmap.decode(Uint8Array.of(1, 2, 3), { format: BitmapFmt['24BIT'], topDown: true, width: 1, height: 1, stride: 3 }, MAX).data], [3, 2, 1, 255]);
-  assert.deepEqual([...bitmap.decode(Uint8Array.of(0x1f, 0x7c), { format: BitmapFmt['16BIT'], topDown: true, width: 1, height: 1, stride: 2 }, MAX).data], [255, 0, 255, 255]);
+  assert.deepEqual(
+    [
+      ...bitmap.decode(
+        Uint8Array.of(1, 2, 3),
+        { format: BitmapFmt['24BIT'], topDown: true, width: 1, height: 1, stride: 3 },
+        MAX,
+      ).data,
+    ],
+    [3, 2, 1, 255],
+  );
+  assert.deepEqual(
+    [
+      ...bitmap.decode(
+        Uint8Array.of(0x1f, 0x7c),
+        { format: BitmapFmt['16BIT'], topDown: true, width: 1, height: 1, stride: 2 },
+        MAX,
+      ).data,
+    ],
+    [255, 0, 255, 255],
+  );
   const pal = Uint32Array.of(0x112233, 0xaabbcc);
-  assert.deepEqual([...bitmap.decode(Uint8Array.of(1, 0), { format: BitmapFmt['8BIT'], topDown: true, width: 2, height: 1, stride: 2, palette: pal }, MAX).data], [0xaa, 0xbb, 0xcc, 255, 0x11, 0x22, 0x33, 255]);
-  assert.deepEqual([...bitmap.decode(Uint8Array.of(0x40), { format: BitmapFmt['1BIT_BE'], topDown: true, width: 2, height: 1, stride: 1, palette: pal }, MAX).data], [0x11, 0x22, 0x33, 255, 0xaa, 0xbb, 0xcc, 255]);
-  assert.throws(() => bitmap.decode(new Uint8Array(7), { format: BitmapFmt['32BIT'], topDown: true, width: 1, height: 2, stride: 4 }, MAX), SpiceDecodeError);
+  assert.deepEqual(
+    [
+      ...bitmap.decode(
+        Uint8Array.of(1, 0),
+        { format: BitmapFmt['8BIT'], topDown: true, width: 2, height: 1, stride: 2, palette: pal },
+        MAX,
+      ).data,
+    ],
+    [0xaa, 0xbb, 0xcc, 255, 0x11, 0x22, 0x33, 255],
+  );
+  assert.deepEqual(
+    [
+      ...bitmap.decode(
+        Uint8Array.of(0x40),
+        { format: BitmapFmt['1BIT_BE'], topDown: true, width: 2, height: 1, stride: 1, palette: pal },
+        MAX,
+      ).data,
+    ],
+    [0x11, 0x22, 0x33, 255, 0xaa, 0xbb, 0xcc, 255],
+  );
+  assert.throws(
+    () =>
+      bitmap.decode(
+        new Uint8Array(7),
+        { format: BitmapFmt['32BIT'], topDown: true, width: 1, height: 2, stride: 4 },
+        MAX,
+      ),
+    SpiceDecodeError,
+  );
 });
 
 test('LZ: literal pixel then a distance-1 run (RGB32), and a bottom-up image', () => {
@@ -42,7 +90,10 @@ test('LZ: literal pixel then a distance-1 run (RGB32), and a bottom-up image', (
 });
 
 test('claimed sizes over the limit are refused before allocation', () => {
-  assert.throws(() => lz.decode(Uint8Array.from(be32(0x20205a4c, 0x00010001, 8, 100000, 100000, 400000, 1)), { maxPixels: MAX }), /exceeds the limit/);
+  assert.throws(
+    () => lz.decode(Uint8Array.from(be32(0x20205a4c, 0x00010001, 8, 100000, 100000, 400000, 1)), { maxPixels: MAX }),
+    /exceeds the limit/,
+  );
   const q = new Uint8Array(24);
   new DataView(q.buffer).setUint32(0, 0x43495551, true);
   new DataView(q.buffer).setUint32(8, 4, true);

@@ -73,7 +73,11 @@ test('STREAM_DATA draws the frame bottom-up into dest; DATA_SIZED scales; CLIP l
   assert.deepEqual(r.display.displayStats.streams, { created: 1, destroyed: 1, frames: 2, reports: 1 });
   const report = r.written.map((b) => new Reader(b)).find((b) => b.u16() === 102)!;
   report.u32(); // size
-  assert.deepEqual([report.u32(), report.u32(), report.u32(), report.u32(), report.u32(), report.u32()], [0, 77, 1000, 1040, 2, 0], 'id, unique id, start/end mm time, frames, drops');
+  assert.deepEqual(
+    [report.u32(), report.u32(), report.u32(), report.u32(), report.u32(), report.u32()],
+    [0, 77, 1000, 1040, 2, 0],
+    'id, unique id, start/end mm time, frames, drops',
+  );
 });
 
 test('a stream of an unsupported codec is reported invalid (num_drops 0xffffffff), its data ignored', async () => {

@@ -8,7 +8,18 @@ import fc from 'fast-check';
 import { DisplayMsg, SurfaceFmt } from '../../src/spice/proto/constants.ts';
 import { SpiceProtocolError } from '../../src/spice/proto/errors.ts';
 import { replayDisplay } from './helpers/replay.ts';
-import { Body, base, bitmapImage, fromCache, maskImage, msg, rect, surfaceCreate, surfaceImage, testPic } from './helpers/draw-msgs.ts';
+import {
+  Body,
+  base,
+  bitmapImage,
+  fromCache,
+  maskImage,
+  msg,
+  rect,
+  surfaceCreate,
+  surfaceImage,
+  testPic,
+} from './helpers/draw-msgs.ts';
 
 const coord = fc.oneof(fc.integer({ min: -8, max: 40 }), fc.constantFrom(-(2 ** 31), 2 ** 31 - 1, 1 << 20));
 const rectArb = fc.tuple(coord, coord, coord, coord).map(([l, t, r, b]) => rect(l, t, r, b));
@@ -215,16 +226,171 @@ test('fuzz: the same commands corrupted and truncated', async () => {
 
 test('huge claimed sizes and counts fail before allocation, and huge geometry is clipped, all quickly', async () => {
   const cases: [string, Uint8Array, RegExp | null][] = [
-    ['clip rect count 2^32-1', msg(DisplayMsg.DRAW_FILL, new Body().u32(0).rect(rect(0, 0, 5, 5)).u8(1).u32(0xffffffff)), /exceed/],
-    ['path of 2^31 segments', msg(DisplayMsg.DRAW_STROKE, base(new Body(), 0, rect(0, 0, 24, 16)).ptr((p) => p.u32(2 ** 31)).u8(0).u8(0).u16(8).u16(8)), /exceed/],
-    ['path segment of 2^30 points', msg(DisplayMsg.DRAW_STROKE, base(new Body(), 0, rect(0, 0, 24, 16)).ptr((p) => p.u32(1).u8(3).u32(2 ** 30)).u8(0).u8(0).u16(8).u16(8)), /exceed/],
-    ['string of 65535 glyphs', msg(DisplayMsg.DRAW_TEXT, base(new Body(), 0, rect(0, 0, 24, 16)).ptr((p) => p.u16(65535).u8(1)).rect(rect(0, 0, 0, 0)).u8(0).u8(0).u16(8).u16(8)), /exceed/],
-    ['glyph of 65535×65535', msg(DisplayMsg.DRAW_TEXT, base(new Body(), 0, rect(0, 0, 24, 16)).ptr((p) => p.u16(1).u8(4).i32(0).i32(0).i32(0).i32(0).u16(65535).u16(65535)).rect(rect(0, 0, 0, 0)).u8(0).u8(0).u16(8).u16(8)), /beyond end/],
-    ['mask bitmap of 2^16×2^16', msg(DisplayMsg.DRAW_BLACKNESS, base(new Body(), 0, rect(0, 0, 24, 16)).u8(0).i32(0).i32(0).ptr((p) => p.u64(0).u8(0).u8(0).u32(65536).u32(65536).u8(2).u8(4).u32(65536).u32(65536).u32(8192).u32(0))), /exceeds the limit/],
-    ['line from -2^27 to 2^27', msg(DisplayMsg.DRAW_STROKE, base(new Body(), 0, rect(-(2 ** 31), -(2 ** 31), 2 ** 31 - 1, 2 ** 31 - 1)).ptr((p) => p.u32(1).u8(3).u32(2).i32(-(2 ** 31)).i32(-(2 ** 30)).i32(2 ** 31 - 1).i32(2 ** 30)).u8(0).u8(1).u32(0xffffff).u16(64).u16(8)), null],
-    ['Bézier with all points equal', msg(DisplayMsg.DRAW_STROKE, base(new Body(), 0, rect(0, 0, 24, 16)).ptr((p) => p.u32(1).u8(1 | 2 | 16).u32(4).i32(80).i32(80).i32(80).i32(80).i32(80).i32(80).i32(80).i32(80)).u8(0).u8(1).u32(0xffffff).u16(64).u16(8)), null],
-    ['styled line with dashes of zero', msg(DisplayMsg.DRAW_STROKE, base(new Body(), 0, rect(0, 0, 24, 16)).ptr((p) => p.u32(1).u8(3).u32(2).i32(0).i32(0).i32(300).i32(200)).u8(8 | 4).u8(3).ptr((s) => s.i32(0).i32(0).i32(0)).u8(1).u32(0xffffff).u16(64).u16(8)), null],
-    ['scaled copy of a 1×1 source to a box of 2^31', msg(DisplayMsg.DRAW_COPY, base(new Body(), 0, rect(-(2 ** 31), -(2 ** 31), 2 ** 31 - 1, 2 ** 31 - 1)).ptr(bitmapImage(testPic(1, 1))).rect(rect(0, 0, 1, 1)).u16(8).u8(0).u8(0).i32(0).i32(0).u32(0)), null],
+    [
+      'clip rect count 2^32-1',
+      msg(
+        DisplayMsg.DRAW_FILL,
+        new Body()
+          .u32(0)
+          .rect(rect(0, 0, 5, 5))
+          .u8(1)
+          .u32(0xffffffff),
+      ),
+      /exceed/,
+    ],
+    [
+      'path of 2^31 segments',
+      msg(
+        DisplayMsg.DRAW_STROKE,
+        base(new Body(), 0, rect(0, 0, 24, 16))
+          .ptr((p) => p.u32(2 ** 31))
+          .u8(0)
+          .u8(0)
+          .u16(8)
+          .u16(8),
+      ),
+      /exceed/,
+    ],
+    [
+      'path segment of 2^30 points',
+      msg(
+        DisplayMsg.DRAW_STROKE,
+        base(new Body(), 0, rect(0, 0, 24, 16))
+          .ptr((p) =>
+            p
+              .u32(1)
+              .u8(3)
+              .u32(2 ** 30),
+          )
+          .u8(0)
+          .u8(0)
+          .u16(8)
+          .u16(8),
+      ),
+      /exceed/,
+    ],
+    [
+      'string of 65535 glyphs',
+      msg(
+        DisplayMsg.DRAW_TEXT,
+        base(new Body(), 0, rect(0, 0, 24, 16))
+          .ptr((p) => p.u16(65535).u8(1))
+          .rect(rect(0, 0, 0, 0))
+          .u8(0)
+          .u8(0)
+          .u16(8)
+          .u16(8),
+      ),
+      /exceed/,
+    ],
+    [
+      'glyph of 65535×65535',
+      msg(
+        DisplayMsg.DRAW_TEXT,
+        base(new Body(), 0, rect(0, 0, 24, 16))
+          .ptr((p) => p.u16(1).u8(4).i32(0).i32(0).i32(0).i32(0).u16(65535).u16(65535))
+          .rect(rect(0, 0, 0, 0))
+          .u8(0)
+          .u8(0)
+          .u16(8)
+          .u16(8),
+      ),
+      /beyond end/,
+    ],
+    [
+      'mask bitmap of 2^16×2^16',
+      msg(
+        DisplayMsg.DRAW_BLACKNESS,
+        base(new Body(), 0, rect(0, 0, 24, 16))
+          .u8(0)
+          .i32(0)
+          .i32(0)
+          .ptr((p) => p.u64(0).u8(0).u8(0).u32(65536).u32(65536).u8(2).u8(4).u32(65536).u32(65536).u32(8192).u32(0)),
+      ),
+      /exceeds the limit/,
+    ],
+    [
+      'line from -2^27 to 2^27',
+      msg(
+        DisplayMsg.DRAW_STROKE,
+        base(new Body(), 0, rect(-(2 ** 31), -(2 ** 31), 2 ** 31 - 1, 2 ** 31 - 1))
+          .ptr((p) =>
+            p
+              .u32(1)
+              .u8(3)
+              .u32(2)
+              .i32(-(2 ** 31))
+              .i32(-(2 ** 30))
+              .i32(2 ** 31 - 1)
+              .i32(2 ** 30),
+          )
+          .u8(0)
+          .u8(1)
+          .u32(0xffffff)
+          .u16(64)
+          .u16(8),
+      ),
+      null,
+    ],
+    [
+      'Bézier with all points equal',
+      msg(
+        DisplayMsg.DRAW_STROKE,
+        base(new Body(), 0, rect(0, 0, 24, 16))
+          .ptr((p) =>
+            p
+              .u32(1)
+              .u8(1 | 2 | 16)
+              .u32(4)
+              .i32(80)
+              .i32(80)
+              .i32(80)
+              .i32(80)
+              .i32(80)
+              .i32(80)
+              .i32(80)
+              .i32(80),
+          )
+          .u8(0)
+          .u8(1)
+          .u32(0xffffff)
+          .u16(64)
+          .u16(8),
+      ),
+      null,
+    ],
+    [
+      'styled line with dashes of zero',
+      msg(
+        DisplayMsg.DRAW_STROKE,
+        base(new Body(), 0, rect(0, 0, 24, 16))
+          .ptr((p) => p.u32(1).u8(3).u32(2).i32(0).i32(0).i32(300).i32(200))
+          .u8(8 | 4)
+          .u8(3)
+          .ptr((s) => s.i32(0).i32(0).i32(0))
+          .u8(1)
+          .u32(0xffffff)
+          .u16(64)
+          .u16(8),
+      ),
+      null,
+    ],
+    [
+      'scaled copy of a 1×1 source to a box of 2^31',
+      msg(
+        DisplayMsg.DRAW_COPY,
+        base(new Body(), 0, rect(-(2 ** 31), -(2 ** 31), 2 ** 31 - 1, 2 ** 31 - 1))
+          .ptr(bitmapImage(testPic(1, 1)))
+          .rect(rect(0, 0, 1, 1))
+          .u16(8)
+          .u8(0)
+          .u8(0)
+          .i32(0)
+          .i32(0)
+          .u32(0),
+      ),
+      null,
+    ],
   ];
   for (const [what, m, expect] of cases) {
     const t0 = Date.now();

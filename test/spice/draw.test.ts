@@ -595,7 +595,11 @@ test('DRAW_STROKE Bézier: control points on the chord flatten to the straight l
   };
   const r = await play(surfaceCreate(0, W, H), paint(pic), stroke([[1, 1], [5, 3], [9, 5], [13, 7]]));
   const line = new Set(zeroLineRef(1, 1, 13, 7).map(([x, y]) => `${x},${y}`));
-  assertPic(surfaceOf(r), expectPic(pic, (x, y, d) => (line.has(`${x},${y}`) ? [~d[0], ~d[1], ~d[2], 255] : null)), 'straight Bézier');
+  assertPic(
+    surfaceOf(r),
+    expectPic(pic, (x, y, d) => (line.has(`${x},${y}`) ? [~d[0], ~d[1], ~d[2], 255] : null)),
+    'straight Bézier',
+  );
   const c = await play(surfaceCreate(0, W, H), paint(pic), stroke([[1, 10], [1, 0], [14, 0], [14, 10]]));
   let changed = 0;
   let top = H;
@@ -671,7 +675,9 @@ test('DRAW_STROKE property: any segment, clipped by box and clip rects, equals t
       // fix_to_int: a fraction above one half rounds up.
       const sx1 = x1 + (fx > 8 ? 1 : 0), sy1 = y1 + (fy > 8 ? 1 : 0);
       const pts = new Set(zeroLineRef(sx1, sy1, x2, y2).map(([x, y]) => `${x},${y}`));
-      const want = expectPic(pic, (x, y, d) => (pts.has(`${x},${y}`) && drawable(x, y, box, clip) ? [~d[0], ~d[1], ~d[2], 255] : null));
+      const want = expectPic(pic, (x, y, d) =>
+        pts.has(`${x},${y}`) && drawable(x, y, box, clip) ? [~d[0], ~d[1], ~d[2], 255] : null,
+      );
       assertPic(surfaceOf(r), want, `(${sx1},${sy1})→(${x2},${y2})`);
     },
     ),
@@ -772,13 +778,26 @@ test('surface formats: 16_555 keeps 5 bits a channel and reads brush colours as 
       ),
     );
   // 0x7c1f = r 31, g 0, b 31 in x1r5g5b5.
-  const r = await play(surfaceCreate(1, 2, 1, SurfaceFmt['16_555'], false), fill(1, 0x7c1f), surfaceCreate(2, 2, 1, SurfaceFmt['32_ARGB'], false));
+  const r = await play(
+    surfaceCreate(1, 2, 1, SurfaceFmt['16_555'], false),
+    fill(1, 0x7c1f),
+    surfaceCreate(2, 2, 1, SurfaceFmt['32_ARGB'], false),
+  );
   assert.deepEqual(px(surfaceOf(r, 1), 0, 0), [255, 0, 255, 255]);
   assert.deepEqual(px(surfaceOf(r, 2), 1, 0), [0, 0, 0, 0], 'ARGB surfaces start transparent');
-  const a = await play(surfaceCreate(2, 2, 1, SurfaceFmt['32_ARGB'], false), fill(2, 0x80402010), fill(2, 0x01010101, Ropd.OP_XOR));
+  const a = await play(
+    surfaceCreate(2, 2, 1, SurfaceFmt['32_ARGB'], false),
+    fill(2, 0x80402010),
+    fill(2, 0x01010101, Ropd.OP_XOR),
+  );
   assert.deepEqual(px(surfaceOf(a, 2), 0, 0), [0x41, 0x21, 0x11, 0x81], 'the rop applies to the alpha byte too');
   // Copying an ARGB surface onto the xRGB primary drops its alpha.
-  const c = await play(surfaceCreate(0, 2, 1), surfaceCreate(2, 2, 1, SurfaceFmt['32_ARGB'], false), fill(2, 0x10203040), copyMsg(DisplayMsg.DRAW_COPY, rect(0, 0, 2, 1), surfaceImage(2, 2, 1), rect(0, 0, 2, 1), Ropd.OP_PUT, 1));
+  const c = await play(
+    surfaceCreate(0, 2, 1),
+    surfaceCreate(2, 2, 1, SurfaceFmt['32_ARGB'], false),
+    fill(2, 0x10203040),
+    copyMsg(DisplayMsg.DRAW_COPY, rect(0, 0, 2, 1), surfaceImage(2, 2, 1), rect(0, 0, 2, 1), Ropd.OP_PUT, 1),
+  );
   assert.deepEqual(px(surfaceOf(c), 1, 0), [0x20, 0x30, 0x40, 255]);
 });
 

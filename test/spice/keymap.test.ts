@@ -41,7 +41,10 @@ test('US layout: every printable ASCII character has a stroke; others are refuse
   for (let c = 0x20; c < 0x7f; c++)
     assert.equal(keystrokesForText(String.fromCharCode(c)).length, 1, String.fromCharCode(c));
   assert.deepEqual(keystrokesForText('aA!\n'), [
-    { code: 'KeyA', shift: false }, { code: 'KeyA', shift: true }, { code: 'Digit1', shift: true }, { code: 'Enter', shift: false },
+    { code: 'KeyA', shift: false },
+    { code: 'KeyA', shift: true },
+    { code: 'Digit1', shift: true },
+    { code: 'Enter', shift: false },
   ]);
   assert.throws(() => keystrokesForText('é'), SpiceInputError);
 });

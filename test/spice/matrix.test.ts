@@ -61,7 +61,8 @@ for (const vga of ['std', 'qxl'] as const) {
             .map(([k, v]) => [k, v - (before[k] ?? 0)])
             .filter(([, v]) => (v as number) > 0),
         );
-        for (const c of codecs) assert.ok((delta[c] ?? 0) > 0, `${mode}: ${c} expected, decoded ${JSON.stringify(delta)}`);
+        for (const c of codecs)
+          assert.ok((delta[c] ?? 0) > 0, `${mode}: ${c} expected, decoded ${JSON.stringify(delta)}`);
         summary.push(`${mode} ${JSON.stringify(delta)}`);
       }
       t.diagnostic(summary.join('; '));

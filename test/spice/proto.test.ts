@@ -4,7 +4,13 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { capsFromBits, hasCap } from '../../src/spice/caps.ts';
-import { SpiceLinkError, decodeLinkHeader, decodeLinkReply, encodeLinkMess, performLink } from '../../src/spice/link.ts';
+import {
+  SpiceLinkError,
+  decodeLinkHeader,
+  decodeLinkReply,
+  encodeLinkMess,
+  performLink,
+} from '../../src/spice/link.ts';
 import { ChannelType, DisplayMsg, LinkErr, nameOf, serverMsgName } from '../../src/spice/proto/constants.ts';
 import { SpiceProtocolError } from '../../src/spice/proto/errors.ts';
 import { Reader } from '../../src/spice/proto/reader.ts';
@@ -92,7 +98,14 @@ function linkReply(error: number, commonCaps = [0b1011], channelCaps: number[] =
 }
 
 test('link reply errors and link results become SpiceLinkError with the reason', async () => {
-  const params = { connectionId: 0, channelType: 1, channelId: 0, channelCaps: [], password: 'pw', channelLabel: 'main:0' };
+  const params = {
+    connectionId: 0,
+    channelType: 1,
+    channelId: 0,
+    channelCaps: [],
+    password: 'pw',
+    channelLabel: 'main:0',
+  };
   const run = async (serverBytes: Uint8Array) => {
     const wire = new FakeWire();
     wire.queue.data(serverBytes);
@@ -102,9 +115,15 @@ test('link reply errors and link results become SpiceLinkError with the reason',
     };
     return performLink(wire.transport, wire.queue, { ...params, encryptTicket });
   };
-  await assert.rejects(run(linkReply(LinkErr.NEED_SECURED)), (e: SpiceLinkError) => e.reason === 'NEED_SECURED' && e.code === 5);
+  await assert.rejects(
+    run(linkReply(LinkErr.NEED_SECURED)),
+    (e: SpiceLinkError) => e.reason === 'NEED_SECURED' && e.code === 5,
+  );
   const result = new Writer().u32(LinkErr.PERMISSION_DENIED).finish();
-  await assert.rejects(run(new Uint8Array([...linkReply(0), ...result])), (e: SpiceLinkError) => e.reason === 'PERMISSION_DENIED');
+  await assert.rejects(
+    run(new Uint8Array([...linkReply(0), ...result])),
+    (e: SpiceLinkError) => e.reason === 'PERMISSION_DENIED',
+  );
   const ok = await run(new Uint8Array([...linkReply(0, [0b1011], [0x1052]), ...new Writer().u32(0).finish()]));
   assert.deepEqual(ok.channelCaps, [0x1052]);
   await assert.rejects(run(linkReply(0, [0b0011])), SpiceProtocolError); // no MINI_HEADER

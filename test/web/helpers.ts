@@ -27,7 +27,11 @@ function newest(dir: string): number {
 /** Runs `npx vite build` when dist/web is missing or older than src/web, src/spice or vite.config.ts. */
 export function ensureWebBuild(): void {
   const index = join(ROOT, 'dist/web/index.html');
-  const sources = Math.max(newest(join(ROOT, 'src/web')), newest(join(ROOT, 'src/spice')), statSync(join(ROOT, 'vite.config.ts')).mtimeMs);
+  const sources = Math.max(
+    newest(join(ROOT, 'src/web')),
+    newest(join(ROOT, 'src/spice')),
+    statSync(join(ROOT, 'vite.config.ts')).mtimeMs,
+  );
   if (existsSync(index) && statSync(index).mtimeMs >= sources) return;
   execFileSync('npx', ['vite', 'build', '--logLevel', 'warn'], { cwd: ROOT, stdio: ['ignore', 'inherit', 'inherit'] });
 }
@@ -36,7 +40,15 @@ export function launchChromium(): Promise<Browser> {
   // launch() gives every run a fresh temporary profile (its own --user-data-dir).
   return chromium.launch({
     executablePath: process.env.ORIEL_CHROMIUM ?? '/usr/bin/chromium',
-    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+    args: [
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+    ],
   });
 }
 

@@ -44,7 +44,10 @@ export class WorkerClient {
     let pid: number;
     let exited: string | undefined;
     try {
-      writeSync(logFd, `--- ${new Date().toISOString()} starting the capture worker for checkpoint ${job.checkpointId}\n`);
+      writeSync(
+        logFd,
+        `--- ${new Date().toISOString()} starting the capture worker for checkpoint ${job.checkpointId}\n`,
+      );
       const child = spawn(process.execPath, ['--import', import.meta.resolve('tsx'), WORKER_ENTRY, files.job], {
         detached: true, stdio: ['ignore', logFd, logFd], cwd: job.vmDir,
       });
@@ -66,7 +69,10 @@ export class WorkerClient {
           w.sock = await connect(files.control);
           break;
         } catch (e) {
-          if (Date.now() > end) throw new Error(`the capture worker did not start within ${START_TIMEOUT_MS / 1000} s: ${(e as Error).message}`);
+          if (Date.now() > end)
+            throw new Error(
+              `the capture worker did not start within ${START_TIMEOUT_MS / 1000} s: ${(e as Error).message}`,
+            );
           await new Promise((r) => setTimeout(r, 25));
         }
       }
@@ -98,7 +104,8 @@ export class WorkerClient {
       r();
     }));
     this.watchdog = setInterval(() => {
-      if (Date.now() - this.lastHeard > SILENCE_MS) this.fail(new Error(`the capture worker (pid ${this.pid}) has not answered for ${SILENCE_MS / 1000} s`));
+      if (Date.now() - this.lastHeard > SILENCE_MS)
+        this.fail(new Error(`the capture worker (pid ${this.pid}) has not answered for ${SILENCE_MS / 1000} s`));
     }, 1000);
     this.watchdog.unref();
   }

@@ -5,7 +5,14 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Command } from 'commander';
-import { ConsoleRefusedError, encodePng, nodeFileSource, openSpiceSession, settledDisplay, type HeadlessTarget } from '../../spice-node/index.ts';
+import {
+  ConsoleRefusedError,
+  encodePng,
+  nodeFileSource,
+  openSpiceSession,
+  settledDisplay,
+  type HeadlessTarget,
+} from '../../spice-node/index.ts';
 import {
   ChannelType, ClipboardError, FileTransferError, MouseButton, MouseButtonMask, MouseMode, Selection, SpiceInputError,
   SpiceLinkError, nextEvent, scancodeOf, type DisplayChannel, type InputsChannel, type SpiceSession,
@@ -32,9 +39,13 @@ export function consoleTarget(target: string, api: () => Api): HeadlessTarget {
     if (!path.startsWith('/')) throw new CliError(`'${target}': expected spice+unix:///absolute/path`);
     return { socketPath: path };
   }
-  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(target)) throw new CliError(`'${target}': unknown scheme (spice://, spice+unix://, or a VM name)`);
+  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(target))
+    throw new CliError(`'${target}': unknown scheme (spice://, spice+unix://, or a VM name)`);
   const a = api();
-  return { url: `${a.url.replace(/^http/, 'ws')}/api/vms/${encodeURIComponent(target)}/spice`, headers: a.authHeaders() };
+  return {
+    url: `${a.url.replace(/^http/, 'ws')}/api/vms/${encodeURIComponent(target)}/spice`,
+    headers: a.authHeaders(),
+  };
 }
 
 async function withSession<T>(
@@ -66,7 +77,8 @@ async function withSession<T>(
 
 function explain(target: string, e: unknown): Error {
   if (e instanceof CliError) return e;
-  if (e instanceof SpiceLinkError && e.reason === 'PERMISSION_DENIED') return new CliError(`${target}: the SPICE password is wrong or missing (--password)`);
+  if (e instanceof SpiceLinkError && e.reason === 'PERMISSION_DENIED')
+    return new CliError(`${target}: the SPICE password is wrong or missing (--password)`);
   if (e instanceof SpiceLinkError) return new CliError(`${target}: ${e.message}`);
   if (e instanceof ConsoleRefusedError) {
     const hint = e.status === 401 ? ' (sign in with `oriel login`, or set ORIEL_TOKEN)' : '';
@@ -104,7 +116,10 @@ export function parseKeyCombo(combo: string): string[] {
       (/^[a-z]$/.test(lower) ? `Key${lower.toUpperCase()}` : undefined) ??
       (/^[0-9]$/.test(lower) ? `Digit${lower}` : undefined) ??
       name;
-    if (scancodeOf(code) === undefined) throw new CliError(`unknown key '${name}' in '${combo}' (names like ctrl, alt, shift, del, f1, a, 5, or KeyboardEvent.code values)`);
+    if (scancodeOf(code) === undefined)
+      throw new CliError(
+        `unknown key '${name}' in '${combo}' (names like ctrl, alt, shift, del, f1, a, 5, or KeyboardEvent.code values)`,
+      );
     return code;
   });
 }
@@ -124,11 +139,14 @@ function pair(name: string) {
 }
 
 export function consoleCommands(program: Command, api: () => Api): void {
-  const consoleCmd = program.command('console').description('look at and type into a VM or SPICE server (headless SPICE client)');
+  const consoleCmd = program
+    .command('console')
+    .description('look at and type into a VM or SPICE server (headless SPICE client)');
   const common = (c: Command) =>
     c.option('--password <password>', 'SPICE password (direct spice:// and spice+unix:// targets)')
       .option('--timeout <seconds>', 'give up after this long (default 20)', (v) => {
-        if (!/^\d+$/.test(v) || Number(v) === 0) throw new CliError(`--timeout must be a positive whole number, not '${v}'`);
+        if (!/^\d+$/.test(v) || Number(v) === 0)
+          throw new CliError(`--timeout must be a positive whole number, not '${v}'`);
         return Number(v);
       }, 20);
 
@@ -204,7 +222,9 @@ export function consoleCommands(program: Command, api: () => Api): void {
       });
     });
 
-  const clip = consoleCmd.command('clipboard').description("read or set the guest's clipboard (needs the SPICE agent in the guest)");
+  const clip = consoleCmd
+    .command('clipboard')
+    .description("read or set the guest's clipboard (needs the SPICE agent in the guest)");
   common(clip.command('get <target>')
     .description("print the guest's clipboard text, or save its picture with --image")
     .option('--image <file>', 'save the clipboard picture as PNG instead')
@@ -244,20 +264,28 @@ export function consoleCommands(program: Command, api: () => Api): void {
       o: ConsoleOptions & { image?: string; primary?: boolean; once?: boolean },
     ) => {
       if (text === undefined && !o.image) throw new CliError('give TEXT, "-" for standard input, or --image FILE');
-      const content = o.image ? { png: new Uint8Array(readFileSync(o.image)) } : { text: text === '-' ? readFileSync(0, 'utf8') : text };
-      await withSession(target, o, api, async (session) => {
-        const cb = await clipboardOf(session, o.timeout);
-        const sel = o.primary ? Selection.PRIMARY : Selection.CLIPBOARD;
-        await cb.set(content, sel);
-        // The guest owns nothing of ours once this client disconnects (spice-vdagent releases it), so stay.
-        console.error(`clipboard set; serving pastes ${o.once ? 'until the first one' : `for up to ${o.timeout} s`}`);
-        await Promise.race([
-          nextEvent(cb.onGuestGrab, (g) => g.selection === sel),
-          o.once ? nextEvent(cb.onRequestServed, (r) => r.selection === sel) : new Promise(() => {}),
-          sleep(o.timeout * 1000),
-        ]);
-        await sleep(FLUSH_MS);
-      }, { overallTimeout: false });
+      const content = o.image
+        ? { png: new Uint8Array(readFileSync(o.image)) }
+        : { text: text === '-' ? readFileSync(0, 'utf8') : text };
+      await withSession(
+        target,
+        o,
+        api,
+        async (session) => {
+          const cb = await clipboardOf(session, o.timeout);
+          const sel = o.primary ? Selection.PRIMARY : Selection.CLIPBOARD;
+          await cb.set(content, sel);
+          // The guest owns nothing of ours once this client disconnects (spice-vdagent releases it), so stay.
+          console.error(`clipboard set; serving pastes ${o.once ? 'until the first one' : `for up to ${o.timeout} s`}`);
+          await Promise.race([
+            nextEvent(cb.onGuestGrab, (g) => g.selection === sel),
+            o.once ? nextEvent(cb.onRequestServed, (r) => r.selection === sel) : new Promise(() => {}),
+            sleep(o.timeout * 1000),
+          ]);
+          await sleep(FLUSH_MS);
+        },
+        { overallTimeout: false },
+      );
     },
   );
 
@@ -267,7 +295,9 @@ export function consoleCommands(program: Command, api: () => Api): void {
     .action(async (target: string, files: string[], o: ConsoleOptions & { stall?: string }) => {
       const stallMs = Number(o.stall ?? o.timeout) * 1000;
       await withSession(target, o, api, async (session) => {
-        await session.agent.whenReady(o.timeout * 1000).catch((e: Error) => { throw new CliError(`${target}: ${e.message}`); });
+        await session.agent.whenReady(o.timeout * 1000).catch((e: Error) => {
+          throw new CliError(`${target}: ${e.message}`);
+        });
         const ac = new AbortController();
         const onSigint = () => ac.abort();
         process.once('SIGINT', onSigint);
@@ -297,7 +327,9 @@ export function consoleCommands(program: Command, api: () => Api): void {
               await src.close();
             }
             const s = (Date.now() - t0) / 1000;
-            console.error(`${src.name}: ${formatBytes(src.size)} in ${s.toFixed(1)} s (${formatBytes(src.size / Math.max(s, 0.001))}/s)`);
+            console.error(
+              `${src.name}: ${formatBytes(src.size)} in ${s.toFixed(1)} s (${formatBytes(src.size / Math.max(s, 0.001))}/s)`,
+            );
           }
         } finally {
           process.off('SIGINT', onSigint);
@@ -330,7 +362,10 @@ async function resizeTo(session: SpiceSession, [w, h]: [number, number], timeout
     const changed = nextEvent(display.onSurfaceCreated, (i) => i.primary && i.width === wantW && i.height === h);
     session.agent.resize(w, h);
     const t = await Promise.race([changed.then(() => true), sleep(Math.max(5, timeoutS - 2) * 1000).then(() => false)]);
-    if (!t) throw new CliError(`the guest did not switch to ${wantW}×${h} (it shows ${current()?.width}×${current()?.height}); is its agent applying display changes?`);
+    if (!t)
+      throw new CliError(
+        `the guest did not switch to ${wantW}×${h} (it shows ${current()?.width}×${current()?.height}); is its agent applying display changes?`,
+      );
   }
   return [current()!.width, current()!.height];
 }
@@ -340,7 +375,9 @@ async function absoluteMode(session: SpiceSession): Promise<void> {
   const main = session.main;
   for (let i = 0; i < 20 && !((main.mouseMode?.supported ?? 0) & MouseMode.CLIENT); i++) await sleep(100);
   if (!((main.mouseMode?.supported ?? 0) & MouseMode.CLIENT)) {
-    throw new CliError('this VM has no absolute pointer (a USB tablet or the SPICE agent): use --by DX,DY for relative motion');
+    throw new CliError(
+      'this VM has no absolute pointer (a USB tablet or the SPICE agent): use --by DX,DY for relative motion',
+    );
   }
   if (main.mouseMode!.current === MouseMode.CLIENT) return;
   const switched = new Promise<void>((resolve) => {

@@ -10,14 +10,18 @@ import { ProgressBar } from '../output.ts';
 export const DEMO_VM = 'demo';
 
 export function serveCommand(program: Command): void {
-  program.command('serve')
+  program
+    .command('serve')
     .description('run the Oriel server (state in the data directory; VMs keep running when it stops)')
     .option('--host <addr>', 'address to listen on (ORIEL_HOST; default 127.0.0.1)')
     .option('--port <n>', 'port (ORIEL_PORT; default 8470)')
     .option('--data-dir <dir>', 'data directory (ORIEL_DATA_DIR; default ~/.local/share/oriel)')
     .option('--cache-dir <dir>', 'image cache (ORIEL_CACHE_DIR; default ~/.cache/oriel)')
     .option('--accel <auto|kvm|tcg>', 'acceleration for new VMs (ORIEL_ACCEL; default auto)')
-    .option('--demo [image]', "start a VM named 'demo' owned by admin, from IMAGE, or by default the desktop image if built, else tiny (built if needed)")
+    .option(
+      '--demo [image]',
+      "start a VM named 'demo' owned by admin, from IMAGE, or by default the desktop image if built, else tiny (built if needed)",
+    )
     .action(async (o) => {
       const config: OrielConfig = defaultConfig();
       if (o.host) config.host = o.host;
@@ -25,10 +29,12 @@ export function serveCommand(program: Command): void {
       if (o.dataDir) config.dataDir = (await import('node:path')).resolve(o.dataDir);
       if (o.cacheDir) config.cacheDir = (await import('node:path')).resolve(o.cacheDir);
       if (o.accel) {
-        if (!['auto', 'kvm', 'tcg'].includes(o.accel)) throw new CliError(`--accel must be auto, kvm or tcg, not '${o.accel}'`);
+        if (!['auto', 'kvm', 'tcg'].includes(o.accel))
+          throw new CliError(`--accel must be auto, kvm or tcg, not '${o.accel}'`);
         config.accel = o.accel as Accel;
       }
-      if (!Number.isInteger(config.port) || config.port < 0 || config.port > 65535) throw new CliError(`invalid port '${o.port ?? process.env.ORIEL_PORT}'`);
+      if (!Number.isInteger(config.port) || config.port < 0 || config.port > 65535)
+        throw new CliError(`invalid port '${o.port ?? process.env.ORIEL_PORT}'`);
       const server = await createServer(config);
       try {
         await server.app.listen({ host: config.host, port: config.port });
@@ -44,7 +50,10 @@ export function serveCommand(program: Command): void {
       out.write(`  data directory: ${config.dataDir}\n`);
       if (server.firstAdmin) {
         out.write(`  admin account:  ${server.firstAdmin.name}\n`);
-        if (server.firstAdmin.generated) out.write(`  admin password: ${server.firstAdmin.password}   (shown only now; ORIEL_ADMIN_PASSWORD sets it)\n`);
+        if (server.firstAdmin.generated)
+          out.write(
+            `  admin password: ${server.firstAdmin.password}   (shown only now; ORIEL_ADMIN_PASSWORD sets it)\n`,
+          );
         else out.write('  admin password: from ORIEL_ADMIN_PASSWORD\n');
       }
       out.write(`  sign in from a shell: npx oriel login --server ${url}\n\n`);
@@ -55,7 +64,10 @@ export function serveCommand(program: Command): void {
       };
       process.once('SIGINT', stop);
       process.once('SIGTERM', stop);
-      if (o.demo) void startDemo(server, typeof o.demo === 'string' ? o.demo : undefined).catch((e) => server.app.log.error({ err: e }, `demo VM: ${(e as Error).message}`));
+      if (o.demo)
+        void startDemo(server, typeof o.demo === 'string' ? o.demo : undefined).catch((e) =>
+          server.app.log.error({ err: e }, `demo VM: ${(e as Error).message}`),
+        );
     });
 }
 
@@ -82,7 +94,10 @@ export async function startDemo(server: OrielServer, imageName?: string): Promis
   bar.end();
   if (done.status !== 'succeeded') throw new Error(`building the ${image} image ${done.status}: ${done.error}`);
   let vm = ctx.vms.store.byName(DEMO_VM);
-  vm ??= await ctx.vms.create(image === 'tiny' ? { name: DEMO_VM, image, memoryMiB: 256 } : { name: DEMO_VM, image }, admin.id);
+  vm ??= await ctx.vms.create(
+    image === 'tiny' ? { name: DEMO_VM, image, memoryMiB: 256 } : { name: DEMO_VM, image },
+    admin.id,
+  );
   if (vm.state === 'stopped' || vm.state === 'crashed') vm = await ctx.vms.start(vm.id);
   process.stdout.write(`demo VM '${DEMO_VM}' is ${vm.state}: try \`npx oriel vm exec demo -- uname -a\`\n`);
 }

@@ -48,7 +48,14 @@ export function spiceUpgrade(app: FastifyInstance, ctx: ServerContext, tickets: 
   };
 }
 
-function bridge(ctx: ServerContext, tickets: ConsoleTickets, ws: WebSocket, vmId: string, auth: Auth, log: FastifyInstance['log']): void {
+function bridge(
+  ctx: ServerContext,
+  tickets: ConsoleTickets,
+  ws: WebSocket,
+  vmId: string,
+  auth: Auth,
+  log: FastifyInstance['log'],
+): void {
   let pending: Buffer[] = [];
   let pendingBytes = 0;
   let upstream: Socket | undefined;

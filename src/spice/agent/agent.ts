@@ -9,7 +9,16 @@ import { startTimer } from '../timers.ts';
 import { AgentClipboard } from './clipboard.ts';
 import { AgentFileTransfer } from './file-xfer.ts';
 import { AgentPipe, CLIENT_TOKEN_WINDOW } from './pipe.ts';
-import { AgentCap, AgentMsg, MonitorsFlag, decodeCaps, encodeCaps, encodeMonitors, type AgentMessage, type MonitorConfig } from './protocol.ts';
+import {
+  AgentCap,
+  AgentMsg,
+  MonitorsFlag,
+  decodeCaps,
+  encodeCaps,
+  encodeMonitors,
+  type AgentMessage,
+  type MonitorConfig,
+} from './protocol.ts';
 
 /** What the client announces: clipboard by demand with selections, monitors config, detailed transfer errors. */
 export const CLIENT_AGENT_CAPS = [
@@ -65,7 +74,10 @@ export class SpiceAgent {
         sendTokens: (n) => this._link.send(MainMsgc.AGENT_TOKEN, new Writer(4).u32(n).finish()),
       },
       (m) => this._dispatch(m),
-      (type, size) => this._onWarning.fire(`the guest sent an agent message (type ${type}) of ${size} bytes, over the ${this._maxClipboard}-byte limit: ignored`),
+      (type, size) =>
+        this._onWarning.fire(
+          `the guest sent an agent message (type ${type}) of ${size} bytes, over the ${this._maxClipboard}-byte limit: ignored`,
+        ),
       // Clipboard payloads are the only big agent → client messages; allow their header room.
       this._maxClipboard + 64,
     );
@@ -108,7 +120,9 @@ export class SpiceAgent {
       };
       const cancel = startTimer(timeoutMs, () => {
         this._readyWaiters = this._readyWaiters.filter((x) => x !== w);
-        reject(new Error(`the guest agent did not connect within ${timeoutMs} ms (is spice-vdagent running in the guest?)`));
+        reject(
+          new Error(`the guest agent did not connect within ${timeoutMs} ms (is spice-vdagent running in the guest?)`),
+        );
       });
       this._readyWaiters.push(w);
     });

@@ -9,7 +9,14 @@
 // from their headers. The client grants the server a window of tokens (AGENT_START) and returns them (AGENT_TOKEN) as
 // it consumes chunks, so a guest can never make it buffer more than it chose. A message larger than the limit is
 // skipped without being stored, and reported.
-import { AGENT_HEADER_SIZE, AGENT_MAX_CHUNK, assertProtocol, encodeMessage, readHeader, type AgentMessage } from './protocol.ts';
+import {
+  AGENT_HEADER_SIZE,
+  AGENT_MAX_CHUNK,
+  assertProtocol,
+  encodeMessage,
+  readHeader,
+  type AgentMessage,
+} from './protocol.ts';
 
 export interface PipeSink {
   /** Sends one AGENT_DATA body (≤ 2048 bytes). */

@@ -91,7 +91,8 @@ export function decodeCursorImage(
     const rowBytes = layout.rowBytes(width);
     const palAt = rowBytes * height;
     const maskAt = palAt + layout.palette * 4;
-    if (data.length < maskAt + bpl * height) throw new SpiceDecodeError('cursor', `${nameOf(CursorType, type)} data truncated`);
+    if (data.length < maskAt + bpl * height)
+      throw new SpiceDecodeError('cursor', `${nameOf(CursorType, type)} data truncated`);
     const pal = (i: number): number =>
       data[palAt + i * 4]! | (data[palAt + i * 4 + 1]! << 8) | (data[palAt + i * 4 + 2]! << 16);
     for (let y = 0; y < height; y++) {

@@ -25,7 +25,17 @@ import type { PixelSource } from '../draw/source.ts';
 import { dashList, pathPolylines, strokePixels } from '../draw/stroke.ts';
 import { drawGlyphs, glyphBounds, glyphCoverage } from '../draw/text.ts';
 import { readImage, readMaskImage, readSource, type ImageContext } from './display-images.ts';
-import { readBrush, readClip, readLineAttr, readMask, readPath, readRect, readString, type WireBrush, type WireMask } from './display-wire.ts';
+import {
+  readBrush,
+  readClip,
+  readLineAttr,
+  readMask,
+  readPath,
+  readRect,
+  readString,
+  type WireBrush,
+  type WireMask,
+} from './display-wire.ts';
 
 export interface DrawTarget {
   surface: Surface;
@@ -97,7 +107,16 @@ export class DrawCommands {
         const brush = this._brush(readBrush(r), body, t);
         const rop = r.u16();
         const scale = r.u8();
-        this._opaque(base, t, src, area, brush, ropFromDescriptor(rop, 'brush-src'), scale, this._mask(readMask(r), body));
+        this._opaque(
+          base,
+          t,
+          src,
+          area,
+          brush,
+          ropFromDescriptor(rop, 'brush-src'),
+          scale,
+          this._mask(readMask(r), body),
+        );
         break;
       }
       case DisplayMsg.DRAW_BLACKNESS:
@@ -372,7 +391,8 @@ export class DrawCommands {
           need,
         ))
     ) {
-      this._h.skipped['DRAW_ROP3 source smaller than its area'] = (this._h.skipped['DRAW_ROP3 source smaller than its area'] ?? 0) + 1;
+      this._h.skipped['DRAW_ROP3 source smaller than its area'] =
+        (this._h.skipped['DRAW_ROP3 source smaller than its area'] ?? 0) + 1;
       return;
     }
     const keep = this._keep(area.rect, base.box, s.valid, mask);

@@ -102,7 +102,8 @@ export function decode(src: Uint8Array, dict: GlzWindow, maxPixels: number, pale
     if (!palette) throw new SpiceDecodeError('glz', 'palettized GLZ without a palette');
     checkDimensions('glz', width, height, maxPixels);
     const rowPixels = stride * ppb;
-    if (rowPixels < width || stride > width + 1) throw new SpiceDecodeError('glz', `bad stride ${stride} for width ${width}`);
+    if (rowPixels < width || stride > width + 1)
+      throw new SpiceDecodeError('glz', `bad stride ${stride} for width ${width}`);
     checkDimensions('glz', rowPixels, height, maxPixels);
     const count = rowPixels * height;
     const pixels = new Uint8Array(count * 4);

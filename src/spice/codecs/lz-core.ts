@@ -63,7 +63,8 @@ export function decodeRun(cur: Cursor, out: Uint8Array, start: number, n: number
       len += bias;
       ofs += 1;
       const ref = op - ofs;
-      if (ref < start || op + len > limit) throw new SpiceDecodeError('lz', `reference out of range (distance ${ofs}, length ${len})`);
+      if (ref < start || op + len > limit)
+        throw new SpiceDecodeError('lz', `reference out of range (distance ${ofs}, length ${len})`);
       copyUnits(out, ref, op, len, mode);
       op += len;
     } else {

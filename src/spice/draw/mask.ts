@@ -34,8 +34,10 @@ export function maskFromBitmap(
   data: Uint8Array,
 ): MaskBits {
   const lsbFirst = format === BitmapFmt['1BIT_LE'];
-  if (!lsbFirst && format !== BitmapFmt['1BIT_BE']) throw new SpiceDecodeError('mask', `bitmap format ${format} is not 1 bit per pixel`);
-  if (stride * 8 < width || stride * height > data.length) throw new SpiceDecodeError('mask', `${data.length} bytes for ${width}×${height} at stride ${stride}`);
+  if (!lsbFirst && format !== BitmapFmt['1BIT_BE'])
+    throw new SpiceDecodeError('mask', `bitmap format ${format} is not 1 bit per pixel`);
+  if (stride * 8 < width || stride * height > data.length)
+    throw new SpiceDecodeError('mask', `${data.length} bytes for ${width}×${height} at stride ${stride}`);
   const bits = new Uint8Array(width * height);
   for (let y = 0; y < height; y++) {
     const row = (topDown ? y : height - 1 - y) * stride;

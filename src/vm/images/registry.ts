@@ -24,7 +24,8 @@ export const builders: Record<string, ImageBuilder> = {
   },
   desktop: {
     name: 'desktop',
-    description: 'Debian bookworm with Xorg (qxl), openbox and xterm, the SPICE agent, SPICE WebDAV and qemu-guest-agent; ~3.5 min to build',
+    description:
+      'Debian bookworm with Xorg (qxl), openbox and xterm, the SPICE agent, SPICE WebDAV and qemu-guest-agent; ~3.5 min to build',
     recipe: desktopRecipeHash,
     build: buildDesktopImage,
   },

@@ -110,7 +110,11 @@ export class QmpClient {
       await client.execute('qmp_capabilities', undefined, { timeoutMs: Infinity });
     })();
     try {
-      await withTimeout(handshake, timeoutMs, () => new QmpTimeoutError('handshake (greeting and qmp_capabilities)', timeoutMs));
+      await withTimeout(
+        handshake,
+        timeoutMs,
+        () => new QmpTimeoutError('handshake (greeting and qmp_capabilities)', timeoutMs),
+      );
     } catch (e) {
       void client.close();
       throw e;

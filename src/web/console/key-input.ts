@@ -143,7 +143,13 @@ export class KeyInput {
     }
     if (e.code === 'ControlLeft') {
       if (down && !e.repeat) {
-        this._heldCtrl = { timeStamp: e.timeStamp, timer: setTimeout(() => { this._heldCtrl = undefined; this._key(scancodeOf('ControlLeft')!, true); }, ALTGR_WINDOW_MS) };
+        this._heldCtrl = {
+          timeStamp: e.timeStamp,
+          timer: setTimeout(() => {
+            this._heldCtrl = undefined;
+            this._key(scancodeOf('ControlLeft')!, true);
+          }, ALTGR_WINDOW_MS),
+        };
         return true;
       }
       if (!down && this._droppedCtrl) {
@@ -175,7 +181,11 @@ export class KeyInput {
    */
   private _syncModifiers(inputs: InputsChannel, e: KeyboardEvent): void {
     if (e.getModifierState('AltGraph')) return;
-    for (const [flag, left, right] of [[e.shiftKey, 'ShiftLeft', 'ShiftRight'], [e.ctrlKey, 'ControlLeft', 'ControlRight'], [e.altKey, 'AltLeft', 'AltRight']] as const) {
+    for (const [flag, left, right] of [
+      [e.shiftKey, 'ShiftLeft', 'ShiftRight'],
+      [e.ctrlKey, 'ControlLeft', 'ControlRight'],
+      [e.altKey, 'AltLeft', 'AltRight'],
+    ] as const) {
       if (e.code === left || e.code === right) continue;
       const l = scancodeOf(left)!;
       const r = scancodeOf(right)!;

@@ -187,7 +187,8 @@ export class SpiceConsole {
   reconnectNow(): void {
     // Only while waiting for the next attempt: an attempt in flight is left alone (two would kick each other out:
     // spice-server serves one client).
-    if (!this._wanted || this._session || this.status.status !== 'reconnecting' || this.status.retryInMs === undefined) return;
+    if (!this._wanted || this._session || this.status.status !== 'reconnecting' || this.status.retryInMs === undefined)
+      return;
     clearTimeout(this._retryTimer);
     void this._open();
   }
@@ -273,7 +274,10 @@ export class SpiceConsole {
       let timer: ReturnType<typeof setTimeout> | undefined;
       const session = await Promise.race([
         connecting,
-        new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error('the console did not answer')), CONNECT_TIMEOUT_MS))),
+        new Promise<never>(
+          (_, reject) =>
+            (timer = setTimeout(() => reject(new Error('the console did not answer')), CONNECT_TIMEOUT_MS)),
+        ),
       ]).finally(() => clearTimeout(timer));
       if (gen !== this._generation || !this._wanted) {
         session.close();

@@ -3,8 +3,20 @@
 export interface User { id: string; name: string; role: 'admin' | 'user'; createdAt: string }
 export type VmState = 'stopped' | 'starting' | 'running' | 'paused' | 'stopping' | 'crashed';
 export interface Vm {
-  id: string; name: string; owner: string; state: VmState; stateReason: string | null; pid: number | null;
-  memoryMiB: number; cpus: number; display: 'std' | 'qxl'; accel: string; hugepages: boolean; image: string | null; createdAt: string; updatedAt: string;
+  id: string;
+  name: string;
+  owner: string;
+  state: VmState;
+  stateReason: string | null;
+  pid: number | null;
+  memoryMiB: number;
+  cpus: number;
+  display: 'std' | 'qxl';
+  accel: string;
+  hugepages: boolean;
+  image: string | null;
+  createdAt: string;
+  updatedAt: string;
 }
 export interface Operation {
   id: string; kind: string; vm: string | null; user: string | null;

@@ -19,7 +19,13 @@ export function SerialTerminal({ vm }: { vm: Vm }) {
       status.value = `the VM is ${vm.state}`;
       return;
     }
-    const term = new Terminal({ convertEol: false, cursorBlink: true, fontSize: 14, scrollback: 5000, theme: { background: '#111418' } });
+    const term = new Terminal({
+      convertEol: false,
+      cursorBlink: true,
+      fontSize: 14,
+      scrollback: 5000,
+      theme: { background: '#111418' },
+    });
     const fit = new FitAddon();
     term.loadAddon(fit);
     term.open(host.current!);

@@ -128,7 +128,8 @@ test('three files, one of 200 MiB, arrive in the guest with identical sha256; pr
   }
   const secs = (Date.now() - t0) / 1000;
   const sums = await sh(`cd /home/user/Downloads && sha256sum ${[...expected.keys()].join(' ')}`, 120_000);
-  for (const [name, hash] of expected) assert.match(sums, new RegExp(`^${hash}  ${name.replace('.', '\\.')}$`, 'm'), `${name} in the guest`);
+  for (const [name, hash] of expected)
+    assert.match(sums, new RegExp(`^${hash}  ${name.replace('.', '\\.')}$`, 'm'), `${name} in the guest`);
   const bigProgress = progress.get('big-200m.bin')!;
   assert.ok(bigProgress.length > 100, `progress events for the big file: ${bigProgress.length}`);
   assert.equal(bigProgress.at(-1), 200 << 20);
@@ -176,7 +177,14 @@ test('the guest resolution follows the client (monitors config), read back with 
   for (const [w, h] of [[1024, 700], [800, 600]] as const) {
     const created = nextEvent(display.onSurfaceCreated, (i) => i.primary && i.width === w && i.height === h);
     session.agent.resize(w, h);
-    await Promise.race([created, sleep(60_000).then(() => assert.fail(`no ${w}x${h} surface within 60 s (now ${display.primary?.info.width}x${display.primary?.info.height})`))]);
+    await Promise.race([
+      created,
+      sleep(60_000).then(() =>
+        assert.fail(
+          `no ${w}x${h} surface within 60 s (now ${display.primary?.info.width}x${display.primary?.info.height})`,
+        ),
+      ),
+    ]);
     const xr = await sh('xrandr --current');
     assert.match(xr, new RegExp(`current ${w} x ${h}`), xr);
   }

@@ -28,7 +28,12 @@ function sink() {
 /** Re-reads the agent messages out of a list of AGENT_DATA bodies. */
 function messagesOf(chunks: Uint8Array[]): { type: number; data: Uint8Array }[] {
   const out: { type: number; data: Uint8Array }[] = [];
-  const p = new AgentPipe({ sendData() {}, sendTokens() {} }, (m) => out.push(m), () => assert.fail('oversized'), 1 << 30);
+  const p = new AgentPipe(
+    { sendData() {}, sendTokens() {} },
+    (m) => out.push(m),
+    () => assert.fail('oversized'),
+    1 << 30,
+  );
   for (const c of chunks) p.receive(c);
   return out;
 }
@@ -176,7 +181,10 @@ test('clipboard by demand: guest grab → request → data, and client grab → 
   await tick();
   const req = h.sentToAgent().find((m) => m.type === AgentMsg.CLIPBOARD_REQUEST)!;
   assert.deepEqual([...req.data], [1, 0, 0, 0, ClipboardType.UTF8_TEXT, 0, 0, 0]);
-  h.fromGuest(AgentMsg.CLIPBOARD, new Writer().u8(1).u8(0).u8(0).u8(0).u32(ClipboardType.UTF8_TEXT).bytes(encodeUtf8('héllo')).finish());
+  h.fromGuest(
+    AgentMsg.CLIPBOARD,
+    new Writer().u8(1).u8(0).u8(0).u8(0).u32(ClipboardType.UTF8_TEXT).bytes(encodeUtf8('héllo')).finish(),
+  );
   assert.equal(await reading, 'héllo');
   // No image offered: reading one gives undefined without asking.
   assert.equal(await h.agent.clipboard.readPng(1), undefined);
@@ -266,7 +274,10 @@ test('file transfer: start, wait for the guest, stream paced by tokens, success;
   await tick();
   const id2 = new Reader(h.sentToAgent().filter((m) => m.type === AgentMsg.FILE_XFER_START)[1]!.data).u32();
   h.fromGuest(AgentMsg.FILE_XFER_STATUS, new Writer().u32(id2).u32(XferStatus.NOT_ENOUGH_SPACE).u64(1234).finish());
-  await assert.rejects(refused, (e: Error & { code?: string }) => e.code === 'no-space' && /1234 bytes free/.test(e.message));
+  await assert.rejects(
+    refused,
+    (e: Error & { code?: string }) => e.code === 'no-space' && /1234 bytes free/.test(e.message),
+  );
   h.agent.close();
 });
 
@@ -275,7 +286,10 @@ test('file transfer cancel: queued data dropped, CANCELLED told to the agent', a
   h.agent.init(true, 50);
   h.fromGuest(AgentMsg.ANNOUNCE_CAPABILITIES, encodeCaps([], false));
   const ac = new AbortController();
-  const sending = h.agent.files.send({ name: 'a', size: 1 << 20, read: async (_o, n) => new Uint8Array(n) }, { signal: ac.signal });
+  const sending = h.agent.files.send(
+    { name: 'a', size: 1 << 20, read: async (_o, n) => new Uint8Array(n) },
+    { signal: ac.signal },
+  );
   await tick();
   const id = new Reader(h.sentToAgent().find((m) => m.type === AgentMsg.FILE_XFER_START)!.data).u32();
   h.fromGuest(AgentMsg.FILE_XFER_STATUS, new Writer().u32(id).u32(XferStatus.CAN_SEND_DATA).finish());

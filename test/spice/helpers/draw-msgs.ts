@@ -128,7 +128,13 @@ export function surfaceImage(surfaceId: number, w: number, h: number): (b: Body)
   return (b) => b.u64(0).u8(ImageType.SURFACE).u8(0).u32(w).u32(h).u32(surfaceId);
 }
 
-export function surfaceCreate(id: number, w: number, h: number, format: number = SurfaceFmt['32_xRGB'], primary = true): Uint8Array {
+export function surfaceCreate(
+  id: number,
+  w: number,
+  h: number,
+  format: number = SurfaceFmt['32_xRGB'],
+  primary = true,
+): Uint8Array {
   return miniMessage(
     DisplayMsg.SURFACE_CREATE,
     new Body()

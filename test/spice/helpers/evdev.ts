@@ -33,7 +33,9 @@ export async function recordEvents(
   act: () => void | Promise<void>,
   seconds = 3,
 ): Promise<InputEvent[][]> {
-  await g.run(nodes.map((n, i) => `rm -f /tmp/ev${i}; (timeout ${seconds} cat ${n} > /tmp/ev${i}) >/dev/null 2>&1 &`).join('\n'));
+  await g.run(
+    nodes.map((n, i) => `rm -f /tmp/ev${i}; (timeout ${seconds} cat ${n} > /tmp/ev${i}) >/dev/null 2>&1 &`).join('\n'),
+  );
   const started = Date.now();
   await sleep(400);
   await act();
