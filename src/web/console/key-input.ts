@@ -75,6 +75,13 @@ export class KeyInput {
     return { typed, skipped };
   }
 
+  /** Keyboard Lock (Chromium): in fullscreen, Esc, Alt+Tab, Ctrl+W ... go to the guest, not the browser. */
+  lockKeys(fullscreen: boolean): void {
+    const kb = (navigator as Navigator & { keyboard?: { lock?: () => Promise<void>; unlock?: () => void } }).keyboard;
+    if (fullscreen) void kb?.lock?.().catch(() => undefined);
+    else kb?.unlock?.();
+  }
+
   /** Releases in the guest every key pressed through this console (focus left, typing text, session ended). */
   releaseAll(inputs: InputsChannel | undefined): void {
     if (inputs) for (const sc of this._pressed) inputs.keyUp(sc);

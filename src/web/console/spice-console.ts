@@ -519,10 +519,7 @@ export class SpiceConsole {
   }
 
   private _onFullscreenChange(): void {
-    // Keyboard Lock (Chromium): in fullscreen, Esc, Alt+Tab, Ctrl+W ... go to the guest, not the browser.
-    const kb = (navigator as Navigator & { keyboard?: { lock?: () => Promise<void>; unlock?: () => void } }).keyboard;
-    if (document.fullscreenElement === this.element) void kb?.lock?.().catch(() => undefined);
-    else kb?.unlock?.();
+    this._keys.lockKeys(document.fullscreenElement === this.element);
     this._layout();
   }
 
