@@ -17,18 +17,19 @@ import { conflict, notFound, OrielError, unprocessable, unavailable } from '../e
 import type { Accel } from '../config.ts';
 import type { Db } from '../store/database.ts';
 import { resolveAccel } from './accel.ts';
-import { createOverlay, diskInfo, checkDisk } from './disk.ts';
-import { findBuiltImage, builders } from './images/registry.ts';
-import { GuestShell } from './guest-shell.ts';
+import { createOverlay } from './disk.ts';
+import { findBuiltImage } from './images/registry.ts';
 import { checkHugePages } from './hugepages.ts';
-import { GuestAgent, GuestAgentError } from './guest-agent.ts';
+import { GuestAgent } from './guest-agent.ts';
+import { execByAgent, execByShell, type ExecResult } from './guest-exec.ts';
 import { vmPaths, type VmPaths } from './paths.ts';
 import { isAlive, isOurQemu, readPidfile, tail, waitUntil } from './process.ts';
 import { qemuArgs } from './qemu-args.ts';
 import { QmpClient } from './qmp/index.ts';
-import { VM_NAME_RE, vmRequestSchema, type VmRequest, type VmSpec, type VmState } from './spec.ts';
+import { resolveSpec } from './resolve-spec.ts';
+import { howItEnded, type Runtime } from './runtime.ts';
+import { VM_NAME_RE, vmRequestSchema, type VmState } from './spec.ts';
 import { VmStore, type VmRecord } from './store.ts';
-import { isAbsolute } from 'node:path';
 // A timer that keeps the process alive: at server start nothing else may (the HTTP server is not listening yet).
 import { setTimeout as delay } from 'node:timers/promises';
 
@@ -43,33 +44,7 @@ export interface VmManagerOptions {
   log?: (level: 'info' | 'warn' | 'error', msg: string, extra?: Record<string, unknown>) => void;
 }
 
-export interface ExecResult {
-  stdout: string;
-  stderr: string;
-  exitCode: number;
-}
-
-interface Runtime {
-  qmp: QmpClient;
-  pid: number;
-  child?: ChildProcess;
-  /** Oriel asked QEMU to exit (quit / kill): its exit is a stop, not a crash. */
-  expectExit: boolean;
-  /** QEMU reported SHUTDOWN (guest powered off, or a signal from the host). */
-  shutdownReason?: string;
-  childExit?: { code: number | null; signal: NodeJS.Signals | null };
-  /** The server let go of this QEMU (shutdown): it keeps running, to be re-attached by the next server. */
-  detached?: boolean;
-  gone: Promise<void>;
-  shell?: GuestShell;
-  /** The guest agent connection (images with the 'guest-agent' device), shared by every caller. */
-  agent?: GuestAgent;
-  /** While > 0, a checkpoint or restore owns the run state: its own short `stop`s and QEMU's RESUMEs are not the
-   * user's pauses, so STOP/RESUME events do not flip the VM's state (see `withQmp`). */
-  quietRunState: number;
-  /** The guest was restored from a checkpoint taken after its ready marker: it will not print it again. */
-  readyFromCheckpoint?: boolean;
-}
+export type { ExecResult } from './guest-exec.ts';
 
 /** Options of `start`. */
 export interface StartOptions {
@@ -78,7 +53,6 @@ export interface StartOptions {
   incoming?: boolean;
 }
 
-const DEFAULT_MEMORY_MIB = 256;
 const QMP_START_TIMEOUT_MS = 20_000;
 const FORCE_WAIT_MS = 5_000;
 /** How long a restarted server keeps trying to reach a live QEMU's QMP before it ends that QEMU. */
@@ -147,7 +121,7 @@ export class VmManager extends EventEmitter {
     }
     const req = parsed.data;
     if (this.store.byName(req.name)) throw conflict(`a VM named '${req.name}' already exists`);
-    const spec = await this.resolveSpec(req);
+    const spec = await resolveSpec(req, this.o);
     const id = this.store.newId();
     const p = vmPaths(this.o.dataDir, id);
     mkdirSync(p.dir, { recursive: true, mode: 0o700 });
@@ -184,62 +158,6 @@ export class VmManager extends EventEmitter {
       rmSync(p.dir, { recursive: true, force: true });
       throw e;
     }
-  }
-
-  private async resolveSpec(req: VmRequest): Promise<VmSpec> {
-    const spec: VmSpec = {
-      memoryMiB: req.memoryMiB ?? DEFAULT_MEMORY_MIB,
-      cpus: req.cpus ?? 1,
-      display: req.display ?? 'std',
-      accel: req.accel ?? this.o.accel,
-      ...(req.hugepages ? { hugepages: true } : {}),
-    };
-    const image = req.image && !isAbsolute(req.image) ? findBuiltImage(this.o.cacheDir, req.image) : undefined;
-    // What the image is made for, unless the request says otherwise.
-    if (image) {
-      spec.memoryMiB = req.memoryMiB ?? image.memoryMiB ?? spec.memoryMiB;
-      spec.cpus = req.cpus ?? image.cpus ?? spec.cpus;
-      spec.display = req.display ?? image.display ?? spec.display;
-    }
-    if (req.image) {
-      if (isAbsolute(req.image)) {
-        if (!existsSync(req.image)) throw badRequestImage(`no disk image at ${req.image}`);
-        const info = await diskInfo(this.o.qemuImgBinary, req.image).catch((e) => {
-          throw badRequestImage((e as Error).message);
-        });
-        await checkDisk(this.o.qemuImgBinary, req.image, info.format).catch((e) => {
-          throw badRequestImage((e as Error).message);
-        });
-        Object.assign(spec, { image: 'path', baseDisk: req.image, baseFormat: info.format });
-      } else {
-        if (!builders[req.image]) {
-          throw badRequestImage(
-            `unknown image '${req.image}': known images are ${Object.keys(builders).join(', ')}, or give an absolute path to a disk image`,
-          );
-        }
-        const m = image;
-        if (!m) throw badRequestImage(`image '${req.image}' is not built yet: run \`oriel image build ${req.image}\``);
-        Object.assign(spec, {
-          image: m.name, baseDisk: m.disk, baseFormat: m.disk ? 'qcow2' : undefined,
-          kernel: m.kernel, initrd: m.initrd, append: m.append, readyMarker: m.readyMarker, exec: m.exec,
-          ...(m.execEnv ? { execEnv: m.execEnv } : {}), ...(m.devices ? { devices: m.devices } : {}),
-        });
-      }
-    }
-    if (req.kernel) {
-      for (const f of [req.kernel, req.initrd!]) {
-        if (!isAbsolute(f) || !existsSync(f))
-          throw badRequestImage(`kernel and initrd must be absolute paths to existing files: ${f}`);
-      }
-      Object.assign(spec, {
-        kernel: req.kernel,
-        initrd: req.initrd,
-        append: req.append ?? spec.append ?? 'console=ttyS0',
-      });
-    } else if (req.append !== undefined) {
-      spec.append = req.append;
-    }
-    return spec;
   }
 
   async delete(ref: string): Promise<void> {
@@ -387,29 +305,10 @@ export class VmManager extends EventEmitter {
     if (!vm) return;
     const p = this.paths(vm);
     for (const f of [p.pidfile, p.qmp, p.spice, p.serial, p.shell, p.guestAgent]) rmSync(f, { force: true });
-    if (rt.expectExit || rt.shutdownReason) {
-      const reason = rt.expectExit
-        ? null
-        : rt.shutdownReason === 'guest-shutdown'
-          ? null
-          : `QEMU shut down (${rt.shutdownReason})`;
-      this.setState(id, 'stopped', reason, null);
-      this.log('info', 'vm stopped', { vm: vm.name });
-    } else {
-      const how = rt.childExit
-        ? rt.childExit.signal
-          ? `killed by ${rt.childExit.signal}`
-          : `exit code ${rt.childExit.code}`
-        : 'exited';
-      const last = tail(p.qemuLog, 10);
-      this.setState(
-        id,
-        'crashed',
-        `QEMU (pid ${rt.pid}) ${how} unexpectedly.${last ? ` Last lines of its log:\n${last}` : ''}`,
-        null,
-      );
-      this.log('warn', 'vm crashed', { vm: vm.name, pid: rt.pid, how });
-    }
+    const end = howItEnded(rt, p.qemuLog);
+    this.setState(id, end.state, end.reason, null);
+    if (end.state === 'stopped') this.log('info', 'vm stopped', { vm: vm.name });
+    else this.log('warn', 'vm crashed', { vm: vm.name, pid: rt.pid, how: end.how });
   }
 
   private runtime(vm: VmRecord): Runtime {
@@ -523,71 +422,19 @@ export class VmManager extends EventEmitter {
       );
   }
 
-  /** Runs a command in the guest through the image's command shell (second serial port). */
+  /** Runs a command in the guest through the image's command channel (guest-exec.ts), once the guest is ready. */
   async exec(ref: string, argv: string[], timeoutMs = 60_000): Promise<ExecResult> {
     const vm = this.get(ref);
-    if (vm.spec.exec === 'guest-agent') return this.execByAgent(ref, argv, timeoutMs);
-    if (vm.spec.exec !== 'serial-shell')
+    const byAgent = vm.spec.exec === 'guest-agent';
+    if (!byAgent && vm.spec.exec !== 'serial-shell')
       throw unprocessable(`VM '${vm.name}' has no command channel: its image does not provide one`);
     this.requireState(vm, ['running'], 'run a command in');
     const started = Date.now();
     await this.waitReady(ref, timeoutMs);
     const left = () => Math.max(1000, timeoutMs - (Date.now() - started));
-    const run = async (connectMs: number) => {
-      const rt = this.runtime(this.get(ref));
-      if (!rt.shell) {
-        const shell = new GuestShell(this.paths(vm).shell);
-        await shell.connect(connectMs);
-        rt.shell = shell;
-      }
-      return rt.shell.exec(argv, { timeoutMs: left() });
-    };
-    try {
-      return await run(5000);
-    } catch (e) {
-      if (e instanceof OrielError) throw e;
-      const msg = (e as Error).message;
-      if (/did not finish within/.test(msg)) throw new OrielError(504, msg, 'timeout');
-      // The connection to the guest's shell broke or never answered (a busy guest after a restart, QEMU reopening
-      // its chardev after the previous server left): start over once with a fresh connection and more patience.
-      const rt = this.runtimes.get(vm.id);
-      rt?.shell?.close();
-      if (rt) rt.shell = undefined;
-      try {
-        return await run(Math.min(30_000, left()));
-      } catch (e2) {
-        if (e2 instanceof OrielError) throw e2;
-        throw unavailable(`cannot run the command in VM '${vm.name}': ${(e2 as Error).message}`);
-      }
-    }
-  }
-
-  /** Runs a command through qemu-guest-agent (guest-exec), once the guest is ready, with the image's environment. */
-  private async execByAgent(ref: string, argv: string[], timeoutMs: number): Promise<ExecResult> {
-    const vm = this.get(ref);
-    this.requireState(vm, ['running'], 'run a command in');
-    const started = Date.now();
-    await this.waitReady(ref, timeoutMs);
-    try {
-      const r = await this.guestAgent(ref).exec(argv, {
-        env: vm.spec.execEnv,
-        timeoutMs: Math.max(1000, timeoutMs - (Date.now() - started)),
-      });
-      return { stdout: r.stdout, stderr: r.stderr, exitCode: r.exitCode };
-    } catch (e) {
-      if (!(e instanceof GuestAgentError)) throw e;
-      // As a shell would say it (and as images with a command shell do): a program that cannot be run is status 127.
-      if (e.code === 'agent-error' && /Failed to execute child process/.test(e.message)) {
-        return {
-          stdout: '',
-          stderr: `${argv[0]}: ${e.message.replace(/^.*?refused 'guest-exec': /, '')}\n`,
-          exitCode: 127,
-        };
-      }
-      if (e.code === 'agent-error') throw unprocessable(`cannot run the command in VM '${vm.name}': ${e.message}`);
-      if (e.code === 'timeout' || e.code === 'exec-timeout') throw new OrielError(504, e.message, 'timeout');
-      throw unavailable(`cannot run the command in VM '${vm.name}': ${e.message}`);
-    }
+    if (byAgent) return execByAgent(vm, () => this.guestAgent(ref), argv, left);
+    const live = () => this.runtime(this.get(ref));
+    return execByShell(vm, this.paths(vm).shell, live, () => this.runtimes.get(vm.id), argv, left);
   }
 
   /** The guest agent client of a running VM whose image has one (one connection, shared by all callers). */
@@ -739,10 +586,6 @@ export class VmManager extends EventEmitter {
     }
     this.runtimes.clear();
   }
-}
-
-function badRequestImage(msg: string) {
-  return new OrielError(400, msg, 'bad_image');
 }
 
 /** For races against a QEMU event: must not keep a server that is stopping alive. */
