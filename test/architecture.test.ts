@@ -2,7 +2,8 @@
 //   spice: nothing (isomorphic core: no Node, no DOM)   vm: store         checkpoint: vm, store
 //   server: vm, checkpoint, spice, spice-node, store    spice-node: spice
 //   cli: spice, spice-node (its console client); `oriel serve` starts the server
-// A break of these rules fails here, naming the file and the import.
+// A break of these rules fails here, naming the file and the import; eslint.config.js holds the same map as lint rules
+// (import-x/no-restricted-paths), so `npm run lint` reports it in the editor too.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readdirSync, readFileSync, statSync } from 'node:fs';
