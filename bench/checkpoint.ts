@@ -11,7 +11,8 @@
 // background snapshot of the same guest (no disk, into a socket that drops it: the floor of the mechanism), and the
 // pause of QEMU's own `savevm`. The machine's load average is printed beside them: the numbers move with it.
 // With --hugepages the guest's RAM is in 2 MiB huge pages (reserved for the run, given back after: needs root).
-// Usage: node --import tsx bench/checkpoint.ts [memoryMiB=2048] [dataMiB=512] [checkpointsPerScenario=3] [rates=0,16,128] [--hugepages]
+// Usage: node --import tsx bench/checkpoint.ts [memoryMiB=2048] [dataMiB=512] [checkpointsPerScenario=3]
+//          [rates=0,16,128] [--hugepages]
 import { createServer } from 'node:net';
 import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
@@ -46,7 +47,17 @@ const sh = async (cmd: string, timeoutMs = 600_000) => {
 };
 
 interface Row { scenario: string; n: number; m: Manifest; load: string }
-interface Scenario { name: string; rate: number; achieved: number | null; rows: Row[]; plainPauseMs: number | null; savevmPauseMs: number | null; savevmMs: number; restoreMs?: number; load: string }
+interface Scenario {
+  name: string;
+  rate: number;
+  achieved: number | null;
+  rows: Row[];
+  plainPauseMs: number | null;
+  savevmPauseMs: number | null;
+  savevmMs: number;
+  restoreMs?: number;
+  load: string;
+}
 
 /** Pause of one event pair around `fn` (STOP → RESUME on the VM's QMP). */
 async function pauseAround(fn: () => Promise<unknown>): Promise<number | null> {
@@ -106,10 +117,12 @@ function floorOf(prev: Manifest | undefined, cur: Manifest): { floor: number; ch
 const dirtier = (rate: number) => {
   const chunk = Math.max(1, Math.round(rate / 8));
   const cs = 'read up _ < /proc/uptime; t=${up%.*}${up#*.}';
-  return `(${cs}; t0=$t; n=0; while :; do ${cs}; if [ $n -lt $(( (t - t0) * ${rate} / 100 )) ]; then ` +
+  return (
+    `(${cs}; t0=$t; n=0; while :; do ${cs}; if [ $n -lt $(( (t - t0) * ${rate} / 100 )) ]; then ` +
     `dd if=/mnt/src of=/mnt/p bs=1M count=${chunk} seek=$((RANDOM % ${dataMiB - chunk})) iflag=skip_bytes ` +
     `skip=$(( (RANDOM * 32768 + RANDOM) % ${(SRC_MiB - chunk) * 2 ** 20} )) conv=notrunc 2>/dev/null; n=$((n + ${chunk})); echo $n > /tmp/dirtied; ` +
-    'else sleep 0.05; fi; done) >/dev/null 2>&1 & echo $! > /tmp/dirtier.pid';
+    'else sleep 0.05; fi; done) >/dev/null 2>&1 & echo $! > /tmp/dirtier.pid'
+  );
 };
 
 const scenarios: Scenario[] = [];
@@ -117,9 +130,13 @@ try {
   console.error(`load ${load()}: booting a ${mem} MiB guest, filling ${dataMiB} MiB of its RAM`);
   await bootTiny(rig, 'b', mem, { hugepages: huge });
   // A random source, then the data: shifted copies of it (every page different, none compressible).
-  await sh(`mkdir -p /mnt && mount -t tmpfs -o size=${dataMiB + SRC_MiB + 64}m t /mnt && dd if=/dev/urandom of=/mnt/src bs=1M count=${SRC_MiB} 2>/dev/null`);
+  await sh(
+    `mkdir -p /mnt && mount -t tmpfs -o size=${dataMiB + SRC_MiB + 64}m t /mnt && dd if=/dev/urandom of=/mnt/src bs=1M count=${SRC_MiB} 2>/dev/null`,
+  );
   for (let at = 0; at < dataMiB; at += 32) {
-    await sh(`dd if=/mnt/src of=/mnt/p bs=1M count=${Math.min(32, dataMiB - at)} seek=${at} iflag=skip_bytes skip=$((${at} * 4099 + 17)) conv=notrunc 2>/dev/null`);
+    await sh(
+      `dd if=/mnt/src of=/mnt/p bs=1M count=${Math.min(32, dataMiB - at)} seek=${at} iflag=skip_bytes skip=$((${at} * 4099 + 17)) conv=notrunc 2>/dev/null`,
+    );
   }
   for (const rate of rates) {
     const name = rate === 0 ? 'idle' : `${rate} MiB/s`;
@@ -131,13 +148,20 @@ try {
     for (let i = 1; i <= perScenario; i++) {
       const m = await svc.create('b');
       rows.push({ scenario: name, n: i, m, load: load() });
-      console.error(`  checkpoint ${i}: pause ${m.stats.pauseMs} ms, ${m.stats.durationMs} ms, ${MB(m.stats.newBytes)} MB`);
+      console.error(
+        `  checkpoint ${i}: pause ${m.stats.pauseMs} ms, ${m.stats.durationMs} ms, ${MB(m.stats.newBytes)} MB`,
+      );
       await sleep(PAUSE_BETWEEN_MS);
     }
-    const achieved = rate > 0 ? Math.round(((Number(await sh('cat /tmp/dirtied')) - n0) / ((Date.now() - t0) / 1000)) * 10) / 10 : null;
+    const achieved =
+      rate > 0
+        ? Math.round(((Number(await sh('cat /tmp/dirtied')) - n0) / ((Date.now() - t0) / 1000)) * 10) / 10
+        : null;
     const plainPauseMs = await plainBackgroundPause();
     const t1 = Date.now();
-    const savevmPauseMs = await pauseAround(() => rig.vms.qmp('b').execute('human-monitor-command', { 'command-line': 'savevm bench' }, { timeoutMs: 600_000 }));
+    const savevmPauseMs = await pauseAround(() =>
+      rig.vms.qmp('b').execute('human-monitor-command', { 'command-line': 'savevm bench' }, { timeoutMs: 600_000 }),
+    );
     const savevmMs = Date.now() - t1;
     await rig.vms.qmp('b').execute('human-monitor-command', { 'command-line': 'delvm bench' }, { timeoutMs: 600_000 });
     if (rate > 0) await sh('kill $(cat /tmp/dirtier.pid)');
@@ -156,20 +180,30 @@ try {
     await sh('[ -f /tmp/dirtier.pid ] && kill $(cat /tmp/dirtier.pid) 2>/dev/null; true');
   }
 
-  console.log(`\n${mem} MiB guest (tiny image, TCG, 1 vCPU${huge ? ', RAM in 2 MiB huge pages' : ''}), ${dataMiB} MiB of non-repeating data in RAM; ${perScenario} checkpoints per scenario, ${PAUSE_BETWEEN_MS / 1000} s apart; host: ${readFileSync('/proc/cpuinfo', 'utf8').match(/^processor/gm)!.length} CPUs shared with other work (load average shown).\n`);
-  console.log('| scenario | # | pause ms | duration s | written MB (RAM + disk) | floor MB (changed pages) | written / floor | full stream MB | full compressed MB | load |');
+  console.log(
+    `\n${mem} MiB guest (tiny image, TCG, 1 vCPU${huge ? ', RAM in 2 MiB huge pages' : ''}), ${dataMiB} MiB of non-repeating data in RAM; ${perScenario} checkpoints per scenario, ${PAUSE_BETWEEN_MS / 1000} s apart; host: ${readFileSync('/proc/cpuinfo', 'utf8').match(/^processor/gm)!.length} CPUs shared with other work (load average shown).\n`,
+  );
+  console.log(
+    '| scenario | # | pause ms | duration s | written MB (RAM + disk) | floor MB (changed pages) | written / floor | full stream MB | full compressed MB | load |',
+  );
   console.log('|---|---|---|---|---|---|---|---|---|---|');
   all.forEach((r, i) => {
     const m = r.m, f = floors[i]!;
     const disk = m.disks.reduce((a, d) => a + d.bytes, 0);
     const ratio = f.floor > 0 ? (m.stats.newBytes / f.floor).toFixed(2) : '–';
-    console.log(`| ${r.scenario} | ${r.n}${i === 0 ? ' (first)' : ''} | ${m.stats.pauseMs} | ${(m.stats.durationMs / 1000).toFixed(1)} | ${MB(m.stats.newBytes)} + ${MB(disk)} | ${MB(f.floor)} (${f.changed} pages) | ${ratio} | ${MB(m.stats.streamBytes)} | ${MB(fullCompressed)} | ${r.load.split(' ')[0]} |`);
+    console.log(
+      `| ${r.scenario} | ${r.n}${i === 0 ? ' (first)' : ''} | ${m.stats.pauseMs} | ${(m.stats.durationMs / 1000).toFixed(1)} | ${MB(m.stats.newBytes)} + ${MB(disk)} | ${MB(f.floor)} (${f.changed} pages) | ${ratio} | ${MB(m.stats.streamBytes)} | ${MB(fullCompressed)} | ${r.load.split(' ')[0]} |`,
+    );
   });
-  console.log('\n| scenario | dirtying MiB/s (target / achieved) | checkpoint pause ms (min–max) | QEMU background snapshot pause, no disk | QEMU `savevm` pause ms (total s) | restore of the last checkpoint s | load at end |');
+  console.log(
+    '\n| scenario | dirtying MiB/s (target / achieved) | checkpoint pause ms (min–max) | QEMU background snapshot pause, no disk | QEMU `savevm` pause ms (total s) | restore of the last checkpoint s | load at end |',
+  );
   console.log('|---|---|---|---|---|---|---|');
   for (const s of scenarios) {
     const p = s.rows.map((r) => r.m.stats.pauseMs ?? NaN);
-    console.log(`| ${s.name} | ${s.rate} / ${s.achieved ?? 0} | ${Math.min(...p)}–${Math.max(...p)} | ${s.plainPauseMs} | ${s.savevmPauseMs} (${(s.savevmMs / 1000).toFixed(1)}) | ${((s.restoreMs ?? 0) / 1000).toFixed(1)} | ${s.load} |`);
+    console.log(
+      `| ${s.name} | ${s.rate} / ${s.achieved ?? 0} | ${Math.min(...p)}–${Math.max(...p)} | ${s.plainPauseMs} | ${s.savevmPauseMs} (${(s.savevmMs / 1000).toFixed(1)}) | ${((s.restoreMs ?? 0) / 1000).toFixed(1)} | ${s.load} |`,
+    );
   }
 } finally {
   svc.close();

@@ -24,7 +24,13 @@ try {
   const vmRecord = ts.server.ctx.vms.get('bench');
   const targets: [string, HeadlessTarget][] = [
     ['unix socket', { socketPath: ts.server.ctx.vms.paths(vmRecord).spice }],
-    ['Oriel WebSocket proxy', { url: `${ts.url.replace('http', 'ws')}/api/vms/bench/spice`, headers: { authorization: `Bearer ${ts.adminToken}` } }],
+    [
+      'Oriel WebSocket proxy',
+      {
+        url: `${ts.url.replace('http', 'ws')}/api/vms/bench/spice`,
+        headers: { authorization: `Bearer ${ts.adminToken}` },
+      },
+    ],
   ];
   const rows: string[][] = [];
   // The agent path: spice-vdagentd → spice-vdagent → ~/Downloads.
@@ -37,7 +43,9 @@ try {
       await session.agent.files.send(src);
       const s = (performance.now() - t0) / 1000;
       await src.close();
-      const sum = (await vm.exec(['sha256sum', '/home/user/Downloads/payload.bin'], { timeoutMs: 120_000 })).stdout.split(' ')[0];
+      const sum = (
+        await vm.exec(['sha256sum', '/home/user/Downloads/payload.bin'], { timeoutMs: 120_000 })
+      ).stdout.split(' ')[0];
       if (sum !== hash) throw new Error(`sha256 differs in the guest after the ${label} transfer`);
       await vm.exec(['rm', '-f', '/home/user/Downloads/payload.bin']);
       rows.push([`agent file transfer, ${label}`, (size / MiB).toFixed(0), s.toFixed(1), (size / MiB / s).toFixed(2)]);
@@ -52,7 +60,14 @@ try {
     try {
       const port = await session.whenChannel<PortChannel>(ChannelType.WEBDAV);
       const count = size / MiB;
-      const reading = vm.exec(['sh', '-c', `dd if=/dev/virtio-ports/org.spice-space.webdav.0 of=/dev/null bs=1M count=${count} iflag=fullblock 2>&1`], { timeoutMs: 600_000 });
+      const reading = vm.exec(
+        [
+          'sh',
+          '-c',
+          `dd if=/dev/virtio-ports/org.spice-space.webdav.0 of=/dev/null bs=1M count=${count} iflag=fullblock 2>&1`,
+        ],
+        { timeoutMs: 600_000 },
+      );
       if (!port.opened) await Promise.race([nextEvent(port.onOpened, (o) => o), sleep(20_000)]);
       if (!port.opened) throw new Error('the guest did not open the port');
       const t0 = performance.now();
@@ -69,7 +84,12 @@ try {
       session.close();
     }
   }
-  console.log(`desktop guest booted in ${(vm.bootMs / 1000).toFixed(0)} s; load average ${(await import('node:os')).loadavg().map((l) => l.toFixed(2)).join(' ')}`);
+  console.log(
+    `desktop guest booted in ${(vm.bootMs / 1000).toFixed(0)} s; load average ${(await import('node:os'))
+      .loadavg()
+      .map((l) => l.toFixed(2))
+      .join(' ')}`,
+  );
   console.log('| path | MiB | s | MiB/s |\n|---|---|---|---|');
   for (const r of rows) console.log(`| ${r.join(' | ')} |`);
 } finally {

@@ -20,10 +20,14 @@ const mb = (bytes: number, s: number) => (bytes / s / 1e6).toFixed(1).padStart(7
 
 async function replayBench(name: string): Promise<void> {
   const dir = join(fixtures, name);
-  const meta = existsSync(join(dir, 'meta.json')) ? (JSON.parse(readFileSync(join(dir, 'meta.json'), 'utf8')) as Meta) : undefined;
+  const meta = existsSync(join(dir, 'meta.json'))
+    ? (JSON.parse(readFileSync(join(dir, 'meta.json'), 'utf8')) as Meta)
+    : undefined;
   const wire = meta?.wireBytes !== undefined ? String(meta.wireBytes).padStart(9) : '        -';
   if (!existsSync(join(dir, 'display.bin'))) {
-    console.log(`${name.padEnd(16)} ${wire}  (no recording kept)                                   ${JSON.stringify(meta?.decoded ?? {})}`);
+    console.log(
+      `${name.padEnd(16)} ${wire}  (no recording kept)                                   ${JSON.stringify(meta?.decoded ?? {})}`,
+    );
     return;
   }
   const bytes = new Uint8Array(readFileSync(join(dir, 'display.bin')));
@@ -33,7 +37,9 @@ async function replayBench(name: string): Promise<void> {
   const start = performance.now();
   for (let i = 0; i < iterations; i++) await replayDisplay(bytes, 1 << 20);
   const s = (performance.now() - start) / 1000 / iterations;
-  console.log(`${name.padEnd(16)} ${wire}  ${String(bytes.length).padStart(9)}  ${(s * 1000).toFixed(1).padStart(7)} ms  ${mb(pixels * 4, s)} MB/s out  ${mb(bytes.length, s)} MB/s wire  ${JSON.stringify(warm.display.displayStats.decoded)}`);
+  console.log(
+    `${name.padEnd(16)} ${wire}  ${String(bytes.length).padStart(9)}  ${(s * 1000).toFixed(1).padStart(7)} ms  ${mb(pixels * 4, s)} MB/s out  ${mb(bytes.length, s)} MB/s wire  ${JSON.stringify(warm.display.displayStats.decoded)}`,
+  );
 }
 
 /** Real JPEGs inside a recording: BinaryData {size u32, FF D8 … FF D9}. */
@@ -43,7 +49,8 @@ function jpegsIn(bytes: Uint8Array): Uint8Array[] {
   for (let i = 4; i + 3 < bytes.length; i++) {
     if (bytes[i] !== 0xff || bytes[i + 1] !== 0xd8 || bytes[i + 2] !== 0xff) continue;
     const size = v.getUint32(i - 4, true);
-    if (size >= 4 && i + size <= bytes.length && bytes[i + size - 2] === 0xff && bytes[i + size - 1] === 0xd9) out.push(bytes.subarray(i, i + size));
+    if (size >= 4 && i + size <= bytes.length && bytes[i + size - 2] === 0xff && bytes[i + size - 1] === 0xd9)
+      out.push(bytes.subarray(i, i + size));
   }
   return out;
 }
@@ -61,12 +68,15 @@ function jpegBench(name: string): void {
   const start = performance.now();
   for (let i = 0; i < iterations; i++) for (const img of images) jpeg.decode(img, { maxPixels: 1 << 24, tables });
   const s = (performance.now() - start) / 1000 / iterations;
-  console.log(`jpeg.decode on ${name}: ${images.length} pictures, ${(pixels / images.length).toFixed(0)} px average, ${(input / images.length).toFixed(0)} B average  ${mb(pixels * 4, s)} MB/s out  ${mb(input, s)} MB/s in`);
+  console.log(
+    `jpeg.decode on ${name}: ${images.length} pictures, ${(pixels / images.length).toFixed(0)} px average, ${(input / images.length).toFixed(0)} B average  ${mb(pixels * 4, s)} MB/s out  ${mb(input, s)} MB/s in`,
+  );
 }
 
 console.log(`${iterations} iterations each\n`);
 console.log('same guest activity  wire bytes  recorded     replay   decoded output    wire             images');
-for (const name of ['guest-off', 'guest-lz', 'guest-glz', 'guest-quic', 'guest-lz4', 'guest-jpeg-zlib', 'guest-mjpeg']) await replayBench(name);
+for (const name of ['guest-off', 'guest-lz', 'guest-glz', 'guest-quic', 'guest-lz4', 'guest-jpeg-zlib', 'guest-mjpeg'])
+  await replayBench(name);
 console.log('');
 jpegBench('guest-jpeg-zlib');
 jpegBench('guest-mjpeg');

@@ -11,7 +11,8 @@ export class OrielError extends Error {
   }
 }
 export const badRequest = (m: string) => new OrielError(400, m, 'bad_request');
-export const unauthorized = (m = 'sign in first: no valid session cookie or API token') => new OrielError(401, m, 'unauthorized');
+export const unauthorized = (m = 'sign in first: no valid session cookie or API token') =>
+  new OrielError(401, m, 'unauthorized');
 export const forbidden = (m: string) => new OrielError(403, m, 'forbidden');
 export const notFound = (m: string) => new OrielError(404, m, 'not_found');
 export const conflict = (m: string) => new OrielError(409, m, 'conflict');

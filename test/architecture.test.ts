@@ -1,7 +1,9 @@
 // The layers of the code point one way. Each folder of src/ may import only the folders listed for it:
 //   spice: nothing (isomorphic core: no Node, no DOM)   vm: store         checkpoint: vm, store
-//   server: vm, checkpoint, spice, store                cli: spice (its console client); `oriel serve` starts the server
-// A break of these rules fails here, naming the file and the import.
+//   server: vm, checkpoint, spice, spice-node, store    spice-node: spice
+//   cli: spice, spice-node (its console client); `oriel serve` starts the server
+// A break of these rules fails here, naming the file and the import; eslint.config.js holds the same map as lint rules
+// (import-x/no-restricted-paths), so `npm run lint` reports it in the editor too.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readdirSync, readFileSync, statSync } from 'node:fs';
@@ -45,7 +47,9 @@ test('imports respect the layers', () => {
       if (tLayer === null && SHARED.has(target) && layer !== 'spice') continue;
       if (tLayer && (allowed[layer] ?? []).includes(tLayer)) continue;
       if (tLayer && (exceptions[rel] ?? []).includes(tLayer)) continue;
-      problems.push(`${rel} imports ${spec} (${tLayer ?? target}); ${layer} may import only ${JSON.stringify(allowed[layer])}`);
+      problems.push(
+        `${rel} imports ${spec} (${tLayer ?? target}); ${layer} may import only ${JSON.stringify(allowed[layer])}`,
+      );
     }
   }
   assert.deepEqual(problems, []);

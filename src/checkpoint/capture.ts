@@ -46,7 +46,11 @@ export interface CaptureOptions {
   signal?: AbortSignal;
 }
 
-export const newCheckpointId = (): string => `${new Date().toISOString().replace(/[-:.TZ]/g, '').slice(0, 14)}-${randomBytes(4).toString('hex')}`;
+export const newCheckpointId = (): string =>
+  `${new Date()
+    .toISOString()
+    .replace(/[-:.TZ]/g, '')
+    .slice(0, 14)}-${randomBytes(4).toString('hex')}`;
 
 export async function captureCheckpoint(o: CaptureOptions): Promise<Manifest> {
   const requestedAt = Date.now();
@@ -60,7 +64,8 @@ export async function captureCheckpoint(o: CaptureOptions): Promise<Manifest> {
     const vmDir = o.vms.paths(vm).dir;
     const files = workerFiles(vmDir);
     const running = liveWorkerPid(files);
-    if (running !== undefined) throw new Error(`the capture worker of an earlier checkpoint of VM '${vm.name}' still runs (pid ${running})`);
+    if (running !== undefined)
+      throw new Error(`the capture worker of an earlier checkpoint of VM '${vm.name}' still runs (pid ${running})`);
     clearWorkerFiles(files); // an outcome already taken over by a server (or nobody's)
     await setCapabilities(qmp, live);
     const parent = o.store.list(vm.id).at(-1)?.id ?? null;
@@ -74,12 +79,31 @@ export async function captureCheckpoint(o: CaptureOptions): Promise<Manifest> {
     try {
       o.progress?.('starting the capture worker');
       const job: WorkerJob = {
-        format: 1, checkpointId: id, operationId: o.operationId ?? null, storeRoot: o.store.root, vmDir,
-        qmpSocket: o.vms.paths(vm).qmp, qemuPid: vm.pid ?? 0, serverPid: process.pid, live, requestedAt,
+        format: 1,
+        checkpointId: id,
+        operationId: o.operationId ?? null,
+        storeRoot: o.store.root,
+        vmDir,
+        qmpSocket: o.vms.paths(vm).qmp,
+        qemuPid: vm.pid ?? 0,
+        serverPid: process.pid,
+        live,
+        requestedAt,
         meta: {
-          id, vmId: vm.id, vmName: vm.name, parent, kind: o.kind ?? 'manual', ...(o.label ? { label: o.label } : {}),
+          id,
+          vmId: vm.id,
+          vmName: vm.name,
+          parent,
+          kind: o.kind ?? 'manual',
+          ...(o.label ? { label: o.label } : {}),
           qemu: { version: `${v.qemu.major}.${v.qemu.minor}.${v.qemu.micro}` },
-          spec: { memoryMiB: vm.spec.memoryMiB, cpus: vm.spec.cpus, display: vm.spec.display, kernel: vm.spec.kernel ?? null, baseDisk: vm.spec.baseDisk ?? null },
+          spec: {
+            memoryMiB: vm.spec.memoryMiB,
+            cpus: vm.spec.cpus,
+            display: vm.spec.display,
+            kernel: vm.spec.kernel ?? null,
+            baseDisk: vm.spec.baseDisk ?? null,
+          },
           wasRunning: live,
           guestReady: o.vms.isReady(vm.id),
         },
@@ -109,7 +133,8 @@ export async function captureCheckpoint(o: CaptureOptions): Promise<Manifest> {
       o.progress?.('streaming RAM');
       await worker.next('received');
       const mig = await waitMigration(qmp);
-      if (mig.status !== 'completed') throw new Error(`QEMU's migration ended ${mig.status}${mig['error-desc'] ? `: ${mig['error-desc']}` : ''}`);
+      if (mig.status !== 'completed')
+        throw new Error(`QEMU's migration ended ${mig.status}${mig['error-desc'] ? `: ${mig['error-desc']}` : ''}`);
       o.progress?.('finishing the disk image');
       const diskRec = disk ? await o.disks.finish(qmp, disk.job) : null;
       disk = undefined;
@@ -138,7 +163,9 @@ export async function captureCheckpoint(o: CaptureOptions): Promise<Manifest> {
 async function setCapabilities(qmp: QmpClient, live: boolean): Promise<void> {
   const caps = await qmp.execute<{ capability: string; state: boolean }[]>('query-migrate-capabilities');
   const want = caps
-    .filter((c) => (c.capability === 'background-snapshot' ? c.state !== live : MUST_BE_OFF.includes(c.capability) && c.state))
+    .filter((c) =>
+      c.capability === 'background-snapshot' ? c.state !== live : MUST_BE_OFF.includes(c.capability) && c.state,
+    )
     .map((c) => ({ capability: c.capability, state: c.capability === 'background-snapshot' ? live : false }));
   if (want.length) await qmp.execute('migrate-set-capabilities', { capabilities: want });
 }

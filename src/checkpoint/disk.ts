@@ -11,7 +11,19 @@
 // head.json names the image the bitmap counts from; only when it is there (and the bitmap is sound) is the next
 // backup incremental.
 import { execFile } from 'node:child_process';
-import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  closeSync,
+  existsSync,
+  fsyncSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { join, relative } from 'node:path';
 import { promisify } from 'node:util';
 import type { QmpClient } from '../vm/qmp/index.ts';
@@ -53,7 +65,14 @@ export function diskNames(vmId: string, checkpointId: string): Pick<DiskJob, 'no
   };
 }
 
-interface JobInfo { id: string; type: string; status: string; 'current-progress': number; 'total-progress': number; error?: string }
+interface JobInfo {
+  id: string;
+  type: string;
+  status: string;
+  'current-progress': number;
+  'total-progress': number;
+  error?: string;
+}
 /** A backup that makes no progress for this long is given up. */
 const JOB_STALL_MS = 60_000;
 
@@ -102,11 +121,25 @@ export class DiskCheckpoints {
     const { node, jobId, file: rel } = diskNames(vmId, ckptId);
     const file = join(this.root, rel);
     this.vmDir(vmId);
-    await run(this.qemuImg, ['create', '-q', '-f', 'qcow2', ...(incremental ? ['-F', 'qcow2', '-b', join(this.root, head!.file)] : []), file, String(size)]);
+    await run(this.qemuImg, [
+      'create',
+      '-q',
+      '-f',
+      'qcow2',
+      ...(incremental ? ['-F', 'qcow2', '-b', join(this.root, head!.file)] : []),
+      file,
+      String(size),
+    ]);
     // backing: null: the job only writes clusters; the chain is needed when the image is read, not now.
-    await qmp.execute('blockdev-add', { driver: 'qcow2', 'node-name': node, file: { driver: 'file', filename: file }, backing: null });
+    await qmp.execute('blockdev-add', {
+      driver: 'qcow2',
+      'node-name': node,
+      file: { driver: 'file', filename: file },
+      backing: null,
+    });
     const actions: object[] = [];
-    if (!incremental) actions.push({ type: 'block-dirty-bitmap-add', data: { node: DISK_NODE, name: BITMAP, persistent: true } });
+    if (!incremental)
+      actions.push({ type: 'block-dirty-bitmap-add', data: { node: DISK_NODE, name: BITMAP, persistent: true } });
     actions.push({
       type: 'blockdev-backup',
       data: {
@@ -117,7 +150,18 @@ export class DiskCheckpoints {
         'auto-finalize': true, 'auto-dismiss': false,
       },
     });
-    return { job: { vmId, checkpointId: ckptId, node, jobId, file: rel, incremental, backing: incremental ? head!.file : null }, actions };
+    return {
+      job: {
+        vmId,
+        checkpointId: ckptId,
+        node,
+        jobId,
+        file: rel,
+        incremental,
+        backing: incremental ? head!.file : null,
+      },
+      actions,
+    };
   }
 
   /**
@@ -129,7 +173,8 @@ export class DiskCheckpoints {
     const info = await waitJob(qmp, job.jobId);
     const file = join(this.root, job.file);
     if (!info) {
-      if (this.head(job.vmId)?.checkpointId !== job.checkpointId) throw new Error(`disk backup job ${job.jobId} is gone and its outcome unknown`);
+      if (this.head(job.vmId)?.checkpointId !== job.checkpointId)
+        throw new Error(`disk backup job ${job.jobId} is gone and its outcome unknown`);
     } else {
       await qmp.execute('job-dismiss', { id: job.jobId }).catch(() => undefined);
       if (info.error) throw new Error(`disk backup failed: ${info.error}`);
@@ -138,7 +183,13 @@ export class DiskCheckpoints {
       try { fsyncSync(fd); } finally { closeSync(fd); }
       this.setHead(job.vmId, { checkpointId: job.checkpointId, file: job.file });
     }
-    return { node: DISK_NODE, file: job.file, backing: job.backing, mode: job.incremental ? 'incremental' : 'full', bytes: statSync(file).blocks * 512 };
+    return {
+      node: DISK_NODE,
+      file: job.file,
+      backing: job.backing,
+      mode: job.incremental ? 'incremental' : 'full',
+      bytes: statSync(file).blocks * 512,
+    };
   }
 
   /** Gives up (the checkpoint failed): cancels the job if it runs, dismisses it, closes the node, deletes the image.
@@ -161,7 +212,11 @@ export class DiskCheckpoints {
     const tmp = `${dest}.restore-tmp`;
     rmSync(tmp, { force: true });
     const src = join(this.root, rec.file);
-    await run(this.qemuImg, ['convert', '-q', '-O', 'qcow2', ...(base ? ['-B', base.file, '-F', base.format] : []), src, tmp], { timeout: 3_600_000 });
+    await run(
+      this.qemuImg,
+      ['convert', '-q', '-O', 'qcow2', ...(base ? ['-B', base.file, '-F', base.format] : []), src, tmp],
+      { timeout: 3_600_000 },
+    );
     const fd = openSync(tmp, 'r+');
     try { fsyncSync(fd); } finally { closeSync(fd); }
     renameSync(tmp, dest);
@@ -195,7 +250,16 @@ export class DiskCheckpoints {
         const c = join(this.root, child);
         const tmp = `${c}.rebase-tmp`;
         await run('cp', ['--reflink=auto', c, tmp]);
-        await run(this.qemuImg, ['rebase', '-q', '-f', 'qcow2', '-b', newBacking ? join(this.root, newBacking) : '', ...(newBacking ? ['-F', 'qcow2'] : []), tmp]);
+        await run(this.qemuImg, [
+          'rebase',
+          '-q',
+          '-f',
+          'qcow2',
+          '-b',
+          newBacking ? join(this.root, newBacking) : '',
+          ...(newBacking ? ['-F', 'qcow2'] : []),
+          tmp,
+        ]);
         const fd = openSync(tmp, 'r+');
         try { fsyncSync(fd); } finally { closeSync(fd); }
         renameSync(tmp, c);
@@ -223,7 +287,9 @@ async function waitJob(qmp: QmpClient, jobId: string, stallMs = JOB_STALL_MS): P
       last = j['current-progress'];
       lastChange = Date.now();
     } else if (Date.now() - lastChange > stallMs) {
-      throw new Error(`disk backup job ${jobId} made no progress for ${Math.round(stallMs / 1000)} s (status ${j.status})`);
+      throw new Error(
+        `disk backup job ${jobId} made no progress for ${Math.round(stallMs / 1000)} s (status ${j.status})`,
+      );
     }
     await new Promise((r) => setTimeout(r, 20));
   }

@@ -1,5 +1,11 @@
 // Checkpoints: live, incremental checkpoints of running VMs, and restore (README.md in this folder).
-export { CheckpointService, selectRetention, type CheckpointSummary, type RetentionRules, type WorkerOutcome } from './service.ts';
+export {
+  CheckpointService,
+  selectRetention,
+  type CheckpointSummary,
+  type RetentionRules,
+  type WorkerOutcome,
+} from './service.ts';
 export { captureCheckpoint, newCheckpointId } from './capture.ts';
 export { restoreCheckpoint, type RestoreResult } from './restore.ts';
 export { DiskCheckpoints } from './disk.ts';

@@ -11,7 +11,15 @@ import type { QmpClient, QmpEvent } from '../vm/qmp/index.ts';
 export interface MigrateInfo { status: string; 'error-desc'?: string; downtime?: number; ram?: { transferred: number } }
 
 /** `query-migrate` statuses of a migration that has not ended. */
-export const MIGRATION_RUNNING = ['setup', 'active', 'pre-switchover', 'device', 'cancelling', 'wait-unplug', 'postcopy-active'];
+export const MIGRATION_RUNNING = [
+  'setup',
+  'active',
+  'pre-switchover',
+  'device',
+  'cancelling',
+  'wait-unplug',
+  'postcopy-active',
+];
 
 /** Polls `query-migrate` until the migration has ended (the stream ending means it is about to). Throws if it sends
  * nothing for `stallMs`. */

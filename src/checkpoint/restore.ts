@@ -35,7 +35,9 @@ export async function restoreCheckpoint(o: RestoreOptions): Promise<RestoreResul
   const vm = o.vms.get(o.targetVmId ?? m.vmId);
   for (const k of ['memoryMiB', 'cpus', 'display'] as const) {
     if (m.spec[k] !== undefined && m.spec[k] !== vm.spec[k]) {
-      throw new Error(`checkpoint ${m.id} was taken with ${k}=${String(m.spec[k])}, VM '${vm.name}' now has ${String(vm.spec[k])}: its device model must match`);
+      throw new Error(
+        `checkpoint ${m.id} was taken with ${k}=${String(m.spec[k])}, VM '${vm.name}' now has ${String(vm.spec[k])}: its device model must match`,
+      );
     }
   }
   if (!['stopped', 'crashed'].includes(vm.state)) {
@@ -45,7 +47,11 @@ export async function restoreCheckpoint(o: RestoreOptions): Promise<RestoreResul
   const paths = o.vms.paths(vm);
   if (m.disks.length) {
     o.progress?.('restoring the disk');
-    await o.disks.restoreTo(m.disks[0]!, paths.disk, vm.spec.baseDisk ? { file: vm.spec.baseDisk, format: vm.spec.baseFormat ?? 'qcow2' } : undefined);
+    await o.disks.restoreTo(
+      m.disks[0]!,
+      paths.disk,
+      vm.spec.baseDisk ? { file: vm.spec.baseDisk, format: vm.spec.baseFormat ?? 'qcow2' } : undefined,
+    );
   }
   // The new disk carries no dirty bitmap: the next checkpoint's backup is a full one.
   o.disks.setHead(vm.id, null);
@@ -61,9 +67,11 @@ export async function restoreCheckpoint(o: RestoreOptions): Promise<RestoreResul
     o.progress?.('sending RAM and device state');
     try {
       const parts = {
-        header: o.store.blob(m.stream.header), ramSectionId: m.stream.ramSectionId,
+        header: o.store.blob(m.stream.header),
+        ramSectionId: m.stream.ramSectionId,
         blocks: m.stream.blocks.map((b) => ({ id: b.id, length: b.length })),
-        deviceState: o.store.blob(m.stream.deviceState), vmdesc: m.stream.vmdesc ? o.store.blob(m.stream.vmdesc) : undefined,
+        deviceState: o.store.blob(m.stream.deviceState),
+        vmdesc: m.stream.vmdesc ? o.store.blob(m.stream.vmdesc) : undefined,
       };
       for (const buf of writeStream(parts, o.store.pages(m))) {
         streamBytes += buf.length;
@@ -88,7 +96,10 @@ export async function restoreCheckpoint(o: RestoreOptions): Promise<RestoreResul
 function drained(sock: Socket): Promise<void> {
   return new Promise((resolve, reject) => {
     const onDrain = () => { sock.off('close', onClose); resolve(); };
-    const onClose = () => { sock.off('drain', onDrain); reject(new Error('QEMU closed the incoming socket (it refused the stream: see its log)')); };
+    const onClose = () => {
+      sock.off('drain', onDrain);
+      reject(new Error('QEMU closed the incoming socket (it refused the stream: see its log)'));
+    };
     sock.once('drain', onDrain);
     sock.once('close', onClose);
   });

@@ -7,7 +7,14 @@ import { captureCheckpoint } from './capture.ts';
 import { DiskCheckpoints } from './disk.ts';
 import { abandonMigration } from './migration.ts';
 import { waitWorkerExit } from './worker/client.ts';
-import { clearWorkerFiles, liveWorkerPid, readJob, readResult, workerFiles, type WorkerJob } from './worker/protocol.ts';
+import {
+  clearWorkerFiles,
+  liveWorkerPid,
+  readJob,
+  readResult,
+  workerFiles,
+  type WorkerJob,
+} from './worker/protocol.ts';
 import { restoreCheckpoint, type RestoreResult } from './restore.ts';
 import { CheckpointStore, type Manifest, type VerifyReport, type FaultInjection } from './store/index.ts';
 
@@ -73,8 +80,18 @@ export class CheckpointService {
     this.store.close();
   }
 
-  create(ref: string, opts: { kind?: 'manual' | 'scheduled'; label?: string; progress?: Progress; operationId?: string } = {}): Promise<Manifest> {
-    return captureCheckpoint({ vms: this.vms, store: this.store, disks: this.disks, ref, ...opts, operationId: opts.operationId ?? opts.progress?.operationId ?? null });
+  create(
+    ref: string,
+    opts: { kind?: 'manual' | 'scheduled'; label?: string; progress?: Progress; operationId?: string } = {},
+  ): Promise<Manifest> {
+    return captureCheckpoint({
+      vms: this.vms,
+      store: this.store,
+      disks: this.disks,
+      ref,
+      ...opts,
+      operationId: opts.operationId ?? opts.progress?.operationId ?? null,
+    });
   }
 
   // ---- capture workers left by a previous server (see worker/) ----
@@ -107,13 +124,21 @@ export class CheckpointService {
       }
     }
     const result = readResult(files);
-    const checkpoint = this.store.get(job.checkpointId) ? this.list(vmId).find((c) => c.id === job.checkpointId) : undefined;
+    const checkpoint = this.store.get(job.checkpointId)
+      ? this.list(vmId).find((c) => c.id === job.checkpointId)
+      : undefined;
     clearWorkerFiles(files);
     this.store.recoverOrphans();
     const ok = !!checkpoint;
     return {
-      vmId, job, ok, checkpoint, abandoned: !result && !checkpoint,
-      ...(ok ? {} : { error: result?.error ?? `the capture worker ended without finishing the checkpoint (see ${files.log})` }),
+      vmId,
+      job,
+      ok,
+      checkpoint,
+      abandoned: !result && !checkpoint,
+      ...(ok
+        ? {}
+        : { error: result?.error ?? `the capture worker ended without finishing the checkpoint (see ${files.log})` }),
     };
   }
 
@@ -140,7 +165,14 @@ export class CheckpointService {
 
   /** Restores in place, or into `targetVmId` (a new VM made with VmManager.createLike). */
   restore(id: string, progress?: Progress, opts: { targetVmId?: string } = {}): Promise<RestoreResult> {
-    return restoreCheckpoint({ vms: this.vms, store: this.store, disks: this.disks, id, progress, targetVmId: opts.targetVmId });
+    return restoreCheckpoint({
+      vms: this.vms,
+      store: this.store,
+      disks: this.disks,
+      id,
+      progress,
+      targetVmId: opts.targetVmId,
+    });
   }
 
   /** Deletes checkpoints: manifests first (atomic), then their disk images (merged into the images backed by them),
@@ -186,7 +218,11 @@ export class CheckpointService {
   }
 
   /** Applies retention rules to one VM's scheduled checkpoints. With dryRun, only says what it would delete. */
-  async prune(ref: string, rules: RetentionRules, opts: { dryRun?: boolean; now?: Date } = {}): Promise<{ keep: string[]; delete: string[] }> {
+  async prune(
+    ref: string,
+    rules: RetentionRules,
+    opts: { dryRun?: boolean; now?: Date } = {},
+  ): Promise<{ keep: string[]; delete: string[] }> {
     const vm = this.vms.get(ref);
     const all = this.store.list(vm.id);
     const { keep, drop } = selectRetention(all, rules);
@@ -197,14 +233,25 @@ export class CheckpointService {
 
 function summary(m: Manifest): CheckpointSummary {
   return {
-    id: m.id, vmId: m.vmId, vmName: m.vmName, createdAt: m.createdAt, kind: m.kind, ...(m.label ? { label: m.label } : {}),
-    parent: m.parent, pauseMs: m.stats.pauseMs, durationMs: m.stats.durationMs, newBytes: m.stats.newBytes,
+    id: m.id,
+    vmId: m.vmId,
+    vmName: m.vmName,
+    createdAt: m.createdAt,
+    kind: m.kind,
+    ...(m.label ? { label: m.label } : {}),
+    parent: m.parent,
+    pauseMs: m.stats.pauseMs,
+    durationMs: m.stats.durationMs,
+    newBytes: m.stats.newBytes,
     diskBytes: m.disks.reduce((a, d) => a + d.bytes, 0),
   };
 }
 
 /** The retention decision, pure (exported for tests). Manual checkpoints are always kept. */
-export function selectRetention(all: Pick<Manifest, 'id' | 'createdAt' | 'kind'>[], rules: RetentionRules): { keep: string[]; drop: string[] } {
+export function selectRetention(
+  all: Pick<Manifest, 'id' | 'createdAt' | 'kind'>[],
+  rules: RetentionRules,
+): { keep: string[]; drop: string[] } {
   const sched = all.filter((m) => m.kind === 'scheduled').sort((a, b) => b.createdAt.localeCompare(a.createdAt));
   const keep = new Set(all.filter((m) => m.kind === 'manual').map((m) => m.id));
   sched.slice(0, rules.keepLast ?? 0).forEach((m) => keep.add(m.id));
@@ -225,7 +272,10 @@ export function selectRetention(all: Pick<Manifest, 'id' | 'createdAt' | 'kind'>
       keep.add(m.id); // the newest of its bucket
     }
   }
-  return { keep: all.filter((m) => keep.has(m.id)).map((m) => m.id), drop: sched.filter((m) => !keep.has(m.id)).map((m) => m.id) };
+  return {
+    keep: all.filter((m) => keep.has(m.id)).map((m) => m.id),
+    drop: sched.filter((m) => !keep.has(m.id)).map((m) => m.id),
+  };
 }
 
 function isoWeek(d: Date): string {

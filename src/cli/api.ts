@@ -52,15 +52,22 @@ export class Api {
     if (auth && this.token) headers.authorization = `Bearer ${this.token}`;
     let res: Response;
     try {
-      res = await fetch(this.url + path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+      res = await fetch(this.url + path, {
+        method,
+        headers,
+        body: body === undefined ? undefined : JSON.stringify(body),
+      });
     } catch (e) {
-      throw new CliError(`cannot reach the Oriel server at ${this.url} (${(e as { cause?: Error }).cause?.message ?? (e as Error).message}); is \`oriel serve\` running? (--server or ORIEL_URL)`);
+      throw new CliError(
+        `cannot reach the Oriel server at ${this.url} (${(e as { cause?: Error }).cause?.message ?? (e as Error).message}); is \`oriel serve\` running? (--server or ORIEL_URL)`,
+      );
     }
     const text = await res.text();
     const data = text ? safeJson(text) : undefined;
     if (!res.ok) {
       const msg = (data as { message?: string } | undefined)?.message ?? (text || res.statusText);
-      if (res.status === 401 && auth && !this.token) throw new CliError(`${msg}\nsign in with \`oriel login\`, or set ORIEL_TOKEN`);
+      if (res.status === 401 && auth && !this.token)
+        throw new CliError(`${msg}\nsign in with \`oriel login\`, or set ORIEL_TOKEN`);
       throw new CliError(`${msg} (HTTP ${res.status})`);
     }
     return data as T;
@@ -76,8 +83,14 @@ export class Api {
   delete<T>(path: string) { return this.request<T>('DELETE', path); }
 
   /** Follows the server-sent event stream, calling `on` for each event until it returns true. */
-  async follow(on: (type: string, data: unknown) => boolean | void, opts: { signal?: AbortSignal; onOpen?: () => Promise<boolean | void> } = {}): Promise<void> {
-    const res = await fetch(this.url + '/api/events', { headers: this.token ? { authorization: `Bearer ${this.token}` } : {}, signal: opts.signal });
+  async follow(
+    on: (type: string, data: unknown) => boolean | void,
+    opts: { signal?: AbortSignal; onOpen?: () => Promise<boolean | void> } = {},
+  ): Promise<void> {
+    const res = await fetch(this.url + '/api/events', {
+      headers: this.token ? { authorization: `Bearer ${this.token}` } : {},
+      signal: opts.signal,
+    });
     if (!res.ok || !res.body) throw new CliError(`cannot follow events: HTTP ${res.status}`);
     // Subscribed from here on: onOpen can read the current state without missing a change.
     if (opts.onOpen && (await opts.onOpen())) {

@@ -5,7 +5,12 @@ import { join } from 'node:path';
 import Fastify, { type FastifyInstance } from 'fastify';
 import cookie from '@fastify/cookie';
 import swagger from '@fastify/swagger';
-import { hasZodFastifySchemaValidationErrors, jsonSchemaTransform, serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod';
+import {
+  hasZodFastifySchemaValidationErrors,
+  jsonSchemaTransform,
+  serializerCompiler,
+  validatorCompiler,
+} from 'fastify-type-provider-zod';
 import { ZodError } from 'zod';
 import type { OrielConfig } from '../config.ts';
 import { OrielError } from '../errors.ts';
@@ -58,13 +63,22 @@ export async function createServer(config: OrielConfig, opts: { logger?: boolean
     bodyLimit: 1024 * 1024,
   });
   const vms = new VmManager({
-    db, dataDir: config.dataDir, cacheDir: config.cacheDir, qemuBinary: config.qemuBinary, qemuImgBinary: config.qemuImgBinary,
-    accel: config.accel, stopTimeoutSec: config.stopTimeoutSec, imagesDirs: config.imagesDirs,
+    db,
+    dataDir: config.dataDir,
+    cacheDir: config.cacheDir,
+    qemuBinary: config.qemuBinary,
+    qemuImgBinary: config.qemuImgBinary,
+    accel: config.accel,
+    stopTimeoutSec: config.stopTimeoutSec,
+    imagesDirs: config.imagesDirs,
     log: (level, msg, extra) => app.log[level](extra ?? {}, msg),
   });
   const users = new Users(db);
   const ops = new Operations(db);
-  const checkpoints = new CheckpointService(vms, { root: CheckpointService.defaultRoot(config.dataDir), qemuImg: config.qemuImgBinary });
+  const checkpoints = new CheckpointService(vms, {
+    root: CheckpointService.defaultRoot(config.dataDir),
+    qemuImg: config.qemuImgBinary,
+  });
   const schedules = new CheckpointSchedules(db, vms, checkpoints, ops);
   const ctx: ServerContext = { config, db, vms, users, ops, checkpoints, schedules };
 
@@ -87,8 +101,18 @@ export async function createServer(config: OrielConfig, opts: { logger?: boolean
   await app.register(swagger, {
     openapi: {
       openapi: '3.1.0',
-      info: { title: 'Oriel API', version: VERSION, description: 'Virtual machines, consoles and checkpoints. Authenticate with `Authorization: Bearer oriel_...` or the session cookie from /api/auth/login.' },
-      components: { securitySchemes: { token: { type: 'http', scheme: 'bearer' }, session: { type: 'apiKey', in: 'cookie', name: 'oriel_session' } } },
+      info: {
+        title: 'Oriel API',
+        version: VERSION,
+        description:
+          'Virtual machines, consoles and checkpoints. Authenticate with `Authorization: Bearer oriel_...` or the session cookie from /api/auth/login.',
+      },
+      components: {
+        securitySchemes: {
+          token: { type: 'http', scheme: 'bearer' },
+          session: { type: 'apiKey', in: 'cookie', name: 'oriel_session' },
+        },
+      },
       security: [{ token: [] }, { session: [] }],
     },
     transform: jsonSchemaTransform,
@@ -98,17 +122,24 @@ export async function createServer(config: OrielConfig, opts: { logger?: boolean
     if (err instanceof OrielError) return reply.code(err.status).send({ error: err.code, message: err.message });
     if (hasZodFastifySchemaValidationErrors(err)) {
       const where = err.validationContext ?? 'request';
-      const msg = err.validation.map((v) => `${where}${v.instancePath ? v.instancePath.replace(/\//g, '.') : ''}: ${v.message}`).join('; ');
+      const msg = err.validation
+        .map((v) => `${where}${v.instancePath ? v.instancePath.replace(/\//g, '.') : ''}: ${v.message}`)
+        .join('; ');
       return reply.code(400).send({ error: 'bad_request', message: msg });
     }
-    if (err instanceof ZodError) return reply.code(400).send({ error: 'bad_request', message: err.issues.map((i) => i.message).join('; ') });
+    if (err instanceof ZodError)
+      return reply.code(400).send({ error: 'bad_request', message: err.issues.map((i) => i.message).join('; ') });
     const status = (err as { statusCode?: number }).statusCode;
-    if (status && status >= 400 && status < 500) return reply.code(status).send({ error: 'bad_request', message: (err as Error).message });
+    if (status && status >= 400 && status < 500)
+      return reply.code(status).send({ error: 'bad_request', message: (err as Error).message });
     req.log.error({ err }, 'unhandled error');
     return reply.code(500).send({ error: 'internal', message: 'internal server error (see the server log)' });
   });
 
-  app.get('/api/health', { schema: { tags: ['meta'], summary: 'Liveness (no auth)' } }, async () => ({ ok: true, version: VERSION }));
+  app.get('/api/health', { schema: { tags: ['meta'], summary: 'Liveness (no auth)' } }, async () => ({
+    ok: true,
+    version: VERSION,
+  }));
   app.get('/api/openapi.json', { schema: { hide: true } }, async () => app.swagger());
   authRoutes(app, ctx);
   userRoutes(app, ctx);

@@ -74,13 +74,20 @@ export class Operations extends EventEmitter {
         continue;
       }
       this.db
-        .prepare("UPDATE operations SET status = 'failed', error = 'the server stopped while this operation ran', finished_at = ? WHERE id = ?")
+        .prepare(
+          "UPDATE operations SET status = 'failed', error = 'the server stopped while this operation ran', finished_at = ? WHERE id = ?",
+        )
         .run(new Date().toISOString(), op.id);
     }
   }
 
   /** Records how an operation ended once `p` settles. */
-  private async settle(id: string, p: Promise<unknown>, aborted: () => boolean, progress: (() => Progress) | Progress): Promise<void> {
+  private async settle(
+    id: string,
+    p: Promise<unknown>,
+    aborted: () => boolean,
+    progress: (() => Progress) | Progress,
+  ): Promise<void> {
     let status: OperationStatus = 'succeeded', error: string | null = null, result: unknown;
     try {
       result = await p;
@@ -90,7 +97,9 @@ export class Operations extends EventEmitter {
     }
     const prog = typeof progress === 'function' ? progress() : progress;
     const stored = result === undefined ? prog : { ...prog, result };
-    this.db.prepare('UPDATE operations SET status = ?, error = ?, progress = ?, finished_at = ? WHERE id = ?').run(status, error, JSON.stringify(stored), new Date().toISOString(), id);
+    this.db
+      .prepare('UPDATE operations SET status = ?, error = ?, progress = ?, finished_at = ? WHERE id = ?')
+      .run(status, error, JSON.stringify(stored), new Date().toISOString(), id);
     this.emit('changed', this.get(id));
   }
 
@@ -109,12 +118,26 @@ export class Operations extends EventEmitter {
   }
 
   /** Starts `fn` as an operation and returns it at once (status running). */
-  start(kind: string, who: { vmId?: string | null; userId?: string | null }, fn: (ctx: OperationContext) => Promise<unknown>): Operation {
+  start(
+    kind: string,
+    who: { vmId?: string | null; userId?: string | null },
+    fn: (ctx: OperationContext) => Promise<unknown>,
+  ): Operation {
     const id = randomUUID();
     const t = new Date().toISOString();
     this.db
-      .prepare("INSERT INTO operations (id, kind, vm_id, user_id, status, progress, error, log, created_at, started_at) VALUES (?, ?, ?, ?, 'running', ?, NULL, '[]', ?, ?)")
-      .run(id, kind, who.vmId ?? null, who.userId ?? null, JSON.stringify({ done: 0, total: 0, stage: 'starting' }), t, t);
+      .prepare(
+        "INSERT INTO operations (id, kind, vm_id, user_id, status, progress, error, log, created_at, started_at) VALUES (?, ?, ?, ?, 'running', ?, NULL, '[]', ?, ?)",
+      )
+      .run(
+        id,
+        kind,
+        who.vmId ?? null,
+        who.userId ?? null,
+        JSON.stringify({ done: 0, total: 0, stage: 'starting' }),
+        t,
+        t,
+      );
     const ac = new AbortController();
     this.controllers.set(id, ac);
     const op = this.get(id);
@@ -126,7 +149,9 @@ export class Operations extends EventEmitter {
       const now = Date.now();
       if (!force && now - lastWrite < 200) return;
       lastWrite = now;
-      this.db.prepare('UPDATE operations SET progress = ?, log = ? WHERE id = ?').run(JSON.stringify(progress), JSON.stringify(logLines), id);
+      this.db
+        .prepare('UPDATE operations SET progress = ?, log = ? WHERE id = ?')
+        .run(JSON.stringify(progress), JSON.stringify(logLines), id);
       this.emit('changed', this.get(id));
     };
     const ctx: OperationContext = {

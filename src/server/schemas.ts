@@ -7,7 +7,12 @@ import type { VmManager } from '../vm/manager.ts';
 
 export const errorSchema = z.object({ error: z.string(), message: z.string() });
 
-export const userSchema = z.object({ id: z.string(), name: z.string(), role: z.enum(['admin', 'user']), createdAt: z.string() });
+export const userSchema = z.object({
+  id: z.string(),
+  name: z.string(),
+  role: z.enum(['admin', 'user']),
+  createdAt: z.string(),
+});
 
 export const vmSchema = z.object({
   id: z.string(),
@@ -29,9 +34,20 @@ export type VmView = z.infer<typeof vmSchema>;
 
 export function vmView(vm: VmRecord, users: Users): VmView {
   return {
-    id: vm.id, name: vm.name, owner: users.get(vm.ownerId)?.name ?? vm.ownerId, state: vm.state, stateReason: vm.stateReason,
-    pid: vm.pid, memoryMiB: vm.spec.memoryMiB, cpus: vm.spec.cpus, display: vm.spec.display, accel: vm.spec.accel, hugepages: !!vm.spec.hugepages,
-    image: vm.spec.image === 'path' ? (vm.spec.baseDisk ?? null) : (vm.spec.image ?? null), createdAt: vm.createdAt, updatedAt: vm.updatedAt,
+    id: vm.id,
+    name: vm.name,
+    owner: users.get(vm.ownerId)?.name ?? vm.ownerId,
+    state: vm.state,
+    stateReason: vm.stateReason,
+    pid: vm.pid,
+    memoryMiB: vm.spec.memoryMiB,
+    cpus: vm.spec.cpus,
+    display: vm.spec.display,
+    accel: vm.spec.accel,
+    hugepages: !!vm.spec.hugepages,
+    image: vm.spec.image === 'path' ? (vm.spec.baseDisk ?? null) : (vm.spec.image ?? null),
+    createdAt: vm.createdAt,
+    updatedAt: vm.updatedAt,
   };
 }
 

@@ -13,7 +13,8 @@ export const DEFAULT_WEB_DIR = fileURLToPath(new URL('../../dist/web/', import.m
 // The UI loads only its own scripts and styles (xterm.js sets inline styles), talks only to this origin (ws: and
 // wss: to the same host are covered by 'self'), and may not be framed by another site (clickjacking a console).
 const SECURITY_HEADERS: Record<string, string> = {
-  'content-security-policy': "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
+  'content-security-policy':
+    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
   'x-content-type-options': 'nosniff',
   'referrer-policy': 'same-origin',
 };
@@ -26,7 +27,10 @@ export async function registerWebUi(app: FastifyInstance, dir = DEFAULT_WEB_DIR)
     wildcard: true, // files looked up at request time: a build made after the server started is served
     dotfiles: 'deny', // the build stamp
     setHeaders(reply, path) {
-      reply.headers({ ...SECURITY_HEADERS, 'cache-control': path.includes('/assets/') ? 'public, max-age=31536000, immutable' : 'no-cache' });
+      reply.headers({
+        ...SECURITY_HEADERS,
+        'cache-control': path.includes('/assets/') ? 'public, max-age=31536000, immutable' : 'no-cache',
+      });
     },
   });
 
@@ -34,8 +38,12 @@ export async function registerWebUi(app: FastifyInstance, dir = DEFAULT_WEB_DIR)
     const index = join(dir, 'index.html');
     reply.headers({ ...SECURITY_HEADERS, 'cache-control': 'no-cache' });
     if (!existsSync(index)) {
-      return reply.code(503).type('text/plain; charset=utf-8')
-        .send('The Oriel web UI is not built. Run `npx vite build` (or `npm start`, which builds it) in the repository.\nThe API is at /api (see /api/openapi.json).\n');
+      return reply
+        .code(503)
+        .type('text/plain; charset=utf-8')
+        .send(
+          'The Oriel web UI is not built. Run `npx vite build` (or `npm start`, which builds it) in the repository.\nThe API is at /api (see /api/openapi.json).\n',
+        );
     }
     return reply.type('text/html; charset=utf-8').send(readFileSync(index));
   };
@@ -43,7 +51,12 @@ export async function registerWebUi(app: FastifyInstance, dir = DEFAULT_WEB_DIR)
   app.get('/', (_req, reply) => sendIndex(reply));
   app.setNotFoundHandler((req, reply) => {
     const path = req.url.split('?')[0]!;
-    if ((req.method === 'GET' || req.method === 'HEAD') && !path.startsWith('/api/') && path !== '/api' && !path.startsWith('/assets/')) {
+    if (
+      (req.method === 'GET' || req.method === 'HEAD') &&
+      !path.startsWith('/api/') &&
+      path !== '/api' &&
+      !path.startsWith('/assets/')
+    ) {
       return sendIndex(reply);
     }
     return reply.code(404).send({ error: 'not_found', message: `no route ${req.method} ${path}` });

@@ -2,7 +2,13 @@
 // with node:crypto tickets. Surfaces are RgbaSurface (plain Uint8Array); `screenshotPng` returns the
 // primary surface as PNG once `settledDisplay` says the picture is complete.
 import { setTimeout as sleep } from 'node:timers/promises';
-import { ChannelType, RgbaSurface, SpiceSession, type DisplayChannel, type SpiceSessionOptions } from '../spice/index.ts';
+import {
+  ChannelType,
+  RgbaSurface,
+  SpiceSession,
+  type DisplayChannel,
+  type SpiceSessionOptions,
+} from '../spice/index.ts';
 import { nodeEncryptTicket } from './crypto.ts';
 import { encodePng } from './png.ts';
 import { tcpConnector, unixConnector } from './transport.ts';
@@ -41,7 +47,10 @@ export function screenshotPng(session: SpiceSession): Buffer | undefined {
  * sends a new client the whole screen, then MARK; QEMU refreshes every 30 ms). Rejects after
  * `timeoutMs` without a primary surface; with one, resolves at the timeout even if still drawing.
  */
-export async function settledDisplay(session: SpiceSession, { quietMs = 300, timeoutMs = 15_000 } = {}): Promise<RgbaSurface> {
+export async function settledDisplay(
+  session: SpiceSession,
+  { quietMs = 300, timeoutMs = 15_000 } = {},
+): Promise<RgbaSurface> {
   const deadline = Date.now() + timeoutMs;
   const display = await Promise.race([
     session.whenChannel<DisplayChannel>(ChannelType.DISPLAY),

@@ -1,4 +1,11 @@
-export { openSpiceSession, primarySurface, screenshotPng, settledDisplay, type HeadlessOptions, type HeadlessTarget } from './client.ts';
+export {
+  openSpiceSession,
+  primarySurface,
+  screenshotPng,
+  settledDisplay,
+  type HeadlessOptions,
+  type HeadlessTarget,
+} from './client.ts';
 export { nodeEncryptTicket } from './crypto.ts';
 export { encodePng } from './png.ts';
 export { socketTransport, tcpConnector, unixConnector } from './transport.ts';

@@ -5,7 +5,9 @@ import type { Connector, Transport, TransportHandler } from '../spice/index.ts';
 export function socketTransport(socket: Socket): Transport {
   return {
     start(handler: TransportHandler): void {
-      socket.on('data', (chunk: Buffer) => handler.data(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength)));
+      socket.on('data', (chunk: Buffer) =>
+        handler.data(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength)),
+      );
       socket.on('error', (e) => handler.closed(e));
       socket.on('close', () => handler.closed());
     },

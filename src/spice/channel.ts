@@ -77,7 +77,9 @@ export abstract class SpiceChannel {
         const type = hdr.u16();
         const size = hdr.u32();
         if (size > this._options.maxMessageSize) {
-          throw new SpiceProtocolError(`${this.label}: message ${serverMsgName(this.type, type)} of ${size} bytes exceeds ${this._options.maxMessageSize}`);
+          throw new SpiceProtocolError(
+            `${this.label}: message ${serverMsgName(this.type, type)} of ${size} bytes exceeds ${this._options.maxMessageSize}`,
+          );
         }
         const body = size ? await this._queue.read(size) : new Uint8Array(0);
         this.stats.messages++;
@@ -87,7 +89,10 @@ export abstract class SpiceChannel {
         this._markProcessed();
       }
     } catch (e) {
-      error = e instanceof SpiceConnectionClosed && (this._closed || this.disconnectReason !== undefined) ? undefined : (e as Error);
+      error =
+        e instanceof SpiceConnectionClosed && (this._closed || this.disconnectReason !== undefined)
+          ? undefined
+          : (e as Error);
     }
     this._shutdown(error);
   }

@@ -26,6 +26,11 @@ export {
 export { SpiceAgent, CLIENT_AGENT_CAPS, type AgentState, type AgentOptions } from './agent/agent.ts';
 export { AgentClipboard, ClipboardError, type ClipboardContent, type GuestGrab } from './agent/clipboard.ts';
 export {
-  AgentFileTransfer, FileTransferError, type FileSource, type TransferProgress, type TransferErrorCode, type AbortSignalLike,
+  AgentFileTransfer,
+  FileTransferError,
+  type FileSource,
+  type TransferProgress,
+  type TransferErrorCode,
+  type AbortSignalLike,
 } from './agent/file-xfer.ts';
 export { AgentCap, AgentMsg, ClipboardType, Selection, XferStatus, type MonitorConfig } from './agent/protocol.ts';

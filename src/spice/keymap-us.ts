@@ -10,12 +10,35 @@ export interface Keystroke {
 
 /** The printable US-layout keys: unshifted character, shifted character, KeyboardEvent.code. */
 const KEYS: [string, string, string][] = [
-  ['`', '~', 'Backquote'], ['1', '!', 'Digit1'], ['2', '@', 'Digit2'], ['3', '#', 'Digit3'], ['4', '$', 'Digit4'],
-  ['5', '%', 'Digit5'], ['6', '^', 'Digit6'], ['7', '&', 'Digit7'], ['8', '*', 'Digit8'], ['9', '(', 'Digit9'],
-  ['0', ')', 'Digit0'], ['-', '_', 'Minus'], ['=', '+', 'Equal'], ['[', '{', 'BracketLeft'], [']', '}', 'BracketRight'],
-  ['\\', '|', 'Backslash'], [';', ':', 'Semicolon'], ["'", '"', 'Quote'], [',', '<', 'Comma'], ['.', '>', 'Period'],
-  ['/', '?', 'Slash'], [' ', ' ', 'Space'], ['\n', '\n', 'Enter'], ['\t', '\t', 'Tab'],
-  ...[...'abcdefghijklmnopqrstuvwxyz'].map((c): [string, string, string] => [c, c.toUpperCase(), `Key${c.toUpperCase()}`]),
+  ['`', '~', 'Backquote'],
+  ['1', '!', 'Digit1'],
+  ['2', '@', 'Digit2'],
+  ['3', '#', 'Digit3'],
+  ['4', '$', 'Digit4'],
+  ['5', '%', 'Digit5'],
+  ['6', '^', 'Digit6'],
+  ['7', '&', 'Digit7'],
+  ['8', '*', 'Digit8'],
+  ['9', '(', 'Digit9'],
+  ['0', ')', 'Digit0'],
+  ['-', '_', 'Minus'],
+  ['=', '+', 'Equal'],
+  ['[', '{', 'BracketLeft'],
+  [']', '}', 'BracketRight'],
+  ['\\', '|', 'Backslash'],
+  [';', ':', 'Semicolon'],
+  ["'", '"', 'Quote'],
+  [',', '<', 'Comma'],
+  ['.', '>', 'Period'],
+  ['/', '?', 'Slash'],
+  [' ', ' ', 'Space'],
+  ['\n', '\n', 'Enter'],
+  ['\t', '\t', 'Tab'],
+  ...[...'abcdefghijklmnopqrstuvwxyz'].map((c): [string, string, string] => [
+    c,
+    c.toUpperCase(),
+    `Key${c.toUpperCase()}`,
+  ]),
 ];
 
 const STROKES = new Map<string, Keystroke>();

@@ -64,7 +64,9 @@ const LINK_MESS_SIZE = 18; // connection_id u32, type u8, id u8, num_common u32,
 const MAX_REPLY_SIZE = 4096; // 178 + caps; anything larger is not a SPICE server
 const CLIENT_COMMON_CAPS = [CommonCap.PROTOCOL_AUTH_SELECTION, CommonCap.AUTH_SPICE, CommonCap.MINI_HEADER];
 
-export function encodeLinkMess(p: Pick<LinkParams, 'connectionId' | 'channelType' | 'channelId' | 'channelCaps'>): Uint8Array {
+export function encodeLinkMess(
+  p: Pick<LinkParams, 'connectionId' | 'channelType' | 'channelId' | 'channelCaps'>,
+): Uint8Array {
   const common = capsFromBits(CLIENT_COMMON_CAPS);
   const chan = capsFromBits(p.channelCaps);
   const size = LINK_MESS_SIZE + 4 * (common.length + chan.length);
@@ -91,7 +93,8 @@ export function decodeLinkHeader(bytes: Uint8Array): number {
   const major = r.u32();
   r.u32(); // minor: differences within major 2 are negotiated by caps
   const size = r.u32();
-  if (major !== PROTOCOL_MAJOR) throw new SpiceProtocolError(`link: server protocol major ${major}, want ${PROTOCOL_MAJOR}`);
+  if (major !== PROTOCOL_MAJOR)
+    throw new SpiceProtocolError(`link: server protocol major ${major}, want ${PROTOCOL_MAJOR}`);
   if (size < 4 || size > MAX_REPLY_SIZE) throw new SpiceProtocolError(`link: reply size ${size} out of range`);
   return size;
 }

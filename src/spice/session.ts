@@ -64,7 +64,10 @@ export class SpiceSession {
 
   readonly channels = new Map<string, AnyChannel>();
   readonly caches: ImageCaches;
-  private readonly _opts: Required<Omit<SpiceSessionOptions, 'preferredCompression' | 'agent'>> & { preferredCompression?: number; agent?: AgentOptions };
+  private readonly _opts: Required<Omit<SpiceSessionOptions, 'preferredCompression' | 'agent'>> & {
+    preferredCompression?: number;
+    agent?: AgentOptions;
+  };
   private _main: MainChannel | undefined;
   private _closed = false;
 
@@ -81,7 +84,11 @@ export class SpiceSession {
       ...(Object.fromEntries(Object.entries(opts).filter(([, v]) => v !== undefined)) as SpiceSessionOptions),
     };
     // The window is bounded at twice what we announce, whatever the server does.
-    this.caches = { pixmaps: new Map(), palettes: new Map(), glz: new GlzWindow(Math.max(1, 2 * this._opts.glzWindowSize)) };
+    this.caches = {
+      pixmaps: new Map(),
+      palettes: new Map(),
+      glz: new GlzWindow(Math.max(1, 2 * this._opts.glzWindowSize)),
+    };
   }
 
   /** Links the main channel and resolves once MAIN INIT arrived; rejects with SpiceLinkError etc. */

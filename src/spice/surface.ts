@@ -74,7 +74,12 @@ export class RgbaSurface implements Surface {
   }
 
   copyBits(sx: number, sy: number, rect: Rect): void {
-    const src = this.getImage({ left: sx, top: sy, right: sx + rect.right - rect.left, bottom: sy + rect.bottom - rect.top });
+    const src = this.getImage({
+      left: sx,
+      top: sy,
+      right: sx + rect.right - rect.left,
+      bottom: sy + rect.bottom - rect.top,
+    });
     this.putImage(src, 0, 0, rect);
   }
 

@@ -31,7 +31,11 @@ export function resolveAccel(wanted: Accel, qemuBinary: string, kernel?: ProbeKe
   return verdict;
 }
 
-export async function probeKvm(qemuBinary: string, kernel?: ProbeKernel, timeoutMs = kernel ? KERNEL_PROBE_TIMEOUT_MS : PROBE_TIMEOUT_MS): Promise<boolean> {
+export async function probeKvm(
+  qemuBinary: string,
+  kernel?: ProbeKernel,
+  timeoutMs = kernel ? KERNEL_PROBE_TIMEOUT_MS : PROBE_TIMEOUT_MS,
+): Promise<boolean> {
   try {
     accessSync('/dev/kvm', constants.R_OK | constants.W_OK);
   } catch {
@@ -48,13 +52,38 @@ export async function probeKvm(qemuBinary: string, kernel?: ProbeKernel, timeout
     }
   };
   const watch = kernel
-    ? ['-kernel', kernel.kernel, '-initrd', kernel.initrd, '-append', 'console=ttyS0 panic=-1', '-m', '128', '-serial', `file:${log}`]
+    ? [
+        '-kernel',
+        kernel.kernel,
+        '-initrd',
+        kernel.initrd,
+        '-append',
+        'console=ttyS0 panic=-1',
+        '-m',
+        '128',
+        '-serial',
+        `file:${log}`,
+      ]
     : ['-m', '32', '-chardev', `file,id=dbg,path=${log}`, '-device', 'isa-debugcon,iobase=0x402,chardev=dbg'];
   try {
     return await new Promise<boolean>((resolve) => {
-      const child = spawn(qemuBinary, [
-        '-accel', 'kvm', '-cpu', KVM_CPU, '-machine', 'q35', '-nodefaults', '-no-user-config', '-display', 'none', ...watch,
-      ], { stdio: 'ignore' });
+      const child = spawn(
+        qemuBinary,
+        [
+          '-accel',
+          'kvm',
+          '-cpu',
+          KVM_CPU,
+          '-machine',
+          'q35',
+          '-nodefaults',
+          '-no-user-config',
+          '-display',
+          'none',
+          ...watch,
+        ],
+        { stdio: 'ignore' },
+      );
       let done = false;
       const finish = (ok: boolean) => {
         if (done) return;

@@ -4,8 +4,8 @@
 // The protocol is QMP-like JSON, one request at a time, but the channel has no session: bytes written while no
 // agent runs in the guest wait in the port and are read, and answered, whenever one starts; an answer to a request
 // that timed out arrives later, in front of the next one's. So every request is preceded by a synchronisation:
-//   host:  0xFF {"execute":"guest-sync-delimited","arguments":{"id":N}}     (0xFF makes the agent drop any partial input)
-//   agent: 0xFF {"return":N}                                                (0xFF: whatever came before is stale)
+//   host:  0xFF {"execute":"guest-sync-delimited","arguments":{"id":N}}  (0xFF makes the agent drop partial input)
+//   agent: 0xFF {"return":N}                                             (0xFF: whatever came before is stale)
 // with a fresh random N; answers carrying any other id, and anything before ours, are dropped. Then the request is
 // sent and the next answer is its own.
 import { randomInt } from 'node:crypto';
@@ -127,15 +127,27 @@ export class GuestAgent {
       if (st.exited) {
         const stdout = decode(st['out-data']), stderr = decode(st['err-data']);
         const truncated = st['out-truncated'] || st['err-truncated'] ? true : undefined;
-        if (st.exitcode !== undefined) return { exitCode: st.exitcode, stdout, stderr, ...(truncated ? { truncated } : {}) };
-        return { exitCode: 128 + (st.signal ?? 0), signal: st.signal, stdout, stderr, ...(truncated ? { truncated } : {}) };
+        if (st.exitcode !== undefined)
+          return { exitCode: st.exitcode, stdout, stderr, ...(truncated ? { truncated } : {}) };
+        return {
+          exitCode: 128 + (st.signal ?? 0),
+          signal: st.signal,
+          stdout,
+          stderr,
+          ...(truncated ? { truncated } : {}),
+        };
       }
       if (Date.now() >= deadline) {
         // guest-exec has no timeout of its own: end the process (its children may stay), and reap it.
-        await this.execute('guest-exec', { path: 'kill', arg: ['-KILL', String(pid)] }, { timeoutMs: 5000 }).catch(() => undefined);
+        await this.execute('guest-exec', { path: 'kill', arg: ['-KILL', String(pid)] }, { timeoutMs: 5000 }).catch(
+          () => undefined,
+        );
         await sleep(200);
         await this.execute('guest-exec-status', { pid }, { timeoutMs: 5000 }).catch(() => undefined);
-        throw new GuestAgentError(`the command did not finish within ${timeoutMs} ms in the guest (it was killed): ${summary(argv)}`, 'exec-timeout');
+        throw new GuestAgentError(
+          `the command did not finish within ${timeoutMs} ms in the guest (it was killed): ${summary(argv)}`,
+          'exec-timeout',
+        );
       }
       await sleep(Math.min(interval, Math.max(0, deadline - Date.now())));
       interval = Math.min(Math.round(interval * 1.5), 250);
@@ -151,12 +163,20 @@ export class GuestAgent {
 
   /** Reads up to `count` bytes at the handle's position. */
   async fileRead(handle: number, count = FILE_CHUNK): Promise<{ data: Buffer; eof: boolean }> {
-    const r = await this.execute<{ count: number; 'buf-b64': string; eof: boolean }>('guest-file-read', { handle, count }, { timeoutMs: 30_000 });
+    const r = await this.execute<{ count: number; 'buf-b64': string; eof: boolean }>(
+      'guest-file-read',
+      { handle, count },
+      { timeoutMs: 30_000 },
+    );
     return { data: Buffer.from(r['buf-b64'], 'base64'), eof: r.eof };
   }
 
   async fileWrite(handle: number, data: Buffer): Promise<number> {
-    const r = await this.execute<{ count: number }>('guest-file-write', { handle, 'buf-b64': data.toString('base64') }, { timeoutMs: 30_000 });
+    const r = await this.execute<{ count: number }>(
+      'guest-file-write',
+      { handle, 'buf-b64': data.toString('base64') },
+      { timeoutMs: 30_000 },
+    );
     return r.count;
   }
 
@@ -204,24 +224,46 @@ export class GuestAgent {
 
   // ---- internals ----
 
-  private async request(command: string, args: Record<string, unknown> | undefined, timeoutMs: number): Promise<unknown> {
+  private async request(
+    command: string,
+    args: Record<string, unknown> | undefined,
+    timeoutMs: number,
+  ): Promise<unknown> {
     const deadline = Date.now() + timeoutMs;
     const socket = await this.connect(deadline);
     const id = randomInt(1, 2 ** 31 - 1);
-    const expire = (what: string) => new GuestAgentError(`the guest agent did not answer ${what} within ${timeoutMs} ms (is qemu-guest-agent running in the guest?)`, 'timeout');
+    const expire = (what: string) =>
+      new GuestAgentError(
+        `the guest agent did not answer ${what} within ${timeoutMs} ms (is qemu-guest-agent running in the guest?)`,
+        'timeout',
+      );
     await this.wait({ kind: 'sync', id }, deadline, () => expire(`'${command}' (synchronisation)`), () => {
-      socket.write(Buffer.concat([Buffer.from([DELIM]), Buffer.from(JSON.stringify({ execute: 'guest-sync-delimited', arguments: { id } }) + '\n')]));
+      socket.write(
+        Buffer.concat([
+          Buffer.from([DELIM]),
+          Buffer.from(JSON.stringify({ execute: 'guest-sync-delimited', arguments: { id } }) + '\n'),
+        ]),
+      );
     });
     const answer = (await this.wait({ kind: 'reply' }, deadline, () => expire(`'${command}'`), () => {
       socket.write(JSON.stringify(args ? { execute: command, arguments: args } : { execute: command }) + '\n');
     })) as { return?: unknown; error?: { class?: string; desc?: string } };
     if (answer.error) {
-      throw new GuestAgentError(`the guest agent refused '${command}': ${answer.error.desc ?? JSON.stringify(answer.error)}`, 'agent-error', answer.error.class);
+      throw new GuestAgentError(
+        `the guest agent refused '${command}': ${answer.error.desc ?? JSON.stringify(answer.error)}`,
+        'agent-error',
+        answer.error.class,
+      );
     }
     return answer.return;
   }
 
-  private wait(w: { kind: 'sync'; id: number } | { kind: 'reply' }, deadline: number, onTimeout: () => Error, send: () => void): Promise<unknown> {
+  private wait(
+    w: { kind: 'sync'; id: number } | { kind: 'reply' },
+    deadline: number,
+    onTimeout: () => Error,
+    send: () => void,
+  ): Promise<unknown> {
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         if (this.waiter === waiter) this.waiter = undefined;
@@ -247,7 +289,8 @@ export class GuestAgent {
           s.on('error', () => {}); // 'close' follows
           s.on('data', (d: Buffer) => this.receive(d));
           s.on('close', () => {
-            if (this.socket === s) this.drop(new GuestAgentError('the guest agent connection closed (QEMU stopped?)', 'closed'));
+            if (this.socket === s)
+              this.drop(new GuestAgentError('the guest agent connection closed (QEMU stopped?)', 'closed'));
           });
           this.socket = s;
           this.buf = Buffer.alloc(0);
@@ -256,8 +299,15 @@ export class GuestAgent {
         s.once('error', (e: NodeJS.ErrnoException) => {
           s.destroy();
           // QEMU creates the socket as it starts: before that there is none, or nobody listening yet.
-          if ((e.code === 'ENOENT' || e.code === 'ECONNREFUSED') && Date.now() + 100 < deadline) setTimeout(attempt, 100);
-          else reject(new GuestAgentError(`cannot connect to the guest agent socket ${this.socketPath}: ${e.message}`, 'unavailable'));
+          if ((e.code === 'ENOENT' || e.code === 'ECONNREFUSED') && Date.now() + 100 < deadline)
+            setTimeout(attempt, 100);
+          else
+            reject(
+              new GuestAgentError(
+                `cannot connect to the guest agent socket ${this.socketPath}: ${e.message}`,
+                'unavailable',
+              ),
+            );
         });
       };
       attempt();

@@ -3,10 +3,11 @@
 // exposes as a unix socket. One request at a time:
 //   host:  P <id>                                          guest:  O <id>
 //   host:  X <id> <timeout s> <script len> <stdin len>, then the script and stdin, gzip+base64, exactly that long
-//                                                          guest:  B <id> / stdout b64 lines / S <id> / stderr b64 lines / E <id> <status>
-// Everything is gzip-compressed (the serial line carries ~130 KB/s) then base64-encoded. Base64 lines hold no space, so no output can pass for a marker, and every id carries a random per-connection
-// prefix, so anything else on the line (boot noise, the tail of an answer from an earlier connection, the late
-// answer to a request that timed out) is recognised and ignored.
+//   guest: B <id> / stdout b64 lines / S <id> / stderr b64 lines / E <id> <status>
+// Everything is gzip-compressed (the serial line carries ~130 KB/s) then base64-encoded. Base64 lines hold no space,
+// so no output can pass for a marker, and every id carries a random per-connection prefix, so anything else on the
+// line (boot noise, the tail of an answer from an earlier connection, the late answer to a request that timed out)
+// is recognised and ignored.
 import { randomBytes } from 'node:crypto';
 import { connect as netConnect, type Socket } from 'node:net';
 import { gunzipSync, gzipSync } from 'node:zlib';
@@ -80,14 +81,20 @@ export class GuestShell {
     this.socket = socket;
     socket.on('data', (d: Buffer) => this.receive(d));
     socket.on('error', () => {}); // 'close' follows and reports it
-    socket.on('close', () => this.fail(new Error(`the guest command shell (${this.socketPath}) closed the connection`)));
+    socket.on('close', () =>
+      this.fail(new Error(`the guest command shell (${this.socketPath}) closed the connection`)),
+    );
     // A ping sent before the guest's server set its port up can be lost, so ping until one is answered.
     let pinger: NodeJS.Timeout | undefined;
     let expiry: NodeJS.Timeout | undefined;
     try {
       await new Promise<void>((resolve, reject) => {
         this.connecting = { resolve, reject };
-        expiry = setTimeout(() => this.fail(new Error(`the guest command shell (${this.socketPath}) did not answer within ${timeoutMs} ms`)), Math.max(0, deadline - Date.now()));
+        expiry = setTimeout(
+          () =>
+            this.fail(new Error(`the guest command shell (${this.socketPath}) did not answer within ${timeoutMs} ms`)),
+          Math.max(0, deadline - Date.now()),
+        );
         const ping = () => {
           this.write(`\nP ${this.nextId()}\n`);
           pinger = setTimeout(ping, PING_INTERVAL_MS);
@@ -146,7 +153,8 @@ export class GuestShell {
 
   private request(script: string, opts: ExecOptions): Promise<ExecResult> {
     if (this.closed) return Promise.reject(this.closed);
-    if (!this.socket) return Promise.reject(new Error('the guest command shell is not connected (call connect() first)'));
+    if (!this.socket)
+      return Promise.reject(new Error('the guest command shell is not connected (call connect() first)'));
     const timeoutMs = opts.timeoutMs ?? 60_000;
     const id = this.nextId();
     const body = encode(script);
@@ -154,7 +162,11 @@ export class GuestShell {
     // The leading newline ends any partial line left in the guest's buffer by an earlier connection.
     const request = `\nX ${id} ${Math.ceil(timeoutMs / 1000)} ${body.length} ${stdin.length}\n${body}${stdin}`;
     if (request.length > MAX_REQUEST_BYTES) {
-      return Promise.reject(new Error(`exec: the command and its input take ${request.length} bytes encoded; the serial channel takes at most ${MAX_REQUEST_BYTES}`));
+      return Promise.reject(
+        new Error(
+          `exec: the command and its input take ${request.length} bytes encoded; the serial channel takes at most ${MAX_REQUEST_BYTES}`,
+        ),
+      );
     }
     return new Promise<ExecResult>((resolve, reject) => {
       const timer = setTimeout(() => {

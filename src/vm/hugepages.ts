@@ -36,7 +36,9 @@ export function checkHugePages(vmName: string, memoryMiB: number, hp = hugePages
   const available = Math.max(0, hp.available);
   if (available >= need) return;
   const total = hp.total + need - available;
-  throw unprocessable(`cannot start VM '${vmName}': it needs ${need} free huge pages of ${HUGE_PAGE_MIB} MiB and the host has ` +
-    `${available} (of ${hp.total} reserved); reserve them as root: echo ${total} > ${HUGE_PAGE_POOL}/nr_hugepages ` +
-    `(or sysctl vm.nr_hugepages=${total} where 2 MiB is the default size; in /etc/sysctl.d/ for good), or start the VM without hugepages`);
+  throw unprocessable(
+    `cannot start VM '${vmName}': it needs ${need} free huge pages of ${HUGE_PAGE_MIB} MiB and the host has ` +
+      `${available} (of ${hp.total} reserved); reserve them as root: echo ${total} > ${HUGE_PAGE_POOL}/nr_hugepages ` +
+      `(or sysctl vm.nr_hugepages=${total} where 2 MiB is the default size; in /etc/sysctl.d/ for good), or start the VM without hugepages`,
+  );
 }

@@ -17,19 +17,19 @@ import { conflict, notFound, OrielError, unprocessable, unavailable } from '../e
 import type { Accel } from '../config.ts';
 import type { Db } from '../store/database.ts';
 import { resolveAccel } from './accel.ts';
-import { createOverlay, diskInfo, checkDisk } from './disk.ts';
-import { diskFormatOf, hostFile } from './host-paths.ts';
-import { findBuiltImage, builders } from './images/registry.ts';
-import { GuestShell } from './guest-shell.ts';
+import { createOverlay } from './disk.ts';
+import { findBuiltImage } from './images/registry.ts';
 import { checkHugePages } from './hugepages.ts';
-import { GuestAgent, GuestAgentError } from './guest-agent.ts';
+import { GuestAgent } from './guest-agent.ts';
+import { execByAgent, execByShell, type ExecResult } from './guest-exec.ts';
 import { vmPaths, type VmPaths } from './paths.ts';
 import { isAlive, isOurQemu, readPidfile, tail, waitUntil } from './process.ts';
 import { qemuArgs } from './qemu-args.ts';
 import { QmpClient } from './qmp/index.ts';
-import { VM_ID_RE, VM_NAME_RE, vmRequestSchema, type VmRequest, type VmSpec, type VmState } from './spec.ts';
+import { resolveSpec } from './resolve-spec.ts';
+import { howItEnded, type Runtime } from './runtime.ts';
+import { VM_ID_RE, VM_NAME_RE, vmRequestSchema, type VmState } from './spec.ts';
 import { VmStore, type VmRecord } from './store.ts';
-import { isAbsolute } from 'node:path';
 // A timer that keeps the process alive: at server start nothing else may (the HTTP server is not listening yet).
 import { setTimeout as delay } from 'node:timers/promises';
 
@@ -46,33 +46,7 @@ export interface VmManagerOptions {
   log?: (level: 'info' | 'warn' | 'error', msg: string, extra?: Record<string, unknown>) => void;
 }
 
-export interface ExecResult {
-  stdout: string;
-  stderr: string;
-  exitCode: number;
-}
-
-interface Runtime {
-  qmp: QmpClient;
-  pid: number;
-  child?: ChildProcess;
-  /** Oriel asked QEMU to exit (quit / kill): its exit is a stop, not a crash. */
-  expectExit: boolean;
-  /** QEMU reported SHUTDOWN (guest powered off, or a signal from the host). */
-  shutdownReason?: string;
-  childExit?: { code: number | null; signal: NodeJS.Signals | null };
-  /** The server let go of this QEMU (shutdown): it keeps running, to be re-attached by the next server. */
-  detached?: boolean;
-  gone: Promise<void>;
-  shell?: GuestShell;
-  /** The guest agent connection (images with the 'guest-agent' device), shared by every caller. */
-  agent?: GuestAgent;
-  /** While > 0, a checkpoint or restore owns the run state: its own short `stop`s and QEMU's RESUMEs are not the
-   * user's pauses, so STOP/RESUME events do not flip the VM's state (see `withQmp`). */
-  quietRunState: number;
-  /** The guest was restored from a checkpoint taken after its ready marker: it will not print it again. */
-  readyFromCheckpoint?: boolean;
-}
+export type { ExecResult } from './guest-exec.ts';
 
 /** Options of `start`. */
 export interface StartOptions {
@@ -81,7 +55,6 @@ export interface StartOptions {
   incoming?: boolean;
 }
 
-const DEFAULT_MEMORY_MIB = 256;
 const QMP_START_TIMEOUT_MS = 20_000;
 const FORCE_WAIT_MS = 5_000;
 /** How long a restarted server keeps trying to reach a live QEMU's QMP before it ends that QEMU. */
@@ -139,18 +112,19 @@ export class VmManager extends EventEmitter {
 
   // ---- create / delete ----
 
-  /**
-   * Validates a request, resolves its image and creates the VM's folder and disk overlay. Only with `hostPaths`
-   * (the caller is an admin) may the request name files on the host, inside the configured image folders.
-   */
+  /** Validates a request, resolves its image and creates the VM's folder and disk overlay. */
   async create(input: unknown, ownerId: string, opts: { hostPaths?: boolean } = {}): Promise<VmRecord> {
     const parsed = vmRequestSchema.safeParse(input);
     if (!parsed.success) {
-      throw new OrielError(400, parsed.error.issues.map((i) => (i.path.length ? `${i.path.join('.')}: ` : '') + i.message).join('; '), 'bad_request');
+      throw new OrielError(
+        400,
+        parsed.error.issues.map((i) => (i.path.length ? `${i.path.join('.')}: ` : '') + i.message).join('; '),
+        'bad_request',
+      );
     }
     const req = parsed.data;
     if (this.store.byName(req.name)) throw conflict(`a VM named '${req.name}' already exists`);
-    const spec = await this.resolveSpec(req, opts.hostPaths ?? false);
+    const spec = await resolveSpec(req, this.o, opts.hostPaths ?? false);
     const id = this.store.newId();
     const p = vmPaths(this.o.dataDir, id);
     mkdirSync(p.dir, { recursive: true, mode: 0o700 });
@@ -163,7 +137,8 @@ export class VmManager extends EventEmitter {
     } catch (e) {
       rmSync(p.dir, { recursive: true, force: true });
       if (e instanceof OrielError) throw e;
-      if ((e as { code?: string }).code === 'SQLITE_CONSTRAINT_UNIQUE') throw conflict(`a VM named '${req.name}' already exists`);
+      if ((e as { code?: string }).code === 'SQLITE_CONSTRAINT_UNIQUE')
+        throw conflict(`a VM named '${req.name}' already exists`);
       throw e;
     }
   }
@@ -186,53 +161,6 @@ export class VmManager extends EventEmitter {
       rmSync(p.dir, { recursive: true, force: true });
       throw e;
     }
-  }
-
-  private async resolveSpec(req: VmRequest, hostPaths: boolean): Promise<VmSpec> {
-    const spec: VmSpec = {
-      memoryMiB: req.memoryMiB ?? DEFAULT_MEMORY_MIB,
-      cpus: req.cpus ?? 1,
-      display: req.display ?? 'std',
-      accel: req.accel ?? this.o.accel,
-      ...(req.hugepages ? { hugepages: true } : {}),
-    };
-    const image = req.image && !isAbsolute(req.image) ? findBuiltImage(this.o.cacheDir, req.image) : undefined;
-    // What the image is made for, unless the request says otherwise.
-    if (image) {
-      spec.memoryMiB = req.memoryMiB ?? image.memoryMiB ?? spec.memoryMiB;
-      spec.cpus = req.cpus ?? image.cpus ?? spec.cpus;
-      spec.display = req.display ?? image.display ?? spec.display;
-    }
-    if (req.image) {
-      if (isAbsolute(req.image)) {
-        const disk = hostFile(req.image, this.o.imagesDirs ?? [], hostPaths);
-        const format = diskFormatOf(disk);
-        const info = await diskInfo(this.o.qemuImgBinary, disk, format).catch((e) => { throw badRequestImage((e as Error).message); });
-        // QEMU would open these too, from names the image chose: never.
-        if (info.backingFile || info.dataFile) throw badRequestImage(`${req.image} refers to another file (a backing or data file): use a standalone image`);
-        await checkDisk(this.o.qemuImgBinary, disk, format).catch((e) => { throw badRequestImage((e as Error).message); });
-        Object.assign(spec, { image: 'path', baseDisk: disk, baseFormat: format });
-      } else {
-        if (!builders[req.image]) {
-          throw badRequestImage(`unknown image '${req.image}': known images are ${Object.keys(builders).join(', ')}, or give an absolute path to a disk image`);
-        }
-        const m = image;
-        if (!m) throw badRequestImage(`image '${req.image}' is not built yet: run \`oriel image build ${req.image}\``);
-        Object.assign(spec, {
-          image: m.name, baseDisk: m.disk, baseFormat: m.disk ? 'qcow2' : undefined,
-          kernel: m.kernel, initrd: m.initrd, append: m.append, readyMarker: m.readyMarker, exec: m.exec,
-          ...(m.execEnv ? { execEnv: m.execEnv } : {}), ...(m.devices ? { devices: m.devices } : {}),
-        });
-      }
-    }
-    if (req.kernel) {
-      const kernel = hostFile(req.kernel, this.o.imagesDirs ?? [], hostPaths);
-      const initrd = hostFile(req.initrd!, this.o.imagesDirs ?? [], hostPaths);
-      Object.assign(spec, { kernel, initrd, append: req.append ?? spec.append ?? 'console=ttyS0' });
-    } else if (req.append !== undefined) {
-      spec.append = req.append;
-    }
-    return spec;
   }
 
   async delete(ref: string): Promise<void> {
@@ -259,7 +187,8 @@ export class VmManager extends EventEmitter {
     const p = this.paths(vm);
     const spec = vm.spec;
     for (const f of [spec.kernel, spec.initrd, spec.baseDisk ? p.disk : undefined]) {
-      if (f && !existsSync(f)) throw unprocessable(`cannot start VM '${vm.name}': ${f} is missing (was the image cache cleared?)`);
+      if (f && !existsSync(f))
+        throw unprocessable(`cannot start VM '${vm.name}': ${f} is missing (was the image cache cleared?)`);
     }
     // A pidfile left by a QEMU that died with the machine, or whose pid now belongs to another process.
     const stalePid = readPidfile(p.pidfile);
@@ -274,7 +203,11 @@ export class VmManager extends EventEmitter {
     if (spec.hugepages) checkHugePages(vm.name, spec.memoryMiB);
     this.setState(vm.id, 'starting', null, null);
     const tiny = spec.accel === 'auto' ? findBuiltImage(this.o.cacheDir, 'tiny') : undefined;
-    const accel = await resolveAccel(spec.accel, this.o.qemuBinary, tiny?.kernel && tiny.initrd ? { kernel: tiny.kernel, initrd: tiny.initrd } : undefined);
+    const accel = await resolveAccel(
+      spec.accel,
+      this.o.qemuBinary,
+      tiny?.kernel && tiny.initrd ? { kernel: tiny.kernel, initrd: tiny.initrd } : undefined,
+    );
     const args = qemuArgs(vm.name, spec, p, accel);
     // Restore (checkpoints): QEMU waits for `migrate-incoming` instead of booting.
     if (opts.incoming) args.push('-incoming', 'defer');
@@ -289,8 +222,23 @@ export class VmManager extends EventEmitter {
     }
     child.unref();
     const early = new Promise<never>((_, reject) => {
-      child.once('error', (e) => reject(unavailable(`cannot run ${this.o.qemuBinary}: ${e.message} (is qemu-system-x86 installed? run scripts/bootstrap.sh)`)));
-      child.once('exit', (code, signal) => reject(unprocessable(`QEMU exited at once (${signal ?? `code ${code}`}): ${tail(p.qemuLog, 5).split('\n').filter((l) => !l.startsWith('---')).join(' | ')}`)));
+      child.once('error', (e) =>
+        reject(
+          unavailable(
+            `cannot run ${this.o.qemuBinary}: ${e.message} (is qemu-system-x86 installed? run scripts/bootstrap.sh)`,
+          ),
+        ),
+      );
+      child.once('exit', (code, signal) =>
+        reject(
+          unprocessable(
+            `QEMU exited at once (${signal ?? `code ${code}`}): ${tail(p.qemuLog, 5)
+              .split('\n')
+              .filter((l) => !l.startsWith('---'))
+              .join(' | ')}`,
+          ),
+        ),
+      );
     });
     early.catch(() => undefined);
     try {
@@ -300,11 +248,15 @@ export class VmManager extends EventEmitter {
       this.log('info', 'vm started', { vm: vm.name, pid: child.pid, accel, incoming: opts.incoming ?? false });
       // An incoming VM (status `inmigrate`) runs no guest code yet: paused until the restore lets it continue (its
       // RESUME event then flips it to running).
-      if (opts.incoming || status.status === 'inmigrate') return this.setState(vm.id, 'paused', 'waiting for a checkpoint to be restored', child.pid!);
+      if (opts.incoming || status.status === 'inmigrate')
+        return this.setState(vm.id, 'paused', 'waiting for a checkpoint to be restored', child.pid!);
       return this.setState(vm.id, status.status === 'paused' ? 'paused' : 'running', null, child.pid!);
     } catch (e) {
       if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-      const err = e instanceof OrielError ? e : unprocessable(`QEMU did not come up: ${(e as Error).message}. ${tail(p.qemuLog, 5)}`);
+      const err =
+        e instanceof OrielError
+          ? e
+          : unprocessable(`QEMU did not come up: ${(e as Error).message}. ${tail(p.qemuLog, 5)}`);
       this.setState(vm.id, 'stopped', err.message, null);
       throw err;
     }
@@ -313,11 +265,19 @@ export class VmManager extends EventEmitter {
   /** Wires a live QEMU to its VM: events keep the state in step, the socket closing means QEMU is gone. */
   private attach(vm: VmRecord, qmp: QmpClient, pid: number, child?: ChildProcess): Runtime {
     let markGone!: () => void;
-    const rt: Runtime = { qmp, pid, child, expectExit: false, quietRunState: 0, gone: new Promise<void>((r) => (markGone = r)) };
+    const rt: Runtime = {
+      qmp,
+      pid,
+      child,
+      expectExit: false,
+      quietRunState: 0,
+      gone: new Promise<void>((r) => (markGone = r)),
+    };
     this.runtimes.set(vm.id, rt);
     child?.once('exit', (code, signal) => (rt.childExit = { code, signal }));
     qmp.onEvent((ev) => {
-      if (ev.event === 'SHUTDOWN') rt.shutdownReason = String((ev.data as { reason?: string } | undefined)?.reason ?? 'shutdown');
+      if (ev.event === 'SHUTDOWN')
+        rt.shutdownReason = String((ev.data as { reason?: string } | undefined)?.reason ?? 'shutdown');
       const cur = this.store.get(vm.id);
       if (!cur) return;
       if (rt.quietRunState > 0) return; // a checkpoint's own pause (withQmp); the state is reconciled after it
@@ -348,16 +308,10 @@ export class VmManager extends EventEmitter {
     if (!vm) return;
     const p = this.paths(vm);
     for (const f of [p.pidfile, p.qmp, p.spice, p.serial, p.shell, p.guestAgent]) rmSync(f, { force: true });
-    if (rt.expectExit || rt.shutdownReason) {
-      const reason = rt.expectExit ? null : rt.shutdownReason === 'guest-shutdown' ? null : `QEMU shut down (${rt.shutdownReason})`;
-      this.setState(id, 'stopped', reason, null);
-      this.log('info', 'vm stopped', { vm: vm.name });
-    } else {
-      const how = rt.childExit ? (rt.childExit.signal ? `killed by ${rt.childExit.signal}` : `exit code ${rt.childExit.code}`) : 'exited';
-      const last = tail(p.qemuLog, 10);
-      this.setState(id, 'crashed', `QEMU (pid ${rt.pid}) ${how} unexpectedly.${last ? ` Last lines of its log:\n${last}` : ''}`, null);
-      this.log('warn', 'vm crashed', { vm: vm.name, pid: rt.pid, how });
-    }
+    const end = howItEnded(rt, p.qemuLog);
+    this.setState(id, end.state, end.reason, null);
+    if (end.state === 'stopped') this.log('info', 'vm stopped', { vm: vm.name });
+    else this.log('warn', 'vm crashed', { vm: vm.name, pid: rt.pid, how: end.how });
   }
 
   private runtime(vm: VmRecord): Runtime {
@@ -415,7 +369,12 @@ export class VmManager extends EventEmitter {
       if (!done) {
         this.log('warn', 'guest ignored ACPI shutdown; forcing', { vm: cur.name, timeoutSec });
         await this.kill(rt);
-        return this.setState(cur.id, 'stopped', `the guest did not power off within ${timeoutSec} s; it was stopped by force`, null);
+        return this.setState(
+          cur.id,
+          'stopped',
+          `the guest did not power off within ${timeoutSec} s; it was stopped by force`,
+          null,
+        );
       }
       return this.store.get(cur.id)!;
     });
@@ -452,77 +411,40 @@ export class VmManager extends EventEmitter {
     const ok = await waitUntil(() => {
       const cur = this.store.get(vm.id);
       if (!cur || !['running', 'starting'].includes(cur.state)) return true;
-      return existsSync(p.serialLog) && statSync(p.serialLog).size > 0 && tail(p.serialLog, 400, 256 * 1024).includes(marker);
+      return (
+        existsSync(p.serialLog) && statSync(p.serialLog).size > 0 && tail(p.serialLog, 400, 256 * 1024).includes(marker)
+      );
     }, timeoutMs, 100);
     const cur = this.get(ref);
     if (cur.state !== 'running') throw conflict(`VM '${vm.name}' is ${cur.state}`);
-    if (!ok) throw new OrielError(504, `VM '${vm.name}' did not become ready within ${Math.round(timeoutMs / 1000)} s (no '${marker}' on its console)`, 'timeout');
+    if (!ok)
+      throw new OrielError(
+        504,
+        `VM '${vm.name}' did not become ready within ${Math.round(timeoutMs / 1000)} s (no '${marker}' on its console)`,
+        'timeout',
+      );
   }
 
-  /** Runs a command in the guest through the image's command shell (second serial port). */
+  /** Runs a command in the guest through the image's command channel (guest-exec.ts), once the guest is ready. */
   async exec(ref: string, argv: string[], timeoutMs = 60_000): Promise<ExecResult> {
     const vm = this.get(ref);
-    if (vm.spec.exec === 'guest-agent') return this.execByAgent(ref, argv, timeoutMs);
-    if (vm.spec.exec !== 'serial-shell') throw unprocessable(`VM '${vm.name}' has no command channel: its image does not provide one`);
+    const byAgent = vm.spec.exec === 'guest-agent';
+    if (!byAgent && vm.spec.exec !== 'serial-shell')
+      throw unprocessable(`VM '${vm.name}' has no command channel: its image does not provide one`);
     this.requireState(vm, ['running'], 'run a command in');
     const started = Date.now();
     await this.waitReady(ref, timeoutMs);
     const left = () => Math.max(1000, timeoutMs - (Date.now() - started));
-    const run = async (connectMs: number) => {
-      const rt = this.runtime(this.get(ref));
-      if (!rt.shell) {
-        const shell = new GuestShell(this.paths(vm).shell);
-        await shell.connect(connectMs);
-        rt.shell = shell;
-      }
-      return rt.shell.exec(argv, { timeoutMs: left() });
-    };
-    try {
-      return await run(5000);
-    } catch (e) {
-      if (e instanceof OrielError) throw e;
-      const msg = (e as Error).message;
-      if (/did not finish within/.test(msg)) throw new OrielError(504, msg, 'timeout');
-      if (/output is over/.test(msg)) throw new OrielError(502, msg, 'output_too_large'); // a guest's answer, refused
-      // The connection to the guest's shell broke or never answered (a busy guest after a restart, QEMU reopening
-      // its chardev after the previous server left): start over once with a fresh connection and more patience.
-      const rt = this.runtimes.get(vm.id);
-      rt?.shell?.close();
-      if (rt) rt.shell = undefined;
-      try {
-        return await run(Math.min(30_000, left()));
-      } catch (e2) {
-        if (e2 instanceof OrielError) throw e2;
-        throw unavailable(`cannot run the command in VM '${vm.name}': ${(e2 as Error).message}`);
-      }
-    }
-  }
-
-  /** Runs a command through qemu-guest-agent (guest-exec), once the guest is ready, with the image's environment. */
-  private async execByAgent(ref: string, argv: string[], timeoutMs: number): Promise<ExecResult> {
-    const vm = this.get(ref);
-    this.requireState(vm, ['running'], 'run a command in');
-    const started = Date.now();
-    await this.waitReady(ref, timeoutMs);
-    try {
-      const r = await this.guestAgent(ref).exec(argv, { env: vm.spec.execEnv, timeoutMs: Math.max(1000, timeoutMs - (Date.now() - started)) });
-      return { stdout: r.stdout, stderr: r.stderr, exitCode: r.exitCode };
-    } catch (e) {
-      if (!(e instanceof GuestAgentError)) throw e;
-      // As a shell would say it (and as images with a command shell do): a program that cannot be run is status 127.
-      if (e.code === 'agent-error' && /Failed to execute child process/.test(e.message)) {
-        return { stdout: '', stderr: `${argv[0]}: ${e.message.replace(/^.*?refused 'guest-exec': /, '')}\n`, exitCode: 127 };
-      }
-      if (e.code === 'agent-error') throw unprocessable(`cannot run the command in VM '${vm.name}': ${e.message}`);
-      if (e.code === 'timeout' || e.code === 'exec-timeout') throw new OrielError(504, e.message, 'timeout');
-      throw unavailable(`cannot run the command in VM '${vm.name}': ${e.message}`);
-    }
+    if (byAgent) return execByAgent(vm, () => this.guestAgent(ref), argv, left);
+    const live = () => this.runtime(this.get(ref));
+    return execByShell(vm, this.paths(vm).shell, live, () => this.runtimes.get(vm.id), argv, left);
   }
 
   /** The guest agent client of a running VM whose image has one (one connection, shared by all callers). */
   guestAgent(ref: string): GuestAgent {
     const vm = this.get(ref);
-    if (!vm.spec.devices?.includes('guest-agent')) throw unprocessable(`VM '${vm.name}' has no guest agent: its image does not provide one`);
+    if (!vm.spec.devices?.includes('guest-agent'))
+      throw unprocessable(`VM '${vm.name}' has no guest agent: its image does not provide one`);
     const rt = this.runtime(vm);
     rt.agent ??= new GuestAgent(this.paths(vm).guestAgent);
     return rt.agent;
@@ -554,7 +476,11 @@ export class VmManager extends EventEmitter {
    * ms, QEMU resuming after a background snapshot or an incoming migration) do not change the VM's state; when
    * `fn` ends the state is set from QEMU's `query-status` once (running, or paused for any stopped run state).
    */
-  withQmp<T>(ref: string, fn: (qmp: QmpClient, vm: VmRecord) => Promise<T>, opts: { quietRunState?: boolean } = {}): Promise<T> {
+  withQmp<T>(
+    ref: string,
+    fn: (qmp: QmpClient, vm: VmRecord) => Promise<T>,
+    opts: { quietRunState?: boolean } = {},
+  ): Promise<T> {
     const vm = this.get(ref);
     return this.withLock(vm.id, async () => {
       const cur = this.store.get(vm.id)!;
@@ -600,7 +526,12 @@ export class VmManager extends EventEmitter {
             await this.recoverInterrupted(vm, qmp);
             const status = await qmp.queryStatus();
             this.attach(vm, qmp, pid);
-            this.setState(vm.id, status.status === 'paused' || status.status === 'prelaunch' ? 'paused' : 'running', null, pid);
+            this.setState(
+              vm.id,
+              status.status === 'paused' || status.status === 'prelaunch' ? 'paused' : 'running',
+              null,
+              pid,
+            );
             this.log('info', 're-attached running vm', { vm: vm.name, pid });
             lastError = '';
             break;
@@ -640,7 +571,10 @@ export class VmManager extends EventEmitter {
     }
     const st = await qmp.queryStatus();
     if (vm.state === 'running' && !st.running && ['paused', 'postmigrate', 'finish-migrate'].includes(st.status)) {
-      this.log('warn', 'resuming a guest left stopped by an interrupted checkpoint', { vm: vm.name, status: st.status });
+      this.log('warn', 'resuming a guest left stopped by an interrupted checkpoint', {
+        vm: vm.name,
+        status: st.status,
+      });
       await qmp.execute('cont');
     }
   }
@@ -655,10 +589,6 @@ export class VmManager extends EventEmitter {
     }
     this.runtimes.clear();
   }
-}
-
-function badRequestImage(msg: string) {
-  return new OrielError(400, msg, 'bad_image');
 }
 
 /** For races against a QEMU event: must not keep a server that is stopping alive. */

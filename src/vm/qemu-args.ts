@@ -16,7 +16,9 @@ export function qemuArgs(name: string, spec: VmSpec, paths: VmPaths, accel: 'kvm
     // Huge-page RAM: a hugetlb memfd as the machine's memory (hugepages.ts checks the host has them free), touched at
     // start (prealloc) so the first checkpoint's pause does not fault in the pages the guest never used.
     '-machine', spec.hugepages ? `q35,memory-backend=${HUGE_RAM_ID}` : 'q35',
-    ...(spec.hugepages ? ['-object', `memory-backend-memfd,id=${HUGE_RAM_ID},size=${spec.memoryMiB}M,hugetlb=on,hugetlbsize=${HUGE_PAGE_MIB}M,prealloc=on`] : []),
+    ...(spec.hugepages
+      ? ['-object', `memory-backend-memfd,id=${HUGE_RAM_ID},size=${spec.memoryMiB}M,hugetlb=on,hugetlbsize=${HUGE_PAGE_MIB}M,prealloc=on`]
+      : []),
     // TCG with one thread per vCPU uses both host cores for an SMP guest.
     '-accel', accel === 'kvm' ? 'kvm' : 'tcg,thread=multi',
     '-cpu', accel === 'kvm' ? KVM_CPU : 'max',
@@ -25,7 +27,8 @@ export function qemuArgs(name: string, spec: VmSpec, paths: VmPaths, accel: 'kvm
     '-nodefaults', '-no-user-config',
     '-display', 'none',
     '-vga', spec.display,
-    // ttyS0: the guest console, kept in serial.log (this boot only: QEMU truncates it at start) and reachable as a socket for an interactive terminal.
+    // ttyS0: the guest console, kept in serial.log (this boot only: QEMU truncates it at start) and reachable as a
+    // socket for an interactive terminal.
     '-chardev', `socket,id=serial0,path=${paths.serial},server=on,wait=off,logfile=${paths.serialLog}`,
     '-serial', 'chardev:serial0',
     // ttyS1: the command shell the tiny guest serves for `oriel vm exec`.

@@ -26,21 +26,34 @@ export const vmRequestSchema = z
     cpus: z.number().int().optional(),
     display: z.enum(['std', 'qxl']).optional().describe('emulated graphics card: std (VGA) or qxl'),
     accel: z.enum(['auto', 'kvm', 'tcg']).optional(),
-    hugepages: z.boolean().optional()
-      .describe('guest RAM in 2 MiB huge pages the host has reserved: checkpoints then pause the VM a few ms instead of tens'),
+    hugepages: z
+      .boolean()
+      .optional()
+      .describe(
+        'guest RAM in 2 MiB huge pages the host has reserved: checkpoints then pause the VM a few ms instead of tens',
+      ),
   })
   .strict()
   .superRefine((r, ctx) => {
     if (!r.image && !r.kernel) ctx.addIssue({ code: 'custom', message: 'give an image, or a kernel and an initrd' });
     if (r.kernel && !r.initrd) ctx.addIssue({ code: 'custom', path: ['initrd'], message: 'a kernel needs an initrd' });
     if (r.initrd && !r.kernel) ctx.addIssue({ code: 'custom', path: ['kernel'], message: 'an initrd needs a kernel' });
-    if (r.append !== undefined && !r.kernel && !r.image) ctx.addIssue({ code: 'custom', path: ['append'], message: 'append needs a kernel' });
+    if (r.append !== undefined && !r.kernel && !r.image)
+      ctx.addIssue({ code: 'custom', path: ['append'], message: 'append needs a kernel' });
     const maxMem = maxMemoryMiB();
     if (r.memoryMiB !== undefined && (r.memoryMiB < MIN_MEMORY_MIB || r.memoryMiB > maxMem)) {
-      ctx.addIssue({ code: 'custom', path: ['memoryMiB'], message: `memory must be between ${MIN_MEMORY_MIB} and ${maxMem} MiB on this host` });
+      ctx.addIssue({
+        code: 'custom',
+        path: ['memoryMiB'],
+        message: `memory must be between ${MIN_MEMORY_MIB} and ${maxMem} MiB on this host`,
+      });
     }
     if (r.hugepages && r.memoryMiB !== undefined && r.memoryMiB % 2 !== 0) {
-      ctx.addIssue({ code: 'custom', path: ['memoryMiB'], message: 'with hugepages, memory must be a multiple of 2 MiB (the huge page size)' });
+      ctx.addIssue({
+        code: 'custom',
+        path: ['memoryMiB'],
+        message: 'with hugepages, memory must be a multiple of 2 MiB (the huge page size)',
+      });
     }
     const cpuMax = maxCpus();
     if (r.cpus !== undefined && (r.cpus < 1 || r.cpus > cpuMax)) {

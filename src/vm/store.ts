@@ -62,9 +62,13 @@ export class VmStore {
   setState(id: string, state: VmState, reason: string | null, pid?: number | null): VmRecord {
     const now = new Date().toISOString();
     if (pid === undefined) {
-      this.db.prepare('UPDATE vms SET state = ?, state_reason = ?, updated_at = ? WHERE id = ?').run(state, reason, now, id);
+      this.db
+        .prepare('UPDATE vms SET state = ?, state_reason = ?, updated_at = ? WHERE id = ?')
+        .run(state, reason, now, id);
     } else {
-      this.db.prepare('UPDATE vms SET state = ?, state_reason = ?, pid = ?, updated_at = ? WHERE id = ?').run(state, reason, pid, now, id);
+      this.db
+        .prepare('UPDATE vms SET state = ?, state_reason = ?, pid = ?, updated_at = ? WHERE id = ?')
+        .run(state, reason, pid, now, id);
     }
     return this.get(id)!;
   }

@@ -36,15 +36,20 @@ function Header() {
       <nav><a href="/">Machines</a></nav>
       <span class="spacer"></span>
       <span class=${`live live-${live.value}`} id="events-status" title="Live updates from the server">${live.value === 'live' ? '● live' : live.value === 'connecting' ? '○ connecting' : '○ offline: retrying'}</span>
-      ${u && html`<span id="current-user">${u.name}${u.role === 'admin' ? ' (admin)' : ''}</span>
-        <button id="logout" onClick=${logout}>Sign out</button>`}
+      ${
+        u &&
+        html`<span id="current-user">${u.name}${u.role === 'admin' ? ' (admin)' : ''}</span>
+        <button id="logout" onClick=${logout}>Sign out</button>`
+      }
     </header>`;
 }
 
 function Notices() {
-  return html`<div class="notices" aria-live="polite">${notices.value.map((n) => html`
+  return html`<div class="notices" aria-live="polite">${notices.value.map(
+    (n) => html`
     <div class=${`notice notice-${n.kind}`} key=${n.id} role=${n.kind === 'error' ? 'alert' : 'status'}>
-      <span>${n.text}</span><button class="small" onClick=${() => dismiss(n.id)} aria-label="Dismiss">×</button></div>`)}</div>`;
+      <span>${n.text}</span><button class="small" onClick=${() => dismiss(n.id)} aria-label="Dismiss">×</button></div>`,
+  )}</div>`;
 }
 
 function Routes() {

@@ -18,14 +18,19 @@ describe('checkpoints of a running guest', () => {
   };
   // RAM: a 4 MiB file in a tmpfs (its pages live in guest RAM only) and a counter; disk: a marker written with
   // O_DIRECT (so it is on the disk, not only in the guest's page cache) and read back the same way.
-  const state = () => sh('cat /mnt/c; md5sum /mnt/p | cut -c1-32; dd if=/dev/vda bs=512 count=1 iflag=direct 2>/dev/null | head -c 12');
+  const state = () =>
+    sh('cat /mnt/c; md5sum /mnt/p | cut -c1-32; dd if=/dev/vda bs=512 count=1 iflag=direct 2>/dev/null | head -c 12');
   const chain: { id: string; expect: string; pauseMs: number | null }[] = [];
   /** Handed to the store and, per checkpoint, to its capture worker: set only around the full-disk test. */
   const faults: FaultInjection = {};
 
   before(async () => {
     rig = await makeRig();
-    svc = new CheckpointService(rig.vms, { root: CheckpointService.defaultRoot(rig.dataDir), qemuImg: rig.qemuImg, faults });
+    svc = new CheckpointService(rig.vms, {
+      root: CheckpointService.defaultRoot(rig.dataDir),
+      qemuImg: rig.qemuImg,
+      faults,
+    });
     await bootTiny(rig, 'ck', 160);
     await sh('mkdir -p /mnt && mount -t tmpfs t /mnt && dd if=/dev/urandom of=/mnt/p bs=1M count=4 2>/dev/null');
   });
@@ -36,17 +41,22 @@ describe('checkpoints of a running guest', () => {
 
   test('five live checkpoints, the guest changing between them', async () => {
     for (let i = 1; i <= 5; i++) {
-      await sh(`echo ${i} > /mnt/c; dd if=/dev/urandom of=/mnt/p bs=4k count=16 seek=${i * 40} conv=notrunc 2>/dev/null; printf 'disk-state-${i}' | dd of=/dev/vda bs=512 conv=sync oflag=direct 2>/dev/null`);
+      await sh(
+        `echo ${i} > /mnt/c; dd if=/dev/urandom of=/mnt/p bs=4k count=16 seek=${i * 40} conv=notrunc 2>/dev/null; printf 'disk-state-${i}' | dd of=/dev/vda bs=512 conv=sync oflag=direct 2>/dev/null`,
+      );
       const expect = await state();
       const m = await svc.create('ck', { kind: 'scheduled' });
       assert.equal(rig.vms.get('ck').state, 'running', 'the checkpoint pause does not show as a pause');
       assert.equal(m.disks[0]!.mode, i === 1 ? 'full' : 'incremental');
       assert.ok(m.stats.pauseMs !== null && m.stats.pauseMs < 1000, `pause ${m.stats.pauseMs} ms`);
-      if (i > 1) assert.ok(m.stats.newBytes < 3_000_000, `checkpoint ${i} stored ${m.stats.newBytes} B (changed pages only)`);
+      if (i > 1)
+        assert.ok(m.stats.newBytes < 3_000_000, `checkpoint ${i} stored ${m.stats.newBytes} B (changed pages only)`);
       chain.push({ id: m.id, expect, pauseMs: m.stats.pauseMs });
     }
     // After the last one the guest moves on: none of this may survive a restore.
-    await sh(`echo 99 > /mnt/c; dd if=/dev/urandom of=/mnt/p bs=1M count=4 2>/dev/null; printf 'disk-state-X' | dd of=/dev/vda bs=512 conv=sync oflag=direct 2>/dev/null`);
+    await sh(
+      `echo 99 > /mnt/c; dd if=/dev/urandom of=/mnt/p bs=1M count=4 2>/dev/null; printf 'disk-state-X' | dd of=/dev/vda bs=512 conv=sync oflag=direct 2>/dev/null`,
+    );
     assert.deepEqual(svc.list('ck').map((c) => c.id), chain.map((c) => c.id));
     console.log('pauses (ms):', chain.map((c) => c.pauseMs).join(', '));
   });
@@ -85,14 +95,29 @@ describe('checkpoints of a running guest', () => {
     assert.equal(await sh('cat /mnt/c'), '7', 'the guest answers');
     // QEMU 7.2 would leave guest RAM write-protected after a cancelled background snapshot: it was drained instead.
     assert.equal((await rig.vms.qmp('ck').execute<{ status: string }>('query-migrate')).status, 'completed');
-    assert.equal(await sh('echo 8 > /mnt/c; dd if=/dev/urandom of=/mnt/p bs=1M count=4 conv=notrunc 2>/dev/null; cat /mnt/c'), '8', 'the guest writes to its RAM');
+    assert.equal(
+      await sh('echo 8 > /mnt/c; dd if=/dev/urandom of=/mnt/p bs=1M count=4 conv=notrunc 2>/dev/null; cat /mnt/c'),
+      '8',
+      'the guest writes to its RAM',
+    );
     assert.deepEqual(svc.list('ck').map((c) => c.id), before, 'no checkpoint appeared');
     assert.deepEqual(readdirSync(join(svc.store.root, 'packs')).sort(), packs, 'the worker deleted its pack');
     const vmDir = rig.vms.paths(rig.vms.get('ck')).dir;
-    assert.deepEqual(readdirSync(vmDir).filter((f) => f.startsWith('ckpt') && f !== 'ckpt-worker.log'), [], 'no worker files left');
+    assert.deepEqual(
+      readdirSync(vmDir).filter((f) => f.startsWith('ckpt') && f !== 'ckpt-worker.log'),
+      [],
+      'no worker files left',
+    );
     const diskDir = join(svc.store.root, 'disks', rig.vms.get('ck').id);
-    const known = new Set([...svc.list('ck').map((c) => svc.show(c.id).disks[0]!.file), svc.disks.head(rig.vms.get('ck').id)?.file]);
-    assert.deepEqual(readdirSync(diskDir).filter((f) => f.endsWith('.qcow2') && !known.has(join('disks', rig.vms.get('ck').id, f))), [], 'its disk image was deleted');
+    const known = new Set([
+      ...svc.list('ck').map((c) => svc.show(c.id).disks[0]!.file),
+      svc.disks.head(rig.vms.get('ck').id)?.file,
+    ]);
+    assert.deepEqual(
+      readdirSync(diskDir).filter((f) => f.endsWith('.qcow2') && !known.has(join('disks', rig.vms.get('ck').id, f))),
+      [],
+      'its disk image was deleted',
+    );
     // The next checkpoint works and restores exactly.
     const expect = await state();
     const m = await svc.create('ck');

@@ -26,7 +26,14 @@ describe('checkpoints survive crashes', () => {
   let url = '';
 
   async function startServer(): Promise<void> {
-    const env = { ...process.env, ORIEL_DATA_DIR: join(dir, 'data'), ORIEL_ADMIN_PASSWORD: PASSWORD, ORIEL_ACCEL: 'tcg', ORIEL_LOG_LEVEL: 'warn', ORIEL_PORT: url ? new URL(url).port : '0' };
+    const env = {
+      ...process.env,
+      ORIEL_DATA_DIR: join(dir, 'data'),
+      ORIEL_ADMIN_PASSWORD: PASSWORD,
+      ORIEL_ACCEL: 'tcg',
+      ORIEL_LOG_LEVEL: 'warn',
+      ORIEL_PORT: url ? new URL(url).port : '0',
+    };
     const p = spawn(process.execPath, [BIN, 'serve'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
     p.stderr!.on('data', (d) => process.env.ORIEL_TEST_VERBOSE && process.stderr.write(d));
     server = p;
@@ -41,7 +48,11 @@ describe('checkpoints survive crashes', () => {
         if (m) { clearTimeout(timer); resolve(m[1]!); }
       });
     });
-    const login = await new Client(() => url).post('/api/auth/login', { username: 'admin', password: PASSWORD, tokenName: 'crash' });
+    const login = await new Client(() => url).post('/api/auth/login', {
+      username: 'admin',
+      password: PASSWORD,
+      tokenName: 'crash',
+    });
     api = new Client(() => url, login.body.token);
   }
 
@@ -55,7 +66,8 @@ describe('checkpoints survive crashes', () => {
     return (await api.get(`/api/operations/${id}/wait?timeoutSec=120`)).body;
   }
 
-  const exec = async (script: string) => (await api.post('/api/vms/c/exec', { argv: ['sh', '-c', script], timeoutSec: 90 })).body;
+  const exec = async (script: string) =>
+    (await api.post('/api/vms/c/exec', { argv: ['sh', '-c', script], timeoutSec: 90 })).body;
 
   before(async () => {
     await ensureTinyImage();
@@ -76,7 +88,14 @@ describe('checkpoints survive crashes', () => {
   let typicalMs = 2000;
 
   test('a checkpoint to protect', async () => {
-    assert.equal((await exec('echo protected > /tmp/mark; echo protected | dd of=/dev/vda conv=sync oflag=direct 2>/dev/null; sync')).exitCode, 0);
+    assert.equal(
+      (
+        await exec(
+          'echo protected > /tmp/mark; echo protected | dd of=/dev/vda conv=sync oflag=direct 2>/dev/null; sync',
+        )
+      ).exitCode,
+      0,
+    );
     const op = await api.post('/api/vms/c/checkpoints', { label: 'good' });
     const done = await waitOp(op.body.id);
     assert.equal(done.status, 'succeeded', done.error ?? '');
@@ -89,7 +108,10 @@ describe('checkpoints survive crashes', () => {
 
   // A counter in the guest (tmpfs), so a frozen guest shows even if something else still answers.
   const counter = async () => Number((await exec('cat /tmp/counter')).stdout.trim());
-  const startCounter = () => exec('[ -f /tmp/counter.pid ] && kill -0 $(cat /tmp/counter.pid) 2>/dev/null || { (i=0; while :; do i=$((i+1)); echo $i > /tmp/counter; sleep 0.1; done) >/dev/null 2>&1 & echo $! > /tmp/counter.pid; }; sleep 0.3');
+  const startCounter = () =>
+    exec(
+      '[ -f /tmp/counter.pid ] && kill -0 $(cat /tmp/counter.pid) 2>/dev/null || { (i=0; while :; do i=$((i+1)); echo $i > /tmp/counter; sleep 0.1; done) >/dev/null 2>&1 & echo $! > /tmp/counter.pid; }; sleep 0.3',
+    );
 
   /** Checkpoints a worker finished alone after its server was killed, with the mark they must restore. */
   const finishedByWorker: { id: string; mark: string }[] = [];
@@ -124,12 +146,17 @@ describe('checkpoints survive crashes', () => {
         if (done.status === 'failed') {
           assert.match(done.error ?? '', /server stopped|capture worker|failed/, what);
         } else {
-          const cp = (await api.get('/api/vms/c/checkpoints')).body.find((c: { id: string }) => c.id === done.result.id);
+          const cp = (await api.get('/api/vms/c/checkpoints')).body.find(
+            (c: { id: string }) => c.id === done.result.id,
+          );
           assert.ok(cp, `${what}: the checkpoint the operation names is listed`);
           // Taken over by the restarted server: the worker ended this checkpoint after its server was gone.
-          if (done.log.includes('the server restarted; the operation continues')) finishedByWorker.push({ id: cp.id, mark: `trial-${i}` });
+          if (done.log.includes('the server restarted; the operation continues'))
+            finishedByWorker.push({ id: cp.id, mark: `trial-${i}` });
         }
-        log.push(`oriel@${delay}ms:${done.status}${done.log.includes('the server restarted; the operation continues') ? ' by worker' : ''}${done.error ? ` (${done.error.slice(0, 80)})` : ''}`);
+        log.push(
+          `oriel@${delay}ms:${done.status}${done.log.includes('the server restarted; the operation continues') ? ' by worker' : ''}${done.error ? ` (${done.error.slice(0, 80)})` : ''}`,
+        );
       } else {
         const pid = (await api.get('/api/vms/c')).body.pid;
         if (pid) process.kill(pid, 'SIGKILL');
@@ -152,18 +179,24 @@ describe('checkpoints survive crashes', () => {
     const after = await waitOp((await api.post('/api/vms/c/checkpoints', { label: 'after' })).body.id);
     assert.equal(after.status, 'succeeded', after.error ?? '');
     typicalMs = Math.max(1000, after.result.durationMs);
-    console.log(`${kill} kills: ${log.join(' ')}; checkpoint operations ${outcomes.succeeded} succeeded, ${outcomes.failed} failed`);
+    console.log(
+      `${kill} kills: ${log.join(' ')}; checkpoint operations ${outcomes.succeeded} succeeded, ${outcomes.failed} failed`,
+    );
   }
 
-  test(`${TRIALS / 2} checkpoints with QEMU killed at random moments never break the earlier one`, () => trials('qemu', TRIALS / 2));
+  test(`${TRIALS / 2} checkpoints with QEMU killed at random moments never break the earlier one`, () =>
+    trials('qemu', TRIALS / 2));
 
-  test(`${TRIALS / 2} checkpoints with the Oriel server killed at random moments: the VM runs on, the checkpoint ends cleanly`,
-    () => trials('oriel', TRIALS / 2));
+  test(`${TRIALS / 2} checkpoints with the Oriel server killed at random moments: the VM runs on, the checkpoint ends cleanly`, () =>
+    trials('oriel', TRIALS / 2));
 
   test('the protected checkpoint, and one a worker finished alone, restore the guest exactly', async () => {
     if (!server || server.exitCode !== null || server.signalCode !== null) await startServer();
     const byWorker = finishedByWorker.at(-1);
-    for (const [id, mark] of [...(byWorker ? [[byWorker.id, byWorker.mark]] : []), [good, 'protected']] as [string, string][]) {
+    for (const [id, mark] of [...(byWorker ? [[byWorker.id, byWorker.mark]] : []), [good, 'protected']] as [
+      string,
+      string,
+    ][]) {
       const op = await api.post(`/api/vms/c/checkpoints/${id}/restore`);
       const done = await waitOp(op.body.id);
       assert.equal(done.status, 'succeeded', done.error ?? '');

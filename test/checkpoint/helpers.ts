@@ -22,7 +22,9 @@ export async function makeRig(): Promise<Rig> {
   const cfg = defaultConfig();
   const dataDir = mkdtempSync(join(scratchRoot(), 'ock-'));
   const db = openDatabase(join(dataDir, 'oriel.db'));
-  db.prepare("INSERT INTO users (id, name, role, password_hash, created_at) VALUES ('u1', 'admin', 'admin', 'x', ?)").run(new Date().toISOString());
+  db.prepare(
+    "INSERT INTO users (id, name, role, password_hash, created_at) VALUES ('u1', 'admin', 'admin', 'x', ?)",
+  ).run(new Date().toISOString());
   const vms = new VmManager({
     db, dataDir, cacheDir: cfg.cacheDir, qemuBinary: cfg.qemuBinary, qemuImgBinary: cfg.qemuImgBinary,
     accel: 'tcg', stopTimeoutSec: 10,
@@ -40,7 +42,12 @@ export async function makeRig(): Promise<Rig> {
   };
 }
 
-export async function bootTiny(rig: Rig, name: string, memoryMiB = 192, opts: { hugepages?: boolean } = {}): Promise<void> {
+export async function bootTiny(
+  rig: Rig,
+  name: string,
+  memoryMiB = 192,
+  opts: { hugepages?: boolean } = {},
+): Promise<void> {
   await rig.vms.create({ name, image: 'tiny', memoryMiB, ...opts }, 'u1');
   await rig.vms.start(name);
   await rig.vms.waitReady(name, 90_000);

@@ -13,7 +13,10 @@ test('huge pages: the refusal says how many pages and how to reserve them', () =
   const hp = { total: 100, available: 50 };
   checkHugePages('a', 100, hp); // 50 pages: exactly enough
   assert.throws(() => checkHugePages('big', 256, hp), (e: Error) => {
-    assert.match(e.message, /cannot start VM 'big': it needs 128 free huge pages of 2 MiB and the host has 50 \(of 100 reserved\)/);
+    assert.match(
+      e.message,
+      /cannot start VM 'big': it needs 128 free huge pages of 2 MiB and the host has 50 \(of 100 reserved\)/,
+    );
     assert.match(e.message, /echo 178 > \/sys\/kernel\/mm\/hugepages\/hugepages-2048kB\/nr_hugepages/);
     return true;
   });
@@ -50,7 +53,9 @@ describe('a huge-page VM', () => {
     assert.equal(hugePages().available, 0, 'the guest RAM took the reserved huge pages (prealloc)');
     const chain: { id: string; expect: string }[] = [];
     for (let i = 1; i <= 2; i++) {
-      await sh(`echo ${i} > /mnt/c; dd if=/dev/urandom of=/mnt/p bs=4k count=64 seek=${i * 100} conv=notrunc 2>/dev/null`);
+      await sh(
+        `echo ${i} > /mnt/c; dd if=/dev/urandom of=/mnt/p bs=4k count=64 seek=${i * 100} conv=notrunc 2>/dev/null`,
+      );
       const expect = await state();
       const m = await svc.create('hp');
       assert.ok(m.stream.blocks.some((b) => b.id === 'ram0'), 'guest RAM is the memfd backend');
@@ -70,7 +75,10 @@ describe('a huge-page VM', () => {
     if (!giveBack) return t.skip('this user cannot reserve huge pages (the 2 MiB pool needs root)');
     const big = 64; // the running VM holds every reserved page: none is free
     await rig.vms.create({ name: 'toobig', image: 'tiny', memoryMiB: big, hugepages: true }, 'u1');
-    await assert.rejects(rig.vms.start('toobig'), /cannot start VM 'toobig': it needs \d+ free huge pages of 2 MiB .*sysctl vm\.nr_hugepages=/);
+    await assert.rejects(
+      rig.vms.start('toobig'),
+      /cannot start VM 'toobig': it needs \d+ free huge pages of 2 MiB .*sysctl vm\.nr_hugepages=/,
+    );
     assert.equal(rig.vms.get('toobig').state, 'stopped');
   });
 });

@@ -8,7 +8,14 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'n
 import { join } from 'node:path';
 import fc from 'fast-check';
 import { scratchRoot } from '../../src/config.ts';
-import { MigrationStreamParser, parseStream, StreamError, writeStream, type PageRecord, type ParsedStream } from '../../src/checkpoint/stream/index.ts';
+import {
+  MigrationStreamParser,
+  parseStream,
+  StreamError,
+  writeStream,
+  type PageRecord,
+  type ParsedStream,
+} from '../../src/checkpoint/stream/index.ts';
 import { randomBytes } from 'node:crypto';
 import { CheckpointStore, type Manifest } from '../../src/checkpoint/store/index.ts';
 import { looksIncompressible } from '../../src/checkpoint/store/objects.ts';
@@ -17,7 +24,11 @@ import { makeRig, bootTiny, type Rig } from './helpers.ts';
 /** Pages of a parsed stream, the last record of each page winning (as QEMU's loader does). */
 function collect(bytes: Buffer, chunk = 65536): { parsed: ParsedStream; pages: Map<string, string | null> } {
   const pages = new Map<string, string | null>();
-  const parsed = parseStream(bytes, { page: (b, i, d) => void pages.set(`${b}:${i}`, d ? d.toString('base64') : null) }, chunk);
+  const parsed = parseStream(
+    bytes,
+    { page: (b, i, d) => void pages.set(`${b}:${i}`, d ? d.toString('base64') : null) },
+    chunk,
+  );
   return { parsed, pages };
 }
 
@@ -30,9 +41,20 @@ function* fromMap(parsed: ParsedStream, pages: Map<string, string | null>): Gene
   }
 }
 
-const meta = (id: string): Omit<Manifest, 'format' | 'stream' | 'stats'> & { stats: { pauseMs: null; durationMs: number } } => ({
-  id, vmId: 'vm', vmName: 'vm', createdAt: new Date().toISOString(), parent: null, kind: 'manual',
-  qemu: { version: '7.2', machine: 'pc-q35-7.2' }, spec: {}, wasRunning: true, guestReady: true, disks: [],
+const meta = (
+  id: string,
+): Omit<Manifest, 'format' | 'stream' | 'stats'> & { stats: { pauseMs: null; durationMs: number } } => ({
+  id,
+  vmId: 'vm',
+  vmName: 'vm',
+  createdAt: new Date().toISOString(),
+  parent: null,
+  kind: 'manual',
+  qemu: { version: '7.2', machine: 'pc-q35-7.2' },
+  spec: {},
+  wasRunning: true,
+  guestReady: true,
+  disks: [],
   stats: { pauseMs: null, durationMs: 0 },
 });
 
@@ -44,8 +66,11 @@ async function storeStream(store: CheckpointStore, bytes: Buffer, id: string, pa
 
 function rebuilt(store: CheckpointStore, m: Manifest): Buffer {
   const parts = {
-    header: store.blob(m.stream.header), ramSectionId: m.stream.ramSectionId, blocks: m.stream.blocks.map((b) => ({ id: b.id, length: b.length })),
-    deviceState: store.blob(m.stream.deviceState), vmdesc: m.stream.vmdesc ? store.blob(m.stream.vmdesc) : undefined,
+    header: store.blob(m.stream.header),
+    ramSectionId: m.stream.ramSectionId,
+    blocks: m.stream.blocks.map((b) => ({ id: b.id, length: b.length })),
+    deviceState: store.blob(m.stream.deviceState),
+    vmdesc: m.stream.vmdesc ? store.blob(m.stream.vmdesc) : undefined,
   };
   return Buffer.concat([...writeStream(parts, store.pages(m))]);
 }
@@ -62,11 +87,19 @@ describe('migration stream and page store', () => {
     await rig.vms.exec('s', ['sh', '-c', 'dd if=/dev/urandom of=/tmp/r bs=1M count=2 2>/dev/null']);
     const qmp = rig.vms.qmp('s');
     const grab = async (name: string, bg: boolean) => {
-      await qmp.execute('migrate-set-capabilities', { capabilities: [{ capability: 'background-snapshot', state: bg }] });
+      await qmp.execute('migrate-set-capabilities', {
+        capabilities: [{ capability: 'background-snapshot', state: bg }],
+      });
       const path = join(rig.dataDir, 'm.sock');
       const chunks: Buffer[] = [];
       const done = new Promise<void>((resolve) => {
-        const srv = createServer((s) => { s.on('data', (c) => chunks.push(c)); s.on('end', () => { srv.close(); resolve(); }); }).listen(path);
+        const srv = createServer((s) => {
+          s.on('data', (c) => chunks.push(c));
+          s.on('end', () => {
+            srv.close();
+            resolve();
+          });
+        }).listen(path);
       });
       await new Promise((r) => setTimeout(r, 20));
       await qmp.execute('migrate', { uri: `unix:${path}` });
@@ -124,7 +157,11 @@ describe('migration stream and page store', () => {
     // `ram` START at offset 23: type, be32 sid @24, counted "ram" @28, be32 instance @32.
     const fixed = Buffer.from(bytes.subarray(0, 200_000));
     fixed.writeUInt32BE(5, 32);
-    assert.throws(() => collect(fixed), (e: unknown) => e instanceof StreamError && /instance 5/.test(e.message) && e.section === 'ram' && e.offset === 23);
+    assert.throws(
+      () => collect(fixed),
+      (e: unknown) =>
+        e instanceof StreamError && /instance 5/.test(e.message) && e.section === 'ram' && e.offset === 23,
+    );
     const cmd = Buffer.concat([bytes.subarray(0, 23), Buffer.from([8, 0, 1, 0, 0])]);
     assert.throws(() => collect(cmd), /COMMAND record 1 .*byte offset 23/);
     assert.throws(() => collect(bytes.subarray(0, 100_000)), /ended inside a record/);
@@ -137,7 +174,13 @@ describe('migration stream and page store', () => {
     const a = collect(streams.background!);
     // A small real-shaped stream: the real header, blocks and device state, a few pages.
     const few = new Map([...a.pages].filter(([k]) => /^0:(1|2|3|100)$/.test(k) || k.startsWith('7:')));
-    const small = Buffer.concat([...writeStream(a.parsed, [...fromMap(a.parsed, few)].filter((p) => p.data || p.index % 512 === 0), 3)]);
+    const small = Buffer.concat([
+      ...writeStream(
+        a.parsed,
+        [...fromMap(a.parsed, few)].filter((p) => p.data || p.index % 512 === 0),
+        3,
+      ),
+    ]);
     fc.assert(
       fc.property(
         fc.array(fc.tuple(fc.nat(small.length - 1), fc.integer({ min: 0, max: 255 })), { maxLength: 8 }),
@@ -238,9 +281,18 @@ describe('migration stream and page store', () => {
     store.close();
     const file = join(dir, 'precopy.mig');
     writeFileSync(file, streams.precopy!);
-    const child = spawn(process.execPath, ['--import', 'tsx', join(import.meta.dirname, 'write-child.ts'), root, file], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const child = spawn(
+      process.execPath,
+      ['--import', 'tsx', join(import.meta.dirname, 'write-child.ts'), root, file],
+      { stdio: ['ignore', 'pipe', 'inherit'] },
+    );
     let out = '';
-    await new Promise<void>((resolve) => child.stdout.on('data', (d) => { out += d; if (out.includes('started')) resolve(); }));
+    await new Promise<void>((resolve) =>
+      child.stdout.on('data', (d) => {
+        out += d;
+        if (out.includes('started')) resolve();
+      }),
+    );
     await new Promise((r) => setTimeout(r, 400)); // well inside its ~5 s of slow writing
     child.kill('SIGKILL');
     await new Promise((r) => child.once('exit', r));

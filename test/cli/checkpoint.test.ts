@@ -15,7 +15,10 @@ describe('oriel checkpoint', () => {
   let t: TestServer;
   const oriel = (args: string[]): Promise<{ code: number; stdout: string; stderr: string }> =>
     new Promise((resolve) => {
-      const p = spawn(process.execPath, [BIN, ...args], { env: { ...process.env, ORIEL_URL: t.url, ORIEL_TOKEN: t.adminToken }, stdio: ['ignore', 'pipe', 'pipe'] });
+      const p = spawn(process.execPath, [BIN, ...args], {
+        env: { ...process.env, ORIEL_URL: t.url, ORIEL_TOKEN: t.adminToken },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
       let stdout = '', stderr = '';
       p.stdout.on('data', (d) => (stdout += d));
       p.stderr.on('data', (d) => (stderr += d));
@@ -27,8 +30,13 @@ describe('oriel checkpoint', () => {
     return r.body.stdout as string;
   };
   // The guest's state at an instant: a file in tmpfs (RAM only), a counter, and the disk's first bytes.
-  const write = (vm: string, v: string) => exec(vm, `echo ${v} > /tmp/mark; echo ${v} | dd of=/dev/vda bs=512 count=1 conv=sync oflag=direct 2>/dev/null; sync`);
-  const read = (vm: string) => exec(vm, 'cat /tmp/mark; dd if=/dev/vda bs=512 count=1 iflag=direct 2>/dev/null | head -1');
+  const write = (vm: string, v: string) =>
+    exec(
+      vm,
+      `echo ${v} > /tmp/mark; echo ${v} | dd of=/dev/vda bs=512 count=1 conv=sync oflag=direct 2>/dev/null; sync`,
+    );
+  const read = (vm: string) =>
+    exec(vm, 'cat /tmp/mark; dd if=/dev/vda bs=512 count=1 iflag=direct 2>/dev/null | head -1');
 
   before(async () => {
     await ensureTinyImage();
@@ -87,19 +95,34 @@ describe('oriel checkpoint', () => {
     let scheduledOps = 0;
     for (let i = 0; i < 90 && scheduledOps < 3; i++) {
       await sleep(1000);
-      const ops = (await t.admin.get('/api/operations?vm=ck')).body as { kind: string; status: string; user: string | null }[];
-      scheduledOps = ops.filter((o) => o.kind === 'checkpoint.create' && o.user === null && o.status === 'succeeded').length;
+      const ops = (await t.admin.get('/api/operations?vm=ck')).body as {
+        kind: string;
+        status: string;
+        user: string | null;
+      }[];
+      scheduledOps = ops.filter(
+        (o) => o.kind === 'checkpoint.create' && o.user === null && o.status === 'succeeded',
+      ).length;
     }
     assert.ok(scheduledOps >= 3, `only ${scheduledOps} scheduled checkpoints ran`);
     assert.equal((await oriel(['checkpoint', 'schedule', 'ck', '--off'])).code, 0);
     await sleep(4000); // a run that had started finishes (and prunes)
-    const list = JSON.parse((await oriel(['checkpoint', 'list', 'ck', '--json'])).stdout) as { id: string; kind: string }[];
+    const list = JSON.parse((await oriel(['checkpoint', 'list', 'ck', '--json'])).stdout) as {
+      id: string;
+      kind: string;
+    }[];
     assert.ok(list.some((c) => c.id === first && c.kind === 'manual'), 'manual checkpoint kept');
     assert.equal(list.filter((c) => c.kind === 'scheduled').length, 1, JSON.stringify(list));
-    const dry = JSON.parse((await oriel(['checkpoint', 'prune', 'ck', '--keep-last', '0', '--dry-run', '--json'])).stdout);
+    const dry = JSON.parse(
+      (await oriel(['checkpoint', 'prune', 'ck', '--keep-last', '0', '--dry-run', '--json'])).stdout,
+    );
     assert.equal(dry.delete.length, 1);
     assert.ok(!dry.delete.includes(first));
-    assert.equal(JSON.parse((await oriel(['checkpoint', 'list', 'ck', '--json'])).stdout).length, 2, 'a dry run deletes nothing');
+    assert.equal(
+      JSON.parse((await oriel(['checkpoint', 'list', 'ck', '--json'])).stdout).length,
+      2,
+      'a dry run deletes nothing',
+    );
   });
 
   test('verify checks every hash and reports a corrupted pack file', async () => {
@@ -108,7 +131,9 @@ describe('oriel checkpoint', () => {
     assert.match(ok.stdout, /2 checkpoint\(s\) verified/);
     const packs = join(t.config.dataDir, 'checkpoints');
     const files = (function walk(d: string): string[] {
-      return readdirSync(d, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? walk(join(d, e.name)) : /pack/.test(e.name) ? [join(d, e.name)] : []));
+      return readdirSync(d, { withFileTypes: true }).flatMap((e) =>
+        e.isDirectory() ? walk(join(d, e.name)) : /pack/.test(e.name) ? [join(d, e.name)] : [],
+      );
     })(packs).filter((f) => statSync(f).size > 100_000);
     assert.ok(files.length > 0, 'found pack files');
     const fd = openSync(files[0]!, 'r+');

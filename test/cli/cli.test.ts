@@ -33,10 +33,19 @@ describe('oriel CLI', () => {
   before(async () => {
     await ensureTinyImage();
     dir = mkdtempSync(join(tmpdir(), 'oc-'));
-    env = { ...process.env, ORIEL_DATA_DIR: join(dir, 'data'), XDG_CONFIG_HOME: join(dir, 'config'), ORIEL_ACCEL: 'tcg', ORIEL_LOG_LEVEL: 'warn' };
+    env = {
+      ...process.env,
+      ORIEL_DATA_DIR: join(dir, 'data'),
+      XDG_CONFIG_HOME: join(dir, 'config'),
+      ORIEL_ACCEL: 'tcg',
+      ORIEL_LOG_LEVEL: 'warn',
+    };
     delete env.ORIEL_TOKEN;
     delete env.ORIEL_ADMIN_PASSWORD;
-    server = spawn(process.execPath, [BIN, 'serve', '--port', '0', '--demo', 'tiny'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    server = spawn(process.execPath, [BIN, 'serve', '--port', '0', '--demo', 'tiny'], {
+      env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let out = '';
     server.stderr!.on('data', (d) => (out += d));
     await new Promise<void>((resolve, reject) => {
@@ -92,7 +101,15 @@ describe('oriel CLI', () => {
       await new Promise((res) => setTimeout(res, 500));
     }
     assert.equal(demo?.state, 'running');
-    const r = await oriel(['vm', 'exec', 'demo', '--', 'sh', '-c', 'echo hello from $(uname -s); echo warn >&2; exit 3']);
+    const r = await oriel([
+      'vm',
+      'exec',
+      'demo',
+      '--',
+      'sh',
+      '-c',
+      'echo hello from $(uname -s); echo warn >&2; exit 3',
+    ]);
     assert.equal(r.code, 3);
     assert.equal(r.stdout, 'hello from Linux\n');
     assert.equal(r.stderr, 'warn\n');
@@ -147,6 +164,8 @@ describe('oriel CLI', () => {
     const list = JSON.parse((await oriel(['image', 'list', '--json'])).stdout);
     assert.equal(list.find((i: { name: string }) => i.name === 'tiny').built, true);
     const ops = JSON.parse((await oriel(['operation', 'list', '--json'])).stdout);
-    assert.ok(ops.some((o: { kind: string; status: string }) => o.kind === 'image.build:tiny' && o.status === 'succeeded'));
+    assert.ok(
+      ops.some((o: { kind: string; status: string }) => o.kind === 'image.build:tiny' && o.status === 'succeeded'),
+    );
   });
 });

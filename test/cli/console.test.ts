@@ -54,7 +54,11 @@ describe('oriel console', () => {
   after(() => rmSync(dir, { recursive: true, force: true }));
 
   test('spice://: password, screenshot, type, key, ctrl+alt+delete, mouse', async () => {
-    const g = await startTinyGuest({ tcp: true, password: 's3cret', extraArgs: ['-device', 'qemu-xhci', '-device', 'usb-tablet'] });
+    const g = await startTinyGuest({
+      tcp: true,
+      password: 's3cret',
+      extraArgs: ['-device', 'qemu-xhci', '-device', 'usb-tablet'],
+    });
     try {
       const target = `spice://127.0.0.1:${g.q.spicePort}`;
       const bad = await oriel(['console', 'screenshot', target, join(dir, 'x.png'), '--password', 'nope']);
@@ -67,7 +71,14 @@ describe('oriel console', () => {
       assert.match(ok.stdout, /wrote .*tcp\.png \(\d+×\d+\)/);
       assert.equal(differing(shot, await screendump(g.q)), 0);
 
-      const typed = await oriel(['console', 'type', target, 'echo typed-by-cli:$((6*7)) > /tmp/cli', '--password', 's3cret']);
+      const typed = await oriel([
+        'console',
+        'type',
+        target,
+        'echo typed-by-cli:$((6*7)) > /tmp/cli',
+        '--password',
+        's3cret',
+      ]);
       assert.equal(typed.code, 0, typed.stderr);
       assert.equal((await oriel(['console', 'key', target, 'enter', '--password', 's3cret'])).code, 0);
       assert.equal(await waitForFile(g, '/tmp/cli'), 'typed-by-cli:42\n');
@@ -76,7 +87,17 @@ describe('oriel console', () => {
       await waitForFile(g, '/tmp/ctrl-alt-del');
 
       const [ev] = await recordEvents(g, [await eventNode(g, /Tablet/)], async () => {
-        const r = await oriel(['console', 'mouse', target, '--move', '200,100', '--click', 'left', '--password', 's3cret']);
+        const r = await oriel([
+          'console',
+          'mouse',
+          target,
+          '--move',
+          '200,100',
+          '--click',
+          'left',
+          '--password',
+          's3cret',
+        ]);
         assert.equal(r.code, 0, r.stderr);
       }, 10);
       const { width, height } = await screendump(g.q);
@@ -136,7 +157,8 @@ describe('oriel console', () => {
       let out = '';
       for (let i = 0; i < 30 && out !== 'via-websocket\n'; i++) {
         await sleep(200);
-        out = (await t.admin.post('/api/vms/cons/exec', { argv: ['sh', '-c', 'cat /tmp/ws 2>/dev/null || true'] })).body.stdout;
+        out = (await t.admin.post('/api/vms/cons/exec', { argv: ['sh', '-c', 'cat /tmp/ws 2>/dev/null || true'] })).body
+          .stdout;
       }
       assert.equal(out, 'via-websocket\n');
     } finally {

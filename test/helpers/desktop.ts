@@ -36,7 +36,11 @@ export const DESKTOP_X_ENV = { DISPLAY: ':0', XAUTHORITY: '/home/user/.Xauthorit
 
 export async function startDesktopVm(t: TestServer, name = 'desktop', o: DesktopVmOptions = {}): Promise<DesktopVm> {
   await ensureDesktopImage();
-  const c = await t.admin.post('/api/vms', { name, image: 'desktop', ...(o.memoryMiB ? { memoryMiB: o.memoryMiB } : {}) });
+  const c = await t.admin.post('/api/vms', {
+    name,
+    image: 'desktop',
+    ...(o.memoryMiB ? { memoryMiB: o.memoryMiB } : {}),
+  });
   if (c.status !== 201) throw new Error(`create desktop VM '${name}': HTTP ${c.status} ${JSON.stringify(c.body)}`);
   const started = Date.now();
   const s = await t.admin.post(`/api/vms/${name}/start`);
@@ -45,7 +49,10 @@ export async function startDesktopVm(t: TestServer, name = 'desktop', o: Desktop
   await vms().waitReady(name, o.readyTimeoutMs ?? 300_000);
   const bootMs = Date.now() - started;
   const env = () => vms().get(name).spec.execEnv ?? DESKTOP_X_ENV;
-  const exec = (argv: string[], opts: GuestExecOptions = {}) => vms().guestAgent(name).exec(argv, { ...opts, env: { ...env(), ...opts.env } });
+  const exec = (argv: string[], opts: GuestExecOptions = {}) =>
+    vms()
+      .guestAgent(name)
+      .exec(argv, { ...opts, env: { ...env(), ...opts.env } });
   return {
     name,
     bootMs,

@@ -33,12 +33,21 @@ export interface Reply<T = any> {
 
 export class Client {
   constructor(private readonly base: () => string, readonly token?: string, readonly cookie?: string) {}
-  async req<T = any>(method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<Reply<T>> {
+  async req<T = any>(
+    method: string,
+    path: string,
+    body?: unknown,
+    headers: Record<string, string> = {},
+  ): Promise<Reply<T>> {
     const h: Record<string, string> = { ...headers };
     if (body !== undefined) h['content-type'] = 'application/json';
     if (this.token) h.authorization = `Bearer ${this.token}`;
     if (this.cookie) h.cookie = this.cookie;
-    const res = await fetch(this.base() + path, { method, headers: h, body: body === undefined ? undefined : JSON.stringify(body) });
+    const res = await fetch(this.base() + path, {
+      method,
+      headers: h,
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
     const text = await res.text();
     let parsed: unknown = text;
     try { parsed = text ? JSON.parse(text) : undefined; } catch { /* not JSON */ }
@@ -53,7 +62,13 @@ export async function startTestServer(overrides: Partial<OrielConfig> = {}): Pro
   const dataDir = mkdtempSync(join(tmpdir(), 'ot-'));
   const config: OrielConfig = {
     ...defaultConfig(),
-    dataDir, host: '127.0.0.1', port: 0, accel: 'tcg', adminPassword: ADMIN_PASSWORD, logLevel: 'warn', stopTimeoutSec: 20,
+    dataDir,
+    host: '127.0.0.1',
+    port: 0,
+    accel: 'tcg',
+    adminPassword: ADMIN_PASSWORD,
+    logLevel: 'warn',
+    stopTimeoutSec: 20,
     ...overrides,
   };
   let server = await createServer(config, { logger: false });
@@ -65,7 +80,11 @@ export async function startTestServer(overrides: Partial<OrielConfig> = {}): Pro
   };
   await listen();
   const base = () => url;
-  const login = await new Client(base).post('/api/auth/login', { username: 'admin', password: ADMIN_PASSWORD, tokenName: 'test' });
+  const login = await new Client(base).post('/api/auth/login', {
+    username: 'admin',
+    password: ADMIN_PASSWORD,
+    tokenName: 'test',
+  });
   if (login.status !== 200) throw new Error(`admin login failed: ${JSON.stringify(login.body)}`);
   const adminToken = login.body.token as string;
   const t: TestServer = {

@@ -33,7 +33,8 @@ const upgradeRequest = (path: string) =>
   + 'Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n';
 
 /** Opens a WebSocket and reports how it ended: refused at the upgrade (status) or closed later (code, after ms). */
-function openWs(url: string, headers: Record<string, string> = {}): Promise<{ status?: number; code?: number; ms: number; ws?: WebSocket }> {
+type WsEnd = { status?: number; code?: number; ms: number };
+function openWs(url: string, headers: Record<string, string> = {}): Promise<WsEnd> {
   const t0 = Date.now();
   return new Promise((resolve) => {
     const ws = new WebSocket(url, { headers });

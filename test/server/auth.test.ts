@@ -14,7 +14,16 @@ describe('auth', () => {
 
   test('health and login are the only routes open without auth', async () => {
     assert.equal((await t.anon.get('/api/health')).status, 200);
-    for (const [m, p] of [['GET', '/api/vms'], ['POST', '/api/vms'], ['GET', '/api/users'], ['GET', '/api/operations'], ['GET', '/api/images'], ['GET', '/api/openapi.json'], ['POST', '/api/vms/x/start'], ['GET', '/api/events']]) {
+    for (const [m, p] of [
+      ['GET', '/api/vms'],
+      ['POST', '/api/vms'],
+      ['GET', '/api/users'],
+      ['GET', '/api/operations'],
+      ['GET', '/api/images'],
+      ['GET', '/api/openapi.json'],
+      ['POST', '/api/vms/x/start'],
+      ['GET', '/api/events'],
+    ]) {
       const r = await t.anon.req(m!, p!, m === 'POST' ? {} : undefined);
       assert.equal(r.status, 401, `${m} ${p}`);
       assert.match(r.body.message, /sign in/);
@@ -53,7 +62,12 @@ describe('auth', () => {
     const cookie = setCookie.split(';')[0]!;
     const c = new Client(() => t.url, undefined, cookie);
     assert.equal((await c.get('/api/auth/me')).body.name, 'admin');
-    const evil = await c.req('POST', '/api/users', { name: 'mallory', password: 'xxxxxxxxxx' }, { origin: 'http://evil.example' });
+    const evil = await c.req(
+      'POST',
+      '/api/users',
+      { name: 'mallory', password: 'xxxxxxxxxx' },
+      { origin: 'http://evil.example' },
+    );
     assert.equal(evil.status, 403);
     assert.equal((await c.post('/api/auth/logout')).status, 204);
     assert.equal((await c.get('/api/auth/me')).status, 401);
@@ -70,7 +84,13 @@ describe('auth', () => {
     assert.equal((await bob.post('/api/vms', { name: 'bob-vm', ...spec })).status, 201);
     assert.deepEqual((await alice.get('/api/vms')).body.map((v: { name: string }) => v.name), ['alice-vm']);
     assert.deepEqual((await t.admin.get('/api/vms')).body.map((v: { name: string }) => v.name), ['alice-vm', 'bob-vm']);
-    for (const [m, p] of [['GET', '/api/vms/bob-vm'], ['POST', '/api/vms/bob-vm/start'], ['DELETE', '/api/vms/bob-vm'], ['GET', '/api/vms/bob-vm/log'], ['POST', '/api/vms/bob-vm/exec']]) {
+    for (const [m, p] of [
+      ['GET', '/api/vms/bob-vm'],
+      ['POST', '/api/vms/bob-vm/start'],
+      ['DELETE', '/api/vms/bob-vm'],
+      ['GET', '/api/vms/bob-vm/log'],
+      ['POST', '/api/vms/bob-vm/exec'],
+    ]) {
       const r = await alice.req(m!, p!, m === 'POST' ? (p!.endsWith('exec') ? { argv: ['id'] } : {}) : undefined);
       assert.equal(r.status, 403, `${m} ${p}`);
       assert.match(r.body.message, /belongs to another user/);
@@ -88,7 +108,14 @@ describe('auth', () => {
     const r = await t.admin.get('/api/openapi.json');
     assert.equal(r.status, 200);
     assert.equal(r.body.openapi, '3.1.0');
-    for (const p of ['/api/vms', '/api/vms/{vm}/start', '/api/vms/{vm}/exec', '/api/users', '/api/operations/{id}', '/api/images/{name}/build']) {
+    for (const p of [
+      '/api/vms',
+      '/api/vms/{vm}/start',
+      '/api/vms/{vm}/exec',
+      '/api/users',
+      '/api/operations/{id}',
+      '/api/images/{name}/build',
+    ]) {
       assert.ok(r.body.paths[p], `missing ${p}`);
     }
   });

@@ -32,7 +32,11 @@ function wsConnector(url: string, headers: Record<string, string> = {}): Connect
 }
 
 /** Opens a raw WebSocket and reports how it ended: refused at upgrade (HTTP status) or closed (code). */
-function rawWs(url: string, headers: Record<string, string>, send?: Buffer): Promise<{ status?: number; code?: number; reason?: string; firstBytes?: Buffer }> {
+function rawWs(
+  url: string,
+  headers: Record<string, string>,
+  send?: Buffer,
+): Promise<{ status?: number; code?: number; reason?: string; firstBytes?: Buffer }> {
   return new Promise((resolve) => {
     const ws = new WebSocket(url, { headers, maxPayload: 64 << 20 });
     let firstBytes: Buffer | undefined;
@@ -88,7 +92,8 @@ describe('SPICE console proxy', () => {
       if (s && s.width === ppm.width && s.height === ppm.height) {
         differing = 0;
         for (let p = 0, q = 0; p < ppm.rgb.length; p += 3, q += 4) {
-          if (ppm.rgb[p] !== s.data[q] || ppm.rgb[p + 1] !== s.data[q + 1] || ppm.rgb[p + 2] !== s.data[q + 2]) differing++;
+          if (ppm.rgb[p] !== s.data[q] || ppm.rgb[p + 1] !== s.data[q + 1] || ppm.rgb[p + 2] !== s.data[q + 2])
+            differing++;
         }
         if (differing === 0) return 0;
       }
@@ -98,7 +103,10 @@ describe('SPICE console proxy', () => {
   }
 
   test('a SPICE session through the proxy (API token) shows exactly what QMP screendump shows', async () => {
-    const session = await SpiceSession.connect({ connect: wsConnector(`${wsBase}/api/vms/con/spice`, { authorization: `Bearer ${t.adminToken}` }), encryptTicket: nodeEncryptTicket });
+    const session = await SpiceSession.connect({
+      connect: wsConnector(`${wsBase}/api/vms/con/spice`, { authorization: `Bearer ${t.adminToken}` }),
+      encryptTicket: nodeEncryptTicket,
+    });
     try {
       assert.equal(await sessionMatchesScreendump(session), 0);
       // Draw something new in the guest: the console follows.
@@ -121,10 +129,20 @@ describe('SPICE console proxy', () => {
 
   test('no credentials, a bad token, another user, an unknown or stopped VM: refused before QEMU', async () => {
     assert.equal((await rawWs(`${wsBase}/api/vms/con/spice`, {})).status, 401);
-    assert.equal((await rawWs(`${wsBase}/api/vms/con/spice`, { authorization: 'Bearer oriel_000000000000_' + 'A'.repeat(43) })).status, 401);
+    assert.equal(
+      (await rawWs(`${wsBase}/api/vms/con/spice`, { authorization: 'Bearer oriel_000000000000_' + 'A'.repeat(43) }))
+        .status,
+      401,
+    );
     const mallory = await addUser(t, 'mallory');
-    assert.equal((await rawWs(`${wsBase}/api/vms/con/spice`, { authorization: `Bearer ${mallory.token}` })).status, 403);
-    assert.equal((await rawWs(`${wsBase}/api/vms/nope/spice`, { authorization: `Bearer ${t.adminToken}` })).status, 404);
+    assert.equal(
+      (await rawWs(`${wsBase}/api/vms/con/spice`, { authorization: `Bearer ${mallory.token}` })).status,
+      403,
+    );
+    assert.equal(
+      (await rawWs(`${wsBase}/api/vms/nope/spice`, { authorization: `Bearer ${t.adminToken}` })).status,
+      404,
+    );
     assert.equal((await rawWs(`${wsBase}/api/elsewhere`, { authorization: `Bearer ${t.adminToken}` })).status, 404);
     assert.equal((await t.admin.post('/api/vms', { name: 'off', image: 'tiny' })).status, 201);
     assert.equal((await rawWs(`${wsBase}/api/vms/off/spice`, { authorization: `Bearer ${t.adminToken}` })).status, 409);
@@ -137,7 +155,10 @@ describe('SPICE console proxy', () => {
     const big = await rawWs(`${wsBase}/api/vms/con/spice`, auth, Buffer.alloc(2 << 20));
     assert.equal(big.code, 1009);
     // The VM and other consoles are unaffected.
-    const session = await SpiceSession.connect({ connect: wsConnector(`${wsBase}/api/vms/con/spice`, auth), encryptTicket: nodeEncryptTicket });
+    const session = await SpiceSession.connect({
+      connect: wsConnector(`${wsBase}/api/vms/con/spice`, auth),
+      encryptTicket: nodeEncryptTicket,
+    });
     assert.equal(await sessionMatchesScreendump(session), 0);
     session.close();
   });

@@ -107,7 +107,10 @@ describe('QEMU missing from the system', () => {
     assert.equal((await t.admin.post('/api/vms', { name: 'noqemu', ...spec })).status, 201);
     const r = await t.admin.post('/api/vms/noqemu/start');
     assert.equal(r.status, 503, JSON.stringify(r.body));
-    assert.match(r.body.message, /cannot run \/nonexistent\/qemu-system-x86_64: .*ENOENT.*is qemu-system-x86 installed/);
+    assert.match(
+      r.body.message,
+      /cannot run \/nonexistent\/qemu-system-x86_64: .*ENOENT.*is qemu-system-x86 installed/,
+    );
     const vm = (await t.admin.get('/api/vms/noqemu')).body;
     assert.equal(vm.state, 'stopped');
     assert.match(vm.stateReason, /is qemu-system-x86 installed/);

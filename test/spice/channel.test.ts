@@ -13,7 +13,11 @@ import { Writer } from '../../src/spice/proto/writer.ts';
 import { FakeWire, miniMessage, tick } from './helpers/fake.ts';
 import { replayDisplay } from './helpers/replay.ts';
 
-function main(wire: FakeWire, maxMessageSize = 1 << 20, lookup: (t: number, i: number) => SpiceChannel | undefined = () => undefined): MainChannel {
+function main(
+  wire: FakeWire,
+  maxMessageSize = 1 << 20,
+  lookup: (t: number, i: number) => SpiceChannel | undefined = () => undefined,
+): MainChannel {
   return new MainChannel(1, 0, wire.transport, wire.queue, { maxMessageSize, lookup });
 }
 
@@ -94,7 +98,8 @@ test('WAIT_FOR_CHANNELS blocks until the sibling has processed the serial', asyn
   const a = main(wireA, 1 << 20, (t, i) => (t === 1 && i === 5 ? b : undefined));
   void a.run();
   void b.run();
-  wireA.push(5, new Writer().u8(2).u8(1).u8(5).u64(2n).u8(9).u8(9).u64(1n).finish()); // wait for (1,5) serial 2; (9,9) unknown
+  // wait for (1,5) serial 2; (9,9) unknown
+  wireA.push(5, new Writer().u8(2).u8(1).u8(5).u64(2n).u8(9).u8(9).u64(1n).finish());
   wireA.push(106, new Writer().u32(1).finish());
   await tick();
   assert.equal(a.multiMediaTime, 0, 'still waiting');
@@ -113,7 +118,10 @@ test('inputs: scancodes packed as spice-gtk does, motion throttled until MOUSE_M
   assert.equal(packScancode(0xe048, false), 0x48e0);
   assert.equal(packScancode(0xe048, true), 0xc8e0);
   const wire = new FakeWire();
-  const inputs = new InputsChannel(3, 0, wire.transport, wire.queue, { maxMessageSize: 1 << 20, lookup: () => undefined });
+  const inputs = new InputsChannel(3, 0, wire.transport, wire.queue, {
+    maxMessageSize: 1 << 20,
+    lookup: () => undefined,
+  });
   void inputs.run();
   const sent = Array.from({ length: 10 }, () => inputs.mouseMotion(1, -1, 0));
   assert.equal(sent.filter(Boolean).length, 8);
@@ -129,7 +137,14 @@ test('inputs: scancodes packed as spice-gtk does, motion throttled until MOUSE_M
 
 test('cursor: ALPHA shape decoded, cached and reused FROM_CACHE; MOVE and HIDE tracked', async () => {
   const wire = new FakeWire();
-  const cursor = new CursorChannel(4, 0, wire.transport, wire.queue, { maxMessageSize: 1 << 20, lookup: () => undefined }, 1 << 20);
+  const cursor = new CursorChannel(
+    4,
+    0,
+    wire.transport,
+    wire.queue,
+    { maxMessageSize: 1 << 20, lookup: () => undefined },
+    1 << 20,
+  );
   void cursor.run();
   const shape = new Writer().u16(2).u64(5n).u8(0).u16(2).u16(1).u16(1).u16(0); // CACHE_ME, ALPHA 2×1, hot (1,0)
   shape.bytes(Uint8Array.of(10, 20, 30, 255, 1, 2, 3, 128));
@@ -138,7 +153,8 @@ test('cursor: ALPHA shape decoded, cached and reused FROM_CACHE; MOVE and HIDE t
   assert.deepEqual([...cursor.state.shape!.image.data], [30, 20, 10, 255, 3, 2, 1, 128]);
   assert.equal(cursor.state.shape!.hotX, 1);
   wire.push(104, new Writer().u16(50).u16(60).finish());
-  wire.push(103, new Writer().u16(0).u16(0).u8(1).u16(4).u64(5n).u8(0).u16(2).u16(1).u16(1).u16(0).finish()); // FROM_CACHE
+  // FROM_CACHE
+  wire.push(103, new Writer().u16(0).u16(0).u8(1).u16(4).u64(5n).u8(0).u16(2).u16(1).u16(1).u16(0).finish());
   wire.push(105);
   await tick();
   assert.equal(cursor.state.visible, false);
@@ -146,7 +162,34 @@ test('cursor: ALPHA shape decoded, cached and reused FROM_CACHE; MOVE and HIDE t
 });
 
 test('fuzz: random message streams into a display channel end in a typed error, never a crash', async () => {
-  const message = fc.tuple(fc.constantFrom(3, 4, 5, 7, 8, 102, 104, 105, 106, 107, 108, 122, 123, 124, 125, 126, 302, 304, 314, 315, 316, 317, 319), fc.uint8Array({ maxLength: 80 }));
+  const message = fc.tuple(
+    fc.constantFrom(
+      3,
+      4,
+      5,
+      7,
+      8,
+      102,
+      104,
+      105,
+      106,
+      107,
+      108,
+      122,
+      123,
+      124,
+      125,
+      126,
+      302,
+      304,
+      314,
+      315,
+      316,
+      317,
+      319,
+    ),
+    fc.uint8Array({ maxLength: 80 }),
+  );
   await fc.assert(
     fc.asyncProperty(fc.array(message, { maxLength: 12 }), fc.uint8Array({ maxLength: 20 }), async (msgs, tail) => {
       const bytes = new Uint8Array([...msgs.flatMap(([t, b]) => [...miniMessage(t, b)]), ...tail]);

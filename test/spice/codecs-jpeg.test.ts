@@ -40,7 +40,11 @@ for (const name of LAYOUTS) {
     assert.deepEqual([img.width, img.height], [ref.width, ref.height]);
     let worst = 0;
     for (let i = 0; i < img.width * img.height; i++) {
-      for (let c = 0; c < 3; c++) worst = Math.max(worst, Math.abs(img.data[i * 4 + c]! - ref.data[i * ref.channels + (ref.channels === 3 ? c : 0)]!));
+      for (let c = 0; c < 3; c++)
+        worst = Math.max(
+          worst,
+          Math.abs(img.data[i * 4 + c]! - ref.data[i * ref.channels + (ref.channels === 3 ? c : 0)]!),
+        );
       assert.equal(img.data[i * 4 + 3], 255);
     }
     assert.ok(worst <= 2, `largest difference ${worst}`);
@@ -101,7 +105,10 @@ test('JPEG_ALPHA: colours from the JPEG, alpha from the LZ plane, in either row 
       const streamRow = topDown ? y : h - 1 - y;
       const o = (y * w + x) * 4;
       assert.equal(img.data[o + 3], ((streamRow * w + x) * 7) & 255, `alpha at ${x},${y}`);
-      assert.deepEqual([...img.data.subarray(o, o + 3)], [...colour.data.subarray(((streamRow * w + x) * 4), ((streamRow * w + x) * 4) + 3)]);
+      assert.deepEqual(
+        [...img.data.subarray(o, o + 3)],
+        [...colour.data.subarray((streamRow * w + x) * 4, (streamRow * w + x) * 4 + 3)],
+      );
     }
   }
   const bad = new Uint8Array(j.length + 40);
@@ -117,15 +124,25 @@ test('JPEG_ALPHA: colours from the JPEG, alpha from the LZ plane, in either row 
 test('fuzz JPEG: corrupted, truncated and spliced real files', () => {
   const files = LAYOUTS.map((n) => file(`${n}.jpg`));
   fc.assert(
-    fc.property(fc.nat(files.length - 1), fc.array(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 255 })), { maxLength: 6 }), fc.nat(), (which, flips, cut) => {
+    fc.property(
+      fc.nat(files.length - 1),
+      fc.array(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 255 })), { maxLength: 6 }),
+      fc.nat(),
+      (which, flips, cut) => {
       const src = files[which]!;
       const b = src.slice(0, src.length - (cut % src.length));
       for (const [at, v] of flips) if (b.length) b[at % b.length] = v;
       typed(() => jpeg.decode(b, { maxPixels: 1 << 14 }));
-    }),
+    },
+    ),
     { numRuns: 3000 },
   );
-  fc.assert(fc.property(fc.uint8Array({ maxLength: 300 }), (b) => typed(() => jpeg.decode(Uint8Array.from([0xff, 0xd8, ...b]), { maxPixels: 1 << 14 }))), { numRuns: 2000 });
+  fc.assert(
+    fc.property(fc.uint8Array({ maxLength: 300 }), (b) =>
+      typed(() => jpeg.decode(Uint8Array.from([0xff, 0xd8, ...b]), { maxPixels: 1 << 14 })),
+    ),
+    { numRuns: 2000 },
+  );
 });
 
 test('fuzz JPEG_ALPHA: random split points and alpha streams', () => {
@@ -143,7 +160,10 @@ test('IDCT: the AAN factorisation with scaled dequantization equals the textbook
   const { idctBlock, scaledQuant } = await import('../../src/spice/codecs/jpeg-idct.ts');
   const zigzag = Uint8Array.from({ length: 64 }, (_, k) => k); // natural order is enough here
   fc.assert(
-    fc.property(fc.array(fc.integer({ min: -1024, max: 1023 }), { minLength: 64, maxLength: 64 }), fc.integer({ min: 0, max: 63 }), (raw, keep) => {
+    fc.property(
+      fc.array(fc.integer({ min: -1024, max: 1023 }), { minLength: 64, maxLength: 64 }),
+      fc.integer({ min: 0, max: 63 }),
+      (raw, keep) => {
       // Sparse blocks as well as dense ones (screen content is mostly zeros past the first few).
       const S = raw.map((v, i) => (i <= keep ? v : 0));
       const q = Uint16Array.from({ length: 64 }, (_, i) => 1 + (i % 7));
@@ -158,14 +178,21 @@ test('IDCT: the AAN factorisation with scaled dequantization equals the textbook
             for (let u = 0; u < 8; u++) {
               const cu = u ? 1 : Math.SQRT1_2;
               const cv = v ? 1 : Math.SQRT1_2;
-              s += cu * cv * S[v * 8 + u]! * q[v * 8 + u]! * Math.cos(((2 * x + 1) * u * Math.PI) / 16) * Math.cos(((2 * y + 1) * v * Math.PI) / 16);
+              s +=
+                cu *
+                cv *
+                S[v * 8 + u]! *
+                q[v * 8 + u]! *
+                Math.cos(((2 * x + 1) * u * Math.PI) / 16) *
+                Math.cos(((2 * y + 1) * v * Math.PI) / 16);
             }
           }
           const want = Math.max(0, Math.min(255, Math.round(s / 4 + 128)));
           assert.ok(Math.abs(out[y * 8 + x]! - want) <= 1, `(${x}, ${y}): ${out[y * 8 + x]} vs ${want}`);
         }
       }
-    }),
+    },
+    ),
     { numRuns: 300 },
   );
 });

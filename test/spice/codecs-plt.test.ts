@@ -34,7 +34,10 @@ test('LZ PLT1_LE / PLT1_BE: 8 pixels a byte; a back reference copies whole bytes
   const bytes = [0xa5, 0x0f, 0x80];
   const bits = (v: number, lsb: boolean) => Array.from({ length: 8 }, (_, i) => (v >> (lsb ? i : 7 - i)) & 1);
   for (const [type, lsb] of [[1, true], [2, false]] as const) {
-    const img = lz.decode(lzStream(type, 24, 2, 3, [2, ...bytes, 0x20, 0x02]), { maxPixels: MAX, palette: Uint32Array.of(0x000000, 0xffffff) });
+    const img = lz.decode(lzStream(type, 24, 2, 3, [2, ...bytes, 0x20, 0x02]), {
+      maxPixels: MAX,
+      palette: Uint32Array.of(0x000000, 0xffffff),
+    });
     const row = bytes.flatMap((b) => bits(b, lsb)).flatMap((v) => (v ? [255, 255, 255, 255] : [0, 0, 0, 255]));
     assert.deepEqual([...img.data], [...row, ...row], `type ${type}`);
   }
@@ -51,21 +54,47 @@ test('GLZ PLT8 then PLT4_LE: a reference into the previous image copies its colo
   // Image 1, 6×2 PLT4_LE (stride 3): row 0 = a reference (coded length 1 → (1 + 2)·2 = 6 px) into
   // image 0 at offset 0, with another palette; row 1 = three literal bytes, low nibble first.
   const pal2 = Uint32Array.from(PAL, (c) => c ^ 0xffffff);
-  const second = glz.decode(Uint8Array.from([...glzHeader(3, 6, 2, 3, 1), 0x20, 0x00, 0x01, 2, 0x21, 0x43, 0x65]), dict, MAX, pal2);
+  const second = glz.decode(
+    Uint8Array.from([...glzHeader(3, 6, 2, 3, 1), 0x20, 0x00, 0x01, 2, 0x21, 0x43, 0x65]),
+    dict,
+    MAX,
+    pal2,
+  );
   assert.deepEqual([...second.data], [...first.data, ...[1, 2, 3, 4, 5, 6].flatMap((i) => rgb(pal2[i]!))]);
   assert.equal(dict.crossImageRefs, 1);
-  assert.throws(() => glz.decode(Uint8Array.from([...glzHeader(5, 2, 1, 2, 2), 1, 1, 2]), dict, MAX), /without a palette/);
+  assert.throws(
+    () => glz.decode(Uint8Array.from([...glzHeader(5, 2, 1, 2, 2), 1, 1, 2]), dict, MAX),
+    /without a palette/,
+  );
 });
 
 test('LZ_PLT through the display channel: palette in the image, cached (PAL_CACHE_ME), then from the cache', async () => {
   const stream = [...lzStream(5, 2, 1, 2, [1, 3, 4])];
   const lzPlt = (flags: number, withPalette: boolean) => (b: Body) => {
     b.u64(0).u8(ImageType.LZ_PLT).u8(0).u32(2).u32(1).u8(flags).u32(stream.length);
-    if (withPalette) b.ptr((p) => p.u64(99).u16(16).bytes([...PAL].flatMap((c) => [c & 255, (c >> 8) & 255, c >>> 16, 0])));
+    if (withPalette)
+      b.ptr((p) =>
+        p
+          .u64(99)
+          .u16(16)
+          .bytes([...PAL].flatMap((c) => [c & 255, (c >> 8) & 255, c >>> 16, 0])),
+      );
     else b.u64(99);
     b.bytes(stream);
   };
-  const copy = (x: number, image: (b: Body) => void) => msg(DisplayMsg.DRAW_COPY, base(new Body(), 0, rect(x, 0, x + 2, 1)).ptr(image).rect(rect(0, 0, 2, 1)).u16(Ropd.OP_PUT).u8(1).u8(0).i32(0).i32(0).u32(0));
+  const copy = (x: number, image: (b: Body) => void) =>
+    msg(
+      DisplayMsg.DRAW_COPY,
+      base(new Body(), 0, rect(x, 0, x + 2, 1))
+        .ptr(image)
+        .rect(rect(0, 0, 2, 1))
+        .u16(Ropd.OP_PUT)
+        .u8(1)
+        .u8(0)
+        .i32(0)
+        .i32(0)
+        .u32(0),
+    );
   const r = await play(surfaceCreate(0, 4, 1), copy(0, lzPlt(1, true)), copy(2, lzPlt(2, false)));
   assert.deepEqual([0, 1, 2, 3].map((x) => px(surfaceOf(r), x, 0)), [3, 4, 3, 4].map((i) => rgb(PAL[i]!)));
   assert.equal(r.display.displayStats.decoded.lz_plt, 2);
@@ -75,11 +104,20 @@ test('LZ_PLT through the display channel: palette in the image, cached (PAL_CACH
 test('fuzz palettized LZ and GLZ: valid headers, random bodies, any palette size', () => {
   const dict = new glz.GlzWindow(MAX);
   fc.assert(
-    fc.property(fc.integer({ min: 1, max: 5 }), fc.integer({ min: 0, max: 40 }), fc.integer({ min: 0, max: 20 }), fc.integer({ min: 0, max: 12 }), fc.integer({ min: 0, max: 8 }), fc.uint8Array({ maxLength: 300 }), fc.integer({ min: 0, max: 20 }), (type, w, h, stride, id, body, palSize) => {
+    fc.property(
+      fc.integer({ min: 1, max: 5 }),
+      fc.integer({ min: 0, max: 40 }),
+      fc.integer({ min: 0, max: 20 }),
+      fc.integer({ min: 0, max: 12 }),
+      fc.integer({ min: 0, max: 8 }),
+      fc.uint8Array({ maxLength: 300 }),
+      fc.integer({ min: 0, max: 20 }),
+      (type, w, h, stride, id, body, palSize) => {
       const pal = Uint32Array.from({ length: palSize }, (_, i) => i * 0x010203);
       typed(() => lz.decode(lzStream(type, w, h, stride, [...body]), { maxPixels: MAX, palette: pal }));
       typed(() => glz.decode(Uint8Array.from([...glzHeader(type, w, h, stride, id), ...body]), dict, MAX, pal));
-    }),
+    },
+    ),
     { numRuns: 3000 },
   );
 });

@@ -19,14 +19,62 @@ import { replayDisplay } from './helpers/replay.ts';
 const MAX = 1 << 16; // pixel limit used while fuzzing
 
 test('bitmap: 32BIT bottom-up, 24BIT, 16BIT 555 and 8BIT palette', () => {
-  const img = bitmap.decode(Uint8Array.of(1, 2, 3, 0, 4, 5, 6, 0), { format: BitmapFmt['32BIT'], topDown: false, width: 1, height: 2, stride: 4 }, MAX);
+  const img = bitmap.decode(
+    Uint8Array.of(1, 2, 3, 0, 4, 5, 6, 0),
+    { format: BitmapFmt['32BIT'], topDown: false, width: 1, height: 2, stride: 4 },
+    MAX,
+  );
   assert.deepEqual([...img.data], [6, 5, 4, 255, 3, 2, 1, 255]);
-  assert.deepEqual([...bitmap.decode(Uint8Array.of(1, 2, 3), { format: BitmapFmt['24BIT'], topDown: true, width: 1, height: 1, stride: 3 }, MAX).data], [3, 2, 1, 255]);
-  assert.deepEqual([...bitmap.decode(Uint8Array.of(0x1f, 0x7c), { format: BitmapFmt['16BIT'], topDown: true, width: 1, height: 1, stride: 2 }, MAX).data], [255, 0, 255, 255]);
+  assert.deepEqual(
+    [
+      ...bitmap.decode(
+        Uint8Array.of(1, 2, 3),
+        { format: BitmapFmt['24BIT'], topDown: true, width: 1, height: 1, stride: 3 },
+        MAX,
+      ).data,
+    ],
+    [3, 2, 1, 255],
+  );
+  assert.deepEqual(
+    [
+      ...bitmap.decode(
+        Uint8Array.of(0x1f, 0x7c),
+        { format: BitmapFmt['16BIT'], topDown: true, width: 1, height: 1, stride: 2 },
+        MAX,
+      ).data,
+    ],
+    [255, 0, 255, 255],
+  );
   const pal = Uint32Array.of(0x112233, 0xaabbcc);
-  assert.deepEqual([...bitmap.decode(Uint8Array.of(1, 0), { format: BitmapFmt['8BIT'], topDown: true, width: 2, height: 1, stride: 2, palette: pal }, MAX).data], [0xaa, 0xbb, 0xcc, 255, 0x11, 0x22, 0x33, 255]);
-  assert.deepEqual([...bitmap.decode(Uint8Array.of(0x40), { format: BitmapFmt['1BIT_BE'], topDown: true, width: 2, height: 1, stride: 1, palette: pal }, MAX).data], [0x11, 0x22, 0x33, 255, 0xaa, 0xbb, 0xcc, 255]);
-  assert.throws(() => bitmap.decode(new Uint8Array(7), { format: BitmapFmt['32BIT'], topDown: true, width: 1, height: 2, stride: 4 }, MAX), SpiceDecodeError);
+  assert.deepEqual(
+    [
+      ...bitmap.decode(
+        Uint8Array.of(1, 0),
+        { format: BitmapFmt['8BIT'], topDown: true, width: 2, height: 1, stride: 2, palette: pal },
+        MAX,
+      ).data,
+    ],
+    [0xaa, 0xbb, 0xcc, 255, 0x11, 0x22, 0x33, 255],
+  );
+  assert.deepEqual(
+    [
+      ...bitmap.decode(
+        Uint8Array.of(0x40),
+        { format: BitmapFmt['1BIT_BE'], topDown: true, width: 2, height: 1, stride: 1, palette: pal },
+        MAX,
+      ).data,
+    ],
+    [0x11, 0x22, 0x33, 255, 0xaa, 0xbb, 0xcc, 255],
+  );
+  assert.throws(
+    () =>
+      bitmap.decode(
+        new Uint8Array(7),
+        { format: BitmapFmt['32BIT'], topDown: true, width: 1, height: 2, stride: 4 },
+        MAX,
+      ),
+    SpiceDecodeError,
+  );
 });
 
 test('LZ: literal pixel then a distance-1 run (RGB32), and a bottom-up image', () => {
@@ -35,11 +83,17 @@ test('LZ: literal pixel then a distance-1 run (RGB32), and a bottom-up image', (
   assert.deepEqual([...img.data], [3, 2, 1, 255, 3, 2, 1, 255, 3, 2, 1, 255, 3, 2, 1, 255]);
   const flipped = lz.decode(Uint8Array.from([...head(1, 2, 0), 1, 1, 2, 3, 4, 5, 6]), { maxPixels: MAX });
   assert.deepEqual([...flipped.data], [6, 5, 4, 255, 3, 2, 1, 255]);
-  assert.throws(() => lz.decode(Uint8Array.from([...head(4, 1, 1), 0, 1, 2, 3, 5 << 5, 7]), { maxPixels: MAX }), SpiceDecodeError);
+  assert.throws(
+    () => lz.decode(Uint8Array.from([...head(4, 1, 1), 0, 1, 2, 3, 5 << 5, 7]), { maxPixels: MAX }),
+    SpiceDecodeError,
+  );
 });
 
 test('claimed sizes over the limit are refused before allocation', () => {
-  assert.throws(() => lz.decode(Uint8Array.from(be32(0x20205a4c, 0x00010001, 8, 100000, 100000, 400000, 1)), { maxPixels: MAX }), /exceeds the limit/);
+  assert.throws(
+    () => lz.decode(Uint8Array.from(be32(0x20205a4c, 0x00010001, 8, 100000, 100000, 400000, 1)), { maxPixels: MAX }),
+    /exceeds the limit/,
+  );
   const q = new Uint8Array(24);
   new DataView(q.buffer).setUint32(0, 0x43495551, true);
   new DataView(q.buffer).setUint32(8, 4, true);
@@ -62,15 +116,25 @@ test('GLZ: a reference into an image that is not in the window is a typed error'
   assert.throws(() => glz.decode(Uint8Array.from([...header(2), 2 << 5, 0, 5]), dict, MAX), /not in the dictionary/);
 });
 
-const lzHeader = fc.record({ type: fc.integer({ min: 0, max: 12 }), w: fc.integer({ min: 0, max: 40 }), h: fc.integer({ min: 0, max: 40 }), top: fc.integer({ min: 0, max: 1 }) });
+const lzHeader = fc.record({
+  type: fc.integer({ min: 0, max: 12 }),
+  w: fc.integer({ min: 0, max: 40 }),
+  h: fc.integer({ min: 0, max: 40 }),
+  top: fc.integer({ min: 0, max: 1 }),
+});
 
 test('fuzz LZ: valid headers with random bodies, and random bytes', () => {
   fc.assert(
-    fc.property(lzHeader, fc.uint8Array({ maxLength: 400 }), fc.integer({ min: 0, max: 8 }), ({ type, w, h, top }, body, strideDelta) => {
+    fc.property(
+      lzHeader,
+      fc.uint8Array({ maxLength: 400 }),
+      fc.integer({ min: 0, max: 8 }),
+      ({ type, w, h, top }, body, strideDelta) => {
       const stride = type >= 6 ? w * [0, 0, 0, 0, 0, 0, 2, 3, 4, 4, 4, 1][type]! : w + strideDelta;
       const bytes = Uint8Array.from([...be32(0x20205a4c, 0x00010001, type, w, h, stride, top), ...body]);
       typed(() => lz.decode(bytes, { maxPixels: MAX, palette: Uint32Array.of(1, 2, 3) }));
-    }),
+    },
+    ),
     { numRuns: 2000 },
   );
   fc.assert(fc.property(fc.uint8Array({ maxLength: 100 }), (b) => typed(() => lz.decode(b, { maxPixels: MAX }))));
@@ -78,12 +142,18 @@ test('fuzz LZ: valid headers with random bodies, and random bytes', () => {
 
 test('fuzz QUIC: valid headers with random bodies', () => {
   fc.assert(
-    fc.property(fc.integer({ min: 0, max: 6 }), fc.integer({ min: 0, max: 48 }), fc.integer({ min: 0, max: 48 }), fc.uint8Array({ maxLength: 600 }), (type, w, h, body) => {
+    fc.property(
+      fc.integer({ min: 0, max: 6 }),
+      fc.integer({ min: 0, max: 48 }),
+      fc.integer({ min: 0, max: 48 }),
+      fc.uint8Array({ maxLength: 600 }),
+      (type, w, h, body) => {
       const head = new Uint8Array(20);
       const v = new DataView(head.buffer);
       [0x43495551, 0, type, w, h].forEach((x, i) => v.setUint32(i * 4, x, true));
       typed(() => quic.decode(Uint8Array.from([...head, ...body]), MAX));
-    }),
+    },
+    ),
     { numRuns: 2000 },
   );
 });
@@ -91,20 +161,41 @@ test('fuzz QUIC: valid headers with random bodies', () => {
 test('fuzz GLZ: valid headers with random bodies against a shared window', () => {
   const dict = new glz.GlzWindow(MAX);
   fc.assert(
-    fc.property(fc.integer({ min: 0, max: 12 }), fc.integer({ min: 0, max: 32 }), fc.integer({ min: 0, max: 32 }), fc.integer({ min: 0, max: 20 }), fc.uint8Array({ maxLength: 400 }), (type, w, h, id, body) => {
+    fc.property(
+      fc.integer({ min: 0, max: 12 }),
+      fc.integer({ min: 0, max: 32 }),
+      fc.integer({ min: 0, max: 32 }),
+      fc.integer({ min: 0, max: 20 }),
+      fc.uint8Array({ maxLength: 400 }),
+      (type, w, h, id, body) => {
       const head = [...be32(0x20205a4c, 0x00010001), type | 0x10, ...be32(w, h, w * 4, 0, id, 3)];
       typed(() => glz.decode(Uint8Array.from([...head, ...body]), dict, MAX));
-    }),
+    },
+    ),
     { numRuns: 2000 },
   );
 });
 
 test('fuzz bitmap and cursor shapes', () => {
   fc.assert(
-    fc.property(fc.integer({ min: 0, max: 11 }), fc.integer({ min: -1, max: 30 }), fc.integer({ min: 0, max: 30 }), fc.integer({ min: 0, max: 130 }), fc.boolean(), fc.uint8Array({ maxLength: 500 }), (format, width, height, stride, topDown, data) => {
-      typed(() => bitmap.decode(data, { format, width, height, stride, topDown, palette: format <= 5 ? Uint32Array.of(7) : undefined }, MAX));
+    fc.property(
+      fc.integer({ min: 0, max: 11 }),
+      fc.integer({ min: -1, max: 30 }),
+      fc.integer({ min: 0, max: 30 }),
+      fc.integer({ min: 0, max: 130 }),
+      fc.boolean(),
+      fc.uint8Array({ maxLength: 500 }),
+      (format, width, height, stride, topDown, data) => {
+      typed(() =>
+        bitmap.decode(
+          data,
+          { format, width, height, stride, topDown, palette: format <= 5 ? Uint32Array.of(7) : undefined },
+          MAX,
+        ),
+      );
       typed(() => decodeCursorImage(format % 7, width, height, data, MAX));
-    }),
+    },
+    ),
     { numRuns: 2000 },
   );
 });
@@ -113,12 +204,16 @@ test('fuzz: corrupted and truncated real QEMU traffic (LZ, QUIC, GLZ, LZ4, JPEG 
   for (const mode of ['lz', 'quic', 'glz', 'guest-lz4', 'guest-jpeg-zlib', 'guest-mjpeg']) {
     const bytes = new Uint8Array(readFileSync(join(import.meta.dirname, '../fixtures/spice', mode, 'display.bin')));
     await fc.assert(
-      fc.asyncProperty(fc.array(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 255 })), { minLength: 1, maxLength: 8 }), fc.nat(), async (flips, cut) => {
+      fc.asyncProperty(
+        fc.array(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 255 })), { minLength: 1, maxLength: 8 }),
+        fc.nat(),
+        async (flips, cut) => {
         const b = bytes.slice(0, bytes.length - (cut % 64));
         for (const [at, v] of flips) b[at % b.length] = v;
         const r = await replayDisplay(b, 1 << 16, 1 << 22);
         if (r.error) assert.ok(r.error instanceof SpiceProtocolError, String(r.error));
-      }),
+      },
+      ),
       { numRuns: 60 },
     );
   }

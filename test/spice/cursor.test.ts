@@ -34,9 +34,15 @@ const WANT = [255, 0, 0, 255, 0, 255, 0, 255, 0, 0, 0, 0, 16, 32, 48, 255, 0, 0,
 
 test('COLOR32 / COLOR24: B,G,R(,x) rows then the AND mask', () => {
   const c32 = RGB.flatMap((row) => row.flatMap(([r, g, b]) => [b!, g!, r!, 0x5a]));
-  assert.deepEqual([...decodeCursorImage(CursorType.COLOR32, 3, 2, Uint8Array.from([...c32, ...maskRows(AND)]), MAX).data], WANT);
+  assert.deepEqual(
+    [...decodeCursorImage(CursorType.COLOR32, 3, 2, Uint8Array.from([...c32, ...maskRows(AND)]), MAX).data],
+    WANT,
+  );
   const c24 = RGB.flatMap((row) => row.flatMap(([r, g, b]) => [b!, g!, r!]));
-  assert.deepEqual([...decodeCursorImage(CursorType.COLOR24, 3, 2, Uint8Array.from([...c24, ...maskRows(AND)]), MAX).data], WANT);
+  assert.deepEqual(
+    [...decodeCursorImage(CursorType.COLOR24, 3, 2, Uint8Array.from([...c24, ...maskRows(AND)]), MAX).data],
+    WANT,
+  );
 });
 
 test('COLOR16: x1r5g5b5 little-endian, 5-bit channels widened by repeating their top bits', () => {
@@ -73,7 +79,14 @@ test('COLOR8 and COLOR4: indices, then a 256/16-entry palette of 0x00RRGGBB, the
 
 function channel(): { wire: FakeWire; cursor: CursorChannel; done: Promise<void>; error: () => Error | undefined } {
   const wire = new FakeWire();
-  const cursor = new CursorChannel(4, 0, wire.transport, wire.queue, { maxMessageSize: 1 << 20, lookup: () => undefined }, MAX);
+  const cursor = new CursorChannel(
+    4,
+    0,
+    wire.transport,
+    wire.queue,
+    { maxMessageSize: 1 << 20, lookup: () => undefined },
+    MAX,
+  );
   let err: Error | undefined;
   cursor.onClose((e) => (err = e));
   const done = cursor.run();
@@ -128,9 +141,15 @@ test('cursor cache: RESET and INIT empty it; it keeps the server\'s 256 newest s
 
 test('fuzz: cursor shapes of every type and random cursor messages end in typed errors', async () => {
   fc.assert(
-    fc.property(fc.integer({ min: 0, max: 9 }), fc.integer({ min: 0, max: 40 }), fc.integer({ min: 0, max: 40 }), fc.uint8Array({ maxLength: 3000 }), (type, w, h, data) => {
+    fc.property(
+      fc.integer({ min: 0, max: 9 }),
+      fc.integer({ min: 0, max: 40 }),
+      fc.integer({ min: 0, max: 40 }),
+      fc.uint8Array({ maxLength: 3000 }),
+      (type, w, h, data) => {
       typed(() => decodeCursorImage(type, w, h, data, MAX));
-    }),
+    },
+    ),
     { numRuns: 3000 },
   );
   // Oversized claims fail before allocating.

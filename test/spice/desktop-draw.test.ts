@@ -24,7 +24,8 @@ async function saveMismatch(session: SpiceSession, g: DesktopGuest, what: string
   if (s) writeFileSync(join(dir, `${what}-client.png`), encodePng({ width: s.width, height: s.height, data: s.data }));
   const ppm = await screendump(g.q);
   const rgba = new Uint8Array(ppm.width * ppm.height * 4);
-  for (let i = 0, j = 0; i < ppm.rgb.length; i += 3, j += 4) rgba.set([ppm.rgb[i]!, ppm.rgb[i + 1]!, ppm.rgb[i + 2]!, 255], j);
+  for (let i = 0, j = 0; i < ppm.rgb.length; i += 3, j += 4)
+    rgba.set([ppm.rgb[i]!, ppm.rgb[i + 1]!, ppm.rgb[i + 2]!, 255], j);
   writeFileSync(join(dir, `${what}-screendump.png`), encodePng({ width: ppm.width, height: ppm.height, data: rgba }));
   return dir;
 }
@@ -32,64 +33,83 @@ async function saveMismatch(session: SpiceSession, g: DesktopGuest, what: string
 async function expectMatch(session: SpiceSession, g: DesktopGuest, what: string): Promise<CompareResult> {
   // The guest may still be drawing: retry until equal. Generous: two cores shared with other work.
   const cmp = await waitForMatch(session, g.q, 30_000);
-  if (!cmp.equal) assert.fail(`${what}: ${cmp.differing} pixels differ (${cmp.width}×${cmp.height}), ${cmp.detail}; pictures in ${await saveMismatch(session, g, what)}`);
+  if (!cmp.equal)
+    assert.fail(
+      `${what}: ${cmp.differing} pixels differ (${cmp.width}×${cmp.height}), ${cmp.detail}; pictures in ${await saveMismatch(session, g, what)}`,
+    );
   return cmp;
 }
 
-test('desktop guest on qxl: Xorg\'s drawing commands render pixel-exact against screendump', { timeout: 1_500_000 }, async (t) => { // may first build the image (minutes)
-  let g: DesktopGuest;
-  try {
-    g = await startDesktopGuest();
-  } catch (e) {
-    t.skip(`desktop guest unavailable: ${(e as Error).message}`);
-    return;
-  }
-  let session: SpiceSession | undefined;
-  try {
-    session = await openSpiceSession({ host: '127.0.0.1', port: g.q.spicePort });
-    for (let i = 0; i < 100 && !session.display; i++) await sleep(50);
-    const display = session.display!;
-    assert.ok(display, 'display channel open');
-    await g.start();
-    const t0 = Date.now();
-    await g.ready(400_000);
-    t.diagnostic(`desktop ready ${Math.round((Date.now() - t0) / 1000)} s after cont`);
-    const first = await expectMatch(session, g, 'desktop');
-    t.diagnostic(`desktop ${first.width}×${first.height} equal; drawn so far ${JSON.stringify(display.displayStats.drawn)}`);
-
-    const before = { ...display.displayStats.drawn };
-    // A new root colour (solid fills), a second terminal with colours, text scrolled through it (copies of its
-    // contents up, new text), coloured text, then the window moved by the window manager (its contents copied, the
-    // uncovered root repainted).
-    await g.runAsUser("xsetroot -solid '#6a3d9a'");
-    await g.runAsUser("rm -f /tmp/tty2; setsid -f xterm -xrm 'XTerm*allowWindowOps: true' -bg '#203040' -fg '#e0d060' -geometry 48x12+320+220 -e sh -c 'tty > /tmp/tty2; exec sleep 1000000' > /dev/null 2>&1");
-    let tty = '';
-    for (let i = 0; i < 240 && !tty; i++) {
-      tty = (await g.runAsUser('cat /tmp/tty2 2>/dev/null || true')).trim();
-      if (!tty) await sleep(500);
+test(
+  "desktop guest on qxl: Xorg's drawing commands render pixel-exact against screendump",
+  { timeout: 1_500_000 },
+  async (t) => {
+    // may first build the image (minutes)
+    let g: DesktopGuest;
+    try {
+      g = await startDesktopGuest();
+    } catch (e) {
+      t.skip(`desktop guest unavailable: ${(e as Error).message}`);
+      return;
     }
-    assert.match(tty, /^\/dev\/pts\/\d+$/, 'the second xterm runs');
-    await g.runAsUser(`for i in $(seq 1 60); do echo "line $i of text scrolling through the second terminal"; done > ${tty}`);
-    await g.runAsUser(`printf '\\033[41;37m red \\033[42;30m green \\033[44;33m blue \\033[0m\\n' > ${tty}`);
-    await g.runAsUser(`printf '\\033[3;60;80t' > ${tty}`); // xterm asks to move its window to (60, 80)
-    await sleep(1000);
-    const after = await expectMatch(session, g, 'after-commands');
-    const drawn = display.displayStats.drawn;
-    const delta = Object.fromEntries(Object.entries(drawn).map(([k, v]) => [k, v - (before[k] ?? 0)]));
-    t.diagnostic(`after commands (${after.width}×${after.height} equal): ${JSON.stringify(delta)}`);
-    t.diagnostic(`all drawing commands: ${JSON.stringify(drawn)}; images ${JSON.stringify(display.displayStats.decoded)}; skipped ${JSON.stringify(display.displayStats.skipped)}; surfaces now ${display.surfaces.size}`);
+    let session: SpiceSession | undefined;
+    try {
+      session = await openSpiceSession({ host: '127.0.0.1', port: g.q.spicePort });
+      for (let i = 0; i < 100 && !session.display; i++) await sleep(50);
+      const display = session.display!;
+      assert.ok(display, 'display channel open');
+      await g.start();
+      const t0 = Date.now();
+      await g.ready(400_000);
+      t.diagnostic(`desktop ready ${Math.round((Date.now() - t0) / 1000)} s after cont`);
+      const first = await expectMatch(session, g, 'desktop');
+      t.diagnostic(
+        `desktop ${first.width}×${first.height} equal; drawn so far ${JSON.stringify(display.displayStats.drawn)}`,
+      );
 
-    // What Xorg's qxl driver sends (xf86-video-qxl qxl_surface.c: solid fills, copies between surfaces and of
-    // uploaded images, copy-bits for moves within a surface), all handled, nothing skipped.
-    assert.ok((drawn.DRAW_FILL ?? 0) > 0, `DRAW_FILL used: ${JSON.stringify(drawn)}`);
-    assert.ok((drawn.DRAW_COPY ?? 0) > 0, `DRAW_COPY used: ${JSON.stringify(drawn)}`);
-    assert.ok((delta.DRAW_FILL ?? 0) > 0 && (delta.DRAW_COPY ?? 0) > 0, `the commands drew: ${JSON.stringify(delta)}`);
-    // Moving a window copies its contents within the screen (the X server's CopyWindow → QXL copy-bits).
-    assert.ok((delta.COPY_BITS ?? 0) > 0, `COPY_BITS used for the moved window: ${JSON.stringify(delta)}`);
-    assert.deepEqual(display.displayStats.skipped, {}, 'no drawing command skipped');
-    assert.deepEqual(session.display!.stats.ignored, {}, 'no display message ignored');
-  } finally {
-    session?.close();
-    await g.stop();
-  }
-});
+      const before = { ...display.displayStats.drawn };
+      // A new root colour (solid fills), a second terminal with colours, text scrolled through it (copies of its
+      // contents up, new text), coloured text, then the window moved by the window manager (its contents copied, the
+      // uncovered root repainted).
+      await g.runAsUser("xsetroot -solid '#6a3d9a'");
+      await g.runAsUser(
+        "rm -f /tmp/tty2; setsid -f xterm -xrm 'XTerm*allowWindowOps: true' -bg '#203040' -fg '#e0d060' -geometry 48x12+320+220 -e sh -c 'tty > /tmp/tty2; exec sleep 1000000' > /dev/null 2>&1",
+      );
+      let tty = '';
+      for (let i = 0; i < 240 && !tty; i++) {
+        tty = (await g.runAsUser('cat /tmp/tty2 2>/dev/null || true')).trim();
+        if (!tty) await sleep(500);
+      }
+      assert.match(tty, /^\/dev\/pts\/\d+$/, 'the second xterm runs');
+      await g.runAsUser(
+        `for i in $(seq 1 60); do echo "line $i of text scrolling through the second terminal"; done > ${tty}`,
+      );
+      await g.runAsUser(`printf '\\033[41;37m red \\033[42;30m green \\033[44;33m blue \\033[0m\\n' > ${tty}`);
+      await g.runAsUser(`printf '\\033[3;60;80t' > ${tty}`); // xterm asks to move its window to (60, 80)
+      await sleep(1000);
+      const after = await expectMatch(session, g, 'after-commands');
+      const drawn = display.displayStats.drawn;
+      const delta = Object.fromEntries(Object.entries(drawn).map(([k, v]) => [k, v - (before[k] ?? 0)]));
+      t.diagnostic(`after commands (${after.width}×${after.height} equal): ${JSON.stringify(delta)}`);
+      t.diagnostic(
+        `all drawing commands: ${JSON.stringify(drawn)}; images ${JSON.stringify(display.displayStats.decoded)}; skipped ${JSON.stringify(display.displayStats.skipped)}; surfaces now ${display.surfaces.size}`,
+      );
+
+      // What Xorg's qxl driver sends (xf86-video-qxl qxl_surface.c: solid fills, copies between surfaces and of
+      // uploaded images, copy-bits for moves within a surface), all handled, nothing skipped.
+      assert.ok((drawn.DRAW_FILL ?? 0) > 0, `DRAW_FILL used: ${JSON.stringify(drawn)}`);
+      assert.ok((drawn.DRAW_COPY ?? 0) > 0, `DRAW_COPY used: ${JSON.stringify(drawn)}`);
+      assert.ok(
+        (delta.DRAW_FILL ?? 0) > 0 && (delta.DRAW_COPY ?? 0) > 0,
+        `the commands drew: ${JSON.stringify(delta)}`,
+      );
+      // Moving a window copies its contents within the screen (the X server's CopyWindow → QXL copy-bits).
+      assert.ok((delta.COPY_BITS ?? 0) > 0, `COPY_BITS used for the moved window: ${JSON.stringify(delta)}`);
+      assert.deepEqual(display.displayStats.skipped, {}, 'no drawing command skipped');
+      assert.deepEqual(session.display!.stats.ignored, {}, 'no display message ignored');
+    } finally {
+      session?.close();
+      await g.stop();
+    }
+  },
+);

@@ -59,7 +59,11 @@ test('STREAM_DATA draws the frame bottom-up into dest; DATA_SIZED scales; CLIP l
   rect(sized, 100, 0, 100 + 2 * FW, 2 * FH).u32(FRAME.length).bytes(FRAME);
   const clip = new Writer().u32(0).u8(1).u32(1);
   rect(clip, 100, 0, 150, 50);
-  msgs.push(miniMessage(DisplayMsg.STREAM_CLIP, clip.finish()), miniMessage(DisplayMsg.STREAM_DATA_SIZED, sized.finish()), miniMessage(DisplayMsg.STREAM_DESTROY, new Writer().u32(0).finish()));
+  msgs.push(
+    miniMessage(DisplayMsg.STREAM_CLIP, clip.finish()),
+    miniMessage(DisplayMsg.STREAM_DATA_SIZED, sized.finish()),
+    miniMessage(DisplayMsg.STREAM_DESTROY, new Writer().u32(0).finish()),
+  );
   r = await replayDisplay(Uint8Array.from(msgs.flatMap((m) => [...m])));
   assert.equal(r.error, undefined);
   s = r.display.primary!.surface as RgbaSurface;
@@ -69,7 +73,11 @@ test('STREAM_DATA draws the frame bottom-up into dest; DATA_SIZED scales; CLIP l
   assert.deepEqual(r.display.displayStats.streams, { created: 1, destroyed: 1, frames: 2, reports: 1 });
   const report = r.written.map((b) => new Reader(b)).find((b) => b.u16() === 102)!;
   report.u32(); // size
-  assert.deepEqual([report.u32(), report.u32(), report.u32(), report.u32(), report.u32(), report.u32()], [0, 77, 1000, 1040, 2, 0], 'id, unique id, start/end mm time, frames, drops');
+  assert.deepEqual(
+    [report.u32(), report.u32(), report.u32(), report.u32(), report.u32(), report.u32()],
+    [0, 77, 1000, 1040, 2, 0],
+    'id, unique id, start/end mm time, frames, drops',
+  );
 });
 
 test('a stream of an unsupported codec is reported invalid (num_drops 0xffffffff), its data ignored', async () => {

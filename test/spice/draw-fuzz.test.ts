@@ -8,7 +8,18 @@ import fc from 'fast-check';
 import { DisplayMsg, SurfaceFmt } from '../../src/spice/proto/constants.ts';
 import { SpiceProtocolError } from '../../src/spice/proto/errors.ts';
 import { replayDisplay } from './helpers/replay.ts';
-import { Body, base, bitmapImage, fromCache, maskImage, msg, rect, surfaceCreate, surfaceImage, testPic } from './helpers/draw-msgs.ts';
+import {
+  Body,
+  base,
+  bitmapImage,
+  fromCache,
+  maskImage,
+  msg,
+  rect,
+  surfaceCreate,
+  surfaceImage,
+  testPic,
+} from './helpers/draw-msgs.ts';
 
 const coord = fc.oneof(fc.integer({ min: -8, max: 40 }), fc.constantFrom(-(2 ** 31), 2 ** 31 - 1, 1 << 20));
 const rectArb = fc.tuple(coord, coord, coord, coord).map(([l, t, r, b]) => rect(l, t, r, b));
@@ -16,7 +27,14 @@ const clipArb = fc.option(fc.array(rectArb, { maxLength: 4 }), { nil: null });
 
 /** An Image operand: a small bitmap (cached or not), a cache reference, a surface, garbage, or NULL. */
 const imageArb = fc.oneof(
-  fc.record({ w: fc.integer({ min: 1, max: 9 }), h: fc.integer({ min: 1, max: 9 }), seed: fc.nat(), cache: fc.boolean(), alpha: fc.boolean() })
+  fc
+    .record({
+      w: fc.integer({ min: 1, max: 9 }),
+      h: fc.integer({ min: 1, max: 9 }),
+      seed: fc.nat(),
+      cache: fc.boolean(),
+      alpha: fc.boolean(),
+    })
     .map(({ w, h, seed, cache, alpha }) => bitmapImage(testPic(w, h, seed), { id: 5, cacheMe: cache, alpha })),
   fc.constant(fromCache(5, 3, 3)),
   fc.integer({ min: 0, max: 3 }).map((id) => surfaceImage(id, 24, 16)),
@@ -25,13 +43,30 @@ const imageArb = fc.oneof(
 );
 const maskArb = fc.oneof(
   fc.constant(null),
-  fc.record({ bits: fc.array(fc.array(fc.integer({ min: 0, max: 1 }), { minLength: 5, maxLength: 5 }), { minLength: 1, maxLength: 6 }), le: fc.boolean(), up: fc.boolean() })
+  fc
+    .record({
+      bits: fc.array(fc.array(fc.integer({ min: 0, max: 1 }), { minLength: 5, maxLength: 5 }), {
+        minLength: 1,
+        maxLength: 6,
+      }),
+      le: fc.boolean(),
+      up: fc.boolean(),
+    })
     .map(({ bits, le, up }) => maskImage(bits, { le, bottomUp: up, id: 6, cacheMe: true })),
   imageArb,
 );
-const brushArb = fc.record({ type: fc.integer({ min: 0, max: 3 }), color: fc.nat(), image: imageArb, x: coord, y: coord });
+const brushArb = fc.record({
+  type: fc.integer({ min: 0, max: 3 }),
+  color: fc.nat(),
+  image: imageArb,
+  x: coord,
+  y: coord,
+});
 
-function brush(b: Body, v: { type: number; color: number; image: ((b: Body) => void) | null; x: number; y: number }): Body {
+function brush(
+  b: Body,
+  v: { type: number; color: number; image: ((b: Body) => void) | null; x: number; y: number },
+): Body {
   b.u8(v.type);
   if (v.type === 1) b.u32(v.color);
   if (v.type === 2) b.ptr(v.image).i32(v.x).i32(v.y);
@@ -43,11 +78,22 @@ function mask(b: Body, m: ((b: Body) => void) | null, flags: number, x: number, 
 }
 
 const pathArb = fc.array(
-  fc.record({ flags: fc.integer({ min: 0, max: 31 }), points: fc.array(fc.tuple(fc.integer({ min: -2000, max: 2000 }), fc.integer({ min: -2000, max: 2000 })), { maxLength: 7 }) }),
+  fc.record({
+    flags: fc.integer({ min: 0, max: 31 }),
+    points: fc.array(fc.tuple(fc.integer({ min: -2000, max: 2000 }), fc.integer({ min: -2000, max: 2000 })), {
+      maxLength: 7,
+    }),
+  }),
   { maxLength: 4 },
 );
 const glyphsArb = fc.array(
-  fc.record({ x: coord, y: coord, w: fc.integer({ min: 0, max: 12 }), h: fc.integer({ min: 0, max: 12 }), data: fc.uint8Array({ maxLength: 100 }) }),
+  fc.record({
+    x: coord,
+    y: coord,
+    w: fc.integer({ min: 0, max: 12 }),
+    h: fc.integer({ min: 0, max: 12 }),
+    data: fc.uint8Array({ maxLength: 100 }),
+  }),
   { maxLength: 5 },
 );
 
@@ -161,30 +207,190 @@ test('fuzz: random drawing commands on xRGB, ARGB and 16-bit surfaces draw or en
 
 test('fuzz: the same commands corrupted and truncated', async () => {
   await fc.assert(
-    fc.asyncProperty(commandArb, fc.array(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 255 })), { maxLength: 6 }), fc.nat(), async (cmd, flips, cut) => {
+    fc.asyncProperty(
+      commandArb,
+      fc.array(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 255 })), { maxLength: 6 }),
+      fc.nat(),
+      async (cmd, flips, cut) => {
       const m = cmd.slice(0, Math.max(6, cmd.length - (cut % 24)));
       for (const [at, v] of flips) m[6 + (at % Math.max(1, m.length - 6))] = v;
       // Keep the header's size field consistent with what is left, so the body itself is what's broken.
       new DataView(m.buffer).setUint32(2, m.length - 6, true);
       const e = await replayAll([m]);
       if (e) assert.ok(e instanceof SpiceProtocolError, `${e.name}: ${e.message}`);
-    }),
+    },
+    ),
     { numRuns: 800 },
   );
 });
 
 test('huge claimed sizes and counts fail before allocation, and huge geometry is clipped, all quickly', async () => {
   const cases: [string, Uint8Array, RegExp | null][] = [
-    ['clip rect count 2^32-1', msg(DisplayMsg.DRAW_FILL, new Body().u32(0).rect(rect(0, 0, 5, 5)).u8(1).u32(0xffffffff)), /exceed/],
-    ['path of 2^31 segments', msg(DisplayMsg.DRAW_STROKE, base(new Body(), 0, rect(0, 0, 24, 16)).ptr((p) => p.u32(2 ** 31)).u8(0).u8(0).u16(8).u16(8)), /exceed/],
-    ['path segment of 2^30 points', msg(DisplayMsg.DRAW_STROKE, base(new Body(), 0, rect(0, 0, 24, 16)).ptr((p) => p.u32(1).u8(3).u32(2 ** 30)).u8(0).u8(0).u16(8).u16(8)), /exceed/],
-    ['string of 65535 glyphs', msg(DisplayMsg.DRAW_TEXT, base(new Body(), 0, rect(0, 0, 24, 16)).ptr((p) => p.u16(65535).u8(1)).rect(rect(0, 0, 0, 0)).u8(0).u8(0).u16(8).u16(8)), /exceed/],
-    ['glyph of 65535×65535', msg(DisplayMsg.DRAW_TEXT, base(new Body(), 0, rect(0, 0, 24, 16)).ptr((p) => p.u16(1).u8(4).i32(0).i32(0).i32(0).i32(0).u16(65535).u16(65535)).rect(rect(0, 0, 0, 0)).u8(0).u8(0).u16(8).u16(8)), /beyond end/],
-    ['mask bitmap of 2^16×2^16', msg(DisplayMsg.DRAW_BLACKNESS, base(new Body(), 0, rect(0, 0, 24, 16)).u8(0).i32(0).i32(0).ptr((p) => p.u64(0).u8(0).u8(0).u32(65536).u32(65536).u8(2).u8(4).u32(65536).u32(65536).u32(8192).u32(0))), /exceeds the limit/],
-    ['line from -2^27 to 2^27', msg(DisplayMsg.DRAW_STROKE, base(new Body(), 0, rect(-(2 ** 31), -(2 ** 31), 2 ** 31 - 1, 2 ** 31 - 1)).ptr((p) => p.u32(1).u8(3).u32(2).i32(-(2 ** 31)).i32(-(2 ** 30)).i32(2 ** 31 - 1).i32(2 ** 30)).u8(0).u8(1).u32(0xffffff).u16(64).u16(8)), null],
-    ['Bézier with all points equal', msg(DisplayMsg.DRAW_STROKE, base(new Body(), 0, rect(0, 0, 24, 16)).ptr((p) => p.u32(1).u8(1 | 2 | 16).u32(4).i32(80).i32(80).i32(80).i32(80).i32(80).i32(80).i32(80).i32(80)).u8(0).u8(1).u32(0xffffff).u16(64).u16(8)), null],
-    ['styled line with dashes of zero', msg(DisplayMsg.DRAW_STROKE, base(new Body(), 0, rect(0, 0, 24, 16)).ptr((p) => p.u32(1).u8(3).u32(2).i32(0).i32(0).i32(300).i32(200)).u8(8 | 4).u8(3).ptr((s) => s.i32(0).i32(0).i32(0)).u8(1).u32(0xffffff).u16(64).u16(8)), null],
-    ['scaled copy of a 1×1 source to a box of 2^31', msg(DisplayMsg.DRAW_COPY, base(new Body(), 0, rect(-(2 ** 31), -(2 ** 31), 2 ** 31 - 1, 2 ** 31 - 1)).ptr(bitmapImage(testPic(1, 1))).rect(rect(0, 0, 1, 1)).u16(8).u8(0).u8(0).i32(0).i32(0).u32(0)), null],
+    [
+      'clip rect count 2^32-1',
+      msg(
+        DisplayMsg.DRAW_FILL,
+        new Body()
+          .u32(0)
+          .rect(rect(0, 0, 5, 5))
+          .u8(1)
+          .u32(0xffffffff),
+      ),
+      /exceed/,
+    ],
+    [
+      'path of 2^31 segments',
+      msg(
+        DisplayMsg.DRAW_STROKE,
+        base(new Body(), 0, rect(0, 0, 24, 16))
+          .ptr((p) => p.u32(2 ** 31))
+          .u8(0)
+          .u8(0)
+          .u16(8)
+          .u16(8),
+      ),
+      /exceed/,
+    ],
+    [
+      'path segment of 2^30 points',
+      msg(
+        DisplayMsg.DRAW_STROKE,
+        base(new Body(), 0, rect(0, 0, 24, 16))
+          .ptr((p) =>
+            p
+              .u32(1)
+              .u8(3)
+              .u32(2 ** 30),
+          )
+          .u8(0)
+          .u8(0)
+          .u16(8)
+          .u16(8),
+      ),
+      /exceed/,
+    ],
+    [
+      'string of 65535 glyphs',
+      msg(
+        DisplayMsg.DRAW_TEXT,
+        base(new Body(), 0, rect(0, 0, 24, 16))
+          .ptr((p) => p.u16(65535).u8(1))
+          .rect(rect(0, 0, 0, 0))
+          .u8(0)
+          .u8(0)
+          .u16(8)
+          .u16(8),
+      ),
+      /exceed/,
+    ],
+    [
+      'glyph of 65535×65535',
+      msg(
+        DisplayMsg.DRAW_TEXT,
+        base(new Body(), 0, rect(0, 0, 24, 16))
+          .ptr((p) => p.u16(1).u8(4).i32(0).i32(0).i32(0).i32(0).u16(65535).u16(65535))
+          .rect(rect(0, 0, 0, 0))
+          .u8(0)
+          .u8(0)
+          .u16(8)
+          .u16(8),
+      ),
+      /beyond end/,
+    ],
+    [
+      'mask bitmap of 2^16×2^16',
+      msg(
+        DisplayMsg.DRAW_BLACKNESS,
+        base(new Body(), 0, rect(0, 0, 24, 16))
+          .u8(0)
+          .i32(0)
+          .i32(0)
+          .ptr((p) => p.u64(0).u8(0).u8(0).u32(65536).u32(65536).u8(2).u8(4).u32(65536).u32(65536).u32(8192).u32(0)),
+      ),
+      /exceeds the limit/,
+    ],
+    [
+      'line from -2^27 to 2^27',
+      msg(
+        DisplayMsg.DRAW_STROKE,
+        base(new Body(), 0, rect(-(2 ** 31), -(2 ** 31), 2 ** 31 - 1, 2 ** 31 - 1))
+          .ptr((p) =>
+            p
+              .u32(1)
+              .u8(3)
+              .u32(2)
+              .i32(-(2 ** 31))
+              .i32(-(2 ** 30))
+              .i32(2 ** 31 - 1)
+              .i32(2 ** 30),
+          )
+          .u8(0)
+          .u8(1)
+          .u32(0xffffff)
+          .u16(64)
+          .u16(8),
+      ),
+      null,
+    ],
+    [
+      'Bézier with all points equal',
+      msg(
+        DisplayMsg.DRAW_STROKE,
+        base(new Body(), 0, rect(0, 0, 24, 16))
+          .ptr((p) =>
+            p
+              .u32(1)
+              .u8(1 | 2 | 16)
+              .u32(4)
+              .i32(80)
+              .i32(80)
+              .i32(80)
+              .i32(80)
+              .i32(80)
+              .i32(80)
+              .i32(80)
+              .i32(80),
+          )
+          .u8(0)
+          .u8(1)
+          .u32(0xffffff)
+          .u16(64)
+          .u16(8),
+      ),
+      null,
+    ],
+    [
+      'styled line with dashes of zero',
+      msg(
+        DisplayMsg.DRAW_STROKE,
+        base(new Body(), 0, rect(0, 0, 24, 16))
+          .ptr((p) => p.u32(1).u8(3).u32(2).i32(0).i32(0).i32(300).i32(200))
+          .u8(8 | 4)
+          .u8(3)
+          .ptr((s) => s.i32(0).i32(0).i32(0))
+          .u8(1)
+          .u32(0xffffff)
+          .u16(64)
+          .u16(8),
+      ),
+      null,
+    ],
+    [
+      'scaled copy of a 1×1 source to a box of 2^31',
+      msg(
+        DisplayMsg.DRAW_COPY,
+        base(new Body(), 0, rect(-(2 ** 31), -(2 ** 31), 2 ** 31 - 1, 2 ** 31 - 1))
+          .ptr(bitmapImage(testPic(1, 1)))
+          .rect(rect(0, 0, 1, 1))
+          .u16(8)
+          .u8(0)
+          .u8(0)
+          .i32(0)
+          .i32(0)
+          .u32(0),
+      ),
+      null,
+    ],
   ];
   for (const [what, m, expect] of cases) {
     const t0 = Date.now();

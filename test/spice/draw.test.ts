@@ -5,62 +5,21 @@
 // independently of src/spice/draw.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import fc from 'fast-check';
 import { BrushType, DisplayMsg, Ropd, SurfaceFmt } from '../../src/spice/proto/constants.ts';
 import {
   Body, base, bitmapImage, fromCache, maskImage, msg, play, px, rect, surfaceCreate, surfaceImage, surfaceOf, testPic,
-  type Pic, type R,
+  type Pic,
 } from './helpers/draw-msgs.ts';
-
-const W = 16;
-const H = 12;
-type Px = [number, number, number, number];
-
-/** A scene: surface 0 (W×H, xRGB) painted with `pic` by a plain DRAW_COPY. */
-function paint(pic: Pic, surfaceId = 0): Uint8Array {
-  const b = base(new Body(), surfaceId, rect(0, 0, pic.width, pic.height)).ptr(bitmapImage(pic)).rect(rect(0, 0, pic.width, pic.height)).u16(Ropd.OP_PUT).u8(1);
-  b.u8(0).i32(0).i32(0).u32(0); // no mask
-  return msg(DisplayMsg.DRAW_COPY, b);
-}
-
-function get(pic: Pic, x: number, y: number): Px {
-  return px(pic, x, y) as Px;
-}
-
-function inside(x: number, y: number, r: R): boolean {
-  return x >= r.l && x < r.r && y >= r.t && y < r.b;
-}
-
-/** Where a command may draw: box ∩ surface ∩ ⋃clip. */
-function drawable(x: number, y: number, box: R, clip: R[] | null, w = W, h = H): boolean {
-  return inside(x, y, box) && x < w && y < h && x >= 0 && y >= 0 && (!clip || clip.some((c) => inside(x, y, c)));
-}
-
-/** The expected surface: `f` gives the new pixel where the command draws, null to keep it. xRGB keeps alpha 255. */
-function expectPic(before: Pic, f: (x: number, y: number, d: Px) => Px | null, keepAlpha = false): Pic {
-  const out = new Uint8Array(before.rgba);
-  for (let y = 0; y < before.height; y++) {
-    for (let x = 0; x < before.width; x++) {
-      const v = f(x, y, get(before, x, y));
-      if (!v) continue;
-      out.set([v[0] & 255, v[1] & 255, v[2] & 255, keepAlpha ? v[3] & 255 : 255], (y * before.width + x) * 4);
-    }
-  }
-  return { width: before.width, height: before.height, rgba: out };
-}
-
-function assertPic(actual: { width: number; height: number; data: Uint8Array }, expected: Pic, what: string): void {
-  assert.equal(actual.width, expected.width);
-  for (let y = 0; y < expected.height; y++) {
-    for (let x = 0; x < expected.width; x++) {
-      assert.deepEqual(px(actual, x, y), px(expected, x, y), `${what}: pixel (${x}, ${y})`);
-    }
-  }
-}
+import {
+  H, W, assertPic, copyMsg, drawable, expectPic, get, inside, noMask, paint, type Px,
+} from './helpers/draw-expect.ts';
 
 /** spice.proto ropd, per channel value: the OP_* bit chosen by priority, operands and result inverted per flag. */
 function ropdRef(desc: number, s: number, d: number, srcFlag: number, destFlag: number): number {
-  if (desc & Ropd.OP_PUT || !(desc & (Ropd.OP_OR | Ropd.OP_AND | Ropd.OP_XOR | Ropd.OP_BLACKNESS | Ropd.OP_WHITENESS | Ropd.OP_INVERS))) {
+  if (
+    desc & Ropd.OP_PUT ||
+    !(desc & (Ropd.OP_OR | Ropd.OP_AND | Ropd.OP_XOR | Ropd.OP_BLACKNESS | Ropd.OP_WHITENESS | Ropd.OP_INVERS))
+  ) {
     const v = desc & srcFlag ? ~s : s;
     return desc & Ropd.INVERS_RES ? ~v : v;
   }
@@ -77,12 +36,23 @@ function ropdRef(desc: number, s: number, d: number, srcFlag: number, destFlag: 
 }
 
 const OPS = [Ropd.OP_PUT, Ropd.OP_OR, Ropd.OP_AND, Ropd.OP_XOR];
-const FLAG_SETS = [0, Ropd.INVERS_SRC, Ropd.INVERS_BRUSH, Ropd.INVERS_DEST, Ropd.INVERS_RES, Ropd.INVERS_BRUSH | Ropd.INVERS_DEST | Ropd.INVERS_RES, Ropd.INVERS_SRC | Ropd.INVERS_DEST];
-const DESCRIPTORS = [...OPS.flatMap((op) => FLAG_SETS.map((f) => op | f)), Ropd.OP_BLACKNESS, Ropd.OP_WHITENESS, Ropd.OP_INVERS, Ropd.OP_INVERS | Ropd.INVERS_RES, 0];
-
-function noMask(b: Body): Body {
-  return b.u8(0).i32(0).i32(0).u32(0);
-}
+const FLAG_SETS = [
+  0,
+  Ropd.INVERS_SRC,
+  Ropd.INVERS_BRUSH,
+  Ropd.INVERS_DEST,
+  Ropd.INVERS_RES,
+  Ropd.INVERS_BRUSH | Ropd.INVERS_DEST | Ropd.INVERS_RES,
+  Ropd.INVERS_SRC | Ropd.INVERS_DEST,
+];
+const DESCRIPTORS = [
+  ...OPS.flatMap((op) => FLAG_SETS.map((f) => op | f)),
+  Ropd.OP_BLACKNESS,
+  Ropd.OP_WHITENESS,
+  Ropd.OP_INVERS,
+  Ropd.OP_INVERS | Ropd.INVERS_RES,
+  0,
+];
 
 test('DRAW_FILL, solid brush: every rop descriptor, overlapping clip rects applied once', async () => {
   const pic = testPic(W, H, 3);
@@ -93,7 +63,11 @@ test('DRAW_FILL, solid brush: every rop descriptor, overlapping clip rects appli
     const b = base(new Body(), 0, box, clip).u8(BrushType.SOLID).u32(color).u16(desc);
     const r = await play(surfaceCreate(0, W, H), paint(pic), msg(DisplayMsg.DRAW_FILL, noMask(b)));
     const s = [0x3c, 0x96, 0xe1];
-    const want = expectPic(pic, (x, y, d) => (drawable(x, y, box, clip) ? [0, 1, 2, 3].map((c) => ropdRef(desc, s[c] ?? 0, d[c]!, Ropd.INVERS_BRUSH, Ropd.INVERS_DEST)) as Px : null));
+    const want = expectPic(pic, (x, y, d) =>
+      drawable(x, y, box, clip)
+        ? ([0, 1, 2, 3].map((c) => ropdRef(desc, s[c] ?? 0, d[c]!, Ropd.INVERS_BRUSH, Ropd.INVERS_DEST)) as Px)
+        : null,
+    );
     assertPic(surfaceOf(r), want, `ropd 0x${desc.toString(16)}`);
     assert.equal(r.display.displayStats.drawn.DRAW_FILL, 1);
   }
@@ -101,7 +75,16 @@ test('DRAW_FILL, solid brush: every rop descriptor, overlapping clip rects appli
 
 test('DRAW_FILL by hand: XOR of 0x00ff00 turns (10, 20, 30) into (10, 235, 30); OP_INVERS inverts', async () => {
   const pic: Pic = { width: 2, height: 1, rgba: Uint8Array.of(10, 20, 30, 255, 1, 2, 3, 255) };
-  const fill = (desc: number, l: number) => msg(DisplayMsg.DRAW_FILL, noMask(base(new Body(), 0, rect(l, 0, l + 1, 1)).u8(BrushType.SOLID).u32(0x00ff00).u16(desc)));
+  const fill = (desc: number, l: number) =>
+    msg(
+      DisplayMsg.DRAW_FILL,
+      noMask(
+        base(new Body(), 0, rect(l, 0, l + 1, 1))
+          .u8(BrushType.SOLID)
+          .u32(0x00ff00)
+          .u16(desc),
+      ),
+    );
   const r = await play(surfaceCreate(0, 2, 1), paint(pic), fill(Ropd.OP_XOR, 0), fill(Ropd.OP_INVERS, 1));
   assert.deepEqual(px(surfaceOf(r), 0, 0), [10, 235, 30, 255]);
   assert.deepEqual(px(surfaceOf(r), 1, 0), [254, 253, 252, 255]);
@@ -132,7 +115,15 @@ test('DRAW_BLACKNESS / WHITENESS / INVERS through an inverted 1BIT_BE mask, cach
   const pic = testPic(W, H, 7);
   const bits = [[1, 0, 1, 1], [0, 0, 1, 0], [1, 1, 1, 0]];
   const box = rect(3, 2, 9, 7);
-  const withMask = (type: number, image: (b: Body) => void, invert: boolean) => msg(type, base(new Body(), 0, box).u8(invert ? 1 : 0).i32(1).i32(0).ptr(image));
+  const withMask = (type: number, image: (b: Body) => void, invert: boolean) =>
+    msg(
+      type,
+      base(new Body(), 0, box)
+        .u8(invert ? 1 : 0)
+        .i32(1)
+        .i32(0)
+        .ptr(image),
+    );
   const r = await play(
     surfaceCreate(0, W, H), paint(pic),
     withMask(DisplayMsg.DRAW_BLACKNESS, maskImage(bits, { id: 77, cacheMe: true }), true),
@@ -150,14 +141,14 @@ test('DRAW_BLACKNESS / WHITENESS / INVERS through an inverted 1BIT_BE mask, cach
     return m === 1 ? [~afterBlack[0], ~afterBlack[1], ~afterBlack[2], 255] : afterBlack;
   });
   assertPic(surfaceOf(r), want, 'blackness then invers');
-  const w = await play(surfaceCreate(0, 4, 1), paint(testPic(4, 1)), msg(DisplayMsg.DRAW_WHITENESS, noMask(base(new Body(), 0, rect(1, 0, 3, 1)))));
+  const w = await play(
+    surfaceCreate(0, 4, 1),
+    paint(testPic(4, 1)),
+    msg(DisplayMsg.DRAW_WHITENESS, noMask(base(new Body(), 0, rect(1, 0, 3, 1)))),
+  );
   assert.deepEqual([px(surfaceOf(w), 1, 0), px(surfaceOf(w), 2, 0)], [[255, 255, 255, 255], [255, 255, 255, 255]]);
   assert.deepEqual(px(surfaceOf(w), 0, 0), px(testPic(4, 1), 0, 0));
 });
-
-function copyMsg(type: number, box: R, src: (b: Body) => void, srcArea: R, desc: number, scale: number, clip: R[] | null = null): Uint8Array {
-  return msg(type, noMask(base(new Body(), 0, box, clip).ptr(src).rect(srcArea).u16(desc).u8(scale)));
-}
 
 test('DRAW_COPY and DRAW_BLEND with rop descriptors; the source clips the draw', async () => {
   const pic = testPic(W, H, 11);
@@ -165,7 +156,12 @@ test('DRAW_COPY and DRAW_BLEND with rop descriptors; the source clips the draw',
   const box = rect(4, 2, 12, 8); // 8×6 from src_area (1,1)-(9,7): only 5×4 source pixels exist
   const srcArea = rect(1, 1, 9, 7);
   for (const type of [DisplayMsg.DRAW_COPY, DisplayMsg.DRAW_BLEND]) {
-    for (const desc of [Ropd.OP_PUT, Ropd.OP_XOR | Ropd.INVERS_SRC, Ropd.OP_OR | Ropd.INVERS_DEST | Ropd.INVERS_RES, Ropd.OP_AND | Ropd.INVERS_BRUSH]) {
+    for (const desc of [
+      Ropd.OP_PUT,
+      Ropd.OP_XOR | Ropd.INVERS_SRC,
+      Ropd.OP_OR | Ropd.INVERS_DEST | Ropd.INVERS_RES,
+      Ropd.OP_AND | Ropd.INVERS_BRUSH,
+    ]) {
       const r = await play(surfaceCreate(0, W, H), paint(pic), copyMsg(type, box, bitmapImage(src), srcArea, desc, 1));
       const want = expectPic(pic, (x, y, d) => {
         if (!drawable(x, y, box, null)) return null;
@@ -187,10 +183,16 @@ test('DRAW_COPY with a mask, a clip, a bottom-up RGBA source: alpha is dropped o
   const box = rect(3, 2, 13, 10);
   const clip = [rect(0, 0, 9, 6), rect(9, 4, 16, 12)];
   const bits = Array.from({ length: 8 }, (_, y) => Array.from({ length: 10 }, (_, x) => (x + y) % 3 ? 1 : 0));
-  const b = base(new Body(), 0, box, clip).ptr(bitmapImage(src, { alpha: true, bottomUp: true })).rect(rect(0, 0, 10, 8)).u16(Ropd.OP_PUT).u8(1);
+  const b = base(new Body(), 0, box, clip)
+    .ptr(bitmapImage(src, { alpha: true, bottomUp: true }))
+    .rect(rect(0, 0, 10, 8))
+    .u16(Ropd.OP_PUT)
+    .u8(1);
   b.u8(0).i32(0).i32(0).ptr(maskImage(bits));
   const r = await play(surfaceCreate(0, W, H), paint(pic), msg(DisplayMsg.DRAW_COPY, b));
-  const want = expectPic(pic, (x, y) => (drawable(x, y, box, clip) && bits[y - box.t]![x - box.l] ? get(src, x - box.l, y - box.t) : null));
+  const want = expectPic(pic, (x, y) =>
+    drawable(x, y, box, clip) && bits[y - box.t]![x - box.l] ? get(src, x - box.l, y - box.t) : null,
+  );
   assertPic(surfaceOf(r), want, 'masked, clipped copy');
 });
 
@@ -205,9 +207,14 @@ test('DRAW_COPY scaled: NEAREST and INTERPOLATE (bilinear, 7-bit weights) as pix
   const src = testPic(7, 5, 29);
   const box = rect(1, 1, 15, 11); // 14×10 from 5×4: up-scaled
   const srcArea = rect(1, 1, 6, 5);
-  const srcPx = (x: number, y: number): Px => (x < 0 || y < 0 || x >= src.width || y >= src.height ? [0, 0, 0, 0] : get(src, x, y));
+  const srcPx = (x: number, y: number): Px =>
+    x < 0 || y < 0 || x >= src.width || y >= src.height ? [0, 0, 0, 0] : get(src, x, y);
   for (const mode of [1, 0]) {
-    const r = await play(surfaceCreate(0, W, H), paint(pic), copyMsg(DisplayMsg.DRAW_COPY, box, bitmapImage(src), srcArea, Ropd.OP_PUT, mode));
+    const r = await play(
+      surfaceCreate(0, W, H),
+      paint(pic),
+      copyMsg(DisplayMsg.DRAW_COPY, box, bitmapImage(src), srcArea, Ropd.OP_PUT, mode),
+    );
     const want = expectPic(pic, (x, y) => {
       if (!drawable(x, y, box, null)) return null;
       const px_ = refPos(srcArea.l, 5, 14, x - box.l);
@@ -220,14 +227,22 @@ test('DRAW_COPY scaled: NEAREST and INTERPOLATE (bilinear, 7-bit weights) as pix
       const wx = Math.floor((fx - x0 * 65536) / 512);
       const wy = Math.floor((fy - y0 * 65536) / 512);
       return [0, 1, 2, 3].map((c) => {
-        const v = srcPx(x0, y0)[c]! * (128 - wx) * (128 - wy) + srcPx(x0 + 1, y0)[c]! * wx * (128 - wy) + srcPx(x0, y0 + 1)[c]! * (128 - wx) * wy + srcPx(x0 + 1, y0 + 1)[c]! * wx * wy;
+        const v =
+          srcPx(x0, y0)[c]! * (128 - wx) * (128 - wy) +
+          srcPx(x0 + 1, y0)[c]! * wx * (128 - wy) +
+          srcPx(x0, y0 + 1)[c]! * (128 - wx) * wy +
+          srcPx(x0 + 1, y0 + 1)[c]! * wx * wy;
         return Math.floor(v / 16384);
       }) as Px;
     });
     assertPic(surfaceOf(r), want, mode === 1 ? 'nearest' : 'bilinear');
   }
   // Down-scaling with a rop: the scaled source goes through the rop.
-  const down = await play(surfaceCreate(0, W, H), paint(pic), copyMsg(DisplayMsg.DRAW_COPY, rect(2, 2, 5, 4), bitmapImage(src), rect(0, 0, 7, 5), Ropd.OP_XOR, 1));
+  const down = await play(
+    surfaceCreate(0, W, H),
+    paint(pic),
+    copyMsg(DisplayMsg.DRAW_COPY, rect(2, 2, 5, 4), bitmapImage(src), rect(0, 0, 7, 5), Ropd.OP_XOR, 1),
+  );
   const want = expectPic(pic, (x, y, d) => {
     if (!drawable(x, y, rect(2, 2, 5, 4), null)) return null;
     const s = srcPx(Math.floor((refPos(0, 7, 3, x - 2) - 1) / 65536), Math.floor((refPos(0, 5, 2, y - 2) - 1) / 65536));
@@ -240,8 +255,19 @@ test('DRAW_OPAQUE: source put, then the brush combined with it by the rop (brush
   const pic = testPic(W, H, 31);
   const src = testPic(8, 6, 37);
   const box = rect(2, 2, 10, 8);
-  for (const desc of [Ropd.OP_PUT, Ropd.OP_AND, Ropd.OP_XOR | Ropd.INVERS_SRC, Ropd.OP_OR | Ropd.INVERS_BRUSH | Ropd.INVERS_RES]) {
-    const b = base(new Body(), 0, box).ptr(bitmapImage(src)).rect(rect(0, 0, 8, 6)).u8(BrushType.SOLID).u32(0x0f0f33).u16(desc).u8(1);
+  for (const desc of [
+    Ropd.OP_PUT,
+    Ropd.OP_AND,
+    Ropd.OP_XOR | Ropd.INVERS_SRC,
+    Ropd.OP_OR | Ropd.INVERS_BRUSH | Ropd.INVERS_RES,
+  ]) {
+    const b = base(new Body(), 0, box)
+      .ptr(bitmapImage(src))
+      .rect(rect(0, 0, 8, 6))
+      .u8(BrushType.SOLID)
+      .u32(0x0f0f33)
+      .u16(desc)
+      .u8(1);
     const r = await play(surfaceCreate(0, W, H), paint(pic), msg(DisplayMsg.DRAW_OPAQUE, noMask(b)));
     const brush = [0x0f, 0x0f, 0x33, 0];
     const want = expectPic(pic, (x, y) => {
@@ -270,15 +296,43 @@ test('DRAW_ROP3: all 256 codes with a solid brush; a pattern brush and a mask', 
   const msgs = [surfaceCreate(0, 6, 4), paint(pic)];
   const results: Pic[] = [];
   for (let code = 0; code < 256; code++) {
-    const r = await play(...msgs, msg(DisplayMsg.DRAW_ROP3, noMask(base(new Body(), 0, box).ptr(bitmapImage(src)).rect(rect(0, 1, 4, 4)).u8(BrushType.SOLID).u32(0x5a33c3).u8(code).u8(1))));
+    const r = await play(
+      ...msgs,
+      msg(
+        DisplayMsg.DRAW_ROP3,
+        noMask(
+          base(new Body(), 0, box)
+            .ptr(bitmapImage(src))
+            .rect(rect(0, 1, 4, 4))
+            .u8(BrushType.SOLID)
+            .u32(0x5a33c3)
+            .u8(code)
+            .u8(1),
+        ),
+      ),
+    );
     const brush = [0x5a, 0x33, 0xc3];
-    results.push(expectPic(pic, (x, y, d) => (drawable(x, y, box, null, 6, 4) ? [0, 1, 2].map((c) => rop3Ref(code, brush[c]!, get(src, x - 1, y)[c]!, d[c]!)).concat(255) as Px : null)));
+    results.push(
+      expectPic(pic, (x, y, d) =>
+        drawable(x, y, box, null, 6, 4)
+          ? ([0, 1, 2].map((c) => rop3Ref(code, brush[c]!, get(src, x - 1, y)[c]!, d[c]!)).concat(255) as Px)
+          : null,
+      ),
+    );
     assertPic(surfaceOf(r), results[code]!, `rop3 0x${code.toString(16)}`);
   }
   // Pattern brush and a mask; code 0xB8 (PSDPxax).
   const pat = testPic(2, 3, 47);
   const bits = [[1, 1, 0, 1], [0, 1, 1, 1], [1, 0, 1, 0]];
-  const b = base(new Body(), 0, box).ptr(bitmapImage(src)).rect(rect(2, 0, 6, 3)).u8(BrushType.PATTERN).ptr(bitmapImage(pat)).i32(1).i32(2).u8(0xb8).u8(1);
+  const b = base(new Body(), 0, box)
+    .ptr(bitmapImage(src))
+    .rect(rect(2, 0, 6, 3))
+    .u8(BrushType.PATTERN)
+    .ptr(bitmapImage(pat))
+    .i32(1)
+    .i32(2)
+    .u8(0xb8)
+    .u8(1);
   b.u8(0).i32(0).i32(0).ptr(maskImage(bits));
   const r = await play(...msgs, msg(DisplayMsg.DRAW_ROP3, b));
   const want = expectPic(pic, (x, y, d) => {
@@ -339,14 +393,22 @@ test('DRAW_TRANSPARENT and DRAW_ALPHA_BLEND scaled: NEAREST sampling; outside th
     const sy = Math.floor((refPos(srcArea.t, 3, 7, y - box.t) - 1) / 65536);
     return sx < src.width && sy < src.height ? get(src, sx, sy) : [0, 0, 0, 0];
   };
-  const t = await play(surfaceCreate(0, W, H), paint(pic), msg(DisplayMsg.DRAW_TRANSPARENT, base(new Body(), 0, box).ptr(bitmapImage(src)).rect(srcArea).u32(0).u32(0x112233)));
+  const t = await play(
+    surfaceCreate(0, W, H),
+    paint(pic),
+    msg(DisplayMsg.DRAW_TRANSPARENT, base(new Body(), 0, box).ptr(bitmapImage(src)).rect(srcArea).u32(0).u32(0x112233)),
+  );
   const wantT = expectPic(pic, (x, y) => {
     if (!drawable(x, y, box, null)) return null;
     const s = sample(x, y);
     return s[0] === 0x11 && s[1] === 0x22 && s[2] === 0x33 ? null : s;
   });
   assertPic(surfaceOf(t), wantT, 'scaled transparent');
-  const a = await play(surfaceCreate(0, W, H), paint(pic), msg(DisplayMsg.DRAW_ALPHA_BLEND, base(new Body(), 0, box).u8(0).u8(200).ptr(bitmapImage(src)).rect(srcArea)));
+  const a = await play(
+    surfaceCreate(0, W, H),
+    paint(pic),
+    msg(DisplayMsg.DRAW_ALPHA_BLEND, base(new Body(), 0, box).u8(0).u8(200).ptr(bitmapImage(src)).rect(srcArea)),
+  );
   const wantA = expectPic(pic, (x, y, d) => {
     if (!drawable(x, y, box, null)) return null;
     const s = sample(x, y).map((v) => Math.round((v * 200) / 255));
@@ -360,10 +422,21 @@ test('COPY_BITS: overlapping move within the surface, source clipped to the surf
   const box = rect(3, 2, 12, 9);
   const b = base(new Body(), 0, box, [rect(0, 0, 16, 5), rect(0, 4, 7, 12)]).i32(1).i32(1);
   const r = await play(surfaceCreate(0, W, H), paint(pic), msg(DisplayMsg.COPY_BITS, b));
-  const want = expectPic(pic, (x, y) => (drawable(x, y, box, [rect(0, 0, 16, 5), rect(0, 4, 7, 12)]) ? get(pic, x - 2, y - 1) : null));
+  const want = expectPic(pic, (x, y) =>
+    drawable(x, y, box, [rect(0, 0, 16, 5), rect(0, 4, 7, 12)]) ? get(pic, x - 2, y - 1) : null,
+  );
   assertPic(surfaceOf(r), want, 'copy bits');
   // Source partly left of the surface: those destination pixels are not drawn.
-  const r2 = await play(surfaceCreate(0, W, H), paint(pic), msg(DisplayMsg.COPY_BITS, base(new Body(), 0, rect(0, 0, 4, 2)).i32(-2).i32(0)));
+  const r2 = await play(
+    surfaceCreate(0, W, H),
+    paint(pic),
+    msg(
+      DisplayMsg.COPY_BITS,
+      base(new Body(), 0, rect(0, 0, 4, 2))
+        .i32(-2)
+        .i32(0),
+    ),
+  );
   const want2 = expectPic(pic, (x, y) => (x >= 2 && x < 4 && y < 2 ? get(pic, x - 2, y) : null));
   assertPic(surfaceOf(r2), want2, 'copy bits from outside');
 });
@@ -378,211 +451,4 @@ test('an off-screen surface as the source of DRAW_COPY (image type SURFACE)', as
   const want = expectPic(pic, (x, y) => (inside(x, y, rect(4, 4, 10, 8)) ? get(off, x - 2, y - 3) : null));
   assertPic(surfaceOf(r), want, 'surface source');
   assert.equal(r.display.displayStats.decoded.surface, 1);
-});
-
-test('DRAW_STROKE: a closed polyline of cosmetic lines (end points excluded)', async () => {
-  const pic = testPic(W, H, 83);
-  // Path: one segment BEGIN|END|CLOSE through (1,1) (9,1) (9,6) (1,6), in 28.4 fixed point.
-  const pts = [[1, 1], [9, 1], [9, 6], [1, 6]];
-  const path = (b: Body) => {
-    b.u32(1).u8(1 | 2 | 8).u32(pts.length);
-    for (const [x, y] of pts) b.i32(x! * 16).i32(y! * 16);
-  };
-  const b = base(new Body(), 0, rect(0, 0, W, H)).ptr(path).u8(0).u8(BrushType.SOLID).u32(0x00ffffff).u16(Ropd.OP_XOR).u16(0);
-  const r = await play(surfaceCreate(0, W, H), paint(pic), msg(DisplayMsg.DRAW_STROKE, b));
-  const onOutline = (x: number, y: number) => ((y === 1 || y === 6) && x >= 1 && x <= 9) || ((x === 1 || x === 9) && y >= 1 && y <= 6);
-  const want = expectPic(pic, (x, y, d) => (onOutline(x, y) ? [~d[0], ~d[1], ~d[2], 255] : null));
-  assertPic(surfaceOf(r), want, 'rectangle outline');
-  assert.equal(r.display.displayStats.drawn.DRAW_STROKE, 1);
-});
-
-test('DRAW_STROKE: a polyline that doubles back is XORed twice where it overlaps', async () => {
-  const pic = testPic(W, H, 87);
-  // (1,2) → (6,2) → (2,2): the first segment draws x 1..5, the second x 6..3; 3, 4, 5 twice.
-  const path = (b: Body) => b.u32(1).u8(1 | 2).u32(3).i32(16).i32(32).i32(96).i32(32).i32(32).i32(32);
-  const b = base(new Body(), 0, rect(0, 0, W, H)).ptr(path).u8(0).u8(BrushType.SOLID).u32(0xffffff).u16(Ropd.OP_XOR).u16(0);
-  const r = await play(surfaceCreate(0, W, H), paint(pic), msg(DisplayMsg.DRAW_STROKE, b));
-  const want = expectPic(pic, (x, y, d) => (y === 2 && [1, 2, 6].includes(x) ? [~d[0], ~d[1], ~d[2], 255] : null));
-  assertPic(surfaceOf(r), want, 'doubled back');
-});
-
-test('DRAW_STROKE styled: dashes on and off along the pixels, continued across segments; START_WITH_GAP', async () => {
-  const pic = testPic(W, H, 85);
-  // (0,1) → (7,1) → (7,5): dash list 2 on, 1 off (28.4 values), one unit per pixel of the major axis.
-  const path = (b: Body) => b.u32(1).u8(1 | 2).u32(3).i32(0).i32(16).i32(112).i32(16).i32(112).i32(80);
-  const stroke = (flags: number) => {
-    const b = base(new Body(), 0, rect(0, 0, W, H)).ptr(path).u8(flags).u8(2).ptr((s) => s.i32(32).i32(16));
-    return msg(DisplayMsg.DRAW_STROKE, b.u8(BrushType.SOLID).u32(0xffffff).u16(Ropd.OP_XOR).u16(0));
-  };
-  const pixels = [[0, 1], [1, 1], [2, 1], [3, 1], [4, 1], [5, 1], [6, 1], [7, 1], [7, 2], [7, 3], [7, 4]];
-  // Plain: 2 on, 1 off. START_WITH_GAP (Windows LA_STARTGAP): the first element is a gap: 2 off, 1 on.
-  for (const [flags, on] of [[8, (i: number) => i % 3 !== 2], [8 | 4, (i: number) => i % 3 === 2]] as const) {
-    const r = await play(surfaceCreate(0, W, H), paint(pic), stroke(flags));
-    const lit = new Set(pixels.filter((_, i) => on(i)).map(([x, y]) => `${x},${y}`));
-    const want = expectPic(pic, (x, y, d) => (lit.has(`${x},${y}`) ? [~d[0], ~d[1], ~d[2], 255] : null));
-    assertPic(surfaceOf(r), want, `dashes, flags ${flags}`);
-  }
-});
-
-test('DRAW_STROKE Bézier: control points on the chord flatten to the straight line; a curve stays inside its hull', async () => {
-  const pic = testPic(W, H, 91);
-  const stroke = (pts: number[][]) => {
-    const path = (b: Body) => {
-      b.u32(2).u8(1).u32(1).i32(pts[0]![0]! * 16).i32(pts[0]![1]! * 16); // BEGIN at p0
-      b.u8(2 | 16).u32(3); // END | BEZIER with three points
-      for (const [x, y] of pts.slice(1)) b.i32(x! * 16).i32(y! * 16);
-    };
-    return msg(DisplayMsg.DRAW_STROKE, base(new Body(), 0, rect(0, 0, W, H)).ptr(path).u8(0).u8(BrushType.SOLID).u32(0xffffff).u16(Ropd.OP_XOR).u16(0));
-  };
-  const r = await play(surfaceCreate(0, W, H), paint(pic), stroke([[1, 1], [5, 3], [9, 5], [13, 7]]));
-  const line = new Set(zeroLineRef(1, 1, 13, 7).map(([x, y]) => `${x},${y}`));
-  assertPic(surfaceOf(r), expectPic(pic, (x, y, d) => (line.has(`${x},${y}`) ? [~d[0], ~d[1], ~d[2], 255] : null)), 'straight Bézier');
-  const c = await play(surfaceCreate(0, W, H), paint(pic), stroke([[1, 10], [1, 0], [14, 0], [14, 10]]));
-  let changed = 0;
-  let top = H;
-  for (let y = 0; y < H; y++) {
-    for (let x = 0; x < W; x++) {
-      if (px(surfaceOf(c), x, y).join() === px(pic, x, y).join()) continue;
-      changed++;
-      top = Math.min(top, y);
-      assert.ok(x >= 1 && x <= 14 && y >= 0 && y <= 10, `pixel (${x}, ${y}) outside the control polygon`);
-    }
-  }
-  assert.ok(changed > 20, `the curve was drawn (${changed} pixels)`);
-  // The curve's apex, B(½), is at (7.5, 2.5): the highest drawn row is the one nearest to it.
-  assert.ok(top === 2 || top === 3, `apex row ${top}`);
-});
-
-/** miZeroLine's Bresenham loop, step by step, for one segment without its end point. */
-function zeroLineRef(x1: number, y1: number, x2: number, y2: number): [number, number][] {
-  const adx = Math.abs(x2 - x1), ady = Math.abs(y2 - y1);
-  const sx = x2 < x1 ? -1 : 1, sy = y2 < y1 ? -1 : 1;
-  let octant = (x2 < x1 ? 4 : 0) | (y2 < y1 ? 2 : 0);
-  const out: [number, number][] = [];
-  const bias = (1 << 3) | (1 << 7) | (1 << 6) | (1 << 4);
-  let x = x1, y = y1;
-  if (adx > ady) {
-    const e1 = ady * 2, e2 = e1 - adx * 2;
-    let e = e1 - adx - ((bias >> octant) & 1);
-    e -= e1;
-    for (let n = adx; n > 0; n--) {
-      out.push([x, y]);
-      e += e1;
-      if (e >= 0) { y += sy; e += e2 - e1; }
-      x += sx;
-    }
-  } else {
-    octant |= 1;
-    const e1 = adx * 2, e2 = e1 - ady * 2;
-    let e = e1 - ady - ((bias >> octant) & 1);
-    e -= e1;
-    for (let n = ady; n > 0; n--) {
-      out.push([x, y]);
-      e += e1;
-      if (e >= 0) { x += sx; e += e2 - e1; }
-      y += sy;
-    }
-  }
-  return out;
-}
-
-test('DRAW_STROKE property: any segment, clipped by box and clip rects, equals the step-by-step Bresenham', async () => {
-  const coord = fc.integer({ min: -20, max: 40 });
-  await fc.assert(
-    fc.asyncProperty(coord, coord, coord, coord, fc.integer({ min: 0, max: 15 }), fc.integer({ min: 0, max: 15 }), async (x1, y1, x2, y2, fx, fy) => {
-      const pic = testPic(W, H, 89);
-      const path = (b: Body) => b.u32(1).u8(1 | 2).u32(2).i32(x1 * 16 + fx).i32(y1 * 16 + fy).i32(x2 * 16).i32(y2 * 16);
-      const box = rect(1, 0, 15, 11);
-      const clip = [rect(0, 0, 9, 12), rect(10, 2, 16, 9)];
-      const b = base(new Body(), 0, box, clip).ptr(path).u8(0).u8(BrushType.SOLID).u32(0xffffff).u16(Ropd.OP_XOR).u16(0);
-      const r = await play(surfaceCreate(0, W, H), paint(pic), msg(DisplayMsg.DRAW_STROKE, b));
-      // fix_to_int: a fraction above one half rounds up.
-      const sx1 = x1 + (fx > 8 ? 1 : 0), sy1 = y1 + (fy > 8 ? 1 : 0);
-      const pts = new Set(zeroLineRef(sx1, sy1, x2, y2).map(([x, y]) => `${x},${y}`));
-      const want = expectPic(pic, (x, y, d) => (pts.has(`${x},${y}`) && drawable(x, y, box, clip) ? [~d[0], ~d[1], ~d[2], 255] : null));
-      assertPic(surfaceOf(r), want, `(${sx1},${sy1})→(${x2},${y2})`);
-    }),
-    { numRuns: 150 },
-  );
-});
-
-/** A DRAW_TEXT message with glyphs given as rows of coverage values (top row first). */
-function textMsg(box: R, depth: 1 | 4 | 8, glyphs: { x: number; y: number; rows: number[][] }[], fore: number, back: { area: R; color: number } | null, foreMode: number = Ropd.OP_PUT): Uint8Array {
-  const flag = depth === 1 ? 1 : depth === 4 ? 2 : 4;
-  const str = (b: Body) => {
-    b.u16(glyphs.length).u8(flag);
-    for (const g of glyphs) {
-      const w = g.rows[0]!.length, h = g.rows.length;
-      b.i32(g.x).i32(g.y).i32(0).i32(0).u16(w).u16(h);
-      for (let row = h - 1; row >= 0; row--) { // bottom-up
-        const stride = depth === 8 ? w : (w * depth + 7) >> 3;
-        const bytes = new Array<number>(stride).fill(0);
-        g.rows[row]!.forEach((v, x) => {
-          if (depth === 1) bytes[x >> 3]! |= v ? 0x80 >> (x & 7) : 0;
-          else if (depth === 4) bytes[x >> 1]! |= x & 1 ? v >> 4 : v & 0xf0;
-          else bytes[x] = v;
-        });
-        b.bytes(bytes);
-      }
-    }
-  };
-  const b = base(new Body(), 0, box).ptr(str).rect(back?.area ?? rect(0, 0, 0, 0)).u8(BrushType.SOLID).u32(fore);
-  b.u8(back ? BrushType.SOLID : BrushType.NONE);
-  if (back) b.u32(back.color);
-  return msg(DisplayMsg.DRAW_TEXT, b.u16(foreMode).u16(Ropd.OP_PUT));
-}
-
-test('DRAW_TEXT: A1 glyphs over a back area; A4 and A8 coverage blended OVER (A4 nibble n → n·16)', async () => {
-  const pic = testPic(W, H, 97);
-  const g1 = { x: 2, y: 2, rows: [[1, 0, 1], [0, 1, 0], [1, 1, 1], [1, 0, 0]] };
-  const g2 = { x: 4, y: 3, rows: [[1, 1], [0, 1]] }; // overlaps g1: OR
-  const box = rect(1, 1, 9, 9);
-  const r = await play(surfaceCreate(0, W, H), paint(pic), textMsg(box, 1, [g1, g2], 0x102030, { area: rect(0, 0, 7, 5), color: 0xa0b0c0 }));
-  const cov = (x: number, y: number, gs: typeof g1[]) => Math.max(0, ...gs.map((g) => {
-    const gx = x - g.x, gy = y - g.y;
-    return gx >= 0 && gy >= 0 && gy < g.rows.length && gx < g.rows[0]!.length ? g.rows[gy]![gx]! : 0;
-  }));
-  const want = expectPic(pic, (x, y, d) => {
-    if (!drawable(x, y, box, null)) return null;
-    if (cov(x, y, [g1, g2])) return [0x10, 0x20, 0x30, 255];
-    return inside(x, y, rect(0, 0, 7, 5)) ? [0xa0, 0xb0, 0xc0, 255] : d;
-  });
-  assertPic(surfaceOf(r), want, 'A1 text');
-
-  const div255 = (v: number) => Math.round(v / 255);
-  for (const depth of [4, 8] as const) {
-    const ga = { x: 3, y: 2, rows: [[255, 128, 17, 0], [64, 200, 255, 31]] };
-    const gb = { x: 5, y: 3, rows: [[100, 250], [7, 90]] }; // overlaps: max
-    const rr = await play(surfaceCreate(0, W, H), paint(pic), textMsg(rect(0, 0, W, H), depth, [ga, gb], 0xc0ffee, null));
-    const want2 = expectPic(pic, (x, y, d) => {
-      let m = cov(x, y, [ga, gb]);
-      if (depth === 4) m &= 0xf0;
-      if (!m) return null;
-      const s = [0xc0, 0xff, 0xee].map((v) => div255(v * m));
-      return [0, 1, 2].map((c) => Math.min(255, s[c]! + div255(d[c]! * (255 - m)))).concat(255) as Px;
-    });
-    assertPic(surfaceOf(rr), want2, `A${depth} text`);
-  }
-  // A back area with a fore mode other than PUT: the reference draws nothing at all.
-  const none = await play(surfaceCreate(0, W, H), paint(pic), textMsg(box, 1, [g1], 0, { area: box, color: 0 }, Ropd.OP_XOR));
-  assertPic(surfaceOf(none), pic, 'nothing');
-});
-
-test('surface formats: 16_555 keeps 5 bits a channel and reads brush colours as r5g5b5; 32_ARGB keeps alpha', async () => {
-  const fill = (sid: number, color: number, desc: number = Ropd.OP_PUT) => msg(DisplayMsg.DRAW_FILL, noMask(base(new Body(), sid, rect(0, 0, 2, 1)).u8(BrushType.SOLID).u32(color).u16(desc)));
-  // 0x7c1f = r 31, g 0, b 31 in x1r5g5b5.
-  const r = await play(surfaceCreate(1, 2, 1, SurfaceFmt['16_555'], false), fill(1, 0x7c1f), surfaceCreate(2, 2, 1, SurfaceFmt['32_ARGB'], false));
-  assert.deepEqual(px(surfaceOf(r, 1), 0, 0), [255, 0, 255, 255]);
-  assert.deepEqual(px(surfaceOf(r, 2), 1, 0), [0, 0, 0, 0], 'ARGB surfaces start transparent');
-  const a = await play(surfaceCreate(2, 2, 1, SurfaceFmt['32_ARGB'], false), fill(2, 0x80402010), fill(2, 0x01010101, Ropd.OP_XOR));
-  assert.deepEqual(px(surfaceOf(a, 2), 0, 0), [0x41, 0x21, 0x11, 0x81], 'the rop applies to the alpha byte too');
-  // Copying an ARGB surface onto the xRGB primary drops its alpha.
-  const c = await play(surfaceCreate(0, 2, 1), surfaceCreate(2, 2, 1, SurfaceFmt['32_ARGB'], false), fill(2, 0x10203040), copyMsg(DisplayMsg.DRAW_COPY, rect(0, 0, 2, 1), surfaceImage(2, 2, 1), rect(0, 0, 2, 1), Ropd.OP_PUT, 1));
-  assert.deepEqual(px(surfaceOf(c), 1, 0), [0x20, 0x30, 0x40, 255]);
-});
-
-test('DRAW_COMPOSITE (not announced) is counted as skipped; the drawn counts name each command', async () => {
-  const r = await play(surfaceCreate(0, 4, 4), msg(DisplayMsg.DRAW_COMPOSITE, base(new Body(), 0, rect(0, 0, 1, 1))), paint(testPic(4, 4)));
-  assert.deepEqual(r.display.displayStats.skipped, { DRAW_COMPOSITE: 1 });
-  assert.deepEqual(r.display.displayStats.drawn, { DRAW_COPY: 1 });
 });

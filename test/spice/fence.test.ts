@@ -47,7 +47,8 @@ test('src/spice imports only relative modules inside src/spice, and pure-ECMAScr
       const spec = m[1] ?? m[2]!;
       const target = join(f, '..', spec);
       if (ALLOWED_PACKAGES.includes(spec)) continue;
-      if (!spec.startsWith('.') || relative(CORE, target).startsWith('..')) problems.push(`${relative(CORE, f)}: ${spec}`);
+      if (!spec.startsWith('.') || relative(CORE, target).startsWith('..'))
+        problems.push(`${relative(CORE, f)}: ${spec}`);
     }
   }
   assert.deepEqual(problems, []);

@@ -63,13 +63,18 @@ test('tiny guest: gradient (QUIC) and noise drawn into /dev/fb0 arrive pixel-exa
       await sleep(200);
     }
     await shell.connect();
-    const size = await shell.execScript('cat /sys/class/graphics/fb0/virtual_size /sys/class/graphics/fb0/bits_per_pixel');
+    const size = await shell.execScript(
+      'cat /sys/class/graphics/fb0/virtual_size /sys/class/graphics/fb0/bits_per_pixel',
+    );
     const [w, h, bpp] = size.stdout.split(/[,\n]/).map(Number) as [number, number, number];
     assert.equal(bpp, 32);
     const display = session.display!;
 
     const payload = gzipSync(gradient(w, h), { level: 9 }).toString('base64');
-    const wrote = await shell.execScript('echo 0 > /sys/class/graphics/fbcon/cursor_blink; base64 -d | gunzip > /dev/fb0', { input: payload, timeoutMs: 120_000 });
+    const wrote = await shell.execScript(
+      'echo 0 > /sys/class/graphics/fbcon/cursor_blink; base64 -d | gunzip > /dev/fb0',
+      { input: payload, timeoutMs: 120_000 },
+    );
     assert.equal(wrote.exitCode, 0, wrote.stderr);
     let cmp = await waitForMatch(session, q);
     assert.ok(cmp.equal, `gradient: ${cmp.differing} pixels differ, ${cmp.detail}`);
@@ -77,7 +82,10 @@ test('tiny guest: gradient (QUIC) and noise drawn into /dev/fb0 arrive pixel-exa
     assert.deepEqual([...shot.rgb.subarray(0, 3)], [0, 0, 0]);
     const last = (w * h - 1) * 3;
     assert.deepEqual([...shot.rgb.subarray(last, last + 3)], [255, 255, 255], 'the gradient is what the guest shows');
-    assert.ok((display.displayStats.decoded.quic ?? 0) > 0, `QUIC chosen for the gradient: ${JSON.stringify(display.displayStats.decoded)}`);
+    assert.ok(
+      (display.displayStats.decoded.quic ?? 0) > 0,
+      `QUIC chosen for the gradient: ${JSON.stringify(display.displayStats.decoded)}`,
+    );
 
     const before = total(display.displayStats);
     // From offset 0: the guest kernel (6.1 fbdev emulation over bochs-drm) did not flush writes made at

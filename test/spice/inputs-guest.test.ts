@@ -8,7 +8,14 @@ import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { openSpiceSession } from '../../src/spice-node/index.ts';
 import { nextEvent } from '../../src/spice/emitter.ts';
-import { ChannelType, KeyModifier, MouseButton, MouseButtonMask, MouseMode, type InputsChannel } from '../../src/spice/index.ts';
+import {
+  ChannelType,
+  KeyModifier,
+  MouseButton,
+  MouseButtonMask,
+  MouseMode,
+  type InputsChannel,
+} from '../../src/spice/index.ts';
 import { BTN_LEFT, EV_ABS, EV_KEY, EV_REL, eventNode, recordEvents, waitForFile } from './helpers/evdev.ts';
 import { startTinyGuest } from './helpers/tiny-guest.ts';
 
@@ -55,7 +62,8 @@ test('inputs in the guest: typing, a combo, lock-key sync, relative and absolute
         inputs.mousePress(MouseButton.LEFT, MouseButtonMask.LEFT);
         inputs.mouseRelease(MouseButton.LEFT, 0);
       });
-      const sum = (code: number) => ps2!.filter((e) => e.type === EV_REL && e.code === code).reduce((a, e) => a + e.value, 0);
+      const sum = (code: number) =>
+        ps2!.filter((e) => e.type === EV_REL && e.code === code).reduce((a, e) => a + e.value, 0);
       assert.deepEqual([sum(0), sum(1)], [17, -3], `REL_X, REL_Y: ${JSON.stringify(ps2)}`);
       const clicks = [...ps2!, ...tablet!].filter((e) => e.type === EV_KEY && e.code === BTN_LEFT).map((e) => e.value);
       assert.deepEqual(clicks, [1, 0]);
@@ -63,7 +71,10 @@ test('inputs in the guest: typing, a combo, lock-key sync, relative and absolute
 
     await t.test('client mouse mode (USB tablet): absolute positions and a click', async () => {
       for (let i = 0; i < 50 && !(session.main.mouseMode!.supported & MouseMode.CLIENT); i++) await sleep(100);
-      assert.ok(session.main.mouseMode!.supported & MouseMode.CLIENT, 'the server offers client mode once the tablet is in use');
+      assert.ok(
+        session.main.mouseMode!.supported & MouseMode.CLIENT,
+        'the server offers client mode once the tablet is in use',
+      );
       const switched = nextEvent(session.main.onMouseMode, (m) => m.current === MouseMode.CLIENT);
       session.main.requestMouseMode(MouseMode.CLIENT);
       await switched;

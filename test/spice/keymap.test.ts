@@ -31,20 +31,30 @@ test('keymap: 105-key ISO coverage, unique codes, valid set-1 bytes', () => {
   }
   assert.equal(scancodeOf('Fn'), undefined);
   assert.equal(scancodeOf('toString'), undefined, 'not fooled by Object.prototype');
-  assert.deepEqual([SCANCODES.KeyA, SCANCODES.Enter, SCANCODES.ArrowUp, SCANCODES.IntlBackslash], [0x1e, 0x1c, 0xe048, 0x56]);
+  assert.deepEqual(
+    [SCANCODES.KeyA, SCANCODES.Enter, SCANCODES.ArrowUp, SCANCODES.IntlBackslash],
+    [0x1e, 0x1c, 0xe048, 0x56],
+  );
 });
 
 test('US layout: every printable ASCII character has a stroke; others are refused', () => {
-  for (let c = 0x20; c < 0x7f; c++) assert.equal(keystrokesForText(String.fromCharCode(c)).length, 1, String.fromCharCode(c));
+  for (let c = 0x20; c < 0x7f; c++)
+    assert.equal(keystrokesForText(String.fromCharCode(c)).length, 1, String.fromCharCode(c));
   assert.deepEqual(keystrokesForText('aA!\n'), [
-    { code: 'KeyA', shift: false }, { code: 'KeyA', shift: true }, { code: 'Digit1', shift: true }, { code: 'Enter', shift: false },
+    { code: 'KeyA', shift: false },
+    { code: 'KeyA', shift: true },
+    { code: 'Digit1', shift: true },
+    { code: 'Enter', shift: false },
   ]);
   assert.throws(() => keystrokesForText('é'), SpiceInputError);
 });
 
 test('InputsChannel: typeText holds Shift around shifted keys; pressKeys releases in reverse', async () => {
   const wire = new FakeWire();
-  const inputs = new InputsChannel(3, 0, wire.transport, wire.queue, { maxMessageSize: 1 << 16, lookup: () => undefined });
+  const inputs = new InputsChannel(3, 0, wire.transport, wire.queue, {
+    maxMessageSize: 1 << 16,
+    lookup: () => undefined,
+  });
   let pauses = 0;
   await inputs.typeText('a!', async () => void pauses++);
   inputs.pressKeys(['ControlLeft', 'AltLeft', 'Delete']);

@@ -56,8 +56,13 @@ for (const vga of ['std', 'qxl'] as const) {
           const cmp = await waitForMatch(session, g.q);
           assert.ok(cmp.equal, `${mode} ${name}: ${cmp.differing} pixels differ, ${cmp.detail}`);
         }
-        const delta = Object.fromEntries(Object.entries(display.displayStats.decoded).map(([k, v]) => [k, v - (before[k] ?? 0)]).filter(([, v]) => (v as number) > 0));
-        for (const c of codecs) assert.ok((delta[c] ?? 0) > 0, `${mode}: ${c} expected, decoded ${JSON.stringify(delta)}`);
+        const delta = Object.fromEntries(
+          Object.entries(display.displayStats.decoded)
+            .map(([k, v]) => [k, v - (before[k] ?? 0)])
+            .filter(([, v]) => (v as number) > 0),
+        );
+        for (const c of codecs)
+          assert.ok((delta[c] ?? 0) > 0, `${mode}: ${c} expected, decoded ${JSON.stringify(delta)}`);
         summary.push(`${mode} ${JSON.stringify(delta)}`);
       }
       t.diagnostic(summary.join('; '));

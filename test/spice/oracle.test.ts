@@ -14,7 +14,10 @@ import { photo, startTinyGuest, textLike } from './helpers/tiny-guest.ts';
 
 const hasSpicy = spawnSync('spicy-screenshot', ['--version']).status === 0;
 
-test('spicy-screenshot (spice-gtk) and this client agree with screendump', { skip: !hasSpicy && 'spicy-screenshot not installed (apt-get install spice-client-gtk)' }, async () => {
+test(
+  'spicy-screenshot (spice-gtk) and this client agree with screendump',
+  { skip: !hasSpicy && 'spicy-screenshot not installed (apt-get install spice-client-gtk)' },
+  async () => {
   const g = await startTinyGuest({ tcp: true, vga: 'none', extraArgs: ['-device', 'VGA,xres=640,yres=480'] });
   try {
     await g.upload('photo', photo(640, 480));
@@ -31,7 +34,9 @@ test('spicy-screenshot (spice-gtk) and this client agree with screendump', { ski
     session.close();
 
     const out = join(g.q.dir, 'spicy.ppm');
-    await promisify(execFile)('spicy-screenshot', ['-h', '127.0.0.1', '-p', String(g.q.spicePort), '-o', out], { timeout: 30_000 });
+    await promisify(execFile)('spicy-screenshot', ['-h', '127.0.0.1', '-p', String(g.q.spicePort), '-o', out], {
+      timeout: 30_000,
+    });
     const theirs = parsePpm(readFileSync(out));
     const dump = await screendump(g.q);
     assert.deepEqual([theirs.width, theirs.height], [dump.width, dump.height]);
@@ -41,4 +46,5 @@ test('spicy-screenshot (spice-gtk) and this client agree with screendump', { ski
   } finally {
     await g.stop();
   }
-});
+},
+);

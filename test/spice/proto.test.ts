@@ -4,7 +4,13 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { capsFromBits, hasCap } from '../../src/spice/caps.ts';
-import { SpiceLinkError, decodeLinkHeader, decodeLinkReply, encodeLinkMess, performLink } from '../../src/spice/link.ts';
+import {
+  SpiceLinkError,
+  decodeLinkHeader,
+  decodeLinkReply,
+  encodeLinkMess,
+  performLink,
+} from '../../src/spice/link.ts';
 import { ChannelType, DisplayMsg, LinkErr, nameOf, serverMsgName } from '../../src/spice/proto/constants.ts';
 import { SpiceProtocolError } from '../../src/spice/proto/errors.ts';
 import { Reader } from '../../src/spice/proto/reader.ts';
@@ -25,14 +31,27 @@ test('Reader reads little-endian values and throws SpiceProtocolError past the e
 
 test('Reader never throws anything but SpiceProtocolError', () => {
   fc.assert(
-    fc.property(fc.uint8Array({ maxLength: 64 }), fc.array(fc.integer({ min: 0, max: 6 }), { maxLength: 20 }), (bytes, ops) => {
+    fc.property(
+      fc.uint8Array({ maxLength: 64 }),
+      fc.array(fc.integer({ min: 0, max: 6 }), { maxLength: 20 }),
+      (bytes, ops) => {
       const r = new Reader(bytes);
       try {
-        for (const op of ops) [() => r.u8(), () => r.u16(), () => r.u32(), () => r.u64(), () => r.bytesView(r.u8()), () => r.at(r.u32()), () => r.count(r.u32(), 4)][op]!();
+        for (const op of ops)
+          [
+            () => r.u8(),
+            () => r.u16(),
+            () => r.u32(),
+            () => r.u64(),
+            () => r.bytesView(r.u8()),
+            () => r.at(r.u32()),
+            () => r.count(r.u32(), 4),
+          ][op]!();
       } catch (e) {
         assert.ok(e instanceof SpiceProtocolError, String(e));
       }
-    }),
+    },
+    ),
   );
 });
 
@@ -67,14 +86,26 @@ test('SpiceLinkMess: header, connection id, channel, caps at offset 18', () => {
 });
 
 function linkReply(error: number, commonCaps = [0b1011], channelCaps: number[] = []): Uint8Array {
-  const body = new Writer().u32(error).bytes(new Uint8Array(162)).u32(commonCaps.length).u32(channelCaps.length).u32(178);
+  const body = new Writer()
+    .u32(error)
+    .bytes(new Uint8Array(162))
+    .u32(commonCaps.length)
+    .u32(channelCaps.length)
+    .u32(178);
   for (const c of [...commonCaps, ...channelCaps]) body.u32(c);
   const b = body.finish();
   return new Writer().u32(0x51444552).u32(2).u32(2).u32(b.length).bytes(b).finish();
 }
 
 test('link reply errors and link results become SpiceLinkError with the reason', async () => {
-  const params = { connectionId: 0, channelType: 1, channelId: 0, channelCaps: [], password: 'pw', channelLabel: 'main:0' };
+  const params = {
+    connectionId: 0,
+    channelType: 1,
+    channelId: 0,
+    channelCaps: [],
+    password: 'pw',
+    channelLabel: 'main:0',
+  };
   const run = async (serverBytes: Uint8Array) => {
     const wire = new FakeWire();
     wire.queue.data(serverBytes);
@@ -84,9 +115,15 @@ test('link reply errors and link results become SpiceLinkError with the reason',
     };
     return performLink(wire.transport, wire.queue, { ...params, encryptTicket });
   };
-  await assert.rejects(run(linkReply(LinkErr.NEED_SECURED)), (e: SpiceLinkError) => e.reason === 'NEED_SECURED' && e.code === 5);
+  await assert.rejects(
+    run(linkReply(LinkErr.NEED_SECURED)),
+    (e: SpiceLinkError) => e.reason === 'NEED_SECURED' && e.code === 5,
+  );
   const result = new Writer().u32(LinkErr.PERMISSION_DENIED).finish();
-  await assert.rejects(run(new Uint8Array([...linkReply(0), ...result])), (e: SpiceLinkError) => e.reason === 'PERMISSION_DENIED');
+  await assert.rejects(
+    run(new Uint8Array([...linkReply(0), ...result])),
+    (e: SpiceLinkError) => e.reason === 'PERMISSION_DENIED',
+  );
   const ok = await run(new Uint8Array([...linkReply(0, [0b1011], [0x1052]), ...new Writer().u32(0).finish()]));
   assert.deepEqual(ok.channelCaps, [0x1052]);
   await assert.rejects(run(linkReply(0, [0b0011])), SpiceProtocolError); // no MINI_HEADER
@@ -107,7 +144,9 @@ test('fuzz: arbitrary link replies end in a typed error or a link, never a crash
   await fc.assert(
     fc.asyncProperty(fc.uint8Array({ maxLength: 300 }), fc.boolean(), async (bytes, validHeader) => {
       const wire = new FakeWire();
-      const head = validHeader ? new Writer().u32(0x51444552).u32(2).u32(2).u32(bytes.length).finish() : new Uint8Array(0);
+      const head = validHeader
+        ? new Writer().u32(0x51444552).u32(2).u32(2).u32(bytes.length).finish()
+        : new Uint8Array(0);
       wire.queue.data(new Uint8Array([...head, ...bytes]));
       wire.queue.closed();
       try {
@@ -116,11 +155,25 @@ test('fuzz: arbitrary link replies end in a typed error or a link, never a crash
           encryptTicket: async () => new Uint8Array(128),
         });
       } catch (e) {
-        assert.ok(e instanceof SpiceProtocolError || e instanceof SpiceLinkError || e instanceof SpiceConnectionClosed, String(e));
+        assert.ok(
+          e instanceof SpiceProtocolError || e instanceof SpiceLinkError || e instanceof SpiceConnectionClosed,
+          String(e),
+        );
       }
     }),
     { numRuns: 300 },
   );
-  assert.throws(() => decodeLinkHeader(new Writer().u32(0x51444552).u32(2).u32(2).u32(1 << 30).finish()), SpiceProtocolError);
+  assert.throws(
+    () =>
+      decodeLinkHeader(
+        new Writer()
+          .u32(0x51444552)
+          .u32(2)
+          .u32(2)
+          .u32(1 << 30)
+          .finish(),
+      ),
+    SpiceProtocolError,
+  );
   assert.throws(() => decodeLinkReply(new Uint8Array(10)), SpiceProtocolError);
 });

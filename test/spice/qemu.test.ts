@@ -6,7 +6,13 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { openSpiceSession, type HeadlessOptions } from '../../src/spice-node/index.ts';
-import { ChannelType, SpiceLinkError, type DisplayChannel, type InputsChannel, type SpiceSession } from '../../src/spice/index.ts';
+import {
+  ChannelType,
+  SpiceLinkError,
+  type DisplayChannel,
+  type InputsChannel,
+  type SpiceSession,
+} from '../../src/spice/index.ts';
 import { compareOnce, waitForMatch } from './helpers/compare.ts';
 import { screendump, startQemu, type QemuInstance, type QemuOptions } from './helpers/qemu.ts';
 
@@ -30,7 +36,10 @@ function target(q: QemuInstance): HeadlessOptions {
 }
 
 /** Connects while the guest is paused, then resumes it so that all drawing arrives as DRAW_COPY. */
-async function connectThenRun(q: QemuInstance, extra: Partial<HeadlessOptions> = {}): Promise<{ session: SpiceSession; display: DisplayChannel }> {
+async function connectThenRun(
+  q: QemuInstance,
+  extra: Partial<HeadlessOptions> = {},
+): Promise<{ session: SpiceSession; display: DisplayChannel }> {
   const session = await openSpiceSession({ ...target(q), ...extra });
   const errors: string[] = [];
   session.onChannelError((e) => errors.push(`${e.channel}: ${e.error}`));
@@ -80,7 +89,10 @@ for (const [mode, codec, glzWindow] of MODES) {
 test('password: a wrong or missing password is PERMISSION_DENIED, the right one connects', async () => {
   await withQemu({ password: 'pa55-word', paused: true }, async (q) => {
     for (const password of ['wrong', undefined]) {
-      await assert.rejects(openSpiceSession({ ...target(q), password }), (e: unknown) => e instanceof SpiceLinkError && e.reason === 'PERMISSION_DENIED' && e.channel === 'main:0');
+      await assert.rejects(
+        openSpiceSession({ ...target(q), password }),
+        (e: unknown) => e instanceof SpiceLinkError && e.reason === 'PERMISSION_DENIED' && e.channel === 'main:0',
+      );
     }
     const { session } = await connectThenRun(q, { password: 'pa55-word' });
     assert.ok(session.inputs && session.cursor, 'secondary channels linked with the same ticket');
@@ -91,7 +103,9 @@ test('password: a wrong or missing password is PERMISSION_DENIED, the right one 
 });
 
 test('inputs: ESC opens the SeaBIOS boot menu; mouse motion is acknowledged by the server', async () => {
-  await withQemu({ imageCompression: 'off', paused: true, extraArgs: ['-boot', 'menu=on,splash-time=20000'] }, async (q) => {
+  await withQemu(
+    { imageCompression: 'off', paused: true, extraArgs: ['-boot', 'menu=on,splash-time=20000'] },
+    async (q) => {
     const { session } = await connectThenRun(q);
     const inputs = await session.whenChannel<InputsChannel>(ChannelType.INPUTS);
     const before = await waitForMatch(session, q);
@@ -114,5 +128,6 @@ test('inputs: ESC opens the SeaBIOS boot menu; mouse motion is acknowledged by t
     assert.ok(inputs.mouseMotion(1, 1, 0), 'MOUSE_MOTION_ACK freed the window');
     assert.ok((await compareOnce(session, q)).width > 0);
     session.close();
-  });
+  },
+  );
 });

@@ -23,7 +23,12 @@ function assertSurfaceEquals(surface: RgbaSurface, png: PNG): void {
   assert.equal(surface.height, png.height);
   let diff = 0;
   for (let i = 0; i < png.data.length; i += 4) {
-    if (png.data[i] !== surface.data[i] || png.data[i + 1] !== surface.data[i + 1] || png.data[i + 2] !== surface.data[i + 2]) diff++;
+    if (
+      png.data[i] !== surface.data[i] ||
+      png.data[i + 1] !== surface.data[i + 1] ||
+      png.data[i + 2] !== surface.data[i + 2]
+    )
+      diff++;
   }
   assert.equal(diff, 0, `${diff} pixels differ`);
 }
@@ -34,7 +39,10 @@ for (const [mode, codec] of [['lz', 'lz_rgb'], ['quic', 'quic'], ['glz', 'glz_rg
     for (const chunk of [bytes.length, 4096, 7]) {
       const r = await replayDisplay(bytes, chunk);
       assert.equal(r.error, undefined);
-      assert.ok((r.display.displayStats.decoded[codec] ?? 0) > 10, `decoded ${JSON.stringify(r.display.displayStats.decoded)}`);
+      assert.ok(
+        (r.display.displayStats.decoded[codec] ?? 0) > 10,
+        `decoded ${JSON.stringify(r.display.displayStats.decoded)}`,
+      );
       assertSurfaceEquals(r.display.primary!.surface as RgbaSurface, expected);
     }
   });
@@ -54,7 +62,11 @@ for (const [mode, codecs] of [
     for (const chunk of [bytes.length, 1000]) {
       const r = await replayDisplay(bytes, chunk);
       assert.equal(r.error, undefined);
-      for (const codec of codecs) assert.ok((r.display.displayStats.decoded[codec] ?? 0) >= 5, `${codec}: decoded ${JSON.stringify(r.display.displayStats.decoded)}`);
+      for (const codec of codecs)
+        assert.ok(
+          (r.display.displayStats.decoded[codec] ?? 0) >= 5,
+          `${codec}: decoded ${JSON.stringify(r.display.displayStats.decoded)}`,
+        );
       assertSurfaceEquals(r.display.primary!.surface as RgbaSurface, expected);
     }
   });
@@ -62,7 +74,9 @@ for (const [mode, codecs] of [
 
 test('replayed MJPEG stream messages (guest-mjpeg) decode every frame', async () => {
   const bytes = new Uint8Array(readFileSync(join(FIXTURES, 'guest-mjpeg', 'display.bin')));
-  const meta = JSON.parse(readFileSync(join(FIXTURES, 'guest-mjpeg', 'meta.json'), 'utf8')) as { decoded: { mjpeg: number } };
+  const meta = JSON.parse(readFileSync(join(FIXTURES, 'guest-mjpeg', 'meta.json'), 'utf8')) as {
+    decoded: { mjpeg: number };
+  };
   for (const chunk of [bytes.length, 999]) {
     const r = await replayDisplay(bytes, chunk);
     assert.equal(r.error, undefined);

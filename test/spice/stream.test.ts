@@ -16,7 +16,12 @@ const H = 240;
 const FRAMES = 6;
 
 test('streaming-video=all: a moving picture arrives as an MJPEG stream; the picture converges (PSNR ≥ 30 dB)', async (t) => {
-  const g = await startTinyGuest({ tcp: true, vga: 'none', extraArgs: ['-device', `VGA,xres=${W},yres=${H}`], spiceOptions: ['streaming-video=all'] });
+  const g = await startTinyGuest({
+    tcp: true,
+    vga: 'none',
+    extraArgs: ['-device', `VGA,xres=${W},yres=${H}`],
+    spiceOptions: ['streaming-video=all'],
+  });
   try {
     for (let i = 0; i < FRAMES; i++) await g.upload(`f${i}`, photo(W, H, i + 1));
     const session = await openSpiceSession({ host: '127.0.0.1', port: g.q.spicePort });
@@ -24,7 +29,9 @@ test('streaming-video=all: a moving picture arrives as an MJPEG stream; the pict
     const stats = display.displayStats;
     await sleep(300);
     // ~15 frames/s in the background, until /tmp/play goes away.
-    await g.run(`touch /tmp/play; (i=0; while [ -e /tmp/play ]; do cat /tmp/f$((i % ${FRAMES})) > /dev/fb0; i=$((i + 1)); usleep 60000; done) >/dev/null 2>&1 &`);
+    await g.run(
+      `touch /tmp/play; (i=0; while [ -e /tmp/play ]; do cat /tmp/f$((i % ${FRAMES})) > /dev/fb0; i=$((i + 1)); usleep 60000; done) >/dev/null 2>&1 &`,
+    );
     const deadline = Date.now() + 90_000;
     // Streams come and go with the load (the server ends a stream whose updates slow down), and a report is due only
     // after the server's window of frames or its timeout within one stream: play until one was sent as well.
@@ -40,7 +47,9 @@ test('streaming-video=all: a moving picture arrives as an MJPEG stream; the pict
     for (let i = 0; i < 50 && display.streams.streams.size > 0; i++) await sleep(100);
     assert.equal(display.streams.streams.size, 0, 'every stream was destroyed');
     assert.ok(stats.streams.reports > 0, 'stream reports were sent when the server activated them');
-    t.diagnostic(`streams ${JSON.stringify(stats.streams)}, decoded ${JSON.stringify(stats.decoded)}, PSNR ${psnr.toFixed(1)} dB`);
+    t.diagnostic(
+      `streams ${JSON.stringify(stats.streams)}, decoded ${JSON.stringify(stats.decoded)}, PSNR ${psnr.toFixed(1)} dB`,
+    );
     session.close();
   } finally {
     await g.stop();

@@ -44,7 +44,9 @@ test('slow link: photo-like pictures as JPEG (PSNR ≥ 30 dB), text as ZLIB_GLZ 
     await until(() => (decoded.zlib_glz_rgb ?? 0) > 0, `ZLIB_GLZ images (decoded ${JSON.stringify(decoded)})`);
     const cmp = await waitForMatch(session, g.q);
     assert.ok(cmp.equal, `text after zlib-GLZ: ${cmp.differing} pixels differ, ${cmp.detail}`);
-    t.diagnostic(`PSNR ${psnr.toFixed(1)} dB; decoded ${JSON.stringify(decoded)}; wire bytes by channel type ${JSON.stringify([...relay.bytesDown])}`);
+    t.diagnostic(
+      `PSNR ${psnr.toFixed(1)} dB; decoded ${JSON.stringify(decoded)}; wire bytes by channel type ${JSON.stringify([...relay.bytesDown])}`,
+    );
     session.close();
   } finally {
     await relay.close();
@@ -57,7 +59,11 @@ test('LZ4 on request (LZ4 cap + PREFERRED_COMPRESSION): pixel-exact', async (t) 
   try {
     await g.upload('gradient', gradient(g.width, g.height));
     await g.upload('text', textLike(g.width, g.height));
-    const session = await openSpiceSession({ host: '127.0.0.1', port: g.q.spicePort, preferredCompression: ImageCompression.LZ4 });
+    const session = await openSpiceSession({
+      host: '127.0.0.1',
+      port: g.q.spicePort,
+      preferredCompression: ImageCompression.LZ4,
+    });
     const display = await session.whenChannel<DisplayChannel>(ChannelType.DISPLAY);
     const decoded = display.displayStats.decoded;
     await sleep(300);

@@ -17,10 +17,31 @@ test('auto picks an accelerator under which the tiny guest boots to /init', asyn
   const accel = await resolveAccel('auto', qemu, { kernel: img.kernel!, initrd: img.initrd! });
   const dir = mkdtempSync(join(scratchRoot(), 'oaccel-'));
   const log = join(dir, 'serial.log');
-  const child = spawn(qemu, [
-    '-accel', accel, '-cpu', accel === 'kvm' ? KVM_CPU : 'max', '-machine', 'q35', '-m', '128', '-nodefaults', '-display', 'none',
-    '-kernel', img.kernel!, '-initrd', img.initrd!, '-append', 'console=ttyS0 panic=-1', '-serial', `file:${log}`,
-  ], { stdio: 'ignore' });
+  const child = spawn(
+    qemu,
+    [
+      '-accel',
+      accel,
+      '-cpu',
+      accel === 'kvm' ? KVM_CPU : 'max',
+      '-machine',
+      'q35',
+      '-m',
+      '128',
+      '-nodefaults',
+      '-display',
+      'none',
+      '-kernel',
+      img.kernel!,
+      '-initrd',
+      img.initrd!,
+      '-append',
+      'console=ttyS0 panic=-1',
+      '-serial',
+      `file:${log}`,
+    ],
+    { stdio: 'ignore' },
+  );
   try {
     const end = Date.now() + 90_000;
     let text = '';
@@ -28,7 +49,11 @@ test('auto picks an accelerator under which the tiny guest boots to /init', asyn
       await new Promise((r) => setTimeout(r, 200));
       try { text = readFileSync(log, 'latin1'); } catch { /* not yet */ }
     }
-    assert.match(text, /Run \/init as init process/, `the kernel did not reach /init under ${accel}; last output: ${text.slice(-300)}`);
+    assert.match(
+      text,
+      /Run \/init as init process/,
+      `the kernel did not reach /init under ${accel}; last output: ${text.slice(-300)}`,
+    );
     console.log(`auto chose ${accel}`);
   } finally {
     child.kill('SIGKILL');

@@ -72,7 +72,13 @@ describe('VM lifecycle on real QEMU', () => {
     const up1 = Number((await exec(['cut', '-d.', '-f1', '/proc/uptime'])).body.stdout);
     const pidBefore = (await state()).pid;
     assert.equal((await t.admin.post('/api/vms/life/reset')).body.state, 'running');
-    await until('guest to boot again', async () => readFileSync(join(t.config.dataDir, 'vms', (await state()).id, 'serial.log'), 'utf8').split('ORIEL-READY').length > 2, 60_000);
+    await until(
+      'guest to boot again',
+      async () =>
+        readFileSync(join(t.config.dataDir, 'vms', (await state()).id, 'serial.log'), 'utf8').split('ORIEL-READY')
+          .length > 2,
+      60_000,
+    );
     const r = await exec(['cut', '-d.', '-f1', '/proc/uptime']);
     assert.equal(r.body.exitCode, 0);
     assert.ok(Number(r.body.stdout) <= up1 + 60, 'uptime restarted');
@@ -114,7 +120,14 @@ describe('VM lifecycle on real QEMU', () => {
     await t.admin.post('/api/vms/life/start');
     const { pid, id } = await state();
     process.kill(pid, 'SIGKILL');
-    const vm = await until('crashed state', async () => { const v = await state(); return v.state === 'crashed' && v; }, 10_000);
+    const vm = await until(
+      'crashed state',
+      async () => {
+        const v = await state();
+        return v.state === 'crashed' && v;
+      },
+      10_000,
+    );
     assert.match(vm.stateReason, /QEMU \(pid \d+\) killed by SIGKILL unexpectedly/);
     assert.match(vm.stateReason, /starting QEMU/, 'includes the log tail');
     assert.equal(vm.pid, null);

@@ -3,7 +3,8 @@
 // file (it boots in about a minute and takes most of both cores).
 // - Clipboard: text copied in the guest (xclip) arrives in the browser's clipboard; text and pictures copied in the
 //   browser reach the guest (xclip -o) when the console gets focus or on Ctrl+V; a picture round-trips with the same
-//   pixels both ways; without a usable Clipboard API (an http page on a non-localhost name) the panel carries both ways.
+//   pixels both ways; without a usable Clipboard API (an http page on a non-localhost name) the panel carries both
+//   ways.
 // - Files: three files (one of 200 MiB, streamed from disk) dropped on the console arrive in ~/Downloads with the
 //   same sha256, one after another, with progress; cancel stops a transfer and the guest removes the partial file;
 //   the guest's own refusal (not enough space) is shown.
@@ -22,7 +23,7 @@ import { startTestServer, ADMIN_PASSWORD, type TestServer } from '../helpers/ser
 import { ensureDesktopImage } from '../helpers/images.ts';
 import { DOCS, ensureWebBuild, signIn, until } from './helpers.ts';
 
-// page.evaluate callbacks run in the browser; the root tsconfig has no DOM lib.
+// page.evaluate callbacks run in the browser; the Node tsconfig (tsconfig.node.json) has no DOM lib.
 declare const document: any;
 declare const window: any;
 declare const navigator: any;
@@ -50,7 +51,19 @@ describe('web console with the SPICE agent (desktop guest)', () => {
   /** Runs a shell command in the guest as the desktop's user, with its display. */
   const gx = async (script: string, timeoutSec = 60) => {
     const r = await t.admin.post(`/api/vms/${VM}/exec`, {
-      argv: ['runuser', '-u', 'user', '--', 'env', 'DISPLAY=:0', 'XAUTHORITY=/home/user/.Xauthority', 'HOME=/home/user', 'sh', '-c', script],
+      argv: [
+        'runuser',
+        '-u',
+        'user',
+        '--',
+        'env',
+        'DISPLAY=:0',
+        'XAUTHORITY=/home/user/.Xauthority',
+        'HOME=/home/user',
+        'sh',
+        '-c',
+        script,
+      ],
       timeoutSec,
     });
     assert.equal(r.status, 200, JSON.stringify(r.body));
@@ -68,8 +81,12 @@ describe('web console with the SPICE agent (desktop guest)', () => {
   async function openConsole(p: Page, base = t.url): Promise<void> {
     await p.goto(`${base}/vms/${VM}/console`);
     await p.waitForSelector('#console-status[data-status=connected]', { timeout: 60_000 }).catch(async (e: Error) => {
-      const status = await p.$eval('#console-status', (el) => `${el.getAttribute('data-status')}: ${el.textContent}`).catch(() => 'no status element');
-      throw new Error(`the console at ${base} did not connect (${status}; page errors: ${pageErrors.join(' | ') || 'none'}): ${e.message}`);
+      const status = await p
+        .$eval('#console-status', (el) => `${el.getAttribute('data-status')}: ${el.textContent}`)
+        .catch(() => 'no status element');
+      throw new Error(
+        `the console at ${base} did not connect (${status}; page errors: ${pageErrors.join(' | ') || 'none'}): ${e.message}`,
+      );
     });
     await p.waitForSelector('#console-agent[data-state=ready]', { timeout: 120_000 });
   }
@@ -91,7 +108,12 @@ describe('web console with the SPICE agent (desktop guest)', () => {
     // The desktop is up when its xterm is mapped (not merely started: openbox may still be starting).
     await until('the desktop session', async () => {
       const r = await t.admin.post(`/api/vms/${VM}/exec`, {
-        argv: ['sh', '-c', 'xwininfo -root -tree | grep -q "\\"xterm\\"" && pgrep -x spice-vdagent >/dev/null && echo up'], timeoutSec: 20,
+        argv: [
+          'sh',
+          '-c',
+          'xwininfo -root -tree | grep -q "\\"xterm\\"" && pgrep -x spice-vdagent >/dev/null && echo up',
+        ],
+        timeoutSec: 20,
       });
       return r.status === 200 && r.body.stdout.trim() === 'up';
     }, 240_000, 2000);
@@ -130,16 +152,28 @@ describe('web console with the SPICE agent (desktop guest)', () => {
     const first = `from the browser ${randomBytes(4).toString('hex')} — ünïcode`;
     await page.evaluate((s) => navigator.clipboard.writeText(s), first);
     await refocusConsole(page);
-    assert.equal(await until('the text in the guest', async () => ((await guestClipboard()) === first ? first : undefined)), first);
+    assert.equal(
+      await until('the text in the guest', async () => ((await guestClipboard()) === first ? first : undefined)),
+      first,
+    );
 
     // The console keeps focus; the paste shortcut gives the guest what is on the clipboard now, before the keys go.
     const second = `pasted ${randomBytes(4).toString('hex')}`;
     await page.evaluate((s) => {
-      document.querySelector('.spice-console').addEventListener('paste', (e: any) => (window.__pasted = e.clipboardData.getData('text/plain')), { once: true });
+      document
+        .querySelector('.spice-console')
+        .addEventListener('paste', (e: any) => (window.__pasted = e.clipboardData.getData('text/plain')), {
+          once: true,
+        });
       return navigator.clipboard.writeText(s);
     }, second);
     await page.keyboard.press('Control+KeyV');
-    assert.equal(await until('the pasted text in the guest', async () => ((await guestClipboard()) === second ? second : undefined)), second);
+    assert.equal(
+      await until('the pasted text in the guest', async () =>
+        (await guestClipboard()) === second ? second : undefined,
+      ),
+      second,
+    );
     // The browser did fire its paste event on the console (the shortcut was not swallowed).
     assert.equal(await page.evaluate(() => window.__pasted), second);
 
@@ -167,14 +201,19 @@ describe('web console with the SPICE agent (desktop guest)', () => {
     const original = Buffer.from(png.data);
     const bytes = PNG.sync.write(png);
     await page.focus('.spice-console');
-    await gx(`echo ${bytes.toString('base64')} | base64 -d > /tmp/in.png && xclip -selection clipboard -t image/png -i /tmp/in.png >/dev/null 2>&1`);
+    await gx(
+      `echo ${bytes.toString('base64')} | base64 -d > /tmp/in.png && xclip -selection clipboard -t image/png -i /tmp/in.png >/dev/null 2>&1`,
+    );
 
     // In the browser's clipboard, decoded by the browser.
     const seen = await until('the guest\'s picture in the browser clipboard', () => page.evaluate(async () => {
       const items = await navigator.clipboard.read();
       const it = items.find((i: any) => i.types.includes('image/png'));
       if (!it) return undefined;
-      const bmp = await createImageBitmap(await it.getType('image/png'), { colorSpaceConversion: 'none', premultiplyAlpha: 'none' });
+      const bmp = await createImageBitmap(await it.getType('image/png'), {
+        colorSpaceConversion: 'none',
+        premultiplyAlpha: 'none',
+      });
       const c = new OffscreenCanvas(bmp.width, bmp.height);
       const g = c.getContext('2d');
       g.drawImage(bmp, 0, 0);
@@ -184,13 +223,19 @@ describe('web console with the SPICE agent (desktop guest)', () => {
       return { width: bmp.width, height: bmp.height, rgba: btoa(s) };
     }), 30_000, 500);
     assert.deepEqual([seen.width, seen.height], [png.width, png.height]);
-    assert.ok(Buffer.from(seen.rgba, 'base64').equals(original), 'the browser decodes the same pixels the guest copied');
+    assert.ok(
+      Buffer.from(seen.rgba, 'base64').equals(original),
+      'the browser decodes the same pixels the guest copied',
+    );
 
     // Back: the browser's clipboard (the browser's own PNG encoding now) → the guest, decoded there by pngjs here.
     // First the guest copies something else (so only a working browser → guest path can give it the picture back),
     // and that reaches the browser before the browser copies the picture.
     await setGuestClipboard('x');
-    await until('the guest\'s "x" in the browser clipboard', async () => (await browserClipboardText(page)) === 'x' || undefined);
+    await until(
+      'the guest\'s "x" in the browser clipboard',
+      async () => (await browserClipboardText(page)) === 'x' || undefined,
+    );
     await page.evaluate(async (b64) => {
       const bin = atob(b64);
       const u8 = new Uint8Array(bin.length);
@@ -199,7 +244,9 @@ describe('web console with the SPICE agent (desktop guest)', () => {
     }, bytes.toString('base64'));
     await refocusConsole(page);
     const back = await until('the picture in the guest', async () => {
-      const r = await gx('xclip -selection clipboard -t TARGETS -o 2>/dev/null | grep -qx image/png && xclip -selection clipboard -t image/png -o 2>/dev/null | base64 -w0');
+      const r = await gx(
+        'xclip -selection clipboard -t TARGETS -o 2>/dev/null | grep -qx image/png && xclip -selection clipboard -t image/png -o 2>/dev/null | base64 -w0',
+      );
       const b = Buffer.from(r.stdout.trim(), 'base64');
       return b.length > 8 && b.subarray(1, 4).toString() === 'PNG' ? b : undefined;
     }, 30_000, 500);
@@ -243,15 +290,28 @@ describe('web console with the SPICE agent (desktop guest)', () => {
       window.__xferLog = [];
       window.__xferObserver = new MutationObserver(() => {
         const rows = [...document.querySelectorAll('.xfer')];
-        window.__xferLog.push(rows.map((r: any) => ({ name: r.querySelector('.xfer-name').textContent, state: r.dataset.state, sent: Number(r.dataset.sent) })));
+        window.__xferLog.push(
+          rows.map((r: any) => ({
+            name: r.querySelector('.xfer-name').textContent,
+            state: r.dataset.state,
+            sent: Number(r.dataset.sent),
+          })),
+        );
       });
-      window.__xferObserver.observe(document.body, { subtree: true, childList: true, attributes: true, attributeFilter: ['data-sent', 'data-state'] });
+      window.__xferObserver.observe(document.body, {
+        subtree: true,
+        childList: true,
+        attributes: true,
+        attributeFilter: ['data-sent', 'data-state'],
+      });
     });
     await page.setInputFiles('#test-drop-source', specs.map(([n]) => join(files, n)));
     const dispatch = (type: string) => page.evaluate((type) => {
       const dt = new DataTransfer();
       for (const f of document.getElementById('test-drop-source').files) dt.items.add(f);
-      document.querySelector('.console-host').dispatchEvent(new DragEvent(type, { dataTransfer: dt, bubbles: true, cancelable: true }));
+      document
+        .querySelector('.console-host')
+        .dispatchEvent(new DragEvent(type, { dataTransfer: dt, bubbles: true, cancelable: true }));
     }, type);
     await dispatch('dragenter');
     await dispatch('dragover');
@@ -287,13 +347,28 @@ describe('web console with the SPICE agent (desktop guest)', () => {
       return window.__xferLog;
     });
     assert.ok(log.every((snap) => snap.filter((r) => r.state === 'sending').length <= 1), 'one transfer at a time');
-    const bigSent = [...new Set(log.map((snap) => snap.find((r) => r.name === 'big.bin')).filter((r) => r?.state === 'sending').map((r) => r!.sent))];
+    const bigSent = [
+      ...new Set(
+        log
+          .map((snap) => snap.find((r) => r.name === 'big.bin'))
+          .filter((r) => r?.state === 'sending')
+          .map((r) => r!.sent),
+      ),
+    ];
     assert.ok(bigSent.length >= 10, `progress reported while sending (${bigSent.length} distinct values)`);
     assert.deepEqual(bigSent, [...bigSent].sort((a, b) => a - b), 'progress only grows');
     assert.ok(bigSent.some((s) => s > 0 && s < 200 * MiB), 'progress in between');
 
     const r = await gx(`cd ~/Downloads && sha256sum ${specs.map(([n]) => n).join(' ')}`, 120);
-    const got = new Map(r.stdout.trim().split('\n').map((l) => { const [sum, name] = l.split(/\s+/); return [name!, sum!]; }));
+    const got = new Map(
+      r.stdout
+        .trim()
+        .split('\n')
+        .map((l) => {
+          const [sum, name] = l.split(/\s+/);
+          return [name!, sum!];
+        }),
+    );
     for (const [name] of specs) assert.equal(got.get(name), sums.get(name), `${name}: same sha256 in the guest`);
   });
 
@@ -308,14 +383,24 @@ describe('web console with the SPICE agent (desktop guest)', () => {
     await page.setInputFiles('#console-file-input', [join(files, 'cancel-me.bin'), join(files, 'too-big.iso')]);
     await page.waitForSelector('.xfer[data-state=sending]');
     const id = await page.$eval('.xfer[data-state=sending]', (e: any) => e.id as string);
-    await until('some bytes sent', async () => Number(await page.getAttribute(`#${id}`, 'data-sent')) > 8 * MiB || undefined, 120_000, 250);
+    await until(
+      'some bytes sent',
+      async () => Number(await page.getAttribute(`#${id}`, 'data-sent')) > 8 * MiB || undefined,
+      120_000,
+      250,
+    );
     // The guest is writing the file under its name ...
     const partial = Number((await gx('stat -c %s ~/Downloads/cancel-me.bin')).stdout.trim());
     assert.ok(partial > 0, `the partial file exists in the guest (${partial} bytes)`);
     await page.click(`#${id}-cancel`);
     await page.waitForSelector(`#${id}[data-state=cancelled]`, { timeout: 15_000 });
     // ... and removes it once told.
-    await until('the partial file removed', async () => (await gx('ls -A ~/Downloads')).stdout.split('\n').every((n) => n !== 'cancel-me.bin') || undefined, 30_000, 500);
+    await until(
+      'the partial file removed',
+      async () => (await gx('ls -A ~/Downloads')).stdout.split('\n').every((n) => n !== 'cancel-me.bin') || undefined,
+      30_000,
+      500,
+    );
 
     // The next one starts by itself and the guest refuses it: the reason is shown.
     const refused = await page.waitForSelector('.xfer[data-state=failed]', { timeout: 60_000 });
@@ -325,7 +410,7 @@ describe('web console with the SPICE agent (desktop guest)', () => {
     assert.doesNotMatch((await gx('ls -A ~/Downloads')).stdout, /too-big/);
   });
 
-  test('resize guest to window: the guest takes the console area\'s size, shown 1:1, and follows the window', async () => {
+  test("resize guest to window: the guest takes the console area's size, shown 1:1, and follows the window", async () => {
     await page.selectOption('#console-scale', 'remote');
     const current = async () => {
       const m = /current (\d+) x (\d+)/.exec((await gx('xrandr --current')).stdout);
@@ -333,7 +418,9 @@ describe('web console with the SPICE agent (desktop guest)', () => {
     };
     for (const viewport of [{ width: 1100, height: 780 }, { width: 1000, height: 700 }]) {
       await page.setViewportSize(viewport);
-      const area: { width: number; height: number } = await until('the area laid out', () => page.evaluate(() => window.orielConsole.areaSize));
+      const area: { width: number; height: number } = await until('the area laid out', () =>
+        page.evaluate(() => window.orielConsole.areaSize),
+      );
       const want = [Math.floor(area.width / 8) * 8, area.height];
       assert.ok(want[0]! < viewport.width && want[1]! < viewport.height);
       await until(`the guest at ${want.join('×')}`, async () => {
@@ -372,7 +459,12 @@ describe('web console with the SPICE agent (desktop guest)', () => {
       await setGuestClipboard(text);
       // The panel opens by itself with what the guest copied.
       await p.waitForSelector('#console-clip-guest', { timeout: 20_000 });
-      assert.equal(await until('the guest text in the panel', async () => ((await p.inputValue('#console-clip-guest')) === text ? text : undefined)), text);
+      assert.equal(
+        await until('the guest text in the panel', async () =>
+          (await p.inputValue('#console-clip-guest')) === text ? text : undefined,
+        ),
+        text,
+      );
       assert.match(await p.textContent('#console-clip-status') ?? '', /https or on localhost/);
       // Its Copy button still copies (the old execCommand way, from the click): the other page reads it.
       await p.click('#console-clip-copy');
@@ -381,7 +473,10 @@ describe('web console with the SPICE agent (desktop guest)', () => {
       const up = `typed into the panel ${randomBytes(4).toString('hex')}`;
       await p.fill('#console-clip-local', up);
       await p.click('#console-clip-send');
-      assert.equal(await until('the panel text in the guest', async () => ((await guestClipboard()) === up ? up : undefined)), up);
+      assert.equal(
+        await until('the panel text in the guest', async () => ((await guestClipboard()) === up ? up : undefined)),
+        up,
+      );
     } finally {
       await other.close();
     }

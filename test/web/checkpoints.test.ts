@@ -16,10 +16,18 @@ import { DOCS, ensureWebBuild, launchChromium, signIn, until } from './helpers.t
 
 const VM = 'cpweb';
 const COPY = 'cpweb-copy';
-// page.evaluate callbacks run in the browser; the root tsconfig has no DOM lib.
-declare const document: any;
 
-interface Cp { id: string; kind: string; createdAt: string; parent: string | null; pauseMs: number | null; newBytes: number; diskBytes: number; diskMode: string | null; label?: string }
+interface Cp {
+  id: string;
+  kind: string;
+  createdAt: string;
+  parent: string | null;
+  pauseMs: number | null;
+  newBytes: number;
+  diskBytes: number;
+  diskMode: string | null;
+  label?: string;
+}
 
 describe('web UI: checkpoints', () => {
   let t: TestServer;
@@ -35,7 +43,8 @@ describe('web UI: checkpoints', () => {
     return (r.body as { stdout: string }).stdout;
   };
   const checkpoints = async (): Promise<Cp[]> => (await t.admin.get(`/api/vms/${VM}/checkpoints`)).body;
-  const rowIds = (p: Page) => p.$$eval('#checkpoint-timeline tbody tr[data-id]', (rows: any[]) => rows.map((r) => r.dataset.id as string));
+  const rowIds = (p: Page) =>
+    p.$$eval('#checkpoint-timeline tbody tr[data-id]', (rows: any[]) => rows.map((r) => r.dataset.id as string));
   /** No checkpoint operation of the VM is running (the tab lists running ones). */
   const settled = (p: Page) => p.waitForSelector('.cp-ops', { state: 'detached', timeout: 90_000 });
   const openTab = async (p: Page) => {
@@ -71,7 +80,9 @@ describe('web UI: checkpoints', () => {
     await page.fill('#checkpoint-label', 'before the upgrade');
     await page.click('#checkpoint-take');
     // The operation shows while it runs (its stage from the server), then the checkpoint's row.
-    await page.waitForSelector('[id^=checkpoint-op-][data-kind="checkpoint.create"][data-status=running]', { timeout: 10_000 });
+    await page.waitForSelector('[id^=checkpoint-op-][data-kind="checkpoint.create"][data-status=running]', {
+      timeout: 10_000,
+    });
     assert.equal(await page.isDisabled('#checkpoint-take'), true, 'one checkpoint at a time');
     await page.waitForSelector('#checkpoint-timeline tr[data-kind=manual]', { timeout: 90_000 });
     await page.waitForSelector(`.notice:has-text("Checkpoint of ${VM} taken: the guest paused")`);
@@ -111,7 +122,7 @@ describe('web UI: checkpoints', () => {
     // uPlot drew both series: pixels of the size (blue) and pause (orange) colours on its canvas.
     const counts = await until('plotted series', async () => {
       // A string, not a function: tsx would wrap a named inner function in a helper the page does not have.
-      const c = await page.evaluate(`(() => {
+      const c = (await page.evaluate(`(() => {
         const canvas = document.querySelector('#checkpoint-plot canvas');
         const { data } = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height);
         let size = 0, pause = 0;
@@ -121,17 +132,20 @@ describe('web UI: checkpoints', () => {
           if (Math.abs(data[i] - 0xd9) < 40 && Math.abs(data[i + 1] - 0x77) < 40 && Math.abs(data[i + 2] - 0x06) < 40) pause++;
         }
         return { size, pause, width: canvas.width };
-      })()`) as { size: number; pause: number; width: number };
+      })()`)) as { size: number; pause: number; width: number };
       return c.size > 40 && c.pause > 40 ? c : undefined;
     }, 10_000);
     assert.ok(counts.width > 300, `canvas ${counts.width} px wide`);
   });
 
-  test('schedule: a bad one shows the server\'s error; a good one is listed, takes scheduled checkpoints; the prune dry run lists them', async () => {
+  test("schedule: a bad one shows the server's error; a good one is listed, takes scheduled checkpoints; the prune dry run lists them", async () => {
     await page.fill('#schedule-every', 'sometimes');
     await page.click('#schedule-save');
     await page.waitForSelector('#schedule-error');
-    assert.match((await page.textContent('#schedule-error'))!, /must be an interval \(30s, 5m, 2h, 1d\) or a cron expression/);
+    assert.match(
+      (await page.textContent('#schedule-error'))!,
+      /must be an interval \(30s, 5m, 2h, 1d\) or a cron expression/,
+    );
     assert.equal((await t.admin.get(`/api/vms/${VM}/checkpoint-schedule`)).status, 404);
 
     // Every 4 s, keeping the last 2 scheduled ones: they come in live.
@@ -141,8 +155,14 @@ describe('web UI: checkpoints', () => {
     await page.waitForSelector('#checkpoint-schedule[data-every="4s"]');
     assert.match((await page.textContent('#checkpoint-schedule-every'))!, /every 4 seconds/);
     assert.match((await page.textContent('#checkpoint-schedule-rules'))!, /keep last 2/);
-    await page.waitForSelector('#checkpoint-timeline tr[data-kind=scheduled] ~ tr[data-kind=manual]', { timeout: 120_000 });
-    await until('two scheduled checkpoints', async () => (await page.$$('#checkpoint-timeline tr[data-kind=scheduled]')).length >= 2 || undefined, 120_000);
+    await page.waitForSelector('#checkpoint-timeline tr[data-kind=scheduled] ~ tr[data-kind=manual]', {
+      timeout: 120_000,
+    });
+    await until(
+      'two scheduled checkpoints',
+      async () => (await page.$$('#checkpoint-timeline tr[data-kind=scheduled]')).length >= 2 || undefined,
+      120_000,
+    );
 
     // Hourly from now on: the schedule listed is the new one, and what the server stored.
     await page.fill('#schedule-every', '0 * * * *');
@@ -154,12 +174,19 @@ describe('web UI: checkpoints', () => {
     assert.equal(s.every, '0 * * * *');
     assert.deepEqual(s.rules, { keepLast: 2, daily: 7 });
     // Changed elsewhere (the CLI, another browser): the page follows through the event stream, no reload.
-    const put = await t.admin.req('PUT', `/api/vms/${VM}/checkpoint-schedule`, { every: '0 */6 * * *', keepLast: 2, daily: 7 });
+    const put = await t.admin.req('PUT', `/api/vms/${VM}/checkpoint-schedule`, {
+      every: '0 */6 * * *',
+      keepLast: 2,
+      daily: 7,
+    });
     assert.equal(put.status, 200, JSON.stringify(put.body));
     await page.waitForSelector('#checkpoint-schedule[data-every="0 */6 * * *"]');
     assert.equal(await page.inputValue('#schedule-every'), '0 */6 * * *', 'the form follows the stored schedule');
     await settled(page); // a scheduled run may have started before the change
-    await until('the list after the last run', async () => (await rowIds(page)).length === (await checkpoints()).length || undefined);
+    await until(
+      'the list after the last run',
+      async () => (await rowIds(page)).length === (await checkpoints()).length || undefined,
+    );
 
     // Dry run with keep-last 1 and nothing else: every scheduled checkpoint but the newest would go, the manual
     // ones never. The rows are marked; nothing is deleted.
@@ -172,7 +199,9 @@ describe('web UI: checkpoints', () => {
     assert.ok(sched.length >= 2);
     const expected = sched.slice(1).map((c) => c.id);
     assert.equal(Number(await page.getAttribute('#prune-preview', 'data-delete')), expected.length);
-    const marked = await page.$$eval('#checkpoint-timeline tr.cp-would-prune', (rows: any[]) => rows.map((r) => r.dataset.id as string));
+    const marked = await page.$$eval('#checkpoint-timeline tr.cp-would-prune', (rows: any[]) =>
+      rows.map((r) => r.dataset.id as string),
+    );
     assert.deepEqual(marked.sort(), [...expected].sort());
     assert.equal((await checkpoints()).length, all.length, 'a dry run deletes nothing');
     for (const b of await page.$$('.notice button')) await b.click().catch(() => undefined); // toasts off the picture
@@ -218,7 +247,10 @@ describe('web UI: checkpoints', () => {
     await page.click('#checkpoint-verify-all');
     await page.waitForSelector('#checkpoint-verify-result[data-ok=true]', { timeout: 60_000 });
     const n = (await checkpoints()).length;
-    assert.match((await page.textContent('#checkpoint-verify-result'))!, new RegExp(`${n} checkpoints verified .*: every hash matches`));
+    assert.match(
+      (await page.textContent('#checkpoint-verify-result'))!,
+      new RegExp(`${n} checkpoints verified .*: every hash matches`),
+    );
     assert.equal((await page.$$('#checkpoint-timeline .cp-verified')).length, n);
 
     await page.click(`#checkpoint-${second.id}-delete`);
@@ -234,7 +266,9 @@ describe('web UI: checkpoints', () => {
 
   test('verify shows corruption: a flipped byte in a pack file marks the checkpoints that use it', async () => {
     const packs = (function walk(d: string): string[] {
-      return readdirSync(d, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? walk(join(d, e.name)) : /pack/.test(e.name) ? [join(d, e.name)] : []));
+      return readdirSync(d, { withFileTypes: true }).flatMap((e) =>
+        e.isDirectory() ? walk(join(d, e.name)) : /pack/.test(e.name) ? [join(d, e.name)] : [],
+      );
     })(join(t.config.dataDir, 'checkpoints')).sort((a, b) => statSync(b).size - statSync(a).size);
     assert.ok(packs.length > 0 && statSync(packs[0]!).size > 1_000_000, 'the first checkpoint\'s pack');
     const fd = openSync(packs[0]!, 'r+');
@@ -246,8 +280,13 @@ describe('web UI: checkpoints', () => {
     closeSync(fd);
     await page.click('#checkpoint-verify-all');
     await page.waitForSelector('#checkpoint-verify-result[data-ok=false]', { timeout: 60_000 });
-    assert.match((await page.textContent('#checkpoint-verify-result'))!, /Verify found corrupt data: .*corrupt checkpoints: /);
-    const broken = await page.$$eval('#checkpoint-timeline tr[data-id]:has(.cp-broken)', (rows: any[]) => rows.map((r) => r.dataset.id as string));
+    assert.match(
+      (await page.textContent('#checkpoint-verify-result'))!,
+      /Verify found corrupt data: .*corrupt checkpoints: /,
+    );
+    const broken = await page.$$eval('#checkpoint-timeline tr[data-id]:has(.cp-broken)', (rows: any[]) =>
+      rows.map((r) => r.dataset.id as string),
+    );
     assert.ok(broken.includes(first.id), `marked: ${broken.join(' ')}`);
   });
 

@@ -7,7 +7,8 @@ import { chromium, type Browser, type Page } from 'playwright-core';
 import { PNG } from 'pngjs';
 import { textToKeystrokes } from '../../src/web/console/keymap.ts';
 
-// page.evaluate callbacks run in the browser; the root tsconfig has no DOM lib, so these few globals are declared.
+// page.evaluate callbacks run in the browser; the Node tsconfig (tsconfig.node.json) has no DOM lib, so these few
+// globals are declared.
 declare const document: any;
 
 const ROOT = resolve(import.meta.dirname, '../..');
@@ -26,7 +27,11 @@ function newest(dir: string): number {
 /** Runs `npx vite build` when dist/web is missing or older than src/web, src/spice or vite.config.ts. */
 export function ensureWebBuild(): void {
   const index = join(ROOT, 'dist/web/index.html');
-  const sources = Math.max(newest(join(ROOT, 'src/web')), newest(join(ROOT, 'src/spice')), statSync(join(ROOT, 'vite.config.ts')).mtimeMs);
+  const sources = Math.max(
+    newest(join(ROOT, 'src/web')),
+    newest(join(ROOT, 'src/spice')),
+    statSync(join(ROOT, 'vite.config.ts')).mtimeMs,
+  );
   if (existsSync(index) && statSync(index).mtimeMs >= sources) return;
   execFileSync('npx', ['vite', 'build', '--logLevel', 'warn'], { cwd: ROOT, stdio: ['ignore', 'inherit', 'inherit'] });
 }
@@ -35,7 +40,15 @@ export function launchChromium(): Promise<Browser> {
   // launch() gives every run a fresh temporary profile (its own --user-data-dir).
   return chromium.launch({
     executablePath: process.env.ORIEL_CHROMIUM ?? '/usr/bin/chromium',
-    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+    args: [
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+    ],
   });
 }
 
@@ -52,10 +65,19 @@ export async function signIn(page: Page, base: string, user: string, password: s
 export async function canvasPixels(page: Page): Promise<{ width: number; height: number; data: Uint8Array }> {
   const url = await page.evaluate(() => document.getElementById('console-canvas').toDataURL('image/png') as string);
   const png = PNG.sync.read(Buffer.from(url.slice(url.indexOf(',') + 1), 'base64'));
-  return { width: png.width, height: png.height, data: new Uint8Array(png.data.buffer, png.data.byteOffset, png.data.length) };
+  return {
+    width: png.width,
+    height: png.height,
+    data: new Uint8Array(png.data.buffer, png.data.byteOffset, png.data.length),
+  };
 }
 
-export async function until<T>(what: string, fn: () => Promise<T | undefined | false>, timeoutMs = 20_000, everyMs = 250): Promise<T> {
+export async function until<T>(
+  what: string,
+  fn: () => Promise<T | undefined | false>,
+  timeoutMs = 20_000,
+  everyMs = 250,
+): Promise<T> {
   const end = Date.now() + timeoutMs;
   let last: unknown;
   while (Date.now() < end) {

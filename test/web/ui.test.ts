@@ -17,7 +17,7 @@ import { parsePpm } from '../spice/helpers/qemu.ts';
 import { canvasPixels, DOCS, ensureWebBuild, launchChromium, signIn, typeKeys, until } from './helpers.ts';
 
 const VM = 'web1';
-// page.evaluate callbacks run in the browser; the root tsconfig has no DOM lib.
+// page.evaluate callbacks run in the browser; the Node tsconfig (tsconfig.node.json) has no DOM lib.
 declare const document: any;
 declare const location: any;
 
@@ -46,7 +46,8 @@ describe('web UI', () => {
       if (c.width === ppm.width && c.height === ppm.height) {
         differing = 0;
         for (let a = 0, b = 0; a < ppm.rgb.length; a += 3, b += 4) {
-          if (ppm.rgb[a] !== c.data[b] || ppm.rgb[a + 1] !== c.data[b + 1] || ppm.rgb[a + 2] !== c.data[b + 2]) differing++;
+          if (ppm.rgb[a] !== c.data[b] || ppm.rgb[a + 1] !== c.data[b + 1] || ppm.rgb[a + 2] !== c.data[b + 2])
+            differing++;
         }
         if (differing === 0) return 0;
       }
@@ -63,7 +64,12 @@ describe('web UI', () => {
   /** Focuses the console (a click: it also asks for pointer lock in server mouse mode). */
   async function focusConsole(p: Page): Promise<void> {
     await p.click('#console-canvas');
-    await until('console focus', () => p.evaluate(() => document.activeElement?.classList.contains('spice-console') ?? false), 5000, 50);
+    await until(
+      'console focus',
+      () => p.evaluate(() => document.activeElement?.classList.contains('spice-console') ?? false),
+      5000,
+      50,
+    );
   }
 
   /** Leaves pointer lock (a person presses Esc; a synthetic Esc does not reach the browser's own handling). */
@@ -142,7 +148,10 @@ describe('web UI', () => {
     await t.server.ctx.vms.qmp(VM).execute('trace-event-set-state', { name: 'input_event_key_qcode', enable: true });
     await focusConsole(page);
     await typeKeys(page, 'echo typed-ok > /tmp/t\n');
-    assert.equal(await until('typed file', async () => (await exec('cat /tmp/t 2>/dev/null')).stdout.trim() || undefined), 'typed-ok');
+    assert.equal(
+      await until('typed file', async () => (await exec('cat /tmp/t 2>/dev/null')).stdout.trim() || undefined),
+      'typed-ok',
+    );
     // '>' was Shift + the Period key: set-1 2A then 34, which QEMU names shift and dot.
     assert.match(qemuLog(), /qcode shift, down 1\s*\n.*qcode dot, down 1/);
 
@@ -150,19 +159,34 @@ describe('web UI', () => {
     // exist: the kernel ignores a switch to a VT nobody opened) ...
     await exec(': > /dev/tty2');
     await page.keyboard.press('Control+Alt+F2');
-    assert.equal(await until('tty2', async () => (await exec('cat /sys/class/tty/tty0/active')).stdout.trim() === 'tty2' || undefined), true);
+    assert.equal(
+      await until(
+        'tty2',
+        async () => (await exec('cat /sys/class/tty/tty0/active')).stdout.trim() === 'tty2' || undefined,
+      ),
+      true,
+    );
     // ... and the send-key menu brings it back.
     await unlockPointer(page);
     await page.selectOption('#console-sendkey', 'Ctrl+Alt+F1');
     await page.click('#console-sendkey-button');
-    assert.equal(await until('tty1', async () => (await exec('cat /sys/class/tty/tty0/active')).stdout.trim() === 'tty1' || undefined), true);
+    assert.equal(
+      await until(
+        'tty1',
+        async () => (await exec('cat /sys/class/tty/tty0/active')).stdout.trim() === 'tty1' || undefined,
+      ),
+      true,
+    );
   });
 
   test('the type-text box types pasted text as keystrokes (US layout)', async () => {
     await unlockPointer(page);
     await page.fill('#console-text', 'echo "Box: ~|{x}_(y)" > /tmp/u\n');
     await page.click('#console-type');
-    assert.equal(await until('typed-box file', async () => (await exec('cat /tmp/u 2>/dev/null')).stdout.trim() || undefined), 'Box: ~|{x}_(y)');
+    assert.equal(
+      await until('typed-box file', async () => (await exec('cat /tmp/u 2>/dev/null')).stdout.trim() || undefined),
+      'Box: ~|{x}_(y)',
+    );
   });
 
   test('keys go by physical position: a German-style guest keymap gets its own characters, AltGr included', async () => {
@@ -192,7 +216,10 @@ describe('web UI', () => {
       await typeKeys(page, ' > /tmp/k\n');
       await unlockPointer(page);
       // The US keys Z and Y typed y and z; AltGr (right Alt, set-1 E0 38) with Q, 7, 0 typed @ { }.
-      assert.equal(await until('keymap file', async () => (await exec('cat /tmp/k 2>/dev/null')).stdout.trim() || undefined), 'yz@{}Y');
+      assert.equal(
+        await until('keymap file', async () => (await exec('cat /tmp/k 2>/dev/null')).stdout.trim() || undefined),
+        'yz@{}Y',
+      );
       // Right Alt went as set-1 E0 38 (QEMU: alt_r), then Q's 0x10.
       assert.match(qemuLog(), /qcode alt_r, down 1\s*\n.*qcode q, down 1/);
     } finally {
@@ -210,7 +237,11 @@ describe('web UI', () => {
     await page.mouse.down();
     await page.mouse.move(box.x + 260, box.y + 230, { steps: 5 });
     await page.mouse.up();
-    await until('click in the QEMU trace', async () => /button left, down 1[\s\S]*button left, down 0/.test(qemuLog()) || undefined, 5000);
+    await until(
+      'click in the QEMU trace',
+      async () => /button left, down 1[\s\S]*button left, down 0/.test(qemuLog()) || undefined,
+      5000,
+    );
     assert.match(qemuLog(), /input_event_rel con -?\d+, axis x, value [1-9]/);
     await unlockPointer(page);
   });
@@ -235,11 +266,20 @@ describe('web UI', () => {
       await p2.waitForSelector('#vm-missing.error', { timeout: 15_000 });
       assert.match(await p2.textContent('#vm-missing') ?? '', /belongs to another user/);
       // Straight from bob's page, same origin, his cookie: both console WebSockets are refused before opening.
-      const outcome = await p2.evaluate((vm) => Promise.all(['spice', 'serial'].map((kind) => new Promise<string>((resolve) => {
+      const outcome = await p2.evaluate(
+        (vm) =>
+          Promise.all(
+            ['spice', 'serial'].map(
+              (kind) =>
+                new Promise<string>((resolve) => {
         const ws = new WebSocket(`ws://${location.host}/api/vms/${vm}/${kind}`);
         ws.onopen = () => resolve('open');
         ws.onclose = (e) => resolve(`closed ${e.code}`);
-      }))), VM);
+      }),
+            ),
+          ),
+        VM,
+      );
       assert.deepEqual(outcome, ['closed 1006', 'closed 1006']);
     } finally {
       await other.close();
@@ -277,9 +317,16 @@ describe('web UI', () => {
       await page.click('#serial-terminal');
       await page.keyboard.type('echo serial-$((40+2)) > /tmp/s; echo done-$((6*7))', { delay: 20 });
       await page.keyboard.press('Enter');
-      assert.equal(await until('serial file', async () => (await exec('cat /tmp/s 2>/dev/null')).stdout.trim() || undefined), 'serial-42');
+      assert.equal(
+        await until('serial file', async () => (await exec('cat /tmp/s 2>/dev/null')).stdout.trim() || undefined),
+        'serial-42',
+      );
       // The other viewer sees the output (done-42 appears only as output, not in the echoed command line).
-      await until('output in the second viewer', async () => (await p2.textContent('#serial-terminal .xterm-rows'))?.includes('done-42') || undefined, 10_000);
+      await until(
+        'output in the second viewer',
+        async () => (await p2.textContent('#serial-terminal .xterm-rows'))?.includes('done-42') || undefined,
+        10_000,
+      );
     } finally {
       await p2.close();
     }

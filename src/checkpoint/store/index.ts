@@ -1,4 +1,19 @@
 // The content-addressed checkpoint store: objects (pages, tables, blobs) in packs, manifests, GC, verify.
-export { CheckpointStore, CheckpointWriter, StoreLockedError, type VerifyReport, type StoreOptions, type ManifestMeta, type SealedStream } from './store.ts';
+export {
+  CheckpointStore,
+  CheckpointWriter,
+  StoreLockedError,
+  type VerifyReport,
+  type StoreOptions,
+  type ManifestMeta,
+  type SealedStream,
+} from './store.ts';
 export { ObjectStore, ObjectCorruptError, ObjectMissingError, sha256, type FaultInjection } from './objects.ts';
-export { writeFileAtomic, PAGES_PER_TABLE, type Manifest, type ManifestBlock, type DiskRecord, type CaptureStats } from './manifest.ts';
+export {
+  writeFileAtomic,
+  PAGES_PER_TABLE,
+  type Manifest,
+  type ManifestBlock,
+  type DiskRecord,
+  type CaptureStats,
+} from './manifest.ts';

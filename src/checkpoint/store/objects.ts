@@ -15,7 +15,17 @@
 // nothing any committed checkpoint uses was touched. Existing packs are only ever appended to by the session that
 // created them; GC copies live objects into a new pack and commits before deleting the old one.
 import { createHash } from 'node:crypto';
-import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, readSync, rmSync, writeSync } from 'node:fs';
+import {
+  closeSync,
+  existsSync,
+  fsyncSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readSync,
+  rmSync,
+  writeSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { deflateRawSync, inflateRawSync, constants as zc } from 'node:zlib';
 import Database from 'better-sqlite3';
@@ -119,7 +129,8 @@ export class ObjectStore {
     const got = readSync(this.fd(loc.pack), buf, 0, buf.length, loc.offset);
     const what = `object ${hash.toString('hex').slice(0, 16)}… (pack ${loc.pack} offset ${loc.offset})`;
     if (got !== buf.length) throw new ObjectCorruptError(`${what}: pack is truncated`);
-    if (!buf.subarray(0, HASH_BYTES).equals(hash)) throw new ObjectCorruptError(`${what}: record header names another object`);
+    if (!buf.subarray(0, HASH_BYTES).equals(hash))
+      throw new ObjectCorruptError(`${what}: record header names another object`);
     const data = buf.subarray(REC_HEADER);
     let out: Buffer;
     try {
@@ -127,7 +138,8 @@ export class ObjectStore {
     } catch (e) {
       throw new ObjectCorruptError(`${what}: cannot inflate: ${(e as Error).message}`);
     }
-    if (out.length !== loc.raw || !sha256(out).equals(hash)) throw new ObjectCorruptError(`${what}: content does not match its hash`);
+    if (out.length !== loc.raw || !sha256(out).equals(hash))
+      throw new ObjectCorruptError(`${what}: content does not match its hash`);
     return out;
   }
 
@@ -151,7 +163,9 @@ export class ObjectStore {
 
   /** Every object, for verify and GC: hash → location. */
   *all(): Generator<{ hash: Buffer } & Loc> {
-    for (const r of this.db.prepare('SELECT hash, pack, offset, raw, stored, codec FROM objects ORDER BY pack, offset').iterate()) {
+    for (const r of this.db
+      .prepare('SELECT hash, pack, offset, raw, stored, codec FROM objects ORDER BY pack, offset')
+      .iterate()) {
       yield r as { hash: Buffer } & Loc;
     }
   }
@@ -177,7 +191,9 @@ export class ObjectStore {
       }
     }
     let deadObjects = 0, packsRewritten = 0, bytesFreed = 0;
-    const emptyPacks = (this.db.prepare('SELECT n FROM packs WHERE n NOT IN (SELECT DISTINCT pack FROM objects)').all() as { n: number }[]).map((r) => r.n);
+    const emptyPacks = (
+      this.db.prepare('SELECT n FROM packs WHERE n NOT IN (SELECT DISTINCT pack FROM objects)').all() as { n: number }[]
+    ).map((r) => r.n);
     for (const [pack, e] of byPack) {
       if (e.dead === 0) continue;
       let session: WriteSession | undefined;
@@ -327,7 +343,14 @@ export class WriteSession {
     const at = this.offset;
     this.write(this.fd, h);
     this.write(this.fd, stored);
-    this.pending.set(hash.toString('latin1'), { hash, pack: this.pack, offset: at, raw: meta.raw, stored: stored.length, codec: meta.codec });
+    this.pending.set(hash.toString('latin1'), {
+      hash,
+      pack: this.pack,
+      offset: at,
+      raw: meta.raw,
+      stored: stored.length,
+      codec: meta.codec,
+    });
     this.stats.objects++;
     this.stats.rawBytes += meta.raw;
     this.stats.storedBytes += REC_HEADER + stored.length;
@@ -352,7 +375,9 @@ export class WriteSession {
   commitRows(): void {
     if (this.fd !== -1) this.flush();
     const addPack = this.store.db.prepare('INSERT OR IGNORE INTO packs (n) VALUES (?)');
-    const addObj = this.store.db.prepare('INSERT OR IGNORE INTO objects (hash, pack, offset, raw, stored, codec) VALUES (?, ?, ?, ?, ?, ?)');
+    const addObj = this.store.db.prepare(
+      'INSERT OR IGNORE INTO objects (hash, pack, offset, raw, stored, codec) VALUES (?, ?, ?, ?, ?, ?)',
+    );
     for (const n of this.packs) addPack.run(n);
     for (const o of this.pending.values()) addObj.run(o.hash, o.pack, o.offset, o.raw, o.stored, o.codec);
     this.done = true;

@@ -58,10 +58,13 @@ export class CheckpointStore {
     mkdirSync(root, { recursive: true, mode: 0o700 });
     this.manifestsDir = join(root, 'manifests');
     this.writersDir = join(root, 'writers');
-    for (const d of [this.manifestsDir, this.writersDir, join(root, 'disks')]) mkdirSync(d, { recursive: true, mode: 0o700 });
+    for (const d of [this.manifestsDir, this.writersDir, join(root, 'disks')])
+      mkdirSync(d, { recursive: true, mode: 0o700 });
     if (opts.worker) {
       this.registration = join(this.writersDir, `${process.pid}.json`);
-      writeFileSync(this.registration, JSON.stringify({ pid: process.pid, marker: opts.worker.marker }), { mode: 0o600 });
+      writeFileSync(this.registration, JSON.stringify({ pid: process.pid, marker: opts.worker.marker }), {
+        mode: 0o600,
+      });
     } else {
       takeLock(join(root, 'lock'));
     }
@@ -203,7 +206,10 @@ export class CheckpointStore {
       for (let t = 0; t < blk.tables.length; t++) {
         const table = this.objects.get(Buffer.from(blk.tables[t]!, 'hex'));
         const n = Math.min(PAGES_PER_TABLE, pageCount - t * PAGES_PER_TABLE);
-        if (table.length !== n * HASH_BYTES) throw new Error(`page table ${t} of block '${blk.id}' has ${table.length / HASH_BYTES} entries, expected ${n}`);
+        if (table.length !== n * HASH_BYTES)
+          throw new Error(
+            `page table ${t} of block '${blk.id}' has ${table.length / HASH_BYTES} entries, expected ${n}`,
+          );
         for (let i = 0; i < n; i++) {
           const h = table.subarray(i * HASH_BYTES, (i + 1) * HASH_BYTES);
           yield { block: b, index: t * PAGES_PER_TABLE + i, data: h.equals(ZERO_HASH) ? null : this.objects.get(h) };
@@ -303,7 +309,11 @@ export class CheckpointWriter implements StreamSink {
   /** Pages found unchanged since the parent checkpoint (same hash at the same place). */
   unchangedPages = 0;
 
-  constructor(private readonly store: CheckpointStore, readonly session: WriteSession, private readonly parentTables = new Map<string, Buffer>()) {}
+  constructor(
+    private readonly store: CheckpointStore,
+    readonly session: WriteSession,
+    private readonly parentTables = new Map<string, Buffer>(),
+  ) {}
 
   blocks(blocks: RamBlock[]): void {
     this.blockList = blocks;
@@ -426,7 +436,8 @@ function takeLock(path: string): void {
     if (pid && pid !== process.pid) {
       let alive = true;
       try { process.kill(pid, 0); } catch (e) { alive = (e as NodeJS.ErrnoException).code === 'EPERM'; }
-      if (alive) throw new StoreLockedError(`the checkpoint store ${path.replace(/\/lock$/, '')} is in use by process ${pid}`);
+      if (alive)
+        throw new StoreLockedError(`the checkpoint store ${path.replace(/\/lock$/, '')} is in use by process ${pid}`);
     }
   }
   writeFileSync(path, `${process.pid}\n`, { mode: 0o600 });

@@ -41,7 +41,11 @@ export const RAM_SECTION = 'ram';
 export const RAM_VERSION = 4;
 
 /** Configuration subsections 7.2 may send (savevm.c `vmstate_configuration`). */
-export const CONFIG_SUBSECTIONS = ['configuration/target-page-bits', 'configuration/capabilities', 'configuration/uuid'] as const;
+export const CONFIG_SUBSECTIONS = [
+  'configuration/target-page-bits',
+  'configuration/capabilities',
+  'configuration/uuid',
+] as const;
 
 /** Names of the flags set in `flags`, for error messages. */
 export function ramFlagNames(flags: number): string {

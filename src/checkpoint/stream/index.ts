@@ -1,4 +1,11 @@
 // QEMU 7.2 migration stream: streaming split (parser) and reassembly (writer).
 export * from './format.ts';
-export { MigrationStreamParser, parseStream, splitTail, type ParsedStream, type RamBlock, type StreamSink } from './parser.ts';
+export {
+  MigrationStreamParser,
+  parseStream,
+  splitTail,
+  type ParsedStream,
+  type RamBlock,
+  type StreamSink,
+} from './parser.ts';
 export { writeStream, type PageRecord, type StreamParts } from './writer.ts';

@@ -102,7 +102,11 @@ export class MigrationStreamParser {
     if (this.failed) throw this.failed;
     this.finished = true;
     if (!this.inTail) {
-      throw new StreamError(`the stream ended inside a record (${this.available} bytes left over, ${this.need} wanted)`, this.consumed, this.section);
+      throw new StreamError(
+        `the stream ended inside a record (${this.available} bytes left over, ${this.need} wanted)`,
+        this.consumed,
+        this.section,
+      );
     }
     const tail = Buffer.concat(this.tail, this.tailBytes);
     const { deviceState, vmdesc } = splitTail(tail, this.consumed);
@@ -184,8 +188,10 @@ export class MigrationStreamParser {
     }.bind(this);
 
     const magic = yield* keep(8);
-    if (magic.readUInt32BE(0) !== QEVM_MAGIC) this.fail(`not a QEMU migration stream (magic 0x${magic.readUInt32BE(0).toString(16)}, expected "QEVM")`, 0);
-    if (magic.readUInt32BE(4) !== QEVM_VERSION) this.fail(`stream version ${magic.readUInt32BE(4)}, only ${QEVM_VERSION} is understood`, 4);
+    if (magic.readUInt32BE(0) !== QEVM_MAGIC)
+      this.fail(`not a QEMU migration stream (magic 0x${magic.readUInt32BE(0).toString(16)}, expected "QEVM")`, 0);
+    if (magic.readUInt32BE(4) !== QEVM_VERSION)
+      this.fail(`stream version ${magic.readUInt32BE(4)}, only ${QEVM_VERSION} is understood`, 4);
 
     let type = (yield* keep(1))[0]!;
     if (type === REC.CONFIGURATION) {
@@ -202,7 +208,8 @@ export class MigrationStreamParser {
         const nlen = (yield* keep(1))[0]!;
         const name = (yield* keep(nlen)).toString('latin1');
         const version = (yield* keep(4)).readUInt32BE(0);
-        if (!(CONFIG_SUBSECTIONS as readonly string[]).includes(name)) this.fail(`unknown configuration subsection '${name}'`);
+        if (!(CONFIG_SUBSECTIONS as readonly string[]).includes(name))
+          this.fail(`unknown configuration subsection '${name}'`);
         if (version !== 1) this.fail(`configuration subsection '${name}' version ${version}, only 1 is understood`);
         if (name === 'configuration/target-page-bits') {
           const bits = (yield* keep(4)).readUInt32BE(0);
@@ -213,7 +220,8 @@ export class MigrationStreamParser {
           for (let i = 0; i < count; i++) {
             const cl = (yield* keep(1))[0]!;
             const cap = (yield* keep(cl)).toString('latin1');
-            // x-ignore-shared changes the `ram` START layout (a be64 address per block), which this parser does not read.
+            // x-ignore-shared changes the `ram` START layout (a be64 address per block), which this parser does not
+            // read.
             this.fail(`the stream was made with capability '${cap}', which Oriel does not support`);
           }
         } else {
@@ -265,7 +273,8 @@ export class MigrationStreamParser {
         case REC.SECTION_END: {
           this.section = 'section header';
           const sid = yield* this.be32();
-          if (sid !== this.ramSid) this.fail(`${RECORD_NAMES[type]} for section id ${sid}, which is not the \`ram\` section (${this.ramSid})`);
+          if (sid !== this.ramSid)
+            this.fail(`${RECORD_NAMES[type]} for section id ${sid}, which is not the \`ram\` section (${this.ramSid})`);
           this.section = RAM_SECTION;
           this.stats.ramSections++;
           yield* this.ramPages();
@@ -287,7 +296,9 @@ export class MigrationStreamParser {
           break;
         }
         default:
-          this.fail(`unexpected record type 0x${type.toString(16)}${RECORD_NAMES[type] ? ` (${RECORD_NAMES[type]})` : ''}`);
+          this.fail(
+            `unexpected record type 0x${type.toString(16)}${RECORD_NAMES[type] ? ` (${RECORD_NAMES[type]})` : ''}`,
+          );
       }
       this.section = 'between sections';
       type = yield* this.u8();
@@ -306,7 +317,8 @@ export class MigrationStreamParser {
     const at = this.consumed;
     const v = yield* this.be64();
     const flags = Number(v & 0xfffn);
-    if (flags !== RAM.MEM_SIZE) this.fail(`\`ram\` START begins with flags ${ramFlagNames(flags)}, expected MEM_SIZE`, at);
+    if (flags !== RAM.MEM_SIZE)
+      this.fail(`\`ram\` START begins with flags ${ramFlagNames(flags)}, expected MEM_SIZE`, at);
     const total = v & ~0xfffn;
     let sum = 0n;
     const blocks: RamBlock[] = [];
@@ -314,7 +326,8 @@ export class MigrationStreamParser {
       const bat = this.consumed;
       const id = yield* this.counted();
       const len = yield* this.be64();
-      if (id === '' || len === 0n || len % BigInt(PAGE_SIZE) !== 0n || len > 1n << 44n) this.fail(`RAM block '${id}' of length ${len}`, bat);
+      if (id === '' || len === 0n || len % BigInt(PAGE_SIZE) !== 0n || len > 1n << 44n)
+        this.fail(`RAM block '${id}' of length ${len}`, bat);
       if (blocks.some((b) => b.id === id)) this.fail(`RAM block '${id}' listed twice`, bat);
       blocks.push({ id, length: Number(len) });
       sum += len;
@@ -322,7 +335,8 @@ export class MigrationStreamParser {
     if (sum !== total) this.fail(`RAM block lengths add up to ${sum}, the header says ${total}`, at);
     const eos = this.consumed;
     const e = yield* this.be64();
-    if (e !== BigInt(RAM.EOS)) this.fail(`\`ram\` START not ended by EOS (found flags ${ramFlagNames(Number(e & 0xfffn))})`, eos);
+    if (e !== BigInt(RAM.EOS))
+      this.fail(`\`ram\` START not ended by EOS (found flags ${ramFlagNames(Number(e & 0xfffn))})`, eos);
     this.blocks = blocks;
     this.sink.blocks?.(blocks, this.ramSid);
   }
@@ -337,7 +351,10 @@ export class MigrationStreamParser {
       const offset = v & ~0xfffn;
       const kind = flags & ~RAM.CONTINUE;
       if (kind !== RAM.ZERO && kind !== RAM.PAGE) {
-        this.fail(`\`ram\` record with flags ${ramFlagNames(flags)} (only ZERO and PAGE records are supported: turn off xbzrle, compress, multifd, rdma)`, at);
+        this.fail(
+          `\`ram\` record with flags ${ramFlagNames(flags)} (only ZERO and PAGE records are supported: turn off xbzrle, compress, multifd, rdma)`,
+          at,
+        );
       }
       if (!(flags & RAM.CONTINUE)) {
         const id = yield* this.counted();
@@ -348,7 +365,8 @@ export class MigrationStreamParser {
         this.fail('CONTINUE page record before any named block', at);
       }
       const block = this.blocks[this.lastBlock]!;
-      if (offset >= BigInt(block.length)) this.fail(`page offset 0x${offset.toString(16)} beyond RAM block '${block.id}' (${block.length} bytes)`, at);
+      if (offset >= BigInt(block.length))
+        this.fail(`page offset 0x${offset.toString(16)} beyond RAM block '${block.id}' (${block.length} bytes)`, at);
       const index = Number(offset) >>> PAGE_SHIFT;
       if (kind === RAM.ZERO) {
         const fill = yield* this.u8();
@@ -375,7 +393,11 @@ export function splitTail(tail: Buffer, tailOffset: number): { deviceState: Buff
     return { deviceState: tail.subarray(0, p), vmdesc: tail.subarray(p) };
   }
   if (tail.length > 0 && tail[tail.length - 1] === REC.EOF) return { deviceState: tail, vmdesc: Buffer.alloc(0) };
-  throw new StreamError('the stream does not end with EOF (and a VMDESCRIPTION): cut short?', tailOffset + tail.length, 'end');
+  throw new StreamError(
+    'the stream does not end with EOF (and a VMDESCRIPTION): cut short?',
+    tailOffset + tail.length,
+    'end',
+  );
 }
 
 /** Parses a whole stream held in memory (tests, tools). Pages go to `sink`. */

@@ -28,7 +28,11 @@ const PAGES_PER_PART = 4096;
 const FLUSH_BYTES = 1 << 20;
 
 /** Yields the stream in buffers of about 1 MiB. `pages` must give every page to restore, in any order. */
-export function* writeStream(parts: StreamParts, pages: Iterable<PageRecord>, pagesPerPart = PAGES_PER_PART): Generator<Buffer> {
+export function* writeStream(
+  parts: StreamParts,
+  pages: Iterable<PageRecord>,
+  pagesPerPart = PAGES_PER_PART,
+): Generator<Buffer> {
   const sid = parts.ramSectionId;
   yield parts.header;
   yield ramStart(sid, parts.blocks);

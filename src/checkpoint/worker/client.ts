@@ -9,7 +9,14 @@ import type { DiskRecord, Manifest } from '../store/index.ts';
 import type { DiskJob } from '../disk.ts';
 import { writeFileAtomic } from '../store/index.ts';
 import {
-  liveWorkerPid, readLines, sendLine, WORKER_ENTRY, type ServerMessage, type WorkerFiles, type WorkerJob, type WorkerMessage,
+  liveWorkerPid,
+  readLines,
+  sendLine,
+  WORKER_ENTRY,
+  type ServerMessage,
+  type WorkerFiles,
+  type WorkerJob,
+  type WorkerMessage,
 } from './protocol.ts';
 
 /** A worker that says nothing for this long (it sends progress every second) is taken for dead. */
@@ -37,7 +44,10 @@ export class WorkerClient {
     let pid: number;
     let exited: string | undefined;
     try {
-      writeSync(logFd, `--- ${new Date().toISOString()} starting the capture worker for checkpoint ${job.checkpointId}\n`);
+      writeSync(
+        logFd,
+        `--- ${new Date().toISOString()} starting the capture worker for checkpoint ${job.checkpointId}\n`,
+      );
       const child = spawn(process.execPath, ['--import', import.meta.resolve('tsx'), WORKER_ENTRY, files.job], {
         detached: true, stdio: ['ignore', logFd, logFd], cwd: job.vmDir,
       });
@@ -59,7 +69,10 @@ export class WorkerClient {
           w.sock = await connect(files.control);
           break;
         } catch (e) {
-          if (Date.now() > end) throw new Error(`the capture worker did not start within ${START_TIMEOUT_MS / 1000} s: ${(e as Error).message}`);
+          if (Date.now() > end)
+            throw new Error(
+              `the capture worker did not start within ${START_TIMEOUT_MS / 1000} s: ${(e as Error).message}`,
+            );
           await new Promise((r) => setTimeout(r, 25));
         }
       }
@@ -91,7 +104,8 @@ export class WorkerClient {
       r();
     }));
     this.watchdog = setInterval(() => {
-      if (Date.now() - this.lastHeard > SILENCE_MS) this.fail(new Error(`the capture worker (pid ${this.pid}) has not answered for ${SILENCE_MS / 1000} s`));
+      if (Date.now() - this.lastHeard > SILENCE_MS)
+        this.fail(new Error(`the capture worker (pid ${this.pid}) has not answered for ${SILENCE_MS / 1000} s`));
     }, 1000);
     this.watchdog.unref();
   }
@@ -106,7 +120,9 @@ export class WorkerClient {
     const i = this.inbox.findIndex((m) => m.type === type);
     if (i >= 0) return Promise.resolve(this.inbox.splice(i, 1)[0] as Extract<WorkerMessage, { type: T }>);
     if (this.failure) return Promise.reject(this.failure);
-    return new Promise((resolve, reject) => this.waiters.push({ type, resolve: resolve as (m: WorkerMessage) => void, reject }));
+    return new Promise((resolve, reject) =>
+      this.waiters.push({ type, resolve: resolve as (m: WorkerMessage) => void, reject }),
+    );
   }
 
   send(msg: ServerMessage): void {

@@ -17,9 +17,23 @@ import { QmpClient } from '../../vm/qmp/index.ts';
 import { isAlive } from '../../vm/process.ts';
 import { DiskCheckpoints, type DiskJob } from '../disk.ts';
 import { abandonMigration, MIGRATION_RUNNING, waitMigration, type MigrateInfo } from '../migration.ts';
-import { CheckpointStore, writeFileAtomic, type CheckpointWriter, type DiskRecord, type Manifest } from '../store/index.ts';
+import {
+  CheckpointStore,
+  writeFileAtomic,
+  type CheckpointWriter,
+  type DiskRecord,
+  type Manifest,
+} from '../store/index.ts';
 import { MigrationStreamParser } from '../stream/index.ts';
-import { readLines, sendLine, workerFiles, type ServerMessage, type WorkerJob, type WorkerMessage, type WorkerResult } from './protocol.ts';
+import {
+  readLines,
+  sendLine,
+  workerFiles,
+  type ServerMessage,
+  type WorkerJob,
+  type WorkerMessage,
+  type WorkerResult,
+} from './protocol.ts';
 
 /** With no stream bytes for this long (QEMU stalled or gone), the worker gives the checkpoint up. */
 const STREAM_STALL_MS = 120_000;
@@ -30,7 +44,8 @@ const jobPath = process.argv[2]!;
 const job = JSON.parse(readFileSync(jobPath, 'utf8')) as WorkerJob;
 const files = workerFiles(job.vmDir);
 writeFileSync(files.pid, `${process.pid}\n`, { mode: 0o600 });
-const log = (msg: string) => process.stdout.write(`${new Date().toISOString()} capture worker ${process.pid} (${job.checkpointId}): ${msg}\n`);
+const log = (msg: string) =>
+  process.stdout.write(`${new Date().toISOString()} capture worker ${process.pid} (${job.checkpointId}): ${msg}\n`);
 const errMsg = (e: unknown) => (e instanceof Error ? e.message : String(e));
 
 type State = 'waiting' | 'streaming' | 'received' | 'committed' | 'failed';
@@ -47,8 +62,6 @@ let control: Socket | undefined;
 let everControlled = false;
 let doneByServer = false;
 let orphaned = false;
-let migServer: Server | undefined;
-let ctlServer: Server | undefined;
 let migSock: Socket | undefined;
 let migClosed = false;
 
@@ -95,8 +108,8 @@ function commit(disk: DiskRecord | null, pause: number | null): Manifest {
 }
 
 // ---- the migration socket: QEMU connects once and streams ----
-migServer = createServer((sock) => {
-  migServer?.close();
+const migServer: Server = createServer((sock) => {
+  migServer.close();
   migSock = sock;
   connected = true;
   if (state === 'waiting') state = 'streaming';
@@ -130,10 +143,10 @@ migServer = createServer((sock) => {
   });
 });
 rmSync(files.migration, { force: true });
-await new Promise<void>((r) => migServer!.listen(files.migration, r));
+await new Promise<void>((r) => migServer.listen(files.migration, r));
 
 // ---- the control socket: the server connects once ----
-ctlServer = createServer((sock) => {
+const ctlServer: Server = createServer((sock) => {
   if (control || orphaned) return void sock.destroy();
   control = sock;
   everControlled = true;
@@ -146,7 +159,7 @@ ctlServer = createServer((sock) => {
   send({ type: 'ready' });
 });
 rmSync(files.control, { force: true });
-await new Promise<void>((r) => ctlServer!.listen(files.control, r));
+await new Promise<void>((r) => ctlServer.listen(files.control, r));
 log(`listening (job ${jobPath})`);
 
 async function onServer(msg: ServerMessage): Promise<void> {
@@ -158,7 +171,8 @@ async function onServer(msg: ServerMessage): Promise<void> {
       pauseMs = msg.pauseMs;
       break;
     case 'commit':
-      if (state !== 'received') return send({ type: 'failed', error: error || `cannot commit: the stream is ${state}` });
+      if (state !== 'received')
+        return send({ type: 'failed', error: error || `cannot commit: the stream is ${state}` });
       try {
         send({ type: 'committed', manifest: commit(msg.disk, msg.pauseMs) });
       } catch (e) {
@@ -181,7 +195,8 @@ const heartbeat = setInterval(() => {
   if (status !== lastStatus) writeFileSync(files.status, (lastStatus = status)); // its mtime: the last progress
   const now = Date.now();
   if (!everControlled && !isAlive(job.serverPid)) void orphan('the server died before it connected');
-  else if (state === 'streaming' && now - lastBytesAt > STREAM_STALL_MS) fail(`no stream data for ${STREAM_STALL_MS / 1000} s`);
+  else if (state === 'streaming' && now - lastBytesAt > STREAM_STALL_MS)
+    fail(`no stream data for ${STREAM_STALL_MS / 1000} s`);
   else if (!connected && !orphaned && (now - job.requestedAt > IDLE_LIMIT_MS || !isAlive(job.qemuPid))) {
     // Nothing will come: QEMU is gone, or the server never made the pause. Nothing in QEMU depends on us.
     fail(isAlive(job.qemuPid) ? 'no migration reached the worker' : 'QEMU is no longer running');
@@ -217,7 +232,8 @@ async function orphan(why: string): Promise<void> {
     while (now() === 'waiting' || now() === 'streaming') await new Promise((r) => setTimeout(r, 50));
     if (now() === 'received') {
       const mig = await waitMigration(qmp, 120_000);
-      if (mig.status !== 'completed') throw new Error(`QEMU's migration ended ${mig.status}${mig['error-desc'] ? `: ${mig['error-desc']}` : ''}`);
+      if (mig.status !== 'completed')
+        throw new Error(`QEMU's migration ended ${mig.status}${mig['error-desc'] ? `: ${mig['error-desc']}` : ''}`);
       if (plan === undefined) throw new Error('the disk backup plan never reached the worker');
       const disk = plan ? await disks.finish(qmp, plan) : null;
       commit(disk, pauseMs);
@@ -233,7 +249,8 @@ async function orphan(why: string): Promise<void> {
     }
     // Whatever happened, a guest that ran before the checkpoint runs after it.
     const st = await qmp.queryStatus();
-    if (job.live && !st.running && ['paused', 'postmigrate', 'finish-migrate'].includes(st.status)) await qmp.execute('cont');
+    if (job.live && !st.running && ['paused', 'postmigrate', 'finish-migrate'].includes(st.status))
+      await qmp.execute('cont');
   } catch (e) {
     log(`cleaning up QEMU failed: ${errMsg(e)}`);
   }
@@ -250,8 +267,8 @@ async function exit(code: number): Promise<never> {
     // it has sent nothing for a minute.
     while (connected && !migClosed && Date.now() - lastBytesAt < 60_000) await new Promise((r) => setTimeout(r, 50));
     migSock?.destroy();
-    migServer?.close();
-    ctlServer?.close();
+    migServer.close();
+    ctlServer.close();
     control?.end();
     writer?.abort();
     store.close();

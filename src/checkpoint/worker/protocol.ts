@@ -6,7 +6,7 @@
 //   vms/<id>/ckpt-worker.sock         control socket: the worker listens, the server connects
 //   vms/<id>/ckpt.sock                the migration socket: the worker listens, QEMU connects and streams
 //   vms/<id>/ckpt-worker.log          the worker's stdout and stderr
-//   vms/<id>/ckpt-worker.status       its state and stream bytes, rewritten when they change (its mtime = last progress)
+//   vms/<id>/ckpt-worker.status       its state and stream bytes, rewritten on change (its mtime = last progress)
 //   vms/<id>/ckpt-worker.result.json  the outcome, written (atomically) by the worker before it exits
 // The job and result files stay until a server has taken the outcome (the running one, or the next after a crash).
 import { existsSync, readFileSync, rmSync } from 'node:fs';
@@ -104,7 +104,8 @@ export function readResult(files: WorkerFiles): WorkerResult | undefined {
 
 /** Forgets a finished worker: its job, result, pid and sockets (its log stays, appended to by the next one). */
 export function clearWorkerFiles(files: WorkerFiles): void {
-  for (const f of [files.result, files.job, files.pid, files.control, files.migration, files.status]) rmSync(f, { force: true });
+  for (const f of [files.result, files.job, files.pid, files.control, files.migration, files.status])
+    rmSync(f, { force: true });
 }
 
 function readJson<T>(path: string): T | undefined {
@@ -125,12 +126,18 @@ export function cmdlineHas(pid: number, marker: string): boolean {
 }
 
 /** Sends one message (a JSON line). */
-export function sendLine(sock: { write(s: string): unknown; destroyed?: boolean }, msg: WorkerMessage | ServerMessage): void {
+export function sendLine(
+  sock: { write(s: string): unknown; destroyed?: boolean },
+  msg: WorkerMessage | ServerMessage,
+): void {
   if (!sock.destroyed) sock.write(`${JSON.stringify(msg)}\n`);
 }
 
 /** Calls `on` with each JSON line read from the socket. */
-export function readLines<T>(sock: NodeJS.ReadableStream & { setEncoding(e: BufferEncoding): unknown }, on: (msg: T) => void): void {
+export function readLines<T>(
+  sock: NodeJS.ReadableStream & { setEncoding(e: BufferEncoding): unknown },
+  on: (msg: T) => void,
+): void {
   let buf = '';
   sock.setEncoding('utf8');
   sock.on('data', (d: string) => {

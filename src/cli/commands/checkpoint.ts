@@ -16,7 +16,13 @@ const count = (flag: string) => (v: string) => {
 };
 
 function rulesFrom(o: Record<string, number | undefined>) {
-  const rules = { keepLast: o.keepLast, hourly: o.keepHourly, daily: o.keepDaily, weekly: o.keepWeekly, monthly: o.keepMonthly };
+  const rules = {
+    keepLast: o.keepLast,
+    hourly: o.keepHourly,
+    daily: o.keepDaily,
+    weekly: o.keepWeekly,
+    monthly: o.keepMonthly,
+  };
   return Object.fromEntries(Object.entries(rules).filter(([, v]) => v !== undefined));
 }
 
@@ -41,38 +47,67 @@ export function checkpointCommands(program: Command, api: () => Api): void {
       const done = await followOperation(a, op.id);
       const c = done.result as Summary;
       if (o.json) return printJson(c);
-      console.log(`checkpoint ${c.id} of ${vm}: paused ${c.pauseMs ?? '?'} ms, took ${(c.durationMs / 1000).toFixed(1)} s, wrote ${formatBytes(c.newBytes + c.diskBytes)}`);
+      console.log(
+        `checkpoint ${c.id} of ${vm}: paused ${c.pauseMs ?? '?'} ms, took ${(c.durationMs / 1000).toFixed(1)} s, wrote ${formatBytes(c.newBytes + c.diskBytes)}`,
+      );
     });
 
-  cp.command('list <vm>').alias('ls').description("a VM's checkpoints").option('--json', 'print JSON').action(async (vm: string, o) => {
+  cp.command('list <vm>')
+    .alias('ls')
+    .description("a VM's checkpoints")
+    .option('--json', 'print JSON')
+    .action(async (vm: string, o) => {
     const list = await api().get<Summary[]>(`/api/vms/${enc(vm)}/checkpoints`);
     if (o.json) return printJson(list);
-    if (!list.length) return console.log(`VM '${vm}' has no checkpoints yet: take one with \`oriel checkpoint create ${vm}\``);
-    console.log(table(list.map((c) => ({ ...c, pause: c.pauseMs === null ? null : `${c.pauseMs} ms`, written: formatBytes(c.newBytes + c.diskBytes) })), ['id', 'createdAt', 'kind', 'pause', 'written', 'label']));
+    if (!list.length)
+      return console.log(`VM '${vm}' has no checkpoints yet: take one with \`oriel checkpoint create ${vm}\``);
+    console.log(
+      table(
+        list.map((c) => ({
+          ...c,
+          pause: c.pauseMs === null ? null : `${c.pauseMs} ms`,
+          written: formatBytes(c.newBytes + c.diskBytes),
+        })),
+        ['id', 'createdAt', 'kind', 'pause', 'written', 'label'],
+      ),
+    );
   });
 
-  cp.command('show <vm> <id>').description('one checkpoint').option('--json', 'print JSON').action(async (vm: string, id: string, o) => {
+  cp.command('show <vm> <id>')
+    .description('one checkpoint')
+    .option('--json', 'print JSON')
+    .action(async (vm: string, id: string, o) => {
     const c = await api().get<Record<string, unknown>>(`/api/vms/${enc(vm)}/checkpoints/${enc(id)}`);
     if (o.json) return printJson(c);
-    for (const [k, v] of Object.entries(c)) console.log(`${k.padEnd(11)} ${typeof v === 'object' ? JSON.stringify(v) : String(v)}`);
+    for (const [k, v] of Object.entries(c))
+      console.log(`${k.padEnd(11)} ${typeof v === 'object' ? JSON.stringify(v) : String(v)}`);
   });
 
-  cp.command('restore <vm> <id>').description('bring the VM back to the checkpoint (what happened since is lost), or --as a new VM')
+  cp.command('restore <vm> <id>')
+    .description('bring the VM back to the checkpoint (what happened since is lost), or --as a new VM')
     .option('--as <name>', 'restore into a new VM with this name; the original keeps running')
     .action(async (vm: string, id: string, o) => {
       const a = api();
-      const op = await a.post<{ id: string }>(`/api/vms/${enc(vm)}/checkpoints/${enc(id)}/restore`, o.as ? { as: o.as } : {});
+      const op = await a.post<{ id: string }>(
+        `/api/vms/${enc(vm)}/checkpoints/${enc(id)}/restore`,
+        o.as ? { as: o.as } : {},
+      );
       const done = await followOperation(a, op.id);
       const r = done.result as { vm: string; restoreMs: number };
       console.log(`VM '${r.vm}' restored from checkpoint ${id} in ${(r.restoreMs / 1000).toFixed(1)} s`);
     });
 
-  cp.command('delete <vm> <id>').alias('rm').description('delete a checkpoint').action(async (vm: string, id: string) => {
+  cp.command('delete <vm> <id>')
+    .alias('rm')
+    .description('delete a checkpoint')
+    .action(async (vm: string, id: string) => {
     await api().delete(`/api/vms/${enc(vm)}/checkpoints/${enc(id)}`);
     console.log(`deleted checkpoint ${id}`);
   });
 
-  cp.command('verify <vm> [id]').description("check every hash of the VM's checkpoints (or one); exits non-zero on corruption").action(async (vm: string, id: string | undefined) => {
+  cp.command('verify <vm> [id]')
+    .description("check every hash of the VM's checkpoints (or one); exits non-zero on corruption")
+    .action(async (vm: string, id: string | undefined) => {
     const a = api();
     const op = await a.post<{ id: string }>(`/api/vms/${enc(vm)}/checkpoints/verify`, id ? { id } : {});
     const done = await followOperation(a, op.id);
@@ -81,7 +116,11 @@ export function checkpointCommands(program: Command, api: () => Api): void {
   });
 
   retentionOptions(
-    cp.command('schedule <vm>').description('take checkpoints periodically, pruning scheduled ones by the --keep rules (manual ones are never pruned)')
+    cp
+      .command('schedule <vm>')
+      .description(
+        'take checkpoints periodically, pruning scheduled ones by the --keep rules (manual ones are never pruned)',
+      )
       .option('--every <when>', 'an interval (30s, 5m, 2h, 1d) or a cron expression ("0 */6 * * *")')
       .option('--off', 'stop the schedule')
       .option('--json', 'print JSON'),
@@ -92,20 +131,32 @@ export function checkpointCommands(program: Command, api: () => Api): void {
       return console.log(`no more scheduled checkpoints of ${vm}`);
     }
     const s = o.every
-      ? await a.request<Record<string, unknown>>('PUT', `/api/vms/${enc(vm)}/checkpoint-schedule`, { every: o.every, ...rulesFrom(o) })
+      ? await a.request<Record<string, unknown>>('PUT', `/api/vms/${enc(vm)}/checkpoint-schedule`, {
+          every: o.every,
+          ...rulesFrom(o),
+        })
       : await a.get<Record<string, unknown>>(`/api/vms/${enc(vm)}/checkpoint-schedule`);
     if (o.json) return printJson(s);
-    console.log(`${vm}: every ${s.every}, keep ${JSON.stringify(s.rules)}, next at ${s.nextRunAt ?? '-'}${s.lastError ? ` (last run: ${s.lastError})` : ''}`);
+    console.log(
+      `${vm}: every ${s.every}, keep ${JSON.stringify(s.rules)}, next at ${s.nextRunAt ?? '-'}${s.lastError ? ` (last run: ${s.lastError})` : ''}`,
+    );
   });
 
   retentionOptions(
-    cp.command('prune <vm>').description("delete scheduled checkpoints the retention rules (the schedule's, or --keep-*) do not keep")
+    cp
+      .command('prune <vm>')
+      .description("delete scheduled checkpoints the retention rules (the schedule's, or --keep-*) do not keep")
       .option('--dry-run', 'only list what would be deleted')
       .option('--json', 'print JSON'),
   ).action(async (vm: string, o) => {
     const rules = rulesFrom(o);
-    const r = await api().post<{ keep: string[]; delete: string[] }>(`/api/vms/${enc(vm)}/checkpoints/prune`, { dryRun: !!o.dryRun, ...(Object.keys(rules).length ? { rules } : {}) });
+    const r = await api().post<{ keep: string[]; delete: string[] }>(`/api/vms/${enc(vm)}/checkpoints/prune`, {
+      dryRun: !!o.dryRun,
+      ...(Object.keys(rules).length ? { rules } : {}),
+    });
     if (o.json) return printJson(r);
-    console.log(`${o.dryRun ? 'would delete' : 'deleted'} ${r.delete.length}: ${r.delete.join(' ') || '-'}\nkeep ${r.keep.length}: ${r.keep.join(' ') || '-'}`);
+    console.log(
+      `${o.dryRun ? 'would delete' : 'deleted'} ${r.delete.length}: ${r.delete.join(' ') || '-'}\nkeep ${r.keep.length}: ${r.keep.join(' ') || '-'}`,
+    );
   });
 }

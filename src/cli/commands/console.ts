@@ -5,7 +5,14 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Command } from 'commander';
-import { ConsoleRefusedError, encodePng, nodeFileSource, openSpiceSession, settledDisplay, type HeadlessTarget } from '../../spice-node/index.ts';
+import {
+  ConsoleRefusedError,
+  encodePng,
+  nodeFileSource,
+  openSpiceSession,
+  settledDisplay,
+  type HeadlessTarget,
+} from '../../spice-node/index.ts';
 import {
   ChannelType, ClipboardError, FileTransferError, MouseButton, MouseButtonMask, MouseMode, Selection, SpiceInputError,
   SpiceLinkError, nextEvent, scancodeOf, type DisplayChannel, type InputsChannel, type SpiceSession,
@@ -32,13 +39,21 @@ export function consoleTarget(target: string, api: () => Api): HeadlessTarget {
     if (!path.startsWith('/')) throw new CliError(`'${target}': expected spice+unix:///absolute/path`);
     return { socketPath: path };
   }
-  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(target)) throw new CliError(`'${target}': unknown scheme (spice://, spice+unix://, or a VM name)`);
+  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(target))
+    throw new CliError(`'${target}': unknown scheme (spice://, spice+unix://, or a VM name)`);
   const a = api();
-  return { url: `${a.url.replace(/^http/, 'ws')}/api/vms/${encodeURIComponent(target)}/spice`, headers: a.authHeaders() };
+  return {
+    url: `${a.url.replace(/^http/, 'ws')}/api/vms/${encodeURIComponent(target)}/spice`,
+    headers: a.authHeaders(),
+  };
 }
 
 async function withSession<T>(
-  target: string, o: ConsoleOptions, api: () => Api, fn: (s: SpiceSession) => Promise<T>, { overallTimeout = true } = {},
+  target: string,
+  o: ConsoleOptions,
+  api: () => Api,
+  fn: (s: SpiceSession) => Promise<T>,
+  { overallTimeout = true } = {},
 ): Promise<T> {
   const where = consoleTarget(target, api);
   const timer = overallTimeout ? AbortSignal.timeout(o.timeout * 1000) : new AbortController().signal;
@@ -49,7 +64,9 @@ async function withSession<T>(
     throw explain(target, e);
   }
   try {
-    const timedOut = new Promise<never>((_, reject) => timer.addEventListener('abort', () => reject(new CliError(`${target}: no answer within ${o.timeout} s`))));
+    const timedOut = new Promise<never>((_, reject) =>
+      timer.addEventListener('abort', () => reject(new CliError(`${target}: no answer within ${o.timeout} s`))),
+    );
     return await Promise.race([fn(session), timedOut]);
   } catch (e) {
     throw explain(target, e);
@@ -60,13 +77,15 @@ async function withSession<T>(
 
 function explain(target: string, e: unknown): Error {
   if (e instanceof CliError) return e;
-  if (e instanceof SpiceLinkError && e.reason === 'PERMISSION_DENIED') return new CliError(`${target}: the SPICE password is wrong or missing (--password)`);
+  if (e instanceof SpiceLinkError && e.reason === 'PERMISSION_DENIED')
+    return new CliError(`${target}: the SPICE password is wrong or missing (--password)`);
   if (e instanceof SpiceLinkError) return new CliError(`${target}: ${e.message}`);
   if (e instanceof ConsoleRefusedError) {
     const hint = e.status === 401 ? ' (sign in with `oriel login`, or set ORIEL_TOKEN)' : '';
     return new CliError(`${target}: ${e.message} (HTTP ${e.status})${hint}`);
   }
-  if (e instanceof SpiceInputError || e instanceof ClipboardError || e instanceof FileTransferError) return new CliError(e.message);
+  if (e instanceof SpiceInputError || e instanceof ClipboardError || e instanceof FileTransferError)
+    return new CliError(e.message);
   const code = (e as NodeJS.ErrnoException).code;
   if (code === 'ECONNREFUSED' || code === 'ENOENT') return new CliError(`cannot connect to ${target} (${code})`);
   return new CliError(`${target}: ${(e as Error).message}`);
@@ -97,7 +116,10 @@ export function parseKeyCombo(combo: string): string[] {
       (/^[a-z]$/.test(lower) ? `Key${lower.toUpperCase()}` : undefined) ??
       (/^[0-9]$/.test(lower) ? `Digit${lower}` : undefined) ??
       name;
-    if (scancodeOf(code) === undefined) throw new CliError(`unknown key '${name}' in '${combo}' (names like ctrl, alt, shift, del, f1, a, 5, or KeyboardEvent.code values)`);
+    if (scancodeOf(code) === undefined)
+      throw new CliError(
+        `unknown key '${name}' in '${combo}' (names like ctrl, alt, shift, del, f1, a, 5, or KeyboardEvent.code values)`,
+      );
     return code;
   });
 }
@@ -117,11 +139,14 @@ function pair(name: string) {
 }
 
 export function consoleCommands(program: Command, api: () => Api): void {
-  const consoleCmd = program.command('console').description('look at and type into a VM or SPICE server (headless SPICE client)');
+  const consoleCmd = program
+    .command('console')
+    .description('look at and type into a VM or SPICE server (headless SPICE client)');
   const common = (c: Command) =>
     c.option('--password <password>', 'SPICE password (direct spice:// and spice+unix:// targets)')
       .option('--timeout <seconds>', 'give up after this long (default 20)', (v) => {
-        if (!/^\d+$/.test(v) || Number(v) === 0) throw new CliError(`--timeout must be a positive whole number, not '${v}'`);
+        if (!/^\d+$/.test(v) || Number(v) === 0)
+          throw new CliError(`--timeout must be a positive whole number, not '${v}'`);
         return Number(v);
       }, 20);
 
@@ -157,12 +182,19 @@ export function consoleCommands(program: Command, api: () => Api): void {
       });
     });
 
-  common(consoleCmd.command('mouse <target>')
-    .description('move the pointer and click')
-    .option('--move <x,y>', 'absolute position in screen pixels (needs a USB tablet or the SPICE agent in the VM)', pair('--move'))
-    .option('--by <dx,dy>', 'relative motion (PS/2 mouse)', pair('--by'))
-    .option('--click <button>', 'left, middle or right'))
-    .action(async (target: string, o: ConsoleOptions & { move?: [number, number]; by?: [number, number]; click?: string }) => {
+  common(
+    consoleCmd
+      .command('mouse <target>')
+      .description('move the pointer and click')
+      .option(
+        '--move <x,y>',
+        'absolute position in screen pixels (needs a USB tablet or the SPICE agent in the VM)',
+        pair('--move'),
+      )
+      .option('--by <dx,dy>', 'relative motion (PS/2 mouse)', pair('--by'))
+      .option('--click <button>', 'left, middle or right'),
+  ).action(
+    async (target: string, o: ConsoleOptions & { move?: [number, number]; by?: [number, number]; click?: string }) => {
       if (!o.move && !o.by && !o.click) throw new CliError('nothing to do: give --move, --by or --click');
       const button = o.click === undefined ? undefined : BUTTONS[o.click];
       if (o.click !== undefined && !button) throw new CliError(`--click takes left, middle or right, not '${o.click}'`);
@@ -177,7 +209,8 @@ export function consoleCommands(program: Command, api: () => Api): void {
         }
         await sleep(FLUSH_MS);
       });
-    });
+    },
+  );
 
   common(consoleCmd.command('resize <target> <size>')
     .description('ask the guest to use this display size, WxH (needs the SPICE agent in the guest)'))
@@ -189,7 +222,9 @@ export function consoleCommands(program: Command, api: () => Api): void {
       });
     });
 
-  const clip = consoleCmd.command('clipboard').description("read or set the guest's clipboard (needs the SPICE agent in the guest)");
+  const clip = consoleCmd
+    .command('clipboard')
+    .description("read or set the guest's clipboard (needs the SPICE agent in the guest)");
   common(clip.command('get <target>')
     .description("print the guest's clipboard text, or save its picture with --image")
     .option('--image <file>', 'save the clipboard picture as PNG instead')
@@ -199,7 +234,8 @@ export function consoleCommands(program: Command, api: () => Api): void {
         const cb = await clipboardOf(session, o.timeout);
         const sel = o.primary ? Selection.PRIMARY : Selection.CLIPBOARD;
         // A newly connected client learns what the guest holds from the agent's next grab; give it a moment.
-        if (!cb.guest.has(sel)) await Promise.race([nextEvent(cb.onGuestGrab, (g) => g.selection === sel), sleep(1500)]);
+        if (!cb.guest.has(sel))
+          await Promise.race([nextEvent(cb.onGuestGrab, (g) => g.selection === sel), sleep(1500)]);
         if (o.image) {
           const png = await cb.readPng(sel);
           if (!png) throw new CliError(`${target}: the guest's clipboard holds no picture`);
@@ -212,28 +248,46 @@ export function consoleCommands(program: Command, api: () => Api): void {
         }
       });
     });
-  common(clip.command('set <target> [text]')
-    .description('put TEXT (or standard input with "-", or a PNG with --image) on the guest clipboard; stays connected to serve pastes until the guest copies something else, --once, or --timeout')
-    .option('--image <file>', 'a PNG picture instead of text')
-    .option('--primary', 'the PRIMARY selection instead of CLIPBOARD')
-    .option('--once', 'exit after the first paste in the guest'))
-    .action(async (target: string, text: string | undefined, o: ConsoleOptions & { image?: string; primary?: boolean; once?: boolean }) => {
+  common(
+    clip
+      .command('set <target> [text]')
+      .description(
+        'put TEXT (or standard input with "-", or a PNG with --image) on the guest clipboard; stays connected to serve pastes until the guest copies something else, --once, or --timeout',
+      )
+      .option('--image <file>', 'a PNG picture instead of text')
+      .option('--primary', 'the PRIMARY selection instead of CLIPBOARD')
+      .option('--once', 'exit after the first paste in the guest'),
+  ).action(
+    async (
+      target: string,
+      text: string | undefined,
+      o: ConsoleOptions & { image?: string; primary?: boolean; once?: boolean },
+    ) => {
       if (text === undefined && !o.image) throw new CliError('give TEXT, "-" for standard input, or --image FILE');
-      const content = o.image ? { png: new Uint8Array(readFileSync(o.image)) } : { text: text === '-' ? readFileSync(0, 'utf8') : text };
-      await withSession(target, o, api, async (session) => {
-        const cb = await clipboardOf(session, o.timeout);
-        const sel = o.primary ? Selection.PRIMARY : Selection.CLIPBOARD;
-        await cb.set(content, sel);
-        // The guest owns nothing of ours once this client disconnects (spice-vdagent releases it), so stay.
-        console.error(`clipboard set; serving pastes ${o.once ? 'until the first one' : `for up to ${o.timeout} s`}`);
-        await Promise.race([
-          nextEvent(cb.onGuestGrab, (g) => g.selection === sel),
-          o.once ? nextEvent(cb.onRequestServed, (r) => r.selection === sel) : new Promise(() => {}),
-          sleep(o.timeout * 1000),
-        ]);
-        await sleep(FLUSH_MS);
-      }, { overallTimeout: false });
-    });
+      const content = o.image
+        ? { png: new Uint8Array(readFileSync(o.image)) }
+        : { text: text === '-' ? readFileSync(0, 'utf8') : text };
+      await withSession(
+        target,
+        o,
+        api,
+        async (session) => {
+          const cb = await clipboardOf(session, o.timeout);
+          const sel = o.primary ? Selection.PRIMARY : Selection.CLIPBOARD;
+          await cb.set(content, sel);
+          // The guest owns nothing of ours once this client disconnects (spice-vdagent releases it), so stay.
+          console.error(`clipboard set; serving pastes ${o.once ? 'until the first one' : `for up to ${o.timeout} s`}`);
+          await Promise.race([
+            nextEvent(cb.onGuestGrab, (g) => g.selection === sel),
+            o.once ? nextEvent(cb.onRequestServed, (r) => r.selection === sel) : new Promise(() => {}),
+            sleep(o.timeout * 1000),
+          ]);
+          await sleep(FLUSH_MS);
+        },
+        { overallTimeout: false },
+      );
+    },
+  );
 
   common(consoleCmd.command('send-file <target> <files...>')
     .description("copy files into the guest (its user's Downloads folder), as dropping them on the console does")
@@ -241,7 +295,9 @@ export function consoleCommands(program: Command, api: () => Api): void {
     .action(async (target: string, files: string[], o: ConsoleOptions & { stall?: string }) => {
       const stallMs = Number(o.stall ?? o.timeout) * 1000;
       await withSession(target, o, api, async (session) => {
-        await session.agent.whenReady(o.timeout * 1000).catch((e: Error) => { throw new CliError(`${target}: ${e.message}`); });
+        await session.agent.whenReady(o.timeout * 1000).catch((e: Error) => {
+          throw new CliError(`${target}: ${e.message}`);
+        });
         const ac = new AbortController();
         const onSigint = () => ac.abort();
         process.once('SIGINT', onSigint);
@@ -271,7 +327,9 @@ export function consoleCommands(program: Command, api: () => Api): void {
               await src.close();
             }
             const s = (Date.now() - t0) / 1000;
-            console.error(`${src.name}: ${formatBytes(src.size)} in ${s.toFixed(1)} s (${formatBytes(src.size / Math.max(s, 0.001))}/s)`);
+            console.error(
+              `${src.name}: ${formatBytes(src.size)} in ${s.toFixed(1)} s (${formatBytes(src.size / Math.max(s, 0.001))}/s)`,
+            );
           }
         } finally {
           process.off('SIGINT', onSigint);
@@ -304,7 +362,10 @@ async function resizeTo(session: SpiceSession, [w, h]: [number, number], timeout
     const changed = nextEvent(display.onSurfaceCreated, (i) => i.primary && i.width === wantW && i.height === h);
     session.agent.resize(w, h);
     const t = await Promise.race([changed.then(() => true), sleep(Math.max(5, timeoutS - 2) * 1000).then(() => false)]);
-    if (!t) throw new CliError(`the guest did not switch to ${wantW}×${h} (it shows ${current()?.width}×${current()?.height}); is its agent applying display changes?`);
+    if (!t)
+      throw new CliError(
+        `the guest did not switch to ${wantW}×${h} (it shows ${current()?.width}×${current()?.height}); is its agent applying display changes?`,
+      );
   }
   return [current()!.width, current()!.height];
 }
@@ -314,7 +375,9 @@ async function absoluteMode(session: SpiceSession): Promise<void> {
   const main = session.main;
   for (let i = 0; i < 20 && !((main.mouseMode?.supported ?? 0) & MouseMode.CLIENT); i++) await sleep(100);
   if (!((main.mouseMode?.supported ?? 0) & MouseMode.CLIENT)) {
-    throw new CliError('this VM has no absolute pointer (a USB tablet or the SPICE agent): use --by DX,DY for relative motion');
+    throw new CliError(
+      'this VM has no absolute pointer (a USB tablet or the SPICE agent): use --by DX,DY for relative motion',
+    );
   }
   if (main.mouseMode!.current === MouseMode.CLIENT) return;
   const switched = new Promise<void>((resolve) => {

@@ -35,7 +35,9 @@ export async function followOperation(api: Api, id: string): Promise<Op> {
     bar.end();
   }
   if (!last || last.status !== 'succeeded') {
-    throw new CliError(`${last?.kind ?? 'operation'} ${last?.status ?? 'lost'}: ${last?.error ?? 'the event stream ended early'}`);
+    throw new CliError(
+      `${last?.kind ?? 'operation'} ${last?.status ?? 'lost'}: ${last?.error ?? 'the event stream ended early'}`,
+    );
   }
   return last;
 }
@@ -51,22 +53,46 @@ export function imageCommands(program: Command, api: () => Api): void {
       if (o.json) printJson(done);
       else console.log(`image '${name}' is built`);
     });
-  image.command('list').alias('ls').description('images and whether they are built').option('--json', 'print JSON').action(async (o) => {
-    const list = await api().get<{ name: string; built: boolean; sizeBytes?: number; builtAt?: string; description: string }[]>('/api/images');
+  image
+    .command('list')
+    .alias('ls')
+    .description('images and whether they are built')
+    .option('--json', 'print JSON')
+    .action(async (o) => {
+    const list =
+      await api().get<{ name: string; built: boolean; sizeBytes?: number; builtAt?: string; description: string }[]>(
+        '/api/images',
+      );
     if (o.json) return printJson(list);
-    console.log(table(list.map((i) => ({ ...i, built: i.built ? 'yes' : 'no', size: i.sizeBytes ? formatBytes(i.sizeBytes) : null })), ['name', 'built', 'size', 'builtAt', 'description']));
+    console.log(
+      table(
+        list.map((i) => ({ ...i, built: i.built ? 'yes' : 'no', size: i.sizeBytes ? formatBytes(i.sizeBytes) : null })),
+        ['name', 'built', 'size', 'builtAt', 'description'],
+      ),
+    );
   });
 
   const op = program.command('operation').alias('op').description('long-running operations');
-  op.command('list').alias('ls').option('--vm <name>', 'only this VM').option('--json', 'print JSON').action(async (o) => {
+  op.command('list')
+    .alias('ls')
+    .option('--vm <name>', 'only this VM')
+    .option('--json', 'print JSON')
+    .action(async (o) => {
     const list = await api().get<Op[]>(`/api/operations${o.vm ? `?vm=${encodeURIComponent(o.vm)}` : ''}`);
     if (o.json) return printJson(list);
-    console.log(table(list.map((x) => ({ ...x, progress: x.progress.stage })), ['id', 'kind', 'vm', 'status', 'progress', 'createdAt']));
+    console.log(
+      table(
+        list.map((x) => ({ ...x, progress: x.progress.stage })),
+        ['id', 'kind', 'vm', 'status', 'progress', 'createdAt'],
+      ),
+    );
   });
   op.command('show <id>').option('--json', 'print JSON').action(async (id: string, o) => {
     const x = await api().get<Op>(`/api/operations/${encodeURIComponent(id)}`);
     if (o.json) return printJson(x);
-    console.log(`${x.kind} ${x.status} (${x.progress.stage} ${x.progress.done}/${x.progress.total})${x.error ? `: ${x.error}` : ''}`);
+    console.log(
+      `${x.kind} ${x.status} (${x.progress.stage} ${x.progress.done}/${x.progress.total})${x.error ? `: ${x.error}` : ''}`,
+    );
     if (x.log.length) console.log(x.log.join('\n'));
   });
   op.command('cancel <id>').action(async (id: string) => {

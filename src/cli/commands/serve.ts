@@ -11,7 +11,8 @@ import { ProgressBar } from '../output.ts';
 export const DEMO_VM = 'demo';
 
 export function serveCommand(program: Command): void {
-  program.command('serve')
+  program
+    .command('serve')
     .description('run the Oriel server (state in the data directory; VMs keep running when it stops)')
     .option('--host <addr>', 'address to listen on (ORIEL_HOST; default 127.0.0.1)')
     .option('--port <n>', 'port (ORIEL_PORT; default 8470)')
@@ -50,7 +51,10 @@ export function serveCommand(program: Command): void {
       out.write(`  data directory: ${config.dataDir}\n`);
       if (server.firstAdmin) {
         out.write(`  admin account:  ${server.firstAdmin.name}\n`);
-        if (server.firstAdmin.generated) out.write(`  admin password: ${server.firstAdmin.password}   (shown only now; ORIEL_ADMIN_PASSWORD sets it)\n`);
+        if (server.firstAdmin.generated)
+          out.write(
+            `  admin password: ${server.firstAdmin.password}   (shown only now; ORIEL_ADMIN_PASSWORD sets it)\n`,
+          );
         else out.write('  admin password: from ORIEL_ADMIN_PASSWORD\n');
       }
       out.write(`  sign in from a shell: npx oriel login --server ${url}\n\n`);
@@ -61,7 +65,10 @@ export function serveCommand(program: Command): void {
       };
       process.once('SIGINT', stop);
       process.once('SIGTERM', stop);
-      if (o.demo) void startDemo(server, typeof o.demo === 'string' ? o.demo : undefined).catch((e) => server.app.log.error({ err: e }, `demo VM: ${(e as Error).message}`));
+      if (o.demo)
+        void startDemo(server, typeof o.demo === 'string' ? o.demo : undefined).catch((e) =>
+          server.app.log.error({ err: e }, `demo VM: ${(e as Error).message}`),
+        );
     });
 }
 
@@ -88,7 +95,10 @@ export async function startDemo(server: OrielServer, imageName?: string): Promis
   bar.end();
   if (done.status !== 'succeeded') throw new Error(`building the ${image} image ${done.status}: ${done.error}`);
   let vm = ctx.vms.store.byName(DEMO_VM);
-  vm ??= await ctx.vms.create(image === 'tiny' ? { name: DEMO_VM, image, memoryMiB: 256 } : { name: DEMO_VM, image }, admin.id);
+  vm ??= await ctx.vms.create(
+    image === 'tiny' ? { name: DEMO_VM, image, memoryMiB: 256 } : { name: DEMO_VM, image },
+    admin.id,
+  );
   if (vm.state === 'stopped' || vm.state === 'crashed') vm = await ctx.vms.start(vm.id);
   process.stdout.write(`demo VM '${DEMO_VM}' is ${vm.state}: try \`npx oriel vm exec demo -- uname -a\`\n`);
 }

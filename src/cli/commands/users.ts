@@ -34,7 +34,11 @@ export function userCommands(program: Command, api: () => Api): void {
     if (o.json) printJson(users);
     else console.log(table(users, ['name', 'role', 'createdAt']));
   });
-  user.command('delete <name>').alias('rm').description('delete an account (it must own no VMs)').action(async (name: string) => {
+  user
+    .command('delete <name>')
+    .alias('rm')
+    .description('delete an account (it must own no VMs)')
+    .action(async (name: string) => {
     await api().delete(`/api/users/${encodeURIComponent(name)}`);
     console.log(`deleted user '${name}'`);
   });

@@ -27,15 +27,25 @@ export function vmCommands(program: Command, api: () => Api): void {
     .option('--cpus <n>', 'virtual CPUs (default 1)', intArg('--cpus'))
     .option('--display <std|qxl>', 'graphics card')
     .option('--accel <auto|kvm|tcg>', 'acceleration (default from the server)')
-    .option('--hugepages', 'guest RAM in 2 MiB huge pages the host has reserved (the kernel 2 MiB pool): checkpoint pauses of a few ms at any size')
+    .option(
+      '--hugepages',
+      'guest RAM in 2 MiB huge pages the host has reserved (the kernel 2 MiB pool): checkpoint pauses of a few ms at any size',
+    )
     .option('--start', 'start it right away')
     .option('--json', 'print JSON')
     .action(async (name: string, o) => {
       const image = o.image && (o.image.includes('/') ? (await import('node:path')).resolve(o.image) : o.image);
       const abs = async (p?: string) => (p ? (await import('node:path')).resolve(p) : undefined);
       let v = await api().post<Vm>('/api/vms', {
-        name, image, kernel: await abs(o.kernel), initrd: await abs(o.initrd), append: o.append,
-        memoryMiB: o.memory, cpus: o.cpus, display: o.display, accel: o.accel,
+        name,
+        image,
+        kernel: await abs(o.kernel),
+        initrd: await abs(o.initrd),
+        append: o.append,
+        memoryMiB: o.memory,
+        cpus: o.cpus,
+        display: o.display,
+        accel: o.accel,
         ...(o.hugepages ? { hugepages: true } : {}),
       });
       if (o.start) v = await api().post<Vm>(`/api/vms/${enc(name)}/start`);
@@ -47,10 +57,18 @@ export function vmCommands(program: Command, api: () => Api): void {
     const vms = await api().get<Vm[]>('/api/vms');
     if (o.json) return printJson(vms);
     if (vms.length === 0) return console.log('no VMs yet: create one with `oriel vm create NAME --image tiny`');
-    console.log(table(vms.map((v) => ({ ...v, memory: `${v.memoryMiB} MiB` })), ['name', 'state', 'memory', 'cpus', 'image', 'owner']));
+    console.log(
+      table(
+        vms.map((v) => ({ ...v, memory: `${v.memoryMiB} MiB` })),
+        ['name', 'state', 'memory', 'cpus', 'image', 'owner'],
+      ),
+    );
   });
 
-  vm.command('show <name>').description('show one VM').option('--json', 'print JSON').action(async (name: string, o) => {
+  vm.command('show <name>')
+    .description('show one VM')
+    .option('--json', 'print JSON')
+    .action(async (name: string, o) => {
     const v = await api().get<Vm>(`/api/vms/${enc(name)}`);
     if (o.json) return printJson(v);
     for (const [k, val] of Object.entries(v)) if (k !== 'stateReason') console.log(`${k.padEnd(10)} ${val ?? '-'}`);
@@ -76,12 +94,18 @@ export function vmCommands(program: Command, api: () => Api): void {
     .option('--timeout <seconds>', 'how long the guest may take', intArg('--timeout'))
     .option('--json', 'print JSON')
     .action(async (name: string, o) => {
-      const v = await api().post<Vm>(`/api/vms/${enc(name)}/stop`, o.timeout !== undefined ? { timeoutSec: o.timeout } : {});
+      const v = await api().post<Vm>(
+        `/api/vms/${enc(name)}/stop`,
+        o.timeout !== undefined ? { timeoutSec: o.timeout } : {},
+      );
       if (o.json) printJson(v);
       else console.log(`${v.name}: ${v.state}${v.stateReason ? ` (${v.stateReason})` : ''}`);
     });
 
-  vm.command('delete <name>').alias('rm').description('delete a stopped VM and its disk overlay').action(async (name: string) => {
+  vm.command('delete <name>')
+    .alias('rm')
+    .description('delete a stopped VM and its disk overlay')
+    .action(async (name: string) => {
     await api().delete(`/api/vms/${enc(name)}`);
     console.log(`deleted VM '${name}'`);
   });
@@ -90,7 +114,9 @@ export function vmCommands(program: Command, api: () => Api): void {
     .option('--qemu', "QEMU's own log instead")
     .option('-n, --lines <n>', 'last N lines', intArg('--lines'), 200)
     .action(async (name: string, o) => {
-      const r = await api().get<{ text: string }>(`/api/vms/${enc(name)}/log?source=${o.qemu ? 'qemu' : 'serial'}&lines=${o.lines}`);
+      const r = await api().get<{ text: string }>(
+        `/api/vms/${enc(name)}/log?source=${o.qemu ? 'qemu' : 'serial'}&lines=${o.lines}`,
+      );
       process.stdout.write(r.text.endsWith('\n') || r.text === '' ? r.text : r.text + '\n');
     });
 
@@ -98,7 +124,10 @@ export function vmCommands(program: Command, api: () => Api): void {
     .description('run a command in the guest and print its output; exits with its status (use -- before the command)')
     .option('--timeout <seconds>', 'give up after this long (default 60)', intArg('--timeout'), 60)
     .action(async (name: string, argv: string[], o) => {
-      const r = await api().post<{ stdout: string; stderr: string; exitCode: number }>(`/api/vms/${enc(name)}/exec`, { argv, timeoutSec: o.timeout });
+      const r = await api().post<{ stdout: string; stderr: string; exitCode: number }>(`/api/vms/${enc(name)}/exec`, {
+        argv,
+        timeoutSec: o.timeout,
+      });
       process.stdout.write(r.stdout);
       process.stderr.write(r.stderr);
       process.exitCode = r.exitCode;

@@ -43,7 +43,9 @@ export class LoginThrottle {
       const f = prev && t - prev.last < FORGET_MS ? prev : { count: 0, last: t, until: 0 };
       f.count++;
       f.last = t;
-      if (f.count >= FREE_FAILURES) f.until = t + Math.min(MAX_DELAY_MS, BASE_DELAY_MS * 2 ** (f.count - FREE_FAILURES));
+      if (f.count >= FREE_FAILURES) {
+        f.until = t + Math.min(MAX_DELAY_MS, BASE_DELAY_MS * 2 ** (f.count - FREE_FAILURES));
+      }
       this.failures.delete(key); // re-inserted: the Map's order is then oldest-failure first
       this.failures.set(key, f);
     }

@@ -21,15 +21,25 @@ export class CaptureRecovery {
   private readonly vmsAttached = new Promise<void>((r) => (this.attached = r));
 
   /** Starts waiting for every leftover worker at once. */
-  constructor(private readonly checkpoints: CheckpointService, private readonly log: (msg: string, extra: Record<string, unknown>) => void) {
+  constructor(
+    private readonly checkpoints: CheckpointService,
+    private readonly log: (msg: string, extra: Record<string, unknown>) => void,
+  ) {
     for (const w of checkpoints.leftoverWorkers()) {
-      log(w.pid ? 'waiting for the capture worker a previous server left' : 'taking over the outcome of a capture worker', { vmId: w.vmId, pid: w.pid, checkpoint: w.job.checkpointId });
+      log(
+        w.pid ? 'waiting for the capture worker a previous server left' : 'taking over the outcome of a capture worker',
+        { vmId: w.vmId, pid: w.pid, checkpoint: w.job.checkpointId },
+      );
       const settled = checkpoints.settleWorker(w.vmId);
       settled.catch(() => undefined);
       const outcome = settled.then(async (o) => {
         if (o?.abandoned) {
           await this.vmsAttached;
-          await checkpoints.cleanupAbandoned(o).catch((e: Error) => log('cleaning up after a dead capture worker failed', { vmId: w.vmId, error: e.message }));
+          await checkpoints
+            .cleanupAbandoned(o)
+            .catch((e: Error) =>
+              log('cleaning up after a dead capture worker failed', { vmId: w.vmId, error: e.message }),
+            );
         }
         return o;
       });
@@ -44,7 +54,10 @@ export class CaptureRecovery {
     if (!w || op.kind !== 'checkpoint.create' || w.operationId !== op.id) return undefined;
     return w.outcome.then((o) => {
       if (!o) throw new Error('the capture worker left no trace');
-      if (!o.ok) throw new Error(`checkpoint ${w.checkpointId} failed: ${o.error} (ended by its capture worker after the server stopped)`);
+      if (!o.ok)
+        throw new Error(
+          `checkpoint ${w.checkpointId} failed: ${o.error} (ended by its capture worker after the server stopped)`,
+        );
       return o.checkpoint;
     });
   }

@@ -53,7 +53,9 @@ function makeJob(every: string, fn: () => void): Cron {
     }
     return new Cron(every, { protect: true, catch: true }, fn);
   } catch (e) {
-    throw badRequest(`--every must be an interval (30s, 5m, 2h, 1d) or a cron expression ("0 */6 * * *"): '${every}' is not (${(e as Error).message})`);
+    throw badRequest(
+      `--every must be an interval (30s, 5m, 2h, 1d) or a cron expression ("0 */6 * * *"): '${every}' is not (${(e as Error).message})`,
+    );
   }
 }
 
@@ -94,10 +96,14 @@ export class CheckpointSchedules extends EventEmitter<{ changed: [vmId: string] 
     job.stop(); // validated; arm() below starts the real one
     // Without a keep rule, pruning after each run would delete every scheduled checkpoint, the new one included.
     if (!Object.values(rules).some((n) => typeof n === 'number' && n > 0)) {
-      throw badRequest('a schedule needs at least one keep rule of 1 or more (--keep-last, --keep-hourly, --keep-daily, --keep-weekly, --keep-monthly): without one, each run would prune every scheduled checkpoint');
+      throw badRequest(
+        'a schedule needs at least one keep rule of 1 or more (--keep-last, --keep-hourly, --keep-daily, --keep-weekly, --keep-monthly): without one, each run would prune every scheduled checkpoint',
+      );
     }
     this.db
-      .prepare('INSERT INTO checkpoint_schedules (vm_id, every, rules, updated_at) VALUES (?, ?, ?, ?) ON CONFLICT(vm_id) DO UPDATE SET every = excluded.every, rules = excluded.rules, updated_at = excluded.updated_at')
+      .prepare(
+        'INSERT INTO checkpoint_schedules (vm_id, every, rules, updated_at) VALUES (?, ?, ?, ?) ON CONFLICT(vm_id) DO UPDATE SET every = excluded.every, rules = excluded.rules, updated_at = excluded.updated_at',
+      )
       .run(vmId, every, JSON.stringify(rules), new Date().toISOString());
     this.arm(vmId, every);
     this.emit('changed', vmId);
@@ -123,7 +129,9 @@ export class CheckpointSchedules extends EventEmitter<{ changed: [vmId: string] 
     const vm = this.vms.store.get(vmId);
     if (!s || !vm) return this.remove(vmId);
     const note = (err: string | null) => {
-      this.db.prepare('UPDATE checkpoint_schedules SET last_run_at = ?, last_error = ? WHERE vm_id = ?').run(new Date().toISOString(), err, vmId);
+      this.db
+        .prepare('UPDATE checkpoint_schedules SET last_run_at = ?, last_error = ? WHERE vm_id = ?')
+        .run(new Date().toISOString(), err, vmId);
       this.emit('changed', vmId);
     };
     if (vm.state !== 'running' && vm.state !== 'paused') return void note(`skipped: the VM was ${vm.state}`);
@@ -139,10 +147,22 @@ export class CheckpointSchedules extends EventEmitter<{ changed: [vmId: string] 
 
   private fromRow(r: Row): Schedule {
     return {
-      vmId: r.vm_id, every: r.every, rules: JSON.parse(r.rules) as RetentionRules, updatedAt: r.updated_at,
-      lastRunAt: r.last_run_at, lastError: r.last_error, nextRunAt: this.jobs.get(r.vm_id)?.nextRun()?.toISOString() ?? null,
+      vmId: r.vm_id,
+      every: r.every,
+      rules: JSON.parse(r.rules) as RetentionRules,
+      updatedAt: r.updated_at,
+      lastRunAt: r.last_run_at,
+      lastError: r.last_error,
+      nextRunAt: this.jobs.get(r.vm_id)?.nextRun()?.toISOString() ?? null,
     };
   }
 }
 
-interface Row { vm_id: string; every: string; rules: string; updated_at: string; last_run_at: string | null; last_error: string | null }
+interface Row {
+  vm_id: string;
+  every: string;
+  rules: string;
+  updated_at: string;
+  last_run_at: string | null;
+  last_error: string | null;
+}

@@ -35,7 +35,12 @@ export function parseClientLink(buf: Buffer): ClientLink | undefined {
   const nCommon = body.readUInt32LE(6);
   const capsOffset = body.readUInt32LE(14);
   const common = nCommon > 0 && capsOffset + 4 <= size ? body.readUInt32LE(capsOffset) : 0;
-  return { connectionId: body.readUInt32LE(0), channelType: body.readUInt8(4), miniHeader: (common & MINI_HEADER_CAP) !== 0, length: 16 + size };
+  return {
+    connectionId: body.readUInt32LE(0),
+    channelType: body.readUInt8(4),
+    miniHeader: (common & MINI_HEADER_CAP) !== 0,
+    length: 16 + size,
+  };
 }
 
 /** Follows the server's side of a main channel until MAIN_INIT gives the session id. Feed it every chunk. */

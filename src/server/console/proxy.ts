@@ -29,7 +29,12 @@ export const LINK_DEADLINE_MS = 5_000;
 type Auth = { kind: 'user'; user: User } | { kind: 'ticket'; ticket: string };
 
 /** The upgrade handler for /api/vms/{vm}/spice (see upgrade.ts). */
-export function spiceUpgrade(app: FastifyInstance, ctx: ServerContext, tickets: ConsoleTickets, limits: ConsoleLimits): VmUpgrade {
+export function spiceUpgrade(
+  app: FastifyInstance,
+  ctx: ServerContext,
+  tickets: ConsoleTickets,
+  limits: ConsoleLimits,
+): VmUpgrade {
   const wss = new WebSocketServer({ noServer: true, maxPayload: MAX_FRAME, perMessageDeflate: false });
   const live = new Set<WebSocket>();
   app.addHook('onClose', async () => {
@@ -56,7 +61,14 @@ export function spiceUpgrade(app: FastifyInstance, ctx: ServerContext, tickets: 
   };
 }
 
-function bridge(ctx: ServerContext, tickets: ConsoleTickets, ws: WebSocket, vmId: string, auth: Auth, log: FastifyInstance['log']): void {
+function bridge(
+  ctx: ServerContext,
+  tickets: ConsoleTickets,
+  ws: WebSocket,
+  vmId: string,
+  auth: Auth,
+  log: FastifyInstance['log'],
+): void {
   let pending: Buffer[] = [];
   let pendingBytes = 0;
   let upstream: Socket | undefined;

@@ -18,7 +18,6 @@ import { checkOrigin, liveVmFor, upgradeUser, type VmUpgrade } from './upgrade.t
 import type { VmRecord } from '../../vm/store.ts';
 import type { ConsoleLimits } from './limits.ts';
 
-const PATH_RE = /^\/api\/vms\/([^/]+)\/serial$/;
 /** Largest input frame: a paste into the terminal. */
 const MAX_FRAME = 64 * 1024;
 /** Output queued towards one viewer beyond which that viewer is disconnected. */
@@ -53,7 +52,8 @@ class SerialLine {
 
   /** Sends a viewer's keys to the guest; false (nothing sent) when MAX_INPUT_BACKLOG bytes already wait. */
   input(bytes: Buffer): boolean {
-    const waiting = this._sock && !this._sock.connecting ? this._sock.writableLength : this._queued.reduce((n, b) => n + b.length, 0);
+    const open = this._sock && !this._sock.connecting;
+    const waiting = open ? this._sock!.writableLength : this._queued.reduce((n, b) => n + b.length, 0);
     if (waiting + bytes.length > MAX_INPUT_BACKLOG) return false;
     if (this._sock && !this._sock.connecting) this._sock.write(bytes);
     else this._queued.push(bytes);
@@ -108,7 +108,9 @@ export function serialUpgrade(app: FastifyInstance, ctx: ServerContext, limits: 
       let line = lines.get(vm.id);
       if (!line) {
         const id = vm.id;
-        line = new SerialLine(ctx.vms.paths(vm).serial, app.log, () => { if (lines.get(id) === line) lines.delete(id); });
+        line = new SerialLine(ctx.vms.paths(vm).serial, app.log, () => {
+          if (lines.get(id) === line) lines.delete(id);
+        });
         lines.set(id, line);
       }
       const l = line;

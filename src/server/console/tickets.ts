@@ -47,7 +47,8 @@ export class ConsoleTickets {
   /** For another channel: valid while the ticket's main channel is open and carries this session id. */
   checkForChannel(ticket: string, vmId: string, connectionId: number): string | undefined {
     const t = this.tickets.get(ticket);
-    if (!t || t.vmId !== vmId || !t.session?.open || t.session.id === undefined || t.session.id !== connectionId) return undefined;
+    if (!t || t.vmId !== vmId || !t.session?.open || t.session.id === undefined || t.session.id !== connectionId)
+      return undefined;
     return t.userId;
   }
 

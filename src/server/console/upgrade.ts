@@ -39,7 +39,9 @@ export function registerUpgrades(app: FastifyInstance, handlers: Record<string, 
 export function refuse(socket: Duplex, err: OrielError): void {
   if (socket.destroyed) return;
   const body = JSON.stringify({ error: err.code, message: err.message });
-  socket.end(`HTTP/1.1 ${err.status} ${err.code}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+  socket.end(
+    `HTTP/1.1 ${err.status} ${err.code}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+  );
 }
 
 /** A browser's upgrade must come from our own pages (WebSockets are not bound by the same-origin policy). */
@@ -67,6 +69,7 @@ export function upgradeUser(app: FastifyInstance, ctx: ServerContext, req: Incom
 export function liveVmFor(ctx: ServerContext, ref: string, user: User | undefined, what: string): VmRecord {
   const vm = ctx.vms.get(ref);
   if (user && user.role !== 'admin' && vm.ownerId !== user.id) throw forbidden(`VM '${ref}' belongs to another user`);
-  if (!['running', 'paused'].includes(vm.state)) throw conflict(`VM '${vm.name}' is ${vm.state}: its ${what} is not available`);
+  if (!['running', 'paused'].includes(vm.state))
+    throw conflict(`VM '${vm.name}' is ${vm.state}: its ${what} is not available`);
   return vm;
 }

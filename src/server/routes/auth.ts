@@ -14,8 +14,16 @@ export function authRoutes(app: FastifyInstance, ctx: ServerContext): void {
     schema: {
       tags: ['auth'],
       summary: 'Sign in: sets the session cookie; with tokenName, also issues an API token (shown once)',
-      body: z.object({ username: z.string().min(1).max(200), password: z.string().min(1).max(1024), tokenName: z.string().min(1).max(100).optional() }),
-      response: { 200: z.object({ user: userSchema, token: z.string().optional() }), 401: errorSchema, 429: errorSchema },
+      body: z.object({
+        username: z.string().min(1).max(200),
+        password: z.string().min(1).max(1024),
+        tokenName: z.string().min(1).max(100).optional(),
+      }),
+      response: {
+        200: z.object({ user: userSchema, token: z.string().optional() }),
+        401: errorSchema,
+        429: errorSchema,
+      },
     },
   }, async (req, reply) => {
     const { username } = req.body;
@@ -43,25 +51,65 @@ export function authRoutes(app: FastifyInstance, ctx: ServerContext): void {
     return { user, ...(token ? { token } : {}) };
   });
 
-  r.post('/api/auth/logout', { schema: { tags: ['auth'], summary: 'Sign out (ends the session of the cookie)', response: { 204: z.null() } } }, async (req, reply) => {
+  r.post(
+    '/api/auth/logout',
+    { schema: { tags: ['auth'], summary: 'Sign out (ends the session of the cookie)', response: { 204: z.null() } } },
+    async (req, reply) => {
     const cookie = req.cookies[SESSION_COOKIE];
     if (cookie) ctx.users.deleteSession(cookie);
     reply.clearCookie(SESSION_COOKIE, { path: '/' });
     return reply.code(204).send(null);
+  },
+  );
+
+  r.get(
+    '/api/auth/me',
+    { schema: { tags: ['auth'], summary: 'Who am I', response: { 200: userSchema } } },
+    async (req) => requireUser(req),
+  );
+
+  const tokenSchema = z.object({
+    id: z.string(),
+    name: z.string(),
+    createdAt: z.string(),
+    lastUsedAt: z.string().nullable(),
   });
-
-  r.get('/api/auth/me', { schema: { tags: ['auth'], summary: 'Who am I', response: { 200: userSchema } } }, async (req) => requireUser(req));
-
-  const tokenSchema = z.object({ id: z.string(), name: z.string(), createdAt: z.string(), lastUsedAt: z.string().nullable() });
-  r.get('/api/tokens', { schema: { tags: ['auth'], summary: "List my API tokens (secrets are never shown again)", response: { 200: z.array(tokenSchema) } } },
-    async (req) => ctx.users.tokens(requireUser(req).id));
-  r.post('/api/tokens', {
-    schema: { tags: ['auth'], summary: 'Create an API token; the secret is in this answer only', body: z.object({ name: z.string().min(1).max(100) }),
-      response: { 201: z.object({ token: z.string(), info: tokenSchema }) } },
-  }, async (req, reply) => reply.code(201).send(ctx.users.createToken(requireUser(req).id, req.body.name)));
-  r.delete('/api/tokens/:id', { schema: { tags: ['auth'], summary: 'Revoke one of my API tokens', params: z.object({ id: z.string() }), response: { 204: z.null() } } },
+  r.get(
+    '/api/tokens',
+    {
+      schema: {
+        tags: ['auth'],
+        summary: 'List my API tokens (secrets are never shown again)',
+        response: { 200: z.array(tokenSchema) },
+      },
+    },
+    async (req) => ctx.users.tokens(requireUser(req).id),
+  );
+  r.post(
+    '/api/tokens',
+    {
+      schema: {
+        tags: ['auth'],
+        summary: 'Create an API token; the secret is in this answer only',
+        body: z.object({ name: z.string().min(1).max(100) }),
+        response: { 201: z.object({ token: z.string(), info: tokenSchema }) },
+      },
+    },
+    async (req, reply) => reply.code(201).send(ctx.users.createToken(requireUser(req).id, req.body.name)),
+  );
+  r.delete(
+    '/api/tokens/:id',
+    {
+      schema: {
+        tags: ['auth'],
+        summary: 'Revoke one of my API tokens',
+        params: z.object({ id: z.string() }),
+        response: { 204: z.null() },
+      },
+    },
     async (req, reply) => {
       ctx.users.deleteToken(requireUser(req).id, req.params.id);
       return reply.code(204).send(null);
-    });
+    },
+  );
 }

@@ -46,96 +46,174 @@ export function checkpointRoutes(app: FastifyInstance, ctx: ServerContext): void
     return c;
   };
 
-  r.get('/api/vms/:vm/checkpoints', {
-    schema: { tags: ['checkpoints'], summary: "A VM's checkpoints, oldest first", params: vmParams, response: { 200: z.array(listItemSchema) } },
-  }, async (req) => cps.list(vmFor(ctx, req, req.params.vm).id).map((c) => ({ ...c, diskMode: cps.show(c.id).disks[0]?.mode ?? null })));
-
-  r.post('/api/vms/:vm/checkpoints', {
-    schema: {
-      tags: ['checkpoints'], summary: 'Take a live checkpoint (an operation; its result is the checkpoint)', params: vmParams,
-      body: z.object({ label: z.string().max(200).optional() }).optional(), response: { 202: operationSchema },
+  r.get(
+    '/api/vms/:vm/checkpoints',
+    {
+      schema: {
+        tags: ['checkpoints'],
+        summary: "A VM's checkpoints, oldest first",
+        params: vmParams,
+        response: { 200: z.array(listItemSchema) },
+      },
     },
-  }, async (req, reply) => {
-    const vm = vmFor(ctx, req, req.params.vm);
-    if (!['running', 'paused'].includes(vm.state)) throw badRequest(`VM '${vm.name}' is ${vm.state}: checkpoints are taken of running or paused VMs`);
-    const op = ctx.ops.start('checkpoint.create', { vmId: vm.id, userId: requireUser(req).id }, async (o) => {
-      const m = await cps.create(vm.id, { kind: 'manual', label: req.body?.label, progress: checkpointProgress(o) });
-      return cps.list(vm.id).find((c) => c.id === m.id);
-    });
-    return reply.code(202).send(opView(op.id));
-  });
+    async (req) =>
+      cps
+        .list(vmFor(ctx, req, req.params.vm).id)
+        .map((c) => ({ ...c, diskMode: cps.show(c.id).disks[0]?.mode ?? null })),
+  );
 
-  r.get('/api/vms/:vm/checkpoints/:id', {
-    schema: {
-      tags: ['checkpoints'], summary: 'One checkpoint', params: idParams,
-      response: { 200: summarySchema.extend({ wasRunning: z.boolean(), qemu: z.object({ version: z.string(), machine: z.string() }), disks: z.array(z.object({ node: z.string(), mode: z.string(), bytes: z.number() })), ramBlocks: z.array(z.object({ id: z.string(), length: z.number() })) }) },
+  r.post(
+    '/api/vms/:vm/checkpoints',
+    {
+      schema: {
+        tags: ['checkpoints'],
+        summary: 'Take a live checkpoint (an operation; its result is the checkpoint)',
+        params: vmParams,
+        body: z.object({ label: z.string().max(200).optional() }).optional(),
+        response: { 202: operationSchema },
+      },
     },
-  }, async (req) => {
-    const vm = vmFor(ctx, req, req.params.vm);
-    const s = checkpointOf(vm, req.params.id);
-    const m = cps.show(s.id);
-    return { ...s, wasRunning: m.wasRunning, qemu: m.qemu, disks: m.disks.map((d) => ({ node: d.node, mode: d.mode, bytes: d.bytes })), ramBlocks: m.stream.blocks.map((b) => ({ id: b.id, length: b.length })) };
-  });
-
-  r.post('/api/vms/:vm/checkpoints/:id/restore', {
-    schema: {
-      tags: ['checkpoints'],
-      summary: 'Restore: in place (the VM is stopped and replaced; what happened since is lost), or with `as` into a new VM',
-      params: idParams, body: z.object({ as: z.string().optional() }).optional(), response: { 202: operationSchema },
+    async (req, reply) => {
+      const vm = vmFor(ctx, req, req.params.vm);
+      if (!['running', 'paused'].includes(vm.state))
+        throw badRequest(`VM '${vm.name}' is ${vm.state}: checkpoints are taken of running or paused VMs`);
+      const op = ctx.ops.start('checkpoint.create', { vmId: vm.id, userId: requireUser(req).id }, async (o) => {
+        const m = await cps.create(vm.id, { kind: 'manual', label: req.body?.label, progress: checkpointProgress(o) });
+        return cps.list(vm.id).find((c) => c.id === m.id);
+      });
+      return reply.code(202).send(opView(op.id));
     },
-  }, async (req, reply) => {
-    const user = requireUser(req);
-    const vm = vmFor(ctx, req, req.params.vm);
-    const c = checkpointOf(vm, req.params.id);
-    const target = req.body?.as ? await ctx.vms.createLike(vm.id, req.body.as, user.id) : vm;
-    const op = ctx.ops.start('checkpoint.restore', { vmId: target.id, userId: user.id }, async (o) => {
-      const res = await cps.restore(c.id, checkpointProgress(o), { targetVmId: target.id });
-      return { checkpoint: c.id, vm: target.name, restoreMs: res.restoreMs, streamBytes: res.streamBytes };
-    });
-    return reply.code(202).send(opView(op.id));
-  });
+  );
 
-  r.delete('/api/vms/:vm/checkpoints/:id', {
-    schema: { tags: ['checkpoints'], summary: 'Delete a checkpoint (its disk changes merge into the next one)', params: idParams, response: { 204: z.null() } },
-  }, async (req, reply) => {
-    const vm = vmFor(ctx, req, req.params.vm);
-    const id = checkpointOf(vm, req.params.id).id;
-    await asOperation('checkpoint.delete', vm, req, () => cps.delete([id]));
-    return reply.code(204).send(null);
-  });
-
-  r.post('/api/vms/:vm/checkpoints/verify', {
-    schema: { tags: ['checkpoints'], summary: "Check every hash of the VM's checkpoints (or of one, with `id`); an operation (admins: it reads the whole store)", params: vmParams, body: z.object({ id: z.string().optional() }).optional(), response: { 202: operationSchema } },
-  }, async (req, reply) => {
-    // Verifying reads every object of the shared store: minutes of disk and CPU, so for admins only.
-    requireAdmin(req);
-    const vm = vmFor(ctx, req, req.params.vm);
-    const ids = req.body?.id ? [checkpointOf(vm, req.body.id).id] : cps.list(vm.id).map((c) => c.id);
-    const op = ctx.ops.start('checkpoint.verify', { vmId: vm.id, userId: requireUser(req).id }, async (o) => {
-      o.progress(0, 1, 'verifying');
-      const rep = await cps.verify();
-      const broken = Object.fromEntries(Object.entries(rep.broken).filter(([id]) => ids.includes(id)));
-      const result = { ok: Object.keys(broken).length === 0, checked: ids, broken, objects: rep.objects };
-      o.progress(1, 1, result.ok ? 'all hashes match' : 'corrupt data found');
-      if (!result.ok) throw new Error(`corrupt checkpoints: ${Object.keys(broken).join(', ')} (${Object.values(broken).flat().length} objects missing or corrupt)`);
-      return result;
-    });
-    return reply.code(202).send(opView(op.id));
-  });
-
-  r.post('/api/vms/:vm/checkpoints/prune', {
-    schema: {
-      tags: ['checkpoints'], summary: "Apply retention rules (the schedule's, or those given); dryRun lists what would go. Manual checkpoints are never pruned.",
-      params: vmParams, body: z.object({ dryRun: z.boolean().default(false), rules: retentionSchema.optional() }),
-      response: { 200: z.object({ keep: z.array(z.string()), delete: z.array(z.string()), dryRun: z.boolean() }) },
+  r.get(
+    '/api/vms/:vm/checkpoints/:id',
+    {
+      schema: {
+        tags: ['checkpoints'],
+        summary: 'One checkpoint',
+        params: idParams,
+        response: {
+          200: summarySchema.extend({
+            wasRunning: z.boolean(),
+            qemu: z.object({ version: z.string(), machine: z.string() }),
+            disks: z.array(z.object({ node: z.string(), mode: z.string(), bytes: z.number() })),
+            ramBlocks: z.array(z.object({ id: z.string(), length: z.number() })),
+          }),
+        },
+      },
     },
-  }, async (req) => {
-    const vm = vmFor(ctx, req, req.params.vm);
-    const rules = req.body.rules ?? ctx.schedules.get(vm.id)?.rules;
-    if (!rules) throw badRequest(`VM '${vm.name}' has no schedule: give retention rules`);
-    const prune = () => cps.prune(vm.id, rules, { dryRun: req.body.dryRun });
-    return { ...(await (req.body.dryRun ? prune() : asOperation('checkpoint.prune', vm, req, prune))), dryRun: req.body.dryRun };
-  });
+    async (req) => {
+      const vm = vmFor(ctx, req, req.params.vm);
+      const s = checkpointOf(vm, req.params.id);
+      const m = cps.show(s.id);
+      return {
+        ...s,
+        wasRunning: m.wasRunning,
+        qemu: m.qemu,
+        disks: m.disks.map((d) => ({ node: d.node, mode: d.mode, bytes: d.bytes })),
+        ramBlocks: m.stream.blocks.map((b) => ({ id: b.id, length: b.length })),
+      };
+    },
+  );
+
+  r.post(
+    '/api/vms/:vm/checkpoints/:id/restore',
+    {
+      schema: {
+        tags: ['checkpoints'],
+        summary:
+          'Restore: in place (the VM is stopped and replaced; what happened since is lost), or with `as` into a new VM',
+        params: idParams,
+        body: z.object({ as: z.string().optional() }).optional(),
+        response: { 202: operationSchema },
+      },
+    },
+    async (req, reply) => {
+      const user = requireUser(req);
+      const vm = vmFor(ctx, req, req.params.vm);
+      const c = checkpointOf(vm, req.params.id);
+      const target = req.body?.as ? await ctx.vms.createLike(vm.id, req.body.as, user.id) : vm;
+      const op = ctx.ops.start('checkpoint.restore', { vmId: target.id, userId: user.id }, async (o) => {
+        const res = await cps.restore(c.id, checkpointProgress(o), { targetVmId: target.id });
+        return { checkpoint: c.id, vm: target.name, restoreMs: res.restoreMs, streamBytes: res.streamBytes };
+      });
+      return reply.code(202).send(opView(op.id));
+    },
+  );
+
+  r.delete(
+    '/api/vms/:vm/checkpoints/:id',
+    {
+      schema: {
+        tags: ['checkpoints'],
+        summary: 'Delete a checkpoint (its disk changes merge into the next one)',
+        params: idParams,
+        response: { 204: z.null() },
+      },
+    },
+    async (req, reply) => {
+      const vm = vmFor(ctx, req, req.params.vm);
+      const id = checkpointOf(vm, req.params.id).id;
+      await asOperation('checkpoint.delete', vm, req, () => cps.delete([id]));
+      return reply.code(204).send(null);
+    },
+  );
+
+  r.post(
+    '/api/vms/:vm/checkpoints/verify',
+    {
+      schema: {
+        tags: ['checkpoints'],
+        summary: "Check every hash of the VM's checkpoints (or of one, with `id`); an operation (admins: it reads the whole store)",
+        params: vmParams,
+        body: z.object({ id: z.string().optional() }).optional(),
+        response: { 202: operationSchema },
+      },
+    },
+    async (req, reply) => {
+      // Verifying reads every object of the shared store: minutes of disk and CPU, so for admins only.
+      requireAdmin(req);
+      const vm = vmFor(ctx, req, req.params.vm);
+      const ids = req.body?.id ? [checkpointOf(vm, req.body.id).id] : cps.list(vm.id).map((c) => c.id);
+      const op = ctx.ops.start('checkpoint.verify', { vmId: vm.id, userId: requireUser(req).id }, async (o) => {
+        o.progress(0, 1, 'verifying');
+        const rep = await cps.verify();
+        const broken = Object.fromEntries(Object.entries(rep.broken).filter(([id]) => ids.includes(id)));
+        const result = { ok: Object.keys(broken).length === 0, checked: ids, broken, objects: rep.objects };
+        o.progress(1, 1, result.ok ? 'all hashes match' : 'corrupt data found');
+        if (!result.ok)
+          throw new Error(
+            `corrupt checkpoints: ${Object.keys(broken).join(', ')} (${Object.values(broken).flat().length} objects missing or corrupt)`,
+          );
+        return result;
+      });
+      return reply.code(202).send(opView(op.id));
+    },
+  );
+
+  r.post(
+    '/api/vms/:vm/checkpoints/prune',
+    {
+      schema: {
+        tags: ['checkpoints'],
+        summary:
+          "Apply retention rules (the schedule's, or those given); dryRun lists what would go. Manual checkpoints are never pruned.",
+        params: vmParams,
+        body: z.object({ dryRun: z.boolean().default(false), rules: retentionSchema.optional() }),
+        response: { 200: z.object({ keep: z.array(z.string()), delete: z.array(z.string()), dryRun: z.boolean() }) },
+      },
+    },
+    async (req) => {
+      const vm = vmFor(ctx, req, req.params.vm);
+      const rules = req.body.rules ?? ctx.schedules.get(vm.id)?.rules;
+      if (!rules) throw badRequest(`VM '${vm.name}' has no schedule: give retention rules`);
+      const prune = () => cps.prune(vm.id, rules, { dryRun: req.body.dryRun });
+      return {
+        ...(await (req.body.dryRun ? prune() : asOperation('checkpoint.prune', vm, req, prune))),
+        dryRun: req.body.dryRun,
+      };
+    },
+  );
 
   const scheduleView = (req: FastifyRequest, vm: VmRecord) => {
     const s = ctx.schedules.get(vm.id);
@@ -143,22 +221,50 @@ export function checkpointRoutes(app: FastifyInstance, ctx: ServerContext): void
     const { vmId: _vmId, ...rest } = s;
     return { vm: vm.name, ...rest };
   };
-  r.get('/api/vms/:vm/checkpoint-schedule', { schema: { tags: ['checkpoints'], summary: "The VM's checkpoint schedule", params: vmParams, response: { 200: scheduleSchema } } },
-    async (req) => scheduleView(req, vmFor(ctx, req, req.params.vm)));
-  r.put('/api/vms/:vm/checkpoint-schedule', {
-    schema: {
-      tags: ['checkpoints'], summary: 'Set the schedule: every = interval (30s, 5m, 2h, 1d) or cron expression; retention rules for scheduled checkpoints',
-      params: vmParams, body: retentionSchema.extend({ every: z.string().min(2).max(100) }), response: { 200: scheduleSchema },
+  r.get(
+    '/api/vms/:vm/checkpoint-schedule',
+    {
+      schema: {
+        tags: ['checkpoints'],
+        summary: "The VM's checkpoint schedule",
+        params: vmParams,
+        response: { 200: scheduleSchema },
+      },
     },
-  }, async (req) => {
-    const vm = vmFor(ctx, req, req.params.vm);
-    const { every, ...rules } = req.body;
-    ctx.schedules.set(vm.id, every, rules);
-    return scheduleView(req, vm);
-  });
-  r.delete('/api/vms/:vm/checkpoint-schedule', { schema: { tags: ['checkpoints'], summary: 'Stop taking scheduled checkpoints', params: vmParams, response: { 204: z.null() } } },
+    async (req) => scheduleView(req, vmFor(ctx, req, req.params.vm)),
+  );
+  r.put(
+    '/api/vms/:vm/checkpoint-schedule',
+    {
+      schema: {
+        tags: ['checkpoints'],
+        summary:
+          'Set the schedule: every = interval (30s, 5m, 2h, 1d) or cron expression; retention rules for scheduled checkpoints',
+        params: vmParams,
+        body: retentionSchema.extend({ every: z.string().min(2).max(100) }),
+        response: { 200: scheduleSchema },
+      },
+    },
+    async (req) => {
+      const vm = vmFor(ctx, req, req.params.vm);
+      const { every, ...rules } = req.body;
+      ctx.schedules.set(vm.id, every, rules);
+      return scheduleView(req, vm);
+    },
+  );
+  r.delete(
+    '/api/vms/:vm/checkpoint-schedule',
+    {
+      schema: {
+        tags: ['checkpoints'],
+        summary: 'Stop taking scheduled checkpoints',
+        params: vmParams,
+        response: { 204: z.null() },
+      },
+    },
     async (req, reply) => {
       ctx.schedules.remove(vmFor(ctx, req, req.params.vm).id);
       return reply.code(204).send(null);
-    });
+    },
+  );
 }

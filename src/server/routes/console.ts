@@ -8,16 +8,21 @@ import { vmFor } from './vms.ts';
 
 export function consoleRoutes(app: FastifyInstance, ctx: ServerContext, tickets: ConsoleTickets): void {
   const r = app.withTypeProvider<ZodTypeProvider>();
-  r.post('/api/vms/:vm/console-ticket', {
-    schema: {
-      tags: ['console'],
-      summary: 'A single-use ticket (60 s) for one console session: open ws(s)://HOST/api/vms/{vm}/spice?ticket=... for each SPICE channel (the main channel first)',
-      params: z.object({ vm: z.string() }),
-      response: { 201: z.object({ ticket: z.string(), expiresAt: z.string(), path: z.string() }) },
+  r.post(
+    '/api/vms/:vm/console-ticket',
+    {
+      schema: {
+        tags: ['console'],
+        summary:
+          'A single-use ticket (60 s) for one console session: open ws(s)://HOST/api/vms/{vm}/spice?ticket=... for each SPICE channel (the main channel first)',
+        params: z.object({ vm: z.string() }),
+        response: { 201: z.object({ ticket: z.string(), expiresAt: z.string(), path: z.string() }) },
+      },
     },
-  }, async (req, reply) => {
-    const vm = vmFor(ctx, req, req.params.vm);
-    const t = tickets.issue(requireUser(req).id, vm.id);
-    return reply.code(201).send({ ...t, path: `/api/vms/${encodeURIComponent(vm.name)}/spice?ticket=${t.ticket}` });
-  });
+    async (req, reply) => {
+      const vm = vmFor(ctx, req, req.params.vm);
+      const t = tickets.issue(requireUser(req).id, vm.id);
+      return reply.code(201).send({ ...t, path: `/api/vms/${encodeURIComponent(vm.name)}/spice?ticket=${t.ticket}` });
+    },
+  );
 }

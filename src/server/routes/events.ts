@@ -11,17 +11,31 @@ import { canSeeOperation } from './operations.ts';
 const KEEPALIVE_MS = 15_000;
 
 export function eventRoutes(app: FastifyInstance, ctx: ServerContext): void {
-  app.get('/api/events', { schema: { tags: ['events'], summary: 'text/event-stream of {type:"vm"|"vm-deleted"|"operation"|"checkpoint-schedule", ...}' } }, (req, reply) => {
+  app.get(
+    '/api/events',
+    {
+      schema: {
+        tags: ['events'],
+        summary: 'text/event-stream of {type:"vm"|"vm-deleted"|"operation"|"checkpoint-schedule", ...}',
+      },
+    },
+    (req, reply) => {
     const user = requireUser(req);
     reply.hijack();
     const res = reply.raw;
-    res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-store', connection: 'keep-alive', 'x-accel-buffering': 'no' });
+    res.writeHead(200, {
+      'content-type': 'text/event-stream',
+      'cache-control': 'no-store',
+      connection: 'keep-alive',
+      'x-accel-buffering': 'no',
+    });
     res.write(': connected\n\n');
     const send = (type: string, data: unknown) => res.write(`event: ${type}\ndata: ${JSON.stringify(data)}\n\n`);
     const mayUse = (vm: VmRecord) => user.role === 'admin' || vm.ownerId === user.id;
     const onVm = (vm: VmRecord) => mayUse(vm) && send('vm', vmView(vm, ctx.users));
     const onVmDeleted = (vm: VmRecord) => mayUse(vm) && send('vm-deleted', { id: vm.id, name: vm.name });
-    const onOp = (op: Operation) => canSeeOperation(ctx, req, op) && send('operation', operationView(op, ctx.users, ctx.vms));
+    const onOp = (op: Operation) =>
+      canSeeOperation(ctx, req, op) && send('operation', operationView(op, ctx.users, ctx.vms));
     ctx.vms.on('changed', onVm);
     ctx.vms.on('deleted', onVmDeleted);
     ctx.ops.on('changed', onOp);
@@ -39,5 +53,6 @@ export function eventRoutes(app: FastifyInstance, ctx: ServerContext): void {
       ctx.ops.off('changed', onOp);
       ctx.schedules.off('changed', onSchedule);
     });
-  });
+  },
+  );
 }

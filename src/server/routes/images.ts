@@ -9,19 +9,47 @@ import { operationSchema, operationView } from '../schemas.ts';
 
 export function imageRoutes(app: FastifyInstance, ctx: ServerContext): void {
   const r = app.withTypeProvider<ZodTypeProvider>();
-  r.get('/api/images', {
-    schema: { tags: ['images'], summary: 'Images Oriel can build, and whether they are built', response: { 200: z.array(z.object({ name: z.string(), description: z.string(), built: z.boolean(), recipe: z.string(), builtAt: z.string().optional(), sizeBytes: z.number().optional() })) } },
-  }, async (req) => {
-    requireUser(req);
-    return listImages(ctx.config.cacheDir);
-  });
-  r.post('/api/images/:name/build', {
-    schema: { tags: ['images'], summary: 'Build an image into the cache (an operation; instant when already built). Admin only.', params: z.object({ name: z.string() }), response: { 202: operationSchema } },
-  }, async (req, reply) => {
-    const user = requireAdmin(req);
-    const op = startImageBuild(ctx, req.params.name, user.id);
-    return reply.code(202).send(operationView(op, ctx.users, ctx.vms));
-  });
+  r.get(
+    '/api/images',
+    {
+      schema: {
+        tags: ['images'],
+        summary: 'Images Oriel can build, and whether they are built',
+        response: {
+          200: z.array(
+            z.object({
+              name: z.string(),
+              description: z.string(),
+              built: z.boolean(),
+              recipe: z.string(),
+              builtAt: z.string().optional(),
+              sizeBytes: z.number().optional(),
+            }),
+          ),
+        },
+      },
+    },
+    async (req) => {
+      requireUser(req);
+      return listImages(ctx.config.cacheDir);
+    },
+  );
+  r.post(
+    '/api/images/:name/build',
+    {
+      schema: {
+        tags: ['images'],
+        summary: 'Build an image into the cache (an operation; instant when already built). Admin only.',
+        params: z.object({ name: z.string() }),
+        response: { 202: operationSchema },
+      },
+    },
+    async (req, reply) => {
+      const user = requireAdmin(req);
+      const op = startImageBuild(ctx, req.params.name, user.id);
+      return reply.code(202).send(operationView(op, ctx.users, ctx.vms));
+    },
+  );
 }
 
 /** Starts (or joins, if one is already running) the build of an image. */
@@ -42,6 +70,9 @@ export function demoImage(ctx: ServerContext): { image: 'desktop' | 'tiny'; warn
   try {
     return { image: findBuiltImage(ctx.config.cacheDir, 'desktop') ? 'desktop' : 'tiny' };
   } catch (e) {
-    return { image: 'tiny', warning: `cannot tell whether the desktop image is built (${(e as Error).message}); using tiny` };
+    return {
+      image: 'tiny',
+      warning: `cannot tell whether the desktop image is built (${(e as Error).message}); using tiny`,
+    };
   }
 }

@@ -25,23 +25,64 @@ export function operationRoutes(app: FastifyInstance, ctx: ServerContext): void 
   };
   const idParams = z.object({ id: z.string() });
 
-  r.get('/api/operations', {
-    schema: { tags: ['operations'], summary: 'Recent operations, newest first', querystring: z.object({ vm: z.string().optional(), limit: z.coerce.number().int().min(1).max(1000).default(50) }), response: { 200: z.array(operationSchema) } },
-  }, async (req) => {
-    const vmId = req.query.vm ? vmFor(ctx, req, req.query.vm).id : undefined;
-    return ctx.ops.list({ vmId, limit: req.query.limit * 4 }).filter((op) => canSeeOperation(ctx, req, op)).slice(0, req.query.limit).map(view);
-  });
-  r.get('/api/operations/:id', { schema: { tags: ['operations'], summary: 'One operation', params: idParams, response: { 200: operationSchema } } },
-    async (req) => view(visible(req, req.params.id)));
-  r.get('/api/operations/:id/wait', {
-    schema: { tags: ['operations'], summary: 'Answers when the operation has finished, or after timeoutSec with its current state', params: idParams, querystring: z.object({ timeoutSec: z.coerce.number().min(0).max(300).default(30) }), response: { 200: operationSchema } },
-  }, async (req) => {
-    visible(req, req.params.id);
-    return view(await ctx.ops.wait(req.params.id, req.query.timeoutSec * 1000));
-  });
-  r.delete('/api/operations/:id', { schema: { tags: ['operations'], summary: 'Cancel a running operation', params: idParams, response: { 200: operationSchema } } },
+  r.get(
+    '/api/operations',
+    {
+      schema: {
+        tags: ['operations'],
+        summary: 'Recent operations, newest first',
+        querystring: z.object({
+          vm: z.string().optional(),
+          limit: z.coerce.number().int().min(1).max(1000).default(50),
+        }),
+        response: { 200: z.array(operationSchema) },
+      },
+    },
+    async (req) => {
+      const vmId = req.query.vm ? vmFor(ctx, req, req.query.vm).id : undefined;
+      return ctx.ops
+        .list({ vmId, limit: req.query.limit * 4 })
+        .filter((op) => canSeeOperation(ctx, req, op))
+        .slice(0, req.query.limit)
+        .map(view);
+    },
+  );
+  r.get(
+    '/api/operations/:id',
+    {
+      schema: { tags: ['operations'], summary: 'One operation', params: idParams, response: { 200: operationSchema } },
+    },
+    async (req) => view(visible(req, req.params.id)),
+  );
+  r.get(
+    '/api/operations/:id/wait',
+    {
+      schema: {
+        tags: ['operations'],
+        summary: 'Answers when the operation has finished, or after timeoutSec with its current state',
+        params: idParams,
+        querystring: z.object({ timeoutSec: z.coerce.number().min(0).max(300).default(30) }),
+        response: { 200: operationSchema },
+      },
+    },
+    async (req) => {
+      visible(req, req.params.id);
+      return view(await ctx.ops.wait(req.params.id, req.query.timeoutSec * 1000));
+    },
+  );
+  r.delete(
+    '/api/operations/:id',
+    {
+      schema: {
+        tags: ['operations'],
+        summary: 'Cancel a running operation',
+        params: idParams,
+        response: { 200: operationSchema },
+      },
+    },
     async (req) => {
       visible(req, req.params.id);
       return view(ctx.ops.cancel(req.params.id));
-    });
+    },
+  );
 }

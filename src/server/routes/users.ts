@@ -9,27 +9,50 @@ import { userSchema } from '../schemas.ts';
 
 export function userRoutes(app: FastifyInstance, ctx: ServerContext): void {
   const r = app.withTypeProvider<ZodTypeProvider>();
-  r.get('/api/users', { schema: { tags: ['users'], summary: 'List accounts (admin)', response: { 200: z.array(userSchema) } } }, async (req) => {
+  r.get(
+    '/api/users',
+    { schema: { tags: ['users'], summary: 'List accounts (admin)', response: { 200: z.array(userSchema) } } },
+    async (req) => {
     requireAdmin(req);
     return ctx.users.list();
-  });
-  r.post('/api/users', {
-    schema: {
-      tags: ['users'], summary: 'Create an account (admin)',
-      body: z.object({ name: userNameSchema, password: passwordSchema, role: z.enum(['admin', 'user']).default('user') }),
-      response: { 201: userSchema },
+  },
+  );
+  r.post(
+    '/api/users',
+    {
+      schema: {
+        tags: ['users'],
+        summary: 'Create an account (admin)',
+        body: z.object({
+          name: userNameSchema,
+          password: passwordSchema,
+          role: z.enum(['admin', 'user']).default('user'),
+        }),
+        response: { 201: userSchema },
+      },
     },
-  }, async (req, reply) => {
-    requireAdmin(req);
-    const u = await ctx.users.create(req.body.name, req.body.password, req.body.role);
-    req.log.info({ user: u.name, role: u.role }, 'user created');
-    return reply.code(201).send(u);
-  });
-  r.delete('/api/users/:name', { schema: { tags: ['users'], summary: 'Delete an account (admin)', params: z.object({ name: z.string() }), response: { 204: z.null() } } },
+    async (req, reply) => {
+      requireAdmin(req);
+      const u = await ctx.users.create(req.body.name, req.body.password, req.body.role);
+      req.log.info({ user: u.name, role: u.role }, 'user created');
+      return reply.code(201).send(u);
+    },
+  );
+  r.delete(
+    '/api/users/:name',
+    {
+      schema: {
+        tags: ['users'],
+        summary: 'Delete an account (admin)',
+        params: z.object({ name: z.string() }),
+        response: { 204: z.null() },
+      },
+    },
     async (req, reply) => {
       const me = requireAdmin(req);
       if (me.name === req.params.name) throw conflict('you cannot delete your own account');
       ctx.users.delete(req.params.name);
       return reply.code(204).send(null);
-    });
+    },
+  );
 }

@@ -22,68 +22,120 @@ export function vmRoutes(app: FastifyInstance, ctx: ServerContext): void {
   const r = app.withTypeProvider<ZodTypeProvider>();
   const view = (vm: VmRecord) => vmView(vm, ctx.users);
 
-  r.get('/api/vms', { schema: { tags: ['vms'], summary: 'List VMs (yours; all for admins)', response: { 200: z.array(vmSchema) } } }, async (req) => {
+  r.get(
+    '/api/vms',
+    { schema: { tags: ['vms'], summary: 'List VMs (yours; all for admins)', response: { 200: z.array(vmSchema) } } },
+    async (req) => {
     const u = requireUser(req);
     return ctx.vms.list(u.role === 'admin' ? undefined : u.id).map(view);
-  });
+  },
+  );
 
-  r.post('/api/vms', {
-    schema: {
-      tags: ['vms'],
-      summary: 'Create a VM (stopped) from a built image, a disk image path, or a kernel and initrd',
-      // Validated by the VM manager, so the API, the CLI and the demo share one set of rules and messages.
-      body: z.record(z.string(), z.unknown()).describe('{ name, image?, kernel?, initrd?, append?, memoryMiB?, cpus?, display?: std|qxl, accel?: auto|kvm|tcg }'),
-      response: { 201: vmSchema, 400: errorSchema, 409: errorSchema },
+  r.post(
+    '/api/vms',
+    {
+      schema: {
+        tags: ['vms'],
+        summary: 'Create a VM (stopped) from a built image, a disk image path, or a kernel and initrd',
+        // Validated by the VM manager, so the API, the CLI and the demo share one set of rules and messages.
+        body: z
+          .record(z.string(), z.unknown())
+          .describe(
+            '{ name, image?, kernel?, initrd?, append?, memoryMiB?, cpus?, display?: std|qxl, accel?: auto|kvm|tcg }',
+          ),
+        response: { 201: vmSchema, 400: errorSchema, 409: errorSchema },
+      },
     },
-  }, async (req, reply) => {
-    const user = requireUser(req);
-    const vm = await ctx.vms.create(req.body, user.id, { hostPaths: user.role === 'admin' });
-    return reply.code(201).send(view(vm));
-  });
+    async (req, reply) => {
+      const user = requireUser(req);
+      const vm = await ctx.vms.create(req.body, user.id, { hostPaths: user.role === 'admin' });
+      return reply.code(201).send(view(vm));
+    },
+  );
 
   r.get('/api/vms/:vm', { schema: { tags: ['vms'], summary: 'One VM', params: vmParams, response: { 200: vmSchema } } },
     async (req) => view(vmFor(ctx, req, req.params.vm)));
 
-  r.delete('/api/vms/:vm', { schema: { tags: ['vms'], summary: 'Delete a stopped VM, its disk overlay and its checkpoints', params: vmParams, response: { 204: z.null() } } },
+  r.delete(
+    '/api/vms/:vm',
+    {
+      schema: {
+        tags: ['vms'],
+        summary: 'Delete a stopped VM, its disk overlay and its checkpoints',
+        params: vmParams,
+        response: { 204: z.null() },
+      },
+    },
     async (req, reply) => {
       const vm = vmFor(ctx, req, req.params.vm);
       // A deleted VM takes its checkpoints along (only once it may be deleted: stopped or crashed).
-      if (vm.state === 'stopped' || vm.state === 'crashed') await ctx.checkpoints.delete(ctx.checkpoints.list(vm.id).map((c) => c.id));
+      if (vm.state === 'stopped' || vm.state === 'crashed')
+        await ctx.checkpoints.delete(ctx.checkpoints.list(vm.id).map((c) => c.id));
       await ctx.vms.delete(vm.id);
       return reply.code(204).send(null);
-    });
+    },
+  );
 
-  const action = (name: string, summary: string, fn: (id: string, body: { timeoutSec?: number }) => Promise<VmRecord>) =>
-    r.post(`/api/vms/:vm/${name}`, {
-      schema: { tags: ['vms'], summary, params: vmParams, body: z.object({ timeoutSec: z.number().int().min(0).max(3600).optional() }).optional(), response: { 200: vmSchema, 409: errorSchema } },
-    }, async (req) => view(await fn(vmFor(ctx, req, req.params.vm).id, req.body ?? {})));
+  const action = (
+    name: string,
+    summary: string,
+    fn: (id: string, body: { timeoutSec?: number }) => Promise<VmRecord>,
+  ) =>
+    r.post(
+      `/api/vms/:vm/${name}`,
+      {
+        schema: {
+          tags: ['vms'],
+          summary,
+          params: vmParams,
+          body: z.object({ timeoutSec: z.number().int().min(0).max(3600).optional() }).optional(),
+          response: { 200: vmSchema, 409: errorSchema },
+        },
+      },
+      async (req) => view(await fn(vmFor(ctx, req, req.params.vm).id, req.body ?? {})),
+    );
 
   action('start', 'Start a stopped or crashed VM', (id) => ctx.vms.start(id));
-  action('stop', 'ACPI shutdown, forced after timeoutSec (default from configuration)', (id, b) => ctx.vms.stop(id, b.timeoutSec));
+  action('stop', 'ACPI shutdown, forced after timeoutSec (default from configuration)', (id, b) =>
+    ctx.vms.stop(id, b.timeoutSec),
+  );
   action('force-stop', 'Stop at once (like pulling the plug)', (id) => ctx.vms.forceStop(id));
   action('pause', 'Pause the vCPUs', (id) => ctx.vms.pause(id));
   action('resume', 'Resume a paused VM', (id) => ctx.vms.resume(id));
   action('reset', 'Hard reset (like the reset button)', (id) => ctx.vms.reset(id));
 
-  r.post('/api/vms/:vm/exec', {
-    schema: {
-      tags: ['vms'], summary: "Run a command in the guest (images with a command shell); waits for the guest to be ready",
-      params: vmParams,
-      body: z.object({ argv: z.array(z.string()).min(1), timeoutSec: z.number().int().min(1).max(3600).default(60) }),
-      response: { 200: z.object({ stdout: z.string(), stderr: z.string(), exitCode: z.number() }) },
+  r.post(
+    '/api/vms/:vm/exec',
+    {
+      schema: {
+        tags: ['vms'],
+        summary: 'Run a command in the guest (images with a command shell); waits for the guest to be ready',
+        params: vmParams,
+        body: z.object({ argv: z.array(z.string()).min(1), timeoutSec: z.number().int().min(1).max(3600).default(60) }),
+        response: { 200: z.object({ stdout: z.string(), stderr: z.string(), exitCode: z.number() }) },
+      },
     },
-  }, async (req) => ctx.vms.exec(vmFor(ctx, req, req.params.vm).id, req.body.argv, req.body.timeoutSec * 1000));
+    async (req) => ctx.vms.exec(vmFor(ctx, req, req.params.vm).id, req.body.argv, req.body.timeoutSec * 1000),
+  );
 
-  r.get('/api/vms/:vm/log', {
-    schema: {
-      tags: ['vms'], summary: "The guest's serial console output (this boot) or QEMU's own log",
-      params: vmParams,
-      querystring: z.object({ source: z.enum(['serial', 'qemu']).default('serial'), lines: z.coerce.number().int().min(1).max(10000).default(200) }),
-      response: { 200: z.object({ source: z.string(), text: z.string() }) },
+  r.get(
+    '/api/vms/:vm/log',
+    {
+      schema: {
+        tags: ['vms'],
+        summary: "The guest's serial console output (this boot) or QEMU's own log",
+        params: vmParams,
+        querystring: z.object({
+          source: z.enum(['serial', 'qemu']).default('serial'),
+          lines: z.coerce.number().int().min(1).max(10000).default(200),
+        }),
+        response: { 200: z.object({ source: z.string(), text: z.string() }) },
+      },
     },
-  }, async (req) => {
-    const p = ctx.vms.paths(vmFor(ctx, req, req.params.vm));
-    const file = req.query.source === 'serial' ? p.serialLog : p.qemuLog;
-    return { source: req.query.source, text: tail(file, req.query.lines, 4 * 1024 * 1024) };
-  });
+    async (req) => {
+      const p = ctx.vms.paths(vmFor(ctx, req, req.params.vm));
+      const file = req.query.source === 'serial' ? p.serialLog : p.qemuLog;
+      return { source: req.query.source, text: tail(file, req.query.lines, 4 * 1024 * 1024) };
+    },
+  );
 }

@@ -9,7 +9,16 @@ import { startTimer } from '../timers.ts';
 import { AgentClipboard } from './clipboard.ts';
 import { AgentFileTransfer } from './file-xfer.ts';
 import { AgentPipe, CLIENT_TOKEN_WINDOW } from './pipe.ts';
-import { AgentCap, AgentMsg, MonitorsFlag, decodeCaps, encodeCaps, encodeMonitors, type AgentMessage, type MonitorConfig } from './protocol.ts';
+import {
+  AgentCap,
+  AgentMsg,
+  MonitorsFlag,
+  decodeCaps,
+  encodeCaps,
+  encodeMonitors,
+  type AgentMessage,
+  type MonitorConfig,
+} from './protocol.ts';
 
 /** What the client announces: clipboard by demand with selections, monitors config, detailed transfer errors. */
 export const CLIENT_AGENT_CAPS = [
@@ -65,21 +74,26 @@ export class SpiceAgent {
         sendTokens: (n) => this._link.send(MainMsgc.AGENT_TOKEN, new Writer(4).u32(n).finish()),
       },
       (m) => this._dispatch(m),
-      (type, size) => this._onWarning.fire(`the guest sent an agent message (type ${type}) of ${size} bytes, over the ${this._maxClipboard}-byte limit: ignored`),
+      (type, size) =>
+        this._onWarning.fire(
+          `the guest sent an agent message (type ${type}) of ${size} bytes, over the ${this._maxClipboard}-byte limit: ignored`,
+        ),
       // Clipboard payloads are the only big agent → client messages; allow their header room.
       this._maxClipboard + 64,
     );
-    const agent = this;
+    // The getters below are read by the clipboard and file transfer at use time; arrows keep this agent's `this`.
+    const has = (cap: number) => this.caps.has(cap);
+    const ready = () => this.state === 'ready';
     this.clipboard = new AgentClipboard({
       send: (type, payload) => this._pipe.send(type, payload),
       get selections() {
-        return agent.caps.has(AgentCap.CLIPBOARD_SELECTION);
+        return has(AgentCap.CLIPBOARD_SELECTION);
       },
       get crlf() {
-        return agent.caps.has(AgentCap.GUEST_LINEEND_CRLF);
+        return has(AgentCap.GUEST_LINEEND_CRLF);
       },
       get ready() {
-        return agent.state === 'ready' && agent.caps.has(AgentCap.CLIPBOARD_BY_DEMAND);
+        return ready() && has(AgentCap.CLIPBOARD_BY_DEMAND);
       },
       maxSize: this._maxClipboard,
     });
@@ -88,10 +102,10 @@ export class SpiceAgent {
       drop: (tag, e) => this._pipe.drop(tag, e),
       whenBulkBelow: (n) => this._pipe.whenBulkBelow(n),
       get ready() {
-        return agent.state === 'ready';
+        return ready();
       },
       get disabled() {
-        return agent.caps.has(AgentCap.FILE_XFER_DISABLED);
+        return has(AgentCap.FILE_XFER_DISABLED);
       },
     });
   }
@@ -201,9 +215,14 @@ export class SpiceAgent {
       case AgentMsg.ANNOUNCE_CAPABILITIES: {
         const { request, caps } = decodeCaps(m.data);
         this.caps = caps;
-        if (request) void this._pipe.send(AgentMsg.ANNOUNCE_CAPABILITIES, encodeCaps(CLIENT_AGENT_CAPS, false)).catch(() => undefined);
+        if (request)
+          void this._pipe
+            .send(AgentMsg.ANNOUNCE_CAPABILITIES, encodeCaps(CLIENT_AGENT_CAPS, false))
+            .catch(() => undefined);
         if (caps.has(AgentCap.MAX_CLIPBOARD)) {
-          void this._pipe.send(AgentMsg.MAX_CLIPBOARD, new Writer(4).i32(this._maxClipboard).finish()).catch(() => undefined);
+          void this._pipe
+            .send(AgentMsg.MAX_CLIPBOARD, new Writer(4).i32(this._maxClipboard).finish())
+            .catch(() => undefined);
         }
         if (this.state !== 'ready') this._setState('ready');
         if (this._pendingMonitors && !this._cancelResize) this._flushMonitors();

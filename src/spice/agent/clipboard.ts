@@ -68,11 +68,15 @@ export class AgentClipboard {
     const types: number[] = [];
     if (content.text !== undefined) {
       const size = encodeUtf8(content.text).length;
-      if (size > this._host.maxSize) throw new ClipboardError(`clipboard text of ${size} bytes exceeds the ${this._host.maxSize}-byte limit`);
+      if (size > this._host.maxSize)
+        throw new ClipboardError(`clipboard text of ${size} bytes exceeds the ${this._host.maxSize}-byte limit`);
       types.push(ClipboardType.UTF8_TEXT);
     }
     if (content.png !== undefined) {
-      if (content.png.length > this._host.maxSize) throw new ClipboardError(`clipboard image of ${content.png.length} bytes exceeds the ${this._host.maxSize}-byte limit`);
+      if (content.png.length > this._host.maxSize)
+        throw new ClipboardError(
+          `clipboard image of ${content.png.length} bytes exceeds the ${this._host.maxSize}-byte limit`,
+        );
       types.push(ClipboardType.PNG);
     }
     if (!types.length) throw new ClipboardError('nothing to put on the clipboard');
@@ -91,7 +95,11 @@ export class AgentClipboard {
   }
 
   /** Reads one type of what the guest owns (undefined if the guest owns nothing with that type). */
-  async request(type: number, selection: number = Selection.CLIPBOARD, timeoutMs = 10_000): Promise<Uint8Array | undefined> {
+  async request(
+    type: number,
+    selection: number = Selection.CLIPBOARD,
+    timeoutMs = 10_000,
+  ): Promise<Uint8Array | undefined> {
     this._requireReady();
     this._checkSelection(selection);
     if (!this.guest.get(selection)?.includes(type)) return undefined;

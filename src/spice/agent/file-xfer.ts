@@ -7,7 +7,15 @@
 import { Emitter, type Event } from '../emitter.ts';
 import { Writer } from '../proto/writer.ts';
 import { encodeUtf8 } from '../proto/utf8.ts';
-import { AGENT_HEADER_SIZE, AGENT_MAX_CHUNK, AgentMsg, XferStatus, decodeXferStatus, xferStartKeyfile, type XferStatusMessage } from './protocol.ts';
+import {
+  AGENT_HEADER_SIZE,
+  AGENT_MAX_CHUNK,
+  AgentMsg,
+  XferStatus,
+  decodeXferStatus,
+  xferStartKeyfile,
+  type XferStatusMessage,
+} from './protocol.ts';
 
 /** A file to send: the host supplies its bytes (a browser File, a Node file handle) on demand. */
 export interface FileSource {
@@ -61,8 +69,15 @@ interface Active {
 
 // GLib's GIOErrorEnum values spice-vdagent reports (FILE_XFER_DETAILED_ERRORS).
 const GIO_ERRORS: Record<number, string> = {
-  1: 'not found', 2: 'a file of that name exists', 3: 'is a directory', 9: 'file name too long', 10: 'invalid file name',
-  12: 'no space left on the device', 14: 'permission denied', 15: 'not supported', 19: 'cancelled',
+  1: 'not found',
+  2: 'a file of that name exists',
+  3: 'is a directory',
+  9: 'file name too long',
+  10: 'invalid file name',
+  12: 'no space left on the device',
+  14: 'permission denied',
+  15: 'not supported',
+  19: 'cancelled',
 };
 
 export class AgentFileTransfer {
@@ -77,9 +92,18 @@ export class AgentFileTransfer {
    * Sends one file; resolves when the guest reports it written. `signal` cancels it (the guest removes the partial
    * file). Rejects with FileTransferError carrying the guest's reason.
    */
-  async send(file: FileSource, opts: { signal?: AbortSignalLike; onProgress?: (p: TransferProgress) => void } = {}): Promise<void> {
-    if (!this._host.ready) throw new FileTransferError('agent-not-connected', 'no file transfer: the guest agent (spice-vdagent) is not connected', file.name);
-    if (this._host.disabled) throw new FileTransferError('disabled', 'the guest agent refuses file transfers', file.name);
+  async send(
+    file: FileSource,
+    opts: { signal?: AbortSignalLike; onProgress?: (p: TransferProgress) => void } = {},
+  ): Promise<void> {
+    if (!this._host.ready)
+      throw new FileTransferError(
+        'agent-not-connected',
+        'no file transfer: the guest agent (spice-vdagent) is not connected',
+        file.name,
+      );
+    if (this._host.disabled)
+      throw new FileTransferError('disabled', 'the guest agent refuses file transfers', file.name);
     if (opts.signal?.aborted) throw new FileTransferError('cancelled', `${file.name}: cancelled`, file.name);
     const id = this._nextId++;
     const tag = `xfer:${id}`;
@@ -90,7 +114,9 @@ export class AgentFileTransfer {
       status: (s) => (statusWaiter ? statusWaiter(s) : statuses.push(s)),
     };
     const nextStatus = (): Promise<XferStatusMessage> =>
-      statuses.length ? Promise.resolve(statuses.shift()!) : new Promise((resolve) => (statusWaiter = (s) => ((statusWaiter = undefined), resolve(s))));
+      statuses.length
+        ? Promise.resolve(statuses.shift()!)
+        : new Promise((resolve) => (statusWaiter = (s) => ((statusWaiter = undefined), resolve(s))));
     this._active.set(id, active);
 
     let abortReject: ((e: Error) => void) | undefined;
@@ -102,7 +128,9 @@ export class AgentFileTransfer {
       const e = new FileTransferError('cancelled', `${file.name}: cancelled`, file.name);
       this._host.drop(tag, e);
       // Tell the agent, which deletes what it wrote.
-      void this._host.send(AgentMsg.FILE_XFER_STATUS, new Writer(8).u32(id).u32(XferStatus.CANCELLED).finish()).catch(() => undefined);
+      void this._host
+        .send(AgentMsg.FILE_XFER_STATUS, new Writer(8).u32(id).u32(XferStatus.CANCELLED).finish())
+        .catch(() => undefined);
       abortReject!(e);
     };
     opts.signal?.addEventListener('abort', onAbort);
@@ -113,7 +141,10 @@ export class AgentFileTransfer {
     };
     try {
       const keyfile = encodeUtf8(xferStartKeyfile(file.name, file.size) + '\0');
-      await Promise.race([this._host.send(AgentMsg.FILE_XFER_START, new Writer(4 + keyfile.length).u32(id).bytes(keyfile).finish()), aborted]);
+      await Promise.race([
+        this._host.send(AgentMsg.FILE_XFER_START, new Writer(4 + keyfile.length).u32(id).bytes(keyfile).finish()),
+        aborted,
+      ]);
       const first = await Promise.race([nextStatus(), aborted]);
       if (first.result !== XferStatus.CAN_SEND_DATA) throw statusError(first, file.name);
       report(0);
@@ -135,16 +166,28 @@ export class AgentFileTransfer {
         }
         if (piece.length === 0) {
           this._cancelQuietly(id, tag, file.name);
-          throw new FileTransferError('source', `${file.name}: the file ended at ${sent} of ${file.size} bytes`, file.name);
+          throw new FileTransferError(
+            'source',
+            `${file.name}: the file ended at ${sent} of ${file.size} bytes`,
+            file.name,
+          );
         }
         const body = new Writer(DATA_HEADER + piece.length).u32(id).u64(piece.length).bytes(piece).finish();
         const at = sent + piece.length;
         sent = at;
-        void this._host.send(AgentMsg.FILE_XFER_DATA, body, { bulk: true, tag }).then(() => report(at), () => undefined);
+        void this._host.send(AgentMsg.FILE_XFER_DATA, body, { bulk: true, tag }).then(
+          () => report(at),
+          () => undefined,
+        );
       }
       const end = early ?? (await Promise.race([during.then(() => early!), aborted]));
       if (end.result !== XferStatus.SUCCESS) throw statusError(end, file.name);
-      if (sent < file.size) throw new FileTransferError('error', `${file.name}: the guest reported success before all bytes were sent`, file.name);
+      if (sent < file.size)
+        throw new FileTransferError(
+          'error',
+          `${file.name}: the guest reported success before all bytes were sent`,
+          file.name,
+        );
     } finally {
       opts.signal?.removeEventListener('abort', onAbort);
       this._active.delete(id);
@@ -169,7 +212,9 @@ export class AgentFileTransfer {
 
   private _cancelQuietly(id: number, tag: string, name: string): void {
     this._host.drop(tag, new FileTransferError('cancelled', `${name}: cancelled`, name));
-    void this._host.send(AgentMsg.FILE_XFER_STATUS, new Writer(8).u32(id).u32(XferStatus.CANCELLED).finish()).catch(() => undefined);
+    void this._host
+      .send(AgentMsg.FILE_XFER_STATUS, new Writer(8).u32(id).u32(XferStatus.CANCELLED).finish())
+      .catch(() => undefined);
   }
 }
 
@@ -185,7 +230,11 @@ function statusError(s: XferStatusMessage, name: string): FileTransferError {
     case XferStatus.CANCELLED:
       return new FileTransferError('guest-cancelled', `${name}: the guest cancelled the transfer`, name);
     case XferStatus.NOT_ENOUGH_SPACE:
-      return new FileTransferError('no-space', `${name}: not enough space in the guest${s.freeSpace !== undefined ? ` (${s.freeSpace} bytes free)` : ''}`, name);
+      return new FileTransferError(
+        'no-space',
+        `${name}: not enough space in the guest${s.freeSpace !== undefined ? ` (${s.freeSpace} bytes free)` : ''}`,
+        name,
+      );
     case XferStatus.SESSION_LOCKED:
       return new FileTransferError('session-locked', `${name}: the guest's session is locked`, name);
     case XferStatus.VDAGENT_NOT_CONNECTED:

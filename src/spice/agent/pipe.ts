@@ -9,7 +9,14 @@
 // from their headers. The client grants the server a window of tokens (AGENT_START) and returns them (AGENT_TOKEN) as
 // it consumes chunks, so a guest can never make it buffer more than it chose. A message larger than the limit is
 // skipped without being stored, and reported.
-import { AGENT_HEADER_SIZE, AGENT_MAX_CHUNK, assertProtocol, encodeMessage, readHeader, type AgentMessage } from './protocol.ts';
+import {
+  AGENT_HEADER_SIZE,
+  AGENT_MAX_CHUNK,
+  assertProtocol,
+  encodeMessage,
+  readHeader,
+  type AgentMessage,
+} from './protocol.ts';
 
 export interface PipeSink {
   /** Sends one AGENT_DATA body (≤ 2048 bytes). */
@@ -90,7 +97,10 @@ export class AgentPipe {
   /** Drops queued messages with `tag` that have not started (a started one must finish: chunks cannot be recalled). */
   drop(tag: string, error: Error): void {
     const keep: Outgoing[] = [];
-    for (const m of this._queue) (m.tag === tag ? m.reject(error) : keep.push(m));
+    for (const m of this._queue) {
+      if (m.tag === tag) m.reject(error);
+      else keep.push(m);
+    }
     this._queue = keep;
     this._wakeDrain();
   }

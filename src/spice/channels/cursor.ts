@@ -53,7 +53,13 @@ function expand5(v: number): number {
  * Windows semantics: AND 0 → the colour; AND 1 with colour 0 → transparent; AND 1 with another
  * colour inverts the screen, which an image cannot show: drawn opaque black, as for MONO.
  */
-export function decodeCursorImage(type: number, width: number, height: number, data: Uint8Array, maxPixels: number): RgbaImage {
+export function decodeCursorImage(
+  type: number,
+  width: number,
+  height: number,
+  data: Uint8Array,
+  maxPixels: number,
+): RgbaImage {
   checkDimensions('cursor', width, height, maxPixels);
   const out = new Uint8Array(width * height * 4);
   const bpl = (width + 7) >> 3;
@@ -85,8 +91,10 @@ export function decodeCursorImage(type: number, width: number, height: number, d
     const rowBytes = layout.rowBytes(width);
     const palAt = rowBytes * height;
     const maskAt = palAt + layout.palette * 4;
-    if (data.length < maskAt + bpl * height) throw new SpiceDecodeError('cursor', `${nameOf(CursorType, type)} data truncated`);
-    const pal = (i: number): number => data[palAt + i * 4]! | (data[palAt + i * 4 + 1]! << 8) | (data[palAt + i * 4 + 2]! << 16);
+    if (data.length < maskAt + bpl * height)
+      throw new SpiceDecodeError('cursor', `${nameOf(CursorType, type)} data truncated`);
+    const pal = (i: number): number =>
+      data[palAt + i * 4]! | (data[palAt + i * 4 + 1]! << 8) | (data[palAt + i * 4 + 2]! << 16);
     for (let y = 0; y < height; y++) {
       const row = y * rowBytes;
       for (let x = 0; x < width; x++) {
@@ -127,7 +135,14 @@ export class CursorChannel extends SpiceChannel {
   readonly state: CursorState = { shape: null, x: 0, y: 0, visible: false };
   private readonly _cache = new Map<bigint, CursorShape>();
 
-  constructor(type: number, id: number, transport: Transport, queue: ByteQueue, options: ChannelOptions, private readonly _maxPixels: number) {
+  constructor(
+    type: number,
+    id: number,
+    transport: Transport,
+    queue: ByteQueue,
+    options: ChannelOptions,
+    private readonly _maxPixels: number,
+  ) {
     super(type, id, transport, queue, options);
   }
 

@@ -25,7 +25,17 @@ import type { PixelSource } from '../draw/source.ts';
 import { dashList, pathPolylines, strokePixels } from '../draw/stroke.ts';
 import { drawGlyphs, glyphBounds, glyphCoverage } from '../draw/text.ts';
 import { readImage, readMaskImage, readSource, type ImageContext } from './display-images.ts';
-import { readBrush, readClip, readLineAttr, readMask, readPath, readRect, readString, type WireBrush, type WireMask } from './display-wire.ts';
+import {
+  readBrush,
+  readClip,
+  readLineAttr,
+  readMask,
+  readPath,
+  readRect,
+  readString,
+  type WireBrush,
+  type WireMask,
+} from './display-wire.ts';
 
 export interface DrawTarget {
   surface: Surface;
@@ -97,14 +107,24 @@ export class DrawCommands {
         const brush = this._brush(readBrush(r), body, t);
         const rop = r.u16();
         const scale = r.u8();
-        this._opaque(base, t, src, area, brush, ropFromDescriptor(rop, 'brush-src'), scale, this._mask(readMask(r), body));
+        this._opaque(
+          base,
+          t,
+          src,
+          area,
+          brush,
+          ropFromDescriptor(rop, 'brush-src'),
+          scale,
+          this._mask(readMask(r), body),
+        );
         break;
       }
       case DisplayMsg.DRAW_BLACKNESS:
       case DisplayMsg.DRAW_WHITENESS:
       case DisplayMsg.DRAW_INVERS: {
         const mask = this._mask(readMask(r), body);
-        const op = type === DisplayMsg.DRAW_BLACKNESS ? Rop2.CLEAR : type === DisplayMsg.DRAW_WHITENESS ? Rop2.SET : Rop2.INVERT;
+        const op =
+          type === DisplayMsg.DRAW_BLACKNESS ? Rop2.CLEAR : type === DisplayMsg.DRAW_WHITENESS ? Rop2.SET : Rop2.INVERT;
         this._brushOp(base, t, { type: BrushType.NONE }, op, mask);
         break;
       }
@@ -168,7 +188,8 @@ export class DrawCommands {
 
   private _brush(b: WireBrush, body: Reader, t: DrawTarget): Brush {
     if (b.type === BrushType.SOLID) return { type: b.type, color: brushColor(b.color, pixelFormat(t.format)) };
-    if (b.type === BrushType.PATTERN) return { type: b.type, pattern: readImage(body, b.imagePtr, this._h.images), x: b.x, y: b.y };
+    if (b.type === BrushType.PATTERN)
+      return { type: b.type, pattern: readImage(body, b.imagePtr, this._h.images), x: b.x, y: b.y };
     return b;
   }
 
@@ -188,13 +209,19 @@ export class DrawCommands {
 
   /** Per pixel of `rect`: 1 where the command may draw (inside `valid` and the mask), or null for all. */
   private _keep(rect: Rect, box: Rect, valid: Rect | null, mask: Mask | null): Uint8Array | null {
-    if (!mask && (!valid || (valid.left <= rect.left && valid.top <= rect.top && valid.right >= rect.right && valid.bottom >= rect.bottom))) return null;
+    if (
+      !mask &&
+      (!valid ||
+        (valid.left <= rect.left && valid.top <= rect.top && valid.right >= rect.right && valid.bottom >= rect.bottom))
+    )
+      return null;
     const keep = mask ? maskKeep(mask, rect, box) : new Uint8Array(rectWidth(rect) * rectHeight(rect)).fill(1);
     if (valid) {
       const w = rectWidth(rect);
       for (let y = rect.top; y < rect.bottom; y++) {
         for (let x = rect.left; x < rect.right; x++) {
-          if (x < valid.left || x >= valid.right || y < valid.top || y >= valid.bottom) keep[(y - rect.top) * w + (x - rect.left)] = 0;
+          if (x < valid.left || x >= valid.right || y < valid.top || y >= valid.bottom)
+            keep[(y - rect.top) * w + (x - rect.left)] = 0;
         }
       }
     }
@@ -205,7 +232,14 @@ export class DrawCommands {
    * Source pixels for the destination `rect`. Same size as the box: pixel (x, y) reads
    * src_area.left + x − box.left …, and only where the source exists. Otherwise scaled (draw/scale.ts).
    */
-  private _sample(src: PixelSource, box: Rect, srcArea: Rect, rect: Rect, mode: number, rop3Scaling = false): Sampled | null {
+  private _sample(
+    src: PixelSource,
+    box: Rect,
+    srcArea: Rect,
+    rect: Rect,
+    mode: number,
+    rop3Scaling = false,
+  ): Sampled | null {
     const bw = rectWidth(box);
     const bh = rectHeight(box);
     const sw = rectWidth(srcArea);
@@ -220,7 +254,16 @@ export class DrawCommands {
     const axes: [Axis, Axis] = rop3Scaling
       ? [axisForRop3(srcArea.left, sw, bw), axisForRop3(srcArea.top, sh, bh)]
       : [axisForCopy(srcArea.left, sw, bw), axisForCopy(srcArea.top, sh, bh)];
-    const words = sampleScaled(src, axes[0], axes[1], rect.left - box.left, rect.top - box.top, rectWidth(rect), rectHeight(rect), mode);
+    const words = sampleScaled(
+      src,
+      axes[0],
+      axes[1],
+      rect.left - box.left,
+      rect.top - box.top,
+      rectWidth(rect),
+      rectHeight(rect),
+      mode,
+    );
     return { words, valid: null };
   }
 
@@ -228,11 +271,16 @@ export class DrawCommands {
     const dx = base.box.left - srcX;
     const dy = base.box.top - srcY;
     let area = this._area(base, t);
-    if (area && (dx || dy)) area = restrictArea(area, offsetRect({ left: 0, top: 0, right: t.surface.width, bottom: t.surface.height }, dx, dy));
+    if (area && (dx || dy))
+      area = restrictArea(
+        area,
+        offsetRect({ left: 0, top: 0, right: t.surface.width, bottom: t.surface.height }, dx, dy),
+      );
     if (!area || (!dx && !dy)) return;
     // Read the whole source first: pieces may overlap their own source.
     const src = t.surface.getImage(offsetRect(area.rect, -dx, -dy));
-    for (const p of area.pieces ?? [area.rect]) t.surface.putImage(src, p.left - area.rect.left, p.top - area.rect.top, p);
+    for (const p of area.pieces ?? [area.rect])
+      t.surface.putImage(src, p.left - area.rect.left, p.top - area.rect.top, p);
     this._done(base, area);
   }
 
@@ -257,16 +305,32 @@ export class DrawCommands {
     this._brushOp(base, t, brush, ropFromDescriptor(ropd, 'brush-dest'), mask);
   }
 
-  private _copy(base: Base, t: DrawTarget, src: PixelSource, srcArea: Rect, rop: number, scale: number, mask: Mask | null): void {
+  private _copy(
+    base: Base,
+    t: DrawTarget,
+    src: PixelSource,
+    srcArea: Rect,
+    rop: number,
+    scale: number,
+    mask: Mask | null,
+  ): void {
     const area = this._area(base, t);
     if (!area || rop === Rop2.NOOP || rectWidth(base.box) <= 0 || rectHeight(base.box) <= 0) return;
     const fmt = pixelFormat(t.format);
     const same = rectWidth(base.box) === rectWidth(srcArea) && rectHeight(base.box) === rectHeight(srcArea);
     if (same && rop === Rop2.COPY && !mask && src.image && src.opaque && !fmt.alpha && !fmt.depth16) {
       // The common case (QEMU's and the qxl drivers' DRAW_COPY): straight from the decoded image.
-      const clipped = restrictArea(area, offsetRect({ left: 0, top: 0, right: src.width, bottom: src.height }, base.box.left - srcArea.left, base.box.top - srcArea.top));
+      const clipped = restrictArea(
+        area,
+        offsetRect(
+          { left: 0, top: 0, right: src.width, bottom: src.height },
+          base.box.left - srcArea.left,
+          base.box.top - srcArea.top,
+        ),
+      );
       if (!clipped) return;
-      for (const p of clipped.pieces ?? [clipped.rect]) t.surface.putImage(src.image, srcArea.left + p.left - base.box.left, srcArea.top + p.top - base.box.top, p);
+      for (const p of clipped.pieces ?? [clipped.rect])
+        t.surface.putImage(src.image, srcArea.left + p.left - base.box.left, srcArea.top + p.top - base.box.top, p);
       this._done(base, clipped);
       return;
     }
@@ -278,7 +342,16 @@ export class DrawCommands {
   }
 
   /** OPAQUE: the source is put (where it exists), then the brush is combined with it by the rop. */
-  private _opaque(base: Base, t: DrawTarget, src: PixelSource, srcArea: Rect, brush: Brush, rop: number, scale: number, mask: Mask | null): void {
+  private _opaque(
+    base: Base,
+    t: DrawTarget,
+    src: PixelSource,
+    srcArea: Rect,
+    brush: Brush,
+    rop: number,
+    scale: number,
+    mask: Mask | null,
+  ): void {
     const area = this._area(base, t);
     if (!area || rop === Rop2.NOOP) return;
     const s = this._sample(src, base.box, srcArea, area.rect, scale);
@@ -291,14 +364,35 @@ export class DrawCommands {
     this._done(base, area);
   }
 
-  private _rop3(base: Base, t: DrawTarget, src: PixelSource, srcArea: Rect, brush: Brush, code: number, scale: number, mask: Mask | null): void {
+  private _rop3(
+    base: Base,
+    t: DrawTarget,
+    src: PixelSource,
+    srcArea: Rect,
+    brush: Brush,
+    code: number,
+    scale: number,
+    mask: Mask | null,
+  ): void {
     const area = this._area(base, t);
     if (!area) return;
     const s = this._sample(src, base.box, srcArea, area.rect, scale, true);
     // Unscaled, the reference refuses a source smaller than its area (canvas_draw_rop3 "bad src bitmap size").
     const need = offsetRect(srcArea, base.box.left - srcArea.left, base.box.top - srcArea.top);
-    if (!s || (s.valid && !covers(offsetRect({ left: 0, top: 0, right: src.width, bottom: src.height }, base.box.left - srcArea.left, base.box.top - srcArea.top), need))) {
-      this._h.skipped['DRAW_ROP3 source smaller than its area'] = (this._h.skipped['DRAW_ROP3 source smaller than its area'] ?? 0) + 1;
+    if (
+      !s ||
+      (s.valid &&
+        !covers(
+          offsetRect(
+            { left: 0, top: 0, right: src.width, bottom: src.height },
+            base.box.left - srcArea.left,
+            base.box.top - srcArea.top,
+          ),
+          need,
+        ))
+    ) {
+      this._h.skipped['DRAW_ROP3 source smaller than its area'] =
+        (this._h.skipped['DRAW_ROP3 source smaller than its area'] ?? 0) + 1;
       return;
     }
     const keep = this._keep(area.rect, base.box, s.valid, mask);
@@ -338,7 +432,14 @@ export class DrawCommands {
     this._done(base, clipped);
   }
 
-  private _stroke(base: Base, t: DrawTarget, path: ReturnType<typeof readPath>, attr: { flags: number; style: Int32Array | null }, brush: Brush, foreMode: number): void {
+  private _stroke(
+    base: Base,
+    t: DrawTarget,
+    path: ReturnType<typeof readPath>,
+    attr: { flags: number; style: Int32Array | null },
+    brush: Brush,
+    foreMode: number,
+  ): void {
     const lines = pathPolylines(path);
     const area = this._area(base, t);
     if (!area) return;
@@ -354,7 +455,15 @@ export class DrawCommands {
     this._done(base, area);
   }
 
-  private _text(base: Base, t: DrawTarget, str: ReturnType<typeof readString>, backArea: Rect, fore: Brush, back: Brush, foreMode: number): void {
+  private _text(
+    base: Base,
+    t: DrawTarget,
+    str: ReturnType<typeof readString>,
+    backArea: Rect,
+    fore: Brush,
+    back: Brush,
+    foreMode: number,
+  ): void {
     const area = this._area(base, t);
     if (!area) return;
     const fmt = pixelFormat(t.format);
@@ -379,7 +488,9 @@ export class DrawCommands {
 }
 
 function covers(outer: Rect, inner: Rect): boolean {
-  return outer.left <= inner.left && outer.top <= inner.top && outer.right >= inner.right && outer.bottom >= inner.bottom;
+  return (
+    outer.left <= inner.left && outer.top <= inner.top && outer.right >= inner.right && outer.bottom >= inner.bottom
+  );
 }
 
 /** The words of `inner` out of a buffer covering `outer`. */

@@ -112,10 +112,19 @@ export function readMaskImage(body: Reader, ptr: number, ctx: ImageContext): Mas
       const stride = r.u32();
       if (flags & BitmapFlags.PAL_FROM_CACHE) r.u64();
       else r.u32(); // a palette pointer; masks have none
-      if (width !== d.width || height !== d.height) throw new SpiceDecodeError('mask', `bitmap ${width}×${height}, descriptor says ${d.width}×${d.height}`);
+      if (width !== d.width || height !== d.height)
+        throw new SpiceDecodeError('mask', `bitmap ${width}×${height}, descriptor says ${d.width}×${d.height}`);
       checkDimensions('mask', width, height, ctx.maxImagePixels);
-      if (stride * height > r.remaining) throw new SpiceDecodeError('mask', `needs ${stride * height} bytes, ${r.remaining} left`);
-      const m = maskFromBitmap(format, (flags & BitmapFlags.TOP_DOWN) !== 0, width, height, stride, r.bytesView(stride * height));
+      if (stride * height > r.remaining)
+        throw new SpiceDecodeError('mask', `needs ${stride * height} bytes, ${r.remaining} left`);
+      const m = maskFromBitmap(
+        format,
+        (flags & BitmapFlags.TOP_DOWN) !== 0,
+        width,
+        height,
+        stride,
+        r.bytesView(stride * height),
+      );
       ctx.decoded.mask = (ctx.decoded.mask ?? 0) + 1;
       if (d.flags & (ImageFlags.CACHE_ME | ImageFlags.CACHE_REPLACE_ME)) ctx.caches.pixmaps.set(d.id, maskToImage(m));
       return m;
@@ -140,7 +149,10 @@ export function readImage(body: Reader, ptr: number, ctx: ImageContext): RgbaIma
 function finishImage(r: Reader, body: Reader, d: ImageDescriptor, ctx: ImageContext): RgbaImage {
   const img = decodePayload(r, body, d, ctx);
   if (img.width !== d.width || img.height !== d.height) {
-    throw new SpiceDecodeError(nameOf(ImageType, d.type), `decoded ${img.width}×${img.height}, descriptor says ${d.width}×${d.height}`);
+    throw new SpiceDecodeError(
+      nameOf(ImageType, d.type),
+      `decoded ${img.width}×${img.height}, descriptor says ${d.width}×${d.height}`,
+    );
   }
   count(ctx, d.type, img);
   if (d.flags & (ImageFlags.CACHE_ME | ImageFlags.CACHE_REPLACE_ME)) ctx.caches.pixmaps.set(d.id, img);
@@ -156,9 +168,14 @@ function decodePayload(r: Reader, body: Reader, d: ImageDescriptor, ctx: ImageCo
       const height = r.u32();
       const stride = r.u32();
       const palette = readPalette(r, flags, ctx, body);
-      if (stride * height > r.remaining) throw new SpiceDecodeError('bitmap', `needs ${stride * height} bytes, ${r.remaining} left`);
+      if (stride * height > r.remaining)
+        throw new SpiceDecodeError('bitmap', `needs ${stride * height} bytes, ${r.remaining} left`);
       const data = r.bytesView(stride * height);
-      return bitmap.decode(data, { format, topDown: (flags & BitmapFlags.TOP_DOWN) !== 0, width, height, stride, palette }, ctx.maxImagePixels);
+      return bitmap.decode(
+        data,
+        { format, topDown: (flags & BitmapFlags.TOP_DOWN) !== 0, width, height, stride, palette },
+        ctx.maxImagePixels,
+      );
     }
     case ImageType.LZ_RGB:
       return lz.decode(binaryData(r), { maxPixels: ctx.maxImagePixels });

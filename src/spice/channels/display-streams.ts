@@ -98,7 +98,18 @@ export class StreamSet {
           this._reportInvalid(id);
           return true;
         }
-        this.streams.set(id, { id, surfaceId, codec, topDown: (flags & STREAM_TOP_DOWN) !== 0, width, height, dest, clip, frames: 0, tables: new jpeg.JpegTables() });
+        this.streams.set(id, {
+          id,
+          surfaceId,
+          codec,
+          topDown: (flags & STREAM_TOP_DOWN) !== 0,
+          width,
+          height,
+          dest,
+          clip,
+          frames: 0,
+          tables: new jpeg.JpegTables(),
+        });
         return true;
       }
       case DisplayMsg.STREAM_DATA: {
@@ -163,8 +174,12 @@ export class StreamSet {
     if (!s.topDown) flipRows(img);
     const dw = dest.right - dest.left;
     const dh = dest.bottom - dest.top;
-    if (dw <= 0 || dh <= 0 || dw * dh > this._host.maxImagePixels) throw new SpiceProtocolError(`stream ${s.id}: dest ${dw}×${dh}`);
-    const frame = dw === width && dh === height ? img : scaleNearest(img, { left: 0, top: 0, right: width, bottom: height }, dw, dh);
+    if (dw <= 0 || dh <= 0 || dw * dh > this._host.maxImagePixels)
+      throw new SpiceProtocolError(`stream ${s.id}: dest ${dw}×${dh}`);
+    const frame =
+      dw === width && dh === height
+        ? img
+        : scaleNearest(img, { left: 0, top: 0, right: width, bottom: height }, dw, dh);
     this._host.draw(s.surfaceId, dest, s.clip, frame);
     s.frames++;
     this.stats.frames++;
@@ -197,8 +212,19 @@ export class StreamSet {
     if (this._host.serverReports) this._sendReport(id, 0, 0, 0, 0, 0xffffffff, 0);
   }
 
-  /** STREAM_REPORT {stream_id, unique_id, start_frame_mm_time, end_frame_mm_time, num_frames, num_drops, last_frame_delay i32, audio_delay}. */
-  private _sendReport(id: number, uniqueId: number, start: number, end: number, frames: number, drops: number, delay: number): void {
+  /**
+   * STREAM_REPORT {stream_id, unique_id, start_frame_mm_time, end_frame_mm_time, num_frames, num_drops,
+   * last_frame_delay i32, audio_delay}.
+   */
+  private _sendReport(
+    id: number,
+    uniqueId: number,
+    start: number,
+    end: number,
+    frames: number,
+    drops: number,
+    delay: number,
+  ): void {
     const w = new Writer(32).u32(id).u32(uniqueId).u32(start).u32(end).u32(frames).u32(drops).i32(delay).u32(NO_AUDIO);
     this._host.send(DisplayMsgc.STREAM_REPORT, w.finish());
     this.stats.reports++;

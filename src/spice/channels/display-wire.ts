@@ -79,7 +79,10 @@ export function readMask(r: Reader): WireMask {
   return { flags: r.u8(), x: r.i32(), y: r.i32(), imagePtr: r.u32() };
 }
 
-/** spice.proto `struct Path` at `ptr`: {num_segments u32, PathSegment {flags u8, count u32, PointFix[count]} …} inline. */
+/**
+ * spice.proto `struct Path` at `ptr`: {num_segments u32, PathSegment {flags u8, count u32, PointFix[count]} …}
+ * inline.
+ */
 export function readPath(body: Reader, ptr: number): PathSegment[] {
   if (ptr === 0) throw new SpiceProtocolError('NULL path');
   const r = body.at(ptr, 'Path');

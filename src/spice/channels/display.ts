@@ -101,7 +101,14 @@ export class DisplayChannel extends SpiceChannel {
   private readonly _images: ImageContext;
   private readonly _draw: DrawCommands;
 
-  constructor(type: number, id: number, transport: Transport, queue: ByteQueue, options: ChannelOptions, private readonly _opts: DisplayOptions) {
+  constructor(
+    type: number,
+    id: number,
+    transport: Transport,
+    queue: ByteQueue,
+    options: ChannelOptions,
+    private readonly _opts: DisplayOptions,
+  ) {
     super(type, id, transport, queue, options);
     const decoded: Record<string, number> = {};
     const decodedPixels: Record<string, number> = {};
@@ -175,7 +182,13 @@ export class DisplayChannel extends SpiceChannel {
         }
         const surface = this._opts.createSurface(info);
         // Surfaces with alpha start transparent, as the reference allocates them zeroed.
-        if (pixelFormat(info.format).alpha) surface.putImage({ width: info.width, height: info.height, data: new Uint8Array(info.width * info.height * 4) }, 0, 0, { left: 0, top: 0, right: info.width, bottom: info.height });
+        if (pixelFormat(info.format).alpha)
+          surface.putImage(
+            { width: info.width, height: info.height, data: new Uint8Array(info.width * info.height * 4) },
+            0,
+            0,
+            { left: 0, top: 0, right: info.width, bottom: info.height },
+          );
         this.surfaces.set(info.id, { info, surface });
         this._onSurfaceCreated.fire(info);
         return;
@@ -243,7 +256,8 @@ export class DisplayChannel extends SpiceChannel {
   }
 
   protected override onClosed(): void {
-    for (const e of [this._onSurfaceCreated, this._onSurfaceDestroyed, this._onInvalidate, this._onMonitorsConfig]) e.dispose();
+    for (const e of [this._onSurfaceCreated, this._onSurfaceDestroyed, this._onInvalidate, this._onMonitorsConfig])
+      e.dispose();
     this._onMark.dispose();
   }
 }

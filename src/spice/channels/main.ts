@@ -53,7 +53,14 @@ export class MainChannel extends SpiceChannel {
   multiMediaTime = 0;
   private _mmTimeAt = 0;
 
-  constructor(type: number, id: number, transport: Transport, queue: ByteQueue, options: ChannelOptions, agentOptions: AgentOptions = {}) {
+  constructor(
+    type: number,
+    id: number,
+    transport: Transport,
+    queue: ByteQueue,
+    options: ChannelOptions,
+    agentOptions: AgentOptions = {},
+  ) {
     super(type, id, transport, queue, options);
     this.agent = new SpiceAgent({ send: (t, body) => this.send(t, body) }, agentOptions);
   }

@@ -40,8 +40,10 @@ export function decode(data: Uint8Array, p: BitmapParams, maxPixels: number): Rg
   const bpp = BITS_PER_PIXEL[p.format];
   if (bpp === undefined) throw new SpiceDecodeError('bitmap', `unsupported format ${nameOf(BitmapFmt, p.format)}`);
   checkDimensions('bitmap', p.width, p.height, maxPixels);
-  if (p.stride * 8 < p.width * bpp) throw new SpiceDecodeError('bitmap', `stride ${p.stride} too small for ${p.width} px`);
-  if (p.stride * p.height > data.length) throw new SpiceDecodeError('bitmap', `${data.length} bytes, need ${p.stride * p.height}`);
+  if (p.stride * 8 < p.width * bpp)
+    throw new SpiceDecodeError('bitmap', `stride ${p.stride} too small for ${p.width} px`);
+  if (p.stride * p.height > data.length)
+    throw new SpiceDecodeError('bitmap', `${data.length} bytes, need ${p.stride * p.height}`);
   const alphaOnly = p.format === BitmapFmt['8BIT_A'];
   if (bpp <= 8 && !alphaOnly && !p.palette) throw new SpiceDecodeError('bitmap', 'palettized bitmap without palette');
 

@@ -60,7 +60,8 @@ export class GlzWindow {
     while (this._images.has(this._tail)) this._tail++;
     const newest = this._images.get(this._tail - 1);
     if (newest) this._releaseBelow(this._tail - 1 - newest.headDist);
-    while (this._pixels > this.maxPixels && this._images.size > 1) this._releaseBelow(Math.min(...this._images.keys()) + 1);
+    while (this._pixels > this.maxPixels && this._images.size > 1)
+      this._releaseBelow(Math.min(...this._images.keys()) + 1);
   }
 
   clear(): void {
@@ -101,7 +102,8 @@ export function decode(src: Uint8Array, dict: GlzWindow, maxPixels: number, pale
     if (!palette) throw new SpiceDecodeError('glz', 'palettized GLZ without a palette');
     checkDimensions('glz', width, height, maxPixels);
     const rowPixels = stride * ppb;
-    if (rowPixels < width || stride > width + 1) throw new SpiceDecodeError('glz', `bad stride ${stride} for width ${width}`);
+    if (rowPixels < width || stride > width + 1)
+      throw new SpiceDecodeError('glz', `bad stride ${stride} for width ${width}`);
     checkDimensions('glz', rowPixels, height, maxPixels);
     const count = rowPixels * height;
     const pixels = new Uint8Array(count * 4);
@@ -156,7 +158,17 @@ function readRef(ctrl: number, byte: () => number): GlzRef {
 }
 
 /** The palettized pass: byte units expanded to `ppb` RGBA pixels each. */
-function decodePalettePass(src: Uint8Array, ip: number, out: Uint8Array, n: number, id: number, type: number, ppb: number, pal: Uint32Array, dict: GlzWindow): void {
+function decodePalettePass(
+  src: Uint8Array,
+  ip: number,
+  out: Uint8Array,
+  n: number,
+  id: number,
+  type: number,
+  ppb: number,
+  pal: Uint32Array,
+  dict: GlzWindow,
+): void {
   const byte = (): number => {
     if (ip >= src.length) truncated('glz');
     return src[ip++]!;
@@ -205,7 +217,15 @@ function decodePalettePass(src: Uint8Array, ip: number, out: Uint8Array, n: numb
   }
 }
 
-function decodePass(src: Uint8Array, ip: number, out: Uint8Array, n: number, id: number, mode: number, dict: GlzWindow): number {
+function decodePass(
+  src: Uint8Array,
+  ip: number,
+  out: Uint8Array,
+  n: number,
+  id: number,
+  mode: number,
+  dict: GlzWindow,
+): number {
   const end = src.length;
   const bias = mode === LzType.RGB32 ? 0 : mode === LzType.RGB16 ? 1 : 2;
   const byte = (): number => {
@@ -253,7 +273,14 @@ function copyFrom(from: Uint8Array, at: number, out: Uint8Array, op: number, len
 }
 
 /** Top-down RGBA of `width` columns out of rows of `rowPixels` decoded pixels. */
-function toOutput(pixels: Uint8Array, width: number, height: number, topDown: boolean, alpha: boolean, rowPixels: number): RgbaImage {
+function toOutput(
+  pixels: Uint8Array,
+  width: number,
+  height: number,
+  topDown: boolean,
+  alpha: boolean,
+  rowPixels: number,
+): RgbaImage {
   const stride = width * 4;
   const data = new Uint8Array(width * height * 4);
   for (let y = 0; y < height; y++) {

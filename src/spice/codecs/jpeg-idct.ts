@@ -76,7 +76,15 @@ function idct8(src: Float64Array, so: number, ss: number, dst: Float64Array, d0:
 export function idctBlock(coef: Float64Array, out: Uint8Array, at: number, stride: number): void {
   // Pass 1: columns (along v) into ws; a column with only its DC term is constant.
   for (let u = 0; u < 8; u++) {
-    if (coef[8 + u] === 0 && coef[16 + u] === 0 && coef[24 + u] === 0 && coef[32 + u] === 0 && coef[40 + u] === 0 && coef[48 + u] === 0 && coef[56 + u] === 0) {
+    if (
+      coef[8 + u] === 0 &&
+      coef[16 + u] === 0 &&
+      coef[24 + u] === 0 &&
+      coef[32 + u] === 0 &&
+      coef[40 + u] === 0 &&
+      coef[48 + u] === 0 &&
+      coef[56 + u] === 0
+    ) {
       const dc = coef[u]!;
       for (let v = 0; v < 64; v += 8) ws[v + u] = dc;
       continue;

@@ -226,7 +226,12 @@ function readFrame(seg: Uint8Array, maxPixels: number): Frame {
   if (n !== 1 && n !== 3) fail(`${n} components`);
   if (seg.length < 6 + 3 * n) fail('short SOF');
   checkDimensions('jpeg', width, height, maxPixels);
-  const raw = Array.from({ length: n }, (_, i) => ({ id: seg[6 + 3 * i]!, h: seg[7 + 3 * i]! >> 4, v: seg[7 + 3 * i]! & 15, tq: seg[8 + 3 * i]! }));
+  const raw = Array.from({ length: n }, (_, i) => ({
+    id: seg[6 + 3 * i]!,
+    h: seg[7 + 3 * i]! >> 4,
+    v: seg[7 + 3 * i]! & 15,
+    tq: seg[8 + 3 * i]!,
+  }));
   for (const c of raw) if (c.h < 1 || c.h > 4 || c.v < 1 || c.v > 4 || c.tq > 3) fail('bad component parameters');
   const hmax = Math.max(...raw.map((c) => c.h));
   const vmax = Math.max(...raw.map((c) => c.v));
@@ -272,7 +277,14 @@ function readHuffmanTables(seg: Uint8Array, tables: JpegTables): void {
   }
 }
 
-function decodeScan(src: Uint8Array, pos: number, seg: Uint8Array, f: Frame, tables: JpegTables, restartInterval: number): number {
+function decodeScan(
+  src: Uint8Array,
+  pos: number,
+  seg: Uint8Array,
+  f: Frame,
+  tables: JpegTables,
+  restartInterval: number,
+): number {
   const ns = seg[0] ?? 0;
   if (ns < 1 || ns > 4 || seg.length < 4 + 2 * ns) fail('bad SOS');
   const comps: Component[] = [];
@@ -376,7 +388,8 @@ function toRgba(f: Frame, adobeTransform: number): RgbaImage {
     const r1 = rowOf(c1, y);
     const r2 = rowOf(c2, y);
     if (rgb) {
-      for (let x = 0; x < width; x++, o++) out[o] = (0xff000000 | (p2[r2 + m2[x]!]! << 16) | (p1[r1 + m1[x]!]! << 8) | p0[r0 + m0[x]!]!) >>> 0;
+      for (let x = 0; x < width; x++, o++)
+        out[o] = (0xff000000 | (p2[r2 + m2[x]!]! << 16) | (p1[r1 + m1[x]!]! << 8) | p0[r0 + m0[x]!]!) >>> 0;
       continue;
     }
     for (let x = 0; x < width; x++, o++) {

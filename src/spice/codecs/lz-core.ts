@@ -63,7 +63,8 @@ export function decodeRun(cur: Cursor, out: Uint8Array, start: number, n: number
       len += bias;
       ofs += 1;
       const ref = op - ofs;
-      if (ref < start || op + len > limit) throw new SpiceDecodeError('lz', `reference out of range (distance ${ofs}, length ${len})`);
+      if (ref < start || op + len > limit)
+        throw new SpiceDecodeError('lz', `reference out of range (distance ${ofs}, length ${len})`);
       copyUnits(out, ref, op, len, mode);
       op += len;
     } else {
@@ -91,7 +92,15 @@ export function copyUnits(out: Uint8Array, from: number, to: number, len: number
 }
 
 /** Reads `count` literal units at `ip`; returns the new input position. */
-export function literals(src: Uint8Array, ip: number, out: Uint8Array, op: number, count: number, mode: number, codec: string): number {
+export function literals(
+  src: Uint8Array,
+  ip: number,
+  out: Uint8Array,
+  op: number,
+  count: number,
+  mode: number,
+  codec: string,
+): number {
   switch (mode) {
     case LzType.RGB32: {
       if (ip + count * 3 > src.length) truncated(codec);

@@ -56,7 +56,8 @@ export function decode(src: Uint8Array, opts: LzOptions): RgbaImage {
       const ppb = PLT_PIXELS_PER_BYTE[type];
       if (ppb === undefined) throw new SpiceDecodeError('lz', `unsupported type ${type}`);
       if (!opts.palette) throw new SpiceDecodeError('lz', 'palettized LZ without palette');
-      if (stride * ppb < width || stride > width + 1) throw new SpiceDecodeError('lz', `bad stride ${stride} for width ${width}`);
+      if (stride * ppb < width || stride > width + 1)
+        throw new SpiceDecodeError('lz', `bad stride ${stride} for width ${width}`);
       const indices = new Uint8Array(stride * height);
       decodeRun(cur, indices, 0, indices.length, LzType.PLT8);
       expandPalette(indices, stride, type, ppb, opts.palette, img);
@@ -71,7 +72,14 @@ function setOpaque(rgba: Uint8Array): void {
 }
 
 /** Index bytes → RGBA. 4-bit indices wrap modulo the palette size as in lz_decompress_tmpl.c. */
-function expandPalette(idx: Uint8Array, stride: number, type: number, ppb: number, pal: Uint32Array, img: RgbaImage): void {
+function expandPalette(
+  idx: Uint8Array,
+  stride: number,
+  type: number,
+  ppb: number,
+  pal: Uint32Array,
+  img: RgbaImage,
+): void {
   const out = img.data;
   const bits = 8 / ppb;
   const lsbFirst = type === LzType.PLT1_LE || type === LzType.PLT4_LE;

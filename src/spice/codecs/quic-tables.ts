@@ -1,6 +1,7 @@
 // GENERATED — do not edit. The pseudo-random table that paces QUIC model updates; encoder and
 // decoder must use the same sequence. Source: spice-common common/quic.c `tabrand_chaos`
-// (freedesktop/spice-common @ 404d7478). sha256 of the comma-joined hex literals: 87f5a256ec4515e5d56af9631149a27c616fd6f9c9d373af750a4f8059bd0260
+// (freedesktop/spice-common @ 404d7478). sha256 of the comma-joined hex literals:
+// 87f5a256ec4515e5d56af9631149a27c616fd6f9c9d373af750a4f8059bd0260
 // Regenerate: extract the 256 literals of `tabrand_chaos` from common/quic.c in order.
 export const TABRAND_CHAOS = new Uint32Array([
   0x02c57542, 0x35427717, 0x2f5a2153, 0x9244f155, 0x7bd26d07, 0x354c6052, 0x57329b28, 0x2993868e,

@@ -124,7 +124,8 @@ class QuicDecoder {
     const out = this._out;
     if (this._type === QuicType.RGB16) {
       // 5-bit values → 8 bits (quic_tmpl.c QUIC_RGB16_TO_32 SET_r: v << 3 | v >> 2)
-      for (let i = 0; i < out.length; i += 4) for (let c = 0; c < 3; c++) out[i + c] = (out[i + c]! << 3) | (out[i + c]! >> 2);
+      for (let i = 0; i < out.length; i += 4)
+        for (let c = 0; c < 3; c++) out[i + c] = (out[i + c]! << 3) | (out[i + c]! >> 2);
     }
     if (!this._alpha) for (let i = 3; i < out.length; i += 4) out[i] = 255;
     return { width: w, height: h, data: out };
@@ -190,7 +191,15 @@ class QuicDecoder {
   }
 
   /** uncompress_row0_seg / uncompress_row_seg over pixels [i, end). */
-  private _segment(models: ChannelModel[], planes: number[], st: ModelState, cur: number, prev: number, i: number, end: number): void {
+  private _segment(
+    models: ChannelModel[],
+    planes: number[],
+    st: ModelState,
+    cur: number,
+    prev: number,
+    i: number,
+    end: number,
+  ): void {
     const waitmask = mask(st.wmidx);
     let stop: number;
     if (i === 0) {
@@ -211,7 +220,11 @@ class QuicDecoder {
     const c32 = cur >> 2;
     const p32 = prev >> 2;
     const runStart = (j: number): boolean =>
-      prev >= 0 && runIndex !== j && j > 2 && ((o32[p32 + j - 1]! ^ o32[p32 + j]!) & pm) === 0 && ((o32[c32 + j - 1]! ^ o32[c32 + j - 2]!) & pm) === 0;
+      prev >= 0 &&
+      runIndex !== j &&
+      j > 2 &&
+      ((o32[p32 + j - 1]! ^ o32[p32 + j]!) & pm) === 0 &&
+      ((o32[c32 + j - 1]! ^ o32[c32 + j - 2]!) & pm) === 0;
     for (;;) {
       let run = false;
       while (stop < end && !run) {
@@ -244,7 +257,8 @@ class QuicDecoder {
       runIndex = i;
       const len = this._runLength(st);
       if (len > end - i) throw new SpiceDecodeError('quic', 'run past the end of the row');
-      for (const runEnd = i + len; i < runEnd; i++) o32[c32 + i] = ((o32[c32 + i]! & ~pm) | (o32[c32 + i - 1]! & pm)) >>> 0;
+      for (const runEnd = i + len; i < runEnd; i++)
+        o32[c32 + i] = ((o32[c32 + i]! & ~pm) | (o32[c32 + i - 1]! & pm)) >>> 0;
       if (i === end) return;
       stop = i + st.waitcnt;
     }

@@ -17,13 +17,15 @@ function maxGlzSize(maxPixels: number): number {
 }
 
 export function decode(glzSize: number, data: Uint8Array, dict: glz.GlzWindow, maxPixels: number): RgbaImage {
-  if (glzSize > maxGlzSize(maxPixels)) throw new SpiceDecodeError('zlib_glz', `glz_data_size ${glzSize} exceeds what ${maxPixels} pixels can need`);
+  if (glzSize > maxGlzSize(maxPixels))
+    throw new SpiceDecodeError('zlib_glz', `glz_data_size ${glzSize} exceeds what ${maxPixels} pixels can need`);
   let inflated: Uint8Array;
   try {
     inflated = unzlibSync(data, { out: new Uint8Array(glzSize) });
   } catch (e) {
     throw new SpiceDecodeError('zlib_glz', `inflate failed: ${(e as Error).message}`);
   }
-  if (inflated.length !== glzSize) throw new SpiceDecodeError('zlib_glz', `inflated ${inflated.length} bytes, header says ${glzSize}`);
+  if (inflated.length !== glzSize)
+    throw new SpiceDecodeError('zlib_glz', `inflated ${inflated.length} bytes, header says ${glzSize}`);
   return glz.decode(inflated, dict, maxPixels);
 }

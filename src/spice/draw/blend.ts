@@ -10,7 +10,12 @@ import { RGB_BITS, channel, finish, fromArgb, mulUn8, packRgba, type PixelFormat
 export function inAlpha(s: number, m: number): number {
   if (m === 255) return s;
   if (m === 0) return 0;
-  return packRgba(mulUn8(channel(s, 0), m), mulUn8(channel(s, 1), m), mulUn8(channel(s, 2), m), mulUn8(channel(s, 3), m));
+  return packRgba(
+    mulUn8(channel(s, 0), m),
+    mulUn8(channel(s, 1), m),
+    mulUn8(channel(s, 2), m),
+    mulUn8(channel(s, 3), m),
+  );
 }
 
 /** s OVER d (premultiplied). */

@@ -25,10 +25,19 @@ export interface Mask extends MaskBits {
   y: number;
 }
 
-export function maskFromBitmap(format: number, topDown: boolean, width: number, height: number, stride: number, data: Uint8Array): MaskBits {
+export function maskFromBitmap(
+  format: number,
+  topDown: boolean,
+  width: number,
+  height: number,
+  stride: number,
+  data: Uint8Array,
+): MaskBits {
   const lsbFirst = format === BitmapFmt['1BIT_LE'];
-  if (!lsbFirst && format !== BitmapFmt['1BIT_BE']) throw new SpiceDecodeError('mask', `bitmap format ${format} is not 1 bit per pixel`);
-  if (stride * 8 < width || stride * height > data.length) throw new SpiceDecodeError('mask', `${data.length} bytes for ${width}×${height} at stride ${stride}`);
+  if (!lsbFirst && format !== BitmapFmt['1BIT_BE'])
+    throw new SpiceDecodeError('mask', `bitmap format ${format} is not 1 bit per pixel`);
+  if (stride * 8 < width || stride * height > data.length)
+    throw new SpiceDecodeError('mask', `${data.length} bytes for ${width}×${height} at stride ${stride}`);
   const bits = new Uint8Array(width * height);
   for (let y = 0; y < height; y++) {
     const row = (topDown ? y : height - 1 - y) * stride;
@@ -49,7 +58,8 @@ export function maskFromImage(img: RgbaImage, useAlpha: boolean): MaskBits {
   const n = img.width * img.height;
   const bits = new Uint8Array(n);
   const d = img.data;
-  for (let i = 0; i < n; i++) bits[i] = useAlpha ? (d[i * 4 + 3]! >= 128 ? 1 : 0) : d[i * 4]! | d[i * 4 + 1]! | d[i * 4 + 2]! ? 1 : 0;
+  for (let i = 0; i < n; i++)
+    bits[i] = useAlpha ? (d[i * 4 + 3]! >= 128 ? 1 : 0) : d[i * 4]! | d[i * 4 + 1]! | d[i * 4 + 2]! ? 1 : 0;
   return { width: img.width, height: img.height, bits };
 }
 

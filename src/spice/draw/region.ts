@@ -35,11 +35,21 @@ export function drawArea(box: Rect, clip: Rect[] | null, width: number, height: 
     if (!p) continue;
     pieces.push(p);
     bound = bound
-      ? { left: Math.min(bound.left, p.left), top: Math.min(bound.top, p.top), right: Math.max(bound.right, p.right), bottom: Math.max(bound.bottom, p.bottom) }
+      ? {
+          left: Math.min(bound.left, p.left),
+          top: Math.min(bound.top, p.top),
+          right: Math.max(bound.right, p.right),
+          bottom: Math.max(bound.bottom, p.bottom),
+        }
       : { ...p };
   }
   if (!bound) return null;
-  const whole = pieces.length === 1 && pieces[0]!.left === bound.left && pieces[0]!.top === bound.top && pieces[0]!.right === bound.right && pieces[0]!.bottom === bound.bottom;
+  const whole =
+    pieces.length === 1 &&
+    pieces[0]!.left === bound.left &&
+    pieces[0]!.top === bound.top &&
+    pieces[0]!.right === bound.right &&
+    pieces[0]!.bottom === bound.bottom;
   return { rect: bound, pieces: whole ? null : pieces };
 }
 
@@ -71,7 +81,12 @@ export function writeArea(surface: Surface, area: DrawArea, words: Uint32Array, 
 }
 
 /** Read, compute in place, write back. */
-export function updateArea(surface: Surface, area: DrawArea, fmt: PixelFormat, compute: (words: Uint32Array) => void): void {
+export function updateArea(
+  surface: Surface,
+  area: DrawArea,
+  fmt: PixelFormat,
+  compute: (words: Uint32Array) => void,
+): void {
   const { words } = readArea(surface, area);
   compute(words);
   writeArea(surface, area, words, fmt);

@@ -55,7 +55,16 @@ function position(a: Axis, j: number): number {
  * Samples `src` for destination indices [j0, j0 + w) × [k0, k0 + h) (relative to the box origin)
  * into a w × h word array.
  */
-export function sampleScaled(src: PixelSource, ax: Axis, ay: Axis, j0: number, k0: number, w: number, h: number, mode: number): Uint32Array {
+export function sampleScaled(
+  src: PixelSource,
+  ax: Axis,
+  ay: Axis,
+  j0: number,
+  k0: number,
+  w: number,
+  h: number,
+  mode: number,
+): Uint32Array {
   const out = new Uint32Array(w * h);
   const bilinear = mode !== ScaleMode.NEAREST;
   const half = bilinear ? 0x8000 : 1;
@@ -79,7 +88,12 @@ export function sampleScaled(src: PixelSource, ax: Axis, ay: Axis, j0: number, k
     maxY = Math.max(maxY, ys[k]! + (bilinear ? 1 : 0));
   }
   // Read only the part of the source the samples touch (zero outside it).
-  const r: Rect = { left: Math.max(0, minX), top: Math.max(0, minY), right: Math.min(src.width, maxX + 1), bottom: Math.min(src.height, maxY + 1) };
+  const r: Rect = {
+    left: Math.max(0, minX),
+    top: Math.max(0, minY),
+    right: Math.min(src.width, maxX + 1),
+    bottom: Math.min(src.height, maxY + 1),
+  };
   if (r.left >= r.right || r.top >= r.bottom) return out;
   const img = src.read(r);
   const px = wordsOf(img);

@@ -99,7 +99,16 @@ export function pathPolylines(segments: PathSegment[]): Point[][] {
       for (; i + 2 < n; i += 3) {
         const last = lines[lines.length - 1];
         if (!last) throw new SpiceProtocolError('DRAW_STROKE: Bézier without a start point');
-        const p = [last.x * 16, last.y * 16, pts[2 * i]!, pts[2 * i + 1]!, pts[2 * i + 2]!, pts[2 * i + 3]!, pts[2 * i + 4]!, pts[2 * i + 5]!];
+        const p = [
+          last.x * 16,
+          last.y * 16,
+          pts[2 * i]!,
+          pts[2 * i + 1]!,
+          pts[2 * i + 2]!,
+          pts[2 * i + 3]!,
+          pts[2 * i + 4]!,
+          pts[2 * i + 5]!,
+        ];
         flattenBezier(lines, p.map((v) => BigInt(v)), 0);
       }
     } else {
@@ -120,7 +129,8 @@ export function pathPolylines(segments: PathSegment[]): Point[][] {
 const X_DEC = 4;
 const Y_DEC = 2;
 const Y_MAJOR = 1;
-const ZERO_LINE_BIAS = (1 << (Y_DEC | Y_MAJOR)) | (1 << (X_DEC | Y_DEC | Y_MAJOR)) | (1 << (X_DEC | Y_DEC)) | (1 << X_DEC);
+const ZERO_LINE_BIAS =
+  (1 << (Y_DEC | Y_MAJOR)) | (1 << (X_DEC | Y_DEC | Y_MAJOR)) | (1 << (X_DEC | Y_DEC)) | (1 << X_DEC);
 
 /** Dash state along one polyline: element index, units left in it, on or off. */
 interface Dash {
@@ -173,7 +183,12 @@ function stepDash(s: Dash, n: number): void {
  * Calls `plot(x, y)` for every pixel of the stroke inside `clip`, in drawing order. Work is bounded
  * by the clip rectangle, not by the length of the lines.
  */
-export function strokePixels(polylines: Point[][], clip: Rect, dash: { list: number[]; offset: number } | null, plot: (x: number, y: number) => void): void {
+export function strokePixels(
+  polylines: Point[][],
+  clip: Rect,
+  dash: { list: number[]; offset: number } | null,
+  plot: (x: number, y: number) => void,
+): void {
   let visits = 0;
   for (const line of polylines) {
     const ds = dash ? startDash(dash) : null;
@@ -187,7 +202,15 @@ export function strokePixels(polylines: Point[][], clip: Rect, dash: { list: num
 }
 
 /** One miZeroLine segment without its end point; returns the number of steps examined. */
-function segment(x1: number, y1: number, x2: number, y2: number, clip: Rect, ds: Dash | null, plot: (x: number, y: number) => void): number {
+function segment(
+  x1: number,
+  y1: number,
+  x2: number,
+  y2: number,
+  clip: Rect,
+  ds: Dash | null,
+  plot: (x: number, y: number) => void,
+): number {
   const adx = Math.abs(x2 - x1);
   const ady = Math.abs(y2 - y1);
   const sx = x2 < x1 ? -1 : 1;

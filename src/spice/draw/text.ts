@@ -85,7 +85,13 @@ export function glyphCoverage(glyphs: Glyph[], depth: number, rect: Rect): Uint8
  * OVER of the fore brush through `cov` onto `dst` (both over `rect`); `origin` is the string's
  * bounding box corner, the tile origin of a pattern brush.
  */
-export function drawGlyphs(dst: Uint32Array, cov: Uint8Array, rect: Rect, fore: Brush, origin: { x: number; y: number }): void {
+export function drawGlyphs(
+  dst: Uint32Array,
+  cov: Uint8Array,
+  rect: Rect,
+  fore: Brush,
+  origin: { x: number; y: number },
+): void {
   const w = rect.right - rect.left;
   const brushAt = brushSampler(fore);
   const solid = fore.type === BrushType.PATTERN ? 0 : (brushAt(0, 0) | ALPHA_BITS) >>> 0;

@@ -72,7 +72,9 @@ export class Reader {
   /** Reads an array count and checks that `count * itemSize` bytes remain before anyone allocates. */
   count(count: number, itemSize: number): number {
     if (count * itemSize > this.remaining) {
-      throw new SpiceProtocolError(`${this.what}: ${count} items of ${itemSize} bytes exceed the ${this.remaining} bytes left`);
+      throw new SpiceProtocolError(
+        `${this.what}: ${count} items of ${itemSize} bytes exceed the ${this.remaining} bytes left`,
+      );
     }
     return count;
   }

@@ -66,7 +66,12 @@ export function alive(pid: number): boolean {
  * same image at once: the second waits, then finds the first one's image (its `fn` checks the cache first). A lock
  * whose process is gone is taken over.
  */
-export async function withBuildLock<T>(cacheDir: string, name: string, fn: () => Promise<T>, o: { signal?: AbortSignal; onWait?(pid: number): void } = {}): Promise<T> {
+export async function withBuildLock<T>(
+  cacheDir: string,
+  name: string,
+  fn: () => Promise<T>,
+  o: { signal?: AbortSignal; onWait?(pid: number): void } = {},
+): Promise<T> {
   const lock = join(cacheDir, 'tmp', `${name}.lock`);
   mkdirSync(dirname(lock), { recursive: true });
   let told = false;
@@ -82,7 +87,8 @@ export async function withBuildLock<T>(cacheDir: string, name: string, fn: () =>
     let pid = NaN;
     try { pid = Number(readFileSync(join(lock, 'pid'), 'utf8')); } catch { /* being written, or removed */ }
     if (pid && (pid === process.pid || !alive(pid))) {
-      rmSync(lock, { recursive: true, force: true }); // its owner died (our own pid: a lock left by an earlier process with the same pid)
+      // its owner died (our own pid: a lock left by an earlier process with the same pid)
+      rmSync(lock, { recursive: true, force: true });
       continue;
     }
     if (pid && !told) { o.onWait?.(pid); told = true; }

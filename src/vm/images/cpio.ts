@@ -60,5 +60,10 @@ export function cpioArchive(entries: Iterable<CpioEntry>): Buffer {
 
 /** Writes the gzip-compressed archive (the kernel's initramfs decompressor handles gzip: CONFIG_RD_GZIP). */
 export async function writeCpioGz(entries: Iterable<CpioEntry>, file: string, signal?: AbortSignal): Promise<void> {
-  await pipeline(Readable.from(cpioChunks(entries)), createGzip({ level: zc.Z_BEST_COMPRESSION }), createWriteStream(file), { signal });
+  await pipeline(
+    Readable.from(cpioChunks(entries)),
+    createGzip({ level: zc.Z_BEST_COMPRESSION }),
+    createWriteStream(file),
+    { signal },
+  );
 }

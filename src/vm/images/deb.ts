@@ -26,7 +26,11 @@ function errText(e: unknown): string {
  * are. A package apt does not know makes it refresh its lists once (`apt-get update`; fresh machines have none).
  */
 export function aptCandidates(names: string[]): DebRecord[] {
-  const show = () => execFileSync('apt-cache', ['show', '--no-all-versions', ...names], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+  const show = () =>
+    execFileSync('apt-cache', ['show', '--no-all-versions', ...names], {
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
   let text: string;
   try {
     text = show();
@@ -36,7 +40,9 @@ export function aptCandidates(names: string[]): DebRecord[] {
     try {
       execFileSync('apt-get', ['update', '-qq'], { stdio: ['ignore', 'ignore', 'pipe'] });
     } catch (e) {
-      throw new Error(`apt-cache cannot find ${names.join(', ')}, and 'apt-get update' failed (needs root): ${errText(e)}`);
+      throw new Error(
+        `apt-cache cannot find ${names.join(', ')}, and 'apt-get update' failed (needs root): ${errText(e)}`,
+      );
     }
     try {
       text = show();
@@ -116,12 +122,30 @@ export interface AptIndex {
 export async function aptPackageIndexes(arch = 'amd64'): Promise<AptIndex[]> {
   let out: string;
   try {
-    ({ stdout: out } = await run('apt-get', ['indextargets', '--format', '$(SITE)|$(RELEASE)|$(COMPONENT)|$(ARCHITECTURE)|$(FILENAME)', 'Identifier: Packages'], { maxBuffer: 1 << 20 }));
+    ({ stdout: out } = await run(
+      'apt-get',
+      [
+        'indextargets',
+        '--format',
+        '$(SITE)|$(RELEASE)|$(COMPONENT)|$(ARCHITECTURE)|$(FILENAME)',
+        'Identifier: Packages',
+      ],
+      { maxBuffer: 1 << 20 },
+    ));
   } catch (e) {
     throw new Error(`apt-get indextargets failed: ${errText(e)}`);
   }
-  return out.split('\n').filter(Boolean).map((l) => l.split('|')).filter((f) => f[3] === arch && existsSync(f[4]!))
-    .map(([site, release, component, , file]) => ({ site: site!, release: release!, component: component!, file: file! }));
+  return out
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => l.split('|'))
+    .filter((f) => f[3] === arch && existsSync(f[4]!))
+    .map(([site, release, component, , file]) => ({
+      site: site!,
+      release: release!,
+      component: component!,
+      file: file!,
+    }));
 }
 
 /**
@@ -130,10 +154,23 @@ export async function aptPackageIndexes(arch = 'amd64'): Promise<AptIndex[]> {
  * slow (apt parses every list: 5-15 s here): callers cache the answer.
  */
 export function aptClosure(names: string[]): { name: string; version: string }[] {
-  const simulate = () => execFileSync('apt-get', [
-    'install', '--simulate', '--no-install-recommends', '-o', 'Dir::State::status=/dev/null', '-o', 'Debug::NoLocking=1',
-    '-o', 'APT::Get::Show-Versions=0', ...names,
-  ], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], maxBuffer: 16 << 20 });
+  const simulate = () =>
+    execFileSync(
+      'apt-get',
+      [
+        'install',
+        '--simulate',
+        '--no-install-recommends',
+        '-o',
+        'Dir::State::status=/dev/null',
+        '-o',
+        'Debug::NoLocking=1',
+        '-o',
+        'APT::Get::Show-Versions=0',
+        ...names,
+      ],
+      { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], maxBuffer: 16 << 20 },
+    );
   let text: string;
   try {
     text = simulate();
@@ -144,11 +181,15 @@ export function aptClosure(names: string[]): { name: string; version: string }[]
       execFileSync('apt-get', ['update', '-qq'], { stdio: ['ignore', 'ignore', 'pipe'] });
       text = simulate();
     } catch (e) {
-      throw new Error(`apt-get cannot resolve ${names.join(' ')}, even after 'apt-get update' (needs root): ${errText(e)}`);
+      throw new Error(
+        `apt-get cannot resolve ${names.join(' ')}, even after 'apt-get update' (needs root): ${errText(e)}`,
+      );
     }
   }
   const out = new Map<string, string>();
   for (const m of text.matchAll(/^Inst (\S+) \((\S+) /gm)) out.set(m[1]!, m[2]!);
   if (out.size === 0) throw new Error(`apt-get install --simulate printed no package to install:\n${text.slice(-500)}`);
-  return [...out].map(([name, version]) => ({ name, version })).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  return [...out]
+    .map(([name, version]) => ({ name, version }))
+    .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
 }

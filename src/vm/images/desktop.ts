@@ -11,7 +11,21 @@
 // The guest-side files (session, readiness, resize hook) are in ./desktop/; what the session does is described there.
 import { createHash, randomBytes } from 'node:crypto';
 import { execFile } from 'node:child_process';
-import { closeSync, copyFileSync, existsSync, ftruncateSync, linkSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  closeSync,
+  copyFileSync,
+  existsSync,
+  ftruncateSync,
+  linkSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 import { defaultConfig } from '../../config.ts';
@@ -63,7 +77,10 @@ const FILES_DIR = new URL('./desktop/', import.meta.url);
 const FILES: Record<string, string> = Object.fromEntries(
   readdirSync(FILES_DIR).sort().map((f) => [f, readFileSync(new URL(f, FILES_DIR), 'utf8')]),
 );
-/** Setup scripts run at build time; every other shipped file is installed as /usr/local/lib/oriel/<name without .sh>. */
+/**
+ * Setup scripts run at build time; every other shipped file is installed as
+ * /usr/local/lib/oriel/<name without .sh>.
+ */
 const SETUP_SCRIPTS = new Set(['prepare.sh', 'configure.sh']);
 
 // ---- recipe ----
@@ -103,7 +120,12 @@ function aptStateKey(): string {
       if (st.isFile()) h.update(`${f} ${st.size} ${st.mtimeMs}\n`);
     }
   }
-  for (const d of ['/etc/apt/sources.list', '/etc/apt/sources.list.d', '/etc/apt/preferences', '/etc/apt/preferences.d']) {
+  for (const d of [
+    '/etc/apt/sources.list',
+    '/etc/apt/sources.list.d',
+    '/etc/apt/preferences',
+    '/etc/apt/preferences.d',
+  ]) {
     if (!existsSync(d)) continue;
     const files = statSync(d).isDirectory() ? readdirSync(d).sort().map((f) => join(d, f)) : [d];
     for (const f of files) if (statSync(f).isFile()) h.update(`${f}\n`).update(readFileSync(f));
@@ -148,7 +170,13 @@ export function buildDesktopImage(ctx: BuildContext): Promise<ImageManifest> {
 }
 
 /** Stages with their share of the progress bar (roughly their share of the time). */
-const STAGES = { debootstrap: [0, 35], packages: [35, 86], configure: [86, 89], filesystem: [89, 96], qcow2: [96, 100] } as const;
+const STAGES = {
+  debootstrap: [0, 35],
+  packages: [35, 86],
+  configure: [86, 89],
+  filesystem: [89, 96],
+  qcow2: [96, 100],
+} as const;
 type Stage = keyof typeof STAGES;
 
 class Progress {
@@ -185,7 +213,9 @@ async function build(ctx: BuildContext, recipe: string, dir: string): Promise<Im
     const indexes = await aptPackageIndexes();
     const mirror = indexes.find((i) => i.release === SUITE && i.component === 'main');
     if (!mirror) {
-      throw new Error(`apt on this host has no package list for Debian ${SUITE} main (the desktop image is built from it): add it to apt's sources and run apt-get update`);
+      throw new Error(
+        `apt on this host has no package list for Debian ${SUITE} main (the desktop image is built from it): add it to apt's sources and run apt-get update`,
+      );
     }
 
     progress.enter('debootstrap', `debootstrap --variant=minbase ${SUITE} from ${mirror.site}`);
@@ -194,29 +224,54 @@ async function build(ctx: BuildContext, recipe: string, dir: string): Promise<Im
     });
 
     progress.enter('packages', `installing ${DESKTOP_PACKAGES.length} packages and their dependencies`);
-    const suites = indexes.filter((i) => i.component === 'main' && (i.release === SUITE || i.release.startsWith(`${SUITE}-`)));
+    const suites = indexes.filter(
+      (i) => i.component === 'main' && (i.release === SUITE || i.release.startsWith(`${SUITE}-`)),
+    );
     useHostLists(root, suites);
     const setup = join(root, 'tmp/oriel-setup');
     mkdirSync(setup, { recursive: true });
     const lib = join(root, 'usr/local/lib/oriel');
     mkdirSync(lib, { recursive: true });
     for (const [name, text] of Object.entries(FILES)) {
-      writeFileSync(SETUP_SCRIPTS.has(name) ? join(setup, name) : join(lib, name.replace(/\.sh$/, '')), text, { mode: 0o755 });
+      writeFileSync(SETUP_SCRIPTS.has(name) ? join(setup, name) : join(lib, name.replace(/\.sh$/, '')), text, {
+        mode: 0o755,
+      });
     }
-    await runSandboxed(inChroot(root, ['/bin/sh', '/tmp/oriel-setup/prepare.sh', ...INITRD_MODULES]), { signal, what: 'prepare.sh', onLine: ctx.log });
+    await runSandboxed(inChroot(root, ['/bin/sh', '/tmp/oriel-setup/prepare.sh', ...INITRD_MODULES]), {
+      signal,
+      what: 'prepare.sh',
+      onLine: ctx.log,
+    });
     const archives = join(root, 'var/cache/apt/archives');
     linkCachedDebs(debs, archives);
     // Exactly the recipe's versions, in one transaction: the new packages, and the upgrades (from bookworm-updates
     // and -security) of what debootstrap installed from bookworm. Then apt is told which ones were only dependencies.
     const closure = desktopClosure(ctx.cacheDir);
-    await runSandboxed(inChroot(root, ['apt-get', 'install', '-y', '-q', '--no-install-recommends', '-o', 'Dpkg::Options::=--force-confold',
-      ...closure.map((p) => `${p.name}=${p.version}`)]), {
-      signal, what: 'apt-get install', onLine: aptProgress(progress, ctx),
-    }).catch(explainFetchError);
+    await runSandboxed(
+      inChroot(root, [
+        'apt-get',
+        'install',
+        '-y',
+        '-q',
+        '--no-install-recommends',
+        '-o',
+        'Dpkg::Options::=--force-confold',
+        ...closure.map((p) => `${p.name}=${p.version}`),
+      ]),
+      {
+        signal,
+        what: 'apt-get install',
+        onLine: aptProgress(progress, ctx),
+      },
+    ).catch(explainFetchError);
     const explicit = new Set([...MINBASE, ...DESKTOP_PACKAGES]);
-    await runSandboxed(inChroot(root, ['apt-mark', 'auto', ...closure.map((p) => p.name).filter((n) => !explicit.has(n))]), {
-      signal, what: 'apt-mark',
-    });
+    await runSandboxed(
+      inChroot(root, ['apt-mark', 'auto', ...closure.map((p) => p.name).filter((n) => !explicit.has(n))]),
+      {
+        signal,
+        what: 'apt-mark',
+      },
+    );
     const installed = await installedPackages(root, signal);
     keepDebs(archives, debs, installed);
     writeFileSync(join(out, 'packages.txt'), installed.map((p) => `${p.name} ${p.version}`).join('\n') + '\n');
@@ -227,9 +282,11 @@ async function build(ctx: BuildContext, recipe: string, dir: string): Promise<Im
     });
     const boot = join(root, 'boot');
     const kernels = readdirSync(boot).filter((f) => f.startsWith('vmlinuz-'));
-    if (kernels.length !== 1) throw new Error(`expected one kernel in the guest's /boot, found: ${kernels.join(', ') || 'none'}`);
+    if (kernels.length !== 1)
+      throw new Error(`expected one kernel in the guest's /boot, found: ${kernels.join(', ') || 'none'}`);
     const release = kernels[0]!.slice('vmlinuz-'.length);
-    if (!existsSync(join(boot, `initrd.img-${release}`))) throw new Error(`the guest has no initramfs for kernel ${release} (update-initramfs failed?)`);
+    if (!existsSync(join(boot, `initrd.img-${release}`)))
+      throw new Error(`the guest has no initramfs for kernel ${release} (update-initramfs failed?)`);
     copyFileSync(join(boot, `vmlinuz-${release}`), join(out, 'vmlinuz'));
     copyFileSync(join(boot, `initrd.img-${release}`), join(out, 'initrd.img'));
 
@@ -265,7 +322,9 @@ async function build(ctx: BuildContext, recipe: string, dir: string): Promise<Im
     writeFileSync(join(out, 'manifest.json'), JSON.stringify(manifest, null, 2) + '\n');
     signal?.throwIfAborted();
     const published = publish(out, dir) ?? manifest;
-    ctx.log?.(`built in ${Math.round((Date.now() - started) / 1000)} s: ${installed.length} packages, ${(manifest.sizeBytes / 2 ** 20).toFixed(0)} MiB`);
+    ctx.log?.(
+      `built in ${Math.round((Date.now() - started) / 1000)} s: ${installed.length} packages, ${(manifest.sizeBytes / 2 ** 20).toFixed(0)} MiB`,
+    );
     ctx.progress?.(100, 100, 'done');
     return published;
   } finally {
@@ -282,8 +341,12 @@ async function requireTools(): Promise<void> {
       missing.push(t);
     }
   }
-  if (missing.length) throw new Error(`building the desktop image needs ${missing.join(', ')}: run scripts/bootstrap.sh (it installs debootstrap and e2fsprogs)`);
-  if (process.getuid?.() !== 0) throw new Error('building the desktop image needs root (debootstrap, chroot and mounts in a private namespace)');
+  if (missing.length)
+    throw new Error(
+      `building the desktop image needs ${missing.join(', ')}: run scripts/bootstrap.sh (it installs debootstrap and e2fsprogs)`,
+    );
+  if (process.getuid?.() !== 0)
+    throw new Error('building the desktop image needs root (debootstrap, chroot and mounts in a private namespace)');
 }
 
 async function tool(cmd: string, args: string[], signal?: AbortSignal): Promise<void> {
@@ -317,7 +380,10 @@ function useHostLists(root: string, indexes: AptIndex[]): void {
   }
 }
 
-/** Hard-links the .deb files kept from earlier builds into the chroot's apt cache (apt then downloads only the rest). */
+/**
+ * Hard-links the .deb files kept from earlier builds into the chroot's apt cache (apt then downloads only the
+ * rest).
+ */
 function linkCachedDebs(debs: string, archives: string): void {
   mkdirSync(join(archives, 'partial'), { recursive: true });
   for (const f of readdirSync(debs)) {
@@ -334,9 +400,14 @@ interface Installed { name: string; version: string; arch: string }
 
 async function installedPackages(root: string, signal?: AbortSignal): Promise<Installed[]> {
   const lines: string[] = [];
-  await runSandboxed(inChroot(root, ['dpkg-query', '-W', '-f', '${db:Status-Abbrev} ${Package} ${Version} ${Architecture}\\n']), {
-    signal, what: 'dpkg-query', onLine: (l) => lines.push(l),
-  });
+  await runSandboxed(
+    inChroot(root, ['dpkg-query', '-W', '-f', '${db:Status-Abbrev} ${Package} ${Version} ${Architecture}\\n']),
+    {
+      signal,
+      what: 'dpkg-query',
+      onLine: (l) => lines.push(l),
+    },
+  );
   return lines.map((l) => l.trim().split(/\s+/)).filter((f) => f[0] === 'ii' && f.length === 4)
     .map(([, name, version, arch]) => ({ name: name!, version: version!, arch: arch! }));
 }
@@ -354,7 +425,9 @@ function keepDebs(archives: string, debs: string, installed: Installed[]): void 
 
 function explainFetchError(e: Error): never {
   if (/Failed to fetch .*(404|Not Found)/s.test(e.message)) {
-    throw new Error(`${e.message}\nThis host's package lists are older than the archive: run \`apt-get update\` and build again.`);
+    throw new Error(
+      `${e.message}\nThis host's package lists are older than the archive: run \`apt-get update\` and build again.`,
+    );
   }
   throw e;
 }

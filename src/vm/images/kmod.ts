@@ -6,14 +6,19 @@ import { join, relative } from 'node:path';
 
 /** The key=value strings of an ELF64 little-endian module's .modinfo section. */
 export function readModinfo(elf: Buffer): Map<string, string[]> {
-  if (elf.readUInt32BE(0) !== 0x7f454c46 || elf[4] !== 2 || elf[5] !== 1) throw new Error('not an ELF64 little-endian file');
+  if (elf.readUInt32BE(0) !== 0x7f454c46 || elf[4] !== 2 || elf[5] !== 1)
+    throw new Error('not an ELF64 little-endian file');
   const shoff = Number(elf.readBigUInt64LE(0x28));
   const shentsize = elf.readUInt16LE(0x3a);
   const shnum = elf.readUInt16LE(0x3c);
   const shstrndx = elf.readUInt16LE(0x3e);
   const section = (i: number) => {
     const h = shoff + i * shentsize;
-    return { name: elf.readUInt32LE(h), offset: Number(elf.readBigUInt64LE(h + 0x18)), size: Number(elf.readBigUInt64LE(h + 0x20)) };
+    return {
+      name: elf.readUInt32LE(h),
+      offset: Number(elf.readBigUInt64LE(h + 0x18)),
+      size: Number(elf.readBigUInt64LE(h + 0x20)),
+    };
   };
   const names = section(shstrndx);
   const out = new Map<string, string[]>();
@@ -62,7 +67,10 @@ export function moduleClosure(modulesDir: string, wanted: string[]): ModuleSet {
     if (deps.has(n)) return;
     if (chain.includes(n)) throw new Error(`module dependency cycle: ${[...chain, n].join(' -> ')}`);
     const file = index.get(n);
-    if (!file) throw new Error(`kernel module '${name}' not found under ${modulesDir}${chain.length ? ` (needed by ${chain.at(-1)})` : ''}`);
+    if (!file)
+      throw new Error(
+        `kernel module '${name}' not found under ${modulesDir}${chain.length ? ` (needed by ${chain.at(-1)})` : ''}`,
+      );
     const direct = (readModinfo(readFileSync(file)).get('depends')?.[0] ?? '').split(',').filter(Boolean).map(canon);
     for (const d of direct) visit(d, [...chain, n]);
     deps.set(n, direct);

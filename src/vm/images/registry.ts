@@ -24,7 +24,8 @@ export const builders: Record<string, ImageBuilder> = {
   },
   desktop: {
     name: 'desktop',
-    description: 'Debian bookworm with Xorg (qxl), openbox and xterm, the SPICE agent, SPICE WebDAV and qemu-guest-agent; ~3.5 min to build',
+    description:
+      'Debian bookworm with Xorg (qxl), openbox and xterm, the SPICE agent, SPICE WebDAV and qemu-guest-agent; ~3.5 min to build',
     recipe: desktopRecipeHash,
     build: buildDesktopImage,
   },
@@ -55,7 +56,14 @@ export interface ImageListing {
 export function listImages(cacheDir: string): ImageListing[] {
   return Object.values(builders).map((b) => {
     const m = findBuiltImage(cacheDir, b.name);
-    return { name: b.name, description: b.description, built: !!m, recipe: b.recipe(cacheDir), builtAt: m?.builtAt, sizeBytes: m?.sizeBytes };
+    return {
+      name: b.name,
+      description: b.description,
+      built: !!m,
+      recipe: b.recipe(cacheDir),
+      builtAt: m?.builtAt,
+      sizeBytes: m?.sizeBytes,
+    };
   });
 }
 

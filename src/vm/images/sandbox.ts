@@ -35,11 +35,27 @@ export function runSandboxed(argv: string[], o: SandboxOptions = {}): Promise<vo
   const what = o.what ?? argv[0]!;
   o.signal?.throwIfAborted();
   return new Promise((resolve, reject) => {
-    const child = spawn('setpriv', ['--pdeathsig', 'KILL', '--', 'unshare', '--mount', '--pid', '--fork', '--kill-child', '--mount-proc', '--', ...argv], {
-      detached: true, // its own process group, so an abort ends all of it
-      stdio: ['ignore', 'pipe', 'pipe'],
-      env: o.env ?? BUILD_ENV,
-    });
+    const child = spawn(
+      'setpriv',
+      [
+        '--pdeathsig',
+        'KILL',
+        '--',
+        'unshare',
+        '--mount',
+        '--pid',
+        '--fork',
+        '--kill-child',
+        '--mount-proc',
+        '--',
+        ...argv,
+      ],
+      {
+        detached: true, // its own process group, so an abort ends all of it
+        stdio: ['ignore', 'pipe', 'pipe'],
+        env: o.env ?? BUILD_ENV,
+      },
+    );
     const tail: string[] = [];
     const take = (stream: NodeJS.ReadableStream) => {
       let partial = '';

@@ -26,7 +26,19 @@ const DISK_SIZE = '64M';
  * (QEMU's PS/2 mouse, SPICE server mouse mode; /dev/input/mice comes from the built-in mousedev) and xhci_pci +
  * usbhid + hid_generic (a `-device usb-tablet`, which lets SPICE switch to client mouse mode, absolute positions).
  */
-const MODULES = ['virtio_pci', 'virtio_blk', 'virtio_console', 'bochs', 'qxl', 'button', 'evdev', 'psmouse', 'xhci_pci', 'usbhid', 'hid_generic'];
+const MODULES = [
+  'virtio_pci',
+  'virtio_blk',
+  'virtio_console',
+  'bochs',
+  'qxl',
+  'button',
+  'evdev',
+  'psmouse',
+  'xhci_pci',
+  'usbhid',
+  'hid_generic',
+];
 // Both consoles get kernel messages; the last console= is /dev/console, so ttyS0 (serial.log) gets the init's
 // output. panic=-1: reboot at once if PID 1 ever dies, rather than hang. quiet keeps the slow UART out of boot.
 const APPEND = 'console=tty0 console=ttyS0 panic=-1 quiet';
@@ -40,15 +52,29 @@ function tinyPackages(): { kernel: Pkg; busybox: Pkg } {
   if (packages) return packages;
   const [meta, busybox] = aptCandidates(['linux-image-amd64', 'busybox-static']);
   const dep = meta!.depends.match(/(linux-image-6\.1[^\s,]*-amd64) \(= ([^)\s]+)\)/);
-  if (!dep) throw new Error(`linux-image-amd64 ${meta!.version} does not depend on a linux-image-6.1*-amd64 package (Depends: ${meta!.depends})`);
-  packages = { kernel: { name: dep[1]!, version: dep[2]! }, busybox: { name: busybox!.name, version: busybox!.version } };
+  if (!dep)
+    throw new Error(
+      `linux-image-amd64 ${meta!.version} does not depend on a linux-image-6.1*-amd64 package (Depends: ${meta!.depends})`,
+    );
+  packages = {
+    kernel: { name: dep[1]!, version: dep[2]! },
+    busybox: { name: busybox!.name, version: busybox!.version },
+  };
   return packages;
 }
 
 /** Hex sha256 over everything the image is made from. Computed once per process (it asks apt for versions). */
 export function tinyRecipeHash(): string {
   const p = tinyPackages();
-  const recipe = { builder: BUILDER_VERSION, packages: [p.kernel, p.busybox], init: INIT_SCRIPT, modules: MODULES, append: APPEND, marker: READY_MARKER, disk: DISK_SIZE };
+  const recipe = {
+    builder: BUILDER_VERSION,
+    packages: [p.kernel, p.busybox],
+    init: INIT_SCRIPT,
+    modules: MODULES,
+    append: APPEND,
+    marker: READY_MARKER,
+    disk: DISK_SIZE,
+  };
   return createHash('sha256').update(JSON.stringify(recipe)).digest('hex');
 }
 
@@ -101,7 +127,8 @@ async function build(ctx: BuildContext, recipe: string, dir: string): Promise<Im
     const k = join(tmp, 'kernel');
     await extractDeb(kernelDeb, k, signal);
     const releases = readdirSync(join(k, 'lib/modules'));
-    if (releases.length !== 1) throw new Error(`expected one kernel release in ${kernel.name}, found: ${releases.join(', ')}`);
+    if (releases.length !== 1)
+      throw new Error(`expected one kernel release in ${kernel.name}, found: ${releases.join(', ')}`);
     const release = releases[0]!;
     await extractVmlinux(join(k, 'boot', `vmlinuz-${release}`), join(out, 'vmlinux'), signal);
     step('extract', `extracting ${busyboxDeb}`);
@@ -109,12 +136,18 @@ async function build(ctx: BuildContext, recipe: string, dir: string): Promise<Im
     await extractDeb(busyboxDeb, b, signal);
 
     step('initramfs', `making the initramfs for kernel ${release}`);
-    await writeCpioGz(initramfsEntries(join(k, 'lib/modules', release), release, join(b, 'bin/busybox')), join(out, 'initrd.img'), signal);
+    await writeCpioGz(
+      initramfsEntries(join(k, 'lib/modules', release), release, join(b, 'bin/busybox')),
+      join(out, 'initrd.img'),
+      signal,
+    );
     rmSync(k, { recursive: true, force: true });
     rmSync(b, { recursive: true, force: true });
 
     step('disk', `creating the ${DISK_SIZE} base disk`);
-    await run(defaultConfig().qemuImgBinary, ['create', '-q', '-f', 'qcow2', join(out, 'disk.qcow2'), DISK_SIZE], { signal });
+    await run(defaultConfig().qemuImgBinary, ['create', '-q', '-f', 'qcow2', join(out, 'disk.qcow2'), DISK_SIZE], {
+      signal,
+    });
 
     const manifest: ImageManifest = {
       name: 'tiny',

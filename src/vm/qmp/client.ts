@@ -110,7 +110,11 @@ export class QmpClient {
       await client.execute('qmp_capabilities', undefined, { timeoutMs: Infinity });
     })();
     try {
-      await withTimeout(handshake, timeoutMs, () => new QmpTimeoutError('handshake (greeting and qmp_capabilities)', timeoutMs));
+      await withTimeout(
+        handshake,
+        timeoutMs,
+        () => new QmpTimeoutError('handshake (greeting and qmp_capabilities)', timeoutMs),
+      );
     } catch (e) {
       void client.close();
       throw e;
@@ -139,14 +143,20 @@ export class QmpClient {
    * any other command is untyped (`T` is the caller's claim about its return).
    */
   execute<C extends QmpCommandName>(command: C, ...rest: ExecuteRest<C>): Promise<QmpReturn<C>>;
-  execute<T = unknown, C extends string = string>(command: C & Untyped<C>, args?: Record<string, unknown>, opts?: ExecuteOptions): Promise<T>;
+  execute<T = unknown, C extends string = string>(
+    command: C & Untyped<C>,
+    args?: Record<string, unknown>,
+    opts?: ExecuteOptions,
+  ): Promise<T>;
   execute(command: string, args?: object, opts: ExecuteOptions = {}): Promise<unknown> {
     return new Promise((resolve, reject) => {
       if (this.ending) return reject(this.closedError(command, command));
       // { "execute": json-string, "arguments": json-object, "id": json-value }, where arguments "is optional when
       // no arguments are required" and the id "will be part of the response" (the spec, "Issuing Commands").
       const id = this.nextId++;
-      const line = JSON.stringify(args === undefined ? { execute: command, id } : { execute: command, arguments: args, id });
+      const line = JSON.stringify(
+        args === undefined ? { execute: command, id } : { execute: command, arguments: args, id },
+      );
       const call: Call = { command, resolve, reject };
       const timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS;
       if (timeoutMs !== Infinity) {
@@ -243,7 +253,8 @@ export class QmpClient {
   /** "Right when connected the Server will issue a greeting message": { "QMP": { "version": json-object,
    * "capabilities": json-array } }, its version in the format of query-version (the spec, "Server Greeting"). */
   private onGreeting(msg: Record<string, unknown>, line: string): void {
-    const qmp = msg.QMP as { version?: { qemu?: Record<string, unknown>; package?: unknown }; capabilities?: unknown } | undefined;
+    const qmp = msg.QMP as
+      { version?: { qemu?: Record<string, unknown>; package?: unknown }; capabilities?: unknown } | undefined;
     const v = qmp?.version?.qemu;
     const numbers = [v?.major, v?.minor, v?.micro];
     if (!numbers.every((n) => typeof n === 'number') || !Array.isArray(qmp!.capabilities)) {

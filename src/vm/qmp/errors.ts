@@ -69,7 +69,10 @@ export class QmpConnectError extends Error {
     cause: Error,
     retriedMs: number,
   ) {
-    super(`cannot connect to the QMP socket ${path}: ${cause.message}${retriedMs > 0 ? ` (retried for ${retriedMs} ms)` : ''}`, { cause });
+    super(
+      `cannot connect to the QMP socket ${path}: ${cause.message}${retriedMs > 0 ? ` (retried for ${retriedMs} ms)` : ''}`,
+      { cause },
+    );
     this.code = (cause as NodeJS.ErrnoException).code;
   }
 }

@@ -4,7 +4,7 @@
 export interface QmpEvent {
   event: string;
   /** Event-specific; absent for events without data (e.g. STOP). */
-  data?: any;
+  data?: unknown;
   /** When QEMU raised it, relative to the Unix epoch; both -1 if QEMU could not read the host clock. */
   timestamp: { seconds: number; microseconds: number };
 }

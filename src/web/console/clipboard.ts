@@ -13,7 +13,14 @@
 //   never again when refused; the panel's "Allow" button asks again.
 // - Nothing is sent back and forth for nothing: a signature of the content both sides last agreed on is kept.
 // - Sizes are capped (MAX_CLIPBOARD_BYTES) with a message saying so, both ways.
-import { ClipboardError, ClipboardType, Selection, type AgentClipboard, type Disposable, type SpiceAgent } from '../../spice/index.ts';
+import {
+  ClipboardError,
+  ClipboardType,
+  Selection,
+  type AgentClipboard,
+  type Disposable,
+  type SpiceAgent,
+} from '../../spice/index.ts';
 
 /** Largest clipboard item shared either way (text bytes in UTF-8, or PNG bytes). */
 export const MAX_CLIPBOARD_BYTES = 32 * 1024 * 1024;
@@ -71,7 +78,12 @@ async function digest(b: Uint8Array): Promise<string> {
 
 /** A short signature of clipboard content, to tell "the same" from "changed" without keeping copies around. */
 async function signature(c: { text?: string; png?: Uint8Array }): Promise<string> {
-  const text = c.text === undefined ? '-' : c.text.length <= 256 ? `t:${c.text}` : `T:${await digest(new TextEncoder().encode(c.text))}`;
+  const text =
+    c.text === undefined
+      ? '-'
+      : c.text.length <= 256
+        ? `t:${c.text}`
+        : `T:${await digest(new TextEncoder().encode(c.text))}`;
   return `${text}|${c.png ? await digest(c.png) : ''}`;
 }
 
@@ -313,10 +325,16 @@ export class ClipboardBridge {
       } else if (err.name === 'NotAllowedError') {
         this.writeAccess = 'denied';
         this.needsPanel = true;
-        this._setMessage({ kind: 'error', text: 'The browser does not let this page write the clipboard: the guest\'s clipboard is in the panel.' });
+        this._setMessage({
+          kind: 'error',
+          text: "The browser does not let this page write the clipboard: the guest's clipboard is in the panel.",
+        });
       } else {
         this.needsPanel = true;
-        this._setMessage({ kind: 'error', text: `Could not put the guest's clipboard on this computer's: ${err.message}` });
+        this._setMessage({
+          kind: 'error',
+          text: `Could not put the guest's clipboard on this computer's: ${err.message}`,
+        });
       }
     }
     this._changed();
@@ -333,7 +351,10 @@ export class ClipboardBridge {
     const m = /of (\d+) bytes, over the (\d+)-byte limit/.exec(w);
     if (m) {
       this._oversizedGrab = this._grabGen;
-      this._setMessage({ kind: 'error', text: `The guest's clipboard (${formatSize(Number(m[1]))}) is over the ${formatSize(Number(m[2]))} limit: not copied.` });
+      this._setMessage({
+        kind: 'error',
+        text: `The guest's clipboard (${formatSize(Number(m[1]))}) is over the ${formatSize(Number(m[2]))} limit: not copied.`,
+      });
     }
   }
 
@@ -358,7 +379,10 @@ export class ClipboardBridge {
       const err = e as DOMException;
       if (err.name === 'NotAllowedError' && !FOCUS_ERROR.test(err.message)) {
         this.readAccess = 'denied';
-        this._setMessage({ kind: 'info', text: 'Reading this computer\'s clipboard was refused: paste with the keyboard shortcut in the console, or use the panel.' });
+        this._setMessage({
+          kind: 'info',
+          text: "Reading this computer's clipboard was refused: paste with the keyboard shortcut in the console, or use the panel.",
+        });
       }
       this._changed();
       return;
@@ -371,7 +395,8 @@ export class ClipboardBridge {
     let text: string | undefined;
     let png: Uint8Array | undefined;
     for (const it of items) {
-      if (png === undefined && it.types.includes('image/png')) png = new Uint8Array(await (await it.getType('image/png')).arrayBuffer());
+      if (png === undefined && it.types.includes('image/png'))
+        png = new Uint8Array(await (await it.getType('image/png')).arrayBuffer());
       if (text === undefined && it.types.includes('text/plain')) text = await (await it.getType('text/plain')).text();
     }
     if (text === undefined && png === undefined) return undefined;
@@ -382,13 +407,21 @@ export class ClipboardBridge {
   private async _offerLocal(c: { text?: string; png?: Uint8Array }, reason: string): Promise<void> {
     const agent = this._agent;
     if (!agent || agent.state !== 'ready') {
-      if (reason === 'panel') this._setMessage({ kind: 'error', text: 'The guest has no agent connected (spice-vdagent): its clipboard cannot be set.' });
+      if (reason === 'panel')
+        this._setMessage({
+          kind: 'error',
+          text: 'The guest has no agent connected (spice-vdagent): its clipboard cannot be set.',
+        });
       return;
     }
     const textBytes = c.text === undefined ? 0 : new TextEncoder().encode(c.text).length;
     if (textBytes > this._maxBytes || (c.png?.length ?? 0) > this._maxBytes) {
-      const what = textBytes > this._maxBytes ? `text (${formatSize(textBytes)})` : `picture (${formatSize(c.png!.length)})`;
-      this._setMessage({ kind: 'error', text: `The clipboard's ${what} is over the ${formatSize(this._maxBytes)} limit: not sent to the guest.` });
+      const what =
+        textBytes > this._maxBytes ? `text (${formatSize(textBytes)})` : `picture (${formatSize(c.png!.length)})`;
+      this._setMessage({
+        kind: 'error',
+        text: `The clipboard's ${what} is over the ${formatSize(this._maxBytes)} limit: not sent to the guest.`,
+      });
       this._agreed = await signature(c); // say it once, not on every focus
       return;
     }
@@ -397,13 +430,22 @@ export class ClipboardBridge {
     try {
       await agent.clipboard.set(c.png ? { text: c.text, png: c.png } : { text: c.text ?? '' });
     } catch (e) {
-      this._setMessage({ kind: 'error', text: e instanceof ClipboardError ? e.message : `Could not set the guest's clipboard: ${(e as Error).message}` });
+      this._setMessage({
+        kind: 'error',
+        text: e instanceof ClipboardError ? e.message : `Could not set the guest's clipboard: ${(e as Error).message}`,
+      });
       return;
     }
     this._agreed = sig;
     this.stats.toGuest++;
     if (this.sent?.imageUrl) URL.revokeObjectURL(this.sent.imageUrl);
-    this.sent = { ...c, imageUrl: c.png ? URL.createObjectURL(new Blob([c.png as Uint8Array<ArrayBuffer>], { type: 'image/png' })) : undefined, at: Date.now() };
+    this.sent = {
+      ...c,
+      imageUrl: c.png
+        ? URL.createObjectURL(new Blob([c.png as Uint8Array<ArrayBuffer>], { type: 'image/png' }))
+        : undefined,
+      at: Date.now(),
+    };
     if (this.message?.kind === 'error') this._setMessage(undefined);
     this._changed();
   }
@@ -412,7 +454,12 @@ export class ClipboardBridge {
 
   private _setGuest(c: ClipboardContentView): void {
     if (this.guest?.imageUrl) URL.revokeObjectURL(this.guest.imageUrl);
-    this.guest = { ...c, imageUrl: c.png ? URL.createObjectURL(new Blob([c.png as Uint8Array<ArrayBuffer>], { type: 'image/png' })) : undefined };
+    this.guest = {
+      ...c,
+      imageUrl: c.png
+        ? URL.createObjectURL(new Blob([c.png as Uint8Array<ArrayBuffer>], { type: 'image/png' }))
+        : undefined,
+    };
     this._changed();
   }
 
@@ -441,7 +488,8 @@ export class ClipboardBridge {
       apply();
       status.addEventListener('change', () => {
         apply();
-        if (name === 'clipboard-write' && status.state === 'granted' && this.needsPanel) void this._enqueue(() => this._writeLocal());
+        if (name === 'clipboard-write' && status.state === 'granted' && this.needsPanel)
+          void this._enqueue(() => this._writeLocal());
       });
     } catch {
       // Firefox and Safari do not know these permission names: stay 'unknown' (try, and fall back on refusal).

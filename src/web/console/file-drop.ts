@@ -135,7 +135,12 @@ export class FileQueue {
     const file = this._files.get(t.id)!;
     const agent = this._opts.agent();
     if (!agent || agent.state !== 'ready') {
-      this._finish(t, 'failed', 'the guest has no agent connected: install and run spice-vdagent in the guest (in its desktop session) to send files', 'agent-not-connected');
+      this._finish(
+        t,
+        'failed',
+        'the guest has no agent connected: install and run spice-vdagent in the guest (in its desktop session) to send files',
+        'agent-not-connected',
+      );
       return;
     }
     const ac = new AbortController();
@@ -230,7 +235,9 @@ export function attachDropTarget(el: HTMLElement, opts: DropTargetOptions): () =
     if (items && items.length) {
       for (const it of items) {
         if (it.kind !== 'file') continue;
-        const entry = (it as DataTransferItem & { webkitGetAsEntry?: () => { isDirectory: boolean } | null }).webkitGetAsEntry?.();
+        const entry = (
+          it as DataTransferItem & { webkitGetAsEntry?: () => { isDirectory: boolean } | null }
+        ).webkitGetAsEntry?.();
         if (entry?.isDirectory) {
           folders++;
           continue;

@@ -18,7 +18,10 @@ export function scancodeOf(code: string): number | undefined {
 export const SEND_KEY_COMBOS: ReadonlyArray<{ label: string; codes: string[] }> = [
   { label: 'Ctrl+Alt+Del', codes: ['ControlLeft', 'AltLeft', 'Delete'] },
   { label: 'Ctrl+Alt+Backspace', codes: ['ControlLeft', 'AltLeft', 'Backspace'] },
-  ...Array.from({ length: 12 }, (_, i) => ({ label: `Ctrl+Alt+F${i + 1}`, codes: ['ControlLeft', 'AltLeft', `F${i + 1}`] })),
+  ...Array.from({ length: 12 }, (_, i) => ({
+    label: `Ctrl+Alt+F${i + 1}`,
+    codes: ['ControlLeft', 'AltLeft', `F${i + 1}`],
+  })),
   { label: 'Alt+Tab', codes: ['AltLeft', 'Tab'] },
   { label: 'Alt+F4', codes: ['AltLeft', 'F4'] },
   { label: 'PrintScreen', codes: ['PrintScreen'] },

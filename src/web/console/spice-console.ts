@@ -3,8 +3,8 @@
 //
 // - Drawing: the display channel draws into an RgbaSurface (the core's plain RGBA buffer); an ImageData over the
 //   same memory is blitted to the canvas once per animation frame, only the rectangle that changed.
-// - Keyboard: captured while the console has focus, sent by physical position (KeyboardEvent.code → set-1
-//   scancode, keymap.ts), so the guest's layout decides the characters. Keys held when focus leaves are released.
+// - Keyboard (key-input.ts): captured while the console has focus, sent by physical position (KeyboardEvent.code →
+//   set-1 scancode, keymap.ts), so the guest's layout decides the characters. Keys held when focus leaves are released.
 // - Mouse: absolute positions when the server is in client mouse mode (a tablet or the agent in the guest),
 //   relative motion otherwise, with pointer lock once the console is clicked (Esc releases it).
 // - Cursor: the guest's cursor shape from the cursor channel; as the local CSS cursor in client mode, drawn over
@@ -15,12 +15,22 @@
 //   guest (file-drop.ts), and "resize guest to window": the console area's size is asked of the guest whenever it
 //   changes, and the guest's screen is then shown 1:1.
 import {
-  KeyModifier, MouseButton, MouseButtonMask, MouseMode, RgbaSurface, SpiceSession,
-  type AgentState, type CursorChannel, type CursorState, type DisplayChannel, type InputsChannel, type Rect, type SpiceAgent,
+  MouseButton,
+  MouseButtonMask,
+  MouseMode,
+  RgbaSurface,
+  SpiceSession,
+  type AgentState,
+  type CursorChannel,
+  type CursorState,
+  type DisplayChannel,
+  type InputsChannel,
+  type Rect,
+  type SpiceAgent,
 } from '../../spice/index.ts';
 import { ClipboardBridge, MAX_CLIPBOARD_BYTES } from './clipboard.ts';
 import { FileQueue } from './file-drop.ts';
-import { scancodeOf, textToKeystrokes } from './keymap.ts';
+import { KeyInput } from './key-input.ts';
 import { browserEncryptTicket } from './ticket.ts';
 import { websocketConnector, wsUrl } from './transport.ts';
 
@@ -56,21 +66,6 @@ export interface SpiceConsoleOptions {
 const RETRY_MS = [500, 1000, 2000, 4000, 8000];
 /** A session not linked by then (main channel linked and MAIN INIT received) is abandoned and retried. */
 const CONNECT_TIMEOUT_MS = 10_000;
-/**
- * Pause between typed characters. QEMU's emulated PS/2 keyboard queues 16 bytes and drops what overflows, and
- * nothing tells the client how far the guest has read: a busy guest (TCG on a loaded host) can stall for 100 ms and
- * more. At 40 ms a shifted character (4 bytes) leaves room for a 150 ms stall; still only ~25 characters a second.
- */
-const TYPE_DELAY_MS = 40;
-/** Windows reports AltGr as ControlLeft + AltRight at the same instant; this close means "the same". */
-const ALTGR_WINDOW_MS = 50;
-const IS_WINDOWS = typeof navigator !== 'undefined' && /Win/.test(navigator.platform);
-/** How long a paste shortcut waits for the browser's paste event (it comes at once, or never). */
-const PASTE_WAIT_MS = 250;
-/** After the guest's clipboard was taken, before the paste keys go: the grab reaches the agent first. */
-const PASTE_SETTLE_MS = 30;
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 export class SpiceConsole {
   /** Focusable root: put it in the page. */
@@ -96,25 +91,19 @@ export class SpiceConsole {
   private _raf = 0;
   private _scaleMode: ScaleMode = 'fit';
   private _scale = 1;
-  private readonly _pressed = new Set<number>();
   private _buttons = 0;
   private _motion: { dx: number; dy: number } = { dx: 0, dy: 0 };
   private _position: { x: number; y: number } | null = null;
   private _locked = false;
   private _cursorState: CursorState | undefined;
   private _cursorUrl = '';
-  private _heldCtrl: { timeStamp: number; timer: ReturnType<typeof setTimeout> } | undefined;
-  private _droppedCtrl = false;
-  private _guestCaps: boolean | undefined;
   private _wanted = false;
   private _generation = 0;
   private _attempt = 0;
   private _retryTimer: ReturnType<typeof setTimeout> | undefined;
   private readonly _resizeObserver: ResizeObserver;
   private readonly _cleanups: (() => void)[] = [];
-  /** Key events held back while a paste shortcut waits for the browser's paste event. */
-  private _keyQueue: (() => void)[] | null = null;
-  private _pasteSeen = false;
+  private readonly _keys: KeyInput;
 
   constructor(private readonly _opts: SpiceConsoleOptions) {
     this.element = document.createElement('div');
@@ -135,8 +124,8 @@ export class SpiceConsole {
     this._ctx.fillStyle = '#000';
     this._ctx.fillRect(0, 0, this.canvas.width, this.canvas.height);
 
-    this._listen(this.element, 'keydown', (e) => this._onKey(e as KeyboardEvent, true));
-    this._listen(this.element, 'keyup', (e) => this._onKey(e as KeyboardEvent, false));
+    this._listen(this.element, 'keydown', (e) => this._keys.onKey(e as KeyboardEvent, true));
+    this._listen(this.element, 'keyup', (e) => this._keys.onKey(e as KeyboardEvent, false));
     this._listen(this.element, 'blur', () => this._releaseAll());
     this._listen(this._screen, 'mousemove', (e) => this._onMouseMove(e as MouseEvent));
     this._listen(this._screen, 'mousedown', (e) => this._onMouseButton(e as MouseEvent, true));
@@ -155,6 +144,12 @@ export class SpiceConsole {
     });
     this._resizeObserver.observe(this.element);
     this.clipboard = new ClipboardBridge({ element: this.element, onChange: () => this._opts.onClipboardChange?.() });
+    this._keys = new KeyInput({
+      element: this.element,
+      clipboard: this.clipboard,
+      inputs: () => this._inputs,
+      onKeyDown: () => this.stats.keys++,
+    });
     this.files = new FileQueue({ agent: () => this.agent, onChange: () => this._opts.onTransfersChange?.() });
   }
 
@@ -192,7 +187,8 @@ export class SpiceConsole {
   reconnectNow(): void {
     // Only while waiting for the next attempt: an attempt in flight is left alone (two would kick each other out:
     // spice-server serves one client).
-    if (!this._wanted || this._session || this.status.status !== 'reconnecting' || this.status.retryInMs === undefined) return;
+    if (!this._wanted || this._session || this.status.status !== 'reconnecting' || this.status.retryInMs === undefined)
+      return;
     clearTimeout(this._retryTimer);
     void this._open();
   }
@@ -241,34 +237,14 @@ export class SpiceConsole {
 
   /** Presses the keys in order and releases them in reverse (send-key menu). */
   sendKeys(codes: string[]): void {
-    const inputs = this._inputs;
-    if (!inputs) return;
-    const scs = codes.map(scancodeOf).filter((s): s is number => s !== undefined);
-    for (const s of scs) inputs.keyDown(s);
-    for (const s of [...scs].reverse()) inputs.keyUp(s);
-    this.stats.keys += scs.length;
+    this._keys.sendKeys(codes);
     this.focus();
   }
 
   /** Types `text` as US-keyboard keystrokes, paced for the guest. Resolves with how many characters had no key. */
-  async typeText(text: string): Promise<{ typed: number; skipped: number }> {
-    const { strokes, skipped } = textToKeystrokes(text);
+  typeText(text: string): Promise<{ typed: number; skipped: number }> {
     this._releaseAll();
-    const shift = scancodeOf('ShiftLeft')!;
-    let typed = 0;
-    for (const k of strokes) {
-      const inputs = this._inputs;
-      if (!inputs) break;
-      const sc = scancodeOf(k.code)!;
-      if (k.shift) inputs.keyDown(shift);
-      inputs.keyDown(sc);
-      inputs.keyUp(sc);
-      if (k.shift) inputs.keyUp(shift);
-      this.stats.keys++;
-      typed++;
-      await sleep(TYPE_DELAY_MS);
-    }
-    return { typed, skipped };
+    return this._keys.typeText(text);
   }
 
   // --- connection ---------------------------------------------------------------------------------------------
@@ -298,7 +274,10 @@ export class SpiceConsole {
       let timer: ReturnType<typeof setTimeout> | undefined;
       const session = await Promise.race([
         connecting,
-        new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error('the console did not answer')), CONNECT_TIMEOUT_MS))),
+        new Promise<never>(
+          (_, reject) =>
+            (timer = setTimeout(() => reject(new Error('the console did not answer')), CONNECT_TIMEOUT_MS)),
+        ),
       ]).finally(() => clearTimeout(timer));
       if (gen !== this._generation || !this._wanted) {
         session.close();
@@ -337,7 +316,7 @@ export class SpiceConsole {
     const onChannel = (ch: { type: number }) => {
       if (ch === session.display) this._attachDisplay(session.display);
       else if (ch === session.cursor) this._attachCursor(session.cursor);
-      else if (ch === session.inputs) this._attachInputs(session.inputs);
+      else if (ch === session.inputs) this._keys.attach(session.inputs);
     };
     session.onChannel(onChannel);
     for (const ch of session.channels.values()) onChannel(ch);
@@ -386,7 +365,8 @@ export class SpiceConsole {
 
   private _onMouseMode(supported: number, current: number): void {
     // Absolute is better whenever the guest can take it: no pointer lock, the local cursor is exact.
-    if (current !== MouseMode.CLIENT && supported & MouseMode.CLIENT) this._session?.main.requestMouseMode(MouseMode.CLIENT);
+    if (current !== MouseMode.CLIENT && supported & MouseMode.CLIENT)
+      this._session?.main.requestMouseMode(MouseMode.CLIENT);
     this.mouseMode = current === MouseMode.CLIENT ? 'client' : 'server';
     if (this.mouseMode === 'client' && this._locked) document.exitPointerLock();
     this.element.dataset.mouseMode = this.mouseMode;
@@ -410,7 +390,11 @@ export class SpiceConsole {
 
   private _useSurface(id: number, rgba: RgbaSurface): void {
     // The same memory the display channel draws into: no copy per frame.
-    const data = new Uint8ClampedArray(rgba.data.buffer as ArrayBuffer, rgba.data.byteOffset, rgba.width * rgba.height * 4);
+    const data = new Uint8ClampedArray(
+      rgba.data.buffer as ArrayBuffer,
+      rgba.data.byteOffset,
+      rgba.width * rgba.height * 4,
+    );
     this._surface = { id, rgba, image: new ImageData(data, rgba.width, rgba.height) };
     if (this.canvas.width !== rgba.width || this.canvas.height !== rgba.height) {
       this.canvas.width = rgba.width;
@@ -424,7 +408,12 @@ export class SpiceConsole {
   private _markDirty(r: Rect): void {
     const d = this._dirty;
     this._dirty = d
-      ? { left: Math.min(d.left, r.left), top: Math.min(d.top, r.top), right: Math.max(d.right, r.right), bottom: Math.max(d.bottom, r.bottom) }
+      ? {
+          left: Math.min(d.left, r.left),
+          top: Math.min(d.top, r.top),
+          right: Math.max(d.right, r.right),
+          bottom: Math.max(d.bottom, r.bottom),
+        }
       : { ...r };
     this._schedule();
   }
@@ -514,143 +503,23 @@ export class SpiceConsole {
 
   // --- keyboard -------------------------------------------------------------------------------------------------
 
-  private _onKey(e: KeyboardEvent, down: boolean): void {
-    if (e.isComposing) return;
-    const sc = scancodeOf(e.code);
-    if (sc === undefined) return;
-    e.stopPropagation();
-    if (this._keyQueue) {
-      // A paste shortcut waits for its paste event: later keys keep their order behind it.
-      e.preventDefault();
-      this._keyQueue.push(() => this._keyNow(sc, down, e));
-      return;
-    }
-    if (down && this._isPasteShortcut(e) && this.clipboard.available) {
-      // Let the browser fire its paste event (no preventDefault): its clipboardData needs no permission. The guest's
-      // clipboard is taken with it before the keys go, so the guest pastes what the person copied here.
-      this._keyQueue = [];
-      this._pasteSeen = false;
-      let done = false;
-      const release = () => {
-        if (done) return;
-        done = true;
-        this.element.removeEventListener('paste', onPaste);
-        const q = this._keyQueue ?? [];
-        this._keyQueue = null;
-        this._keyNow(sc, down, e);
-        for (const k of q) k();
-      };
-      // The clipboard bridge handles the paste event itself (its listener runs first); wait for it to finish.
-      const onPaste = () => {
-        this._pasteSeen = true;
-        void this.clipboard.lastPaste.finally(() => setTimeout(release, PASTE_SETTLE_MS));
-      };
-      this.element.addEventListener('paste', onPaste);
-      setTimeout(() => { if (!this._pasteSeen) release(); }, PASTE_WAIT_MS);
-      return;
-    }
-    e.preventDefault();
-    this._keyNow(sc, down, e);
-  }
-
-  private _keyNow(sc: number, down: boolean, e: KeyboardEvent): void {
-    if (IS_WINDOWS && this._windowsAltGr(e, down)) return;
-    this._key(sc, down, e);
-  }
-
-  /** Ctrl+V, Shift+Insert (and Cmd+V): the shortcuts that make a browser fire a paste event. */
-  private _isPasteShortcut(e: KeyboardEvent): boolean {
-    if (e.altKey) return false;
-    return ((e.ctrlKey || e.metaKey) && e.code === 'KeyV') || (e.shiftKey && !e.ctrlKey && e.code === 'Insert');
-  }
-
-  /** Windows sends AltGr as ControlLeft then AltRight: hold ControlLeft back briefly, drop it if AltRight follows. */
-  private _windowsAltGr(e: KeyboardEvent, down: boolean): boolean {
-    const held = this._heldCtrl;
-    if (held) {
-      clearTimeout(held.timer);
-      this._heldCtrl = undefined;
-      if (down && e.code === 'AltRight' && e.timeStamp - held.timeStamp < ALTGR_WINDOW_MS) this._droppedCtrl = true;
-      else this._key(scancodeOf('ControlLeft')!, true);
-    }
-    if (e.code === 'ControlLeft') {
-      if (down && !e.repeat) {
-        this._heldCtrl = { timeStamp: e.timeStamp, timer: setTimeout(() => { this._heldCtrl = undefined; this._key(scancodeOf('ControlLeft')!, true); }, ALTGR_WINDOW_MS) };
-        return true;
-      }
-      if (!down && this._droppedCtrl) {
-        this._droppedCtrl = false;
-        return true;
-      }
-    }
-    return false;
-  }
-
-  private _key(sc: number, down: boolean, e?: KeyboardEvent): void {
-    const inputs = this._inputs;
-    if (!inputs) return;
-    if (down) {
-      if (e) this._syncModifiers(inputs, e);
-      if (e && e.code !== 'CapsLock') this._syncCapsLock(inputs, e.getModifierState('CapsLock'));
-      inputs.keyDown(sc);
-      this._pressed.add(sc);
-      this.stats.keys++;
-    } else if (this._pressed.delete(sc)) {
-      inputs.keyUp(sc);
-    }
-  }
-
-  /**
-   * Makes the guest's Shift, Ctrl and Alt agree with the event's modifier flags: a modifier pressed before the
-   * console had focus (or by software that sends shifted characters without a Shift key event) is pressed in the
-   * guest too, and one released elsewhere is released. Left out with AltGr down (Windows reports it as Ctrl+Alt).
-   */
-  private _syncModifiers(inputs: InputsChannel, e: KeyboardEvent): void {
-    if (e.getModifierState('AltGraph')) return;
-    for (const [flag, left, right] of [[e.shiftKey, 'ShiftLeft', 'ShiftRight'], [e.ctrlKey, 'ControlLeft', 'ControlRight'], [e.altKey, 'AltLeft', 'AltRight']] as const) {
-      if (e.code === left || e.code === right) continue;
-      const l = scancodeOf(left)!;
-      const r = scancodeOf(right)!;
-      const down = this._pressed.has(l) || this._pressed.has(r);
-      if (flag && !down) {
-        inputs.keyDown(l);
-        this._pressed.add(l);
-      } else if (!flag && down) {
-        for (const sc of [l, r]) if (this._pressed.delete(sc)) inputs.keyUp(sc);
-      }
-    }
-  }
-
-  /** Makes the guest's Caps Lock follow the local one (spice-server presses Caps Lock in the guest if they differ). */
-  private _syncCapsLock(inputs: InputsChannel, local: boolean): void {
-    const guest = this._guestCaps ?? (inputs.modifiers & KeyModifier.CAPS_LOCK) !== 0;
-    if (guest === local) return;
-    inputs.setModifiers((inputs.modifiers & ~KeyModifier.CAPS_LOCK) | (local ? KeyModifier.CAPS_LOCK : 0));
-    this._guestCaps = local;
-  }
-
-  private _attachInputs(inputs: InputsChannel): void {
-    this._guestCaps = undefined;
-    inputs.onModifiers((m) => (this._guestCaps = (m & KeyModifier.CAPS_LOCK) !== 0));
-  }
-
   private _releaseAll(): void {
     const inputs = this._inputs;
+    this._keys.releaseAll(inputs);
     if (inputs) {
-      for (const sc of this._pressed) inputs.keyUp(sc);
-      for (const [bit, button] of [[MouseButtonMask.LEFT, MouseButton.LEFT], [MouseButtonMask.MIDDLE, MouseButton.MIDDLE], [MouseButtonMask.RIGHT, MouseButton.RIGHT]] as const) {
+      for (const [bit, button] of [
+        [MouseButtonMask.LEFT, MouseButton.LEFT],
+        [MouseButtonMask.MIDDLE, MouseButton.MIDDLE],
+        [MouseButtonMask.RIGHT, MouseButton.RIGHT],
+      ] as const) {
         if (this._buttons & bit) inputs.mouseRelease(button, this._buttons &= ~bit);
       }
     }
-    this._pressed.clear();
     this._buttons = 0;
   }
 
   private _onFullscreenChange(): void {
-    // Keyboard Lock (Chromium): in fullscreen, Esc, Alt+Tab, Ctrl+W ... go to the guest, not the browser.
-    const kb = (navigator as Navigator & { keyboard?: { lock?: () => Promise<void>; unlock?: () => void } }).keyboard;
-    if (document.fullscreenElement === this.element) void kb?.lock?.().catch(() => undefined);
-    else kb?.unlock?.();
+    this._keys.lockKeys(document.fullscreenElement === this.element);
     this._layout();
   }
 
@@ -702,7 +571,11 @@ export class SpiceConsole {
       this.focus();
       if (this.mouseMode === 'server' && !this._locked) {
         // Returns a promise in Chromium, undefined elsewhere; refusal just leaves hover-relative motion.
-        try { void (this._screen.requestPointerLock() as unknown as Promise<void> | undefined)?.catch(() => undefined); } catch { /* no pointer lock */ }
+        try {
+          void (this._screen.requestPointerLock() as unknown as Promise<void> | undefined)?.catch(() => undefined);
+        } catch {
+          /* no pointer lock */
+        }
       }
     } else if (!(this._buttons & b[1])) {
       return; // a release of a press that did not start on the console
@@ -721,7 +594,8 @@ export class SpiceConsole {
     e.preventDefault();
     const inputs = this._inputs;
     if (!inputs || e.deltaY === 0) return;
-    const [button, mask] = e.deltaY < 0 ? [MouseButton.UP, MouseButtonMask.UP] : [MouseButton.DOWN, MouseButtonMask.DOWN];
+    const [button, mask] =
+      e.deltaY < 0 ? [MouseButton.UP, MouseButtonMask.UP] : [MouseButton.DOWN, MouseButtonMask.DOWN];
     inputs.mousePress(button, this._buttons | mask);
     inputs.mouseRelease(button, this._buttons);
     this.stats.mouse++;

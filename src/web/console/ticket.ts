@@ -9,7 +9,13 @@ import type { TicketEncryptor } from '../../spice/index.ts';
 export const browserEncryptTicket: TicketEncryptor = async (spkiDer, plaintext) => {
   const subtle = globalThis.crypto?.subtle;
   if (subtle) {
-    const key = await subtle.importKey('spki', spkiDer as Uint8Array<ArrayBuffer>, { name: 'RSA-OAEP', hash: 'SHA-1' }, false, ['encrypt']);
+    const key = await subtle.importKey(
+      'spki',
+      spkiDer as Uint8Array<ArrayBuffer>,
+      { name: 'RSA-OAEP', hash: 'SHA-1' },
+      false,
+      ['encrypt'],
+    );
     return new Uint8Array(await subtle.encrypt({ name: 'RSA-OAEP' }, key, plaintext as Uint8Array<ArrayBuffer>));
   }
   return rsaOaepSha1Encrypt(spkiDer, plaintext);

@@ -27,7 +27,10 @@ export function websocketConnector(url: string, onSocket?: (ws: WebSocket) => vo
     };
     ws.onclose = (ev) => {
       // A refused upgrade (401/403/409) reaches a page only as close code 1006, without the status.
-      const error = ev.code === 1000 || ev.code === 1001 ? undefined : new ConsoleConnectionError(ev.reason || `console connection closed (${ev.code})`);
+      const error =
+        ev.code === 1000 || ev.code === 1001
+          ? undefined
+          : new ConsoleConnectionError(ev.reason || `console connection closed (${ev.code})`);
       if (!opened) return reject(error ?? new ConsoleConnectionError('console connection refused'));
       if (handler) handler.closed(error);
       else ended = { error };

@@ -3,8 +3,20 @@
 export interface User { id: string; name: string; role: 'admin' | 'user'; createdAt: string }
 export type VmState = 'stopped' | 'starting' | 'running' | 'paused' | 'stopping' | 'crashed';
 export interface Vm {
-  id: string; name: string; owner: string; state: VmState; stateReason: string | null; pid: number | null;
-  memoryMiB: number; cpus: number; display: 'std' | 'qxl'; accel: string; hugepages: boolean; image: string | null; createdAt: string; updatedAt: string;
+  id: string;
+  name: string;
+  owner: string;
+  state: VmState;
+  stateReason: string | null;
+  pid: number | null;
+  memoryMiB: number;
+  cpus: number;
+  display: 'std' | 'qxl';
+  accel: string;
+  hugepages: boolean;
+  image: string | null;
+  createdAt: string;
+  updatedAt: string;
 }
 export interface Operation {
   id: string; kind: string; vm: string | null; user: string | null;
@@ -22,11 +34,30 @@ export interface Checkpoint {
   diskMode: 'full' | 'incremental' | null;
 }
 /** Retention of scheduled checkpoints (Proxmox Backup Server's keep-last/-hourly/-daily/-weekly/-monthly). */
-export interface RetentionRules { keepLast?: number; hourly?: number; daily?: number; weekly?: number; monthly?: number }
-export interface CheckpointSchedule {
-  vm: string; every: string; rules: RetentionRules; updatedAt: string; lastRunAt: string | null; lastError: string | null; nextRunAt: string | null;
+export interface RetentionRules {
+  keepLast?: number;
+  hourly?: number;
+  daily?: number;
+  weekly?: number;
+  monthly?: number;
 }
-export interface Image { name: string; description: string; built: boolean; recipe: string; builtAt?: string; sizeBytes?: number }
+export interface CheckpointSchedule {
+  vm: string;
+  every: string;
+  rules: RetentionRules;
+  updatedAt: string;
+  lastRunAt: string | null;
+  lastError: string | null;
+  nextRunAt: string | null;
+}
+export interface Image {
+  name: string;
+  description: string;
+  built: boolean;
+  recipe: string;
+  builtAt?: string;
+  sizeBytes?: number;
+}
 
 export class ApiError extends Error {
   constructor(readonly status: number, message: string, readonly code?: string) {
@@ -41,7 +72,12 @@ export function setUnauthorizedHandler(fn: () => void): void {
   onUnauthorized = fn;
 }
 
-export async function api<T = unknown>(method: string, path: string, body?: unknown, opts: { quiet401?: boolean } = {}): Promise<T> {
+export async function api<T = unknown>(
+  method: string,
+  path: string,
+  body?: unknown,
+  opts: { quiet401?: boolean } = {},
+): Promise<T> {
   const res = await fetch(path, {
     method,
     credentials: 'same-origin',

@@ -18,12 +18,25 @@ export function formatMs(ms: number | null): string {
 export function formatTime(iso: string): string {
   const d = new Date(iso);
   const year = d.getFullYear() === new Date().getFullYear() ? {} : { year: 'numeric' as const };
-  return d.toLocaleString(undefined, { ...year, month: 'short', day: 'numeric', hour: '2-digit', minute: '2-digit', second: '2-digit' });
+  return d.toLocaleString(undefined, {
+    ...year,
+    month: 'short',
+    day: 'numeric',
+    hour: '2-digit',
+    minute: '2-digit',
+    second: '2-digit',
+  });
 }
 
 /** "12s ago", "5 min ago", "3 h ago", then the date. */
 export function ago(iso: string, now = Date.now()): string {
   const s = Math.round((now - Date.parse(iso)) / 1000);
   if (s < 0) return `in ${Math.round(-s / 60) || 1} min`;
-  return s < 60 ? `${s}s ago` : s < 3600 ? `${Math.round(s / 60)} min ago` : s < 86400 ? `${Math.round(s / 3600)} h ago` : formatTime(iso);
+  return s < 60
+    ? `${s}s ago`
+    : s < 3600
+      ? `${Math.round(s / 60)} min ago`
+      : s < 86400
+        ? `${Math.round(s / 3600)} h ago`
+        : formatTime(iso);
 }

@@ -15,7 +15,8 @@ window.addEventListener('popstate', () => (path.value = location.pathname + loca
 /** Link clicks without modifier keys are handled here; the others open tabs as usual. */
 export function onLinkClick(e: MouseEvent): void {
   const a = (e.target as Element).closest('a');
-  if (!a || e.defaultPrevented || e.button !== 0 || e.metaKey || e.ctrlKey || e.shiftKey || e.altKey || a.target) return;
+  if (!a || e.defaultPrevented || e.button !== 0 || e.metaKey || e.ctrlKey || e.shiftKey || e.altKey || a.target)
+    return;
   const url = new URL(a.href, location.href);
   if (url.origin !== location.origin || url.pathname.startsWith('/api/')) return;
   e.preventDefault();

@@ -55,9 +55,8 @@ export function upsertOperation(op: Operation): void {
 export function whenFinished(op: Operation): Promise<Operation> {
   upsertOperation(op);
   return new Promise((resolve) => {
-    let stop: (() => void) | undefined;
     let done = false;
-    stop = effect(() => {
+    const stop = effect(() => {
       const o = operations.value.find((x) => x.id === op.id);
       if (!done && o && isFinal(o)) {
         done = true;
@@ -106,7 +105,10 @@ export function startEvents(): void {
   es.addEventListener('vm-deleted', (ev) => removeVm(JSON.parse((ev as MessageEvent).data).id));
   es.addEventListener('operation', (ev) => upsertOperation(JSON.parse((ev as MessageEvent).data)));
   es.addEventListener('checkpoint-schedule', (ev) => {
-    scheduleChange.value = { vmName: (JSON.parse((ev as MessageEvent).data) as { vmName: string }).vmName, at: Date.now() };
+    scheduleChange.value = {
+      vmName: (JSON.parse((ev as MessageEvent).data) as { vmName: string }).vmName,
+      at: Date.now(),
+    };
   });
   es.onerror = () => {
     live.value = 'offline';

@@ -24,27 +24,52 @@ function series(list: Checkpoint[]): uPlot.AlignedData {
 
 function options(width: number): uPlot.Options {
   return {
-    width, height: HEIGHT,
+    width,
+    height: HEIGHT,
     cursor: { drag: { x: false, y: false } },
     // Sizes on a log scale: the first checkpoint holds all of RAM and the disk, later ones only what changed (often
     // a hundredth of it), and both should be readable.
-    scales: { x: { time: true }, bytes: { distr: 3, log: 2 }, ms: { auto: true, range: (_u, _min, max) => [0, Math.max(max, 1) * 1.15] } },
+    scales: {
+      x: { time: true },
+      bytes: { distr: 3, log: 2 },
+      ms: { auto: true, range: (_u, _min, max) => [0, Math.max(max, 1) * 1.15] },
+    },
     series: [
       { label: 'Time' },
       {
-        label: 'Written', scale: 'bytes', stroke: SIZE_COLOUR, width: 2, fill: `${SIZE_COLOUR}14`,
-        points: { show: true, size: 7, fill: SIZE_COLOUR }, value: (_u, v) => (v == null ? '—' : formatBytes(v)),
+        label: 'Written',
+        scale: 'bytes',
+        stroke: SIZE_COLOUR,
+        width: 2,
+        fill: `${SIZE_COLOUR}14`,
+        points: { show: true, size: 7, fill: SIZE_COLOUR },
+        value: (_u, v) => (v == null ? '—' : formatBytes(v)),
       },
       {
-        label: 'Pause', scale: 'ms', stroke: PAUSE_COLOUR, width: 2, dash: [6, 4],
-        points: { show: true, size: 7, fill: PAUSE_COLOUR }, value: (_u, v) => formatMs(v ?? null),
+        label: 'Pause',
+        scale: 'ms',
+        stroke: PAUSE_COLOUR,
+        width: 2,
+        dash: [6, 4],
+        points: { show: true, size: 7, fill: PAUSE_COLOUR },
+        value: (_u, v) => formatMs(v ?? null),
       },
     ],
     axes: [
       {},
       // A log axis hands null for the ticks it leaves unlabelled.
-      { scale: 'bytes', size: 72, values: (_u, vals) => vals.map((v) => (v == null ? '' : formatBytes(v).replace('.0 ', ' '))) },
-      { scale: 'ms', side: 1, size: 60, grid: { show: false }, values: (_u, vals) => vals.map((v) => (v == null ? '' : `${v} ms`)) },
+      {
+        scale: 'bytes',
+        size: 72,
+        values: (_u, vals) => vals.map((v) => (v == null ? '' : formatBytes(v).replace('.0 ', ' '))),
+      },
+      {
+        scale: 'ms',
+        side: 1,
+        size: 60,
+        grid: { show: false },
+        values: (_u, vals) => vals.map((v) => (v == null ? '' : `${v} ms`)),
+      },
     ],
   };
 }
@@ -64,7 +89,8 @@ export function CheckpointPlot({ list }: { list: Checkpoint[] }) {
       if (disposed || !el) return;
       plot.current = new UPlot(options(el.clientWidth || 600), series(latest.current), el);
       resize = new ResizeObserver(() => {
-        if (el.clientWidth && plot.current && plot.current.width !== el.clientWidth) plot.current.setSize({ width: el.clientWidth, height: HEIGHT });
+        if (el.clientWidth && plot.current && plot.current.width !== el.clientWidth)
+          plot.current.setSize({ width: el.clientWidth, height: HEIGHT });
       });
       resize.observe(el);
     }, (e: Error) => (error.value = `The plot could not be loaded: ${e.message}`));

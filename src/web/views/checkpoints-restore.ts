@@ -17,7 +17,11 @@ export function RestoreAsDialog({ checkpoint, onClose }: { checkpoint: Checkpoin
     error.value = '';
     const target = name.value.trim();
     try {
-      const op = await api<Operation>('POST', `/api/vms/${enc(checkpoint.vmName)}/checkpoints/${enc(checkpoint.id)}/restore`, { as: target });
+      const op = await api<Operation>(
+        'POST',
+        `/api/vms/${enc(checkpoint.vmName)}/checkpoints/${enc(checkpoint.id)}/restore`,
+        { as: target },
+      );
       onClose();
       notify(`Restoring checkpoint of ${formatTime(checkpoint.createdAt)} into the new VM ${target}`, 'info');
       navigate(`/vms/${enc(target)}`);

@@ -15,7 +15,12 @@ const RULES: { key: keyof RetentionRules; label: string; help: string }[] = [
   { key: 'weekly', label: 'Keep weekly', help: 'the newest checkpoint of each of the last N ISO weeks' },
   { key: 'monthly', label: 'Keep monthly', help: 'the newest checkpoint of each of the last N months' },
 ];
-const UNITS: Record<string, [string, string]> = { s: ['second', 'seconds'], m: ['minute', 'minutes'], h: ['hour', 'hours'], d: ['day', 'days'] };
+const UNITS: Record<string, [string, string]> = {
+  s: ['second', 'seconds'],
+  m: ['minute', 'minutes'],
+  h: ['hour', 'hours'],
+  d: ['day', 'days'],
+};
 
 /** "5m" → "every 5 minutes"; a cron expression is shown as written. */
 export function describeEvery(every: string): string {
@@ -41,7 +46,13 @@ export function SchedulePanel({ vm, schedule, list, onChanged, preview }: {
   preview: { value: PrunePreview | null };
 }) {
   const every = useSignal('');
-  const rules = useSignal<Record<keyof RetentionRules, string>>({ keepLast: '10', hourly: '', daily: '', weekly: '', monthly: '' });
+  const rules = useSignal<Record<keyof RetentionRules, string>>({
+    keepLast: '10',
+    hourly: '',
+    daily: '',
+    weekly: '',
+    monthly: '',
+  });
   const error = useSignal('');
   const working = useSignal<'' | 'save' | 'remove' | 'preview'>('');
 
@@ -49,7 +60,9 @@ export function SchedulePanel({ vm, schedule, list, onChanged, preview }: {
   useEffect(() => {
     if (!schedule) return;
     every.value = schedule.every;
-    rules.value = Object.fromEntries(RULES.map(({ key }) => [key, schedule.rules[key] === undefined ? '' : String(schedule.rules[key])])) as Record<keyof RetentionRules, string>;
+    rules.value = Object.fromEntries(
+      RULES.map(({ key }) => [key, schedule.rules[key] === undefined ? '' : String(schedule.rules[key])]),
+    ) as Record<keyof RetentionRules, string>;
   }, [schedule?.updatedAt]);
 
   const formRules = (): RetentionRules =>
@@ -80,7 +93,10 @@ export function SchedulePanel({ vm, schedule, list, onChanged, preview }: {
     onChanged();
   });
   const dryRun = () => run('preview', async () => {
-    const r = await api<PrunePreview>('POST', `/api/vms/${enc(vm)}/checkpoints/prune`, { dryRun: true, rules: formRules() });
+    const r = await api<PrunePreview>('POST', `/api/vms/${enc(vm)}/checkpoints/prune`, {
+      dryRun: true,
+      rules: formRules(),
+    });
     preview.value = { delete: r.delete, keep: r.keep };
   });
 
@@ -91,23 +107,29 @@ export function SchedulePanel({ vm, schedule, list, onChanged, preview }: {
   return html`
     <section class="cp-schedule" id="checkpoint-schedule-panel">
       <h3>Schedule</h3>
-      ${schedule === undefined ? html`<p class="muted">Loading…</p>` : schedule === null
-        ? html`<p class="muted" id="checkpoint-schedule-none">No schedule: checkpoints are taken only by hand.</p>`
-        : html`<dl class="cp-schedule-summary" id="checkpoint-schedule" data-every=${schedule.every}>
+      ${
+        schedule === undefined
+          ? html`<p class="muted">Loading…</p>`
+          : schedule === null
+            ? html`<p class="muted" id="checkpoint-schedule-none">No schedule: checkpoints are taken only by hand.</p>`
+            : html`<dl class="cp-schedule-summary" id="checkpoint-schedule" data-every=${schedule.every}>
             <dt>When</dt><dd id="checkpoint-schedule-every">${describeEvery(schedule.every)}${/^\d+[smhd]$/.test(schedule.every) ? html` <span class="muted">(${schedule.every})</span>` : ''}</dd>
             <dt>Retention</dt><dd id="checkpoint-schedule-rules">${describeRules(schedule.rules)}; manual checkpoints are never pruned</dd>
             <dt>Next run</dt><dd>${schedule.nextRunAt ? formatTime(schedule.nextRunAt) : '—'}</dd>
             <dt>Last run</dt><dd>${schedule.lastRunAt ? formatTime(schedule.lastRunAt) : 'not yet'}
               ${schedule.lastError && html` <span class="error" id="checkpoint-schedule-last-error">${schedule.lastError}</span>`}</dd>
-          </dl>`}
+          </dl>`
+      }
       <form id="checkpoint-schedule-form" onSubmit=${save}>
         <label>Every <input id="schedule-every" required value=${every.value} onInput=${(e: Event) => (every.value = val(e))}
           placeholder="5m, 2h, 1d or 0 */6 * * *" title="An interval (30s, 5m, 2h, 1d) or a cron expression" /></label>
         <div class="cp-rules">
-          ${RULES.map(({ key, label, help }) => html`
+          ${RULES.map(
+            ({ key, label, help }) => html`
             <label title=${help}>${label}
               <input id=${`schedule-${key}`} type="number" min="0" step="1" value=${rules.value[key]} placeholder="—"
-                onInput=${(e: Event) => (rules.value = { ...rules.value, [key]: val(e) })} /></label>`)}
+                onInput=${(e: Event) => (rules.value = { ...rules.value, [key]: val(e) })} /></label>`,
+          )}
         </div>
         ${noKeep && html`<p class="hint" id="schedule-no-keep">With no keep rule, each scheduled checkpoint is pruned as soon as it is taken.</p>`}
         ${error.value && html`<p class="error" id="schedule-error" role="alert">${error.value}</p>`}
@@ -118,7 +140,9 @@ export function SchedulePanel({ vm, schedule, list, onChanged, preview }: {
           <button id="schedule-save" class="primary" disabled=${!!working.value}>${working.value === 'save' ? 'Saving…' : schedule ? 'Save schedule' : 'Set schedule'}</button>
         </div>
       </form>
-      ${p && html`
+      ${
+        p &&
+        html`
         <div class="cp-preview" id="prune-preview" data-delete=${p.delete.length}>
           <div class="cp-preview-head">
             <strong>${p.delete.length ? `Pruning now would delete ${p.delete.length} scheduled checkpoint${p.delete.length === 1 ? '' : 's'}` : 'Pruning now would delete nothing'}</strong>
@@ -126,6 +150,7 @@ export function SchedulePanel({ vm, schedule, list, onChanged, preview }: {
             <button class="small" onClick=${() => (preview.value = null)} aria-label="Close the preview">×</button>
           </div>
           ${p.delete.length > 0 && html`<ul>${p.delete.map((id) => html`<li key=${id}>${byId.get(id) ? formatTime(byId.get(id)!.createdAt) : id} <span class="muted">${id}</span></li>`)}</ul>`}
-        </div>`}
+        </div>`
+      }
     </section>`;
 }

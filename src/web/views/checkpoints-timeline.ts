@@ -19,7 +19,10 @@ function ParentCell({ c, byId }: { c: Checkpoint; byId: Map<string, Checkpoint> 
   if (!c.parent) return html`<span class="muted">—</span>`;
   const p = byId.get(c.parent);
   return p
-    ? html`<a href=${`#checkpoint-${p.id}`} title=${p.id} onClick=${(e: Event) => { e.preventDefault(); document.getElementById(`checkpoint-${p.id}`)?.scrollIntoView({ block: 'center' }); }}>${formatTime(p.createdAt)}</a>`
+    ? html`<a href=${`#checkpoint-${p.id}`} title=${p.id} onClick=${(e: Event) => {
+        e.preventDefault();
+        document.getElementById(`checkpoint-${p.id}`)?.scrollIntoView({ block: 'center' });
+      }}>${formatTime(p.createdAt)}</a>`
     : html`<span class="muted" title=${c.parent}>deleted</span>`;
 }
 
@@ -48,7 +51,9 @@ export function Timeline({ vm, list, verify, pruned, busy, highlight, onAction }
           <td colspan="6" class="muted">${vm.name} as it is (${vm.state})${newest[0] ? html`, changed since the checkpoint of ${formatTime(newest[0].createdAt)}` : ': no checkpoint yet'}</td>
         </tr>
         ${newest.map((c) => {
-          const v = verify && (verify.broken.includes(c.id) ? 'broken' : verify.checked.includes(c.id) && verify.ok ? 'ok' : null);
+          const v =
+            verify &&
+            (verify.broken.includes(c.id) ? 'broken' : verify.checked.includes(c.id) && verify.ok ? 'ok' : null);
           return html`
           <tr key=${c.id} id=${`checkpoint-${c.id}`} data-id=${c.id} data-kind=${c.kind}
             class=${[pruned.has(c.id) ? 'cp-would-prune' : '', highlight === c.id ? 'cp-new' : ''].join(' ')}>

@@ -70,13 +70,15 @@ function useCheckpointData(vm: string, ops: Operation[]) {
 function ActiveOps({ ops }: { ops: Operation[] }) {
   const active = ops.filter((o) => !isFinal(o));
   if (!active.length) return null;
-  return html`<ul class="ops cp-ops">${active.map((op) => html`
+  return html`<ul class="ops cp-ops">${active.map(
+    (op) => html`
     <li key=${op.id} id=${`checkpoint-op-${op.id}`} class="op" data-status=${op.status} data-kind=${op.kind}>
       <div class="op-head"><strong>${KIND_LABEL[op.kind] ?? op.kind}</strong>
         <span class=${`state state-${op.status}`}>${op.status}</span>${op.user && html`<span class="muted">${op.user}</span>`}</div>
       <div class="progress" role="progressbar" aria-label=${KIND_LABEL[op.kind] ?? op.kind}><div class="bar indeterminate"></div></div>
       <div class="muted cp-stage">${op.progress.stage}</div>
-    </li>`)}</ul>`;
+    </li>`,
+  )}</ul>`;
 }
 
 export function CheckpointsTab({ vm }: { vm: Vm }) {
@@ -111,20 +113,39 @@ export function CheckpointsTab({ vm }: { vm: Vm }) {
       const c = op.result as Checkpoint;
       label.value = '';
       highlight.value = c.id;
-      notify(`Checkpoint of ${vm.name} taken: the guest paused ${formatMs(c.pauseMs)}, ${formatBytes(c.newBytes + c.diskBytes)} written`, 'info');
+      notify(
+        `Checkpoint of ${vm.name} taken: the guest paused ${formatMs(c.pauseMs)}, ${formatBytes(c.newBytes + c.diskBytes)} written`,
+        'info',
+      );
     });
     taking.value = false;
   };
 
-  const verifyIds = (c?: Checkpoint) => follow('Verify', () => api<Operation>('POST', `/api/vms/${enc(vm.name)}/checkpoints/verify`, c ? { id: c.id } : {}), (op) => {
+  const verifyIds = (c?: Checkpoint) =>
+    follow(
+      'Verify',
+      () => api<Operation>('POST', `/api/vms/${enc(vm.name)}/checkpoints/verify`, c ? { id: c.id } : {}),
+      (op) => {
     const r = op.result as { ok: boolean; checked: string[]; broken: Record<string, string[]> };
-    verify.value = { ok: r.ok, checked: r.checked, broken: Object.keys(r.broken), at: op.finishedAt ?? new Date().toISOString() };
-  }).then((op) => {
-    if (op && op.status === 'failed') {
-      const ids = (list.value ?? []).map((x) => x.id).filter((id) => op.error?.includes(id));
-      verify.value = { ok: false, checked: c ? [c.id] : (list.value ?? []).map((x) => x.id), broken: ids, at: op.finishedAt ?? new Date().toISOString(), error: op.error ?? undefined };
-    }
-  });
+    verify.value = {
+      ok: r.ok,
+      checked: r.checked,
+      broken: Object.keys(r.broken),
+      at: op.finishedAt ?? new Date().toISOString(),
+    };
+  },
+    ).then((op) => {
+      if (op && op.status === 'failed') {
+        const ids = (list.value ?? []).map((x) => x.id).filter((id) => op.error?.includes(id));
+        verify.value = {
+          ok: false,
+          checked: c ? [c.id] : (list.value ?? []).map((x) => x.id),
+          broken: ids,
+          at: op.finishedAt ?? new Date().toISOString(),
+          error: op.error ?? undefined,
+        };
+      }
+    });
 
   const onAction = async (a: RowAction, c: Checkpoint) => {
     const when = formatTime(c.createdAt);
@@ -132,18 +153,27 @@ export function CheckpointsTab({ vm }: { vm: Vm }) {
     if (a === 'verify') return void verifyIds(c);
     if (a === 'restore') {
       const running = ['running', 'paused', 'starting'].includes(vm.state);
-      const ok = await confirmDialog(`Restore ${vm.name} to ${when}?`,
+      const ok = await confirmDialog(
+        `Restore ${vm.name} to ${when}?`,
         `${running ? `${vm.name} is switched off and` : `${vm.name} is`} brought back to the checkpoint: its RAM, devices and disk as they were at ${when}. ` +
-        `Everything since then (running programs, files written) is lost. To keep it, take a checkpoint first or restore as a new VM.`, 'Restore');
+          `Everything since then (running programs, files written) is lost. To keep it, take a checkpoint first or restore as a new VM.`,
+        'Restore',
+      );
       if (!ok) return;
-      await follow('Restore', () => api<Operation>('POST', `/api/vms/${enc(vm.name)}/checkpoints/${enc(c.id)}/restore`, {}), (op) => {
+      await follow(
+        'Restore',
+        () => api<Operation>('POST', `/api/vms/${enc(vm.name)}/checkpoints/${enc(c.id)}/restore`, {}),
+        (op) => {
         const r = op.result as { restoreMs: number };
         notify(`${vm.name} restored to the checkpoint of ${when} in ${formatMs(r.restoreMs)}`, 'info');
-      });
+      },
+      );
       return;
     }
-    const ok = await confirmDialog(`Delete the checkpoint of ${when}?`,
-      `${vm.name} can no longer be restored to ${when}. Its disk changes merge into the next checkpoint; RAM pages no other checkpoint uses are freed. This cannot be undone.`);
+    const ok = await confirmDialog(
+      `Delete the checkpoint of ${when}?`,
+      `${vm.name} can no longer be restored to ${when}. Its disk changes merge into the next checkpoint; RAM pages no other checkpoint uses are freed. This cannot be undone.`,
+    );
     if (!ok) return;
     actionError.value = '';
     try {
@@ -157,8 +187,11 @@ export function CheckpointsTab({ vm }: { vm: Vm }) {
 
   const active = ops.filter((o) => !isFinal(o));
   const creating = active.some((o) => o.kind === 'checkpoint.create');
-  const takeExcuse = !['running', 'paused'].includes(vm.state) ? `Checkpoints are taken of a running or paused VM (${vm.name} is ${vm.state})`
-    : creating || taking.value ? 'A checkpoint is being taken' : null;
+  const takeExcuse = !['running', 'paused'].includes(vm.state)
+    ? `Checkpoints are taken of a running or paused VM (${vm.name} is ${vm.state})`
+    : creating || taking.value
+      ? 'A checkpoint is being taken'
+      : null;
   const rowBusy = active.some((o) => o.kind === 'checkpoint.restore') ? 'A restore is running' : null;
   const cps = list.value;
   const v = verify.value;
@@ -177,13 +210,20 @@ export function CheckpointsTab({ vm }: { vm: Vm }) {
       <${ActiveOps} ops=${ops} />
       ${error.value && html`<p class="error" id="checkpoints-error" role="alert">${error.value}</p>`}
       ${actionError.value && html`<p class="error" id="checkpoint-action-error" role="alert">${actionError.value}</p>`}
-      ${v && html`<p id="checkpoint-verify-result" class=${v.ok ? 'cp-verify-ok' : 'error'} data-ok=${String(v.ok)} role="status">
+      ${
+        v &&
+        html`<p id="checkpoint-verify-result" class=${v.ok ? 'cp-verify-ok' : 'error'} data-ok=${String(v.ok)} role="status">
         ${v.ok ? `✓ ${v.checked.length} checkpoint${v.checked.length === 1 ? '' : 's'} verified at ${formatTime(v.at)}: every hash matches` : `✗ Verify found corrupt data: ${v.error ?? v.broken.join(', ')}`}
-        <button class="small" onClick=${() => (verify.value = null)} aria-label="Dismiss">×</button></p>`}
-      ${cps === null ? (!error.value && html`<p class="muted">Loading…</p>`) : html`
+        <button class="small" onClick=${() => (verify.value = null)} aria-label="Dismiss">×</button></p>`
+      }
+      ${
+        cps === null
+          ? !error.value && html`<p class="muted">Loading…</p>`
+          : html`
         <${Timeline} vm=${vm} list=${cps} verify=${v} pruned=${new Set(preview.value?.delete ?? [])} busy=${rowBusy}
           highlight=${highlight.value} onAction=${onAction} />
-        ${cps.length === 0 && html`<p class="muted" id="checkpoints-empty">No checkpoints of ${vm.name} yet. A checkpoint keeps RAM, devices and disk of an instant while the VM keeps running.</p>`}`}
+        ${cps.length === 0 && html`<p class="muted" id="checkpoints-empty">No checkpoints of ${vm.name} yet. A checkpoint keeps RAM, devices and disk of an instant while the VM keeps running.</p>`}`
+      }
       <div class="cp-grid">
         <section class="cp-chart">
           <h3>Size written and pause</h3>

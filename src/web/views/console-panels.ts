@@ -16,15 +16,20 @@ export function clipboardMode(cb: ClipboardBridge | undefined): ClipboardMode {
 }
 
 export function clipboardStatus(cb: ClipboardBridge): string {
-  if (!cb.available) return 'The guest has no agent (spice-vdagent) connected: no shared clipboard. "Type" can still type text as keys.';
+  if (!cb.available)
+    return 'The guest has no agent (spice-vdagent) connected: no shared clipboard. "Type" can still type text as keys.';
   if (cb.readAccess === 'unavailable' && cb.writeAccess === 'unavailable') {
     return 'This page cannot reach your clipboard (browsers allow it only over https or on localhost): copy and paste through this panel.';
   }
-  if (cb.writeAccess === 'denied') return 'This site may not write your clipboard: what the guest copies shows up here, with a Copy button.';
+  if (cb.writeAccess === 'denied')
+    return 'This site may not write your clipboard: what the guest copies shows up here, with a Copy button.';
   if (cb.needsPanel) return 'What the guest copied could not be put on your clipboard: it is below.';
-  if (cb.readAccess === 'denied') return 'This site may not read your clipboard: paste with Ctrl+V in the console, or here. Copying from the guest works.';
-  if (cb.readAccess === 'prompt') return 'Allow clipboard access to share it both ways by itself (Ctrl+V in the console works without it).';
-  if (cb.readAccess === 'unknown') return 'Copy in the guest, paste here; Ctrl+V in the console gives the guest your clipboard.';
+  if (cb.readAccess === 'denied')
+    return 'This site may not read your clipboard: paste with Ctrl+V in the console, or here. Copying from the guest works.';
+  if (cb.readAccess === 'prompt')
+    return 'Allow clipboard access to share it both ways by itself (Ctrl+V in the console works without it).';
+  if (cb.readAccess === 'unknown')
+    return 'Copy in the guest, paste here; Ctrl+V in the console gives the guest your clipboard.';
   return 'Shared both ways: copy in the guest and paste here, copy here and paste in the guest.';
 }
 
@@ -69,17 +74,26 @@ export function ClipboardPanel({ cb, tick, onClose }: { cb: ClipboardBridge; tic
           ${!g && html`<p class="muted small" id="console-clip-guest-empty">Nothing copied in the guest yet.</p>`}
           ${g?.text !== undefined && html`<textarea id="console-clip-guest" readonly rows="4" ref=${guestField} value=${g.text}></textarea>`}
           ${g?.imageUrl && html`<img id="console-clip-guest-image" class="clip-image" src=${g.imageUrl} alt="Picture copied in the guest" />`}
-          ${g && html`<div class="clip-buttons">
+          ${
+            g &&
+            html`<div class="clip-buttons">
             <button id="console-clip-copy" onClick=${() => cb.copyGuestToLocal(guestField.current ?? undefined)}>Copy to this computer</button>
             ${g.imageUrl && html`<a id="console-clip-download" href=${g.imageUrl} download="guest-clipboard.png">Download the picture</a>`}
-          </div>`}
+          </div>`
+          }
         </div>
         <form class="clip-side" onSubmit=${send}>
           <h4>To the guest</h4>
           <textarea id="console-clip-local" rows="4" placeholder="Type or paste text (or paste a picture) here, then send it: a paste in the guest gets it."
             value=${local.value} onInput=${(e: Event) => (local.value = (e.target as HTMLTextAreaElement).value)} onPaste=${onPaste}></textarea>
-          ${localPng.value && html`<div class="clip-local-image"><img class="clip-image" src=${localPng.value.url} alt="Picture to send" />
-            <button type="button" class="small" onClick=${() => { URL.revokeObjectURL(localPng.value!.url); localPng.value = null; }}>Remove the picture</button></div>`}
+          ${
+            localPng.value &&
+            html`<div class="clip-local-image"><img class="clip-image" src=${localPng.value.url} alt="Picture to send" />
+            <button type="button" class="small" onClick=${() => {
+              URL.revokeObjectURL(localPng.value!.url);
+              localPng.value = null;
+            }}>Remove the picture</button></div>`
+          }
           <div class="clip-buttons">
             <button id="console-clip-send" disabled=${!cb.available || (!local.value && !localPng.value)}>Send to the guest's clipboard</button>
             ${cb.sent && html`<span class="muted small" id="console-clip-sent">Sent at ${new Date(cb.sent.at).toLocaleTimeString()}</span>`}
@@ -127,24 +141,34 @@ export function TransfersPanel({ files, tick, message, onDismissMessage }: {
         <span class="spacer"></span>
         ${finished && html`<button class="small" id="console-xfer-clear" onClick=${() => files.clearFinished()}>Clear finished</button>`}
       </div>
-      ${message && html`<p class="error xfer-message" id="console-xfer-message">${message}
-        <button class="small" onClick=${onDismissMessage} aria-label="Dismiss">×</button></p>`}
+      ${
+        message &&
+        html`<p class="error xfer-message" id="console-xfer-message">${message}
+        <button class="small" onClick=${onDismissMessage} aria-label="Dismiss">×</button></p>`
+      }
       <ul class="xfers">
-        ${list.map((t) => html`
+        ${list.map(
+          (t) => html`
           <li key=${t.id} id=${`xfer-${t.id}`} class=${`xfer xfer-${t.state}`} data-state=${t.state} data-sent=${t.sent} data-size=${t.size}
             data-code=${t.code ?? ''}>
             <div class="xfer-head">
               <span class="xfer-name" title=${t.name}>${t.name}</span>
               <span class="muted small xfer-bytes">${transferLine(t)}</span>
               <span class="spacer"></span>
-              ${['queued', 'sending'].includes(t.state)
-                ? html`<button class="small" id=${`xfer-${t.id}-cancel`} onClick=${() => files.cancel(t.id)}>Cancel</button>`
-                : html`<button class="small" id=${`xfer-${t.id}-dismiss`} onClick=${() => files.dismiss(t.id)} aria-label="Dismiss">×</button>`}
+              ${
+                ['queued', 'sending'].includes(t.state)
+                  ? html`<button class="small" id=${`xfer-${t.id}-cancel`} onClick=${() => files.cancel(t.id)}>Cancel</button>`
+                  : html`<button class="small" id=${`xfer-${t.id}-dismiss`} onClick=${() => files.dismiss(t.id)} aria-label="Dismiss">×</button>`
+              }
             </div>
-            ${['queued', 'sending', 'done'].includes(t.state) && html`<div class="progress" role="progressbar" aria-valuenow=${percent(t)} aria-valuemin="0" aria-valuemax="100">
-              <div class="bar" style=${`width:${percent(t)}%`}></div></div>`}
+            ${
+              ['queued', 'sending', 'done'].includes(t.state) &&
+              html`<div class="progress" role="progressbar" aria-valuenow=${percent(t)} aria-valuemin="0" aria-valuemax="100">
+              <div class="bar" style=${`width:${percent(t)}%`}></div></div>`
+            }
             ${t.error && html`<div class="error small" id=${`xfer-${t.id}-error`}>${t.error}</div>`}
-          </li>`)}
+          </li>`,
+        )}
       </ul>
     </section>`;
 }

@@ -30,7 +30,8 @@ function saveScale(m: ScaleMode): void {
   try { localStorage.setItem(SCALE_KEY, m); } catch { /* storage blocked: the choice lasts for this page */ }
 }
 
-const NO_AGENT_FILES = 'The guest has no agent connected (spice-vdagent, in its desktop session): files cannot be sent to it.';
+const NO_AGENT_FILES =
+  'The guest has no agent connected (spice-vdagent, in its desktop session): files cannot be sent to it.';
 
 const live = (vm: Vm | undefined) => !!vm && ['running', 'paused'].includes(vm.state);
 
@@ -194,8 +195,14 @@ export function ConsoleView({ vm, full = false }: { vm: Vm; full?: boolean }) {
             <option value="remote">Resize guest to window</option>
           </select>
         </label>
-        ${scale.value === 'remote' && running && s.status === 'connected' && agent.value !== 'ready' && html`<span class="muted small" id="console-scale-hint"
-          title="Resizing the guest needs its agent (spice-vdagent)">no agent: scaled to fit</span>`}
+        ${
+          scale.value === 'remote' &&
+          running &&
+          s.status === 'connected' &&
+          agent.value !== 'ready' &&
+          html`<span class="muted small" id="console-scale-hint"
+          title="Resizing the guest needs its agent (spice-vdagent)">no agent: scaled to fit</span>`
+        }
         <button id="console-clipboard-toggle" class=${`clip-toggle clip-${clipboardMode(cb)}`} data-mode=${clipboardMode(cb)} data-tick=${clips}
           aria-pressed=${clipOpen.value} onClick=${() => (clipOpen.value = !clipOpen.value)}
           title=${cb ? clipboardStatus(cb) : 'Clipboard'}>Clipboard</button>
@@ -215,9 +222,20 @@ export function ConsoleView({ vm, full = false }: { vm: Vm; full?: boolean }) {
         <button id="console-fullscreen" onClick=${() => con.current?.toggleFullscreen()}>Fullscreen</button>
         ${!full && html`<a id="console-open" href=${`/vms/${encodeURIComponent(vm.name)}/console`} target="_blank">Open in new window</a>`}
       </div>
-      ${clipOpen.value && cb && html`<${ClipboardPanel} cb=${cb} tick=${clips} onClose=${() => { clipOpen.value = false; con.current?.focus(); }} />`}
-      ${c0 && (c0.files.transfers.length > 0 || xferMessage.value) && html`<${TransfersPanel} files=${c0.files} tick=${xfers}
-        message=${xferMessage.value} onDismissMessage=${() => (xferMessage.value = '')} />`}
+      ${
+        clipOpen.value &&
+        cb &&
+        html`<${ClipboardPanel} cb=${cb} tick=${clips} onClose=${() => {
+          clipOpen.value = false;
+          con.current?.focus();
+        }} />`
+      }
+      ${
+        c0 &&
+        (c0.files.transfers.length > 0 || xferMessage.value) &&
+        html`<${TransfersPanel} files=${c0.files} tick=${xfers}
+        message=${xferMessage.value} onDismissMessage=${() => (xferMessage.value = '')} />`
+      }
       <div class="console-host" ref=${host} onClick=${() => con.current?.focus()}></div>
       <form class="console-type" onSubmit=${typeText}>
         <textarea id="console-text" rows="1" placeholder="Text to type into the guest as keystrokes (US layout; Enter = new line)"

@@ -1,5 +1,5 @@
-// New VM: name, image, memory, vCPUs, huge-page RAM; optionally started at once. The server validates (one set of rules for
-// API, CLI and UI) and its message is shown as is.
+// New VM: name, image, memory, vCPUs, huge-page RAM; optionally started at once. The server validates (one set of
+// rules for API, CLI and UI) and its message is shown as is.
 import { useSignal } from '@preact/signals';
 import { api, type Vm } from '../lib/api.ts';
 import { html } from '../lib/html.ts';
@@ -19,7 +19,13 @@ export function CreateVm({ onDone }: { onDone: () => void }) {
     working.value = true;
     error.value = '';
     try {
-      const vm = await api<Vm>('POST', '/api/vms', { name: name.value.trim(), image: image.value, memoryMiB: memory.value, cpus: cpus.value, ...(hugepages.value ? { hugepages: true } : {}) });
+      const vm = await api<Vm>('POST', '/api/vms', {
+        name: name.value.trim(),
+        image: image.value,
+        memoryMiB: memory.value,
+        cpus: cpus.value,
+        ...(hugepages.value ? { hugepages: true } : {}),
+      });
       upsertVm(vm);
       onDone();
       if (start.value) await vmAction(vm.name, 'start');
@@ -53,8 +59,12 @@ export function CreateVm({ onDone }: { onDone: () => void }) {
         <label>Memory (MiB) <input id="create-memory" type="number" min="64" step="16" value=${memory.value} onInput=${(e: Event) => (memory.value = Number(val(e)))} /></label>
         <label>vCPUs <input id="create-cpus" type="number" min="1" max="64" value=${cpus.value} onInput=${(e: Event) => (cpus.value = Number(val(e)))} /></label>
       </div>
-      ${selected && !selected.built && html`<p class="hint">This image is not built yet.
-        ${me.value?.role === 'admin' ? html`<button type="button" id="create-build-image" onClick=${() => build(selected.name)}>Build it</button>` : 'Ask an admin to build it.'}</p>`}
+      ${
+        selected &&
+        !selected.built &&
+        html`<p class="hint">This image is not built yet.
+        ${me.value?.role === 'admin' ? html`<button type="button" id="create-build-image" onClick=${() => build(selected.name)}>Build it</button>` : 'Ask an admin to build it.'}</p>`
+      }
       <label class="check" title="Guest RAM in 2 MiB huge pages the host has reserved: checkpoints then pause the VM ~5 ms at any size. Starting fails with a message if the host has too few free.">
         <input id="create-hugepages" type="checkbox" checked=${hugepages.value} onChange=${(e: Event) => (hugepages.value = (e.target as HTMLInputElement).checked)} /> Huge pages <span class="muted small">(shortest checkpoint pauses; the host must reserve them)</span></label>
       <label class="check"><input id="create-start" type="checkbox" checked=${start.value} onChange=${(e: Event) => (start.value = (e.target as HTMLInputElement).checked)} /> Start it now</label>

@@ -14,7 +14,12 @@ export function LoginPage() {
     working.value = true;
     error.value = '';
     try {
-      const r = await api<{ user: User }>('POST', '/api/auth/login', { username: username.value, password: password.value }, { quiet401: true });
+      const r = await api<{ user: User }>(
+        'POST',
+        '/api/auth/login',
+        { username: username.value, password: password.value },
+        { quiet401: true },
+      );
       me.value = r.user;
       startEvents();
       const next = query('next');

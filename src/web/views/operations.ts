@@ -21,8 +21,11 @@ function Row({ op }: { op: Operation }) {
         <span class="muted">${ago(op.createdAt)}${op.user ? ` · ${op.user}` : ''}</span>
         ${active && html`<button class="small" onClick=${cancel}>Cancel</button>`}
       </div>
-      ${active && html`<div class="progress" role="progressbar" aria-valuenow=${pct ?? undefined} aria-valuemin="0" aria-valuemax="100">
-        <div class=${pct === null ? 'bar indeterminate' : 'bar'} style=${pct === null ? '' : `width:${pct}%`}></div></div>`}
+      ${
+        active &&
+        html`<div class="progress" role="progressbar" aria-valuenow=${pct ?? undefined} aria-valuemin="0" aria-valuemax="100">
+        <div class=${pct === null ? 'bar indeterminate' : 'bar'} style=${pct === null ? '' : `width:${pct}%`}></div></div>`
+      }
       ${active && op.progress.stage && html`<div class="muted">${op.progress.stage}${op.progress.total ? ` (${op.progress.done}/${op.progress.total})` : ''}</div>`}
       ${op.error && html`<div class="error">${op.error}</div>`}
     </li>`;

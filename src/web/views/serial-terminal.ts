@@ -19,7 +19,13 @@ export function SerialTerminal({ vm }: { vm: Vm }) {
       status.value = `the VM is ${vm.state}`;
       return;
     }
-    const term = new Terminal({ convertEol: false, cursorBlink: true, fontSize: 14, scrollback: 5000, theme: { background: '#111418' } });
+    const term = new Terminal({
+      convertEol: false,
+      cursorBlink: true,
+      fontSize: 14,
+      scrollback: 5000,
+      theme: { background: '#111418' },
+    });
     const fit = new FitAddon();
     term.loadAddon(fit);
     term.open(host.current!);
@@ -47,7 +53,9 @@ export function SerialTerminal({ vm }: { vm: Vm }) {
       };
     };
     const d1 = term.onData((d) => ws?.readyState === WebSocket.OPEN && ws.send(encoder.encode(d)));
-    const d2 = term.onBinary((d) => ws?.readyState === WebSocket.OPEN && ws.send(Uint8Array.from(d, (c) => c.charCodeAt(0))));
+    const d2 = term.onBinary(
+      (d) => ws?.readyState === WebSocket.OPEN && ws.send(Uint8Array.from(d, (c) => c.charCodeAt(0))),
+    );
     open();
     return () => {
       stopped = true;

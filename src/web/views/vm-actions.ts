@@ -16,8 +16,20 @@ const ACTIONS: { a: VmAction; label: string; cls?: string }[] = [
 
 export function VmActions({ vm }: { vm: Vm }) {
   const run = async (a: VmAction) => {
-    if (a === 'delete' && !(await confirmDialog(`Delete ${vm.name}?`, `The VM and its disk overlay are deleted. This cannot be undone.`))) return;
-    if (a === 'force-stop' && !(await confirmDialog(`Force off ${vm.name}?`, 'Like pulling the plug: unsaved data in the guest is lost.', 'Force off'))) return;
+    if (
+      a === 'delete' &&
+      !(await confirmDialog(`Delete ${vm.name}?`, `The VM and its disk overlay are deleted. This cannot be undone.`))
+    )
+      return;
+    if (
+      a === 'force-stop' &&
+      !(await confirmDialog(
+        `Force off ${vm.name}?`,
+        'Like pulling the plug: unsaved data in the guest is lost.',
+        'Force off',
+      ))
+    )
+      return;
     await vmAction(vm.name, a);
   };
   return html`

@@ -16,11 +16,17 @@ export function VmListPage() {
       </div>
       ${creating.value && html`<${CreateVm} onDone=${() => (creating.value = false)} />`}
       <section class="card">
-        ${!vmsLoaded.value ? html`<p class="muted">Loading…</p>` : vms.value.length === 0 ? html`<p class="muted" id="vm-list-empty">No VMs yet: create one.</p>` : html`
+        ${
+          !vmsLoaded.value
+            ? html`<p class="muted">Loading…</p>`
+            : vms.value.length === 0
+              ? html`<p class="muted" id="vm-list-empty">No VMs yet: create one.</p>`
+              : html`
         <table class="vms" id="vm-list">
           <thead><tr><th>Name</th><th>State</th><th>Image</th><th>Memory</th><th>vCPUs</th>${admin && html`<th>Owner</th>`}<th></th><th>Actions</th></tr></thead>
           <tbody>
-            ${vms.value.map((vm) => html`
+            ${vms.value.map(
+              (vm) => html`
               <tr key=${vm.id} id=${`vm-${vm.name}-row`}>
                 <td><a href=${`/vms/${encodeURIComponent(vm.name)}`} id=${`vm-${vm.name}-link`}>${vm.name}</a></td>
                 <td><${StateBadge} vm=${vm} /></td>
@@ -30,9 +36,11 @@ export function VmListPage() {
                 ${admin && html`<td>${vm.owner}</td>`}
                 <td>${['running', 'paused'].includes(vm.state) && html`<a href=${`/vms/${encodeURIComponent(vm.name)}/console`} id=${`vm-${vm.name}-console`}>Console</a>`}</td>
                 <td><${VmActions} vm=${vm} /></td>
-              </tr>`)}
+              </tr>`,
+            )}
           </tbody>
-        </table>`}
+        </table>`
+        }
       </section>
       <${OperationsPanel} />
     </main>`;

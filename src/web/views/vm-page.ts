@@ -1,5 +1,5 @@
-// One VM: details, lifecycle, its consoles (SPICE, serial, log) and checkpoints in tabs; and the full-window console page
-// (/vms/NAME/console), the URL to share with another signed-in user who may see the VM.
+// One VM: details, lifecycle, its consoles (SPICE, serial, log) and checkpoints in tabs; and the full-window console
+// page (/vms/NAME/console), the URL to share with another signed-in user who may see the VM.
 import { useSignal } from '@preact/signals';
 import { useEffect } from 'preact/hooks';
 import { api, enc, type Vm } from '../lib/api.ts';
@@ -29,7 +29,12 @@ function Missing({ name, error }: { name: string; error?: string }) {
     <p><a href="/">All virtual machines</a></p></main>`;
 }
 
-const TABS = [['console', 'Console'], ['serial', 'Serial console'], ['log', 'Log'], ['checkpoints', 'Checkpoints']] as const;
+const TABS = [
+  ['console', 'Console'],
+  ['serial', 'Serial console'],
+  ['log', 'Log'],
+  ['checkpoints', 'Checkpoints'],
+] as const;
 
 export function VmPage({ name }: { name: string }) {
   const { vm, error } = useVm(name);
@@ -55,8 +60,13 @@ export function VmPage({ name }: { name: string }) {
         <dt>Created</dt><dd>${new Date(vm.createdAt).toLocaleString()}</dd>
       </dl>
       <nav class="tabs" role="tablist">
-        ${TABS.map(([id, label]) => html`<button role="tab" id=${`tab-${id}`} aria-selected=${tab === id} class=${tab === id ? 'active' : ''}
-          onClick=${() => navigate(`/vms/${enc(vm.name)}${id === 'console' ? '' : `?tab=${id}`}`, true)}>${label}</button>`)}
+        ${TABS.map(
+          ([
+            id,
+            label,
+          ]) => html`<button role="tab" id=${`tab-${id}`} aria-selected=${tab === id} class=${tab === id ? 'active' : ''}
+          onClick=${() => navigate(`/vms/${enc(vm.name)}${id === 'console' ? '' : `?tab=${id}`}`, true)}>${label}</button>`,
+        )}
       </nav>
       <section class="card tab-body">
         ${tab === 'console' && html`<${ConsoleView} vm=${vm} />`}

@@ -11,7 +11,14 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { PNG } from 'pngjs';
 import { nodeFileSource, openSpiceSession } from '../../../src/spice-node/index.ts';
 import {
-  ChannelType, ClipboardType, FileTransferError, MouseMode, Selection, nextEvent, type DisplayChannel, type SpiceSession,
+  ChannelType,
+  ClipboardType,
+  FileTransferError,
+  MouseMode,
+  Selection,
+  nextEvent,
+  type DisplayChannel,
+  type SpiceSession,
 } from '../../../src/spice/index.ts';
 import { startDesktopVm, type DesktopVm } from '../../helpers/desktop.ts';
 import { killVmsIn, startTestServer, type TestServer } from '../../helpers/server.ts';
@@ -58,7 +65,10 @@ test('the agent connects: capabilities exchanged, absolute mouse offered', async
 
 test('text copied in the guest arrives on the client', async () => {
   const text = `copied in the guest ${randomBytes(4).toString('hex')} — ünïcödé ✓`;
-  const grabbed = nextEvent(session.agent.clipboard.onGuestGrab, (g) => g.selection === Selection.CLIPBOARD && g.types.includes(ClipboardType.UTF8_TEXT));
+  const grabbed = nextEvent(
+    session.agent.clipboard.onGuestGrab,
+    (g) => g.selection === Selection.CLIPBOARD && g.types.includes(ClipboardType.UTF8_TEXT),
+  );
   // xclip stays to serve the selection and keeps its pipes: send its output nowhere (guest-exec waits for them).
   await sh(`printf '%s' '${text}' | xclip -selection clipboard -i >/dev/null 2>&1`);
   await grabbed;
@@ -109,14 +119,17 @@ test('three files, one of 200 MiB, arrive in the guest with identical sha256; pr
   for (const name of [...files.map((f) => f.name), 'big-200m.bin']) {
     const src = await nodeFileSource(join(dir, name));
     try {
-      await session.agent.files.send(src, { onProgress: (p) => progress.set(p.name, [...(progress.get(p.name) ?? []), p.sent]) });
+      await session.agent.files.send(src, {
+        onProgress: (p) => progress.set(p.name, [...(progress.get(p.name) ?? []), p.sent]),
+      });
     } finally {
       await src.close();
     }
   }
   const secs = (Date.now() - t0) / 1000;
   const sums = await sh(`cd /home/user/Downloads && sha256sum ${[...expected.keys()].join(' ')}`, 120_000);
-  for (const [name, hash] of expected) assert.match(sums, new RegExp(`^${hash}  ${name.replace('.', '\\.')}$`, 'm'), `${name} in the guest`);
+  for (const [name, hash] of expected)
+    assert.match(sums, new RegExp(`^${hash}  ${name.replace('.', '\\.')}$`, 'm'), `${name} in the guest`);
   const bigProgress = progress.get('big-200m.bin')!;
   assert.ok(bigProgress.length > 100, `progress events for the big file: ${bigProgress.length}`);
   assert.equal(bigProgress.at(-1), 200 << 20);
@@ -164,7 +177,14 @@ test('the guest resolution follows the client (monitors config), read back with 
   for (const [w, h] of [[1024, 700], [800, 600]] as const) {
     const created = nextEvent(display.onSurfaceCreated, (i) => i.primary && i.width === w && i.height === h);
     session.agent.resize(w, h);
-    await Promise.race([created, sleep(60_000).then(() => assert.fail(`no ${w}x${h} surface within 60 s (now ${display.primary?.info.width}x${display.primary?.info.height})`))]);
+    await Promise.race([
+      created,
+      sleep(60_000).then(() =>
+        assert.fail(
+          `no ${w}x${h} surface within 60 s (now ${display.primary?.info.width}x${display.primary?.info.height})`,
+        ),
+      ),
+    ]);
     const xr = await sh('xrandr --current');
     assert.match(xr, new RegExp(`current ${w} x ${h}`), xr);
   }

@@ -17,13 +17,23 @@ import { SpiceProtocolError } from '../../../src/spice/proto/errors.ts';
 function sink() {
   const chunks: Uint8Array[] = [];
   const tokens: number[] = [];
-  return { chunks, tokens, sendData: (c: Uint8Array) => chunks.push(c.slice()), sendTokens: (n: number) => tokens.push(n) };
+  return {
+    chunks,
+    tokens,
+    sendData: (c: Uint8Array) => chunks.push(c.slice()),
+    sendTokens: (n: number) => tokens.push(n),
+  };
 }
 
 /** Re-reads the agent messages out of a list of AGENT_DATA bodies. */
 function messagesOf(chunks: Uint8Array[]): { type: number; data: Uint8Array }[] {
   const out: { type: number; data: Uint8Array }[] = [];
-  const p = new AgentPipe({ sendData() {}, sendTokens() {} }, (m) => out.push(m), () => assert.fail('oversized'), 1 << 30);
+  const p = new AgentPipe(
+    { sendData() {}, sendTokens() {} },
+    (m) => out.push(m),
+    () => assert.fail('oversized'),
+    1 << 30,
+  );
   for (const c of chunks) p.receive(c);
   return out;
 }
@@ -123,7 +133,10 @@ test('capabilities round-trip as a bit array', () => {
 /** A scripted server + agent around a SpiceAgent: what the client sends is decoded; the test plays the guest. */
 function harness() {
   const out: { type: number; body: Uint8Array }[] = [];
-  const agent = new SpiceAgent({ send: (type, body) => out.push({ type, body: body.slice() }) }, { resizeDebounceMs: 10, maxClipboard: 4096 });
+  const agent = new SpiceAgent(
+    { send: (type, body) => out.push({ type, body: body.slice() }) },
+    { resizeDebounceMs: 10, maxClipboard: 4096 },
+  );
   const sentToAgent = () => messagesOf(out.filter((m) => m.type === MainMsgc.AGENT_DATA).map((m) => m.body));
   const fromGuest = (type: number, payload: Uint8Array) => {
     const bytes = encodeMessage(type, payload);
@@ -140,7 +153,13 @@ test('agent start: AGENT_START grants the window, capabilities are announced, th
   const caps = decodeCaps(h.sentToAgent()[0]!.data);
   assert.ok(caps.request && caps.caps.has(AgentCap.CLIPBOARD_BY_DEMAND) && caps.caps.has(AgentCap.CLIPBOARD_SELECTION));
   const ready = h.agent.whenReady(1000);
-  h.fromGuest(AgentMsg.ANNOUNCE_CAPABILITIES, encodeCaps([AgentCap.CLIPBOARD_BY_DEMAND, AgentCap.CLIPBOARD_SELECTION, AgentCap.MONITORS_CONFIG, AgentCap.MAX_CLIPBOARD], false));
+  h.fromGuest(
+    AgentMsg.ANNOUNCE_CAPABILITIES,
+    encodeCaps(
+      [AgentCap.CLIPBOARD_BY_DEMAND, AgentCap.CLIPBOARD_SELECTION, AgentCap.MONITORS_CONFIG, AgentCap.MAX_CLIPBOARD],
+      false,
+    ),
+  );
   await ready;
   assert.equal(h.agent.state, 'ready');
   // MAX_CLIPBOARD told to an agent that understands it.
@@ -152,14 +171,20 @@ test('agent start: AGENT_START grants the window, capabilities are announced, th
 test('clipboard by demand: guest grab → request → data, and client grab → guest request → data', async () => {
   const h = harness();
   h.agent.init(true, 100);
-  h.fromGuest(AgentMsg.ANNOUNCE_CAPABILITIES, encodeCaps([AgentCap.CLIPBOARD_BY_DEMAND, AgentCap.CLIPBOARD_SELECTION], false));
+  h.fromGuest(
+    AgentMsg.ANNOUNCE_CAPABILITIES,
+    encodeCaps([AgentCap.CLIPBOARD_BY_DEMAND, AgentCap.CLIPBOARD_SELECTION], false),
+  );
   // Guest copies text on PRIMARY (selection 1).
   h.fromGuest(AgentMsg.CLIPBOARD_GRAB, new Writer().u8(1).u8(0).u8(0).u8(0).u32(ClipboardType.UTF8_TEXT).finish());
   const reading = h.agent.clipboard.readText(1, 1000);
   await tick();
   const req = h.sentToAgent().find((m) => m.type === AgentMsg.CLIPBOARD_REQUEST)!;
   assert.deepEqual([...req.data], [1, 0, 0, 0, ClipboardType.UTF8_TEXT, 0, 0, 0]);
-  h.fromGuest(AgentMsg.CLIPBOARD, new Writer().u8(1).u8(0).u8(0).u8(0).u32(ClipboardType.UTF8_TEXT).bytes(encodeUtf8('héllo')).finish());
+  h.fromGuest(
+    AgentMsg.CLIPBOARD,
+    new Writer().u8(1).u8(0).u8(0).u8(0).u32(ClipboardType.UTF8_TEXT).bytes(encodeUtf8('héllo')).finish(),
+  );
   assert.equal(await reading, 'héllo');
   // No image offered: reading one gives undefined without asking.
   assert.equal(await h.agent.clipboard.readPng(1), undefined);
@@ -249,7 +274,10 @@ test('file transfer: start, wait for the guest, stream paced by tokens, success;
   await tick();
   const id2 = new Reader(h.sentToAgent().filter((m) => m.type === AgentMsg.FILE_XFER_START)[1]!.data).u32();
   h.fromGuest(AgentMsg.FILE_XFER_STATUS, new Writer().u32(id2).u32(XferStatus.NOT_ENOUGH_SPACE).u64(1234).finish());
-  await assert.rejects(refused, (e: Error & { code?: string }) => e.code === 'no-space' && /1234 bytes free/.test(e.message));
+  await assert.rejects(
+    refused,
+    (e: Error & { code?: string }) => e.code === 'no-space' && /1234 bytes free/.test(e.message),
+  );
   h.agent.close();
 });
 
@@ -258,7 +286,10 @@ test('file transfer cancel: queued data dropped, CANCELLED told to the agent', a
   h.agent.init(true, 50);
   h.fromGuest(AgentMsg.ANNOUNCE_CAPABILITIES, encodeCaps([], false));
   const ac = new AbortController();
-  const sending = h.agent.files.send({ name: 'a', size: 1 << 20, read: async (_o, n) => new Uint8Array(n) }, { signal: ac.signal });
+  const sending = h.agent.files.send(
+    { name: 'a', size: 1 << 20, read: async (_o, n) => new Uint8Array(n) },
+    { signal: ac.signal },
+  );
   await tick();
   const id = new Reader(h.sentToAgent().find((m) => m.type === AgentMsg.FILE_XFER_START)!.data).u32();
   h.fromGuest(AgentMsg.FILE_XFER_STATUS, new Writer().u32(id).u32(XferStatus.CAN_SEND_DATA).finish());

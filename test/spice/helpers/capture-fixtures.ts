@@ -18,7 +18,10 @@ for (const mode of ['glz', 'quic', 'lz']) {
   const q = await startQemu({ imageCompression: mode, paused: true, tcp: true });
   try {
     const rec = new Recorder();
-    const session = await SpiceSession.connect({ connect: rec.wrap(tcpConnector('127.0.0.1', q.spicePort)), encryptTicket: nodeEncryptTicket });
+    const session = await SpiceSession.connect({
+      connect: rec.wrap(tcpConnector('127.0.0.1', q.spicePort)),
+      encryptTicket: nodeEncryptTicket,
+    });
     const display = await session.whenChannel<DisplayChannel>(ChannelType.DISPLAY);
     await sleep(300);
     await q.qmp.execute('cont');
@@ -30,7 +33,10 @@ for (const mode of ['glz', 'quic', 'lz']) {
     mkdirSync(dir, { recursive: true });
     writeFileSync(join(dir, 'display.bin'), rec.afterLink('display:0'));
     writeFileSync(join(dir, 'expected.png'), encodePng({ width: s.width, height: s.height, data: s.data }));
-    const meta = { scenario: `SeaBIOS boot screen, QEMU 7.2 -vga std, -spice image-compression=${mode}, TCP`, decoded: display.displayStats.decoded };
+    const meta = {
+      scenario: `SeaBIOS boot screen, QEMU 7.2 -vga std, -spice image-compression=${mode}, TCP`,
+      decoded: display.displayStats.decoded,
+    };
     writeFileSync(join(dir, 'meta.json'), JSON.stringify(meta, null, 2) + '\n');
     console.log(mode, meta.decoded);
     session.close();

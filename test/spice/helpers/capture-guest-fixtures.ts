@@ -46,7 +46,12 @@ function streamOnly(bytes: Uint8Array): Uint8Array {
   return concat(out);
 }
 
-const g = await startTinyGuest({ tcp: true, vga: 'none', extraArgs: ['-device', `VGA,xres=${W},yres=${H}`], spiceOptions: ['streaming-video=all'] });
+const g = await startTinyGuest({
+  tcp: true,
+  vga: 'none',
+  extraArgs: ['-device', `VGA,xres=${W},yres=${H}`],
+  spiceOptions: ['streaming-video=all'],
+});
 try {
   if (g.width !== W || g.height !== H) throw new Error(`framebuffer is ${g.width}×${g.height}`);
   await g.upload('gradient', gradient(W, H));
@@ -68,12 +73,15 @@ try {
     await sleep(700);
     if (c.video) {
       for (let i = 0; i < 4; i++) await g.upload(`f${i}`, photo(W, H, i + 2));
-      await g.run(`touch /tmp/play; (while [ -e /tmp/play ]; do for i in 0 1 2 3; do cat /tmp/f$i > /dev/fb0; usleep 60000; done; done) >/dev/null 2>&1 &`);
+      await g.run(
+        `touch /tmp/play; (while [ -e /tmp/play ]; do for i in 0 1 2 3; do cat /tmp/f$i > /dev/fb0; usleep 60000; done; done) >/dev/null 2>&1 &`,
+      );
       for (let i = 0; i < 100 && (display.displayStats.decoded.mjpeg ?? 0) < 40; i++) await sleep(100);
       await g.run('rm /tmp/play');
       const psnr = await waitForPsnr(session, g.q, 30);
       if (psnr < 30) throw new Error(`${c.name}: PSNR ${psnr.toFixed(1)} dB`);
-      if (!display.displayStats.decoded.mjpeg) throw new Error(`${c.name}: no stream: ${JSON.stringify(display.displayStats.decoded)}`);
+      if (!display.displayStats.decoded.mjpeg)
+        throw new Error(`${c.name}: no stream: ${JSON.stringify(display.displayStats.decoded)}`);
     } else {
       for (const picture of ['gradient', 'photo', 'text', 'noise']) {
         await g.show(picture);
@@ -89,12 +97,19 @@ try {
     const shot = await screendump(g.q);
     const rgba = new Uint8Array(W * H * 4);
     for (let i = 0; i < W * H; i++) rgba.set(shot.rgb.subarray(i * 3, i * 3 + 3), i * 4);
-    if (!c.metaOnly && !c.video) writeFileSync(join(dir, 'expected.png'), encodePng({ width: W, height: H, data: rgba }));
+    if (!c.metaOnly && !c.video)
+      writeFileSync(join(dir, 'expected.png'), encodePng({ width: W, height: H, data: rgba }));
     const meta = {
       scenario: `tiny guest, QEMU 7.2 -device VGA ${W}×${H}, -spice streaming-video=all, TCP${c.slowLink ? ' through a relay throttling the main channel to 300 kB/s (low-bandwidth net test)' : c.preferred ? `, client PREFERRED_COMPRESSION ${c.name}` : ''}: black, then ${c.video ? 'four photo-like pictures in a loop at ~15 frames/s until the client decoded 40 MJPEG frames' : 'gradient, photo, text, noise band (48 rows)'} written to /dev/fb0`,
       wireBytes: bytes.length,
       decoded: display.displayStats.decoded,
-      ...(c.video ? { streamOnly: 'display.bin keeps SURFACE_CREATE and the stream messages (122-126, 316, 319) of the session: the images before the server detected the video would make it megabytes', streamBytes: streamOnly(bytes).length } : {}),
+      ...(c.video
+        ? {
+            streamOnly:
+              'display.bin keeps SURFACE_CREATE and the stream messages (122-126, 316, 319) of the session: the images before the server detected the video would make it megabytes',
+            streamBytes: streamOnly(bytes).length,
+          }
+        : {}),
     };
     writeFileSync(join(dir, 'meta.json'), JSON.stringify(meta, null, 2) + '\n');
     console.log(c.name, bytes.length, JSON.stringify(meta.decoded));

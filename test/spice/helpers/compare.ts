@@ -18,7 +18,13 @@ export async function compareOnce(session: SpiceSession, q: QemuInstance): Promi
   const s = primarySurface(session);
   if (!s) return { equal: false, width: ppm.width, height: ppm.height, differing: -1, detail: 'no primary surface' };
   if (s.width !== ppm.width || s.height !== ppm.height) {
-    return { equal: false, width: ppm.width, height: ppm.height, differing: -1, detail: `size ${s.width}×${s.height} vs ${ppm.width}×${ppm.height}` };
+    return {
+      equal: false,
+      width: ppm.width,
+      height: ppm.height,
+      differing: -1,
+      detail: `size ${s.width}×${s.height} vs ${ppm.width}×${ppm.height}`,
+    };
   }
   let differing = 0;
   let first = '';
@@ -56,7 +62,12 @@ export async function psnrOnce(session: SpiceSession, q: QemuInstance): Promise<
 }
 
 /** Retries until the PSNR reaches `minDb` or `timeoutMs` passes; returns the best value seen. */
-export async function waitForPsnr(session: SpiceSession, q: QemuInstance, minDb: number, timeoutMs = 8000): Promise<number> {
+export async function waitForPsnr(
+  session: SpiceSession,
+  q: QemuInstance,
+  minDb: number,
+  timeoutMs = 8000,
+): Promise<number> {
   const deadline = Date.now() + timeoutMs;
   let best = 0;
   do {

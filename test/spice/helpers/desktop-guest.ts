@@ -43,14 +43,32 @@ export async function startDesktopGuest(): Promise<DesktopGuest> {
     cpus: manifest.cpus ?? 2,
     memoryMb: manifest.memoryMiB ?? 1024,
     extraArgs: [
-      '-kernel', manifest.kernel!, '-initrd', manifest.initrd!, '-append', manifest.append!,
-      '-blockdev', `driver=qcow2,node-name=disk0,file.driver=file,file.filename=${overlay}`,
-      '-device', 'virtio-blk-pci,drive=disk0',
-      '-chardev', `file,id=s0,path=${serialLog}`, '-serial', 'chardev:s0',
-      '-device', 'virtio-serial-pci',
-      '-chardev', 'spicevmc,id=vdagent,name=vdagent', '-device', 'virtserialport,chardev=vdagent,name=com.redhat.spice.0',
-      '-chardev', `socket,id=qga0,path=${qga},server=on,wait=off`, '-device', 'virtserialport,chardev=qga0,name=org.qemu.guest_agent.0',
-      '-device', 'virtio-rng-pci',
+      '-kernel',
+      manifest.kernel!,
+      '-initrd',
+      manifest.initrd!,
+      '-append',
+      manifest.append!,
+      '-blockdev',
+      `driver=qcow2,node-name=disk0,file.driver=file,file.filename=${overlay}`,
+      '-device',
+      'virtio-blk-pci,drive=disk0',
+      '-chardev',
+      `file,id=s0,path=${serialLog}`,
+      '-serial',
+      'chardev:s0',
+      '-device',
+      'virtio-serial-pci',
+      '-chardev',
+      'spicevmc,id=vdagent,name=vdagent',
+      '-device',
+      'virtserialport,chardev=vdagent,name=com.redhat.spice.0',
+      '-chardev',
+      `socket,id=qga0,path=${qga},server=on,wait=off`,
+      '-device',
+      'virtserialport,chardev=qga0,name=org.qemu.guest_agent.0',
+      '-device',
+      'virtio-rng-pci',
     ],
   });
   const agent = new GuestAgent(qga);
@@ -72,8 +90,10 @@ export async function startDesktopGuest(): Promise<DesktopGuest> {
       }
       await agent.waitUntilAnswering(Math.max(1000, deadline - Date.now()));
     },
-    run: async (script, timeoutMs = 60_000) => check(await agent.exec(['sh', '-c', script], { env, timeoutMs }), script),
-    runAsUser: async (script, timeoutMs = 60_000) => check(await agent.exec(['runuser', '-u', 'user', '--', 'sh', '-c', script], { env, timeoutMs }), script),
+    run: async (script, timeoutMs = 60_000) =>
+      check(await agent.exec(['sh', '-c', script], { env, timeoutMs }), script),
+    runAsUser: async (script, timeoutMs = 60_000) =>
+      check(await agent.exec(['runuser', '-u', 'user', '--', 'sh', '-c', script], { env, timeoutMs }), script),
     async stop() {
       agent.close();
       await q.stop();

@@ -83,7 +83,10 @@ export interface Pic {
 }
 
 /** Image descriptor + 32BIT (or RGBA) top-down BITMAP of `pic`. */
-export function bitmapImage(pic: Pic, opts: { id?: number; cacheMe?: boolean; alpha?: boolean; bottomUp?: boolean } = {}): (b: Body) => void {
+export function bitmapImage(
+  pic: Pic,
+  opts: { id?: number; cacheMe?: boolean; alpha?: boolean; bottomUp?: boolean } = {},
+): (b: Body) => void {
   return (b) => {
     b.u64(opts.id ?? 0).u8(ImageType.BITMAP).u8(opts.cacheMe ? 1 : 0).u32(pic.width).u32(pic.height);
     b.u8(opts.alpha ? 9 : 8).u8(opts.bottomUp ? 0 : 4).u32(pic.width).u32(pic.height).u32(pic.width * 4).u32(0);
@@ -98,7 +101,10 @@ export function bitmapImage(pic: Pic, opts: { id?: number; cacheMe?: boolean; al
 }
 
 /** A 1-bit BITMAP (mask), bits[y][x], packed 1BIT_BE or 1BIT_LE. */
-export function maskImage(bits: number[][], opts: { le?: boolean; bottomUp?: boolean; id?: number; cacheMe?: boolean } = {}): (b: Body) => void {
+export function maskImage(
+  bits: number[][],
+  opts: { le?: boolean; bottomUp?: boolean; id?: number; cacheMe?: boolean } = {},
+): (b: Body) => void {
   const h = bits.length;
   const w = bits[0]!.length;
   const stride = (w + 7) >> 3;
@@ -122,8 +128,23 @@ export function surfaceImage(surfaceId: number, w: number, h: number): (b: Body)
   return (b) => b.u64(0).u8(ImageType.SURFACE).u8(0).u32(w).u32(h).u32(surfaceId);
 }
 
-export function surfaceCreate(id: number, w: number, h: number, format: number = SurfaceFmt['32_xRGB'], primary = true): Uint8Array {
-  return miniMessage(DisplayMsg.SURFACE_CREATE, new Body().u32(id).u32(w).u32(h).u32(format).u32(primary ? 1 : 0).finish());
+export function surfaceCreate(
+  id: number,
+  w: number,
+  h: number,
+  format: number = SurfaceFmt['32_xRGB'],
+  primary = true,
+): Uint8Array {
+  return miniMessage(
+    DisplayMsg.SURFACE_CREATE,
+    new Body()
+      .u32(id)
+      .u32(w)
+      .u32(h)
+      .u32(format)
+      .u32(primary ? 1 : 0)
+      .finish(),
+  );
 }
 
 export function msg(type: number, body: Body): Uint8Array {

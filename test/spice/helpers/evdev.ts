@@ -13,7 +13,8 @@ export interface InputEvent { type: number; code: number; value: number }
 /** struct input_event on x86-64: timeval (16 B), type u16, code u16, value s32. */
 export function parseEvents(b: Buffer): InputEvent[] {
   const out: InputEvent[] = [];
-  for (let o = 0; o + 24 <= b.length; o += 24) out.push({ type: b.readUInt16LE(o + 16), code: b.readUInt16LE(o + 18), value: b.readInt32LE(o + 20) });
+  for (let o = 0; o + 24 <= b.length; o += 24)
+    out.push({ type: b.readUInt16LE(o + 16), code: b.readUInt16LE(o + 18), value: b.readInt32LE(o + 20) });
   return out;
 }
 
@@ -26,8 +27,15 @@ export async function eventNode(g: TinyGuest, name: RegExp): Promise<string> {
 }
 
 /** Records the evdev `nodes` for `seconds` while `act` runs, then returns the events of each. */
-export async function recordEvents(g: TinyGuest, nodes: string[], act: () => void | Promise<void>, seconds = 3): Promise<InputEvent[][]> {
-  await g.run(nodes.map((n, i) => `rm -f /tmp/ev${i}; (timeout ${seconds} cat ${n} > /tmp/ev${i}) >/dev/null 2>&1 &`).join('\n'));
+export async function recordEvents(
+  g: TinyGuest,
+  nodes: string[],
+  act: () => void | Promise<void>,
+  seconds = 3,
+): Promise<InputEvent[][]> {
+  await g.run(
+    nodes.map((n, i) => `rm -f /tmp/ev${i}; (timeout ${seconds} cat ${n} > /tmp/ev${i}) >/dev/null 2>&1 &`).join('\n'),
+  );
   const started = Date.now();
   await sleep(400);
   await act();

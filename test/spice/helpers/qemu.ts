@@ -133,7 +133,20 @@ export async function startQemu(opts: QemuOptions = {}): Promise<QemuInstance> {
   const spicePort = opts.tcp ? await freePort() : 0;
   const where = opts.tcp ? [`port=${spicePort}`, 'addr=127.0.0.1'] : ['unix=on', `addr=${spiceSocket}`];
   const spice = [...where, `image-compression=${opts.imageCompression ?? 'auto_glz'}`, ...(opts.spiceOptions ?? [])];
-  const args = ['-machine', 'q35', '-accel', 'tcg', '-m', String(opts.memoryMb ?? 128), '-nodefaults', '-no-user-config', '-display', 'none', '-vga', opts.vga ?? 'std'];
+  const args = [
+    '-machine',
+    'q35',
+    '-accel',
+    'tcg',
+    '-m',
+    String(opts.memoryMb ?? 128),
+    '-nodefaults',
+    '-no-user-config',
+    '-display',
+    'none',
+    '-vga',
+    opts.vga ?? 'std',
+  ];
   if (opts.cpus && opts.cpus > 1) args.push('-smp', String(opts.cpus), '-cpu', 'max');
   if (opts.paused) args.push('-S');
   if (opts.password !== undefined) {

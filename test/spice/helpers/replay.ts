@@ -15,20 +15,32 @@ export interface Replay {
 }
 
 /** Replays `bytes` in chunks of `chunk` bytes; resolves when the channel has consumed everything. */
-export async function replayDisplay(bytes: Uint8Array, chunk = 4096, maxMessageSize = 64 << 20, serverCaps: number[] = []): Promise<Replay> {
+export async function replayDisplay(
+  bytes: Uint8Array,
+  chunk = 4096,
+  maxMessageSize = 64 << 20,
+  serverCaps: number[] = [],
+): Promise<Replay> {
   const written: Uint8Array[] = [];
   const transport: Transport = { start: () => {}, write: (b) => written.push(b), close: () => {} };
   const queue = new ByteQueue();
   const caches: ImageCaches = { pixmaps: new Map(), palettes: new Map(), glz: new GlzWindow(8 << 20) };
-  const display = new DisplayChannel(ChannelType.DISPLAY, 0, transport, queue, { maxMessageSize, lookup: () => undefined }, {
-    caches,
-    createSurface: (i: SurfaceInfo) => new RgbaSurface(i.width, i.height),
-    pixmapCacheSize: 20 << 20,
-    glzWindowSize: 4 << 20,
-    maxImagePixels: 16 << 20,
-    serverCaps,
-    mmTime: () => 0,
-  });
+  const display = new DisplayChannel(
+    ChannelType.DISPLAY,
+    0,
+    transport,
+    queue,
+    { maxMessageSize, lookup: () => undefined },
+    {
+      caches,
+      createSurface: (i: SurfaceInfo) => new RgbaSurface(i.width, i.height),
+      pixmapCacheSize: 20 << 20,
+      glzWindowSize: 4 << 20,
+      maxImagePixels: 16 << 20,
+      serverCaps,
+      mmTime: () => 0,
+    },
+  );
   let error: Error | undefined;
   display.onClose((e) => (error = e));
   const done = display.run();

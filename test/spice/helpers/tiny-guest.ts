@@ -59,11 +59,18 @@ export async function startTinyGuest(opts: QemuOptions = {}): Promise<TinyGuest>
       if (r.exitCode !== 0) throw new Error(`guest script failed (${r.exitCode}): ${script}\n${r.stderr}`);
       return r.stdout;
     };
-    const [width, height, bpp] = (await run('cat /sys/class/graphics/fb0/virtual_size /sys/class/graphics/fb0/bits_per_pixel')).split(/[,\n]/).map(Number) as [number, number, number];
+    const [width, height, bpp] = (
+      await run('cat /sys/class/graphics/fb0/virtual_size /sys/class/graphics/fb0/bits_per_pixel')
+    )
+      .split(/[,\n]/)
+      .map(Number) as [number, number, number];
     if (bpp !== 32) throw new Error(`fb0 has ${bpp} bpp`);
     await run('echo 0 > /sys/class/graphics/fbcon/cursor_blink');
     const upload = async (name: string, bgrx: Buffer): Promise<void> => {
-      const r = await shell.execScript(`base64 -d | gunzip > /tmp/${name}`, { input: gzipSync(bgrx, { level: 9 }).toString('base64'), timeoutMs: 120_000 });
+      const r = await shell.execScript(`base64 -d | gunzip > /tmp/${name}`, {
+        input: gzipSync(bgrx, { level: 9 }).toString('base64'),
+        timeoutMs: 120_000,
+      });
       if (r.exitCode !== 0) throw new Error(`upload failed: ${r.stderr}`);
     };
     const show = async (name: string): Promise<void> => {

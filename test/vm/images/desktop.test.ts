@@ -3,7 +3,17 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { existsSync, linkSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, copyFileSync } from 'node:fs';
+import {
+  existsSync,
+  linkSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  rmSync,
+  copyFileSync,
+} from 'node:fs';
 import { createServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -36,7 +46,9 @@ function tempDir(): string {
 function fakeAgent(path: string) {
   const server = createServer((sock: Socket) => {
     let buf = '';
-    const send = (text: string) => { for (let i = 0; i < text.length; i += 7) sock.write(Buffer.from(text.slice(i, i + 7), 'latin1')); };
+    const send = (text: string) => {
+      for (let i = 0; i < text.length; i += 7) sock.write(Buffer.from(text.slice(i, i + 7), 'latin1'));
+    };
     sock.on('data', (d: Buffer) => {
       buf += d.toString('latin1');
       let nl: number;
@@ -74,7 +86,10 @@ test('guest agent client: syncs before each request, drops stale answers and gar
     assert.equal(err.agentClass, 'GenericError');
     assert.match(err.message, /refused 'guest-info': no "info" \{here\}/);
     // A request that times out: its late answer is not taken for the next one's.
-    await assert.rejects(agent.execute('slow', undefined, { timeoutMs: 100 }), (e: GuestAgentError) => e.code === 'timeout' && /did not answer 'slow'/.test(e.message));
+    await assert.rejects(
+      agent.execute('slow', undefined, { timeoutMs: 100 }),
+      (e: GuestAgentError) => e.code === 'timeout' && /did not answer 'slow'/.test(e.message),
+    );
     assert.deepEqual(await agent.execute<{ echo: string }>('next').then((r) => r.echo), 'next');
     await new Promise((r) => setTimeout(r, 350));
     assert.deepEqual(await agent.execute<{ echo: string }>('after').then((r) => r.echo), 'after');
@@ -116,7 +131,9 @@ describe('desktop image', () => {
   before(async () => {
     const t0 = Date.now();
     image = await ensureDesktopImage();
-    process.stdout.write(`# desktop image ready in ${((Date.now() - t0) / 1000).toFixed(1)} s (${(image.sizeBytes / 2 ** 20).toFixed(0)} MiB)\n`);
+    process.stdout.write(
+      `# desktop image ready in ${((Date.now() - t0) / 1000).toFixed(1)} s (${(image.sizeBytes / 2 ** 20).toFixed(0)} MiB)\n`,
+    );
   });
 
   test('is built with a manifest that asks for its devices; a second build is the cached one', async () => {
@@ -128,12 +145,20 @@ describe('desktop image', () => {
     assert.equal(image.cpus, 2);
     assert.equal(image.readyMarker, DESKTOP_READY_MARKER);
     assert.match(image.append!, /root=\/dev\/vda/);
-    for (const f of [image.kernel!, image.initrd!, image.disk!, join(image.dir, 'packages.txt')]) assert.ok(existsSync(f), f);
+    for (const f of [image.kernel!, image.initrd!, image.disk!, join(image.dir, 'packages.txt')])
+      assert.ok(existsSync(f), f);
     const info = JSON.parse(execFileSync('qemu-img', ['info', '--output=json', image.disk!], { encoding: 'utf8' }));
     assert.equal(info.format, 'qcow2');
     assert.equal(info['virtual-size'], 3072 * 2 ** 20);
     const pkgs = readFileSync(join(image.dir, 'packages.txt'), 'utf8');
-    for (const p of ['xserver-xorg-video-qxl', 'openbox', 'xterm', 'spice-vdagent', 'spice-webdavd', 'qemu-guest-agent']) {
+    for (const p of [
+      'xserver-xorg-video-qxl',
+      'openbox',
+      'xterm',
+      'spice-vdagent',
+      'spice-webdavd',
+      'qemu-guest-agent',
+    ]) {
       assert.match(pkgs, new RegExp(`^${p} `, 'm'));
     }
     const t0 = Date.now();
@@ -152,7 +177,8 @@ describe('desktop image', () => {
     mkdirSync(join(cacheDir, 'debs', 'desktop'), { recursive: true });
     mkdirSync(join(cacheDir, 'recipes'));
     copyFileSync(join(real, 'recipes', 'desktop-packages.json'), join(cacheDir, 'recipes', 'desktop-packages.json'));
-    for (const f of readdirSync(join(real, 'debs', 'desktop'))) linkSync(join(real, 'debs', 'desktop', f), join(cacheDir, 'debs', 'desktop', f));
+    for (const f of readdirSync(join(real, 'debs', 'desktop')))
+      linkSync(join(real, 'debs', 'desktop', f), join(cacheDir, 'debs', 'desktop', f));
     const ac = new AbortController();
     let stage = '';
     const build = buildDesktopImage({
@@ -205,7 +231,11 @@ describe('desktop guest on real QEMU', () => {
     assert.ok(args.includes('virtserialport,chardev=vdagent,name=com.redhat.spice.0'));
     const ports = await exec(['ls', '/dev/virtio-ports']);
     assert.equal(ports.status, 200, JSON.stringify(ports.body));
-    assert.deepEqual(ports.body.stdout.trim().split('\n').sort(), ['com.redhat.spice.0', 'org.qemu.guest_agent.0', 'org.spice-space.webdav.0']);
+    assert.deepEqual(ports.body.stdout.trim().split('\n').sort(), [
+      'com.redhat.spice.0',
+      'org.qemu.guest_agent.0',
+      'org.spice-space.webdav.0',
+    ]);
     const cpus = await exec(['nproc']);
     assert.equal(cpus.body.stdout, '2\n');
     const mem = await exec(['sh', '-c', "awk '/MemTotal/ {print $2}' /proc/meminfo"]);
@@ -235,12 +265,26 @@ describe('desktop guest on real QEMU', () => {
     assert.match((await vm.execAsUser(['xwininfo', '-id', id])).stdout, /Map State: IsViewable/);
     const log = await vm.exec(['sh', '-c', 'cat /home/user/.local/share/xorg/Xorg.0.log']);
     assert.match(log.stdout, /qxl\(0\)/, 'Xorg uses the qxl driver');
-    const procs = (await vm.exec(['ps', '-eo', 'user=,comm=']).then((r) => r.stdout)).split('\n').map((l) => l.trim().split(/\s+/).join(' '));
-    for (const p of ['user Xorg', 'user openbox', 'user spice-vdagent', 'root spice-vdagentd', 'root qemu-ga', 'root spice-webdavd', 'user xterm']) {
+    const procs = (await vm.exec(['ps', '-eo', 'user=,comm=']).then((r) => r.stdout))
+      .split('\n')
+      .map((l) => l.trim().split(/\s+/).join(' '));
+    for (const p of [
+      'user Xorg',
+      'user openbox',
+      'user spice-vdagent',
+      'root spice-vdagentd',
+      'root qemu-ga',
+      'root spice-webdavd',
+      'user xterm',
+    ]) {
       assert.ok(procs.includes(p), `${p} runs:\n${procs.join('\n')}`);
     }
     // The image's font cache is valid: the session did not rescan the fonts (slow under TCG) into a cache of its own.
-    const userCache = await vm.exec(['sh', '-c', 'ls /home/user/.cache/fontconfig 2>/dev/null | grep -c cache- || true']);
+    const userCache = await vm.exec([
+      'sh',
+      '-c',
+      'ls /home/user/.cache/fontconfig 2>/dev/null | grep -c cache- || true',
+    ]);
     assert.equal(userCache.stdout.trim(), '0', 'no per-user fontconfig cache');
     const failed = await vm.exec(['systemctl', 'list-units', '--failed', '--no-legend', '--plain']);
     assert.equal(failed.stdout.trim(), '', 'no failed unit');
@@ -272,7 +316,11 @@ describe('desktop guest on real QEMU', () => {
   test('guest agent client on the real agent: env, stdin, signals, files, timeouts', async () => {
     const a = vm.agent;
     const env = await a.exec(['sh', '-c', 'echo "$FOO|$PATH|$DISPLAY"'], { env: { FOO: 'bar baz' } });
-    assert.equal(env.stdout, 'bar baz|/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin|\n', 'env replaces the environment, PATH kept');
+    assert.equal(
+      env.stdout,
+      'bar baz|/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin|\n',
+      'env replaces the environment, PATH kept',
+    );
     const input = 'line 1\nünïcödé ✓\n'.repeat(1000);
     const cat = await a.exec(['cat'], { input });
     assert.equal(cat.stdout, input);
@@ -281,12 +329,18 @@ describe('desktop guest on real QEMU', () => {
     const bytes = Buffer.from(Array.from({ length: 3 * 2 ** 20 + 17 }, (_, i) => (i * 7919) % 256));
     await a.writeFile('/tmp/oriel-test.bin', bytes);
     const sum = await a.exec(['sha256sum', '/tmp/oriel-test.bin']);
-    assert.equal(sum.stdout.split(' ')[0], (await import('node:crypto')).createHash('sha256').update(bytes).digest('hex'));
+    assert.equal(
+      sum.stdout.split(' ')[0],
+      (await import('node:crypto')).createHash('sha256').update(bytes).digest('hex'),
+    );
     assert.deepEqual(await a.readFile('/tmp/oriel-test.bin'), bytes);
     const nofile = await a.readFile('/no/such/file').catch((e) => e);
     assert.ok(nofile instanceof GuestAgentError && nofile.code === 'agent-error', String(nofile));
     const unknown = await a.execute('no-such-command').catch((e) => e);
-    assert.ok(unknown instanceof GuestAgentError && unknown.code === 'agent-error' && unknown.agentClass === 'CommandNotFound', String(unknown));
+    assert.ok(
+      unknown instanceof GuestAgentError && unknown.code === 'agent-error' && unknown.agentClass === 'CommandNotFound',
+      String(unknown),
+    );
     // A command that outlives its timeout is killed in the guest.
     const t0 = Date.now();
     const slow = await a.exec(['sleep', '97'], { timeoutMs: 2000 }).catch((e) => e);
@@ -300,7 +354,11 @@ describe('desktop guest on real QEMU', () => {
     const a = vm.agent;
     // The agent cannot start itself again: a transient timer does, 12 s later (to the 100 ms: a timer's default
     // accuracy is a minute).
-    const plan = await a.exec(['sh', '-c', 'systemd-run --on-active=12 --timer-property=AccuracySec=100ms systemctl start qemu-guest-agent.service >/dev/null && (sleep 1; systemctl stop qemu-guest-agent.service) >/dev/null 2>&1 &']);
+    const plan = await a.exec([
+      'sh',
+      '-c',
+      'systemd-run --on-active=12 --timer-property=AccuracySec=100ms systemctl start qemu-guest-agent.service >/dev/null && (sleep 1; systemctl stop qemu-guest-agent.service) >/dev/null 2>&1 &',
+    ]);
     assert.equal(plan.exitCode, 0, plan.stderr);
     await new Promise((r) => setTimeout(r, 4000));
     const down = await a.execute('guest-ping', undefined, { timeoutMs: 2000 }).catch((e) => e);

@@ -64,9 +64,17 @@ test('cpio newc: files, folders and symlinks round-trip; gzip output matches', a
   ];
   const archive = cpioArchive(entries);
   const parsed = parseNewc(archive);
-  assert.deepEqual(parsed.map((e) => [e.name, e.mode.toString(8)]), [
-    ['bin', '40755'], ['bin/tool', '100755'], ['bin/sh', '120777'], ['etc/deep', '40700'], ['etc/deep/odd', '100644'], ['empty', '100644'],
-  ]);
+  assert.deepEqual(
+    parsed.map((e) => [e.name, e.mode.toString(8)]),
+    [
+      ['bin', '40755'],
+      ['bin/tool', '100755'],
+      ['bin/sh', '120777'],
+      ['etc/deep', '40700'],
+      ['etc/deep/odd', '100644'],
+      ['empty', '100644'],
+    ],
+  );
   assert.equal(parsed[1]!.data.toString(), '#!/bin/sh\necho hi\n');
   assert.equal(parsed[2]!.data.toString(), 'tool');
   assert.deepEqual([...parsed[4]!.data], [0, 1, 2]);
@@ -112,11 +120,22 @@ function fakeGuest(path: string) {
         if (op === 'X') {
           const need = nl + 1 + Number(sl) + Number(il);
           if (buf.length < need) return;
-          const script = gunzipSync(Buffer.from(buf.toString('latin1', nl + 1, nl + 1 + Number(sl)), 'base64')).toString();
-          const input = Number(il) ? gunzipSync(Buffer.from(buf.toString('latin1', nl + 1 + Number(sl), need), 'base64')) : Buffer.alloc(0);
+          const script = gunzipSync(
+            Buffer.from(buf.toString('latin1', nl + 1, nl + 1 + Number(sl)), 'base64'),
+          ).toString();
+          const input = Number(il)
+            ? gunzipSync(Buffer.from(buf.toString('latin1', nl + 1 + Number(sl), need), 'base64'))
+            : Buffer.alloc(0);
           buf = buf.subarray(need);
           if (script.includes('die')) return void sock.destroy();
-          const b64 = (b: Buffer) => (gzipSync(b).toString('base64').match(/.{1,76}/g) ?? []).map((l) => l + '\n').join('');
+          const b64 = (b: Buffer) =>
+            (
+              gzipSync(b)
+                .toString('base64')
+                .match(/.{1,76}/g) ?? []
+            )
+              .map((l) => l + '\n')
+              .join('');
           const reply = `B ${id}\n${b64(Buffer.from(script))}S ${id}\n${b64(input)}E ${id} 7\n`;
           const send = () => { for (let i = 0; i < reply.length; i += 13) sock.write(reply.slice(i, i + 13)); };
           if (script.includes('slow')) setTimeout(send, 300);
@@ -174,7 +193,9 @@ test('tiny image: builds (or finds) the image; a second call is instant', async 
   const stages = new Set<string>();
   image = await buildTinyImage({ cacheDir, progress: (_d, _t, s) => stages.add(s) });
   const first = Date.now() - t0;
-  t.diagnostic(stages.size ? `cold build: ${first} ms (stages ${[...stages].join(', ')})` : `already built: ${first} ms`);
+  t.diagnostic(
+    stages.size ? `cold build: ${first} ms (stages ${[...stages].join(', ')})` : `already built: ${first} ms`,
+  );
   t0 = Date.now();
   assert.deepEqual(await buildTinyImage({ cacheDir }), image);
   t.diagnostic(`cached build: ${Date.now() - t0} ms`);
@@ -188,7 +209,9 @@ test('tiny image: builds (or finds) the image; a second call is instant', async 
 test('tiny image: a cancelled build leaves no image and no build folder', async () => {
   const cache = tempDir();
   const ac = new AbortController();
-  await assert.rejects(buildTinyImage({ cacheDir: cache, signal: ac.signal, progress: () => ac.abort() }), { name: 'AbortError' });
+  await assert.rejects(buildTinyImage({ cacheDir: cache, signal: ac.signal, progress: () => ac.abort() }), {
+    name: 'AbortError',
+  });
   assert.equal(existsSync(join(cache, 'images')), false);
   assert.deepEqual(readdirSync(join(cache, 'tmp')), []);
 });
@@ -198,16 +221,56 @@ interface Guest { dir: string; proc: ChildProcess; exited: Promise<number | null
 function boot(vga: 'std' | 'qxl'): Guest {
   const dir = tempDir();
   execFileSync('qemu-img', ['create', '-q', '-f', 'qcow2', '-F', 'qcow2', '-b', image.disk!, join(dir, 'disk.qcow2')]);
-  const proc = spawn('qemu-system-x86_64', [
-    '-machine', 'q35', '-accel', 'tcg', '-m', '256', '-smp', '1', '-nodefaults', '-no-user-config', '-display', 'none', '-vga', vga,
-    '-chardev', `socket,id=serial0,path=${dir}/serial.sock,server=on,wait=off,logfile=${dir}/serial.log`, '-serial', 'chardev:serial0',
-    '-chardev', `socket,id=shell0,path=${dir}/shell.sock,server=on,wait=off`, '-serial', 'chardev:shell0',
-    '-kernel', image.kernel!, '-initrd', image.initrd!, '-append', image.append!,
-    '-blockdev', `driver=qcow2,node-name=disk0,file.driver=file,file.filename=${dir}/disk.qcow2`, '-device', 'virtio-blk-pci,drive=disk0,id=disk0',
-    '-device', 'virtio-serial-pci', '-chardev', 'spicevmc,id=vdagent,name=vdagent', '-device', 'virtserialport,chardev=vdagent,name=com.redhat.spice.0',
-    '-spice', `unix=on,addr=${dir}/spice.sock,disable-ticketing=on`,
-    '-qmp', `unix:${dir}/qmp.sock,server=on,wait=off`, '-pidfile', `${dir}/qemu.pid`,
-  ], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const proc = spawn(
+    'qemu-system-x86_64',
+    [
+      '-machine',
+      'q35',
+      '-accel',
+      'tcg',
+      '-m',
+      '256',
+      '-smp',
+      '1',
+      '-nodefaults',
+      '-no-user-config',
+      '-display',
+      'none',
+      '-vga',
+      vga,
+      '-chardev',
+      `socket,id=serial0,path=${dir}/serial.sock,server=on,wait=off,logfile=${dir}/serial.log`,
+      '-serial',
+      'chardev:serial0',
+      '-chardev',
+      `socket,id=shell0,path=${dir}/shell.sock,server=on,wait=off`,
+      '-serial',
+      'chardev:shell0',
+      '-kernel',
+      image.kernel!,
+      '-initrd',
+      image.initrd!,
+      '-append',
+      image.append!,
+      '-blockdev',
+      `driver=qcow2,node-name=disk0,file.driver=file,file.filename=${dir}/disk.qcow2`,
+      '-device',
+      'virtio-blk-pci,drive=disk0,id=disk0',
+      '-device',
+      'virtio-serial-pci',
+      '-chardev',
+      'spicevmc,id=vdagent,name=vdagent',
+      '-device',
+      'virtserialport,chardev=vdagent,name=com.redhat.spice.0',
+      '-spice',
+      `unix=on,addr=${dir}/spice.sock,disable-ticketing=on`,
+      '-qmp',
+      `unix:${dir}/qmp.sock,server=on,wait=off`,
+      '-pidfile',
+      `${dir}/qemu.pid`,
+    ],
+    { stdio: ['ignore', 'ignore', 'pipe'] },
+  );
   qemus.push(proc);
   let stderr = '';
   proc.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
@@ -223,7 +286,9 @@ async function waitReady(g: Guest, timeoutMs = 120_000): Promise<number> {
     if (existsSync(log) && readFileSync(log, 'latin1').includes(image.readyMarker!)) return Date.now() - t0;
     await new Promise((r) => setTimeout(r, 50));
   }
-  assert.fail(`no ${image.readyMarker} on the serial console within ${timeoutMs} ms:\n${existsSync(log) ? readFileSync(log, 'latin1').slice(-2000) : '(no log)'}`);
+  assert.fail(
+    `no ${image.readyMarker} on the serial console within ${timeoutMs} ms:\n${existsSync(log) ? readFileSync(log, 'latin1').slice(-2000) : '(no log)'}`,
+  );
 }
 
 /** Raw QMP over the unix socket: the greeting, qmp_capabilities, then one command; resolves with its return. */
@@ -239,9 +304,16 @@ function qmp(dir: string, execute: string): Promise<unknown> {
         const msg = JSON.parse(buf.slice(0, nl)) as { QMP?: unknown; return?: unknown; error?: { desc: string } };
         buf = buf.slice(nl + 1);
         if (msg.error) return reject(new Error(msg.error.desc));
-        if (msg.QMP && sent === 0) s.write(JSON.stringify({ execute: 'qmp_capabilities' }) + '\n'), (sent = 1);
-        else if ('return' in msg && sent === 1) s.write(JSON.stringify({ execute }) + '\n'), (sent = 2);
-        else if ('return' in msg && sent === 2) s.end(), resolve(msg.return);
+        if (msg.QMP && sent === 0) {
+          s.write(JSON.stringify({ execute: 'qmp_capabilities' }) + '\n');
+          sent = 1;
+        } else if ('return' in msg && sent === 1) {
+          s.write(JSON.stringify({ execute }) + '\n');
+          sent = 2;
+        } else if ('return' in msg && sent === 2) {
+          s.end();
+          resolve(msg.return);
+        }
       }
     });
   });
@@ -277,7 +349,11 @@ test('tiny guest on -vga std: ready marker, commands, disk, framebuffer, ACPI po
   });
   await t.test('exit codes and stderr come back', async () => {
     assert.equal((await sh.exec(['sh', '-c', 'exit 3'])).exitCode, 3);
-    assert.deepEqual(await sh.exec(['sh', '-c', 'echo out; echo err >&2; exit 5']), { stdout: 'out\n', stderr: 'err\n', exitCode: 5 });
+    assert.deepEqual(await sh.exec(['sh', '-c', 'echo out; echo err >&2; exit 5']), {
+      stdout: 'out\n',
+      stderr: 'err\n',
+      exitCode: 5,
+    });
     assert.equal((await sh.exec(['/no/such/command'])).exitCode, 127);
   });
   await t.test('200 KB of awkward text round-trips through stdin and stdout', async () => {
@@ -291,7 +367,9 @@ test('tiny guest on -vga std: ready marker, commands, disk, framebuffer, ACPI po
     const seq = await sh.exec(['seq', '1', '40000']);
     assert.equal(seq.stdout, Array.from({ length: 40000 }, (_, i) => `${i + 1}\n`).join(''));
     // Random text does not compress: the whole length crosses the serial line.
-    const rnd = await sh.execScript('head -c 150000 /dev/urandom | base64 >/tmp/r && cat /tmp/r && sha256sum /tmp/r >&2');
+    const rnd = await sh.execScript(
+      'head -c 150000 /dev/urandom | base64 >/tmp/r && cat /tmp/r && sha256sum /tmp/r >&2',
+    );
     assert.equal(rnd.stderr.split(' ')[0], createHash('sha256').update(rnd.stdout).digest('hex'));
   });
   await t.test('a command that times out does not disturb the next one', async () => {

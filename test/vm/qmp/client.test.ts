@@ -58,10 +58,16 @@ describe('QmpClient on a running QEMU', () => {
   });
 
   test('bad arguments reject with QmpError GenericError, and the client goes on', async () => {
-    // @ts-expect-error: query-status takes no arguments; QEMU checks that too
-    await assert.rejects(qmp.execute('query-status', { bogus: 1 }), (e: QmpError) => e.errorClass === 'GenericError' && /bogus/.test(e.desc));
-    // @ts-expect-error: screendump needs a filename
-    await assert.rejects(qmp.execute('screendump', {}), (e: QmpError) => e.errorClass === 'GenericError' && /filename/.test(e.desc));
+    await assert.rejects(
+      // @ts-expect-error: query-status takes no arguments; QEMU checks that too
+      qmp.execute('query-status', { bogus: 1 }),
+      (e: QmpError) => e.errorClass === 'GenericError' && /bogus/.test(e.desc),
+    );
+    await assert.rejects(
+      // @ts-expect-error: screendump needs a filename
+      qmp.execute('screendump', {}),
+      (e: QmpError) => e.errorClass === 'GenericError' && /filename/.test(e.desc),
+    );
     assert.equal((await qmp.queryStatus()).status, 'running');
   });
 
@@ -172,13 +178,21 @@ describe('QmpClient and the life of the QEMU process', () => {
     process.kill(q.pid, 'SIGKILL');
     const took = await settleTime(pending);
     assert.ok(took < PROMPT_MS, `rejected after ${took} ms`);
-    await assert.rejects(pending, (e: QmpClosedError) =>
-      e instanceof QmpClosedError && e.command === 'query-status' && /QMP query-status failed: QEMU closed the QMP socket/.test(e.message));
+    await assert.rejects(
+      pending,
+      (e: QmpClosedError) =>
+        e instanceof QmpClosedError &&
+        e.command === 'query-status' &&
+        /QMP query-status failed: QEMU closed the QMP socket/.test(e.message),
+    );
     await assert.rejects(waiting, QmpClosedError);
     await qmp.closed;
     assert.equal(qmp.isClosed, true);
     assert.deepEqual(await it.next(), { value: undefined, done: true });
-    await assert.rejects(qmp.execute('cont'), (e: QmpClosedError) => e instanceof QmpClosedError && e.command === 'cont');
+    await assert.rejects(
+      qmp.execute('cont'),
+      (e: QmpClosedError) => e instanceof QmpClosedError && e.command === 'cont',
+    );
     assert.equal((await q.exited).signal, 'SIGKILL');
   });
 
@@ -189,7 +203,7 @@ describe('QmpClient and the life of the QEMU process', () => {
     const shutdown = qmp.waitForEvent('SHUTDOWN');
     await qmp.quit();
     assert.equal(qmp.isClosed, true);
-    assert.equal((await shutdown).data.reason, 'host-qmp-quit');
+    assert.equal(((await shutdown).data as { reason?: string }).reason, 'host-qmp-quit');
     assert.deepEqual(await q.exited, { code: 0, signal: null }, q.stderr());
     await assert.rejects(qmp.quit(), QmpClosedError);
   });
@@ -228,11 +242,17 @@ describe('QmpClient against a fake server (conditions QEMU does not produce)', (
     const path = await fx.fakeServer((s) =>
       fakeQmp(s, (cmd, sock) => {
         if (cmd.execute === 'slow') held = cmd.id;
-        else sock.write(`${JSON.stringify({ return: 'late', id: held })}\r\n${JSON.stringify({ return: 'mine', id: cmd.id })}\r\n`);
+        else
+          sock.write(
+            `${JSON.stringify({ return: 'late', id: held })}\r\n${JSON.stringify({ return: 'mine', id: cmd.id })}\r\n`,
+          );
       }),
     );
     const qmp = await QmpClient.connect(path);
-    const err = await qmp.execute('slow', undefined, { timeoutMs: 50 }).then(() => assert.fail('resolved'), (e: unknown) => e);
+    const err = await qmp.execute('slow', undefined, { timeoutMs: 50 }).then(
+      () => assert.fail('resolved'),
+      (e: unknown) => e,
+    );
     assert.ok(err instanceof QmpTimeoutError);
     assert.equal(err.command, 'slow');
     assert.equal(err.timeoutMs, 50);
@@ -251,7 +271,10 @@ describe('QmpClient against a fake server (conditions QEMU does not produce)', (
     assert.equal(qmp.isClosed, true);
     await qmp.closed;
     assert.deepEqual(await it.next(), { value: undefined, done: true });
-    await assert.rejects(qmp.execute('anything'), (e: QmpClosedError) => e instanceof QmpClosedError && e.cause instanceof QmpProtocolError);
+    await assert.rejects(
+      qmp.execute('anything'),
+      (e: QmpClosedError) => e instanceof QmpClosedError && e.cause instanceof QmpProtocolError,
+    );
   });
 
   test('a server that does not greet first is refused', async () => {
@@ -259,6 +282,9 @@ describe('QmpClient against a fake server (conditions QEMU does not produce)', (
       s.on('error', () => undefined);
       s.write('{"return": {}}\r\n');
     });
-    await assert.rejects(QmpClient.connect(path), (e: QmpProtocolError) => e instanceof QmpProtocolError && /greeting/.test(e.message));
+    await assert.rejects(
+      QmpClient.connect(path),
+      (e: QmpProtocolError) => e instanceof QmpProtocolError && /greeting/.test(e.message),
+    );
   });
 });

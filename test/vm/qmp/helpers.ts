@@ -41,7 +41,17 @@ export class Fixtures {
   qemu(sock: string, machine: string[] = ['-machine', 'none']): Qemu {
     const child = spawn(
       QEMU,
-      [...machine, '-nodefaults', '-no-user-config', '-display', 'none', '-accel', 'tcg', '-qmp', `unix:${sock},server=on,wait=off`],
+      [
+        ...machine,
+        '-nodefaults',
+        '-no-user-config',
+        '-display',
+        'none',
+        '-accel',
+        'tcg',
+        '-qmp',
+        `unix:${sock},server=on,wait=off`,
+      ],
       { stdio: ['ignore', 'ignore', 'pipe'] },
     );
     let err = '';
@@ -79,9 +89,14 @@ export class Fixtures {
 }
 
 /** Plays the QMP handshake of a fake server, then hands each later command to `onCommand`. */
-export function fakeQmp(socket: Socket, onCommand: (cmd: { execute: string; id?: unknown }, socket: Socket) => void): void {
+export function fakeQmp(
+  socket: Socket,
+  onCommand: (cmd: { execute: string; id?: unknown }, socket: Socket) => void,
+): void {
   socket.on('error', () => undefined);
-  socket.write('{"QMP": {"version": {"qemu": {"micro": 0, "minor": 2, "major": 7}, "package": "fake"}, "capabilities": []}}\r\n');
+  socket.write(
+    '{"QMP": {"version": {"qemu": {"micro": 0, "minor": 2, "major": 7}, "package": "fake"}, "capabilities": []}}\r\n',
+  );
   let buf = '';
   socket.setEncoding('utf8').on('data', (d: string) => {
     buf += d;

@@ -1,0 +1,104 @@
+// The linter: `npm run lint` (and `npm test`, after the type check). Not type-aware, to stay fast.
+// The layer rules below are the map of test/architecture.test.ts, checked on resolved paths.
+import js from '@eslint/js';
+import tseslint from 'typescript-eslint';
+import { importX, createNodeResolver } from 'eslint-plugin-import-x';
+
+/** Each folder of src/ and the folders it may import besides itself; src/config.ts and src/errors.ts: all but spice. */
+const LAYERS = {
+  spice: [],
+  'spice-node': ['spice'],
+  store: [],
+  vm: ['store'],
+  checkpoint: ['vm', 'store'],
+  server: ['vm', 'checkpoint', 'spice', 'spice-node', 'store'],
+  web: ['spice'],
+  cli: ['spice', 'spice-node'],
+};
+const SHARED = ['./config.ts', './errors.ts'];
+
+/** import-x/no-restricted-paths zones for every layer; `extra` adds allowed folders for one layer (an exception). */
+function layerZones(extra = {}) {
+  return Object.entries(LAYERS).map(([layer, allowed]) => ({
+    target: `./src/${layer}`,
+    from: './src',
+    except: [
+      `./${layer}`,
+      ...[...allowed, ...(extra[layer] ?? [])].map((l) => `./${l}`),
+      ...(layer === 'spice' ? [] : SHARED),
+    ],
+    message: `src/${layer} may import only ${JSON.stringify(allowed)} (test/architecture.test.ts).`,
+  }));
+}
+
+export default tseslint.config(
+  { ignores: ['node_modules/', 'dist/', 'test-artifacts/', '.oriel-data/'] },
+  js.configs.recommended,
+  tseslint.configs.recommended,
+  {
+    files: ['**/*.{ts,js}'],
+    plugins: { 'import-x': importX },
+    settings: {
+      'import-x/extensions': ['.ts', '.js'],
+      'import-x/parsers': { '@typescript-eslint/parser': ['.ts'] },
+      'import-x/resolver-next': [createNodeResolver({ extensions: ['.ts', '.js', '.json'] })],
+    },
+    languageOptions: { ecmaVersion: 2023, sourceType: 'module' },
+    rules: {
+      // A leading _ marks a name left unused on purpose (a key dropped by a rest pattern, a required parameter).
+      '@typescript-eslint/no-unused-vars': [
+        'error',
+        { argsIgnorePattern: '^_', varsIgnorePattern: '^_', caughtErrorsIgnorePattern: '^_', ignoreRestSiblings: true },
+      ],
+      'import-x/no-cycle': 'error',
+      'max-lines': ['error', { max: 500, skipBlankLines: true, skipComments: true }],
+      'max-len': [
+        'error',
+        { code: 120, ignoreStrings: true, ignoreTemplateLiterals: true, ignoreRegExpLiterals: true, ignoreUrls: true },
+      ],
+      'import-x/no-restricted-paths': ['error', { zones: layerZones() }],
+    },
+  },
+  {
+    // `oriel serve` starts the server in-process: the one sanctioned cli → server import.
+    files: ['src/cli/commands/serve.ts'],
+    rules: { 'import-x/no-restricted-paths': ['error', { zones: layerZones({ cli: ['server'] }) }] },
+  },
+  {
+    // The isomorphic core: its own modules and pure-ECMAScript packages only (fflate: zlib inflate).
+    files: ['src/spice/**/*.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            {
+              regex: '^(?!\\.\\.?/|fflate$)',
+              message: 'src/spice runs in browsers and Node: it imports only its own modules and fflate.',
+            },
+          ],
+        },
+      ],
+    },
+  },
+  {
+    files: ['src/web/**/*.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        { patterns: [{ regex: '^node:', message: 'src/web runs in the browser: no Node modules.' }] },
+      ],
+      'import-x/no-nodejs-modules': 'error',
+    },
+  },
+  {
+    // Tests read untyped JSON replies and drive the browser through page.evaluate, where the Node project has no DOM
+    // types: there `any` is the honest type.
+    files: ['test/**/*.ts'],
+    rules: { '@typescript-eslint/no-explicit-any': 'off' },
+  },
+  {
+    files: ['**/*.js'],
+    languageOptions: { globals: { process: 'readonly', console: 'readonly' } },
+  },
+);
