@@ -5,7 +5,7 @@ import type { Accel } from '../config.ts';
 import { OrielError } from '../errors.ts';
 import { checkDisk, diskInfo } from './disk.ts';
 import { diskFormatOf, hostFile } from './host-paths.ts';
-import { builders, findBuiltImage } from './images/registry.ts';
+import { builders, findBuiltImage, imageBuilder } from './images/registry.ts';
 import type { VmRequest, VmSpec } from './spec.ts';
 
 const DEFAULT_MEMORY_MIB = 256;
@@ -52,7 +52,7 @@ export async function resolveSpec(req: VmRequest, o: SpecDefaults, hostPaths: bo
       });
       Object.assign(spec, { image: 'path', baseDisk: disk, baseFormat: format });
     } else {
-      if (!builders[req.image]) {
+      if (!imageBuilder(req.image)) {
         throw badRequestImage(
           `unknown image '${req.image}': known images are ${Object.keys(builders).join(', ')}, or give an absolute path to a disk image`,
         );

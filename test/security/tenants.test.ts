@@ -125,6 +125,13 @@ describe('security: a second user, anonymous clients, a hostile guest', () => {
     }
     assert.match(await rawHttp(t.url, 'GET //[ HTTP/1.1\r\nHost: x\r\n\r\n'), /^HTTP\/1\.1 4\d\d /);
     assert.equal((await t.anon.get('/api/health')).status, 200, 'still serving');
+    // Names that an object inherits are no images.
+    for (const image of ['constructor', '__proto__', 'toString', 'hasOwnProperty']) {
+      const r = await t.admin.post('/api/vms', { name: 'inherit', image });
+      assert.equal(r.status, 400, `${image}: ${JSON.stringify(r.body)}`);
+      assert.match(r.body.message, /unknown image/);
+      assert.equal((await t.admin.post(`/api/images/${image}/build`)).status, 404, image);
+    }
   });
 
   test('the auth check judges the decoded path: /%61pi/... is /api/...', async () => {

@@ -2,7 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { notFound } from '../../errors.ts';
-import { builders, findBuiltImage, listImages } from '../../vm/images/registry.ts';
+import { builders, findBuiltImage, imageBuilder, listImages } from '../../vm/images/registry.ts';
 import { requireAdmin, requireUser } from '../auth/plugin.ts';
 import type { ServerContext } from '../context.ts';
 import { operationSchema, operationView } from '../schemas.ts';
@@ -54,7 +54,7 @@ export function imageRoutes(app: FastifyInstance, ctx: ServerContext): void {
 
 /** Starts (or joins, if one is already running) the build of an image. */
 export function startImageBuild(ctx: ServerContext, name: string, userId: string | null) {
-  const b = builders[name];
+  const b = imageBuilder(name);
   if (!b) throw notFound(`unknown image '${name}': known images are ${Object.keys(builders).join(', ')}`);
   const kind = `image.build:${name}`;
   const running = ctx.ops.list({ limit: 50 }).find((o) => o.kind === kind && o.status === 'running');

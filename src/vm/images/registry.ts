@@ -31,13 +31,18 @@ export const builders: Record<string, ImageBuilder> = {
   },
 };
 
+/** The builder of the image `name`, if there is one (own keys only: `constructor` names no image). */
+export function imageBuilder(name: string): ImageBuilder | undefined {
+  return Object.hasOwn(builders, name) ? builders[name] : undefined;
+}
+
 export function imageDir(cacheDir: string, name: string, recipe: string): string {
   return join(cacheDir, 'images', `${name}-${recipe.slice(0, 16)}`);
 }
 
 /** The manifest of the image built from the current recipe, or undefined if it is not built. */
 export function findBuiltImage(cacheDir: string, name: string): ImageManifest | undefined {
-  const b = builders[name];
+  const b = imageBuilder(name);
   if (!b) return undefined;
   const file = join(imageDir(cacheDir, name, b.recipe(cacheDir)), 'manifest.json');
   if (!existsSync(file)) return undefined;
