@@ -10,6 +10,7 @@
 // sent and the next answer is its own.
 import { randomInt } from 'node:crypto';
 import { connect as netConnect, type Socket } from 'node:net';
+import { JsonSplitter } from './json-splitter.ts';
 
 export type GuestAgentErrorCode =
   /** The socket is missing or refuses connections (QEMU not running, or a VM without the port). */
@@ -75,7 +76,15 @@ const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/b
 export class GuestAgent {
   private socket?: Socket;
   private connecting?: Promise<Socket>;
-  private buf: Buffer = Buffer.alloc(0);
+  private readonly splitter = new JsonSplitter((text) => {
+    let msg: unknown;
+    try {
+      msg = JSON.parse(text);
+    } catch {
+      return; // garbage that happened to balance its braces
+    }
+    this.deliver(msg as Record<string, unknown>);
+  });
   private waiter?: Waiter;
   private queue: Promise<unknown> = Promise.resolve();
 
@@ -287,13 +296,13 @@ export class GuestAgent {
         s.once('connect', () => {
           s.removeAllListeners('error');
           s.on('error', () => {}); // 'close' follows
-          s.on('data', (d: Buffer) => this.receive(d));
+          s.on('data', (d: Buffer) => this.splitter.push(d));
           s.on('close', () => {
             if (this.socket === s)
               this.drop(new GuestAgentError('the guest agent connection closed (QEMU stopped?)', 'closed'));
           });
           this.socket = s;
-          this.buf = Buffer.alloc(0);
+          this.splitter.reset();
           resolve(s);
         });
         s.once('error', (e: NodeJS.ErrnoException) => {
@@ -319,46 +328,10 @@ export class GuestAgent {
     const s = this.socket;
     this.socket = undefined;
     s?.destroy();
-    this.buf = Buffer.alloc(0);
+    this.splitter.reset();
     const w = this.waiter;
     this.waiter = undefined;
     w?.reject(err);
-  }
-
-  /** Splits the byte stream into JSON objects (by brace depth, strings respected); 0xFF discards what came before. */
-  private receive(chunk: Buffer): void {
-    this.buf = this.buf.length ? Buffer.concat([this.buf, chunk]) : chunk;
-    let start = -1, depth = 0, inString = false, escaped = false, i = 0;
-    let consumed = 0;
-    for (; i < this.buf.length; i++) {
-      const c = this.buf[i]!;
-      if (c === DELIM) {
-        depth = 0; inString = false; escaped = false; start = -1; consumed = i + 1;
-        continue;
-      }
-      if (start < 0) {
-        if (c === 0x7b /* { */) { start = i; depth = 1; }
-        else consumed = i + 1; // whitespace and stray bytes between answers
-        continue;
-      }
-      if (inString) {
-        if (escaped) escaped = false;
-        else if (c === 0x5c /* \ */) escaped = true;
-        else if (c === 0x22 /* " */) inString = false;
-      } else if (c === 0x22) inString = true;
-      else if (c === 0x7b) depth++;
-      else if (c === 0x7d /* } */ && --depth === 0) {
-        const text = this.buf.toString('utf8', start, i + 1);
-        start = -1;
-        consumed = i + 1;
-        let msg: unknown;
-        try { msg = JSON.parse(text); } catch { continue; }
-        this.deliver(msg as Record<string, unknown>);
-      }
-    }
-    this.buf = this.buf.subarray(consumed);
-    // An agent answer is at most a few tens of MiB (base64 output); anything bigger is garbage.
-    if (this.buf.length > 128 << 20) this.buf = Buffer.alloc(0);
   }
 
   private deliver(msg: Record<string, unknown>): void {
