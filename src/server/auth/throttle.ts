@@ -1,13 +1,21 @@
-// Guessing passwords is made slow: failed sign-ins are counted per account and per client address, and past a few
-// the next attempt must wait (doubling each time, at most 15 minutes), answered 429 with Retry-After. And a flood of
-// sign-ins cannot hold the CPU: at most SCRYPT_SLOTS password checks run at once (scrypt costs ~50-100 ms of CPU and
-// 32 MiB each), with a bounded queue behind them.
+// Guessing passwords is made slow, without letting anyone lock others out for long:
+// - per (account, address) pair: five free failures, then a wait that doubles up to 15 minutes;
+// - per account, from any address: 20 free failures, then a wait that doubles up to 1 minute (slows a guesser who
+//   spreads over many addresses; costs the real owner at most a minute);
+// - per address, over any accounts: 50 free failures, then doubling up to 15 minutes (one guesser spraying names;
+//   generous because many people may share an address behind NAT or a proxy).
+// A waiting key is answered 429 with Retry-After. Each attempt counts as a failure before its password is checked
+// (and is taken back if it succeeds), so guesses sent in parallel cannot slip past the counts. At most SCRYPT_SLOTS
+// password checks run at once (scrypt costs ~50-100 ms of CPU and 32 MiB each), with a bounded queue behind them.
 import { OrielError } from '../../errors.ts';
 
-/** Failures allowed before waiting starts. */
-const FREE_FAILURES = 5;
+interface Rule { free: number; maxDelayMs: number }
+const RULES: Record<'pair' | 'account' | 'address', Rule> = {
+  pair: { free: 5, maxDelayMs: 15 * 60_000 },
+  account: { free: 20, maxDelayMs: 60_000 },
+  address: { free: 50, maxDelayMs: 15 * 60_000 },
+};
 const BASE_DELAY_MS = 1000;
-const MAX_DELAY_MS = 15 * 60_000;
 /** A key's failures are forgotten this long after its last one. */
 const FORGET_MS = 60 * 60_000;
 /** Keys remembered at most (oldest dropped first): memory stays bounded under a spray of names and addresses. */
@@ -15,7 +23,7 @@ const MAX_KEYS = 100_000;
 export const SCRYPT_SLOTS = 2;
 const MAX_QUEUE = 64;
 
-interface Failures { count: number; last: number; until: number }
+interface Failures { count: number; last: number }
 
 export class LoginThrottle {
   private readonly failures = new Map<string, Failures>();
@@ -24,36 +32,48 @@ export class LoginThrottle {
 
   constructor(private readonly now: () => number = Date.now) {}
 
-  /** Throws 429 while `account` or `address` must wait. */
-  check(account: string, address: string): void {
-    const t = this.now();
-    for (const key of [`u:${account}`, `a:${address}`]) {
-      const f = this.failures.get(key);
-      if (f && f.until > t) {
-        const s = Math.ceil((f.until - t) / 1000);
-        throw Object.assign(new OrielError(429, `too many failed sign-ins: try again in ${s} s`, 'too_many_attempts'), { retryAfterSec: s });
-      }
-    }
+  private keys(account: string, address: string): [keyof typeof RULES, string][] {
+    return [['pair', `p:${account}\n${address}`], ['account', `u:${account}`], ['address', `a:${address}`]];
   }
 
-  failed(account: string, address: string): void {
+  /**
+   * Throws 429 (with retryAfterSec) while any of the attempt's keys must wait; otherwise counts the attempt as a
+   * failure until `succeeded` takes it back.
+   */
+  begin(account: string, address: string): void {
     const t = this.now();
-    for (const key of [`u:${account}`, `a:${address}`]) {
+    let wait = 0;
+    for (const [kind, key] of this.keys(account, address)) {
+      const f = this.failures.get(key);
+      if (!f || t - f.last >= FORGET_MS) continue;
+      const rule = RULES[kind];
+      if (f.count < rule.free) continue;
+      const delay = Math.min(rule.maxDelayMs, BASE_DELAY_MS * 2 ** (f.count - rule.free));
+      wait = Math.max(wait, f.last + delay - t);
+    }
+    if (wait > 0) {
+      const s = Math.ceil(wait / 1000);
+      const e = new OrielError(429, `too many failed sign-ins: try again in ${s} s`, 'too_many_attempts');
+      throw Object.assign(e, { retryAfterSec: s });
+    }
+    for (const [, key] of this.keys(account, address)) {
       const prev = this.failures.get(key);
-      const f = prev && t - prev.last < FORGET_MS ? prev : { count: 0, last: t, until: 0 };
+      const f = prev && t - prev.last < FORGET_MS ? prev : { count: 0, last: t };
       f.count++;
       f.last = t;
-      if (f.count >= FREE_FAILURES) {
-        f.until = t + Math.min(MAX_DELAY_MS, BASE_DELAY_MS * 2 ** (f.count - FREE_FAILURES));
-      }
       this.failures.delete(key); // re-inserted: the Map's order is then oldest-failure first
       this.failures.set(key, f);
     }
     while (this.failures.size > MAX_KEYS) this.failures.delete(this.failures.keys().next().value!);
   }
 
-  succeeded(account: string): void {
-    this.failures.delete(`u:${account}`);
+  /** The attempt begun for this account and address was right: it was no failure, and the pair starts afresh. */
+  succeeded(account: string, address: string): void {
+    for (const [kind, key] of this.keys(account, address)) {
+      const f = this.failures.get(key);
+      if (!f) continue;
+      if (kind === 'pair' || --f.count <= 0) this.failures.delete(key);
+    }
   }
 
   /** Runs a password check in one of the slots (waiting for one), or throws 503 when too many already wait. */

@@ -28,17 +28,14 @@ export function authRoutes(app: FastifyInstance, ctx: ServerContext): void {
   }, async (req, reply) => {
     const { username } = req.body;
     try {
-      throttle.check(username, req.ip);
+      throttle.begin(username, req.ip);
     } catch (e) {
       reply.header('retry-after', String((e as { retryAfterSec: number }).retryAfterSec));
       throw e;
     }
     const user = await throttle.slot(() => ctx.users.authenticate(username, req.body.password));
-    if (!user) {
-      throttle.failed(username, req.ip);
-      throw unauthorized('wrong user name or password');
-    }
-    throttle.succeeded(username);
+    if (!user) throw unauthorized('wrong user name or password'); // counted as a failure by begin()
+    throttle.succeeded(username, req.ip);
     // A new session on every sign-in; the one this browser had (if any) ends (no session fixation).
     const old = req.cookies[SESSION_COOKIE];
     if (old) ctx.users.deleteSession(old);
