@@ -60,6 +60,12 @@ export function configProblems(c: OrielConfig): string[] {
   if (!['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].includes(c.logLevel)) {
     p.push(`ORIEL_LOG_LEVEL must be one of fatal, error, warn, info, debug, trace, silent, not '${c.logLevel}'`);
   }
+  for (const d of c.imagesDirs) {
+    const inside = (x: string) => x === d || x.startsWith(d.endsWith('/') ? d : `${d}/`);
+    if (inside(c.dataDir) || inside(c.cacheDir)) {
+      p.push(`image folder ${d} holds Oriel's data or cache directory: admins could then hand a guest the database`);
+    }
+  }
   return p;
 }
 

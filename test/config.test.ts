@@ -12,6 +12,8 @@ test('bad values of ORIEL_* are each named with what is accepted', () => {
   assert.match(bad.join('\n'), /ORIEL_STOP_TIMEOUT must be a number of seconds/);
   assert.match(bad.join('\n'), /port .* must be a whole number/);
   assert.match(bad.join('\n'), /ORIEL_LOG_LEVEL must be one of/);
+  const exposed = configProblems(defaultConfig({ ORIEL_DATA_DIR: '/srv/oriel/data', ORIEL_IMAGES_DIRS: '/srv/oriel' }));
+  assert.match(exposed.join('\n'), /image folder \/srv\/oriel holds Oriel's data or cache directory/);
 });
 
 test('oriel serve refuses to start on a bad value, before touching anything', () => {

@@ -26,7 +26,7 @@ import { vmPaths, type VmPaths } from './paths.ts';
 import { isAlive, isOurQemu, readPidfile, tail, waitUntil } from './process.ts';
 import { qemuArgs } from './qemu-args.ts';
 import { QmpClient } from './qmp/index.ts';
-import { resolveSpec } from './resolve-spec.ts';
+import { recheckSpecPaths, resolveSpec } from './resolve-spec.ts';
 import { howItEnded, type Runtime } from './runtime.ts';
 import { VM_ID_RE, VM_NAME_RE, vmRequestSchema, type VmState } from './spec.ts';
 import { VmStore, type VmRecord } from './store.ts';
@@ -149,6 +149,7 @@ export class VmManager extends EventEmitter {
     const src = this.get(ref);
     if (!VM_NAME_RE.test(name) || VM_ID_RE.test(name)) throw new OrielError(400, `invalid VM name '${name}'`, 'bad_request');
     if (this.store.byName(name)) throw conflict(`a VM named '${name}' already exists`);
+    await recheckSpecPaths(src.name, src.spec, this.o);
     const id = this.store.newId();
     const p = vmPaths(this.o.dataDir, id);
     mkdirSync(p.dir, { recursive: true, mode: 0o700 });
@@ -190,6 +191,7 @@ export class VmManager extends EventEmitter {
       if (f && !existsSync(f))
         throw unprocessable(`cannot start VM '${vm.name}': ${f} is missing (was the image cache cleared?)`);
     }
+    await recheckSpecPaths(vm.name, spec, this.o);
     // A pidfile left by a QEMU that died with the machine, or whose pid now belongs to another process.
     const stalePid = readPidfile(p.pidfile);
     if (stalePid !== undefined) {

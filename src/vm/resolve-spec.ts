@@ -1,6 +1,7 @@
 // A VM request (API, CLI, UI) made into the VM's spec: the image's own settings (memory, vCPUs, display, kernel,
 // ready marker, command channel) unless the request says otherwise; a host path (admins only) is checked first.
-import { isAbsolute } from 'node:path';
+import { existsSync } from 'node:fs';
+import { isAbsolute, join } from 'node:path';
 import type { Accel } from '../config.ts';
 import { OrielError } from '../errors.ts';
 import { checkDisk, diskInfo } from './disk.ts';
@@ -80,4 +81,28 @@ export async function resolveSpec(req: VmRequest, o: SpecDefaults, hostPaths: bo
 
 function badRequestImage(msg: string) {
   return new OrielError(400, msg, 'bad_image');
+}
+
+/**
+ * Checks again, before QEMU opens them, the host files a stored spec names (at every start, and when a restore copies
+ * the spec into a new VM): each must still be inside the image cache or a configured image folder (a file swapped
+ * for a symlink since, a VM stored by an older version, a folder no longer configured), and a disk given by path
+ * must still name no backing or data file.
+ */
+export async function recheckSpecPaths(name: string, spec: VmSpec, o: SpecDefaults): Promise<void> {
+  const refused = () => new OrielError(422, `VM '${name}' uses a host file that is no longer allowed (outside the image `
+    + 'cache and the configured image folders, or naming other files): create it again from an image', 'path_refused');
+  const dirs = [join(o.cacheDir, 'images'), ...(o.imagesDirs ?? [])];
+  for (const f of [spec.kernel, spec.initrd, spec.baseDisk]) {
+    if (!f || !existsSync(f)) continue; // a missing file has its own message at start
+    try {
+      hostFile(f, dirs, true);
+    } catch {
+      throw refused();
+    }
+  }
+  if (spec.image === 'path' && spec.baseDisk && existsSync(spec.baseDisk)) {
+    const info = await diskInfo(o.qemuImgBinary, spec.baseDisk, spec.baseFormat ?? 'raw').catch(() => undefined);
+    if (!info || info.backingFile || info.dataFile) throw refused();
+  }
 }

@@ -116,6 +116,16 @@ describe('security: a second user, anonymous clients, a hostile guest', () => {
     assert.equal(info[0]['backing-filename-format'], 'raw');
     assert.equal(info[1].format, 'raw');
     assert.equal((await t.admin.delete('/api/vms/disguised')).status, 204);
+    // Accepted once, then swapped for a symlink to a file outside: the next start refuses it.
+    const swapped = join(images, 'swapped.qcow2');
+    execFileSync('qemu-img', ['create', '-q', '-f', 'qcow2', swapped, '16M']);
+    assert.equal((await t.admin.post('/api/vms', { name: 'swapped', image: swapped })).status, 201);
+    rmSync(swapped);
+    symlinkSync(secret, swapped);
+    const s = await t.admin.post('/api/vms/swapped/start');
+    assert.equal(s.status, 422, JSON.stringify(s.body));
+    assert.match(s.body.message, /no longer allowed/);
+    assert.equal((await t.admin.delete('/api/vms/swapped')).status, 204);
   });
 
   test('no request of any shape stops the server: malformed upgrades, inherited names, bad escapes', async () => {

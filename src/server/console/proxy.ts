@@ -17,6 +17,7 @@ import { checkOrigin, liveVmFor, upgradeUser, type VmUpgrade } from './upgrade.t
 import { CHANNEL_MAIN, MAX_LINK_BYTES, parseClientLink, SessionIdSniffer } from './link-sniff.ts';
 import type { ConsoleTickets } from './tickets.ts';
 import type { ConsoleLimits } from './limits.ts';
+import type { VmRecord } from '../../vm/store.ts';
 
 /** Largest frame a client may send. SPICE client messages are small (agent data is chunked to 2 KiB). */
 export const MAX_FRAME = 1 << 20;
@@ -47,10 +48,17 @@ export function spiceUpgrade(
     const ticket = new URL(req.url ?? '/', 'http://localhost').searchParams.get('ticket');
     const auth: Auth | undefined = user ? { kind: 'user', user } : ticket ? { kind: 'ticket', ticket } : undefined;
     if (!auth) throw unauthorized();
-    const vm = liveVmFor(ctx, ref, user, 'console');
-    // A ticket is checked before any WebSocket exists; its use (main channel or another) once the link is read.
+    // A ticket is checked before any WebSocket exists (its use, main channel or another, once the link is read),
+    // with one answer for every failure: a made-up ticket learns nothing of which VMs exist or run.
+    const badTicket = () => unauthorized('console ticket not valid (expired, already used, or for another VM)');
+    let vm: VmRecord;
+    try {
+      vm = liveVmFor(ctx, ref, user, 'console');
+    } catch (e) {
+      throw user ? e : badTicket();
+    }
     const holder = user ? user.id : tickets.holder(ticket!, vm.id);
-    if (!holder) throw unauthorized('console ticket not valid (expired, already used, or for another VM)');
+    if (!holder) throw badTicket();
     // Counted until the TCP connection closes, whether or not the handshake succeeds.
     socket.once('close', limits.acquire(holder));
     wss.handleUpgrade(req, socket, head, (ws) => {
@@ -77,7 +85,9 @@ function bridge(
   let releaseTicket: (() => void) | undefined;
 
   const deadline = setTimeout(() => {
-    if (!upstream) close(1008, `no SPICE link message within ${LINK_DEADLINE_MS / 1000} s`);
+    if (upstream) return;
+    close(1008, `no SPICE link message within ${LINK_DEADLINE_MS / 1000} s`);
+    setTimeout(() => ws.terminate(), 1000).unref(); // no waiting for a silent peer's closing handshake
   }, LINK_DEADLINE_MS);
   const close = (code: number, reason: string) => {
     if (closed) return;

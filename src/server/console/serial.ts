@@ -114,7 +114,14 @@ export function serialUpgrade(app: FastifyInstance, ctx: ServerContext, limits: 
         lines.set(id, line);
       }
       const l = line;
-      l.add(ws, replay(ctx.vms.paths(vm).serialLog));
+      let recent: Buffer;
+      try {
+        recent = replay(ctx.vms.paths(vm).serialLog);
+      } catch (e) {
+        app.log.warn({ err: (e as Error).message }, 'serial console: cannot read serial.log');
+        recent = Buffer.alloc(0); // the viewer still gets the live output
+      }
+      l.add(ws, recent);
       ws.on('message', (data: RawData) => {
         const b = Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data as ArrayBuffer);
         if (!l.input(b)) ws.close(1008, 'input faster than the guest reads it');

@@ -42,6 +42,8 @@ export function refuse(socket: Duplex, err: OrielError): void {
   socket.end(
     `HTTP/1.1 ${err.status} ${err.code}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
   );
+  // The server allows half-open sockets: a client that never closes its side would hold this one for good.
+  setTimeout(() => socket.destroy(), 2000).unref();
 }
 
 /** A browser's upgrade must come from our own pages (WebSockets are not bound by the same-origin policy). */
