@@ -2,27 +2,24 @@
 //   spice: nothing (isomorphic core: no Node, no DOM)   vm: store         checkpoint: vm, store
 //   server: vm, checkpoint, spice, spice-node, store    spice-node: spice
 //   cli: spice, spice-node (its console client); `oriel serve` starts the server
-// A break of these rules fails here, naming the file and the import; eslint.config.js holds the same map as lint rules
-// (import-x/no-restricted-paths), so `npm run lint` reports it in the editor too.
+// A break of these rules fails here, naming the file and the import; eslint.config.js reads the same map
+// (src/layers.json) into lint rules (import-x/no-restricted-paths), so `npm run lint` reports it in the editor too.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
 
 const SRC = resolve(import.meta.dirname, '../src');
-const allowed: Record<string, string[]> = {
-  spice: [],
-  'spice-node': ['spice'],
-  store: [],
-  vm: ['store'],
-  checkpoint: ['vm', 'store'],
-  server: ['vm', 'checkpoint', 'spice', 'spice-node', 'store'],
-  web: ['spice'],
-  cli: ['spice', 'spice-node'], // `oriel console` is a SPICE client of its own, like remote-viewer
+// The map (src/layers.json) is the linter's too. `cli` may use spice: `oriel console` is a SPICE client of its own.
+const MAP = JSON.parse(readFileSync(join(SRC, 'layers.json'), 'utf8')) as {
+  layers: Record<string, string[]>;
+  shared: string[];
+  exceptions: Record<string, string[]>;
 };
+const allowed = MAP.layers;
 // Files at the top of src/ (config, errors) are shared vocabulary every layer but spice may use.
-const SHARED = new Set(['config.ts', 'errors.ts']);
-const exceptions: Record<string, string[]> = { 'cli/commands/serve.ts': ['server'] };
+const SHARED = new Set(MAP.shared);
+const exceptions = MAP.exceptions;
 
 function files(dir: string): string[] {
   return readdirSync(dir).flatMap((n) => {
