@@ -3,7 +3,7 @@
 // command that runs too long is a 504, a channel that cannot be reached a 503.
 import { OrielError, unavailable, unprocessable } from '../errors.ts';
 import { GuestAgentError, type GuestAgent } from './guest-agent.ts';
-import { GuestShell } from './guest-shell.ts';
+import { GuestShell, OutputTooLargeError } from './guest-shell.ts';
 import type { VmRecord } from './store.ts';
 
 export interface ExecResult {
@@ -44,7 +44,7 @@ export async function execByShell(
     if (e instanceof OrielError) throw e;
     const msg = (e as Error).message;
     if (/did not finish within/.test(msg)) throw new OrielError(504, msg, 'timeout');
-    if (/output is over/.test(msg)) throw new OrielError(502, msg, 'output_too_large'); // a guest's answer, refused
+    if (e instanceof OutputTooLargeError) throw new OrielError(502, msg, 'output_too_large'); // the guest's answer
     // The connection to the guest's shell broke or never answered (a busy guest after a restart, QEMU reopening
     // its chardev after the previous server left): start over once with a fresh connection and more patience.
     const rt = current();

@@ -33,6 +33,13 @@ const MAX_REQUEST_BYTES = 512 * 1024;
  * shell in one's own VM can answer with endless lines or a gzip bomb), so both are bounded.
  */
 export const MAX_OUTPUT_BYTES = 16 << 20;
+
+/** A command's output over MAX_OUTPUT_BYTES (packed or unpacked): refused, never held. */
+export class OutputTooLargeError extends Error {
+  constructor() {
+    super(`the command's output is over ${MAX_OUTPUT_BYTES >> 20} MiB: refused`);
+  }
+}
 const PING_INTERVAL_MS = 500;
 
 /** Quotes a word for a POSIX shell: inside single quotes nothing is special but the quote itself. */
@@ -200,7 +207,7 @@ export class GuestShell {
         req.received = (req.received ?? 0) + line.length;
         if (req.received > MAX_OUTPUT_BYTES) {
           this.active = undefined; // the rest of its answer is ignored
-          req.reject(new Error(`the command's output is over ${MAX_OUTPUT_BYTES >> 20} MiB: refused`));
+          req.reject(new OutputTooLargeError());
           return;
         }
         req.into.push(line);
@@ -224,8 +231,8 @@ export class GuestShell {
         req.resolve({ stdout: decode(req.stdout), stderr: decode(req.stderr), exitCode: Number(status) });
       } catch (e) {
         const over = (e as { code?: string }).code === 'ERR_BUFFER_TOO_LARGE' || e instanceof RangeError;
-        req.reject(new Error(over ? `the command's output is over ${MAX_OUTPUT_BYTES >> 20} MiB: refused`
-          : `garbled answer from the guest command shell: ${(e as Error).message}`));
+        req.reject(over ? new OutputTooLargeError()
+          : new Error(`garbled answer from the guest command shell: ${(e as Error).message}`));
       }
     }
   }
