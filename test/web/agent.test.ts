@@ -2,8 +2,8 @@
 // running the desktop guest (Xorg on QXL, openbox, spice-vdagent, qemu-guest-agent) under TCG. One VM for the whole
 // file (it boots in about a minute and takes most of both cores).
 // - Clipboard: text copied in the guest (xclip) arrives in the browser's clipboard; text and pictures copied in the
-//   browser reach the guest (xclip -o) when the console gets focus or on Ctrl+V; a picture round-trips with the same
-//   pixels both ways; without a usable Clipboard API (an http page on a non-localhost name) the panel carries both
+//   browser reach the guest (xclip -o) on Ctrl+V, and on focus only once automatic sharing is on; a picture
+//   round-trips with the same pixels both ways; without a usable Clipboard API (an http page on a non-localhost name) the panel carries both
 //   ways.
 // - Files: three files (one of 200 MiB, streamed from disk) dropped on the console arrive in ~/Downloads with the
 //   same sha256, one after another, with progress; cancel stops a transfer and the guest removes the partial file;
@@ -148,7 +148,25 @@ describe('web console with the SPICE agent (desktop guest)', () => {
     }), text);
   });
 
-  test('text copied in the browser reaches the guest: on focus, and on Ctrl+V in the console', async () => {
+  test('text copied in the browser reaches the guest: on Ctrl+V, and on focus once automatic sharing is on', async () => {
+    // Off by default: coming back to the console does not hand the guest what was copied elsewhere.
+    const secret = `copied in another tab ${randomBytes(4).toString('hex')}`;
+    const guestBefore = await guestClipboard();
+    const sentBefore = await page.evaluate(() => window.orielConsole.clipboard.stats.toGuest as number);
+    await page.evaluate((s) => navigator.clipboard.writeText(s), secret);
+    await refocusConsole(page);
+    await new Promise((r) => setTimeout(r, 2500));
+    assert.equal(await page.evaluate(() => window.orielConsole.clipboard.stats.toGuest as number), sentBefore);
+    assert.equal(await guestClipboard(), guestBefore, 'the guest did not get the clipboard without a paste');
+
+    // The person turns automatic sharing on (the clipboard panel's checkbox): shared at once, then on every focus.
+    await page.click('#console-clipboard-toggle');
+    await page.check('#console-clip-auto');
+    assert.equal(
+      await until('the text in the guest', async () => ((await guestClipboard()) === secret ? secret : undefined)),
+      secret,
+    );
+    await page.click('#console-clip-close');
     const first = `from the browser ${randomBytes(4).toString('hex')} — ünïcode`;
     await page.evaluate((s) => navigator.clipboard.writeText(s), first);
     await refocusConsole(page);

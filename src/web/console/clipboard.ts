@@ -6,11 +6,13 @@
 //   clipboard-write permission; while the page is in the background the write waits for focus. Where the browser
 //   refuses (an insecure context: http on a host that is not localhost; a denied permission; a browser without the
 //   API) the content is kept for the clipboard panel, which shows it with a Copy button.
-// - Here → guest: when the console gets focus (the person comes back from another window or tab), when the browser
-//   reports a clipboard change (`clipboardchange`), and on a paste shortcut in the console (the paste event's
-//   clipboardData: works without any permission), the local clipboard is read and, if it changed, the guest's
-//   clipboard is taken with it. Reading on focus needs clipboard-read: asked once (Chromium shows its prompt),
-//   never again when refused; the panel's "Allow" button asks again.
+// - Here → guest: only when the person says so. Always on a paste shortcut in the console (the paste event's
+//   clipboardData: works without any permission) and from the panel. Automatic sharing (off by default, a checkbox
+//   in the panel, remembered in this browser) also sends it when the console gets focus (the person comes back
+//   from another window or tab) and when the browser reports a clipboard change (`clipboardchange`): without that
+//   choice a guest never sees what was copied elsewhere (a password in another tab) before a paste into it.
+//   Reading on focus needs clipboard-read: asked once (Chromium shows its prompt), never again when refused; the
+//   panel's "Allow" button asks again.
 // - Nothing is sent back and forth for nothing: a signature of the content both sides last agreed on is kept.
 // - Sizes are capped (MAX_CLIPBOARD_BYTES) with a message saying so, both ways.
 import {
@@ -21,6 +23,9 @@ import {
   type Disposable,
   type SpiceAgent,
 } from '../../spice/index.ts';
+
+/** Where this browser remembers the person's choice of automatic sharing (here → guest without a paste). */
+export const AUTO_SHARE_KEY = 'oriel.clipboard.autoShare';
 
 /** Largest clipboard item shared either way (text bytes in UTF-8, or PNG bytes). */
 export const MAX_CLIPBOARD_BYTES = 32 * 1024 * 1024;
@@ -48,6 +53,16 @@ export interface ClipboardBridgeOptions {
   onChange: () => void;
   /** Largest item, bytes. Default MAX_CLIPBOARD_BYTES. */
   maxBytes?: number;
+  /** Automatic sharing at the start (default: what this browser remembers, else off). */
+  autoShare?: boolean;
+}
+
+function rememberedAutoShare(): boolean {
+  try {
+    return globalThis.localStorage?.getItem(AUTO_SHARE_KEY) === 'on';
+  } catch {
+    return false; // storage refused (private mode, sandboxed frame): the safe default
+  }
 }
 
 const FOCUS_ERROR = /focus/i;
@@ -117,9 +132,11 @@ export class ClipboardBridge {
   private _syncQueued = false;
   private readonly _maxBytes: number;
   private readonly _cleanups: (() => void)[] = [];
+  private _autoShare: boolean;
 
   constructor(private readonly _opts: ClipboardBridgeOptions) {
     this._maxBytes = _opts.maxBytes ?? MAX_CLIPBOARD_BYTES;
+    this._autoShare = _opts.autoShare ?? rememberedAutoShare();
     const clip = navigator.clipboard as Clipboard | undefined;
     if (!window.isSecureContext || !clip) {
       this.readAccess = 'unavailable';
@@ -177,6 +194,23 @@ export class ClipboardBridge {
     return this._agent?.state === 'ready';
   }
 
+  /** This computer's clipboard goes to the guest by itself (on focus, on a change), not only on a paste. */
+  get autoShare(): boolean {
+    return this._autoShare;
+  }
+
+  /** The person's choice (the panel's checkbox): remembered in this browser; turning it on shares at once. */
+  setAutoShare(on: boolean): void {
+    this._autoShare = on;
+    try {
+      globalThis.localStorage?.setItem(AUTO_SHARE_KEY, on ? 'on' : 'off');
+    } catch {
+      // not remembered; it still holds for this page
+    }
+    if (on) this.syncFromLocal('button');
+    this._changed();
+  }
+
   /** Both directions work without the panel. */
   get seamless(): boolean {
     return (this.readAccess === 'granted') && (this.writeAccess === 'granted' || this.writeAccess === 'unknown');
@@ -202,7 +236,7 @@ export class ClipboardBridge {
   }
 
   /** Reads this computer's clipboard and gives it to the guest if it changed. Coalesces bursts of calls. */
-  syncFromLocal(reason: 'focus' | 'agent' | 'clipboardchange' | 'button'): void {
+  syncFromLocal(reason: 'focus' | 'agent' | 'clipboardchange' | 'button' | 'allow'): void {
     if (this._syncQueued) return;
     this._syncQueued = true;
     void this._enqueue(async () => {
@@ -214,7 +248,7 @@ export class ClipboardBridge {
   /** The panel's "Allow clipboard access": a read from a click, which lets the browser ask the person. */
   requestAccess(): Promise<void> {
     this._askedRead = false;
-    return this._enqueue(() => this._readLocal('button'));
+    return this._enqueue(() => this._readLocal('allow'));
   }
 
   /** The panel's "Send to guest". */
@@ -362,12 +396,15 @@ export class ClipboardBridge {
 
   private async _readLocal(reason: string): Promise<void> {
     if (!this.available) return;
+    // Only an explicit act shares this computer's clipboard ("allow" asks the browser; it shares only when chosen).
+    if (!this._autoShare && reason !== 'button' && reason !== 'allow') return;
     if (this.readAccess === 'unavailable' || this.readAccess === 'denied') return;
     // Without the Permissions API saying anything (Firefox, Safari), a read pops up the browser's own paste
     // button every time: only on a click in the panel there; the paste shortcut works without it.
-    if (this.readAccess === 'unknown' && reason !== 'button') return;
+    const clicked = reason === 'button' || reason === 'allow';
+    if (this.readAccess === 'unknown' && !clicked) return;
     if (this.readAccess === 'prompt') {
-      if (this._askedRead && reason !== 'button') return;
+      if (this._askedRead && !clicked) return;
       this._askedRead = true;
     }
     if (!document.hasFocus()) return;
@@ -387,7 +424,7 @@ export class ClipboardBridge {
       this._changed();
       return;
     }
-    if (got) await this._offerLocal(got, reason);
+    if (got && (reason !== 'allow' || this._autoShare)) await this._offerLocal(got, reason);
   }
 
   private async _readClipboard(): Promise<{ text?: string; png?: Uint8Array } | undefined> {

@@ -30,6 +30,8 @@ export function clipboardStatus(cb: ClipboardBridge): string {
     return 'Allow clipboard access to share it both ways by itself (Ctrl+V in the console works without it).';
   if (cb.readAccess === 'unknown')
     return 'Copy in the guest, paste here; Ctrl+V in the console gives the guest your clipboard.';
+  if (!cb.autoShare)
+    return 'What the guest copies reaches your clipboard; yours reaches the guest when you press Ctrl+V in the console.';
   return 'Shared both ways: copy in the guest and paste here, copy here and paste in the guest.';
 }
 
@@ -66,6 +68,11 @@ export function ClipboardPanel({ cb, tick, onClose }: { cb: ClipboardBridge; tic
         <span class="muted" id="console-clip-status" data-mode=${clipboardMode(cb)}>${clipboardStatus(cb)}</span>
         ${canRequest && html`<button class="small" id="console-clip-allow" onClick=${() => cb.requestAccess()}>Allow clipboard access</button>`}
         <span class="spacer"></span>
+        <label class="small" title="Send your clipboard to the guest when you come back to the console, not only on Ctrl+V">
+          <input type="checkbox" id="console-clip-auto" checked=${cb.autoShare}
+            onChange=${(e: Event) => cb.setAutoShare((e.target as HTMLInputElement).checked)} />
+          Share my clipboard automatically
+        </label>
         <button class="small" id="console-clip-close" onClick=${onClose} aria-label="Close the clipboard panel">×</button>
       </div>
       <div class="clip-grid">
