@@ -3,8 +3,8 @@
 // file (it boots in about a minute and takes most of both cores).
 // - Clipboard: text copied in the guest (xclip) arrives in the browser's clipboard; text and pictures copied in the
 //   browser reach the guest (xclip -o) on Ctrl+V, and on focus only once automatic sharing is on; a picture
-//   round-trips with the same pixels both ways; without a usable Clipboard API (an http page on a non-localhost name) the panel carries both
-//   ways.
+//   round-trips with the same pixels both ways; without a usable Clipboard API (an http page on a non-localhost
+//   name) the panel carries both ways.
 // - Files: three files (one of 200 MiB, streamed from disk) dropped on the console arrive in ~/Downloads with the
 //   same sha256, one after another, with progress; cancel stops a transfer and the guest removes the partial file;
 //   the guest's own refusal (not enough space) is shown.
