@@ -9,7 +9,8 @@
 // failure it cancels the migration, lets the guest run, drops the disk image and the worker's objects. If the server
 // dies meanwhile, the worker does the rest alone and the next server takes its outcome over (service.ts).
 //
-// The pause (see README.md, "Checkpoints: the pause"): on one QMP connection, without waiting between them,
+// The pause (README.md, "Checkpoints: the pause"; docs/checkpoint-stream.md §2.2): on one QMP connection, without
+// waiting between them,
 //   stop                          the guest stops (STOP event); block devices are drained and flushed
 //   transaction [bitmap, backup]  the disk's point in time (disk.ts)
 //   migrate unix:<sock>           background-snapshot: device state is saved at once, RAM write-protected, and the

@@ -1,4 +1,5 @@
-// Disk checkpoints: a persistent dirty bitmap plus incremental backups into a qcow2 chain.
+// Disk checkpoints: a persistent dirty bitmap plus incremental backups into a qcow2 chain (the QMP and qemu-img
+// sequences: docs/checkpoint-stream.md §2.3).
 //
 // The first checkpoint of a VM (or the first after the bitmap was lost: QEMU crashed, the disk was replaced by a
 // restore) takes, in the checkpoint's pause, `block-dirty-bitmap-add oriel (persistent)` + `blockdev-backup

@@ -1,7 +1,7 @@
 // Restore: the VM's disk is replaced by the checkpoint's, QEMU starts with the same device model and `-incoming
 // defer`, and Oriel writes the reassembled migration stream into `migrate-incoming`'s socket, reading every page
-// from the store and checking its hash on the way. The guest continues from the checkpoint's instant (or stays
-// paused if it was paused then).
+// from the store and checking its hash on the way (docs/checkpoint-stream.md §1.6, §2.4). The guest continues from
+// the checkpoint's instant (or stays paused if it was paused then).
 import { createConnection, type Socket } from 'node:net';
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';

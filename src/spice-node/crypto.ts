@@ -1,5 +1,5 @@
 // The SPICE ticket: RSA-OAEP with SHA-1 (and MGF1-SHA-1) under the server's 1024-bit public key
-// (spice-protocol.md §3.3 step 4). Node's publicEncrypt defaults oaepHash to 'sha1'; it is set
+// (docs/spice-protocol.md §3.3 step 4). Node's publicEncrypt defaults oaepHash to 'sha1'; it is set
 // explicitly here because the protocol depends on it.
 import { constants, createPublicKey, publicEncrypt } from 'node:crypto';
 import type { TicketEncryptor } from '../spice/index.ts';

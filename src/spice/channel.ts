@@ -1,5 +1,5 @@
 // One SPICE channel after the link: mini-header framing and the messages every channel shares
-// (spice.proto `channel BaseChannel`; spice-protocol.md §3.4). Channel kinds extend this class and
+// (spice.proto `channel BaseChannel`; docs/spice-protocol.md §3.4). Channel kinds extend this class and
 // handle their own message numbers (>= 101).
 import { Emitter, type Event } from './emitter.ts';
 import { BaseMsg, BaseMsgc, channelName, serverMsgName } from './proto/constants.ts';

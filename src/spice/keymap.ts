@@ -1,5 +1,5 @@
 // KeyboardEvent.code → PC AT scancode set 1 ("XT" codes), what the SPICE inputs channel carries
-// (KEY_DOWN/KEY_UP; spice-protocol.md §3.7). Values ≥ 0xE000 are E0-prefixed keys (packScancode in
+// (KEY_DOWN/KEY_UP; docs/spice-protocol.md §3.7). Values ≥ 0xE000 are E0-prefixed keys (packScancode in
 // channels/inputs.ts sends them as two bytes).
 //
 // Provenance: the key names are the W3C UI Events "KeyboardEvent code Values"; the codes are the

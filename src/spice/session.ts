@@ -1,6 +1,6 @@
 // A SPICE session: links the main channel, waits for MAIN INIT (session id), then links every
 // channel of CHANNELS_LIST that this client implements, with connection_id = session id
-// (spice-protocol.md §3.2, §3.5). Owns the channels, the shared image caches and the GLZ window.
+// (docs/spice-protocol.md §3.2, §3.5). Owns the channels, the shared image caches and the GLZ window.
 import type { SpiceChannel } from './channel.ts';
 import { DISPLAY_CLIENT_CAPS, DisplayChannel, type DisplayOptions, type SurfaceInfo } from './channels/display.ts';
 import type { ImageCaches } from './channels/display-images.ts';

@@ -1,5 +1,5 @@
 // The byte transport is injected: a WebSocket in the browser, a unix/TCP socket in Node
-// (src/spice-node/transport.ts). One transport carries one SPICE channel (spice-protocol.md §3.2).
+// (src/spice-node/transport.ts). One transport carries one SPICE channel (docs/spice-protocol.md §3.2).
 import { SpiceProtocolError } from './proto/errors.ts';
 
 export interface TransportHandler {

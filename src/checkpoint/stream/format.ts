@@ -1,5 +1,6 @@
-// Constants of QEMU 7.2's migration stream (migration/savevm.c, migration/ram.c) and the error both the parser
-// and the writer raise. Everything is big-endian; a "counted string" is a u8 length and that many bytes.
+// Constants of QEMU 7.2's migration stream (migration/savevm.c, migration/ram.c; docs/checkpoint-stream.md §1) and
+// the error both the parser and the writer raise. Everything is big-endian; a "counted string" is a u8 length and
+// that many bytes.
 
 export const QEVM_MAGIC = 0x5145564d; // "QEVM"
 export const QEVM_VERSION = 3;

@@ -1,7 +1,8 @@
 // The client side of the SPICE agent (spice-vdagent in the guest), reached through the main channel
-// (spice-protocol.md §3.9). When the server says an agent is connected (MAIN INIT agent_connected, AGENT_CONNECTED or
-// AGENT_CONNECTED_TOKENS) the client starts its side (AGENT_START with the tokens it grants) and announces its
-// capabilities; the agent answers with its own. Clipboard, file transfer and monitors config run over this.
+// (docs/spice-protocol.md §3.9). When the server says an agent is connected (MAIN INIT agent_connected,
+// AGENT_CONNECTED or AGENT_CONNECTED_TOKENS) the client starts its side (AGENT_START with the tokens it grants) and
+// announces its capabilities; the agent answers with its own. Clipboard, file transfer and monitors config run over
+// this.
 import { Emitter, type Event } from '../emitter.ts';
 import { MainMsgc } from '../proto/constants.ts';
 import { Writer } from '../proto/writer.ts';

@@ -1,4 +1,4 @@
-// The shared clipboard, "by demand" (VD_AGENT_CAP_CLIPBOARD_BY_DEMAND; spice-protocol.md §3.9): whoever owns a
+// The shared clipboard, "by demand" (VD_AGENT_CAP_CLIPBOARD_BY_DEMAND; docs/spice-protocol.md §3.9): whoever owns a
 // selection announces the types it can give (GRAB); the other side asks for one type when it needs the data
 // (REQUEST) and gets it (CLIPBOARD); the owner gives the selection up with RELEASE. Data moves only when someone
 // pastes, so copying a big picture in the guest costs nothing until the client reads it.

@@ -1,4 +1,4 @@
-// File transfer into the guest (spice-protocol.md §3.9; vd_agent.h VDAgentFileXfer*): the client proposes a file
+// File transfer into the guest (docs/spice-protocol.md §3.9; vd_agent.h VDAgentFileXfer*): the client proposes a file
 // (START with a keyfile naming it and its size), the agent answers CAN_SEND_DATA once it has created the file (or an
 // error), the client streams DATA messages and the agent answers SUCCESS when the last byte is written. Either side
 // can end a transfer with a STATUS: the client sends CANCELLED to abort. Files land in the guest user's Downloads

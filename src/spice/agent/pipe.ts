@@ -1,4 +1,4 @@
-// The byte pipe between the client and the guest agent, inside the main channel (spice-protocol.md §3.9).
+// The byte pipe between the client and the guest agent, inside the main channel (docs/spice-protocol.md §3.9).
 //
 // Outgoing: each agent message is cut into AGENT_DATA bodies of at most 2048 bytes (the server disconnects a client
 // that sends more), the chunks of one message never interleave with another's, and every chunk costs one of the

@@ -1,4 +1,4 @@
-// The SPICE agent protocol (spice-protocol spice/vd_agent.h; spice-protocol.md §3.9): messages between the client
+// The SPICE agent protocol (spice-protocol spice/vd_agent.h; docs/spice-protocol.md §3.9): messages between the client
 // and the agent in the guest (spice-vdagent), carried inside the main channel's AGENT_DATA messages. Each message is
 // a VDAgentMessage header {protocol u32 = 1, type u32, opaque u64, size u32} (20 bytes, packed, little-endian)
 // followed by `size` bytes of payload.

@@ -1,9 +1,9 @@
 // Cursor channel (type 4): the guest pointer shape and position. spice.proto `channel
 // CursorChannel` and `struct Cursor` {flags u16, [header {unique u64, type u8, width, height,
 // hot_spot_x, hot_spot_y u16}], data[] to the end of the message}; shapes decoded as in spice-gtk
-// channel-cursor.c set_cursor. QEMU std VGA / virtio-gpu and the Linux qxl driver send ALPHA
-// cursors (spice-protocol.md §3.6); MONO and COLOR come from Windows guest drivers. The shape cache
-// follows the server: CACHE_ME stores, FROM_CACHE reuses, INVAL_ONE / INVAL_ALL / RESET / INIT empty it.
+// channel-cursor.c set_cursor; messages in docs/spice-protocol.md §3.7. QEMU std VGA / virtio-gpu and
+// the Linux qxl driver send ALPHA cursors (§3.6); MONO and COLOR come from Windows guest drivers. The
+// shape cache follows the server: CACHE_ME stores, FROM_CACHE reuses, INVAL_ONE / INVAL_ALL / RESET / INIT empty it.
 import { SpiceChannel } from '../channel.ts';
 import type { RgbaImage } from '../codecs/types.ts';
 import { checkDimensions } from '../codecs/types.ts';

@@ -1,5 +1,5 @@
 // Display channel (type 2): surfaces and the drawing commands QEMU sends. spice.proto
-// `channel DisplayChannel`; what QEMU 7.2 actually sends is in spice-protocol.md §3.6 (std VGA and
+// `channel DisplayChannel`; what QEMU 7.2 actually sends is in docs/spice-protocol.md §3.6 (std VGA and
 // virtio-gpu: SURFACE_CREATE + DRAW_COPY of 32BIT bitmaps or their LZ/GLZ/QUIC-compressed forms).
 import { SpiceChannel, type ChannelOptions } from '../channel.ts';
 import { hasCap } from '../caps.ts';

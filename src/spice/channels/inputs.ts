@@ -1,5 +1,5 @@
 // Inputs channel (type 3): keyboard scancodes and mouse. spice.proto `channel InputsChannel`;
-// spice-protocol.md §3.7. Keys are PC/XT scancode set 1; E0-prefixed keys are passed as 0xE0nn.
+// docs/spice-protocol.md §3.7. Keys are PC/XT scancode set 1; E0-prefixed keys are passed as 0xE0nn.
 import { SpiceChannel } from '../channel.ts';
 import { Emitter, type Event } from '../emitter.ts';
 import { keystrokesForText } from '../keymap-us.ts';

@@ -1,5 +1,5 @@
 // Main channel (type 1): session id, the list of channels to open, mouse mode, VM name/uuid.
-// spice.proto `channel MainChannel`; flow in spice-protocol.md §3.5: link → INIT → ATTACH_CHANNELS →
+// spice.proto `channel MainChannel`; flow in docs/spice-protocol.md §3.5: link → INIT → ATTACH_CHANNELS →
 // CHANNELS_LIST (which can come again later with one hot-plugged channel).
 import { SpiceChannel } from '../channel.ts';
 import { Emitter, type Event } from '../emitter.ts';

@@ -1,8 +1,9 @@
 // Port channels (type 10 PORT, 11 WEBDAV; spice.proto `channel SpicevmcChannel` and `channel PortChannel`,
-// spice-protocol.md §3.10): a byte pipe between the client and a named QEMU chardev (`-chardev spiceport,name=…`)
-// that a guest program opens as /dev/virtio-ports/NAME. The server gives the port named org.spice-space.webdav.0
-// the type WEBDAV. Data goes both ways as SPICEVMC_DATA; the server tells the port's name and whether the guest
-// has it open. Compressed data is never sent: this client does not announce SPICEVMC's LZ4 capability.
+// docs/spice-protocol.md §3.10): a byte pipe between the client and a named QEMU chardev
+// (`-chardev spiceport,name=…`) that a guest program opens as /dev/virtio-ports/NAME. The server gives the port
+// named org.spice-space.webdav.0 the type WEBDAV. Data goes both ways as SPICEVMC_DATA; the server tells the port's
+// name and whether the guest has it open. Compressed data is never sent: this client does not announce SPICEVMC's
+// LZ4 capability.
 import { SpiceChannel } from '../channel.ts';
 import { Emitter, type Event } from '../emitter.ts';
 import { decodeUtf8 } from '../proto/utf8.ts';
