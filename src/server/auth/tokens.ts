@@ -32,7 +32,10 @@ const UNITS: Record<string, number> = { s: 1000, m: 60_000, h: 3_600_000, d: 86_
 export const tokenExpirySchema = z
   .string()
   .regex(/^(never|[1-9][0-9]{0,6}[smhd])$/, 'a token lifetime is a number with s, m, h or d (30s, 12h, 90d), or "never"')
-  .refine((s) => s === 'never' || expiryMs(s)! <= MAX_EXPIRY_MS, 'a token lifetime is at most 3650 days (or "never")');
+  .refine(
+    (s) => !/^[0-9]+[smhd]$/.test(s) || expiryMs(s)! <= MAX_EXPIRY_MS,
+    'a token lifetime is at most 3650 days (or "never")',
+  );
 
 /** The lifetime in ms of `30d`, `12h`, ...; null for `never`. */
 export function expiryMs(s: string): number | null {
