@@ -32,6 +32,17 @@ export function saveToken(url: string, token: string): string {
   return f;
 }
 
+/** Forgets the token saved for `url` (`oriel logout`); false if there was none. */
+export function removeToken(url: string): boolean {
+  const f = credentialsFile();
+  const all = loadCredentials();
+  if (!(url in all)) return false;
+  delete all[url];
+  writeFileSync(f, JSON.stringify(all, null, 2) + '\n', { mode: 0o600 });
+  chmodSync(f, 0o600);
+  return true;
+}
+
 export interface ApiOptions {
   server?: string;
   token?: string;
@@ -80,7 +91,11 @@ export class Api {
 
   get<T>(path: string) { return this.request<T>('GET', path); }
   post<T>(path: string, body?: unknown) { return this.request<T>('POST', path, body ?? {}); }
+  put<T>(path: string, body?: unknown) { return this.request<T>('PUT', path, body ?? {}); }
   delete<T>(path: string) { return this.request<T>('DELETE', path); }
+
+  /** The token requests carry (flag, ORIEL_TOKEN, or the saved one), if any. */
+  get bearer(): string | undefined { return this.token; }
 
   /** Follows the server-sent event stream, calling `on` for each event until it returns true. */
   async follow(

@@ -5,6 +5,7 @@ import { checkpointCommands } from './commands/checkpoint.ts';
 import { consoleCommands } from './commands/console.ts';
 import { imageCommands } from './commands/images.ts';
 import { serveCommand } from './commands/serve.ts';
+import { tokenCommands } from './commands/tokens.ts';
 import { userCommands } from './commands/users.ts';
 import { vmCommands } from './commands/vm.ts';
 
@@ -23,6 +24,7 @@ const api = () => {
 
 serveCommand(program);
 userCommands(program, api);
+tokenCommands(program, api);
 vmCommands(program, api);
 imageCommands(program, api);
 consoleCommands(program, api);

@@ -22,3 +22,23 @@ export async function readSecret(prompt: string, fromStdin: boolean): Promise<st
   rl.close();
   return answer;
 }
+
+/**
+ * Reads several secrets: one line each from standard input (piped, in the order of `prompts`), or one prompt each
+ * on the terminal without echo.
+ */
+export async function readSecrets(prompts: string[], fromStdin: boolean): Promise<string[]> {
+  if (fromStdin || !process.stdin.isTTY) {
+    const chunks: Buffer[] = [];
+    for await (const c of process.stdin) chunks.push(c as Buffer);
+    const lines = Buffer.concat(chunks).toString('utf8').split(/\r?\n/);
+    const got = lines.slice(0, prompts.length);
+    if (got.length < prompts.length || got.some((l) => !l)) {
+      throw new CliError(`standard input needs ${prompts.length} lines: ${prompts.map((p) => p.replace(/:\s*$/, '')).join(', ')}`);
+    }
+    return got;
+  }
+  const out: string[] = [];
+  for (const p of prompts) out.push(await readSecret(p, false));
+  return out;
+}

@@ -22,6 +22,7 @@ import { Users } from './auth/users.ts';
 import type { ServerContext } from './context.ts';
 import { Operations } from './operations.ts';
 import { authRoutes } from './routes/auth.ts';
+import { tokenRoutes } from './routes/tokens.ts';
 import { eventRoutes } from './routes/events.ts';
 import { imageRoutes } from './routes/images.ts';
 import { operationRoutes } from './routes/operations.ts';
@@ -142,6 +143,7 @@ export async function createServer(config: OrielConfig, opts: { logger?: boolean
   }));
   app.get('/api/openapi.json', { schema: { hide: true } }, async () => app.swagger());
   authRoutes(app, ctx);
+  tokenRoutes(app, ctx);
   userRoutes(app, ctx);
   vmRoutes(app, ctx);
   imageRoutes(app, ctx);

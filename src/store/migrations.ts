@@ -58,4 +58,10 @@ export const migrations: string[] = [
     last_error TEXT
   );
   `,
+  // API tokens expire. Tokens issued before this version get 90 days from the upgrade (the default lifetime).
+  `
+  ALTER TABLE api_tokens ADD COLUMN expires_at TEXT;
+  UPDATE api_tokens SET expires_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now', '+90 days');
+  CREATE INDEX api_tokens_by_user ON api_tokens(user_id);
+  `,
 ];

@@ -8,6 +8,7 @@ import { api, setUnauthorizedHandler, type User } from './lib/api.ts';
 import { html } from './lib/html.ts';
 import { match, navigate, onLinkClick, path } from './lib/router.ts';
 import { dismiss, live, me, notices, startEvents, stopEvents } from './lib/store.ts';
+import { AccountPage } from './views/account.ts';
 import { ConfirmHost } from './views/confirm.ts';
 import { LoginPage } from './views/login.ts';
 import { VmListPage } from './views/vm-list.ts';
@@ -38,7 +39,7 @@ function Header() {
       <span class=${`live live-${live.value}`} id="events-status" title="Live updates from the server">${live.value === 'live' ? '● live' : live.value === 'connecting' ? '○ connecting' : '○ offline: retrying'}</span>
       ${
         u &&
-        html`<span id="current-user">${u.name}${u.role === 'admin' ? ' (admin)' : ''}</span>
+        html`<a href="/account" id="current-user" title="Account: change password">${u.name}${u.role === 'admin' ? ' (admin)' : ''}</a>
         <button id="logout" onClick=${logout}>Sign out</button>`
       }
     </header>`;
@@ -60,6 +61,7 @@ function Routes() {
   if (me.value === null) return null;
   let m;
   if (pathname === '/') return html`<${VmListPage} />`;
+  if (pathname === '/account') return html`<${AccountPage} />`;
   if ((m = match('/vms/:name/console', pathname))) return html`<${ConsolePage} key=${m.name} name=${m.name} />`;
   if ((m = match('/vms/:name', pathname))) return html`<${VmPage} key=${m.name} name=${m.name} />`;
   return html`<main class="page"><h1>Not found</h1><p><a href="/">All virtual machines</a></p></main>`;

@@ -1,8 +1,8 @@
-// oriel login | user create|list|delete
+// oriel login | user create|list|delete|passwd
 import { hostname } from 'node:os';
 import type { Command } from 'commander';
 import { Api, CliError, saveToken } from '../api.ts';
-import { readSecret } from '../prompt.ts';
+import { readSecret, readSecrets } from '../prompt.ts';
 import { printJson, table } from '../output.ts';
 
 export function userCommands(program: Command, api: () => Api): void {
@@ -10,13 +10,15 @@ export function userCommands(program: Command, api: () => Api): void {
     .description('sign in and save an API token for this server (~/.config/oriel/credentials.json, mode 0600)')
     .option('--user <name>', 'user name', 'admin')
     .option('--password-stdin', 'read the password from standard input')
+    .option('--expires <30d|never>', 'lifetime of the saved token: s, m, h or d, or never', '90d')
     .action(async (o) => {
       const password = await readSecret('Password: ', !!o.passwordStdin);
       const a = api();
       const r = await a.request<{ user: { name: string; role: string }; token: string }>('POST', '/api/auth/login',
-        { username: o.user, password, tokenName: `cli@${hostname()}` }, { auth: false });
+        { username: o.user, password, tokenName: `cli@${hostname()}`, tokenExpires: o.expires }, { auth: false });
       const file = saveToken(a.url, r.token);
-      console.log(`signed in to ${a.url} as ${r.user.name} (${r.user.role}); token saved in ${file}`);
+      const until = o.expires === 'never' ? 'does not expire' : `expires in ${o.expires}`;
+      console.log(`signed in to ${a.url} as ${r.user.name} (${r.user.role}); token saved in ${file} (${until})`);
     });
 
   const user = program.command('user').description('manage accounts (admin)');
@@ -42,4 +44,26 @@ export function userCommands(program: Command, api: () => Api): void {
     await api().delete(`/api/users/${encodeURIComponent(name)}`);
     console.log(`deleted user '${name}'`);
   });
+  user
+    .command('passwd [name]')
+    .description('change my password (asks the current one), or reset another user\'s (admin)')
+    .option('--password-stdin', 'read from standard input: current then new password, one a line (a reset: new only)')
+    .action(async (name: string | undefined, o) => {
+      const a = api();
+      const me = await a.get<{ name: string }>('/api/auth/me');
+      const stdin = !!o.passwordStdin;
+      const tty = !stdin && !!process.stdin.isTTY;
+      if (!name || name === me.name) {
+        const prompts = ['Current password: ', 'New password: ', ...(tty ? ['New password again: '] : [])];
+        const [current, next, again] = await readSecrets(prompts, stdin);
+        if (tty && next !== again) throw new CliError('the new passwords do not match');
+        await a.post('/api/me/password', { currentPassword: current, newPassword: next });
+        console.log(`changed the password of '${me.name}': its other sessions and API tokens were signed out`);
+        return;
+      }
+      const [next, again] = await readSecrets([`New password for ${name}: `, ...(tty ? ['Again: '] : [])], stdin);
+      if (tty && next !== again) throw new CliError('the passwords do not match');
+      await a.put(`/api/users/${encodeURIComponent(name)}/password`, { password: next });
+      console.log(`set the password of '${name}': all its sessions and API tokens were signed out`);
+    });
 }

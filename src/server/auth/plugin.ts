@@ -4,6 +4,7 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { forbidden, unauthorized } from '../../errors.ts';
 import type { User, Users } from './users.ts';
+import type { Credential } from './streams.ts';
 
 export const SESSION_COOKIE = 'oriel_session';
 const PUBLIC = new Set(['/api/health', '/api/auth/login']);
@@ -11,11 +12,14 @@ const PUBLIC = new Set(['/api/health', '/api/auth/login']);
 declare module 'fastify' {
   interface FastifyRequest {
     user: User | null;
+    /** The session or API token the request was authenticated with (streams register under it). */
+    credential: Credential | null;
   }
 }
 
 export function registerAuth(app: FastifyInstance, users: Users): void {
   app.decorateRequest('user', null);
+  app.decorateRequest('credential', null);
   app.addHook('onRequest', async (req) => {
     // Judged on the route the router matched (it decodes: /%61pi/openapi.json is /api/openapi.json) and on the
     // decoded path, never on the raw URL.
@@ -26,18 +30,19 @@ export function registerAuth(app: FastifyInstance, users: Users): void {
     const header = req.headers.authorization;
     if (header) {
       const m = /^Bearer\s+(\S+)$/i.exec(header);
-      const user = m ? users.userForToken(m[1]!) : undefined;
-      if (!user) throw unauthorized('the API token is not valid (revoked, mistyped, or from another server)');
-      req.user = user;
+      const auth = users.token(m ? m[1]! : ''); // 401 saying why when not valid
+      req.user = auth.user;
+      req.credential = auth.credential;
       return;
     }
     const cookie = req.cookies[SESSION_COOKIE];
-    const user = cookie ? users.userForSession(cookie) : undefined;
-    if (!user) throw unauthorized(cookie ? 'your session has expired: sign in again' : undefined);
+    const auth = cookie ? users.session(cookie) : undefined;
+    if (!auth) throw unauthorized(cookie ? 'your session has expired: sign in again' : undefined);
     if (!['GET', 'HEAD', 'OPTIONS'].includes(req.method) && !sameOrigin(req)) {
       throw forbidden('cross-site request refused: the Origin header does not match this server');
     }
-    req.user = user;
+    req.user = auth.user;
+    req.credential = auth.credential;
   });
 }
 
@@ -63,6 +68,12 @@ function sameOrigin(req: FastifyRequest): boolean {
 export function requireUser(req: FastifyRequest): User {
   if (!req.user) throw unauthorized();
   return req.user;
+}
+
+/** The credential of an authenticated request. */
+export function requireCredential(req: FastifyRequest): Credential {
+  if (!req.credential) throw unauthorized();
+  return req.credential;
 }
 
 export function requireAdmin(req: FastifyRequest): User {

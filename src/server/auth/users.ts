@@ -1,13 +1,15 @@
-// Accounts, browser sessions and API tokens.
+// Accounts and browser sessions; API tokens are in tokens.ts, the streams their end closes in streams.ts.
 //
-// Sessions and tokens are random secrets of which only a SHA-256 hash is stored: they carry 256 bits of
-// entropy, so a fast hash is enough (unlike passwords). API tokens look like `oriel_<id>_<secret>`: the prefix
-// makes a leaked token easy to find with grep or a secret scanner, and the id finds its row without a scan.
-import { createHash, randomBytes, randomUUID, timingSafeEqual } from 'node:crypto';
+// Sessions are random secrets of which only a SHA-256 hash is stored: they carry 256 bits of entropy, so a fast
+// hash is enough (unlike passwords). A password change ends the account's other sessions and tokens; deleting an
+// account ends all of them (the database cascades) and closes their streams.
+import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { z } from 'zod';
 import type { Db } from '../../store/database.ts';
-import { badRequest, conflict, notFound } from '../../errors.ts';
+import { conflict, notFound } from '../../errors.ts';
 import { hashPassword, verifyPassword } from './passwords.ts';
+import { CredentialStreams, type Credential } from './streams.ts';
+import { ApiTokens } from './tokens.ts';
 
 export type Role = 'admin' | 'user';
 export interface User {
@@ -15,12 +17,6 @@ export interface User {
   name: string;
   role: Role;
   createdAt: string;
-}
-export interface ApiTokenInfo {
-  id: string;
-  name: string;
-  createdAt: string;
-  lastUsedAt: string | null;
 }
 
 export const USER_NAME_RE = /^[a-z_][a-z0-9_.-]{0,31}$/;
@@ -45,7 +41,13 @@ interface UserRow { id: string; name: string; role: Role; password_hash: string;
 const toUser = (r: UserRow): User => ({ id: r.id, name: r.name, role: r.role, createdAt: r.created_at });
 
 export class Users {
-  constructor(private readonly db: Db) {}
+  /** The open streams of each credential, closed when it ends. */
+  readonly streams = new CredentialStreams();
+  readonly tokens: ApiTokens;
+
+  constructor(private readonly db: Db) {
+    this.tokens = new ApiTokens(db, this.streams);
+  }
 
   count(): number {
     return (this.db.prepare('SELECT count(*) AS n FROM users').get() as { n: number }).n;
@@ -89,6 +91,30 @@ export class Users {
     ).map((r) => r.name);
     if (vms.length) throw conflict(`user '${name}' still owns VMs (${vms.join(', ')}): delete them first`);
     this.db.prepare('DELETE FROM users WHERE id = ?').run(u.id);
+    this.streams.endUser(u.id, 'the account was deleted');
+  }
+
+  /** Whether `password` is the user's current one. */
+  async checkPassword(userId: string, password: string): Promise<boolean> {
+    const r = this.db.prepare('SELECT password_hash FROM users WHERE id = ?').get(userId) as
+      { password_hash: string } | undefined;
+    return verifyPassword(password, r?.password_hash ?? DUMMY_HASH).then((ok) => !!r && ok);
+  }
+
+  /**
+   * Sets a new password and ends every session and API token of the account (and their streams) but `keep`: the
+   * credential the owner used to change it themselves. An admin's reset keeps none.
+   */
+  async setPassword(userId: string, password: string, keep?: Credential): Promise<void> {
+    passwordSchema.parse(password);
+    const hash = await hashPassword(password);
+    this.db.transaction(() => {
+      this.db.prepare('UPDATE users SET password_hash = ? WHERE id = ?').run(hash, userId);
+      this.db.prepare('DELETE FROM sessions WHERE user_id = ? AND token_hash IS NOT ?')
+        .run(userId, keep?.kind === 'session' ? keep.id : null);
+      this.tokens.revokeAllOf(userId, keep?.kind === 'token' ? keep.id : undefined);
+    })();
+    this.streams.endUser(userId, 'the password was changed: sign in again', keep);
   }
 
   /** Checks a name and password. Hashes even for unknown names, so timing does not reveal which names exist. */
@@ -110,54 +136,35 @@ export class Users {
     return { token, expiresAt };
   }
 
-  userForSession(token: string): User | undefined {
+  /** The session's user and credential, if the session is valid. */
+  session(token: string): { user: User; credential: Credential } | undefined {
+    const hash = sha256(token);
     const r = this.db
       .prepare(
-        'SELECT u.* FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.token_hash = ? AND s.expires_at > ?',
+        'SELECT u.*, s.expires_at AS s_expires FROM sessions s JOIN users u ON u.id = s.user_id ' +
+          'WHERE s.token_hash = ? AND s.expires_at > ?',
       )
-      .get(sha256(token), now()) as UserRow | undefined;
-    return r && toUser(r);
+      .get(hash, now()) as (UserRow & { s_expires: string }) | undefined;
+    if (!r) return undefined;
+    return { user: toUser(r), credential: { userId: r.id, kind: 'session', id: hash, expiresAt: r.s_expires } };
+  }
+
+  /** The token's user and credential; 401 (saying why) if it is not valid. */
+  token(token: string): { user: User; credential: Credential } {
+    const credential = this.tokens.authenticate(token);
+    return { user: this.get(credential.userId)!, credential };
+  }
+
+  /** Whether a credential is still valid: a console ticket is only as good as the credential it was issued under. */
+  alive(c: Credential): boolean {
+    if (c.kind === 'token') return this.tokens.alive(c.id);
+    return !!this.db.prepare('SELECT 1 FROM sessions WHERE token_hash = ? AND expires_at > ?').get(c.id, now());
   }
 
   deleteSession(token: string): void {
-    this.db.prepare('DELETE FROM sessions WHERE token_hash = ?').run(sha256(token));
-  }
-
-  // ---- API tokens (CLI, scripts) ----
-
-  createToken(userId: string, name: string): { token: string; info: ApiTokenInfo } {
-    if (!name || name.length > 100) throw badRequest('a token needs a name of 1-100 characters');
-    const id = randomBytes(6).toString('hex');
-    const secret = randomBytes(32).toString('base64url');
-    this.db
-      .prepare('INSERT INTO api_tokens (id, user_id, name, secret_hash, created_at) VALUES (?, ?, ?, ?, ?)')
-      .run(id, userId, name, sha256(secret), now());
-    return { token: `oriel_${id}_${secret}`, info: this.tokens(userId).find((t) => t.id === id)! };
-  }
-
-  userForToken(token: string): User | undefined {
-    const m = /^oriel_([0-9a-f]{12})_([A-Za-z0-9_-]{43})$/.exec(token);
-    if (!m) return undefined;
-    const r = this.db.prepare('SELECT user_id, secret_hash FROM api_tokens WHERE id = ?').get(m[1]) as
-      { user_id: string; secret_hash: string } | undefined;
-    if (!r) return undefined;
-    const a = Buffer.from(sha256(m[2]!), 'hex'), b = Buffer.from(r.secret_hash, 'hex');
-    if (a.length !== b.length || !timingSafeEqual(a, b)) return undefined;
-    this.db.prepare('UPDATE api_tokens SET last_used_at = ? WHERE id = ?').run(now(), m[1]);
-    return this.get(r.user_id);
-  }
-
-  tokens(userId: string): ApiTokenInfo[] {
-    return (
-      this.db
-        .prepare('SELECT id, name, created_at, last_used_at FROM api_tokens WHERE user_id = ? ORDER BY created_at')
-        .all(userId) as { id: string; name: string; created_at: string; last_used_at: string | null }[]
-    ).map((r) => ({ id: r.id, name: r.name, createdAt: r.created_at, lastUsedAt: r.last_used_at }));
-  }
-
-  deleteToken(userId: string, id: string): void {
-    const res = this.db.prepare('DELETE FROM api_tokens WHERE id = ? AND user_id = ?').run(id, userId);
-    if (res.changes === 0) throw notFound(`no token with id '${id}'`);
+    const hash = sha256(token);
+    this.db.prepare('DELETE FROM sessions WHERE token_hash = ?').run(hash);
+    this.streams.endCredential('session', hash, 'signed out');
   }
 }
 

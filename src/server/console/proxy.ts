@@ -4,6 +4,7 @@
 // - Who: a session cookie (same origin only), an API token (Authorization: Bearer), or a console ticket
 //   (?ticket=, single-use per SPICE session, see tickets.ts). Checked, with the per-VM permission, before the
 //   upgrade is accepted; a ticket's use is checked against the client's link message before QEMU is dialled.
+//   The WebSocket is closed (4401, with the reason) when that credential ends (auth/streams.ts).
 // - What: the client's first bytes must be a SPICE link message, or the console is closed; frames are bounded.
 // - Back-pressure both ways: a slow browser pauses reading from QEMU, a slow QEMU pauses reading from the browser,
 //   so the server never buffers without bound.
@@ -13,7 +14,7 @@ import type { FastifyInstance } from 'fastify';
 import { unauthorized } from '../../errors.ts';
 import type { ServerContext } from '../context.ts';
 import type { User } from '../auth/users.ts';
-import { checkOrigin, liveVmFor, upgradeUser, type VmUpgrade } from './upgrade.ts';
+import { checkOrigin, liveVmFor, upgradeCaller, type VmUpgrade } from './upgrade.ts';
 import { CHANNEL_MAIN, MAX_LINK_BYTES, parseClientLink, SessionIdSniffer } from './link-sniff.ts';
 import type { ConsoleTickets } from './tickets.ts';
 import type { ConsoleLimits } from './limits.ts';
@@ -44,7 +45,8 @@ export function spiceUpgrade(
   });
   return (req, socket, head, ref) => {
     checkOrigin(req);
-    const user = upgradeUser(app, ctx, req);
+    const caller = upgradeCaller(app, ctx, req);
+    const user = caller?.user;
     const ticket = new URL(req.url ?? '/', 'http://localhost').searchParams.get('ticket');
     const auth: Auth | undefined = user ? { kind: 'user', user } : ticket ? { kind: 'ticket', ticket } : undefined;
     if (!auth) throw unauthorized();
@@ -57,14 +59,23 @@ export function spiceUpgrade(
     } catch (e) {
       throw user ? e : badTicket();
     }
-    const holder = user ? user.id : tickets.holder(ticket!, vm.id);
-    if (!holder) throw badTicket();
+    // A ticket is only as good as the session or token it was issued under, which may have ended since.
+    const credential = caller ? caller.credential : tickets.holder(ticket!, vm.id);
+    if (!credential || !ctx.users.alive(credential)) throw badTicket();
     // Counted until the TCP connection closes, whether or not the handshake succeeds.
-    socket.once('close', limits.acquire(holder));
+    socket.once('close', limits.acquire(credential.userId));
     wss.handleUpgrade(req, socket, head, (ws) => {
       live.add(ws);
-      ws.once('close', () => live.delete(ws));
-      bridge(ctx, tickets, ws, vm.id, auth, app.log);
+      const end = bridge(ctx, tickets, ws, vm.id, auth, app.log);
+      // Closed when its credential ends (sign-out, revocation, expiry, password change, account deleted).
+      const unregister = ctx.users.streams.add(credential, (reason) => {
+        end(4401, reason);
+        setTimeout(() => ws.terminate(), 1000).unref();
+      });
+      ws.once('close', () => {
+        live.delete(ws);
+        unregister();
+      });
     });
   };
 }
@@ -76,7 +87,7 @@ function bridge(
   vmId: string,
   auth: Auth,
   log: FastifyInstance['log'],
-): void {
+): (code: number, reason: string) => void {
   let pending: Buffer[] = [];
   let pendingBytes = 0;
   let upstream: Socket | undefined;
@@ -164,4 +175,5 @@ function bridge(
     log.info({ err: e.message }, 'console: client WebSocket error');
     close(1009, e.message);
   });
+  return close;
 }

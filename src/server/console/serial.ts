@@ -2,7 +2,8 @@
 // bytes both ways (binary frames; text frames are taken as UTF-8 input), for xterm.js in the browser.
 //
 // - Who: as for the SPICE proxy: a session cookie (same origin only) or an API token (Authorization: Bearer),
-//   and the per-VM permission (owner or admin), checked before the upgrade is accepted.
+//   and the per-VM permission (owner or admin), checked before the upgrade is accepted. The WebSocket is closed
+//   (4401, with the reason) when that credential ends (auth/streams.ts).
 // - Many viewers, one line: QEMU's chardev socket (paths.serial) serves one client at a time, so the server holds
 //   one connection per VM while anyone watches, sends its output to every viewer and every viewer's keys to it.
 //   A viewer that joins first gets the recent output (the tail of serial.log, which QEMU writes as it goes), so
@@ -14,7 +15,7 @@ import { WebSocketServer, type WebSocket, type RawData } from 'ws';
 import type { FastifyInstance } from 'fastify';
 import { unauthorized } from '../../errors.ts';
 import type { ServerContext } from '../context.ts';
-import { checkOrigin, liveVmFor, upgradeUser, type VmUpgrade } from './upgrade.ts';
+import { checkOrigin, liveVmFor, upgradeCaller, type VmUpgrade } from './upgrade.ts';
 import type { VmRecord } from '../../vm/store.ts';
 import type { ConsoleLimits } from './limits.ts';
 
@@ -46,7 +47,7 @@ class SerialLine {
   }
 
   remove(ws: WebSocket): void {
-    this.viewers.delete(ws);
+    if (!this.viewers.delete(ws)) return; // left already
     if (this.viewers.size === 0) this.close();
   }
 
@@ -100,8 +101,9 @@ export function serialUpgrade(app: FastifyInstance, ctx: ServerContext, limits: 
 
   const handle: VmUpgrade = (req, socket, head, ref) => {
     checkOrigin(req);
-    const user = upgradeUser(app, ctx, req);
-    if (!user) throw unauthorized();
+    const caller = upgradeCaller(app, ctx, req);
+    if (!caller) throw unauthorized();
+    const { user, credential } = caller;
     const vm = liveVmFor(ctx, ref, user, 'serial console');
     socket.once('close', limits.acquire(user.id)); // counted until the TCP connection closes
     wss.handleUpgrade(req, socket, head, (ws) => {
@@ -123,11 +125,19 @@ export function serialUpgrade(app: FastifyInstance, ctx: ServerContext, limits: 
       }
       l.add(ws, recent);
       ws.on('message', (data: RawData) => {
+        if (!l.viewers.has(ws)) return; // left the line (its credential ended): no more input
         const b = Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data as ArrayBuffer);
         if (!l.input(b)) ws.close(1008, 'input faster than the guest reads it');
       });
-      ws.on('close', () => l.remove(ws));
-      ws.on('error', () => l.remove(ws));
+      // Closed when its credential ends (sign-out, revocation, expiry, password change, account deleted): the
+      // viewer leaves the line at once, so no output reaches it while the closing handshake runs.
+      const unregister = ctx.users.streams.add(credential, (reason) => {
+        l.remove(ws);
+        ws.close(4401, reason.slice(0, 120));
+        setTimeout(() => ws.terminate(), 1000).unref();
+      });
+      ws.on('close', () => (unregister(), l.remove(ws)));
+      ws.on('error', () => (unregister(), l.remove(ws)));
     });
   };
 

@@ -4,9 +4,10 @@
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { FastifyInstance } from 'fastify';
-import { OrielError, conflict, forbidden, notFound, unauthorized } from '../../errors.ts';
+import { OrielError, conflict, forbidden, notFound } from '../../errors.ts';
 import { SESSION_COOKIE } from '../auth/plugin.ts';
 import type { User } from '../auth/users.ts';
+import type { Credential } from '../auth/streams.ts';
 import type { ServerContext } from '../context.ts';
 import type { VmRecord } from '../../vm/store.ts';
 
@@ -55,16 +56,14 @@ export function checkOrigin(req: IncomingMessage): void {
   if (host !== req.headers.host) throw forbidden('cross-site console connection refused: bad Origin');
 }
 
-/** The caller, from an API token (a bad one is refused) or the session cookie; undefined if neither. */
-export function upgradeUser(app: FastifyInstance, ctx: ServerContext, req: IncomingMessage): User | undefined {
+export interface Caller { user: User; credential: Credential }
+
+/** The caller, from an API token (a bad one is refused, saying why) or the session cookie; undefined if neither. */
+export function upgradeCaller(app: FastifyInstance, ctx: ServerContext, req: IncomingMessage): Caller | undefined {
   const bearer = /^Bearer\s+(\S+)$/i.exec(req.headers.authorization ?? '')?.[1];
-  if (bearer) {
-    const user = ctx.users.userForToken(bearer);
-    if (!user) throw unauthorized('the API token is not valid');
-    return user;
-  }
+  if (bearer) return ctx.users.token(bearer);
   const cookie = req.headers.cookie ? app.parseCookie(req.headers.cookie)[SESSION_COOKIE] : undefined;
-  return cookie ? ctx.users.userForSession(cookie) : undefined;
+  return cookie ? ctx.users.session(cookie) : undefined;
 }
 
 /** The VM, if `user` (when known) may use it and it runs. */

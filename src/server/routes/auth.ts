@@ -1,11 +1,13 @@
 import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import { unauthorized } from '../../errors.ts';
-import { requireUser, SESSION_COOKIE } from '../auth/plugin.ts';
+import { badRequest, forbidden, unauthorized } from '../../errors.ts';
+import { requireCredential, requireUser, SESSION_COOKIE } from '../auth/plugin.ts';
 import type { ServerContext } from '../context.ts';
 import { errorSchema, userSchema } from '../schemas.ts';
 import { LoginThrottle } from '../auth/throttle.ts';
+import { passwordSchema } from '../auth/users.ts';
+import { DEFAULT_TOKEN_EXPIRY, tokenExpirySchema } from '../auth/tokens.ts';
 
 export function authRoutes(app: FastifyInstance, ctx: ServerContext): void {
   const r = app.withTypeProvider<ZodTypeProvider>();
@@ -18,6 +20,9 @@ export function authRoutes(app: FastifyInstance, ctx: ServerContext): void {
         username: z.string().min(1).max(200),
         password: z.string().min(1).max(1024),
         tokenName: z.string().min(1).max(100).optional(),
+        tokenExpires: tokenExpirySchema
+          .optional()
+          .describe(`lifetime of the API token: 30s, 12h, 90d, ... or "never" (default ${DEFAULT_TOKEN_EXPIRY})`),
       }),
       response: {
         200: z.object({ user: userSchema, token: z.string().optional() }),
@@ -43,20 +48,31 @@ export function authRoutes(app: FastifyInstance, ctx: ServerContext): void {
     reply.setCookie(SESSION_COOKIE, s.token, {
       path: '/', httpOnly: true, sameSite: 'strict', secure: ctx.config.secureCookies, expires: s.expiresAt,
     });
-    const token = req.body.tokenName ? ctx.users.createToken(user.id, req.body.tokenName).token : undefined;
+    const token = req.body.tokenName
+      ? ctx.users.tokens.create(user.id, req.body.tokenName, req.body.tokenExpires).token
+      : undefined;
     req.log.info({ user: user.name, token: !!token }, 'signed in');
     return { user, ...(token ? { token } : {}) };
   });
 
   r.post(
     '/api/auth/logout',
-    { schema: { tags: ['auth'], summary: 'Sign out (ends the session of the cookie)', response: { 204: z.null() } } },
+    {
+      schema: {
+        tags: ['auth'],
+        summary: 'Sign out: ends the session of the cookie, or revokes the API token the request carries',
+        response: { 204: z.null() },
+      },
+    },
     async (req, reply) => {
-    const cookie = req.cookies[SESSION_COOKIE];
-    if (cookie) ctx.users.deleteSession(cookie);
-    reply.clearCookie(SESSION_COOKIE, { path: '/' });
-    return reply.code(204).send(null);
-  },
+      const cred = requireCredential(req);
+      if (cred.kind === 'token') ctx.users.tokens.revoke(cred.id);
+      const cookie = req.cookies[SESSION_COOKIE];
+      if (cookie) ctx.users.deleteSession(cookie);
+      reply.clearCookie(SESSION_COOKIE, { path: '/' });
+      req.log.info({ user: req.user?.name, credential: cred.kind }, 'signed out');
+      return reply.code(204).send(null);
+    },
   );
 
   r.get(
@@ -65,47 +81,36 @@ export function authRoutes(app: FastifyInstance, ctx: ServerContext): void {
     async (req) => requireUser(req),
   );
 
-  const tokenSchema = z.object({
-    id: z.string(),
-    name: z.string(),
-    createdAt: z.string(),
-    lastUsedAt: z.string().nullable(),
-  });
-  r.get(
-    '/api/tokens',
-    {
-      schema: {
-        tags: ['auth'],
-        summary: 'List my API tokens (secrets are never shown again)',
-        response: { 200: z.array(tokenSchema) },
-      },
-    },
-    async (req) => ctx.users.tokens(requireUser(req).id),
-  );
+  // The owner changes their own password, proving the current one (throttled like a sign-in: a stolen session must
+  // not become a way to guess it). The credential that asked stays valid; every other one ends (see README).
   r.post(
-    '/api/tokens',
+    '/api/me/password',
     {
       schema: {
         tags: ['auth'],
-        summary: 'Create an API token; the secret is in this answer only',
-        body: z.object({ name: z.string().min(1).max(100) }),
-        response: { 201: z.object({ token: z.string(), info: tokenSchema }) },
-      },
-    },
-    async (req, reply) => reply.code(201).send(ctx.users.createToken(requireUser(req).id, req.body.name)),
-  );
-  r.delete(
-    '/api/tokens/:id',
-    {
-      schema: {
-        tags: ['auth'],
-        summary: 'Revoke one of my API tokens',
-        params: z.object({ id: z.string() }),
-        response: { 204: z.null() },
+        summary: 'Change my password: ends my other sessions and API tokens (this one stays signed in)',
+        body: z.object({ currentPassword: z.string().min(1).max(1024), newPassword: passwordSchema }),
+        response: { 204: z.null(), 403: errorSchema, 429: errorSchema },
       },
     },
     async (req, reply) => {
-      ctx.users.deleteToken(requireUser(req).id, req.params.id);
+      const me = requireUser(req);
+      const cred = requireCredential(req);
+      try {
+        throttle.begin(me.name, req.ip);
+      } catch (e) {
+        reply.header('retry-after', String((e as { retryAfterSec: number }).retryAfterSec));
+        throw e;
+      }
+      const ok = await throttle.slot(() => ctx.users.checkPassword(me.id, req.body.currentPassword));
+      // 403, not 401: the caller is signed in; a 401 would send the web UI to its sign-in page.
+      if (!ok) throw forbidden('the current password is wrong');
+      throttle.succeeded(me.name, req.ip);
+      if (req.body.newPassword === req.body.currentPassword) {
+        throw badRequest('the new password is the same as the current one');
+      }
+      await throttle.slot(() => ctx.users.setPassword(me.id, req.body.newPassword, cred));
+      req.log.info({ user: me.name }, 'password changed');
       return reply.code(204).send(null);
     },
   );

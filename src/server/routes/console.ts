@@ -1,7 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import { requireUser } from '../auth/plugin.ts';
+import { requireCredential } from '../auth/plugin.ts';
 import type { ServerContext } from '../context.ts';
 import type { ConsoleTickets } from '../console/tickets.ts';
 import { vmFor } from './vms.ts';
@@ -21,7 +21,7 @@ export function consoleRoutes(app: FastifyInstance, ctx: ServerContext, tickets:
     },
     async (req, reply) => {
       const vm = vmFor(ctx, req, req.params.vm);
-      const t = tickets.issue(requireUser(req).id, vm.id);
+      const t = tickets.issue(requireCredential(req), vm.id);
       return reply.code(201).send({ ...t, path: `/api/vms/${encodeURIComponent(vm.name)}/spice?ticket=${t.ticket}` });
     },
   );

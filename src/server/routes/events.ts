@@ -1,7 +1,8 @@
 // Server-sent events: VM state changes and operation progress as they happen, filtered to what the caller may
-// see. The web UI and `oriel` follow this stream instead of polling.
+// see. The web UI and `oriel` follow this stream instead of polling. The stream ends (with a last `closed` event
+// saying why) when the session or token it was opened with ends: sign-out, revocation, expiry, password change.
 import type { FastifyInstance } from 'fastify';
-import { requireUser } from '../auth/plugin.ts';
+import { requireCredential, requireUser } from '../auth/plugin.ts';
 import type { ServerContext } from '../context.ts';
 import type { Operation } from '../operations.ts';
 import { operationView, vmView } from '../schemas.ts';
@@ -21,6 +22,7 @@ export function eventRoutes(app: FastifyInstance, ctx: ServerContext): void {
     },
     (req, reply) => {
     const user = requireUser(req);
+    const credential = requireCredential(req);
     reply.hijack();
     const res = reply.raw;
     res.writeHead(200, {
@@ -46,13 +48,24 @@ export function eventRoutes(app: FastifyInstance, ctx: ServerContext): void {
     };
     ctx.schedules.on('changed', onSchedule);
     const keepalive = setInterval(() => res.write(': keepalive\n\n'), KEEPALIVE_MS);
-    req.raw.on('close', () => {
+    const unregister = ctx.users.streams.add(credential, (reason) => {
+      send('closed', { reason });
+      res.end();
+      cleanup();
+    });
+    let done = false;
+    const cleanup = () => {
+      if (done) return;
+      done = true;
+      unregister();
       clearInterval(keepalive);
       ctx.vms.off('changed', onVm);
       ctx.vms.off('deleted', onVmDeleted);
       ctx.ops.off('changed', onOp);
       ctx.schedules.off('changed', onSchedule);
-    });
+    };
+    req.raw.on('close', cleanup);
+    res.on('close', cleanup);
   },
   );
 }

@@ -1,7 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import { conflict } from '../../errors.ts';
+import { conflict, notFound } from '../../errors.ts';
 import { requireAdmin } from '../auth/plugin.ts';
 import { passwordSchema, userNameSchema } from '../auth/users.ts';
 import type { ServerContext } from '../context.ts';
@@ -36,6 +36,28 @@ export function userRoutes(app: FastifyInstance, ctx: ServerContext): void {
       const u = await ctx.users.create(req.body.name, req.body.password, req.body.role);
       req.log.info({ user: u.name, role: u.role }, 'user created');
       return reply.code(201).send(u);
+    },
+  );
+  r.put(
+    '/api/users/:name/password',
+    {
+      schema: {
+        tags: ['users'],
+        summary: 'Set another user\'s password (admin): ends all their sessions and API tokens',
+        params: z.object({ name: z.string() }),
+        body: z.object({ password: passwordSchema }),
+        response: { 204: z.null() },
+      },
+    },
+    async (req, reply) => {
+      const me = requireAdmin(req);
+      // Your own password needs the current one (POST /api/me/password): a stolen session must not be enough.
+      if (me.name === req.params.name) throw conflict('change your own password with POST /api/me/password');
+      const u = ctx.users.byName(req.params.name);
+      if (!u) throw notFound(`no user named '${req.params.name}'`);
+      await ctx.users.setPassword(u.id, req.body.password);
+      req.log.info({ user: u.name, by: me.name }, 'password reset');
+      return reply.code(204).send(null);
     },
   );
   r.delete(

@@ -110,6 +110,14 @@ export function startEvents(): void {
       at: Date.now(),
     };
   });
+  // The server ends the stream when the session ends (signed out elsewhere, expired, password changed).
+  es.addEventListener('closed', (ev) => {
+    es.close();
+    live.value = 'offline';
+    const reason = (JSON.parse((ev as MessageEvent).data) as { reason: string }).reason;
+    if (reason !== 'signed out') notify(`Live updates stopped: ${reason}`);
+    api('GET', '/api/auth/me').then(() => { if (events === es) startEvents(); }).catch(() => undefined);
+  });
   es.onerror = () => {
     live.value = 'offline';
     // EventSource retries network errors by itself but gives up on an HTTP error (a 401 once the session ended):
