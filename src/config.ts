@@ -26,6 +26,9 @@ export interface OrielConfig {
    * by ':'). Nobody else ever names a host path; with none configured, nobody does.
    */
   imagesDirs: string[];
+  /** The cap on a running VM's serial console log (ORIEL_SERIAL_LOG_MAX_BYTES; default 8 MiB; serial.log.1 holds
+   * the part before). */
+  serialLogMaxBytes: number;
 }
 
 function xdg(envName: string, fallback: string): string {
@@ -46,6 +49,7 @@ export function defaultConfig(env: NodeJS.ProcessEnv = process.env): OrielConfig
     secureCookies: env.ORIEL_SECURE_COOKIES === '1',
     logLevel: env.ORIEL_LOG_LEVEL || 'info',
     imagesDirs: (env.ORIEL_IMAGES_DIRS ?? '').split(':').filter(Boolean).map((d) => resolve(d)),
+    serialLogMaxBytes: env.ORIEL_SERIAL_LOG_MAX_BYTES ? Number(env.ORIEL_SERIAL_LOG_MAX_BYTES) : 8 << 20,
   };
 }
 
@@ -59,6 +63,9 @@ export function configProblems(c: OrielConfig): string[] {
   }
   if (!['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].includes(c.logLevel)) {
     p.push(`ORIEL_LOG_LEVEL must be one of fatal, error, warn, info, debug, trace, silent, not '${c.logLevel}'`);
+  }
+  if (!Number.isInteger(c.serialLogMaxBytes) || c.serialLogMaxBytes < 4096) {
+    p.push(`ORIEL_SERIAL_LOG_MAX_BYTES must be a whole number of bytes, at least 4096, not '${c.serialLogMaxBytes}'`);
   }
   for (const d of c.imagesDirs) {
     const inside = (x: string) => x === d || x.startsWith(d.endsWith('/') ? d : `${d}/`);

@@ -11,7 +11,7 @@ import {
   serializerCompiler,
   validatorCompiler,
 } from 'fastify-type-provider-zod';
-import { ZodError } from 'zod';
+import { ZodError, type ZodType } from 'zod';
 import type { OrielConfig } from '../config.ts';
 import { OrielError } from '../errors.ts';
 import { openDatabase } from '../store/database.ts';
@@ -41,6 +41,8 @@ import { serialUpgrade } from './console/serial.ts';
 import { registerWebUi } from './web.ts';
 
 export const VERSION = '0.1.0';
+/** Time a client has to send a whole request (headers and body). */
+export const REQUEST_TIMEOUT_MS = 30_000;
 
 export interface OrielServer {
   app: FastifyInstance;
@@ -62,6 +64,9 @@ export async function createServer(config: OrielConfig, opts: { logger?: boolean
       redact: ['req.headers.authorization', 'req.headers.cookie', 'res.headers["set-cookie"]'],
     },
     bodyLimit: 1024 * 1024,
+    // A request (headers and body) must arrive within this time: a client sending its body a byte now and then
+    // would otherwise hold its connection for good (Node checks every 30 s).
+    requestTimeout: REQUEST_TIMEOUT_MS,
   });
   const vms = new VmManager({
     db,
@@ -72,6 +77,7 @@ export async function createServer(config: OrielConfig, opts: { logger?: boolean
     accel: config.accel,
     stopTimeoutSec: config.stopTimeoutSec,
     imagesDirs: config.imagesDirs,
+    serialLogMaxBytes: config.serialLogMaxBytes,
     log: (level, msg, extra) => app.log[level](extra ?? {}, msg),
   });
   const users = new Users(db);
@@ -96,8 +102,15 @@ export async function createServer(config: OrielConfig, opts: { logger?: boolean
   recovery.vmsReady();
   schedules.start();
 
-  app.setValidatorCompiler(validatorCompiler);
+  // A POST with no body at all (`curl -X POST .../start`) reaches the validator as null (fastify passes null for an
+  // absent body): the routes whose body is optional take it as absent instead of answering 'expected object,
+  // received null'.
+  app.setValidatorCompiler<ZodType>((route) => {
+    const validate = validatorCompiler(route);
+    return route.httpPart === 'body' ? (data: unknown) => validate(data === null ? undefined : data) : validate;
+  });
   app.setSerializerCompiler(serializerCompiler);
+  app.server.headersTimeout = REQUEST_TIMEOUT_MS;
   await app.register(cookie);
   await app.register(swagger, {
     openapi: {

@@ -25,6 +25,7 @@ import { execByAgent, execByShell, type ExecResult } from './guest-exec.ts';
 import { vmPaths, type VmPaths } from './paths.ts';
 import { isAlive, isOurQemu, readPidfile, tail, waitUntil } from './process.ts';
 import { qemuArgs } from './qemu-args.ts';
+import { DEFAULT_SERIAL_LOG_MAX_BYTES, SerialLogKeeper } from './serial-log.ts';
 import { QmpClient } from './qmp/index.ts';
 import { recheckSpecPaths, resolveSpec } from './resolve-spec.ts';
 import { howItEnded, type Runtime } from './runtime.ts';
@@ -43,6 +44,8 @@ export interface VmManagerOptions {
   stopTimeoutSec: number;
   /** Folders admins may name disk images, kernels and initrds in (host-paths.ts). */
   imagesDirs?: string[];
+  /** The cap on each running VM's serial.log (serial-log.ts); DEFAULT_SERIAL_LOG_MAX_BYTES when unset. */
+  serialLogMaxBytes?: number;
   log?: (level: 'info' | 'warn' | 'error', msg: string, extra?: Record<string, unknown>) => void;
 }
 
@@ -64,11 +67,16 @@ export class VmManager extends EventEmitter {
   readonly store: VmStore;
   private readonly runtimes = new Map<string, Runtime>();
   private readonly locks = new Map<string, Promise<unknown>>();
+  private readonly serialLogs: SerialLogKeeper;
 
   constructor(private readonly o: VmManagerOptions) {
     super();
     this.store = new VmStore(o.db);
     mkdirSync(`${o.dataDir}/vms`, { recursive: true, mode: 0o700 });
+    this.serialLogs = new SerialLogKeeper(o.serialLogMaxBytes ?? DEFAULT_SERIAL_LOG_MAX_BYTES,
+      () => [...this.runtimes.keys()].map((id) => vmPaths(o.dataDir, id).serialLog),
+      (path, e) => this.log('warn', 'cannot cap the serial log', { path, error: e.message }));
+    this.serialLogs.start();
   }
 
   private log(level: 'info' | 'warn' | 'error', msg: string, extra?: Record<string, unknown>) {
@@ -200,7 +208,8 @@ export class VmManager extends EventEmitter {
       }
       this.log('warn', 'removing stale pidfile', { vm: vm.name, pid: stalePid });
     }
-    for (const f of [p.pidfile, p.qmp, p.spice, p.serial, p.shell, p.guestAgent]) rmSync(f, { force: true });
+    const stale = [p.pidfile, p.qmp, p.spice, p.serial, p.shell, p.guestAgent, p.serialLog, p.serialLogPrev];
+    for (const f of stale) rmSync(f, { force: true });
 
     if (spec.hugepages) checkHugePages(vm.name, spec.memoryMiB);
     this.setState(vm.id, 'starting', null, null);
@@ -583,6 +592,7 @@ export class VmManager extends EventEmitter {
 
   /** Lets go of QEMU processes without stopping them (server shutdown): they keep running and are re-attached. */
   detachAll(): void {
+    this.serialLogs.stop();
     for (const rt of this.runtimes.values()) {
       rt.detached = true;
       rt.shell?.close();

@@ -9,6 +9,8 @@ export interface VmPaths {
   spice: string;
   serial: string;
   serialLog: string;
+  /** The serial log's rotated predecessor (serial-log.ts). */
+  serialLogPrev: string;
   shell: string;
   /** qemu-guest-agent's port (images with the 'guest-agent' device). */
   guestAgent: string;
@@ -25,6 +27,7 @@ export function vmPaths(dataDir: string, vmId: string): VmPaths {
     spice: join(dir, 'spice.sock'),
     serial: join(dir, 'serial.sock'),
     serialLog: join(dir, 'serial.log'),
+    serialLogPrev: join(dir, 'serial.log.1'),
     shell: join(dir, 'shell.sock'),
     guestAgent: join(dir, 'qga.sock'),
     qemuLog: join(dir, 'qemu.log'),

@@ -1,5 +1,6 @@
 // Facts about a QEMU process that outlives the server that started it: is it alive, is it ours, its log tail.
-import { existsSync, readFileSync, openSync, readSync, fstatSync, closeSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import { lastBytes } from './serial-log.ts';
 
 /** True if `pid` runs. A zombie counts as dead: a QEMU re-attached after a server restart is no child of ours,
  * and if its parent died, nothing may reap it for a while, yet kill(pid, 0) still succeeds on it. */
@@ -36,17 +37,9 @@ export function readPidfile(path: string): number | undefined {
 
 /** The last `lines` lines of a (possibly large) log file, reading only its end. */
 export function tail(path: string, lines = 20, maxBytes = 64 * 1024): string {
-  if (!existsSync(path)) return '';
-  const fd = openSync(path, 'r');
-  try {
-    const size = fstatSync(fd).size;
-    const len = Math.min(size, maxBytes);
-    const buf = Buffer.alloc(len);
-    readSync(fd, buf, 0, len, size - len);
-    return buf.toString('utf8').split('\n').filter((l, i, a) => l !== '' || i < a.length - 1).slice(-lines).join('\n');
-  } finally {
-    closeSync(fd);
-  }
+  // Across a rotated predecessor (serial-log.ts), so the tail of a log just emptied by its cap is still there.
+  const buf = lastBytes(path, maxBytes);
+  return buf.toString('utf8').split('\n').filter((l, i, a) => l !== '' || i < a.length - 1).slice(-lines).join('\n');
 }
 
 export async function waitUntil(cond: () => boolean, timeoutMs: number, stepMs = 50): Promise<boolean> {

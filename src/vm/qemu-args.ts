@@ -27,9 +27,9 @@ export function qemuArgs(name: string, spec: VmSpec, paths: VmPaths, accel: 'kvm
     '-nodefaults', '-no-user-config',
     '-display', 'none',
     '-vga', spec.display,
-    // ttyS0: the guest console, kept in serial.log (this boot only: QEMU truncates it at start) and reachable as a
-    // socket for an interactive terminal.
-    '-chardev', `socket,id=serial0,path=${paths.serial},server=on,wait=off,logfile=${paths.serialLog}`,
+    // ttyS0: the guest console, kept in serial.log (this boot only: removed before QEMU starts; appended to, so that
+    // serial-log.ts can cap it) and reachable as a socket for an interactive terminal.
+    '-chardev', `socket,id=serial0,path=${paths.serial},server=on,wait=off,logfile=${paths.serialLog},logappend=on`,
     '-serial', 'chardev:serial0',
     // ttyS1: the command shell the tiny guest serves for `oriel vm exec`.
     '-chardev', `socket,id=shell0,path=${paths.shell},server=on,wait=off`,

@@ -9,7 +9,6 @@
 //   A viewer that joins first gets the recent output (the tail of serial.log, which QEMU writes as it goes), so
 //   the prompt is on screen at once.
 // - A viewer that cannot keep up is dropped rather than buffered without bound.
-import { closeSync, existsSync, openSync, readSync, statSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { WebSocketServer, type WebSocket, type RawData } from 'ws';
 import type { FastifyInstance } from 'fastify';
@@ -18,6 +17,7 @@ import type { ServerContext } from '../context.ts';
 import { checkOrigin, liveVmFor, upgradeCaller, type VmUpgrade } from './upgrade.ts';
 import type { VmRecord } from '../../vm/store.ts';
 import type { ConsoleLimits } from './limits.ts';
+import { lastBytes } from '../../vm/serial-log.ts';
 
 /** Largest input frame: a paste into the terminal. */
 const MAX_FRAME = 64 * 1024;
@@ -156,19 +156,9 @@ export function serialUpgrade(app: FastifyInstance, ctx: ServerContext, limits: 
 
 /** The last REPLAY_BYTES of serial.log, starting after a line break when there is one. */
 function replay(path: string): Buffer {
-  if (!existsSync(path)) return Buffer.alloc(0);
-  const size = statSync(path).size;
-  const n = Math.min(size, REPLAY_BYTES);
-  const buf = Buffer.alloc(n);
-  const fd = openSync(path, 'r');
-  try {
-    readSync(fd, buf, 0, n, size - n);
-  } finally {
-    closeSync(fd);
-  }
-  if (n < size) {
-    const nl = buf.indexOf(10);
-    if (nl >= 0) return buf.subarray(nl + 1);
-  }
-  return buf;
+  const buf = lastBytes(path, REPLAY_BYTES + 1); // one more byte: was there anything before the replay?
+  if (buf.length <= REPLAY_BYTES) return buf;
+  const tailPart = buf.subarray(1);
+  const nl = tailPart.indexOf(10);
+  return nl >= 0 ? tailPart.subarray(nl + 1) : tailPart;
 }
