@@ -38,6 +38,8 @@ import { ConsoleTickets } from './console/tickets.ts';
 import { ConsoleLimits } from './console/limits.ts';
 import { serialUpgrade } from './console/serial.ts';
 import { registerWebUi } from './web.ts';
+import { Quotas } from './quotas/quotas.ts';
+import { quotaRoutes } from './routes/quotas.ts';
 
 export const VERSION = '0.1.0';
 
@@ -72,6 +74,7 @@ export async function createServer(config: OrielConfig, opts: { logger?: boolean
     stopTimeoutSec: config.stopTimeoutSec,
     imagesDirs: config.imagesDirs,
     log: (level, msg, extra) => app.log[level](extra ?? {}, msg),
+    admit: { create: (owner, spec) => quotas.admitCreate(owner, spec), start: (vm) => quotas.admitStart(vm) },
   });
   const users = new Users(db);
   const ops = new Operations(db);
@@ -79,8 +82,9 @@ export async function createServer(config: OrielConfig, opts: { logger?: boolean
     root: CheckpointService.defaultRoot(config.dataDir),
     qemuImg: config.qemuImgBinary,
   });
-  const schedules = new CheckpointSchedules(db, vms, checkpoints, ops);
-  const ctx: ServerContext = { config, db, vms, users, ops, checkpoints, schedules };
+  const quotas = new Quotas(db, users, vms, checkpoints, config.defaultQuota);
+  const schedules = new CheckpointSchedules(db, vms, checkpoints, ops, quotas);
+  const ctx: ServerContext = { config, db, vms, users, ops, checkpoints, schedules, quotas };
 
   let firstAdmin: OrielServer['firstAdmin'];
   if (users.count() === 0) {
@@ -143,6 +147,7 @@ export async function createServer(config: OrielConfig, opts: { logger?: boolean
   app.get('/api/openapi.json', { schema: { hide: true } }, async () => app.swagger());
   authRoutes(app, ctx);
   userRoutes(app, ctx);
+  quotaRoutes(app, ctx);
   vmRoutes(app, ctx);
   imageRoutes(app, ctx);
   operationRoutes(app, ctx);

@@ -58,4 +58,17 @@ export const migrations: string[] = [
     last_error TEXT
   );
   `,
+  `
+  -- Per-user quotas (server/quotas): a row overrides the defaults (admins: unlimited; users: the configured
+  -- default quota); NULL in a column is unlimited.
+  CREATE TABLE user_quotas (
+    user_id TEXT PRIMARY KEY REFERENCES users(id) ON DELETE CASCADE,
+    vms INTEGER,
+    memory_mib INTEGER,
+    cpus INTEGER,
+    disk_bytes INTEGER,
+    checkpoint_bytes INTEGER,
+    updated_at TEXT NOT NULL
+  );
+  `,
 ];

@@ -17,7 +17,7 @@ import { conflict, notFound, OrielError, unprocessable, unavailable } from '../e
 import type { Accel } from '../config.ts';
 import type { Db } from '../store/database.ts';
 import { resolveAccel } from './accel.ts';
-import { createOverlay } from './disk.ts';
+import { createOverlay, diskInfo } from './disk.ts';
 import { findBuiltImage } from './images/registry.ts';
 import { checkHugePages } from './hugepages.ts';
 import { GuestAgent } from './guest-agent.ts';
@@ -28,7 +28,7 @@ import { qemuArgs } from './qemu-args.ts';
 import { QmpClient } from './qmp/index.ts';
 import { recheckSpecPaths, resolveSpec } from './resolve-spec.ts';
 import { howItEnded, type Runtime } from './runtime.ts';
-import { VM_ID_RE, VM_NAME_RE, vmRequestSchema, type VmState } from './spec.ts';
+import { VM_ID_RE, VM_NAME_RE, vmRequestSchema, type VmSpec, type VmState } from './spec.ts';
 import { VmStore, type VmRecord } from './store.ts';
 // A timer that keeps the process alive: at server start nothing else may (the HTTP server is not listening yet).
 import { setTimeout as delay } from 'node:timers/promises';
@@ -44,6 +44,9 @@ export interface VmManagerOptions {
   /** Folders admins may name disk images, kernels and initrds in (host-paths.ts). */
   imagesDirs?: string[];
   log?: (level: 'info' | 'warn' | 'error', msg: string, extra?: Record<string, unknown>) => void;
+  /** Quotas: each throws to refuse; called right before a VM's row is inserted and before a start marks it
+   * `starting`, with no await between check and write, so parallel requests cannot both pass a check one fits. */
+  admit?: { create(ownerId: string, spec: VmSpec): void; start(vm: VmRecord): void };
 }
 
 export type { ExecResult } from './guest-exec.ts';
@@ -129,7 +132,7 @@ export class VmManager extends EventEmitter {
     const p = vmPaths(this.o.dataDir, id);
     mkdirSync(p.dir, { recursive: true, mode: 0o700 });
     try {
-      if (spec.baseDisk) await createOverlay(this.o.qemuImgBinary, spec.baseDisk, spec.baseFormat!, p.disk);
+      await this.newDisk(ownerId, spec, p.disk);
       const vm = this.store.insert({ id, name: req.name, ownerId, spec });
       this.emit('changed', vm);
       this.log('info', 'vm created', { vm: vm.name, id });
@@ -154,14 +157,24 @@ export class VmManager extends EventEmitter {
     const p = vmPaths(this.o.dataDir, id);
     mkdirSync(p.dir, { recursive: true, mode: 0o700 });
     try {
-      if (src.spec.baseDisk) await createOverlay(this.o.qemuImgBinary, src.spec.baseDisk, src.spec.baseFormat!, p.disk);
-      const vm = this.store.insert({ id, name, ownerId, spec: { ...src.spec } });
+      const spec = { ...src.spec };
+      await this.newDisk(ownerId, spec, p.disk);
+      const vm = this.store.insert({ id, name, ownerId, spec });
       this.emit('changed', vm);
       return vm;
     } catch (e) {
       rmSync(p.dir, { recursive: true, force: true });
       throw e;
     }
+  }
+
+  /** The overlay of a new VM (if it has a disk) and its provisioned size, then the quotas' word (no await after). */
+  private async newDisk(ownerId: string, spec: VmSpec, disk: string): Promise<void> {
+    if (spec.baseDisk) {
+      await createOverlay(this.o.qemuImgBinary, spec.baseDisk, spec.baseFormat!, disk);
+      spec.diskBytes = (await diskInfo(this.o.qemuImgBinary, disk, 'qcow2')).virtualSize;
+    }
+    this.o.admit?.create(ownerId, spec);
   }
 
   async delete(ref: string): Promise<void> {
@@ -203,6 +216,7 @@ export class VmManager extends EventEmitter {
     for (const f of [p.pidfile, p.qmp, p.spice, p.serial, p.shell, p.guestAgent]) rmSync(f, { force: true });
 
     if (spec.hugepages) checkHugePages(vm.name, spec.memoryMiB);
+    this.o.admit?.start(this.store.get(vm.id)!); // no await from here to the state write (quotas)
     this.setState(vm.id, 'starting', null, null);
     const tiny = spec.accel === 'auto' ? findBuiltImage(this.o.cacheDir, 'tiny') : undefined;
     const accel = await resolveAccel(

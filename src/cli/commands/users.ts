@@ -4,6 +4,7 @@ import type { Command } from 'commander';
 import { Api, CliError, saveToken } from '../api.ts';
 import { readSecret } from '../prompt.ts';
 import { printJson, table } from '../output.ts';
+import { quotaCommand } from './quota.ts';
 
 export function userCommands(program: Command, api: () => Api): void {
   program.command('login')
@@ -42,4 +43,5 @@ export function userCommands(program: Command, api: () => Api): void {
     await api().delete(`/api/users/${encodeURIComponent(name)}`);
     console.log(`deleted user '${name}'`);
   });
+  quotaCommand(user, api);
 }

@@ -3,8 +3,11 @@
 // uses up the ticket; the other channels of that SPICE session (same session id, while the main channel is
 // open) are let in on it. Tickets live in memory: a server restart voids them, which is what one wants.
 import { randomBytes } from 'node:crypto';
+import { OrielError } from '../../errors.ts';
 
 export const TICKET_TTL_MS = 60_000;
+/** Tickets one user may hold unredeemed (issued, unused, unexpired) at once. */
+export const MAX_TICKETS_PER_USER = 32;
 
 interface Ticket {
   userId: string;
@@ -19,6 +22,12 @@ export class ConsoleTickets {
 
   issue(userId: string, vmId: string): { ticket: string; expiresAt: string } {
     this.sweep();
+    let unredeemed = 0;
+    for (const t of this.tickets.values()) if (t.userId === userId && !t.session) unredeemed++;
+    if (unredeemed >= MAX_TICKETS_PER_USER) {
+      throw new OrielError(429, `too many unused console tickets for this user (${MAX_TICKETS_PER_USER}): use them `
+        + `or wait until they expire (${TICKET_TTL_MS / 1000} s)`, 'too_many');
+    }
     const ticket = randomBytes(24).toString('base64url');
     const expiresAt = Date.now() + TICKET_TTL_MS;
     this.tickets.set(ticket, { userId, vmId, expiresAt });

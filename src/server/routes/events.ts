@@ -1,6 +1,7 @@
 // Server-sent events: VM state changes and operation progress as they happen, filtered to what the caller may
 // see. The web UI and `oriel` follow this stream instead of polling.
 import type { FastifyInstance } from 'fastify';
+import { OrielError } from '../../errors.ts';
 import { requireUser } from '../auth/plugin.ts';
 import type { ServerContext } from '../context.ts';
 import type { Operation } from '../operations.ts';
@@ -9,8 +10,11 @@ import type { VmRecord } from '../../vm/store.ts';
 import { canSeeOperation } from './operations.ts';
 
 const KEEPALIVE_MS = 15_000;
+/** Event streams one user may hold open at once (a browser tab holds one; `oriel` watchers one each). */
+export const MAX_EVENT_STREAMS_PER_USER = 16;
 
 export function eventRoutes(app: FastifyInstance, ctx: ServerContext): void {
+  const open = new Map<string, number>();
   app.get(
     '/api/events',
     {
@@ -21,6 +25,20 @@ export function eventRoutes(app: FastifyInstance, ctx: ServerContext): void {
     },
     (req, reply) => {
     const user = requireUser(req);
+    const mine = open.get(user.id) ?? 0;
+    if (mine >= MAX_EVENT_STREAMS_PER_USER) {
+      throw new OrielError(429, `too many event streams open for this user (${MAX_EVENT_STREAMS_PER_USER}): `
+        + 'close other tabs or watchers first', 'too_many');
+    }
+    open.set(user.id, mine + 1);
+    let released = false;
+    const release = () => {
+      if (released) return;
+      released = true;
+      const left = (open.get(user.id) ?? 1) - 1;
+      if (left > 0) open.set(user.id, left);
+      else open.delete(user.id);
+    };
     reply.hijack();
     const res = reply.raw;
     res.writeHead(200, {
@@ -47,6 +65,7 @@ export function eventRoutes(app: FastifyInstance, ctx: ServerContext): void {
     ctx.schedules.on('changed', onSchedule);
     const keepalive = setInterval(() => res.write(': keepalive\n\n'), KEEPALIVE_MS);
     req.raw.on('close', () => {
+      release();
       clearInterval(keepalive);
       ctx.vms.off('changed', onVm);
       ctx.vms.off('deleted', onVmDeleted);
