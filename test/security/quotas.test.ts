@@ -14,7 +14,8 @@ import type { ParsedStream } from '../../src/checkpoint/stream/index.ts';
 import { MAX_TICKETS_PER_USER } from '../../src/server/console/tickets.ts';
 import { MAX_EVENT_STREAMS_PER_USER } from '../../src/server/routes/events.ts';
 import { ensureTinyImage } from '../helpers/images.ts';
-import { addUser, startTestServer, type Client, type TestServer } from '../helpers/server.ts';
+import { ADMIN_PASSWORD, addUser, startTestServer, type Client, type TestServer } from '../helpers/server.ts';
+import { ensureWebBuild, launchChromium, signIn } from '../web/helpers.ts';
 
 const BIN = join(import.meta.dirname, '../../bin/oriel.js');
 const MiB = 2 ** 20;
@@ -206,6 +207,36 @@ describe('quotas', () => {
     const reset = await oriel(['user', 'quota', 'bob', '--reset'], env);
     assert.equal(reset.code, 0, reset.stderr);
     assert.equal((await bob.get('/api/me/quota')).body.custom, false);
+  });
+
+  test('web UI: an admin edits a quota on the Users page; a user sees usage against limits', async () => {
+    ensureWebBuild();
+    const browser = await launchChromium();
+    try {
+      const page = await browser.newPage();
+      await signIn(page, t.url, 'admin', ADMIN_PASSWORD, '/users');
+      await page.click('#user-bob-quota');
+      await page.fill('#quota-bob-memoryMiB', '384');
+      await page.fill('#quota-bob-diskBytes', '2');
+      await page.fill('#quota-bob-vms', '');
+      await page.click('#quota-bob-save');
+      const want = { memoryMiB: 384, diskBytes: 2 * 2 ** 30, vms: null };
+      let got: Record<string, unknown> = {};
+      for (let i = 0; i < 50; i++) {
+        got = (await bob.get('/api/me/quota')).body.limits;
+        if (got.memoryMiB === 384) break;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      assert.deepEqual({ memoryMiB: got.memoryMiB, diskBytes: got.diskBytes, vms: got.vms }, want);
+      assert.match((await page.textContent('#user-bob-row'))!, /0 MiB \/ 384 MiB/);
+      const bp = await browser.newPage();
+      await signIn(bp, t.url, 'bob', 'bob-password');
+      await bp.waitForSelector('#quota-summary');
+      assert.match((await bp.textContent('#quota-memoryMiB'))!, /0 MiB of 384 MiB running memory/);
+      assert.equal(await bp.$('#nav-users'), null, 'no Users link for ordinary users');
+    } finally {
+      await browser.close();
+    }
   });
 
   test(`event streams are capped per user (${MAX_EVENT_STREAMS_PER_USER}) with a 429`, async () => {
