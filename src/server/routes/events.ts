@@ -15,6 +15,8 @@ export const MAX_EVENT_STREAMS_PER_USER = 16;
 
 export function eventRoutes(app: FastifyInstance, ctx: ServerContext): void {
   const open = new Map<string, number>();
+  // Each stream listens on these; their number is bounded by the per-user cap instead of Node's warning at 10.
+  for (const e of [ctx.vms, ctx.ops, ctx.schedules]) e.setMaxListeners(0);
   app.get(
     '/api/events',
     {
