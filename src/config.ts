@@ -29,6 +29,55 @@ export interface OrielConfig {
   /** The cap on a running VM's serial console log (ORIEL_SERIAL_LOG_MAX_BYTES; default 8 MiB; serial.log.1 holds
    * the part before). */
   serialLogMaxBytes: number;
+  /** Limits of ordinary users without a quota of their own (ORIEL_DEFAULT_QUOTA); admins are unlimited by default. */
+  defaultQuota: QuotaLimits;
+}
+
+/** Per-user limits; null is unlimited. Memory and vCPUs count running VMs (paused ones too: QEMU holds their RAM);
+ * disk is the provisioned (virtual) size of the user's VM disks; checkpoints the bytes their checkpoints hold. */
+export interface QuotaLimits {
+  vms: number | null;
+  memoryMiB: number | null;
+  cpus: number | null;
+  diskBytes: number | null;
+  checkpointBytes: number | null;
+}
+
+const GiB = 2 ** 30;
+/** Built-in limits of ordinary users (README, Security). */
+export const BUILTIN_QUOTA: QuotaLimits = {
+  vms: 10, memoryMiB: 8192, cpus: 8, diskBytes: 256 * GiB, checkpointBytes: 256 * GiB,
+};
+
+/** A size in bytes from `1234`, `512M`, `20G`, `1.5GiB`, `100KB` (powers of 1024). Undefined if not a size. */
+export function parseSize(s: string): number | undefined {
+  const m = /^\s*(\d+(?:\.\d+)?)\s*([kmgtp]?)(?:i?b)?\s*$/i.exec(s);
+  if (!m) return undefined;
+  const mult = 1024 ** ' kmgtp'.indexOf((m[2] || ' ').toLowerCase());
+  const n = Math.round(Number(m[1]) * mult);
+  return Number.isSafeInteger(n) ? n : undefined;
+}
+
+const QUOTA_KEYS: Record<string, keyof QuotaLimits> = {
+  vms: 'vms', memory: 'memoryMiB', cpus: 'cpus', disk: 'diskBytes', checkpoints: 'checkpointBytes',
+};
+
+/** `vms=5,memory=4096,cpus=4,disk=100G,checkpoints=50G` (any subset; `unlimited` for no limit) over `base`. Memory is
+ * in MiB; disk and checkpoints are sizes. Throws an Error naming what is wrong. */
+export function parseQuotaSpec(spec: string, base: QuotaLimits = BUILTIN_QUOTA): QuotaLimits {
+  const out = { ...base };
+  for (const part of spec.split(',').map((x) => x.trim()).filter(Boolean)) {
+    const [k, v] = part.split('=').map((x) => x.trim());
+    const key = QUOTA_KEYS[k ?? ''];
+    if (!key || v === undefined || v === '') {
+      throw new Error(`'${part}' is not key=value with key one of ${Object.keys(QUOTA_KEYS).join(', ')}`);
+    }
+    if (v === 'unlimited') { out[key] = null; continue; }
+    const n = key === 'diskBytes' || key === 'checkpointBytes' ? parseSize(v) : /^\d+$/.test(v) ? Number(v) : undefined;
+    if (n === undefined || !Number.isSafeInteger(n)) throw new Error(`${k}=${v}: not a ${key.endsWith('Bytes') ? 'size' : 'whole number'}`);
+    out[key] = n;
+  }
+  return out;
 }
 
 function xdg(envName: string, fallback: string): string {
@@ -50,7 +99,17 @@ export function defaultConfig(env: NodeJS.ProcessEnv = process.env): OrielConfig
     logLevel: env.ORIEL_LOG_LEVEL || 'info',
     imagesDirs: (env.ORIEL_IMAGES_DIRS ?? '').split(':').filter(Boolean).map((d) => resolve(d)),
     serialLogMaxBytes: env.ORIEL_SERIAL_LOG_MAX_BYTES ? Number(env.ORIEL_SERIAL_LOG_MAX_BYTES) : 8 << 20,
+    defaultQuota: quotaFromEnv(env.ORIEL_DEFAULT_QUOTA),
   };
+}
+
+/** A bad ORIEL_DEFAULT_QUOTA leaves the built-in limits here; configProblems reports it. */
+function quotaFromEnv(v: string | undefined): QuotaLimits {
+  try {
+    return v ? parseQuotaSpec(v) : { ...BUILTIN_QUOTA };
+  } catch {
+    return { ...BUILTIN_QUOTA };
+  }
 }
 
 /** What is wrong with a configuration (values from the environment or flags), one message each; empty when valid. */
@@ -66,6 +125,9 @@ export function configProblems(c: OrielConfig): string[] {
   }
   if (!Number.isInteger(c.serialLogMaxBytes) || c.serialLogMaxBytes < 4096) {
     p.push(`ORIEL_SERIAL_LOG_MAX_BYTES must be a whole number of bytes, at least 4096, not '${c.serialLogMaxBytes}'`);
+  }
+  if (process.env.ORIEL_DEFAULT_QUOTA) {
+    try { parseQuotaSpec(process.env.ORIEL_DEFAULT_QUOTA); } catch (e) { p.push(`ORIEL_DEFAULT_QUOTA: ${(e as Error).message}`); }
   }
   for (const d of c.imagesDirs) {
     const inside = (x: string) => x === d || x.startsWith(d.endsWith('/') ? d : `${d}/`);

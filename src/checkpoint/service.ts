@@ -28,6 +28,7 @@ export interface CheckpointSummary {
   parent: string | null;
   pauseMs: number | null;
   durationMs: number;
+  /** What the checkpoint adds over its parent, counted as if the store held nothing of other VMs (ownBytes). */
   newBytes: number;
   diskBytes: number;
 }
@@ -242,7 +243,8 @@ function summary(m: Manifest): CheckpointSummary {
     parent: m.parent,
     pauseMs: m.stats.pauseMs,
     durationMs: m.stats.durationMs,
-    newBytes: m.stats.newBytes,
+    // Never the store-wide figure (it shows whether other owners hold the same pages); see Manifest stats.ownBytes.
+    newBytes: m.stats.ownBytes ?? m.stats.newBytes,
     diskBytes: m.disks.reduce((a, d) => a + d.bytes, 0),
   };
 }

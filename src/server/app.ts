@@ -39,6 +39,8 @@ import { ConsoleTickets } from './console/tickets.ts';
 import { ConsoleLimits } from './console/limits.ts';
 import { serialUpgrade } from './console/serial.ts';
 import { registerWebUi } from './web.ts';
+import { Quotas } from './quotas/quotas.ts';
+import { quotaRoutes } from './routes/quotas.ts';
 
 export const VERSION = '0.1.0';
 /** Time a client has to send a whole request (headers and body). */
@@ -79,6 +81,7 @@ export async function createServer(config: OrielConfig, opts: { logger?: boolean
     imagesDirs: config.imagesDirs,
     serialLogMaxBytes: config.serialLogMaxBytes,
     log: (level, msg, extra) => app.log[level](extra ?? {}, msg),
+    admit: { create: (owner, spec) => quotas.admitCreate(owner, spec), start: (vm) => quotas.admitStart(vm) },
   });
   const users = new Users(db);
   const ops = new Operations(db);
@@ -86,8 +89,9 @@ export async function createServer(config: OrielConfig, opts: { logger?: boolean
     root: CheckpointService.defaultRoot(config.dataDir),
     qemuImg: config.qemuImgBinary,
   });
-  const schedules = new CheckpointSchedules(db, vms, checkpoints, ops);
-  const ctx: ServerContext = { config, db, vms, users, ops, checkpoints, schedules };
+  const quotas = new Quotas(db, users, vms, checkpoints, config.defaultQuota);
+  const schedules = new CheckpointSchedules(db, vms, checkpoints, ops, quotas);
+  const ctx: ServerContext = { config, db, vms, users, ops, checkpoints, schedules, quotas };
 
   let firstAdmin: OrielServer['firstAdmin'];
   if (users.count() === 0) {
@@ -158,6 +162,7 @@ export async function createServer(config: OrielConfig, opts: { logger?: boolean
   authRoutes(app, ctx);
   tokenRoutes(app, ctx);
   userRoutes(app, ctx);
+  quotaRoutes(app, ctx);
   vmRoutes(app, ctx);
   imageRoutes(app, ctx);
   operationRoutes(app, ctx);

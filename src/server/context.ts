@@ -6,6 +6,7 @@ import type { Users } from './auth/users.ts';
 import type { Operations } from './operations.ts';
 import type { CheckpointService } from '../checkpoint/service.ts';
 import type { CheckpointSchedules } from './checkpoints/schedules.ts';
+import type { Quotas } from './quotas/quotas.ts';
 
 export interface ServerContext {
   config: OrielConfig;
@@ -15,4 +16,5 @@ export interface ServerContext {
   ops: Operations;
   checkpoints: CheckpointService;
   schedules: CheckpointSchedules;
+  quotas: Quotas;
 }

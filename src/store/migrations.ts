@@ -64,4 +64,17 @@ export const migrations: string[] = [
   UPDATE api_tokens SET expires_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now', '+90 days');
   CREATE INDEX api_tokens_by_user ON api_tokens(user_id);
   `,
+  `
+  -- Per-user quotas (server/quotas): a row overrides the defaults (admins: unlimited; users: the configured
+  -- default quota); NULL in a column is unlimited.
+  CREATE TABLE user_quotas (
+    user_id TEXT PRIMARY KEY REFERENCES users(id) ON DELETE CASCADE,
+    vms INTEGER,
+    memory_mib INTEGER,
+    cpus INTEGER,
+    disk_bytes INTEGER,
+    checkpoint_bytes INTEGER,
+    updated_at TEXT NOT NULL
+  );
+  `,
 ];

@@ -12,24 +12,24 @@
 // Oriel started that QEMU or re-attached it.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { EventEmitter } from 'node:events';
-import { closeSync, existsSync, mkdirSync, openSync, rmSync, statSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, rmSync, writeSync } from 'node:fs';
 import { conflict, notFound, OrielError, unprocessable, unavailable } from '../errors.ts';
 import type { Accel } from '../config.ts';
 import type { Db } from '../store/database.ts';
 import { resolveAccel } from './accel.ts';
-import { createOverlay } from './disk.ts';
+import { createOverlay, diskInfo } from './disk.ts';
 import { findBuiltImage } from './images/registry.ts';
 import { checkHugePages } from './hugepages.ts';
 import { GuestAgent } from './guest-agent.ts';
 import { execByAgent, execByShell, type ExecResult } from './guest-exec.ts';
 import { vmPaths, type VmPaths } from './paths.ts';
-import { isAlive, isOurQemu, readPidfile, tail, waitUntil } from './process.ts';
+import { isAlive, isOurQemu, readPidfile, sleep, tail, waitUntil } from './process.ts';
 import { qemuArgs } from './qemu-args.ts';
-import { DEFAULT_SERIAL_LOG_MAX_BYTES, SerialLogKeeper } from './serial-log.ts';
+import { DEFAULT_SERIAL_LOG_MAX_BYTES, SerialLogKeeper, serialLogShows } from './serial-log.ts';
 import { QmpClient } from './qmp/index.ts';
 import { recheckSpecPaths, resolveSpec } from './resolve-spec.ts';
 import { howItEnded, type Runtime } from './runtime.ts';
-import { VM_ID_RE, VM_NAME_RE, vmRequestSchema, type VmState } from './spec.ts';
+import { VM_ID_RE, VM_NAME_RE, vmRequestSchema, type VmSpec, type VmState } from './spec.ts';
 import { VmStore, type VmRecord } from './store.ts';
 // A timer that keeps the process alive: at server start nothing else may (the HTTP server is not listening yet).
 import { setTimeout as delay } from 'node:timers/promises';
@@ -47,6 +47,9 @@ export interface VmManagerOptions {
   /** The cap on each running VM's serial.log (serial-log.ts); DEFAULT_SERIAL_LOG_MAX_BYTES when unset. */
   serialLogMaxBytes?: number;
   log?: (level: 'info' | 'warn' | 'error', msg: string, extra?: Record<string, unknown>) => void;
+  /** Quotas: each throws to refuse; called right before a VM's row is inserted and before a start marks it
+   * `starting`, with no await between check and write, so parallel requests cannot both pass a check one fits. */
+  admit?: { create(ownerId: string, spec: VmSpec): void; start(vm: VmRecord): void };
 }
 
 export type { ExecResult } from './guest-exec.ts';
@@ -137,7 +140,7 @@ export class VmManager extends EventEmitter {
     const p = vmPaths(this.o.dataDir, id);
     mkdirSync(p.dir, { recursive: true, mode: 0o700 });
     try {
-      if (spec.baseDisk) await createOverlay(this.o.qemuImgBinary, spec.baseDisk, spec.baseFormat!, p.disk);
+      await this.newDisk(ownerId, spec, p.disk);
       const vm = this.store.insert({ id, name: req.name, ownerId, spec });
       this.emit('changed', vm);
       this.log('info', 'vm created', { vm: vm.name, id });
@@ -162,14 +165,24 @@ export class VmManager extends EventEmitter {
     const p = vmPaths(this.o.dataDir, id);
     mkdirSync(p.dir, { recursive: true, mode: 0o700 });
     try {
-      if (src.spec.baseDisk) await createOverlay(this.o.qemuImgBinary, src.spec.baseDisk, src.spec.baseFormat!, p.disk);
-      const vm = this.store.insert({ id, name, ownerId, spec: { ...src.spec } });
+      const spec = { ...src.spec };
+      await this.newDisk(ownerId, spec, p.disk);
+      const vm = this.store.insert({ id, name, ownerId, spec });
       this.emit('changed', vm);
       return vm;
     } catch (e) {
       rmSync(p.dir, { recursive: true, force: true });
       throw e;
     }
+  }
+
+  /** The overlay of a new VM (if it has a disk) and its provisioned size, then the quotas' word (no await after). */
+  private async newDisk(ownerId: string, spec: VmSpec, disk: string): Promise<void> {
+    if (spec.baseDisk) {
+      await createOverlay(this.o.qemuImgBinary, spec.baseDisk, spec.baseFormat!, disk);
+      spec.diskBytes = (await diskInfo(this.o.qemuImgBinary, disk, 'qcow2')).virtualSize;
+    }
+    this.o.admit?.create(ownerId, spec);
   }
 
   async delete(ref: string): Promise<void> {
@@ -212,6 +225,7 @@ export class VmManager extends EventEmitter {
     for (const f of stale) rmSync(f, { force: true });
 
     if (spec.hugepages) checkHugePages(vm.name, spec.memoryMiB);
+    this.o.admit?.start(this.store.get(vm.id)!); // no await from here to the state write (quotas)
     this.setState(vm.id, 'starting', null, null);
     const tiny = spec.accel === 'auto' ? findBuiltImage(this.o.cacheDir, 'tiny') : undefined;
     const accel = await resolveAccel(
@@ -422,18 +436,12 @@ export class VmManager extends EventEmitter {
     const ok = await waitUntil(() => {
       const cur = this.store.get(vm.id);
       if (!cur || !['running', 'starting'].includes(cur.state)) return true;
-      return (
-        existsSync(p.serialLog) && statSync(p.serialLog).size > 0 && tail(p.serialLog, 400, 256 * 1024).includes(marker)
-      );
+      return serialLogShows(p.serialLog, marker);
     }, timeoutMs, 100);
     const cur = this.get(ref);
     if (cur.state !== 'running') throw conflict(`VM '${vm.name}' is ${cur.state}`);
-    if (!ok)
-      throw new OrielError(
-        504,
-        `VM '${vm.name}' did not become ready within ${Math.round(timeoutMs / 1000)} s (no '${marker}' on its console)`,
-        'timeout',
-      );
+    const secs = Math.round(timeoutMs / 1000);
+    if (!ok) throw new OrielError(504, `VM '${vm.name}' did not become ready within ${secs} s (no '${marker}' on its console)`, 'timeout');
   }
 
   /** Runs a command in the guest through the image's command channel (guest-exec.ts), once the guest is ready. */
@@ -472,7 +480,7 @@ export class VmManager extends EventEmitter {
     const vm = this.get(ref);
     if (!vm.spec.readyMarker || this.runtimes.get(vm.id)?.readyFromCheckpoint) return true;
     const p = this.paths(vm);
-    return existsSync(p.serialLog) && tail(p.serialLog, 400, 256 * 1024).includes(vm.spec.readyMarker);
+    return serialLogShows(p.serialLog, vm.spec.readyMarker);
   }
 
   /** Restore: the guest now runs from a checkpoint taken after its ready marker (serial.log of this QEMU will not
@@ -604,4 +612,3 @@ export class VmManager extends EventEmitter {
 }
 
 /** For races against a QEMU event: must not keep a server that is stopping alive. */
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms).unref());

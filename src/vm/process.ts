@@ -42,6 +42,8 @@ export function tail(path: string, lines = 20, maxBytes = 64 * 1024): string {
   return buf.toString('utf8').split('\n').filter((l, i, a) => l !== '' || i < a.length - 1).slice(-lines).join('\n');
 }
 
+export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms).unref());
+
 export async function waitUntil(cond: () => boolean, timeoutMs: number, stepMs = 50): Promise<boolean> {
   const end = Date.now() + timeoutMs;
   while (Date.now() < end) {

@@ -35,6 +35,11 @@ export function capLog(path: string, maxBytes: number): boolean {
   return true;
 }
 
+/** Whether this boot's serial log shows `marker` in its last 256 KiB (across a rotation): an image's ready marker. */
+export function serialLogShows(path: string, marker: string): boolean {
+  return lastBytes(path, 256 * 1024).includes(marker);
+}
+
 /** The last `n` bytes of a log, across its rotated predecessor (`path`.1) and `path` itself. */
 export function lastBytes(path: string, n: number): Buffer {
   const part = (p: string, want: number): Buffer => {

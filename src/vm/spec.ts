@@ -75,6 +75,8 @@ export interface VmSpec {
   /** The shared base the per-VM overlay sits on. */
   baseDisk?: string;
   baseFormat?: string;
+  /** The overlay's provisioned (virtual) size in bytes: what counts against the owner's disk quota. */
+  diskBytes?: number;
   kernel?: string;
   initrd?: string;
   append?: string;

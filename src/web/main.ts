@@ -11,6 +11,7 @@ import { dismiss, live, me, notices, startEvents, stopEvents } from './lib/store
 import { AccountPage } from './views/account.ts';
 import { ConfirmHost } from './views/confirm.ts';
 import { LoginPage } from './views/login.ts';
+import { UsersPage } from './views/users.ts';
 import { VmListPage } from './views/vm-list.ts';
 import { ConsolePage, VmPage } from './views/vm-page.ts';
 
@@ -34,7 +35,7 @@ function Header() {
   return html`
     <header class="top">
       <a href="/" class="brand">Oriel</a>
-      <nav><a href="/">Machines</a></nav>
+      <nav><a href="/">Machines</a>${u?.role === 'admin' && html` <a href="/users" id="nav-users">Users</a>`}</nav>
       <span class="spacer"></span>
       <span class=${`live live-${live.value}`} id="events-status" title="Live updates from the server">${live.value === 'live' ? '● live' : live.value === 'connecting' ? '○ connecting' : '○ offline: retrying'}</span>
       ${
@@ -62,6 +63,7 @@ function Routes() {
   let m;
   if (pathname === '/') return html`<${VmListPage} />`;
   if (pathname === '/account') return html`<${AccountPage} />`;
+  if (pathname === '/users') return html`<${UsersPage} />`;
   if ((m = match('/vms/:name/console', pathname))) return html`<${ConsolePage} key=${m.name} name=${m.name} />`;
   if ((m = match('/vms/:name', pathname))) return html`<${VmPage} key=${m.name} name=${m.name} />`;
   return html`<main class="page"><h1>Not found</h1><p><a href="/">All virtual machines</a></p></main>`;

@@ -72,6 +72,11 @@ export interface CaptureStats {
   /** Objects (pages, tables, blobs) this checkpoint added to the store, and their bytes on disk. */
   newObjects: number;
   newBytes: number;
+  /** What this checkpoint adds over its parent, counted as if no other VM's checkpoint were in the store: the stored
+   * size of the distinct objects it names that its parent does not name at the same place. Depends on this VM's
+   * own content only, so it tells no owner about another's pages; users see it and quotas count it. Absent in
+   * manifests written before it existed. */
+  ownBytes?: number;
 }
 
 /** Writes `data` to `path` so that the file is either absent or complete: temp file, fsync, rename, fsync dir. */

@@ -49,7 +49,12 @@ export class ObjectCorruptError extends Error {
 
 interface Loc { pack: number; offset: number; raw: number; stored: number; codec: number }
 
-export interface WriteStats { objects: number; dedupHits: number; rawBytes: number; storedBytes: number }
+/** storedBytes: what this session wrote (depends on what the shared store already held, other owners' pages
+ * included). ownBytes: the on-disk size of every distinct object put in this session, written or found stored: a
+ * function of the session's own content only (an object's stored form depends on its content alone). */
+export interface WriteStats {
+  objects: number; dedupHits: number; rawBytes: number; storedBytes: number; ownBytes: number;
+}
 
 /** Test hook: a write session fails (like a full disk) once it has written this many bytes. */
 export interface FaultInjection { failAfterBytes?: number }
@@ -94,6 +99,12 @@ export class ObjectStore {
   }
   private readonly hasStmt = this.prepare('SELECT 1 FROM objects WHERE hash = ?');
   private readonly locStmt = this.prepare('SELECT pack, offset, raw, stored, codec FROM objects WHERE hash = ?');
+  private readonly storedStmt = this.prepare('SELECT stored FROM objects WHERE hash = ?');
+
+  /** The stored length of an object (without its record header), if it is in the store. */
+  storedLength(hash: Buffer): number | undefined {
+    return (this.storedStmt.get(hash) as { stored: number } | undefined)?.stored;
+  }
 
   private prepare(sql: string) {
     // Called from field initialisers, after the constructor body ran (class fields initialise in order, and db
@@ -251,7 +262,9 @@ export class WriteSession {
   private buffered = 0;
   private readonly packs: number[] = [];
   private readonly pending = new Map<string, { hash: Buffer } & Loc>();
-  readonly stats: WriteStats = { objects: 0, dedupHits: 0, rawBytes: 0, storedBytes: 0 };
+  readonly stats: WriteStats = { objects: 0, dedupHits: 0, rawBytes: 0, storedBytes: 0, ownBytes: 0 };
+  /** Objects found already stored that ownBytes has counted (those written here are counted when written). */
+  private readonly ownSeen = new Set<string>();
   private done = false;
 
   constructor(private readonly store: ObjectStore, private pack: number, private readonly faults: FaultInjection) {
@@ -309,8 +322,18 @@ export class WriteSession {
 
   /** Stores `data` under `hash` (its SHA-256, computed by the caller) unless it is there already. */
   put(hash: Buffer, data: Buffer): boolean {
-    if (this.has(hash)) {
+    const key = hash.toString('latin1');
+    if (this.pending.has(key)) {
       this.stats.dedupHits++;
+      return false;
+    }
+    const have = this.store.storedLength(hash);
+    if (have !== undefined) {
+      this.stats.dedupHits++;
+      if (!this.ownSeen.has(key)) {
+        this.ownSeen.add(key);
+        this.stats.ownBytes += REC_HEADER + have;
+      }
       return false;
     }
     // Deflating a page of random-looking bytes costs ~100 µs and gains nothing: such pages are stored raw.
@@ -354,6 +377,7 @@ export class WriteSession {
     this.stats.objects++;
     this.stats.rawBytes += meta.raw;
     this.stats.storedBytes += REC_HEADER + stored.length;
+    this.stats.ownBytes += REC_HEADER + stored.length;
   }
 
   /** Makes the objects durable and visible: fsync the packs and their folder, then index them in one transaction. */

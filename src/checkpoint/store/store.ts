@@ -186,10 +186,12 @@ export class CheckpointStore {
     await this.enterWriter();
     try {
       const parentTables = new Map<string, Buffer>();
+      const parentTableSet = new Set<string>();
       for (const b of opts.parent?.stream.blocks ?? []) {
         parentTables.set(`${b.id}\0${b.length}`, this.blockTable(b));
+        for (const t of b.tables) parentTableSet.add(t);
       }
-      return new CheckpointWriter(this, this.objects.session(), parentTables);
+      return new CheckpointWriter(this, this.objects.session(), parentTables, parentTableSet);
     } catch (e) {
       this.leaveWriter();
       throw e;
@@ -286,14 +288,14 @@ export class CheckpointStore {
 /** What the caller gives for a manifest: everything but what comes from the stream (and the machine type). */
 export type ManifestMeta = Omit<Manifest, 'format' | 'stream' | 'stats' | 'qemu'> & {
   qemu: { version: string; machine?: string };
-  stats: Omit<Manifest['stats'], 'pages' | 'zeroPages' | 'newObjects' | 'newBytes' | 'streamBytes'>;
+  stats: Omit<Manifest['stats'], 'pages' | 'zeroPages' | 'newObjects' | 'newBytes' | 'ownBytes' | 'streamBytes'>;
 };
 
 /** A stream whose objects are committed, waiting for its manifest. */
 export interface SealedStream {
   machine: string;
   stream: Manifest['stream'];
-  stats: Pick<Manifest['stats'], 'pages' | 'zeroPages' | 'newObjects' | 'newBytes' | 'streamBytes'>;
+  stats: Pick<Manifest['stats'], 'pages' | 'zeroPages' | 'newObjects' | 'newBytes' | 'ownBytes' | 'streamBytes'>;
 }
 
 /** Stores a stream's pages as the parser reports them and builds its page tables. */
@@ -313,6 +315,7 @@ export class CheckpointWriter implements StreamSink {
     private readonly store: CheckpointStore,
     readonly session: WriteSession,
     private readonly parentTables = new Map<string, Buffer>(),
+    private readonly parentTableSet = new Set<string>(),
   ) {}
 
   blocks(blocks: RamBlock[]): void {
@@ -368,7 +371,10 @@ export class CheckpointWriter implements StreamSink {
             if (part[k] === 0 && part.subarray(k, k + HASH_BYTES).equals(ZERO_HASH)) this.zeroPages++;
             else this.pages++;
           }
-          tables.push(this.session.putBlob(Buffer.from(part)).toString('hex'));
+          // A table the parent names is stored (GC waits for this writer): shared, not this checkpoint's own.
+          const h = sha256(part).toString('hex');
+          if (!this.parentTableSet.has(h)) this.session.putBlob(Buffer.from(part));
+          tables.push(h);
         }
         return { id: b.id, length: b.length, tables };
       });
@@ -383,6 +389,7 @@ export class CheckpointWriter implements StreamSink {
         stats: {
           streamBytes: parsed.stats.bytes, pages: this.pages, zeroPages: this.zeroPages,
           newObjects: this.session.stats.objects, newBytes: this.session.stats.storedBytes,
+          ownBytes: this.session.stats.ownBytes,
         },
       };
       return this.sealed;

@@ -4,6 +4,7 @@ import type { Command } from 'commander';
 import { Api, CliError, saveToken } from '../api.ts';
 import { readSecret, readSecrets } from '../prompt.ts';
 import { printJson, table } from '../output.ts';
+import { quotaCommand } from './quota.ts';
 
 export function userCommands(program: Command, api: () => Api): void {
   program.command('login')
@@ -66,4 +67,5 @@ export function userCommands(program: Command, api: () => Api): void {
       await a.put(`/api/users/${encodeURIComponent(name)}/password`, { password: next });
       console.log(`set the password of '${name}': all its sessions and API tokens were signed out`);
     });
+  quotaCommand(user, api);
 }

@@ -8,6 +8,7 @@ import type { Db } from '../../store/database.ts';
 import { badRequest } from '../../errors.ts';
 import type { CheckpointService, RetentionRules } from '../../checkpoint/service.ts';
 import type { VmManager } from '../../vm/manager.ts';
+import type { VmRecord } from '../../vm/store.ts';
 import type { Operations } from '../operations.ts';
 import { checkpointProgress } from './progress.ts';
 
@@ -68,6 +69,8 @@ export class CheckpointSchedules extends EventEmitter<{ changed: [vmId: string] 
     private readonly vms: VmManager,
     private readonly checkpoints: CheckpointService,
     private readonly ops: Operations,
+    /** Throws (quota) when the VM's owner may not take another checkpoint now. */
+    private readonly quotas?: { checkCheckpoint(vm: VmRecord): void },
   ) {
     super();
   }
@@ -136,6 +139,15 @@ export class CheckpointSchedules extends EventEmitter<{ changed: [vmId: string] 
     };
     if (vm.state !== 'running' && vm.state !== 'paused') return void note(`skipped: the VM was ${vm.state}`);
     const op = this.ops.start('checkpoint.create', { vmId, userId: null }, async (ctx) => {
+      // Over the checkpoint quota: pruning by the schedule's rules first may make room; if not, this run fails
+      // with the quota's message (in the operation and the schedule's last error).
+      try {
+        this.quotas?.checkCheckpoint(vm);
+      } catch {
+        const early = await this.checkpoints.prune(vmId, s.rules);
+        if (early.delete.length) ctx.log(`over the checkpoint quota: pruned ${early.delete.length} first`);
+        this.quotas?.checkCheckpoint(vm);
+      }
       const m = await this.checkpoints.create(vmId, { kind: 'scheduled', progress: checkpointProgress(ctx) });
       const pruned = await this.checkpoints.prune(vmId, s.rules);
       ctx.log(`checkpoint ${m.id}; pruned ${pruned.delete.length}`);

@@ -6,8 +6,11 @@
 // has ended, and the console it opened is closed when the credential ends (see auth/streams.ts).
 import { randomBytes } from 'node:crypto';
 import type { Credential } from '../auth/streams.ts';
+import { OrielError } from '../../errors.ts';
 
 export const TICKET_TTL_MS = 60_000;
+/** Tickets one user may hold unredeemed (issued, unused, unexpired) at once. */
+export const MAX_TICKETS_PER_USER = 32;
 
 interface Ticket {
   credential: Credential;
@@ -22,6 +25,12 @@ export class ConsoleTickets {
 
   issue(credential: Credential, vmId: string): { ticket: string; expiresAt: string } {
     this.sweep();
+    let unredeemed = 0;
+    for (const t of this.tickets.values()) if (t.credential.userId === credential.userId && !t.session) unredeemed++;
+    if (unredeemed >= MAX_TICKETS_PER_USER) {
+      throw new OrielError(429, `too many unused console tickets for this user (${MAX_TICKETS_PER_USER}): use them `
+        + `or wait until they expire (${TICKET_TTL_MS / 1000} s)`, 'too_many');
+    }
     const ticket = randomBytes(24).toString('base64url');
     const expiresAt = Date.now() + TICKET_TTL_MS;
     this.tickets.set(ticket, { credential, vmId, expiresAt });

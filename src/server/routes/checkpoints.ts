@@ -77,6 +77,7 @@ export function checkpointRoutes(app: FastifyInstance, ctx: ServerContext): void
       const vm = vmFor(ctx, req, req.params.vm);
       if (!['running', 'paused'].includes(vm.state))
         throw badRequest(`VM '${vm.name}' is ${vm.state}: checkpoints are taken of running or paused VMs`);
+      ctx.quotas.checkCheckpoint(vm);
       const op = ctx.ops.start('checkpoint.create', { vmId: vm.id, userId: requireUser(req).id }, async (o) => {
         const m = await cps.create(vm.id, { kind: 'manual', label: req.body?.label, progress: checkpointProgress(o) });
         return cps.list(vm.id).find((c) => c.id === m.id);
@@ -132,6 +133,7 @@ export function checkpointRoutes(app: FastifyInstance, ctx: ServerContext): void
       const user = requireUser(req);
       const vm = vmFor(ctx, req, req.params.vm);
       const c = checkpointOf(vm, req.params.id);
+      if (req.body?.as) ctx.quotas.checkRestoreAs(user.id, vm);
       const target = req.body?.as ? await ctx.vms.createLike(vm.id, req.body.as, user.id) : vm;
       const op = ctx.ops.start('checkpoint.restore', { vmId: target.id, userId: user.id }, async (o) => {
         const res = await cps.restore(c.id, checkpointProgress(o), { targetVmId: target.id });

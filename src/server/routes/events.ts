@@ -2,6 +2,7 @@
 // see. The web UI and `oriel` follow this stream instead of polling. The stream ends (with a last `closed` event
 // saying why) when the session or token it was opened with ends: sign-out, revocation, expiry, password change.
 import type { FastifyInstance } from 'fastify';
+import { OrielError } from '../../errors.ts';
 import { requireCredential, requireUser } from '../auth/plugin.ts';
 import type { ServerContext } from '../context.ts';
 import type { Operation } from '../operations.ts';
@@ -10,8 +11,13 @@ import type { VmRecord } from '../../vm/store.ts';
 import { canSeeOperation } from './operations.ts';
 
 const KEEPALIVE_MS = 15_000;
+/** Event streams one user may hold open at once (a browser tab holds one; `oriel` watchers one each). */
+export const MAX_EVENT_STREAMS_PER_USER = 16;
 
 export function eventRoutes(app: FastifyInstance, ctx: ServerContext): void {
+  const open = new Map<string, number>();
+  // Each stream listens on these; their number is bounded by the per-user cap instead of Node's warning at 10.
+  for (const e of [ctx.vms, ctx.ops, ctx.schedules]) e.setMaxListeners(0);
   app.get(
     '/api/events',
     {
@@ -23,6 +29,20 @@ export function eventRoutes(app: FastifyInstance, ctx: ServerContext): void {
     (req, reply) => {
     const user = requireUser(req);
     const credential = requireCredential(req);
+    const mine = open.get(user.id) ?? 0;
+    if (mine >= MAX_EVENT_STREAMS_PER_USER) {
+      throw new OrielError(429, `too many event streams open for this user (${MAX_EVENT_STREAMS_PER_USER}): `
+        + 'close other tabs or watchers first', 'too_many');
+    }
+    open.set(user.id, mine + 1);
+    let released = false;
+    const release = () => {
+      if (released) return;
+      released = true;
+      const left = (open.get(user.id) ?? 1) - 1;
+      if (left > 0) open.set(user.id, left);
+      else open.delete(user.id);
+    };
     reply.hijack();
     const res = reply.raw;
     res.writeHead(200, {
@@ -58,6 +78,7 @@ export function eventRoutes(app: FastifyInstance, ctx: ServerContext): void {
       if (done) return;
       done = true;
       unregister();
+      release();
       clearInterval(keepalive);
       ctx.vms.off('changed', onVm);
       ctx.vms.off('deleted', onVmDeleted);

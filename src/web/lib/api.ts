@@ -26,8 +26,9 @@ export interface Operation {
   /** What a succeeded operation produced (a checkpoint, a restore's target VM, a verify report). */
   result?: unknown;
 }
-/** One checkpoint as GET /api/vms/NAME/checkpoints lists it. Written = newBytes (RAM and device state new to the
- * store) + diskBytes (the disk image: whole for 'full', changes since the parent for 'incremental'). */
+/** One checkpoint as GET /api/vms/NAME/checkpoints lists it. Written = newBytes (RAM and device state the checkpoint
+ * adds over its parent, counted as if no other VM's checkpoints were stored) + diskBytes (the disk
+ * image: whole for 'full', changes since the parent for 'incremental'). */
 export interface Checkpoint {
   id: string; vmId: string; vmName: string; createdAt: string; kind: 'manual' | 'scheduled'; label?: string;
   parent: string | null; pauseMs: number | null; durationMs: number; newBytes: number; diskBytes: number;

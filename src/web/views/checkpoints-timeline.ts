@@ -66,7 +66,7 @@ export function Timeline({ vm, list, verify, pruned, busy, highlight, onAction }
               ${v === 'ok' && html` <span class="cp-verified" title=${`Every hash matched (${formatTime(verify!.at)})`}>verified ✓</span>`}
               ${v === 'broken' && html` <span class="cp-broken" title=${verify!.error ?? ''}>corrupt ✗</span>`}</td>
             <td class="cp-size" data-bytes=${c.newBytes + c.diskBytes}
-              title=${`RAM and device state new to the store: ${formatBytes(c.newBytes)}; disk image: ${formatBytes(c.diskBytes)}`}>
+              title=${`RAM and device state added over the previous checkpoint: ${formatBytes(c.newBytes)}; disk image: ${formatBytes(c.diskBytes)}`}>
               ${formatBytes(c.newBytes + c.diskBytes)}</td>
             <td class="cp-pause" data-ms=${c.pauseMs ?? ''} title=${`The guest stood still this long; the whole capture took ${formatMs(c.durationMs)}`}>${formatMs(c.pauseMs)}</td>
             <td class="cp-disk" data-disk=${c.diskMode ?? 'none'} title=${c.diskMode ? DISK[c.diskMode]![1] : 'The VM has no disk (a kernel booted directly)'}>

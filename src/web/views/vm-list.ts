@@ -3,6 +3,7 @@ import { html } from '../lib/html.ts';
 import { me, vms, vmsLoaded } from '../lib/store.ts';
 import { CreateVm } from './create-vm.ts';
 import { OperationsPanel } from './operations.ts';
+import { QuotaSummary } from './quota.ts';
 import { StateBadge, VmActions } from './vm-actions.ts';
 
 export function VmListPage() {
@@ -14,6 +15,7 @@ export function VmListPage() {
         <h1>Virtual machines</h1>
         <button id="create-vm-button" class="primary" onClick=${() => (creating.value = true)} disabled=${creating.value}>New VM</button>
       </div>
+      <${QuotaSummary} />
       ${creating.value && html`<${CreateVm} onDone=${() => (creating.value = false)} />`}
       <section class="card">
         ${
