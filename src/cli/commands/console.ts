@@ -18,6 +18,7 @@ import {
   SpiceLinkError, nextEvent, scancodeOf, type DisplayChannel, type InputsChannel, type SpiceSession,
 } from '../../spice/index.ts';
 import { Api, CliError } from '../api.ts';
+import { UntrustedServerError, untrustedMessage } from '../tls-trust.ts';
 import { ProgressBar, formatBytes } from '../output.ts';
 
 /** QEMU's PS/2 keyboard keeps 16 bytes of scancodes (hw/input/ps2.c): pace typed text. */
@@ -45,6 +46,7 @@ export function consoleTarget(target: string, api: () => Api): HeadlessTarget {
   return {
     url: `${a.url.replace(/^http/, 'ws')}/api/vms/${encodeURIComponent(target)}/spice`,
     headers: a.authHeaders(),
+    wsOptions: a.wsOptions(),
   };
 }
 
@@ -77,6 +79,7 @@ async function withSession<T>(
 
 function explain(target: string, e: unknown): Error {
   if (e instanceof CliError) return e;
+  if (e instanceof UntrustedServerError) return new CliError(untrustedMessage(target, e));
   if (e instanceof SpiceLinkError && e.reason === 'PERMISSION_DENIED')
     return new CliError(`${target}: the SPICE password is wrong or missing (--password)`);
   if (e instanceof SpiceLinkError) return new CliError(`${target}: ${e.message}`);

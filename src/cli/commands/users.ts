@@ -7,7 +7,7 @@ import { printJson, table } from '../output.ts';
 
 export function userCommands(program: Command, api: () => Api): void {
   program.command('login')
-    .description('sign in and save an API token for this server (~/.config/oriel/credentials.json, mode 0600)')
+    .description('sign in and save an API token (and the --fingerprint/--ca trust) for this server (~/.config/oriel/credentials.json, mode 0600)')
     .option('--user <name>', 'user name', 'admin')
     .option('--password-stdin', 'read the password from standard input')
     .action(async (o) => {
@@ -15,8 +15,9 @@ export function userCommands(program: Command, api: () => Api): void {
       const a = api();
       const r = await a.request<{ user: { name: string; role: string }; token: string }>('POST', '/api/auth/login',
         { username: o.user, password, tokenName: `cli@${hostname()}` }, { auth: false });
-      const file = saveToken(a.url, r.token);
-      console.log(`signed in to ${a.url} as ${r.user.name} (${r.user.role}); token saved in ${file}`);
+      const file = saveToken(a, r.token);
+      const pin = a.url.startsWith('https:') && a.trust.fingerprint ? ' with the certificate pin' : '';
+      console.log(`signed in to ${a.url} as ${r.user.name} (${r.user.role}); token${pin} saved in ${file}`);
     });
 
   const user = program.command('user').description('manage accounts (admin)');
