@@ -63,7 +63,9 @@ async function withSession<T>(
   try {
     session = await openSpiceSession({ ...where, password: o.password });
   } catch (e) {
-    throw explain(target, e);
+    // A refused certificate is the server's: named by its https URL, as the other commands name it.
+    const server = 'url' in where ? where.url.replace(/^ws/, 'http').replace(/\/api\/vms\/.*$/, '') : target;
+    throw explain(target, e, server);
   }
   try {
     const timedOut = new Promise<never>((_, reject) =>
@@ -77,9 +79,9 @@ async function withSession<T>(
   }
 }
 
-function explain(target: string, e: unknown): Error {
+function explain(target: string, e: unknown, server = target): Error {
   if (e instanceof CliError) return e;
-  if (e instanceof UntrustedServerError) return new CliError(untrustedMessage(target, e));
+  if (e instanceof UntrustedServerError) return new CliError(untrustedMessage(server, e));
   if (e instanceof SpiceLinkError && e.reason === 'PERMISSION_DENIED')
     return new CliError(`${target}: the SPICE password is wrong or missing (--password)`);
   if (e instanceof SpiceLinkError) return new CliError(`${target}: ${e.message}`);
