@@ -16,6 +16,7 @@ import {
 import { ensureWebBuild, launchChromium, signIn } from '../web/helpers.ts';
 
 declare const location: { host: string; protocol: string };
+declare const document: any;
 
 const VM = 'tlsvm';
 
@@ -75,6 +76,11 @@ describe('consoles over TLS', () => {
     );
     assert.match(got, /^https: /);
     assert.match(got, /tls-42/);
+    // The page's own serial console connects the same way (its URL follows the page's scheme).
+    await page.goto(`${s.url}/vms/${VM}?tab=serial`);
+    await page.waitForSelector('#serial-status[data-status=connected]', { timeout: 20_000 });
+    await page.waitForFunction(() => document.querySelector('#serial-terminal .xterm-rows')?.textContent?.includes('tls-42'),
+      undefined, { timeout: 20_000 });
   });
 
   test('oriel console screenshot over wss with a pinned fingerprint; a wrong pin is refused', async () => {
