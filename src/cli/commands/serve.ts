@@ -5,6 +5,7 @@ import type { Command } from 'commander';
 import { configProblems, defaultConfig, splitList, type Accel, type OrielConfig } from '../../config.ts';
 import { createServer, type OrielServer } from '../../server/app.ts';
 import { demoImage, startImageBuild } from '../../server/routes/images.ts';
+import { isLoopback } from '../../server/transport/tls.ts';
 import { CliError } from '../api.ts';
 import { ProgressBar } from '../output.ts';
 
@@ -66,7 +67,8 @@ export function serveCommand(program: Command): void {
         out.write(`  SHA-256 fingerprint: ${server.tls.fingerprint}\n`);
         if (server.tls.selfSigned)
           out.write('  (browsers warn about a self-signed certificate: check that they show this fingerprint)\n');
-      }
+      } else if (!isLoopback(config.host))
+        out.write('  plain http (--no-tls): passwords and tokens cross the network in clear unless a proxy does TLS\n');
       out.write(`  data directory: ${config.dataDir}\n`);
       if (server.firstAdmin) {
         out.write(`  admin account:  ${server.firstAdmin.name}\n`);
