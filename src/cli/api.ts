@@ -49,11 +49,13 @@ export function loadCredentials(): Record<string, SavedServer> {
   return out;
 }
 
+/** Saves one server's entry: a plain token string when there is no trust to remember (the older form, which older
+ * CLIs read too), else { token, fingerprint?, ca? }. */
 export function saveServer(url: string, entry: SavedServer): string {
   const f = credentialsFile();
   mkdirSync(dirname(f), { recursive: true, mode: 0o700 });
-  const all = loadCredentials();
-  all[url] = entry;
+  const all: Record<string, SavedServer | string> = loadCredentials();
+  all[url] = entry.fingerprint || entry.ca ? entry : entry.token;
   writeFileSync(f, JSON.stringify(all, null, 2) + '\n', { mode: 0o600 });
   chmodSync(f, 0o600);
   return f;
