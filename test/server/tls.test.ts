@@ -9,6 +9,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync }
 import { connect, type PeerCertificate } from 'node:tls';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import WebSocket from 'ws';
 import { configProblems, defaultConfig } from '../../src/config.ts';
 import { ADMIN_PASSWORD, startTestServer, type TestServer } from '../helpers/server.ts';
 import {
@@ -195,6 +196,16 @@ describe('X-Forwarded-* from a reverse proxy', () => {
           (await t.anon.req('POST', '/api/tokens', { name: 'x' }, { ...viaProxy, origin: 'https://evil.example' })).status,
           403,
         );
+        // The console WebSocket's origin check the same way: past it (the VM does not exist: 404) only when trusted.
+        const upgrade = (origin: string) => new Promise<number>((resolve) => {
+          const ws = new WebSocket(`${t.url.replace('http', 'ws')}/api/vms/nothing/serial`,
+            { headers: { ...viaProxy, origin } });
+          ws.on('unexpected-response', (_req, res) => resolve(res.statusCode ?? 0));
+          ws.on('open', () => { ws.close(); resolve(101); });
+          ws.on('error', () => undefined);
+        });
+        assert.equal(await upgrade('https://oriel.example'), trusted ? 404 : 403);
+        assert.equal(await upgrade('https://evil.example'), 403);
       } finally {
         await t.destroy();
       }

@@ -61,7 +61,8 @@ export function checkOrigin(req: IncomingMessage): void {
   if (!origin) return;
   let host: string | undefined;
   try { host = new URL(origin).host; } catch { /* malformed */ }
-  if (host !== (hosts.has(req) ? hosts.get(req) : req.headers.host)) throw forbidden('cross-site console connection refused: bad Origin');
+  const expected = hosts.has(req) ? hosts.get(req) : req.headers.host;
+  if (host !== expected) throw forbidden('cross-site console connection refused: bad Origin');
 }
 
 /** The caller, from an API token (a bad one is refused) or the session cookie; undefined if neither. */
