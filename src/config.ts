@@ -1,4 +1,7 @@
 // Oriel's configuration: embedded defaults, overridden by environment variables, then by command-line flags.
+import { X509Certificate, createPrivateKey } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
 import { homedir, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 
@@ -18,8 +21,18 @@ export interface OrielConfig {
   adminPassword?: string;
   /** Seconds an ACPI shutdown may take before the VM is forced off. */
   stopTimeoutSec: number;
-  /** Set when Oriel is served over https (marks cookies Secure). */
+  /** Marks session cookies Secure on every request (they are anyway on https requests). */
   secureCookies: boolean;
+  /** PEM certificate (chain) and its key for https (--tls-cert, --tls-key; ORIEL_TLS_CERT, ORIEL_TLS_KEY). */
+  tlsCert?: string;
+  tlsKey?: string;
+  /**
+   * 'auto': https with the given certificate, else a self-signed one when listening beyond loopback, else plain
+   * http. 'off' (--no-tls, ORIEL_TLS=off): plain http, for running behind a reverse proxy that terminates TLS.
+   */
+  tls: 'auto' | 'off';
+  /** Proxies whose X-Forwarded-For/-Host/-Proto are believed: addresses or CIDRs (--trust-proxy, ORIEL_TRUST_PROXY). */
+  trustProxy: string[];
   logLevel: string;
   /**
    * Folders whose disk images, kernels and initrds admins may name by path (--images-dir, ORIEL_IMAGES_DIRS separated
@@ -96,6 +109,10 @@ export function defaultConfig(env: NodeJS.ProcessEnv = process.env): OrielConfig
     adminPassword: env.ORIEL_ADMIN_PASSWORD || undefined,
     stopTimeoutSec: env.ORIEL_STOP_TIMEOUT ? Number(env.ORIEL_STOP_TIMEOUT) : 30,
     secureCookies: env.ORIEL_SECURE_COOKIES === '1',
+    tlsCert: env.ORIEL_TLS_CERT ? resolve(env.ORIEL_TLS_CERT) : undefined,
+    tlsKey: env.ORIEL_TLS_KEY ? resolve(env.ORIEL_TLS_KEY) : undefined,
+    tls: (env.ORIEL_TLS as 'auto' | 'off') || 'auto',
+    trustProxy: splitList(env.ORIEL_TRUST_PROXY),
     logLevel: env.ORIEL_LOG_LEVEL || 'info',
     imagesDirs: (env.ORIEL_IMAGES_DIRS ?? '').split(':').filter(Boolean).map((d) => resolve(d)),
     serialLogMaxBytes: env.ORIEL_SERIAL_LOG_MAX_BYTES ? Number(env.ORIEL_SERIAL_LOG_MAX_BYTES) : 8 << 20,
@@ -129,6 +146,7 @@ export function configProblems(c: OrielConfig): string[] {
   if (process.env.ORIEL_DEFAULT_QUOTA) {
     try { parseQuotaSpec(process.env.ORIEL_DEFAULT_QUOTA); } catch (e) { p.push(`ORIEL_DEFAULT_QUOTA: ${(e as Error).message}`); }
   }
+  p.push(...tlsProblems(c), ...trustProxyProblems(c.trustProxy));
   for (const d of c.imagesDirs) {
     const inside = (x: string) => x === d || x.startsWith(d.endsWith('/') ? d : `${d}/`);
     if (inside(c.dataDir) || inside(c.cacheDir)) {
@@ -136,6 +154,52 @@ export function configProblems(c: OrielConfig): string[] {
     }
   }
   return p;
+}
+
+export function splitList(v: string | undefined): string[] {
+  return (v ?? '').split(',').map((x) => x.trim()).filter(Boolean);
+}
+
+function tlsProblems(c: OrielConfig): string[] {
+  if (!['auto', 'off'].includes(c.tls)) return [`ORIEL_TLS must be auto or off, not '${c.tls}'`];
+  if (!c.tlsCert && !c.tlsKey) return [];
+  if (c.tls === 'off') return ['--no-tls (ORIEL_TLS=off) and a TLS certificate (--tls-cert, ORIEL_TLS_CERT) contradict'];
+  if (!c.tlsCert || !c.tlsKey) return ['--tls-cert (ORIEL_TLS_CERT) and --tls-key (ORIEL_TLS_KEY) go together: give both'];
+  const read = (file: string, what: string): string | Error => {
+    try {
+      return readFileSync(file, 'utf8');
+    } catch (e) {
+      return new Error(`cannot read the TLS ${what} ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+    }
+  };
+  const certPem = read(c.tlsCert, 'certificate (--tls-cert, ORIEL_TLS_CERT)');
+  const keyPem = read(c.tlsKey, 'key (--tls-key, ORIEL_TLS_KEY)');
+  const errs = [certPem, keyPem].filter((x): x is Error => x instanceof Error).map((e) => e.message);
+  if (errs.length) return errs;
+  let cert: X509Certificate;
+  try {
+    cert = new X509Certificate(certPem as string);
+  } catch {
+    return [`${c.tlsCert} is not a PEM certificate (--tls-cert, ORIEL_TLS_CERT)`];
+  }
+  try {
+    if (!cert.checkPrivateKey(createPrivateKey(keyPem as string)))
+      return [`the TLS key ${c.tlsKey} does not belong to the certificate ${c.tlsCert}`];
+  } catch {
+    return [`${c.tlsKey} is not a PEM private key, or it is encrypted (--tls-key, ORIEL_TLS_KEY)`];
+  }
+  return [];
+}
+
+function trustProxyProblems(list: string[]): string[] {
+  return list
+    .filter((a) => {
+      const [addr, bits, extra] = a.split('/');
+      const v = isIP(addr ?? '');
+      if (!v || extra !== undefined) return true;
+      return bits !== undefined && (!/^\d+$/.test(bits) || Number(bits) > (v === 4 ? 32 : 128));
+    })
+    .map((a) => `--trust-proxy (ORIEL_TRUST_PROXY) takes IP addresses or CIDRs separated by commas, not '${a}'`);
 }
 
 /** A short-lived scratch folder for tests and benchmarks, short enough for unix socket paths (< 108 bytes). */

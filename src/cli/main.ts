@@ -14,12 +14,14 @@ const program = new Command('oriel')
   .version('0.1.0')
   .option('--server <url>', 'Oriel server URL (ORIEL_URL; default http://127.0.0.1:8470)')
   .option('--token <token>', 'API token (ORIEL_TOKEN; default: the one `oriel login` saved)')
+  .option('--ca <file>', "trust this CA or certificate file for an https server (ORIEL_CA)")
+  .option('--fingerprint <sha256>', "pin the https server's certificate by its SHA-256 fingerprint (ORIEL_FINGERPRINT)")
   .showHelpAfterError()
   .exitOverride();
 
 const api = () => {
-  const g = program.opts<{ server?: string; token?: string }>();
-  return new Api({ server: g.server, token: g.token });
+  const g = program.opts<{ server?: string; token?: string; ca?: string; fingerprint?: string }>();
+  return new Api({ server: g.server, token: g.token, ca: g.ca, fingerprint: g.fingerprint });
 };
 
 serveCommand(program);

@@ -41,6 +41,8 @@ import { serialUpgrade } from './console/serial.ts';
 import { registerWebUi } from './web.ts';
 import { Quotas } from './quotas/quotas.ts';
 import { quotaRoutes } from './routes/quotas.ts';
+import { serverTls, type ServerTls } from './transport/tls.ts';
+import { proxyTrust } from './transport/proxy-trust.ts';
 
 export const VERSION = '0.1.0';
 /** Time a client has to send a whole request (headers and body). */
@@ -51,6 +53,8 @@ export interface OrielServer {
   ctx: ServerContext;
   /** Set when this start created the first admin and generated its password (to be shown once). */
   firstAdmin?: { name: string; password: string; generated: boolean };
+  /** Set when serving https: the certificate's fingerprint, and whether Oriel made it. */
+  tls?: ServerTls;
   /** Stops serving. Running VMs keep running; the next server re-attaches them. */
   close(): Promise<void>;
 }
@@ -58,8 +62,14 @@ export interface OrielServer {
 export async function createServer(config: OrielConfig, opts: { logger?: boolean } = {}): Promise<OrielServer> {
   mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
   chmodSync(config.dataDir, 0o700);
+  const tls = serverTls(config);
+  const trust = proxyTrust(config.trustProxy);
   const db = openDatabase(join(config.dataDir, 'oriel.db'));
+  // One server for the API, the web UI and the console WebSockets: with a certificate, all of it is https/wss.
   const app = Fastify({
+    ...(tls ? { https: { cert: tls.cert, key: tls.key } } : {}),
+    // X-Forwarded-* are believed only from the configured proxies (req.ip, req.host, req.protocol).
+    trustProxy: trust ? (address: string) => trust(address) : false,
     logger: opts.logger === false ? false : {
       level: config.logLevel,
       // Secrets never reach the log: tokens and cookies live in these headers; bodies are not logged.
@@ -69,7 +79,7 @@ export async function createServer(config: OrielConfig, opts: { logger?: boolean
     // A request (headers and body) must arrive within this time: a client sending its body a byte now and then
     // would otherwise hold its connection for good (Node checks every 30 s).
     requestTimeout: REQUEST_TIMEOUT_MS,
-  });
+  }) as unknown as FastifyInstance;
   const vms = new VmManager({
     db,
     dataDir: config.dataDir,
@@ -136,6 +146,10 @@ export async function createServer(config: OrielConfig, opts: { logger?: boolean
     transform: jsonSchemaTransform,
   });
   registerAuth(app, users);
+  app.addHook('onSend', async (req, reply) => {
+    // Browsers ignore this header on a connection with certificate errors, so a self-signed start is not locked in.
+    if (req.protocol === 'https') reply.header('strict-transport-security', 'max-age=31536000');
+  });
   app.setErrorHandler((err, req, reply) => {
     if (err instanceof OrielError) return reply.code(err.status).send({ error: err.code, message: err.message });
     if (hasZodFastifySchemaValidationErrors(err)) {
@@ -171,11 +185,12 @@ export async function createServer(config: OrielConfig, opts: { logger?: boolean
   consoleRoutes(app, ctx, tickets);
   checkpointRoutes(app, ctx);
   const limits = new ConsoleLimits();
-  registerUpgrades(app, { spice: spiceUpgrade(app, ctx, tickets, limits), serial: serialUpgrade(app, ctx, limits) });
+  const upgrades = { spice: spiceUpgrade(app, ctx, tickets, limits), serial: serialUpgrade(app, ctx, limits) };
+  registerUpgrades(app, upgrades, trust);
   await registerWebUi(app);
 
   return {
-    app, ctx, firstAdmin,
+    app, ctx, firstAdmin, tls,
     async close() {
       schedules.stop();
       await app.close();

@@ -12,13 +12,13 @@ import {
 import { nodeEncryptTicket } from './crypto.ts';
 import { encodePng } from './png.ts';
 import { tcpConnector, unixConnector } from './transport.ts';
-import { wsConnector } from './ws-transport.ts';
+import { wsConnector, type WsClientOptions } from './ws-transport.ts';
 
 export type HeadlessTarget =
   | { socketPath: string }
   | { host: string; port: number }
   /** An Oriel console WebSocket (ws:// or wss://…/api/vms/{vm}/spice) and its upgrade headers. */
-  | { url: string; headers?: Record<string, string> };
+  | { url: string; headers?: Record<string, string>; wsOptions?: WsClientOptions };
 
 export type HeadlessOptions = HeadlessTarget & Partial<Omit<SpiceSessionOptions, 'connect' | 'encryptTicket'>>;
 
@@ -26,7 +26,7 @@ export type HeadlessOptions = HeadlessTarget & Partial<Omit<SpiceSessionOptions,
 export function openSpiceSession(opts: HeadlessOptions): Promise<SpiceSession> {
   const connect =
     'socketPath' in opts ? unixConnector(opts.socketPath)
-    : 'url' in opts ? wsConnector(opts.url, opts.headers)
+    : 'url' in opts ? wsConnector(opts.url, opts.headers, opts.wsOptions)
     : tcpConnector(opts.host, opts.port);
   return SpiceSession.connect({ ...opts, connect, encryptTicket: nodeEncryptTicket });
 }

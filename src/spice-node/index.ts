@@ -9,5 +9,5 @@ export {
 export { nodeEncryptTicket } from './crypto.ts';
 export { encodePng } from './png.ts';
 export { socketTransport, tcpConnector, unixConnector } from './transport.ts';
-export { ConsoleRefusedError, wsConnector, wsTransport } from './ws-transport.ts';
+export { ConsoleRefusedError, wsConnector, wsTransport, type WsClientOptions } from './ws-transport.ts';
 export { nodeFileSource, type NodeFileSource } from './files.ts';

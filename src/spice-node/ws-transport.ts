@@ -2,7 +2,7 @@
 // WebSocket per SPICE channel, binary frames carrying the raw SPICE byte stream in both directions
 // (frame boundaries mean nothing: the core's ByteQueue re-slices). Authenticated with request
 // headers (Authorization: Bearer <API token>) or a console ticket in the URL.
-import WebSocket from 'ws';
+import WebSocket, { type ClientOptions } from 'ws';
 import type { Connector, Transport, TransportHandler } from '../spice/index.ts';
 
 /** The server refused the WebSocket upgrade (401, 403, 404, 409 …); `message` is its explanation. */
@@ -35,11 +35,18 @@ export function wsTransport(ws: WebSocket): Transport {
   };
 }
 
+/** Extra `ws` options for each channel's WebSocket (e.g. how a wss:// server's certificate is trusted). */
+export type WsClientOptions = Pick<ClientOptions, 'createConnection' | 'ca' | 'rejectUnauthorized'>;
+
 /** Opens one WebSocket to `url` per channel, with `headers` on each upgrade request. */
-export function wsConnector(url: string, headers: Record<string, string> = {}): Connector {
+export function wsConnector(
+  url: string,
+  headers: Record<string, string> = {},
+  options: WsClientOptions = {},
+): Connector {
   return () =>
     new Promise<Transport>((resolve, reject) => {
-      const ws = new WebSocket(url, { headers, perMessageDeflate: false, maxPayload: 64 << 20 });
+      const ws = new WebSocket(url, { ...options, headers, perMessageDeflate: false, maxPayload: 64 << 20 });
       ws.binaryType = 'nodebuffer';
       ws.once('unexpected-response', (req, res) => {
         // Handled here, so ws emits no error of its own; dropping the request ends the socket quietly.

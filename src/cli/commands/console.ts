@@ -18,6 +18,7 @@ import {
   SpiceLinkError, nextEvent, scancodeOf, type DisplayChannel, type InputsChannel, type SpiceSession,
 } from '../../spice/index.ts';
 import { Api, CliError } from '../api.ts';
+import { UntrustedServerError, untrustedMessage } from '../tls-trust.ts';
 import { ProgressBar, formatBytes } from '../output.ts';
 
 /** QEMU's PS/2 keyboard keeps 16 bytes of scancodes (hw/input/ps2.c): pace typed text. */
@@ -45,6 +46,7 @@ export function consoleTarget(target: string, api: () => Api): HeadlessTarget {
   return {
     url: `${a.url.replace(/^http/, 'ws')}/api/vms/${encodeURIComponent(target)}/spice`,
     headers: a.authHeaders(),
+    wsOptions: a.wsOptions(),
   };
 }
 
@@ -61,7 +63,9 @@ async function withSession<T>(
   try {
     session = await openSpiceSession({ ...where, password: o.password });
   } catch (e) {
-    throw explain(target, e);
+    // A refused certificate is the server's: named by its https URL, as the other commands name it.
+    const server = 'url' in where ? where.url.replace(/^ws/, 'http').replace(/\/api\/vms\/.*$/, '') : target;
+    throw explain(target, e, server);
   }
   try {
     const timedOut = new Promise<never>((_, reject) =>
@@ -75,8 +79,9 @@ async function withSession<T>(
   }
 }
 
-function explain(target: string, e: unknown): Error {
+function explain(target: string, e: unknown, server = target): Error {
   if (e instanceof CliError) return e;
+  if (e instanceof UntrustedServerError) return new CliError(untrustedMessage(server, e));
   if (e instanceof SpiceLinkError && e.reason === 'PERMISSION_DENIED')
     return new CliError(`${target}: the SPICE password is wrong or missing (--password)`);
   if (e instanceof SpiceLinkError) return new CliError(`${target}: ${e.message}`);

@@ -2,9 +2,10 @@
 // built (`oriel image build desktop`), otherwise the tiny image (built first if needed, in seconds).
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
-import { configProblems, defaultConfig, type Accel, type OrielConfig } from '../../config.ts';
+import { configProblems, defaultConfig, splitList, type Accel, type OrielConfig } from '../../config.ts';
 import { createServer, type OrielServer } from '../../server/app.ts';
 import { demoImage, startImageBuild } from '../../server/routes/images.ts';
+import { isLoopback } from '../../server/transport/tls.ts';
 import { CliError } from '../api.ts';
 import { ProgressBar } from '../output.ts';
 
@@ -21,6 +22,10 @@ export function serveCommand(program: Command): void {
     .option('--accel <auto|kvm|tcg>', 'acceleration for new VMs (ORIEL_ACCEL; default auto)')
     .option('--images-dir <dir>', 'a folder whose disk images, kernels and initrds admins may name by path; repeatable (ORIEL_IMAGES_DIRS, separated by ":")',
       (d: string, prev: string[] | undefined) => [...(prev ?? []), d])
+    .option('--tls-cert <file>', 'PEM certificate (chain) to serve https and wss with (ORIEL_TLS_CERT)')
+    .option('--tls-key <file>', 'PEM private key of --tls-cert (ORIEL_TLS_KEY)')
+    .option('--no-tls', 'plain http even beyond loopback, e.g. behind a reverse proxy that does TLS (ORIEL_TLS=off)')
+    .option('--trust-proxy <addrs>', 'reverse proxies (addresses or CIDRs, comma-separated) whose X-Forwarded-* headers are believed (ORIEL_TRUST_PROXY)')
     .option('--demo [image]', "start a VM named 'demo' owned by admin, from IMAGE, or by default the desktop image if built, else tiny (built if needed)")
     .action(async (o) => {
       const config: OrielConfig = defaultConfig();
@@ -30,9 +35,18 @@ export function serveCommand(program: Command): void {
       if (o.cacheDir) config.cacheDir = resolve(o.cacheDir);
       if (o.imagesDir) config.imagesDirs = (o.imagesDir as string[]).map((d) => resolve(d));
       if (o.accel) config.accel = o.accel as Accel;
+      if (o.tlsCert) config.tlsCert = resolve(o.tlsCert);
+      if (o.tlsKey) config.tlsKey = resolve(o.tlsKey);
+      if (o.tls === false) config.tls = 'off';
+      if (o.trustProxy) config.trustProxy = splitList(o.trustProxy);
       const problems = configProblems(config);
       if (problems.length) throw new CliError(problems.join('\n'));
-      const server = await createServer(config);
+      let server: OrielServer;
+      try {
+        server = await createServer(config);
+      } catch (e) {
+        throw new CliError((e as Error).message);
+      }
       // The last resort: an error no handler caught is logged and the server keeps serving its other clients
       // (every request path has its own handling; this is for the bug nobody has found yet).
       process.on('uncaughtException', (err) => server.app.log.error({ err }, 'uncaught exception (the server goes on)'));
@@ -45,9 +59,16 @@ export function serveCommand(program: Command): void {
       }
       const addr = server.app.server.address();
       const port = typeof addr === 'object' && addr ? addr.port : config.port;
-      const url = `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`;
+      const url = `${server.tls ? 'https' : 'http'}://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`;
       const out = process.stdout;
       out.write(`\nOriel is running at ${url}\n`);
+      if (server.tls) {
+        out.write(`  certificate:    ${server.tls.certFile}${server.tls.selfSigned ? ' (self-signed, made by Oriel)' : ''}\n`);
+        out.write(`  SHA-256 fingerprint: ${server.tls.fingerprint}\n`);
+        if (server.tls.selfSigned)
+          out.write('  (browsers warn about a self-signed certificate: check that they show this fingerprint)\n');
+      } else if (!isLoopback(config.host))
+        out.write('  plain http (--no-tls): passwords and tokens cross the network in clear unless a proxy does TLS\n');
       out.write(`  data directory: ${config.dataDir}\n`);
       if (server.firstAdmin) {
         out.write(`  admin account:  ${server.firstAdmin.name}\n`);
@@ -57,7 +78,8 @@ export function serveCommand(program: Command): void {
           );
         else out.write('  admin password: from ORIEL_ADMIN_PASSWORD\n');
       }
-      out.write(`  sign in from a shell: npx oriel login --server ${url}\n\n`);
+      const pin = server.tls?.selfSigned ? ` --fingerprint ${server.tls.fingerprint}` : '';
+      out.write(`  sign in from a shell: npx oriel login --server ${url}${pin}\n\n`);
       const stop = async () => {
         out.write('stopping the server (VMs keep running; the next `oriel serve` re-attaches them)\n');
         await server.close();

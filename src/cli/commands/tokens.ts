@@ -25,7 +25,7 @@ export function tokenCommands(program: Command, api: () => Api): void {
         if (!(e instanceof CliError && /\(HTTP 401\)$/.test(e.message))) throw e;
         note = 'the token was already not valid';
       }
-      const saved = loadCredentials()[a.url] === token && removeToken(a.url);
+      const saved = loadCredentials()[a.url]?.token === token && removeToken(a.url);
       console.log(`signed out of ${a.url}: ${note}${saved ? ', removed from the credentials file' : ''}`);
     });
 

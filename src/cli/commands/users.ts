@@ -8,7 +8,7 @@ import { quotaCommand } from './quota.ts';
 
 export function userCommands(program: Command, api: () => Api): void {
   program.command('login')
-    .description('sign in and save an API token for this server (~/.config/oriel/credentials.json, mode 0600)')
+    .description('sign in and save an API token (and the --fingerprint/--ca trust) for this server (~/.config/oriel/credentials.json, mode 0600)')
     .option('--user <name>', 'user name', 'admin')
     .option('--password-stdin', 'read the password from standard input')
     .option('--expires <30d|never>', 'lifetime of the saved token: s, m, h or d, or never', '90d')
@@ -17,9 +17,10 @@ export function userCommands(program: Command, api: () => Api): void {
       const a = api();
       const r = await a.request<{ user: { name: string; role: string }; token: string }>('POST', '/api/auth/login',
         { username: o.user, password, tokenName: `cli@${hostname()}`, tokenExpires: o.expires }, { auth: false });
-      const file = saveToken(a.url, r.token);
+      const file = saveToken(a, r.token);
+      const pin = a.url.startsWith('https:') && a.trust.fingerprint ? ' with the certificate pin' : '';
       const until = o.expires === 'never' ? 'does not expire' : `expires in ${o.expires}`;
-      console.log(`signed in to ${a.url} as ${r.user.name} (${r.user.role}); token saved in ${file} (${until})`);
+      console.log(`signed in to ${a.url} as ${r.user.name} (${r.user.role}); token${pin} saved in ${file} (${until})`);
     });
 
   const user = program.command('user').description('manage accounts (admin)');

@@ -59,7 +59,8 @@ function sameOrigin(req: FastifyRequest): boolean {
   const origin = req.headers.origin;
   if (!origin) return true; // not a browser cross-site request (browsers send Origin on every POST)
   try {
-    return new URL(origin).host === req.headers.host;
+    // req.host is the Host header, or X-Forwarded-Host when the peer is a trusted proxy (--trust-proxy).
+    return new URL(origin).host === req.host;
   } catch {
     return false;
   }

@@ -10,12 +10,20 @@ import type { User } from '../auth/users.ts';
 import type { Credential } from '../auth/streams.ts';
 import type { ServerContext } from '../context.ts';
 import type { VmRecord } from '../../vm/store.ts';
+import { requestHost, type ProxyTrust } from '../transport/proxy-trust.ts';
 
 export type VmUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer, vmRef: string) => void;
 
 const PATH_RE = /^\/api\/vms\/([^/]+)\/([a-z]+)$/;
 
-export function registerUpgrades(app: FastifyInstance, handlers: Record<string, VmUpgrade>): void {
+/** The host each upgrade request was addressed to (X-Forwarded-Host only from a trusted proxy), for checkOrigin. */
+const hosts = new WeakMap<IncomingMessage, string | undefined>();
+
+export function registerUpgrades(
+  app: FastifyInstance,
+  handlers: Record<string, VmUpgrade>,
+  trust?: ProxyTrust,
+): void {
   // An allow-list: a Map, so that a path such as /api/vms/x/constructor finds nothing inherited.
   const routes = new Map(Object.entries(handlers));
   app.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
@@ -23,6 +31,7 @@ export function registerUpgrades(app: FastifyInstance, handlers: Record<string, 
     // reaches the HTTP server's event emitter and ends the process.
     try {
       socket.on('error', () => socket.destroy());
+      hosts.set(req, requestHost(req, trust));
       const m = PATH_RE.exec(new URL(req.url ?? '/', 'http://localhost').pathname);
       const handle = m ? routes.get(m[2]!) : undefined;
       if (!m || !handle) return refuse(socket, notFound('no WebSocket endpoint here'));
@@ -53,7 +62,8 @@ export function checkOrigin(req: IncomingMessage): void {
   if (!origin) return;
   let host: string | undefined;
   try { host = new URL(origin).host; } catch { /* malformed */ }
-  if (host !== req.headers.host) throw forbidden('cross-site console connection refused: bad Origin');
+  const expected = hosts.has(req) ? hosts.get(req) : req.headers.host;
+  if (host !== expected) throw forbidden('cross-site console connection refused: bad Origin');
 }
 
 export interface Caller { user: User; credential: Credential }

@@ -46,7 +46,8 @@ export function authRoutes(app: FastifyInstance, ctx: ServerContext): void {
     if (old) ctx.users.deleteSession(old);
     const s = ctx.users.createSession(user.id);
     reply.setCookie(SESSION_COOKIE, s.token, {
-      path: '/', httpOnly: true, sameSite: 'strict', secure: ctx.config.secureCookies, expires: s.expiresAt,
+      path: '/', httpOnly: true, sameSite: 'strict', secure: ctx.config.secureCookies || req.protocol === 'https',
+      expires: s.expiresAt,
     });
     const token = req.body.tokenName
       ? ctx.users.tokens.create(user.id, req.body.tokenName, req.body.tokenExpires).token
