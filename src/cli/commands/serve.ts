@@ -3,8 +3,8 @@
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { configProblems, defaultConfig, type Accel, type OrielConfig } from '../../config.ts';
-import { createServer, type OrielServer } from '../../server/app.ts';
-import { demoImage, startImageBuild } from '../../server/routes/images.ts';
+// The server (fastify, SQLite …) is loaded only by `serve` itself: every other command starts without it.
+import type { OrielServer } from '../../server/app.ts';
 import { CliError } from '../api.ts';
 import { ProgressBar } from '../output.ts';
 
@@ -32,6 +32,7 @@ export function serveCommand(program: Command): void {
       if (o.accel) config.accel = o.accel as Accel;
       const problems = configProblems(config);
       if (problems.length) throw new CliError(problems.join('\n'));
+      const { createServer } = await import('../../server/app.ts');
       const server = await createServer(config);
       // The last resort: an error no handler caught is logged and the server keeps serving its other clients
       // (every request path has its own handling; this is for the bug nobody has found yet).
@@ -76,6 +77,7 @@ export function serveCommand(program: Command): void {
  * and starts the demo VM. A demo VM that already exists keeps its image. */
 export async function startDemo(server: OrielServer, imageName?: string): Promise<void> {
   const { ctx } = server;
+  const { demoImage, startImageBuild } = await import('../../server/routes/images.ts');
   const admin = ctx.users.list().find((u) => u.role === 'admin');
   if (!admin) return;
   let image = imageName;
