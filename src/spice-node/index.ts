@@ -1,9 +1,13 @@
 export {
+  completePicture,
   openSpiceSession,
   primarySurface,
   screenshotPng,
   settledDisplay,
+  type CompletePicture,
   type HeadlessOptions,
+  type PictureCompletion,
+  type PictureOptions,
   type HeadlessTarget,
 } from './client.ts';
 export { nodeEncryptTicket } from './crypto.ts';
