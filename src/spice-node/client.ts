@@ -13,7 +13,6 @@ import {
 import { nodeEncryptTicket } from './crypto.ts';
 import { encodePng } from './png.ts';
 import { tcpConnector, unixConnector } from './transport.ts';
-import { wsConnector } from './ws-transport.ts';
 
 export type HeadlessTarget =
   | { socketPath: string }
@@ -24,10 +23,11 @@ export type HeadlessTarget =
 export type HeadlessOptions = HeadlessTarget & Partial<Omit<SpiceSessionOptions, 'connect' | 'encryptTicket'>>;
 
 /** Opens a session (main channel linked, MAIN INIT received); other channels follow. */
-export function openSpiceSession(opts: HeadlessOptions): Promise<SpiceSession> {
+export async function openSpiceSession(opts: HeadlessOptions): Promise<SpiceSession> {
   const connect =
     'socketPath' in opts ? unixConnector(opts.socketPath)
-    : 'url' in opts ? wsConnector(opts.url, opts.headers)
+    // ws is loaded only for WebSocket targets (a command's start time counts: `oriel console screenshot`).
+    : 'url' in opts ? (await import('./ws-transport.ts')).wsConnector(opts.url, opts.headers)
     : tcpConnector(opts.host, opts.port);
   return SpiceSession.connect({ ...opts, connect, encryptTicket: nodeEncryptTicket });
 }
@@ -88,7 +88,8 @@ export async function completePicture(session: SpiceSession, o: PictureOptions =
   };
   const display = await Promise.race([
     session.whenChannel<DisplayChannel>(ChannelType.DISPLAY),
-    sleep(timeoutMs).then(() => undefined),
+    // unref'd: a pending bound must not keep the process alive once the picture is written
+    sleep(timeoutMs, undefined, { ref: false }).then(() => undefined),
   ]);
   if (!display) throw new Error(`no display channel within ${timeoutMs} ms`);
   if (mark && display.marked) return copy('mark')!;

@@ -13,5 +13,6 @@ export {
 export { nodeEncryptTicket } from './crypto.ts';
 export { encodePng } from './png.ts';
 export { socketTransport, tcpConnector, unixConnector } from './transport.ts';
-export { ConsoleRefusedError, wsConnector, wsTransport } from './ws-transport.ts';
+export { ConsoleRefusedError } from './errors.ts';
+export { wsConnector, wsTransport } from './ws-transport.ts';
 export { nodeFileSource, type NodeFileSource } from './files.ts';

@@ -1,6 +1,7 @@
 // bin/oriel.js picks what it runs: the compiled build (dist/node) only while its stamp matches the sources, the
 // TypeScript sources through tsx otherwise. Checked on a small copy of the layout (the real launcher and stamp
-// module, a src/cli/main.ts and a dist/node/cli/main.js that say which one ran), so nothing of the checkout changes.
+// module, a src/cli/main.ts and a dist/node/bundle/oriel.js that say which one ran), so nothing of the checkout
+// changes.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -28,7 +29,8 @@ describe('bin/oriel.js: compiled build or sources', () => {
   /** Does what scripts/build-node.js does last: records the stamp of the sources as they are now. */
   const stampBuild = async () => {
     const m = await import(join(root, 'scripts/node-build-stamp.js'));
-    put(m.STAMP_FILE, `${m.sourceStamp(root)}\n`);
+    mkdirSync(join(root, 'dist/node'), { recursive: true });
+    m.writeStamp(root, m.sourceStamp(root));
   };
   const SOURCE_MAIN = "const from: string = 'sources';\nconsole.log(from, process.argv.slice(2).join(' '));\n";
 
@@ -43,7 +45,7 @@ describe('bin/oriel.js: compiled build or sources', () => {
     // TypeScript syntax: only tsx can run it.
     put('src/cli/main.ts', SOURCE_MAIN);
     put('src/vm/tiny-init.sh', 'echo hi\n');
-    put('dist/node/cli/main.js', "console.log('compiled', process.argv.slice(2).join(' '));\n");
+    put('dist/node/bundle/oriel.js', "console.log('compiled', process.argv.slice(2).join(' '));\n");
   });
   after(() => rmSync(root, { recursive: true, force: true }));
 
@@ -61,7 +63,7 @@ describe('bin/oriel.js: compiled build or sources', () => {
     await stampBuild();
     put('src/cli/main.ts', SOURCE_MAIN.replace("'sources'", "'sources'.toString()"));
     assert.equal(run(), 'sources a1', 'edited .ts');
-    put('src/cli/main.ts', SOURCE_MAIN); // the same bytes again (a newer mtime): current
+    put('src/cli/main.ts', SOURCE_MAIN); // the same bytes again (a newer time: the contents are hashed): current
     assert.equal(run(), 'compiled a1');
     put('src/cli/extra.ts', 'export {};\n');
     assert.equal(run(), 'sources a1', 'added file');

@@ -5,14 +5,11 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Command } from 'commander';
-import {
-  ConsoleRefusedError,
-  completePicture,
-  encodePng,
-  nodeFileSource,
-  openSpiceSession,
-  type HeadlessTarget,
-} from '../../spice-node/index.ts';
+// The modules themselves, not the spice-node index, which would load the WebSocket transport (ws) every time.
+import { completePicture, openSpiceSession, type HeadlessTarget } from '../../spice-node/client.ts';
+import { ConsoleRefusedError } from '../../spice-node/errors.ts';
+import { nodeFileSource } from '../../spice-node/files.ts';
+import { encodePng } from '../../spice-node/png.ts';
 import {
   ChannelType, ClipboardError, FileTransferError, MouseButton, MouseButtonMask, MouseMode, Selection, SpiceInputError,
   SpiceLinkError, nextEvent, scancodeOf, type DisplayChannel, type InputsChannel, type SpiceSession,
@@ -24,6 +21,9 @@ import { ProgressBar, formatBytes } from '../output.ts';
 const TYPE_PAUSE_MS = 10;
 /** Lets the last input messages leave the socket before it is closed. */
 const FLUSH_MS = 300;
+
+/** A wait raced against an event: unref'd, so once the command is done it does not keep the process alive. */
+const bound = (ms: number) => sleep(ms, undefined, { ref: false });
 
 /** How `console screenshot` says its picture was complete (PictureCompletion). */
 const COMPLETED = {
@@ -249,7 +249,7 @@ export function consoleCommands(program: Command, api: () => Api): void {
         const sel = o.primary ? Selection.PRIMARY : Selection.CLIPBOARD;
         // A newly connected client learns what the guest holds from the agent's next grab; give it a moment.
         if (!cb.guest.has(sel))
-          await Promise.race([nextEvent(cb.onGuestGrab, (g) => g.selection === sel), sleep(1500)]);
+          await Promise.race([nextEvent(cb.onGuestGrab, (g) => g.selection === sel), bound(1500)]);
         if (o.image) {
           const png = await cb.readPng(sel);
           if (!png) throw new CliError(`${target}: the guest's clipboard holds no picture`);
@@ -294,7 +294,7 @@ export function consoleCommands(program: Command, api: () => Api): void {
           await Promise.race([
             nextEvent(cb.onGuestGrab, (g) => g.selection === sel),
             o.once ? nextEvent(cb.onRequestServed, (r) => r.selection === sel) : new Promise(() => {}),
-            sleep(o.timeout * 1000),
+            bound(o.timeout * 1000),
           ]);
           await sleep(FLUSH_MS);
         },
@@ -382,7 +382,7 @@ async function resizeTo(
   if (changed) {
     const created = nextEvent(display.onSurfaceCreated, (i) => i.primary && i.width === wantW && i.height === h);
     session.agent.resize(w, h);
-    const t = await Promise.race([created.then(() => true), sleep(Math.max(5, timeoutS - 2) * 1000).then(() => false)]);
+    const t = await Promise.race([created.then(() => true), bound(Math.max(5, timeoutS - 2) * 1000).then(() => false)]);
     if (!t)
       throw new CliError(
         `the guest did not switch to ${wantW}×${h} (it shows ${current()?.width}×${current()?.height}); is its agent applying display changes?`,
