@@ -33,8 +33,8 @@ const SIGNATURE = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
 
 /**
  * Encodes an RGBA image as PNG, 8 bits per channel; `opaque` (xRGB surfaces carry no alpha) writes RGB only.
- * Every row uses the Sub filter (the difference to the pixel on the left: zeros on flat screen areas), then zlib
- * at its default level.
+ * Every row uses the Sub filter (the difference to the pixel on the left: zeros on flat screen areas), then zlib's
+ * fastest level: about three times faster than its default on a screen, for files about 1.7 times larger.
  */
 export function encodePng(img: RgbaImage, opaque = true): Buffer {
   const { width: w, height: h, data: src } = img;
@@ -68,5 +68,6 @@ export function encodePng(img: RgbaImage, opaque = true): Buffer {
   ihdr[8] = 8; // bit depth
   ihdr[9] = opaque ? 2 : 6; // colour type: truecolour, or truecolour with alpha
   // compression 0 (deflate), filter method 0, no interlace: bytes 10-12 stay 0
-  return Buffer.concat([SIGNATURE, chunk('IHDR', ihdr), chunk('IDAT', deflateSync(raw)), chunk('IEND', Buffer.alloc(0))]);
+  const idat = deflateSync(raw, { level: 1 });
+  return Buffer.concat([SIGNATURE, chunk('IHDR', ihdr), chunk('IDAT', idat), chunk('IEND', Buffer.alloc(0))]);
 }
