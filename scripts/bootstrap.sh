@@ -42,3 +42,7 @@ if [ -f src/web/index.html ]; then
     echo "$web_hash" > dist/web/.oriel-build-stamp
   fi
 fi
+
+# The compiled `oriel` command (dist/node, run by bin/oriel.js when current), rebuilt only when its sources changed
+# (scripts/build-node.js compares its own stamp; a failed build leaves bin/oriel.js on the sources through tsx).
+node scripts/build-node.js || echo "bootstrap: the compiled oriel command was not built; it runs from the sources" >&2

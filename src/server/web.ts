@@ -7,8 +7,11 @@ import { join } from 'node:path';
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import fastifyStatic from '@fastify/static';
 
-/** dist/web at the root of the repository (this file is src/server/web.ts). */
-export const DEFAULT_WEB_DIR = fileURLToPath(new URL('../../dist/web/', import.meta.url));
+/** dist/web at the root of the repository, from the sources (src/server/web.ts) or the compiled build
+ * (dist/node/server/web.js, scripts/build-node.js). */
+export const DEFAULT_WEB_DIR = fileURLToPath(
+  new URL(import.meta.url.endsWith('.js') ? '../../web/' : '../../dist/web/', import.meta.url),
+);
 
 // The UI loads only its own scripts and styles (xterm.js sets inline styles), talks only to this origin (ws: and
 // wss: to the same host are covered by 'self'), and may not be framed by another site (clickjacking a console).

@@ -1,18 +1,19 @@
 // A headless Node SPICE client: the core session over unix/TCP sockets or Oriel's console WebSocket,
-// with node:crypto tickets. Surfaces are RgbaSurface (plain Uint8Array); `screenshotPng` returns the
-// primary surface as PNG once `settledDisplay` says the picture is complete.
+// with node:crypto tickets. Surfaces are RgbaSurface (plain Uint8Array); `completePicture` waits until the
+// server marked the picture complete, `screenshotPng` encodes the primary surface as it is.
 import { setTimeout as sleep } from 'node:timers/promises';
 import {
   ChannelType,
   RgbaSurface,
   SpiceSession,
   type DisplayChannel,
+  type RgbaImage,
   type SpiceSessionOptions,
 } from '../spice/index.ts';
 import { nodeEncryptTicket } from './crypto.ts';
 import { encodePng } from './png.ts';
 import { tcpConnector, unixConnector } from './transport.ts';
-import { wsConnector, type WsClientOptions } from './ws-transport.ts';
+import type { WsClientOptions } from './ws-transport.ts';
 
 export type HeadlessTarget =
   | { socketPath: string }
@@ -23,10 +24,11 @@ export type HeadlessTarget =
 export type HeadlessOptions = HeadlessTarget & Partial<Omit<SpiceSessionOptions, 'connect' | 'encryptTicket'>>;
 
 /** Opens a session (main channel linked, MAIN INIT received); other channels follow. */
-export function openSpiceSession(opts: HeadlessOptions): Promise<SpiceSession> {
+export async function openSpiceSession(opts: HeadlessOptions): Promise<SpiceSession> {
   const connect =
     'socketPath' in opts ? unixConnector(opts.socketPath)
-    : 'url' in opts ? wsConnector(opts.url, opts.headers, opts.wsOptions)
+    // ws is loaded only for WebSocket targets (a command's start time counts: `oriel console screenshot`).
+    : 'url' in opts ? (await import('./ws-transport.ts')).wsConnector(opts.url, opts.headers, opts.wsOptions)
     : tcpConnector(opts.host, opts.port);
   return SpiceSession.connect({ ...opts, connect, encryptTicket: nodeEncryptTicket });
 }
@@ -42,32 +44,100 @@ export function screenshotPng(session: SpiceSession): Buffer | undefined {
   return s ? encodePng({ width: s.width, height: s.height, data: s.data }) : undefined;
 }
 
+/** How a picture was judged complete (`completePicture`). */
+export type PictureCompletion =
+  /** The server's MARK: it sent the whole screen (the normal case, right after connecting). */
+  | 'mark'
+  /** No MARK came (or was not waited for): nothing was drawn for the quiet period. */
+  | 'quiet'
+  /** No MARK, and the guest kept drawing until the bound: the picture as it was then. */
+  | 'bounded';
+
+export interface CompletePicture {
+  /** A copy of the primary surface, taken at completion. */
+  image: RgbaImage;
+  completedBy: PictureCompletion;
+  /** Milliseconds from the call to completion. */
+  ms: number;
+}
+
+export interface PictureOptions {
+  /** An error after this long without a primary surface (no display channel, no picture). */
+  timeoutMs?: number;
+  /** Wait for the server's MARK (false: after a resize, whose MARK comes before the new picture is drawn). */
+  mark?: boolean;
+  /** With a primary surface but no MARK for this long, fall back to waiting for a quiet display. */
+  markWaitMs?: number;
+  /** The fallback: no drawing for this long … */
+  quietMs?: number;
+  /** … or, if the guest keeps drawing, take the picture after this long in the fallback. */
+  settleMs?: number;
+}
+
 /**
- * Resolves once display 0 has a primary surface and nothing was drawn for `quietMs` (the server
- * sends a new client the whole screen, then MARK; QEMU refreshes every 30 ms). Rejects after
- * `timeoutMs` without a primary surface; with one, resolves at the timeout even if still drawing.
+ * The primary surface of display 0 once its picture is complete: normally at the server's MARK, which follows the
+ * whole screen sent to a new client (every draw before it already applied: the display channel handles messages in
+ * order and decodes synchronously, and the copy is taken inside the MARK event). Without a MARK (older servers, or
+ * `mark: false`), a short settle: a quiet display or `settleMs`. Rejects after `timeoutMs` without a picture.
  */
-export async function settledDisplay(
-  session: SpiceSession,
-  { quietMs = 300, timeoutMs = 15_000 } = {},
-): Promise<RgbaSurface> {
-  const deadline = Date.now() + timeoutMs;
+export async function completePicture(session: SpiceSession, o: PictureOptions = {}): Promise<CompletePicture> {
+  const { timeoutMs = 15_000, mark = true, markWaitMs = 2000, quietMs = 300, settleMs = 2000 } = o;
+  const t0 = Date.now();
+  const copy = (completedBy: PictureCompletion): CompletePicture | undefined => {
+    const s = primarySurface(session);
+    return s && { image: { width: s.width, height: s.height, data: s.data.slice() }, completedBy, ms: Date.now() - t0 };
+  };
   const display = await Promise.race([
     session.whenChannel<DisplayChannel>(ChannelType.DISPLAY),
-    sleep(timeoutMs).then(() => undefined),
+    // unref'd: a pending bound must not keep the process alive once the picture is written
+    sleep(timeoutMs, undefined, { ref: false }).then(() => undefined),
   ]);
   if (!display) throw new Error(`no display channel within ${timeoutMs} ms`);
-  let last = Date.now();
-  const sub = display.onInvalidate(() => (last = Date.now()));
-  try {
-    for (;;) {
-      const s = primarySurface(session);
+  if (mark && display.marked) return copy('mark')!;
+  return new Promise<CompletePicture>((resolve, reject) => {
+    let lastDraw = Date.now();
+    /** When the fallback started (a primary surface and no MARK after markWaitMs, or not waiting for one). */
+    let settling: number | undefined;
+    let firstPicture: number | undefined;
+    const subs = [
+      display.onInvalidate(() => (lastDraw = Date.now())),
+      display.onMark(() => {
+        if (mark && display.marked) done(copy('mark'));
+      }),
+      display.onClose((e) => fail(new Error(`the display channel closed before the picture was complete${e ? `: ${e.message}` : ''}`))),
+    ];
+    const timer = setInterval(() => {
       const now = Date.now();
-      if (s && (now - last >= quietMs || now >= deadline)) return s;
-      if (!s && now >= deadline) throw new Error(`no picture from the display within ${timeoutMs} ms`);
-      await sleep(50);
+      if (!primarySurface(session)) {
+        if (now - t0 >= timeoutMs) fail(new Error(`no picture from the display within ${timeoutMs} ms`));
+        return;
+      }
+      firstPicture ??= now;
+      if (settling === undefined && (!mark || now - firstPicture >= markWaitMs)) settling = now;
+      if (settling === undefined) return;
+      if (now - lastDraw >= quietMs) done(copy('quiet'));
+      else if (now - settling >= settleMs) done(copy('bounded'));
+    }, 25);
+    const cleanup = () => {
+      clearInterval(timer);
+      for (const s of subs) s.dispose();
+    };
+    function done(p: CompletePicture | undefined) {
+      if (!p) return;
+      cleanup();
+      resolve(p);
     }
-  } finally {
-    sub.dispose();
-  }
+    function fail(e: Error) {
+      cleanup();
+      reject(e);
+    }
+  });
+}
+
+/** Resolves with the live primary surface once its picture is complete (`completePicture`). */
+export async function settledDisplay(session: SpiceSession, o: PictureOptions = {}): Promise<RgbaSurface> {
+  await completePicture(session, o);
+  const s = primarySurface(session);
+  if (!s) throw new Error('the primary surface went away');
+  return s;
 }

@@ -1,13 +1,18 @@
 export {
+  completePicture,
   openSpiceSession,
   primarySurface,
   screenshotPng,
   settledDisplay,
+  type CompletePicture,
   type HeadlessOptions,
+  type PictureCompletion,
+  type PictureOptions,
   type HeadlessTarget,
 } from './client.ts';
 export { nodeEncryptTicket } from './crypto.ts';
 export { encodePng } from './png.ts';
 export { socketTransport, tcpConnector, unixConnector } from './transport.ts';
-export { ConsoleRefusedError, wsConnector, wsTransport, type WsClientOptions } from './ws-transport.ts';
+export { ConsoleRefusedError } from './errors.ts';
+export { wsConnector, wsTransport, type WsClientOptions } from './ws-transport.ts';
 export { nodeFileSource, type NodeFileSource } from './files.ts';

@@ -5,16 +5,9 @@
 import WebSocket, { type ClientOptions } from 'ws';
 import type { Connector, Transport, TransportHandler } from '../spice/index.ts';
 
-/** The server refused the WebSocket upgrade (401, 403, 404, 409 …); `message` is its explanation. */
-export class ConsoleRefusedError extends Error {
-  override readonly name = 'ConsoleRefusedError';
-  constructor(
-    readonly status: number,
-    message: string,
-  ) {
-    super(message);
-  }
-}
+import { ConsoleRefusedError } from './errors.ts';
+
+export { ConsoleRefusedError };
 
 export function wsTransport(ws: WebSocket): Transport {
   return {

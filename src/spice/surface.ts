@@ -2,6 +2,7 @@
 // operation to the DisplayBase box, the clip rects and the surface bounds before calling it.
 // Implemented here by RgbaSurface (plain Uint8Array, Node and tests) and on the web by a canvas.
 import type { RgbaImage } from './codecs/types.ts';
+import { ALPHA_BITS } from './draw/pixel.ts';
 
 export interface Rect {
   left: number;
@@ -41,7 +42,8 @@ export class RgbaSurface implements Surface {
     readonly height: number,
   ) {
     this.data = new Uint8Array(width * height * 4);
-    for (let i = 3; i < this.data.length; i += 4) this.data[i] = 255;
+    // Opaque black in one native fill (a byte loop costs milliseconds on a fresh process: `oriel console screenshot`).
+    new Uint32Array(this.data.buffer).fill(ALPHA_BITS);
   }
 
   private _clip(rect: Rect): Rect | null {

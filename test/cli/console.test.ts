@@ -69,6 +69,8 @@ describe('oriel console', () => {
       const ok = await oriel(['console', 'screenshot', target, shot, '--password', 's3cret']);
       assert.equal(ok.code, 0, ok.stderr);
       assert.match(ok.stdout, /wrote .*tcp\.png \(\d+×\d+\)/);
+      // The server's MARK ended the picture (the client does not wait for the display to go quiet).
+      assert.match(ok.stdout, /picture complete: mark$/m);
       assert.equal(differing(shot, await screendump(g.q)), 0);
 
       const typed = await oriel([
@@ -115,6 +117,7 @@ describe('oriel console', () => {
       const shot = join(dir, 'unix.png');
       const r = await oriel(['console', 'screenshot', `spice+unix://${g.q.spiceSocket}`, shot]);
       assert.equal(r.code, 0, r.stderr);
+      assert.match(r.stdout, /picture complete: mark$/m);
       assert.equal(differing(shot, await screendump(g.q)), 0);
     } finally {
       await g.stop();
@@ -147,6 +150,7 @@ describe('oriel console', () => {
       for (let i = 0; i < 5 && diff !== 0; i++) {
         const r = await oriel(['console', 'screenshot', 'cons', shot], env);
         assert.equal(r.code, 0, r.stderr);
+        assert.match(r.stdout, /picture complete: mark$/m);
         await t.server.ctx.vms.qmp('cons').execute('screendump', { filename: dump, format: 'ppm' });
         diff = differing(shot, parsePpm(readFileSync(dump)));
       }

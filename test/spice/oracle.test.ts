@@ -7,7 +7,7 @@ import { execFile, spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { openSpiceSession, settledDisplay } from '../../src/spice-node/index.ts';
+import { completePicture, openSpiceSession } from '../../src/spice-node/index.ts';
 import { waitForMatch } from './helpers/compare.ts';
 import { parsePpm, screendump } from './helpers/qemu.ts';
 import { photo, startTinyGuest, textLike } from './helpers/tiny-guest.ts';
@@ -23,7 +23,8 @@ test(
     await g.upload('photo', photo(640, 480));
     await g.upload('text', textLike(640, 480).subarray(0, 640 * 4 * 240)); // the top half: photo below
     const session = await openSpiceSession({ host: '127.0.0.1', port: g.q.spicePort });
-    await settledDisplay(session);
+    const first = await completePicture(session);
+    assert.equal(first.completedBy, 'mark', 'the server marked the first picture complete');
     for (const picture of ['photo', 'text']) {
       await g.show(picture);
       const cmp = await waitForMatch(session, g.q);

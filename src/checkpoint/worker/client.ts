@@ -12,6 +12,7 @@ import {
   liveWorkerPid,
   readLines,
   sendLine,
+  WORKER_COMPILED,
   WORKER_ENTRY,
   type ServerMessage,
   type WorkerFiles,
@@ -48,7 +49,8 @@ export class WorkerClient {
         logFd,
         `--- ${new Date().toISOString()} starting the capture worker for checkpoint ${job.checkpointId}\n`,
       );
-      const child = spawn(process.execPath, ['--import', import.meta.resolve('tsx'), WORKER_ENTRY, files.job], {
+      const loader = WORKER_COMPILED ? [] : ['--import', import.meta.resolve('tsx')];
+      const child = spawn(process.execPath, [...loader, WORKER_ENTRY, files.job], {
         detached: true, stdio: ['ignore', logFd, logFd], cwd: job.vmDir,
       });
       child.once('error', (e) => (exited = e.message));

@@ -85,7 +85,9 @@ export type ServerMessage =
   | { type: 'done' };
 
 /** Marker of a worker's command line: the job file's path (unique per VM, so a recycled pid is never taken for it). */
-export const WORKER_ENTRY = join(import.meta.dirname, 'main.ts');
+export const WORKER_ENTRY = join(import.meta.dirname, import.meta.url.endsWith('.js') ? 'main.js' : 'main.ts');
+/** Compiled (dist/node, which bin/oriel.js runs when current) the worker is plain JavaScript: no tsx to load. */
+export const WORKER_COMPILED = WORKER_ENTRY.endsWith('.js');
 
 /** The pid of this VM's capture worker if one runs. */
 export function liveWorkerPid(files: WorkerFiles): number | undefined {

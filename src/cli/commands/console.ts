@@ -5,14 +5,11 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Command } from 'commander';
-import {
-  ConsoleRefusedError,
-  encodePng,
-  nodeFileSource,
-  openSpiceSession,
-  settledDisplay,
-  type HeadlessTarget,
-} from '../../spice-node/index.ts';
+// The modules themselves, not the spice-node index, which would load the WebSocket transport (ws) every time.
+import { completePicture, openSpiceSession, type HeadlessTarget } from '../../spice-node/client.ts';
+import { ConsoleRefusedError } from '../../spice-node/errors.ts';
+import { nodeFileSource } from '../../spice-node/files.ts';
+import { encodePng } from '../../spice-node/png.ts';
 import {
   ChannelType, ClipboardError, FileTransferError, MouseButton, MouseButtonMask, MouseMode, Selection, SpiceInputError,
   SpiceLinkError, nextEvent, scancodeOf, type DisplayChannel, type InputsChannel, type SpiceSession,
@@ -25,6 +22,16 @@ import { ProgressBar, formatBytes } from '../output.ts';
 const TYPE_PAUSE_MS = 10;
 /** Lets the last input messages leave the socket before it is closed. */
 const FLUSH_MS = 300;
+
+/** A wait raced against an event: unref'd, so once the command is done it does not keep the process alive. */
+const bound = (ms: number) => sleep(ms, undefined, { ref: false });
+
+/** How `console screenshot` says its picture was complete (PictureCompletion). */
+const COMPLETED = {
+  mark: 'mark',
+  quiet: 'quiet (no MARK from the server; nothing drawn for a moment)',
+  bounded: 'bounded (no MARK from the server; the guest was still drawing)',
+} as const;
 
 interface ConsoleOptions { password?: string; timeout: number; size?: [number, number] }
 
@@ -55,13 +62,13 @@ async function withSession<T>(
   o: ConsoleOptions,
   api: () => Api,
   fn: (s: SpiceSession) => Promise<T>,
-  { overallTimeout = true } = {},
+  { overallTimeout = true, channelTypes }: { overallTimeout?: boolean; channelTypes?: number[] } = {},
 ): Promise<T> {
   const where = consoleTarget(target, api);
   const timer = overallTimeout ? AbortSignal.timeout(o.timeout * 1000) : new AbortController().signal;
   let session: SpiceSession;
   try {
-    session = await openSpiceSession({ ...where, password: o.password });
+    session = await openSpiceSession({ ...where, password: o.password, channelTypes });
   } catch (e) {
     // A refused certificate is the server's: named by its https URL, as the other commands name it.
     const server = 'url' in where ? where.url.replace(/^ws/, 'http').replace(/\/api\/vms\/.*$/, '') : target;
@@ -159,12 +166,19 @@ export function consoleCommands(program: Command, api: () => Api): void {
     .description('save the screen as PNG (TARGET: spice://HOST:PORT, spice+unix:///SOCKET, or a VM name)')
     .option('--size <WxH>', 'first ask the guest for this display size (needs the SPICE agent in the guest)', size))
     .action(async (target: string, file: string, o: ConsoleOptions) => {
+      // Only the display channel (the agent, for --size, speaks over the main channel): no inputs or cursor to link.
       await withSession(target, o, api, async (session) => {
-        if (o.size) await resizeTo(session, o.size, o.timeout);
-        const s = await settledDisplay(session, { timeoutMs: (o.timeout * 1000) / 2 });
-        writeFileSync(file, encodePng({ width: s.width, height: s.height, data: s.data }));
-        console.log(`wrote ${file} (${s.width}×${s.height})`);
-      });
+        // The server's MARK ends the picture it sends a new client; after a resize the new picture comes as
+        // ordinary drawing (its MARK precedes it), so then the display must go quiet instead.
+        const resized = o.size ? (await resizeTo(session, o.size, o.timeout)).changed : false;
+        const pic = await completePicture(session, {
+          timeoutMs: Math.max(1000, o.timeout * 1000 - 1000),
+          mark: !resized,
+        });
+        const { width, height } = pic.image;
+        writeFileSync(file, encodePng(pic.image));
+        console.log(`wrote ${file} (${width}×${height}), picture complete: ${COMPLETED[pic.completedBy]}`);
+      }, { channelTypes: [ChannelType.DISPLAY] });
     });
 
   common(consoleCmd.command('type <target> <text>')
@@ -223,7 +237,7 @@ export function consoleCommands(program: Command, api: () => Api): void {
       const want = size(wxh);
       await withSession(target, o, api, async (session) => {
         const got = await resizeTo(session, want, o.timeout);
-        console.log(`display is ${got[0]}×${got[1]}`);
+        console.log(`display is ${got.width}×${got.height}`);
       });
     });
 
@@ -240,7 +254,7 @@ export function consoleCommands(program: Command, api: () => Api): void {
         const sel = o.primary ? Selection.PRIMARY : Selection.CLIPBOARD;
         // A newly connected client learns what the guest holds from the agent's next grab; give it a moment.
         if (!cb.guest.has(sel))
-          await Promise.race([nextEvent(cb.onGuestGrab, (g) => g.selection === sel), sleep(1500)]);
+          await Promise.race([nextEvent(cb.onGuestGrab, (g) => g.selection === sel), bound(1500)]);
         if (o.image) {
           const png = await cb.readPng(sel);
           if (!png) throw new CliError(`${target}: the guest's clipboard holds no picture`);
@@ -285,7 +299,7 @@ export function consoleCommands(program: Command, api: () => Api): void {
           await Promise.race([
             nextEvent(cb.onGuestGrab, (g) => g.selection === sel),
             o.once ? nextEvent(cb.onRequestServed, (r) => r.selection === sel) : new Promise(() => {}),
-            sleep(o.timeout * 1000),
+            bound(o.timeout * 1000),
           ]);
           await sleep(FLUSH_MS);
         },
@@ -357,22 +371,29 @@ async function clipboardOf(session: SpiceSession, timeoutS: number) {
 }
 
 /** Asks for a display size and waits until the primary surface has it (the guest may round it). */
-async function resizeTo(session: SpiceSession, [w, h]: [number, number], timeoutS: number): Promise<[number, number]> {
+async function resizeTo(
+  session: SpiceSession,
+  [w, h]: [number, number],
+  timeoutS: number,
+): Promise<{ width: number; height: number; changed: boolean }> {
   await session.agent.whenReady(timeoutS * 1000).catch((e: Error) => { throw new CliError(e.message); });
   const display = await session.whenChannel<DisplayChannel>(ChannelType.DISPLAY);
+  // Compare with the size the guest shows, not with no picture yet.
+  if (!display.primary) await nextEvent(display.onSurfaceCreated, (i) => i.primary);
   const wantW = Math.floor(w / 8) * 8;
   const current = () => display.primary?.info;
   const matches = () => current()?.width === wantW && current()?.height === h;
-  if (!matches()) {
-    const changed = nextEvent(display.onSurfaceCreated, (i) => i.primary && i.width === wantW && i.height === h);
+  const changed = !matches();
+  if (changed) {
+    const created = nextEvent(display.onSurfaceCreated, (i) => i.primary && i.width === wantW && i.height === h);
     session.agent.resize(w, h);
-    const t = await Promise.race([changed.then(() => true), sleep(Math.max(5, timeoutS - 2) * 1000).then(() => false)]);
+    const t = await Promise.race([created.then(() => true), bound(Math.max(5, timeoutS - 2) * 1000).then(() => false)]);
     if (!t)
       throw new CliError(
         `the guest did not switch to ${wantW}×${h} (it shows ${current()?.width}×${current()?.height}); is its agent applying display changes?`,
       );
   }
-  return [current()!.width, current()!.height];
+  return { width: current()!.width, height: current()!.height, changed };
 }
 
 /** Switches the session to client (absolute) mouse mode; the server offers it only with a tablet or agent. */

@@ -3,8 +3,8 @@
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { configProblems, defaultConfig, splitList, type Accel, type OrielConfig } from '../../config.ts';
-import { createServer, type OrielServer } from '../../server/app.ts';
-import { demoImage, startImageBuild } from '../../server/routes/images.ts';
+// The server (fastify, SQLite …) is loaded only by `serve` itself: every other command starts without it.
+import type { OrielServer } from '../../server/app.ts';
 import { isLoopback } from '../../server/transport/tls.ts';
 import { CliError } from '../api.ts';
 import { ProgressBar } from '../output.ts';
@@ -41,6 +41,7 @@ export function serveCommand(program: Command): void {
       if (o.trustProxy) config.trustProxy = splitList(o.trustProxy);
       const problems = configProblems(config);
       if (problems.length) throw new CliError(problems.join('\n'));
+      const { createServer } = await import('../../server/app.ts');
       let server: OrielServer;
       try {
         server = await createServer(config);
@@ -98,6 +99,7 @@ export function serveCommand(program: Command): void {
  * and starts the demo VM. A demo VM that already exists keeps its image. */
 export async function startDemo(server: OrielServer, imageName?: string): Promise<void> {
   const { ctx } = server;
+  const { demoImage, startImageBuild } = await import('../../server/routes/images.ts');
   const admin = ctx.users.list().find((u) => u.role === 'admin');
   if (!admin) return;
   let image = imageName;

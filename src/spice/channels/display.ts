@@ -89,8 +89,14 @@ export class DisplayChannel extends SpiceChannel {
   /** A rectangle of a surface changed (for renderers that present surfaces). */
   readonly onInvalidate: Event<InvalidateEvent> = this._onInvalidate.event;
   private readonly _onMark = new Emitter<void>();
-  /** MARK: the first complete frame has been sent. */
+  /**
+   * MARK: the server sent the whole picture. A newly connected client gets the primary surface, one image of all of
+   * it, then MARK (spice-server dcc_start); a primary surface created later (guest mode change) is also followed by
+   * MARK, before the guest draws into it. Fires after every message before it was applied (they are handled in
+   * order, synchronously), so a listener sees exactly the marked picture.
+   */
   readonly onMark: Event<void> = this._onMark.event;
+  private _marked = false;
   private readonly _onMonitorsConfig = new Emitter<MonitorHead[]>();
   readonly onMonitorsConfig: Event<MonitorHead[]> = this._onMonitorsConfig.event;
 
@@ -143,6 +149,12 @@ export class DisplayChannel extends SpiceChannel {
     });
   }
 
+  /** A MARK arrived while the current primary surface existed (false again when a primary surface is created or
+   * destroyed). */
+  get marked(): boolean {
+    return this._marked;
+  }
+
   get primary(): { info: SurfaceInfo; surface: Surface } | undefined {
     for (const s of this.surfaces.values()) if (s.info.primary) return s;
     return undefined;
@@ -189,17 +201,20 @@ export class DisplayChannel extends SpiceChannel {
             0,
             { left: 0, top: 0, right: info.width, bottom: info.height },
           );
+        if (info.primary) this._marked = false;
         this.surfaces.set(info.id, { info, surface });
         this._onSurfaceCreated.fire(info);
         return;
       }
       case DisplayMsg.SURFACE_DESTROY: {
         const id = r.u32();
+        if (this.surfaces.get(id)?.info.primary) this._marked = false;
         this.surfaces.delete(id);
         this._onSurfaceDestroyed.fire(id);
         return;
       }
       case DisplayMsg.MARK:
+        if (this.primary) this._marked = true;
         this._onMark.fire();
         return;
       case DisplayMsg.INVAL_LIST: {
