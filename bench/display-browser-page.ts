@@ -10,18 +10,28 @@ export function benchInPage(cfg: { selector: string; width: number; height: numb
   const bin = w.atob(cfg.rgbB64) as string;
   const ref = new Uint8Array(bin.length);
   for (let i = 0; i < bin.length; i++) ref[i] = bin.charCodeAt(i);
-  const state = { matchedAt: 0, wsBytes: 0, wsOpened: [] as number[], firstWsMessage: 0, checks: 0, differing: -1 };
+  const state = { matchedAt: 0, wsBytes: 0, wsOpened: [] as number[], firstWsMessage: 0, checks: 0, differing: -1,
+    sockets: [] as { created: number; open: number; first: number; last: number; bytes: number }[] };
   w.__bench = state;
 
   const NativeWs = w.WebSocket;
   class CountingWs extends NativeWs {
     constructor(...args: unknown[]) {
       super(...args);
+      const now = () => Math.round(w.performance.now());
       state.wsOpened.push(w.performance.now());
+      const sock = { created: now(), open: 0, first: 0, last: 0, bytes: 0 };
+      state.sockets.push(sock);
+      this.addEventListener('open', () => (sock.open = now()));
       this.addEventListener('message', (ev: { data: unknown }) => {
         if (!state.firstWsMessage) state.firstWsMessage = w.performance.now();
         const d = ev.data as any;
-        state.wsBytes += typeof d === 'string' ? d.length : (d.byteLength ?? d.size ?? 0);
+        const n = typeof d === 'string' ? d.length : (d.byteLength ?? d.size ?? 0);
+        state.wsBytes += n;
+        if (state.matchedAt) return;
+        sock.bytes += n;
+        sock.first ||= now();
+        sock.last = now();
       });
     }
   }

@@ -143,17 +143,44 @@ try {
     const ctx = await browser!.newContext({ viewport: { width: 1280, height: 900 } });
     await ctx.addCookies([{ name: 'oriel_session', value: cookie, url: t.url }]);
     const cfg = { selector: c.selector, width: pic.width, height: pic.height, rgbB64: Buffer.from(pic.rgb).toString('base64') };
-    await ctx.addInitScript(benchInPage, cfg);
+    // As source text: tsx keeps function names with a helper (__name) the page does not have.
+    await ctx.addInitScript({ content: `var __name = (f) => f; (${benchInPage.toString()})(${JSON.stringify(cfg)});` });
     const page = await ctx.newPage();
     let scripts = 0;
     page.on('request', (r) => { if (r.resourceType() === 'script') scripts++; });
+    const logs: string[] = [];
+    page.on('console', (m) => logs.push(`${m.type()}: ${m.text()}`));
+    page.on('pageerror', (e) => logs.push(`pageerror: ${e.message}`));
     try {
       await page.goto(c.url);
-      const st = await page.waitForFunction(() => {
-        const b = (globalThis as { __bench?: { matchedAt: number } }).__bench!;
-        return b.matchedAt ? b : undefined;
-      }, undefined, { timeout: 30_000, polling: 100 }).then((h) => h.jsonValue());
-      const s = st as unknown as { matchedAt: number; wsBytes: number; wsOpened: number[]; firstWsMessage: number };
+      type St = { matchedAt: number; wsBytes: number; wsOpened: number[]; firstWsMessage: number; checks: number;
+        differing: number; sockets: { created: number; open: number; first: number; last: number; bytes: number }[] };
+      const state = () => page.evaluate(() => (globalThis as { __bench?: unknown }).__bench) as Promise<St>;
+      const end = Date.now() + 30_000;
+      let s = await state();
+      while (!s.matchedAt && Date.now() < end) {
+        await sleep(100);
+        s = await state();
+      }
+      if (!s.matchedAt) {
+        const status = await page.evaluate(() => {
+          const d = (globalThis as { document?: { querySelector(s: string): { width?: number; height?: number;
+            dataset?: Record<string, string> } | null } }).document!;
+          const cv = d.querySelector('canvas');
+          return JSON.stringify({ canvas: cv && [cv.width, cv.height], console: d.querySelector('.spice-console')?.dataset });
+        });
+        throw new Error(`${client}: no match in 30 s: ${JSON.stringify(s)} ${status}\n${logs.slice(-15).join('\n')}`);
+      }
+      const timing = await page.evaluate(() => {
+        const p = (globalThis as { performance?: { getEntriesByType(t: string): { name: string; responseEnd: number;
+          initiatorType?: string; domInteractive?: number }[] } }).performance!;
+        const nav = p.getEntriesByType('navigation')[0]!;
+        const js = p.getEntriesByType('resource').filter((r) => r.initiatorType === 'script' || /\.js$/.test(r.name));
+        return `html ${nav.responseEnd.toFixed(0)}, scripts done ${Math.max(0, ...js.map((r) => r.responseEnd)).toFixed(0)},` +
+          ` interactive ${nav.domInteractive?.toFixed(0)}`;
+      });
+      console.log(`    ${client}: ${timing}; sockets ${s.sockets.map((k) => `[${k.created} open ${k.open} ` +
+        `rx ${k.first}-${k.last} ${(k.bytes / 1024).toFixed(0)}K]`).join(' ')}`);
       return { client, ms: s.matchedAt, kb: s.wsBytes / 1024, wsAt: s.wsOpened[0] ?? 0,
         firstByteAt: s.firstWsMessage, scripts };
     } finally {

@@ -1,6 +1,8 @@
 // The browser's byte transport for the SPICE core: one WebSocket per SPICE channel to the server's console proxy
 // (/api/vms/{vm}/spice), binary frames carrying raw SPICE bytes. The session cookie authenticates it (same origin).
-import type { Connector, Transport, TransportHandler } from '../../spice/index.ts';
+// The sockets for the channels after main are opened beside it (spares), so their handshakes are off the critical
+// path.
+import { ChannelType, type Connector, type Transport, type TransportHandler } from '../../spice/index.ts';
 
 /** ws(s)://this-host/path */
 export function wsUrl(path: string): string {
@@ -11,11 +13,11 @@ export class ConsoleConnectionError extends Error {
   override readonly name = 'ConsoleConnectionError';
 }
 
-export function websocketConnector(url: string, onSocket?: (ws: WebSocket) => void): Connector {
-  return () => new Promise<Transport>((resolve, reject) => {
-    const ws = new WebSocket(url);
-    ws.binaryType = 'arraybuffer';
-    onSocket?.(ws);
+/** One WebSocket, as a transport once open. */
+function openSocket(url: string): { ws: WebSocket; transport: Promise<Transport> } {
+  const ws = new WebSocket(url);
+  ws.binaryType = 'arraybuffer';
+  const transport = new Promise<Transport>((resolve, reject) => {
     let handler: TransportHandler | undefined;
     const early: Uint8Array[] = [];
     let opened = false;
@@ -52,4 +54,38 @@ export function websocketConnector(url: string, onSocket?: (ws: WebSocket) => vo
       });
     };
   });
+  return { ws, transport };
+}
+
+/** Spare sockets unused by then are closed (the server closes a socket without a SPICE link after 5 s). */
+const SPARE_MS = 4000;
+
+/**
+ * One WebSocket per SPICE channel. When the main channel's socket is asked for, `spares` more are opened at once,
+ * for the channels that follow (display, inputs, cursor): their handshakes overlap the main channel's link instead
+ * of following it.
+ */
+export function websocketConnector(url: string, spares = 3): Connector {
+  const pool: { ws: WebSocket; transport: Promise<Transport> }[] = [];
+  return (channelType) => {
+    if (channelType === ChannelType.MAIN) {
+      for (let i = 0; i < spares; i++) {
+        const s = openSocket(url);
+        s.transport.catch(() => undefined); // a spare refused or closed unused is not an error
+        pool.push(s);
+        setTimeout(() => {
+          const at = pool.indexOf(s);
+          if (at < 0) return;
+          pool.splice(at, 1);
+          s.ws.close(1000);
+        }, SPARE_MS);
+      }
+    } else {
+      while (pool.length) {
+        const s = pool.shift()!;
+        if (s.ws.readyState === WebSocket.CONNECTING || s.ws.readyState === WebSocket.OPEN) return s.transport;
+      }
+    }
+    return openSocket(url).transport;
+  };
 }
