@@ -172,11 +172,12 @@ try {
         throw new Error(`${client}: no match in 30 s: ${JSON.stringify(s)} ${status}\n${logs.slice(-15).join('\n')}`);
       }
       const timing = await page.evaluate(() => {
-        const p = (globalThis as { performance?: { getEntriesByType(t: string): { name: string; responseEnd: number;
-          initiatorType?: string; domInteractive?: number }[] } }).performance!;
+        type Entry = { name: string; responseEnd: number; initiatorType?: string; domInteractive?: number };
+        const p = (globalThis as unknown as { performance?: { getEntriesByType(t: string): Entry[] } }).performance!;
         const nav = p.getEntriesByType('navigation')[0]!;
         const js = p.getEntriesByType('resource').filter((r) => r.initiatorType === 'script' || /\.js$/.test(r.name));
-        return `html ${nav.responseEnd.toFixed(0)}, scripts done ${Math.max(0, ...js.map((r) => r.responseEnd)).toFixed(0)},` +
+        const scripts = Math.max(0, ...js.map((r) => r.responseEnd));
+        return `html ${nav.responseEnd.toFixed(0)}, scripts done ${scripts.toFixed(0)},` +
           ` interactive ${nav.domInteractive?.toFixed(0)}`;
       });
       console.log(`    ${client}: ${timing}; sockets ${s.sockets.map((k) => `[${k.created} open ${k.open} ` +

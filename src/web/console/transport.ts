@@ -3,6 +3,8 @@
 // The sockets for the channels after main are opened beside it (spares), so their handshakes are off the critical
 // path.
 import { ChannelType, type Connector, type Transport, type TransportHandler } from '../../spice/index.ts';
+import { MAIN_CLIENT_CAPS } from '../../spice/channels/main.ts';
+import { encodeLinkMess } from '../../spice/link.ts';
 
 /** ws(s)://this-host/path */
 export function wsUrl(path: string): string {
@@ -13,13 +15,48 @@ export class ConsoleConnectionError extends Error {
   override readonly name = 'ConsoleConnectionError';
 }
 
-/** One WebSocket, as a transport once open. */
-function openSocket(url: string): { ws: WebSocket; transport: Promise<Transport> } {
-  const ws = new WebSocket(url);
+/** The main channel's socket index.html opened, with the link message it sent and what it received since. */
+interface EarlyLink {
+  url: string;
+  ws: WebSocket;
+  link: Uint8Array;
+  data: ArrayBuffer[];
+  closed: CloseEvent | null;
+}
+
+declare global {
+  interface Window {
+    orielEarlyLink?: EarlyLink;
+  }
+}
+
+const sameBytes = (a: Uint8Array, b: Uint8Array) => a.length === b.length && a.every((x, i) => x === b[i]);
+
+/** index.html's main-channel socket for `url`, once, if it is still usable and sent what the core would send. */
+function takeEarlyLink(url: string): EarlyLink | undefined {
+  const e = window.orielEarlyLink;
+  if (!e || e.url !== url) return undefined;
+  delete window.orielEarlyLink;
+  const expected = encodeLinkMess({ connectionId: 0, channelType: ChannelType.MAIN, channelId: 0,
+    channelCaps: MAIN_CLIENT_CAPS });
+  if (!e.closed && e.ws.readyState <= WebSocket.OPEN && sameBytes(e.link, expected)) return e;
+  e.ws.close(1000);
+  return undefined;
+}
+
+/**
+ * One WebSocket, as a transport once open. With `early`, the socket index.html opened: what it received so far is
+ * delivered first, and the core's first write (the link message, already sent) is not sent again.
+ */
+function openSocket(url: string, pre?: EarlyLink): { ws: WebSocket; transport: Promise<Transport> } {
+  const ws = pre?.ws ?? new WebSocket(url);
   ws.binaryType = 'arraybuffer';
+  // Sent by index.html once open; while still connecting, index.html's open handler is replaced by ours below and
+  // the core's own link message goes out as usual.
+  let skip = pre && ws.readyState === WebSocket.OPEN ? pre.link : undefined;
   const transport = new Promise<Transport>((resolve, reject) => {
     let handler: TransportHandler | undefined;
-    const early: Uint8Array[] = [];
+    const early: Uint8Array[] = (pre?.data ?? []).map((b) => new Uint8Array(b));
     let opened = false;
     let ended: { error?: Error } | undefined;
     ws.onmessage = (ev: MessageEvent<ArrayBuffer>) => {
@@ -37,7 +74,7 @@ function openSocket(url: string): { ws: WebSocket; transport: Promise<Transport>
       if (handler) handler.closed(error);
       else ended = { error };
     };
-    ws.onopen = () => {
+    const open = () => {
       opened = true;
       resolve({
         start(h) {
@@ -46,6 +83,13 @@ function openSocket(url: string): { ws: WebSocket; transport: Promise<Transport>
           if (ended) h.closed(ended.error);
         },
         write(bytes) {
+          if (skip) {
+            const sent = skip;
+            skip = undefined;
+            if (sameBytes(bytes, sent)) return;
+            ws.close(4000, 'the early link message was not this one'); // the session fails and opens anew
+            return;
+          }
           if (ws.readyState === WebSocket.OPEN) ws.send(bytes as Uint8Array<ArrayBuffer>);
         },
         close() {
@@ -53,6 +97,8 @@ function openSocket(url: string): { ws: WebSocket; transport: Promise<Transport>
         },
       });
     };
+    if (ws.readyState === WebSocket.OPEN) open();
+    else ws.onopen = open;
   });
   return { ws, transport };
 }
@@ -68,7 +114,9 @@ const SPARE_MS = 4000;
 export function websocketConnector(url: string, spares = 3): Connector {
   const pool: { ws: WebSocket; transport: Promise<Transport> }[] = [];
   return (channelType) => {
+    let pre: EarlyLink | undefined;
     if (channelType === ChannelType.MAIN) {
+      pre = takeEarlyLink(url);
       for (let i = 0; i < spares; i++) {
         const s = openSocket(url);
         s.transport.catch(() => undefined); // a spare refused or closed unused is not an error
@@ -86,6 +134,6 @@ export function websocketConnector(url: string, spares = 3): Connector {
         if (s.ws.readyState === WebSocket.CONNECTING || s.ws.readyState === WebSocket.OPEN) return s.transport;
       }
     }
-    return openSocket(url).transport;
+    return openSocket(url, pre).transport;
   };
 }
