@@ -1,5 +1,6 @@
-// index.html opens a console page's main-channel WebSocket and sends its SPICE link message before the app's script
-// arrives (console/transport.ts takes the socket over only if the bytes are what the core sends). They must be.
+// index.html loads public/early-link.js, which opens a console page's main-channel WebSocket and sends its SPICE link
+// message before the app's script arrives (console/transport.ts takes the socket over only if the bytes are what
+// the core sends). They must be.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
@@ -9,11 +10,11 @@ import { MAIN_CLIENT_CAPS } from '../../src/spice/channels/main.ts';
 import { ChannelType } from '../../src/spice/proto/constants.ts';
 import { consoleVmFor } from '../../src/web/console/preconnect.ts';
 
-const html = readFileSync(join(import.meta.dirname, '../../src/web/index.html'), 'utf8');
+const html = readFileSync(join(import.meta.dirname, '../../src/web/public/early-link.js'), 'utf8');
 
-test("index.html's early link message is the core's main-channel link message", () => {
-  const m = /var link = new Uint8Array\(\[([\d,\s]+)\]\)/.exec(html);
-  assert.ok(m, 'index.html has the early link bytes');
+test("early-link.js's link message is the core's main-channel link message", () => {
+  const m = /const link = new Uint8Array\(\[([\d,\s]+?),?\s*\]\)/.exec(html);
+  assert.ok(m, 'early-link.js has the link bytes');
   const early = m[1]!.split(',').map(Number);
   const core = encodeLinkMess({ connectionId: 0, channelType: ChannelType.MAIN, channelId: 0,
     channelCaps: MAIN_CLIENT_CAPS });
