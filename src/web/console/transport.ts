@@ -114,26 +114,26 @@ const SPARE_MS = 4000;
 export function websocketConnector(url: string, spares = 3): Connector {
   const pool: { ws: WebSocket; transport: Promise<Transport> }[] = [];
   return (channelType) => {
-    let pre: EarlyLink | undefined;
-    if (channelType === ChannelType.MAIN) {
-      pre = takeEarlyLink(url);
-      for (let i = 0; i < spares; i++) {
-        const s = openSocket(url);
-        s.transport.catch(() => undefined); // a spare refused or closed unused is not an error
-        pool.push(s);
-        setTimeout(() => {
-          const at = pool.indexOf(s);
-          if (at < 0) return;
-          pool.splice(at, 1);
-          s.ws.close(1000);
-        }, SPARE_MS);
-      }
-    } else {
+    if (channelType !== ChannelType.MAIN) {
       while (pool.length) {
         const s = pool.shift()!;
         if (s.ws.readyState === WebSocket.CONNECTING || s.ws.readyState === WebSocket.OPEN) return s.transport;
       }
+      return openSocket(url).transport;
     }
-    return openSocket(url, pre).transport;
+    // The main channel's socket first (the server takes upgrades in turn), then the spares.
+    const main = openSocket(url, takeEarlyLink(url)).transport;
+    for (let i = 0; i < spares; i++) {
+      const s = openSocket(url);
+      s.transport.catch(() => undefined); // a spare refused or closed unused is not an error
+      pool.push(s);
+      setTimeout(() => {
+        const at = pool.indexOf(s);
+        if (at < 0) return;
+        pool.splice(at, 1);
+        s.ws.close(1000);
+      }, SPARE_MS);
+    }
+    return main;
   };
 }
