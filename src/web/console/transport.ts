@@ -22,6 +22,8 @@ interface EarlyLink {
   link: Uint8Array;
   data: ArrayBuffer[];
   closed: CloseEvent | null;
+  /** Sockets opened for the channels after main (nothing sent on them yet). */
+  spares: WebSocket[];
 }
 
 declare global {
@@ -32,28 +34,36 @@ declare global {
 
 const sameBytes = (a: Uint8Array, b: Uint8Array) => a.length === b.length && a.every((x, i) => x === b[i]);
 
-/** index.html's main-channel socket for `url`, once, if it is still usable and sent what the core would send. */
-function takeEarlyLink(url: string): EarlyLink | undefined {
+/**
+ * index.html's sockets for `url`, once: the main channel's if it is still usable and sent what the core would
+ * send, and the spares still connecting or open.
+ */
+function takeEarlyLink(url: string): { main?: EarlyLink; spares: WebSocket[] } {
   const e = window.orielEarlyLink;
-  if (!e || e.url !== url) return undefined;
+  if (!e || e.url !== url) return { spares: [] };
   delete window.orielEarlyLink;
+  const live = (ws: WebSocket) => ws.readyState === WebSocket.CONNECTING || ws.readyState === WebSocket.OPEN;
+  const spares = (e.spares ?? []).filter(live);
   const expected = encodeLinkMess({ connectionId: 0, channelType: ChannelType.MAIN, channelId: 0,
     channelCaps: MAIN_CLIENT_CAPS });
-  if (!e.closed && e.ws.readyState <= WebSocket.OPEN && sameBytes(e.link, expected)) return e;
+  if (!e.closed && live(e.ws) && sameBytes(e.link, expected)) return { main: e, spares };
   e.ws.close(1000);
-  return undefined;
+  return { spares };
 }
 
 /**
  * One WebSocket, as a transport once open. With `early`, the socket index.html opened: what it received so far is
  * delivered first, and the core's first write (the link message, already sent) is not sent again.
  */
-function openSocket(url: string, pre?: EarlyLink): { ws: WebSocket; transport: Promise<Transport> } {
+function openSocket(
+  url: string,
+  pre?: Pick<EarlyLink, 'ws' | 'data'> & { link?: Uint8Array },
+): { ws: WebSocket; transport: Promise<Transport> } {
   const ws = pre?.ws ?? new WebSocket(url);
   ws.binaryType = 'arraybuffer';
   // Sent by index.html once open; while still connecting, index.html's open handler is replaced by ours below and
   // the core's own link message goes out as usual.
-  let skip = pre && ws.readyState === WebSocket.OPEN ? pre.link : undefined;
+  let skip = pre?.link && ws.readyState === WebSocket.OPEN ? pre.link : undefined;
   const transport = new Promise<Transport>((resolve, reject) => {
     let handler: TransportHandler | undefined;
     const early: Uint8Array[] = (pre?.data ?? []).map((b) => new Uint8Array(b));
@@ -122,9 +132,11 @@ export function websocketConnector(url: string, spares = 3): Connector {
       return openSocket(url).transport;
     }
     // The main channel's socket first (the server takes upgrades in turn), then the spares.
-    const main = openSocket(url, takeEarlyLink(url)).transport;
+    const early = takeEarlyLink(url);
+    const main = openSocket(url, early.main).transport;
     for (let i = 0; i < spares; i++) {
-      const s = openSocket(url);
+      const ws = early.spares[i];
+      const s = openSocket(url, ws && { ws, data: [] });
       s.transport.catch(() => undefined); // a spare refused or closed unused is not an error
       pool.push(s);
       setTimeout(() => {

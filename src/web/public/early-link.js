@@ -1,6 +1,7 @@
 // A console page's first SPICE bytes leave before the app's script has arrived: the main channel's WebSocket
 // opens here and sends its link message (the bytes of src/spice/link.ts encodeLinkMess for the main channel,
-// checked by test/web/early-link.test.ts); console/transport.ts takes the socket over. A plain script file (not
+// checked by test/web/early-link.test.ts), and three more for the other channels; console/transport.ts takes the
+// sockets over. A plain script file (not
 // inline: the server's Content-Security-Policy allows only its own script files), loaded by index.html before
 // the app's module.
 /* global window, location, URLSearchParams, WebSocket */
@@ -16,9 +17,15 @@
   ]);
   const ws = new WebSocket(url);
   ws.binaryType = 'arraybuffer';
-  const early = { url: url, ws: ws, link: link, data: [], closed: null };
+  const early = { url: url, ws: ws, link: link, data: [], closed: null, spares: [] };
   ws.onopen = function () { ws.send(link); };
   ws.onmessage = function (e) { early.data.push(e.data); };
   ws.onclose = function (e) { early.closed = e; };
+  // And the sockets of the channels that follow (display, inputs, cursor): linked once the main channel is.
+  for (let i = 0; i < 3; i++) {
+    const spare = new WebSocket(url);
+    spare.binaryType = 'arraybuffer';
+    early.spares.push(spare);
+  }
   window.orielEarlyLink = early;
 })();
