@@ -3,7 +3,8 @@
 //   oriel        /vms/NAME/console (signed in by the session cookie; the console proxy to the VM's SPICE socket)
 //   spice-html5  the package's client (/usr/share/spice-html5, served by this script over HTTP, page = its
 //                spice_auto.html minus the agent resize) through websockify --unix-target=<the VM's SPICE socket>
-// in Debian's chromium (playwright-core, as the browser tests launch it), each in a fresh browser context (cold
+// in Debian's chromium (playwright-core, as the browser tests launch it; driven from a child process, display-browser-
+// client.ts, so that Playwright does not load the server's process), each in a fresh browser context (cold
 // cache), and measures navigation start → the page's canvas equals QMP screendump (RGB, every pixel), plus the
 // WebSocket bytes the page received until then. Prints min/median/max and the goal: Oriel ≤ half of spice-html5.
 // Usage: node --import tsx bench/display-browser.ts [runsPerClient=5]
@@ -13,12 +14,12 @@ import { createServer, type Server } from 'node:http';
 import { createServer as netServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { extname, join, normalize } from 'node:path';
-import type { Browser } from 'playwright-core';
+import { createInterface } from 'node:readline';
 import { startDesktopVm } from '../test/helpers/desktop.ts';
 import { ADMIN_PASSWORD, startTestServer } from '../test/helpers/server.ts';
 import { parsePpm } from '../test/spice/helpers/qemu.ts';
-import { ensureWebBuild, launchChromium } from '../test/web/helpers.ts';
-import { benchInPage } from './display-browser-page.ts';
+import { ensureWebBuild } from '../test/web/helpers.ts';
+import type { Measured, MeasureRequest } from './display-browser-client.ts';
 
 const RUNS = Number(process.argv[2] ?? 5);
 const HTML5_DIR = '/usr/share/spice-html5';
@@ -90,11 +91,28 @@ async function waitPort(port: number, ms: number): Promise<void> {
   throw new Error(`websockify did not listen on ${port}`);
 }
 
+/** bench/display-browser-client.ts in a child process: one request, one answer, in turn. */
+function startDriver() {
+  const child = spawn(process.execPath, ['--import', 'tsx', join(import.meta.dirname, 'display-browser-client.ts')], {
+    stdio: ['pipe', 'pipe', 'inherit'],
+  });
+  const lines = createInterface({ input: child.stdout! })[Symbol.asyncIterator]();
+  return {
+    async ask(req: MeasureRequest): Promise<Measured> {
+      child.stdin!.write(`${JSON.stringify(req)}\n`);
+      const line = await lines.next();
+      if (line.done) throw new Error('the browser driver ended');
+      return JSON.parse(line.value) as Measured;
+    },
+    close: () => child.stdin!.end(),
+  };
+}
+
 interface Run { client: string; ms: number; kb: number; wsAt: number; firstByteAt: number; scripts: number }
 
 const t = await startTestServer();
 let websockify: ChildProcess | undefined;
-let browser: Browser | undefined;
+let driver: ReturnType<typeof startDriver> | undefined;
 let html5: Server | undefined;
 const dump = join(tmpdir(), `oriel-bench-browser-${process.pid}.ppm`);
 try {
@@ -129,7 +147,9 @@ try {
   const cookie = /oriel_session=([^;]+)/.exec(login.headers.get('set-cookie') ?? '')?.[1];
   if (!cookie) throw new Error('no session cookie from /api/auth/login');
 
-  browser = await launchChromium();
+  // The browser is driven from another process: Playwright's traffic (every WebSocket frame is reported to it)
+  // must not load the process that runs the Oriel server.
+  driver = startDriver();
   const clients = {
     oriel: { url: `${t.url}/vms/${VM}/console`, selector: '#console-canvas' },
     'spice-html5': { url: `${served.url}/bench.html`, selector: '#spice-screen canvas' },
@@ -140,52 +160,12 @@ try {
     const pic = await screendump();
     if (!Buffer.from(pic.rgb).equals(Buffer.from(ref.rgb))) console.log('  (the guest picture changed; new reference)');
     ref = pic;
-    const ctx = await browser!.newContext({ viewport: { width: 1280, height: 900 } });
-    await ctx.addCookies([{ name: 'oriel_session', value: cookie, url: t.url }]);
-    const cfg = { selector: c.selector, width: pic.width, height: pic.height, rgbB64: Buffer.from(pic.rgb).toString('base64') };
-    // As source text: tsx keeps function names with a helper (__name) the page does not have.
-    await ctx.addInitScript({ content: `var __name = (f) => f; (${benchInPage.toString()})(${JSON.stringify(cfg)});` });
-    const page = await ctx.newPage();
-    let scripts = 0;
-    page.on('request', (r) => { if (r.resourceType() === 'script') scripts++; });
-    const logs: string[] = [];
-    page.on('console', (m) => logs.push(`${m.type()}: ${m.text()}`));
-    page.on('pageerror', (e) => logs.push(`pageerror: ${e.message}`));
+    const r = await driver!.ask({ url: c.url, selector: c.selector, cookieUrl: t.url, cookie, dump });
     try {
-      await page.goto(c.url);
-      type St = { matchedAt: number; wsBytes: number; wsOpened: number[]; firstWsMessage: number; checks: number;
-        differing: number; sockets: { created: number; open: number; first: number; last: number; bytes: number }[] };
-      const state = () => page.evaluate(() => (globalThis as { __bench?: unknown }).__bench) as Promise<St>;
-      const end = Date.now() + 30_000;
-      let s = await state();
-      while (!s.matchedAt && Date.now() < end) {
-        await sleep(100);
-        s = await state();
-      }
-      if (!s.matchedAt) {
-        const status = await page.evaluate(() => {
-          const d = (globalThis as { document?: { querySelector(s: string): { width?: number; height?: number;
-            dataset?: Record<string, string> } | null } }).document!;
-          const cv = d.querySelector('canvas');
-          return JSON.stringify({ canvas: cv && [cv.width, cv.height], console: d.querySelector('.spice-console')?.dataset });
-        });
-        throw new Error(`${client}: no match in 30 s: ${JSON.stringify(s)} ${status}\n${logs.slice(-15).join('\n')}`);
-      }
-      const timing = await page.evaluate(() => {
-        type Entry = { name: string; responseEnd: number; initiatorType?: string; domInteractive?: number };
-        const p = (globalThis as unknown as { performance?: { getEntriesByType(t: string): Entry[] } }).performance!;
-        const nav = p.getEntriesByType('navigation')[0]!;
-        const js = p.getEntriesByType('resource').filter((r) => r.initiatorType === 'script' || /\.js$/.test(r.name));
-        const scripts = Math.max(0, ...js.map((r) => r.responseEnd));
-        return `html ${nav.responseEnd.toFixed(0)}, scripts done ${scripts.toFixed(0)},` +
-          ` interactive ${nav.domInteractive?.toFixed(0)}`;
-      });
-      console.log(`    ${client}: ${timing}; sockets ${s.sockets.map((k) => `[${k.created} open ${k.open} ` +
-        `rx ${k.first}-${k.last} ${(k.bytes / 1024).toFixed(0)}K]`).join(' ')}`);
-      return { client, ms: s.matchedAt, kb: s.wsBytes / 1024, wsAt: s.wsOpened[0] ?? 0,
-        firstByteAt: s.firstWsMessage, scripts };
+      if (r.error) throw new Error(r.error);
+      console.log(`    ${client}: ${r.detail}`);
+      return { client, ms: r.ms, kb: r.kb, wsAt: r.wsAt, firstByteAt: r.firstByteAt, scripts: r.scripts };
     } finally {
-      await ctx.close();
       await sleep(1500); // spice-server notices the client left before the next one links
     }
   };
@@ -223,7 +203,7 @@ try {
   console.log(`ratio oriel / spice-html5 (medians): ${ratio.toFixed(2)}`);
   console.log(`goal: Oriel's first picture ≤ half of spice-html5's: ${ratio <= 0.5 ? 'MET' : 'NOT MET'}`);
 } finally {
-  await browser?.close();
+  driver?.close();
   html5?.close();
   if (websockify?.pid) websockify.kill();
   rmSync(dump, { force: true });
