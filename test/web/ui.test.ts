@@ -171,6 +171,8 @@ describe('web UI', () => {
     } finally {
       await p.close();
     }
+    // One SPICE client at a time: this page's console took over from the shared page's, which comes back now.
+    await openConsole(page);
   });
 
   test('keys typed in the page reach the shell on tty1; Shift by position; key combos switch VTs', async () => {
