@@ -1,19 +1,32 @@
 // The Oriel web UI: Preact + htm (templates without a build transform) + signals for state. Pages: sign-in, the
 // VM list with operations, a VM's page (details, lifecycle, SPICE console, serial console, log), and the
-// full-window console.
+// full-window console. The console pages are the critical path: this script carries what they need and starts
+// their SPICE session first thing (console/preconnect.ts); the other views are separate chunks loaded on use.
+import { consoleVmFor, preconnect, spicePath } from './console/preconnect.ts';
 import { render } from 'preact';
 import { useEffect } from 'preact/hooks';
 import './style.css';
-import { api, setUnauthorizedHandler, type User } from './lib/api.ts';
+import { api, enc, setUnauthorizedHandler, type User, type Vm } from './lib/api.ts';
 import { html } from './lib/html.ts';
 import { match, navigate, onLinkClick, path } from './lib/router.ts';
-import { dismiss, live, me, notices, startEvents, stopEvents } from './lib/store.ts';
-import { AccountPage } from './views/account.ts';
+import { dismiss, live, me, notices, startEvents, stopEvents, upsertVm } from './lib/store.ts';
+import { lazyView } from './lib/lazy.ts';
 import { ConfirmHost } from './views/confirm.ts';
+import { ConsolePage } from './views/console-page.ts';
 import { LoginPage } from './views/login.ts';
-import { UsersPage } from './views/users.ts';
-import { VmListPage } from './views/vm-list.ts';
-import { ConsolePage, VmPage } from './views/vm-page.ts';
+
+// Before anything else: a console page's session links while the page signs in, loads the VM and renders; and the
+// VM's record is asked for at once, beside the sign-in check (not after the event stream's first list).
+const consoleVm = consoleVmFor(location.pathname, location.search);
+if (consoleVm) {
+  preconnect(spicePath(consoleVm));
+  api<Vm>('GET', `/api/vms/${enc(consoleVm)}`, undefined, { quiet401: true }).then(upsertVm, () => undefined);
+}
+
+const VmListPage = lazyView(() => import('./views/vm-list.ts'), 'VmListPage');
+const VmPage = lazyView(() => import('./views/vm-page.ts'), 'VmPage');
+const AccountPage = lazyView(() => import('./views/account.ts'), 'AccountPage');
+const UsersPage = lazyView(() => import('./views/users.ts'), 'UsersPage');
 
 function toLogin(): void {
   stopEvents();

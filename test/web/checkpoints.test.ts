@@ -181,7 +181,12 @@ describe('web UI: checkpoints', () => {
     });
     assert.equal(put.status, 200, JSON.stringify(put.body));
     await page.waitForSelector('#checkpoint-schedule[data-every="0 */6 * * *"]');
-    assert.equal(await page.inputValue('#schedule-every'), '0 */6 * * *', 'the form follows the stored schedule');
+    // The form takes the new schedule in an effect, just after the list shows it.
+    assert.equal(
+      await until('the form follows the stored schedule', async () =>
+        (await page.inputValue('#schedule-every')) === '0 */6 * * *' || undefined, 5000, 50),
+      true,
+    );
     await settled(page); // a scheduled run may have started before the change
     await until(
       'the list after the last run',

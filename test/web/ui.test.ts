@@ -143,6 +143,38 @@ describe('web UI', () => {
     await exec('printf "\\033[2J\\033[H" > /dev/tty1'); // clear the noise
   });
 
+  test("the console page loads only the console's code: no xterm.js, uPlot or checkpoint views", async () => {
+    const p = await ctx.newPage();
+    // What the page asked for; the bodies are read here (a cached file answers the page with a bodiless 304).
+    const urls: string[] = [];
+    p.on('request', (r) => { if (r.resourceType() === 'script') urls.push(r.url()); });
+    const read = () =>
+      Promise.all(urls.map(async (u) => ({ path: new URL(u).pathname, text: await (await fetch(u)).text() })));
+    try {
+      await openConsole(p);
+      assert.equal(await canvasMatchesScreendump(p), 0);
+      let scripts = await read();
+      const names = scripts.map((s) => s.path);
+      assert.ok(names.length > 0 && names.length <= 3, `scripts: ${names.join(' ')}`);
+      assert.ok(!names.some((n) => /serial-terminal|checkpoints|uplot|vm-list/i.test(n)), names.join(' '));
+      // Nor is their code inside what was loaded (the single bundle of before carried all of it).
+      for (const marker of ['xterm-helper-textarea', 'u-legend', 'checkpoint-take']) {
+        assert.ok(!scripts.some((s) => s.text.includes(marker)), `the console page loaded code with '${marker}'`);
+      }
+      const bytes = scripts.reduce((n, s) => n + Buffer.byteLength(s.text), 0);
+      assert.ok(bytes < 300_000, `the console page loaded ${bytes} bytes of script`);
+      // The other views still come, on use: the serial tab brings xterm.js.
+      await p.goto(`${t.url}/vms/${VM}?tab=serial`);
+      await p.waitForSelector('.xterm');
+      scripts = await read();
+      assert.ok(scripts.some((s) => /serial-terminal/.test(s.path)), 'the serial terminal chunk was loaded');
+    } finally {
+      await p.close();
+    }
+    // One SPICE client at a time: this page's console took over from the shared page's, which comes back now.
+    await openConsole(page);
+  });
+
   test('keys typed in the page reach the shell on tty1; Shift by position; key combos switch VTs', async () => {
     // QEMU traces every key it gets (SPICE scancodes become QEMU key codes: qcode names) into qemu.log.
     await t.server.ctx.vms.qmp(VM).execute('trace-event-set-state', { name: 'input_event_key_qcode', enable: true });

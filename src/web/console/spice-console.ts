@@ -28,11 +28,10 @@ import {
   type Rect,
   type SpiceAgent,
 } from '../../spice/index.ts';
-import { ClipboardBridge, MAX_CLIPBOARD_BYTES } from './clipboard.ts';
+import { ClipboardBridge } from './clipboard.ts';
 import { FileQueue } from './file-drop.ts';
 import { KeyInput } from './key-input.ts';
-import { browserEncryptTicket } from './ticket.ts';
-import { websocketConnector, wsUrl } from './transport.ts';
+import { openSession, takePreconnected } from './preconnect.ts';
 
 export type ConsoleStatus = 'idle' | 'connecting' | 'connected' | 'reconnecting' | 'disconnected';
 export interface ConsoleStatusEvent {
@@ -264,13 +263,9 @@ export class SpiceConsole {
     this._setStatus({ status: this._attempt ? 'reconnecting' : 'connecting', message: this.status.message });
     let connecting: Promise<SpiceSession> | undefined;
     try {
-      connecting = SpiceSession.connect({
-        connect: websocketConnector(wsUrl(this._opts.path)),
-        encryptTicket: browserEncryptTicket,
-        createSurface: (info) => new RgbaSurface(info.width, info.height),
-        // Guest clipboard items up to the shared limit (plus room for the message header).
-        agent: { maxClipboard: MAX_CLIPBOARD_BYTES + 64 },
-      });
+      // The first attempt takes over the session the page's script started (preconnect.ts), if there is one.
+      const early = this._attempt ? undefined : takePreconnected(this._opts.path);
+      connecting = early ? early.catch(() => openSession(this._opts.path)) : openSession(this._opts.path);
       let timer: ReturnType<typeof setTimeout> | undefined;
       const session = await Promise.race([
         connecting,

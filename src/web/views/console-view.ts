@@ -11,6 +11,7 @@ import { html } from '../lib/html.ts';
 import { notify } from '../lib/store.ts';
 import { SEND_KEY_COMBOS } from '../console/keymap.ts';
 import { attachDropTarget } from '../console/file-drop.ts';
+import { spicePath } from '../console/preconnect.ts';
 import { SpiceConsole, type ConsoleStatusEvent, type ScaleMode } from '../console/spice-console.ts';
 import '../console/console.css';
 import { ClipboardPanel, TransfersPanel, clipboardMode, clipboardStatus } from './console-panels.ts';
@@ -76,7 +77,7 @@ export function ConsoleView({ vm, full = false }: { vm: Vm; full?: boolean }) {
     let lastGuest: unknown;
     let lastMessage: unknown;
     const c = new SpiceConsole({
-      path: `/api/vms/${encodeURIComponent(vm.name)}/spice`,
+      path: spicePath(vm.name),
       canReconnect: () => live(vmRef.current),
       onStatus: (e) => (status.value = e),
       onResize: (w, h) => (size.value = `${w}×${h}`),

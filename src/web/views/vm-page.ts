@@ -1,33 +1,18 @@
-// One VM: details, lifecycle, its consoles (SPICE, serial, log) and checkpoints in tabs; and the full-window console
-// page (/vms/NAME/console), the URL to share with another signed-in user who may see the VM.
-import { useSignal } from '@preact/signals';
-import { useEffect } from 'preact/hooks';
-import { api, enc, type Vm } from '../lib/api.ts';
-import { CheckpointsTab } from './checkpoints.ts';
+// One VM: details, lifecycle, its consoles (SPICE, serial, log) and checkpoints in tabs. The full-window console
+// page is console-page.ts.
+import { enc } from '../lib/api.ts';
 import { html } from '../lib/html.ts';
+import { lazyView } from '../lib/lazy.ts';
 import { navigate, query } from '../lib/router.ts';
-import { upsertVm, vms, vmsLoaded } from '../lib/store.ts';
 import { ConsoleView } from './console-view.ts';
 import { LogTail } from './log-tail.ts';
 import { OperationsPanel } from './operations.ts';
-import { SerialTerminal } from './serial-terminal.ts';
+import { Missing, useVm } from './use-vm.ts';
 import { StateBadge, VmActions } from './vm-actions.ts';
 
-/** The VM from the live list, or fetched once (so a 403/404 is shown with the server's reason). */
-function useVm(name: string): { vm?: Vm; error?: string } {
-  const error = useSignal('');
-  const vm = vms.value.find((v) => v.name === name);
-  useEffect(() => {
-    if (vm || !vmsLoaded.value) return;
-    api<Vm>('GET', `/api/vms/${enc(name)}`).then(upsertVm, (e: Error) => (error.value = e.message));
-  }, [name, !!vm, vmsLoaded.value]);
-  return { vm, error: vm ? undefined : error.value || undefined };
-}
-
-function Missing({ name, error }: { name: string; error?: string }) {
-  return html`<main class="page"><p class=${error ? 'error' : 'muted'} id="vm-missing">${error ?? `Loading ${name}…`}</p>
-    <p><a href="/">All virtual machines</a></p></main>`;
-}
+// The tabs behind a click: their code (uPlot, xterm.js) is fetched when first shown.
+const CheckpointsTab = lazyView(() => import('./checkpoints.ts'), 'CheckpointsTab');
+const SerialTerminal = lazyView(() => import('./serial-terminal.ts'), 'SerialTerminal');
 
 const TABS = [
   ['console', 'Console'],
@@ -75,17 +60,5 @@ export function VmPage({ name }: { name: string }) {
         ${tab === 'checkpoints' && html`<${CheckpointsTab} vm=${vm} />`}
       </section>
       <${OperationsPanel} vm=${vm.name} />
-    </main>`;
-}
-
-export function ConsolePage({ name }: { name: string }) {
-  const { vm, error } = useVm(name);
-  if (!vm) return html`<${Missing} name=${name} error=${error} />`;
-  return html`
-    <main class="console-page">
-      <div class="console-page-head">
-        <a href=${`/vms/${enc(vm.name)}`}>${vm.name}</a> <${StateBadge} vm=${vm} />
-      </div>
-      <${ConsoleView} vm=${vm} full=${true} />
     </main>`;
 }

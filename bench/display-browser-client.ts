@@ -1,0 +1,81 @@
+// The browser side of bench/display-browser.ts, in its own process: Debian's chromium through playwright-core (as
+// the browser tests launch it). Reads one JSON request a line on stdin (a page to load, the canvas to watch, the
+// reference picture as a PPM file), answers one JSON line on stdout: when the canvas first equalled the picture.
+// Each page gets a fresh browser context (cold cache, its own session cookie).
+import { readFileSync } from 'node:fs';
+import { createInterface } from 'node:readline';
+import { parsePpm } from '../test/spice/helpers/qemu.ts';
+import { launchChromium } from '../test/web/helpers.ts';
+import { benchInPage } from './display-browser-page.ts';
+
+export interface MeasureRequest { url: string; selector: string; cookieUrl: string; cookie: string; dump: string }
+export interface Measured {
+  error?: string;
+  ms: number;
+  kb: number;
+  wsAt: number;
+  firstByteAt: number;
+  scripts: number;
+  /** Navigation and per-socket timings, for the log. */
+  detail: string;
+}
+
+type Sock = { created: number; open: number; first: number; last: number; bytes: number };
+type St = { matchedAt: number; wsBytes: number; wsOpened: number[]; firstWsMessage: number; sockets: Sock[] };
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+const browser = await launchChromium();
+
+async function measure(req: MeasureRequest): Promise<Measured> {
+  const pic = parsePpm(readFileSync(req.dump));
+  const ctx = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+  try {
+    await ctx.addCookies([{ name: 'oriel_session', value: req.cookie, url: req.cookieUrl }]);
+    const cfg = { selector: req.selector, width: pic.width, height: pic.height,
+      rgbB64: Buffer.from(pic.rgb).toString('base64') };
+    // As source text: tsx keeps function names with a helper (__name) the page does not have.
+    await ctx.addInitScript({ content: `var __name = (f) => f; (${benchInPage.toString()})(${JSON.stringify(cfg)});` });
+    const page = await ctx.newPage();
+    let scripts = 0;
+    page.on('request', (r) => { if (r.resourceType() === 'script') scripts++; });
+    const logs: string[] = [];
+    page.on('console', (m) => logs.push(`${m.type()}: ${m.text()}`));
+    page.on('pageerror', (e) => logs.push(`pageerror: ${e.message}`));
+    await page.goto(req.url);
+    const state = () => page.evaluate(() => (globalThis as { __bench?: unknown }).__bench) as Promise<St>;
+    const end = Date.now() + 30_000;
+    let s = await state();
+    while (!s.matchedAt && Date.now() < end) {
+      await sleep(100);
+      s = await state();
+    }
+    if (!s.matchedAt) throw new Error(`no match in 30 s: ${JSON.stringify(s)}\n${logs.slice(-15).join('\n')}`);
+    const timing = await page.evaluate(() => {
+      type Entry = { name: string; responseEnd: number; initiatorType?: string; domInteractive?: number };
+      const p = (globalThis as unknown as { performance?: { getEntriesByType(t: string): Entry[] } }).performance!;
+      const nav = p.getEntriesByType('navigation')[0]!;
+      const js = p.getEntriesByType('resource').filter((r) => r.initiatorType === 'script' || /\.js$/.test(r.name));
+      const done = Math.max(0, ...js.map((r) => r.responseEnd));
+      return `html ${nav.responseEnd.toFixed(0)}, scripts done ${done.toFixed(0)},` +
+        ` interactive ${nav.domInteractive?.toFixed(0)}`;
+    });
+    const sockets = s.sockets.map((k) => `[${k.created} open ${k.open} rx ${k.first}-${k.last} ` +
+      `${(k.bytes / 1024).toFixed(0)}K]`).join(' ');
+    return { ms: s.matchedAt, kb: s.wsBytes / 1024, wsAt: s.wsOpened[0] ?? 0, firstByteAt: s.firstWsMessage,
+      scripts, detail: `${timing}; sockets ${sockets}` };
+  } finally {
+    await ctx.close();
+  }
+}
+
+for await (const line of createInterface({ input: process.stdin })) {
+  if (!line.trim()) continue;
+  let out: Measured;
+  try {
+    out = await measure(JSON.parse(line) as MeasureRequest);
+  } catch (e) {
+    out = { error: (e as Error).message, ms: 0, kb: 0, wsAt: 0, firstByteAt: 0, scripts: 0, detail: '' };
+  }
+  process.stdout.write(`${JSON.stringify(out)}\n`);
+}
+await browser.close();

@@ -1,0 +1,70 @@
+// The in-page half of bench/display-browser.ts: a script added to every page before its own scripts run. It
+// counts the bytes of every WebSocket message the page receives, and on each animation frame compares the page's
+// console canvas (its RGB) with the reference picture (QMP screendump); the first frame where they agree gives
+// `window.__bench.matchedAt` (ms since navigation start). Both clients are measured by the same code.
+
+/* eslint-disable @typescript-eslint/no-explicit-any -- the page's globals: this file is checked as Node code */
+/** Serialised as the init script; runs in the browser. `cfg` carries the reference and the canvas selector. */
+export function benchInPage(cfg: { selector: string; width: number; height: number; rgbB64: string }): void {
+  const w = globalThis as any;
+  const bin = w.atob(cfg.rgbB64) as string;
+  const ref = new Uint8Array(bin.length);
+  for (let i = 0; i < bin.length; i++) ref[i] = bin.charCodeAt(i);
+  const state = { matchedAt: 0, wsBytes: 0, wsOpened: [] as number[], firstWsMessage: 0, checks: 0, differing: -1,
+    sockets: [] as { created: number; open: number; first: number; last: number; bytes: number }[] };
+  w.__bench = state;
+
+  const NativeWs = w.WebSocket;
+  class CountingWs extends NativeWs {
+    constructor(...args: unknown[]) {
+      super(...args);
+      const now = () => Math.round(w.performance.now());
+      state.wsOpened.push(w.performance.now());
+      const sock = { created: now(), open: 0, first: 0, last: 0, bytes: 0 };
+      state.sockets.push(sock);
+      this.addEventListener('open', () => (sock.open = now()));
+      this.addEventListener('message', (ev: { data: unknown }) => {
+        if (!state.firstWsMessage) state.firstWsMessage = w.performance.now();
+        const d = ev.data as any;
+        const n = typeof d === 'string' ? d.length : (d.byteLength ?? d.size ?? 0);
+        state.wsBytes += n;
+        if (state.matchedAt) return;
+        sock.bytes += n;
+        sock.first ||= now();
+        sock.last = now();
+      });
+    }
+  }
+  w.WebSocket = CountingWs;
+
+  const total = cfg.width * cfg.height;
+  const compare = (px: Uint8ClampedArray, step: number): number => {
+    let diff = 0;
+    for (let p = 0; p < total; p += step) {
+      const a = p * 3;
+      const b = p * 4;
+      if (ref[a] !== px[b] || ref[a + 1] !== px[b + 1] || ref[a + 2] !== px[b + 2]) diff++;
+    }
+    return diff;
+  };
+  const check = () => {
+    if (state.matchedAt) return;
+    const c = w.document.querySelector(cfg.selector);
+    if (c && c.width === cfg.width && c.height === cfg.height) {
+      const px = c.getContext('2d').getImageData(0, 0, cfg.width, cfg.height).data as Uint8ClampedArray;
+      state.checks++;
+      // A sample first (cheap while the picture is still arriving), then every pixel.
+      if (compare(px, 97) === 0) {
+        state.differing = compare(px, 1);
+        if (state.differing === 0) {
+          state.matchedAt = w.performance.now();
+          return;
+        }
+      }
+    }
+    next();
+  };
+  // After the frame's own animation-frame callbacks (a client that paints on one is seen in that frame).
+  const next = () => w.requestAnimationFrame(() => w.setTimeout(check, 0));
+  next();
+}

@@ -1,0 +1,211 @@
+// Browser first picture: Oriel's web console against spice-html5 (Debian's spice-html5 package), same guest, same
+// run. Boots the desktop guest through a test server, waits until its screen is still, then alternately loads
+//   oriel        /vms/NAME/console (signed in by the session cookie; the console proxy to the VM's SPICE socket)
+//   spice-html5  the package's client (/usr/share/spice-html5, served by this script over HTTP, page = its
+//                spice_auto.html minus the agent resize) through websockify --unix-target=<the VM's SPICE socket>
+// in Debian's chromium (playwright-core, as the browser tests launch it; driven from a child process, display-browser-
+// client.ts, so that Playwright does not load the server's process), each in a fresh browser context (cold
+// cache), and measures navigation start → the page's canvas equals QMP screendump (RGB, every pixel), plus the
+// WebSocket bytes the page received until then. Prints min/median/max and the goal: Oriel ≤ half of spice-html5.
+// Usage: node --import tsx bench/display-browser.ts [runsPerClient=5]
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import { createServer as netServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { extname, join, normalize } from 'node:path';
+import { createInterface } from 'node:readline';
+import { startDesktopVm } from '../test/helpers/desktop.ts';
+import { ADMIN_PASSWORD, startTestServer } from '../test/helpers/server.ts';
+import { parsePpm } from '../test/spice/helpers/qemu.ts';
+import { ensureWebBuild } from '../test/web/helpers.ts';
+import type { Measured, MeasureRequest } from './display-browser-client.ts';
+
+const RUNS = Number(process.argv[2] ?? 5);
+const HTML5_DIR = '/usr/share/spice-html5';
+const VM = 'bench-desktop';
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const load = () => readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
+
+if (!existsSync(join(HTML5_DIR, 'main.js'))) throw new Error(`${HTML5_DIR} is missing: apt-get install spice-html5`);
+if (!existsSync('/usr/bin/websockify')) throw new Error('websockify is missing: apt-get install websockify');
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = netServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const a = s.address();
+      s.close(() => resolve(typeof a === 'object' && a ? a.port : 0));
+    });
+  });
+}
+
+/** The spice_auto.html of the package without its agent hook (that asks the guest to take the window's size). */
+function html5Page(wsPort: number): string {
+  return `<!doctype html><html><head><meta charset="utf-8"><title>spice-html5</title>
+<link rel="stylesheet" type="text/css" href="spice.css"></head><body>
+<div id="login"><span class="logo">SPICE</span></div>
+<div id="spice-area"><div id="spice-screen" class="spice-screen"></div></div>
+<div id="message-div" class="spice-message"></div><div id="debug-div"></div>
+<script type="module" crossorigin="anonymous">
+import * as SpiceHtml5 from './main.js';
+window.sc = new SpiceHtml5.SpiceMainConn({ uri: 'ws://127.0.0.1:${wsPort}/websockify', screen_id: 'spice-screen',
+  dump_id: 'debug-div', message_id: 'message-div', password: '', onerror: (e) => console.log('spice error', e) });
+</script></body></html>`;
+}
+
+const TYPES: Record<string, string> = { '.js': 'text/javascript', '.css': 'text/css', '.html': 'text/html' };
+
+function serveHtml5(wsPort: number): Promise<{ server: Server; url: string }> {
+  const server = createServer((req, res) => {
+    const path = new URL(req.url ?? '/', 'http://x').pathname;
+    if (path === '/bench.html') {
+      res.writeHead(200, { 'content-type': 'text/html' }).end(html5Page(wsPort));
+      return;
+    }
+    const file = join(HTML5_DIR, normalize(decodeURIComponent(path)).replace(/^(\.\.[/\\])+/, ''));
+    if (!file.startsWith(HTML5_DIR) || !existsSync(file)) return void res.writeHead(404).end();
+    res.writeHead(200, { 'content-type': TYPES[extname(file)] ?? 'application/octet-stream' });
+    res.end(readFileSync(file));
+  });
+  return new Promise((resolve) =>
+    server.listen(0, '127.0.0.1', () => {
+      const a = server.address();
+      resolve({ server, url: `http://127.0.0.1:${typeof a === 'object' && a ? a.port : 0}` });
+    }),
+  );
+}
+
+async function waitPort(port: number, ms: number): Promise<void> {
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    const ok = await new Promise<boolean>((resolve) => {
+      const s = createServer();
+      s.once('error', () => resolve(true)); // in use: websockify listens
+      s.listen(port, '127.0.0.1', () => s.close(() => resolve(false)));
+    });
+    if (ok) return;
+    await sleep(100);
+  }
+  throw new Error(`websockify did not listen on ${port}`);
+}
+
+/** bench/display-browser-client.ts in a child process: one request, one answer, in turn. */
+function startDriver() {
+  const child = spawn(process.execPath, ['--import', 'tsx', join(import.meta.dirname, 'display-browser-client.ts')], {
+    stdio: ['pipe', 'pipe', 'inherit'],
+  });
+  const lines = createInterface({ input: child.stdout! })[Symbol.asyncIterator]();
+  return {
+    async ask(req: MeasureRequest): Promise<Measured> {
+      child.stdin!.write(`${JSON.stringify(req)}\n`);
+      const line = await lines.next();
+      if (line.done) throw new Error('the browser driver ended');
+      return JSON.parse(line.value) as Measured;
+    },
+    close: () => child.stdin!.end(),
+  };
+}
+
+interface Run { client: string; ms: number; kb: number; wsAt: number; firstByteAt: number; scripts: number }
+
+const t = await startTestServer();
+let websockify: ChildProcess | undefined;
+let driver: ReturnType<typeof startDriver> | undefined;
+let html5: Server | undefined;
+const dump = join(tmpdir(), `oriel-bench-browser-${process.pid}.ppm`);
+try {
+  ensureWebBuild();
+  process.stdout.write('booting the desktop guest… ');
+  const vm = await startDesktopVm(t, VM);
+  console.log(`ready in ${(vm.bootMs / 1000).toFixed(1)} s`);
+  const qmp = () => t.server.ctx.vms.qmp(VM);
+  const screendump = async () => {
+    await qmp().execute('screendump', { filename: dump, format: 'ppm' });
+    return parsePpm(readFileSync(dump));
+  };
+  // A still picture: two screendumps 2 s apart agree.
+  let ref = await screendump();
+  for (let i = 0; ; i++) {
+    await sleep(2000);
+    const next = await screendump();
+    if (Buffer.from(next.rgb).equals(Buffer.from(ref.rgb))) break;
+    if (i > 30) throw new Error('the guest screen did not settle');
+    ref = next;
+  }
+  console.log(`still picture ${ref.width}×${ref.height}`);
+
+  const spiceSocket = t.server.ctx.vms.paths(t.server.ctx.vms.get(VM)).spice;
+  const wsPort = await freePort();
+  websockify = spawn('websockify', [`--unix-target=${spiceSocket}`, `127.0.0.1:${wsPort}`], { stdio: 'ignore' });
+  await waitPort(wsPort, 10_000);
+  const served = await serveHtml5(wsPort);
+  html5 = served.server;
+
+  const login = await t.anon.post('/api/auth/login', { username: 'admin', password: ADMIN_PASSWORD });
+  const cookie = /oriel_session=([^;]+)/.exec(login.headers.get('set-cookie') ?? '')?.[1];
+  if (!cookie) throw new Error('no session cookie from /api/auth/login');
+
+  // The browser is driven from another process: Playwright's traffic (every WebSocket frame is reported to it)
+  // must not load the process that runs the Oriel server.
+  driver = startDriver();
+  const clients = {
+    oriel: { url: `${t.url}/vms/${VM}/console`, selector: '#console-canvas' },
+    'spice-html5': { url: `${served.url}/bench.html`, selector: '#spice-screen canvas' },
+  };
+  const runs: Run[] = [];
+  const measure = async (client: keyof typeof clients): Promise<Run> => {
+    const c = clients[client];
+    const pic = await screendump();
+    if (!Buffer.from(pic.rgb).equals(Buffer.from(ref.rgb))) console.log('  (the guest picture changed; new reference)');
+    ref = pic;
+    const r = await driver!.ask({ url: c.url, selector: c.selector, cookieUrl: t.url, cookie, dump });
+    try {
+      if (r.error) throw new Error(r.error);
+      console.log(`    ${client}: ${r.detail}`);
+      return { client, ms: r.ms, kb: r.kb, wsAt: r.wsAt, firstByteAt: r.firstByteAt, scripts: r.scripts };
+    } finally {
+      await sleep(1500); // spice-server notices the client left before the next one links
+    }
+  };
+  // One of each first, unmeasured: the guest, QEMU and the server warm up.
+  await measure('oriel');
+  await measure('spice-html5');
+  for (let i = 0; i < RUNS; i++) {
+    for (const client of ['spice-html5', 'oriel'] as const) {
+      const r = await measure(client);
+      runs.push(r);
+      console.log(`  ${client.padEnd(12)} ${r.ms.toFixed(0).padStart(5)} ms  ${r.kb.toFixed(0).padStart(6)} KB` +
+        `  (first WebSocket at ${r.wsAt.toFixed(0)} ms, first bytes at ${r.firstByteAt.toFixed(0)} ms, ` +
+        `${r.scripts} scripts)  load ${load()}`);
+    }
+  }
+  const stats = (xs: number[]) => {
+    const s = [...xs].sort((a, b) => a - b);
+    return { min: s[0]!, med: s[Math.floor(s.length / 2)]!, max: s[s.length - 1]! };
+  };
+  const row = (name: string, xs: number[], ys: number[]) => {
+    const a = stats(xs);
+    const b = stats(ys);
+    return `| ${name.padEnd(11)} | ${[a.min, a.med, a.max].map((v) => v.toFixed(0).padStart(5)).join(' | ')} | ` +
+      `${[b.min, b.med, b.max].map((v) => v.toFixed(0).padStart(5)).join(' | ')} |`;
+  };
+  const of = (c: string) => runs.filter((r) => r.client === c);
+  const o = of('oriel');
+  const h = of('spice-html5');
+  console.log(`\nFirst picture in the browser, ${ref.width}×${ref.height} still desktop, ${RUNS} runs each, cold cache`);
+  console.log('| client      | ms min | median |   max | KB min | median |   max |');
+  console.log('|-------------|-------:|-------:|------:|-------:|-------:|------:|');
+  console.log(row('spice-html5', h.map((r) => r.ms), h.map((r) => r.kb)));
+  console.log(row('oriel', o.map((r) => r.ms), o.map((r) => r.kb)));
+  const ratio = stats(o.map((r) => r.ms)).med / stats(h.map((r) => r.ms)).med;
+  console.log(`ratio oriel / spice-html5 (medians): ${ratio.toFixed(2)}`);
+  console.log(`goal: Oriel's first picture ≤ half of spice-html5's: ${ratio <= 0.5 ? 'MET' : 'NOT MET'}`);
+} finally {
+  driver?.close();
+  html5?.close();
+  if (websockify?.pid) websockify.kill();
+  rmSync(dump, { force: true });
+  await t.destroy();
+}

@@ -1,0 +1,77 @@
+// The console's SPICE session, started as early as the page allows. A console page (/vms/NAME/console, or a VM's
+// page on its console tab) calls preconnect() as its script starts: the session links in parallel with the sign-in
+// check, the VM's details and the first render, and the SpiceConsole adopts it when it mounts (takePreconnected).
+// The WebSockets are authenticated by the session cookie (same origin; the server checks the Origin), so nothing
+// has to be fetched first. A session nobody adopts is closed; one that fails is simply not adopted.
+import { RgbaSurface, SpiceSession } from '../../spice/index.ts';
+import { MAX_CLIPBOARD_BYTES } from './clipboard.ts';
+import { browserEncryptTicket } from './ticket.ts';
+import { websocketConnector, wsUrl } from './transport.ts';
+
+/** A preconnected session not adopted by then is closed. */
+const UNCLAIMED_MS = 15_000;
+
+/** Opens a SPICE session through the console proxy at `path` (/api/vms/NAME/spice). */
+export function openSession(path: string): Promise<SpiceSession> {
+  return SpiceSession.connect({
+    connect: websocketConnector(wsUrl(path)),
+    encryptTicket: browserEncryptTicket,
+    createSurface: (info) => new RgbaSurface(info.width, info.height),
+    // Guest clipboard items up to the shared limit (plus room for the message header).
+    agent: { maxClipboard: MAX_CLIPBOARD_BYTES + 64 },
+  });
+}
+
+interface Early {
+  promise: Promise<SpiceSession>;
+  failed: boolean;
+}
+const early = new Map<string, Early>();
+
+/** The VM whose console the page at `pathname`/`search` shows, or undefined if it shows none. */
+export function consoleVmFor(pathname: string, search: string): string | undefined {
+  const m = /^\/vms\/([^/]+)(\/console)?$/.exec(pathname);
+  if (!m) return undefined;
+  const tab = new URLSearchParams(search).get('tab');
+  if (!m[2] && tab && tab !== 'console') return undefined;
+  try {
+    return decodeURIComponent(m[1]!);
+  } catch {
+    return undefined; // a malformed name: the page says so
+  }
+}
+
+/** The console proxy path of a VM's SPICE console. */
+export const spicePath = (vmName: string): string => `/api/vms/${encodeURIComponent(vmName)}/spice`;
+
+/** Starts the session for `path` now; the console that mounts for the same path takes it over. */
+export function preconnect(path: string): void {
+  if (early.has(path)) return;
+  const e: Early = { promise: openSession(path), failed: false };
+  early.set(path, e);
+  e.promise.then(
+    (session) => {
+      // Ended before anyone took it (the VM stopped, another client took over): not adoptable.
+      session.onClose(() => {
+        e.failed = true;
+        if (early.get(path) === e) early.delete(path);
+      });
+      setTimeout(() => {
+        if (early.get(path) !== e) return;
+        early.delete(path);
+        session.close();
+      }, UNCLAIMED_MS);
+    },
+    () => {
+      e.failed = true;
+      if (early.get(path) === e) early.delete(path);
+    },
+  );
+}
+
+/** The session preconnect() started for `path` (linking or linked), once; undefined if none or it failed. */
+export function takePreconnected(path: string): Promise<SpiceSession> | undefined {
+  const e = early.get(path);
+  early.delete(path);
+  return e && !e.failed ? e.promise : undefined;
+}
