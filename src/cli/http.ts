@@ -1,7 +1,8 @@
 // One HTTP(S) request with node:http/node:https (Node's fetch cannot take a custom CA or a pinned certificate):
 // https connections go through the trust check of tls-trust.ts.
-import { request as httpRequest, type IncomingMessage } from 'node:http';
-import { request as httpsRequest } from 'node:https';
+// node:http and node:https are loaded on the first request, not with the command line (a few milliseconds of every
+// start, for commands such as `console screenshot spice+unix://…` that make none).
+import type { IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import { secureConnector, type Trust } from './tls-trust.ts';
 
@@ -22,11 +23,11 @@ export function send(url: string, o: SendOptions): Promise<IncomingMessage> {
   return new Promise((resolve, reject) => {
     const opts = { method: o.method, headers, signal: o.signal };
     const req = secure
-      ? httpsRequest(u, {
+      ? process.getBuiltinModule('node:https').request(u, {
         ...opts,
         createConnection: secureConnector(o.trust) as unknown as (...a: unknown[]) => Socket,
       })
-      : httpRequest(u, opts);
+      : process.getBuiltinModule('node:http').request(u, opts);
     req.once('response', resolve);
     req.once('error', reject);
     req.end(o.body);

@@ -5,7 +5,7 @@
 import { readFileSync } from 'node:fs';
 import type { Socket } from 'node:net';
 import { isIP } from 'node:net';
-import { connect, type TLSSocket } from 'node:tls';
+import type { TLSSocket } from 'node:tls';
 
 export interface Trust {
   /** A CA (or the server's own certificate) in PEM, and the file it came from. */
@@ -50,7 +50,8 @@ type Callback = (err: Error | null, socket?: Socket) => void;
 export function secureConnector(trust: Trust) {
   return (options: { host?: string | null; hostname?: string | null; port?: number | string | null }, cb: Callback) => {
     const host = (options.hostname || options.host || 'localhost').replace(/^\[|\]$/g, '');
-    const socket: TLSSocket = connect({
+    // node:tls is loaded on the first https connection, not with the command line.
+    const socket: TLSSocket = process.getBuiltinModule('node:tls').connect({
       host,
       port: Number(options.port) || 443,
       ...(isIP(host) ? {} : { servername: host }),

@@ -1,23 +1,7 @@
-// RGBA images and surfaces → PNG: a small encoder of its own (node:zlib deflate, CRC-32 table), since taking a
+// RGBA images and surfaces → PNG: a small encoder of its own (node:zlib deflate and CRC-32), since taking a
 // screenshot is timed from process start and pngjs spends tens of milliseconds per screen on its adaptive filter.
-import { deflateSync } from 'node:zlib';
+import { crc32, deflateSync } from 'node:zlib';
 import type { RgbaImage } from '../spice/index.ts';
-
-const CRC_TABLE = (() => {
-  const t = new Uint32Array(256);
-  for (let n = 0; n < 256; n++) {
-    let c = n;
-    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
-    t[n] = c >>> 0;
-  }
-  return t;
-})();
-
-function crc32(parts: Uint8Array[]): number {
-  let c = 0xffffffff;
-  for (const p of parts) for (let i = 0; i < p.length; i++) c = CRC_TABLE[(c ^ p[i]!) & 0xff]! ^ (c >>> 8);
-  return (c ^ 0xffffffff) >>> 0;
-}
 
 /** A PNG chunk: length, type, data, CRC-32 of type and data (PNG spec §5.3). */
 function chunk(type: string, data: Uint8Array): Buffer {
@@ -25,7 +9,7 @@ function chunk(type: string, data: Uint8Array): Buffer {
   head.writeUInt32BE(data.length, 0);
   head.write(type, 4, 'latin1');
   const crc = Buffer.alloc(4);
-  crc.writeUInt32BE(crc32([head.subarray(4), data]), 0);
+  crc.writeUInt32BE(crc32(data, crc32(head.subarray(4))), 0);
   return Buffer.concat([head, data, crc]);
 }
 

@@ -79,15 +79,36 @@ export function decodeRun(cur: Cursor, out: Uint8Array, start: number, n: number
 
 /** Copies `len` units from unit `from` to unit `to` front to back (overlap = repetition). */
 export function copyUnits(out: Uint8Array, from: number, to: number, len: number, mode: number): void {
-  if (mode === LzType.PLT8) {
-    if (to - from >= len) out.copyWithin(to, from, from + len);
-    else for (let i = 0; i < len; i++) out[to + i] = out[from + i]!;
-  } else if (mode === LzType.XXXA) {
+  if (mode === LzType.XXXA) {
     for (let i = 0; i < len; i++) out[(to + i) * 4 + 3] = out[(from + i) * 4 + 3]!;
-  } else if (to - from >= len) {
-    out.copyWithin(to * 4, from * 4, (from + len) * 4);
+  } else if (mode === LzType.PLT8) {
+    repeatBytes(out, from, to, len);
   } else {
-    for (let i = 0; i < len * 4; i++) out[to * 4 + i] = out[from * 4 + i]!;
+    repeatBytes(out, from * 4, to * 4, len * 4);
+  }
+}
+
+/** Below this many bytes an overlapping copy goes byte by byte; above, by native copies. */
+const SHORT_COPY = 64;
+
+/**
+ * out[to + i] = out[from + i] for i = 0 … n-1 in that order, so an overlap repeats the `to - from` bytes before
+ * `to`. Long overlapping runs (a flat screen area is one pixel repeated thousands of times) go by doubling native
+ * copies: the bytes from `from` to the write position are that period over and over, so they can be copied whole.
+ */
+function repeatBytes(out: Uint8Array, from: number, to: number, n: number): void {
+  if (to - from >= n) {
+    out.copyWithin(to, from, from + n);
+  } else if (n <= SHORT_COPY) {
+    for (let i = 0; i < n; i++) out[to + i] = out[from + i]!;
+  } else {
+    const end = to + n;
+    let at = to;
+    while (at < end) {
+      const k = Math.min(at - from, end - at);
+      out.copyWithin(at, from, from + k);
+      at += k;
+    }
   }
 }
 
