@@ -27,23 +27,33 @@ export function registerAuth(app: FastifyInstance, users: Users): void {
     const path = decodedPath(req.url);
     if (route !== undefined && PUBLIC.has(route)) return;
     if (!path.startsWith('/api/') && !route?.startsWith('/api/')) return;
-    const header = req.headers.authorization;
-    if (header) {
-      const m = /^Bearer\s+(\S+)$/i.exec(header);
-      const auth = users.token(m ? m[1]! : ''); // 401 saying why when not valid
-      req.user = auth.user;
-      req.credential = auth.credential;
-      return;
-    }
-    const cookie = req.cookies[SESSION_COOKIE];
-    const auth = cookie ? users.session(cookie) : undefined;
-    if (!auth) throw unauthorized(cookie ? 'your session has expired: sign in again' : undefined);
-    if (!['GET', 'HEAD', 'OPTIONS'].includes(req.method) && !sameOrigin(req)) {
-      throw forbidden('cross-site request refused: the Origin header does not match this server');
-    }
+    authenticate(req, users);
+  });
+  // Judged again once the body has arrived, just before the handler: a client may hold a request open (up to the
+  // request timeout) and send its body after its token was revoked, its password reset or its account deleted.
+  app.addHook('preHandler', async (req) => {
+    if (req.credential) authenticate(req, users);
+  });
+}
+
+/** Sets the request's user and credential from its API token or session cookie, or throws 401/403. */
+function authenticate(req: FastifyRequest, users: Users): void {
+  const header = req.headers.authorization;
+  if (header) {
+    const m = /^Bearer\s+(\S+)$/i.exec(header);
+    const auth = users.token(m ? m[1]! : ''); // 401 saying why when not valid
     req.user = auth.user;
     req.credential = auth.credential;
-  });
+    return;
+  }
+  const cookie = req.cookies[SESSION_COOKIE];
+  const auth = cookie ? users.session(cookie) : undefined;
+  if (!auth) throw unauthorized(cookie ? 'your session has expired: sign in again' : undefined);
+  if (!['GET', 'HEAD', 'OPTIONS'].includes(req.method) && !sameOrigin(req)) {
+    throw forbidden('cross-site request refused: the Origin header does not match this server');
+  }
+  req.user = auth.user;
+  req.credential = auth.credential;
 }
 
 function decodedPath(url: string): string {

@@ -8,7 +8,7 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { z } from 'zod';
 import type { Db } from '../../store/database.ts';
-import { badRequest, notFound, unauthorized } from '../../errors.ts';
+import { OrielError, badRequest, notFound, unauthorized } from '../../errors.ts';
 import type { Credential, CredentialStreams } from './streams.ts';
 
 export interface ApiTokenInfo {
@@ -26,6 +26,8 @@ export interface ApiTokenInfo {
 /** How long a token lives when its creator does not say: long enough for a laptop's CLI, short enough to age out. */
 export const DEFAULT_TOKEN_EXPIRY = '90d';
 const MAX_EXPIRY_MS = 3650 * 86_400_000;
+/** Live (unexpired) tokens one user may hold: the table and `GET /api/tokens` stay bounded. */
+export const MAX_TOKENS_PER_USER = 100;
 const FORGET_EXPIRED_MS = 30 * 86_400_000;
 const UNITS: Record<string, number> = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
 
@@ -86,6 +88,13 @@ export class ApiTokens {
     if (!parsed.success) throw badRequest(parsed.error.issues.map((i) => i.message).join('; '));
     const life = expiryMs(expires);
     this.db.prepare('DELETE FROM api_tokens WHERE expires_at < ?').run(this.iso(this.now() - FORGET_EXPIRED_MS));
+    const live = this.db
+      .prepare('SELECT COUNT(*) AS n FROM api_tokens WHERE user_id = ? AND (expires_at IS NULL OR expires_at > ?)')
+      .get(userId, this.iso()) as { n: number };
+    if (live.n >= MAX_TOKENS_PER_USER) {
+      throw new OrielError(429, `too many API tokens (${MAX_TOKENS_PER_USER}): revoke some first (oriel token list)`,
+        'too_many');
+    }
     const id = randomBytes(6).toString('hex');
     const secret = randomBytes(32).toString('base64url');
     this.db

@@ -6,7 +6,7 @@
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { z } from 'zod';
 import type { Db } from '../../store/database.ts';
-import { conflict, notFound } from '../../errors.ts';
+import { conflict, notFound, unauthorized } from '../../errors.ts';
 import { hashPassword, verifyPassword } from './passwords.ts';
 import { CredentialStreams, type Credential } from './streams.ts';
 import { ApiTokens } from './tokens.ts';
@@ -94,22 +94,33 @@ export class Users {
     this.streams.endUser(u.id, 'the account was deleted');
   }
 
-  /** Whether `password` is the user's current one. */
-  async checkPassword(userId: string, password: string): Promise<boolean> {
+  /**
+   * The user's password hash if `password` is the current one, else undefined. Callers hand the hash back to
+   * `setPassword`, which changes nothing if the password changed meanwhile (scrypt takes a while: an admin's reset
+   * may land in between).
+   */
+  async checkPassword(userId: string, password: string): Promise<string | undefined> {
     const r = this.db.prepare('SELECT password_hash FROM users WHERE id = ?').get(userId) as
       { password_hash: string } | undefined;
-    return verifyPassword(password, r?.password_hash ?? DUMMY_HASH).then((ok) => !!r && ok);
+    const ok = await verifyPassword(password, r?.password_hash ?? DUMMY_HASH);
+    return r && ok ? r.password_hash : undefined;
   }
 
   /**
    * Sets a new password and ends every session and API token of the account (and their streams) but `keep`: the
-   * credential the owner used to change it themselves. An admin's reset keeps none.
+   * credential the owner used to change it themselves. An admin's reset keeps none. With `verifiedHash` (the owner's
+   * own change), nothing changes unless the password is still the one checked and `keep` is still valid (409/401).
    */
-  async setPassword(userId: string, password: string, keep?: Credential): Promise<void> {
+  async setPassword(userId: string, password: string, keep?: Credential, verifiedHash?: string): Promise<void> {
     passwordSchema.parse(password);
     const hash = await hashPassword(password);
     this.db.transaction(() => {
-      this.db.prepare('UPDATE users SET password_hash = ? WHERE id = ?').run(hash, userId);
+      const changed = verifiedHash === undefined
+        ? this.db.prepare('UPDATE users SET password_hash = ? WHERE id = ?').run(hash, userId).changes
+        : this.db.prepare('UPDATE users SET password_hash = ? WHERE id = ? AND password_hash = ?')
+          .run(hash, userId, verifiedHash).changes;
+      if (!changed) throw conflict('the password was changed meanwhile (or the account deleted): nothing changed');
+      if (keep && !this.alive(keep)) throw unauthorized('your session or token ended meanwhile: nothing changed');
       this.db.prepare('DELETE FROM sessions WHERE user_id = ? AND token_hash IS NOT ?')
         .run(userId, keep?.kind === 'session' ? keep.id : null);
       this.tokens.revokeAllOf(userId, keep?.kind === 'token' ? keep.id : undefined);
@@ -117,11 +128,27 @@ export class Users {
     this.streams.endUser(userId, 'the password was changed: sign in again', keep);
   }
 
-  /** Checks a name and password. Hashes even for unknown names, so timing does not reveal which names exist. */
-  async authenticate(name: string, password: string): Promise<User | undefined> {
+  /** Checks a name and password, and returns the user with the hash that was checked (for `signIn`). Hashes even
+   * for unknown names, so timing does not reveal which names exist. */
+  async authenticate(name: string, password: string): Promise<{ user: User; passwordHash: string } | undefined> {
     const r = this.db.prepare('SELECT * FROM users WHERE name = ?').get(name) as UserRow | undefined;
     const ok = await verifyPassword(password, r?.password_hash ?? DUMMY_HASH);
-    return r && ok ? toUser(r) : undefined;
+    return r && ok ? { user: toUser(r), passwordHash: r.password_hash } : undefined;
+  }
+
+  /**
+   * After `authenticate`: a new session (and an API token when asked), created only if the password is still the
+   * one checked. A reset that landed during the check ended every credential; one made from the old password now
+   * would survive it.
+   */
+  signIn(userId: string, passwordHash: string, token?: { name: string; expires?: string }):
+    { session: { token: string; expiresAt: Date }; token?: string } {
+    return this.db.transaction(() => {
+      const same = this.db.prepare('SELECT 1 FROM users WHERE id = ? AND password_hash = ?').get(userId, passwordHash);
+      if (!same) throw unauthorized('wrong user name or password');
+      const session = this.createSession(userId);
+      return { session, ...(token ? { token: this.tokens.create(userId, token.name, token.expires).token } : {}) };
+    })();
   }
 
   // ---- sessions (browser cookie) ----

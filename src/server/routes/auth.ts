@@ -38,20 +38,21 @@ export function authRoutes(app: FastifyInstance, ctx: ServerContext): void {
       reply.header('retry-after', String((e as { retryAfterSec: number }).retryAfterSec));
       throw e;
     }
-    const user = await throttle.slot(() => ctx.users.authenticate(username, req.body.password));
-    if (!user) throw unauthorized('wrong user name or password'); // counted as a failure by begin()
+    const checked = await throttle.slot(() => ctx.users.authenticate(username, req.body.password));
+    if (!checked) throw unauthorized('wrong user name or password'); // counted as a failure by begin()
     throttle.succeeded(username, req.ip);
+    const { user } = checked;
     // A new session on every sign-in; the one this browser had (if any) ends (no session fixation).
     const old = req.cookies[SESSION_COOKIE];
     if (old) ctx.users.deleteSession(old);
-    const s = ctx.users.createSession(user.id);
+    const signed = ctx.users.signIn(user.id, checked.passwordHash,
+      req.body.tokenName ? { name: req.body.tokenName, expires: req.body.tokenExpires } : undefined);
+    const s = signed.session;
     reply.setCookie(SESSION_COOKIE, s.token, {
       path: '/', httpOnly: true, sameSite: 'strict', secure: ctx.config.secureCookies || req.protocol === 'https',
       expires: s.expiresAt,
     });
-    const token = req.body.tokenName
-      ? ctx.users.tokens.create(user.id, req.body.tokenName, req.body.tokenExpires).token
-      : undefined;
+    const token = signed.token;
     req.log.info({ user: user.name, token: !!token }, 'signed in');
     return { user, ...(token ? { token } : {}) };
   });
@@ -103,14 +104,14 @@ export function authRoutes(app: FastifyInstance, ctx: ServerContext): void {
         reply.header('retry-after', String((e as { retryAfterSec: number }).retryAfterSec));
         throw e;
       }
-      const ok = await throttle.slot(() => ctx.users.checkPassword(me.id, req.body.currentPassword));
+      const verified = await throttle.slot(() => ctx.users.checkPassword(me.id, req.body.currentPassword));
       // 403, not 401: the caller is signed in; a 401 would send the web UI to its sign-in page.
-      if (!ok) throw forbidden('the current password is wrong');
+      if (!verified) throw forbidden('the current password is wrong');
       throttle.succeeded(me.name, req.ip);
       if (req.body.newPassword === req.body.currentPassword) {
         throw badRequest('the new password is the same as the current one');
       }
-      await throttle.slot(() => ctx.users.setPassword(me.id, req.body.newPassword, cred));
+      await throttle.slot(() => ctx.users.setPassword(me.id, req.body.newPassword, cred, verified));
       req.log.info({ user: me.name }, 'password changed');
       return reply.code(204).send(null);
     },
