@@ -151,6 +151,10 @@ describe('quotas', () => {
     assert.equal((await alice.post('/api/vms/k1/start')).status, 200);
     const op = await alice.post('/api/vms/k1/checkpoints', {});
     assert.equal(op.status, 202, JSON.stringify(op.body));
+    // One capture of a VM at a time: queued ones would all pass the storage check before the first is counted.
+    const second = await alice.post('/api/vms/k1/checkpoints', {});
+    assert.equal(second.status, 409, JSON.stringify(second.body));
+    assert.match(second.body.message, /already being taken/);
     const done = await alice.get(`/api/operations/${op.body.id}/wait?timeoutSec=120`);
     assert.equal(done.body.status, 'succeeded', JSON.stringify(done.body));
     const [cp] = (await alice.get('/api/vms/k1/checkpoints')).body;

@@ -3,7 +3,7 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import { badRequest, notFound } from '../../errors.ts';
+import { badRequest, conflict, notFound } from '../../errors.ts';
 import type { CheckpointSummary } from '../../checkpoint/service.ts';
 import type { VmRecord } from '../../vm/store.ts';
 import { requireAdmin, requireUser } from '../auth/plugin.ts';
@@ -77,8 +77,14 @@ export function checkpointRoutes(app: FastifyInstance, ctx: ServerContext): void
       const vm = vmFor(ctx, req, req.params.vm);
       if (!['running', 'paused'].includes(vm.state))
         throw badRequest(`VM '${vm.name}' is ${vm.state}: checkpoints are taken of running or paused VMs`);
+      // One at a time per VM: the quota is checked against what is stored, and captures queued behind each other
+      // would all pass the check before the first one is counted.
+      const busy = ctx.ops.list({ vmId: vm.id }).some((o) =>
+        o.kind === 'checkpoint.create' && (o.status === 'pending' || o.status === 'running'));
+      if (busy) throw conflict(`a checkpoint of VM '${vm.name}' is already being taken: wait for it to finish`);
       ctx.quotas.checkCheckpoint(vm);
       const op = ctx.ops.start('checkpoint.create', { vmId: vm.id, userId: requireUser(req).id }, async (o) => {
+        ctx.quotas.checkCheckpoint(vm);
         const m = await cps.create(vm.id, { kind: 'manual', label: req.body?.label, progress: checkpointProgress(o) });
         return cps.list(vm.id).find((c) => c.id === m.id);
       });
