@@ -100,6 +100,10 @@ export class Api {
   constructor(o: ApiOptions = {}) {
     this.url = (o.server || process.env.ORIEL_URL || DEFAULT_URL).replace(/\/+$/, '');
     if (!/^https?:\/\/[^/]/.test(this.url)) throw new CliError(`the server URL must be http:// or https://, not '${this.url}'`);
+    if (this.url.startsWith('http:') && (o.fingerprint || o.ca)) {
+      throw new CliError(`--fingerprint and --ca apply to https:// servers: ${this.url} is plain http, where the `
+        + 'password and token would cross in clear; use its https:// URL');
+    }
     const saved = loadCredentials()[this.url];
     this.token = o.token || process.env.ORIEL_TOKEN || saved?.token;
     const pin = o.fingerprint || process.env.ORIEL_FINGERPRINT;

@@ -98,6 +98,10 @@ describe('TLS', () => {
     assert.match(untrusted.stderr, /self-signed or from an unknown CA/);
     assert.ok(untrusted.stderr.includes(`oriel login --server ${s.url} --fingerprint ${certs.fingerprint}`), untrusted.stderr);
     assert.match(untrusted.stderr, /--ca FILE/);
+    // A pin given for a plain http URL is refused, not ignored: the token would cross in clear.
+    const plain = await runCli(['--server', 'http://127.0.0.1:9', '--fingerprint', certs.fingerprint, 'vm', 'list'], env);
+    assert.notEqual(plain.code, 0);
+    assert.match(plain.stderr, /apply to https:\/\/ servers: http:\/\/127\.0\.0\.1:9 is plain http/);
 
     const wrong = certs.fingerprint.replace(/^../, certs.fingerprint.startsWith('AA') ? 'BB' : 'AA');
     const refused = await runCli(['--fingerprint', wrong, 'vm', 'list'], env);
