@@ -1,5 +1,6 @@
 // What the server wraps in operations: create, list, show, restore, delete, verify, gc and retention of
 // checkpoints. One CheckpointService per data directory (it holds the store's lock).
+import { statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { VmManager } from '../vm/manager.ts';
 import { isAlive } from '../vm/process.ts';
@@ -68,7 +69,10 @@ export class CheckpointService {
   readonly store: CheckpointStore;
   readonly disks: DiskCheckpoints;
 
+  private readonly root: string;
+
   constructor(private readonly vms: VmManager, opts: { root: string; qemuImg: string; faults?: FaultInjection }) {
+    this.root = opts.root;
     this.store = new CheckpointStore(opts.root, { faults: opts.faults });
     this.disks = new DiskCheckpoints(opts.root, opts.qemuImg);
   }
@@ -151,6 +155,24 @@ export class CheckpointService {
       await abandonMigration(qmp, { background: o.job.live, wasRunning: o.job.live });
       if (o.job.disk) await this.disks.abort(qmp, o.job.disk);
     }, { quietRunState: true });
+  }
+
+  /**
+   * What the checkpoints of these VMs hold: the distinct RAM objects they name (counted as if nothing else were
+   * stored) plus the space their disk images take on the host. For per-owner quotas.
+   */
+  storedBytes(vmIds: Set<string>): number {
+    const ms = this.store.list().filter((m) => vmIds.has(m.vmId));
+    const files = new Set(ms.flatMap((m) => m.disks.map((d) => d.file)));
+    let disk = 0;
+    for (const f of files) {
+      try {
+        disk += statSync(join(this.root, f)).blocks * 512;
+      } catch {
+        // removed meanwhile (a delete merging images): not held any more
+      }
+    }
+    return this.store.storedBytesOf(ms) + disk;
   }
 
   list(ref?: string): CheckpointSummary[] {

@@ -9,8 +9,9 @@
 //   A guest can grow its overlay up to the virtual size at any moment, without any request Oriel could refuse; only
 //   the provisioned size is known when the VM is created, can be refused then, and bounds what the disk can become
 //   (as Proxmox users expect).
-// - checkpointBytes: what the user's checkpoints hold, counted as if no one else's were in the store (each
-//   checkpoint's own RAM objects over its parent, plus its disk image): the figure never depends on other owners.
+// - checkpointBytes: what the user's checkpoints hold, counted as if no one else's were in the store (the distinct
+//   RAM objects their manifests name, plus the space their disk images take): the figure never depends on other
+//   owners, and stays right when checkpoints are deleted (what a child still names counts under the child).
 //   A checkpoint's size is known only once taken, so a new one is refused once usage has reached the limit (the
 //   last one may go past it).
 //
@@ -129,9 +130,7 @@ export class Quotas {
   }
 
   checkpointBytes(vmIds: Set<string>): number {
-    let n = 0;
-    for (const c of this.checkpoints.list()) if (vmIds.has(c.vmId)) n += c.newBytes + c.diskBytes;
-    return n;
+    return this.checkpoints.storedBytes(vmIds);
   }
 
   usage(userId: string): QuotaUsage {
