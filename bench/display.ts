@@ -11,7 +11,6 @@
 // (flock /tmp/oriel-guest.lock node --import tsx bench/display.ts).
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { connect, createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -19,6 +18,7 @@ import { PNG } from 'pngjs';
 import { startDesktopVm } from '../test/helpers/desktop.ts';
 import { startTestServer, type TestServer } from '../test/helpers/server.ts';
 import { Qmp, parsePpm, type Ppm } from '../test/spice/helpers/qemu.ts';
+import { SpiceRelay } from '../test/spice/helpers/relay.ts';
 
 const argv = process.argv.slice(2);
 const opt = (name: string) => {
@@ -29,64 +29,6 @@ const positional = argv.filter((a, i) => !a.startsWith('--') && !argv[i - 1]?.st
 const RUNS = Number(positional[0] ?? 7);
 const BIN = join(import.meta.dirname, '../bin/oriel.js');
 const dir = mkdtempSync(join(tmpdir(), 'obench-display-'));
-
-/** Byte offset of channel_type in the client's first message (SpiceLinkHeader 16 B + connection_id u32). */
-const LINK_CHANNEL_TYPE_AT = 20;
-
-/** A unix-socket relay in front of QEMU's SPICE socket that counts what the server sends. */
-class CountingRelay {
-  bytesDown = 0;
-  channels: number[] = [];
-  private readonly _sockets = new Set<Socket>();
-  private constructor(private readonly _server: Server, readonly path: string) {}
-
-  static async start(upstream: string, path: string): Promise<CountingRelay> {
-    const server = createServer();
-    const relay = new CountingRelay(server, path);
-    server.on('connection', (client) => relay._pipe(client, upstream));
-    await new Promise<void>((resolve) => server.listen(path, resolve));
-    return relay;
-  }
-
-  reset(): void {
-    this.bytesDown = 0;
-    this.channels = [];
-  }
-
-  private _pipe(client: Socket, upstreamPath: string): void {
-    const upstream = connect({ path: upstreamPath });
-    for (const s of [client, upstream]) {
-      this._sockets.add(s);
-      s.on('error', () => {});
-      s.on('close', () => {
-        client.destroy();
-        upstream.destroy();
-        this._sockets.delete(s);
-      });
-    }
-    let head = Buffer.alloc(0);
-    let typed = false;
-    client.on('data', (d: Buffer) => {
-      if (!typed) {
-        head = Buffer.concat([head, d]);
-        if (head.length > LINK_CHANNEL_TYPE_AT) {
-          typed = true;
-          this.channels.push(head[LINK_CHANNEL_TYPE_AT]!);
-        }
-      }
-      upstream.write(d);
-    });
-    upstream.on('data', (d: Buffer) => {
-      this.bytesDown += d.length;
-      client.write(d);
-    });
-  }
-
-  async close(): Promise<void> {
-    for (const s of this._sockets) s.destroy();
-    await new Promise((r) => this._server.close(r));
-  }
-}
 
 /** Runs a command to its end; milliseconds from spawn to exit. */
 function timed(cmd: string, args: string[]): Promise<{ ms: number; code: number; out: string }> {
@@ -146,7 +88,7 @@ async function main() {
     await dumpTo(f);
     return parsePpm(readFileSync(f));
   };
-  const relay = await CountingRelay.start(spiceSocket, join(dir, 'relay.sock'));
+  const relay = await SpiceRelay.start({ upstreamPath: spiceSocket, listenPath: join(dir, 'relay.sock') });
   try {
     // A still picture: two screendumps a second apart that agree (up to a minute).
     let prev = await dump();
@@ -178,7 +120,7 @@ async function main() {
         if (i < 0) continue; // warm-up
         const row = rows[name]!;
         row.ms.push(r.ms);
-        row.kb.push(relay.bytesDown / 1024);
+        row.kb.push(relay.totalDown / 1024);
         row.channels = relay.channels.length;
         if (differing(out[name]!, await dump()) === 0) row.exact++;
         const how = /picture complete: (\w+)/.exec(r.out)?.[1];

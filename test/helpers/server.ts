@@ -100,16 +100,19 @@ export async function startTestServer(overrides: Partial<OrielConfig> = {}): Pro
       server = await createServer(config, { logger: false });
       await listen();
     },
-    async destroy() {
-      for (const vm of server.ctx.vms.list()) {
-        if (!['stopped', 'crashed'].includes(vm.state)) await server.ctx.vms.forceStop(vm.id).catch(() => undefined);
-      }
-      await server.close();
-      killVmsIn(dataDir);
-      rmSync(dataDir, { recursive: true, force: true });
-    },
+    destroy: () => destroyServer(server, dataDir),
   };
   return t;
+}
+
+/** Ends a test server for good: its VMs forced off, the server closed, any QEMU left killed, its data removed. */
+export async function destroyServer(server: OrielServer, dataDir: string): Promise<void> {
+  for (const vm of server.ctx.vms.list()) {
+    if (!['stopped', 'crashed'].includes(vm.state)) await server.ctx.vms.forceStop(vm.id).catch(() => undefined);
+  }
+  await server.close();
+  killVmsIn(dataDir);
+  rmSync(dataDir, { recursive: true, force: true });
 }
 
 /** Creates a user and returns a client signed in with an API token of theirs. */

@@ -2,14 +2,14 @@
 // openssl; an https server in this process with that certificate; requests that trust the CA; and the CLI run
 // as a child process (asynchronously: the server it talks to lives in this process).
 import { execFile, execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { request } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { X509Certificate } from 'node:crypto';
 import { defaultConfig, type OrielConfig } from '../../src/config.ts';
 import { createServer, type OrielServer } from '../../src/server/app.ts';
-import { ADMIN_PASSWORD, killVmsIn } from './server.ts';
+import { ADMIN_PASSWORD, destroyServer } from './server.ts';
 
 const ROOT = resolve(import.meta.dirname, '../..');
 
@@ -63,14 +63,7 @@ export async function startHttpsServer(certs: TestCerts, overrides: Partial<Orie
   return {
     url: `https://127.0.0.1:${typeof a === 'object' && a ? a.port : 0}`,
     server, config,
-    async destroy() {
-      for (const vm of server.ctx.vms.list()) {
-        if (!['stopped', 'crashed'].includes(vm.state)) await server.ctx.vms.forceStop(vm.id).catch(() => undefined);
-      }
-      await server.close();
-      killVmsIn(dataDir);
-      rmSync(dataDir, { recursive: true, force: true });
-    },
+    destroy: () => destroyServer(server, dataDir),
   };
 }
 

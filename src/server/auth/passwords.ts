@@ -1,6 +1,6 @@
 // Password hashing with scrypt from node:crypto (no native dependency). Stored as
 // scrypt$N$r$p$salt$hash (base64url), so parameters can be raised later without breaking old hashes.
-import { randomBytes, scrypt as scryptCb, timingSafeEqual, type ScryptOptions } from 'node:crypto';
+import { createHash, randomBytes, scrypt as scryptCb, timingSafeEqual, type ScryptOptions } from 'node:crypto';
 
 const N = 2 ** 15, R = 8, P = 1, KEYLEN = 32;
 
@@ -30,3 +30,7 @@ export async function verifyPassword(password: string, stored: string): Promise<
 export function generatePassword(): string {
   return randomBytes(15).toString('base64url');
 }
+
+/** How session cookies and API token secrets are stored: their SHA-256 in hex (they are random, 32 bytes: no
+ * stretching needed; the database never holds one that works). */
+export const secretHash = (secret: string): string => createHash('sha256').update(secret).digest('hex');

@@ -5,11 +5,12 @@
 // Each token has a name, created / last-used / expiry times (DEFAULT_TOKEN_EXPIRY unless asked otherwise, or
 // never), and may be revoked. An expired token is refused with the date it expired, and is forgotten
 // FORGET_EXPIRED_MS later. Revoking or expiring a token also closes the streams opened with it (streams.ts).
-import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { z } from 'zod';
 import type { Db } from '../../store/database.ts';
 import { OrielError, badRequest, notFound, unauthorized } from '../../errors.ts';
 import type { Credential, CredentialStreams } from './streams.ts';
+import { secretHash } from './passwords.ts';
 
 export interface ApiTokenInfo {
   id: string;
@@ -48,7 +49,6 @@ export function expiryMs(s: string): number | null {
 }
 
 const TOKEN_RE = /^oriel_([0-9a-f]{12})_([A-Za-z0-9_-]{43})$/;
-const sha256 = (s: string) => createHash('sha256').update(s).digest('hex');
 
 interface TokenRow {
   id: string;
@@ -101,7 +101,7 @@ export class ApiTokens {
       .prepare(
         'INSERT INTO api_tokens (id, user_id, name, secret_hash, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?)',
       )
-      .run(id, userId, name, sha256(secret), this.iso(), life === null ? null : this.iso(this.now() + life));
+      .run(id, userId, name, secretHash(secret), this.iso(), life === null ? null : this.iso(this.now() + life));
     return { token: `oriel_${id}_${secret}`, info: this.get(id)! };
   }
 
@@ -117,7 +117,7 @@ export class ApiTokens {
     if (!m) throw bad();
     const r = this.db.prepare(`${SELECT} WHERE t.id = ?`).get(m[1]) as TokenRow | undefined;
     if (!r) throw bad();
-    const a = Buffer.from(sha256(m[2]!), 'hex'), b = Buffer.from(r.secret_hash, 'hex');
+    const a = Buffer.from(secretHash(m[2]!), 'hex'), b = Buffer.from(r.secret_hash, 'hex');
     if (a.length !== b.length || !timingSafeEqual(a, b)) throw bad();
     const now = this.iso();
     if (r.expires_at !== null && r.expires_at <= now) {

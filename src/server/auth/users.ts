@@ -3,11 +3,11 @@
 // Sessions are random secrets of which only a SHA-256 hash is stored: they carry 256 bits of entropy, so a fast
 // hash is enough (unlike passwords). A password change ends the account's other sessions and tokens; deleting an
 // account ends all of them (the database cascades) and closes their streams.
-import { createHash, randomBytes, randomUUID } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { z } from 'zod';
 import type { Db } from '../../store/database.ts';
 import { conflict, notFound, unauthorized } from '../../errors.ts';
-import { hashPassword, verifyPassword } from './passwords.ts';
+import { hashPassword, secretHash, verifyPassword } from './passwords.ts';
 import { CredentialStreams, type Credential } from './streams.ts';
 import { ApiTokens } from './tokens.ts';
 
@@ -34,7 +34,6 @@ export const passwordSchema = z
   .min(MIN_PASSWORD, `passwords need at least ${MIN_PASSWORD} characters`)
   .max(1024);
 
-const sha256 = (s: string) => createHash('sha256').update(s).digest('hex');
 const now = () => new Date().toISOString();
 
 interface UserRow { id: string; name: string; role: Role; password_hash: string; created_at: string }
@@ -159,13 +158,13 @@ export class Users {
     this.db.prepare('DELETE FROM sessions WHERE expires_at < ?').run(now());
     this.db
       .prepare('INSERT INTO sessions (token_hash, user_id, created_at, expires_at) VALUES (?, ?, ?, ?)')
-      .run(sha256(token), userId, now(), expiresAt.toISOString());
+      .run(secretHash(token), userId, now(), expiresAt.toISOString());
     return { token, expiresAt };
   }
 
   /** The session's user and credential, if the session is valid. */
   session(token: string): { user: User; credential: Credential } | undefined {
-    const hash = sha256(token);
+    const hash = secretHash(token);
     const r = this.db
       .prepare(
         'SELECT u.*, s.expires_at AS s_expires FROM sessions s JOIN users u ON u.id = s.user_id ' +
@@ -189,7 +188,7 @@ export class Users {
   }
 
   deleteSession(token: string): void {
-    const hash = sha256(token);
+    const hash = secretHash(token);
     this.db.prepare('DELETE FROM sessions WHERE token_hash = ?').run(hash);
     this.streams.endCredential('session', hash, 'signed out');
   }

@@ -1,5 +1,5 @@
-// A TCP relay between the client and QEMU's SPICE port that can make the main channel look like a
-// slow WAN link, and counts the bytes each channel type carries.
+// A relay between the client and QEMU's SPICE server (its TCP port or its unix socket) that can make the main
+// channel look like a slow WAN link, and counts the bytes each channel type carries (tests, bench/display.ts).
 // Why: libspice-server enables JPEG and zlib-over-GLZ ("auto") only when its startup net test on the
 // main channel measures < 10 Mbit/s (server/main-channel-client.cpp: PINGs of 0, 0 and 250 KiB;
 // bitrate = 250 KiB × 8 / (roundtrip − latency); is_low_bandwidth). Throttling only the server →
@@ -7,7 +7,12 @@
 import { connect, createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 
 export interface RelayOptions {
-  upstreamPort: number;
+  /** QEMU's SPICE port on 127.0.0.1 … */
+  upstreamPort?: number;
+  /** … or its unix socket. */
+  upstreamPath?: string;
+  /** Listen on this unix socket instead of an ephemeral port on 127.0.0.1. */
+  listenPath?: string;
   /** Bytes per second allowed from the server to the client on the main channel; unlimited if absent. */
   mainRate?: number;
 }
@@ -19,24 +24,45 @@ const TICK_MS = 20;
 export class SpiceRelay {
   /** Server → client bytes per channel type (1 main, 2 display …), link included. */
   readonly bytesDown = new Map<number, number>();
+  /** The channel type of each connection, in the order they linked. */
+  readonly channels: number[] = [];
   private readonly _sockets = new Set<Socket>();
   private readonly _timers = new Set<ReturnType<typeof setInterval>>();
 
   private constructor(
     private readonly _server: Server,
+    /** The TCP port it listens on (0 when it listens on `path`). */
     readonly port: number,
+    readonly path?: string,
   ) {}
 
   static async start(opts: RelayOptions): Promise<SpiceRelay> {
     const server = createServer();
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    const relay = new SpiceRelay(server, (server.address() as AddressInfo).port);
+    const { listenPath } = opts;
+    await new Promise<void>((resolve) =>
+      listenPath ? server.listen(listenPath, resolve) : server.listen(0, '127.0.0.1', resolve));
+    const relay = new SpiceRelay(server, listenPath ? 0 : (server.address() as AddressInfo).port, listenPath);
     server.on('connection', (client) => relay._pipe(client, opts));
     return relay;
   }
 
+  /** Server → client bytes of all channels. */
+  get totalDown(): number {
+    let n = 0;
+    for (const v of this.bytesDown.values()) n += v;
+    return n;
+  }
+
+  /** Forgets the counts (between runs). */
+  reset(): void {
+    this.bytesDown.clear();
+    this.channels.length = 0;
+  }
+
   private _pipe(client: Socket, opts: RelayOptions): void {
-    const upstream = connect({ host: '127.0.0.1', port: opts.upstreamPort });
+    const upstream = opts.upstreamPath
+      ? connect({ path: opts.upstreamPath })
+      : connect({ host: '127.0.0.1', port: opts.upstreamPort ?? 0 });
     client.setNoDelay(true);
     upstream.setNoDelay(true);
     for (const s of [client, upstream]) {
@@ -53,7 +79,10 @@ export class SpiceRelay {
     client.on('data', (d: Buffer) => {
       if (!type) {
         head = Buffer.concat([head, d]);
-        if (head.length > LINK_CHANNEL_TYPE_AT) type = head[LINK_CHANNEL_TYPE_AT]!;
+        if (head.length > LINK_CHANNEL_TYPE_AT) {
+          type = head[LINK_CHANNEL_TYPE_AT]!;
+          this.channels.push(type);
+        }
       }
       upstream.write(d);
     });
