@@ -70,6 +70,8 @@ export class CheckpointService {
   readonly disks: DiskCheckpoints;
 
   private readonly root: string;
+  /** storedBytes' RAM figure per set of checkpoints (their ids): what a set names never changes. */
+  private readonly ramUsage = new Map<string, number>();
 
   constructor(private readonly vms: VmManager, opts: { root: string; qemuImg: string; faults?: FaultInjection }) {
     this.root = opts.root;
@@ -172,7 +174,17 @@ export class CheckpointService {
         // removed meanwhile (a delete merging images): not held any more
       }
     }
-    return this.store.storedBytesOf(ms) + disk;
+    // The RAM part reads every page table these checkpoints name: remembered per set of checkpoints, so a user
+    // asking for their quota again and again costs a lookup, not a walk of the store (the set changes when a
+    // checkpoint is taken or deleted, and then the key with it).
+    const key = ms.map((m) => m.id).sort().join(',');
+    let ram = this.ramUsage.get(key);
+    if (ram === undefined) {
+      ram = this.store.storedBytesOf(ms);
+      if (this.ramUsage.size >= 256) this.ramUsage.clear();
+      this.ramUsage.set(key, ram);
+    }
+    return ram + disk;
   }
 
   list(ref?: string): CheckpointSummary[] {
