@@ -173,6 +173,16 @@ export class Api {
   /** The token requests carry (flag, ORIEL_TOKEN, or the saved one), if any. */
   get bearer(): string | undefined { return this.token; }
 
+  /** A GET whose body is read as a stream (a capture): the response once its status is 200. */
+  async download(path: string, signal?: AbortSignal): Promise<IncomingMessage> {
+    const res = await this.send('GET', path, { headers: this.authHeaders(), signal });
+    if (res.statusCode !== 200) {
+      const text = await readText(res);
+      throw new CliError(`${(safeJson(text) as { message?: string } | undefined)?.message ?? text} (HTTP ${res.statusCode})`);
+    }
+    return res;
+  }
+
   /** Follows the server-sent event stream, calling `on` for each event until it returns true. */
   async follow(
     on: (type: string, data: unknown) => boolean | void,

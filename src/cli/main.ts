@@ -8,6 +8,7 @@ import { serveCommand } from './commands/serve.ts';
 import { tokenCommands } from './commands/tokens.ts';
 import { userCommands } from './commands/users.ts';
 import { vmCommands } from './commands/vm.ts';
+import { networkCommands } from './commands/networks.ts';
 
 const program = new Command('oriel')
   .description('Oriel: virtual desktops on QEMU, in the browser')
@@ -28,6 +29,7 @@ serveCommand(program);
 userCommands(program, api);
 tokenCommands(program, api);
 vmCommands(program, api);
+networkCommands(program, api);
 imageCommands(program, api);
 consoleCommands(program, api);
 checkpointCommands(program, api);

@@ -1,5 +1,5 @@
-// A network's addresses: its IPv4 subnet, the gateway the switch plays (first host), the stable MAC of a VM's card
-// and the stable lease a VM gets (a slot chosen from a hash of the VM's id, the next free one on a clash).
+// A network's addresses: its IPv4 subnet, the gateway the switch plays (first host, a MAC of its own) and the stable
+// lease a VM gets (a slot chosen from a hash of the VM's id, the next free one on a clash).
 import { createHash } from 'node:crypto';
 import { ipNumber, ipText } from './frames.ts';
 
@@ -38,12 +38,6 @@ export function overlaps(a: Subnet, b: Subnet): boolean {
 }
 
 const hash = (s: string): Buffer => createHash('sha256').update(s).digest();
-
-/** The card's MAC: locally administered, unicast (02:…), from the VM id and the card's index. */
-export function vmMac(vmId: string, card: number): string {
-  const h = hash(`oriel-mac:${vmId}:${card}`);
-  return ['02', '0e', ...Array.from(h.subarray(0, 4), (b) => b.toString(16).padStart(2, '0'))].join(':');
-}
 
 /** The gateway's MAC on one network. */
 export function gatewayMac(networkId: string): string {

@@ -41,6 +41,8 @@ import { serialUpgrade } from './console/serial.ts';
 import { registerWebUi } from './web.ts';
 import { Quotas } from './quotas/quotas.ts';
 import { quotaRoutes } from './routes/quotas.ts';
+import { Networks } from './networks/networks.ts';
+import { networkRoutes } from './routes/networks.ts';
 import { serverTls, type ServerTls } from './transport/tls.ts';
 import { proxyTrust } from './transport/proxy-trust.ts';
 
@@ -101,7 +103,10 @@ export async function createServer(config: OrielConfig, opts: { logger?: boolean
   });
   const quotas = new Quotas(db, users, vms, checkpoints, config.defaultQuota);
   const schedules = new CheckpointSchedules(db, vms, checkpoints, ops, quotas);
-  const ctx: ServerContext = { config, db, vms, users, ops, checkpoints, schedules, quotas };
+  // The switch follows the VMs' events from here on, so re-attached VMs get their ports back.
+  const networks = new Networks(db, vms, (msg, extra) => app.log.warn(extra, msg));
+  networks.start();
+  const ctx: ServerContext = { config, db, vms, users, ops, checkpoints, schedules, quotas, networks };
 
   let firstAdmin: OrielServer['firstAdmin'];
   if (users.count() === 0) {
@@ -178,6 +183,7 @@ export async function createServer(config: OrielConfig, opts: { logger?: boolean
   userRoutes(app, ctx);
   quotaRoutes(app, ctx);
   vmRoutes(app, ctx);
+  networkRoutes(app, ctx);
   imageRoutes(app, ctx);
   operationRoutes(app, ctx);
   eventRoutes(app, ctx);
@@ -195,6 +201,7 @@ export async function createServer(config: OrielConfig, opts: { logger?: boolean
       schedules.stop();
       await app.close();
       vms.detachAll();
+      networks.close();
       checkpoints.close();
       db.close();
     },

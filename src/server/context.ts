@@ -7,6 +7,7 @@ import type { Operations } from './operations.ts';
 import type { CheckpointService } from '../checkpoint/service.ts';
 import type { CheckpointSchedules } from './checkpoints/schedules.ts';
 import type { Quotas } from './quotas/quotas.ts';
+import type { Networks } from './networks/networks.ts';
 
 export interface ServerContext {
   config: OrielConfig;
@@ -17,4 +18,5 @@ export interface ServerContext {
   checkpoints: CheckpointService;
   schedules: CheckpointSchedules;
   quotas: Quotas;
+  networks: Networks;
 }

@@ -4,6 +4,7 @@ import type { VmRecord } from '../vm/store.ts';
 import type { Users } from './auth/users.ts';
 import type { Operation } from './operations.ts';
 import type { VmManager } from '../vm/manager.ts';
+import { vmNicSchema } from './schemas-networks.ts';
 
 export const errorSchema = z.object({ error: z.string(), message: z.string() });
 
@@ -29,6 +30,7 @@ export const vmSchema = z.object({
   image: z.string().nullable(),
   createdAt: z.string(),
   updatedAt: z.string(),
+  networks: z.array(vmNicSchema).optional().describe('network cards: network, MAC, fixed lease'),
 });
 export type VmView = z.infer<typeof vmSchema>;
 

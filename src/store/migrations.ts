@@ -77,4 +77,27 @@ export const migrations: string[] = [
     updated_at TEXT NOT NULL
   );
   `,
+  `
+  -- Virtual networks (server/networks, src/network): owned by a user; an admin may share one with everybody.
+  CREATE TABLE networks (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    owner_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    subnet TEXT NOT NULL,
+    nat INTEGER NOT NULL DEFAULT 0,
+    isolated INTEGER NOT NULL DEFAULT 0,
+    shared INTEGER NOT NULL DEFAULT 0,
+    created_at TEXT NOT NULL
+  );
+  -- Each VM card's fixed DHCP lease; a network in use cannot be deleted (no cascade from networks).
+  CREATE TABLE network_leases (
+    vm_id TEXT NOT NULL REFERENCES vms(id) ON DELETE CASCADE,
+    card INTEGER NOT NULL,
+    network_id TEXT NOT NULL REFERENCES networks(id),
+    mac TEXT NOT NULL,
+    ip TEXT NOT NULL,
+    PRIMARY KEY (vm_id, card),
+    UNIQUE (network_id, ip)
+  );
+  `,
 ];

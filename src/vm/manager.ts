@@ -29,7 +29,7 @@ import { DEFAULT_SERIAL_LOG_MAX_BYTES, SerialLogKeeper, serialLogShows } from '.
 import { QmpClient } from './qmp/index.ts';
 import { recheckSpecPaths, resolveSpec } from './resolve-spec.ts';
 import { howItEnded, type Runtime } from './runtime.ts';
-import { VM_ID_RE, VM_NAME_RE, vmRequestSchema, type VmSpec, type VmState } from './spec.ts';
+import { nicsFor, VM_ID_RE, VM_NAME_RE, vmRequestSchema, type VmCreateOptions, type VmSpec, type VmState } from './spec.ts';
 import { VmStore, type VmRecord } from './store.ts';
 // A timer that keeps the process alive: at server start nothing else may (the HTTP server is not listening yet).
 import { setTimeout as delay } from 'node:timers/promises';
@@ -124,7 +124,7 @@ export class VmManager extends EventEmitter {
   // ---- create / delete ----
 
   /** Validates a request, resolves its image and creates the VM's folder and disk overlay. */
-  async create(input: unknown, ownerId: string, opts: { hostPaths?: boolean } = {}): Promise<VmRecord> {
+  async create(input: unknown, ownerId: string, opts: VmCreateOptions = {}): Promise<VmRecord> {
     const parsed = vmRequestSchema.safeParse(input);
     if (!parsed.success) {
       throw new OrielError(
@@ -135,8 +135,8 @@ export class VmManager extends EventEmitter {
     }
     const req = parsed.data;
     if (this.store.byName(req.name)) throw conflict(`a VM named '${req.name}' already exists`);
-    const spec = await resolveSpec(req, this.o, opts.hostPaths ?? false);
     const id = this.store.newId();
+    const spec = { ...(await resolveSpec(req, this.o, opts.hostPaths ?? false)), ...nicsFor(id, opts.networks) };
     const p = vmPaths(this.o.dataDir, id);
     mkdirSync(p.dir, { recursive: true, mode: 0o700 });
     try {

@@ -18,6 +18,9 @@ export interface VmPaths {
   pidfile: string;
 }
 
+/** The unix socket QEMU listens on for card `card`'s frames (-netdev stream,server=on); the switch dials it. */
+export const nicSocket = (p: VmPaths, card: number): string => join(p.dir, `net${card}.sock`);
+
 export function vmPaths(dataDir: string, vmId: string): VmPaths {
   const dir = join(dataDir, 'vms', vmId);
   return {

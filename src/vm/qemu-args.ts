@@ -2,7 +2,7 @@
 // the SPICE server on a unix socket, the agent's virtio-serial port, two serial ports (console + command shell),
 // and the disk as a named qcow2 block node (checkpoints address it by node name); plus the ports an image asks for.
 import type { VmSpec } from './spec.ts';
-import type { VmPaths } from './paths.ts';
+import { nicSocket, type VmPaths } from './paths.ts';
 import { KVM_CPU } from './accel.ts';
 import { HUGE_PAGE_MIB } from './hugepages.ts';
 
@@ -39,6 +39,7 @@ export function qemuArgs(name: string, spec: VmSpec, paths: VmPaths, accel: 'kvm
     '-chardev', 'spicevmc,id=vdagent,name=vdagent',
     '-device', 'virtserialport,chardev=vdagent,name=com.redhat.spice.0',
     ...guestPorts(spec, paths),
+    ...nics(spec, paths),
     '-spice', `unix=on,addr=${paths.spice},disable-ticketing=on`,
     '-qmp', `unix:${paths.qmp},server=on,wait=off`,
     '-pidfile', paths.pidfile,
@@ -55,6 +56,16 @@ export function qemuArgs(name: string, spec: VmSpec, paths: VmPaths, accel: 'kvm
     );
   }
   return a;
+}
+
+/** A virtio-net card per network. QEMU listens on the card's socket in the VM's 0700 folder and the server's switch
+ * dials it (stream framing: be32 length + frame). QEMU 7.2's stream client never reconnects, its server takes a new
+ * peer after each disconnect: so a restarted server dials again and the guest keeps its link. */
+function nics(spec: VmSpec, paths: VmPaths): string[] {
+  return (spec.nics ?? []).flatMap((n, i) => [
+    '-netdev', `stream,id=net${i},server=on,addr.type=unix,addr.path=${nicSocket(paths, i)}`,
+    '-device', `virtio-net-pci,netdev=net${i},mac=${n.mac},id=nic${i},romfile=`,
+  ]);
 }
 
 /** The virtio-serial ports an image asks for (manifest `devices`), on the same bus as the SPICE agent's. */

@@ -1,4 +1,5 @@
 // What a VM is made of, as a person asks for it (VmRequest) and as Oriel stores it once resolved (VmSpec).
+import { createHash } from 'node:crypto';
 import { totalmem, availableParallelism } from 'node:os';
 import { z } from 'zod';
 import type { GuestDevice, GuestExec } from './images/types.ts';
@@ -86,6 +87,31 @@ export interface VmSpec {
   execEnv?: Record<string, string>;
   /** Extra virtio-serial ports the image needs (qemu-args.ts). */
   devices?: GuestDevice[];
+  /** Network cards, one per network (the server's switch, src/network): virtio-net on a stream netdev. */
+  nics?: VmNic[];
+}
+
+/** A card: the network's id (the server keeps networks) and the card's MAC, fixed when the VM is made. */
+export interface VmNic {
+  network: string;
+  mac: string;
+}
+
+/** What trusted code (the server) adds to a request: host paths allowed (admins), the networks' ids, already checked
+ * against the caller (the server keeps networks). */
+export interface VmCreateOptions {
+  hostPaths?: boolean;
+  networks?: string[];
+}
+
+/** The `nics` of a new VM's spec: a card per network, in order (none: no `nics` at all). */
+export const nicsFor = (vmId: string, networks: string[] = []): { nics?: VmNic[] } =>
+  networks.length ? { nics: networks.map((network, i) => ({ network, mac: nicMac(vmId, i) })) } : {};
+
+/** A card's MAC: locally administered unicast (02:0e:…), from the VM's id and the card's index, so it is stable. */
+export function nicMac(vmId: string, card: number): string {
+  const h = createHash('sha256').update(`oriel-mac:${vmId}:${card}`).digest();
+  return ['02', '0e', ...Array.from(h.subarray(0, 4), (b) => b.toString(16).padStart(2, '0'))].join(':');
 }
 
 export const VM_STATES = ['stopped', 'starting', 'running', 'paused', 'stopping', 'crashed'] as const;

@@ -7,7 +7,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Switch } from '../../src/network/switch.ts';
-import { gatewayMac, parseSubnet, vmMac, gatewayOf } from '../../src/network/addresses.ts';
+import { gatewayMac, parseSubnet, gatewayOf } from '../../src/network/addresses.ts';
+import { nicMac } from '../../src/vm/spec.ts';
 import {
   ethernet, ETHERTYPE_ARP, ETHERTYPE_IPV4, ipNumber, ipText, macBytes, macText, parseIpv4, parseUdp, udpPacket,
   ipv4Packet, IP_PROTO_ICMP, checksum,
@@ -83,7 +84,7 @@ after(() => sw.close());
 
 const cards: Record<string, Card> = {};
 function card(name: string, net: string, ip: string): Card {
-  const c = new Card(join(dir, `${name}.sock`), vmMac(`vm-${name}`, 0), ipNumber(ip));
+  const c = new Card(join(dir, `${name}.sock`), nicMac(`vm-${name}`, 0), ipNumber(ip));
   cards[name] = c;
   sw.addPort(net, { id: `${name}/0`, vmName: name, mac: c.mac, ip: c.ip, socketPath: c.path });
 

@@ -6,6 +6,7 @@ import { printJson, table } from '../output.ts';
 interface Vm {
   id: string; name: string; owner: string; state: string; stateReason: string | null; pid: number | null;
   memoryMiB: number; cpus: number; display: string; accel: string; image: string | null; createdAt: string;
+  networks?: { network: string; mac: string; ip: string | null }[];
 }
 
 const enc = encodeURIComponent;
@@ -31,6 +32,8 @@ export function vmCommands(program: Command, api: () => Api): void {
       '--hugepages',
       'guest RAM in 2 MiB huge pages the host has reserved (the kernel 2 MiB pool): checkpoint pauses of a few ms at any size',
     )
+    .option('--network <name>', 'a virtio-net card on this network (repeatable)',
+      (v: string, all: string[] = []) => [...all, v])
     .option('--start', 'start it right away')
     .option('--json', 'print JSON')
     .action(async (name: string, o) => {
@@ -47,6 +50,7 @@ export function vmCommands(program: Command, api: () => Api): void {
         display: o.display,
         accel: o.accel,
         ...(o.hugepages ? { hugepages: true } : {}),
+        ...(o.network ? { networks: o.network } : {}),
       });
       if (o.start) v = await api().post<Vm>(`/api/vms/${enc(name)}/start`);
       if (o.json) printJson(v);
@@ -71,7 +75,10 @@ export function vmCommands(program: Command, api: () => Api): void {
     .action(async (name: string, o) => {
     const v = await api().get<Vm>(`/api/vms/${enc(name)}`);
     if (o.json) return printJson(v);
-    for (const [k, val] of Object.entries(v)) if (k !== 'stateReason') console.log(`${k.padEnd(10)} ${val ?? '-'}`);
+    for (const [k, val] of Object.entries(v))
+      if (k !== 'stateReason' && k !== 'networks') console.log(`${k.padEnd(10)} ${val ?? '-'}`);
+    for (const [i, n] of (v.networks ?? []).entries())
+      console.log(`${`net${i}`.padEnd(10)} ${n.network} ${n.mac} ${n.ip ?? '(no lease)'}`);
     if (v.stateReason) console.log(`\n${v.stateReason}`);
   });
 

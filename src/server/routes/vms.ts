@@ -1,12 +1,13 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import { forbidden } from '../../errors.ts';
+import { badRequest, forbidden } from '../../errors.ts';
 import { tail } from '../../vm/process.ts';
 import type { VmRecord } from '../../vm/store.ts';
 import { requireUser } from '../auth/plugin.ts';
 import type { ServerContext } from '../context.ts';
 import { errorSchema, vmSchema, vmView } from '../schemas.ts';
+import { vmNics } from '../networks/vm-nics.ts';
 
 /** The VM named in the URL, if the caller may use it: its owner or an admin. */
 export function vmFor(ctx: ServerContext, req: FastifyRequest, ref: string): VmRecord {
@@ -20,7 +21,7 @@ const vmParams = z.object({ vm: z.string().describe('VM name or id') });
 
 export function vmRoutes(app: FastifyInstance, ctx: ServerContext): void {
   const r = app.withTypeProvider<ZodTypeProvider>();
-  const view = (vm: VmRecord) => vmView(vm, ctx.users);
+  const view = (vm: VmRecord) => ({ ...vmView(vm, ctx.users), networks: vmNics(ctx, vm) });
 
   r.get(
     '/api/vms',
@@ -41,14 +42,23 @@ export function vmRoutes(app: FastifyInstance, ctx: ServerContext): void {
         body: z
           .record(z.string(), z.unknown())
           .describe(
-            '{ name, image?, kernel?, initrd?, append?, memoryMiB?, cpus?, display?: std|qxl, accel?: auto|kvm|tcg }',
+            '{ name, image?, kernel?, initrd?, append?, memoryMiB?, cpus?, display?: std|qxl, accel?: auto|kvm|tcg, ' +
+              'networks?: [network name, ...] (a virtio-net card on each) }',
           ),
         response: { 201: vmSchema, 400: errorSchema, 409: errorSchema },
       },
     },
     async (req, reply) => {
       const user = requireUser(req);
-      const vm = await ctx.vms.create(req.body, user.id, { hostPaths: user.role === 'admin' });
+      const { networks: refs, ...body } = req.body;
+      const networks = ctx.networks.forNewVm(user, networkRefs(refs));
+      const vm = await ctx.vms.create(body, user.id, { hostPaths: user.role === 'admin', networks });
+      try {
+        ctx.networks.assignLeases(vm);
+      } catch (e) {
+        await ctx.vms.delete(vm.id);
+        throw e;
+      }
       return reply.code(201).send(view(vm));
     },
   );
@@ -138,4 +148,12 @@ export function vmRoutes(app: FastifyInstance, ctx: ServerContext): void {
       return { source: req.query.source, text: tail(file, req.query.lines, 4 * 1024 * 1024) };
     },
   );
+}
+
+/** `networks` of a create request: absent, or a list of network names (a card on each). */
+function networkRefs(v: unknown): string[] {
+  if (v === undefined) return [];
+  if (!Array.isArray(v) || v.some((x) => typeof x !== 'string' || x.length === 0 || x.length > 64))
+    throw badRequest('networks must be a list of network names');
+  return v as string[];
 }

@@ -20,6 +20,29 @@ hostname oriel-tiny
 # /dev/fb0 exist when it returns.
 modprobe -a $MODULES || echo "oriel-tiny: some modules failed to load" >/dev/ttyS0
 
+# Network cards (a VM on an Oriel network): each comes up with DHCP, the address printed on both consoles. udhcpc
+# tries for ~4 s, then goes on trying in the background (-b) and renews the lease as a daemon.
+cat >/etc/udhcpc.script <<'SCRIPT'
+#!/bin/sh
+case "$1" in
+  deconfig) ip addr flush dev "$interface"; ip link set "$interface" up ;;
+  bound|renew)
+    ip addr flush dev "$interface"
+    ip addr add "$ip/$mask" dev "$interface"
+    [ -n "$router" ] && ip route replace default via "${router%% *}" dev "$interface"
+    { [ -n "$domain" ] && echo "search $domain"; for d in $dns; do echo "nameserver $d"; done; } >/etc/resolv.conf
+    [ -n "$hostname" ] && hostname "$hostname"
+    echo "oriel-tiny: $interface $ip/$mask" | tee /dev/tty0 >/dev/ttyS0 ;;
+esac
+exit 0
+SCRIPT
+chmod 755 /etc/udhcpc.script
+ip link set lo up
+for n in /sys/class/net/eth*; do
+  [ -e "$n" ] || continue
+  udhcpc -i "${n##*/}" -s /etc/udhcpc.script -t 4 -T 1 -A 2 -b -S >/dev/null 2>&1
+done
+
 # A steady text cursor: a blinking one changes the display twice a second, which makes two pictures taken moments
 # apart (a SPICE screenshot, a QMP screendump) differ by the cursor's pixels.
 echo 0 >/sys/class/graphics/fbcon/cursor_blink 2>/dev/null

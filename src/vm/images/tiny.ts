@@ -30,6 +30,7 @@ const MODULES = [
   'virtio_pci',
   'virtio_blk',
   'virtio_console',
+  'virtio_net',
   'bochs',
   'qxl',
   'button',

@@ -1,0 +1,90 @@
+// oriel network create|list|show|delete|capture
+import { createWriteStream } from 'node:fs';
+import { pipeline } from 'node:stream/promises';
+import type { Command } from 'commander';
+import { type Api, CliError } from '../api.ts';
+import { printJson, table } from '../output.ts';
+
+interface Port {
+  vm: string; card: number; mac: string; ip: string; connected: boolean;
+  counters: Record<string, number> | null;
+}
+interface Network {
+  id: string; name: string; owner: string; subnet: string; gateway: string; nat: boolean; isolated: boolean;
+  shared: boolean; createdAt: string; ports: Port[];
+}
+
+const enc = encodeURIComponent;
+const flags = (n: Network) => [n.nat && 'nat', n.isolated && 'isolated', n.shared && 'shared'].filter(Boolean).join(',');
+const posInt = (name: string) => (v: string) => {
+  if (!/^\d+$/.test(v) || Number(v) < 1) throw new CliError(`${name} must be a positive whole number, not '${v}'`);
+  return Number(v);
+};
+
+export function networkCommands(program: Command, api: () => Api): void {
+  const net = program.command('network').alias('net').description('virtual networks: Oriel\'s switch, DHCP and DNS');
+
+  net.command('create <name>')
+    .description('create a network (VMs join it with `vm create --network NAME`)')
+    .option('--subnet <cidr>', 'IPv4 subnet, /16 to /29 (default: a free 10.x.y.0/24)')
+    .option('--nat', 'a way out through the host')
+    .option('--isolated', 'the VMs reach the gateway only, not each other')
+    .option('--shared', 'admins: everybody may attach VMs to it')
+    .option('--json', 'print JSON')
+    .action(async (name: string, o) => {
+      const n = await api().post<Network>('/api/networks', {
+        name, ...(o.subnet ? { subnet: o.subnet } : {}), ...(o.nat ? { nat: true } : {}),
+        ...(o.isolated ? { isolated: true } : {}), ...(o.shared ? { shared: true } : {}),
+      });
+      if (o.json) printJson(n);
+      else console.log(`created network '${n.name}' (${n.subnet}, gateway ${n.gateway}${flags(n) ? `, ${flags(n)}` : ''})`);
+    });
+
+  net.command('list').alias('ls').description('list networks').option('--json', 'print JSON').action(async (o) => {
+    const nets = await api().get<Network[]>('/api/networks');
+    if (o.json) return printJson(nets);
+    if (nets.length === 0) return console.log('no networks yet: create one with `oriel network create NAME`');
+    console.log(table(nets.map((n) => ({ ...n, options: flags(n) || '-', vms: n.ports.length })),
+      ['name', 'subnet', 'gateway', 'options', 'vms', 'owner']));
+  });
+
+  net.command('show <name>').description('one network: its VMs, leases and per-port counters')
+    .option('--json', 'print JSON')
+    .action(async (name: string, o) => {
+      const n = await api().get<Network>(`/api/networks/${enc(name)}`);
+      if (o.json) return printJson(n);
+      console.log(`${n.name}: ${n.subnet}, gateway ${n.gateway}${flags(n) ? `, ${flags(n)}` : ''}, owner ${n.owner}`);
+      if (n.ports.length === 0) return console.log('no VMs on it');
+      console.log(table(n.ports.map((p) => ({
+        ...p, link: p.connected ? 'up' : 'down', rx: p.counters ? `${p.counters.rxFrames}` : '-',
+        tx: p.counters ? `${p.counters.txFrames}` : '-',
+        dropped: p.counters
+          ? `${p.counters.droppedSpoofed + p.counters.droppedMalformed + p.counters.droppedUnsupported}` : '-',
+      })), ['vm', 'ip', 'mac', 'link', 'rx', 'tx', 'dropped']));
+    });
+
+  net.command('delete <name>').alias('rm').description('delete a network no VM uses').action(async (name: string) => {
+    await api().delete(`/api/networks/${enc(name)}`);
+    console.log(`deleted network '${name}'`);
+  });
+
+  net.command('capture <name> <file>')
+    .description('write the network\'s frames to a pcap file (Wireshark, tcpdump) until Ctrl+C, --seconds or --count')
+    .option('--seconds <n>', 'stop after this long (default 60, at most 3600)', posInt('--seconds'), 60)
+    .option('--count <n>', 'stop after this many frames', posInt('--count'))
+    .action(async (name: string, file: string, o) => {
+      const ac = new AbortController();
+      const stop = () => ac.abort();
+      process.once('SIGINT', stop);
+      const q = `seconds=${o.seconds}${o.count ? `&frames=${o.count}` : ''}`;
+      try {
+        const res = await api().download(`/api/networks/${enc(name)}/capture?${q}`, ac.signal);
+        await pipeline(res, createWriteStream(file, { mode: 0o600 }), { signal: ac.signal }).catch((e) => {
+          if ((e as Error).name !== 'AbortError') throw e;
+        });
+      } finally {
+        process.off('SIGINT', stop);
+      }
+      console.log(`capture of '${name}' written to ${file}`);
+    });
+}

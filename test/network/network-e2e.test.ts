@@ -1,0 +1,107 @@
+// Networks end to end: the API's rules (ownership, sharing, leases), then three tiny guests: two on one network get
+// their fixed DHCP leases and ping each other by name through the switch, a third on another network cannot reach
+// them, a guest that changes its MAC is cut off, and a capture of the traffic reads back as pcap.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { parsePcap } from '../../src/network/pcap.ts';
+import { parseIpv4, IP_PROTO_ICMP } from '../../src/network/frames.ts';
+import { ensureTinyImage } from '../helpers/images.ts';
+import { addUser, startTestServer, type Client, type TestServer } from '../helpers/server.ts';
+
+describe('networks: the switch between real guests', () => {
+  let t: TestServer;
+  let alice: Client;
+  before(async () => {
+    await ensureTinyImage();
+    t = await startTestServer();
+    alice = await addUser(t, 'alice');
+  });
+  after(() => t?.destroy());
+
+  const exec = async (vm: string, script: string, timeoutSec = 30) => {
+    const r = await t.admin.post(`/api/vms/${vm}/exec`, { argv: ['sh', '-c', script], timeoutSec });
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+    return r.body as { stdout: string; stderr: string; exitCode: number };
+  };
+
+  test('networks belong to their owner; a VM joins only its owner\'s or a shared network', async () => {
+    assert.equal((await t.admin.post('/api/networks', { name: 'lab', subnet: '10.77.5.0/24' })).status, 201);
+    const other = await t.admin.post('/api/networks', { name: 'other' });
+    assert.equal(other.status, 201);
+    assert.match(other.body.subnet, /^10\.\d+\.\d+\.0\/24$/);
+    assert.notEqual(other.body.subnet, '10.77.5.0/24');
+    assert.equal((await t.admin.post('/api/networks', { name: 'lab' })).status, 409);
+    assert.equal((await t.admin.post('/api/networks', { name: 'Bad Name' })).status, 400);
+    assert.equal((await t.admin.post('/api/networks', { name: 'x', subnet: '10.1.2.3/24' })).status, 400);
+    assert.equal((await alice.post('/api/networks', { name: 'mine', shared: true })).status, 403);
+    assert.equal((await alice.get('/api/networks/lab')).status, 404, "someone else's network is not found");
+    const denied = await alice.post('/api/vms', { name: 'intruder', image: 'tiny', networks: ['lab'] });
+    assert.equal(denied.status, 404);
+    assert.equal((await alice.get('/api/vms')).body.length, 0, 'no VM was made');
+    assert.equal((await alice.post('/api/vms', { name: 'x1', image: 'tiny', networks: 'lab' })).status, 400);
+    assert.equal((await alice.post('/api/networks', { name: 'mine' })).status, 201);
+    assert.deepEqual((await alice.get('/api/networks')).body.map((n: { name: string }) => n.name), ['mine']);
+    assert.equal((await alice.delete('/api/networks/mine')).status, 204);
+  });
+
+  test('two guests on one network reach each other by name; a guest on another network does not', async () => {
+    for (const [name, net] of [['alpha', 'lab'], ['beta', 'lab'], ['gamma', 'other']] as const) {
+      const c = await t.admin.post('/api/vms', { name, image: 'tiny', memoryMiB: 128, networks: [net] });
+      assert.equal(c.status, 201, JSON.stringify(c.body));
+      assert.equal(c.body.networks.length, 1);
+      assert.match(c.body.networks[0].mac, /^02:0e(:[0-9a-f]{2}){4}$/);
+    }
+    const lease = async (vm: string) => (await t.admin.get(`/api/vms/${vm}`)).body.networks[0].ip as string;
+    const [a, b, g] = [await lease('alpha'), await lease('beta'), await lease('gamma')];
+    assert.match(a, /^10\.77\.5\.\d+$/);
+    assert.notEqual(a, b);
+    assert.equal((await t.admin.delete('/api/networks/lab')).status, 409, 'a network in use stays');
+    for (const vm of ['alpha', 'beta', 'gamma']) assert.equal((await t.admin.post(`/api/vms/${vm}/start`)).status, 200);
+
+    // Each guest printed the lease the API shows (DHCP from the switch).
+    for (const [vm, ip] of [['alpha', a], ['beta', b], ['gamma', g]]) {
+      const r = await exec(vm!, 'ip -4 -o addr show eth0; cat /etc/resolv.conf');
+      assert.match(r.stdout, new RegExp(`inet ${ip!.replace(/\./g, '\\.')}/`), r.stdout);
+      assert.match(r.stdout, /search (lab|other)/);
+    }
+    // A capture for as long as the pings take: read as it comes, then the connection is closed.
+    const chunks: Buffer[] = [];
+    const ac = new AbortController();
+    const res = await fetch(`${t.url}/api/networks/lab/capture?seconds=120`, {
+      headers: { authorization: `Bearer ${t.adminToken}` }, signal: ac.signal,
+    });
+    assert.equal(res.status, 200);
+    const reading = (async () => {
+      for await (const c of res.body as AsyncIterable<Uint8Array>) chunks.push(Buffer.from(c));
+    })().catch(() => undefined);
+    const ping = await exec('alpha', 'ping -c 3 -W 3 beta');
+    assert.equal(ping.exitCode, 0, ping.stdout + ping.stderr);
+    assert.match(ping.stdout, new RegExp(b.replace(/\./g, '\\.')));
+    const back = await exec('beta', 'ping -c 1 -W 3 alpha.lab');
+    assert.equal(back.exitCode, 0, back.stdout + back.stderr);
+    await new Promise((r) => setTimeout(r, 300));
+    ac.abort();
+    await reading;
+    const packets = parsePcap(Buffer.concat(chunks));
+    assert.ok(packets.length >= 1, 'the capture holds frames');
+    assert.ok(packets.some((p) => parseIpv4(p.frame)?.proto === IP_PROTO_ICMP), 'pings in the capture');
+
+    const cut = await exec('gamma', `ping -c 2 -W 1 ${a}; echo "ping=$?"; ping -c 1 -W 1 alpha; echo "name=$?"`);
+    assert.match(cut.stdout, /ping=1/, `another network does not reach lab: ${cut.stdout}`);
+    assert.match(cut.stdout, /0 packets received/);
+    assert.match(cut.stdout, /name=[12]/, 'nor knows its names');
+
+    const net = (await t.admin.get('/api/networks/lab')).body;
+    const port = net.ports.find((p: { vm: string }) => p.vm === 'alpha');
+    assert.ok(port.connected && port.counters.rxFrames > 0 && port.counters.txFrames > 0, JSON.stringify(port));
+  });
+
+  test('a guest that changes its MAC is cut off (and counted)', async () => {
+    const before = (await t.admin.get('/api/networks/lab')).body.ports.find((p: { vm: string }) => p.vm === 'alpha');
+    const r = await exec('alpha',
+      'ip link set eth0 down; ip link set eth0 address 02:0e:de:ad:be:ef; ip link set eth0 up; ping -c 2 -W 1 beta');
+    assert.notEqual(r.exitCode, 0, r.stdout);
+    const after = (await t.admin.get('/api/networks/lab')).body.ports.find((p: { vm: string }) => p.vm === 'alpha');
+    assert.ok(after.counters.droppedSpoofed > before.counters.droppedSpoofed, JSON.stringify(after.counters));
+  });
+});
