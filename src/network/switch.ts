@@ -5,11 +5,13 @@
 // frame. The gateway (gateway.ts) answers ARP, DHCP, DNS and ping for the subnet's first address.
 import { gatewayHandle, isDhcpFromClient, type GatewayNetwork } from './gateway.ts';
 import {
-  ETH_HEADER, ETHERTYPE_ARP, ETHERTYPE_IPV4, IP_PROTO_UDP, isGroupMac, macText, parseArp, parseIpv4,
+  ETH_HEADER, ETHERTYPE_ARP, ETHERTYPE_IPV4, IP_PROTO_UDP, isGroupMac, macBytes, macText, parseArp, parseIpv4,
 } from './frames.ts';
 import { DHCP_SERVER_PORT } from './dhcp.ts';
 import { StreamLink } from './stream-link.ts';
-import type { Subnet } from './addresses.ts';
+import { gatewayOf, inSubnet, type Subnet } from './addresses.ts';
+import { Uplink } from './uplink.ts';
+import type { Socket } from 'node:net';
 
 export interface NetworkConfig {
   id: string;
@@ -81,6 +83,7 @@ class Network implements GatewayNetwork {
   macs = new Map<string, { port: Port; at: number }>();
   hosts = new Map<string, number>();
   sinks = new Set<Sink>();
+  uplink?: Uplink;
   constructor(public cfg: NetworkConfig) {}
   get name() { return this.cfg.name; }
   get subnet() { return this.cfg.subnet; }
@@ -102,9 +105,33 @@ export class Switch {
     if (hosts) this.nets.get(cfg.id)!.hosts = hosts;
   }
 
+  /** Connects the network's way out (a passt stream, nat.ts translating); replaces the one before. */
+  setUplink(networkId: string, sock: Socket, peerMac: string): void {
+    const n = this.nets.get(networkId);
+    if (!n) throw new Error(`no network ${networkId} on the switch`);
+    n.uplink?.close();
+    n.uplink = new Uplink(sock, peerMac, gatewayOf(n.cfg.subnet), n.cfg.gatewayMac, {
+      deliver: (vmIp, f) => {
+        for (const p of n.ports.values()) {
+          if (p.cfg.ip !== vmIp) continue;
+          macBytes(p.cfg.mac).copy(f, 0);
+          tap(n, f, Date.now());
+          p.send(f);
+          return;
+        }
+      },
+    });
+  }
+
+  uplinkOf(networkId: string): { connected: boolean; flows: number } | undefined {
+    const u = this.nets.get(networkId)?.uplink;
+    return u && { connected: u.connected, flows: u.flows };
+  }
+
   removeNetwork(id: string): void {
     const n = this.nets.get(id);
     if (!n) return;
+    n.uplink?.close();
     for (const p of [...n.ports.values()]) this.removePort(p.cfg.id);
     this.nets.delete(id);
   }
@@ -210,6 +237,13 @@ export class Switch {
       tap(net, r, Date.now());
       if (!port.removed) port.send(r);
     };
+    if (net.cfg.nat && macText(f, 0) === net.cfg.gatewayMac) {
+      const ip = parseIpv4(f);
+      if (ip && !inSubnet(net.cfg.subnet, ip.dst) && ip.dst !== 0xffffffff) {
+        net.uplink?.send(f);
+        return;
+      }
+    }
     if (gatewayHandle(net, port.cfg, f, reply)) return;
     const dst = macText(f, 0);
     const learnt = net.macs.get(dst);

@@ -14,6 +14,7 @@ import {
   chooseLease, DEFAULT_SUBNET, gatewayMac, gatewayOf, leaseSlots, overlaps, parseSubnet, subnetText, type Subnet,
 } from '../../network/addresses.ts';
 import { ipNumber, ipText } from '../../network/frames.ts';
+import { PASST_MAC, PasstUplink } from '../../network/passt.ts';
 
 export const NETWORK_NAME_RE = /^[a-z][a-z0-9-]{0,30}$/;
 /** Networks an ordinary user may own (admins: no limit): each costs the server a little memory, nothing more. */
@@ -64,6 +65,7 @@ const leaseRow = (r: Record<string, unknown>): Lease => ({
 
 export class Networks {
   readonly switch: Switch;
+  private readonly uplinks = new Map<string, PasstUplink>();
   private readonly onVm = (vm: VmRecord) => this.syncPorts(vm);
   private readonly onVmDeleted = (vm: VmRecord) => {
     this.dropPorts(vm.id);
@@ -73,7 +75,7 @@ export class Networks {
   constructor(
     private readonly db: Db,
     private readonly vms: VmManager,
-    log: (msg: string, extra: Record<string, unknown>) => void,
+    private readonly log: (msg: string, extra: Record<string, unknown>) => void,
   ) {
     this.switch = new Switch(log);
   }
@@ -89,6 +91,8 @@ export class Networks {
   close(): void {
     this.vms.off('changed', this.onVm);
     this.vms.off('deleted', this.onVmDeleted);
+    for (const u of this.uplinks.values()) u.stop();
+    this.uplinks.clear();
     this.switch.close();
   }
 
@@ -157,6 +161,8 @@ export class Networks {
     if (users.length)
       throw conflict(`network '${n.name}' still has VMs on it (${[...new Set(users)].join(', ')}): delete them first`);
     this.db.prepare('DELETE FROM networks WHERE id = ?').run(n.id);
+    this.uplinks.get(n.id)?.stop();
+    this.uplinks.delete(n.id);
     this.switch.removeNetwork(n.id);
   }
 
@@ -229,6 +235,14 @@ export class Networks {
       id: n.id, name: n.name, subnet: parseSubnet(n.subnet), gatewayMac: gatewayMac(n.id), nat: n.nat,
       isolated: n.isolated,
     }, this.hosts(n.id));
+    if (n.nat && !this.uplinks.has(n.id)) {
+      const natIp = gatewayOf(parseSubnet(n.subnet));
+      this.uplinks.set(n.id, new PasstUplink({
+        natIp,
+        onLink: (sock) => this.switch.setUplink(n.id, sock, PASST_MAC),
+        log: (msg, extra) => this.log(msg, { network: n.name, ...extra }),
+      }));
+    }
   }
 
   private hosts(networkId: string): Map<string, number> {
