@@ -231,7 +231,10 @@ export class Switch {
     c.rxBytes += f.length;
     const net = port.net;
     const now = Date.now();
-    net.macs.set(port.cfg.mac, { port, at: now });
+    // A MAC stays with the live port that had it first (a VM restored as a copy sends with its original's MAC).
+    const owner = net.macs.get(port.cfg.mac);
+    if (!owner || owner.port === port || !owner.port.link?.isOpen || now - owner.at > MAC_AGE_MS)
+      net.macs.set(port.cfg.mac, { port, at: now });
     tap(net, f, now);
     const reply = (r: Buffer) => {
       tap(net, r, Date.now());

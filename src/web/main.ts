@@ -27,6 +27,7 @@ const VmListPage = lazyView(() => import('./views/vm-list.ts'), 'VmListPage');
 const VmPage = lazyView(() => import('./views/vm-page.ts'), 'VmPage');
 const AccountPage = lazyView(() => import('./views/account.ts'), 'AccountPage');
 const UsersPage = lazyView(() => import('./views/users.ts'), 'UsersPage');
+const NetworksPage = lazyView(() => import('./views/networks.ts'), 'NetworksPage');
 
 function toLogin(): void {
   stopEvents();
@@ -48,7 +49,7 @@ function Header() {
   return html`
     <header class="top">
       <a href="/" class="brand">Oriel</a>
-      <nav><a href="/">Machines</a>${u?.role === 'admin' && html` <a href="/users" id="nav-users">Users</a>`}</nav>
+      <nav><a href="/">Machines</a> <a href="/networks" id="nav-networks">Networks</a>${u?.role === 'admin' && html` <a href="/users" id="nav-users">Users</a>`}</nav>
       <span class="spacer"></span>
       <span class=${`live live-${live.value}`} id="events-status" title="Live updates from the server">${live.value === 'live' ? '● live' : live.value === 'connecting' ? '○ connecting' : '○ offline: retrying'}</span>
       ${
@@ -77,6 +78,7 @@ function Routes() {
   if (pathname === '/') return html`<${VmListPage} />`;
   if (pathname === '/account') return html`<${AccountPage} />`;
   if (pathname === '/users') return html`<${UsersPage} />`;
+  if (pathname === '/networks') return html`<${NetworksPage} />`;
   if ((m = match('/vms/:name/console', pathname))) return html`<${ConsolePage} key=${m.name} name=${m.name} />`;
   if ((m = match('/vms/:name', pathname))) return html`<${VmPage} key=${m.name} name=${m.name} />`;
   return html`<main class="page"><h1>Not found</h1><p><a href="/">All virtual machines</a></p></main>`;

@@ -1,9 +1,11 @@
 // New VM: name, image, memory, vCPUs, huge-page RAM; optionally started at once. The server validates (one set of
 // rules for API, CLI and UI) and its message is shown as is.
 import { useSignal } from '@preact/signals';
+import { useEffect } from 'preact/hooks';
 import { api, type Vm } from '../lib/api.ts';
 import { html } from '../lib/html.ts';
 import { images, me, notify, upsertVm, vmAction } from '../lib/store.ts';
+import { listNetworks, type Network } from './networks.ts';
 
 export function CreateVm({ onDone }: { onDone: () => void }) {
   const name = useSignal('');
@@ -12,6 +14,9 @@ export function CreateVm({ onDone }: { onDone: () => void }) {
   const cpus = useSignal(1);
   const start = useSignal(true);
   const hugepages = useSignal(false);
+  const networks = useSignal<Network[]>([]);
+  const chosen = useSignal<string[]>([]);
+  useEffect(() => { listNetworks().then((n) => (networks.value = n), () => undefined); }, []);
   const error = useSignal('');
   const working = useSignal(false);
   const submit = async (e: Event) => {
@@ -25,6 +30,7 @@ export function CreateVm({ onDone }: { onDone: () => void }) {
         memoryMiB: memory.value,
         cpus: cpus.value,
         ...(hugepages.value ? { hugepages: true } : {}),
+        ...(chosen.value.length ? { networks: chosen.value } : {}),
       });
       upsertVm(vm);
       onDone();
@@ -67,6 +73,12 @@ export function CreateVm({ onDone }: { onDone: () => void }) {
       }
       <label class="check" title="Guest RAM in 2 MiB huge pages the host has reserved: checkpoints then pause the VM ~5 ms at any size. Starting fails with a message if the host has too few free.">
         <input id="create-hugepages" type="checkbox" checked=${hugepages.value} onChange=${(e: Event) => (hugepages.value = (e.target as HTMLInputElement).checked)} /> Huge pages <span class="muted small">(shortest checkpoint pauses; the host must reserve them)</span></label>
+      ${networks.value.length > 0 && html`<fieldset class="networks" id="create-networks"><legend>Networks</legend>
+        ${networks.value.map((n) => html`<label class="check" key=${n.id}><input type="checkbox" value=${n.name}
+          id=${`create-network-${n.name}`} checked=${chosen.value.includes(n.name)} onChange=${(e: Event) => {
+            const on = (e.target as HTMLInputElement).checked;
+            chosen.value = on ? [...chosen.value, n.name] : chosen.value.filter((x) => x !== n.name);
+          }} /> ${n.name} <span class="muted small">${n.subnet}</span></label>`)}</fieldset>`}
       <label class="check"><input id="create-start" type="checkbox" checked=${start.value} onChange=${(e: Event) => (start.value = (e.target as HTMLInputElement).checked)} /> Start it now</label>
       ${error.value && html`<p class="error" id="create-error" role="alert">${error.value}</p>`}
       <div class="buttons">
