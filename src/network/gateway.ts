@@ -71,7 +71,7 @@ export function gatewayHandle(
       const short = name.endsWith(suffix) ? name.slice(0, -suffix.length) : name;
       const host = net.hosts.get(short);
       if (host !== undefined) send(dnsAnswer(q, RCODE_OK, q.type === TYPE_A ? [host] : []));
-      else if (!net.nat || q.type !== TYPE_A || !name.includes('.')) send(dnsAnswer(q, RCODE_NXDOMAIN));
+      else if (!net.nat || q.type !== TYPE_A || !name.includes('.') || short !== name) send(dnsAnswer(q, RCODE_NXDOMAIN));
       else
         upstream.resolve4(name).then(
           (addrs) => send(dnsAnswer(q, RCODE_OK, addrs.slice(0, 8).map(ipToNumber))),

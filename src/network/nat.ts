@@ -14,6 +14,16 @@ interface Flow {
   vmPort: number;
   natPort: number;
   at: number;
+  /** A forward (the host reaches a guest port): kept until removed. */
+  fixed?: boolean;
+}
+
+/** A host port passt listens on, carried to a guest's port: passt connects to the NAT address at `port`. */
+export interface Forward {
+  proto: 'tcp' | 'udp';
+  port: number;
+  vmIp: number;
+  guestPort: number;
 }
 
 export class Nat {
@@ -22,6 +32,23 @@ export class Nat {
   private next = FIRST_PORT;
 
   constructor(private readonly natIp: number) {}
+
+  /** Replaces the forwards: new flows to the NAT address on these ports go to the guests. */
+  setForwards(list: Forward[]): void {
+    for (const [k, fl] of this.out) {
+      if (!fl.fixed) continue;
+      this.out.delete(k);
+      this.back.delete(`${fl.proto}:${fl.natPort}`);
+    }
+    for (const fw of list) {
+      const proto = fw.proto === 'tcp' ? IP_PROTO_TCP : IP_PROTO_UDP;
+      const old = this.back.get(`${proto}:${fw.port}`);
+      if (old) this.out.delete(`${proto}:${old.vmIp}:${old.vmPort}`);
+      const flow: Flow = { proto, vmIp: fw.vmIp, vmPort: fw.guestPort, natPort: fw.port, at: 0, fixed: true };
+      this.out.set(`${proto}:${fw.vmIp}:${fw.guestPort}`, flow);
+      this.back.set(`${proto}:${fw.port}`, flow);
+    }
+  }
 
   /** Rewrites a VM's frame (in place) to leave from the NAT address; false if it cannot be translated. */
   outbound(f: Buffer): boolean {
@@ -62,7 +89,7 @@ export class Nat {
   /** Forgets idle flows. */
   sweep(now = Date.now()): void {
     for (const [k, fl] of this.out) {
-      if (now - fl.at > IDLE_MS[fl.proto]!) {
+      if (!fl.fixed && now - fl.at > IDLE_MS[fl.proto]!) {
         this.out.delete(k);
         this.back.delete(`${fl.proto}:${fl.natPort}`);
       }

@@ -5,6 +5,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import type { Socket } from 'node:net';
 import { ipText } from './frames.ts';
+import type { Forward } from './nat.ts';
 
 /** passt's own MAC on the uplink (-M). */
 export const PASST_MAC = '02:0f:70:61:73:74';
@@ -14,6 +15,8 @@ export interface PasstOptions {
   binary?: string;
   /** The address the network's flows leave from (the gateway's); passt takes it for its guest's (-a). */
   natIp: number;
+  /** Host ports to carry in at start (setForwards changes them). */
+  forwards?: Forward[];
   onLink(sock: Socket): void;
   log(msg: string, extra: Record<string, unknown>): void;
 }
@@ -22,15 +25,23 @@ export class PasstUplink {
   private child?: ChildProcess;
   private stopped = false;
   private timer?: NodeJS.Timeout;
+  private forwards: Forward[] = [];
 
   constructor(private readonly o: PasstOptions) {
+    this.forwards = o.forwards ?? [];
     this.start();
   }
 
   private start(): void {
     if (this.stopped) return;
-    const args = ['-f', '-q', '-4', '--fd', '3', '-a', ipText(this.o.natIp), '-M', PASST_MAC, '-t', 'none',
-      '-u', 'none'];
+    // Forwards listen on the host's loopback only; passt connects to the NAT address at the same port, which the
+    // switch carries to the guest's port (nat.ts).
+    const ports = (proto: 'tcp' | 'udp') => {
+      const list = this.forwards.filter((f) => f.proto === proto).map((f) => `127.0.0.1/${f.port}`);
+      return list.length ? list.flatMap((p) => [proto === 'tcp' ? '-t' : '-u', p]) : [proto === 'tcp' ? '-t' : '-u', 'none'];
+    };
+    const args = ['-f', '-q', '-4', '--fd', '3', '-a', ipText(this.o.natIp), '-M', PASST_MAC, ...ports('tcp'),
+      ...ports('udp')];
     const child = spawn(this.o.binary ?? 'passt', args, { stdio: ['ignore', 'ignore', 'pipe', 'pipe'] });
     this.child = child;
     let err = '';
@@ -42,6 +53,21 @@ export class PasstUplink {
       this.timer = setTimeout(() => this.start(), RESTART_MS);
     });
     this.o.onLink(child.stdio[3] as Socket);
+  }
+
+  /** Starts passt again with these forwards if they changed (open flows through the uplink end). */
+  setForwards(list: Forward[]): void {
+    const key = (l: Forward[]) => l.map((f) => `${f.proto}/${f.port}`).sort().join(',');
+    if (key(list) === key(this.forwards)) return;
+    this.forwards = list;
+    if (this.stopped) return;
+    const old = this.child;
+    this.child = undefined;
+    if (old && old.exitCode === null) {
+      old.removeAllListeners('exit');
+      old.once('exit', () => this.start());
+      old.kill('SIGTERM');
+    } else this.start();
   }
 
   stop(): void {

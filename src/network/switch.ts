@@ -11,6 +11,7 @@ import { DHCP_SERVER_PORT } from './dhcp.ts';
 import { StreamLink } from './stream-link.ts';
 import { gatewayOf, inSubnet, type Subnet } from './addresses.ts';
 import { Uplink } from './uplink.ts';
+import type { Forward } from './nat.ts';
 import type { Socket } from 'node:net';
 
 export interface NetworkConfig {
@@ -84,6 +85,7 @@ class Network implements GatewayNetwork {
   hosts = new Map<string, number>();
   sinks = new Set<Sink>();
   uplink?: Uplink;
+  forwards: Forward[] = [];
   constructor(public cfg: NetworkConfig) {}
   get name() { return this.cfg.name; }
   get subnet() { return this.cfg.subnet; }
@@ -121,6 +123,15 @@ export class Switch {
         }
       },
     });
+    n.uplink.setForwards(n.forwards);
+  }
+
+  /** The host ports (through the uplink) that reach guests' ports on this network. */
+  setForwards(networkId: string, list: Forward[]): void {
+    const n = this.nets.get(networkId);
+    if (!n) return;
+    n.forwards = list;
+    n.uplink?.setForwards(list);
   }
 
   uplinkOf(networkId: string): { connected: boolean; flows: number } | undefined {

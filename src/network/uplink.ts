@@ -3,7 +3,7 @@
 // questions about the gateway's address are answered here; anything else passt sends is dropped.
 import type { Socket } from 'node:net';
 import { arpReply, ETHERTYPE_IPV4, macBytes, parseArp } from './frames.ts';
-import { Nat } from './nat.ts';
+import { Nat, type Forward } from './nat.ts';
 import { StreamLink } from './stream-link.ts';
 
 const SWEEP_MS = 60_000;
@@ -37,6 +37,10 @@ export class Uplink {
 
   get connected(): boolean {
     return this.link.isOpen;
+  }
+
+  setForwards(list: Forward[]): void {
+    this.nat.setForwards(list);
   }
 
   get flows(): number {

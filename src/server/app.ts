@@ -42,6 +42,7 @@ import { registerWebUi } from './web.ts';
 import { Quotas } from './quotas/quotas.ts';
 import { quotaRoutes } from './routes/quotas.ts';
 import { Networks } from './networks/networks.ts';
+import { Forwards } from './networks/forwards.ts';
 import { networkRoutes } from './routes/networks.ts';
 import { serverTls, type ServerTls } from './transport/tls.ts';
 import { proxyTrust } from './transport/proxy-trust.ts';
@@ -105,8 +106,9 @@ export async function createServer(config: OrielConfig, opts: { logger?: boolean
   const schedules = new CheckpointSchedules(db, vms, checkpoints, ops, quotas);
   // The switch follows the VMs' events from here on, so re-attached VMs get their ports back.
   const networks = new Networks(db, vms, (msg, extra) => app.log.warn(extra, msg));
+  const forwards = new Forwards(db, networks, vms);
   networks.start();
-  const ctx: ServerContext = { config, db, vms, users, ops, checkpoints, schedules, quotas, networks };
+  const ctx: ServerContext = { config, db, vms, users, ops, checkpoints, schedules, quotas, networks, forwards };
 
   let firstAdmin: OrielServer['firstAdmin'];
   if (users.count() === 0) {

@@ -8,6 +8,7 @@ import type { CheckpointService } from '../checkpoint/service.ts';
 import type { CheckpointSchedules } from './checkpoints/schedules.ts';
 import type { Quotas } from './quotas/quotas.ts';
 import type { Networks } from './networks/networks.ts';
+import type { Forwards } from './networks/forwards.ts';
 
 export interface ServerContext {
   config: OrielConfig;
@@ -19,4 +20,5 @@ export interface ServerContext {
   schedules: CheckpointSchedules;
   quotas: Quotas;
   networks: Networks;
+  forwards: Forwards;
 }

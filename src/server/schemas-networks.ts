@@ -41,6 +41,13 @@ export const networkSchema = z.object({
 });
 export type NetworkView = z.infer<typeof networkSchema>;
 
+export const forwardSchema = z.object({
+  proto: z.enum(['tcp', 'udp']),
+  hostPort: z.number(),
+  guestPort: z.number(),
+  host: z.string().describe('where to connect on the host'),
+});
+
 /** A VM's card as the VM view shows it: its network, MAC and fixed lease. */
 export const vmNicSchema = z.object({ network: z.string(), mac: z.string(), ip: z.string().nullable() });
 

@@ -99,5 +99,14 @@ export const migrations: string[] = [
     PRIMARY KEY (vm_id, card),
     UNIQUE (network_id, ip)
   );
+  -- Host ports (on the host's loopback, through a --nat network's passt) that reach a guest's port.
+  CREATE TABLE network_forwards (
+    vm_id TEXT NOT NULL REFERENCES vms(id) ON DELETE CASCADE,
+    card INTEGER NOT NULL,
+    proto TEXT NOT NULL CHECK (proto IN ('tcp', 'udp')),
+    host_port INTEGER NOT NULL,
+    guest_port INTEGER NOT NULL,
+    PRIMARY KEY (proto, host_port)
+  );
   `,
 ];

@@ -3,6 +3,8 @@
 // them, a guest that changes its MAC is cut off, and a capture of the traffic reads back as pcap.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import { createServer, type AddressInfo } from 'node:net';
 import { parsePcap } from '../../src/network/pcap.ts';
 import { parseIpv4, IP_PROTO_ICMP } from '../../src/network/frames.ts';
 import { ensureTinyImage } from '../helpers/images.ts';
@@ -26,7 +28,7 @@ describe('networks: the switch between real guests', () => {
 
   test('networks belong to their owner; a VM joins only its owner\'s or a shared network', async () => {
     assert.equal((await t.admin.post('/api/networks', { name: 'lab', subnet: '10.77.5.0/24' })).status, 201);
-    const other = await t.admin.post('/api/networks', { name: 'other' });
+    const other = await t.admin.post('/api/networks', { name: 'other', nat: true });
     assert.equal(other.status, 201);
     assert.match(other.body.subnet, /^10\.\d+\.\d+\.0\/24$/);
     assert.notEqual(other.body.subnet, '10.77.5.0/24');
@@ -100,14 +102,44 @@ describe('networks: the switch between real guests', () => {
   });
 
   test('a TCP transfer between the two arrives whole', async () => {
-    await exec('beta', '(nc -l -p 5000 >/tmp/got 2>/dev/null &); sleep 0.5; echo listening');
-    const sent = await exec('alpha', 'head -c 1000000 /dev/urandom >/tmp/sent; nc -w 3 beta 5000 </tmp/sent; '
-      + 'sha256sum /tmp/sent', 60);
+    // busybox httpd on beta serves a random file; alpha fetches it by name with wget.
+    const sent = await exec('beta', 'mkdir -p /tmp/www; head -c 1000000 /dev/urandom >/tmp/www/f; '
+      + 'httpd -p 8080 -h /tmp/www; sha256sum /tmp/www/f');
     const want = sent.stdout.split(' ')[0]!;
     assert.match(want, /^[0-9a-f]{64}$/, sent.stdout + sent.stderr);
-    const got = await exec('beta', 'for i in 1 2 3 4 5 6 7 8 9 10; do [ "$(wc -c </tmp/got)" = 1000000 ] && break; '
-      + 'sleep 1; done; sha256sum /tmp/got');
-    assert.equal(got.stdout.split(' ')[0], want, 'the bytes beta received are the bytes alpha sent');
+    const got = await exec('alpha', 'wget -q -O /tmp/got http://beta:8080/f; echo "wget=$?"; sha256sum /tmp/got', 60);
+    assert.match(got.stdout, /wget=0/, got.stdout + got.stderr);
+    assert.equal(got.stdout.split('\n')[1]!.split(' ')[0], want, 'the bytes alpha received are the bytes beta sent');
+  });
+
+  test('a forwarded host port reaches a guest on a --nat network', async () => {
+    const free = createServer().listen(0, '127.0.0.1');
+    await once(free, 'listening');
+    const port = (free.address() as AddressInfo).port;
+    free.close();
+    await once(free, 'close');
+    const made = await exec('gamma', 'mkdir -p /tmp/www; echo "hello from gamma" >/tmp/www/index.html; '
+      + 'httpd -p 8080 -h /tmp/www; ip route show default');
+    assert.match(made.stdout, /default via \S+/, 'a --nat network gives a default route');
+    assert.equal((await alice.post('/api/vms/gamma/forwards', { hostPort: port, guestPort: 8080 })).status, 403);
+    const f = await t.admin.post('/api/vms/gamma/forwards', { hostPort: port, guestPort: 8080 });
+    assert.equal(f.status, 201, JSON.stringify(f.body));
+    assert.equal((await t.admin.post('/api/vms/alpha/forwards', { hostPort: port + 1, guestPort: 1 })).status, 409,
+      'alpha has no --nat network');
+    let text = '';
+    for (let i = 0; i < 20 && !text; i++) {
+      text = await fetch(`http://127.0.0.1:${port}/`).then((r) => r.text(), () => '');
+      if (!text) await new Promise((r) => setTimeout(r, 500));
+    }
+    assert.equal(text, 'hello from gamma\n');
+    assert.equal((await t.admin.delete(`/api/vms/gamma/forwards/tcp/${port}`)).status, 204);
+  });
+
+  test('a restarted server dials the cards again: the guests keep their link', async () => {
+    await t.stop();
+    await t.restart();
+    const r = await exec('beta', 'ping -c 1 -W 3 alpha');
+    assert.equal(r.exitCode, 0, r.stdout + r.stderr);
   });
 
   test('a guest that changes its MAC is cut off (and counted)', async () => {

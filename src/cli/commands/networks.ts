@@ -87,4 +87,33 @@ export function networkCommands(program: Command, api: () => Api): void {
       }
       console.log(`capture of '${name}' written to ${file}`);
     });
+
+  const vm = program.commands.find((c) => c.name() === 'vm');
+  vm?.command('forward <vm> [mapping]')
+    .description('reach a guest port from the host: HOSTPORT:GUESTPORT on 127.0.0.1 (the VM needs a --nat network); '
+      + 'without a mapping, list them')
+    .option('--udp', 'a UDP port (default TCP)')
+    .option('--remove', 'stop forwarding HOSTPORT')
+    .option('--json', 'print JSON')
+    .action(async (name: string, mapping: string | undefined, o) => {
+      const proto = o.udp ? 'udp' : 'tcp';
+      type Fw = { proto: string; hostPort: number; guestPort: number; host: string };
+      if (!mapping) {
+        const list = await api().get<Fw[]>(`/api/vms/${enc(name)}/forwards`);
+        if (o.json) return printJson(list);
+        if (list.length === 0) return console.log(`no forwards to '${name}'`);
+        return console.log(table(list, ['proto', 'host', 'guestPort']));
+      }
+      const m = /^(\d{1,5})(?::(\d{1,5}))?$/.exec(mapping);
+      if (!m) throw new CliError(`the mapping is HOSTPORT:GUESTPORT (or HOSTPORT with --remove), not '${mapping}'`);
+      if (o.remove) {
+        await api().delete(`/api/vms/${enc(name)}/forwards/${proto}/${m[1]}`);
+        return console.log(`no longer forwarding ${proto} port ${m[1]}`);
+      }
+      if (!m[2]) throw new CliError('give HOSTPORT:GUESTPORT');
+      const f = await api().post<Fw>(`/api/vms/${enc(name)}/forwards`,
+        { hostPort: Number(m[1]), guestPort: Number(m[2]), proto });
+      if (o.json) printJson(f);
+      else console.log(`${f.proto} ${f.host} -> ${name}:${f.guestPort}`);
+    });
 }

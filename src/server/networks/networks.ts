@@ -15,6 +15,7 @@ import {
 } from '../../network/addresses.ts';
 import { ipNumber, ipText } from '../../network/frames.ts';
 import { PASST_MAC, PasstUplink } from '../../network/passt.ts';
+import type { Forward } from '../../network/nat.ts';
 
 export const NETWORK_NAME_RE = /^[a-z][a-z0-9-]{0,30}$/;
 /** Networks an ordinary user may own (admins: no limit): each costs the server a little memory, nothing more. */
@@ -66,6 +67,8 @@ const leaseRow = (r: Record<string, unknown>): Lease => ({
 export class Networks {
   readonly switch: Switch;
   private readonly uplinks = new Map<string, PasstUplink>();
+  /** Each --nat network's forwards (forwards.ts sets them; kept here for a passt started later). */
+  private readonly forwardsFor = new Map<string, Forward[]>();
   private readonly onVm = (vm: VmRecord) => this.syncPorts(vm);
   private readonly onVmDeleted = (vm: VmRecord) => {
     this.dropPorts(vm.id);
@@ -208,6 +211,13 @@ export class Networks {
     return (rows as Record<string, unknown>[]).map(leaseRow);
   }
 
+  /** Carries these host ports to guests on a --nat network (the switch's NAT, and passt's listening list). */
+  applyForwards(networkId: string, list: Forward[]): void {
+    this.forwardsFor.set(networkId, list);
+    this.switch.setForwards(networkId, list);
+    this.uplinks.get(networkId)?.setForwards(list);
+  }
+
   /** The switch's view of a network's ports: counters, connected or not. */
   ports(networkId: string): PortStatus[] {
     return this.switch.portsOf(networkId);
@@ -235,10 +245,12 @@ export class Networks {
       id: n.id, name: n.name, subnet: parseSubnet(n.subnet), gatewayMac: gatewayMac(n.id), nat: n.nat,
       isolated: n.isolated,
     }, this.hosts(n.id));
+    this.switch.setForwards(n.id, this.forwardsFor.get(n.id) ?? []);
     if (n.nat && !this.uplinks.has(n.id)) {
       const natIp = gatewayOf(parseSubnet(n.subnet));
       this.uplinks.set(n.id, new PasstUplink({
         natIp,
+        forwards: this.forwardsFor.get(n.id) ?? [],
         onLink: (sock) => this.switch.setUplink(n.id, sock, PASST_MAC),
         log: (msg, extra) => this.log(msg, { network: n.name, ...extra }),
       }));

@@ -9,7 +9,8 @@ import { pcapHeader, pcapRecord } from '../../network/pcap.ts';
 import { requireUser } from '../auth/plugin.ts';
 import type { ServerContext } from '../context.ts';
 import { errorSchema } from '../schemas.ts';
-import { networkCreateSchema, networkSchema, networkView } from '../schemas-networks.ts';
+import { forwardSchema, networkCreateSchema, networkSchema, networkView } from '../schemas-networks.ts';
+import { vmFor } from './vms.ts';
 
 const params = z.object({ net: z.string().describe('network name or id') });
 /** Captures one user may run at once. */
@@ -96,5 +97,41 @@ export function networkRoutes(app: FastifyInstance, ctx: ServerContext): void {
     const timer = setTimeout(finish, req.query.seconds * 1000);
     req.raw.on('close', finish);
     res.on('close', finish);
+  });
+
+  const vmParams = z.object({ vm: z.string().describe('VM name or id') });
+  const fwView = (f: { proto: 'tcp' | 'udp'; hostPort: number; guestPort: number }) =>
+    ({ proto: f.proto, hostPort: f.hostPort, guestPort: f.guestPort, host: `127.0.0.1:${f.hostPort}` });
+  r.get('/api/vms/:vm/forwards', {
+    schema: { tags: ['networks'], summary: 'Host ports that reach this VM', params: vmParams,
+      response: { 200: z.array(forwardSchema) } },
+  }, async (req) => ctx.forwards.list(vmFor(ctx, req, req.params.vm).id).map(fwView));
+
+  r.post('/api/vms/:vm/forwards', {
+    schema: {
+      tags: ['networks'],
+      summary: 'Forward a port of the host\'s loopback to a guest port (the VM needs a card on a --nat network)',
+      params: vmParams,
+      body: z.object({
+        hostPort: z.number().int().min(1).max(65535),
+        guestPort: z.number().int().min(1).max(65535),
+        proto: z.enum(['tcp', 'udp']).default('tcp'),
+      }).strict(),
+      response: { 201: forwardSchema, 400: errorSchema, 409: errorSchema },
+    },
+  }, async (req, reply) => {
+    const f = await ctx.forwards.add(vmFor(ctx, req, req.params.vm), req.body);
+    return reply.code(201).send(fwView(f));
+  });
+
+  r.delete('/api/vms/:vm/forwards/:proto/:hostPort', {
+    schema: {
+      tags: ['networks'], summary: 'Stop forwarding a host port',
+      params: vmParams.extend({ proto: z.enum(['tcp', 'udp']), hostPort: z.coerce.number().int() }),
+      response: { 204: z.null(), 404: errorSchema },
+    },
+  }, async (req, reply) => {
+    ctx.forwards.remove(vmFor(ctx, req, req.params.vm), req.params.proto, req.params.hostPort);
+    return reply.code(204).send(null);
   });
 }
