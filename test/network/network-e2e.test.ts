@@ -43,6 +43,7 @@ describe('networks: the switch between real guests', () => {
     assert.equal((await alice.post('/api/vms', { name: 'x1', image: 'tiny', networks: 'lab' })).status, 400);
     assert.equal((await alice.post('/api/networks', { name: 'mine' })).status, 201);
     assert.deepEqual((await alice.get('/api/networks')).body.map((n: { name: string }) => n.name), ['mine']);
+    assert.equal((await t.admin.delete('/api/users/alice')).status, 409, 'an account that owns a network stays');
     assert.equal((await alice.delete('/api/networks/mine')).status, 204);
   });
 

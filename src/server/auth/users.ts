@@ -77,7 +77,7 @@ export class Users {
     return (this.db.prepare('SELECT * FROM users ORDER BY name').all() as UserRow[]).map(toUser);
   }
 
-  /** Deletes an account. Refuses the last admin and accounts that still own VMs (their VMs would be orphaned). */
+  /** Deletes an account. Refuses the last admin and accounts that still own VMs or networks (orphans otherwise). */
   delete(name: string): void {
     const u = this.byName(name);
     if (!u) throw notFound(`no user named '${name}'`);
@@ -89,6 +89,10 @@ export class Users {
       this.db.prepare('SELECT name FROM vms WHERE owner_id = ? ORDER BY name').all(u.id) as { name: string }[]
     ).map((r) => r.name);
     if (vms.length) throw conflict(`user '${name}' still owns VMs (${vms.join(', ')}): delete them first`);
+    const nets = (
+      this.db.prepare('SELECT name FROM networks WHERE owner_id = ? ORDER BY name').all(u.id) as { name: string }[]
+    ).map((r) => r.name);
+    if (nets.length) throw conflict(`user '${name}' still owns networks (${nets.join(', ')}): delete them first`);
     this.db.prepare('DELETE FROM users WHERE id = ?').run(u.id);
     this.streams.endUser(u.id, 'the account was deleted');
   }

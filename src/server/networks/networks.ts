@@ -69,7 +69,14 @@ export class Networks {
   private readonly uplinks = new Map<string, PasstUplink>();
   /** Each --nat network's forwards (forwards.ts sets them; kept here for a passt started later). */
   private readonly forwardsFor = new Map<string, Forward[]>();
-  private readonly onVm = (vm: VmRecord) => this.syncPorts(vm);
+  /** Runs inside the VM manager's events: a problem here is logged, never thrown into a VM's lifecycle. */
+  private readonly onVm = (vm: VmRecord) => {
+    try {
+      this.syncPorts(vm);
+    } catch (e) {
+      this.log('cannot connect the VM\'s network cards', { vm: vm.name, error: (e as Error).message });
+    }
+  };
   private readonly onVmDeleted = (vm: VmRecord) => {
     this.dropPorts(vm.id);
     for (const id of new Set((vm.spec.nics ?? []).map((n) => n.network))) this.refreshHosts(id);
@@ -88,7 +95,7 @@ export class Networks {
     for (const n of this.list()) this.publish(n);
     this.vms.on('changed', this.onVm);
     this.vms.on('deleted', this.onVmDeleted);
-    for (const vm of this.vms.list()) this.syncPorts(vm);
+    for (const vm of this.vms.list()) this.onVm(vm);
   }
 
   close(): void {
