@@ -39,7 +39,10 @@ export function authRoutes(app: FastifyInstance, ctx: ServerContext): void {
       throw e;
     }
     const checked = await throttle.slot(() => ctx.users.authenticate(username, req.body.password));
-    if (!checked) throw unauthorized('wrong user name or password'); // counted as a failure by begin()
+    if (!checked) {
+      throttle.failed(username, req.ip); // counted as a failure by begin(); its wait starts now
+      throw unauthorized('wrong user name or password');
+    }
     throttle.succeeded(username, req.ip);
     const { user } = checked;
     // A new session on every sign-in; the one this browser had (if any) ends (no session fixation).
@@ -106,7 +109,10 @@ export function authRoutes(app: FastifyInstance, ctx: ServerContext): void {
       }
       const verified = await throttle.slot(() => ctx.users.checkPassword(me.id, req.body.currentPassword));
       // 403, not 401: the caller is signed in; a 401 would send the web UI to its sign-in page.
-      if (!verified) throw forbidden('the current password is wrong');
+      if (!verified) {
+        throttle.failed(me.name, req.ip);
+        throw forbidden('the current password is wrong');
+      }
       throttle.succeeded(me.name, req.ip);
       if (req.body.newPassword === req.body.currentPassword) {
         throw badRequest('the new password is the same as the current one');
