@@ -97,13 +97,18 @@ export function decodeLinkMess(bytes: Uint8Array): LinkMess {
   const connectionId = r.u32();
   const channelType = r.u8();
   const channelId = r.u8();
+  return { connectionId, channelType, channelId, ...readCaps(r, 'SpiceLinkMess caps') };
+}
+
+/** {num_common_caps, num_channel_caps, caps_offset} and the caps words they point at (both link messages end so). */
+function readCaps(r: Reader, what: string): { commonCaps: number[]; channelCaps: number[] } {
   const nCommon = r.u32();
   const nChannel = r.u32();
-  const c = r.at(r.u32(), 'SpiceLinkMess caps');
+  const c = r.at(r.u32(), what);
   c.count(nCommon + nChannel, 4);
   const commonCaps = Array.from({ length: nCommon }, () => c.u32());
   const channelCaps = Array.from({ length: nChannel }, () => c.u32());
-  return { connectionId, channelType, channelId, commonCaps, channelCaps };
+  return { commonCaps, channelCaps };
 }
 
 export interface LinkReply {
@@ -133,14 +138,7 @@ export function decodeLinkReply(bytes: Uint8Array): LinkReply {
   const error = r.u32();
   if (error !== LinkErr.OK) return { error, pubKey: new Uint8Array(0), commonCaps: [], channelCaps: [] };
   const pubKey = r.bytesView(TICKET_PUBKEY_BYTES).slice();
-  const nCommon = r.u32();
-  const nChannel = r.u32();
-  const capsOffset = r.u32();
-  const c = r.at(capsOffset, 'SpiceLinkReply caps');
-  c.count(nCommon + nChannel, 4);
-  const commonCaps = Array.from({ length: nCommon }, () => c.u32());
-  const channelCaps = Array.from({ length: nChannel }, () => c.u32());
-  return { error, pubKey, commonCaps, channelCaps };
+  return { error, pubKey, ...readCaps(r, 'SpiceLinkReply caps') };
 }
 
 /** Runs the handshake on a fresh transport; resolves when the server's link result is OK. */
