@@ -5,7 +5,7 @@ import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { PNG } from 'pngjs';
-import { textToKeystrokes } from '../../src/web/console/keymap.ts';
+import { keystrokesForText } from '../../src/spice/keymap-us.ts';
 
 // page.evaluate callbacks run in the browser; the Node tsconfig (tsconfig.node.json) has no DOM lib, so these few
 // globals are declared.
@@ -98,7 +98,7 @@ export async function until<T>(
  * console that sends key positions then types '.'.)
  */
 export async function typeKeys(page: Page, text: string, delayMs = 25): Promise<void> {
-  for (const k of textToKeystrokes(text).strokes) {
+  for (const k of keystrokesForText(text)) {
     if (k.shift) await page.keyboard.down('Shift');
     await page.keyboard.press(k.code);
     if (k.shift) await page.keyboard.up('Shift');
