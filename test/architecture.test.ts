@@ -75,3 +75,16 @@ test('the API contract imports nothing but zod and its own files', () => {
   }
   assert.deepEqual(problems, []);
 });
+
+test('what the web UI and the CLI load at run time from src/api is free of zod', () => {
+  // client.ts, transport.ts and states.ts: their imports are `import type`, or of each other.
+  const runtime = new Set(['client.ts', 'transport.ts', 'states.ts']);
+  const problems: string[] = [];
+  for (const name of runtime) {
+    const src = readFileSync(join(SRC, 'api', name), 'utf8');
+    for (const m of src.matchAll(/^(import|export)(?!\s+type\b)[^'"]*?from\s+['"]([^'"]+)['"]/gm)) {
+      if (!runtime.has(m[2]!.replace(/^\.\//, ''))) problems.push(`api/${name} loads ${m[2]}`);
+    }
+  }
+  assert.deepEqual(problems, []);
+});

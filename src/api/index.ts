@@ -11,6 +11,7 @@ export * from './events.ts';
 export * from './images.ts';
 export * from './operations.ts';
 export * from './quotas.ts';
+export * from './states.ts';
 export * from './tokens.ts';
 export * from './transport.ts';
 export * from './users.ts';

@@ -1,11 +1,10 @@
 // Operations: long-running work (image builds, checkpoints, restores, verifies) to follow and cancel.
 import { z } from 'zod';
 
-export const OPERATION_STATUSES = ['pending', 'running', 'succeeded', 'failed', 'cancelled'] as const;
+import { OPERATION_STATUSES } from './states.ts';
+
+export { FINAL_STATUSES, OPERATION_STATUSES, isFinalStatus, type OperationStatus } from './states.ts';
 export const operationStatusSchema = z.enum(OPERATION_STATUSES);
-export type OperationStatus = z.infer<typeof operationStatusSchema>;
-/** The statuses an operation ends in. */
-export const FINAL_STATUSES: readonly OperationStatus[] = ['succeeded', 'failed', 'cancelled'];
 
 export const progressSchema = z.object({ done: z.number(), total: z.number(), stage: z.string() });
 export type Progress = z.infer<typeof progressSchema>;

@@ -1,10 +1,10 @@
 // Virtual machines: their states, what the API shows of one, what creating one asks, and the actions on them.
 import { z } from 'zod';
 
-/** Every state a VM can be in: the one list (src/vm uses it too). */
-export const VM_STATES = ['stopped', 'starting', 'running', 'paused', 'stopping', 'crashed'] as const;
+import { VM_STATES } from './states.ts';
+
+export { VM_STATES, type VmState } from './states.ts';
 export const vmStateSchema = z.enum(VM_STATES);
-export type VmState = z.infer<typeof vmStateSchema>;
 
 /** Emulated graphics cards: std (VGA) or qxl. */
 export const DISPLAYS = ['std', 'qxl'] as const;

@@ -1,6 +1,7 @@
 // oriel image build|list, and oriel operation list|show|cancel
 import type { Command } from 'commander';
-import { FINAL_STATUSES, type Operation } from '../../api/operations.ts';
+import type { Operation } from '../../api/operations.ts';
+import { isFinalStatus } from '../../api/states.ts';
 import { Api, CliError } from '../api.ts';
 import { formatBytes, printJson, ProgressBar, table } from '../output.ts';
 
@@ -12,7 +13,7 @@ export async function followOperation(api: Api, id: string): Promise<Operation> 
   const show = (op: Operation) => {
     last = op;
     bar.update(op.progress.done, op.progress.total, op.progress.stage);
-    return FINAL_STATUSES.includes(op.status);
+    return isFinalStatus(op.status);
   };
   const onSigint = () => {
     void api.operations.cancel(id).catch(() => undefined).finally(() => process.exit(130));

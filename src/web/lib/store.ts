@@ -5,6 +5,7 @@ import { effect, signal } from '@preact/signals';
 import {
   client, type EventData, type EventType, type Image, type Operation, type User, type Vm, type VmAction as ApiVmAction,
 } from './api.ts';
+import { isFinalStatus } from '../../api/states.ts';
 
 /** undefined while the first /api/auth/me is in flight; null when signed out. */
 export const me = signal<User | null | undefined>(undefined);
@@ -41,8 +42,7 @@ function removeVm(id: string): void {
   vms.value = vms.value.filter((v) => v.id !== id);
 }
 
-const FINAL: Operation['status'][] = ['succeeded', 'failed', 'cancelled'];
-export const isFinal = (op: Operation): boolean => FINAL.includes(op.status);
+export const isFinal = (op: Operation): boolean => isFinalStatus(op.status);
 
 export function upsertOperation(op: Operation): void {
   const old = operations.value.find((o) => o.id === op.id);
