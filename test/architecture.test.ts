@@ -1,6 +1,6 @@
 // The layers of the code point one way. Each folder of src/ may import only the folders listed for it:
-//   spice: nothing (isomorphic core: no Node, no DOM)   vm: store         checkpoint: vm, store
-//   server: vm, checkpoint, spice, spice-node, store    spice-node: spice
+//   spice: nothing (isomorphic core: no Node, no DOM)   host: nothing   vm: host, store   checkpoint: host, vm, store
+//   server: host, vm, checkpoint, spice, spice-node, store    spice-node: spice
 //   cli: spice, spice-node (its console client); `oriel serve` starts the server
 // A break of these rules fails here, naming the file and the import; eslint.config.js reads the same map
 // (src/layers.json) into lint rules (import-x/no-restricted-paths), so `npm run lint` reports it in the editor too.

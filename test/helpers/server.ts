@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { defaultConfig, type OrielConfig } from '../../src/config.ts';
 import { createServer, type OrielServer } from '../../src/server/app.ts';
-import { isOurQemu, readPidfile } from '../../src/vm/process.ts';
+import { isOurs, readPidfile } from '../../src/host/process.ts';
 
 export const ADMIN_PASSWORD = 'admin-test-password';
 
@@ -132,11 +132,11 @@ export function killVmsIn(dataDir: string): void {
   if (!existsSync(root)) return;
   for (const id of readdirSync(root)) {
     const worker = readPidfile(join(root, id, 'ckpt-worker.pid'));
-    if (worker !== undefined && isOurQemu(worker, join(root, id, 'ckpt-worker.job.json'))) {
+    if (worker !== undefined && isOurs(worker, join(root, id, 'ckpt-worker.job.json'))) {
       try { process.kill(worker, 'SIGKILL'); } catch { /* already gone */ }
     }
     const pid = readPidfile(join(root, id, 'qemu.pid'));
-    if (pid !== undefined && isOurQemu(pid, join(root, id, 'qmp.sock'))) {
+    if (pid !== undefined && isOurs(pid, join(root, id, 'qmp.sock'))) {
       try { process.kill(pid, 'SIGKILL'); } catch { /* already gone */ }
     }
   }
