@@ -1,7 +1,7 @@
 // The layers of the code point one way. Each folder of src/ may import only the folders listed for it:
-//   spice: nothing (isomorphic core: no Node, no DOM)   api: nothing (the API contract: zod only)
-//   vm: store, api      checkpoint: vm, store           spice-node: spice
-//   server: api, vm, checkpoint, spice, spice-node, store         web: api, spice
+//   spice: nothing (isomorphic core: no Node, no DOM)   api: nothing (the API contract: zod only)   host: nothing
+//   vm: host, store, api      checkpoint: host, vm, store           spice-node: spice
+//   server: api, host, vm, checkpoint, spice, spice-node, store         web: api, spice
 //   cli: api, spice, spice-node (its console client), and of the server only its facade server/index.ts
 //        (`oriel serve` starts the server)
 // There are no exceptions: a file that needs more belongs in another layer, or the layer needs a facade.

@@ -54,7 +54,7 @@ export const vmCreateSchema = z
       .boolean()
       .optional()
       .describe(
-        'guest RAM in 2 MiB huge pages the host has reserved: checkpoints then pause the VM a few ms instead of tens',
+        'guest RAM in 2 MiB huge pages the host has reserved: live snapshots of its RAM then pause the VM a few ms instead of tens',
       ),
   })
   .strict();

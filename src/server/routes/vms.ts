@@ -2,7 +2,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { forbidden } from '../../errors.ts';
-import { tail } from '../../vm/process.ts';
+import { tail } from '../../vm/serial-log.ts';
 import type { VmRecord } from '../../vm/store.ts';
 import { requireUser } from '../auth/plugin.ts';
 import type { ServerContext } from '../context.ts';
