@@ -2,19 +2,10 @@
 import { createWriteStream } from 'node:fs';
 import { pipeline } from 'node:stream/promises';
 import type { Command } from 'commander';
+import type { Network } from '../../api/networks.ts';
 import { type Api, CliError } from '../api.ts';
 import { printJson, table } from '../output.ts';
 
-interface Port {
-  vm: string; card: number; mac: string; ip: string; connected: boolean;
-  counters: Record<string, number> | null;
-}
-interface Network {
-  id: string; name: string; owner: string; subnet: string; gateway: string; nat: boolean; isolated: boolean;
-  shared: boolean; createdAt: string; ports: Port[];
-}
-
-const enc = encodeURIComponent;
 const flags = (n: Network) => [n.nat && 'nat', n.isolated && 'isolated', n.shared && 'shared'].filter(Boolean).join(',');
 const posInt = (name: string) => (v: string) => {
   if (!/^\d+$/.test(v) || Number(v) < 1) throw new CliError(`${name} must be a positive whole number, not '${v}'`);
@@ -32,7 +23,7 @@ export function networkCommands(program: Command, api: () => Api): void {
     .option('--shared', 'admins: everybody may attach VMs to it')
     .option('--json', 'print JSON')
     .action(async (name: string, o) => {
-      const n = await api().post<Network>('/api/networks', {
+      const n = await api().networks.create({
         name, ...(o.subnet ? { subnet: o.subnet } : {}), ...(o.nat ? { nat: true } : {}),
         ...(o.isolated ? { isolated: true } : {}), ...(o.shared ? { shared: true } : {}),
       });
@@ -41,7 +32,7 @@ export function networkCommands(program: Command, api: () => Api): void {
     });
 
   net.command('list').alias('ls').description('list networks').option('--json', 'print JSON').action(async (o) => {
-    const nets = await api().get<Network[]>('/api/networks');
+    const nets = await api().networks.list();
     if (o.json) return printJson(nets);
     if (nets.length === 0) return console.log('no networks yet: create one with `oriel network create NAME`');
     console.log(table(nets.map((n) => ({ ...n, options: flags(n) || '-', vms: n.ports.length })),
@@ -51,7 +42,7 @@ export function networkCommands(program: Command, api: () => Api): void {
   net.command('show <name>').description('one network: its VMs, leases and per-port counters')
     .option('--json', 'print JSON')
     .action(async (name: string, o) => {
-      const n = await api().get<Network>(`/api/networks/${enc(name)}`);
+      const n = await api().networks.get(name);
       if (o.json) return printJson(n);
       console.log(`${n.name}: ${n.subnet}, gateway ${n.gateway}${flags(n) ? `, ${flags(n)}` : ''}, owner ${n.owner}`);
       if (n.ports.length === 0) return console.log('no VMs on it');
@@ -64,7 +55,7 @@ export function networkCommands(program: Command, api: () => Api): void {
     });
 
   net.command('delete <name>').alias('rm').description('delete a network no VM uses').action(async (name: string) => {
-    await api().delete(`/api/networks/${enc(name)}`);
+    await api().networks.delete(name);
     console.log(`deleted network '${name}'`);
   });
 
@@ -76,9 +67,9 @@ export function networkCommands(program: Command, api: () => Api): void {
       const ac = new AbortController();
       const stop = () => ac.abort();
       process.once('SIGINT', stop);
-      const q = `seconds=${o.seconds}${o.count ? `&frames=${o.count}` : ''}`;
       try {
-        const res = await api().download(`/api/networks/${enc(name)}/capture?${q}`, ac.signal);
+        const a = api();
+        const res = await a.download(a.networks.captureUrl(name, { seconds: o.seconds, frames: o.count }), ac.signal);
         await pipeline(res, createWriteStream(file, { mode: 0o600 }), { signal: ac.signal }).catch((e) => {
           if ((e as Error).name !== 'AbortError') throw e;
         });
@@ -97,9 +88,8 @@ export function networkCommands(program: Command, api: () => Api): void {
     .option('--json', 'print JSON')
     .action(async (name: string, mapping: string | undefined, o) => {
       const proto = o.udp ? 'udp' : 'tcp';
-      type Fw = { proto: string; hostPort: number; guestPort: number; host: string };
       if (!mapping) {
-        const list = await api().get<Fw[]>(`/api/vms/${enc(name)}/forwards`);
+        const list = await api().vms.forwards(name);
         if (o.json) return printJson(list);
         if (list.length === 0) return console.log(`no forwards to '${name}'`);
         return console.log(table(list, ['proto', 'host', 'guestPort']));
@@ -107,12 +97,11 @@ export function networkCommands(program: Command, api: () => Api): void {
       const m = /^(\d{1,5})(?::(\d{1,5}))?$/.exec(mapping);
       if (!m) throw new CliError(`the mapping is HOSTPORT:GUESTPORT (or HOSTPORT with --remove), not '${mapping}'`);
       if (o.remove) {
-        await api().delete(`/api/vms/${enc(name)}/forwards/${proto}/${m[1]}`);
+        await api().vms.removeForward(name, proto, Number(m[1]));
         return console.log(`no longer forwarding ${proto} port ${m[1]}`);
       }
       if (!m[2]) throw new CliError('give HOSTPORT:GUESTPORT');
-      const f = await api().post<Fw>(`/api/vms/${enc(name)}/forwards`,
-        { hostPort: Number(m[1]), guestPort: Number(m[2]), proto });
+      const f = await api().vms.addForward(name, { hostPort: Number(m[1]), guestPort: Number(m[2]), proto });
       if (o.json) printJson(f);
       else console.log(`${f.proto} ${f.host} -> ${name}:${f.guestPort}`);
     });

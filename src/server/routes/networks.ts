@@ -8,11 +8,13 @@ import { forbidden, OrielError } from '../../errors.ts';
 import { pcapHeader, pcapRecord } from '../../network/pcap.ts';
 import { requireUser } from '../auth/plugin.ts';
 import type { ServerContext } from '../context.ts';
-import { errorSchema } from '../schemas.ts';
-import { forwardSchema, networkCreateSchema, networkSchema, networkView } from '../schemas-networks.ts';
+import {
+  captureQuery, errorSchema, forwardCreateSchema, forwardParams, forwardSchema, networkCreateSchema,
+  networkParams as params, networkSchema, noContentSchema, vmParams,
+} from '../../api/index.ts';
+import { forwardView as fwView, networkView } from '../views.ts';
 import { vmFor } from './vms.ts';
 
-const params = z.object({ net: z.string().describe('network name or id') });
 /** Captures one user may run at once. */
 const MAX_CAPTURES_PER_USER = 4;
 /** A capture's client that reads slower than the network carries loses frames beyond this much buffered. */
@@ -45,7 +47,7 @@ export function networkRoutes(app: FastifyInstance, ctx: ServerContext): void {
 
   r.delete('/api/networks/:net', {
     schema: { tags: ['networks'], summary: 'Delete a network no VM uses', params,
-      response: { 204: z.null(), 404: errorSchema, 409: errorSchema } },
+      response: { 204: noContentSchema, 404: errorSchema, 409: errorSchema } },
   }, async (req, reply) => {
     nets.delete(req.params.net, requireUser(req));
     return reply.code(204).send(null);
@@ -57,10 +59,7 @@ export function networkRoutes(app: FastifyInstance, ctx: ServerContext): void {
       tags: ['networks'],
       summary: 'Live capture of the network\'s frames as a pcap stream (owner or admin), until the time or count',
       params,
-      querystring: z.object({
-        seconds: z.coerce.number().int().min(1).max(3600).default(60),
-        frames: z.coerce.number().int().min(1).max(10_000_000).optional(),
-      }),
+      querystring: captureQuery,
     },
   }, (req, reply) => {
     const user = requireUser(req);
@@ -99,9 +98,6 @@ export function networkRoutes(app: FastifyInstance, ctx: ServerContext): void {
     res.on('close', finish);
   });
 
-  const vmParams = z.object({ vm: z.string().describe('VM name or id') });
-  const fwView = (f: { proto: 'tcp' | 'udp'; hostPort: number; guestPort: number }) =>
-    ({ proto: f.proto, hostPort: f.hostPort, guestPort: f.guestPort, host: `127.0.0.1:${f.hostPort}` });
   r.get('/api/vms/:vm/forwards', {
     schema: { tags: ['networks'], summary: 'Host ports that reach this VM', params: vmParams,
       response: { 200: z.array(forwardSchema) } },
@@ -112,11 +108,7 @@ export function networkRoutes(app: FastifyInstance, ctx: ServerContext): void {
       tags: ['networks'],
       summary: 'Forward a port of the host\'s loopback to a guest port (the VM needs a card on a --nat network)',
       params: vmParams,
-      body: z.object({
-        hostPort: z.number().int().min(1).max(65535),
-        guestPort: z.number().int().min(1).max(65535),
-        proto: z.enum(['tcp', 'udp']).default('tcp'),
-      }).strict(),
+      body: forwardCreateSchema,
       response: { 201: forwardSchema, 400: errorSchema, 409: errorSchema },
     },
   }, async (req, reply) => {
@@ -127,8 +119,8 @@ export function networkRoutes(app: FastifyInstance, ctx: ServerContext): void {
   r.delete('/api/vms/:vm/forwards/:proto/:hostPort', {
     schema: {
       tags: ['networks'], summary: 'Stop forwarding a host port',
-      params: vmParams.extend({ proto: z.enum(['tcp', 'udp']), hostPort: z.coerce.number().int() }),
-      response: { 204: z.null(), 404: errorSchema },
+      params: forwardParams,
+      response: { 204: noContentSchema, 404: errorSchema },
     },
   }, async (req, reply) => {
     ctx.forwards.remove(vmFor(ctx, req, req.params.vm), req.params.proto, req.params.hostPort);

@@ -2,10 +2,9 @@
 // rules for API, CLI and UI) and its message is shown as is.
 import { useSignal } from '@preact/signals';
 import { useEffect } from 'preact/hooks';
-import { api, type Vm } from '../lib/api.ts';
+import { client, type Network } from '../lib/api.ts';
 import { html } from '../lib/html.ts';
 import { images, me, notify, upsertVm, vmAction } from '../lib/store.ts';
-import { listNetworks, type Network } from './networks.ts';
 
 export function CreateVm({ onDone }: { onDone: () => void }) {
   const name = useSignal('');
@@ -16,7 +15,7 @@ export function CreateVm({ onDone }: { onDone: () => void }) {
   const hugepages = useSignal(false);
   const networks = useSignal<Network[]>([]);
   const chosen = useSignal<string[]>([]);
-  useEffect(() => { listNetworks().then((n) => (networks.value = n), () => undefined); }, []);
+  useEffect(() => { client.networks.list().then((n) => (networks.value = n), () => undefined); }, []);
   const error = useSignal('');
   const working = useSignal(false);
   const submit = async (e: Event) => {
@@ -24,7 +23,7 @@ export function CreateVm({ onDone }: { onDone: () => void }) {
     working.value = true;
     error.value = '';
     try {
-      const vm = await api<Vm>('POST', '/api/vms', {
+      const vm = await client.vms.create({
         name: name.value.trim(),
         image: image.value,
         memoryMiB: memory.value,
@@ -43,7 +42,7 @@ export function CreateVm({ onDone }: { onDone: () => void }) {
   };
   const build = async (n: string) => {
     try {
-      await api('POST', `/api/images/${encodeURIComponent(n)}/build`);
+      await client.images.build(n);
       notify(`Building image ${n}: see Operations`, 'info');
     } catch (err) {
       notify((err as Error).message);

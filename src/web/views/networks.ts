@@ -1,22 +1,10 @@
 // Networks: mine and shared ones (admins: all), with their VMs' leases and per-port counters; create and delete.
 import { useSignal } from '@preact/signals';
 import { useEffect } from 'preact/hooks';
-import { api, enc } from '../lib/api.ts';
+import { client, enc, type Network } from '../lib/api.ts';
 import { html } from '../lib/html.ts';
 import { me, notify } from '../lib/store.ts';
 import { confirmDialog } from './confirm.ts';
-
-export interface NetworkPort {
-  vm: string; card: number; mac: string; ip: string; connected: boolean;
-  counters: { rxFrames: number; txFrames: number; droppedSpoofed: number; droppedMalformed: number;
-    droppedUnsupported: number } | null;
-}
-export interface Network {
-  id: string; name: string; owner: string; subnet: string; gateway: string; nat: boolean; isolated: boolean;
-  shared: boolean; ports: NetworkPort[];
-}
-
-export const listNetworks = () => api<Network[]>('GET', '/api/networks');
 
 export function NetworksPage() {
   const nets = useSignal<Network[] | null>(null);
@@ -26,13 +14,13 @@ export function NetworksPage() {
   const nat = useSignal(false);
   const isolated = useSignal(false);
   const shared = useSignal(false);
-  const reload = () => listNetworks().then((v) => (nets.value = v), (e: Error) => (error.value = e.message));
+  const reload = () => client.networks.list().then((v) => (nets.value = v), (e: Error) => (error.value = e.message));
   useEffect(() => { void reload(); }, []);
   const create = async (e: Event) => {
     e.preventDefault();
     error.value = '';
     try {
-      await api('POST', '/api/networks', {
+      await client.networks.create({
         name: name.value.trim(), ...(subnet.value.trim() ? { subnet: subnet.value.trim() } : {}),
         ...(nat.value ? { nat: true } : {}), ...(isolated.value ? { isolated: true } : {}),
         ...(shared.value ? { shared: true } : {}),
@@ -47,7 +35,7 @@ export function NetworksPage() {
   const remove = async (n: Network) => {
     if (!(await confirmDialog(`Delete network ${n.name}?`, 'A network still in use by VMs cannot be deleted.'))) return;
     try {
-      await api('DELETE', `/api/networks/${enc(n.name)}`);
+      await client.networks.delete(n.name);
       await reload();
     } catch (err) {
       notify((err as Error).message);
