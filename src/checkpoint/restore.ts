@@ -33,7 +33,7 @@ export interface RestoreOptions {
   /** Default lazy. */
   mode?: RestoreMode;
   /** Called once the guest runs again (lazy: while its RAM is still arriving). */
-  onRunning?: (r: { runningMs: number | null; mode: RestoreMode }) => void;
+  onRunning?: (r: { runningMs: number; mode: RestoreMode; qemuStartedAt: number }) => void;
   /** Tests: why the host cannot do a lazy restore, instead of asking it (userfaultfd.ts). */
   uffdUnusable?: () => string | null;
 }
@@ -137,7 +137,7 @@ async function restoreHeld(
   const onEvent = (e: QmpEvent) => {
     if (e.event !== 'RESUME' || runningMs !== null) return;
     runningMs = Math.round((e.timestamp.seconds * 1000 + e.timestamp.microseconds / 1000 - t0) * 10) / 10;
-    o.onRunning?.({ runningMs, mode });
+    o.onRunning?.({ runningMs, mode, qemuStartedAt: t0 });
   };
   const off = o.vms.qmp(vm.id).onEvent(onEvent);
   let streamBytes = 0;
