@@ -24,6 +24,8 @@ const BATCH_PAGES = 32;
 /** Neighbours sent after a requested page. */
 const PREFETCH_PAGES = 15;
 const PREFETCH_QUEUE_MAX = 1024;
+/** PING value after the device state in the package. */
+const DEVICES_LOADED = 0x4f52_4c01;
 
 export interface PostcopyStats {
   /** How the background pages were ordered. */
@@ -52,6 +54,7 @@ export class PostcopySource {
   private wake: (() => void) | undefined;
   private failure: Error | undefined;
   private shut: number | undefined;
+  private devicesLoaded = false;
   private readonly stats: PostcopyStats;
 
   constructor(
@@ -99,6 +102,7 @@ export class PostcopySource {
       ramSectionId: this.m.stream.ramSectionId,
       blocks: this.m.stream.blocks.map((b) => ({ id: b.id, length: b.length })),
       deviceState: this.store.blob(this.m.stream.deviceState),
+      devicesLoadedPing: DEVICES_LOADED,
     });
     this.write(preamble);
     onPackaged?.();
@@ -129,7 +133,12 @@ export class PostcopySource {
       }
       const part = enc.take();
       if (part.length) this.write(part);
-      if (next >= this.order.length && !this.requests.length && !this.prefetch.length) break;
+      // The stream ends only once QEMU has loaded the devices (their loads may still ask for pages, zero ones too).
+      if (next >= this.order.length && !this.requests.length && !this.prefetch.length && this.devicesLoaded) break;
+      if (next >= this.order.length && !this.requests.length && !this.prefetch.length) {
+        await new Promise<void>((r) => (this.wake = r));
+        continue;
+      }
       if (this.sock.writableNeedDrain) await new Promise<void>((r) => (this.wake = r));
       else await tick(); // lets the return path's data in
     }
@@ -157,6 +166,7 @@ export class PostcopySource {
 
   private onMessage(msg: ReturnPathMessage): void {
     if (msg.type === 'shut') this.shut = msg.status;
+    else if (msg.type === 'pong' && msg.value === DEVICES_LOADED) this.devicesLoaded = true;
     else if (msg.type === 'request') {
       const b = this.blockIndex.get(msg.block);
       const blk = b === undefined ? undefined : this.m.stream.blocks[b];

@@ -133,6 +133,8 @@ describe('lazy restore: postcopy stream and page server', () => {
     assert.deepEqual([...inner.subarray(0, 5)], [8, 0, 4, 0, 0], 'LISTEN first');
     assert.deepEqual([...inner.subarray(-5)], [8, 0, 5, 0, 0], 'RUN last');
     assert.ok(inner.subarray(5, -5).equals(deviceState.subarray(0, -1)), 'device state without its EOF');
+    const withPing = postcopyPreamble({ header, ramSectionId: 2, blocks, deviceState, devicesLoadedPing: 7 });
+    assert.deepEqual([...withPing.subarray(-14)], [8, 0, 2, 0, 4, 0, 0, 0, 7, 8, 0, 5, 0, 0], 'PING, then RUN');
   });
 
   test('return path: messages split anywhere, REQ_PAGES uses the block named last, bad ones are refused', () => {
@@ -169,13 +171,15 @@ describe('lazy restore: postcopy stream and page server', () => {
 
   test('page server: requests first, recently written pages next, every non-zero page once, then END and EOF', async () => {
     const sockPath = join(dir, 'pc.sock');
-    const preambleLen = postcopyPreamble({ header, ramSectionId: 2, blocks, deviceState }).length;
+    const preamble = postcopyPreamble({ header, ramSectionId: 2, blocks, deviceState, devicesLoadedPing: 0x4f524c01 });
+    const preambleLen = preamble.length;
     let server!: Server;
     const received = new Promise<Buffer>((resolve, reject) => {
       server = createServer((s: Socket) => {
         const chunks: Buffer[] = [];
         let n = 0;
         let asked = false;
+        let pongAt = Infinity;
         s.on('data', (c: Buffer) => {
           chunks.push(c);
           n += c.length;
@@ -185,10 +189,14 @@ describe('lazy restore: postcopy stream and page server', () => {
             s.pause();
             s.write(Buffer.concat([reqPagesId('pc.ram', 4000 * 4096), reqPagesId('pc.ram', 3 * 4096)]));
             setTimeout(() => s.resume(), 200);
+            // Devices loaded only later: the stream must not end before this PONG.
+            setTimeout(() => s.write(rp(RP_MSG.PONG, Buffer.from([0x4f, 0x52, 0x4c, 0x01]))), 2500);
+            pongAt = Date.now() + 2500;
           }
           if (c[c.length - 1] !== 0 || n <= preambleLen) return;
           const all = Buffer.concat(chunks);
           if (pagesOf(all.subarray(preambleLen)).ended) {
+            assert.ok(Date.now() >= pongAt - 50, 'EOF came before the devices were loaded');
             s.end(rp(RP_MSG.SHUT, Buffer.alloc(4)));
             resolve(all);
           }
@@ -203,9 +211,7 @@ describe('lazy restore: postcopy stream and page server', () => {
     sock.destroy();
     server.close();
     const all = await received;
-    assert.ok(all.subarray(0, preambleLen).equals(postcopyPreamble({
-      header, ramSectionId: 2, blocks, deviceState,
-    })));
+    assert.ok(all.subarray(0, preambleLen).equals(preamble));
     const { recs, ended } = pagesOf(all.subarray(preambleLen));
     assert.ok(ended);
     const key = (r: { block: string; index: number }) => `${r.block}#${r.index}`;

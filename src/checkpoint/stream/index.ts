@@ -19,6 +19,7 @@ export {
   command,
   discardCommand,
   packagedCommand,
+  pingCommand,
   postcopyEnd,
   postcopyPreamble,
   type PostcopyParts,

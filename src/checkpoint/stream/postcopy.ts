@@ -3,8 +3,8 @@
 // (docs/checkpoint-stream.md; QEMU migration/savevm.c `mig_cmd_args`, migration.c `rp_cmd_args`, ram.c
 // `ram_load_postcopy`). Sending order (migration.c `postcopy_start`):
 //   header+CONFIG | OPEN_RETURN_PATH | POSTCOPY_ADVISE | ram START | RAM_DISCARD (≥ 1: LISTEN right after ADVISE
-//   deadlocks 7.2's listen thread) | PACKAGED{ LISTEN, device sections, RUN } | ram PARTs (requested pages first)
-//   | ram END | EOF
+//   deadlocks 7.2's listen thread) | PACKAGED{ LISTEN, device sections, PING, RUN } | ram PARTs (requested pages
+//   first) | ram END | EOF (only after the PING's PONG: device loads fault on RAM that must still be served)
 // A page must never be sent twice after LISTEN (UFFDIO_COPY fails with EEXIST and QEMU exits).
 import { PAGE_SIZE, RAM, REC, StreamError } from './format.ts';
 import type { RamBlock } from './parser.ts';
@@ -61,14 +61,24 @@ export function discardCommand(blockId: string, ranges: [start: number, length: 
   return command(MIG_CMD.POSTCOPY_RAM_DISCARD, p);
 }
 
-/** PACKAGED{LISTEN, device sections, RUN}: the destination loads the devices while its listen thread already takes
- * pages from the main stream (device loads may fault on RAM), then starts the guest. `deviceState` is the stored
- * tail's device part; its EOF byte, if any, is left out (an EOF inside the package would end it before RUN). */
-export function packagedCommand(deviceState: Buffer): Buffer {
+/** PING: QEMU answers PONG `value` on the return path once it has read it. */
+export function pingCommand(value: number): Buffer {
+  const p = Buffer.alloc(4);
+  p.writeUInt32BE(value >>> 0);
+  return command(MIG_CMD.PING, p);
+}
+
+/** PACKAGED{LISTEN, device sections, [PING], RUN}: the destination loads the devices while its listen thread already
+ * takes pages from the main stream (device loads may fault on RAM), then starts the guest. `deviceState` is the stored
+ * tail's device part; its EOF byte, if any, is left out (an EOF inside the package would end it before RUN). The
+ * PING's PONG says the devices are loaded: until then the main thread may wait on a page, and the stream must not end
+ * (7.2's listen thread, at EOF, waits for the main thread's load before it lets unsent pages read as zeros). */
+export function packagedCommand(deviceState: Buffer, pingAfterDevices?: number): Buffer {
   const devs = deviceState.length > 0 && deviceState[deviceState.length - 1] === REC.EOF
     ? deviceState.subarray(0, deviceState.length - 1)
     : deviceState;
-  const inner = Buffer.concat([command(MIG_CMD.POSTCOPY_LISTEN), devs, command(MIG_CMD.POSTCOPY_RUN)]);
+  const ping = pingAfterDevices === undefined ? [] : [pingCommand(pingAfterDevices)];
+  const inner = Buffer.concat([command(MIG_CMD.POSTCOPY_LISTEN), devs, ...ping, command(MIG_CMD.POSTCOPY_RUN)]);
   if (inner.length > MAX_PACKAGED_BYTES) {
     throw new StreamError(`device state of ${inner.length} bytes is larger than QEMU's package limit`, 0, 'postcopy');
   }
@@ -78,6 +88,8 @@ export function packagedCommand(deviceState: Buffer): Buffer {
 }
 
 export interface PostcopyParts {
+  /** PING value sent after the device state (see packagedCommand). */
+  devicesLoadedPing?: number;
   header: Buffer;
   ramSectionId: number;
   blocks: RamBlock[];
@@ -96,7 +108,7 @@ export function postcopyPreamble(parts: PostcopyParts): Buffer {
     ramStart(parts.ramSectionId, parts.blocks),
     // The one discard 7.2 needs before LISTEN; the destination's RAM was all discarded by ADVISE anyway.
     discardCommand(first.id, [[0, PAGE_SIZE]]),
-    packagedCommand(parts.deviceState),
+    packagedCommand(parts.deviceState, parts.devicesLoadedPing),
   ]);
 }
 
