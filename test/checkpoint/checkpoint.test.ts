@@ -89,35 +89,6 @@ describe('checkpoints of a running guest', () => {
     assert.equal(await state(), c.expect);
   });
 
-  test('a corrupted page makes a restore in place fail before the running VM is touched', async () => {
-    await sh('dd if=/dev/urandom of=/mnt/p bs=4k count=8 seek=900 conv=notrunc 2>/dev/null; echo 77 > /mnt/c');
-    const m = await svc.create('ck');
-    const parentRefs = new Set(svc.store.references(svc.show(m.parent!)));
-    const own = [...svc.store.references(m)].find((h) => !parentRefs.has(h) && h !== m.stream.deviceState)!;
-    const loc = svc.store.objects.db
-      .prepare('SELECT pack, offset FROM objects WHERE hash = ?')
-      .get(Buffer.from(own, 'hex')) as { pack: number; offset: number };
-    const pack = join(svc.store.root, 'packs', `${String(loc.pack).padStart(8, '0')}.pack`);
-    const fd = openSync(pack, 'r+');
-    const b = Buffer.alloc(1);
-    readSync(fd, b, 0, 1, loc.offset + 41 + 100);
-    writeSync(fd, Buffer.from([b[0]! ^ 0xff]), 0, 1, loc.offset + 41 + 100);
-    closeSync(fd);
-    await sh('echo 78 > /mnt/c');
-    const pid = rig.vms.get('ck').pid;
-    for (const mode of ['lazy', 'eager'] as const) {
-      await assert.rejects(svc.restore(m.id, undefined, { mode }), (e: Error) => {
-        assert.match(e.message, /cannot be restored: object [0-9a-f]+… .*(does not match its hash|cannot inflate)/);
-        assert.match(e.message, /VM 'ck' was left as it was/);
-        return true;
-      });
-      assert.equal(rig.vms.get('ck').state, 'running');
-      assert.equal(rig.vms.get('ck').pid, pid, 'the same QEMU');
-      assert.equal(await sh('cat /mnt/c'), '78', 'the guest runs on, untouched');
-    }
-    await svc.delete([m.id]);
-  });
-
   test('a checkpoint taken after a restore starts a new disk chain and restores too', async () => {
     await sh('echo 42 > /mnt/c');
     const expect = await state();
@@ -199,5 +170,34 @@ describe('checkpoints of a running guest', () => {
     ], { daily: 2 });
     assert.deepEqual(sel.drop, ['a']);
     assert.deepEqual(sel.keep.sort(), ['b', 'c', 'm']);
+  });
+
+  test('a corrupted page makes a restore in place fail before the running VM is touched', async () => {
+    await sh('dd if=/dev/urandom of=/mnt/p bs=4k count=8 seek=900 conv=notrunc 2>/dev/null; echo 77 > /mnt/c');
+    const m = await svc.create('ck');
+    const parentRefs = new Set(svc.store.references(svc.show(m.parent!)));
+    const own = [...svc.store.references(m)].find((h) => !parentRefs.has(h) && h !== m.stream.deviceState)!;
+    const loc = svc.store.objects.db
+      .prepare('SELECT pack, offset FROM objects WHERE hash = ?')
+      .get(Buffer.from(own, 'hex')) as { pack: number; offset: number };
+    const pack = join(svc.store.root, 'packs', `${String(loc.pack).padStart(8, '0')}.pack`);
+    const fd = openSync(pack, 'r+');
+    const b = Buffer.alloc(1);
+    readSync(fd, b, 0, 1, loc.offset + 41 + 100);
+    writeSync(fd, Buffer.from([b[0]! ^ 0xff]), 0, 1, loc.offset + 41 + 100);
+    closeSync(fd);
+    await sh('echo 78 > /mnt/c');
+    const pid = rig.vms.get('ck').pid;
+    for (const mode of ['lazy', 'eager'] as const) {
+      await assert.rejects(svc.restore(m.id, undefined, { mode }), (e: Error) => {
+        assert.match(e.message, /cannot be restored: object [0-9a-f]+… .*(does not match its hash|cannot inflate)/);
+        assert.match(e.message, /VM 'ck' was left as it was/);
+        return true;
+      });
+      assert.equal(rig.vms.get('ck').state, 'running');
+      assert.equal(rig.vms.get('ck').pid, pid, 'the same QEMU');
+      assert.equal(await sh('cat /mnt/c'), '78', 'the guest runs on, untouched');
+    }
+    await svc.delete([m.id]);
   });
 });
