@@ -131,8 +131,8 @@ async function restoreHeld(
   o.progress?.('starting QEMU');
   const t0 = Date.now();
   const p0 = performance.now();
-  await o.vms.start(vm.id, { incoming: true });
-  if (mode === 'lazy' && m.guestReady) o.vms.markReadyFromCheckpoint(vm.id);
+  await o.vms.start(vm.id, { incoming: { reason: 'waiting for a checkpoint to be restored' } });
+  if (mode === 'lazy' && m.guestReady) o.vms.markReady(vm.id);
   let runningMs: number | null = null;
   const onEvent = (e: QmpEvent) => {
     if (e.event !== 'RESUME' || runningMs !== null) return;
@@ -174,9 +174,9 @@ async function restoreHeld(
       }
       const mig = await waitMigration(qmp);
       if (mig.status !== 'completed') throw new Error(`QEMU refused the checkpoint's stream: migration ${mig.status}`);
-      if (m.guestReady) o.vms.markReadyFromCheckpoint(vm.id);
+      if (m.guestReady) o.vms.markReady(vm.id);
       await continueIfRan(qmp, m);
-    }, { quietRunState: mode === 'eager' });
+    }, { ownRunState: mode === 'eager', action: 'restore' });
   } catch (e) {
     if (mode === 'lazy') {
       // The guest may already run on RAM that is only partly there: it cannot go on.
