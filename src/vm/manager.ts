@@ -24,7 +24,7 @@ import { GuestAgent } from './guest-agent.ts';
 import { execByAgent, execByShell, type ExecResult } from './guest-exec.ts';
 import { vmPaths, type VmPaths } from './paths.ts';
 import { isAlive, isOurQemu, readPidfile, sleep, tail, waitUntil } from './process.ts';
-import { qemuArgs } from './qemu-args.ts';
+import { newSpiceEndpoint, qemuArgs } from './qemu-args.ts';
 import { DEFAULT_SERIAL_LOG_MAX_BYTES, SerialLogKeeper, serialLogShows } from './serial-log.ts';
 import { QmpClient } from './qmp/index.ts';
 import { recheckSpecPaths, resolveSpec } from './resolve-spec.ts';
@@ -233,7 +233,7 @@ export class VmManager extends EventEmitter {
       this.o.qemuBinary,
       tiny?.kernel && tiny.initrd ? { kernel: tiny.kernel, initrd: tiny.initrd } : undefined,
     );
-    const args = qemuArgs(vm.name, spec, p, accel);
+    const args = qemuArgs(vm.name, spec, p, accel, await newSpiceEndpoint(p));
     // Restore (checkpoints): QEMU waits for `migrate-incoming` instead of booting.
     if (opts.incoming) args.push('-incoming', 'defer');
     const logFd = openSync(p.qemuLog, 'a', 0o600);

@@ -6,7 +6,11 @@ export interface VmPaths {
   dir: string;
   disk: string;
   qmp: string;
+  /** A unix socket: only VMs started by an older server (spice-endpoint.ts). */
   spice: string;
+  /** The loopback port of the VM's SPICE server, and its password for this boot (spice-endpoint.ts). */
+  spicePort: string;
+  spiceSecret: string;
   serial: string;
   serialLog: string;
   /** The serial log's rotated predecessor (serial-log.ts). */
@@ -25,6 +29,8 @@ export function vmPaths(dataDir: string, vmId: string): VmPaths {
     disk: join(dir, 'disk.qcow2'),
     qmp: join(dir, 'qmp.sock'),
     spice: join(dir, 'spice.sock'),
+    spicePort: join(dir, 'spice.port'),
+    spiceSecret: join(dir, 'spice.secret'),
     serial: join(dir, 'serial.sock'),
     serialLog: join(dir, 'serial.log'),
     serialLogPrev: join(dir, 'serial.log.1'),
