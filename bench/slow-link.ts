@@ -4,7 +4,10 @@
 // shaped link (test/helpers/shaped-relay.ts: paced and delayed each way) — Oriel's in front of the server's HTTP
 // port, spicy's in front of QEMU's. Per link: time from process start to the picture written, bytes each way
 // across the link, and how close the picture is to QMP screendump (PSNR; JPEG on a slow link is lossy). The two
-// clients alternate (A B A B …, after one warm-up each). Prints numbers; judges nothing.
+// clients alternate (A B A B …, after one warm-up each). Then the browsers (slow-link-browser.ts): Oriel's web
+// console and spice-html5, page load included, each behind the same kind of link: navigation start → the canvas
+// agrees with screendump (within JPEG's tolerance), WebSocket bytes into the page and all bytes down the link.
+// Prints numbers; judges nothing. `--no-browser` skips the browsers.
 // Usage: flock /tmp/oriel-guest.lock node --import tsx bench/slow-link.ts [runs=3]
 // (boots the desktop guest: about a minute of both cores; run `node scripts/build-node.js` first so that bin/oriel.js
 // runs the compiled CLI).
@@ -15,12 +18,17 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { PNG } from 'pngjs';
 import { startDesktopVm } from '../test/helpers/desktop.ts';
-import { startTestServer } from '../test/helpers/server.ts';
 import { ShapedRelay, type LinkShape } from '../test/helpers/shaped-relay.ts';
 import { parsePpm, type Ppm } from '../test/spice/helpers/qemu.ts';
 import { readSpiceEndpoint } from '../src/vm/spice-endpoint.ts';
+import { ADMIN_PASSWORD, startTestServer } from '../test/helpers/server.ts';
+import { ensureWebBuild } from '../test/web/helpers.ts';
+import { startBrowserDriver, startHtml5 } from './slow-link-browser.ts';
 
-const RUNS = Number(process.argv[2] ?? 3);
+const RUNS = Number(process.argv.slice(2).find((a) => !a.startsWith('--')) ?? 3);
+const BROWSER = !process.argv.includes('--no-browser');
+/** Largest difference per colour channel of a pixel that still agrees (JPEG), in the browser. */
+const TOLERANCE = 64;
 const BIN = join(import.meta.dirname, '../bin/oriel.js');
 const VM = 'slow';
 const LINKS: (LinkShape & { name: string })[] = [
@@ -67,14 +75,14 @@ const median = (xs: number[]) => {
 if (spawnSync('spicy-screenshot', ['--version']).status !== 0)
   throw new Error('spicy-screenshot does not run (apt-get install spice-client-gtk)');
 const t = await startTestServer();
+let stopBrowser = () => {};
 try {
   const vm = await startDesktopVm(t, VM);
   console.log(`desktop guest ready in ${(vm.bootMs / 1000).toFixed(1)} s`);
   const vms = t.server.ctx.vms;
   const ep = readSpiceEndpoint(vms.paths(vms.get(VM)));
   if (!ep) throw new Error('the VM has no SPICE TCP endpoint');
-  const dump = async () => {
-    const f = join(dir, 'dump.ppm');
+  const dump = async (f = join(dir, 'dump.ppm')) => {
     await vms.qmp(VM).execute('screendump', { filename: f, format: 'ppm' });
     return parsePpm(readFileSync(f));
   };
@@ -88,6 +96,20 @@ try {
   }
   const serverPort = Number(new URL(t.url).port);
   const table: string[] = [];
+  const browserTable: string[] = [];
+  let browser: { driver: ReturnType<typeof startBrowserDriver>; html5: { port: number; stop(): void };
+    cookie: string } | undefined;
+  if (BROWSER) {
+    ensureWebBuild();
+    const login = await t.anon.post('/api/auth/login', { username: 'admin', password: ADMIN_PASSWORD });
+    const cookie = /oriel_session=([^;]+)/.exec(login.headers.get('set-cookie') ?? '')?.[1];
+    if (!cookie) throw new Error('no session cookie from /api/auth/login');
+    browser = { driver: startBrowserDriver(), html5: await startHtml5(ep.port, ep.password), cookie };
+  }
+  stopBrowser = () => {
+    browser?.driver.close();
+    browser?.html5.stop();
+  };
   for (const link of LINKS) {
     const viaOriel = await ShapedRelay.start(serverPort, link);
     const viaSpicy = await ShapedRelay.start(ep.port, link);
@@ -119,6 +141,43 @@ try {
         rows[k]!.q.push(psnr(c.out, await dump()));
       }
     }
+    if (browser) {
+      const viaHtml5 = await ShapedRelay.start(browser.html5.port, link);
+      const pages = [
+        { name: 'oriel web console', relay: viaOriel, url: `http://127.0.0.1:${viaOriel.port}/vms/${VM}/console`,
+          selector: '#console-canvas' },
+        { name: 'spice-html5', relay: viaHtml5, url: `http://127.0.0.1:${viaHtml5.port}/bench.html`,
+          selector: '#spice-screen canvas' },
+      ];
+      const got = pages.map(() => ({ ms: [] as number[], ws: [] as number[], down: [] as number[], fail: 0 }));
+      for (let i = -1; i < RUNS; i++) {
+        for (const [k, pg] of pages.entries()) {
+          pg.relay.reset();
+          await dump(join(dir, 'ref.ppm'));
+          const r = await browser.driver.ask({ url: pg.url, selector: pg.selector, dump: join(dir, 'ref.ppm'),
+            cookieUrl: `http://127.0.0.1:${viaOriel.port}`, cookie: browser.cookie, tolerance: TOLERANCE });
+          await sleep(link.rttMs + 1500); // the page is closed; spice-server notices before the next client links
+          if (i < 0) continue;
+          if (r.error) {
+            got[k]!.fail++;
+            console.log(`  ${pg.name}: ${r.error.split('\n')[0]}`);
+            continue;
+          }
+          got[k]!.ms.push(r.ms);
+          got[k]!.ws.push(r.kb);
+          got[k]!.down.push(pg.relay.bytesDown / 1024);
+        }
+      }
+      await viaHtml5.close();
+      for (const [k, pg] of pages.entries()) {
+        const g = got[k]!;
+        const f = (x: number) => x.toFixed(0);
+        browserTable.push(g.ms.length
+          ? `| ${link.name} | ${pg.name} | ${f(median(g.ms))} (${f(Math.min(...g.ms))}–${f(Math.max(...g.ms))}) | ` +
+            `${f(median(g.ws))} | ${f(median(g.down))} | ${g.fail ? `${g.fail} of ${RUNS} never agreed` : ''} |`
+          : `| ${link.name} | ${pg.name} | – | – | – | ${g.fail} of ${RUNS} never agreed |`);
+      }
+    }
     await viaOriel.close();
     await viaSpicy.close();
     for (const [k, c] of clients.entries()) {
@@ -135,7 +194,15 @@ try {
   console.log('| link | client | ms start → picture | KB down | KB up | PSNR dB (worst) |');
   console.log('|---|---|---|---|---|---|');
   for (const row of table) console.log(row);
+  if (browserTable.length) {
+    console.log(`\nthe same picture in chromium (cold cache, page load included), canvas within ±${TOLERANCE} per ` +
+      'channel of screendump on 99.5 % of pixels; median (min–max)');
+    console.log('| link | client | ms navigation → picture | KB WebSocket in the page | KB down the link | |');
+    console.log('|---|---|---|---|---|---|');
+    for (const row of browserTable) console.log(row);
+  }
 } finally {
+  stopBrowser();
   await t.destroy();
   rmSync(dir, { recursive: true, force: true });
 }
