@@ -1,5 +1,5 @@
-// Where one VM's files live inside the data directory. The folder is mode 0700: the SPICE, QMP and shell
-// sockets in it can be opened only by the user Oriel runs as, and clients reach them only through the server.
+// Where one VM's files live inside the data directory. The folder is mode 0700: the QMP and shell sockets and the
+// SPICE password in it can be read only by the user Oriel runs as, and clients reach them only through the server.
 import { join } from 'node:path';
 
 export interface VmPaths {
