@@ -132,9 +132,9 @@ try {
       for (const [k, c] of clients.entries()) {
         c.relay.reset();
         const r = await c.run(c.out);
-        if (r.code !== 0) throw new Error(`${c.name} failed (${r.code}): ${r.out}`);
         await sleep(link.rttMs + 300); // the client's goodbye crosses the link; QEMU forgets the client
-        if (i < 0) continue;
+        if (r.code !== 0) console.log(`  ${c.name} failed (exit ${r.code}): ${r.out.trim().split('\n')[0]}`);
+        if (i < 0 || r.code !== 0) continue;
         rows[k]!.ms.push(r.ms);
         rows[k]!.down.push(c.relay.bytesDown / 1024);
         rows[k]!.up.push(c.relay.bytesUp / 1024);
