@@ -30,6 +30,7 @@ import {
 } from '../../spice/index.ts';
 import { ClipboardBridge } from './clipboard.ts';
 import { FileQueue } from './file-drop.ts';
+import { ConsoleShare } from './shared-folder.ts';
 import { KeyInput } from './key-input.ts';
 import { openSession, takePreconnected } from './preconnect.ts';
 
@@ -78,6 +79,8 @@ export class SpiceConsole {
   readonly clipboard: ClipboardBridge;
   /** Files sent to the guest, one after another. */
   readonly files: FileQueue;
+  /** The folder shared over WebDAV, and the channel of fast file drops. */
+  readonly shared = new ConsoleShare(() => this._opts.onTransfersChange?.());
   /** The size last asked of the guest (scale mode 'remote'). */
   requestedSize: { width: number; height: number } | undefined;
 
@@ -149,7 +152,9 @@ export class SpiceConsole {
       inputs: () => this._inputs,
       onKeyDown: () => this.stats.keys++,
     });
-    this.files = new FileQueue({ agent: () => this.agent, onChange: () => this._opts.onTransfersChange?.() });
+    this.files = new FileQueue({
+      agent: () => this.agent, share: () => this.shared.share, onChange: () => this._opts.onTransfersChange?.(),
+    });
   }
 
   /** The guest agent of the current session (state 'ready' when usable), if connected. */
@@ -308,6 +313,7 @@ export class SpiceConsole {
   }
 
   private _attach(session: SpiceSession): void {
+    this.shared.attach(session);
     const onChannel = (ch: { type: number }) => {
       if (ch === session.display) this._attachDisplay(session.display);
       else if (ch === session.cursor) this._attachCursor(session.cursor);
