@@ -10,17 +10,16 @@ import { importX, createNodeResolver } from 'eslint-plugin-import-x';
 const MAP = JSON.parse(readFileSync(join(import.meta.dirname, 'src/layers.json'), 'utf8'));
 const LAYERS = MAP.layers;
 const SHARED = MAP.shared.map((f) => `./${f}`);
+/** Layers that may not use the shared top-level files either: they run anywhere (spice) or are the contract (api). */
+const SELF_CONTAINED = ['spice', 'api'];
 
-/** import-x/no-restricted-paths zones for every layer; `extra` adds allowed folders for one layer (an exception). */
-function layerZones(extra = {}) {
+/** import-x/no-restricted-paths zones for every layer: its own folder, the folders (or facade files) it may import,
+ * and the shared files. No exceptions. */
+function layerZones() {
   return Object.entries(LAYERS).map(([layer, allowed]) => ({
     target: `./src/${layer}`,
     from: './src',
-    except: [
-      `./${layer}`,
-      ...[...allowed, ...(extra[layer] ?? [])].map((l) => `./${l}`),
-      ...(layer === 'spice' ? [] : SHARED),
-    ],
+    except: [`./${layer}`, ...allowed.map((l) => `./${l}`), ...(SELF_CONTAINED.includes(layer) ? [] : SHARED)],
     message: `src/${layer} may import only ${JSON.stringify(allowed)} (test/architecture.test.ts).`,
   }));
 }
@@ -53,11 +52,6 @@ export default tseslint.config(
       'import-x/no-restricted-paths': ['error', { zones: layerZones() }],
     },
   },
-  // Single files allowed one more layer (src/layers.json "exceptions"; `oriel serve` starts the server in-process).
-  ...Object.entries(MAP.exceptions).map(([file, more]) => ({
-    files: [`src/${file}`],
-    rules: { 'import-x/no-restricted-paths': ['error', { zones: layerZones({ [file.split('/')[0]]: more }) }] },
-  })),
   {
     // The isomorphic core: its own modules and pure-ECMAScript packages only (fflate: zlib inflate).
     files: ['src/spice/**/*.ts'],
@@ -70,6 +64,20 @@ export default tseslint.config(
               regex: '^(?!\\.\\.?/|fflate$)',
               message: 'src/spice runs in browsers and Node: it imports only its own modules and fflate.',
             },
+          ],
+        },
+      ],
+    },
+  },
+  {
+    // The API contract, shared by the server, the web UI and the CLI: zod and its own files only.
+    files: ['src/api/**/*.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            { regex: '^(?!\\./|zod$)', message: 'src/api is the API contract: it imports only zod and its own files.' },
           ],
         },
       ],

@@ -1,12 +1,16 @@
 #!/usr/bin/env node
-// Runs the suite with node's test runner (TypeScript through tsx), and prints each file's time at the end.
-// Files run one after another: many start real QEMU guests, and this machine has two cores.
-// Usage: node scripts/run-tests.js [--unit] [path-filter ...]
-//   --unit   only the files that need no QEMU, no browser and no server (the fast tier, `npm run test:unit`)
+// Runs the suite with node's test runner (TypeScript through tsx) in two lanes side by side, and prints each
+// file's time at the end. Within a lane files run one after another. The heavy lane holds the files that boot the
+// desktop guest (it takes most of both cores, so two never overlap) and the checkpoint files; the light lane holds
+// the rest (tiny guests, servers, browsers, the unit tier), which mostly wait on I/O and timers.
+// Usage: node scripts/run-tests.js [--unit] [--serial] [path-filter ...]
+//   --unit    only the files that need no QEMU, no browser and no server (the fast tier, `npm run test:unit`)
+//   --serial  one lane: every file one after another
 //   test/soak/ (long repetitions, e.g. ten desktop boots) runs only when a filter names it.
-import { spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
+import { createInterface } from 'node:readline';
 
 // A test file is end-to-end when it reaches a real server, guest, image or browser: through these helpers, or by
 // naming QEMU, Chromium or spicy directly. Everything else is the unit tier.
@@ -14,7 +18,10 @@ const E2E_MARKS = [
   /helpers\/(server|images|desktop|qemu|tiny-guest|desktop-guest|relay)\.ts|from '\.\/helpers\.ts'/,
   /playwright-core|chromium|qemu-system|qemu-img|spicy/,
 ];
-const isE2e = (file) => E2E_MARKS.some((re) => re.test(readFileSync(file, 'utf8')));
+const HEAVY_MARKS = [/ensureDesktopImage|helpers\/desktop(-guest)?\.ts|startDesktop(Vm|Guest)/, /^test\/checkpoint\//];
+const text = (file) => readFileSync(file, 'utf8');
+const isE2e = (file) => E2E_MARKS.some((re) => re.test(text(file)));
+const isHeavy = (file) => HEAVY_MARKS.some((re) => re.test(re.source.startsWith('^') ? file : text(file)));
 
 function find(dir) {
   const out = [];
@@ -28,7 +35,8 @@ function find(dir) {
 
 const args = process.argv.slice(2);
 const unit = args.includes('--unit');
-const filters = args.filter((a) => a !== '--unit');
+const serial = args.includes('--serial');
+const filters = args.filter((a) => !a.startsWith('--'));
 const files = find('test')
   .filter((f) => (filters.length === 0 ? !f.startsWith(join('test', 'soak')) : filters.some((x) => f.includes(x))))
   .filter((f) => !unit || !isE2e(f));
@@ -36,11 +44,29 @@ if (files.length === 0) {
   console.error('no test files matched');
   process.exit(1);
 }
+
 const reporters = ['--test-reporter=spec', '--test-reporter-destination=stdout',
   '--test-reporter=./scripts/durations-reporter.js', '--test-reporter-destination=stdout'];
-const r = spawnSync(
-  process.execPath,
-  ['--import', 'tsx', '--test', '--test-concurrency=1', ...reporters, ...files],
-  { stdio: 'inherit' },
-);
-process.exit(r.status ?? 1);
+
+/** Runs one lane's files one after another; its lines are prefixed with the lane's name when two lanes run. */
+function lane(name, laneFiles, prefix) {
+  return new Promise((resolve) => {
+    if (laneFiles.length === 0) { resolve(0); return; }
+    const child = spawn(process.execPath, ['--import', 'tsx', '--test', '--test-concurrency=1', ...reporters,
+      ...laneFiles], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ORIEL_TEST_LANE: name } });
+    for (const stream of [child.stdout, child.stderr]) {
+      const out = stream === child.stdout ? process.stdout : process.stderr;
+      createInterface({ input: stream }).on('line', (l) => out.write(prefix ? `[${name}] ${l}\n` : `${l}\n`));
+    }
+    child.on('close', (code, signal) => resolve(code ?? (signal ? 1 : 0)));
+  });
+}
+
+const started = Date.now();
+const heavy = serial ? [] : files.filter(isHeavy);
+const light = files.filter((f) => !heavy.includes(f));
+const two = heavy.length > 0 && light.length > 0;
+const codes = await Promise.all([lane('heavy', heavy, two), lane('light', light, two)]);
+console.log(`\nsuite wall time: ${((Date.now() - started) / 60000).toFixed(1)} min` +
+  (two ? ` (two lanes: ${heavy.length} heavy files, ${light.length} light)` : ''));
+process.exit(codes.some((c) => c !== 0) ? 1 : 0);

@@ -93,6 +93,13 @@ export function parseQuotaSpec(spec: string, base: QuotaLimits = BUILTIN_QUOTA):
   return out;
 }
 
+/** A number given in decimal (`30`, `2.5`); NaN for anything else (`abc`, ` `, `0x10`, `1e3`), which configProblems
+ * then reports. `fallback` when unset or empty. */
+function envNumber(v: string | undefined, fallback: number): number {
+  if (v === undefined || v === '') return fallback;
+  return /^\d+(\.\d+)?$/.test(v) ? Number(v) : NaN;
+}
+
 function xdg(envName: string, fallback: string): string {
   return process.env[envName] || join(homedir(), fallback);
 }
@@ -102,12 +109,12 @@ export function defaultConfig(env: NodeJS.ProcessEnv = process.env): OrielConfig
     dataDir: resolve(env.ORIEL_DATA_DIR || join(xdg('XDG_DATA_HOME', '.local/share'), 'oriel')),
     cacheDir: resolve(env.ORIEL_CACHE_DIR || join(xdg('XDG_CACHE_HOME', '.cache'), 'oriel')),
     host: env.ORIEL_HOST || '127.0.0.1',
-    port: env.ORIEL_PORT ? Number(env.ORIEL_PORT) : 8470,
+    port: envNumber(env.ORIEL_PORT, 8470),
     accel: (env.ORIEL_ACCEL as Accel) || 'auto',
     qemuBinary: env.ORIEL_QEMU || 'qemu-system-x86_64',
     qemuImgBinary: env.ORIEL_QEMU_IMG || 'qemu-img',
     adminPassword: env.ORIEL_ADMIN_PASSWORD || undefined,
-    stopTimeoutSec: env.ORIEL_STOP_TIMEOUT ? Number(env.ORIEL_STOP_TIMEOUT) : 30,
+    stopTimeoutSec: envNumber(env.ORIEL_STOP_TIMEOUT, 30),
     secureCookies: env.ORIEL_SECURE_COOKIES === '1',
     tlsCert: env.ORIEL_TLS_CERT ? resolve(env.ORIEL_TLS_CERT) : undefined,
     tlsKey: env.ORIEL_TLS_KEY ? resolve(env.ORIEL_TLS_KEY) : undefined,
@@ -115,7 +122,7 @@ export function defaultConfig(env: NodeJS.ProcessEnv = process.env): OrielConfig
     trustProxy: splitList(env.ORIEL_TRUST_PROXY),
     logLevel: env.ORIEL_LOG_LEVEL || 'info',
     imagesDirs: (env.ORIEL_IMAGES_DIRS ?? '').split(':').filter(Boolean).map((d) => resolve(d)),
-    serialLogMaxBytes: env.ORIEL_SERIAL_LOG_MAX_BYTES ? Number(env.ORIEL_SERIAL_LOG_MAX_BYTES) : 8 << 20,
+    serialLogMaxBytes: envNumber(env.ORIEL_SERIAL_LOG_MAX_BYTES, 8 << 20),
     defaultQuota: quotaFromEnv(env.ORIEL_DEFAULT_QUOTA),
   };
 }

@@ -12,6 +12,13 @@ test('bad values of ORIEL_* are each named with what is accepted', () => {
   assert.match(bad.join('\n'), /ORIEL_STOP_TIMEOUT must be a number of seconds/);
   assert.match(bad.join('\n'), /port .* must be a whole number/);
   assert.match(bad.join('\n'), /ORIEL_LOG_LEVEL must be one of/);
+  // Numbers are plain decimals: blanks, hex and exponents are refused rather than read as 0, 16 or 1000.
+  for (const v of [' ', '0x10', '1e3', '-5', '30s']) {
+    const p = configProblems(defaultConfig({ ORIEL_STOP_TIMEOUT: v, ORIEL_PORT: v }));
+    assert.equal(p.length, 2, `${JSON.stringify(v)}: ${p.join('\n')}`);
+  }
+  assert.equal(defaultConfig({ ORIEL_STOP_TIMEOUT: '2.5' }).stopTimeoutSec, 2.5);
+  assert.equal(defaultConfig({ ORIEL_STOP_TIMEOUT: '' }).stopTimeoutSec, 30);
   const exposed = configProblems(defaultConfig({ ORIEL_DATA_DIR: '/srv/oriel/data', ORIEL_IMAGES_DIRS: '/srv/oriel' }));
   assert.match(exposed.join('\n'), /image folder \/srv\/oriel holds Oriel's data or cache directory/);
 });

@@ -158,7 +158,7 @@ export async function captureCheckpoint(o: CaptureOptions): Promise<Manifest> {
       offEvents();
       release();
     }
-  }, { quietRunState: true });
+  }, { ownRunState: true, action: 'checkpoint' });
 }
 
 async function setCapabilities(qmp: QmpClient, live: boolean): Promise<void> {

@@ -57,7 +57,7 @@ export async function restoreCheckpoint(o: RestoreOptions): Promise<RestoreResul
   o.disks.setHead(vm.id, null);
   o.progress?.('starting QEMU');
   const t0 = performance.now();
-  await o.vms.start(vm.id, { incoming: true });
+  await o.vms.start(vm.id, { incoming: { reason: 'waiting for a checkpoint to be restored' } });
   let streamBytes = 0;
   await o.vms.withQmp(vm.id, async (qmp) => {
     const sockPath = join(paths.dir, 'restore.sock');
@@ -85,10 +85,11 @@ export async function restoreCheckpoint(o: RestoreOptions): Promise<RestoreResul
     const mig = await waitMigration(qmp);
     if (mig.status !== 'completed') throw new Error(`QEMU refused the checkpoint's stream: migration ${mig.status}`);
     rmSync(sockPath, { force: true });
-    if (m.guestReady) o.vms.markReadyFromCheckpoint(vm.id);
+    // The checkpoint was taken after the ready marker: this QEMU's console will not show it again.
+    if (m.guestReady) o.vms.markReady(vm.id);
     const st = await qmp.queryStatus();
     if (m.wasRunning && !st.running) await qmp.execute('cont');
-  }, { quietRunState: true });
+  }, { ownRunState: true, action: 'restore' });
   return { manifest: m, restoreMs: Math.round(performance.now() - t0), streamBytes };
 }
 

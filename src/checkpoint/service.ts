@@ -3,7 +3,8 @@
 import { statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { VmManager } from '../vm/manager.ts';
-import { isAlive } from '../vm/process.ts';
+import { isAlive } from '../host/process.ts';
+import { recoverInterruptedCapture } from './boot-recovery.ts';
 import { captureCheckpoint } from './capture.ts';
 import { DiskCheckpoints } from './disk.ts';
 import { abandonMigration } from './migration.ts';
@@ -77,6 +78,8 @@ export class CheckpointService {
     this.root = opts.root;
     this.store = new CheckpointStore(opts.root, { faults: opts.faults });
     this.disks = new DiskCheckpoints(opts.root, opts.qemuImg);
+    // At server start, a QEMU a dead server left mid-checkpoint is put right before the VM manager reads its state.
+    vms.use({ recoverAtBoot: recoverInterruptedCapture });
   }
 
   static defaultRoot(dataDir: string): string {
@@ -156,7 +159,7 @@ export class CheckpointService {
     await this.vms.withQmp(o.vmId, async (qmp) => {
       await abandonMigration(qmp, { background: o.job.live, wasRunning: o.job.live });
       if (o.job.disk) await this.disks.abort(qmp, o.job.disk);
-    }, { quietRunState: true });
+    }, { ownRunState: true, action: 'clean up a checkpoint of' });
   }
 
   /**

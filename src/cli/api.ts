@@ -6,7 +6,10 @@ import type { IncomingMessage } from 'node:http';
 import { homedir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import type { ClientOptions } from 'ws';
-import { readText, send } from './http.ts';
+import { OrielClient } from '../api/client.ts';
+import type { ApiEvent } from '../api/events.ts';
+import type { Transport } from '../api/transport.ts';
+import { readText, send, type SendOptions } from './http.ts';
 import {
   UntrustedServerError, normalizeFingerprint, readCa, secureConnector, untrustedMessage, type Trust,
 } from './tls-trust.ts';
@@ -92,49 +95,72 @@ export interface ApiOptions {
   fingerprint?: string;
 }
 
-export class Api {
+/** The server, token and trust a command uses: flags, then the environment, then what `oriel login` saved. */
+function resolveServer(o: ApiOptions): { url: string; token?: string; trust: Trust } {
+  const url = (o.server || process.env.ORIEL_URL || DEFAULT_URL).replace(/\/+$/, '');
+  if (!/^https?:\/\/[^/]/.test(url)) throw new CliError(`the server URL must be http:// or https://, not '${url}'`);
+  if (url.startsWith('http:') && (o.fingerprint || o.ca)) {
+    throw new CliError(`--fingerprint and --ca apply to https:// servers: ${url} is plain http, where the `
+      + 'password and token would cross in clear; use its https:// URL');
+  }
+  const saved = loadCredentials()[url];
+  const token = o.token || process.env.ORIEL_TOKEN || saved?.token;
+  const pin = o.fingerprint || process.env.ORIEL_FINGERPRINT;
+  const fingerprint = pin ? normalizeFingerprint(pin) : saved?.fingerprint;
+  if (pin && !fingerprint)
+    throw new CliError(`--fingerprint (ORIEL_FINGERPRINT) takes a SHA-256 fingerprint (64 hex digits, colons allowed), not '${pin}'`);
+  const caFile = o.ca || process.env.ORIEL_CA || (pin ? undefined : saved?.ca);
+  let ca: Trust['ca'];
+  try {
+    ca = caFile ? readCa(resolve(caFile)) : undefined;
+  } catch (e) {
+    throw new CliError((e as Error).message);
+  }
+  const trust = { ...(fingerprint ? { fingerprint } : {}), ...(ca ? { ca } : {}) };
+  return { url, ...(token ? { token } : {}), trust };
+}
+
+/** Sends one request with the server's trust; connection and certificate problems become a CliError. */
+async function reach(
+  server: string, url: string, o: Omit<SendOptions, 'trust'>, trust: Trust,
+): Promise<IncomingMessage> {
+  try {
+    return await send(url, { ...o, trust });
+  } catch (e) {
+    if (e instanceof UntrustedServerError) throw new CliError(untrustedMessage(server, e));
+    if ((e as Error).name === 'AbortError') throw e;
+    throw new CliError(
+      `cannot reach the Oriel server at ${server} (${(e as Error).message}); is \`oriel serve\` running? (--server or ORIEL_URL)`,
+    );
+  }
+}
+
+/** The API's typed client (src/api/client.ts) over node:http(s) with this server's trust (Node's fetch cannot take
+ * a custom CA or a pinned certificate); a refusal becomes a CliError naming the HTTP status. */
+export class Api extends OrielClient {
   readonly url: string;
   private readonly token?: string;
   readonly trust: Trust;
 
   constructor(o: ApiOptions = {}) {
-    this.url = (o.server || process.env.ORIEL_URL || DEFAULT_URL).replace(/\/+$/, '');
-    if (!/^https?:\/\/[^/]/.test(this.url)) throw new CliError(`the server URL must be http:// or https://, not '${this.url}'`);
-    if (this.url.startsWith('http:') && (o.fingerprint || o.ca)) {
-      throw new CliError(`--fingerprint and --ca apply to https:// servers: ${this.url} is plain http, where the `
-        + 'password and token would cross in clear; use its https:// URL');
-    }
-    const saved = loadCredentials()[this.url];
-    this.token = o.token || process.env.ORIEL_TOKEN || saved?.token;
-    const pin = o.fingerprint || process.env.ORIEL_FINGERPRINT;
-    const fingerprint = pin ? normalizeFingerprint(pin) : saved?.fingerprint;
-    if (pin && !fingerprint)
-      throw new CliError(`--fingerprint (ORIEL_FINGERPRINT) takes a SHA-256 fingerprint (64 hex digits, colons allowed), not '${pin}'`);
-    const caFile = o.ca || process.env.ORIEL_CA || (pin ? undefined : saved?.ca);
-    let ca: Trust['ca'];
-    try {
-      ca = caFile ? readCa(resolve(caFile)) : undefined;
-    } catch (e) {
-      throw new CliError((e as Error).message);
-    }
-    this.trust = { ...(fingerprint ? { fingerprint } : {}), ...(ca ? { ca } : {}) };
-  }
-
-  /** Sends a request with this server's trust; connection and certificate problems become a CliError. */
-  private async send(
-    method: string,
-    path: string,
-    o: { headers: Record<string, string>; body?: string; signal?: AbortSignal },
-  ): Promise<IncomingMessage> {
-    try {
-      return await send(this.url + path, { method, ...o, trust: this.trust });
-    } catch (e) {
-      if (e instanceof UntrustedServerError) throw new CliError(untrustedMessage(this.url, e));
-      if ((e as Error).name === 'AbortError') throw e;
-      throw new CliError(
-        `cannot reach the Oriel server at ${this.url} (${(e as Error).message}); is \`oriel serve\` running? (--server or ORIEL_URL)`,
-      );
-    }
+    const s = resolveServer(o);
+    const transport: Transport = async (url, init) => {
+      const res = await reach(s.url, url, { method: init.method, headers: init.headers, body: init.body }, s.trust);
+      return { status: res.statusCode ?? 0, statusText: res.statusMessage, text: () => readText(res) };
+    };
+    super({
+      baseUrl: s.url,
+      transport,
+      authHeaders: (): Record<string, string> => (s.token ? { authorization: `Bearer ${s.token}` } : {}),
+      onError: (e, req) => {
+        if (e.status === 401 && req.auth && !s.token)
+          throw new CliError(`${e.message}\nsign in with \`oriel login\`, or set ORIEL_TOKEN`);
+        throw new CliError(`${e.message} (HTTP ${e.status})`);
+      },
+    });
+    this.url = s.url;
+    this.token = s.token;
+    this.trust = s.trust;
   }
 
   /** Options for a `ws` WebSocket to this server (wss: the same certificate check as the API requests). */
@@ -143,42 +169,21 @@ export class Api {
     return { createConnection: secureConnector(this.trust) as unknown as ClientOptions['createConnection'] };
   }
 
-  async request<T = unknown>(method: string, path: string, body?: unknown, { auth = true } = {}): Promise<T> {
-    const headers: Record<string, string> = {};
-    if (body !== undefined) headers['content-type'] = 'application/json';
-    if (auth && this.token) headers.authorization = `Bearer ${this.token}`;
-    const res = await this.send(method, path, { headers, body: body === undefined ? undefined : JSON.stringify(body) });
-    const text = await readText(res);
-    const data = text ? safeJson(text) : undefined;
-    const status = res.statusCode ?? 0;
-    if (status < 200 || status > 299) {
-      const msg = (data as { message?: string } | undefined)?.message ?? (text || res.statusMessage);
-      if (status === 401 && auth && !this.token)
-        throw new CliError(`${msg}\nsign in with \`oriel login\`, or set ORIEL_TOKEN`);
-      throw new CliError(`${msg} (HTTP ${status})`);
-    }
-    return data as T;
-  }
-
-  /** The Authorization header for requests made outside `request` (the console WebSocket). */
+  /** The Authorization header for requests made outside the client (the console WebSocket, the event stream). */
   authHeaders(): Record<string, string> {
     return this.token ? { authorization: `Bearer ${this.token}` } : {};
   }
-
-  get<T>(path: string) { return this.request<T>('GET', path); }
-  post<T>(path: string, body?: unknown) { return this.request<T>('POST', path, body ?? {}); }
-  put<T>(path: string, body?: unknown) { return this.request<T>('PUT', path, body ?? {}); }
-  delete<T>(path: string) { return this.request<T>('DELETE', path); }
 
   /** The token requests carry (flag, ORIEL_TOKEN, or the saved one), if any. */
   get bearer(): string | undefined { return this.token; }
 
   /** Follows the server-sent event stream, calling `on` for each event until it returns true. */
   async follow(
-    on: (type: string, data: unknown) => boolean | void,
+    on: (e: ApiEvent) => boolean | void,
     opts: { signal?: AbortSignal; onOpen?: () => Promise<boolean | void> } = {},
   ): Promise<void> {
-    const res = await this.send('GET', '/api/events', { headers: this.authHeaders(), signal: opts.signal });
+    const res = await reach(this.url, `${this.url}/api/events`,
+      { method: 'GET', headers: this.authHeaders(), signal: opts.signal }, this.trust);
     if (res.statusCode !== 200) {
       res.destroy();
       throw new CliError(`cannot follow events: HTTP ${res.statusCode}`);
@@ -193,7 +198,7 @@ export class Api {
   }
 }
 
-async function readEvents(res: IncomingMessage, on: (type: string, data: unknown) => boolean | void): Promise<void> {
+async function readEvents(res: IncomingMessage, on: (e: ApiEvent) => boolean | void): Promise<void> {
   const decoder = new TextDecoder();
   let buf = '';
   for await (const chunk of res as AsyncIterable<Uint8Array>) {
@@ -204,15 +209,7 @@ async function readEvents(res: IncomingMessage, on: (type: string, data: unknown
       buf = buf.slice(i + 2);
       const type = /^event: (.*)$/m.exec(block)?.[1];
       const data = /^data: (.*)$/m.exec(block)?.[1];
-      if (type && data && on(type, JSON.parse(data))) return;
+      if (type && data && on({ type, data: JSON.parse(data) } as ApiEvent)) return;
     }
-  }
-}
-
-function safeJson(t: string): unknown {
-  try {
-    return JSON.parse(t);
-  } catch {
-    return t;
   }
 }

@@ -112,7 +112,8 @@ export async function createServer(config: OrielConfig, opts: { logger?: boolean
   // Capture workers a crashed server left end their checkpoints first; their operations end with them.
   const recovery = new CaptureRecovery(checkpoints, (msg, extra) => app.log.warn(extra, msg));
   ops.init((op) => recovery.operation(op));
-  await vms.init({ beforeReattach: (vm) => recovery.beforeReattach(vm) });
+  vms.use({ beforeReattach: (vm) => recovery.beforeReattach(vm) });
+  await vms.init();
   recovery.vmsReady();
   schedules.start();
 

@@ -5,8 +5,9 @@ import { EventEmitter } from 'node:events';
 import { randomUUID } from 'node:crypto';
 import type { Db } from '../store/database.ts';
 import { conflict, notFound } from '../errors.ts';
+import { isFinalStatus, type OperationStatus } from '../api/states.ts';
 
-export type OperationStatus = 'pending' | 'running' | 'succeeded' | 'failed' | 'cancelled';
+export type { OperationStatus };
 export interface Progress {
   done: number;
   total: number;
@@ -36,7 +37,6 @@ export interface OperationContext {
 }
 
 const LOG_TAIL = 200;
-const FINAL: OperationStatus[] = ['succeeded', 'failed', 'cancelled'];
 
 interface Row {
   id: string; kind: string; vm_id: string | null; user_id: string | null; status: OperationStatus; progress: string;
@@ -178,7 +178,7 @@ export class Operations extends EventEmitter {
   cancel(id: string): Operation {
     const op = this.get(id);
     const ac = this.controllers.get(id);
-    if (!ac || FINAL.includes(op.status)) throw conflict(`operation ${id} has already ${op.status}`);
+    if (!ac || isFinalStatus(op.status)) throw conflict(`operation ${id} has already ${op.status}`);
     ac.abort();
     return this.get(id);
   }
@@ -186,10 +186,10 @@ export class Operations extends EventEmitter {
   /** Resolves with the operation once it has finished, or as it is after `timeoutMs`. */
   wait(id: string, timeoutMs: number): Promise<Operation> {
     const op = this.get(id);
-    if (FINAL.includes(op.status)) return Promise.resolve(op);
+    if (isFinalStatus(op.status)) return Promise.resolve(op);
     return new Promise((resolve) => {
       const onChange = (o: Operation) => {
-        if (o.id === id && FINAL.includes(o.status)) done(o);
+        if (o.id === id && isFinalStatus(o.status)) done(o);
       };
       const timer = setTimeout(() => done(this.get(id)), timeoutMs);
       const done = (o: Operation) => {
@@ -202,4 +202,4 @@ export class Operations extends EventEmitter {
   }
 }
 
-export const isFinal = (s: OperationStatus) => FINAL.includes(s);
+export const isFinal = isFinalStatus;

@@ -2,15 +2,13 @@
 // (spice.proto `channel BaseChannel`; docs/spice-protocol.md §3.4). Channel kinds extend this class and
 // handle their own message numbers (>= 101).
 import { Emitter, type Event } from './emitter.ts';
-import { BaseMsg, BaseMsgc, channelName, serverMsgName } from './proto/constants.ts';
+import { BaseMsg, BaseMsgc, MINI_HEADER_SIZE, channelName, serverMsgName } from './proto/constants.ts';
 import { SpiceProtocolError } from './proto/errors.ts';
 import { Reader } from './proto/reader.ts';
 import { Writer } from './proto/writer.ts';
 import { SpiceConnectionClosed, type ByteQueue, type Transport } from './transport.ts';
 import { decodeUtf8 } from './proto/utf8.ts';
 
-/** Mini header {type u16, size u32} (SpiceMiniDataHeader, spice/protocol.h). */
-const MINI_HEADER_SIZE = 6;
 
 export interface ChannelOptions {
   /** Largest message body accepted; larger sizes are a protocol error, never an allocation. */

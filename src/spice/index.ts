@@ -23,7 +23,7 @@ export {
   ChannelType, ImageCompression, ImageType, KeyModifier, LinkErr, MouseButton, MouseButtonMask, MouseMode,
   SurfaceFmt, VideoCodec, nameOf,
 } from './proto/constants.ts';
-export { SpiceAgent, CLIENT_AGENT_CAPS, type AgentState, type AgentOptions } from './agent/agent.ts';
+export { SpiceAgent, CLIENT_AGENT_CAPS, monitorSize, type AgentState, type AgentOptions } from './agent/agent.ts';
 export { AgentClipboard, ClipboardError, type ClipboardContent, type GuestGrab } from './agent/clipboard.ts';
 export {
   AgentFileTransfer,
@@ -43,3 +43,12 @@ export {
 } from './webdav/fs.ts';
 export { DropBox, dropName } from './webdav/drops.ts';
 export { sendFileToGuest, sendPath, type SendPath, type SendFileOptions } from './webdav/send-file.ts';
+export {
+  ConsoleController, type ConsoleControllerOptions, type ConsoleSession, type MouseModeName, type Size,
+} from './console/controller.ts';
+export {
+  TYPE_PAUSE_MS, SEND_KEY_COMBOS, checkTypeable, parseKeyCombo, typeText, type TypeOptions,
+} from './console/typing.ts';
+export {
+  completePicture, primarySurface, type CompletePicture, type PictureCompletion, type PictureOptions,
+} from './console/picture.ts';

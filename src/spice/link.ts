@@ -59,9 +59,13 @@ function linkErrReason(code: number): LinkErrorReason {
   return name in LinkErr ? (name as keyof typeof LinkErr) : 'ERROR';
 }
 
-const HEADER_SIZE = 16; // magic, major, minor, size: 4 × u32
+/** SpiceLinkHeader: magic, major, minor, size: 4 × u32. */
+export const LINK_HEADER_SIZE = 16;
+const HEADER_SIZE = LINK_HEADER_SIZE;
 const LINK_MESS_SIZE = 18; // connection_id u32, type u8, id u8, num_common u32, num_channel u32, caps_offset u32
-const MAX_REPLY_SIZE = 4096; // 178 + caps; anything larger is not a SPICE server
+/** The largest link body taken (a reply is 178 bytes + caps): anything larger is not SPICE. */
+export const MAX_LINK_BODY = 4096;
+const MAX_REPLY_SIZE = MAX_LINK_BODY;
 const CLIENT_COMMON_CAPS = [CommonCap.PROTOCOL_AUTH_SELECTION, CommonCap.AUTH_SPICE, CommonCap.MINI_HEADER];
 
 export function encodeLinkMess(
@@ -76,6 +80,35 @@ export function encodeLinkMess(
   w.u32(common.length).u32(chan.length).u32(LINK_MESS_SIZE);
   for (const c of [...common, ...chan]) w.u32(c);
   return w.finish();
+}
+
+/** SpiceLinkMess, what a client sends after the header (the server's side, e.g. a proxy reading the link). */
+export interface LinkMess {
+  connectionId: number;
+  channelType: number;
+  channelId: number;
+  commonCaps: number[];
+  channelCaps: number[];
+}
+
+/** Parses SpiceLinkMess {connection_id, channel_type, channel_id, num_common_caps, num_channel_caps, caps_offset}. */
+export function decodeLinkMess(bytes: Uint8Array): LinkMess {
+  const r = new Reader(bytes, 0, 'SpiceLinkMess');
+  const connectionId = r.u32();
+  const channelType = r.u8();
+  const channelId = r.u8();
+  return { connectionId, channelType, channelId, ...readCaps(r, 'SpiceLinkMess caps') };
+}
+
+/** {num_common_caps, num_channel_caps, caps_offset} and the caps words they point at (both link messages end so). */
+function readCaps(r: Reader, what: string): { commonCaps: number[]; channelCaps: number[] } {
+  const nCommon = r.u32();
+  const nChannel = r.u32();
+  const c = r.at(r.u32(), what);
+  c.count(nCommon + nChannel, 4);
+  const commonCaps = Array.from({ length: nCommon }, () => c.u32());
+  const channelCaps = Array.from({ length: nChannel }, () => c.u32());
+  return { commonCaps, channelCaps };
 }
 
 export interface LinkReply {
@@ -105,14 +138,7 @@ export function decodeLinkReply(bytes: Uint8Array): LinkReply {
   const error = r.u32();
   if (error !== LinkErr.OK) return { error, pubKey: new Uint8Array(0), commonCaps: [], channelCaps: [] };
   const pubKey = r.bytesView(TICKET_PUBKEY_BYTES).slice();
-  const nCommon = r.u32();
-  const nChannel = r.u32();
-  const capsOffset = r.u32();
-  const c = r.at(capsOffset, 'SpiceLinkReply caps');
-  c.count(nCommon + nChannel, 4);
-  const commonCaps = Array.from({ length: nCommon }, () => c.u32());
-  const channelCaps = Array.from({ length: nChannel }, () => c.u32());
-  return { error, pubKey, commonCaps, channelCaps };
+  return { error, pubKey, ...readCaps(r, 'SpiceLinkReply caps') };
 }
 
 /** Runs the handshake on a fresh transport; resolves when the server's link result is OK. */

@@ -12,3 +12,17 @@ export function startTimer(ms: number, callback: () => void): () => void {
   const h = host.setTimeout(callback, ms);
   return () => host.clearTimeout(h);
 }
+
+/** Calls `callback` every `ms`; the returned function stops it. */
+export function startInterval(ms: number, callback: () => void): () => void {
+  let stop = startTimer(ms, function tick() {
+    callback();
+    stop = startTimer(ms, tick);
+  });
+  return () => stop();
+}
+
+/** Resolves after `ms`. */
+export function pause(ms: number): Promise<void> {
+  return new Promise((resolve) => startTimer(ms, resolve));
+}

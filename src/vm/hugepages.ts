@@ -1,8 +1,8 @@
 // Huge-page guest RAM. A VM with `hugepages` gets its RAM from a hugetlb memfd of 2 MiB pages, which the host must
 // have reserved (as for Proxmox's `hugepages: 2`): Oriel does not change the host's memory settings. What it buys:
-// QEMU 7.2's background snapshot, which checkpoints build on, walks guest RAM page by page inside the pause
+// QEMU 7.2's background snapshot (a live snapshot of RAM) walks guest RAM page by page inside the VM's pause
 // (populate, write-protect) and lifts the protection page by page; with 4 KiB pages that is 524,288 entries at
-// 2 GiB and tens of ms of pause, with 2 MiB pages 1,024 entries and a few ms (src/checkpoint/README.md).
+// 2 GiB and tens of ms of pause, with 2 MiB pages 1,024 entries and a few ms.
 // The 2 MiB pool is read from sysfs, not /proc/meminfo: meminfo's HugePages_* count only the host's default size,
 // which need not be 2 MiB.
 import { readFileSync } from 'node:fs';

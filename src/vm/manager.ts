@@ -10,67 +10,44 @@
 // QEMU runs detached from the server (its own session, its pid in a pidfile, QMP on a unix socket), so a server
 // restart re-attaches running VMs instead of losing them. QMP's socket closing is how a death is noticed, whether
 // Oriel started that QEMU or re-attached it.
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { EventEmitter } from 'node:events';
-import { closeSync, existsSync, mkdirSync, openSync, rmSync, writeSync } from 'node:fs';
-import { conflict, notFound, OrielError, unprocessable, unavailable } from '../errors.ts';
-import type { Accel } from '../config.ts';
-import type { Db } from '../store/database.ts';
+import { existsSync, mkdirSync, rmSync } from 'node:fs';
+import { conflict, notFound, OrielError, unprocessable } from '../errors.ts';
+import { isOurs, readPidfile } from '../host/process.ts';
 import { resolveAccel } from './accel.ts';
-import { createOverlay, diskInfo } from './disk.ts';
 import { findBuiltImage } from './images/registry.ts';
 import { checkHugePages } from './hugepages.ts';
 import { GuestAgent } from './guest-agent.ts';
 import { execByAgent, execByShell, type ExecResult } from './guest-exec.ts';
+import { VmHookList, type VmHooks } from './hooks.ts';
+import { launchQemu } from './launch.ts';
+import type { StartOptions, VmManagerOptions, WithQmpOptions } from './manager-options.ts';
 import { vmPaths, type VmPaths } from './paths.ts';
-import { isAlive, isOurQemu, readPidfile, sleep, tail, waitUntil } from './process.ts';
+import { parseVmRequest, provisionVm } from './provision.ts';
 import { qemuArgs } from './qemu-args.ts';
-import { DEFAULT_SERIAL_LOG_MAX_BYTES, SerialLogKeeper, serialLogShows } from './serial-log.ts';
-import { QmpClient } from './qmp/index.ts';
+import { reattachQemu } from './reattach.ts';
+import { runStateNow, stateFromEvent } from './run-state.ts';
+import { DEFAULT_SERIAL_LOG_MAX_BYTES, SerialLogKeeper, serialLogShows, tail } from './serial-log.ts';
+import type { QmpClient } from './qmp/index.ts';
 import { recheckSpecPaths, resolveSpec } from './resolve-spec.ts';
-import { howItEnded, type Runtime } from './runtime.ts';
-import { VM_ID_RE, VM_NAME_RE, vmRequestSchema, type VmSpec, type VmState } from './spec.ts';
+import { settleQemuExit, type Runtime } from './runtime.ts';
+import { VM_ID_RE, VM_NAME_RE, type VmState } from './spec.ts';
 import { VmStore, type VmRecord } from './store.ts';
-// A timer that keeps the process alive: at server start nothing else may (the HTTP server is not listening yet).
-import { setTimeout as delay } from 'node:timers/promises';
-
-export interface VmManagerOptions {
-  db: Db;
-  dataDir: string;
-  cacheDir: string;
-  qemuBinary: string;
-  qemuImgBinary: string;
-  accel: Accel;
-  stopTimeoutSec: number;
-  /** Folders admins may name disk images, kernels and initrds in (host-paths.ts). */
-  imagesDirs?: string[];
-  /** The cap on each running VM's serial.log (serial-log.ts); DEFAULT_SERIAL_LOG_MAX_BYTES when unset. */
-  serialLogMaxBytes?: number;
-  log?: (level: 'info' | 'warn' | 'error', msg: string, extra?: Record<string, unknown>) => void;
-  /** Quotas: each throws to refuse; called right before a VM's row is inserted and before a start marks it
-   * `starting`, with no await between check and write, so parallel requests cannot both pass a check one fits. */
-  admit?: { create(ownerId: string, spec: VmSpec): void; start(vm: VmRecord): void };
-}
+import { sleep, waitUntil } from './wait.ts';
 
 export type { ExecResult } from './guest-exec.ts';
+export type { VmHooks } from './hooks.ts';
+export type { StartOptions, VmManagerOptions, WithQmpOptions } from './manager-options.ts';
 
-/** Options of `start`. */
-export interface StartOptions {
-  /** Restore: start QEMU with `-incoming defer` (checkpoints then send `migrate-incoming` through `withQmp`). The
-   * VM shows as paused until the incoming stream has been loaded and the guest continues. */
-  incoming?: boolean;
-}
-
-const QMP_START_TIMEOUT_MS = 20_000;
 const FORCE_WAIT_MS = 5_000;
-/** How long a restarted server keeps trying to reach a live QEMU's QMP before it ends that QEMU. */
-const REATTACH_TIMEOUT_MS = 20_000;
 
 export class VmManager extends EventEmitter {
   readonly store: VmStore;
   private readonly runtimes = new Map<string, Runtime>();
   private readonly locks = new Map<string, Promise<unknown>>();
   private readonly serialLogs: SerialLogKeeper;
+  private readonly hooks = new VmHookList();
 
   constructor(private readonly o: VmManagerOptions) {
     super();
@@ -84,6 +61,11 @@ export class VmManager extends EventEmitter {
 
   private log(level: 'info' | 'warn' | 'error', msg: string, extra?: Record<string, unknown>) {
     this.o.log?.(level, msg, extra);
+  }
+
+  /** Registers extension points (hooks.ts); call before `init`. */
+  use(hooks: VmHooks): void {
+    this.hooks.add(hooks);
   }
 
   paths(vm: VmRecord): VmPaths {
@@ -125,64 +107,25 @@ export class VmManager extends EventEmitter {
 
   /** Validates a request, resolves its image and creates the VM's folder and disk overlay. */
   async create(input: unknown, ownerId: string, opts: { hostPaths?: boolean } = {}): Promise<VmRecord> {
-    const parsed = vmRequestSchema.safeParse(input);
-    if (!parsed.success) {
-      throw new OrielError(
-        400,
-        parsed.error.issues.map((i) => (i.path.length ? `${i.path.join('.')}: ` : '') + i.message).join('; '),
-        'bad_request',
-      );
-    }
-    const req = parsed.data;
+    const req = parseVmRequest(input);
     if (this.store.byName(req.name)) throw conflict(`a VM named '${req.name}' already exists`);
     const spec = await resolveSpec(req, this.o, opts.hostPaths ?? false);
-    const id = this.store.newId();
-    const p = vmPaths(this.o.dataDir, id);
-    mkdirSync(p.dir, { recursive: true, mode: 0o700 });
-    try {
-      await this.newDisk(ownerId, spec, p.disk);
-      const vm = this.store.insert({ id, name: req.name, ownerId, spec });
-      this.emit('changed', vm);
-      this.log('info', 'vm created', { vm: vm.name, id });
-      return vm;
-    } catch (e) {
-      rmSync(p.dir, { recursive: true, force: true });
-      if (e instanceof OrielError) throw e;
-      if ((e as { code?: string }).code === 'SQLITE_CONSTRAINT_UNIQUE')
-        throw conflict(`a VM named '${req.name}' already exists`);
-      throw e;
-    }
+    const vm = await provisionVm(this.o, this.store, { name: req.name, ownerId, spec });
+    this.emit('changed', vm);
+    this.log('info', 'vm created', { vm: vm.name, id: vm.id });
+    return vm;
   }
 
-  /** A new, stopped VM with the same spec (device model, image, memory) as `ref`: the target of a restore as a new
-   * VM. Its overlay sits on the same base; the restore then replaces it with the checkpoint's disk. */
+  /** A new, stopped VM with the same spec (device model, image, memory) as `ref`, its overlay on the same base: a
+   * twin that can take `ref`'s saved state (its disk replaced, its RAM from an incoming migration). */
   async createLike(ref: string, name: string, ownerId: string): Promise<VmRecord> {
     const src = this.get(ref);
     if (!VM_NAME_RE.test(name) || VM_ID_RE.test(name)) throw new OrielError(400, `invalid VM name '${name}'`, 'bad_request');
     if (this.store.byName(name)) throw conflict(`a VM named '${name}' already exists`);
     await recheckSpecPaths(src.name, src.spec, this.o);
-    const id = this.store.newId();
-    const p = vmPaths(this.o.dataDir, id);
-    mkdirSync(p.dir, { recursive: true, mode: 0o700 });
-    try {
-      const spec = { ...src.spec };
-      await this.newDisk(ownerId, spec, p.disk);
-      const vm = this.store.insert({ id, name, ownerId, spec });
-      this.emit('changed', vm);
-      return vm;
-    } catch (e) {
-      rmSync(p.dir, { recursive: true, force: true });
-      throw e;
-    }
-  }
-
-  /** The overlay of a new VM (if it has a disk) and its provisioned size, then the quotas' word (no await after). */
-  private async newDisk(ownerId: string, spec: VmSpec, disk: string): Promise<void> {
-    if (spec.baseDisk) {
-      await createOverlay(this.o.qemuImgBinary, spec.baseDisk, spec.baseFormat!, disk);
-      spec.diskBytes = (await diskInfo(this.o.qemuImgBinary, disk, 'qcow2')).virtualSize;
-    }
-    this.o.admit?.create(ownerId, spec);
+    const vm = await provisionVm(this.o, this.store, { name, ownerId, spec: src.spec });
+    this.emit('changed', vm);
+    return vm;
   }
 
   async delete(ref: string): Promise<void> {
@@ -216,9 +159,8 @@ export class VmManager extends EventEmitter {
     // A pidfile left by a QEMU that died with the machine, or whose pid now belongs to another process.
     const stalePid = readPidfile(p.pidfile);
     if (stalePid !== undefined) {
-      if (isAlive(stalePid) && isOurQemu(stalePid, p.qmp)) {
+      if (isOurs(stalePid, p.qmp))
         throw conflict(`QEMU for VM '${vm.name}' is still running as pid ${stalePid}; force-stop it first`);
-      }
       this.log('warn', 'removing stale pidfile', { vm: vm.name, pid: stalePid });
     }
     const stale = [p.pidfile, p.qmp, p.spice, p.serial, p.shell, p.guestAgent, p.serialLog, p.serialLogPrev];
@@ -227,61 +169,28 @@ export class VmManager extends EventEmitter {
     if (spec.hugepages) checkHugePages(vm.name, spec.memoryMiB);
     this.o.admit?.start(this.store.get(vm.id)!); // no await from here to the state write (quotas)
     this.setState(vm.id, 'starting', null, null);
-    const tiny = spec.accel === 'auto' ? findBuiltImage(this.o.cacheDir, 'tiny') : undefined;
-    const accel = await resolveAccel(
-      spec.accel,
-      this.o.qemuBinary,
-      tiny?.kernel && tiny.initrd ? { kernel: tiny.kernel, initrd: tiny.initrd } : undefined,
-    );
-    const args = qemuArgs(vm.name, spec, p, accel);
-    // Restore (checkpoints): QEMU waits for `migrate-incoming` instead of booting.
-    if (opts.incoming) args.push('-incoming', 'defer');
-    const logFd = openSync(p.qemuLog, 'a', 0o600);
-    writeSync(logFd, `--- ${new Date().toISOString()} starting QEMU (accel ${accel})\n`);
-    let child: ChildProcess;
     try {
-      // setsid (detached) so the VM survives the server: a restarted server re-attaches it.
-      child = spawn(this.o.qemuBinary, args, { detached: true, stdio: ['ignore', logFd, logFd], cwd: p.dir });
-    } finally {
-      closeSync(logFd);
-    }
-    child.unref();
-    const early = new Promise<never>((_, reject) => {
-      child.once('error', (e) =>
-        reject(
-          unavailable(
-            `cannot run ${this.o.qemuBinary}: ${e.message} (is qemu-system-x86 installed? run scripts/bootstrap.sh)`,
-          ),
-        ),
+      const tiny = spec.accel === 'auto' ? findBuiltImage(this.o.cacheDir, 'tiny') : undefined;
+      const accel = await resolveAccel(
+        spec.accel,
+        this.o.qemuBinary,
+        tiny?.kernel && tiny.initrd ? { kernel: tiny.kernel, initrd: tiny.initrd } : undefined,
       );
-      child.once('exit', (code, signal) =>
-        reject(
-          unprocessable(
-            `QEMU exited at once (${signal ?? `code ${code}`}): ${tail(p.qemuLog, 5)
-              .split('\n')
-              .filter((l) => !l.startsWith('---'))
-              .join(' | ')}`,
-          ),
-        ),
-      );
-    });
-    early.catch(() => undefined);
-    try {
-      const qmp = await Promise.race([QmpClient.connect(p.qmp, { retryUntilMs: QMP_START_TIMEOUT_MS }), early]);
-      const status = await qmp.queryStatus();
+      const args = qemuArgs(vm.name, spec, p, accel);
+      // QEMU waits for `migrate-incoming` instead of booting.
+      if (opts.incoming) args.push('-incoming', 'defer');
+      const { child, qmp, status } = await launchQemu(this.o.qemuBinary, args, p, `starting QEMU (accel ${accel})`);
       this.attach(vm, qmp, child.pid!, child);
-      this.log('info', 'vm started', { vm: vm.name, pid: child.pid, accel, incoming: opts.incoming ?? false });
-      // An incoming VM (status `inmigrate`) runs no guest code yet: paused until the restore lets it continue (its
-      // RESUME event then flips it to running).
-      if (opts.incoming || status.status === 'inmigrate')
-        return this.setState(vm.id, 'paused', 'waiting for a checkpoint to be restored', child.pid!);
-      return this.setState(vm.id, status.status === 'paused' ? 'paused' : 'running', null, child.pid!);
+      this.log('info', 'vm started', { vm: vm.name, pid: child.pid, accel, incoming: !!opts.incoming });
+      // An incoming VM (status `inmigrate`) runs no guest code yet: paused until the stream is loaded and the guest
+      // continues (its RESUME event then flips it to running).
+      if (opts.incoming || status === 'inmigrate') {
+        const reason = opts.incoming?.reason ?? 'waiting for an incoming migration';
+        return this.setState(vm.id, 'paused', reason, child.pid!);
+      }
+      return this.setState(vm.id, status === 'paused' ? 'paused' : 'running', null, child.pid!);
     } catch (e) {
-      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-      const err =
-        e instanceof OrielError
-          ? e
-          : unprocessable(`QEMU did not come up: ${(e as Error).message}. ${tail(p.qemuLog, 5)}`);
+      const err = e instanceof OrielError ? e : unprocessable(`QEMU did not come up: ${(e as Error).message}`);
       this.setState(vm.id, 'stopped', err.message, null);
       throw err;
     }
@@ -295,7 +204,7 @@ export class VmManager extends EventEmitter {
       pid,
       child,
       expectExit: false,
-      quietRunState: 0,
+      runStateOwners: 0,
       gone: new Promise<void>((r) => (markGone = r)),
     };
     this.runtimes.set(vm.id, rt);
@@ -305,10 +214,9 @@ export class VmManager extends EventEmitter {
         rt.shutdownReason = String((ev.data as { reason?: string } | undefined)?.reason ?? 'shutdown');
       const cur = this.store.get(vm.id);
       if (!cur) return;
-      if (rt.quietRunState > 0) return; // a checkpoint's own pause (withQmp); the state is reconciled after it
-      // Pauses and resumes done from outside Oriel (a QEMU monitor, a guest panic) still show in the state.
-      if (ev.event === 'STOP' && cur.state === 'running') this.setState(vm.id, 'paused', 'paused by QEMU');
-      if (ev.event === 'RESUME' && cur.state === 'paused') this.setState(vm.id, 'running', null);
+      if (rt.runStateOwners > 0) return; // a withQmp session owns it; the state is set when the session ends
+      const next = stateFromEvent(ev, cur.state);
+      if (next) this.setState(vm.id, next.state, next.reason);
     });
     void qmp.closed.then(async () => {
       if (rt.detached) return;
@@ -320,20 +228,9 @@ export class VmManager extends EventEmitter {
 
   private async onQemuGone(id: string, rt: Runtime): Promise<void> {
     if (this.runtimes.get(id) === rt) this.runtimes.delete(id);
-    rt.shell?.close();
-    rt.agent?.close();
-    // QMP closes a moment before the process is reaped; wait so the pid is really free.
-    // Our own child: its exit event says how it ended (signal or code); a re-attached QEMU is watched by pid.
-    const ended = () => (rt.child ? rt.childExit !== undefined : !isAlive(rt.pid));
-    if (!(await waitUntil(ended, FORCE_WAIT_MS))) {
-      this.log('warn', 'QMP closed but QEMU still runs; killing it', { id, pid: rt.pid });
-      try { process.kill(rt.pid, 'SIGKILL'); } catch { /* already gone */ }
-    }
     const vm = this.store.get(id);
-    if (!vm) return;
-    const p = this.paths(vm);
-    for (const f of [p.pidfile, p.qmp, p.spice, p.serial, p.shell, p.guestAgent]) rmSync(f, { force: true });
-    const end = howItEnded(rt, p.qemuLog);
+    const end = await settleQemuExit(rt, vm && this.paths(vm), (...a) => this.log(...a));
+    if (!vm || !end) return;
     this.setState(id, end.state, end.reason, null);
     if (end.state === 'stopped') this.log('info', 'vm stopped', { vm: vm.name });
     else this.log('warn', 'vm crashed', { vm: vm.name, pid: rt.pid, how: end.how });
@@ -431,7 +328,7 @@ export class VmManager extends EventEmitter {
     const vm = this.get(ref);
     const marker = vm.spec.readyMarker;
     if (!marker) return;
-    if (this.runtimes.get(vm.id)?.readyFromCheckpoint) return;
+    if (this.runtimes.get(vm.id)?.readyKnown) return;
     const p = this.paths(vm);
     const ok = await waitUntil(() => {
       const cur = this.store.get(vm.id);
@@ -469,55 +366,46 @@ export class VmManager extends EventEmitter {
     return rt.agent;
   }
 
-  /** QMP of a running VM, for the console proxy, screendumps and checkpoints. */
+  /** QMP of a running VM, for the console proxy and screendumps. */
   qmp(ref: string): QmpClient {
     const vm = this.get(ref);
     return this.runtime(vm).qmp;
   }
 
-  /** Whether the guest has shown its ready marker (this boot), without waiting. Checkpoints record it. */
+  /** Whether the guest has shown its ready marker (this boot), or is known ready (`markReady`), without waiting. */
   isReady(ref: string): boolean {
     const vm = this.get(ref);
-    if (!vm.spec.readyMarker || this.runtimes.get(vm.id)?.readyFromCheckpoint) return true;
+    if (!vm.spec.readyMarker || this.runtimes.get(vm.id)?.readyKnown) return true;
     const p = this.paths(vm);
     return serialLogShows(p.serialLog, vm.spec.readyMarker);
   }
 
-  /** Restore: the guest now runs from a checkpoint taken after its ready marker (serial.log of this QEMU will not
-   * show it again), so `exec` need not wait for it. */
-  markReadyFromCheckpoint(ref: string): void {
-    this.runtime(this.get(ref)).readyFromCheckpoint = true;
+  /** The guest is known ready although this QEMU's serial.log will not show the marker (it runs from saved state
+   * taken after the marker appeared), so `exec` need not wait for it. Until QEMU ends. */
+  markReady(ref: string): void {
+    this.runtime(this.get(ref)).readyKnown = true;
   }
 
   /**
-   * For checkpoints and restores: runs `fn` with the VM's QMP client under the VM's lifecycle lock (no start, stop or
-   * pause runs meanwhile). With `quietRunState`, STOP/RESUME events raised meanwhile (a checkpoint's pause of a few
-   * ms, QEMU resuming after a background snapshot or an incoming migration) do not change the VM's state; when
-   * `fn` ends the state is set from QEMU's `query-status` once (running, or paused for any stopped run state).
+   * Runs `fn` with the VM's QMP client under the VM's lifecycle lock (no start, stop or pause runs meanwhile), for
+   * work on a running or paused VM that other parts do through QMP. With `ownRunState`, see WithQmpOptions.
    */
-  withQmp<T>(
-    ref: string,
-    fn: (qmp: QmpClient, vm: VmRecord) => Promise<T>,
-    opts: { quietRunState?: boolean } = {},
-  ): Promise<T> {
+  withQmp<T>(ref: string, fn: (qmp: QmpClient, vm: VmRecord) => Promise<T>, opts: WithQmpOptions = {}): Promise<T> {
     const vm = this.get(ref);
     return this.withLock(vm.id, async () => {
       const cur = this.store.get(vm.id)!;
-      this.requireState(cur, ['running', 'paused'], 'checkpoint or restore');
+      this.requireState(cur, ['running', 'paused'], opts.action ?? 'control');
       const rt = this.runtime(cur);
-      if (!opts.quietRunState) return fn(rt.qmp, cur);
-      rt.quietRunState++;
+      if (!opts.ownRunState) return fn(rt.qmp, cur);
+      rt.runStateOwners++;
       try {
         return await fn(rt.qmp, cur);
       } finally {
-        rt.quietRunState--;
-        if (rt.quietRunState === 0 && !rt.qmp.isClosed) {
-          const st = await rt.qmp.queryStatus().catch(() => undefined);
-          const now = this.store.get(vm.id);
-          if (st && now && (now.state === 'running' || now.state === 'paused')) {
-            const want = st.running ? 'running' : 'paused';
-            if (want !== now.state || now.stateReason) this.setState(vm.id, want, null);
-          }
+        rt.runStateOwners--;
+        const want = rt.runStateOwners === 0 ? await runStateNow(rt.qmp) : undefined;
+        const now = this.store.get(vm.id);
+        if (want && now && (now.state === 'running' || now.state === 'paused')) {
+          if (want !== now.state || now.stateReason) this.setState(vm.id, want, null);
         }
       }
     });
@@ -525,76 +413,24 @@ export class VmManager extends EventEmitter {
 
   // ---- server start / stop ----
 
-  /** Re-attaches VMs whose QEMU survived a server restart; marks the others. `beforeReattach` runs first for each
-   * (checkpoints: a capture worker left by the previous server may hold QMP while it ends its checkpoint). */
-  async init(opts: { beforeReattach?: (vm: VmRecord) => Promise<void> } = {}): Promise<void> {
+  /** Re-attaches VMs whose QEMU survived a server restart (the hooks' `beforeReattach`, then `recoverAtBoot`, run
+   * for each); marks the others stopped or crashed. */
+  async init(): Promise<void> {
     for (const vm of this.store.list()) {
       if (vm.state === 'stopped' || vm.state === 'crashed') continue;
-      await opts.beforeReattach?.(vm);
+      await this.hooks.beforeReattach(vm);
       const p = this.paths(vm);
-      const pid = readPidfile(p.pidfile) ?? vm.pid ?? undefined;
-      let why = `QEMU was no longer running when Oriel started (last known pid ${pid ?? 'unknown'}).`;
-      if (pid !== undefined && isAlive(pid) && isOurQemu(pid, p.qmp)) {
-        // QEMU may take a moment to notice that the previous server's QMP connection is gone (it serves one client
-        // at a time), or be busy failing a migration whose receiver died: retry before giving up on it.
-        const deadline = Date.now() + REATTACH_TIMEOUT_MS;
-        let lastError = '';
-        while (Date.now() < deadline && isAlive(pid)) {
-          try {
-            const qmp = await QmpClient.connect(p.qmp, { timeoutMs: 5000 });
-            await this.recoverInterrupted(vm, qmp);
-            const status = await qmp.queryStatus();
-            this.attach(vm, qmp, pid);
-            this.setState(
-              vm.id,
-              status.status === 'paused' || status.status === 'prelaunch' ? 'paused' : 'running',
-              null,
-              pid,
-            );
-            this.log('info', 're-attached running vm', { vm: vm.name, pid });
-            lastError = '';
-            break;
-          } catch (e) {
-            lastError = (e as Error).message;
-            await delay(500);
-          }
-        }
-        if (this.runtimes.has(vm.id)) continue;
-        // A QEMU Oriel cannot control would hold the VM's disk lock forever: end it, and say so.
-        if (isAlive(pid)) {
-          this.log('warn', 'QEMU does not answer on QMP; killing it', { vm: vm.name, pid, error: lastError });
-          try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ }
-          await waitUntil(() => !isAlive(pid), FORCE_WAIT_MS);
-          why = `QEMU (pid ${pid}) did not answer on QMP when Oriel started (${lastError}); it was stopped by force.`;
-        }
+      const found = await reattachQemu(vm, p, this.hooks, (...a) => this.log(...a));
+      if ('qmp' in found) {
+        this.attach(vm, found.qmp, found.pid);
+        const paused = found.status === 'paused' || found.status === 'prelaunch';
+        this.setState(vm.id, paused ? 'paused' : 'running', null, found.pid);
+        this.log('info', 're-attached running vm', { vm: vm.name, pid: found.pid });
+        continue;
       }
       rmSync(p.pidfile, { force: true });
       if (vm.state === 'stopping') this.setState(vm.id, 'stopped', null, null);
-      else this.setState(vm.id, 'crashed', `${why}\n${tail(p.qemuLog, 10)}`, null);
-    }
-  }
-
-  /**
-   * A server that died during a checkpoint can leave its QEMU mid-way: stopped for the checkpoint's pause (the `stop`
-   * arrived, the migration that resumes the guest did not), or migrating to a socket nobody reads any more. The
-   * database still says what the user wanted (running or paused), so: cancel such a migration, and resume a guest
-   * the user did not pause. Block jobs (a disk backup) finish or fail on their own; the next checkpoint starts a
-   * full disk backup when it cannot trust the last one.
-   */
-  private async recoverInterrupted(vm: VmRecord, qmp: QmpClient): Promise<void> {
-    const mig = await qmp.execute<{ status?: string }>('query-migrate').catch(() => ({ status: undefined }));
-    if (mig.status && ['setup', 'active', 'pre-switchover', 'device'].includes(mig.status)) {
-      this.log('warn', 'cancelling a migration left by a previous server', { vm: vm.name, status: mig.status });
-      await qmp.execute('migrate_cancel').catch(() => undefined);
-      await delay(200); // let QEMU finish the cancel before its run state is read
-    }
-    const st = await qmp.queryStatus();
-    if (vm.state === 'running' && !st.running && ['paused', 'postmigrate', 'finish-migrate'].includes(st.status)) {
-      this.log('warn', 'resuming a guest left stopped by an interrupted checkpoint', {
-        vm: vm.name,
-        status: st.status,
-      });
-      await qmp.execute('cont');
+      else this.setState(vm.id, 'crashed', `${found.why}\n${tail(p.qemuLog, 10)}`, null);
     }
   }
 
@@ -610,5 +446,3 @@ export class VmManager extends EventEmitter {
     this.runtimes.clear();
   }
 }
-
-/** For races against a QEMU event: must not keep a server that is stopping alive. */

@@ -1,6 +1,6 @@
 // Turns a VM spec into QEMU's command line. One place decides the device model every part of Oriel relies on:
 // the SPICE server on a unix socket, the agent's virtio-serial port, two serial ports (console + command shell),
-// and the disk as a named qcow2 block node (checkpoints address it by node name); plus the ports an image asks for.
+// and the disk as a named qcow2 block node (block jobs address it by node name); plus the ports an image asks for.
 import type { VmSpec } from './spec.ts';
 import type { VmPaths } from './paths.ts';
 import { KVM_CPU } from './accel.ts';
@@ -14,7 +14,7 @@ export function qemuArgs(name: string, spec: VmSpec, paths: VmPaths, accel: 'kvm
   const a: string[] = [
     '-name', `${name},process=oriel-${name}`,
     // Huge-page RAM: a hugetlb memfd as the machine's memory (hugepages.ts checks the host has them free), touched at
-    // start (prealloc) so the first checkpoint's pause does not fault in the pages the guest never used.
+    // start (prealloc) so the first live snapshot's pause does not fault in the pages the guest never used.
     '-machine', spec.hugepages ? `q35,memory-backend=${HUGE_RAM_ID}` : 'q35',
     ...(spec.hugepages
       ? ['-object', `memory-backend-memfd,id=${HUGE_RAM_ID},size=${spec.memoryMiB}M,hugetlb=on,hugetlbsize=${HUGE_PAGE_MIB}M,prealloc=on`]

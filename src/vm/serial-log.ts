@@ -86,3 +86,10 @@ export class SerialLogKeeper {
     this.timer = undefined;
   }
 }
+
+/** The last `lines` lines of a (possibly large) log file, reading only its end (across a rotated predecessor, so the
+ * tail of a log just emptied by its cap is still there). */
+export function tail(path: string, lines = 20, maxBytes = 64 * 1024): string {
+  const buf = lastBytes(path, maxBytes);
+  return buf.toString('utf8').split('\n').filter((l, i, a) => l !== '' || i < a.length - 1).slice(-lines).join('\n');
+}

@@ -1,39 +1,18 @@
 // What a VM is made of, as a person asks for it (VmRequest) and as Oriel stores it once resolved (VmSpec).
 import { totalmem, availableParallelism } from 'node:os';
-import { z } from 'zod';
+import type { z } from 'zod';
+import { vmCreateSchema } from '../api/vms.ts';
 import type { GuestDevice, GuestExec } from './images/types.ts';
 
-export const VM_NAME_RE = /^[a-z0-9][a-z0-9._-]{0,62}$/;
-/** A VM's id (vm/store.ts newId): 12 hex digits. No name may have this shape, so a name never stands for an id. */
-export const VM_ID_RE = /^[0-9a-f]{12}$/;
+// The request's shape and the state list are the API contract's (src/api/vms.ts); the host-dependent rules are here.
+export { VM_ID_RE, VM_NAME_RE, VM_STATES, type VmState } from '../api/vms.ts';
 
 export const MIN_MEMORY_MIB = 64;
 /** QEMU cannot give a guest more than the host has; keep a margin for QEMU itself and the host. */
 export const maxMemoryMiB = (): number => Math.max(MIN_MEMORY_MIB, Math.floor((totalmem() / 2 ** 20) * 0.9));
 export const maxCpus = (): number => Math.max(1, availableParallelism() * 4);
 
-export const vmRequestSchema = z
-  .object({
-    name: z
-      .string()
-      .regex(VM_NAME_RE, 'name must be 1-63 characters: lower-case letters, digits, ".", "_" or "-", starting with a letter or digit')
-      .refine((n) => !VM_ID_RE.test(n), 'name may not be 12 hexadecimal digits (that is the shape of VM ids)'),
-    image: z.string().min(1).optional().describe('a built image name (see /api/images), or for admins an absolute path inside a configured image folder'),
-    kernel: z.string().min(1).optional().describe('absolute path to a kernel to boot directly (admins, inside a configured image folder)'),
-    initrd: z.string().min(1).optional(),
-    append: z.string().max(4096).optional().describe('kernel command line (with kernel)'),
-    memoryMiB: z.number().int().optional(),
-    cpus: z.number().int().optional(),
-    display: z.enum(['std', 'qxl']).optional().describe('emulated graphics card: std (VGA) or qxl'),
-    accel: z.enum(['auto', 'kvm', 'tcg']).optional(),
-    hugepages: z
-      .boolean()
-      .optional()
-      .describe(
-        'guest RAM in 2 MiB huge pages the host has reserved: checkpoints then pause the VM a few ms instead of tens',
-      ),
-  })
-  .strict()
+export const vmRequestSchema = vmCreateSchema
   .superRefine((r, ctx) => {
     if (!r.image && !r.kernel) ctx.addIssue({ code: 'custom', message: 'give an image, or a kernel and an initrd' });
     if (r.kernel && !r.initrd) ctx.addIssue({ code: 'custom', path: ['initrd'], message: 'a kernel needs an initrd' });
@@ -88,5 +67,3 @@ export interface VmSpec {
   devices?: GuestDevice[];
 }
 
-export const VM_STATES = ['stopped', 'starting', 'running', 'paused', 'stopping', 'crashed'] as const;
-export type VmState = (typeof VM_STATES)[number];

@@ -6,7 +6,7 @@ import { consoleVmFor, preconnect, spicePath } from './console/preconnect.ts';
 import { render } from 'preact';
 import { useEffect } from 'preact/hooks';
 import './style.css';
-import { api, enc, setUnauthorizedHandler, type User, type Vm } from './lib/api.ts';
+import { client, quietClient, setUnauthorizedHandler } from './lib/api.ts';
 import { html } from './lib/html.ts';
 import { match, navigate, onLinkClick, path } from './lib/router.ts';
 import { dismiss, live, me, notices, startEvents, stopEvents, upsertVm } from './lib/store.ts';
@@ -20,7 +20,7 @@ import { LoginPage } from './views/login.ts';
 const consoleVm = consoleVmFor(location.pathname, location.search);
 if (consoleVm) {
   preconnect(spicePath(consoleVm));
-  api<Vm>('GET', `/api/vms/${enc(consoleVm)}`, undefined, { quiet401: true }).then(upsertVm, () => undefined);
+  quietClient.vms.get(consoleVm).then(upsertVm, () => undefined);
 }
 
 const VmListPage = lazyView(() => import('./views/vm-list.ts'), 'VmListPage');
@@ -37,7 +37,7 @@ function toLogin(): void {
 setUnauthorizedHandler(toLogin);
 
 async function logout(): Promise<void> {
-  await api('POST', '/api/auth/logout', {}).catch(() => undefined);
+  await client.auth.logout().catch(() => undefined);
   stopEvents();
   me.value = null;
   navigate('/login', true);
@@ -84,7 +84,7 @@ function Routes() {
 
 function App() {
   useEffect(() => {
-    api<User>('GET', '/api/auth/me', undefined, { quiet401: true }).then((u) => {
+    quietClient.auth.me().then((u) => {
       me.value = u;
       startEvents();
       if (path.value.startsWith('/login')) navigate('/', true);

@@ -8,6 +8,7 @@ import { VmManager } from '../../src/vm/manager.ts';
 import { HUGE_PAGE_POOL, hugePages } from '../../src/vm/hugepages.ts';
 import { ensureTinyImage } from '../helpers/images.ts';
 import { killVmsIn } from '../helpers/server.ts';
+import { stashDataDir, watchDataDir } from '../helpers/artifacts.ts';
 
 export interface Rig {
   dataDir: string;
@@ -29,9 +30,11 @@ export async function makeRig(): Promise<Rig> {
     db, dataDir, cacheDir: cfg.cacheDir, qemuBinary: cfg.qemuBinary, qemuImgBinary: cfg.qemuImgBinary,
     accel: 'tcg', stopTimeoutSec: 10,
   });
+  watchDataDir(dataDir, () => vms);
   return {
     dataDir, db, vms, qemuImg: cfg.qemuImgBinary,
     async destroy() {
+      await stashDataDir(dataDir, { shots: true }); // kept if the test fails (helpers/artifacts.ts)
       for (const vm of vms.list()) {
         if (!['stopped', 'crashed'].includes(vm.state)) await vms.forceStop(vm.id).catch(() => undefined);
       }

@@ -5,7 +5,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { defaultConfig, type OrielConfig } from '../../src/config.ts';
 import { createServer, type OrielServer } from '../../src/server/app.ts';
-import { isOurQemu, readPidfile } from '../../src/vm/process.ts';
+import { isOurs, readPidfile } from '../../src/host/process.ts';
+import { stashDataDir, watchDataDir } from './artifacts.ts';
 
 export const ADMIN_PASSWORD = 'admin-test-password';
 
@@ -72,6 +73,7 @@ export async function startTestServer(overrides: Partial<OrielConfig> = {}): Pro
     ...overrides,
   };
   let server = await createServer(config, { logger: false });
+  watchDataDir(dataDir, () => server.ctx.vms);
   let url = '';
   const listen = async () => {
     await server.app.listen({ host: '127.0.0.1', port: 0 });
@@ -107,6 +109,7 @@ export async function startTestServer(overrides: Partial<OrielConfig> = {}): Pro
 
 /** Ends a test server for good: its VMs forced off, the server closed, any QEMU left killed, its data removed. */
 export async function destroyServer(server: OrielServer, dataDir: string): Promise<void> {
+  await stashDataDir(dataDir, { shots: true }); // kept if the test fails (artifacts.ts)
   for (const vm of server.ctx.vms.list()) {
     if (!['stopped', 'crashed'].includes(vm.state)) await server.ctx.vms.forceStop(vm.id).catch(() => undefined);
   }
@@ -130,13 +133,14 @@ export async function addUser(t: TestServer, name: string, role: 'admin' | 'user
 export function killVmsIn(dataDir: string): void {
   const root = join(dataDir, 'vms');
   if (!existsSync(root)) return;
+  void stashDataDir(dataDir); // synchronous without screenshots; kept if the test fails (artifacts.ts)
   for (const id of readdirSync(root)) {
     const worker = readPidfile(join(root, id, 'ckpt-worker.pid'));
-    if (worker !== undefined && isOurQemu(worker, join(root, id, 'ckpt-worker.job.json'))) {
+    if (worker !== undefined && isOurs(worker, join(root, id, 'ckpt-worker.job.json'))) {
       try { process.kill(worker, 'SIGKILL'); } catch { /* already gone */ }
     }
     const pid = readPidfile(join(root, id, 'qemu.pid'));
-    if (pid !== undefined && isOurQemu(pid, join(root, id, 'qmp.sock'))) {
+    if (pid !== undefined && isOurs(pid, join(root, id, 'qmp.sock'))) {
       try { process.kill(pid, 'SIGKILL'); } catch { /* already gone */ }
     }
   }

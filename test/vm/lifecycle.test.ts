@@ -5,7 +5,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { startTestServer, type TestServer } from '../helpers/server.ts';
 import { ensureTinyImage } from '../helpers/images.ts';
-import { isAlive } from '../../src/vm/process.ts';
+import { isAlive } from '../../src/host/process.ts';
 
 async function until<T>(what: string, fn: () => Promise<T | undefined | false>, timeoutMs = 30_000): Promise<T> {
   const end = Date.now() + timeoutMs;

@@ -6,7 +6,7 @@ import { appendFileSync, closeSync, existsSync, mkdtempSync, openSync, readFileS
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { capLog, lastBytes, previousLog } from '../../src/vm/serial-log.ts';
-import { tail } from '../../src/vm/process.ts';
+import { tail } from '../../src/vm/serial-log.ts';
 
 test('a log over its cap moves to .1 and starts again empty; a log under it is left alone', () => {
   const dir = mkdtempSync(join(tmpdir(), 'oslog-'));

@@ -5,7 +5,7 @@ import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { PNG } from 'pngjs';
-import { textToKeystrokes } from '../../src/web/console/keymap.ts';
+import { keystrokesForText } from '../../src/spice/keymap-us.ts';
 
 // page.evaluate callbacks run in the browser; the Node tsconfig (tsconfig.node.json) has no DOM lib, so these few
 // globals are declared.
@@ -24,12 +24,13 @@ function newest(dir: string): number {
   return t;
 }
 
-/** Runs `npx vite build` when dist/web is missing or older than src/web, src/spice or vite.config.ts. */
+/** Runs `npx vite build` when dist/web is missing or older than src/web, src/spice, src/api or vite.config.ts. */
 export function ensureWebBuild(): void {
   const index = join(ROOT, 'dist/web/index.html');
   const sources = Math.max(
     newest(join(ROOT, 'src/web')),
     newest(join(ROOT, 'src/spice')),
+    newest(join(ROOT, 'src/api')),
     statSync(join(ROOT, 'vite.config.ts')).mtimeMs,
   );
   if (existsSync(index) && statSync(index).mtimeMs >= sources) return;
@@ -98,7 +99,7 @@ export async function until<T>(
  * console that sends key positions then types '.'.)
  */
 export async function typeKeys(page: Page, text: string, delayMs = 25): Promise<void> {
-  for (const k of textToKeystrokes(text).strokes) {
+  for (const k of keystrokesForText(text)) {
     if (k.shift) await page.keyboard.down('Shift');
     await page.keyboard.press(k.code);
     if (k.shift) await page.keyboard.up('Shift');

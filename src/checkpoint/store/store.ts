@@ -12,7 +12,7 @@
 // when no worker is (it may be a running worker's).
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { isAlive } from '../../vm/process.ts';
+import { isAlive, isOurs, readPidfile } from '../../host/process.ts';
 import type { PageRecord, ParsedStream, RamBlock, StreamSink } from '../stream/index.ts';
 import { PAGE_SIZE } from '../stream/index.ts';
 import { HASH_BYTES, ObjectStore, sha256, type FaultInjection, type WriteSession } from './objects.ts';
@@ -90,7 +90,7 @@ export class CheckpointStore {
         continue; // being written
       }
       if (reg.pid === process.pid) continue;
-      if (isAlive(reg.pid) && cmdlineHas(reg.pid, reg.marker)) out.push(reg.pid);
+      if (isOurs(reg.pid, reg.marker)) out.push(reg.pid);
       else if (!this.registration) rmSync(p, { force: true });
     }
     return out;
@@ -461,24 +461,10 @@ export class CheckpointWriter implements StreamSink {
   }
 }
 
-function cmdlineHas(pid: number, marker: string): boolean {
-  try {
-    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(marker);
-  } catch {
-    return false;
-  }
-}
-
 /** One process at a time: a lock file with the owner's pid; a dead owner's lock is taken over. */
 function takeLock(path: string): void {
-  if (existsSync(path)) {
-    const pid = Number(readFileSync(path, 'utf8').trim());
-    if (pid && pid !== process.pid) {
-      let alive = true;
-      try { process.kill(pid, 0); } catch (e) { alive = (e as NodeJS.ErrnoException).code === 'EPERM'; }
-      if (alive)
-        throw new StoreLockedError(`the checkpoint store ${path.replace(/\/lock$/, '')} is in use by process ${pid}`);
-    }
-  }
+  const pid = readPidfile(path);
+  if (pid !== undefined && pid !== process.pid && isAlive(pid))
+    throw new StoreLockedError(`the checkpoint store ${path.replace(/\/lock$/, '')} is in use by process ${pid}`);
   writeFileSync(path, `${process.pid}\n`, { mode: 0o600 });
 }

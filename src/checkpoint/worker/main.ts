@@ -14,7 +14,7 @@
 import { createServer, type Server, type Socket } from 'node:net';
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { QmpClient } from '../../vm/qmp/index.ts';
-import { isAlive } from '../../vm/process.ts';
+import { isAlive } from '../../host/process.ts';
 import { DiskCheckpoints, type DiskJob } from '../disk.ts';
 import { abandonMigration, MIGRATION_RUNNING, waitMigration, type MigrateInfo } from '../migration.ts';
 import {

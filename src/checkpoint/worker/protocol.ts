@@ -11,7 +11,7 @@
 // The job and result files stay until a server has taken the outcome (the running one, or the next after a crash).
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { isAlive, readPidfile } from '../../vm/process.ts';
+import { ourPidFrom } from '../../host/process.ts';
 import type { DiskJob } from '../disk.ts';
 import type { FaultInjection, Manifest, ManifestMeta, DiskRecord } from '../store/index.ts';
 
@@ -91,9 +91,7 @@ export const WORKER_COMPILED = WORKER_ENTRY.endsWith('.js');
 
 /** The pid of this VM's capture worker if one runs. */
 export function liveWorkerPid(files: WorkerFiles): number | undefined {
-  const pid = readPidfile(files.pid);
-  if (pid !== undefined && isAlive(pid) && cmdlineHas(pid, files.job)) return pid;
-  return undefined;
+  return ourPidFrom(files.pid, files.job);
 }
 
 export function readJob(files: WorkerFiles): WorkerJob | undefined {
@@ -116,14 +114,6 @@ function readJson<T>(path: string): T | undefined {
     return JSON.parse(readFileSync(path, 'utf8')) as T;
   } catch {
     return undefined;
-  }
-}
-
-export function cmdlineHas(pid: number, marker: string): boolean {
-  try {
-    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').some((a) => a === marker);
-  } catch {
-    return false;
   }
 }
 

@@ -1,21 +1,16 @@
 // oriel checkpoint create|list|show|restore|delete|verify|schedule|prune
 import type { Command } from 'commander';
+import type { CheckpointSummary, RestoreResult, RetentionRules, VerifyResult } from '../../api/checkpoints.ts';
 import { Api, CliError } from '../api.ts';
 import { formatBytes, printJson, table } from '../output.ts';
 import { followOperation } from './images.ts';
 
-interface Summary {
-  id: string; vmName: string; createdAt: string; kind: string; label?: string; parent: string | null;
-  pauseMs: number | null; durationMs: number; newBytes: number; diskBytes: number;
-}
-
-const enc = encodeURIComponent;
 const count = (flag: string) => (v: string) => {
   if (!/^\d+$/.test(v)) throw new CliError(`${flag} must be a whole number, not '${v}'`);
   return Number(v);
 };
 
-function rulesFrom(o: Record<string, number | undefined>) {
+function rulesFrom(o: Record<string, number | undefined>): RetentionRules {
   const rules = {
     keepLast: o.keepLast,
     hourly: o.keepHourly,
@@ -43,9 +38,9 @@ export function checkpointCommands(program: Command, api: () => Api): void {
     .option('--json', 'print the checkpoint as JSON')
     .action(async (vm: string, o) => {
       const a = api();
-      const op = await a.post<{ id: string }>(`/api/vms/${enc(vm)}/checkpoints`, o.label ? { label: o.label } : {});
+      const op = await a.checkpoints.take(vm, o.label ? { label: o.label } : {});
       const done = await followOperation(a, op.id);
-      const c = done.result as Summary;
+      const c = done.result as CheckpointSummary;
       if (o.json) return printJson(c);
       console.log(
         `checkpoint ${c.id} of ${vm}: paused ${c.pauseMs ?? '?'} ms, took ${(c.durationMs / 1000).toFixed(1)} s, wrote ${formatBytes(c.newBytes + c.diskBytes)}`,
@@ -57,7 +52,7 @@ export function checkpointCommands(program: Command, api: () => Api): void {
     .description("a VM's checkpoints")
     .option('--json', 'print JSON')
     .action(async (vm: string, o) => {
-    const list = await api().get<Summary[]>(`/api/vms/${enc(vm)}/checkpoints`);
+    const list = await api().checkpoints.list(vm);
     if (o.json) return printJson(list);
     if (!list.length)
       return console.log(`VM '${vm}' has no checkpoints yet: take one with \`oriel checkpoint create ${vm}\``);
@@ -77,7 +72,7 @@ export function checkpointCommands(program: Command, api: () => Api): void {
     .description('one checkpoint')
     .option('--json', 'print JSON')
     .action(async (vm: string, id: string, o) => {
-    const c = await api().get<Record<string, unknown>>(`/api/vms/${enc(vm)}/checkpoints/${enc(id)}`);
+    const c = await api().checkpoints.get(vm, id);
     if (o.json) return printJson(c);
     for (const [k, v] of Object.entries(c))
       console.log(`${k.padEnd(11)} ${typeof v === 'object' ? JSON.stringify(v) : String(v)}`);
@@ -88,12 +83,9 @@ export function checkpointCommands(program: Command, api: () => Api): void {
     .option('--as <name>', 'restore into a new VM with this name; the original keeps running')
     .action(async (vm: string, id: string, o) => {
       const a = api();
-      const op = await a.post<{ id: string }>(
-        `/api/vms/${enc(vm)}/checkpoints/${enc(id)}/restore`,
-        o.as ? { as: o.as } : {},
-      );
+      const op = await a.checkpoints.restore(vm, id, o.as ? { as: o.as } : {});
       const done = await followOperation(a, op.id);
-      const r = done.result as { vm: string; restoreMs: number };
+      const r = done.result as RestoreResult;
       console.log(`VM '${r.vm}' restored from checkpoint ${id} in ${(r.restoreMs / 1000).toFixed(1)} s`);
     });
 
@@ -101,7 +93,7 @@ export function checkpointCommands(program: Command, api: () => Api): void {
     .alias('rm')
     .description('delete a checkpoint')
     .action(async (vm: string, id: string) => {
-    await api().delete(`/api/vms/${enc(vm)}/checkpoints/${enc(id)}`);
+    await api().checkpoints.delete(vm, id);
     console.log(`deleted checkpoint ${id}`);
   });
 
@@ -109,9 +101,9 @@ export function checkpointCommands(program: Command, api: () => Api): void {
     .description("check every hash of the VM's checkpoints (or one); exits non-zero on corruption")
     .action(async (vm: string, id: string | undefined) => {
     const a = api();
-    const op = await a.post<{ id: string }>(`/api/vms/${enc(vm)}/checkpoints/verify`, id ? { id } : {});
+    const op = await a.checkpoints.verify(vm, id);
     const done = await followOperation(a, op.id);
-    const r = done.result as { checked: string[] };
+    const r = done.result as VerifyResult;
     console.log(`${r.checked.length} checkpoint(s) verified: every hash matches`);
   });
 
@@ -127,15 +119,12 @@ export function checkpointCommands(program: Command, api: () => Api): void {
   ).action(async (vm: string, o) => {
     const a = api();
     if (o.off) {
-      await a.delete(`/api/vms/${enc(vm)}/checkpoint-schedule`);
+      await a.checkpoints.removeSchedule(vm);
       return console.log(`no more scheduled checkpoints of ${vm}`);
     }
     const s = o.every
-      ? await a.request<Record<string, unknown>>('PUT', `/api/vms/${enc(vm)}/checkpoint-schedule`, {
-          every: o.every,
-          ...rulesFrom(o),
-        })
-      : await a.get<Record<string, unknown>>(`/api/vms/${enc(vm)}/checkpoint-schedule`);
+      ? await a.checkpoints.setSchedule(vm, { every: o.every, ...rulesFrom(o) })
+      : await a.checkpoints.schedule(vm);
     if (o.json) return printJson(s);
     console.log(
       `${vm}: every ${s.every}, keep ${JSON.stringify(s.rules)}, next at ${s.nextRunAt ?? '-'}${s.lastError ? ` (last run: ${s.lastError})` : ''}`,
@@ -150,7 +139,7 @@ export function checkpointCommands(program: Command, api: () => Api): void {
       .option('--json', 'print JSON'),
   ).action(async (vm: string, o) => {
     const rules = rulesFrom(o);
-    const r = await api().post<{ keep: string[]; delete: string[] }>(`/api/vms/${enc(vm)}/checkpoints/prune`, {
+    const r = await api().checkpoints.prune(vm, {
       dryRun: !!o.dryRun,
       ...(Object.keys(rules).length ? { rules } : {}),
     });

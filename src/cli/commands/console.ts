@@ -6,13 +6,13 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Command } from 'commander';
 // The modules themselves, not the spice-node index, which would load the WebSocket transport (ws) every time.
-import { completePicture, openSpiceSession, type HeadlessTarget } from '../../spice-node/client.ts';
+import { openSpiceSession, type HeadlessTarget } from '../../spice-node/client.ts';
 import { ConsoleRefusedError } from '../../spice-node/errors.ts';
 import { nodeFileSource } from '../../spice-node/files.ts';
 import { encodePng } from '../../spice-node/png.ts';
 import {
-  ChannelType, ClipboardError, FileTransferError, MouseButton, MouseButtonMask, MouseMode, Selection, SpiceInputError,
-  SpiceLinkError, nextEvent, scancodeOf, type DisplayChannel, type InputsChannel, type SpiceSession,
+  ChannelType, ClipboardError, ConsoleController, FileTransferError, MouseButton, MouseButtonMask, Selection,
+  SpiceInputError, SpiceLinkError, TYPE_PAUSE_MS, checkTypeable, nextEvent, parseKeyCombo, type SpiceSession,
   type TransferProgress,
 } from '../../spice/index.ts';
 import { Api, CliError } from '../api.ts';
@@ -20,8 +20,6 @@ import { UntrustedServerError, untrustedMessage } from '../tls-trust.ts';
 import { ProgressBar, formatBytes } from '../output.ts';
 import { chooseSendPath, runShare } from './console-share.ts';
 
-/** QEMU's PS/2 keyboard keeps 16 bytes of scancodes (hw/input/ps2.c): pace typed text. */
-const TYPE_PAUSE_MS = 10;
 /** Lets the last input messages leave the socket before it is closed. */
 const FLUSH_MS = 300;
 
@@ -63,11 +61,15 @@ export async function withSession<T>(
   target: string,
   o: ConsoleOptions,
   api: () => Api,
-  fn: (s: SpiceSession) => Promise<T>,
-  { overallTimeout = true, channelTypes }: { overallTimeout?: boolean; channelTypes?: number[] } = {},
+  fn: (s: SpiceSession, c: ConsoleController) => Promise<T>,
+  { overallTimeout = true, channelTypes, extraMs = 0 }: {
+    overallTimeout?: boolean; channelTypes?: number[];
+    /** Added to --timeout for work whose length is known (typing long text). */
+    extraMs?: number;
+  } = {},
 ): Promise<T> {
   const where = consoleTarget(target, api);
-  const timer = overallTimeout ? AbortSignal.timeout(o.timeout * 1000) : new AbortController().signal;
+  const timer = overallTimeout ? AbortSignal.timeout(o.timeout * 1000 + extraMs) : new AbortController().signal;
   let session: SpiceSession;
   try {
     session = await openSpiceSession({ ...where, password: o.password, channelTypes });
@@ -76,14 +78,17 @@ export async function withSession<T>(
     const server = 'url' in where ? where.url.replace(/^ws/, 'http').replace(/\/api\/vms\/.*$/, '') : target;
     throw explain(target, e, server);
   }
+  // Relative motion (--by) stays relative: client mouse mode only when asked for (--move).
+  const controller = new ConsoleController(session);
   try {
     const timedOut = new Promise<never>((_, reject) =>
       timer.addEventListener('abort', () => reject(new CliError(`${target}: no answer within ${o.timeout} s`))),
     );
-    return await Promise.race([fn(session), timedOut]);
+    return await Promise.race([fn(session, controller), timedOut]);
   } catch (e) {
     throw explain(target, e);
   } finally {
+    controller.dispose();
     session.close();
   }
 }
@@ -103,39 +108,6 @@ function explain(target: string, e: unknown, server = target): Error {
   const code = (e as NodeJS.ErrnoException).code;
   if (code === 'ECONNREFUSED' || code === 'ENOENT') return new CliError(`cannot connect to ${target} (${code})`);
   return new CliError(`${target}: ${(e as Error).message}`);
-}
-
-async function inputsOf(session: SpiceSession): Promise<InputsChannel> {
-  return session.whenChannel<InputsChannel>(ChannelType.INPUTS);
-}
-
-const KEY_NAMES: Record<string, string> = {
-  ctrl: 'ControlLeft', control: 'ControlLeft', alt: 'AltLeft', altgr: 'AltRight', shift: 'ShiftLeft',
-  meta: 'MetaLeft', super: 'MetaLeft', win: 'MetaLeft', cmd: 'MetaLeft', del: 'Delete', delete: 'Delete',
-  ins: 'Insert', insert: 'Insert', esc: 'Escape', escape: 'Escape', enter: 'Enter', return: 'Enter', tab: 'Tab',
-  space: 'Space', backspace: 'Backspace', up: 'ArrowUp', down: 'ArrowDown', left: 'ArrowLeft', right: 'ArrowRight',
-  home: 'Home', end: 'End', pgup: 'PageUp', pageup: 'PageUp', pgdn: 'PageDown', pagedown: 'PageDown',
-  print: 'PrintScreen', printscreen: 'PrintScreen', sysrq: 'PrintScreen', pause: 'Pause', menu: 'ContextMenu',
-  capslock: 'CapsLock', numlock: 'NumLock', scrolllock: 'ScrollLock', minus: 'Minus', equal: 'Equal',
-};
-
-/** "ctrl+alt+delete", "alt+f2", "shift+a", "ControlRight+NumpadEnter" → KeyboardEvent.code values. */
-export function parseKeyCombo(combo: string): string[] {
-  return combo.split('+').map((raw) => {
-    const name = raw.trim();
-    const lower = name.toLowerCase();
-    const code =
-      KEY_NAMES[lower] ??
-      (/^f([1-9]|1[0-9]|2[0-4])$/.test(lower) ? lower.toUpperCase() : undefined) ??
-      (/^[a-z]$/.test(lower) ? `Key${lower.toUpperCase()}` : undefined) ??
-      (/^[0-9]$/.test(lower) ? `Digit${lower}` : undefined) ??
-      name;
-    if (scancodeOf(code) === undefined)
-      throw new CliError(
-        `unknown key '${name}' in '${combo}' (names like ctrl, alt, shift, del, f1, a, 5, or KeyboardEvent.code values)`,
-      );
-    return code;
-  });
 }
 
 const BUTTONS: Record<string, [number, number]> = {
@@ -169,11 +141,11 @@ export function consoleCommands(program: Command, api: () => Api): void {
     .option('--size <WxH>', 'first ask the guest for this display size (needs the SPICE agent in the guest)', size))
     .action(async (target: string, file: string, o: ConsoleOptions) => {
       // Only the display channel (the agent, for --size, speaks over the main channel): no inputs or cursor to link.
-      await withSession(target, o, api, async (session) => {
+      await withSession(target, o, api, async (_session, c) => {
         // The server's MARK ends the picture it sends a new client; after a resize the new picture comes as
         // ordinary drawing (its MARK precedes it), so then the display must go quiet instead.
-        const resized = o.size ? (await resizeTo(session, o.size, o.timeout)).changed : false;
-        const pic = await completePicture(session, {
+        const resized = o.size ? (await resizeTo(c, o.size, o.timeout)).changed : false;
+        const pic = await c.completePicture({
           timeoutMs: Math.max(1000, o.timeout * 1000 - 1000),
           mark: !resized,
         });
@@ -187,18 +159,21 @@ export function consoleCommands(program: Command, api: () => Api): void {
     .description('type text as on a US-layout keyboard (a newline in TEXT is Enter)')
     .option('--enter', 'press Enter after the text'))
     .action(async (target: string, text: string, o: ConsoleOptions & { enter?: boolean }) => {
-      await withSession(target, o, api, async (session) => {
-        await (await inputsOf(session)).typeText(o.enter ? `${text}\n` : text, () => sleep(TYPE_PAUSE_MS));
+      const all = o.enter ? `${text}\n` : text;
+      // Refused before connecting, as the browser's Type box refuses it; the time typing takes is on top of --timeout.
+      const strokes = usage(() => checkTypeable(all));
+      await withSession(target, o, api, async (_session, c) => {
+        await c.typeText(all);
         await sleep(FLUSH_MS);
-      });
+      }, { extraMs: strokes * TYPE_PAUSE_MS });
     });
 
   common(consoleCmd.command('key <target> <combo>')
     .description('press a key or combination, e.g. ctrl+alt+delete, alt+f2, enter'))
     .action(async (target: string, combo: string, o: ConsoleOptions) => {
-      const codes = parseKeyCombo(combo);
-      await withSession(target, o, api, async (session) => {
-        (await inputsOf(session)).pressKeys(codes);
+      const codes = usage(() => parseKeyCombo(combo));
+      await withSession(target, o, api, async (_session, c) => {
+        await c.pressKeys(codes);
         await sleep(FLUSH_MS);
       });
     });
@@ -219,9 +194,13 @@ export function consoleCommands(program: Command, api: () => Api): void {
       if (!o.move && !o.by && !o.click) throw new CliError('nothing to do: give --move, --by or --click');
       const button = o.click === undefined ? undefined : BUTTONS[o.click];
       if (o.click !== undefined && !button) throw new CliError(`--click takes left, middle or right, not '${o.click}'`);
-      await withSession(target, o, api, async (session) => {
-        const inputs = await inputsOf(session);
-        if (o.move) await absoluteMode(session);
+      await withSession(target, o, api, async (_session, c) => {
+        const inputs = await c.keyboard();
+        if (o.move && !(await c.clientMouse())) {
+          throw new CliError(
+            'this VM has no absolute pointer (a USB tablet or the SPICE agent): use --by DX,DY for relative motion',
+          );
+        }
         if (o.move) inputs.mousePosition(o.move[0], o.move[1], 0);
         if (o.by) inputs.mouseMotion(o.by[0], o.by[1], 0);
         if (button) {
@@ -237,8 +216,8 @@ export function consoleCommands(program: Command, api: () => Api): void {
     .description('ask the guest to use this display size, WxH (needs the SPICE agent in the guest)'))
     .action(async (target: string, wxh: string, o: ConsoleOptions) => {
       const want = size(wxh);
-      await withSession(target, o, api, async (session) => {
-        const got = await resizeTo(session, want, o.timeout);
+      await withSession(target, o, api, async (_session, c) => {
+        const got = await resizeTo(c, want, o.timeout);
         console.log(`display is ${got.width}×${got.height}`);
       });
     });
@@ -390,49 +369,17 @@ async function clipboardOf(session: SpiceSession, timeoutS: number) {
   return session.agent.clipboard;
 }
 
-/** Asks for a display size and waits until the primary surface has it (the guest may round it). */
-async function resizeTo(
-  session: SpiceSession,
-  [w, h]: [number, number],
-  timeoutS: number,
-): Promise<{ width: number; height: number; changed: boolean }> {
-  await session.agent.whenReady(timeoutS * 1000).catch((e: Error) => { throw new CliError(e.message); });
-  const display = await session.whenChannel<DisplayChannel>(ChannelType.DISPLAY);
-  // Compare with the size the guest shows, not with no picture yet.
-  if (!display.primary) await nextEvent(display.onSurfaceCreated, (i) => i.primary);
-  const wantW = Math.floor(w / 8) * 8;
-  const current = () => display.primary?.info;
-  const matches = () => current()?.width === wantW && current()?.height === h;
-  const changed = !matches();
-  if (changed) {
-    const created = nextEvent(display.onSurfaceCreated, (i) => i.primary && i.width === wantW && i.height === h);
-    session.agent.resize(w, h);
-    const t = await Promise.race([created.then(() => true), bound(Math.max(5, timeoutS - 2) * 1000).then(() => false)]);
-    if (!t)
-      throw new CliError(
-        `the guest did not switch to ${wantW}×${h} (it shows ${current()?.width}×${current()?.height}); is its agent applying display changes?`,
-      );
-  }
-  return { width: current()!.width, height: current()!.height, changed };
+/** Asks for a display size and waits until the primary surface has it (ConsoleController.resizeTo). */
+async function resizeTo(c: ConsoleController, [w, h]: [number, number], timeoutS: number) {
+  return c.resizeTo(w, h, timeoutS * 1000).catch((e: Error) => { throw new CliError(e.message); });
 }
 
-/** Switches the session to client (absolute) mouse mode; the server offers it only with a tablet or agent. */
-async function absoluteMode(session: SpiceSession): Promise<void> {
-  const main = session.main;
-  for (let i = 0; i < 20 && !((main.mouseMode?.supported ?? 0) & MouseMode.CLIENT); i++) await sleep(100);
-  if (!((main.mouseMode?.supported ?? 0) & MouseMode.CLIENT)) {
-    throw new CliError(
-      'this VM has no absolute pointer (a USB tablet or the SPICE agent): use --by DX,DY for relative motion',
-    );
+/** Runs a check of the command's own words; the core's SpiceInputError becomes a usage error. */
+function usage<T>(fn: () => T): T {
+  try {
+    return fn();
+  } catch (e) {
+    if (e instanceof SpiceInputError) throw new CliError(e.message);
+    throw e;
   }
-  if (main.mouseMode!.current === MouseMode.CLIENT) return;
-  const switched = new Promise<void>((resolve) => {
-    const sub = main.onMouseMode((m) => {
-      if (m.current !== MouseMode.CLIENT) return;
-      sub.dispose();
-      resolve();
-    });
-  });
-  main.requestMouseMode(MouseMode.CLIENT);
-  await switched;
 }

@@ -1,34 +1,28 @@
 // oriel image build|list, and oriel operation list|show|cancel
 import type { Command } from 'commander';
+import type { Operation } from '../../api/operations.ts';
+import { isFinalStatus } from '../../api/states.ts';
 import { Api, CliError } from '../api.ts';
 import { formatBytes, printJson, ProgressBar, table } from '../output.ts';
 
-interface Op {
-  id: string; kind: string; vm: string | null; user: string | null; status: string;
-  progress: { done: number; total: number; stage: string }; error: string | null; log: string[];
-  createdAt: string; finishedAt: string | null; result?: unknown;
-}
-
-const FINAL = ['succeeded', 'failed', 'cancelled'];
-
 /** Shows an operation's progress until it ends (following server-sent events); fails if it did not succeed. */
-export async function followOperation(api: Api, id: string): Promise<Op> {
+export async function followOperation(api: Api, id: string): Promise<Operation> {
   const bar = new ProgressBar();
-  let last: Op | undefined;
+  let last: Operation | undefined;
   const ac = new AbortController();
-  const show = (op: Op) => {
+  const show = (op: Operation) => {
     last = op;
     bar.update(op.progress.done, op.progress.total, op.progress.stage);
-    return FINAL.includes(op.status);
+    return isFinalStatus(op.status);
   };
   const onSigint = () => {
-    void api.delete(`/api/operations/${id}`).catch(() => undefined).finally(() => process.exit(130));
+    void api.operations.cancel(id).catch(() => undefined).finally(() => process.exit(130));
   };
   process.once('SIGINT', onSigint);
   try {
-    await api.follow((type, data) => type === 'operation' && (data as Op).id === id && show(data as Op), {
+    await api.follow((e) => e.type === 'operation' && e.data.id === id && show(e.data), {
       signal: ac.signal,
-      onOpen: async () => show(await api.get<Op>(`/api/operations/${id}`)),
+      onOpen: async () => show(await api.operations.get(id)),
     });
   } finally {
     process.off('SIGINT', onSigint);
@@ -48,7 +42,7 @@ export function imageCommands(program: Command, api: () => Api): void {
     .option('--json', 'print the finished operation as JSON')
     .action(async (name: string, o) => {
       const a = api();
-      const op = await a.post<Op>(`/api/images/${encodeURIComponent(name)}/build`);
+      const op = await a.images.build(name);
       const done = await followOperation(a, op.id);
       if (o.json) printJson(done);
       else console.log(`image '${name}' is built`);
@@ -59,10 +53,7 @@ export function imageCommands(program: Command, api: () => Api): void {
     .description('images and whether they are built')
     .option('--json', 'print JSON')
     .action(async (o) => {
-    const list =
-      await api().get<{ name: string; built: boolean; sizeBytes?: number; builtAt?: string; description: string }[]>(
-        '/api/images',
-      );
+    const list = await api().images.list();
     if (o.json) return printJson(list);
     console.log(
       table(
@@ -78,7 +69,7 @@ export function imageCommands(program: Command, api: () => Api): void {
     .option('--vm <name>', 'only this VM')
     .option('--json', 'print JSON')
     .action(async (o) => {
-    const list = await api().get<Op[]>(`/api/operations${o.vm ? `?vm=${encodeURIComponent(o.vm)}` : ''}`);
+    const list = await api().operations.list({ vm: o.vm });
     if (o.json) return printJson(list);
     console.log(
       table(
@@ -88,7 +79,7 @@ export function imageCommands(program: Command, api: () => Api): void {
     );
   });
   op.command('show <id>').option('--json', 'print JSON').action(async (id: string, o) => {
-    const x = await api().get<Op>(`/api/operations/${encodeURIComponent(id)}`);
+    const x = await api().operations.get(id);
     if (o.json) return printJson(x);
     console.log(
       `${x.kind} ${x.status} (${x.progress.stage} ${x.progress.done}/${x.progress.total})${x.error ? `: ${x.error}` : ''}`,
@@ -96,7 +87,7 @@ export function imageCommands(program: Command, api: () => Api): void {
     if (x.log.length) console.log(x.log.join('\n'));
   });
   op.command('cancel <id>').action(async (id: string) => {
-    const x = await api().delete<Op>(`/api/operations/${encodeURIComponent(id)}`);
+    const x = await api().operations.cancel(id);
     console.log(`${x.id}: ${x.status}`);
   });
 }

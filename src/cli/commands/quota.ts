@@ -1,12 +1,9 @@
 // oriel user quota [NAME] [--vms N --memory MiB --cpus N --disk SIZE --checkpoints SIZE | --reset]
 import type { Command } from 'commander';
-import { parseSize, type QuotaLimits } from '../../config.ts';
+import type { QuotaLimits, QuotaSet } from '../../api/quotas.ts';
+import { parseSize } from '../../config.ts';
 import { CliError, type Api } from '../api.ts';
 import { formatBytes, printJson, table } from '../output.ts';
-
-interface QuotaView {
-  user: string; role: string; custom: boolean; limits: QuotaLimits; usage: Record<keyof QuotaLimits, number>;
-}
 
 const ROWS: [keyof QuotaLimits, string, 'n' | 'mib' | 'bytes'][] = [
   ['vms', 'VMs', 'n'],
@@ -45,19 +42,18 @@ export function quotaCommand(user: Command, api: () => Api): void {
         ['vms', '--vms', o.vms], ['memoryMiB', '--memory', o.memory], ['cpus', '--cpus', o.cpus],
         ['diskBytes', '--disk', o.disk], ['checkpointBytes', '--checkpoints', o.checkpoints],
       ];
-      const patch: Partial<QuotaLimits> = {};
+      const patch: QuotaSet = {};
       for (const [k, flag, v] of flags) {
         if (v !== undefined) patch[k] = limitArg(flag, v, ROWS.find((r) => r[0] === k)![2]);
       }
       const setting = Object.keys(patch).length > 0 || o.reset;
       if (setting && !name) throw new CliError('name the user whose quota to set: oriel user quota NAME --memory ...');
       if (o.reset && Object.keys(patch).length) throw new CliError('--reset takes no limits');
-      const path = name ? `/api/users/${encodeURIComponent(name)}/quota` : '/api/me/quota';
       const v = o.reset
-        ? await a.delete<QuotaView>(path)
+        ? await a.quotas.reset(name!)
         : setting
-          ? await a.request<QuotaView>('PUT', path, patch)
-          : await a.get<QuotaView>(path);
+          ? await a.quotas.set(name!, patch)
+          : await a.quotas.get(name);
       if (o.json) return printJson(v);
       console.log(`quota of ${v.user} (${v.role}${v.custom ? '' : ', default limits'})`);
       const rows = ROWS.map(([k, label, unit]) => ({

@@ -3,13 +3,11 @@
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { configProblems, defaultConfig, splitList, type Accel, type OrielConfig } from '../../config.ts';
-// The server (fastify, SQLite …) is loaded only by `serve` itself: every other command starts without it.
-import type { OrielServer } from '../../server/app.ts';
-import { isLoopback } from '../../server/transport/tls.ts';
+// The server (fastify, SQLite …) is loaded only by `serve` itself, through its facade: every other command starts
+// without it.
+import type { OrielServer } from '../../server/index.ts';
 import { CliError } from '../api.ts';
 import { ProgressBar } from '../output.ts';
-
-export const DEMO_VM = 'demo';
 
 export function serveCommand(program: Command): void {
   program
@@ -41,7 +39,7 @@ export function serveCommand(program: Command): void {
       if (o.trustProxy) config.trustProxy = splitList(o.trustProxy);
       const problems = configProblems(config);
       if (problems.length) throw new CliError(problems.join('\n'));
-      const { createServer } = await import('../../server/app.ts');
+      const { createServer, isLoopback } = await import('../../server/index.ts');
       let server: OrielServer;
       try {
         server = await createServer(config);
@@ -89,40 +87,21 @@ export function serveCommand(program: Command): void {
       process.once('SIGINT', stop);
       process.once('SIGTERM', stop);
       if (o.demo)
-        void startDemo(server, typeof o.demo === 'string' ? o.demo : undefined).catch((e) =>
+        void demo(server, typeof o.demo === 'string' ? o.demo : undefined).catch((e) =>
           server.app.log.error({ err: e }, `demo VM: ${(e as Error).message}`),
         );
     });
 }
 
-/** Picks the demo's image (desktop if built, else tiny, built as an operation with progress on stderr), then creates
- * and starts the demo VM. A demo VM that already exists keeps its image. */
-export async function startDemo(server: OrielServer, imageName?: string): Promise<void> {
-  const { ctx } = server;
-  const { demoImage, startImageBuild } = await import('../../server/routes/images.ts');
-  const admin = ctx.users.list().find((u) => u.role === 'admin');
-  if (!admin) return;
-  let image = imageName;
-  if (!image) {
-    const d = demoImage(ctx);
-    if (d.warning) server.app.log.warn(`demo VM: ${d.warning}`);
-    image = d.image;
-  }
-  const op = startImageBuild(ctx, image, admin.id);
+/** Starts the demo VM (server/demo.ts), its image build's progress on stderr. */
+async function demo(server: OrielServer, imageName?: string): Promise<void> {
+  const { startDemo } = await import('../../server/index.ts');
   const bar = new ProgressBar();
-  const onChange = (o: { id: string; progress: { done: number; total: number; stage: string } }) => {
-    if (o.id === op.id) bar.update(o.progress.done, o.progress.total, `image ${image}: ${o.progress.stage}`);
-  };
-  ctx.ops.on('changed', onChange);
-  const done = await ctx.ops.wait(op.id, 30 * 60 * 1000);
-  ctx.ops.off('changed', onChange);
-  bar.end();
-  if (done.status !== 'succeeded') throw new Error(`building the ${image} image ${done.status}: ${done.error}`);
-  let vm = ctx.vms.store.byName(DEMO_VM);
-  vm ??= await ctx.vms.create(
-    image === 'tiny' ? { name: DEMO_VM, image, memoryMiB: 256 } : { name: DEMO_VM, image },
-    admin.id,
-  );
-  if (vm.state === 'stopped' || vm.state === 'crashed') vm = await ctx.vms.start(vm.id);
-  process.stdout.write(`demo VM '${DEMO_VM}' is ${vm.state}: try \`npx oriel vm exec demo -- uname -a\`\n`);
+  let r;
+  try {
+    r = await startDemo(server, imageName, (image, p) => bar.update(p.done, p.total, `image ${image}: ${p.stage}`));
+  } finally {
+    bar.end();
+  }
+  if (r) process.stdout.write(`demo VM '${r.vm}' is ${r.state}: try \`npx oriel vm exec ${r.vm} -- uname -a\`\n`);
 }

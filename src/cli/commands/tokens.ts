@@ -3,11 +3,6 @@ import type { Command } from 'commander';
 import { Api, CliError, loadCredentials, removeToken } from '../api.ts';
 import { printJson, table } from '../output.ts';
 
-interface TokenInfo {
-  id: string; name: string; user: string; createdAt: string; lastUsedAt: string | null; expiresAt: string | null;
-  expired: boolean; current: boolean;
-}
-
 const day = (iso: string | null) => (iso ? iso.slice(0, 16).replace('T', ' ') : null);
 
 export function tokenCommands(program: Command, api: () => Api): void {
@@ -19,7 +14,7 @@ export function tokenCommands(program: Command, api: () => Api): void {
       if (!token) throw new CliError(`not signed in to ${a.url}`);
       let note = 'token revoked';
       try {
-        await a.post('/api/auth/logout');
+        await a.auth.logout();
       } catch (e) {
         // Already revoked or expired: nothing left to revoke, but the local copy still goes.
         if (!(e instanceof CliError && /\(HTTP 401\)$/.test(e.message))) throw e;
@@ -35,7 +30,7 @@ export function tokenCommands(program: Command, api: () => Api): void {
     .option('--all', 'all users\' tokens (admin)')
     .option('--json', 'print JSON')
     .action(async (o) => {
-      const list = await api().get<TokenInfo[]>(`/api/tokens${o.all ? '?all=1' : ''}`);
+      const list = await api().tokens.list({ all: !!o.all });
       if (o.json) return printJson(list);
       const rows = list.map((t) => ({
         id: `${t.id}${t.current ? ' *' : ''}`, name: t.name, user: t.user, created: day(t.createdAt),
@@ -47,7 +42,7 @@ export function tokenCommands(program: Command, api: () => Api): void {
   token.command('revoke <id>').alias('rm')
     .description('revoke an API token (mine; admins: anyone\'s); streams opened with it are closed')
     .action(async (id: string) => {
-      await api().delete(`/api/tokens/${encodeURIComponent(id)}`);
+      await api().tokens.revoke(id);
       console.log(`revoked token ${id}`);
     });
 }

@@ -15,8 +15,8 @@ export function userCommands(program: Command, api: () => Api): void {
     .action(async (o) => {
       const password = await readSecret('Password: ', !!o.passwordStdin);
       const a = api();
-      const r = await a.request<{ user: { name: string; role: string }; token: string }>('POST', '/api/auth/login',
-        { username: o.user, password, tokenName: `cli@${hostname()}`, tokenExpires: o.expires }, { auth: false });
+      const r = await a.auth.login({ username: o.user, password, tokenName: `cli@${hostname()}`, tokenExpires: o.expires });
+      if (!r.token) throw new CliError('the server signed in but issued no API token');
       const file = saveToken(a, r.token);
       const pin = a.url.startsWith('https:') && a.trust.fingerprint ? ' with the certificate pin' : '';
       const until = o.expires === 'never' ? 'does not expire' : `expires in ${o.expires}`;
@@ -30,11 +30,11 @@ export function userCommands(program: Command, api: () => Api): void {
     .action(async (name: string, o) => {
       if (!['admin', 'user'].includes(o.role)) throw new CliError(`--role must be admin or user, not '${o.role}'`);
       const password = await readSecret(`Password for ${name}: `, !!o.passwordStdin);
-      const u = await api().post<{ name: string; role: string }>('/api/users', { name, password, role: o.role });
+      const u = await api().users.create({ name, password, role: o.role });
       console.log(`created user '${u.name}' (${u.role})`);
     });
   user.command('list').alias('ls').description('list accounts').option('--json', 'print JSON').action(async (o) => {
-    const users = await api().get<Record<string, unknown>[]>('/api/users');
+    const users = await api().users.list();
     if (o.json) printJson(users);
     else console.log(table(users, ['name', 'role', 'createdAt']));
   });
@@ -43,7 +43,7 @@ export function userCommands(program: Command, api: () => Api): void {
     .alias('rm')
     .description('delete an account (it must own no VMs)')
     .action(async (name: string) => {
-    await api().delete(`/api/users/${encodeURIComponent(name)}`);
+    await api().users.delete(name);
     console.log(`deleted user '${name}'`);
   });
   user
@@ -52,20 +52,20 @@ export function userCommands(program: Command, api: () => Api): void {
     .option('--password-stdin', 'read from standard input: current then new password, one a line (a reset: new only)')
     .action(async (name: string | undefined, o) => {
       const a = api();
-      const me = await a.get<{ name: string }>('/api/auth/me');
+      const me = await a.auth.me();
       const stdin = !!o.passwordStdin;
       const tty = !stdin && !!process.stdin.isTTY;
       if (!name || name === me.name) {
         const prompts = ['Current password: ', 'New password: ', ...(tty ? ['New password again: '] : [])];
         const [current, next, again] = await readSecrets(prompts, stdin);
         if (tty && next !== again) throw new CliError('the new passwords do not match');
-        await a.post('/api/me/password', { currentPassword: current, newPassword: next });
+        await a.auth.changePassword({ currentPassword: current!, newPassword: next! });
         console.log(`changed the password of '${me.name}': its other sessions and API tokens were signed out`);
         return;
       }
       const [next, again] = await readSecrets([`New password for ${name}: `, ...(tty ? ['Again: '] : [])], stdin);
       if (tty && next !== again) throw new CliError('the passwords do not match');
-      await a.put(`/api/users/${encodeURIComponent(name)}/password`, { password: next });
+      await a.users.setPassword(name, next!);
       console.log(`set the password of '${name}': all its sessions and API tokens were signed out`);
     });
   quotaCommand(user, api);

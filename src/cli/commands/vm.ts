@@ -1,14 +1,9 @@
 // oriel vm create|list|show|start|stop|force-stop|pause|resume|reset|delete|log|exec
 import type { Command } from 'commander';
+import type { VmAction, VmCreate } from '../../api/vms.ts';
 import { Api, CliError } from '../api.ts';
 import { printJson, table } from '../output.ts';
 
-interface Vm {
-  id: string; name: string; owner: string; state: string; stateReason: string | null; pid: number | null;
-  memoryMiB: number; cpus: number; display: string; accel: string; image: string | null; createdAt: string;
-}
-
-const enc = encodeURIComponent;
 const intArg = (name: string) => (v: string) => {
   if (!/^\d+$/.test(v)) throw new CliError(`${name} must be a whole number, not '${v}'`);
   return Number(v);
@@ -36,7 +31,7 @@ export function vmCommands(program: Command, api: () => Api): void {
     .action(async (name: string, o) => {
       const image = o.image && (o.image.includes('/') ? (await import('node:path')).resolve(o.image) : o.image);
       const abs = async (p?: string) => (p ? (await import('node:path')).resolve(p) : undefined);
-      let v = await api().post<Vm>('/api/vms', {
+      let v = await api().vms.create({
         name,
         image,
         kernel: await abs(o.kernel),
@@ -44,17 +39,17 @@ export function vmCommands(program: Command, api: () => Api): void {
         append: o.append,
         memoryMiB: o.memory,
         cpus: o.cpus,
-        display: o.display,
-        accel: o.accel,
+        display: o.display as VmCreate['display'],
+        accel: o.accel as VmCreate['accel'],
         ...(o.hugepages ? { hugepages: true } : {}),
       });
-      if (o.start) v = await api().post<Vm>(`/api/vms/${enc(name)}/start`);
+      if (o.start) v = await api().vms.act(name, 'start');
       if (o.json) printJson(v);
       else console.log(`created VM '${v.name}' (${v.state})`);
     });
 
   vm.command('list').alias('ls').description('list VMs').option('--json', 'print JSON').action(async (o) => {
-    const vms = await api().get<Vm[]>('/api/vms');
+    const vms = await api().vms.list();
     if (o.json) return printJson(vms);
     if (vms.length === 0) return console.log('no VMs yet: create one with `oriel vm create NAME --image tiny`');
     console.log(
@@ -69,13 +64,13 @@ export function vmCommands(program: Command, api: () => Api): void {
     .description('show one VM')
     .option('--json', 'print JSON')
     .action(async (name: string, o) => {
-    const v = await api().get<Vm>(`/api/vms/${enc(name)}`);
+    const v = await api().vms.get(name);
     if (o.json) return printJson(v);
     for (const [k, val] of Object.entries(v)) if (k !== 'stateReason') console.log(`${k.padEnd(10)} ${val ?? '-'}`);
     if (v.stateReason) console.log(`\n${v.stateReason}`);
   });
 
-  const lifecycle: [string, string, string][] = [
+  const lifecycle: [string, VmAction, string][] = [
     ['start', 'start', 'start a stopped or crashed VM'],
     ['force-stop', 'force-stop', 'stop at once, without asking the guest'],
     ['pause', 'pause', 'pause the VM'],
@@ -84,7 +79,7 @@ export function vmCommands(program: Command, api: () => Api): void {
   ];
   for (const [cmd, path, desc] of lifecycle) {
     vm.command(`${cmd} <name>`).description(desc).option('--json', 'print JSON').action(async (name: string, o) => {
-      const v = await api().post<Vm>(`/api/vms/${enc(name)}/${path}`);
+      const v = await api().vms.act(name, path);
       if (o.json) printJson(v);
       else console.log(`${v.name}: ${v.state}${v.stateReason ? ` (${v.stateReason})` : ''}`);
     });
@@ -94,10 +89,7 @@ export function vmCommands(program: Command, api: () => Api): void {
     .option('--timeout <seconds>', 'how long the guest may take', intArg('--timeout'))
     .option('--json', 'print JSON')
     .action(async (name: string, o) => {
-      const v = await api().post<Vm>(
-        `/api/vms/${enc(name)}/stop`,
-        o.timeout !== undefined ? { timeoutSec: o.timeout } : {},
-      );
+      const v = await api().vms.act(name, 'stop', o.timeout !== undefined ? { timeoutSec: o.timeout } : {});
       if (o.json) printJson(v);
       else console.log(`${v.name}: ${v.state}${v.stateReason ? ` (${v.stateReason})` : ''}`);
     });
@@ -106,7 +98,7 @@ export function vmCommands(program: Command, api: () => Api): void {
     .alias('rm')
     .description('delete a stopped VM and its disk overlay')
     .action(async (name: string) => {
-    await api().delete(`/api/vms/${enc(name)}`);
+    await api().vms.delete(name);
     console.log(`deleted VM '${name}'`);
   });
 
@@ -114,9 +106,7 @@ export function vmCommands(program: Command, api: () => Api): void {
     .option('--qemu', "QEMU's own log instead")
     .option('-n, --lines <n>', 'last N lines', intArg('--lines'), 200)
     .action(async (name: string, o) => {
-      const r = await api().get<{ text: string }>(
-        `/api/vms/${enc(name)}/log?source=${o.qemu ? 'qemu' : 'serial'}&lines=${o.lines}`,
-      );
+      const r = await api().vms.log(name, { source: o.qemu ? 'qemu' : 'serial', lines: o.lines });
       process.stdout.write(r.text.endsWith('\n') || r.text === '' ? r.text : r.text + '\n');
     });
 
@@ -124,10 +114,7 @@ export function vmCommands(program: Command, api: () => Api): void {
     .description('run a command in the guest and print its output; exits with its status (use -- before the command)')
     .option('--timeout <seconds>', 'give up after this long (default 60)', intArg('--timeout'), 60)
     .action(async (name: string, argv: string[], o) => {
-      const r = await api().post<{ stdout: string; stderr: string; exitCode: number }>(`/api/vms/${enc(name)}/exec`, {
-        argv,
-        timeoutSec: o.timeout,
-      });
+      const r = await api().vms.exec(name, { argv, timeoutSec: o.timeout });
       process.stdout.write(r.stdout);
       process.stderr.write(r.stderr);
       process.exitCode = r.exitCode;

@@ -67,6 +67,18 @@ export class LoginThrottle {
     while (this.failures.size > MAX_KEYS) this.failures.delete(this.failures.keys().next().value!);
   }
 
+  /**
+   * The attempt begun for this account and address was wrong: its wait starts now, when the answer is known, not
+   * when the attempt began (a slow password check must not use up the wait that follows it).
+   */
+  failed(account: string, address: string): void {
+    const t = this.now();
+    for (const [, key] of this.keys(account, address)) {
+      const f = this.failures.get(key);
+      if (f) f.last = Math.max(f.last, t);
+    }
+  }
+
   /** The attempt begun for this account and address was right: it was no failure, and the pair starts afresh. */
   succeeded(account: string, address: string): void {
     for (const [kind, key] of this.keys(account, address)) {

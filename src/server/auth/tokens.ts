@@ -6,46 +6,25 @@
 // never), and may be revoked. An expired token is refused with the date it expired, and is forgotten
 // FORGET_EXPIRED_MS later. Revoking or expiring a token also closes the streams opened with it (streams.ts).
 import { randomBytes, timingSafeEqual } from 'node:crypto';
-import { z } from 'zod';
+import { DEFAULT_TOKEN_EXPIRY, tokenExpiryMs, tokenExpirySchema, type Token } from '../../api/tokens.ts';
 import type { Db } from '../../store/database.ts';
 import { OrielError, badRequest, notFound, unauthorized } from '../../errors.ts';
 import type { Credential, CredentialStreams } from './streams.ts';
 import { secretHash } from './passwords.ts';
 
-export interface ApiTokenInfo {
-  id: string;
-  name: string;
-  /** The owner's user name. */
-  user: string;
-  createdAt: string;
-  lastUsedAt: string | null;
-  /** null: never expires. */
-  expiresAt: string | null;
-  expired: boolean;
-}
+/** A token as lists show it (src/api/tokens.ts), less `current`, which depends on the request. */
+export type ApiTokenInfo = Omit<Token, 'current'>;
 
-/** How long a token lives when its creator does not say: long enough for a laptop's CLI, short enough to age out. */
-export const DEFAULT_TOKEN_EXPIRY = '90d';
-const MAX_EXPIRY_MS = 3650 * 86_400_000;
 /** Live (unexpired) tokens one user may hold: the table and `GET /api/tokens` stay bounded. */
 export const MAX_TOKENS_PER_USER = 100;
 const FORGET_EXPIRED_MS = 30 * 86_400_000;
-const UNITS: Record<string, number> = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
-
-export const tokenExpirySchema = z
-  .string()
-  .regex(/^(never|[1-9][0-9]{0,6}[smhd])$/, 'a token lifetime is a number with s, m, h or d (30s, 12h, 90d), or "never"')
-  .refine(
-    (s) => !/^[0-9]+[smhd]$/.test(s) || expiryMs(s)! <= MAX_EXPIRY_MS,
-    'a token lifetime is at most 3650 days (or "never")',
-  );
 
 /** The lifetime in ms of `30d`, `12h`, ...; null for `never`. */
 export function expiryMs(s: string): number | null {
   if (s === 'never') return null;
-  const m = /^([0-9]+)([smhd])$/.exec(s);
-  if (!m) throw badRequest(`not a token lifetime: '${s}'`);
-  return Number(m[1]) * UNITS[m[2]!]!;
+  const ms = tokenExpiryMs(s);
+  if (ms === null) throw badRequest(`not a token lifetime: '${s}'`);
+  return ms;
 }
 
 const TOKEN_RE = /^oriel_([0-9a-f]{12})_([A-Za-z0-9_-]{43})$/;

@@ -4,35 +4,17 @@
 // hash is enough (unlike passwords). A password change ends the account's other sessions and tokens; deleting an
 // account ends all of them (the database cascades) and closes their streams.
 import { randomBytes, randomUUID } from 'node:crypto';
-import { z } from 'zod';
+import { passwordSchema, userNameSchema, type Role, type User } from '../../api/users.ts';
 import type { Db } from '../../store/database.ts';
 import { conflict, notFound, unauthorized } from '../../errors.ts';
 import { hashPassword, secretHash, verifyPassword } from './passwords.ts';
 import { CredentialStreams, type Credential } from './streams.ts';
 import { ApiTokens } from './tokens.ts';
 
-export type Role = 'admin' | 'user';
-export interface User {
-  id: string;
-  name: string;
-  role: Role;
-  createdAt: string;
-}
+/** An account as the API shows it (src/api/users.ts). */
+export type { Role, User };
 
-export const USER_NAME_RE = /^[a-z_][a-z0-9_.-]{0,31}$/;
-export const MIN_PASSWORD = 8;
 export const SESSION_TTL_MS = 12 * 3600 * 1000;
-
-export const userNameSchema = z
-  .string()
-  .regex(
-    USER_NAME_RE,
-    'user names are 1-32 characters: lower-case letters, digits, "_", "." or "-", not starting with a digit',
-  );
-export const passwordSchema = z
-  .string()
-  .min(MIN_PASSWORD, `passwords need at least ${MIN_PASSWORD} characters`)
-  .max(1024);
 
 const now = () => new Date().toISOString();
 

@@ -62,7 +62,7 @@ export class CaptureRecovery {
     });
   }
 
-  /** For VmManager.init: resolves once the VM's leftover worker (if any) has ended. */
+  /** For VmManager.init (a beforeReattach hook): resolves once the VM's leftover worker (if any) has ended. */
   beforeReattach(vm: VmRecord): Promise<void> {
     const w = this.outcomes.get(vm.id);
     return w ? w.settled.then(() => undefined, () => undefined) : Promise.resolve();

@@ -3,7 +3,6 @@
 // someone took by hand stays until that person deletes it. Schedules live in SQLite and are re-armed at start.
 import { EventEmitter } from 'node:events';
 import { Cron } from 'croner';
-import { z } from 'zod';
 import type { Db } from '../../store/database.ts';
 import { badRequest } from '../../errors.ts';
 import type { CheckpointService, RetentionRules } from '../../checkpoint/service.ts';
@@ -11,14 +10,6 @@ import type { VmManager } from '../../vm/manager.ts';
 import type { VmRecord } from '../../vm/store.ts';
 import type { Operations } from '../operations.ts';
 import { checkpointProgress } from './progress.ts';
-
-export const retentionSchema = z.object({
-  keepLast: z.number().int().min(0).max(10_000).optional(),
-  hourly: z.number().int().min(0).max(10_000).optional(),
-  daily: z.number().int().min(0).max(10_000).optional(),
-  weekly: z.number().int().min(0).max(10_000).optional(),
-  monthly: z.number().int().min(0).max(10_000).optional(),
-}).strict();
 
 export interface Schedule {
   vmId: string;

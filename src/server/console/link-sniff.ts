@@ -1,20 +1,17 @@
-// Just enough of the SPICE link handshake for the proxy to know which SPICE session a connection belongs to.
-// Layouts from spice-protocol's spice/protocol.h (all little-endian):
-//   SpiceLinkHeader  { u32 magic "REDQ"; u32 major; u32 minor; u32 size }                       16 bytes
-//   SpiceLinkMess    { u32 connection_id; u8 channel_type; u8 channel_id; u32 num_common_caps;
-//                      u32 num_channel_caps; u32 caps_offset }  then the caps                     (client -> server)
-//   SpiceLinkReply   { u32 error; u8 pub_key[162]; u32 num_common_caps; u32 num_channel_caps;
-//                      u32 caps_offset }  then the caps                                          (server -> client)
-// After the reply the server sends a u32 link result, then messages with the mini header { u16 type; u32 size }
-// when both sides announced SPICE_COMMON_CAP_MINI_HEADER (bit 3), else the full one
-// { u64 serial; u16 type; u32 size; u32 sub_list }. MAIN_INIT (type 103) starts with u32 session_id.
+// Just enough of the SPICE link handshake for the proxy to know which SPICE session a connection belongs to. The
+// layouts, constants and parsers are the SPICE core's (src/spice/link.ts, src/spice/proto): SpiceLinkHeader, then
+// SpiceLinkMess from the client and SpiceLinkReply from the server, a u32 link result, then messages with the mini
+// header when both sides announced CommonCap.MINI_HEADER, else the full one. MAIN_INIT starts with u32 session_id.
+import { hasCap } from '../../spice/caps.ts';
+import { LINK_HEADER_SIZE, MAX_LINK_BODY, decodeLinkHeader, decodeLinkMess, decodeLinkReply } from '../../spice/link.ts';
+import {
+  ChannelType, CommonCap, DATA_HEADER_SIZE, LinkErr, MINI_HEADER_SIZE, MainMsg,
+} from '../../spice/proto/constants.ts';
+import { Reader } from '../../spice/proto/reader.ts';
 
-export const SPICE_MAGIC = 0x51444552;
-export const CHANNEL_MAIN = 1;
-const MINI_HEADER_CAP = 1 << 3;
-const MSG_MAIN_INIT = 103;
+export const CHANNEL_MAIN = ChannelType.MAIN;
 /** A link message is tiny; anything larger before the link is done is not SPICE. */
-export const MAX_LINK_BYTES = 4096;
+export const MAX_LINK_BYTES = LINK_HEADER_SIZE + MAX_LINK_BODY;
 
 export interface ClientLink {
   connectionId: number;
@@ -26,20 +23,15 @@ export interface ClientLink {
 
 /** Parses the client's first bytes; undefined while incomplete; throws on bytes that are not a SPICE link. */
 export function parseClientLink(buf: Buffer): ClientLink | undefined {
-  if (buf.length < 16) return undefined;
-  if (buf.readUInt32LE(0) !== SPICE_MAGIC) throw new Error('not a SPICE link message');
-  const size = buf.readUInt32LE(12);
-  if (size < 18 || size > MAX_LINK_BYTES) throw new Error(`SPICE link message of ${size} bytes`);
-  if (buf.length < 16 + size) return undefined;
-  const body = buf.subarray(16, 16 + size);
-  const nCommon = body.readUInt32LE(6);
-  const capsOffset = body.readUInt32LE(14);
-  const common = nCommon > 0 && capsOffset + 4 <= size ? body.readUInt32LE(capsOffset) : 0;
+  if (buf.length < LINK_HEADER_SIZE) return undefined;
+  const size = decodeLinkHeader(buf.subarray(0, LINK_HEADER_SIZE)); // throws on a bad magic, version or size
+  if (buf.length < LINK_HEADER_SIZE + size) return undefined;
+  const mess = decodeLinkMess(buf.subarray(LINK_HEADER_SIZE, LINK_HEADER_SIZE + size));
   return {
-    connectionId: body.readUInt32LE(0),
-    channelType: body.readUInt8(4),
-    miniHeader: (common & MINI_HEADER_CAP) !== 0,
-    length: 16 + size,
+    connectionId: mess.connectionId,
+    channelType: mess.channelType,
+    miniHeader: hasCap(mess.commonCaps, CommonCap.MINI_HEADER),
+    length: LINK_HEADER_SIZE + size,
   };
 }
 
@@ -74,30 +66,28 @@ export class SessionIdSniffer {
 
   private step(): void {
     if (this.stage === 'reply') {
-      if (this.buf.length < 16) return;
-      const size = this.buf.readUInt32LE(12);
-      if (this.buf.length < 16 + size) return;
-      const body = this.buf.subarray(16, 16 + size);
-      if (body.readUInt32LE(0) !== 0) throw new Error('link refused');
-      const nCommon = body.readUInt32LE(166);
-      const capsOffset = body.readUInt32LE(174);
-      const common = nCommon > 0 ? body.readUInt32LE(capsOffset) : 0;
-      this.mini = this.clientMiniHeader && (common & MINI_HEADER_CAP) !== 0;
-      this.buf = this.buf.subarray(16 + size);
+      if (this.buf.length < LINK_HEADER_SIZE) return;
+      const size = decodeLinkHeader(this.buf.subarray(0, LINK_HEADER_SIZE));
+      if (this.buf.length < LINK_HEADER_SIZE + size) return;
+      const reply = decodeLinkReply(this.buf.subarray(LINK_HEADER_SIZE, LINK_HEADER_SIZE + size));
+      if (reply.error !== LinkErr.OK) throw new Error('link refused');
+      this.mini = this.clientMiniHeader && hasCap(reply.commonCaps, CommonCap.MINI_HEADER);
+      this.buf = this.buf.subarray(LINK_HEADER_SIZE + size);
       this.stage = 'result';
     }
     if (this.stage === 'result') {
       if (this.buf.length < 4) return;
-      if (this.buf.readUInt32LE(0) !== 0) throw new Error('link failed');
+      if (this.buf.readUInt32LE(0) !== LinkErr.OK) throw new Error('link failed');
       this.buf = this.buf.subarray(4);
       this.stage = 'messages';
     }
     while (this.stage === 'messages') {
-      const hdr = this.mini ? 6 : 18;
+      const hdr = this.mini ? MINI_HEADER_SIZE : DATA_HEADER_SIZE;
       if (this.buf.length < hdr) return;
-      const type = this.mini ? this.buf.readUInt16LE(0) : this.buf.readUInt16LE(8);
-      const size = this.mini ? this.buf.readUInt32LE(2) : this.buf.readUInt32LE(10);
-      if (type === MSG_MAIN_INIT) {
+      const r = new Reader(this.buf.subarray(0, hdr), this.mini ? 0 : 8, 'message header');
+      const type = r.u16();
+      const size = r.u32();
+      if (type === MainMsg.INIT) {
         if (this.buf.length < hdr + 4) return;
         this.sessionId = this.buf.readUInt32LE(hdr);
         this.stage = 'done';

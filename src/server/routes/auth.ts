@@ -1,13 +1,12 @@
 import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
-import { z } from 'zod';
 import { badRequest, forbidden, unauthorized } from '../../errors.ts';
 import { requireCredential, requireUser, SESSION_COOKIE } from '../auth/plugin.ts';
 import type { ServerContext } from '../context.ts';
-import { errorSchema, userSchema } from '../schemas.ts';
+import {
+  errorSchema, loginResultSchema, loginSchema, noContentSchema, passwordChangeSchema, userSchema,
+} from '../../api/index.ts';
 import { LoginThrottle } from '../auth/throttle.ts';
-import { passwordSchema } from '../auth/users.ts';
-import { DEFAULT_TOKEN_EXPIRY, tokenExpirySchema } from '../auth/tokens.ts';
 
 export function authRoutes(app: FastifyInstance, ctx: ServerContext): void {
   const r = app.withTypeProvider<ZodTypeProvider>();
@@ -16,16 +15,9 @@ export function authRoutes(app: FastifyInstance, ctx: ServerContext): void {
     schema: {
       tags: ['auth'],
       summary: 'Sign in: sets the session cookie; with tokenName, also issues an API token (shown once)',
-      body: z.object({
-        username: z.string().min(1).max(200),
-        password: z.string().min(1).max(1024),
-        tokenName: z.string().min(1).max(100).optional(),
-        tokenExpires: tokenExpirySchema
-          .optional()
-          .describe(`lifetime of the API token: 30s, 12h, 90d, ... or "never" (default ${DEFAULT_TOKEN_EXPIRY})`),
-      }),
+      body: loginSchema,
       response: {
-        200: z.object({ user: userSchema, token: z.string().optional() }),
+        200: loginResultSchema,
         401: errorSchema,
         429: errorSchema,
       },
@@ -39,7 +31,10 @@ export function authRoutes(app: FastifyInstance, ctx: ServerContext): void {
       throw e;
     }
     const checked = await throttle.slot(() => ctx.users.authenticate(username, req.body.password));
-    if (!checked) throw unauthorized('wrong user name or password'); // counted as a failure by begin()
+    if (!checked) {
+      throttle.failed(username, req.ip); // counted as a failure by begin(); its wait starts now
+      throw unauthorized('wrong user name or password');
+    }
     throttle.succeeded(username, req.ip);
     const { user } = checked;
     // A new session on every sign-in; the one this browser had (if any) ends (no session fixation).
@@ -63,7 +58,7 @@ export function authRoutes(app: FastifyInstance, ctx: ServerContext): void {
       schema: {
         tags: ['auth'],
         summary: 'Sign out: ends the session of the cookie, or revokes the API token the request carries',
-        response: { 204: z.null() },
+        response: { 204: noContentSchema },
       },
     },
     async (req, reply) => {
@@ -91,8 +86,8 @@ export function authRoutes(app: FastifyInstance, ctx: ServerContext): void {
       schema: {
         tags: ['auth'],
         summary: 'Change my password: ends my other sessions and API tokens (this one stays signed in)',
-        body: z.object({ currentPassword: z.string().min(1).max(1024), newPassword: passwordSchema }),
-        response: { 204: z.null(), 403: errorSchema, 429: errorSchema },
+        body: passwordChangeSchema,
+        response: { 204: noContentSchema, 403: errorSchema, 429: errorSchema },
       },
     },
     async (req, reply) => {
@@ -106,7 +101,10 @@ export function authRoutes(app: FastifyInstance, ctx: ServerContext): void {
       }
       const verified = await throttle.slot(() => ctx.users.checkPassword(me.id, req.body.currentPassword));
       // 403, not 401: the caller is signed in; a 401 would send the web UI to its sign-in page.
-      if (!verified) throw forbidden('the current password is wrong');
+      if (!verified) {
+        throttle.failed(me.name, req.ip);
+        throw forbidden('the current password is wrong');
+      }
       throttle.succeeded(me.name, req.ip);
       if (req.body.newPassword === req.body.currentPassword) {
         throw badRequest('the new password is the same as the current one');

@@ -9,23 +9,14 @@ import type { VmRecord } from '../../vm/store.ts';
 import { requireAdmin, requireUser } from '../auth/plugin.ts';
 import type { ServerContext } from '../context.ts';
 import { checkpointProgress } from '../checkpoints/progress.ts';
-import { retentionSchema } from '../checkpoints/schedules.ts';
-import { operationSchema, operationView } from '../schemas.ts';
+import {
+  checkpointDetailSchema, checkpointParams, checkpointSchema, checkpointTakeSchema, noContentSchema, operationSchema,
+  pruneResultSchema, pruneSchema, restoreSchema, scheduleSchema, scheduleSetSchema, verifySchema, vmParams,
+  type CheckpointDetail, type RestoreResult, type VerifyResult,
+} from '../../api/index.ts';
+import { operationView } from '../views.ts';
 import { vmFor } from './vms.ts';
 
-const summarySchema = z.object({
-  id: z.string(), vmId: z.string(), vmName: z.string(), createdAt: z.string(), kind: z.enum(['manual', 'scheduled']),
-  label: z.string().optional(), parent: z.string().nullable(), pauseMs: z.number().nullable(), durationMs: z.number(),
-  newBytes: z.number(), diskBytes: z.number(),
-});
-/** The list adds how the disk was included (full image, changes since the parent, or no disk) for the web UI. */
-const listItemSchema = summarySchema.extend({ diskMode: z.enum(['full', 'incremental']).nullable() });
-const scheduleSchema = z.object({
-  vm: z.string(), every: z.string(), rules: retentionSchema, updatedAt: z.string(), lastRunAt: z.string().nullable(),
-  lastError: z.string().nullable(), nextRunAt: z.string().nullable(),
-});
-const vmParams = z.object({ vm: z.string() });
-const idParams = z.object({ vm: z.string(), id: z.string() });
 
 export function checkpointRoutes(app: FastifyInstance, ctx: ServerContext): void {
   const r = app.withTypeProvider<ZodTypeProvider>();
@@ -53,7 +44,7 @@ export function checkpointRoutes(app: FastifyInstance, ctx: ServerContext): void
         tags: ['checkpoints'],
         summary: "A VM's checkpoints, oldest first",
         params: vmParams,
-        response: { 200: z.array(listItemSchema) },
+        response: { 200: z.array(checkpointSchema) },
       },
     },
     async (req) =>
@@ -69,7 +60,7 @@ export function checkpointRoutes(app: FastifyInstance, ctx: ServerContext): void
         tags: ['checkpoints'],
         summary: 'Take a live checkpoint (an operation; its result is the checkpoint)',
         params: vmParams,
-        body: z.object({ label: z.string().max(200).optional() }).optional(),
+        body: checkpointTakeSchema,
         response: { 202: operationSchema },
       },
     },
@@ -98,18 +89,11 @@ export function checkpointRoutes(app: FastifyInstance, ctx: ServerContext): void
       schema: {
         tags: ['checkpoints'],
         summary: 'One checkpoint',
-        params: idParams,
-        response: {
-          200: summarySchema.extend({
-            wasRunning: z.boolean(),
-            qemu: z.object({ version: z.string(), machine: z.string() }),
-            disks: z.array(z.object({ node: z.string(), mode: z.string(), bytes: z.number() })),
-            ramBlocks: z.array(z.object({ id: z.string(), length: z.number() })),
-          }),
-        },
+        params: checkpointParams,
+        response: { 200: checkpointDetailSchema },
       },
     },
-    async (req) => {
+    async (req): Promise<CheckpointDetail> => {
       const vm = vmFor(ctx, req, req.params.vm);
       const s = checkpointOf(vm, req.params.id);
       const m = cps.show(s.id);
@@ -130,8 +114,8 @@ export function checkpointRoutes(app: FastifyInstance, ctx: ServerContext): void
         tags: ['checkpoints'],
         summary:
           'Restore: in place (the VM is stopped and replaced; what happened since is lost), or with `as` into a new VM',
-        params: idParams,
-        body: z.object({ as: z.string().optional() }).optional(),
+        params: checkpointParams,
+        body: restoreSchema,
         response: { 202: operationSchema },
       },
     },
@@ -141,7 +125,8 @@ export function checkpointRoutes(app: FastifyInstance, ctx: ServerContext): void
       const c = checkpointOf(vm, req.params.id);
       if (req.body?.as) ctx.quotas.checkRestoreAs(user.id, vm);
       const target = req.body?.as ? await ctx.vms.createLike(vm.id, req.body.as, user.id) : vm;
-      const op = ctx.ops.start('checkpoint.restore', { vmId: target.id, userId: user.id }, async (o) => {
+      const kind = 'checkpoint.restore';
+      const op = ctx.ops.start(kind, { vmId: target.id, userId: user.id }, async (o): Promise<RestoreResult> => {
         const res = await cps.restore(c.id, checkpointProgress(o), { targetVmId: target.id });
         return { checkpoint: c.id, vm: target.name, restoreMs: res.restoreMs, streamBytes: res.streamBytes };
       });
@@ -155,8 +140,8 @@ export function checkpointRoutes(app: FastifyInstance, ctx: ServerContext): void
       schema: {
         tags: ['checkpoints'],
         summary: 'Delete a checkpoint (its disk changes merge into the next one)',
-        params: idParams,
-        response: { 204: z.null() },
+        params: checkpointParams,
+        response: { 204: noContentSchema },
       },
     },
     async (req, reply) => {
@@ -174,7 +159,7 @@ export function checkpointRoutes(app: FastifyInstance, ctx: ServerContext): void
         tags: ['checkpoints'],
         summary: "Check every hash of the VM's checkpoints (or of one, with `id`); an operation (admins: it reads the whole store)",
         params: vmParams,
-        body: z.object({ id: z.string().optional() }).optional(),
+        body: verifySchema,
         response: { 202: operationSchema },
       },
     },
@@ -187,7 +172,8 @@ export function checkpointRoutes(app: FastifyInstance, ctx: ServerContext): void
         o.progress(0, 1, 'verifying');
         const rep = await cps.verify();
         const broken = Object.fromEntries(Object.entries(rep.broken).filter(([id]) => ids.includes(id)));
-        const result = { ok: Object.keys(broken).length === 0, checked: ids, broken, objects: rep.objects };
+        const ok = Object.keys(broken).length === 0;
+        const result: VerifyResult = { ok, checked: ids, broken, objects: rep.objects };
         o.progress(1, 1, result.ok ? 'all hashes match' : 'corrupt data found');
         if (!result.ok)
           throw new Error(
@@ -207,8 +193,8 @@ export function checkpointRoutes(app: FastifyInstance, ctx: ServerContext): void
         summary:
           "Apply retention rules (the schedule's, or those given); dryRun lists what would go. Manual checkpoints are never pruned.",
         params: vmParams,
-        body: z.object({ dryRun: z.boolean().default(false), rules: retentionSchema.optional() }),
-        response: { 200: z.object({ keep: z.array(z.string()), delete: z.array(z.string()), dryRun: z.boolean() }) },
+        body: pruneSchema,
+        response: { 200: pruneResultSchema },
       },
     },
     async (req) => {
@@ -249,7 +235,7 @@ export function checkpointRoutes(app: FastifyInstance, ctx: ServerContext): void
         summary:
           'Set the schedule: every = interval (30s, 5m, 2h, 1d) or cron expression; retention rules for scheduled checkpoints',
         params: vmParams,
-        body: retentionSchema.extend({ every: z.string().min(2).max(100) }),
+        body: scheduleSetSchema,
         response: { 200: scheduleSchema },
       },
     },
@@ -267,7 +253,7 @@ export function checkpointRoutes(app: FastifyInstance, ctx: ServerContext): void
         tags: ['checkpoints'],
         summary: 'Stop taking scheduled checkpoints',
         params: vmParams,
-        response: { 204: z.null() },
+        response: { 204: noContentSchema },
       },
     },
     async (req, reply) => {

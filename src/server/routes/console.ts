@@ -1,6 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
-import { z } from 'zod';
+import { consoleTicketSchema, vmParams } from '../../api/index.ts';
 import { requireCredential } from '../auth/plugin.ts';
 import type { ServerContext } from '../context.ts';
 import type { ConsoleTickets } from '../console/tickets.ts';
@@ -15,8 +15,8 @@ export function consoleRoutes(app: FastifyInstance, ctx: ServerContext, tickets:
         tags: ['console'],
         summary:
           'A single-use ticket (60 s) for one console session: open ws(s)://HOST/api/vms/{vm}/spice?ticket=... for each SPICE channel (the main channel first)',
-        params: z.object({ vm: z.string() }),
-        response: { 201: z.object({ ticket: z.string(), expiresAt: z.string(), path: z.string() }) },
+        params: vmParams,
+        response: { 201: consoleTicketSchema },
       },
     },
     async (req, reply) => {

@@ -6,7 +6,8 @@ import { OrielError } from '../../errors.ts';
 import { requireCredential, requireUser } from '../auth/plugin.ts';
 import type { ServerContext } from '../context.ts';
 import type { Operation } from '../operations.ts';
-import { operationView, vmView } from '../schemas.ts';
+import type { EventData, EventType } from '../../api/index.ts';
+import { operationView, vmView } from '../views.ts';
 import type { VmRecord } from '../../vm/store.ts';
 import { canSeeOperation } from './operations.ts';
 
@@ -52,7 +53,7 @@ export function eventRoutes(app: FastifyInstance, ctx: ServerContext): void {
       'x-accel-buffering': 'no',
     });
     res.write(': connected\n\n');
-    const send = (type: string, data: unknown) => res.write(`event: ${type}\ndata: ${JSON.stringify(data)}\n\n`);
+    const send = <T extends EventType>(type: T, data: EventData<T>) => res.write(`event: ${type}\ndata: ${JSON.stringify(data)}\n\n`);
     const mayUse = (vm: VmRecord) => user.role === 'admin' || vm.ownerId === user.id;
     const onVm = (vm: VmRecord) => mayUse(vm) && send('vm', vmView(vm, ctx.users));
     const onVmDeleted = (vm: VmRecord) => mayUse(vm) && send('vm-deleted', { id: vm.id, name: vm.name });

@@ -5,7 +5,8 @@ import { forbidden } from '../../errors.ts';
 import { requireUser } from '../auth/plugin.ts';
 import type { ServerContext } from '../context.ts';
 import type { Operation } from '../operations.ts';
-import { operationSchema, operationView } from '../schemas.ts';
+import { operationListQuery, operationParams, operationSchema, operationWaitQuery } from '../../api/index.ts';
+import { operationView } from '../views.ts';
 import { vmFor } from './vms.ts';
 
 /** Users see operations they started or that concern their VMs; admins see all. */
@@ -23,7 +24,6 @@ export function operationRoutes(app: FastifyInstance, ctx: ServerContext): void 
     if (!canSeeOperation(ctx, req, op)) throw forbidden(`operation ${id} is not yours`);
     return op;
   };
-  const idParams = z.object({ id: z.string() });
 
   r.get(
     '/api/operations',
@@ -31,10 +31,7 @@ export function operationRoutes(app: FastifyInstance, ctx: ServerContext): void 
       schema: {
         tags: ['operations'],
         summary: 'Recent operations, newest first',
-        querystring: z.object({
-          vm: z.string().optional(),
-          limit: z.coerce.number().int().min(1).max(1000).default(50),
-        }),
+        querystring: operationListQuery,
         response: { 200: z.array(operationSchema) },
       },
     },
@@ -50,7 +47,7 @@ export function operationRoutes(app: FastifyInstance, ctx: ServerContext): void 
   r.get(
     '/api/operations/:id',
     {
-      schema: { tags: ['operations'], summary: 'One operation', params: idParams, response: { 200: operationSchema } },
+      schema: { tags: ['operations'], summary: 'One operation', params: operationParams, response: { 200: operationSchema } },
     },
     async (req) => view(visible(req, req.params.id)),
   );
@@ -60,8 +57,8 @@ export function operationRoutes(app: FastifyInstance, ctx: ServerContext): void 
       schema: {
         tags: ['operations'],
         summary: 'Answers when the operation has finished, or after timeoutSec with its current state',
-        params: idParams,
-        querystring: z.object({ timeoutSec: z.coerce.number().min(0).max(300).default(30) }),
+        params: operationParams,
+        querystring: operationWaitQuery,
         response: { 200: operationSchema },
       },
     },
@@ -76,7 +73,7 @@ export function operationRoutes(app: FastifyInstance, ctx: ServerContext): void 
       schema: {
         tags: ['operations'],
         summary: 'Cancel a running operation',
-        params: idParams,
+        params: operationParams,
         response: { 200: operationSchema },
       },
     },

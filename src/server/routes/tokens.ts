@@ -5,20 +5,11 @@ import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { forbidden } from '../../errors.ts';
 import { requireUser } from '../auth/plugin.ts';
-import { DEFAULT_TOKEN_EXPIRY, tokenExpirySchema, type ApiTokenInfo } from '../auth/tokens.ts';
+import type { ApiTokenInfo } from '../auth/tokens.ts';
 import type { ServerContext } from '../context.ts';
-import { errorSchema } from '../schemas.ts';
-
-export const tokenSchema = z.object({
-  id: z.string(),
-  name: z.string(),
-  user: z.string(),
-  createdAt: z.string(),
-  lastUsedAt: z.string().nullable(),
-  expiresAt: z.string().nullable().describe('null: never expires'),
-  expired: z.boolean(),
-  current: z.boolean().describe('the token this request was made with'),
-});
+import {
+  createdTokenSchema, errorSchema, noContentSchema, tokenCreateSchema, tokenIdParams, tokenListQuery, tokenSchema,
+} from '../../api/index.ts';
 
 export function tokenRoutes(app: FastifyInstance, ctx: ServerContext): void {
   const r = app.withTypeProvider<ZodTypeProvider>();
@@ -28,7 +19,7 @@ export function tokenRoutes(app: FastifyInstance, ctx: ServerContext): void {
       schema: {
         tags: ['auth'],
         summary: 'List my API tokens (admins: everyone\'s with ?all=1); secrets are never shown again',
-        querystring: z.object({ all: z.enum(['0', '1', 'true', 'false']).optional() }),
+        querystring: tokenListQuery,
         response: { 200: z.array(tokenSchema), 403: errorSchema },
       },
     },
@@ -46,13 +37,8 @@ export function tokenRoutes(app: FastifyInstance, ctx: ServerContext): void {
       schema: {
         tags: ['auth'],
         summary: 'Create an API token; the secret is in this answer only',
-        body: z.object({
-          name: z.string().min(1).max(100),
-          expires: tokenExpirySchema
-            .optional()
-            .describe(`lifetime: 30s, 12h, 90d, ... or "never" (default ${DEFAULT_TOKEN_EXPIRY})`),
-        }),
-        response: { 201: z.object({ token: z.string(), info: tokenSchema }) },
+        body: tokenCreateSchema,
+        response: { 201: createdTokenSchema },
       },
     },
     async (req, reply) => {
@@ -67,8 +53,8 @@ export function tokenRoutes(app: FastifyInstance, ctx: ServerContext): void {
       schema: {
         tags: ['auth'],
         summary: 'Revoke an API token (mine; admins: anyone\'s); streams opened with it are closed',
-        params: z.object({ id: z.string().max(100) }),
-        response: { 204: z.null(), 404: errorSchema },
+        params: tokenIdParams,
+        response: { 204: noContentSchema, 404: errorSchema },
       },
     },
     async (req, reply) => {

@@ -3,9 +3,10 @@ import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { conflict, notFound } from '../../errors.ts';
 import { requireAdmin } from '../auth/plugin.ts';
-import { passwordSchema, userNameSchema } from '../auth/users.ts';
 import type { ServerContext } from '../context.ts';
-import { userSchema } from '../schemas.ts';
+import {
+  noContentSchema, passwordResetSchema, userCreateSchema, userNameParams, userSchema,
+} from '../../api/index.ts';
 
 export function userRoutes(app: FastifyInstance, ctx: ServerContext): void {
   const r = app.withTypeProvider<ZodTypeProvider>();
@@ -23,11 +24,7 @@ export function userRoutes(app: FastifyInstance, ctx: ServerContext): void {
       schema: {
         tags: ['users'],
         summary: 'Create an account (admin)',
-        body: z.object({
-          name: userNameSchema,
-          password: passwordSchema,
-          role: z.enum(['admin', 'user']).default('user'),
-        }),
+        body: userCreateSchema,
         response: { 201: userSchema },
       },
     },
@@ -44,9 +41,9 @@ export function userRoutes(app: FastifyInstance, ctx: ServerContext): void {
       schema: {
         tags: ['users'],
         summary: 'Set another user\'s password (admin): ends all their sessions and API tokens',
-        params: z.object({ name: z.string() }),
-        body: z.object({ password: passwordSchema }),
-        response: { 204: z.null() },
+        params: userNameParams,
+        body: passwordResetSchema,
+        response: { 204: noContentSchema },
       },
     },
     async (req, reply) => {
@@ -66,8 +63,8 @@ export function userRoutes(app: FastifyInstance, ctx: ServerContext): void {
       schema: {
         tags: ['users'],
         summary: 'Delete an account (admin)',
-        params: z.object({ name: z.string() }),
-        response: { 204: z.null() },
+        params: userNameParams,
+        response: { 204: noContentSchema },
       },
     },
     async (req, reply) => {

@@ -2,11 +2,15 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { forbidden } from '../../errors.ts';
-import { tail } from '../../vm/process.ts';
+import { tail } from '../../vm/serial-log.ts';
 import type { VmRecord } from '../../vm/store.ts';
 import { requireUser } from '../auth/plugin.ts';
 import type { ServerContext } from '../context.ts';
-import { errorSchema, vmSchema, vmView } from '../schemas.ts';
+import {
+  errorSchema, execResultSchema, execSchema, logQuery, logSchema, noContentSchema, vmActionSchema, vmCreateBodySchema,
+  vmParams, vmSchema, type VmAction,
+} from '../../api/index.ts';
+import { vmView } from '../views.ts';
 
 /** The VM named in the URL, if the caller may use it: its owner or an admin. */
 export function vmFor(ctx: ServerContext, req: FastifyRequest, ref: string): VmRecord {
@@ -15,8 +19,6 @@ export function vmFor(ctx: ServerContext, req: FastifyRequest, ref: string): VmR
   if (user.role !== 'admin' && vm.ownerId !== user.id) throw forbidden(`VM '${ref}' belongs to another user`);
   return vm;
 }
-
-const vmParams = z.object({ vm: z.string().describe('VM name or id') });
 
 export function vmRoutes(app: FastifyInstance, ctx: ServerContext): void {
   const r = app.withTypeProvider<ZodTypeProvider>();
@@ -38,11 +40,7 @@ export function vmRoutes(app: FastifyInstance, ctx: ServerContext): void {
         tags: ['vms'],
         summary: 'Create a VM (stopped) from a built image, a disk image path, or a kernel and initrd',
         // Validated by the VM manager, so the API, the CLI and the demo share one set of rules and messages.
-        body: z
-          .record(z.string(), z.unknown())
-          .describe(
-            '{ name, image?, kernel?, initrd?, append?, memoryMiB?, cpus?, display?: std|qxl, accel?: auto|kvm|tcg }',
-          ),
+        body: vmCreateBodySchema,
         response: { 201: vmSchema, 400: errorSchema, 409: errorSchema },
       },
     },
@@ -63,7 +61,7 @@ export function vmRoutes(app: FastifyInstance, ctx: ServerContext): void {
         tags: ['vms'],
         summary: 'Delete a stopped VM, its disk overlay and its checkpoints',
         params: vmParams,
-        response: { 204: z.null() },
+        response: { 204: noContentSchema },
       },
     },
     async (req, reply) => {
@@ -77,7 +75,7 @@ export function vmRoutes(app: FastifyInstance, ctx: ServerContext): void {
   );
 
   const action = (
-    name: string,
+    name: VmAction,
     summary: string,
     fn: (id: string, body: { timeoutSec?: number }) => Promise<VmRecord>,
   ) =>
@@ -88,7 +86,7 @@ export function vmRoutes(app: FastifyInstance, ctx: ServerContext): void {
           tags: ['vms'],
           summary,
           params: vmParams,
-          body: z.object({ timeoutSec: z.number().int().min(0).max(3600).optional() }).optional(),
+          body: vmActionSchema,
           response: { 200: vmSchema, 409: errorSchema },
         },
       },
@@ -111,8 +109,8 @@ export function vmRoutes(app: FastifyInstance, ctx: ServerContext): void {
         tags: ['vms'],
         summary: 'Run a command in the guest (images with a command shell); waits for the guest to be ready',
         params: vmParams,
-        body: z.object({ argv: z.array(z.string()).min(1), timeoutSec: z.number().int().min(1).max(3600).default(60) }),
-        response: { 200: z.object({ stdout: z.string(), stderr: z.string(), exitCode: z.number() }) },
+        body: execSchema,
+        response: { 200: execResultSchema },
       },
     },
     async (req) => ctx.vms.exec(vmFor(ctx, req, req.params.vm).id, req.body.argv, req.body.timeoutSec * 1000),
@@ -125,11 +123,8 @@ export function vmRoutes(app: FastifyInstance, ctx: ServerContext): void {
         tags: ['vms'],
         summary: "The guest's serial console output (this boot) or QEMU's own log",
         params: vmParams,
-        querystring: z.object({
-          source: z.enum(['serial', 'qemu']).default('serial'),
-          lines: z.coerce.number().int().min(1).max(10000).default(200),
-        }),
-        response: { 200: z.object({ source: z.string(), text: z.string() }) },
+        querystring: logQuery,
+        response: { 200: logSchema },
       },
     },
     async (req) => {

@@ -42,6 +42,17 @@ export interface AgentLink {
 
 export type AgentState = 'disconnected' | 'connecting' | 'ready';
 
+/**
+ * The size a monitor of `width`×`height` is asked for: the width rounded down to a multiple of 8 (the qxl driver's
+ * rule), both within 320×200 … 8192×8192.
+ */
+export function monitorSize(width: number, height: number): { width: number; height: number } {
+  return {
+    width: Math.max(320, Math.min(8192, Math.floor(width / 8) * 8)),
+    height: Math.max(200, Math.min(8192, Math.floor(height))),
+  };
+}
+
 export class SpiceAgent {
   private readonly _onState = new Emitter<AgentState>();
   /** disconnected → connecting (server says an agent is there) → ready (its capabilities arrived). */
@@ -137,11 +148,7 @@ export class SpiceAgent {
   setMonitors(monitors: MonitorConfig[]): void {
     if (!monitors.length) throw new RangeError('at least one monitor');
     // The qxl driver wants widths that are a multiple of 8 (spice-gtk rounds down too); keep sizes sane.
-    this._pendingMonitors = monitors.map((m) => ({
-      ...m,
-      width: Math.max(320, Math.min(8192, Math.floor(m.width / 8) * 8)),
-      height: Math.max(200, Math.min(8192, Math.floor(m.height))),
-    }));
+    this._pendingMonitors = monitors.map((m) => ({ ...m, ...monitorSize(m.width, m.height) }));
     this._cancelResize?.();
     this._cancelResize = startTimer(this._debounceMs, () => {
       this._cancelResize = undefined;

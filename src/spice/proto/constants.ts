@@ -10,6 +10,10 @@ export const PROTOCOL_MINOR = 2;
 export const TICKET_PUBKEY_BYTES = 162;
 /** spice/protocol.h SPICE_MAX_PASSWORD_LENGTH. */
 export const MAX_PASSWORD_LENGTH = 60;
+/** SpiceMiniDataHeader {u16 type; u32 size}: messages once both sides announced CommonCap.MINI_HEADER. */
+export const MINI_HEADER_SIZE = 6;
+/** SpiceDataHeader {u64 serial; u16 type; u32 size; u32 sub_list}: messages without MINI_HEADER. */
+export const DATA_HEADER_SIZE = 18;
 
 export const ChannelType = {
   MAIN: 1, DISPLAY: 2, INPUTS: 3, CURSOR: 4, PLAYBACK: 5, RECORD: 6, TUNNEL: 7, SMARTCARD: 8,

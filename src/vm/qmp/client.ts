@@ -7,6 +7,7 @@ import type { QmpArgs, QmpCommandName, QmpReturn, StatusInfo } from './commands.
 import { QmpClosedError, QmpConnectError, QmpError, QmpProtocolError, QmpTimeoutError } from './errors.ts';
 import { EventHub, type QmpEvent, type QmpEventListener } from './events.ts';
 import { LineSplitter } from './framing.ts';
+import { transcriptFor, type Transcript } from './transcript.ts';
 
 const DEFAULT_TIMEOUT_MS = 10_000;
 const RETRY_INTERVAL_MS = 50;
@@ -74,12 +75,16 @@ export class QmpClient {
   private ending?: { reason: string; cause?: Error };
   private socketError?: Error;
 
-  private constructor(private readonly socket: Socket) {
+  private constructor(
+    private readonly socket: Socket,
+    private readonly transcript?: Transcript,
+  ) {
     this.greeted = new Promise((resolve, reject) => (this.settleGreeting = { resolve, reject }));
     socket.setEncoding('utf8');
     socket.on('data', (chunk: string) => {
       for (const line of this.lines.push(chunk)) {
         if (this.ending) return;
+        this.transcript?.('<-', line);
         this.onLine(line);
       }
     });
@@ -100,7 +105,7 @@ export class QmpClient {
    * QmpProtocolError or QmpClosedError.
    */
   static async connect(path: string, opts: ConnectOptions = {}): Promise<QmpClient> {
-    const client = new QmpClient(await openSocket(path, opts.retryUntilMs ?? 0));
+    const client = new QmpClient(await openSocket(path, opts.retryUntilMs ?? 0), transcriptFor(path));
     const timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS;
     const handshake = (async () => {
       await client.greeted;
@@ -166,6 +171,7 @@ export class QmpClient {
         }, timeoutMs);
       }
       this.calls.set(id, call);
+      this.transcript?.('->', line);
       this.socket.write(`${line}\n`);
     });
   }

@@ -1,10 +1,11 @@
 // The console's keyboard: keys captured while the console has focus go to the guest by physical position
 // (KeyboardEvent.code → set-1 scancode, keymap.ts), so the guest's layout decides the characters. Also here: the
 // guest's modifiers and Caps Lock kept in step with the local ones, Windows' AltGr (ControlLeft + AltRight) sent as
-// AltGr alone, and a paste shortcut held back until the browser's paste event has set the guest's clipboard.
+// AltGr alone, and a paste shortcut held back until the browser's paste event has set the guest's clipboard. Typing
+// text and key combinations (the Type box, the send-key menu) are the core's ConsoleController's.
 import { KeyModifier, type InputsChannel } from '../../spice/index.ts';
 import type { ClipboardBridge } from './clipboard.ts';
-import { scancodeOf, textToKeystrokes } from './keymap.ts';
+import { scancodeOf } from './keymap.ts';
 
 /** Windows reports AltGr as ControlLeft + AltRight at the same instant; this close means "the same". */
 const ALTGR_WINDOW_MS = 50;
@@ -13,15 +14,6 @@ const IS_WINDOWS = typeof navigator !== 'undefined' && /Win/.test(navigator.plat
 const PASTE_WAIT_MS = 250;
 /** After the guest's clipboard was taken, before the paste keys go: the grab reaches the agent first. */
 const PASTE_SETTLE_MS = 30;
-/**
- * Pause between typed characters. QEMU's emulated PS/2 keyboard queues 16 bytes and drops what overflows, and
- * nothing tells the client how far the guest has read: a busy guest (TCG on a loaded host) can stall for 100 ms and
- * more. At 40 ms a shifted character (4 bytes) leaves room for a 150 ms stall; still only ~25 characters a second.
- */
-const TYPE_DELAY_MS = 40;
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
 /** What the keyboard needs of its console. */
 export interface KeyInputHost {
   /** The focusable console element (its paste events). */
@@ -44,36 +36,6 @@ export class KeyInput {
   private _pasteSeen = false;
 
   constructor(private readonly _h: KeyInputHost) {}
-
-  /** Presses the keys in order and releases them in reverse (send-key menu). */
-  sendKeys(codes: string[]): void {
-    const inputs = this._h.inputs();
-    if (!inputs) return;
-    const scs = codes.map(scancodeOf).filter((s): s is number => s !== undefined);
-    for (const s of scs) inputs.keyDown(s);
-    for (const s of [...scs].reverse()) inputs.keyUp(s);
-    for (let i = 0; i < scs.length; i++) this._h.onKeyDown();
-  }
-
-  /** Types `text` as US-keyboard keystrokes, paced for the guest. Resolves with how many characters had no key. */
-  async typeText(text: string): Promise<{ typed: number; skipped: number }> {
-    const { strokes, skipped } = textToKeystrokes(text);
-    const shift = scancodeOf('ShiftLeft')!;
-    let typed = 0;
-    for (const k of strokes) {
-      const inputs = this._h.inputs();
-      if (!inputs) break;
-      const sc = scancodeOf(k.code)!;
-      if (k.shift) inputs.keyDown(shift);
-      inputs.keyDown(sc);
-      inputs.keyUp(sc);
-      if (k.shift) inputs.keyUp(shift);
-      this._h.onKeyDown();
-      typed++;
-      await sleep(TYPE_DELAY_MS);
-    }
-    return { typed, skipped };
-  }
 
   /** Keyboard Lock (Chromium): in fullscreen, Esc, Alt+Tab, Ctrl+W ... go to the guest, not the browser. */
   lockKeys(fullscreen: boolean): void {

@@ -1,49 +1,32 @@
 // The graphical console: a SPICE session (src/spice) drawn on a canvas, with keyboard, mouse and cursor. No UI
-// framework: the page puts `element` where it wants and drives it through the methods below.
-//
-// - Drawing: the display channel draws into an RgbaSurface (the core's plain RGBA buffer); an ImageData over the
-//   same memory is blitted to the canvas once per animation frame, only the rectangle that changed.
-// - Keyboard (key-input.ts): captured while the console has focus, sent by physical position (KeyboardEvent.code →
-//   set-1 scancode, keymap.ts), so the guest's layout decides the characters. Keys held when focus leaves are released.
-// - Mouse: absolute positions when the server is in client mouse mode (a tablet or the agent in the guest),
-//   relative motion otherwise, with pointer lock once the console is clicked (Esc releases it).
-// - Cursor: the guest's cursor shape from the cursor channel; as the local CSS cursor in client mode, drawn over
-//   the screen in server mode.
-// - Connection: status changes are reported; a session that ends unasked is reopened with backoff while
-//   `canReconnect()` says the VM still runs.
-// - The guest agent (spice-vdagent, when the guest runs it): a shared clipboard (clipboard.ts), files sent to the
-//   guest (file-drop.ts), and "resize guest to window": the console area's size is asked of the guest whenever it
-//   changes, and the guest's screen is then shown 1:1.
+// framework: the page puts `element` where it wants and drives it through the methods below. This class wires the
+// parts, each in its own file:
+// - connection.ts: opens the session, reports status, reopens one that ended unasked (with backoff);
+// - screen.ts: drawing (the surface blitted once per animation frame) and the layout (scale modes);
+// - cursor.ts: the guest's cursor shape; key-input.ts: the keyboard; pointer.ts: the mouse;
+// - guest-size.ts: "resize guest to window"; clipboard.ts and file-drop.ts: the guest agent's clipboard and files.
+// Typing text, key combinations, the switch to client mouse mode and asking the guest for a size are the core's
+// ConsoleController (src/spice/console), the same one `oriel console` uses: this is a thin host of it.
 import {
-  MouseButton,
-  MouseButtonMask,
-  MouseMode,
-  RgbaSurface,
-  SpiceSession,
+  ConsoleController,
+  SpiceInputError,
   type AgentState,
-  type CursorChannel,
-  type CursorState,
-  type DisplayChannel,
   type InputsChannel,
-  type Rect,
   type SpiceAgent,
+  type SpiceSession,
 } from '../../spice/index.ts';
 import { ClipboardBridge } from './clipboard.ts';
+import { ConsoleConnection, type ConsoleStatusEvent } from './connection.ts';
+import { CursorView } from './cursor.ts';
 import { FileQueue } from './file-drop.ts';
 import { ConsoleShare } from './shared-folder.ts';
+import { askGuestSize } from './guest-size.ts';
 import { KeyInput } from './key-input.ts';
-import { openSession, takePreconnected } from './preconnect.ts';
+import { Pointer } from './pointer.ts';
+import { Screen, type ScaleMode } from './screen.ts';
 
-export type ConsoleStatus = 'idle' | 'connecting' | 'connected' | 'reconnecting' | 'disconnected';
-export interface ConsoleStatusEvent {
-  status: ConsoleStatus;
-  /** Why the last session ended or failed, when it did. */
-  message?: string;
-  /** reconnecting: when the next attempt is made. */
-  retryInMs?: number;
-}
-/** fit: scaled to the area; none: 1:1 with scroll bars; remote: the guest is asked for the area's size, shown 1:1. */
-export type ScaleMode = 'fit' | 'none' | 'remote';
+export type { ConsoleStatus, ConsoleStatusEvent } from './connection.ts';
+export type { ScaleMode } from './screen.ts';
 
 export interface SpiceConsoleOptions {
   /** The proxy path, /api/vms/NAME/spice. */
@@ -63,17 +46,12 @@ export interface SpiceConsoleOptions {
   onTransfersChange?: () => void;
 }
 
-const RETRY_MS = [500, 1000, 2000, 4000, 8000];
-/** A session not linked by then (main channel linked and MAIN INIT received) is abandoned and retried. */
-const CONNECT_TIMEOUT_MS = 10_000;
-
 export class SpiceConsole {
   /** Focusable root: put it in the page. */
   readonly element: HTMLDivElement;
   readonly canvas: HTMLCanvasElement;
   /** Counters, for the status bar and tests. */
   readonly stats = { keys: 0, mouse: 0, frames: 0, reconnects: 0, resizeRequests: 0 };
-  status: ConsoleStatusEvent = { status: 'idle' };
   mouseMode: 'client' | 'server' = 'server';
   /** The shared clipboard (guest ↔ this computer), with its panel state. */
   readonly clipboard: ClipboardBridge;
@@ -81,70 +59,46 @@ export class SpiceConsole {
   readonly files: FileQueue;
   /** The folder shared over WebDAV, and the channel of fast file drops. */
   readonly shared = new ConsoleShare(() => this._opts.onTransfersChange?.());
-  /** The size last asked of the guest (scale mode 'remote'). */
-  requestedSize: { width: number; height: number } | undefined;
 
-  private readonly _screen: HTMLDivElement;
-  private readonly _cursor: HTMLCanvasElement;
-  private readonly _ctx: CanvasRenderingContext2D;
-  private _session: SpiceSession | undefined;
-  private _surface: { id: number; rgba: RgbaSurface; image: ImageData } | undefined;
-  private _dirty: Rect | null = null;
-  private _raf = 0;
-  private _scaleMode: ScaleMode = 'fit';
-  private _scale = 1;
-  private _buttons = 0;
-  private _motion: { dx: number; dy: number } = { dx: 0, dy: 0 };
-  private _position: { x: number; y: number } | null = null;
-  private _locked = false;
-  private _cursorState: CursorState | undefined;
-  private _cursorUrl = '';
-  private _wanted = false;
-  private _generation = 0;
-  private _attempt = 0;
-  private _retryTimer: ReturnType<typeof setTimeout> | undefined;
+  private readonly _screen: Screen;
+  private readonly _cursor: CursorView;
+  private readonly _pointer: Pointer;
+  private readonly _keys: KeyInput;
+  private readonly _connection: ConsoleConnection;
+  private _controller: ConsoleController | undefined;
   private readonly _resizeObserver: ResizeObserver;
   private readonly _cleanups: (() => void)[] = [];
-  private readonly _keys: KeyInput;
 
   constructor(private readonly _opts: SpiceConsoleOptions) {
     this.element = document.createElement('div');
     this.element.className = 'spice-console';
     this.element.tabIndex = 0;
-    this._screen = document.createElement('div');
-    this._screen.className = 'spice-screen';
-    this.canvas = document.createElement('canvas');
-    this.canvas.id = 'console-canvas';
-    this.canvas.width = 640;
-    this.canvas.height = 400;
-    this._cursor = document.createElement('canvas');
-    this._cursor.className = 'spice-cursor';
-    this._cursor.hidden = true;
-    this._screen.append(this.canvas, this._cursor);
-    this.element.append(this._screen);
-    this._ctx = this.canvas.getContext('2d', { alpha: false })!;
-    this._ctx.fillStyle = '#000';
-    this._ctx.fillRect(0, 0, this.canvas.width, this.canvas.height);
-
-    this._listen(this.element, 'keydown', (e) => this._keys.onKey(e as KeyboardEvent, true));
-    this._listen(this.element, 'keyup', (e) => this._keys.onKey(e as KeyboardEvent, false));
-    this._listen(this.element, 'blur', () => this._releaseAll());
-    this._listen(this._screen, 'mousemove', (e) => this._onMouseMove(e as MouseEvent));
-    this._listen(this._screen, 'mousedown', (e) => this._onMouseButton(e as MouseEvent, true));
-    this._listen(window, 'mouseup', (e) => this._onMouseButton(e as MouseEvent, false));
-    this._listen(this._screen, 'wheel', (e) => this._onWheel(e as WheelEvent), { passive: false });
-    this._listen(this._screen, 'contextmenu', (e) => e.preventDefault());
-    this._listen(document, 'pointerlockchange', () => {
-      this._locked = document.pointerLockElement === this._screen;
-      this._updateCursor();
+    this._screen = new Screen({
+      element: this.element,
+      onResize: _opts.onResize,
+      onFrame: () => {
+        this.stats.frames = this._screen.stats.frames;
+        this._pointer.flush();
+      },
+      onLayout: () => this._cursor.place(),
     });
-    this._listen(document, 'fullscreenchange', () => this._onFullscreenChange());
-    this._listen(document, 'visibilitychange', () => { if (document.hidden) this._releaseAll(); });
-    this._resizeObserver = new ResizeObserver(() => {
-      this._layout();
-      this._askGuestSize();
+    this.canvas = this._screen.canvas;
+    const box = this._screen.box;
+    this._cursor = new CursorView({
+      box,
+      view: () => ({ mouseMode: this.mouseMode, locked: this._pointer.locked, scale: this._screen.scale }),
     });
-    this._resizeObserver.observe(this.element);
+    box.append(this._cursor.canvas);
+    this.element.append(box);
+    this._pointer = new Pointer({
+      box,
+      inputs: () => this._inputs,
+      mouseMode: () => this.mouseMode,
+      guestPoint: (e) => this._screen.guestPoint(e),
+      schedule: () => this._screen.schedule(),
+      focus: () => this.focus(),
+      onSent: () => this.stats.mouse++,
+    });
     this.clipboard = new ClipboardBridge({ element: this.element, onChange: () => this._opts.onClipboardChange?.() });
     this._keys = new KeyInput({
       element: this.element,
@@ -155,68 +109,92 @@ export class SpiceConsole {
     this.files = new FileQueue({
       agent: () => this.agent, share: () => this.shared.share, onChange: () => this._opts.onTransfersChange?.(),
     });
+    this._connection = new ConsoleConnection({
+      path: _opts.path,
+      canReconnect: _opts.canReconnect,
+      onStatus: (e) => {
+        this.element.dataset.status = e.status;
+        this.stats.reconnects = this._connection.stats.reconnects;
+        this._opts.onStatus?.(e);
+      },
+      onSession: (s) => (s ? this._attach(s) : this._detach()),
+    });
+
+    this._listen(this.element, 'keydown', (e) => this._keys.onKey(e as KeyboardEvent, true));
+    this._listen(this.element, 'keyup', (e) => this._keys.onKey(e as KeyboardEvent, false));
+    this._listen(this.element, 'blur', () => this._releaseAll());
+    this._listen(box, 'mousemove', (e) => this._pointer.onMove(e as MouseEvent));
+    this._listen(box, 'mousedown', (e) => this._pointer.onButton(e as MouseEvent, true));
+    this._listen(window, 'mouseup', (e) => this._pointer.onButton(e as MouseEvent, false));
+    this._listen(box, 'wheel', (e) => this._pointer.onWheel(e as WheelEvent), { passive: false });
+    this._listen(box, 'contextmenu', (e) => e.preventDefault());
+    this._listen(document, 'pointerlockchange', () => {
+      this._pointer.locked = document.pointerLockElement === box;
+      this._cursor.update();
+    });
+    this._listen(document, 'fullscreenchange', () => {
+      this._keys.lockKeys(document.fullscreenElement === this.element);
+      this._screen.layout();
+    });
+    this._listen(document, 'visibilitychange', () => { if (document.hidden) this._releaseAll(); });
+    this._resizeObserver = new ResizeObserver(() => {
+      this._screen.layout();
+      this._askGuestSize();
+    });
+    this._resizeObserver.observe(this.element);
+  }
+
+  get status(): ConsoleStatusEvent {
+    return this._connection.status;
   }
 
   /** The guest agent of the current session (state 'ready' when usable), if connected. */
   get agent(): SpiceAgent | undefined {
-    return this._session?.agent;
+    return this._connection.session?.agent;
   }
 
   get agentState(): AgentState {
-    return this._session?.agent.state ?? 'disconnected';
+    return this.agent?.state ?? 'disconnected';
   }
 
   /** Opens the session (and keeps it open: reconnects until disconnect()). */
   connect(): void {
-    this._wanted = true;
-    this._attempt = 0;
-    clearTimeout(this._retryTimer);
-    void this._open();
+    this._connection.connect();
   }
 
   disconnect(): void {
-    this._wanted = false;
-    this._generation++;
-    clearTimeout(this._retryTimer);
-    this._releaseAll();
-    const s = this._session;
-    this._session = undefined;
-    s?.close();
-    this.clipboard.attach(undefined);
-    this._opts.onAgentState?.('disconnected');
-    this._setStatus({ status: 'disconnected' });
+    this._connection.disconnect();
   }
 
   /** Reconnects at once if the console is waiting to (e.g. the VM was started again). */
   reconnectNow(): void {
-    // Only while waiting for the next attempt: an attempt in flight is left alone (two would kick each other out:
-    // spice-server serves one client).
-    if (!this._wanted || this._session || this.status.status !== 'reconnecting' || this.status.retryInMs === undefined)
-      return;
-    clearTimeout(this._retryTimer);
-    void this._open();
+    this._connection.reconnectNow();
   }
 
   dispose(): void {
     this.disconnect();
     this.clipboard.dispose();
     this.files.dispose();
-    cancelAnimationFrame(this._raf);
+    this._screen.dispose();
     this._resizeObserver.disconnect();
     for (const c of this._cleanups.splice(0)) c();
-    if (document.pointerLockElement === this._screen) document.exitPointerLock();
+    if (document.pointerLockElement === this._screen.box) document.exitPointerLock();
     this.element.remove();
   }
 
   get scaleMode(): ScaleMode {
-    return this._scaleMode;
+    return this._screen.scaleMode;
   }
 
   set scaleMode(m: ScaleMode) {
-    this._scaleMode = m;
-    this.requestedSize = undefined;
-    this._layout();
-    this._askGuestSize();
+    this._screen.scaleMode = m;
+    this._screen.layout();
+    this._askGuestSize(true);
+  }
+
+  /** The size last asked of the guest (scale mode 'remote'). */
+  get requestedSize(): { width: number; height: number } | undefined {
+    return this._controller?.requestedSize;
   }
 
   /** The console area's size in CSS pixels: what 'remote' asks the guest for. */
@@ -226,7 +204,7 @@ export class SpiceConsole {
 
   /** Guest screen size in pixels, once known. */
   get screenSize(): { width: number; height: number } | undefined {
-    return this._surface ? { width: this._surface.rgba.width, height: this._surface.rgba.height } : undefined;
+    return this._screen.size;
   }
 
   focus(): void {
@@ -241,106 +219,45 @@ export class SpiceConsole {
 
   /** Presses the keys in order and releases them in reverse (send-key menu). */
   sendKeys(codes: string[]): void {
-    this._keys.sendKeys(codes);
+    if (this._inputs) void this._controller?.pressKeys(codes).then(() => (this.stats.keys += codes.length));
     this.focus();
   }
 
-  /** Types `text` as US-keyboard keystrokes, paced for the guest. Resolves with how many characters had no key. */
-  typeText(text: string): Promise<{ typed: number; skipped: number }> {
+  /**
+   * Types `text` as US-keyboard keystrokes, paced for the guest; resolves with the characters typed. Text with a
+   * character that layout has no key for is refused (SpiceInputError, nothing typed), as `oriel console type` does.
+   */
+  typeText(text: string): Promise<number> {
+    const c = this._controller;
+    if (!c || !this._inputs) return Promise.reject(new SpiceInputError('the console is not connected'));
     this._releaseAll();
-    return this._keys.typeText(text);
+    return c.typeText(text, { onStroke: () => this.stats.keys++ });
   }
-
-  // --- connection ---------------------------------------------------------------------------------------------
 
   private get _inputs(): InputsChannel | undefined {
-    return this._session?.inputs;
-  }
-
-  private _setStatus(e: ConsoleStatusEvent): void {
-    this.status = e;
-    this.element.dataset.status = e.status;
-    this._opts.onStatus?.(e);
-  }
-
-  private async _open(): Promise<void> {
-    const gen = ++this._generation;
-    this._setStatus({ status: this._attempt ? 'reconnecting' : 'connecting', message: this.status.message });
-    let connecting: Promise<SpiceSession> | undefined;
-    try {
-      // The first attempt takes over the session the page's script started (preconnect.ts), if there is one.
-      const early = this._attempt ? undefined : takePreconnected(this._opts.path);
-      connecting = early ? early.catch(() => openSession(this._opts.path)) : openSession(this._opts.path);
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      const session = await Promise.race([
-        connecting,
-        new Promise<never>(
-          (_, reject) =>
-            (timer = setTimeout(() => reject(new Error('the console did not answer')), CONNECT_TIMEOUT_MS)),
-        ),
-      ]).finally(() => clearTimeout(timer));
-      if (gen !== this._generation || !this._wanted) {
-        session.close();
-        return;
-      }
-      this._session = session;
-      if (this._attempt) this.stats.reconnects++;
-      this._attempt = 0;
-      this._attach(session);
-      this._setStatus({ status: 'connected' });
-    } catch (e) {
-      if (gen !== this._generation) return;
-      // A session that links after the timeout is closed when it does.
-      void connecting?.then((late) => { if (this._session !== late) late.close(); }, () => undefined);
-      this._retry(e as Error);
-    }
-  }
-
-  private _retry(error: Error | undefined): void {
-    this._session = undefined;
-    this._releaseAll();
-    this.clipboard.attach(undefined);
-    this._opts.onAgentState?.('disconnected');
-    const message = error?.message ?? 'the console closed';
-    if (!this._wanted || (this._opts.canReconnect && !this._opts.canReconnect())) {
-      this._setStatus({ status: 'disconnected', message });
-      return;
-    }
-    const delay = RETRY_MS[Math.min(this._attempt, RETRY_MS.length - 1)]!;
-    this._attempt++;
-    this._setStatus({ status: 'reconnecting', message, retryInMs: delay });
-    this._retryTimer = setTimeout(() => void this._open(), delay);
+    return this._connection.session?.inputs;
   }
 
   private _attach(session: SpiceSession): void {
     this.shared.attach(session);
     const onChannel = (ch: { type: number }) => {
-      if (ch === session.display) this._attachDisplay(session.display);
-      else if (ch === session.cursor) this._attachCursor(session.cursor);
+      if (ch === session.display) this._screen.attach(session.display);
+      else if (ch === session.cursor) this._cursor.attach(session.cursor);
       else if (ch === session.inputs) this._keys.attach(session.inputs);
     };
     session.onChannel(onChannel);
     for (const ch of session.channels.values()) onChannel(ch);
-    const mm = session.main.mouseMode;
-    if (mm) this._onMouseMode(mm.supported, mm.current);
-    session.main.onMouseMode((m) => this._onMouseMode(m.supported, m.current));
-    session.onChannelError(({ channel, error }) => {
-      if (this._session === session) this._setStatus({ ...this.status, message: `${channel}: ${error.message}` });
-    });
-    session.onClose((error) => {
-      if (this._session !== session) return;
-      this._retry(error);
-    });
+    const controller = new ConsoleController(session, { preferClientMouse: true });
+    this._controller = controller;
+    controller.onMouseMode((mode) => this._onMouseMode(mode));
+    this._onMouseMode(controller.mouseMode);
+    session.onChannelError(({ channel, error }) => this._connection.note(session, `${channel}: ${error.message}`));
     const agent = session.agent;
-    this.requestedSize = undefined;
     this.clipboard.attach(agent);
     agent.onState((st) => {
-      if (this._session !== session) return;
+      if (this._controller !== controller) return;
       this.element.dataset.agent = st;
-      if (st === 'ready') {
-        this.requestedSize = undefined;
-        this._askGuestSize();
-      }
+      if (st === 'ready') this._askGuestSize();
       this._opts.onAgentState?.(st);
     });
     this.element.dataset.agent = agent.state;
@@ -348,258 +265,34 @@ export class SpiceConsole {
     if (agent.state === 'ready') this._askGuestSize();
   }
 
-  /** Scale mode 'remote': asks the guest (through its agent; debounced there) for the console area's size. */
-  private _askGuestSize(): void {
-    if (this._scaleMode !== 'remote') return;
-    const agent = this.agent;
-    if (!agent || agent.state !== 'ready') return;
-    const { width, height } = this.areaSize;
-    if (width < 64 || height < 64) return; // hidden, or being laid out
-    // The agent rounds the width down to a multiple of 8 (the qxl driver's rule); compare what will be sent.
-    const want = { width: Math.floor(width / 8) * 8, height };
-    const r = this.requestedSize;
-    if (r && r.width === want.width && r.height === want.height) return;
-    this.requestedSize = want;
-    this.stats.resizeRequests++;
-    agent.resize(width, height);
+  private _detach(): void {
+    this._releaseAll();
+    this._controller?.dispose();
+    this._controller = undefined;
+    this.clipboard.attach(undefined);
+    this._opts.onAgentState?.('disconnected');
   }
 
-  private _onMouseMode(supported: number, current: number): void {
-    // Absolute is better whenever the guest can take it: no pointer lock, the local cursor is exact.
-    if (current !== MouseMode.CLIENT && supported & MouseMode.CLIENT)
-      this._session?.main.requestMouseMode(MouseMode.CLIENT);
-    this.mouseMode = current === MouseMode.CLIENT ? 'client' : 'server';
-    if (this.mouseMode === 'client' && this._locked) document.exitPointerLock();
-    this.element.dataset.mouseMode = this.mouseMode;
-    this._opts.onMouseMode?.(this.mouseMode);
-    this._updateCursor();
+  /** Scale mode 'remote': asks the guest for the console area's size (again, after the mode was chosen anew). */
+  private _askGuestSize(again = false): void {
+    if (this._screen.scaleMode !== 'remote') return;
+    if (again && this._controller) this._controller.forgetRequestedSize();
+    if (askGuestSize(this._controller, this.areaSize)) this.stats.resizeRequests++;
   }
 
-  // --- display --------------------------------------------------------------------------------------------------
-
-  private _attachDisplay(d: DisplayChannel): void {
-    const take = () => {
-      const p = d.primary;
-      if (p && p.surface instanceof RgbaSurface) this._useSurface(p.info.id, p.surface);
-    };
-    take();
-    d.onSurfaceCreated((info) => { if (info.primary) take(); });
-    d.onInvalidate((ev) => {
-      if (this._surface && ev.surfaceId === this._surface.id) this._markDirty(ev.rect);
-    });
+  private _onMouseMode(mode: 'client' | 'server'): void {
+    this.mouseMode = mode;
+    if (mode === 'client' && this._pointer.locked) document.exitPointerLock();
+    this.element.dataset.mouseMode = mode;
+    this._opts.onMouseMode?.(mode);
+    this._cursor.update();
   }
 
-  private _useSurface(id: number, rgba: RgbaSurface): void {
-    // The same memory the display channel draws into: no copy per frame.
-    const data = new Uint8ClampedArray(
-      rgba.data.buffer as ArrayBuffer,
-      rgba.data.byteOffset,
-      rgba.width * rgba.height * 4,
-    );
-    this._surface = { id, rgba, image: new ImageData(data, rgba.width, rgba.height) };
-    if (this.canvas.width !== rgba.width || this.canvas.height !== rgba.height) {
-      this.canvas.width = rgba.width;
-      this.canvas.height = rgba.height;
-      this._opts.onResize?.(rgba.width, rgba.height);
-    }
-    this._layout();
-    this._markDirty({ left: 0, top: 0, right: rgba.width, bottom: rgba.height });
-  }
-
-  private _markDirty(r: Rect): void {
-    const d = this._dirty;
-    this._dirty = d
-      ? {
-          left: Math.min(d.left, r.left),
-          top: Math.min(d.top, r.top),
-          right: Math.max(d.right, r.right),
-          bottom: Math.max(d.bottom, r.bottom),
-        }
-      : { ...r };
-    this._schedule();
-  }
-
-  private _schedule(): void {
-    if (!this._raf) this._raf = requestAnimationFrame(() => this._frame());
-  }
-
-  private _frame(): void {
-    this._raf = 0;
-    const d = this._dirty;
-    this._dirty = null;
-    const s = this._surface;
-    if (d && s) {
-      this._ctx.putImageData(s.image, 0, 0, d.left, d.top, d.right - d.left, d.bottom - d.top);
-      this.stats.frames++;
-    }
-    this._flushMotion();
-  }
-
-  private _layout(): void {
-    const w = this.canvas.width;
-    const h = this.canvas.height;
-    const box = this.element.getBoundingClientRect();
-    const sized = box.width > 0 && box.height > 0;
-    // 'remote' shows the guest 1:1 once it took the area's size; until then (or if it cannot) it is scaled down
-    // to fit, never up.
-    if (this._scaleMode === 'fit' && sized) this._scale = Math.min(box.width / w, box.height / h);
-    else if (this._scaleMode === 'remote' && sized) this._scale = Math.min(1, box.width / w, box.height / h);
-    else this._scale = 1;
-    this._screen.style.width = `${Math.floor(w * this._scale)}px`;
-    this._screen.style.height = `${Math.floor(h * this._scale)}px`;
-    this.element.dataset.scale = this._scaleMode;
-    this._placeCursor();
-  }
-
-  // --- cursor ---------------------------------------------------------------------------------------------------
-
-  private _attachCursor(c: CursorChannel): void {
-    let shape: CursorState['shape'] | undefined;
-    const update = (s: CursorState) => {
-      this._cursorState = s;
-      if (s.shape !== shape) {
-        shape = s.shape;
-        if (shape) {
-          this._cursor.width = shape.image.width;
-          this._cursor.height = shape.image.height;
-          const px = new Uint8ClampedArray(shape.image.data.length);
-          px.set(shape.image.data);
-          const img = new ImageData(px, shape.image.width, shape.image.height);
-          this._cursor.getContext('2d')!.putImageData(img, 0, 0);
-          this._cursorUrl = `url(${this._cursor.toDataURL()}) ${shape.hotX} ${shape.hotY}, default`;
-        } else {
-          this._cursorUrl = '';
-        }
-      }
-      this._updateCursor();
-    };
-    update(c.state);
-    c.onChange(update);
-  }
-
-  private _updateCursor(): void {
-    const s = this._cursorState;
-    if (this.mouseMode === 'client') {
-      // The local pointer is where the guest's is: show the guest's shape as the local cursor.
-      this._cursor.hidden = true;
-      this._screen.style.cursor = s && !s.visible ? 'none' : this._cursorUrl || 'default';
-    } else {
-      this._screen.style.cursor = this._locked ? 'none' : 'crosshair';
-      this._cursor.hidden = !(s?.visible && s.shape);
-      this._placeCursor();
-    }
-  }
-
-  private _placeCursor(): void {
-    const s = this._cursorState;
-    if (!s?.shape || this._cursor.hidden) return;
-    const k = this._scale;
-    Object.assign(this._cursor.style, {
-      left: `${(s.x - s.shape.hotX) * k}px`,
-      top: `${(s.y - s.shape.hotY) * k}px`,
-      width: `${s.shape.image.width * k}px`,
-      height: `${s.shape.image.height * k}px`,
-    });
-  }
-
-  // --- keyboard -------------------------------------------------------------------------------------------------
-
+  /** Releases in the guest every key and button held through this console. */
   private _releaseAll(): void {
-    const inputs = this._inputs;
+    const inputs = this._controller?.session.inputs;
     this._keys.releaseAll(inputs);
-    if (inputs) {
-      for (const [bit, button] of [
-        [MouseButtonMask.LEFT, MouseButton.LEFT],
-        [MouseButtonMask.MIDDLE, MouseButton.MIDDLE],
-        [MouseButtonMask.RIGHT, MouseButton.RIGHT],
-      ] as const) {
-        if (this._buttons & bit) inputs.mouseRelease(button, this._buttons &= ~bit);
-      }
-    }
-    this._buttons = 0;
-  }
-
-  private _onFullscreenChange(): void {
-    this._keys.lockKeys(document.fullscreenElement === this.element);
-    this._layout();
-  }
-
-  // --- mouse ----------------------------------------------------------------------------------------------------
-
-  private _guestPoint(e: MouseEvent): { x: number; y: number } {
-    const r = this.canvas.getBoundingClientRect();
-    const x = Math.floor(((e.clientX - r.left) / r.width) * this.canvas.width);
-    const y = Math.floor(((e.clientY - r.top) / r.height) * this.canvas.height);
-    return { x: Math.max(0, Math.min(this.canvas.width - 1, x)), y: Math.max(0, Math.min(this.canvas.height - 1, y)) };
-  }
-
-  private _onMouseMove(e: MouseEvent): void {
-    if (this.mouseMode === 'client') this._position = this._guestPoint(e);
-    else {
-      // Relative: movementX/Y are device deltas; with pointer lock they are all there is.
-      this._motion.dx += e.movementX;
-      this._motion.dy += e.movementY;
-    }
-    this._schedule();
-  }
-
-  private _flushMotion(): void {
-    const inputs = this._inputs;
-    if (!inputs) return;
-    if (this.mouseMode === 'client' && this._position) {
-      if (inputs.mousePosition(this._position.x, this._position.y, this._buttons)) {
-        this._position = null;
-        this.stats.mouse++;
-      } else this._schedule();
-    } else if (this.mouseMode === 'server' && (this._motion.dx || this._motion.dy)) {
-      if (inputs.mouseMotion(this._motion.dx, this._motion.dy, this._buttons)) {
-        this._motion = { dx: 0, dy: 0 };
-        this.stats.mouse++;
-      } else this._schedule();
-    }
-  }
-
-  private _onMouseButton(e: MouseEvent, down: boolean): void {
-    const map: Record<number, [number, number]> = {
-      0: [MouseButton.LEFT, MouseButtonMask.LEFT],
-      1: [MouseButton.MIDDLE, MouseButtonMask.MIDDLE],
-      2: [MouseButton.RIGHT, MouseButtonMask.RIGHT],
-    };
-    const b = map[e.button];
-    if (!b) return;
-    if (down) {
-      e.preventDefault();
-      this.focus();
-      if (this.mouseMode === 'server' && !this._locked) {
-        // Returns a promise in Chromium, undefined elsewhere; refusal just leaves hover-relative motion.
-        try {
-          void (this._screen.requestPointerLock() as unknown as Promise<void> | undefined)?.catch(() => undefined);
-        } catch {
-          /* no pointer lock */
-        }
-      }
-    } else if (!(this._buttons & b[1])) {
-      return; // a release of a press that did not start on the console
-    }
-    const inputs = this._inputs;
-    if (!inputs) return;
-    if (this.mouseMode === 'client') this._position = this._guestPoint(e);
-    this._flushMotion();
-    this._buttons = down ? this._buttons | b[1] : this._buttons & ~b[1];
-    if (down) inputs.mousePress(b[0], this._buttons);
-    else inputs.mouseRelease(b[0], this._buttons);
-    this.stats.mouse++;
-  }
-
-  private _onWheel(e: WheelEvent): void {
-    e.preventDefault();
-    const inputs = this._inputs;
-    if (!inputs || e.deltaY === 0) return;
-    const [button, mask] =
-      e.deltaY < 0 ? [MouseButton.UP, MouseButtonMask.UP] : [MouseButton.DOWN, MouseButtonMask.DOWN];
-    inputs.mousePress(button, this._buttons | mask);
-    inputs.mouseRelease(button, this._buttons);
-    this.stats.mouse++;
+    this._pointer.releaseAll(inputs);
   }
 
   private _listen(target: EventTarget, type: string, fn: (e: Event) => void, opts?: AddEventListenerOptions): void {

@@ -2,7 +2,10 @@
 // event stream (/api/events, EventSource): VM state and operation changes arrive as they happen, and every
 // (re)connection of the stream reloads the lists so nothing missed while offline stays stale. No polling.
 import { effect, signal } from '@preact/signals';
-import { api, enc, type Image, type Operation, type User, type Vm } from './api.ts';
+import {
+  client, type EventData, type EventType, type Image, type Operation, type User, type Vm, type VmAction as ApiVmAction,
+} from './api.ts';
+import { isFinalStatus } from '../../api/states.ts';
 
 /** undefined while the first /api/auth/me is in flight; null when signed out. */
 export const me = signal<User | null | undefined>(undefined);
@@ -39,8 +42,7 @@ function removeVm(id: string): void {
   vms.value = vms.value.filter((v) => v.id !== id);
 }
 
-const FINAL: Operation['status'][] = ['succeeded', 'failed', 'cancelled'];
-export const isFinal = (op: Operation): boolean => FINAL.includes(op.status);
+export const isFinal = (op: Operation): boolean => isFinalStatus(op.status);
 
 export function upsertOperation(op: Operation): void {
   const old = operations.value.find((o) => o.id === op.id);
@@ -68,7 +70,7 @@ export function whenFinished(op: Operation): Promise<Operation> {
 }
 
 export async function loadVms(): Promise<void> {
-  const list = await api<Vm[]>('GET', '/api/vms');
+  const list = await client.vms.list();
   const known = new Map(vms.value.map((v) => [v.id, v]));
   vms.value = list.map((v) => {
     const k = known.get(v.id);
@@ -78,16 +80,20 @@ export async function loadVms(): Promise<void> {
 }
 
 export async function loadOperations(): Promise<void> {
-  operations.value = await api<Operation[]>('GET', '/api/operations?limit=20');
+  operations.value = await client.operations.list({ limit: 20 });
 }
 
 export async function loadImages(): Promise<void> {
-  images.value = await api<Image[]>('GET', '/api/images');
+  images.value = await client.images.list();
 }
 
 async function reloadAll(): Promise<void> {
   await Promise.all([loadVms(), loadOperations(), loadImages()]).catch((e: Error) => notify(e.message));
 }
+
+/** The data of a server-sent event, as the API contract says it is (src/api/events.ts). */
+const eventData = <T extends EventType>(ev: Event): EventData<T> =>
+  JSON.parse((ev as MessageEvent).data) as EventData<T>;
 
 let events: EventSource | undefined;
 let retry: ReturnType<typeof setTimeout> | undefined;
@@ -101,22 +107,19 @@ export function startEvents(): void {
     live.value = 'live';
     void reloadAll();
   };
-  es.addEventListener('vm', (ev) => upsertVm(JSON.parse((ev as MessageEvent).data)));
-  es.addEventListener('vm-deleted', (ev) => removeVm(JSON.parse((ev as MessageEvent).data).id));
-  es.addEventListener('operation', (ev) => upsertOperation(JSON.parse((ev as MessageEvent).data)));
+  es.addEventListener('vm', (ev) => upsertVm(eventData<'vm'>(ev)));
+  es.addEventListener('vm-deleted', (ev) => removeVm(eventData<'vm-deleted'>(ev).id));
+  es.addEventListener('operation', (ev) => upsertOperation(eventData<'operation'>(ev)));
   es.addEventListener('checkpoint-schedule', (ev) => {
-    scheduleChange.value = {
-      vmName: (JSON.parse((ev as MessageEvent).data) as { vmName: string }).vmName,
-      at: Date.now(),
-    };
+    scheduleChange.value = { vmName: eventData<'checkpoint-schedule'>(ev).vmName, at: Date.now() };
   });
   // The server ends the stream when the session ends (signed out elsewhere, expired, password changed).
   es.addEventListener('closed', (ev) => {
     es.close();
     live.value = 'offline';
-    const reason = (JSON.parse((ev as MessageEvent).data) as { reason: string }).reason;
+    const reason = eventData<'closed'>(ev).reason;
     if (reason !== 'signed out') notify(`Live updates stopped: ${reason}`);
-    api('GET', '/api/auth/me').then(() => { if (events === es) startEvents(); }).catch(() => undefined);
+    client.auth.me().then(() => { if (events === es) startEvents(); }).catch(() => undefined);
   });
   es.onerror = () => {
     live.value = 'offline';
@@ -124,7 +127,7 @@ export function startEvents(): void {
     // ask who we are (a 401 sends the app to sign-in) and open a new stream if still signed in.
     if (es.readyState === EventSource.CLOSED) {
       retry = setTimeout(() => {
-        api('GET', '/api/auth/me').then(() => { if (events === es) startEvents(); }).catch(() => undefined);
+        client.auth.me().then(() => { if (events === es) startEvents(); }).catch(() => undefined);
       }, 2000);
     }
   };
@@ -138,7 +141,7 @@ export function stopEvents(): void {
 
 // --- VM actions -----------------------------------------------------------------------------------------------
 
-export type VmAction = 'start' | 'stop' | 'force-stop' | 'pause' | 'resume' | 'reset' | 'delete';
+export type VmAction = ApiVmAction | 'delete';
 /** Actions in flight, as "name:action". */
 export const busy = signal<Set<string>>(new Set());
 
@@ -162,9 +165,9 @@ export async function vmAction(name: string, a: VmAction): Promise<void> {
   busy.value = new Set([...busy.value, key]);
   try {
     if (a === 'delete') {
-      await api('DELETE', `/api/vms/${enc(name)}`);
+      await client.vms.delete(name);
       vms.value = vms.value.filter((v) => v.name !== name);
-    } else upsertVm(await api<Vm>('POST', `/api/vms/${enc(name)}/${a}`, {}));
+    } else upsertVm(await client.vms.act(name, a));
   } catch (e) {
     notify(`${name}: ${(e as Error).message}`);
   } finally {

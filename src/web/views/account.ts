@@ -1,6 +1,6 @@
 // My account: change my password. The server ends my other sessions and API tokens; this browser stays signed in.
 import { useSignal } from '@preact/signals';
-import { api } from '../lib/api.ts';
+import { client } from '../lib/api.ts';
 import { html } from '../lib/html.ts';
 import { me, notify } from '../lib/store.ts';
 
@@ -19,7 +19,7 @@ export function AccountPage() {
     }
     working.value = true;
     try {
-      await api('POST', '/api/me/password', { currentPassword: current.value, newPassword: next.value });
+      await client.auth.changePassword({ currentPassword: current.value, newPassword: next.value });
       current.value = next.value = again.value = '';
       notify('Password changed: your other sessions and API tokens were signed out', 'info');
     } catch (err) {

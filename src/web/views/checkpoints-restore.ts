@@ -1,7 +1,7 @@
 // Restore as a new VM: asks for the new VM's name (the server checks it: same rules as creating a VM), starts the
 // restore and goes to the new VM's page, where the restore's progress shows under Operations.
 import { useSignal } from '@preact/signals';
-import { api, enc, type Checkpoint, type Operation } from '../lib/api.ts';
+import { client, enc, type Checkpoint } from '../lib/api.ts';
 import { formatTime } from '../lib/format.ts';
 import { html } from '../lib/html.ts';
 import { navigate } from '../lib/router.ts';
@@ -17,11 +17,7 @@ export function RestoreAsDialog({ checkpoint, onClose }: { checkpoint: Checkpoin
     error.value = '';
     const target = name.value.trim();
     try {
-      const op = await api<Operation>(
-        'POST',
-        `/api/vms/${enc(checkpoint.vmName)}/checkpoints/${enc(checkpoint.id)}/restore`,
-        { as: target },
-      );
+      const op = await client.checkpoints.restore(checkpoint.vmName, checkpoint.id, { as: target });
       onClose();
       notify(`Restoring checkpoint of ${formatTime(checkpoint.createdAt)} into the new VM ${target}`, 'info');
       navigate(`/vms/${enc(target)}`);

@@ -3,7 +3,7 @@
 // a dry run of the rules in the form ("what would pruning delete now?"), marked in the timeline as well.
 import { useSignal } from '@preact/signals';
 import { useEffect } from 'preact/hooks';
-import { api, enc, type Checkpoint, type CheckpointSchedule, type RetentionRules } from '../lib/api.ts';
+import { client, type Checkpoint, type CheckpointSchedule, type PruneResult, type RetentionRules } from '../lib/api.ts';
 import { formatTime } from '../lib/format.ts';
 import { html } from '../lib/html.ts';
 import { notify } from '../lib/store.ts';
@@ -35,7 +35,8 @@ export function describeRules(r: RetentionRules): string {
   return parts.length ? parts.join(', ') : 'no keep rule';
 }
 
-export interface PrunePreview { delete: string[]; keep: string[] }
+/** What a dry run of the retention rules would delete and keep. */
+export type PrunePreview = Pick<PruneResult, 'delete' | 'keep'>;
 
 export function SchedulePanel({ vm, schedule, list, onChanged, preview }: {
   vm: string;
@@ -81,22 +82,19 @@ export function SchedulePanel({ vm, schedule, list, onChanged, preview }: {
   const save = (e: Event) => {
     e.preventDefault();
     void run('save', async () => {
-      await api('PUT', `/api/vms/${enc(vm)}/checkpoint-schedule`, { every: every.value.trim(), ...formRules() });
+      await client.checkpoints.setSchedule(vm, { every: every.value.trim(), ...formRules() });
       preview.value = null;
       notify(`Checkpoint schedule of ${vm} saved`, 'info');
       onChanged();
     });
   };
   const remove = () => run('remove', async () => {
-    await api('DELETE', `/api/vms/${enc(vm)}/checkpoint-schedule`);
+    await client.checkpoints.removeSchedule(vm);
     notify(`No more scheduled checkpoints of ${vm}`, 'info');
     onChanged();
   });
   const dryRun = () => run('preview', async () => {
-    const r = await api<PrunePreview>('POST', `/api/vms/${enc(vm)}/checkpoints/prune`, {
-      dryRun: true,
-      rules: formRules(),
-    });
+    const r = await client.checkpoints.prune(vm, { dryRun: true, rules: formRules() });
     preview.value = { delete: r.delete, keep: r.keep };
   });
 

@@ -4,7 +4,10 @@
 // hand, by the schedule, from the CLI, deleted or pruned anywhere) and when the stream reconnects.
 import { useSignal } from '@preact/signals';
 import { useEffect, useRef } from 'preact/hooks';
-import { api, ApiError, enc, type Checkpoint, type CheckpointSchedule, type Operation, type Vm } from '../lib/api.ts';
+import {
+  ApiError, client, type Checkpoint, type CheckpointSchedule, type CheckpointSummary, type Operation,
+  type RestoreResult, type VerifyResult, type Vm,
+} from '../lib/api.ts';
 import { formatBytes, formatMs, formatTime } from '../lib/format.ts';
 import { html } from '../lib/html.ts';
 import { isFinal, live, notify, operations, scheduleChange, whenFinished } from '../lib/store.ts';
@@ -38,8 +41,8 @@ function useCheckpointData(vm: string, ops: Operation[]) {
     const n = ++seq.current;
     try {
       const [l, s] = await Promise.all([
-        api<Checkpoint[]>('GET', `/api/vms/${enc(vm)}/checkpoints`),
-        api<CheckpointSchedule>('GET', `/api/vms/${enc(vm)}/checkpoint-schedule`).catch((e: unknown) => {
+        client.checkpoints.list(vm),
+        client.checkpoints.schedule(vm).catch((e: unknown) => {
           if (e instanceof ApiError && e.status === 404) return null;
           throw e;
         }),
@@ -109,8 +112,8 @@ export function CheckpointsTab({ vm }: { vm: Vm }) {
   const take = async () => {
     taking.value = true;
     const body = label.value.trim() ? { label: label.value.trim() } : {};
-    await follow('Checkpoint', () => api<Operation>('POST', `/api/vms/${enc(vm.name)}/checkpoints`, body), (op) => {
-      const c = op.result as Checkpoint;
+    await follow('Checkpoint', () => client.checkpoints.take(vm.name, body), (op) => {
+      const c = op.result as CheckpointSummary;
       label.value = '';
       highlight.value = c.id;
       notify(
@@ -124,9 +127,9 @@ export function CheckpointsTab({ vm }: { vm: Vm }) {
   const verifyIds = (c?: Checkpoint) =>
     follow(
       'Verify',
-      () => api<Operation>('POST', `/api/vms/${enc(vm.name)}/checkpoints/verify`, c ? { id: c.id } : {}),
+      () => client.checkpoints.verify(vm.name, c?.id),
       (op) => {
-    const r = op.result as { ok: boolean; checked: string[]; broken: Record<string, string[]> };
+    const r = op.result as VerifyResult;
     verify.value = {
       ok: r.ok,
       checked: r.checked,
@@ -162,9 +165,9 @@ export function CheckpointsTab({ vm }: { vm: Vm }) {
       if (!ok) return;
       await follow(
         'Restore',
-        () => api<Operation>('POST', `/api/vms/${enc(vm.name)}/checkpoints/${enc(c.id)}/restore`, {}),
+        () => client.checkpoints.restore(vm.name, c.id),
         (op) => {
-        const r = op.result as { restoreMs: number };
+        const r = op.result as RestoreResult;
         notify(`${vm.name} restored to the checkpoint of ${when} in ${formatMs(r.restoreMs)}`, 'info');
       },
       );
@@ -177,7 +180,7 @@ export function CheckpointsTab({ vm }: { vm: Vm }) {
     if (!ok) return;
     actionError.value = '';
     try {
-      await api('DELETE', `/api/vms/${enc(vm.name)}/checkpoints/${enc(c.id)}`);
+      await client.checkpoints.delete(vm.name, c.id);
       if (preview.value) preview.value = null; // computed against a list that changed
       await reload();
     } catch (e) {

@@ -5,11 +5,10 @@
 // again. The scale choice is remembered in localStorage.
 import { useSignal } from '@preact/signals';
 import { useEffect, useRef } from 'preact/hooks';
-import type { AgentState } from '../../spice/index.ts';
+import { SEND_KEY_COMBOS, type AgentState } from '../../spice/index.ts';
 import type { Vm } from '../lib/api.ts';
 import { html } from '../lib/html.ts';
 import { notify } from '../lib/store.ts';
-import { SEND_KEY_COMBOS } from '../console/keymap.ts';
 import { attachDropTarget } from '../console/file-drop.ts';
 import { spicePath } from '../console/preconnect.ts';
 import { SpiceConsole, type ConsoleStatusEvent, type ScaleMode } from '../console/spice-console.ts';
@@ -167,8 +166,11 @@ export function ConsoleView({ vm, full = false }: { vm: Vm; full?: boolean }) {
     if (!c || !text.value) return;
     typing.value = true;
     try {
+      // Text with a character a US keyboard has no key for is refused whole (nothing typed), as the CLI refuses it.
       await c.typeText(text.value);
       text.value = '';
+    } catch (err) {
+      notify((err as Error).message);
     } finally {
       typing.value = false;
       c.focus();

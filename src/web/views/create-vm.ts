@@ -1,7 +1,7 @@
 // New VM: name, image, memory, vCPUs, huge-page RAM; optionally started at once. The server validates (one set of
 // rules for API, CLI and UI) and its message is shown as is.
 import { useSignal } from '@preact/signals';
-import { api, type Vm } from '../lib/api.ts';
+import { client } from '../lib/api.ts';
 import { html } from '../lib/html.ts';
 import { images, me, notify, upsertVm, vmAction } from '../lib/store.ts';
 
@@ -19,7 +19,7 @@ export function CreateVm({ onDone }: { onDone: () => void }) {
     working.value = true;
     error.value = '';
     try {
-      const vm = await api<Vm>('POST', '/api/vms', {
+      const vm = await client.vms.create({
         name: name.value.trim(),
         image: image.value,
         memoryMiB: memory.value,
@@ -37,7 +37,7 @@ export function CreateVm({ onDone }: { onDone: () => void }) {
   };
   const build = async (n: string) => {
     try {
-      await api('POST', `/api/images/${encodeURIComponent(n)}/build`);
+      await client.images.build(n);
       notify(`Building image ${n}: see Operations`, 'info');
     } catch (err) {
       notify((err as Error).message);

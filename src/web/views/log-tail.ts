@@ -2,7 +2,7 @@
 // changes (the serial console tab is the live view).
 import { useSignal } from '@preact/signals';
 import { useEffect } from 'preact/hooks';
-import { api, enc, type Vm } from '../lib/api.ts';
+import { client, type Vm } from '../lib/api.ts';
 import { html } from '../lib/html.ts';
 
 export function LogTail({ vm }: { vm: Vm }) {
@@ -11,7 +11,7 @@ export function LogTail({ vm }: { vm: Vm }) {
   const error = useSignal('');
   const load = async () => {
     try {
-      const r = await api<{ text: string }>('GET', `/api/vms/${enc(vm.name)}/log?source=${source.value}&lines=300`);
+      const r = await client.vms.log(vm.name, { source: source.value, lines: 300 });
       text.value = r.text;
       error.value = '';
     } catch (e) {

@@ -1,5 +1,5 @@
 import { useSignal } from '@preact/signals';
-import { api, type User } from '../lib/api.ts';
+import { quietClient } from '../lib/api.ts';
 import { html } from '../lib/html.ts';
 import { navigate, query } from '../lib/router.ts';
 import { me, startEvents } from '../lib/store.ts';
@@ -14,12 +14,7 @@ export function LoginPage() {
     working.value = true;
     error.value = '';
     try {
-      const r = await api<{ user: User }>(
-        'POST',
-        '/api/auth/login',
-        { username: username.value, password: password.value },
-        { quiet401: true },
-      );
+      const r = await quietClient.auth.login({ username: username.value, password: password.value });
       me.value = r.user;
       startEvents();
       const next = query('next');

@@ -1,6 +1,6 @@
 // Running and recent operations (image builds; checkpoints later), live from the event stream.
 import type { Operation } from '../lib/api.ts';
-import { api } from '../lib/api.ts';
+import { client } from '../lib/api.ts';
 import { html } from '../lib/html.ts';
 import { notify, operations } from '../lib/store.ts';
 
@@ -12,7 +12,7 @@ function ago(iso: string): string {
 function Row({ op }: { op: Operation }) {
   const active = op.status === 'running' || op.status === 'pending';
   const pct = op.progress.total > 0 ? Math.min(100, (100 * op.progress.done) / op.progress.total) : null;
-  const cancel = () => api('DELETE', `/api/operations/${op.id}`).catch((e: Error) => notify(e.message));
+  const cancel = () => client.operations.cancel(op.id).catch((e: Error) => notify(e.message));
   return html`
     <li id=${`op-${op.id}`} class=${`op op-${op.status}`} data-status=${op.status}>
       <div class="op-head">

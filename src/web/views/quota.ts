@@ -2,22 +2,14 @@
 // to set one user's limits (the Users page).
 import { useSignal } from '@preact/signals';
 import { useEffect } from 'preact/hooks';
-import { api } from '../lib/api.ts';
+import { client, type Quota, type QuotaResource } from '../lib/api.ts';
 import { formatBytes } from '../lib/format.ts';
 import { html } from '../lib/html.ts';
 import { notify, vms } from '../lib/store.ts';
 
-export interface QuotaLimits {
-  vms: number | null; memoryMiB: number | null; cpus: number | null; diskBytes: number | null;
-  checkpointBytes: number | null;
-}
-export interface QuotaView {
-  user: string; role: 'admin' | 'user'; custom: boolean; limits: QuotaLimits;
-  usage: { [K in keyof QuotaLimits]: number };
-}
 
 type Unit = 'n' | 'mib' | 'bytes';
-export const QUOTA_ROWS: [keyof QuotaLimits, string, Unit][] = [
+export const QUOTA_ROWS: [QuotaResource, string, Unit][] = [
   ['vms', 'VMs', 'n'],
   ['memoryMiB', 'running memory', 'mib'],
   ['cpus', 'running vCPUs', 'n'],
@@ -28,10 +20,10 @@ const show = (n: number, unit: Unit) => (unit === 'bytes' ? formatBytes(n) : uni
 
 /** "2 of 10 VMs · 128 MiB of 2048 MiB running memory …" for the signed-in user; refreshed as their VMs change. */
 export function QuotaSummary() {
-  const q = useSignal<QuotaView | null>(null);
+  const q = useSignal<Quota | null>(null);
   const list = vms.value;
   useEffect(() => {
-    api<QuotaView>('GET', '/api/me/quota').then((v) => (q.value = v), () => undefined);
+    client.quotas.get().then((v) => (q.value = v), () => undefined);
   }, [list]);
   const v = q.value;
   if (!v) return null;
@@ -55,18 +47,17 @@ const fromField = (s: string, unit: Unit): number | null => {
 };
 
 /** An admin's editor of one user's limits. */
-export function QuotaEditor({ view, onSaved }: { view: QuotaView; onSaved: (v: QuotaView) => void }) {
+export function QuotaEditor({ view, onSaved }: { view: Quota; onSaved: (v: Quota) => void }) {
   const fields = useSignal<Record<string, string>>(
     Object.fromEntries(QUOTA_ROWS.map(([k, , u]) => [k, toField(view.limits[k], u)])),
   );
   const error = useSignal('');
-  const path = `/api/users/${encodeURIComponent(view.user)}/quota`;
   const save = async (e: Event) => {
     e.preventDefault();
     error.value = '';
     try {
       const body = Object.fromEntries(QUOTA_ROWS.map(([k, , u]) => [k, fromField(fields.value[k] ?? '', u)]));
-      onSaved(await api<QuotaView>('PUT', path, body));
+      onSaved(await client.quotas.set(view.user, body));
       notify(`Quota of ${view.user} saved`, 'info');
     } catch (err) {
       error.value = (err as Error).message;
@@ -74,7 +65,7 @@ export function QuotaEditor({ view, onSaved }: { view: QuotaView; onSaved: (v: Q
   };
   const reset = async () => {
     try {
-      const v = await api<QuotaView>('DELETE', path);
+      const v = await client.quotas.reset(view.user);
       fields.value = Object.fromEntries(QUOTA_ROWS.map(([k, , u]) => [k, toField(v.limits[k], u)]));
       onSaved(v);
     } catch (err) {

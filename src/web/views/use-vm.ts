@@ -1,7 +1,7 @@
 // A VM by name for a page: from the live list, or fetched once (so a 403/404 is shown with the server's reason).
 import { useSignal } from '@preact/signals';
 import { useEffect } from 'preact/hooks';
-import { api, enc, type Vm } from '../lib/api.ts';
+import { client, type Vm } from '../lib/api.ts';
 import { html } from '../lib/html.ts';
 import { upsertVm, vms, vmsLoaded } from '../lib/store.ts';
 
@@ -10,7 +10,7 @@ export function useVm(name: string): { vm?: Vm; error?: string } {
   const vm = vms.value.find((v) => v.name === name);
   useEffect(() => {
     if (vm || !vmsLoaded.value) return;
-    api<Vm>('GET', `/api/vms/${enc(name)}`).then(upsertVm, (e: Error) => (error.value = e.message));
+    client.vms.get(name).then(upsertVm, (e: Error) => (error.value = e.message));
   }, [name, !!vm, vmsLoaded.value]);
   return { vm, error: vm ? undefined : error.value || undefined };
 }

@@ -1,28 +1,28 @@
 // Users (admins): each account with its usage against its limits; "Quota" opens the editor of its limits.
 import { useSignal } from '@preact/signals';
 import { useEffect } from 'preact/hooks';
-import { api, type User } from '../lib/api.ts';
+import { client, type Quota } from '../lib/api.ts';
 import { formatBytes } from '../lib/format.ts';
 import { html } from '../lib/html.ts';
 import { me } from '../lib/store.ts';
-import { QuotaEditor, type QuotaView } from './quota.ts';
+import { QuotaEditor } from './quota.ts';
 
 const cell = (used: number, limit: number | null, fmt: (n: number) => string) =>
   `${fmt(used)} / ${limit === null ? '∞' : fmt(limit)}`;
 
 export function UsersPage() {
-  const rows = useSignal<QuotaView[] | null>(null);
+  const rows = useSignal<Quota[] | null>(null);
   const editing = useSignal<string | null>(null);
   const error = useSignal('');
   useEffect(() => {
-    api<User[]>('GET', '/api/users')
-      .then((us) => Promise.all(us.map((u) => api<QuotaView>('GET', `/api/users/${encodeURIComponent(u.name)}/quota`))))
+    client.users.list()
+      .then((us) => Promise.all(us.map((u) => client.quotas.get(u.name))))
       .then((v) => (rows.value = v), (e: Error) => (error.value = e.message));
   }, []);
   if (me.value?.role !== 'admin') return html`<main class="page"><h1>Users</h1><p>This page is for admins.</p></main>`;
   const mib = (n: number) => `${n} MiB`;
   const num = (n: number) => String(n);
-  const saved = (v: QuotaView) => {
+  const saved = (v: Quota) => {
     rows.value = (rows.value ?? []).map((r) => (r.user === v.user ? v : r));
   };
   return html`

@@ -1,0 +1,72 @@
+// Live checkpoints of VMs: what lists and shows give, restore, verify, prune, and the periodic schedule.
+import { z } from 'zod';
+
+export const CHECKPOINT_KINDS = ['manual', 'scheduled'] as const;
+
+/** One checkpoint. Written = newBytes (RAM and device state the checkpoint adds over its parent, counted as if no
+ * other VM's checkpoints were stored) + diskBytes (the disk image: whole for 'full', changes since the parent for
+ * 'incremental'). */
+export const checkpointSummarySchema = z.object({
+  id: z.string(), vmId: z.string(), vmName: z.string(), createdAt: z.string(), kind: z.enum(CHECKPOINT_KINDS),
+  label: z.string().optional(), parent: z.string().nullable(), pauseMs: z.number().nullable(), durationMs: z.number(),
+  newBytes: z.number(), diskBytes: z.number(),
+});
+export type CheckpointSummary = z.infer<typeof checkpointSummarySchema>;
+/** The list adds how the disk was included (full image, changes since the parent, or no disk) for the web UI. */
+export const checkpointSchema = checkpointSummarySchema.extend({
+  diskMode: z.enum(['full', 'incremental']).nullable(),
+});
+export type Checkpoint = z.infer<typeof checkpointSchema>;
+/** GET /api/vms/{vm}/checkpoints/{id}. */
+export const checkpointDetailSchema = checkpointSummarySchema.extend({
+  wasRunning: z.boolean(),
+  qemu: z.object({ version: z.string(), machine: z.string() }),
+  disks: z.array(z.object({ node: z.string(), mode: z.string(), bytes: z.number() })),
+  ramBlocks: z.array(z.object({ id: z.string(), length: z.number() })),
+});
+export type CheckpointDetail = z.infer<typeof checkpointDetailSchema>;
+
+export const checkpointParams = z.object({ vm: z.string(), id: z.string() });
+
+/** POST /api/vms/{vm}/checkpoints: an operation whose result is the CheckpointSummary. */
+export const checkpointTakeSchema = z.object({ label: z.string().max(200).optional() }).optional();
+/** POST …/checkpoints/{id}/restore: in place, or with `as` into a new VM. */
+export const restoreSchema = z.object({ as: z.string().optional() }).optional();
+export const restoreResultSchema = z.object({
+  checkpoint: z.string(), vm: z.string(), restoreMs: z.number(), streamBytes: z.number(),
+});
+export type RestoreResult = z.infer<typeof restoreResultSchema>;
+/** POST …/checkpoints/verify: all the VM's checkpoints, or one. */
+export const verifySchema = z.object({ id: z.string().optional() }).optional();
+export const verifyResultSchema = z.object({
+  ok: z.boolean(),
+  checked: z.array(z.string()),
+  /** Checkpoint id → the objects it names that are missing or corrupt. */
+  broken: z.record(z.string(), z.array(z.string())),
+  objects: z.number(),
+});
+export type VerifyResult = z.infer<typeof verifyResultSchema>;
+
+/** Retention of scheduled checkpoints (Proxmox Backup Server's keep-last/-hourly/-daily/-weekly/-monthly). */
+const keep = z.number().int().min(0).max(10_000).optional();
+export const retentionSchema = z
+  .object({ keepLast: keep, hourly: keep, daily: keep, weekly: keep, monthly: keep })
+  .strict();
+export type RetentionRules = z.infer<typeof retentionSchema>;
+
+/** POST …/checkpoints/prune. */
+export const pruneSchema = z.object({ dryRun: z.boolean().default(false), rules: retentionSchema.optional() });
+export type Prune = z.input<typeof pruneSchema>;
+export const pruneResultSchema = z.object({
+  keep: z.array(z.string()), delete: z.array(z.string()), dryRun: z.boolean(),
+});
+export type PruneResult = z.infer<typeof pruneResultSchema>;
+
+export const scheduleSchema = z.object({
+  vm: z.string(), every: z.string(), rules: retentionSchema, updatedAt: z.string(), lastRunAt: z.string().nullable(),
+  lastError: z.string().nullable(), nextRunAt: z.string().nullable(),
+});
+export type CheckpointSchedule = z.infer<typeof scheduleSchema>;
+/** PUT /api/vms/{vm}/checkpoint-schedule: every = an interval (30s, 5m, 2h, 1d) or a cron expression. */
+export const scheduleSetSchema = retentionSchema.extend({ every: z.string().min(2).max(100) });
+export type ScheduleSet = z.input<typeof scheduleSetSchema>;

@@ -1,0 +1,91 @@
+// Virtual machines: their states, what the API shows of one, what creating one asks, and the actions on them.
+import { z } from 'zod';
+
+import { VM_STATES } from './states.ts';
+
+export { VM_STATES, type VmState } from './states.ts';
+export const vmStateSchema = z.enum(VM_STATES);
+
+/** Emulated graphics cards: std (VGA) or qxl. */
+export const DISPLAYS = ['std', 'qxl'] as const;
+export const displaySchema = z.enum(DISPLAYS);
+export const ACCELS = ['auto', 'kvm', 'tcg'] as const;
+export const accelSchema = z.enum(ACCELS);
+
+export const VM_NAME_RE = /^[a-z0-9][a-z0-9._-]{0,62}$/;
+/** A VM's id: 12 hex digits. No name may have this shape, so a name never stands for an id. */
+export const VM_ID_RE = /^[0-9a-f]{12}$/;
+
+export const vmSchema = z.object({
+  id: z.string(),
+  name: z.string(),
+  owner: z.string(),
+  state: vmStateSchema,
+  stateReason: z.string().nullable(),
+  pid: z.number().nullable(),
+  memoryMiB: z.number(),
+  cpus: z.number(),
+  display: displaySchema,
+  accel: accelSchema,
+  hugepages: z.boolean(),
+  image: z.string().nullable(),
+  createdAt: z.string(),
+  updatedAt: z.string(),
+});
+export type Vm = z.infer<typeof vmSchema>;
+
+/** What creating a VM asks for. The server adds the rules that depend on the host (memory and vCPU ranges) and
+ * checks it in the VM manager, so the API, the CLI and the demo share one set of rules and messages. */
+export const vmCreateSchema = z
+  .object({
+    name: z
+      .string()
+      .regex(VM_NAME_RE, 'name must be 1-63 characters: lower-case letters, digits, ".", "_" or "-", starting with a letter or digit')
+      .refine((n) => !VM_ID_RE.test(n), 'name may not be 12 hexadecimal digits (that is the shape of VM ids)'),
+    image: z.string().min(1).optional().describe('a built image name (see /api/images), or for admins an absolute path inside a configured image folder'),
+    kernel: z.string().min(1).optional().describe('absolute path to a kernel to boot directly (admins, inside a configured image folder)'),
+    initrd: z.string().min(1).optional(),
+    append: z.string().max(4096).optional().describe('kernel command line (with kernel)'),
+    memoryMiB: z.number().int().optional(),
+    cpus: z.number().int().optional(),
+    display: displaySchema.optional().describe('emulated graphics card: std (VGA) or qxl'),
+    accel: accelSchema.optional(),
+    hugepages: z
+      .boolean()
+      .optional()
+      .describe(
+        'guest RAM in 2 MiB huge pages the host has reserved: live snapshots of its RAM then pause the VM a few ms instead of tens',
+      ),
+  })
+  .strict();
+export type VmCreate = z.input<typeof vmCreateSchema>;
+/** The body POST /api/vms takes: any object, checked by the VM manager against vmCreateSchema and the host. */
+export const vmCreateBodySchema = z
+  .record(z.string(), z.unknown())
+  .describe('{ name, image?, kernel?, initrd?, append?, memoryMiB?, cpus?, display?: std|qxl, accel?: auto|kvm|tcg }');
+
+export const vmParams = z.object({ vm: z.string().describe('VM name or id') });
+
+/** The actions POST /api/vms/{vm}/{action} takes. */
+export const VM_ACTIONS = ['start', 'stop', 'force-stop', 'pause', 'resume', 'reset'] as const;
+export type VmAction = (typeof VM_ACTIONS)[number];
+export const vmActionSchema = z.object({ timeoutSec: z.number().int().min(0).max(3600).optional() }).optional();
+
+/** POST /api/vms/{vm}/exec. */
+export const execSchema = z.object({
+  argv: z.array(z.string()).min(1),
+  timeoutSec: z.number().int().min(1).max(3600).default(60),
+});
+export type Exec = z.input<typeof execSchema>;
+export const execResultSchema = z.object({ stdout: z.string(), stderr: z.string(), exitCode: z.number() });
+export type ExecResult = z.infer<typeof execResultSchema>;
+
+/** GET /api/vms/{vm}/log. */
+export const LOG_SOURCES = ['serial', 'qemu'] as const;
+export const logQuery = z.object({
+  source: z.enum(LOG_SOURCES).default('serial'),
+  lines: z.coerce.number().int().min(1).max(10000).default(200),
+});
+export type LogQuery = Partial<z.output<typeof logQuery>>;
+export const logSchema = z.object({ source: z.string(), text: z.string() });
+export type VmLog = z.infer<typeof logSchema>;
