@@ -1,9 +1,10 @@
 // Fast file drops: a dropped file is offered to the guest through the WebDAV share rather than pushed through the
 // agent (the port channel carries 100+ MiB/s into a TCG guest, spice-vdagent ~7). The guest half (the desktop
-// image's shared-folder loop) long-polls GET /.oriel-drops/next, which answers "ID/NAME" when a file waits (204
-// after WAIT_MS otherwise); it then GETs /.oriel-drops/ID (sent chunked, so that a cancel can break the stream: curl
-// fails on the bad chunk and removes its partial file) into ~/Downloads, and POSTs ?status=done with the name it
-// chose, or ?status=failed with its error. Progress, cancel and errors are the agent path's (FileTransferError).
+// image's shared-folder loop) long-polls GET /.oriel-drops/next, which answers "ID/SIZE/NAME" when a file waits (204
+// after WAIT_MS otherwise); the guest refuses one bigger than its free space before any byte moves, else it GETs
+// /.oriel-drops/ID (sent chunked, so that a cancel can break the stream: curl fails on the bad chunk and removes
+// its partial file) into ~/Downloads, and POSTs ?status=done with the name it chose, or ?status=failed with its
+// error. Progress, cancel and errors are the agent path's (FileTransferError).
 import { FileTransferError, type AbortSignalLike, type FileSource, type TransferProgress } from '../agent/file-xfer.ts';
 import { startTimer } from '../timers.ts';
 import { decodeUtf8, encodeUtf8 } from '../proto/utf8.ts';
@@ -121,7 +122,7 @@ export class DropBox {
     if (!d || d.state === 'finished') return sendSimple(sink, 204, '');
     d.state = 'offered';
     this._arm(d, 'the guest did not fetch the file');
-    const body = encodeUtf8(`${d.id}/${d.name}\n`);
+    const body = encodeUtf8(`${d.id}/${d.file.size}/${d.name}\n`);
     sink.write(responseHead(200, { 'Content-Type': 'text/plain; charset=utf-8', 'Content-Length': body.length }));
     sink.write(body);
   }
@@ -215,6 +216,7 @@ function cancelled(name: string): FileTransferError {
 
 function guestError(name: string, text: string): FileTransferError {
   const why = decodeUtf8(encodeUtf8(text)).replace(/^curl: \(\d+\) /, '').slice(0, 300) || 'the guest could not save it';
-  const code = /no space/i.test(text) ? 'no-space' : 'error';
-  return new FileTransferError(code, `${name}: ${why}`, name);
+  // The same words as the agent path's refusal (file-xfer.ts), whichever way the file went.
+  if (/no space/i.test(text)) return new FileTransferError('no-space', `${name}: not enough space in the guest (${why})`, name);
+  return new FileTransferError('error', `${name}: ${why}`, name);
 }

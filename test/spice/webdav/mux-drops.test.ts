@@ -68,7 +68,8 @@ test('drop box: the guest polls, fetches (chunked), confirms; a cancel breaks th
     const landed = box.offer(source(data, 'a/b\u0001.bin'), { onProgress: (p) => progress.push(p.sent) });
     const next = await poll;
     assert.equal(next.status, 200);
-    const [id, name] = next.body.toString().trim().split('/');
+    const [id, size, name] = next.body.toString().trim().split('/');
+    assert.equal(Number(size), data.length);
     assert.equal(name, dropName('a/b\u0001.bin'));
     assert.equal(name, 'a_b_.bin');
     const file = await g.request(2n, 'GET', `/.oriel-drops/${id}`);

@@ -4,7 +4,8 @@
 # WebDAV. A client that is there answers OPTIONS with "X-Oriel-Share: folder" (a folder is shared) or "drops";
 # one that is not never answers. The shared folder is mounted with davfs2 at ~/Shared for the desktop user, and
 # unmounted when the client leaves or stops sharing. Files the client drops are offered one by one at
-# /.oriel-drops/next ("ID/NAME", or 204 after a while): each is fetched into ~/Downloads as the user, under a free
+# /.oriel-drops/next ("ID/SIZE/NAME", or 204 after a while): one bigger than the free space is refused at once ("no
+# space"); each other one is fetched into ~/Downloads as the user, under a free
 # name, and the client is told how it went (POST ...?status=done or failed, with the name or the error).
 url=http://127.0.0.1:9843
 dir=/home/user/Shared
@@ -24,8 +25,16 @@ while :; do
   drop=$(curl -sf -m 30 "$url/.oriel-drops/next")
   case "$drop" in */*) ;; *) continue ;; esac
   id=${drop%%/*}
-  name=$(basename -- "${drop#*/}")
+  rest=${drop#*/}
+  size=${rest%%/*}
+  name=$(basename -- "${rest#*/}")
   part="$dl/.oriel-drop-$id.part"
+  avail=$(df -P -B1 "$dl" | awk 'NR==2 {print $4}')
+  if [ "$size" -gt "$((avail - 16777216))" ] 2>/dev/null; then
+    printf 'no space left in ~/Downloads for %s (%s bytes, %s free)' "$name" "$size" "$avail" |
+      curl -s -m 10 -o /dev/null --data-binary @- "$url/.oriel-drops/$id?status=failed"
+    continue
+  fi
   if runuser -u user -- curl -sSf -o "$part" "$url/.oriel-drops/$id" 2>/run/oriel-drop-error; then
     target=$name
     n=1
