@@ -1,6 +1,7 @@
 // Turns a VM spec into QEMU's command line. One place decides the device model every part of Oriel relies on:
 // the SPICE server on loopback TCP with a per-boot password, the agent's virtio-serial port, two serial ports
-// (console + command shell), and the disk as a named qcow2 block node (block jobs address it by node name); plus the ports an image asks for.
+// (console + command shell), and the disk as a named qcow2 block node (block jobs address it by node name); plus
+// the ports an image asks for.
 import type { VmSpec } from './spec.ts';
 import type { VmPaths } from './paths.ts';
 import { KVM_CPU } from './accel.ts';
