@@ -10,9 +10,13 @@
 // and per scenario the restore time of its last checkpoint (QEMU start to guest running), the pause of QEMU's own
 // background snapshot of the same guest (no disk, into a socket that drops it: the floor of the mechanism), and the
 // pause of QEMU's own `savevm`. The machine's load average is printed beside them: the numbers move with it.
+// Restores, lazy beside eager (`--restores=N` rounds of each, on the last checkpoint; with `--restore-only` the
+// scenarios are skipped: two checkpoints, 16 MiB/s of writes between them, then the restores): time from QEMU
+// started to the guest running (its RESUME event), to its first answer on the serial console (`cat` of a file in
+// its RAM through the serial shell), and to all of its RAM in place (migration completed).
 // With --hugepages the guest's RAM is in 2 MiB huge pages (reserved for the run, given back after: needs root).
 // Usage: node --import tsx bench/checkpoint.ts [memoryMiB=2048] [dataMiB=512] [checkpointsPerScenario=3]
-//          [rates=0,16,128] [--hugepages]
+//          [rates=0,16,128] [--hugepages] [--restores=3] [--restore-only]
 import { createServer } from 'node:net';
 import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
@@ -23,6 +27,8 @@ import type { QmpEvent } from '../src/vm/qmp/index.ts';
 import { makeRig, bootTiny, reserveHugePages } from '../test/checkpoint/helpers.ts';
 
 const huge = process.argv.includes('--hugepages');
+const restoreOnly = process.argv.includes('--restore-only');
+const restoreRounds = Number(process.argv.find((a) => a.startsWith('--restores='))?.split('=')[1] ?? 3);
 const args = process.argv.slice(2).filter((a) => !a.startsWith('--'));
 const mem = Number(args[0] ?? 2048);
 const dataMiB = Number(args[1] ?? 512);
@@ -126,7 +132,48 @@ const dirtier = (rate: number) => {
 };
 
 const scenarios: Scenario[] = [];
+
+/** Lazy and eager restores of `m`, alternating, `restoreRounds` each; prints their table. */
+async function restoresSideBySide(m: Manifest): Promise<void> {
+  const rows: { mode: string; running: number | null; serial: number; ram: number; verify: number; extra: string }[] =
+    [];
+  for (let i = 0; i < restoreRounds; i++) {
+    for (const mode of ['eager', 'lazy'] as const) {
+      await sleep(2000);
+      console.error(`load ${load()}: ${mode} restore ${i + 1}`);
+      let serial: Promise<number> | undefined;
+      const answer = async (startedAt: number) => {
+        await sh('cat /mnt/c 2>/dev/null; true', 60_000);
+        return Date.now() - startedAt;
+      };
+      let started = 0;
+      const r = await svc.restore(m.id, undefined, {
+        mode,
+        onRunning: (x) => {
+          started = x.qemuStartedAt;
+          if (mode === 'lazy') serial = answer(x.qemuStartedAt);
+        },
+      });
+      if (r.mode !== mode) throw new Error(`${mode} restore ran ${r.mode}: ${r.fallback}`);
+      serial ??= answer(started);
+      const pc = r.postcopy;
+      rows.push({
+        mode, running: r.runningMs, serial: await serial, ram: r.ramMs, verify: r.verifyMs,
+        extra: pc ? `${pc.requests} requests, ${pc.prefetchedPages} prefetched, ${pc.recentPages} recent first` : '',
+      });
+    }
+  }
+  console.log(`\nRestores of a ${mem} MiB guest (${dataMiB} MiB of data), from QEMU started (ms); checks before = objects read` +
+    ' and hashed + disk written before the VM is stopped (not in the other columns); load now ' + load());
+  console.log('| restore | running | first serial answer | all RAM in place | checks before | pages |');
+  console.log('|---|---|---|---|---|---|');
+  for (const r of rows) {
+    console.log(`| ${r.mode} | ${r.running} | ${r.serial} | ${r.ram} | ${r.verify} | ${r.extra} |`);
+  }
+}
+
 try {
+  bench: {
   console.error(`load ${load()}: booting a ${mem} MiB guest, filling ${dataMiB} MiB of its RAM`);
   await bootTiny(rig, 'b', mem, { hugepages: huge });
   // A random source, then the data: shifted copies of it (every page different, none compressible).
@@ -138,7 +185,7 @@ try {
       `dd if=/mnt/src of=/mnt/p bs=1M count=${Math.min(32, dataMiB - at)} seek=${at} iflag=skip_bytes skip=$((${at} * 4099 + 17)) conv=notrunc 2>/dev/null`,
     );
   }
-  for (const rate of rates) {
+  for (const rate of restoreOnly ? [] : rates) {
     const name = rate === 0 ? 'idle' : `${rate} MiB/s`;
     console.error(`load ${load()}: scenario ${name}`);
     if (rate > 0) await sh(dirtier(rate));
@@ -169,6 +216,15 @@ try {
     await sleep(2000);
   }
 
+  if (restoreOnly) {
+    await svc.create('b');
+    await sh(dirtier(16));
+    await sleep(4000);
+    await sh('kill $(cat /tmp/dirtier.pid)');
+    const m = await svc.create('b');
+    await restoresSideBySide(m);
+    break bench;
+  }
   console.error(`load ${load()}: computing floors`);
   const all = scenarios.flatMap((s) => s.rows);
   const floors = all.map((r, i) => floorOf(i === 0 ? undefined : all[i - 1]!.m, r.m));
@@ -176,9 +232,10 @@ try {
 
   for (const s of scenarios) {
     console.error(`load ${load()}: restoring the last checkpoint of '${s.name}'`);
-    s.restoreMs = (await svc.restore(s.rows.at(-1)!.m.id)).restoreMs;
+    s.restoreMs = (await svc.restore(s.rows.at(-1)!.m.id, undefined, { mode: 'eager' })).restoreMs;
     await sh('[ -f /tmp/dirtier.pid ] && kill $(cat /tmp/dirtier.pid) 2>/dev/null; true');
   }
+  await restoresSideBySide(scenarios.at(-1)!.rows.at(-1)!.m);
 
   console.log(
     `\n${mem} MiB guest (tiny image, TCG, 1 vCPU${huge ? ', RAM in 2 MiB huge pages' : ''}), ${dataMiB} MiB of non-repeating data in RAM; ${perScenario} checkpoints per scenario, ${PAUSE_BETWEEN_MS / 1000} s apart; host: ${readFileSync('/proc/cpuinfo', 'utf8').match(/^processor/gm)!.length} CPUs shared with other work (load average shown).\n`,
@@ -204,6 +261,7 @@ try {
     console.log(
       `| ${s.name} | ${s.rate} / ${s.achieved ?? 0} | ${Math.min(...p)}–${Math.max(...p)} | ${s.plainPauseMs} | ${s.savevmPauseMs} (${(s.savevmMs / 1000).toFixed(1)}) | ${((s.restoreMs ?? 0) / 1000).toFixed(1)} | ${s.load} |`,
     );
+  }
   }
 } finally {
   svc.close();

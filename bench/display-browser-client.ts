@@ -8,7 +8,11 @@ import { parsePpm } from '../test/spice/helpers/qemu.ts';
 import { launchChromium } from '../test/web/helpers.ts';
 import { benchInPage } from './display-browser-page.ts';
 
-export interface MeasureRequest { url: string; selector: string; cookieUrl: string; cookie: string; dump: string }
+export interface MeasureRequest {
+  url: string; selector: string; cookieUrl: string; cookie: string; dump: string;
+  /** Largest difference per colour channel a pixel may have and still agree (default 0: exact). */
+  tolerance?: number;
+}
 export interface Measured {
   error?: string;
   ms: number;
@@ -32,7 +36,7 @@ async function measure(req: MeasureRequest): Promise<Measured> {
   try {
     await ctx.addCookies([{ name: 'oriel_session', value: req.cookie, url: req.cookieUrl }]);
     const cfg = { selector: req.selector, width: pic.width, height: pic.height,
-      rgbB64: Buffer.from(pic.rgb).toString('base64') };
+      rgbB64: Buffer.from(pic.rgb).toString('base64'), tolerance: req.tolerance };
     // As source text: tsx keeps function names with a helper (__name) the page does not have.
     await ctx.addInitScript({ content: `var __name = (f) => f; (${benchInPage.toString()})(${JSON.stringify(cfg)});` });
     const page = await ctx.newPage();

@@ -20,6 +20,7 @@ import { ADMIN_PASSWORD, startTestServer } from '../test/helpers/server.ts';
 import { parsePpm } from '../test/spice/helpers/qemu.ts';
 import { ensureWebBuild } from '../test/web/helpers.ts';
 import type { Measured, MeasureRequest } from './display-browser-client.ts';
+import { readSpiceEndpoint } from '../src/vm/spice-endpoint.ts';
 
 const RUNS = Number(process.argv[2] ?? 5);
 const HTML5_DIR = '/usr/share/spice-html5';
@@ -42,7 +43,7 @@ function freePort(): Promise<number> {
 }
 
 /** The spice_auto.html of the package without its agent hook (that asks the guest to take the window's size). */
-function html5Page(wsPort: number): string {
+function html5Page(wsPort: number, password: string): string {
   return `<!doctype html><html><head><meta charset="utf-8"><title>spice-html5</title>
 <link rel="stylesheet" type="text/css" href="spice.css"></head><body>
 <div id="login"><span class="logo">SPICE</span></div>
@@ -51,17 +52,17 @@ function html5Page(wsPort: number): string {
 <script type="module" crossorigin="anonymous">
 import * as SpiceHtml5 from './main.js';
 window.sc = new SpiceHtml5.SpiceMainConn({ uri: 'ws://127.0.0.1:${wsPort}/websockify', screen_id: 'spice-screen',
-  dump_id: 'debug-div', message_id: 'message-div', password: '', onerror: (e) => console.log('spice error', e) });
+  dump_id: 'debug-div', message_id: 'message-div', password: ${JSON.stringify(password)}, onerror: (e) => console.log('spice error', e) });
 </script></body></html>`;
 }
 
 const TYPES: Record<string, string> = { '.js': 'text/javascript', '.css': 'text/css', '.html': 'text/html' };
 
-function serveHtml5(wsPort: number): Promise<{ server: Server; url: string }> {
+function serveHtml5(wsPort: number, password: string): Promise<{ server: Server; url: string }> {
   const server = createServer((req, res) => {
     const path = new URL(req.url ?? '/', 'http://x').pathname;
     if (path === '/bench.html') {
-      res.writeHead(200, { 'content-type': 'text/html' }).end(html5Page(wsPort));
+      res.writeHead(200, { 'content-type': 'text/html' }).end(html5Page(wsPort, password));
       return;
     }
     const file = join(HTML5_DIR, normalize(decodeURIComponent(path)).replace(/^(\.\.[/\\])+/, ''));
@@ -136,11 +137,13 @@ try {
   }
   console.log(`still picture ${ref.width}×${ref.height}`);
 
-  const spiceSocket = t.server.ctx.vms.paths(t.server.ctx.vms.get(VM)).spice;
+  // The VM's SPICE is on loopback TCP with a password (vm/spice-endpoint.ts); spice-html5's page is given it.
+  const ep = readSpiceEndpoint(t.server.ctx.vms.paths(t.server.ctx.vms.get(VM)));
+  if (!ep) throw new Error('the VM has no SPICE TCP endpoint');
   const wsPort = await freePort();
-  websockify = spawn('websockify', [`--unix-target=${spiceSocket}`, `127.0.0.1:${wsPort}`], { stdio: 'ignore' });
+  websockify = spawn('websockify', [`127.0.0.1:${wsPort}`, `127.0.0.1:${ep.port}`], { stdio: 'ignore' });
   await waitPort(wsPort, 10_000);
-  const served = await serveHtml5(wsPort);
+  const served = await serveHtml5(wsPort, ep.password);
   html5 = served.server;
 
   const login = await t.anon.post('/api/auth/login', { username: 'admin', password: ADMIN_PASSWORD });

@@ -3,7 +3,8 @@
 // from spawn to exit with the picture written; the two alternate (A B A B …, after one warm-up each) so a drift of
 // the machine's speed hits both. Both connect through the same counting relay in front of QEMU's SPICE unix socket:
 // the bytes the server sent each (all channels, link included) and how many channels each opened. Every picture is
-// checked pixel for pixel against QMP screendump. Prints numbers; judges nothing.
+// checked pixel for pixel against QMP screendump. Prints numbers; judges nothing. The booted guest's SPICE is on
+// loopback TCP with a password (as the server runs VMs); the relay listens on a unix socket for the clients.
 // Usage: node --import tsx bench/display.ts [runs=7]
 //          [--socket /path/spice.sock --qmp /path/qmp.sock]   reuse a running VM instead of booting the desktop guest
 //          [--also /other/checkout/bin/oriel.js]               time another oriel too (e.g. before a change)
@@ -19,6 +20,7 @@ import { startDesktopVm } from '../test/helpers/desktop.ts';
 import { startTestServer, type TestServer } from '../test/helpers/server.ts';
 import { Qmp, parsePpm, type Ppm } from '../test/spice/helpers/qemu.ts';
 import { SpiceRelay } from '../test/spice/helpers/relay.ts';
+import { readSpiceEndpoint } from '../src/vm/spice-endpoint.ts';
 
 const argv = process.argv.slice(2);
 const opt = (name: string) => {
@@ -67,7 +69,9 @@ async function main() {
   const spicy = spawnSync('spicy-screenshot', ['--version']);
   if (spicy.status !== 0) throw new Error('spicy-screenshot does not run (apt-get install spice-client-gtk)');
   let t: TestServer | undefined;
-  let spiceSocket = opt('--socket');
+  const spiceSocket = opt('--socket');
+  let spicePort: number | undefined;
+  let password = '';
   let dumpTo: (file: string) => Promise<void>;
   let qmp: Qmp | undefined;
   if (spiceSocket) {
@@ -80,7 +84,9 @@ async function main() {
     const vm = await startDesktopVm(t, 'bench');
     console.log(`desktop guest ready in ${(vm.bootMs / 1000).toFixed(1)} s`);
     const vms = t.server.ctx.vms;
-    spiceSocket = vms.paths(vms.store.byName('bench')!).spice;
+    const ep = readSpiceEndpoint(vms.paths(vms.store.byName('bench')!));
+    if (!ep) throw new Error('the VM has no SPICE TCP endpoint');
+    [spicePort, password] = [ep.port, ep.password];
     dumpTo = async (filename) => void (await vms.qmp('bench').execute('screendump', { filename, format: 'ppm' }));
   }
   const dump = async () => {
@@ -88,7 +94,10 @@ async function main() {
     await dumpTo(f);
     return parsePpm(readFileSync(f));
   };
-  const relay = await SpiceRelay.start({ upstreamPath: spiceSocket, listenPath: join(dir, 'relay.sock') });
+  const relay = await SpiceRelay.start({
+    ...(spicePort ? { upstreamPort: spicePort } : { upstreamPath: spiceSocket }),
+    listenPath: join(dir, 'relay.sock'),
+  });
   try {
     // A still picture: two screendumps a second apart that agree (up to a minute).
     let prev = await dump();
@@ -101,10 +110,11 @@ async function main() {
     }
     const uri = `spice+unix://${relay.path}`;
     const also = opt('--also');
+    const pw = password ? ['--password', password] : [];
     const clients = [
-      { name: 'spicy-screenshot', out: join(dir, 'spicy.ppm'), cmd: 'spicy-screenshot', args: [`--uri=${uri}`] },
-      { name: 'oriel console', out: join(dir, 'oriel.png'), cmd: process.execPath, args: [BIN, 'console', 'screenshot', uri] },
-      ...(also ? [{ name: 'oriel (--also)', out: join(dir, 'also.png'), cmd: process.execPath, args: [also, 'console', 'screenshot', uri] }] : []),
+      { name: 'spicy-screenshot', out: join(dir, 'spicy.ppm'), cmd: 'spicy-screenshot', args: [`--uri=${uri}`, ...(password ? ['-w', password] : [])] },
+      { name: 'oriel console', out: join(dir, 'oriel.png'), cmd: process.execPath, args: [BIN, 'console', 'screenshot', ...pw, uri] },
+      ...(also ? [{ name: 'oriel (--also)', out: join(dir, 'also.png'), cmd: process.execPath, args: [also, 'console', 'screenshot', ...pw, uri] }] : []),
     ];
     const commands = Object.fromEntries(clients.map((c) => [c.name, () =>
       timed(c.cmd, c.name === 'spicy-screenshot' ? [...c.args, '-o', c.out] : [...c.args, c.out])]));

@@ -8,7 +8,9 @@ import { createWriteStream, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { nodeFileSource, openSpiceSession, type HeadlessTarget } from '../src/spice-node/index.ts';
+import { nodeFileSource, openSpiceSession } from '../src/spice-node/index.ts';
+import type { HeadlessOptions } from '../src/spice-node/client.ts';
+import { readSpiceEndpoint } from '../src/vm/spice-endpoint.ts';
 import { ChannelType, PortChannel, nextEvent } from '../src/spice/index.ts';
 import { startDesktopVm } from '../test/helpers/desktop.ts';
 import { killVmsIn, startTestServer } from '../test/helpers/server.ts';
@@ -22,8 +24,10 @@ try {
   const file = join(dir, 'payload.bin');
   const hash = await writeRandom(file, size);
   const vmRecord = ts.server.ctx.vms.get('bench');
-  const targets: [string, HeadlessTarget][] = [
-    ['unix socket', { socketPath: ts.server.ctx.vms.paths(vmRecord).spice }],
+  const ep = readSpiceEndpoint(ts.server.ctx.vms.paths(vmRecord));
+  if (!ep) throw new Error('the VM has no SPICE TCP endpoint');
+  const targets: [string, HeadlessOptions][] = [
+    ['QEMU SPICE port (TCP)', { host: '127.0.0.1', port: ep.port, password: ep.password }],
     [
       'Oriel WebSocket proxy',
       {

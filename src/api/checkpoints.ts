@@ -30,10 +30,24 @@ export const checkpointParams = z.object({ vm: z.string(), id: z.string() });
 
 /** POST /api/vms/{vm}/checkpoints: an operation whose result is the CheckpointSummary. */
 export const checkpointTakeSchema = z.object({ label: z.string().max(200).optional() }).optional();
-/** POST …/checkpoints/{id}/restore: in place, or with `as` into a new VM. */
-export const restoreSchema = z.object({ as: z.string().optional() }).optional();
+/**
+ * POST …/checkpoints/{id}/restore: in place, or with `as` into a new VM. Lazy by default (the guest runs once its
+ * device state is loaded, its RAM follows); `mode: "eager"` (or `eager: true`) loads all RAM first.
+ */
+export const restoreSchema = z
+  .object({ as: z.string().optional(), mode: z.enum(['lazy', 'eager']).optional(), eager: z.boolean().optional() })
+  .strict()
+  .refine((b) => !(b.eager && b.mode === 'lazy'), { message: '`eager: true` contradicts `mode: "lazy"`' })
+  .optional();
+export type RestoreRequest = NonNullable<z.input<typeof restoreSchema>>;
 export const restoreResultSchema = z.object({
-  checkpoint: z.string(), vm: z.string(), restoreMs: z.number(), streamBytes: z.number(),
+  checkpoint: z.string(), vm: z.string(),
+  mode: z.enum(['lazy', 'eager']).describe('how RAM was loaded'),
+  fallback: z.string().optional().describe('why a lazy restore was done eagerly'),
+  runningMs: z.number().nullable().describe('QEMU started → the guest running'),
+  restoreMs: z.number().describe('QEMU started → all RAM in place'),
+  verifyMs: z.number().describe('checks made before the VM was stopped'),
+  streamBytes: z.number(),
 });
 export type RestoreResult = z.infer<typeof restoreResultSchema>;
 /** POST …/checkpoints/verify: all the VM's checkpoints, or one. */

@@ -3,7 +3,7 @@
 // Transport: the global fetch by default, the CLI's certificate-pinning one there.
 import type { Login, LoginResult, PasswordChange } from './auth.ts';
 import type {
-  Checkpoint, CheckpointDetail, CheckpointSchedule, Prune, PruneResult, ScheduleSet,
+  Checkpoint, CheckpointDetail, CheckpointSchedule, Prune, PruneResult, RestoreRequest, ScheduleSet,
 } from './checkpoints.ts';
 import type { ConsoleTicket } from './console.ts';
 import type { Image } from './images.ts';
@@ -149,7 +149,7 @@ export class OrielClient {
     get: (vm: string, id: string) => this.get<CheckpointDetail>(`/api/vms/${enc(vm)}/checkpoints/${enc(id)}`),
     take: (vm: string, o: { label?: string } = {}) => this.post<Operation>(`/api/vms/${enc(vm)}/checkpoints`, o),
     /** In place, or with `as` into a new VM. */
-    restore: (vm: string, id: string, o: { as?: string } = {}) =>
+    restore: (vm: string, id: string, o: RestoreRequest = {}) =>
       this.post<Operation>(`/api/vms/${enc(vm)}/checkpoints/${enc(id)}/restore`, o),
     delete: (vm: string, id: string) => this.del(`/api/vms/${enc(vm)}/checkpoints/${enc(id)}`),
     verify: (vm: string, id?: string) =>

@@ -210,17 +210,32 @@ export class DiskCheckpoints {
    * checkpoint's content, written beside `dest` then renamed over it.
    */
   async restoreTo(rec: DiskRecord, dest: string, base?: { file: string; format: string }): Promise<void> {
+    (await this.stageRestore(rec, dest, base)).commit();
+  }
+
+  /** The first half of restoreTo: the checkpoint's disk written beside `dest` (nothing of the VM touched yet, so a
+   * restore in place can do it while the VM still runs); `commit` renames it over `dest`, `discard` deletes it. */
+  async stageRestore(
+    rec: DiskRecord,
+    dest: string,
+    base?: { file: string; format: string },
+  ): Promise<{ commit(): void; discard(): void }> {
     const tmp = `${dest}.restore-tmp`;
     rmSync(tmp, { force: true });
     const src = join(this.root, rec.file);
-    await run(
-      this.qemuImg,
-      ['convert', '-q', '-O', 'qcow2', ...(base ? ['-B', base.file, '-F', base.format] : []), src, tmp],
-      { timeout: 3_600_000 },
-    );
-    const fd = openSync(tmp, 'r+');
-    try { fsyncSync(fd); } finally { closeSync(fd); }
-    renameSync(tmp, dest);
+    try {
+      await run(
+        this.qemuImg,
+        ['convert', '-q', '-O', 'qcow2', ...(base ? ['-B', base.file, '-F', base.format] : []), src, tmp],
+        { timeout: 3_600_000 },
+      );
+      const fd = openSync(tmp, 'r+');
+      try { fsyncSync(fd); } finally { closeSync(fd); }
+    } catch (e) {
+      rmSync(tmp, { force: true });
+      throw e;
+    }
+    return { commit: () => renameSync(tmp, dest), discard: () => rmSync(tmp, { force: true }) };
   }
 
   /**

@@ -7,7 +7,8 @@ export {
   type WorkerOutcome,
 } from './service.ts';
 export { captureCheckpoint, newCheckpointId } from './capture.ts';
-export { restoreCheckpoint, type RestoreResult } from './restore.ts';
+export { restoreCheckpoint, type RestoreMode, type RestoreResult } from './restore.ts';
+export { userfaultfdUnusable } from './userfaultfd.ts';
 export { DiskCheckpoints } from './disk.ts';
 export * from './store/index.ts';
 export * as stream from './stream/index.ts';

@@ -1,15 +1,25 @@
 // Restore: the VM's disk is replaced by the checkpoint's, QEMU starts with the same device model and `-incoming
-// defer`, and Oriel writes the reassembled migration stream into `migrate-incoming`'s socket, reading every page
-// from the store and checking its hash on the way (docs/checkpoint-stream.md §1.6, §2.4). The guest continues from
-// the checkpoint's instant (or stays paused if it was paused then).
+// defer`, and Oriel sends the checkpoint's migration stream into `migrate-incoming`'s socket, every page checked
+// against its hash on the way (docs/checkpoint-stream.md §1.6, §2.4).
+//   lazy (default): Oriel is the postcopy source (postcopy-source.ts): the guest runs as soon as its device state is
+//     loaded, its RAM follows (pages it asks for first). Needs userfaultfd for QEMU (userfaultfd.ts); VMs with huge-
+//     page RAM and checkpoints of paused VMs are restored eagerly (postcopy's RUN would start a paused guest).
+//   eager: the whole stream, then the guest continues.
+// A restore in place checks everything it needs before it stops the VM: every object the checkpoint names is read
+// and hashed, and its disk is written beside the VM's; a failure there leaves the VM as it was.
 import { createConnection, type Socket } from 'node:net';
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { VmManager } from '../vm/manager.ts';
+import type { QmpClient, QmpEvent } from '../vm/qmp/index.ts';
 import { writeStream } from './stream/index.ts';
 import type { CheckpointStore, Manifest } from './store/index.ts';
 import type { DiskCheckpoints } from './disk.ts';
 import { waitMigration } from './migration.ts';
+import { PostcopySource, type PostcopyStats } from './postcopy-source.ts';
+import { userfaultfdUnusable } from './userfaultfd.ts';
+
+export type RestoreMode = 'lazy' | 'eager';
 
 export interface RestoreOptions {
   vms: VmManager;
@@ -20,13 +30,29 @@ export interface RestoreOptions {
   /** Restore into this VM instead of the checkpoint's own (restore as a new VM: same device model, see
    * VmManager.createLike). */
   targetVmId?: string;
+  /** Default lazy. */
+  mode?: RestoreMode;
+  /** Called once the guest runs again (lazy: while its RAM is still arriving). */
+  onRunning?: (r: { runningMs: number; mode: RestoreMode; qemuStartedAt: number }) => void;
+  /** Tests: why the host cannot do a lazy restore, instead of asking it (userfaultfd.ts). */
+  uffdUnusable?: () => string | null;
 }
 
 export interface RestoreResult {
   manifest: Manifest;
-  /** From QEMU started to the guest running again (ms). */
+  mode: RestoreMode;
+  /** Asked for lazy, restored eagerly: why. */
+  fallback?: string;
+  /** From QEMU started to the guest running again (ms; QEMU's RESUME event), null when it stays paused. */
+  runningMs: number | null;
+  /** From QEMU started to all of its RAM in place and the migration completed (ms). */
+  ramMs: number;
+  /** Same as ramMs (older name). */
   restoreMs: number;
+  /** Checks before the VM was touched: objects read and hashed, disk written beside it (ms). */
+  verifyMs: number;
   streamBytes: number;
+  postcopy?: PostcopyStats;
 }
 
 export async function restoreCheckpoint(o: RestoreOptions): Promise<RestoreResult> {
@@ -40,57 +66,157 @@ export async function restoreCheckpoint(o: RestoreOptions): Promise<RestoreResul
       );
     }
   }
-  if (!['stopped', 'crashed'].includes(vm.state)) {
-    o.progress?.('stopping the VM');
-    await o.vms.forceStop(vm.id);
+  let mode: RestoreMode = o.mode ?? 'lazy';
+  let fallback: string | undefined;
+  if (mode === 'lazy') {
+    fallback = vm.spec.hugepages || m.spec.hugepages
+      ? 'its RAM is in 2 MiB huge pages (lazy restore handles 4 KiB pages only)'
+      : !m.wasRunning
+        ? 'the VM was paused in this checkpoint (a postcopy restore would start it)'
+        : (o.uffdUnusable ?? userfaultfdUnusable)() ?? undefined;
+    if (fallback) mode = 'eager';
   }
+  const release = await o.store.holdWriter(); // no GC or verify rewrites packs while pages are read
+  try {
+    return await restoreHeld(o, m, vm.id, mode, fallback);
+  } finally {
+    release();
+  }
+}
+
+async function restoreHeld(
+  o: RestoreOptions,
+  m: Manifest,
+  vmId: string,
+  mode: RestoreMode,
+  fallback: string | undefined,
+): Promise<RestoreResult> {
+  const vm = o.vms.get(vmId);
   const paths = o.vms.paths(vm);
+  const v0 = performance.now();
+  // Read and hash everything first when a failure half-way would cost something: the VM running now (in place), or a
+  // guest already running on partly restored RAM (lazy).
+  if (mode === 'lazy' || !['stopped', 'crashed'].includes(vm.state)) {
+    o.progress?.('checking the checkpoint');
+    try {
+      for (const h of new Set(o.store.references(m))) o.store.blob(h);
+    } catch (e) {
+      throw new Error(
+        `checkpoint ${m.id} cannot be restored: ${(e as Error).message}. VM '${vm.name}' was left as it was`,
+      );
+    }
+  }
+  let disk: { commit(): void; discard(): void } | undefined;
   if (m.disks.length) {
     o.progress?.('restoring the disk');
-    await o.disks.restoreTo(
+    disk = await o.disks.stageRestore(
       m.disks[0]!,
       paths.disk,
       vm.spec.baseDisk ? { file: vm.spec.baseDisk, format: vm.spec.baseFormat ?? 'qcow2' } : undefined,
     );
   }
+  const verifyMs = Math.round(performance.now() - v0);
+  try {
+    if (!['stopped', 'crashed'].includes(vm.state)) {
+      o.progress?.('stopping the VM');
+      await o.vms.forceStop(vm.id);
+    }
+  } catch (e) {
+    disk?.discard();
+    throw e;
+  }
+  disk?.commit();
   // The new disk carries no dirty bitmap: the next checkpoint's backup is a full one.
   o.disks.setHead(vm.id, null);
   o.progress?.('starting QEMU');
-  const t0 = performance.now();
+  const t0 = Date.now();
+  const p0 = performance.now();
   await o.vms.start(vm.id, { incoming: { reason: 'waiting for a checkpoint to be restored' } });
+  if (mode === 'lazy' && m.guestReady) o.vms.markReady(vm.id);
+  let runningMs: number | null = null;
+  const onEvent = (e: QmpEvent) => {
+    if (e.event !== 'RESUME' || runningMs !== null) return;
+    runningMs = Math.round((e.timestamp.seconds * 1000 + e.timestamp.microseconds / 1000 - t0) * 10) / 10;
+    o.onRunning?.({ runningMs, mode, qemuStartedAt: t0 });
+  };
+  const off = o.vms.qmp(vm.id).onEvent(onEvent);
   let streamBytes = 0;
-  await o.vms.withQmp(vm.id, async (qmp) => {
-    const sockPath = join(paths.dir, 'restore.sock');
-    rmSync(sockPath, { force: true });
-    await qmp.execute('migrate-incoming', { uri: `unix:${sockPath}` });
-    const sock = await connect(sockPath);
-    o.progress?.('sending RAM and device state');
-    try {
-      const parts = {
-        header: o.store.blob(m.stream.header),
-        ramSectionId: m.stream.ramSectionId,
-        blocks: m.stream.blocks.map((b) => ({ id: b.id, length: b.length })),
-        deviceState: o.store.blob(m.stream.deviceState),
-        vmdesc: m.stream.vmdesc ? o.store.blob(m.stream.vmdesc) : undefined,
-      };
-      for (const buf of writeStream(parts, o.store.pages(m))) {
-        streamBytes += buf.length;
-        if (!sock.write(buf)) await drained(sock);
+  let postcopy: PostcopyStats | undefined;
+  try {
+    await o.vms.withQmp(vm.id, async (qmp) => {
+      if (mode === 'lazy') {
+        // QEMU tests userfaultfd for real here (postcopy_ram_supported_by_host); nothing is sent yet, so a refusal
+        // still leaves an eager restore into the same QEMU.
+        try {
+          await qmp.execute('migrate-set-capabilities', { capabilities: [{ capability: 'postcopy-ram', state: true }] });
+        } catch (e) {
+          mode = 'eager';
+          fallback = `QEMU cannot use postcopy here: ${(e as Error).message}`;
+        }
       }
-      sock.end();
-    } catch (e) {
-      sock.destroy();
-      throw e;
+      const sockPath = join(paths.dir, 'restore.sock');
+      rmSync(sockPath, { force: true });
+      await qmp.execute('migrate-incoming', { uri: `unix:${sockPath}` });
+      const sock = await connect(sockPath);
+      try {
+        if (mode === 'lazy') {
+          o.progress?.('sending device state; the guest runs while its RAM follows');
+          const parent = m.parent ? o.store.get(m.parent) : undefined;
+          postcopy = await new PostcopySource(sock, o.store, m, parent).run();
+          streamBytes = postcopy.streamBytes;
+        } else {
+          o.progress?.('sending RAM and device state');
+          streamBytes = await sendEager(o.store, m, sock);
+        }
+      } finally {
+        sock.destroy();
+        rmSync(sockPath, { force: true });
+      }
+      const mig = await waitMigration(qmp);
+      if (mig.status !== 'completed') throw new Error(`QEMU refused the checkpoint's stream: migration ${mig.status}`);
+      if (m.guestReady) o.vms.markReady(vm.id);
+      await continueIfRan(qmp, m);
+    }, { ownRunState: mode === 'eager', action: 'restore' });
+  } catch (e) {
+    if (mode === 'lazy') {
+      // The guest may already run on RAM that is only partly there: it cannot go on.
+      await o.vms.forceStop(vm.id).catch(() => undefined);
+      throw new Error(
+        `lazy restore of checkpoint ${m.id} failed: ${(e as Error).message}. VM '${vm.name}' was stopped: ` +
+          'its RAM could not be completed (its disk is the checkpoint\'s)',
+      );
     }
-    const mig = await waitMigration(qmp);
-    if (mig.status !== 'completed') throw new Error(`QEMU refused the checkpoint's stream: migration ${mig.status}`);
-    rmSync(sockPath, { force: true });
-    // The checkpoint was taken after the ready marker: this QEMU's console will not show it again.
-    if (m.guestReady) o.vms.markReady(vm.id);
-    const st = await qmp.queryStatus();
-    if (m.wasRunning && !st.running) await qmp.execute('cont');
-  }, { ownRunState: true, action: 'restore' });
-  return { manifest: m, restoreMs: Math.round(performance.now() - t0), streamBytes };
+    throw e;
+  } finally {
+    off();
+  }
+  const ramMs = Math.round(performance.now() - p0);
+  return {
+    manifest: m, mode, ...(fallback ? { fallback } : {}), runningMs, ramMs, restoreMs: ramMs, verifyMs, streamBytes,
+    ...(postcopy ? { postcopy } : {}),
+  };
+}
+
+async function continueIfRan(qmp: QmpClient, m: Manifest): Promise<void> {
+  const st = await qmp.queryStatus();
+  if (m.wasRunning && !st.running) await qmp.execute('cont');
+}
+
+async function sendEager(store: CheckpointStore, m: Manifest, sock: Socket): Promise<number> {
+  let n = 0;
+  const parts = {
+    header: store.blob(m.stream.header),
+    ramSectionId: m.stream.ramSectionId,
+    blocks: m.stream.blocks.map((b) => ({ id: b.id, length: b.length })),
+    deviceState: store.blob(m.stream.deviceState),
+    vmdesc: m.stream.vmdesc ? store.blob(m.stream.vmdesc) : undefined,
+  };
+  for (const buf of writeStream(parts, store.pages(m))) {
+    n += buf.length;
+    if (!sock.write(buf)) await drained(sock);
+  }
+  await new Promise<void>((resolve) => sock.end(resolve));
+  return n;
 }
 
 /** Resolves when the socket can take more; rejects if it closes first. */

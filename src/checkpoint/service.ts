@@ -17,7 +17,7 @@ import {
   workerFiles,
   type WorkerJob,
 } from './worker/protocol.ts';
-import { restoreCheckpoint, type RestoreResult } from './restore.ts';
+import { restoreCheckpoint, type RestoreOptions, type RestoreResult } from './restore.ts';
 import { CheckpointStore, type Manifest, type VerifyReport, type FaultInjection } from './store/index.ts';
 
 export interface CheckpointSummary {
@@ -201,16 +201,13 @@ export class CheckpointService {
     return m;
   }
 
-  /** Restores in place, or into `targetVmId` (a new VM made with VmManager.createLike). */
-  restore(id: string, progress?: Progress, opts: { targetVmId?: string } = {}): Promise<RestoreResult> {
-    return restoreCheckpoint({
-      vms: this.vms,
-      store: this.store,
-      disks: this.disks,
-      id,
-      progress,
-      targetVmId: opts.targetVmId,
-    });
+  /** Restores in place, or into `targetVmId` (a new VM made with VmManager.createLike); lazy unless mode 'eager'. */
+  restore(
+    id: string,
+    progress?: Progress,
+    opts: Pick<RestoreOptions, 'targetVmId' | 'mode' | 'onRunning' | 'uffdUnusable'> = {},
+  ): Promise<RestoreResult> {
+    return restoreCheckpoint({ vms: this.vms, store: this.store, disks: this.disks, id, progress, ...opts });
   }
 
   /** Deletes checkpoints: manifests first (atomic), then their disk images (merged into the images backed by them),

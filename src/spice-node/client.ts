@@ -8,6 +8,7 @@ import type { RgbaSurface } from '../spice/surface.ts';
 import { nodeEncryptTicket } from './crypto.ts';
 import { encodePng } from './png.ts';
 import { tcpConnector, unixConnector } from './transport.ts';
+import { withSpares } from './spare-connector.ts';
 import type { WsClientOptions } from './ws-transport.ts';
 
 export type HeadlessTarget =
@@ -20,12 +21,25 @@ export type HeadlessOptions = HeadlessTarget & Partial<Omit<SpiceSessionOptions,
 
 /** Opens a session (main channel linked, MAIN INIT received); other channels follow. */
 export async function openSpiceSession(opts: HeadlessOptions): Promise<SpiceSession> {
+  // ws is loaded only for WebSocket targets (a command's start time counts: `oriel console screenshot`). Through
+  // the console WebSocket, the connections of the channels asked for are opened while the main channel links.
+  const ws = 'url' in opts
+    ? withSpares((await import('./ws-transport.ts')).wsConnector(opts.url, opts.headers, opts.wsOptions),
+      opts.channelTypes?.length ?? 0)
+    : undefined;
   const connect =
     'socketPath' in opts ? unixConnector(opts.socketPath)
-    // ws is loaded only for WebSocket targets (a command's start time counts: `oriel console screenshot`).
-    : 'url' in opts ? (await import('./ws-transport.ts')).wsConnector(opts.url, opts.headers, opts.wsOptions)
+    : 'url' in opts ? ws!.connect
     : tcpConnector(opts.host, opts.port);
-  return SpiceSession.connect({ ...opts, connect, encryptTicket: nodeEncryptTicket });
+  let session: SpiceSession;
+  try {
+    session = await SpiceSession.connect({ ...opts, connect, encryptTicket: nodeEncryptTicket });
+  } catch (e) {
+    ws?.dispose();
+    throw e;
+  }
+  if (ws) session.onClose(() => ws.dispose());
+  return session;
 }
 
 export function screenshotPng(session: SpiceSession): Buffer | undefined {

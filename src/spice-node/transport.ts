@@ -17,6 +17,7 @@ export function socketTransport(socket: Socket): Transport {
     close(): void {
       socket.destroy();
     },
+    bufferedAmount: () => socket.writableLength,
   };
 }
 

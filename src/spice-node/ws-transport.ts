@@ -25,6 +25,7 @@ export function wsTransport(ws: WebSocket): Transport {
     close(): void {
       ws.close();
     },
+    bufferedAmount: () => ws.bufferedAmount,
   };
 }
 

@@ -65,6 +65,11 @@ export abstract class SpiceChannel {
     return this._closed;
   }
 
+  /** Bytes written but still queued in the transport (0 if the transport does not tell). */
+  get buffered(): number {
+    return this._transport.bufferedAmount?.() ?? 0;
+  }
+
   /** Runs the receive loop until the connection ends; never rejects (errors go to onClose). */
   async run(): Promise<void> {
     let error: Error | undefined;

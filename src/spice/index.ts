@@ -34,6 +34,15 @@ export {
   type AbortSignalLike,
 } from './agent/file-xfer.ts';
 export { AgentCap, AgentMsg, ClipboardType, Selection, XferStatus, type MonitorConfig } from './agent/protocol.ts';
+export { WebdavShare } from './webdav/share.ts';
+export { WebdavServer, parseRange } from './webdav/server.ts';
+export { WebdavMux, MuxParser, encodeMuxFrame, type MuxFrame, type MuxPort } from './webdav/mux.ts';
+export { ByteStream, type ResponseSink } from './webdav/http.ts';
+export {
+  DavFsError, EMPTY_FS, type DavFs, type DavEntry, type DavPath, type DavWriter, type DavFsErrorCode,
+} from './webdav/fs.ts';
+export { DropBox, dropName } from './webdav/drops.ts';
+export { sendFileToGuest, sendPath, type SendPath, type SendFileOptions } from './webdav/send-file.ts';
 export {
   ConsoleController, type ConsoleControllerOptions, type ConsoleSession, type MouseModeName, type Size,
 } from './console/controller.ts';

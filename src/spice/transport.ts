@@ -13,6 +13,8 @@ export interface Transport {
   start(handler: TransportHandler): void;
   write(bytes: Uint8Array): void;
   close(): void;
+  /** Bytes written but not yet handed to the network (pacing of large writes, e.g. WebDAV responses). */
+  bufferedAmount?(): number;
 }
 
 /** Opens a transport for one channel; the core calls it once per channel. */

@@ -25,7 +25,7 @@ import { launchQemu } from './launch.ts';
 import type { StartOptions, VmManagerOptions, WithQmpOptions } from './manager-options.ts';
 import { vmPaths, type VmPaths } from './paths.ts';
 import { parseVmRequest, provisionVm } from './provision.ts';
-import { qemuArgs } from './qemu-args.ts';
+import { newSpiceEndpoint, qemuArgs } from './qemu-args.ts';
 import { reattachQemu } from './reattach.ts';
 import { runStateNow, stateFromEvent } from './run-state.ts';
 import { DEFAULT_SERIAL_LOG_MAX_BYTES, SerialLogKeeper, serialLogShows, tail } from './serial-log.ts';
@@ -177,7 +177,7 @@ export class VmManager extends EventEmitter {
         this.o.qemuBinary,
         tiny?.kernel && tiny.initrd ? { kernel: tiny.kernel, initrd: tiny.initrd } : undefined,
       );
-      const args = qemuArgs(vm.name, spec, p, accel);
+      const args = qemuArgs(vm.name, spec, p, accel, await newSpiceEndpoint(p));
       // QEMU waits for `migrate-incoming` instead of booting.
       if (opts.incoming) args.push('-incoming', 'defer');
       const { child, qmp, status } = await launchQemu(this.o.qemuBinary, args, p, `starting QEMU (accel ${accel})`);

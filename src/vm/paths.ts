@@ -1,12 +1,16 @@
-// Where one VM's files live inside the data directory. The folder is mode 0700: the SPICE, QMP and shell
-// sockets in it can be opened only by the user Oriel runs as, and clients reach them only through the server.
+// Where one VM's files live inside the data directory. The folder is mode 0700: the QMP and shell sockets and the
+// SPICE password in it can be read only by the user Oriel runs as, and clients reach them only through the server.
 import { join } from 'node:path';
 
 export interface VmPaths {
   dir: string;
   disk: string;
   qmp: string;
+  /** A unix socket: only VMs started by an older server (spice-endpoint.ts). */
   spice: string;
+  /** The loopback port of the VM's SPICE server, and its password for this boot (spice-endpoint.ts). */
+  spicePort: string;
+  spiceSecret: string;
   serial: string;
   serialLog: string;
   /** The serial log's rotated predecessor (serial-log.ts). */
@@ -28,6 +32,8 @@ export function vmPaths(dataDir: string, vmId: string): VmPaths {
     disk: join(dir, 'disk.qcow2'),
     qmp: join(dir, 'qmp.sock'),
     spice: join(dir, 'spice.sock'),
+    spicePort: join(dir, 'spice.port'),
+    spiceSecret: join(dir, 'spice.secret'),
     serial: join(dir, 'serial.sock'),
     serialLog: join(dir, 'serial.log'),
     serialLogPrev: join(dir, 'serial.log.1'),

@@ -1,16 +1,22 @@
 // Turns a VM spec into QEMU's command line. One place decides the device model every part of Oriel relies on:
-// the SPICE server on a unix socket, the agent's virtio-serial port, two serial ports (console + command shell),
-// and the disk as a named qcow2 block node (block jobs address it by node name); plus the ports an image asks for.
+// the SPICE server on loopback TCP with a per-boot password, the agent's virtio-serial port, two serial ports
+// (console + command shell), and the disk as a named qcow2 block node (block jobs address it by node name); plus
+// the ports an image asks for.
 import type { VmSpec } from './spec.ts';
 import { nicSocket, type VmPaths } from './paths.ts';
 import { KVM_CPU } from './accel.ts';
 import { HUGE_PAGE_MIB } from './hugepages.ts';
+import { spiceArgs, type SpiceEndpoint } from './spice-endpoint.ts';
+
+export { newSpiceEndpoint } from './spice-endpoint.ts';
 
 export const DISK_NODE = 'disk0';
 /** The memory backend of a huge-page VM (also the RAM block's name in its migration stream). */
 const HUGE_RAM_ID = 'ram0';
 
-export function qemuArgs(name: string, spec: VmSpec, paths: VmPaths, accel: 'kvm' | 'tcg'): string[] {
+export function qemuArgs(
+  name: string, spec: VmSpec, paths: VmPaths, accel: 'kvm' | 'tcg', spice: SpiceEndpoint,
+): string[] {
   const a: string[] = [
     '-name', `${name},process=oriel-${name}`,
     // Huge-page RAM: a hugetlb memfd as the machine's memory (hugepages.ts checks the host has them free), touched at
@@ -40,7 +46,7 @@ export function qemuArgs(name: string, spec: VmSpec, paths: VmPaths, accel: 'kvm
     '-device', 'virtserialport,chardev=vdagent,name=com.redhat.spice.0',
     ...guestPorts(spec, paths),
     ...nics(spec, paths),
-    '-spice', `unix=on,addr=${paths.spice},disable-ticketing=on`,
+    ...spiceArgs(paths, spice),
     '-qmp', `unix:${paths.qmp},server=on,wait=off`,
     '-pidfile', paths.pidfile,
     '-device', 'virtio-rng-pci',

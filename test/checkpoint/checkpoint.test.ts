@@ -3,7 +3,7 @@
 // (its disk image merged into the next), verify, retention.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readdirSync } from 'node:fs';
+import { closeSync, openSync, readdirSync, readSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { CheckpointService, selectRetention, type FaultInjection } from '../../src/checkpoint/index.ts';
 import { makeRig, bootTiny, type Rig } from './helpers.ts';
@@ -61,13 +61,32 @@ describe('checkpoints of a running guest', () => {
     console.log('pauses (ms):', chain.map((c) => c.pauseMs).join(', '));
   });
 
-  test('each of the five restores to its instant: counter, RAM checksum, disk', async () => {
+  test('each of the five restores to its instant (lazy), and the same as an eager restore', async () => {
     for (const c of [...chain].reverse()) {
-      const r = await svc.restore(c.id);
+      let answered: Promise<string> | undefined;
+      // The guest answers on its serial console while its RAM is still arriving.
+      const r = await svc.restore(c.id, undefined, { onRunning: () => (answered = sh('cat /mnt/c')) });
+      assert.equal(r.mode, 'lazy', r.fallback);
+      assert.ok(r.runningMs !== null && r.runningMs < r.ramMs + 1, `running ${r.runningMs} ms, RAM ${r.ramMs} ms`);
+      assert.ok(r.postcopy && r.postcopy.requests > 0, 'QEMU asked for pages');
+      assert.equal(await answered, c.expect.split('\n')[0]);
       assert.equal(rig.vms.get('ck').state, 'running');
       assert.equal(await state(), c.expect, `checkpoint ${c.id}`);
-      console.log(`restore ${c.id}: ${r.restoreMs} ms`);
+      console.log(
+        `lazy restore ${c.id}: running ${r.runningMs} ms, all RAM ${r.ramMs} ms, checked before ${r.verifyMs} ms,` +
+          ` ${r.postcopy!.requests} requests, ${r.postcopy!.recentPages} recent pages first (${r.postcopy!.order})`,
+      );
     }
+    const c = chain.at(-1)!;
+    const e = await svc.restore(c.id, undefined, { mode: 'eager' });
+    assert.equal(e.mode, 'eager');
+    assert.equal(await state(), c.expect, 'eager restore: the same content');
+    console.log(`eager restore ${c.id}: running ${e.runningMs} ms, all RAM ${e.ramMs} ms`);
+    // A host where QEMU may not use userfaultfd: said, and restored eagerly.
+    const f = await svc.restore(c.id, undefined, { uffdUnusable: () => 'no userfaultfd (test)' });
+    assert.equal(f.mode, 'eager');
+    assert.equal(f.fallback, 'no userfaultfd (test)');
+    assert.equal(await state(), c.expect);
   });
 
   test('a checkpoint taken after a restore starts a new disk chain and restores too', async () => {
@@ -151,5 +170,34 @@ describe('checkpoints of a running guest', () => {
     ], { daily: 2 });
     assert.deepEqual(sel.drop, ['a']);
     assert.deepEqual(sel.keep.sort(), ['b', 'c', 'm']);
+  });
+
+  test('a corrupted page makes a restore in place fail before the running VM is touched', async () => {
+    await sh('dd if=/dev/urandom of=/mnt/p bs=4k count=8 seek=900 conv=notrunc 2>/dev/null; echo 77 > /mnt/c');
+    const m = await svc.create('ck');
+    const parentRefs = new Set(svc.store.references(svc.show(m.parent!)));
+    const own = [...svc.store.references(m)].find((h) => !parentRefs.has(h) && h !== m.stream.deviceState)!;
+    const loc = svc.store.objects.db
+      .prepare('SELECT pack, offset FROM objects WHERE hash = ?')
+      .get(Buffer.from(own, 'hex')) as { pack: number; offset: number };
+    const pack = join(svc.store.root, 'packs', `${String(loc.pack).padStart(8, '0')}.pack`);
+    const fd = openSync(pack, 'r+');
+    const b = Buffer.alloc(1);
+    readSync(fd, b, 0, 1, loc.offset + 41 + 100);
+    writeSync(fd, Buffer.from([b[0]! ^ 0xff]), 0, 1, loc.offset + 41 + 100);
+    closeSync(fd);
+    await sh('echo 78 > /mnt/c');
+    const pid = rig.vms.get('ck').pid;
+    for (const mode of ['lazy', 'eager'] as const) {
+      await assert.rejects(svc.restore(m.id, undefined, { mode }), (e: Error) => {
+        assert.match(e.message, /cannot be restored: object [0-9a-f]+… .*(does not match its hash|cannot inflate)/);
+        assert.match(e.message, /VM 'ck' was left as it was/);
+        return true;
+      });
+      assert.equal(rig.vms.get('ck').state, 'running');
+      assert.equal(rig.vms.get('ck').pid, pid, 'the same QEMU');
+      assert.equal(await sh('cat /mnt/c'), '78', 'the guest runs on, untouched');
+    }
+    await svc.delete([m.id]);
   });
 });

@@ -407,15 +407,17 @@ describe('web console with the SPICE agent (desktop guest)', () => {
       120_000,
       250,
     );
-    // The guest is writing the file under its name ...
-    const partial = Number((await gx('stat -c %s ~/Downloads/cancel-me.bin')).stdout.trim());
+    // The guest is writing the file: under its name (agent), or as a hidden .part file (WebDAV drop) ...
+    const partial = (await gx('stat -c %s ~/Downloads/cancel-me.bin ~/Downloads/.oriel-drop-*.part 2>/dev/null')).stdout
+      .split('\n').reduce((n, l) => n + (Number(l.trim()) || 0), 0);
     assert.ok(partial > 0, `the partial file exists in the guest (${partial} bytes)`);
     await page.click(`#${id}-cancel`);
     await page.waitForSelector(`#${id}[data-state=cancelled]`, { timeout: 15_000 });
     // ... and removes it once told.
     await until(
       'the partial file removed',
-      async () => (await gx('ls -A ~/Downloads')).stdout.split('\n').every((n) => n !== 'cancel-me.bin') || undefined,
+      async () => (await gx('ls -A ~/Downloads')).stdout.split('\n')
+        .every((n) => n !== 'cancel-me.bin' && !n.startsWith('.oriel-drop-')) || undefined,
       30_000,
       500,
     );

@@ -9,3 +9,19 @@ export {
   type StreamSink,
 } from './parser.ts';
 export { writeStream, type PageRecord, type StreamParts } from './writer.ts';
+export { pageRecordHeader, ramStart } from './writer.ts';
+export {
+  MIG_CMD,
+  RP_MSG,
+  PostcopyPageEncoder,
+  ReturnPathParser,
+  adviseCommand,
+  command,
+  discardCommand,
+  packagedCommand,
+  pingCommand,
+  postcopyEnd,
+  postcopyPreamble,
+  type PostcopyParts,
+  type ReturnPathMessage,
+} from './postcopy.ts';

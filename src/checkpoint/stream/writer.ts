@@ -66,17 +66,7 @@ export function* writeStream(
       push(h);
       last = -1; // name the block again in each PART (not required, but keeps each PART self-describing)
     }
-    const named = p.block !== last;
-    const id = block.id;
-    const h = Buffer.alloc(8 + (named ? 1 + id.length : 0) + (p.data ? 0 : 1));
-    const flags = (p.data ? RAM.PAGE : RAM.ZERO) | (named ? 0 : RAM.CONTINUE);
-    h.writeBigUInt64BE((BigInt(p.index) << BigInt(PAGE_SHIFT)) | BigInt(flags), 0);
-    if (named) {
-      h[8] = id.length;
-      h.write(id, 9, 'latin1');
-    }
-    // A ZERO record's fill byte is the last byte, already 0.
-    push(h);
+    push(pageRecordHeader(block.id, p.index, p.data !== null, p.block !== last));
     if (p.data) push(p.data);
     last = p.block;
     if (++inPart >= pagesPerPart) closePart();
@@ -92,7 +82,21 @@ export function* writeStream(
   if (parts.vmdesc && parts.vmdesc.length > 0) yield parts.vmdesc;
 }
 
-function ramStart(sid: number, blocks: RamBlock[]): Buffer {
+/** A `ram` page record's header: be64 offset|flags, the block's counted id unless `named` is false (CONTINUE), and
+ * for a zero page its fill byte (0). A data page's 4096 bytes follow it. */
+export function pageRecordHeader(blockId: string, index: number, data: boolean, named: boolean): Buffer {
+  const h = Buffer.alloc(8 + (named ? 1 + blockId.length : 0) + (data ? 0 : 1));
+  const flags = (data ? RAM.PAGE : RAM.ZERO) | (named ? 0 : RAM.CONTINUE);
+  h.writeBigUInt64BE((BigInt(index) << BigInt(PAGE_SHIFT)) | BigInt(flags), 0);
+  if (named) {
+    h[8] = blockId.length;
+    h.write(blockId, 9, 'latin1');
+  }
+  return h; // a ZERO record's fill byte is the last byte, already 0
+}
+
+/** `ram` SECTION_START: the RAM layout (block ids and lengths), EOS, footer. */
+export function ramStart(sid: number, blocks: RamBlock[]): Buffer {
   const total = blocks.reduce((a, b) => a + BigInt(b.length), 0n);
   const size = 1 + 4 + 1 + 3 + 8 + 8 + blocks.reduce((a, b) => a + 1 + b.id.length + 8, 0) + 8 + 5;
   const b = Buffer.alloc(size);

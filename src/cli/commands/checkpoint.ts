@@ -79,14 +79,25 @@ export function checkpointCommands(program: Command, api: () => Api): void {
   });
 
   cp.command('restore <vm> <id>')
-    .description('bring the VM back to the checkpoint (what happened since is lost), or --as a new VM')
+    .description(
+      'bring the VM back to the checkpoint (what happened since is lost), or --as a new VM; lazy: the guest runs ' +
+        'at once and its RAM follows',
+    )
     .option('--as <name>', 'restore into a new VM with this name; the original keeps running')
-    .action(async (vm: string, id: string, o) => {
+    .option('--eager', 'load all RAM before the guest runs (no userfaultfd needed)')
+    .action(async (vm: string, id: string, o: { as?: string; eager?: boolean }) => {
       const a = api();
-      const op = await a.checkpoints.restore(vm, id, o.as ? { as: o.as } : {});
+      const op = await a.checkpoints.restore(vm, id, { ...(o.as ? { as: o.as } : {}), ...(o.eager ? { mode: 'eager' } : {}) });
       const done = await followOperation(a, op.id);
       const r = done.result as RestoreResult;
-      console.log(`VM '${r.vm}' restored from checkpoint ${id} in ${(r.restoreMs / 1000).toFixed(1)} s`);
+      const s = (ms: number) => `${(ms / 1000).toFixed(ms < 1000 ? 3 : 1)} s`;
+      if (r.fallback) console.log(`lazy restore not possible (${r.fallback}): restored eagerly`);
+      if (r.mode === 'lazy' && typeof r.runningMs === 'number') {
+        console.log(
+          `VM '${r.vm}' restored from checkpoint ${id}: running ${s(r.runningMs)} after QEMU started, ` +
+            `all RAM in place after ${s(r.restoreMs)}`,
+        );
+      } else console.log(`VM '${r.vm}' restored from checkpoint ${id} in ${s(r.restoreMs)}`);
     });
 
   cp.command('delete <vm> <id>')

@@ -13,10 +13,12 @@ import { encodePng } from '../../spice-node/png.ts';
 import {
   ChannelType, ClipboardError, ConsoleController, FileTransferError, MouseButton, MouseButtonMask, Selection,
   SpiceInputError, SpiceLinkError, TYPE_PAUSE_MS, checkTypeable, nextEvent, parseKeyCombo, type SpiceSession,
+  type TransferProgress,
 } from '../../spice/index.ts';
 import { Api, CliError } from '../api.ts';
 import { UntrustedServerError, untrustedMessage } from '../tls-trust.ts';
 import { ProgressBar, formatBytes } from '../output.ts';
+import { chooseSendPath, runShare } from './console-share.ts';
 
 /** Lets the last input messages leave the socket before it is closed. */
 const FLUSH_MS = 300;
@@ -55,7 +57,7 @@ export function consoleTarget(target: string, api: () => Api): HeadlessTarget {
   };
 }
 
-async function withSession<T>(
+export async function withSession<T>(
   target: string,
   o: ConsoleOptions,
   api: () => Api,
@@ -287,13 +289,26 @@ export function consoleCommands(program: Command, api: () => Api): void {
     },
   );
 
+  common(consoleCmd.command('share <target> <dir>')
+    .description('share a folder with the guest over WebDAV (mounted at ~/Shared in the desktop image) until Ctrl-C')
+    .option('--read-only', 'the guest may read, not write (writes get 403)'))
+    .action(async (target: string, dir: string, o: ConsoleOptions & { readOnly?: boolean }) => {
+      await withSession(target, o, api, (session) => runShare(session, dir, !!o.readOnly, target), {
+        overallTimeout: false, channelTypes: [ChannelType.WEBDAV],
+      });
+    });
+
   common(consoleCmd.command('send-file <target> <files...>')
     .description("copy files into the guest (its user's Downloads folder), as dropping them on the console does")
-    .option('--stall <seconds>', 'give up when no byte moved for this long (default: --timeout)'))
-    .action(async (target: string, files: string[], o: ConsoleOptions & { stall?: string }) => {
+    .option('--stall <seconds>', 'give up when no byte moved for this long (default: --timeout)')
+    .option('--via <path>', 'auto (WebDAV when the guest fetches over it, else the agent), webdav or agent', 'auto'))
+    .action(async (target: string, files: string[], o: ConsoleOptions & { stall?: string; via: string }) => {
       const stallMs = Number(o.stall ?? o.timeout) * 1000;
+      if (!['auto', 'webdav', 'agent'].includes(o.via))
+        throw new CliError(`--via takes auto, webdav or agent, not '${o.via}'`);
       await withSession(target, o, api, async (session) => {
-        await session.agent.whenReady(o.timeout * 1000).catch((e: Error) => {
+        const { path, share } = await chooseSendPath(session, o.via as 'auto');
+        if (path === 'agent') await session.agent.whenReady(o.timeout * 1000).catch((e: Error) => {
           throw new CliError(`${target}: ${e.message}`);
         });
         const ac = new AbortController();
@@ -303,17 +318,20 @@ export function consoleCommands(program: Command, api: () => Api): void {
           for (const path of files) {
             const src = await nodeFileSource(path).catch((e: Error) => { throw new CliError(e.message); });
             const bar = new ProgressBar();
+            let landed = src.name;
             let moved = Date.now();
             const watchdog = setInterval(() => { if (Date.now() - moved > stallMs) ac.abort(); }, 500);
             const t0 = Date.now();
             try {
-              await session.agent.files.send(src, {
+              const opts = {
                 signal: ac.signal,
-                onProgress: (p) => {
+                onProgress: (p: TransferProgress) => {
                   moved = Date.now();
                   bar.update(p.sent, p.size, `${src.name} ${formatBytes(p.sent)}/${formatBytes(p.size)}`);
                 },
-              });
+              };
+              if (path === 'webdav') landed = await share!.drops.offer(src, opts);
+              else await session.agent.files.send(src, opts);
             } catch (e) {
               if (e instanceof FileTransferError && e.code === 'cancelled' && Date.now() - moved > stallMs) {
                 throw new CliError(`${src.name}: no progress for ${stallMs / 1000} s, cancelled`);
@@ -326,7 +344,9 @@ export function consoleCommands(program: Command, api: () => Api): void {
             }
             const s = (Date.now() - t0) / 1000;
             console.error(
-              `${src.name}: ${formatBytes(src.size)} in ${s.toFixed(1)} s (${formatBytes(src.size / Math.max(s, 0.001))}/s)`,
+              `${src.name}: ${formatBytes(src.size)} in ${s.toFixed(1)} s ` +
+                `(${formatBytes(src.size / Math.max(s, 0.001))}/s, via ${path})` +
+                (landed !== src.name ? `, saved as ${landed}` : ''),
             );
           }
         } finally {

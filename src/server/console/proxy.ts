@@ -1,5 +1,7 @@
 // The console proxy: each WebSocket at /api/vms/{vm}/spice carries ONE SPICE channel connection between a client
-// (the browser console, `oriel console`) and the VM's SPICE unix socket, which only this server can open.
+// (the browser console, `oriel console`) and the VM's SPICE server on a loopback TCP port, whose per-boot password
+// only this server knows (vm/spice-endpoint.ts; the proxy answers the ticket step itself, link-auth.ts). TCP, not
+// a unix socket, so spice-server measures the client's real link and compresses for it (JPEG, ZLIB-GLZ, streams).
 //
 // - Who: a session cookie (same origin only), an API token (Authorization: Bearer), or a console ticket
 //   (?ticket=, single-use per SPICE session, see tickets.ts). Checked, with the per-VM permission, before the
@@ -19,6 +21,8 @@ import { CHANNEL_MAIN, MAX_LINK_BYTES, parseClientLink, SessionIdSniffer } from 
 import type { ConsoleTickets } from './tickets.ts';
 import type { ConsoleLimits } from './limits.ts';
 import type { VmRecord } from '../../vm/store.ts';
+import { readSpiceEndpoint } from '../../vm/spice-endpoint.ts';
+import { clientAuthSelection, LinkTicketSwap } from './link-auth.ts';
 
 /** Largest frame a client may send. SPICE client messages are small (agent data is chunked to 2 KiB). */
 export const MAX_FRAME = 1 << 20;
@@ -91,6 +95,7 @@ function bridge(
   let pending: Buffer[] = [];
   let pendingBytes = 0;
   let upstream: Socket | undefined;
+  let swap: LinkTicketSwap | undefined;
   let closed = false;
   let outstanding = 0; // bytes handed to ws.send and not yet written to the browser's socket
   let releaseTicket: (() => void) | undefined;
@@ -113,8 +118,9 @@ function bridge(
     if (closed) return;
     if (!isBinary) return close(1003, 'SPICE consoles carry binary frames only');
     const chunk = Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data as ArrayBuffer);
+    if (swap && !swap.done) return swap.fromClient(chunk);
     if (upstream) {
-      // Back-pressure towards QEMU: stop reading the browser while the unix socket is full.
+      // Back-pressure towards QEMU: stop reading the browser while the socket is full.
       if (!upstream.write(chunk)) {
         (ws as unknown as { _socket: Socket })._socket.pause();
         upstream.once('drain', () => (ws as unknown as { _socket: Socket })._socket.resume());
@@ -148,13 +154,31 @@ function bridge(
     }
     const vm = ctx.vms.store.get(vmId);
     if (!vm || !['running', 'paused'].includes(vm.state)) return close(1011, 'the VM is not running');
-    const sock = connect(ctx.vms.paths(vm).spice);
+    const paths = ctx.vms.paths(vm);
+    const ep = readSpiceEndpoint(paths);
+    // A VM started by an older server still listens on its unix socket, without a password.
+    const sock = ep ? connect({ host: '127.0.0.1', port: ep.port, noDelay: true }) : connect(paths.spice);
     upstream = sock;
+    const first = Buffer.concat(pending);
+    pending = [];
+    if (ep) {
+      const onErr = (e: Error) => close(1008, `SPICE link: ${e.message}`);
+      swap = new LinkTicketSwap(ep.password, clientAuthSelection(first), (b) => sock.write(b), onErr);
+    }
     sock.on('connect', () => {
-      for (const b of pending) sock.write(b);
-      pending = [];
+      sock.write(first.subarray(0, link.length));
+      const rest = first.subarray(link.length);
+      if (rest.length && swap) swap.fromClient(rest);
+      else if (rest.length) sock.write(rest);
     });
     sock.on('data', (buf: Buffer) => {
+      if (swap && !swap.done) {
+        try {
+          swap.fromServer(buf);
+        } catch (e) {
+          return close(1011, `SPICE link: ${(e as Error).message}`);
+        }
+      }
       if (sniffer && !sniffer.finished) sniffer.feed(buf);
       outstanding += buf.length;
       ws.send(buf, { binary: true }, () => {

@@ -113,7 +113,9 @@ export function checkpointRoutes(app: FastifyInstance, ctx: ServerContext): void
       schema: {
         tags: ['checkpoints'],
         summary:
-          'Restore: in place (the VM is stopped and replaced; what happened since is lost), or with `as` into a new VM',
+          'Restore: in place (the VM is stopped and replaced; what happened since is lost), or with `as` into a new VM.' +
+          ' Lazy by default (the guest runs once its device state is loaded, its RAM follows); `mode: "eager"` loads' +
+          ' all RAM first. The operation ends when all RAM is in place; its result says how it went',
         params: checkpointParams,
         body: restoreSchema,
         response: { 202: operationSchema },
@@ -127,8 +129,12 @@ export function checkpointRoutes(app: FastifyInstance, ctx: ServerContext): void
       const target = req.body?.as ? await ctx.vms.createLike(vm.id, req.body.as, user.id) : vm;
       const kind = 'checkpoint.restore';
       const op = ctx.ops.start(kind, { vmId: target.id, userId: user.id }, async (o): Promise<RestoreResult> => {
-        const res = await cps.restore(c.id, checkpointProgress(o), { targetVmId: target.id });
-        return { checkpoint: c.id, vm: target.name, restoreMs: res.restoreMs, streamBytes: res.streamBytes };
+        const mode = req.body?.eager ? 'eager' : (req.body?.mode ?? 'lazy');
+        const res = await cps.restore(c.id, checkpointProgress(o), { targetVmId: target.id, mode });
+        return {
+          checkpoint: c.id, vm: target.name, mode: res.mode, ...(res.fallback ? { fallback: res.fallback } : {}),
+          runningMs: res.runningMs, restoreMs: res.restoreMs, verifyMs: res.verifyMs, streamBytes: res.streamBytes,
+        };
       });
       return reply.code(202).send(opView(op.id));
     },

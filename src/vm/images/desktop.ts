@@ -44,7 +44,7 @@ export const DESKTOP_PACKAGES = [
   'linux-image-amd64', 'systemd-sysv', 'udev', 'dbus', 'libpam-systemd', 'procps', 'kmod',
   'xserver-xorg-core', 'xserver-xorg-video-qxl', 'xserver-xorg-input-libinput', 'xinit', 'xauth', 'xfonts-base',
   'x11-xserver-utils', 'x11-utils', 'xterm', 'openbox', 'xclip',
-  'spice-vdagent', 'spice-webdavd', 'qemu-guest-agent',
+  'spice-vdagent', 'spice-webdavd', 'qemu-guest-agent', 'davfs2', 'curl',
 ];
 /**
  * What debootstrap's minbase installs (bookworm's Priority: required, and apt): asked for in the recipe's

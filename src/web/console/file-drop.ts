@@ -3,7 +3,9 @@
 // from the browser's File (file.slice(...).arrayBuffer()), never whole, so a file of gigabytes costs no memory; each
 // transfer has its progress and can be cancelled (the guest then deletes the partial file). Errors the guest reports
 // (no space, transfers disabled, session locked, no agent in the session ...) end up on the transfer, in words.
-import { FileTransferError, type FileSource, type SpiceAgent } from '../../spice/index.ts';
+import {
+  FileTransferError, sendFileToGuest, sendPath, type FileSource, type SpiceAgent, type WebdavShare,
+} from '../../spice/index.ts';
 
 export type TransferState = 'queued' | 'sending' | 'done' | 'failed' | 'cancelled';
 
@@ -20,6 +22,8 @@ export interface Transfer {
   code?: string;
   startedAt?: number;
   endedAt?: number;
+  /** The path taken: the WebDAV drop box (fast) or the agent. */
+  via?: 'webdav' | 'agent';
 }
 
 /** A browser File as the core's FileSource: each read is one slice, read when the stream needs it. */
@@ -50,6 +54,8 @@ export function transferErrorText(e: unknown): { text: string; code?: string } {
 export interface FileQueueOptions {
   /** The agent of the current session (undefined while disconnected). */
   agent: () => SpiceAgent | undefined;
+  /** The WebDAV share: files go through it when the guest fetches drops (much faster than the agent). */
+  share?: () => WebdavShare | undefined;
   onChange: () => void;
 }
 
@@ -134,7 +140,9 @@ export class FileQueue {
   private async _send(t: Transfer): Promise<void> {
     const file = this._files.get(t.id)!;
     const agent = this._opts.agent();
-    if (!agent || agent.state !== 'ready') {
+    const share = this._opts.share?.();
+    const viaWebdav = sendPath(share) === 'webdav';
+    if (!agent || (!viaWebdav && agent.state !== 'ready')) {
       this._finish(
         t,
         'failed',
@@ -149,7 +157,8 @@ export class FileQueue {
     t.startedAt = Date.now();
     this._changed(true);
     try {
-      await agent.files.send(fileSource(file), {
+      t.via = viaWebdav ? 'webdav' : 'agent';
+      await sendFileToGuest(agent, viaWebdav ? share : undefined, fileSource(file), {
         signal: ac.signal,
         onProgress: (p) => {
           t.sent = p.sent;

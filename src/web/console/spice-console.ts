@@ -19,6 +19,7 @@ import { ClipboardBridge } from './clipboard.ts';
 import { ConsoleConnection, type ConsoleStatusEvent } from './connection.ts';
 import { CursorView } from './cursor.ts';
 import { FileQueue } from './file-drop.ts';
+import { ConsoleShare } from './shared-folder.ts';
 import { askGuestSize } from './guest-size.ts';
 import { KeyInput } from './key-input.ts';
 import { Pointer } from './pointer.ts';
@@ -56,6 +57,8 @@ export class SpiceConsole {
   readonly clipboard: ClipboardBridge;
   /** Files sent to the guest, one after another. */
   readonly files: FileQueue;
+  /** The folder shared over WebDAV, and the channel of fast file drops. */
+  readonly shared = new ConsoleShare(() => this._opts.onTransfersChange?.());
 
   private readonly _screen: Screen;
   private readonly _cursor: CursorView;
@@ -103,7 +106,9 @@ export class SpiceConsole {
       inputs: () => this._inputs,
       onKeyDown: () => this.stats.keys++,
     });
-    this.files = new FileQueue({ agent: () => this.agent, onChange: () => this._opts.onTransfersChange?.() });
+    this.files = new FileQueue({
+      agent: () => this.agent, share: () => this.shared.share, onChange: () => this._opts.onTransfersChange?.(),
+    });
     this._connection = new ConsoleConnection({
       path: _opts.path,
       canReconnect: _opts.canReconnect,
@@ -234,6 +239,7 @@ export class SpiceConsole {
   }
 
   private _attach(session: SpiceSession): void {
+    this.shared.attach(session);
     const onChannel = (ch: { type: number }) => {
       if (ch === session.display) this._screen.attach(session.display);
       else if (ch === session.cursor) this._cursor.attach(session.cursor);

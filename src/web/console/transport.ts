@@ -105,6 +105,7 @@ function openSocket(
         close() {
           ws.close(1000);
         },
+        bufferedAmount: () => ws.bufferedAmount,
       });
     };
     if (ws.readyState === WebSocket.OPEN) open();

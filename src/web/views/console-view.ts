@@ -14,6 +14,7 @@ import { spicePath } from '../console/preconnect.ts';
 import { SpiceConsole, type ConsoleStatusEvent, type ScaleMode } from '../console/spice-console.ts';
 import '../console/console.css';
 import { ClipboardPanel, TransfersPanel, clipboardMode, clipboardStatus } from './console-panels.ts';
+import { shareFolderButton } from './console-share.ts';
 
 const SCALE_KEY = 'oriel.console.scale';
 
@@ -60,6 +61,7 @@ export function ConsoleView({ vm, full = false }: { vm: Vm; full?: boolean }) {
   const xferTick = useSignal(0);
   const xferMessage = useSignal('');
   const fileInput = useRef<HTMLInputElement>(null);
+  const folderInput = useRef<HTMLInputElement>(null);
 
   const sendFiles = (files: File[], folders = 0) => {
     const c = con.current;
@@ -216,6 +218,7 @@ export function ConsoleView({ vm, full = false }: { vm: Vm; full?: boolean }) {
           sendFiles([...(input.files ?? [])]);
           input.value = '';
         }} />
+        ${shareFolderButton(con.current, folderInput, s.status === 'connected')}
         <label class="inline">Send key
           <select id="console-sendkey" value=${combo.value} onChange=${(e: Event) => (combo.value = (e.target as HTMLSelectElement).value)}>
             ${SEND_KEY_COMBOS.map((c) => html`<option value=${c.label}>${c.label}</option>`)}

@@ -99,6 +99,33 @@ WantedBy=paths.target
 CONF
 systemctl enable oriel-spice-vdagentd.path oriel-spice-webdavd.path
 
+# Shared folders and fast file drops (shared-folder): a loop that runs beside spice-webdavd, mounts the folder a
+# SPICE client shares at ~/Shared (davfs2) and fetches the files it drops into ~/Downloads. davfs2 asks for no
+# credentials (the client has none) and uploads a written file when it is closed, not 10 s later.
+cat > /etc/systemd/system/oriel-shared-folder.service <<'CONF'
+[Unit]
+Description=Oriel: mount the SPICE client's shared folder at ~/Shared, fetch the files it drops
+
+[Service]
+ExecStart=/usr/local/lib/oriel/shared-folder
+Restart=always
+RestartSec=2
+CONF
+cat > /etc/systemd/system/oriel-shared-folder.path <<'CONF'
+[Unit]
+Description=Oriel: start the shared-folder loop once the WebDAV virtio-serial port is there
+
+[Path]
+PathExists=/dev/virtio-ports/org.spice-space.webdav.0
+Unit=oriel-shared-folder.service
+
+[Install]
+WantedBy=paths.target
+CONF
+systemctl enable oriel-shared-folder.path
+printf '\n# Oriel: the SPICE client asks for no credentials; upload on close.\nask_auth 0\ndelay_upload 0\n' \
+  >> /etc/davfs2/davfs2.conf
+
 # Periodic jobs and waits that only slow a short-lived guest down (avahi-daemon stays: spice-webdavd needs it).
 systemctl mask apt-daily.timer apt-daily-upgrade.timer fstrim.timer e2scrub_all.timer e2scrub_reap.service \
   man-db.timer systemd-networkd-wait-online.service

@@ -1,0 +1,234 @@
+// Lazy restore's wire format and page server without QEMU: the postcopy commands' bytes, the return path parser, the
+// userfaultfd check, and PostcopySource against a scripted destination on a real unix socket (requested pages jump
+// the queue, no page twice, every non-zero page once, a requested zero page gets a ZERO record).
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createConnection, createServer, type Server, type Socket } from 'node:net';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { scratchRoot } from '../../src/config.ts';
+import {
+  RP_MSG,
+  ReturnPathParser,
+  StreamError,
+  discardCommand,
+  parseStream,
+  postcopyPreamble,
+  writeStream,
+  type PageRecord,
+} from '../../src/checkpoint/stream/index.ts';
+import { CheckpointStore, type Manifest } from '../../src/checkpoint/store/index.ts';
+import { PostcopySource } from '../../src/checkpoint/postcopy-source.ts';
+import { userfaultfdUnusable } from '../../src/checkpoint/userfaultfd.ts';
+
+const PAGES = 4096; // 16 MiB block
+const header = (() => {
+  const mt = Buffer.from('pc-q35-7.2');
+  const b = Buffer.alloc(13 + mt.length);
+  b.writeUInt32BE(0x5145564d, 0);
+  b.writeUInt32BE(3, 4);
+  b[8] = 7;
+  b.writeUInt32BE(mt.length, 9);
+  mt.copy(b, 13);
+  return b;
+})();
+const deviceState = Buffer.concat([Buffer.from([4, 0, 0, 0, 9, 5]), Buffer.from('timer'), randomBytes(40), Buffer.from([0])]);
+const blocks = [{ id: 'pc.ram', length: PAGES * 4096 }, { id: '/rom@etc/acpi/rsdp', length: 4096 }];
+
+/** Page content of the synthetic guest: pages ≡ 0 mod 3 are zero. */
+const pageData = (gen: number, i: number) => (i % 3 === 0 ? null : Buffer.alloc(4096, `${gen}:${i};`));
+
+function rp(type: number, payload: Buffer): Buffer {
+  const h = Buffer.alloc(4);
+  h.writeUInt16BE(type, 0);
+  h.writeUInt16BE(payload.length, 2);
+  return Buffer.concat([h, payload]);
+}
+function reqPagesId(block: string, offset: number): Buffer {
+  const p = Buffer.alloc(13 + block.length);
+  p.writeBigUInt64BE(BigInt(offset), 0);
+  p.writeUInt32BE(4096, 8);
+  p[12] = block.length;
+  p.write(block, 13, 'latin1');
+  return rp(RP_MSG.REQ_PAGES_ID, p);
+}
+
+/** Reads `ram` PART/END sections after the preamble: the page records in arrival order. */
+function pagesOf(bytes: Buffer): { recs: { block: string; index: number; zero: boolean }[]; ended: boolean } {
+  const recs: { block: string; index: number; zero: boolean }[] = [];
+  let o = 0;
+  let block = '';
+  while (o < bytes.length) {
+    const t = bytes[o]!;
+    if (t === 0) return { recs, ended: true };
+    assert.ok(t === 2 || t === 3, `section type ${t} at ${o}`);
+    o += 5;
+    for (;;) {
+      const v = bytes.readBigUInt64BE(o);
+      o += 8;
+      const flags = Number(v & 0xfffn);
+      if (flags & 0x10) break;
+      if (!(flags & 0x20)) {
+        block = bytes.subarray(o + 1, o + 1 + bytes[o]!).toString('latin1');
+        o += 1 + bytes[o]!;
+      }
+      recs.push({ block, index: Number(v >> 12n), zero: (flags & 2) !== 0 });
+      o += flags & 2 ? 1 : 4096;
+    }
+    assert.equal(bytes[o], 0x7e);
+    o += 5;
+  }
+  return { recs, ended: false };
+}
+
+describe('lazy restore: postcopy stream and page server', () => {
+  let dir: string;
+  let store: CheckpointStore;
+  let parent: Manifest;
+  let child: Manifest;
+
+  before(async () => {
+    dir = mkdtempSync(join(scratchRoot(), 'opc-'));
+    store = new CheckpointStore(join(dir, 'store'));
+    const save = async (gen: (i: number) => Buffer | null, id: string, p?: Manifest) => {
+      const pages: PageRecord[] = [];
+      for (let i = 0; i < PAGES; i++) pages.push({ block: 0, index: i, data: gen(i) });
+      pages.push({ block: 1, index: 0, data: Buffer.alloc(4096, 'RSD PTR ') });
+      const bytes = Buffer.concat([...writeStream({ header, ramSectionId: 2, blocks, deviceState }, pages)]);
+      const w = await store.beginCheckpoint({ parent: p });
+      return w.finish(parseStream(bytes, w), {
+        id, vmId: 'vm', vmName: 'vm', createdAt: new Date().toISOString(), parent: p?.id ?? null, kind: 'manual',
+        qemu: { version: '7.2', machine: 'pc-q35-7.2' }, spec: {}, wasRunning: true, guestReady: true, disks: [],
+        stats: { pauseMs: null, durationMs: 0 },
+      });
+    };
+    parent = await save((i) => pageData(1, i), 'p1');
+    // The child rewrote pages 2000..2099 (non-zero ones): those go first.
+    child = await save((i) => pageData(i >= 2000 && i < 2100 ? 2 : 1, i), 'c1', parent);
+  });
+  after(() => {
+    store.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  test('preamble: header, OPEN_RETURN_PATH, ADVISE, ram START, DISCARD, then PACKAGED{LISTEN, devices, RUN}', () => {
+    const b = postcopyPreamble({ header, ramSectionId: 2, blocks, deviceState });
+    let o = header.length;
+    assert.deepEqual([...b.subarray(o, o + 5)], [8, 0, 1, 0, 0]);
+    o += 5;
+    assert.deepEqual([...b.subarray(o, o + 5)], [8, 0, 3, 0, 16]);
+    assert.equal(b.readBigUInt64BE(o + 5), 4096n);
+    assert.equal(b.readBigUInt64BE(o + 13), 4096n);
+    o += 21;
+    assert.equal(b[o], 1, 'ram START');
+    const disc = discardCommand('pc.ram', [[0, 4096]]);
+    const at = b.indexOf(disc);
+    assert.ok(at > o, 'a discard after START');
+    const pk = at + disc.length;
+    assert.deepEqual([...b.subarray(pk, pk + 5)], [8, 0, 7, 0, 4]);
+    const len = b.readUInt32BE(pk + 5);
+    const inner = b.subarray(pk + 9);
+    assert.equal(inner.length, len, 'the package ends the preamble');
+    assert.deepEqual([...inner.subarray(0, 5)], [8, 0, 4, 0, 0], 'LISTEN first');
+    assert.deepEqual([...inner.subarray(-5)], [8, 0, 5, 0, 0], 'RUN last');
+    assert.ok(inner.subarray(5, -5).equals(deviceState.subarray(0, -1)), 'device state without its EOF');
+    const withPing = postcopyPreamble({ header, ramSectionId: 2, blocks, deviceState, devicesLoadedPing: 7 });
+    assert.deepEqual([...withPing.subarray(-14)], [8, 0, 2, 0, 4, 0, 0, 0, 7, 8, 0, 5, 0, 0], 'PING, then RUN');
+  });
+
+  test('return path: messages split anywhere, REQ_PAGES uses the block named last, bad ones are refused', () => {
+    const bytes = Buffer.concat([
+      rp(RP_MSG.PONG, Buffer.from([0, 0, 0, 7])),
+      reqPagesId('pc.ram', 0xc0000),
+      rp(RP_MSG.REQ_PAGES, Buffer.from([0, 0, 0, 0, 0, 0, 0x20, 0, 0, 0, 0x10, 0])),
+      rp(RP_MSG.SHUT, Buffer.alloc(4)),
+    ]);
+    const p = new ReturnPathParser();
+    const got = [];
+    for (let i = 0; i < bytes.length; i += 3) got.push(...p.push(bytes.subarray(i, i + 3)));
+    assert.deepEqual(got, [
+      { type: 'pong', value: 7 },
+      { type: 'request', block: 'pc.ram', offset: 0xc0000, length: 4096 },
+      { type: 'request', block: 'pc.ram', offset: 0x2000, length: 4096 },
+      { type: 'shut', status: 0 },
+    ]);
+    assert.throws(() => new ReturnPathParser().push(rp(RP_MSG.REQ_PAGES, Buffer.alloc(12))), StreamError);
+    assert.throws(() => new ReturnPathParser().push(rp(RP_MSG.SHUT, Buffer.alloc(3))), /3 bytes, expected 4/);
+    assert.throws(() => new ReturnPathParser().push(rp(RP_MSG.REQ_PAGES_ID, Buffer.alloc(14, 5))), StreamError);
+  });
+
+  test('userfaultfd: root with CAP_SYS_PTRACE or the sysctl at 1 can; otherwise a clear reason', () => {
+    assert.equal(userfaultfdUnusable({ platform: 'linux', capEff: '000001fffeffffff', unprivileged: '0' }), null);
+    assert.equal(userfaultfdUnusable({ platform: 'linux', capEff: '0000000000000000', unprivileged: '1' }), null);
+    assert.match(
+      userfaultfdUnusable({ platform: 'linux', capEff: '0000000000000000', unprivileged: '0' })!,
+      /CAP_SYS_PTRACE.*unprivileged_userfaultfd is 0/,
+    );
+    assert.match(userfaultfdUnusable({ platform: 'linux', capEff: '0' })!, /no userfaultfd/);
+    assert.match(userfaultfdUnusable({ platform: 'darwin' })!, /Linux-only/);
+  });
+
+  test('page server: requests first, recently written pages next, every non-zero page once, then END and EOF', async () => {
+    const sockPath = join(dir, 'pc.sock');
+    const preamble = postcopyPreamble({ header, ramSectionId: 2, blocks, deviceState, devicesLoadedPing: 0x4f524c01 });
+    const preambleLen = preamble.length;
+    let server!: Server;
+    const received = new Promise<Buffer>((resolve, reject) => {
+      server = createServer((s: Socket) => {
+        const chunks: Buffer[] = [];
+        let n = 0;
+        let asked = false;
+        let pongAt = Infinity;
+        s.on('data', (c: Buffer) => {
+          chunks.push(c);
+          n += c.length;
+          if (!asked && n >= preambleLen) {
+            asked = true;
+            // Like QEMU while loading devices: a data page late in the block and a zero page, while reading slowly.
+            s.pause();
+            s.write(Buffer.concat([reqPagesId('pc.ram', 4000 * 4096), reqPagesId('pc.ram', 3 * 4096)]));
+            setTimeout(() => s.resume(), 200);
+            // Devices loaded only later: the stream must not end before this PONG.
+            setTimeout(() => s.write(rp(RP_MSG.PONG, Buffer.from([0x4f, 0x52, 0x4c, 0x01]))), 2500);
+            pongAt = Date.now() + 2500;
+          }
+          if (c[c.length - 1] !== 0 || n <= preambleLen) return;
+          const all = Buffer.concat(chunks);
+          if (pagesOf(all.subarray(preambleLen)).ended) {
+            assert.ok(Date.now() >= pongAt - 50, 'EOF came before the devices were loaded');
+            s.end(rp(RP_MSG.SHUT, Buffer.alloc(4)));
+            resolve(all);
+          }
+        });
+        s.on('error', reject);
+      }).listen(sockPath);
+    });
+    await new Promise((r) => server.once('listening', r));
+    const sock = createConnection(sockPath);
+    await new Promise((r) => sock.once('connect', r));
+    const stats = await new PostcopySource(sock, store, child, parent).run();
+    sock.destroy();
+    server.close();
+    const all = await received;
+    assert.ok(all.subarray(0, preambleLen).equals(preamble));
+    const { recs, ended } = pagesOf(all.subarray(preambleLen));
+    assert.ok(ended);
+    const key = (r: { block: string; index: number }) => `${r.block}#${r.index}`;
+    assert.equal(new Set(recs.map(key)).size, recs.length, 'no page twice');
+    const nonZero = Array.from({ length: PAGES }, (_, i) => i).filter((i) => i % 3 !== 0);
+    for (const i of nonZero) assert.ok(recs.some((r) => r.block === 'pc.ram' && r.index === i && !r.zero), `page ${i}`);
+    assert.ok(recs.some((r) => r.block === '/rom@etc/acpi/rsdp' && r.index === 0));
+    const at = (i: number) => recs.findIndex((r) => r.block === 'pc.ram' && r.index === i);
+    assert.ok(at(4000) < 200, `the requested page came ${at(4000)}th of ${recs.length}`);
+    assert.ok(recs[at(3)]!.zero, 'a requested zero page is a ZERO record');
+    assert.equal(recs.filter((r) => r.zero).length, 1, 'no other zero page is pushed');
+    // Pages the child rewrote (2000..2099, non-zero) lead the background push.
+    const recent = nonZero.filter((i) => i >= 2000 && i < 2100);
+    assert.equal(stats.order, 'recent-first');
+    assert.equal(stats.recentPages, recent.length);
+    assert.ok(recent.every((i) => at(i) < 250), 'recently written pages first');
+    assert.equal(stats.requests, 2);
+    assert.ok(stats.requestedPages >= 1 && stats.prefetchedPages > 0, JSON.stringify(stats));
+  });
+});
