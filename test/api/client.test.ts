@@ -59,6 +59,21 @@ test('methods send the paths, query strings, bodies and headers the routes take'
   assert.equal(last().headers.authorization, undefined, 'signing in carries no token');
 });
 
+test('network and forward methods send the paths and bodies the network routes take', async () => {
+  const c = new OrielClient({ baseUrl: base });
+  await c.networks.create({ name: 'lab', nat: true });
+  assert.deepEqual([last().method, last().url, JSON.parse(last().body)], ['POST', '/api/networks', { name: 'lab', nat: true }]);
+  await c.networks.get('a/b');
+  assert.equal(last().url, '/api/networks/a%2Fb');
+  assert.equal(await c.networks.delete('lab'), undefined);
+  assert.deepEqual([last().method, last().url], ['DELETE', '/api/networks/lab']);
+  await c.vms.addForward('web 1', { hostPort: 8080, guestPort: 80 });
+  assert.deepEqual([last().url, JSON.parse(last().body)], ['/api/vms/web%201/forwards', { hostPort: 8080, guestPort: 80 }]);
+  await c.vms.removeForward('web', 'udp', 5353);
+  assert.deepEqual([last().method, last().url], ['DELETE', '/api/vms/web/forwards/udp/5353']);
+  assert.equal(c.networks.captureUrl('lab', { seconds: 5, frames: undefined }), `${base}/api/networks/lab/capture?seconds=5`);
+});
+
 test('a refusal is an ApiError with the status, message and code; onError may replace it', async () => {
   const c = new OrielClient({ baseUrl: base });
   const e = await c.vms.get('no such').catch((x: unknown) => x);

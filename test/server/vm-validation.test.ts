@@ -37,6 +37,10 @@ describe('VM spec validation', () => {
     await refused({ name: 'ok', image: join(scratch, 'nope.qcow2') }, /this path cannot be used/);
     await refused({ name: 'ok', image: 'tiny', color: 'blue' }, /unrecognized key/i);
     await refused({ name: 'ok', image: 'tiny', memoryMiB: 'lots' }, /memoryMiB/);
+    await refused({ name: 'ok', image: 'tiny', networks: 'lab' }, /networks must be a list of network names/);
+    await refused({ name: 'ok', image: 'tiny', networks: [''] }, /networks must be a list of network names/);
+    // The VM manager takes networks only as ids the server has checked (VmCreateOptions), never in the request.
+    await assert.rejects(t.server.ctx.vms.create({ name: 'ok', image: 'tiny', networks: ['lab'] }, 'x'), /unrecognized key/i);
     assert.deepEqual((await t.admin.get('/api/vms')).body, []);
     assert.deepEqual(readdirSync(join(t.config.dataDir, 'vms')), [], 'no VM folder is left behind');
   });
