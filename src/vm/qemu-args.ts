@@ -39,6 +39,10 @@ export function qemuArgs(name: string, spec: VmSpec, paths: VmPaths, accel: 'kvm
     '-chardev', 'spicevmc,id=vdagent,name=vdagent',
     '-device', 'virtserialport,chardev=vdagent,name=com.redhat.spice.0',
     ...guestPorts(spec, paths),
+    ...(spec.devices?.includes('spice-audio')
+      // Sound both ways through the SPICE playback and record channels: an HDA controller with a speaker + mic codec.
+      ? ['-audiodev', 'spice,id=snd0', '-device', 'ich9-intel-hda', '-device', 'hda-duplex,audiodev=snd0']
+      : []),
     '-spice', `unix=on,addr=${paths.spice},disable-ticketing=on`,
     '-qmp', `unix:${paths.qmp},server=on,wait=off`,
     '-pidfile', paths.pidfile,

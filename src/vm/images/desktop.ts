@@ -45,6 +45,8 @@ export const DESKTOP_PACKAGES = [
   'xserver-xorg-core', 'xserver-xorg-video-qxl', 'xserver-xorg-input-libinput', 'xinit', 'xauth', 'xfonts-base',
   'x11-xserver-utils', 'x11-utils', 'xterm', 'openbox', 'xclip',
   'spice-vdagent', 'spice-webdavd', 'qemu-guest-agent',
+  // Sound (the VM's HDA card on SPICE): aplay, arecord, amixer, speaker-test; plain ALSA, no sound server.
+  'alsa-utils',
 ];
 /**
  * What debootstrap's minbase installs (bookworm's Priority: required, and apt): asked for in the recipe's
@@ -314,7 +316,7 @@ async function build(ctx: BuildContext, recipe: string, dir: string): Promise<Im
       exec: 'guest-agent',
       execEnv: EXEC_ENV,
       display: 'qxl',
-      devices: ['guest-agent', 'spice-webdav'],
+      devices: ['guest-agent', 'spice-webdav', 'spice-audio'],
       memoryMiB: 1024,
       cpus: 2,
       sizeBytes: readdirSync(out).reduce((n, f) => n + statSync(join(out, f)).size, 0),
