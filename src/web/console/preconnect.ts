@@ -3,7 +3,8 @@
 // check, the VM's details and the first render, and the SpiceConsole adopts it when it mounts (takePreconnected).
 // The WebSockets are authenticated by the session cookie (same origin; the server checks the Origin), so nothing
 // has to be fetched first. A session nobody adopts is closed; one that fails is simply not adopted.
-import { RgbaSurface, SpiceSession } from '../../spice/index.ts';
+import { ChannelType, RgbaSurface, SpiceSession } from '../../spice/index.ts';
+import { browserAudioCodecs } from './audio-codecs.ts';
 import { MAX_CLIPBOARD_BYTES } from './clipboard.ts';
 import { browserEncryptTicket } from './ticket.ts';
 import { websocketConnector, wsUrl } from './transport.ts';
@@ -19,6 +20,11 @@ export function openSession(path: string): Promise<SpiceSession> {
     createSurface: (info) => new RgbaSurface(info.width, info.height),
     // Guest clipboard items up to the shared limit (plus room for the message header).
     agent: { maxClipboard: MAX_CLIPBOARD_BYTES + 64 },
+    // Sound both ways when the VM has a sound card (console/audio.ts).
+    channelTypes: [
+      ChannelType.DISPLAY, ChannelType.INPUTS, ChannelType.CURSOR, ChannelType.PLAYBACK, ChannelType.RECORD,
+    ],
+    audio: browserAudioCodecs(),
   });
 }
 

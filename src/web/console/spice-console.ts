@@ -15,6 +15,7 @@ import {
   type SpiceAgent,
   type SpiceSession,
 } from '../../spice/index.ts';
+import { ConsoleAudio } from './audio.ts';
 import { ClipboardBridge } from './clipboard.ts';
 import { ConsoleConnection, type ConsoleStatusEvent } from './connection.ts';
 import { CursorView } from './cursor.ts';
@@ -43,6 +44,8 @@ export interface SpiceConsoleOptions {
   onClipboardChange?: () => void;
   /** A file transfer was queued, moved on or ended (console.files). */
   onTransfersChange?: () => void;
+  /** Mute or microphone state changed (console.audio). */
+  onAudioChange?: () => void;
 }
 
 export class SpiceConsole {
@@ -56,6 +59,8 @@ export class SpiceConsole {
   readonly clipboard: ClipboardBridge;
   /** Files sent to the guest, one after another. */
   readonly files: FileQueue;
+  /** The guest's sound: playback, mute, microphone (audio.ts). */
+  readonly audio: ConsoleAudio;
 
   private readonly _screen: Screen;
   private readonly _cursor: CursorView;
@@ -103,6 +108,7 @@ export class SpiceConsole {
       inputs: () => this._inputs,
       onKeyDown: () => this.stats.keys++,
     });
+    this.audio = new ConsoleAudio(() => this._opts.onAudioChange?.());
     this.files = new FileQueue({ agent: () => this.agent, onChange: () => this._opts.onTransfersChange?.() });
     this._connection = new ConsoleConnection({
       path: _opts.path,
@@ -170,6 +176,7 @@ export class SpiceConsole {
     this.disconnect();
     this.clipboard.dispose();
     this.files.dispose();
+    this.audio.dispose();
     this._screen.dispose();
     this._resizeObserver.disconnect();
     for (const c of this._cleanups.splice(0)) c();
@@ -248,6 +255,7 @@ export class SpiceConsole {
     session.onChannelError(({ channel, error }) => this._connection.note(session, `${channel}: ${error.message}`));
     const agent = session.agent;
     this.clipboard.attach(agent);
+    this.audio.attach(session);
     agent.onState((st) => {
       if (this._controller !== controller) return;
       this.element.dataset.agent = st;
@@ -264,6 +272,7 @@ export class SpiceConsole {
     this._controller?.dispose();
     this._controller = undefined;
     this.clipboard.attach(undefined);
+    this.audio.attach(undefined);
     this._opts.onAgentState?.('disconnected');
   }
 
