@@ -10,7 +10,7 @@ import type { PcmChunk, PlaybackChannel } from '../../spice/channels/playback.ts
 import type { RecordChannel } from '../../spice/channels/record.ts';
 import type { AudioCodecs } from '../../spice/channels/audio-codec.ts';
 import { SpiceInputError } from '../../spice/proto/errors.ts';
-import { ChannelType, nextEvent, type SpiceSession } from '../../spice/index.ts';
+import { AudioMode, ChannelType, nextEvent, type SpiceSession } from '../../spice/index.ts';
 import { CliError } from '../api.ts';
 
 interface AudioOptions { password?: string; timeout: number; raw?: boolean }
@@ -62,7 +62,7 @@ export function consoleAudioCommands(
           next = (c.time + Math.round(((c.samples.length / c.channels) * 1000) / c.rate)) >>> 0;
         };
         const sub = pb.onPcm(add);
-        console.error(`recording for ${o.seconds} s (${pb.mode === 3 ? 'Opus' : 'raw PCM'})`);
+        console.error(`recording for ${o.seconds} s`);
         await sleep(o.seconds * 1000);
         sub.dispose();
         const f = format ?? { channels: 2, rate: 48000 };
@@ -73,7 +73,9 @@ export function consoleAudioCommands(
           at += c.length;
         }
         writeFileSync(file, encodeWav({ samples: all, channels: f.channels, rate: f.rate }));
-        const heard = pb.counts.packets ? `${(frames / f.rate).toFixed(2)} s of sound` : 'no sound (the guest played nothing)';
+        const heard = pb.counts.packets
+          ? `${(frames / f.rate).toFixed(2)} s of sound (${pb.mode === AudioMode.OPUS ? 'Opus' : 'raw PCM'})`
+          : 'no sound (the guest played nothing)';
         console.log(`wrote ${file}: ${heard}, ${f.channels} ch, ${f.rate} Hz`);
       }, [ChannelType.PLAYBACK]);
     });
@@ -94,7 +96,10 @@ export function consoleAudioCommands(
         const rec = await channel<RecordChannel>(session, ChannelType.RECORD, o.timeout, 'record');
         if (!rec.recording) {
           console.error(`waiting up to ${o.timeout} s for a program in the guest to record`);
-          const started = await Promise.race([nextEvent(rec.onStart).then(() => true), sleep(o.timeout * 1000, false)]);
+          const started = await Promise.race([
+            nextEvent(rec.onStart).then(() => true),
+            sleep(o.timeout * 1000, false, { ref: false }), // unref'd: the command exits once it is done
+          ]);
           if (!started) throw new CliError(`${target}: nothing in the guest recorded within ${o.timeout} s`);
         }
         const f = rec.format!;
@@ -117,7 +122,7 @@ export function consoleAudioCommands(
         await sleep(LEAD_MS + 200); // the last packets leave the socket and are read by the guest
         const secs = (sent / f.channels / f.frequency).toFixed(2);
         if (sent < pcm.length) console.error(`the guest stopped recording after ${secs} s of the file`);
-        console.log(`sent ${secs} s (${rec.mode === 3 ? 'Opus' : 'raw PCM'}, ${f.channels} ch, ${f.frequency} Hz)`);
+        console.log(`sent ${secs} s (${rec.mode === AudioMode.OPUS ? 'Opus' : 'raw PCM'}, ${f.channels} ch, ${f.frequency} Hz)`);
       }, [ChannelType.RECORD]);
     });
 }

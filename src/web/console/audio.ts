@@ -4,7 +4,7 @@
 // pressed, and sends only while a program in the guest records. The page's AudioContext can only start after a
 // user gesture: the first key or click on the page resumes it.
 import {
-  ChannelType, type Disposable, type PcmChunk, type PlaybackChannel, type RecordChannel, type SpiceSession,
+  AudioMode, ChannelType, type Disposable, type PcmChunk, type PlaybackChannel, type RecordChannel, type SpiceSession,
 } from '../../spice/index.ts';
 
 const MUTED_KEY = 'oriel.console.muted';
@@ -21,7 +21,9 @@ export class ConsoleAudio {
   mic: MicState = 'off';
   micMessage = '';
   /** Counters for tests and the status line. */
-  readonly stats = { chunks: 0, frames: 0, micFrames: 0, dropped: 0 };
+  readonly stats = { chunks: 0, frames: 0, micFrames: 0, dropped: 0, opus: false };
+  /** Sees every decoded chunk before it is played (tests check what the page received). */
+  tap: ((c: PcmChunk) => void) | undefined;
   private _ctx: AudioContext | undefined;
   private _gain: GainNode | undefined;
   private _next = 0;
@@ -77,7 +79,8 @@ export class ConsoleAudio {
     this._onChange();
     try {
       const stream = await navigator.mediaDevices.getUserMedia({
-        audio: { channelCount: 1, echoCancellation: true, noiseSuppression: true },
+        // What the microphone hears, unprocessed (as spice-gtk sends it): programs in the guest may process it.
+        audio: { channelCount: 1, echoCancellation: false, noiseSuppression: false, autoGainControl: false },
       });
       if (this.mic !== 'asking') {
         for (const t of stream.getTracks()) t.stop();
@@ -117,6 +120,8 @@ export class ConsoleAudio {
 
   private _play(pb: PlaybackChannel, c: PcmChunk): void {
     this.stats.chunks++;
+    this.stats.opus = pb.mode === AudioMode.OPUS;
+    this.tap?.(c);
     const ctx = this._context();
     const frames = c.samples.length / c.channels;
     this.stats.frames += frames;
