@@ -33,6 +33,8 @@ export class ConsoleAudio {
   private _subs: Disposable[] = [];
   private _micStream: MediaStream | undefined;
   private _micNodes: AudioNode[] = [];
+  /** The microphone's own context, at the device's rate (a MediaStream source cannot always be resampled). */
+  private _micCtx: AudioContext | undefined;
   private readonly _resume = () => void this._context().resume().catch(() => undefined);
 
   constructor(private readonly _onChange: () => void = () => {}) {
@@ -146,7 +148,7 @@ export class ConsoleAudio {
   }
 
   private _startMic(stream: MediaStream): void {
-    const ctx = this._context();
+    const ctx = (this._micCtx = new AudioContext());
     void ctx.resume().catch(() => undefined);
     const source = ctx.createMediaStreamSource(stream);
     // ScriptProcessorNode: deprecated, but needs no worklet module (the page's CSP allows only its own scripts).
@@ -169,12 +171,16 @@ export class ConsoleAudio {
     if (!rec?.recording || !rec.format) return;
     const { channels, frequency } = rec.format;
     const data = input.getChannelData(0);
-    // The context runs at 48 kHz (what spice-server records at); another rate is resampled linearly.
+    // The device's rate to the guest's (48 kHz with spice-server), linearly.
     const ratio = input.sampleRate / frequency;
     const frames = Math.floor(data.length / ratio);
     const out = new Int16Array(frames * channels);
     for (let i = 0; i < frames; i++) {
-      const v = Math.max(-1, Math.min(1, data[Math.min(data.length - 1, Math.round(i * ratio))]!));
+      const pos = i * ratio;
+      const k = Math.floor(pos);
+      const t = pos - k;
+      const s = data[k]! * (1 - t) + (data[Math.min(k + 1, data.length - 1)]! * t);
+      const v = Math.max(-1, Math.min(1, s));
       for (let c = 0; c < channels; c++) out[i * channels + c] = Math.round(v * 32767);
     }
     if (rec.write(out)) this.stats.micFrames += frames;
@@ -185,6 +191,8 @@ export class ConsoleAudio {
     for (const n of this._micNodes) n.disconnect();
     this._micNodes = [];
     this._micStream = undefined;
+    void this._micCtx?.close().catch(() => undefined);
+    this._micCtx = undefined;
     if (this.mic !== 'off') {
       this.mic = 'off';
       this._onChange();
