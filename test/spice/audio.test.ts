@@ -4,12 +4,14 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  AudioMode, PlaybackMsg, RecordMsg, RecordMsgc, parseAudioMode, parseAudioPacket, parseLatency, parseMute,
-  parsePlaybackStart, parseRecordStart, parseVolume, serializeAudioPacket, serializeRecordMode, serializeStartMark,
+  AudioMode, PlaybackCap, PlaybackMsg, RecordCap, RecordMsg, RecordMsgc, parseAudioMode, parseAudioPacket, parseLatency,
+  parseMute, parsePlaybackStart, parseRecordStart, parseVolume, serializeAudioPacket, serializeRecordMode,
+  serializeStartMark,
 } from '../../src/spice/channels/audio-wire.ts';
 import { PlaybackChannel, playbackClientCaps, type PcmChunk } from '../../src/spice/channels/playback.ts';
 import { RecordChannel, recordClientCaps } from '../../src/spice/channels/record.ts';
-import { capsFromBits } from '../../src/spice/caps.ts';
+import { capsFromBits, hasCap } from '../../src/spice/caps.ts';
+import { LINK_HEADER_SIZE, decodeLinkMess, encodeLinkMess } from '../../src/spice/link.ts';
 import { convertPcm, decodeWav, encodeWav } from '../../src/spice/audio/wav.ts';
 import { SpiceInputError, SpiceProtocolError } from '../../src/spice/proto/errors.ts';
 import { Writer } from '../../src/spice/proto/writer.ts';
@@ -50,12 +52,18 @@ test('record messages serialise as spice.proto lays them out', () => {
   assert.deepEqual([...serializeAudioPacket(2, Uint8Array.of(1, 2))], [2, 0, 0, 0, 1, 2]);
 });
 
-test('caps: VOLUME and LATENCY always; OPUS only with a codec from the host', async () => {
+test('caps: VOLUME and LATENCY always; OPUS only with a codec from the host, as the link message carries them', async () => {
   const codecs = await nodeOpusCodecs();
-  assert.deepEqual(playbackClientCaps(), capsFromBits([1, 2]));
-  assert.deepEqual(playbackClientCaps(codecs), capsFromBits([1, 2, 3]));
-  assert.deepEqual(recordClientCaps(), capsFromBits([1]));
-  assert.deepEqual(recordClientCaps(codecs), capsFromBits([1, 2]));
+  // What the server reads: the channel caps words of the link message the session sends.
+  const linked = (type: number, caps: number[]) => {
+    const mess = decodeLinkMess(encodeLinkMess({ connectionId: 1, channelType: type, channelId: 0, channelCaps: caps })
+      .subarray(LINK_HEADER_SIZE));
+    return [0, 1, 2, 3, 4].filter((b) => hasCap(mess.channelCaps, b));
+  };
+  assert.deepEqual(linked(5, playbackClientCaps()), [PlaybackCap.VOLUME, PlaybackCap.LATENCY]);
+  assert.deepEqual(linked(5, playbackClientCaps(codecs)), [PlaybackCap.VOLUME, PlaybackCap.LATENCY, PlaybackCap.OPUS]);
+  assert.deepEqual(linked(6, recordClientCaps()), [RecordCap.VOLUME]);
+  assert.deepEqual(linked(6, recordClientCaps(codecs)), [RecordCap.VOLUME, RecordCap.OPUS]);
 });
 
 function playback(opus = false, codecs?: Awaited<ReturnType<typeof nodeOpusCodecs>>) {

@@ -3,7 +3,6 @@
 // 10 ms, STOP when the guest closes its PCM. DATA times are mm-time: the client keeps the session's multimedia
 // clock at "last DATA time − output delay" (setDelay), which is what video frames are shown against.
 import { SpiceChannel, type ChannelOptions } from '../channel.ts';
-import { capsFromBits } from '../caps.ts';
 import { Emitter, type Event } from '../emitter.ts';
 import { SpiceProtocolError } from '../proto/errors.ts';
 import type { ByteQueue, Transport } from '../transport.ts';
@@ -13,10 +12,11 @@ import {
   parsePlaybackStart, parseVolume, s16FromBytes, type PlaybackStart,
 } from './audio-wire.ts';
 
+/** The link caps (bit numbers, as LinkParams takes them). */
 export function playbackClientCaps(codecs: AudioCodecs = {}): number[] {
   const bits: number[] = [PlaybackCap.VOLUME, PlaybackCap.LATENCY];
   if (codecs.opusDecoder) bits.push(PlaybackCap.OPUS);
-  return capsFromBits(bits);
+  return bits;
 }
 
 export interface PcmChunk {

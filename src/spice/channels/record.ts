@@ -3,7 +3,7 @@
 // 480 frames (10 ms): raw S16LE, or one Opus packet each when the server announced OPUS and the host gave an
 // encoder. Audio written while the guest is not recording is dropped (spice-server would drop it too).
 import { SpiceChannel, type ChannelOptions } from '../channel.ts';
-import { capsFromBits, hasCap } from '../caps.ts';
+import { hasCap } from '../caps.ts';
 import { Emitter, type Event } from '../emitter.ts';
 import { SpiceInputError } from '../proto/errors.ts';
 import type { ByteQueue, Transport } from '../transport.ts';
@@ -14,10 +14,11 @@ import {
   type AudioFormat,
 } from './audio-wire.ts';
 
+/** The link caps (bit numbers, as LinkParams takes them). */
 export function recordClientCaps(codecs: AudioCodecs = {}): number[] {
   const bits: number[] = [RecordCap.VOLUME];
   if (codecs.opusEncoder) bits.push(RecordCap.OPUS);
-  return capsFromBits(bits);
+  return bits;
 }
 
 export interface RecordOptions {
