@@ -1,6 +1,7 @@
 // The "desktop" guest: Debian bookworm (debootstrap minbase + the packages below, no recommends) with Xorg on
 // QXL, openbox and an xterm, logged in automatically as `user`; the SPICE agent (spice-vdagent), SPICE WebDAV
-// (spice-webdavd) and qemu-guest-agent (how `oriel vm exec` runs commands). One ext4 file system with no partition
+// (spice-webdavd), qemu-guest-agent (how `oriel vm exec` runs commands) and ALSA's tools for the sound card (VMs get
+// an HDA card on SPICE: manifest device 'spice-audio'). One ext4 file system with no partition
 // table in a qcow2 disk; the guest's own kernel and a small initramfs are booted directly.
 //
 // The build (about 3.5 minutes here, most of it dpkg) runs in <cacheDir>/tmp/desktop-<pid>-<random>/; every command
