@@ -10,6 +10,13 @@ export {
 export { StreamSet, type VideoStream, type StreamStats } from './channels/display-streams.ts';
 export { InputsChannel, packScancode } from './channels/inputs.ts';
 export { PortChannel, PortEvent } from './channels/port.ts';
+export { PlaybackChannel, playbackClientCaps, type PcmChunk, type PlaybackOptions } from './channels/playback.ts';
+export { RecordChannel, recordClientCaps, type RecordOptions } from './channels/record.ts';
+export type { AudioCodecs, OpusDecoder, OpusEncoder } from './channels/audio-codec.ts';
+export {
+  AUDIO_CHANNELS, AUDIO_RATE, AudioMode, FRAMES_PER_PACKET, PlaybackCap, RecordCap,
+  type AudioFormat, type PlaybackStart,
+} from './channels/audio-wire.ts';
 export { CursorChannel, type CursorShape, type CursorState } from './channels/cursor.ts';
 export { SpiceLinkError, type LinkErrorReason, type TicketEncryptor } from './link.ts';
 export { SpiceProtocolError, SpiceDecodeError, SpiceInputError } from './proto/errors.ts';

@@ -8,6 +8,9 @@ import { CURSOR_CLIENT_CAPS, CursorChannel } from './channels/cursor.ts';
 import { INPUTS_CLIENT_CAPS, InputsChannel } from './channels/inputs.ts';
 import { MAIN_CLIENT_CAPS, MainChannel, type ChannelId, type MainInit } from './channels/main.ts';
 import { PORT_CLIENT_CAPS, PortChannel } from './channels/port.ts';
+import type { AudioCodecs } from './channels/audio-codec.ts';
+import { PlaybackChannel, playbackClientCaps } from './channels/playback.ts';
+import { RecordChannel, recordClientCaps } from './channels/record.ts';
 import type { AgentOptions, SpiceAgent } from './agent/agent.ts';
 import { GlzWindow } from './codecs/glz.ts';
 import { DEFAULT_MAX_IMAGE_PIXELS } from './codecs/types.ts';
@@ -39,6 +42,8 @@ export interface SpiceSessionOptions {
   channelTypes?: number[];
   /** Clipboard size limit and resize debounce of the guest agent. */
   agent?: AgentOptions;
+  /** Opus for the sound channels (PLAYBACK, RECORD, opened when asked for in `channelTypes`); raw PCM without. */
+  audio?: AudioCodecs;
 }
 
 export interface ChannelError {
@@ -46,9 +51,10 @@ export interface ChannelError {
   error: Error;
 }
 
-type AnyChannel = MainChannel | DisplayChannel | InputsChannel | CursorChannel | PortChannel;
+type AnyChannel =
+  MainChannel | DisplayChannel | InputsChannel | CursorChannel | PortChannel | PlaybackChannel | RecordChannel;
 
-/** Opened by default. PORT and WEBDAV are implemented too, opened when asked for in `channelTypes`. */
+/** Opened by default. PORT, WEBDAV, PLAYBACK and RECORD are implemented too, opened when asked for (`channelTypes`). */
 const IMPLEMENTED = [ChannelType.DISPLAY, ChannelType.INPUTS, ChannelType.CURSOR] as const;
 
 export class SpiceSession {
@@ -64,9 +70,10 @@ export class SpiceSession {
 
   readonly channels = new Map<string, AnyChannel>();
   readonly caches: ImageCaches;
-  private readonly _opts: Required<Omit<SpiceSessionOptions, 'preferredCompression' | 'agent'>> & {
+  private readonly _opts: Required<Omit<SpiceSessionOptions, 'preferredCompression' | 'agent' | 'audio'>> & {
     preferredCompression?: number;
     agent?: AgentOptions;
+    audio?: AudioCodecs;
   };
   private _main: MainChannel | undefined;
   private _closed = false;
@@ -172,7 +179,7 @@ export class SpiceSession {
         connectionId,
         channelType: type,
         channelId: id,
-        channelCaps: clientCaps(type),
+        channelCaps: clientCaps(type, this._opts.audio),
         password: this._opts.password,
         encryptTicket: this._opts.encryptTicket,
         channelLabel: label,
@@ -231,13 +238,22 @@ export class SpiceSession {
       case ChannelType.PORT:
       case ChannelType.WEBDAV:
         return new PortChannel(type, id, transport, queue, options);
+      case ChannelType.PLAYBACK:
+        return new PlaybackChannel(type, id, transport, queue, options, {
+          codecs: this._opts.audio,
+          syncMmTime: (t) => this.main.syncMmTime(t),
+        });
+      case ChannelType.RECORD:
+        return new RecordChannel(type, id, transport, queue, options, {
+          codecs: this._opts.audio, serverCaps, mmTime: () => this.main.mmTime(),
+        });
       default:
         throw new Error(`channel type ${type} not implemented`);
     }
   }
 }
 
-function clientCaps(type: number): readonly number[] {
+function clientCaps(type: number, audio: AudioCodecs | undefined): readonly number[] {
   switch (type) {
     case ChannelType.MAIN:
       return MAIN_CLIENT_CAPS;
@@ -250,6 +266,10 @@ function clientCaps(type: number): readonly number[] {
     case ChannelType.PORT:
     case ChannelType.WEBDAV:
       return PORT_CLIENT_CAPS;
+    case ChannelType.PLAYBACK:
+      return playbackClientCaps(audio);
+    case ChannelType.RECORD:
+      return recordClientCaps(audio);
     default:
       return [];
   }

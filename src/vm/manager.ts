@@ -221,7 +221,8 @@ export class VmManager extends EventEmitter {
     });
     void qmp.closed.then(async () => {
       if (rt.detached) return;
-      await this.onQemuGone(vm.id, rt);
+      // Never an unhandled rejection: a QEMU that ends while its owner shuts down (database closed) is only logged.
+      await this.onQemuGone(vm.id, rt).catch((e: Error) => this.log('warn', 'vm exit not recorded', { err: e.message }));
       markGone();
     });
     return rt;

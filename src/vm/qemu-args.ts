@@ -46,6 +46,10 @@ export function qemuArgs(
     '-device', 'virtserialport,chardev=vdagent,name=com.redhat.spice.0',
     ...guestPorts(spec, paths),
     ...nics(spec, paths),
+    ...(spec.devices?.includes('spice-audio')
+      // Sound both ways through the SPICE playback and record channels: an HDA controller with a speaker + mic codec.
+      ? ['-audiodev', 'spice,id=snd0', '-device', 'ich9-intel-hda', '-device', 'hda-duplex,audiodev=snd0']
+      : []),
     ...spiceArgs(paths, spice),
     '-qmp', `unix:${paths.qmp},server=on,wait=off`,
     '-pidfile', paths.pidfile,

@@ -19,6 +19,8 @@ import { Api, CliError } from '../api.ts';
 import { UntrustedServerError, untrustedMessage } from '../tls-trust.ts';
 import { ProgressBar, formatBytes } from '../output.ts';
 import { chooseSendPath, runShare } from './console-share.ts';
+import { consoleAudioCommands } from './console-audio.ts';
+import type { AudioCodecs } from '../../spice/channels/audio-codec.ts';
 
 /** Lets the last input messages leave the socket before it is closed. */
 const FLUSH_MS = 300;
@@ -62,8 +64,8 @@ export async function withSession<T>(
   o: ConsoleOptions,
   api: () => Api,
   fn: (s: SpiceSession, c: ConsoleController) => Promise<T>,
-  { overallTimeout = true, channelTypes, extraMs = 0 }: {
-    overallTimeout?: boolean; channelTypes?: number[];
+  { overallTimeout = true, channelTypes, extraMs = 0, audio }: {
+    overallTimeout?: boolean; channelTypes?: number[]; audio?: AudioCodecs;
     /** Added to --timeout for work whose length is known (typing long text). */
     extraMs?: number;
   } = {},
@@ -72,7 +74,7 @@ export async function withSession<T>(
   const timer = overallTimeout ? AbortSignal.timeout(o.timeout * 1000 + extraMs) : new AbortController().signal;
   let session: SpiceSession;
   try {
-    session = await openSpiceSession({ ...where, password: o.password, channelTypes });
+    session = await openSpiceSession({ ...where, password: o.password, channelTypes, audio });
   } catch (e) {
     // A refused certificate is the server's: named by its https URL, as the other commands name it.
     const server = 'url' in where ? where.url.replace(/^ws/, 'http').replace(/\/api\/vms\/.*$/, '') : target;
@@ -354,6 +356,9 @@ export function consoleCommands(program: Command, api: () => Api): void {
         }
       }, { overallTimeout: false });
     });
+
+  consoleAudioCommands(consoleCmd, common, (target, o, fn, channelTypes) =>
+    withSession(target, o, api, (s) => fn(s), { overallTimeout: false, channelTypes, audio: o.audio }));
 }
 
 function size(v: string): [number, number] {

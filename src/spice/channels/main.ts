@@ -70,6 +70,12 @@ export class MainChannel extends SpiceChannel {
     return (this.multiMediaTime + (Date.now() - this._mmTimeAt)) >>> 0;
   }
 
+  /** Sets the multimedia clock from audio playback (last DATA time − output delay; PlaybackChannel.setDelay). */
+  syncMmTime(mmTime: number): void {
+    this.multiMediaTime = mmTime >>> 0;
+    this._mmTimeAt = Date.now();
+  }
+
   /** Asks the server to switch mouse mode (MouseMode.SERVER relative / CLIENT absolute). */
   requestMouseMode(mode: number): void {
     this.send(MainMsgc.MOUSE_MODE_REQUEST, new Writer(2).u16(mode).finish());

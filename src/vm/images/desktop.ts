@@ -1,6 +1,7 @@
 // The "desktop" guest: Debian bookworm (debootstrap minbase + the packages below, no recommends) with Xorg on
 // QXL, openbox and an xterm, logged in automatically as `user`; the SPICE agent (spice-vdagent), SPICE WebDAV
-// (spice-webdavd) and qemu-guest-agent (how `oriel vm exec` runs commands). One ext4 file system with no partition
+// (spice-webdavd), qemu-guest-agent (how `oriel vm exec` runs commands) and ALSA's tools for the sound card (VMs get
+// an HDA card on SPICE: manifest device 'spice-audio'). One ext4 file system with no partition
 // table in a qcow2 disk; the guest's own kernel and a small initramfs are booted directly.
 //
 // The build (about 3.5 minutes here, most of it dpkg) runs in <cacheDir>/tmp/desktop-<pid>-<random>/; every command
@@ -45,6 +46,8 @@ export const DESKTOP_PACKAGES = [
   'xserver-xorg-core', 'xserver-xorg-video-qxl', 'xserver-xorg-input-libinput', 'xinit', 'xauth', 'xfonts-base',
   'x11-xserver-utils', 'x11-utils', 'xterm', 'openbox', 'xclip',
   'spice-vdagent', 'spice-webdavd', 'qemu-guest-agent', 'davfs2', 'curl',
+  // Sound (the VM's HDA card on SPICE): aplay, arecord, amixer, speaker-test; plain ALSA, no sound server.
+  'alsa-utils',
 ];
 /**
  * What debootstrap's minbase installs (bookworm's Priority: required, and apt): asked for in the recipe's
@@ -314,7 +317,7 @@ async function build(ctx: BuildContext, recipe: string, dir: string): Promise<Im
       exec: 'guest-agent',
       execEnv: EXEC_ENV,
       display: 'qxl',
-      devices: ['guest-agent', 'spice-webdav'],
+      devices: ['guest-agent', 'spice-webdav', 'spice-audio'],
       memoryMiB: 1024,
       cpus: 2,
       sizeBytes: readdirSync(out).reduce((n, f) => n + statSync(join(out, f)).size, 0),

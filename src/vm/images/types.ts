@@ -2,8 +2,9 @@
 
 export type GuestExec = 'serial-shell' | 'guest-agent';
 /** 'guest-agent': a virtio-serial port for qemu-guest-agent on a unix socket only the server opens;
- * 'spice-webdav': the SPICE WebDAV port (folder sharing through the SPICE client). */
-export type GuestDevice = 'guest-agent' | 'spice-webdav';
+ * 'spice-webdav': the SPICE WebDAV port (folder sharing through the SPICE client);
+ * 'spice-audio': a sound card (HDA, speaker and microphone) whose audio goes through SPICE's sound channels. */
+export type GuestDevice = 'guest-agent' | 'spice-webdav' | 'spice-audio';
 
 export interface ImageManifest {
   name: string;

@@ -4,6 +4,7 @@
 // The WebSockets are authenticated by the session cookie (same origin; the server checks the Origin), so nothing
 // has to be fetched first. A session nobody adopts is closed; one that fails is simply not adopted.
 import { ChannelType, RgbaSurface, SpiceSession } from '../../spice/index.ts';
+import { browserAudioCodecs } from './audio-codecs.ts';
 import { MAX_CLIPBOARD_BYTES } from './clipboard.ts';
 import { browserEncryptTicket } from './ticket.ts';
 import { websocketConnector, wsUrl } from './transport.ts';
@@ -19,8 +20,13 @@ export function openSession(path: string): Promise<SpiceSession> {
     createSurface: (info) => new RgbaSurface(info.width, info.height),
     // Guest clipboard items up to the shared limit (plus room for the message header).
     agent: { maxClipboard: MAX_CLIPBOARD_BYTES + 64 },
-    // WEBDAV: shared folders and fast file drops (shared-folder.ts), when the VM has the channel.
-    channelTypes: [ChannelType.DISPLAY, ChannelType.INPUTS, ChannelType.CURSOR, ChannelType.WEBDAV],
+    // WEBDAV: shared folders and fast file drops (shared-folder.ts); sound both ways (console/audio.ts); each when
+    // the VM has the channel.
+    channelTypes: [
+      ChannelType.DISPLAY, ChannelType.INPUTS, ChannelType.CURSOR, ChannelType.WEBDAV, ChannelType.PLAYBACK,
+      ChannelType.RECORD,
+    ],
+    audio: browserAudioCodecs(),
   });
 }
 

@@ -15,6 +15,7 @@ import {
   type SpiceAgent,
   type SpiceSession,
 } from '../../spice/index.ts';
+import { ConsoleAudio } from './audio.ts';
 import { ClipboardBridge } from './clipboard.ts';
 import { ConsoleConnection, type ConsoleStatusEvent } from './connection.ts';
 import { CursorView } from './cursor.ts';
@@ -44,6 +45,8 @@ export interface SpiceConsoleOptions {
   onClipboardChange?: () => void;
   /** A file transfer was queued, moved on or ended (console.files). */
   onTransfersChange?: () => void;
+  /** Mute or microphone state changed (console.audio). */
+  onAudioChange?: () => void;
 }
 
 export class SpiceConsole {
@@ -59,6 +62,8 @@ export class SpiceConsole {
   readonly files: FileQueue;
   /** The folder shared over WebDAV, and the channel of fast file drops. */
   readonly shared = new ConsoleShare(() => this._opts.onTransfersChange?.());
+  /** The guest's sound: playback, mute, microphone (audio.ts). */
+  readonly audio: ConsoleAudio;
 
   private readonly _screen: Screen;
   private readonly _cursor: CursorView;
@@ -106,6 +111,7 @@ export class SpiceConsole {
       inputs: () => this._inputs,
       onKeyDown: () => this.stats.keys++,
     });
+    this.audio = new ConsoleAudio(() => this._opts.onAudioChange?.());
     this.files = new FileQueue({
       agent: () => this.agent, share: () => this.shared.share, onChange: () => this._opts.onTransfersChange?.(),
     });
@@ -175,6 +181,7 @@ export class SpiceConsole {
     this.disconnect();
     this.clipboard.dispose();
     this.files.dispose();
+    this.audio.dispose();
     this._screen.dispose();
     this._resizeObserver.disconnect();
     for (const c of this._cleanups.splice(0)) c();
@@ -254,6 +261,7 @@ export class SpiceConsole {
     session.onChannelError(({ channel, error }) => this._connection.note(session, `${channel}: ${error.message}`));
     const agent = session.agent;
     this.clipboard.attach(agent);
+    this.audio.attach(session);
     agent.onState((st) => {
       if (this._controller !== controller) return;
       this.element.dataset.agent = st;
@@ -270,6 +278,7 @@ export class SpiceConsole {
     this._controller?.dispose();
     this._controller = undefined;
     this.clipboard.attach(undefined);
+    this.audio.attach(undefined);
     this._opts.onAgentState?.('disconnected');
   }
 

@@ -9,6 +9,7 @@ import { SEND_KEY_COMBOS, type AgentState } from '../../spice/index.ts';
 import type { Vm } from '../lib/api.ts';
 import { html } from '../lib/html.ts';
 import { notify } from '../lib/store.ts';
+import { AudioButtons } from '../console/audio-buttons.ts';
 import { attachDropTarget } from '../console/file-drop.ts';
 import { spicePath } from '../console/preconnect.ts';
 import { SpiceConsole, type ConsoleStatusEvent, type ScaleMode } from '../console/spice-console.ts';
@@ -59,6 +60,7 @@ export function ConsoleView({ vm, full = false }: { vm: Vm; full?: boolean }) {
   const clipTick = useSignal(0);
   const clipOpen = useSignal(false);
   const xferTick = useSignal(0);
+  const audioTick = useSignal(0);
   const xferMessage = useSignal('');
   const fileInput = useRef<HTMLInputElement>(null);
   const folderInput = useRef<HTMLInputElement>(null);
@@ -102,6 +104,7 @@ export function ConsoleView({ vm, full = false }: { vm: Vm; full?: boolean }) {
         }
       },
       onTransfersChange: () => xferTick.value++,
+      onAudioChange: () => audioTick.value++,
     });
     con.current = c;
     window.orielConsole = c;
@@ -225,6 +228,7 @@ export function ConsoleView({ vm, full = false }: { vm: Vm; full?: boolean }) {
           </select>
           <button id="console-sendkey-button" onClick=${sendCombo} disabled=${s.status !== 'connected'}>Send</button>
         </label>
+        <${AudioButtons} audio=${c0?.audio} tick=${audioTick.value} />
         <button id="console-fullscreen" onClick=${() => con.current?.toggleFullscreen()}>Fullscreen</button>
         ${!full && html`<a id="console-open" href=${`/vms/${encodeURIComponent(vm.name)}/console`} target="_blank">Open in new window</a>`}
       </div>

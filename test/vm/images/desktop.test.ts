@@ -140,7 +140,7 @@ describe('desktop image', () => {
     assert.equal(image.name, 'desktop');
     assert.equal(image.exec, 'guest-agent');
     assert.equal(image.display, 'qxl');
-    assert.deepEqual(image.devices, ['guest-agent', 'spice-webdav']);
+    assert.deepEqual(image.devices, ['guest-agent', 'spice-webdav', 'spice-audio']);
     assert.equal(image.memoryMiB, 1024);
     assert.equal(image.cpus, 2);
     assert.equal(image.readyMarker, DESKTOP_READY_MARKER);
@@ -158,6 +158,7 @@ describe('desktop image', () => {
       'spice-vdagent',
       'spice-webdavd',
       'qemu-guest-agent',
+      'alsa-utils',
     ]) {
       assert.match(pkgs, new RegExp(`^${p} `, 'm'));
     }

@@ -7,6 +7,8 @@ home=/home/user
 
 # The desktop user. No password: the session starts by automatic login on tty1, and nothing else logs in as them.
 useradd --create-home --shell /bin/bash --uid 1000 --user-group user
+# The sound card's devices (logind's seat ACLs cover the session, the group also commands run outside it).
+usermod -aG audio user
 
 mkdir -p /etc/systemd/system/getty@tty1.service.d
 cat > /etc/systemd/system/getty@tty1.service.d/autologin.conf <<'CONF'
