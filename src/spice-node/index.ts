@@ -16,3 +16,4 @@ export { socketTransport, tcpConnector, unixConnector } from './transport.ts';
 export { ConsoleRefusedError } from './errors.ts';
 export { wsConnector, wsTransport, type WsClientOptions } from './ws-transport.ts';
 export { nodeFileSource, type NodeFileSource } from './files.ts';
+export { attachUsbDisk, fileDisk, usbPorts, type AttachedDisk } from './usb-disk.ts';

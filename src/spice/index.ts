@@ -43,3 +43,7 @@ export {
 export {
   completePicture, primarySurface, type CompletePicture, type PictureCompletion, type PictureOptions,
 } from './console/picture.ts';
+export {
+  UsbredirChannel, UsbredirHost, UsbredirProtocolError, UsbDeviceRefused, MassStorageDevice, MemoryDisk, UsbStatus,
+  type BlockDevice, type UsbDevice,
+} from './usbredir/index.ts';

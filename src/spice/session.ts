@@ -8,6 +8,7 @@ import { CURSOR_CLIENT_CAPS, CursorChannel } from './channels/cursor.ts';
 import { INPUTS_CLIENT_CAPS, InputsChannel } from './channels/inputs.ts';
 import { MAIN_CLIENT_CAPS, MainChannel, type ChannelId, type MainInit } from './channels/main.ts';
 import { PORT_CLIENT_CAPS, PortChannel } from './channels/port.ts';
+import { USBREDIR_CLIENT_CAPS, UsbredirChannel } from './usbredir/channel.ts';
 import type { AgentOptions, SpiceAgent } from './agent/agent.ts';
 import { GlzWindow } from './codecs/glz.ts';
 import { DEFAULT_MAX_IMAGE_PIXELS } from './codecs/types.ts';
@@ -46,9 +47,9 @@ export interface ChannelError {
   error: Error;
 }
 
-type AnyChannel = MainChannel | DisplayChannel | InputsChannel | CursorChannel | PortChannel;
+type AnyChannel = MainChannel | DisplayChannel | InputsChannel | CursorChannel | PortChannel | UsbredirChannel;
 
-/** Opened by default. PORT and WEBDAV are implemented too, opened when asked for in `channelTypes`. */
+/** Opened by default. PORT, WEBDAV and USBREDIR are implemented too, opened when asked for in `channelTypes`. */
 const IMPLEMENTED = [ChannelType.DISPLAY, ChannelType.INPUTS, ChannelType.CURSOR] as const;
 
 export class SpiceSession {
@@ -231,6 +232,8 @@ export class SpiceSession {
       case ChannelType.PORT:
       case ChannelType.WEBDAV:
         return new PortChannel(type, id, transport, queue, options);
+      case ChannelType.USBREDIR:
+        return new UsbredirChannel(type, id, transport, queue, options);
       default:
         throw new Error(`channel type ${type} not implemented`);
     }
@@ -250,6 +253,8 @@ function clientCaps(type: number): readonly number[] {
     case ChannelType.PORT:
     case ChannelType.WEBDAV:
       return PORT_CLIENT_CAPS;
+    case ChannelType.USBREDIR:
+      return USBREDIR_CLIENT_CAPS;
     default:
       return [];
   }

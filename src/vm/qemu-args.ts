@@ -1,6 +1,7 @@
 // Turns a VM spec into QEMU's command line. One place decides the device model every part of Oriel relies on:
 // the SPICE server on a unix socket, the agent's virtio-serial port, two serial ports (console + command shell),
-// and the disk as a named qcow2 block node (block jobs address it by node name); plus the ports an image asks for.
+// and the disk as a named qcow2 block node (block jobs address it by node name); plus the ports an image asks for
+// and, for desktop (qxl) VMs, USB redirection ports.
 import type { VmSpec } from './spec.ts';
 import type { VmPaths } from './paths.ts';
 import { KVM_CPU } from './accel.ts';
@@ -39,6 +40,7 @@ export function qemuArgs(name: string, spec: VmSpec, paths: VmPaths, accel: 'kvm
     '-chardev', 'spicevmc,id=vdagent,name=vdagent',
     '-device', 'virtserialport,chardev=vdagent,name=com.redhat.spice.0',
     ...guestPorts(spec, paths),
+    ...usbRedirection(spec),
     '-spice', `unix=on,addr=${paths.spice},disable-ticketing=on`,
     '-qmp', `unix:${paths.qmp},server=on,wait=off`,
     '-pidfile', paths.pidfile,
@@ -53,6 +55,19 @@ export function qemuArgs(name: string, spec: VmSpec, paths: VmPaths, accel: 'kvm
       '-blockdev', `driver=qcow2,node-name=${DISK_NODE},file.driver=file,file.filename=${paths.disk}`,
       '-device', `virtio-blk-pci,drive=${DISK_NODE},id=${DISK_NODE}${spec.kernel ? '' : ',bootindex=0'}`,
     );
+  }
+  return a;
+}
+
+/** USB ports a SPICE client can plug devices into, for desktop (qxl) VMs: an xHCI controller and
+ * USB_REDIR_PORTS `usb-redir` devices, each a SPICE usbredir channel (one device per port). */
+export const USB_REDIR_PORTS = 2;
+
+function usbRedirection(spec: VmSpec): string[] {
+  if (spec.display !== 'qxl') return [];
+  const a = ['-device', 'qemu-xhci,id=usb0'];
+  for (let i = 0; i < USB_REDIR_PORTS; i++) {
+    a.push('-chardev', `spicevmc,id=usbredir${i},name=usbredir`, '-device', `usb-redir,chardev=usbredir${i},bus=usb0.0`);
   }
   return a;
 }

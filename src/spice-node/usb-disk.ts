@@ -1,0 +1,85 @@
+// The virtual USB stick on the Node host: a disk image file as its medium (read piece by piece, written in place),
+// and plugging it into a free usbredir port of a SPICE session.
+import { open, stat } from 'node:fs/promises';
+import {
+  ChannelType, MassStorageDevice, nextEvent, type BlockDevice, type SpiceSession, type UsbredirChannel,
+} from '../spice/index.ts';
+
+/** Opens an image file as a block device (its size is used down to a whole number of 512-byte blocks). */
+export async function fileDisk(path: string, readOnly = false): Promise<BlockDevice> {
+  const st = await stat(path);
+  if (!st.isFile()) throw new Error(`${path}: not a regular file`);
+  if (st.size < 512) throw new Error(`${path}: ${st.size} bytes, smaller than one 512-byte block`);
+  const fh = await open(path, readOnly ? 'r' : 'r+');
+  let closed = false;
+  return {
+    size: st.size,
+    readOnly,
+    async read(offset, length) {
+      const buf = new Uint8Array(length);
+      let got = 0;
+      while (got < length) {
+        const { bytesRead } = await fh.read(buf, got, length - got, offset + got);
+        if (bytesRead === 0) throw new Error(`${path}: read beyond its end`);
+        got += bytesRead;
+      }
+      return buf;
+    },
+    async write(offset, data) {
+      if (readOnly) throw new Error(`${path}: read-only`);
+      let put = 0;
+      while (put < data.length) put += (await fh.write(data, put, data.length - put, offset + put)).bytesWritten;
+    },
+    async flush() {
+      if (!readOnly && !closed) await fh.datasync();
+    },
+    async close() {
+      if (closed) return;
+      closed = true;
+      await fh.close();
+    },
+  };
+}
+
+/** The session's usbredir channels (the VM's `usb-redir` ports), once linked; waits up to `timeoutMs` for the first. */
+export async function usbPorts(session: SpiceSession, timeoutMs = 10_000): Promise<UsbredirChannel[]> {
+  const listed = () =>
+    [...session.channels.values()].filter((c) => c.type === ChannelType.USBREDIR) as UsbredirChannel[];
+  if (listed().length === 0) {
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      nextEvent(session.onChannel, (c) => c.type === ChannelType.USBREDIR),
+      new Promise((_, reject) => {
+        timer = setTimeout(() => reject(new Error('the VM has no USB redirection port (usb-redir)')), timeoutMs);
+      }),
+    ]).finally(() => clearTimeout(timer));
+    // The other ports link right after the first one.
+    await new Promise((r) => setTimeout(r, 300));
+  }
+  return listed().sort((a, b) => a.id - b.id);
+}
+
+export interface AttachedDisk {
+  port: UsbredirChannel;
+  device: MassStorageDevice;
+  /** Unplugs the stick and closes the image (flushed). */
+  detach(): Promise<void>;
+}
+
+/** Plugs an image file as a USB stick into the first free usbredir port of the session. */
+export async function attachUsbDisk(
+  session: SpiceSession, path: string, o: { readOnly?: boolean; timeoutMs?: number } = {},
+): Promise<AttachedDisk> {
+  const ports = await usbPorts(session, o.timeoutMs);
+  const port = ports.find((p) => !p.device && !p.closed);
+  if (!port) throw new Error(`all ${ports.length} USB redirection ports of the VM are in use`);
+  const disk = await fileDisk(path, o.readOnly);
+  const device = new MassStorageDevice(disk);
+  try {
+    await port.attach(device, o.timeoutMs);
+  } catch (e) {
+    await disk.close();
+    throw e;
+  }
+  return { port, device, detach: () => port.detach() };
+}
