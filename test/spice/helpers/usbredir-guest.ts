@@ -6,7 +6,7 @@ import { UsbredirType as T, type UsbredirPacket } from '../../../src/spice/usbre
 export const QEMU_CAPS = [0, 1, 2, 4, 5, 6, 7];
 
 export function frame(
-  type: number, id: number | bigint, header: Uint8Array, data = new Uint8Array(0), hs = 16,
+  type: number, id: number | bigint, header: Uint8Array, data: Uint8Array = new Uint8Array(0), hs = 16,
 ): Uint8Array {
   const out = new Uint8Array(hs + header.length + data.length);
   const v = new DataView(out.buffer);
@@ -103,8 +103,8 @@ export class GuestSide {
   async control(requestType: number, request: number, value: number, index: number, length: number, data?: Uint8Array) {
     this.send(T.CONTROL_PACKET, control(requestType, request, value, index, length), data);
     const [p] = await this.take();
-    const length = new DataView(p!.header.buffer, p!.header.byteOffset).getUint16(8, true);
-    return { status: p!.header[3]!, length, data: p!.data };
+    const got = new DataView(p!.header.buffer, p!.header.byteOffset).getUint16(8, true);
+    return { status: p!.header[3]!, length: got, data: p!.data };
   }
 
   async bulkOut(endpoint: number, data: Uint8Array) {
