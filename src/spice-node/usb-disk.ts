@@ -7,10 +7,14 @@ import {
 
 /** Opens an image file as a block device (its size is used down to a whole number of 512-byte blocks). */
 export async function fileDisk(path: string, readOnly = false): Promise<BlockDevice> {
-  const st = await stat(path);
+  const st = await stat(path).catch((e: NodeJS.ErrnoException) => {
+    throw new Error(`${path}: ${e.code === 'ENOENT' ? 'no such file' : e.message}`);
+  });
   if (!st.isFile()) throw new Error(`${path}: not a regular file`);
   if (st.size < 512) throw new Error(`${path}: ${st.size} bytes, smaller than one 512-byte block`);
-  const fh = await open(path, readOnly ? 'r' : 'r+');
+  const fh = await open(path, readOnly ? 'r' : 'r+').catch((e: NodeJS.ErrnoException) => {
+    throw new Error(`${path}: cannot open${readOnly ? '' : ' for writing (--read-only?)'}: ${e.code ?? e.message}`);
+  });
   let closed = false;
   return {
     size: st.size,
@@ -66,14 +70,20 @@ export interface AttachedDisk {
   detach(): Promise<void>;
 }
 
-/** Plugs an image file as a USB stick into the first free usbredir port of the session. */
+/** Plugs an image file (or a block device already open) as a USB stick into the first free usbredir port. */
 export async function attachUsbDisk(
-  session: SpiceSession, path: string, o: { readOnly?: boolean; timeoutMs?: number } = {},
+  session: SpiceSession, image: string | BlockDevice, o: { readOnly?: boolean; timeoutMs?: number } = {},
 ): Promise<AttachedDisk> {
-  const ports = await usbPorts(session, o.timeoutMs);
-  const port = ports.find((p) => !p.device && !p.closed);
-  if (!port) throw new Error(`all ${ports.length} USB redirection ports of the VM are in use`);
-  const disk = await fileDisk(path, o.readOnly);
+  const disk = typeof image === 'string' ? await fileDisk(image, o.readOnly) : image;
+  let port: UsbredirChannel | undefined;
+  try {
+    const ports = await usbPorts(session, o.timeoutMs);
+    port = ports.find((p) => !p.device && !p.closed);
+    if (!port) throw new Error(`all ${ports.length} USB redirection ports of the VM are in use`);
+  } catch (e) {
+    await disk.close();
+    throw e;
+  }
   const device = new MassStorageDevice(disk);
   try {
     await port.attach(device, o.timeoutMs);

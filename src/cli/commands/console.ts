@@ -17,6 +17,7 @@ import {
 import { Api, CliError } from '../api.ts';
 import { UntrustedServerError, untrustedMessage } from '../tls-trust.ts';
 import { ProgressBar, formatBytes } from '../output.ts';
+import { usbCommands } from './console-usb.ts';
 
 /** Lets the last input messages leave the socket before it is closed. */
 const FLUSH_MS = 300;
@@ -334,6 +335,8 @@ export function consoleCommands(program: Command, api: () => Api): void {
         }
       }, { overallTimeout: false });
     });
+
+  usbCommands(consoleCmd, common, (target, o, fn, opts) => withSession(target, o as ConsoleOptions, api, fn, opts));
 }
 
 function size(v: string): [number, number] {
