@@ -16,4 +16,5 @@ export { socketTransport, tcpConnector, unixConnector } from './transport.ts';
 export { ConsoleRefusedError } from './errors.ts';
 export { wsConnector, wsTransport, type WsClientOptions } from './ws-transport.ts';
 export { nodeFileSource, type NodeFileSource } from './files.ts';
-export { attachUsbDisk, fileDisk, usbPorts, type AttachedDisk } from './usb-disk.ts';
+export { attachUsbDevice, attachUsbDisk, fileDisk, usbPorts, type AttachedDisk } from './usb-disk.ts';
+export { HostUsbError, listHostUsb, openHostUsb, parseVidPid, type HostUsbInfo } from './usb-host.ts';

@@ -2,7 +2,7 @@
 // and plugging it into a free usbredir port of a SPICE session.
 import { open, stat } from 'node:fs/promises';
 import {
-  ChannelType, MassStorageDevice, nextEvent, type BlockDevice, type SpiceSession, type UsbredirChannel,
+  ChannelType, MassStorageDevice, nextEvent, type BlockDevice, type SpiceSession, type UsbDevice, type UsbredirChannel,
 } from '../spice/index.ts';
 
 /** Opens an image file as a block device (its size is used down to a whole number of 512-byte blocks). */
@@ -70,26 +70,26 @@ export interface AttachedDisk {
   detach(): Promise<void>;
 }
 
+/** Plugs a device into the first free usbredir port of the session; the device is closed if that fails. */
+export async function attachUsbDevice<D extends UsbDevice>(
+  session: SpiceSession, device: D, timeoutMs?: number,
+): Promise<{ port: UsbredirChannel; device: D; detach(): Promise<void> }> {
+  try {
+    const ports = await usbPorts(session, timeoutMs);
+    const port = ports.find((p) => !p.device && !p.closed);
+    if (!port) throw new Error(`all ${ports.length} USB redirection ports of the VM are in use`);
+    await port.attach(device, timeoutMs);
+    return { port, device, detach: () => port.detach() };
+  } catch (e) {
+    await device.close();
+    throw e;
+  }
+}
+
 /** Plugs an image file (or a block device already open) as a USB stick into the first free usbredir port. */
 export async function attachUsbDisk(
   session: SpiceSession, image: string | BlockDevice, o: { readOnly?: boolean; timeoutMs?: number } = {},
 ): Promise<AttachedDisk> {
   const disk = typeof image === 'string' ? await fileDisk(image, o.readOnly) : image;
-  let port: UsbredirChannel | undefined;
-  try {
-    const ports = await usbPorts(session, o.timeoutMs);
-    port = ports.find((p) => !p.device && !p.closed);
-    if (!port) throw new Error(`all ${ports.length} USB redirection ports of the VM are in use`);
-  } catch (e) {
-    await disk.close();
-    throw e;
-  }
-  const device = new MassStorageDevice(disk);
-  try {
-    await port.attach(device, o.timeoutMs);
-  } catch (e) {
-    await disk.close();
-    throw e;
-  }
-  return { port, device, detach: () => port.detach() };
+  return attachUsbDevice(session, new MassStorageDevice(disk), o.timeoutMs);
 }

@@ -45,5 +45,5 @@ export {
 } from './console/picture.ts';
 export {
   UsbredirChannel, UsbredirHost, UsbredirProtocolError, UsbDeviceRefused, MassStorageDevice, MemoryDisk, UsbStatus,
-  type BlockDevice, type UsbDevice,
+  WebUsbDevice, type BlockDevice, type UsbDevice, type WebUsbDeviceLike,
 } from './usbredir/index.ts';

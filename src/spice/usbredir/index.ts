@@ -11,3 +11,4 @@ export { MassStorageDevice, EP_IN, EP_OUT, type MassStorageOptions } from './mas
 export { BLOCK, ScsiDisk, type BlockDevice, type Sense, type StickIdentity } from './scsi.ts';
 export { MemoryDisk } from './memory-disk.ts';
 export { filterAllows, parseFilterRules, type FilterRule } from './filter.ts';
+export { WebUsbDevice, webUsbSetup, type WebUsbDeviceLike } from './webusb.ts';
