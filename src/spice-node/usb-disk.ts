@@ -45,22 +45,39 @@ export async function fileDisk(path: string, readOnly = false): Promise<BlockDev
   };
 }
 
-/** The session's usbredir channels (the VM's `usb-redir` ports), once linked; waits up to `timeoutMs` for the first. */
+/**
+ * The session's usbredir channels (the VM's `usb-redir` ports) once every one the server listed is linked (they link
+ * in any order); waits up to `timeoutMs`. A port whose link failed is left out.
+ */
 export async function usbPorts(session: SpiceSession, timeoutMs = 10_000): Promise<UsbredirChannel[]> {
-  const listed = () =>
-    [...session.channels.values()].filter((c) => c.type === ChannelType.USBREDIR) as UsbredirChannel[];
-  if (listed().length === 0) {
-    let timer: NodeJS.Timeout | undefined;
-    await Promise.race([
-      nextEvent(session.onChannel, (c) => c.type === ChannelType.USBREDIR),
-      new Promise((_, reject) => {
-        timer = setTimeout(() => reject(new Error('the VM has no USB redirection port (usb-redir)')), timeoutMs);
-      }),
-    ]).finally(() => clearTimeout(timer));
-    // The other ports link right after the first one.
-    await new Promise((r) => setTimeout(r, 300));
+  const ids = () => session.listed.filter((c) => c.type === ChannelType.USBREDIR).map((c) => c.id);
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error('the VM has no USB redirection port (usb-redir)')), timeoutMs);
+  });
+  timeout.catch(() => {}); // raced below; never left unhandled
+  try {
+    if (ids().length === 0) {
+      await Promise.race([nextEvent(session.onChannel, (c) => c.type === ChannelType.USBREDIR), timeout]);
+    }
+    const failed = new Set<string>();
+    const sub = session.onChannelError((e) => failed.add(e.channel));
+    try {
+      for (const id of ids()) {
+        const label = `usbredir:${id}`;
+        if (failed.has(label)) continue;
+        const linked = session.whenChannel(ChannelType.USBREDIR, id);
+        const lost = nextEvent(session.onChannelError, (e) => e.channel === label);
+        await Promise.race([linked, lost, timeout]);
+      }
+    } finally {
+      sub.dispose();
+    }
+  } finally {
+    clearTimeout(timer);
   }
-  return listed().sort((a, b) => a.id - b.id);
+  const linked = [...session.channels.values()].filter((c) => c.type === ChannelType.USBREDIR) as UsbredirChannel[];
+  return linked.sort((a, b) => a.id - b.id);
 }
 
 export interface AttachedDisk {

@@ -64,6 +64,8 @@ export class SpiceSession {
   readonly onClose: Event<Error | undefined> = this._onClose.event;
 
   readonly channels = new Map<string, AnyChannel>();
+  /** Every channel the server listed (CHANNELS_LIST), opened here or not; linked ones are in `channels`. */
+  readonly listed: ChannelId[] = [];
   readonly caches: ImageCaches;
   private readonly _opts: Required<Omit<SpiceSessionOptions, 'preferredCompression' | 'agent'>> & {
     preferredCompression?: number;
@@ -154,6 +156,7 @@ export class SpiceSession {
 
   private _openListed(list: ChannelId[]): void {
     for (const { type, id } of list) {
+      if (!this.listed.some((c) => c.type === type && c.id === id)) this.listed.push({ type, id });
       // CHANNELS_LIST can come again with one hot-plugged channel: open only new ones.
       if (!this._opts.channelTypes.includes(type) || this.channels.has(`${channelName(type)}:${id}`)) continue;
       this._open(type, id, this.main.init!.sessionId).catch((error: Error) => {

@@ -20,6 +20,7 @@ let session: SpiceSession;
 let dir: string;
 let vm: DesktopVm;
 const VM = 'usb';
+const errors: string[] = [];
 const sha = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
 
 async function sh(cmd: string, timeoutMs = 60_000): Promise<string> {
@@ -54,6 +55,7 @@ before(async () => {
     headers: { authorization: `Bearer ${ts.adminToken}` },
     channelTypes: [ChannelType.USBREDIR],
   });
+  session.onChannelError((e) => errors.push(`${e.channel}: ${e.error.message}`));
 });
 
 after(async () => {
@@ -74,9 +76,8 @@ test('an image file plugged in as a USB stick: seen, mounted, read, written, det
   const img = join(dir, 'stick.img');
   execFileSync('mkfs.ext4', ['-q', '-F', '-L', 'ORIELUSB', '-d', content, img, '64M']);
 
-  await session.whenChannel(ChannelType.USBREDIR, 1);
   const ports = await usbPorts(session);
-  assert.equal(ports.length, 2, 'the desktop VM has two usb-redir ports');
+  assert.equal(ports.length, 2, `the desktop VM has two usb-redir ports; channel errors: ${JSON.stringify(errors)}`);
   await ports[0]!.whenReady();
   assert.match(ports[0]!.host.parser.peer!.version, /qemu usb-redir guest/);
   assert.deepEqual(await usbDisks(), [], 'no USB disk before the stick is plugged in');
