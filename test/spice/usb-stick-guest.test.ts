@@ -1,10 +1,10 @@
 // The virtual USB stick in Oriel's desktop guest (Debian, QEMU qemu-xhci + usb-redir), through Oriel's console
 // proxy as `oriel console usb attach VM --disk FILE` uses it: the stick appears as a USB disk (lsblk TRAN usb),
 // mounts, a file on it reads back with the right sha256, a file written in the guest is in the image after detach;
-// re-attached read-only it is write-protected. One guest boot.
+// plugged in again by the CLI, read-only, it is write-protected. One guest boot.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -13,14 +13,16 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { attachUsbDisk, openSpiceSession, usbPorts } from '../../src/spice-node/index.ts';
 import { ChannelType, type SpiceSession } from '../../src/spice/index.ts';
 import { startDesktopVm, type DesktopVm } from '../helpers/desktop.ts';
-import { killVmsIn, startTestServer, type TestServer } from '../helpers/server.ts';
+import { startTestServer, type TestServer } from '../helpers/server.ts';
 
 let ts: TestServer;
 let session: SpiceSession;
 let dir: string;
 let vm: DesktopVm;
 const VM = 'usb';
+const BIN = join(import.meta.dirname, '../../bin/oriel.js');
 const errors: string[] = [];
+let cli: ChildProcess | undefined;
 const sha = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
 
 async function sh(cmd: string, timeoutMs = 60_000): Promise<string> {
@@ -59,11 +61,12 @@ before(async () => {
 });
 
 after(async () => {
+  cli?.kill();
   session?.close();
-  if (ts) {
-    await killVmsIn(ts.config.dataDir);
-    await ts.destroy();
-  }
+  // destroy() stops the VM through the server before closing its database (killing QEMU first would leave the
+  // server recording the crash into a closed database).
+  await sleep(300);
+  await ts?.destroy();
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
@@ -101,18 +104,32 @@ test('an image file plugged in as a USB stick: seen, mounted, read, written, det
   execFileSync('debugfs', ['-R', `dump /from-guest.bin ${out}`, img], { stdio: 'ignore' });
   assert.equal(sha(readFileSync(out)), guestSha, 'the file written in the guest is in the image');
 
-  // Plugged in again, read-only this time: same content, write-protected.
+  assert.equal(session.channels.has('usbredir:0'), true, 'the channel stays linked for the next device');
+  assert.deepEqual(errors, []);
+  session.close();
   await sleep(500);
-  const again = await attachUsbDisk(session, img, { readOnly: true });
+
+  // Plugged in again by `oriel console usb attach VM --disk FILE --read-only` (through the server's console
+  // WebSocket), read-only this time: same content, write-protected; Ctrl-C unplugs it.
+  cli = spawn(process.execPath, [BIN, 'console', 'usb', 'attach', VM, '--disk', img, '--read-only'], {
+    env: { ...process.env, ORIEL_URL: ts.url, ORIEL_TOKEN: ts.adminToken, ORIEL_FROM_SOURCES: '1' },
+  });
+  let stderr = '';
+  cli.stderr!.on('data', (d) => (stderr += d));
+  const exited = new Promise<number | null>((r) => cli!.on('close', r));
+  await waitFor('the CLI to plug the stick in', async () => (/Ctrl-C unplugs it/.test(stderr) ? true : undefined));
+  assert.match(stderr, /plugged in as a USB stick \(64\.0 MiB, read-only\) on usbredir:0/);
   const ro = await waitFor('the read-only USB disk', async () => (await usbDisks())[0]);
   assert.equal(String(ro.ro), 'true', 'the guest sees the write-protect bit');
   await sh(`mount -o ro /dev/${ro.name} /mnt/usb`);
   assert.equal((await sh('sha256sum /mnt/usb/from-guest.bin')).split(' ')[0], guestSha);
   await sh('umount /mnt/usb');
-  const before = sha(readFileSync(img));
+  const imageSha = sha(readFileSync(img));
   const w = await vm.exec(['sh', '-c', `dd if=/dev/zero of=/dev/${ro.name} bs=512 count=8 oflag=direct`]);
   assert.notEqual(w.exitCode, 0, 'writing a read-only stick fails in the guest');
-  await again.detach();
-  assert.equal(sha(readFileSync(img)), before, 'the read-only image is unchanged');
-  assert.equal(session.channels.has('usbredir:0'), true, 'the channel stays linked for the next device');
+  cli.kill('SIGINT');
+  assert.equal(await exited, 0, stderr);
+  assert.match(stderr, /stick\.img: unplugged/);
+  await waitFor('the USB disk to go', async () => ((await usbDisks()).length === 0 ? true : undefined), 30_000);
+  assert.equal(sha(readFileSync(img)), imageSha, 'the read-only image is unchanged');
 });
