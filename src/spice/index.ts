@@ -59,3 +59,7 @@ export {
 export {
   completePicture, primarySurface, type CompletePicture, type PictureCompletion, type PictureOptions,
 } from './console/picture.ts';
+export {
+  UsbredirChannel, UsbredirHost, UsbredirProtocolError, UsbDeviceRefused, MassStorageDevice, MemoryDisk, UsbStatus,
+  WebUsbDevice, type BlockDevice, type UsbDevice, type WebUsbDeviceLike,
+} from './usbredir/index.ts';

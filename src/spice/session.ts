@@ -11,6 +11,7 @@ import { PORT_CLIENT_CAPS, PortChannel } from './channels/port.ts';
 import type { AudioCodecs } from './channels/audio-codec.ts';
 import { PlaybackChannel, playbackClientCaps } from './channels/playback.ts';
 import { RecordChannel, recordClientCaps } from './channels/record.ts';
+import { USBREDIR_CLIENT_CAPS, UsbredirChannel } from './usbredir/channel.ts';
 import type { AgentOptions, SpiceAgent } from './agent/agent.ts';
 import { GlzWindow } from './codecs/glz.ts';
 import { DEFAULT_MAX_IMAGE_PIXELS } from './codecs/types.ts';
@@ -52,9 +53,11 @@ export interface ChannelError {
 }
 
 type AnyChannel =
-  MainChannel | DisplayChannel | InputsChannel | CursorChannel | PortChannel | PlaybackChannel | RecordChannel;
+  MainChannel | DisplayChannel | InputsChannel | CursorChannel | PortChannel | PlaybackChannel | RecordChannel |
+  UsbredirChannel;
 
-/** Opened by default. PORT, WEBDAV, PLAYBACK and RECORD are implemented too, opened when asked for (`channelTypes`). */
+/** Opened by default. PORT, WEBDAV, PLAYBACK, RECORD and USBREDIR are implemented too, opened when asked for
+ * (`channelTypes`). */
 const IMPLEMENTED = [ChannelType.DISPLAY, ChannelType.INPUTS, ChannelType.CURSOR] as const;
 
 export class SpiceSession {
@@ -69,6 +72,8 @@ export class SpiceSession {
   readonly onClose: Event<Error | undefined> = this._onClose.event;
 
   readonly channels = new Map<string, AnyChannel>();
+  /** Every channel the server listed (CHANNELS_LIST), opened here or not; linked ones are in `channels`. */
+  readonly listed: ChannelId[] = [];
   readonly caches: ImageCaches;
   private readonly _opts: Required<Omit<SpiceSessionOptions, 'preferredCompression' | 'agent' | 'audio'>> & {
     preferredCompression?: number;
@@ -160,6 +165,7 @@ export class SpiceSession {
 
   private _openListed(list: ChannelId[]): void {
     for (const { type, id } of list) {
+      if (!this.listed.some((c) => c.type === type && c.id === id)) this.listed.push({ type, id });
       // CHANNELS_LIST can come again with one hot-plugged channel: open only new ones.
       if (!this._opts.channelTypes.includes(type) || this.channels.has(`${channelName(type)}:${id}`)) continue;
       this._open(type, id, this.main.init!.sessionId).catch((error: Error) => {
@@ -247,6 +253,8 @@ export class SpiceSession {
         return new RecordChannel(type, id, transport, queue, options, {
           codecs: this._opts.audio, serverCaps, mmTime: () => this.main.mmTime(),
         });
+      case ChannelType.USBREDIR:
+        return new UsbredirChannel(type, id, transport, queue, options);
       default:
         throw new Error(`channel type ${type} not implemented`);
     }
@@ -270,6 +278,8 @@ function clientCaps(type: number, audio: AudioCodecs | undefined): readonly numb
       return playbackClientCaps(audio);
     case ChannelType.RECORD:
       return recordClientCaps(audio);
+    case ChannelType.USBREDIR:
+      return USBREDIR_CLIENT_CAPS;
     default:
       return [];
   }

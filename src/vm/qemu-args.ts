@@ -1,7 +1,7 @@
 // Turns a VM spec into QEMU's command line. One place decides the device model every part of Oriel relies on:
 // the SPICE server on loopback TCP with a per-boot password, the agent's virtio-serial port, two serial ports
 // (console + command shell), and the disk as a named qcow2 block node (block jobs address it by node name); plus
-// the ports an image asks for.
+// the ports an image asks for, network cards, and for desktop (qxl) VMs a sound card and USB redirection ports.
 import type { VmSpec } from './spec.ts';
 import { nicSocket, type VmPaths } from './paths.ts';
 import { KVM_CPU } from './accel.ts';
@@ -46,6 +46,7 @@ export function qemuArgs(
     '-device', 'virtserialport,chardev=vdagent,name=com.redhat.spice.0',
     ...guestPorts(spec, paths),
     ...nics(spec, paths),
+    ...usbRedirection(spec),
     ...(spec.devices?.includes('spice-audio')
       // Sound both ways through the SPICE playback and record channels: an HDA controller with a speaker + mic codec.
       ? ['-audiodev', 'spice,id=snd0', '-device', 'ich9-intel-hda', '-device', 'hda-duplex,audiodev=snd0']
@@ -76,6 +77,19 @@ function nics(spec: VmSpec, paths: VmPaths): string[] {
     '-netdev', `stream,id=net${i},server=on,addr.type=unix,addr.path=${nicSocket(paths, i)}`,
     '-device', `virtio-net-pci,netdev=net${i},mac=${n.mac},id=nic${i},romfile=`,
   ]);
+}
+
+/** USB ports a SPICE client can plug devices into, for desktop (qxl) VMs: an xHCI controller and
+ * USB_REDIR_PORTS `usb-redir` devices, each a SPICE usbredir channel (one device per port). */
+export const USB_REDIR_PORTS = 2;
+
+function usbRedirection(spec: VmSpec): string[] {
+  if (spec.display !== 'qxl') return [];
+  const a = ['-device', 'qemu-xhci,id=usb0'];
+  for (let i = 0; i < USB_REDIR_PORTS; i++) {
+    a.push('-chardev', `spicevmc,id=usbredir${i},name=usbredir`, '-device', `usb-redir,chardev=usbredir${i},bus=usb0.0`);
+  }
+  return a;
 }
 
 /** The virtio-serial ports an image asks for (manifest `devices`), on the same bus as the SPICE agent's. */

@@ -21,6 +21,7 @@ import { ProgressBar, formatBytes } from '../output.ts';
 import { chooseSendPath, runShare } from './console-share.ts';
 import { consoleAudioCommands } from './console-audio.ts';
 import type { AudioCodecs } from '../../spice/channels/audio-codec.ts';
+import { usbCommands } from './console-usb.ts';
 
 /** Lets the last input messages leave the socket before it is closed. */
 const FLUSH_MS = 300;
@@ -359,6 +360,7 @@ export function consoleCommands(program: Command, api: () => Api): void {
 
   consoleAudioCommands(consoleCmd, common, (target, o, fn, channelTypes) =>
     withSession(target, o, api, (s) => fn(s), { overallTimeout: false, channelTypes, audio: o.audio }));
+  usbCommands(consoleCmd, common, (target, o, fn, opts) => withSession(target, o as ConsoleOptions, api, fn, opts));
 }
 
 function size(v: string): [number, number] {
