@@ -84,7 +84,7 @@ async function main() {
     const vm = await startDesktopVm(t, 'bench');
     console.log(`desktop guest ready in ${(vm.bootMs / 1000).toFixed(1)} s`);
     const vms = t.server.ctx.vms;
-    const ep = readSpiceEndpoint(vms.paths(vms.store.byName('bench')!));
+    const ep = readSpiceEndpoint(vms.paths(vms.records.byName('bench')!));
     if (!ep) throw new Error('the VM has no SPICE TCP endpoint');
     [spicePort, password] = [ep.port, ep.password];
     dumpTo = async (filename) => void (await vms.qmp('bench').execute('screendump', { filename, format: 'ppm' }));

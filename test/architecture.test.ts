@@ -1,8 +1,8 @@
 // The layers of the code point one way. Each folder of src/ may import only the folders listed for it:
 //   spice: nothing (isomorphic core: no Node, no DOM)   api: nothing (the API contract: zod only)   host: nothing
-//   vm: host, store, api      checkpoint: host, vm, store           spice-node: spice
+//   vm: host, db, api         checkpoint: host, vm, db              spice-node: spice
 //   network: nothing (the software switch)
-//   server: api, host, vm, checkpoint, network, spice, spice-node, store   web: api, spice
+//   server: api, host, vm, checkpoint, network, spice, spice-node, db      web: api, spice
 //   cli: api, spice, spice-node (its console client), and of the server only its facade server/index.ts
 //        (`oriel serve` starts the server)
 // There are no exceptions: a file that needs more belongs in another layer, or the layer needs a facade.

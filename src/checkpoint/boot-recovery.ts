@@ -6,7 +6,7 @@
 import { setTimeout as delay } from 'node:timers/promises'; // keeps the process alive: nothing else does yet
 import type { VmLog } from '../vm/hooks.ts';
 import type { QmpClient } from '../vm/qmp/index.ts';
-import type { VmRecord } from '../vm/store.ts';
+import type { VmRecord } from '../vm/records.ts';
 
 export async function recoverInterruptedCapture(vm: VmRecord, qmp: QmpClient, log: VmLog): Promise<void> {
   const mig = await qmp.execute<{ status?: string }>('query-migrate').catch(() => ({ status: undefined }));

@@ -20,7 +20,7 @@
 import { randomBytes } from 'node:crypto';
 import type { VmManager } from '../vm/manager.ts';
 import type { QmpClient, QmpEvent } from '../vm/qmp/index.ts';
-import type { CheckpointStore, Manifest } from './store/index.ts';
+import type { CheckpointStore, Manifest } from './page-store/index.ts';
 import { diskNames, type DiskCheckpoints, type DiskPlan } from './disk.ts';
 import { abandonMigration, pauseFromEvents, waitMigration } from './migration.ts';
 import { WorkerClient, waitWorkerExit } from './worker/client.ts';

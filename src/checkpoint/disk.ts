@@ -29,7 +29,7 @@ import { join, relative } from 'node:path';
 import { promisify } from 'node:util';
 import type { QmpClient } from '../vm/qmp/index.ts';
 import { DISK_NODE } from '../vm/qemu-args.ts';
-import type { DiskRecord } from './store/index.ts';
+import type { DiskRecord } from './page-store/index.ts';
 
 const run = promisify(execFile);
 export const BITMAP = 'oriel';

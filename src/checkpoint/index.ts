@@ -10,5 +10,5 @@ export { captureCheckpoint, newCheckpointId } from './capture.ts';
 export { restoreCheckpoint, type RestoreMode, type RestoreResult } from './restore.ts';
 export { userfaultfdUnusable } from './userfaultfd.ts';
 export { DiskCheckpoints } from './disk.ts';
-export * from './store/index.ts';
+export * from './page-store/index.ts';
 export * as stream from './stream/index.ts';

@@ -16,7 +16,7 @@ import {
   postcopyPreamble,
   type ReturnPathMessage,
 } from './stream/index.ts';
-import { PAGES_PER_TABLE, type CheckpointStore, type Manifest } from './store/index.ts';
+import { PAGES_PER_TABLE, type CheckpointStore, type Manifest } from './page-store/index.ts';
 
 const HASH = 32;
 /** Pages per write while pushing in the background (~128 KiB). */

@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import type { VmManager } from '../vm/manager.ts';
 import type { QmpClient, QmpEvent } from '../vm/qmp/index.ts';
 import { writeStream } from './stream/index.ts';
-import type { CheckpointStore, Manifest } from './store/index.ts';
+import type { CheckpointStore, Manifest } from './page-store/index.ts';
 import type { DiskCheckpoints } from './disk.ts';
 import { waitMigration } from './migration.ts';
 import { PostcopySource, type PostcopyStats } from './postcopy-source.ts';

@@ -18,7 +18,7 @@ import {
   type WorkerJob,
 } from './worker/protocol.ts';
 import { restoreCheckpoint, type RestoreOptions, type RestoreResult } from './restore.ts';
-import { CheckpointStore, type Manifest, type VerifyReport, type FaultInjection } from './store/index.ts';
+import { CheckpointStore, type Manifest, type VerifyReport, type FaultInjection } from './page-store/index.ts';
 
 export interface CheckpointSummary {
   id: string;
@@ -227,7 +227,7 @@ export class CheckpointService {
     const remaining = this.store.list(vmId);
     const used = new Set(remaining.flatMap((m) => m.disks.map((d) => d.file)));
     // The image of a checkpoint being taken now is in no manifest yet.
-    const vm = this.vms.store.get(vmId);
+    const vm = this.vms.records.get(vmId);
     const running = vm ? readJob(workerFiles(this.vms.paths(vm).dir)) : undefined;
     if (running?.disk) used.add(running.disk.file);
     const { removed, rebased } = await this.disks.collect(vmId, used);

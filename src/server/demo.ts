@@ -50,7 +50,7 @@ export async function startDemo(
     ctx.ops.off('changed', onChange);
   }
   if (done.status !== 'succeeded') throw new Error(`building the ${image} image ${done.status}: ${done.error}`);
-  let vm = ctx.vms.store.byName(DEMO_VM);
+  let vm = ctx.vms.records.byName(DEMO_VM);
   vm ??= await ctx.vms.create(
     image === 'tiny' ? { name: DEMO_VM, image, memoryMiB: 256 } : { name: DEMO_VM, image },
     admin.id,

@@ -3,7 +3,7 @@
 // stopped is marked failed on the next start, never left "running" forever.
 import { EventEmitter } from 'node:events';
 import { randomUUID } from 'node:crypto';
-import type { Db } from '../store/database.ts';
+import type { Db } from '../db/database.ts';
 import { conflict, notFound } from '../errors.ts';
 import { isFinalStatus, type OperationStatus } from '../api/states.ts';
 

@@ -5,7 +5,7 @@ import type {
 } from '../api/index.ts';
 import type { ForwardRow } from './networks/forwards.ts';
 import { gatewayText, type NetworkRow, type Networks } from './networks/networks.ts';
-import type { VmRecord } from '../vm/store.ts';
+import type { VmRecord } from '../vm/records.ts';
 import type { Users } from './auth/users.ts';
 import type { Operation } from './operations.ts';
 import type { VmManager } from '../vm/manager.ts';
@@ -31,7 +31,7 @@ export function vmView(vm: VmRecord, users: Users): VmView {
 
 export function operationView(op: Operation, users: Users, vms: VmManager): OperationView {
   return {
-    id: op.id, kind: op.kind, vm: op.vmId ? (vms.store.get(op.vmId)?.name ?? op.vmId) : null,
+    id: op.id, kind: op.kind, vm: op.vmId ? (vms.records.get(op.vmId)?.name ?? op.vmId) : null,
     user: op.userId ? (users.get(op.userId)?.name ?? op.userId) : null, status: op.status, progress: op.progress,
     error: op.error, log: op.log, createdAt: op.createdAt, startedAt: op.startedAt, finishedAt: op.finishedAt,
     ...(op.result !== undefined ? { result: op.result } : {}),

@@ -30,8 +30,8 @@ export {
   ChannelType, ImageCompression, ImageType, KeyModifier, LinkErr, MouseButton, MouseButtonMask, MouseMode,
   SurfaceFmt, VideoCodec, nameOf,
 } from './proto/constants.ts';
-export { SpiceAgent, CLIENT_AGENT_CAPS, monitorSize, type AgentState, type AgentOptions } from './agent/agent.ts';
-export { AgentClipboard, ClipboardError, type ClipboardContent, type GuestGrab } from './agent/clipboard.ts';
+export { SpiceAgent, CLIENT_AGENT_CAPS, monitorSize, type AgentState, type AgentOptions } from './vdagent/agent.ts';
+export { AgentClipboard, ClipboardError, type ClipboardContent, type GuestGrab } from './vdagent/clipboard.ts';
 export {
   AgentFileTransfer,
   FileTransferError,
@@ -39,8 +39,8 @@ export {
   type TransferProgress,
   type TransferErrorCode,
   type AbortSignalLike,
-} from './agent/file-xfer.ts';
-export { AgentCap, AgentMsg, ClipboardType, Selection, XferStatus, type MonitorConfig } from './agent/protocol.ts';
+} from './vdagent/file-xfer.ts';
+export { AgentCap, AgentMsg, ClipboardType, Selection, XferStatus, type MonitorConfig } from './vdagent/protocol.ts';
 export { WebdavShare } from './webdav/share.ts';
 export { WebdavServer, parseRange } from './webdav/server.ts';
 export { WebdavMux, MuxParser, encodeMuxFrame, type MuxFrame, type MuxPort } from './webdav/mux.ts';

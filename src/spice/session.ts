@@ -12,7 +12,7 @@ import type { AudioCodecs } from './channels/audio-codec.ts';
 import { PlaybackChannel, playbackClientCaps } from './channels/playback.ts';
 import { RecordChannel, recordClientCaps } from './channels/record.ts';
 import { USBREDIR_CLIENT_CAPS, UsbredirChannel } from './usbredir/channel.ts';
-import type { AgentOptions, SpiceAgent } from './agent/agent.ts';
+import type { AgentOptions, SpiceAgent } from './vdagent/agent.ts';
 import { GlzWindow } from './codecs/glz.ts';
 import { DEFAULT_MAX_IMAGE_PIXELS } from './codecs/types.ts';
 import { Emitter, nextEvent, type Event } from './emitter.ts';

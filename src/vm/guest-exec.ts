@@ -4,7 +4,7 @@
 import { OrielError, unavailable, unprocessable } from '../errors.ts';
 import { GuestAgentError, type GuestAgent } from './guest-agent.ts';
 import { GuestShell, OutputTooLargeError } from './guest-shell.ts';
-import type { VmRecord } from './store.ts';
+import type { VmRecord } from './records.ts';
 
 export interface ExecResult {
   stdout: string;

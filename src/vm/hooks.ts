@@ -5,7 +5,7 @@
 //   markReady(ref)                    the guest is known ready without this boot's ready marker
 //   the 'changed' and 'deleted' events   run-state observers: every state a VM's row takes, and its removal
 import type { QmpClient } from './qmp/index.ts';
-import type { VmRecord } from './store.ts';
+import type { VmRecord } from './records.ts';
 
 export type VmLog = (level: 'info' | 'warn' | 'error', msg: string, extra?: Record<string, unknown>) => void;
 

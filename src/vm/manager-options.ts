@@ -1,9 +1,9 @@
 // What a VM manager is configured with, and the options of its actions.
 import type { Accel } from '../config.ts';
-import type { Db } from '../store/database.ts';
+import type { Db } from '../db/database.ts';
 import type { VmLog } from './hooks.ts';
 import type { VmSpec } from './spec.ts';
-import type { VmRecord } from './store.ts';
+import type { VmRecord } from './records.ts';
 
 export interface VmManagerOptions {
   db: Db;

@@ -33,7 +33,7 @@ import type { QmpClient } from './qmp/index.ts';
 import { recheckSpecPaths, resolveSpec } from './resolve-spec.ts';
 import { settleQemuExit, type Runtime } from './runtime.ts';
 import { VM_ID_RE, VM_NAME_RE, type VmCreateOptions, type VmState } from './spec.ts';
-import { VmStore, type VmRecord } from './store.ts';
+import { VmRecords, type VmRecord } from './records.ts';
 import { sleep, waitUntil } from './wait.ts';
 
 export type { ExecResult } from './guest-exec.ts';
@@ -43,7 +43,7 @@ export type { StartOptions, VmManagerOptions, WithQmpOptions } from './manager-o
 const FORCE_WAIT_MS = 5_000;
 
 export class VmManager extends EventEmitter {
-  readonly store: VmStore;
+  readonly records: VmRecords;
   private readonly runtimes = new Map<string, Runtime>();
   private readonly locks = new Map<string, Promise<unknown>>();
   private readonly serialLogs: SerialLogKeeper;
@@ -51,7 +51,7 @@ export class VmManager extends EventEmitter {
 
   constructor(private readonly o: VmManagerOptions) {
     super();
-    this.store = new VmStore(o.db);
+    this.records = new VmRecords(o.db);
     mkdirSync(`${o.dataDir}/vms`, { recursive: true, mode: 0o700 });
     this.serialLogs = new SerialLogKeeper(o.serialLogMaxBytes ?? DEFAULT_SERIAL_LOG_MAX_BYTES,
       () => [...this.runtimes.keys()].map((id) => vmPaths(o.dataDir, id).serialLog),
@@ -74,13 +74,13 @@ export class VmManager extends EventEmitter {
 
   /** The VM `ref` names: an id (12 hex digits, a shape no name may have) or a name, never one taken for the other. */
   get(ref: string): VmRecord {
-    const vm = VM_ID_RE.test(ref) ? this.store.get(ref) : this.store.byName(ref);
+    const vm = VM_ID_RE.test(ref) ? this.records.get(ref) : this.records.byName(ref);
     if (!vm) throw notFound(`no VM named '${ref}'`);
     return vm;
   }
 
   list(ownerId?: string): VmRecord[] {
-    return this.store.list(ownerId);
+    return this.records.list(ownerId);
   }
 
   /** Serialises lifecycle actions on one VM, so two requests never race on the same QEMU. */
@@ -92,7 +92,7 @@ export class VmManager extends EventEmitter {
   }
 
   private setState(id: string, state: VmState, reason: string | null, pid?: number | null): VmRecord {
-    const vm = this.store.setState(id, state, reason, pid);
+    const vm = this.records.setState(id, state, reason, pid);
     this.emit('changed', vm);
     return vm;
   }
@@ -109,9 +109,9 @@ export class VmManager extends EventEmitter {
    * `opts.networks`). */
   async create(input: unknown, ownerId: string, opts: VmCreateOptions = {}): Promise<VmRecord> {
     const req = parseVmRequest(input);
-    if (this.store.byName(req.name)) throw conflict(`a VM named '${req.name}' already exists`);
+    if (this.records.byName(req.name)) throw conflict(`a VM named '${req.name}' already exists`);
     const spec = await resolveSpec(req, this.o, opts.hostPaths ?? false);
-    const vm = await provisionVm(this.o, this.store, { name: req.name, ownerId, spec, networks: opts.networks });
+    const vm = await provisionVm(this.o, this.records, { name: req.name, ownerId, spec, networks: opts.networks });
     this.emit('changed', vm);
     this.log('info', 'vm created', { vm: vm.name, id: vm.id });
     return vm;
@@ -122,9 +122,9 @@ export class VmManager extends EventEmitter {
   async createLike(ref: string, name: string, ownerId: string): Promise<VmRecord> {
     const src = this.get(ref);
     if (!VM_NAME_RE.test(name) || VM_ID_RE.test(name)) throw new OrielError(400, `invalid VM name '${name}'`, 'bad_request');
-    if (this.store.byName(name)) throw conflict(`a VM named '${name}' already exists`);
+    if (this.records.byName(name)) throw conflict(`a VM named '${name}' already exists`);
     await recheckSpecPaths(src.name, src.spec, this.o);
-    const vm = await provisionVm(this.o, this.store, { name, ownerId, spec: src.spec });
+    const vm = await provisionVm(this.o, this.records, { name, ownerId, spec: src.spec });
     this.emit('changed', vm);
     return vm;
   }
@@ -132,10 +132,10 @@ export class VmManager extends EventEmitter {
   async delete(ref: string): Promise<void> {
     const vm = this.get(ref);
     await this.withLock(vm.id, async () => {
-      const cur = this.store.get(vm.id)!;
+      const cur = this.records.get(vm.id)!;
       this.requireState(cur, ['stopped', 'crashed'], 'delete');
       rmSync(this.paths(cur).dir, { recursive: true, force: true });
-      this.store.delete(cur.id);
+      this.records.delete(cur.id);
       this.emit('deleted', cur);
       this.log('info', 'vm deleted', { vm: cur.name, id: cur.id });
     });
@@ -145,7 +145,7 @@ export class VmManager extends EventEmitter {
 
   start(ref: string, opts: StartOptions = {}): Promise<VmRecord> {
     const vm = this.get(ref);
-    return this.withLock(vm.id, () => this.doStart(this.store.get(vm.id)!, opts));
+    return this.withLock(vm.id, () => this.doStart(this.records.get(vm.id)!, opts));
   }
 
   private async doStart(vm: VmRecord, opts: StartOptions = {}): Promise<VmRecord> {
@@ -168,7 +168,7 @@ export class VmManager extends EventEmitter {
     for (const f of stale) rmSync(f, { force: true });
 
     if (spec.hugepages) checkHugePages(vm.name, spec.memoryMiB);
-    this.o.admit?.start(this.store.get(vm.id)!); // no await from here to the state write (quotas)
+    this.o.admit?.start(this.records.get(vm.id)!); // no await from here to the state write (quotas)
     this.setState(vm.id, 'starting', null, null);
     try {
       const tiny = spec.accel === 'auto' ? findBuiltImage(this.o.cacheDir, 'tiny') : undefined;
@@ -213,7 +213,7 @@ export class VmManager extends EventEmitter {
     qmp.onEvent((ev) => {
       if (ev.event === 'SHUTDOWN')
         rt.shutdownReason = String((ev.data as { reason?: string } | undefined)?.reason ?? 'shutdown');
-      const cur = this.store.get(vm.id);
+      const cur = this.records.get(vm.id);
       if (!cur) return;
       if (rt.runStateOwners > 0) return; // a withQmp session owns it; the state is set when the session ends
       const next = stateFromEvent(ev, cur.state);
@@ -230,7 +230,7 @@ export class VmManager extends EventEmitter {
 
   private async onQemuGone(id: string, rt: Runtime): Promise<void> {
     if (this.runtimes.get(id) === rt) this.runtimes.delete(id);
-    const vm = this.store.get(id);
+    const vm = this.records.get(id);
     const end = await settleQemuExit(rt, vm && this.paths(vm), (...a) => this.log(...a));
     if (!vm || !end) return;
     this.setState(id, end.state, end.reason, null);
@@ -247,7 +247,7 @@ export class VmManager extends EventEmitter {
   pause(ref: string): Promise<VmRecord> {
     const vm = this.get(ref);
     return this.withLock(vm.id, async () => {
-      const cur = this.store.get(vm.id)!;
+      const cur = this.records.get(vm.id)!;
       this.requireState(cur, ['running'], 'pause');
       await this.runtime(cur).qmp.execute('stop');
       return this.setState(cur.id, 'paused', null);
@@ -257,7 +257,7 @@ export class VmManager extends EventEmitter {
   resume(ref: string): Promise<VmRecord> {
     const vm = this.get(ref);
     return this.withLock(vm.id, async () => {
-      const cur = this.store.get(vm.id)!;
+      const cur = this.records.get(vm.id)!;
       this.requireState(cur, ['paused'], 'resume');
       await this.runtime(cur).qmp.execute('cont');
       return this.setState(cur.id, 'running', null);
@@ -267,10 +267,10 @@ export class VmManager extends EventEmitter {
   reset(ref: string): Promise<VmRecord> {
     const vm = this.get(ref);
     return this.withLock(vm.id, async () => {
-      const cur = this.store.get(vm.id)!;
+      const cur = this.records.get(vm.id)!;
       this.requireState(cur, ['running', 'paused'], 'reset');
       await this.runtime(cur).qmp.execute('system_reset');
-      return this.store.get(cur.id)!;
+      return this.records.get(cur.id)!;
     });
   }
 
@@ -278,7 +278,7 @@ export class VmManager extends EventEmitter {
   stop(ref: string, timeoutSec = this.o.stopTimeoutSec): Promise<VmRecord> {
     const vm = this.get(ref);
     return this.withLock(vm.id, async () => {
-      const cur = this.store.get(vm.id)!;
+      const cur = this.records.get(vm.id)!;
       this.requireState(cur, ['running', 'paused'], 'stop');
       const rt = this.runtime(cur);
       this.setState(cur.id, 'stopping', null);
@@ -300,17 +300,17 @@ export class VmManager extends EventEmitter {
           null,
         );
       }
-      return this.store.get(cur.id)!;
+      return this.records.get(cur.id)!;
     });
   }
 
   forceStop(ref: string): Promise<VmRecord> {
     const vm = this.get(ref);
     return this.withLock(vm.id, async () => {
-      const cur = this.store.get(vm.id)!;
+      const cur = this.records.get(vm.id)!;
       this.requireState(cur, ['starting', 'running', 'paused', 'stopping'], 'force-stop');
       await this.kill(this.runtime(cur));
-      return this.store.get(cur.id)!;
+      return this.records.get(cur.id)!;
     });
   }
 
@@ -333,7 +333,7 @@ export class VmManager extends EventEmitter {
     if (this.runtimes.get(vm.id)?.readyKnown) return;
     const p = this.paths(vm);
     const ok = await waitUntil(() => {
-      const cur = this.store.get(vm.id);
+      const cur = this.records.get(vm.id);
       if (!cur || !['running', 'starting'].includes(cur.state)) return true;
       return serialLogShows(p.serialLog, marker);
     }, timeoutMs, 100);
@@ -395,7 +395,7 @@ export class VmManager extends EventEmitter {
   withQmp<T>(ref: string, fn: (qmp: QmpClient, vm: VmRecord) => Promise<T>, opts: WithQmpOptions = {}): Promise<T> {
     const vm = this.get(ref);
     return this.withLock(vm.id, async () => {
-      const cur = this.store.get(vm.id)!;
+      const cur = this.records.get(vm.id)!;
       this.requireState(cur, ['running', 'paused'], opts.action ?? 'control');
       const rt = this.runtime(cur);
       if (!opts.ownRunState) return fn(rt.qmp, cur);
@@ -405,7 +405,7 @@ export class VmManager extends EventEmitter {
       } finally {
         rt.runStateOwners--;
         const want = rt.runStateOwners === 0 ? await runStateNow(rt.qmp) : undefined;
-        const now = this.store.get(vm.id);
+        const now = this.records.get(vm.id);
         if (want && now && (now.state === 'running' || now.state === 'paused')) {
           if (want !== now.state || now.stateReason) this.setState(vm.id, want, null);
         }
@@ -418,7 +418,7 @@ export class VmManager extends EventEmitter {
   /** Re-attaches VMs whose QEMU survived a server restart (the hooks' `beforeReattach`, then `recoverAtBoot`, run
    * for each); marks the others stopped or crashed. */
   async init(): Promise<void> {
-    for (const vm of this.store.list()) {
+    for (const vm of this.records.list()) {
       if (vm.state === 'stopped' || vm.state === 'crashed') continue;
       await this.hooks.beforeReattach(vm);
       const p = this.paths(vm);

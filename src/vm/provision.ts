@@ -5,14 +5,14 @@ import { createOverlay, diskInfo } from './disk.ts';
 import type { VmManagerOptions } from './manager-options.ts';
 import { vmPaths } from './paths.ts';
 import { nicsFor, vmRequestSchema, type VmRequest, type VmSpec } from './spec.ts';
-import type { VmRecord, VmStore } from './store.ts';
+import type { VmRecord, VmRecords } from './records.ts';
 
 /** Makes the VM's folder and overlay (if it has a disk, recording its provisioned size), gives it a card with a
  * stable MAC on each network id of `networks` (none: the spec's own cards, as a twin keeps them), asks the quotas
  * (no await between their word and the row's insert), then inserts the row. On failure the folder is removed. */
 export async function provisionVm(
   o: VmManagerOptions,
-  store: VmStore,
+  store: VmRecords,
   req: { name: string; ownerId: string; spec: VmSpec; networks?: string[] },
 ): Promise<VmRecord> {
   const id = store.newId();

@@ -5,7 +5,7 @@ import { isAlive, isOurs, readPidfile } from '../host/process.ts';
 import type { VmHookList, VmLog } from './hooks.ts';
 import type { VmPaths } from './paths.ts';
 import { QmpClient } from './qmp/index.ts';
-import type { VmRecord } from './store.ts';
+import type { VmRecord } from './records.ts';
 import { waitUntil } from './wait.ts';
 
 /** How long a restarted server keeps trying to reach a live QEMU's QMP before it ends that QEMU. */

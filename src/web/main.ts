@@ -9,7 +9,7 @@ import './style.css';
 import { client, quietClient, setUnauthorizedHandler } from './lib/api.ts';
 import { html } from './lib/html.ts';
 import { match, navigate, onLinkClick, path } from './lib/router.ts';
-import { dismiss, live, me, notices, startEvents, stopEvents, upsertVm } from './lib/store.ts';
+import { dismiss, live, me, notices, startEvents, stopEvents, upsertVm } from './lib/state.ts';
 import { lazyView } from './lib/lazy.ts';
 import { ConfirmHost } from './views/confirm.ts';
 import { ConsolePage } from './views/console-page.ts';

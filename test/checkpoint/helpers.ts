@@ -3,7 +3,7 @@
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { defaultConfig, scratchRoot } from '../../src/config.ts';
-import { openDatabase, type Db } from '../../src/store/database.ts';
+import { openDatabase, type Db } from '../../src/db/database.ts';
 import { VmManager } from '../../src/vm/manager.ts';
 import { HUGE_PAGE_POOL, hugePages } from '../../src/vm/hugepages.ts';
 import { ensureTinyImage } from '../helpers/images.ts';

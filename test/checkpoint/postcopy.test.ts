@@ -18,7 +18,7 @@ import {
   writeStream,
   type PageRecord,
 } from '../../src/checkpoint/stream/index.ts';
-import { CheckpointStore, type Manifest } from '../../src/checkpoint/store/index.ts';
+import { CheckpointStore, type Manifest } from '../../src/checkpoint/page-store/index.ts';
 import { PostcopySource } from '../../src/checkpoint/postcopy-source.ts';
 import { userfaultfdUnusable } from '../../src/checkpoint/userfaultfd.ts';
 

@@ -17,8 +17,8 @@ import {
   type ParsedStream,
 } from '../../src/checkpoint/stream/index.ts';
 import { randomBytes } from 'node:crypto';
-import { CheckpointStore, type Manifest } from '../../src/checkpoint/store/index.ts';
-import { looksIncompressible } from '../../src/checkpoint/store/objects.ts';
+import { CheckpointStore, type Manifest } from '../../src/checkpoint/page-store/index.ts';
+import { looksIncompressible } from '../../src/checkpoint/page-store/objects.ts';
 import { makeRig, bootTiny, type Rig } from './helpers.ts';
 
 /** Pages of a parsed stream, the last record of each page winning (as QEMU's loader does). */

@@ -1,7 +1,7 @@
 // Child process for the crash test: writes a checkpoint of a captured stream into a store, slowly, so the parent
 // can kill it (SIGKILL) in the middle. Usage: node --import tsx write-child.ts ROOT STREAM_FILE
 import { readFileSync } from 'node:fs';
-import { CheckpointStore } from '../../src/checkpoint/store/index.ts';
+import { CheckpointStore } from '../../src/checkpoint/page-store/index.ts';
 import { MigrationStreamParser } from '../../src/checkpoint/stream/index.ts';
 
 const [root, file] = process.argv.slice(2) as [string, string];

@@ -9,7 +9,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { BUILTIN_QUOTA, parseQuotaSpec, parseSize } from '../../src/config.ts';
-import { CheckpointStore, type Manifest } from '../../src/checkpoint/store/index.ts';
+import { CheckpointStore, type Manifest } from '../../src/checkpoint/page-store/index.ts';
 import type { ParsedStream } from '../../src/checkpoint/stream/index.ts';
 import { MAX_TICKETS_PER_USER } from '../../src/server/console/tickets.ts';
 import { MAX_EVENT_STREAMS_PER_USER } from '../../src/server/routes/events.ts';

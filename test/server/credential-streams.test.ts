@@ -6,8 +6,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
-import { openDatabase } from '../../src/store/database.ts';
-import { migrations } from '../../src/store/migrations.ts';
+import { openDatabase } from '../../src/db/database.ts';
+import { migrations } from '../../src/db/migrations.ts';
 import { CredentialStreams, type Credential } from '../../src/server/auth/streams.ts';
 import { ApiTokens, expiryMs } from '../../src/server/auth/tokens.ts';
 

@@ -8,7 +8,7 @@ import { InputsChannel } from '../../src/spice/channels/inputs.ts';
 import { MainChannel } from '../../src/spice/channels/main.ts';
 import { ConsoleController, type ConsoleSession } from '../../src/spice/console/controller.ts';
 import { TYPE_PAUSE_MS, checkTypeable, parseKeyCombo } from '../../src/spice/console/typing.ts';
-import { AgentCap, AgentMsg, encodeCaps, encodeMessage, readHeader } from '../../src/spice/agent/protocol.ts';
+import { AgentCap, AgentMsg, encodeCaps, encodeMessage, readHeader } from '../../src/spice/vdagent/protocol.ts';
 import { encodeLinkMess } from '../../src/spice/link.ts';
 import { ChannelType, MainMsg, MainMsgc, MouseMode } from '../../src/spice/proto/constants.ts';
 import { SpiceInputError } from '../../src/spice/proto/errors.ts';

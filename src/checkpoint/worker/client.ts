@@ -5,9 +5,9 @@ import { spawn } from 'node:child_process';
 import { closeSync, existsSync, openSync, statSync, writeFileSync, writeSync } from 'node:fs';
 import { createConnection, type Socket } from 'node:net';
 import { tail } from '../../vm/serial-log.ts';
-import type { DiskRecord, Manifest } from '../store/index.ts';
+import type { DiskRecord, Manifest } from '../page-store/index.ts';
 import type { DiskJob } from '../disk.ts';
-import { writeFileAtomic } from '../store/index.ts';
+import { writeFileAtomic } from '../page-store/index.ts';
 import {
   liveWorkerPid,
   readLines,

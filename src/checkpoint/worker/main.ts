@@ -23,7 +23,7 @@ import {
   type CheckpointWriter,
   type DiskRecord,
   type Manifest,
-} from '../store/index.ts';
+} from '../page-store/index.ts';
 import { MigrationStreamParser } from '../stream/index.ts';
 import {
   readLines,

@@ -13,7 +13,7 @@ import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { ourPidFrom } from '../../host/process.ts';
 import type { DiskJob } from '../disk.ts';
-import type { FaultInjection, Manifest, ManifestMeta, DiskRecord } from '../store/index.ts';
+import type { FaultInjection, Manifest, ManifestMeta, DiskRecord } from '../page-store/index.ts';
 
 export interface WorkerFiles {
   job: string;

@@ -7,7 +7,7 @@
 // FORGET_EXPIRED_MS later. Revoking or expiring a token also closes the streams opened with it (streams.ts).
 import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { DEFAULT_TOKEN_EXPIRY, tokenExpiryMs, tokenExpirySchema, type Token } from '../../api/tokens.ts';
-import type { Db } from '../../store/database.ts';
+import type { Db } from '../../db/database.ts';
 import { OrielError, badRequest, notFound, unauthorized } from '../../errors.ts';
 import type { Credential, CredentialStreams } from './streams.ts';
 import { secretHash } from './passwords.ts';

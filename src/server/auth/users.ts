@@ -5,7 +5,7 @@
 // account ends all of them (the database cascades) and closes their streams.
 import { randomBytes, randomUUID } from 'node:crypto';
 import { passwordSchema, userNameSchema, type Role, type User } from '../../api/users.ts';
-import type { Db } from '../../store/database.ts';
+import type { Db } from '../../db/database.ts';
 import { conflict, notFound, unauthorized } from '../../errors.ts';
 import { hashPassword, secretHash, verifyPassword } from './passwords.ts';
 import { CredentialStreams, type Credential } from './streams.ts';

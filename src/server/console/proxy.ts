@@ -20,7 +20,7 @@ import { checkOrigin, liveVmFor, upgradeCaller, type VmUpgrade } from './upgrade
 import { CHANNEL_MAIN, MAX_LINK_BYTES, parseClientLink, SessionIdSniffer } from './link-sniff.ts';
 import type { ConsoleTickets } from './tickets.ts';
 import type { ConsoleLimits } from './limits.ts';
-import type { VmRecord } from '../../vm/store.ts';
+import type { VmRecord } from '../../vm/records.ts';
 import { readSpiceEndpoint } from '../../vm/spice-endpoint.ts';
 import { clientAuthSelection, LinkTicketSwap } from './link-auth.ts';
 
@@ -152,7 +152,7 @@ function bridge(
         return close(4401, 'console ticket not valid for this session');
       }
     }
-    const vm = ctx.vms.store.get(vmId);
+    const vm = ctx.vms.records.get(vmId);
     if (!vm || !['running', 'paused'].includes(vm.state)) return close(1011, 'the VM is not running');
     const paths = ctx.vms.paths(vm);
     const ep = readSpiceEndpoint(paths);

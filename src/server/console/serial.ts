@@ -15,7 +15,7 @@ import type { FastifyInstance } from 'fastify';
 import { unauthorized } from '../../errors.ts';
 import type { ServerContext } from '../context.ts';
 import { checkOrigin, liveVmFor, upgradeCaller, type VmUpgrade } from './upgrade.ts';
-import type { VmRecord } from '../../vm/store.ts';
+import type { VmRecord } from '../../vm/records.ts';
 import type { ConsoleLimits } from './limits.ts';
 import { lastBytes } from '../../vm/serial-log.ts';
 

@@ -9,7 +9,7 @@ import { SESSION_COOKIE } from '../auth/plugin.ts';
 import type { User } from '../auth/users.ts';
 import type { Credential } from '../auth/streams.ts';
 import type { ServerContext } from '../context.ts';
-import type { VmRecord } from '../../vm/store.ts';
+import type { VmRecord } from '../../vm/records.ts';
 import { requestHost, type ProxyTrust } from '../transport/proxy-trust.ts';
 
 export type VmUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer, vmRef: string) => void;

@@ -2,8 +2,8 @@
 // must be on a --nat network: its passt listens on 127.0.0.1:HOSTPORT and the switch carries each connection to the
 // guest (network/nat.ts). Rows in SQLite; passt starts again with the new list when it changes.
 import { createServer } from 'node:net';
-import type { Db } from '../../store/database.ts';
-import type { VmRecord } from '../../vm/store.ts';
+import type { Db } from '../../db/database.ts';
+import type { VmRecord } from '../../vm/records.ts';
 import type { VmManager } from '../../vm/manager.ts';
 import { badRequest, conflict, notFound } from '../../errors.ts';
 import type { Forward } from '../../network/nat.ts';

@@ -4,9 +4,9 @@
 // client never reconnects; its server side does). A frame that breaks the switch's code is dropped and counted,
 // never thrown, so one guest cannot stop the server.
 import { randomBytes } from 'node:crypto';
-import type { Db } from '../../store/database.ts';
+import type { Db } from '../../db/database.ts';
 import type { VmManager } from '../../vm/manager.ts';
-import type { VmRecord } from '../../vm/store.ts';
+import type { VmRecord } from '../../vm/records.ts';
 import { nicSocket } from '../../vm/paths.ts';
 import { badRequest, conflict, forbidden, notFound, unprocessable } from '../../errors.ts';
 import { Switch, type PortStatus } from '../../network/switch.ts';
@@ -167,7 +167,7 @@ export class Networks {
 
   delete(ref: string, who: Who): void {
     const n = this.owned(ref, who);
-    const users = this.leases({ networkId: n.id }).map((l) => this.vms.store.get(l.vmId)?.name ?? l.vmId);
+    const users = this.leases({ networkId: n.id }).map((l) => this.vms.records.get(l.vmId)?.name ?? l.vmId);
     if (users.length)
       throw conflict(`network '${n.name}' still has VMs on it (${[...new Set(users)].join(', ')}): delete them first`);
     this.db.prepare('DELETE FROM networks WHERE id = ?').run(n.id);
@@ -267,7 +267,7 @@ export class Networks {
   private hosts(networkId: string): Map<string, number> {
     const m = new Map<string, number>();
     for (const l of this.leases({ networkId })) {
-      const vm = this.vms.store.get(l.vmId);
+      const vm = this.vms.records.get(l.vmId);
       if (vm) m.set(vm.name.toLowerCase(), ipNumber(l.ip));
     }
     return m;

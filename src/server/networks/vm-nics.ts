@@ -1,5 +1,5 @@
 // A VM's cards as the VM view shows them: the network's name, the card's MAC and its fixed lease.
-import type { VmRecord } from '../../vm/store.ts';
+import type { VmRecord } from '../../vm/records.ts';
 import type { ServerContext } from '../context.ts';
 
 export function vmNics(ctx: Pick<ServerContext, 'networks'>, vm: VmRecord) {

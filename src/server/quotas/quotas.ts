@@ -21,10 +21,10 @@ import { existsSync, statSync } from 'node:fs';
 import type { QuotaLimits } from '../../config.ts';
 import { OrielError } from '../../errors.ts';
 import type { CheckpointService } from '../../checkpoint/service.ts';
-import type { Db } from '../../store/database.ts';
+import type { Db } from '../../db/database.ts';
 import type { VmManager } from '../../vm/manager.ts';
 import type { VmSpec } from '../../vm/spec.ts';
-import type { VmRecord } from '../../vm/store.ts';
+import type { VmRecord } from '../../vm/records.ts';
 import type { User, Users } from '../auth/users.ts';
 
 export type { QuotaLimits } from '../../config.ts';

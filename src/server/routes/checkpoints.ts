@@ -5,10 +5,10 @@ import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { badRequest, conflict, notFound } from '../../errors.ts';
 import type { CheckpointSummary } from '../../checkpoint/service.ts';
-import type { VmRecord } from '../../vm/store.ts';
+import type { VmRecord } from '../../vm/records.ts';
 import { requireAdmin, requireUser } from '../auth/plugin.ts';
 import type { ServerContext } from '../context.ts';
-import { checkpointProgress } from '../checkpoints/progress.ts';
+import { checkpointProgress } from '../checkpoint-jobs/progress.ts';
 import {
   checkpointDetailSchema, checkpointParams, checkpointSchema, checkpointTakeSchema, noContentSchema, operationSchema,
   pruneResultSchema, pruneSchema, restoreSchema, scheduleSchema, scheduleSetSchema, verifySchema, vmParams,

@@ -8,7 +8,7 @@ import type { ServerContext } from '../context.ts';
 import type { Operation } from '../operations.ts';
 import type { EventData, EventType } from '../../api/index.ts';
 import { operationView, vmView } from '../views.ts';
-import type { VmRecord } from '../../vm/store.ts';
+import type { VmRecord } from '../../vm/records.ts';
 import { canSeeOperation } from './operations.ts';
 
 const KEEPALIVE_MS = 15_000;
@@ -64,7 +64,7 @@ export function eventRoutes(app: FastifyInstance, ctx: ServerContext): void {
     ctx.ops.on('changed', onOp);
     // A VM's checkpoint schedule was set, removed or ran: its name is enough, the page reloads the schedule.
     const onSchedule = (vmId: string) => {
-      const vm = ctx.vms.store.get(vmId);
+      const vm = ctx.vms.records.get(vmId);
       if (vm && mayUse(vm)) send('checkpoint-schedule', { vmId, vmName: vm.name });
     };
     ctx.schedules.on('changed', onSchedule);

@@ -23,7 +23,7 @@ const CAPTURE_BUFFER_BYTES = 8 * 1024 * 1024;
 export function networkRoutes(app: FastifyInstance, ctx: ServerContext): void {
   const r = app.withTypeProvider<ZodTypeProvider>();
   const nets = ctx.networks;
-  const vmName = (id: string) => ctx.vms.store.get(id)?.name ?? id;
+  const vmName = (id: string) => ctx.vms.records.get(id)?.name ?? id;
   const view = (n: Parameters<typeof networkView>[0]) => networkView(n, nets, ctx.users, vmName);
 
   r.get('/api/networks', {

@@ -13,7 +13,7 @@ import { vmFor } from './vms.ts';
 export function canSeeOperation(ctx: ServerContext, req: FastifyRequest, op: Operation): boolean {
   const u = requireUser(req);
   if (u.role === 'admin' || op.userId === u.id) return true;
-  return !!op.vmId && ctx.vms.store.get(op.vmId)?.ownerId === u.id;
+  return !!op.vmId && ctx.vms.records.get(op.vmId)?.ownerId === u.id;
 }
 
 export function operationRoutes(app: FastifyInstance, ctx: ServerContext): void {

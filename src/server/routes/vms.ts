@@ -3,7 +3,7 @@ import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { badRequest, forbidden } from '../../errors.ts';
 import { tail } from '../../vm/serial-log.ts';
-import type { VmRecord } from '../../vm/store.ts';
+import type { VmRecord } from '../../vm/records.ts';
 import { requireUser } from '../auth/plugin.ts';
 import type { ServerContext } from '../context.ts';
 import {

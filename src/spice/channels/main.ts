@@ -6,7 +6,7 @@ import { Emitter, type Event } from '../emitter.ts';
 import { MainCap, MainMsg, MainMsgc } from '../proto/constants.ts';
 import { Writer } from '../proto/writer.ts';
 import { decodeUtf8 } from '../proto/utf8.ts';
-import { SpiceAgent, type AgentOptions } from '../agent/agent.ts';
+import { SpiceAgent, type AgentOptions } from '../vdagent/agent.ts';
 import type { ChannelOptions } from '../channel.ts';
 import type { ByteQueue, Transport } from '../transport.ts';
 

@@ -5,7 +5,7 @@
 import type { DisplayChannel } from '../channels/display.ts';
 import type { InputsChannel } from '../channels/inputs.ts';
 import type { MouseModeEvent } from '../channels/main.ts';
-import { monitorSize } from '../agent/agent.ts';
+import { monitorSize } from '../vdagent/agent.ts';
 import { Emitter, nextEvent, type Disposable, type Event } from '../emitter.ts';
 import { ChannelType, MouseMode } from '../proto/constants.ts';
 import type { SpiceSession } from '../session.ts';

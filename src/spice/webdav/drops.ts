@@ -5,7 +5,7 @@
 // /.oriel-drops/ID (sent chunked, so that a cancel can break the stream: curl fails on the bad chunk and removes
 // its partial file) into ~/Downloads, and POSTs ?status=done with the name it chose, or ?status=failed with its
 // error. Progress, cancel and errors are the agent path's (FileTransferError).
-import { FileTransferError, type AbortSignalLike, type FileSource, type TransferProgress } from '../agent/file-xfer.ts';
+import { FileTransferError, type AbortSignalLike, type FileSource, type TransferProgress } from '../vdagent/file-xfer.ts';
 import { startTimer } from '../timers.ts';
 import { decodeUtf8, encodeUtf8 } from '../proto/utf8.ts';
 import { BrokenConnection, readSmall, responseHead, type HttpRequest, type ResponseSink } from './http.ts';

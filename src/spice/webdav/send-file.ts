@@ -1,8 +1,8 @@
 // One way to copy a file into the guest, whichever path it has: the WebDAV drop box when the guest's
 // spice-webdavd and its fetch loop are there (fast), the agent's file transfer otherwise. Same progress, cancel
 // and errors (FileTransferError) either way.
-import type { SpiceAgent } from '../agent/agent.ts';
-import type { AbortSignalLike, FileSource, TransferProgress } from '../agent/file-xfer.ts';
+import type { SpiceAgent } from '../vdagent/agent.ts';
+import type { AbortSignalLike, FileSource, TransferProgress } from '../vdagent/file-xfer.ts';
 import type { WebdavShare } from './share.ts';
 
 export type SendPath = 'webdav' | 'agent';

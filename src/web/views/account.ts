@@ -2,7 +2,7 @@
 import { useSignal } from '@preact/signals';
 import { client } from '../lib/api.ts';
 import { html } from '../lib/html.ts';
-import { me, notify } from '../lib/store.ts';
+import { me, notify } from '../lib/state.ts';
 
 export function AccountPage() {
   const current = useSignal('');

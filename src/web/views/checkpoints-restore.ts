@@ -5,7 +5,7 @@ import { client, enc, type Checkpoint } from '../lib/api.ts';
 import { formatTime } from '../lib/format.ts';
 import { html } from '../lib/html.ts';
 import { navigate } from '../lib/router.ts';
-import { notify, whenFinished } from '../lib/store.ts';
+import { notify, whenFinished } from '../lib/state.ts';
 
 export function RestoreAsDialog({ checkpoint, onClose }: { checkpoint: Checkpoint; onClose: () => void }) {
   const name = useSignal(`${checkpoint.vmName}-${checkpoint.createdAt.slice(0, 16).replace(/[-:T]/g, '').slice(4)}`);

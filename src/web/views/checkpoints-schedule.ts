@@ -6,7 +6,7 @@ import { useEffect } from 'preact/hooks';
 import { client, type Checkpoint, type CheckpointSchedule, type PruneResult, type RetentionRules } from '../lib/api.ts';
 import { formatTime } from '../lib/format.ts';
 import { html } from '../lib/html.ts';
-import { notify } from '../lib/store.ts';
+import { notify } from '../lib/state.ts';
 
 const RULES: { key: keyof RetentionRules; label: string; help: string }[] = [
   { key: 'keepLast', label: 'Keep last', help: 'the newest N scheduled checkpoints' },

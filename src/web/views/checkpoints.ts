@@ -10,7 +10,7 @@ import {
 } from '../lib/api.ts';
 import { formatBytes, formatMs, formatTime } from '../lib/format.ts';
 import { html } from '../lib/html.ts';
-import { isFinal, live, notify, operations, scheduleChange, whenFinished } from '../lib/store.ts';
+import { isFinal, live, notify, operations, scheduleChange, whenFinished } from '../lib/state.ts';
 import { confirmDialog } from './confirm.ts';
 import { CheckpointPlot } from './checkpoints-plot.ts';
 import { RestoreAsDialog } from './checkpoints-restore.ts';

@@ -8,7 +8,7 @@ import { useEffect, useRef } from 'preact/hooks';
 import { SEND_KEY_COMBOS, type AgentState } from '../../spice/index.ts';
 import type { Vm } from '../lib/api.ts';
 import { html } from '../lib/html.ts';
-import { notify } from '../lib/store.ts';
+import { notify } from '../lib/state.ts';
 import { AudioButtons } from '../console/audio-buttons.ts';
 import { attachDropTarget } from '../console/file-drop.ts';
 import { spicePath } from '../console/preconnect.ts';

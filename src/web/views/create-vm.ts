@@ -4,7 +4,7 @@ import { useSignal } from '@preact/signals';
 import { useEffect } from 'preact/hooks';
 import { client, type Network } from '../lib/api.ts';
 import { html } from '../lib/html.ts';
-import { images, me, notify, upsertVm, vmAction } from '../lib/store.ts';
+import { images, me, notify, upsertVm, vmAction } from '../lib/state.ts';
 
 export function CreateVm({ onDone }: { onDone: () => void }) {
   const name = useSignal('');

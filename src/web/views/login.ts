@@ -2,7 +2,7 @@ import { useSignal } from '@preact/signals';
 import { quietClient } from '../lib/api.ts';
 import { html } from '../lib/html.ts';
 import { navigate, query } from '../lib/router.ts';
-import { me, startEvents } from '../lib/store.ts';
+import { me, startEvents } from '../lib/state.ts';
 
 export function LoginPage() {
   const username = useSignal('');

@@ -3,7 +3,7 @@ import { useSignal } from '@preact/signals';
 import { useEffect } from 'preact/hooks';
 import { client, enc, type Network } from '../lib/api.ts';
 import { html } from '../lib/html.ts';
-import { me, notify } from '../lib/store.ts';
+import { me, notify } from '../lib/state.ts';
 import { confirmDialog } from './confirm.ts';
 
 export function NetworksPage() {

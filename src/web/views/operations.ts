@@ -2,7 +2,7 @@
 import type { Operation } from '../lib/api.ts';
 import { client } from '../lib/api.ts';
 import { html } from '../lib/html.ts';
-import { notify, operations } from '../lib/store.ts';
+import { notify, operations } from '../lib/state.ts';
 
 function ago(iso: string): string {
   const s = Math.max(0, Math.round((Date.now() - Date.parse(iso)) / 1000));

@@ -5,7 +5,7 @@ import { useEffect } from 'preact/hooks';
 import { client, type Quota, type QuotaResource } from '../lib/api.ts';
 import { formatBytes } from '../lib/format.ts';
 import { html } from '../lib/html.ts';
-import { notify, vms } from '../lib/store.ts';
+import { notify, vms } from '../lib/state.ts';
 
 
 type Unit = 'n' | 'mib' | 'bytes';

@@ -3,7 +3,7 @@ import { useSignal } from '@preact/signals';
 import { useEffect } from 'preact/hooks';
 import { client, type Vm } from '../lib/api.ts';
 import { html } from '../lib/html.ts';
-import { upsertVm, vms, vmsLoaded } from '../lib/store.ts';
+import { upsertVm, vms, vmsLoaded } from '../lib/state.ts';
 
 export function useVm(name: string): { vm?: Vm; error?: string } {
   const error = useSignal('');

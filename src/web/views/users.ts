@@ -4,7 +4,7 @@ import { useEffect } from 'preact/hooks';
 import { client, type Quota } from '../lib/api.ts';
 import { formatBytes } from '../lib/format.ts';
 import { html } from '../lib/html.ts';
-import { me } from '../lib/store.ts';
+import { me } from '../lib/state.ts';
 import { QuotaEditor } from './quota.ts';
 
 const cell = (used: number, limit: number | null, fmt: (n: number) => string) =>

@@ -1,7 +1,7 @@
 // The lifecycle buttons of one VM, enabled by state; a disabled button says why. Delete asks first.
 import type { Vm } from '../lib/api.ts';
 import { html } from '../lib/html.ts';
-import { actionExcuse, busy, vmAction, type VmAction } from '../lib/store.ts';
+import { actionExcuse, busy, vmAction, type VmAction } from '../lib/state.ts';
 import { confirmDialog } from './confirm.ts';
 
 const ACTIONS: { a: VmAction; label: string; cls?: string }[] = [

@@ -1,6 +1,6 @@
 import { useSignal } from '@preact/signals';
 import { html } from '../lib/html.ts';
-import { me, vms, vmsLoaded } from '../lib/store.ts';
+import { me, vms, vmsLoaded } from '../lib/state.ts';
 import { CreateVm } from './create-vm.ts';
 import { OperationsPanel } from './operations.ts';
 import { QuotaSummary } from './quota.ts';

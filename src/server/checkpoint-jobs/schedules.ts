@@ -3,11 +3,11 @@
 // someone took by hand stays until that person deletes it. Schedules live in SQLite and are re-armed at start.
 import { EventEmitter } from 'node:events';
 import { Cron } from 'croner';
-import type { Db } from '../../store/database.ts';
+import type { Db } from '../../db/database.ts';
 import { badRequest } from '../../errors.ts';
 import type { CheckpointService, RetentionRules } from '../../checkpoint/service.ts';
 import type { VmManager } from '../../vm/manager.ts';
-import type { VmRecord } from '../../vm/store.ts';
+import type { VmRecord } from '../../vm/records.ts';
 import type { Operations } from '../operations.ts';
 import { checkpointProgress } from './progress.ts';
 
@@ -120,7 +120,7 @@ export class CheckpointSchedules extends EventEmitter<{ changed: [vmId: string] 
    * A VM that is not running is skipped (and says so in the schedule's last error). */
   private async run(vmId: string): Promise<void> {
     const s = this.get(vmId);
-    const vm = this.vms.store.get(vmId);
+    const vm = this.vms.records.get(vmId);
     if (!s || !vm) return this.remove(vmId);
     const note = (err: string | null) => {
       this.db

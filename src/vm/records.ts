@@ -1,6 +1,6 @@
 // VM rows in SQLite. The row is the truth about a VM; the manager keeps it in step with QEMU.
 import { randomBytes } from 'node:crypto';
-import type { Db } from '../store/database.ts';
+import type { Db } from '../db/database.ts';
 import type { VmSpec, VmState } from './spec.ts';
 
 export interface VmRecord {
@@ -26,7 +26,7 @@ const fromRow = (r: Row): VmRecord => ({
   stateReason: r.state_reason, pid: r.pid, createdAt: r.created_at, updatedAt: r.updated_at,
 });
 
-export class VmStore {
+export class VmRecords {
   constructor(private readonly db: Db) {}
 
   /** Short ids keep socket paths under the 108-byte unix limit. */

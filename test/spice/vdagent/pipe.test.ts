@@ -1,13 +1,13 @@
 // The agent pipe and the agent's message layer, driven byte for byte as the server would (the real agent in a guest is
-// exercised by test/spice/agent/guest.test.ts).
+// exercised by test/spice/vdagent/guest.test.ts).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { AgentPipe, CLIENT_TOKEN_WINDOW } from '../../../src/spice/agent/pipe.ts';
+import { AgentPipe, CLIENT_TOKEN_WINDOW } from '../../../src/spice/vdagent/pipe.ts';
 import {
   AGENT_MAX_CHUNK, AgentCap, AgentMsg, ClipboardType, XferStatus, decodeCaps, encodeCaps, encodeMessage, readHeader,
-} from '../../../src/spice/agent/protocol.ts';
-import { SpiceAgent } from '../../../src/spice/agent/agent.ts';
+} from '../../../src/spice/vdagent/protocol.ts';
+import { SpiceAgent } from '../../../src/spice/vdagent/agent.ts';
 import { MainMsgc } from '../../../src/spice/proto/constants.ts';
 import { Reader } from '../../../src/spice/proto/reader.ts';
 import { Writer } from '../../../src/spice/proto/writer.ts';

@@ -5,7 +5,7 @@
 // worker's reason); a worker that died without an outcome has what it left in QEMU cleaned up once the VM is
 // attached again.
 import type { CheckpointService, WorkerOutcome } from '../../checkpoint/service.ts';
-import type { VmRecord } from '../../vm/store.ts';
+import type { VmRecord } from '../../vm/records.ts';
 import type { Operation } from '../operations.ts';
 
 export class CaptureRecovery {
