@@ -20,8 +20,11 @@ try {
   const vm = await startDesktopVm(ts, 'bench');
   const file = join(dir, 'payload.bin');
   const hash = await writeRandom(file, size);
+  // Through the server's console proxy, as every client reaches a VM.
   const session = await openSpiceSession({
-    socketPath: ts.server.ctx.vms.paths(ts.server.ctx.vms.get('bench')).spice, channelTypes: [ChannelType.WEBDAV],
+    url: `${ts.url.replace('http', 'ws')}/api/vms/bench/spice`,
+    headers: { authorization: `Bearer ${ts.adminToken}` },
+    channelTypes: [ChannelType.WEBDAV],
   });
   const rates: Record<string, number> = {};
   try {

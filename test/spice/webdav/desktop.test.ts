@@ -47,8 +47,11 @@ before(async () => {
   dir = mkdtempSync(join(tmpdir(), 'oriel-share-'));
   writeFileSync(join(dir, 'from-host.txt'), 'hello from the host\n');
   vm = await startDesktopVm(t, 'share');
+  // Through the server's console proxy, as every client reaches a VM's SPICE server.
   session = await openSpiceSession({
-    socketPath: t.server.ctx.vms.paths(t.server.ctx.vms.get('share')).spice, channelTypes: [ChannelType.WEBDAV],
+    url: `${t.url.replace('http', 'ws')}/api/vms/share/spice`,
+    headers: { authorization: `Bearer ${t.adminToken}` },
+    channelTypes: [ChannelType.WEBDAV],
   });
   share = new WebdavShare(await session.whenChannel<PortChannel>(ChannelType.WEBDAV));
   share.setFolder(await nodeDavFs(dir));
