@@ -16,6 +16,8 @@ export interface VmPaths {
   guestAgent: string;
   qemuLog: string;
   pidfile: string;
+  /** The UEFI variable store (firmware uefi; media-args.ts). */
+  vars: string;
 }
 
 export function vmPaths(dataDir: string, vmId: string): VmPaths {
@@ -32,5 +34,6 @@ export function vmPaths(dataDir: string, vmId: string): VmPaths {
     guestAgent: join(dir, 'qga.sock'),
     qemuLog: join(dir, 'qemu.log'),
     pidfile: join(dir, 'qemu.pid'),
+    vars: join(dir, 'OVMF_VARS.fd'),
   };
 }
