@@ -2,9 +2,9 @@
 // signature (ISO) or by qemu-img (qcow2/raw), owned by their uploader, counted against the disk quota.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { OrielClient } from '../../src/api/client.ts';
@@ -108,6 +108,9 @@ describe('uploaded images', () => {
     assert.equal(over.status, 413, JSON.stringify(over.body));
     const second = await bob.post('/api/images/uploads', { name: 'second', sizeBytes: 2 ** 20 - 999 });
     assert.equal(second.status, 413, 'the announced bytes of an unfinished upload count');
+    const gone = await t.admin.delete('/api/users/bob');
+    assert.equal(gone.status, 409, 'an account with images is not deleted');
+    assert.match(gone.body.message, /still owns uploaded images \(small\)/);
     assert.equal((await bob.delete('/api/images/uploads/small')).status, 204);
     assert.deepEqual(readdirSync(imagesDir()), []);
   });
@@ -158,6 +161,28 @@ describe('uploaded images', () => {
     const name = (await t.admin.get('/api/images/uploads')).body.find((i: any) => i.name === 'resumed');
     assert.equal(name.sizeBytes, iso.length);
     assert.ok(existsSync(imagesDir()));
+  });
+
+  test('the CLI uploads a file in chunks and lists it', async () => {
+    const file = join(scratch, 'cli.iso');
+    writeFileSync(file, fakeIso(9 * 2 ** 20 + 123)); // two chunks
+    const env = { ...process.env, ORIEL_URL: t.url, ORIEL_TOKEN: aliceToken, XDG_CONFIG_HOME: scratch };
+    // Not spawnSync: the server answering it runs in this process.
+    const cli = (args: string[]) => new Promise<{ status: number | null; stdout: string; stderr: string }>((resolve) => {
+      const p = spawn(process.execPath, [join(import.meta.dirname, '../../bin/oriel.js'), ...args], { env });
+      let stdout = '', stderr = '';
+      p.stdout.on('data', (d) => (stdout += d));
+      p.stderr.on('data', (d) => (stderr += d));
+      p.on('close', (status) => resolve({ status, stdout, stderr }));
+    });
+    const up = await cli(['image', 'upload', 'cli-iso', file]);
+    assert.equal(up.status, 0, up.stderr);
+    assert.match(up.stdout, /image 'cli-iso' is ready: ISO, 9\.0 MiB/);
+    const ls = await cli(['image', 'uploads']);
+    assert.match(ls.stdout, /cli-iso\s+iso\s+raw/);
+    const again = await cli(['image', 'upload', 'cli-iso', file]);
+    assert.notEqual(again.status, 0);
+    assert.match(again.stderr, /already exists \(HTTP 409\)/);
   });
 
   test('bad requests are refused without stopping anything', async () => {
