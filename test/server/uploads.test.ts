@@ -168,12 +168,12 @@ describe('uploaded images', () => {
     writeFileSync(file, fakeIso(9 * 2 ** 20 + 123)); // two chunks
     const env = { ...process.env, ORIEL_URL: t.url, ORIEL_TOKEN: aliceToken, XDG_CONFIG_HOME: scratch };
     // Not spawnSync: the server answering it runs in this process.
-    const cli = (args: string[]) => new Promise<{ status: number | null; stdout: string; stderr: string }>((resolve) => {
+    const cli = (args: string[]) => new Promise<{ status: number | null; stdout: string; stderr: string }>((ok) => {
       const p = spawn(process.execPath, [join(import.meta.dirname, '../../bin/oriel.js'), ...args], { env });
       let stdout = '', stderr = '';
       p.stdout.on('data', (d) => (stdout += d));
       p.stderr.on('data', (d) => (stderr += d));
-      p.on('close', (status) => resolve({ status, stdout, stderr }));
+      p.on('close', (status) => ok({ status, stdout, stderr }));
     });
     const up = await cli(['image', 'upload', 'cli-iso', file]);
     assert.equal(up.status, 0, up.stderr);
