@@ -60,6 +60,13 @@ export async function receiveChunk(
     });
     try {
       await pipeline(chunk.body, cap, out);
+    } catch (e) {
+      if (e instanceof OrielError) throw e;
+      if ((e as NodeJS.ErrnoException).code === 'ENOSPC')
+        throw new OrielError(507, 'the server ran out of disk space: try again later', 'insufficient_storage');
+      // The client went away or the file could not be written: what reached the file counts, the rest is resent.
+      throw new OrielError(400, `the chunk ended early (${(e as Error).message}): resume at byte `
+        + `${chunk.start + out.bytesWritten}`, 'interrupted');
     } finally {
       images.setReceived(img.id, chunk.start + out.bytesWritten);
     }
