@@ -33,8 +33,9 @@ export function uploadCommands(image: Command, api: () => Api): void {
       const { fh, src } = await fileSource(file);
       const bar = new ProgressBar();
       try {
+        // One stage line off a terminal; the bar shows the bytes on one.
         const img = await api().uploads.send(name, src, (done, total) =>
-          bar.update(done, total, `uploading ${basename(file)} (${formatBytes(done)} of ${formatBytes(total)})`));
+          bar.update(done, total, `uploading ${basename(file)} (${formatBytes(total)})`));
         bar.end();
         if (o.json) printJson(img);
         else console.log(`image '${img.name}' is ready: ${img.kind === 'iso' ? 'ISO' : `${img.format} disk`}, ${formatBytes(img.sizeBytes)}`);
