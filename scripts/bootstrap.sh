@@ -11,7 +11,11 @@ cd "$(dirname "$0")/.."
 # their .deb files into its cache.) openssl makes the self-signed TLS certificate of a server listening beyond
 # loopback without one (and the test certificates). spice-html5 and websockify are the browser peer that
 # bench/display-browser.ts measures the web console against. passt is the way out of networks created with --nat.
-need_pkgs=(qemu-system-x86 qemu-utils xz-utils chromium spice-client-gtk spice-html5 websockify debootstrap e2fsprogs openssl passt ${ORIEL_EXTRA_PKGS:-})
+# ovmf is the UEFI firmware of `--firmware uefi` VMs; xorriso, isolinux, syslinux-common, grub-efi-amd64-bin (with
+# grub-common's grub-mkstandalone) and mtools build the bootable test ISO (BIOS and UEFI) of the media tests
+# (test/helpers/iso.ts).
+need_pkgs=(qemu-system-x86 qemu-utils xz-utils chromium spice-client-gtk spice-html5 websockify debootstrap e2fsprogs openssl
+  passt ovmf xorriso isolinux syslinux-common grub-efi-amd64-bin grub-common mtools ${ORIEL_EXTRA_PKGS:-})
 missing=()
 for p in "${need_pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -6,14 +6,24 @@ import type {
   Checkpoint, CheckpointDetail, CheckpointSchedule, Prune, PruneResult, RestoreRequest, ScheduleSet,
 } from './checkpoints.ts';
 import type { ConsoleTicket } from './console.ts';
-import type { Image } from './images.ts';
+import type { Image, UploadCreate, UploadedImage } from './images.ts';
 import type { CaptureQuery, Forward, ForwardCreate, Network, NetworkCreate } from './networks.ts';
 import type { Operation, OperationListQuery } from './operations.ts';
 import type { Quota, QuotaSet } from './quotas.ts';
 import type { CreatedToken, Token, TokenCreate } from './tokens.ts';
 import { globalFetch, refusal, parseBody, type ApiError, type HttpRequest, type Transport } from './transport.ts';
 import type { User, UserCreate } from './users.ts';
-import type { Exec, ExecResult, LogQuery, Vm, VmAction, VmCreate, VmLog } from './vms.ts';
+import type { Exec, ExecResult, LogQuery, Media, Resize, Vm, VmAction, VmCreate, VmLog } from './vms.ts';
+
+/** A file to upload, read a chunk at a time (a File's slice in browsers, a file descriptor in the CLI). */
+export interface UploadSource {
+  size: number;
+  /** Bytes [start, end). */
+  read(start: number, end: number): Promise<Uint8Array>;
+}
+
+/** Bytes per PUT of an upload: small enough to resend cheaply after a broken connection. */
+export const UPLOAD_CHUNK_BYTES = 8 * 1024 * 1024;
 
 export interface ClientOptions {
   /** The server's URL (no trailing slash); '' (the default): the page's own origin. */
@@ -30,6 +40,7 @@ export interface ClientOptions {
 export interface RequestOptions {
   /** false: no authHeaders (signing in). */
   auth?: boolean;
+  headers?: Record<string, string>;
 }
 
 export const enc = encodeURIComponent;
@@ -53,10 +64,15 @@ export class OrielClient {
   /** One request; the answer's JSON (undefined for 204). A refusal throws ApiError (or what onError throws). */
   async request<T = unknown>(method: string, path: string, body?: unknown, opts: RequestOptions = {}): Promise<T> {
     const auth = opts.auth ?? true;
-    const headers: Record<string, string> = { ...(auth ? this.o.authHeaders?.() : {}) };
-    if (body !== undefined) headers['content-type'] = 'application/json';
+    const headers: Record<string, string> = { ...(auth ? this.o.authHeaders?.() : {}), ...opts.headers };
     const init: HttpRequest = { method, headers };
-    if (body !== undefined) init.body = JSON.stringify(body);
+    if (body instanceof Uint8Array) {
+      headers['content-type'] = 'application/octet-stream';
+      init.body = body;
+    } else if (body !== undefined) {
+      headers['content-type'] = 'application/json';
+      init.body = JSON.stringify(body);
+    }
     if (this.o.credentials) init.credentials = this.o.credentials;
     const res = await (this.o.transport ?? globalFetch)(this.baseUrl + path, init);
     const text = await res.text();
@@ -116,6 +132,12 @@ export class OrielClient {
     addForward: (vm: string, b: ForwardCreate) => this.post<Forward>(`/api/vms/${enc(vm)}/forwards`, b),
     removeForward: (vm: string, proto: Forward['proto'], hostPort: number) =>
       this.del(`/api/vms/${enc(vm)}/forwards/${proto}/${hostPort}`),
+    /** Eject the CD-ROM's medium, or insert an uploaded ISO. */
+    media: (vm: string, b: Media) => this.post<Vm>(`/api/vms/${enc(vm)}/media`, b),
+    /** A stopped VM becomes a read-only template (create --from makes linked clones). */
+    template: (vm: string) => this.post<Vm>(`/api/vms/${enc(vm)}/template`),
+    /** Grow a stopped VM's disk. */
+    resize: (vm: string, b: Resize) => this.post<Vm>(`/api/vms/${enc(vm)}/resize`, b),
   };
 
   /** Virtual networks: mine and shared ones (admins: all). */
@@ -132,6 +154,34 @@ export class OrielClient {
     list: () => this.get<Image[]>('/api/images'),
     /** An operation (admins); instant when the image is already built. */
     build: (name: string) => this.post<Operation>(`/api/images/${enc(name)}/build`),
+  };
+
+  /** Images users upload (ISOs, disk images): each its uploader's. */
+  readonly uploads = {
+    list: () => this.get<UploadedImage[]>('/api/images/uploads'),
+    get: (name: string) => this.get<UploadedImage>(`/api/images/uploads/${enc(name)}`),
+    announce: (b: UploadCreate) => this.post<UploadedImage>('/api/images/uploads', b),
+    /** Bytes at `start` of an upload of `total` bytes. */
+    sendChunk: (name: string, start: number, bytes: Uint8Array, total: number) =>
+      this.request<UploadedImage>('PUT', `/api/images/uploads/${enc(name)}/data`, bytes, {
+        headers: { 'content-range': `bytes ${start}-${start + bytes.length - 1}/${total}` },
+      }),
+    delete: (name: string) => this.del(`/api/images/uploads/${enc(name)}`),
+    /** Uploads `src` as `name` in chunks; an unfinished upload of the same name and size resumes where it stopped. */
+    send: async (name: string, src: UploadSource, onProgress?: (done: number, total: number) => void) => {
+      const prior = (await this.uploads.list()).find((i) => i.name === name);
+      let img = prior && prior.state === 'uploading' && prior.sizeBytes === src.size
+        ? prior
+        : await this.uploads.announce({ name, sizeBytes: src.size });
+      onProgress?.(img.receivedBytes, src.size);
+      while (img.state === 'uploading') {
+        const start = img.receivedBytes;
+        const bytes = await src.read(start, Math.min(src.size, start + UPLOAD_CHUNK_BYTES));
+        img = await this.uploads.sendChunk(name, start, bytes, src.size);
+        onProgress?.(img.receivedBytes, src.size);
+      }
+      return img;
+    },
   };
 
   readonly operations = {

@@ -5,7 +5,8 @@
 export interface HttpRequest {
   method: string;
   headers: Record<string, string>;
-  body?: string;
+  /** JSON text, or the bytes of an upload chunk. */
+  body?: string | Uint8Array;
   /** Browsers: send the session cookie (same origin only). */
   credentials?: 'same-origin' | 'include' | 'omit';
 }

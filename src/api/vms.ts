@@ -13,6 +13,12 @@ export const displaySchema = z.enum(DISPLAYS);
 export const ACCELS = ['auto', 'kvm', 'tcg'] as const;
 export const accelSchema = z.enum(ACCELS);
 
+export const FIRMWARES = ['bios', 'uefi'] as const;
+export const firmwareSchema = z.enum(FIRMWARES);
+/** The smallest and largest disk a VM may be given (`diskBytes`). */
+export const DISK_MIN_BYTES = 1024 * 1024;
+export const DISK_MAX_BYTES = 64 * 2 ** 40;
+
 export const VM_NAME_RE = /^[a-z0-9][a-z0-9._-]{0,62}$/;
 /** A VM's id: 12 hex digits. No name may have this shape, so a name never stands for an id. */
 export const VM_ID_RE = /^[0-9a-f]{12}$/;
@@ -30,6 +36,11 @@ export const vmSchema = z.object({
   accel: accelSchema,
   hugepages: z.boolean(),
   image: z.string().nullable(),
+  firmware: firmwareSchema,
+  cdrom: z.string().nullable().describe('the image in the CD-ROM drive; null: no drive or an empty one'),
+  diskBytes: z.number().nullable().describe("the disk's provisioned (virtual) size"),
+  template: z.boolean().describe('a read-only template: linked clones are made from it, it does not start'),
+  from: z.string().nullable().describe('the template this VM is a linked clone of'),
   createdAt: z.string(),
   updatedAt: z.string(),
   networks: z.array(vmNicSchema).optional().describe('network cards: network, MAC, fixed lease'),
@@ -52,6 +63,11 @@ export const vmCreateSchema = z
     cpus: z.number().int().optional(),
     display: displaySchema.optional().describe('emulated graphics card: std (VGA) or qxl'),
     accel: accelSchema.optional(),
+    cdrom: z.string().min(1).max(64).optional().describe('an uploaded ISO image to put in a CD-ROM drive and boot from'),
+    diskBytes: z.number().int().min(DISK_MIN_BYTES).max(DISK_MAX_BYTES).optional()
+      .describe('an empty disk of this size (with cdrom, or alone), or the size of the disk an image gives'),
+    firmware: firmwareSchema.optional().describe('bios (SeaBIOS, the default) or uefi (OVMF)'),
+    from: z.string().min(1).max(64).optional().describe('a template VM: the new VM is a linked clone of its disk'),
     hugepages: z
       .boolean()
       .optional()
@@ -67,7 +83,7 @@ export const vmCreateBodySchema = z
   .record(z.string(), z.unknown())
   .describe(
     '{ name, image?, kernel?, initrd?, append?, memoryMiB?, cpus?, display?: std|qxl, accel?: auto|kvm|tcg, ' +
-      'networks?: [network name, ...] (a virtio-net card on each) }',
+      'cdrom?, diskBytes?, firmware?: bios|uefi, from?, networks?: [network name, ...] (a virtio-net card on each) }',
   );
 
 export const vmParams = z.object({ vm: z.string().describe('VM name or id') });
@@ -76,6 +92,17 @@ export const vmParams = z.object({ vm: z.string().describe('VM name or id') });
 export const VM_ACTIONS = ['start', 'stop', 'force-stop', 'pause', 'resume', 'reset'] as const;
 export type VmAction = (typeof VM_ACTIONS)[number];
 export const vmActionSchema = z.object({ timeoutSec: z.number().int().min(0).max(3600).optional() }).optional();
+
+/** POST /api/vms/{vm}/media: eject the CD-ROM drive's medium, or insert an uploaded ISO (a running or stopped VM). */
+export const mediaSchema = z.discriminatedUnion('action', [
+  z.object({ action: z.literal('eject') }).strict(),
+  z.object({ action: z.literal('insert'), image: z.string().min(1).max(64) }).strict(),
+]);
+export type Media = z.input<typeof mediaSchema>;
+
+/** POST /api/vms/{vm}/resize: grow the disk of a stopped VM. */
+export const resizeSchema = z.object({ diskBytes: z.number().int().min(DISK_MIN_BYTES).max(DISK_MAX_BYTES) }).strict();
+export type Resize = z.input<typeof resizeSchema>;
 
 /** POST /api/vms/{vm}/exec. */
 export const execSchema = z.object({

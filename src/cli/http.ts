@@ -9,7 +9,7 @@ import { secureConnector, type Trust } from './tls-trust.ts';
 export interface SendOptions {
   method: string;
   headers?: Record<string, string>;
-  body?: string;
+  body?: string | Uint8Array;
   signal?: AbortSignal;
   trust: Trust;
 }

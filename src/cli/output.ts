@@ -1,5 +1,7 @@
 // How the CLI shows things: aligned tables, JSON on request, a progress bar on a terminal (plain stage lines
 // otherwise, so logs and CI output stay readable).
+import { parseSize as parseConfigSize } from '../config.ts';
+
 export function table(rows: Record<string, unknown>[], columns: string[]): string {
   const cells = rows.map((r) => columns.map((c) => (r[c] === null || r[c] === undefined ? '-' : String(r[c]))));
   const widths = columns.map((c, i) => Math.max(c.length, ...cells.map((row) => row[i]!.length)));
@@ -38,4 +40,11 @@ export class ProgressBar {
   end(): void {
     if (this.tty) process.stderr.write('\n');
   }
+}
+
+/** A size as people and qemu-img write it: 20G, 512M, 1.5T (binary units; KiB/GiB and bare bytes too). */
+export function parseSize(v: string): number {
+  const n = parseConfigSize(v);
+  if (n === undefined) throw new Error(`'${v}' is not a size: write it like 20G, 512M or 1.5T`);
+  return n;
 }

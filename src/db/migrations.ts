@@ -109,4 +109,21 @@ export const migrations: string[] = [
     PRIMARY KEY (proto, host_port)
   );
   `,
+  `
+  -- Images users upload (vm/uploads): ISO install media and disk images, each its owner's alone. The file is
+  -- <dataDir>/images/<id>/data; size_bytes (announced at creation) counts against the owner's disk quota.
+  CREATE TABLE uploaded_images (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    owner_id TEXT NOT NULL REFERENCES users(id),
+    state TEXT NOT NULL CHECK (state IN ('uploading', 'ready')),
+    kind TEXT,
+    format TEXT,
+    size_bytes INTEGER NOT NULL,
+    received_bytes INTEGER NOT NULL,
+    virtual_size INTEGER,
+    created_at TEXT NOT NULL
+  );
+  CREATE INDEX uploaded_images_by_owner ON uploaded_images(owner_id);
+  `,
 ];

@@ -24,6 +24,11 @@ export function vmView(vm: VmRecord, users: Users): VmView {
     accel: vm.spec.accel,
     hugepages: !!vm.spec.hugepages,
     image: vm.spec.image === 'path' ? (vm.spec.baseDisk ?? null) : (vm.spec.image ?? null),
+    firmware: vm.spec.firmware ?? 'bios',
+    cdrom: vm.spec.cdrom?.image ?? null,
+    diskBytes: vm.spec.diskBytes ?? null,
+    template: !!vm.spec.template,
+    from: vm.spec.fromTemplate?.name ?? null,
     createdAt: vm.createdAt,
     updatedAt: vm.updatedAt,
   };

@@ -51,3 +51,23 @@ export async function createOverlay(qemuImg: string, base: string, baseFormat: s
     throw new DiskImageError(`cannot create the VM's overlay on ${base}: ${msg}`);
   }
 }
+
+/** An empty qcow2 disk of `bytes` (a VM installed from a CD-ROM). */
+export async function createBlankDisk(qemuImg: string, file: string, bytes: number): Promise<void> {
+  try {
+    await run(qemuImg, ['create', '-q', '-f', 'qcow2', file, String(bytes)], { timeout: 30_000 });
+  } catch (e) {
+    const msg = (e as { stderr?: string }).stderr?.trim() || (e as Error).message;
+    throw new DiskImageError(`cannot create the VM's disk: ${msg}`);
+  }
+}
+
+/** Grows a qcow2 disk to `bytes` (never shrinks: that would cut off what the guest wrote at the end). */
+export async function growDisk(qemuImg: string, file: string, bytes: number): Promise<void> {
+  try {
+    await run(qemuImg, ['resize', '-q', '-f', 'qcow2', file, String(bytes)], { timeout: 60_000 });
+  } catch (e) {
+    const msg = (e as { stderr?: string }).stderr?.trim() || (e as Error).message;
+    throw new DiskImageError(`cannot resize the disk: ${msg}`);
+  }
+}

@@ -25,14 +25,16 @@ import { launchQemu } from './launch.ts';
 import type { StartOptions, VmManagerOptions, WithQmpOptions } from './manager-options.ts';
 import { vmPaths, type VmPaths } from './paths.ts';
 import { parseVmRequest, provisionVm } from './provision.ts';
+import { resolveVmSpec } from './media-spec.ts';
+import { UploadedImages } from './uploads/store.ts';
 import { newSpiceEndpoint, qemuArgs } from './qemu-args.ts';
 import { reattachQemu } from './reattach.ts';
 import { runStateNow, stateFromEvent } from './run-state.ts';
 import { DEFAULT_SERIAL_LOG_MAX_BYTES, SerialLogKeeper, serialLogShows, tail } from './serial-log.ts';
 import type { QmpClient } from './qmp/index.ts';
-import { recheckSpecPaths, resolveSpec } from './resolve-spec.ts';
+import { recheckSpecPaths } from './resolve-spec.ts';
 import { settleQemuExit, type Runtime } from './runtime.ts';
-import { VM_ID_RE, VM_NAME_RE, type VmCreateOptions, type VmState } from './spec.ts';
+import { hasDisk, VM_ID_RE, VM_NAME_RE, type VmCreateOptions, type VmState } from './spec.ts';
 import { VmRecords, type VmRecord } from './records.ts';
 import { sleep, waitUntil } from './wait.ts';
 
@@ -44,6 +46,8 @@ const FORCE_WAIT_MS = 5_000;
 
 export class VmManager extends EventEmitter {
   readonly records: VmRecords;
+  /** Images users uploaded (ISOs, disk images). */
+  readonly images: UploadedImages;
   private readonly runtimes = new Map<string, Runtime>();
   private readonly locks = new Map<string, Promise<unknown>>();
   private readonly serialLogs: SerialLogKeeper;
@@ -52,6 +56,7 @@ export class VmManager extends EventEmitter {
   constructor(private readonly o: VmManagerOptions) {
     super();
     this.records = new VmRecords(o.db);
+    this.images = new UploadedImages(o.db, o.dataDir);
     mkdirSync(`${o.dataDir}/vms`, { recursive: true, mode: 0o700 });
     this.serialLogs = new SerialLogKeeper(o.serialLogMaxBytes ?? DEFAULT_SERIAL_LOG_MAX_BYTES,
       () => [...this.runtimes.keys()].map((id) => vmPaths(o.dataDir, id).serialLog),
@@ -110,8 +115,10 @@ export class VmManager extends EventEmitter {
   async create(input: unknown, ownerId: string, opts: VmCreateOptions = {}): Promise<VmRecord> {
     const req = parseVmRequest(input);
     if (this.records.byName(req.name)) throw conflict(`a VM named '${req.name}' already exists`);
-    const spec = await resolveSpec(req, this.o, opts.hostPaths ?? false);
-    const vm = await provisionVm(this.o, this.records, { name: req.name, ownerId, spec, networks: opts.networks });
+    const caller = { id: ownerId, admin: opts.hostPaths ?? false };
+    const { spec, varsFrom } = await resolveVmSpec(req, this.o, this.images, this.records, caller);
+    const vm = await provisionVm(this.o, this.records,
+      { name: req.name, ownerId, spec, networks: opts.networks, varsFrom });
     this.emit('changed', vm);
     this.log('info', 'vm created', { vm: vm.name, id: vm.id });
     return vm;
@@ -134,11 +141,30 @@ export class VmManager extends EventEmitter {
     await this.withLock(vm.id, async () => {
       const cur = this.records.get(vm.id)!;
       this.requireState(cur, ['stopped', 'crashed'], 'delete');
+      const clones = this.records.list().filter((v) => v.spec.fromTemplate?.id === cur.id).map((v) => `'${v.name}'`);
+      if (clones.length) throw conflict(`cannot delete template '${cur.name}': linked clones use it (${clones.join(', ')})`);
       rmSync(this.paths(cur).dir, { recursive: true, force: true });
       this.records.delete(cur.id);
       this.emit('deleted', cur);
       this.log('info', 'vm deleted', { vm: cur.name, id: cur.id });
     });
+  }
+
+  /** Runs `fn` on a stopped (or crashed) VM under its lifecycle lock: no start runs meanwhile. */
+  withStopped<T>(ref: string, action: string, fn: (vm: VmRecord) => Promise<T>): Promise<T> {
+    const vm = this.get(ref);
+    return this.withLock(vm.id, async () => {
+      const cur = this.records.get(vm.id)!;
+      this.requireState(cur, ['stopped', 'crashed'], action);
+      return fn(cur);
+    });
+  }
+
+  /** Replaces a VM's spec (media changes, templates, resizes: vm-changes.ts) and tells the observers. */
+  setSpec(id: string, spec: VmRecord['spec']): VmRecord {
+    const vm = this.records.updateSpec(id, spec);
+    this.emit('changed', vm);
+    return vm;
   }
 
   // ---- lifecycle ----
@@ -150,9 +176,11 @@ export class VmManager extends EventEmitter {
 
   private async doStart(vm: VmRecord, opts: StartOptions = {}): Promise<VmRecord> {
     this.requireState(vm, ['stopped', 'crashed'], 'start');
+    if (vm.spec.template) throw conflict(`VM '${vm.name}' is a template: make a linked clone of it to run (vm create --from)`);
     const p = this.paths(vm);
     const spec = vm.spec;
-    for (const f of [spec.kernel, spec.initrd, spec.baseDisk ? p.disk : undefined]) {
+    for (const f of [spec.kernel, spec.initrd, hasDisk(spec) ? p.disk : undefined, spec.cdrom?.file,
+      spec.firmware === 'uefi' ? p.vars : undefined]) {
       if (f && !existsSync(f))
         throw unprocessable(`cannot start VM '${vm.name}': ${f} is missing (was the image cache cleared?)`);
     }

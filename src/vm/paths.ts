@@ -20,6 +20,8 @@ export interface VmPaths {
   guestAgent: string;
   qemuLog: string;
   pidfile: string;
+  /** The UEFI variable store (firmware uefi; media-args.ts). */
+  vars: string;
 }
 
 /** The unix socket QEMU listens on for card `card`'s frames (-netdev stream,server=on); the switch dials it. */
@@ -41,5 +43,6 @@ export function vmPaths(dataDir: string, vmId: string): VmPaths {
     guestAgent: join(dir, 'qga.sock'),
     qemuLog: join(dir, 'qemu.log'),
     pidfile: join(dir, 'qemu.pid'),
+    vars: join(dir, 'OVMF_VARS.fd'),
   };
 }

@@ -1,7 +1,8 @@
 // A new VM's row, folder and disk overlay: made together, or not at all.
-import { mkdirSync, rmSync } from 'node:fs';
+import { copyFileSync, mkdirSync, rmSync } from 'node:fs';
 import { conflict, OrielError } from '../errors.ts';
-import { createOverlay, diskInfo } from './disk.ts';
+import { createBlankDisk, createOverlay, diskInfo } from './disk.ts';
+import { OVMF_VARS } from './media-args.ts';
 import type { VmManagerOptions } from './manager-options.ts';
 import { vmPaths } from './paths.ts';
 import { nicsFor, vmRequestSchema, type VmRequest, type VmSpec } from './spec.ts';
@@ -13,7 +14,7 @@ import type { VmRecord, VmRecords } from './records.ts';
 export async function provisionVm(
   o: VmManagerOptions,
   store: VmRecords,
-  req: { name: string; ownerId: string; spec: VmSpec; networks?: string[] },
+  req: { name: string; ownerId: string; spec: VmSpec; networks?: string[]; varsFrom?: string },
 ): Promise<VmRecord> {
   const id = store.newId();
   const p = vmPaths(o.dataDir, id);
@@ -23,7 +24,10 @@ export async function provisionVm(
     if (spec.baseDisk) {
       await createOverlay(o.qemuImgBinary, spec.baseDisk, spec.baseFormat!, p.disk);
       spec.diskBytes = (await diskInfo(o.qemuImgBinary, p.disk, 'qcow2')).virtualSize;
+    } else if (spec.blankDisk) {
+      await createBlankDisk(o.qemuImgBinary, p.disk, spec.diskBytes!);
     }
+    if (spec.firmware === 'uefi') copyFileSync(req.varsFrom ?? OVMF_VARS, p.vars);
     o.admit?.create(req.ownerId, spec);
     return store.insert({ id, name: req.name, ownerId: req.ownerId, spec });
   } catch (e) {

@@ -1,8 +1,10 @@
 // Turns a VM spec into QEMU's command line. One place decides the device model every part of Oriel relies on:
 // the SPICE server on loopback TCP with a per-boot password, the agent's virtio-serial port, two serial ports
 // (console + command shell), and the disk as a named qcow2 block node (block jobs address it by node name); plus
-// the ports an image asks for, network cards, and for desktop (qxl) VMs a sound card and USB redirection ports.
-import type { VmSpec } from './spec.ts';
+// the ports an image asks for, network cards, install media and firmware (media-args.ts), and for desktop (qxl)
+// VMs a sound card and USB redirection ports.
+import { hasDisk, type VmSpec } from './spec.ts';
+import { mediaArgs } from './media-args.ts';
 import { nicSocket, type VmPaths } from './paths.ts';
 import { KVM_CPU } from './accel.ts';
 import { HUGE_PAGE_MIB } from './hugepages.ts';
@@ -60,7 +62,8 @@ export function qemuArgs(
     a.push('-kernel', spec.kernel, '-initrd', spec.initrd!);
     if (spec.append) a.push('-append', spec.append);
   }
-  if (spec.baseDisk) {
+  a.push(...mediaArgs(spec, paths));
+  if (hasDisk(spec)) {
     a.push(
       '-blockdev', `driver=qcow2,node-name=${DISK_NODE},file.driver=file,file.filename=${paths.disk}`,
       '-device', `virtio-blk-pci,drive=${DISK_NODE},id=${DISK_NODE}${spec.kernel ? '' : ',bootindex=0'}`,

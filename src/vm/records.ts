@@ -73,6 +73,13 @@ export class VmRecords {
     return this.get(id)!;
   }
 
+  /** Replaces a (stopped, or changed through QMP) VM's spec. */
+  updateSpec(id: string, spec: VmSpec): VmRecord {
+    this.db.prepare('UPDATE vms SET spec = ?, updated_at = ? WHERE id = ?')
+      .run(JSON.stringify(spec), new Date().toISOString(), id);
+    return this.get(id)!;
+  }
+
   delete(id: string): void {
     this.db.prepare('DELETE FROM vms WHERE id = ?').run(id);
   }

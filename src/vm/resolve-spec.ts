@@ -19,6 +19,8 @@ export interface SpecDefaults {
   qemuImgBinary: string;
   /** Folders admins may name disk images, kernels and initrds in (host-paths.ts). */
   imagesDirs?: string[];
+  /** The data directory: uploaded images and templates' disks live there (media-spec.ts). */
+  dataDir?: string;
 }
 
 /** `hostPaths`: the caller is an admin, who may name files inside the configured image folders. */
@@ -55,7 +57,8 @@ export async function resolveSpec(req: VmRequest, o: SpecDefaults, hostPaths: bo
     } else {
       if (!imageBuilder(req.image)) {
         throw badRequestImage(
-          `unknown image '${req.image}': known images are ${Object.keys(builders).join(', ')}, or give an absolute path to a disk image`,
+          `unknown image '${req.image}': known images are ${Object.keys(builders).join(', ')}, or give an absolute path to a disk `
+            + 'image, or upload one (oriel image upload)',
         );
       }
       const m = image;
@@ -92,8 +95,9 @@ function badRequestImage(msg: string) {
 export async function recheckSpecPaths(name: string, spec: VmSpec, o: SpecDefaults): Promise<void> {
   const refused = () => new OrielError(422, `VM '${name}' uses a host file that is no longer allowed (outside the image `
     + 'cache and the configured image folders, or naming other files): create it again from an image', 'path_refused');
-  const dirs = [join(o.cacheDir, 'images'), ...(o.imagesDirs ?? [])];
-  for (const f of [spec.kernel, spec.initrd, spec.baseDisk]) {
+  const dirs = [join(o.cacheDir, 'images'), ...(o.imagesDirs ?? []),
+    ...(o.dataDir ? [join(o.dataDir, 'images'), join(o.dataDir, 'vms')] : [])];
+  for (const f of [spec.kernel, spec.initrd, spec.baseDisk, spec.cdrom?.file]) {
     if (!f || !existsSync(f)) continue; // a missing file has its own message at start
     try {
       hostFile(f, dirs, true);

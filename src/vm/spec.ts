@@ -18,7 +18,14 @@ export const maxCpus = (): number => Math.max(1, availableParallelism() * 4);
 export const vmRequestSchema = vmCreateSchema
   .omit({ networks: true })
   .superRefine((r, ctx) => {
-    if (!r.image && !r.kernel) ctx.addIssue({ code: 'custom', message: 'give an image, or a kernel and an initrd' });
+    if (!r.image && !r.kernel && !r.cdrom && !r.from && r.diskBytes === undefined)
+      ctx.addIssue({ code: 'custom', message: 'give an image, or a kernel and an initrd (or a cdrom, diskBytes, or from a template)' });
+    if (r.from && (r.image || r.kernel || r.cdrom || r.diskBytes !== undefined || r.firmware)) {
+      ctx.addIssue({ code: 'custom', path: ['from'],
+        message: 'a linked clone takes its disk and firmware from the template: no image, kernel, cdrom, diskBytes or firmware' });
+    }
+    if (r.diskBytes !== undefined && r.image)
+      ctx.addIssue({ code: 'custom', path: ['diskBytes'], message: 'diskBytes makes an empty disk: not with an image (grow it with resize)' });
     if (r.kernel && !r.initrd) ctx.addIssue({ code: 'custom', path: ['initrd'], message: 'a kernel needs an initrd' });
     if (r.initrd && !r.kernel) ctx.addIssue({ code: 'custom', path: ['kernel'], message: 'an initrd needs a kernel' });
     if (r.append !== undefined && !r.kernel && !r.image)
@@ -69,6 +76,16 @@ export interface VmSpec {
   execEnv?: Record<string, string>;
   /** Extra virtio-serial ports the image needs (qemu-args.ts). */
   devices?: GuestDevice[];
+  /** UEFI (OVMF, the VM's variable store in its folder: media-args.ts); absent: BIOS (SeaBIOS). */
+  firmware?: 'uefi';
+  /** A CD-ROM drive (absent: none) and the uploaded ISO in it (null: empty). */
+  cdrom?: { image: string; file: string } | null;
+  /** The VM's disk was created empty (diskBytes), with no base under it. */
+  blankDisk?: boolean;
+  /** A read-only template: never started; linked clones have its disk as their base. */
+  template?: boolean;
+  /** The template this VM is a linked clone of (VM names never change). */
+  fromTemplate?: { id: string; name: string };
   /** Network cards, one per network (the server's switch, src/network): virtio-net on a stream netdev. */
   nics?: VmNic[];
 }
@@ -95,4 +112,7 @@ export function nicMac(vmId: string, card: number): string {
   const h = createHash('sha256').update(`oriel-mac:${vmId}:${card}`).digest();
   return ['02', '0e', ...Array.from(h.subarray(0, 4), (b) => b.toString(16).padStart(2, '0'))].join(':');
 }
+
+/** Whether the VM has a disk (disk.qcow2 in its folder). */
+export const hasDisk = (spec: VmSpec): boolean => !!(spec.baseDisk || spec.blankDisk);
 

@@ -4,6 +4,7 @@ import type { Operation } from '../../api/operations.ts';
 import { isFinalStatus } from '../../api/states.ts';
 import { Api, CliError } from '../api.ts';
 import { formatBytes, printJson, ProgressBar, table } from '../output.ts';
+import { uploadCommands } from './uploads.ts';
 
 /** Shows an operation's progress until it ends (following server-sent events); fails if it did not succeed. */
 export async function followOperation(api: Api, id: string): Promise<Operation> {
@@ -37,7 +38,8 @@ export async function followOperation(api: Api, id: string): Promise<Operation> 
 }
 
 export function imageCommands(program: Command, api: () => Api): void {
-  const image = program.command('image').description('guest images');
+  const image = program.command('image').description('guest images: built ones, and those you upload');
+  uploadCommands(image, api);
   image.command('build <name>').description('build an image into the cache (instant when its recipe is already built)')
     .option('--json', 'print the finished operation as JSON')
     .action(async (name: string, o) => {

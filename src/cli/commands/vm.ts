@@ -2,7 +2,16 @@
 import type { Command } from 'commander';
 import type { VmAction, VmCreate } from '../../api/vms.ts';
 import { Api, CliError } from '../api.ts';
-import { printJson, table } from '../output.ts';
+import { parseSize, printJson, table } from '../output.ts';
+import { vmMediaCommands } from './vm-media.ts';
+
+export const sizeArg = (name: string) => (v: string) => {
+  try {
+    return parseSize(v);
+  } catch (e) {
+    throw new CliError(`${name}: ${(e as Error).message}`);
+  }
+};
 
 const intArg = (name: string) => (v: string) => {
   if (!/^\d+$/.test(v)) throw new CliError(`${name} must be a whole number, not '${v}'`);
@@ -13,8 +22,13 @@ export function vmCommands(program: Command, api: () => Api): void {
   const vm = program.command('vm').description('create and run virtual machines');
 
   vm.command('create <name>')
-    .description('create a VM (stopped): from a built image (tiny, desktop), a disk image path, or --kernel/--initrd')
-    .option('--image <name|path>', 'built image name, or absolute path to a qcow2/raw disk (used through an overlay)')
+    .description('create a VM (stopped): from a built image (tiny, desktop), an uploaded disk image, a disk image path, '
+      + 'an uploaded ISO (--cdrom, with --disk-size), a template (--from), or --kernel/--initrd')
+    .option('--image <name|path>', 'built or uploaded image name, or absolute path to a qcow2/raw disk (used through an overlay)')
+    .option('--cdrom <image>', 'an uploaded ISO in a CD-ROM drive: boots when the disk does not (install media)')
+    .option('--disk-size <size>', 'an empty disk of this size, e.g. 20G', sizeArg('--disk-size'))
+    .option('--firmware <bios|uefi>', 'firmware: bios (default) or uefi (OVMF, with its own variable store)')
+    .option('--from <template>', 'a linked clone of this template (made in seconds: its disk is the base)')
     .option('--kernel <path>', 'boot this kernel directly')
     .option('--initrd <path>', 'initrd for --kernel')
     .option('--append <args>', 'kernel command line')
@@ -45,11 +59,17 @@ export function vmCommands(program: Command, api: () => Api): void {
         accel: o.accel as VmCreate['accel'],
         ...(o.hugepages ? { hugepages: true } : {}),
         ...(o.network ? { networks: o.network } : {}),
+        cdrom: o.cdrom,
+        diskBytes: o.diskSize,
+        firmware: o.firmware as VmCreate['firmware'],
+        from: o.from,
       });
       if (o.start) v = await api().vms.act(name, 'start');
       if (o.json) printJson(v);
       else console.log(`created VM '${v.name}' (${v.state})`);
     });
+
+  vmMediaCommands(vm, api);
 
   vm.command('list').alias('ls').description('list VMs').option('--json', 'print JSON').action(async (o) => {
     const vms = await api().vms.list();

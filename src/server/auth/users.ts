@@ -75,6 +75,10 @@ export class Users {
       this.db.prepare('SELECT name FROM networks WHERE owner_id = ? ORDER BY name').all(u.id) as { name: string }[]
     ).map((r) => r.name);
     if (nets.length) throw conflict(`user '${name}' still owns networks (${nets.join(', ')}): delete them first`);
+    const images = (this.db.prepare('SELECT name FROM uploaded_images WHERE owner_id = ? ORDER BY name').all(u.id) as
+      { name: string }[]).map((r) => r.name);
+    if (images.length)
+      throw conflict(`user '${name}' still owns uploaded images (${images.join(', ')}): delete them first`);
     this.db.prepare('DELETE FROM users WHERE id = ?').run(u.id);
     this.streams.endUser(u.id, 'the account was deleted');
   }

@@ -8,7 +8,7 @@
 // - diskBytes: the provisioned (virtual) size of the user's VM disks, not what their overlays have allocated so far.
 //   A guest can grow its overlay up to the virtual size at any moment, without any request Oriel could refuse; only
 //   the provisioned size is known when the VM is created, can be refused then, and bounds what the disk can become
-//   (as Proxmox users expect).
+//   (as Proxmox users expect). Uploaded images (ISOs, disk images) count here too, at their announced size.
 // - checkpointBytes: what the user's checkpoints hold, counted as if no one else's were in the store (the distinct
 //   RAM objects their manifests name, plus the space their disk images take): the figure never depends on other
 //   owners, and stays right when checkpoints are deleted (what a child still names counts under the child).
@@ -118,7 +118,7 @@ export class Quotas {
       vms: list.length,
       memoryMiB: live.reduce((a, v) => a + v.spec.memoryMiB, 0),
       cpus: live.reduce((a, v) => a + v.spec.cpus, 0),
-      diskBytes: list.reduce((a, v) => a + this.diskBytes(v), 0),
+      diskBytes: list.reduce((a, v) => a + this.diskBytes(v), 0) + this.vms.images.bytesOf(userId),
     };
   }
 
@@ -156,6 +156,24 @@ export class Quotas {
         `disk would be ${formatBytes(disk)} of ${formatBytes(l.diskBytes)} allowed (provisioned size of the VMs' disks)`,
       );
     }
+  }
+
+  /** Before an upload of `bytes` by `ownerId` is announced: refused with 413 (the body would be too large). */
+  admitUpload(ownerId: string, bytes: number): void {
+    const l = this.limitsOf(ownerId).diskBytes;
+    const disk = this.vmUsage(ownerId).diskBytes + bytes;
+    if (l !== null && disk > l) {
+      throw new OrielError(413, `quota: disk would be ${formatBytes(disk)} of ${formatBytes(l)} allowed (VM disks and `
+        + 'uploaded images)', 'quota_exceeded');
+    }
+  }
+
+  /** Before a stopped VM's disk grows by `addBytes`. */
+  admitGrow(vm: VmRecord, addBytes: number): void {
+    const l = this.limitsOf(vm.ownerId).diskBytes;
+    const disk = this.vmUsage(vm.ownerId).diskBytes + addBytes;
+    if (l !== null && disk > l)
+      throw quotaExceeded(`disk would be ${formatBytes(disk)} of ${formatBytes(l)} allowed (VM disks and uploaded images)`);
   }
 
   /** Admit hook: `vm` (stopped) is about to start (memory and vCPUs of its owner's running VMs). */

@@ -125,6 +125,7 @@ export function checkpointRoutes(app: FastifyInstance, ctx: ServerContext): void
       const user = requireUser(req);
       const vm = vmFor(ctx, req, req.params.vm);
       const c = checkpointOf(vm, req.params.id);
+      if (vm.spec.template) throw conflict(`VM '${vm.name}' is a template: its disk is the base of linked clones`);
       if (req.body?.as) ctx.quotas.checkRestoreAs(user.id, vm);
       const target = req.body?.as ? await ctx.vms.createLike(vm.id, req.body.as, user.id) : vm;
       const kind = 'checkpoint.restore';

@@ -49,7 +49,7 @@ interface Pkg { name: string; version: string }
 let packages: { kernel: Pkg; busybox: Pkg } | undefined;
 
 /** The kernel image package linux-image-amd64 currently points to, and busybox-static, at apt's candidate versions. */
-function tinyPackages(): { kernel: Pkg; busybox: Pkg } {
+export function tinyPackages(): { kernel: Pkg; busybox: Pkg } {
   if (packages) return packages;
   const [meta, busybox] = aptCandidates(['linux-image-amd64', 'busybox-static']);
   const dep = meta!.depends.match(/(linux-image-6\.1[^\s,]*-amd64) \(= ([^)\s]+)\)/);

@@ -1,14 +1,22 @@
-// New VM: name, image, memory, vCPUs, huge-page RAM; optionally started at once. The server validates (one set of
+// New VM: name, source (a built or uploaded image, an uploaded ISO with an empty disk and a firmware, or a template
+// to clone), memory, vCPUs, huge-page RAM; optionally started at once. The server validates (one set of
 // rules for API, CLI and UI) and its message is shown as is.
 import { useSignal } from '@preact/signals';
 import { useEffect } from 'preact/hooks';
 import { client, type Network } from '../lib/api.ts';
 import { html } from '../lib/html.ts';
-import { images, me, notify, upsertVm, vmAction } from '../lib/state.ts';
+import { images, me, notify, upsertVm, vmAction, vms } from '../lib/state.ts';
+import { loadUploads, uploaded } from './uploads.ts';
 
 export function CreateVm({ onDone }: { onDone: () => void }) {
   const name = useSignal('');
+  // 'NAME' (an image), 'iso:NAME' (install from an uploaded ISO), 'from:NAME' (a linked clone of a template).
   const image = useSignal(images.value.find((i) => i.built)?.name ?? images.value[0]?.name ?? '');
+  const diskGiB = useSignal(20);
+  const firmware = useSignal<'bios' | 'uefi'>('bios');
+  useEffect(() => void loadUploads(), []);
+  const iso = image.value.startsWith('iso:') ? image.value.slice(4) : undefined;
+  const from = image.value.startsWith('from:') ? image.value.slice(5) : undefined;
   const memory = useSignal(256);
   const cpus = useSignal(1);
   const start = useSignal(true);
@@ -25,7 +33,8 @@ export function CreateVm({ onDone }: { onDone: () => void }) {
     try {
       const vm = await client.vms.create({
         name: name.value.trim(),
-        image: image.value,
+        ...(iso ? { cdrom: iso, diskBytes: Math.round(diskGiB.value * 2 ** 30), firmware: firmware.value }
+          : from ? { from } : { image: image.value }),
         memoryMiB: memory.value,
         cpus: cpus.value,
         ...(hugepages.value ? { hugepages: true } : {}),
@@ -59,8 +68,19 @@ export function CreateVm({ onDone }: { onDone: () => void }) {
         <label>Image
           <select id="create-image" value=${image.value} onChange=${(e: Event) => (image.value = val(e))}>
             ${images.value.map((i) => html`<option value=${i.name}>${i.name}${i.built ? '' : ' (not built)'} — ${i.description}</option>`)}
+            ${uploaded.value.filter((u) => u.state === 'ready').map((u) => u.kind === 'iso'
+              ? html`<option value=${`iso:${u.name}`}>${u.name} — install from this ISO (CD-ROM)</option>`
+              : html`<option value=${u.name}>${u.name} — uploaded ${u.format} disk</option>`)}
+            ${vms.value.filter((v) => v.template).map((v) => html`<option value=${`from:${v.name}`}>${v.name} — linked clone of this template</option>`)}
           </select>
         </label>
+        ${iso && html`
+        <label>Disk (GiB) <input id="create-disk" type="number" min="1" step="1" value=${diskGiB.value} onInput=${(e: Event) => (diskGiB.value = Number(val(e)))} /></label>
+        <label>Firmware
+          <select id="create-firmware" value=${firmware.value} onChange=${(e: Event) => (firmware.value = val(e) as 'bios' | 'uefi')}>
+            <option value="bios">BIOS</option><option value="uefi">UEFI</option>
+          </select>
+        </label>`}
         <label>Memory (MiB) <input id="create-memory" type="number" min="64" step="16" value=${memory.value} onInput=${(e: Event) => (memory.value = Number(val(e)))} /></label>
         <label>vCPUs <input id="create-cpus" type="number" min="1" max="64" value=${cpus.value} onInput=${(e: Event) => (cpus.value = Number(val(e)))} /></label>
       </div>

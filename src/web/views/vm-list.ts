@@ -5,17 +5,23 @@ import { CreateVm } from './create-vm.ts';
 import { OperationsPanel } from './operations.ts';
 import { QuotaSummary } from './quota.ts';
 import { StateBadge, VmActions } from './vm-actions.ts';
+import { UploadImage } from './uploads.ts';
 
 export function VmListPage() {
   const creating = useSignal(false);
+  const uploading = useSignal(false);
   const admin = me.value?.role === 'admin';
   return html`
     <main class="page">
       <div class="page-head">
         <h1>Virtual machines</h1>
-        <button id="create-vm-button" class="primary" onClick=${() => (creating.value = true)} disabled=${creating.value}>New VM</button>
+        <span>
+          <button id="upload-image-button" onClick=${() => (uploading.value = true)} disabled=${uploading.value}>Upload image</button>
+          <button id="create-vm-button" class="primary" onClick=${() => (creating.value = true)} disabled=${creating.value}>New VM</button>
+        </span>
       </div>
       <${QuotaSummary} />
+      ${uploading.value && html`<${UploadImage} onDone=${() => (uploading.value = false)} />`}
       ${creating.value && html`<${CreateVm} onDone=${() => (creating.value = false)} />`}
       <section class="card">
         ${
@@ -32,7 +38,7 @@ export function VmListPage() {
               <tr key=${vm.id} id=${`vm-${vm.name}-row`}>
                 <td><a href=${`/vms/${encodeURIComponent(vm.name)}`} id=${`vm-${vm.name}-link`}>${vm.name}</a></td>
                 <td><${StateBadge} vm=${vm} /></td>
-                <td>${vm.image ?? '—'}</td>
+                <td>${vm.template ? html`<span class="muted">template</span> ` : ''}${vm.from ? `clone of ${vm.from}` : (vm.image ?? vm.cdrom ?? '—')}</td>
                 <td>${vm.memoryMiB} MiB</td>
                 <td>${vm.cpus}</td>
                 ${admin && html`<td>${vm.owner}</td>`}
