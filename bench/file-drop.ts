@@ -2,8 +2,7 @@
 // through the WebDAV drop box (spice-webdavd, the image's shared-folder loop fetching with curl), sha256 checked in
 // the guest both times; prints both rates and their ratio. Run alone, under the guest lock:
 //   flock /tmp/oriel-guest.lock node --import tsx bench/file-drop.ts [MiB=200]
-import { createHash, randomBytes } from 'node:crypto';
-import { createWriteStream, mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -11,6 +10,7 @@ import { nodeFileSource, openSpiceSession } from '../src/spice-node/index.ts';
 import { ChannelType, WebdavShare, sendPath, type PortChannel } from '../src/spice/index.ts';
 import { startDesktopVm } from '../test/helpers/desktop.ts';
 import { killVmsIn, startTestServer } from '../test/helpers/server.ts';
+import { writeRandom } from './random-file.ts';
 
 const MiB = 2 ** 20;
 const size = Number(process.argv[2] ?? 200) * MiB;
@@ -53,20 +53,4 @@ try {
   await killVmsIn(ts.config.dataDir);
   await ts.destroy();
   rmSync(dir, { recursive: true, force: true });
-}
-
-async function writeRandom(path: string, n: number): Promise<string> {
-  const h = createHash('sha256');
-  const out = createWriteStream(path);
-  for (let left = n; left > 0; ) {
-    const b = randomBytes(Math.min(left, 4 * MiB));
-    h.update(b);
-    if (!out.write(b)) await new Promise<void>((r) => out.once('drain', () => r()));
-    left -= b.length;
-  }
-  await new Promise<void>((resolve, reject) => {
-    out.once('error', reject);
-    out.end(() => resolve());
-  });
-  return h.digest('hex');
 }

@@ -3,8 +3,8 @@
 // into the guest's virtio-serial port, read by dd, no agent), each both directly on QEMU's unix socket and through
 // Oriel's console WebSocket proxy — in one run.
 // Usage: node --import tsx bench/file-transfer.ts [MiB=200]
-import { createHash, randomBytes } from 'node:crypto';
-import { createWriteStream, mkdtempSync, rmSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -14,6 +14,7 @@ import { readSpiceEndpoint } from '../src/vm/spice-endpoint.ts';
 import { ChannelType, PortChannel, nextEvent } from '../src/spice/index.ts';
 import { startDesktopVm } from '../test/helpers/desktop.ts';
 import { killVmsIn, startTestServer } from '../test/helpers/server.ts';
+import { writeRandom } from './random-file.ts';
 
 const MiB = 2 ** 20;
 const size = Number(process.argv[2] ?? 200) * MiB;
@@ -100,21 +101,5 @@ try {
   await killVmsIn(ts.config.dataDir);
   await ts.destroy();
   rmSync(dir, { recursive: true, force: true });
-}
-
-async function writeRandom(path: string, n: number): Promise<string> {
-  const h = createHash('sha256');
-  const out = createWriteStream(path);
-  for (let left = n; left > 0; ) {
-    const b = randomBytes(Math.min(left, 4 * MiB));
-    h.update(b);
-    if (!out.write(b)) await new Promise<void>((r) => out.once('drain', () => r()));
-    left -= b.length;
-  }
-  await new Promise<void>((resolve, reject) => {
-    out.once('error', reject);
-    out.end(() => resolve());
-  });
-  return h.digest('hex');
 }
 
