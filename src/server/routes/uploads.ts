@@ -43,8 +43,8 @@ export async function uploadRoutes(app: FastifyInstance, ctx: ServerContext): Pr
   r.post('/api/images/uploads', {
     schema: {
       tags: ['images'],
-      summary: 'Announce an upload (ISO or disk image) of sizeBytes: refused when it would pass your disk quota (413) '
-        + 'or the free space (507); then PUT its bytes to /api/images/uploads/{name}/data',
+      summary: 'Announce an upload (ISO or disk image) of sizeBytes: refused when it would pass your disk quota '
+        + 'or the free space (413); then PUT its bytes to /api/images/uploads/{name}/data',
       body: uploadCreateSchema,
       response: { 201: uploadedImageSchema, 409: errorSchema, 413: errorSchema },
     },

@@ -98,7 +98,8 @@ export class UploadedImages {
     const fs = statfsSync(root);
     const free = fs.bavail * fs.bsize;
     if (sizeBytes + SPARE_BYTES > free)
-      throw new OrielError(507, `not enough free space on the server for ${sizeBytes} bytes`, 'insufficient_storage');
+      // 413, not 507: the request is too large for this server; nothing is wrong with the server itself.
+      throw new OrielError(413, `not enough free space on the server for ${sizeBytes} bytes`, 'insufficient_storage');
     admit?.(ownerId, sizeBytes);
     const id = randomBytes(6).toString('hex');
     try {
