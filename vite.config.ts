@@ -13,6 +13,16 @@ export default defineConfig({
     emptyOutDir: true,
     target: 'es2022',
     sourcemap: true,
+    rollupOptions: {
+      output: {
+        // The app's shared plumbing (Preact, signals, the API client, the UI state, small shared views) in one chunk,
+        // so a page loads a few files rather than one per shared module; the SPICE core and each lazy view apart.
+        manualChunks: (id: string) =>
+          /node_modules\/(preact|@preact|htm)\/|\/src\/(api|web\/lib)\/|\/src\/web\/views\/confirm\.ts/.test(id)
+            ? 'app'
+            : undefined,
+      },
+    },
   },
   server: {
     proxy: { '/api': { target: api, ws: true, changeOrigin: false } },
