@@ -1,8 +1,9 @@
 #!/usr/bin/env node
 // Runs the suite with node's test runner (TypeScript through tsx) in two lanes side by side, and prints each
 // file's time at the end. Within a lane files run one after another. The heavy lane holds the files that boot the
-// desktop guest (it takes most of both cores, so two never overlap) and the checkpoint files; the light lane holds
-// the rest (tiny guests, servers, browsers, the unit tier), which mostly wait on I/O and timers.
+// desktop guest (it takes most of both cores, so two never overlap) and the checkpoint crash test (the longest of the
+// rest); the light lane holds the rest (tiny guests, servers, browsers, the unit tier), which mostly wait on I/O and
+// timers. The two lanes take about the same time here.
 // Usage: node scripts/run-tests.js [--unit] [--serial] [path-filter ...]
 //   --unit    only the files that need no QEMU, no browser and no server (the fast tier, `npm run test:unit`)
 //   --serial  one lane: every file one after another
@@ -18,7 +19,7 @@ const E2E_MARKS = [
   /helpers\/(server|images|desktop|qemu|tiny-guest|desktop-guest|relay)\.ts|from '\.\/helpers\.ts'/,
   /playwright-core|chromium|qemu-system|qemu-img|spicy/,
 ];
-const HEAVY_MARKS = [/ensureDesktopImage|helpers\/desktop(-guest)?\.ts|startDesktop(Vm|Guest)/, /^test\/checkpoint\//];
+const HEAVY_MARKS = [/ensureDesktopImage|helpers\/desktop(-guest)?\.ts|startDesktop(Vm|Guest)/, /^test\/checkpoint\/crash\./];
 const text = (file) => readFileSync(file, 'utf8');
 const isE2e = (file) => E2E_MARKS.some((re) => re.test(text(file)));
 const isHeavy = (file) => HEAVY_MARKS.some((re) => re.test(re.source.startsWith('^') ? file : text(file)));
