@@ -84,11 +84,11 @@ export default tseslint.config(
     },
   },
   {
-    files: ['src/web/**/*.ts'],
+    files: ['src/web/**/*.ts', 'src/spice-web/**/*.ts'],
     rules: {
       'no-restricted-imports': [
         'error',
-        { patterns: [{ regex: '^node:', message: 'src/web runs in the browser: no Node modules.' }] },
+        { patterns: [{ regex: '^node:', message: 'src/web and src/spice-web run in the browser: no Node modules.' }] },
       ],
       'import-x/no-nodejs-modules': 'error',
     },

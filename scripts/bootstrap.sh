@@ -40,7 +40,7 @@ fi
 
 # The web UI (src/web, built by Vite into dist/web), rebuilt only when its sources or the dependencies changed.
 if [ -f src/web/index.html ]; then
-  web_hash=$( (find src/web src/spice src/api vite.config.ts -type f -print0 | sort -z | xargs -0 sha256sum; sha256sum package-lock.json) | sha256sum | cut -d' ' -f1)
+  web_hash=$( (find src/web src/spice src/spice-web src/api vite.config.ts -type f -print0 | sort -z | xargs -0 sha256sum; sha256sum package-lock.json) | sha256sum | cut -d' ' -f1)
   if [ ! -f dist/web/.oriel-build-stamp ] || [ "$(cat dist/web/.oriel-build-stamp)" != "$web_hash" ]; then
     echo "bootstrap: building the web UI" >&2
     npx vite build --logLevel warn

@@ -2,7 +2,8 @@
 //   spice: nothing (isomorphic core: no Node, no DOM)   api: nothing (the API contract: zod only)   host: nothing
 //   vm: host, db, api         checkpoint: host, vm, db              spice-node: spice
 //   network: nothing (the software switch)
-//   server: api, host, vm, checkpoint, network, spice, spice-node, db      web: api, spice
+//   server: api, host, vm, checkpoint, network, spice, spice-node, db      web: api, spice, spice-web
+//   spice-web: spice (the core's browser host)
 //   cli: api, spice, spice-node (its console client), and of the server only its facade server/index.ts
 //        (`oriel serve` starts the server)
 // There are no exceptions: a file that needs more belongs in another layer, or the layer needs a facade.

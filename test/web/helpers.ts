@@ -24,12 +24,13 @@ function newest(dir: string): number {
   return t;
 }
 
-/** Runs `npx vite build` when dist/web is missing or older than src/web, src/spice, src/api or vite.config.ts. */
+/** Runs `npx vite build` when dist/web is missing or older than the sources it is built from, or vite.config.ts. */
 export function ensureWebBuild(): void {
   const index = join(ROOT, 'dist/web/index.html');
   const sources = Math.max(
     newest(join(ROOT, 'src/web')),
     newest(join(ROOT, 'src/spice')),
+    newest(join(ROOT, 'src/spice-web')),
     newest(join(ROOT, 'src/api')),
     statSync(join(ROOT, 'vite.config.ts')).mtimeMs,
   );

@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { constants, createHash, generateKeyPairSync, privateDecrypt, randomBytes } from 'node:crypto';
-import { rsaOaepSha1Encrypt, sha1 } from '../../src/web/console/ticket.ts';
+import { rsaOaepSha1Encrypt, sha1 } from '../../src/spice-web/ticket.ts';
 
 test('sha1 matches node', () => {
   for (const n of [0, 1, 55, 56, 63, 64, 65, 1000]) {

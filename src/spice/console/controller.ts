@@ -1,5 +1,5 @@
 // The console controller: what a SPICE console does beyond drawing and capturing input, written once for every host
-// (the browser console in src/web/console, the headless client behind `oriel console` in src/cli): typing text and
+// (the browser console in src/spice-web, the headless client behind `oriel console` in src/cli): typing text and
 // key combinations (typing.ts), the switch to client (absolute) mouse mode, asking the guest for a screen size, and
 // "picture complete" (picture.ts). One controller serves one session; a host that reconnects makes a new one.
 import type { DisplayChannel } from '../channels/display.ts';

@@ -1,5 +1,5 @@
 // The file system a WebDAV share serves, whatever holds it: a Node folder (src/spice-node/webdav-fs.ts), a browser
-// FileSystemDirectoryHandle or a list of picked files (src/web/console/). Paths are arrays of names below the shared
+// FileSystemDirectoryHandle or a list of picked files (src/spice-web/). Paths are arrays of names below the shared
 // folder's root ([] is the root), already checked by paths.ts: no name is empty, ".", ".." or holds "/", "\" or NUL.
 // A backend must still refuse what would leave its root in its own terms (symbolic links, for a Node folder).
 

@@ -5,8 +5,8 @@
 import { useSignal } from '@preact/signals';
 import { useRef } from 'preact/hooks';
 import { html } from '../lib/html.ts';
-import { formatSize, type ClipboardBridge } from '../console/clipboard.ts';
-import type { FileQueue, Transfer } from '../console/file-drop.ts';
+import { formatSize, type ClipboardBridge } from '../../spice-web/clipboard.ts';
+import type { FileQueue, Transfer } from '../../spice-web/file-drop.ts';
 
 export type ClipboardMode = 'shared' | 'panel' | 'off';
 

@@ -1,9 +1,9 @@
-// The console toolbar's "Share a folder…" button (src/web/console/shared-folder.ts does the sharing): picks a folder
+// The console toolbar's "Share a folder…" button (src/spice-web/shared-folder.ts does the sharing): picks a folder
 // (read-write through showDirectoryPicker when granted, read-only from a webkitdirectory input otherwise), and stops
 // sharing when pressed again.
 import type { RefObject } from 'preact';
 import { html } from '../lib/html.ts';
-import type { SpiceConsole } from '../console/spice-console.ts';
+import type { SpiceConsole } from '../../spice-web/spice-console.ts';
 
 export function shareFolderButton(
   con: SpiceConsole | null, input: RefObject<HTMLInputElement | null>, connected: boolean,

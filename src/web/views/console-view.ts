@@ -9,11 +9,11 @@ import { SEND_KEY_COMBOS, type AgentState } from '../../spice/index.ts';
 import type { Vm } from '../lib/api.ts';
 import { html } from '../lib/html.ts';
 import { notify } from '../lib/state.ts';
-import { AudioButtons } from '../console/audio-buttons.ts';
-import { attachDropTarget } from '../console/file-drop.ts';
-import { spicePath } from '../console/preconnect.ts';
-import { SpiceConsole, type ConsoleStatusEvent, type ScaleMode } from '../console/spice-console.ts';
-import '../console/console.css';
+import { AudioButtons } from './audio-buttons.ts';
+import { attachDropTarget } from '../../spice-web/file-drop.ts';
+import { spicePath } from '../../spice-web/preconnect.ts';
+import { SpiceConsole, type ConsoleStatusEvent, type ScaleMode } from '../../spice-web/spice-console.ts';
+import '../../spice-web/console.css';
 import { ClipboardPanel, TransfersPanel, clipboardMode, clipboardStatus } from './console-panels.ts';
 import { shareFolderButton } from './console-share.ts';
 

@@ -7,7 +7,7 @@ import { FitAddon } from '@xterm/addon-fit';
 import '@xterm/xterm/css/xterm.css';
 import type { Vm } from '../lib/api.ts';
 import { html } from '../lib/html.ts';
-import { wsUrl } from '../console/transport.ts';
+import { wsUrl } from '../../spice-web/transport.ts';
 
 export function SerialTerminal({ vm }: { vm: Vm }) {
   const host = useRef<HTMLDivElement>(null);

@@ -1,6 +1,6 @@
 // The guest's cursor from the cursor channel: in client mouse mode shown as the local CSS cursor (the local pointer
 // is where the guest's is), in server mode drawn over the screen where the guest has it.
-import type { CursorChannel, CursorState } from '../../spice/index.ts';
+import type { CursorChannel, CursorState } from '../spice/index.ts';
 
 export interface CursorHost {
   /** The element the local cursor is set on (the screen box). */

@@ -4,7 +4,7 @@
 // reds_handle_ticket), so the console would not link: there the small implementation below (RFC 8017 §7.1.1 with
 // BigInt) does the same. The ticket is no secret in Oriel (QEMU runs with disable-ticketing; access is decided by
 // the server before the WebSocket opens), so a plain-JS RSA is good enough here.
-import type { TicketEncryptor } from '../../spice/index.ts';
+import type { TicketEncryptor } from '../spice/index.ts';
 
 export const browserEncryptTicket: TicketEncryptor = async (spkiDer, plaintext) => {
   const subtle = globalThis.crypto?.subtle;

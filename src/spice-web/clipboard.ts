@@ -22,7 +22,7 @@ import {
   type AgentClipboard,
   type Disposable,
   type SpiceAgent,
-} from '../../spice/index.ts';
+} from '../spice/index.ts';
 
 /** Where this browser remembers the person's choice of automatic sharing (here → guest without a paste). */
 export const AUTO_SHARE_KEY = 'oriel.clipboard.autoShare';

@@ -1,7 +1,7 @@
 // Opus for the console's sound through WebCodecs: an AudioDecoder when the browser has one (then the session
 // announces OPUS and spice-server sends 10 ms Opus packets instead of raw PCM). The microphone goes out as raw
 // PCM (S16LE 48 kHz): spice-server takes any 480-frame packet, and raw needs no encoder lag to be flushed.
-import type { AudioCodecs, OpusDecoder } from '../../spice/index.ts';
+import type { AudioCodecs, OpusDecoder } from '../spice/index.ts';
 
 /** The codecs this browser offers the session (none: raw PCM both ways). */
 export function browserAudioCodecs(): AudioCodecs {

@@ -1,7 +1,7 @@
 // The console's connection: opens the SPICE session (taking over the one the page's script started, preconnect.ts),
 // reports status changes, and reopens a session that ended unasked, with backoff, while `canReconnect()` says the
 // VM still runs. What is done with a session is the console's (spice-console.ts).
-import type { SpiceSession } from '../../spice/index.ts';
+import type { SpiceSession } from '../spice/index.ts';
 import { openSession, takePreconnected } from './preconnect.ts';
 
 export type ConsoleStatus = 'idle' | 'connecting' | 'connected' | 'reconnecting' | 'disconnected';

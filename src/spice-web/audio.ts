@@ -5,7 +5,7 @@
 // user gesture: the first key or click on the page resumes it.
 import {
   AudioMode, ChannelType, type Disposable, type PcmChunk, type PlaybackChannel, type RecordChannel, type SpiceSession,
-} from '../../spice/index.ts';
+} from '../spice/index.ts';
 
 const MUTED_KEY = 'oriel.console.muted';
 /** Audio is scheduled at least this far ahead (s): covers packets that come late over the network. */

@@ -5,7 +5,7 @@
 import {
   ChannelType, DavFsError, WebdavShare, type DavEntry, type DavFs, type DavPath, type DavWriter, type PortChannel,
   type SpiceSession,
-} from '../../spice/index.ts';
+} from '../spice/index.ts';
 
 /** The async iteration TypeScript's DOM lib leaves out of FileSystemDirectoryHandle. */
 type Dir = FileSystemDirectoryHandle & { entries(): AsyncIterable<[string, FileSystemHandle]> };

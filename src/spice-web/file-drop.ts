@@ -5,7 +5,7 @@
 // (no space, transfers disabled, session locked, no agent in the session ...) end up on the transfer, in words.
 import {
   FileTransferError, sendFileToGuest, sendPath, type FileSource, type SpiceAgent, type WebdavShare,
-} from '../../spice/index.ts';
+} from '../spice/index.ts';
 
 export type TransferState = 'queued' | 'sending' | 'done' | 'failed' | 'cancelled';
 

@@ -14,7 +14,7 @@ import {
   type InputsChannel,
   type SpiceAgent,
   type SpiceSession,
-} from '../../spice/index.ts';
+} from '../spice/index.ts';
 import { ConsoleAudio } from './audio.ts';
 import { ClipboardBridge } from './clipboard.ts';
 import { ConsoleConnection, type ConsoleStatusEvent } from './connection.ts';

@@ -3,7 +3,7 @@
 // check, the VM's details and the first render, and the SpiceConsole adopts it when it mounts (takePreconnected).
 // The WebSockets are authenticated by the session cookie (same origin; the server checks the Origin), so nothing
 // has to be fetched first. A session nobody adopts is closed; one that fails is simply not adopted.
-import { ChannelType, RgbaSurface, SpiceSession } from '../../spice/index.ts';
+import { ChannelType, RgbaSurface, SpiceSession } from '../spice/index.ts';
 import { browserAudioCodecs } from './audio-codecs.ts';
 import { MAX_CLIPBOARD_BYTES } from './clipboard.ts';
 import { browserEncryptTicket } from './ticket.ts';

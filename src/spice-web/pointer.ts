@@ -2,7 +2,7 @@
 // guest), relative motion otherwise, with pointer lock once the console is clicked (Esc releases it). Motion is
 // gathered and sent once per animation frame; the inputs channel drops it while the server has not acknowledged
 // enough, and it is then sent on the next frame.
-import { MouseButton, MouseButtonMask, type InputsChannel } from '../../spice/index.ts';
+import { MouseButton, MouseButtonMask, type InputsChannel } from '../spice/index.ts';
 
 export interface PointerHost {
   /** The screen box: pointer lock is asked for it. */

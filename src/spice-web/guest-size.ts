@@ -1,7 +1,7 @@
 // "Resize guest to window" (scale mode 'remote'): the console area's size is asked of the guest whenever it changes
 // (through the core's ConsoleController, which rounds as the agent sends it and asks once per size), and the guest's
 // screen is then shown 1:1 (screen.ts).
-import type { ConsoleController } from '../../spice/index.ts';
+import type { ConsoleController } from '../spice/index.ts';
 
 /** Smaller than this the area is hidden or being laid out: nothing is asked. */
 const MIN_AREA = 64;

@@ -3,7 +3,7 @@
 // guest's modifiers and Caps Lock kept in step with the local ones, Windows' AltGr (ControlLeft + AltRight) sent as
 // AltGr alone, and a paste shortcut held back until the browser's paste event has set the guest's clipboard. Typing
 // text and key combinations (the Type box, the send-key menu) are the core's ConsoleController's.
-import { KeyModifier, type InputsChannel } from '../../spice/index.ts';
+import { KeyModifier, type InputsChannel } from '../spice/index.ts';
 import type { ClipboardBridge } from './clipboard.ts';
 import { scancodeOf } from './keymap.ts';
 

@@ -1,6 +1,6 @@
 // The console toolbar's sound buttons: mute (remembered) and the microphone (asks the browser only when pressed).
 import { html } from '../lib/html.ts';
-import type { ConsoleAudio } from './audio.ts';
+import type { ConsoleAudio } from '../../spice-web/audio.ts';
 
 const MIC_TITLE = {
   off: "Send this computer's microphone to the guest (the browser asks first)",

@@ -2,9 +2,9 @@
 // (/api/vms/{vm}/spice), binary frames carrying raw SPICE bytes. The session cookie authenticates it (same origin).
 // The sockets for the channels after main are opened beside it (spares), so their handshakes are off the critical
 // path.
-import { ChannelType, type Connector, type Transport, type TransportHandler } from '../../spice/index.ts';
-import { MAIN_CLIENT_CAPS } from '../../spice/channels/main.ts';
-import { encodeLinkMess } from '../../spice/link.ts';
+import { ChannelType, type Connector, type Transport, type TransportHandler } from '../spice/index.ts';
+import { MAIN_CLIENT_CAPS } from '../spice/channels/main.ts';
+import { encodeLinkMess } from '../spice/link.ts';
 
 /** ws(s)://this-host/path */
 export function wsUrl(path: string): string {

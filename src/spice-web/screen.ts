@@ -2,7 +2,7 @@
 // over the same memory is blitted to the canvas once per animation frame, only the rectangle that changed. Also the
 // layout: the screen scaled to the console area ('fit'), 1:1 ('none'), or 1:1 once the guest took the area's size
 // ('remote', guest-size.ts).
-import { RgbaSurface, type DisplayChannel, type Rect } from '../../spice/index.ts';
+import { RgbaSurface, type DisplayChannel, type Rect } from '../spice/index.ts';
 
 /** fit: scaled to the area; none: 1:1 with scroll bars; remote: the guest is asked for the area's size, shown 1:1. */
 export type ScaleMode = 'fit' | 'none' | 'remote';
