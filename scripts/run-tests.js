@@ -4,8 +4,9 @@
 // desktop guest (it takes most of both cores, so two never overlap) and the checkpoint crash test (the longest of the
 // rest); the light lane holds the rest (tiny guests, servers, browsers, the unit tier), which mostly wait on I/O and
 // timers. The two lanes take about the same time here.
-// Usage: node scripts/run-tests.js [--unit] [--serial] [path-filter ...]
+// Usage: node scripts/run-tests.js [--unit | --e2e] [--serial] [path-filter ...]
 //   --unit    only the files that need no QEMU, no browser and no server (the fast tier, `npm run test:unit`)
+//   --e2e     only the others: real guests, servers, browsers, peers (`npm run test:e2e`)
 //   --serial  one lane: every file one after another
 //   test/soak/ (long repetitions, e.g. ten desktop boots) runs only when a filter names it.
 import { spawn } from 'node:child_process';
@@ -36,11 +37,12 @@ function find(dir) {
 
 const args = process.argv.slice(2);
 const unit = args.includes('--unit');
+const e2e = args.includes('--e2e');
 const serial = args.includes('--serial');
 const filters = args.filter((a) => !a.startsWith('--'));
 const files = find('test')
   .filter((f) => (filters.length === 0 ? !f.startsWith(join('test', 'soak')) : filters.some((x) => f.includes(x))))
-  .filter((f) => !unit || !isE2e(f));
+  .filter((f) => (!unit || !isE2e(f)) && (!e2e || isE2e(f)));
 if (files.length === 0) {
   console.error('no test files matched');
   process.exit(1);
