@@ -17,7 +17,7 @@ export const DISK_NODE = 'disk0';
 const HUGE_RAM_ID = 'ram0';
 
 export function qemuArgs(
-  name: string, spec: VmSpec, paths: VmPaths, accel: 'kvm' | 'tcg', spice: SpiceEndpoint,
+  name: string, spec: VmSpec, paths: VmPaths, accel: 'kvm' | 'tcg', spice: SpiceEndpoint | undefined,
 ): string[] {
   const a: string[] = [
     '-name', `${name},process=oriel-${name}`,

@@ -11,7 +11,7 @@
 // never see it: the proxy performs the SPICE ticket step itself (server/console/link-auth.ts). Another local user
 // can connect to the port but cannot link without the password.
 import { randomBytes } from 'node:crypto';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
 import type { VmPaths } from './paths.ts';
 
@@ -35,8 +35,14 @@ async function freeLoopbackPort(): Promise<number> {
   return port;
 }
 
-/** A new endpoint for one boot: picks the port, writes the password and port files (0600) for QEMU and the proxy. */
-export async function newSpiceEndpoint(paths: VmPaths): Promise<SpiceEndpoint> {
+/**
+ * A new endpoint for one boot: picks the port, writes the password and port files (0600) for QEMU and the proxy.
+ * Off by default (undefined: the unix socket, as before): with TCP clients, QEMU 7.2's spice-server (0.15) was seen
+ * to crash (SIGSEGV in its display worker) when a second console replaced the first. ORIEL_SPICE_TCP=1 turns it on.
+ */
+export async function newSpiceEndpoint(paths: VmPaths): Promise<SpiceEndpoint | undefined> {
+  rmSync(paths.spicePort, { force: true });
+  if (process.env.ORIEL_SPICE_TCP !== '1') return undefined;
   const password = randomBytes(24).toString('base64url'); // 32 chars; SPICE allows up to 60
   const port = await freeLoopbackPort();
   writeFileSync(paths.spiceSecret, password, { mode: 0o600 }); // format=raw: the whole file is the password
@@ -57,7 +63,8 @@ export function readSpiceEndpoint(paths: VmPaths): SpiceEndpoint | undefined {
 }
 
 /** QEMU arguments: the secret object and the -spice option (loopback only, ticketing by the secret). */
-export function spiceArgs(paths: VmPaths, ep: SpiceEndpoint): string[] {
+export function spiceArgs(paths: VmPaths, ep: SpiceEndpoint | undefined): string[] {
+  if (!ep) return ['-spice', `unix=on,addr=${paths.spice},disable-ticketing=on`];
   return [
     '-object', `secret,id=${SECRET_ID},file=${paths.spiceSecret},format=raw`,
     '-spice', `port=${ep.port},addr=127.0.0.1,ipv4=on,password-secret=${SECRET_ID}`,
