@@ -1,18 +1,22 @@
 #!/usr/bin/env node
-// Runs the suite with node's test runner (TypeScript through tsx) in two lanes side by side, and prints each
-// file's time at the end. Within a lane files run one after another. The heavy lane holds the files that boot the
-// desktop guest (it takes most of both cores, so two never overlap) and the checkpoint crash test (the longest of the
-// rest); the light lane holds the rest (tiny guests, servers, browsers, the unit tier), which mostly wait on I/O and
-// timers. The two lanes take about the same time here.
+// Runs the suite with node's test runner (TypeScript through tsx) on two workers that take files from one queue, and
+// prints each file's time and the suite's wall time at the end. Heavy files (those that start the desktop guest,
+// which takes most of both cores, and the checkpoint crash test) never run beside each other; the rest (tiny guests,
+// servers, browsers) mostly wait on I/O and timers and run beside anything. The queue starts with the heavy files,
+// then the others, each group longest first by the times of the last run on this machine (kept in the cache
+// folder), so that both workers end together. The unit tier shares one process (scripts/unit-tier.js): each file
+// would otherwise pay a node start and a TypeScript load, a few seconds apiece on a busy machine.
 // Usage: node scripts/run-tests.js [--unit | --e2e] [--serial] [path-filter ...]
 //   --unit    only the files that need no QEMU, no browser and no server (the fast tier, `npm run test:unit`)
 //   --e2e     only the others: real guests, servers, browsers, peers (`npm run test:e2e`)
-//   --serial  one lane: every file one after another
+//   --serial  one worker: every file one after another
 //   test/soak/ (long repetitions, e.g. ten desktop boots) runs only when a filter names it.
 import { spawn } from 'node:child_process';
-import { readdirSync, readFileSync, statSync } from 'node:fs';
-import { join } from 'node:path';
+import { mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
+import { setTimeout as sleep } from 'node:timers/promises';
 
 // A test file is end-to-end when it reaches a real server, guest, image or browser: through these helpers, or by
 // naming QEMU, Chromium or spicy directly. Everything else is the unit tier.
@@ -48,28 +52,79 @@ if (files.length === 0) {
   process.exit(1);
 }
 
-const reporters = ['--test-reporter=spec', '--test-reporter-destination=stdout',
-  '--test-reporter=./scripts/durations-reporter.js', '--test-reporter-destination=stdout'];
+const TIMES = join(process.env.ORIEL_CACHE_DIR || join(process.env.XDG_CACHE_HOME || join(homedir(), '.cache'), 'oriel'),
+  'test-times.json');
+const lastTimes = (() => { try { return JSON.parse(readFileSync(TIMES, 'utf8')); } catch { return {}; } })();
+const UNIT = 'the unit tier';
+const unitFiles = files.filter((f) => !isE2e(f));
+const jobs = [
+  ...files.filter((f) => isE2e(f)).map((f) => ({ name: f, files: [f], heavy: !serial && isHeavy(f) })),
+  ...(unitFiles.length > 0 ? [{ name: UNIT, files: unitFiles, heavy: false }] : []),
+];
+const guess = (j) => lastTimes[j.name] ?? (j.heavy ? 120_000 : 20_000);
+jobs.sort((a, b) => Number(b.heavy) - Number(a.heavy) || guess(b) - guess(a));
 
-/** Runs one lane's files one after another; its lines are prefixed with the lane's name when two lanes run. */
-function lane(name, laneFiles, prefix) {
+const reporters = ['--test-reporter=spec', '--test-reporter-destination=stdout'];
+const SUMMARY = /^ℹ (tests|suites|pass|fail|cancelled|skipped|todo|duration_ms) ([\d.]+)$/;
+const totals = {};
+
+/** Runs one job in a node process; its lines are prefixed with the worker's name, its summary lines added up. */
+function run(worker, job, prefix) {
+  const argv = job.name === UNIT
+    ? ['--import', 'tsx', ...reporters, 'scripts/unit-tier.js', ...job.files]
+    : ['--import', 'tsx', '--test', ...reporters, ...job.files];
   return new Promise((resolve) => {
-    if (laneFiles.length === 0) { resolve(0); return; }
-    const child = spawn(process.execPath, ['--import', 'tsx', '--test', '--test-concurrency=1', ...reporters,
-      ...laneFiles], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ORIEL_TEST_LANE: name } });
+    const child = spawn(process.execPath, argv, { stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, ORIEL_TEST_LANE: worker } });
     for (const stream of [child.stdout, child.stderr]) {
       const out = stream === child.stdout ? process.stdout : process.stderr;
-      createInterface({ input: stream }).on('line', (l) => out.write(prefix ? `[${name}] ${l}\n` : `${l}\n`));
+      createInterface({ input: stream }).on('line', (l) => {
+        const m = SUMMARY.exec(l);
+        if (m) { totals[m[1]] = (totals[m[1]] ?? 0) + Number(m[2]); return; }
+        out.write(prefix ? `[${worker}] ${l}\n` : `${l}\n`);
+      });
     }
     child.on('close', (code, signal) => resolve(code ?? (signal ? 1 : 0)));
   });
 }
 
 const started = Date.now();
-const heavy = serial ? [] : files.filter(isHeavy);
-const light = files.filter((f) => !heavy.includes(f));
-const two = heavy.length > 0 && light.length > 0;
-const codes = await Promise.all([lane('heavy', heavy, two), lane('light', light, two)]);
-console.log(`\nsuite wall time: ${((Date.now() - started) / 60000).toFixed(1)} min` +
-  (two ? ` (two lanes: ${heavy.length} heavy files, ${light.length} light)` : ''));
-process.exit(codes.some((c) => c !== 0) ? 1 : 0);
+const times = [];
+let heavyRunning = false;
+let failed = false;
+const workers = serial ? ['w1'] : ['w1', 'w2'];
+
+/** Takes queued jobs until none is left; a heavy job waits while the other worker runs one. */
+async function worker(name) {
+  for (;;) {
+    const i = jobs.findIndex((j) => !j.heavy || !heavyRunning);
+    if (i < 0) {
+      if (jobs.length === 0) return;
+      await sleep(200);
+      continue;
+    }
+    const [job] = jobs.splice(i, 1);
+    if (job.heavy) heavyRunning = true;
+    const t0 = Date.now();
+    const code = await run(name, job, workers.length > 1);
+    if (job.heavy) heavyRunning = false;
+    times.push([job.name, Date.now() - t0, name]);
+    if (code !== 0) failed = true;
+  }
+}
+await Promise.all(workers.map(worker));
+
+const wall = Date.now() - started;
+console.log('\ntime per test file, process start to end (slowest first):');
+for (const [f, ms, w] of times.sort((a, b) => b[1] - a[1])) {
+  console.log(`${(ms / 1000).toFixed(1).padStart(8)} s  ${w}  ${f}${f === UNIT ? ` (${unitFiles.length} files)` : ''}`);
+}
+console.log(Object.entries(totals).filter(([k]) => k !== 'duration_ms').map(([k, v]) => `ℹ ${k} ${v}`).join('\n'));
+try {
+  mkdirSync(dirname(TIMES), { recursive: true });
+  const now = Object.fromEntries(times.map(([f, ms]) => [f, ms]));
+  writeFileSync(TIMES, JSON.stringify({ ...lastTimes, ...now }, null, 1));
+} catch { /* only an ordering hint */ }
+console.log(`\nsuite wall time: ${(wall / 60000).toFixed(1)} min (${workers.length} worker${workers.length > 1 ? 's' : ''}, ` +
+  `${times.length} jobs)`);
+process.exit(failed ? 1 : 0);

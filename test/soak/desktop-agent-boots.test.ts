@@ -26,7 +26,7 @@ test(`the SPICE agent is ready on ${BOOTS} boots out of ${BOOTS} of fresh deskto
   const rows: string[] = [];
   for (let i = 1; i <= BOOTS; i++) {
     const name = `soak-${i}`;
-    const vm = await startDesktopVm(ts, name);
+    const vm = await startDesktopVm(ts, name, { boot: true });
     const session = await openSpiceSession({
       url: `${ts.url.replace('http', 'ws')}/api/vms/${name}/spice`,
       headers: { authorization: `Bearer ${ts.adminToken}` },

@@ -21,6 +21,7 @@ import { chromium, type Browser, type BrowserContext, type Page } from 'playwrig
 import { PNG } from 'pngjs';
 import { startTestServer, ADMIN_PASSWORD, type TestServer } from '../helpers/server.ts';
 import { ensureDesktopImage } from '../helpers/images.ts';
+import { startDesktopVm } from '../helpers/desktop.ts';
 import { DOCS, ensureWebBuild, signIn, until } from './helpers.ts';
 
 // page.evaluate callbacks run in the browser; the Node tsconfig (tsconfig.node.json) has no DOM lib.
@@ -102,9 +103,7 @@ describe('web console with the SPICE agent (desktop guest)', () => {
     files = mkdtempSync(join(tmpdir(), 'oriel-agent-files-'));
     t = await startTestServer();
     await image;
-    const c = await t.admin.post('/api/vms', { name: VM, image: 'desktop' });
-    assert.equal(c.status, 201, JSON.stringify(c.body));
-    assert.equal((await t.admin.post(`/api/vms/${VM}/start`)).status, 200);
+    await startDesktopVm(t, VM);
     // The desktop is up when its xterm is mapped (not merely started: openbox may still be starting).
     await until('the desktop session', async () => {
       const r = await t.admin.post(`/api/vms/${VM}/exec`, {

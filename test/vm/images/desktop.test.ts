@@ -212,7 +212,7 @@ describe('desktop guest on real QEMU', () => {
   before(async () => {
     await ensureDesktopImage();
     t = await startTestServer();
-    vm = await startDesktopVm(t, 'desk');
+    vm = await startDesktopVm(t, 'desk', { boot: true });
     process.stdout.write(`# desktop guest ready ${(vm.bootMs / 1000).toFixed(1)} s after start\n`);
   });
   after(async () => { await t?.destroy(); });
