@@ -8,7 +8,7 @@ out=$1
 here=$(cd "$(dirname "$0")" && pwd)
 mkdir -p "$out"
 echo '#include "oriel.h"' | gcc -E -P -I"$here" -x c - >"$out/cl_icd.i"
-"${NODE:-node}" "$here/gen-dispatch.mjs" "$out/cl_icd.i" "$out" "$here/icd.c" "$here/icd-objects.c"
+"${NODE:-node}" "$here/gen-dispatch.js" "$out/cl_icd.i" "$out" "$here/icd.c" "$here/icd-objects.c"
 cflags="-O2 -Wall -Wextra -Wno-unused-parameter -Werror"
 # Exported: the ICD loader's three entry points (EXPORT in icd.c); everything else is hidden.
 gcc $cflags -fPIC -shared -fvisibility=hidden -I"$here" -I"$out" -o "$out/liboriel-opencl.so" \
