@@ -13,9 +13,11 @@ cd "$(dirname "$0")/.."
 # bench/display-browser.ts measures the web console against. passt is the way out of networks created with --nat.
 # ovmf is the UEFI firmware of `--firmware uefi` VMs; xorriso, isolinux, syslinux-common, grub-efi-amd64-bin (with
 # grub-common's grub-mkstandalone) and mtools build the bootable test ISO (BIOS and UEFI) of the media tests
-# (test/helpers/iso.ts).
+# (test/helpers/iso.ts). OpenCL remoting (src/remoting): PoCL is the host's CPU OpenCL device behind the ICD loader,
+# clinfo shows it, and the headers let the image builder compile the guest ICD (src/remoting/guest).
 need_pkgs=(qemu-system-x86 qemu-utils xz-utils chromium spice-client-gtk spice-html5 websockify debootstrap e2fsprogs openssl
-  passt ovmf xorriso isolinux syslinux-common grub-efi-amd64-bin grub-common mtools ${ORIEL_EXTRA_PKGS:-})
+  passt ovmf xorriso isolinux syslinux-common grub-efi-amd64-bin grub-common mtools
+  pocl-opencl-icd clinfo ocl-icd-libopencl1 ocl-icd-opencl-dev opencl-c-headers ${ORIEL_EXTRA_PKGS:-})
 missing=()
 for p in "${need_pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

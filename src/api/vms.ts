@@ -35,6 +35,7 @@ export const vmSchema = z.object({
   display: displaySchema,
   accel: accelSchema,
   hugepages: z.boolean(),
+  opencl: z.boolean().describe('the guest reaches the host\'s OpenCL through API remoting (port org.oriel.opencl.0)'),
   image: z.string().nullable(),
   firmware: firmwareSchema,
   cdrom: z.string().nullable().describe('the image in the CD-ROM drive; null: no drive or an empty one'),
@@ -74,6 +75,11 @@ export const vmCreateSchema = z
       .describe(
         'guest RAM in 2 MiB huge pages the host has reserved: live snapshots of its RAM then pause the VM a few ms instead of tens',
       ),
+    opencl: z
+      .boolean()
+      .optional()
+      .describe("OpenCL by API remoting: a virtio-serial port to a host helper running the host's OpenCL (the guest needs "
+        + 'the Oriel ICD, as in the tiny-opencl image)'),
     networks: vmNetworksSchema.optional(),
   })
   .strict();

@@ -45,6 +45,7 @@ import { Quotas } from './quotas/quotas.ts';
 import { quotaRoutes } from './routes/quotas.ts';
 import { Networks } from './networks/networks.ts';
 import { Forwards } from './networks/forwards.ts';
+import { OpenClRemoting } from './opencl.ts';
 import { networkRoutes } from './routes/networks.ts';
 import { serverTls, type ServerTls } from './transport/tls.ts';
 import { proxyTrust } from './transport/proxy-trust.ts';
@@ -110,6 +111,8 @@ export async function createServer(config: OrielConfig, opts: { logger?: boolean
   const networks = new Networks(db, vms, (msg, extra) => app.log.warn(extra, msg));
   const forwards = new Forwards(db, networks, vms);
   networks.start();
+  const opencl = new OpenClRemoting(vms, config.dataDir);
+  opencl.start();
   const ctx: ServerContext = { config, db, vms, users, ops, checkpoints, schedules, quotas, networks, forwards };
 
   let firstAdmin: OrielServer['firstAdmin'];
@@ -209,6 +212,7 @@ export async function createServer(config: OrielConfig, opts: { logger?: boolean
       await app.close();
       vms.detachAll();
       networks.close();
+      opencl.close();
       checkpoints.close();
       db.close();
     },

@@ -23,6 +23,7 @@ export function vmView(vm: VmRecord, users: Users): VmView {
     display: vm.spec.display,
     accel: vm.spec.accel,
     hugepages: !!vm.spec.hugepages,
+    opencl: !!vm.spec.opencl,
     image: vm.spec.image === 'path' ? (vm.spec.baseDisk ?? null) : (vm.spec.image ?? null),
     firmware: vm.spec.firmware ?? 'bios',
     cdrom: vm.spec.cdrom?.image ?? null,

@@ -192,7 +192,7 @@ export class VmManager extends EventEmitter {
         throw conflict(`QEMU for VM '${vm.name}' is still running as pid ${stalePid}; force-stop it first`);
       this.log('warn', 'removing stale pidfile', { vm: vm.name, pid: stalePid });
     }
-    const stale = [p.pidfile, p.qmp, p.spice, p.serial, p.shell, p.guestAgent, p.serialLog, p.serialLogPrev];
+    const stale = [p.pidfile, p.qmp, p.spice, p.serial, p.shell, p.guestAgent, p.opencl, p.serialLog, p.serialLogPrev];
     for (const f of stale) rmSync(f, { force: true });
 
     if (spec.hugepages) checkHugePages(vm.name, spec.memoryMiB);

@@ -18,6 +18,8 @@ export interface VmPaths {
   shell: string;
   /** qemu-guest-agent's port (images with the 'guest-agent' device). */
   guestAgent: string;
+  /** The OpenCL remoting port (spec.opencl): QEMU serves it, the VM's helper (src/remoting) connects. */
+  opencl: string;
   qemuLog: string;
   pidfile: string;
   /** The UEFI variable store (firmware uefi; media-args.ts). */
@@ -41,6 +43,7 @@ export function vmPaths(dataDir: string, vmId: string): VmPaths {
     serialLogPrev: join(dir, 'serial.log.1'),
     shell: join(dir, 'shell.sock'),
     guestAgent: join(dir, 'qga.sock'),
+    opencl: join(dir, 'opencl.sock'),
     qemuLog: join(dir, 'qemu.log'),
     pidfile: join(dir, 'qemu.pid'),
     vars: join(dir, 'OVMF_VARS.fd'),

@@ -69,6 +69,12 @@ export function qemuArgs(
       '-device', `virtio-blk-pci,drive=${DISK_NODE},id=${DISK_NODE}${spec.kernel ? '' : ',bootindex=0'}`,
     );
   }
+  if (spec.opencl) {
+    // OpenCL remoting: calls travel this port; the VM's helper (src/remoting) connects to the socket in the VM's
+    // 0700 folder. The port's name is the guest ICD's (src/remoting/protocol.ts PORT_NAME).
+    a.push('-chardev', `socket,id=opencl0,path=${paths.opencl},server=on,wait=off`,
+      '-device', 'virtserialport,chardev=opencl0,name=org.oriel.opencl.0');
+  }
   return a;
 }
 

@@ -31,6 +31,7 @@ export async function resolveSpec(req: VmRequest, o: SpecDefaults, hostPaths: bo
     display: req.display ?? 'std',
     accel: req.accel ?? o.accel,
     ...(req.hugepages ? { hugepages: true } : {}),
+    ...(req.opencl ? { opencl: true } : {}),
   };
   const image = req.image && !isAbsolute(req.image) ? findBuiltImage(o.cacheDir, req.image) : undefined;
   // What the image is made for, unless the request says otherwise.

@@ -59,6 +59,9 @@ export interface VmSpec {
   display: 'std' | 'qxl';
   /** Guest RAM in 2 MiB huge pages (hugetlb memfd) the host has reserved; see hugepages.ts. */
   hugepages?: boolean;
+  /** OpenCL by API remoting: QEMU serves the port org.oriel.opencl.0 on paths.opencl for the host helper
+   * (src/remoting, started with the VM by the server). */
+  opencl?: boolean;
   accel: 'auto' | 'kvm' | 'tcg';
   /** Name of the built image, or 'path' for a disk given by path. */
   image?: string;

@@ -2,6 +2,7 @@
 import { defaultConfig } from '../../src/config.ts';
 import { buildTinyImage } from '../../src/vm/images/tiny.ts';
 import { buildDesktopImage } from '../../src/vm/images/desktop.ts';
+import { buildTinyOpenclImage } from '../../src/vm/images/tiny-opencl.ts';
 import type { ImageManifest } from '../../src/vm/images/types.ts';
 
 let tiny: Promise<ImageManifest> | undefined;
@@ -18,4 +19,11 @@ let desktop: Promise<ImageManifest> | undefined;
 export function ensureDesktopImage(): Promise<ImageManifest> {
   desktop ??= buildDesktopImage({ cacheDir: defaultConfig().cacheDir });
   return desktop;
+}
+
+let tinyOpencl: Promise<ImageManifest> | undefined;
+/** The tiny guest with glibc, the OpenCL ICD loader, clinfo and Oriel's remoting ICD (src/vm/images/tiny-opencl.ts). */
+export function ensureTinyOpenclImage(): Promise<ImageManifest> {
+  tinyOpencl ??= buildTinyOpenclImage({ cacheDir: defaultConfig().cacheDir });
+  return tinyOpencl;
 }

@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import type { BuildContext, ImageManifest } from './types.ts';
 import { buildTinyImage, tinyRecipeHash } from './tiny.ts';
 import { buildDesktopImage, desktopRecipeHash } from './desktop.ts';
+import { buildTinyOpenclImage, tinyOpenclRecipeHash } from './tiny-opencl.ts';
 
 export interface ImageBuilder {
   name: string;
@@ -21,6 +22,12 @@ export const builders: Record<string, ImageBuilder> = {
     description: 'Debian kernel + busybox initramfs: boots in seconds under TCG, framebuffer console, command shell',
     recipe: () => tinyRecipeHash(),
     build: buildTinyImage,
+  },
+  'tiny-opencl': {
+    name: 'tiny-opencl',
+    description: 'the tiny image with glibc, the OpenCL ICD loader, clinfo and Oriel\'s remoting ICD: for `--opencl` VMs',
+    recipe: () => tinyOpenclRecipeHash(),
+    build: buildTinyOpenclImage,
   },
   desktop: {
     name: 'desktop',

@@ -4,7 +4,7 @@
 // GuestShell protocol on ttyS1 (the init script, tiny-init.sh, says how).
 import { randomBytes, createHash } from 'node:crypto';
 import { execFile } from 'node:child_process';
-import { mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 import { defaultConfig } from '../../config.ts';
@@ -46,6 +46,17 @@ const APPEND = 'console=tty0 console=ttyS0 panic=-1 quiet';
 const INIT_SCRIPT = readFileSync(new URL('./tiny-init.sh', import.meta.url), 'utf8');
 
 interface Pkg { name: string; version: string }
+
+/** A tiny image with more in its initramfs (tiny-opencl.ts): Debian packages unpacked whole (docs left out), and
+ * files made at build time. Its name and recipe make its own folder in the cache. */
+export interface TinyVariant {
+  name: string;
+  packages: Pkg[];
+  /** Whatever else changes the output (hashes of sources built into it). */
+  recipe: unknown;
+  /** Makes files under `root` (a scratch folder), all of which go into the initramfs. */
+  make(root: string, signal?: AbortSignal): Promise<void>;
+}
 let packages: { kernel: Pkg; busybox: Pkg } | undefined;
 
 /** The kernel image package linux-image-amd64 currently points to, and busybox-static, at apt's candidate versions. */
@@ -65,9 +76,10 @@ export function tinyPackages(): { kernel: Pkg; busybox: Pkg } {
 }
 
 /** Hex sha256 over everything the image is made from. Computed once per process (it asks apt for versions). */
-export function tinyRecipeHash(): string {
+export function tinyRecipeHash(variant?: TinyVariant): string {
   const p = tinyPackages();
   const recipe = {
+    ...(variant ? { variant: variant.name, extra: variant.packages, extraRecipe: variant.recipe } : {}),
     builder: BUILDER_VERSION,
     packages: [p.kernel, p.busybox],
     init: INIT_SCRIPT,
@@ -82,27 +94,27 @@ export function tinyRecipeHash(): string {
 const inflight = new Map<string, Promise<ImageManifest>>();
 
 /** Builds the tiny image into <cacheDir>/images/tiny-<recipe>/, or returns the one already there. */
-export function buildTinyImage(ctx: BuildContext): Promise<ImageManifest> {
+export function buildTinyImage(ctx: BuildContext, variant?: TinyVariant): Promise<ImageManifest> {
   let recipe: string;
   try {
-    recipe = tinyRecipeHash();
+    recipe = tinyRecipeHash(variant);
   } catch (e) {
     return Promise.reject(e);
   }
-  const dir = join(ctx.cacheDir, 'images', `tiny-${recipe.slice(0, 16)}`);
+  const dir = join(ctx.cacheDir, 'images', `${variant?.name ?? 'tiny'}-${recipe.slice(0, 16)}`);
   const built = readManifest(dir);
   if (built) return Promise.resolve(built);
   let p = inflight.get(dir);
   if (!p) {
-    p = build(ctx, recipe, dir).finally(() => inflight.delete(dir));
+    p = build(ctx, recipe, dir, variant).finally(() => inflight.delete(dir));
     inflight.set(dir, p);
   }
   return p;
 }
 
-async function build(ctx: BuildContext, recipe: string, dir: string): Promise<ImageManifest> {
+async function build(ctx: BuildContext, recipe: string, dir: string, variant?: TinyVariant): Promise<ImageManifest> {
   const { signal } = ctx;
-  const total = 6;
+  const total = 6 + (variant ? 1 : 0);
   let done = 0;
   const step = (stage: string, line: string) => {
     ctx.progress?.(done++, total, stage);
@@ -113,7 +125,7 @@ async function build(ctx: BuildContext, recipe: string, dir: string): Promise<Im
   removeAbandoned(tmpRoot);
   // Everything is made in a private folder next to the cache, then renamed into place whole, manifest included:
   // an interrupted build leaves no folder that looks like an image.
-  const tmp = join(tmpRoot, `tiny-${process.pid}-${randomBytes(4).toString('hex')}`);
+  const tmp = join(tmpRoot, `${variant?.name ?? 'tiny'}-${process.pid}-${randomBytes(4).toString('hex')}`);
   const out = join(tmp, 'image');
   mkdirSync(out, { recursive: true });
   try {
@@ -136,9 +148,22 @@ async function build(ctx: BuildContext, recipe: string, dir: string): Promise<Im
     const b = join(tmp, 'busybox');
     await extractDeb(busyboxDeb, b, signal);
 
+    const extra = join(tmp, 'extra');
+    if (variant) {
+      step('extra', `adding ${variant.packages.map((x) => x.name).join(', ')} and built files`);
+      for (const pkg of variant.packages)
+        await extractDeb(await fetchDeb(pkg.name, pkg.version, debs, signal), extra, signal);
+      for (const d of ['usr/share/doc', 'usr/share/man', 'usr/share/locale', 'usr/share/lintian', 'usr/share/info'])
+        rmSync(join(extra, d), { recursive: true, force: true });
+      await variant.make(extra, signal);
+    }
+
     step('initramfs', `making the initramfs for kernel ${release}`);
     await writeCpioGz(
-      initramfsEntries(join(k, 'lib/modules', release), release, join(b, 'bin/busybox')),
+      [
+        ...initramfsEntries(join(k, 'lib/modules', release), release, join(b, 'bin/busybox')),
+        ...(variant ? treeEntries(extra) : []),
+      ],
       join(out, 'initrd.img'),
       signal,
     );
@@ -151,7 +176,7 @@ async function build(ctx: BuildContext, recipe: string, dir: string): Promise<Im
     });
 
     const manifest: ImageManifest = {
-      name: 'tiny',
+      name: variant?.name ?? 'tiny',
       recipe,
       builtAt: new Date().toISOString(),
       dir,
@@ -186,3 +211,17 @@ function* initramfsEntries(modulesDir: string, release: string, busybox: string)
   yield { type: 'file', path: `${modRoot}/modules.dep`, data: Buffer.from(mods.modulesDep) };
   for (const f of mods.files) yield { type: 'file', path: `${modRoot}/${f}`, data: readFileSync(join(modulesDir, f)) };
 }
+
+/** Everything under `root` (folders first), skipping what the base initramfs already has (its top folders). */
+function* treeEntries(root: string, rel = ''): Generator<CpioEntry> {
+  for (const name of readdirSync(join(root, rel)).sort()) {
+    const path = rel ? `${rel}/${name}` : name;
+    const st = lstatSync(join(root, path));
+    if (st.isSymbolicLink()) yield { type: 'symlink', path, target: readlinkSync(join(root, path)) };
+    else if (st.isDirectory()) {
+      if (!BASE_DIRS.has(path)) yield { type: 'dir', path, mode: st.mode & 0o7777 };
+      yield* treeEntries(root, path);
+    } else if (st.isFile()) yield { type: 'file', path, data: readFileSync(join(root, path)), mode: st.mode & 0o7777 };
+  }
+}
+const BASE_DIRS = new Set(['bin', 'sbin', 'usr', 'usr/bin', 'usr/sbin', 'etc', 'lib']);

@@ -1,0 +1,154 @@
+/* oriel-cl-demo: a vector addition, a SAXPY and a matrix multiplication through whatever OpenCL the ICD loader
+ * finds, printing a hash of each result, so the same binary run in a guest (remoted) and on the host (directly)
+ * can be compared line by line; then a kernel with a syntax error (its build status) and an out-of-range read.
+ * Usage: oriel-cl-demo [matrix size (default 256)] [null-kernel calls to time (default 0)] */
+#define CL_TARGET_OPENCL_VERSION 120
+#include <CL/cl.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static const char *SRC =
+    "__kernel void vadd(__global const float *a, __global const float *b, __global float *c) {\n"
+    "  size_t i = get_global_id(0); c[i] = a[i] + b[i];\n"
+    "}\n"
+    "__kernel void saxpy(float alpha, __global const float *x, __global float *y) {\n"
+    "  size_t i = get_global_id(0); y[i] = alpha * x[i] + y[i];\n"
+    "}\n"
+    "__kernel void matmul(int n, __global const float *a, __global const float *b, __global float *c) {\n"
+    "  int row = get_global_id(1), col = get_global_id(0); float s = 0;\n"
+    "  for (int k = 0; k < n; k++) s += a[row * n + k] * b[k * n + col];\n"
+    "  c[row * n + col] = s;\n"
+    "}\n"
+    "__kernel void nothing(void) {}\n";
+
+#define CHECK(x)                                                         \
+  do {                                                                   \
+    cl_int st_ = (x);                                                    \
+    if (st_ != CL_SUCCESS) {                                             \
+      printf("error %d at line %d: %s\n", st_, __LINE__, #x);           \
+      exit(1);                                                           \
+    }                                                                    \
+  } while (0)
+
+static cl_context ctx;
+static cl_command_queue q;
+
+static uint64_t fnv(const void *p, size_t n) {
+  uint64_t h = 14695981039346656037ull;
+  for (size_t i = 0; i < n; i++) h = (h ^ ((const uint8_t *)p)[i]) * 1099511628211ull;
+  return h;
+}
+
+static cl_mem buffer(size_t bytes, void *init) {
+  cl_int err;
+  cl_mem m = clCreateBuffer(ctx, CL_MEM_READ_WRITE | (init ? CL_MEM_COPY_HOST_PTR : 0), bytes, init, &err);
+  CHECK(err);
+  return m;
+}
+
+static double now(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return t.tv_sec + t.tv_nsec / 1e9;
+}
+
+int main(int argc, char **argv) {
+  int n = argc > 1 ? atoi(argv[1]) : 256, calls = argc > 2 ? atoi(argv[2]) : 0;
+  cl_platform_id platform;
+  cl_device_id dev;
+  cl_int err;
+  char name[256];
+  CHECK(clGetPlatformIDs(1, &platform, NULL));
+  CHECK(clGetPlatformInfo(platform, CL_PLATFORM_NAME, sizeof name, name, NULL));
+  printf("platform %s\n", name);
+  CHECK(clGetDeviceIDs(platform, CL_DEVICE_TYPE_ALL, 1, &dev, NULL));
+  CHECK(clGetDeviceInfo(dev, CL_DEVICE_NAME, sizeof name, name, NULL));
+  printf("device %s\n", name);
+  ctx = clCreateContext(NULL, 1, &dev, NULL, NULL, &err);
+  CHECK(err);
+  q = clCreateCommandQueue(ctx, dev, 0, &err);
+  CHECK(err);
+  cl_program prog = clCreateProgramWithSource(ctx, 1, &SRC, NULL, &err);
+  CHECK(err);
+  CHECK(clBuildProgram(prog, 1, &dev, "", NULL, NULL));
+
+  enum { V = 4096 };
+  static float a[V], b[V], c[V];
+  for (int i = 0; i < V; i++) a[i] = i * 0.5f, b[i] = (V - i) * 0.25f;
+  cl_mem ma = buffer(sizeof a, a), mb = buffer(sizeof b, b), mc = buffer(sizeof c, NULL);
+  cl_kernel vadd = clCreateKernel(prog, "vadd", &err);
+  CHECK(err);
+  CHECK(clSetKernelArg(vadd, 0, sizeof ma, &ma));
+  CHECK(clSetKernelArg(vadd, 1, sizeof mb, &mb));
+  CHECK(clSetKernelArg(vadd, 2, sizeof mc, &mc));
+  size_t global = V;
+  CHECK(clEnqueueNDRangeKernel(q, vadd, 1, NULL, &global, NULL, 0, NULL, NULL));
+  CHECK(clEnqueueReadBuffer(q, mc, CL_TRUE, 0, sizeof c, c, 0, NULL, NULL));
+  printf("vadd %016llx c[100]=%g\n", (unsigned long long)fnv(c, sizeof c), c[100]);
+
+  cl_kernel saxpy = clCreateKernel(prog, "saxpy", &err);
+  CHECK(err);
+  float alpha = 2.5f;
+  cl_event done;
+  CHECK(clSetKernelArg(saxpy, 0, sizeof alpha, &alpha));
+  CHECK(clSetKernelArg(saxpy, 1, sizeof ma, &ma));
+  CHECK(clSetKernelArg(saxpy, 2, sizeof mb, &mb));
+  CHECK(clEnqueueNDRangeKernel(q, saxpy, 1, NULL, &global, NULL, 0, NULL, &done));
+  CHECK(clWaitForEvents(1, &done));
+  CHECK(clReleaseEvent(done));
+  CHECK(clEnqueueReadBuffer(q, mb, CL_TRUE, 0, sizeof b, b, 0, NULL, NULL));
+  printf("saxpy %016llx y[100]=%g\n", (unsigned long long)fnv(b, sizeof b), b[100]);
+
+  size_t bytes = (size_t)n * n * sizeof(float);
+  float *x = malloc(bytes), *y = malloc(bytes), *z = malloc(bytes);
+  for (int i = 0; i < n * n; i++) x[i] = (float)(i % 17) * 0.125f, y[i] = (float)(i % 13) * 0.25f;
+  cl_mem mx = buffer(bytes, x), my = buffer(bytes, y), mz = buffer(bytes, NULL);
+  cl_kernel mm = clCreateKernel(prog, "matmul", &err);
+  CHECK(err);
+  CHECK(clSetKernelArg(mm, 0, sizeof n, &n));
+  CHECK(clSetKernelArg(mm, 1, sizeof mx, &mx));
+  CHECK(clSetKernelArg(mm, 2, sizeof my, &my));
+  CHECK(clSetKernelArg(mm, 3, sizeof mz, &mz));
+  size_t g2[2] = {n, n};
+  double t0 = now();
+  CHECK(clEnqueueNDRangeKernel(q, mm, 2, NULL, g2, NULL, 0, NULL, NULL));
+  CHECK(clFinish(q));
+  double t1 = now();
+  CHECK(clEnqueueReadBuffer(q, mz, CL_TRUE, 0, bytes, z, 0, NULL, NULL));
+  printf("matmul %d %016llx\n", n, (unsigned long long)fnv(z, bytes));
+  fprintf(stderr, "time matmul %.6f s\n", t1 - t0);
+
+  /* Errors come back as OpenCL codes. */
+  const char *bad = "__kernel void broken(__global float *a) { a[0] = ; }";
+  cl_program bp = clCreateProgramWithSource(ctx, 1, &bad, NULL, &err);
+  CHECK(err);
+  printf("badbuild %d\n", clBuildProgram(bp, 1, &dev, "", NULL, NULL));
+  size_t logsize = 0;
+  CHECK(clGetProgramBuildInfo(bp, dev, CL_PROGRAM_BUILD_LOG, 0, NULL, &logsize));
+  printf("buildlog %s\n", logsize > 1 ? "present" : "empty");
+  printf("outofrange %d\n", clEnqueueReadBuffer(q, mc, CL_TRUE, sizeof c - 4, 8, c, 0, NULL, NULL));
+
+  if (calls > 0) {
+    cl_kernel nk = clCreateKernel(prog, "nothing", &err);
+    CHECK(err);
+    size_t one = 1;
+    double s = now();
+    for (int i = 0; i < calls; i++) CHECK(clEnqueueNDRangeKernel(q, nk, 1, NULL, &one, NULL, 0, NULL, NULL));
+    CHECK(clFinish(q));
+    fprintf(stderr, "time nullkernel %.3f us/call\n", (now() - s) / calls * 1e6);
+    clReleaseKernel(nk);
+  }
+  clReleaseProgram(bp);
+  clReleaseKernel(vadd), clReleaseKernel(saxpy), clReleaseKernel(mm);
+  clReleaseMemObject(ma), clReleaseMemObject(mb), clReleaseMemObject(mc);
+  clReleaseMemObject(mx), clReleaseMemObject(my), clReleaseMemObject(mz);
+  clReleaseProgram(prog);
+  clReleaseCommandQueue(q);
+  clReleaseContext(ctx);
+  free(x), free(y), free(z);
+  printf("ok\n");
+  return 0;
+}

@@ -1,0 +1,166 @@
+/* The ICD's link to the host: the virtio-serial port org.oriel.opencl.0, one request and its response at a time
+ * (a mutex around each call: the port has one opener, this process). Frames: u32 length + body (protocol.ts). */
+#include "oriel.h"
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static int port_fd = -1;
+static uint32_t next_id = 1;
+
+static void put_raw(struct msg *m, const void *p, size_t n) {
+  if (m->failed || !n) return;
+  if (m->len + n > m->cap) {
+    size_t cap = (m->len + n) * 2 + 64;
+    uint8_t *d = realloc(m->data, cap);
+    if (!d) { m->failed = 1; return; }
+    m->data = d, m->cap = cap;
+  }
+  memcpy(m->data + m->len, p, n);
+  m->len += n;
+}
+
+void msg_u32(struct msg *m, uint32_t v) {
+  uint8_t b[4] = {v, v >> 8, v >> 16, v >> 24};
+  put_raw(m, b, 4);
+}
+
+void msg_u64(struct msg *m, uint64_t v) {
+  msg_u32(m, (uint32_t)v);
+  msg_u32(m, (uint32_t)(v >> 32));
+}
+
+void msg_bytes(struct msg *m, const void *p, size_t n) {
+  if (n > ORIEL_MAX_FRAME) { m->failed = 1; return; }
+  msg_u32(m, (uint32_t)n);
+  put_raw(m, p, n);
+}
+
+uint32_t msg_get_u32(struct msg *m) {
+  if (m->failed || m->pos + 4 > m->len) { m->failed = 1; return 0; }
+  const uint8_t *b = m->data + m->pos;
+  m->pos += 4;
+  return (uint32_t)b[0] | (uint32_t)b[1] << 8 | (uint32_t)b[2] << 16 | (uint32_t)b[3] << 24;
+}
+
+uint64_t msg_get_u64(struct msg *m) {
+  uint64_t lo = msg_get_u32(m);
+  return lo | (uint64_t)msg_get_u32(m) << 32;
+}
+
+const uint8_t *msg_get_bytes(struct msg *m, size_t *n) {
+  size_t len = msg_get_u32(m);
+  if (m->failed || m->pos + len > m->len) { m->failed = 1; *n = 0; return NULL; }
+  const uint8_t *p = m->data + m->pos;
+  m->pos += len;
+  *n = len;
+  return p;
+}
+
+void msg_free(struct msg *m) {
+  free(m->data);
+  memset(m, 0, sizeof *m);
+}
+
+/* /dev/virtio-ports/<name> where udev makes it; else the vportNpM whose sysfs name matches (busybox guests). */
+static int open_port(void) {
+  const char *env = getenv("ORIEL_OPENCL_PORT");
+  if (env && strncmp(env, "unix:", 5) == 0) { /* the helper's protocol on a unix socket: host-side tests */
+    struct sockaddr_un a = {.sun_family = AF_UNIX};
+    int s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (s < 0) return -1;
+    snprintf(a.sun_path, sizeof a.sun_path, "%s", env + 5);
+    if (connect(s, (struct sockaddr *)&a, sizeof a) == 0) return s;
+    close(s);
+    return -1;
+  }
+  if (env) return open(env, O_RDWR | O_CLOEXEC);
+  int fd = open("/dev/virtio-ports/" ORIEL_PORT_NAME, O_RDWR | O_CLOEXEC);
+  if (fd >= 0) return fd;
+  DIR *d = opendir("/sys/class/virtio-ports");
+  if (!d) return -1;
+  struct dirent *e;
+  while ((e = readdir(d))) {
+    char path[512], name[128] = {0};
+    snprintf(path, sizeof path, "/sys/class/virtio-ports/%s/name", e->d_name);
+    FILE *f = fopen(path, "re");
+    if (!f) continue;
+    if (fgets(name, sizeof name, f)) name[strcspn(name, "\n")] = 0;
+    fclose(f);
+    if (strcmp(name, ORIEL_PORT_NAME) == 0) {
+      snprintf(path, sizeof path, "/dev/%s", e->d_name);
+      fd = open(path, O_RDWR | O_CLOEXEC);
+      break;
+    }
+  }
+  closedir(d);
+  return fd;
+}
+
+static int write_all(int fd, const uint8_t *p, size_t n) {
+  while (n) {
+    ssize_t w = write(fd, p, n);
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) return -1;
+    p += w, n -= (size_t)w;
+  }
+  return 0;
+}
+
+static int read_all(int fd, uint8_t *p, size_t n) {
+  while (n) {
+    ssize_t r = read(fd, p, n);
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) return -1;
+    p += r, n -= (size_t)r;
+  }
+  return 0;
+}
+
+cl_int oriel_call(uint16_t op, struct msg *req, struct msg *resp) {
+  memset(resp, 0, sizeof *resp);
+  if (req->failed) { msg_free(req); return CL_OUT_OF_HOST_MEMORY; }
+  pthread_mutex_lock(&lock);
+  cl_int status = CL_DEVICE_NOT_AVAILABLE;
+  if (port_fd < 0) port_fd = open_port();
+  if (port_fd >= 0) {
+    uint32_t id = next_id++;
+    uint32_t len = (uint32_t)(8 + req->len);
+    uint8_t head[12] = {len, len >> 8, len >> 16, len >> 24, id, id >> 8, id >> 16, id >> 24, op, op >> 8, 0, 0};
+    uint8_t rhead[12];
+    if (write_all(port_fd, head, 12) == 0 && write_all(port_fd, req->data, req->len) == 0 &&
+        read_all(port_fd, rhead, 12) == 0) {
+      uint32_t rlen = rhead[0] | rhead[1] << 8 | rhead[2] << 16 | (uint32_t)rhead[3] << 24;
+      uint32_t rid = rhead[4] | rhead[5] << 8 | rhead[6] << 16 | (uint32_t)rhead[7] << 24;
+      status = (cl_int)(rhead[8] | rhead[9] << 8 | rhead[10] << 16 | (uint32_t)rhead[11] << 24);
+      if (rlen < 8 || rlen > ORIEL_MAX_FRAME || rid != id) {
+        status = CL_DEVICE_NOT_AVAILABLE;
+      } else if (rlen > 8) {
+        resp->data = malloc(rlen - 8);
+        resp->len = resp->cap = rlen - 8;
+        if (!resp->data || read_all(port_fd, resp->data, rlen - 8) != 0) status = CL_DEVICE_NOT_AVAILABLE;
+      }
+    }
+    if (status == CL_DEVICE_NOT_AVAILABLE) { close(port_fd); port_fd = -1; }
+  }
+  pthread_mutex_unlock(&lock);
+  msg_free(req);
+  return status;
+}
+
+cl_int oriel_info(const void *value, size_t n, size_t size, void *out, size_t *size_ret) {
+  if (out) {
+    if (size < n) return CL_INVALID_VALUE;
+    if (n) memcpy(out, value, n);
+  }
+  if (size_ret) *size_ret = n;
+  return CL_SUCCESS;
+}

@@ -1,0 +1,36 @@
+// OpenCL remoting (src/remoting) follows the VMs: a VM created with `opencl` gets its helper process when its QEMU
+// runs (the helper connects to the port's socket QEMU serves) and loses it when the VM stops, crashes or goes.
+import { RemotingHelpers } from '../remoting/index.ts';
+import type { VmManager } from '../vm/manager.ts';
+import { vmPaths } from '../vm/paths.ts';
+import type { VmRecord } from '../vm/records.ts';
+
+export class OpenClRemoting {
+  readonly helpers = new RemotingHelpers();
+
+  private readonly onVm = (vm: VmRecord) => {
+    if (!vm.spec.opencl) return;
+    if (vm.state === 'running' || vm.state === 'paused') {
+      const p = vmPaths(this.dataDir, vm.id);
+      this.helpers.start(vm.id, { socket: p.opencl, dir: p.dir });
+    } else if (vm.state !== 'starting') {
+      this.helpers.stop(vm.id);
+    }
+  };
+
+  private readonly onVmDeleted = (vm: VmRecord) => this.helpers.stop(vm.id);
+
+  constructor(private readonly vms: VmManager, private readonly dataDir: string) {}
+
+  start(): void {
+    this.vms.on('changed', this.onVm);
+    this.vms.on('deleted', this.onVmDeleted);
+    for (const vm of this.vms.list()) this.onVm(vm);
+  }
+
+  close(): void {
+    this.vms.off('changed', this.onVm);
+    this.vms.off('deleted', this.onVmDeleted);
+    this.helpers.stopAll();
+  }
+}
