@@ -8,6 +8,10 @@
 // - Files: three files (one of 200 MiB, streamed from disk) dropped on the console arrive in ~/Downloads with the
 //   same sha256, one after another, with progress; cancel stops a transfer and the guest removes the partial file;
 //   the guest's own refusal (not enough space) is shown.
+// - Shared folder: "Share a folder…" read-only from the folder chooser and read-write through showDirectoryPicker,
+//   seen by the guest at ~/Shared (agent-share.ts).
+// - USB: "USB device…" asks WebUSB; a WebUSB device redirected by the console is a USB disk in the guest
+//   (agent-usb.ts).
 // - Resize to window: changing the window's size changes the guest's resolution (xrandr), shown 1:1; the choice
 //   is remembered.
 // Saves docs/console-desktop.png.
@@ -22,6 +26,7 @@ import { PNG } from 'pngjs';
 import { startTestServer, ADMIN_PASSWORD, type TestServer } from '../helpers/server.ts';
 import { ensureDesktopImage } from '../helpers/images.ts';
 import { DOCS, ensureWebBuild, signIn, until } from './helpers.ts';
+import { shareFolderChecks } from './agent-share.ts';
 
 // page.evaluate callbacks run in the browser; the Node tsconfig (tsconfig.node.json) has no DOM lib.
 declare const document: any;
@@ -429,6 +434,9 @@ describe('web console with the SPICE agent (desktop guest)', () => {
     assert.match(await refused.textContent() ?? '', /not enough space in the guest/);
     assert.doesNotMatch((await gx('ls -A ~/Downloads')).stdout, /too-big/);
   });
+
+  test('"Share a folder…": read-only from the folder chooser, read-write by showDirectoryPicker, at ~/Shared', () =>
+    shareFolderChecks(page, gx, files));
 
   test("resize guest to window: the guest takes the console area's size, shown 1:1, and follows the window", async () => {
     await page.selectOption('#console-scale', 'remote');
