@@ -2,8 +2,9 @@
 // USB hardware, and headless Chromium's WebUSB chooser is never answered (requestDevice stays pending), so the
 // "USB device…" button is only checked to be there. The redirect is driven with a WebUSB-shaped USBDevice made in
 // the page whose calls go, through a playwright binding, to the virtual stick here (test/spice/helpers/
-// webusb-stick.ts), standing in for the device a person would choose: the console's ConsoleUsb links the VM's usbredir ports, opens and claims the device through the core's WebUsbDevice
-// and plugs it in; the guest sees a USB disk whose first MiB has the image's sha256; Unplug removes it.
+// webusb-stick.ts), standing in for the device a person would choose: the console's ConsoleUsb links the VM's
+// usbredir ports, opens and claims the device through the core's WebUsbDevice and plugs it in; the guest sees a USB
+// disk whose first MiB has the image's sha256; Unplug removes it.
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import type { Page } from 'playwright-core';
