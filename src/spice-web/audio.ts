@@ -1,8 +1,8 @@
 // The console's sound: the guest's playback through Web Audio (buffers scheduled back to back, a little ahead of
 // the clock; the output delay goes back to the session's multimedia clock), and the microphone into the guest's
-// record channel. Muting is this page's (remembered); the microphone is asked for only when its button is
-// pressed, and sends only while a program in the guest records. The page's AudioContext can only start after a
-// user gesture: the first key or click on the page resumes it.
+// record channel (Opus by WebCodecs when the server takes it, audio-codecs.ts). Muting is this page's (remembered);
+// the microphone is asked for only when its button is pressed, and sends only while a program in the guest records.
+// The page's AudioContext can only start after a user gesture: the first key or click on the page resumes it.
 import {
   AudioMode, ChannelType, type Disposable, type PcmChunk, type PlaybackChannel, type RecordChannel, type SpiceSession,
 } from '../spice/index.ts';
@@ -21,7 +21,7 @@ export class ConsoleAudio {
   mic: MicState = 'off';
   micMessage = '';
   /** Counters for tests and the status line. */
-  readonly stats = { chunks: 0, frames: 0, micFrames: 0, dropped: 0, opus: false };
+  readonly stats = { chunks: 0, frames: 0, micFrames: 0, dropped: 0, opus: false, micOpus: false };
   /** Sees every decoded chunk before it is played (tests check what the page received). */
   tap: ((c: PcmChunk) => void) | undefined;
   private _ctx: AudioContext | undefined;
@@ -184,6 +184,7 @@ export class ConsoleAudio {
       for (let c = 0; c < channels; c++) out[i * channels + c] = Math.round(v * 32767);
     }
     if (rec.write(out)) this.stats.micFrames += frames;
+    this.stats.micOpus = rec.mode === AudioMode.OPUS;
   }
 
   private _stopMic(): void {

@@ -4,7 +4,8 @@
 // - connection.ts: opens the session, reports status, reopens one that ended unasked (with backoff);
 // - screen.ts: drawing (the surface blitted once per animation frame) and the layout (scale modes);
 // - cursor.ts: the guest's cursor shape; key-input.ts: the keyboard; pointer.ts: the mouse;
-// - guest-size.ts: "resize guest to window"; clipboard.ts and file-drop.ts: the guest agent's clipboard and files.
+// - guest-size.ts: "resize guest to window"; clipboard.ts and file-drop.ts: the guest agent's clipboard and files;
+//   shared-folder.ts: the WebDAV share; audio.ts: sound both ways; usb.ts: WebUSB devices redirected to the VM.
 // Typing text, key combinations, the switch to client mouse mode and asking the guest for a size are the core's
 // ConsoleController (src/spice/console), the same one `oriel console` uses: this is a thin host of it.
 import {
@@ -21,6 +22,7 @@ import { ConsoleConnection, type ConsoleStatusEvent } from './connection.ts';
 import { CursorView } from './cursor.ts';
 import { FileQueue } from './file-drop.ts';
 import { ConsoleShare } from './shared-folder.ts';
+import { ConsoleUsb } from './usb.ts';
 import { askGuestSize } from './guest-size.ts';
 import { KeyInput } from './key-input.ts';
 import { Pointer } from './pointer.ts';
@@ -47,6 +49,8 @@ export interface SpiceConsoleOptions {
   onTransfersChange?: () => void;
   /** Mute or microphone state changed (console.audio). */
   onAudioChange?: () => void;
+  /** A USB device was redirected or unplugged, or a message changed (console.usb). */
+  onUsbChange?: () => void;
 }
 
 export class SpiceConsole {
@@ -64,6 +68,8 @@ export class SpiceConsole {
   readonly shared = new ConsoleShare(() => this._opts.onTransfersChange?.());
   /** The guest's sound: playback, mute, microphone (audio.ts). */
   readonly audio: ConsoleAudio;
+  /** USB devices of this computer redirected to the VM through WebUSB (usb.ts). */
+  readonly usb = new ConsoleUsb(() => this._opts.onUsbChange?.());
 
   private readonly _screen: Screen;
   private readonly _cursor: CursorView;
@@ -182,6 +188,7 @@ export class SpiceConsole {
     this.clipboard.dispose();
     this.files.dispose();
     this.audio.dispose();
+    this.usb.dispose();
     this._screen.dispose();
     this._resizeObserver.disconnect();
     for (const c of this._cleanups.splice(0)) c();
@@ -262,6 +269,7 @@ export class SpiceConsole {
     const agent = session.agent;
     this.clipboard.attach(agent);
     this.audio.attach(session);
+    this.usb.attach(session);
     agent.onState((st) => {
       if (this._controller !== controller) return;
       this.element.dataset.agent = st;
@@ -279,6 +287,7 @@ export class SpiceConsole {
     this._controller = undefined;
     this.clipboard.attach(undefined);
     this.audio.attach(undefined);
+    this.usb.attach(undefined);
     this._opts.onAgentState?.('disconnected');
   }
 

@@ -151,6 +151,14 @@ export class SpiceSession {
     return (await nextEvent(this.onChannel, (c) => c.type === type && c.id === id)) as T;
   }
 
+  /** Opens channels of `type` from now on too: those the server listed already and any it lists later (the web
+   * console links the VM's USB redirection ports only once a device is to be redirected). */
+  openChannels(type: number): void {
+    if (this._closed || this._opts.channelTypes.includes(type)) return;
+    this._opts.channelTypes = [...this._opts.channelTypes, type];
+    if (this._main?.init) this._openListed(this.listed.filter((c) => c.type === type));
+  }
+
   close(): void {
     this._end(undefined);
   }

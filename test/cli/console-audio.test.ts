@@ -2,7 +2,8 @@
 // the guest (aplay) is recorded by the client at 440 Hz (±2 %), with Opus and with raw PCM; a 1000 Hz tone the
 // client sends is recorded in the guest (arecord) at 1000 Hz (±2 %). Then the same in Chromium: the web console
 // receives the guest's 440 Hz (Opus through WebCodecs), and its microphone (Chromium's fake device playing a
-// 700 Hz file, turned on with the Mic button) is recorded in the guest at 700 Hz.
+// 700 Hz file, turned on with the Mic button, sent as Opus by a WebCodecs AudioEncoder) is recorded in the guest at
+// 700 Hz.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -158,6 +159,8 @@ describe('oriel console audio (desktop guest)', () => {
       process.stdout.write(`# guest recorded the browser's mic at ${mic.hz.toFixed(2)} Hz, ${mic.loudSeconds.toFixed(2)} s\n`);
       assert.ok(Math.abs(mic.hz - 700) <= 700 * 0.02, `guest recorded ${mic.hz} Hz`);
       assert.ok(mic.loudSeconds > 2);
+      type Stats = { orielConsole: { audio: { stats: { micOpus: boolean } } } };
+      assert.equal(await page.evaluate(() => (globalThis as unknown as Stats).orielConsole.audio.stats.micOpus), true, 'the microphone went out as Opus (WebCodecs AudioEncoder)');
       await page.click('#console-mic');
       await page.waitForSelector('#console-mic[data-state=off]');
       assert.deepEqual(errors, []);

@@ -8,6 +8,10 @@
 // - Files: three files (one of 200 MiB, streamed from disk) dropped on the console arrive in ~/Downloads with the
 //   same sha256, one after another, with progress; cancel stops a transfer and the guest removes the partial file;
 //   the guest's own refusal (not enough space) is shown.
+// - Shared folder: "Share a folder…" read-only from the folder chooser and read-write through showDirectoryPicker,
+//   seen by the guest at ~/Shared (agent-share.ts).
+// - USB: "USB device…" is there with WebUSB (not on an insecure page); a WebUSB device redirected by the console is
+//   a USB disk in the guest until unplugged (agent-usb.ts).
 // - Resize to window: changing the window's size changes the guest's resolution (xrandr), shown 1:1; the choice
 //   is remembered.
 // Saves docs/console-desktop.png.
@@ -23,6 +27,8 @@ import { startTestServer, ADMIN_PASSWORD, type TestServer } from '../helpers/ser
 import { ensureDesktopImage } from '../helpers/images.ts';
 import { startDesktopVm } from '../helpers/desktop.ts';
 import { DOCS, ensureWebBuild, signIn, until } from './helpers.ts';
+import { shareFolderChecks } from './agent-share.ts';
+import { webUsbChecks } from './agent-usb.ts';
 
 // page.evaluate callbacks run in the browser; the Node tsconfig (tsconfig.node.json) has no DOM lib.
 declare const document: any;
@@ -429,6 +435,16 @@ describe('web console with the SPICE agent (desktop guest)', () => {
     assert.doesNotMatch((await gx('ls -A ~/Downloads')).stdout, /too-big/);
   });
 
+  test('"Share a folder…": read-only from the folder chooser, read-write by showDirectoryPicker, at ~/Shared', () =>
+    shareFolderChecks(page, gx, files));
+
+  test('WebUSB: the "USB device…" button; a redirected device is a USB disk in the guest until unplugged', () =>
+    webUsbChecks(page, async (script, timeoutSec = 60) => {
+      const r = await t.admin.post(`/api/vms/${VM}/exec`, { argv: ['sh', '-c', script], timeoutSec });
+      assert.equal(r.status, 200, JSON.stringify(r.body));
+      return r.body as { stdout: string; stderr: string; exitCode: number };
+    }));
+
   test("resize guest to window: the guest takes the console area's size, shown 1:1, and follows the window", async () => {
     await page.selectOption('#console-scale', 'remote');
     const current = async () => {
@@ -474,6 +490,7 @@ describe('web console with the SPICE agent (desktop guest)', () => {
       assert.equal(await p.evaluate(() => window.isSecureContext), false);
       await openConsole(p, base);
       assert.equal(await p.getAttribute('#console-clipboard-toggle', 'data-mode'), 'panel');
+      assert.equal(await p.isVisible('#console-usb'), false, 'no WebUSB on an insecure page: no USB button');
       const text = `for the panel ${randomBytes(4).toString('hex')}`;
       await setGuestClipboard(text);
       // The panel opens by itself with what the guest copied.

@@ -87,6 +87,11 @@ export class DropBox {
     });
   }
 
+  /** Answers the guest's waiting polls now (204), so that its loop reads OPTIONS again (the shared folder changed). */
+  wake(): void {
+    for (const w of this._waiters.splice(0)) w.give(undefined);
+  }
+
   /** The channel went away: every pending drop fails. */
   reset(): void {
     for (const d of [...this._drops.values()])

@@ -33,11 +33,14 @@ export class WebdavShare {
     ];
   }
 
-  /** The folder shared (undefined: none, only drops). Takes effect for the guest's next requests. */
+  /** The folder shared (undefined: none, only drops). Takes effect for the guest's next requests: its loop is woken
+   * from its drop poll to read OPTIONS again, and mounts or unmounts within a second, not after the poll's 10 s. */
   setFolder(fs: DavFs | undefined): void {
+    const changed = fs !== this._folder;
     this._folder = fs;
     this.server.fs = fs ?? EMPTY_FS;
     this.server.optionsHeaders = { 'X-Oriel-Share': fs ? 'folder' : 'drops' };
+    if (changed) this.drops.wake();
   }
 
   get folder(): DavFs | undefined {

@@ -10,6 +10,7 @@ import type { Vm } from '../lib/api.ts';
 import { html } from '../lib/html.ts';
 import { notify } from '../lib/state.ts';
 import { AudioButtons } from './audio-buttons.ts';
+import { UsbButtons } from './usb-buttons.ts';
 import { attachDropTarget } from '../../spice-web/file-drop.ts';
 import { spicePath } from '../../spice-web/preconnect.ts';
 import { SpiceConsole, type ConsoleStatusEvent, type ScaleMode } from '../../spice-web/spice-console.ts';
@@ -61,6 +62,7 @@ export function ConsoleView({ vm, full = false }: { vm: Vm; full?: boolean }) {
   const clipOpen = useSignal(false);
   const xferTick = useSignal(0);
   const audioTick = useSignal(0);
+  const usbTick = useSignal(0);
   const xferMessage = useSignal('');
   const fileInput = useRef<HTMLInputElement>(null);
   const folderInput = useRef<HTMLInputElement>(null);
@@ -105,6 +107,7 @@ export function ConsoleView({ vm, full = false }: { vm: Vm; full?: boolean }) {
       },
       onTransfersChange: () => xferTick.value++,
       onAudioChange: () => audioTick.value++,
+      onUsbChange: () => usbTick.value++,
     });
     con.current = c;
     window.orielConsole = c;
@@ -229,6 +232,7 @@ export function ConsoleView({ vm, full = false }: { vm: Vm; full?: boolean }) {
           <button id="console-sendkey-button" onClick=${sendCombo} disabled=${s.status !== 'connected'}>Send</button>
         </label>
         <${AudioButtons} audio=${c0?.audio} tick=${audioTick.value} />
+        <${UsbButtons} usb=${c0?.usb} tick=${usbTick.value} connected=${s.status === 'connected'} />
         <button id="console-fullscreen" onClick=${() => con.current?.toggleFullscreen()}>Fullscreen</button>
         ${!full && html`<a id="console-open" href=${`/vms/${encodeURIComponent(vm.name)}/console`} target="_blank">Open in new window</a>`}
       </div>

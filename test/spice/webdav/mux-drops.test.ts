@@ -102,6 +102,13 @@ test('drop box: the guest polls, fetches (chunked), confirms; a cancel breaks th
     await g.request(6n, 'GET', `/.oriel-drops/${id3}`);
     await g.request(6n, 'POST', `/.oriel-drops/${id3}?status=failed`, {}, 'curl: (23) No space left on device');
     await failed;
+    // A change of the shared folder wakes a waiting poll at once (204): the guest reads OPTIONS again.
+    const t0 = Date.now();
+    const waiting = g.request(7n, 'GET', '/.oriel-drops/next');
+    await new Promise((r) => setTimeout(r, 20));
+    box.wake();
+    assert.equal((await waiting).status, 204);
+    assert.ok(Date.now() - t0 < 2000, 'answered before the poll\'s 10 s');
     // The channel goes away: pending drops fail at once.
     const pending = box.offer(source(Buffer.from('y'), 'd.txt'));
     box.reset();
