@@ -29,6 +29,8 @@ export interface DesktopVmOptions {
   memoryMiB?: number;
   /** Default 300 s: generous, for a machine busy with other work. */
   readyTimeoutMs?: number;
+  /** Networks (names) to give the VM a card on. */
+  networks?: string[];
 }
 
 /** The desktop user's X session, for commands run through the guest agent. */
@@ -40,6 +42,7 @@ export async function startDesktopVm(t: TestServer, name = 'desktop', o: Desktop
     name,
     image: 'desktop',
     ...(o.memoryMiB ? { memoryMiB: o.memoryMiB } : {}),
+    ...(o.networks ? { networks: o.networks } : {}),
   });
   if (c.status !== 201) throw new Error(`create desktop VM '${name}': HTTP ${c.status} ${JSON.stringify(c.body)}`);
   const started = Date.now();
