@@ -2,7 +2,8 @@
 // two synthetic cards (unix sockets speaking QEMU's stream framing, as `-netdev stream,server=on` does), with every
 // check it makes on a guest's frames (source MAC, IPv4 source, parsing), for small and full-size frames; and the
 // round trip of one frame there and back (latency through the switch and the event loop).
-// Guest-to-guest throughput through QEMU (beside QEMU's own -netdev socket/hub and a bridge) is still to be added.
+// Guest-to-guest throughput and ping through QEMU (the switch beside QEMU's own -netdev socket and a Linux bridge):
+// bench/network-guests.ts.
 // Usage: node --import tsx bench/network.ts [frames=200000]
 import { createServer, type Socket } from 'node:net';
 import { mkdtempSync, rmSync } from 'node:fs';

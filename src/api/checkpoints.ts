@@ -48,6 +48,7 @@ export const restoreResultSchema = z.object({
   restoreMs: z.number().describe('QEMU started → all RAM in place'),
   verifyMs: z.number().describe('checks made before the VM was stopped'),
   streamBytes: z.number(),
+  note: z.string().optional().describe('what the user should know: a copy of a networked VM and its cards'),
 });
 export type RestoreResult = z.infer<typeof restoreResultSchema>;
 /** POST …/checkpoints/verify: all the VM's checkpoints, or one. */

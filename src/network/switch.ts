@@ -242,7 +242,8 @@ export class Switch {
     c.rxBytes += f.length;
     const net = port.net;
     const now = Date.now();
-    // A MAC stays with the live port that had it first (a VM restored as a copy sends with its original's MAC).
+    // A MAC stays with the live port that had it first (should two ports have one: a copy restored --as before copies
+    // got MACs of their own).
     const owner = net.macs.get(port.cfg.mac);
     if (!owner || owner.port === port || !owner.port.link?.isOpen || now - owner.at > MAC_AGE_MS)
       net.macs.set(port.cfg.mac, { port, at: now });

@@ -125,13 +125,16 @@ export class VmManager extends EventEmitter {
   }
 
   /** A new, stopped VM with the same spec (device model, image, memory) as `ref`, its overlay on the same base: a
-   * twin that can take `ref`'s saved state (its disk replaced, its RAM from an incoming migration). */
+   * twin that can take `ref`'s saved state (its disk replaced, its RAM from an incoming migration). Its cards are on
+   * the same networks with MACs of its own: a restored guest keeps using the MAC in its saved state (the switch lets
+   * none of its frames through: that MAC is the original's) until it resets the card, which then has the copy's. */
   async createLike(ref: string, name: string, ownerId: string): Promise<VmRecord> {
     const src = this.get(ref);
     if (!VM_NAME_RE.test(name) || VM_ID_RE.test(name)) throw new OrielError(400, `invalid VM name '${name}'`, 'bad_request');
     if (this.records.byName(name)) throw conflict(`a VM named '${name}' already exists`);
     await recheckSpecPaths(src.name, src.spec, this.o);
-    const vm = await provisionVm(this.o, this.records, { name, ownerId, spec: src.spec });
+    const networks = src.spec.nics?.map((n) => n.network);
+    const vm = await provisionVm(this.o, this.records, { name, ownerId, spec: src.spec, networks });
     this.emit('changed', vm);
     return vm;
   }

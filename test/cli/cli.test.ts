@@ -93,7 +93,7 @@ describe('oriel CLI', () => {
   });
 
   test('the demo VM comes up and runs commands; exec passes the exit status through', async () => {
-    let demo: { state: string } | undefined;
+    let demo: { state: string; networks: { network: string; ip: string }[] } | undefined;
     const end = Date.now() + 120_000;
     while (Date.now() < end) {
       const r = await oriel(['vm', 'show', 'demo', '--json']);
@@ -115,6 +115,12 @@ describe('oriel CLI', () => {
     assert.equal(r.stderr, 'warn\n');
     const log = await oriel(['vm', 'log', 'demo']);
     assert.match(log.stdout, /ORIEL-READY/);
+    // On the --nat network 'demo' made at start: the guest took its lease by DHCP.
+    const card = demo!.networks[0]!;
+    assert.equal(card.network, 'demo');
+    assert.match(log.stdout, new RegExp(`oriel-tiny: eth0 ${card.ip.replace(/\./g, '\\.')}/24`));
+    const net = JSON.parse((await oriel(['network', 'show', 'demo', '--json'])).stdout);
+    assert.equal(net.nat, true);
   });
 
   test('vm create/list/show/stop/delete with --json, and clear errors', async () => {

@@ -36,6 +36,8 @@ export interface DesktopVmOptions {
   readyTimeoutMs?: number;
   /** Boot even when a saved desktop exists (and save it again). */
   boot?: boolean;
+  /** Networks (names) to give the VM a card on (such a VM always boots, and is not saved). */
+  networks?: string[];
 }
 
 /** The desktop user's X session, for commands run through the guest agent. */
@@ -47,11 +49,14 @@ export async function startDesktopVm(t: TestServer, name = 'desktop', o: Desktop
     name,
     image: 'desktop',
     ...(o.memoryMiB ? { memoryMiB: o.memoryMiB } : {}),
+    ...(o.networks ? { networks: o.networks } : {}),
   });
   if (c.status !== 201) throw new Error(`create desktop VM '${name}': HTTP ${c.status} ${JSON.stringify(c.body)}`);
   const started = Date.now();
   const vms = () => t.server.ctx.vms;
-  const restored = !o.boot && !o.memoryMiB && await restoreDesktop(vms(), name, image);
+  // Only the plain model is saved: the one most tests use.
+  const plain = !o.memoryMiB && !o.networks?.length;
+  const restored = !o.boot && plain && await restoreDesktop(vms(), name, image);
   if (!restored) {
     const s = await t.admin.post(`/api/vms/${name}/start`);
     if (s.status !== 200) throw new Error(`start desktop VM '${name}': HTTP ${s.status} ${JSON.stringify(s.body)}`);
@@ -63,7 +68,7 @@ export async function startDesktopVm(t: TestServer, name = 'desktop', o: Desktop
     vms()
       .guestAgent(name)
       .exec(argv, { ...opts, env: { ...env(), ...opts.env } });
-  if (!restored && !o.memoryMiB) {
+  if (!restored && plain) {
     // Saved only once the SPICE agent runs too, so that every later test finds it there.
     await until(async () => (await exec(['pgrep', '-x', 'spice-vdagent'])).exitCode === 0, 60_000);
     await saveDesktop(vms(), name, image);

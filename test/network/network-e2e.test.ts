@@ -1,6 +1,7 @@
 // Networks end to end: the API's rules (ownership, sharing, leases), then three tiny guests: two on one network get
 // their fixed DHCP leases and ping each other by name through the switch, a third on another network cannot reach
-// them, a guest that changes its MAC is cut off, and a capture of the traffic reads back as pcap.
+// them, a guest that changes its MAC is cut off, and a capture of the traffic reads back as pcap; a checkpoint of a
+// networked guest restored in place and as a copy beside it.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
@@ -141,6 +142,59 @@ describe('networks: the switch between real guests', () => {
     await t.restart();
     const r = await exec('beta', 'ping -c 1 -W 3 alpha');
     assert.equal(r.exitCode, 0, r.stdout + r.stderr);
+  });
+
+  test('a checkpoint restored in place is reachable again; a copy restored --as gets a MAC of its own', async () => {
+    const wait = async (opId: string) => {
+      const op = (await t.admin.get(`/api/operations/${opId}/wait?timeoutSec=120`)).body;
+      assert.equal(op.status, 'succeeded', JSON.stringify(op));
+      return op;
+    };
+    const ping = async (from: string, to: string) => (await exec(from, `ping -c 1 -W 2 ${to} || ping -c 2 -W 2 ${to}`));
+    const card = async (vm: string) => (await t.admin.get(`/api/vms/${vm}`)).body.networks[0] as { mac: string; ip: string };
+    const beta = await card('beta');
+    const t0 = Date.now();
+    const lap = (what: string) => process.stdout.write(`# ${what} at ${((Date.now() - t0) / 1000).toFixed(1)} s\n`);
+    const take = await t.admin.post('/api/vms/beta/checkpoints', {});
+    assert.equal(take.status, 202, JSON.stringify(take.body));
+    const cp = (await wait(take.body.id)).result;
+    await wait((await t.admin.post(`/api/vms/beta/checkpoints/${cp.id}/restore`)).body.id);
+    lap('checkpoint taken and restored in place');
+    const again = await ping('alpha', 'beta');
+    assert.equal(again.exitCode, 0, `beta is reachable after its restore: ${again.stdout}${again.stderr}`);
+    lap('beta answers');
+
+    const r = await t.admin.post(`/api/vms/beta/checkpoints/${cp.id}/restore`, { as: 'beta2' });
+    assert.equal(r.status, 202, JSON.stringify(r.body));
+    assert.match((await wait(r.body.id)).result.note, /MACs and addresses of their own/, 'the restore says so');
+    lap('restored as beta2');
+    const copy = await card('beta2');
+    assert.notEqual(copy.mac, beta.mac, 'the copy has a MAC of its own');
+    assert.notEqual(copy.ip, beta.ip, 'and a lease of its own');
+    // QEMU loads virtio-net's MAC from the stream, and the guest's driver knows only the one it read at boot: the copy
+    // still sends as beta. The switch lets none of that through (the copy's port is bound to its own MAC).
+    const alpha = await card('alpha'); // by address: a name would wait for DNS answers that cannot come
+    const stale = await exec('beta2', `cat /sys/class/net/eth0/address; ping -c 1 -W 1 ${alpha.ip}; echo "ping=$?"`);
+    assert.equal(stale.stdout.split('\n')[0], beta.mac, stale.stdout);
+    assert.match(stale.stdout, /ping=1/, 'the copy does not reach the network as beta');
+    const orig = await ping('alpha', 'beta');
+    assert.equal(orig.exitCode, 0, `beta is not disturbed by its copy: ${orig.stdout}`);
+    const port = (await t.admin.get('/api/networks/lab')).body.ports.find((p: { vm: string }) => p.vm === 'beta2');
+    assert.ok(port.counters.droppedSpoofed > 0, JSON.stringify(port.counters));
+    lap('the copy is cut off, beta is not');
+    // A reset card (driver unbound and bound again; a reboot does the same) reads the copy's MAC: DHCP gives the
+    // copy its own lease, and both are reachable.
+    const reset = await exec('beta2', 'd=$(basename "$(readlink /sys/class/net/eth0/device)"); '
+      + 'echo "$d" >/sys/bus/virtio/drivers/virtio_net/unbind; echo "$d" >/sys/bus/virtio/drivers/virtio_net/bind; '
+      + 'sleep 1; cat /sys/class/net/eth0/address; udhcpc -i eth0 -s /etc/udhcpc.script -n -q -t 5 -T 1 >/dev/null 2>&1; '
+      + 'ip -4 -o addr show eth0');
+    assert.equal(reset.stdout.split('\n')[0], copy.mac, reset.stdout + reset.stderr);
+    assert.match(reset.stdout, new RegExp(`inet ${copy.ip.replace(/\./g, '\\.')}/`), reset.stdout);
+    lap('the copy\'s card reset, its own lease taken');
+    for (const [from, to] of [['beta2', 'alpha'], ['alpha', 'beta2'], ['alpha', 'beta']]) {
+      const p = await ping(from!, to!);
+      assert.equal(p.exitCode, 0, `${from} → ${to}: ${p.stdout}${p.stderr}`);
+    }
   });
 
   test('a guest that changes its MAC is cut off (and counted)', async () => {

@@ -98,6 +98,7 @@ export function checkpointCommands(program: Command, api: () => Api): void {
             `all RAM in place after ${s(r.restoreMs)}`,
         );
       } else console.log(`VM '${r.vm}' restored from checkpoint ${id} in ${s(r.restoreMs)}`);
+      if (r.note) console.log(`note: ${r.note}`);
     });
 
   cp.command('delete <vm> <id>')

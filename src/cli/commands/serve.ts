@@ -1,5 +1,5 @@
-// oriel serve: runs the server in this process. With --demo it also starts a demo VM: the desktop image when it is
-// built (`oriel image build desktop`), otherwise the tiny image (built first if needed, in seconds).
+// oriel serve: runs the server in this process. With --demo it also starts a demo VM: a desktop (its image built first
+// when missing: minutes, the progress shown; the tiny image if it cannot be built here) on a --nat network 'demo'.
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { configProblems, defaultConfig, splitList, type Accel, type OrielConfig } from '../../config.ts';
@@ -24,7 +24,7 @@ export function serveCommand(program: Command): void {
     .option('--tls-key <file>', 'PEM private key of --tls-cert (ORIEL_TLS_KEY)')
     .option('--no-tls', 'plain http even beyond loopback, e.g. behind a reverse proxy that does TLS (ORIEL_TLS=off)')
     .option('--trust-proxy <addrs>', 'reverse proxies (addresses or CIDRs, comma-separated) whose X-Forwarded-* headers are believed (ORIEL_TRUST_PROXY)')
-    .option('--demo [image]', "start a VM named 'demo' owned by admin, from IMAGE, or by default the desktop image if built, else tiny (built if needed)")
+    .option('--demo [image]', "start a VM named 'demo' owned by admin on a --nat network 'demo' (made if missing), from IMAGE, by default the desktop (built if missing)")
     .action(async (o) => {
       const config: OrielConfig = defaultConfig();
       if (o.host) config.host = o.host;
@@ -103,5 +103,8 @@ async function demo(server: OrielServer, imageName?: string): Promise<void> {
   } finally {
     bar.end();
   }
-  if (r) process.stdout.write(`demo VM '${r.vm}' is ${r.state}: try \`npx oriel vm exec ${r.vm} -- uname -a\`\n`);
+  if (r) {
+    process.stdout.write(`demo VM '${r.vm}' (${r.image}, network '${r.network}') is ${r.state}: `
+      + `try \`npx oriel vm exec ${r.vm} -- uname -a\`\n`);
+  }
 }

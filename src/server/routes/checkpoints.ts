@@ -17,6 +17,10 @@ import {
 import { operationView } from '../views.ts';
 import { vmFor } from './vms.ts';
 
+/** A copy of a networked VM: its cards are its own, its restored guest does not know yet (see VmManager.createLike). */
+const COPY_CARDS_NOTE = 'its network cards have MACs and addresses of their own; the restored guest still sends with '
+  + 'the MACs it had in the checkpoint, which the switch does not let through, until it resets its cards (a reboot)';
+
 
 export function checkpointRoutes(app: FastifyInstance, ctx: ServerContext): void {
   const r = app.withTypeProvider<ZodTypeProvider>();
@@ -135,6 +139,7 @@ export function checkpointRoutes(app: FastifyInstance, ctx: ServerContext): void
         return {
           checkpoint: c.id, vm: target.name, mode: res.mode, ...(res.fallback ? { fallback: res.fallback } : {}),
           runningMs: res.runningMs, restoreMs: res.restoreMs, verifyMs: res.verifyMs, streamBytes: res.streamBytes,
+          ...(req.body?.as && target.spec.nics?.length ? { note: COPY_CARDS_NOTE } : {}),
         };
       });
       return reply.code(202).send(opView(op.id));

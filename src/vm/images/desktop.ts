@@ -46,6 +46,9 @@ export const DESKTOP_PACKAGES = [
   'xserver-xorg-core', 'xserver-xorg-video-qxl', 'xserver-xorg-input-libinput', 'xinit', 'xauth', 'xfonts-base',
   'x11-xserver-utils', 'x11-utils', 'xterm', 'openbox', 'xclip',
   'spice-vdagent', 'spice-webdavd', 'qemu-guest-agent', 'davfs2', 'curl',
+  // The network card (VMs on an Oriel network get a virtio-net card): ifupdown brings it up by DHCP when udev sees it,
+  // as a Debian install does; dhclient writes the DNS server the network's DHCP gives into /etc/resolv.conf.
+  'ifupdown', 'isc-dhcp-client',
   // Sound (the VM's HDA card on SPICE): aplay, arecord, amixer, speaker-test; plain ALSA, no sound server.
   'alsa-utils',
 ];

@@ -212,7 +212,8 @@ describe('desktop guest on real QEMU', () => {
   before(async () => {
     await ensureDesktopImage();
     t = await startTestServer();
-    vm = await startDesktopVm(t, 'desk', { boot: true });
+    assert.equal((await t.admin.post('/api/networks', { name: 'lan', subnet: '10.77.9.0/24' })).status, 201);
+    vm = await startDesktopVm(t, 'desk', { networks: ['lan'], boot: true });
     process.stdout.write(`# desktop guest ready ${(vm.bootMs / 1000).toFixed(1)} s after start\n`);
   });
   after(async () => { await t?.destroy(); });
@@ -241,6 +242,17 @@ describe('desktop guest on real QEMU', () => {
     assert.equal(cpus.body.stdout, '2\n');
     const mem = await exec(['sh', '-c', "awk '/MemTotal/ {print $2}' /proc/meminfo"]);
     assert.ok(Number(mem.body.stdout) > 900_000, `MemTotal ${mem.body.stdout}`);
+  });
+
+  test('the network card comes up by DHCP (ifupdown, as a Debian install): its lease, the network\'s DNS', async () => {
+    const lease = (await t.admin.get('/api/vms/desk')).body.networks[0].ip as string;
+    assert.match(lease, /^10\.77\.9\.\d+$/);
+    // udev's hotplug event starts ifup@<card>.service, dhclient asks the switch: give it the seconds that takes.
+    const r = await vm.exec(['sh', '-c', 'for i in $(seq 60); do ip -4 -o addr show scope global | grep -q inet && break; '
+      + 'sleep 1; done; ip -4 -o addr show scope global; cat /etc/resolv.conf; getent hosts desk.lan']);
+    assert.match(r.stdout, new RegExp(`inet ${lease.replace(/\./g, '\\.')}/24 `), r.stdout + r.stderr);
+    assert.match(r.stdout, /^nameserver 10\.77\.9\.1$/m, 'the switch is its DNS server');
+    assert.match(r.stdout, new RegExp(`^${lease.replace(/\./g, '\\.')}\\s+desk\\.lan`, 'm'), 'names resolve');
   });
 
   test('vm exec runs through the guest agent: output, stderr, exit status', async () => {

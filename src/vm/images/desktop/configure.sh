@@ -128,6 +128,20 @@ systemctl enable oriel-shared-folder.path
 printf '\n# Oriel: the SPICE client asks for no credentials; upload on close.\nask_auth 0\ndelay_upload 0\n' \
   >> /etc/davfs2/davfs2.conf
 
+# The network: a VM on an Oriel network has a virtio-net card per network. ifupdown brings each one up by DHCP when
+# udev sees it (allow-hotplug, as the Debian installer configures a wired card), whatever its name: the mapping sends
+# every en* card to one stanza. A VM with no card boots as before (nothing waits for a network).
+mkdir -p /etc/network/interfaces.d
+cat > /etc/network/interfaces.d/oriel-wired <<'CONF'
+# Oriel: every wired card takes its address by DHCP when it appears.
+allow-hotplug /en*=wired
+mapping en*
+    script /usr/local/lib/oriel/network-map
+iface wired inet dhcp
+CONF
+grep -qs '^source /etc/network/interfaces.d/' /etc/network/interfaces ||
+  printf 'source /etc/network/interfaces.d/*\n' >> /etc/network/interfaces
+
 # Periodic jobs and waits that only slow a short-lived guest down (avahi-daemon stays: spice-webdavd needs it).
 systemctl mask apt-daily.timer apt-daily-upgrade.timer fstrim.timer e2scrub_all.timer e2scrub_reap.service \
   man-db.timer systemd-networkd-wait-online.service
