@@ -56,9 +56,12 @@ export const verifySchema = z.object({ id: z.string().optional() }).optional();
 export const verifyResultSchema = z.object({
   ok: z.boolean(),
   checked: z.array(z.string()),
-  /** Checkpoint id → the objects it names that are missing or corrupt. */
+  /** Checkpoint id → the objects it names that are missing or corrupt (hashes), and its disk images that are not
+   * sound (`disk FILE: what is wrong`). */
   broken: z.record(z.string(), z.array(z.string())),
   objects: z.number(),
+  /** Disk images checked (the checked checkpoints'): qcow2 metadata, backing chain, content digest. */
+  diskImages: z.number(),
 });
 export type VerifyResult = z.infer<typeof verifyResultSchema>;
 

@@ -18,6 +18,7 @@
 // The pause is STOP → RESUME from QEMU's own event timestamps. A VM paused by its user gets a plain precopy
 // migration instead (background-snapshot would start it), and stays paused.
 import { randomBytes } from 'node:crypto';
+import { statfsSync } from 'node:fs';
 import type { VmManager } from '../vm/manager.ts';
 import type { QmpClient, QmpEvent } from '../vm/qmp/index.ts';
 import type { CheckpointStore, Manifest } from './page-store/index.ts';
@@ -153,12 +154,28 @@ export async function captureCheckpoint(o: CaptureOptions): Promise<Manifest> {
       await o.disks.abort(qmp, disk?.job ?? diskNames(vm.id, id)).catch(() => undefined);
       await worker?.done().catch(() => undefined);
       if (await waitWorkerExit(files, 0)) clearWorkerFiles(files);
-      throw e;
+      throw storeFull(e, o.store.root, vm.name);
     } finally {
       offEvents();
       release();
     }
   }, { ownRunState: true, action: 'checkpoint' });
+}
+
+/** A failure for want of space, said as such (the worker's write, QEMU's backup or qemu-img may be what hit it);
+ * other errors as they are. */
+function storeFull(e: unknown, root: string, vmName: string): unknown {
+  const msg = (e as Error)?.message ?? '';
+  if (!/ENOSPC|no space left/i.test(msg)) return e;
+  let free = '';
+  try {
+    const s = statfsSync(root);
+    free = `, ${((s.bavail * s.bsize) / 2 ** 20).toFixed(1)} MiB free now`;
+  } catch { /* the message stands without it */ }
+  return new Error(
+    `checkpoint of VM '${vmName}' given up: the checkpoint store ${root} is full (${msg}${free}); ` +
+      'the VM was left as it was and the earlier checkpoints are intact',
+  );
 }
 
 async function setCapabilities(qmp: QmpClient, live: boolean): Promise<void> {

@@ -30,6 +30,7 @@ import { promisify } from 'node:util';
 import type { QmpClient } from '../vm/qmp/index.ts';
 import { DISK_NODE } from '../vm/qemu-args.ts';
 import type { DiskRecord } from './page-store/index.ts';
+import { diskDigest } from './disk-verify.ts';
 
 const run = promisify(execFile);
 export const BITMAP = 'oriel';
@@ -190,7 +191,14 @@ export class DiskCheckpoints {
       backing: job.backing,
       mode: job.incremental ? 'incremental' : 'full',
       bytes: statSync(file).blocks * 512,
+      digest: await this.digest(job.file),
     };
+  }
+
+  /** The digest of what a checkpoint image (relative to the root) holds itself: recorded in its manifest, checked by
+   * verify (disk-verify.ts). */
+  digest(rel: string): Promise<string> {
+    return diskDigest(this.qemuImg, join(this.root, rel));
   }
 
   /** Gives up (the checkpoint failed): cancels the job if it runs, dismisses it, closes the node, deletes the image.

@@ -30,6 +30,9 @@ export interface DiskRecord {
   mode: 'full' | 'incremental';
   /** Bytes the image file takes. */
   bytes: number;
+  /** SHA-256 of the clusters the image holds itself (disk-verify.ts diskDigest), checked by verify. Absent in
+   * manifests written before it existed. */
+  digest?: string;
 }
 
 export interface Manifest {

@@ -281,31 +281,34 @@ export class CheckpointStore {
 
   /** Reads every object and checks its hash; checks every manifest names only objects that are there and sound. */
   verify(): Promise<VerifyReport> {
-    return this.exclusive(() => {
-      const corrupt = new Set<string>();
-      let objects = 0;
-      for (const row of this.objects.all()) {
-        objects++;
-        try {
-          this.objects.check(row);
-        } catch {
-          corrupt.add(row.hash.toString('hex'));
-        }
+    return this.exclusive(() => this.checkObjects());
+  }
+
+  /** verify's work, for a caller already running alone (inside exclusive). */
+  checkObjects(): VerifyReport {
+    const corrupt = new Set<string>();
+    let objects = 0;
+    for (const row of this.objects.all()) {
+      objects++;
+      try {
+        this.objects.check(row);
+      } catch {
+        corrupt.add(row.hash.toString('hex'));
       }
-      const broken: Record<string, string[]> = {};
-      for (const m of this.list()) {
-        const bad = new Set<string>();
-        try {
-          for (const h of this.references(m)) {
-            if (corrupt.has(h) || !this.objects.has(Buffer.from(h, 'hex'))) bad.add(h);
-          }
-        } catch (e) {
-          bad.add(`(${(e as Error).message})`);
+    }
+    const broken: Record<string, string[]> = {};
+    for (const m of this.list()) {
+      const bad = new Set<string>();
+      try {
+        for (const h of this.references(m)) {
+          if (corrupt.has(h) || !this.objects.has(Buffer.from(h, 'hex'))) bad.add(h);
         }
-        if (bad.size) broken[m.id] = [...bad];
+      } catch (e) {
+        bad.add(`(${(e as Error).message})`);
       }
-      return { objects, corrupt: [...corrupt], broken, ok: corrupt.size === 0 && Object.keys(broken).length === 0 };
-    });
+      if (bad.size) broken[m.id] = [...bad];
+    }
+    return { objects, corrupt: [...corrupt], broken, ok: corrupt.size === 0 && Object.keys(broken).length === 0 };
   }
 
   /** Deletes every object no manifest names. */

@@ -110,13 +110,15 @@ export function checkpointCommands(program: Command, api: () => Api): void {
   });
 
   cp.command('verify <vm> [id]')
-    .description("check every hash of the VM's checkpoints (or one); exits non-zero on corruption")
+    .description("check every hash of the VM's checkpoints (or one) and their disk images; exits non-zero on corruption")
     .action(async (vm: string, id: string | undefined) => {
     const a = api();
     const op = await a.checkpoints.verify(vm, id);
     const done = await followOperation(a, op.id);
     const r = done.result as VerifyResult;
-    console.log(`${r.checked.length} checkpoint(s) verified: every hash matches`);
+    console.log(
+      `${r.checked.length} checkpoint(s) verified: every hash matches, ${r.diskImages} disk image(s) sound`,
+    );
   });
 
   retentionOptions(

@@ -164,12 +164,20 @@ export function checkpointRoutes(app: FastifyInstance, ctx: ServerContext): void
     },
   );
 
+  /** A broken checkpoint's problems in a line: disk problems in full, objects counted. */
+  const describe = (what: string[]) => {
+    const objects = what.filter((w) => !w.startsWith('disk '));
+    return [...what.filter((w) => w.startsWith('disk ')), ...(objects.length ? [`${objects.length} objects missing or corrupt`] : [])]
+      .join('; ');
+  };
+
   r.post(
     '/api/vms/:vm/checkpoints/verify',
     {
       schema: {
         tags: ['checkpoints'],
-        summary: "Check every hash of the VM's checkpoints (or of one, with `id`); an operation (admins: it reads the whole store)",
+        summary:
+          "Check every hash of the VM's checkpoints (or of one, with `id`) and their disk images; an operation (admins: it reads the whole store)",
         params: vmParams,
         body: verifySchema,
         response: { 202: operationSchema },
@@ -185,11 +193,12 @@ export function checkpointRoutes(app: FastifyInstance, ctx: ServerContext): void
         const rep = await cps.verify();
         const broken = Object.fromEntries(Object.entries(rep.broken).filter(([id]) => ids.includes(id)));
         const ok = Object.keys(broken).length === 0;
-        const result: VerifyResult = { ok, checked: ids, broken, objects: rep.objects };
+        const diskImages = ids.reduce((n, id) => n + cps.show(id).disks.length, 0);
+        const result: VerifyResult = { ok, checked: ids, broken, objects: rep.objects, diskImages };
         o.progress(1, 1, result.ok ? 'all hashes match' : 'corrupt data found');
         if (!result.ok)
           throw new Error(
-            `corrupt checkpoints: ${Object.keys(broken).join(', ')} (${Object.values(broken).flat().length} objects missing or corrupt)`,
+            `corrupt checkpoints: ${Object.entries(broken).map(([id, what]) => `${id} (${describe(what)})`).join(', ')}`,
           );
         return result;
       });
