@@ -3,3 +3,5 @@ import { z } from 'zod';
 
 export const consoleTicketSchema = z.object({ ticket: z.string(), expiresAt: z.string(), path: z.string() });
 export type ConsoleTicket = z.infer<typeof consoleTicketSchema>;
+
+export { CONSOLE_TAKEN_OVER } from './console-close.ts';

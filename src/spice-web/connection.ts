@@ -17,7 +17,7 @@ export interface ConnectionHost {
   /** The proxy path, /api/vms/NAME/spice. */
   path: string;
   /** Asked before every automatic reconnect; false: stay disconnected (e.g. the VM is stopped). */
-  canReconnect?: () => boolean;
+  canReconnect?: (error: Error | undefined) => boolean;
   onStatus(e: ConsoleStatusEvent): void;
   /** A session is open (linked), or (undefined) the last one ended or was closed. */
   onSession(session: SpiceSession | undefined): void;
@@ -120,7 +120,7 @@ export class ConsoleConnection {
     this._session = undefined;
     this._h.onSession(undefined);
     const message = error?.message ?? 'the console closed';
-    if (!this._wanted || (this._h.canReconnect && !this._h.canReconnect())) {
+    if (!this._wanted || (this._h.canReconnect && !this._h.canReconnect(error))) {
       this._setStatus({ status: 'disconnected', message });
       return;
     }

@@ -35,7 +35,7 @@ export interface SpiceConsoleOptions {
   /** The proxy path, /api/vms/NAME/spice. */
   path: string;
   /** Asked before every automatic reconnect; false: stay disconnected (e.g. the VM is stopped). */
-  canReconnect?: () => boolean;
+  canReconnect?: (error: Error | undefined) => boolean;
   onStatus?: (e: ConsoleStatusEvent) => void;
   /** The guest screen's size changed. */
   onResize?: (width: number, height: number) => void;

@@ -13,6 +13,10 @@ export function wsUrl(path: string): string {
 
 export class ConsoleConnectionError extends Error {
   override readonly name = 'ConsoleConnectionError';
+  /** The WebSocket's close code, when the server closed it. */
+  constructor(message: string, readonly code?: number) {
+    super(message);
+  }
 }
 
 /** The main channel's socket index.html opened, with the link message it sent and what it received since. */
@@ -79,7 +83,7 @@ function openSocket(
       const error =
         ev.code === 1000 || ev.code === 1001
           ? undefined
-          : new ConsoleConnectionError(ev.reason || `console connection closed (${ev.code})`);
+          : new ConsoleConnectionError(ev.reason || `console connection closed (${ev.code})`, ev.code);
       if (!opened) return reject(error ?? new ConsoleConnectionError('console connection refused'));
       if (handler) handler.closed(error);
       else ended = { error };

@@ -13,8 +13,8 @@ import { ADMIN_PASSWORD, addUser, Client, startTestServer, type TestServer } fro
 import { ensureTinyImage } from '../helpers/images.ts';
 import { parsePpm } from '../spice/helpers/qemu.ts';
 
-/** A Connector over the proxy: one WebSocket per SPICE channel. */
-function wsConnector(url: string, headers: Record<string, string> = {}): Connector {
+/** A Connector over the proxy: one WebSocket per SPICE channel (their close codes go to `closes`). */
+function wsConnector(url: string, headers: Record<string, string> = {}, closes: number[] = []): Connector {
   return () => new Promise<Transport>((resolve, reject) => {
     const ws = new WebSocket(url, { headers });
     ws.binaryType = 'nodebuffer';
@@ -22,7 +22,7 @@ function wsConnector(url: string, headers: Record<string, string> = {}): Connect
     ws.once('open', () => resolve({
       start(h) {
         ws.on('message', (d: Buffer) => h.data(new Uint8Array(d.buffer, d.byteOffset, d.length)));
-        ws.on('close', () => h.closed());
+        ws.on('close', (code) => { closes.push(code); h.closed(); });
         ws.on('error', (e) => h.closed(e));
       },
       write: (b) => ws.send(b),
@@ -115,6 +115,36 @@ describe('SPICE console proxy', () => {
     } finally {
       session.close();
     }
+  });
+
+  test('a new console takes over: the previous one is closed (4409) before QEMU sees the new one; QEMU lives', async () => {
+    // One SPICE client per VM: the proxy lets the previous session go before it dials (server/console/takeover.ts),
+    // which keeps spice-server out of its replace-while-linking path (a crash seen in QEMU 7.2).
+    const open = async (closes: number[]) => {
+      const s = await SpiceSession.connect({
+        connect: wsConnector(`${wsBase}/api/vms/con/spice`, { authorization: `Bearer ${t.adminToken}` }, closes),
+        encryptTicket: nodeEncryptTicket,
+      });
+      for (let i = 0; i < 100 && !primarySurface(s); i++) await sleep(50);
+      assert.ok(primarySurface(s), 'the new console shows the screen');
+      return s;
+    };
+    let closes: number[] = [];
+    let prev = await open(closes);
+    for (let i = 0; i < 5; i++) {
+      const before = closes;
+      closes = [];
+      const next = await open(closes);
+      for (let k = 0; k < 50 && before.length === 0; k++) await sleep(20);
+      assert.ok(before.length > 0 && before.every((c) => c === 4409), `previous console closed with 4409: ${before}`);
+      const spice = (await t.server.ctx.vms.qmp('con').execute('query-spice')) as { channels: unknown[] };
+      assert.ok(spice.channels.length > 0, 'QEMU serves the new console');
+      prev.close();
+      prev = next;
+    }
+    assert.equal(await sessionMatchesScreendump(prev), 0);
+    prev.close();
+    assert.equal(t.server.ctx.vms.get('con').state, 'running');
   });
 
   test('the session cookie works from the same origin only', async () => {

@@ -23,6 +23,7 @@ import type { ConsoleLimits } from './limits.ts';
 import type { VmRecord } from '../../vm/records.ts';
 import { readSpiceEndpoint } from '../../vm/spice-endpoint.ts';
 import { clientAuthSelection, LinkTicketSwap } from './link-auth.ts';
+import { ConsoleTakeover } from './takeover.ts';
 
 /** Largest frame a client may send. SPICE client messages are small (agent data is chunked to 2 KiB). */
 export const MAX_FRAME = 1 << 20;
@@ -43,6 +44,7 @@ export function spiceUpgrade(
 ): VmUpgrade {
   const wss = new WebSocketServer({ noServer: true, maxPayload: MAX_FRAME, perMessageDeflate: false });
   const live = new Set<WebSocket>();
+  const takeover = new ConsoleTakeover();
   app.addHook('onClose', async () => {
     for (const ws of live) ws.terminate();
     wss.close();
@@ -70,7 +72,7 @@ export function spiceUpgrade(
     socket.once('close', limits.acquire(credential.userId));
     wss.handleUpgrade(req, socket, head, (ws) => {
       live.add(ws);
-      const end = bridge(ctx, tickets, ws, vm.id, auth, app.log);
+      const end = bridge(ctx, tickets, takeover, ws, vm.id, auth, app.log);
       // Closed when its credential ends (sign-out, revocation, expiry, password change, account deleted).
       const unregister = ctx.users.streams.add(credential, (reason) => {
         end(4401, reason);
@@ -87,6 +89,7 @@ export function spiceUpgrade(
 function bridge(
   ctx: ServerContext,
   tickets: ConsoleTickets,
+  takeover: ConsoleTakeover,
   ws: WebSocket,
   vmId: string,
   auth: Auth,
@@ -95,13 +98,15 @@ function bridge(
   let pending: Buffer[] = [];
   let pendingBytes = 0;
   let upstream: Socket | undefined;
+  let dialing = false; // a main link waits for the previous console to be let go (takeover.ts)
+  let forget: (() => void) | undefined;
   let swap: LinkTicketSwap | undefined;
   let closed = false;
   let outstanding = 0; // bytes handed to ws.send and not yet written to the browser's socket
   let releaseTicket: (() => void) | undefined;
 
   const deadline = setTimeout(() => {
-    if (upstream) return;
+    if (upstream || dialing) return;
     close(1008, `no SPICE link message within ${LINK_DEADLINE_MS / 1000} s`);
     setTimeout(() => ws.terminate(), 1000).unref(); // no waiting for a silent peer's closing handshake
   }, LINK_DEADLINE_MS);
@@ -109,6 +114,7 @@ function bridge(
     if (closed) return;
     closed = true;
     clearTimeout(deadline);
+    forget?.();
     upstream?.destroy();
     releaseTicket?.();
     if (ws.readyState === ws.OPEN || ws.readyState === ws.CONNECTING) ws.close(code, reason.slice(0, 120));
@@ -129,6 +135,7 @@ function bridge(
     }
     pending.push(chunk);
     pendingBytes += chunk.length;
+    if (dialing) return;
     let link;
     try {
       link = parseClientLink(Buffer.concat(pending));
@@ -152,8 +159,23 @@ function bridge(
         return close(4401, 'console ticket not valid for this session');
       }
     }
+    if (link.channelType === CHANNEL_MAIN && link.connectionId === 0) {
+      // A new session: the previous one is let go first (takeover.ts); what the client sends meanwhile waits.
+      dialing = true;
+      const query = () => ctx.vms.qmp(vmId).execute('query-spice') as Promise<{ channels?: unknown[] }>;
+      takeover.handOver(vmId, query).then(() => {
+        dialing = false;
+        if (!closed) dial(link, sniffer);
+      }, (e: Error) => close(1011, `console hand-over: ${e.message}`));
+      return;
+    }
+    dial(link, sniffer);
+  });
+
+  function dial(link: NonNullable<ReturnType<typeof parseClientLink>>, sniffer: SessionIdSniffer | undefined): void {
     const vm = ctx.vms.records.get(vmId);
     if (!vm || !['running', 'paused'].includes(vm.state)) return close(1011, 'the VM is not running');
+    forget = takeover.register(vmId, close);
     const paths = ctx.vms.paths(vm);
     const ep = readSpiceEndpoint(paths);
     // A VM started by an older server still listens on its unix socket, without a password.
@@ -193,7 +215,7 @@ function bridge(
       close(1011, 'the VM console is not reachable');
     });
     sock.on('close', () => close(1000, 'the VM closed the console'));
-  });
+  }
   ws.on('close', () => close(1000, 'client closed'));
   ws.on('error', (e) => {
     log.info({ err: e.message }, 'console: client WebSocket error');

@@ -13,6 +13,7 @@ import { AudioButtons } from './audio-buttons.ts';
 import { UsbButtons } from './usb-buttons.ts';
 import { attachDropTarget } from '../../spice-web/file-drop.ts';
 import { spicePath } from '../../spice-web/preconnect.ts';
+import { CONSOLE_TAKEN_OVER } from '../../api/console-close.ts';
 import { SpiceConsole, type ConsoleStatusEvent, type ScaleMode } from '../../spice-web/spice-console.ts';
 import '../../spice-web/console.css';
 import { ClipboardPanel, TransfersPanel, clipboardMode, clipboardStatus } from './console-panels.ts';
@@ -83,7 +84,8 @@ export function ConsoleView({ vm, full = false }: { vm: Vm; full?: boolean }) {
     let lastMessage: unknown;
     const c = new SpiceConsole({
       path: spicePath(vm.name),
-      canReconnect: () => live(vmRef.current),
+      // Not after another console took the VM over: two pages would take it from each other for ever.
+      canReconnect: (e) => live(vmRef.current) && (e as { code?: number } | undefined)?.code !== CONSOLE_TAKEN_OVER,
       onStatus: (e) => (status.value = e),
       onResize: (w, h) => (size.value = `${w}×${h}`),
       onMouseMode: (m) => (mouse.value = m),

@@ -1,0 +1,57 @@
+// One SPICE client per VM, handed over cleanly. spice-server (QEMU 7.2, spice-server 0.15) lets one client in at a
+// time: a new main channel makes it drop the previous client while the new one links. Its display worker was seen
+// to crash there (SIGSEGV: a channel client used after it was freed; `SPICE Worker ... segfault` in the kernel log)
+// when the two overlapped: a console page left or replaced while another opened, and pages taking the console back
+// from each other. So the proxy hands over itself: a new session's main link first closes every upstream
+// connection of the previous session (their WebSockets close with CONSOLE_TAKEN_OVER, and the page they served
+// does not reconnect on its own), then waits until QEMU lists no SPICE channel (query-spice), and only then dials
+// QEMU. Hand-overs of one VM run one after another.
+import { setTimeout as sleep } from 'node:timers/promises';
+import { CONSOLE_TAKEN_OVER } from '../../api/console-close.ts';
+/** How long a hand-over waits for QEMU to let the previous client go before dialling anyway. */
+const DRAIN_MS = 3_000;
+
+type Close = (code: number, reason: string) => void;
+/** What the hand-over needs of the VM's QMP: `query-spice`. Undefined when QMP cannot be reached. */
+export type SpiceQuery = () => Promise<{ channels?: unknown[] }> | undefined;
+
+export class ConsoleTakeover {
+  private readonly live = new Map<string, Set<Close>>();
+  private readonly queue = new Map<string, Promise<void>>();
+
+  /** Records one upstream connection of VM `vmId`; the returned function forgets it (once it closes). */
+  register(vmId: string, close: Close): () => void {
+    let set = this.live.get(vmId);
+    if (!set) this.live.set(vmId, (set = new Set()));
+    set.add(close);
+    return () => {
+      set.delete(close);
+      if (set.size === 0 && this.live.get(vmId) === set) this.live.delete(vmId);
+    };
+  }
+
+  /** Before a new session's main channel dials QEMU: ends the previous session and waits until QEMU let it go. */
+  handOver(vmId: string, query: SpiceQuery): Promise<void> {
+    const prev = this.queue.get(vmId) ?? Promise.resolve();
+    const run = prev.then(() => this.drain(vmId, query));
+    const tail = run.catch(() => undefined);
+    this.queue.set(vmId, tail);
+    void tail.then(() => { if (this.queue.get(vmId) === tail) this.queue.delete(vmId); });
+    return run;
+  }
+
+  private async drain(vmId: string, query: SpiceQuery): Promise<void> {
+    for (const close of [...(this.live.get(vmId) ?? [])]) close(CONSOLE_TAKEN_OVER, 'another console took over this VM');
+    const end = Date.now() + DRAIN_MS;
+    for (;;) {
+      let channels: unknown[] | undefined;
+      try {
+        channels = (await query())?.channels;
+      } catch {
+        return; // QMP busy or gone: the dial reports what is wrong
+      }
+      if (!channels || channels.length === 0 || Date.now() > end) return;
+      await sleep(20);
+    }
+  }
+}
