@@ -37,11 +37,12 @@ test('a small message takes one RTT; 256 KiB at 2 Mbit/s takes about a second; b
   const relay = await ShapedRelay.start(port, { bitsPerSecond: 2e6, rttMs: 100 });
   try {
     const rtt = await roundTrip(relay.port, Buffer.from('ping'));
-    assert.ok(rtt >= 99 && rtt < 180, `rtt ${rtt} ms`);
+    // Never faster than the link; the upper bounds are loose: a loaded machine delays timers, it never speeds them up.
+    assert.ok(rtt >= 99 && rtt < 600, `rtt ${rtt} ms`);
     const bulk = Buffer.alloc(256 << 10, 7);
     const ms = await roundTrip(relay.port, bulk);
     const ideal = (bulk.length * 8) / 2e6 * 1000 + 100; // 1049 ms + one RTT
-    assert.ok(ms >= ideal * 0.97 && ms < ideal * 1.3, `bulk ${ms} ms, ideal ${ideal} ms`);
+    assert.ok(ms >= ideal * 0.97 && ms < ideal * 2, `bulk ${ms} ms, ideal ${ideal} ms`);
     await new Promise((r) => setTimeout(r, 100));
     assert.equal(relay.bytesUp, 4 + bulk.length);
     assert.equal(relay.bytesDown, 4 + 2);
