@@ -1,8 +1,8 @@
 #!/usr/bin/env node
 // Runs the suite with node's test runner (TypeScript through tsx) on two workers that take files from one queue, and
 // prints each file's time and the suite's wall time at the end. Heavy files (those that start the desktop guest,
-// which takes most of both cores, and the checkpoint crash test) never run beside each other; the rest (tiny guests,
-// servers, browsers) mostly wait on I/O and timers and run beside anything. The queue starts with the heavy files,
+// which takes most of both cores) never run beside each other; the rest (tiny guests, servers, browsers) mostly wait
+// on I/O and timers and run beside anything. The queue starts with the heavy files,
 // then the others, each group longest first by the times of the last run on this machine (kept in the cache
 // folder), so that both workers end together. The unit tier shares one process (scripts/unit-tier.js): each file
 // would otherwise pay a node start and a TypeScript load, a few seconds apiece on a busy machine.
@@ -24,10 +24,10 @@ const E2E_MARKS = [
   /helpers\/(server|images|desktop|qemu|tiny-guest|desktop-guest|relay)\.ts|from '\.\/helpers\.ts'/,
   /playwright-core|chromium|qemu-system|qemu-img|spicy/,
 ];
-const HEAVY_MARKS = [/ensureDesktopImage|helpers\/desktop(-guest)?\.ts|startDesktop(Vm|Guest)/, /^test\/checkpoint\/crash\./];
+const HEAVY_MARKS = [/ensureDesktopImage|helpers\/desktop(-guest)?\.ts|startDesktop(Vm|Guest)/];
 const text = (file) => readFileSync(file, 'utf8');
 const isE2e = (file) => E2E_MARKS.some((re) => re.test(text(file)));
-const isHeavy = (file) => HEAVY_MARKS.some((re) => re.test(re.source.startsWith('^') ? file : text(file)));
+const isHeavy = (file) => HEAVY_MARKS.some((re) => re.test(text(file)));
 
 function find(dir) {
   const out = [];
