@@ -7,6 +7,7 @@ import { ChannelType, RgbaSurface, SpiceSession } from '../spice/index.ts';
 import { browserAudioCodecs } from './audio-codecs.ts';
 import { MAX_CLIPBOARD_BYTES } from './clipboard.ts';
 import { browserEncryptTicket } from './ticket.ts';
+import { browserVideoDecoders } from './video-codecs.ts';
 import { websocketConnector, wsUrl } from './transport.ts';
 
 /** A preconnected session not adopted by then is closed. */
@@ -27,6 +28,8 @@ export function openSession(path: string): Promise<SpiceSession> {
       ChannelType.RECORD,
     ],
     audio: browserAudioCodecs(),
+    // VP8/H.264/VP9 streams through WebCodecs (asked while the main channel links; MJPEG only without).
+    video: browserVideoDecoders(),
   });
 }
 

@@ -27,6 +27,7 @@ import { askGuestSize } from './guest-size.ts';
 import { KeyInput } from './key-input.ts';
 import { Pointer } from './pointer.ts';
 import { Screen, type ScaleMode } from './screen.ts';
+import { VIDEO_CODEC_NAMES } from './video-codecs.ts';
 
 export type { ConsoleStatus, ConsoleStatusEvent } from './connection.ts';
 export type { ScaleMode } from './screen.ts';
@@ -304,6 +305,28 @@ export class SpiceConsole {
     this.element.dataset.mouseMode = mode;
     this._opts.onMouseMode?.(mode);
     this._cursor.update();
+  }
+
+  /**
+   * Video stream frames drawn in this session, by codec ('mjpeg', 'vp8', 'h264', 'vp9'), and the streams' counters
+   * (created, destroyed, dropped, failed …, and `playing` now).
+   */
+  get videoStats(): { decoded: Record<string, number>; streams: Record<string, number>; lastError?: string } {
+    const display = this._connection.session?.display;
+    const d = display?.displayStats;
+    const decoded: Record<string, number> = {};
+    for (const k of ['mjpeg', ...Object.keys(VIDEO_CODEC_NAMES)]) decoded[k] = d?.decoded[k] ?? 0;
+    const streams = { ...d?.streams, playing: display?.streams.streams.size ?? 0 };
+    return { decoded, streams, lastError: display?.streams.lastError };
+  }
+
+  /**
+   * Asks the server to stream new video in these codecs first ('vp8', 'h264', 'vp9'; MJPEG stays the last resort);
+   * codecs this browser cannot decode are left out. False if not connected or the server cannot be asked.
+   */
+  preferVideoCodecs(names: string[]): boolean {
+    const codecs = names.map((n) => VIDEO_CODEC_NAMES[n]).filter((c): c is number => c !== undefined);
+    return this._connection.session?.display?.setPreferredVideoCodecs(codecs) ?? false;
   }
 
   /** Releases in the guest every key and button held through this console. */

@@ -5,9 +5,13 @@ export { SpiceSession, type SpiceSessionOptions, type ChannelError } from './ses
 export { SpiceChannel, type ChannelStats, type NotifyEvent } from './channel.ts';
 export { MainChannel, type MainInit, type ChannelId, type MouseModeEvent } from './channels/main.ts';
 export {
-  DisplayChannel, type SurfaceInfo, type InvalidateEvent, type MonitorHead, type DisplayStats,
+  DisplayChannel, displayClientCaps, videoCodecPreference, type SurfaceInfo, type InvalidateEvent, type MonitorHead,
+  type DisplayStats,
 } from './channels/display.ts';
 export { StreamSet, type VideoStream, type StreamStats } from './channels/display-streams.ts';
+export {
+  annexBNals, avcCodecString, isKeyFrame, type StreamVideoDecoder, type VideoDecoderOutput, type VideoDecoders,
+} from './codecs/video.ts';
 export { InputsChannel, packScancode } from './channels/inputs.ts';
 export { PortChannel, PortEvent } from './channels/port.ts';
 export { PlaybackChannel, playbackClientCaps, type PcmChunk, type PlaybackOptions } from './channels/playback.ts';

@@ -2,7 +2,7 @@
 // channel of CHANNELS_LIST that this client implements, with connection_id = session id
 // (docs/spice-protocol.md §3.2, §3.5). Owns the channels, the shared image caches and the GLZ window.
 import type { SpiceChannel } from './channel.ts';
-import { DISPLAY_CLIENT_CAPS, DisplayChannel, type DisplayOptions, type SurfaceInfo } from './channels/display.ts';
+import { DisplayChannel, displayClientCaps, type DisplayOptions, type SurfaceInfo } from './channels/display.ts';
 import type { ImageCaches } from './channels/display-images.ts';
 import { CURSOR_CLIENT_CAPS, CursorChannel } from './channels/cursor.ts';
 import { INPUTS_CLIENT_CAPS, InputsChannel } from './channels/inputs.ts';
@@ -14,6 +14,7 @@ import { RecordChannel, recordClientCaps } from './channels/record.ts';
 import { USBREDIR_CLIENT_CAPS, UsbredirChannel } from './usbredir/channel.ts';
 import type { AgentOptions, SpiceAgent } from './vdagent/agent.ts';
 import { GlzWindow } from './codecs/glz.ts';
+import type { VideoDecoders } from './codecs/video.ts';
 import { DEFAULT_MAX_IMAGE_PIXELS } from './codecs/types.ts';
 import { Emitter, nextEvent, type Event } from './emitter.ts';
 import { performLink, type TicketEncryptor } from './link.ts';
@@ -45,6 +46,11 @@ export interface SpiceSessionOptions {
   agent?: AgentOptions;
   /** Opus for the sound channels (PLAYBACK, RECORD, opened when asked for in `channelTypes`); raw PCM without. */
   audio?: AudioCodecs;
+  /**
+   * VP8/VP9/H.264 decoders for video streams (announced to the server, preferred in their order); MJPEG only without.
+   * A promise (e.g. a browser asking which codecs it has) is awaited before the display channel links.
+   */
+  video?: VideoDecoders | Promise<VideoDecoders>;
 }
 
 export interface ChannelError {
@@ -75,11 +81,12 @@ export class SpiceSession {
   /** Every channel the server listed (CHANNELS_LIST), opened here or not; linked ones are in `channels`. */
   readonly listed: ChannelId[] = [];
   readonly caches: ImageCaches;
-  private readonly _opts: Required<Omit<SpiceSessionOptions, 'preferredCompression' | 'agent' | 'audio'>> & {
+  private readonly _opts: Required<Omit<SpiceSessionOptions, 'preferredCompression' | 'agent' | 'audio' | 'video'>> & {
     preferredCompression?: number;
     agent?: AgentOptions;
     audio?: AudioCodecs;
   };
+  private readonly _video: Promise<VideoDecoders | undefined>;
   private _main: MainChannel | undefined;
   private _closed = false;
 
@@ -95,6 +102,8 @@ export class SpiceSession {
       // an option given as undefined keeps its default
       ...(Object.fromEntries(Object.entries(opts).filter(([, v]) => v !== undefined)) as SpiceSessionOptions),
     };
+    // A host that cannot tell its codecs gets MJPEG only (the error is not the session's).
+    this._video = Promise.resolve(opts.video).catch(() => undefined);
     // The window is bounded at twice what we announce, whatever the server does.
     this.caches = {
       pixmaps: new Map(),
@@ -185,6 +194,7 @@ export class SpiceSession {
   private async _open(type: number, id: number, connectionId: number): Promise<AnyChannel> {
     const label = `${channelName(type)}:${id}`;
     const transport = await this._opts.connect(type, id);
+    const video = type === ChannelType.DISPLAY ? await this._video : undefined;
     const queue = new ByteQueue();
     transport.start(queue);
     let remote;
@@ -193,7 +203,7 @@ export class SpiceSession {
         connectionId,
         channelType: type,
         channelId: id,
-        channelCaps: clientCaps(type, this._opts.audio),
+        channelCaps: clientCaps(type, this._opts.audio, video),
         password: this._opts.password,
         encryptTicket: this._opts.encryptTicket,
         channelLabel: label,
@@ -210,7 +220,7 @@ export class SpiceSession {
       maxMessageSize: this._opts.maxMessageSize,
       lookup: (t: number, i: number) => this.channels.get(`${channelName(t)}:${i}`),
     };
-    const channel = this._create(type, id, transport, queue, options, remote.channelCaps);
+    const channel = this._create(type, id, transport, queue, options, remote.channelCaps, video);
     this.channels.set(label, channel);
     channel.onClose((error) => {
       this.channels.delete(label);
@@ -228,6 +238,7 @@ export class SpiceSession {
     queue: ByteQueue,
     options: { maxMessageSize: number; lookup: (t: number, i: number) => SpiceChannel | undefined },
     serverCaps: number[],
+    video: VideoDecoders | undefined,
   ): AnyChannel {
     switch (type) {
       case ChannelType.MAIN:
@@ -242,6 +253,7 @@ export class SpiceSession {
           maxImagePixels: this._opts.maxImagePixels,
           serverCaps,
           mmTime: () => this.main.mmTime(),
+          video,
         };
         return new DisplayChannel(type, id, transport, queue, options, displayOpts);
       }
@@ -269,12 +281,12 @@ export class SpiceSession {
   }
 }
 
-function clientCaps(type: number, audio: AudioCodecs | undefined): readonly number[] {
+function clientCaps(type: number, audio: AudioCodecs | undefined, video: VideoDecoders | undefined): readonly number[] {
   switch (type) {
     case ChannelType.MAIN:
       return MAIN_CLIENT_CAPS;
     case ChannelType.DISPLAY:
-      return DISPLAY_CLIENT_CAPS;
+      return displayClientCaps(video?.codecs);
     case ChannelType.INPUTS:
       return INPUTS_CLIENT_CAPS;
     case ChannelType.CURSOR:

@@ -62,11 +62,28 @@ export function readSpiceEndpoint(paths: VmPaths): SpiceEndpoint | undefined {
   }
 }
 
+const STREAMING_MODES = ['off', 'filter', 'all'] as const;
+
+/**
+ * `-spice streaming-video=` from ORIEL_SPICE_VIDEO: off (default, as QEMU's own default), filter (spice-server's
+ * heuristic picks video-like regions) or all (every region updated often enough). Streams are encoded in the first
+ * codec the client prefers and the server can make (VP8, H.264, VP9 with the GStreamer plugins, MJPEG always):
+ * QEMU 7.2 has no `video-codecs=` option, so spice-server's own list applies, reordered by each client.
+ */
+export function streamingVideoMode(env: string | undefined = process.env.ORIEL_SPICE_VIDEO): string {
+  const mode = env || 'off';
+  if (!(STREAMING_MODES as readonly string[]).includes(mode))
+    throw new Error(`ORIEL_SPICE_VIDEO must be one of ${STREAMING_MODES.join(', ')} (got '${mode}')`);
+  return mode;
+}
+
 /** QEMU arguments: the secret object and the -spice option (loopback only, ticketing by the secret). */
 export function spiceArgs(paths: VmPaths, ep: SpiceEndpoint | undefined): string[] {
-  if (!ep) return ['-spice', `unix=on,addr=${paths.spice},disable-ticketing=on`];
+  const mode = streamingVideoMode();
+  const video = mode === 'off' ? '' : `,streaming-video=${mode}`;
+  if (!ep) return ['-spice', `unix=on,addr=${paths.spice},disable-ticketing=on${video}`];
   return [
     '-object', `secret,id=${SECRET_ID},file=${paths.spiceSecret},format=raw`,
-    '-spice', `port=${ep.port},addr=127.0.0.1,ipv4=on,password-secret=${SECRET_ID}`,
+    '-spice', `port=${ep.port},addr=127.0.0.1,ipv4=on,password-secret=${SECRET_ID}${video}`,
   ];
 }

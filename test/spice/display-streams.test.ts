@@ -70,7 +70,8 @@ test('STREAM_DATA draws the frame bottom-up into dest; DATA_SIZED scales; CLIP l
   assert.deepEqual(pixel(s, 100, 0), framePixel(0, FH - 1), 'scaled ×2, flipped');
   assert.deepEqual(pixel(s, 149, 49), framePixel(24, FH - 1 - 24));
   assert.deepEqual(pixel(s, 150, 10), [0, 0, 0], 'outside the clip');
-  assert.deepEqual(r.display.displayStats.streams, { created: 1, destroyed: 1, frames: 2, reports: 1 });
+  assert.deepEqual(r.display.displayStats.streams,
+    { created: 1, destroyed: 1, frames: 2, reports: 1, dropped: 0, failed: 0 });
   const report = r.written.map((b) => new Reader(b)).find((b) => b.u16() === 102)!;
   report.u32(); // size
   assert.deepEqual(

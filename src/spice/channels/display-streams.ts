@@ -4,23 +4,39 @@
 // like video (≥ 20 updates of ≥ 96×96 px less than 200 ms apart, server/video-stream.h; QEMU's
 // `streaming-video=all|filter`) into a stream: each frame is one encoded picture of
 // stream_width × stream_height (STREAM_DATA_SIZED: its own size and dest), drawn scaled into `dest`,
-// clipped by the stream's clip, rows bottom-up unless TOP_DOWN. Frames are drawn as they arrive
-// (a headless client has nothing to synchronise with; multi_media_time only feeds the reports).
-// Only MJPEG is decoded; a stream of another codec is reported as invalid (num_frames 0, num_drops
-// 0xffffffff), which makes the server stop it, as spice-gtk report_invalid_stream does.
+// clipped by the stream's clip, rows bottom-up unless TOP_DOWN (for every codec: the encoders take
+// the bitmap's rows as they are, spice-gtk stream_display_frame flips them all).
+// MJPEG is decoded here and drawn as it arrives; VP8, VP9 and H.264 by the host's decoder (VideoDecoders, e.g.
+// WebCodecs in the browser), whose pictures are presented at their frame's multimedia time, as spice-gtk does
+// (late ones at once, and never held longer than MAX_HOLD_MS, whatever the clock says). Both feed the stream
+// reports with their mm_time. A stream of a codec nobody here decodes, or whose decoder failed, is reported as
+// invalid (num_frames 0, num_drops 0xffffffff), which makes the server stop it, as spice-gtk report_invalid_stream
+// does.
 import * as jpeg from '../codecs/jpeg.ts';
+import { isKeyFrame, type StreamVideoDecoder, type VideoDecoders } from '../codecs/video.ts';
 import { flipRows, type RgbaImage } from '../codecs/types.ts';
 import { DisplayMsg, DisplayMsgc, VideoCodec, nameOf } from '../proto/constants.ts';
 import { SpiceProtocolError } from '../proto/errors.ts';
 import type { Reader } from '../proto/reader.ts';
 import { Writer } from '../proto/writer.ts';
 import type { Rect } from '../surface.ts';
+import { startTimer } from '../timers.ts';
 import { readClip, readRect, scaleNearest } from './display-wire.ts';
 
 /** spice.proto `flags8 stream_flags`. */
 const STREAM_TOP_DOWN = 1;
 /** STREAM_REPORT audio_delay when there is no audio playback. */
 const NO_AUDIO = 0xffffffff;
+/** A decoded picture waits for its multimedia time at most this long. */
+const MAX_HOLD_MS = 1000;
+
+/** A frame handed to a host decoder, until its picture comes out. */
+interface PendingFrame {
+  mmTime: number;
+  width: number;
+  height: number;
+  dest: Rect;
+}
 
 export interface VideoStream {
   id: number;
@@ -35,6 +51,14 @@ export interface VideoStream {
   /** MJPEG frames after the first may omit their tables (server/mjpeg-encoder.c). */
   tables: jpeg.JpegTables;
   report?: StreamReportState;
+  /** VP8/VP9/H.264: the host's decoder, frames in it, pictures waiting for their time, frames dropped. */
+  video?: {
+    decoder: StreamVideoDecoder;
+    needKey: boolean;
+    pending: Map<number, PendingFrame>;
+    timers: Set<() => void>;
+    failed: boolean;
+  };
 }
 
 interface StreamReportState {
@@ -53,6 +77,10 @@ export interface StreamStats {
   /** Frames decoded and drawn, all streams. */
   frames: number;
   reports: number;
+  /** Video frames not shown: before the first key frame, or still waiting when their stream ended. */
+  dropped: number;
+  /** Streams whose host decoder failed (reported invalid). */
+  failed: number;
 }
 
 export interface StreamHost {
@@ -69,11 +97,16 @@ export interface StreamHost {
   decodedPixels: Record<string, number>;
   /** The server has DisplayCap.STREAM_REPORT (reports of invalid streams are sent only then). */
   serverReports: boolean;
+  /** The host's decoders of VP8/VP9/H.264 (none: MJPEG only). */
+  video?: VideoDecoders;
 }
 
 export class StreamSet {
   readonly streams = new Map<number, VideoStream>();
-  readonly stats: StreamStats = { created: 0, destroyed: 0, frames: 0, reports: 0 };
+  readonly stats: StreamStats = { created: 0, destroyed: 0, frames: 0, reports: 0, dropped: 0, failed: 0 };
+  /** Why the last host decoder failed (diagnostics). */
+  lastError: string | undefined;
+  private _tag = 0;
 
   constructor(private readonly _host: StreamHost) {}
 
@@ -94,11 +127,7 @@ export class StreamSet {
         const clip = readClip(r);
         if (this.streams.has(id)) throw new SpiceProtocolError(`STREAM_CREATE of existing stream ${id}`);
         this.stats.created++;
-        if (codec !== VideoCodec.MJPEG) {
-          this._reportInvalid(id);
-          return true;
-        }
-        this.streams.set(id, {
+        const s: VideoStream = {
           id,
           surfaceId,
           codec,
@@ -109,7 +138,12 @@ export class StreamSet {
           clip,
           frames: 0,
           tables: new jpeg.JpegTables(),
-        });
+        };
+        if (codec !== VideoCodec.MJPEG && !this._startDecoder(s)) {
+          this._reportInvalid(id);
+          return true;
+        }
+        this.streams.set(id, s);
         return true;
       }
       case DisplayMsg.STREAM_DATA: {
@@ -163,11 +197,91 @@ export class StreamSet {
   }
 
   private _destroy(id: number): void {
-    if (this.streams.delete(id)) this.stats.destroyed++;
+    const s = this.streams.get(id);
+    if (!s) return;
+    this.streams.delete(id);
+    this.stats.destroyed++;
+    this._stopDecoder(s);
+  }
+
+  /** A host decoder for a VP8/VP9/H.264 stream; false if the host has none for its codec. */
+  private _startDecoder(s: VideoStream): boolean {
+    const video = this._host.video;
+    if (!video?.codecs.includes(s.codec)) return false;
+    const decoder = video.create(s.codec, s.width, s.height, {
+      picture: (tag, img) => this._picture(s, tag, img),
+      error: (e) => this._fail(s, e),
+    });
+    if (!decoder) return false;
+    s.video = { decoder, needKey: true, pending: new Map(), timers: new Set(), failed: false };
+    return true;
+  }
+
+  private _stopDecoder(s: VideoStream): void {
+    const v = s.video;
+    if (!v) return;
+    for (const cancel of v.timers) cancel();
+    this.stats.dropped += v.pending.size + v.timers.size;
+    v.timers.clear();
+    v.pending.clear();
+    v.decoder.close();
+  }
+
+  /** The host's decoder failed: the stream is reported invalid (the server stops it) and its frames ignored. */
+  private _fail(s: VideoStream, e: Error): void {
+    if (!s.video || s.video.failed) return;
+    this.lastError = `stream ${s.id} (${nameOf(VideoCodec, s.codec)}): ${e.message}`;
+    this._stopDecoder(s);
+    s.video.failed = true;
+    this.stats.failed++;
+    if (this.streams.get(s.id) === s) this._reportInvalid(s.id);
   }
 
   private _frame(s: VideoStream, mmTime: number, data: Uint8Array, width: number, height: number, dest: Rect): void {
-    const img = jpeg.decode(data, { maxPixels: this._host.maxImagePixels, tables: s.tables });
+    const v = s.video;
+    if (v) {
+      if (v.failed) return;
+      const key = isKeyFrame(s.codec, data);
+      if (v.needKey && !key) {
+        this.stats.dropped++;
+        return;
+      }
+      v.needKey = false;
+      const tag = this._tag++;
+      v.pending.set(tag, { mmTime, width, height, dest });
+      v.decoder.decode(data, key, tag);
+    } else {
+      const img = jpeg.decode(data, { maxPixels: this._host.maxImagePixels, tables: s.tables });
+      this._show(s, img, width, height, dest);
+    }
+    // Reports count frames as they arrive, with how early they are (spice-gtk display_handle_stream_data).
+    this._countForReport(s, mmTime);
+  }
+
+  /** A host decoder's picture: shown at its frame's multimedia time (at once if late). */
+  private _picture(s: VideoStream, tag: number, img: RgbaImage): void {
+    const v = s.video;
+    const p = v?.pending.get(tag);
+    if (!v || !p || v.failed) return;
+    v.pending.delete(tag);
+    const show = () => {
+      try {
+        this._show(s, img, p.width, p.height, p.dest);
+      } catch (e) {
+        this._fail(s, e as Error);
+      }
+    };
+    const wait = Math.min(MAX_HOLD_MS, (p.mmTime - this._host.mmTime()) | 0);
+    if (wait <= 0) return show();
+    const cancel = startTimer(wait, () => {
+      v.timers.delete(cancel);
+      show();
+    });
+    v.timers.add(cancel);
+  }
+
+  /** Draws a decoded frame (width × height, rows as sent) into `dest`, clipped, and counts it. */
+  private _show(s: VideoStream, img: RgbaImage, width: number, height: number, dest: Rect): void {
     if (img.width !== width || img.height !== height) {
       throw new SpiceProtocolError(`stream ${s.id}: ${img.width}×${img.height} frame, ${width}×${height} announced`);
     }
@@ -186,7 +300,6 @@ export class StreamSet {
     const k = nameOf(VideoCodec, s.codec).toLowerCase();
     this._host.decoded[k] = (this._host.decoded[k] ?? 0) + 1;
     this._host.decodedPixels[k] = (this._host.decodedPixels[k] ?? 0) + width * height;
-    this._countForReport(s, mmTime);
   }
 
   /** spice-gtk display_update_stream_report: a report per max_window frames or timeout_ms. */

@@ -6,6 +6,7 @@ import { hasCap } from '../caps.ts';
 import { Emitter, type Event } from '../emitter.ts';
 import { DisplayCap, DisplayMsg, DisplayMsgc, SurfaceFlags, VideoCodec } from '../proto/constants.ts';
 import type { RgbaImage } from '../codecs/types.ts';
+import type { VideoDecoders } from '../codecs/video.ts';
 import { pixelFormat } from '../draw/pixel.ts';
 import { drawArea } from '../draw/region.ts';
 import { DrawCommands } from './display-draw.ts';
@@ -18,16 +19,36 @@ import { StreamSet, type StreamStats } from './display-streams.ts';
 
 /**
  * LZ4 is only sent when also asked for with PREFERRED_COMPRESSION (server/dcc.cpp dcc_compress_image).
- * Video: MULTI_CODEC + CODEC_MJPEG (the only decoder here), SIZED_STREAM, STREAM_REPORT (the server
- * adapts the bit rate to the reports), PREF_VIDEO_CODEC_TYPE.
+ * Video: MULTI_CODEC + CODEC_MJPEG (the core's own decoder), SIZED_STREAM, STREAM_REPORT (the server
+ * adapts the bit rate to the reports), PREF_VIDEO_CODEC_TYPE; displayClientCaps adds the host's video codecs.
  */
 export const DISPLAY_CLIENT_CAPS = [
   DisplayCap.MONITORS_CONFIG, DisplayCap.PREF_COMPRESSION, DisplayCap.LZ4_COMPRESSION, DisplayCap.SIZED_STREAM,
   DisplayCap.STREAM_REPORT, DisplayCap.MULTI_CODEC, DisplayCap.CODEC_MJPEG, DisplayCap.PREF_VIDEO_CODEC_TYPE,
 ];
 
-/** Video codecs in order of preference (PREFERRED_VIDEO_CODEC_TYPE). */
-const PREFERRED_VIDEO_CODECS = [VideoCodec.MJPEG];
+/** The cap that announces each codec a host may decode (spice-server streams only codecs the client has). */
+const CODEC_CAP: Record<number, number> = {
+  [VideoCodec.VP8]: DisplayCap.CODEC_VP8,
+  [VideoCodec.H264]: DisplayCap.CODEC_H264,
+  [VideoCodec.VP9]: DisplayCap.CODEC_VP9,
+};
+
+/** DISPLAY_CLIENT_CAPS plus the caps of the video codecs the host decodes (VideoDecoders.codecs). */
+export function displayClientCaps(videoCodecs: readonly number[] = []): number[] {
+  const extra = videoCodecs.map((c) => CODEC_CAP[c]).filter((c): c is number => c !== undefined);
+  return [...DISPLAY_CLIENT_CAPS, ...extra];
+}
+
+/**
+ * PREFERRED_VIDEO_CODEC_TYPE's list: `preferred` (VideoCodec values) first, then MJPEG, which every client decodes.
+ * spice-server puts the codecs named first in this order and tries its own list's others after them
+ * (server/dcc.cpp dcc_update_preferred_video_codecs), each only if the client has its cap.
+ */
+export function videoCodecPreference(preferred: readonly number[]): number[] {
+  const list = preferred.filter((c, i) => preferred.indexOf(c) === i && c !== VideoCodec.MJPEG);
+  return [...list, VideoCodec.MJPEG];
+}
 
 export interface SurfaceInfo {
   id: number;
@@ -63,8 +84,10 @@ export interface DisplayOptions {
   maxImagePixels: number;
   /** Server channel caps from the link reply. */
   serverCaps: number[];
-  /** The server's multimedia clock as the session estimates it (ms; stream reports). */
+  /** The server's multimedia clock as the session estimates it (ms; stream reports, video presentation). */
   mmTime: () => number;
+  /** The host's VP8/VP9/H.264 decoders; without, streams are MJPEG only. */
+  video?: VideoDecoders;
 }
 
 export interface DisplayStats {
@@ -127,6 +150,7 @@ export class DisplayChannel extends SpiceChannel {
       decoded,
       decodedPixels,
       serverReports: hasCap(_opts.serverCaps, DisplayCap.STREAM_REPORT),
+      video: _opts.video,
     });
     this.displayStats = { decoded, decodedPixels, drawn: {}, skipped: {}, streams: this.streams.stats };
     this._images = {
@@ -176,11 +200,22 @@ export class DisplayChannel extends SpiceChannel {
     const w = new Writer(14).u8(1).i64(this._opts.pixmapCacheSize).u8(1).i32(this._opts.glzWindowSize);
     this.send(DisplayMsgc.INIT, w.finish());
     if (this._opts.preferredCompression !== undefined) this.setPreferredCompression(this._opts.preferredCompression);
-    if (hasCap(this._opts.serverCaps, DisplayCap.PREF_VIDEO_CODEC_TYPE)) {
-      const w = new Writer(1 + PREFERRED_VIDEO_CODECS.length).u8(PREFERRED_VIDEO_CODECS.length);
-      for (const c of PREFERRED_VIDEO_CODECS) w.u8(c);
-      this.send(DisplayMsgc.PREFERRED_VIDEO_CODEC_TYPE, w.finish());
-    }
+    this.setPreferredVideoCodecs(this._opts.video?.codecs ?? []);
+  }
+
+  /**
+   * Asks the server to stream new video in the first codec of `codecs` (VideoCodec values) it can encode, then the
+   * next…, MJPEG last (PREFERRED_VIDEO_CODEC_TYPE); streams already playing keep theirs. Codecs the host cannot
+   * decode are left out. Returns false if the server lacks PREF_VIDEO_CODEC_TYPE.
+   */
+  setPreferredVideoCodecs(codecs: readonly number[]): boolean {
+    if (!hasCap(this._opts.serverCaps, DisplayCap.PREF_VIDEO_CODEC_TYPE)) return false;
+    const host = this._opts.video?.codecs ?? [];
+    const list = videoCodecPreference(codecs.filter((c) => host.includes(c)));
+    const w = new Writer(1 + list.length).u8(list.length);
+    for (const c of list) w.u8(c);
+    this.send(DisplayMsgc.PREFERRED_VIDEO_CODEC_TYPE, w.finish());
+    return true;
   }
 
   protected async handleMessage(type: number, body: Uint8Array): Promise<void> {
