@@ -66,10 +66,10 @@ describe('video streams in the browser: VP8 and H.264 through WebCodecs', () => 
   /** The best PSNR of the canvas against the loop's pictures, over a few samples while it plays. */
   async function canvasPsnr(): Promise<number> {
     let best = 0;
-    for (let i = 0; i < 12 && best < 40; i++) {
+    for (let i = 0; i < 30 && best < 40; i++) {
       const c = await canvasPixels(page);
       for (const p of pictures) best = Math.max(best, psnr(p, c.data, c.width, 4));
-      await new Promise((r) => setTimeout(r, 150));
+      await new Promise((r) => setTimeout(r, 100));
     }
     return best;
   }
