@@ -37,12 +37,13 @@ async function freeLoopbackPort(): Promise<number> {
 
 /**
  * A new endpoint for one boot: picks the port, writes the password and port files (0600) for QEMU and the proxy.
- * Off by default (undefined: the unix socket, as before): with TCP clients, QEMU 7.2's spice-server (0.15) was seen
- * to crash (SIGSEGV in its display worker) when a second console replaced the first. ORIEL_SPICE_TCP=1 turns it on.
+ * ORIEL_SPICE_TCP=0 keeps the unix socket instead (undefined). (QEMU 7.2's spice-server crashed when a second console
+ * replaced the first while it linked, on TCP and on the unix socket alike: the console proxy now hands over itself,
+ * server/console/takeover.ts.)
  */
 export async function newSpiceEndpoint(paths: VmPaths): Promise<SpiceEndpoint | undefined> {
   rmSync(paths.spicePort, { force: true });
-  if (process.env.ORIEL_SPICE_TCP !== '1') return undefined;
+  if (process.env.ORIEL_SPICE_TCP === '0') return undefined;
   const password = randomBytes(24).toString('base64url'); // 32 chars; SPICE allows up to 60
   const port = await freeLoopbackPort();
   writeFileSync(paths.spiceSecret, password, { mode: 0o600 }); // format=raw: the whole file is the password

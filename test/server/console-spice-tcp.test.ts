@@ -8,7 +8,7 @@ import { SpiceLinkError, SpiceSession } from '../../src/spice/index.ts';
 import { nodeEncryptTicket, primarySurface, tcpConnector, wsConnector } from '../../src/spice-node/index.ts';
 import { startTestServer, type TestServer } from '../helpers/server.ts';
 
-process.env.ORIEL_SPICE_TCP = '1'; // off by default (spice-endpoint.ts)
+process.env.ORIEL_SPICE_TCP = '1'; // the default (spice-endpoint.ts); set in case the environment turned it off
 import { ensureTinyImage } from '../helpers/images.ts';
 import { readSpiceEndpoint } from '../../src/vm/spice-endpoint.ts';
 
