@@ -7,6 +7,7 @@ import { isAlive } from '../host/process.ts';
 import { recoverInterruptedCapture } from './boot-recovery.ts';
 import { captureCheckpoint } from './capture.ts';
 import { DiskCheckpoints } from './disk.ts';
+import type { PauseChoice } from './pause-mode.ts';
 import { abandonMigration } from './migration.ts';
 import { waitWorkerExit } from './worker/client.ts';
 import {
@@ -92,7 +93,9 @@ export class CheckpointService {
 
   create(
     ref: string,
-    opts: { kind?: 'manual' | 'scheduled'; label?: string; progress?: Progress; operationId?: string } = {},
+    opts: {
+      kind?: 'manual' | 'scheduled'; label?: string; progress?: Progress; operationId?: string; pauseMode?: PauseChoice;
+    } = {},
   ): Promise<Manifest> {
     return captureCheckpoint({
       vms: this.vms,
