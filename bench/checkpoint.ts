@@ -15,25 +15,29 @@
 // started to the guest running (its RESUME event), to its first answer on the serial console (`cat` of a file in
 // its RAM through the serial shell), and to all of its RAM in place (migration completed).
 // With --hugepages the guest's RAM is in 2 MiB huge pages (reserved for the run, given back after: needs root).
+// With --pauses (default rates 16,128) only the pause recipes are compared, interleaved round by round under each
+// write rate, and their p50/p99 printed: Oriel's checkpoint in its precopy and background recipes, and QEMU's own
+// recipes driven alone into a socket that drops the stream (checkpoint-recipes.ts): plain background snapshot
+// (no disk), stop + disk + background snapshot, precopy + pause-before-switchover + disk, `savevm` (once per rate).
 // Usage: node --import tsx bench/checkpoint.ts [memoryMiB=2048] [dataMiB=512] [checkpointsPerScenario=3]
-//          [rates=0,16,128] [--hugepages] [--restores=3] [--restore-only]
-import { createServer } from 'node:net';
-import { readFileSync, rmSync } from 'node:fs';
-import { join } from 'node:path';
+//          [rates=0,16,128] [--hugepages] [--restores=3] [--restore-only] [--pauses]
+import { readFileSync } from 'node:fs';
 import { deflateRawSync } from 'node:zlib';
 import { CheckpointService, type Manifest } from '../src/checkpoint/index.ts';
-import { pauseFromEvents, waitMigration } from '../src/checkpoint/migration.ts';
+import { pauseFromEvents } from '../src/checkpoint/migration.ts';
 import type { QmpEvent } from '../src/vm/qmp/index.ts';
 import { makeRig, bootTiny, reserveHugePages } from '../test/checkpoint/helpers.ts';
+import { percentile, QemuRecipes, type Recipe } from './checkpoint-recipes.ts';
 
 const huge = process.argv.includes('--hugepages');
 const restoreOnly = process.argv.includes('--restore-only');
+const pausesOnly = process.argv.includes('--pauses');
 const restoreRounds = Number(process.argv.find((a) => a.startsWith('--restores='))?.split('=')[1] ?? 3);
 const args = process.argv.slice(2).filter((a) => !a.startsWith('--'));
 const mem = Number(args[0] ?? 2048);
 const dataMiB = Number(args[1] ?? 512);
 const perScenario = Number(args[2] ?? 3);
-const rates = (args[3] ?? '0,16,128').split(',').map(Number);
+const rates = (args[3] ?? (pausesOnly ? '16,128' : '0,16,128')).split(',').map(Number);
 const PAUSE_BETWEEN_MS = 5000;
 const SRC_MiB = 64;
 
@@ -79,21 +83,54 @@ async function pauseAround(fn: () => Promise<unknown>): Promise<number | null> {
   return pauseFromEvents(evs);
 }
 
+const recipes = new QemuRecipes(() => rig.vms.qmp('b'), rig.dataDir, rig.qemuImg);
+
 /** QEMU's own background snapshot (what checkpoints build on, without the disk), into a socket that drops it. */
-async function plainBackgroundPause(): Promise<number | null> {
-  const qmp = rig.vms.qmp('b');
-  const sock = join(rig.dataDir, 'bench-sink.sock');
-  rmSync(sock, { force: true });
-  const srv = createServer((s) => s.resume());
-  await new Promise<void>((r) => srv.listen(sock, r));
-  try {
-    return await pauseAround(async () => {
-      await qmp.execute('migrate', { uri: `unix:${sock}` });
-      const info = await waitMigration(qmp, 300_000);
-      if (info.status !== 'completed') throw new Error(`plain background snapshot ${info.status}`);
-    });
-  } finally {
-    srv.close();
+const plainBackgroundPause = () => recipes.run('plain background');
+
+/** Under each write rate, `perScenario` rounds of every recipe (interleaved, so they share the load), then p50/p99. */
+async function pauseComparison(): Promise<void> {
+  const kinds = ['Oriel precopy (default)', 'Oriel background', 'plain background', 'stop + disk + background',
+    'precopy + pbs + disk', 'savevm'] as const;
+  const out: { rate: number; achieved: number; kind: string; ms: number[]; load: string }[] = [];
+  await svc.create('b', { pauseMode: 'background' }); // the first one backs the whole disk up: not measured
+  for (const rate of rates) {
+    console.error(`load ${load()}: pauses under ${rate} MiB/s`);
+    await sh(dirtier(rate));
+    await sleep(3000);
+    const t0 = Date.now(), n0 = Number(await sh('cat /tmp/dirtied'));
+    const ms = new Map<string, number[]>(kinds.map((k) => [k, []]));
+    for (let i = 0; i < perScenario; i++) {
+      for (const k of kinds) {
+        if (k === 'savevm' && i > 0) continue;
+        let p: number | null;
+        if (k.startsWith('Oriel')) {
+          const m = await svc.create('b', { pauseMode: k === 'Oriel background' ? 'background' : 'precopy' });
+          p = m.stats.pauseMs;
+        } else {
+          p = await recipes.run(k as Recipe);
+        }
+        console.error(`  ${rate} MiB/s round ${i + 1}: ${k} ${p} ms (load ${load().split(' ')[0]})`);
+        if (p !== null) ms.get(k)!.push(p);
+        await sleep(2000);
+      }
+    }
+    const achieved = Math.round(((Number(await sh('cat /tmp/dirtied')) - n0) / ((Date.now() - t0) / 1000)) * 10) / 10;
+    await sh('kill $(cat /tmp/dirtier.pid)');
+    for (const k of kinds) out.push({ rate, achieved, kind: k, ms: ms.get(k)!, load: load() });
+  }
+  console.log(`\nPauses (STOP → RESUME, ms) of a ${mem} MiB guest (tiny image, TCG, 1 vCPU${huge ? ', huge pages' : ''}),` +
+    ` ${dataMiB} MiB of data, ${perScenario} rounds per recipe (savevm: 1); p99 = nearest rank (the max below 100` +
+    ' samples). QEMU-alone recipes stream into a socket that drops the data.\n');
+  console.log('| writes MiB/s (target / achieved) | recipe | disk | n | p50 | p99 | min–max | load at end |');
+  console.log('|---|---|---|---|---|---|---|---|');
+  for (const r of out) {
+    const disk = r.kind === 'plain background' ? 'no' : 'yes';
+    const f = (x: number) => (r.ms.length ? String(x) : '–');
+    console.log(
+      `| ${r.rate} / ${r.achieved} | ${r.kind} | ${disk} | ${r.ms.length} | ${f(percentile(r.ms, 50))} | ` +
+        `${f(percentile(r.ms, 99))} | ${f(Math.min(...r.ms))}–${f(Math.max(...r.ms))} | ${r.load} |`,
+    );
   }
 }
 
@@ -185,6 +222,11 @@ try {
       `dd if=/mnt/src of=/mnt/p bs=1M count=${Math.min(32, dataMiB - at)} seek=${at} iflag=skip_bytes skip=$((${at} * 4099 + 17)) conv=notrunc 2>/dev/null`,
     );
   }
+  await recipes.open();
+  if (pausesOnly) {
+    await pauseComparison();
+    break bench;
+  }
   for (const rate of restoreOnly ? [] : rates) {
     const name = rate === 0 ? 'idle' : `${rate} MiB/s`;
     console.error(`load ${load()}: scenario ${name}`);
@@ -264,6 +306,7 @@ try {
   }
   }
 } finally {
+  recipes.close();
   svc.close();
   await rig.destroy();
   giveBack?.();

@@ -9,12 +9,16 @@
 // failure it cancels the migration, lets the guest run, drops the disk image and the worker's objects. If the server
 // dies meanwhile, the worker does the rest alone and the next server takes its outcome over (service.ts).
 //
-// The pause (README.md, "Checkpoints: the pause"; docs/checkpoint-stream.md §2.2): on one QMP connection, without
-// waiting between them,
-//   stop                          the guest stops (STOP event); block devices are drained and flushed
-//   transaction [bitmap, backup]  the disk's point in time (disk.ts)
-//   migrate unix:<sock>           background-snapshot: device state is saved at once, RAM write-protected, and the
-//                                 migration thread restarts the VM (RESUME event)
+// The pause (README.md, "Checkpoints: the pause"; docs/checkpoint-stream.md §2.2) of a running VM, one of two recipes
+// chosen per checkpoint (pause-mode.ts):
+//   precopy     migrate with pause-before-switchover while the guest runs; in QEMU's pause (pre-switchover) the
+//               disk transaction, then migrate-continue; `cont` once the migration completed (the default for
+//               ordinary RAM)
+//   background  on one QMP connection, without waiting between them:
+//     stop                          the guest stops (STOP event); block devices are drained and flushed
+//     transaction [bitmap, backup]  the disk's point in time (disk.ts)
+//     migrate unix:<sock>           background-snapshot: device state is saved at once, RAM write-protected, and
+//                                   the migration thread restarts the VM (RESUME event)
 // The pause is STOP → RESUME from QEMU's own event timestamps. A VM paused by its user gets a plain precopy
 // migration instead (background-snapshot would start it), and stays paused.
 import { randomBytes } from 'node:crypto';
@@ -24,16 +28,19 @@ import type { QmpClient, QmpEvent } from '../vm/qmp/index.ts';
 import type { CheckpointStore, Manifest } from './page-store/index.ts';
 import { diskNames, type DiskCheckpoints, type DiskPlan } from './disk.ts';
 import { abandonMigration, pauseFromEvents, waitMigration } from './migration.ts';
+import { choosePauseMode, PRECOPY_PARAMETERS, precopyPause, type PauseChoice, type PauseMode } from './pause-mode.ts';
 import { WorkerClient, waitWorkerExit } from './worker/client.ts';
 import { clearWorkerFiles, liveWorkerPid, workerFiles, type WorkerJob } from './worker/protocol.ts';
 
 export { waitMigration } from './migration.ts';
 
-/** Capabilities that change the stream's layout or cannot go with background-snapshot: all must be off. */
+/** Capabilities that change the stream's layout or cannot go with background-snapshot: all must be off (but the
+ * precopy recipe's own two). */
 const MUST_BE_OFF = [
   'xbzrle', 'compress', 'multifd', 'postcopy-ram', 'x-ignore-shared', 'validate-uuid', 'dirty-bitmaps', 'return-path',
   'pause-before-switchover', 'auto-converge', 'release-ram', 'x-colo', 'zero-copy-send', 'rdma-pin-all', 'block',
 ];
+const PRECOPY_ON = ['pause-before-switchover', 'auto-converge'];
 
 export interface CaptureOptions {
   vms: VmManager;
@@ -46,6 +53,8 @@ export interface CaptureOptions {
   /** The server operation this checkpoint is taken for: a worker that outlives the server names it in its result. */
   operationId?: string | null;
   signal?: AbortSignal;
+  /** The pause recipe for a running VM (pause-mode.ts); 'auto' (the default) chooses per checkpoint. */
+  pauseMode?: PauseChoice;
 }
 
 export const newCheckpointId = (): string =>
@@ -69,13 +78,13 @@ export async function captureCheckpoint(o: CaptureOptions): Promise<Manifest> {
     if (running !== undefined)
       throw new Error(`the capture worker of an earlier checkpoint of VM '${vm.name}' still runs (pid ${running})`);
     clearWorkerFiles(files); // an outcome already taken over by a server (or nobody's)
-    await setCapabilities(qmp, live);
     const parent = o.store.list(vm.id).at(-1)?.id ?? null;
     const v = await qmp.execute('query-version');
     const release = await o.store.holdWriter();
     let worker: WorkerClient | undefined;
     let launching: Promise<WorkerClient> | undefined;
     let disk: DiskPlan | undefined;
+    let mode: PauseMode | null = null;
     const events: QmpEvent[] = [];
     const offEvents = qmp.onEvent((e) => { if (e.event === 'STOP' || e.event === 'RESUME') events.push(e); });
     try {
@@ -117,18 +126,30 @@ export async function captureCheckpoint(o: CaptureOptions): Promise<Manifest> {
       launching.catch(() => undefined);
       o.progress?.('preparing the disk image');
       disk = await o.disks.plan(qmp, vm.id, id);
+      if (live) {
+        mode = choosePauseMode({
+          forced: o.pauseMode, hugepages: !!vm.spec.hugepages, diskCopyBytes: disk ? disk.copyBytes : null,
+        });
+      }
+      await setCapabilities(qmp, mode);
       worker = await launching;
-      worker.plan(disk?.job ?? null);
+      worker.plan(disk?.job ?? null, mode);
 
-      o.progress?.('pausing');
-      // Pipelined: QEMU runs them in order with no round trip between; the pause is stop → migration restart.
-      const calls: Promise<unknown>[] = [];
-      if (live) calls.push(qmp.execute('stop'));
-      if (disk) calls.push(qmp.execute('transaction', { actions: disk.actions }));
-      calls.push(qmp.execute('migrate', { uri: `unix:${files.migration}` }));
-      const results = await Promise.allSettled(calls);
-      const failed = results.find((r) => r.status === 'rejected') as PromiseRejectedResult | undefined;
-      if (failed) throw failed.reason;
+      const uri = `unix:${files.migration}`;
+      if (mode === 'precopy') {
+        o.progress?.('streaming RAM (precopy)');
+        await precopyPause(qmp, uri, disk && { actions: disk.actions, jobId: disk.job.jobId });
+      } else {
+        o.progress?.('pausing');
+        // Pipelined: QEMU runs them in order with no round trip between; the pause is stop → migration restart.
+        const calls: Promise<unknown>[] = [];
+        if (live) calls.push(qmp.execute('stop'));
+        if (disk) calls.push(qmp.execute('transaction', { actions: disk.actions }));
+        calls.push(qmp.execute('migrate', { uri }));
+        const results = await Promise.allSettled(calls);
+        const failed = results.find((r) => r.status === 'rejected') as PromiseRejectedResult | undefined;
+        if (failed) throw failed.reason;
+      }
       const pauseMs = live ? await pauseFromEvents(events) : null;
       worker.paused(pauseMs);
 
@@ -150,7 +171,10 @@ export async function captureCheckpoint(o: CaptureOptions): Promise<Manifest> {
       // cancelled: see migration.ts), the disk job is cancelled, the guest runs.
       worker ??= await launching?.catch(() => undefined); // still starting when things went wrong
       worker?.abort((e as Error).message);
-      if (!qmp.isClosed) await abandonMigration(qmp, { background: live, wasRunning: live }).catch(() => undefined);
+      if (!qmp.isClosed) {
+        const background = live && mode !== 'precopy';
+        await abandonMigration(qmp, { background, wasRunning: live }).catch(() => undefined);
+      }
       await o.disks.abort(qmp, disk?.job ?? diskNames(vm.id, id)).catch(() => undefined);
       await worker?.done().catch(() => undefined);
       if (await waitWorkerExit(files, 0)) clearWorkerFiles(files);
@@ -178,12 +202,22 @@ function storeFull(e: unknown, root: string, vmName: string): unknown {
   );
 }
 
-async function setCapabilities(qmp: QmpClient, live: boolean): Promise<void> {
+/** The capture's capabilities: background-snapshot for the background recipe, the precopy recipe's two for it,
+ * everything else that changes the stream off; `events` on (the precopy pause follows MIGRATION events). `mode`
+ * null: a VM its user paused (plain precopy). */
+async function setCapabilities(qmp: QmpClient, mode: PauseMode | null): Promise<void> {
   const caps = await qmp.execute<{ capability: string; state: boolean }[]>('query-migrate-capabilities');
-  const want = caps
-    .filter((c) =>
-      c.capability === 'background-snapshot' ? c.state !== live : MUST_BE_OFF.includes(c.capability) && c.state,
-    )
-    .map((c) => ({ capability: c.capability, state: c.capability === 'background-snapshot' ? live : false }));
-  if (want.length) await qmp.execute('migrate-set-capabilities', { capabilities: want });
+  const wanted = (c: string): boolean | undefined => {
+    if (c === 'background-snapshot') return mode === 'background';
+    if (c === 'events') return true;
+    if (PRECOPY_ON.includes(c)) return mode === 'precopy';
+    return MUST_BE_OFF.includes(c) ? false : undefined;
+  };
+  // Turn off before turning on: QEMU checks each capability against the others already set.
+  const changes = caps.filter((c) => wanted(c.capability) !== undefined && wanted(c.capability) !== c.state);
+  const off = changes.filter((c) => c.state).map((c) => ({ capability: c.capability, state: false }));
+  const on = changes.filter((c) => !c.state).map((c) => ({ capability: c.capability, state: true }));
+  if (off.length) await qmp.execute('migrate-set-capabilities', { capabilities: off });
+  if (on.length) await qmp.execute('migrate-set-capabilities', { capabilities: on });
+  if (mode === 'precopy') await qmp.execute('migrate-set-parameters', { ...PRECOPY_PARAMETERS });
 }

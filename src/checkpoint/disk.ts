@@ -56,6 +56,9 @@ export interface DiskPlan {
   job: DiskJob;
   /** Actions for the `transaction` issued in the pause. */
   actions: object[];
+  /** Bytes the backup will copy (the bitmap's dirty count, or the whole disk for a full one): a precopy pause waits
+   * for the copy (capture.ts), so it is chosen only when this is small. */
+  copyBytes: number;
 }
 
 /** Names of a checkpoint's disk objects, fixed by its id (so a worker can clean up a plan it never heard of). */
@@ -78,7 +81,9 @@ interface JobInfo {
 /** A backup that makes no progress for this long is given up. */
 const JOB_STALL_MS = 60_000;
 
-interface BitmapInfo { name: string; recording: boolean; busy: boolean; persistent: boolean; inconsistent?: boolean }
+interface BitmapInfo {
+  name: string; recording: boolean; busy: boolean; persistent: boolean; inconsistent?: boolean; count?: number;
+}
 
 export class DiskCheckpoints {
   constructor(private readonly root: string, private readonly qemuImg: string) {}
@@ -163,6 +168,7 @@ export class DiskCheckpoints {
         backing: incremental ? head!.file : null,
       },
       actions,
+      copyBytes: incremental ? (bm?.count ?? size) : size,
     };
   }
 

@@ -42,13 +42,19 @@ export async function waitMigration(qmp: QmpClient, stallMs = 60_000): Promise<M
 
 /**
  * Ends a checkpoint's migration that will not be used, and lets a guest that was running before the checkpoint run
- * again. `background`: it is a background snapshot, whose receiver drains it: wait for it to end on its own (see
- * above). Otherwise (precopy) it is cancelled.
+ * again. `background`: it may be a background snapshot, whose receiver drains it: wait for it to end on its own (see
+ * above). A precopy (the capability is off) is cancelled; QEMU restarts a guest it stopped.
  */
 export async function abandonMigration(qmp: QmpClient, o: { background: boolean; wasRunning: boolean }): Promise<void> {
   const mig = await qmp.execute<MigrateInfo>('query-migrate').catch(() => undefined);
   if (mig && MIGRATION_RUNNING.includes(mig.status)) {
-    if (!o.background) await qmp.execute('migrate_cancel').catch(() => undefined);
+    // Whoever asks may not know which recipe ran (a worker that died): a migration without background-snapshot is a
+    // precopy, which is cancelled (one waiting in pre-switchover would never end on its own).
+    const caps = await qmp
+      .execute<{ capability: string; state: boolean }[]>('query-migrate-capabilities')
+      .catch(() => undefined);
+    const snapshot = caps?.find((c) => c.capability === 'background-snapshot')?.state ?? true;
+    if (!o.background || !snapshot) await qmp.execute('migrate_cancel').catch(() => undefined);
     await waitMigration(qmp, 120_000).catch(() => undefined);
   }
   if (!o.wasRunning) return;

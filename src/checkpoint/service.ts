@@ -8,6 +8,7 @@ import { recoverInterruptedCapture } from './boot-recovery.ts';
 import { captureCheckpoint } from './capture.ts';
 import { DiskCheckpoints } from './disk.ts';
 import { diskImageProblem } from './disk-verify.ts';
+import type { PauseChoice } from './pause-mode.ts';
 import { abandonMigration } from './migration.ts';
 import { waitWorkerExit } from './worker/client.ts';
 import {
@@ -95,7 +96,9 @@ export class CheckpointService {
 
   create(
     ref: string,
-    opts: { kind?: 'manual' | 'scheduled'; label?: string; progress?: Progress; operationId?: string } = {},
+    opts: {
+      kind?: 'manual' | 'scheduled'; label?: string; progress?: Progress; operationId?: string; pauseMode?: PauseChoice;
+    } = {},
   ): Promise<Manifest> {
     return captureCheckpoint({
       vms: this.vms,

@@ -67,6 +67,9 @@ export interface Manifest {
 export interface CaptureStats {
   /** STOP → RESUME, from QEMU's event timestamps (ms). */
   pauseMs: number | null;
+  /** How a running VM was paused (capture.ts, pause-mode.ts); absent: background (and before precopy existed), or a
+   * VM its user paused. */
+  pauseMode?: 'background' | 'precopy';
   /** From the request to the manifest being durable (ms). */
   durationMs: number;
   streamBytes: number;

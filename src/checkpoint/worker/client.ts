@@ -7,6 +7,7 @@ import { createConnection, type Socket } from 'node:net';
 import { tail } from '../../vm/serial-log.ts';
 import type { DiskRecord, Manifest } from '../page-store/index.ts';
 import type { DiskJob } from '../disk.ts';
+import type { PauseMode } from '../pause-mode.ts';
 import { writeFileAtomic } from '../page-store/index.ts';
 import {
   liveWorkerPid,
@@ -131,7 +132,8 @@ export class WorkerClient {
     if (this.sock) sendLine(this.sock, msg);
   }
 
-  plan(disk: DiskJob | null): void { this.send({ type: 'plan', disk }); }
+  /** The disk backup and the pause recipe (null: a VM its user paused). */
+  plan(disk: DiskJob | null, pauseMode: PauseMode | null): void { this.send({ type: 'plan', disk, pauseMode }); }
   paused(pauseMs: number | null): void { this.send({ type: 'paused', pauseMs }); }
 
   async commit(disk: DiskRecord | null, pauseMs: number | null): Promise<Manifest> {

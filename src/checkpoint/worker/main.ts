@@ -16,6 +16,7 @@ import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { QmpClient } from '../../vm/qmp/index.ts';
 import { isAlive } from '../../host/process.ts';
 import { DiskCheckpoints, type DiskJob } from '../disk.ts';
+import type { PauseMode } from '../pause-mode.ts';
 import { abandonMigration, MIGRATION_RUNNING, waitMigration, type MigrateInfo } from '../migration.ts';
 import {
   CheckpointStore,
@@ -57,6 +58,8 @@ let bytes = 0;
 let lastBytesAt = Date.now();
 let connected = false;
 let plan: DiskJob | null | undefined;
+/** The pause recipe (the server says it with the plan); a precopy waits for the server in QEMU's pause. */
+let pauseMode: PauseMode | null | undefined;
 let pauseMs: number | null = null;
 let control: Socket | undefined;
 let everControlled = false;
@@ -98,7 +101,7 @@ function commit(disk: DiskRecord | null, pause: number | null): Manifest {
     ...job.meta,
     createdAt: new Date().toISOString(),
     disks: disk ? [disk] : [],
-    stats: { pauseMs: pause, durationMs: Date.now() - job.requestedAt },
+    stats: { pauseMs: pause, durationMs: Date.now() - job.requestedAt, ...(pauseMode ? { pauseMode } : {}) },
   });
   writer = undefined;
   state = 'committed';
@@ -166,6 +169,7 @@ async function onServer(msg: ServerMessage): Promise<void> {
   switch (msg.type) {
     case 'plan':
       plan = msg.disk;
+      pauseMode = msg.pauseMode ?? null;
       break;
     case 'paused':
       pauseMs = msg.pauseMs;
@@ -229,6 +233,12 @@ async function orphan(why: string): Promise<void> {
         fail('the server stopped before the checkpoint\'s pause');
       }
     }
+    if (state !== 'failed' && pauseMode === 'precopy') {
+      // A precopy that has not passed QEMU's pause waits for the server (the disk transaction, migrate-continue):
+      // give it up (cancelled below; QEMU restarts the guest). One past it completes on its own.
+      const st = (await qmp.execute<MigrateInfo>('query-migrate')).status;
+      if (['setup', 'active', 'pre-switchover'].includes(st)) fail(`the server stopped during the precopy (${st})`);
+    }
     while (now() === 'waiting' || now() === 'streaming') await new Promise((r) => setTimeout(r, 50));
     if (now() === 'received') {
       const mig = await waitMigration(qmp, 120_000);
@@ -243,7 +253,7 @@ async function orphan(why: string): Promise<void> {
   }
   try {
     if (now() === 'failed') {
-      await abandonMigration(qmp, { background: job.live, wasRunning: job.live });
+      await abandonMigration(qmp, { background: job.live && pauseMode !== 'precopy', wasRunning: job.live });
       if (job.disk) await disks.abort(qmp, plan ?? job.disk);
       writeResult(false, 'worker');
     }

@@ -13,6 +13,7 @@ import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { ourPidFrom } from '../../host/process.ts';
 import type { DiskJob } from '../disk.ts';
+import type { PauseMode } from '../pause-mode.ts';
 import type { FaultInjection, Manifest, ManifestMeta, DiskRecord } from '../page-store/index.ts';
 
 export interface WorkerFiles {
@@ -78,7 +79,7 @@ export type WorkerMessage =
 
 /** Server → worker. */
 export type ServerMessage =
-  | { type: 'plan'; disk: DiskJob | null }
+  | { type: 'plan'; disk: DiskJob | null; pauseMode?: PauseMode | null }
   | { type: 'paused'; pauseMs: number | null }
   | { type: 'commit'; disk: DiskRecord | null; pauseMs: number | null }
   | { type: 'abort'; reason: string }
