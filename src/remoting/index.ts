@@ -15,6 +15,8 @@ export interface HelperFiles {
   socket: string;
   /** The VM's folder (0700): the helper's log and PoCL's kernel cache go there. */
   dir: string;
+  /** The zero-copy window file QEMU maps as the ivshmem-plain device's RAM (window.ts). */
+  window?: string;
 }
 
 export class RemotingHelpers {
@@ -30,7 +32,7 @@ export class RemotingHelpers {
     try {
       writeSync(logFd, `--- ${new Date().toISOString()} starting the OpenCL helper\n`);
       const loader = COMPILED ? [] : ['--import', import.meta.resolve('tsx')];
-      child = spawn(process.execPath, [...loader, ENTRY, files.socket], {
+      child = spawn(process.execPath, [...loader, ENTRY, files.socket, ...(files.window ? [files.window] : [])], {
         stdio: ['ignore', logFd, logFd, 'ipc'],
         cwd: files.dir,
         // Only what PoCL needs: no server secrets in the environment of a process that runs guest kernels.

@@ -34,6 +34,7 @@ import { DEFAULT_SERIAL_LOG_MAX_BYTES, SerialLogKeeper, serialLogShows, tail } f
 import type { QmpClient } from './qmp/index.ts';
 import { recheckSpecPaths } from './resolve-spec.ts';
 import { settleQemuExit, type Runtime } from './runtime.ts';
+import { prepareOpenclWindow } from './opencl-window.ts';
 import { hasDisk, VM_ID_RE, VM_NAME_RE, type VmCreateOptions, type VmState } from './spec.ts';
 import { VmRecords, type VmRecord } from './records.ts';
 import { sleep, waitUntil } from './wait.ts';
@@ -194,6 +195,7 @@ export class VmManager extends EventEmitter {
     }
     const stale = [p.pidfile, p.qmp, p.spice, p.serial, p.shell, p.guestAgent, p.opencl, p.serialLog, p.serialLogPrev];
     for (const f of stale) rmSync(f, { force: true });
+    prepareOpenclWindow(spec, p);
 
     if (spec.hugepages) checkHugePages(vm.name, spec.memoryMiB);
     this.o.admit?.start(this.records.get(vm.id)!); // no await from here to the state write (quotas)

@@ -20,6 +20,8 @@ export interface VmPaths {
   guestAgent: string;
   /** The OpenCL remoting port (spec.opencl): QEMU serves it, the VM's helper (src/remoting) connects. */
   opencl: string;
+  /** The OpenCL zero-copy window (0600, spec.opencl): QEMU's ivshmem-plain RAM, mapped by the helper too. */
+  openclWindow: string;
   qemuLog: string;
   pidfile: string;
   /** The UEFI variable store (firmware uefi; media-args.ts). */
@@ -44,6 +46,7 @@ export function vmPaths(dataDir: string, vmId: string): VmPaths {
     shell: join(dir, 'shell.sock'),
     guestAgent: join(dir, 'qga.sock'),
     opencl: join(dir, 'opencl.sock'),
+    openclWindow: join(dir, 'opencl-window'),
     qemuLog: join(dir, 'qemu.log'),
     pidfile: join(dir, 'qemu.pid'),
     vars: join(dir, 'OVMF_VARS.fd'),

@@ -8,10 +8,11 @@ out=$1
 here=$(cd "$(dirname "$0")" && pwd)
 mkdir -p "$out"
 echo '#include "oriel.h"' | gcc -E -P -I"$here" -x c - >"$out/cl_icd.i"
-"${NODE:-node}" "$here/gen-dispatch.js" "$out/cl_icd.i" "$out" "$here/icd.c" "$here/icd-objects.c"
+"${NODE:-node}" "$here/gen-dispatch.js" "$out/cl_icd.i" "$out" "$here/icd.c" "$here/icd-objects.c" "$here/icd-map.c"
 cflags="-O2 -Wall -Wextra -Wno-unused-parameter -Werror"
 # Exported: the ICD loader's three entry points (EXPORT in icd.c); everything else is hidden.
 gcc $cflags -fPIC -shared -fvisibility=hidden -I"$here" -I"$out" -o "$out/liboriel-opencl.so" \
-  "$here/icd.c" "$here/icd-objects.c" "$here/transport.c" "$out/dispatch.gen.c" -lpthread
+  "$here/icd.c" "$here/icd-objects.c" "$here/icd-map.c" "$here/window.c" "$here/transport.c" \
+  "$out/dispatch.gen.c" -lpthread
 gcc $cflags -o "$out/oriel-cl-demo" "$here/demo.c" -lOpenCL
 rm -f "$out/cl_icd.i"
