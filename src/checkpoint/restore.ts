@@ -71,8 +71,6 @@ export async function restoreCheckpoint(o: RestoreOptions): Promise<RestoreResul
   if (mode === 'lazy') {
     fallback = vm.spec.hugepages || m.spec.hugepages
       ? 'its RAM is in 2 MiB huge pages (lazy restore handles 4 KiB pages only)'
-      : vm.spec.opencl || m.spec.opencl
-        ? "its OpenCL window is a shared file (userfaultfd, thus lazy restore, handles anonymous RAM only)"
       : !m.wasRunning
         ? 'the VM was paused in this checkpoint (a postcopy restore would start it)'
         : (o.uffdUnusable ?? userfaultfdUnusable)() ?? undefined;

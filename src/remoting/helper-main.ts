@@ -2,7 +2,9 @@
 // QEMU serves for the VM's virtio-serial port and answers the guest ICD's requests with the host's OpenCL.
 // PoCL compiles and runs kernels inside this process, so a kernel that misbehaves takes only this helper down.
 // Usage: node helper-main.js <socket> [<window file>]
+import { readdirSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
+import { networkInterfaces } from 'node:os';
 import { DecodeError, FrameSplitter } from './protocol.ts';
 import { Session } from './session.ts';
 import { Window } from './window.ts';
@@ -33,6 +35,9 @@ let lastConnected = Date.now();
 function log(msg: string): void {
   console.error(`${new Date().toISOString()} opencl-helper[${process.pid}]: ${msg}`);
 }
+
+// What this process can reach (the sandbox's work, sandbox.ts), for the log and the tests.
+log(`sees / = ${readdirSync('/').sort().join(',')}; network: ${Object.keys(networkInterfaces()).join(',') || 'none'}`);
 
 function attach(): void {
   const sock: Socket = connect(socketPath!);

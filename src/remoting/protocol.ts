@@ -166,10 +166,13 @@ export function encodeRequest(id: number, op: number, args: Buffer): Buffer {
   return Buffer.concat([head, args]);
 }
 
-/** Cuts a byte stream into frame bodies. A length of 0 or above MAX_FRAME means the stream cannot be trusted. */
+/** Cuts a byte stream into frame bodies. A length of 0 or above MAX_FRAME means the stream cannot be trusted. Chunks
+ * are joined once per frame, when it is whole (a 16 MiB frame arrives in hundreds of chunks). */
 export class FrameSplitter {
   private pending: Buffer[] = [];
   private have = 0;
+  /** The whole frame's size (header included) once its header is in. */
+  private need?: number;
 
   /** Bytes of a frame not yet whole. */
   get partial(): number {
@@ -182,16 +185,20 @@ export class FrameSplitter {
     this.have += chunk.length;
     const out: Buffer[] = [];
     for (;;) {
-      if (this.have < 4) return out;
-      let buf = this.pending.length === 1 ? this.pending[0]! : Buffer.concat(this.pending);
-      this.pending = [buf];
-      const len = buf.readUInt32LE(0);
-      if (len === 0 || len > MAX_FRAME) throw new DecodeError(`bad frame length ${len}`);
-      if (this.have < 4 + len) return out;
-      out.push(Buffer.from(buf.subarray(4, 4 + len)));
-      buf = buf.subarray(4 + len);
-      this.pending = buf.length ? [buf] : [];
-      this.have = buf.length;
+      if (this.need === undefined) {
+        if (this.have < 4) return out;
+        if (this.pending[0]!.length < 4) this.pending = [Buffer.concat(this.pending, this.have)];
+        const len = this.pending[0]!.readUInt32LE(0);
+        if (len === 0 || len > MAX_FRAME) throw new DecodeError(`bad frame length ${len}`);
+        this.need = 4 + len;
+      }
+      if (this.have < this.need) return out;
+      const buf = this.pending.length === 1 ? this.pending[0]! : Buffer.concat(this.pending, this.have);
+      out.push(buf.subarray(4, this.need));
+      const rest = buf.subarray(this.need);
+      this.pending = rest.length ? [rest] : [];
+      this.have = rest.length;
+      this.need = undefined;
     }
   }
 }

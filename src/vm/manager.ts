@@ -145,6 +145,7 @@ export class VmManager extends EventEmitter {
       const clones = this.records.list().filter((v) => v.spec.fromTemplate?.id === cur.id).map((v) => `'${v.name}'`);
       if (clones.length) throw conflict(`cannot delete template '${cur.name}': linked clones use it (${clones.join(', ')})`);
       rmSync(this.paths(cur).dir, { recursive: true, force: true });
+      rmSync(this.paths(cur).openclWindow, { force: true });
       this.records.delete(cur.id);
       this.emit('deleted', cur);
       this.log('info', 'vm deleted', { vm: cur.name, id: cur.id });
@@ -262,6 +263,8 @@ export class VmManager extends EventEmitter {
     if (this.runtimes.get(id) === rt) this.runtimes.delete(id);
     const vm = this.records.get(id);
     const end = await settleQemuExit(rt, vm && this.paths(vm), (...a) => this.log(...a));
+    // The OpenCL window is RAM (tmpfs): it goes with its QEMU, unless a new one already runs.
+    if (vm && !this.runtimes.has(id)) rmSync(this.paths(vm).openclWindow, { force: true });
     if (!vm || !end) return;
     this.setState(id, end.state, end.reason, null);
     if (end.state === 'stopped') this.log('info', 'vm stopped', { vm: vm.name });

@@ -6,7 +6,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { closeSync, ftruncateSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
+import { closeSync, ftruncateSync, mkdtempSync, openSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -14,6 +14,7 @@ import { Session } from '../../src/remoting/session.ts';
 import { CL, FrameSplitter, Op, Reader, Writer, encodeRequest } from '../../src/remoting/protocol.ts';
 import { Window } from '../../src/remoting/window.ts';
 import { clApi } from '../../src/remoting/cl.ts';
+import { vmPaths } from '../../src/vm/paths.ts';
 import { startTestServer, type TestServer } from '../helpers/server.ts';
 import { ensureTinyOpenclImage } from '../helpers/images.ts';
 
@@ -165,13 +166,14 @@ describe('OpenCL remoting: two tiny-opencl guests', () => {
   let hostOut: string;
   const build = join(scratch, 'build');
   const dirs: Record<string, string> = {};
+  const windows: Record<string, string> = {};
 
   before(async () => {
     await ensureTinyOpenclImage();
     // The same demo the image carries, run on the host against its OpenCL directly.
     await run('sh', [join(import.meta.dirname, '../../src/remoting/guest/build.sh'), build],
       { env: { ...process.env, NODE: process.execPath } });
-    hostOut = (await run(join(build, 'oriel-cl-demo'), ['1024'])).stdout;
+    const host = run(join(build, 'oriel-cl-demo'), ['1024']);
     t = await startTestServer();
     for (const name of ['ocl', 'ocl2']) {
       const c = await t.admin.post('/api/vms',
@@ -180,13 +182,20 @@ describe('OpenCL remoting: two tiny-opencl guests', () => {
       assert.equal(c.body.opencl, true);
       assert.equal(c.body.openclWindowMiB, 64);
       dirs[name] = join(t.config.dataDir, 'vms', c.body.id);
+      windows[name] = vmPaths(t.config.dataDir, c.body.id).openclWindow;
     }
     const started = await Promise.all(['ocl', 'ocl2'].map((n) => t.admin.post(`/api/vms/${n}/start`)));
     for (const r of started) assert.equal(r.body.state, 'running', JSON.stringify(r.body));
+    hostOut = (await host).stdout;
   });
   after(async () => {
     await t?.destroy();
   });
+  const operation = async (id: string) => {
+    const op = (await t.admin.get(`/api/operations/${id}/wait?timeoutSec=120`)).body;
+    assert.equal(op.status, 'succeeded', JSON.stringify(op));
+    return op;
+  };
   const exec = (vm: string, argv: string[]) => t.admin.post(`/api/vms/${vm}/exec`, { argv, timeoutSec: 90 });
   const lines = (out: string) =>
     out.split('\n').filter((l) => /^(vadd|saxpy|matmul|zerocopy|zeroread|usehostptr|badbuild|outofrange) /.test(l));
@@ -211,17 +220,25 @@ describe('OpenCL remoting: two tiny-opencl guests', () => {
     // The zero-copy buffer's bytes, as the host kernel left them, are in the VM's window file: no copy on the port.
     const marked = Buffer.alloc(64);
     for (let i = 0; i < 16; i++) marked.writeInt32LE(i ^ 0x5a5a0000, 4 * i);
-    const win = join(dirs.ocl!, 'opencl-window');
-    assert.ok(readFileSync(win).subarray(0, 16 << 20).includes(marked), 'the window holds the buffer');
+    assert.ok(readFileSync(windows.ocl!).subarray(0, 16 << 20).includes(marked), 'the window holds the buffer');
+    assert.equal(statSync(windows.ocl!).mode & 0o777, 0o600);
   });
 
-  test("two VMs at once: a token of one is refused in the other", async () => {
+  test("two VMs at once: a token of one is refused in the other; each helper is sandboxed", async () => {
     const tok = await exec('ocl', ['oriel-cl-demo', 'token']);
     const token = tok.body.stdout.match(/^token ([0-9a-f]+)$/m)?.[1];
     assert.ok(token, tok.body.stdout);
     const probe = async (vm: string) => (await exec(vm, ['oriel-cl-demo', 'probe', token])).body.stdout;
     assert.match(await probe('ocl'), /^probe 0$/m, 'its own VM finds it');
     assert.match(await probe('ocl2'), new RegExp(`^probe ${CL.INVALID_MEM_OBJECT}$`, 'm'), 'the other VM cannot');
+    // Each helper is confined (bubblewrap, sandbox.ts): no network, none of the host's folders but what it needs.
+    for (const vm of ['ocl', 'ocl2']) {
+      const log = readFileSync(join(dirs[vm]!, 'opencl.log'), 'utf8');
+      assert.match(log, /^sandbox: bubblewrap$/m, log);
+      const [, root, net] = log.match(/sees \/ = (\S+); network: (\S+)/) ?? [];
+      assert.equal(net, 'lo', log);
+      for (const hidden of ['root', 'home', 'var', 'run', 'srv']) assert.ok(!root!.split(',').includes(hidden), root);
+    }
   });
 
   test('hostile frames from the guest: the helper drops the link, stays up and serves the next program', async () => {
@@ -242,5 +259,24 @@ describe('OpenCL remoting: two tiny-opencl guests', () => {
     assert.deepEqual(zc(r.body.stdout), zc(hostOut));
     const pids = new Set([...readFileSync(log, 'utf8').matchAll(/opencl-helper\[(\d+)\]/g)].map((m) => m[1]));
     assert.equal(pids.size, 1, 'one helper process all along');
+  });
+
+  test('a checkpoint of an --opencl VM restores its window; host objects of before are gone', async () => {
+    const token = (await exec('ocl2', ['oriel-cl-demo', 'token'])).body.stdout.match(/^token ([0-9a-f]+)$/m)?.[1];
+    assert.ok(token);
+    const take = await t.admin.post('/api/vms/ocl2/checkpoints', {});
+    assert.equal(take.status, 202, JSON.stringify(take.body));
+    const ckpt = await operation(take.body.id);
+    const restore = await t.admin.post(`/api/vms/ocl2/checkpoints/${ckpt.result.id}/restore`, {});
+    assert.equal(restore.status, 202, JSON.stringify(restore.body));
+    const done = await operation(restore.body.id);
+    // The window file is made afresh at each start: the zero-copy bytes in it now came back with the checkpoint.
+    const marked = Buffer.alloc(64);
+    for (let i = 0; i < 16; i++) marked.writeInt32LE(i ^ 0x5a5a0000, 4 * i);
+    assert.ok(readFileSync(windows.ocl2!).subarray(0, 16 << 20).includes(marked), JSON.stringify(done.result));
+    const probe = (await exec('ocl2', ['oriel-cl-demo', 'probe', token])).body.stdout;
+    assert.match(probe, new RegExp(`^probe ${CL.INVALID_MEM_OBJECT}$`, 'm'), 'a new helper session: old handles fail');
+    const r = await exec('ocl2', ['oriel-cl-demo', '64']);
+    assert.equal(r.body.exitCode, 0, JSON.stringify(r.body));
   });
 });

@@ -48,9 +48,11 @@ static uint64_t fnv(const void *p, size_t n) {
   return h;
 }
 
-static cl_mem buffer(size_t bytes, void *init) {
+/* zc: CL_MEM_ALLOC_HOST_PTR (in the window when remoted: no copy on the port); else an ordinary buffer. */
+static cl_mem buffer(size_t bytes, void *init, int zc) {
   cl_int err;
-  cl_mem m = clCreateBuffer(ctx, CL_MEM_READ_WRITE | (init ? CL_MEM_COPY_HOST_PTR : 0), bytes, init, &err);
+  cl_mem_flags f = CL_MEM_READ_WRITE | (init ? CL_MEM_COPY_HOST_PTR : 0) | (zc ? CL_MEM_ALLOC_HOST_PTR : 0);
+  cl_mem m = clCreateBuffer(ctx, f, bytes, init, &err);
   CHECK(err);
   return m;
 }
@@ -140,7 +142,7 @@ int main(int argc, char **argv) {
   enum { V = 4096 };
   static float a[V], b[V], c[V];
   for (int i = 0; i < V; i++) a[i] = i * 0.5f, b[i] = (V - i) * 0.25f;
-  cl_mem ma = buffer(sizeof a, a), mb = buffer(sizeof b, b), mc = buffer(sizeof c, NULL);
+  cl_mem ma = buffer(sizeof a, a, 0), mb = buffer(sizeof b, b, 0), mc = buffer(sizeof c, NULL, 0);
   cl_kernel vadd = clCreateKernel(prog, "vadd", &err);
   CHECK(err);
   CHECK(clSetKernelArg(vadd, 0, sizeof ma, &ma));
@@ -167,7 +169,7 @@ int main(int argc, char **argv) {
   size_t bytes = (size_t)n * n * sizeof(float);
   float *x = malloc(bytes), *y = malloc(bytes), *z = malloc(bytes);
   for (int i = 0; i < n * n; i++) x[i] = (float)(i % 17) * 0.125f, y[i] = (float)(i % 13) * 0.25f;
-  cl_mem mx = buffer(bytes, x), my = buffer(bytes, y), mz = buffer(bytes, NULL);
+  cl_mem mx = buffer(bytes, x, 1), my = buffer(bytes, y, 1), mz = buffer(bytes, NULL, 1);
   cl_kernel mm = clCreateKernel(prog, "matmul", &err);
   CHECK(err);
   CHECK(clSetKernelArg(mm, 0, sizeof n, &n));

@@ -112,7 +112,7 @@ void *oriel_clEnqueueMapBuffer(cl_command_queue q, cl_mem m, cl_bool blocking, c
     if (st == CL_SUCCESS && m->shadow) {
       map->ptr = (uint8_t *)m->shadow + offset;
       if (!(flags & CL_MAP_WRITE_INVALIDATE_REGION)) memcpy(map->ptr, window_at(m, offset), size);
-    } else {
+    } else if (st == CL_SUCCESS) {
       map->ptr = window_at(m, offset);
     }
   } else if (st == CL_SUCCESS) {
