@@ -36,6 +36,7 @@ export const vmSchema = z.object({
   accel: accelSchema,
   hugepages: z.boolean(),
   opencl: z.boolean().describe('the guest reaches the host\'s OpenCL through API remoting (port org.oriel.opencl.0)'),
+  openclWindowMiB: z.number().nullable().describe('the OpenCL zero-copy window (MiB); null without opencl'),
   image: z.string().nullable(),
   firmware: firmwareSchema,
   cdrom: z.string().nullable().describe('the image in the CD-ROM drive; null: no drive or an empty one'),
@@ -80,6 +81,8 @@ export const vmCreateSchema = z
       .optional()
       .describe("OpenCL by API remoting: a virtio-serial port to a host helper running the host's OpenCL (the guest needs "
         + 'the Oriel ICD, as in the tiny-opencl image)'),
+    openclWindowMiB: z.number().int().min(16).max(2048).refine((n) => (n & (n - 1)) === 0, 'a power of two')
+      .optional().describe('with opencl: the zero-copy window (ivshmem) in MiB, a power of two (default 256)'),
     networks: vmNetworksSchema.optional(),
   })
   .strict();

@@ -27,6 +27,8 @@ export interface ClApi {
   getKernelInfo: Fn;
   getMemObjectInfo: Fn;
   getContextInfo: Fn;
+  enqueueMapBuffer: PtrFn;
+  enqueueUnmapMemObject: Fn;
   retain: Record<HandleKind, Fn>;
   release: Record<HandleKind, Fn>;
 }
@@ -72,6 +74,11 @@ export function clApi(): ClApi {
     getKernelInfo: info('clGetKernelInfo'),
     getMemObjectInfo: info('clGetMemObjectInfo'),
     getContextInfo: info('clGetContextInfo'),
+    enqueueMapBuffer: fp(
+      'void *clEnqueueMapBuffer(void *, void *, uint32_t, uint64_t, size_t, size_t, uint32_t, void *, void *, '
+      + '_Out_ int32_t *)',
+    ),
+    enqueueUnmapMemObject: f('int clEnqueueUnmapMemObject(void *, void *, void *, uint32_t, void *, void *)'),
     retain: {
       device: one('clRetainDevice'),
       context: one('clRetainContext'),

@@ -17,6 +17,10 @@ export interface Entry {
   refs: number;
   /** mem: its size in bytes. */
   size?: number;
+  /** mem in the window: where its storage starts there. */
+  windowOffset?: bigint;
+  /** mem in the window: the host addresses of its live mappings (MAP_BUFFER, one per map). */
+  maps?: bigint[];
   /** context: the tokens of its devices. */
   devices?: bigint[];
 }

@@ -36,6 +36,11 @@ export const Op = {
   KERNEL_INFO: 20, // u64 kernel, u32 param -> bytes
   MEM_INFO: 21, // u64 mem, u32 param -> bytes
   CONTEXT_INFO: 22, // u64 context, u32 param -> bytes
+  // The zero-copy window (window.ts): buffers whose storage is [offset, offset + size) of the VM's ivshmem BAR.
+  WINDOW: 23, // -> u64 window size (0: this VM has none)
+  CREATE_BUFFER_WINDOW: 24, // u64 context, u64 flags, u64 offset, u64 size -> u64 mem
+  MAP_BUFFER: 25, // u64 queue, u64 mem (a window buffer), u64 map flags, u64 offset, u64 size (blocking)
+  UNMAP: 26, // u64 queue, u64 mem, u64 offset (of a mapping MAP_BUFFER made)
 } as const;
 export type OpCode = (typeof Op)[keyof typeof Op];
 
@@ -46,6 +51,7 @@ export const CL = {
   SUCCESS: 0,
   DEVICE_NOT_FOUND: -1,
   OUT_OF_HOST_MEMORY: -6,
+  MAP_FAILURE: -12,
   BUILD_PROGRAM_FAILURE: -11,
   INVALID_VALUE: -30,
   INVALID_DEVICE_TYPE: -31,
@@ -61,6 +67,7 @@ export const CL = {
   INVALID_ARG_INDEX: -49,
   INVALID_ARG_SIZE: -51,
   INVALID_WORK_DIMENSION: -53,
+  INVALID_HOST_PTR: -37,
   INVALID_BUFFER_SIZE: -61,
   INVALID_OPERATION: -59,
 } as const;
@@ -159,10 +166,18 @@ export function encodeRequest(id: number, op: number, args: Buffer): Buffer {
   return Buffer.concat([head, args]);
 }
 
-/** Cuts a byte stream into frame bodies. A length of 0 or above MAX_FRAME means the stream cannot be trusted. */
+/** Cuts a byte stream into frame bodies. A length of 0 or above MAX_FRAME means the stream cannot be trusted. Chunks
+ * are joined once per frame, when it is whole (a 16 MiB frame arrives in hundreds of chunks). */
 export class FrameSplitter {
   private pending: Buffer[] = [];
   private have = 0;
+  /** The whole frame's size (header included) once its header is in. */
+  private need?: number;
+
+  /** Bytes of a frame not yet whole. */
+  get partial(): number {
+    return this.have;
+  }
 
   /** The whole bodies completed by `chunk`; throws DecodeError on a bad length (the caller drops the link). */
   push(chunk: Buffer): Buffer[] {
@@ -170,16 +185,20 @@ export class FrameSplitter {
     this.have += chunk.length;
     const out: Buffer[] = [];
     for (;;) {
-      if (this.have < 4) return out;
-      let buf = this.pending.length === 1 ? this.pending[0]! : Buffer.concat(this.pending);
-      this.pending = [buf];
-      const len = buf.readUInt32LE(0);
-      if (len === 0 || len > MAX_FRAME) throw new DecodeError(`bad frame length ${len}`);
-      if (this.have < 4 + len) return out;
-      out.push(Buffer.from(buf.subarray(4, 4 + len)));
-      buf = buf.subarray(4 + len);
-      this.pending = buf.length ? [buf] : [];
-      this.have = buf.length;
+      if (this.need === undefined) {
+        if (this.have < 4) return out;
+        if (this.pending[0]!.length < 4) this.pending = [Buffer.concat(this.pending, this.have)];
+        const len = this.pending[0]!.readUInt32LE(0);
+        if (len === 0 || len > MAX_FRAME) throw new DecodeError(`bad frame length ${len}`);
+        this.need = 4 + len;
+      }
+      if (this.have < this.need) return out;
+      const buf = this.pending.length === 1 ? this.pending[0]! : Buffer.concat(this.pending, this.have);
+      out.push(buf.subarray(4, this.need));
+      const rest = buf.subarray(this.need);
+      this.pending = rest.length ? [rest] : [];
+      this.have = rest.length;
+      this.need = undefined;
     }
   }
 }

@@ -3,7 +3,8 @@
 // OpenCL error code. Refused outright: program binaries and IL (no op carries them), clEnqueueNativeKernel (none
 // either), `-I` build options and `#include` in sources (they would read host files), handle-valued info queries.
 import { clApi, pointerCell, sizeArray, type ClApi, type HandleKind } from './cl.ts';
-import { Handles } from './handles.ts';
+import { Handles, type Entry } from './handles.ts';
+import type { Window } from './window.ts';
 import {
   ArgKind, CL, DecodeError, MAX_FRAME, MAX_INFO, Op, Writer, encodeResponse, parseRequest, type Reader,
 } from './protocol.ts';
@@ -23,6 +24,12 @@ const CL_CONTEXT_DEVICES = 0x1081;
 /** READ_WRITE, WRITE_ONLY, READ_ONLY, ALLOC_HOST_PTR, HOST_WRITE_ONLY, HOST_READ_ONLY, HOST_NO_ACCESS. */
 const BUFFER_FLAGS_OK = 0x1n | 0x2n | 0x4n | 0x10n | 0x80n | 0x100n | 0x200n;
 const CL_MEM_COPY_HOST_PTR = 0x20n;
+const CL_MEM_USE_HOST_PTR = 0x8n;
+const CL_MEM_ALLOC_HOST_PTR = 0x10n;
+/** CL_MAP_READ, CL_MAP_WRITE, CL_MAP_WRITE_INVALIDATE_REGION. */
+const MAP_FLAGS_OK = 0x1n | 0x2n | 0x4n;
+/** Live mappings of one window buffer. */
+const MAX_MAPS = 1024;
 
 class ClError extends Error {
   constructor(readonly code: number, msg = `OpenCL error ${code}`) {
@@ -50,7 +57,8 @@ export class Session {
   readonly handles = new Handles();
   private readonly cl: ClApi;
 
-  constructor(cl: ClApi = clApi()) {
+  /** The VM's zero-copy window, when it has one (window.ts). */
+  constructor(cl: ClApi = clApi(), private readonly window?: Window) {
     this.cl = cl;
   }
 
@@ -139,6 +147,8 @@ export class Session {
           check(cl.retain[kind](e.host));
           e.refs++;
         } else {
+          // A window buffer's range goes back to the guest's allocator once released: no command may still use it.
+          if (kind === 'mem' && e.refs === 1 && e.windowOffset !== undefined) this.finishAll();
           check(cl.release[kind](e.host));
           if (--e.refs === 0) this.handles.drop(t);
         }
@@ -292,9 +302,67 @@ export class Session {
         if (!CONTEXT_INFO_OK.has(param)) fail(CL.INVALID_VALUE);
         return info((...x) => cl.getContextInfo(ctx.host, param, ...x));
       }
+      case Op.WINDOW:
+        a.end();
+        return new Writer().u64(this.window?.size ?? 0n).done();
+      case Op.CREATE_BUFFER_WINDOW:
+        return this.createWindowBuffer(a, err);
+      case Op.MAP_BUFFER:
+      case Op.UNMAP:
+        return this.mapOrUnmap(op, a, err);
       default:
         return fail(CL.INVALID_OPERATION);
     }
+  }
+
+  /** A buffer whose storage is a range of the window: the host's OpenCL uses base + offset (CL_MEM_USE_HOST_PTR). */
+  private createWindowBuffer(a: Reader, err: Int32Array): Buffer {
+    const ctx = this.obj(a.u64(), 'context', CL.INVALID_CONTEXT);
+    const flags = a.u64();
+    const offset = a.u64();
+    const size = a.u64();
+    a.end();
+    const w = this.window ?? fail(CL.INVALID_OPERATION);
+    if (flags & ~BUFFER_FLAGS_OK) fail(CL.INVALID_VALUE);
+    if (size === 0n || size > BigInt(MAX_BUFFER)) fail(CL.INVALID_BUFFER_SIZE);
+    if (!w.contains(offset, size)) fail(CL.INVALID_HOST_PTR);
+    const hostFlags = (flags & ~CL_MEM_ALLOC_HOST_PTR) | CL_MEM_USE_HOST_PTR;
+    const mem = this.cl.createBuffer(ctx.host, hostFlags, size, w.at(offset, size), err);
+    return this.token('mem', mem, err, { size: Number(size), windowOffset: offset, maps: [] });
+  }
+
+  /** Maps (blocking) or unmaps a range of a window buffer. The host's OpenCL must answer a map of a USE_HOST_PTR
+   * buffer with a pointer into its host_ptr, so the guest reads the same bytes at the same window offset. */
+  private mapOrUnmap(op: number, a: Reader, err: Int32Array): Buffer {
+    const q = this.obj(a.u64(), 'queue', CL.INVALID_COMMAND_QUEUE);
+    const mem: Entry = this.obj(a.u64(), 'mem', CL.INVALID_MEM_OBJECT);
+    const flags = op === Op.MAP_BUFFER ? a.u64() : 0n;
+    const offset = a.u64();
+    const size = op === Op.MAP_BUFFER ? a.u64() : 0n;
+    a.end();
+    const w = this.window;
+    if (!w || mem.windowOffset === undefined) return fail(CL.INVALID_MEM_OBJECT);
+    const maps = mem.maps!;
+    if (op === Op.UNMAP) {
+      if (offset >= BigInt(mem.size!)) fail(CL.INVALID_VALUE);
+      const ptr = w.base + mem.windowOffset + offset;
+      const i = maps.indexOf(ptr);
+      if (i < 0) fail(CL.INVALID_VALUE);
+      maps.splice(i, 1);
+      check(this.cl.enqueueUnmapMemObject(q.host, mem.host, ptr, 0, null, null));
+      return Buffer.alloc(0);
+    }
+    if (flags & ~MAP_FLAGS_OK || size === 0n || offset + size > BigInt(mem.size!)) fail(CL.INVALID_VALUE);
+    if (maps.length >= MAX_MAPS) fail(CL.OUT_OF_HOST_MEMORY);
+    const ptr = this.cl.enqueueMapBuffer(q.host, mem.host, 1, flags, offset, size, 0, null, null, err);
+    if (err[0] !== CL.SUCCESS || ptr === null) return fail(err[0] || CL.MAP_FAILURE);
+    if (BigInt(ptr) !== w.base + mem.windowOffset + offset) {
+      // Not in place (an OpenCL that ignores USE_HOST_PTR's contract): the guest would see stale bytes.
+      this.cl.enqueueUnmapMemObject(q.host, mem.host, ptr, 0, null, null);
+      fail(CL.MAP_FAILURE);
+    }
+    maps.push(BigInt(ptr));
+    return Buffer.alloc(0);
   }
 
   private allowedInfo(a: Reader, kind: HandleKind, code: number, ok: Set<number>, fn: ClApi['getMemObjectInfo']) {
@@ -303,6 +371,10 @@ export class Session {
     a.end();
     if (!ok.has(param)) fail(CL.INVALID_VALUE);
     return info((...x) => fn(o.host, param, ...x));
+  }
+
+  private finishAll(): void {
+    for (const [, q] of this.handles.entries()) if (q.kind === 'queue') this.cl.finish(q.host);
   }
 
   private platformId?: bigint;

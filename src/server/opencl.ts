@@ -12,7 +12,7 @@ export class OpenClRemoting {
     if (!vm.spec.opencl) return;
     if (vm.state === 'running' || vm.state === 'paused') {
       const p = vmPaths(this.dataDir, vm.id);
-      this.helpers.start(vm.id, { socket: p.opencl, dir: p.dir });
+      this.helpers.start(vm.id, { socket: p.opencl, dir: p.dir, window: p.openclWindow });
     } else if (vm.state !== 'starting') {
       this.helpers.stop(vm.id);
     }

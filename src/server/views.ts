@@ -9,6 +9,7 @@ import type { VmRecord } from '../vm/records.ts';
 import type { Users } from './auth/users.ts';
 import type { Operation } from './operations.ts';
 import type { VmManager } from '../vm/manager.ts';
+import { DEFAULT_OPENCL_WINDOW_MIB } from '../vm/spec.ts';
 
 export function vmView(vm: VmRecord, users: Users): VmView {
   return {
@@ -24,6 +25,7 @@ export function vmView(vm: VmRecord, users: Users): VmView {
     accel: vm.spec.accel,
     hugepages: !!vm.spec.hugepages,
     opencl: !!vm.spec.opencl,
+    openclWindowMiB: vm.spec.opencl ? (vm.spec.openclWindowMiB ?? DEFAULT_OPENCL_WINDOW_MIB) : null,
     image: vm.spec.image === 'path' ? (vm.spec.baseDisk ?? null) : (vm.spec.image ?? null),
     firmware: vm.spec.firmware ?? 'bios',
     cdrom: vm.spec.cdrom?.image ?? null,

@@ -34,6 +34,7 @@ import { DEFAULT_SERIAL_LOG_MAX_BYTES, SerialLogKeeper, serialLogShows, tail } f
 import type { QmpClient } from './qmp/index.ts';
 import { recheckSpecPaths } from './resolve-spec.ts';
 import { settleQemuExit, type Runtime } from './runtime.ts';
+import { prepareOpenclWindow } from './opencl-window.ts';
 import { hasDisk, VM_ID_RE, VM_NAME_RE, type VmCreateOptions, type VmState } from './spec.ts';
 import { VmRecords, type VmRecord } from './records.ts';
 import { sleep, waitUntil } from './wait.ts';
@@ -147,6 +148,7 @@ export class VmManager extends EventEmitter {
       const clones = this.records.list().filter((v) => v.spec.fromTemplate?.id === cur.id).map((v) => `'${v.name}'`);
       if (clones.length) throw conflict(`cannot delete template '${cur.name}': linked clones use it (${clones.join(', ')})`);
       rmSync(this.paths(cur).dir, { recursive: true, force: true });
+      rmSync(this.paths(cur).openclWindow, { force: true });
       this.records.delete(cur.id);
       this.emit('deleted', cur);
       this.log('info', 'vm deleted', { vm: cur.name, id: cur.id });
@@ -197,6 +199,7 @@ export class VmManager extends EventEmitter {
     }
     const stale = [p.pidfile, p.qmp, p.spice, p.serial, p.shell, p.guestAgent, p.opencl, p.serialLog, p.serialLogPrev];
     for (const f of stale) rmSync(f, { force: true });
+    prepareOpenclWindow(spec, p);
 
     if (spec.hugepages) checkHugePages(vm.name, spec.memoryMiB);
     this.o.admit?.start(this.records.get(vm.id)!); // no await from here to the state write (quotas)
@@ -263,6 +266,8 @@ export class VmManager extends EventEmitter {
     if (this.runtimes.get(id) === rt) this.runtimes.delete(id);
     const vm = this.records.get(id);
     const end = await settleQemuExit(rt, vm && this.paths(vm), (...a) => this.log(...a));
+    // The OpenCL window is RAM (tmpfs): it goes with its QEMU, unless a new one already runs.
+    if (vm && !this.runtimes.has(id)) rmSync(this.paths(vm).openclWindow, { force: true });
     if (!vm || !end) return;
     this.setState(id, end.state, end.reason, null);
     if (end.state === 'stopped') this.log('info', 'vm stopped', { vm: vm.name });

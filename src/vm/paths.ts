@@ -1,6 +1,9 @@
 // Where one VM's files live inside the data directory. The folder is mode 0700: the QMP and shell sockets and the
 // SPICE password in it can be read only by the user Oriel runs as, and clients reach them only through the server.
+import { createHash } from 'node:crypto';
 import { join } from 'node:path';
+
+const SHM = '/dev/shm';
 
 export interface VmPaths {
   dir: string;
@@ -20,6 +23,9 @@ export interface VmPaths {
   guestAgent: string;
   /** The OpenCL remoting port (spec.opencl): QEMU serves it, the VM's helper (src/remoting) connects. */
   opencl: string;
+  /** The OpenCL zero-copy window (0600, spec.opencl): QEMU's ivshmem-plain RAM, mapped by the helper too. In
+   * /dev/shm, not the VM's folder: userfaultfd (live checkpoints, lazy restores) tracks shmem, not files on disk. */
+  openclWindow: string;
   qemuLog: string;
   pidfile: string;
   /** The UEFI variable store (firmware uefi; media-args.ts). */
@@ -44,6 +50,7 @@ export function vmPaths(dataDir: string, vmId: string): VmPaths {
     shell: join(dir, 'shell.sock'),
     guestAgent: join(dir, 'qga.sock'),
     opencl: join(dir, 'opencl.sock'),
+    openclWindow: join(SHM, `oriel-${createHash('sha256').update(dataDir).digest('hex').slice(0, 8)}-${vmId}-opencl`),
     qemuLog: join(dir, 'qemu.log'),
     pidfile: join(dir, 'qemu.pid'),
     vars: join(dir, 'OVMF_VARS.fd'),

@@ -3,7 +3,7 @@
 // (console + command shell), and the disk as a named qcow2 block node (block jobs address it by node name); plus
 // the ports an image asks for, network cards, install media and firmware (media-args.ts), and for desktop (qxl)
 // VMs a sound card and USB redirection ports.
-import { hasDisk, type VmSpec } from './spec.ts';
+import { DEFAULT_OPENCL_WINDOW_MIB, hasDisk, type VmSpec } from './spec.ts';
 import { mediaArgs } from './media-args.ts';
 import { nicSocket, type VmPaths } from './paths.ts';
 import { KVM_CPU } from './accel.ts';
@@ -74,6 +74,11 @@ export function qemuArgs(
     // 0700 folder. The port's name is the guest ICD's (src/remoting/protocol.ts PORT_NAME).
     a.push('-chardev', `socket,id=opencl0,path=${paths.opencl},server=on,wait=off`,
       '-device', 'virtserialport,chardev=opencl0,name=org.oriel.opencl.0');
+    // The zero-copy window: a file (pre-created 0600 by opencl-window.ts) as the RAM of an ivshmem-plain device, BAR2
+    // in the guest; the helper maps the same file. master=on: its RAM migrates, so checkpoints still work.
+    const mib = spec.openclWindowMiB ?? DEFAULT_OPENCL_WINDOW_MIB;
+    a.push('-object', `memory-backend-file,id=oclwin,mem-path=${paths.openclWindow},size=${mib}M,share=on`,
+      '-device', 'ivshmem-plain,memdev=oclwin,master=on,id=oclwin0');
   }
   return a;
 }

@@ -32,6 +32,7 @@ export async function resolveSpec(req: VmRequest, o: SpecDefaults, hostPaths: bo
     accel: req.accel ?? o.accel,
     ...(req.hugepages ? { hugepages: true } : {}),
     ...(req.opencl ? { opencl: true } : {}),
+    ...(req.opencl && req.openclWindowMiB ? { openclWindowMiB: req.openclWindowMiB } : {}),
   };
   const image = req.image && !isAbsolute(req.image) ? findBuiltImage(o.cacheDir, req.image) : undefined;
   // What the image is made for, unless the request says otherwise.

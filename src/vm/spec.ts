@@ -62,6 +62,9 @@ export interface VmSpec {
   /** OpenCL by API remoting: QEMU serves the port org.oriel.opencl.0 on paths.opencl for the host helper
    * (src/remoting, started with the VM by the server). */
   opencl?: boolean;
+  /** The OpenCL zero-copy window's size (MiB, a power of two; default DEFAULT_OPENCL_WINDOW_MIB): an ivshmem-plain
+   * device whose RAM is paths.openclWindow, mapped by the helper too. */
+  openclWindowMiB?: number;
   accel: 'auto' | 'kvm' | 'tcg';
   /** Name of the built image, or 'path' for a disk given by path. */
   image?: string;
@@ -119,3 +122,6 @@ export function nicMac(vmId: string, card: number): string {
 /** Whether the VM has a disk (disk.qcow2 in its folder). */
 export const hasDisk = (spec: VmSpec): boolean => !!(spec.baseDisk || spec.blankDisk);
 
+
+/** The OpenCL zero-copy window of a VM without openclWindowMiB. */
+export const DEFAULT_OPENCL_WINDOW_MIB = 256;

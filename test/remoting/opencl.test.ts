@@ -1,15 +1,20 @@
-// OpenCL by API remoting (src/remoting): the helper's request decoder under random and hostile input (no QEMU),
-// then a tiny-opencl guest whose clinfo lists the remoted host device and whose vector addition, SAXPY and matrix
-// multiplication (oriel-cl-demo, the same binary run on the host directly) give the host's results.
+// OpenCL by API remoting (src/remoting): the helper's request decoder under random and hostile input and its
+// zero-copy window (no QEMU), then two tiny-opencl guests at once: clinfo lists the remoted host device; vector
+// addition, SAXPY, a 1024×1024 matrix multiplication and zero-copy buffers (oriel-cl-demo, the same binary run on the
+// host directly) give the host's results; a token of one VM is refused in the other; hostile frames from a guest
+// leave its helper running.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { closeSync, ftruncateSync, mkdtempSync, openSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { Session } from '../../src/remoting/session.ts';
 import { CL, FrameSplitter, Op, Reader, Writer, encodeRequest } from '../../src/remoting/protocol.ts';
+import { Window } from '../../src/remoting/window.ts';
+import { clApi } from '../../src/remoting/cl.ts';
+import { vmPaths } from '../../src/vm/paths.ts';
 import { startTestServer, type TestServer } from '../helpers/server.ts';
 import { ensureTinyOpenclImage } from '../helpers/images.ts';
 
@@ -24,9 +29,25 @@ function call(s: Session, op: number, args: Writer | Buffer, id = 7): { status: 
   return { status: resp.readInt32LE(8), r: new Reader(resp.subarray(12)) };
 }
 
+const scratch = mkdtempSync(join(tmpdir(), 'oriel-ocl-'));
+after(() => rmSync(scratch, { recursive: true, force: true }));
+
+/** A 1 MiB window file, as the VM manager makes it. */
+function windowFile(): Window {
+  const f = join(scratch, 'window');
+  const fd = openSync(f, 'w', 0o600);
+  ftruncateSync(fd, 1 << 20);
+  closeSync(fd);
+  return Window.open(f);
+}
+
 describe('OpenCL remoting: the helper', () => {
-  const s = new Session();
-  after(() => s.close());
+  const win = windowFile();
+  const s = new Session(clApi(), win);
+  after(() => {
+    s.close();
+    win.close();
+  });
   let dev: bigint, ctx: bigint, queue: bigint, mem: bigint;
 
   test('a context, a queue and a buffer; bounds, kinds and sessions are checked', () => {
@@ -55,6 +76,39 @@ describe('OpenCL remoting: the helper', () => {
     assert.equal(call(s, Op.MEM_INFO, new Writer().u64(mem).u32(0x1103)).status, CL.INVALID_VALUE, 'no host pointers');
   });
 
+  test('zero copy: a window buffer is the window; ranges, maps and unmaps are checked', () => {
+    const wb = (offset: bigint, size: bigint) =>
+      call(s, Op.CREATE_BUFFER_WINDOW, new Writer().u64(ctx).u64(1n).u64(offset).u64(size));
+    assert.equal(call(s, Op.WINDOW, Buffer.alloc(0)).r.u64(), 1n << 20n);
+    const b = wb(4096n, 4096n);
+    assert.equal(b.status, CL.SUCCESS);
+    const wmem = b.r.u64();
+    win.view(4096n, 4096).fill(0x42);
+    const read = call(s, Op.READ_BUFFER, new Writer().u64(queue).u64(wmem).u64(0n).u64(4096n));
+    assert.equal(read.status, CL.SUCCESS);
+    assert.ok(read.r.bytes().every((x) => x === 0x42), 'the host buffer reads the window');
+    const data = Buffer.alloc(16, 0x17);
+    assert.equal(call(s, Op.WRITE_BUFFER, new Writer().u64(queue).u64(wmem).u64(32n).bytes(data)).status, CL.SUCCESS);
+    assert.deepEqual(win.view(4096n + 32n, 16), data, 'a host write lands in the window');
+    const map = (m: bigint, flags: bigint, off: bigint, n: bigint) =>
+      call(s, Op.MAP_BUFFER, new Writer().u64(queue).u64(m).u64(flags).u64(off).u64(n)).status;
+    const unmap = (m: bigint, off: bigint) => call(s, Op.UNMAP, new Writer().u64(queue).u64(m).u64(off)).status;
+    assert.equal(map(wmem, 1n, 128n, 256n), CL.SUCCESS, 'mapped in place');
+    assert.equal(unmap(wmem, 128n), CL.SUCCESS);
+    assert.equal(unmap(wmem, 128n), CL.INVALID_VALUE, 'no longer mapped');
+    assert.equal(unmap(wmem, 2n ** 63n), CL.INVALID_VALUE);
+    assert.equal(map(wmem, 8n, 0n, 16n), CL.INVALID_VALUE, 'unknown map flags');
+    assert.equal(map(wmem, 1n, 4090n, 16n), CL.INVALID_VALUE, 'past the buffer');
+    assert.equal(map(mem, 1n, 0n, 16n), CL.INVALID_MEM_OBJECT, 'not a window buffer');
+    assert.equal(wb((1n << 20n) - 4096n, 8192n).status, CL.INVALID_HOST_PTR, 'past the window');
+    assert.equal(wb(2n ** 64n - 4096n, 8192n).status, CL.INVALID_HOST_PTR, 'a range that would wrap');
+    assert.equal(wb(0n, 0n).status, CL.INVALID_BUFFER_SIZE);
+    assert.equal(call(s, Op.RELEASE, new Writer().u64(wmem)).status, CL.SUCCESS);
+    const none = new Session(clApi());
+    assert.equal(call(none, Op.WINDOW, Buffer.alloc(0)).r.u64(), 0n, 'a VM without a window says so');
+    none.close();
+  });
+
   test('sources that include files and options that name them are refused', () => {
     const prog = (src: string) => call(s, Op.CREATE_PROGRAM, new Writer().u64(ctx).bytes(Buffer.from(src)));
     assert.equal(prog('#include "/etc/passwd"\n').status, CL.INVALID_VALUE);
@@ -77,6 +131,8 @@ describe('OpenCL remoting: the helper', () => {
       encodeRequest(2, Op.SET_KERNEL_ARG, new Writer().u64(mem).u32(0).u32(1).u64(8n).bytes(Buffer.alloc(8)).done()),
       encodeRequest(3, Op.ENQUEUE_KERNEL, Buffer.alloc(8 + 8 + 4 + 72)),
       encodeRequest(4, Op.CREATE_CONTEXT, new Writer().u32(1).u64(dev).done()),
+      encodeRequest(5, Op.CREATE_BUFFER_WINDOW, new Writer().u64(ctx).u64(1n).u64(8192n).u64(4096n).done()),
+      encodeRequest(6, Op.MAP_BUFFER, new Writer().u64(queue).u64(mem).u64(1n).u64(0n).u64(64n).done()),
     ].map((f) => f.subarray(4));
     const before = s.handles.count;
     for (let i = 0; i < 3000; i++) {
@@ -88,7 +144,7 @@ describe('OpenCL remoting: the helper', () => {
       } else {
         body = Buffer.alloc(8 + rnd(80));
         for (let k = 0; k < body.length; k++) body[k] = rnd(256);
-        body.writeUInt16LE(rnd(26), 4);
+        body.writeUInt16LE(rnd(30), 4);
       }
       const resp = s.handle(body);
       assert.ok(resp.length >= 12 && resp.readUInt32LE(0) === resp.length - 4);
@@ -105,45 +161,122 @@ describe('OpenCL remoting: the helper', () => {
   });
 });
 
-describe('OpenCL remoting: a tiny-opencl guest', () => {
+describe('OpenCL remoting: two tiny-opencl guests', () => {
   let t: TestServer;
   let hostOut: string;
-  const build = mkdtempSync(join(tmpdir(), 'oriel-ocl-'));
+  const build = join(scratch, 'build');
+  const dirs: Record<string, string> = {};
+  const windows: Record<string, string> = {};
 
   before(async () => {
     await ensureTinyOpenclImage();
     // The same demo the image carries, run on the host against its OpenCL directly.
     await run('sh', [join(import.meta.dirname, '../../src/remoting/guest/build.sh'), build],
       { env: { ...process.env, NODE: process.execPath } });
-    hostOut = (await run(join(build, 'oriel-cl-demo'), ['128'])).stdout;
+    const host = run(join(build, 'oriel-cl-demo'), ['1024']);
     t = await startTestServer();
-    const c = await t.admin.post('/api/vms', { name: 'ocl', image: 'tiny-opencl', memoryMiB: 192, opencl: true });
-    assert.equal(c.status, 201, JSON.stringify(c.body));
-    assert.equal(c.body.opencl, true);
-    assert.equal((await t.admin.post('/api/vms/ocl/start')).body.state, 'running');
+    for (const name of ['ocl', 'ocl2']) {
+      const c = await t.admin.post('/api/vms',
+        { name, image: 'tiny-opencl', memoryMiB: 160, opencl: true, openclWindowMiB: 64 });
+      assert.equal(c.status, 201, JSON.stringify(c.body));
+      assert.equal(c.body.opencl, true);
+      assert.equal(c.body.openclWindowMiB, 64);
+      dirs[name] = join(t.config.dataDir, 'vms', c.body.id);
+      windows[name] = vmPaths(t.config.dataDir, c.body.id).openclWindow;
+    }
+    const started = await Promise.all(['ocl', 'ocl2'].map((n) => t.admin.post(`/api/vms/${n}/start`)));
+    for (const r of started) assert.equal(r.body.state, 'running', JSON.stringify(r.body));
+    hostOut = (await host).stdout;
   });
   after(async () => {
-    rmSync(build, { recursive: true, force: true });
     await t?.destroy();
   });
-  const exec = (argv: string[]) => t.admin.post('/api/vms/ocl/exec', { argv, timeoutSec: 60 });
+  const operation = async (id: string) => {
+    const op = (await t.admin.get(`/api/operations/${id}/wait?timeoutSec=120`)).body;
+    assert.equal(op.status, 'succeeded', JSON.stringify(op));
+    return op;
+  };
+  const exec = (vm: string, argv: string[]) => t.admin.post(`/api/vms/${vm}/exec`, { argv, timeoutSec: 90 });
+  const lines = (out: string) =>
+    out.split('\n').filter((l) => /^(vadd|saxpy|matmul|zerocopy|zeroread|usehostptr|badbuild|outofrange) /.test(l));
 
   test('clinfo in the guest lists the remoted platform and the host device', async () => {
     const host = (await run('clinfo', ['-l'])).stdout;
     const device = host.match(/Device #0: (.+)/)![1]!.trim();
-    const r = await exec(['clinfo', '-l']);
+    const r = await exec('ocl', ['clinfo', '-l']);
     assert.equal(r.body.exitCode, 0, JSON.stringify(r.body));
     assert.match(r.body.stdout, /Platform #0: Oriel remote: /);
     assert.ok(r.body.stdout.includes(device), r.body.stdout);
   });
 
-  test("vector addition, SAXPY and a matrix multiplication give the host's results; errors come back", async () => {
-    const r = await exec(['oriel-cl-demo', '128']);
+  test("1024×1024 matmul, vector addition, SAXPY and zero-copy buffers give the host's results", async () => {
+    const r = await exec('ocl', ['oriel-cl-demo', '1024']);
     assert.equal(r.body.exitCode, 0, JSON.stringify(r.body));
-    const lines = (out: string) => out.split('\n').filter((l) => /^(vadd|saxpy|matmul|badbuild|outofrange) /.test(l));
-    assert.equal(lines(r.body.stdout).length, 5, r.body.stdout);
+    assert.equal(lines(r.body.stdout).length, 8, r.body.stdout);
     assert.deepEqual(lines(r.body.stdout), lines(hostOut));
     assert.ok(r.body.stdout.includes(`badbuild ${CL.BUILD_PROGRAM_FAILURE}\n`));
     assert.ok(r.body.stdout.includes('buildlog present\n'));
+    assert.ok(r.body.stdout.includes('usehostptr 1 '), 'a USE_HOST_PTR map is the caller\'s memory');
+    // The zero-copy buffer's bytes, as the host kernel left them, are in the VM's window file: no copy on the port.
+    const marked = Buffer.alloc(64);
+    for (let i = 0; i < 16; i++) marked.writeInt32LE(i ^ 0x5a5a0000, 4 * i);
+    assert.ok(readFileSync(windows.ocl!).subarray(0, 16 << 20).includes(marked), 'the window holds the buffer');
+    assert.equal(statSync(windows.ocl!).mode & 0o777, 0o600);
+  });
+
+  test("two VMs at once: a token of one is refused in the other; each helper is sandboxed", async () => {
+    const tok = await exec('ocl', ['oriel-cl-demo', 'token']);
+    const token = tok.body.stdout.match(/^token ([0-9a-f]+)$/m)?.[1];
+    assert.ok(token, tok.body.stdout);
+    const probe = async (vm: string) => (await exec(vm, ['oriel-cl-demo', 'probe', token])).body.stdout;
+    assert.match(await probe('ocl'), /^probe 0$/m, 'its own VM finds it');
+    assert.match(await probe('ocl2'), new RegExp(`^probe ${CL.INVALID_MEM_OBJECT}$`, 'm'), 'the other VM cannot');
+    // Each helper is confined (bubblewrap, sandbox.ts): no network, none of the host's folders but what it needs.
+    for (const vm of ['ocl', 'ocl2']) {
+      const log = readFileSync(join(dirs[vm]!, 'opencl.log'), 'utf8');
+      assert.match(log, /^sandbox: bubblewrap$/m, log);
+      const [, root, net] = log.match(/sees \/ = (\S+); network: (\S+)/) ?? [];
+      assert.equal(net, 'lo', log);
+      for (const hidden of ['root', 'home', 'var', 'run', 'srv']) assert.ok(!root!.split(',').includes(hidden), root);
+    }
+  });
+
+  test('hostile frames from the guest: the helper drops the link, stays up and serves the next program', async () => {
+    const log = join(dirs.ocl2!, 'opencl.log');
+    const dropped = () => (readFileSync(log, 'utf8').match(/dropping the link/g) ?? []).length;
+    const before = dropped();
+    // A frame with an unknown op, a length no frame may have, then (after the helper is back) half a frame.
+    const script = 'for p in /sys/class/virtio-ports/*; do [ "$(cat $p/name)" = org.oriel.opencl.0 ] && d=/dev/${p##*/}; done; '
+      + "printf '\\010\\000\\000\\000\\001\\000\\000\\000\\377\\377\\000\\000' > $d; "
+      + "printf '\\377\\377\\377\\377junk' > $d; sleep 1; printf '\\100\\000\\000\\000\\001\\000' > $d";
+    const h = await exec('ocl2', ['sh', '-c', script]);
+    assert.equal(h.body.exitCode, 0, JSON.stringify(h.body));
+    for (let i = 0; i < 50 && dropped() < before + 2; i++) await new Promise((r) => setTimeout(r, 200));
+    assert.equal(dropped(), before + 2, readFileSync(log, 'utf8'));
+    const r = await exec('ocl2', ['oriel-cl-demo', '64']);
+    assert.equal(r.body.exitCode, 0, JSON.stringify(r.body));
+    const zc = (out: string) => lines(out).filter((l) => /^(zerocopy|vadd|saxpy) /.test(l));
+    assert.deepEqual(zc(r.body.stdout), zc(hostOut));
+    const pids = new Set([...readFileSync(log, 'utf8').matchAll(/opencl-helper\[(\d+)\]/g)].map((m) => m[1]));
+    assert.equal(pids.size, 1, 'one helper process all along');
+  });
+
+  test('a checkpoint of an --opencl VM restores its window; host objects of before are gone', async () => {
+    const token = (await exec('ocl2', ['oriel-cl-demo', 'token'])).body.stdout.match(/^token ([0-9a-f]+)$/m)?.[1];
+    assert.ok(token);
+    const take = await t.admin.post('/api/vms/ocl2/checkpoints', {});
+    assert.equal(take.status, 202, JSON.stringify(take.body));
+    const ckpt = await operation(take.body.id);
+    const restore = await t.admin.post(`/api/vms/ocl2/checkpoints/${ckpt.result.id}/restore`, {});
+    assert.equal(restore.status, 202, JSON.stringify(restore.body));
+    const done = await operation(restore.body.id);
+    // The window file is made afresh at each start: the zero-copy bytes in it now came back with the checkpoint.
+    const marked = Buffer.alloc(64);
+    for (let i = 0; i < 16; i++) marked.writeInt32LE(i ^ 0x5a5a0000, 4 * i);
+    assert.ok(readFileSync(windows.ocl2!).subarray(0, 16 << 20).includes(marked), JSON.stringify(done.result));
+    const probe = (await exec('ocl2', ['oriel-cl-demo', 'probe', token])).body.stdout;
+    assert.match(probe, new RegExp(`^probe ${CL.INVALID_MEM_OBJECT}$`, 'm'), 'a new helper session: old handles fail');
+    const r = await exec('ocl2', ['oriel-cl-demo', '64']);
+    assert.equal(r.body.exitCode, 0, JSON.stringify(r.body));
   });
 });

@@ -146,7 +146,8 @@ export class WorkerClient {
   async done(): Promise<void> {
     this.send({ type: 'done' });
     clearInterval(this.watchdog);
-    await Promise.race([this.closed, new Promise((r) => setTimeout(r, 35_000))]);
+    // unref: a worker that has closed must not keep the process alive for the rest of the 35 s.
+    await Promise.race([this.closed, new Promise((r) => setTimeout(r, 35_000).unref())]);
     await waitWorkerExit(this.files, 10_000);
   }
 

@@ -41,6 +41,7 @@ export function vmCommands(program: Command, api: () => Api): void {
       'guest RAM in 2 MiB huge pages the host has reserved (the kernel 2 MiB pool): checkpoint pauses of a few ms at any size',
     )
     .option('--opencl', "the host's OpenCL in the guest by API remoting (images with the Oriel ICD: tiny-opencl)")
+    .option('--opencl-window <MiB>', 'with --opencl: the zero-copy buffer window, a power of two (default 256)', Number)
     .option('--network <name>', 'a virtio-net card on this network (repeatable)',
       (v: string, all: string[] = []) => [...all, v])
     .option('--start', 'start it right away')
@@ -60,6 +61,7 @@ export function vmCommands(program: Command, api: () => Api): void {
         accel: o.accel as VmCreate['accel'],
         ...(o.hugepages ? { hugepages: true } : {}),
         ...(o.opencl ? { opencl: true } : {}),
+        ...(o.openclWindow ? { openclWindowMiB: o.openclWindow } : {}),
         ...(o.network ? { networks: o.network } : {}),
         cdrom: o.cdrom,
         diskBytes: o.diskSize,

@@ -1,7 +1,12 @@
 /* oriel-cl-demo: a vector addition, a SAXPY and a matrix multiplication through whatever OpenCL the ICD loader
  * finds, printing a hash of each result, so the same binary run in a guest (remoted) and on the host (directly)
  * can be compared line by line; then a kernel with a syntax error (its build status) and an out-of-range read.
- * Usage: oriel-cl-demo [matrix size (default 256)] [null-kernel calls to time (default 0)] */
+ * Then zero copy: a CL_MEM_ALLOC_HOST_PTR buffer (in the VM's window when remoted) written and read by mapping, and
+ * a USE_HOST_PTR buffer whose map must return the caller's memory.
+ * Usage: oriel-cl-demo [matrix size (default 256)] [null-kernel calls to time (default 0)]
+ *        oriel-cl-demo token        (prints the remote token of a buffer it leaves alive)
+ *        oriel-cl-demo probe TOKEN  (asks the host about a buffer by that token: the status it gets)
+ * token and probe peek into the Oriel ICD's objects (tests of isolation between VMs): remoted only. */
 #define CL_TARGET_OPENCL_VERSION 120
 #include <CL/cl.h>
 #include <stdint.h>
@@ -22,7 +27,8 @@ static const char *SRC =
     "  for (int k = 0; k < n; k++) s += a[row * n + k] * b[k * n + col];\n"
     "  c[row * n + col] = s;\n"
     "}\n"
-    "__kernel void nothing(void) {}\n";
+    "__kernel void nothing(void) {}\n"
+    "__kernel void mark(__global int *a) { size_t i = get_global_id(0); a[i] ^= 0x5a5a0000; }\n";
 
 #define CHECK(x)                                                         \
   do {                                                                   \
@@ -42,9 +48,11 @@ static uint64_t fnv(const void *p, size_t n) {
   return h;
 }
 
-static cl_mem buffer(size_t bytes, void *init) {
+/* zc: CL_MEM_ALLOC_HOST_PTR (in the window when remoted: no copy on the port); else an ordinary buffer. */
+static cl_mem buffer(size_t bytes, void *init, int zc) {
   cl_int err;
-  cl_mem m = clCreateBuffer(ctx, CL_MEM_READ_WRITE | (init ? CL_MEM_COPY_HOST_PTR : 0), bytes, init, &err);
+  cl_mem_flags f = CL_MEM_READ_WRITE | (init ? CL_MEM_COPY_HOST_PTR : 0) | (zc ? CL_MEM_ALLOC_HOST_PTR : 0);
+  cl_mem m = clCreateBuffer(ctx, f, bytes, init, &err);
   CHECK(err);
   return m;
 }
@@ -53,6 +61,61 @@ static double now(void) {
   struct timespec t;
   clock_gettime(CLOCK_MONOTONIC, &t);
   return t.tv_sec + t.tv_nsec / 1e9;
+}
+
+/* A buffer object of the Oriel ICD starts with its dispatch table pointer, then its u64 token (oriel.h). */
+static int token_mode(int argc, char **argv, cl_device_id dev) {
+  cl_int err;
+  cl_mem m = clCreateBuffer(ctx, CL_MEM_READ_WRITE, 64, NULL, &err);
+  CHECK(err);
+  if (strcmp(argv[1], "token") == 0) {
+    printf("token %llx\n", (unsigned long long)((uint64_t *)m)[1]); /* left alive: the host keeps it */
+    return 0;
+  }
+  if (argc < 3) return 2;
+  uint64_t fake[12];
+  memcpy(fake, m, 96); /* a valid-looking object (struct _cl_mem is 96 bytes) ... */
+  fake[1] = strtoull(argv[2], NULL, 16); /* ... holding the other token */
+  cl_uint count = 7;
+  printf("probe %d\n", clGetMemObjectInfo((cl_mem)fake, CL_MEM_MAP_COUNT, sizeof count, &count, NULL));
+  (void)dev;
+  return 0;
+}
+
+/* Zero copy: written by mapping, marked by a kernel, read by mapping; hashes as the host's. */
+static void zero_copy(cl_program prog) {
+  enum { Z = 1 << 16 };
+  cl_int err;
+  size_t global = Z;
+  cl_kernel mark = clCreateKernel(prog, "mark", &err);
+  CHECK(err);
+  cl_mem m = clCreateBuffer(ctx, CL_MEM_READ_WRITE | CL_MEM_ALLOC_HOST_PTR, Z * 4, NULL, &err);
+  CHECK(err);
+  int *p = clEnqueueMapBuffer(q, m, CL_TRUE, CL_MAP_WRITE_INVALIDATE_REGION, 0, Z * 4, 0, NULL, NULL, &err);
+  CHECK(err);
+  for (int i = 0; i < Z; i++) p[i] = i;
+  CHECK(clEnqueueUnmapMemObject(q, m, p, 0, NULL, NULL));
+  CHECK(clSetKernelArg(mark, 0, sizeof m, &m));
+  CHECK(clEnqueueNDRangeKernel(q, mark, 1, NULL, &global, NULL, 0, NULL, NULL));
+  p = clEnqueueMapBuffer(q, m, CL_TRUE, CL_MAP_READ, 0, Z * 4, 0, NULL, NULL, &err);
+  CHECK(err);
+  printf("zerocopy %016llx p[3]=%x\n", (unsigned long long)fnv(p, Z * 4), p[3]);
+  CHECK(clEnqueueUnmapMemObject(q, m, p, 0, NULL, NULL));
+  int part[4];
+  CHECK(clEnqueueReadBuffer(q, m, CL_TRUE, 16, sizeof part, part, 0, NULL, NULL));
+  printf("zeroread %x %x\n", part[0], part[3]);
+  /* USE_HOST_PTR: the map is the caller's memory, holding the kernel's result. */
+  static int mine[Z];
+  for (int i = 0; i < Z; i++) mine[i] = 3 * i;
+  cl_mem u = clCreateBuffer(ctx, CL_MEM_READ_WRITE | CL_MEM_USE_HOST_PTR, sizeof mine, mine, &err);
+  CHECK(err);
+  CHECK(clSetKernelArg(mark, 0, sizeof u, &u));
+  CHECK(clEnqueueNDRangeKernel(q, mark, 1, NULL, &global, NULL, 0, NULL, NULL));
+  int *up = clEnqueueMapBuffer(q, u, CL_TRUE, CL_MAP_READ, 0, sizeof mine, 0, NULL, NULL, &err);
+  CHECK(err);
+  printf("usehostptr %d %016llx\n", up == mine, (unsigned long long)fnv(up, sizeof mine));
+  CHECK(clEnqueueUnmapMemObject(q, u, up, 0, NULL, NULL));
+  clReleaseMemObject(m), clReleaseMemObject(u), clReleaseKernel(mark);
 }
 
 int main(int argc, char **argv) {
@@ -71,6 +134,7 @@ int main(int argc, char **argv) {
   CHECK(err);
   q = clCreateCommandQueue(ctx, dev, 0, &err);
   CHECK(err);
+  if (argc > 1 && (strcmp(argv[1], "token") == 0 || strcmp(argv[1], "probe") == 0)) return token_mode(argc, argv, dev);
   cl_program prog = clCreateProgramWithSource(ctx, 1, &SRC, NULL, &err);
   CHECK(err);
   CHECK(clBuildProgram(prog, 1, &dev, "", NULL, NULL));
@@ -78,7 +142,7 @@ int main(int argc, char **argv) {
   enum { V = 4096 };
   static float a[V], b[V], c[V];
   for (int i = 0; i < V; i++) a[i] = i * 0.5f, b[i] = (V - i) * 0.25f;
-  cl_mem ma = buffer(sizeof a, a), mb = buffer(sizeof b, b), mc = buffer(sizeof c, NULL);
+  cl_mem ma = buffer(sizeof a, a, 0), mb = buffer(sizeof b, b, 0), mc = buffer(sizeof c, NULL, 0);
   cl_kernel vadd = clCreateKernel(prog, "vadd", &err);
   CHECK(err);
   CHECK(clSetKernelArg(vadd, 0, sizeof ma, &ma));
@@ -105,7 +169,7 @@ int main(int argc, char **argv) {
   size_t bytes = (size_t)n * n * sizeof(float);
   float *x = malloc(bytes), *y = malloc(bytes), *z = malloc(bytes);
   for (int i = 0; i < n * n; i++) x[i] = (float)(i % 17) * 0.125f, y[i] = (float)(i % 13) * 0.25f;
-  cl_mem mx = buffer(bytes, x), my = buffer(bytes, y), mz = buffer(bytes, NULL);
+  cl_mem mx = buffer(bytes, x, 1), my = buffer(bytes, y, 1), mz = buffer(bytes, NULL, 1);
   cl_kernel mm = clCreateKernel(prog, "matmul", &err);
   CHECK(err);
   CHECK(clSetKernelArg(mm, 0, sizeof n, &n));
@@ -120,6 +184,8 @@ int main(int argc, char **argv) {
   CHECK(clEnqueueReadBuffer(q, mz, CL_TRUE, 0, bytes, z, 0, NULL, NULL));
   printf("matmul %d %016llx\n", n, (unsigned long long)fnv(z, bytes));
   fprintf(stderr, "time matmul %.6f s\n", t1 - t0);
+
+  zero_copy(prog);
 
   /* Errors come back as OpenCL codes. */
   const char *bad = "__kernel void broken(__global float *a) { a[0] = ; }";

@@ -26,7 +26,7 @@
   }
 
 REFCOUNT(CommandQueue, cl_command_queue, MAGIC_QUEUE, CL_INVALID_COMMAND_QUEUE, (void)0)
-REFCOUNT(MemObject, cl_mem, MAGIC_MEM, CL_INVALID_MEM_OBJECT, oriel_track_mem(o, 0))
+REFCOUNT(MemObject, cl_mem, MAGIC_MEM, CL_INVALID_MEM_OBJECT, (oriel_track_mem(o, 0), oriel_mem_gone(o)))
 REFCOUNT(Program, cl_program, MAGIC_PROGRAM, CL_INVALID_PROGRAM, (void)0)
 REFCOUNT(Kernel, cl_kernel, MAGIC_KERNEL, CL_INVALID_KERNEL, (void)0)
 REFCOUNT(Event, cl_event, MAGIC_EVENT, CL_INVALID_EVENT, (void)0)
@@ -38,7 +38,7 @@ static cl_int finish(cl_command_queue q) {
 }
 
 /* Commands before this one in other queues must be done first (ours run in order on the host). */
-static cl_int wait_list(cl_command_queue q, cl_uint n, const cl_event *list) {
+cl_int oriel_wait_list(cl_command_queue q, cl_uint n, const cl_event *list) {
   if ((n && !list) || (!n && list)) return CL_INVALID_EVENT_WAIT_LIST;
   for (cl_uint i = 0; i < n; i++) {
     if (!VALID(list[i], MAGIC_EVENT)) return CL_INVALID_EVENT_WAIT_LIST;
@@ -50,7 +50,7 @@ static cl_int wait_list(cl_command_queue q, cl_uint n, const cl_event *list) {
   return CL_SUCCESS;
 }
 
-static cl_int make_event(cl_command_queue q, cl_command_type type, cl_event *out) {
+cl_int oriel_make_event(cl_command_queue q, cl_command_type type, cl_event *out) {
   if (!out) return CL_SUCCESS;
   cl_event e = oriel_new_object(sizeof *e, 0, MAGIC_EVENT);
   if (!e) return CL_OUT_OF_HOST_MEMORY;
@@ -120,6 +120,13 @@ cl_mem oriel_clCreateBuffer(cl_context c, cl_mem_flags flags, size_t size, void 
   int with_data = (flags & (CL_MEM_USE_HOST_PTR | CL_MEM_COPY_HOST_PTR)) != 0;
   if (!VALID(c, MAGIC_CONTEXT)) st = CL_INVALID_CONTEXT;
   else if (with_data != (host_ptr != NULL)) st = CL_INVALID_HOST_PTR;
+  else if (!size) st = CL_INVALID_BUFFER_SIZE;
+  else if ((flags & CL_MEM_USE_HOST_PTR) && (flags & (CL_MEM_ALLOC_HOST_PTR | CL_MEM_COPY_HOST_PTR)))
+    st = CL_INVALID_VALUE;
+  else if ((m = oriel_window_buffer(c, flags, size, host_ptr, &st)) || st != CL_SUCCESS) {
+    if (err) *err = st;
+    return m; /* in the zero-copy window (icd-map.c) */
+  }
   else if (with_data && size > ORIEL_MAX_FRAME - 4096) st = CL_INVALID_BUFFER_SIZE;
   if (st == CL_SUCCESS) {
     struct msg req = {0};
@@ -148,8 +155,9 @@ cl_int oriel_clEnqueueWriteBuffer(cl_command_queue q, cl_mem m, cl_bool blocking
   if (!VALID(q, MAGIC_QUEUE)) return CL_INVALID_COMMAND_QUEUE;
   if (!VALID(m, MAGIC_MEM)) return CL_INVALID_MEM_OBJECT;
   if (!ptr || !size || offset > m->size || size > m->size - offset) return CL_INVALID_VALUE;
-  cl_int st = wait_list(q, n, list);
-  for (size_t done = 0; st == CL_SUCCESS && done < size; done += CHUNK) {
+  cl_int st = oriel_wait_list(q, n, list);
+  if (st == CL_SUCCESS && m->in_window) st = oriel_window_copy(q, m, 1, offset, size, (void *)ptr);
+  else for (size_t done = 0; st == CL_SUCCESS && done < size; done += CHUNK) {
     size_t len = size - done < CHUNK ? size - done : CHUNK;
     struct msg req = {0};
     msg_u64(&req, q->token);
@@ -158,7 +166,7 @@ cl_int oriel_clEnqueueWriteBuffer(cl_command_queue q, cl_mem m, cl_bool blocking
     msg_bytes(&req, (const uint8_t *)ptr + done, len);
     st = oriel_call0(OP_WRITE_BUFFER, &req);
   }
-  return st == CL_SUCCESS ? make_event(q, CL_COMMAND_WRITE_BUFFER, ev) : st;
+  return st == CL_SUCCESS ? oriel_make_event(q, CL_COMMAND_WRITE_BUFFER, ev) : st;
 }
 
 cl_int oriel_clEnqueueReadBuffer(cl_command_queue q, cl_mem m, cl_bool blocking, size_t offset, size_t size,
@@ -167,8 +175,9 @@ cl_int oriel_clEnqueueReadBuffer(cl_command_queue q, cl_mem m, cl_bool blocking,
   if (!VALID(q, MAGIC_QUEUE)) return CL_INVALID_COMMAND_QUEUE;
   if (!VALID(m, MAGIC_MEM)) return CL_INVALID_MEM_OBJECT;
   if (!ptr || !size || offset > m->size || size > m->size - offset) return CL_INVALID_VALUE;
-  cl_int st = wait_list(q, n, list);
-  for (size_t done = 0; st == CL_SUCCESS && done < size; done += CHUNK) {
+  cl_int st = oriel_wait_list(q, n, list);
+  if (st == CL_SUCCESS && m->in_window) st = oriel_window_copy(q, m, 0, offset, size, ptr);
+  else for (size_t done = 0; st == CL_SUCCESS && done < size; done += CHUNK) {
     size_t len = size - done < CHUNK ? size - done : CHUNK, got;
     struct msg req = {0}, resp;
     msg_u64(&req, q->token);
@@ -183,7 +192,7 @@ cl_int oriel_clEnqueueReadBuffer(cl_command_queue q, cl_mem m, cl_bool blocking,
     }
     msg_free(&resp);
   }
-  return st == CL_SUCCESS ? make_event(q, CL_COMMAND_READ_BUFFER, ev) : st;
+  return st == CL_SUCCESS ? oriel_make_event(q, CL_COMMAND_READ_BUFFER, ev) : st;
 }
 
 cl_int oriel_clGetMemObjectInfo(cl_mem m, cl_mem_info param, size_t size, void *out, size_t *size_ret) {
@@ -352,7 +361,7 @@ cl_int oriel_clEnqueueNDRangeKernel(cl_command_queue q, cl_kernel k, cl_uint dim
   if (!VALID(k, MAGIC_KERNEL)) return CL_INVALID_KERNEL;
   if (dims < 1 || dims > 3) return CL_INVALID_WORK_DIMENSION;
   if (!global) return CL_INVALID_GLOBAL_WORK_SIZE;
-  cl_int st = wait_list(q, n, list);
+  cl_int st = oriel_wait_list(q, n, list);
   if (st != CL_SUCCESS) return st;
   struct msg req = {0};
   msg_u64(&req, q->token);
@@ -362,7 +371,7 @@ cl_int oriel_clEnqueueNDRangeKernel(cl_command_queue q, cl_kernel k, cl_uint dim
   for (cl_uint i = 0; i < 3; i++) msg_u64(&req, i < dims ? global[i] : 0);
   for (cl_uint i = 0; i < 3; i++) msg_u64(&req, local && i < dims ? local[i] : 0);
   st = oriel_call0(OP_ENQUEUE_KERNEL, &req);
-  return st == CL_SUCCESS ? make_event(q, CL_COMMAND_NDRANGE_KERNEL, ev) : st;
+  return st == CL_SUCCESS ? oriel_make_event(q, CL_COMMAND_NDRANGE_KERNEL, ev) : st;
 }
 
 /* ---- events ---- */
@@ -395,12 +404,12 @@ cl_int oriel_clGetEventInfo(cl_event e, cl_event_info param, size_t size, void *
 
 cl_int oriel_clEnqueueMarkerWithWaitList(cl_command_queue q, cl_uint n, const cl_event *list, cl_event *ev) {
   if (!VALID(q, MAGIC_QUEUE)) return CL_INVALID_COMMAND_QUEUE;
-  cl_int st = wait_list(q, n, list);
-  return st == CL_SUCCESS ? make_event(q, CL_COMMAND_MARKER, ev) : st;
+  cl_int st = oriel_wait_list(q, n, list);
+  return st == CL_SUCCESS ? oriel_make_event(q, CL_COMMAND_MARKER, ev) : st;
 }
 
 cl_int oriel_clEnqueueBarrierWithWaitList(cl_command_queue q, cl_uint n, const cl_event *list, cl_event *ev) {
   if (!VALID(q, MAGIC_QUEUE)) return CL_INVALID_COMMAND_QUEUE;
-  cl_int st = wait_list(q, n, list);
-  return st == CL_SUCCESS ? make_event(q, CL_COMMAND_BARRIER, ev) : st;
+  cl_int st = oriel_wait_list(q, n, list);
+  return st == CL_SUCCESS ? oriel_make_event(q, CL_COMMAND_BARRIER, ev) : st;
 }

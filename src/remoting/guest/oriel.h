@@ -19,7 +19,7 @@ enum oriel_op {
   OP_PLATFORM_INFO = 1, OP_DEVICE_IDS, OP_DEVICE_INFO, OP_CREATE_CONTEXT, OP_RELEASE, OP_RETAIN, OP_CREATE_QUEUE,
   OP_CREATE_BUFFER, OP_WRITE_BUFFER, OP_READ_BUFFER, OP_CREATE_PROGRAM, OP_BUILD_PROGRAM, OP_PROGRAM_BUILD_INFO,
   OP_CREATE_KERNEL, OP_SET_KERNEL_ARG, OP_ENQUEUE_KERNEL, OP_FINISH, OP_KERNEL_WORK_GROUP_INFO, OP_PROGRAM_INFO,
-  OP_KERNEL_INFO, OP_MEM_INFO, OP_CONTEXT_INFO,
+  OP_KERNEL_INFO, OP_MEM_INFO, OP_CONTEXT_INFO, OP_WINDOW, OP_CREATE_BUFFER_WINDOW, OP_MAP_BUFFER, OP_UNMAP,
 };
 enum oriel_arg_kind { ARG_VALUE = 0, ARG_MEM = 1, ARG_LOCAL = 2 };
 
@@ -56,7 +56,20 @@ struct _cl_platform_id { struct _cl_icd_dispatch *dispatch; };
 struct _cl_device_id { ORIEL_OBJECT; };
 struct _cl_context { ORIEL_OBJECT; cl_uint ndev; cl_device_id *devs; };
 struct _cl_command_queue { ORIEL_OBJECT; cl_context ctx; cl_device_id dev; cl_command_queue_properties props; };
-struct _cl_mem { ORIEL_OBJECT; cl_context ctx; cl_mem_flags flags; size_t size; void *host_ptr; };
+/* A buffer in the zero-copy window (in_window) has its bytes at window + woff; `shadow`: the caller's USE_HOST_PTR
+ * memory outside the window, synced at map and unmap. `maps`: live mappings (icd-map.c). */
+struct oriel_map;
+struct _cl_mem {
+  ORIEL_OBJECT;
+  cl_context ctx;
+  cl_mem_flags flags;
+  size_t size;
+  void *host_ptr;
+  int in_window, owns_range;
+  size_t woff;
+  void *shadow;
+  struct oriel_map *maps;
+};
 struct _cl_program { ORIEL_OBJECT; cl_context ctx; };
 struct _cl_kernel { ORIEL_OBJECT; cl_context ctx; cl_program prog; };
 struct _cl_event { ORIEL_OBJECT; cl_context ctx; cl_command_queue queue; cl_command_type type; };
@@ -74,3 +87,17 @@ cl_int oriel_retain_remote(uint64_t token);
 cl_int oriel_release_remote(uint64_t token);
 void oriel_track_mem(cl_mem m, int add);
 int oriel_is_mem(const void *p);
+
+/* window.c: the zero-copy window (NULL/0 when the VM has none). */
+int oriel_window(uint8_t **base, size_t *size);
+int oriel_window_holds(const void *p, size_t len, size_t *off);
+int oriel_window_alloc(size_t len, size_t *off);
+void oriel_window_free(size_t off);
+cl_int oriel_window_size_remote(uint64_t *size);
+/* icd-map.c: buffers in the window, maps and unmaps. */
+cl_mem oriel_window_buffer(cl_context c, cl_mem_flags flags, size_t size, void *host_ptr, cl_int *err);
+cl_int oriel_window_copy(cl_command_queue q, cl_mem m, int write, size_t offset, size_t size, void *ptr);
+void oriel_mem_gone(cl_mem m);
+/* icd-objects.c: an event wait list honoured (other queues finished), a local event made. */
+cl_int oriel_wait_list(cl_command_queue q, cl_uint n, const cl_event *list);
+cl_int oriel_make_event(cl_command_queue q, cl_command_type type, cl_event *out);

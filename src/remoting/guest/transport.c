@@ -105,6 +105,15 @@ static int open_port(void) {
   return fd;
 }
 
+/* Bytes an earlier opener left unread (answers it never took): dropped, so this process reads only its own. */
+static void drain(int fd) {
+  int flags = fcntl(fd, F_GETFL);
+  uint8_t junk[4096];
+  if (flags < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0) return;
+  while (read(fd, junk, sizeof junk) > 0) {}
+  fcntl(fd, F_SETFL, flags);
+}
+
 static int write_all(int fd, const uint8_t *p, size_t n) {
   while (n) {
     ssize_t w = write(fd, p, n);
@@ -130,7 +139,7 @@ cl_int oriel_call(uint16_t op, struct msg *req, struct msg *resp) {
   if (req->failed) { msg_free(req); return CL_OUT_OF_HOST_MEMORY; }
   pthread_mutex_lock(&lock);
   cl_int status = CL_DEVICE_NOT_AVAILABLE;
-  if (port_fd < 0) port_fd = open_port();
+  if (port_fd < 0 && (port_fd = open_port()) >= 0) drain(port_fd);
   if (port_fd >= 0) {
     uint32_t id = next_id++;
     uint32_t len = (uint32_t)(8 + req->len);

@@ -44,6 +44,7 @@ function openclVariant(): TinyVariant {
       mkdirSync(join(root, 'etc/OpenCL/vendors'), { recursive: true });
       copyFileSync(join(out, 'liboriel-opencl.so'), join(root, LIBDIR, 'liboriel-opencl.so'));
       copyFileSync(join(out, 'oriel-cl-demo'), join(root, 'usr/bin/oriel-cl-demo'));
+      copyFileSync(join(out, 'oriel-cl-bench'), join(root, 'usr/bin/oriel-cl-bench'));
       writeFileSync(join(root, 'etc/OpenCL/vendors/oriel.icd'), `/${LIBDIR}/liboriel-opencl.so\n`);
       rmSync(out, { recursive: true, force: true });
     },
