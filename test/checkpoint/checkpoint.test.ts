@@ -45,9 +45,9 @@ describe('checkpoints of a running guest', () => {
         `echo ${i} > /mnt/c; dd if=/dev/urandom of=/mnt/p bs=4k count=16 seek=${i * 40} conv=notrunc 2>/dev/null; printf 'disk-state-${i}' | dd of=/dev/vda bs=512 conv=sync oflag=direct 2>/dev/null`,
       );
       const expect = await state();
-      // Default recipe: background for the first (its full disk backup is too big to copy in a precopy pause),
+      // The `auto` recipe: background for the first (its full disk backup is too big to copy in a precopy pause),
       // precopy after; the third is asked for background, so the chain mixes both.
-      const m = await svc.create('ck', { kind: 'scheduled', ...(i === 3 ? { pauseMode: 'background' } : {}) });
+      const m = await svc.create('ck', { kind: 'scheduled', pauseMode: i === 3 ? 'background' : 'auto' });
       assert.equal(rig.vms.get('ck').state, 'running', 'the checkpoint pause does not show as a pause');
       assert.equal(m.disks[0]!.mode, i === 1 ? 'full' : 'incremental');
       assert.equal(m.stats.pauseMode, i === 1 || i === 3 ? 'background' : 'precopy');
