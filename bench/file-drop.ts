@@ -6,7 +6,7 @@
 // Run alone, under the guest lock:
 //   flock /tmp/oriel-guest.lock node --import tsx bench/file-drop.ts [MiB=200]
 import { execFile } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -15,6 +15,7 @@ import { ChannelType, WebdavShare, sendPath, type PortChannel } from '../src/spi
 import { readSpiceEndpoint } from '../src/vm/spice-endpoint.ts';
 import { startDesktopVm } from '../test/helpers/desktop.ts';
 import { killVmsIn, startTestServer } from '../test/helpers/server.ts';
+import { qemuCpu } from './qemu-cpu.ts';
 import { writeRandom } from './random-file.ts';
 
 const MiB = 2 ** 20;
@@ -51,14 +52,16 @@ try {
     channelTypes: [ChannelType.WEBDAV],
   });
   const rates: Record<string, number> = {};
-  const check = async (via: string, name: string, s: number): Promise<void> => {
+  const paths = ts.server.ctx.vms.paths(ts.server.ctx.vms.get('bench'));
+  const pid = Number(readFileSync(paths.pidfile, 'utf8'));
+  const check = async (via: string, name: string, s: number, cpu: string): Promise<void> => {
     const path = `/home/user/Downloads/${name}`;
     const sum = (await vm.exec(['sha256sum', path], { timeoutMs: 300_000 })).stdout.split(' ')[0];
     if (sum !== hash) throw new Error(`sha256 differs in the guest after the ${via} transfer`);
     await vm.exec(['rm', '-f', path]);
     rates[via] = size / MiB / s;
     console.log(`${via.padEnd(16)} ${(size / MiB).toFixed(0)} MiB in ${s.toFixed(1).padStart(6)} s = ` +
-      `${rates[via]!.toFixed(1).padStart(6)} MiB/s`);
+      `${rates[via]!.toFixed(1).padStart(6)} MiB/s   (${cpu})`);
   };
   try {
     const share = new WebdavShare(await session.whenChannel<PortChannel>(ChannelType.WEBDAV));
@@ -67,20 +70,24 @@ try {
     if (sendPath(share) !== 'webdav') throw new Error('the guest does not fetch drops over WebDAV');
     for (const via of ['Oriel agent', 'Oriel WebDAV'] as const) {
       const src = await nodeFileSource(file);
+      const cpu = qemuCpu(pid);
       const t0 = performance.now();
       const name = via === 'Oriel WebDAV' ? await share.drops.offer(src) : (await session.agent.files.send(src), src.name);
       const s = (performance.now() - t0) / 1000;
+      const used = cpu();
       await src.close();
-      await check(via, name, s);
+      await check(via, name, s, used);
     }
   } finally {
     session.close();
   }
   // spice-gtk alone on the SPICE server: wait until the proxy has let go of its connection.
-  const ep = readSpiceEndpoint(ts.server.ctx.vms.paths(ts.server.ctx.vms.get('bench')));
+  const ep = readSpiceEndpoint(paths);
   if (!ep) throw new Error('the VM has no SPICE TCP endpoint');
   await sleep(2000);
-  await check('spice-gtk agent', 'payload.bin', await spiceGtkCopy(ep.port, ep.password, file));
+  const cpu = qemuCpu(pid);
+  const gtkSeconds = await spiceGtkCopy(ep.port, ep.password, file);
+  await check('spice-gtk agent', 'payload.bin', gtkSeconds, cpu());
   const ratio = (a: string, b: string): string => `${a} / ${b}: ${(rates[a]! / rates[b]!).toFixed(1)}x`;
   console.log(`${ratio('Oriel WebDAV', 'spice-gtk agent')}, ${ratio('Oriel WebDAV', 'Oriel agent')}, ` +
     `${ratio('Oriel agent', 'spice-gtk agent')} (sha256 equal each time)`);
