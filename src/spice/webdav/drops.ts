@@ -8,6 +8,7 @@
 import { FileTransferError, type AbortSignalLike, type FileSource, type TransferProgress } from '../vdagent/file-xfer.ts';
 import { startTimer } from '../timers.ts';
 import { decodeUtf8, encodeUtf8 } from '../proto/utf8.ts';
+import { MUX_FRAME_DATA } from './mux.ts';
 import { BrokenConnection, readSmall, responseHead, type HttpRequest, type ResponseSink } from './http.ts';
 import type { DavPath } from './fs.ts';
 import { sendSimple } from './server.ts';
@@ -19,7 +20,8 @@ const WAIT_MS = 10_000;
 const ALIVE_MS = 15_000;
 /** A file not fetched this long after being offered or queued fails. */
 const FETCH_TIMEOUT_MS = 30_000;
-const PIECE = 256 * 1024;
+/** Bytes of the file per HTTP chunk: with its "fff57\r\n" head and "\r\n" tail, 16 whole mux frames (~1 MiB). */
+const PIECE = 16 * MUX_FRAME_DATA - 9;
 
 type DropState = 'queued' | 'offered' | 'sending' | 'sent' | 'finished';
 

@@ -8,6 +8,10 @@ import { BrokenConnection, ByteStream, type ResponseSink } from './http.ts';
 
 export const MUX_HEADER = 10;
 export const MUX_MAX_DATA = 65535;
+/** The bytes of the replies' frames: header and data fill one port message (PortChannel.write's 64 KiB) exactly,
+ * rather than 65535 bytes that the port would cut into a 64 KiB message and a 9-byte one (twice the messages through
+ * spice-server, QEMU and the guest's virtio-serial buffers). */
+export const MUX_FRAME_DATA = 65536 - MUX_HEADER;
 
 export interface MuxFrame {
   id: bigint;
@@ -131,8 +135,8 @@ export class WebdavMux {
     const sink: ResponseSink = {
       write: (b) => {
         if (!c.open) return;
-        for (let at = 0; at < b.length; at += MUX_MAX_DATA)
-          this._port.write(encodeMuxFrame(id, b.subarray(at, at + MUX_MAX_DATA)));
+        for (let at = 0; at < b.length; at += MUX_FRAME_DATA)
+          this._port.write(encodeMuxFrame(id, b.subarray(at, at + MUX_FRAME_DATA)));
       },
       drained: () => this._drained(c),
       get closed() {
