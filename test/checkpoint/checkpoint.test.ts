@@ -70,7 +70,9 @@ describe('checkpoints of a running guest', () => {
       // The guest answers on its serial console while its RAM is still arriving.
       const r = await svc.restore(c.id, undefined, { onRunning: () => (answered = sh('cat /mnt/c')) });
       assert.equal(r.mode, 'lazy', r.fallback);
-      assert.ok(r.runningMs !== null && r.runningMs < r.ramMs + 1, `running ${r.runningMs} ms, RAM ${r.ramMs} ms`);
+      // runningMs comes from QEMU's RESUME timestamp, ramMs from this process's clock at the end: a few ms apart even
+      // when a small guest's RAM is all in by the time it runs; the page requests below prove it ran before.
+      assert.ok(r.runningMs !== null && r.runningMs < r.ramMs + 50, `running ${r.runningMs} ms, RAM ${r.ramMs} ms`);
       assert.ok(r.postcopy && r.postcopy.requests > 0, 'QEMU asked for pages');
       assert.equal(await answered, c.expect.split('\n')[0]);
       assert.equal(rig.vms.get('ck').state, 'running');
