@@ -78,6 +78,8 @@ export class Bucket {
       requestChecksumCalculation: 'WHEN_REQUIRED',
       responseChecksumValidation: 'WHEN_REQUIRED',
       maxAttempts: 4,
+      // A store that stops answering fails the operation instead of holding it (socket idle limit, not total time).
+      requestHandler: { connectionTimeout: 10_000, requestTimeout: 120_000 },
     });
   }
 
