@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { GetObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { ensureTinyImage } from '../helpers/images.ts';
 import { startLocalS3, type LocalS3 } from '../helpers/s3.ts';
-import { startTestServer, type TestServer } from '../helpers/server.ts';
+import { addUser, startTestServer, type TestServer } from '../helpers/server.ts';
 
 const BUCKET = 'oriel-ckpt';
 
@@ -107,7 +107,9 @@ describe('checkpoints off the host', () => {
     assert.match(done.error, new RegExp(`${rec.packs[0]}\\.pack is corrupt: its content does not match its SHA-256`));
     assert.equal((await b!.admin.get('/api/vms/old')).status, 404);
     assert.ok(!existsSync(join(b!.config.dataDir, 'checkpoints', 'manifests', `${ids[0]}.json`)));
-    // Bad input gets a clear refusal too.
+    // Only admins (the server reaches the URL with its own credentials); bad input gets a clear refusal.
+    const bob = await addUser(b!, 'bob');
+    assert.equal((await bob.post('/api/checkpoints/restore-from-store', { url, vm: 'mover', id: ids[0] })).status, 403);
     const bad = await b!.admin.post('/api/checkpoints/restore-from-store', { url: 'ftp://x/y', vm: 'mover', id: ids[0] });
     assert.equal(bad.status, 202);
     assert.match((await waitOp(b!, bad.body.id)).error, /only s3:\/\/BUCKET\/PREFIX is supported/);
