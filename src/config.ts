@@ -39,6 +39,9 @@ export interface OrielConfig {
    * by ':'). Nobody else ever names a host path; with none configured, nobody does.
    */
   imagesDirs: string[];
+  /** Where checkpoints are uploaded after they are taken: `s3://BUCKET/PREFIX[?endpoint=URL&region=R]`
+   * (--checkpoint-store, ORIEL_CHECKPOINT_STORE); credentials from the AWS SDK's own sources (AWS_* variables). */
+  checkpointStore?: string;
   /** The cap on a running VM's serial console log (ORIEL_SERIAL_LOG_MAX_BYTES; default 8 MiB; serial.log.1 holds
    * the part before). */
   serialLogMaxBytes: number;
@@ -122,6 +125,7 @@ export function defaultConfig(env: NodeJS.ProcessEnv = process.env): OrielConfig
     trustProxy: splitList(env.ORIEL_TRUST_PROXY),
     logLevel: env.ORIEL_LOG_LEVEL || 'info',
     imagesDirs: (env.ORIEL_IMAGES_DIRS ?? '').split(':').filter(Boolean).map((d) => resolve(d)),
+    ...(env.ORIEL_CHECKPOINT_STORE ? { checkpointStore: env.ORIEL_CHECKPOINT_STORE } : {}),
     serialLogMaxBytes: envNumber(env.ORIEL_SERIAL_LOG_MAX_BYTES, 8 << 20),
     defaultQuota: quotaFromEnv(env.ORIEL_DEFAULT_QUOTA),
   };

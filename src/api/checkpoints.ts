@@ -40,6 +40,18 @@ export const restoreSchema = z
   .refine((b) => !(b.eager && b.mode === 'lazy'), { message: '`eager: true` contradicts `mode: "lazy"`' })
   .optional();
 export type RestoreRequest = NonNullable<z.input<typeof restoreSchema>>;
+/** POST /api/checkpoints/restore-from-store (admins): a checkpoint another server uploaded to object storage, restored
+ * on this server as a new VM (named `as`, else as it was): the seed of failover. */
+export const restoreFromStoreSchema = z
+  .object({
+    url: z.string().min(5).max(2000).describe('s3://BUCKET/PREFIX[?endpoint=URL&region=R]; credentials from AWS_* env'),
+    vm: z.string().min(1).max(200).describe("the VM's name or id on the server that took the checkpoint"),
+    id: z.string().regex(/^[A-Za-z0-9_-]+$/).max(200),
+    as: z.string().optional(),
+    mode: z.enum(['lazy', 'eager']).optional(),
+  })
+  .strict();
+export type RestoreFromStoreRequest = z.input<typeof restoreFromStoreSchema>;
 export const restoreResultSchema = z.object({
   checkpoint: z.string(), vm: z.string(),
   mode: z.enum(['lazy', 'eager']).describe('how RAM was loaded'),

@@ -3,7 +3,8 @@
 // Transport: the global fetch by default, the CLI's certificate-pinning one there.
 import type { Login, LoginResult, PasswordChange } from './auth.ts';
 import type {
-  Checkpoint, CheckpointDetail, CheckpointSchedule, Prune, PruneResult, RestoreRequest, ScheduleSet,
+  Checkpoint, CheckpointDetail, CheckpointSchedule, Prune, PruneResult, RestoreFromStoreRequest, RestoreRequest,
+  ScheduleSet,
 } from './checkpoints.ts';
 import type { ConsoleTicket } from './console.ts';
 import type { Image, UploadCreate, UploadedImage } from './images.ts';
@@ -201,6 +202,8 @@ export class OrielClient {
     /** In place, or with `as` into a new VM. */
     restore: (vm: string, id: string, o: RestoreRequest = {}) =>
       this.post<Operation>(`/api/vms/${enc(vm)}/checkpoints/${enc(id)}/restore`, o),
+    /** Restores a checkpoint from object storage as a new VM (admins). */
+    restoreFromStore: (o: RestoreFromStoreRequest) => this.post<Operation>('/api/checkpoints/restore-from-store', o),
     delete: (vm: string, id: string) => this.del(`/api/vms/${enc(vm)}/checkpoints/${enc(id)}`),
     verify: (vm: string, id?: string) =>
       this.post<Operation>(`/api/vms/${enc(vm)}/checkpoints/verify`, id ? { id } : {}),

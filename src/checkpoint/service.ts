@@ -21,6 +21,10 @@ import {
 } from './worker/protocol.ts';
 import { restoreCheckpoint, type RestoreOptions, type RestoreResult } from './restore.ts';
 import { CheckpointStore, type Manifest, type VerifyReport, type FaultInjection } from './page-store/index.ts';
+import type { VmRecord } from '../vm/records.ts';
+import {
+  Bucket, fetchCheckpoint, parseStoreUrl, readRecord, specForThisHost, uploadCheckpoint, type UploadStats,
+} from './remote/index.ts';
 
 export interface CheckpointSummary {
   id: string;
@@ -77,8 +81,15 @@ export class CheckpointService {
   /** storedBytes' RAM figure per set of checkpoints (their ids): what a set names never changes. */
   private readonly ramUsage = new Map<string, number>();
 
-  constructor(private readonly vms: VmManager, opts: { root: string; qemuImg: string; faults?: FaultInjection }) {
+  /** Where every checkpoint is uploaded after it is taken (`serve --checkpoint-store`), if anywhere. */
+  readonly remote?: Bucket;
+
+  constructor(
+    private readonly vms: VmManager,
+    opts: { root: string; qemuImg: string; faults?: FaultInjection; remoteUrl?: string },
+  ) {
     this.root = opts.root;
+    if (opts.remoteUrl) this.remote = new Bucket(parseStoreUrl(opts.remoteUrl));
     this.qemuImg = opts.qemuImg;
     this.store = new CheckpointStore(opts.root, { faults: opts.faults });
     this.disks = new DiskCheckpoints(opts.root, opts.qemuImg);
@@ -92,15 +103,17 @@ export class CheckpointService {
 
   close(): void {
     this.store.close();
+    this.remote?.close();
   }
 
-  create(
+  /** Takes a checkpoint, then uploads it when the server has an off-host store. */
+  async create(
     ref: string,
     opts: {
       kind?: 'manual' | 'scheduled'; label?: string; progress?: Progress; operationId?: string; pauseMode?: PauseChoice;
     } = {},
   ): Promise<Manifest> {
-    return captureCheckpoint({
+    const m = await captureCheckpoint({
       vms: this.vms,
       store: this.store,
       disks: this.disks,
@@ -108,6 +121,66 @@ export class CheckpointService {
       ...opts,
       operationId: opts.operationId ?? opts.progress?.operationId ?? null,
     });
+    if (this.remote) {
+      opts.progress?.(`uploading to ${this.remote.name}`);
+      try {
+        await this.upload(m.id);
+      } catch (e) {
+        throw new Error(
+          `checkpoint ${m.id} was taken and is kept on this host, but its upload failed: ${(e as Error).message} ` +
+            '(the next checkpoint of the VM uploads what this one lacks)',
+        );
+      }
+    }
+    return m;
+  }
+
+  /** Uploads a checkpoint of this store to the off-host store (idempotent; see remote/). */
+  async upload(id: string): Promise<UploadStats> {
+    if (!this.remote) throw new Error('this server has no checkpoint store off the host (serve --checkpoint-store)');
+    const release = await this.store.holdWriter(); // GC keeps what is being read
+    try {
+      const m = this.show(id);
+      const vm = this.vms.records.get(m.vmId);
+      if (!vm) throw new Error(`VM ${m.vmId} of checkpoint ${id} is gone`);
+      return await uploadCheckpoint(this.remote, this.store, m, { name: vm.name, spec: vm.spec });
+    } finally {
+      release();
+    }
+  }
+
+  /**
+   * Restores a checkpoint from an off-host store (the URL of another server's `--checkpoint-store`) as a new VM of
+   * `ownerId` named `as` (else as it was): downloads what it needs into this store (checked), makes the VM from the
+   * recorded spec, restores. A VM made here is deleted again when the restore fails.
+   */
+  async restoreFromStore(
+    url: string,
+    o: { vm: string; id: string; as?: string; ownerId: string; mode?: RestoreOptions['mode']; progress?: Progress },
+  ): Promise<{ vm: VmRecord; result: RestoreResult }> {
+    const bucket = new Bucket(parseStoreUrl(url));
+    try {
+      o.progress?.(`reading checkpoint ${o.id} in ${bucket.name}`);
+      const rec = await readRecord(bucket, o.id);
+      if (!rec) throw new Error(`checkpoint '${o.id}' is not in ${bucket.name}`);
+      if (o.vm !== rec.vm.name && o.vm !== rec.manifest.vmId)
+        throw new Error(`checkpoint ${o.id} in ${bucket.name} is of VM '${rec.vm.name}', not '${o.vm}'`);
+      const spec = specForThisHost(rec.vm.spec, rec.vm.name);
+      const name = o.as ?? rec.vm.name;
+      if (this.vms.records.byName(name)) throw new Error(`a VM named '${name}' already exists here: give --as NAME`);
+      await fetchCheckpoint(bucket, this.store, this.qemuImg, o.id, o.progress);
+      const vm = await this.vms.createFromSpec(name, o.ownerId, spec);
+      try {
+        const result = await this.restore(o.id, o.progress, { targetVmId: vm.id, mode: o.mode });
+        return { vm: this.vms.get(vm.id), result };
+      } catch (e) {
+        await this.vms.forceStop(vm.id).catch(() => undefined);
+        await this.vms.delete(vm.id).catch(() => undefined);
+        throw e;
+      }
+    } finally {
+      bucket.close();
+    }
   }
 
   // ---- capture workers left by a previous server (see worker/) ----

@@ -104,6 +104,7 @@ export async function createServer(config: OrielConfig, opts: { logger?: boolean
   const checkpoints = new CheckpointService(vms, {
     root: CheckpointService.defaultRoot(config.dataDir),
     qemuImg: config.qemuImgBinary,
+    remoteUrl: config.checkpointStore,
   });
   const quotas = new Quotas(db, users, vms, checkpoints, config.defaultQuota);
   const schedules = new CheckpointSchedules(db, vms, checkpoints, ops, quotas);

@@ -35,7 +35,7 @@ import type { QmpClient } from './qmp/index.ts';
 import { recheckSpecPaths } from './resolve-spec.ts';
 import { settleQemuExit, type Runtime } from './runtime.ts';
 import { prepareOpenclWindow } from './opencl-window.ts';
-import { hasDisk, VM_ID_RE, VM_NAME_RE, type VmCreateOptions, type VmState } from './spec.ts';
+import { hasDisk, VM_ID_RE, VM_NAME_RE, type VmCreateOptions, type VmSpec, type VmState } from './spec.ts';
 import { VmRecords, type VmRecord } from './records.ts';
 import { sleep, waitUntil } from './wait.ts';
 
@@ -136,6 +136,17 @@ export class VmManager extends EventEmitter {
     await recheckSpecPaths(src.name, src.spec, this.o);
     const networks = src.spec.nics?.map((n) => n.network);
     const vm = await provisionVm(this.o, this.records, { name, ownerId, spec: src.spec, networks });
+    this.emit('changed', vm);
+    return vm;
+  }
+
+  /** A new VM from a spec recorded elsewhere (a checkpoint restored from object storage), checked as createLike's
+   * (host files in the allowed folders). Network cards are this server's to give: none here. */
+  async createFromSpec(name: string, ownerId: string, spec: VmSpec): Promise<VmRecord> {
+    if (!VM_NAME_RE.test(name) || VM_ID_RE.test(name)) throw new OrielError(400, `invalid VM name '${name}'`, 'bad_request');
+    if (this.records.byName(name)) throw conflict(`a VM named '${name}' already exists`);
+    await recheckSpecPaths(name, spec, this.o);
+    const vm = await provisionVm(this.o, this.records, { name, ownerId, spec });
     this.emit('changed', vm);
     return vm;
   }

@@ -8,7 +8,9 @@ export {
   type ManifestMeta,
   type SealedStream,
 } from './store.ts';
-export { ObjectStore, ObjectCorruptError, ObjectMissingError, sha256, type FaultInjection } from './objects.ts';
+export {
+  ObjectStore, ObjectCorruptError, ObjectMissingError, sha256, checkedRecords, type FaultInjection, type ParsedRecord,
+} from './objects.ts';
 export {
   writeFileAtomic,
   PAGES_PER_TABLE,

@@ -136,22 +136,25 @@ export class ObjectStore {
   }
 
   private readAt(hash: Buffer, loc: Loc): Buffer {
+    return this.readRecordAt(hash, loc).content;
+  }
+
+  private readRecordAt(hash: Buffer, loc: Loc): { record: Buffer; content: Buffer } {
     const buf = Buffer.allocUnsafe(REC_HEADER + loc.stored);
     const got = readSync(this.fd(loc.pack), buf, 0, buf.length, loc.offset);
     const what = `object ${hash.toString('hex').slice(0, 16)}… (pack ${loc.pack} offset ${loc.offset})`;
     if (got !== buf.length) throw new ObjectCorruptError(`${what}: pack is truncated`);
     if (!buf.subarray(0, HASH_BYTES).equals(hash))
       throw new ObjectCorruptError(`${what}: record header names another object`);
-    const data = buf.subarray(REC_HEADER);
-    let out: Buffer;
-    try {
-      out = loc.codec === CODEC_DEFLATE ? inflateRawSync(data) : data;
-    } catch (e) {
-      throw new ObjectCorruptError(`${what}: cannot inflate: ${(e as Error).message}`);
-    }
-    if (out.length !== loc.raw || !sha256(out).equals(hash))
-      throw new ObjectCorruptError(`${what}: content does not match its hash`);
-    return out;
+    return { record: buf, content: decodeStored(buf.subarray(REC_HEADER), { ...loc, hash }, what) };
+  }
+
+  /** The object's record as it is in its pack (header and stored bytes), checked against its hash: what an upload to
+   * object storage copies (remote/). */
+  record(hash: Buffer): Buffer {
+    const loc = this.locStmt.get(hash) as Loc | undefined;
+    if (!loc) throw new ObjectMissingError(`object ${hash.toString('hex')} is not in the store`);
+    return this.readRecordAt(hash, loc).record;
   }
 
   /** Starts a write session on a new pack. */
@@ -449,4 +452,39 @@ export function looksIncompressible(data: Buffer): boolean {
     if (data.compare(data, period, period + 32, 0, 32) === 0) return false;
   }
   return true;
+}
+
+function decodeStored(data: Buffer, loc: { hash: Buffer; raw: number; codec: number }, what: string): Buffer {
+  let out: Buffer;
+  try {
+    out = loc.codec === CODEC_DEFLATE ? inflateRawSync(data) : data;
+  } catch (e) {
+    throw new ObjectCorruptError(`${what}: cannot inflate: ${(e as Error).message}`);
+  }
+  if (out.length !== loc.raw || !sha256(out).equals(loc.hash))
+    throw new ObjectCorruptError(`${what}: content does not match its hash`);
+  return out;
+}
+
+/** A stored record read back from elsewhere (a pack downloaded from object storage): its fields, checked. */
+export interface ParsedRecord { hash: Buffer; codec: number; raw: number; stored: Buffer }
+
+/** The records laid end to end in `buf` (as `ObjectStore.record` gives them), each decoded and checked against its
+ * hash; throws ObjectCorruptError naming `what` and the offset at the first one that is wrong. */
+export function* checkedRecords(buf: Buffer, what: string): Generator<ParsedRecord> {
+  let at = 0;
+  while (at < buf.length) {
+    const where = `${what} at byte ${at}`;
+    if (at + REC_HEADER > buf.length) throw new ObjectCorruptError(`${where}: truncated record header`);
+    const hash = Buffer.from(buf.subarray(at, at + HASH_BYTES));
+    const codec = buf[at + HASH_BYTES]!;
+    const raw = buf.readUInt32BE(at + HASH_BYTES + 1);
+    const len = buf.readUInt32BE(at + HASH_BYTES + 5);
+    if (codec !== CODEC_RAW && codec !== CODEC_DEFLATE) throw new ObjectCorruptError(`${where}: unknown codec ${codec}`);
+    if (at + REC_HEADER + len > buf.length) throw new ObjectCorruptError(`${where}: truncated record`);
+    const stored = buf.subarray(at + REC_HEADER, at + REC_HEADER + len);
+    decodeStored(stored, { hash, raw, codec }, `${where} (object ${hash.toString('hex').slice(0, 16)}…)`);
+    yield { hash, codec, raw, stored };
+    at += REC_HEADER + len;
+  }
 }

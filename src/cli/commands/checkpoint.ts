@@ -85,9 +85,13 @@ export function checkpointCommands(program: Command, api: () => Api): void {
     )
     .option('--as <name>', 'restore into a new VM with this name; the original keeps running')
     .option('--eager', 'load all RAM before the guest runs (no userfaultfd needed)')
-    .action(async (vm: string, id: string, o: { as?: string; eager?: boolean }) => {
+    .option('--from-store <url>', "from another server's --checkpoint-store (s3://BUCKET/PREFIX): a new VM here (admins)")
+    .action(async (vm: string, id: string, o: { as?: string; eager?: boolean; fromStore?: string }) => {
       const a = api();
-      const op = await a.checkpoints.restore(vm, id, { ...(o.as ? { as: o.as } : {}), ...(o.eager ? { mode: 'eager' } : {}) });
+      const opts = { ...(o.as ? { as: o.as } : {}), ...(o.eager ? { mode: 'eager' as const } : {}) };
+      const op = o.fromStore
+        ? await a.checkpoints.restoreFromStore({ url: o.fromStore, vm, id, ...opts })
+        : await a.checkpoints.restore(vm, id, opts);
       const done = await followOperation(a, op.id);
       const r = done.result as RestoreResult;
       const s = (ms: number) => `${(ms / 1000).toFixed(ms < 1000 ? 3 : 1)} s`;

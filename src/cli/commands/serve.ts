@@ -24,6 +24,7 @@ export function serveCommand(program: Command): void {
     .option('--tls-key <file>', 'PEM private key of --tls-cert (ORIEL_TLS_KEY)')
     .option('--no-tls', 'plain http even beyond loopback, e.g. behind a reverse proxy that does TLS (ORIEL_TLS=off)')
     .option('--trust-proxy <addrs>', 'reverse proxies (addresses or CIDRs, comma-separated) whose X-Forwarded-* headers are believed (ORIEL_TRUST_PROXY)')
+    .option('--checkpoint-store <url>', 'upload every checkpoint to s3://BUCKET/PREFIX[?endpoint=URL] (ORIEL_CHECKPOINT_STORE; credentials from AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY)')
     .option('--demo [image]', "start a VM named 'demo' owned by admin on a --nat network 'demo' (made if missing), from IMAGE, by default the desktop (built if missing)")
     .action(async (o) => {
       const config: OrielConfig = defaultConfig();
@@ -37,6 +38,7 @@ export function serveCommand(program: Command): void {
       if (o.tlsKey) config.tlsKey = resolve(o.tlsKey);
       if (o.tls === false) config.tls = 'off';
       if (o.trustProxy) config.trustProxy = splitList(o.trustProxy);
+      if (o.checkpointStore) config.checkpointStore = o.checkpointStore as string;
       const problems = configProblems(config);
       if (problems.length) throw new CliError(problems.join('\n'));
       const { createServer, isLoopback } = await import('../../server/index.ts');
@@ -69,6 +71,7 @@ export function serveCommand(program: Command): void {
       } else if (!isLoopback(config.host))
         out.write('  plain http (--no-tls): passwords and tokens cross the network in clear unless a proxy does TLS\n');
       out.write(`  data directory: ${config.dataDir}\n`);
+      if (config.checkpointStore) out.write(`  checkpoints uploaded to ${config.checkpointStore.replace(/\?.*$/, '')}\n`);
       if (server.firstAdmin) {
         out.write(`  admin account:  ${server.firstAdmin.name}\n`);
         if (server.firstAdmin.generated)

@@ -11,7 +11,8 @@ import type { ServerContext } from '../context.ts';
 import { checkpointProgress } from '../checkpoint-jobs/progress.ts';
 import {
   checkpointDetailSchema, checkpointParams, checkpointSchema, checkpointTakeSchema, noContentSchema, operationSchema,
-  pruneResultSchema, pruneSchema, restoreSchema, scheduleSchema, scheduleSetSchema, verifySchema, vmParams,
+  pruneResultSchema, pruneSchema, restoreFromStoreSchema, restoreSchema, scheduleSchema, scheduleSetSchema,
+  verifySchema, vmParams,
   type CheckpointDetail, type RestoreResult, type VerifyResult,
 } from '../../api/index.ts';
 import { operationView } from '../views.ts';
@@ -140,6 +141,35 @@ export function checkpointRoutes(app: FastifyInstance, ctx: ServerContext): void
           checkpoint: c.id, vm: target.name, mode: res.mode, ...(res.fallback ? { fallback: res.fallback } : {}),
           runningMs: res.runningMs, restoreMs: res.restoreMs, verifyMs: res.verifyMs, streamBytes: res.streamBytes,
           ...(req.body?.as && target.spec.nics?.length ? { note: COPY_CARDS_NOTE } : {}),
+        };
+      });
+      return reply.code(202).send(opView(op.id));
+    },
+  );
+
+  r.post(
+    '/api/checkpoints/restore-from-store',
+    {
+      schema: {
+        tags: ['checkpoints'],
+        summary:
+          'Restore a checkpoint another server uploaded to object storage (its --checkpoint-store) as a new VM here, ' +
+          'owned by the caller: the seed of failover. Admins only (the server reaches the URL with its own AWS ' +
+          'credentials). An operation; its result says how it went',
+        body: restoreFromStoreSchema,
+        response: { 202: operationSchema },
+      },
+    },
+    async (req, reply) => {
+      const user = requireAdmin(req);
+      const b = req.body;
+      const op = ctx.ops.start('checkpoint.restore', { userId: user.id }, async (o): Promise<RestoreResult> => {
+        const { vm, result: res } = await cps.restoreFromStore(b.url, {
+          vm: b.vm, id: b.id, as: b.as, ownerId: user.id, mode: b.mode, progress: checkpointProgress(o),
+        });
+        return {
+          checkpoint: b.id, vm: vm.name, mode: res.mode, ...(res.fallback ? { fallback: res.fallback } : {}),
+          runningMs: res.runningMs, restoreMs: res.restoreMs, verifyMs: res.verifyMs, streamBytes: res.streamBytes,
         };
       });
       return reply.code(202).send(opView(op.id));

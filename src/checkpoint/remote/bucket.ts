@@ -1,0 +1,151 @@
+// Where checkpoints go off the host: an S3-compatible bucket named by a URL, `s3://BUCKET/PREFIX`, with an optional
+// `?endpoint=URL` (else AWS_ENDPOINT_URL_S3 or AWS_ENDPOINT_URL; else AWS itself) and `&region=` (else AWS_REGION,
+// else us-east-1). Credentials come only from the SDK's standard sources (AWS_ACCESS_KEY_ID and
+// AWS_SECRET_ACCESS_KEY, a profile, an instance role): never from the URL, which is shown in logs and operations.
+import { createReadStream, createWriteStream, statSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { pipeline } from 'node:stream/promises';
+import { Transform, type Readable } from 'node:stream';
+import { GetObjectCommand, HeadObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
+
+export interface BucketLocation {
+  bucket: string;
+  /** '' or ending in '/'. */
+  prefix: string;
+  endpoint?: string;
+  region: string;
+}
+
+/** Parses a store URL; throws an Error saying what is wrong. */
+export function parseStoreUrl(url: string, env: NodeJS.ProcessEnv = process.env): BucketLocation {
+  let u: URL;
+  try {
+    u = new URL(url);
+  } catch {
+    throw new Error(`checkpoint store '${url}' is not a URL: give s3://BUCKET/PREFIX`);
+  }
+  if (u.protocol !== 's3:') throw new Error(`checkpoint store '${redact(url)}': only s3://BUCKET/PREFIX is supported`);
+  if (u.username || u.password)
+    throw new Error('a checkpoint store URL never holds credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY');
+  const bucket = u.hostname;
+  if (!/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/.test(bucket))
+    throw new Error(`checkpoint store '${redact(url)}': '${bucket}' is not a valid bucket name`);
+  const path = decodeURIComponent(u.pathname).replace(/^\/+|\/+$/g, '');
+  if (path.split('/').some((p) => p === '.' || p === '..') || /[\0\\]/.test(path))
+    throw new Error(`checkpoint store '${redact(url)}': bad prefix '${path}'`);
+  for (const k of u.searchParams.keys()) {
+    if (k !== 'endpoint' && k !== 'region')
+      throw new Error(`checkpoint store '${redact(url)}': unknown parameter '${k}' (endpoint, region)`);
+  }
+  const endpoint = u.searchParams.get('endpoint') ?? env.AWS_ENDPOINT_URL_S3 ?? env.AWS_ENDPOINT_URL;
+  if (endpoint) {
+    let e: URL;
+    try {
+      e = new URL(endpoint);
+    } catch {
+      throw new Error(`checkpoint store endpoint '${redact(endpoint)}' is not a URL`);
+    }
+    if (!['http:', 'https:'].includes(e.protocol) || e.username || e.password)
+      throw new Error(`checkpoint store endpoint '${redact(endpoint)}' must be http(s)://HOST[:PORT] without credentials`);
+  }
+  return {
+    bucket,
+    prefix: path ? `${path}/` : '',
+    ...(endpoint ? { endpoint } : {}),
+    region: u.searchParams.get('region') ?? env.AWS_REGION ?? env.AWS_DEFAULT_REGION ?? 'us-east-1',
+  };
+}
+
+/** A URL as it may be shown: no query, no user info. */
+export function redact(url: string): string {
+  return url.replace(/\?.*$/, '').replace(/\/\/[^/@]*@/, '//');
+}
+
+export class NotInBucketError extends Error {
+  override name = 'NotInBucketError';
+}
+
+/** The few object operations the checkpoint store needs, on keys under the location's prefix. */
+export class Bucket {
+  private readonly s3: S3Client;
+
+  constructor(readonly loc: BucketLocation) {
+    this.s3 = new S3Client({
+      region: loc.region,
+      ...(loc.endpoint ? { endpoint: loc.endpoint, forcePathStyle: true } : {}),
+      // S3-compatible servers do not all take the SDK's default streaming checksums (aws-chunked uploads): content
+      // is checked by its SHA-256 name instead.
+      requestChecksumCalculation: 'WHEN_REQUIRED',
+      responseChecksumValidation: 'WHEN_REQUIRED',
+      maxAttempts: 4,
+      // A store that stops answering fails the operation instead of holding it (socket idle limit, not total time).
+      requestHandler: { connectionTimeout: 10_000, requestTimeout: 120_000 },
+    });
+  }
+
+  /** `s3://bucket/prefix`, for messages. */
+  get name(): string {
+    return `s3://${this.loc.bucket}/${this.loc.prefix}`;
+  }
+
+  close(): void {
+    this.s3.destroy();
+  }
+
+  async exists(key: string): Promise<boolean> {
+    try {
+      await this.call(key, () => this.s3.send(new HeadObjectCommand({ Bucket: this.loc.bucket, Key: this.key(key) })));
+      return true;
+    } catch (e) {
+      if (e instanceof NotInBucketError) return false;
+      throw e;
+    }
+  }
+
+  async put(key: string, body: Buffer | string): Promise<void> {
+    await this.call(key, () =>
+      this.s3.send(new PutObjectCommand({ Bucket: this.loc.bucket, Key: this.key(key), Body: body })));
+  }
+
+  /** Uploads a file (read as a stream: disk images may be large). */
+  async putFile(key: string, file: string): Promise<void> {
+    const size = statSync(file).size;
+    await this.call(key, () => this.s3.send(new PutObjectCommand({
+      Bucket: this.loc.bucket, Key: this.key(key), Body: createReadStream(file), ContentLength: size,
+    })));
+  }
+
+  async get(key: string): Promise<Buffer> {
+    const r = await this.call(key, () =>
+      this.s3.send(new GetObjectCommand({ Bucket: this.loc.bucket, Key: this.key(key) })));
+    return Buffer.from(await r.Body!.transformToByteArray());
+  }
+
+  /** Downloads into `file`; returns the SHA-256 (hex) of what was written. */
+  async getFile(key: string, file: string): Promise<string> {
+    const r = await this.call(key, () =>
+      this.s3.send(new GetObjectCommand({ Bucket: this.loc.bucket, Key: this.key(key) })));
+    const h = createHash('sha256');
+    const tap = new Transform({ transform(chunk: Buffer, _e, cb) { h.update(chunk); cb(null, chunk); } });
+    await pipeline(r.Body as Readable, tap, createWriteStream(file, { mode: 0o600 }));
+    return h.digest('hex');
+  }
+
+  private key(k: string): string {
+    return this.loc.prefix + k;
+  }
+
+  /** Runs an S3 call; errors name the key and the store, a missing key is a NotInBucketError. */
+  private async call<T>(key: string, fn: () => Promise<T>): Promise<T> {
+    try {
+      return await fn();
+    } catch (e) {
+      const err = e as { name?: string; message?: string; $metadata?: { httpStatusCode?: number } };
+      const status = err.$metadata?.httpStatusCode;
+      if (status === 404 || err.name === 'NoSuchKey' || err.name === 'NotFound')
+        throw new NotInBucketError(`${this.name}${key} is not in the checkpoint store`);
+      throw new Error(`checkpoint store ${this.name}${key}: ${err.name ?? 'error'}${status ? ` (HTTP ${status})` : ''}` +
+        `${err.message && err.message !== err.name ? `: ${err.message}` : ''}`);
+    }
+  }
+}
