@@ -125,3 +125,7 @@ export const hasDisk = (spec: VmSpec): boolean => !!(spec.baseDisk || spec.blank
 
 /** The OpenCL zero-copy window of a VM without openclWindowMiB. */
 export const DEFAULT_OPENCL_WINDOW_MIB = 256;
+
+/** Host memory a running VM holds: its RAM, and its OpenCL window (shared memory the guest can fill). */
+export const hostMemoryMiB = (spec: Pick<VmSpec, 'memoryMiB' | 'opencl' | 'openclWindowMiB'>): number =>
+  spec.memoryMiB + (spec.opencl ? spec.openclWindowMiB ?? DEFAULT_OPENCL_WINDOW_MIB : 0);

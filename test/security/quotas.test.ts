@@ -142,6 +142,13 @@ describe('quotas', () => {
     assert.equal(c.status, 403);
     assert.equal(c.body.message, 'quota: running vCPUs would be 3 of 2 allowed');
     await forceStopAll(alice);
+    // An OpenCL window is host memory the guest can fill: it counts as running memory.
+    await setQuota('alice', { memoryMiB: 512, cpus: null });
+    const w = await alice.post('/api/vms', tiny('cl', { opencl: true, openclWindowMiB: 512 }));
+    assert.equal(w.status, 201, JSON.stringify(w.body));
+    const s = await alice.post('/api/vms/cl/start');
+    assert.equal(s.status, 403, JSON.stringify(s.body));
+    assert.equal(s.body.message, 'quota: running memory would be 576 MiB of 512 MiB allowed');
     await deleteAll(alice);
   });
 

@@ -3,7 +3,8 @@
 //
 // What counts:
 // - vms: VMs the user owns.
-// - memoryMiB, cpus: VMs that hold a QEMU process (starting, running, paused, stopping). A paused guest keeps its
+// - memoryMiB, cpus: VMs that hold a QEMU process (starting, running, paused, stopping), their OpenCL window
+//   (host shared memory the guest can fill) counted as memory. A paused guest keeps its
 //   RAM, so resuming takes nothing new: start (and a restore, which starts QEMU) is where these are checked.
 // - diskBytes: the provisioned (virtual) size of the user's VM disks, not what their overlays have allocated so far.
 //   A guest can grow its overlay up to the virtual size at any moment, without any request Oriel could refuse; only
@@ -23,7 +24,7 @@ import { OrielError } from '../../errors.ts';
 import type { CheckpointService } from '../../checkpoint/service.ts';
 import type { Db } from '../../db/database.ts';
 import type { VmManager } from '../../vm/manager.ts';
-import type { VmSpec } from '../../vm/spec.ts';
+import { hostMemoryMiB, type VmSpec } from '../../vm/spec.ts';
 import type { VmRecord } from '../../vm/records.ts';
 import type { User, Users } from '../auth/users.ts';
 
@@ -116,7 +117,7 @@ export class Quotas {
     return {
       list,
       vms: list.length,
-      memoryMiB: live.reduce((a, v) => a + v.spec.memoryMiB, 0),
+      memoryMiB: live.reduce((a, v) => a + hostMemoryMiB(v.spec), 0),
       cpus: live.reduce((a, v) => a + v.spec.cpus, 0),
       diskBytes: list.reduce((a, v) => a + this.diskBytes(v), 0) + this.vms.images.bytesOf(userId),
     };
@@ -182,10 +183,11 @@ export class Quotas {
   }
 
   /** Whether `spec` may run for `ownerId` besides what runs now (`exceptVmId` not counted twice). */
-  checkRun(ownerId: string, spec: Pick<VmSpec, 'memoryMiB' | 'cpus'>, exceptVmId?: string): void {
+  checkRun(ownerId: string, spec: Pick<VmSpec, 'memoryMiB' | 'cpus' | 'opencl' | 'openclWindowMiB'>,
+    exceptVmId?: string): void {
     const l = this.limitsOf(ownerId);
     const live = this.vms.list(ownerId).filter((v) => LIVE_STATES.has(v.state) && v.id !== exceptVmId);
-    const mem = live.reduce((a, v) => a + v.spec.memoryMiB, 0) + spec.memoryMiB;
+    const mem = live.reduce((a, v) => a + hostMemoryMiB(v.spec), 0) + hostMemoryMiB(spec);
     const cpus = live.reduce((a, v) => a + v.spec.cpus, 0) + spec.cpus;
     if (l.memoryMiB !== null && mem > l.memoryMiB)
       throw quotaExceeded(`running memory would be ${mem} MiB of ${l.memoryMiB} MiB allowed`);
