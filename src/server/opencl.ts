@@ -1,6 +1,7 @@
 // OpenCL remoting (src/remoting) follows the VMs: a VM created with `opencl` gets its helper process when its QEMU
 // runs (the helper connects to the port's socket QEMU serves) and loses it when the VM stops, crashes or goes.
 import { RemotingHelpers } from '../remoting/index.ts';
+import { followVms } from '../vm/follow.ts';
 import type { VmManager } from '../vm/manager.ts';
 import { vmPaths } from '../vm/paths.ts';
 import type { VmRecord } from '../vm/records.ts';
@@ -19,18 +20,16 @@ export class OpenClRemoting {
   };
 
   private readonly onVmDeleted = (vm: VmRecord) => this.helpers.stop(vm.id);
+  private unfollow: (() => void) | undefined;
 
   constructor(private readonly vms: VmManager, private readonly dataDir: string) {}
 
   start(): void {
-    this.vms.on('changed', this.onVm);
-    this.vms.on('deleted', this.onVmDeleted);
-    for (const vm of this.vms.list()) this.onVm(vm);
+    this.unfollow = followVms(this.vms, { changed: this.onVm, deleted: this.onVmDeleted });
   }
 
   close(): void {
-    this.vms.off('changed', this.onVm);
-    this.vms.off('deleted', this.onVmDeleted);
+    this.unfollow?.();
     this.helpers.stopAll();
   }
 }

@@ -5,6 +5,7 @@
 // never thrown, so one guest cannot stop the server.
 import { randomBytes } from 'node:crypto';
 import type { Db } from '../../db/database.ts';
+import { followVms } from '../../vm/follow.ts';
 import type { VmManager } from '../../vm/manager.ts';
 import type { VmRecord } from '../../vm/records.ts';
 import { nicSocket } from '../../vm/paths.ts';
@@ -77,6 +78,7 @@ export class Networks {
       this.log('cannot connect the VM\'s network cards', { vm: vm.name, error: (e as Error).message });
     }
   };
+  private unfollow: (() => void) | undefined;
   private readonly onVmDeleted = (vm: VmRecord) => {
     this.dropPorts(vm.id);
     for (const id of new Set((vm.spec.nics ?? []).map((n) => n.network))) this.refreshHosts(id);
@@ -93,14 +95,11 @@ export class Networks {
   /** Puts every network on the switch and follows the VMs: ports for the cards of the running ones. */
   start(): void {
     for (const n of this.list()) this.publish(n);
-    this.vms.on('changed', this.onVm);
-    this.vms.on('deleted', this.onVmDeleted);
-    for (const vm of this.vms.list()) this.onVm(vm);
+    this.unfollow = followVms(this.vms, { changed: this.onVm, deleted: this.onVmDeleted });
   }
 
   close(): void {
-    this.vms.off('changed', this.onVm);
-    this.vms.off('deleted', this.onVmDeleted);
+    this.unfollow?.();
     for (const u of this.uplinks.values()) u.stop();
     this.uplinks.clear();
     this.switch.close();
