@@ -3,7 +3,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { primarySurface } from '../../../src/spice-node/index.ts';
 import type { SpiceSession } from '../../../src/spice/index.ts';
-import { screendump, type QemuInstance } from './qemu.ts';
+import { screendump, type Screen } from './qemu.ts';
 
 export interface CompareResult {
   equal: boolean;
@@ -13,7 +13,7 @@ export interface CompareResult {
   detail: string;
 }
 
-export async function compareOnce(session: SpiceSession, q: QemuInstance): Promise<CompareResult> {
+export async function compareOnce(session: SpiceSession, q: Screen): Promise<CompareResult> {
   const ppm = await screendump(q);
   const s = primarySurface(session);
   if (!s) return { equal: false, width: ppm.width, height: ppm.height, differing: -1, detail: 'no primary surface' };
@@ -38,7 +38,7 @@ export async function compareOnce(session: SpiceSession, q: QemuInstance): Promi
 }
 
 /** Retries until equal or `timeoutMs` passes; returns the last comparison. */
-export async function waitForMatch(session: SpiceSession, q: QemuInstance, timeoutMs = 8000): Promise<CompareResult> {
+export async function waitForMatch(session: SpiceSession, q: Screen, timeoutMs = 8000): Promise<CompareResult> {
   const deadline = Date.now() + timeoutMs;
   let last: CompareResult;
   do {
@@ -50,7 +50,7 @@ export async function waitForMatch(session: SpiceSession, q: QemuInstance, timeo
 }
 
 /** PSNR in dB of the client's primary surface against screendump, RGB channels (Infinity if equal). */
-export async function psnrOnce(session: SpiceSession, q: QemuInstance): Promise<number> {
+export async function psnrOnce(session: SpiceSession, q: Screen): Promise<number> {
   const ppm = await screendump(q);
   const s = primarySurface(session);
   if (!s || s.width !== ppm.width || s.height !== ppm.height) return 0;
@@ -64,7 +64,7 @@ export async function psnrOnce(session: SpiceSession, q: QemuInstance): Promise<
 /** Retries until the PSNR reaches `minDb` or `timeoutMs` passes; returns the best value seen. */
 export async function waitForPsnr(
   session: SpiceSession,
-  q: QemuInstance,
+  q: Screen,
   minDb: number,
   timeoutMs = 8000,
 ): Promise<number> {

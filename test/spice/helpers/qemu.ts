@@ -109,7 +109,13 @@ export function parsePpm(buf: Buffer): Ppm {
   return { width, height, rgb: new Uint8Array(buf.subarray(pos, pos + width * height * 3)) };
 }
 
-export async function screendump(q: QemuInstance): Promise<Ppm> {
+/** What a screendump needs: a folder for the file and a QMP connection (a QemuInstance, or a server's VM). */
+export interface Screen {
+  dir: string;
+  qmp: { execute(command: 'screendump', args: { filename: string }): Promise<unknown> };
+}
+
+export async function screendump(q: Screen): Promise<Ppm> {
   const file = join(q.dir, 'screen.ppm');
   await q.qmp.execute('screendump', { filename: file });
   return parsePpm(readFileSync(file));
