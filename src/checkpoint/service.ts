@@ -327,12 +327,13 @@ export class CheckpointService {
   }
 
   /** Checks every object of the store (store.checkObjects) and every checkpoint's disk image (disk-verify.ts), with
-   * no checkpoint being written meanwhile. Disk problems are listed under their checkpoint as `disk FILE: what`. */
-  verify(): Promise<VerifyReport & { diskImages: number }> {
+   * no checkpoint being written meanwhile; with `ids`, only what those checkpoints need. Disk problems are listed
+   * under their checkpoint as `disk FILE: what`. */
+  verify(ids?: string[]): Promise<VerifyReport & { diskImages: number }> {
     return this.store.exclusive(async () => {
-      const rep = this.store.checkObjects();
+      const rep = this.store.checkObjects(ids);
       let diskImages = 0;
-      for (const m of this.store.list()) {
+      for (const m of this.store.list().filter((x) => !ids || ids.includes(x.id))) {
         for (const d of m.disks) {
           diskImages++;
           let problem = await diskImageProblem(this.qemuImg, this.root, d);

@@ -1,10 +1,10 @@
 // Crash safety, the hard way: 20 trials in which a checkpoint is started and, at a random moment, either the Oriel
-// server process or QEMU is killed with SIGKILL. After every trial the earlier checkpoint must verify and the VM
-// must run again. QEMU killed: the checkpoint fails, the VM is crashed and starts again. Oriel killed: the capture
-// worker (a process of its own) finishes or aborts the checkpoint alone, the restarted server takes its outcome over
-// (the operation ends succeeded or failed with a reason, never left running), and the VM was never stopped: no
-// restart needed, the guest's counter keeps counting, `vm exec` answers. At the end the protected checkpoint, and
-// one a worker finished alone, restore the guest exactly.
+// server process or QEMU is killed with SIGKILL. After every trial the protected (earlier) checkpoint must verify
+// and the VM must run again; after each ten, every checkpoint must verify. QEMU killed: the checkpoint fails, the VM
+// is crashed and starts again. Oriel killed: the capture worker (a process of its own) finishes or aborts the
+// checkpoint alone, the restarted server takes its outcome over (the operation ends succeeded or failed with a
+// reason, never left running), and the VM was never stopped: no restart needed, the guest's counter keeps counting,
+// `vm exec` answers. At the end the protected checkpoint, and one a worker finished alone, restore the guest exactly.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -168,13 +168,17 @@ describe('checkpoints survive crashes', () => {
         assert.equal(vm.state, 'running', `${what}: ${JSON.stringify(vm)}`);
         log.push(`qemu@${delay}ms:${done.status}`);
       }
-      const v = await api.post('/api/vms/c/checkpoints/verify');
-      const res = await waitOp(v.body.id);
-      assert.equal(res.status, 'succeeded', `${what}: every checkpoint verifies: ${res.error}`);
-      assert.ok(res.result.checked.includes(good), `${what}: the protected checkpoint is still there`);
+      // The protected checkpoint after every trial (every hash it names, its disk image); all of them after the
+      // batch.
+      const res = await waitOp((await api.post('/api/vms/c/checkpoints/verify', { id: good })).body.id);
+      assert.equal(res.status, 'succeeded', `${what}: the protected checkpoint verifies: ${res.error}`);
+      assert.deepEqual(res.result.checked, [good], `${what}: the protected checkpoint is still there`);
       const alive = await exec('true');
       assert.equal(alive.exitCode, 0, `${what}: the guest answers: ${JSON.stringify(alive)}`);
     }
+    const all = await waitOp((await api.post('/api/vms/c/checkpoints/verify')).body.id);
+    assert.equal(all.status, 'succeeded', `after ${n} ${kill} kills every checkpoint verifies: ${all.error}`);
+    assert.ok(all.result.checked.includes(good) && all.result.checked.length > 2, JSON.stringify(all.result));
     // Checkpoints keep working after all that.
     const after = await waitOp((await api.post('/api/vms/c/checkpoints', { label: 'after' })).body.id);
     assert.equal(after.status, 'succeeded', after.error ?? '');

@@ -224,6 +224,10 @@ describe('migration stream and page store', () => {
       assert.equal(rep.ok, false);
       assert.equal(rep.corrupt.length, 1);
       assert.deepEqual(Object.keys(rep.broken).sort(), ['c1', 'c2']);
+      // One checkpoint's check reads only what it names, and judges only it.
+      const one = await store.verify(['c2']);
+      assert.deepEqual([one.ok, one.corrupt, Object.keys(one.broken)], [false, rep.corrupt, ['c2']]);
+      assert.ok(one.objects < rep.objects + 1 && one.objects > 0, `${one.objects} objects read`);
       assert.throws(() => rebuilt(store, m1), /does not match its hash|cannot inflate|names another object/);
     } finally {
       store.close();

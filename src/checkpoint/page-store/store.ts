@@ -280,27 +280,41 @@ export class CheckpointStore {
   }
 
   /** Reads every object and checks its hash; checks every manifest names only objects that are there and sound. */
-  verify(): Promise<VerifyReport> {
-    return this.exclusive(() => this.checkObjects());
+  verify(ids?: string[]): Promise<VerifyReport> {
+    return this.exclusive(() => this.checkObjects(ids));
   }
 
-  /** verify's work, for a caller already running alone (inside exclusive). */
-  checkObjects(): VerifyReport {
+  /** verify's work, for a caller already running alone (inside exclusive). With `ids`, only the objects those
+   * checkpoints name are read (each once), and only they are judged; without, every object of the store. */
+  checkObjects(ids?: string[]): VerifyReport {
     const corrupt = new Set<string>();
     let objects = 0;
-    for (const row of this.objects.all()) {
-      objects++;
-      try {
-        this.objects.check(row);
-      } catch {
-        corrupt.add(row.hash.toString('hex'));
+    const manifests = ids ? ids.map((id) => this.get(id)).filter((m): m is Manifest => !!m) : this.list();
+    if (!ids) {
+      for (const row of this.objects.all()) {
+        objects++;
+        try {
+          this.objects.check(row);
+        } catch {
+          corrupt.add(row.hash.toString('hex'));
+        }
       }
     }
+    const seen = new Set<string>();
     const broken: Record<string, string[]> = {};
-    for (const m of this.list()) {
+    for (const m of manifests) {
       const bad = new Set<string>();
       try {
         for (const h of this.references(m)) {
+          if (ids && !seen.has(h)) {
+            seen.add(h);
+            objects++;
+            try {
+              this.blob(h); // read and hashed
+            } catch {
+              corrupt.add(h);
+            }
+          }
           if (corrupt.has(h) || !this.objects.has(Buffer.from(h, 'hex'))) bad.add(h);
         }
       } catch (e) {
