@@ -90,7 +90,7 @@ const plainBackgroundPause = () => recipes.run('plain background');
 
 /** Under each write rate, `perScenario` rounds of every recipe (interleaved, so they share the load), then p50/p99. */
 async function pauseComparison(): Promise<void> {
-  const kinds = ['Oriel precopy (default)', 'Oriel background', 'plain background', 'stop + disk + background',
+  const kinds = ['Oriel precopy', 'Oriel background', 'plain background', 'stop + disk + background',
     'precopy + pbs + disk', 'savevm'] as const;
   const out: { rate: number; achieved: number; kind: string; ms: number[]; load: string }[] = [];
   await svc.create('b', { pauseMode: 'background' }); // the first one backs the whole disk up: not measured
@@ -105,7 +105,10 @@ async function pauseComparison(): Promise<void> {
         if (k === 'savevm' && i > 0) continue;
         let p: number | null;
         if (k.startsWith('Oriel')) {
-          const m = await svc.create('b', { pauseMode: k === 'Oriel background' ? 'background' : 'precopy' });
+          // Under TCG Oriel never chooses precopy (QEMU 7.2 loses guest writes: pause-mode.ts); here only its pause
+          // is measured, as it would be under KVM.
+          const m = await svc.create('b', k === 'Oriel background'
+            ? { pauseMode: 'background' } : { pauseMode: 'precopy', inexactTcgPrecopy: true });
           p = m.stats.pauseMs;
         } else {
           p = await recipes.run(k as Recipe);

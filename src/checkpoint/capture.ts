@@ -13,7 +13,7 @@
 // chosen per checkpoint (pause-mode.ts):
 //   precopy     migrate with pause-before-switchover while the guest runs; in QEMU's pause (pre-switchover) the
 //               disk transaction, then migrate-continue; `cont` once the migration completed (the default for
-//               ordinary RAM)
+//               ordinary RAM under KVM; never under TCG, where QEMU 7.2's precopy loses guest writes)
 //   background  on one QMP connection, without waiting between them:
 //     stop                          the guest stops (STOP event); block devices are drained and flushed
 //     transaction [bitmap, backup]  the disk's point in time (disk.ts)
@@ -53,8 +53,11 @@ export interface CaptureOptions {
   /** The server operation this checkpoint is taken for: a worker that outlives the server names it in its result. */
   operationId?: string | null;
   signal?: AbortSignal;
-  /** The pause recipe for a running VM (pause-mode.ts); 'auto' (the default) chooses per checkpoint. */
+  /** The pause recipe for a running VM (pause-mode.ts); default ORIEL_CHECKPOINT_PAUSE, else 'auto' (chosen per
+   * checkpoint). */
   pauseMode?: PauseChoice;
+  /** Measurements only: a forced precopy runs under TCG too (pause-mode.ts: its checkpoint may not be exact). */
+  inexactTcgPrecopy?: boolean;
 }
 
 export const newCheckpointId = (): string =>
@@ -127,8 +130,10 @@ export async function captureCheckpoint(o: CaptureOptions): Promise<Manifest> {
       o.progress?.('preparing the disk image');
       disk = await o.disks.plan(qmp, vm.id, id);
       if (live) {
+        const kvm = await qmp.execute<{ enabled: boolean }>('query-kvm');
         mode = choosePauseMode({
           forced: o.pauseMode, hugepages: !!vm.spec.hugepages, diskCopyBytes: disk ? disk.copyBytes : null,
+          accel: kvm.enabled ? 'kvm' : 'tcg', inexactTcgPrecopy: o.inexactTcgPrecopy,
         });
       }
       await setCapabilities(qmp, mode);

@@ -13,6 +13,15 @@
 // QEMU 7.2 inactivates the block devices when a precopy completes, which fails (the migration with it) while the
 // checkpoint's backup job still runs: the precopy pause waits for the job to conclude before migrate-continue, so
 // it is chosen only when the backup has little to copy (an incremental one below PRECOPY_DISK_LIMIT).
+//
+// Precopy needs KVM. Under TCG QEMU 7.2 loses guest writes during a precopy: its dirty-bitmap sync clears the
+// migration bits of whole 64-page words without re-arming the vCPUs' TLB "not dirty" traps, so a guest that keeps
+// writing to a page through a TLB entry it already holds is never seen dirtying it again, and the page's stale
+// version is what the stream carries (fixed upstream in 9.0: "physmem: Fix migration dirty bitmap coherency with
+// TCG memory access", 03bfc2188f). Measured here (bench/precopy-oracle.ts): with guest/memcheck rewriting 24 MiB,
+// QEMU's own loader fed the precopy stream differs from the source's RAM at the end of the migration in 1,600–3,600
+// pages; a restored guest hangs. KVM's dirty log does not have this flaw; background snapshots (userfaultfd write
+// protection) are exact under both.
 import type { QmpClient, QmpEvent } from '../vm/qmp/index.ts';
 
 export type PauseMode = 'background' | 'precopy';
@@ -26,20 +35,39 @@ export const PRECOPY_PARAMETERS = { 'downtime-limit': 5, 'max-bandwidth': 64 * 2
 /** With no pre-switchover within this long, a precopy checkpoint is given up (cancelled; the guest runs on). */
 const CONVERGE_MS = 10 * 60_000;
 
+/** The server-wide default recipe, ORIEL_CHECKPOINT_PAUSE: `auto` (unset: the default) or `background`. */
+export function pauseModeFromEnv(env: NodeJS.ProcessEnv = process.env): PauseChoice {
+  const v = env.ORIEL_CHECKPOINT_PAUSE;
+  if (v === undefined || v === '' || v === 'auto') return 'auto';
+  if (v === 'background') return 'background';
+  throw new Error(`ORIEL_CHECKPOINT_PAUSE is '${v}': it must be 'auto' (the default) or 'background'`);
+}
+
 /**
- * The recipe for one checkpoint of a running VM: `forced` wins; then the server's default, ORIEL_CHECKPOINT_PAUSE:
- * `background` (the default) or `auto`. `auto` takes background when the disk backup is too big to copy inside a
- * precopy pause, or the RAM is in huge pages (their write protection is cheap: 4–6 ms at 2 GiB), precopy for ordinary
- * RAM (README.md has the measurements). Not `auto` by default yet: an eager restore of a precopy checkpoint of a guest
- * rewriting its memory at ~1 GiB/s left a guest that did not answer (test/checkpoint/under-writes.test.ts, once).
+ * The recipe for one checkpoint of a running VM: `forced` wins (a forced precopy under TCG is refused: see above);
+ * then the server's default (pauseModeFromEnv). `auto` takes background when the guest runs under TCG (precopy
+ * loses its writes), when the disk backup is too big to copy inside a precopy pause, or when the RAM is in huge
+ * pages (their write protection is cheap: 4–6 ms at 2 GiB); precopy otherwise (README.md has the measurements).
  */
 export function choosePauseMode(o: {
   forced?: PauseChoice;
   hugepages: boolean;
   diskCopyBytes: number | null;
+  /** What the guest runs on (QMP query-kvm). */
+  accel: 'kvm' | 'tcg';
+  env?: NodeJS.ProcessEnv;
+  /** Measurements only (bench/checkpoint.ts --pauses): a forced precopy runs under TCG too, its checkpoint possibly
+   * not the guest's instant. */
+  inexactTcgPrecopy?: boolean;
 }): PauseMode {
-  if (o.forced && o.forced !== 'auto') return o.forced;
-  if (!o.forced && process.env.ORIEL_CHECKPOINT_PAUSE !== 'auto') return 'background';
+  const choice = o.forced ?? pauseModeFromEnv(o.env);
+  if (choice === 'precopy' && o.accel !== 'kvm' && !(o.forced === 'precopy' && o.inexactTcgPrecopy)) {
+    throw new Error(
+      'a precopy checkpoint needs KVM: under TCG QEMU 7.2 loses guest writes during a precopy (use the background recipe)',
+    );
+  }
+  if (choice !== 'auto') return choice;
+  if (o.accel !== 'kvm') return 'background';
   if (o.diskCopyBytes !== null && o.diskCopyBytes > PRECOPY_DISK_LIMIT) return 'background';
   return o.hugepages ? 'background' : 'precopy';
 }

@@ -111,6 +111,8 @@ export class CheckpointService {
     ref: string,
     opts: {
       kind?: 'manual' | 'scheduled'; label?: string; progress?: Progress; operationId?: string; pauseMode?: PauseChoice;
+      /** Measurements only (see CaptureOptions). */
+      inexactTcgPrecopy?: boolean;
     } = {},
   ): Promise<Manifest> {
     const m = await captureCheckpoint({

@@ -20,7 +20,7 @@ describe('checkpoints of a running guest', () => {
   // O_DIRECT (so it is on the disk, not only in the guest's page cache) and read back the same way.
   const state = () =>
     sh('cat /mnt/c; md5sum /mnt/p | cut -c1-32; dd if=/dev/vda bs=512 count=1 iflag=direct 2>/dev/null | head -c 12');
-  const chain: { id: string; expect: string; pauseMs: number | null }[] = [];
+  const chain: { id: string; expect: string; pauseMs: number | null; mode?: string }[] = [];
   /** Handed to the store and, per checkpoint, to its capture worker: set only around the full-disk test. */
   const faults: FaultInjection = {};
 
@@ -40,28 +40,30 @@ describe('checkpoints of a running guest', () => {
   });
 
   test('five live checkpoints, the guest changing between them', async () => {
+    const kvm = (await rig.vms.qmp('ck').execute<{ enabled: boolean }>('query-kvm')).enabled;
     for (let i = 1; i <= 5; i++) {
       await sh(
         `echo ${i} > /mnt/c; dd if=/dev/urandom of=/mnt/p bs=4k count=16 seek=${i * 40} conv=notrunc 2>/dev/null; printf 'disk-state-${i}' | dd of=/dev/vda bs=512 conv=sync oflag=direct 2>/dev/null`,
       );
       const expect = await state();
-      // The `auto` recipe: background for the first (its full disk backup is too big to copy in a precopy pause),
-      // precopy after; the third is asked for background, so the chain mixes both.
+      // The `auto` recipe (the default): background for the first (its full disk backup is too big to copy in a
+      // precopy pause), precopy after under KVM, background under TCG (QEMU 7.2's precopy loses guest writes there);
+      // the third is asked for background.
       const m = await svc.create('ck', { kind: 'scheduled', pauseMode: i === 3 ? 'background' : 'auto' });
       assert.equal(rig.vms.get('ck').state, 'running', 'the checkpoint pause does not show as a pause');
       assert.equal(m.disks[0]!.mode, i === 1 ? 'full' : 'incremental');
-      assert.equal(m.stats.pauseMode, i === 1 || i === 3 ? 'background' : 'precopy');
+      assert.equal(m.stats.pauseMode, kvm && i !== 1 && i !== 3 ? 'precopy' : 'background');
       assert.ok(m.stats.pauseMs !== null && m.stats.pauseMs < 1000, `pause ${m.stats.pauseMs} ms`);
       if (i > 1)
         assert.ok(m.stats.newBytes < 3_000_000, `checkpoint ${i} stored ${m.stats.newBytes} B (changed pages only)`);
-      chain.push({ id: m.id, expect, pauseMs: m.stats.pauseMs });
+      chain.push({ id: m.id, expect, pauseMs: m.stats.pauseMs, mode: m.stats.pauseMode });
     }
     // After the last one the guest moves on: none of this may survive a restore.
     await sh(
       `echo 99 > /mnt/c; dd if=/dev/urandom of=/mnt/p bs=1M count=4 2>/dev/null; printf 'disk-state-X' | dd of=/dev/vda bs=512 conv=sync oflag=direct 2>/dev/null`,
     );
     assert.deepEqual(svc.list('ck').map((c) => c.id), chain.map((c) => c.id));
-    console.log('pauses (ms; background, precopy, background, precopy, precopy):', chain.map((c) => c.pauseMs).join(', '));
+    console.log(`pauses (ms; ${chain.map((c) => c.mode).join(', ')}):`, chain.map((c) => c.pauseMs).join(', '));
   });
 
   test('each of the five restores to its instant (lazy), and the same as an eager restore', async () => {

@@ -1,8 +1,8 @@
-// Checkpoints proven under writes, on real QEMU (TCG): a guest program (guest/memcheck.c) rewrites its 24 MiB as
-// fast as it can, every block stamped with a generation and a checksum and verified before it is rewritten, while
-// three checkpoints are taken; then 20 restores in place, lazy and eager mixed over the three, each followed by the
-// program checking every block: zero inconsistencies, each restore back at its own instant. The program itself is
-// shown to catch a single flipped byte.
+// Checkpoints proven under writes, on real QEMU (TCG), with the default pause recipe: a guest program
+// (guest/memcheck.c) rewrites its 24 MiB as fast as it can, every block stamped with a generation and a checksum and
+// verified before it is rewritten, while three checkpoints are taken; then 20 restores in place, lazy and eager mixed
+// over the three, each followed by the program checking every block: zero inconsistencies, each restore back at its
+// own instant. The program itself is shown to catch a single flipped byte.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { CheckpointService } from '../../src/checkpoint/index.ts';
@@ -37,14 +37,18 @@ describe('checkpoints of a guest rewriting its memory', () => {
   test(`three checkpoints while the guest rewrites ${MIB} MiB at ≥ ${MIN_RATE} MiB/s`, async () => {
     const start = await mc.start(MIB);
     const during: string[] = [];
+    const kvm = (await rig.vms.qmp('mw').execute<{ enabled: boolean }>('query-kvm')).enabled;
     for (let i = 1; i <= 3; i++) {
       await sh(`echo ${i} > /tmp/mark`);
       const before = await mc.status();
       const m = await svc.create('mw');
       const afterCk = await mc.status();
       assert.equal(afterCk.pid, start.pid);
+      // The default recipe: precopy under KVM once the disk backup is incremental; never under TCG, where QEMU 7.2's
+      // precopy loses guest writes (such a checkpoint of this guest restored into a guest that hung).
+      assert.equal(m.stats.pauseMode, kvm && i > 1 ? 'precopy' : 'background');
       during.push(
-        `#${i}: pause ${m.stats.pauseMs} ms, capture ${m.stats.durationMs} ms, ` +
+        `#${i}: ${m.stats.pauseMode} pause ${m.stats.pauseMs} ms, capture ${m.stats.durationMs} ms, ` +
           `${(m.stats.newBytes / 2 ** 20).toFixed(1)} MiB new, guest wrote ${rateMiBs(before, afterCk).toFixed(0)} MiB/s`,
       );
       chain.push({ id: m.id, mark: String(i), before });
