@@ -21,6 +21,19 @@ export function checkDimensions(codec: string, width: number, height: number, ma
 }
 
 /** Reverses the row order in place (bottom-up bitmaps, top_down = 0 in LZ/QUIC headers). */
+/** Whether an image's alpha is 255 everywhere, when known (images are never modified after decoding). */
+const opacity = new WeakMap<Uint8Array, boolean>();
+
+/** Records that `img` is opaque or not: a decoder that knows spares draw/pixel.ts isOpaque its look at every pixel. */
+export function markOpaque(img: RgbaImage, opaque = true): void {
+  opacity.set(img.data, opaque);
+}
+
+/** What markOpaque recorded for `img`, if anything. */
+export function knownOpacity(img: RgbaImage): boolean | undefined {
+  return opacity.get(img.data);
+}
+
 export function flipRows(img: RgbaImage): void {
   const stride = img.width * 4;
   const tmp = new Uint8Array(stride);
