@@ -44,12 +44,12 @@ for (const rel of sourceFiles(root)) {
   copyFileSync(join(root, rel), to);
 }
 
-// The bundle: dependencies stay imports (node_modules), except fflate (pure ES modules: only what is used; its
-// browser build, the same code without the node build's load of worker_threads, which only its async API uses).
+// The bundle: dependencies stay imports (node_modules), except fflate, which becomes node:zlib's native inflate
+// (src/spice-node/inflate.ts: fflate builds its tables when loaded, milliseconds of every start).
 const { build } = await import('rolldown');
 const src = join(root, 'src');
-const external = (id) => !id.startsWith('.') && !id.startsWith(sep) && !id.startsWith('fflate') && !id.startsWith('\0');
-const resolve = { alias: { fflate: 'fflate/browser' } };
+const external = (id) => !id.startsWith('.') && !id.startsWith(sep) && id !== 'fflate' && !id.startsWith('\0');
+const resolve = { alias: { fflate: join(src, 'spice-node', 'inflate.ts') } };
 await build({
   input: join(src, 'cli', 'main.ts'),
   platform: 'node',

@@ -54,7 +54,7 @@ function loadingCryptoAfterFirst(connect: Connector): Connector {
     const t = connect(type, id);
     if (first) {
       first = false;
-      t.then(() => setImmediate(() => void loadTicketCrypto()), () => {});
+      t.then(() => setImmediate(loadTicketCrypto), () => {});
     }
     return t;
   };

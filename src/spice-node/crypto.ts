@@ -2,17 +2,19 @@
 // (docs/spice-protocol.md §3.3 step 4). Node's publicEncrypt defaults oaepHash to 'sha1'; it is set
 // explicitly here because the protocol depends on it. node:crypto takes a few milliseconds to load on a fresh
 // process: it is loaded on first use, or ahead (loadTicketCrypto) while the server makes the key of a link.
+import { createRequire } from 'node:module';
 import type { TicketEncryptor } from '../spice/index.ts';
 
-let crypto: Promise<typeof import('node:crypto')> | undefined;
+type NodeCrypto = typeof import('node:crypto');
+let crypto: NodeCrypto | undefined;
 
-/** Starts loading node:crypto if it is not loaded yet; resolves with it. */
-export function loadTicketCrypto(): Promise<typeof import('node:crypto')> {
-  return (crypto ??= import('node:crypto'));
+/** node:crypto, loaded (synchronously) on the first call. */
+export function loadTicketCrypto(): NodeCrypto {
+  return (crypto ??= createRequire(import.meta.url)('node:crypto') as NodeCrypto);
 }
 
 export const nodeEncryptTicket: TicketEncryptor = async (spkiDer, plaintext) => {
-  const { constants, createPublicKey, publicEncrypt } = await loadTicketCrypto();
+  const { constants, createPublicKey, publicEncrypt } = loadTicketCrypto();
   const key = createPublicKey({ key: Buffer.from(spkiDer), format: 'der', type: 'spki' });
   const out = publicEncrypt({ key, padding: constants.RSA_PKCS1_OAEP_PADDING, oaepHash: 'sha1' }, plaintext);
   return new Uint8Array(out.buffer, out.byteOffset, out.byteLength);

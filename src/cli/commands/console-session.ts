@@ -110,12 +110,15 @@ export function screenshot(target: string, file: string, o: ScreenshotOptions, a
     // The server's MARK ends the picture it sends a new client; after a resize the new picture comes as
     // ordinary drawing (its MARK precedes it), so then the display must go quiet instead.
     const resized = o.size ? (await resizeTo(c, o.size, o.timeout)).changed : false;
+    // Encoded off the live surface at completion (no copy of the screen), then written.
+    let png: Buffer | undefined;
     const pic = await c.completePicture({
       timeoutMs: Math.max(1000, o.timeout * 1000 - 1000),
       mark: !resized,
+      take: (surface) => ((png = encodePng(surface)), surface),
     });
     const { width, height } = pic.image;
-    writeFileSync(file, encodePng(pic.image));
+    writeFileSync(file, png!);
     console.log(`wrote ${file} (${width}×${height}), picture complete: ${COMPLETED[pic.completedBy]}`);
   }, { channelTypes: [ChannelType.DISPLAY] });
 }
