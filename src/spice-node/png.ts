@@ -1,6 +1,7 @@
 // RGBA images and surfaces → PNG: a small encoder of its own (node:zlib deflate and CRC-32), since taking a
 // screenshot is timed from process start and pngjs spends tens of milliseconds per screen on its adaptive filter.
 import { crc32, deflateSync } from 'node:zlib';
+import { knownOpacity } from '../spice/codecs/types.ts';
 import type { RgbaImage } from '../spice/index.ts';
 
 /** A PNG chunk: length, type, data, CRC-32 of type and data (PNG spec §5.3). */
@@ -32,15 +33,16 @@ function allOpaque(src: Uint8Array, n: number): boolean {
 /**
  * Encodes an RGBA image as PNG, 8 bits per channel, then zlib's fastest level (about three times faster than its
  * default on a screen). `opaque` (xRGB surfaces carry no alpha) writes RGB, each row with the Sub filter (the
- * difference to the pixel on the left: zeros on flat screen areas) — unless every alpha byte is 255 already (a
- * surface as drawn): then the rows go out as they are, RGBA unfiltered, the same pixels without a pass of JavaScript
- * over every byte (a screenshot is timed from process start, where such loops still run unoptimized). Without
- * `opaque`, RGBA with the Sub filter.
+ * difference to the pixel on the left: zeros on flat screen areas), unless every alpha byte is 255 already (a surface
+ * as drawn: known so, or checked): then the rows go out as they are, RGBA unfiltered, the same pixels without a pass
+ * of JavaScript over every byte (a screenshot is timed from process start, where such loops still run unoptimized).
+ * Without `opaque`, RGBA with the Sub filter.
  */
 export function encodePng(img: RgbaImage, opaque = true): Buffer {
   const { width: w, height: h, data: src } = img;
   if (src.length < w * h * 4) throw new Error(`image data of ${src.length} bytes is short for ${w}×${h} RGBA`);
-  const asIs = opaque && allOpaque(src, w * h);
+  // A surface or image known to be opaque (codecs/types.ts markOpaque) is not looked at again.
+  const asIs = opaque && (knownOpacity(img) ?? allOpaque(src, w * h));
   const rgb = opaque && !asIs;
   const bpp = rgb ? 3 : 4;
   const stride = w * bpp + 1;
