@@ -7,7 +7,7 @@
 //     dist/node/bundle/oriel.js, one file to load instead of a hundred, which is what bin/oriel.js runs. Its imports
 //     of src/server stay imports of the tsc output, so the server is loaded only by `serve`, from one copy;
 //   - the fast path of `oriel console screenshot` (src/cli/screenshot.ts: the SPICE client and nothing else) bundled
-//     on its own into dist/node/bundle/screenshot.js, with a stamp of the sources it was made from
+//     on its own into dist/node/bundle/screenshot.cjs, with a stamp of the sources it was made from
 //     (SCREENSHOT_STAMP_FILE) that bin/oriel.js checks with a few dozen stat calls.
 // Usage: node scripts/build-node.js [--force]
 import { spawnSync } from 'node:child_process';
@@ -86,7 +86,11 @@ await build({
       },
     },
   ],
-  output: { dir: join(out, dirname(SCREENSHOT_ENTRY)), entryFileNames: 'screenshot.js', format: 'esm' },
+  // CommonJS: bin/oriel.js runs it as a script with a V8 code cache (no compiling at each start).
+  output: {
+    dir: join(out, dirname(SCREENSHOT_ENTRY)), entryFileNames: 'screenshot.cjs', chunkFileNames: '[name]-[hash].cjs',
+    format: 'cjs',
+  },
 });
 writeStamp(root, stamp);
 writeBundleStamp(root, stamp, inputs);

@@ -14,7 +14,7 @@ export const STAMP_FILE = join('dist', 'node', '.oriel-build-stamp');
 export const BUNDLE_ENTRY = join('bundle', 'oriel.js');
 /** The screenshot's fast path (src/cli/screenshot.ts), relative to dist/node, and the stamp of its own sources (its
  * format is read by src/cli/bundle-stamp.ts, which the bundle checks itself: keep the two alike). */
-export const SCREENSHOT_ENTRY = join('bundle', 'screenshot.js');
+export const SCREENSHOT_ENTRY = join('bundle', 'screenshot.cjs');
 export const SCREENSHOT_STAMP_FILE = join('dist', 'node', '.oriel-screenshot-stamp');
 /** Folders of src/ that are not part of the compiled command. */
 const SKIP = new Set([join('src', 'web')]);

@@ -1,4 +1,4 @@
-// Whether the screenshot's own bundle (dist/node/bundle/screenshot.js, src/cli/screenshot.ts) was built from its
+// Whether the screenshot's own bundle (dist/node/bundle/screenshot.cjs, src/cli/screenshot.ts) was built from its
 // sources as they are now. scripts/build-node.js writes its stamp (scripts/node-build-stamp.js: SCREENSHOT_STAMP_FILE,
 // JSON { names: the files it was built from, files: "path size mtime" of each, one a line, taken when the build
 // started }); the bundle checks it itself before doing anything, with the node:fs it loads anyway: a few dozen stat

@@ -1,6 +1,6 @@
 // The fast path of `oriel console screenshot spice://…|spice+unix://… FILE`: a headless screenshot is timed from
 // process start (bench/display.ts holds it against spice-gtk's spicy-screenshot), and most of a Node command's time
-// is loading code. scripts/build-node.js bundles this file on its own (dist/node/bundle/screenshot.js) with only the
+// is loading code. scripts/build-node.js bundles this file on its own (dist/node/bundle/screenshot.cjs) with only the
 // SPICE client, no commander or API client; bin/oriel.js loads it for `console screenshot`. It runs only when built
 // from the sources as they are (bundle-stamp.ts) and only for the direct targets and the options it knows
 // (--password, --timeout, as main.ts's command line spells them); everything else (a VM name, --size, --help, global

@@ -5,7 +5,9 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { copyFileSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
+import {
+  copyFileSync, mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync, unlinkSync, writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 
@@ -83,14 +85,23 @@ describe('bin/oriel.js: compiled build or sources', () => {
     const shot = (args: string[], env: NodeJS.ProcessEnv = {}) => run(env, ['console', 'screenshot', ...args]);
     assert.equal(shot(['x']), 'compiled console screenshot x', 'no screenshot bundle built');
     // The fast bundle decides itself (its stamp, the arguments); here: it takes `take`, declines the rest.
-    put('dist/node/bundle/screenshot.js', 'export async function runScreenshot(root, args) {\n' +
+    put('dist/node/bundle/screenshot.cjs', 'exports.runScreenshot = async function (root, args) {\n' +
       "  if (args[0] !== 'take') return false;\n  console.log('fast', root === process.env.ROOT, args.join(' '));\n" +
-      '  return true;\n}\n');
+      '  return true;\n};\n');
     assert.equal(shot(['take', 'b'], { ROOT: root }), 'fast true take b');
     assert.equal(shot(['decline']), 'compiled console screenshot decline');
     assert.equal(shot(['take'], { ORIEL_FROM_SOURCES: '1' }), 'sources console screenshot take');
     assert.equal(run({}, ['console', 'type', 'take']), 'compiled console type take', 'other commands');
-    unlinkSync(join(root, 'dist/node/bundle/screenshot.js'));
+    // It ran as a script with a code cache, written after the first run that took the command, used by the next.
+    const caches = () => readdirSync(join(root, 'dist/node/bundle')).filter((f) => f.endsWith('.cache'));
+    assert.equal(caches().length, 1);
+    assert.equal(shot(['take', 'c'], { ROOT: root }), 'fast true take c');
+    assert.equal(caches().length, 1);
+    // A rebuilt bundle (other size and time) does not use the cache of the one before.
+    put('dist/node/bundle/screenshot.cjs', "exports.runScreenshot = async () => (console.log('rebuilt'), true);\n");
+    assert.equal(shot(['x']), 'rebuilt');
+    assert.equal(caches().length, 2);
+    for (const f of readdirSync(join(root, 'dist/node/bundle'))) if (f.startsWith('screenshot')) unlinkSync(join(root, 'dist/node/bundle', f));
   });
 
   test('the web UI is not part of the compiled command', async () => {
