@@ -12,6 +12,10 @@ import { join } from 'node:path';
 export const STAMP_FILE = join('dist', 'node', '.oriel-build-stamp');
 /** The compiled command, relative to dist/node. */
 export const BUNDLE_ENTRY = join('bundle', 'oriel.js');
+/** The screenshot's fast path (src/cli/screenshot.ts), relative to dist/node, and the stamp of its own sources (its
+ * format is read by src/cli/bundle-stamp.ts, which the bundle checks itself: keep the two alike). */
+export const SCREENSHOT_ENTRY = join('bundle', 'screenshot.cjs');
+export const SCREENSHOT_STAMP_FILE = join('dist', 'node', '.oriel-screenshot-stamp');
 /** Folders of src/ that are not part of the compiled command. */
 const SKIP = new Set([join('src', 'web')]);
 const CONFIGS = ['tsconfig.base.json', 'tsconfig.dist.json'];
@@ -28,23 +32,22 @@ export function sourceFiles(root, dir = 'src') {
   return out.sort();
 }
 
-/** "path size mtime" of every input (missing: "path -"), one string to compare. */
-function listing(root, files) {
-  return files
-    .map((rel) => {
-      try {
-        const s = statSync(join(root, rel));
-        return `${rel} ${s.size} ${s.mtimeMs}`;
-      } catch {
-        return `${rel} -`;
-      }
-    })
-    .join('\n');
+/** "path size mtime" of one input (missing: "path -"). */
+function listed(root, rel) {
+  const s = statSync(join(root, rel), { throwIfNoEntry: false });
+  return s ? `${rel} ${s.size} ${s.mtimeMs}` : `${rel} -`;
 }
 
-/** The stamp of the sources as they are now: { hash, files } (files: the listing). */
+/** "path size mtime" of every input, one string to compare. */
+function listing(root, files) {
+  return files.map((rel) => listed(root, rel)).join('\n');
+}
+
+/** The stamp of the sources as they are now: { hash, files } (files: the listing; lines: each file's line of it). */
 export function sourceStamp(root) {
   const files = [...sourceFiles(root), ...CONFIGS];
+  // Listed before reading: a file changed in between leaves a listing that does not match (contents hashed again).
+  const lines = new Map(files.map((f) => [f, listed(root, f)]));
   const h = createHash('sha256');
   for (const rel of files) {
     h.update(`${rel}\0`);
@@ -55,11 +58,28 @@ export function sourceStamp(root) {
     }
     h.update('\0');
   }
-  return { hash: h.digest('hex'), files: listing(root, files) };
+  return { hash: h.digest('hex'), files: [...lines.values()].join('\n'), lines };
 }
 
 export function writeStamp(root, stamp) {
-  writeFileSync(join(root, STAMP_FILE), JSON.stringify(stamp));
+  writeFileSync(join(root, STAMP_FILE), JSON.stringify({ hash: stamp.hash, files: stamp.files }));
+}
+
+/**
+ * Writes the screenshot bundle's stamp: its `inputs` (default: those of the stamp already written, for a build that
+ * found nothing changed) and the configs, each with its line of `stamp`, taken before compiling: a file edited during
+ * the build leaves a stamp that does not match.
+ */
+export function writeBundleStamp(root, stamp, inputs) {
+  let names = inputs && [...inputs, ...CONFIGS];
+  try {
+    names ??= JSON.parse(readFileSync(join(root, SCREENSHOT_STAMP_FILE), 'utf8')).names;
+  } catch {
+    // none yet
+  }
+  if (!Array.isArray(names)) return;
+  const files = names.map((rel) => stamp.lines.get(rel) ?? `${rel} -`).join('\n');
+  writeFileSync(join(root, SCREENSHOT_STAMP_FILE), JSON.stringify({ names, files }));
 }
 
 /** The stamp the last build wrote, or undefined. */

@@ -9,6 +9,7 @@ import type { ClientOptions } from 'ws';
 import { OrielClient } from '../api/client.ts';
 import type { ApiEvent } from '../api/events.ts';
 import { refusal, type Transport } from '../api/transport.ts';
+import { CliError } from './errors.ts';
 import { readText, send, type SendOptions } from './http.ts';
 import {
   UntrustedServerError, normalizeFingerprint, readCa, secureConnector, untrustedMessage, type Trust,
@@ -16,11 +17,7 @@ import {
 
 export const DEFAULT_URL = 'http://127.0.0.1:8470';
 
-export class CliError extends Error {
-  constructor(message: string, readonly exitCode = 1) {
-    super(message);
-  }
-}
+export { CliError } from './errors.ts';
 
 function credentialsFile(): string {
   const base = process.env.XDG_CONFIG_HOME || join(homedir(), '.config');

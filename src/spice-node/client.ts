@@ -5,7 +5,8 @@
 import { completePicture, primarySurface, type PictureOptions } from '../spice/console/picture.ts';
 import { SpiceSession, type SpiceSessionOptions } from '../spice/session.ts';
 import type { RgbaSurface } from '../spice/surface.ts';
-import { nodeEncryptTicket } from './crypto.ts';
+import type { Connector } from '../spice/transport.ts';
+import { loadTicketCrypto, nodeEncryptTicket } from './crypto.ts';
 import { encodePng } from './png.ts';
 import { tcpConnector, unixConnector } from './transport.ts';
 import { withSpares } from './spare-connector.ts';
@@ -27,10 +28,10 @@ export async function openSpiceSession(opts: HeadlessOptions): Promise<SpiceSess
     ? withSpares((await import('./ws-transport.ts')).wsConnector(opts.url, opts.headers, opts.wsOptions),
       opts.channelTypes?.length ?? 0)
     : undefined;
-  const connect =
+  const connect = loadingCryptoAfterFirst(
     'socketPath' in opts ? unixConnector(opts.socketPath)
     : 'url' in opts ? ws!.connect
-    : tcpConnector(opts.host, opts.port);
+    : tcpConnector(opts.host, opts.port));
   let session: SpiceSession;
   try {
     session = await SpiceSession.connect({ ...opts, connect, encryptTicket: nodeEncryptTicket });
@@ -40,6 +41,23 @@ export async function openSpiceSession(opts: HeadlessOptions): Promise<SpiceSess
   }
   if (ws) session.onClose(() => ws.dispose());
   return session;
+}
+
+/**
+ * `connect`, which also starts loading node:crypto once the first connection is open, after the main channel's link
+ * message has gone out (setImmediate runs after the I/O callbacks and the promise jobs that write it): the loading
+ * overlaps the server's making of its key instead of delaying the link.
+ */
+function loadingCryptoAfterFirst(connect: Connector): Connector {
+  let first = true;
+  return (type, id) => {
+    const t = connect(type, id);
+    if (first) {
+      first = false;
+      t.then(() => setImmediate(loadTicketCrypto), () => {});
+    }
+    return t;
+  };
 }
 
 export function screenshotPng(session: SpiceSession): Buffer | undefined {

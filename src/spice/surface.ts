@@ -1,7 +1,7 @@
 // Drawing targets of the display channel. A Surface is RGBA; the display channel clips every
 // operation to the DisplayBase box, the clip rects and the surface bounds before calling it.
 // Implemented here by RgbaSurface (plain Uint8Array, Node and tests) and on the web by a canvas.
-import type { RgbaImage } from './codecs/types.ts';
+import { forgetOpacity, knownOpacity, markOpaque, type RgbaImage } from './codecs/types.ts';
 import { ALPHA_BITS } from './draw/pixel.ts';
 
 export interface Rect {
@@ -44,6 +44,8 @@ export class RgbaSurface implements Surface {
     this.data = new Uint8Array(width * height * 4);
     // Opaque black in one native fill (a byte loop costs milliseconds on a fresh process: `oriel console screenshot`).
     new Uint32Array(this.data.buffer).fill(ALPHA_BITS);
+    // Known opaque (codecs/types.ts markOpaque) while every image put on it is: an encoder then need not look.
+    markOpaque(this);
   }
 
   private _clip(rect: Rect): Rect | null {
@@ -69,6 +71,7 @@ export class RgbaSurface implements Surface {
     const w = Math.min(dst.right - dst.left, img.width - x0);
     const h = Math.min(dst.bottom - dst.top, img.height - y0);
     if (w <= 0 || h <= 0 || x0 < 0 || y0 < 0) return;
+    if (knownOpacity(img) !== true) forgetOpacity(this);
     for (let y = 0; y < h; y++) {
       const s = ((y0 + y) * img.width + x0) * 4;
       this.data.set(img.data.subarray(s, s + w * 4), ((dst.top + y) * this.width + dst.left) * 4);
@@ -76,12 +79,11 @@ export class RgbaSurface implements Surface {
   }
 
   copyBits(sx: number, sy: number, rect: Rect): void {
-    const src = this.getImage({
-      left: sx,
-      top: sy,
-      right: sx + rect.right - rect.left,
-      bottom: sy + rect.bottom - rect.top,
-    });
+    const from = { left: sx, top: sy, right: sx + rect.right - rect.left, bottom: sy + rect.bottom - rect.top };
+    const src = this.getImage(from);
+    // Pixels of an opaque surface are opaque (outside it getImage gives transparent black).
+    const inside = from.left >= 0 && from.top >= 0 && from.right <= this.width && from.bottom <= this.height;
+    if (inside && knownOpacity(this)) markOpaque(src);
     this.putImage(src, 0, 0, rect);
   }
 

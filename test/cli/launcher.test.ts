@@ -1,11 +1,13 @@
 // bin/oriel.js picks what it runs: the compiled build (dist/node) only while its stamp matches the sources, the
-// TypeScript sources through tsx otherwise. Checked on a small copy of the layout (the real launcher and stamp
-// module, a src/cli/main.ts and a dist/node/bundle/oriel.js that say which one ran), so nothing of the checkout
-// changes.
+// TypeScript sources through tsx otherwise; `console screenshot` first offers itself to its own bundle. Checked on a
+// small copy of the layout (the real launcher and stamp module, a src/cli/main.ts and a dist/node/bundle/oriel.js
+// that say which one ran), so nothing of the checkout changes.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { copyFileSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
+import {
+  copyFileSync, mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync, unlinkSync, writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 
@@ -18,8 +20,8 @@ describe('bin/oriel.js: compiled build or sources', () => {
     writeFileSync(join(root, rel), text);
   };
   /** What the launcher ran: 'compiled' or 'sources' (each entry point prints its name and its arguments). */
-  const run = (env: NodeJS.ProcessEnv = {}): string => {
-    const r = spawnSync(process.execPath, [join(root, 'bin/oriel.js'), 'a1'], {
+  const run = (env: NodeJS.ProcessEnv = {}, args = ['a1']): string => {
+    const r = spawnSync(process.execPath, [join(root, 'bin/oriel.js'), ...args], {
       encoding: 'utf8',
       env: { ...process.env, ORIEL_FROM_SOURCES: '', ...env },
     });
@@ -76,6 +78,30 @@ describe('bin/oriel.js: compiled build or sources', () => {
     assert.equal(run(), 'sources a1', 'the build configuration');
     copyFileSync(join(REPO, 'tsconfig.dist.json'), join(root, 'tsconfig.dist.json'));
     assert.equal(run(), 'compiled a1');
+  });
+
+  test('console screenshot: its own bundle when it takes the command, else the usual choice', async () => {
+    await stampBuild();
+    const shot = (args: string[], env: NodeJS.ProcessEnv = {}) => run(env, ['console', 'screenshot', ...args]);
+    assert.equal(shot(['x']), 'compiled console screenshot x', 'no screenshot bundle built');
+    // The fast bundle decides itself (its stamp, the arguments); here: it takes `take`, declines the rest.
+    put('dist/node/bundle/screenshot.cjs', 'exports.runScreenshot = async function (root, args) {\n' +
+      "  if (args[0] !== 'take') return false;\n  console.log('fast', root === process.env.ROOT, args.join(' '));\n" +
+      '  return true;\n};\n');
+    assert.equal(shot(['take', 'b'], { ROOT: root }), 'fast true take b');
+    assert.equal(shot(['decline']), 'compiled console screenshot decline');
+    assert.equal(shot(['take'], { ORIEL_FROM_SOURCES: '1' }), 'sources console screenshot take');
+    assert.equal(run({}, ['console', 'type', 'take']), 'compiled console type take', 'other commands');
+    // It ran as a script with a code cache, written after the first run that took the command, used by the next.
+    const caches = () => readdirSync(join(root, 'dist/node/bundle')).filter((f) => f.endsWith('.cache'));
+    assert.equal(caches().length, 1);
+    assert.equal(shot(['take', 'c'], { ROOT: root }), 'fast true take c');
+    assert.equal(caches().length, 1);
+    // A rebuilt bundle (other size and time) does not use the cache of the one before.
+    put('dist/node/bundle/screenshot.cjs', "exports.runScreenshot = async () => (console.log('rebuilt'), true);\n");
+    assert.equal(shot(['x']), 'rebuilt');
+    assert.equal(caches().length, 2);
+    for (const f of readdirSync(join(root, 'dist/node/bundle'))) if (f.startsWith('screenshot')) unlinkSync(join(root, 'dist/node/bundle', f));
   });
 
   test('the web UI is not part of the compiled command', async () => {

@@ -5,22 +5,19 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Command } from 'commander';
-// The modules themselves, not the spice-node index, which would load the WebSocket transport (ws) every time.
-import { openSpiceSession, type HeadlessTarget } from '../../spice-node/client.ts';
-import { ConsoleRefusedError } from '../../spice-node/errors.ts';
+// The module itself, not the spice-node index, which would load the WebSocket transport (ws) every time.
 import { nodeFileSource } from '../../spice-node/files.ts';
-import { encodePng } from '../../spice-node/png.ts';
 import {
-  ChannelType, ClipboardError, ConsoleController, FileTransferError, MouseButton, MouseButtonMask, Selection,
-  SpiceInputError, SpiceLinkError, TYPE_PAUSE_MS, checkTypeable, nextEvent, parseKeyCombo, type SpiceSession,
-  type TransferProgress,
+  ChannelType, FileTransferError, MouseButton, MouseButtonMask, Selection, SpiceInputError, TYPE_PAUSE_MS,
+  checkTypeable, nextEvent, parseKeyCombo, type SpiceSession, type TransferProgress,
 } from '../../spice/index.ts';
-import { Api, CliError } from '../api.ts';
-import { UntrustedServerError, untrustedMessage } from '../tls-trust.ts';
+import { type Api, CliError } from '../api.ts';
+import {
+  displaySize, resizeTo, screenshot, withSession, type ConsoleOptions, type ScreenshotOptions,
+} from './console-session.ts';
 import { ProgressBar, formatBytes } from '../output.ts';
 import { chooseSendPath, runShare } from './console-share.ts';
 import { consoleAudioCommands } from './console-audio.ts';
-import type { AudioCodecs } from '../../spice/channels/audio-codec.ts';
 import { usbCommands } from './console-usb.ts';
 
 /** Lets the last input messages leave the socket before it is closed. */
@@ -28,90 +25,6 @@ const FLUSH_MS = 300;
 
 /** A wait raced against an event: unref'd, so once the command is done it does not keep the process alive. */
 const bound = (ms: number) => sleep(ms, undefined, { ref: false });
-
-/** How `console screenshot` says its picture was complete (PictureCompletion). */
-const COMPLETED = {
-  mark: 'mark',
-  quiet: 'quiet (no MARK from the server; nothing drawn for a moment)',
-  bounded: 'bounded (no MARK from the server; the guest was still drawing)',
-} as const;
-
-interface ConsoleOptions { password?: string; timeout: number; size?: [number, number] }
-
-/** Resolves TARGET to a session target; VM names go through the server's console WebSocket. */
-export function consoleTarget(target: string, api: () => Api): HeadlessTarget {
-  if (target.startsWith('spice://')) {
-    const u = new URL(target);
-    if (!u.hostname || !u.port) throw new CliError(`'${target}': expected spice://HOST:PORT`);
-    return { host: u.hostname.replace(/^\[|\]$/g, ''), port: Number(u.port) };
-  }
-  if (target.startsWith('spice+unix://')) {
-    const path = decodeURIComponent(target.slice('spice+unix://'.length));
-    if (!path.startsWith('/')) throw new CliError(`'${target}': expected spice+unix:///absolute/path`);
-    return { socketPath: path };
-  }
-  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(target))
-    throw new CliError(`'${target}': unknown scheme (spice://, spice+unix://, or a VM name)`);
-  const a = api();
-  return {
-    url: `${a.url.replace(/^http/, 'ws')}/api/vms/${encodeURIComponent(target)}/spice`,
-    headers: a.authHeaders(),
-    wsOptions: a.wsOptions(),
-  };
-}
-
-export async function withSession<T>(
-  target: string,
-  o: ConsoleOptions,
-  api: () => Api,
-  fn: (s: SpiceSession, c: ConsoleController) => Promise<T>,
-  { overallTimeout = true, channelTypes, extraMs = 0, audio }: {
-    overallTimeout?: boolean; channelTypes?: number[]; audio?: AudioCodecs;
-    /** Added to --timeout for work whose length is known (typing long text). */
-    extraMs?: number;
-  } = {},
-): Promise<T> {
-  const where = consoleTarget(target, api);
-  const timer = overallTimeout ? AbortSignal.timeout(o.timeout * 1000 + extraMs) : new AbortController().signal;
-  let session: SpiceSession;
-  try {
-    session = await openSpiceSession({ ...where, password: o.password, channelTypes, audio });
-  } catch (e) {
-    // A refused certificate is the server's: named by its https URL, as the other commands name it.
-    const server = 'url' in where ? where.url.replace(/^ws/, 'http').replace(/\/api\/vms\/.*$/, '') : target;
-    throw explain(target, e, server);
-  }
-  // Relative motion (--by) stays relative: client mouse mode only when asked for (--move).
-  const controller = new ConsoleController(session);
-  try {
-    const timedOut = new Promise<never>((_, reject) =>
-      timer.addEventListener('abort', () => reject(new CliError(`${target}: no answer within ${o.timeout} s`))),
-    );
-    return await Promise.race([fn(session, controller), timedOut]);
-  } catch (e) {
-    throw explain(target, e);
-  } finally {
-    controller.dispose();
-    session.close();
-  }
-}
-
-function explain(target: string, e: unknown, server = target): Error {
-  if (e instanceof CliError) return e;
-  if (e instanceof UntrustedServerError) return new CliError(untrustedMessage(server, e));
-  if (e instanceof SpiceLinkError && e.reason === 'PERMISSION_DENIED')
-    return new CliError(`${target}: the SPICE password is wrong or missing (--password)`);
-  if (e instanceof SpiceLinkError) return new CliError(`${target}: ${e.message}`);
-  if (e instanceof ConsoleRefusedError) {
-    const hint = e.status === 401 ? ' (sign in with `oriel login`, or set ORIEL_TOKEN)' : '';
-    return new CliError(`${target}: ${e.message} (HTTP ${e.status})${hint}`);
-  }
-  if (e instanceof SpiceInputError || e instanceof ClipboardError || e instanceof FileTransferError)
-    return new CliError(e.message);
-  const code = (e as NodeJS.ErrnoException).code;
-  if (code === 'ECONNREFUSED' || code === 'ENOENT') return new CliError(`cannot connect to ${target} (${code})`);
-  return new CliError(`${target}: ${(e as Error).message}`);
-}
 
 const BUTTONS: Record<string, [number, number]> = {
   left: [MouseButton.LEFT, MouseButtonMask.LEFT],
@@ -141,22 +54,8 @@ export function consoleCommands(program: Command, api: () => Api): void {
 
   common(consoleCmd.command('screenshot <target> <file>')
     .description('save the screen as PNG (TARGET: spice://HOST:PORT, spice+unix:///SOCKET, or a VM name)')
-    .option('--size <WxH>', 'first ask the guest for this display size (needs the SPICE agent in the guest)', size))
-    .action(async (target: string, file: string, o: ConsoleOptions) => {
-      // Only the display channel (the agent, for --size, speaks over the main channel): no inputs or cursor to link.
-      await withSession(target, o, api, async (_session, c) => {
-        // The server's MARK ends the picture it sends a new client; after a resize the new picture comes as
-        // ordinary drawing (its MARK precedes it), so then the display must go quiet instead.
-        const resized = o.size ? (await resizeTo(c, o.size, o.timeout)).changed : false;
-        const pic = await c.completePicture({
-          timeoutMs: Math.max(1000, o.timeout * 1000 - 1000),
-          mark: !resized,
-        });
-        const { width, height } = pic.image;
-        writeFileSync(file, encodePng(pic.image));
-        console.log(`wrote ${file} (${width}×${height}), picture complete: ${COMPLETED[pic.completedBy]}`);
-      }, { channelTypes: [ChannelType.DISPLAY] });
-    });
+    .option('--size <WxH>', 'first ask the guest for this display size (needs the SPICE agent in the guest)', displaySize))
+    .action((target: string, file: string, o: ScreenshotOptions) => screenshot(target, file, o, api));
 
   common(consoleCmd.command('type <target> <text>')
     .description('type text as on a US-layout keyboard (a newline in TEXT is Enter)')
@@ -218,7 +117,7 @@ export function consoleCommands(program: Command, api: () => Api): void {
   common(consoleCmd.command('resize <target> <size>')
     .description('ask the guest to use this display size, WxH (needs the SPICE agent in the guest)'))
     .action(async (target: string, wxh: string, o: ConsoleOptions) => {
-      const want = size(wxh);
+      const want = displaySize(wxh);
       await withSession(target, o, api, async (_session, c) => {
         const got = await resizeTo(c, want, o.timeout);
         console.log(`display is ${got.width}×${got.height}`);
@@ -363,22 +262,9 @@ export function consoleCommands(program: Command, api: () => Api): void {
   usbCommands(consoleCmd, common, (target, o, fn, opts) => withSession(target, o as ConsoleOptions, api, fn, opts));
 }
 
-function size(v: string): [number, number] {
-  const m = /^(\d+)x(\d+)$/.exec(v);
-  if (!m || Number(m[1]) < 320 || Number(m[2]) < 200 || Number(m[1]) > 8192 || Number(m[2]) > 8192) {
-    throw new CliError(`a size is WxH, from 320x200 to 8192x8192, not '${v}'`);
-  }
-  return [Number(m[1]), Number(m[2])];
-}
-
 async function clipboardOf(session: SpiceSession, timeoutS: number) {
   await session.agent.whenReady(timeoutS * 1000).catch((e: Error) => { throw new CliError(e.message); });
   return session.agent.clipboard;
-}
-
-/** Asks for a display size and waits until the primary surface has it (ConsoleController.resizeTo). */
-async function resizeTo(c: ConsoleController, [w, h]: [number, number], timeoutS: number) {
-  return c.resizeTo(w, h, timeoutS * 1000).catch((e: Error) => { throw new CliError(e.message); });
 }
 
 /** Runs a check of the command's own words; the core's SpiceInputError becomes a usage error. */

@@ -18,9 +18,11 @@
 import { SpiceDecodeError } from '../proto/errors.ts';
 import { LZ_MAGIC, PLT_PIXELS_PER_BYTE, readBe32 } from './lz.ts';
 import { LzType, copyUnits, literals, truncated } from './lz-core.ts';
-import { checkDimensions, type RgbaImage } from './types.ts';
+import { checkDimensions, markOpaque, type RgbaImage } from './types.ts';
 
 const HEADER_BYTES = 33;
+/** The alpha byte of an RGBA pixel read as a 32-bit word in the platform's byte order. */
+const ALPHA_WORD = new Uint32Array(Uint8Array.of(0, 0, 0, 255).buffer)[0]!;
 
 interface WindowImage {
   /** RGBA pixels in stream order (bottom-up when !top_down), alpha bytes as decoded. */
@@ -287,6 +289,12 @@ function toOutput(
     const s = (topDown ? y : height - 1 - y) * rowPixels * 4;
     data.set(pixels.subarray(s, s + stride), y * stride);
   }
-  if (!alpha) for (let i = 3; i < data.length; i += 4) data[i] = 255;
-  return { width, height, data };
+  const img = { width, height, data };
+  if (!alpha) {
+    // Literals are opaque already; a reference into an RGBA image of the window may bring other alpha.
+    const words = new Uint32Array(data.buffer, 0, width * height);
+    for (let i = 0; i < words.length; i++) words[i] = (words[i]! | ALPHA_WORD) >>> 0;
+    markOpaque(img);
+  }
+  return img;
 }

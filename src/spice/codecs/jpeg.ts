@@ -354,10 +354,15 @@ function decodeScan(
 
 /** JFIF 1.02 YCbCr → RGB in 16.16 fixed point, per Cb/Cr value (as libjpeg's jdcolor.c tables). */
 const FIX = 1 << 16;
-const CR_R = Int32Array.from({ length: 256 }, (_, i) => Math.round(1.402 * FIX * (i - 128)));
-const CB_B = Int32Array.from({ length: 256 }, (_, i) => Math.round(1.772 * FIX * (i - 128)));
-const CR_G = Int32Array.from({ length: 256 }, (_, i) => -Math.round(0.714136 * FIX * (i - 128)));
-const CB_G = Int32Array.from({ length: 256 }, (_, i) => -Math.round(0.344136 * FIX * (i - 128)) + FIX / 2);
+/** `out` with out[i] = f(i): a plain loop (TypedArray.from over { length } costs a millisecond at every start). */
+function tabulate<T extends Int32Array | Uint8Array | Uint32Array>(out: T, f: (i: number) => number): T {
+  for (let i = 0; i < out.length; i++) out[i] = f(i);
+  return out;
+}
+const CR_R = tabulate(new Int32Array(256), (i) => Math.round(1.402 * FIX * (i - 128)));
+const CB_B = tabulate(new Int32Array(256), (i) => Math.round(1.772 * FIX * (i - 128)));
+const CR_G = tabulate(new Int32Array(256), (i) => -Math.round(0.714136 * FIX * (i - 128)));
+const CB_G = tabulate(new Int32Array(256), (i) => -Math.round(0.344136 * FIX * (i - 128)) + FIX / 2);
 
 /** Upsamples chroma (nearest sample) and converts YCbCr → RGB (JFIF 1.02), or copies RGB / grey. */
 function toRgba(f: Frame, adobeTransform: number): RgbaImage {
@@ -408,8 +413,8 @@ function toRgba(f: Frame, adobeTransform: number): RgbaImage {
 const LITTLE_ENDIAN = new Uint8Array(Uint32Array.of(1).buffer)[0] === 1;
 /** CLAMP[v + CLAMP_BIAS] = v clamped to 0..255, for v in −CLAMP_BIAS … 511 + CLAMP_BIAS. */
 const CLAMP_BIAS = 512;
-const CLAMP = Uint8Array.from({ length: 1024 + 512 }, (_, i) => Math.max(0, Math.min(255, i - CLAMP_BIAS)));
-const GRAY_WORD = Uint32Array.from({ length: 256 }, (_, v) => (0xff000000 | (v << 16) | (v << 8) | v) >>> 0);
+const CLAMP = tabulate(new Uint8Array(1024 + 512), (i) => Math.max(0, Math.min(255, i - CLAMP_BIAS)));
+const GRAY_WORD = tabulate(new Uint32Array(256), (v) => (0xff000000 | (v << 16) | (v << 8) | v) >>> 0);
 
 /** The same conversion byte by byte, for big-endian hosts. */
 function toRgbaBytes(f: Frame, rgb: boolean): RgbaImage {

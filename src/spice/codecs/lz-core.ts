@@ -26,8 +26,9 @@ export function truncated(codec: string): never {
 
 /**
  * Decodes `n` units into `out` starting at unit 0. Modes (LzType values):
- * RGB32 — 3 literal bytes B,G,R per pixel into RGBA (alpha byte 0, as the C decoder's pad);
- * RGB16 — 2 literal bytes (x1r5g5b5 big-endian) per pixel into RGBA;
+ * RGB32 — 3 literal bytes B,G,R per pixel into RGBA, alpha 255 (an RGB image is opaque as decoded, no second pass;
+ *         an RGBA image's XXXA pass then writes every alpha byte);
+ * RGB16 — 2 literal bytes (x1r5g5b5 big-endian) per pixel into RGBA, alpha 255;
  * XXXA  — the alpha pass of RGBA images: 1 literal byte per pixel into byte 3 of each RGBA pixel;
  * PLT8  — 1 byte per unit into a byte array (palette indices, packed sub-byte indices included).
  */
@@ -129,7 +130,7 @@ export function literals(
         out[o] = src[ip + 2]!;
         out[o + 1] = src[ip + 1]!;
         out[o + 2] = src[ip]!;
-        out[o + 3] = 0;
+        out[o + 3] = 255;
       }
       return ip;
     }
@@ -143,7 +144,7 @@ export function literals(
         out[o] = (r << 3) | (r >> 2);
         out[o + 1] = (g << 3) | (g >> 2);
         out[o + 2] = (b << 3) | (b >> 2);
-        out[o + 3] = 0;
+        out[o + 3] = 255;
       }
       return ip;
     }

@@ -5,7 +5,7 @@
 // followed by the compressed pixels. The back-reference decoding is shared with GLZ (lz-core.ts).
 import { SpiceDecodeError } from '../proto/errors.ts';
 import { LzType, decodeRun, type Cursor } from './lz-core.ts';
-import { checkDimensions, flipRows, type RgbaImage } from './types.ts';
+import { checkDimensions, flipRows, markOpaque, type RgbaImage } from './types.ts';
 
 export const LZ_MAGIC = 0x20205a4c;
 const LZ_VERSION = 0x00010001;
@@ -45,9 +45,10 @@ export function decode(src: Uint8Array, opts: LzOptions): RgbaImage {
     case LzType.RGB24:
     case LzType.RGB16:
     case LzType.RGBA:
+      // RGB literals come with alpha 255 and references copy whole pixels within the image: opaque as decoded.
       decodeRun(cur, img.data, 0, n, type === LzType.RGB16 ? LzType.RGB16 : LzType.RGB32);
       if (type === LzType.RGBA) decodeRun(cur, img.data, 0, n, LzType.XXXA);
-      else setOpaque(img.data);
+      else markOpaque(img);
       break;
     case LzType.XXXA:
       decodeRun(cur, img.data, 0, n, LzType.XXXA);
@@ -65,15 +66,6 @@ export function decode(src: Uint8Array, opts: LzOptions): RgbaImage {
   }
   if (!topDown) flipRows(img);
   return img;
-}
-
-/** The alpha byte of an RGBA pixel read as a 32-bit word in the platform's byte order. */
-const ALPHA_WORD = new Uint32Array(Uint8Array.of(0, 0, 0, 255).buffer)[0]!;
-
-function setOpaque(rgba: Uint8Array): void {
-  // A pixel at a time as a 32-bit word: a quarter of the loop (the image was just allocated: aligned).
-  const words = new Uint32Array(rgba.buffer, rgba.byteOffset, rgba.length >> 2);
-  for (let i = 0; i < words.length; i++) words[i] = (words[i]! | ALPHA_WORD) >>> 0;
 }
 
 /** Index bytes → RGBA. 4-bit indices wrap modulo the palette size as in lz_decompress_tmpl.c. */

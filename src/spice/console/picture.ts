@@ -26,7 +26,7 @@ export type PictureCompletion =
   | 'bounded';
 
 export interface CompletePicture {
-  /** A copy of the primary surface, taken at completion. */
+  /** A copy of the primary surface, taken at completion (or what `take` returned). */
   image: RgbaImage;
   completedBy: PictureCompletion;
   /** Milliseconds from the call to completion. */
@@ -44,6 +44,12 @@ export interface PictureOptions {
   quietMs?: number;
   /** … or, if the guest keeps drawing, take the picture after this long in the fallback. */
   settleMs?: number;
+  /**
+   * What to keep of the live primary surface at completion; default: a copy of its pixels. It runs in the same turn
+   * as the completion (inside the MARK event), before anything else is drawn: a `take` that encodes the picture at
+   * once needs no copy of the screen.
+   */
+  take?: (surface: RgbaImage) => RgbaImage;
 }
 
 /**
@@ -58,10 +64,11 @@ export async function completePicture(
   o: PictureOptions = {},
 ): Promise<CompletePicture> {
   const { timeoutMs = 15_000, mark = true, markWaitMs = 2000, quietMs = 300, settleMs = 2000 } = o;
+  const take = o.take ?? ((s: RgbaImage) => ({ width: s.width, height: s.height, data: s.data.slice() }));
   const t0 = Date.now();
   const copy = (completedBy: PictureCompletion): CompletePicture | undefined => {
     const s = primarySurface(session);
-    return s && { image: { width: s.width, height: s.height, data: s.data.slice() }, completedBy, ms: Date.now() - t0 };
+    return s && { image: take({ width: s.width, height: s.height, data: s.data }), completedBy, ms: Date.now() - t0 };
   };
   let stopBound = (): void => undefined;
   const display = await Promise.race([

@@ -3,7 +3,7 @@
 // on whole 32-bit pixels, and bitwise operations do not care about byte order, so the drawing code
 // reads the same bytes through a Uint32Array. Colours from the wire (brushes, keys) are packed with
 // packRgba so that the byte order of the platform never matters.
-import type { RgbaImage } from '../codecs/types.ts';
+import { knownOpacity, markOpaque, type RgbaImage } from '../codecs/types.ts';
 import { SurfaceFmt } from '../proto/constants.ts';
 
 const LITTLE_ENDIAN = new Uint8Array(Uint32Array.of(1).buffer)[0] === 1;
@@ -86,10 +86,9 @@ export function finish(words: Uint32Array, fmt: PixelFormat): void {
   }
 }
 
-/** True when every pixel of `img` has alpha 255 (cached per image; images are never modified after decoding). */
-const opaqueCache = new WeakMap<Uint8Array, boolean>();
+/** True when every pixel of `img` has alpha 255 (cached per image: codecs/types.ts markOpaque). */
 export function isOpaque(img: RgbaImage): boolean {
-  let v = opaqueCache.get(img.data);
+  let v = knownOpacity(img);
   if (v === undefined) {
     v = true;
     const d = img.data;
@@ -111,7 +110,7 @@ export function isOpaque(img: RgbaImage): boolean {
         }
       }
     }
-    opaqueCache.set(img.data, v);
+    markOpaque(img, v);
   }
   return v;
 }
