@@ -6,9 +6,9 @@
 // without a kernel it can only boot SeaBIOS and wait for its boot menu on the debug console (port 0x402).
 // Anything else within the time limit means TCG.
 import { spawn } from 'node:child_process';
-import { accessSync, constants, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { accessSync, constants, mkdtempSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { tmpdir } from 'node:os';
+import { release, tmpdir } from 'node:os';
 import type { Accel } from '../config.ts';
 
 const PROBE_TIMEOUT_MS = 5000;
@@ -19,15 +19,72 @@ export const KVM_CPU = 'host';
 /** A Linux kernel and initrd the probe can boot. */
 export interface ProbeKernel { kernel: string; initrd: string }
 
-/** The verdict of each kind of probe, once per process (a kernel's verdict is the one to trust). */
-const cached = new Map<'kernel' | 'firmware', Promise<'kvm' | 'tcg'>>();
+/** The verdict of each probe, once per process, by what it depends on (probeKey). */
+const cached = new Map<string, Promise<'kvm' | 'tcg'>>();
 
-export function resolveAccel(wanted: Accel, qemuBinary: string, kernel?: ProbeKernel): Promise<'kvm' | 'tcg'> {
+/**
+ * What a probe's verdict depends on: the QEMU binary, the host kernel, the probe kernel and initrd (each by path,
+ * size and time) and the CPU model. A verdict kept under the same key (in `verdictFile`, written after each probe)
+ * is reused across server starts: on a host where KVM hangs, the kernel probe waits out its whole time limit.
+ */
+export function probeKey(qemuBinary: string, kernel?: ProbeKernel): string {
+  const id = (f: string) => {
+    try {
+      const st = statSync(f);
+      return `${f}:${st.size}:${st.mtimeMs}`;
+    } catch {
+      return `${f}:-`;
+    }
+  };
+  let kvm = '-';
+  try {
+    accessSync('/dev/kvm', constants.R_OK | constants.W_OK);
+    kvm = 'rw';
+  } catch { /* no usable /dev/kvm: the verdict is tcg anyway */ }
+  return [id(qemuBinary), release(), kvm, KVM_CPU, ...(kernel ? [id(kernel.kernel), id(kernel.initrd)] : ['firmware'])]
+    .join('|');
+}
+
+function keptVerdict(file: string, key: string): 'kvm' | 'tcg' | undefined {
+  try {
+    const v = JSON.parse(readFileSync(file, 'utf8')) as { key?: string; accel?: string };
+    return v.key === key && (v.accel === 'kvm' || v.accel === 'tcg') ? v.accel : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * `auto` → KVM or TCG by a probe (see the top of this file), once per process and, with `verdictFile`, once per
+ * host set-up (the verdict is kept there and reused while nothing it depends on changes).
+ */
+export function resolveAccel(
+  wanted: Accel,
+  qemuBinary: string,
+  kernel?: ProbeKernel,
+  verdictFile?: string,
+): Promise<'kvm' | 'tcg'> {
   if (wanted === 'tcg') return Promise.resolve('tcg');
   if (wanted === 'kvm') return Promise.resolve('kvm');
-  const kind = kernel ? 'kernel' : 'firmware';
-  let verdict = cached.get(kind);
-  if (!verdict) cached.set(kind, (verdict = probeKvm(qemuBinary, kernel).then((ok) => (ok ? 'kvm' : 'tcg'))));
+  const key = probeKey(qemuBinary, kernel);
+  let verdict = cached.get(key);
+  if (!verdict) {
+    const kept = verdictFile ? keptVerdict(verdictFile, key) : undefined;
+    verdict = kept
+      ? Promise.resolve(kept)
+      : probeKvm(qemuBinary, kernel).then((ok) => {
+        const accel = ok ? 'kvm' : 'tcg';
+        // Only a kernel's verdict is worth keeping: a firmware probe is quick and the weaker test.
+        if (verdictFile && kernel) {
+          try {
+            writeFileSync(`${verdictFile}.tmp`, `${JSON.stringify({ key, accel, at: new Date().toISOString() })}\n`);
+            renameSync(`${verdictFile}.tmp`, verdictFile);
+          } catch { /* a read-only cache: probe again next time */ }
+        }
+        return accel;
+      });
+    cached.set(key, verdict);
+  }
   return verdict;
 }
 

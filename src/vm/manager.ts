@@ -13,6 +13,7 @@
 import type { ChildProcess } from 'node:child_process';
 import { EventEmitter } from 'node:events';
 import { existsSync, mkdirSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
 import { conflict, notFound, OrielError, unprocessable } from '../errors.ts';
 import { isOurs, readPidfile } from '../host/process.ts';
 import { resolveAccel } from './accel.ts';
@@ -221,6 +222,7 @@ export class VmManager extends EventEmitter {
         spec.accel,
         this.o.qemuBinary,
         tiny?.kernel && tiny.initrd ? { kernel: tiny.kernel, initrd: tiny.initrd } : undefined,
+        join(this.o.cacheDir, 'accel-verdict.json'),
       );
       const args = qemuArgs(vm.name, spec, p, accel, await newSpiceEndpoint(p));
       // QEMU waits for `migrate-incoming` instead of booting.
