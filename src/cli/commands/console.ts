@@ -11,9 +11,9 @@ import { ConsoleRefusedError } from '../../spice-node/errors.ts';
 import { nodeFileSource } from '../../spice-node/files.ts';
 import { encodePng } from '../../spice-node/png.ts';
 import {
-  ChannelType, ClipboardError, ConsoleController, FileTransferError, MouseButton, MouseButtonMask, Selection,
-  SpiceInputError, SpiceLinkError, TYPE_PAUSE_MS, checkTypeable, nextEvent, parseKeyCombo, type SpiceSession,
-  type TransferProgress,
+  ChannelType, ClipboardError, ConsoleController, FileTransferError, MAX_HEADS, MouseButton, MouseButtonMask,
+  Selection, SpiceInputError, SpiceLinkError, TYPE_PAUSE_MS, checkTypeable, describeHeads, nextEvent, parseKeyCombo,
+  type SpiceSession, type TransferProgress,
 } from '../../spice/index.ts';
 import { Api, CliError } from '../api.ts';
 import { UntrustedServerError, untrustedMessage } from '../tls-trust.ts';
@@ -36,7 +36,7 @@ const COMPLETED = {
   bounded: 'bounded (no MARK from the server; the guest was still drawing)',
 } as const;
 
-interface ConsoleOptions { password?: string; timeout: number; size?: [number, number] }
+interface ConsoleOptions { password?: string; timeout: number; size?: [number, number][]; display?: number }
 
 /** Resolves TARGET to a session target; VM names go through the server's console WebSocket. */
 export function consoleTarget(target: string, api: () => Api): HeadlessTarget {
@@ -141,20 +141,23 @@ export function consoleCommands(program: Command, api: () => Api): void {
 
   common(consoleCmd.command('screenshot <target> <file>')
     .description('save the screen as PNG (TARGET: spice://HOST:PORT, spice+unix:///SOCKET, or a VM name)')
-    .option('--size <WxH>', 'first ask the guest for this display size (needs the SPICE agent in the guest)', size))
+    .option('--size <WxH[,WxH]>', 'first ask the guest for this display size, or several monitors side by side ' +
+      '(needs the SPICE agent in the guest)', sizes)
+    .option('--display <n>', 'only monitor N (0 is the first) of a guest with several', displayId))
     .action(async (target: string, file: string, o: ConsoleOptions) => {
       // Only the display channel (the agent, for --size, speaks over the main channel): no inputs or cursor to link.
       await withSession(target, o, api, async (_session, c) => {
         // The server's MARK ends the picture it sends a new client; after a resize the new picture comes as
         // ordinary drawing (its MARK precedes it), so then the display must go quiet instead.
         const resized = o.size ? (await resizeTo(c, o.size, o.timeout)).changed : false;
-        const pic = await c.completePicture({
-          timeoutMs: Math.max(1000, o.timeout * 1000 - 1000),
-          mark: !resized,
-        });
+        const po = { timeoutMs: Math.max(1000, o.timeout * 1000 - 1000), mark: !resized };
+        const pic = o.display === undefined
+          ? { ...await c.completePicture(po), head: undefined }
+          : await c.headPicture(o.display, po).catch((e: Error) => { throw new CliError(`${target}: ${e.message}`); });
         const { width, height } = pic.image;
         writeFileSync(file, encodePng(pic.image));
-        console.log(`wrote ${file} (${width}×${height}), picture complete: ${COMPLETED[pic.completedBy]}`);
+        const head = pic.head ? `, display ${o.display} at ${pic.head.x},${pic.head.y}` : '';
+        console.log(`wrote ${file} (${width}×${height}${head}), picture complete: ${COMPLETED[pic.completedBy]}`);
       }, { channelTypes: [ChannelType.DISPLAY] });
     });
 
@@ -191,7 +194,8 @@ export function consoleCommands(program: Command, api: () => Api): void {
         pair('--move'),
       )
       .option('--by <dx,dy>', 'relative motion (PS/2 mouse)', pair('--by'))
-      .option('--click <button>', 'left, middle or right'),
+      .option('--click <button>', 'left, middle or right')
+      .option('--display <n>', 'with --move: the position is on monitor N (0 is the first)', displayId),
   ).action(
     async (target: string, o: ConsoleOptions & { move?: [number, number]; by?: [number, number]; click?: string }) => {
       if (!o.move && !o.by && !o.click) throw new CliError('nothing to do: give --move, --by or --click');
@@ -204,7 +208,7 @@ export function consoleCommands(program: Command, api: () => Api): void {
             'this VM has no absolute pointer (a USB tablet or the SPICE agent): use --by DX,DY for relative motion',
           );
         }
-        if (o.move) inputs.mousePosition(o.move[0], o.move[1], 0);
+        if (o.move) inputs.mousePosition(o.move[0], o.move[1], 0, o.display ?? 0);
         if (o.by) inputs.mouseMotion(o.by[0], o.by[1], 0);
         if (button) {
           inputs.mousePress(button[0], button[1]);
@@ -216,12 +220,13 @@ export function consoleCommands(program: Command, api: () => Api): void {
   );
 
   common(consoleCmd.command('resize <target> <size>')
-    .description('ask the guest to use this display size, WxH (needs the SPICE agent in the guest)'))
+    .description('ask the guest to use this display size, WxH, or several monitors side by side, WxH,WxH ' +
+      '(needs the SPICE agent in the guest)'))
     .action(async (target: string, wxh: string, o: ConsoleOptions) => {
-      const want = size(wxh);
+      const want = sizes(wxh);
       await withSession(target, o, api, async (_session, c) => {
         const got = await resizeTo(c, want, o.timeout);
-        console.log(`display is ${got.width}×${got.height}`);
+        console.log(got.heads ? `displays: ${describeHeads(got.heads)}` : `display is ${got.width}×${got.height}`);
       });
     });
 
@@ -363,6 +368,19 @@ export function consoleCommands(program: Command, api: () => Api): void {
   usbCommands(consoleCmd, common, (target, o, fn, opts) => withSession(target, o as ConsoleOptions, api, fn, opts));
 }
 
+/** WxH, or several (monitors side by side) separated by commas. */
+function sizes(v: string): [number, number][] {
+  const list = v.split(',').map(size);
+  if (list.length > MAX_HEADS) throw new CliError(`at most ${MAX_HEADS} monitors, not ${list.length}`);
+  return list;
+}
+
+function displayId(v: string): number {
+  if (!/^\d+$/.test(v) || Number(v) >= MAX_HEADS)
+    throw new CliError(`--display takes a monitor number from 0 to ${MAX_HEADS - 1}, not '${v}'`);
+  return Number(v);
+}
+
 function size(v: string): [number, number] {
   const m = /^(\d+)x(\d+)$/.exec(v);
   if (!m || Number(m[1]) < 320 || Number(m[2]) < 200 || Number(m[1]) > 8192 || Number(m[2]) > 8192) {
@@ -376,9 +394,16 @@ async function clipboardOf(session: SpiceSession, timeoutS: number) {
   return session.agent.clipboard;
 }
 
-/** Asks for a display size and waits until the primary surface has it (ConsoleController.resizeTo). */
-async function resizeTo(c: ConsoleController, [w, h]: [number, number], timeoutS: number) {
-  return c.resizeTo(w, h, timeoutS * 1000).catch((e: Error) => { throw new CliError(e.message); });
+/**
+ * Asks for a display size and waits until the primary surface has it (ConsoleController.resizeTo); for several,
+ * monitors side by side, until the display's monitors config lists them (arrangeMonitors).
+ */
+async function resizeTo(c: ConsoleController, want: [number, number][], timeoutS: number) {
+  const fail = (e: Error): never => { throw new CliError(e.message); };
+  if (want.length === 1)
+    return { ...await c.resizeTo(want[0][0], want[0][1], timeoutS * 1000).catch(fail), heads: undefined };
+  const got = await c.arrangeMonitors(want.map(([width, height]) => ({ width, height })), timeoutS * 1000).catch(fail);
+  return { ...got.heads[0], heads: got.heads, changed: got.changed };
 }
 
 /** Runs a check of the command's own words; the core's SpiceInputError becomes a usage error. */
