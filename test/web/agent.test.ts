@@ -485,8 +485,12 @@ describe('web console with the SPICE agent (desktop guest)', () => {
 
   test('two monitors: the guest gets a second output, side by side on the canvas, each head pixel-exact', async () => {
     const t0 = Date.now();
-    const [w, h] = await page.evaluate(() =>
-      [window.orielConsole.screenSize.width, window.orielConsole.screenSize.height]) as [number, number];
+    // The page may have been reloaded just before: its agent ready and the guest's screen there first.
+    await page.waitForSelector('#console-agent[data-state=ready]', { timeout: 60_000 });
+    const [w, h] = await until('the guest screen', () => page.evaluate(() => {
+      const s = window.orielConsole.screenSize;
+      return s && [s.width, s.height];
+    }), 30_000) as [number, number];
     await page.selectOption('#console-monitors', '2');
     const want = [[w, h, 0], [w, h, w]];
     const heads = await until('two heads in the console', () => page.evaluate(() =>

@@ -211,15 +211,6 @@ export function ConsoleView({ vm, full = false }: { vm: Vm; full?: boolean }) {
             <option value="remote">Resize guest to window</option>
           </select>
         </label>
-        <label class="inline" title="Monitors side by side (asked of the guest through its agent)">Monitors
-          <select id="console-monitors" value=${monitors.value} disabled=${agent.value !== 'ready'} onChange=${(e: Event) => {
-            monitors.value = Number((e.target as HTMLSelectElement).value);
-            if (con.current) con.current.monitorCount = monitors.value;
-          }}>
-            <option value="1">1</option>
-            <option value="2">2</option>
-          </select>
-        </label>
         ${
           scale.value === 'remote' &&
           running &&
@@ -269,6 +260,15 @@ export function ConsoleView({ vm, full = false }: { vm: Vm; full?: boolean }) {
         <textarea id="console-text" rows="1" placeholder="Text to type into the guest as keystrokes (US layout; Enter = new line)"
           value=${text.value} onInput=${(e: Event) => (text.value = (e.target as HTMLTextAreaElement).value)}></textarea>
         <button id="console-type" disabled=${typing.value || s.status !== 'connected'}>${typing.value ? 'Typing…' : 'Type'}</button>
+        <label class="inline" title="Monitors side by side (asked of the guest through its agent)">Monitors
+          <select id="console-monitors" value=${monitors.value} disabled=${agent.value !== 'ready'} onChange=${(e: Event) => {
+            monitors.value = Number((e.target as HTMLSelectElement).value);
+            if (con.current) con.current.monitorCount = monitors.value;
+          }}>
+            <option value="1">1</option>
+            <option value="2">2</option>
+          </select>
+        </label>
       </form>
     </div>`;
 }
