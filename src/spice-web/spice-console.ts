@@ -4,7 +4,8 @@
 // - connection.ts: opens the session, reports status, reopens one that ended unasked (with backoff);
 // - screen.ts: drawing (the surface blitted once per animation frame) and the layout (scale modes);
 // - cursor.ts: the guest's cursor shape; key-input.ts: the keyboard; pointer.ts: the mouse;
-// - guest-size.ts: "resize guest to window"; clipboard.ts and file-drop.ts: the guest agent's clipboard and files;
+// - guest-size.ts: "resize guest to window", and several monitors (side by side on one surface);
+// - clipboard.ts and file-drop.ts: the guest agent's clipboard and files;
 //   shared-folder.ts: the WebDAV share; audio.ts: sound both ways; usb.ts: WebUSB devices redirected to the VM.
 // Typing text, key combinations, the switch to client mouse mode and asking the guest for a size are the core's
 // ConsoleController (src/spice/console), the same one `oriel console` uses: this is a thin host of it.
@@ -13,6 +14,7 @@ import {
   SpiceInputError,
   type AgentState,
   type InputsChannel,
+  type MonitorHead,
   type SpiceAgent,
   type SpiceSession,
 } from '../spice/index.ts';
@@ -23,7 +25,7 @@ import { CursorView } from './cursor.ts';
 import { FileQueue } from './file-drop.ts';
 import { ConsoleShare } from './shared-folder.ts';
 import { ConsoleUsb } from './usb.ts';
-import { askGuestSize } from './guest-size.ts';
+import { askGuestSize, askMonitors } from './guest-size.ts';
 import { KeyInput } from './key-input.ts';
 import { Pointer } from './pointer.ts';
 import { Screen, type ScaleMode } from './screen.ts';
@@ -52,6 +54,8 @@ export interface SpiceConsoleOptions {
   onAudioChange?: () => void;
   /** A USB device was redirected or unplugged, or a message changed (console.usb). */
   onUsbChange?: () => void;
+  /** The guest's monitors (heads: regions of the screen, side by side) as its display says (console.monitors). */
+  onMonitors?: (heads: readonly MonitorHead[]) => void;
 }
 
 export class SpiceConsole {
@@ -78,6 +82,7 @@ export class SpiceConsole {
   private readonly _keys: KeyInput;
   private readonly _connection: ConsoleConnection;
   private _controller: ConsoleController | undefined;
+  private _monitorCount = 1;
   private readonly _resizeObserver: ResizeObserver;
   private readonly _cleanups: (() => void)[] = [];
 
@@ -207,6 +212,24 @@ export class SpiceConsole {
     this._askGuestSize(true);
   }
 
+  /**
+   * Monitors to show (1 to MAX_HEADS; Oriel's qxl VMs have two): asked of the guest through its agent, side by side
+   * on its one screen. In 'remote' the console area is shared between them; otherwise each gets the first one's size.
+   */
+  get monitorCount(): number {
+    return this._monitorCount;
+  }
+
+  set monitorCount(n: number) {
+    this._monitorCount = n;
+    this._askGuestSize(true);
+  }
+
+  /** The guest's monitors as its display's MONITORS_CONFIG lists them: each a region of the screen (canvas). */
+  get monitors(): readonly MonitorHead[] {
+    return this._connection.session?.display?.heads ?? [];
+  }
+
   /** The size last asked of the guest (scale mode 'remote'). */
   get requestedSize(): { width: number; height: number } | undefined {
     return this._controller?.requestedSize;
@@ -256,7 +279,13 @@ export class SpiceConsole {
   private _attach(session: SpiceSession): void {
     this.shared.attach(session);
     const onChannel = (ch: { type: number }) => {
-      if (ch === session.display) this._screen.attach(session.display);
+      if (ch === session.display) {
+        this._screen.attach(session.display);
+        session.display.onMonitorsConfig((heads) => {
+          this.element.dataset.monitors = String(heads.length);
+          this._opts.onMonitors?.(heads);
+        });
+      }
       else if (ch === session.cursor) this._cursor.attach(session.cursor);
       else if (ch === session.inputs) this._keys.attach(session.inputs);
     };
@@ -292,11 +321,17 @@ export class SpiceConsole {
     this._opts.onAgentState?.('disconnected');
   }
 
-  /** Scale mode 'remote': asks the guest for the console area's size (again, after the mode was chosen anew). */
+  /**
+   * Scale mode 'remote': asks the guest for the console area's size, shared by the monitors (again, after the mode
+   * or the monitor count was chosen anew). Other modes ask only when the monitor count was chosen.
+   */
   private _askGuestSize(again = false): void {
-    if (this._screen.scaleMode !== 'remote') return;
     if (again && this._controller) this._controller.forgetRequestedSize();
-    if (askGuestSize(this._controller, this.areaSize)) this.stats.resizeRequests++;
+    const n = this._monitorCount;
+    const asked = this._screen.scaleMode === 'remote'
+      ? askGuestSize(this._controller, this.areaSize, n)
+      : again && askMonitors(this._controller, this.monitors, n);
+    if (asked) this.stats.resizeRequests++;
   }
 
   private _onMouseMode(mode: 'client' | 'server'): void {

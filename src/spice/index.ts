@@ -67,3 +67,4 @@ export {
   UsbredirChannel, UsbredirHost, UsbredirProtocolError, UsbDeviceRefused, MassStorageDevice, MemoryDisk, UsbStatus,
   WebUsbDevice, type BlockDevice, type UsbDevice, type WebUsbDeviceLike,
 } from './usbredir/index.ts';
+export { MAX_HEADS, describeHeads, headImage, headsMatch, sideBySide, type HeadSize } from './console/monitors.ts';

@@ -35,6 +35,7 @@ export function qemuArgs(
     '-nodefaults', '-no-user-config',
     '-display', 'none',
     '-vga', spec.display,
+    ...qxlHeads(spec),
     // ttyS0: the guest console, kept in serial.log (this boot only: removed before QEMU starts; appended to, so that
     // serial-log.ts can cap it) and reachable as a socket for an interactive terminal.
     '-chardev', `socket,id=serial0,path=${paths.serial},server=on,wait=off,logfile=${paths.serialLog},logappend=on`,
@@ -104,6 +105,16 @@ function usbRedirection(spec: VmSpec): string[] {
     a.push('-chardev', `spicevmc,id=usbredir${i},name=usbredir`, '-device', `usb-redir,chardev=usbredir${i},bus=usb0.0`);
   }
   return a;
+}
+
+/** Monitors a qxl VM can show: its qxl-vga offers this many outputs (QEMU passes max_outputs to spice-server, whose
+ * default of 0 means one). All share one primary surface; a head beyond the first stays disconnected in the guest
+ * until a SPICE client asks for it through the agent's monitors config (the display channel's MONITORS_CONFIG then
+ * lists each head's region of the surface). */
+export const QXL_HEADS = 2;
+
+function qxlHeads(spec: VmSpec): string[] {
+  return spec.display === 'qxl' ? ['-global', `qxl-vga.max_outputs=${QXL_HEADS}`] : [];
 }
 
 /** The virtio-serial ports an image asks for (manifest `devices`), on the same bus as the SPICE agent's. */

@@ -1,7 +1,7 @@
 // The console controller (src/spice/console), the one SPICE client behind both hosts (the browser console and
 // `oriel console`), driven over fake wires as a server would, no QEMU: typing pace, characters refused before anything
-// is sent, key combos, the switch to client mouse mode, asking the guest for a size once per size, and the proxy's
-// link reading done with the core's parsers.
+// is sent, key combos, the switch to client mouse mode, asking the guest for a size (or monitors side by side) once
+// per size, and the proxy's link reading done with the core's parsers.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { InputsChannel } from '../../src/spice/channels/inputs.ts';
@@ -175,6 +175,33 @@ test('resize: the guest is asked through its agent, rounded as the agent sends i
     });
   assert.ok(monitors.length >= 1);
   assert.deepEqual(monitors.at(-1), [1096, 700]);
+  c.dispose();
+});
+
+test('monitors: two side by side in one config with USE_POS, asked once per layout', async () => {
+  const { session, mainWire } = await fakeSession({
+    supported: MouseMode.SERVER, current: MouseMode.SERVER, agent: true,
+  });
+  const c = new ConsoleController(session);
+  mainWire.push(MainMsg.AGENT_DATA, encodeMessage(AgentMsg.ANNOUNCE_CAPABILITIES,
+    encodeCaps([AgentCap.MONITORS_CONFIG], false)));
+  await tick();
+  const two = [{ width: 1023, height: 700 }, { width: 800, height: 600 }];
+  assert.equal(c.requestMonitors(two), true);
+  assert.equal(c.requestMonitors(two), false, 'the same layout: not asked again');
+  assert.deepEqual(c.requestedSize, { width: 1016, height: 700 });
+  await new Promise((r) => setTimeout(r, 20));
+  const sent = mainWire.messages()
+    .filter(([t, b]) => t === MainMsgc.AGENT_DATA && readHeader(b).type === AgentMsg.MONITORS_CONFIG)
+    .map(([, b]) => {
+      const r = new Reader(b, 20);
+      const n = r.u32();
+      const flags = r.u32();
+      return { flags, heads: Array.from({ length: n }, () => [r.u32(), r.u32(), r.u32(), r.i32(), r.i32()]) };
+    });
+  // {height, width, depth, x, y} per monitor; flags 1 = USE_POS.
+  assert.deepEqual(sent.at(-1), { flags: 1, heads: [[700, 1016, 32, 0, 0], [600, 800, 32, 1016, 0]] });
+  assert.equal(c.requestSize(1016, 700), true, 'one monitor again is another layout');
   c.dispose();
 });
 

@@ -14,11 +14,15 @@
 //   a USB disk in the guest until unplugged (agent-usb.ts).
 // - Resize to window: changing the window's size changes the guest's resolution (xrandr), shown 1:1; the choice
 //   is remembered.
+// - Monitors: choosing two gives the guest a second output (xrandr), side by side on the canvas, each head's region
+//   exactly its region of QMP's screendump.
 // Saves docs/console-desktop.png.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
-import { closeSync, ftruncateSync, linkSync, mkdirSync, mkdtempSync, openSync, rmSync, writeSync } from 'node:fs';
+import {
+  closeSync, ftruncateSync, linkSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
@@ -26,7 +30,8 @@ import { PNG } from 'pngjs';
 import { startTestServer, ADMIN_PASSWORD, type TestServer } from '../helpers/server.ts';
 import { ensureDesktopImage } from '../helpers/images.ts';
 import { startDesktopVm } from '../helpers/desktop.ts';
-import { DOCS, ensureWebBuild, signIn, until } from './helpers.ts';
+import { canvasPixels, DOCS, ensureWebBuild, signIn, until } from './helpers.ts';
+import { parsePpm } from '../spice/helpers/qemu.ts';
 import { shareFolderChecks } from './agent-share.ts';
 import { webUsbChecks } from './agent-usb.ts';
 
@@ -476,6 +481,48 @@ describe('web console with the SPICE agent (desktop guest)', () => {
     assert.equal(await page.inputValue('#console-scale'), 'remote');
     await page.selectOption('#console-scale', 'fit');
     await page.setViewportSize({ width: 1280, height: 900 });
+  });
+
+  test('two monitors: the guest gets a second output, side by side on the canvas, each head pixel-exact', async () => {
+    const t0 = Date.now();
+    // The page may have been reloaded just before: its agent ready and the guest's screen there first.
+    await page.waitForSelector('#console-agent[data-state=ready]', { timeout: 60_000 });
+    const [w, h] = await until('the guest screen', () => page.evaluate(() => {
+      const s = window.orielConsole.screenSize;
+      return s && [s.width, s.height];
+    }), 30_000) as [number, number];
+    await page.selectOption('#console-monitors', '2');
+    const want = [[w, h, 0], [w, h, w]];
+    const heads = await until('two heads in the console', () => page.evaluate(() =>
+      window.orielConsole.monitors.length === 2 ? window.orielConsole.monitors : undefined), 60_000);
+    assert.deepEqual(heads.map((m: { width: number; height: number; x: number }) => [m.width, m.height, m.x]), want);
+    assert.match(await page.textContent('#console-size') ?? '', /\(2 monitors\)/);
+    const xr = (await gx('xrandr --current')).stdout;
+    assert.match(xr, new RegExp(`^Virtual-2 connected ${w}x${h}\\+${w}\\+0`, 'm'), xr);
+    // The canvas is the guest's one screen: each head's region against the same region of QMP's screendump.
+    const dump = join(files, 'heads.ppm');
+    let differing = -1;
+    for (let i = 0; i < 40 && differing !== 0; i++) {
+      await t.server.ctx.vms.qmp(VM).execute('screendump', { filename: dump, format: 'ppm' });
+      const ppm = parsePpm(readFileSync(dump));
+      const c = await canvasPixels(page);
+      if (c.width !== 2 * w || ppm.width !== 2 * w || c.height !== ppm.height) continue;
+      differing = 0;
+      for (const [, hh, x0] of want) {
+        for (let y = 0; y < hh!; y++) {
+          for (let x = x0!; x < x0! + w; x++) {
+            const a = (y * ppm.width + x) * 3;
+            const b = (y * c.width + x) * 4;
+            if (ppm.rgb[a] !== c.data[b] || ppm.rgb[a + 1] !== c.data[b + 1] || ppm.rgb[a + 2] !== c.data[b + 2])
+              differing++;
+          }
+        }
+      }
+    }
+    assert.equal(differing, 0, 'pixels of the heads differing from the screendump');
+    await page.selectOption('#console-monitors', '1');
+    await until('one head again', () => page.evaluate(() => window.orielConsole.monitors.length === 1), 60_000);
+    console.log(`# two monitors and back in ${Date.now() - t0} ms`);
   });
 
   test('without the Clipboard API (http on a non-localhost name) the clipboard panel carries both ways', async () => {

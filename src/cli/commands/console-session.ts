@@ -9,6 +9,7 @@ import { ConsoleRefusedError } from '../../spice-node/errors.ts';
 import { encodePng } from '../../spice-node/png.ts';
 import type { AudioCodecs } from '../../spice/channels/audio-codec.ts';
 import { ConsoleController } from '../../spice/console/controller.ts';
+import { MAX_HEADS } from '../../spice/console/monitors.ts';
 import { ClipboardError } from '../../spice/vdagent/clipboard.ts';
 import { FileTransferError } from '../../spice/vdagent/file-xfer.ts';
 import { SpiceLinkError } from '../../spice/link.ts';
@@ -26,7 +27,12 @@ const COMPLETED = {
 } as const;
 
 export interface ConsoleOptions { password?: string; timeout: number }
-export interface ScreenshotOptions extends ConsoleOptions { size?: [number, number] }
+export interface ScreenshotOptions extends ConsoleOptions {
+  /** One display size, or several monitors side by side. */
+  size?: [number, number][];
+  /** Only this monitor's part of the screen. */
+  display?: number;
+}
 
 /** Resolves TARGET to a session target; VM names go through the server's console WebSocket. */
 export function consoleTarget(target: string, api: () => Api): HeadlessTarget {
@@ -110,19 +116,25 @@ export function screenshot(target: string, file: string, o: ScreenshotOptions, a
     // The server's MARK ends the picture it sends a new client; after a resize the new picture comes as
     // ordinary drawing (its MARK precedes it), so then the display must go quiet instead.
     const resized = o.size ? (await resizeTo(c, o.size, o.timeout)).changed : false;
+    const po = { timeoutMs: Math.max(1000, o.timeout * 1000 - 1000), mark: !resized };
+    if (o.display !== undefined) {
+      const pic = await c.headPicture(o.display, po).catch((e: Error) => { throw new CliError(`${target}: ${e.message}`); });
+      const { width, height } = pic.image;
+      writeFileSync(file, encodePng(pic.image));
+      const at = pic.head ? `, display ${o.display} at ${pic.head.x},${pic.head.y}` : '';
+      console.log(`wrote ${file} (${width}×${height}${at}), picture complete: ${COMPLETED[pic.completedBy]}`);
+      return;
+    }
     // Encoded off the live surface at completion (no copy of the screen), then written.
     let png: Buffer | undefined;
-    const pic = await c.completePicture({
-      timeoutMs: Math.max(1000, o.timeout * 1000 - 1000),
-      mark: !resized,
-      take: (surface) => ((png = encodePng(surface)), surface),
-    });
+    const pic = await c.completePicture({ ...po, take: (surface) => ((png = encodePng(surface)), surface) });
     const { width, height } = pic.image;
     writeFileSync(file, png!);
     console.log(`wrote ${file} (${width}×${height}), picture complete: ${COMPLETED[pic.completedBy]}`);
   }, { channelTypes: [ChannelType.DISPLAY] });
 }
 
+/** WxH, from 320x200 to 8192x8192. */
 export function displaySize(v: string): [number, number] {
   const m = /^(\d+)x(\d+)$/.exec(v);
   if (!m || Number(m[1]) < 320 || Number(m[2]) < 200 || Number(m[1]) > 8192 || Number(m[2]) > 8192) {
@@ -131,7 +143,27 @@ export function displaySize(v: string): [number, number] {
   return [Number(m[1]), Number(m[2])];
 }
 
-/** Asks for a display size and waits until the primary surface has it (ConsoleController.resizeTo). */
-export async function resizeTo(c: ConsoleController, [w, h]: [number, number], timeoutS: number) {
-  return c.resizeTo(w, h, timeoutS * 1000).catch((e: Error) => { throw new CliError(e.message); });
+/** WxH, or several (monitors side by side) separated by commas. */
+export function displaySizes(v: string): [number, number][] {
+  const list = v.split(',').map(displaySize);
+  if (list.length > MAX_HEADS) throw new CliError(`at most ${MAX_HEADS} monitors, not ${list.length}`);
+  return list;
+}
+
+export function displayId(v: string): number {
+  if (!/^\d+$/.test(v) || Number(v) >= MAX_HEADS)
+    throw new CliError(`--display takes a monitor number from 0 to ${MAX_HEADS - 1}, not '${v}'`);
+  return Number(v);
+}
+
+/**
+ * Asks for a display size and waits until the primary surface has it (ConsoleController.resizeTo); for several,
+ * monitors side by side, until the display's monitors config lists them (arrangeMonitors).
+ */
+export async function resizeTo(c: ConsoleController, want: [number, number][], timeoutS: number) {
+  const fail = (e: Error): never => { throw new CliError(e.message); };
+  if (want.length === 1)
+    return { ...await c.resizeTo(want[0]![0], want[0]![1], timeoutS * 1000).catch(fail), heads: undefined };
+  const got = await c.arrangeMonitors(want.map(([width, height]) => ({ width, height })), timeoutS * 1000).catch(fail);
+  return { ...got.heads[0]!, heads: got.heads, changed: got.changed };
 }

@@ -9,11 +9,11 @@ import type { Command } from 'commander';
 import { nodeFileSource } from '../../spice-node/files.ts';
 import {
   ChannelType, FileTransferError, MouseButton, MouseButtonMask, Selection, SpiceInputError, TYPE_PAUSE_MS,
-  checkTypeable, nextEvent, parseKeyCombo, type SpiceSession, type TransferProgress,
+  checkTypeable, describeHeads, nextEvent, parseKeyCombo, type SpiceSession, type TransferProgress,
 } from '../../spice/index.ts';
 import { type Api, CliError } from '../api.ts';
 import {
-  displaySize, resizeTo, screenshot, withSession, type ConsoleOptions, type ScreenshotOptions,
+  displayId, displaySizes, resizeTo, screenshot, withSession, type ConsoleOptions, type ScreenshotOptions,
 } from './console-session.ts';
 import { ProgressBar, formatBytes } from '../output.ts';
 import { chooseSendPath, runShare } from './console-share.ts';
@@ -54,7 +54,9 @@ export function consoleCommands(program: Command, api: () => Api): void {
 
   common(consoleCmd.command('screenshot <target> <file>')
     .description('save the screen as PNG (TARGET: spice://HOST:PORT, spice+unix:///SOCKET, or a VM name)')
-    .option('--size <WxH>', 'first ask the guest for this display size (needs the SPICE agent in the guest)', displaySize))
+    .option('--size <WxH[,WxH]>', 'first ask the guest for this display size, or several monitors side by side ' +
+      '(needs the SPICE agent in the guest)', displaySizes)
+    .option('--display <n>', 'only monitor N (0 is the first) of a guest with several', displayId))
     .action((target: string, file: string, o: ScreenshotOptions) => screenshot(target, file, o, api));
 
   common(consoleCmd.command('type <target> <text>')
@@ -90,9 +92,12 @@ export function consoleCommands(program: Command, api: () => Api): void {
         pair('--move'),
       )
       .option('--by <dx,dy>', 'relative motion (PS/2 mouse)', pair('--by'))
-      .option('--click <button>', 'left, middle or right'),
+      .option('--click <button>', 'left, middle or right')
+      .option('--display <n>', 'with --move: the position is on monitor N (0 is the first)', displayId),
   ).action(
-    async (target: string, o: ConsoleOptions & { move?: [number, number]; by?: [number, number]; click?: string }) => {
+    async (target: string, o: ConsoleOptions & {
+      move?: [number, number]; by?: [number, number]; click?: string; display?: number;
+    }) => {
       if (!o.move && !o.by && !o.click) throw new CliError('nothing to do: give --move, --by or --click');
       const button = o.click === undefined ? undefined : BUTTONS[o.click];
       if (o.click !== undefined && !button) throw new CliError(`--click takes left, middle or right, not '${o.click}'`);
@@ -103,7 +108,7 @@ export function consoleCommands(program: Command, api: () => Api): void {
             'this VM has no absolute pointer (a USB tablet or the SPICE agent): use --by DX,DY for relative motion',
           );
         }
-        if (o.move) inputs.mousePosition(o.move[0], o.move[1], 0);
+        if (o.move) inputs.mousePosition(o.move[0], o.move[1], 0, o.display ?? 0);
         if (o.by) inputs.mouseMotion(o.by[0], o.by[1], 0);
         if (button) {
           inputs.mousePress(button[0], button[1]);
@@ -115,12 +120,13 @@ export function consoleCommands(program: Command, api: () => Api): void {
   );
 
   common(consoleCmd.command('resize <target> <size>')
-    .description('ask the guest to use this display size, WxH (needs the SPICE agent in the guest)'))
+    .description('ask the guest to use this display size, WxH, or several monitors side by side, WxH,WxH ' +
+      '(needs the SPICE agent in the guest)'))
     .action(async (target: string, wxh: string, o: ConsoleOptions) => {
-      const want = displaySize(wxh);
+      const want = displaySizes(wxh);
       await withSession(target, o, api, async (_session, c) => {
         const got = await resizeTo(c, want, o.timeout);
-        console.log(`display is ${got.width}×${got.height}`);
+        console.log(got.heads ? `displays: ${describeHeads(got.heads)}` : `display is ${got.width}×${got.height}`);
       });
     });
 

@@ -121,7 +121,9 @@ export class DisplayChannel extends SpiceChannel {
   readonly onMark: Event<void> = this._onMark.event;
   private _marked = false;
   private readonly _onMonitorsConfig = new Emitter<MonitorHead[]>();
+  /** MONITORS_CONFIG: the guest's heads (monitors), each a region of a surface; `heads` holds the last list. */
   readonly onMonitorsConfig: Event<MonitorHead[]> = this._onMonitorsConfig.event;
+  private _heads: MonitorHead[] = [];
 
   readonly surfaces = new Map<number, { info: SurfaceInfo; surface: Surface }>();
   readonly displayStats: DisplayStats;
@@ -177,6 +179,11 @@ export class DisplayChannel extends SpiceChannel {
    * destroyed). */
   get marked(): boolean {
     return this._marked;
+  }
+
+  /** The guest's heads as the last MONITORS_CONFIG listed them (empty before one came). */
+  get heads(): readonly MonitorHead[] {
+    return this._heads;
   }
 
   get primary(): { info: SurfaceInfo; surface: Surface } | undefined {
@@ -280,6 +287,7 @@ export class DisplayChannel extends SpiceChannel {
           r.u32(); // flags
           return h;
         });
+        this._heads = heads;
         this._onMonitorsConfig.fire(heads);
         return;
       }

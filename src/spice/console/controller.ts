@@ -2,14 +2,16 @@
 // (the browser console in src/spice-web, the headless client behind `oriel console` in src/cli): typing text and
 // key combinations (typing.ts), the switch to client (absolute) mouse mode, asking the guest for a screen size, and
 // "picture complete" (picture.ts). One controller serves one session; a host that reconnects makes a new one.
-import type { DisplayChannel } from '../channels/display.ts';
+import type { DisplayChannel, MonitorHead } from '../channels/display.ts';
 import type { InputsChannel } from '../channels/inputs.ts';
 import type { MouseModeEvent } from '../channels/main.ts';
 import { monitorSize } from '../vdagent/agent.ts';
+import type { MonitorConfig } from '../vdagent/protocol.ts';
 import { Emitter, nextEvent, type Disposable, type Event } from '../emitter.ts';
 import { ChannelType, MouseMode } from '../proto/constants.ts';
 import type { SpiceSession } from '../session.ts';
 import { startTimer } from '../timers.ts';
+import { describeHeads, headImage, headsMatch, sideBySide, type HeadSize } from './monitors.ts';
 import { completePicture, type CompletePicture, type PictureOptions } from './picture.ts';
 import { checkTypeable, typeText, type TypeOptions } from './typing.ts';
 
@@ -40,7 +42,7 @@ export class ConsoleController {
   private readonly _onMouseMode = new Emitter<MouseModeName>();
   /** The server's mouse mode, told at once if known and then on every MOUSE_MODE. */
   readonly onMouseMode: Event<MouseModeName> = this._onMouseMode.event;
-  private _requested: Size | undefined;
+  private _requested: MonitorConfig[] | undefined;
   private readonly _subs: Disposable[];
 
   constructor(
@@ -101,8 +103,14 @@ export class ConsoleController {
     return (await this._within(waitMs, switched)) !== undefined;
   }
 
-  /** The size last asked of the guest (rounded as the agent sends it), until the agent is new. */
+  /** The size last asked of the guest for its first monitor (rounded as the agent sends it), until the agent is new. */
   get requestedSize(): Size | undefined {
+    const r = this._requested?.[0];
+    return r && { width: r.width, height: r.height };
+  }
+
+  /** The monitors last asked of the guest (side by side), until the agent is new. */
+  get requestedMonitors(): readonly MonitorConfig[] | undefined {
     return this._requested;
   }
 
@@ -116,15 +124,50 @@ export class ConsoleController {
    * asked last. False when not asked: no ready agent, or the same size.
    */
   requestSize(width: number, height: number): boolean {
+    return this.requestMonitors([{ width, height }]);
+  }
+
+  /**
+   * Asks the guest for monitors of these sizes side by side (monitors.ts sideBySide; the first is the primary one),
+   * unless that is what was asked last. False when not asked: no ready agent, or the same layout.
+   */
+  requestMonitors(sizes: readonly HeadSize[]): boolean {
     const agent = this.session.agent;
     if (agent.state !== 'ready') return false;
-    const want = monitorSize(width, height);
+    const want = sideBySide(sizes);
     const r = this._requested;
-    if (r && r.width === want.width && r.height === want.height) return false;
+    if (r && headsMatch(r, want)) return false;
     this._requested = want;
     this.stats.resizeRequests++;
-    agent.resize(width, height);
+    agent.setMonitors(want);
     return true;
+  }
+
+  /**
+   * Asks for monitors of these sizes side by side and resolves with the guest's heads once its MONITORS_CONFIG lists
+   * exactly them (`changed` false when it already did). Needs a guest with that many outputs (Oriel's qxl VMs have
+   * two) whose desktop applies the layout. Rejects when the agent is not ready within `timeoutMs`, or the guest did
+   * not switch in time.
+   */
+  async arrangeMonitors(
+    sizes: readonly HeadSize[], timeoutMs: number,
+  ): Promise<{ heads: MonitorHead[]; changed: boolean }> {
+    const want = sideBySide(sizes);
+    await this.session.agent.whenReady(timeoutMs);
+    const display = await this.session.whenChannel<DisplayChannel>(ChannelType.DISPLAY);
+    if (!display.primary) await nextEvent(display.onSurfaceCreated, (i) => i.primary);
+    const changed = !headsMatch(display.heads, want);
+    if (changed) {
+      const shown = nextEvent(display.onMonitorsConfig, (h) => headsMatch(h, want));
+      this.forgetRequestedSize();
+      this.requestMonitors(sizes);
+      if (!(await this._within(Math.max(5000, timeoutMs - 2000), shown)))
+        throw new Error(
+          `the guest did not switch to ${describeHeads(want)} ` +
+            `(it shows ${describeHeads(display.heads) || 'no monitors config'}); does it have ${want.length} outputs?`,
+        );
+    }
+    return { heads: [...display.heads], changed };
   }
 
   /**
@@ -139,7 +182,8 @@ export class ConsoleController {
     if (!display.primary) await nextEvent(display.onSurfaceCreated, (i) => i.primary);
     const want = monitorSize(width, height);
     const current = () => display.primary!.info;
-    const matches = () => current().width === want.width && current().height === want.height;
+    const matches = () =>
+      current().width === want.width && current().height === want.height && display.heads.length <= 1;
     const changed = !matches();
     if (changed) {
       const created = nextEvent(
@@ -160,6 +204,28 @@ export class ConsoleController {
   /** The primary surface once its picture is complete (DISPLAY_MARK, or a settle without one): picture.ts. */
   completePicture(o?: PictureOptions): Promise<CompletePicture> {
     return completePicture(this.session, o);
+  }
+
+  /**
+   * Monitor `head`'s picture: the primary surface once complete (completePicture), cut to that head's region as the
+   * display's MONITORS_CONFIG places it (with no monitors config, head 0 is the whole surface). Waits `headWaitMs`
+   * for a config listing the head (it follows the picture a new client gets); rejects if the guest has no such head.
+   */
+  async headPicture(head: number, o: PictureOptions & { headWaitMs?: number } = {}): Promise<CompletePicture & {
+    head: MonitorHead | undefined;
+  }> {
+    const pic = await this.completePicture(o);
+    const display = this.session.display!;
+    const listed = () => display.heads.find((h) => h.monitorId === head);
+    if (!listed() && (head > 0 || display.heads.length))
+      await this._within(o.headWaitMs ?? 2000, nextEvent(display.onMonitorsConfig, () => listed() !== undefined));
+    const h = listed();
+    if (!h) {
+      if (head === 0 && !display.heads.length) return { ...pic, head: undefined };
+      const ids = display.heads.map((x) => x.monitorId);
+      throw new Error(`no display ${head}: the guest shows ${ids.length ? `display ${ids.join(', ')}` : 'one display'}`);
+    }
+    return { ...pic, image: headImage(pic.image, h), head: h };
   }
 
   dispose(): void {

@@ -55,6 +55,8 @@ export function ConsoleView({ vm, full = false }: { vm: Vm; full?: boolean }) {
   const size = useSignal('');
   const mouse = useSignal<'client' | 'server'>('server');
   const scale = useSignal<ScaleMode>(savedScale());
+  const monitors = useSignal(1);
+  const heads = useSignal(0);
   const text = useSignal('');
   const typing = useSignal(false);
   const combo = useSignal(SEND_KEY_COMBOS[0]!.label);
@@ -110,6 +112,7 @@ export function ConsoleView({ vm, full = false }: { vm: Vm; full?: boolean }) {
       onTransfersChange: () => xferTick.value++,
       onAudioChange: () => audioTick.value++,
       onUsbChange: () => usbTick.value++,
+      onMonitors: (h) => (heads.value = h.length),
     });
     con.current = c;
     window.orielConsole = c;
@@ -190,7 +193,7 @@ export function ConsoleView({ vm, full = false }: { vm: Vm; full?: boolean }) {
         <span id="console-status" class=${`console-status st-${running ? s.status : 'off'}`} data-status=${running ? s.status : 'vm-off'}
           title=${s.message ?? ''}>${label}</span>
         ${s.message && s.status !== 'connected' && html`<span class="muted console-message" id="console-message">${s.message}</span>`}
-        <span class="muted">${size.value}${size.value && ` · mouse: ${mouse.value === 'client' ? 'absolute' : 'relative (click to capture, Esc releases)'}`}</span>
+        <span class="muted" id="console-size">${size.value}${heads.value > 1 ? ` (${heads.value} monitors)` : ''}${size.value && ` · mouse: ${mouse.value === 'client' ? 'absolute' : 'relative (click to capture, Esc releases)'}`}</span>
         ${running && s.status === 'connected' && html`<span id="console-agent" class=${`muted agent-${agent.value}`} data-state=${agent.value}
           title=${agent.value === 'ready' ? 'The SPICE agent in the guest (spice-vdagent): shared clipboard, files, resize to window'
             : 'No SPICE agent (spice-vdagent) runs in the guest: the screen, keyboard, mouse, "Type" and the send-key menu work; '
@@ -257,6 +260,15 @@ export function ConsoleView({ vm, full = false }: { vm: Vm; full?: boolean }) {
         <textarea id="console-text" rows="1" placeholder="Text to type into the guest as keystrokes (US layout; Enter = new line)"
           value=${text.value} onInput=${(e: Event) => (text.value = (e.target as HTMLTextAreaElement).value)}></textarea>
         <button id="console-type" disabled=${typing.value || s.status !== 'connected'}>${typing.value ? 'Typing…' : 'Type'}</button>
+        <label class="inline" title="Monitors side by side (asked of the guest through its agent)">Monitors
+          <select id="console-monitors" value=${monitors.value} disabled=${agent.value !== 'ready'} onChange=${(e: Event) => {
+            monitors.value = Number((e.target as HTMLSelectElement).value);
+            if (con.current) con.current.monitorCount = monitors.value;
+          }}>
+            <option value="1">1</option>
+            <option value="2">2</option>
+          </select>
+        </label>
       </form>
     </div>`;
 }

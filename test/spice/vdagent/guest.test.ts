@@ -1,10 +1,12 @@
 // The SPICE agent against the real spice-vdagent in Oriel's desktop guest (Debian, Xorg on qxl, openbox), through
 // Oriel's console proxy as the headless client uses it: clipboard both ways (text and PNG), files into the guest
-// (three, one of 200 MiB) with identical sha256, cancel, and the guest's resolution following the client.
+// (three, one of 200 MiB) with identical sha256, cancel, the guest's resolution following the client, and two
+// monitors (the VM's qxl-vga has two outputs) asked for by `oriel console resize`, each one's screenshot pixel-exact.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync, createWriteStream } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync, createWriteStream } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -22,6 +24,7 @@ import {
 } from '../../../src/spice/index.ts';
 import { startDesktopVm, type DesktopVm } from '../../helpers/desktop.ts';
 import { killVmsIn, startTestServer, type TestServer } from '../../helpers/server.ts';
+import { parsePpm, type Ppm } from '../helpers/qemu.ts';
 
 let ts: TestServer;
 let session: SpiceSession;
@@ -189,6 +192,65 @@ test('the guest resolution follows the client (monitors config), read back with 
     assert.match(xr, new RegExp(`current ${w} x ${h}`), xr);
   }
 });
+
+test('two monitors side by side: xrandr shows both, `console screenshot --display N` is each head exactly', async () => {
+  // The command's console sessions take the VM's console over from this file's session (the last to use it).
+  const env = { ...process.env, ORIEL_URL: ts.url, ORIEL_TOKEN: ts.adminToken, XDG_CONFIG_HOME: dir };
+  // Not spawnSync: the server the command talks to runs in this process.
+  const run = (args: string[]) => new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
+    const p = spawn(process.execPath, [join(import.meta.dirname, '../../../bin/oriel.js'), ...args], { env });
+    let stdout = '';
+    let stderr = '';
+    p.stdout.on('data', (d) => (stdout += d));
+    p.stderr.on('data', (d) => (stderr += d));
+    p.on('close', (code) => resolve({ code, stdout, stderr }));
+  });
+  const oriel = async (...args: string[]) => {
+    const r = await run(args);
+    assert.equal(r.code, 0, `oriel ${args.join(' ')}: ${r.stderr}`);
+    return r.stdout;
+  };
+  const t0 = Date.now();
+  assert.match(await oriel('console', 'resize', VM, '1024x700,800x600', '--timeout', '60'),
+    /^displays: 1024×700 at 0,0; 800×600 at 1024,0$/m);
+  console.log(`# two monitors shown in ${Date.now() - t0} ms`);
+  const xr = await sh('xrandr --current');
+  assert.match(xr, /^Virtual-1 connected primary 1024x700\+0\+0/m, xr);
+  assert.match(xr, /^Virtual-2 connected 800x600\+1024\+0/m, xr);
+  const heads = [[0, 0, 1024, 700], [1024, 0, 800, 600]] as const;
+  // Each head's screenshot against its region of QMP's screendump of the whole surface (a few tries: the two are
+  // taken moments apart, and the guest may still be redrawing after the switch).
+  for (const [n, [x, y, w, h]] of heads.entries()) {
+    const shot = join(dir, `head${n}.png`);
+    let diff = -1;
+    for (let i = 0; i < 5 && diff !== 0; i++) {
+      assert.match(await oriel('console', 'screenshot', VM, shot, '--display', String(n)),
+        new RegExp(`\\(${w}×${h}, display ${n} at ${x},${y}\\)`));
+      const dump = join(dir, 'whole.ppm');
+      await ts.server.ctx.vms.qmp(VM).execute('screendump', { filename: dump, format: 'ppm' });
+      const whole = parsePpm(readFileSync(dump));
+      assert.equal(`${whole.width}x${whole.height}`, '1824x700', 'one surface holds both heads');
+      diff = differingRegion(PNG.sync.read(readFileSync(shot)), whole, x, y);
+    }
+    assert.equal(diff, 0, `display ${n}: pixels differing from the screendump's region`);
+  }
+  const r = await run(['console', 'screenshot', VM, join(dir, 'x.png'), '--display', '2']);
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /no display 2: the guest shows display 0, 1/);
+});
+
+/** Pixels of `png` that differ from the region of `ppm` at x,y of png's size. */
+function differingRegion(png: PNG, ppm: Ppm, x0: number, y0: number): number {
+  let n = 0;
+  for (let y = 0; y < png.height; y++) {
+    for (let x = 0; x < png.width; x++) {
+      const i = ((y0 + y) * ppm.width + x0 + x) * 3;
+      const j = (y * png.width + x) * 4;
+      if (ppm.rgb[i] !== png.data[j] || ppm.rgb[i + 1] !== png.data[j + 1] || ppm.rgb[i + 2] !== png.data[j + 2]) n++;
+    }
+  }
+  return n;
+}
 
 function assertSamePixels(pngBytes: Buffer, want: PNG): void {
   const got = PNG.sync.read(pngBytes);

@@ -220,13 +220,14 @@ describe('desktop guest on real QEMU', () => {
 
   const exec = (argv: string[], timeoutSec = 120) => t.admin.post('/api/vms/desk/exec', { argv, timeoutSec });
 
-  test('QEMU gets qxl, the guest agent and WebDAV ports, and the image memory and CPUs', async () => {
+  test('QEMU gets qxl (two outputs), the guest agent and WebDAV ports, and the image memory and CPUs', async () => {
     const info = (await t.admin.get('/api/vms/desk')).body;
     assert.equal(info.memoryMiB, 1024);
     assert.equal(info.cpus, 2);
     assert.equal(info.display, 'qxl');
     const args = readFileSync(`/proc/${info.pid}/cmdline`, 'utf8').split('\0');
     assert.equal(args[args.indexOf('-vga') + 1], 'qxl');
+    assert.ok(args.includes('qxl-vga.max_outputs=2'), 'two outputs (several monitors)');
     assert.ok(args.includes('virtserialport,chardev=qga0,name=org.qemu.guest_agent.0'));
     assert.ok(args.includes('spiceport,id=webdav,name=org.spice-space.webdav.0'));
     assert.ok(args.includes('virtserialport,chardev=webdav,name=org.spice-space.webdav.0'));
