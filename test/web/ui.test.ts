@@ -111,15 +111,20 @@ describe('web UI', () => {
     await page.waitForSelector(`#vm-${VM}-state[data-state=running]`, { timeout: 60_000 });
     await exec('true'); // booted to its shells
     assert.equal((await t.admin.get(`/api/vms/${VM}`)).body.hugepages, false);
-    // A huge-page VM, created without starting it (this host may have no huge pages reserved).
+    // A huge-page VM with OpenCL remoting and a 64 MiB zero-copy window, created without starting it (this host may
+    // have no huge pages reserved).
     await page.click('#create-vm-button');
     await page.fill('#create-name', 'huge');
     await page.selectOption('#create-image', 'tiny');
     await page.check('#create-hugepages');
+    assert.equal(await page.isVisible('#create-opencl-window'), false, 'the window size only with OpenCL');
+    await page.check('#create-opencl');
+    await page.selectOption('#create-opencl-window', '64');
     await page.uncheck('#create-start');
     await page.click('#create-submit');
     await page.waitForSelector('#vm-huge-state[data-state=stopped]');
-    assert.equal((await t.admin.get('/api/vms/huge')).body.hugepages, true);
+    const huge = (await t.admin.get('/api/vms/huge')).body;
+    assert.deepEqual([huge.hugepages, huge.opencl, huge.openclWindowMiB], [true, true, 64]);
     assert.equal((await t.admin.delete('/api/vms/huge')).status, 204);
     await page.waitForSelector('#vm-huge-state', { state: 'detached' });
     // A change made elsewhere (the API) shows up without a reload: the event stream.

@@ -1,5 +1,6 @@
 // New VM: name, source (a built or uploaded image, an uploaded ISO with an empty disk and a firmware, or a template
-// to clone), memory, vCPUs, huge-page RAM; optionally started at once. The server validates (one set of
+// to clone), memory, vCPUs, huge-page RAM, OpenCL by API remoting (and its zero-copy window); optionally started at
+// once. The server validates (one set of
 // rules for API, CLI and UI) and its message is shown as is.
 import { useSignal } from '@preact/signals';
 import { useEffect } from 'preact/hooks';
@@ -21,6 +22,8 @@ export function CreateVm({ onDone }: { onDone: () => void }) {
   const cpus = useSignal(1);
   const start = useSignal(true);
   const hugepages = useSignal(false);
+  const opencl = useSignal(false);
+  const openclWindow = useSignal(256);
   const networks = useSignal<Network[]>([]);
   const chosen = useSignal<string[]>([]);
   useEffect(() => { client.networks.list().then((n) => (networks.value = n), () => undefined); }, []);
@@ -38,6 +41,7 @@ export function CreateVm({ onDone }: { onDone: () => void }) {
         memoryMiB: memory.value,
         cpus: cpus.value,
         ...(hugepages.value ? { hugepages: true } : {}),
+        ...(opencl.value ? { opencl: true, openclWindowMiB: openclWindow.value } : {}),
         ...(chosen.value.length ? { networks: chosen.value } : {}),
       });
       upsertVm(vm);
@@ -92,6 +96,12 @@ export function CreateVm({ onDone }: { onDone: () => void }) {
       }
       <label class="check" title="Guest RAM in 2 MiB huge pages the host has reserved: checkpoints then pause the VM ~5 ms at any size. Starting fails with a message if the host has too few free.">
         <input id="create-hugepages" type="checkbox" checked=${hugepages.value} onChange=${(e: Event) => (hugepages.value = (e.target as HTMLInputElement).checked)} /> Huge pages <span class="muted small">(shortest checkpoint pauses; the host must reserve them)</span></label>
+      <label class="check" title="Programs in the guest use the host's OpenCL device through Oriel's ICD (images that carry it, such as tiny-opencl); buffers in the zero-copy window are shared with the host, not copied.">
+        <input id="create-opencl" type="checkbox" checked=${opencl.value} onChange=${(e: Event) => (opencl.value = (e.target as HTMLInputElement).checked)} /> OpenCL <span class="muted small">(the host's compute device, by API remoting)</span></label>
+      ${opencl.value && html`<label>Zero-copy window (MiB)
+        <select id="create-opencl-window" value=${String(openclWindow.value)} onChange=${(e: Event) => (openclWindow.value = Number(val(e)))}>
+          ${[16, 32, 64, 128, 256, 512, 1024, 2048].map((n) => html`<option value=${String(n)}>${n}</option>`)}
+        </select> <span class="muted small">host shared memory, counted in the memory quota</span></label>`}
       ${networks.value.length > 0 && html`<fieldset class="networks" id="create-networks"><legend>Networks</legend>
         ${networks.value.map((n) => html`<label class="check" key=${n.id}><input type="checkbox" value=${n.name}
           id=${`create-network-${n.name}`} checked=${chosen.value.includes(n.name)} onChange=${(e: Event) => {
