@@ -2,6 +2,7 @@
 // device (BAR2 in the guest) and the helper maps too (MAP_SHARED, libc mmap through koffi). The guest ICD places
 // buffers in it and names them by {offset, length}; the helper makes them host buffers with CL_MEM_USE_HOST_PTR at
 // base + offset. Every range is checked here, in BigInt (no wrap-around), before a host pointer is derived.
+// Why a window and not the guest-physical pages of ordinary buffers: docs/opencl-zero-copy.md (bench/opencl-gpa.ts).
 import koffi from 'koffi';
 import { closeSync, fstatSync, openSync } from 'node:fs';
 
