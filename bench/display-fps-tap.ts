@@ -123,14 +123,9 @@ class Connection implements RelayTap {
   }
 }
 
-/** Drawing messages grouped into frames: a frame ends where the next drawing message comes `gapMs` or more later. */
-export function frames(drawn: Drawn[], from: number, to: number, gapMs: number): number {
-  let n = 0;
-  let last = -Infinity;
-  for (const m of drawn) {
-    if (m.at < from || m.at > to) continue;
-    if (m.at - last >= gapMs) n++;
-    last = m.at;
-  }
-  return n;
+/** Frames a 60 Hz display could show: the 1/60 s slots from `from` to `to` in which at least one message arrived. */
+export function frames(drawn: Drawn[], from: number, to: number): number {
+  const slots = new Set<number>();
+  for (const m of drawn) if (m.at >= from && m.at <= to) slots.add(Math.floor(((m.at - from) * 60) / 1000));
+  return slots.size;
 }

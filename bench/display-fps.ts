@@ -8,7 +8,8 @@
 // (test/spice/helpers/relay.ts with display-fps-tap.ts), so every number but the last is taken the same way for all:
 //   moves/s      the escapes the guest loop wrote, per second (what was asked of the guest's X server)
 //   draw/s       display-channel drawing messages (COPY_BITS, DRAW_*, stream frames) that reached the client
-//   frames/s     those messages grouped into frames: a frame ends where the next message comes ≥ GAP_MS later
+//   frames/s     the 1/60 s slots in which at least one of them arrived: the frames a client painting at 60 Hz
+//                could show at most
 //   KB/s         display-channel bytes that reached the client
 //   lag ms       from the end of those SECONDS to the last drawing message (what was still queued for the client,
 //                and Xorg's last repaints, some of which change no pixel)
@@ -20,8 +21,11 @@
 // The relay sits between the client (for Oriel: its server's console proxy, whose SPICE port file is pointed at the
 // relay for that run; for spice-html5: websockify) and QEMU; on the shaped link the shaper
 // (test/helpers/shaped-relay.ts) sits between the relay and QEMU, the same place for every client.
-// Usage: flock /tmp/oriel-guest.lock node --import tsx bench/display-fps.ts [seconds=10] [--only a,b] [--no-shaped]
-//   (clients: oriel, spice-html5, spicy, remote-viewer; needs Debian's xvfb and virt-viewer for the last two)
+// Usage: flock /tmp/oriel-guest.lock node --import tsx bench/display-fps.ts [seconds=10] [--runs 1] [--only a,b]
+//          [--no-shaped]
+//   (clients: oriel, spice-html5, spicy, remote-viewer; needs Debian's xvfb and virt-viewer for the last two).
+//   With --runs N the clients take turns N times on each link; the table gives medians (frames/s and painted fps
+//   with min–max).
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -40,10 +44,11 @@ import { DisplayTap, frames } from './display-fps-tap.ts';
 import { startHtml5 } from './slow-link-browser.ts';
 
 const argv = process.argv.slice(2);
-const SECONDS = Number(argv.find((a, i) => !a.startsWith('--') && argv[i - 1] !== '--only') ?? 10);
-const only = argv.includes('--only') ? argv[argv.indexOf('--only') + 1]!.split(',') : undefined;
+const opt = (name: string) => (argv.includes(name) ? argv[argv.indexOf(name) + 1] : undefined);
+const SECONDS = Number(argv.find((a, i) => !a.startsWith('--') && !argv[i - 1]?.startsWith('--')) ?? 10);
+const RUNS = Number(opt('--runs') ?? 1);
+const only = opt('--only')?.split(',');
 const MOVE_MS = 16;
-const GAP_MS = 10;
 const VM = 'fps';
 /** The moving xterm's top and the canvas rows it moves through (with its window frame). */
 const WINDOW_Y = 260;
@@ -93,7 +98,7 @@ function underXvfb(args: string[]): { stop(): void } {
 
 interface Row {
   link: string; client: string; moves: number; draw: number; frames: number; kbps: number; lagMs: number;
-  painted?: number; note: string;
+  painted?: number; readMs?: number; note: string;
 }
 
 const t = await startTestServer();
@@ -198,9 +203,11 @@ try {
     const tap = new DisplayTap();
     const relay = await SpiceRelay.start({ upstreamPort: shaper?.port ?? ep.port, tap: tap.connection });
     try {
-      for (const [name, open] of Object.entries(clients)) {
+      for (const [run, [name, open]] of Array.from({ length: RUNS }, () => Object.entries(clients)).flat()
+        .entries()) {
         if (only && !only.includes(name)) continue;
         if (typeof open === 'string') {
+          if (run >= Object.keys(clients).length) continue;
           rows.push({ link: link.name, client: name, moves: 0, draw: 0, frames: 0, kbps: 0, lagMs: 0, note: open });
           continue;
         }
@@ -232,12 +239,11 @@ try {
           const painted = counted?.paintedAt!.map((at) => at - performance.timeOrigin);
           const row: Row = {
             link: link.name, client: name, moves: moves / SECONDS, draw: inWindow(screen).length / SECONDS,
-            frames: frames(screen, t0, t1, GAP_MS) / SECONDS, kbps: kb / SECONDS,
+            frames: frames(screen, t0, t1) / SECONDS, kbps: kb / SECONDS,
             lagMs: Math.max(0, tap.lastDrawnAt - t1),
             painted: painted && painted.filter((at) => at >= t0 && at <= t1).length / SECONDS,
-            note: [size !== size0 ? `guest screen ${size}` : '',
-              counted ? `${counted.frames} rAF checked, ${counted.checkMs!.toFixed(0)} ms reading the canvas` : '',
-            ].filter(Boolean).join('; '),
+            readMs: counted && counted.checkMs! / Math.max(1, counted.frames!),
+            note: size !== size0 ? `guest screen ${size}` : '',
           };
           rows.push(row);
           const late = screen.filter((m) => m.at > t1);
@@ -269,14 +275,28 @@ try {
   }
   writeFileSync(paths.spicePort, portFile, { mode: 0o600 });
   const f = (x: number | undefined, d = 1) => (x === undefined ? '–' : x.toFixed(d));
-  console.log(`\nA moving window (xterm moved every ${MOVE_MS} ms for ${SECONDS} s) on the ${size0} desktop (qxl); ` +
-    `rates per second over the ${SECONDS} s, from the relay in front of QEMU; frame = drawing messages less than ` +
-    `${GAP_MS} ms apart; load ${load()}`);
+  console.log(`\nA moving window (xterm moved every ${MOVE_MS} ms for ${SECONDS} s) on the ${size0} desktop (qxl), ` +
+    `${RUNS === 1 ? 'one run' : `median of ${RUNS} runs`} per client and link; ` +
+    `rates per second over the ${SECONDS} s, from the relay in front of QEMU; frames = 1/60 s slots with ` +
+    `a drawing message; load ${load()}`);
   console.log('| link | client | guest moves/s | draw msgs/s | frames/s | display KB/s | lag ms | painted fps | note |');
   console.log('|---|---|--:|--:|--:|--:|--:|--:|---|');
-  for (const r of rows) {
-    console.log(r.moves || !r.note ? `| ${r.link} | ${r.client} | ${f(r.moves)} | ${f(r.draw)} | ${f(r.frames)} | ` +
-      `${f(r.kbps, 0)} | ${f(r.lagMs, 0)} | ${f(r.painted)} | ${r.note} |`
+  const median = (xs: number[]) => {
+    const v = [...xs].sort((a, b) => a - b);
+    return v.length % 2 ? v[v.length >> 1]! : (v[v.length / 2 - 1]! + v[v.length / 2]!) / 2;
+  };
+  const spread = (xs: number[]) => (xs.length > 1 ? ` (${f(Math.min(...xs))}–${f(Math.max(...xs))})` : '');
+  for (const key of new Set(rows.map((r) => `${r.link}|${r.client}`))) {
+    const rs = rows.filter((r) => `${r.link}|${r.client}` === key);
+    const [r] = rs as [Row];
+    const m = (k: 'moves' | 'draw' | 'frames' | 'kbps' | 'lagMs') => median(rs.map((x) => x[k]));
+    const painted = rs.flatMap((x) => (x.painted === undefined ? [] : [x.painted]));
+    const readMs = rs.flatMap((x) => (x.readMs === undefined ? [] : [x.readMs]));
+    const notes = [...new Set(rs.map((x) => x.note).filter(Boolean)),
+      readMs.length ? `reading the canvas took ${median(readMs).toFixed(1)} ms a frame` : ''].filter(Boolean).join('; ');
+    console.log(r.moves || !r.note ? `| ${r.link} | ${r.client} | ${f(m('moves'))} | ${f(m('draw'))} | ` +
+      `${f(m('frames'))}${spread(rs.map((x) => x.frames))} | ${f(m('kbps'), 0)} | ${f(m('lagMs'), 0)} | ` +
+      `${painted.length ? f(median(painted)) + spread(painted) : '–'} | ${notes} |`
       : `| ${r.link} | ${r.client} | – | – | – | – | – | – | ${r.note} |`);
   }
 } finally {
