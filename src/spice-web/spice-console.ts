@@ -355,6 +355,11 @@ export class SpiceConsole {
     return { decoded, streams, lastError: display?.streams.lastError };
   }
 
+  /** Images decoded in this session, by image type ('jpeg', 'quic', 'glz_rgb', 'zlib_glz_rgb', 'lz_rgb' …). */
+  get imageStats(): Record<string, number> {
+    return { ...this._connection.session?.display?.displayStats.decoded };
+  }
+
   /**
    * Asks the server to stream new video in these codecs first ('vp8', 'h264', 'vp9'; MJPEG stays the last resort);
    * codecs this browser cannot decode are left out. False if not connected or the server cannot be asked.

@@ -15,6 +15,14 @@ export interface RelayOptions {
   listenPath?: string;
   /** Bytes per second allowed from the server to the client on the main channel; unlimited if absent. */
   mainRate?: number;
+  /** Called for each new connection; what it returns sees every chunk each way, as it is forwarded. */
+  tap?: () => RelayTap;
+}
+
+/** One connection's bytes, client → server (`up`) and server → client (`down`), in order. */
+export interface RelayTap {
+  up(d: Buffer): void;
+  down(d: Buffer): void;
 }
 
 /** Byte offset of channel_type in the client's first message (SpiceLinkHeader 16 B + connection_id u32). */
@@ -76,7 +84,9 @@ export class SpiceRelay {
     }
     let type = 0;
     let head = Buffer.alloc(0);
+    const tap = opts.tap?.();
     client.on('data', (d: Buffer) => {
+      tap?.up(d);
       if (!type) {
         head = Buffer.concat([head, d]);
         if (head.length > LINK_CHANNEL_TYPE_AT) {
@@ -90,6 +100,7 @@ export class SpiceRelay {
     const throttled = (): boolean => opts.mainRate !== undefined && type === 1;
     upstream.on('data', (d: Buffer) => {
       this.bytesDown.set(type, (this.bytesDown.get(type) ?? 0) + d.length);
+      tap?.down(d);
       if (throttled()) pending.push(d);
       else client.write(d);
     });
