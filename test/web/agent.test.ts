@@ -6,8 +6,10 @@
 //   round-trips with the same pixels both ways; without a usable Clipboard API (an http page on a non-localhost
 //   name) the panel carries both ways.
 // - Files: three files (one of 200 MiB, streamed from disk) dropped on the console arrive in ~/Downloads with the
-//   same sha256, one after another, with progress; cancel stops a transfer and the guest removes the partial file;
-//   the guest's own refusal (not enough space) is shown.
+//   same sha256, one after another, with progress, through the shared-folder channel (the fast path of a guest with
+//   spice-webdavd; the agent's file transfer, the other path, has its 200 MiB test in spice/vdagent/guest.test.ts);
+//   cancel stops a transfer and the guest removes the partial file; the guest's own refusal (not enough space) is
+//   shown.
 // - Shared folder: "Share a folder…" read-only from the folder chooser and read-write through showDirectoryPicker,
 //   seen by the guest at ~/Shared (agent-share.ts).
 // - USB: "USB device…" is there with WebUSB (not on an insecure page); a WebUSB device redirected by the console is
@@ -283,7 +285,7 @@ describe('web console with the SPICE agent (desktop guest)', () => {
     assert.ok(Buffer.from(decoded.data).equals(original), 'the guest gets the same pixels the browser copied');
   });
 
-  test('three dropped files (one of 200 MiB, streamed from disk) arrive in ~/Downloads intact, one after another', async () => {
+  test('three dropped files (one of 200 MiB, streamed from disk) arrive in ~/Downloads intact, one after another, through the shared-folder channel', async () => {
     const specs: [string, number][] = [['notes.txt', 0], ['photo.bin', 3 * MiB + 12345], ['big.bin', 200 * MiB]];
     const sums = new Map<string, string>();
     for (const [name, size] of specs) {
@@ -305,6 +307,11 @@ describe('web console with the SPICE agent (desktop guest)', () => {
       sums.set(name, h.digest('hex'));
     }
 
+    // The guest's drop loop (the desktop image's shared-folder service) polls the console's WebDAV share: then drops
+    // take that channel (#12's fast path) rather than the agent's file transfer.
+    await until('the guest fetching drops', async () =>
+      (await gx('pgrep -f "[.]oriel-drops/next" >/dev/null && echo polling')).stdout.trim() === 'polling' || undefined,
+    60_000, 500);
     // The drop, as the browser delivers it: a DataTransfer holding disk-backed Files (from a file input, so nothing
     // is read into the page), dispatched as dragenter/dragover/drop on the console.
     await page.evaluate(() => {
@@ -361,7 +368,7 @@ describe('web console with the SPICE agent (desktop guest)', () => {
     }, 600_000, 250);
     await page.screenshot({ path: join(DOCS, 'console-desktop.png') });
     await page.click('#console-clip-close');
-    // 200 MiB at 6-8 MiB/s into a TCG guest: about half a minute; allow for a busy machine.
+    // 200 MiB at 10-20 MiB/s into a TCG guest: 10-20 s; allow for a busy machine.
     await until('all three transfers done', async () => {
       const states = await page.$$eval('.xfer', (els: any[]) => els.map((e) => e.dataset.state));
       if (states.some((s: string) => s === 'failed' || s === 'cancelled')) {
@@ -398,6 +405,8 @@ describe('web console with the SPICE agent (desktop guest)', () => {
         }),
     );
     for (const [name] of specs) assert.equal(got.get(name), sums.get(name), `${name}: same sha256 in the guest`);
+    const via = await page.$$eval('.xfer', (els: any[]) => els.map((e) => e.dataset.via));
+    assert.deepEqual(via, ['webdav', 'webdav', 'webdav'], 'the drops took the shared-folder channel');
   });
 
   test('cancel stops a transfer and the guest removes the partial file; the guest\'s refusal is shown', async () => {

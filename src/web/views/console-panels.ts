@@ -157,7 +157,8 @@ export function TransfersPanel({ files, tick, message, onDismissMessage }: {
         ${list.map(
           (t) => html`
           <li key=${t.id} id=${`xfer-${t.id}`} class=${`xfer xfer-${t.state}`} data-state=${t.state} data-sent=${t.sent} data-size=${t.size}
-            data-code=${t.code ?? ''}>
+            data-code=${t.code ?? ''} data-via=${t.via ?? ''}
+            title=${t.via === 'webdav' ? 'through the shared-folder channel (fast)' : t.via ? 'through the SPICE agent' : ''}>
             <div class="xfer-head">
               <span class="xfer-name" title=${t.name}>${t.name}</span>
               <span class="muted small xfer-bytes">${transferLine(t)}</span>
