@@ -6,7 +6,7 @@
 // without a kernel it can only boot SeaBIOS and wait for its boot menu on the debug console (port 0x402).
 // Anything else within the time limit means TCG.
 import { spawn } from 'node:child_process';
-import { accessSync, constants, mkdtempSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { accessSync, constants, existsSync, mkdtempSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { release, tmpdir } from 'node:os';
 import type { Accel } from '../config.ts';
@@ -41,8 +41,11 @@ export function probeKey(qemuBinary: string, kernel?: ProbeKernel): string {
     accessSync('/dev/kvm', constants.R_OK | constants.W_OK);
     kvm = 'rw';
   } catch { /* no usable /dev/kvm: the verdict is tcg anyway */ }
-  return [id(qemuBinary), release(), kvm, KVM_CPU, ...(kernel ? [id(kernel.kernel), id(kernel.initrd)] : ['firmware'])]
-    .join('|');
+  // A bare name ("qemu-system-x86_64") is the file PATH finds, so that an upgraded QEMU makes a new key.
+  const onPath = (name: string) => name.includes('/') ? name
+    : (process.env.PATH ?? '').split(':').filter(Boolean).map((d) => join(d, name)).find((f) => existsSync(f)) ?? name;
+  return [id(onPath(qemuBinary)), release(), kvm, KVM_CPU,
+    ...(kernel ? [id(kernel.kernel), id(kernel.initrd)] : ['firmware'])].join('|');
 }
 
 function keptVerdict(file: string, key: string): 'kvm' | 'tcg' | undefined {

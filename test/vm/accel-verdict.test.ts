@@ -38,6 +38,8 @@ test('a kept verdict is reused while its key matches, and probed again when the 
   writeFileSync(file, '{not json');
   utimesSync(kernel.kernel, new Date(), new Date(Date.now() - 180_000));
   assert.equal(await resolveAccel('auto', qemu, kernel, file), 'tcg');
+  // A bare QEMU name is keyed by the file PATH finds (its size and time): an upgrade makes a new key.
+  assert.match(probeKey('node', kernel), /^\/\S*\/node:\d+:/);
   // Explicit choices never probe.
   assert.equal(await resolveAccel('kvm', qemu, kernel, file), 'kvm');
 });
