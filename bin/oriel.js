@@ -7,7 +7,7 @@
 // otherwise declines: a screenshot is timed from process start, and loading code is most of it. That bundle runs as
 // a script with a V8 code cache beside it (written after its first run, named after the bundle's size and time, so
 // a rebuilt bundle never meets the cache of another; V8 refuses one made by another Node or other flags).
-import { readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import { readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { Script } from 'node:vm';
@@ -43,6 +43,7 @@ async function screenshot() {
   } catch {
     return false; // not built
   }
+  if (typeof exports.runScreenshot !== 'function') return false; // another bundle's shape: the full way
   const done = await exports.runScreenshot(root, process.argv.slice(4));
   if (done && cache) {
     try {
@@ -50,7 +51,8 @@ async function screenshot() {
       writeFileSync(`${cache}.${process.pid}`, script.createCachedData());
       renameSync(`${cache}.${process.pid}`, cache);
     } catch {
-      // a read-only checkout: compiled again next time
+      // a read-only checkout or a full disk: compiled again next time
+      rmSync(`${cache}.${process.pid}`, { force: true });
     }
   }
   return done;

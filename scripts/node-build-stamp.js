@@ -18,7 +18,8 @@ export const SCREENSHOT_ENTRY = join('bundle', 'screenshot.cjs');
 export const SCREENSHOT_STAMP_FILE = join('dist', 'node', '.oriel-screenshot-stamp');
 /** Folders of src/ that are not part of the compiled command. */
 const SKIP = new Set([join('src', 'web')]);
-const CONFIGS = ['tsconfig.base.json', 'tsconfig.dist.json'];
+// The build's own recipe too: a change to it alone (an alias, an external) must make a new build.
+const CONFIGS = ['tsconfig.base.json', 'tsconfig.dist.json', 'scripts/build-node.js', 'scripts/node-build-stamp.js'];
 
 /** Files under `dir` (relative to `root`), sorted, SKIP folders left out. */
 export function sourceFiles(root, dir = 'src') {

@@ -83,6 +83,8 @@ export class SpiceConsole {
   private readonly _connection: ConsoleConnection;
   private _controller: ConsoleController | undefined;
   private _monitorCount = 1;
+  /** Whether the person chose the monitor count here; until then it follows the guest's (another client's choice). */
+  private _monitorsChosen = false;
   private readonly _resizeObserver: ResizeObserver;
   private readonly _cleanups: (() => void)[] = [];
 
@@ -222,7 +224,8 @@ export class SpiceConsole {
 
   set monitorCount(n: number) {
     this._monitorCount = n;
-    this._askGuestSize(true);
+    this._monitorsChosen = true;
+    this._askGuestSize(true, true);
   }
 
   /** The guest's monitors as its display's MONITORS_CONFIG lists them: each a region of the screen (canvas). */
@@ -283,6 +286,7 @@ export class SpiceConsole {
         this._screen.attach(session.display);
         session.display.onMonitorsConfig((heads) => {
           this.element.dataset.monitors = String(heads.length);
+          if (!this._monitorsChosen && heads.length) this._monitorCount = heads.length;
           this._opts.onMonitors?.(heads);
         });
       }
@@ -323,14 +327,15 @@ export class SpiceConsole {
 
   /**
    * Scale mode 'remote': asks the guest for the console area's size, shared by the monitors (again, after the mode
-   * or the monitor count was chosen anew). Other modes ask only when the monitor count was chosen.
+   * or the monitor count was chosen anew). Other modes ask only when the monitor count was chosen (`chosen`): a
+   * change of scale mode never changes the guest's monitors.
    */
-  private _askGuestSize(again = false): void {
+  private _askGuestSize(again = false, chosen = false): void {
     if (again && this._controller) this._controller.forgetRequestedSize();
     const n = this._monitorCount;
     const asked = this._screen.scaleMode === 'remote'
       ? askGuestSize(this._controller, this.areaSize, n)
-      : again && askMonitors(this._controller, this.monitors, n);
+      : chosen && askMonitors(this._controller, this.monitors, n);
     if (asked) this.stats.resizeRequests++;
   }
 

@@ -48,9 +48,14 @@ export function probeKey(qemuBinary: string, kernel?: ProbeKernel): string {
     ...(kernel ? [id(kernel.kernel), id(kernel.initrd)] : ['firmware'])].join('|');
 }
 
+/** How long a kept verdict is believed: a host whose KVM comes back (or breaks) is probed again within a week. */
+const VERDICT_DAYS = 7;
+
 function keptVerdict(file: string, key: string): 'kvm' | 'tcg' | undefined {
   try {
-    const v = JSON.parse(readFileSync(file, 'utf8')) as { key?: string; accel?: string };
+    const v = JSON.parse(readFileSync(file, 'utf8')) as { key?: string; accel?: string; at?: string };
+    const age = Date.now() - Date.parse(v.at ?? '');
+    if (!(age >= 0 && age < VERDICT_DAYS * 86_400_000)) return undefined;
     return v.key === key && (v.accel === 'kvm' || v.accel === 'tcg') ? v.accel : undefined;
   } catch {
     return undefined;
@@ -59,13 +64,16 @@ function keptVerdict(file: string, key: string): 'kvm' | 'tcg' | undefined {
 
 /**
  * `auto` → KVM or TCG by a probe (see the top of this file), once per process and, with `verdictFile`, once per
- * host set-up (the verdict is kept there and reused while nothing it depends on changes).
+ * host set-up: a kernel probe's costly verdicts (KVM works; the kernel hung until the time limit) are kept there
+ * for a week and reused while nothing they depend on changes. A quick failure (QEMU did not start, /dev/kvm
+ * refused) is not kept: it may pass next time, and probing again costs little.
  */
 export function resolveAccel(
   wanted: Accel,
   qemuBinary: string,
   kernel?: ProbeKernel,
   verdictFile?: string,
+  probeTimeoutMs?: number,
 ): Promise<'kvm' | 'tcg'> {
   if (wanted === 'tcg') return Promise.resolve('tcg');
   if (wanted === 'kvm') return Promise.resolve('kvm');
@@ -75,14 +83,17 @@ export function resolveAccel(
     const kept = verdictFile ? keptVerdict(verdictFile, key) : undefined;
     verdict = kept
       ? Promise.resolve(kept)
-      : probeKvm(qemuBinary, kernel).then((ok) => {
-        const accel = ok ? 'kvm' : 'tcg';
+      : probeKvmOutcome(qemuBinary, kernel, probeTimeoutMs).then((outcome) => {
+        const accel = outcome === 'kvm' ? 'kvm' : 'tcg';
         // Only a kernel's verdict is worth keeping: a firmware probe is quick and the weaker test.
-        if (verdictFile && kernel) {
+        if (verdictFile && kernel && outcome !== 'failed') {
+          const tmp = `${verdictFile}.${process.pid}.tmp`;
           try {
-            writeFileSync(`${verdictFile}.tmp`, `${JSON.stringify({ key, accel, at: new Date().toISOString() })}\n`);
-            renameSync(`${verdictFile}.tmp`, verdictFile);
-          } catch { /* a read-only cache: probe again next time */ }
+            writeFileSync(tmp, `${JSON.stringify({ key, accel, at: new Date().toISOString() })}\n`);
+            renameSync(tmp, verdictFile);
+          } catch {
+            rmSync(tmp, { force: true }); // a read-only cache: probe again next time
+          }
         }
         return accel;
       });
@@ -94,12 +105,21 @@ export function resolveAccel(
 export async function probeKvm(
   qemuBinary: string,
   kernel?: ProbeKernel,
-  timeoutMs = kernel ? KERNEL_PROBE_TIMEOUT_MS : PROBE_TIMEOUT_MS,
+  timeoutMs?: number,
 ): Promise<boolean> {
+  return (await probeKvmOutcome(qemuBinary, kernel, timeoutMs)) === 'kvm';
+}
+
+/** The probe: KVM ran the kernel (or firmware) to its mark, the time limit passed first, or it failed at once. */
+async function probeKvmOutcome(
+  qemuBinary: string,
+  kernel?: ProbeKernel,
+  timeoutMs = kernel ? KERNEL_PROBE_TIMEOUT_MS : PROBE_TIMEOUT_MS,
+): Promise<'kvm' | 'timeout' | 'failed'> {
   try {
     accessSync('/dev/kvm', constants.R_OK | constants.W_OK);
   } catch {
-    return false;
+    return 'failed';
   }
   const dir = mkdtempSync(join(tmpdir(), 'oriel-kvm-'));
   const log = join(dir, 'probe.log');
@@ -126,7 +146,7 @@ export async function probeKvm(
       ]
     : ['-m', '32', '-chardev', `file,id=dbg,path=${log}`, '-device', 'isa-debugcon,iobase=0x402,chardev=dbg'];
   try {
-    return await new Promise<boolean>((resolve) => {
+    return await new Promise<'kvm' | 'timeout' | 'failed'>((resolve) => {
       const child = spawn(
         qemuBinary,
         [
@@ -145,18 +165,18 @@ export async function probeKvm(
         { stdio: 'ignore' },
       );
       let done = false;
-      const finish = (ok: boolean) => {
+      const finish = (outcome: 'kvm' | 'timeout' | 'failed') => {
         if (done) return;
         done = true;
         clearInterval(poll);
         clearTimeout(timer);
         child.kill('SIGKILL');
-        resolve(ok);
+        resolve(outcome);
       };
-      const poll = setInterval(() => reachedBoot() && finish(true), 100);
-      const timer = setTimeout(() => finish(false), timeoutMs);
-      child.on('error', () => finish(false));
-      child.on('exit', () => finish(reachedBoot()));
+      const poll = setInterval(() => reachedBoot() && finish('kvm'), 100);
+      const timer = setTimeout(() => finish(reachedBoot() ? 'kvm' : 'timeout'), timeoutMs);
+      child.on('error', () => finish('failed'));
+      child.on('exit', () => finish(reachedBoot() ? 'kvm' : 'failed'));
     });
   } finally {
     rmSync(dir, { recursive: true, force: true });

@@ -20,6 +20,7 @@
 //   exactly its region of QMP's screendump.
 // Saves docs/console-desktop.png.
 import { after, before, describe, test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import {
@@ -515,7 +516,10 @@ describe('web console with the SPICE agent (desktop guest)', () => {
       await t.server.ctx.vms.qmp(VM).execute('screendump', { filename: dump, format: 'ppm' });
       const ppm = parsePpm(readFileSync(dump));
       const c = await canvasPixels(page);
-      if (c.width !== 2 * w || ppm.width !== 2 * w || c.height !== ppm.height) continue;
+      if (c.width !== 2 * w || ppm.width !== 2 * w || c.height !== ppm.height) {
+        await sleep(250); // the canvas (or the guest) has not taken the new size yet
+        continue;
+      }
       differing = 0;
       for (const [, hh, x0] of want) {
         for (let y = 0; y < hh!; y++) {

@@ -214,14 +214,14 @@ export function checkpointRoutes(app: FastifyInstance, ctx: ServerContext): void
       },
     },
     async (req, reply) => {
-      // Verifying reads every object the checkpoints name (the whole shared store for all of a VM's checkpoints):
-      // minutes of disk and CPU, so for admins only.
+      // Verifying reads every object the VM's checkpoints name (each once): minutes of disk and CPU, so for admins
+      // only.
       requireAdmin(req);
       const vm = vmFor(ctx, req, req.params.vm);
       const ids = req.body?.id ? [checkpointOf(vm, req.body.id).id] : cps.list(vm.id).map((c) => c.id);
       const op = ctx.ops.start('checkpoint.verify', { vmId: vm.id, userId: requireUser(req).id }, async (o) => {
         o.progress(0, 1, 'verifying');
-        const rep = await cps.verify(req.body?.id ? ids : undefined);
+        const rep = await cps.verify(ids);
         const broken = Object.fromEntries(Object.entries(rep.broken).filter(([id]) => ids.includes(id)));
         const ok = Object.keys(broken).length === 0;
         const diskImages = ids.reduce((n, id) => n + cps.show(id).disks.length, 0);

@@ -225,7 +225,9 @@ export class ConsoleController {
       const ids = display.heads.map((x) => x.monitorId);
       throw new Error(`no display ${head}: the guest shows ${ids.length ? `display ${ids.join(', ')}` : 'one display'}`);
     }
-    return { ...pic, image: headImage(pic.image, h), head: h };
+    const image = headImage(pic.image, h);
+    if (!image.width || !image.height) throw new Error(`display ${head} is empty or outside the screen`);
+    return { ...pic, image, head: h };
   }
 
   dispose(): void {

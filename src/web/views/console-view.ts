@@ -112,7 +112,11 @@ export function ConsoleView({ vm, full = false }: { vm: Vm; full?: boolean }) {
       onTransfersChange: () => xferTick.value++,
       onAudioChange: () => audioTick.value++,
       onUsbChange: () => usbTick.value++,
-      onMonitors: (h) => (heads.value = h.length),
+      onMonitors: (h) => {
+        heads.value = h.length;
+        // The choice shows the guest's count until the person picks one here (SpiceConsole.monitorCount).
+        if (con.current) monitors.value = con.current.monitorCount;
+      },
     });
     con.current = c;
     window.orielConsole = c;
