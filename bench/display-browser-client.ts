@@ -2,8 +2,8 @@
 // the browser tests launch it). Reads one JSON request a line on stdin (a page to load, the canvas to watch, the
 // reference picture as a PPM file), answers one JSON line on stdout: when the canvas first equalled the picture.
 // Each page gets a fresh browser context (cold cache, its own session cookie).
+import { serveJsonDriver } from './json-driver.ts';
 import { readFileSync } from 'node:fs';
-import { createInterface } from 'node:readline';
 import { parsePpm } from '../test/spice/helpers/qemu.ts';
 import { launchChromium } from '../test/web/helpers.ts';
 import { benchInPage } from './display-browser-page.ts';
@@ -72,14 +72,6 @@ async function measure(req: MeasureRequest): Promise<Measured> {
   }
 }
 
-for await (const line of createInterface({ input: process.stdin })) {
-  if (!line.trim()) continue;
-  let out: Measured;
-  try {
-    out = await measure(JSON.parse(line) as MeasureRequest);
-  } catch (e) {
-    out = { error: (e as Error).message, ms: 0, kb: 0, wsAt: 0, firstByteAt: 0, scripts: 0, detail: '' };
-  }
-  process.stdout.write(`${JSON.stringify(out)}\n`);
-}
+await serveJsonDriver<MeasureRequest, Measured>(measure,
+  (error) => ({ error, ms: 0, kb: 0, wsAt: 0, firstByteAt: 0, scripts: 0, detail: '' }));
 await browser.close();

@@ -8,13 +8,13 @@
 // cache), and measures navigation start → the page's canvas equals QMP screendump (RGB, every pixel), plus the
 // WebSocket bytes the page received until then. Prints min/median/max and the goal: Oriel ≤ half of spice-html5.
 // Usage: node --import tsx bench/display-browser.ts [runsPerClient=5]
+import { startJsonDriver } from './json-driver.ts';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { createServer as netServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { extname, join, normalize } from 'node:path';
-import { createInterface } from 'node:readline';
 import { startDesktopVm } from '../test/helpers/desktop.ts';
 import { ADMIN_PASSWORD, startTestServer } from '../test/helpers/server.ts';
 import { parsePpm } from '../test/spice/helpers/qemu.ts';
@@ -93,21 +93,8 @@ async function waitPort(port: number, ms: number): Promise<void> {
 }
 
 /** bench/display-browser-client.ts in a child process: one request, one answer, in turn. */
-function startDriver() {
-  const child = spawn(process.execPath, ['--import', 'tsx', join(import.meta.dirname, 'display-browser-client.ts')], {
-    stdio: ['pipe', 'pipe', 'inherit'],
-  });
-  const lines = createInterface({ input: child.stdout! })[Symbol.asyncIterator]();
-  return {
-    async ask(req: MeasureRequest): Promise<Measured> {
-      child.stdin!.write(`${JSON.stringify(req)}\n`);
-      const line = await lines.next();
-      if (line.done) throw new Error('the browser driver ended');
-      return JSON.parse(line.value) as Measured;
-    },
-    close: () => child.stdin!.end(),
-  };
-}
+const startDriver = () =>
+  startJsonDriver<MeasureRequest, Measured>(join(import.meta.dirname, 'display-browser-client.ts'));
 
 interface Run { client: string; ms: number; kb: number; wsAt: number; firstByteAt: number; scripts: number }
 

@@ -4,7 +4,7 @@
 //   {cmd: 'open', url, selector, rows, cookie…}      a fresh context and page; answers once the canvas is there
 //   {cmd: 'start'} / {cmd: 'stop'}                    counting painted frames (display-fps-page.ts); stop answers them
 //   {cmd: 'close'}                                    closes the page's context
-import { createInterface } from 'node:readline';
+import { serveJsonDriver } from './json-driver.ts';
 import type { BrowserContext, Page } from 'playwright-core';
 import { launchChromium } from '../test/web/helpers.ts';
 import { fpsInPage } from './display-fps-page.ts';
@@ -76,14 +76,5 @@ async function run(c: FpsCommand): Promise<FpsAnswer> {
   return {};
 }
 
-for await (const line of createInterface({ input: process.stdin })) {
-  if (!line.trim()) continue;
-  let out: FpsAnswer;
-  try {
-    out = await run(JSON.parse(line) as FpsCommand);
-  } catch (e) {
-    out = { error: (e as Error).message };
-  }
-  process.stdout.write(`${JSON.stringify(out)}\n`);
-}
+await serveJsonDriver<FpsCommand, FpsAnswer>(run, (error) => ({ error }));
 await browser.close();

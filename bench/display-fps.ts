@@ -26,11 +26,11 @@
 //   (clients: oriel, spice-html5, spicy, remote-viewer; needs Debian's xvfb and virt-viewer for the last two).
 //   With --runs N the clients take turns N times on each link; the table gives medians (frames/s and painted fps
 //   with min–max).
+import { startJsonDriver } from './json-driver.ts';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { startDesktopVm } from '../test/helpers/desktop.ts';
 import { ADMIN_PASSWORD, startTestServer } from '../test/helpers/server.ts';
@@ -72,20 +72,14 @@ done; echo $n`;
 
 /** bench/display-fps-client.ts in a child process: one command, one answer, in turn. */
 function startDriver() {
-  const child = spawn(process.execPath, ['--import', 'tsx', join(import.meta.dirname, 'display-fps-client.ts')], {
-    stdio: ['pipe', 'pipe', 'inherit'],
-  });
-  const lines = createInterface({ input: child.stdout! })[Symbol.asyncIterator]();
+  const d = startJsonDriver<FpsCommand, FpsAnswer>(join(import.meta.dirname, 'display-fps-client.ts'));
   return {
     async ask(c: FpsCommand): Promise<FpsAnswer> {
-      child.stdin!.write(`${JSON.stringify(c)}\n`);
-      const line = await lines.next();
-      if (line.done) throw new Error('the browser driver ended');
-      const a = JSON.parse(line.value) as FpsAnswer;
+      const a = await d.ask(c);
       if (a.error) throw new Error(`browser: ${a.error}`);
       return a;
     },
-    close: () => child.stdin!.end(),
+    close: d.close,
   };
 }
 

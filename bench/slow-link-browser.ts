@@ -2,32 +2,19 @@
 // WebSocket by websockify --web, so the page load crosses the link too) in chromium, driven by
 // bench/display-browser-client.ts in a child process. A picture counts as arrived when the page's canvas agrees with
 // QMP screendump within a tolerance (JPEG on a slow link is lossy; display-browser-page.ts).
+import { startJsonDriver } from './json-driver.ts';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import type { Measured, MeasureRequest } from './display-browser-client.ts';
 
 const HTML5_DIR = '/usr/share/spice-html5';
 
 /** bench/display-browser-client.ts in a child process: one request, one answer, in turn. */
-export function startBrowserDriver() {
-  const child = spawn(process.execPath, ['--import', 'tsx', join(import.meta.dirname, 'display-browser-client.ts')], {
-    stdio: ['pipe', 'pipe', 'inherit'],
-  });
-  const lines = createInterface({ input: child.stdout! })[Symbol.asyncIterator]();
-  return {
-    async ask(req: MeasureRequest): Promise<Measured> {
-      child.stdin!.write(`${JSON.stringify(req)}\n`);
-      const line = await lines.next();
-      if (line.done) throw new Error('the browser driver ended');
-      return JSON.parse(line.value) as Measured;
-    },
-    close: () => child.stdin!.end(),
-  };
-}
+export const startBrowserDriver = () =>
+  startJsonDriver<MeasureRequest, Measured>(join(import.meta.dirname, 'display-browser-client.ts'));
 
 async function freePort(): Promise<number> {
   const s = createServer();
