@@ -2,6 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { configProblems, defaultConfig } from '../src/config.ts';
 
 test('bad values of ORIEL_* are each named with what is accepted', () => {
@@ -30,4 +31,14 @@ test('oriel serve refuses to start on a bad value, before touching anything', ()
   assert.notEqual(r.status, 0);
   assert.match(r.stderr, /must be auto, kvm or tcg, not 'KVM'/);
   assert.match(r.stderr, /ORIEL_STOP_TIMEOUT must be a number of seconds from 0 to 3600, not 'abc'/);
+});
+
+test('oriel serve refuses a bad ORIEL_CHECKPOINT_PAUSE at start, not first at the next checkpoint', () => {
+  const dataDir = '/nonexistent/never-created-pause';
+  const r = spawnSync(process.execPath, ['bin/oriel.js', 'serve', '--data-dir', dataDir], {
+    env: { ...process.env, ORIEL_CHECKPOINT_PAUSE: 'fast' }, encoding: 'utf8', timeout: 30_000,
+  });
+  assert.notEqual(r.status, 0);
+  assert.match(r.stderr, /ORIEL_CHECKPOINT_PAUSE is 'fast': it must be 'auto' \(the default\) or 'background'/);
+  assert.equal(existsSync(dataDir), false);
 });

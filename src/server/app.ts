@@ -35,6 +35,7 @@ import { checkpointRoutes } from './routes/checkpoints.ts';
 import { CheckpointSchedules } from './checkpoint-jobs/schedules.ts';
 import { CaptureRecovery } from './checkpoint-jobs/recovery.ts';
 import { CheckpointService } from '../checkpoint/service.ts';
+import { pauseModeFromEnv } from '../checkpoint/pause-mode.ts';
 import { spiceUpgrade } from './console/proxy.ts';
 import { registerUpgrades } from './console/upgrade.ts';
 import { ConsoleTickets } from './console/tickets.ts';
@@ -66,6 +67,8 @@ export interface OrielServer {
 }
 
 export async function createServer(config: OrielConfig, opts: { logger?: boolean } = {}): Promise<OrielServer> {
+  // Checked here, at start, and not first at the next checkpoint: a bad ORIEL_CHECKPOINT_PAUSE stops the start.
+  pauseModeFromEnv();
   mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
   chmodSync(config.dataDir, 0o700);
   const tls = serverTls(config);
