@@ -180,16 +180,20 @@ export class ConsoleController {
     const display = await this.session.whenChannel<DisplayChannel>(ChannelType.DISPLAY);
     // Compare with the size the guest shows, not with no picture yet.
     if (!display.primary) await nextEvent(display.onSurfaceCreated, (i) => i.primary);
+    // A new client's monitors config comes before the first mark (spice-server's dcc_start): until then `heads`
+    // would say one display where the guest shows two.
+    if (!display.marked) await this._within(2000, nextEvent(display.onMark));
     const want = monitorSize(width, height);
     const current = () => display.primary!.info;
     const matches = () =>
       current().width === want.width && current().height === want.height && display.heads.length <= 1;
     const changed = !matches();
     if (changed) {
-      const created = nextEvent(
-        display.onSurfaceCreated,
-        (i) => i.primary && i.width === want.width && i.height === want.height,
-      );
+      const created = Promise.race([
+        nextEvent(display.onSurfaceCreated, (i) => i.primary && i.width === want.width && i.height === want.height),
+        // From two heads to one as large as their surface already is: the guest drops a head, keeps the surface.
+        nextEvent(display.onMonitorsConfig, () => matches()),
+      ]);
       this.forgetRequestedSize();
       this.requestSize(width, height);
       if (!(await this._within(Math.max(5000, timeoutMs - 2000), created)))

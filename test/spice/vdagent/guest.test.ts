@@ -237,6 +237,10 @@ test('two monitors side by side: xrandr shows both, `console screenshot --displa
   const r = await run(['console', 'screenshot', VM, join(dir, 'x.png'), '--display', '2']);
   assert.equal(r.code, 1);
   assert.match(r.stderr, /no display 2: the guest shows display 0, 1/);
+  // Back to one display as large as the two heads' surface: the guest may keep its surface and only drop a head.
+  assert.match(await oriel('console', 'resize', VM, '1824x700', '--timeout', '60'), /1824×700/);
+  assert.match(await sh('xrandr --current'), /^Virtual-1 connected primary 1824x700\+0\+0/m);
+  assert.doesNotMatch(await sh('xrandr --current'), /^Virtual-2 connected \d/m);
 });
 
 /** Pixels of `png` that differ from the region of `ppm` at x,y of png's size. */
