@@ -1,11 +1,11 @@
 // Video streams decoded by WebCodecs in the browser console. QEMU 7.2 with `streaming-video=all` (ORIEL_SPICE_VIDEO)
-// and SPICE over loopback TCP; spice-server encodes with GStreamer (vp8enc, x264enc) the codec the console prefers.
-// The tiny guest plays a loop of photo-like pictures into the top-left 320×240 of /dev/fb0: the page's console
-// decodes VP8 frames (counted), then, preferring H.264 for the next stream, H.264 frames; no MJPEG meanwhile. While
-// it plays, QMP screendump shows one of the loop's pictures exactly, and the canvas one of them within PSNR ≥ 30 dB
-// (the closest: page and screendump are not taken at the same instant). Then a page behind a shaped 5 Mbit/s link
-// takes the console over: spice-server measures the slow link and sends a photo-like picture as JPEG (counted by the
-// page's console, imageStats), shown within PSNR ≥ 30 dB.
+// and SPICE over loopback TCP; spice-server encodes with GStreamer (vp8enc, x264enc, vp9enc) the codec the console
+// prefers. The tiny guest plays a loop of photo-like pictures into the top-left 320×240 of /dev/fb0: the page's
+// console decodes VP8 frames (counted), then, preferring H.264 for the next stream, H.264 frames, then VP9; no MJPEG
+// meanwhile. While it plays, QMP screendump shows one of the loop's pictures exactly, and the canvas one of them
+// within PSNR ≥ 30 dB (the closest: page and screendump are not taken at the same instant). Then a page behind a
+// shaped 5 Mbit/s link takes the console over: spice-server measures the slow link and sends a photo-like picture as
+// JPEG (counted by the page's console, imageStats), shown within PSNR ≥ 30 dB.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync, rmSync } from 'node:fs';
@@ -49,7 +49,7 @@ function psnr(bgrx: Buffer, pic: Uint8Array, stride: number, bpp: number, w = W,
   return se === 0 ? Infinity : 10 * Math.log10((255 * 255 * w * h * 3) / se);
 }
 
-describe('video streams in the browser: VP8 and H.264 through WebCodecs; JPEG on a slow link', () => {
+describe('video streams in the browser: VP8, H.264 and VP9 through WebCodecs; JPEG on a slow link', () => {
   let t: TestServer;
   let browser: Browser;
   let page: Page;
@@ -130,7 +130,7 @@ describe('video streams in the browser: VP8 and H.264 through WebCodecs; JPEG on
     await t?.destroy();
   });
 
-  for (const codec of ['vp8', 'h264']) {
+  for (const codec of ['vp8', 'h264', 'vp9']) {
     test(`${codec}: a moving picture is streamed in ${codec} and decoded by WebCodecs; PSNR ≥ 30 dB`, async (tc) => {
       await until('the display channel', () => page.evaluate((c) => window.orielConsole?.preferVideoCodecs([c]), codec));
       const before = await stats();
