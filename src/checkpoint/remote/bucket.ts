@@ -4,9 +4,13 @@
 // AWS_SECRET_ACCESS_KEY, a profile, an instance role): never from the URL, which is shown in logs and operations.
 import { createReadStream, createWriteStream, statSync } from 'node:fs';
 import { createHash } from 'node:crypto';
+import { open } from 'node:fs/promises';
 import { pipeline } from 'node:stream/promises';
 import { Transform, type Readable } from 'node:stream';
-import { GetObjectCommand, HeadObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import {
+  AbortMultipartUploadCommand, CompleteMultipartUploadCommand, CreateMultipartUploadCommand, GetObjectCommand,
+  HeadObjectCommand, PutObjectCommand, S3Client, UploadPartCommand,
+} from '@aws-sdk/client-s3';
 
 export interface BucketLocation {
   bucket: string;
@@ -61,6 +65,29 @@ export function redact(url: string): string {
   return url.replace(/\?.*$/, '').replace(/\/\/[^/@]*@/, '//');
 }
 
+/** S3's limits for a multipart upload: at most 10,000 parts, each but the last at least 5 MiB. */
+const MAX_PARTS = 10_000;
+const MIN_PART_BYTES = 5 * 2 ** 20;
+/** Files above this go up in parts (a single PUT takes at most 5 GiB, and a failed one starts again from 0). */
+export const DEFAULT_PART_BYTES = 64 * 2 ** 20;
+
+/** `bytes` of `file` from `start`; throws if the file has fewer (it changed under the upload). */
+async function readPart(file: string, start: number, bytes: number): Promise<Buffer> {
+  const fh = await open(file, 'r');
+  try {
+    const buf = Buffer.allocUnsafe(bytes);
+    let got = 0;
+    while (got < bytes) {
+      const { bytesRead } = await fh.read(buf, got, bytes - got, start + got);
+      if (!bytesRead) throw new Error(`${file} changed while it was uploaded (${start + got} bytes, not ${start + bytes})`);
+      got += bytesRead;
+    }
+    return buf;
+  } finally {
+    await fh.close();
+  }
+}
+
 export class NotInBucketError extends Error {
   override name = 'NotInBucketError';
 }
@@ -69,7 +96,8 @@ export class NotInBucketError extends Error {
 export class Bucket {
   private readonly s3: S3Client;
 
-  constructor(readonly loc: BucketLocation) {
+  /** `partBytes`: the size of a multipart upload's parts (tests make it small; never below S3's 5 MiB). */
+  constructor(readonly loc: BucketLocation, private readonly o: { partBytes?: number } = {}) {
     this.s3 = new S3Client({
       region: loc.region,
       ...(loc.endpoint ? { endpoint: loc.endpoint, forcePathStyle: true } : {}),
@@ -107,12 +135,41 @@ export class Bucket {
       this.s3.send(new PutObjectCommand({ Bucket: this.loc.bucket, Key: this.key(key), Body: body })));
   }
 
-  /** Uploads a file (read as a stream: disk images may be large). */
-  async putFile(key: string, file: string): Promise<void> {
+  /**
+   * Uploads a file, read as a stream (disk images may be large): above one part's size in a multipart upload, parts
+   * one after another, each read into memory first (so the SDK can retry it, and a file that shrinks is an error,
+   * not a request waiting for bytes that never come); a failed upload is aborted, so the bucket keeps no parts.
+   * Returns the number of parts (1: a single PUT).
+   */
+  async putFile(key: string, file: string): Promise<number> {
     const size = statSync(file).size;
-    await this.call(key, () => this.s3.send(new PutObjectCommand({
-      Bucket: this.loc.bucket, Key: this.key(key), Body: createReadStream(file), ContentLength: size,
-    })));
+    const part = Math.max(this.o.partBytes ?? DEFAULT_PART_BYTES, MIN_PART_BYTES, Math.ceil(size / MAX_PARTS));
+    if (size <= part) {
+      await this.call(key, () => this.s3.send(new PutObjectCommand({
+        Bucket: this.loc.bucket, Key: this.key(key), Body: createReadStream(file), ContentLength: size,
+      })));
+      return 1;
+    }
+    const where = { Bucket: this.loc.bucket, Key: this.key(key) };
+    const { UploadId } = await this.call(key, () => this.s3.send(new CreateMultipartUploadCommand(where)));
+    try {
+      const parts: { ETag: string; PartNumber: number }[] = [];
+      for (let start = 0, n = 1; start < size; start += part, n++) {
+        const body = await readPart(file, start, Math.min(part, size - start));
+        const r = await this.call(key, () => this.s3.send(new UploadPartCommand({
+          ...where, UploadId, PartNumber: n, Body: body,
+        })));
+        if (!r.ETag) throw new Error(`checkpoint store ${this.name}${key}: part ${n} uploaded without an ETag`);
+        parts.push({ ETag: r.ETag, PartNumber: n });
+      }
+      await this.call(key, () => this.s3.send(new CompleteMultipartUploadCommand({
+        ...where, UploadId, MultipartUpload: { Parts: parts },
+      })));
+      return parts.length;
+    } catch (e) {
+      await this.s3.send(new AbortMultipartUploadCommand({ ...where, UploadId })).catch(() => undefined);
+      throw e;
+    }
   }
 
   async get(key: string): Promise<Buffer> {
