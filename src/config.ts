@@ -47,6 +47,9 @@ export interface OrielConfig {
   serialLogMaxBytes: number;
   /** Limits of ordinary users without a quota of their own (ORIEL_DEFAULT_QUOTA); admins are unlimited by default. */
   defaultQuota: QuotaLimits;
+  /** Host uids (and gids, the same numbers) for OpenCL helpers when the server runs as root, one per running helper:
+   * `FIRST-LAST` (ORIEL_OPENCL_UIDS); numbers that own nothing on the host. */
+  openclUids: { first: number; count: number };
 }
 
 /** Per-user limits; null is unlimited. Memory and vCPUs count running VMs (paused ones too: QEMU holds their RAM);
@@ -128,7 +131,15 @@ export function defaultConfig(env: NodeJS.ProcessEnv = process.env): OrielConfig
     ...(env.ORIEL_CHECKPOINT_STORE ? { checkpointStore: env.ORIEL_CHECKPOINT_STORE } : {}),
     serialLogMaxBytes: envNumber(env.ORIEL_SERIAL_LOG_MAX_BYTES, 8 << 20),
     defaultQuota: quotaFromEnv(env.ORIEL_DEFAULT_QUOTA),
+    openclUids: parseUidRange(env.ORIEL_OPENCL_UIDS || '1500000000-1500065535'),
   };
+}
+
+/** `FIRST-LAST` as {first, count}; NaN parts for anything else (configProblems reports them). */
+export function parseUidRange(v: string): { first: number; count: number } {
+  const m = /^(\d{1,10})-(\d{1,10})$/.exec(v.trim());
+  if (!m) return { first: NaN, count: NaN };
+  return { first: Number(m[1]), count: Number(m[2]) - Number(m[1]) + 1 };
 }
 
 /** A bad ORIEL_DEFAULT_QUOTA leaves the built-in limits here; configProblems reports it. */
@@ -153,6 +164,12 @@ export function configProblems(c: OrielConfig): string[] {
   }
   if (!Number.isInteger(c.serialLogMaxBytes) || c.serialLogMaxBytes < 4096) {
     p.push(`ORIEL_SERIAL_LOG_MAX_BYTES must be a whole number of bytes, at least 4096, not '${c.serialLogMaxBytes}'`);
+  }
+  const u = c.openclUids;
+  if (!Number.isInteger(u.first) || !Number.isInteger(u.count) || u.first < 1000 || u.count < 1
+    || u.first + u.count - 1 > 0xfffffffe) {
+    p.push(`ORIEL_OPENCL_UIDS must be FIRST-LAST, uids from 1000 to 4294967294 that own nothing on the host, not '${
+      process.env.ORIEL_OPENCL_UIDS}'`);
   }
   if (process.env.ORIEL_DEFAULT_QUOTA) {
     try { parseQuotaSpec(process.env.ORIEL_DEFAULT_QUOTA); } catch (e) { p.push(`ORIEL_DEFAULT_QUOTA: ${(e as Error).message}`); }

@@ -84,11 +84,19 @@ export class CheckpointService {
   /** Where every checkpoint is uploaded after it is taken (`serve --checkpoint-store`), if anywhere. */
   readonly remote?: Bucket;
 
+  /** Stops whatever writes a VM's RAM behind QEMU's back (the server's OpenCL helper writes its window) for a
+   * capture: QEMU's write tracking would not see those writes. */
+  private readonly holdRamWriters: (vmId: string) => Promise<() => void>;
+
   constructor(
     private readonly vms: VmManager,
-    opts: { root: string; qemuImg: string; faults?: FaultInjection; remoteUrl?: string },
+    opts: {
+      root: string; qemuImg: string; faults?: FaultInjection; remoteUrl?: string;
+      holdRamWriters?: (vmId: string) => Promise<() => void>;
+    },
   ) {
     this.root = opts.root;
+    this.holdRamWriters = opts.holdRamWriters ?? (async () => () => undefined);
     if (opts.remoteUrl) this.remote = new Bucket(parseStoreUrl(opts.remoteUrl));
     this.qemuImg = opts.qemuImg;
     this.store = new CheckpointStore(opts.root, { faults: opts.faults });
@@ -115,14 +123,20 @@ export class CheckpointService {
       inexactTcgPrecopy?: boolean;
     } = {},
   ): Promise<Manifest> {
-    const m = await captureCheckpoint({
-      vms: this.vms,
-      store: this.store,
-      disks: this.disks,
-      ref,
-      ...opts,
-      operationId: opts.operationId ?? opts.progress?.operationId ?? null,
-    });
+    const releaseWriters = await this.holdRamWriters(this.vms.get(ref).id);
+    let m: Manifest;
+    try {
+      m = await captureCheckpoint({
+        vms: this.vms,
+        store: this.store,
+        disks: this.disks,
+        ref,
+        ...opts,
+        operationId: opts.operationId ?? opts.progress?.operationId ?? null,
+      });
+    } finally {
+      releaseWriters();
+    }
     if (this.remote) {
       opts.progress?.(`uploading to ${this.remote.name}`);
       try {

@@ -1,17 +1,19 @@
-// The OpenCL remoting helper of one VM, a process of its own (index.ts starts it): it connects to the unix socket
-// QEMU serves for the VM's virtio-serial port and answers the guest ICD's requests with the host's OpenCL.
+// The OpenCL remoting helper of one VM, a process of its own (index.ts starts it, sandboxed: sandbox.ts): it answers
+// the guest ICD's requests, which come on the VM's virtio-serial port, with the host's OpenCL. It opens nothing of
+// its VM by path: the window comes as a descriptor, and each connection to QEMU's port socket is dialled by the
+// server on request and handed over on the IPC channel (control.ts), which also carries holds (index.ts: hold).
 // PoCL compiles and runs kernels inside this process, so a kernel that misbehaves takes only this helper down.
-// Usage: node helper-main.js <socket> [<window file>]
-import { readdirSync } from 'node:fs';
-import { connect, type Socket } from 'node:net';
+// Usage (by the server, with an IPC channel): node helper-main.js [<window fd>]
+import { closeSync, readdirSync } from 'node:fs';
+import type { Socket } from 'node:net';
 import { networkInterfaces } from 'node:os';
+import type { FromHelper, ToHelper } from './control.ts';
 import { DecodeError, FrameSplitter } from './protocol.ts';
 import { Session } from './session.ts';
 import { Window } from './window.ts';
 
-const socketPath = process.argv[2];
-if (!socketPath) {
-  console.error('usage: helper-main <socket> [<window file>]');
+if (!process.send) {
+  console.error('usage: helper-main [<window fd>], started by the server with an IPC channel');
   process.exit(2);
 }
 /** QEMU gone for this long (its socket refuses): the VM stopped, the helper ends. */
@@ -20,39 +22,73 @@ const GIVE_UP_MS = 10_000;
  * dropped so that the next guest process starts on a frame boundary. */
 const PARTIAL_FRAME_MS = 2_000;
 
+function log(msg: string): void {
+  console.error(`${new Date().toISOString()} opencl-helper[${process.pid}]: ${msg}`);
+}
+const tell = (m: FromHelper) => process.send!(m);
+
 let win: Window | undefined;
-if (process.argv[3]) {
+if (process.argv[2]) {
+  const fd = Number(process.argv[2]);
   try {
-    win = Window.open(process.argv[3]);
+    win = Window.map(fd);
   } catch (e) {
     // The copy path still works: the guest ICD asks (Op.WINDOW) and falls back when there is none.
-    console.error(`${new Date().toISOString()} opencl-helper: no zero-copy window: ${(e as Error).message}`);
+    log(`no zero-copy window: ${(e as Error).message}`);
+  } finally {
+    try { closeSync(fd); } catch { /* not open */ }
   }
 }
 const session = new Session(undefined, win);
 let lastConnected = Date.now();
 
-function log(msg: string): void {
-  console.error(`${new Date().toISOString()} opencl-helper[${process.pid}]: ${msg}`);
+// What this process can reach (the sandbox's work, sandbox.ts), for the log and the tests.
+log(`sees / = ${readdirSync('/').sort().join(',')}; network: ${Object.keys(networkInterfaces()).join(',') || 'none'}; `
+  + `uid ${process.getuid?.()}`);
+
+// ---- holds: while one is on, requests wait in `queue` (in order) and nothing runs on the device ----
+let holds = 0;
+let holdTimer: NodeJS.Timeout | undefined;
+const queue: { sock: Socket; body: Buffer }[] = [];
+
+function drain(): void {
+  while (holds === 0 && queue.length) {
+    const { sock, body } = queue.shift()!;
+    if (!sock.destroyed) sock.write(session.handle(body));
+  }
 }
 
-// What this process can reach (the sandbox's work, sandbox.ts), for the log and the tests.
-log(`sees / = ${readdirSync('/').sort().join(',')}; network: ${Object.keys(networkInterfaces()).join(',') || 'none'}`);
+function hold(maxMs: number): void {
+  holds++;
+  clearTimeout(holdTimer);
+  holdTimer = setTimeout(() => {
+    log(`a hold outlived ${maxMs} ms: released (${queue.length} requests were waiting)`);
+    holds = 0;
+    drain();
+  }, maxMs);
+  session.finishAll();
+  log(`holding requests (hold ${holds})`);
+  tell({ t: 'held' });
+}
 
-function attach(): void {
-  const sock: Socket = connect(socketPath!);
+function release(): void {
+  if (holds === 0) return;
+  if (--holds > 0) return;
+  clearTimeout(holdTimer);
+  log(`released: ${queue.length} requests waited`);
+  drain();
+}
+
+// ---- the link to QEMU's port ----
+function serve(sock: Socket): void {
   const split = new FrameSplitter();
   let stall: NodeJS.Timeout | undefined;
   const drop = (why: string) => {
     log(`dropping the link: ${why}`);
     sock.destroy();
   };
-  let up = false;
-  sock.on('connect', () => {
-    up = true;
-    lastConnected = Date.now();
-    log(`connected (session ${session.handles.session.toString(16)}, window ${win ? `${win.size >> 20n} MiB` : 'none'})`);
-  });
+  lastConnected = Date.now();
+  log(`connected (session ${session.handles.session.toString(16)}, window ${win ? `${win.size >> 20n} MiB` : 'none'})`);
   sock.on('data', (chunk) => {
     let bodies: Buffer[];
     try {
@@ -62,7 +98,8 @@ function attach(): void {
       drop((e as DecodeError).message);
       return;
     }
-    for (const body of bodies) sock.write(session.handle(body));
+    for (const body of bodies) queue.push({ sock, body });
+    drain();
     clearTimeout(stall);
     if (split.partial) stall = setTimeout(() => drop(`a frame left half-sent (${split.partial} bytes)`), PARTIAL_FRAME_MS);
   });
@@ -70,17 +107,36 @@ function attach(): void {
   sock.on('close', () => {
     clearTimeout(stall);
     // A link that was up counts as QEMU seen now (a link the helper dropped itself is dialled again at once).
-    if (up) lastConnected = Date.now();
-    if (Date.now() - lastConnected > GIVE_UP_MS) {
-      log('QEMU is gone: exiting');
-      session.close();
-      process.exit(0);
-    }
-    setTimeout(attach, 200);
+    lastConnected = Date.now();
+    setTimeout(() => tell({ t: 'dial' }), 200);
   });
+  sock.resume();
 }
 
-// The server holds an IPC channel to each helper: when it goes (server stopped or crashed), so does the helper.
+process.on('message', (m: ToHelper, handle?: unknown) => {
+  switch (m?.t) {
+    case 'link':
+      if (handle) serve(handle as Socket);
+      else setTimeout(() => tell({ t: 'dial' }), 200);
+      break;
+    case 'nolink':
+      if (Date.now() - lastConnected > GIVE_UP_MS) {
+        log(`QEMU is gone (${m.error}): exiting`);
+        session.close();
+        process.exit(0);
+      }
+      setTimeout(() => tell({ t: 'dial' }), 200);
+      break;
+    case 'hold':
+      hold(Number.isFinite(m.maxMs) && m.maxMs > 0 ? m.maxMs : 60_000);
+      break;
+    case 'release':
+      release();
+      break;
+  }
+});
+
+// The server holds the IPC channel: when it goes (server stopped or crashed), so does the helper (and any hold).
 process.on('disconnect', () => {
   session.close();
   process.exit(0);
@@ -89,4 +145,4 @@ process.on('SIGTERM', () => {
   session.close();
   process.exit(0);
 });
-attach();
+tell({ t: 'dial' });

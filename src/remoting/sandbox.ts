@@ -1,12 +1,17 @@
 // The OpenCL helper's sandbox: PoCL runs guest kernels as native code inside the helper, so a hostile kernel owns its
-// helper process. Under bubblewrap (Debian `bubblewrap`) the helper sees only: /usr (read-only: node, the OpenCL ICD
-// loader, PoCL and the clang it compiles with), the ICD and loader configuration in /etc, Oriel's own code (read-only),
-// three things of its VM's folder in /vm (the port's socket, the window, the kernel cache; not the disk, nor the QMP
-// socket), a private /tmp, /proc of its own pid namespace, minimal /dev and the CPU topology in /sys. New user, pid,
-// net, ipc, uts and cgroup namespaces: no network (loopback only), no other process to signal or trace, no
-// capabilities; it dies with the server.
+// helper process. Three layers, each on its own (README, Security):
+// - bubblewrap (Debian `bubblewrap`): the helper sees only /usr (read-only: node, the OpenCL ICD loader, PoCL and the
+//   clang it compiles with), the ICD and loader configuration in /etc, Oriel's own code (read-only), a private /tmp
+//   (PoCL's kernel cache), /proc of its own pid namespace, minimal /dev and the CPU topology in /sys; nothing of
+//   Oriel's data directory: its VM's window and port come as descriptors (index.ts). New user, pid, net, ipc, uts
+//   and cgroup namespaces: no network (loopback only), no other process to signal or trace, no capabilities; it
+//   dies with the server.
+// - a host uid and gid of its own (uids.ts) when the server runs as root: nothing on the host belongs to it.
+// - a seccomp filter (seccomp.ts) that bwrap installs just before it runs the helper.
+import { spawn, type ChildProcess, type StdioOptions } from 'node:child_process';
 import { existsSync, realpathSync } from 'node:fs';
-import { dirname, join, relative, resolve } from 'node:path';
+import { dirname, join, relative } from 'node:path';
+import { seccompFilter } from './seccomp.ts';
 
 export const BWRAP = '/usr/bin/bwrap';
 
@@ -18,46 +23,88 @@ const inside = (dir: string, root: string) => {
   return r === '' || (!r.startsWith('..') && !r.startsWith('/'));
 };
 
-/** What the helper needs of its VM's folder, and where it finds them inside the sandbox. */
-export interface SandboxFiles {
-  socket: string;
-  window?: string;
-  cache: string;
-}
-export const SANDBOX_VM = '/vm';
-export const insideFiles = (f: SandboxFiles): SandboxFiles => ({
-  socket: `${SANDBOX_VM}/opencl.sock`,
-  ...(f.window ? { window: `${SANDBOX_VM}/opencl-window` } : {}),
-  cache: `${SANDBOX_VM}/opencl-cache`,
-});
+/** Where the helper's scratch (PoCL's cache, HOME) is inside the sandbox: a tmpfs of its own. */
+export const SANDBOX_TMP = '/tmp';
 
-/** bwrap's arguments to run `argv` (which names insideFiles(files)); `codeRoot` is Oriel's folder (code and
- * node_modules), `env` the helper's environment (paths in it should be the inside ones). */
+/** bwrap's arguments to run `argv`; `codeRoot` is Oriel's folder (code and node_modules), `env` the program's
+ * environment, `hide` folders (the data directory) to mask if they sit inside what is mounted. */
 export function sandboxArgs(
-  files: SandboxFiles, codeRoot: string, env: Record<string, string>, argv: string[],
+  o: { codeRoot: string; env: Record<string, string>; argv: string[]; hide: string[]; seccompFd?: number },
 ): string[] {
   const a = ['--unshare-all', '--die-with-parent', '--new-session', '--cap-drop', 'ALL'];
-  // The environment is the spawner's (Node's IPC channel is named in it) with the paths set to the inside ones.
-  for (const [k, v] of Object.entries(env)) a.push('--setenv', k, v);
+  // The environment is the spawner's (Node's IPC channel is named in it) with these set.
+  for (const [k, v] of Object.entries(o.env)) a.push('--setenv', k, v);
   a.push('--ro-bind', '/usr', '/usr');
   for (const l of ['bin', 'lib', 'lib64', 'sbin']) a.push('--symlink', `usr/${l}`, `/${l}`);
   for (const f of ['/etc/ld.so.cache', '/etc/ld.so.conf', '/etc/ld.so.conf.d', '/etc/OpenCL', '/etc/alternatives']) {
     if (existsSync(f)) a.push('--ro-bind', f, f);
   }
-  a.push('--proc', '/proc', '--dev', '/dev', '--tmpfs', '/tmp');
+  a.push('--proc', '/proc', '--dev', '/dev', '--tmpfs', SANDBOX_TMP);
   if (existsSync('/sys/devices/system/cpu')) a.push('--ro-bind', '/sys/devices/system/cpu', '/sys/devices/system/cpu');
   const node = realpathSync(process.execPath);
   if (!node.startsWith('/usr/')) a.push('--ro-bind', dirname(node), dirname(node));
-  const root = realpathSync(codeRoot);
+  const root = realpathSync(o.codeRoot);
   a.push('--ro-bind', root, root);
   const modules = join(root, 'node_modules');
   if (existsSync(modules) && !inside(realpathSync(modules), root)) a.push('--ro-bind', realpathSync(modules), modules);
   // The data directory may sit inside Oriel's folder: hide it (every VM's folder, the database).
-  const data = resolve(realpathSync(files.cache), '..', '..', '..');
-  if (inside(data, root)) a.push('--tmpfs', data);
-  const to = insideFiles(files);
-  a.push('--dir', SANDBOX_VM, '--bind', files.socket, to.socket, '--bind', files.cache, to.cache);
-  if (files.window && to.window) a.push('--bind', files.window, to.window);
-  a.push('--chdir', SANDBOX_VM, '--', ...argv);
+  for (const h of o.hide) {
+    const real = existsSync(h) ? realpathSync(h) : h;
+    if (inside(real, root)) a.push('--tmpfs', real);
+  }
+  if (o.seccompFd !== undefined) a.push('--seccomp', String(o.seccompFd));
+  a.push('--chdir', SANDBOX_TMP, '--', ...o.argv);
   return a;
+}
+
+export interface ConfineOptions {
+  /** The program and its arguments (paths as seen inside the sandbox). */
+  argv: string[];
+  env: Record<string, string>;
+  /** Oriel's folder (read-only inside) and folders to hide in it. */
+  codeRoot: string;
+  hide: string[];
+  /** Run under bubblewrap (with the seccomp filter) when it is installed. */
+  sandbox: boolean;
+  /** The host uid and gid to run as (the spawner must be root). */
+  uid?: number;
+  /** Descriptors for the program's fds 3, 4, ... */
+  fds: number[];
+  stdout: number | 'pipe';
+  stderr: number | 'pipe';
+  ipc: boolean;
+  /** The working directory when unsandboxed. */
+  cwd: string;
+}
+
+export interface Confined {
+  child: ChildProcess;
+  bwrap: boolean;
+  seccomp: boolean;
+}
+
+/** Starts a program confined as the OpenCL helper is (index.ts uses it for the helper, the tests for probes). */
+export function spawnConfined(o: ConfineOptions): Confined {
+  const bwrap = o.sandbox && sandboxAvailable();
+  const filter = bwrap ? seccompFilter() : undefined;
+  const stdio: StdioOptions = ['ignore', o.stdout, o.stderr, ...o.fds];
+  const seccompFd = filter ? stdio.length : undefined;
+  if (filter) stdio.push('pipe');
+  if (o.ipc) stdio.push('ipc');
+  const [cmd, ...args] = bwrap
+    ? [BWRAP, ...sandboxArgs({ codeRoot: o.codeRoot, env: o.env, argv: o.argv, hide: o.hide, seccompFd })]
+    : o.argv;
+  const child = spawn(cmd!, args, {
+    stdio,
+    cwd: bwrap ? '/' : o.cwd,
+    env: o.env,
+    ...(o.uid !== undefined ? { uid: o.uid, gid: o.uid } : {}),
+  });
+  if (filter && seccompFd !== undefined) {
+    // bwrap reads the program to its end before it runs anything.
+    const pipe = child.stdio[seccompFd] as import('node:stream').Writable | null;
+    pipe?.on('error', () => undefined);
+    pipe?.end(filter);
+  }
+  return { child, bwrap, seccomp: !!filter };
 }

@@ -373,7 +373,8 @@ export class Session {
     return info((...x) => fn(o.host, param, ...x));
   }
 
-  private finishAll(): void {
+  /** Waits until every queue of the session has finished: no command of it runs on the device afterwards. */
+  finishAll(): void {
     for (const [, q] of this.handles.entries()) if (q.kind === 'queue') this.cl.finish(q.host);
   }
 

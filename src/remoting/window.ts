@@ -35,14 +35,20 @@ export class Window {
   static open(file: string): Window {
     const fd = openSync(file, 'r+');
     try {
-      const size = BigInt(fstatSync(fd).size);
-      if (size === 0n || size > MAX_WINDOW) throw new Error(`window ${file}: size ${size} out of range`);
-      const base = mm().mmap(null, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0n);
-      if (base === null || BigInt(base) === MAP_FAILED) throw new Error(`window ${file}: mmap failed`);
-      return new Window(BigInt(base), size);
+      return Window.map(fd, file);
     } finally {
       closeSync(fd);
     }
+  }
+
+  /** Maps the window whole through a descriptor open for reading and writing (the helper's fd 3); the descriptor
+   * stays the caller's. */
+  static map(fd: number, name = `fd ${fd}`): Window {
+    const size = BigInt(fstatSync(fd).size);
+    if (size === 0n || size > MAX_WINDOW) throw new Error(`window ${name}: size ${size} out of range`);
+    const base = mm().mmap(null, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0n);
+    if (base === null || BigInt(base) === MAP_FAILED) throw new Error(`window ${name}: mmap failed`);
+    return new Window(BigInt(base), size);
   }
 
   /** Whether [offset, offset + len) lies inside the window (len > 0). */

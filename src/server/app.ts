@@ -104,10 +104,15 @@ export async function createServer(config: OrielConfig, opts: { logger?: boolean
   });
   const users = new Users(db);
   const ops = new Operations(db);
+  const opencl = new OpenClRemoting(vms, config.dataDir, {
+    uids: config.openclUids, log: (msg) => app.log.warn(msg),
+  });
   const checkpoints = new CheckpointService(vms, {
     root: CheckpointService.defaultRoot(config.dataDir),
     qemuImg: config.qemuImgBinary,
     remoteUrl: config.checkpointStore,
+    // The OpenCL helper writes the VM's window behind QEMU's back: its commands wait while a capture runs.
+    holdRamWriters: (vmId) => opencl.holdRamWriters(vmId),
   });
   const quotas = new Quotas(db, users, vms, checkpoints, config.defaultQuota);
   const schedules = new CheckpointSchedules(db, vms, checkpoints, ops, quotas);
@@ -115,7 +120,6 @@ export async function createServer(config: OrielConfig, opts: { logger?: boolean
   const networks = new Networks(db, vms, (msg, extra) => app.log.warn(extra, msg));
   const forwards = new Forwards(db, networks, vms);
   networks.start();
-  const opencl = new OpenClRemoting(vms, config.dataDir);
   opencl.start();
   const ctx: ServerContext = { config, db, vms, users, ops, checkpoints, schedules, quotas, networks, forwards };
 

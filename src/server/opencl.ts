@@ -1,13 +1,14 @@
 // OpenCL remoting (src/remoting) follows the VMs: a VM created with `opencl` gets its helper process when its QEMU
 // runs (the helper connects to the port's socket QEMU serves) and loses it when the VM stops, crashes or goes.
-import { RemotingHelpers } from '../remoting/index.ts';
+// holdRamWriters is the hook the checkpoint service calls around a capture (app.ts wires it).
+import { RemotingHelpers, type HelpersOptions } from '../remoting/index.ts';
 import { followVms } from '../vm/follow.ts';
 import type { VmManager } from '../vm/manager.ts';
 import { vmPaths } from '../vm/paths.ts';
 import type { VmRecord } from '../vm/records.ts';
 
 export class OpenClRemoting {
-  readonly helpers = new RemotingHelpers();
+  readonly helpers: RemotingHelpers;
 
   private readonly onVm = (vm: VmRecord) => {
     if (!vm.spec.opencl) return;
@@ -22,7 +23,14 @@ export class OpenClRemoting {
   private readonly onVmDeleted = (vm: VmRecord) => this.helpers.stop(vm.id);
   private unfollow: (() => void) | undefined;
 
-  constructor(private readonly vms: VmManager, private readonly dataDir: string) {}
+  constructor(private readonly vms: VmManager, private readonly dataDir: string, opts: HelpersOptions = {}) {
+    this.helpers = new RemotingHelpers(opts);
+  }
+
+  /** Stops the VM's helper from writing the VM's RAM (its window) until the returned release: its commands wait. */
+  holdRamWriters(vmId: string): Promise<() => void> {
+    return this.helpers.hold(vmId);
+  }
 
   start(): void {
     this.unfollow = followVms(this.vms, { changed: this.onVm, deleted: this.onVmDeleted });

@@ -1,0 +1,252 @@
+// The OpenCL helper's confinement and holds, on the host alone (no QEMU: a unix socket stands in for the VM's port):
+// the seccomp program's decisions (run through a small BPF interpreter), probes run by the helper's own recipe (its
+// uid, what it can open, which system calls fail with EPERM, and the same probe without the filter as a control),
+// and a real helper started as the server starts it: its processes' host uid is its own, it answers over the socket
+// the server dialled for it and maps the window it was handed; a hold queues requests until the release (or until
+// the hold's own limit), and nothing is lost.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { closeSync, ftruncateSync, mkdirSync, mkdtempSync, openSync, readFileSync, readdirSync, rmSync, writeFileSync }
+  from 'node:fs';
+import { createServer, type Server, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createRequire } from 'node:module';
+import { RemotingHelpers } from '../../src/remoting/index.ts';
+import { CL, FrameSplitter, Op, Writer, encodeRequest } from '../../src/remoting/protocol.ts';
+import { BWRAP, sandboxArgs, spawnConfined } from '../../src/remoting/sandbox.ts';
+import {
+  CLONE_NS_FLAGS, ENOSYS, EPERM, SECCOMP_RET_ALLOW, SECCOMP_RET_ERRNO, deniedSyscalls, seccompFilter,
+} from '../../src/remoting/seccomp.ts';
+
+const ROOT = process.getuid?.() === 0;
+const CODE_ROOT = join(import.meta.dirname, '..', '..');
+const KOFFI = createRequire(import.meta.url).resolve('koffi');
+
+/** Runs a classic BPF program over one struct seccomp_data (nr, arch, args) and returns its verdict. */
+function runFilter(prog: Buffer, nr: number, arch: number, args: number[] = []): number {
+  const data = Buffer.alloc(64);
+  data.writeInt32LE(nr, 0);
+  data.writeUInt32LE(arch, 4);
+  args.forEach((a, i) => data.writeUInt32LE(a >>> 0, 16 + 8 * i));
+  let acc = 0;
+  for (let pc = 0; pc * 8 < prog.length; pc++) {
+    const code = prog.readUInt16LE(pc * 8);
+    const [jt, jf, k] = [prog[pc * 8 + 2]!, prog[pc * 8 + 3]!, prog.readUInt32LE(pc * 8 + 4)];
+    if (code === 0x20) acc = data.readUInt32LE(k);
+    else if (code === 0x06) return k;
+    else if (code === 0x15) pc += acc === k ? jt : jf;
+    else if (code === 0x35) pc += acc >= k ? jt : jf;
+    else if (code === 0x45) pc += (acc & k) !== 0 ? jt : jf;
+    else throw new Error(`unexpected BPF code ${code}`);
+  }
+  throw new Error('the program fell off its end');
+}
+
+describe('OpenCL helper: the seccomp program', () => {
+  const x64 = 0xc000003e;
+  const prog = seccompFilter('x64')!;
+  const deny = SECCOMP_RET_ERRNO | EPERM;
+  test('denied calls get EPERM, others pass; clone with a namespace flag is denied, clone3 is ENOSYS', () => {
+    for (const [name, nr] of Object.entries(deniedSyscalls('x64')!)) assert.equal(runFilter(prog, nr, x64), deny, name);
+    for (const nr of [0, 1, 9, 39, 202, 231]) assert.equal(runFilter(prog, nr, x64), SECCOMP_RET_ALLOW, `nr ${nr}`);
+    assert.equal(runFilter(prog, 56, x64, [0x003d0f00]), SECCOMP_RET_ALLOW, 'clone of a thread');
+    assert.equal(runFilter(prog, 56, x64, [0x11 | 0x10000000]), deny, 'clone into a new user namespace');
+    assert.equal(runFilter(prog, 56, x64, [CLONE_NS_FLAGS & 0x40000000]), deny, 'clone into a new network namespace');
+    assert.equal(runFilter(prog, 435, x64), SECCOMP_RET_ERRNO | ENOSYS);
+  });
+  test('the architecture is checked: i386 calls and x32 numbers are denied whole', () => {
+    assert.equal(runFilter(prog, 39, 0x40000003), deny, 'AUDIT_ARCH_I386');
+    assert.equal(runFilter(prog, 0x40000000 + 39, x64), deny, 'x32');
+    assert.equal(runFilter(seccompFilter('arm64')!, 117, 0xc00000b7), deny, 'ptrace on aarch64');
+    assert.equal(runFilter(seccompFilter('arm64')!, 117, x64), deny, 'another arch on aarch64');
+    assert.equal(seccompFilter('riscv64'), undefined, 'no table, no filter (and the log says so)');
+  });
+});
+
+describe('OpenCL helper: confinement', () => {
+  const data = mkdtempSync(join(tmpdir(), 'ot-ocl-sandbox-'));
+  const vmId = 'a1b2c3d4e5f6';
+  const vmDir = join(data, 'vms', vmId);
+  const socket = join(vmDir, 'opencl.sock');
+  const secret = join(data, 'oriel.db');
+  const shm = mkdtempSync('/dev/shm/ot-ocl-');
+  const window = join(shm, 'mine-opencl');
+  const otherWindow = join(shm, 'other-opencl');
+  let qemu: Server;
+  const links: Socket[] = [];
+  const helpers = new RemotingHelpers({ log: (m) => logged.push(m) });
+  const logged: string[] = [];
+
+  before(() => {
+    mkdirSync(vmDir, { recursive: true, mode: 0o700 });
+    writeFileSync(secret, 'the database', { mode: 0o600 });
+    for (const f of [window, otherWindow]) {
+      const fd = openSync(f, 'w', 0o600);
+      ftruncateSync(fd, 1 << 20);
+      closeSync(fd);
+    }
+  });
+  after(async () => {
+    helpers.stopAll();
+    qemu?.close();
+    for (const s of links) s.destroy();
+    rmSync(data, { recursive: true, force: true });
+    rmSync(shm, { recursive: true, force: true });
+  });
+
+  /** A node script run by the helper's recipe; prints what it could do as JSON. */
+  const probeScript = `
+    const fs = require('fs');
+    const koffi = require(${JSON.stringify(KOFFI)});
+    const syscall = koffi.load('libc.so.6').func('long syscall(long, long, long, long, long, long, long)');
+    const call = (nr, a = 0, b = 0) => (syscall(nr, a, b, 0, 0, 0, 0) < 0 ? -koffi.errno() : 0);
+    const open = (f) => { try { fs.readFileSync(f); return 'read'; } catch (e) { return e.code; } };
+    const nr = ${JSON.stringify(deniedSyscalls() ?? {})};
+    console.log(JSON.stringify({
+      uid: process.getuid(), gid: process.getgid(), groups: process.getgroups(),
+      unshare: call(nr.unshare, 0x400), ptrace: call(nr.ptrace, 0), personality: call(nr.personality, 0xffffffff),
+      clone3: call(435), bpf: call(nr.bpf, 0, 0),
+      secret: open(${JSON.stringify(secret)}), window: open(${JSON.stringify(otherWindow)}),
+      cwd: process.cwd(),
+    }));`;
+  const collect = (child: ReturnType<typeof spawn>) => new Promise<Record<string, any>>((ok, fail) => {
+    let out = '';
+    let err = '';
+    child.stdout!.on('data', (d) => (out += d));
+    child.stderr!.on('data', (d) => (err += d));
+    child.on('exit', (code) => {
+      try { ok(JSON.parse(out)); } catch { fail(new Error(`probe exited ${code}: ${out} ${err}`)); }
+    });
+  });
+  const argv = [process.execPath, '-e', probeScript];
+  const env = { PATH: '/usr/bin:/bin', HOME: '/tmp' };
+
+  test('in the sandbox with the filter: denied calls fail with EPERM, the data dir and windows are not there', async () => {
+    const uid = ROOT ? 1_500_000_123 : undefined;
+    const c = spawnConfined({
+      argv, env, codeRoot: CODE_ROOT, hide: [data], sandbox: true, uid, fds: [], stdout: 'pipe', stderr: 'pipe',
+      ipc: false, cwd: '/',
+    });
+    assert.ok(c.bwrap && c.seccomp, 'bubblewrap and the filter are there');
+    const r = await collect(c.child);
+    if (uid !== undefined) assert.deepEqual([r.uid, r.gid, r.groups], [uid, uid, [uid]]);
+    assert.equal(r.unshare, -EPERM, "unshare(CLONE_FILES)");
+    assert.equal(r.ptrace, -EPERM, 'ptrace(PTRACE_TRACEME)');
+    assert.equal(r.personality, -EPERM);
+    assert.equal(r.bpf, -EPERM);
+    assert.equal(r.clone3, -ENOSYS);
+    assert.equal(r.secret, 'ENOENT', "Oriel's data dir is not in the sandbox");
+    assert.equal(r.window, 'ENOENT', "another VM's window is not in the sandbox");
+  });
+
+  test('control: the same sandbox without the filter lets unshare and ptrace through', async () => {
+    const child = spawn(BWRAP, sandboxArgs({ codeRoot: CODE_ROOT, env, argv, hide: [data] }),
+      { stdio: ['ignore', 'pipe', 'pipe'] });
+    const r = await collect(child);
+    assert.equal(r.unshare, 0);
+    assert.equal(r.ptrace, 0);
+  });
+
+  test("the helper's uid alone (no sandbox) can open neither the data dir nor another VM's window", async (t) => {
+    if (!ROOT) {
+      // Not root: helpers keep the server's uid; nothing to drop to (the server's log says so once).
+      assert.equal(process.getuid?.() === 0, false);
+      return;
+    }
+    const c = spawnConfined({
+      argv, env, codeRoot: CODE_ROOT, hide: [], sandbox: false, uid: 1_500_000_124, fds: [], stdout: 'pipe',
+      stderr: 'pipe', ipc: false, cwd: '/',
+    });
+    const r = await collect(c.child);
+    t.diagnostic(JSON.stringify(r));
+    assert.equal(r.uid, 1_500_000_124);
+    assert.equal(r.secret, 'EACCES');
+    assert.equal(r.window, 'EACCES');
+  });
+
+  /** The frames QEMU's side of the port receives, one link at a time. */
+  let responses: Buffer<ArrayBufferLike>[] = [];
+  let link: Socket | undefined;
+  let linked: Promise<void>;
+  before(() => {
+    linked = new Promise<void>((ok) => {
+      qemu = createServer((s) => {
+        links.push(s);
+        link = s;
+        const split = new FrameSplitter();
+        s.on('data', (d) => responses.push(...split.push(d)));
+        ok();
+      });
+      qemu.listen(socket);
+    });
+  });
+  const request = (id: number, op: number, args: Buffer<ArrayBufferLike> = Buffer.alloc(0)) =>
+    link!.write(encodeRequest(id, op, args));
+  const waitFor = async (n: number, ms: number) => {
+    for (let i = 0; i < ms / 20 && responses.length < n; i++) await new Promise((r) => setTimeout(r, 20));
+    return responses.length;
+  };
+
+  test('a helper started as the server starts it: its own uid, the window by fd, the port dialled for it', async () => {
+    helpers.start(vmId, { socket, dir: vmDir, window });
+    await linked;
+    request(1, Op.WINDOW);
+    request(2, Op.DEVICE_IDS, new Writer().u64(0xffffffffn).done());
+    assert.equal(await waitFor(2, 60_000), 2);
+    assert.equal(responses[0]!.readInt32LE(4), CL.SUCCESS);
+    assert.equal(responses[0]!.readBigUInt64LE(8), 1n << 20n, 'the window handed over as a descriptor is mapped');
+    assert.equal(responses[1]!.readInt32LE(4), CL.SUCCESS, 'the host OpenCL answers under the filter');
+    const log = readFileSync(join(vmDir, 'opencl.log'), 'utf8');
+    assert.match(log, /^sandbox: bubblewrap$/m);
+    assert.match(log, /^seccomp: on$/m);
+    // Every process of the helper (bwrap and the node inside it) runs as the helper's own host uid.
+    const bwrapPid = helpers.pid(vmId)!;
+    const family = [bwrapPid];
+    for (let grew = true; grew;) {
+      grew = false;
+      for (const p of readdirSync('/proc').filter((x) => /^\d+$/.test(x)).map(Number)) {
+        let stat = '';
+        try { stat = readFileSync(`/proc/${p}/stat`, 'utf8'); } catch { continue; }
+        const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+        if (family.includes(ppid) && !family.includes(p)) { family.push(p); grew = true; }
+      }
+    }
+    assert.ok(family.length >= 2, 'bwrap and the helper');
+    const uids = family.map((p) => readFileSync(`/proc/${p}/status`, 'utf8').match(/^Uid:\s+(\d+)/m)![1]);
+    if (ROOT) {
+      const uid = helpers.uid(vmId)!;
+      assert.ok(uid >= 1_500_000_000 && uid < 1_500_065_536, `uid ${uid}`);
+      assert.match(log, new RegExp(`^uid: ${uid} \\(its own\\)$`, 'm'));
+      assert.deepEqual(uids, family.map(() => String(uid)));
+    } else {
+      assert.equal(helpers.uid(vmId), undefined);
+      assert.match(logged.join('\n'), /does not run as root/);
+    }
+  });
+
+  test('a hold queues requests until its release; nothing is lost, order is kept', async () => {
+    responses = [];
+    const release = await helpers.hold(vmId);
+    for (let id = 10; id < 15; id++) request(id, Op.WINDOW);
+    assert.equal(await waitFor(1, 600), 0, 'no answer while held');
+    release();
+    release(); // a second call does nothing
+    assert.equal(await waitFor(5, 10_000), 5);
+    assert.deepEqual(responses.map((r) => r.readUInt32LE(0)), [10, 11, 12, 13, 14]);
+    const log = readFileSync(join(vmDir, 'opencl.log'), 'utf8');
+    assert.match(log, /released: 5 requests waited/);
+  });
+
+  test('a hold that is never released lifts itself after its limit', async () => {
+    responses = [];
+    await helpers.hold(vmId, 400);
+    request(20, Op.WINDOW);
+    assert.equal(await waitFor(1, 200), 0);
+    assert.equal(await waitFor(1, 5_000), 1);
+    assert.match(readFileSync(join(vmDir, 'opencl.log'), 'utf8'), /a hold outlived 400 ms: released/);
+    // No helper for a VM: a hold is a no-op.
+    (await helpers.hold('ffffffffffff'))();
+  });
+});
