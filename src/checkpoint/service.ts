@@ -78,6 +78,7 @@ export class CheckpointService {
 
   private readonly root: string;
   private readonly qemuImg: string;
+  private readonly networkName: (id: string) => string | undefined;
   /** storedBytes' RAM figure per set of checkpoints (their ids): what a set names never changes. */
   private readonly ramUsage = new Map<string, number>();
 
@@ -93,9 +94,13 @@ export class CheckpointService {
     opts: {
       root: string; qemuImg: string; faults?: FaultInjection; remoteUrl?: string;
       holdRamWriters?: (vmId: string) => Promise<() => void>;
+      /** The name of network `id` (the server keeps networks): recorded with an upload, so another server can put
+       * the VM's cards on its networks of the same names. */
+      networkName?: (id: string) => string | undefined;
     },
   ) {
     this.root = opts.root;
+    this.networkName = opts.networkName ?? (() => undefined);
     this.holdRamWriters = opts.holdRamWriters ?? (async () => () => undefined);
     if (opts.remoteUrl) this.remote = new Bucket(parseStoreUrl(opts.remoteUrl));
     this.qemuImg = opts.qemuImg;
@@ -159,7 +164,10 @@ export class CheckpointService {
       const m = this.show(id);
       const vm = this.vms.records.get(m.vmId);
       if (!vm) throw new Error(`VM ${m.vmId} of checkpoint ${id} is gone`);
-      return await uploadCheckpoint(this.remote, this.store, m, { name: vm.name, spec: vm.spec });
+      const networks = vm.spec.nics?.map((n) => this.networkName(n.network) ?? null);
+      return await uploadCheckpoint(this.remote, this.store, m, {
+        name: vm.name, spec: vm.spec, ...(networks ? { networks } : {}),
+      });
     } finally {
       release();
     }
@@ -172,7 +180,11 @@ export class CheckpointService {
    */
   async restoreFromStore(
     url: string,
-    o: { vm: string; id: string; as?: string; ownerId: string; mode?: RestoreOptions['mode']; progress?: Progress },
+    o: {
+      vm: string; id: string; as?: string; ownerId: string; mode?: RestoreOptions['mode']; progress?: Progress;
+      /** This server's network ids for networks of these names (the caller's checks: may attach, a free lease). */
+      networks?: (names: string[]) => string[];
+    },
   ): Promise<{ vm: VmRecord; result: RestoreResult }> {
     const bucket = new Bucket(parseStoreUrl(url));
     try {
@@ -181,7 +193,7 @@ export class CheckpointService {
       if (!rec) throw new Error(`checkpoint '${o.id}' is not in ${bucket.name}`);
       if (o.vm !== rec.vm.name && o.vm !== rec.manifest.vmId)
         throw new Error(`checkpoint ${o.id} in ${bucket.name} is of VM '${rec.vm.name}', not '${o.vm}'`);
-      const spec = specForThisHost(rec.vm.spec, rec.vm.name);
+      const spec = specForThisHost(rec.vm, o.networks);
       const name = o.as ?? rec.vm.name;
       if (this.vms.records.byName(name)) throw new Error(`a VM named '${name}' already exists here: give --as NAME`);
       await fetchCheckpoint(bucket, this.store, this.qemuImg, o.id, o.progress);

@@ -107,18 +107,19 @@ export async function createServer(config: OrielConfig, opts: { logger?: boolean
   const opencl = new OpenClRemoting(vms, config.dataDir, {
     uids: config.openclUids, log: (msg) => app.log.warn(msg),
   });
+  const networks = new Networks(db, vms, (msg, extra) => app.log.warn(extra, msg));
   const checkpoints = new CheckpointService(vms, {
     root: CheckpointService.defaultRoot(config.dataDir),
     qemuImg: config.qemuImgBinary,
     remoteUrl: config.checkpointStore,
     // The OpenCL helper writes the VM's window behind QEMU's back: its commands wait while a capture runs.
     holdRamWriters: (vmId) => opencl.holdRamWriters(vmId),
+    networkName: (id) => networks.byId(id)?.name,
   });
   const quotas = new Quotas(db, users, vms, checkpoints, config.defaultQuota);
   const schedules = new CheckpointSchedules(db, vms, checkpoints, ops, quotas);
-  // The switch follows the VMs' events from here on, so re-attached VMs get their ports back.
-  const networks = new Networks(db, vms, (msg, extra) => app.log.warn(extra, msg));
   const forwards = new Forwards(db, networks, vms);
+  // The switch follows the VMs' events from here on, so re-attached VMs get their ports back.
   networks.start();
   opencl.start();
   const ctx: ServerContext = { config, db, vms, users, ops, checkpoints, schedules, quotas, networks, forwards };

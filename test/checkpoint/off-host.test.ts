@@ -18,6 +18,7 @@ describe('checkpoints off the host', () => {
   let b: TestServer | undefined;
   let url = '';
   const ids: string[] = [];
+  let mac = '';
 
   const waitOp = async (t: TestServer, id: string) =>
     (await t.admin.get(`/api/operations/${id}/wait?timeoutSec=120`)).body;
@@ -47,7 +48,10 @@ describe('checkpoints off the host', () => {
 
   test('server A uploads its checkpoints, content-addressed and once', async () => {
     a = await startTestServer({ checkpointStore: url });
-    assert.equal((await a.admin.post('/api/vms', { name: 'mover', image: 'tiny', memoryMiB: 128 })).status, 201);
+    assert.equal((await a.admin.post('/api/networks', { name: 'lan', subnet: '10.77.9.0/24' })).status, 201);
+    const made = await a.admin.post('/api/vms', { name: 'mover', image: 'tiny', memoryMiB: 128, networks: ['lan'] });
+    assert.equal(made.status, 201, JSON.stringify(made.body));
+    mac = made.body.networks[0].mac;
     assert.equal((await a.admin.post('/api/vms/mover/start')).status, 200);
     await sh(a, 'mover', 'true');
     await sh(a, 'mover', 'echo first > /tmp/marker');
@@ -68,6 +72,7 @@ describe('checkpoints off the host', () => {
     assert.ok(rec.packs.length >= 2, 'the record names its parent\'s packs too');
     assert.equal(rec.disks.length, 2, 'its disk image and the one it is backed by');
     assert.ok(!JSON.stringify(rec).includes('S3RVER'), 'no credentials in the bucket');
+    assert.deepEqual(rec.vm.networks, ['lan'], 'the card\'s network by name');
     // Again: nothing uploaded.
     const again = await a.server.ctx.checkpoints.upload(ids[1]!);
     assert.equal(again.skipped, true);
@@ -81,6 +86,13 @@ describe('checkpoints off the host', () => {
 
   test('server B restores the VM from the bucket: the guest runs with its marker and disk', async () => {
     b = await startTestServer();
+    // Its card needs a network of the same name here: without one, a clear refusal before anything is made.
+    const early = await b.admin.post('/api/checkpoints/restore-from-store', { url, vm: 'mover', id: ids[1] });
+    const refused = await waitOp(b, early.body.id);
+    assert.equal(refused.status, 'failed');
+    assert.match(refused.error, /had cards on network 'lan': create a network of that name here first/);
+    assert.equal((await b.admin.get('/api/vms/mover')).status, 404);
+    assert.equal((await b.admin.post('/api/networks', { name: 'lan', subnet: '10.77.9.0/24' })).status, 201);
     const op = await b.admin.post('/api/checkpoints/restore-from-store', { url, vm: 'mover', id: ids[1] });
     assert.equal(op.status, 202, JSON.stringify(op.body));
     const done = await waitOp(b, op.body.id);
@@ -90,6 +102,12 @@ describe('checkpoints off the host', () => {
     assert.equal((await sh(b, 'mover', 'cat /tmp/marker')).trim(), 'moved-42');
     const disk = await sh(b, 'mover', 'dd if=/dev/vda bs=512 count=1 iflag=direct 2>/dev/null | head -c 11');
     assert.equal(disk, 'disk-marker');
+    // On B's network of that name, with the same MAC (the guest's card, restored, has it).
+    assert.equal(vm.networks.length, 1);
+    assert.equal(vm.networks[0].network, 'lan');
+    assert.equal(vm.networks[0].mac, mac);
+    assert.match(vm.networks[0].ip, /^10\.77\.9\./, 'a lease on B\'s network');
+    assert.equal((await sh(b, 'mover', 'cat /sys/class/net/eth0/address')).trim(), mac);
     assert.ok(existsSync(join(b.config.dataDir, 'checkpoints', 'manifests', `${ids[1]}.json`)), 'cached locally');
   });
 

@@ -23,7 +23,8 @@ export interface RemoteRecord {
   format: typeof RECORD_FORMAT;
   uploadedAt: string;
   manifest: Manifest;
-  vm: { name: string; spec: VmSpec };
+  /** `networks`: the name of each card's network on the server that uploaded it (null: unknown), in card order. */
+  vm: { name: string; spec: VmSpec; networks?: (string | null)[] };
   /** SHA-256 names of the packs holding every object the manifest names. */
   packs: string[];
   /** The checkpoint's disk image first, then the images it is backed by, in chain order. */
@@ -54,6 +55,9 @@ export function parseRecord(text: string, id: string, where: string): RemoteReco
   if (m.parent !== null && !ID.test(String(m.parent))) throw bad('bad parent');
   if (!m.stream || !Array.isArray(m.stream.blocks) || !Array.isArray(m.disks)) throw bad('no stream or disks');
   if (typeof r.vm?.name !== 'string' || typeof r.vm.spec !== 'object' || !r.vm.spec) throw bad('no VM spec');
+  const nets = r.vm.networks;
+  if (nets !== undefined && !(Array.isArray(nets) && nets.every((n) => n === null || typeof n === 'string')))
+    throw bad('bad network names');
   if (!Array.isArray(r.packs) || !r.packs.every((p) => HEX64.test(p))) throw bad('bad pack names');
   if (!Array.isArray(r.disks)) throw bad('no disk list');
   for (const d of r.disks) {

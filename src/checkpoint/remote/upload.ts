@@ -4,7 +4,6 @@
 import { createReadStream, statSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
-import type { VmSpec } from '../../vm/spec.ts';
 import { sha256, type CheckpointStore, type Manifest } from '../page-store/index.ts';
 import { Bucket, NotInBucketError } from './bucket.ts';
 import { diskKey, packKey, parseRecord, RECORD_FORMAT, recordKey, type RemoteDisk, type RemoteRecord } from './record.ts';
@@ -24,7 +23,7 @@ export async function uploadCheckpoint(
   bucket: Bucket,
   store: CheckpointStore,
   m: Manifest,
-  vm: { name: string; spec: VmSpec },
+  vm: RemoteRecord['vm'],
 ): Promise<UploadStats> {
   const stats: UploadStats = { skipped: false, packs: 0, packBytes: 0, disks: 0, diskBytes: 0 };
   if (await bucket.exists(recordKey(m.id))) return { ...stats, skipped: true };

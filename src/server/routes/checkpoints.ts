@@ -166,6 +166,7 @@ export function checkpointRoutes(app: FastifyInstance, ctx: ServerContext): void
       const op = ctx.ops.start('checkpoint.restore', { userId: user.id }, async (o): Promise<RestoreResult> => {
         const { vm, result: res } = await cps.restoreFromStore(b.url, {
           vm: b.vm, id: b.id, as: b.as, ownerId: user.id, mode: b.mode, progress: checkpointProgress(o),
+          networks: (names) => ctx.networks.forNewVm(user, names),
         });
         return {
           checkpoint: b.id, vm: vm.name, mode: res.mode, ...(res.fallback ? { fallback: res.fallback } : {}),
