@@ -95,8 +95,13 @@ export type PruneResult = z.infer<typeof pruneResultSchema>;
 export const scheduleSchema = z.object({
   vm: z.string(), every: z.string(), rules: retentionSchema, updatedAt: z.string(), lastRunAt: z.string().nullable(),
   lastError: z.string().nullable(), nextRunAt: z.string().nullable(),
+  store: z.string().nullable().describe("the off-host store this schedule's checkpoints go to (null: the server's)"),
 });
 export type CheckpointSchedule = z.infer<typeof scheduleSchema>;
 /** PUT /api/vms/{vm}/checkpoint-schedule: every = an interval (30s, 5m, 2h, 1d) or a cron expression. */
-export const scheduleSetSchema = retentionSchema.extend({ every: z.string().min(2).max(100) });
+export const scheduleSetSchema = retentionSchema.extend({
+  every: z.string().min(2).max(100),
+  store: z.string().max(2000).nullable().optional()
+    .describe('admins: an s3://BUCKET/PREFIX store for these checkpoints; null: the server\'s; absent: unchanged'),
+});
 export type ScheduleSet = z.input<typeof scheduleSetSchema>;

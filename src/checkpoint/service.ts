@@ -119,11 +119,13 @@ export class CheckpointService {
     this.remote?.close();
   }
 
-  /** Takes a checkpoint, then uploads it when the server has an off-host store. */
+  /** Takes a checkpoint, then uploads it to `uploadTo` (a schedule's store), else to the server's off-host store. */
   async create(
     ref: string,
-    opts: {
+    { uploadTo, ...opts }: {
       kind?: 'manual' | 'scheduled'; label?: string; progress?: Progress; operationId?: string; pauseMode?: PauseChoice;
+      /** An off-host store URL for this checkpoint instead of the server's (a schedule's own). */
+      uploadTo?: string;
       /** Measurements only (see CaptureOptions). */
       inexactTcgPrecopy?: boolean;
     } = {},
@@ -142,30 +144,33 @@ export class CheckpointService {
     } finally {
       releaseWriters();
     }
-    if (this.remote) {
-      opts.progress?.(`uploading to ${this.remote.name}`);
+    const bucket = uploadTo ? new Bucket(parseStoreUrl(uploadTo)) : this.remote;
+    if (bucket) {
+      opts.progress?.(`uploading to ${bucket.name}`);
       try {
-        await this.upload(m.id);
+        await this.upload(m.id, bucket);
       } catch (e) {
         throw new Error(
           `checkpoint ${m.id} was taken and is kept on this host, but its upload failed: ${(e as Error).message} ` +
             '(the next checkpoint of the VM uploads what this one lacks)',
         );
+      } finally {
+        if (bucket !== this.remote) bucket.close();
       }
     }
     return m;
   }
 
-  /** Uploads a checkpoint of this store to the off-host store (idempotent; see remote/). */
-  async upload(id: string): Promise<UploadStats> {
-    if (!this.remote) throw new Error('this server has no checkpoint store off the host (serve --checkpoint-store)');
+  /** Uploads a checkpoint of this store to `bucket`, else the server's off-host store (idempotent; see remote/). */
+  async upload(id: string, bucket = this.remote): Promise<UploadStats> {
+    if (!bucket) throw new Error('this server has no checkpoint store off the host (serve --checkpoint-store)');
     const release = await this.store.holdWriter(); // GC keeps what is being read
     try {
       const m = this.show(id);
       const vm = this.vms.records.get(m.vmId);
       if (!vm) throw new Error(`VM ${m.vmId} of checkpoint ${id} is gone`);
       const networks = vm.spec.nics?.map((n) => this.networkName(n.network) ?? null);
-      return await uploadCheckpoint(this.remote, this.store, m, {
+      return await uploadCheckpoint(bucket, this.store, m, {
         name: vm.name, spec: vm.spec, ...(networks ? { networks } : {}),
       });
     } finally {

@@ -126,4 +126,8 @@ export const migrations: string[] = [
   );
   CREATE INDEX uploaded_images_by_owner ON uploaded_images(owner_id);
   `,
+  `
+  -- A schedule may send its checkpoints to an off-host store of its own (an s3:// URL; NULL: the server's).
+  ALTER TABLE checkpoint_schedules ADD COLUMN store TEXT;
+  `,
 ];

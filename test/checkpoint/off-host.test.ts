@@ -111,6 +111,24 @@ describe('checkpoints off the host', () => {
     assert.ok(existsSync(join(b.config.dataDir, 'checkpoints', 'manifests', `${ids[1]}.json`)), 'cached locally');
   });
 
+  test("a schedule sends its checkpoints to a store of its own (admins choose it)", async () => {
+    const siteB = `s3://${BUCKET}/site-b?endpoint=${encodeURIComponent(s3.endpoint)}`;
+    const bad = await b!.admin.req('PUT', '/api/vms/mover/checkpoint-schedule', { every: '2s', keepLast: 1, store: 'ftp://x' });
+    assert.equal(bad.status, 400);
+    assert.match(bad.body.message ?? bad.body.error, /only s3:\/\/BUCKET\/PREFIX is supported/);
+    const carol = await addUser(b!, 'carol');
+    assert.equal((await carol.post('/api/vms', { name: 'carols', image: 'tiny', memoryMiB: 64 })).status, 201);
+    const own = await carol.req('PUT', '/api/vms/carols/checkpoint-schedule', { every: '1h', keepLast: 1, store: siteB });
+    assert.equal(own.status, 403, 'only admins name a store');
+    const set = await b!.admin.req('PUT', '/api/vms/mover/checkpoint-schedule', { every: '2s', keepLast: 2, store: siteB });
+    assert.equal(set.status, 200, JSON.stringify(set.body));
+    assert.equal(set.body.store, siteB);
+    const record = async () => (await s3.keys(BUCKET, 'site-b/checkpoints/')).length > 0;
+    for (let i = 0; i < 120 && !(await record()); i++) await new Promise((r) => setTimeout(r, 500));
+    assert.ok(await record(), 'a scheduled checkpoint was uploaded to the schedule\'s store');
+    assert.equal((await b!.admin.delete('/api/vms/mover/checkpoint-schedule')).status, 204);
+  });
+
   test('a corrupted pack in the bucket is refused with a clear error, and nothing is created', async () => {
     const rec = JSON.parse(await body(ids[0]!));
     const key = `site-a/vms/${rec.manifest.vmId}/packs/${rec.packs[0]}.pack`;

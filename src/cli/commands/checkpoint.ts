@@ -133,6 +133,8 @@ export function checkpointCommands(program: Command, api: () => Api): void {
       )
       .option('--every <when>', 'an interval (30s, 5m, 2h, 1d) or a cron expression ("0 */6 * * *")')
       .option('--off', 'stop the schedule')
+      .option('--store <url>', "admins: upload this schedule's checkpoints to s3://BUCKET/PREFIX[?endpoint=URL] " +
+        "('server': to the server's own store)")
       .option('--json', 'print JSON'),
   ).action(async (vm: string, o) => {
     const a = api();
@@ -141,11 +143,14 @@ export function checkpointCommands(program: Command, api: () => Api): void {
       return console.log(`no more scheduled checkpoints of ${vm}`);
     }
     const s = o.every
-      ? await a.checkpoints.setSchedule(vm, { every: o.every, ...rulesFrom(o) })
+      ? await a.checkpoints.setSchedule(vm, {
+        every: o.every, ...rulesFrom(o), ...(o.store ? { store: o.store === 'server' ? null : o.store } : {}),
+      })
       : await a.checkpoints.schedule(vm);
     if (o.json) return printJson(s);
     console.log(
-      `${vm}: every ${s.every}, keep ${JSON.stringify(s.rules)}, next at ${s.nextRunAt ?? '-'}${s.lastError ? ` (last run: ${s.lastError})` : ''}`,
+      `${vm}: every ${s.every}, keep ${JSON.stringify(s.rules)}, next at ${s.nextRunAt ?? '-'}` +
+        `${s.store ? `, uploads to ${s.store.replace(/\?.*$/, '')}` : ''}${s.lastError ? ` (last run: ${s.lastError})` : ''}`,
     );
   });
 

@@ -19,6 +19,8 @@ export interface Schedule {
   lastRunAt: string | null;
   lastError: string | null;
   nextRunAt: string | null;
+  /** An off-host store of its own for its checkpoints (null: the server's). */
+  store: string | null;
 }
 
 const INTERVAL_RE = /^(\d+)(s|m|h|d)$/;
@@ -85,7 +87,8 @@ export class CheckpointSchedules extends EventEmitter<{ changed: [vmId: string] 
     return (this.db.prepare('SELECT * FROM checkpoint_schedules').all() as Row[]).map((r) => this.fromRow(r));
   }
 
-  set(vmId: string, every: string, rules: RetentionRules): Schedule {
+  /** `store`: undefined keeps the schedule's store as it is. */
+  set(vmId: string, every: string, rules: RetentionRules, store?: string | null): Schedule {
     const job = makeJob(every, () => void this.run(vmId));
     job.stop(); // validated; arm() below starts the real one
     // Without a keep rule, pruning after each run would delete every scheduled checkpoint, the new one included.
@@ -99,6 +102,7 @@ export class CheckpointSchedules extends EventEmitter<{ changed: [vmId: string] 
         'INSERT INTO checkpoint_schedules (vm_id, every, rules, updated_at) VALUES (?, ?, ?, ?) ON CONFLICT(vm_id) DO UPDATE SET every = excluded.every, rules = excluded.rules, updated_at = excluded.updated_at',
       )
       .run(vmId, every, JSON.stringify(rules), new Date().toISOString());
+    if (store !== undefined) this.db.prepare('UPDATE checkpoint_schedules SET store = ? WHERE vm_id = ?').run(store, vmId);
     this.arm(vmId, every);
     this.emit('changed', vmId);
     return this.get(vmId)!;
@@ -139,7 +143,9 @@ export class CheckpointSchedules extends EventEmitter<{ changed: [vmId: string] 
         if (early.delete.length) ctx.log(`over the checkpoint quota: pruned ${early.delete.length} first`);
         this.quotas?.checkCheckpoint(vm);
       }
-      const m = await this.checkpoints.create(vmId, { kind: 'scheduled', progress: checkpointProgress(ctx) });
+      const m = await this.checkpoints.create(vmId, {
+        kind: 'scheduled', progress: checkpointProgress(ctx), ...(s.store ? { uploadTo: s.store } : {}),
+      });
       const pruned = await this.checkpoints.prune(vmId, s.rules);
       ctx.log(`checkpoint ${m.id}; pruned ${pruned.delete.length}`);
       return { id: m.id, pruned: pruned.delete };
@@ -157,6 +163,7 @@ export class CheckpointSchedules extends EventEmitter<{ changed: [vmId: string] 
       lastRunAt: r.last_run_at,
       lastError: r.last_error,
       nextRunAt: this.jobs.get(r.vm_id)?.nextRun()?.toISOString() ?? null,
+      store: r.store ?? null,
     };
   }
 }
@@ -168,4 +175,5 @@ interface Row {
   updated_at: string;
   last_run_at: string | null;
   last_error: string | null;
+  store: string | null;
 }

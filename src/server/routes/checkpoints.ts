@@ -3,7 +3,8 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import { badRequest, conflict, notFound } from '../../errors.ts';
+import { badRequest, conflict, forbidden, notFound } from '../../errors.ts';
+import { parseStoreUrl } from '../../checkpoint/remote/bucket.ts';
 import type { CheckpointSummary } from '../../checkpoint/service.ts';
 import type { VmRecord } from '../../vm/records.ts';
 import { requireAdmin, requireUser } from '../auth/plugin.ts';
@@ -294,8 +295,19 @@ export function checkpointRoutes(app: FastifyInstance, ctx: ServerContext): void
     },
     async (req) => {
       const vm = vmFor(ctx, req, req.params.vm);
-      const { every, ...rules } = req.body;
-      ctx.schedules.set(vm.id, every, rules);
+      const { every, store, ...rules } = req.body;
+      if (store !== undefined && (store ?? null) !== (ctx.schedules.get(vm.id)?.store ?? null)) {
+        // The server reaches the store with its own credentials: where checkpoints go is an admin's choice.
+        if (requireUser(req).role !== 'admin') throw forbidden('only admins choose the store a schedule uploads to');
+        if (store) {
+          try {
+            parseStoreUrl(store);
+          } catch (e) {
+            throw badRequest((e as Error).message);
+          }
+        }
+      }
+      ctx.schedules.set(vm.id, every, rules, store === undefined ? undefined : store || null);
       return scheduleView(req, vm);
     },
   );
