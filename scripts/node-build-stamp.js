@@ -21,14 +21,15 @@ const SKIP = new Set([join('src', 'web')]);
 // The build's own recipe too: a change to it alone (an alias, an external) must make a new build.
 const CONFIGS = ['tsconfig.base.json', 'tsconfig.dist.json', 'scripts/build-node.js', 'scripts/node-build-stamp.js'];
 
-/** Files under `dir` (relative to `root`), sorted, SKIP folders left out. */
+/** Files under `dir` (relative to `root`), sorted, SKIP folders and notes (*.md: nothing compiles or reads them)
+ * left out: a README edited beside the code does not send `oriel` back to the sources (~0.4 s more per command). */
 export function sourceFiles(root, dir = 'src') {
   const out = [];
   for (const e of readdirSync(join(root, dir), { withFileTypes: true })) {
     const rel = join(dir, e.name);
     if (e.isDirectory()) {
       if (!SKIP.has(rel)) out.push(...sourceFiles(root, rel));
-    } else if (e.isFile()) out.push(rel);
+    } else if (e.isFile() && !e.name.endsWith('.md')) out.push(rel);
   }
   return out.sort();
 }

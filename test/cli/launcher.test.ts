@@ -104,9 +104,10 @@ describe('bin/oriel.js: compiled build or sources', () => {
     for (const f of readdirSync(join(root, 'dist/node/bundle'))) if (f.startsWith('screenshot')) unlinkSync(join(root, 'dist/node/bundle', f));
   });
 
-  test('the web UI is not part of the compiled command', async () => {
+  test('the web UI and notes (*.md) are not part of the compiled command', async () => {
     await stampBuild();
     put('src/web/app.ts', 'export const x = 1;\n');
+    put('src/cli/README.md', '# notes\n');
     assert.equal(run(), 'compiled a1');
   });
 });
