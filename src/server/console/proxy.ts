@@ -24,6 +24,7 @@ import type { VmRecord } from '../../vm/records.ts';
 import { readSpiceEndpoint } from '../../vm/spice-endpoint.ts';
 import { clientAuthSelection, LinkTicketSwap } from './link-auth.ts';
 import { ConsoleTakeover } from './takeover.ts';
+import { CONSOLE_TAKEN_OVER } from '../../api/console-close.ts';
 
 /** Largest frame a client may send. SPICE client messages are small (agent data is chunked to 2 KiB). */
 export const MAX_FRAME = 1 << 20;
@@ -146,20 +147,34 @@ function bridge(
       if (pendingBytes > MAX_LINK_BYTES) close(1008, 'not a SPICE connection');
       return;
     }
+    const isMain = link.channelType === CHANNEL_MAIN && link.connectionId === 0;
     let sniffer: SessionIdSniffer | undefined;
     if (auth.kind === 'ticket') {
-      if (link.channelType === CHANNEL_MAIN && link.connectionId === 0) {
+      if (isMain) {
         const claim = tickets.claimForMain(auth.ticket, vmId);
         if (!claim) return close(4401, 'console ticket not valid (expired or already used)');
-        sniffer = new SessionIdSniffer(link.miniHeader);
         const session = claim.session;
         releaseTicket = () => (session.open = false);
+        sniffer = new SessionIdSniffer(link.miniHeader);
         sniffer.onSession = (id) => (session.id = id);
       } else if (!tickets.checkForChannel(auth.ticket, vmId, link.connectionId)) {
         return close(4401, 'console ticket not valid for this session');
       }
     }
-    if (link.channelType === CHANNEL_MAIN && link.connectionId === 0) {
+    // The session's id, for the takeover: its other channels are let through, a replaced session's are not.
+    if (isMain) {
+      sniffer ??= new SessionIdSniffer(link.miniHeader);
+      const s = sniffer;
+      const told = s.onSession;
+      s.onSession = (id) => {
+        told?.(id);
+        if (!closed) takeover.setSession(vmId, id);
+      };
+      s.onGiveUp = () => { if (!closed) takeover.setSession(vmId, undefined); };
+    } else if (!takeover.admits(vmId, link.connectionId)) {
+      return close(CONSOLE_TAKEN_OVER, 'this console session was replaced by a newer one');
+    }
+    if (isMain) {
       // A new session: the previous one is let go first (takeover.ts); what the client sends meanwhile waits.
       dialing = true;
       const query = () => ctx.vms.qmp(vmId).execute('query-spice') as Promise<{ channels?: unknown[] }>;
