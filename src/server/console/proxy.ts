@@ -25,6 +25,7 @@ import { readSpiceEndpoint } from '../../vm/spice-endpoint.ts';
 import { clientAuthSelection, LinkTicketSwap } from './link-auth.ts';
 import { ConsoleTakeover } from './takeover.ts';
 import { CONSOLE_TAKEN_OVER } from '../../api/console-close.ts';
+import { connectionTrace } from './trace.ts';
 
 /** Largest frame a client may send. SPICE client messages are small (agent data is chunked to 2 KiB). */
 export const MAX_FRAME = 1 << 20;
@@ -105,6 +106,10 @@ function bridge(
   let closed = false;
   let outstanding = 0; // bytes handed to ws.send and not yet written to the browser's socket
   let releaseTicket: (() => void) | undefined;
+  const trace = connectionTrace();
+  let channel: number | undefined;
+  let chunks = 0;
+  trace('open');
 
   const deadline = setTimeout(() => {
     if (upstream || dialing) return;
@@ -148,6 +153,8 @@ function bridge(
       return;
     }
     const isMain = link.channelType === CHANNEL_MAIN && link.connectionId === 0;
+    channel = link.channelType;
+    trace('link', { channel });
     let sniffer: SessionIdSniffer | undefined;
     if (auth.kind === 'ticket') {
       if (isMain) {
@@ -191,6 +198,7 @@ function bridge(
     const vm = ctx.vms.records.get(vmId);
     if (!vm || !['running', 'paused'].includes(vm.state)) return close(1011, 'the VM is not running');
     forget = takeover.register(vmId, close);
+    trace('dial', { channel });
     const paths = ctx.vms.paths(vm);
     const ep = readSpiceEndpoint(paths);
     // A VM started by an older server still listens on its unix socket, without a password.
@@ -203,12 +211,14 @@ function bridge(
       swap = new LinkTicketSwap(ep.password, clientAuthSelection(first), (b) => sock.write(b), onErr);
     }
     sock.on('connect', () => {
+      trace('qemu-connected', { channel });
       sock.write(first.subarray(0, link.length));
       const rest = first.subarray(link.length);
       if (rest.length && swap) swap.fromClient(rest);
       else if (rest.length) sock.write(rest);
     });
     sock.on('data', (buf: Buffer) => {
+      if (chunks++ < 64) trace('from-qemu', { channel, bytes: buf.length });
       if (swap && !swap.done) {
         try {
           swap.fromServer(buf);
