@@ -14,14 +14,16 @@ export function benchInPage(
   // The reference comes as a PNG, decoded off the page's main thread (img.decode), then read back as RGBA: not a
   // base64 loop here, which took ~200 ms of main thread before any of the page's own scripts could run (both
   // clients). The pages' CSP allows data: images (not data: fetches).
+  // (img.decode() was seen to fail now and then this early in a page; onload does not.)
   let ref: Uint8ClampedArray | undefined;
   const img = new w.Image();
-  img.src = `data:image/png;base64,${cfg.pngB64}`;
-  img.decode().then(() => {
+  img.onload = () => {
     const c = new w.OffscreenCanvas(cfg.width, cfg.height).getContext('2d', { willReadFrequently: true });
     c.drawImage(img, 0, 0);
     ref = c.getImageData(0, 0, cfg.width, cfg.height).data;
-  });
+  };
+  img.onerror = () => w.console.log('bench: the reference picture did not load');
+  img.src = `data:image/png;base64,${cfg.pngB64}`;
   const state = { matchedAt: 0, wsBytes: 0, wsOpened: [] as number[], firstWsMessage: 0, checks: 0, differing: -1,
     sockets: [] as { created: number; open: number; first: number; last: number; bytes: number }[] };
   w.__bench = state;
