@@ -26,6 +26,7 @@ export class Breakdown {
       const c = connOf(channel);
       return this.events.filter((e) => e.conn === c && e.what === what && e.at - timeOrigin <= matched);
     };
+    const chunks = (es: ConsoleTraceEvent[]) => es.map((e) => `${rel(e).toFixed(0)}@${e.bytes}`).join(' ');
     const sum = (es: ConsoleTraceEvent[]) => es.reduce((n, e) => n + (e.bytes ?? 0), 0) / 1024;
     const mainData = of(MAIN, 'from-qemu');
     const displayData = of(DISPLAY, 'from-qemu');
@@ -50,8 +51,12 @@ export class Breakdown {
       ['canvas equals the picture', matched],
     ]);
     this.runs.push(m);
+    this.lastChunks = `main ${chunks(mainData)}; display ${chunks(displayData)}`;
     return m;
   }
+
+  /** The last run's chunks from QEMU (ms@bytes) on the main and display channels, until the match. */
+  lastChunks = '';
 
   /** The medians over the runs, one milestone a line. */
   print(): void {
