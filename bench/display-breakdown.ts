@@ -40,6 +40,7 @@ export class Breakdown {
       ['scripts received', marks.scripts ?? NaN],
       ['main.ts runs', marks.main ?? NaN],
       ['core: MAIN INIT', marks['main-init'] ?? NaN],
+      ['core: video codecs known (display links after)', marks['video-codecs'] ?? NaN],
       [`proxy: main data until display link (KB)`, sum(mainData.filter((e) => rel(e) <= rel(of(DISPLAY, 'link')[0])))],
       ['proxy: display link in', rel(of(DISPLAY, 'link')[0])],
       ['core: display linked', marks['linked-display'] ?? NaN],

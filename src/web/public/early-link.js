@@ -1,9 +1,8 @@
 // A console page's first SPICE bytes leave before the app's script has arrived: the main channel's WebSocket
 // opens here and sends its link message (the bytes of src/spice/link.ts encodeLinkMess for the main channel,
 // checked by test/web/early-link.test.ts), and three more for the other channels; console/transport.ts takes the
-// sockets over. A plain script file (not
-// inline: the server's Content-Security-Policy allows only its own script files), loaded by index.html before
-// the app's module.
+// sockets over. index.html names it as a script file; the server inlines it into the page it serves (no request to
+// wait for), with the Content-Security-Policy allowing exactly this script by its hash (src/server/web.ts).
 /* global window, location, URLSearchParams, WebSocket, performance */
 (function () {
   const m = /^\/vms\/([^/]+)(\/console)?$/.exec(location.pathname);
