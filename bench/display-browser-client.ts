@@ -4,6 +4,7 @@
 // Each page gets a fresh browser context (cold cache, its own session cookie).
 import { serveJsonDriver } from './json-driver.ts';
 import { readFileSync } from 'node:fs';
+import { PNG } from 'pngjs';
 import { parsePpm } from '../test/spice/helpers/qemu.ts';
 import { launchChromium } from '../test/web/helpers.ts';
 import { benchInPage } from './display-browser-page.ts';
@@ -22,6 +23,10 @@ export interface Measured {
   scripts: number;
   /** Navigation and per-socket timings, for the log. */
   detail: string;
+  /** The page's clock origin (epoch ms) and its milestones (ms since navigation start): the page's
+   * performance marks (oriel:*), the HTML's and the scripts' arrival. For --breakdown. */
+  timeOrigin?: number;
+  marks?: Record<string, number>;
 }
 
 type Sock = { created: number; open: number; first: number; last: number; bytes: number };
@@ -30,13 +35,20 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 const browser = await launchChromium();
 
+/** The reference picture as a PNG (RGB, no colour chunks: the page reads back the same values). */
+function pngOf(pic: { width: number; height: number; rgb: Uint8Array }): Buffer {
+  const png = new PNG({ width: pic.width, height: pic.height, colorType: 2, inputColorType: 2, inputHasAlpha: false });
+  png.data = Buffer.from(pic.rgb);
+  return PNG.sync.write(png, { colorType: 2, inputColorType: 2, inputHasAlpha: false });
+}
+
 async function measure(req: MeasureRequest): Promise<Measured> {
   const pic = parsePpm(readFileSync(req.dump));
   const ctx = await browser.newContext({ viewport: { width: 1280, height: 900 } });
   try {
     await ctx.addCookies([{ name: 'oriel_session', value: req.cookie, url: req.cookieUrl }]);
     const cfg = { selector: req.selector, width: pic.width, height: pic.height,
-      rgbB64: Buffer.from(pic.rgb).toString('base64'), tolerance: req.tolerance };
+      pngB64: pngOf(pic).toString('base64'), tolerance: req.tolerance };
     // As source text: tsx keeps function names with a helper (__name) the page does not have.
     await ctx.addInitScript({ content: `var __name = (f) => f; (${benchInPage.toString()})(${JSON.stringify(cfg)});` });
     const page = await ctx.newPage();
@@ -63,10 +75,21 @@ async function measure(req: MeasureRequest): Promise<Measured> {
       return `html ${nav.responseEnd.toFixed(0)}, scripts done ${done.toFixed(0)},` +
         ` interactive ${nav.domInteractive?.toFixed(0)}`;
     });
+    const marks = await page.evaluate(() => {
+      type Entry = { name: string; startTime: number; responseEnd: number; initiatorType?: string };
+      const p = (globalThis as unknown as { performance: { timeOrigin: number; getEntriesByType(t: string): Entry[] } })
+        .performance;
+      const m: Record<string, number> = {};
+      m.html = p.getEntriesByType('navigation')[0]!.responseEnd;
+      const js = p.getEntriesByType('resource').filter((r) => /\.js$/.test(r.name));
+      m.scripts = Math.max(0, ...js.map((r) => r.responseEnd));
+      for (const e of p.getEntriesByType('mark')) if (e.name.startsWith('oriel:')) m[e.name.slice(6)] ??= e.startTime;
+      return { origin: p.timeOrigin, m };
+    });
     const sockets = s.sockets.map((k) => `[${k.created} open ${k.open} rx ${k.first}-${k.last} ` +
       `${(k.bytes / 1024).toFixed(0)}K]`).join(' ');
     return { ms: s.matchedAt, kb: s.wsBytes / 1024, wsAt: s.wsOpened[0] ?? 0, firstByteAt: s.firstWsMessage,
-      scripts, detail: `${timing}; sockets ${sockets}` };
+      scripts, detail: `${timing}; sockets ${sockets}`, timeOrigin: marks.origin, marks: marks.m };
   } finally {
     await ctx.close();
   }

@@ -7,7 +7,8 @@
 // client.ts, so that Playwright does not load the server's process), each in a fresh browser context (cold
 // cache), and measures navigation start → the page's canvas equals QMP screendump (RGB, every pixel), plus the
 // WebSocket bytes the page received until then. Prints min/median/max and the goal: Oriel ≤ half of spice-html5.
-// Usage: node --import tsx bench/display-browser.ts [runsPerClient=5]
+// Usage: node --import tsx bench/display-browser.ts [runsPerClient=5] [--breakdown]
+//   --breakdown: also where Oriel's time goes, page and console proxy milestones (bench/display-breakdown.ts)
 import { startJsonDriver } from './json-driver.ts';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync, rmSync } from 'node:fs';
@@ -21,8 +22,10 @@ import { parsePpm } from '../test/spice/helpers/qemu.ts';
 import { ensureWebBuild } from '../test/web/helpers.ts';
 import type { Measured, MeasureRequest } from './display-browser-client.ts';
 import { readSpiceEndpoint } from '../src/vm/spice-endpoint.ts';
+import { Breakdown } from './display-breakdown.ts';
 
-const RUNS = Number(process.argv[2] ?? 5);
+const RUNS = Number(process.argv.slice(2).find((a) => !a.startsWith('--')) ?? 5);
+const breakdown = process.argv.includes('--breakdown') ? new Breakdown() : undefined;
 const HTML5_DIR = '/usr/share/spice-html5';
 const VM = 'bench-desktop';
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -150,13 +153,27 @@ try {
     const pic = await screendump();
     if (!Buffer.from(pic.rgb).equals(Buffer.from(ref.rgb))) console.log('  (the guest picture changed; new reference)');
     ref = pic;
+    if (client === 'oriel') breakdown?.start();
     const r = await driver!.ask({ url: c.url, selector: c.selector, cookieUrl: t.url, cookie, dump });
     try {
       if (r.error) throw new Error(r.error);
       console.log(`    ${client}: ${r.detail}`);
+      if (client === 'oriel' && breakdown && r.timeOrigin && r.marks) {
+        const m = breakdown.add(r.timeOrigin, r.marks, r.ms);
+        console.log(`    oriel: ${[...m].map(([k, v]) => `${k} ${v.toFixed(0)}`).join(', ')}`);
+        console.log(`    oriel: chunks from QEMU (ms@bytes): ${breakdown.lastChunks}`);
+      }
       return { client, ms: r.ms, kb: r.kb, wsAt: r.wsAt, firstByteAt: r.firstByteAt, scripts: r.scripts };
     } finally {
-      await sleep(1500); // spice-server notices the client left before the next one links
+      // spice-server let the client go before the next one links (spice-html5 reaches QEMU directly, not through
+      // the proxy's hand-over, server/console/takeover.ts; overlapping clients were seen to crash spice-server).
+      await sleep(300);
+      for (let i = 0; i < 50; i++) {
+        const q = (await qmp().execute('query-spice')) as { channels?: unknown[] };
+        if (!q.channels?.length) break;
+        await sleep(100);
+      }
+      await sleep(200);
     }
   };
   // One of each first, unmeasured: the guest, QEMU and the server warm up.
@@ -192,6 +209,7 @@ try {
   const ratio = stats(o.map((r) => r.ms)).med / stats(h.map((r) => r.ms)).med;
   console.log(`ratio oriel / spice-html5 (medians): ${ratio.toFixed(2)}`);
   console.log(`goal: Oriel's first picture ≤ half of spice-html5's: ${ratio <= 0.5 ? 'MET' : 'NOT MET'}`);
+  breakdown?.print();
 } finally {
   driver?.close();
   html5?.close();

@@ -1,7 +1,8 @@
 // Serves the web UI that Vite builds into dist/web: hashed assets under /assets (cached for good), index.html for
 // every other GET outside /api (the UI routes itself: /vms/NAME, /vms/NAME/console ...), never cached, so a new
 // build is picked up by the next page load. Everything under /api keeps answering JSON, 404 included.
-import { existsSync, readFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
 import type { FastifyInstance, FastifyReply } from 'fastify';
@@ -22,7 +23,37 @@ const SECURITY_HEADERS: Record<string, string> = {
   'referrer-policy': 'same-origin',
 };
 
+/** How index.html loads public/early-link.js; served, the script is inlined there instead. */
+const EARLY_LINK_TAG = '<script src="/early-link.js"></script>';
+
+/**
+ * index.html as served: the console's early-link script (public/early-link.js) inlined, so a console page's SPICE
+ * sockets open without first waiting for one more request, and the Content-Security-Policy allowing exactly that
+ * script by its SHA-256 (no 'unsafe-inline'). Read again when either file changes (a new build).
+ */
+function indexPage(dir: string): () => { html: Buffer; csp: string } {
+  let cached: { key: string; html: Buffer; csp: string } | undefined;
+  return () => {
+    const index = join(dir, 'index.html');
+    const early = join(dir, 'early-link.js');
+    const hasEarly = existsSync(early);
+    const key = `${statSync(index).mtimeMs}:${hasEarly ? statSync(early).mtimeMs : 0}`;
+    if (cached?.key === key) return cached;
+    let html = readFileSync(index, 'utf8');
+    let csp = SECURITY_HEADERS['content-security-policy']!;
+    const code = hasEarly ? readFileSync(early, 'utf8') : '';
+    if (html.includes(EARLY_LINK_TAG) && code && !/<\/script/i.test(code)) {
+      html = html.replace(EARLY_LINK_TAG, () => `<script>${code}</script>`);
+      const hash = createHash('sha256').update(code).digest('base64');
+      csp = csp.replace("script-src 'self'", `script-src 'self' 'sha256-${hash}'`);
+    }
+    cached = { key, html: Buffer.from(html), csp };
+    return cached;
+  };
+}
+
 export async function registerWebUi(app: FastifyInstance, dir = DEFAULT_WEB_DIR): Promise<void> {
+  const page = indexPage(dir);
   await app.register(fastifyStatic, {
     root: dir,
     prefix: '/',
@@ -48,7 +79,9 @@ export async function registerWebUi(app: FastifyInstance, dir = DEFAULT_WEB_DIR)
           'The Oriel web UI is not built. Run `npx vite build` (or `npm start`, which builds it) in the repository.\nThe API is at /api (see /api/openapi.json).\n',
         );
     }
-    return reply.type('text/html; charset=utf-8').send(readFileSync(index));
+    const { html, csp } = page();
+    reply.header('content-security-policy', csp);
+    return reply.type('text/html; charset=utf-8').send(html);
   };
 
   app.get('/', (_req, reply) => sendIndex(reply));

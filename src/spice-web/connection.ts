@@ -88,8 +88,11 @@ export class ConsoleConnection {
     let connecting: Promise<SpiceSession> | undefined;
     try {
       // The first attempt takes over the session the page's script started (preconnect.ts), if there is one.
+      // One that failed or has ended since it linked (taken over, the VM closed it) is replaced by a new one.
       const early = this._attempt ? undefined : takePreconnected(path);
-      connecting = early ? early.catch(() => openSession(path)) : openSession(path);
+      connecting = early
+        ? early.then((s) => (s.closed ? openSession(path) : s), () => openSession(path))
+        : openSession(path);
       let timer: ReturnType<typeof setTimeout> | undefined;
       const session = await Promise.race([
         connecting,
@@ -102,6 +105,8 @@ export class ConsoleConnection {
         session.close();
         return;
       }
+      // Ended between its link and now: nothing to adopt (its onClose would never fire), so it is retried.
+      if (session.closed) throw new Error('the console closed');
       this._session = session;
       if (this._attempt) this.stats.reconnects++;
       this._attempt = 0;

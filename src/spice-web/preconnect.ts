@@ -4,6 +4,7 @@
 // The WebSockets are authenticated by the session cookie (same origin; the server checks the Origin), so nothing
 // has to be fetched first. A session nobody adopts is closed; one that fails is simply not adopted.
 import { ChannelType, RgbaSurface, SpiceSession } from '../spice/index.ts';
+import { channelName } from '../spice/proto/constants.ts';
 import { browserAudioCodecs } from './audio-codecs.ts';
 import { MAX_CLIPBOARD_BYTES } from './clipboard.ts';
 import { browserEncryptTicket } from './ticket.ts';
@@ -15,7 +16,7 @@ const UNCLAIMED_MS = 15_000;
 
 /** Opens a SPICE session through the console proxy at `path` (/api/vms/NAME/spice). */
 export function openSession(path: string): Promise<SpiceSession> {
-  return SpiceSession.connect({
+  const linked = SpiceSession.connect({
     connect: websocketConnector(wsUrl(path)),
     encryptTicket: browserEncryptTicket,
     createSurface: (info) => new RgbaSurface(info.width, info.height),
@@ -29,8 +30,14 @@ export function openSession(path: string): Promise<SpiceSession> {
     ],
     audio: browserAudioCodecs(),
     // VP8/H.264/VP9 streams through WebCodecs (asked while the main channel links; MJPEG only without).
-    video: browserVideoDecoders(),
+    video: browserVideoDecoders().finally(() => performance.mark('oriel:video-codecs')),
   });
+  // Marks for bench/display-browser.ts --breakdown: MAIN INIT in, each channel linked.
+  void linked.then((s) => {
+    performance.mark('oriel:main-init');
+    s.onChannel((c) => performance.mark(`oriel:linked-${channelName(c.type)}`));
+  }, () => undefined);
+  return linked;
 }
 
 interface Early {

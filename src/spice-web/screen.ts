@@ -29,6 +29,7 @@ export class Screen {
   private readonly _ctx: CanvasRenderingContext2D;
   private _surface: { id: number; rgba: RgbaSurface; image: ImageData } | undefined;
   private _dirty: Rect | null = null;
+  private _drawn = false;
   private _raf = 0;
 
   constructor(private readonly _h: ScreenHost) {
@@ -57,6 +58,8 @@ export class Screen {
     take();
     d.onSurfaceCreated((info) => { if (info.primary) take(); });
     d.onInvalidate((ev) => {
+      if (!this._drawn) performance.mark('oriel:first-draw');
+      this._drawn = true;
       if (this._surface && ev.surfaceId === this._surface.id) this._markDirty(ev.rect);
     });
   }
@@ -131,6 +134,7 @@ export class Screen {
     const s = this._surface;
     if (d && s) {
       this._ctx.putImageData(s.image, 0, 0, d.left, d.top, d.right - d.left, d.bottom - d.top);
+      if (!this.stats.frames) performance.mark('oriel:first-paint');
       this.stats.frames++;
     }
     this._h.onFrame();

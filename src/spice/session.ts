@@ -172,6 +172,11 @@ export class SpiceSession {
     this._end(undefined);
   }
 
+  /** The session ended (closed here, or its main channel did). */
+  get closed(): boolean {
+    return this._closed;
+  }
+
   private _end(error: Error | undefined): void {
     if (this._closed) return;
     this._closed = true;
@@ -195,6 +200,11 @@ export class SpiceSession {
     const label = `${channelName(type)}:${id}`;
     const transport = await this._opts.connect(type, id);
     const video = type === ChannelType.DISPLAY ? await this._video : undefined;
+    // Ended while this channel's socket opened: it links no more (a late link of a replaced session is refused).
+    if (this._closed && type !== ChannelType.MAIN) {
+      transport.close();
+      throw new Error('session closed');
+    }
     const queue = new ByteQueue();
     transport.start(queue);
     let remote;

@@ -17,6 +17,7 @@ import { LoginPage } from './views/login.ts';
 
 // Before anything else: a console page's session links while the page signs in, loads the VM and renders; and the
 // VM's record is asked for at once, beside the sign-in check (not after the event stream's first list).
+performance.mark('oriel:main');
 const consoleVm = consoleVmFor(location.pathname, location.search);
 if (consoleVm) {
   preconnect(spicePath(consoleVm));

@@ -12,6 +12,7 @@ import { nodeEncryptTicket, primarySurface } from '../../src/spice-node/index.ts
 import { ADMIN_PASSWORD, addUser, Client, startTestServer, type TestServer } from '../helpers/server.ts';
 import { ensureTinyImage } from '../helpers/images.ts';
 import { parsePpm } from '../spice/helpers/qemu.ts';
+import { CONSOLE_TAKEN_OVER } from '../../src/api/console-close.ts';
 
 /** A Connector over the proxy: one WebSocket per SPICE channel (their close codes go to `closes`). */
 function wsConnector(url: string, headers: Record<string, string> = {}, closes: number[] = []): Connector {
@@ -145,6 +146,27 @@ describe('SPICE console proxy', () => {
     assert.equal(await sessionMatchesScreendump(prev), 0);
     prev.close();
     assert.equal(t.server.ctx.vms.get('con').state, 'running');
+  });
+
+  test("a replaced session's late channel is refused (4409) before QEMU; the current session's channels link", async () => {
+    // A page left while its channels linked must not reach spice-server beside the next client (takeover.ts).
+    const url = `${wsBase}/api/vms/con/spice`;
+    const auth = { authorization: `Bearer ${t.adminToken}` };
+    const connect = () => SpiceSession.connect({ connect: wsConnector(url, auth), encryptTicket: nodeEncryptTicket });
+    const old = await connect();
+    const oldId = old.main.init!.sessionId;
+    const t0 = Date.now();
+    const cur = await connect();
+    try {
+      assert.ok(Date.now() - t0 < 2500, `the hand-over took ${Date.now() - t0} ms`);
+      const stale = await rawWs(url, auth, linkMessage(2, oldId));
+      assert.equal(stale.code, CONSOLE_TAKEN_OVER, `a late display channel of the replaced session: ${stale.reason}`);
+      const fresh = await rawWs(url, auth, linkMessage(2, cur.main.init!.sessionId));
+      assert.equal(fresh.firstBytes?.subarray(0, 4).toString('latin1'), 'REDQ', 'the current session links');
+    } finally {
+      old.close();
+      cur.close();
+    }
   });
 
   test('the session cookie works from the same origin only', async () => {

@@ -160,7 +160,7 @@ describe('web UI', () => {
       assert.equal(await canvasMatchesScreendump(p), 0);
       let scripts = await read();
       const names = scripts.map((s) => s.path);
-      // early-link.js, the entry, the app's shared plumbing (vite.config.ts) and the SPICE core: nothing more.
+      // The entry, the app's shared plumbing (vite.config.ts) and the SPICE core (early-link.js is inline): no more.
       assert.ok(names.length > 0 && names.length <= 4, `scripts: ${names.join(' ')}`);
       assert.ok(!names.some((n) => /serial-terminal|checkpoints|uplot|vm-list/i.test(n)), names.join(' '));
       // Nor is their code inside what was loaded (the single bundle of before carried all of it).

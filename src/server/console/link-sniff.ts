@@ -44,6 +44,8 @@ export class SessionIdSniffer {
   sessionId: number | undefined;
   /** Called once, when MAIN_INIT has told the session id. */
   onSession?: (id: number) => void;
+  /** Called once if the session id cannot be read (odd input, or no MAIN_INIT among the first messages). */
+  onGiveUp?: () => void;
 
   constructor(private readonly clientMiniHeader: boolean) {}
 
@@ -57,6 +59,11 @@ export class SessionIdSniffer {
       this.stage = 'done';
     }
     if (this.buf.length > 1 << 20) this.stage = 'done';
+    if (this.stage === 'done' && this.sessionId === undefined) {
+      const giveUp = this.onGiveUp;
+      this.onGiveUp = undefined;
+      giveUp?.();
+    }
     return this.sessionId;
   }
 

@@ -24,6 +24,8 @@ import type { VmRecord } from '../../vm/records.ts';
 import { readSpiceEndpoint } from '../../vm/spice-endpoint.ts';
 import { clientAuthSelection, LinkTicketSwap } from './link-auth.ts';
 import { ConsoleTakeover } from './takeover.ts';
+import { CONSOLE_TAKEN_OVER } from '../../api/console-close.ts';
+import { connectionTrace } from './trace.ts';
 
 /** Largest frame a client may send. SPICE client messages are small (agent data is chunked to 2 KiB). */
 export const MAX_FRAME = 1 << 20;
@@ -104,6 +106,10 @@ function bridge(
   let closed = false;
   let outstanding = 0; // bytes handed to ws.send and not yet written to the browser's socket
   let releaseTicket: (() => void) | undefined;
+  const trace = connectionTrace();
+  let channel: number | undefined;
+  let chunks = 0;
+  trace('open');
 
   const deadline = setTimeout(() => {
     if (upstream || dialing) return;
@@ -146,20 +152,36 @@ function bridge(
       if (pendingBytes > MAX_LINK_BYTES) close(1008, 'not a SPICE connection');
       return;
     }
+    const isMain = link.channelType === CHANNEL_MAIN && link.connectionId === 0;
+    channel = link.channelType;
+    trace('link', { channel });
     let sniffer: SessionIdSniffer | undefined;
     if (auth.kind === 'ticket') {
-      if (link.channelType === CHANNEL_MAIN && link.connectionId === 0) {
+      if (isMain) {
         const claim = tickets.claimForMain(auth.ticket, vmId);
         if (!claim) return close(4401, 'console ticket not valid (expired or already used)');
-        sniffer = new SessionIdSniffer(link.miniHeader);
         const session = claim.session;
         releaseTicket = () => (session.open = false);
+        sniffer = new SessionIdSniffer(link.miniHeader);
         sniffer.onSession = (id) => (session.id = id);
       } else if (!tickets.checkForChannel(auth.ticket, vmId, link.connectionId)) {
         return close(4401, 'console ticket not valid for this session');
       }
     }
-    if (link.channelType === CHANNEL_MAIN && link.connectionId === 0) {
+    // The session's id, for the takeover: its other channels are let through, a replaced session's are not.
+    if (isMain) {
+      sniffer ??= new SessionIdSniffer(link.miniHeader);
+      const s = sniffer;
+      const told = s.onSession;
+      s.onSession = (id) => {
+        told?.(id);
+        if (!closed) takeover.setSession(vmId, id);
+      };
+      s.onGiveUp = () => { if (!closed) takeover.setSession(vmId, undefined); };
+    } else if (!takeover.admits(vmId, link.connectionId)) {
+      return close(CONSOLE_TAKEN_OVER, 'this console session was replaced by a newer one');
+    }
+    if (isMain) {
       // A new session: the previous one is let go first (takeover.ts); what the client sends meanwhile waits.
       dialing = true;
       const query = () => ctx.vms.qmp(vmId).execute('query-spice') as Promise<{ channels?: unknown[] }>;
@@ -176,6 +198,7 @@ function bridge(
     const vm = ctx.vms.records.get(vmId);
     if (!vm || !['running', 'paused'].includes(vm.state)) return close(1011, 'the VM is not running');
     forget = takeover.register(vmId, close);
+    trace('dial', { channel });
     const paths = ctx.vms.paths(vm);
     const ep = readSpiceEndpoint(paths);
     // A VM started by an older server still listens on its unix socket, without a password.
@@ -188,12 +211,14 @@ function bridge(
       swap = new LinkTicketSwap(ep.password, clientAuthSelection(first), (b) => sock.write(b), onErr);
     }
     sock.on('connect', () => {
+      trace('qemu-connected', { channel });
       sock.write(first.subarray(0, link.length));
       const rest = first.subarray(link.length);
       if (rest.length && swap) swap.fromClient(rest);
       else if (rest.length) sock.write(rest);
     });
     sock.on('data', (buf: Buffer) => {
+      if (chunks++ < 64) trace('from-qemu', { channel, bytes: buf.length });
       if (swap && !swap.done) {
         try {
           swap.fromServer(buf);

@@ -6,6 +6,11 @@
 // connection of the previous session (their WebSockets close with CONSOLE_TAKEN_OVER, and the page they served
 // does not reconnect on its own), then waits until QEMU lists no SPICE channel (query-spice), and only then dials
 // QEMU. Hand-overs of one VM run one after another.
+// The other channels of a session (display, inputs, …) dial QEMU only while their session is the VM's current one
+// (`admits`: its id, read from the main channel's MAIN_INIT, link-sniff.ts). A late channel of a session that was
+// just replaced (a page left or reloaded while its channels linked) is refused: dialled during a hand-over it kept
+// QEMU listing a channel the hand-over had not closed, so the new session waited the whole DRAIN_MS, and it
+// reached spice-server in the middle of the new client's link.
 import { setTimeout as sleep } from 'node:timers/promises';
 import { CONSOLE_TAKEN_OVER } from '../../api/console-close.ts';
 /** How long a hand-over waits for QEMU to let the previous client go before dialling anyway. */
@@ -18,6 +23,9 @@ export type SpiceQuery = () => Promise<{ channels?: unknown[] }> | undefined;
 export class ConsoleTakeover {
   private readonly live = new Map<string, Set<Close>>();
   private readonly queue = new Map<string, Promise<void>>();
+  /** Per VM: the current session's id; null while a hand-over runs or its main channel has not told it yet;
+   * 'any' when it could not be read (then every channel is let through, as before). */
+  private readonly current = new Map<string, number | null | 'any'>();
 
   /** Records one upstream connection of VM `vmId`; the returned function forgets it (once it closes). */
   register(vmId: string, close: Close): () => void {
@@ -40,7 +48,19 @@ export class ConsoleTakeover {
     return run;
   }
 
+  /** The session id the main channel of the VM's newest session told (undefined: it could not be read). */
+  setSession(vmId: string, id: number | undefined): void {
+    this.current.set(vmId, id ?? 'any');
+  }
+
+  /** Whether a channel of session `connectionId` may dial QEMU now: the VM's current session, linked. */
+  admits(vmId: string, connectionId: number): boolean {
+    const cur = this.current.get(vmId);
+    return cur === undefined || cur === 'any' || cur === connectionId;
+  }
+
   private async drain(vmId: string, query: SpiceQuery): Promise<void> {
+    this.current.set(vmId, null);
     for (const close of [...(this.live.get(vmId) ?? [])]) close(CONSOLE_TAKEN_OVER, 'another console took over this VM');
     const end = Date.now() + DRAIN_MS;
     for (;;) {

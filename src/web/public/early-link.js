@@ -1,10 +1,9 @@
 // A console page's first SPICE bytes leave before the app's script has arrived: the main channel's WebSocket
 // opens here and sends its link message (the bytes of src/spice/link.ts encodeLinkMess for the main channel,
 // checked by test/web/early-link.test.ts), and three more for the other channels; console/transport.ts takes the
-// sockets over. A plain script file (not
-// inline: the server's Content-Security-Policy allows only its own script files), loaded by index.html before
-// the app's module.
-/* global window, location, URLSearchParams, WebSocket */
+// sockets over. index.html names it as a script file; the server inlines it into the page it serves (no request to
+// wait for), with the Content-Security-Policy allowing exactly this script by its hash (src/server/web.ts).
+/* global window, location, URLSearchParams, WebSocket, performance */
 (function () {
   const m = /^\/vms\/([^/]+)(\/console)?$/.exec(location.pathname);
   const tab = new URLSearchParams(location.search).get('tab');
@@ -15,10 +14,12 @@
   const link = new Uint8Array([
     82,69,68,81,2,0,0,0,2,0,0,0,26,0,0,0,0,0,0,0,1,0,1,0,0,0,1,0,0,0,18,0,0,0,11,0,0,0,6,0,0,0,
   ]);
+  const mark = (n) => window.performance && performance.mark && performance.mark('oriel:' + n);
+  mark('early-link');
   const ws = new WebSocket(url);
   ws.binaryType = 'arraybuffer';
   const early = { url: url, ws: ws, link: link, data: [], closed: null, spares: [] };
-  ws.onopen = function () { ws.send(link); };
+  ws.onopen = function () { mark('main-open'); ws.send(link); };
   ws.onmessage = function (e) { early.data.push(e.data); };
   ws.onclose = function (e) { early.closed = e; };
   // And the sockets of the channels that follow (display, inputs, cursor): linked once the main channel is.
