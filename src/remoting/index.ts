@@ -4,15 +4,18 @@
 // knows nothing of it (it only adds the port to QEMU's command line).
 //
 // The helper reaches nothing of its VM's folder by path: the server opens the window file and hands it over as fd 3,
-// and dials QEMU's port socket for it whenever it asks, passing the connected socket over the IPC channel.
+// and dials QEMU's port socket for it whenever it asks, passing the connected socket on the descriptor channel (fd 5).
+// Its control channel (fd 4, control.ts, channel.ts) is read as hostile input: a helper that breaks its rules is
+// killed.
 import type { ChildProcess } from 'node:child_process';
-import { chownSync, closeSync, mkdirSync, mkdtempSync, openSync, rmSync, statSync, writeSync } from 'node:fs';
-import { connect } from 'node:net';
+import {
+  appendFileSync, chownSync, closeSync, mkdirSync, mkdtempSync, openSync, rmSync, statSync, writeSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { SANDBOX_TMP, sandboxAvailable, spawnConfined } from './sandbox.ts';
 import { HelperUids, type UidRange } from './uids.ts';
-import type { FromHelper, ToHelper } from './control.ts';
+import { HelperChannel } from './channel.ts';
 
 export { PORT_NAME } from './protocol.ts';
 export { DEFAULT_UID_RANGE, type UidRange } from './uids.ts';
@@ -42,12 +45,59 @@ export interface HelpersOptions {
   uids?: UidRange;
   /** The server's log (warnings: said once). */
   log?: (msg: string) => void;
+  /** The helper's script and arguments instead of helper-main (tests run hostile stand-ins by the same recipe). */
+  program?: string[];
 }
 
 interface Helper {
   child: ChildProcess;
+  channel: HelperChannel;
   uid?: number;
   scratch?: string;
+}
+
+/** One hold of one VM, on whichever helper runs (or starts) while it is on. */
+class Hold {
+  private on?: { h: Helper; id: number };
+  private held = false;
+  private released = false;
+  private readonly waiters = new Set<() => void>();
+
+  constructor(private readonly maxMs: number) {}
+
+  attach(h: Helper): void {
+    if (this.released || !h.channel.open) return;
+    const id = h.channel.hold(this.maxMs);
+    this.on = { h, id };
+    const off = h.channel.listen((m) => {
+      if (m.t === 'closed' || (m.t === 'held' && m.id === id)) {
+        this.held = true; // a helper that ended runs nothing
+        if (m.t === 'closed') off();
+        for (const w of this.waiters) w();
+      }
+    });
+  }
+
+  /** Whether the helper acknowledged within `ms`. */
+  acked(ms: number): Promise<boolean> {
+    if (this.held) return Promise.resolve(true);
+    return new Promise((ok) => {
+      const done = (v: boolean) => {
+        clearTimeout(timer);
+        this.waiters.delete(w);
+        ok(v);
+      };
+      const w = () => done(true);
+      const timer = setTimeout(() => done(this.held), ms);
+      this.waiters.add(w);
+    });
+  }
+
+  release(): void {
+    if (this.released) return;
+    this.released = true;
+    if (this.on) this.on.h.channel.release(this.on.id);
+  }
 }
 
 /** Whether a uid that owns nothing can read and traverse down to `path`. */
@@ -63,12 +113,18 @@ export class RemotingHelpers {
   private readonly uids: HelperUids;
   private readonly sandbox: boolean;
   private readonly log: (msg: string) => void;
+  private readonly program?: string[];
   private readonly said = new Set<string>();
+  /** Holds on per VM (a helper that starts meanwhile starts held). */
+  private readonly holding = new Map<string, Set<Hold>>();
+  /** VMs whose helper was killed for breaking the control protocol, and why. */
+  private readonly failed = new Map<string, string>();
 
   constructor(o: HelpersOptions = {}) {
     this.sandbox = o.sandbox ?? true;
     this.uids = new HelperUids(o.uids);
     this.log = o.log ?? (() => undefined);
+    this.program = o.program;
   }
 
   private once(msg: string): void {
@@ -87,11 +143,12 @@ export class RemotingHelpers {
     return uid === undefined ? { why: "the server's (every uid of ORIEL_OPENCL_UIDS is taken)" } : { uid };
   }
 
-  /** Starts the helper of `vmId` unless one runs. */
+  /** Starts the helper of `vmId` unless one runs (or its last one broke the control protocol: then not until the VM
+   * stops). */
   start(vmId: string, files: HelperFiles): void {
-    if (this.running.has(vmId)) return;
+    if (this.running.has(vmId) || this.failed.has(vmId)) return;
     const logFd = openSync(join(files.dir, 'opencl.log'), 'a', 0o600);
-    const fds: number[] = [];
+    let window: number | undefined;
     const h: Partial<Helper> = {};
     try {
       const note = (s: string) => writeSync(logFd, `${s}\n`);
@@ -102,13 +159,15 @@ export class RemotingHelpers {
       note(uid === undefined ? `uid: ${why}` : `uid: ${uid} (its own)`);
       if (files.window) {
         try {
-          fds.push(openSync(files.window, 'r+'));
+          window = openSync(files.window, 'r+');
         } catch (e) {
           note(`no zero-copy window: ${(e as Error).message}`);
         }
       }
+      h.channel = new HelperChannel(files.socket, (why) => this.violation(vmId, files.dir, why));
+      const fds = [window ?? 'ignore' as const, ...h.channel.ends.child];
       const loader = COMPILED ? [] : ['--import', import.meta.resolve('tsx')];
-      const argv = [process.execPath, ...loader, ENTRY, ...(fds.length ? ['3'] : [])];
+      const argv = [process.execPath, ...loader, ...(this.program ?? [ENTRY, ...(window !== undefined ? ['3'] : [])])];
       // Only what PoCL needs: no server secrets in the environment of a process that runs guest kernels. PoCL's
       // kernel cache: the sandbox's own /tmp, else a folder only the helper's uid owns.
       const bwrap = this.sandbox && sandboxAvailable();
@@ -126,86 +185,82 @@ export class RemotingHelpers {
       const env = { PATH: '/usr/bin:/bin', HOME: dirname(cache), POCL_CACHE_DIR: cache };
       const c = spawnConfined({
         argv, env, codeRoot: CODE_ROOT, hide: [resolve(files.dir, '..', '..')], sandbox: bwrap, uid, fds,
-        stdout: logFd, stderr: logFd, ipc: true, cwd: cache,
+        stdout: logFd, stderr: logFd, cwd: cache,
       });
       note(c.bwrap ? 'sandbox: bubblewrap' : `sandbox: none (${this.sandbox ? 'bubblewrap is not installed' : 'turned off'})`);
       note(c.seccomp ? 'seccomp: on' : `seccomp: off${c.bwrap ? ` (no filter for ${process.arch})` : ''}`);
       h.child = c.child;
     } catch (e) {
+      h.channel?.close();
       if (h.uid !== undefined) this.uids.free(h.uid);
       if (h.scratch) rmSync(h.scratch, { recursive: true, force: true });
       throw e;
     } finally {
       closeSync(logFd);
-      for (const fd of fds) closeSync(fd);
+      if (window !== undefined) closeSync(window);
+      h.channel?.ends.closeChild();
     }
     const helper = h as Helper;
     const child = helper.child;
     child.on('error', () => undefined);
-    child.on('message', (m: FromHelper) => {
-      if (m?.t === 'dial') this.dial(child, files.socket);
-    });
     child.once('exit', () => {
+      helper.channel.close();
       if (helper.uid !== undefined) this.uids.free(helper.uid);
       if (helper.scratch) rmSync(helper.scratch, { recursive: true, force: true });
       if (this.running.get(vmId) === helper) this.running.delete(vmId);
     });
     this.running.set(vmId, helper);
+    // A helper that starts while a capture holds its VM starts held.
+    for (const hold of this.holding.get(vmId) ?? []) hold.attach(helper);
   }
 
-  /** Connects to QEMU's port socket for the helper and hands the connection over (or says why not). */
-  private dial(child: ChildProcess, socket: string): void {
-    const send = (m: ToHelper, handle?: import('node:net').Socket) => {
-      if (!child.connected) return handle?.destroy();
-      child.send(m, handle, undefined, (err) => { if (err) handle?.destroy(); });
-    };
-    const sock = connect(socket);
-    sock.pause(); // nothing is read here: every byte is the helper's
-    sock.once('connect', () => send({ t: 'link' }, sock));
-    sock.once('error', (e: NodeJS.ErrnoException) => {
-      sock.destroy();
-      send({ t: 'nolink', error: e.code ?? e.message });
-    });
+  /** The helper of `vmId` wrote what it may not on its control channel: it is killed, and stays down until the VM
+   * stops. */
+  private violation(vmId: string, dir: string, why: string): void {
+    const h = this.running.get(vmId);
+    this.failed.set(vmId, why);
+    h?.child.kill('SIGKILL');
+    const msg = `OpenCL helper of VM ${vmId} killed: it broke the control protocol (${why}); OpenCL is off for the VM until it restarts`;
+    this.log(msg);
+    try {
+      appendFileSync(join(dir, 'opencl.log'), `${new Date().toISOString()} ${msg}\n`);
+    } catch { /* the VM's folder is gone */ }
+  }
+
+  /** Why the VM's helper was killed (its OpenCL is off until the VM stops), if it was. */
+  failure(vmId: string): string | undefined {
+    return this.failed.get(vmId);
   }
 
   /**
    * Holds the VM's OpenCL commands: resolves once the helper runs none (everything it queued on the device has
    * finished) and queues the ones that come, until the returned release is called (or `maxMs` passed). Nothing
-   * the guest asks is lost: held commands run in order after the release. Resolves at once when no helper runs;
-   * rejects if the helper does not stop within HOLD_ACK_MS.
+   * the guest asks is lost: held commands run in order after the release. Resolves at once when no helper runs (a
+   * helper that starts meanwhile starts held); rejects if the helper does not stop within HOLD_ACK_MS.
    */
   async hold(vmId: string, maxMs = HOLD_MAX_MS): Promise<() => void> {
-    const h = this.running.get(vmId);
-    if (!h || !h.child.connected) return () => undefined;
-    const child = h.child;
-    let released = false;
+    const hold = new Hold(maxMs);
+    const set = this.holding.get(vmId) ?? new Set<Hold>();
+    set.add(hold);
+    this.holding.set(vmId, set);
     const release = () => {
-      if (released) return;
-      released = true;
-      if (child.connected) child.send({ t: 'release' } satisfies ToHelper, () => undefined);
+      hold.release();
+      set.delete(hold);
+      if (!set.size && this.holding.get(vmId) === set) this.holding.delete(vmId);
     };
-    await new Promise<void>((ok, fail) => {
-      const done = (err?: Error) => {
-        clearTimeout(timer);
-        child.off('message', onMessage);
-        child.off('exit', onExit);
-        if (err) fail(err);
-        else ok();
-      };
-      const onMessage = (m: FromHelper) => { if (m?.t === 'held') done(); };
-      const onExit = () => done(); // no helper, nothing that writes
-      const timer = setTimeout(() => {
-        release();
-        done(new Error(`the OpenCL helper of VM ${vmId} did not stop running commands within ${HOLD_ACK_MS / 1000} s`));
-      }, HOLD_ACK_MS);
-      child.on('message', onMessage);
-      child.once('exit', onExit);
-      child.send({ t: 'hold', maxMs } satisfies ToHelper, (err) => { if (err) done(); });
-    });
+    const h = this.running.get(vmId);
+    if (!h) return release;
+    hold.attach(h);
+    const ok = await hold.acked(HOLD_ACK_MS);
+    if (!ok) {
+      release();
+      throw new Error(`the OpenCL helper of VM ${vmId} did not stop running commands within ${HOLD_ACK_MS / 1000} s`);
+    }
     return release;
   }
 
   stop(vmId: string): void {
+    this.failed.delete(vmId);
     const h = this.running.get(vmId);
     if (!h) return;
     this.running.delete(vmId);

@@ -32,7 +32,7 @@ export function sandboxArgs(
   o: { codeRoot: string; env: Record<string, string>; argv: string[]; hide: string[]; seccompFd?: number },
 ): string[] {
   const a = ['--unshare-all', '--die-with-parent', '--new-session', '--cap-drop', 'ALL'];
-  // The environment is the spawner's (Node's IPC channel is named in it) with these set.
+  // The environment is the spawner's with these set.
   for (const [k, v] of Object.entries(o.env)) a.push('--setenv', k, v);
   a.push('--ro-bind', '/usr', '/usr');
   for (const l of ['bin', 'lib', 'lib64', 'sbin']) a.push('--symlink', `usr/${l}`, `/${l}`);
@@ -68,11 +68,10 @@ export interface ConfineOptions {
   sandbox: boolean;
   /** The host uid and gid to run as (the spawner must be root). */
   uid?: number;
-  /** Descriptors for the program's fds 3, 4, ... */
-  fds: number[];
+  /** Descriptors for the program's fds 3, 4, ... ('ignore': that number stays closed). */
+  fds: (number | 'ignore')[];
   stdout: number | 'pipe';
   stderr: number | 'pipe';
-  ipc: boolean;
   /** The working directory when unsandboxed. */
   cwd: string;
 }
@@ -90,7 +89,6 @@ export function spawnConfined(o: ConfineOptions): Confined {
   const stdio: StdioOptions = ['ignore', o.stdout, o.stderr, ...o.fds];
   const seccompFd = filter ? stdio.length : undefined;
   if (filter) stdio.push('pipe');
-  if (o.ipc) stdio.push('ipc');
   const [cmd, ...args] = bwrap
     ? [BWRAP, ...sandboxArgs({ codeRoot: o.codeRoot, env: o.env, argv: o.argv, hide: o.hide, seccompFd })]
     : o.argv;
