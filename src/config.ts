@@ -50,6 +50,9 @@ export interface OrielConfig {
   /** Host uids (and gids, the same numbers) for OpenCL helpers when the server runs as root, one per running helper:
    * `FIRST-LAST` (ORIEL_OPENCL_UIDS); numbers that own nothing on the host. */
   openclUids: { first: number; count: number };
+  /** Let OpenCL helpers run unconfined when the server is root and bubblewrap is missing (ORIEL_OPENCL_UNSANDBOXED=1);
+   * they are refused otherwise. */
+  openclUnsandboxed: boolean;
 }
 
 /** Per-user limits; null is unlimited. Memory and vCPUs count running VMs (paused ones too: QEMU holds their RAM);
@@ -132,6 +135,7 @@ export function defaultConfig(env: NodeJS.ProcessEnv = process.env): OrielConfig
     serialLogMaxBytes: envNumber(env.ORIEL_SERIAL_LOG_MAX_BYTES, 8 << 20),
     defaultQuota: quotaFromEnv(env.ORIEL_DEFAULT_QUOTA),
     openclUids: parseUidRange(env.ORIEL_OPENCL_UIDS || '1500000000-1500065535'),
+    openclUnsandboxed: env.ORIEL_OPENCL_UNSANDBOXED === '1',
   };
 }
 

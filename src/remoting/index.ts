@@ -7,13 +7,13 @@
 // and dials QEMU's port socket for it whenever it asks, passing the connected socket on the descriptor channel (fd 5).
 // Its control channel (fd 4, control.ts, channel.ts) is read as hostile input: a helper that breaks its rules is
 // killed.
-import type { ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import {
-  appendFileSync, chownSync, closeSync, mkdirSync, mkdtempSync, openSync, rmSync, statSync, writeSync,
+  appendFileSync, chownSync, closeSync, mkdirSync, mkdtempSync, openSync, statSync, writeSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
-import { SANDBOX_TMP, sandboxAvailable, spawnConfined } from './sandbox.ts';
+import { BWRAP, SANDBOX_TMP, sandboxAvailable, spawnConfined } from './sandbox.ts';
 import { HelperUids, type UidRange } from './uids.ts';
 import { HelperChannel } from './channel.ts';
 
@@ -45,6 +45,9 @@ export interface HelpersOptions {
   uids?: UidRange;
   /** The server's log (warnings: said once). */
   log?: (msg: string) => void;
+  /** Let helpers run unconfined when the server is root and bubblewrap is missing (or `sandbox` is off); by default
+   * they are refused then (ORIEL_OPENCL_UNSANDBOXED). */
+  allowUnsandboxed?: boolean;
   /** The helper's script and arguments instead of helper-main (tests run hostile stand-ins by the same recipe). */
   program?: string[];
 }
@@ -114,6 +117,7 @@ export class RemotingHelpers {
   private readonly sandbox: boolean;
   private readonly log: (msg: string) => void;
   private readonly program?: string[];
+  private readonly allowUnsandboxed: boolean;
   private readonly said = new Set<string>();
   /** Holds on per VM (a helper that starts meanwhile starts held). */
   private readonly holding = new Map<string, Set<Hold>>();
@@ -125,6 +129,16 @@ export class RemotingHelpers {
     this.uids = new HelperUids(o.uids);
     this.log = o.log ?? (() => undefined);
     this.program = o.program;
+    this.allowUnsandboxed = o.allowUnsandboxed ?? false;
+  }
+
+  /** Why helpers may not start at all (the server is root and they would run unconfined), if so: the VM start says
+   * this, and the server's log once. */
+  refusal(): string | undefined {
+    if (process.getuid?.() !== 0 || (this.sandbox && sandboxAvailable()) || this.allowUnsandboxed) return undefined;
+    const why = this.sandbox ? `bubblewrap (${BWRAP}) is not installed` : 'the sandbox is turned off';
+    return `OpenCL helpers are refused: the server runs as root and ${why}, so they would run guest kernels `
+      + 'unconfined on the host network; install bubblewrap, or set ORIEL_OPENCL_UNSANDBOXED=1 to allow it';
   }
 
   private once(msg: string): void {
@@ -148,6 +162,13 @@ export class RemotingHelpers {
   start(vmId: string, files: HelperFiles): void {
     if (this.running.has(vmId) || this.failed.has(vmId)) return;
     const logFd = openSync(join(files.dir, 'opencl.log'), 'a', 0o600);
+    const refused = this.refusal();
+    if (refused) {
+      this.once(refused);
+      writeSync(logFd, `--- ${new Date().toISOString()} ${refused}\n`);
+      closeSync(logFd);
+      return;
+    }
     let window: number | undefined;
     const h: Partial<Helper> = {};
     try {
@@ -182,7 +203,7 @@ export class RemotingHelpers {
           mkdirSync(cache, { recursive: true, mode: 0o700 });
         }
       }
-      const env = { PATH: '/usr/bin:/bin', HOME: dirname(cache), POCL_CACHE_DIR: cache };
+      const env = { PATH: '/usr/bin:/bin', HOME: cache, POCL_CACHE_DIR: cache };
       const c = spawnConfined({
         argv, env, codeRoot: CODE_ROOT, hide: [resolve(files.dir, '..', '..')], sandbox: bwrap, uid, fds,
         stdout: logFd, stderr: logFd, cwd: cache,
@@ -192,8 +213,7 @@ export class RemotingHelpers {
       h.child = c.child;
     } catch (e) {
       h.channel?.close();
-      if (h.uid !== undefined) this.uids.free(h.uid);
-      if (h.scratch) rmSync(h.scratch, { recursive: true, force: true });
+      if (h.uid !== undefined) this.reclaim(h.uid, h.scratch);
       throw e;
     } finally {
       closeSync(logFd);
@@ -205,13 +225,24 @@ export class RemotingHelpers {
     child.on('error', () => undefined);
     child.once('exit', () => {
       helper.channel.close();
-      if (helper.uid !== undefined) this.uids.free(helper.uid);
-      if (helper.scratch) rmSync(helper.scratch, { recursive: true, force: true });
       if (this.running.get(vmId) === helper) this.running.delete(vmId);
+      if (helper.uid !== undefined) this.reclaim(helper.uid, helper.scratch);
     });
     this.running.set(vmId, helper);
     // A helper that starts while a capture holds its VM starts held.
     for (const hold of this.holding.get(vmId) ?? []) hold.attach(helper);
+  }
+
+  /**
+   * After a helper with a uid of its own ended: whatever it left running as that uid (a daemon a kernel forked, when
+   * unsandboxed) is killed and its scratch folder removed, both by a process of that uid (root never deletes in a
+   * folder the helper could have filled with symlinks); then the uid is free for another VM.
+   */
+  private reclaim(uid: number, scratch?: string): void {
+    const c = spawn('/bin/sh', ['-c', 'kill -9 -1 2>/dev/null; [ -z "$1" ] || rm -rf -- "$1"', 'reclaim', scratch ?? ''],
+      { uid, gid: uid, stdio: 'ignore', cwd: '/', env: { PATH: '/usr/bin:/bin' } });
+    c.on('error', () => this.uids.free(uid));
+    c.on('exit', () => this.uids.free(uid));
   }
 
   /** The helper of `vmId` wrote what it may not on its control channel: it is killed, and stays down until the VM

@@ -11,6 +11,7 @@
 import { spawn, type ChildProcess, type StdioOptions } from 'node:child_process';
 import { existsSync, realpathSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
+import { closeOnExecAll } from './fd-hygiene.ts';
 import { seccompFilter } from './seccomp.ts';
 
 export const BWRAP = '/usr/bin/bwrap';
@@ -92,6 +93,7 @@ export function spawnConfined(o: ConfineOptions): Confined {
   const [cmd, ...args] = bwrap
     ? [BWRAP, ...sandboxArgs({ codeRoot: o.codeRoot, env: o.env, argv: o.argv, hide: o.hide, seccompFd })]
     : o.argv;
+  closeOnExecAll(); // no descriptor of the server's but `stdio` reaches the program
   const child = spawn(cmd!, args, {
     stdio,
     cwd: bwrap ? '/' : o.cwd,

@@ -33,6 +33,7 @@ interface Libc {
   shutdown: (fd: number, how: number) => number;
   close: (fd: number) => number;
   dup: (fd: number) => number;
+  fcntl: (fd: number, cmd: number, arg: number) => number;
 }
 
 let libc: Libc | undefined;
@@ -51,6 +52,7 @@ function lib(): Libc {
     shutdown: l.func('int shutdown(int, int)') as unknown as Libc['shutdown'],
     close: l.func('int close(int)') as unknown as Libc['close'],
     dup: l.func('int dup(int)') as unknown as Libc['dup'],
+    fcntl: l.func('int fcntl(int, int, int)') as unknown as Libc['fcntl'],
   };
   return libc;
 }
@@ -73,6 +75,13 @@ export function shutRead(fd: number): void {
 
 export function closeFd(fd: number): void {
   lib().close(fd);
+}
+
+const F_SETFD = 2;
+const FD_CLOEXEC = 1;
+
+export function setCloseOnExec(fd: number): void {
+  lib().fcntl(fd, F_SETFD, FD_CLOEXEC);
 }
 
 /** dup(2): a copy of `fd` without close-on-exec (the tests use it to stand for a descriptor leaked by the server's own

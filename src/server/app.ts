@@ -100,12 +100,18 @@ export async function createServer(config: OrielConfig, opts: { logger?: boolean
     imagesDirs: config.imagesDirs,
     serialLogMaxBytes: config.serialLogMaxBytes,
     log: (level, msg, extra) => app.log[level](extra ?? {}, msg),
-    admit: { create: (owner, spec) => quotas.admitCreate(owner, spec), start: (vm) => quotas.admitStart(vm) },
+    admit: {
+      create: (owner, spec) => quotas.admitCreate(owner, spec),
+      start: (vm) => {
+        opencl.admitStart(vm);
+        quotas.admitStart(vm);
+      },
+    },
   });
   const users = new Users(db);
   const ops = new Operations(db);
   const opencl = new OpenClRemoting(vms, config.dataDir, {
-    uids: config.openclUids, log: (msg) => app.log.warn(msg),
+    uids: config.openclUids, allowUnsandboxed: config.openclUnsandboxed, log: (msg) => app.log.warn(msg),
   });
   const networks = new Networks(db, vms, (msg, extra) => app.log.warn(extra, msg));
   const checkpoints = new CheckpointService(vms, {

@@ -7,13 +7,17 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { closeSync, ftruncateSync, mkdirSync, mkdtempSync, openSync, readFileSync, readdirSync, rmSync, writeFileSync }
-  from 'node:fs';
+import {
+  closeSync, existsSync, ftruncateSync, mkdirSync, mkdtempSync, openSync, readFileSync, readdirSync, readlinkSync,
+  rmSync, statSync, writeFileSync,
+} from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createRequire } from 'node:module';
 import { RemotingHelpers } from '../../src/remoting/index.ts';
+import { inheritableFds } from '../../src/remoting/fd-hygiene.ts';
+import { closeFd, dupFd } from '../../src/remoting/unix.ts';
 import { CL, FrameSplitter, Op, Writer, encodeRequest } from '../../src/remoting/protocol.ts';
 import { BWRAP, sandboxArgs, spawnConfined } from '../../src/remoting/sandbox.ts';
 import {
@@ -190,7 +194,14 @@ describe('OpenCL helper: confinement', () => {
   };
 
   test('a helper started as the server starts it: its own uid, the window by fd, the port dialled for it', async () => {
-    helpers.start(vmId, { socket, dir: vmDir, window });
+    // A descriptor the server holds without close-on-exec (as if its own parent had left it open) never reaches it.
+    const leaked = dupFd(openSync(secret, 'r'));
+    assert.ok(leaked > 2 && inheritableFds().includes(leaked));
+    try {
+      helpers.start(vmId, { socket, dir: vmDir, window });
+    } finally {
+      closeFd(leaked);
+    }
     await linked;
     request(1, Op.WINDOW);
     request(2, Op.DEVICE_IDS, new Writer().u64(0xffffffffn).done());
@@ -215,6 +226,21 @@ describe('OpenCL helper: confinement', () => {
     }
     assert.ok(family.length >= 2, 'bwrap and the helper');
     const uids = family.map((p) => readFileSync(`/proc/${p}/status`, 'utf8').match(/^Uid:\s+(\d+)/m)![1]);
+    // The helper's descriptors: stdio (the log), the two channels (4, 5; the window, 3, is closed once mapped), the
+    // link to QEMU's port, and Node's own (pipes, epoll, eventfd, /dev/null, its loader's); no other file, such as the
+    // leaked one.
+    const node = family.find((p) => {
+      const cmd = readFileSync(`/proc/${p}/cmdline`, 'utf8').split('\0');
+      return cmd[0] !== BWRAP && cmd.some((a) => a.includes('helper-main'));
+    })!;
+    const open = new Map(readdirSync(`/proc/${node}/fd`).map((fd) => [Number(fd), readlinkSync(`/proc/${node}/fd/${fd}`)]));
+    const shown = JSON.stringify([...open]);
+    const files = [...open].filter(([, to]) => to.startsWith('/') && to !== '/dev/null').sort((a, b) => a[0] - b[0]);
+    assert.deepEqual(files, [[1, join(vmDir, 'opencl.log')], [2, join(vmDir, 'opencl.log')]], shown);
+    assert.equal(open.get(0), '/dev/null');
+    for (const fd of [4, 5]) assert.match(open.get(fd) ?? '', /^socket:/, shown);
+    for (const [fd, to] of open) assert.match(to, /^(\/|socket:|pipe:|anon_inode:)/, `fd ${fd}`);
+    assert.deepEqual(inheritableFds().filter((fd) => fd > 2), [], 'the server marked its own close-on-exec');
     if (ROOT) {
       const uid = helpers.uid(vmId)!;
       assert.ok(uid >= 1_500_000_000 && uid < 1_500_065_536, `uid ${uid}`);
@@ -248,5 +274,35 @@ describe('OpenCL helper: confinement', () => {
     assert.match(readFileSync(join(vmDir, 'opencl.log'), 'utf8'), /hold \d+ outlived 400 ms: released/);
     // No helper for a VM: a hold is a no-op.
     (await helpers.hold('ffffffffffff'))();
+  });
+
+  test('root without bubblewrap: refused unless allowed; allowed, HOME is its private cache, removed by its uid', async () => {
+    const dir = join(data, 'vms', 'b0b0b0b0b0b0');
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    const files = { socket: join(dir, 'opencl.sock'), dir };
+    const said: string[] = [];
+    const refusing = new RemotingHelpers({ sandbox: false, log: (m) => said.push(m) });
+    if (!ROOT) {
+      assert.equal(refusing.refusal(), undefined, 'not root: helpers keep the server\'s uid, no refusal');
+      return;
+    }
+    assert.match(refusing.refusal() ?? '', /refused: the server runs as root and the sandbox is turned off/);
+    refusing.start('b0b0b0b0b0b0', files);
+    assert.equal(refusing.pid('b0b0b0b0b0b0'), undefined);
+    assert.match(readFileSync(join(dir, 'opencl.log'), 'utf8'), /OpenCL helpers are refused/);
+    assert.equal(said.length, 1);
+    const allowed = new RemotingHelpers({ sandbox: false, allowUnsandboxed: true });
+    allowed.start('b0b0b0b0b0b0', files);
+    const pid = allowed.pid('b0b0b0b0b0b0')!;
+    const uid = allowed.uid('b0b0b0b0b0b0')!;
+    assert.ok(pid && uid);
+    const env = readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0');
+    const home = env.find((e) => e.startsWith('HOME='))!.slice(5);
+    assert.ok(env.includes(`POCL_CACHE_DIR=${home}`), env.join(' '));
+    assert.equal(statSync(home).uid, uid);
+    assert.equal(statSync(home).mode & 0o777, 0o700);
+    allowed.stop('b0b0b0b0b0b0');
+    for (let i = 0; i < 100 && existsSync(home); i++) await new Promise((r) => setTimeout(r, 50));
+    assert.equal(existsSync(home), false, 'its scratch folder is gone');
   });
 });
