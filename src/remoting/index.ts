@@ -9,13 +9,15 @@
 // killed.
 import { spawn, type ChildProcess } from 'node:child_process';
 import {
-  appendFileSync, chownSync, closeSync, mkdirSync, mkdtempSync, openSync, statSync, writeSync,
+  chownSync, closeSync, mkdirSync, mkdtempSync, openSync, statSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { BWRAP, SANDBOX_TMP, sandboxAvailable, spawnConfined } from './sandbox.ts';
 import { HelperUids, type UidRange } from './uids.ts';
 import { HelperChannel } from './channel.ts';
+import { HelperLog } from './helper-log.ts';
+import { PRLIMIT, helperNproc } from './limits.ts';
 
 export { PORT_NAME } from './protocol.ts';
 export { DEFAULT_UID_RANGE, type UidRange } from './uids.ts';
@@ -48,12 +50,15 @@ export interface HelpersOptions {
   /** Let helpers run unconfined when the server is root and bubblewrap is missing (or `sandbox` is off); by default
    * they are refused then (ORIEL_OPENCL_UNSANDBOXED). */
   allowUnsandboxed?: boolean;
+  /** The cap on each VM's opencl.log (helper-log.ts; the server uses the serial log's cap). */
+  logMaxBytes?: number;
   /** The helper's script and arguments instead of helper-main (tests run hostile stand-ins by the same recipe). */
   program?: string[];
 }
 
 interface Helper {
   child: ChildProcess;
+  log: HelperLog;
   channel: HelperChannel;
   uid?: number;
   scratch?: string;
@@ -118,6 +123,7 @@ export class RemotingHelpers {
   private readonly log: (msg: string) => void;
   private readonly program?: string[];
   private readonly allowUnsandboxed: boolean;
+  private readonly logMaxBytes?: number;
   private readonly said = new Set<string>();
   /** Holds on per VM (a helper that starts meanwhile starts held). */
   private readonly holding = new Map<string, Set<Hold>>();
@@ -130,6 +136,7 @@ export class RemotingHelpers {
     this.log = o.log ?? (() => undefined);
     this.program = o.program;
     this.allowUnsandboxed = o.allowUnsandboxed ?? false;
+    this.logMaxBytes = o.logMaxBytes;
   }
 
   /** Why helpers may not start at all (the server is root and they would run unconfined), if so: the VM start says
@@ -161,18 +168,18 @@ export class RemotingHelpers {
    * stops). */
   start(vmId: string, files: HelperFiles): void {
     if (this.running.has(vmId) || this.failed.has(vmId)) return;
-    const logFd = openSync(join(files.dir, 'opencl.log'), 'a', 0o600);
+    const log = new HelperLog(join(files.dir, 'opencl.log'), this.logMaxBytes);
     const refused = this.refusal();
     if (refused) {
       this.once(refused);
-      writeSync(logFd, `--- ${new Date().toISOString()} ${refused}\n`);
-      closeSync(logFd);
+      log.note(`--- ${new Date().toISOString()} ${refused}`);
+      log.close();
       return;
     }
     let window: number | undefined;
-    const h: Partial<Helper> = {};
+    const h: Partial<Helper> = { log };
     try {
-      const note = (s: string) => writeSync(logFd, `${s}\n`);
+      const note = (s: string) => log.note(s);
       note(`--- ${new Date().toISOString()} starting the OpenCL helper`);
       const { uid, why } = this.chooseUid(vmId);
       h.uid = uid;
@@ -185,7 +192,7 @@ export class RemotingHelpers {
           note(`no zero-copy window: ${(e as Error).message}`);
         }
       }
-      h.channel = new HelperChannel(files.socket, (why) => this.violation(vmId, files.dir, why));
+      h.channel = new HelperChannel(files.socket, (why) => this.violation(vmId, why));
       const fds = [window ?? 'ignore' as const, ...h.channel.ends.child];
       const loader = COMPILED ? [] : ['--import', import.meta.resolve('tsx')];
       const argv = [process.execPath, ...loader, ...(this.program ?? [ENTRY, ...(window !== undefined ? ['3'] : [])])];
@@ -206,23 +213,28 @@ export class RemotingHelpers {
       const env = { PATH: '/usr/bin:/bin', HOME: cache, POCL_CACHE_DIR: cache };
       const c = spawnConfined({
         argv, env, codeRoot: CODE_ROOT, hide: [resolve(files.dir, '..', '..')], sandbox: bwrap, uid, fds,
-        stdout: logFd, stderr: logFd, cwd: cache,
+        stdout: 'pipe', stderr: 'pipe', cwd: cache, nproc: uid !== undefined ? helperNproc() : undefined,
       });
       note(c.bwrap ? 'sandbox: bubblewrap' : `sandbox: none (${this.sandbox ? 'bubblewrap is not installed' : 'turned off'})`);
+      note(c.limited ? `limits: no core dumps${uid !== undefined ? `, ${helperNproc()} tasks` : ''}` : 'limits: none '
+        + `(${PRLIMIT} is not installed)`);
       note(c.seccomp ? 'seccomp: on' : `seccomp: off${c.bwrap ? ` (no filter for ${process.arch})` : ''}`);
       h.child = c.child;
+      log.follow(c.child.stdout);
+      log.follow(c.child.stderr);
     } catch (e) {
+      log.close();
       h.channel?.close();
       if (h.uid !== undefined) this.reclaim(h.uid, h.scratch);
       throw e;
     } finally {
-      closeSync(logFd);
       if (window !== undefined) closeSync(window);
       h.channel?.ends.closeChild();
     }
     const helper = h as Helper;
     const child = helper.child;
     child.on('error', () => undefined);
+    child.once('close', () => helper.log.close()); // its pipes are drained
     child.once('exit', () => {
       helper.channel.close();
       if (this.running.get(vmId) === helper) this.running.delete(vmId);
@@ -247,15 +259,13 @@ export class RemotingHelpers {
 
   /** The helper of `vmId` wrote what it may not on its control channel: it is killed, and stays down until the VM
    * stops. */
-  private violation(vmId: string, dir: string, why: string): void {
+  private violation(vmId: string, why: string): void {
     const h = this.running.get(vmId);
     this.failed.set(vmId, why);
     h?.child.kill('SIGKILL');
     const msg = `OpenCL helper of VM ${vmId} killed: it broke the control protocol (${why}); OpenCL is off for the VM until it restarts`;
     this.log(msg);
-    try {
-      appendFileSync(join(dir, 'opencl.log'), `${new Date().toISOString()} ${msg}\n`);
-    } catch { /* the VM's folder is gone */ }
+    h?.log.note(`${new Date().toISOString()} ${msg}`);
   }
 
   /** Why the VM's helper was killed (its OpenCL is off until the VM stops), if it was. */

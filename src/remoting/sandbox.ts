@@ -12,6 +12,7 @@ import { spawn, type ChildProcess, type StdioOptions } from 'node:child_process'
 import { existsSync, realpathSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
 import { closeOnExecAll } from './fd-hygiene.ts';
+import { limitArgs } from './limits.ts';
 import { seccompFilter } from './seccomp.ts';
 
 export const BWRAP = '/usr/bin/bwrap';
@@ -75,12 +76,16 @@ export interface ConfineOptions {
   stderr: number | 'pipe';
   /** The working directory when unsandboxed. */
   cwd: string;
+  /** RLIMIT_NPROC for the program (its uid's tasks: only with a uid of its own); limits.ts. */
+  nproc?: number;
 }
 
 export interface Confined {
   child: ChildProcess;
   bwrap: boolean;
   seccomp: boolean;
+  /** Whether prlimit set the limits (limits.ts). */
+  limited: boolean;
 }
 
 /** Starts a program confined as the OpenCL helper is (index.ts uses it for the helper, the tests for probes). */
@@ -90,9 +95,10 @@ export function spawnConfined(o: ConfineOptions): Confined {
   const stdio: StdioOptions = ['ignore', o.stdout, o.stderr, ...o.fds];
   const seccompFd = filter ? stdio.length : undefined;
   if (filter) stdio.push('pipe');
-  const [cmd, ...args] = bwrap
+  const limits = limitArgs({ nproc: o.nproc });
+  const [cmd, ...args] = [...limits, ...(bwrap
     ? [BWRAP, ...sandboxArgs({ codeRoot: o.codeRoot, env: o.env, argv: o.argv, hide: o.hide, seccompFd })]
-    : o.argv;
+    : o.argv)];
   closeOnExecAll(); // no descriptor of the server's but `stdio` reaches the program
   const child = spawn(cmd!, args, {
     stdio,
@@ -106,5 +112,5 @@ export function spawnConfined(o: ConfineOptions): Confined {
     pipe?.on('error', () => undefined);
     pipe?.end(filter);
   }
-  return { child, bwrap, seccomp: !!filter };
+  return { child, bwrap, seccomp: !!filter, limited: limits.length > 0 };
 }

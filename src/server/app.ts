@@ -111,7 +111,8 @@ export async function createServer(config: OrielConfig, opts: { logger?: boolean
   const users = new Users(db);
   const ops = new Operations(db);
   const opencl = new OpenClRemoting(vms, config.dataDir, {
-    uids: config.openclUids, allowUnsandboxed: config.openclUnsandboxed, log: (msg) => app.log.warn(msg),
+    uids: config.openclUids, allowUnsandboxed: config.openclUnsandboxed, logMaxBytes: config.serialLogMaxBytes,
+    log: (msg) => app.log.warn(msg),
   });
   const networks = new Networks(db, vms, (msg, extra) => app.log.warn(extra, msg));
   const checkpoints = new CheckpointService(vms, {

@@ -4,11 +4,12 @@
 // bounded, the stand-in is killed and the VM's OpenCL is marked failed (in its log and the server's) until it stops.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { RemotingHelpers } from '../../src/remoting/index.ts';
+import { helperNproc } from '../../src/remoting/limits.ts';
 import { ControlError, ControlReader, fromHelper } from '../../src/remoting/control.ts';
 
 const HOSTILE = join(import.meta.dirname, 'fixtures', 'hostile-helper.ts');
@@ -44,7 +45,8 @@ describe('OpenCL helper control channel: a hostile helper', () => {
   const onError = (e: Error) => errors.push(e);
   let qemu: Server;
   const conns: Socket[] = [];
-  const helpers = (mode: string) => new RemotingHelpers({ log: (m) => logged.push(m), program: [HOSTILE, mode] });
+  const helpers = (mode: string, logMaxBytes?: number) =>
+    new RemotingHelpers({ log: (m) => logged.push(m), program: [HOSTILE, mode], logMaxBytes });
   const made: RemotingHelpers[] = [];
 
   before(() => process.on('uncaughtException', onError));
@@ -130,5 +132,29 @@ describe('OpenCL helper control channel: a hostile helper', () => {
     assert.ok(openFds() <= fds + 6, `fds: ${fds} before, ${openFds()} after`);
     h.stop(id);
     assert.deepEqual(errors, []);
+  });
+
+  test('a helper that prints without end and forks without end: its log stays capped, its forks stop', async () => {
+    const id = 'e0e0e0e0e0e0';
+    const files = vm(id);
+    const cap = 4 << 20;
+    const h = helpers('spew', cap);
+    made.push(h);
+    const t0 = Date.now();
+    h.start(id, files);
+    let last = '';
+    for (let i = 0; i < 400 && !/hostile: forks/.test(last); i++) {
+      await sleep(100);
+      last = log(id);
+    }
+    const sizes = [statSync(join(files.dir, 'opencl.log')).size, statSync(join(files.dir, 'opencl.log.1')).size];
+    assert.ok(sizes.every((s) => s <= cap), `sizes ${sizes} (cap ${cap})`);
+    assert.ok(Date.now() - t0 > 2000, 'paused after each rotation: the 20 MiB took a while to get through');
+    const [, forks, refused] = last.match(/hostile: forks (\d+) refused (\S+)/) ?? [];
+    if (process.getuid?.() === 0) {
+      assert.equal(refused, 'EAGAIN', last.slice(-300));
+      assert.ok(Number(forks) < helperNproc(), `forks ${forks}`);
+    }
+    h.stop(id);
   });
 });
