@@ -17,9 +17,11 @@ import { BWRAP, SANDBOX_TMP, sandboxAvailable, spawnConfined } from './sandbox.t
 import { HelperUids, type UidRange } from './uids.ts';
 import { HelperChannel } from './channel.ts';
 import { HelperLog } from './helper-log.ts';
+import { Hold } from './hold.ts';
 import { PRLIMIT, helperNproc } from './limits.ts';
 
 export { PORT_NAME } from './protocol.ts';
+export { STILL_RUNNING } from './hold.ts';
 export { DEFAULT_UID_RANGE, type UidRange } from './uids.ts';
 
 const ENTRY = join(import.meta.dirname, import.meta.url.endsWith('.js') ? 'helper-main.js' : 'helper-main.ts');
@@ -28,7 +30,8 @@ const COMPILED = ENTRY.endsWith('.js');
 const CODE_ROOT = join(import.meta.dirname, '..', '..');
 /** A hold lifts itself after this long (a capture that hangs, a server that forgot it). */
 export const HOLD_MAX_MS = 10 * 60_000;
-/** How long a helper may take to stop running commands when asked to hold (a long kernel may be under way). */
+/** How long a capture waits for a helper to stop running commands (a long kernel may be under way); then it goes on,
+ * its window marked inexact. */
 export const HOLD_ACK_MS = 30_000;
 
 export interface HelperFiles {
@@ -62,50 +65,6 @@ interface Helper {
   channel: HelperChannel;
   uid?: number;
   scratch?: string;
-}
-
-/** One hold of one VM, on whichever helper runs (or starts) while it is on. */
-class Hold {
-  private on?: { h: Helper; id: number };
-  private held = false;
-  private released = false;
-  private readonly waiters = new Set<() => void>();
-
-  constructor(private readonly maxMs: number) {}
-
-  attach(h: Helper): void {
-    if (this.released || !h.channel.open) return;
-    const id = h.channel.hold(this.maxMs);
-    this.on = { h, id };
-    const off = h.channel.listen((m) => {
-      if (m.t === 'closed' || (m.t === 'held' && m.id === id)) {
-        this.held = true; // a helper that ended runs nothing
-        if (m.t === 'closed') off();
-        for (const w of this.waiters) w();
-      }
-    });
-  }
-
-  /** Whether the helper acknowledged within `ms`. */
-  acked(ms: number): Promise<boolean> {
-    if (this.held) return Promise.resolve(true);
-    return new Promise((ok) => {
-      const done = (v: boolean) => {
-        clearTimeout(timer);
-        this.waiters.delete(w);
-        ok(v);
-      };
-      const w = () => done(true);
-      const timer = setTimeout(() => done(this.held), ms);
-      this.waiters.add(w);
-    });
-  }
-
-  release(): void {
-    if (this.released) return;
-    this.released = true;
-    if (this.on) this.on.h.channel.release(this.on.id);
-  }
 }
 
 /** Whether a uid that owns nothing can read and traverse down to `path`. */
@@ -242,7 +201,7 @@ export class RemotingHelpers {
     });
     this.running.set(vmId, helper);
     // A helper that starts while a capture holds its VM starts held.
-    for (const hold of this.holding.get(vmId) ?? []) hold.attach(helper);
+    for (const hold of this.holding.get(vmId) ?? []) hold.attach(helper.channel);
   }
 
   /**
@@ -277,25 +236,30 @@ export class RemotingHelpers {
    * Holds the VM's OpenCL commands: resolves once the helper runs none (everything it queued on the device has
    * finished) and queues the ones that come, until the returned release is called (or `maxMs` passed). Nothing
    * the guest asks is lost: held commands run in order after the release. Resolves at once when no helper runs (a
-   * helper that starts meanwhile starts held); rejects if the helper does not stop within HOLD_ACK_MS.
+   * helper that starts meanwhile starts held). A helper still busy after a second is reported (`progress`); one still
+   * busy after `ackMs` (a long kernel) does not stop the capture: the release then returns why the window's bytes may
+   * be inexact, as it does when the hold lifted itself (maxMs) before the release.
    */
-  async hold(vmId: string, maxMs = HOLD_MAX_MS): Promise<() => void> {
-    const hold = new Hold(maxMs);
+  async hold(
+    vmId: string, o: { maxMs?: number; ackMs?: number; progress?: (msg: string) => void } = {},
+  ): Promise<() => string | undefined> {
+    const ackMs = o.ackMs ?? HOLD_ACK_MS;
+    const hold = new Hold(o.maxMs ?? HOLD_MAX_MS);
     const set = this.holding.get(vmId) ?? new Set<Hold>();
     set.add(hold);
     this.holding.set(vmId, set);
     const release = () => {
-      hold.release();
       set.delete(hold);
       if (!set.size && this.holding.get(vmId) === set) this.holding.delete(vmId);
+      return hold.release();
     };
     const h = this.running.get(vmId);
     if (!h) return release;
-    hold.attach(h);
-    const ok = await hold.acked(HOLD_ACK_MS);
-    if (!ok) {
-      release();
-      throw new Error(`the OpenCL helper of VM ${vmId} did not stop running commands within ${HOLD_ACK_MS / 1000} s`);
+    hold.attach(h.channel);
+    const first = Math.min(1000, ackMs);
+    if (!(await hold.acked(first))) {
+      o.progress?.('waiting for OpenCL commands to finish');
+      if (!(await hold.acked(ackMs - first))) hold.stillRunning();
     }
     return release;
   }

@@ -120,7 +120,7 @@ export async function createServer(config: OrielConfig, opts: { logger?: boolean
     qemuImg: config.qemuImgBinary,
     remoteUrl: config.checkpointStore,
     // The OpenCL helper writes the VM's window behind QEMU's back: its commands wait while a capture runs.
-    holdRamWriters: (vmId) => opencl.holdRamWriters(vmId),
+    holdRamWriters: (vmId, progress) => opencl.holdRamWriters(vmId, progress),
     networkName: (id) => networks.byId(id)?.name,
   });
   const quotas = new Quotas(db, users, vms, checkpoints, config.defaultQuota);

@@ -37,9 +37,15 @@ export class OpenClRemoting {
     if (refused) throw conflict(`VM ${vm.name}: ${refused}`);
   }
 
-  /** Stops the VM's helper from writing the VM's RAM (its window) until the returned release: its commands wait. */
-  holdRamWriters(vmId: string): Promise<() => void> {
-    return this.helpers.hold(vmId);
+  /** Stops the VM's helper from writing the VM's RAM (its window) until the returned release: its commands wait. The
+   * release returns why the window's bytes may be inexact (a kernel that ran on), if they may. */
+  async holdRamWriters(vmId: string, progress?: (msg: string) => void): Promise<() => string | undefined> {
+    const release = await this.helpers.hold(vmId, { progress });
+    return () => {
+      const note = release();
+      if (note) this.log(`checkpoint of VM ${vmId}: ${note}`);
+      return note;
+    };
   }
 
   start(): void {

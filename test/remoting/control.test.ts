@@ -8,7 +8,7 @@ import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync } f
 import { createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { RemotingHelpers } from '../../src/remoting/index.ts';
+import { RemotingHelpers, STILL_RUNNING } from '../../src/remoting/index.ts';
 import { helperNproc } from '../../src/remoting/limits.ts';
 import { ControlError, ControlReader, fromHelper } from '../../src/remoting/control.ts';
 
@@ -155,6 +155,21 @@ describe('OpenCL helper control channel: a hostile helper', () => {
       assert.equal(refused, 'EAGAIN', last.slice(-300));
       assert.ok(Number(forks) < helperNproc(), `forks ${forks}`);
     }
+    h.stop(id);
+  });
+
+  test('a helper that does not stop for a hold: the capture goes on, reported as waiting, then marked inexact', async () => {
+    const id = 'f0f0f0f0f0f0';
+    const h = helpers('idle');
+    made.push(h);
+    h.start(id, vm(id));
+    const said: string[] = [];
+    const t0 = Date.now();
+    const release = await h.hold(id, { ackMs: 1500, progress: (m) => said.push(m) });
+    assert.ok(Date.now() - t0 >= 1400, 'it waited for the helper');
+    assert.deepEqual(said, ['waiting for OpenCL commands to finish']);
+    assert.equal(release(), STILL_RUNNING);
+    assert.ok(h.pid(id), 'a slow helper is not killed');
     h.stop(id);
   });
 });
