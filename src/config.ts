@@ -172,8 +172,9 @@ export function configProblems(c: OrielConfig): string[] {
   const u = c.openclUids;
   if (!Number.isInteger(u.first) || !Number.isInteger(u.count) || u.first < 1000 || u.count < 1
     || u.first + u.count - 1 > 0xfffffffe) {
+    const shown = Number.isNaN(u.first) ? process.env.ORIEL_OPENCL_UIDS : `${u.first}-${u.first + u.count - 1}`;
     p.push(`ORIEL_OPENCL_UIDS must be FIRST-LAST, uids from 1000 to 4294967294 that own nothing on the host, not '${
-      process.env.ORIEL_OPENCL_UIDS}'`);
+      shown}'`);
   }
   if (process.env.ORIEL_DEFAULT_QUOTA) {
     try { parseQuotaSpec(process.env.ORIEL_DEFAULT_QUOTA); } catch (e) { p.push(`ORIEL_DEFAULT_QUOTA: ${(e as Error).message}`); }

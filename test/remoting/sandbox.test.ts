@@ -22,7 +22,8 @@ import { closeFd, dupFd } from '../../src/remoting/unix.ts';
 import { CL, FrameSplitter, Op, Writer, encodeRequest } from '../../src/remoting/protocol.ts';
 import { BWRAP, sandboxArgs, spawnConfined } from '../../src/remoting/sandbox.ts';
 import {
-  CLONE_NS_FLAGS, ENOSYS, EPERM, SECCOMP_RET_ALLOW, SECCOMP_RET_ERRNO, deniedSyscalls, seccompFilter,
+  CLONE_NS_FLAGS, EAFNOSUPPORT, ENOSYS, EPERM, LAST_KNOWN_NR, SECCOMP_RET_ALLOW, SECCOMP_RET_ERRNO, deniedSyscalls,
+  seccompFilter,
 } from '../../src/remoting/seccomp.ts';
 
 const ROOT = process.getuid?.() === 0;
@@ -61,6 +62,31 @@ describe('OpenCL helper: the seccomp program', () => {
     assert.equal(runFilter(prog, 56, x64, [CLONE_NS_FLAGS & 0x40000000]), deny, 'clone into a new network namespace');
     assert.equal(runFilter(prog, 435, x64), SECCOMP_RET_ERRNO | ENOSYS);
   });
+  test('numbers match the kernel headers; unknown numbers get ENOSYS; socket families are limited', () => {
+    const header = (f: string, re: RegExp) => Object.fromEntries([...readFileSync(f, 'utf8').matchAll(re)]
+      .map((m) => [m[1]!, Number(m[2])]));
+    const x = header('/usr/include/x86_64-linux-gnu/asm/unistd_64.h', /#define __NR_(\w+) (\d+)/g);
+    const g = header('/usr/include/asm-generic/unistd.h', /#define __NR(?:3264)?_(\w+) (\d+)/g);
+    for (const [arch, h] of [['x64', x], ['arm64', g]] as const) {
+      for (const [name, nr] of Object.entries(deniedSyscalls(arch)!)) {
+        // Calls gone from the generic table (uselib, _sysctl, nfsservctl on aarch64) are allowed to be absent there.
+        if (name in h || arch === 'x64') assert.equal(nr, h[name], `${arch} ${name}`);
+      }
+      assert.ok(Math.max(...Object.values(h).filter((n) => n < 1000)) <= LAST_KNOWN_NR, `${arch}: a newer header`);
+    }
+    for (const [name, nr] of [['clone', 56], ['clone3', 435], ['socket', 41], ['socketpair', 53]] as const) {
+      assert.equal(x[name], nr, name);
+    }
+    assert.equal(runFilter(prog, LAST_KNOWN_NR + 1, x64), SECCOMP_RET_ERRNO | ENOSYS);
+    assert.equal(runFilter(prog, x.mseal ?? 462, x64), SECCOMP_RET_ALLOW);
+    for (const f of [1, 2, 10, 16]) assert.equal(runFilter(prog, x.socket!, x64, [f]), SECCOMP_RET_ALLOW, `family ${f}`);
+    for (const f of [17, 38, 40]) {
+      assert.equal(runFilter(prog, x.socket!, x64, [f]), SECCOMP_RET_ERRNO | EAFNOSUPPORT, `family ${f}`);
+      assert.equal(runFilter(prog, x.socketpair!, x64, [f]), SECCOMP_RET_ERRNO | EAFNOSUPPORT, `family ${f}`);
+    }
+    assert.equal(runFilter(prog, x.modify_ldt!, x64), deny);
+  });
+
   test('the architecture is checked: i386 calls and x32 numbers are denied whole', () => {
     assert.equal(runFilter(prog, 39, 0x40000003), deny, 'AUDIT_ARCH_I386');
     assert.equal(runFilter(prog, 0x40000000 + 39, x64), deny, 'x32');
