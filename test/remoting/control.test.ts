@@ -100,7 +100,7 @@ describe('OpenCL helper control channel: a hostile helper', () => {
       assert.match(log(id), /killed: it broke the control protocol/);
       assert.match(logged.join('\n'), new RegExp(`OpenCL helper of VM ${id} killed`));
       assert.ok(peak - heap < 32 << 20, `heap grew by ${(peak - heap) >> 20} MiB`);
-      assert.ok(openFds() <= fds + 2, `fds: ${fds} before, ${openFds()} after`);
+      assert.ok(openFds() <= fds + 8, `fds: ${fds} before, ${openFds()} after (a leak would be thousands)`);
       // Not started again until the VM stops; then it may.
       h.start(id, files);
       assert.equal(h.pid(id), undefined);
@@ -129,7 +129,7 @@ describe('OpenCL helper control channel: a hostile helper', () => {
     assert.ok(h.pid(id), 'a helper that only dials is not killed');
     assert.equal(h.failure(id), undefined);
     assert.ok(conns.length >= 39, `the server dialled for it: ${conns.length}`);
-    assert.ok(openFds() <= fds + 6, `fds: ${fds} before, ${openFds()} after`);
+    assert.ok(openFds() <= fds + 8, `fds: ${fds} before, ${openFds()} after`);
     h.stop(id);
     assert.deepEqual(errors, []);
   });
