@@ -8,7 +8,7 @@
 //   dies with the server.
 // - a host uid and gid of its own (uids.ts) when the server runs as root: nothing on the host belongs to it.
 // - a seccomp filter (seccomp.ts) that bwrap installs just before it runs the helper.
-import { spawn, type ChildProcess, type StdioOptions } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess, type StdioOptions } from 'node:child_process';
 import { existsSync, realpathSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
 import { closeOnExecAll } from './fd-hygiene.ts';
@@ -25,6 +25,16 @@ const inside = (dir: string, root: string) => {
   return r === '' || (!r.startsWith('..') && !r.startsWith('/'));
 };
 
+let userns: boolean | undefined;
+/** Whether the installed bwrap has --disable-userns (0.8.0 and later): asked once. */
+export function canDisableUserns(): boolean {
+  if (userns === undefined) {
+    const help = spawnSync(BWRAP, ['--help'], { encoding: 'utf8', timeout: 5000 });
+    userns = `${help.stdout}${help.stderr}`.includes('--disable-userns');
+  }
+  return userns;
+}
+
 /** Where the helper's scratch (PoCL's cache, HOME) is inside the sandbox: a tmpfs of its own. */
 export const SANDBOX_TMP = '/tmp';
 
@@ -34,6 +44,8 @@ export function sandboxArgs(
   o: { codeRoot: string; env: Record<string, string>; argv: string[]; hide: string[]; seccompFd?: number },
 ): string[] {
   const a = ['--unshare-all', '--die-with-parent', '--new-session', '--cap-drop', 'ALL'];
+  // No user namespace inside (seccomp denies them too): the kernel's count of them is zero in the sandbox's.
+  if (canDisableUserns()) a.push('--unshare-user', '--disable-userns');
   // The environment is the spawner's with these set.
   for (const [k, v] of Object.entries(o.env)) a.push('--setenv', k, v);
   a.push('--ro-bind', '/usr', '/usr');

@@ -20,7 +20,7 @@ import { inheritableFds } from '../../src/remoting/fd-hygiene.ts';
 import { helperNproc } from '../../src/remoting/limits.ts';
 import { closeFd, dupFd } from '../../src/remoting/unix.ts';
 import { CL, FrameSplitter, Op, Writer, encodeRequest } from '../../src/remoting/protocol.ts';
-import { BWRAP, sandboxArgs, spawnConfined } from '../../src/remoting/sandbox.ts';
+import { BWRAP, canDisableUserns, sandboxArgs, spawnConfined } from '../../src/remoting/sandbox.ts';
 import {
   CLONE_NS_FLAGS, EAFNOSUPPORT, ENOSYS, EPERM, LAST_KNOWN_NR, SECCOMP_RET_ALLOW, SECCOMP_RET_ERRNO, deniedSyscalls,
   seccompFilter,
@@ -178,6 +178,16 @@ describe('OpenCL helper: confinement', () => {
     const r = await collect(child);
     assert.equal(r.unshare, 0);
     assert.equal(r.ptrace, 0);
+    // bwrap --disable-userns (when it has it): even without the filter, no user namespace can be made inside.
+    if (canDisableUserns()) {
+      const u = spawn(BWRAP, sandboxArgs({ codeRoot: CODE_ROOT, env, argv: ['/usr/bin/unshare', '-U', '/bin/true'],
+        hide: [data] }), { stdio: ['ignore', 'ignore', 'pipe'] });
+      let err = '';
+      u.stderr!.on('data', (d) => (err += d));
+      const code = await new Promise((ok) => u.on('exit', ok));
+      assert.notEqual(code, 0);
+      assert.match(err, /No space left on device/, 'ENOSPC: user namespaces are off in the sandbox');
+    }
   });
 
   test("the helper's uid alone (no sandbox) can open neither the data dir nor another VM's window", async (t) => {
