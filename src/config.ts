@@ -50,6 +50,9 @@ export interface OrielConfig {
   /** Host uids (and gids, the same numbers) for OpenCL helpers when the server runs as root, one per running helper:
    * `FIRST-LAST` (ORIEL_OPENCL_UIDS); numbers that own nothing on the host. */
   openclUids: { first: number; count: number };
+  /** Let OpenCL helpers run unconfined when the server is root and bubblewrap is missing (ORIEL_OPENCL_UNSANDBOXED=1);
+   * they are refused otherwise. */
+  openclUnsandboxed: boolean;
 }
 
 /** Per-user limits; null is unlimited. Memory and vCPUs count running VMs (paused ones too: QEMU holds their RAM);
@@ -132,6 +135,7 @@ export function defaultConfig(env: NodeJS.ProcessEnv = process.env): OrielConfig
     serialLogMaxBytes: envNumber(env.ORIEL_SERIAL_LOG_MAX_BYTES, 8 << 20),
     defaultQuota: quotaFromEnv(env.ORIEL_DEFAULT_QUOTA),
     openclUids: parseUidRange(env.ORIEL_OPENCL_UIDS || '1500000000-1500065535'),
+    openclUnsandboxed: env.ORIEL_OPENCL_UNSANDBOXED === '1',
   };
 }
 
@@ -168,8 +172,9 @@ export function configProblems(c: OrielConfig): string[] {
   const u = c.openclUids;
   if (!Number.isInteger(u.first) || !Number.isInteger(u.count) || u.first < 1000 || u.count < 1
     || u.first + u.count - 1 > 0xfffffffe) {
+    const shown = Number.isNaN(u.first) ? process.env.ORIEL_OPENCL_UIDS : `${u.first}-${u.first + u.count - 1}`;
     p.push(`ORIEL_OPENCL_UIDS must be FIRST-LAST, uids from 1000 to 4294967294 that own nothing on the host, not '${
-      process.env.ORIEL_OPENCL_UIDS}'`);
+      shown}'`);
   }
   if (process.env.ORIEL_DEFAULT_QUOTA) {
     try { parseQuotaSpec(process.env.ORIEL_DEFAULT_QUOTA); } catch (e) { p.push(`ORIEL_DEFAULT_QUOTA: ${(e as Error).message}`); }

@@ -86,14 +86,14 @@ export class CheckpointService {
   readonly remote?: Bucket;
 
   /** Stops whatever writes a VM's RAM behind QEMU's back (the server's OpenCL helper writes its window) for a
-   * capture: QEMU's write tracking would not see those writes. */
-  private readonly holdRamWriters: (vmId: string) => Promise<() => void>;
+   * capture: QEMU's write tracking would not see those writes. Its release says why the capture may be inexact. */
+  private readonly holdRamWriters: (vmId: string, progress?: Progress) => Promise<() => string | undefined>;
 
   constructor(
     private readonly vms: VmManager,
     opts: {
       root: string; qemuImg: string; faults?: FaultInjection; remoteUrl?: string;
-      holdRamWriters?: (vmId: string) => Promise<() => void>;
+      holdRamWriters?: (vmId: string, progress?: Progress) => Promise<() => string | undefined>;
       /** The name of network `id` (the server keeps networks): recorded with an upload, so another server can put
        * the VM's cards on its networks of the same names. */
       networkName?: (id: string) => string | undefined;
@@ -130,7 +130,7 @@ export class CheckpointService {
       inexactTcgPrecopy?: boolean;
     } = {},
   ): Promise<Manifest> {
-    const releaseWriters = await this.holdRamWriters(this.vms.get(ref).id);
+    const releaseWriters = await this.holdRamWriters(this.vms.get(ref).id, opts.progress);
     let m: Manifest;
     try {
       m = await captureCheckpoint({
@@ -142,7 +142,8 @@ export class CheckpointService {
         operationId: opts.operationId ?? opts.progress?.operationId ?? null,
       });
     } finally {
-      releaseWriters();
+      const inexact = releaseWriters(); // e.g. OpenCL commands still running: noted in the operation's log
+      if (inexact) opts.progress?.(inexact);
     }
     const bucket = uploadTo ? new Bucket(parseStoreUrl(uploadTo)) : this.remote;
     if (bucket) {

@@ -1,19 +1,24 @@
 // The OpenCL remoting helper of one VM, a process of its own (index.ts starts it, sandboxed: sandbox.ts): it answers
 // the guest ICD's requests, which come on the VM's virtio-serial port, with the host's OpenCL. It opens nothing of
-// its VM by path: the window comes as a descriptor, and each connection to QEMU's port socket is dialled by the
-// server on request and handed over on the IPC channel (control.ts), which also carries holds (index.ts: hold).
-// PoCL compiles and runs kernels inside this process, so a kernel that misbehaves takes only this helper down.
-// Usage (by the server, with an IPC channel): node helper-main.js [<window fd>]
-import { closeSync, readdirSync } from 'node:fs';
-import type { Socket } from 'node:net';
+// its VM by path: the window comes as a descriptor (fd 3), and each connection to QEMU's port socket is dialled by
+// the server on request and passed on the descriptor channel (fd 5); the control channel (fd 4, control.ts) carries
+// those requests and holds (index.ts: hold). PoCL compiles and runs kernels inside this process, so a kernel that
+// misbehaves takes only this helper down.
+// Usage (by the server, fds 4 and 5 open): node helper-main.js [<window fd>]
+import { closeSync, fstatSync, readdirSync } from 'node:fs';
+import { Socket } from 'node:net';
 import { networkInterfaces } from 'node:os';
-import type { FromHelper, ToHelper } from './control.ts';
+import { CONTROL_FD, ControlReader, DESCRIPTOR_FD, encodeControl, toHelper, type FromHelper } from './control.ts';
 import { DecodeError, FrameSplitter } from './protocol.ts';
 import { Session } from './session.ts';
+import { recvFd } from './unix.ts';
 import { Window } from './window.ts';
 
-if (!process.send) {
-  console.error('usage: helper-main [<window fd>], started by the server with an IPC channel');
+try {
+  fstatSync(CONTROL_FD);
+  fstatSync(DESCRIPTOR_FD);
+} catch {
+  console.error(`usage: helper-main [<window fd>], started by the server with fds ${CONTROL_FD} and ${DESCRIPTOR_FD} open`);
   process.exit(2);
 }
 /** QEMU gone for this long (its socket refuses): the VM stopped, the helper ends. */
@@ -25,7 +30,15 @@ const PARTIAL_FRAME_MS = 2_000;
 function log(msg: string): void {
   console.error(`${new Date().toISOString()} opencl-helper[${process.pid}]: ${msg}`);
 }
-const tell = (m: FromHelper) => process.send!(m);
+const control = new Socket({ fd: CONTROL_FD, readable: true, writable: true });
+const tell = (m: FromHelper) => control.write(encodeControl(m));
+/** One dial at a time (the server ends a helper that asks twice). */
+let dialing = false;
+const dial = (afterMs = 0) => {
+  if (dialing) return;
+  dialing = true;
+  setTimeout(() => tell({ t: 'dial' }), afterMs);
+};
 
 let win: Window | undefined;
 if (process.argv[2]) {
@@ -47,34 +60,36 @@ log(`sees / = ${readdirSync('/').sort().join(',')}; network: ${Object.keys(netwo
   + `uid ${process.getuid?.()}`);
 
 // ---- holds: while one is on, requests wait in `queue` (in order) and nothing runs on the device ----
-let holds = 0;
-let holdTimer: NodeJS.Timeout | undefined;
+/** Holds on, by id: each lifts itself after its maxMs (its timer). */
+const holds = new Map<number, NodeJS.Timeout>();
 const queue: { sock: Socket; body: Buffer }[] = [];
 
 function drain(): void {
-  while (holds === 0 && queue.length) {
+  while (holds.size === 0 && queue.length) {
     const { sock, body } = queue.shift()!;
     if (!sock.destroyed) sock.write(session.handle(body));
   }
 }
 
-function hold(maxMs: number): void {
-  holds++;
-  clearTimeout(holdTimer);
-  holdTimer = setTimeout(() => {
-    log(`a hold outlived ${maxMs} ms: released (${queue.length} requests were waiting)`);
-    holds = 0;
+function hold(id: number, maxMs: number): void {
+  if (holds.has(id)) return;
+  holds.set(id, setTimeout(() => {
+    holds.delete(id);
+    log(`hold ${id} outlived ${maxMs} ms: released (${queue.length} requests were waiting)`);
+    tell({ t: 'unheld', id });
     drain();
-  }, maxMs);
-  session.finishAll();
-  log(`holding requests (hold ${holds})`);
-  tell({ t: 'held' });
+  }, maxMs));
+  const failed = session.finishAll();
+  log(`holding requests (hold ${id}${failed ? `; clFinish failed on ${failed} queue(s)` : ''})`);
+  tell({ t: 'held', id });
 }
 
-function release(): void {
-  if (holds === 0) return;
-  if (--holds > 0) return;
-  clearTimeout(holdTimer);
+function release(id: number): void {
+  const timer = holds.get(id);
+  if (!timer) return;
+  clearTimeout(timer);
+  holds.delete(id);
+  if (holds.size) return;
   log(`released: ${queue.length} requests waited`);
   drain();
 }
@@ -108,36 +123,52 @@ function serve(sock: Socket): void {
     clearTimeout(stall);
     // A link that was up counts as QEMU seen now (a link the helper dropped itself is dialled again at once).
     lastConnected = Date.now();
-    setTimeout(() => tell({ t: 'dial' }), 200);
+    dial(200);
   });
   sock.resume();
 }
 
-process.on('message', (m: ToHelper, handle?: unknown) => {
+function onControl(v: unknown): void {
+  const m = toHelper(v);
   switch (m?.t) {
-    case 'link':
-      if (handle) serve(handle as Socket);
-      else setTimeout(() => tell({ t: 'dial' }), 200);
+    case 'link': {
+      dialing = false;
+      const fd = recvFd(DESCRIPTOR_FD);
+      if (fd === undefined) dial(200);
+      else serve(new Socket({ fd, readable: true, writable: true }));
       break;
+    }
     case 'nolink':
+      dialing = false;
       if (Date.now() - lastConnected > GIVE_UP_MS) {
         log(`QEMU is gone (${m.error}): exiting`);
         session.close();
         process.exit(0);
       }
-      setTimeout(() => tell({ t: 'dial' }), 200);
+      dial(200);
       break;
     case 'hold':
-      hold(Number.isFinite(m.maxMs) && m.maxMs > 0 ? m.maxMs : 60_000);
+      hold(m.id, m.maxMs);
       break;
     case 'release':
-      release();
+      release(m.id);
       break;
   }
-});
+}
 
-// The server holds the IPC channel: when it goes (server stopped or crashed), so does the helper (and any hold).
-process.on('disconnect', () => {
+const reader = new ControlReader();
+control.on('data', (chunk: Buffer) => {
+  try {
+    for (const v of reader.push(chunk)) onControl(v);
+  } catch (e) {
+    log(`bad control bytes: ${(e as Error).message}`);
+    process.exit(1);
+  }
+});
+control.on('error', () => undefined);
+
+// The server holds the control channel: when it goes (server stopped or crashed), so does the helper (and any hold).
+control.on('close', () => {
   session.close();
   process.exit(0);
 });
@@ -145,4 +176,4 @@ process.on('SIGTERM', () => {
   session.close();
   process.exit(0);
 });
-tell({ t: 'dial' });
+dial();

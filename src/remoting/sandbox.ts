@@ -8,9 +8,11 @@
 //   dies with the server.
 // - a host uid and gid of its own (uids.ts) when the server runs as root: nothing on the host belongs to it.
 // - a seccomp filter (seccomp.ts) that bwrap installs just before it runs the helper.
-import { spawn, type ChildProcess, type StdioOptions } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess, type StdioOptions } from 'node:child_process';
 import { existsSync, realpathSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
+import { closeOnExecAll } from './fd-hygiene.ts';
+import { limitArgs } from './limits.ts';
 import { seccompFilter } from './seccomp.ts';
 
 export const BWRAP = '/usr/bin/bwrap';
@@ -23,6 +25,16 @@ const inside = (dir: string, root: string) => {
   return r === '' || (!r.startsWith('..') && !r.startsWith('/'));
 };
 
+let userns: boolean | undefined;
+/** Whether the installed bwrap has --disable-userns (0.8.0 and later): asked once. */
+export function canDisableUserns(): boolean {
+  if (userns === undefined) {
+    const help = spawnSync(BWRAP, ['--help'], { encoding: 'utf8', timeout: 5000 });
+    userns = `${help.stdout}${help.stderr}`.includes('--disable-userns');
+  }
+  return userns;
+}
+
 /** Where the helper's scratch (PoCL's cache, HOME) is inside the sandbox: a tmpfs of its own. */
 export const SANDBOX_TMP = '/tmp';
 
@@ -32,7 +44,9 @@ export function sandboxArgs(
   o: { codeRoot: string; env: Record<string, string>; argv: string[]; hide: string[]; seccompFd?: number },
 ): string[] {
   const a = ['--unshare-all', '--die-with-parent', '--new-session', '--cap-drop', 'ALL'];
-  // The environment is the spawner's (Node's IPC channel is named in it) with these set.
+  // No user namespace inside (seccomp denies them too): the kernel's count of them is zero in the sandbox's.
+  if (canDisableUserns()) a.push('--unshare-user', '--disable-userns');
+  // The environment is the spawner's with these set.
   for (const [k, v] of Object.entries(o.env)) a.push('--setenv', k, v);
   a.push('--ro-bind', '/usr', '/usr');
   for (const l of ['bin', 'lib', 'lib64', 'sbin']) a.push('--symlink', `usr/${l}`, `/${l}`);
@@ -68,19 +82,22 @@ export interface ConfineOptions {
   sandbox: boolean;
   /** The host uid and gid to run as (the spawner must be root). */
   uid?: number;
-  /** Descriptors for the program's fds 3, 4, ... */
-  fds: number[];
+  /** Descriptors for the program's fds 3, 4, ... ('ignore': that number stays closed). */
+  fds: (number | 'ignore')[];
   stdout: number | 'pipe';
   stderr: number | 'pipe';
-  ipc: boolean;
   /** The working directory when unsandboxed. */
   cwd: string;
+  /** RLIMIT_NPROC for the program (its uid's tasks: only with a uid of its own); limits.ts. */
+  nproc?: number;
 }
 
 export interface Confined {
   child: ChildProcess;
   bwrap: boolean;
   seccomp: boolean;
+  /** Whether prlimit set the limits (limits.ts). */
+  limited: boolean;
 }
 
 /** Starts a program confined as the OpenCL helper is (index.ts uses it for the helper, the tests for probes). */
@@ -90,10 +107,11 @@ export function spawnConfined(o: ConfineOptions): Confined {
   const stdio: StdioOptions = ['ignore', o.stdout, o.stderr, ...o.fds];
   const seccompFd = filter ? stdio.length : undefined;
   if (filter) stdio.push('pipe');
-  if (o.ipc) stdio.push('ipc');
-  const [cmd, ...args] = bwrap
+  const limits = limitArgs({ nproc: o.nproc });
+  const [cmd, ...args] = [...limits, ...(bwrap
     ? [BWRAP, ...sandboxArgs({ codeRoot: o.codeRoot, env: o.env, argv: o.argv, hide: o.hide, seccompFd })]
-    : o.argv;
+    : o.argv)];
+  closeOnExecAll(); // no descriptor of the server's but `stdio` reaches the program
   const child = spawn(cmd!, args, {
     stdio,
     cwd: bwrap ? '/' : o.cwd,
@@ -106,5 +124,5 @@ export function spawnConfined(o: ConfineOptions): Confined {
     pipe?.on('error', () => undefined);
     pipe?.end(filter);
   }
-  return { child, bwrap, seccomp: !!filter };
+  return { child, bwrap, seccomp: !!filter, limited: limits.length > 0 };
 }

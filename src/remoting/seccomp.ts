@@ -3,8 +3,9 @@
 // never needs and a hostile kernel (native code in the helper, under PoCL) would want: tracing and reading other
 // processes, namespaces, mounts, BPF, keyrings, modules, kexec, perf events, userfaultfd, personality, reboot, swap,
 // clocks, host names, I/O ports and io_uring. clone() with a namespace flag is denied as unshare() is; clone3() gets
-// ENOSYS (its flags are in memory the filter cannot read; libc then falls back to clone()). A call made under another
-// architecture than the helper's (i386 on x86_64, and the x32 numbers) is denied whole.
+// ENOSYS (its flags are in memory the filter cannot read; libc then falls back to clone()), as does any call numbered
+// above the last this table knows. socket() is limited to the unix, IP and netlink families; modify_ldt is denied.
+// A call made under another architecture than the helper's (i386 on x86_64, and the x32 numbers) is denied whole.
 /** struct sock_filter: u16 code, u8 jt, u8 jf, u32 k. */
 const BPF_LD_W_ABS = 0x20;
 const BPF_JEQ_K = 0x15;
@@ -31,8 +32,18 @@ interface ArchTable {
   nrLimit?: number;
   clone: number;
   clone3: number;
+  socket: number;
+  socketpair: number;
   denied: Record<string, number>;
 }
+
+/** The highest system call number this table knows (open_tree_attr, Linux 6.15; new calls share numbers across
+ * architectures): any above gets ENOSYS, so a call added to a later kernel is not let through unexamined. */
+export const LAST_KNOWN_NR = 466;
+/** socket() and socketpair() families let through: AF_UNIX, AF_INET, AF_INET6, AF_NETLINK; others (AF_VSOCK, AF_ALG,
+ * AF_PACKET, ...) get EAFNOSUPPORT. */
+export const SOCKET_FAMILIES = [1, 2, 10, 16];
+export const EAFNOSUPPORT = 97;
 
 const GENERIC = {
   open_tree: 428, move_mount: 429, fsopen: 430, fsconfig: 431, fsmount: 432, fspick: 433, mount_setattr: 442,
@@ -46,8 +57,10 @@ const ARCHES: Record<string, ArchTable> = {
     nrLimit: 0x40000000, // __X32_SYSCALL_BIT
     clone: 56,
     clone3: 435,
+    socket: 41,
+    socketpair: 53,
     denied: {
-      ...GENERIC, ptrace: 101, process_vm_readv: 310, process_vm_writev: 311, mount: 165, umount2: 166,
+      ...GENERIC, modify_ldt: 154, ptrace: 101, process_vm_readv: 310, process_vm_writev: 311, mount: 165, umount2: 166,
       pivot_root: 155, chroot: 161, bpf: 321, keyctl: 250, add_key: 248, request_key: 249, kexec_load: 246,
       kexec_file_load: 320, init_module: 175, finit_module: 313, delete_module: 176, perf_event_open: 298,
       userfaultfd: 323, unshare: 272, setns: 308, personality: 135, reboot: 169, swapon: 167, swapoff: 168, acct: 163,
@@ -61,6 +74,8 @@ const ARCHES: Record<string, ArchTable> = {
     audit: 0xc00000b7, // AUDIT_ARCH_AARCH64
     clone: 220,
     clone3: 435,
+    socket: 198,
+    socketpair: 199,
     denied: {
       ...GENERIC, ptrace: 117, process_vm_readv: 270, process_vm_writev: 271, mount: 40, umount2: 39, pivot_root: 41,
       chroot: 51, bpf: 280, keyctl: 219, add_key: 217, request_key: 218, kexec_load: 104, kexec_file_load: 294,
@@ -124,10 +139,17 @@ export function seccompFilter(arch: string = process.arch): Buffer | undefined {
   if (!t) return undefined;
   const p = new Program().load(ARCH).jump(BPF_JEQ_K, t.audit, undefined, 'deny').load(NR);
   if (t.nrLimit !== undefined) p.jump(BPF_JGE_K, t.nrLimit, 'deny');
+  p.jump(BPF_JGE_K, LAST_KNOWN_NR + 1, 'enosys');
   for (const nr of Object.values(t.denied)) p.jump(BPF_JEQ_K, nr, 'deny');
-  p.jump(BPF_JEQ_K, t.clone3, 'enosys').jump(BPF_JEQ_K, t.clone, 'clone').ret(SECCOMP_RET_ALLOW);
+  p.jump(BPF_JEQ_K, t.clone3, 'enosys').jump(BPF_JEQ_K, t.clone, 'clone');
+  p.jump(BPF_JEQ_K, t.socket, 'socket').jump(BPF_JEQ_K, t.socketpair, 'socket').ret(SECCOMP_RET_ALLOW);
   // clone(flags, ...): the low 32 bits of its first argument (little-endian) hold the flags.
   p.label('clone').load(ARG0_LOW).jump(BPF_JSET_K, CLONE_NS_FLAGS, 'deny').ret(SECCOMP_RET_ALLOW);
+  // socket(family, ...), socketpair(family, ...): an int; only the families the helper needs.
+  p.label('socket').load(ARG0_LOW);
+  for (const f of SOCKET_FAMILIES) p.jump(BPF_JEQ_K, f, 'allow');
+  p.ret(SECCOMP_RET_ERRNO | EAFNOSUPPORT);
+  p.label('allow').ret(SECCOMP_RET_ALLOW);
   p.label('enosys').ret(SECCOMP_RET_ERRNO | ENOSYS);
   p.label('deny').ret(SECCOMP_RET_ERRNO | EPERM);
   return p.bytes();

@@ -374,8 +374,11 @@ export class Session {
   }
 
   /** Waits until every queue of the session has finished: no command of it runs on the device afterwards. */
-  finishAll(): void {
-    for (const [, q] of this.handles.entries()) if (q.kind === 'queue') this.cl.finish(q.host);
+  /** clFinish on every queue; returns how many failed (their commands may still run: a hold says so in the log). */
+  finishAll(): number {
+    let failed = 0;
+    for (const [, q] of this.handles.entries()) if (q.kind === 'queue' && this.cl.finish(q.host) !== CL.SUCCESS) failed++;
+    return failed;
   }
 
   private platformId?: bigint;

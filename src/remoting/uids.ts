@@ -15,7 +15,7 @@ export class HelperUids {
   private readonly taken = new Map<number, string>();
 
   constructor(readonly range: UidRange = DEFAULT_UID_RANGE) {
-    if (!Number.isInteger(range.first) || !Number.isInteger(range.count) || range.first < 1 || range.count < 1
+    if (!Number.isInteger(range.first) || !Number.isInteger(range.count) || range.first < 1000 || range.count < 1
       || range.first + range.count - 1 >= 2 ** 32 - 1) throw new RangeError(`bad helper uid range ${JSON.stringify(range)}`);
   }
 

@@ -100,12 +100,19 @@ export async function createServer(config: OrielConfig, opts: { logger?: boolean
     imagesDirs: config.imagesDirs,
     serialLogMaxBytes: config.serialLogMaxBytes,
     log: (level, msg, extra) => app.log[level](extra ?? {}, msg),
-    admit: { create: (owner, spec) => quotas.admitCreate(owner, spec), start: (vm) => quotas.admitStart(vm) },
+    admit: {
+      create: (owner, spec) => quotas.admitCreate(owner, spec),
+      start: (vm) => {
+        opencl.admitStart(vm);
+        quotas.admitStart(vm);
+      },
+    },
   });
   const users = new Users(db);
   const ops = new Operations(db);
   const opencl = new OpenClRemoting(vms, config.dataDir, {
-    uids: config.openclUids, log: (msg) => app.log.warn(msg),
+    uids: config.openclUids, allowUnsandboxed: config.openclUnsandboxed, logMaxBytes: config.serialLogMaxBytes,
+    log: (msg) => app.log.warn(msg),
   });
   const networks = new Networks(db, vms, (msg, extra) => app.log.warn(extra, msg));
   const checkpoints = new CheckpointService(vms, {
@@ -113,7 +120,7 @@ export async function createServer(config: OrielConfig, opts: { logger?: boolean
     qemuImg: config.qemuImgBinary,
     remoteUrl: config.checkpointStore,
     // The OpenCL helper writes the VM's window behind QEMU's back: its commands wait while a capture runs.
-    holdRamWriters: (vmId) => opencl.holdRamWriters(vmId),
+    holdRamWriters: (vmId, progress) => opencl.holdRamWriters(vmId, progress),
     networkName: (id) => networks.byId(id)?.name,
   });
   const quotas = new Quotas(db, users, vms, checkpoints, config.defaultQuota);

@@ -7,17 +7,23 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { closeSync, ftruncateSync, mkdirSync, mkdtempSync, openSync, readFileSync, readdirSync, rmSync, writeFileSync }
-  from 'node:fs';
+import {
+  closeSync, existsSync, ftruncateSync, mkdirSync, mkdtempSync, openSync, readFileSync, readdirSync, readlinkSync,
+  rmSync, statSync, writeFileSync,
+} from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createRequire } from 'node:module';
 import { RemotingHelpers } from '../../src/remoting/index.ts';
+import { inheritableFds } from '../../src/remoting/fd-hygiene.ts';
+import { helperNproc } from '../../src/remoting/limits.ts';
+import { closeFd, dupFd } from '../../src/remoting/unix.ts';
 import { CL, FrameSplitter, Op, Writer, encodeRequest } from '../../src/remoting/protocol.ts';
-import { BWRAP, sandboxArgs, spawnConfined } from '../../src/remoting/sandbox.ts';
+import { BWRAP, canDisableUserns, sandboxArgs, spawnConfined } from '../../src/remoting/sandbox.ts';
 import {
-  CLONE_NS_FLAGS, ENOSYS, EPERM, SECCOMP_RET_ALLOW, SECCOMP_RET_ERRNO, deniedSyscalls, seccompFilter,
+  CLONE_NS_FLAGS, EAFNOSUPPORT, ENOSYS, EPERM, LAST_KNOWN_NR, SECCOMP_RET_ALLOW, SECCOMP_RET_ERRNO, deniedSyscalls,
+  seccompFilter,
 } from '../../src/remoting/seccomp.ts';
 
 const ROOT = process.getuid?.() === 0;
@@ -56,6 +62,31 @@ describe('OpenCL helper: the seccomp program', () => {
     assert.equal(runFilter(prog, 56, x64, [CLONE_NS_FLAGS & 0x40000000]), deny, 'clone into a new network namespace');
     assert.equal(runFilter(prog, 435, x64), SECCOMP_RET_ERRNO | ENOSYS);
   });
+  test('numbers match the kernel headers; unknown numbers get ENOSYS; socket families are limited', () => {
+    const header = (f: string, re: RegExp) => Object.fromEntries([...readFileSync(f, 'utf8').matchAll(re)]
+      .map((m) => [m[1]!, Number(m[2])]));
+    const x = header('/usr/include/x86_64-linux-gnu/asm/unistd_64.h', /#define __NR_(\w+) (\d+)/g);
+    const g = header('/usr/include/asm-generic/unistd.h', /#define __NR(?:3264)?_(\w+) (\d+)/g);
+    for (const [arch, h] of [['x64', x], ['arm64', g]] as const) {
+      for (const [name, nr] of Object.entries(deniedSyscalls(arch)!)) {
+        // Calls gone from the generic table (uselib, _sysctl, nfsservctl on aarch64) are allowed to be absent there.
+        if (name in h || arch === 'x64') assert.equal(nr, h[name], `${arch} ${name}`);
+      }
+      assert.ok(Math.max(...Object.values(h).filter((n) => n < 1000)) <= LAST_KNOWN_NR, `${arch}: a newer header`);
+    }
+    for (const [name, nr] of [['clone', 56], ['clone3', 435], ['socket', 41], ['socketpair', 53]] as const) {
+      assert.equal(x[name], nr, name);
+    }
+    assert.equal(runFilter(prog, LAST_KNOWN_NR + 1, x64), SECCOMP_RET_ERRNO | ENOSYS);
+    assert.equal(runFilter(prog, x.mseal ?? 462, x64), SECCOMP_RET_ALLOW);
+    for (const f of [1, 2, 10, 16]) assert.equal(runFilter(prog, x.socket!, x64, [f]), SECCOMP_RET_ALLOW, `family ${f}`);
+    for (const f of [17, 38, 40]) {
+      assert.equal(runFilter(prog, x.socket!, x64, [f]), SECCOMP_RET_ERRNO | EAFNOSUPPORT, `family ${f}`);
+      assert.equal(runFilter(prog, x.socketpair!, x64, [f]), SECCOMP_RET_ERRNO | EAFNOSUPPORT, `family ${f}`);
+    }
+    assert.equal(runFilter(prog, x.modify_ldt!, x64), deny);
+  });
+
   test('the architecture is checked: i386 calls and x32 numbers are denied whole', () => {
     assert.equal(runFilter(prog, 39, 0x40000003), deny, 'AUDIT_ARCH_I386');
     assert.equal(runFilter(prog, 0x40000000 + 39, x64), deny, 'x32');
@@ -127,7 +158,7 @@ describe('OpenCL helper: confinement', () => {
     const uid = ROOT ? 1_500_000_123 : undefined;
     const c = spawnConfined({
       argv, env, codeRoot: CODE_ROOT, hide: [data], sandbox: true, uid, fds: [], stdout: 'pipe', stderr: 'pipe',
-      ipc: false, cwd: '/',
+      cwd: '/',
     });
     assert.ok(c.bwrap && c.seccomp, 'bubblewrap and the filter are there');
     const r = await collect(c.child);
@@ -147,6 +178,16 @@ describe('OpenCL helper: confinement', () => {
     const r = await collect(child);
     assert.equal(r.unshare, 0);
     assert.equal(r.ptrace, 0);
+    // bwrap --disable-userns (when it has it): even without the filter, no user namespace can be made inside.
+    if (canDisableUserns()) {
+      const u = spawn(BWRAP, sandboxArgs({ codeRoot: CODE_ROOT, env, argv: ['/usr/bin/unshare', '-U', '/bin/true'],
+        hide: [data] }), { stdio: ['ignore', 'ignore', 'pipe'] });
+      let err = '';
+      u.stderr!.on('data', (d) => (err += d));
+      const code = await new Promise((ok) => u.on('exit', ok));
+      assert.notEqual(code, 0);
+      assert.match(err, /No space left on device/, 'ENOSPC: user namespaces are off in the sandbox');
+    }
   });
 
   test("the helper's uid alone (no sandbox) can open neither the data dir nor another VM's window", async (t) => {
@@ -157,7 +198,7 @@ describe('OpenCL helper: confinement', () => {
     }
     const c = spawnConfined({
       argv, env, codeRoot: CODE_ROOT, hide: [], sandbox: false, uid: 1_500_000_124, fds: [], stdout: 'pipe',
-      stderr: 'pipe', ipc: false, cwd: '/',
+      stderr: 'pipe', cwd: '/',
     });
     const r = await collect(c.child);
     t.diagnostic(JSON.stringify(r));
@@ -190,7 +231,14 @@ describe('OpenCL helper: confinement', () => {
   };
 
   test('a helper started as the server starts it: its own uid, the window by fd, the port dialled for it', async () => {
-    helpers.start(vmId, { socket, dir: vmDir, window });
+    // A descriptor the server holds without close-on-exec (as if its own parent had left it open) never reaches it.
+    const leaked = dupFd(openSync(secret, 'r'));
+    assert.ok(leaked > 2 && inheritableFds().includes(leaked));
+    try {
+      helpers.start(vmId, { socket, dir: vmDir, window });
+    } finally {
+      closeFd(leaked);
+    }
     await linked;
     request(1, Op.WINDOW);
     request(2, Op.DEVICE_IDS, new Writer().u64(0xffffffffn).done());
@@ -215,6 +263,25 @@ describe('OpenCL helper: confinement', () => {
     }
     assert.ok(family.length >= 2, 'bwrap and the helper');
     const uids = family.map((p) => readFileSync(`/proc/${p}/status`, 'utf8').match(/^Uid:\s+(\d+)/m)![1]);
+    // The helper's descriptors: stdio (pipes to the server), the two channels (4, 5; the window, 3, is closed once
+    // mapped), the link to QEMU's port, and Node's own (pipes, epoll, eventfd, /dev/null, its loader's); no file,
+    // such as the one leaked.
+    const node = family.find((p) => {
+      const cmd = readFileSync(`/proc/${p}/cmdline`, 'utf8').split('\0');
+      return cmd[0] !== BWRAP && cmd.some((a) => a.includes('helper-main'));
+    })!;
+    const fdDir = `/proc/${node}/fd`;
+    const open = new Map(readdirSync(fdDir).map((fd) => [Number(fd), readlinkSync(join(fdDir, fd))]));
+    const shown = JSON.stringify([...open]);
+    const files = [...open].filter(([, to]) => to.startsWith('/') && to !== '/dev/null');
+    assert.deepEqual(files, [], shown);
+    assert.equal(open.get(0), '/dev/null');
+    for (const fd of [1, 2]) assert.match(open.get(fd) ?? '', /^(pipe|socket):/, 'its output goes to the server (capped)');
+    assert.match(readFileSync(`/proc/${node}/limits`, 'utf8'), ROOT ? new RegExp(`^Max processes +${helperNproc()} +${
+      helperNproc()} `, 'm') : /^Max core file size +0 +0 /m);
+    for (const fd of [4, 5]) assert.match(open.get(fd) ?? '', /^socket:/, shown);
+    for (const [fd, to] of open) assert.match(to, /^(\/|socket:|pipe:|anon_inode:)/, `fd ${fd}`);
+    assert.deepEqual(inheritableFds().filter((fd) => fd > 2), [], 'the server marked its own close-on-exec');
     if (ROOT) {
       const uid = helpers.uid(vmId)!;
       assert.ok(uid >= 1_500_000_000 && uid < 1_500_065_536, `uid ${uid}`);
@@ -231,7 +298,7 @@ describe('OpenCL helper: confinement', () => {
     const release = await helpers.hold(vmId);
     for (let id = 10; id < 15; id++) request(id, Op.WINDOW);
     assert.equal(await waitFor(1, 600), 0, 'no answer while held');
-    release();
+    assert.equal(release(), undefined, 'an exact hold');
     release(); // a second call does nothing
     assert.equal(await waitFor(5, 10_000), 5);
     assert.deepEqual(responses.map((r) => r.readUInt32LE(0)), [10, 11, 12, 13, 14]);
@@ -241,12 +308,74 @@ describe('OpenCL helper: confinement', () => {
 
   test('a hold that is never released lifts itself after its limit', async () => {
     responses = [];
-    await helpers.hold(vmId, 400);
+    const release = await helpers.hold(vmId, { maxMs: 400 });
     request(20, Op.WINDOW);
     assert.equal(await waitFor(1, 200), 0);
     assert.equal(await waitFor(1, 5_000), 1);
-    assert.match(readFileSync(join(vmDir, 'opencl.log'), 'utf8'), /a hold outlived 400 ms: released/);
+    await new Promise((r) => setTimeout(r, 100));
+    assert.match(release() ?? '', /the OpenCL hold lifted itself after 0.4 s: .* may be inexact/);
+    assert.match(readFileSync(join(vmDir, 'opencl.log'), 'utf8'), /hold \d+ outlived 400 ms: released/);
     // No helper for a VM: a hold is a no-op.
-    (await helpers.hold('ffffffffffff'))();
+    assert.equal((await helpers.hold('ffffffffffff'))(), undefined);
+  });
+
+  test('a helper that starts while its VM is held starts held', async () => {
+    const id = 'c0c0c0c0c0c0';
+    const dir = join(data, 'vms', id);
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    const got: Buffer[] = [];
+    let port: Socket | undefined;
+    const server = createServer((s) => {
+      port = s;
+      links.push(s);
+      const split = new FrameSplitter();
+      s.on('data', (d) => got.push(...split.push(d)));
+    });
+    await new Promise<void>((ok) => server.listen(join(dir, 'opencl.sock'), ok));
+    try {
+      const release = await helpers.hold(id);
+      helpers.start(id, { socket: join(dir, 'opencl.sock'), dir });
+      for (let i = 0; i < 200 && !port; i++) await new Promise((r) => setTimeout(r, 50));
+      port!.write(encodeRequest(30, Op.WINDOW, Buffer.alloc(0)));
+      await new Promise((r) => setTimeout(r, 800));
+      assert.equal(got.length, 0, 'no answer while held');
+      assert.equal(release(), undefined);
+      for (let i = 0; i < 100 && !got.length; i++) await new Promise((r) => setTimeout(r, 50));
+      assert.equal(got.length, 1);
+      assert.match(readFileSync(join(dir, 'opencl.log'), 'utf8'), /holding requests \(hold \d+\)[\s\S]*released: 1/);
+    } finally {
+      helpers.stop(id);
+      server.close();
+    }
+  });
+
+  test('root without bubblewrap: refused unless allowed; allowed, HOME is its private cache, removed by its uid', async () => {
+    const dir = join(data, 'vms', 'b0b0b0b0b0b0');
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    const files = { socket: join(dir, 'opencl.sock'), dir };
+    const said: string[] = [];
+    const refusing = new RemotingHelpers({ sandbox: false, log: (m) => said.push(m) });
+    if (!ROOT) {
+      assert.equal(refusing.refusal(), undefined, 'not root: helpers keep the server\'s uid, no refusal');
+      return;
+    }
+    assert.match(refusing.refusal() ?? '', /refused: the server runs as root and the sandbox is turned off/);
+    refusing.start('b0b0b0b0b0b0', files);
+    assert.equal(refusing.pid('b0b0b0b0b0b0'), undefined);
+    assert.match(readFileSync(join(dir, 'opencl.log'), 'utf8'), /OpenCL helpers are refused/);
+    assert.equal(said.length, 1);
+    const allowed = new RemotingHelpers({ sandbox: false, allowUnsandboxed: true });
+    allowed.start('b0b0b0b0b0b0', files);
+    const pid = allowed.pid('b0b0b0b0b0b0')!;
+    const uid = allowed.uid('b0b0b0b0b0b0')!;
+    assert.ok(pid && uid);
+    const env = readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0');
+    const home = env.find((e) => e.startsWith('HOME='))!.slice(5);
+    assert.ok(env.includes(`POCL_CACHE_DIR=${home}`), env.join(' '));
+    assert.equal(statSync(home).uid, uid);
+    assert.equal(statSync(home).mode & 0o777, 0o700);
+    allowed.stop('b0b0b0b0b0b0');
+    for (let i = 0; i < 100 && existsSync(home); i++) await new Promise((r) => setTimeout(r, 50));
+    assert.equal(existsSync(home), false, 'its scratch folder is gone');
   });
 });
