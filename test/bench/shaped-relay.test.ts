@@ -39,7 +39,7 @@ test('a small message takes one RTT; 256 KiB at 2 Mbit/s takes about a second; b
     const rtt = await roundTrip(relay.port, Buffer.from('ping'));
     // Never faster than the link (less a few ms: Node's timers run on whole milliseconds and may fire up to one early,
     // once each way); the upper bounds are loose: a loaded machine delays timers, it never speeds them up.
-    assert.ok(rtt >= 96 && rtt < 600, `rtt ${rtt} ms`);
+    assert.ok(rtt >= 96 && rtt < 1500, `rtt ${rtt} ms`);
     const bulk = Buffer.alloc(256 << 10, 7);
     const ms = await roundTrip(relay.port, bulk);
     const ideal = (bulk.length * 8) / 2e6 * 1000 + 100; // 1049 ms + one RTT
