@@ -44,7 +44,10 @@ export function wsConnector(
       // CPU per 200 MiB each side). Masking guards intermediaries against bytes chosen by a browser page's script; this
       // is not a browser, and the bytes it sends are its user's.
       const ws = new WebSocket(url, {
-        ...options, headers, perMessageDeflate: false, maxPayload: 64 << 20, generateMask: (m) => void m.fill(0),
+        ...options, headers, maxPayload: 64 << 20, generateMask: (m) => void m.fill(0),
+        // Offered so the server may compress what it sends (proxy.ts CONSOLE_DEFLATE); what this client sends (file
+        // transfers, mostly) goes as it is: above any message's size.
+        perMessageDeflate: { threshold: 2 ** 31 - 1, clientNoContextTakeover: true },
       });
       ws.binaryType = 'nodebuffer';
       ws.once('unexpected-response', (req, res) => {

@@ -10,6 +10,8 @@ import {
 import { Reader } from '../../spice/proto/reader.ts';
 
 export const CHANNEL_MAIN = ChannelType.MAIN;
+export const CHANNEL_DISPLAY = ChannelType.DISPLAY;
+export const CHANNEL_CURSOR = ChannelType.CURSOR;
 /** A link message is tiny; anything larger before the link is done is not SPICE. */
 export const MAX_LINK_BYTES = LINK_HEADER_SIZE + MAX_LINK_BODY;
 

@@ -17,7 +17,9 @@ import { unauthorized } from '../../errors.ts';
 import type { ServerContext } from '../context.ts';
 import type { User } from '../auth/users.ts';
 import { checkOrigin, liveVmFor, upgradeCaller, type VmUpgrade } from './upgrade.ts';
-import { CHANNEL_MAIN, MAX_LINK_BYTES, parseClientLink, SessionIdSniffer } from './link-sniff.ts';
+import {
+  CHANNEL_CURSOR, CHANNEL_DISPLAY, CHANNEL_MAIN, MAX_LINK_BYTES, parseClientLink, SessionIdSniffer,
+} from './link-sniff.ts';
 import type { ConsoleTickets } from './tickets.ts';
 import type { ConsoleLimits } from './limits.ts';
 import type { VmRecord } from '../../vm/records.ts';
@@ -26,6 +28,21 @@ import { clientAuthSelection, LinkTicketSwap } from './link-auth.ts';
 import { ConsoleTakeover } from './takeover.ts';
 import { CONSOLE_TAKEN_OVER } from '../../api/console-close.ts';
 import { connectionTrace } from './trace.ts';
+
+/**
+ * permessage-deflate (RFC 7692) toward clients that offer it (browsers do, and the Node client), for the display
+ * and cursor channels only: SPICE's own image codecs (LZ, GLZ, LZ4) are LZ77 without entropy coding, so deflate on
+ * top saves about a third of a desktop's bytes (more for text and flat colours), which is what a slow link needs.
+ * Never the main channel: spice-server times its 250 KB start-up ping through it to measure the link and chooses
+ * JPEG and ZLIB-GLZ for a slow one; compressed, the ping would arrive at once and the link would look fast. Level 1
+ * and a whole-stream context downward for speed and ratio; the client's messages (keys, the link's ticket) are
+ * compressed each on its own if at all, so nothing typed shares a compression context with anything else.
+ */
+const CONSOLE_DEFLATE = {
+  zlibDeflateOptions: { level: 1 },
+  threshold: 256,
+  clientNoContextTakeover: true,
+} as const;
 
 /** Largest frame a client may send. SPICE client messages are small (agent data is chunked to 2 KiB). */
 export const MAX_FRAME = 1 << 20;
@@ -44,7 +61,7 @@ export function spiceUpgrade(
   tickets: ConsoleTickets,
   limits: ConsoleLimits,
 ): VmUpgrade {
-  const wss = new WebSocketServer({ noServer: true, maxPayload: MAX_FRAME, perMessageDeflate: false });
+  const wss = new WebSocketServer({ noServer: true, maxPayload: MAX_FRAME, perMessageDeflate: CONSOLE_DEFLATE });
   const live = new Set<WebSocket>();
   const takeover = new ConsoleTakeover();
   app.addHook('onClose', async () => {
@@ -228,7 +245,7 @@ function bridge(
       }
       if (sniffer && !sniffer.finished) sniffer.feed(buf);
       outstanding += buf.length;
-      ws.send(buf, { binary: true }, () => {
+      ws.send(buf, { binary: true, compress: channel === CHANNEL_DISPLAY || channel === CHANNEL_CURSOR }, () => {
         outstanding -= buf.length;
         if (outstanding < LOW_WATER && sock.isPaused()) sock.resume();
       });
