@@ -79,7 +79,7 @@ function cpuFloors(file: string): { sha: number; deflate: number; pages: number 
   for (const d of pages) createHash('sha256').update(d).digest();
   const sha = performance.now() - t;
   const distinct = new Map<string, Buffer>();
-  for (const d of pages) distinct.set(createHash('sha256').update(d).digest('latin1'), d);
+  for (const d of pages) distinct.set(createHash('sha256').update(d).digest().toString('latin1'), d);
   t = performance.now();
   for (const d of distinct.values()) deflateRawSync(d, { level: 1 });
   return { sha, deflate: performance.now() - t, pages: pages.length };
