@@ -30,8 +30,18 @@ export class PagePipeline {
   private failed?: Error;
   private waiters: (() => void)[] = [];
 
-  constructor(private readonly pool: PagePool, private readonly target: PipelineTarget,
-    private readonly maxInFlight = 4 * pool.size) {}
+  /** Batches sent but not yet placed (being hashed, or waiting to be). */
+  private hashing = 0;
+  private readonly maxHashing: number;
+  private readonly maxInFlight: number;
+
+  constructor(private readonly pool: PagePool, private readonly target: PipelineTarget) {
+    // Enough hashing queued to keep every thread busy while the next chunk is parsed; batches already placed (waiting
+    // for their compression or their write) count against a larger bound, so that a thread's queue never runs dry
+    // behind one batch's compression.
+    this.maxHashing = 3 * pool.size;
+    this.maxInFlight = 12 * pool.size;
+  }
 
   /** One page record, in stream order (`data`: a view of the received chunk, copied here). */
   page(block: number, index: number, data: Buffer | null): void {
@@ -49,7 +59,10 @@ export class PagePipeline {
 
   /** Enough batches are in flight: the receiver should stop reading until `room()`. */
   get congested(): boolean {
-    return this.inFlight >= this.maxInFlight;
+    return this.hashing >= this.maxHashing || this.inFlight >= this.maxInFlight;
+  }
+  private wake(): void {
+    if (!this.congested) for (const w of this.waiters.splice(0)) w();
   }
   room(): Promise<void> {
     if (!this.congested || this.failed) return Promise.resolve();
@@ -82,11 +95,15 @@ export class PagePipeline {
     const b = this.cur!;
     this.cur = undefined;
     this.inFlight++;
+    this.hashing++;
     let anyData = false;
     for (let i = 0; i < b.count && !anyData; i++) anyData = b.zero[i] === 0;
     const hashed = anyData ? this.pool.hash(b) : Promise.resolve();
     hashed.catch(noop);
-    const placed = this.placeTail.then(() => hashed).then(() => this.place(b));
+    const placed = this.placeTail.then(() => hashed).finally(() => {
+      this.hashing--;
+      this.wake();
+    }).then(() => this.place(b));
     placed.catch(noop);
     this.placeTail = placed.catch(noop);
     const compressed = placed.then(async (sel) => {
@@ -102,7 +119,7 @@ export class PagePipeline {
         b.count = 0;
         this.free.push(b);
         this.inFlight--;
-        if (!this.congested) for (const w of this.waiters.splice(0)) w();
+        this.wake();
       });
   }
 
