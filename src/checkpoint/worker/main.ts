@@ -22,6 +22,7 @@ import {
   CheckpointStore,
   PagePool,
   captureThreads,
+  defaultPoolSize,
   writeFileAtomic,
   type CheckpointWriter,
   type DiskRecord,
@@ -77,7 +78,14 @@ const disks = new DiskCheckpoints(job.storeRoot, 'qemu-img');
 const parentManifest = job.meta.parent ? store.get(job.meta.parent) : undefined;
 // Pages are hashed and compressed on a small pool of threads (ORIEL_CAPTURE_THREADS, default one per core up to 4;
 // 0: all in this thread), parsed and written here.
-const threads = captureThreads();
+const threads = (() => {
+  try {
+    return captureThreads();
+  } catch (e) {
+    log(`${errMsg(e)}: using ${defaultPoolSize()} threads`);
+    return defaultPoolSize();
+  }
+})();
 const pool = threads > 0 ? new PagePool(threads) : undefined;
 let writer: CheckpointWriter | undefined = await store.beginCheckpoint({ parent: parentManifest, pool });
 const parser = new MigrationStreamParser(writer);
