@@ -99,7 +99,7 @@ async function restoreHeld(
   if (mode === 'lazy' || !['stopped', 'crashed'].includes(vm.state)) {
     o.progress?.('checking the checkpoint');
     try {
-      for (const h of new Set(o.store.references(m))) o.store.blob(h);
+      await o.store.checkAll(m);
     } catch (e) {
       throw new Error(
         `checkpoint ${m.id} cannot be restored: ${(e as Error).message}. VM '${vm.name}' was left as it was`,

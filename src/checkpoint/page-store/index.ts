@@ -19,3 +19,4 @@ export {
   type DiskRecord,
   type CaptureStats,
 } from './manifest.ts';
+export { PagePool, captureThreads, defaultPoolSize } from './page-pool.ts';

@@ -14,7 +14,6 @@
 // session that dies (crash, kill, full disk) leaves a pack the index does not know: `open` deletes such packs, and
 // nothing any committed checkpoint uses was touched. Existing packs are only ever appended to by the session that
 // created them; GC copies live objects into a new pack and commits before deleting the old one.
-import { createHash } from 'node:crypto';
 import {
   closeSync,
   existsSync,
@@ -27,24 +26,21 @@ import {
   writeSync,
 } from 'node:fs';
 import { join } from 'node:path';
-import { deflateRawSync, inflateRawSync, constants as zc } from 'node:zlib';
+import { deflateRawSync, constants as zc } from 'node:zlib';
 import Database from 'better-sqlite3';
+import {
+  CODEC_DEFLATE, CODEC_RAW, HASH_BYTES, ObjectCorruptError, REC_HEADER, decodeStored, looksIncompressible, sha256,
+} from './codec.ts';
+import type { PagePool } from './page-pool.ts';
 
-export const HASH_BYTES = 32;
 const PACK_MAGIC = Buffer.from('ORPK\0\0\0\x01', 'latin1');
-const REC_HEADER = HASH_BYTES + 1 + 4 + 4;
-const CODEC_RAW = 0;
-const CODEC_DEFLATE = 1;
 /** A pack is closed and a new one started past this size. */
 const PACK_LIMIT = 256 * 2 ** 20;
 
-export const sha256 = (b: Buffer | Uint8Array): Buffer => createHash('sha256').update(b).digest();
+export { CODEC_DEFLATE, CODEC_RAW, HASH_BYTES, sha256, ObjectCorruptError, looksIncompressible, checkedRecords, type ParsedRecord } from './codec.ts';
 
 export class ObjectMissingError extends Error {
   override name = 'ObjectMissingError';
-}
-export class ObjectCorruptError extends Error {
-  override name = 'ObjectCorruptError';
 }
 
 interface Loc { pack: number; offset: number; raw: number; stored: number; codec: number }
@@ -100,6 +96,22 @@ export class ObjectStore {
   private readonly hasStmt = this.prepare('SELECT 1 FROM objects WHERE hash = ?');
   private readonly locStmt = this.prepare('SELECT pack, offset, raw, stored, codec FROM objects WHERE hash = ?');
   private readonly storedStmt = this.prepare('SELECT stored FROM objects WHERE hash = ?');
+
+  /** The stored lengths of those of `hashes` that are in the store, by hash (latin1): one query per 250. */
+  storedLengths(hashes: Buffer[]): Map<string, number> {
+    const out = new Map<string, number>();
+    for (let at = 0; at < hashes.length; at += 250) {
+      const part = hashes.slice(at, at + 250);
+      let stmt = this.inStmts.get(part.length);
+      if (!stmt) {
+        stmt = this.db.prepare(`SELECT hash, stored FROM objects WHERE hash IN (${part.map(() => '?').join(',')})`);
+        this.inStmts.set(part.length, stmt);
+      }
+      for (const r of stmt.all(...part) as { hash: Buffer; stored: number }[]) out.set(r.hash.toString('latin1'), r.stored);
+    }
+    return out;
+  }
+  private readonly inStmts = new Map<number, Database.Statement>();
 
   /** The stored length of an object (without its record header), if it is in the store. */
   storedLength(hash: Buffer): number | undefined {
@@ -183,6 +195,102 @@ export class ObjectStore {
       yield r as { hash: Buffer } & Loc;
     }
   }
+
+  /**
+   * Reads every object of `hashes` and checks it against its hash, in pack order: locations looked up 250 at a time,
+   * records next to each other (gaps ≤ 64 KiB) read in one call of up to 4 MiB. Throws ObjectMissingError or
+   * ObjectCorruptError at the first object that is not there or not sound. The restore's check.
+   */
+  checkMany(hashes: Iterable<Buffer>): number {
+    const locs = this.sortedLocs([...hashes]);
+    for (let i = 0; i < locs.length; ) {
+      const first = locs[i]!;
+      let end = first.offset + REC_HEADER + first.stored;
+      let j = i + 1;
+      for (; j < locs.length; j++) {
+        const l = locs[j]!;
+        const e = l.offset + REC_HEADER + l.stored;
+        if (l.pack !== first.pack || l.offset - end > 65536 || e - first.offset > 4 * 2 ** 20) break;
+        end = e;
+      }
+      const span = Buffer.allocUnsafe(end - first.offset);
+      const got = readSync(this.fd(first.pack), span, 0, span.length, first.offset);
+      for (; i < j; i++) {
+        const l = locs[i]!;
+        const what = describe(l);
+        const o = l.offset - first.offset;
+        if (o + REC_HEADER + l.stored > got) throw new ObjectCorruptError(`${what}: pack is truncated`);
+        if (!span.subarray(o, o + HASH_BYTES).equals(l.hash))
+          throw new ObjectCorruptError(`${what}: record header names another object`);
+        decodeStored(span.subarray(o + REC_HEADER, o + REC_HEADER + l.stored), l, what);
+      }
+    }
+    return locs.length;
+  }
+
+  /** `checkMany` with the decoding and hashing on a thread pool, spans of ≤ 1 MiB read here while threads check the
+   * previous ones. */
+  async checkManyOn(pool: PagePool, hashes: Iterable<Buffer>): Promise<number> {
+    const locs = this.sortedLocs([...hashes]);
+    const inFlight: Promise<void>[] = [];
+    for (let i = 0; i < locs.length; ) {
+      const first = locs[i]!;
+      let end = first.offset;
+      let j = i;
+      for (; j < locs.length; j++) {
+        const l = locs[j]!;
+        const e = l.offset + REC_HEADER + l.stored;
+        if (j > i && (l.pack !== first.pack || l.offset - end > 65536 || e - first.offset > 2 ** 20)) break;
+        end = e;
+      }
+      const span = new ArrayBuffer(end - first.offset);
+      const got = readSync(this.fd(first.pack), new Uint8Array(span), 0, span.byteLength, first.offset);
+      const part = locs.slice(i, j);
+      const recs = new Float64Array(part.length * 4);
+      const hs = new Uint8Array(part.length * HASH_BYTES);
+      part.forEach((l, k) => {
+        recs.set([l.offset - first.offset, l.stored, l.raw, l.codec], k * 4);
+        hs.set(l.hash, k * HASH_BYTES);
+        if (l.offset - first.offset + REC_HEADER + l.stored > got)
+          throw new ObjectCorruptError(`${describe(l)}: pack is truncated`);
+      });
+      const checked = pool.verify(span, recs, hs).then((bad) => {
+        if (bad) throw new ObjectCorruptError(`${describe(part[bad.k]!)}: ${bad.why}`);
+      });
+      checked.catch(() => undefined); // awaited below, maybe after it failed
+      inFlight.push(checked);
+      if (inFlight.length >= 2 * pool.size) await inFlight.shift();
+      i = j;
+    }
+    await Promise.all(inFlight);
+    return locs.length;
+  }
+
+  private sortedLocs(want: Buffer[]): ({ hash: Buffer } & Loc)[] {
+    const locs: ({ hash: Buffer } & Loc)[] = [];
+    for (let at = 0; at < want.length; at += 250) {
+      const part = want.slice(at, at + 250);
+      const rows = this.locsOf(part);
+      if (rows.length !== part.length) {
+        const got = new Set(rows.map((r) => r.hash.toString('hex')));
+        const miss = part.find((h) => !got.has(h.toString('hex')))!;
+        throw new ObjectMissingError(`object ${miss.toString('hex')} is not in the store`);
+      }
+      locs.push(...rows);
+    }
+    return locs.sort((a, b) => a.pack - b.pack || a.offset - b.offset);
+  }
+
+  private locsOf(hashes: Buffer[]): ({ hash: Buffer } & Loc)[] {
+    let stmt = this.locStmts.get(hashes.length);
+    if (!stmt) {
+      const q = hashes.map(() => '?').join(',');
+      stmt = this.db.prepare(`SELECT hash, pack, offset, raw, stored, codec FROM objects WHERE hash IN (${q})`);
+      this.locStmts.set(hashes.length, stmt);
+    }
+    return stmt.all(...hashes) as ({ hash: Buffer } & Loc)[];
+  }
+  private readonly locStmts = new Map<number, Database.Statement>();
 
   /** Reads and checks one object by its row (verify). */
   check(row: { hash: Buffer } & Loc): void {
@@ -323,6 +431,41 @@ export class WriteSession {
     return this.pending.has(hash.toString('latin1')) || this.store.has(hash);
   }
 
+  /** Objects a pipelined capture found new and will write (putStored) once compressed. */
+  private readonly claimed = new Set<string>();
+  /**
+   * The pipelined form of `put`'s lookup, for a batch of hashes: true for each one neither stored, pending nor claimed
+   * by an earlier call (nor earlier in this one), which is then claimed: the caller must `putStored` it. Dedup hits
+   * and ownBytes are counted as `put` counts them.
+   */
+  claimNew(hashes: Buffer[]): boolean[] {
+    const out = new Array<boolean>(hashes.length).fill(false);
+    const keys = hashes.map((h) => h.toString('latin1'));
+    const ask: Buffer[] = [];
+    for (let i = 0; i < keys.length; i++)
+      if (!this.pending.has(keys[i]!) && !this.claimed.has(keys[i]!)) ask.push(hashes[i]!);
+    const have = ask.length ? this.store.storedLengths(ask) : new Map<string, number>();
+    for (let i = 0; i < keys.length; i++) {
+      const key = keys[i]!;
+      if (this.pending.has(key) || this.claimed.has(key)) {
+        this.stats.dedupHits++;
+        continue;
+      }
+      const st = have.get(key);
+      if (st === undefined) {
+        this.claimed.add(key);
+        out[i] = true;
+        continue;
+      }
+      this.stats.dedupHits++;
+      if (!this.ownSeen.has(key)) {
+        this.ownSeen.add(key);
+        this.stats.ownBytes += REC_HEADER + st;
+      }
+    }
+    return out;
+  }
+
   /** Stores `data` under `hash` (its SHA-256, computed by the caller) unless it is there already. */
   put(hash: Buffer, data: Buffer): boolean {
     const key = hash.toString('latin1');
@@ -369,6 +512,7 @@ export class WriteSession {
     const at = this.offset;
     this.write(this.fd, h);
     this.write(this.fd, stored);
+    this.claimed.delete(hash.toString('latin1'));
     this.pending.set(hash.toString('latin1'), {
       hash,
       pack: this.pack,
@@ -423,68 +567,11 @@ export class WriteSession {
   }
 }
 
+const describe = (l: { hash: Buffer } & Loc): string =>
+  `object ${l.hash.toString('hex').slice(0, 16)}… (pack ${l.pack} offset ${l.offset})`;
+
 function writeAll(fd: number, b: Buffer, position: number): void {
   let at = 0;
   while (at < b.length) at += writeSync(fd, b, at, b.length - at, position + at);
 }
 
-const seen = new Uint8Array(256);
-/**
- * True for data deflate could not make meaningfully smaller: a strided sample of 1024 bytes holds ≥ 240 distinct
- * values (random, encrypted or already compressed data: ~251; text, code, tables: far fewer) and the data does not
- * repeat itself at a short period (a repeated random block would look random byte by byte, yet deflate well).
- */
-export function looksIncompressible(data: Buffer): boolean {
-  if (data.length < 1024) return false;
-  seen.fill(0);
-  let distinct = 0;
-  const step = data.length >> 10;
-  for (let i = 0; i < data.length; i += step) {
-    const v = data[i]!;
-    if (seen[v] === 0) {
-      seen[v] = 1;
-      distinct++;
-    }
-  }
-  if (distinct < 240) return false;
-  for (const period of [8, 16, 32, 64, 128, 256, 512, 1024, 2048]) {
-    if (period * 2 > data.length) break;
-    if (data.compare(data, period, period + 32, 0, 32) === 0) return false;
-  }
-  return true;
-}
-
-function decodeStored(data: Buffer, loc: { hash: Buffer; raw: number; codec: number }, what: string): Buffer {
-  let out: Buffer;
-  try {
-    out = loc.codec === CODEC_DEFLATE ? inflateRawSync(data) : data;
-  } catch (e) {
-    throw new ObjectCorruptError(`${what}: cannot inflate: ${(e as Error).message}`);
-  }
-  if (out.length !== loc.raw || !sha256(out).equals(loc.hash))
-    throw new ObjectCorruptError(`${what}: content does not match its hash`);
-  return out;
-}
-
-/** A stored record read back from elsewhere (a pack downloaded from object storage): its fields, checked. */
-export interface ParsedRecord { hash: Buffer; codec: number; raw: number; stored: Buffer }
-
-/** The records laid end to end in `buf` (as `ObjectStore.record` gives them), each decoded and checked against its
- * hash; throws ObjectCorruptError naming `what` and the offset at the first one that is wrong. */
-export function* checkedRecords(buf: Buffer, what: string): Generator<ParsedRecord> {
-  let at = 0;
-  while (at < buf.length) {
-    const where = `${what} at byte ${at}`;
-    if (at + REC_HEADER > buf.length) throw new ObjectCorruptError(`${where}: truncated record header`);
-    const hash = Buffer.from(buf.subarray(at, at + HASH_BYTES));
-    const codec = buf[at + HASH_BYTES]!;
-    const raw = buf.readUInt32BE(at + HASH_BYTES + 1);
-    const len = buf.readUInt32BE(at + HASH_BYTES + 5);
-    if (codec !== CODEC_RAW && codec !== CODEC_DEFLATE) throw new ObjectCorruptError(`${where}: unknown codec ${codec}`);
-    if (at + REC_HEADER + len > buf.length) throw new ObjectCorruptError(`${where}: truncated record`);
-    const stored = buf.subarray(at + REC_HEADER, at + REC_HEADER + len);
-    decodeStored(stored, { hash, raw, codec }, `${where} (object ${hash.toString('hex').slice(0, 16)}…)`);
-    yield { hash, codec, raw, stored };
-    at += REC_HEADER + len;
-  }
-}

@@ -57,7 +57,7 @@ export async function fetchCheckpoint(
     }
     // Every object the manifest names must now be here (reading the tables checks them too).
     try {
-      for (const h of new Set(store.references(m))) store.blob(h);
+      await store.checkAll(m);
     } catch (e) {
       throw new StoreCorruptError(`checkpoint ${id} in ${bucket.name} is incomplete: ${(e as Error).message}`);
     }

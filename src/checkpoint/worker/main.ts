@@ -20,6 +20,9 @@ import type { PauseMode } from '../pause-mode.ts';
 import { abandonMigration, MIGRATION_RUNNING, waitMigration, type MigrateInfo } from '../migration.ts';
 import {
   CheckpointStore,
+  PagePool,
+  captureThreads,
+  defaultPoolSize,
   writeFileAtomic,
   type CheckpointWriter,
   type DiskRecord,
@@ -67,11 +70,24 @@ let doneByServer = false;
 let orphaned = false;
 let migSock: Socket | undefined;
 let migClosed = false;
+let streamEnded = false;
+let firstByteAt = 0;
 
 const store = new CheckpointStore(job.storeRoot, { worker: { marker: files.job }, faults: job.faults });
 const disks = new DiskCheckpoints(job.storeRoot, 'qemu-img');
 const parentManifest = job.meta.parent ? store.get(job.meta.parent) : undefined;
-let writer: CheckpointWriter | undefined = await store.beginCheckpoint({ parent: parentManifest });
+// Pages are hashed and compressed on a small pool of threads (ORIEL_CAPTURE_THREADS, default one per core up to 4;
+// 0: all in this thread), parsed and written here.
+const threads = (() => {
+  try {
+    return captureThreads();
+  } catch (e) {
+    log(`${errMsg(e)}: using ${defaultPoolSize()} threads`);
+    return defaultPoolSize();
+  }
+})();
+const pool = threads > 0 ? new PagePool(threads) : undefined;
+let writer: CheckpointWriter | undefined = await store.beginCheckpoint({ parent: parentManifest, pool });
 const parser = new MigrationStreamParser(writer);
 
 const send = (msg: WorkerMessage) => control && sendLine(control, msg);
@@ -92,6 +108,7 @@ function fail(e: unknown): void {
   log(`failed: ${error}`);
   writer?.abort();
   writer = undefined;
+  migSock?.resume(); // drained from here on, whatever the pipeline held
   writeResult(false, orphaned ? 'worker' : 'server');
   send({ type: 'failed', error });
 }
@@ -118,31 +135,42 @@ const migServer: Server = createServer((sock) => {
   if (state === 'waiting') state = 'streaming';
   log('QEMU connected: receiving the stream');
   sock.on('data', (chunk: Buffer) => {
+    if (!bytes) firstByteAt = Date.now();
     bytes += chunk.length;
     lastBytesAt = Date.now();
     if (state !== 'streaming') return; // failed: drain, drop
     try {
       parser.push(chunk);
+      // The page pipeline is full: read again once it has room (QEMU waits on the socket meanwhile).
+      if (writer?.congested) {
+        sock.pause();
+        void writer.room().finally(() => sock.resume());
+      }
     } catch (e) {
       fail(e);
     }
   });
   sock.on('end', () => {
     if (state !== 'streaming') return;
-    try {
-      const parsed = parser.end();
-      writer!.seal(parsed);
-      state = 'received';
-      log(`stream received and sealed: ${parsed.stats.bytes} bytes`);
-      send({ type: 'received', streamBytes: parsed.stats.bytes });
-    } catch (e) {
-      fail(e);
-    }
+    streamEnded = true;
+    void (async () => {
+      try {
+        const parsed = parser.end();
+        await writer!.flushPages(); // the pages still in the pipeline
+        if (now() !== 'streaming') return;
+        writer!.seal(parsed);
+        state = 'received';
+        log(`stream received and sealed: ${parsed.stats.bytes} bytes (${Date.now() - firstByteAt} ms from the first)`);
+        send({ type: 'received', streamBytes: parsed.stats.bytes });
+      } catch (e) {
+        fail(e);
+      }
+    })();
   });
   sock.on('error', (e) => { if (state === 'streaming') fail(`the migration socket failed: ${e.message}`); });
   sock.on('close', () => {
     migClosed = true;
-    if (state === 'streaming') fail('the migration stream ended early (QEMU stopped sending)');
+    if (state === 'streaming' && !streamEnded) fail('the migration stream ended early (QEMU stopped sending)');
   });
 });
 rmSync(files.migration, { force: true });
