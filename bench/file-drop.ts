@@ -1,5 +1,5 @@
 // Fast file drops on the desktop guest (TCG): one file into ~/Downloads through Oriel's agent path (spice-vdagent),
-// through Oriel's WebDAV drop box (spice-webdavd, the image's shared-folder loop fetching with curl), and through
+// through Oriel's WebDAV drop box (the image's oriel-webdavd fetching it over the port itself), and through
 // spice-gtk's own agent copy (bench/spice-gtk-copy.py: what remote-viewer does on a drop, straight on QEMU's SPICE
 // port), sha256 checked in the guest each time; prints the three rates and WebDAV / spice-gtk. One SPICE client at a
 // time: Oriel's session is closed before spice-gtk's connects. Needs gir1.2-spiceclientglib-2.0 and python3-gi.
