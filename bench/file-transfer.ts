@@ -58,8 +58,8 @@ try {
       session.close();
     }
   }
-  // The raw path: the WebDAV port channel into /dev/virtio-ports, read by dd (spice-webdavd stopped to free the port).
-  await vm.exec(['systemctl', 'stop', 'spice-webdavd.service']);
+  // The raw path: the WebDAV port channel into /dev/virtio-ports, read by dd (oriel-webdavd stopped to free the port).
+  await vm.exec(['systemctl', 'stop', 'oriel-webdavd.service']);
   for (const [label, target] of targets) {
     const session = await openSpiceSession({ ...target, channelTypes: [ChannelType.WEBDAV] });
     try {

@@ -19,12 +19,13 @@ cd "$(dirname "$0")/.."
 # (it loads them at run time; without them it streams MJPEG only): videoconvert from -base, vp8enc/vp9enc from -good,
 # x264enc from -ugly. gir1.2-spiceclientglib-2.0 and python3-gi run spice-gtk's own agent file copy in
 # bench/file-drop.ts (bench/spice-gtk-copy.py). xvfb, xauth and virt-viewer run spicy and remote-viewer on a
-# virtual X screen for bench/display-fps.ts.
+# virtual X screen for bench/display-fps.ts. gcc and libc6-dev compile the desktop image's WebDAV daemon
+# (src/vm/images/webdavd, statically linked).
 need_pkgs=(qemu-system-x86 qemu-utils xz-utils chromium spice-client-gtk spice-html5 websockify debootstrap e2fsprogs openssl
   passt ovmf xorriso isolinux syslinux-common grub-efi-amd64-bin grub-common mtools
   gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-ugly
   pocl-opencl-icd clinfo ocl-icd-libopencl1 ocl-icd-opencl-dev opencl-c-headers bubblewrap
-  gir1.2-spiceclientglib-2.0 python3-gi xvfb xauth virt-viewer ${ORIEL_EXTRA_PKGS:-})
+  gir1.2-spiceclientglib-2.0 python3-gi xvfb xauth virt-viewer gcc libc6-dev ${ORIEL_EXTRA_PKGS:-})
 missing=()
 for p in "${need_pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -7,7 +7,7 @@
 //   name) the panel carries both ways.
 // - Files: three files (one of 200 MiB, streamed from disk) dropped on the console arrive in ~/Downloads with the
 //   same sha256, one after another, with progress, through the shared-folder channel (the fast path of a guest with
-//   spice-webdavd; the agent's file transfer, the other path, has its 200 MiB test in spice/vdagent/guest.test.ts);
+//   oriel-webdavd; the agent's file transfer, the other path, has its 200 MiB test in spice/vdagent/guest.test.ts);
 //   cancel stops a transfer and the guest removes the partial file; the guest's own refusal (not enough space) is
 //   shown.
 // - Shared folder: "Share a folder…" read-only from the folder chooser and read-write through showDirectoryPicker,
@@ -308,10 +308,10 @@ describe('web console with the SPICE agent (desktop guest)', () => {
       sums.set(name, h.digest('hex'));
     }
 
-    // The guest's drop loop (the desktop image's shared-folder service) polls the console's WebDAV share: then drops
+    // The guest's WebDAV daemon (oriel-webdavd) polls the console's drop box (its status file says so): then drops
     // take that channel (#12's fast path) rather than the agent's file transfer.
     await until('the guest fetching drops', async () =>
-      (await gx('pgrep -f "[.]oriel-drops/next" >/dev/null && echo polling')).stdout.trim() === 'polling' || undefined,
+      (await gx('cat /run/oriel-webdavd.status')).stdout.trim() === 'polling' || undefined,
     60_000, 500);
     // The drop, as the browser delivers it: a DataTransfer holding disk-backed Files (from a file input, so nothing
     // is read into the page), dispatched as dragenter/dragover/drop on the console.

@@ -1,5 +1,5 @@
 // oriel console share TARGET DIR [--read-only]: serves DIR to the guest over the SPICE WebDAV channel (the guest's
-// spice-webdavd relays to it; the desktop image mounts it at ~/Shared) until Ctrl-C or the session ends. And the
+// WebDAV daemon relays to it; the desktop image mounts it at ~/Shared) until Ctrl-C or the session ends. And the
 // choice of path for `console send-file`: the WebDAV drop box when the guest fetches drops, the agent otherwise.
 import { stat } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -31,7 +31,7 @@ export async function chooseSendPath(
   }
   const path = sendPath(share);
   if (via === 'webdav' && path !== 'webdav')
-    throw new CliError('the guest does not fetch files over WebDAV (no spice-webdavd or no shared-folder service)');
+    throw new CliError('the guest does not fetch files over WebDAV (no WebDAV daemon polling for drops)');
   return { path, share };
 }
 
@@ -42,7 +42,7 @@ export async function runShare(session: SpiceSession, dir: string, readOnly: boo
   if (!share) throw new CliError(`${target}: the VM has no WebDAV channel (org.spice-space.webdav.0)`);
   share.setFolder(await nodeDavFs(dir, { readOnly }));
   if (!share.port.opened) {
-    console.error('waiting for the guest\'s spice-webdavd to open its port…');
+    console.error('waiting for the guest\'s WebDAV daemon to open its port…');
     await Promise.race([nextEvent(share.port.onOpened, (o) => o), nextEvent(share.port.onClose)]);
   }
   console.error(

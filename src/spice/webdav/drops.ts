@@ -1,10 +1,10 @@
 // Fast file drops: a dropped file is offered to the guest through the WebDAV share rather than pushed through the
 // agent (the port channel carries 100+ MiB/s into a TCG guest, spice-vdagent ~7). The guest half (the desktop
-// image's shared-folder loop) long-polls GET /.oriel-drops/next, which answers "ID/SIZE/NAME" when a file waits (204
-// after WAIT_MS otherwise); the guest refuses one bigger than its free space before any byte moves, else it GETs
-// /.oriel-drops/ID (sent chunked, so that a cancel can break the stream: curl fails on the bad chunk and removes
-// its partial file) into ~/Downloads, and POSTs ?status=done with the name it chose, or ?status=failed with its
-// error. Progress, cancel and errors are the agent path's (FileTransferError).
+// image's oriel-webdavd, on mux connections of its own) long-polls GET /.oriel-drops/next, which answers
+// "ID/SIZE/NAME" when a file waits (204 after WAIT_MS otherwise); the guest refuses one bigger than its free space
+// before any byte moves, else it GETs /.oriel-drops/ID (sent chunked, so that a cancel can break the stream: the guest
+// fails on the bad chunk and removes its partial file) into ~/Downloads, and POSTs ?status=done with the name it
+// chose, or ?status=failed with its error. Progress, cancel and errors are the agent path's (FileTransferError).
 import { FileTransferError, type AbortSignalLike, type FileSource, type TransferProgress } from '../vdagent/file-xfer.ts';
 import { startTimer } from '../timers.ts';
 import { decodeUtf8, encodeUtf8 } from '../proto/utf8.ts';
@@ -14,7 +14,7 @@ import type { DavPath } from './fs.ts';
 import { sendSimple } from './server.ts';
 
 export const DROPS_DIR = '.oriel-drops';
-/** How long a poll waits for a file before answering 204 (the guest's curl waits 30 s). */
+/** How long a poll waits for a file before answering 204 (the guest waits 45 s). */
 const WAIT_MS = 10_000;
 /** The guest counts as fetching drops while it polled this recently. */
 const ALIVE_MS = 15_000;
@@ -166,7 +166,7 @@ export class DropBox {
       d.cancelled = true;
     }
     if (d.cancelled) {
-      // Not a chunk size: the guest's curl fails at once and deletes the partial file.
+      // Not a chunk size: the guest fails at once and deletes the partial file.
       sink.write(encodeUtf8('\r\nX-cancelled\r\n'));
       if ((d.state as DropState) !== 'finished') d.reject(cancelled(d.file.name));
       throw new BrokenConnection('drop cancelled');

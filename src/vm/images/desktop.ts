@@ -1,8 +1,9 @@
 // The "desktop" guest: Debian bookworm (debootstrap minbase + the packages below, no recommends) with Xorg on
-// QXL, openbox and an xterm, logged in automatically as `user`; the SPICE agent (spice-vdagent), SPICE WebDAV
-// (spice-webdavd), qemu-guest-agent (how `oriel vm exec` runs commands) and ALSA's tools for the sound card (VMs get
-// an HDA card on SPICE: manifest device 'spice-audio'). One ext4 file system with no partition
-// table in a qcow2 disk; the guest's own kernel and a small initramfs are booted directly.
+// QXL, openbox and an xterm, logged in automatically as `user`; the SPICE agent (spice-vdagent), Oriel's SPICE
+// WebDAV daemon (oriel-webdavd, compiled here: webdavd.ts; it also fetches file drops), qemu-guest-agent (how `oriel
+// vm exec` runs commands) and ALSA's tools for the sound card (VMs get an HDA card on SPICE: manifest device
+// 'spice-audio'). One ext4 file system with no partition table in a qcow2 disk; the guest's own kernel and a small
+// initramfs are booted directly.
 //
 // The build (about 3.5 minutes here, most of it dpkg) runs in <cacheDir>/tmp/desktop-<pid>-<random>/; every command
 // that mounts or may start daemons runs in a private mount and PID namespace (sandbox.ts), so an abort, a failure or
@@ -34,6 +35,7 @@ import { publish, readManifest, removeAbandoned, removeTree, withBuildLock } fro
 import { aptClosure, aptPackageIndexes, type AptIndex } from './deb.ts';
 import { BUILD_ENV, inChroot, runSandboxed } from './sandbox.ts';
 import type { BuildContext, ImageManifest } from './types.ts';
+import { buildWebdavd, webdavdRecipe } from './webdavd.ts';
 
 const run = promisify(execFile);
 
@@ -45,7 +47,7 @@ export const DESKTOP_PACKAGES = [
   'linux-image-amd64', 'systemd-sysv', 'udev', 'dbus', 'libpam-systemd', 'procps', 'kmod',
   'xserver-xorg-core', 'xserver-xorg-video-qxl', 'xserver-xorg-input-libinput', 'xinit', 'xauth', 'xfonts-base',
   'x11-xserver-utils', 'x11-utils', 'xterm', 'openbox', 'xclip',
-  'spice-vdagent', 'spice-webdavd', 'qemu-guest-agent', 'davfs2', 'curl',
+  'spice-vdagent', 'qemu-guest-agent', 'davfs2', 'curl',
   // The network card (VMs on an Oriel network get a virtio-net card): ifupdown brings it up by DHCP when udev sees it,
   // as a Debian install does; dhclient writes the DNS server the network's DHCP gives into /etc/resolv.conf.
   'ifupdown', 'isc-dhcp-client',
@@ -143,7 +145,8 @@ function aptStateKey(): string {
 export function desktopRecipeHash(cacheDir = defaultConfig().cacheDir): string {
   const recipe = {
     builder: BUILDER_VERSION, suite: SUITE, variant: 'minbase', packages: desktopClosure(cacheDir), files: FILES,
-    modules: INITRD_MODULES, append: APPEND, marker: DESKTOP_READY_MARKER, diskMiB: DISK_MIB, execEnv: EXEC_ENV,
+    webdavd: webdavdRecipe(), modules: INITRD_MODULES, append: APPEND, marker: DESKTOP_READY_MARKER, diskMiB: DISK_MIB,
+    execEnv: EXEC_ENV,
   };
   return createHash('sha256').update(JSON.stringify(recipe)).digest('hex');
 }
@@ -283,6 +286,8 @@ async function build(ctx: BuildContext, recipe: string, dir: string): Promise<Im
     writeFileSync(join(out, 'packages.txt'), installed.map((p) => `${p.name} ${p.version}`).join('\n') + '\n');
 
     progress.enter('configure', 'configuring the desktop session');
+    mkdirSync(join(root, 'usr/local/sbin'), { recursive: true });
+    await buildWebdavd(join(root, 'usr/local/sbin/oriel-webdavd'), signal);
     await runSandboxed(inChroot(root, ['/bin/sh', '/tmp/oriel-setup/configure.sh']), {
       signal, what: 'configure.sh', onLine: ctx.log, env: { ...BUILD_ENV, READY_MARKER: DESKTOP_READY_MARKER },
     });

@@ -1,8 +1,9 @@
 // Shared folders and fast file drops on the desktop guest (one boot, under the guest lock): a folder of this host,
 // served by the core's WebDAV server over the SPICE WebDAV channel, is mounted by the guest at ~/Shared (davfs2,
-// through spice-webdavd); the guest lists and reads a host file and writes one that lands here with the same sha256;
-// the read-only share refuses the guest's write; a dropped file goes through the WebDAV drop box into ~/Downloads
-// with the same sha256, faster than the agent path's ~7 MiB/s.
+// through the image's oriel-webdavd); the guest lists and reads a host file and writes one that lands here with the
+// same sha256; the read-only share refuses the guest's write; a dropped file goes through the WebDAV drop box into
+// ~/Downloads (fetched by oriel-webdavd itself) with the same sha256, faster than the agent path's ~7 MiB/s; and
+// again once the SPICE client went away and another one came.
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -106,6 +107,21 @@ test('a dropped file lands in ~/Downloads through WebDAV with the same sha256', 
     const sum = (await sh(`sha256sum ~/Downloads/'${name}'`, 120_000)).out.split(' ')[0];
     assert.equal(sum, sha(data));
     console.log(`# WebDAV drop: ${size / MiB} MiB in ${s.toFixed(1)} s (${(size / MiB / s).toFixed(1)} MiB/s)`);
+    // The SPICE client goes away and another one comes: the guest's daemon serves the new one.
+    session.close();
+    session = await openSpiceSession({
+      url: `${t.url.replace('http', 'ws')}/api/vms/share/spice`,
+      headers: { authorization: `Bearer ${t.adminToken}` },
+      channelTypes: [ChannelType.WEBDAV],
+    });
+    share = new WebdavShare(await session.whenChannel<PortChannel>(ChannelType.WEBDAV));
+    await until('the guest polling the new client', async () => (sendPath(share) === 'webdav' ? true : undefined),
+      30_000);
+    writeFileSync(file, data.subarray(0, 3 * MiB));
+    const src2 = await nodeFileSource(file);
+    const name2 = await share.drops.offer(src2);
+    await src2.close();
+    assert.equal((await sh(`sha256sum ~/Downloads/'${name2}'`)).out.split(' ')[0], sha(data.subarray(0, 3 * MiB)));
   } finally {
     rmSync(file, { force: true });
   }

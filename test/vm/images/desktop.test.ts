@@ -156,7 +156,6 @@ describe('desktop image', () => {
       'openbox',
       'xterm',
       'spice-vdagent',
-      'spice-webdavd',
       'qemu-guest-agent',
       'alsa-utils',
     ]) {
@@ -288,7 +287,7 @@ describe('desktop guest on real QEMU', () => {
       'user spice-vdagent',
       'root spice-vdagentd',
       'root qemu-ga',
-      'root spice-webdavd',
+      'root oriel-webdavd',
       'user xterm',
     ]) {
       assert.ok(procs.includes(p), `${p} runs:\n${procs.join('\n')}`);

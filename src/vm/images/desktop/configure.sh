@@ -72,11 +72,12 @@ ExecStart=/usr/local/lib/oriel/announce-ready
 CONF
 systemctl enable oriel-desktop-ready.path
 
-# The SPICE agent daemon and the WebDAV daemon serve virtio-serial ports. Debian starts them from udev rules that
-# match only "add" events with the port's /dev/virtio-ports/ link already known; but a port's name may reach the guest
-# after the port itself (the link then comes with a later "change" event), and neither daemon started on such a boot.
-# Path units wait for the links themselves, whatever the order of udev events. spice-vdagentd is socket-activated:
-# its socket starts once the port is there, the daemon when the session's spice-vdagent connects to it.
+# The SPICE agent daemon and Oriel's WebDAV daemon serve virtio-serial ports. Debian starts spice-vdagentd from a
+# udev rule that matches only "add" events with the port's /dev/virtio-ports/ link already known; but a port's name
+# may reach the guest after the port itself (the link then comes with a later "change" event), and the daemon did not
+# start on such a boot. Path units wait for the links themselves, whatever the order of udev events. spice-vdagentd
+# is socket-activated: its socket starts once the port is there, the daemon when the session's spice-vdagent
+# connects to it.
 cat > /etc/systemd/system/oriel-spice-vdagentd.path <<'CONF'
 [Unit]
 Description=Oriel: start the SPICE agent's socket once its virtio-serial port is there
@@ -88,25 +89,37 @@ Unit=spice-vdagentd.socket
 [Install]
 WantedBy=paths.target
 CONF
-cat > /etc/systemd/system/oriel-spice-webdavd.path <<'CONF'
+# oriel-webdavd (in place of Debian's spice-webdavd, not installed): relays TCP connections to 127.0.0.1:9843 to the
+# SPICE client's WebDAV server over the port (the same mux as spice-webdavd's), and fetches the files the client
+# drops into ~/Downloads itself, as the desktop user (uid 1000). It waits for a SPICE client and outlives one.
+cat > /etc/systemd/system/oriel-webdavd.service <<'CONF'
 [Unit]
-Description=Oriel: start spice-webdavd once its virtio-serial port is there
+Description=Oriel: the SPICE WebDAV port (shared folders, file drops into ~/Downloads)
+
+[Service]
+ExecStart=/usr/local/sbin/oriel-webdavd -u 1000:1000
+Restart=always
+RestartSec=1
+CONF
+cat > /etc/systemd/system/oriel-webdavd.path <<'CONF'
+[Unit]
+Description=Oriel: start oriel-webdavd once the WebDAV virtio-serial port is there
 
 [Path]
 PathExists=/dev/virtio-ports/org.spice-space.webdav.0
-Unit=spice-webdavd.service
+Unit=oriel-webdavd.service
 
 [Install]
 WantedBy=paths.target
 CONF
-systemctl enable oriel-spice-vdagentd.path oriel-spice-webdavd.path
+systemctl enable oriel-spice-vdagentd.path oriel-webdavd.path
 
-# Shared folders and fast file drops (shared-folder): a loop that runs beside spice-webdavd, mounts the folder a
-# SPICE client shares at ~/Shared (davfs2) and fetches the files it drops into ~/Downloads. davfs2 asks for no
-# credentials (the client has none) and uploads a written file when it is closed, not 10 s later.
+# Shared folders (shared-folder): a loop beside oriel-webdavd that mounts the folder a SPICE client shares at
+# ~/Shared (davfs2, through 127.0.0.1:9843). davfs2 asks for no credentials (the client has none) and uploads a
+# written file when it is closed, not 10 s later.
 cat > /etc/systemd/system/oriel-shared-folder.service <<'CONF'
 [Unit]
-Description=Oriel: mount the SPICE client's shared folder at ~/Shared, fetch the files it drops
+Description=Oriel: mount the SPICE client's shared folder at ~/Shared
 
 [Service]
 ExecStart=/usr/local/lib/oriel/shared-folder
@@ -142,7 +155,7 @@ CONF
 grep -qs '^source /etc/network/interfaces.d/' /etc/network/interfaces ||
   printf 'source /etc/network/interfaces.d/*\n' >> /etc/network/interfaces
 
-# Periodic jobs and waits that only slow a short-lived guest down (avahi-daemon stays: spice-webdavd needs it).
+# Periodic jobs and waits that only slow a short-lived guest down.
 systemctl mask apt-daily.timer apt-daily-upgrade.timer fstrim.timer e2scrub_all.timer e2scrub_reap.service \
   man-db.timer systemd-networkd-wait-online.service
 
