@@ -68,7 +68,7 @@ interface Helper {
 }
 
 /** Whether a uid that owns nothing can read and traverse down to `path`. */
-function othersReach(path: string): boolean {
+export function othersReach(path: string): boolean {
   for (let p = resolve(path); ; p = dirname(p)) {
     if ((statSync(p).mode & 0o005) !== 0o005) return false;
     if (p === dirname(p)) return true;

@@ -8,7 +8,7 @@ import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync } f
 import { createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { RemotingHelpers, STILL_RUNNING } from '../../src/remoting/index.ts';
+import { othersReach, RemotingHelpers, STILL_RUNNING } from '../../src/remoting/index.ts';
 import { helperNproc } from '../../src/remoting/limits.ts';
 import { ControlError, ControlReader, fromHelper } from '../../src/remoting/control.ts';
 
@@ -151,7 +151,8 @@ describe('OpenCL helper control channel: a hostile helper', () => {
     assert.ok(sizes.every((s) => s <= cap), `sizes ${sizes} (cap ${cap})`);
     assert.ok(Date.now() - t0 > 2000, 'paused after each rotation: the 20 MiB took a while to get through');
     const [, forks, refused] = last.match(/hostile: forks (\d+) refused (\S+)/) ?? [];
-    if (process.getuid?.() === 0) {
+    // The task limit holds for a uid of the helper's own (root, and Oriel's code readable by it: index.ts chooseUid).
+    if (process.getuid?.() === 0 && othersReach(join(import.meta.dirname, '..', '..'))) {
       assert.equal(refused, 'EAGAIN', last.slice(-300));
       assert.ok(Number(forks) < helperNproc(), `forks ${forks}`);
     }

@@ -47,8 +47,10 @@ export class Guest {
   }
 
   /** Waits for the next complete response on `id` and takes it. */
-  async response(id: bigint, head = false, maxTicks = 20000): Promise<Response> {
-    for (let i = 0; i < maxTicks; i++) {
+  async response(id: bigint, head = false, waitMs = 10_000): Promise<Response> {
+    // Bounded by time, not by turns of the event loop: the server's file system calls run on libuv's threads, which a
+    // loaded machine (the unit tier shares its process) slows down while the loop spins on.
+    for (const end = Date.now() + waitMs; Date.now() < end;) {
       const r = parseResponse(this._in.get(id) ?? Buffer.alloc(0), head);
       if (r) {
         this._in.set(id, (this._in.get(id) ?? Buffer.alloc(0)).subarray(r.used));
