@@ -137,10 +137,10 @@ describe('video streams in the browser: VP8, H.264 and VP9 through WebCodecs; JP
       await play();
       try {
         const s = await until(
-          `30 ${codec} frames`,
+          `20 ${codec} frames`,
           async () => {
             const s = await stats();
-            return s.decoded[codec]! - before.decoded[codec]! >= 30 && s;
+            return s.decoded[codec]! - before.decoded[codec]! >= 20 && s;
           },
           30_000,
           200,
