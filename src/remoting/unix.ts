@@ -3,6 +3,7 @@
 // to helper. The server never receives descriptors: it reads its sockets with read(), which makes the kernel drop
 // (and close) any the helper attaches; its end of the descriptor channel is also shut for reading.
 import koffi from 'koffi';
+import { libc as loadLibc } from './libc.ts';
 
 const AF_UNIX = 1;
 const SOCK_STREAM = 1;
@@ -39,7 +40,7 @@ interface Libc {
 let libc: Libc | undefined;
 function lib(): Libc {
   if (libc) return libc;
-  const l = koffi.load('libc.so.6');
+  const l = loadLibc();
   koffi.struct('oriel_iovec', { base: 'void *', len: 'size_t' });
   koffi.struct('oriel_msghdr', {
     name: 'void *', namelen: 'uint32_t', iov: 'oriel_iovec *', iovlen: 'size_t', control: 'void *',

@@ -4,6 +4,7 @@
 // base + offset. Every range is checked here, in BigInt (no wrap-around), before a host pointer is derived.
 // Why a window and not the guest-physical pages of ordinary buffers: docs/opencl-zero-copy.md (bench/opencl-gpa.ts).
 import koffi from 'koffi';
+import { libc as loadLibc } from './libc.ts';
 import { closeSync, fstatSync, openSync } from 'node:fs';
 
 const PROT_READ = 1;
@@ -20,7 +21,7 @@ interface Libc {
 let libc: Libc | undefined;
 function mm(): Libc {
   if (libc) return libc;
-  const lib = koffi.load('libc.so.6');
+  const lib = loadLibc();
   libc = {
     mmap: lib.func('void *mmap(void *, size_t, int, int, int, int64_t)') as unknown as Libc['mmap'],
     munmap: lib.func('int munmap(void *, size_t)') as unknown as Libc['munmap'],
