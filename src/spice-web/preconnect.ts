@@ -31,6 +31,8 @@ export function openSession(path: string): Promise<SpiceSession> {
     audio: browserAudioCodecs(),
     // VP8/H.264/VP9 streams through WebCodecs (asked while the main channel links; MJPEG only without).
     video: browserVideoDecoders().finally(() => performance.mark('oriel:video-codecs')),
+    // display, inputs, cursor link at MAIN INIT, not behind spice-server's 250 KB network-test ping.
+    eagerChannels: true,
   });
   // Marks for bench/display-browser.ts --breakdown: MAIN INIT in, each channel linked.
   void linked.then((s) => {
@@ -45,19 +47,6 @@ interface Early {
   failed: boolean;
 }
 const early = new Map<string, Early>();
-
-/** The VM whose console the page at `pathname`/`search` shows, or undefined if it shows none. */
-export function consoleVmFor(pathname: string, search: string): string | undefined {
-  const m = /^\/vms\/([^/]+)(\/console)?$/.exec(pathname);
-  if (!m) return undefined;
-  const tab = new URLSearchParams(search).get('tab');
-  if (!m[2] && tab && tab !== 'console') return undefined;
-  try {
-    return decodeURIComponent(m[1]!);
-  } catch {
-    return undefined; // a malformed name: the page says so
-  }
-}
 
 /** The console proxy path of a VM's SPICE console. */
 export const spicePath = (vmName: string): string => `/api/vms/${encodeURIComponent(vmName)}/spice`;

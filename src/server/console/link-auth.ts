@@ -26,16 +26,21 @@ export function clientAuthSelection(link: Buffer): boolean {
 
 /**
  * Feed it the client's bytes that follow its link message (`fromClient`) and every server chunk (`fromServer`,
- * before forwarding it); it writes what QEMU must get through `upstream`. Throws LinkAuthError on a client that
- * asks for another mechanism than the SPICE ticket, or sends before the server's reply.
+ * before forwarding it); it writes what QEMU must get through `upstream`. The proxy's own mechanism word and
+ * ticket go to QEMU as soon as its link reply is in, without waiting for the client's: the client was
+ * authenticated and authorised before its link reached QEMU, and its own ticket is dropped anyway. So QEMU
+ * finishes the link (and a main channel's MAIN INIT is on its way) while a browser still loads the code that
+ * answers the reply. The client's mechanism word and ticket, when they come, are checked (SPICE ticket only) and
+ * dropped; what follows passes unchanged. Throws LinkAuthError (via onError) on a client that asks for another
+ * mechanism, or sends before the server's reply.
  */
 export class LinkTicketSwap {
   private server = Buffer.alloc(0);
-  private client = Buffer.alloc(0);
-  private pubKey: Uint8Array | undefined;
-  private ticketBytes = 0;
-  private expectMech = false;
-  private stage: 'reply' | 'mech' | 'ticket' | 'encrypting' | 'through' = 'reply';
+  private client: Buffer = Buffer.alloc(0);
+  /** Client bytes still to drop (its mechanism word and ticket); known once the reply told the key size. */
+  private skip = 0;
+  private checkMech = false;
+  private stage: 'reply' | 'encrypting' | 'through' = 'reply';
 
   constructor(
     private readonly password: string,
@@ -44,8 +49,9 @@ export class LinkTicketSwap {
     private readonly onError: (e: Error) => void,
   ) {}
 
+  /** Our ticket went to QEMU and the client's was dropped: bytes pass both ways unchanged from now on. */
   get done(): boolean {
-    return this.stage === 'through';
+    return this.stage === 'through' && this.skip === 0 && !this.checkMech;
   }
 
   fromServer(chunk: Buffer): void {
@@ -58,53 +64,57 @@ export class LinkTicketSwap {
     this.server = Buffer.alloc(0);
     if (reply.error !== 0) {
       this.stage = 'through'; // the server refused the link itself; nothing more to swap
+      this.flush();
       return;
     }
-    this.pubKey = reply.pubKey;
     const bits = createPublicKey({ key: Buffer.from(reply.pubKey), format: 'der', type: 'spki' })
       .asymmetricKeyDetails?.modulusLength ?? 1024;
-    this.ticketBytes = bits / 8;
     const serverSel = (reply.commonCaps[0] ?? 0) & (1 << CommonCap.PROTOCOL_AUTH_SELECTION);
-    this.expectMech = this.clientAuthSel && serverSel !== 0;
-    this.stage = this.expectMech ? 'mech' : 'ticket';
-    this.step();
+    const mech = this.clientAuthSel && serverSel !== 0;
+    this.checkMech = mech;
+    this.skip = (mech ? AUTH_MECH_BYTES : 0) + bits / 8;
+    this.stage = 'encrypting';
+    if (mech) {
+      const word = Buffer.alloc(AUTH_MECH_BYTES);
+      word.writeUInt32LE(CommonCap.AUTH_SPICE);
+      this.upstream(word);
+    }
+    const plain = Buffer.concat([Buffer.from(this.password, 'utf8'), Buffer.alloc(1)]);
+    nodeEncryptTicket(reply.pubKey, plain).then(
+      (ticket) => {
+        this.upstream(Buffer.from(ticket));
+        this.stage = 'through';
+        this.flush();
+      },
+      (e: Error) => this.onError(e),
+    );
   }
 
   fromClient(chunk: Buffer): void {
-    if (this.stage === 'through') return this.upstream(chunk);
-    this.client = Buffer.concat([this.client, chunk]);
+    this.client = this.client.length ? Buffer.concat([this.client, chunk]) : chunk;
     if (this.stage === 'reply') {
       if (this.client.length > 0) this.onError(new LinkAuthError('client sent data before the link reply'));
       return;
     }
-    this.step();
+    this.flush();
   }
 
-  private step(): void {
-    if (this.stage === 'mech' && this.client.length >= AUTH_MECH_BYTES) {
-      const mech = this.client.readUInt32LE(0);
-      if (mech !== CommonCap.AUTH_SPICE) {
+  /** Checks and drops the client's mechanism word and ticket; passes what follows once our ticket is out. */
+  private flush(): void {
+    if (this.checkMech) {
+      if (this.client.length < AUTH_MECH_BYTES) return;
+      if (this.client.readUInt32LE(0) !== CommonCap.AUTH_SPICE) {
         return this.onError(new LinkAuthError('only SPICE ticket authentication is offered through the proxy'));
       }
-      this.upstream(this.client.subarray(0, AUTH_MECH_BYTES));
-      this.client = this.client.subarray(AUTH_MECH_BYTES);
-      this.stage = 'ticket';
+      this.checkMech = false;
     }
-    if (this.stage === 'ticket' && this.client.length >= this.ticketBytes) {
-      const rest = this.client.subarray(this.ticketBytes); // the client's own ticket is dropped
+    const drop = Math.min(this.skip, this.client.length);
+    this.client = this.client.subarray(drop); // the client's own ticket is dropped
+    this.skip -= drop;
+    if (this.stage === 'through' && this.skip === 0 && this.client.length) {
+      const more = this.client;
       this.client = Buffer.alloc(0);
-      this.stage = 'encrypting';
-      const plain = Buffer.concat([Buffer.from(this.password, 'utf8'), Buffer.alloc(1)]);
-      nodeEncryptTicket(this.pubKey!, plain).then(
-        (ticket) => {
-          this.upstream(Buffer.from(ticket));
-          this.stage = 'through';
-          const more = Buffer.concat([rest, this.client]);
-          this.client = Buffer.alloc(0);
-          if (more.length) this.upstream(more);
-        },
-        (e: Error) => this.onError(e),
-      );
+      this.upstream(more);
     }
   }
 }

@@ -43,7 +43,11 @@ export class SessionIdSniffer {
   private stage: 'reply' | 'result' | 'messages' | 'done' = 'reply';
   private mini = false;
   private messages = 0;
+  /** Stream offset of this.buf[0]. */
+  private base = 0;
   sessionId: number | undefined;
+  /** Where MAIN_INIT's body starts in the server's byte stream, and when it arrived (Date.now()). */
+  init: { at: number; receivedAt: number } | undefined;
   /** Called once, when MAIN_INIT has told the session id. */
   onSession?: (id: number) => void;
   /** Called once if the session id cannot be read (odd input, or no MAIN_INIT among the first messages). */
@@ -81,13 +85,13 @@ export class SessionIdSniffer {
       const reply = decodeLinkReply(this.buf.subarray(LINK_HEADER_SIZE, LINK_HEADER_SIZE + size));
       if (reply.error !== LinkErr.OK) throw new Error('link refused');
       this.mini = this.clientMiniHeader && hasCap(reply.commonCaps, CommonCap.MINI_HEADER);
-      this.buf = this.buf.subarray(LINK_HEADER_SIZE + size);
+      this.skip(LINK_HEADER_SIZE + size);
       this.stage = 'result';
     }
     if (this.stage === 'result') {
       if (this.buf.length < 4) return;
       if (this.buf.readUInt32LE(0) !== LinkErr.OK) throw new Error('link failed');
-      this.buf = this.buf.subarray(4);
+      this.skip(4);
       this.stage = 'messages';
     }
     while (this.stage === 'messages') {
@@ -99,13 +103,19 @@ export class SessionIdSniffer {
       if (type === MainMsg.INIT) {
         if (this.buf.length < hdr + 4) return;
         this.sessionId = this.buf.readUInt32LE(hdr);
+        this.init = { at: this.base + hdr, receivedAt: Date.now() };
         this.stage = 'done';
         this.onSession?.(this.sessionId);
         return;
       }
       if (this.buf.length < hdr + size) return;
-      this.buf = this.buf.subarray(hdr + size);
+      this.skip(hdr + size);
       if (++this.messages > 16) throw new Error('no MAIN_INIT');
     }
+  }
+
+  private skip(n: number): void {
+    this.buf = this.buf.subarray(n);
+    this.base += n;
   }
 }

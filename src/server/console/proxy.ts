@@ -10,7 +10,7 @@
 // - What: the client's first bytes must be a SPICE link message, or the console is closed; frames are bounded.
 // - Back-pressure both ways: a slow browser pauses reading from QEMU, a slow QEMU pauses reading from the browser,
 //   so the server never buffers without bound.
-import { connect, type Socket } from 'node:net';
+import type { Socket } from 'node:net';
 import { WebSocketServer, type WebSocket, type RawData } from 'ws';
 import type { FastifyInstance } from 'fastify';
 import { unauthorized } from '../../errors.ts';
@@ -18,14 +18,14 @@ import type { ServerContext } from '../context.ts';
 import type { User } from '../auth/users.ts';
 import { checkOrigin, liveVmFor, upgradeCaller, type VmUpgrade } from './upgrade.ts';
 import {
-  CHANNEL_CURSOR, CHANNEL_DISPLAY, CHANNEL_MAIN, MAX_LINK_BYTES, parseClientLink, SessionIdSniffer,
+  CHANNEL_CURSOR, CHANNEL_DISPLAY, CHANNEL_MAIN, MAX_LINK_BYTES, parseClientLink, SessionIdSniffer, type ClientLink,
 } from './link-sniff.ts';
 import type { ConsoleTickets } from './tickets.ts';
 import type { ConsoleLimits } from './limits.ts';
 import type { VmRecord } from '../../vm/records.ts';
-import { readSpiceEndpoint } from '../../vm/spice-endpoint.ts';
-import { clientAuthSelection, LinkTicketSwap } from './link-auth.ts';
-import { ConsoleTakeover } from './takeover.ts';
+import type { ConsoleTakeover } from './takeover.ts';
+import type { ConsolePredials } from './predial.ts';
+import { QemuLink } from './qemu-link.ts';
 import { CONSOLE_TAKEN_OVER } from '../../api/console-close.ts';
 import { connectionTrace } from './trace.ts';
 
@@ -60,10 +60,11 @@ export function spiceUpgrade(
   ctx: ServerContext,
   tickets: ConsoleTickets,
   limits: ConsoleLimits,
+  takeover: ConsoleTakeover,
+  predials: ConsolePredials,
 ): VmUpgrade {
   const wss = new WebSocketServer({ noServer: true, maxPayload: MAX_FRAME, perMessageDeflate: CONSOLE_DEFLATE });
   const live = new Set<WebSocket>();
-  const takeover = new ConsoleTakeover();
   app.addHook('onClose', async () => {
     for (const ws of live) ws.terminate();
     wss.close();
@@ -91,7 +92,7 @@ export function spiceUpgrade(
     socket.once('close', limits.acquire(credential.userId));
     wss.handleUpgrade(req, socket, head, (ws) => {
       live.add(ws);
-      const end = bridge(ctx, tickets, takeover, ws, vm.id, auth, app.log);
+      const end = bridge(ctx, { tickets, takeover, predials }, ws, vm.id, auth, app.log);
       // Closed when its credential ends (sign-out, revocation, expiry, password change, account deleted).
       const unregister = ctx.users.streams.add(credential, (reason) => {
         end(4401, reason);
@@ -107,25 +108,23 @@ export function spiceUpgrade(
 
 function bridge(
   ctx: ServerContext,
-  tickets: ConsoleTickets,
-  takeover: ConsoleTakeover,
+  deps: { tickets: ConsoleTickets; takeover: ConsoleTakeover; predials: ConsolePredials },
   ws: WebSocket,
   vmId: string,
   auth: Auth,
   log: FastifyInstance['log'],
 ): (code: number, reason: string) => void {
+  const { tickets, takeover, predials } = deps;
   let pending: Buffer[] = [];
   let pendingBytes = 0;
-  let upstream: Socket | undefined;
+  let upstream: QemuLink | undefined;
   let dialing = false; // a main link waits for the previous console to be let go (takeover.ts)
   let forget: (() => void) | undefined;
-  let swap: LinkTicketSwap | undefined;
   let closed = false;
   let outstanding = 0; // bytes handed to ws.send and not yet written to the browser's socket
   let releaseTicket: (() => void) | undefined;
   const trace = connectionTrace();
   let channel: number | undefined;
-  let chunks = 0;
   trace('open');
 
   const deadline = setTimeout(() => {
@@ -138,7 +137,7 @@ function bridge(
     closed = true;
     clearTimeout(deadline);
     forget?.();
-    upstream?.destroy();
+    upstream?.end(code, reason);
     releaseTicket?.();
     if (ws.readyState === ws.OPEN || ws.readyState === ws.CONNECTING) ws.close(code, reason.slice(0, 120));
   };
@@ -147,12 +146,12 @@ function bridge(
     if (closed) return;
     if (!isBinary) return close(1003, 'SPICE consoles carry binary frames only');
     const chunk = Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data as ArrayBuffer);
-    if (swap && !swap.done) return swap.fromClient(chunk);
     if (upstream) {
       // Back-pressure towards QEMU: stop reading the browser while the socket is full.
       if (!upstream.write(chunk)) {
+        const sock = upstream.sock;
         (ws as unknown as { _socket: Socket })._socket.pause();
-        upstream.once('drain', () => (ws as unknown as { _socket: Socket })._socket.resume());
+        sock.once('drain', () => (ws as unknown as { _socket: Socket })._socket.resume());
       }
       return;
     }
@@ -185,78 +184,76 @@ function bridge(
         return close(4401, 'console ticket not valid for this session');
       }
     }
-    // The session's id, for the takeover: its other channels are let through, a replaced session's are not.
-    if (isMain) {
-      sniffer ??= new SessionIdSniffer(link.miniHeader);
-      const s = sniffer;
-      const told = s.onSession;
-      s.onSession = (id) => {
-        told?.(id);
-        if (!closed) takeover.setSession(vmId, id);
-      };
-      s.onGiveUp = () => { if (!closed) takeover.setSession(vmId, undefined); };
-    } else if (!takeover.admits(vmId, link.connectionId)) {
-      return close(CONSOLE_TAKEN_OVER, 'this console session was replaced by a newer one');
-    }
-    if (isMain) {
-      // A new session: the previous one is let go first (takeover.ts); what the client sends meanwhile waits.
+    // The page's main channel, dialled already while the server served the page (predial.ts): taken over.
+    const pre = isMain && auth.kind === 'user'
+      ? predials.take(vmId, auth.user.id, Buffer.concat(pending).subarray(0, link.length))
+      : undefined;
+    if (pre) {
       dialing = true;
-      const query = () => ctx.vms.qmp(vmId).execute('query-spice') as Promise<{ channels?: unknown[] }>;
-      takeover.handOver(vmId, query).then(() => {
+      const parsed = link;
+      pre.ready.then((up) => {
         dialing = false;
-        if (!closed) dial(link, sniffer);
-      }, (e: Error) => close(1011, `console hand-over: ${e.message}`));
+        forget = pre.forget;
+        pre.owner = close;
+        if (closed) return up.end(1000, 'client closed');
+        trace('predial-taken', { channel });
+        const rest = Buffer.concat(pending).subarray(parsed.length);
+        pending = [];
+        attach(up);
+        if (rest.length) up.write(rest);
+      }, () => {
+        dialing = false; // it could not dial: this link dials as any other
+        if (!closed) mainLink(parsed, new SessionIdSniffer(parsed.miniHeader));
+      });
       return;
+    }
+    // The session's id, for the takeover: its other channels are let through, a replaced session's are not.
+    if (isMain) return mainLink(link, sniffer ?? new SessionIdSniffer(link.miniHeader));
+    if (!takeover.admits(vmId, link.connectionId)) {
+      return close(CONSOLE_TAKEN_OVER, 'this console session was replaced by a newer one');
     }
     dial(link, sniffer);
   });
 
-  function dial(link: NonNullable<ReturnType<typeof parseClientLink>>, sniffer: SessionIdSniffer | undefined): void {
+  function mainLink(link: ClientLink, s: SessionIdSniffer): void {
+    const told = s.onSession;
+    s.onSession = (id) => {
+      told?.(id);
+      if (!closed) takeover.setSession(vmId, id);
+    };
+    s.onGiveUp = () => { if (!closed) takeover.setSession(vmId, undefined); };
+    // A new session: the previous one is let go first (takeover.ts); what the client sends meanwhile waits.
+    dialing = true;
+    const query = () => ctx.vms.qmp(vmId).execute('query-spice') as Promise<{ channels?: unknown[] }>;
+    takeover.handOver(vmId, query).then(() => {
+      dialing = false;
+      if (!closed) dial(link, s);
+    }, (e: Error) => close(1011, `console hand-over: ${e.message}`));
+  }
+
+  function dial(link: ClientLink, sniffer: SessionIdSniffer | undefined): void {
     const vm = ctx.vms.records.get(vmId);
     if (!vm || !['running', 'paused'].includes(vm.state)) return close(1011, 'the VM is not running');
     forget = takeover.register(vmId, close);
     trace('dial', { channel });
-    const paths = ctx.vms.paths(vm);
-    const ep = readSpiceEndpoint(paths);
-    // A VM started by an older server still listens on its unix socket, without a password.
-    const sock = ep ? connect({ host: '127.0.0.1', port: ep.port, noDelay: true }) : connect(paths.spice);
-    upstream = sock;
     const first = Buffer.concat(pending);
     pending = [];
-    if (ep) {
-      const onErr = (e: Error) => close(1008, `SPICE link: ${e.message}`);
-      swap = new LinkTicketSwap(ep.password, clientAuthSelection(first), (b) => sock.write(b), onErr);
-    }
-    sock.on('connect', () => {
-      trace('qemu-connected', { channel });
-      sock.write(first.subarray(0, link.length));
-      const rest = first.subarray(link.length);
-      if (rest.length && swap) swap.fromClient(rest);
-      else if (rest.length) sock.write(rest);
-    });
-    sock.on('data', (buf: Buffer) => {
-      if (chunks++ < 64) trace('from-qemu', { channel, bytes: buf.length });
-      if (swap && !swap.done) {
-        try {
-          swap.fromServer(buf);
-        } catch (e) {
-          return close(1011, `SPICE link: ${(e as Error).message}`);
-        }
-      }
-      if (sniffer && !sniffer.finished) sniffer.feed(buf);
+    attach(new QemuLink(ctx, vm, first, link, sniffer, trace, log));
+  }
+
+  /** QEMU's bytes to the client from now on, with back-pressure: a slow client stops us reading QEMU. */
+  function attach(up: QemuLink): void {
+    upstream = up;
+    const sock = up.sock;
+    const compress = channel === CHANNEL_DISPLAY || channel === CHANNEL_CURSOR;
+    up.attach((buf) => {
       outstanding += buf.length;
-      ws.send(buf, { binary: true, compress: channel === CHANNEL_DISPLAY || channel === CHANNEL_CURSOR }, () => {
+      ws.send(buf, { binary: true, compress }, () => {
         outstanding -= buf.length;
         if (outstanding < LOW_WATER && sock.isPaused()) sock.resume();
       });
-      // Back-pressure towards the browser: a slow client stops us reading QEMU, not fills our memory.
       if (outstanding > HIGH_WATER) sock.pause();
-    });
-    sock.on('error', (e) => {
-      log.warn({ vm: vm.name, err: e.message }, 'console: SPICE socket error');
-      close(1011, 'the VM console is not reachable');
-    });
-    sock.on('close', () => close(1000, 'the VM closed the console'));
+    }, close);
   }
   ws.on('close', () => close(1000, 'client closed'));
   ws.on('error', (e) => {
