@@ -18,6 +18,7 @@ import type { DiskCheckpoints } from './disk.ts';
 import { waitMigration } from './migration.ts';
 import { PostcopySource, type PostcopyStats } from './postcopy-source.ts';
 import { userfaultfdUnusable } from './userfaultfd.ts';
+import { RestoreTimeline, type TimelineMark } from './restore-timeline.ts';
 
 export type RestoreMode = 'lazy' | 'eager';
 
@@ -27,6 +28,8 @@ export interface RestoreOptions {
   disks: DiskCheckpoints;
   id: string;
   progress?: (stage: string) => void;
+  /** A line for the operation's log (the timeline at the end). */
+  log?: (line: string) => void;
   /** Restore into this VM instead of the checkpoint's own (restore as a new VM: same device model, see
    * VmManager.createLike). */
   targetVmId?: string;
@@ -53,9 +56,15 @@ export interface RestoreResult {
   verifyMs: number;
   streamBytes: number;
   postcopy?: PostcopyStats;
+  /** Where the time went, ms since the restore was requested (restore-timeline.ts). */
+  timeline: TimelineMark[];
+  /** The guest running, from QEMU spawned and from its QMP ready (negotiated, status read) (ms; null: paused). */
+  runningFromSpawnMs: number | null;
+  runningFromQmpMs: number | null;
 }
 
 export async function restoreCheckpoint(o: RestoreOptions): Promise<RestoreResult> {
+  const tl = new RestoreTimeline();
   const m = o.store.get(o.id);
   if (!m) throw new Error(`no checkpoint '${o.id}'`);
   const vm = o.vms.get(o.targetVmId ?? m.vmId);
@@ -77,8 +86,9 @@ export async function restoreCheckpoint(o: RestoreOptions): Promise<RestoreResul
     if (fallback) mode = 'eager';
   }
   const release = await o.store.holdWriter(); // no GC or verify rewrites packs while pages are read
+  tl.mark('store held');
   try {
-    return await restoreHeld(o, m, vm.id, mode, fallback);
+    return await restoreHeld(o, m, vm.id, mode, fallback, tl);
   } finally {
     release();
   }
@@ -90,6 +100,7 @@ async function restoreHeld(
   vmId: string,
   mode: RestoreMode,
   fallback: string | undefined,
+  tl: RestoreTimeline,
 ): Promise<RestoreResult> {
   const vm = o.vms.get(vmId);
   const paths = o.vms.paths(vm);
@@ -100,11 +111,25 @@ async function restoreHeld(
     o.progress?.('checking the checkpoint');
     try {
       await o.store.checkAll(m);
+      tl.mark('checkpoint checked');
     } catch (e) {
       throw new Error(
         `checkpoint ${m.id} cannot be restored: ${(e as Error).message}. VM '${vm.name}' was left as it was`,
       );
     }
+  }
+  // Everything the stream needs that does not need QEMU (page tables, page order, device-state bytes): before QEMU
+  // starts, and before the VM is touched (a failure here leaves it as it was).
+  let source: PostcopySource | undefined;
+  if (mode === 'lazy') {
+    try {
+      source = new PostcopySource(o.store, m, m.parent ? o.store.get(m.parent) : undefined);
+    } catch (e) {
+      throw new Error(
+        `checkpoint ${m.id} cannot be restored: ${(e as Error).message}. VM '${vm.name}' was left as it was`,
+      );
+    }
+    tl.mark('page order and device state prepared');
   }
   let disk: { commit(): void; discard(): void } | undefined;
   if (m.disks.length) {
@@ -114,12 +139,14 @@ async function restoreHeld(
       paths.disk,
       vm.spec.baseDisk ? { file: vm.spec.baseDisk, format: vm.spec.baseFormat ?? 'qcow2' } : undefined,
     );
+    tl.mark('disk staged');
   }
   const verifyMs = Math.round(performance.now() - v0);
   try {
     if (!['stopped', 'crashed'].includes(vm.state)) {
       o.progress?.('stopping the VM');
       await o.vms.forceStop(vm.id);
+      tl.mark('old QEMU stopped');
     }
   } catch (e) {
     disk?.discard();
@@ -131,12 +158,18 @@ async function restoreHeld(
   o.progress?.('starting QEMU');
   const t0 = Date.now();
   const p0 = performance.now();
-  await o.vms.start(vm.id, { incoming: { reason: 'waiting for a checkpoint to be restored' } });
+  tl.mark('QEMU start requested');
+  await o.vms.start(vm.id, {
+    incoming: { reason: 'waiting for a checkpoint to be restored' },
+    onStage: (s) => tl.mark(s === 'spawned' ? 'QEMU spawned' : s),
+  });
   if (mode === 'lazy' && m.guestReady) o.vms.markReady(vm.id);
   let runningMs: number | null = null;
   const onEvent = (e: QmpEvent) => {
     if (e.event !== 'RESUME' || runningMs !== null) return;
-    runningMs = Math.round((e.timestamp.seconds * 1000 + e.timestamp.microseconds / 1000 - t0) * 10) / 10;
+    const wall = e.timestamp.seconds * 1000 + e.timestamp.microseconds / 1000;
+    runningMs = Math.round((wall - t0) * 10) / 10;
+    tl.markWall('RESUME (guest running)', wall);
     o.onRunning?.({ runningMs, mode, qemuStartedAt: t0 });
   };
   const off = o.vms.qmp(vm.id).onEvent(onEvent);
@@ -149,6 +182,7 @@ async function restoreHeld(
         // still leaves an eager restore into the same QEMU.
         try {
           await qmp.execute('migrate-set-capabilities', { capabilities: [{ capability: 'postcopy-ram', state: true }] });
+          tl.mark('postcopy capability set');
         } catch (e) {
           mode = 'eager';
           fallback = `QEMU cannot use postcopy here: ${(e as Error).message}`;
@@ -157,22 +191,25 @@ async function restoreHeld(
       const sockPath = join(paths.dir, 'restore.sock');
       rmSync(sockPath, { force: true });
       await qmp.execute('migrate-incoming', { uri: `unix:${sockPath}` });
+      tl.mark('migrate-incoming done');
       const sock = await connect(sockPath);
+      tl.mark('migration socket connected');
       try {
-        if (mode === 'lazy') {
+        if (mode === 'lazy' && source) {
           o.progress?.('sending device state; the guest runs while its RAM follows');
-          const parent = m.parent ? o.store.get(m.parent) : undefined;
-          postcopy = await new PostcopySource(sock, o.store, m, parent).run();
+          postcopy = await source.run(sock, (s) => tl.mark(s));
           streamBytes = postcopy.streamBytes;
         } else {
           o.progress?.('sending RAM and device state');
           streamBytes = await sendEager(o.store, m, sock);
+          tl.mark('stream sent');
         }
       } finally {
         sock.destroy();
         rmSync(sockPath, { force: true });
       }
       const mig = await waitMigration(qmp);
+      tl.mark(`migration ${mig.status}`);
       if (mig.status !== 'completed') throw new Error(`QEMU refused the checkpoint's stream: migration ${mig.status}`);
       if (m.guestReady) o.vms.markReady(vm.id);
       await continueIfRan(qmp, m);
@@ -191,7 +228,13 @@ async function restoreHeld(
     off();
   }
   const ramMs = Math.round(performance.now() - p0);
+  tl.mark('restore done');
+  const spawned = tl.at('QEMU spawned'), ready = tl.at('QMP status'), resumed = tl.at('RESUME (guest running)');
+  const from = (a: number | undefined) =>
+    a === undefined || resumed === undefined ? null : Math.round((resumed - a) * 10) / 10;
+  o.log?.(`restore timeline (ms since requested): ${tl.summary()}`);
   return {
+    timeline: tl.marks, runningFromSpawnMs: from(spawned), runningFromQmpMs: from(ready),
     manifest: m, mode, ...(fallback ? { fallback } : {}), runningMs, ramMs, restoreMs: ramMs, verifyMs, streamBytes,
     ...(postcopy ? { postcopy } : {}),
   };

@@ -54,7 +54,12 @@ export interface RetentionRules {
 
 /** Reports a long action's stages; `operationId` names the server operation it reports for (a capture worker that
  * outlives the server carries it, so the next server can finish that operation). */
-export interface Progress { (stage: string): void; operationId?: string }
+export interface Progress {
+  (stage: string): void;
+  operationId?: string;
+  /** A line for the operation's log only (not a stage): e.g. a restore's timeline. */
+  log?: (line: string) => void;
+}
 
 /** How a capture worker left by a previous server ended. */
 export interface WorkerOutcome {
@@ -320,7 +325,9 @@ export class CheckpointService {
     progress?: Progress,
     opts: Pick<RestoreOptions, 'targetVmId' | 'mode' | 'onRunning' | 'uffdUnusable'> = {},
   ): Promise<RestoreResult> {
-    return restoreCheckpoint({ vms: this.vms, store: this.store, disks: this.disks, id, progress, ...opts });
+    return restoreCheckpoint({
+      vms: this.vms, store: this.store, disks: this.disks, id, progress, log: progress?.log, ...opts,
+    });
   }
 
   /** Deletes checkpoints: manifests first (atomic), then their disk images (merged into the images backed by them),

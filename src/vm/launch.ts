@@ -18,7 +18,9 @@ export interface Launched {
 
 /** Spawns `binary args` in the VM's folder (its output appended to qemu.log) and waits for its QMP. On failure the
  * process is killed and the error says why (QEMU missing, exited at once with its log's last lines, no QMP). */
-export async function launchQemu(binary: string, args: string[], p: VmPaths, banner: string): Promise<Launched> {
+export async function launchQemu(
+  binary: string, args: string[], p: VmPaths, banner: string, onStage?: (stage: string) => void,
+): Promise<Launched> {
   const logFd = openSync(p.qemuLog, 'a', 0o600);
   writeSync(logFd, `--- ${new Date().toISOString()} ${banner}\n`);
   let child: ChildProcess;
@@ -29,6 +31,7 @@ export async function launchQemu(binary: string, args: string[], p: VmPaths, ban
     closeSync(logFd);
   }
   child.unref();
+  onStage?.('spawned');
   const early = new Promise<never>((_, reject) => {
     child.once('error', (e) =>
       reject(unavailable(`cannot run ${binary}: ${e.message} (is qemu-system-x86 installed? run scripts/bootstrap.sh)`)),
@@ -40,8 +43,16 @@ export async function launchQemu(binary: string, args: string[], p: VmPaths, ban
   });
   early.catch(() => undefined);
   try {
-    const qmp = await Promise.race([QmpClient.connect(p.qmp, { retryUntilMs: QMP_START_TIMEOUT_MS }), early]);
+    const qmp = await Promise.race([
+      // Polled often: every millisecond until QEMU listens is a millisecond before a restored guest can run.
+      QmpClient.connect(p.qmp, {
+        retryUntilMs: QMP_START_TIMEOUT_MS, retryIntervalMs: 5, onConnected: () => onStage?.('QMP connected'),
+      }),
+      early,
+    ]);
+    onStage?.('QMP negotiated');
     const status = await qmp.queryStatus();
+    onStage?.('QMP status');
     return { child, qmp, status: status.status };
   } catch (e) {
     if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');

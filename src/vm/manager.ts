@@ -46,6 +46,15 @@ export type { StartOptions, VmManagerOptions, WithQmpOptions } from './manager-o
 
 const FORCE_WAIT_MS = 5_000;
 
+/** Debugging where a restore's time goes: ORIEL_QEMU_TRACE=PREFIX makes QEMU log its migration trace events, with
+ * timestamps, to PREFIX.<ms since epoch>. */
+function migrationTraceArgs(): string[] {
+  const prefix = process.env.ORIEL_QEMU_TRACE;
+  if (!prefix) return [];
+  const events = ['loadvm_*', 'postcopy_*', 'qemu_loadvm_state_section*', 'migration_*'];
+  return ['-msg', 'timestamp=on', '-D', `${prefix}.${Date.now()}`, ...events.flatMap((e) => ['-trace', `enable=${e}`])];
+}
+
 export class VmManager extends EventEmitter {
   readonly records: VmRecords;
   /** Images users uploaded (ISOs, disk images). */
@@ -227,7 +236,10 @@ export class VmManager extends EventEmitter {
       const args = qemuArgs(vm.name, spec, p, accel, await newSpiceEndpoint(p));
       // QEMU waits for `migrate-incoming` instead of booting.
       if (opts.incoming) args.push('-incoming', 'defer');
-      const { child, qmp, status } = await launchQemu(this.o.qemuBinary, args, p, `starting QEMU (accel ${accel})`);
+      args.push(...migrationTraceArgs());
+      const { child, qmp, status } = await launchQemu(
+        this.o.qemuBinary, args, p, `starting QEMU (accel ${accel})`, opts.onStage,
+      );
       this.attach(vm, qmp, child.pid!, child);
       this.log('info', 'vm started', { vm: vm.name, pid: child.pid, accel, incoming: !!opts.incoming });
       // An incoming VM (status `inmigrate`) runs no guest code yet: paused until the stream is loaded and the guest

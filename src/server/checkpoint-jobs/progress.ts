@@ -10,5 +10,6 @@ export function checkpointProgress(ctx: OperationContext): Progress {
     ctx.log(stage);
   };
   report.operationId = ctx.id;
+  report.log = (line) => ctx.log(line);
   return report;
 }

@@ -21,6 +21,10 @@ export interface ConnectOptions {
   /** While the socket is missing or refuses connections (QEMU still starting), retry for up to this long;
    * default 0: a single attempt. */
   retryUntilMs?: number;
+  /** Between two attempts while retrying; default 50 ms. */
+  retryIntervalMs?: number;
+  /** Called once the socket is connected, before the greeting (timings). */
+  onConnected?: () => void;
 }
 
 export interface ExecuteOptions {
@@ -105,7 +109,9 @@ export class QmpClient {
    * QmpProtocolError or QmpClosedError.
    */
   static async connect(path: string, opts: ConnectOptions = {}): Promise<QmpClient> {
-    const client = new QmpClient(await openSocket(path, opts.retryUntilMs ?? 0), transcriptFor(path));
+    const socket = await openSocket(path, opts.retryUntilMs ?? 0, opts.retryIntervalMs ?? RETRY_INTERVAL_MS);
+    const client = new QmpClient(socket, transcriptFor(path));
+    opts.onConnected?.();
     const timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS;
     const handshake = (async () => {
       await client.greeted;
@@ -323,7 +329,7 @@ export class QmpClient {
 }
 
 /** Connects to a unix socket, retrying while QEMU has not opened it yet, until `retryUntilMs` has passed. */
-async function openSocket(path: string, retryUntilMs: number): Promise<Socket> {
+async function openSocket(path: string, retryUntilMs: number, intervalMs: number): Promise<Socket> {
   const started = Date.now();
   for (;;) {
     try {
@@ -340,7 +346,7 @@ async function openSocket(path: string, retryUntilMs: number): Promise<Socket> {
       if (!RETRYABLE.has((e as NodeJS.ErrnoException).code ?? '') || waited >= retryUntilMs) {
         throw new QmpConnectError(path, e as Error, waited);
       }
-      await sleep(Math.min(RETRY_INTERVAL_MS, retryUntilMs - waited));
+      await sleep(Math.min(intervalMs, retryUntilMs - waited));
     }
   }
 }
