@@ -64,7 +64,9 @@ export class PagePipeline {
     b.index[i] = index;
     b.zero[i] = 0;
     b.anyData = true;
-    chunk.copy(b.data, i * PAGE, offset, offset + PAGE);
+    // `fill` with a page-long value is one memcpy in C++; `copy` into shared memory takes V8's relaxed (atomic
+    // word by word) copy, ~20 % slower a page on memory not in cache.
+    b.data.fill(chunk.subarray(offset, offset + PAGE), i * PAGE, (i + 1) * PAGE);
     if (b.count === BATCH_PAGES) this.dispatch();
   }
 
