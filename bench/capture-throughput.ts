@@ -4,7 +4,9 @@
 // manifest. Beside each, floors measured without the store's code on the same bytes: the socket alone (bytes read
 // and dropped), the parser alone (no-op sink), the parser with a plain sha256 per page, and Node's sha256 and
 // deflateRaw (level 1) over the stream's data pages, one core each. Then the restore pre-check (every object the
-// checkpoint names read and hashed) in objects/s.
+// checkpoint names read and hashed) in objects/s. "store cpu" is the CPU time of the receiving process (all its
+// threads) per GB of stream while it stores: unlike MB/s it barely moves with other work on the machine; on n free
+// cores the store cannot go faster than n / (cpu s/GB) GB/s.
 // Usage: node --import tsx bench/capture-throughput.ts [mixedMiB=2048] [kindMiB=512] [rounds=3] [--pool=N]
 //   --pool=N  capture worker threads (default: the store's default; 0 = single-threaded in the receiving thread)
 //   --only=text,mixed  only those stream kinds (zero, repeated, text, random, mixed)
@@ -109,14 +111,15 @@ if (want('random')) await addCase('random', kindMiB, { random: 1 });
 if (want('mixed')) await addCase('mixed', mixedMiB, { zero: 45, repeated: 10, text: 30, random: 15 }, 0.05);
 
 console.log(`pool: ${poolOption() ?? 'default'}; rounds ${rounds}; medians\n`);
-const head = '| stream | MB | socket floor MB/s | parse MB/s | parse+sha256 MB/s | **store MB/s** | seal ms | ' +
+const head = '| stream | MB | socket floor MB/s | parse MB/s | parse+sha256 MB/s | **store MB/s** | store cpu s/GB | seal ms | ' +
   'sha256 1 core MB/s | deflate 1 core MB/s | load |';
 console.log(head);
-console.log('|---|---|---|---|---|---|---|---|---|---|');
+console.log('|---|---|---|---|---|---|---|---|---|---|---|');
 const manifests = new Map<string, Manifest>();
 const precheckRows: string[] = [];
 for (const c of cases) {
   const sock: number[] = [], parse: number[] = [], hashed: number[] = [], stored: number[] = [], seal: number[] = [];
+  const cpu: number[] = [];
   for (let r = 0; r < rounds; r++) {
     sock.push(await overSocket(c.file, () => undefined, () => undefined));
     parse.push(await parseOnly(c.file, nullSink));
@@ -133,6 +136,7 @@ for (const c of cases) {
       }
       const got = await overSocketReceive(c.file, store, parent, `c${r}`);
       stored.push(got.ms);
+      cpu.push(got.cpuMs);
       seal.push(got.sealMs);
       if (r === rounds - 1 && c.name.startsWith('mixed')) {
         manifests.set(c.name, got.m);
@@ -155,7 +159,8 @@ for (const c of cases) {
   const dataBytes = f.pages * 4096;
   console.log(
     `| ${c.name} | ${(c.bytes / 1e6).toFixed(0)} | ${MBps(c.bytes, median(sock))} | ${MBps(c.bytes, median(parse))} | ` +
-      `${MBps(c.bytes, median(hashed))} | **${MBps(c.bytes, median(stored))}** | ${median(seal).toFixed(0)} | ` +
+      `${MBps(c.bytes, median(hashed))} | **${MBps(c.bytes, median(stored))}** | ` +
+      `${(median(cpu) / 1000 / (c.bytes / 1e9)).toFixed(2)} | ${median(seal).toFixed(0)} | ` +
       `${MBps(dataBytes, f.sha)} | ${f.deflate ? MBps(dataBytes, f.deflate) : '-'} | ${load()} |`,
   );
 }
@@ -167,6 +172,8 @@ await closePool();
 
 async function overSocketReceive(file: string, store: CheckpointStore, parent: Manifest | undefined, id: string) {
   const recv = await receiveInto(store, parent, id);
+  const u = process.cpuUsage();
   const ms = await overSocket(file, (s, c) => recv.push(s, c), () => recv.end());
-  return { ms, sealMs: recv.sealMs(), m: recv.manifest() };
+  const used = process.cpuUsage(u);
+  return { ms, sealMs: recv.sealMs(), m: recv.manifest(), cpuMs: (used.user + used.system) / 1000 };
 }

@@ -1,11 +1,15 @@
 // A small pool of worker threads that hash (SHA-256) and compress (deflateRaw level 1) RAM pages for the capture
 // path, so that the receiving thread only parses, looks up and writes. Pages travel in batches of shared memory
-// (ArrayBuffers moved between threads, never copied): the page itself is copied once, into its batch slot.
+// (SharedArrayBuffer): the page itself is copied once, into its batch slot, and a job's message names the batch by
+// number only (each thread is handed a batch's memory once, the first time it sees it). Batches are the pool's, reused
+// by every capture on it: the memory in use stays that of the most batches ever in flight at once.
 //   hash      every data page of a batch → its SHA-256 (all-zero content → 32 zero bytes, the zero page's mark)
 //   compress  the pages the store does not have yet → deflated bytes, or "raw" when deflating would not make them
 //             smaller (pages that look incompressible are not even tried: looksIncompressible, the same test as the
 //             single-threaded path in objects.ts, so both store the same bytes)
 // A thread that dies or throws fails every batch it holds and every later call: the capture fails cleanly.
+// (Batches used to move between threads as transferred ArrayBuffers: each move made V8 account 2 MiB of new external
+// memory, so the receiving thread spent much of its time in full garbage collections.)
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import { looksIncompressible } from './objects.ts';
@@ -13,39 +17,26 @@ import { looksIncompressible } from './objects.ts';
 export const BATCH_PAGES = 256;
 const PAGE = 4096;
 const HASH = 32;
+let batchIds = 0;
 
-/** A batch of page records in one ArrayBuffer that moves (is transferred, not copied) between the receiving thread
- * and a pool thread: the receiving thread fills `data`, `block`, `index`, `zero`. (Not shared memory: V8 copies into
- * a SharedArrayBuffer element by element, ~3× slower than the memcpy into an ordinary one.) */
+/** A batch of page records in shared memory: the receiving thread fills `data`, `block`, `index`, `zero`; a pool
+ * thread writes `hashes`, then `out` and `lens`. Only one side touches it at a time (the job's message and its reply
+ * hand it over). */
 export class PageBatch {
-  data!: Buffer;
-  hashes!: Buffer;
-  out!: Buffer;
+  readonly id = ++batchIds;
+  readonly mem = new SharedArrayBuffer(BATCH_PAGES * (PAGE + HASH + PAGE + 4));
+  readonly data = Buffer.from(this.mem, 0, BATCH_PAGES * PAGE);
+  readonly hashes = Buffer.from(this.mem, BATCH_PAGES * PAGE, BATCH_PAGES * HASH);
+  readonly out = Buffer.from(this.mem, BATCH_PAGES * (PAGE + HASH), BATCH_PAGES * PAGE);
   /** Per page after `compress`: deflated length, or -1 (store the page raw). */
-  lens!: Int32Array;
-  private buf!: ArrayBuffer;
+  readonly lens = new Int32Array(this.mem, BATCH_PAGES * (PAGE + HASH + PAGE), BATCH_PAGES);
   readonly block = new Uint32Array(BATCH_PAGES);
   readonly index = new Uint32Array(BATCH_PAGES);
   /** 1: a ZERO record (no data). */
   readonly zero = new Uint8Array(BATCH_PAGES);
   count = 0;
-
-  constructor() {
-    this.attach(new ArrayBuffer(BATCH_PAGES * (PAGE + HASH + PAGE + 4)));
-  }
-
-  /** The buffer, for a transfer (the views are unusable until it is attached again). */
-  detach(): ArrayBuffer {
-    return this.buf;
-  }
-  attach(buf: ArrayBuffer): void {
-    const n = BATCH_PAGES;
-    this.buf = buf;
-    this.data = Buffer.from(buf, 0, n * PAGE);
-    this.hashes = Buffer.from(buf, n * PAGE, n * HASH);
-    this.out = Buffer.from(buf, n * (PAGE + HASH), n * PAGE);
-    this.lens = new Int32Array(buf, n * (PAGE + HASH + PAGE), n);
-  }
+  /** Some record of the batch is a data page (else there is nothing to hash). */
+  anyData = false;
 
   page(i: number): Buffer {
     return this.data.subarray(i * PAGE, (i + 1) * PAGE);
@@ -59,7 +50,7 @@ export class PageBatch {
 function threadMain(looksIncompressibleSrc: string): void {
   /* eslint-disable @typescript-eslint/no-require-imports */
   const { parentPort } = require('node:worker_threads') as typeof import('node:worker_threads');
-  const { createHash } = require('node:crypto') as typeof import('node:crypto');
+  const { createHash, hash: oneShot } = require('node:crypto') as typeof import('node:crypto');
   const { deflateRawSync, inflateRawSync } = require('node:zlib') as typeof import('node:zlib');
   /* eslint-enable @typescript-eslint/no-require-imports */
   const incompressible = new Function('seen', `return ${looksIncompressibleSrc}`)(new Uint8Array(256)) as
@@ -83,8 +74,14 @@ function threadMain(looksIncompressibleSrc: string): void {
     }
     return undefined;
   };
-  parentPort!.on('message', (m: { id: number; op: 'hash' | 'compress' | 'crash' | 'verify'; buf: ArrayBuffer;
-    count: number; sel?: Uint16Array; recs?: Float64Array; hashes?: Uint8Array }) => {
+  const hashOf: (b: Buffer) => Buffer = oneShot
+    ? (b) => oneShot('sha256', b, 'buffer') as Buffer
+    : (b) => createHash('sha256').update(b).digest();
+  /** Each batch's memory, as first sent (by batch number). */
+  const batches = new Map<number, { data: Buffer; hashes: Buffer; out: Buffer; lens: Int32Array }>();
+  parentPort!.on('message', (m: { id: number; op: 'hash' | 'compress' | 'crash' | 'verify';
+    buf: ArrayBuffer; batch: number; mem?: SharedArrayBuffer; count: number; sel?: Uint16Array; recs?: Float64Array;
+    hashes?: Uint8Array }) => {
     try {
       if (m.op === 'verify') {
         const h = m.hashes!;
@@ -92,18 +89,23 @@ function threadMain(looksIncompressibleSrc: string): void {
         return parentPort!.postMessage({ id: m.id, buf: m.buf, bad }, [m.buf]);
       }
       const n = 256;
-      const data = Buffer.from(m.buf, 0, n * 4096);
+      if (m.mem) {
+        batches.set(m.batch, {
+          data: Buffer.from(m.mem, 0, n * 4096), hashes: Buffer.from(m.mem, n * 4096, n * 32),
+          out: Buffer.from(m.mem, n * (4096 + 32), n * 4096), lens: new Int32Array(m.mem, n * (4096 + 32 + 4096), n),
+        });
+      }
+      const b = batches.get(m.batch);
+      if (!b) throw new Error(`batch ${m.batch} was never sent`);
+      const { data, hashes, out, lens } = b;
       if (m.op === 'crash') throw new Error('injected failure');
       if (m.op === 'hash') {
-        const hashes = Buffer.from(m.buf, n * 4096, n * 32);
         for (let i = 0; i < m.count; i++) {
-          const h = createHash('sha256').update(data.subarray(i * 4096, (i + 1) * 4096)).digest();
+          const h = hashOf(data.subarray(i * 4096, (i + 1) * 4096));
           if (h.equals(ZERO_SHA)) hashes.fill(0, i * 32, (i + 1) * 32);
           else h.copy(hashes, i * 32);
         }
       } else {
-        const out = Buffer.from(m.buf, n * (4096 + 32), n * 4096);
-        const lens = new Int32Array(m.buf, n * (4096 + 32 + 4096), n);
         for (const i of m.sel!) {
           const page = data.subarray(i * 4096, (i + 1) * 4096);
           lens[i] = -1;
@@ -115,16 +117,17 @@ function threadMain(looksIncompressibleSrc: string): void {
           }
         }
       }
-      parentPort!.postMessage({ id: m.id, buf: m.buf }, [m.buf]);
+      parentPort!.postMessage({ id: m.id });
     } catch (e) {
-      parentPort!.postMessage({ id: m.id, buf: m.buf, error: (e as Error).message }, [m.buf]);
+      parentPort!.postMessage({ id: m.id, error: (e as Error).message });
     }
   });
 }
 
-interface Reply { id: number; buf: ArrayBuffer; error?: string; bad?: { k: number; why: string } }
-interface Job { batch?: PageBatch; resolve: (r: Reply) => void; reject: (e: Error) => void }
-interface Thread { worker: Worker; jobs: Map<number, Job> }
+interface Reply { id: number; buf?: ArrayBuffer; error?: string; bad?: { k: number; why: string } }
+interface Job { resolve: (r: Reply) => void; reject: (e: Error) => void }
+/** `known`: the batches whose memory the thread has. */
+interface Thread { worker: Worker; jobs: Map<number, Job>; known: Set<number> }
 
 export const defaultPoolSize = (): number => Math.max(1, Math.min(4, availableParallelism()));
 
@@ -150,13 +153,12 @@ export class PagePool {
     // `__name`: the helper tsx's transform may call in function bodies (keepNames), absent from an eval'd thread.
     const code = `var __name = (f) => f;\n(${threadMain.toString()})(${JSON.stringify(src)})`;
     for (let k = 0; k < size; k++) {
-      const t: Thread = { worker: new Worker(code, { eval: true }), jobs: new Map() };
+      const t: Thread = { worker: new Worker(code, { eval: true }), jobs: new Map(), known: new Set() };
       t.worker.unref();
       t.worker.on('message', (m: Reply) => {
         const job = t.jobs.get(m.id);
         t.jobs.delete(m.id);
         if (!job) return;
-        job.batch?.attach(m.buf);
         if (m.error) {
           this.fail(new Error(`capture thread ${k}: ${m.error}`));
           job.reject(this.broken!);
@@ -179,26 +181,47 @@ export class PagePool {
   }
 
   private async run(op: 'hash' | 'compress' | 'crash', b: PageBatch, sel?: Uint16Array): Promise<void> {
-    await this.post(b, { op, count: b.count, sel }, b.detach());
+    const t = this.idlest();
+    const first = !t.known.has(b.id);
+    t.known.add(b.id);
+    await this.post({ op, batch: b.id, count: b.count, sel, ...(first ? { mem: b.mem } : {}) }, undefined, t);
   }
 
-  private post(batch: PageBatch | undefined, msg: object, buf: ArrayBuffer): Promise<Reply> {
-    if (this.broken) return Promise.reject(this.broken);
-    if (this.closed) return Promise.reject(new Error('the capture thread pool is closed'));
-    // The least busy thread.
+  /** The least busy thread. */
+  private idlest(): Thread {
     let t = this.threads[0]!;
     for (const x of this.threads) if (x.jobs.size < t.jobs.size) t = x;
+    return t;
+  }
+
+  private post(msg: object, buf?: ArrayBuffer, t = this.idlest()): Promise<Reply> {
+    if (this.broken) return Promise.reject(this.broken);
+    if (this.closed) return Promise.reject(new Error('the capture thread pool is closed'));
     const id = this.nextId++;
     return new Promise<Reply>((resolve, reject) => {
-      t.jobs.set(id, { batch, resolve, reject });
-      t.worker.postMessage({ id, ...msg, buf }, [buf]);
+      t.jobs.set(id, { resolve, reject });
+      if (buf) t.worker.postMessage({ id, ...msg, buf }, [buf]);
+      else t.worker.postMessage({ id, ...msg });
     });
+  }
+
+  private readonly spare: PageBatch[] = [];
+  /** An empty batch: one a finished job handed back, or a new one. */
+  batch(): PageBatch {
+    return this.spare.pop() ?? new PageBatch();
+  }
+  /** Hands back a batch no job uses any more (after a failure of the pool it is dropped: a thread that was still
+   * writing into it may not have stopped). */
+  recycle(b: PageBatch): void {
+    b.count = 0;
+    b.anyData = false;
+    if (!this.broken && !this.closed) this.spare.push(b);
   }
 
   /** Checks the records laid out in `span` (an ArrayBuffer of its own, moved to the thread): per record its offset,
    * stored length, raw length and codec in `recs`, its hash in `hashes`. Resolves with the first unsound one. */
   async verify(span: ArrayBuffer, recs: Float64Array, hashes: Uint8Array): Promise<Reply['bad']> {
-    return (await this.post(undefined, { op: 'verify', recs, hashes }, span)).bad;
+    return (await this.post({ op: 'verify', recs, hashes }, span)).bad;
   }
 
   /** SHA-256 of every page of the batch (its ZERO records' slots are hashed too, and ignored by the caller). */

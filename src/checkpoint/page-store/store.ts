@@ -386,7 +386,7 @@ export class CheckpointWriter implements StreamSink {
     private readonly parentTableSet = new Set<string>(),
     pool?: PagePool,
   ) {
-    if (pool) this.pipeline = new PagePipeline(pool, { session, place: (b, i, h) => this.place(b, i, h) });
+    if (pool) this.pipeline = new PagePipeline(pool, { session, placeAt: (b, i, h, o) => this.placeAt(b, i, h, o) });
   }
   /** With a thread pool: pages are hashed and compressed on its threads (pipeline.ts); `flushPages` before `seal`. */
   private readonly pipeline?: PagePipeline;
@@ -410,22 +410,29 @@ export class CheckpointWriter implements StreamSink {
 
   page(block: number, index: number, data: Buffer | null): void {
     if (this.pipeline) return this.pipeline.page(block, index, data);
-    if (data === null) return void this.place(block, index, null);
+    if (data === null) return void this.placeAt(block, index, null, 0);
     const h = sha256(data);
-    if (this.place(block, index, h.equals(ZERO_PAGE_SHA) ? null : h)) this.session.put(h, data);
+    if (this.placeAt(block, index, h.equals(ZERO_PAGE_SHA) ? null : h, 0)) this.session.put(h, data);
   }
 
-  /** Puts a page's hash (null: zero page) in its table; true if it must be stored (not unchanged since the parent). */
-  private place(block: number, index: number, h: Buffer | null): boolean {
+  /** The parser's form of `page` for data pages read straight from a received chunk (no Buffer view per page). */
+  pageAt(block: number, index: number, chunk: Buffer, offset: number): void {
+    if (this.pipeline) return this.pipeline.pageAt(block, index, chunk, offset);
+    this.page(block, index, chunk.subarray(offset, offset + PAGE_SIZE));
+  }
+
+  /** Puts a page's hash (the 32 bytes of `hashes` at `offset`; null: zero page) in its table; true if it must be
+   * stored (not unchanged since the parent). */
+  private placeAt(block: number, index: number, hashes: Buffer | null, offset: number): boolean {
     const t = this.tables[block]!;
     const at = index * HASH_BYTES;
-    if (h === null) {
+    if (hashes === null) {
       t.fill(0, at, at + HASH_BYTES);
       return false;
     }
-    h.copy(t, at);
+    hashes.copy(t, at, offset, offset + HASH_BYTES);
     const prev = this.parentOf[block];
-    if (prev && prev.compare(h, 0, HASH_BYTES, at, at + HASH_BYTES) === 0) {
+    if (prev && prev.compare(t, at, at + HASH_BYTES, at, at + HASH_BYTES) === 0) {
       this.unchangedPages++;
       return false;
     }
