@@ -10,8 +10,11 @@ import { closeSync, ftruncateSync, mkdtempSync, openSync, readFileSync, rmSync, 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { createServer } from 'node:net';
 import { Session } from '../../src/remoting/session.ts';
-import { CL, FrameSplitter, Op, Reader, Writer, encodeRequest } from '../../src/remoting/protocol.ts';
+import {
+  CL, FrameSplitter, Op, Reader, Writer, encodeNotice, encodeRequest, encodeResponse,
+} from '../../src/remoting/protocol.ts';
 import { Window } from '../../src/remoting/window.ts';
 import { othersReach } from '../../src/remoting/index.ts';
 import { clApi } from '../../src/remoting/cl.ts';
@@ -32,6 +35,11 @@ function call(s: Session, op: number, args: Writer | Buffer, id = 7): { status: 
 
 const scratch = mkdtempSync(join(tmpdir(), 'oriel-ocl-'));
 after(() => rmSync(scratch, { recursive: true, force: true }));
+const build = join(scratch, 'build');
+let built: Promise<unknown> | undefined;
+/** The guest ICD and oriel-cl-demo, built for the host (build.sh), once. */
+const buildGuest = () => (built ??= run('sh', [join(import.meta.dirname, '../../src/remoting/guest/build.sh'), build],
+  { env: { ...process.env, NODE: process.execPath } }));
 
 /** A 1 MiB window file, as the VM manager makes it. */
 function windowFile(): Window {
@@ -162,18 +170,67 @@ describe('OpenCL remoting: the helper', () => {
   });
 });
 
+describe('OpenCL remoting: a call in flight when its helper is replaced (no QEMU)', () => {
+  test('the guest ICD fails the call with CL_DEVICE_NOT_AVAILABLE and the program starts over', async () => {
+    await buildGuest();
+    const host = (await run(join(build, 'oriel-cl-demo'), ['recover', build], { timeout: 20_000 })).stdout;
+    const hostVadd = host.match(/^vadd (\w+)$/m)?.[1];
+    assert.ok(hostVadd, host);
+    // The port as the ICD sees it: helper A's session until the 3rd kernel, whose answer never comes; then, as after a
+    // restore, helper B's notice on the same stream, B answers from then on (the lost request too: skipped).
+    const a = new Session(clApi());
+    const b = new Session(clApi());
+    let now = a;
+    let kernels = 0;
+    let cutAt = 0;
+    const sock = join(scratch, 'port.sock');
+    const server = createServer((c) => {
+      const split = new FrameSplitter();
+      c.write(encodeNotice(a.helper, 1));
+      c.on('data', (d) => {
+        for (const body of split.push(d)) {
+          if (now === a && body.readUInt16LE(4) === Op.ENQUEUE_KERNEL && ++kernels === 3) {
+            cutAt = Date.now();
+            setTimeout(() => {
+              now = b;
+              c.write(encodeNotice(b.helper, 1));
+              c.write(b.handle(body));
+              c.write(encodeResponse(0, CL.INVALID_VALUE)); // a malformed notice: skipped too
+            }, 300);
+            continue;
+          }
+          c.write(now.handle(body));
+        }
+      });
+    }).listen(sock);
+    try {
+      const env = { ...process.env, OCL_ICD_VENDORS: join(build, 'liboriel-opencl.so'),
+        ORIEL_OPENCL_PORT: `unix:${sock}`, ORIEL_OPENCL_NO_WINDOW: '1' };
+      const r = await run(join(build, 'oriel-cl-demo'), ['recover'], { env, timeout: 20_000 });
+      const took = Date.now() - cutAt;
+      assert.match(r.stdout, new RegExp(`^lost ${CL.DEVICE_NOT_AVAILABLE} after 2$`, 'm'), r.stdout);
+      // The same result as the host's own OpenCL, by objects made afresh through helper B.
+      assert.equal(r.stdout.match(/^recovered 0 vadd (\w+)$/m)?.[1], hostVadd, r.stdout);
+      assert.ok(took < 5000, `answered ${took} ms after the cut`);
+      assert.ok(b.handles.count >= 1, 'helper B served the new objects');
+    } finally {
+      server.close();
+      a.close();
+      b.close();
+    }
+  });
+});
+
 describe('OpenCL remoting: two tiny-opencl guests', () => {
   let t: TestServer;
   let hostOut: string;
-  const build = join(scratch, 'build');
   const dirs: Record<string, string> = {};
   const windows: Record<string, string> = {};
 
   before(async () => {
     await ensureTinyOpenclImage();
     // The same demo the image carries, run on the host against its OpenCL directly.
-    await run('sh', [join(import.meta.dirname, '../../src/remoting/guest/build.sh'), build],
-      { env: { ...process.env, NODE: process.execPath } });
+    await buildGuest();
     const host = run(join(build, 'oriel-cl-demo'), ['1024']);
     t = await startTestServer();
     for (const name of ['ocl', 'ocl2']) {
