@@ -163,12 +163,13 @@ static void adopt(const uint8_t *p) {
 }
 
 /* A notice (helper, link): LOST when it names another helper than the known one (a restore from a checkpoint started
- * a new one, which never saw the call's request) or a later link of it (the one the request came on was dropped);
- * the process talks to that helper and link from now on. A notice of the known link, or an older one, is no news. */
+ * a new one, which never saw the call's request), a later link of it (the one the request came on was dropped), or
+ * comes before any helper is known (hello asks again); the process talks to that helper and link from now on. A
+ * notice of the known link, or an older one, is no news. */
 static int notice(const uint8_t *p) {
   uint64_t h = le32(p) | (uint64_t)le32(p + 4) << 32;
-  int lost = helper && (h != helper || le32(p + 8) > link_no);
-  if (!helper || lost) adopt(p);
+  int lost = !helper || h != helper || le32(p + 8) > link_no;
+  if (lost) adopt(p);
   return lost ? LOST : ANSWER;
 }
 
@@ -217,11 +218,16 @@ static int exchange(uint16_t op, const struct msg *req, cl_int *status, struct m
  * opened the port, or been drained). A helper other than the known one means this process's handles are of the
  * helper of before: the new one refuses them (their tokens name the old session). */
 static int hello(void) {
-  struct msg req = {0}, resp = {0};
-  cl_int st = CL_SUCCESS;
-  int r = exchange(OP_HELLO, &req, &st, &resp);
-  if (r == ANSWER && st == CL_SUCCESS && resp.len == 12) adopt(resp.data);
-  msg_free(&resp);
+  int r = LOST;
+  /* A notice under the HELLO (its link's, not drained; or a new helper's, should a restore come mid-HELLO, whose
+   * answer would never come): asked again, of the helper it names. */
+  for (int tries = 0; r == LOST && tries < 3; tries++) {
+    struct msg req = {0}, resp = {0};
+    cl_int st = CL_SUCCESS;
+    r = exchange(OP_HELLO, &req, &st, &resp);
+    if (r == ANSWER && st == CL_SUCCESS && resp.len == 12) adopt(resp.data);
+    msg_free(&resp);
+  }
   return r == BROKEN ? -1 : 0;
 }
 
