@@ -83,6 +83,11 @@ describe('OpenCL remoting: the helper', () => {
     const foreign = (mem & ~(0xffffn << 48n)) | (((s.handles.session + 1n) & 0xffffn) << 48n);
     assert.equal(call(s, Op.MEM_INFO, new Writer().u64(foreign).u32(0x1102)).status, CL.INVALID_MEM_OBJECT);
     assert.equal(call(s, Op.MEM_INFO, new Writer().u64(mem).u32(0x1103)).status, CL.INVALID_VALUE, 'no host pointers');
+    // HELLO: which helper and link (the notice's numbers: protocol.ts).
+    s.link = 3;
+    const hello = call(s, Op.HELLO, Buffer.alloc(0)).r;
+    assert.deepEqual([hello.u64(), hello.u32()], [s.helper, 3]);
+    assert.notEqual(new Session(clApi()).helper, s.helper);
   });
 
   test('zero copy: a window buffer is the window; ranges, maps and unmaps are checked', () => {
