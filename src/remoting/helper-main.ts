@@ -9,7 +9,7 @@ import { closeSync, fstatSync, readdirSync } from 'node:fs';
 import { Socket } from 'node:net';
 import { networkInterfaces } from 'node:os';
 import { CONTROL_FD, ControlReader, DESCRIPTOR_FD, encodeControl, toHelper, type FromHelper } from './control.ts';
-import { DecodeError, FrameSplitter } from './protocol.ts';
+import { DecodeError, FrameSplitter, encodeNotice } from './protocol.ts';
 import { Session } from './session.ts';
 import { recvFd } from './unix.ts';
 import { Window } from './window.ts';
@@ -103,7 +103,12 @@ function serve(sock: Socket): void {
     sock.destroy();
   };
   lastConnected = Date.now();
-  log(`connected (session ${session.handles.session.toString(16)}, window ${win ? `${win.size >> 20n} MiB` : 'none'})`);
+  session.link++;
+  log(`connected (session ${session.handles.session.toString(16)}, link ${session.link}, `
+    + `window ${win ? `${win.size >> 20n} MiB` : 'none'})`);
+  // First on every link: which helper and link this is. A guest restored from a checkpoint mid-call learns from it
+  // that its call's answer is not coming (this helper never saw the request), and fails the call (protocol.ts).
+  sock.write(encodeNotice(session.helper, session.link));
   sock.on('data', (chunk) => {
     let bodies: Buffer[];
     try {
@@ -113,7 +118,15 @@ function serve(sock: Socket): void {
       drop((e as DecodeError).message);
       return;
     }
-    for (const body of bodies) queue.push({ sock, body });
+    for (const body of bodies) {
+      // A request's reserved field is 0: anything else is a stream out of step (the tail of a frame whose head went
+      // to the helper of before a restore); start over on a new link rather than answer garbage.
+      if (body.length >= 8 && body.readUInt16LE(6) !== 0) {
+        drop('a frame out of step (reserved field set)');
+        return;
+      }
+      queue.push({ sock, body });
+    }
     drain();
     clearTimeout(stall);
     if (split.partial) stall = setTimeout(() => drop(`a frame left half-sent (${split.partial} bytes)`), PARTIAL_FRAME_MS);

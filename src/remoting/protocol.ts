@@ -4,6 +4,12 @@
 //   frame    = u32 body length (1..MAX_FRAME) + body
 //   request  = u32 id, u16 op, u16 reserved (0), then the op's arguments in order
 //   response = u32 id (the request's), i32 status (an OpenCL error code, CL_SUCCESS = 0), then the op's results
+//   notice   = u32 id 0, i32 0, u64 helper, u32 link: sent unasked by the helper on each new link to the port (the
+//              guest never numbers a request 0). `helper` is random per helper process, `link` counts its links. A
+//              guest waiting for an answer that sees a notice of another helper (a restore started a new one) or of a
+//              later link (the helper dropped the one the request came on) knows that answer is not coming: the call
+//              fails with CL_DEVICE_NOT_AVAILABLE instead of waiting forever (guest/transport.c). Answers of other ids
+//              (a request sent before a restore, answered by the new helper) are skipped by the guest.
 //
 // Argument kinds: u32, u64 (handles are u64 tokens: helper-side only, never host pointers), bytes (u32 length + that
 // many bytes). A request whose arguments do not parse, or that has bytes left over, gets CL_INVALID_VALUE.
@@ -41,7 +47,10 @@ export const Op = {
   CREATE_BUFFER_WINDOW: 24, // u64 context, u64 flags, u64 offset, u64 size -> u64 mem
   MAP_BUFFER: 25, // u64 queue, u64 mem (a window buffer), u64 map flags, u64 offset, u64 size (blocking)
   UNMAP: 26, // u64 queue, u64 mem, u64 offset (of a mapping MAP_BUFFER made)
+  HELLO: 27, // -> u64 helper, u32 link (as the notice says them: the guest asks when it opens the port)
 } as const;
+/** The id of the helper's notices (never a request's). */
+export const NOTICE_ID = 0;
 export type OpCode = (typeof Op)[keyof typeof Op];
 
 export const ArgKind = { VALUE: 0, MEM: 1, LOCAL: 2 } as const;
@@ -50,6 +59,7 @@ export const ArgKind = { VALUE: 0, MEM: 1, LOCAL: 2 } as const;
 export const CL = {
   SUCCESS: 0,
   DEVICE_NOT_FOUND: -1,
+  DEVICE_NOT_AVAILABLE: -2,
   OUT_OF_HOST_MEMORY: -6,
   MAP_FAILURE: -12,
   BUILD_PROGRAM_FAILURE: -11,
@@ -156,6 +166,11 @@ export function encodeResponse(id: number, status: number, payload: Buffer = Buf
   head.writeUInt32LE(id >>> 0, 4);
   head.writeInt32LE(status, 8);
   return Buffer.concat([head, payload]);
+}
+
+/** The notice the helper sends on a new link (and the HELLO op's results): which helper, which of its links. */
+export function encodeNotice(helper: bigint, link: number): Buffer {
+  return encodeResponse(NOTICE_ID, CL.SUCCESS, new Writer().u64(helper).u32(link).done());
 }
 
 export function encodeRequest(id: number, op: number, args: Buffer): Buffer {

@@ -3,6 +3,7 @@
 // OpenCL error code. Refused outright: program binaries and IL (no op carries them), clEnqueueNativeKernel (none
 // either), `-I` build options and `#include` in sources (they would read host files), handle-valued info queries.
 import { clApi, pointerCell, sizeArray, type ClApi, type HandleKind } from './cl.ts';
+import { randomBytes } from 'node:crypto';
 import { Handles, type Entry } from './handles.ts';
 import type { Window } from './window.ts';
 import {
@@ -55,6 +56,10 @@ export function optionsReachFiles(opts: string): boolean {
 
 export class Session {
   readonly handles = new Handles();
+  /** This helper among all of the VM's (random, never 0): its notices and HELLO say it (protocol.ts). */
+  readonly helper = randomBytes(8).readBigUInt64LE(0) | 1n;
+  /** Which of the helper's links to the port is the current one (helper-main counts them; HELLO says it). */
+  link = 0;
   private readonly cl: ClApi;
 
   /** The VM's zero-copy window, when it has one (window.ts). */
@@ -302,6 +307,9 @@ export class Session {
         if (!CONTEXT_INFO_OK.has(param)) fail(CL.INVALID_VALUE);
         return info((...x) => cl.getContextInfo(ctx.host, param, ...x));
       }
+      case Op.HELLO:
+        a.end();
+        return new Writer().u64(this.helper).u32(this.link).done();
       case Op.WINDOW:
         a.end();
         return new Writer().u64(this.window?.size ?? 0n).done();

@@ -10,8 +10,11 @@ import { closeSync, ftruncateSync, mkdtempSync, openSync, readFileSync, rmSync, 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { createServer } from 'node:net';
 import { Session } from '../../src/remoting/session.ts';
-import { CL, FrameSplitter, Op, Reader, Writer, encodeRequest } from '../../src/remoting/protocol.ts';
+import {
+  CL, FrameSplitter, Op, Reader, Writer, encodeNotice, encodeRequest, encodeResponse,
+} from '../../src/remoting/protocol.ts';
 import { Window } from '../../src/remoting/window.ts';
 import { othersReach } from '../../src/remoting/index.ts';
 import { clApi } from '../../src/remoting/cl.ts';
@@ -32,6 +35,11 @@ function call(s: Session, op: number, args: Writer | Buffer, id = 7): { status: 
 
 const scratch = mkdtempSync(join(tmpdir(), 'oriel-ocl-'));
 after(() => rmSync(scratch, { recursive: true, force: true }));
+const build = join(scratch, 'build');
+let built: Promise<unknown> | undefined;
+/** The guest ICD and oriel-cl-demo, built for the host (build.sh), once. */
+const buildGuest = () => (built ??= run('sh', [join(import.meta.dirname, '../../src/remoting/guest/build.sh'), build],
+  { env: { ...process.env, NODE: process.execPath } }));
 
 /** A 1 MiB window file, as the VM manager makes it. */
 function windowFile(): Window {
@@ -75,6 +83,11 @@ describe('OpenCL remoting: the helper', () => {
     const foreign = (mem & ~(0xffffn << 48n)) | (((s.handles.session + 1n) & 0xffffn) << 48n);
     assert.equal(call(s, Op.MEM_INFO, new Writer().u64(foreign).u32(0x1102)).status, CL.INVALID_MEM_OBJECT);
     assert.equal(call(s, Op.MEM_INFO, new Writer().u64(mem).u32(0x1103)).status, CL.INVALID_VALUE, 'no host pointers');
+    // HELLO: which helper and link (the notice's numbers: protocol.ts).
+    s.link = 3;
+    const hello = call(s, Op.HELLO, Buffer.alloc(0)).r;
+    assert.deepEqual([hello.u64(), hello.u32()], [s.helper, 3]);
+    assert.notEqual(new Session(clApi()).helper, s.helper);
   });
 
   test('zero copy: a window buffer is the window; ranges, maps and unmaps are checked', () => {
@@ -162,18 +175,67 @@ describe('OpenCL remoting: the helper', () => {
   });
 });
 
+describe('OpenCL remoting: a call in flight when its helper is replaced (no QEMU)', () => {
+  test('the guest ICD fails the call with CL_DEVICE_NOT_AVAILABLE and the program starts over', async () => {
+    await buildGuest();
+    const host = (await run(join(build, 'oriel-cl-demo'), ['recover', build], { timeout: 20_000 })).stdout;
+    const hostVadd = host.match(/^vadd (\w+)$/m)?.[1];
+    assert.ok(hostVadd, host);
+    // The port as the ICD sees it: helper A's session until the 3rd kernel, whose answer never comes; then, as after a
+    // restore, helper B's notice on the same stream, B answers from then on (the lost request too: skipped).
+    const a = new Session(clApi());
+    const b = new Session(clApi());
+    let now = a;
+    let kernels = 0;
+    let cutAt = 0;
+    const sock = join(scratch, 'port.sock');
+    const server = createServer((c) => {
+      const split = new FrameSplitter();
+      c.write(encodeNotice(a.helper, 1));
+      c.on('data', (d) => {
+        for (const body of split.push(d)) {
+          if (now === a && body.readUInt16LE(4) === Op.ENQUEUE_KERNEL && ++kernels === 3) {
+            cutAt = Date.now();
+            setTimeout(() => {
+              now = b;
+              c.write(encodeNotice(b.helper, 1));
+              c.write(b.handle(body));
+              c.write(encodeResponse(0, CL.INVALID_VALUE)); // a malformed notice: skipped too
+            }, 300);
+            continue;
+          }
+          c.write(now.handle(body));
+        }
+      });
+    }).listen(sock);
+    try {
+      const env = { ...process.env, OCL_ICD_VENDORS: join(build, 'liboriel-opencl.so'),
+        ORIEL_OPENCL_PORT: `unix:${sock}`, ORIEL_OPENCL_NO_WINDOW: '1' };
+      const r = await run(join(build, 'oriel-cl-demo'), ['recover'], { env, timeout: 20_000 });
+      const took = Date.now() - cutAt;
+      assert.match(r.stdout, new RegExp(`^lost ${CL.DEVICE_NOT_AVAILABLE} after 2$`, 'm'), r.stdout);
+      // The same result as the host's own OpenCL, by objects made afresh through helper B.
+      assert.equal(r.stdout.match(/^recovered 0 vadd (\w+)$/m)?.[1], hostVadd, r.stdout);
+      assert.ok(took < 5000, `answered ${took} ms after the cut`);
+      assert.ok(b.handles.count >= 1, 'helper B served the new objects');
+    } finally {
+      server.close();
+      a.close();
+      b.close();
+    }
+  });
+});
+
 describe('OpenCL remoting: two tiny-opencl guests', () => {
   let t: TestServer;
   let hostOut: string;
-  const build = join(scratch, 'build');
   const dirs: Record<string, string> = {};
   const windows: Record<string, string> = {};
 
   before(async () => {
     await ensureTinyOpenclImage();
     // The same demo the image carries, run on the host against its OpenCL directly.
-    await run('sh', [join(import.meta.dirname, '../../src/remoting/guest/build.sh'), build],
-      { env: { ...process.env, NODE: process.execPath } });
+    await buildGuest();
     const host = run(join(build, 'oriel-cl-demo'), ['1024']);
     t = await startTestServer();
     for (const name of ['ocl', 'ocl2']) {
@@ -250,14 +312,19 @@ describe('OpenCL remoting: two tiny-opencl guests', () => {
     const log = join(dirs.ocl2!, 'opencl.log');
     const dropped = () => (readFileSync(log, 'utf8').match(/dropping the link/g) ?? []).length;
     const before = dropped();
-    // A frame with an unknown op, a length no frame may have, then (after the helper is back) half a frame.
+    // A frame with an unknown op, a length no frame may have, then (after the helper is back) a frame out of step and
+    // half a frame.
     const script = 'for p in /sys/class/virtio-ports/*; do [ "$(cat $p/name)" = org.oriel.opencl.0 ] && d=/dev/${p##*/}; done; '
       + "printf '\\010\\000\\000\\000\\001\\000\\000\\000\\377\\377\\000\\000' > $d; "
-      + "printf '\\377\\377\\377\\377junk' > $d; sleep 1; printf '\\100\\000\\000\\000\\001\\000' > $d";
+      + "printf '\\377\\377\\377\\377junk' > $d; sleep 1; "
+      // A frame whose reserved field is set: a stream out of step (the tail of a frame of before a restore).
+      + "printf '\\010\\000\\000\\000\\002\\000\\000\\000\\001\\000\\001\\000' > $d; sleep 1; "
+      + "printf '\\100\\000\\000\\000\\001\\000' > $d";
     const h = await exec('ocl2', ['sh', '-c', script]);
     assert.equal(h.body.exitCode, 0, JSON.stringify(h.body));
-    for (let i = 0; i < 50 && dropped() < before + 2; i++) await new Promise((r) => setTimeout(r, 200));
-    assert.equal(dropped(), before + 2, readFileSync(log, 'utf8'));
+    for (let i = 0; i < 50 && dropped() < before + 3; i++) await new Promise((r) => setTimeout(r, 200));
+    assert.equal(dropped(), before + 3, readFileSync(log, 'utf8'));
+    assert.match(readFileSync(log, 'utf8'), /dropping the link: a frame out of step/);
     const r = await exec('ocl2', ['oriel-cl-demo', '64']);
     assert.equal(r.body.exitCode, 0, JSON.stringify(r.body));
     const zc = (out: string) => lines(out).filter((l) => /^(zerocopy|vadd|saxpy) /.test(l));
@@ -266,49 +333,59 @@ describe('OpenCL remoting: two tiny-opencl guests', () => {
     assert.equal(pids.size, 1, 'one helper process all along');
   });
 
-  test('a checkpoint of an --opencl VM restores its window; host objects of before are gone', async (tc) => {
-    const token = (await exec('ocl2', ['oriel-cl-demo', 'token'])).body.stdout.match(/^token ([0-9a-f]+)$/m)?.[1];
-    assert.ok(token);
-    // OpenCL commands in a loop (in the guest's background) from before the checkpoint until after it: the helper
-    // holds them for the capture (its writes to the window would escape QEMU's write tracking) and runs them after;
-    // all succeed. The loop runs until told to stop, so requests come during the capture whatever its timing.
-    const log = join(dirs.ocl2!, 'opencl.log');
-    const loopOut = async () => (await exec('ocl2', ['cat', '/tmp/loop.out'])).body.stdout ?? '';
-    const bg = await exec('ocl2', ['sh', '-c', 'rm -f /tmp/stop; (n=0; while [ ! -e /tmp/stop ] && [ $n -lt 60 ]; do '
-      + 'n=$((n+1)); echo "run $n"; oriel-cl-demo 64 || break; done; echo "ended $?") > /tmp/loop.out 2>&1 &']);
-    assert.equal(bg.body.exitCode, 0, JSON.stringify(bg.body));
-    for (let i = 0; i < 60 && !/^vadd /m.test(await loopOut()); i++) await new Promise((r) => setTimeout(r, 250));
-    const take = await t.admin.post('/api/vms/ocl2/checkpoints', {});
-    assert.equal(take.status, 202, JSON.stringify(take.body));
-    const ckpt = await operation(take.body.id);
-    assert.ok(!ckpt.log?.some((l: string) => /inexact/.test(l)), JSON.stringify(ckpt.log));
-    await exec('ocl2', ['touch', '/tmp/stop']);
-    let out = '';
-    for (let i = 0; i < 120 && !/^ended/m.test(out); i++) {
-      await new Promise((r) => setTimeout(r, 500));
-      out = await loopOut();
-    }
-    assert.match(out, /^ended 0$/m, out);
-    const runs = out.match(/^run /gm)?.length ?? 0;
-    assert.ok(runs >= 2, out);
-    assert.equal(out.match(/^vadd /gm)?.length, runs, out);
-    const held = readFileSync(log, 'utf8').match(/holding requests[\s\S]*released: (\d+) requests waited/);
-    assert.ok(held, readFileSync(log, 'utf8'));
-    assert.ok(Number(held[1]) >= 1, `requests came during the capture and waited: ${held[0]}`);
-    const restore = await t.admin.post(`/api/vms/ocl2/checkpoints/${ckpt.result.id}/restore`, {});
-    assert.equal(restore.status, 202, JSON.stringify(restore.body));
-    const done = await operation(restore.body.id);
-    // The window file is made afresh at each start: the zero-copy bytes in it now came back with the checkpoint.
-    const marked = Buffer.alloc(64);
-    for (let i = 0; i < 16; i++) marked.writeInt32LE(i ^ 0x5a5a0000, 4 * i);
-    assert.ok(readFileSync(windows.ocl2!).subarray(0, 16 << 20).includes(marked), JSON.stringify(done.result));
-    // The restored guest is at the checkpoint's instant: its loop was mid-call, and that call's answer is not coming.
-    await new Promise((r) => setTimeout(r, 2000));
-    tc.diagnostic(`restored loop: ${JSON.stringify(await loopOut())}`);
-    await exec('ocl2', ['sh', '-c', 'touch /tmp/stop; killall oriel-cl-demo; true']);
-    const probe = (await exec('ocl2', ['oriel-cl-demo', 'probe', token])).body.stdout;
-    assert.match(probe, new RegExp(`^probe ${CL.INVALID_MEM_OBJECT}$`, 'm'), 'a new helper session: old handles fail');
-    const r = await exec('ocl2', ['oriel-cl-demo', '64']);
-    assert.equal(r.body.exitCode, 0, JSON.stringify(r.body));
-  });
+  test('a checkpoint of an --opencl VM restores its window; a call in flight then fails cleanly, old objects too',
+    async (tc) => {
+      const token = (await exec('ocl2', ['oriel-cl-demo', 'token'])).body.stdout.match(/^token ([0-9a-f]+)$/m)?.[1];
+      assert.ok(token);
+      // Vector additions from scratch in a loop (in the guest's background) from before the checkpoint until after
+      // it: the helper holds their calls for the capture (its writes to the window would escape QEMU's write
+      // tracking) and runs them after; all succeed. The loop runs until told to stop, so calls come during the
+      // capture whatever its timing: the guest of the checkpoint's instant is waiting for one's answer.
+      const log = join(dirs.ocl2!, 'opencl.log');
+      const out = async () => (await exec('ocl2', ['cat', '/tmp/rec.out'])).body.stdout ?? '';
+      const until = async (re: RegExp, ms: number) => {
+        let o = '';
+        for (const end = Date.now() + ms; Date.now() < end && !re.test(o);) {
+          await new Promise((r) => setTimeout(r, 250));
+          o = await out();
+        }
+        return o;
+      };
+      const bg = await exec('ocl2', ['sh', '-c', 'rm -f /tmp/stop; oriel-cl-demo recover /tmp/stop >/tmp/rec.out 2>&1 &']);
+      assert.equal(bg.body.exitCode, 0, JSON.stringify(bg.body));
+      const first = (await until(/^vadd \w+$/m, 30_000)).match(/^vadd (\w+)$/m)?.[1];
+      assert.ok(first, await out());
+      const take = await t.admin.post('/api/vms/ocl2/checkpoints', {});
+      assert.equal(take.status, 202, JSON.stringify(take.body));
+      const ckpt = await operation(take.body.id);
+      assert.ok(!ckpt.log?.some((l: string) => /inexact/.test(l)), JSON.stringify(ckpt.log));
+      await exec('ocl2', ['touch', '/tmp/stop']);
+      const ran = await until(/^stopped after/m, 60_000);
+      assert.ok(Number(ran.match(/^stopped after (\d+)$/m)?.[1]) >= 2, ran);
+      assert.doesNotMatch(ran, /^(lost|failed) /m, 'held calls wait and succeed');
+      const held = readFileSync(log, 'utf8').match(/holding requests[\s\S]*released: (\d+) requests waited/);
+      assert.ok(held, readFileSync(log, 'utf8'));
+      assert.ok(Number(held[1]) >= 1, `requests came during the capture and waited: ${held[0]}`);
+      const marked = Buffer.alloc(64);
+      for (let i = 0; i < 16; i++) marked.writeInt32LE(i ^ 0x5a5a0000, 4 * i);
+      for (const mode of ['lazy', 'eager']) {
+        const restore = await t.admin.post(`/api/vms/ocl2/checkpoints/${ckpt.result.id}/restore`, { mode });
+        assert.equal(restore.status, 202, JSON.stringify(restore.body));
+        const done = await operation(restore.body.id);
+        const restored = Date.now();
+        // The window file is made afresh at each start: the zero-copy bytes in it now came back with the checkpoint.
+        assert.ok(readFileSync(windows.ocl2!).subarray(0, 16 << 20).includes(marked), JSON.stringify(done.result));
+        // The restored guest is at the checkpoint's instant, mid-call: the new helper's notice fails that call
+        // (CL_DEVICE_NOT_AVAILABLE) and the program makes its objects again and goes on, in the same process.
+        const o = await until(/^recovered/m, 20_000);
+        tc.diagnostic(`${mode} restore: "${o.split('\n').slice(-3).join(' | ')}" within ${Date.now() - restored} ms`);
+        assert.match(o, new RegExp(`^lost ${CL.DEVICE_NOT_AVAILABLE} after \\d+$`, 'm'), o);
+        assert.match(o, new RegExp(`^recovered 0 vadd ${first}$`, 'm'), o);
+        assert.ok(Date.now() - restored < 15_000, `${mode}: no hang`);
+      }
+      const probe = (await exec('ocl2', ['oriel-cl-demo', 'probe', token])).body.stdout;
+      assert.match(probe, new RegExp(`^probe ${CL.INVALID_MEM_OBJECT}$`, 'm'), 'a new helper session: old handles fail');
+      const r = await exec('ocl2', ['oriel-cl-demo', '64']);
+      assert.equal(r.body.exitCode, 0, JSON.stringify(r.body));
+    });
 });

@@ -19,7 +19,7 @@ import { othersReach, RemotingHelpers } from '../../src/remoting/index.ts';
 import { inheritableFds } from '../../src/remoting/fd-hygiene.ts';
 import { helperNproc } from '../../src/remoting/limits.ts';
 import { closeFd, dupFd } from '../../src/remoting/unix.ts';
-import { CL, FrameSplitter, Op, Writer, encodeRequest } from '../../src/remoting/protocol.ts';
+import { CL, FrameSplitter, NOTICE_ID, Op, Writer, encodeRequest } from '../../src/remoting/protocol.ts';
 import { BWRAP, canDisableUserns, sandboxArgs, spawnConfined } from '../../src/remoting/sandbox.ts';
 import {
   CLONE_NS_FLAGS, EAFNOSUPPORT, ENOSYS, EPERM, LAST_KNOWN_NR, SECCOMP_RET_ALLOW, SECCOMP_RET_ERRNO, deniedSyscalls,
@@ -217,8 +217,12 @@ describe('OpenCL helper: confinement', () => {
     assert.equal(r.window, 'EACCES');
   });
 
-  /** The frames QEMU's side of the port receives, one link at a time. */
+  /** The frames QEMU's side of the port receives, one link at a time: answers, and the helper's notices apart. */
   let responses: Buffer<ArrayBufferLike>[] = [];
+  const notices: Buffer[] = [];
+  const sort = (frames: Buffer[], answers: Buffer[], heard = notices) => {
+    for (const f of frames) (f.readUInt32LE(0) === NOTICE_ID ? heard : answers).push(f);
+  };
   let link: Socket | undefined;
   let linked: Promise<void>;
   before(() => {
@@ -227,7 +231,7 @@ describe('OpenCL helper: confinement', () => {
         links.push(s);
         link = s;
         const split = new FrameSplitter();
-        s.on('data', (d) => responses.push(...split.push(d)));
+        s.on('data', (d) => sort(split.push(d), responses));
         ok();
       });
       qemu.listen(socket);
@@ -256,6 +260,11 @@ describe('OpenCL helper: confinement', () => {
     assert.equal(responses[0]!.readInt32LE(4), CL.SUCCESS);
     assert.equal(responses[0]!.readBigUInt64LE(8), 1n << 20n, 'the window handed over as a descriptor is mapped');
     assert.equal(responses[1]!.readInt32LE(4), CL.SUCCESS, 'the host OpenCL answers under the filter');
+    // First on the link, the helper's notice: which helper (random, not 0) and which of its links (protocol.ts).
+    assert.equal(notices.length, 1);
+    assert.equal(notices[0]!.length, 20);
+    assert.notEqual(notices[0]!.readBigUInt64LE(8), 0n);
+    assert.equal(notices[0]!.readUInt32LE(16), 1);
     const log = readFileSync(join(vmDir, 'opencl.log'), 'utf8');
     assert.match(log, /^sandbox: bubblewrap$/m);
     assert.match(log, /^seccomp: on$/m);
@@ -334,12 +343,13 @@ describe('OpenCL helper: confinement', () => {
     const dir = join(data, 'vms', id);
     mkdirSync(dir, { recursive: true, mode: 0o700 });
     const got: Buffer[] = [];
+    const heard: Buffer[] = [];
     let port: Socket | undefined;
     const server = createServer((s) => {
       port = s;
       links.push(s);
       const split = new FrameSplitter();
-      s.on('data', (d) => got.push(...split.push(d)));
+      s.on('data', (d) => sort(split.push(d), got, heard));
     });
     await new Promise<void>((ok) => server.listen(join(dir, 'opencl.sock'), ok));
     try {
@@ -349,6 +359,7 @@ describe('OpenCL helper: confinement', () => {
       port!.write(encodeRequest(30, Op.WINDOW, Buffer.alloc(0)));
       await new Promise((r) => setTimeout(r, 800));
       assert.equal(got.length, 0, 'no answer while held');
+      assert.equal(heard.length, 1, 'the notice of its link comes all the same');
       assert.equal(release(), undefined);
       for (let i = 0; i < 100 && !got.length; i++) await new Promise((r) => setTimeout(r, 50));
       assert.equal(got.length, 1);

@@ -6,6 +6,9 @@
  * Usage: oriel-cl-demo [matrix size (default 256)] [null-kernel calls to time (default 0)]
  *        oriel-cl-demo token        (prints the remote token of a buffer it leaves alive)
  *        oriel-cl-demo probe TOKEN  (asks the host about a buffer by that token: the status it gets)
+ *        oriel-cl-demo recover [STOPFILE]  (vector additions from scratch, again and again, until one fails: then
+ *          "lost CODE", and one more from scratch, "recovered 0 vadd ..."; or, after the first, until STOPFILE
+ *          exists: "stopped after N")
  * token and probe peek into the Oriel ICD's objects (tests of isolation between VMs): remoted only. */
 #define CL_TARGET_OPENCL_VERSION 120
 #include <CL/cl.h>
@@ -14,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 static const char *SRC =
     "__kernel void vadd(__global const float *a, __global const float *b, __global float *c) {\n"
@@ -118,7 +122,77 @@ static void zero_copy(cl_program prog) {
   clReleaseMemObject(m), clReleaseMemObject(u), clReleaseKernel(mark);
 }
 
+#define TRY(x)                                                   \
+  do {                                                           \
+    if ((st = (x)) != CL_SUCCESS) {                              \
+      printf("failed %d at line %d: %s\n", st, __LINE__, #x);     \
+      goto out;                                                  \
+    }                                                            \
+  } while (0)
+
+/* One vector addition from clGetPlatformIDs on, everything released after: its status and result hash. */
+static cl_int vadd_from_scratch(uint64_t *hash) {
+  enum { V = 1024 };
+  static float a[V], b[V], c[V];
+  cl_platform_id platform;
+  cl_device_id dev;
+  cl_context cx = NULL;
+  cl_command_queue cq = NULL;
+  cl_program prog = NULL;
+  cl_kernel k = NULL;
+  cl_mem m[3] = {NULL, NULL, NULL};
+  cl_int st;
+  size_t global = V;
+  for (int i = 0; i < V; i++) a[i] = i * 0.5f, b[i] = (V - i) * 0.25f;
+  TRY(clGetPlatformIDs(1, &platform, NULL));
+  TRY(clGetDeviceIDs(platform, CL_DEVICE_TYPE_ALL, 1, &dev, NULL));
+  cx = clCreateContext(NULL, 1, &dev, NULL, NULL, &st);
+  TRY(st);
+  cq = clCreateCommandQueue(cx, dev, 0, &st);
+  TRY(st);
+  prog = clCreateProgramWithSource(cx, 1, &SRC, NULL, &st);
+  TRY(st);
+  TRY(clBuildProgram(prog, 1, &dev, "", NULL, NULL));
+  k = clCreateKernel(prog, "vadd", &st);
+  TRY(st);
+  for (int i = 0; i < 3; i++) {
+    m[i] = clCreateBuffer(cx, CL_MEM_READ_WRITE | (i < 2 ? CL_MEM_COPY_HOST_PTR : 0), sizeof a, i == 2 ? NULL : i ? b : a, &st);
+    TRY(st);
+    TRY(clSetKernelArg(k, i, sizeof m[i], &m[i]));
+  }
+  TRY(clEnqueueNDRangeKernel(cq, k, 1, NULL, &global, NULL, 0, NULL, NULL));
+  TRY(clEnqueueReadBuffer(cq, m[2], CL_TRUE, 0, sizeof c, c, 0, NULL, NULL));
+  *hash = fnv(c, sizeof c);
+out:
+  for (int i = 0; i < 3; i++) if (m[i]) clReleaseMemObject(m[i]);
+  if (k) clReleaseKernel(k);
+  if (prog) clReleaseProgram(prog);
+  if (cq) clReleaseCommandQueue(cq);
+  if (cx) clReleaseContext(cx);
+  return st;
+}
+
+/* A program whose calls fail under it (a restore from a checkpoint taken mid-call) starts over and goes on. */
+static int recover_mode(const char *stopfile) {
+  uint64_t hash = 0;
+  for (unsigned long n = 0;; n++) {
+    if (n > 0 && stopfile && access(stopfile, F_OK) == 0) {
+      printf("stopped after %lu\n", n);
+      return 0;
+    }
+    cl_int st = vadd_from_scratch(&hash);
+    if (n == 0 && st == CL_SUCCESS) printf("vadd %016llx\n", (unsigned long long)hash);
+    fflush(stdout);
+    if (st == CL_SUCCESS) continue;
+    printf("lost %d after %lu\n", st, n);
+    st = vadd_from_scratch(&hash);
+    printf("recovered %d vadd %016llx\n", st, (unsigned long long)hash);
+    return st == CL_SUCCESS ? 0 : 1;
+  }
+}
+
 int main(int argc, char **argv) {
+  if (argc > 1 && strcmp(argv[1], "recover") == 0) return recover_mode(argc > 2 ? argv[2] : NULL);
   int n = argc > 1 ? atoi(argv[1]) : 256, calls = argc > 2 ? atoi(argv[2]) : 0;
   cl_platform_id platform;
   cl_device_id dev;

@@ -19,8 +19,10 @@ enum oriel_op {
   OP_PLATFORM_INFO = 1, OP_DEVICE_IDS, OP_DEVICE_INFO, OP_CREATE_CONTEXT, OP_RELEASE, OP_RETAIN, OP_CREATE_QUEUE,
   OP_CREATE_BUFFER, OP_WRITE_BUFFER, OP_READ_BUFFER, OP_CREATE_PROGRAM, OP_BUILD_PROGRAM, OP_PROGRAM_BUILD_INFO,
   OP_CREATE_KERNEL, OP_SET_KERNEL_ARG, OP_ENQUEUE_KERNEL, OP_FINISH, OP_KERNEL_WORK_GROUP_INFO, OP_PROGRAM_INFO,
-  OP_KERNEL_INFO, OP_MEM_INFO, OP_CONTEXT_INFO, OP_WINDOW, OP_CREATE_BUFFER_WINDOW, OP_MAP_BUFFER, OP_UNMAP,
+  OP_KERNEL_INFO, OP_MEM_INFO, OP_CONTEXT_INFO, OP_WINDOW, OP_CREATE_BUFFER_WINDOW, OP_MAP_BUFFER, OP_UNMAP, OP_HELLO,
 };
+/* The id of the helper's notices (protocol.ts): no request has it. */
+#define ORIEL_NOTICE_ID 0u
 enum oriel_arg_kind { ARG_VALUE = 0, ARG_MEM = 1, ARG_LOCAL = 2 };
 
 /* A request being built, then the response being read (one buffer each, grown as needed). */
@@ -39,7 +41,8 @@ const uint8_t *msg_get_bytes(struct msg *m, size_t *n);
 void msg_free(struct msg *m);
 
 /* Sends a request built in `req` (args only) and waits for its response in `resp`; the status it returns is the
- * host's, or CL_OUT_OF_RESOURCES / CL_DEVICE_NOT_AVAILABLE when the port fails. Frees `req`. */
+ * host's, or CL_OUT_OF_HOST_MEMORY, or CL_DEVICE_NOT_AVAILABLE when the port fails or the helper that had the request
+ * is gone (a restore from a checkpoint taken mid-call: the answer is not coming). Frees `req`. */
 cl_int oriel_call(uint16_t op, struct msg *req, struct msg *resp);
 
 /* Copies an info value the OpenCL way (size query, too small a buffer = CL_INVALID_VALUE). */

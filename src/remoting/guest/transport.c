@@ -1,5 +1,8 @@
 /* The ICD's link to the host: the virtio-serial port org.oriel.opencl.0, one request and its response at a time
- * (a mutex around each call: the port has one opener, this process). Frames: u32 length + body (protocol.ts). */
+ * (a mutex around each call: the port has one opener, this process). Frames: u32 length + body (protocol.ts).
+ * A call never waits for an answer that cannot come: the helper's notice of a new helper (a restore from a checkpoint
+ * taken mid-call) or of a new link fails it with CL_DEVICE_NOT_AVAILABLE, as does the port closing; the process can
+ * then start over (clGetPlatformIDs ...) against the new helper. */
 #include "oriel.h"
 #include <dirent.h>
 #include <errno.h>
@@ -134,31 +137,117 @@ static int read_all(int fd, uint8_t *p, size_t n) {
   return 0;
 }
 
+static int skip(int fd, size_t n) {
+  uint8_t junk[4096];
+  while (n) {
+    size_t k = n < sizeof junk ? n : sizeof junk;
+    if (read_all(fd, junk, k)) return -1;
+    n -= k;
+  }
+  return 0;
+}
+
+static uint32_t le32(const uint8_t *b) {
+  return (uint32_t)b[0] | (uint32_t)b[1] << 8 | (uint32_t)b[2] << 16 | (uint32_t)b[3] << 24;
+}
+
+/* The helper and link this process talks to (protocol.ts: notice; 0: not known yet). */
+static uint64_t helper;
+static uint32_t link_no;
+
+enum { ANSWER, LOST, BROKEN };
+
+static void adopt(const uint8_t *p) {
+  helper = le32(p) | (uint64_t)le32(p + 4) << 32;
+  link_no = le32(p + 8);
+}
+
+/* A notice (helper, link): LOST when it names another helper than the known one (a restore from a checkpoint started
+ * a new one, which never saw the call's request), a later link of it (the one the request came on was dropped), or
+ * comes before any helper is known (hello asks again); the process talks to that helper and link from now on. A
+ * notice of the known link, or an older one, is no news. */
+static int notice(const uint8_t *p) {
+  uint64_t h = le32(p) | (uint64_t)le32(p + 4) << 32;
+  int lost = !helper || h != helper || le32(p + 8) > link_no;
+  if (lost) adopt(p);
+  return lost ? LOST : ANSWER;
+}
+
+/* Reads frames until the answer to `id` (its status and results in `resp`). Answers to other ids (a request sent
+ * before a restore, answered by the new helper) are skipped; notices are heard (LOST: the answer is not coming). */
+static int await_answer(uint32_t id, cl_int *status, struct msg *resp) {
+  for (;;) {
+    uint8_t h[12];
+    if (read_all(port_fd, h, 12)) return BROKEN;
+    uint32_t rlen = le32(h), rid = le32(h + 4);
+    if (rlen < 8 || rlen > ORIEL_MAX_FRAME) return BROKEN;
+    if (rid == ORIEL_NOTICE_ID && rlen == 8 + 12 && le32(h + 8) == 0) {
+      uint8_t p[12];
+      if (read_all(port_fd, p, 12)) return BROKEN;
+      if (notice(p) == LOST) return LOST;
+      continue;
+    }
+    if (rid != id) {
+      if (skip(port_fd, rlen - 8)) return BROKEN;
+      continue;
+    }
+    *status = (cl_int)le32(h + 8);
+    if (rlen > 8) {
+      if (!(resp->data = malloc(rlen - 8))) {
+        *status = CL_OUT_OF_HOST_MEMORY;
+        return skip(port_fd, rlen - 8) ? BROKEN : ANSWER;
+      }
+      resp->len = resp->cap = rlen - 8;
+      if (read_all(port_fd, resp->data, rlen - 8)) return BROKEN;
+    }
+    return ANSWER;
+  }
+}
+
+/* One request and its answer on the open port (the lock held). */
+static int exchange(uint16_t op, const struct msg *req, cl_int *status, struct msg *resp) {
+  uint32_t id = next_id++;
+  if (id == ORIEL_NOTICE_ID) id = next_id++;
+  uint32_t len = (uint32_t)(8 + req->len);
+  uint8_t head[12] = {len, len >> 8, len >> 16, len >> 24, id, id >> 8, id >> 16, id >> 24, op, op >> 8, 0, 0};
+  if (write_all(port_fd, head, 12) || write_all(port_fd, req->data, req->len)) return BROKEN;
+  return await_answer(id, status, resp);
+}
+
+/* Just opened: which helper and link answer here, asked (the notice of the link may have come before this process
+ * opened the port, or been drained). A helper other than the known one means this process's handles are of the
+ * helper of before: the new one refuses them (their tokens name the old session). */
+static int hello(void) {
+  int r = LOST;
+  /* A notice under the HELLO (its link's, not drained; or a new helper's, should a restore come mid-HELLO, whose
+   * answer would never come): asked again, of the helper it names. */
+  for (int tries = 0; r == LOST && tries < 3; tries++) {
+    struct msg req = {0}, resp = {0};
+    cl_int st = CL_SUCCESS;
+    r = exchange(OP_HELLO, &req, &st, &resp);
+    if (r == ANSWER && st == CL_SUCCESS && resp.len == 12) adopt(resp.data);
+    msg_free(&resp);
+  }
+  return r == BROKEN ? -1 : 0;
+}
+
 cl_int oriel_call(uint16_t op, struct msg *req, struct msg *resp) {
   memset(resp, 0, sizeof *resp);
   if (req->failed) { msg_free(req); return CL_OUT_OF_HOST_MEMORY; }
   pthread_mutex_lock(&lock);
   cl_int status = CL_DEVICE_NOT_AVAILABLE;
-  if (port_fd < 0 && (port_fd = open_port()) >= 0) drain(port_fd);
+  if (port_fd < 0 && (port_fd = open_port()) >= 0) {
+    drain(port_fd);
+    if (hello() != 0) close(port_fd), port_fd = -1;
+  }
   if (port_fd >= 0) {
-    uint32_t id = next_id++;
-    uint32_t len = (uint32_t)(8 + req->len);
-    uint8_t head[12] = {len, len >> 8, len >> 16, len >> 24, id, id >> 8, id >> 16, id >> 24, op, op >> 8, 0, 0};
-    uint8_t rhead[12];
-    if (write_all(port_fd, head, 12) == 0 && write_all(port_fd, req->data, req->len) == 0 &&
-        read_all(port_fd, rhead, 12) == 0) {
-      uint32_t rlen = rhead[0] | rhead[1] << 8 | rhead[2] << 16 | (uint32_t)rhead[3] << 24;
-      uint32_t rid = rhead[4] | rhead[5] << 8 | rhead[6] << 16 | (uint32_t)rhead[7] << 24;
-      status = (cl_int)(rhead[8] | rhead[9] << 8 | rhead[10] << 16 | (uint32_t)rhead[11] << 24);
-      if (rlen < 8 || rlen > ORIEL_MAX_FRAME || rid != id) {
-        status = CL_DEVICE_NOT_AVAILABLE;
-      } else if (rlen > 8) {
-        resp->data = malloc(rlen - 8);
-        resp->len = resp->cap = rlen - 8;
-        if (!resp->data || read_all(port_fd, resp->data, rlen - 8) != 0) status = CL_DEVICE_NOT_AVAILABLE;
-      }
+    int r = exchange(op, req, &status, resp);
+    if (r != ANSWER) {
+      msg_free(resp);
+      status = CL_DEVICE_NOT_AVAILABLE;
     }
-    if (status == CL_DEVICE_NOT_AVAILABLE) { close(port_fd); port_fd = -1; }
+    /* A broken port is opened afresh by the next call; after LOST it is fine (the new helper or link serves it). */
+    if (r == BROKEN) close(port_fd), port_fd = -1;
   }
   pthread_mutex_unlock(&lock);
   msg_free(req);
