@@ -9,12 +9,14 @@
 // - The same rules as a console WebSocket: the session cookie, the per-VM right, a running VM, the user's console
 //   limit (a slot until taken over), the hand-over of the VM's previous session (takeover.ts: the page's early link
 //   would do the same a moment later).
-// - Only a browser's top-level navigation (Sec-Fetch-Mode: navigate when the browser says): another site's image or
-//   frame pointing at a console page does not dial.
+// - Only a top-level page opened from this origin or typed (Sec-Fetch-Mode navigate, -Dest document, -Site same-origin
+//   or none, when the browser sends them): an image, a frame or a sibling site pointing at a console page does not
+//   dial (another site's requests carry no session cookie anyway: SameSite=Strict).
 // - Not taken over within UNCLAIMED_MS (the page failed to load, or it was not a browser), it is closed.
 // - spice-server's network test (pings on the main channel right after MAIN INIT) is held here with the rest: its
 //   pongs come once the page answers, so the measured latency includes the wait but the bitrate does not (it is the
-//   time between the pongs of the empty and the 250 KB ping), and a slow link still gets JPEG and ZLIB-GLZ.
+//   time between the pongs of the empty and the 250 KB ping), and a slow link still gets JPEG and ZLIB-GLZ. The
+//   latency it keeps is too large by the wait; spice-server uses it only as a video stream's first playback delay.
 import type { IncomingMessage } from 'node:http';
 import type { FastifyInstance } from 'fastify';
 import { consoleVmFor } from '../../api/console-pages.ts';
@@ -28,6 +30,9 @@ import { QemuLink, type LinkEnd } from './qemu-link.ts';
 import type { ConsoleTakeover } from './takeover.ts';
 import { connectionTrace } from './trace.ts';
 import { liveVmFor, upgradeCaller } from './upgrade.ts';
+
+/** The WebSockets a console page opens (main, display, inputs, cursor, shared folder, sound both ways). */
+const PAGE_SOCKETS = 8;
 
 /** A pre-dialled console not taken over by its page within this time is closed. */
 export const UNCLAIMED_MS = 10_000;
@@ -88,16 +93,24 @@ export class ConsolePredials {
   }
 
   private start(req: IncomingMessage): void {
-    const mode = req.headers['sec-fetch-mode'];
-    if (req.method !== 'GET' || (mode !== undefined && mode !== 'navigate') || req.headers['sec-purpose']) return;
+    // Each Sec-Fetch-* header, when the browser sends it, must say: a top-level page, opened from this origin or typed.
+    const h = req.headers;
+    const only = (v: string | string[] | undefined, ok: string[]) => v === undefined || ok.includes(String(v));
+    if (req.method !== 'GET' || h['sec-purpose'] || !only(h['sec-fetch-mode'], ['navigate'])) return;
+    if (!only(h['sec-fetch-dest'], ['document']) || !only(h['sec-fetch-site'], ['same-origin', 'none'])) return;
     const url = new URL(req.url ?? '/', 'http://localhost');
     const name = consoleVmFor(url.pathname, url.search);
     if (name === undefined) return;
     const caller = upgradeCaller(this.app, this.ctx, req);
     if (!caller) return;
     const vm = liveVmFor(this.ctx, name, caller.user, 'console');
+    const prev = this.byVm.get(vm.id);
+    // A reload while one waits: the same connection serves it (no second hand-over queued behind the first).
+    if (prev?.state === 'waiting' && prev.userId === caller.user.id) return;
+    // Room left for the page's own WebSockets (a whole session's channels), or no pre-dial.
+    if (this.limits.headroom(caller.user.id) < PAGE_SOCKETS + 1) return;
     const release = this.limits.acquire(caller.user.id);
-    this.byVm.get(vm.id)?.cancel();
+    prev?.cancel();
 
     const { ctx, takeover } = this;
     let link: QemuLink | undefined;
@@ -132,7 +145,12 @@ export class ConsolePredials {
       if (entry.state === 'cancelled') throw new Error('closed before it dialled');
       if (!now || !['running', 'paused'].includes(now.state)) throw new Error('the VM is not running');
       // A later hand-over (another console) closes this connection, or the WebSocket that took it.
-      registered = takeover.register(vm.id, (code, why) => (entry.owner ? entry.owner(code, why) : entry.cancel()));
+      // Taken by a page but not attached yet: the link ends now and the page's WebSocket closes when it attaches.
+      registered = takeover.register(vm.id, (code, why) => {
+        if (entry.owner) entry.owner(code, why);
+        else if (entry.state === 'taken') link?.end(code, why);
+        else entry.cancel();
+      });
       const sniffer = new SessionIdSniffer(parseClientLink(WEB_MAIN_LINK)!.miniHeader);
       sniffer.onSession = (id) => takeover.setSession(vm.id, id);
       sniffer.onGiveUp = () => takeover.setSession(vm.id, undefined);

@@ -195,7 +195,10 @@ function bridge(
         dialing = false;
         forget = pre.forget;
         pre.owner = close;
-        if (closed) return up.end(1000, 'client closed');
+        if (closed) {
+          pre.forget();
+          return up.end(1000, 'client closed');
+        }
         trace('predial-taken', { channel });
         const rest = Buffer.concat(pending).subarray(parsed.length);
         pending = [];
