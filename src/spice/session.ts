@@ -22,6 +22,10 @@ import { ChannelType, channelName } from './proto/constants.ts';
 import { RgbaSurface, type Surface } from './surface.ts';
 import { ByteQueue, type Connector, type Transport } from './transport.ts';
 
+/** The display cache sizes a session announces unless told otherwise (DISPLAY_INIT). */
+export const DEFAULT_GLZ_WINDOW_SIZE = 3 * 1024 * 1024;
+export const DEFAULT_PIXMAP_CACHE_SIZE = 20 * 1024 * 1024;
+
 export interface SpiceSessionOptions {
   /** Opens one transport per channel. */
   connect: Connector;
@@ -105,8 +109,8 @@ export class SpiceSession {
     this._opts = {
       password: '',
       createSurface: (info) => new RgbaSurface(info.width, info.height),
-      glzWindowSize: 3 * 1024 * 1024,
-      pixmapCacheSize: 20 * 1024 * 1024,
+      glzWindowSize: DEFAULT_GLZ_WINDOW_SIZE,
+      pixmapCacheSize: DEFAULT_PIXMAP_CACHE_SIZE,
       maxMessageSize: 64 * 1024 * 1024,
       maxImagePixels: DEFAULT_MAX_IMAGE_PIXELS,
       channelTypes: [...IMPLEMENTED],

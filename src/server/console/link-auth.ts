@@ -41,6 +41,11 @@ export class LinkTicketSwap {
   private skip = 0;
   private checkMech = false;
   private stage: 'reply' | 'encrypting' | 'through' = 'reply';
+  /**
+   * Bytes the proxy sent for the client right after its ticket (a pre-dialled display's DISPLAY_INIT,
+   * predial-display.ts): the client's own first bytes after its ticket must be these, and are dropped.
+   */
+  private ahead: Buffer | undefined;
 
   constructor(
     private readonly password: string,
@@ -51,7 +56,13 @@ export class LinkTicketSwap {
 
   /** Our ticket went to QEMU and the client's was dropped: bytes pass both ways unchanged from now on. */
   get done(): boolean {
-    return this.stage === 'through' && this.skip === 0 && !this.checkMech;
+    return this.stage === 'through' && this.skip === 0 && !this.checkMech && !this.ahead?.length;
+  }
+
+  /** Sends `bytes` for the client right after our ticket; the client's first bytes after its own must equal them. */
+  sendAhead(bytes: Buffer): void {
+    this.ahead = bytes;
+    if (this.stage === 'through') this.upstream(bytes);
   }
 
   fromServer(chunk: Buffer): void {
@@ -83,6 +94,7 @@ export class LinkTicketSwap {
     nodeEncryptTicket(reply.pubKey, plain).then(
       (ticket) => {
         this.upstream(Buffer.from(ticket));
+        if (this.ahead) this.upstream(this.ahead);
         this.stage = 'through';
         this.flush();
       },
@@ -111,7 +123,15 @@ export class LinkTicketSwap {
     const drop = Math.min(this.skip, this.client.length);
     this.client = this.client.subarray(drop); // the client's own ticket is dropped
     this.skip -= drop;
-    if (this.stage === 'through' && this.skip === 0 && this.client.length) {
+    if (this.skip === 0 && this.ahead?.length && this.client.length) {
+      const n = Math.min(this.ahead.length, this.client.length);
+      if (!this.client.subarray(0, n).equals(this.ahead.subarray(0, n))) {
+        return this.onError(new LinkAuthError("the client's first message differs from the one sent for it"));
+      }
+      this.client = this.client.subarray(n);
+      this.ahead = this.ahead.subarray(n);
+    }
+    if (this.stage === 'through' && this.skip === 0 && !this.ahead?.length && this.client.length) {
       const more = this.client;
       this.client = Buffer.alloc(0);
       this.upstream(more);

@@ -18,6 +18,7 @@
 //   time between the pongs of the empty and the 250 KB ping), and a slow link still gets JPEG and ZLIB-GLZ. The
 //   latency it keeps is too large by the wait; spice-server uses it only as a video stream's first playback delay.
 import type { IncomingMessage } from 'node:http';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { FastifyInstance } from 'fastify';
 import { consoleVmFor } from '../../api/console-pages.ts';
 import { encodeLinkMess } from '../../spice/link.ts';
@@ -27,6 +28,7 @@ import type { ServerContext } from '../context.ts';
 import type { ConsoleLimits } from './limits.ts';
 import { parseClientLink, SessionIdSniffer } from './link-sniff.ts';
 import { QemuLink, type LinkEnd } from './qemu-link.ts';
+import { PredialledDisplay } from './predial-display.ts';
 import type { ConsoleTakeover } from './takeover.ts';
 import { connectionTrace } from './trace.ts';
 import { liveVmFor, upgradeCaller } from './upgrade.ts';
@@ -42,6 +44,9 @@ export const WEB_MAIN_LINK = Buffer.from(
   encodeLinkMess({ connectionId: 0, channelType: ChannelType.MAIN, channelId: 0, channelCaps: MAIN_CLIENT_CAPS }),
 );
 
+/** What QMP query-spice says of one connected channel (the part read here). */
+interface SpiceChannelInfo { 'channel-type'?: number }
+
 /** A pre-dialled main channel, taken over by its page's WebSocket (proxy.ts). */
 export interface Predial {
   /** The connection once the hand-over let it dial; rejects if it was closed before. */
@@ -54,6 +59,7 @@ export interface Predial {
 
 interface Entry extends Predial {
   userId: string;
+  display?: PredialledDisplay;
   state: 'waiting' | 'taken' | 'cancelled';
   /** Taken over by a WebSocket: the limit's slot is the WebSocket's from now on. */
   take(): void;
@@ -62,6 +68,8 @@ interface Entry extends Predial {
 
 export class ConsolePredials {
   private readonly byVm = new Map<string, Entry>();
+  /** Pre-dialled display channels (predial-display.ts), by VM, until their page's display WebSocket takes them. */
+  private readonly displays = new Map<string, { userId: string; display: PredialledDisplay }>();
 
   constructor(
     private readonly app: FastifyInstance,
@@ -71,6 +79,7 @@ export class ConsolePredials {
   ) {
     app.addHook('onClose', async () => {
       for (const e of [...this.byVm.values()]) e.cancel();
+      for (const d of [...this.displays.values()]) d.display.cancel();
     });
   }
 
@@ -90,6 +99,35 @@ export class ConsolePredials {
     this.byVm.delete(vmId);
     e.take();
     return e;
+  }
+
+  /**
+   * A display link that is not the pre-dialled one (another browser's codecs, another client): the pre-dialled
+   * display is closed, and the returned promise waits until QEMU has let it go (spice-server refuses a second
+   * display:0 in one session while the first is still there). Undefined when there is none.
+   */
+  dropDisplay(vmId: string): Promise<void> | undefined {
+    const d = this.displays.get(vmId);
+    if (!d) return undefined;
+    this.displays.delete(vmId);
+    d.display.cancel();
+    const query = () => this.ctx.vms.qmp(vmId).execute('query-spice') as Promise<{ channels?: SpiceChannelInfo[] }>;
+    return (async () => {
+      for (const end = Date.now() + 2000; Date.now() < end;) {
+        const channels = (await query().catch(() => undefined))?.channels;
+        if (!channels?.some((c) => c['channel-type'] === ChannelType.DISPLAY)) return;
+        await sleep(10);
+      }
+    })();
+  }
+
+  /** The pre-dialled display channel for a page's display link message `link` of user `userId`, if it matches. */
+  takeDisplay(vmId: string, userId: string, link: Buffer): Predial | undefined {
+    const d = this.displays.get(vmId);
+    if (!d || d.userId !== userId || !d.display.matches(link)) return undefined;
+    this.displays.delete(vmId);
+    d.display.take();
+    return d.display;
   }
 
   private start(req: IncomingMessage): void {
@@ -132,6 +170,7 @@ export class ConsolePredials {
         entry.state = 'cancelled';
         clearTimeout(timer);
         release();
+        entry.display?.cancel();
         link?.end(1000, 'the console page did not take its connection up');
         registered?.();
         if (this.byVm.get(vm.id) === entry) this.byVm.delete(vm.id);
@@ -152,7 +191,14 @@ export class ConsolePredials {
         else entry.cancel();
       });
       const sniffer = new SessionIdSniffer(parseClientLink(WEB_MAIN_LINK)!.miniHeader);
-      sniffer.onSession = (id) => takeover.setSession(vm.id, id);
+      sniffer.onSession = (id) => {
+        takeover.setSession(vm.id, id);
+        if (entry.state === 'cancelled') return;
+        this.displays.get(vm.id)?.display.cancel();
+        const display = new PredialledDisplay(ctx, now, id, takeover, this.app.log, UNCLAIMED_MS);
+        entry.display = display;
+        this.displays.set(vm.id, { userId: entry.userId, display }); // replaced by the VM's next pre-dial
+      };
       sniffer.onGiveUp = () => takeover.setSession(vm.id, undefined);
       trace('dial', { channel: ChannelType.MAIN });
       link = new QemuLink(ctx, now, WEB_MAIN_LINK, parseClientLink(WEB_MAIN_LINK)!, sniffer, trace, this.app.log);

@@ -82,6 +82,12 @@ export class QemuLink {
     return this.sock.write(chunk);
   }
 
+  /** Sends `bytes` for the client once the link is through; the client's own first bytes must equal them. */
+  sendAhead(bytes: Buffer): void {
+    if (this.swap) this.swap.sendAhead(bytes);
+    else this.end(1011, 'no pre-dialled channels without the SPICE password'); // a VM of an older server
+  }
+
   /** From now on QEMU's bytes go to `sink` (what was held first) and the link's end to `onEnd`. */
   attach(sink: (buf: Buffer) => void, onEnd: LinkEnd): void {
     this.onEnd = onEnd;
