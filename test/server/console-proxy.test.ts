@@ -8,7 +8,7 @@ import { get } from 'node:http';
 import { tmpdir } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import WebSocket from 'ws';
-import { SpiceSession, VideoCodec, type Connector, type Transport } from '../../src/spice/index.ts';
+import { ChannelType, SpiceSession, VideoCodec, type Connector, type Transport } from '../../src/spice/index.ts';
 import { nodeEncryptTicket, primarySurface } from '../../src/spice-node/index.ts';
 import { ADMIN_PASSWORD, addUser, Client, startTestServer, type TestServer } from '../helpers/server.ts';
 import { ensureTinyImage } from '../helpers/images.ts';
@@ -52,10 +52,11 @@ function rawWs(
 }
 
 /** A SPICE link message for a main channel (spice/protocol.h), enough for the server to answer. */
-function linkMessage(channelType = 1, connectionId = 0): Buffer {
+function linkMessage(channelType = 1, connectionId = 0, channelId = 0): Buffer {
   const body = Buffer.alloc(18 + 4);
   body.writeUInt32LE(connectionId, 0);
   body.writeUInt8(channelType, 4);
+  body.writeUInt8(channelId, 5);
   body.writeUInt32LE(1, 6); // one common caps word
   body.writeUInt32LE(0, 10);
   body.writeUInt32LE(18, 14);
@@ -154,7 +155,10 @@ describe('SPICE console proxy', () => {
     // A page left while its channels linked must not reach spice-server beside the next client (takeover.ts).
     const url = `${wsBase}/api/vms/con/spice`;
     const auth = { authorization: `Bearer ${t.adminToken}` };
-    const connect = () => SpiceSession.connect({ connect: wsConnector(url, auth), encryptTicket: nodeEncryptTicket });
+    const connect = () => SpiceSession.connect({
+      connect: wsConnector(url, auth), encryptTicket: nodeEncryptTicket,
+      channelTypes: [ChannelType.DISPLAY, ChannelType.INPUTS],
+    });
     const old = await connect();
     const oldId = old.main.init!.sessionId;
     const t0 = Date.now();
@@ -163,8 +167,11 @@ describe('SPICE console proxy', () => {
       assert.ok(Date.now() - t0 < 2500, `the hand-over took ${Date.now() - t0} ms`);
       const stale = await rawWs(url, auth, linkMessage(2, oldId));
       assert.equal(stale.code, CONSOLE_TAKEN_OVER, `a late display channel of the replaced session: ${stale.reason}`);
-      const fresh = await rawWs(url, auth, linkMessage(2, cur.main.init!.sessionId));
+      const fresh = await rawWs(url, auth, linkMessage(4, cur.main.init!.sessionId)); // cursor: not opened by cur
       assert.equal(fresh.firstBytes?.subarray(0, 4).toString('latin1'), 'REDQ', 'the current session links');
+      // A second display:0 in one session is refused before QEMU (spice-server's worker crashed on one).
+      const twice = await rawWs(url, auth, linkMessage(2, cur.main.init!.sessionId));
+      assert.equal(twice.code, 1008, `a second display:0: ${twice.reason}`);
     } finally {
       old.close();
       cur.close();

@@ -46,6 +46,12 @@ export class LinkTicketSwap {
    * predial-display.ts): the client's own first bytes after its ticket must be these, and are dropped.
    */
   private ahead: Buffer | undefined;
+  /** Bytes QEMU's link reply takes (header and body), once it is in. */
+  replyLength: number | undefined;
+  /** The client has sent its ticket (so its code that answers the channel runs), or the link was refused. */
+  clientTicketIn = false;
+  /** Called once when `clientTicketIn` becomes true. */
+  onClientTicket?: () => void;
 
   constructor(
     private readonly password: string,
@@ -73,8 +79,10 @@ export class LinkTicketSwap {
     if (this.server.length < HEADER_BYTES + size) return;
     const reply = decodeLinkReply(this.server.subarray(HEADER_BYTES, HEADER_BYTES + size));
     this.server = Buffer.alloc(0);
+    this.replyLength = HEADER_BYTES + size;
     if (reply.error !== 0) {
       this.stage = 'through'; // the server refused the link itself; nothing more to swap
+      this.ticketIn();
       this.flush();
       return;
     }
@@ -111,6 +119,12 @@ export class LinkTicketSwap {
     this.flush();
   }
 
+  private ticketIn(): void {
+    if (this.clientTicketIn) return;
+    this.clientTicketIn = true;
+    this.onClientTicket?.();
+  }
+
   /** Checks and drops the client's mechanism word and ticket; passes what follows once our ticket is out. */
   private flush(): void {
     if (this.checkMech) {
@@ -123,6 +137,7 @@ export class LinkTicketSwap {
     const drop = Math.min(this.skip, this.client.length);
     this.client = this.client.subarray(drop); // the client's own ticket is dropped
     this.skip -= drop;
+    if (this.skip === 0 && this.stage !== 'reply') this.ticketIn();
     if (this.skip === 0 && this.ahead?.length && this.client.length) {
       const n = Math.min(this.ahead.length, this.client.length);
       if (!this.client.subarray(0, n).equals(this.ahead.subarray(0, n))) {

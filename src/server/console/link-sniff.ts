@@ -18,6 +18,7 @@ export const MAX_LINK_BYTES = LINK_HEADER_SIZE + MAX_LINK_BODY;
 export interface ClientLink {
   connectionId: number;
   channelType: number;
+  channelId: number;
   miniHeader: boolean;
   /** Bytes the link message takes (header + body). */
   length: number;
@@ -32,6 +33,7 @@ export function parseClientLink(buf: Buffer): ClientLink | undefined {
   return {
     connectionId: mess.connectionId,
     channelType: mess.channelType,
+    channelId: mess.channelId,
     miniHeader: hasCap(mess.commonCaps, CommonCap.MINI_HEADER),
     length: LINK_HEADER_SIZE + size,
   };

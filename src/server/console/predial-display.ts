@@ -56,11 +56,18 @@ export class PredialledDisplay {
     this.link = new QemuLink(ctx, vm, this.linkBytes, parseClientLink(this.linkBytes)!, undefined, trace, log);
     this.link.sendAhead(webDisplayInit());
     this.ready = Promise.resolve(this.link);
-    this.registered = takeover.register(vm.id, (code, why) => {
+    const unregister = takeover.register(vm.id, (code, why) => {
       if (this.owner) this.owner(code, why);
       else if (this.state === 'taken') this.link.end(code, why);
       else this.cancel();
     });
+    // Claimed as the session's display:0 (takeover.ts): a page's own display link waits until this one is gone.
+    const release = takeover.claimChannel(vm.id, ChannelType.DISPLAY, 0);
+    this.registered = () => {
+      unregister();
+      release?.();
+    };
+    if (!release) this.link.end(1011, 'the session has its display already');
     this.timer = setTimeout(() => this.cancel(), unclaimedMs).unref();
   }
 

@@ -250,7 +250,17 @@ function bridge(
   function dial(link: ClientLink, sniffer: SessionIdSniffer | undefined): void {
     const vm = ctx.vms.records.get(vmId);
     if (!vm || !['running', 'paused'].includes(vm.state)) return close(1011, 'the VM is not running');
-    forget = takeover.register(vmId, close);
+    const unregister = takeover.register(vmId, close);
+    const release = link.channelType === CHANNEL_MAIN ? () => undefined
+      : takeover.claimChannel(vmId, link.channelType, link.channelId);
+    if (!release) {
+      unregister();
+      return close(1008, 'this channel of the console session is open already');
+    }
+    forget = () => {
+      unregister();
+      release();
+    };
     trace('dial', { channel });
     const first = Buffer.concat(pending);
     pending = [];

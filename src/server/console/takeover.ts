@@ -26,6 +26,8 @@ export class ConsoleTakeover {
   /** Per VM: the current session's id; null while a hand-over runs or its main channel has not told it yet;
    * 'any' when it could not be read (then every channel is let through, as before). */
   private readonly current = new Map<string, number | null | 'any'>();
+  /** Channels (other than main) with an upstream connection, per VM: `${vmId}/${type}:${id}`. */
+  private readonly channels = new Map<string, object>();
 
   /** Records one upstream connection of VM `vmId`; the returned function forgets it (once it closes). */
   register(vmId: string, close: Close): () => void {
@@ -46,6 +48,21 @@ export class ConsoleTakeover {
     this.queue.set(vmId, tail);
     void tail.then(() => { if (this.queue.get(vmId) === tail) this.queue.delete(vmId); });
     return run;
+  }
+
+  /**
+   * Claims channel `type`:`id` of the VM's current session for one upstream connection; undefined if one is open
+   * already. spice-server 0.15 takes a second link of a channel a client has (a display:0 twice) and its display
+   * worker was seen to crash when one of them closed. The returned function releases the claim (once).
+   */
+  claimChannel(vmId: string, type: number, id: number): (() => void) | undefined {
+    const key = `${vmId}/${type}:${id}`;
+    if (this.channels.has(key)) return undefined;
+    const token = {};
+    this.channels.set(key, token);
+    return () => {
+      if (this.channels.get(key) === token) this.channels.delete(key);
+    };
   }
 
   /** The session id the main channel of the VM's newest session told (undefined: it could not be read). */
