@@ -31,8 +31,6 @@ export function openSession(path: string): Promise<SpiceSession> {
     audio: browserAudioCodecs(),
     // VP8/H.264/VP9 streams through WebCodecs (asked while the main channel links; MJPEG only without).
     video: browserVideoDecoders().finally(() => performance.mark('oriel:video-codecs')),
-    // display, inputs, cursor link at MAIN INIT, not behind spice-server's 250 KB network-test ping.
-    eagerChannels: true,
   });
   // Marks for bench/display-browser.ts --breakdown: MAIN INIT in, each channel linked.
   void linked.then((s) => {

@@ -22,10 +22,6 @@ import { ChannelType, channelName } from './proto/constants.ts';
 import { RgbaSurface, type Surface } from './surface.ts';
 import { ByteQueue, type Connector, type Transport } from './transport.ts';
 
-/** The display cache sizes a session announces unless told otherwise (DISPLAY_INIT). */
-export const DEFAULT_GLZ_WINDOW_SIZE = 3 * 1024 * 1024;
-export const DEFAULT_PIXMAP_CACHE_SIZE = 20 * 1024 * 1024;
-
 export interface SpiceSessionOptions {
   /** Opens one transport per channel. */
   connect: Connector;
@@ -55,13 +51,6 @@ export interface SpiceSessionOptions {
    * A promise (e.g. a browser asking which codecs it has) is awaited before the display channel links.
    */
   video?: VideoDecoders | Promise<VideoDecoders>;
-  /**
-   * Link display:0, inputs:0 and cursor:0 (those of `channelTypes`) as soon as MAIN INIT tells the session id,
-   * instead of after CHANNELS_LIST: spice-server answers ATTACH_CHANNELS behind its main channel's network test
-   * (a 250 KB ping), so the list comes that much later. A channel the server turns out not to have fails quietly
-   * (reported only if it lists it). Default false.
-   */
-  eagerChannels?: boolean;
 }
 
 export interface ChannelError {
@@ -92,9 +81,7 @@ export class SpiceSession {
   /** Every channel the server listed (CHANNELS_LIST), opened here or not; linked ones are in `channels`. */
   readonly listed: ChannelId[] = [];
   readonly caches: ImageCaches;
-  private readonly _opts: Required<
-    Omit<SpiceSessionOptions, 'preferredCompression' | 'agent' | 'audio' | 'video' | 'eagerChannels'>
-  > & {
+  private readonly _opts: Required<Omit<SpiceSessionOptions, 'preferredCompression' | 'agent' | 'audio' | 'video'>> & {
     preferredCompression?: number;
     agent?: AgentOptions;
     audio?: AudioCodecs;
@@ -102,15 +89,13 @@ export class SpiceSession {
   private readonly _video: Promise<VideoDecoders | undefined>;
   private _main: MainChannel | undefined;
   private _closed = false;
-  /** Channels linking now (label), so CHANNELS_LIST does not open them twice. */
-  private readonly _opening = new Set<string>();
 
   private constructor(opts: SpiceSessionOptions) {
     this._opts = {
       password: '',
       createSurface: (info) => new RgbaSurface(info.width, info.height),
-      glzWindowSize: DEFAULT_GLZ_WINDOW_SIZE,
-      pixmapCacheSize: DEFAULT_PIXMAP_CACHE_SIZE,
+      glzWindowSize: 3 * 1024 * 1024,
+      pixmapCacheSize: 20 * 1024 * 1024,
       maxMessageSize: 64 * 1024 * 1024,
       maxImagePixels: DEFAULT_MAX_IMAGE_PIXELS,
       channelTypes: [...IMPLEMENTED],
@@ -133,14 +118,10 @@ export class SpiceSession {
     const main = await session._open(ChannelType.MAIN, 0, 0);
     session._main = main as MainChannel;
     const init = new Promise<MainInit>((resolve, reject) => {
-      const got = (init: MainInit) => {
-        if (opts.eagerChannels) session._openEager(init.sessionId);
-        resolve(init);
-      };
       // MAIN INIT may be in already: a server that sent it with its link reply (a console proxy that linked the
       // main channel before this client came, server/console/predial.ts) is read while the link resolves.
-      if (session._main!.init) got(session._main!.init);
-      else session._main!.onInit(got);
+      if (session._main!.init) resolve(session._main!.init);
+      else session._main!.onInit(resolve);
       main.onClose((e) => reject(e ?? new Error('main channel closed before INIT')));
     });
     session._main.onChannelsList((list) => session._openListed(list));
@@ -211,43 +192,15 @@ export class SpiceSession {
     for (const { type, id } of list) {
       if (!this.listed.some((c) => c.type === type && c.id === id)) this.listed.push({ type, id });
       // CHANNELS_LIST can come again with one hot-plugged channel: open only new ones.
-      const label = `${channelName(type)}:${id}`;
-      if (!this._opts.channelTypes.includes(type) || this.channels.has(label) || this._opening.has(label)) continue;
+      if (!this._opts.channelTypes.includes(type) || this.channels.has(`${channelName(type)}:${id}`)) continue;
       this._open(type, id, this.main.init!.sessionId).catch((error: Error) => {
-        this._onChannelError.fire({ channel: label, error });
+        this._onChannelError.fire({ channel: `${channelName(type)}:${id}`, error });
       });
     }
-  }
-
-  private _openEager(sessionId: number): void {
-    const open = (type: number): Promise<void> => {
-      const label = `${channelName(type)}:0`;
-      // CHANNELS_LIST may have opened it meanwhile.
-      if (this._closed || this.channels.has(label) || this._opening.has(label)) return Promise.resolve();
-      return this._open(type, 0, sessionId).then(() => undefined, (error: Error) => {
-        if (this._closed) return;
-        // Not there after all: said only if the server listed it; listed later, it is opened then.
-        const listed = this.listed.some((c) => c.type === type && c.id === 0);
-        if (listed) this._onChannelError.fire({ channel: label, error });
-      });
-    };
-    const [first, ...rest] = IMPLEMENTED.filter((t) => this._opts.channelTypes.includes(t));
-    // The display first, the others once it linked: spice-server makes an RSA key for every link, one after
-    // another, and the picture's channel should not wait behind two.
-    if (first !== undefined) void open(first).then(() => rest.forEach((t) => void open(t)));
   }
 
   private async _open(type: number, id: number, connectionId: number): Promise<AnyChannel> {
     const label = `${channelName(type)}:${id}`;
-    this._opening.add(label);
-    try {
-      return await this._link(type, id, connectionId, label);
-    } finally {
-      this._opening.delete(label);
-    }
-  }
-
-  private async _link(type: number, id: number, connectionId: number, label: string): Promise<AnyChannel> {
     const transport = await this._opts.connect(type, id);
     const video = type === ChannelType.DISPLAY ? await this._video : undefined;
     // Ended while this channel's socket opened: it links no more (a late link of a replaced session is refused).

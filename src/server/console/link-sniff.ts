@@ -45,11 +45,8 @@ export class SessionIdSniffer {
   private stage: 'reply' | 'result' | 'messages' | 'done' = 'reply';
   private mini = false;
   private messages = 0;
-  /** Stream offset of this.buf[0]. */
-  private base = 0;
   sessionId: number | undefined;
-  /** Where MAIN_INIT's body starts in the server's byte stream, and when it arrived (Date.now()). */
-  init: { at: number; receivedAt: number } | undefined;
+
   /** Called once, when MAIN_INIT has told the session id. */
   onSession?: (id: number) => void;
   /** Called once if the session id cannot be read (odd input, or no MAIN_INIT among the first messages). */
@@ -105,7 +102,6 @@ export class SessionIdSniffer {
       if (type === MainMsg.INIT) {
         if (this.buf.length < hdr + 4) return;
         this.sessionId = this.buf.readUInt32LE(hdr);
-        this.init = { at: this.base + hdr, receivedAt: Date.now() };
         this.stage = 'done';
         this.onSession?.(this.sessionId);
         return;
@@ -118,6 +114,5 @@ export class SessionIdSniffer {
 
   private skip(n: number): void {
     this.buf = this.buf.subarray(n);
-    this.base += n;
   }
 }

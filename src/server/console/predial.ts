@@ -1,24 +1,22 @@
 // Pre-dialled consoles: when the server serves a page that shows a VM's console (the console page or a VM's console
 // tab, api/console-pages.ts) to a signed-in user who may use that console, the console's SPICE main channel starts
 // linking to QEMU right then, with the very link message the page will send first (public/early-link.js, the core's
-// main-channel link). QEMU's link reply, the link itself (the proxy answers the ticket step, link-auth.ts) and MAIN
-// INIT then happen while the browser parses the page and opens its WebSocket, instead of after: spice-server takes
-// a few hundred ms for them under load, the largest part of a first picture's time. The page's main-channel
-// WebSocket, when its link message is byte for byte the one sent, takes the connection over (proxy.ts) and
-// receives everything QEMU sent meanwhile, in order.
+// main-channel link): the hand-over of the VM's previous session (takeover.ts), the connection and QEMU's link reply
+// (spice-server makes an RSA key for each link; 30-200 ms under load here) happen while the browser parses the page.
+// The page's main-channel WebSocket, when its link message is byte for byte the one sent, takes the connection over
+// (proxy.ts) and receives the link reply at once; it answers with its ticket as any client does.
 // - The same rules as a console WebSocket: the session cookie, the per-VM right, a running VM, the user's console
-//   limit (a slot until taken over), the hand-over of the VM's previous session (takeover.ts: the page's early link
-//   would do the same a moment later).
+//   limit (a slot until taken over, and none without room for the page's own sockets).
 // - Only a top-level page opened from this origin or typed (Sec-Fetch-Mode navigate, -Dest document, -Site same-origin
 //   or none, when the browser sends them): an image, a frame or a sibling site pointing at a console page does not
 //   dial (another site's requests carry no session cookie anyway: SameSite=Strict).
 // - Not taken over within UNCLAIMED_MS (the page failed to load, or it was not a browser), it is closed.
-// - spice-server's network test (pings on the main channel right after MAIN INIT) is held here with the rest: its
-//   pongs come once the page answers, so the measured latency includes the wait but the bitrate does not (it is the
-//   time between the pongs of the empty and the 250 KB ping), and a slow link still gets JPEG and ZLIB-GLZ. The
-//   latency it keeps is too large by the wait; spice-server uses it only as a video stream's first playback delay.
+// - It stops at the link reply: the proxy does not send the ticket for the page. spice-server starts its network
+//   test (pings on the main channel) the moment the link is done, and judges the link by how fast the pongs come
+//   back; a page still loading its code would answer them all at once, and a slow link would be taken for a fast one
+//   (no JPEG: test/web/video.test.ts failed that way when the proxy sent the ticket early, even holding the pings
+//   back until the page's own ticket came, for a reason not found yet).
 import type { IncomingMessage } from 'node:http';
-import { setTimeout as sleep } from 'node:timers/promises';
 import type { FastifyInstance } from 'fastify';
 import { consoleVmFor } from '../../api/console-pages.ts';
 import { encodeLinkMess } from '../../spice/link.ts';
@@ -28,7 +26,6 @@ import type { ServerContext } from '../context.ts';
 import type { ConsoleLimits } from './limits.ts';
 import { parseClientLink, SessionIdSniffer } from './link-sniff.ts';
 import { QemuLink, type LinkEnd } from './qemu-link.ts';
-import { PredialledDisplay } from './predial-display.ts';
 import type { ConsoleTakeover } from './takeover.ts';
 import { connectionTrace } from './trace.ts';
 import { liveVmFor, upgradeCaller } from './upgrade.ts';
@@ -44,9 +41,6 @@ export const WEB_MAIN_LINK = Buffer.from(
   encodeLinkMess({ connectionId: 0, channelType: ChannelType.MAIN, channelId: 0, channelCaps: MAIN_CLIENT_CAPS }),
 );
 
-/** What QMP query-spice says of one connected channel (the part read here). */
-interface SpiceChannelInfo { 'channel-type'?: number }
-
 /** A pre-dialled main channel, taken over by its page's WebSocket (proxy.ts). */
 export interface Predial {
   /** The connection once the hand-over let it dial; rejects if it was closed before. */
@@ -59,7 +53,6 @@ export interface Predial {
 
 interface Entry extends Predial {
   userId: string;
-  display?: PredialledDisplay;
   state: 'waiting' | 'taken' | 'cancelled';
   /** Taken over by a WebSocket: the limit's slot is the WebSocket's from now on. */
   take(): void;
@@ -68,8 +61,6 @@ interface Entry extends Predial {
 
 export class ConsolePredials {
   private readonly byVm = new Map<string, Entry>();
-  /** Pre-dialled display channels (predial-display.ts), by VM, until their page's display WebSocket takes them. */
-  private readonly displays = new Map<string, { userId: string; display: PredialledDisplay }>();
 
   constructor(
     private readonly app: FastifyInstance,
@@ -79,7 +70,6 @@ export class ConsolePredials {
   ) {
     app.addHook('onClose', async () => {
       for (const e of [...this.byVm.values()]) e.cancel();
-      for (const d of [...this.displays.values()]) d.display.cancel();
     });
   }
 
@@ -99,35 +89,6 @@ export class ConsolePredials {
     this.byVm.delete(vmId);
     e.take();
     return e;
-  }
-
-  /**
-   * A display link that is not the pre-dialled one (another browser's codecs, another client): the pre-dialled
-   * display is closed, and the returned promise waits until QEMU has let it go (spice-server refuses a second
-   * display:0 in one session while the first is still there). Undefined when there is none.
-   */
-  dropDisplay(vmId: string): Promise<void> | undefined {
-    const d = this.displays.get(vmId);
-    if (!d) return undefined;
-    this.displays.delete(vmId);
-    d.display.cancel();
-    const query = () => this.ctx.vms.qmp(vmId).execute('query-spice') as Promise<{ channels?: SpiceChannelInfo[] }>;
-    return (async () => {
-      for (const end = Date.now() + 2000; Date.now() < end;) {
-        const channels = (await query().catch(() => undefined))?.channels;
-        if (!channels?.some((c) => c['channel-type'] === ChannelType.DISPLAY)) return;
-        await sleep(10);
-      }
-    })();
-  }
-
-  /** The pre-dialled display channel for a page's display link message `link` of user `userId`, if it matches. */
-  takeDisplay(vmId: string, userId: string, link: Buffer): Predial | undefined {
-    const d = this.displays.get(vmId);
-    if (!d || d.userId !== userId || !d.display.matches(link)) return undefined;
-    this.displays.delete(vmId);
-    d.display.take();
-    return d.display;
   }
 
   private start(req: IncomingMessage): void {
@@ -170,7 +131,6 @@ export class ConsolePredials {
         entry.state = 'cancelled';
         clearTimeout(timer);
         release();
-        entry.display?.cancel();
         link?.end(1000, 'the console page did not take its connection up');
         registered?.();
         if (this.byVm.get(vm.id) === entry) this.byVm.delete(vm.id);
@@ -191,14 +151,7 @@ export class ConsolePredials {
         else entry.cancel();
       });
       const sniffer = new SessionIdSniffer(parseClientLink(WEB_MAIN_LINK)!.miniHeader);
-      sniffer.onSession = (id) => {
-        takeover.setSession(vm.id, id);
-        if (entry.state === 'cancelled') return;
-        this.displays.get(vm.id)?.display.cancel();
-        const display = new PredialledDisplay(ctx, now, id, takeover, this.app.log, UNCLAIMED_MS);
-        entry.display = display;
-        this.displays.set(vm.id, { userId: entry.userId, display }); // replaced by the VM's next pre-dial
-      };
+      sniffer.onSession = (id) => takeover.setSession(vm.id, id);
       sniffer.onGiveUp = () => takeover.setSession(vm.id, undefined);
       trace('dial', { channel: ChannelType.MAIN });
       link = new QemuLink(ctx, now, WEB_MAIN_LINK, parseClientLink(WEB_MAIN_LINK)!, sniffer, trace, this.app.log);

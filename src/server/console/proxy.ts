@@ -184,15 +184,10 @@ function bridge(
         return close(4401, 'console ticket not valid for this session');
       }
     }
-    // The session's id, for the takeover: its other channels are let through, a replaced session's are not.
-    if (!isMain && !takeover.admits(vmId, link.connectionId)) {
-      return close(CONSOLE_TAKEN_OVER, 'this console session was replaced by a newer one');
-    }
-    // The page's main or display channel, dialled already while the server served the page (predial.ts): taken over.
-    const linkBytes = Buffer.concat(pending).subarray(0, link.length);
-    const pre = auth.kind !== 'user' ? undefined
-      : isMain ? predials.take(vmId, auth.user.id, linkBytes)
-        : link.channelType === CHANNEL_DISPLAY ? predials.takeDisplay(vmId, auth.user.id, linkBytes) : undefined;
+    // The page's main channel, dialled already while the server served the page (predial.ts): taken over.
+    const pre = isMain && auth.kind === 'user'
+      ? predials.take(vmId, auth.user.id, Buffer.concat(pending).subarray(0, link.length))
+      : undefined;
     if (pre) {
       dialing = true;
       const parsed = link;
@@ -211,22 +206,14 @@ function bridge(
         if (rest.length) up.write(rest);
       }, () => {
         dialing = false; // it could not dial: this link dials as any other
-        if (closed) return;
-        if (isMain) mainLink(parsed, new SessionIdSniffer(parsed.miniHeader));
-        else dial(parsed, undefined);
+        if (!closed) mainLink(parsed, new SessionIdSniffer(parsed.miniHeader));
       });
       return;
     }
+    // The session's id, for the takeover: its other channels are let through, a replaced session's are not.
     if (isMain) return mainLink(link, sniffer ?? new SessionIdSniffer(link.miniHeader));
-    const dropped = link.channelType === CHANNEL_DISPLAY ? predials.dropDisplay(vmId) : undefined;
-    if (dropped) {
-      dialing = true;
-      const parsed = link;
-      void dropped.then(() => {
-        dialing = false;
-        if (!closed) dial(parsed, sniffer);
-      });
-      return;
+    if (!takeover.admits(vmId, link.connectionId)) {
+      return close(CONSOLE_TAKEN_OVER, 'this console session was replaced by a newer one');
     }
     dial(link, sniffer);
   });

@@ -40,12 +40,6 @@ export function displayClientCaps(videoCodecs: readonly number[] = []): number[]
   return [...DISPLAY_CLIENT_CAPS, ...extra];
 }
 
-/** DISPLAY_INIT's body, the client's first display message: {pixmap_cache_id u8, pixmap_cache_size i64,
- * glz_dictionary_id u8, glz_window i32} (ids 1, as spice-gtk). */
-export function displayInitBody(pixmapCacheSize: number, glzWindowSize: number): Uint8Array {
-  return new Writer(14).u8(1).i64(pixmapCacheSize).u8(1).i32(glzWindowSize).finish();
-}
-
 /**
  * PREFERRED_VIDEO_CODEC_TYPE's list: `preferred` (VideoCodec values) first, then MJPEG, which every client decodes.
  * spice-server puts the codecs named first in this order and tries its own list's others after them
@@ -209,7 +203,9 @@ export class DisplayChannel extends SpiceChannel {
   }
 
   protected override onLinked(): void {
-    this.send(DisplayMsgc.INIT, displayInitBody(this._opts.pixmapCacheSize, this._opts.glzWindowSize));
+    // DISPLAY_INIT {pixmap_cache_id u8, pixmap_cache_size i64, glz_dictionary_id u8, glz_window i32}
+    const w = new Writer(14).u8(1).i64(this._opts.pixmapCacheSize).u8(1).i32(this._opts.glzWindowSize);
+    this.send(DisplayMsgc.INIT, w.finish());
     if (this._opts.preferredCompression !== undefined) this.setPreferredCompression(this._opts.preferredCompression);
     this.setPreferredVideoCodecs(this._opts.video?.codecs ?? []);
   }
