@@ -210,7 +210,7 @@ test("the proxy reads the link with the core's parsers (server/console/link-snif
   const buf = Buffer.from(mess);
   assert.equal(parseClientLink(buf.subarray(0, 10)), undefined, 'incomplete');
   assert.deepEqual(parseClientLink(buf), {
-    connectionId: 0, channelType: ChannelType.MAIN, miniHeader: true, length: mess.length,
+    connectionId: 0, channelType: ChannelType.MAIN, channelId: 0, miniHeader: true, length: mess.length,
   });
   assert.throws(() => parseClientLink(Buffer.from('GET / HTTP/1.1\r\nHost: x\r\n\r\n')), /bad magic/);
   // The server's side: reply (error OK, key, caps with MINI_HEADER), link result, then MAIN INIT with the session id.
