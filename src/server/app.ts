@@ -40,8 +40,6 @@ import { spiceUpgrade } from './console/proxy.ts';
 import { registerUpgrades } from './console/upgrade.ts';
 import { ConsoleTickets } from './console/tickets.ts';
 import { ConsoleLimits } from './console/limits.ts';
-import { ConsoleTakeover } from './console/takeover.ts';
-import { ConsolePredials } from './console/predial.ts';
 import { serialUpgrade } from './console/serial.ts';
 import { registerWebUi } from './web.ts';
 import { Quotas } from './quotas/quotas.ts';
@@ -219,11 +217,9 @@ export async function createServer(config: OrielConfig, opts: { logger?: boolean
   consoleRoutes(app, ctx, tickets);
   checkpointRoutes(app, ctx);
   const limits = new ConsoleLimits();
-  const takeover = new ConsoleTakeover();
-  const predials = new ConsolePredials(app, ctx, takeover, limits);
-  const spice = spiceUpgrade(app, ctx, tickets, limits, takeover, predials);
-  registerUpgrades(app, { spice, serial: serialUpgrade(app, ctx, limits) }, trust);
-  await registerWebUi(app, undefined, (req) => predials.fromPage(req));
+  const upgrades = { spice: spiceUpgrade(app, ctx, tickets, limits), serial: serialUpgrade(app, ctx, limits) };
+  registerUpgrades(app, upgrades, trust);
+  await registerWebUi(app);
 
   return {
     app, ctx, firstAdmin, tls,

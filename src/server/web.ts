@@ -5,7 +5,6 @@ import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
-import type { IncomingMessage } from 'node:http';
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import fastifyStatic from '@fastify/static';
 
@@ -53,15 +52,7 @@ function indexPage(dir: string): () => { html: Buffer; csp: string } {
   };
 }
 
-/**
- * `onPage`: told of every request answered with index.html (the UI's pages), before it is sent: the console proxy
- * starts a console page's SPICE link there (console/predial.ts).
- */
-export async function registerWebUi(
-  app: FastifyInstance,
-  dir = DEFAULT_WEB_DIR,
-  onPage?: (req: IncomingMessage) => void,
-): Promise<void> {
+export async function registerWebUi(app: FastifyInstance, dir = DEFAULT_WEB_DIR): Promise<void> {
   const page = indexPage(dir);
   await app.register(fastifyStatic, {
     root: dir,
@@ -78,7 +69,6 @@ export async function registerWebUi(
   });
 
   const sendIndex = (reply: FastifyReply) => {
-    onPage?.(reply.request.raw);
     const index = join(dir, 'index.html');
     reply.headers({ ...SECURITY_HEADERS, 'cache-control': 'no-cache' });
     if (!existsSync(index)) {

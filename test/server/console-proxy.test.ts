@@ -4,7 +4,6 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { get } from 'node:http';
 import { tmpdir } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import WebSocket from 'ws';
@@ -14,7 +13,6 @@ import { ADMIN_PASSWORD, addUser, Client, startTestServer, type TestServer } fro
 import { ensureTinyImage } from '../helpers/images.ts';
 import { parsePpm } from '../spice/helpers/qemu.ts';
 import { CONSOLE_TAKEN_OVER } from '../../src/api/console-close.ts';
-import { consoleTrace } from '../../src/server/console/trace.ts';
 
 /** A Connector over the proxy: one WebSocket per SPICE channel (their close codes go to `closes`). */
 function wsConnector(url: string, headers: Record<string, string> = {}, closes: number[] = []): Connector {
@@ -175,46 +173,6 @@ describe('SPICE console proxy', () => {
     } finally {
       old.close();
       cur.close();
-    }
-  });
-
-  test("serving a console page dials its console; the page's WebSocket takes that connection over", async () => {
-    // server/console/predial.ts: the main channel dials while the page loads; a stray image request does not dial.
-    const login = await t.anon.post('/api/auth/login', { username: 'admin', password: ADMIN_PASSWORD });
-    const cookie = login.headers.get('set-cookie')!.split(';')[0]!;
-    const channels = async () =>
-      ((await t.server.ctx.vms.qmp('con').execute('query-spice')) as { channels: unknown[] }).channels.length;
-    // node:http, not fetch: fetch sets Sec-Fetch-Mode itself.
-    const page = (mode: string) => new Promise<number>((resolve, reject) => {
-      get(`${t.url}/vms/con/console`, { headers: { cookie, 'sec-fetch-mode': mode } }, (res) => {
-        res.resume();
-        resolve(res.statusCode ?? 0);
-      }).on('error', reject);
-    });
-    for (let i = 0; i < 100 && (await channels()) > 0; i++) await sleep(50); // earlier tests' sessions gone
-    const events: string[] = [];
-    consoleTrace.sink = (e) => events.push(e.what);
-    try {
-      assert.equal(await page('no-cors'), 200);
-      await sleep(700);
-      assert.deepEqual([...events], [], 'an <img> of a console page dials nothing');
-      assert.equal(await page('navigate'), 200);
-      for (let i = 0; i < 100 && !events.includes('from-qemu'); i++) await sleep(50);
-      const before = [...new Set(events)]; // QEMU's link reply may come in more than one chunk
-      assert.deepEqual(before, ['link', 'dial', 'qemu-connected', 'from-qemu'], "QEMU's reply before any socket");
-      const host = new URL(t.url).host;
-      const session = await SpiceSession.connect({
-        connect: wsConnector(`${wsBase}/api/vms/con/spice`, { cookie, origin: `http://${host}` }),
-        encryptTicket: nodeEncryptTicket,
-      });
-      try {
-        assert.ok(events.includes('predial-taken'), `the WebSocket took the pre-dialled link over: ${events}`);
-        assert.equal(await sessionMatchesScreendump(session), 0);
-      } finally {
-        session.close();
-      }
-    } finally {
-      consoleTrace.sink = undefined;
     }
   });
 

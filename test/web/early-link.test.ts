@@ -8,8 +8,7 @@ import { join } from 'node:path';
 import { encodeLinkMess } from '../../src/spice/link.ts';
 import { MAIN_CLIENT_CAPS } from '../../src/spice/channels/main.ts';
 import { ChannelType } from '../../src/spice/proto/constants.ts';
-import { consoleVmFor } from '../../src/api/console-pages.ts';
-import { WEB_MAIN_LINK } from '../../src/server/console/predial.ts';
+import { consoleVmFor } from '../../src/spice-web/preconnect.ts';
 
 const html = readFileSync(join(import.meta.dirname, '../../src/web/public/early-link.js'), 'utf8');
 
@@ -20,7 +19,6 @@ test("early-link.js's link message is the core's main-channel link message", () 
   const core = encodeLinkMess({ connectionId: 0, channelType: ChannelType.MAIN, channelId: 0,
     channelCaps: MAIN_CLIENT_CAPS });
   assert.deepEqual(early, [...core]);
-  assert.deepEqual(early, [...WEB_MAIN_LINK], 'the server pre-dials with the same bytes (server/console/predial.ts)');
 });
 
 test('the pages that start their console early: the console page and the console tab', () => {

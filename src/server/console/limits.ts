@@ -12,11 +12,6 @@ export class ConsoleLimits {
 
   constructor(readonly perUser = MAX_CONSOLES_PER_USER, readonly overall = MAX_CONSOLES) {}
 
-  /** How many more connections `userId` may open now. */
-  headroom(userId: string): number {
-    return Math.min(this.perUser - (this.byUser.get(userId) ?? 0), this.overall - this.total);
-  }
-
   /** Counts one more connection of `userId`, or throws 429. The returned function releases it (once). */
   acquire(userId: string): () => void {
     const n = this.byUser.get(userId) ?? 0;

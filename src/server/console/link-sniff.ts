@@ -46,7 +46,6 @@ export class SessionIdSniffer {
   private mini = false;
   private messages = 0;
   sessionId: number | undefined;
-
   /** Called once, when MAIN_INIT has told the session id. */
   onSession?: (id: number) => void;
   /** Called once if the session id cannot be read (odd input, or no MAIN_INIT among the first messages). */
@@ -84,13 +83,13 @@ export class SessionIdSniffer {
       const reply = decodeLinkReply(this.buf.subarray(LINK_HEADER_SIZE, LINK_HEADER_SIZE + size));
       if (reply.error !== LinkErr.OK) throw new Error('link refused');
       this.mini = this.clientMiniHeader && hasCap(reply.commonCaps, CommonCap.MINI_HEADER);
-      this.skip(LINK_HEADER_SIZE + size);
+      this.buf = this.buf.subarray(LINK_HEADER_SIZE + size);
       this.stage = 'result';
     }
     if (this.stage === 'result') {
       if (this.buf.length < 4) return;
       if (this.buf.readUInt32LE(0) !== LinkErr.OK) throw new Error('link failed');
-      this.skip(4);
+      this.buf = this.buf.subarray(4);
       this.stage = 'messages';
     }
     while (this.stage === 'messages') {
@@ -107,12 +106,8 @@ export class SessionIdSniffer {
         return;
       }
       if (this.buf.length < hdr + size) return;
-      this.skip(hdr + size);
+      this.buf = this.buf.subarray(hdr + size);
       if (++this.messages > 16) throw new Error('no MAIN_INIT');
     }
-  }
-
-  private skip(n: number): void {
-    this.buf = this.buf.subarray(n);
   }
 }

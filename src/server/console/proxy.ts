@@ -23,8 +23,7 @@ import {
 import type { ConsoleTickets } from './tickets.ts';
 import type { ConsoleLimits } from './limits.ts';
 import type { VmRecord } from '../../vm/records.ts';
-import type { ConsoleTakeover } from './takeover.ts';
-import type { ConsolePredials } from './predial.ts';
+import { ConsoleTakeover } from './takeover.ts';
 import { QemuLink } from './qemu-link.ts';
 import { CONSOLE_TAKEN_OVER } from '../../api/console-close.ts';
 import { connectionTrace } from './trace.ts';
@@ -60,9 +59,8 @@ export function spiceUpgrade(
   ctx: ServerContext,
   tickets: ConsoleTickets,
   limits: ConsoleLimits,
-  takeover: ConsoleTakeover,
-  predials: ConsolePredials,
 ): VmUpgrade {
+  const takeover = new ConsoleTakeover();
   const wss = new WebSocketServer({ noServer: true, maxPayload: MAX_FRAME, perMessageDeflate: CONSOLE_DEFLATE });
   const live = new Set<WebSocket>();
   app.addHook('onClose', async () => {
@@ -92,7 +90,7 @@ export function spiceUpgrade(
     socket.once('close', limits.acquire(credential.userId));
     wss.handleUpgrade(req, socket, head, (ws) => {
       live.add(ws);
-      const end = bridge(ctx, { tickets, takeover, predials }, ws, vm.id, auth, app.log);
+      const end = bridge(ctx, { tickets, takeover }, ws, vm.id, auth, app.log);
       // Closed when its credential ends (sign-out, revocation, expiry, password change, account deleted).
       const unregister = ctx.users.streams.add(credential, (reason) => {
         end(4401, reason);
@@ -108,13 +106,13 @@ export function spiceUpgrade(
 
 function bridge(
   ctx: ServerContext,
-  deps: { tickets: ConsoleTickets; takeover: ConsoleTakeover; predials: ConsolePredials },
+  deps: { tickets: ConsoleTickets; takeover: ConsoleTakeover },
   ws: WebSocket,
   vmId: string,
   auth: Auth,
   log: FastifyInstance['log'],
 ): (code: number, reason: string) => void {
-  const { tickets, takeover, predials } = deps;
+  const { tickets, takeover } = deps;
   let pending: Buffer[] = [];
   let pendingBytes = 0;
   let upstream: QemuLink | undefined;
@@ -183,32 +181,6 @@ function bridge(
       } else if (!tickets.checkForChannel(auth.ticket, vmId, link.connectionId)) {
         return close(4401, 'console ticket not valid for this session');
       }
-    }
-    // The page's main channel, dialled already while the server served the page (predial.ts): taken over.
-    const pre = isMain && auth.kind === 'user'
-      ? predials.take(vmId, auth.user.id, Buffer.concat(pending).subarray(0, link.length))
-      : undefined;
-    if (pre) {
-      dialing = true;
-      const parsed = link;
-      pre.ready.then((up) => {
-        dialing = false;
-        forget = pre.forget;
-        pre.owner = close;
-        if (closed) {
-          pre.forget();
-          return up.end(1000, 'client closed');
-        }
-        trace('predial-taken', { channel });
-        const rest = Buffer.concat(pending).subarray(parsed.length);
-        pending = [];
-        attach(up);
-        if (rest.length) up.write(rest);
-      }, () => {
-        dialing = false; // it could not dial: this link dials as any other
-        if (!closed) mainLink(parsed, new SessionIdSniffer(parsed.miniHeader));
-      });
-      return;
     }
     // The session's id, for the takeover: its other channels are let through, a replaced session's are not.
     if (isMain) return mainLink(link, sniffer ?? new SessionIdSniffer(link.miniHeader));

@@ -1,8 +1,7 @@
 // One SPICE channel connection from the console proxy to the VM's SPICE server: dials QEMU (loopback TCP with the
 // per-boot password, or the unix socket of a VM started by an older server), sends the client's link message,
 // answers the ticket step itself (link-auth.ts), follows a main channel's MAIN_INIT for the session id
-// (link-sniff.ts), and hands QEMU's bytes to whoever is attached. Until someone is (a pre-dialled main channel,
-// predial.ts, waiting for its page's WebSocket), QEMU's bytes are held, up to HOLD_LIMIT.
+// (link-sniff.ts), and hands QEMU's bytes to the client attached (until it is, they are held, up to HOLD_LIMIT).
 import { connect, type Socket } from 'node:net';
 import type { ServerContext } from '../context.ts';
 import type { VmRecord } from '../../vm/records.ts';
@@ -11,7 +10,7 @@ import { clientAuthSelection, LinkTicketSwap } from './link-auth.ts';
 import type { ClientLink, SessionIdSniffer } from './link-sniff.ts';
 import type { connectionTrace } from './trace.ts';
 
-/** QEMU bytes held for a connection nobody has attached yet (a pre-dialled main channel: its link reply). */
+/** QEMU bytes held for a connection nobody has attached yet. */
 const HOLD_LIMIT = 2 << 20;
 
 export type LinkEnd = (code: number, reason: string) => void;
