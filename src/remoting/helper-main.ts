@@ -94,6 +94,9 @@ function release(id: number): void {
   drain();
 }
 
+/** When a link's notice is sent again after the first (ms after the link came up). */
+const NOTICE_AGAIN_MS = [1_000, 3_000, 8_000];
+
 // ---- the link to QEMU's port ----
 function serve(sock: Socket): void {
   const split = new FrameSplitter();
@@ -108,7 +111,13 @@ function serve(sock: Socket): void {
     + `window ${win ? `${win.size >> 20n} MiB` : 'none'})`);
   // First on every link: which helper and link this is. A guest restored from a checkpoint mid-call learns from it
   // that its call's answer is not coming (this helper never saw the request), and fails the call (protocol.ts).
-  sock.write(encodeNotice(session.helper, session.link));
+  // Said again a few times: a guest that restored into a wait may read the port only later, and a notice of the
+  // helper it already knows is ignored (the guest library compares helper and link).
+  const link = session.link;
+  sock.write(encodeNotice(session.helper, link));
+  for (const ms of NOTICE_AGAIN_MS) {
+    setTimeout(() => { if (!sock.destroyed) sock.write(encodeNotice(session.helper, link)); }, ms).unref();
+  }
   sock.on('data', (chunk) => {
     let bodies: Buffer[];
     try {

@@ -377,11 +377,11 @@ describe('OpenCL remoting: two tiny-opencl guests', () => {
         assert.ok(readFileSync(windows.ocl2!).subarray(0, 16 << 20).includes(marked), JSON.stringify(done.result));
         // The restored guest is at the checkpoint's instant, mid-call: the new helper's notice fails that call
         // (CL_DEVICE_NOT_AVAILABLE) and the program makes its objects again and goes on, in the same process.
-        const o = await until(/^recovered/m, 20_000);
+        const o = await until(/^recovered/m, 40_000);
         tc.diagnostic(`${mode} restore: "${o.split('\n').slice(-3).join(' | ')}" within ${Date.now() - restored} ms`);
         assert.match(o, new RegExp(`^lost ${CL.DEVICE_NOT_AVAILABLE} after \\d+$`, 'm'), o);
         assert.match(o, new RegExp(`^recovered 0 vadd ${first}$`, 'm'), o);
-        assert.ok(Date.now() - restored < 15_000, `${mode}: no hang`);
+        assert.ok(Date.now() - restored < 40_000, `${mode}: no hang`);
       }
       const probe = (await exec('ocl2', ['oriel-cl-demo', 'probe', token])).body.stdout;
       assert.match(probe, new RegExp(`^probe ${CL.INVALID_MEM_OBJECT}$`, 'm'), 'a new helper session: old handles fail');
