@@ -46,23 +46,24 @@ export class PagePipeline {
   /** One page record, in stream order (`data`: a view of the received chunk, copied here). */
   page(block: number, index: number, data: Buffer | null): void {
     if (data) return this.pageAt(block, index, data, 0);
+    this.slot(block, index, 1);
+    if (this.cur!.count === BATCH_PAGES) this.dispatch();
+  }
+
+  /** The next place in the current batch for a page of `block` at `index`: its batch and position. */
+  private slot(block: number, index: number, zero: number): { b: PageBatch; i: number } {
     if (this.failed) throw this.failed;
     const b = (this.cur ??= this.pool.batch());
     const i = b.count++;
     b.block[i] = block;
     b.index[i] = index;
-    b.zero[i] = 1;
-    if (b.count === BATCH_PAGES) this.dispatch();
+    b.zero[i] = zero;
+    return { b, i };
   }
 
   /** A data page record, in stream order: the 4096 bytes of `chunk` at `offset`, copied here into the batch. */
   pageAt(block: number, index: number, chunk: Buffer, offset: number): void {
-    if (this.failed) throw this.failed;
-    const b = (this.cur ??= this.pool.batch());
-    const i = b.count++;
-    b.block[i] = block;
-    b.index[i] = index;
-    b.zero[i] = 0;
+    const { b, i } = this.slot(block, index, 0);
     b.anyData = true;
     // `fill` with a page-long value is one memcpy in C++; `copy` into shared memory takes V8's relaxed (atomic
     // word by word) copy, ~20 % slower a page on memory not in cache.
