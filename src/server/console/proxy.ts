@@ -223,22 +223,17 @@ function bridge(
     trace('dial', { channel });
     const first = Buffer.concat(pending);
     pending = [];
-    attach(new QemuLink(ctx, vm, first, link, sniffer, trace, log));
-  }
-
-  /** QEMU's bytes to the client from now on, with back-pressure: a slow client stops us reading QEMU. */
-  function attach(up: QemuLink): void {
-    upstream = up;
-    const sock = up.sock;
+    // QEMU's bytes to the client, with back-pressure: a slow client stops us reading QEMU.
     const compress = channel === CHANNEL_DISPLAY || channel === CHANNEL_CURSOR;
-    up.attach((buf) => {
+    const up = new QemuLink(ctx, vm, first, link, sniffer, trace, log, (buf) => {
       outstanding += buf.length;
       ws.send(buf, { binary: true, compress }, () => {
         outstanding -= buf.length;
-        if (outstanding < LOW_WATER && sock.isPaused()) sock.resume();
+        if (outstanding < LOW_WATER && up.sock.isPaused()) up.sock.resume();
       });
-      if (outstanding > HIGH_WATER) sock.pause();
+      if (outstanding > HIGH_WATER) up.sock.pause();
     }, close);
+    upstream = up;
   }
   ws.on('close', () => close(1000, 'client closed'));
   ws.on('error', (e) => {

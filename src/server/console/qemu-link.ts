@@ -1,7 +1,7 @@
 // One SPICE channel connection from the console proxy to the VM's SPICE server: dials QEMU (loopback TCP with the
 // per-boot password, or the unix socket of a VM started by an older server), sends the client's link message,
 // answers the ticket step itself (link-auth.ts), follows a main channel's MAIN_INIT for the session id
-// (link-sniff.ts), and hands QEMU's bytes to the client attached (until it is, they are held, up to HOLD_LIMIT).
+// (link-sniff.ts), and hands QEMU's bytes to the client's sink.
 import { connect, type Socket } from 'node:net';
 import type { ServerContext } from '../context.ts';
 import type { VmRecord } from '../../vm/records.ts';
@@ -10,21 +10,17 @@ import { clientAuthSelection, LinkTicketSwap } from './link-auth.ts';
 import type { ClientLink, SessionIdSniffer } from './link-sniff.ts';
 import type { connectionTrace } from './trace.ts';
 
-/** QEMU bytes held for a connection nobody has attached yet. */
-const HOLD_LIMIT = 2 << 20;
-
 export type LinkEnd = (code: number, reason: string) => void;
 
 export class QemuLink {
   readonly sock: Socket;
   private readonly swap: LinkTicketSwap | undefined;
-  private held: Buffer[] = [];
-  private heldBytes = 0;
-  private sink: ((buf: Buffer) => void) | undefined;
-  private ended: [number, string] | undefined;
-  private onEnd: LinkEnd | undefined;
+  private ended = false;
   private chunks = 0;
-  /** `first`: the client's link message (`link.length` bytes) and whatever it sent after it. */
+  /**
+   * `first`: the client's link message (`link.length` bytes) and whatever it sent after it; `sink` gets QEMU's bytes,
+   * `onEnd` the link's end (once).
+   */
   constructor(
     ctx: ServerContext,
     vm: VmRecord,
@@ -33,6 +29,8 @@ export class QemuLink {
     private readonly sniffer: SessionIdSniffer | undefined,
     private readonly trace: ReturnType<typeof connectionTrace>,
     log: { warn: (o: object, m: string) => void },
+    private readonly sink: (buf: Buffer) => void,
+    private readonly onEnd: LinkEnd,
   ) {
     const channel = link.channelType;
     const paths = ctx.vms.paths(vm);
@@ -59,10 +57,7 @@ export class QemuLink {
         }
       }
       if (this.sniffer && !this.sniffer.finished) this.sniffer.feed(buf);
-      this.held.push(buf);
-      this.heldBytes += buf.length;
-      this.pump();
-      if (this.heldBytes > HOLD_LIMIT) this.end(1011, 'the console was not taken up');
+      this.sink(buf);
     });
     sock.on('error', (e) => {
       log.warn({ vm: vm.name, err: e.message }, 'console: SPICE socket error');
@@ -80,32 +75,15 @@ export class QemuLink {
     return this.sock.write(chunk);
   }
 
-  /** From now on QEMU's bytes go to `sink` (what was held first) and the link's end to `onEnd`. */
-  attach(sink: (buf: Buffer) => void, onEnd: LinkEnd): void {
-    this.onEnd = onEnd;
-    this.sink = sink;
-    this.pump();
-    if (this.ended) onEnd(...this.ended);
-  }
-
-  /** Hands the client what was held (once attached). */
-  private pump(): void {
-    if (!this.sink) return;
-    const held = this.held;
-    this.held = [];
-    this.heldBytes = 0;
-    for (const buf of held) this.sink(buf);
-  }
-
   /** True once the link ended (QEMU closed it, an error, or `end`). */
   get isEnded(): boolean {
-    return this.ended !== undefined;
+    return this.ended;
   }
 
   end(code: number, reason: string): void {
     if (this.ended) return;
-    this.ended = [code, reason];
+    this.ended = true;
     this.sock.destroy();
-    this.onEnd?.(code, reason);
+    this.onEnd(code, reason);
   }
 }
