@@ -17,7 +17,10 @@ export interface MeasureRequest {
 export interface Measured {
   error?: string;
   ms: number;
+  /** Bytes that brought the picture: WebSocket messages, plus the server's screen picture (HTTP) when asked. */
   kb: number;
+  /** Of which the screen picture's (the console's first picture, server/console/screen-preview.ts). */
+  pictureKb: number;
   wsAt: number;
   firstByteAt: number;
   scripts: number;
@@ -86,9 +89,16 @@ async function measure(req: MeasureRequest): Promise<Measured> {
       for (const e of p.getEntriesByType('mark')) if (e.name.startsWith('oriel:')) m[e.name.slice(6)] ??= e.startTime;
       return { origin: p.timeOrigin, m };
     });
+    const pictureBytes = await page.evaluate(() => {
+      type Entry = { name: string; encodedBodySize: number };
+      const p = (globalThis as unknown as { performance: { getEntriesByType(t: string): Entry[] } }).performance;
+      return p.getEntriesByType('resource').filter((r) => r.name.includes('/console/screen'))
+        .reduce((n, r) => n + r.encodedBodySize, 0);
+    });
     const sockets = s.sockets.map((k) => `[${k.created} open ${k.open} rx ${k.first}-${k.last} ` +
       `${(k.bytes / 1024).toFixed(0)}K]`).join(' ');
-    return { ms: s.matchedAt, kb: s.wsBytes / 1024, wsAt: s.wsOpened[0] ?? 0, firstByteAt: s.firstWsMessage,
+    return { ms: s.matchedAt, kb: (s.wsBytes + pictureBytes) / 1024, pictureKb: pictureBytes / 1024,
+      wsAt: s.wsOpened[0] ?? 0, firstByteAt: s.firstWsMessage,
       scripts, detail: `${timing}; sockets ${sockets}`, timeOrigin: marks.origin, marks: marks.m };
   } finally {
     await ctx.close();
@@ -96,5 +106,5 @@ async function measure(req: MeasureRequest): Promise<Measured> {
 }
 
 await serveJsonDriver<MeasureRequest, Measured>(measure,
-  (error) => ({ error, ms: 0, kb: 0, wsAt: 0, firstByteAt: 0, scripts: 0, detail: '' }));
+  (error) => ({ error, ms: 0, kb: 0, pictureKb: 0, wsAt: 0, firstByteAt: 0, scripts: 0, detail: '' }));
 await browser.close();

@@ -3,10 +3,12 @@
 //   oriel        /vms/NAME/console (signed in by the session cookie; the console proxy to the VM's SPICE socket)
 //   spice-html5  the package's client (/usr/share/spice-html5, served by this script over HTTP, page = its
 //                spice_auto.html minus the agent resize) through websockify --unix-target=<the VM's SPICE socket>
+// and Oriel again with the server's screen picture off (ORIEL_CONSOLE_PREVIEW=off: SPICE's own first picture),
 // in Debian's chromium (playwright-core, as the browser tests launch it; driven from a child process, display-browser-
 // client.ts, so that Playwright does not load the server's process), each in a fresh browser context (cold
 // cache), and measures navigation start → the page's canvas equals QMP screendump (RGB, every pixel), plus the
-// WebSocket bytes the page received until then. Prints min/median/max and the goal: Oriel ≤ half of spice-html5.
+// WebSocket bytes the page received until then (and the screen picture's HTTP bytes). Prints min/median/max and the
+// goal: Oriel ≤ half of spice-html5.
 // Usage: node --import tsx bench/display-browser.ts [runsPerClient=5] [--breakdown]
 //   --breakdown: also where Oriel's time goes, page and console proxy milestones (bench/display-breakdown.ts)
 import { startJsonDriver } from './json-driver.ts';
@@ -99,7 +101,9 @@ async function waitPort(port: number, ms: number): Promise<void> {
 const startDriver = () =>
   startJsonDriver<MeasureRequest, Measured>(join(import.meta.dirname, 'display-browser-client.ts'));
 
-interface Run { client: string; ms: number; kb: number; wsAt: number; firstByteAt: number; scripts: number }
+interface Run {
+  client: string; ms: number; kb: number; pictureKb: number; wsAt: number; firstByteAt: number; scripts: number;
+}
 
 const t = await startTestServer();
 let websockify: ChildProcess | undefined;
@@ -145,6 +149,7 @@ try {
   driver = startDriver();
   const clients = {
     oriel: { url: `${t.url}/vms/${VM}/console`, selector: '#console-canvas' },
+    'oriel-spice': { url: `${t.url}/vms/${VM}/console`, selector: '#console-canvas' },
     'spice-html5': { url: `${served.url}/bench.html`, selector: '#spice-screen canvas' },
   };
   const runs: Run[] = [];
@@ -154,6 +159,7 @@ try {
     if (!Buffer.from(pic.rgb).equals(Buffer.from(ref.rgb))) console.log('  (the guest picture changed; new reference)');
     ref = pic;
     if (client === 'oriel') breakdown?.start();
+    t.server.ctx.config.consolePreview = client === 'oriel';
     const r = await driver!.ask({ url: c.url, selector: c.selector, cookieUrl: t.url, cookie, dump });
     try {
       if (r.error) throw new Error(r.error);
@@ -163,7 +169,8 @@ try {
         console.log(`    oriel: ${[...m].map(([k, v]) => `${k} ${v.toFixed(0)}`).join(', ')}`);
         console.log(`    oriel: chunks from QEMU (ms@bytes): ${breakdown.lastChunks}`);
       }
-      return { client, ms: r.ms, kb: r.kb, wsAt: r.wsAt, firstByteAt: r.firstByteAt, scripts: r.scripts };
+      return { client, ms: r.ms, kb: r.kb, pictureKb: r.pictureKb, wsAt: r.wsAt, firstByteAt: r.firstByteAt,
+        scripts: r.scripts };
     } finally {
       // spice-server let the client go before the next one links (spice-html5 reaches QEMU directly, not through
       // the proxy's hand-over, server/console/takeover.ts; overlapping clients were seen to crash spice-server).
@@ -180,10 +187,11 @@ try {
   await measure('oriel');
   await measure('spice-html5');
   for (let i = 0; i < RUNS; i++) {
-    for (const client of ['spice-html5', 'oriel'] as const) {
+    for (const client of ['spice-html5', 'oriel', 'oriel-spice'] as const) {
       const r = await measure(client);
       runs.push(r);
-      console.log(`  ${client.padEnd(12)} ${r.ms.toFixed(0).padStart(5)} ms  ${r.kb.toFixed(0).padStart(6)} KB` +
+      const pic = r.pictureKb ? ` (picture ${r.pictureKb.toFixed(0)} KB)` : '';
+      console.log(`  ${client.padEnd(12)} ${r.ms.toFixed(0).padStart(5)} ms  ${r.kb.toFixed(0).padStart(6)} KB${pic}` +
         `  (first WebSocket at ${r.wsAt.toFixed(0)} ms, first bytes at ${r.firstByteAt.toFixed(0)} ms, ` +
         `${r.scripts} scripts)  load ${load()}`);
     }
@@ -200,14 +208,20 @@ try {
   };
   const of = (c: string) => runs.filter((r) => r.client === c);
   const o = of('oriel');
+  const os = of('oriel-spice');
   const h = of('spice-html5');
   console.log(`\nFirst picture in the browser, ${ref.width}×${ref.height} still desktop, ${RUNS} runs each, cold cache`);
   console.log('| client      | ms min | median |   max | KB min | median |   max |');
   console.log('|-------------|-------:|-------:|------:|-------:|-------:|------:|');
   console.log(row('spice-html5', h.map((r) => r.ms), h.map((r) => r.kb)));
   console.log(row('oriel', o.map((r) => r.ms), o.map((r) => r.kb)));
+  console.log(row('oriel-spice', os.map((r) => r.ms), os.map((r) => r.kb)));
+  console.log('(oriel: the console as it is, the server\'s screen picture first, its HTTP bytes counted; oriel-spice: ' +
+    'the same with ORIEL_CONSOLE_PREVIEW=off, SPICE\'s own first picture)');
   const ratio = stats(o.map((r) => r.ms)).med / stats(h.map((r) => r.ms)).med;
-  console.log(`ratio oriel / spice-html5 (medians): ${ratio.toFixed(2)}`);
+  const ratioSpice = stats(os.map((r) => r.ms)).med / stats(h.map((r) => r.ms)).med;
+  console.log(`ratio oriel / spice-html5 (medians): ${ratio.toFixed(2)}; oriel-spice / spice-html5: ${
+    ratioSpice.toFixed(2)}`);
   console.log(`goal: Oriel's first picture ≤ half of spice-html5's: ${ratio <= 0.5 ? 'MET' : 'NOT MET'}`);
   breakdown?.print();
 } finally {

@@ -53,6 +53,9 @@ export interface OrielConfig {
   /** Let OpenCL helpers run unconfined when the server is root and bubblewrap is missing (ORIEL_OPENCL_UNSANDBOXED=1);
    * they are refused otherwise. */
   openclUnsandboxed: boolean;
+  /** Console pages show QEMU's screendump of the VM while SPICE links (server/console/screen-preview.ts);
+   * ORIEL_CONSOLE_PREVIEW=off turns that off. */
+  consolePreview: boolean;
 }
 
 /** Per-user limits; null is unlimited. Memory and vCPUs count running VMs (paused ones too: QEMU holds their RAM);
@@ -136,6 +139,7 @@ export function defaultConfig(env: NodeJS.ProcessEnv = process.env): OrielConfig
     defaultQuota: quotaFromEnv(env.ORIEL_DEFAULT_QUOTA),
     openclUids: parseUidRange(env.ORIEL_OPENCL_UIDS || '1500000000-1500065535'),
     openclUnsandboxed: env.ORIEL_OPENCL_UNSANDBOXED === '1',
+    consolePreview: env.ORIEL_CONSOLE_PREVIEW !== 'off',
   };
 }
 
@@ -175,6 +179,10 @@ export function configProblems(c: OrielConfig): string[] {
     const shown = Number.isNaN(u.first) ? process.env.ORIEL_OPENCL_UIDS : `${u.first}-${u.first + u.count - 1}`;
     p.push(`ORIEL_OPENCL_UIDS must be FIRST-LAST, uids from 1000 to 4294967294 that own nothing on the host, not '${
       shown}'`);
+  }
+  const preview = process.env.ORIEL_CONSOLE_PREVIEW;
+  if (preview !== undefined && !['on', 'off'].includes(preview)) {
+    p.push(`ORIEL_CONSOLE_PREVIEW must be on or off, not '${preview}'`);
   }
   if (process.env.ORIEL_DEFAULT_QUOTA) {
     try { parseQuotaSpec(process.env.ORIEL_DEFAULT_QUOTA); } catch (e) { p.push(`ORIEL_DEFAULT_QUOTA: ${(e as Error).message}`); }

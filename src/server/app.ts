@@ -16,7 +16,7 @@ import type { OrielConfig } from '../config.ts';
 import { OrielError } from '../errors.ts';
 import { openDatabase } from '../db/database.ts';
 import { VmManager } from '../vm/manager.ts';
-import { registerAuth } from './auth/plugin.ts';
+import { registerAuth, SESSION_COOKIE } from './auth/plugin.ts';
 import { generatePassword } from './auth/passwords.ts';
 import { Users } from './auth/users.ts';
 import type { ServerContext } from './context.ts';
@@ -39,6 +39,7 @@ import { pauseModeFromEnv } from '../checkpoint/pause-mode.ts';
 import { spiceUpgrade } from './console/proxy.ts';
 import { registerUpgrades } from './console/upgrade.ts';
 import { ConsoleTickets } from './console/tickets.ts';
+import { ScreenPreviews } from './console/screen-preview.ts';
 import { ConsoleLimits } from './console/limits.ts';
 import { serialUpgrade } from './console/serial.ts';
 import { registerWebUi } from './web.ts';
@@ -214,12 +215,14 @@ export async function createServer(config: OrielConfig, opts: { logger?: boolean
   operationRoutes(app, ctx);
   eventRoutes(app, ctx);
   const tickets = new ConsoleTickets();
-  consoleRoutes(app, ctx, tickets);
+  const previews = new ScreenPreviews(ctx);
+  consoleRoutes(app, ctx, tickets, previews);
   checkpointRoutes(app, ctx);
   const limits = new ConsoleLimits();
   const upgrades = { spice: spiceUpgrade(app, ctx, tickets, limits), serial: serialUpgrade(app, ctx, limits) };
   registerUpgrades(app, upgrades, trust);
-  await registerWebUi(app);
+  // A console page's picture is started while the page is on its way (its script asks for it first thing).
+  await registerWebUi(app, undefined, (req) => previews.warmForPage(req.url, req.cookies[SESSION_COOKIE]));
 
   return {
     app, ctx, firstAdmin, tls,

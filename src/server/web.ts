@@ -5,7 +5,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
-import type { FastifyInstance, FastifyReply } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import fastifyStatic from '@fastify/static';
 
 /** dist/web at the root of the repository, from the sources (src/server/web.ts) or the compiled build
@@ -52,7 +52,10 @@ function indexPage(dir: string): () => { html: Buffer; csp: string } {
   };
 }
 
-export async function registerWebUi(app: FastifyInstance, dir = DEFAULT_WEB_DIR): Promise<void> {
+/** `onPage`: told of each page served (the UI's routes), before it is sent. */
+export async function registerWebUi(
+  app: FastifyInstance, dir = DEFAULT_WEB_DIR, onPage?: (req: FastifyRequest) => void,
+): Promise<void> {
   const page = indexPage(dir);
   await app.register(fastifyStatic, {
     root: dir,
@@ -93,6 +96,7 @@ export async function registerWebUi(app: FastifyInstance, dir = DEFAULT_WEB_DIR)
       path !== '/api' &&
       !path.startsWith('/assets/')
     ) {
+      onPage?.(req);
       return sendIndex(reply);
     }
     return reply.code(404).send({ error: 'not_found', message: `no route ${req.method} ${path}` });

@@ -31,6 +31,9 @@ export class Screen {
   private _dirty: Rect | null = null;
   private _drawn = false;
   private _raf = 0;
+  /** The server's picture of the screen, shown until the display channel first draws (showPicture). */
+  private _picture: ImageBitmap | undefined;
+  private _disposed = false;
 
   constructor(private readonly _h: ScreenHost) {
     this.box = document.createElement('div');
@@ -60,6 +63,7 @@ export class Screen {
     d.onInvalidate((ev) => {
       if (!this._drawn) performance.mark('oriel:first-draw');
       this._drawn = true;
+      this._dropPicture();
       if (this._surface && ev.surfaceId === this._surface.id) this._markDirty(ev.rect);
     });
   }
@@ -93,8 +97,38 @@ export class Screen {
     return { x: Math.max(0, Math.min(this.canvas.width - 1, x)), y: Math.max(0, Math.min(this.canvas.height - 1, y)) };
   }
 
+  /**
+   * Shows `bmp` (the VM's screen as the server took it, screen-preview.ts) until the display channel draws: its first
+   * picture comes only after the link, the network test and the display link; this one is there before. Each draw
+   * then replaces its own rectangle, so the two never mix pictures of different moments for long.
+   */
+  showPicture(bmp: ImageBitmap): void {
+    const s = this._surface?.rgba;
+    if (this._drawn || this._disposed || (s && (s.width !== bmp.width || s.height !== bmp.height))) {
+      bmp.close();
+      return;
+    }
+    this._picture = bmp;
+    if (s) this._dirty = null; // the surface is still empty: blitting it would hide the picture
+    if (this.canvas.width !== bmp.width || this.canvas.height !== bmp.height) {
+      this.canvas.width = bmp.width;
+      this.canvas.height = bmp.height;
+      this._h.onResize?.(bmp.width, bmp.height);
+    }
+    this._ctx.drawImage(bmp, 0, 0);
+    this.layout();
+    performance.mark('oriel:picture');
+  }
+
   dispose(): void {
+    this._disposed = true;
     cancelAnimationFrame(this._raf);
+    this._dropPicture();
+  }
+
+  private _dropPicture(): void {
+    this._picture?.close();
+    this._picture = undefined;
   }
 
   private _useSurface(id: number, rgba: RgbaSurface): void {
@@ -105,12 +139,17 @@ export class Screen {
       rgba.width * rgba.height * 4,
     );
     this._surface = { id, rgba, image: new ImageData(data, rgba.width, rgba.height) };
+    const p = this._picture;
+    // The server's picture stays until the first draw when it has the surface's size (the surface is empty yet).
+    const keep = p !== undefined && !this._drawn && p.width === rgba.width && p.height === rgba.height;
     if (this.canvas.width !== rgba.width || this.canvas.height !== rgba.height) {
       this.canvas.width = rgba.width;
       this.canvas.height = rgba.height;
       this._h.onResize?.(rgba.width, rgba.height);
     }
     this.layout();
+    if (keep) return;
+    this._dropPicture();
     this._markDirty({ left: 0, top: 0, right: rgba.width, bottom: rgba.height });
   }
 

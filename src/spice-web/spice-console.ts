@@ -29,6 +29,7 @@ import { askGuestSize, askMonitors } from './guest-size.ts';
 import { KeyInput } from './key-input.ts';
 import { Pointer } from './pointer.ts';
 import { Screen, type ScaleMode } from './screen.ts';
+import { screenPicture } from './screen-preview.ts';
 import { VIDEO_CODEC_NAMES } from './video-codecs.ts';
 
 export type { ConsoleStatus, ConsoleStatusEvent } from './connection.ts';
@@ -102,6 +103,9 @@ export class SpiceConsole {
       onLayout: () => this._cursor.place(),
     });
     this.canvas = this._screen.canvas;
+    performance.mark('oriel:console');
+    // The VM's screen as the server has it, shown until SPICE's first draw (screen-preview.ts).
+    void screenPicture(_opts.path).then((bmp) => bmp && this._screen.showPicture(bmp)).catch(() => undefined);
     const box = this._screen.box;
     this._cursor = new CursorView({
       box,

@@ -21,8 +21,14 @@ performance.mark('oriel:main');
 const consoleVm = consoleVmFor(location.pathname, location.search);
 if (consoleVm) {
   preconnect(spicePath(consoleVm));
-  quietClient.vms.get(consoleVm).then(upsertVm, () => undefined);
+  quietClient.vms.get(consoleVm).then((vm) => {
+    performance.mark('oriel:vm');
+    upsertVm(vm);
+  }, () => undefined);
 }
+// Who is signed in: asked now, not after the first render (an effect runs only after the first paint).
+const signedIn = quietClient.auth.me();
+signedIn.catch(() => undefined); // handled in App (toLogin); not an unhandled rejection before that
 
 const VmListPage = lazyView(() => import('./views/vm-list.ts'), 'VmListPage');
 const VmPage = lazyView(() => import('./views/vm-page.ts'), 'VmPage');
@@ -87,7 +93,8 @@ function Routes() {
 
 function App() {
   useEffect(() => {
-    quietClient.auth.me().then((u) => {
+    signedIn.then((u) => {
+      performance.mark('oriel:me');
       me.value = u;
       startEvents();
       if (path.value.startsWith('/login')) navigate('/', true);

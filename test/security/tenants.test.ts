@@ -4,7 +4,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -210,6 +210,33 @@ describe('security: a second user, anonymous clients, a hostile guest', () => {
       const silent = await openWs(`${wsBase}/api/vms/run/spice`, { authorization: `Bearer ${alice.token}` });
       assert.equal(silent.code, 1008);
       assert.ok(silent.ms >= 4500 && silent.ms < 8000, `closed after ${silent.ms} ms`);
+    });
+
+    test("the console's screen picture (QEMU's screendump) is the owner's only; off when the server says so", async () => {
+      const get = (who: Client | undefined, vm = 'run') => fetch(`${t.url}/api/vms/${vm}/console/screen`,
+        { headers: who ? { authorization: `Bearer ${who.token}` } : {} });
+      const own = await get(alice);
+      assert.equal(own.status, 200);
+      assert.equal(own.headers.get('content-type'), 'image/png');
+      assert.equal(own.headers.get('cross-origin-resource-policy'), 'same-origin');
+      assert.equal(own.headers.get('cache-control'), 'no-store');
+      const png = Buffer.from(await own.arrayBuffer());
+      assert.equal(png.subarray(1, 4).toString(), 'PNG');
+      assert.ok(png.readUInt32BE(16) >= 640 && png.readUInt32BE(20) >= 400, 'a whole screen');
+      assert.equal((await get(bob)).status, 403, "bob does not see alice's screen");
+      assert.equal((await get(undefined)).status, 401);
+      // Nothing of QEMU's file is left in the VM's folder.
+      const dir = t.server.ctx.vms.paths(t.server.ctx.vms.get('run')).dir;
+      assert.deepEqual(readdirSync(dir).filter((f) => f.startsWith('screen-')), []);
+      assert.equal((await alice.post('/api/vms', { name: 'still', image: 'tiny' })).status, 201);
+      assert.equal((await get(alice, 'still')).status, 409, 'a stopped VM has no screen');
+      assert.equal((await alice.delete('/api/vms/still')).status, 204);
+      t.server.ctx.config.consolePreview = false;
+      try {
+        assert.equal((await get(alice)).status, 404);
+      } finally {
+        t.server.ctx.config.consolePreview = true;
+      }
     });
 
     test(`console WebSockets per user are capped (${MAX_CONSOLES_PER_USER}); others are not affected`, async () => {

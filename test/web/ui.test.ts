@@ -148,6 +148,36 @@ describe('web UI', () => {
     await exec('printf "\\033[2J\\033[H" > /dev/tty1'); // clear the noise
   });
 
+  test("before SPICE draws, the console shows the server's picture of the screen, pixel-exact", async () => {
+    const p = await ctx.newPage();
+    // The console's WebSockets go through Playwright here, QEMU's side held back until released: SPICE cannot draw.
+    let release!: () => void;
+    const released = new Promise<void>((r) => (release = r));
+    await p.routeWebSocket(/\/api\/vms\/[^/]+\/spice/, (ws) => {
+      const server = ws.connectToServer();
+      server.onMessage((m) => void released.then(() => ws.send(m)));
+    });
+    const marks = () => p.evaluate(() => ['picture', 'first-draw'].map(
+      (m) => (globalThis as any).performance.getEntriesByName(`oriel:${m}`).length as number));
+    try {
+      await p.goto(`${t.url}/vms/${VM}/console`);
+      await until('the server picture is drawn', async () => (await marks())[0] === 1, 15_000, 50);
+      assert.equal(await canvasMatchesScreendump(p), 0);
+      assert.deepEqual(await marks(), [1, 0], 'SPICE has drawn nothing yet: the canvas holds the picture');
+      release();
+      await p.waitForSelector('#console-status[data-status=connected]', { timeout: 30_000 });
+      await until('SPICE draws', async () => (await marks())[1] === 1, 15_000, 50);
+      await exec('head -c 300000 /dev/urandom > /dev/fb0');
+      assert.equal(await canvasMatchesScreendump(p), 0, 'and SPICE draws over it');
+      await exec('printf "\\033[2J\\033[H" > /dev/tty1');
+    } finally {
+      release();
+      await p.close();
+    }
+    // One SPICE client at a time: this page took over from the shared page's console, which comes back now.
+    await openConsole(page);
+  });
+
   test("the console page loads only the console's code: no xterm.js, uPlot or checkpoint views", async () => {
     const p = await ctx.newPage();
     // What the page asked for; the bodies are read here (a cached file answers the page with a bodiless 304).

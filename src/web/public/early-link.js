@@ -1,9 +1,10 @@
 // A console page's first SPICE bytes leave before the app's script has arrived: the main channel's WebSocket
 // opens here and sends its link message (the bytes of src/spice/link.ts encodeLinkMess for the main channel,
 // checked by test/web/early-link.test.ts), and three more for the other channels; console/transport.ts takes the
-// sockets over. index.html names it as a script file; the server inlines it into the page it serves (no request to
-// wait for), with the Content-Security-Policy allowing exactly this script by its hash (src/server/web.ts).
-/* global window, location, URLSearchParams, WebSocket, performance */
+// sockets over. It also asks for the VM's screen (spice-web/screen-preview.ts). index.html names it as a script
+// file; the server inlines it into the page it serves (no request to wait for), with the Content-Security-Policy
+// allowing exactly this script by its hash (src/server/web.ts).
+/* global window, location, URLSearchParams, WebSocket, performance, fetch, createImageBitmap */
 (function () {
   const m = /^\/vms\/([^/]+)(\/console)?$/.exec(location.pathname);
   const tab = new URLSearchParams(location.search).get('tab');
@@ -29,4 +30,13 @@
     early.spares.push(spare);
   }
   window.orielEarlyLink = early;
+  // And the VM's screen as the server has it, shown until SPICE draws (spice-web/screen-preview.ts).
+  // Decoded here, off the main thread, while the app's script loads.
+  const picture = fetch('/api/vms/' + name + '/console/screen', { credentials: 'same-origin' })
+    .then(function (r) { mark('picture-in'); return r.ok ? r.blob() : null; })
+    .then(function (b) {
+      return b && createImageBitmap(b, { colorSpaceConversion: 'none', premultiplyAlpha: 'none' });
+    })
+    .catch(function () { return null; });
+  window.orielEarlyScreen = { path: '/api/vms/' + name + '/spice', picture: picture };
 })();

@@ -4,7 +4,7 @@
 // them). It connects while the VM runs and comes back by itself after a reconnect, a reboot, or the VM being started
 // again. The scale choice is remembered in localStorage.
 import { useSignal } from '@preact/signals';
-import { useEffect, useRef } from 'preact/hooks';
+import { useEffect, useLayoutEffect, useRef } from 'preact/hooks';
 import { SEND_KEY_COMBOS, type AgentState } from '../../spice/index.ts';
 import type { Vm } from '../lib/api.ts';
 import { html } from '../lib/html.ts';
@@ -81,7 +81,8 @@ export function ConsoleView({ vm, full = false }: { vm: Vm; full?: boolean }) {
     if (files.length) c.files.add(files);
   };
 
-  useEffect(() => {
+  // Before the first paint (an effect would wait for it): the console's screen shows the server's picture at once.
+  useLayoutEffect(() => {
     let lastGuest: unknown;
     let lastMessage: unknown;
     const c = new SpiceConsole({

@@ -1,0 +1,32 @@
+// The picture a console shows while its SPICE session links: the server's PNG of the VM's screen (QEMU's
+// screendump, server/console/screen-preview.ts), drawn by screen.ts until the display channel draws over it. A
+// console page's first script (public/early-link.js) asks for it beside the main channel's socket; a console opened
+// later asks here.
+
+interface EarlyScreen {
+  /** The proxy path the picture is of (/api/vms/NAME/spice). */
+  path: string;
+  picture: Promise<ImageBitmap | null>;
+}
+
+declare global {
+  interface Window {
+    orielEarlyScreen?: EarlyScreen;
+  }
+}
+
+/** /api/vms/NAME/spice → /api/vms/NAME/console/screen */
+const screenUrl = (spicePath: string) => spicePath.replace(/\/spice$/, '/console/screen');
+
+/** Exact pixels: no colour management, no premultiplication (the picture is opaque anyway). */
+const EXACT: ImageBitmapOptions = { colorSpaceConversion: 'none', premultiplyAlpha: 'none' };
+
+/** The VM's screen as the server has it now, decoded; null when there is none (previews off, VM stopped, an error). */
+export function screenPicture(spicePath: string): Promise<ImageBitmap | null> {
+  const e = window.orielEarlyScreen;
+  delete window.orielEarlyScreen;
+  if (e && e.path === spicePath) return e.picture;
+  return fetch(screenUrl(spicePath), { credentials: 'same-origin' })
+    .then(async (r) => (r.ok ? createImageBitmap(await r.blob(), EXACT) : null))
+    .catch(() => null);
+}
