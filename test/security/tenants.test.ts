@@ -4,7 +4,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -228,6 +228,21 @@ describe('security: a second user, anonymous clients, a hostile guest', () => {
       // Nothing of QEMU's file is left in the VM's folder.
       const dir = t.server.ctx.vms.paths(t.server.ctx.vms.get('run')).dir;
       assert.deepEqual(readdirSync(dir).filter((f) => f.startsWith('screen-')), []);
+      // Serving a console page starts the picture, for the VM's owner only (QMP's transcript shows what QEMU got).
+      const transcript = join(dir, 'qmp-transcript.log');
+      const screendumps = () => readFileSync(transcript, 'utf8').split('screendump').length - 1;
+      // Sessions made by the server's own accounts (sign-ins from this address are throttled by an earlier test).
+      const users = t.server.ctx.users;
+      const cookieOf = async (name: string) => `oriel_session=${users.createSession(users.byName(name)!.id).token}`;
+      const page = (cookie: string) => fetch(`${t.url}/vms/run/console`, { headers: { cookie } });
+      await new Promise((r) => setTimeout(r, 1100)); // the picture above is no longer served again
+      const before = screendumps();
+      assert.equal((await page(await cookieOf('bob'))).status, 200);
+      await new Promise((r) => setTimeout(r, 300));
+      assert.equal(screendumps(), before, "bob's page of alice's VM starts nothing");
+      assert.equal((await page(await cookieOf('alice'))).status, 200);
+      for (let i = 0; i < 150 && screendumps() === before; i++) await new Promise((r) => setTimeout(r, 20));
+      assert.ok(screendumps() > before, "alice's page started a screendump");
       assert.equal((await alice.post('/api/vms', { name: 'still', image: 'tiny' })).status, 201);
       assert.equal((await get(alice, 'still')).status, 409, 'a stopped VM has no screen');
       assert.equal((await alice.delete('/api/vms/still')).status, 204);
