@@ -103,6 +103,8 @@ const startDriver = () =>
 
 interface Run {
   client: string; ms: number; kb: number; pictureKb: number; wsAt: number; firstByteAt: number; scripts: number;
+  /** Oriel: when SPICE's display channel first drew (its own first picture follows). */
+  spiceDrawAt: number;
 }
 
 const t = await startTestServer();
@@ -170,7 +172,7 @@ try {
         console.log(`    oriel: chunks from QEMU (ms@bytes): ${breakdown.lastChunks}`);
       }
       return { client, ms: r.ms, kb: r.kb, pictureKb: r.pictureKb, wsAt: r.wsAt, firstByteAt: r.firstByteAt,
-        scripts: r.scripts };
+        scripts: r.scripts, spiceDrawAt: r.marks?.['first-draw'] ?? NaN };
     } finally {
       // spice-server let the client go before the next one links (spice-html5 reaches QEMU directly, not through
       // the proxy's hand-over, server/console/takeover.ts; overlapping clients were seen to crash spice-server).
@@ -190,7 +192,8 @@ try {
     for (const client of ['spice-html5', 'oriel', 'oriel-spice'] as const) {
       const r = await measure(client);
       runs.push(r);
-      const pic = r.pictureKb ? ` (picture ${r.pictureKb.toFixed(0)} KB)` : '';
+      const pic = (r.pictureKb ? ` (picture ${r.pictureKb.toFixed(0)} KB)` : '') +
+        (Number.isNaN(r.spiceDrawAt) ? '' : ` SPICE's first draw at ${r.spiceDrawAt.toFixed(0)} ms`);
       console.log(`  ${client.padEnd(12)} ${r.ms.toFixed(0).padStart(5)} ms  ${r.kb.toFixed(0).padStart(6)} KB${pic}` +
         `  (first WebSocket at ${r.wsAt.toFixed(0)} ms, first bytes at ${r.firstByteAt.toFixed(0)} ms, ` +
         `${r.scripts} scripts)  load ${load()}`);
@@ -218,6 +221,9 @@ try {
   console.log(row('oriel-spice', os.map((r) => r.ms), os.map((r) => r.kb)));
   console.log('(oriel: the console as it is, the server\'s screen picture first, its HTTP bytes counted; oriel-spice: ' +
     'the same with ORIEL_CONSOLE_PREVIEW=off, SPICE\'s own first picture)');
+  const drawn = (rs: Run[]) => stats(rs.map((r) => r.spiceDrawAt).filter((x) => !Number.isNaN(x))).med;
+  console.log(`SPICE's first draw (median): oriel ${drawn(o).toFixed(0)} ms, oriel-spice ${drawn(os).toFixed(0)} ms ` +
+    '(the cost of the screendump to the SPICE session, if any)');
   const ratio = stats(o.map((r) => r.ms)).med / stats(h.map((r) => r.ms)).med;
   const ratioSpice = stats(os.map((r) => r.ms)).med / stats(h.map((r) => r.ms)).med;
   console.log(`ratio oriel / spice-html5 (medians): ${ratio.toFixed(2)}; oriel-spice / spice-html5: ${

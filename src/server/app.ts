@@ -215,7 +215,7 @@ export async function createServer(config: OrielConfig, opts: { logger?: boolean
   operationRoutes(app, ctx);
   eventRoutes(app, ctx);
   const tickets = new ConsoleTickets();
-  const previews = new ScreenPreviews(ctx);
+  const previews = new ScreenPreviews(ctx, app.log);
   consoleRoutes(app, ctx, tickets, previews);
   checkpointRoutes(app, ctx);
   const limits = new ConsoleLimits();

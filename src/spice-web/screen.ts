@@ -16,6 +16,8 @@ export interface ScreenHost {
   onFrame(): void;
   /** The layout changed (the cursor drawn over the screen follows the scale). */
   onLayout(): void;
+  /** The display channel drew for the first time (the server's picture is not needed any more). */
+  onFirstDraw?(): void;
 }
 
 export class Screen {
@@ -31,8 +33,8 @@ export class Screen {
   private _dirty: Rect | null = null;
   private _drawn = false;
   private _raf = 0;
-  /** The server's picture of the screen, shown until the display channel first draws (showPicture). */
-  private _picture: ImageBitmap | undefined;
+  /** The size of the server's picture of the screen, shown until the display channel first draws (showPicture). */
+  private _picture: { width: number; height: number } | undefined;
   private _disposed = false;
 
   constructor(private readonly _h: ScreenHost) {
@@ -61,9 +63,12 @@ export class Screen {
     take();
     d.onSurfaceCreated((info) => { if (info.primary) take(); });
     d.onInvalidate((ev) => {
-      if (!this._drawn) performance.mark('oriel:first-draw');
+      if (!this._drawn) {
+        performance.mark('oriel:first-draw');
+        this._h.onFirstDraw?.();
+      }
       this._drawn = true;
-      this._dropPicture();
+      this._picture = undefined;
       if (this._surface && ev.surfaceId === this._surface.id) this._markDirty(ev.rect);
     });
   }
@@ -108,7 +113,7 @@ export class Screen {
       bmp.close();
       return;
     }
-    this._picture = bmp;
+    this._picture = { width: bmp.width, height: bmp.height };
     if (s) this._dirty = null; // the surface is still empty: blitting it would hide the picture
     if (this.canvas.width !== bmp.width || this.canvas.height !== bmp.height) {
       this.canvas.width = bmp.width;
@@ -116,6 +121,7 @@ export class Screen {
       this._h.onResize?.(bmp.width, bmp.height);
     }
     this._ctx.drawImage(bmp, 0, 0);
+    bmp.close();
     this.layout();
     performance.mark('oriel:picture');
   }
@@ -123,11 +129,6 @@ export class Screen {
   dispose(): void {
     this._disposed = true;
     cancelAnimationFrame(this._raf);
-    this._dropPicture();
-  }
-
-  private _dropPicture(): void {
-    this._picture?.close();
     this._picture = undefined;
   }
 
@@ -149,7 +150,7 @@ export class Screen {
     }
     this.layout();
     if (keep) return;
-    this._dropPicture();
+    this._picture = undefined;
     this._markDirty({ left: 0, top: 0, right: rgba.width, bottom: rgba.height });
   }
 

@@ -93,8 +93,11 @@ export class SpiceConsole {
     this.element = document.createElement('div');
     this.element.className = 'spice-console';
     this.element.tabIndex = 0;
+    // The VM's screen as the server has it, shown until SPICE's first draw (screen-preview.ts).
+    const picture = screenPicture(_opts.path);
     this._screen = new Screen({
       element: this.element,
+      onFirstDraw: () => picture.abort(),
       onResize: _opts.onResize,
       onFrame: () => {
         this.stats.frames = this._screen.stats.frames;
@@ -104,8 +107,7 @@ export class SpiceConsole {
     });
     this.canvas = this._screen.canvas;
     performance.mark('oriel:console');
-    // The VM's screen as the server has it, shown until SPICE's first draw (screen-preview.ts).
-    void screenPicture(_opts.path).then((bmp) => bmp && this._screen.showPicture(bmp)).catch(() => undefined);
+    void picture.picture.then((bmp) => bmp && this._screen.showPicture(bmp)).catch(() => undefined);
     const box = this._screen.box;
     this._cursor = new CursorView({
       box,

@@ -4,10 +4,12 @@
 // whole screen, one after another; QEMU's screendump renders the same framebuffer (the picture the SPICE tests
 // compare with, pixel for pixel) in one QMP command. Guacamole's and VMware's consoles likewise show the last known
 // picture while they connect.
-// One screendump at a time per VM; a picture taken less than FRESH_MS ago (or still being taken) is served again,
-// so pages opening together, or reloaded, cost QEMU one. ORIEL_CONSOLE_PREVIEW=off turns it off.
-import { randomUUID } from 'node:crypto';
+// QEMU runs QMP commands one after another (the console proxy's own query-spice waits behind a screendump), so there
+// is never more than one screendump per VM in QEMU: a picture is served again for FRESH_MS after QEMU answered, a
+// failure is remembered for FAILED_MS, and a request that waited TIMEOUT_MS gets 503 while QEMU's answer is still
+// awaited (the next request waits for that same one). ORIEL_CONSOLE_PREVIEW=off turns it off.
 import { readFile, rm } from 'node:fs/promises';
+import type { FastifyBaseLogger } from 'fastify';
 import { join } from 'node:path';
 import { conflict, notFound, unavailable } from '../../errors.ts';
 import type { VmRecord } from '../../vm/records.ts';
@@ -15,32 +17,55 @@ import type { ServerContext } from '../context.ts';
 
 /** How long a picture is served again. */
 const FRESH_MS = 1000;
+/** How long a failed screendump is not tried again. */
+const FAILED_MS = 5000;
 /** QEMU answers a screendump in tens of ms; longer means it is busy, and SPICE will be there before the picture. */
 const TIMEOUT_MS = 3000;
+/** The file QEMU writes, in the VM's own folder (one name: at most one can be left behind by a crash). */
+const FILE = 'console-screen.png';
+
+interface Entry {
+  /** Settles when QEMU has answered (and the file is read and gone). */
+  png: Promise<Buffer>;
+  /** When QEMU answered; undefined while it has not. */
+  done?: number;
+  failed?: boolean;
+}
 
 export class ScreenPreviews {
-  private readonly byVm = new Map<string, { started: number; png: Promise<Buffer> }>();
+  private readonly byVm = new Map<string, Entry>();
 
-  constructor(private readonly ctx: ServerContext) {}
+  constructor(private readonly ctx: ServerContext, private readonly log: FastifyBaseLogger) {}
 
   /** The VM's screen as PNG bytes (at most FRESH_MS old). */
-  get(vm: VmRecord): Promise<Buffer> {
+  async get(vm: VmRecord): Promise<Buffer> {
     if (!this.ctx.config.consolePreview) {
-      return Promise.reject(notFound('console previews are off on this server (ORIEL_CONSOLE_PREVIEW=off)'));
+      throw notFound('console previews are off on this server (ORIEL_CONSOLE_PREVIEW=off)');
     }
-    if (!['running', 'paused'].includes(vm.state)) {
-      return Promise.reject(conflict(`VM '${vm.name}' is not running`));
-    }
+    if (!['running', 'paused'].includes(vm.state)) throw conflict(`VM '${vm.name}' is not running`);
     const now = Date.now();
-    const cur = this.byVm.get(vm.id);
-    if (cur && now - cur.started < FRESH_MS) return cur.png;
-    const entry = { started: now, png: this.take(vm) };
-    this.byVm.set(vm.id, entry);
-    entry.png.then(
-      () => setTimeout(() => this.forget(vm.id, entry), FRESH_MS).unref(),
-      () => this.forget(vm.id, entry),
-    );
-    return entry.png;
+    let e = this.byVm.get(vm.id);
+    const stale = e?.done !== undefined && now - e.done >= (e.failed ? FAILED_MS : FRESH_MS);
+    if (!e || stale) {
+      const entry: Entry = { png: this.take(vm) };
+      entry.png.then(() => (entry.done = Date.now()), () => {
+        entry.done = Date.now();
+        entry.failed = true;
+      });
+      this.byVm.set(vm.id, entry);
+      e = entry;
+    }
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error('QEMU is busy')), TIMEOUT_MS);
+    });
+    try {
+      return await Promise.race([e.png, late]);
+    } catch {
+      throw unavailable("the VM's screen could not be read now (QEMU is busy or failed; see the server log)");
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   /**
@@ -50,35 +75,30 @@ export class ScreenPreviews {
    */
   warmForPage(url: string, sessionCookie: string | undefined): void {
     if (!sessionCookie || !this.ctx.config.consolePreview) return;
-    const u = new URL(url, 'http://page');
-    const m = /^\/vms\/([^/]+)(\/console)?$/.exec(u.pathname);
-    const tab = u.searchParams.get('tab');
-    if (!m || (!m[2] && tab && tab !== 'console')) return;
     try {
+      const u = new URL(url, 'http://page');
+      const m = /^\/vms\/([^/]+)(\/console)?$/.exec(u.pathname);
+      const tab = u.searchParams.get('tab');
+      if (!m || (!m[2] && tab && tab !== 'console')) return;
       const vm = this.ctx.vms.get(decodeURIComponent(m[1]!));
       const user = this.ctx.users.session(sessionCookie)?.user;
       if (!user || (user.role !== 'admin' && vm.ownerId !== user.id)) return;
       if (['running', 'paused'].includes(vm.state)) this.get(vm).catch(() => undefined);
     } catch {
-      // no such VM, a malformed name: the page says so
+      // a malformed URL or name, no such VM: the page says so
     }
   }
 
-  private forget(vmId: string, entry: unknown): void {
-    if (this.byVm.get(vmId) === entry) this.byVm.delete(vmId);
-  }
-
+  /** One screendump: QEMU writes the file (named here; nothing of the request goes into it), we read and remove
+   * it. No QMP timeout: the entry stays busy until QEMU answers, so screendumps never pile up in QEMU. */
   private async take(vm: VmRecord): Promise<Buffer> {
-    // The file is named here, in the VM's own folder (which only the server and its QEMU reach); nothing of the
-    // request goes into it.
-    const file = join(this.ctx.vms.paths(vm).dir, `screen-${randomUUID()}.png`);
+    const file = join(this.ctx.vms.paths(vm).dir, FILE);
     try {
-      await this.ctx.vms.qmp(vm.id).execute('screendump', { filename: file, format: 'png' }, { timeoutMs: TIMEOUT_MS });
+      await this.ctx.vms.qmp(vm.id).execute('screendump', { filename: file, format: 'png' }, { timeoutMs: Infinity });
       return await readFile(file);
     } catch (e) {
-      // A timeout does not cancel the command: QEMU may still write the file.
-      setTimeout(() => void rm(file, { force: true }), 30_000).unref();
-      throw unavailable(`the VM's screen could not be read: ${(e as Error).message}`);
+      this.log.warn({ vm: vm.name, error: (e as Error).message }, 'console picture: screendump failed');
+      throw e;
     } finally {
       await rm(file, { force: true });
     }

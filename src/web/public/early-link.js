@@ -4,7 +4,7 @@
 // sockets over. It also asks for the VM's screen (spice-web/screen-preview.ts). index.html names it as a script
 // file; the server inlines it into the page it serves (no request to wait for), with the Content-Security-Policy
 // allowing exactly this script by its hash (src/server/web.ts).
-/* global window, location, URLSearchParams, WebSocket, performance, fetch, createImageBitmap */
+/* global window, location, URLSearchParams, WebSocket, performance, fetch, createImageBitmap, AbortController */
 (function () {
   const m = /^\/vms\/([^/]+)(\/console)?$/.exec(location.pathname);
   const tab = new URLSearchParams(location.search).get('tab');
@@ -31,12 +31,15 @@
   }
   window.orielEarlyLink = early;
   // And the VM's screen as the server has it, shown until SPICE draws (spice-web/screen-preview.ts).
-  // Decoded here, off the main thread, while the app's script loads.
-  const picture = fetch('/api/vms/' + name + '/console/screen', { credentials: 'same-origin' })
+  // Decoded here, off the main thread, while the app's script loads; abandoned if SPICE draws first (a slow link).
+  const ac = typeof AbortController === 'function' ? new AbortController() : null;
+  const picture = fetch('/api/vms/' + name + '/console/screen', { credentials: 'same-origin', signal: ac && ac.signal })
     .then(function (r) { mark('picture-in'); return r.ok ? r.blob() : null; })
     .then(function (b) {
       return b && createImageBitmap(b, { colorSpaceConversion: 'none', premultiplyAlpha: 'none' });
     })
     .catch(function () { return null; });
-  window.orielEarlyScreen = { path: '/api/vms/' + name + '/spice', picture: picture };
+  window.orielEarlyScreen = {
+    path: '/api/vms/' + name + '/spice', picture: picture, abort: function () { if (ac) ac.abort(); },
+  };
 })();
