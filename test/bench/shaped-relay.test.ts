@@ -51,3 +51,40 @@ test('a small message takes one RTT; 256 KiB at 2 Mbit/s takes about a second; b
     await relay.close();
   }
 });
+
+test('bytes arrive in the order they were sent, however busy the event loop (small writes, a loaded tick)', async () => {
+  // A sink that keeps everything it is sent.
+  const got: Buffer[] = [];
+  const sink = createServer((s) => s.on('data', (d) => got.push(d)));
+  await new Promise<void>((r) => sink.listen(0, '127.0.0.1', r));
+  const relay = await ShapedRelay.start((sink.address() as AddressInfo).port, { bitsPerSecond: 10e6, rttMs: 40 });
+  try {
+    const s = connect({ host: '127.0.0.1', port: relay.port });
+    s.setNoDelay(true);
+    await new Promise((r) => s.once('connect', r));
+    // A backlog first (128 KiB: ~100 ms of the link), then 600 numbered 64-byte writes, each in its own tick after a
+    // busy wait of up to 1.5 ms: each takes ~0.05 ms of the link behind the one before, while the ticks' clocks lag
+    // by different amounts.
+    const sent: Buffer[] = [Buffer.alloc(128 << 10, 0xee)];
+    s.write(sent[0]);
+    for (let i = 0; i < 600; i++) {
+      const b = Buffer.alloc(64, i % 251);
+      b.writeUInt32BE(i, 0);
+      sent.push(b);
+      s.write(b);
+      const until = performance.now() + Math.random() * 1.5;
+      while (performance.now() < until) { /* a loaded tick */ }
+      await new Promise((r) => setImmediate(r));
+    }
+    const all = Buffer.concat(sent);
+    const end = Date.now() + 5000;
+    while (Buffer.concat(got).length < all.length && Date.now() < end) await new Promise((r) => setTimeout(r, 20));
+    const out = Buffer.concat(got);
+    assert.equal(out.length, all.length);
+    assert.ok(out.equals(all), `reordered: first difference at byte ${out.findIndex((x, i) => x !== all[i])}`);
+    s.destroy();
+  } finally {
+    await relay.close();
+    sink.close();
+  }
+});

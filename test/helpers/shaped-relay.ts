@@ -15,13 +15,19 @@ export interface LinkShape {
 /** Slices larger than this are paced one by one, so a 64 KiB read does not leave as one burst. */
 const SLICE = 4096;
 
-/** One direction of the link: a FIFO with a serialisation clock and a propagation delay. */
+/** One direction of the link: a FIFO with a serialisation clock and a propagation delay. Slices leave in the order
+ * they came, from one queue and one timer: a timer per slice could let a later slice go first (Node's timers count
+ * from the event loop's cached clock, which lags by however long the current tick has run), and a reordered slice
+ * corrupts its connection's byte stream. */
 class Pipe {
   private busyUntil = 0; // when the last queued byte has left the sender (ms, performance.now())
   queued = 0;
   bytes = 0;
   private readonly waiting = new Set<() => void>();
-  private readonly timers = new Set<ReturnType<typeof setTimeout>>();
+  private readonly fifo: { at: number; slice: Buffer; out: Socket }[] = [];
+  private head = 0;
+  private timer: ReturnType<typeof setTimeout> | undefined;
+  private stopped = false;
 
   constructor(
     private readonly bytesPerMs: number,
@@ -36,16 +42,33 @@ class Pipe {
       const start = Math.max(performance.now(), this.busyUntil);
       this.busyUntil = start + slice.length / this.bytesPerMs;
       this.queued += slice.length;
-      const timer = setTimeout(() => {
-        this.timers.delete(timer);
-        this.queued -= slice.length;
-        this.bytes += slice.length;
-        if (!out.destroyed) out.write(slice);
-        if (this.queued <= this.limit / 2) for (const w of this.waiting) w();
-      }, this.busyUntil + this.delayMs - performance.now());
-      this.timers.add(timer);
+      this.fifo.push({ at: this.busyUntil + this.delayMs, slice, out });
     }
+    this.arm();
     return this.queued <= this.limit;
+  }
+
+  /** Delivers every slice whose time has come, in order, then waits for the next one. */
+  private pump(): void {
+    this.timer = undefined;
+    const now = performance.now();
+    while (this.head < this.fifo.length && this.fifo[this.head]!.at <= now) {
+      const { slice, out } = this.fifo[this.head++]!;
+      this.queued -= slice.length;
+      this.bytes += slice.length;
+      if (!out.destroyed) out.write(slice);
+    }
+    if (this.head > 1024 && this.head * 2 > this.fifo.length) {
+      this.fifo.splice(0, this.head);
+      this.head = 0;
+    }
+    if (this.queued <= this.limit / 2) for (const w of this.waiting) w();
+    this.arm();
+  }
+
+  private arm(): void {
+    if (this.timer || this.stopped || this.head >= this.fifo.length) return;
+    this.timer = setTimeout(() => this.pump(), Math.max(0, this.fifo[this.head]!.at - performance.now()));
   }
 
   /** Calls `f` once the queue has drained to half its limit. */
@@ -58,8 +81,9 @@ class Pipe {
   }
 
   stop(): void {
-    for (const t of this.timers) clearTimeout(t);
-    this.timers.clear();
+    this.stopped = true;
+    clearTimeout(this.timer);
+    this.timer = undefined;
   }
 }
 
