@@ -13,6 +13,8 @@ export interface MeasureRequest {
   url: string; selector: string; cookieUrl: string; cookie: string; dump: string;
   /** Largest difference per colour channel a pixel may have and still agree (default 0: exact). */
   tolerance?: number;
+  /** After the match, also wait (up to 10 s) for this performance mark of the page (e.g. oriel:first-draw). */
+  thenMark?: string;
 }
 export interface Measured {
   error?: string;
@@ -69,6 +71,13 @@ async function measure(req: MeasureRequest): Promise<Measured> {
       s = await state();
     }
     if (!s.matchedAt) throw new Error(`no match in 30 s: ${JSON.stringify(s)}\n${logs.slice(-15).join('\n')}`);
+    const mark = req.thenMark;
+    for (let i = 0; mark && i < 100; i++) {
+      const seen = await page.evaluate((m) => (globalThis as unknown as {
+        performance: { getEntriesByName(n: string): unknown[] } }).performance.getEntriesByName(m).length > 0, mark);
+      if (seen) break;
+      await sleep(100);
+    }
     const timing = await page.evaluate(() => {
       type Entry = { name: string; responseEnd: number; initiatorType?: string; domInteractive?: number };
       const p = (globalThis as unknown as { performance?: { getEntriesByType(t: string): Entry[] } }).performance!;

@@ -162,7 +162,8 @@ try {
     ref = pic;
     if (client === 'oriel') breakdown?.start();
     t.server.ctx.config.consolePreview = client === 'oriel';
-    const r = await driver!.ask({ url: c.url, selector: c.selector, cookieUrl: t.url, cookie, dump });
+    const r = await driver!.ask({ url: c.url, selector: c.selector, cookieUrl: t.url, cookie, dump,
+      thenMark: client === 'spice-html5' ? undefined : 'oriel:first-draw' });
     try {
       if (r.error) throw new Error(r.error);
       console.log(`    ${client}: ${r.detail}`);
