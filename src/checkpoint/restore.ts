@@ -124,8 +124,10 @@ async function restoreHeld(
   let source: PostcopySource | undefined;
   if (mode === 'lazy') {
     try {
-      const recorded = postcopyTuning.useWorkingSet ? new WorkingSets(o.store.root).read(m) : [];
-      source = new PostcopySource(o.store, m, m.parent ? o.store.get(m.parent) : undefined, recorded);
+      const recorded = postcopyTuning.useWorkingSet
+        ? new WorkingSets(o.store.root).readNearest(m, (id) => o.store.get(id)) : { pages: [], from: null };
+      source = new PostcopySource(o.store, m, m.parent ? o.store.get(m.parent) : undefined, recorded.pages);
+      if (recorded.from) o.log?.(`pushing first the working set recorded by lazy restores of ${recorded.from}`);
     } catch (e) {
       throw new Error(
         `checkpoint ${m.id} cannot be restored: ${(e as Error).message}. VM '${vm.name}' was left as it was`,

@@ -3,7 +3,8 @@
 // ASPLOS'21: record the pages a restored function touches, load them ahead on the next restore). One JSON file per
 // checkpoint under <store>/working-sets/, by block id and page index; each restore adds the pages it was asked for
 // (the record converges on the pages the guest reads at resume that the push order did not bring in time). A record
-// is a hint: a missing or unreadable one, or one for other RAM blocks, only means no head start.
+// is a hint: a missing or unreadable one, or one for other RAM blocks, only means no head start. A checkpoint with no
+// record of its own borrows its nearest ancestor's.
 import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { PAGE_SIZE } from './stream/index.ts';
@@ -55,6 +56,22 @@ export class WorkingSets {
       if (blk && Number.isInteger(i) && i >= 0 && i < blk.pages) out.push(blk.at + i);
     }
     return out;
+  }
+
+  /** m's own record, else the nearest ancestor's that has one (up to `depth` parents: a child's guest mostly reads
+   * where its parent's did, the kernel and the programs it runs at the same places), mapped onto m's blocks. */
+  readNearest(
+    m: Manifest,
+    get: (id: string) => Manifest | undefined,
+    depth = 8,
+  ): { pages: number[]; from: string | null } {
+    let cur: Manifest | undefined = m;
+    for (let d = 0; cur && d <= depth; d++) {
+      const own = this.read(cur);
+      if (own.length) return { pages: cur === m ? own : this.read({ ...m, id: cur.id }), from: cur.id };
+      cur = cur.parent ? get(cur.parent) : undefined;
+    }
+    return { pages: [], from: null };
   }
 
   /** Adds `asked` (global page numbers over m's blocks, in order) to m's record. */

@@ -296,7 +296,13 @@ describe('lazy restore: postcopy stream and page server', () => {
     // Read against a RAM layout without the rsdp block: only the pages of blocks it has.
     const other = { ...child, stream: { ...child.stream, blocks: child.stream.blocks.slice(0, 1) } };
     assert.deepEqual(ws.read(other), [4000, 3, 17]);
+    // A child without a record of its own borrows its parent's.
+    ws.add(parent, [5, 6]);
+    assert.deepEqual(ws.readNearest(child, (id) => (id === parent.id ? parent : undefined)),
+      { pages: [4000, rsdp, 3, 17], from: child.id });
     writeFileSync(join(dir, 'ws-store', 'working-sets', `${child.id}.json`), '{not json');
+    assert.deepEqual(ws.readNearest(child, (id) => (id === parent.id ? parent : undefined)),
+      { pages: [5, 6], from: parent.id });
     assert.deepEqual(ws.read(child), []);
     ws.remove(child.id);
     assert.deepEqual(ws.read(child), []);
