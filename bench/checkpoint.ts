@@ -13,7 +13,8 @@
 // Restores, lazy beside eager (`--restores=N` rounds of each, on the last checkpoint; with `--restore-only` the
 // scenarios are skipped: two checkpoints, 16 MiB/s of writes between them, then the restores): time from QEMU
 // started to the guest running (its RESUME event), to its first answer on the serial console (`cat` of a file in
-// its RAM through the serial shell), and to all of its RAM in place (migration completed).
+// its RAM through the serial shell), and to all of its RAM in place (migration completed). The first lazy restore of
+// a checkpoint has no recorded working set; the later ones push the pages the earlier ones were asked for first.
 // With --hugepages the guest's RAM is in 2 MiB huge pages (reserved for the run, given back after: needs root).
 // With --pauses (default rates 16,128) only the pause recipes are compared, interleaved round by round under each
 // write rate, and their p50/p99 printed: Oriel's checkpoint in its precopy and background recipes, and QEMU's own
@@ -208,7 +209,8 @@ async function restoresSideBySide(m: Manifest): Promise<void> {
         spawn: gap(at('QEMU start requested'), at('QEMU spawned')), qmp: gap(at('QEMU spawned'), at('QMP status')),
         fromSpawn: r.runningFromSpawnMs, fromQmp: r.runningFromQmpMs,
         mode, running: r.runningMs, serial: await serial, ram: r.ramMs, verify: r.verifyMs,
-        extra: pc ? `${pc.requests} requests, ${pc.prefetchedPages} prefetched, ${pc.recentPages} recent first` : '',
+        extra: pc ? `${pc.requests} requests, ${pc.prefetchedPages} prefetched, ${pc.workingSetPages} of a recorded` +
+          ` working set and ${pc.recentPages} recent first` : '',
       });
     }
   }

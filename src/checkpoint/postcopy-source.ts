@@ -1,12 +1,15 @@
 // Lazy restore's page server: Oriel plays the source of a QEMU 7.2 postcopy migration, reading pages from the store.
 // It sends the header, the postcopy commands and the device state (stream/postcopy.ts), after which QEMU runs the
 // guest; then it answers the pages QEMU requests on the return path first (each with a few of its neighbours: the
-// guest tends to read on), and pushes every other non-zero page behind them, the pages the guest wrote between the
-// parent checkpoint and this one first (the most recently written pages the store can tell; then block and page
-// order), after every page of the small blocks (video RAM, ROMs). The main RAM's zero pages are pushed only near a
-// request, as ZERO records: pages never sent read as zeros once the stream has ended. No page goes twice (QEMU
-// would exit). Few bytes are queued ahead of a request: background pages are written only while the socket is not
-// backed up. The page tables, the order and the device-state bytes are prepared before QEMU starts (constructor).
+// guest tends to read on), and pushes every other non-zero page behind them: first the pages a previous lazy restore
+// of this checkpoint was asked for and their neighbours (working-set.ts), every page of the small blocks (video RAM,
+// ROMs), then the pages the guest wrote between the parent checkpoint and this one (the most recently written pages
+// the store can tell; then block and page order). The main RAM's zero pages are pushed only near a request, as ZERO
+// records: pages never sent read as zeros once the stream has ended. No page goes twice (QEMU would exit).
+// Few bytes are queued ahead of a request: a PING follows each write and its PONG says QEMU has read that far, so
+// background pages stop at MAX_IN_FLIGHT unread bytes, and pause for HOLD_MS after each request (requests and their
+// neighbours always go at once). The page tables, the order and the device-state bytes are prepared before QEMU
+// starts (constructor).
 import type { Socket } from 'node:net';
 import { setImmediate as tick } from 'node:timers/promises';
 import {
@@ -14,6 +17,7 @@ import {
   PostcopyPageEncoder,
   ReturnPathParser,
   postcopyEnd,
+  pingCommand,
   postcopyPreamble,
   type ReturnPathMessage,
 } from './stream/index.ts';
@@ -26,9 +30,31 @@ const BATCH_PAGES = 32;
 const PREFETCH_PAGES = 15;
 /** Neighbours before it (a device load or the guest may walk memory downwards). */
 const PREFETCH_BACK_PAGES = 8;
-const PREFETCH_QUEUE_MAX = 1024;
+const PREFETCH_QUEUE_MAX = 4096;
 /** PING value after the device state in the package. */
 const DEVICES_LOADED = 0x4f52_4c01;
+
+/** Background pages (not requests, not the recorded working set) are held back this long after QEMU's latest
+ * request: while the guest faults, its requests find the socket nearly empty and the 2 host CPUs free for the vCPU
+ * (measured, 2 GiB TCG guest, first lazy restore: first serial answer 553 → 465 ms with 20 ms, 410 ms with 50 ms;
+ * all RAM in place about as soon). */
+const HOLD_MS = 50;
+/** Bytes written but not yet read by QEMU (known from the PONGs of PINGs after each write) beyond which no more
+ * background pages are written: a requested page waits behind at most this much (the kernel's unix socket buffer
+ * alone holds ~200 KiB, which Node's `writableNeedDrain` does not see). ~0.3 ms of QEMU's reading. */
+const MAX_IN_FLIGHT = 256 * 1024;
+
+/** The page server's knobs (bench/checkpoint.ts and diagnosis); `log` keeps a record per request in the stats. */
+export const postcopyTuning = {
+  holdMs: HOLD_MS, maxInFlight: MAX_IN_FLIGHT, prefetchAhead: PREFETCH_PAGES, prefetchBack: PREFETCH_BACK_PAGES,
+  batchPages: BATCH_PAGES, log: false, useWorkingSet: true,
+};
+/** One page request (performance.now() times): asked, written, its write's PONG back (placed); bytes unread ahead. */
+export interface RequestLogEntry {
+  at: number; written: number; queuedNode: number; sentBefore: number; fresh: boolean; placed: number; page: number;
+}
+/** PINGs after writes: PROBE_BASE + a 16-bit sequence number. */
+const PROBE_BASE = 0x5052_0000;
 
 export interface PostcopyStats {
   /** How the background pages were ordered. */
@@ -37,6 +63,8 @@ export interface PostcopyStats {
   recentPages: number;
   /** Pages of the blocks other than the main RAM (video RAM, ROMs), zero ones included: pushed before all others. */
   smallBlockPages: number;
+  /** Pages a previous lazy restore of this checkpoint was asked for (working-set.ts): pushed right after them. */
+  workingSetPages: number;
   /** Pages QEMU asked for, and how many of them had not been sent yet when asked. */
   requests: number;
   requestedPages: number;
@@ -46,6 +74,7 @@ export interface PostcopyStats {
   /** performance.now() when the last page was written, and when QEMU confirmed the end (SHUT 0). */
   pushedAt: number;
   shutAt: number;
+  requestLog?: RequestLogEntry[];
 }
 
 export class PostcopySource {
@@ -71,6 +100,7 @@ export class PostcopySource {
     private readonly store: CheckpointStore,
     private readonly m: Manifest,
     parent?: Manifest,
+    workingSet: number[] = [],
   ) {
     let total = 0;
     this.tables = m.stream.blocks.map((b, i) => {
@@ -80,10 +110,12 @@ export class PostcopySource {
       return store.blockTable(b);
     });
     this.sent = new Uint8Array(total);
-    const { order, recent, small } = this.pushOrder(parent);
+    const { order, recent, small, ahead } = this.pushOrder(parent, workingSet);
     this.order = order;
+    this.ahead = ahead;
     this.stats = {
       order: parent && recent > 0 ? 'recent-first' : 'stored', recentPages: recent, smallBlockPages: small,
+      workingSetPages: ahead - small,  // recorded pages and their neighbours
       requests: 0, requestedPages: 0,
       prefetchedPages: 0, pushedPages: 0, streamBytes: 0, pushedAt: 0, shutAt: 0,
     };
@@ -97,6 +129,10 @@ export class PostcopySource {
   }
 
   private readonly order: Uint32Array;
+  /** The head of `order` pushed even while requests arrive: the small blocks and the recorded working set. */
+  private readonly ahead: number;
+  /** Every page QEMU asked for, in order (first time each): the working set to record. */
+  readonly asked: number[] = [];
 
   private listen(sock: Socket): void {
     this.sock = sock;
@@ -121,18 +157,27 @@ export class PostcopySource {
     if (mark) this.mark = mark;
     this.listen(sock);
     this.write(this.preamble, () => this.mark('device state written'));
+    this.probe();
     const enc = new PostcopyPageEncoder(this.m.stream.ramSectionId, this.m.stream.blocks);
     let next = 0; // into this.order
+    const T = postcopyTuning;
     for (;;) {
       if (this.failure) throw this.failure;
       while (this.requests.length) {
         const g = this.requests.shift()!;
-        if (this.sent[g]) continue;
+        if (this.sent[g]) {
+          if (T.log) this.logRequest(g, false);
+          continue;
+        }
         this.send(enc, g);
         this.stats.requestedPages++;
+        if (T.log) this.logRequest(g, true);
         this.queueNeighbours(g);
       }
-      while (enc.pending < BATCH_PAGES * PAGE_SIZE && this.prefetch.length) {
+      const now = performance.now();
+      const room = () => enc.pending < T.batchPages * PAGE_SIZE && !this.sock.writableNeedDrain &&
+        (T.maxInFlight <= 0 || this.stats.streamBytes - this.acked + enc.pending < T.maxInFlight);
+      while (room() && this.prefetch.length) {
         const g = this.prefetch.shift()!;
         if (this.sent[g]) continue;
         this.send(enc, g);
@@ -140,25 +185,31 @@ export class PostcopySource {
       }
       // Until the devices are loaded, only the small blocks go in the background: each request QEMU's main thread
       // waits on (device loads walk virtqueues in guest RAM) would queue behind main-RAM pages.
-      const until = this.devicesLoaded ? this.order.length : this.stats.smallBlockPages;
-      if (!this.sock.writableNeedDrain) {
-        while (enc.pending < BATCH_PAGES * PAGE_SIZE && next < until) {
-          const g = this.order[next++]!;
-          if (this.sent[g]) continue;
-          this.send(enc, g);
-          this.stats.pushedPages++;
-        }
+      const held = T.holdMs > 0 && now - this.lastRequestAt < T.holdMs;
+      const until = !this.devicesLoaded || held ? Math.max(next, this.ahead) : this.order.length;
+      while (room() && next < until) {
+        const g = this.order[next++]!;
+        if (this.sent[g]) continue;
+        this.send(enc, g);
+        this.stats.pushedPages++;
       }
       const part = enc.take();
-      if (part.length) this.write(part);
+      if (part.length) {
+        this.write(part);
+        if (T.maxInFlight > 0 || T.log) this.probe();
+      }
       // The stream ends only once QEMU has loaded the devices (their loads may still ask for pages, zero ones too).
       if (next >= this.order.length && !this.requests.length && !this.prefetch.length && this.devicesLoaded) break;
-      if (next >= until && !this.requests.length && !this.prefetch.length) {
+      if (this.requests.length) continue;
+      if (!room() || (next >= until && !this.prefetch.length)) {
+        // Woken by a request, a PONG (window), 'drain', or the end of the hold.
+        const timer = held && next < this.order.length
+          ? setTimeout(() => this.poke(), T.holdMs - (now - this.lastRequestAt) + 0.5) : undefined;
         await new Promise<void>((r) => (this.wake = r));
-        continue;
+        clearTimeout(timer);
+      } else {
+        await tick(); // lets the return path's data in
       }
-      if (this.sock.writableNeedDrain) await new Promise<void>((r) => (this.wake = r));
-      else await tick(); // lets the return path's data in
     }
     this.stats.pushedAt = performance.now();
     this.mark('all pages sent');
@@ -170,6 +221,33 @@ export class PostcopySource {
     this.mark('QEMU has all pages (SHUT 0)');
     return { ...this.stats };
   }
+
+  private lastRequestAt = -Infinity;
+  private acked = 0;
+  private probeSeq = 0;
+  private readonly probes = new Map<number, { pos: number; log: RequestLogEntry[] }>();
+  private pendingLog: RequestLogEntry[] = [];
+
+  private logRequest(g: number, fresh: boolean): void {
+    const e: RequestLogEntry = {
+      at: this.arrival.get(g) ?? NaN, written: performance.now(), queuedNode: this.sock.writableLength,
+      sentBefore: this.stats.streamBytes - this.acked, fresh, placed: NaN, page: g,
+    };
+    (this.stats.requestLog ??= []).push(e);
+    this.pendingLog.push(e);
+  }
+
+  /** A PING after a write: its PONG says QEMU's listen thread has read (and placed) everything before it. */
+  private probe(): void {
+    const v = (PROBE_BASE + (++this.probeSeq & 0xffff)) >>> 0;
+    const b = pingCommand(v);
+    this.write(b);
+    this.probes.set(v, { pos: this.stats.streamBytes, log: this.pendingLog });
+    this.pendingLog = [];
+  }
+
+  private readonly arrival = new Map<number, number>();
+  private readonly askedSet = new Set<number>();
 
   private send(enc: PostcopyPageEncoder, g: number): void {
     const b = this.blockOf(g);
@@ -186,7 +264,13 @@ export class PostcopySource {
 
   private onMessage(msg: ReturnPathMessage): void {
     if (msg.type === 'shut') this.shut = msg.status;
-    else if (msg.type === 'pong' && msg.value === DEVICES_LOADED) {
+    else if (msg.type === 'pong' && this.probes.has(msg.value)) {
+      const p = this.probes.get(msg.value)!;
+      this.probes.delete(msg.value);
+      this.acked = Math.max(this.acked, p.pos);
+      const t = performance.now();
+      for (const e of p.log) e.placed = t;
+    } else if (msg.type === 'pong' && msg.value === DEVICES_LOADED) {
       this.devicesLoaded = true;
       this.mark('devices loaded (PONG)');
     } else if (msg.type === 'request') {
@@ -197,8 +281,15 @@ export class PostcopySource {
         throw new Error(`QEMU asked for bytes ${msg.offset}+${msg.length} of RAM block '${msg.block}': not in the checkpoint`);
       }
       this.stats.requests++;
+      this.lastRequestAt = performance.now();
       for (let o = msg.offset; o < msg.offset + Math.max(msg.length, 1); o += PAGE_SIZE) {
-        this.requests.push(this.base[b]! + o / PAGE_SIZE);
+        const g = this.base[b]! + o / PAGE_SIZE;
+        this.requests.push(g);
+        if (!this.askedSet.has(g)) {
+          this.askedSet.add(g);
+          this.asked.push(g);
+        }
+        if (postcopyTuning.log && !this.arrival.has(g)) this.arrival.set(g, this.lastRequestAt);
       }
     }
     this.poke();
@@ -207,8 +298,8 @@ export class PostcopySource {
   private queueNeighbours(g: number): void {
     const b = this.blockOf(g);
     const end = this.base[b]! + this.m.stream.blocks[b]!.length / PAGE_SIZE;
-    const start = Math.max(this.base[b]!, g - PREFETCH_BACK_PAGES);
-    for (let n = g + 1; n < Math.min(end, g + 1 + PREFETCH_PAGES); n++) {
+    const start = Math.max(this.base[b]!, g - postcopyTuning.prefetchBack);
+    for (let n = g + 1; n < Math.min(end, g + 1 + postcopyTuning.prefetchAhead); n++) {
       // Zero pages too: an unsent page faults whatever its content, and a ZERO record costs a few bytes.
       if (!this.sent[n]) this.prefetch.push(n);
     }
@@ -233,10 +324,14 @@ export class PostcopySource {
     w?.();
   }
 
-  /** Every page of the small blocks first (video RAM, ROMs, ACPI tables: zero ones too, as ZERO records; QEMU's
-   * display refresh reads the whole framebuffer while the devices load, a fault and a round trip per unsent page),
+  /** The recorded working set, then every page of the small blocks (video RAM, ROMs, ACPI tables: zero ones too, as
+   * ZERO records; QEMU's display refresh reads the whole framebuffer while the devices load, a fault and a round
+   * trip per unsent page), the working set's neighbours,
    * then the main RAM's non-zero pages, those that differ from the parent's at the same place first. */
-  private pushOrder(parent: Manifest | undefined): { order: Uint32Array; recent: number; small: number } {
+  private pushOrder(
+    parent: Manifest | undefined,
+    workingSet: number[],
+  ): { order: Uint32Array; recent: number; small: number; ahead: number } {
     const small: number[] = [];
     const recent: number[] = [];
     const rest: number[] = [];
@@ -258,7 +353,25 @@ export class PostcopySource {
         (changed ? recent : rest).push(this.base[b]! + i);
       }
     });
-    return { order: Uint32Array.from([...small, ...recent, ...rest]), recent: recent.length, small: small.length };
+    // The recorded pages, then their neighbours as a request would have brought them (the guest also read pages that
+    // came in as neighbours of its requests: the record cannot tell which).
+    const ws = [...new Set(workingSet)].filter((g) => g < this.sent.length);
+    const near = new Set<number>(ws);
+    const around: number[] = [];
+    for (const g of ws) {
+      const b = this.blockOf(g);
+      const lo = Math.max(this.base[b]!, g - postcopyTuning.prefetchBack);
+      const hi = Math.min(this.base[b]! + blocks[b]!.length / PAGE_SIZE, g + 1 + postcopyTuning.prefetchAhead);
+      for (let n = lo; n < hi; n++) {
+        if (near.has(n)) continue;
+        near.add(n);
+        around.push(n);
+      }
+    }
+    return {
+      order: Uint32Array.from([...ws, ...small, ...around, ...recent, ...rest]), recent: recent.length,
+      small: small.length, ahead: ws.length + small.length + around.length,
+    };
   }
 
   private parentTables = new Map<string, Buffer>();

@@ -16,7 +16,8 @@ import { writeStream } from './stream/index.ts';
 import type { CheckpointStore, Manifest } from './page-store/index.ts';
 import type { DiskCheckpoints } from './disk.ts';
 import { waitMigration } from './migration.ts';
-import { PostcopySource, type PostcopyStats } from './postcopy-source.ts';
+import { PostcopySource, postcopyTuning, type PostcopyStats } from './postcopy-source.ts';
+import { WorkingSets } from './working-set.ts';
 import { userfaultfdUnusable } from './userfaultfd.ts';
 import { RestoreTimeline, type TimelineMark } from './restore-timeline.ts';
 
@@ -123,7 +124,10 @@ async function restoreHeld(
   let source: PostcopySource | undefined;
   if (mode === 'lazy') {
     try {
-      source = new PostcopySource(o.store, m, m.parent ? o.store.get(m.parent) : undefined);
+      const recorded = postcopyTuning.useWorkingSet
+        ? new WorkingSets(o.store.root).readNearest(m, (id) => o.store.get(id)) : { pages: [], from: null };
+      source = new PostcopySource(o.store, m, m.parent ? o.store.get(m.parent) : undefined, recorded.pages);
+      if (recorded.from) o.log?.(`pushing first the working set recorded by lazy restores of ${recorded.from}`);
     } catch (e) {
       throw new Error(
         `checkpoint ${m.id} cannot be restored: ${(e as Error).message}. VM '${vm.name}' was left as it was`,
@@ -199,6 +203,12 @@ async function restoreHeld(
           o.progress?.('sending device state; the guest runs while its RAM follows');
           postcopy = await source.run(sock, (s) => tl.mark(s));
           streamBytes = postcopy.streamBytes;
+          // For the next lazy restore of this checkpoint: the pages this guest asked for, pushed first then.
+          try {
+            new WorkingSets(o.store.root).add(m, source.asked);
+          } catch (e) {
+            o.log?.(`cannot record the working set: ${(e as Error).message}`);
+          }
         } else {
           o.progress?.('sending RAM and device state');
           streamBytes = await sendEager(o.store, m, sock);

@@ -22,6 +22,7 @@ import {
 import { restoreCheckpoint, type RestoreOptions, type RestoreResult } from './restore.ts';
 import { CheckpointStore, type Manifest, type VerifyReport, type FaultInjection } from './page-store/index.ts';
 import type { VmRecord } from '../vm/records.ts';
+import { WorkingSets } from './working-set.ts';
 import {
   Bucket, fetchCheckpoint, parseStoreUrl, readRecord, specForThisHost, uploadCheckpoint, type UploadStats,
 } from './remote/index.ts';
@@ -334,7 +335,10 @@ export class CheckpointService {
    * then the store's unreferenced objects. */
   async delete(ids: string[]): Promise<{ removedImages: string[] }> {
     const ms = ids.map((id) => this.show(id));
-    for (const m of ms) this.store.removeManifest(m.id);
+    for (const m of ms) {
+      this.store.removeManifest(m.id);
+      new WorkingSets(this.store.root).remove(m.id);
+    }
     const removedImages: string[] = [];
     for (const vmId of new Set(ms.map((m) => m.vmId))) {
       removedImages.push(...(await this.collectDisks(vmId)));

@@ -4,7 +4,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { scratchRoot } from '../../src/config.ts';
@@ -20,6 +20,7 @@ import {
 } from '../../src/checkpoint/stream/index.ts';
 import { CheckpointStore, type Manifest } from '../../src/checkpoint/page-store/index.ts';
 import { PostcopySource } from '../../src/checkpoint/postcopy-source.ts';
+import { WorkingSets } from '../../src/checkpoint/working-set.ts';
 import { userfaultfdUnusable } from '../../src/checkpoint/userfaultfd.ts';
 
 const PAGES = 4096; // 16 MiB block
@@ -54,6 +55,38 @@ function reqPagesId(block: string, offset: number): Buffer {
   return rp(RP_MSG.REQ_PAGES_ID, p);
 }
 
+/** Like QEMU's listen thread: the PING values in the complete records of `bytes` from `o`; the offset reached. */
+function pingsFrom(bytes: Buffer, o: number): { pings: number[]; o: number } {
+  const pings: number[] = [];
+  while (o + 5 <= bytes.length) {
+    const t = bytes[o]!;
+    if (t === 8) {
+      const len = bytes.readUInt16BE(o + 3);
+      if (o + 5 + len > bytes.length) break;
+      if (bytes.readUInt16BE(o + 1) === 2) pings.push(bytes.readUInt32BE(o + 5));
+      o += 5 + len;
+      continue;
+    }
+    if (t !== 2 && t !== 3) break;
+    let p = o + 5;
+    let done = false;
+    while (p + 8 <= bytes.length) {
+      const flags = Number(bytes.readBigUInt64BE(p) & 0xfffn);
+      p += 8;
+      if (flags & 0x10) {
+        done = p + 5 <= bytes.length;
+        p += 5;
+        break;
+      }
+      if (!(flags & 0x20)) p += 1 + (bytes[p] ?? 0);
+      p += flags & 2 ? 1 : 4096;
+    }
+    if (!done) break;
+    o = p;
+  }
+  return { pings, o };
+}
+
 /** Reads `ram` PART/END sections after the preamble: the page records in arrival order. */
 function pagesOf(bytes: Buffer): { recs: { block: string; index: number; zero: boolean }[]; ended: boolean } {
   const recs: { block: string; index: number; zero: boolean }[] = [];
@@ -62,6 +95,10 @@ function pagesOf(bytes: Buffer): { recs: { block: string; index: number; zero: b
   while (o < bytes.length) {
     const t = bytes[o]!;
     if (t === 0) return { recs, ended: true };
+    if (t === 8) { // a command between sections: the page server's PINGs
+      o += 5 + bytes.readUInt16BE(o + 3);
+      continue;
+    }
     assert.ok(t === 2 || t === 3, `section type ${t} at ${o}`);
     o += 5;
     for (;;) {
@@ -180,9 +217,19 @@ describe('lazy restore: postcopy stream and page server', () => {
         let n = 0;
         let asked = false;
         let pongAt = Infinity;
+        let tail = Buffer.alloc(0);
         s.on('data', (c: Buffer) => {
           chunks.push(c);
           n += c.length;
+          // PONG every PING once read, as QEMU's listen thread does (the page server's flow control waits for them).
+          tail = Buffer.concat([tail, c.subarray(Math.max(0, c.length - (n - preambleLen)))]);
+          const { pings, o } = pingsFrom(tail, 0);
+          tail = tail.subarray(o);
+          for (const v of pings) {
+            const b = Buffer.alloc(4);
+            b.writeUInt32BE(v);
+            s.write(rp(RP_MSG.PONG, b));
+          }
           if (!asked && n >= preambleLen) {
             asked = true;
             // Like QEMU while loading devices: a data page late in the block and a zero page, while reading slowly.
@@ -237,5 +284,27 @@ describe('lazy restore: postcopy stream and page server', () => {
     assert.ok(recent.every((i) => at(i) < 250), 'recently written pages first');
     assert.equal(stats.requests, 2);
     assert.ok(stats.requestedPages >= 1 && stats.prefetchedPages > 0, JSON.stringify(stats));
+  });
+
+  test('working set: recorded by block and page, added to, read back in order; other blocks and bad files ignored', () => {
+    const ws = new WorkingSets(join(dir, 'ws-store'));
+    assert.deepEqual(ws.read(child), []);
+    const rsdp = PAGES; // the second block's page 0, as a global page number
+    ws.add(child, [4000, rsdp, 3]);
+    ws.add(child, [3, 17]);
+    assert.deepEqual(ws.read(child), [4000, rsdp, 3, 17]);
+    // Read against a RAM layout without the rsdp block: only the pages of blocks it has.
+    const other = { ...child, stream: { ...child.stream, blocks: child.stream.blocks.slice(0, 1) } };
+    assert.deepEqual(ws.read(other), [4000, 3, 17]);
+    // A child without a record of its own borrows its parent's.
+    ws.add(parent, [5, 6]);
+    assert.deepEqual(ws.readNearest(child, (id) => (id === parent.id ? parent : undefined)),
+      { pages: [4000, rsdp, 3, 17], from: child.id });
+    writeFileSync(join(dir, 'ws-store', 'working-sets', `${child.id}.json`), '{not json');
+    assert.deepEqual(ws.readNearest(child, (id) => (id === parent.id ? parent : undefined)),
+      { pages: [5, 6], from: parent.id });
+    assert.deepEqual(ws.read(child), []);
+    ws.remove(child.id);
+    assert.deepEqual(ws.read(child), []);
   });
 });
