@@ -1,9 +1,9 @@
 // A console page's first SPICE bytes leave before the app's script has arrived: the main channel's WebSocket
 // opens here and sends its link message (the bytes of src/spice/link.ts encodeLinkMess for the main channel,
 // checked by test/web/early-link.test.ts), and three more for the other channels; console/transport.ts takes the
-// sockets over. It also asks for the VM's screen (spice-web/screen-preview.ts). index.html names it as a script
-// file; the server inlines it into the page it serves (no request to wait for), with the Content-Security-Policy
-// allowing exactly this script by its hash (src/server/web.ts).
+// sockets over. It also asks for the VM's screen (spice-web/screen-preview.ts) and the app's first GETs.
+// index.html names it as a script file; the server inlines it into the page it serves (no request to wait for),
+// with the Content-Security-Policy allowing exactly this script by its hash (src/server/web.ts).
 /* global window, location, URLSearchParams, WebSocket, performance, fetch, createImageBitmap, AbortController */
 (function () {
   const m = /^\/vms\/([^/]+)(\/console)?$/.exec(location.pathname);
@@ -39,6 +39,13 @@
       return b && createImageBitmap(b, { colorSpaceConversion: 'none', premultiplyAlpha: 'none' });
     })
     .catch(function () { return null; });
+  // And the app's first questions (who is signed in, the VM's record), taken by web/lib/api.ts when it asks them.
+  const gets = {};
+  for (const path of ['/api/auth/me', '/api/vms/' + name]) {
+    gets[path] = fetch(path, { credentials: 'same-origin' });
+    gets[path].catch(function () { return null; }); // the app sees the failure when it takes the answer
+  }
+  window.orielEarlyGets = gets;
   window.orielEarlyScreen = {
     path: '/api/vms/' + name + '/spice', picture: picture, abort: function () { if (ac) ac.abort(); },
   };
