@@ -1,53 +1,23 @@
 // The CLI's only way to Oriel: its HTTP API. The server URL and token come from flags, the environment
 // (ORIEL_URL, ORIEL_TOKEN), or the credentials `oriel login` saved (mode 0600, one entry per server); for an https
 // server, so does the trust: --ca (ORIEL_CA), --fingerprint (ORIEL_FINGERPRINT), or the pin login saved.
-import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
 import type { IncomingMessage } from 'node:http';
-import { homedir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
+import { dirname } from 'node:path';
 import type { ClientOptions } from 'ws';
 import { OrielClient } from '../api/client.ts';
 import type { ApiEvent } from '../api/events.ts';
 import { refusal, type Transport } from '../api/transport.ts';
 import { CliError } from './errors.ts';
 import { readText, send, type SendOptions } from './http.ts';
+import { UntrustedServerError, secureConnector, untrustedMessage, type Trust } from './tls-trust.ts';
 import {
-  UntrustedServerError, normalizeFingerprint, readCa, secureConnector, untrustedMessage, type Trust,
-} from './tls-trust.ts';
+  credentialsFile, loadCredentials, resolveServer, type ApiOptions, type SavedServer, type ServerAccess,
+} from './server-config.ts';
 
-export const DEFAULT_URL = 'http://127.0.0.1:8470';
+export { DEFAULT_URL, loadCredentials, type ApiOptions, type SavedServer } from './server-config.ts';
 
 export { CliError } from './errors.ts';
-
-function credentialsFile(): string {
-  const base = process.env.XDG_CONFIG_HOME || join(homedir(), '.config');
-  return join(base, 'oriel', 'credentials.json');
-}
-
-/** What `oriel login` saved for one server: the token, and how its certificate is trusted (https only). */
-export interface SavedServer {
-  token: string;
-  fingerprint?: string;
-  ca?: string;
-}
-
-/** The saved servers; entries of the older url → token form read as { token }. */
-export function loadCredentials(): Record<string, SavedServer> {
-  const f = credentialsFile();
-  if (!existsSync(f)) return {};
-  let raw: unknown;
-  try {
-    raw = JSON.parse(readFileSync(f, 'utf8'));
-  } catch (e) {
-    throw new CliError(`${f} is not valid JSON (${(e as Error).message}): fix or delete it, then \`oriel login\``);
-  }
-  const out: Record<string, SavedServer> = {};
-  for (const [url, v] of Object.entries((raw ?? {}) as Record<string, unknown>)) {
-    if (typeof v === 'string') out[url] = { token: v };
-    else if (v && typeof v === 'object' && typeof (v as SavedServer).token === 'string') out[url] = v as SavedServer;
-  }
-  return out;
-}
 
 /** Saves one server's entry: a plain token string when there is no trust to remember (the older form, which older
  * CLIs read too), else { token, fingerprint?, ca? }. */
@@ -83,40 +53,6 @@ export function saveToken(api: Api, token: string): string {
   });
 }
 
-export interface ApiOptions {
-  server?: string;
-  token?: string;
-  /** A CA or certificate file to trust (ORIEL_CA). */
-  ca?: string;
-  /** The server certificate's SHA-256 fingerprint to pin (ORIEL_FINGERPRINT). */
-  fingerprint?: string;
-}
-
-/** The server, token and trust a command uses: flags, then the environment, then what `oriel login` saved. */
-function resolveServer(o: ApiOptions): { url: string; token?: string; trust: Trust } {
-  const url = (o.server || process.env.ORIEL_URL || DEFAULT_URL).replace(/\/+$/, '');
-  if (!/^https?:\/\/[^/]/.test(url)) throw new CliError(`the server URL must be http:// or https://, not '${url}'`);
-  if (url.startsWith('http:') && (o.fingerprint || o.ca)) {
-    throw new CliError(`--fingerprint and --ca apply to https:// servers: ${url} is plain http, where the `
-      + 'password and token would cross in clear; use its https:// URL');
-  }
-  const saved = loadCredentials()[url];
-  const token = o.token || process.env.ORIEL_TOKEN || saved?.token;
-  const pin = o.fingerprint || process.env.ORIEL_FINGERPRINT;
-  const fingerprint = pin ? normalizeFingerprint(pin) : saved?.fingerprint;
-  if (pin && !fingerprint)
-    throw new CliError(`--fingerprint (ORIEL_FINGERPRINT) takes a SHA-256 fingerprint (64 hex digits, colons allowed), not '${pin}'`);
-  const caFile = o.ca || process.env.ORIEL_CA || (pin ? undefined : saved?.ca);
-  let ca: Trust['ca'];
-  try {
-    ca = caFile ? readCa(resolve(caFile)) : undefined;
-  } catch (e) {
-    throw new CliError((e as Error).message);
-  }
-  const trust = { ...(fingerprint ? { fingerprint } : {}), ...(ca ? { ca } : {}) };
-  return { url, ...(token ? { token } : {}), trust };
-}
-
 /** Sends one request with the server's trust; connection and certificate problems become a CliError. */
 async function reach(
   server: string, url: string, o: Omit<SendOptions, 'trust'>, trust: Trust,
@@ -134,7 +70,7 @@ async function reach(
 
 /** The API's typed client (src/api/client.ts) over node:http(s) with this server's trust (Node's fetch cannot take
  * a custom CA or a pinned certificate); a refusal becomes a CliError naming the HTTP status. */
-export class Api extends OrielClient {
+export class Api extends OrielClient implements ServerAccess {
   readonly url: string;
   private readonly token?: string;
   readonly trust: Trust;

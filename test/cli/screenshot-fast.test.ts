@@ -1,6 +1,7 @@
 // The fast path of `oriel console screenshot` (src/cli/screenshot.ts): which command lines it takes (the direct
-// targets with --password/--timeout, spelled as commander takes them) and which it leaves to the full command, and
-// its stamp check (src/cli/bundle-stamp.ts): current only while every file it was built from is as recorded.
+// targets with --password/--timeout, spelled as commander takes them, and VM names with --timeout) and which it
+// leaves to the full command, and its stamp check (src/cli/bundle-stamp.ts): current only while every file it was
+// built from is as recorded.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdirSync, mkdtempSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
@@ -20,10 +21,17 @@ test('taken: a direct target and a file, --password and --timeout in both spelli
     { password: '', timeout: 7 });
 });
 
-test('left to the full command: VM names, other options, help, bad values, wrong counts', () => {
+test('taken: a VM name (through the server) with --timeout', () => {
+  assert.deepEqual(parseScreenshotArgs(['myvm', 'a.png', '--timeout', '9']), {
+    target: 'myvm', file: 'a.png', o: { password: undefined, timeout: 9 },
+  });
+});
+
+test('left to the full command: other schemes, a VM with --password, other options, help, bad values', () => {
   for (const args of [
-    ['myvm', 'a.png'], // through the server
+    ['myvm', 'a.png', '--password', 'x'], // a password is for direct targets
     ['vnc://h:1', 'a.png'], // the full command explains the scheme
+    ['http://h/x', 'a.png'],
     ['spice://h:1', 'a.png', '--size', '800x600'],
     ['spice://h:1', 'a.png', '--help'],
     ['spice://h:1', 'a.png', '-h'],

@@ -2,7 +2,7 @@
 // (withSession), errors explained as CliErrors, display sizes. Kept apart from console.ts (commander, the API client,
 // sharing, audio, USB) so that src/cli/screenshot.ts, the screenshot's fast path, loads only this and the SPICE client.
 import { writeFileSync } from 'node:fs';
-import type { Api } from '../api.ts';
+import type { ServerAccess } from '../server-config.ts';
 // The modules themselves, not the spice-node index, which would load the WebSocket transport (ws) every time.
 import { openSpiceSession, type HeadlessTarget } from '../../spice-node/client.ts';
 import { ConsoleRefusedError } from '../../spice-node/errors.ts';
@@ -35,7 +35,7 @@ export interface ScreenshotOptions extends ConsoleOptions {
 }
 
 /** Resolves TARGET to a session target; VM names go through the server's console WebSocket. */
-export function consoleTarget(target: string, api: () => Api): HeadlessTarget {
+export function consoleTarget(target: string, api: () => ServerAccess): HeadlessTarget {
   if (target.startsWith('spice://')) {
     const u = new URL(target);
     if (!u.hostname || !u.port) throw new CliError(`'${target}': expected spice://HOST:PORT`);
@@ -59,7 +59,7 @@ export function consoleTarget(target: string, api: () => Api): HeadlessTarget {
 export async function withSession<T>(
   target: string,
   o: ConsoleOptions,
-  api: () => Api,
+  api: () => ServerAccess,
   fn: (s: SpiceSession, c: ConsoleController) => Promise<T>,
   { overallTimeout = true, channelTypes, extraMs = 0, audio }: {
     overallTimeout?: boolean; channelTypes?: number[]; audio?: AudioCodecs;
@@ -110,7 +110,7 @@ export function explain(target: string, e: unknown, server = target): Error {
 }
 
 /** `console screenshot`: the picture the server sends a new client, pixel for pixel, as PNG in `file`. */
-export function screenshot(target: string, file: string, o: ScreenshotOptions, api: () => Api): Promise<void> {
+export function screenshot(target: string, file: string, o: ScreenshotOptions, api: () => ServerAccess): Promise<void> {
   // Only the display channel (the agent, for --size, speaks over the main channel): no inputs or cursor to link.
   return withSession(target, o, api, async (_session, c) => {
     // The server's MARK ends the picture it sends a new client; after a resize the new picture comes as
