@@ -191,7 +191,10 @@ export class Operations extends EventEmitter {
       const onChange = (o: Operation) => {
         if (o.id === id && isFinalStatus(o.status)) done(o);
       };
+      // Never what keeps a process alive: a waiter gone with its server (a scheduled run's, at shutdown) must not hold
+      // the process for the rest of its hour.
       const timer = setTimeout(() => done(this.get(id)), timeoutMs);
+      timer.unref();
       const done = (o: Operation) => {
         clearTimeout(timer);
         this.off('changed', onChange);
