@@ -46,19 +46,6 @@ interface Early {
 }
 const early = new Map<string, Early>();
 
-/** The VM whose console the page at `pathname`/`search` shows, or undefined if it shows none. */
-export function consoleVmFor(pathname: string, search: string): string | undefined {
-  const m = /^\/vms\/([^/]+)(\/console)?$/.exec(pathname);
-  if (!m) return undefined;
-  const tab = new URLSearchParams(search).get('tab');
-  if (!m[2] && tab && tab !== 'console') return undefined;
-  try {
-    return decodeURIComponent(m[1]!);
-  } catch {
-    return undefined; // a malformed name: the page says so
-  }
-}
-
 /** The console proxy path of a VM's SPICE console. */
 export const spicePath = (vmName: string): string => `/api/vms/${encodeURIComponent(vmName)}/spice`;
 

@@ -2,7 +2,8 @@
 // VM list with operations, a VM's page (details, lifecycle, SPICE console, serial console, log), and the
 // full-window console. The console pages are the critical path: this script carries what they need and starts
 // their SPICE session first thing (console/preconnect.ts); the other views are separate chunks loaded on use.
-import { consoleVmFor, preconnect, spicePath } from '../spice-web/preconnect.ts';
+import { consoleVmFor } from '../api/console-page.ts';
+import { preconnect, spicePath } from '../spice-web/preconnect.ts';
 import { render } from 'preact';
 import { useEffect } from 'preact/hooks';
 import './style.css';

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { encodeLinkMess } from '../../src/spice/link.ts';
 import { MAIN_CLIENT_CAPS } from '../../src/spice/channels/main.ts';
 import { ChannelType } from '../../src/spice/proto/constants.ts';
-import { consoleVmFor } from '../../src/spice-web/preconnect.ts';
+import { consoleVmFor } from '../../src/api/console-page.ts';
 
 const html = readFileSync(join(import.meta.dirname, '../../src/web/public/early-link.js'), 'utf8');
 

@@ -11,8 +11,10 @@
 import { readFile, rm } from 'node:fs/promises';
 import type { FastifyBaseLogger } from 'fastify';
 import { join } from 'node:path';
+import { consoleVmFor } from '../../api/console-page.ts';
 import { conflict, notFound, unavailable } from '../../errors.ts';
 import type { VmRecord } from '../../vm/records.ts';
+import { mayUseVm } from '../auth/vm-access.ts';
 import type { ServerContext } from '../context.ts';
 
 /** How long a picture is served again. */
@@ -69,23 +71,20 @@ export class ScreenPreviews {
   }
 
   /**
-   * A page is being served: when it is a console page (/vms/NAME/console, or /vms/NAME on its console tab; as
-   * public/early-link.js tells them) for a signed-in owner of the VM or an admin, its picture is started now; the
-   * page's script asks for it moments later and gets this one.
+   * A page is being served: when it is a console page (api/console-page.ts) for a signed-in owner of the VM or an
+   * admin, its picture is started now; the page's script asks for it moments later and gets this one.
    */
   warmForPage(url: string, sessionCookie: string | undefined): void {
     if (!sessionCookie || !this.ctx.config.consolePreview) return;
+    const q = url.indexOf('?');
+    const name = consoleVmFor(q < 0 ? url : url.slice(0, q), q < 0 ? '' : url.slice(q));
+    if (name === undefined) return;
     try {
-      const u = new URL(url, 'http://page');
-      const m = /^\/vms\/([^/]+)(\/console)?$/.exec(u.pathname);
-      const tab = u.searchParams.get('tab');
-      if (!m || (!m[2] && tab && tab !== 'console')) return;
-      const vm = this.ctx.vms.get(decodeURIComponent(m[1]!));
+      const vm = this.ctx.vms.get(name);
       const user = this.ctx.users.session(sessionCookie)?.user;
-      if (!user || (user.role !== 'admin' && vm.ownerId !== user.id)) return;
-      if (['running', 'paused'].includes(vm.state)) this.get(vm).catch(() => undefined);
+      if (user && mayUseVm(user, vm)) this.get(vm).catch(() => undefined); // a stopped VM: get() says so
     } catch {
-      // a malformed URL or name, no such VM: the page says so
+      // no such VM: the page says so
     }
   }
 

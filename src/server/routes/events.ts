@@ -4,6 +4,7 @@
 import type { FastifyInstance } from 'fastify';
 import { OrielError } from '../../errors.ts';
 import { requireCredential, requireUser } from '../auth/plugin.ts';
+import { mayUseVm } from '../auth/vm-access.ts';
 import type { ServerContext } from '../context.ts';
 import type { Operation } from '../operations.ts';
 import type { EventData, EventType } from '../../api/index.ts';
@@ -54,7 +55,7 @@ export function eventRoutes(app: FastifyInstance, ctx: ServerContext): void {
     });
     res.write(': connected\n\n');
     const send = <T extends EventType>(type: T, data: EventData<T>) => res.write(`event: ${type}\ndata: ${JSON.stringify(data)}\n\n`);
-    const mayUse = (vm: VmRecord) => user.role === 'admin' || vm.ownerId === user.id;
+    const mayUse = (vm: VmRecord) => mayUseVm(user, vm);
     const onVm = (vm: VmRecord) => mayUse(vm) && send('vm', vmView(vm, ctx.users));
     const onVmDeleted = (vm: VmRecord) => mayUse(vm) && send('vm-deleted', { id: vm.id, name: vm.name });
     const onOp = (op: Operation) =>

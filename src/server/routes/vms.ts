@@ -5,6 +5,7 @@ import { badRequest, forbidden } from '../../errors.ts';
 import { tail } from '../../vm/serial-log.ts';
 import type { VmRecord } from '../../vm/records.ts';
 import { requireUser } from '../auth/plugin.ts';
+import { mayUseVm } from '../auth/vm-access.ts';
 import type { ServerContext } from '../context.ts';
 import {
   errorSchema, execResultSchema, execSchema, logQuery, logSchema, noContentSchema, vmActionSchema, vmCreateBodySchema,
@@ -17,7 +18,7 @@ import { vmView } from '../views.ts';
 export function vmFor(ctx: ServerContext, req: FastifyRequest, ref: string): VmRecord {
   const user = requireUser(req);
   const vm = ctx.vms.get(ref);
-  if (user.role !== 'admin' && vm.ownerId !== user.id) throw forbidden(`VM '${ref}' belongs to another user`);
+  if (!mayUseVm(user, vm)) throw forbidden(`VM '${ref}' belongs to another user`);
   return vm;
 }
 
