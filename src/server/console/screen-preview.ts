@@ -8,7 +8,7 @@
 // is never more than one screendump per VM in QEMU: a picture is served again for FRESH_MS after QEMU answered, a
 // failure is remembered for FAILED_MS, and a request that waited TIMEOUT_MS gets 503 while QEMU's answer is still
 // awaited (the next request waits for that same one). ORIEL_CONSOLE_PREVIEW=off turns it off.
-import { readFile, rm } from 'node:fs/promises';
+import { readFile, rm, stat } from 'node:fs/promises';
 import type { FastifyBaseLogger } from 'fastify';
 import { join } from 'node:path';
 import { consoleVmFor } from '../../api/console-page.ts';
@@ -25,6 +25,9 @@ const FAILED_MS = 5000;
 const TIMEOUT_MS = 3000;
 /** The file QEMU writes, in the VM's own folder (one name: at most one can be left behind by a crash). */
 const FILE = 'console-screen.png';
+/** A larger picture is not read: a guest can make its screen large and noisy (a PNG of tens of MB), and the server
+ * would hold it in memory and send it; the console then waits for SPICE's own picture. */
+export const MAX_PICTURE_BYTES = 8 << 20;
 
 interface Entry {
   /** Settles when QEMU has answered (and the file is read and gone). */
@@ -94,6 +97,8 @@ export class ScreenPreviews {
     const file = join(this.ctx.vms.paths(vm).dir, FILE);
     try {
       await this.ctx.vms.qmp(vm.id).execute('screendump', { filename: file, format: 'png' }, { timeoutMs: Infinity });
+      const size = (await stat(file)).size;
+      if (size > MAX_PICTURE_BYTES) throw new Error(`the picture is ${size} bytes, over ${MAX_PICTURE_BYTES}`);
       return await readFile(file);
     } catch (e) {
       this.log.warn({ vm: vm.name, error: (e as Error).message }, 'console picture: screendump failed');
