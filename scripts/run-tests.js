@@ -67,6 +67,10 @@ jobs.sort((a, b) => Number(b.heavy) - Number(a.heavy) || guess(b) - guess(a));
 const reporters = ['--test-reporter=spec', '--test-reporter-destination=stdout'];
 const SUMMARY = /^ℹ (tests|suites|pass|fail|cancelled|skipped|todo|duration_ms) ([\d.]+)$/;
 const totals = {};
+// node's spec reporter ends each process with a "✖ failing tests:" section; those sections are printed again after
+// the suite, so the end of a long CI log (often all one sees of it) names what failed and why.
+const FAILING = /^✖ failing tests:/;
+const failures = [];
 
 /** Runs one job in a node process; its lines are prefixed with the worker's name, its summary lines added up. */
 function run(worker, job, prefix) {
@@ -74,6 +78,7 @@ function run(worker, job, prefix) {
     ? ['--import', 'tsx', ...reporters, 'scripts/unit-tier.js', ...job.files]
     : ['--import', 'tsx', '--test', ...reporters, ...job.files];
   return new Promise((resolve) => {
+    let failing = false;
     const child = spawn(process.execPath, argv, { stdio: ['ignore', 'pipe', 'pipe'],
       env: { ...process.env, ORIEL_TEST_LANE: worker } });
     for (const stream of [child.stdout, child.stderr]) {
@@ -81,6 +86,8 @@ function run(worker, job, prefix) {
       createInterface({ input: stream }).on('line', (l) => {
         const m = SUMMARY.exec(l);
         if (m) { totals[m[1]] = (totals[m[1]] ?? 0) + Number(m[2]); return; }
+        if (FAILING.test(l)) { failing = true; failures.push(`── ${job.name} (${worker})`); }
+        else if (failing && stream === child.stdout) failures.push(l);
         out.write(prefix ? `[${worker}] ${l}\n` : `${l}\n`);
       });
     }
@@ -109,7 +116,10 @@ async function worker(name) {
     const code = await run(name, job, workers.length > 1);
     if (job.heavy) heavyRunning = false;
     times.push([job.name, Date.now() - t0, name]);
-    if (code !== 0) failed = true;
+    if (code !== 0) {
+      failed = true;
+      if (!failures.some((l) => l.startsWith(`── ${job.name} `))) failures.push(`── ${job.name} (${name}): exit ${code}`);
+    }
   }
 }
 await Promise.all(workers.map(worker));
@@ -119,6 +129,7 @@ console.log('\ntime per test file, process start to end (slowest first):');
 for (const [f, ms, w] of times.sort((a, b) => b[1] - a[1])) {
   console.log(`${(ms / 1000).toFixed(1).padStart(8)} s  ${w}  ${f}${f === UNIT ? ` (${unitFiles.length} files)` : ''}`);
 }
+if (failures.length > 0) console.log(`\nfailing tests, again:\n${failures.slice(0, 400).join('\n')}`);
 console.log(Object.entries(totals).filter(([k]) => k !== 'duration_ms').map(([k, v]) => `ℹ ${k} ${v}`).join('\n'));
 try {
   mkdirSync(dirname(TIMES), { recursive: true });
