@@ -13,7 +13,8 @@ export class HelperLog {
   private fd: number;
   private size: number;
   private readonly streams = new Set<Readable>();
-  private pausedUntil = 0;
+  /** Counts rotations: a pause ends when the timer of the latest rotation fires. */
+  private rotations = 0;
 
   constructor(readonly path: string, private readonly maxBytes = DEFAULT_HELPER_LOG_MAX_BYTES) {
     this.fd = openSync(path, 'a', 0o600);
@@ -38,10 +39,13 @@ export class HelperLog {
     renameSync(this.path, `${this.path}.1`);
     this.fd = openSync(this.path, 'a', 0o600);
     this.size = 0;
-    this.pausedUntil = Date.now() + PAUSE_AFTER_ROTATION_MS;
+    const rotation = ++this.rotations;
     for (const s of this.streams) s.pause();
+    // Not "Date.now() >= a deadline": a timer counts on the loop's monotonic clock, in whole milliseconds, and about
+    // one in twenty fires a millisecond before Date.now() reaches its deadline; the streams then stayed paused for
+    // good, and a helper writing to its log blocked forever (control.test.ts's spewing helper, once in CI).
     setTimeout(() => {
-      if (Date.now() >= this.pausedUntil) for (const s of this.streams) s.resume();
+      if (rotation === this.rotations) for (const s of this.streams) s.resume();
     }, PAUSE_AFTER_ROTATION_MS).unref();
   }
 
