@@ -27,6 +27,7 @@ import type { VmManager } from '../vm/manager.ts';
 import type { QmpClient, QmpEvent } from '../vm/qmp/index.ts';
 import type { CheckpointStore, Manifest } from './page-store/index.ts';
 import { diskNames, type DiskCheckpoints, type DiskPlan } from './disk.ts';
+import { hugePagesAgain, hugePagesSettled } from './huge-again.ts';
 import { abandonMigration, pauseFromEvents, waitMigration } from './migration.ts';
 import { choosePauseMode, PRECOPY_PARAMETERS, precopyPause, type PauseChoice, type PauseMode } from './pause-mode.ts';
 import { WorkerClient, waitWorkerExit } from './worker/client.ts';
@@ -145,6 +146,7 @@ export async function captureCheckpoint(o: CaptureOptions): Promise<Manifest> {
         o.progress?.('streaming RAM (precopy)');
         await precopyPause(qmp, uri, disk && { actions: disk.actions, jobId: disk.job.jobId });
       } else {
+        await hugePagesSettled(vm.id);
         o.progress?.('pausing');
         // Pipelined: QEMU runs them in order with no round trip between; the pause is stop → migration restart.
         const calls: Promise<unknown>[] = [];
@@ -163,6 +165,8 @@ export async function captureCheckpoint(o: CaptureOptions): Promise<Manifest> {
       const mig = await waitMigration(qmp);
       if (mig.status !== 'completed')
         throw new Error(`QEMU's migration ended ${mig.status}${mig['error-desc'] ? `: ${mig['error-desc']}` : ''}`);
+      // The snapshot left the RAM mapped 4 KiB at a time: huge pages again before the next pause (huge-again.ts).
+      if (live && mode === 'background' && !vm.spec.hugepages) hugePagesAgain(vm.id, vm.pid, vm.spec.memoryMiB);
       o.progress?.('finishing the disk image');
       const diskRec = disk ? await o.disks.finish(qmp, disk.job) : null;
       disk = undefined;
