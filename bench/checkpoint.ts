@@ -20,11 +20,16 @@
 // write rate, and their p50/p99 printed: Oriel's checkpoint in its precopy and background recipes, and QEMU's own
 // recipes driven alone into a socket that drops the stream (checkpoint-recipes.ts): plain background snapshot
 // (no disk), stop + disk + background snapshot, precopy + pause-before-switchover + disk, `savevm` (once per rate).
+// Oriel collapses the guest's RAM into huge pages again after its background checkpoints (huge-again.ts); QEMU alone
+// does not, so each round starts with QEMU's recipes on RAM as QEMU's own snapshot leaves it (one unmeasured plain
+// background snapshot first), and Oriel's background checkpoint is measured right after an unmeasured one of its own
+// (as when a VM's checkpoints follow each other); the share of QEMU's RAM in huge pages before each pause is printed.
 // Usage: node --import tsx bench/checkpoint.ts [memoryMiB=2048] [dataMiB=512] [checkpointsPerScenario=3]
 //          [rates=0,16,128] [--hugepages] [--restores=3] [--restore-only] [--pauses]
 import { readFileSync } from 'node:fs';
 import { deflateRawSync } from 'node:zlib';
 import { CheckpointService, type Manifest } from '../src/checkpoint/index.ts';
+import { hugePagesSettled, lastHugeAgain } from '../src/checkpoint/huge-again.ts';
 import type { RestoreResult } from '../src/checkpoint/restore.ts';
 import { pauseFromEvents } from '../src/checkpoint/migration.ts';
 import type { QmpEvent } from '../src/vm/qmp/index.ts';
@@ -90,10 +95,21 @@ const recipes = new QemuRecipes(() => rig.vms.qmp('b'), rig.dataDir, rig.qemuImg
 /** QEMU's own background snapshot (what checkpoints build on, without the disk), into a socket that drops it. */
 const plainBackgroundPause = () => recipes.run('plain background');
 
+/** How much of QEMU's resident memory is in transparent huge pages (smaps_rollup), e.g. "2108/2233 MiB". */
+function hugeShare(): string {
+  try {
+    const s = readFileSync(`/proc/${rig.vms.get('b').pid}/smaps_rollup`, 'utf8');
+    const kb = (k: string) => Number(new RegExp(`${k}:\\s+(\\d+)`).exec(s)?.[1] ?? 0) >> 10;
+    return `${kb('AnonHugePages')}/${kb('Rss')} MiB`;
+  } catch {
+    return '?';
+  }
+}
+
 /** Under each write rate, `perScenario` rounds of every recipe (interleaved, so they share the load), then p50/p99. */
 async function pauseComparison(): Promise<void> {
-  const kinds = ['Oriel precopy', 'Oriel background', 'plain background', 'stop + disk + background',
-    'precopy + pbs + disk', 'savevm'] as const;
+  const kinds = ['plain background', 'stop + disk + background', 'precopy + pbs + disk', 'savevm', 'Oriel precopy',
+    'Oriel background'] as const;
   const out: { rate: number; achieved: number; kind: string; ms: number[]; load: string }[] = [];
   await svc.create('b', { pauseMode: 'background' }); // the first one backs the whole disk up: not measured
   for (const rate of rates) {
@@ -103,7 +119,17 @@ async function pauseComparison(): Promise<void> {
     const t0 = Date.now(), n0 = Number(await sh('cat /tmp/dirtied'));
     const ms = new Map<string, number[]>(kinds.map((k) => [k, []]));
     for (let i = 0; i < perScenario; i++) {
+      await recipes.run('plain background'); // RAM as QEMU alone leaves it (not measured)
+      await sleep(2000);
       for (const k of kinds) {
+        let before = '';
+        if (k === 'Oriel background') {
+          await svc.create('b', { pauseMode: 'background' }); // its predecessor
+          const t0 = Date.now();
+          await hugePagesSettled(rig.vms.get('b').id);
+          before = `collapse after it ${JSON.stringify(lastHugeAgain(rig.vms.get('b').id))}, waited ${Date.now() - t0} ms; `;
+        }
+        const thp = before + hugeShare();
         if (k === 'savevm' && i > 0) continue;
         let p: number | null;
         if (k.startsWith('Oriel')) {
@@ -115,7 +141,8 @@ async function pauseComparison(): Promise<void> {
         } else {
           p = await recipes.run(k as Recipe);
         }
-        console.error(`  ${rate} MiB/s round ${i + 1}: ${k} ${p} ms (load ${load().split(' ')[0]})`);
+        console.error(`  ${rate} MiB/s round ${i + 1}: ${k} ${p} ms (RAM in huge pages before: ${thp}; load ` +
+          `${load().split(' ')[0]})`);
         if (p !== null) ms.get(k)!.push(p);
         await sleep(2000);
       }

@@ -33,8 +33,11 @@ export function hugePagesAgain(vmId: string, pid: number | null | undefined, mem
   void p.finally(() => pending.delete(vmId));
 }
 
-/** Waits (at most `maxMs`) for a collapse of `vmId` still running: the next pause should find the huge pages. */
-export async function hugePagesSettled(vmId: string, maxMs = 5000): Promise<void> {
+/** Waits (at most `maxMs`) for a collapse of `vmId` still running: the next pause should find the huge pages. It
+ * takes 0.1–0.2 s at 2 GiB when the huge pages are still whole (mapped 4 KiB at a time), ~3 s when they must be made
+ * (the first time, and after other snapshots split them), longer on a busy host; a collapse still running when the
+ * pause begins stops at the write protection. */
+export async function hugePagesSettled(vmId: string, maxMs = 15_000): Promise<void> {
   const p = pending.get(vmId);
   if (!p) return;
   let timer: NodeJS.Timeout | undefined;

@@ -101,10 +101,13 @@ export class PostcopySource {
     private readonly m: Manifest,
     parent?: Manifest,
     workingSet: number[] = [],
+    /** A block's page size in the destination QEMU when not 4 KiB (huge-page RAM; stream/postcopy.ts). */
+    private readonly hostPageSize?: (id: string) => number,
   ) {
     let total = 0;
     this.tables = m.stream.blocks.map((b, i) => {
       this.base.push(total);
+      this.perHost.push(Math.max(1, (hostPageSize?.(b.id) ?? PAGE_SIZE) / PAGE_SIZE));
       this.blockIndex.set(b.id, i);
       total += b.length / PAGE_SIZE;
       return store.blockTable(b);
@@ -125,8 +128,12 @@ export class PostcopySource {
       blocks: this.m.stream.blocks.map((b) => ({ id: b.id, length: b.length })),
       deviceState: this.store.blob(this.m.stream.deviceState),
       devicesLoadedPing: DEVICES_LOADED,
+      hostPageSize,
     });
   }
+
+  /** Per block, its target pages per host page: 1, or 512 for 2 MiB huge pages. */
+  private readonly perHost: number[] = [];
 
   private readonly order: Uint32Array;
   /** The head of `order` pushed even while requests arrive: the small blocks and the recorded working set. */
@@ -249,12 +256,19 @@ export class PostcopySource {
   private readonly arrival = new Map<number, number>();
   private readonly askedSet = new Set<number>();
 
+  /** Sends page `g`; in a huge-page block, every page of its host page, in order, zero ones as ZERO records (QEMU
+   * places a huge page once all of it has come, and refuses a page of another host page in between). */
   private send(enc: PostcopyPageEncoder, g: number): void {
     const b = this.blockOf(g);
-    const i = g - this.base[b]!;
-    const h = this.tables[b]!.subarray(i * HASH, (i + 1) * HASH);
-    enc.page(b, i, isZero(h) ? null : this.store.objects.get(h));
-    this.sent[g] = 1;
+    const pp = this.perHost[b]!;
+    const first = pp === 1 ? g : this.base[b]! + Math.floor((g - this.base[b]!) / pp) * pp;
+    for (let n = first; n < first + pp; n++) {
+      if (this.sent[n]) continue; // only ever with 4 KiB pages: a host page goes whole
+      const i = n - this.base[b]!;
+      const h = this.tables[b]!.subarray(i * HASH, (i + 1) * HASH);
+      enc.page(b, i, isZero(h) ? null : this.store.objects.get(h));
+      this.sent[n] = 1;
+    }
   }
 
   private write(b: Buffer, done?: () => void): void {
@@ -297,6 +311,7 @@ export class PostcopySource {
 
   private queueNeighbours(g: number): void {
     const b = this.blockOf(g);
+    if (this.perHost[b]! > 1) return; // a huge page is its own neighbourhood: 2 MiB went already
     const end = this.base[b]! + this.m.stream.blocks[b]!.length / PAGE_SIZE;
     const start = Math.max(this.base[b]!, g - postcopyTuning.prefetchBack);
     for (let n = g + 1; n < Math.min(end, g + 1 + postcopyTuning.prefetchAhead); n++) {

@@ -12,7 +12,8 @@ import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { VmManager } from '../vm/manager.ts';
 import type { QmpClient, QmpEvent } from '../vm/qmp/index.ts';
-import { writeStream } from './stream/index.ts';
+import { HUGE_PAGE_MIB, HUGE_RAM_ID } from '../vm/hugepages.ts';
+import { PAGE_SIZE, writeStream } from './stream/index.ts';
 import type { CheckpointStore, Manifest } from './page-store/index.ts';
 import type { DiskCheckpoints } from './disk.ts';
 import { waitMigration } from './migration.ts';
@@ -79,9 +80,7 @@ export async function restoreCheckpoint(o: RestoreOptions): Promise<RestoreResul
   let mode: RestoreMode = o.mode ?? 'lazy';
   let fallback: string | undefined;
   if (mode === 'lazy') {
-    fallback = vm.spec.hugepages || m.spec.hugepages
-      ? 'its RAM is in 2 MiB huge pages (lazy restore handles 4 KiB pages only)'
-      : !m.wasRunning
+    fallback = !m.wasRunning
         ? 'the VM was paused in this checkpoint (a postcopy restore would start it)'
         : (o.uffdUnusable ?? userfaultfdUnusable)() ?? undefined;
     if (fallback) mode = 'eager';
@@ -126,7 +125,11 @@ async function restoreHeld(
     try {
       const recorded = postcopyTuning.useWorkingSet
         ? new WorkingSets(o.store.root).readNearest(m, (id) => o.store.get(id)) : { pages: [], from: null };
-      source = new PostcopySource(o.store, m, m.parent ? o.store.get(m.parent) : undefined, recorded.pages);
+      // Huge-page RAM goes by whole 2 MiB pages (stream/postcopy.ts).
+      const hostPageSize = vm.spec.hugepages
+        ? (id: string) => (id === HUGE_RAM_ID ? HUGE_PAGE_MIB * 2 ** 20 : PAGE_SIZE) : undefined;
+      source = new PostcopySource(
+        o.store, m, m.parent ? o.store.get(m.parent) : undefined, recorded.pages, hostPageSize);
       if (recorded.from) o.log?.(`pushing first the working set recorded by lazy restores of ${recorded.from}`);
     } catch (e) {
       throw new Error(

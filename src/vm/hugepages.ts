@@ -9,6 +9,8 @@ import { readFileSync } from 'node:fs';
 import { unprocessable } from '../errors.ts';
 
 export const HUGE_PAGE_MIB = 2;
+/** The memory backend of a huge-page VM (qemu-args.ts), which is also its RAM block's name in a migration stream. */
+export const HUGE_RAM_ID = 'ram0';
 /** The kernel's pool of 2 MiB pages: nr_hugepages (reserved; writable by root), free_hugepages, resv_hugepages. */
 export const HUGE_PAGE_POOL = '/sys/kernel/mm/hugepages/hugepages-2048kB';
 

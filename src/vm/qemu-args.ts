@@ -7,14 +7,12 @@ import { DEFAULT_OPENCL_WINDOW_MIB, hasDisk, type VmSpec } from './spec.ts';
 import { mediaArgs } from './media-args.ts';
 import { nicSocket, type VmPaths } from './paths.ts';
 import { KVM_CPU } from './accel.ts';
-import { HUGE_PAGE_MIB } from './hugepages.ts';
+import { HUGE_PAGE_MIB, HUGE_RAM_ID } from './hugepages.ts';
 import { spiceArgs, type SpiceEndpoint } from './spice-endpoint.ts';
 
 export { newSpiceEndpoint } from './spice-endpoint.ts';
 
 export const DISK_NODE = 'disk0';
-/** The memory backend of a huge-page VM (also the RAM block's name in its migration stream). */
-const HUGE_RAM_ID = 'ram0';
 
 export function qemuArgs(
   name: string, spec: VmSpec, paths: VmPaths, accel: 'kvm' | 'tcg', spice: SpiceEndpoint | undefined,

@@ -1,6 +1,7 @@
 // A VM whose RAM is in 2 MiB huge pages (`hugepages`): QEMU gets a hugetlb memfd, checkpoints of it restore exactly
-// like any other, and a host without enough free huge pages refuses to start it with a message that says what to do.
-// The test reserves the huge pages itself (the kernel 2 MiB pool, as root) and gives them back at the end.
+// like any other (lazily too, by whole huge pages), and a host without enough free huge pages refuses to start it
+// with a message that says what to do. The test reserves the huge pages itself (the kernel 2 MiB pool, as root) and
+// gives them back at the end.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { CheckpointService } from '../../src/checkpoint/index.ts';
@@ -63,9 +64,21 @@ describe('a huge-page VM', () => {
       chain.push({ id: m.id, expect });
     }
     await sh('echo 99 > /mnt/c; dd if=/dev/urandom of=/mnt/p bs=1M count=8 2>/dev/null');
-    for (const c of [...chain].reverse()) {
-      await svc.restore(c.id);
+    // Lazily (postcopy by whole 2 MiB pages: the guest answers while its RAM arrives), then eagerly.
+    for (const [n, c] of [...chain].reverse().entries()) {
+      let answered: Promise<string> | undefined;
+      const lazy = n === 0;
+      const r = await svc.restore(c.id, undefined, lazy
+        ? { onRunning: () => (answered = sh('cat /mnt/c')) } // the guest answers while its RAM arrives
+        : { mode: 'eager' });
+      assert.equal(r.mode, lazy ? 'lazy' : 'eager', r.fallback);
+      if (lazy) {
+        assert.ok(r.postcopy && r.postcopy.requests > 0, 'QEMU asked for pages');
+        assert.equal(await answered, c.expect.split('\n')[0]);
+      }
       assert.equal(await state(), c.expect);
+      console.log(`${r.mode} restore: running ${r.runningMs} ms, all RAM ${r.ramMs} ms` +
+        (r.postcopy ? `, ${r.postcopy.requests} requests` : ''));
     }
     await sh('echo 100 > /mnt/c'); // and it runs on
     assert.equal(await sh('cat /mnt/c'), '100');

@@ -119,6 +119,56 @@ function pagesOf(bytes: Buffer): { recs: { block: string; index: number; zero: b
   return { recs, ended: false };
 }
 
+/** A stand-in for QEMU's incoming side at `sockPath`: answers PINGs, asks for `requests` once the preamble is in
+ * (reading slowly for a while, as QEMU loading devices), says the devices are loaded 2.5 s later, and SHUTs at the
+ * stream's EOF, which must not come before that. Resolves with every byte received. */
+async function fakeQemu(sockPath: string, preambleLen: number, requests: Buffer): Promise<{ received: Promise<Buffer>;
+  close: () => void; }> {
+  let server!: Server;
+  const received = new Promise<Buffer>((resolve, reject) => {
+    server = createServer((s: Socket) => {
+      const chunks: Buffer[] = [];
+      let n = 0;
+      let asked = false;
+      let pongAt = Infinity;
+      let tail = Buffer.alloc(0);
+      s.on('data', (c: Buffer) => {
+        chunks.push(c);
+        n += c.length;
+        // PONG every PING once read, as QEMU's listen thread does (the page server's flow control waits for them).
+        tail = Buffer.concat([tail, c.subarray(Math.max(0, c.length - (n - preambleLen)))]);
+        const { pings, o } = pingsFrom(tail, 0);
+        tail = tail.subarray(o);
+        for (const v of pings) {
+          const b = Buffer.alloc(4);
+          b.writeUInt32BE(v);
+          s.write(rp(RP_MSG.PONG, b));
+        }
+        if (!asked && n >= preambleLen) {
+          asked = true;
+          // Like QEMU while loading devices: a data page late in the block and a zero page, while reading slowly.
+          s.pause();
+          s.write(requests);
+          setTimeout(() => s.resume(), 200);
+          // Devices loaded only later: the stream must not end before this PONG.
+          setTimeout(() => s.write(rp(RP_MSG.PONG, Buffer.from([0x4f, 0x52, 0x4c, 0x01]))), 2500);
+          pongAt = Date.now() + 2500;
+        }
+        if (c[c.length - 1] !== 0 || n <= preambleLen) return;
+        const all = Buffer.concat(chunks);
+        if (pagesOf(all.subarray(preambleLen)).ended) {
+          assert.ok(Date.now() >= pongAt - 50, 'EOF came before the devices were loaded');
+          s.end(rp(RP_MSG.SHUT, Buffer.alloc(4)));
+          resolve(all);
+        }
+      });
+      s.on('error', reject);
+    }).listen(sockPath);
+  });
+  await new Promise((r) => server.once('listening', r));
+  return { received, close: () => server.close() };
+}
+
 describe('lazy restore: postcopy stream and page server', () => {
   let dir: string;
   let store: CheckpointStore;
@@ -174,6 +224,28 @@ describe('lazy restore: postcopy stream and page server', () => {
     assert.deepEqual([...withPing.subarray(-14)], [8, 0, 2, 0, 4, 0, 0, 0, 7, 8, 0, 5, 0, 0], 'PING, then RUN');
   });
 
+  test('preamble of huge-page RAM: ADVISE ORs in 2 MiB, START carries the page size, the discard is a 4 KiB block\'s',
+    () => {
+      const huge = [{ id: 'ram0', length: 8 << 20 }, { id: 'vga.vram', length: 1 << 20 }];
+      const size = (id: string) => (id === 'ram0' ? 2 << 20 : 4096);
+      const b = postcopyPreamble({ header, ramSectionId: 2, blocks: huge, deviceState, hostPageSize: size });
+      let o = header.length + 5;
+      assert.equal(b.readBigUInt64BE(o + 5), BigInt((2 << 20) | 4096), 'the page size summary');
+      o += 21;
+      // START: sid, "ram", version, total|MEM_SIZE, then per block: counted id, be64 length[, be64 page size].
+      o += 1 + 4 + 1 + 3 + 8;
+      assert.equal(b.readBigUInt64BE(o) & ~0xfffn, BigInt((9 << 20)));
+      o += 8;
+      assert.equal(b.subarray(o + 1, o + 5).toString('latin1'), 'ram0');
+      assert.equal(b.readBigUInt64BE(o + 5), BigInt(8 << 20));
+      assert.equal(b.readBigUInt64BE(o + 13), BigInt(2 << 20), "ram0's page size");
+      o += 21;
+      assert.equal(b.subarray(o + 1, o + 9).toString('latin1'), 'vga.vram');
+      assert.equal(b.readBigUInt64BE(o + 9), BigInt(1 << 20));
+      assert.equal(b.readBigUInt64BE(o + 17), BigInt(0x10), 'then EOS: no page size for a 4 KiB block');
+      assert.ok(b.indexOf(discardCommand('vga.vram', [[0, 4096]])) > 0, 'the discard names a 4 KiB block');
+    });
+
   test('return path: messages split anywhere, REQ_PAGES uses the block named last, bad ones are refused', () => {
     const bytes = Buffer.concat([
       rp(RP_MSG.PONG, Buffer.from([0, 0, 0, 7])),
@@ -210,54 +282,14 @@ describe('lazy restore: postcopy stream and page server', () => {
     const sockPath = join(dir, 'pc.sock');
     const preamble = postcopyPreamble({ header, ramSectionId: 2, blocks, deviceState, devicesLoadedPing: 0x4f524c01 });
     const preambleLen = preamble.length;
-    let server!: Server;
-    const received = new Promise<Buffer>((resolve, reject) => {
-      server = createServer((s: Socket) => {
-        const chunks: Buffer[] = [];
-        let n = 0;
-        let asked = false;
-        let pongAt = Infinity;
-        let tail = Buffer.alloc(0);
-        s.on('data', (c: Buffer) => {
-          chunks.push(c);
-          n += c.length;
-          // PONG every PING once read, as QEMU's listen thread does (the page server's flow control waits for them).
-          tail = Buffer.concat([tail, c.subarray(Math.max(0, c.length - (n - preambleLen)))]);
-          const { pings, o } = pingsFrom(tail, 0);
-          tail = tail.subarray(o);
-          for (const v of pings) {
-            const b = Buffer.alloc(4);
-            b.writeUInt32BE(v);
-            s.write(rp(RP_MSG.PONG, b));
-          }
-          if (!asked && n >= preambleLen) {
-            asked = true;
-            // Like QEMU while loading devices: a data page late in the block and a zero page, while reading slowly.
-            s.pause();
-            s.write(Buffer.concat([reqPagesId('pc.ram', 4000 * 4096), reqPagesId('pc.ram', 3 * 4096)]));
-            setTimeout(() => s.resume(), 200);
-            // Devices loaded only later: the stream must not end before this PONG.
-            setTimeout(() => s.write(rp(RP_MSG.PONG, Buffer.from([0x4f, 0x52, 0x4c, 0x01]))), 2500);
-            pongAt = Date.now() + 2500;
-          }
-          if (c[c.length - 1] !== 0 || n <= preambleLen) return;
-          const all = Buffer.concat(chunks);
-          if (pagesOf(all.subarray(preambleLen)).ended) {
-            assert.ok(Date.now() >= pongAt - 50, 'EOF came before the devices were loaded');
-            s.end(rp(RP_MSG.SHUT, Buffer.alloc(4)));
-            resolve(all);
-          }
-        });
-        s.on('error', reject);
-      }).listen(sockPath);
-    });
-    await new Promise((r) => server.once('listening', r));
+    const q = await fakeQemu(sockPath, preambleLen,
+      Buffer.concat([reqPagesId('pc.ram', 4000 * 4096), reqPagesId('pc.ram', 3 * 4096)]));
     const sock = createConnection(sockPath);
     await new Promise((r) => sock.once('connect', r));
     const stats = await new PostcopySource(store, child, parent).run(sock);
     sock.destroy();
-    server.close();
-    const all = await received;
+    q.close();
+    const all = await q.received;
     assert.ok(all.subarray(0, preambleLen).equals(preamble));
     const { recs, ended } = pagesOf(all.subarray(preambleLen));
     assert.ok(ended);
@@ -284,6 +316,35 @@ describe('lazy restore: postcopy stream and page server', () => {
     assert.ok(recent.every((i) => at(i) < 250), 'recently written pages first');
     assert.equal(stats.requests, 2);
     assert.ok(stats.requestedPages >= 1 && stats.prefetchedPages > 0, JSON.stringify(stats));
+  });
+
+  test('page server, huge-page RAM: a request brings its whole 2 MiB page, in order, zero pages as ZERO records', async () => {
+    const sockPath = join(dir, 'pc-huge.sock');
+    const hostPageSize = (id: string) => (id === 'pc.ram' ? 2 << 20 : 4096);
+    const preamble = postcopyPreamble({
+      header, ramSectionId: 2, blocks, deviceState, devicesLoadedPing: 0x4f524c01, hostPageSize,
+    });
+    // QEMU asks for a huge page by its start and its 2 MiB; here one page inside it.
+    const q = await fakeQemu(sockPath, preamble.length, reqPagesId('pc.ram', 4000 * 4096));
+    const sock = createConnection(sockPath);
+    await new Promise((r) => sock.once('connect', r));
+    const stats = await new PostcopySource(store, child, parent, [], hostPageSize).run(sock);
+    sock.destroy();
+    q.close();
+    const all = await q.received;
+    assert.ok(all.subarray(0, preamble.length).equals(preamble));
+    const ram = pagesOf(all.subarray(preamble.length)).recs.filter((r) => r.block === 'pc.ram');
+    // Every host page that went, went whole and uninterrupted: runs of 512 from a multiple of 512.
+    assert.equal(ram.length % 512, 0);
+    for (let k = 0; k < ram.length; k += 512) {
+      const run = ram.slice(k, k + 512).map((r) => r.index);
+      assert.ok(run[0]! % 512 === 0 && run.every((x, j) => x === run[0]! + j), `run ${k / 512} starts at ${run[0]}`);
+    }
+    assert.equal(new Set(ram.map((r) => r.index)).size, ram.length, 'no page twice');
+    assert.equal(ram.length, PAGES, 'every host page holds data: all of them went');
+    assert.equal(ram[0]!.index, 3584, 'the requested host page (pages 3584..4095) first');
+    assert.ok(ram.slice(0, 512).some((r) => r.zero) && ram.slice(0, 512).some((r) => !r.zero));
+    assert.equal(stats.requests, 1);
   });
 
   test('working set: recorded by block and page, added to, read back in order; other blocks and bad files ignored', () => {

@@ -94,20 +94,28 @@ export interface PostcopyParts {
   ramSectionId: number;
   blocks: RamBlock[];
   deviceState: Buffer;
+  /** A block's page size on the destination when it is not 4 KiB (a huge-page VM's memfd: 2 MiB). Such a block's
+   * pages must then be sent a whole host page at a time, in order (7.2 `ram_load_postcopy` places a huge page once
+   * all of its target pages have come, and refuses pages of another host page in between). */
+  hostPageSize?: (id: string) => number;
 }
 
-/** Everything up to and including the package: after it the destination runs the guest and requests pages. Blocks
- * must have 4 KiB pages (a huge-page block's START would carry its page size, and pages would go by 2 MiB). */
+/** Everything up to and including the package: after it the destination runs the guest and requests pages. */
 export function postcopyPreamble(parts: PostcopyParts): Buffer {
-  const first = parts.blocks.find((b) => b.length > 0);
+  const size = (id: string) => parts.hostPageSize?.(id) ?? PAGE_SIZE;
+  const used = parts.blocks.filter((b) => b.length > 0);
+  // The discard must be aligned to its block's page size (7.2 `ram_block_discard_range`): a 4 KiB block's first page.
+  const first = used.find((b) => size(b.id) === PAGE_SIZE) ?? used[0];
   if (!first) throw new StreamError('no RAM block to restore', 0, 'postcopy');
+  // ADVISE carries the OR of the blocks' page sizes (7.2 `ram_pagesize_summary`); it must equal the destination's.
+  const summary = parts.blocks.reduce((a, b) => a | size(b.id), PAGE_SIZE);
   return Buffer.concat([
     parts.header,
     command(MIG_CMD.OPEN_RETURN_PATH),
-    adviseCommand(PAGE_SIZE),
-    ramStart(parts.ramSectionId, parts.blocks),
+    adviseCommand(summary),
+    ramStart(parts.ramSectionId, parts.blocks, parts.hostPageSize),
     // The one discard 7.2 needs before LISTEN; the destination's RAM was all discarded by ADVISE anyway.
-    discardCommand(first.id, [[0, PAGE_SIZE]]),
+    discardCommand(first.id, [[0, size(first.id)]]),
     packagedCommand(parts.deviceState, parts.devicesLoadedPing),
   ]);
 }

@@ -95,10 +95,14 @@ export function pageRecordHeader(blockId: string, index: number, data: boolean, 
   return h; // a ZERO record's fill byte is the last byte, already 0
 }
 
-/** `ram` SECTION_START: the RAM layout (block ids and lengths), EOS, footer. */
-export function ramStart(sid: number, blocks: RamBlock[]): Buffer {
+/** `ram` SECTION_START: the RAM layout (block ids and lengths), EOS, footer. `hostPageSize` (postcopy only): a block's
+ * page size when it is not 4 KiB (huge pages), written after its length as 7.2's `ram_load_precopy` reads it once
+ * postcopy is advised. */
+export function ramStart(sid: number, blocks: RamBlock[], hostPageSize?: (id: string) => number): Buffer {
   const total = blocks.reduce((a, b) => a + BigInt(b.length), 0n);
-  const size = 1 + 4 + 1 + 3 + 8 + 8 + blocks.reduce((a, b) => a + 1 + b.id.length + 8, 0) + 8 + 5;
+  const huge = (id: string) => (hostPageSize?.(id) ?? PAGE_SIZE) !== PAGE_SIZE;
+  const size = 1 + 4 + 1 + 3 + 8 + 8 + blocks.reduce((a, b) => a + 1 + b.id.length + 8 + (huge(b.id) ? 8 : 0), 0) +
+    8 + 5;
   const b = Buffer.alloc(size);
   let o = 0;
   b[o++] = REC.SECTION_START;
@@ -112,6 +116,7 @@ export function ramStart(sid: number, blocks: RamBlock[]): Buffer {
     b[o++] = blk.id.length;
     o += b.write(blk.id, o, 'latin1');
     o = b.writeBigUInt64BE(BigInt(blk.length), o);
+    if (huge(blk.id)) o = b.writeBigUInt64BE(BigInt(hostPageSize!(blk.id)), o);
   }
   o = b.writeBigUInt64BE(BigInt(RAM.EOS), o);
   b[o++] = REC.SECTION_FOOTER;
