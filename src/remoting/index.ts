@@ -13,7 +13,9 @@ import {
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
-import { BWRAP, SANDBOX_TMP, sandboxAvailable, spawnConfined } from './sandbox.ts';
+import { SANDBOX_TMP, sandboxAvailable, sandboxState, spawnConfined } from './sandbox.ts';
+
+const sandboxWhyNot = () => { const s = sandboxState(); return s.ok ? 'not used' : s.why; };
 import { HelperUids, type UidRange } from './uids.ts';
 import { HelperChannel } from './channel.ts';
 import { HelperLog } from './helper-log.ts';
@@ -102,9 +104,11 @@ export class RemotingHelpers {
    * this, and the server's log once. */
   refusal(): string | undefined {
     if (process.getuid?.() !== 0 || (this.sandbox && sandboxAvailable()) || this.allowUnsandboxed) return undefined;
-    const why = this.sandbox ? `bubblewrap (${BWRAP}) is not installed` : 'the sandbox is turned off';
+    const state = sandboxState();
+    const why = !this.sandbox ? 'the sandbox is turned off' : state.ok ? 'the sandbox is unusable' : state.why;
     return `OpenCL helpers are refused: the server runs as root and ${why}, so they would run guest kernels `
-      + 'unconfined on the host network; install bubblewrap, or set ORIEL_OPENCL_UNSANDBOXED=1 to allow it';
+      + 'unconfined on the host network; install bubblewrap (and let it make namespaces), or set '
+      + 'ORIEL_OPENCL_UNSANDBOXED=1 to allow it';
   }
 
   private once(msg: string): void {
@@ -174,7 +178,7 @@ export class RemotingHelpers {
         argv, env, codeRoot: CODE_ROOT, hide: [resolve(files.dir, '..', '..')], sandbox: bwrap, uid, fds,
         stdout: 'pipe', stderr: 'pipe', cwd: cache, nproc: uid !== undefined ? helperNproc() : undefined,
       });
-      note(c.bwrap ? 'sandbox: bubblewrap' : `sandbox: none (${this.sandbox ? 'bubblewrap is not installed' : 'turned off'})`);
+      note(c.bwrap ? 'sandbox: bubblewrap' : `sandbox: none (${!this.sandbox ? 'turned off' : sandboxWhyNot()})`);
       note(c.limited ? `limits: no core dumps${uid !== undefined ? `, ${helperNproc()} tasks` : ''}` : 'limits: none '
         + `(${PRLIMIT} is not installed)`);
       note(c.seccomp ? 'seccomp: on' : `seccomp: off${c.bwrap ? ` (no filter for ${process.arch})` : ''}`);

@@ -17,8 +17,27 @@ import { seccompFilter } from './seccomp.ts';
 
 export const BWRAP = '/usr/bin/bwrap';
 
-/** Whether bubblewrap is there (without it the helper runs unconfined, and says so in its log). */
-export const sandboxAvailable = (): boolean => existsSync(BWRAP);
+/** Whether `bwrap` is there and can make its namespaces on this host; if not, why. A container without
+ * CAP_SYS_ADMIN, or a kernel or security module that forbids user namespaces, leaves bwrap installed but unable to
+ * run anything: found once at the first helper's start (or the server's refusal), not as every helper failing. */
+export function probeSandbox(bwrap = BWRAP): { ok: true } | { ok: false; why: string } {
+  if (!existsSync(bwrap)) return { ok: false, why: `bubblewrap (${bwrap}) is not installed` };
+  const r = spawnSync(bwrap, ['--ro-bind', '/', '/', '--unshare-all', '--die-with-parent', '/bin/true'], {
+    encoding: 'utf8', timeout: 10_000,
+  });
+  if (r.status === 0) return { ok: true };
+  const said = `${r.stderr ?? ''}`.trim().split('\n')[0]?.slice(0, 200) || r.error?.message || `exit ${r.status}`;
+  return { ok: false, why: `bubblewrap (${bwrap}) cannot make its namespaces on this host (${said})` };
+}
+
+let probed: ReturnType<typeof probeSandbox> | undefined;
+/** The probe of the installed bwrap, asked once (without a sandbox the helper runs unconfined, and says so in its
+ * log; a server running as root refuses helpers then: index.ts). */
+export function sandboxState(): ReturnType<typeof probeSandbox> {
+  probed ??= probeSandbox();
+  return probed;
+}
+export const sandboxAvailable = (): boolean => sandboxState().ok;
 
 const inside = (dir: string, root: string) => {
   const r = relative(root, dir);

@@ -20,7 +20,9 @@ import { inheritableFds } from '../../src/remoting/fd-hygiene.ts';
 import { helperNproc } from '../../src/remoting/limits.ts';
 import { closeFd, dupFd } from '../../src/remoting/unix.ts';
 import { CL, FrameSplitter, NOTICE_ID, Op, Writer, encodeRequest } from '../../src/remoting/protocol.ts';
-import { BWRAP, SANDBOX_TMP_BYTES, canDisableUserns, sandboxArgs, spawnConfined } from '../../src/remoting/sandbox.ts';
+import {
+  BWRAP, SANDBOX_TMP_BYTES, canDisableUserns, probeSandbox, sandboxArgs, spawnConfined,
+} from '../../src/remoting/sandbox.ts';
 import {
   CLONE_NS_FLAGS, EAFNOSUPPORT, ENOSYS, EPERM, LAST_KNOWN_NR, SECCOMP_RET_ALLOW, SECCOMP_RET_ERRNO, deniedSyscalls,
   seccompFilter,
@@ -52,6 +54,17 @@ function runFilter(prog: Buffer, nr: number, arch: number, args: number[] = []):
   }
   throw new Error('the program fell off its end');
 }
+
+test('the sandbox probe: this host\'s bwrap makes its namespaces; a missing or failing bwrap is said as such', () => {
+  assert.deepEqual(probeSandbox(), { ok: true });
+  assert.deepEqual(probeSandbox('/nonexistent/bwrap'), {
+    ok: false, why: 'bubblewrap (/nonexistent/bwrap) is not installed',
+  });
+  // A bwrap that cannot run anything (as in a container without namespaces): here /bin/false stands in for it.
+  const r = probeSandbox('/bin/false');
+  assert.equal(r.ok, false);
+  assert.match(!r.ok ? r.why : '', /^bubblewrap \(\/bin\/false\) cannot make its namespaces on this host \(exit 1\)$/);
+});
 
 describe('OpenCL helper: the seccomp program', () => {
   const x64 = 0xc000003e;
