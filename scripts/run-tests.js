@@ -79,6 +79,7 @@ function run(worker, job, prefix) {
     : ['--import', 'tsx', '--test', ...reporters, ...job.files];
   return new Promise((resolve) => {
     let failing = false;
+    const mine = []; // this job's failing section, added whole when it ends (jobs run side by side)
     const child = spawn(process.execPath, argv, { stdio: ['ignore', 'pipe', 'pipe'],
       env: { ...process.env, ORIEL_TEST_LANE: worker } });
     for (const stream of [child.stdout, child.stderr]) {
@@ -86,12 +87,15 @@ function run(worker, job, prefix) {
       createInterface({ input: stream }).on('line', (l) => {
         const m = SUMMARY.exec(l);
         if (m) { totals[m[1]] = (totals[m[1]] ?? 0) + Number(m[2]); return; }
-        if (FAILING.test(l)) { failing = true; failures.push(`── ${job.name} (${worker})`); }
-        else if (failing && stream === child.stdout) failures.push(l);
+        if (FAILING.test(l)) failing = true;
+        else if (failing && stream === child.stdout && mine.length < 200) mine.push(l);
         out.write(prefix ? `[${worker}] ${l}\n` : `${l}\n`);
       });
     }
-    child.on('close', (code, signal) => resolve(code ?? (signal ? 1 : 0)));
+    child.on('close', (code, signal) => {
+      if (failing || code !== 0) failures.push(`── ${job.name} (${worker}): exit ${code ?? signal}`, ...mine);
+      resolve(code ?? (signal ? 1 : 0));
+    });
   });
 }
 
@@ -116,10 +120,7 @@ async function worker(name) {
     const code = await run(name, job, workers.length > 1);
     if (job.heavy) heavyRunning = false;
     times.push([job.name, Date.now() - t0, name]);
-    if (code !== 0) {
-      failed = true;
-      if (!failures.some((l) => l.startsWith(`── ${job.name} `))) failures.push(`── ${job.name} (${name}): exit ${code}`);
-    }
+    if (code !== 0) failed = true;
   }
 }
 await Promise.all(workers.map(worker));
@@ -129,7 +130,7 @@ console.log('\ntime per test file, process start to end (slowest first):');
 for (const [f, ms, w] of times.sort((a, b) => b[1] - a[1])) {
   console.log(`${(ms / 1000).toFixed(1).padStart(8)} s  ${w}  ${f}${f === UNIT ? ` (${unitFiles.length} files)` : ''}`);
 }
-if (failures.length > 0) console.log(`\nfailing tests, again:\n${failures.slice(0, 400).join('\n')}`);
+if (failures.length > 0) console.log(`\nfailing tests, again:\n${failures.join('\n')}`);
 console.log(Object.entries(totals).filter(([k]) => k !== 'duration_ms').map(([k, v]) => `ℹ ${k} ${v}`).join('\n'));
 try {
   mkdirSync(dirname(TIMES), { recursive: true });

@@ -142,11 +142,11 @@ export async function captureCheckpoint(o: CaptureOptions): Promise<Manifest> {
       worker.plan(disk?.job ?? null, mode);
 
       const uri = `unix:${files.migration}`;
+      await hugePagesSettled(vm.id); // no collapse inside the pause (huge-again.ts)
       if (mode === 'precopy') {
         o.progress?.('streaming RAM (precopy)');
         await precopyPause(qmp, uri, disk && { actions: disk.actions, jobId: disk.job.jobId });
       } else {
-        await hugePagesSettled(vm.id);
         o.progress?.('pausing');
         // Pipelined: QEMU runs them in order with no round trip between; the pause is stop → migration restart.
         const calls: Promise<unknown>[] = [];

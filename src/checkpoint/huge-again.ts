@@ -2,15 +2,23 @@
 // ordinary-RAM VMs (README.md, "Why the pause grows with RAM"). A background snapshot lifts its write protection
 // 4 KiB at a time: that leaves QEMU's RAM mapped by 4 KiB entries, and the next snapshot's populate loop and write
 // protection, inside the pause, walk 524,288 of them at 2 GiB (60–100 ms under TCG) instead of 1,024 (~10 ms).
-// host/huge-pages-again.ts collapses them again while the guest runs. The cost: ranges the guest never wrote become
-// zero-filled huge pages, so QEMU's resident memory grows to the VM's size (the kernel splits underused huge pages
-// again under memory pressure). ORIEL_CHECKPOINT_HUGE_AGAIN=off turns it off. A lazy restore places pages 4 KiB at a
-// time too, but the kernel refuses to collapse those (EINVAL) until a snapshot has gone over them: the first
-// checkpoint after a lazy restore pauses long, the ones after it do not.
+// host/huge-pages-again.ts collapses them again while the guest runs; one VM at a time on the whole server.
+// The cost: ranges the guest never wrote become zero-filled huge pages, so QEMU's resident memory grows to the VM's
+// size and stays there (the kernel splits underused huge pages only from 6.12 on, under memory pressure, and only
+// when khugepaged's max_ptes_none is below its default 511): ORIEL_CHECKPOINT_HUGE_AGAIN=off for hosts that
+// overcommit memory. A lazy restore places pages 4 KiB at a time too, but the kernel refuses to collapse those
+// (EINVAL) until a snapshot has gone over them: the first checkpoint after a lazy restore pauses long, the ones after
+// it do not.
 import { collapseToHugePages, type CollapseResult } from '../host/huge-pages-again.ts';
 
-const pending = new Map<string, Promise<CollapseResult>>();
+interface Collapse {
+  done: Promise<void>;
+  stop: boolean;
+}
+const pending = new Map<string, Collapse>();
 const last = new Map<string, CollapseResult>();
+/** The tail of the server's one queue of collapses. */
+let queue: Promise<unknown> = Promise.resolve();
 
 /** Whether the server collapses guest RAM after checkpoints (ORIEL_CHECKPOINT_HUGE_AGAIN: `on`, the default, or
  * `off`). */
@@ -21,28 +29,42 @@ export function hugeAgainFromEnv(env: NodeJS.ProcessEnv = process.env): boolean 
   throw new Error(`ORIEL_CHECKPOINT_HUGE_AGAIN is '${v}': it must be 'on' (the default) or 'off'`);
 }
 
-/** Starts collapsing the RAM of VM `vmId` (QEMU `pid`, `memoryMiB` of ordinary RAM) in the background. */
+/** Queues a collapse of the RAM of VM `vmId` (QEMU `pid`, `memoryMiB` of ordinary RAM); never throws. */
 export function hugePagesAgain(vmId: string, pid: number | null | undefined, memoryMiB: number): void {
-  if (!pid || !hugeAgainFromEnv() || pending.has(vmId)) return;
+  let on: boolean;
+  try {
+    on = hugeAgainFromEnv(); // checked at the server's start; a bench or test may set it wrong
+  } catch {
+    on = false;
+  }
+  if (!pid || !on || pending.has(vmId)) return;
   last.delete(vmId);
-  const p = collapseToHugePages(pid, memoryMiB * 2 ** 20).then((r) => {
-    last.set(vmId, r);
-    return r;
-  });
-  pending.set(vmId, p);
-  void p.finally(() => pending.delete(vmId));
+  const c: Collapse = { stop: false, done: Promise.resolve() };
+  const run = queue.then(() => collapseToHugePages(pid, memoryMiB * 2 ** 20, () => c.stop));
+  queue = run.catch(() => undefined);
+  c.done = run.then(
+    (r) => { remember(vmId, r); },
+    (e: Error) => { remember(vmId, { skipped: e.message }); },
+  ).finally(() => pending.delete(vmId));
+  pending.set(vmId, c);
 }
 
-/** Waits (at most `maxMs`) for a collapse of `vmId` still running: the next pause should find the huge pages. It
- * takes 0.1–0.2 s at 2 GiB when the huge pages are still whole (mapped 4 KiB at a time), ~3 s when they must be made
- * (the first time, and after other snapshots split them), longer on a busy host; a collapse still running when the
- * pause begins stops at the write protection. */
+function remember(vmId: string, r: CollapseResult): void {
+  last.set(vmId, r);
+  if (last.size > 256) last.delete(last.keys().next().value!); // the oldest VM's
+}
+
+/** Before a pause: waits (at most `maxMs`) for a collapse of `vmId` to finish, then stops it and waits for its step in
+ * flight (≤ 32 MiB), so that no collapse runs inside the pause. It takes 0.1–0.3 s at 2 GiB when the huge pages are
+ * still whole (mapped 4 KiB at a time), ~3 s when they must be made (the first time, or after other snapshots). */
 export async function hugePagesSettled(vmId: string, maxMs = 15_000): Promise<void> {
-  const p = pending.get(vmId);
-  if (!p) return;
+  const c = pending.get(vmId);
+  if (!c) return;
   let timer: NodeJS.Timeout | undefined;
-  await Promise.race([p, new Promise((r) => { timer = setTimeout(r, maxMs); })]);
+  await Promise.race([c.done, new Promise((r) => { timer = setTimeout(r, maxMs); })]);
   clearTimeout(timer);
+  c.stop = true;
+  await c.done;
 }
 
 /** What the last collapse of `vmId` did (benches, tests). */

@@ -296,7 +296,10 @@ export class PostcopySource {
       }
       this.stats.requests++;
       this.lastRequestAt = performance.now();
-      for (let o = msg.offset; o < msg.offset + Math.max(msg.length, 1); o += PAGE_SIZE) {
+      // A huge block is asked for a host page at a time: one entry (its first page) per host page.
+      const step = this.perHost[b]! * PAGE_SIZE;
+      const from = Math.floor(msg.offset / step) * step;
+      for (let o = from; o < msg.offset + Math.max(msg.length, 1); o += step) {
         const g = this.base[b]! + o / PAGE_SIZE;
         this.requests.push(g);
         if (!this.askedSet.has(g)) {
@@ -375,6 +378,7 @@ export class PostcopySource {
     const around: number[] = [];
     for (const g of ws) {
       const b = this.blockOf(g);
+      if (this.perHost[b]! > 1) continue; // a huge page is its own neighbourhood
       const lo = Math.max(this.base[b]!, g - postcopyTuning.prefetchBack);
       const hi = Math.min(this.base[b]! + blocks[b]!.length / PAGE_SIZE, g + 1 + postcopyTuning.prefetchAhead);
       for (let n = lo; n < hi; n++) {

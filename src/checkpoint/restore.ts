@@ -12,7 +12,8 @@ import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { VmManager } from '../vm/manager.ts';
 import type { QmpClient, QmpEvent } from '../vm/qmp/index.ts';
-import { HUGE_PAGE_MIB, HUGE_RAM_ID } from '../vm/hugepages.ts';
+import { fillMemfd } from '../host/memfd-fill.ts';
+import { HUGE_PAGE_MIB, HUGE_RAM_ID, holdHugePages } from '../vm/hugepages.ts';
 import { PAGE_SIZE, writeStream } from './stream/index.ts';
 import type { CheckpointStore, Manifest } from './page-store/index.ts';
 import type { DiskCheckpoints } from './disk.ts';
@@ -171,6 +172,9 @@ async function restoreHeld(
     onStage: (s) => tl.mark(s === 'spawned' ? 'QEMU spawned' : s),
   });
   if (mode === 'lazy' && m.guestReady) o.vms.markReady(vm.id);
+  // A restoring QEMU's huge pages are not all taken yet (no prealloc for an incoming migration; a postcopy even hands
+  // them back to the pool first and takes them again as pages come): promised meanwhile.
+  const releaseHuge = vm.spec.hugepages ? holdHugePages(vm.spec.memoryMiB) : () => undefined;
   let runningMs: number | null = null;
   const onEvent = (e: QmpEvent) => {
     if (e.event !== 'RESUME' || runningMs !== null) return;
@@ -226,6 +230,14 @@ async function restoreHeld(
       if (mig.status !== 'completed') throw new Error(`QEMU refused the checkpoint's stream: migration ${mig.status}`);
       if (m.guestReady) o.vms.markReady(vm.id);
       await continueIfRan(qmp, m);
+      if (vm.spec.hugepages) {
+        // The pages never sent are holes in QEMU's memfd: taken from the pool now, not at the guest's first touch
+        // (nor inside the next checkpoint's pause).
+        const pid = o.vms.get(vm.id).pid;
+        const f = pid ? await fillMemfd(pid, vm.spec.memoryMiB * 2 ** 20) : { failed: 'no QEMU pid' };
+        if ('failed' in f) o.log?.(`huge pages not all taken after the restore: ${f.failed}`);
+        tl.mark('huge pages all taken');
+      }
     }, { ownRunState: mode === 'eager', action: 'restore' });
   } catch (e) {
     if (mode === 'lazy') {
@@ -239,6 +251,7 @@ async function restoreHeld(
     throw e;
   } finally {
     off();
+    releaseHuge();
   }
   const ramMs = Math.round(performance.now() - p0);
   tl.mark('restore done');

@@ -9,9 +9,9 @@ import koffi from 'koffi';
 
 const MADV_COLLAPSE = 25; // include/uapi/asm-generic/mman-common.h
 const HUGE = 2 << 20;
-/** One process_madvise call covers at most MAX_RW_COUNT (2 GiB less a page) bytes: smaller steps, each a short
- * syscall on a worker thread. */
-const STEP = 256 << 20;
+/** One call per 32 MiB: each is a short syscall on one of libuv's few worker threads, and a collapse can be stopped
+ * between two of them (a call covers at most MAX_RW_COUNT, 2 GiB less a page, anyway). */
+const STEP = 32 << 20;
 
 interface Libc {
   pidfdOpen: (pid: number, flags: number) => number;
@@ -19,6 +19,9 @@ interface Libc {
   close: (fd: number) => number;
 }
 let libc: Libc | null | undefined;
+/** Set once the host has shown it cannot collapse at all (no wrapper, no permission, no system call). */
+let unsupported: string | undefined;
+
 function load(): Libc | null {
   if (libc !== undefined) return libc;
   try {
@@ -29,62 +32,66 @@ function load(): Libc | null {
       close: lib.func('int close(int fd)'),
     };
   } catch {
-    libc = null; // not glibc 2.36+: nothing to do
+    libc = null;
+    unsupported = 'libc has no process_madvise (glibc 2.36+)';
   }
   return libc;
 }
 
-/** The anonymous, writable, THP-eligible mappings of `pid` of exactly `bytes` (QEMU maps each RAM block alone). */
+/** The anonymous, writable, private mappings of `pid` of exactly `bytes` (QEMU maps each RAM block alone), from
+ * /proc/PID/maps (smaps would walk every page table entry). */
 export function ramMappings(pid: number, bytes: number): { start: number; end: number }[] {
   const out: { start: number; end: number }[] = [];
-  let cur: { start: number; end: number; anon: boolean } | undefined;
-  for (const line of readFileSync(`/proc/${pid}/smaps`, 'utf8').split('\n')) {
-    const m = /^([0-9a-f]+)-([0-9a-f]+) (\S+) \S+ \S+ \S+\s*(.*)$/.exec(line);
-    if (m) {
-      cur = { start: parseInt(m[1]!, 16), end: parseInt(m[2]!, 16), anon: m[3]!.startsWith('rw') && m[4] === '' };
-      continue;
-    }
-    if (cur?.anon && /^THPeligible:\s+1/.test(line) && cur.end - cur.start === bytes) out.push(cur);
+  for (const line of readFileSync(`/proc/${pid}/maps`, 'utf8').split('\n')) {
+    const m = /^([0-9a-f]+)-([0-9a-f]+) rw-p \S+ \S+ \S+\s*$/.exec(line);
+    if (!m) continue;
+    const start = parseInt(m[1]!, 16), end = parseInt(m[2]!, 16);
+    if (end - start === bytes) out.push({ start, end });
   }
   return out;
 }
 
 /** What a collapse did: `bytes` now in huge pages; `refused`, the kernel's reason for the steps it refused (EINVAL:
- * some ranges cannot be collapsed now, e.g. pages a lazy restore placed; EAGAIN/ENOMEM: no huge pages to be had). */
-export type CollapseResult = { bytes: number; ms: number; refused: string | null } | { skipped: string };
+ * some ranges cannot be collapsed now, e.g. pages a lazy restore placed; EAGAIN/ENOMEM: no huge pages to be had);
+ * `stopped` if told to stop before the end. */
+export type CollapseResult = { bytes: number; ms: number; refused: string | null; stopped: boolean }
+  | { skipped: string };
 
-/** Collapses the mappings of `pid` that are `bytes` long (guest RAM) into huge pages; never throws. */
-export async function collapseToHugePages(pid: number, bytes: number): Promise<CollapseResult> {
+/** Collapses the mappings of `pid` that are `bytes` long (guest RAM) into huge pages; never throws. `stop` is asked
+ * between steps. */
+export async function collapseToHugePages(pid: number, bytes: number, stop = () => false): Promise<CollapseResult> {
   const c = load();
-  if (!c) return { skipped: 'libc has no process_madvise (glibc 2.36+)' };
+  if (!c || unsupported) return { skipped: unsupported ?? 'no libc' };
   const t0 = Date.now();
-  let ranges: { start: number; end: number }[];
-  try {
-    ranges = ramMappings(pid, bytes);
-  } catch (e) {
-    return { skipped: (e as Error).message };
-  }
-  if (ranges.length === 0) return { skipped: 'no mapping of the RAM size eligible for huge pages' };
-  const fd = c.pidfdOpen(pid, 0);
-  if (fd < 0) return { skipped: `pidfd_open failed (${errno()})` };
+  const fd = c.pidfdOpen(pid, 0); // first: the mappings read below are then this very process's
+  if (fd < 0) return { skipped: `pidfd_open failed (${errno(koffi.errno())})` };
   let done = 0;
   let refused: string | null = null;
   try {
+    const ranges = ramMappings(pid, bytes);
+    if (ranges.length === 0) return { skipped: 'no private writable mapping of the RAM size' };
     for (const r of ranges) {
       for (let at = Math.ceil(r.start / HUGE) * HUGE; at + HUGE <= r.end; at += STEP) {
-        const iov = Buffer.alloc(16);
+        if (stop()) return { bytes: done, ms: Date.now() - t0, refused, stopped: true };
+        const iov = Buffer.alloc(16); // kept alive by this frame until the call is back
         iov.writeBigUInt64LE(BigInt(at), 0);
         iov.writeBigUInt64LE(BigInt(Math.min(STEP, Math.floor((r.end - at) / HUGE) * HUGE)), 8);
-        const n = await new Promise<number>((ok, fail) =>
-          c.processMadvise.async(fd, iov, 1, MADV_COLLAPSE, 0, (e: Error | null, v: number) => (e ? fail(e) : ok(v))));
+        // koffi hands the worker thread's errno back to the callback.
+        const [n, e] = await new Promise<[number, number]>((ok, fail) =>
+          c.processMadvise.async(fd, iov, 1, MADV_COLLAPSE, 0, (err: Error | null, v: number) =>
+            (err ? fail(err) : ok([v, koffi.errno()]))));
         if (n >= 0) {
           done += n;
           continue;
         }
-        // errno is the worker thread's: one huge page of the same step, again on this thread, says why.
-        iov.writeBigUInt64LE(BigInt(HUGE), 8);
-        refused = c.processMadvise(fd, iov, 1, MADV_COLLAPSE, 0) < 0 ? errno() : 'some of its huge pages';
-        if (refused === 'EPERM' || refused === 'ESRCH' || refused === 'ENOSYS') return { skipped: refused };
+        refused = errno(e);
+        if (['EPERM', 'ENOSYS'].includes(refused)) {
+          unsupported = `process_madvise(MADV_COLLAPSE) refused: ${refused}`; // the same for every VM from now on
+          return { skipped: unsupported };
+        }
+        if (refused === 'ESRCH') return { skipped: 'the process ended' };
+        // Refused from the first step: the whole mapping is (a kernel before 6.1, pages a lazy restore placed).
+        if (refused === 'EINVAL' && done === 0) break;
       }
     }
   } catch (e) {
@@ -92,11 +99,8 @@ export async function collapseToHugePages(pid: number, bytes: number): Promise<C
   } finally {
     c.close(fd);
   }
-  return { bytes: done, ms: Date.now() - t0, refused };
+  return { bytes: done, ms: Date.now() - t0, refused, stopped: false };
 }
 
 const ERRNO: Record<number, string> = { 1: 'EPERM', 3: 'ESRCH', 11: 'EAGAIN', 12: 'ENOMEM', 22: 'EINVAL', 38: 'ENOSYS' };
-function errno(): string {
-  const n = koffi.errno();
-  return ERRNO[n] ?? `errno ${n}`;
-}
+const errno = (n: number): string => ERRNO[n] ?? `errno ${n}`;

@@ -32,10 +32,24 @@ export function hugePages(pool = HUGE_PAGE_POOL): HugePages {
   return { total: read('nr_hugepages'), available: read('free_hugepages') - read('resv_hugepages') };
 }
 
+let held = 0;
+/** Keeps `memoryMiB` of huge pages out of other VMs' reach while they are free in the pool but promised: a lazy
+ * restore's QEMU gives its pages back to the pool (postcopy's discard) and takes them again as they arrive. Returns the
+ * release (idempotent). */
+export function holdHugePages(memoryMiB: number): () => void {
+  const n = Math.ceil(memoryMiB / HUGE_PAGE_MIB);
+  held += n;
+  let done = false;
+  return () => {
+    if (!done) held -= n;
+    done = true;
+  };
+}
+
 /** Throws a 422 that says what to do when the host cannot give `memoryMiB` of huge pages to a VM now. */
 export function checkHugePages(vmName: string, memoryMiB: number, hp = hugePages()): void {
   const need = Math.ceil(memoryMiB / HUGE_PAGE_MIB);
-  const available = Math.max(0, hp.available);
+  const available = Math.max(0, hp.available - held);
   if (available >= need) return;
   const total = hp.total + need - available;
   throw unprocessable(

@@ -233,7 +233,7 @@ export class VmManager extends EventEmitter {
         tiny?.kernel && tiny.initrd ? { kernel: tiny.kernel, initrd: tiny.initrd } : undefined,
         join(this.o.cacheDir, 'accel-verdict.json'),
       );
-      const args = qemuArgs(vm.name, spec, p, accel, await newSpiceEndpoint(p));
+      const args = qemuArgs(vm.name, spec, p, accel, await newSpiceEndpoint(p), { incoming: !!opts.incoming });
       // QEMU waits for `migrate-incoming` instead of booting.
       if (opts.incoming) args.push('-incoming', 'defer');
       args.push(...migrationTraceArgs());

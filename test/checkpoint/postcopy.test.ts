@@ -46,10 +46,10 @@ function rp(type: number, payload: Buffer): Buffer {
   h.writeUInt16BE(payload.length, 2);
   return Buffer.concat([h, payload]);
 }
-function reqPagesId(block: string, offset: number): Buffer {
+function reqPagesId(block: string, offset: number, length = 4096): Buffer {
   const p = Buffer.alloc(13 + block.length);
   p.writeBigUInt64BE(BigInt(offset), 0);
-  p.writeUInt32BE(4096, 8);
+  p.writeUInt32BE(length, 8);
   p[12] = block.length;
   p.write(block, 13, 'latin1');
   return rp(RP_MSG.REQ_PAGES_ID, p);
@@ -324,11 +324,13 @@ describe('lazy restore: postcopy stream and page server', () => {
     const preamble = postcopyPreamble({
       header, ramSectionId: 2, blocks, deviceState, devicesLoadedPing: 0x4f524c01, hostPageSize,
     });
-    // QEMU asks for a huge page by its start and its 2 MiB; here one page inside it.
-    const q = await fakeQemu(sockPath, preamble.length, reqPagesId('pc.ram', 4000 * 4096));
+    // QEMU asks for a huge page by its start and its 2 MiB (pages 3584..4095).
+    const q = await fakeQemu(sockPath, preamble.length, reqPagesId('pc.ram', 3584 * 4096, 2 << 20));
     const sock = createConnection(sockPath);
     await new Promise((r) => sock.once('connect', r));
-    const stats = await new PostcopySource(store, child, parent, [], hostPageSize).run(sock);
+    const source = new PostcopySource(store, child, parent, [], hostPageSize);
+    const stats = await source.run(sock);
+    assert.deepEqual(source.asked, [3584], 'the working set records one page per huge page asked for');
     sock.destroy();
     q.close();
     const all = await q.received;
