@@ -70,6 +70,9 @@ const totals = {};
 // node's spec reporter ends each process with a "✖ failing tests:" section; those sections are printed again after
 // the suite, so the end of a long CI log (often all one sees of it) names what failed and why.
 const FAILING = /^✖ failing tests:/;
+// An error after its test ended ("generated asynchronous activity after the test ended") fails the file, but is
+// said only before that section.
+const ASYNC_ERROR = /^ℹ Error: /;
 const failures = [];
 
 /** Runs one job in a node process; its lines are prefixed with the worker's name, its summary lines added up. */
@@ -88,7 +91,7 @@ function run(worker, job, prefix) {
         const m = SUMMARY.exec(l);
         if (m) { totals[m[1]] = (totals[m[1]] ?? 0) + Number(m[2]); return; }
         if (FAILING.test(l)) failing = true;
-        else if (failing && stream === child.stdout && mine.length < 200) mine.push(l);
+        else if ((failing || ASYNC_ERROR.test(l)) && stream === child.stdout && mine.length < 200) mine.push(l);
         out.write(prefix ? `[${worker}] ${l}\n` : `${l}\n`);
       });
     }

@@ -232,6 +232,9 @@ export async function createServer(config: OrielConfig, opts: { logger?: boolean
     async close() {
       schedules.stop();
       await app.close();
+      // Operations still running (a scheduled checkpoint, a restore) end first, within reason: their last writes go
+      // to the database closed below (one that does not end in time is failed or taken over by the next server).
+      await ops.drain(10_000);
       vms.detachAll();
       networks.close();
       opencl.close();

@@ -54,6 +54,8 @@ const fromRow = (r: Row): Operation => {
 
 export class Operations extends EventEmitter {
   private readonly controllers = new Map<string, AbortController>();
+  /** Operations of this process still running (drain). */
+  private readonly running = new Set<Promise<void>>();
 
   constructor(private readonly db: Db) {
     super();
@@ -70,7 +72,9 @@ export class Operations extends EventEmitter {
       if (carried) {
         const log = [...op.log, 'the server restarted; the operation continues'];
         this.db.prepare('UPDATE operations SET log = ? WHERE id = ?').run(JSON.stringify(log), op.id);
-        void this.settle(op.id, carried, () => false, op.progress);
+        const settled = this.settle(op.id, carried, () => false, op.progress).catch(() => undefined);
+        this.running.add(settled);
+        void settled.finally(() => this.running.delete(settled));
         continue;
       }
       this.db
@@ -95,6 +99,9 @@ export class Operations extends EventEmitter {
       status = aborted() ? 'cancelled' : 'failed';
       error = aborted() ? 'cancelled on request' : (e as Error).message;
     }
+    // The server closed its database first (an operation that outlived drain): the next server marks it failed, or
+    // takes a checkpoint's worker over (init).
+    if (!this.db.open) return;
     const prog = typeof progress === 'function' ? progress() : progress;
     const stored = result === undefined ? prog : { ...prog, result };
     this.db
@@ -146,6 +153,7 @@ export class Operations extends EventEmitter {
     let progress: Progress = op.progress;
     let lastWrite = 0;
     const persist = (force = false) => {
+      if (!this.db.open) return;
       const now = Date.now();
       if (!force && now - lastWrite < 200) return;
       lastWrite = now;
@@ -168,11 +176,21 @@ export class Operations extends EventEmitter {
       },
     };
     const run = (async () => fn(ctx))();
-    void this.settle(id, run.finally(() => {
+    const settled = this.settle(id, run.finally(() => {
       this.controllers.delete(id);
       persist(true);
-    }), () => ac.signal.aborted, () => progress);
+    }), () => ac.signal.aborted, () => progress).catch(() => undefined);
+    this.running.add(settled);
+    void settled.finally(() => this.running.delete(settled));
     return op;
+  }
+
+  /** Waits (at most `maxMs`) for the operations still running, before the server closes its database. */
+  async drain(maxMs: number): Promise<void> {
+    if (this.running.size === 0) return;
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([Promise.all(this.running), new Promise((r) => { timer = setTimeout(r, maxMs); })]);
+    clearTimeout(timer);
   }
 
   cancel(id: string): Operation {
@@ -193,7 +211,7 @@ export class Operations extends EventEmitter {
       };
       // Never what keeps a process alive: a waiter gone with its server (a scheduled run's, at shutdown) must not hold
       // the process for the rest of its hour.
-      const timer = setTimeout(() => done(this.get(id)), timeoutMs);
+      const timer = setTimeout(() => done(this.db.open ? this.get(id) : op), timeoutMs);
       timer.unref();
       const done = (o: Operation) => {
         clearTimeout(timer);
