@@ -14,8 +14,6 @@ import {
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { SANDBOX_TMP, sandboxAvailable, sandboxState, spawnConfined } from './sandbox.ts';
-
-const sandboxWhyNot = () => { const s = sandboxState(); return s.ok ? 'not used' : s.why; };
 import { HelperUids, type UidRange } from './uids.ts';
 import { HelperChannel } from './channel.ts';
 import { HelperLog } from './helper-log.ts';
@@ -25,6 +23,12 @@ import { PRLIMIT, helperNproc } from './limits.ts';
 export { PORT_NAME } from './protocol.ts';
 export { STILL_RUNNING } from './hold.ts';
 export { DEFAULT_UID_RANGE, type UidRange } from './uids.ts';
+
+/** Why helpers run without bubblewrap although the sandbox is on. */
+const sandboxWhyNot = (): string => {
+  const s = sandboxState();
+  return s.ok ? 'not used' : s.why;
+};
 
 const ENTRY = join(import.meta.dirname, import.meta.url.endsWith('.js') ? 'helper-main.js' : 'helper-main.ts');
 const COMPILED = ENTRY.endsWith('.js');
