@@ -13,6 +13,8 @@ import { join } from 'node:path';
 import type { VmManager } from '../vm/manager.ts';
 import type { QmpClient, QmpEvent } from '../vm/qmp/index.ts';
 import { fillMemfd } from '../host/memfd-fill.ts';
+import { isAlive } from '../host/process.ts';
+import type { VmRecord } from '../vm/records.ts';
 import { HUGE_PAGE_MIB, HUGE_RAM_ID, holdHugePages } from '../vm/hugepages.ts';
 import { PAGE_SIZE, writeStream } from './stream/index.ts';
 import type { CheckpointStore, Manifest } from './page-store/index.ts';
@@ -163,95 +165,64 @@ async function restoreHeld(
   disk?.commit();
   // The new disk carries no dirty bitmap: the next checkpoint's backup is a full one.
   o.disks.setHead(vm.id, null);
-  o.progress?.('starting QEMU');
-  const t0 = Date.now();
-  const p0 = performance.now();
-  tl.mark('QEMU start requested');
-  await o.vms.start(vm.id, {
-    incoming: { reason: 'waiting for a checkpoint to be restored' },
-    onStage: (s) => tl.mark(s === 'spawned' ? 'QEMU spawned' : s),
-  });
-  if (mode === 'lazy' && m.guestReady) o.vms.markReady(vm.id);
-  // A restoring QEMU's huge pages are not all taken yet (no prealloc for an incoming migration; a postcopy even hands
-  // them back to the pool first and takes them again as pages come): promised meanwhile.
-  const releaseHuge = vm.spec.hugepages ? holdHugePages(vm.spec.memoryMiB) : () => undefined;
+  let t0 = 0, p0 = 0;
   let runningMs: number | null = null;
-  const onEvent = (e: QmpEvent) => {
-    if (e.event !== 'RESUME' || runningMs !== null) return;
-    const wall = e.timestamp.seconds * 1000 + e.timestamp.microseconds / 1000;
-    runningMs = Math.round((wall - t0) * 10) / 10;
-    tl.markWall('RESUME (guest running)', wall);
-    o.onRunning?.({ runningMs, mode, qemuStartedAt: t0 });
-  };
-  const off = o.vms.qmp(vm.id).onEvent(onEvent);
   let streamBytes = 0;
   let postcopy: PostcopyStats | undefined;
-  try {
-    await o.vms.withQmp(vm.id, async (qmp) => {
+  // A lazy restore whose QEMU ends before the guest ran (QEMU 7.2 segfaults now and then as a postcopy destination
+  // loads its devices: a NULL read in qemu-system-x86_64, seen in the kernel log) is done again, eagerly: no guest code
+  // ran, so its disk is still the checkpoint's.
+  for (let attempt = 0; ; attempt++) {
+    o.progress?.('starting QEMU');
+    t0 = Date.now();
+    p0 = performance.now();
+    tl.mark('QEMU start requested');
+    await o.vms.start(vm.id, {
+      incoming: { reason: 'waiting for a checkpoint to be restored' },
+      onStage: (s) => tl.mark(s === 'spawned' ? 'QEMU spawned' : s),
+    });
+    const qemuPid = o.vms.get(vm.id).pid;
+    if (mode === 'lazy' && m.guestReady) o.vms.markReady(vm.id);
+    // A restoring QEMU's huge pages are not all taken yet (no prealloc for an incoming migration; a postcopy even
+    // hands them back to the pool first and takes them again as pages come): promised meanwhile.
+    const releaseHuge = vm.spec.hugepages ? holdHugePages(vm.spec.memoryMiB) : () => undefined;
+    const onEvent = (e: QmpEvent) => {
+      if (e.event !== 'RESUME' || runningMs !== null) return;
+      const wall = e.timestamp.seconds * 1000 + e.timestamp.microseconds / 1000;
+      runningMs = Math.round((wall - t0) * 10) / 10;
+      tl.markWall('RESUME (guest running)', wall);
+      o.onRunning?.({ runningMs, mode, qemuStartedAt: t0 });
+    };
+    const off = o.vms.qmp(vm.id).onEvent(onEvent);
+    const st: StreamState = { mode, fallback, streamBytes: 0 };
+    try {
+      await streamInto(o, m, vm, st, source, tl);
+    } catch (e) {
+      [mode, fallback] = [st.mode, st.fallback];
       if (mode === 'lazy') {
-        // QEMU tests userfaultfd for real here (postcopy_ram_supported_by_host); nothing is sent yet, so a refusal
-        // still leaves an eager restore into the same QEMU.
-        try {
-          await qmp.execute('migrate-set-capabilities', { capabilities: [{ capability: 'postcopy-ram', state: true }] });
-          tl.mark('postcopy capability set');
-        } catch (e) {
+        // Its socket closes as it dies: give the process a second to be gone.
+        const diedEarly = runningMs === null && !!qemuPid && await gone(qemuPid, 1000);
+        // The guest may already run on RAM that is only partly there: it cannot go on.
+        await o.vms.forceStop(vm.id).catch(() => undefined);
+        if (diedEarly && attempt === 0) {
+          fallback = `QEMU ended before the guest ran (${(e as Error).message}; see its log): restored eagerly`;
+          o.log?.(fallback);
+          tl.mark('QEMU ended early: eager restore');
           mode = 'eager';
-          fallback = `QEMU cannot use postcopy here: ${(e as Error).message}`;
+          continue;
         }
+        throw new Error(
+          `lazy restore of checkpoint ${m.id} failed: ${(e as Error).message}. VM '${vm.name}' was stopped: ` +
+            'its RAM could not be completed (its disk is the checkpoint\'s)',
+        );
       }
-      const sockPath = join(paths.dir, 'restore.sock');
-      rmSync(sockPath, { force: true });
-      await qmp.execute('migrate-incoming', { uri: `unix:${sockPath}` });
-      tl.mark('migrate-incoming done');
-      const sock = await connect(sockPath);
-      tl.mark('migration socket connected');
-      try {
-        if (mode === 'lazy' && source) {
-          o.progress?.('sending device state; the guest runs while its RAM follows');
-          postcopy = await source.run(sock, (s) => tl.mark(s));
-          streamBytes = postcopy.streamBytes;
-          // For the next lazy restore of this checkpoint: the pages this guest asked for, pushed first then.
-          try {
-            new WorkingSets(o.store.root).add(m, source.asked);
-          } catch (e) {
-            o.log?.(`cannot record the working set: ${(e as Error).message}`);
-          }
-        } else {
-          o.progress?.('sending RAM and device state');
-          streamBytes = await sendEager(o.store, m, sock);
-          tl.mark('stream sent');
-        }
-      } finally {
-        sock.destroy();
-        rmSync(sockPath, { force: true });
-      }
-      const mig = await waitMigration(qmp);
-      tl.mark(`migration ${mig.status}`);
-      if (mig.status !== 'completed') throw new Error(`QEMU refused the checkpoint's stream: migration ${mig.status}`);
-      if (m.guestReady) o.vms.markReady(vm.id);
-      await continueIfRan(qmp, m);
-      if (vm.spec.hugepages) {
-        // The pages never sent are holes in QEMU's memfd: taken from the pool now, not at the guest's first touch
-        // (nor inside the next checkpoint's pause).
-        const pid = o.vms.get(vm.id).pid;
-        const f = pid ? await fillMemfd(pid, vm.spec.memoryMiB * 2 ** 20) : { failed: 'no QEMU pid' };
-        if ('failed' in f) o.log?.(`huge pages not all taken after the restore: ${f.failed}`);
-        tl.mark('huge pages all taken');
-      }
-    }, { ownRunState: mode === 'eager', action: 'restore' });
-  } catch (e) {
-    if (mode === 'lazy') {
-      // The guest may already run on RAM that is only partly there: it cannot go on.
-      await o.vms.forceStop(vm.id).catch(() => undefined);
-      throw new Error(
-        `lazy restore of checkpoint ${m.id} failed: ${(e as Error).message}. VM '${vm.name}' was stopped: ` +
-          'its RAM could not be completed (its disk is the checkpoint\'s)',
-      );
+      throw e;
+    } finally {
+      off();
+      releaseHuge();
     }
-    throw e;
-  } finally {
-    off();
-    releaseHuge();
+    ({ mode, fallback, streamBytes, postcopy } = st);
+    break;
   }
   const ramMs = Math.round(performance.now() - p0);
   tl.mark('restore done');
@@ -264,6 +235,83 @@ async function restoreHeld(
     manifest: m, mode, ...(fallback ? { fallback } : {}), runningMs, ramMs, restoreMs: ramMs, verifyMs, streamBytes,
     ...(postcopy ? { postcopy } : {}),
   };
+}
+
+/** The mode a restore goes on in (lazy becomes eager when QEMU cannot use postcopy) and what it sent. */
+interface StreamState {
+  mode: RestoreMode;
+  fallback: string | undefined;
+  streamBytes: number;
+  postcopy?: PostcopyStats;
+}
+
+/** Starts the incoming migration in the VM's new QEMU and sends the checkpoint into it, as `st.mode` says. */
+async function streamInto(
+  o: RestoreOptions, m: Manifest, vm: VmRecord, st: StreamState, source: PostcopySource | undefined,
+  tl: RestoreTimeline,
+): Promise<void> {
+  const paths = o.vms.paths(vm);
+  await o.vms.withQmp(vm.id, async (qmp) => {
+    if (st.mode === 'lazy') {
+      // QEMU tests userfaultfd for real here (postcopy_ram_supported_by_host); nothing is sent yet, so a refusal
+      // still leaves an eager restore into the same QEMU.
+      try {
+        await qmp.execute('migrate-set-capabilities', { capabilities: [{ capability: 'postcopy-ram', state: true }] });
+        tl.mark('postcopy capability set');
+      } catch (e) {
+        st.mode = 'eager';
+        st.fallback = `QEMU cannot use postcopy here: ${(e as Error).message}`;
+      }
+    }
+    const sockPath = join(paths.dir, 'restore.sock');
+    rmSync(sockPath, { force: true });
+    await qmp.execute('migrate-incoming', { uri: `unix:${sockPath}` });
+    tl.mark('migrate-incoming done');
+    const sock = await connect(sockPath);
+    tl.mark('migration socket connected');
+    try {
+      if (st.mode === 'lazy' && source) {
+        o.progress?.('sending device state; the guest runs while its RAM follows');
+        st.postcopy = await source.run(sock, (s) => tl.mark(s));
+        st.streamBytes = st.postcopy.streamBytes;
+        // For the next lazy restore of this checkpoint: the pages this guest asked for, pushed first then.
+        try {
+          new WorkingSets(o.store.root).add(m, source.asked);
+        } catch (e) {
+          o.log?.(`cannot record the working set: ${(e as Error).message}`);
+        }
+      } else {
+        o.progress?.('sending RAM and device state');
+        st.streamBytes = await sendEager(o.store, m, sock);
+        tl.mark('stream sent');
+      }
+    } finally {
+      sock.destroy();
+      rmSync(sockPath, { force: true });
+    }
+    const mig = await waitMigration(qmp);
+    tl.mark(`migration ${mig.status}`);
+    if (mig.status !== 'completed') throw new Error(`QEMU refused the checkpoint's stream: migration ${mig.status}`);
+    if (m.guestReady) o.vms.markReady(vm.id);
+    await continueIfRan(qmp, m);
+    if (vm.spec.hugepages) {
+      // The pages never sent are holes in QEMU's memfd: taken from the pool now, not at the guest's first touch
+      // (nor inside the next checkpoint's pause).
+      const pid = o.vms.get(vm.id).pid;
+      const f = pid ? await fillMemfd(pid, vm.spec.memoryMiB * 2 ** 20) : { failed: 'no QEMU pid' };
+      if ('failed' in f) o.log?.(`huge pages not all taken after the restore: ${f.failed}`);
+      tl.mark('huge pages all taken');
+    }
+  }, { ownRunState: st.mode === 'eager', action: 'restore' });
+}
+
+/** Whether `pid` has ended within `ms`. */
+async function gone(pid: number, ms: number): Promise<boolean> {
+  for (const end = Date.now() + ms; isAlive(pid);) {
+    if (Date.now() > end) return false;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  return true;
 }
 
 async function continueIfRan(qmp: QmpClient, m: Manifest): Promise<void> {

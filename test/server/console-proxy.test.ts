@@ -163,6 +163,9 @@ describe('SPICE console proxy', () => {
     const cur = await connect();
     try {
       assert.ok(Date.now() - t0 < 2500, `the hand-over took ${Date.now() - t0} ms`);
+      // Its own display channel linked first (connect resolves with the main channel): the one asked twice below is
+      // then the second, whatever the timing.
+      await cur.whenChannel(ChannelType.DISPLAY);
       const stale = await rawWs(url, auth, linkMessage(2, oldId));
       assert.equal(stale.code, CONSOLE_TAKEN_OVER, `a late display channel of the replaced session: ${stale.reason}`);
       const fresh = await rawWs(url, auth, linkMessage(4, cur.main.init!.sessionId)); // cursor: not opened by cur
