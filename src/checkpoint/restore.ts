@@ -204,7 +204,14 @@ async function restoreHeld(
         const diedEarly = runningMs === null && !!qemuPid && await gone(qemuPid, 1000);
         // The guest may already run on RAM that is only partly there: it cannot go on.
         await o.vms.forceStop(vm.id).catch(() => undefined);
-        if (diedEarly && attempt === 0) {
+        // QEMU's end reaches the VM's state a moment after its socket closed.
+        const down = async () => {
+          for (const end = Date.now() + 5000; Date.now() < end; await new Promise((r) => setTimeout(r, 20))) {
+            if (['stopped', 'crashed'].includes(o.vms.get(vm.id).state)) return true;
+          }
+          return false;
+        };
+        if (diedEarly && attempt === 0 && await down()) {
           fallback = `QEMU ended before the guest ran (${(e as Error).message}; see its log): restored eagerly`;
           o.log?.(fallback);
           tl.mark('QEMU ended early: eager restore');
