@@ -14,6 +14,8 @@ import { collapseToHugePages, type CollapseResult } from '../host/huge-pages-aga
 interface Collapse {
   done: Promise<void>;
   stop: boolean;
+  /** Its turn in the server's queue has come. */
+  started: boolean;
 }
 const pending = new Map<string, Collapse>();
 const last = new Map<string, CollapseResult>();
@@ -39,13 +41,18 @@ export function hugePagesAgain(vmId: string, pid: number | null | undefined, mem
   }
   if (!pid || !on || pending.has(vmId)) return;
   last.delete(vmId);
-  const c: Collapse = { stop: false, done: Promise.resolve() };
-  const run = queue.then(() => collapseToHugePages(pid, memoryMiB * 2 ** 20, () => c.stop));
+  const c: Collapse = { stop: false, started: false, done: Promise.resolve() };
+  const run = queue.then(() => {
+    c.started = true;
+    return collapseToHugePages(pid, memoryMiB * 2 ** 20, () => c.stop);
+  });
   queue = run.catch(() => undefined);
+  // A collapse dropped from the queue (hugePagesSettled) is no longer the VM's: it neither reports nor unregisters.
+  const mine = () => pending.get(vmId) === c;
   c.done = run.then(
-    (r) => { remember(vmId, r); },
-    (e: Error) => { remember(vmId, { skipped: e.message }); },
-  ).finally(() => pending.delete(vmId));
+    (r) => { if (mine()) remember(vmId, r); },
+    (e: Error) => { if (mine()) remember(vmId, { skipped: e.message }); },
+  ).finally(() => { if (mine()) pending.delete(vmId); });
   pending.set(vmId, c);
 }
 
@@ -55,8 +62,10 @@ function remember(vmId: string, r: CollapseResult): void {
 }
 
 /** Before a pause: waits (at most `maxMs`) for a collapse of `vmId` to finish, then stops it and waits for its step in
- * flight (≤ 32 MiB), so that no collapse runs inside the pause. It takes 0.1–0.3 s at 2 GiB when the huge pages are
- * still whole (mapped 4 KiB at a time), ~3 s when they must be made (the first time, or after other snapshots). */
+ * flight (≤ 32 MiB), so that no collapse runs inside the pause; one still queued behind another VM's is dropped, not
+ * waited for (another user's large VM must not hold this checkpoint). A collapse takes 0.1–0.3 s at 2 GiB when the
+ * huge pages are still whole (mapped 4 KiB at a time), ~3 s when they must be made (the first time, or after other
+ * snapshots). */
 export async function hugePagesSettled(vmId: string, maxMs = 15_000): Promise<void> {
   const c = pending.get(vmId);
   if (!c) return;
@@ -64,7 +73,8 @@ export async function hugePagesSettled(vmId: string, maxMs = 15_000): Promise<vo
   await Promise.race([c.done, new Promise((r) => { timer = setTimeout(r, maxMs); })]);
   clearTimeout(timer);
   c.stop = true;
-  await c.done;
+  if (c.started) await c.done;
+  else if (pending.get(vmId) === c) pending.delete(vmId);
 }
 
 /** What the last collapse of `vmId` did (benches, tests). */

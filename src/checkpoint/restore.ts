@@ -15,6 +15,7 @@ import type { QmpClient, QmpEvent } from '../vm/qmp/index.ts';
 import { fillMemfd } from '../host/memfd-fill.ts';
 import { isAlive } from '../host/process.ts';
 import type { VmRecord } from '../vm/records.ts';
+import { waitUntil } from '../vm/wait.ts';
 import { HUGE_PAGE_MIB, HUGE_RAM_ID, holdHugePages } from '../vm/hugepages.ts';
 import { PAGE_SIZE, writeStream } from './stream/index.ts';
 import type { CheckpointStore, Manifest } from './page-store/index.ts';
@@ -201,17 +202,10 @@ async function restoreHeld(
       [mode, fallback] = [st.mode, st.fallback];
       if (mode === 'lazy') {
         // Its socket closes as it dies: give the process a second to be gone.
-        const diedEarly = runningMs === null && !!qemuPid && await gone(qemuPid, 1000);
+        const diedEarly = runningMs === null && !!qemuPid && await waitUntil(() => !isAlive(qemuPid), 1000, 20);
         // The guest may already run on RAM that is only partly there: it cannot go on.
         await o.vms.forceStop(vm.id).catch(() => undefined);
-        // QEMU's end reaches the VM's state a moment after its socket closed.
-        const down = async () => {
-          for (const end = Date.now() + 5000; Date.now() < end; await new Promise((r) => setTimeout(r, 20))) {
-            if (['stopped', 'crashed'].includes(o.vms.get(vm.id).state)) return true;
-          }
-          return false;
-        };
-        if (diedEarly && attempt === 0 && await down()) {
+        if (diedEarly && attempt === 0) {
           fallback = `QEMU ended before the guest ran (${(e as Error).message}; see its log): restored eagerly`;
           o.log?.(fallback);
           tl.mark('QEMU ended early: eager restore');
@@ -310,15 +304,6 @@ async function streamInto(
       tl.mark('huge pages all taken');
     }
   }, { ownRunState: st.mode === 'eager', action: 'restore' });
-}
-
-/** Whether `pid` has ended within `ms`. */
-async function gone(pid: number, ms: number): Promise<boolean> {
-  for (const end = Date.now() + ms; isAlive(pid);) {
-    if (Date.now() > end) return false;
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  return true;
 }
 
 async function continueIfRan(qmp: QmpClient, m: Manifest): Promise<void> {

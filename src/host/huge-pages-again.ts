@@ -5,7 +5,7 @@
 // table entries at 2 GiB inside the guest's pause instead of 1,024 (src/checkpoint/README.md). Collapsing keeps the
 // pages' contents; the kernel refuses ranges under userfaultfd (a snapshot or a lazy restore in progress).
 import { readFileSync } from 'node:fs';
-import koffi from 'koffi';
+import { errnoName as errno, lastErrno, libcFunction, type CFunction } from './libc.ts';
 
 const MADV_COLLAPSE = 25; // include/uapi/asm-generic/mman-common.h
 const HUGE = 2 << 20;
@@ -14,9 +14,9 @@ const HUGE = 2 << 20;
 const STEP = 32 << 20;
 
 interface Libc {
-  pidfdOpen: (pid: number, flags: number) => number;
-  processMadvise: ReturnType<ReturnType<typeof koffi.load>['func']>;
-  close: (fd: number) => number;
+  pidfdOpen: CFunction;
+  processMadvise: CFunction;
+  close: CFunction;
 }
 let libc: Libc | null | undefined;
 /** Set once the host has shown it cannot collapse at all (no wrapper, no permission, no system call). */
@@ -24,17 +24,13 @@ let unsupported: string | undefined;
 
 function load(): Libc | null {
   if (libc !== undefined) return libc;
-  try {
-    const lib = koffi.load('libc.so.6');
-    libc = {
-      pidfdOpen: lib.func('int pidfd_open(int pid, unsigned int flags)'),
-      processMadvise: lib.func('long process_madvise(int pidfd, void *iov, size_t n, int advice, unsigned int flags)'),
-      close: lib.func('int close(int fd)'),
-    };
-  } catch {
-    libc = null;
-    unsupported = 'libc has no process_madvise (glibc 2.36+)';
-  }
+  const [pidfdOpen, processMadvise, close] = [
+    'int pidfd_open(int pid, unsigned int flags)',
+    'long process_madvise(int pidfd, void *iov, size_t n, int advice, unsigned int flags)',
+    'int close(int fd)',
+  ].map(libcFunction);
+  libc = pidfdOpen && processMadvise && close ? { pidfdOpen, processMadvise, close } : null;
+  if (!libc) unsupported = 'libc has no process_madvise (glibc 2.36+)';
   return libc;
 }
 
@@ -64,7 +60,7 @@ export async function collapseToHugePages(pid: number, bytes: number, stop = () 
   if (!c || unsupported) return { skipped: unsupported ?? 'no libc' };
   const t0 = Date.now();
   const fd = c.pidfdOpen(pid, 0); // first: the mappings read below are then this very process's
-  if (fd < 0) return { skipped: `pidfd_open failed (${errno(koffi.errno())})` };
+  if (fd < 0) return { skipped: `pidfd_open failed (${errno(lastErrno())})` };
   let done = 0;
   let refused: string | null = null;
   try {
@@ -79,7 +75,7 @@ export async function collapseToHugePages(pid: number, bytes: number, stop = () 
         // koffi hands the worker thread's errno back to the callback.
         const [n, e] = await new Promise<[number, number]>((ok, fail) =>
           c.processMadvise.async(fd, iov, 1, MADV_COLLAPSE, 0, (err: Error | null, v: number) =>
-            (err ? fail(err) : ok([v, koffi.errno()]))));
+            (err ? fail(err) : ok([v, lastErrno()]))));
         if (n >= 0) {
           done += n;
           continue;
@@ -101,6 +97,3 @@ export async function collapseToHugePages(pid: number, bytes: number, stop = () 
   }
   return { bytes: done, ms: Date.now() - t0, refused, stopped: false };
 }
-
-const ERRNO: Record<number, string> = { 1: 'EPERM', 3: 'ESRCH', 11: 'EAGAIN', 12: 'ENOMEM', 22: 'EINVAL', 38: 'ENOSYS' };
-const errno = (n: number): string => ERRNO[n] ?? `errno ${n}`;

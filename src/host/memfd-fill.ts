@@ -4,20 +4,14 @@
 // from the host's pool only when the guest first touches it, and if the pool is empty then, QEMU gets SIGBUS.
 // Filling the file takes those pages from the pool now, zeroed, as `prealloc=on` did at the start.
 import { closeSync, openSync, readdirSync, readlinkSync } from 'node:fs';
-import koffi from 'koffi';
+import { errnoName, lastErrno, libcFunction, type CFunction } from './libc.ts';
 
-let fallocate: ReturnType<ReturnType<typeof koffi.load>['func']> | null | undefined;
+let fallocate: CFunction | null | undefined;
 
 /** Allocates every page of `pid`'s memfd named `name`; never throws. */
 export async function fillMemfd(pid: number, bytes: number, name = 'memory-backend-memfd'):
   Promise<{ ms: number } | { failed: string }> {
-  if (fallocate === undefined) {
-    try {
-      fallocate = koffi.load('libc.so.6').func('int fallocate(int fd, int mode, int64_t offset, int64_t len)');
-    } catch {
-      fallocate = null;
-    }
-  }
+  fallocate ??= libcFunction('int fallocate(int fd, int mode, int64_t offset, int64_t len)');
   if (!fallocate) return { failed: 'no fallocate in libc' };
   const t0 = Date.now();
   let fd: number | undefined;
@@ -34,8 +28,8 @@ export async function fillMemfd(pid: number, bytes: number, name = 'memory-backe
     fd = openSync(`${dir}/${n}`, 'r+');
     const f = fallocate;
     const [r, e] = await new Promise<[number, number]>((ok, fail) =>
-      f.async(fd, 0, 0, bytes, (err: Error | null, v: number) => (err ? fail(err) : ok([v, koffi.errno()]))));
-    return r === 0 ? { ms: Date.now() - t0 } : { failed: `fallocate: errno ${e}${e === 28 ? ' (ENOSPC: the pool is short)' : ''}` };
+      f.async(fd, 0, 0, bytes, (err: Error | null, v: number) => (err ? fail(err) : ok([v, lastErrno()]))));
+    return r === 0 ? { ms: Date.now() - t0 } : { failed: `fallocate: ${errnoName(e)}${e === 28 ? ' (the pool is short)' : ''}` };
   } catch (e) {
     return { failed: (e as Error).message };
   } finally {

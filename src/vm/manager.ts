@@ -288,9 +288,15 @@ export class VmManager extends EventEmitter {
   }
 
   private async onQemuGone(id: string, rt: Runtime): Promise<void> {
-    if (this.runtimes.get(id) === rt) this.runtimes.delete(id);
     const vm = this.records.get(id);
-    const end = await settleQemuExit(rt, vm && this.paths(vm), (...a) => this.log(...a));
+    // The runtime stays registered until QEMU's end is recorded: a force-stop meanwhile waits for that (rt.gone)
+    // instead of finding no QEMU and returning with the VM still in its old state.
+    const forget = () => { if (this.runtimes.get(id) === rt) this.runtimes.delete(id); };
+    const end = await settleQemuExit(rt, vm && this.paths(vm), (...a) => this.log(...a)).catch((e: Error) => {
+      forget();
+      throw e;
+    });
+    forget();
     // The OpenCL window is RAM (tmpfs): it goes with its QEMU, unless a new one already runs.
     if (vm && !this.runtimes.has(id)) rmSync(this.paths(vm).openclWindow, { force: true });
     if (!vm || !end) return;
