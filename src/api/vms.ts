@@ -34,7 +34,11 @@ export const vmSchema = z.object({
   cpus: z.number(),
   display: displaySchema,
   accel: accelSchema,
-  hugepages: z.boolean(),
+  hugepages: z.boolean().nullable().describe(
+    "guest RAM in 2 MiB huge pages: true always (a start fails without them), false never, null (the default) " +
+      'whenever the server can reserve them (as root); they make live checkpoints pause the VM a few ms instead of tens',
+  ),
+  hugepagesNow: z.boolean().nullable().describe("whether the running QEMU's guest RAM is in huge pages; null when not running"),
   opencl: z.boolean().describe('the guest reaches the host\'s OpenCL through API remoting (port org.oriel.opencl.0)'),
   openclWindowMiB: z.number().nullable().describe('the OpenCL zero-copy window (MiB); null without opencl'),
   image: z.string().nullable(),
@@ -74,7 +78,8 @@ export const vmCreateSchema = z
       .boolean()
       .optional()
       .describe(
-        'guest RAM in 2 MiB huge pages the host has reserved: live snapshots of its RAM then pause the VM a few ms instead of tens',
+        'true: guest RAM always in 2 MiB huge pages; false: never; left out: whenever the server can reserve them ' +
+          '(live checkpoints then pause the VM a few ms instead of tens)',
       ),
     opencl: z
       .boolean()

@@ -133,7 +133,7 @@ export async function captureCheckpoint(o: CaptureOptions): Promise<Manifest> {
       if (live) {
         const kvm = await qmp.execute<{ enabled: boolean }>('query-kvm');
         mode = choosePauseMode({
-          forced: o.pauseMode, hugepages: !!vm.spec.hugepages, diskCopyBytes: disk ? disk.copyBytes : null,
+          forced: o.pauseMode, hugepages: !!o.vms.ramOf(vm.id)?.huge, diskCopyBytes: disk ? disk.copyBytes : null,
           accel: kvm.enabled ? 'kvm' : 'tcg', inexactTcgPrecopy: o.inexactTcgPrecopy,
         });
       }
@@ -166,7 +166,7 @@ export async function captureCheckpoint(o: CaptureOptions): Promise<Manifest> {
       if (mig.status !== 'completed')
         throw new Error(`QEMU's migration ended ${mig.status}${mig['error-desc'] ? `: ${mig['error-desc']}` : ''}`);
       // The snapshot left the RAM mapped 4 KiB at a time: huge pages again before the next pause (huge-again.ts).
-      if (live && mode === 'background' && !vm.spec.hugepages) hugePagesAgain(vm.id, vm.pid, vm.spec.memoryMiB);
+      if (live && mode === 'background' && !o.vms.ramOf(vm.id)?.huge) hugePagesAgain(vm.id, vm.pid, vm.spec.memoryMiB);
       o.progress?.('finishing the disk image');
       const diskRec = disk ? await o.disks.finish(qmp, disk.job) : null;
       disk = undefined;

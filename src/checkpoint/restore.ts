@@ -16,7 +16,8 @@ import { fillMemfd } from '../host/memfd-fill.ts';
 import { isAlive } from '../host/process.ts';
 import type { VmRecord } from '../vm/records.ts';
 import { waitUntil } from '../vm/wait.ts';
-import { HUGE_PAGE_MIB, HUGE_RAM_ID, holdHugePages } from '../vm/hugepages.ts';
+import { HUGE_PAGE_MIB, holdHugePages } from '../vm/hugepages.ts';
+import { expectHugeRam, ramIdOf } from '../vm/ram-backing.ts';
 import { PAGE_SIZE, writeStream } from './stream/index.ts';
 import type { CheckpointStore, Manifest } from './page-store/index.ts';
 import type { DiskCheckpoints } from './disk.ts';
@@ -125,15 +126,17 @@ async function restoreHeld(
   // Everything the stream needs that does not need QEMU (page tables, page order, device-state bytes): before QEMU
   // starts, and before the VM is touched (a failure here leaves it as it was).
   let source: PostcopySource | undefined;
+  // The guest RAM block keeps its checkpoint's name; its backing is chosen as QEMU starts (vm/ram-backing.ts).
+  const ramId = ramIdOf(m.stream.blocks);
+  let recorded: { pages: number[]; from: string | null } = { pages: [], from: null };
+  // Huge-page RAM goes by whole 2 MiB pages (stream/postcopy.ts).
+  const sourceFor = (huge: boolean) => new PostcopySource(o.store, m, m.parent ? o.store.get(m.parent) : undefined,
+    recorded.pages, huge ? (id: string) => (id === ramId ? HUGE_PAGE_MIB * 2 ** 20 : PAGE_SIZE) : undefined);
   if (mode === 'lazy') {
     try {
-      const recorded = postcopyTuning.useWorkingSet
-        ? new WorkingSets(o.store.root).readNearest(m, (id) => o.store.get(id)) : { pages: [], from: null };
-      // Huge-page RAM goes by whole 2 MiB pages (stream/postcopy.ts).
-      const hostPageSize = vm.spec.hugepages
-        ? (id: string) => (id === HUGE_RAM_ID ? HUGE_PAGE_MIB * 2 ** 20 : PAGE_SIZE) : undefined;
-      source = new PostcopySource(
-        o.store, m, m.parent ? o.store.get(m.parent) : undefined, recorded.pages, hostPageSize);
+      const sets = new WorkingSets(o.store.root);
+      if (postcopyTuning.useWorkingSet) recorded = sets.readNearest(m, (id) => o.store.get(id));
+      source = sourceFor(expectHugeRam(vm.spec));
       if (recorded.from) o.log?.(`pushing first the working set recorded by lazy restores of ${recorded.from}`);
     } catch (e) {
       throw new Error(
@@ -180,13 +183,15 @@ async function restoreHeld(
     tl.mark('QEMU start requested');
     await o.vms.start(vm.id, {
       incoming: { reason: 'waiting for a checkpoint to be restored' },
+      ramId,
       onStage: (s) => tl.mark(s === 'spawned' ? 'QEMU spawned' : s),
     });
     const qemuPid = o.vms.get(vm.id).pid;
     if (mode === 'lazy' && m.guestReady) o.vms.markReady(vm.id);
     // A restoring QEMU's huge pages are not all taken yet (no prealloc for an incoming migration; a postcopy even
     // hands them back to the pool first and takes them again as pages come): promised meanwhile.
-    const releaseHuge = vm.spec.hugepages ? holdHugePages(vm.spec.memoryMiB) : () => undefined;
+    const huge = !!o.vms.ramOf(vm.id)?.huge;
+    const releaseHuge = huge ? holdHugePages(vm.spec.memoryMiB) : () => undefined;
     const onEvent = (e: QmpEvent) => {
       if (e.event !== 'RESUME' || runningMs !== null) return;
       const wall = e.timestamp.seconds * 1000 + e.timestamp.microseconds / 1000;
@@ -197,6 +202,7 @@ async function restoreHeld(
     const off = o.vms.qmp(vm.id).onEvent(onEvent);
     const st: StreamState = { mode, fallback, streamBytes: 0 };
     try {
+      if (source && huge !== expectHugeRam(vm.spec)) source = sourceFor(huge);
       await streamInto(o, m, vm, st, source, tl);
     } catch (e) {
       [mode, fallback] = [st.mode, st.fallback];
@@ -221,6 +227,7 @@ async function restoreHeld(
     } finally {
       off();
       releaseHuge();
+      o.vms.settleRam(vm.id);
     }
     ({ mode, fallback, streamBytes, postcopy } = st);
     break;
@@ -295,7 +302,7 @@ async function streamInto(
     if (mig.status !== 'completed') throw new Error(`QEMU refused the checkpoint's stream: migration ${mig.status}`);
     if (m.guestReady) o.vms.markReady(vm.id);
     await continueIfRan(qmp, m);
-    if (vm.spec.hugepages) {
+    if (o.vms.ramOf(vm.id)?.huge) {
       // The pages never sent are holes in QEMU's memfd: taken from the pool now, not at the guest's first touch
       // (nor inside the next checkpoint's pause).
       const pid = o.vms.get(vm.id).pid;

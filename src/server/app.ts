@@ -36,6 +36,7 @@ import { CheckpointSchedules } from './checkpoint-jobs/schedules.ts';
 import { CaptureRecovery } from './checkpoint-jobs/recovery.ts';
 import { CheckpointService } from '../checkpoint/service.ts';
 import { hugeAgainFromEnv } from '../checkpoint/huge-again.ts';
+import { hugePagesDefaultFromEnv } from '../vm/huge-pool.ts';
 import { pauseModeFromEnv } from '../checkpoint/pause-mode.ts';
 import { spiceUpgrade } from './console/proxy.ts';
 import { registerUpgrades } from './console/upgrade.ts';
@@ -70,9 +71,10 @@ export interface OrielServer {
 
 export async function createServer(config: OrielConfig, opts: { logger?: boolean } = {}): Promise<OrielServer> {
   // Checked here, at start, and not first at the next checkpoint: a bad ORIEL_CHECKPOINT_PAUSE or
-  // ORIEL_CHECKPOINT_HUGE_AGAIN stops the start.
+  // ORIEL_CHECKPOINT_HUGE_AGAIN or ORIEL_HUGEPAGES stops the start.
   pauseModeFromEnv();
   hugeAgainFromEnv();
+  hugePagesDefaultFromEnv();
   mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
   chmodSync(config.dataDir, 0o700);
   const tls = serverTls(config);

@@ -11,11 +11,11 @@ import type { Operation } from './operations.ts';
 import type { VmManager } from '../vm/manager.ts';
 import { DEFAULT_OPENCL_WINDOW_MIB } from '../vm/spec.ts';
 
-export function vmView(vm: VmRecord, users: Users): VmView {
+export function vmView(vm: VmRecord, ctx: { users: Users; vms: VmManager }): VmView {
   return {
     id: vm.id,
     name: vm.name,
-    owner: users.get(vm.ownerId)?.name ?? vm.ownerId,
+    owner: ctx.users.get(vm.ownerId)?.name ?? vm.ownerId,
     state: vm.state,
     stateReason: vm.stateReason,
     pid: vm.pid,
@@ -23,7 +23,8 @@ export function vmView(vm: VmRecord, users: Users): VmView {
     cpus: vm.spec.cpus,
     display: vm.spec.display,
     accel: vm.spec.accel,
-    hugepages: !!vm.spec.hugepages,
+    hugepages: vm.spec.hugepages ?? null,
+    hugepagesNow: vm.state === 'stopped' || vm.state === 'crashed' ? null : (ctx.vms.ramOf(vm.id)?.huge ?? null),
     opencl: !!vm.spec.opencl,
     openclWindowMiB: vm.spec.opencl ? (vm.spec.openclWindowMiB ?? DEFAULT_OPENCL_WINDOW_MIB) : null,
     image: vm.spec.image === 'path' ? (vm.spec.baseDisk ?? null) : (vm.spec.image ?? null),

@@ -1,5 +1,5 @@
-// Huge-page guest RAM. A VM with `hugepages` gets its RAM from a hugetlb memfd of 2 MiB pages, which the host must
-// have reserved (as for Proxmox's `hugepages: 2`): Oriel does not change the host's memory settings. What it buys:
+// Huge-page guest RAM: a hugetlb memfd of 2 MiB pages, from the kernel's pool, which a root server grows and gives
+// back itself (huge-pool.ts) and an admin may reserve (as for Proxmox's `hugepages: 2`). What it buys:
 // QEMU 7.2's background snapshot (a live snapshot of RAM) walks guest RAM page by page inside the VM's pause
 // (populate, write-protect) and lifts the protection page by page; with 4 KiB pages that is 524,288 entries at
 // 2 GiB and tens of ms of pause, with 2 MiB pages 1,024 entries and a few ms.
@@ -9,8 +9,6 @@ import { readFileSync } from 'node:fs';
 import { unprocessable } from '../errors.ts';
 
 export const HUGE_PAGE_MIB = 2;
-/** The memory backend of a huge-page VM (qemu-args.ts), which is also its RAM block's name in a migration stream. */
-export const HUGE_RAM_ID = 'ram0';
 /** The kernel's pool of 2 MiB pages: nr_hugepages (reserved; writable by root), free_hugepages, resv_hugepages. */
 export const HUGE_PAGE_POOL = '/sys/kernel/mm/hugepages/hugepages-2048kB';
 

@@ -28,6 +28,8 @@ export interface StartOptions {
   /** Start QEMU with `-incoming defer`: it runs no guest code until the caller sends `migrate-incoming` (through
    * `withQmp`) and the stream has been loaded. Meanwhile the VM shows as paused, with `reason` (or a default). */
   incoming?: { reason?: string };
+  /** The guest RAM block's name (a restore: as its checkpoint names it; ram-backing.ts). */
+  ramId?: string;
   /** Told each step of the start as it completes ('spawned', 'QMP connected', 'QMP negotiated', 'QMP status'), for
    * timings (a restore's timeline). */
   onStage?: (stage: string) => void;

@@ -18,7 +18,7 @@ import { conflict, notFound, OrielError, unprocessable } from '../errors.ts';
 import { isOurs, readPidfile } from '../host/process.ts';
 import { resolveAccel } from './accel.ts';
 import { findBuiltImage } from './images/registry.ts';
-import { checkHugePages } from './hugepages.ts';
+import { chooseRam, ramOfQemu, type RamBacking } from './ram-backing.ts';
 import { GuestAgent } from './guest-agent.ts';
 import { execByAgent, execByShell, type ExecResult } from './guest-exec.ts';
 import { VmHookList, type VmHooks } from './hooks.ts';
@@ -222,8 +222,13 @@ export class VmManager extends EventEmitter {
     for (const f of stale) rmSync(f, { force: true });
     prepareOpenclWindow(spec, p);
 
-    if (spec.hugepages) checkHugePages(vm.name, spec.memoryMiB);
-    this.o.admit?.start(this.records.get(vm.id)!); // no await from here to the state write (quotas)
+    let ram = await chooseRam(vm.name, spec, opts.ramId);
+    try {
+      this.o.admit?.start(this.records.get(vm.id)!); // no await from here to the state write (quotas)
+    } catch (e) {
+      ram.lease?.settle();
+      throw e;
+    }
     this.setState(vm.id, 'starting', null, null);
     try {
       const tiny = spec.accel === 'auto' ? findBuiltImage(this.o.cacheDir, 'tiny') : undefined;
@@ -233,15 +238,29 @@ export class VmManager extends EventEmitter {
         tiny?.kernel && tiny.initrd ? { kernel: tiny.kernel, initrd: tiny.initrd } : undefined,
         join(this.o.cacheDir, 'accel-verdict.json'),
       );
-      const args = qemuArgs(vm.name, spec, p, accel, await newSpiceEndpoint(p), { incoming: !!opts.incoming });
-      // QEMU waits for `migrate-incoming` instead of booting.
-      if (opts.incoming) args.push('-incoming', 'defer');
-      args.push(...migrationTraceArgs());
-      const { child, qmp, status } = await launchQemu(
-        this.o.qemuBinary, args, p, `starting QEMU (accel ${accel})`, opts.onStage,
-      );
-      this.attach(vm, qmp, child.pid!, child);
-      this.log('info', 'vm started', { vm: vm.name, pid: child.pid, accel, incoming: !!opts.incoming });
+      const launch = async () => {
+        const args = qemuArgs(vm.name, spec, p, accel, await newSpiceEndpoint(p), { incoming: !!opts.incoming, ram });
+        // QEMU waits for `migrate-incoming` instead of booting.
+        if (opts.incoming) args.push('-incoming', 'defer');
+        args.push(...migrationTraceArgs());
+        return launchQemu(this.o.qemuBinary, args, p, `starting QEMU (accel ${accel})`, opts.onStage);
+      };
+      const { child, qmp, status } = await launch().catch((e: Error) => {
+        // The kernel could not find whole 2 MiB pages for the surplus (fragmented memory): an auto VM starts on
+        // ordinary memory instead (ram-backing.ts).
+        if (!ram.huge || spec.hugepages !== undefined || !/Cannot allocate memory/i.test(e.message)) throw e;
+        ram.lease?.settle();
+        ram = { huge: false, id: ram.id, why: 'the kernel could not find enough free 2 MiB pages' };
+        return launch();
+      });
+      const rt = this.attach(vm, qmp, child.pid!, { huge: ram.huge, id: ram.id }, child);
+      // QEMU has its huge pages now (prealloc), or reserved them (a restore: kept until it has filled them, settleRam).
+      if (opts.incoming) rt.hugeLease = ram.lease;
+      else ram.lease?.settle();
+      this.log('info', 'vm started', {
+        vm: vm.name, pid: child.pid, accel, incoming: !!opts.incoming,
+        ram: ram.huge ? 'huge pages' : 'ordinary', ...(ram.why ? { ramWhy: ram.why } : {}),
+      });
       // An incoming VM (status `inmigrate`) runs no guest code yet: paused until the stream is loaded and the guest
       // continues (its RESUME event then flips it to running).
       if (opts.incoming || status === 'inmigrate') {
@@ -250,6 +269,7 @@ export class VmManager extends EventEmitter {
       }
       return this.setState(vm.id, status === 'paused' ? 'paused' : 'running', null, child.pid!);
     } catch (e) {
+      ram.lease?.settle();
       const err = e instanceof OrielError ? e : unprocessable(`QEMU did not come up: ${(e as Error).message}`);
       this.setState(vm.id, 'stopped', err.message, null);
       throw err;
@@ -257,11 +277,12 @@ export class VmManager extends EventEmitter {
   }
 
   /** Wires a live QEMU to its VM: events keep the state in step, the socket closing means QEMU is gone. */
-  private attach(vm: VmRecord, qmp: QmpClient, pid: number, child?: ChildProcess): Runtime {
+  private attach(vm: VmRecord, qmp: QmpClient, pid: number, ram: RamBacking, child?: ChildProcess): Runtime {
     let markGone!: () => void;
     const rt: Runtime = {
       qmp,
       pid,
+      ram,
       child,
       expectExit: false,
       runStateOwners: 0,
@@ -292,6 +313,7 @@ export class VmManager extends EventEmitter {
     // The runtime stays registered until QEMU's end is recorded: a force-stop meanwhile waits for that (rt.gone)
     // instead of finding no QEMU and returning with the VM still in its old state.
     const forget = () => { if (this.runtimes.get(id) === rt) this.runtimes.delete(id); };
+    rt.hugeLease?.settle();
     const end = await settleQemuExit(rt, vm && this.paths(vm), (...a) => this.log(...a)).catch((e: Error) => {
       forget();
       throw e;
@@ -451,6 +473,16 @@ export class VmManager extends EventEmitter {
 
   /** The guest is known ready although this QEMU's serial.log will not show the marker (it runs from saved state
    * taken after the marker appeared), so `exec` need not wait for it. Until QEMU ends. */
+  /** What the running QEMU's guest RAM is backed by (ram-backing.ts); undefined when no QEMU runs. */
+  ramOf(id: string): RamBacking | undefined {
+    return this.runtimes.get(id)?.ram;
+  }
+
+  /** A restoring QEMU has all its guest RAM now (checkpoint/restore.ts): the huge-page pool may change again. */
+  settleRam(id: string): void {
+    this.runtimes.get(id)?.hugeLease?.settle();
+  }
+
   markReady(ref: string): void {
     this.runtime(this.get(ref)).readyKnown = true;
   }
@@ -491,7 +523,7 @@ export class VmManager extends EventEmitter {
       const p = this.paths(vm);
       const found = await reattachQemu(vm, p, this.hooks, (...a) => this.log(...a));
       if ('qmp' in found) {
-        this.attach(vm, found.qmp, found.pid);
+        this.attach(vm, found.qmp, found.pid, await ramOfQemu(found.qmp));
         const paused = found.status === 'paused' || found.status === 'prelaunch';
         this.setState(vm.id, paused ? 'paused' : 'running', null, found.pid);
         this.log('info', 're-attached running vm', { vm: vm.name, pid: found.pid });

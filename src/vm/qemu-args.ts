@@ -7,28 +7,36 @@ import { DEFAULT_OPENCL_WINDOW_MIB, hasDisk, type VmSpec } from './spec.ts';
 import { mediaArgs } from './media-args.ts';
 import { nicSocket, type VmPaths } from './paths.ts';
 import { KVM_CPU } from './accel.ts';
-import { HUGE_PAGE_MIB, HUGE_RAM_ID } from './hugepages.ts';
+import { HUGE_PAGE_MIB } from './hugepages.ts';
+import { RAM_ID, type RamBacking } from './ram-backing.ts';
 import { spiceArgs, type SpiceEndpoint } from './spice-endpoint.ts';
 
 export { newSpiceEndpoint } from './spice-endpoint.ts';
 
 export const DISK_NODE = 'disk0';
 
+/** Guest RAM (ram-backing.ts). Huge pages: a hugetlb memfd as the machine's memory, touched at start (prealloc) so
+ * the first live snapshot's pause does not fault in the pages the guest never used. Not for an incoming migration (a
+ * restore): its stream writes the pages, a postcopy discards them all first, and the restore fills what is left
+ * afterwards (checkpoint/restore.ts); zeroing 2 GiB at start cost ~70 ms of it. Ordinary memory named pc.ram is
+ * QEMU's default RAM, as `-m` alone makes it. */
+function ramArgs(spec: VmSpec, ram: RamBacking, incoming: boolean): string[] {
+  if (ram.huge) {
+    return ['-machine', `q35,memory-backend=${ram.id}`,
+      '-object', `memory-backend-memfd,id=${ram.id},size=${spec.memoryMiB}M,hugetlb=on,` +
+        `hugetlbsize=${HUGE_PAGE_MIB}M,prealloc=${incoming ? 'off' : 'on'}`];
+  }
+  if (ram.id === RAM_ID) return ['-machine', 'q35'];
+  return ['-machine', `q35,memory-backend=${ram.id}`, '-object', `memory-backend-ram,id=${ram.id},size=${spec.memoryMiB}M`];
+}
+
 export function qemuArgs(
   name: string, spec: VmSpec, paths: VmPaths, accel: 'kvm' | 'tcg', spice: SpiceEndpoint | undefined,
-  opts: { incoming?: boolean } = {},
+  opts: { incoming?: boolean; ram?: RamBacking } = {},
 ): string[] {
   const a: string[] = [
     '-name', `${name},process=oriel-${name}`,
-    // Huge-page RAM: a hugetlb memfd as the machine's memory (hugepages.ts checks the host has them free), touched at
-    // start (prealloc) so the first live snapshot's pause does not fault in the pages the guest never used. Not for
-    // an incoming migration (a restore): its stream writes the pages, a postcopy discards them all first, and the
-    // restore fills what is left afterwards (checkpoint/restore.ts); zeroing 2 GiB at start cost ~70 ms of it.
-    '-machine', spec.hugepages ? `q35,memory-backend=${HUGE_RAM_ID}` : 'q35',
-    ...(spec.hugepages
-      ? ['-object', `memory-backend-memfd,id=${HUGE_RAM_ID},size=${spec.memoryMiB}M,hugetlb=on,` +
-        `hugetlbsize=${HUGE_PAGE_MIB}M,prealloc=${opts.incoming ? 'off' : 'on'}`]
-      : []),
+    ...ramArgs(spec, opts.ram ?? { huge: !!spec.hugepages, id: RAM_ID }, !!opts.incoming),
     // TCG with one thread per vCPU uses both host cores for an SMP guest.
     '-accel', accel === 'kvm' ? 'kvm' : 'tcg,thread=multi',
     '-cpu', accel === 'kvm' ? KVM_CPU : 'max',

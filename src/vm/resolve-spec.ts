@@ -30,7 +30,7 @@ export async function resolveSpec(req: VmRequest, o: SpecDefaults, hostPaths: bo
     cpus: req.cpus ?? 1,
     display: req.display ?? 'std',
     accel: req.accel ?? o.accel,
-    ...(req.hugepages ? { hugepages: true } : {}),
+    ...(req.hugepages === undefined ? {} : { hugepages: req.hugepages }), // unset: when possible (ram-backing.ts)
     ...(req.opencl ? { opencl: true } : {}),
     ...(req.opencl && req.openclWindowMiB ? { openclWindowMiB: req.openclWindowMiB } : {}),
   };

@@ -10,12 +10,19 @@ import type { VmPaths } from './paths.ts';
 import { tail } from './serial-log.ts';
 import { waitUntil } from './wait.ts';
 
-const FORCE_WAIT_MS = 5_000;
 import type { QmpClient } from './qmp/index.ts';
+import type { RamBacking } from './ram-backing.ts';
+import type { HugeLease } from './huge-pool.ts';
+
+const FORCE_WAIT_MS = 5_000;
 
 export interface Runtime {
   qmp: QmpClient;
   pid: number;
+  /** What its guest RAM is backed by. */
+  ram: RamBacking;
+  /** A restoring QEMU's huge pages (manager.ts settleRam); settled at the latest when QEMU is gone. */
+  hugeLease?: HugeLease;
   child?: ChildProcess;
   /** Oriel asked QEMU to exit (quit / kill): its exit is a stop, not a crash. */
   expectExit: boolean;

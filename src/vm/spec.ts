@@ -57,7 +57,8 @@ export interface VmSpec {
   memoryMiB: number;
   cpus: number;
   display: 'std' | 'qxl';
-  /** Guest RAM in 2 MiB huge pages (hugetlb memfd) the host has reserved; see hugepages.ts. */
+  /** Guest RAM in 2 MiB huge pages (a hugetlb memfd): true always, false never, unset whenever the server can
+   * reserve them (ram-backing.ts). */
   hugepages?: boolean;
   /** OpenCL by API remoting: QEMU serves the port org.oriel.opencl.0 on paths.opencl for the host helper
    * (src/remoting, started with the VM by the server). */

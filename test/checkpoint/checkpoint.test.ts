@@ -48,7 +48,7 @@ describe('checkpoints of a running guest', () => {
       qemuImg: rig.qemuImg,
       faults,
     });
-    await bootTiny(rig, 'ck', 160);
+    await bootTiny(rig, 'ck', 160, { hugepages: false }); // ordinary memory: huge-page RAM is hugepages.test.ts's
     await sh('mkdir -p /mnt && mount -t tmpfs t /mnt && dd if=/dev/urandom of=/mnt/p bs=1M count=4 2>/dev/null');
   });
   after(async () => {

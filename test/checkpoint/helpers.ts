@@ -1,11 +1,10 @@
 // A VmManager on a scratch data directory (no HTTP server), for checkpoint tests and benchmarks that drive one
 // tiny guest directly.
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { defaultConfig, scratchRoot } from '../../src/config.ts';
 import { openDatabase, type Db } from '../../src/db/database.ts';
 import { VmManager } from '../../src/vm/manager.ts';
-import { HUGE_PAGE_POOL, hugePages } from '../../src/vm/hugepages.ts';
 import { ensureTinyImage } from '../helpers/images.ts';
 import { killVmsIn } from '../helpers/server.ts';
 import { stashDataDir, watchDataDir } from '../helpers/artifacts.ts';
@@ -54,25 +53,4 @@ export async function bootTiny(
   await rig.vms.create({ name, image: 'tiny', memoryMiB, ...opts }, 'u1');
   await rig.vms.start(name);
   await rig.vms.waitReady(name, 90_000);
-}
-
-/**
- * Makes sure the host has `pages` more 2 MiB huge pages free than now by growing the kernel's pool (needs root, as a
- * person setting up huge-page VMs would); returns a function that gives them back, or undefined if they cannot be
- * reserved.
- */
-export function reserveHugePages(pages: number): (() => void) | undefined {
-  const path = `${HUGE_PAGE_POOL}/nr_hugepages`;
-  const before = Number(readFileSync(path, 'utf8'));
-  try {
-    writeFileSync(path, String(before + pages));
-  } catch {
-    return undefined;
-  }
-  const available = hugePages().available;
-  if (available < pages) {
-    writeFileSync(path, String(before)); // the kernel found fewer free 2 MiB blocks than asked
-    return undefined;
-  }
-  return () => writeFileSync(path, String(before));
 }

@@ -133,12 +133,15 @@ describe('oriel CLI', () => {
     const c = await oriel(['vm', 'create', 'c1', '--image', 'tiny', '--memory', '128', '--json']);
     assert.equal(c.code, 0, c.stderr);
     assert.equal(JSON.parse(c.stdout).memoryMiB, 128);
-    assert.equal(JSON.parse(c.stdout).hugepages, false);
+    assert.equal(JSON.parse(c.stdout).hugepages, null, 'no choice: huge pages when possible');
     const odd = await oriel(['vm', 'create', 'h1', '--image', 'tiny', '--memory', '129', '--hugepages']);
     assert.match(odd.stderr, /with hugepages, memory must be a multiple of 2 MiB/);
     const h = await oriel(['vm', 'create', 'h1', '--image', 'tiny', '--memory', '128', '--hugepages', '--json']);
     assert.equal(JSON.parse(h.stdout).hugepages, true);
     assert.equal((await oriel(['vm', 'delete', 'h1'])).code, 0);
+    const o = await oriel(['vm', 'create', 'h2', '--image', 'tiny', '--memory', '128', '--no-hugepages', '--json']);
+    assert.equal(JSON.parse(o.stdout).hugepages, false);
+    assert.equal((await oriel(['vm', 'delete', 'h2'])).code, 0);
     const list = JSON.parse((await oriel(['vm', 'list', '--json'])).stdout);
     assert.deepEqual(list.map((v: { name: string }) => v.name).sort(), ['c1', 'demo']);
     const table = await oriel(['vm', 'list']);

@@ -111,13 +111,14 @@ describe('web UI', () => {
     await page.click('#create-submit');
     await page.waitForSelector(`#vm-${VM}-state[data-state=running]`, { timeout: 60_000 });
     await exec('true'); // booted to its shells
-    assert.equal((await t.admin.get(`/api/vms/${VM}`)).body.hugepages, false);
+    const made = (await t.admin.get(`/api/vms/${VM}`)).body;
+    assert.deepEqual([made.hugepages, made.hugepagesNow], [null, true], 'no choice: huge pages, which a root server reserves');
     // A huge-page VM with OpenCL remoting and a 64 MiB zero-copy window, created without starting it (this host may
     // have no huge pages reserved).
     await page.click('#create-vm-button');
     await page.fill('#create-name', 'huge');
     await page.selectOption('#create-image', 'tiny');
-    await page.check('#create-hugepages');
+    await page.selectOption('#create-hugepages', 'always');
     assert.equal(await page.isVisible('#create-opencl-window'), false, 'the window size only with OpenCL');
     await page.check('#create-opencl');
     await page.selectOption('#create-opencl-window', '64');

@@ -36,10 +36,9 @@ export function vmCommands(program: Command, api: () => Api): void {
     .option('--cpus <n>', 'virtual CPUs (default 1)', intArg('--cpus'))
     .option('--display <std|qxl>', 'graphics card')
     .option('--accel <auto|kvm|tcg>', 'acceleration (default from the server)')
-    .option(
-      '--hugepages',
-      'guest RAM in 2 MiB huge pages the host has reserved (the kernel 2 MiB pool): checkpoint pauses of a few ms at any size',
-    )
+    .option('--hugepages', 'guest RAM always in 2 MiB huge pages (a start fails without them); by default: whenever the ' +
+      'server can reserve them (checkpoint pauses of a few ms at any size)')
+    .option('--no-hugepages', 'guest RAM in ordinary memory')
     .option('--opencl', "the host's OpenCL in the guest by API remoting (images with the Oriel ICD: tiny-opencl)")
     .option('--opencl-window <MiB>', 'with --opencl: the zero-copy buffer window, a power of two (default 256)', Number)
     .option('--network <name>', 'a virtio-net card on this network (repeatable)',
@@ -59,7 +58,7 @@ export function vmCommands(program: Command, api: () => Api): void {
         cpus: o.cpus,
         display: o.display as VmCreate['display'],
         accel: o.accel as VmCreate['accel'],
-        ...(o.hugepages ? { hugepages: true } : {}),
+        ...(o.hugepages === undefined ? {} : { hugepages: o.hugepages as boolean }),
         ...(o.opencl ? { opencl: true } : {}),
         ...(o.openclWindow ? { openclWindowMiB: o.openclWindow } : {}),
         ...(o.network ? { networks: o.network } : {}),

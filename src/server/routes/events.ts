@@ -56,7 +56,7 @@ export function eventRoutes(app: FastifyInstance, ctx: ServerContext): void {
     res.write(': connected\n\n');
     const send = <T extends EventType>(type: T, data: EventData<T>) => res.write(`event: ${type}\ndata: ${JSON.stringify(data)}\n\n`);
     const mayUse = (vm: VmRecord) => mayUseVm(user, vm);
-    const onVm = (vm: VmRecord) => mayUse(vm) && send('vm', vmView(vm, ctx.users));
+    const onVm = (vm: VmRecord) => mayUse(vm) && send('vm', vmView(vm, ctx));
     const onVmDeleted = (vm: VmRecord) => mayUse(vm) && send('vm-deleted', { id: vm.id, name: vm.name });
     const onOp = (op: Operation) =>
       canSeeOperation(ctx, req, op) && send('operation', operationView(op, ctx.users, ctx.vms));

@@ -24,7 +24,7 @@ export function vmMediaRoutes(app: FastifyInstance, ctx: ServerContext): void {
     },
   }, async (req) => {
     const vm = vmFor(ctx, req, req.params.vm);
-    return vmView(await changeMedia(ctx.vms, vm.id, req.body, caller(req)), ctx.users);
+    return vmView(await changeMedia(ctx.vms, vm.id, req.body, caller(req)), ctx);
   });
 
   r.post('/api/vms/:vm/template', {
@@ -33,7 +33,7 @@ export function vmMediaRoutes(app: FastifyInstance, ctx: ServerContext): void {
       summary: 'Make a stopped VM a read-only template (vm create --from makes linked clones of it)',
       params: vmParams, response: { 200: vmSchema, 409: errorSchema },
     },
-  }, async (req) => vmView(await makeTemplate(ctx.vms, vmFor(ctx, req, req.params.vm).id), ctx.users));
+  }, async (req) => vmView(await makeTemplate(ctx.vms, vmFor(ctx, req, req.params.vm).id), ctx));
 
   r.post('/api/vms/:vm/resize', {
     schema: {
@@ -45,6 +45,6 @@ export function vmMediaRoutes(app: FastifyInstance, ctx: ServerContext): void {
     const vm = vmFor(ctx, req, req.params.vm);
     const done = await resizeDisk(ctx.vms, ctx.config.qemuImgBinary, vm.id, req.body.diskBytes,
       (v, add) => ctx.quotas.admitGrow(v, add));
-    return vmView(done, ctx.users);
+    return vmView(done, ctx);
   });
 }

@@ -24,7 +24,7 @@ export function vmFor(ctx: ServerContext, req: FastifyRequest, ref: string): VmR
 
 export function vmRoutes(app: FastifyInstance, ctx: ServerContext): void {
   const r = app.withTypeProvider<ZodTypeProvider>();
-  const view = (vm: VmRecord) => ({ ...vmView(vm, ctx.users), networks: vmNics(ctx, vm) });
+  const view = (vm: VmRecord) => ({ ...vmView(vm, ctx), networks: vmNics(ctx, vm) });
 
   r.get(
     '/api/vms',

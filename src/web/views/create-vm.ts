@@ -21,7 +21,7 @@ export function CreateVm({ onDone }: { onDone: () => void }) {
   const memory = useSignal(256);
   const cpus = useSignal(1);
   const start = useSignal(true);
-  const hugepages = useSignal(false);
+  const hugepages = useSignal<'auto' | 'always' | 'never'>('auto');
   const opencl = useSignal(false);
   const openclWindow = useSignal(256);
   const networks = useSignal<Network[]>([]);
@@ -40,7 +40,7 @@ export function CreateVm({ onDone }: { onDone: () => void }) {
           : from ? { from } : { image: image.value }),
         memoryMiB: memory.value,
         cpus: cpus.value,
-        ...(hugepages.value ? { hugepages: true } : {}),
+        ...(hugepages.value === 'auto' ? {} : { hugepages: hugepages.value === 'always' }),
         ...(opencl.value ? { opencl: true, openclWindowMiB: openclWindow.value } : {}),
         ...(chosen.value.length ? { networks: chosen.value } : {}),
       });
@@ -94,8 +94,12 @@ export function CreateVm({ onDone }: { onDone: () => void }) {
         html`<p class="hint">This image is not built yet.
         ${me.value?.role === 'admin' ? html`<button type="button" id="create-build-image" onClick=${() => build(selected.name)}>Build it</button>` : 'Ask an admin to build it.'}</p>`
       }
-      <label class="check" title="Guest RAM in 2 MiB huge pages the host has reserved: checkpoints then pause the VM ~5 ms at any size. Starting fails with a message if the host has too few free.">
-        <input id="create-hugepages" type="checkbox" checked=${hugepages.value} onChange=${(e: Event) => (hugepages.value = (e.target as HTMLInputElement).checked)} /> Huge pages <span class="muted small">(shortest checkpoint pauses; the host must reserve them)</span></label>
+      <label title="Guest RAM in 2 MiB huge pages: live checkpoints then pause the VM a few ms at any size, instead of tens. When possible: whenever the server can reserve them from the host (it runs as root), at each start.">Guest RAM
+        <select id="create-hugepages" value=${hugepages.value} onChange=${(e: Event) => (hugepages.value = (e.target as HTMLSelectElement).value as typeof hugepages.value)}>
+          <option value="auto">huge pages when possible</option>
+          <option value="always">huge pages always (a start fails without them)</option>
+          <option value="never">ordinary memory</option>
+        </select></label>
       <label class="check" title="Programs in the guest use the host's OpenCL device through Oriel's ICD (images that carry it, such as tiny-opencl); buffers in the zero-copy window are shared with the host, not copied.">
         <input id="create-opencl" type="checkbox" checked=${opencl.value} onChange=${(e: Event) => (opencl.value = (e.target as HTMLInputElement).checked)} /> OpenCL <span class="muted small">(the host's compute device, by API remoting)</span></label>
       ${opencl.value && html`<label>Zero-copy window (MiB)
