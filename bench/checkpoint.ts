@@ -25,8 +25,10 @@
 // does not, so each round starts with QEMU's recipes on RAM as QEMU's own snapshot leaves it (one unmeasured plain
 // background snapshot first), and Oriel's background checkpoint is measured right after an unmeasured one of its own
 // (as when a VM's checkpoints follow each other); the share of QEMU's RAM in huge pages before each pause is printed.
+// With --pauses --both, all of that twice in one run, on a guest in ordinary memory (QEMU's default) and then on one in
+// huge pages (Oriel's default as root), and a last table of Oriel's default pause beside QEMU's best recipe on each.
 // Usage: node --import tsx bench/checkpoint.ts [memoryMiB=2048] [dataMiB=512] [checkpointsPerScenario=3]
-//          [rates=0,16,128] [--hugepages] [--restores=3] [--restore-only] [--pauses]
+//          [rates=0,16,128] [--hugepages] [--restores=3] [--restore-only] [--pauses [--both]]
 import { readFileSync } from 'node:fs';
 import { deflateRawSync } from 'node:zlib';
 import { CheckpointService, type Manifest } from '../src/checkpoint/index.ts';
@@ -37,7 +39,8 @@ import type { QmpEvent } from '../src/vm/qmp/index.ts';
 import { makeRig, bootTiny } from '../test/checkpoint/helpers.ts';
 import { percentile, QemuRecipes, type Recipe } from './checkpoint-recipes.ts';
 
-const huge = process.argv.includes('--hugepages');
+let huge = process.argv.includes('--hugepages');
+const bothRams = process.argv.includes('--both');
 const restoreOnly = process.argv.includes('--restore-only');
 const pausesOnly = process.argv.includes('--pauses');
 const restoreRounds = Number(process.argv.find((a) => a.startsWith('--restores='))?.split('=')[1] ?? 3);
@@ -104,11 +107,34 @@ function hugeShare(): string {
   }
 }
 
+interface PauseRow { rate: number; achieved: number; kind: string; ms: number[]; load: string; huge: boolean }
+const allPauses: PauseRow[] = [];
+
+/** Oriel's default (background on huge pages) beside QEMU's best disk-consistent recipe on each kind of RAM. */
+function defaultVersusBest(): void {
+  const p50 = (r: PauseRow | undefined) => (r && r.ms.length ? percentile(r.ms, 50) : NaN);
+  const consistent = ['stop + disk + background', 'precopy + pbs + disk', 'savevm'];
+  console.log('\nOriel by default (RAM in huge pages, background recipe) against QEMU alone\'s best disk-consistent ' +
+    'recipe, p50 (ms), from this run (precopy is inexact under TCG: QEMU 7.2 loses guest writes there):\n');
+  console.log('| writes MiB/s | Oriel default p50 / p99 | QEMU best on ordinary RAM (its default) | ratio | ' +
+    'QEMU best on huge pages | ratio |');
+  console.log('|---|---|---|---|---|---|');
+  for (const rate of rates) {
+    const mine = allPauses.find((r) => r.huge && r.rate === rate && r.kind === 'Oriel background');
+    const best = (h: boolean) => allPauses.filter((r) => r.huge === h && r.rate === rate && consistent.includes(r.kind))
+      .map((r) => ({ kind: r.kind, p: p50(r) })).sort((a, b) => a.p - b.p)[0];
+    const o = best(false), hp = best(true), m = p50(mine);
+    const p99 = mine && mine.ms.length ? percentile(mine.ms, 99) : NaN;
+    console.log(`| ${rate} | ${m} / ${p99} | ${o?.p} (${o?.kind}) | ${(o!.p / m).toFixed(1)}× | ` +
+      `${hp?.p} (${hp?.kind}) | ${(hp!.p / m).toFixed(1)}× |`);
+  }
+}
+
 /** Under each write rate, `perScenario` rounds of every recipe (interleaved, so they share the load), then p50/p99. */
 async function pauseComparison(): Promise<void> {
   const kinds = ['plain background', 'stop + disk + background', 'precopy + pbs + disk', 'savevm', 'Oriel precopy',
     'Oriel background'] as const;
-  const out: { rate: number; achieved: number; kind: string; ms: number[]; load: string }[] = [];
+  const out: PauseRow[] = [];
   await svc.create('b', { pauseMode: 'background' }); // the first one backs the whole disk up: not measured
   for (const rate of rates) {
     console.error(`load ${load()}: pauses under ${rate} MiB/s`);
@@ -147,8 +173,9 @@ async function pauseComparison(): Promise<void> {
     }
     const achieved = Math.round(((Number(await sh('cat /tmp/dirtied')) - n0) / ((Date.now() - t0) / 1000)) * 10) / 10;
     await sh('kill $(cat /tmp/dirtier.pid)');
-    for (const k of kinds) out.push({ rate, achieved, kind: k, ms: ms.get(k)!, load: load() });
+    for (const k of kinds) out.push({ rate, achieved, kind: k, ms: ms.get(k)!, load: load(), huge });
   }
+  allPauses.push(...out);
   console.log(`\nPauses (STOP → RESUME, ms) of a ${mem} MiB guest (tiny image, TCG, 1 vCPU${huge ? ', huge pages' : ''}),` +
     ` ${dataMiB} MiB of data, ${perScenario} rounds per recipe (savevm: 1); p99 = nearest rank (the max below 100` +
     ' samples). QEMU-alone recipes stream into a socket that drops the data.\n');
@@ -258,8 +285,8 @@ async function restoresSideBySide(m: Manifest): Promise<void> {
   }
 }
 
-try {
-  bench: {
+/** The guest 'b' booted, with `dataMiB` of non-repeating data in its RAM. */
+async function bootAndFill(): Promise<void> {
   console.error(`load ${load()}: booting a ${mem} MiB guest, filling ${dataMiB} MiB of its RAM`);
   await bootTiny(rig, 'b', mem, { hugepages: huge });
   // A random source, then the data: shifted copies of it (every page different, none compressible).
@@ -271,11 +298,25 @@ try {
       `dd if=/mnt/src of=/mnt/p bs=1M count=${Math.min(32, dataMiB - at)} seek=${at} iflag=skip_bytes skip=$((${at} * 4099 + 17)) conv=notrunc 2>/dev/null`,
     );
   }
-  await recipes.open();
+}
+
+try {
+  bench: {
   if (pausesOnly) {
-    await pauseComparison();
+    for (const h of bothRams ? [false, true] : [huge]) {
+      huge = h;
+      await bootAndFill();
+      await recipes.open();
+      await pauseComparison();
+      recipes.close();
+      await rig.vms.forceStop('b');
+      await rig.vms.delete('b');
+    }
+    if (bothRams) defaultVersusBest();
     break bench;
   }
+  await bootAndFill();
+  await recipes.open();
   for (const rate of restoreOnly ? [] : rates) {
     const name = rate === 0 ? 'idle' : `${rate} MiB/s`;
     console.error(`load ${load()}: scenario ${name}`);

@@ -184,6 +184,7 @@ async function restoreHeld(
     await o.vms.start(vm.id, {
       incoming: { reason: 'waiting for a checkpoint to be restored' },
       ramId,
+      settleRamLater: true,
       onStage: (s) => tl.mark(s === 'spawned' ? 'QEMU spawned' : s),
     });
     const qemuPid = o.vms.get(vm.id).pid;

@@ -30,6 +30,9 @@ export interface StartOptions {
   incoming?: { reason?: string };
   /** The guest RAM block's name (a restore: as its checkpoint names it; ram-backing.ts). */
   ramId?: string;
+  /** The caller settles the huge-page pool's lease (`settleRam`) once QEMU holds all its RAM again: a restore, whose
+   * postcopy hands the pages back and takes them again as they arrive (huge-pool.ts). QEMU's end settles it too. */
+  settleRamLater?: boolean;
   /** Told each step of the start as it completes ('spawned', 'QMP connected', 'QMP negotiated', 'QMP status'), for
    * timings (a restore's timeline). */
   onStage?: (stage: string) => void;

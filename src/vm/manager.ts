@@ -46,12 +46,14 @@ export type { StartOptions, VmManagerOptions, WithQmpOptions } from './manager-o
 
 const FORCE_WAIT_MS = 5_000;
 
-/** Debugging where a restore's time goes: ORIEL_QEMU_TRACE=PREFIX makes QEMU log its migration trace events, with
- * timestamps, to PREFIX.<ms since epoch>. */
+/** Debugging where a restore's or a pause's time goes: ORIEL_QEMU_TRACE=PREFIX makes QEMU log its migration trace
+ * events (or those ORIEL_QEMU_TRACE_EVENTS lists, comma-separated patterns), with timestamps, to
+ * PREFIX.<ms since epoch>. */
 function migrationTraceArgs(): string[] {
   const prefix = process.env.ORIEL_QEMU_TRACE;
   if (!prefix) return [];
-  const events = ['loadvm_*', 'postcopy_*', 'qemu_loadvm_state_section*', 'migration_*'];
+  const events = process.env.ORIEL_QEMU_TRACE_EVENTS?.split(',')
+    ?? ['loadvm_*', 'postcopy_*', 'qemu_loadvm_state_section*', 'migration_*'];
   return ['-msg', 'timestamp=on', '-D', `${prefix}.${Date.now()}`, ...events.flatMap((e) => ['-trace', `enable=${e}`])];
 }
 
@@ -254,8 +256,9 @@ export class VmManager extends EventEmitter {
         return launch();
       });
       const rt = this.attach(vm, qmp, child.pid!, { huge: ram.huge, id: ram.id }, child);
-      // QEMU has its huge pages now (prealloc), or reserved them (a restore: kept until it has filled them, settleRam).
-      if (opts.incoming) rt.hugeLease = ram.lease;
+      // QEMU has its huge pages now, or has reserved them (an incoming migration: no prealloc); a restore that
+      // discards them first (postcopy) keeps the pool's lease until it has filled them again (settleRam).
+      if (opts.settleRamLater) rt.hugeLease = ram.lease;
       else ram.lease?.settle();
       this.log('info', 'vm started', {
         vm: vm.name, pid: child.pid, accel, incoming: !!opts.incoming,

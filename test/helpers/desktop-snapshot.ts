@@ -55,6 +55,7 @@ function modelArgv(vms: VmManager, name: string): string[] {
   return argv
     .map((a, i) => (argv[i - 1] === '-name' ? '<name>' : a.split(dir).join('<dir>').split(vm.id).join('<id>')))
     .map((a) => a.replace(/\bport=\d+/, 'port=<port>')) // SPICE on TCP: a free port per boot
+    .map((a) => a.replace(/\bprealloc=off\b/, 'prealloc=on')) // huge-page RAM: a restoring QEMU does not preallocate
     .filter((a) => a !== 'defer' && a !== '-incoming');
 }
 
