@@ -184,7 +184,7 @@ async function restoreHeld(
     await o.vms.start(vm.id, {
       incoming: { reason: 'waiting for a checkpoint to be restored' },
       ramId,
-      settleRamLater: true,
+      settleRamLater: mode === 'lazy',
       onStage: (s) => tl.mark(s === 'spawned' ? 'QEMU spawned' : s),
     });
     const qemuPid = o.vms.get(vm.id).pid;
@@ -228,7 +228,6 @@ async function restoreHeld(
     } finally {
       off();
       releaseHuge();
-      o.vms.settleRam(vm.id);
     }
     ({ mode, fallback, streamBytes, postcopy } = st);
     break;
@@ -308,7 +307,10 @@ async function streamInto(
       // (nor inside the next checkpoint's pause).
       const pid = o.vms.get(vm.id).pid;
       const f = pid ? await fillMemfd(pid, vm.spec.memoryMiB * 2 ** 20) : { failed: 'no QEMU pid' };
+      // Unfilled, a page the guest touches later needs a surplus page then: the pool's limit stays raised for this
+      // QEMU (its lease is settled when it ends) rather than risk its crash.
       if ('failed' in f) o.log?.(`huge pages not all taken after the restore: ${f.failed}`);
+      else o.vms.settleRam(vm.id);
       tl.mark('huge pages all taken');
     }
   }, { ownRunState: st.mode === 'eager', action: 'restore' });

@@ -36,7 +36,7 @@ import { CheckpointSchedules } from './checkpoint-jobs/schedules.ts';
 import { CaptureRecovery } from './checkpoint-jobs/recovery.ts';
 import { CheckpointService } from '../checkpoint/service.ts';
 import { hugeAgainFromEnv } from '../checkpoint/huge-again.ts';
-import { hugePagesDefaultFromEnv } from '../vm/huge-pool.ts';
+import { hugePagesDefaultFromEnv, reconcileHugePool } from '../vm/huge-pool.ts';
 import { pauseModeFromEnv } from '../checkpoint/pause-mode.ts';
 import { spiceUpgrade } from './console/proxy.ts';
 import { registerUpgrades } from './console/upgrade.ts';
@@ -75,6 +75,7 @@ export async function createServer(config: OrielConfig, opts: { logger?: boolean
   pauseModeFromEnv();
   hugeAgainFromEnv();
   hugePagesDefaultFromEnv();
+  await reconcileHugePool();
   mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
   chmodSync(config.dataDir, 0o700);
   const tls = serverTls(config);

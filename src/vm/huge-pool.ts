@@ -14,13 +14,17 @@
 // pages. A lazy restore holds its lease until it has filled its memfd again (checkpoint/restore.ts): postcopy's
 // discard gives its pages back, and it takes new ones as pages arrive. The lock file says what to put back, for the
 // next lease, if the process ends before it settles.
-import { closeSync, openSync, readFileSync, writeFileSync } from 'node:fs';
+import {
+  closeSync, constants, ftruncateSync, lstatSync, mkdirSync, openSync, readFileSync, readSync, writeFileSync, writeSync,
+} from 'node:fs';
+import { dirname } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { libcFunction } from '../host/libc.ts';
-import { HUGE_PAGE_MIB, HUGE_PAGE_POOL, hugePages } from './hugepages.ts';
+import { HUGE_PAGE_MIB, HUGE_PAGE_POOL, heldHugePages, hugePages } from './hugepages.ts';
 
-/** Host-wide: every Oriel process on the host takes it around a change of the pool's limit. */
-export const LOCK_FILE = '/run/lock/oriel-hugepages.lock';
+/** Host-wide: every Oriel process on the host takes it around a change of the pool's limit. In a folder of root's
+ * own (not /run/lock or /tmp, where anyone may put a file or a link of that name first). */
+export const LOCK_FILE = '/run/oriel/hugepages.lock';
 const LOCK_WAIT_MS = 30_000;
 
 /** Whether VMs that did not choose get huge pages when the server can grow the pool (ORIEL_HUGEPAGES: `auto`, the
@@ -45,10 +49,12 @@ export interface PoolHost {
   lockFile: string;
   /** Whether this process may change the pool (root). */
   privileged: boolean;
+  /** /proc/meminfo */
+  meminfo: string;
 }
 
 const defaultHost = (): PoolHost => ({
-  pool: HUGE_PAGE_POOL, lockFile: LOCK_FILE, privileged: process.getuid?.() === 0,
+  pool: HUGE_PAGE_POOL, lockFile: LOCK_FILE, privileged: process.getuid?.() === 0, meminfo: '/proc/meminfo',
 });
 
 /**
@@ -61,23 +67,34 @@ export async function leaseHugePages(
 ): Promise<HugeLease | { why: string }> {
   if (!host.privileged) return { why: 'the server does not run as root, so it cannot reserve huge pages' };
   if (!readable(`${host.pool}/nr_hugepages`)) return { why: 'the kernel has no pool of 2 MiB pages' };
-  const lock = await hostLock(host.lockFile);
+  let lock: Awaited<ReturnType<typeof hostLock>>;
+  try {
+    lock = await hostLock(host.lockFile);
+  } catch (e) {
+    return { why: `the pool's lock file: ${(e as Error).message}` };
+  }
   if (!lock) return { why: `the pool has been busy with another VM for ${LOCK_WAIT_MS / 1000} s` };
   const done = () => {
     try {
-      writeFileSync(lock.file, '');
+      record(lock.fd, '');
     } finally {
       lock.unlock();
     }
   };
   try {
-    giveBackUnsettled(host.pool, lock.file);
+    giveBackUnsettled(host.pool, lock.fd);
     const need = Math.ceil(memoryMiB / HUGE_PAGE_MIB);
-    const lent = Math.max(0, need - hugePages(host.pool).available);
+    const lent = Math.max(0, need - Math.max(0, hugePages(host.pool).available - heldHugePages()));
     if (lent > 0) {
+      // Huge pages are never swapped: what is left must carry the host (the server, page cache, other VMs).
+      const left = memAvailableMiB(host.meminfo) - lent * HUGE_PAGE_MIB;
+      if (left < reserveMiB(host.meminfo)) {
+        done();
+        return { why: `the host would have ${Math.max(0, left)} MiB of memory left (it keeps ${reserveMiB(host.meminfo)})` };
+      }
       const before = read(host.pool, 'nr_overcommit_hugepages');
       // Written down before the limit changes: a process killed before it settles leaves it for the next lease.
-      writeFileSync(lock.file, `overcommit ${before}\n`);
+      record(lock.fd, `overcommit ${before}\n`);
       const limit = Math.max(before, read(host.pool, 'surplus_hugepages') + lent);
       writeFileSync(`${host.pool}/nr_overcommit_hugepages`, String(limit));
     }
@@ -88,7 +105,7 @@ export async function leaseHugePages(
         if (settled) return;
         settled = true;
         try {
-          giveBackUnsettled(host.pool, lock.file);
+          giveBackUnsettled(host.pool, lock.fd);
         } finally {
           done();
         }
@@ -100,13 +117,39 @@ export async function leaseHugePages(
   }
 }
 
+const meminfoMiB = (file: string, key: string) =>
+  Number(new RegExp(`^${key}:\\s+(\\d+) kB`, 'm').exec(readFileSync(file, 'utf8'))?.[1] ?? 0) >> 10;
+const memAvailableMiB = (file: string) => meminfoMiB(file, 'MemAvailable');
+/** Memory never given to huge pages: 1 GiB, or a sixteenth of the host's if more. */
+const reserveMiB = (file: string) => Math.max(1024, meminfoMiB(file, 'MemTotal') >> 4);
+
 const read = (pool: string, name: string) => Number(readFileSync(`${pool}/${name}`, 'utf8'));
 
+/** At server start: a limit a killed process left raised is put back now, not at the next lease (the host's other
+ * processes could take surplus pages meanwhile). Skipped when another process holds the lock (its lease is live). */
+export async function reconcileHugePool(host: PoolHost = defaultHost()): Promise<void> {
+  if (!host.privileged || !readable(`${host.pool}/nr_overcommit_hugepages`)) return;
+  const lock = await hostLock(host.lockFile, 0).catch(() => null);
+  if (!lock) return;
+  try {
+    giveBackUnsettled(host.pool, lock.fd);
+  } catch { /* the next lease tries again */ } finally {
+    lock.unlock();
+  }
+}
+
 /** Puts the overcommit limit back as the lock file says (a lease settling, or one whose process ended first). */
-function giveBackUnsettled(pool: string, lockFile: string): void {
-  const m = /^overcommit (\d+)$/m.exec(readFileSync(lockFile, 'utf8'));
+function giveBackUnsettled(pool: string, fd: number): void {
+  const b = Buffer.alloc(64);
+  const m = /^overcommit (\d+)$/m.exec(b.subarray(0, readSync(fd, b, 0, b.length, 0)).toString());
   if (m) writeFileSync(`${pool}/nr_overcommit_hugepages`, m[1]!);
-  writeFileSync(lockFile, '');
+  record(fd, '');
+}
+
+/** The lock file's whole content, through its descriptor. */
+function record(fd: number, text: string): void {
+  ftruncateSync(fd, 0);
+  if (text) writeSync(fd, text, 0);
 }
 
 function readable(file: string): boolean {
@@ -124,19 +167,17 @@ let leasedHere = false;
 
 /** One lease at a time in this process, and flock(2) on `file` for the host; polled, so the event loop never blocks
  * and a stuck holder costs a wait of LOCK_WAIT_MS, then null. Without flock (no glibc), the process's own flag. */
-async function hostLock(lockFile: string): Promise<{ file: string; unlock(): void } | null> {
+async function hostLock(lockFile: string, waitMs = LOCK_WAIT_MS): Promise<{ fd: number; unlock(): void } | null> {
   flock ??= libcFunction('int flock(int fd, int operation)');
   const f = flock;
-  let fd: number;
-  let file = lockFile;
-  try {
-    fd = openSync(file, 'a', 0o600);
-  } catch {
-    file = lockFile.replace(/^\/run\/lock\//, '/tmp/');
-    fd = openSync(file, 'a', 0o600);
-  }
-  const deadline = Date.now() + LOCK_WAIT_MS;
-  while (leasedHere || (f && (f(fd, LOCK_EX | LOCK_NB) as number) !== 0)) {
+  if (!f) throw new Error('flock(2) is not available (no glibc), so the pool cannot be shared safely');
+  mkdirSync(dirname(lockFile), { recursive: true, mode: 0o700 });
+  const dir = lstatSync(dirname(lockFile));
+  if (!dir.isDirectory() || dir.uid !== process.getuid?.() || (dir.mode & 0o022) !== 0)
+    throw new Error(`${dirname(lockFile)} must be a folder of this user's that nobody else may write to`);
+  const fd = openSync(lockFile, constants.O_RDWR | constants.O_CREAT | constants.O_NOFOLLOW, 0o600);
+  const deadline = Date.now() + waitMs;
+  while (leasedHere || (f(fd, LOCK_EX | LOCK_NB) as number) !== 0) {
     if (Date.now() > deadline) {
       closeSync(fd);
       return null;
@@ -145,10 +186,10 @@ async function hostLock(lockFile: string): Promise<{ file: string; unlock(): voi
   }
   leasedHere = true;
   return {
-    file,
+    fd,
     unlock() {
       leasedHere = false;
-      f?.(fd, LOCK_UN);
+      f(fd, LOCK_UN);
       closeSync(fd);
     },
   };

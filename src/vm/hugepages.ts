@@ -31,6 +31,8 @@ export function hugePages(pool = HUGE_PAGE_POOL): HugePages {
 }
 
 let held = 0;
+/** Pages promised to restores of this process (holdHugePages), which the pool shows as free. */
+export const heldHugePages = (): number => held;
 /** Keeps `memoryMiB` of huge pages out of other VMs' reach while they are free in the pool but promised: a lazy
  * restore's QEMU gives its pages back to the pool (postcopy's discard) and takes them again as they arrive. Returns the
  * release (idempotent). */
@@ -45,7 +47,7 @@ export function holdHugePages(memoryMiB: number): () => void {
 }
 
 /** Throws a 422 that says what to do when the host cannot give `memoryMiB` of huge pages to a VM now. */
-export function checkHugePages(vmName: string, memoryMiB: number, hp = hugePages()): void {
+export function checkHugePages(vmName: string, memoryMiB: number, hp = hugePages(), why?: string): void {
   const need = Math.ceil(memoryMiB / HUGE_PAGE_MIB);
   const available = Math.max(0, hp.available - held);
   if (available >= need) return;
@@ -53,6 +55,7 @@ export function checkHugePages(vmName: string, memoryMiB: number, hp = hugePages
   throw unprocessable(
     `cannot start VM '${vmName}': it needs ${need} free huge pages of ${HUGE_PAGE_MIB} MiB and the host has ` +
       `${available} (of ${hp.total} reserved); reserve them as root: echo ${total} > ${HUGE_PAGE_POOL}/nr_hugepages ` +
-      `(or sysctl vm.nr_hugepages=${total} where 2 MiB is the default size; in /etc/sysctl.d/ for good), or start the VM without hugepages`,
+      `(or sysctl vm.nr_hugepages=${total} where 2 MiB is the default size; in /etc/sysctl.d/ for good), or start the VM without hugepages` +
+      (why ? ` (the server could not reserve them itself: ${why})` : ''),
   );
 }

@@ -20,6 +20,8 @@ export interface Launched {
  * process is killed and the error says why (QEMU missing, exited at once with its log's last lines, no QMP). */
 export async function launchQemu(
   binary: string, args: string[], p: VmPaths, banner: string, onStage?: (stage: string) => void,
+  /** How long QEMU may take from its QMP socket to its greeting: it preallocates huge-page RAM in between. */
+  handshakeMs?: number,
 ): Promise<Launched> {
   const logFd = openSync(p.qemuLog, 'a', 0o600);
   writeSync(logFd, `--- ${new Date().toISOString()} ${banner}\n`);
@@ -47,6 +49,7 @@ export async function launchQemu(
       // Polled often: every millisecond until QEMU listens is a millisecond before a restored guest can run.
       QmpClient.connect(p.qmp, {
         retryUntilMs: QMP_START_TIMEOUT_MS, retryIntervalMs: 5, onConnected: () => onStage?.('QMP connected'),
+        ...(handshakeMs ? { timeoutMs: handshakeMs } : {}),
       }),
       early,
     ]);

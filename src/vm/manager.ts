@@ -12,13 +12,13 @@
 // Oriel started that QEMU or re-attached it.
 import type { ChildProcess } from 'node:child_process';
 import { EventEmitter } from 'node:events';
-import { existsSync, mkdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { conflict, notFound, OrielError, unprocessable } from '../errors.ts';
 import { isOurs, readPidfile } from '../host/process.ts';
 import { resolveAccel } from './accel.ts';
 import { findBuiltImage } from './images/registry.ts';
-import { chooseRam, ramOfQemu, type RamBacking } from './ram-backing.ts';
+import { chooseRam, ramOfQemu, type RamBacking, type RamChoice } from './ram-backing.ts';
 import { GuestAgent } from './guest-agent.ts';
 import { execByAgent, execByShell, type ExecResult } from './guest-exec.ts';
 import { VmHookList, type VmHooks } from './hooks.ts';
@@ -224,14 +224,9 @@ export class VmManager extends EventEmitter {
     for (const f of stale) rmSync(f, { force: true });
     prepareOpenclWindow(spec, p);
 
-    let ram = await chooseRam(vm.name, spec, opts.ramId);
-    try {
-      this.o.admit?.start(this.records.get(vm.id)!); // no await from here to the state write (quotas)
-    } catch (e) {
-      ram.lease?.settle();
-      throw e;
-    }
+    this.o.admit?.start(this.records.get(vm.id)!); // no await from here to the state write (quotas)
     this.setState(vm.id, 'starting', null, null);
+    let ram: RamChoice | undefined;
     try {
       const tiny = spec.accel === 'auto' ? findBuiltImage(this.o.cacheDir, 'tiny') : undefined;
       const accel = await resolveAccel(
@@ -240,20 +235,30 @@ export class VmManager extends EventEmitter {
         tiny?.kernel && tiny.initrd ? { kernel: tiny.kernel, initrd: tiny.initrd } : undefined,
         join(this.o.cacheDir, 'accel-verdict.json'),
       );
-      const launch = async () => {
-        const args = qemuArgs(vm.name, spec, p, accel, await newSpiceEndpoint(p), { incoming: !!opts.incoming, ram });
+      // The pool's lease (huge-pool.ts) last, right before QEMU: other VMs' starts wait for it.
+      ram = await chooseRam(vm.name, spec, opts.ramId);
+      const launch = async (r: RamChoice) => {
+        const spice = await newSpiceEndpoint(p);
+        const args = qemuArgs(vm.name, spec, p, accel, spice, { incoming: !!opts.incoming, ram: r });
         // QEMU waits for `migrate-incoming` instead of booting.
         if (opts.incoming) args.push('-incoming', 'defer');
         args.push(...migrationTraceArgs());
-        return launchQemu(this.o.qemuBinary, args, p, `starting QEMU (accel ${accel})`, opts.onStage);
+        // QEMU preallocates huge-page RAM before it greets on QMP: a second per GiB on top.
+        const handshakeMs = 10_000 + (r.huge ? spec.memoryMiB : 0);
+        return launchQemu(this.o.qemuBinary, args, p, `starting QEMU (accel ${accel})`, opts.onStage, handshakeMs);
       };
-      const { child, qmp, status } = await launch().catch((e: Error) => {
+      const first = ram;
+      const { child, qmp, status } = await launch(first).catch((e: Error) => {
         // The kernel could not find whole 2 MiB pages for the surplus (fragmented memory): an auto VM starts on
-        // ordinary memory instead (ram-backing.ts).
-        if (!ram.huge || spec.hugepages !== undefined || !/Cannot allocate memory/i.test(e.message)) throw e;
-        ram.lease?.settle();
-        ram = { huge: false, id: ram.id, why: 'the kernel could not find enough free 2 MiB pages' };
-        return launch();
+        // ordinary memory instead (ram-backing.ts). Told by this launch's own lines of QEMU's log.
+        const log = readFileSync(p.qemuLog, 'utf8');
+        const mine = log.slice(log.lastIndexOf('\n--- ') + 1);
+        if (!first.huge || spec.hugepages !== undefined || !/Cannot allocate memory|Insufficient free host memory/
+          .test(mine)) throw e;
+        first.lease?.settle();
+        for (const f of stale) rmSync(f, { force: true });
+        ram = { huge: false, id: first.id, why: 'the kernel could not find enough free 2 MiB pages' };
+        return launch(ram);
       });
       const rt = this.attach(vm, qmp, child.pid!, { huge: ram.huge, id: ram.id }, child);
       // QEMU has its huge pages now, or has reserved them (an incoming migration: no prealloc); a restore that
@@ -272,7 +277,7 @@ export class VmManager extends EventEmitter {
       }
       return this.setState(vm.id, status === 'paused' ? 'paused' : 'running', null, child.pid!);
     } catch (e) {
-      ram.lease?.settle();
+      ram?.lease?.settle();
       const err = e instanceof OrielError ? e : unprocessable(`QEMU did not come up: ${(e as Error).message}`);
       this.setState(vm.id, 'stopped', err.message, null);
       throw err;
@@ -474,8 +479,6 @@ export class VmManager extends EventEmitter {
     return serialLogShows(p.serialLog, vm.spec.readyMarker);
   }
 
-  /** The guest is known ready although this QEMU's serial.log will not show the marker (it runs from saved state
-   * taken after the marker appeared), so `exec` need not wait for it. Until QEMU ends. */
   /** What the running QEMU's guest RAM is backed by (ram-backing.ts); undefined when no QEMU runs. */
   ramOf(id: string): RamBacking | undefined {
     return this.runtimes.get(id)?.ram;
@@ -486,6 +489,8 @@ export class VmManager extends EventEmitter {
     this.runtimes.get(id)?.hugeLease?.settle();
   }
 
+  /** The guest is known ready although this QEMU's serial.log will not show the marker (it runs from saved state
+   * taken after the marker appeared), so `exec` need not wait for it. Until QEMU ends. */
   markReady(ref: string): void {
     this.runtime(this.get(ref)).readyKnown = true;
   }

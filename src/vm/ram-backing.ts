@@ -34,16 +34,13 @@ export async function chooseRam(vmName: string, spec: VmSpec, id = RAM_ID): Prom
   if (!wantsHuge(spec)) return { huge: false, id };
   const lease = await leaseHugePages(spec.memoryMiB);
   if (!('why' in lease)) return { huge: true, id, lease };
-  try {
-    checkHugePages(vmName, spec.memoryMiB); // a pool an admin reserved
-    return { huge: true, id };
-  } catch (e) {
-    if (spec.hugepages) throw e;
-    return { huge: false, id, why: lease.why };
-  }
+  if (spec.hugepages === undefined) return { huge: false, id, why: lease.why };
+  checkHugePages(vmName, spec.memoryMiB, undefined, lease.why); // a pool an admin reserved, or a 422 that says why
+  return { huge: true, id };
 }
 
-/** What chooseRam will most likely pick, without reserving anything (a restore orders its pages before QEMU starts). */
+/** What chooseRam will most likely pick, without reserving anything (a restore orders its pages before QEMU starts):
+ * an auto VM gets huge pages only through the server's own lease (root), never from a pool an admin reserved. */
 export function expectHugeRam(spec: VmSpec): boolean {
   return wantsHuge(spec) && (process.getuid?.() === 0 || spec.hugepages === true);
 }

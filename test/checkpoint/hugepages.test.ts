@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CheckpointService } from '../../src/checkpoint/index.ts';
 import { checkHugePages, HUGE_PAGE_POOL } from '../../src/vm/hugepages.ts';
-import { leaseHugePages, type HugeLease } from '../../src/vm/huge-pool.ts';
+import { leaseHugePages, reconcileHugePool, type HugeLease } from '../../src/vm/huge-pool.ts';
 import { ramIdOf } from '../../src/vm/ram-backing.ts';
 import { makeRig, bootTiny, type Rig } from './helpers.ts';
 
@@ -41,7 +41,9 @@ test('the pool: a lease raises the surplus limit by what the free pool lacks, pu
       const limit = () => Number(readFileSync(join(pool, 'nr_overcommit_hugepages'), 'utf8'));
       set('nr_hugepages', 10); set('free_hugepages', 4); set('resv_hugepages', 0);
       set('nr_overcommit_hugepages', 0); set('surplus_hugepages', 6); // another VM's 6 surplus pages
-      const host = { pool, lockFile: join(dir, 'lock'), privileged: true };
+      const meminfo = join(dir, 'meminfo');
+      writeFileSync(meminfo, 'MemTotal:       16777216 kB\nMemFree:         1000 kB\nMemAvailable:    8388608 kB\n');
+      const host = { pool, lockFile: join(dir, 'lock'), privileged: true, meminfo };
       assert.match(String((await leaseHugePages(64, { ...host, privileged: false }) as { why: string }).why), /root/);
       const a = await leaseHugePages(64, host) as HugeLease; // 32 pages, 4 free: 28 more, beside the 6 surplus
       assert.equal(a.lent, 28);
@@ -63,6 +65,16 @@ test('the pool: a lease raises the surplus limit by what the free pool lacks, pu
       const c = await leaseHugePages(8, host) as HugeLease;
       assert.equal(limit(), 0, 'the unsettled lease is put back first');
       c.settle();
+      // Huge pages are never swapped: a lease that would leave the host less than its reserve is refused.
+      writeFileSync(meminfo, 'MemTotal:       16777216 kB\nMemAvailable:    1572864 kB\n'); // 16 GiB, 1.5 GiB free
+      assert.match(String((await leaseHugePages(1024, host) as { why: string }).why),
+        /would have 520 MiB of memory left \(it keeps 1024\)/);
+      assert.equal(limit(), 0);
+      // A server that starts after a killed one puts the limit back at once.
+      set('nr_overcommit_hugepages', 99);
+      writeFileSync(host.lockFile, 'overcommit 0\n');
+      await reconcileHugePool(host);
+      assert.equal(limit(), 0);
       rmSync(join(pool, 'nr_overcommit_hugepages'));
       mkdirSync(join(pool, 'nr_overcommit_hugepages')); // a pool that cannot be changed
       assert.match(String((await leaseHugePages(64, host) as { why: string }).why), /could not be changed/);

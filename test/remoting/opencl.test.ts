@@ -379,7 +379,8 @@ describe('OpenCL remoting: two tiny-opencl guests', () => {
         // (CL_DEVICE_NOT_AVAILABLE) and the program makes its objects again and goes on, in the same process.
         const o = await until(/^recovered/m, 40_000);
         tc.diagnostic(`${mode} restore: "${o.split('\n').slice(-3).join(' | ')}" within ${Date.now() - restored} ms`);
-        assert.match(o, new RegExp(`^lost ${CL.DEVICE_NOT_AVAILABLE} after \\d+$`, 'm'), o);
+        const helperLog = () => readFileSync(log, 'utf8').split('\n').slice(-12).join('\n');
+        assert.match(o, new RegExp(`^lost ${CL.DEVICE_NOT_AVAILABLE} after \\d+$`, 'm'), `${o}\nhelper log:\n${helperLog()}`);
         assert.match(o, new RegExp(`^recovered 0 vadd ${first}$`, 'm'), o);
         assert.ok(Date.now() - restored < 40_000, `${mode}: no hang`);
       }

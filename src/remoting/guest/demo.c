@@ -163,12 +163,16 @@ static cl_int vadd_from_scratch(uint64_t *hash) {
   TRY(clEnqueueNDRangeKernel(cq, k, 1, NULL, &global, NULL, 0, NULL, NULL));
   TRY(clEnqueueReadBuffer(cq, m[2], CL_TRUE, 0, sizeof c, c, 0, NULL, NULL));
   *hash = fnv(c, sizeof c);
-out:
-  for (int i = 0; i < 3; i++) if (m[i]) clReleaseMemObject(m[i]);
-  if (k) clReleaseKernel(k);
-  if (prog) clReleaseProgram(prog);
-  if (cq) clReleaseCommandQueue(cq);
-  if (cx) clReleaseContext(cx);
+out:;
+  /* The releases count too: a restore from a checkpoint taken during one fails it (the helper is another), and a
+   * program that ignored that would go on against the new helper without ever saying its call was lost. */
+  cl_int rel[7] = {0};
+  for (int i = 0; i < 3; i++) if (m[i]) rel[i] = clReleaseMemObject(m[i]);
+  if (k) rel[3] = clReleaseKernel(k);
+  if (prog) rel[4] = clReleaseProgram(prog);
+  if (cq) rel[5] = clReleaseCommandQueue(cq);
+  if (cx) rel[6] = clReleaseContext(cx);
+  for (int i = 0; i < 7 && st == CL_SUCCESS; i++) st = rel[i];
   return st;
 }
 
