@@ -79,9 +79,12 @@ function threadMain(looksIncompressibleSrc: string): void {
     : (b) => createHash('sha256').update(b).digest();
   /** Each batch's memory, as first sent (by batch number). */
   const batches = new Map<number, { data: Buffer; hashes: Buffer; out: Buffer; lens: Int32Array }>();
-  parentPort!.on('message', (m: { id: number; op: 'hash' | 'compress' | 'crash' | 'verify';
+  parentPort!.on('message', (m: { id: number; op: 'hash' | 'compress' | 'crash' | 'verify' | 'exit';
     buf: ArrayBuffer; batch: number; mem?: SharedArrayBuffer; count: number; sel?: Uint16Array; recs?: Float64Array;
     hashes?: Uint8Array }) => {
+    // Between jobs, so never inside a zlib call: Node 20 aborts the whole process when a thread is terminated while
+    // it makes a zlib handle ("close before init", node_zlib.cc), as one test run showed.
+    if (m.op === 'exit') process.exit(m.id);
     try {
       if (m.op === 'verify') {
         const h = m.hashes!;
@@ -236,14 +239,26 @@ export class PagePool {
   crashOne(b: PageBatch): Promise<void> {
     return this.run('crash', b);
   }
-  /** Tests: the thread handling the next job is terminated (as if it died). */
+  /** Tests: the thread handling the next job exits (as if it died). */
   async killOne(): Promise<void> {
-    await this.threads[0]!.worker.terminate();
+    await PagePool.end(this.threads[0]!.worker, 1);
   }
 
   async close(): Promise<void> {
     this.closed = true;
     this.fail(new Error('the capture thread pool is closed'));
-    await Promise.all(this.threads.map((t) => t.worker.terminate()));
+    await Promise.all(this.threads.map((t) => PagePool.end(t.worker, 0)));
+  }
+
+  /** Asks a thread to exit after its current job (the 'exit' op); terminated only if it has not within 5 s. */
+  private static async end(w: Worker, code: number): Promise<void> {
+    if (w.threadId < 0) return; // exited already
+    let late: NodeJS.Timeout | undefined;
+    await new Promise<void>((r) => {
+      w.once('exit', () => r());
+      w.postMessage({ id: code, op: 'exit' });
+      late = setTimeout(() => void w.terminate().then(() => r()), 5000);
+    });
+    clearTimeout(late);
   }
 }

@@ -116,9 +116,12 @@ export class QmpClient {
     const handshake = (async () => {
       await client.greeted;
       // "In this mode only the qmp_capabilities command is allowed to run ... Asynchronous messages are not
-      // delivered either" (the spec, "Capabilities Negotiation"). No capability is enabled; without "oob" QEMU
-      // answers commands in issue order, though responses are matched by id regardless.
-      await client.execute('qmp_capabilities', undefined, { timeoutMs: Infinity });
+      // delivered either" (the spec, "Capabilities Negotiation"). "oob" is enabled where offered: without it QEMU
+      // stops reading the socket after each command until it has answered it ("the old behavior"), so commands sent
+      // together (a checkpoint's stop, transaction and migrate, inside the VM's pause) each waited a main-loop turn
+      // for the next to be read. In-band commands still run and answer in issue order; responses are matched by id.
+      const oob = client.greeting?.capabilities.includes('oob');
+      await client.execute('qmp_capabilities', oob ? { enable: ['oob'] } : undefined, { timeoutMs: Infinity });
     })();
     try {
       await withTimeout(
@@ -138,7 +141,7 @@ export class QmpClient {
     return this.greeting!.version;
   }
 
-  /** The capabilities the greeting offered (e.g. `oob`); none is enabled by this client. */
+  /** The capabilities the greeting offered (e.g. `oob`, which this client enables). */
   get capabilities(): readonly string[] {
     return this.greeting!.capabilities;
   }
