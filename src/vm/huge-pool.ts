@@ -1,5 +1,5 @@
-// The host's pool of 2 MiB pages, grown and given back by Oriel when it runs as root, so that every VM can have
-// huge-page RAM (and millisecond checkpoint pauses, hugepages.ts) without an admin reserving a pool beforehand.
+// The host's pool of 2 MiB pages, opened to each huge-page QEMU by Oriel when it runs as root, so that every VM can
+// have huge-page RAM (and millisecond checkpoint pauses, hugepages.ts) without an admin reserving a pool beforehand.
 //
 // How (the kernel's hugetlb pool, Documentation/admin-guide/mm/hugetlbpage.rst): before a huge-page QEMU starts,
 // Oriel raises nr_overcommit_hugepages by what the free pool lacks. QEMU's memfd mapping then reserves "surplus"
@@ -165,8 +165,9 @@ const LOCK_EX = 2, LOCK_NB = 4, LOCK_UN = 8;
 let flock: ReturnType<typeof libcFunction> | undefined;
 let leasedHere = false;
 
-/** One lease at a time in this process, and flock(2) on `file` for the host; polled, so the event loop never blocks
- * and a stuck holder costs a wait of LOCK_WAIT_MS, then null. Without flock (no glibc), the process's own flag. */
+/** One lease at a time in this process, and flock(2) on `lockFile` for the host; polled, so the event loop never
+ * blocks and a stuck holder costs a wait of `waitMs`, then null. Throws where there is no flock (no glibc) or the
+ * lock's folder is not root's own. */
 async function hostLock(lockFile: string, waitMs = LOCK_WAIT_MS): Promise<{ fd: number; unlock(): void } | null> {
   flock ??= libcFunction('int flock(int fd, int operation)');
   const f = flock;
