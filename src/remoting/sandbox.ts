@@ -56,6 +56,19 @@ export function canDisableUserns(): boolean {
 
 /** Where the helper's scratch (PoCL's cache, HOME) is inside the sandbox: a tmpfs of its own. */
 export const SANDBOX_TMP = '/tmp';
+/** Its size cap: a tmpfs lives in the host's memory, and a guest's requests could otherwise fill it without bound
+ * (PoCL keeps compiled kernels there: a few MiB). */
+export const SANDBOX_TMP_BYTES = 128 << 20;
+
+let sizeOption: boolean | undefined;
+/** Whether this bwrap takes --size for a tmpfs (bubblewrap 0.5 and later). */
+function canSizeTmpfs(): boolean {
+  if (sizeOption === undefined) {
+    const help = spawnSync(BWRAP, ['--help'], { encoding: 'utf8', timeout: 5000 });
+    sizeOption = `${help.stdout}${help.stderr}`.includes('--size');
+  }
+  return sizeOption;
+}
 
 /** bwrap's arguments to run `argv`; `codeRoot` is Oriel's folder (code and node_modules), `env` the program's
  * environment, `hide` folders (the data directory) to mask if they sit inside what is mounted. */
@@ -72,7 +85,9 @@ export function sandboxArgs(
   for (const f of ['/etc/ld.so.cache', '/etc/ld.so.conf', '/etc/ld.so.conf.d', '/etc/OpenCL', '/etc/alternatives']) {
     if (existsSync(f)) a.push('--ro-bind', f, f);
   }
-  a.push('--proc', '/proc', '--dev', '/dev', '--tmpfs', SANDBOX_TMP);
+  a.push('--proc', '/proc', '--dev', '/dev');
+  if (canSizeTmpfs()) a.push('--size', String(SANDBOX_TMP_BYTES));
+  a.push('--tmpfs', SANDBOX_TMP);
   if (existsSync('/sys/devices/system/cpu')) a.push('--ro-bind', '/sys/devices/system/cpu', '/sys/devices/system/cpu');
   const node = realpathSync(process.execPath);
   if (!node.startsWith('/usr/')) a.push('--ro-bind', dirname(node), dirname(node));

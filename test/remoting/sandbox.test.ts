@@ -21,7 +21,7 @@ import { helperNproc } from '../../src/remoting/limits.ts';
 import { closeFd, dupFd } from '../../src/remoting/unix.ts';
 import { CL, FrameSplitter, NOTICE_ID, Op, Writer, encodeRequest } from '../../src/remoting/protocol.ts';
 import {
-  BWRAP, canDisableUserns, probeSandbox, sandboxArgs, spawnConfined,
+  BWRAP, SANDBOX_TMP_BYTES, canDisableUserns, probeSandbox, sandboxArgs, spawnConfined,
 } from '../../src/remoting/sandbox.ts';
 import {
   CLONE_NS_FLAGS, EAFNOSUPPORT, ENOSYS, EPERM, LAST_KNOWN_NR, SECCOMP_RET_ALLOW, SECCOMP_RET_ERRNO, deniedSyscalls,
@@ -192,6 +192,22 @@ describe('OpenCL helper: confinement', () => {
     assert.equal(r.clone3, -ENOSYS);
     assert.equal(r.secret, 'ENOENT', "Oriel's data dir is not in the sandbox");
     assert.equal(r.window, 'ENOENT', "another VM's window is not in the sandbox");
+  });
+
+  test("the sandbox's /tmp (a tmpfs, host memory) has a size cap: a file past it fails with ENOSPC", async () => {
+    const mib = SANDBOX_TMP_BYTES >> 20;
+    const write = (n: number) => new Promise<{ code: number | null; err: string }>((ok) => {
+      const c = spawn(BWRAP, sandboxArgs({ codeRoot: CODE_ROOT, env, hide: [data],
+        argv: ['/bin/sh', '-c', `head -c ${n}M /dev/zero > /tmp/fill && rm /tmp/fill`] }),
+      { stdio: ['ignore', 'ignore', 'pipe'] });
+      let err = '';
+      c.stderr!.on('data', (d) => (err += d));
+      c.on('exit', (code) => ok({ code, err }));
+    });
+    assert.equal((await write(mib - 8)).code, 0, 'under the cap');
+    const over = await write(mib + 8);
+    assert.notEqual(over.code, 0);
+    assert.match(over.err, /No space left on device/);
   });
 
   test('control: the same sandbox without the filter lets unshare and ptrace through', async () => {
