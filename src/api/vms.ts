@@ -39,6 +39,8 @@ export const vmSchema = z.object({
       'whenever the server can reserve them (as root); they make live checkpoints pause the VM a few ms instead of tens',
   ),
   hugepagesNow: z.boolean().nullable().describe("whether the running QEMU's guest RAM is in huge pages; null when not running"),
+  hugepagesWhy: z.string().nullable()
+    .describe('why a running VM that did not choose is on ordinary memory (e.g. the server does not run as root); else null'),
   opencl: z.boolean().describe('the guest reaches the host\'s OpenCL through API remoting (port org.oriel.opencl.0)'),
   openclWindowMiB: z.number().nullable().describe('the OpenCL zero-copy window (MiB); null without opencl'),
   image: z.string().nullable(),

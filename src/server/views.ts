@@ -25,6 +25,7 @@ export function vmView(vm: VmRecord, ctx: { users: Users; vms: VmManager }): VmV
     accel: vm.spec.accel,
     hugepages: vm.spec.hugepages ?? null,
     hugepagesNow: vm.state === 'stopped' || vm.state === 'crashed' ? null : (ctx.vms.ramOf(vm.id)?.huge ?? null),
+    hugepagesWhy: vm.state === 'stopped' || vm.state === 'crashed' ? null : (ctx.vms.ramOf(vm.id)?.why ?? null),
     opencl: !!vm.spec.opencl,
     openclWindowMiB: vm.spec.opencl ? (vm.spec.openclWindowMiB ?? DEFAULT_OPENCL_WINDOW_MIB) : null,
     image: vm.spec.image === 'path' ? (vm.spec.baseDisk ?? null) : (vm.spec.image ?? null),

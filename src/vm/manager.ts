@@ -260,7 +260,8 @@ export class VmManager extends EventEmitter {
         ram = { huge: false, id: first.id, why: 'the kernel could not find enough free 2 MiB pages' };
         return launch(ram);
       });
-      const rt = this.attach(vm, qmp, child.pid!, { huge: ram.huge, id: ram.id }, child);
+      const backing = { huge: ram.huge, id: ram.id, ...(ram.why ? { why: ram.why } : {}) };
+      const rt = this.attach(vm, qmp, child.pid!, backing, child);
       // QEMU has its huge pages now, or has reserved them (an incoming migration: no prealloc); a restore that
       // discards them first (postcopy) keeps the pool's lease until it has filled them again (settleRam).
       if (opts.settleRamLater) rt.hugeLease = ram.lease;

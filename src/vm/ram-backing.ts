@@ -17,13 +17,13 @@ export interface RamBacking {
   huge: boolean;
   /** The memory backend's id: the RAM block's name in a migration stream. */
   id: string;
+  /** Why a VM that did not choose got ordinary memory (the API's hugepagesWhy). */
+  why?: string;
 }
 
 export interface RamChoice extends RamBacking {
   /** Held from before QEMU starts until it has its pages (the VM manager settles it). */
   lease?: HugeLease;
-  /** Why an auto VM got ordinary memory. */
-  why?: string;
 }
 
 const wantsHuge = (spec: VmSpec) =>

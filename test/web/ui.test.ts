@@ -112,7 +112,8 @@ describe('web UI', () => {
     await page.waitForSelector(`#vm-${VM}-state[data-state=running]`, { timeout: 60_000 });
     await exec('true'); // booted to its shells
     const made = (await t.admin.get(`/api/vms/${VM}`)).body;
-    assert.deepEqual([made.hugepages, made.hugepagesNow], [null, true], 'no choice: huge pages, which a root server reserves');
+    assert.deepEqual([made.hugepages, made.hugepagesNow, made.hugepagesWhy], [null, true, null],
+      'no choice: huge pages, which a root server reserves');
     // A huge-page VM with OpenCL remoting and a 64 MiB zero-copy window, created without starting it (this host may
     // have no huge pages reserved).
     await page.click('#create-vm-button');
