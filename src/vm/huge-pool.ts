@@ -36,6 +36,13 @@ export function hugePagesDefaultFromEnv(env: NodeJS.ProcessEnv = process.env): '
   throw new Error(`ORIEL_HUGEPAGES is '${v}': it must be 'auto' (the default) or 'off'`);
 }
 
+/** Why no lease: `why` for anyone (the API shows it to the VM's owner: no host path, no host figure), `detail` for
+ * the server's log. */
+export interface Refusal {
+  why: string;
+  detail?: string;
+}
+
 export interface HugeLease {
   /** Surplus pages this lease allows beyond the free pool (the limit is put back on settle). */
   readonly lent: number;
@@ -64,14 +71,14 @@ const defaultHost = (): PoolHost => ({
  */
 export async function leaseHugePages(
   memoryMiB: number, host: PoolHost = defaultHost(),
-): Promise<HugeLease | { why: string }> {
+): Promise<HugeLease | Refusal> {
   if (!host.privileged) return { why: 'the server does not run as root, so it cannot reserve huge pages' };
   if (!readable(`${host.pool}/nr_hugepages`)) return { why: 'the kernel has no pool of 2 MiB pages' };
   let lock: Awaited<ReturnType<typeof hostLock>>;
   try {
     lock = await hostLock(host.lockFile);
   } catch (e) {
-    return { why: `the pool's lock file: ${(e as Error).message}` };
+    return { why: 'the pool\'s lock cannot be taken', detail: (e as Error).message };
   }
   if (!lock) return { why: `the pool has been busy with another VM for ${LOCK_WAIT_MS / 1000} s` };
   const done = () => {
@@ -90,7 +97,10 @@ export async function leaseHugePages(
       const left = memAvailableMiB(host.meminfo) - lent * HUGE_PAGE_MIB;
       if (left < reserveMiB(host.meminfo)) {
         done();
-        return { why: `the host would have ${Math.max(0, left)} MiB of memory left (it keeps ${reserveMiB(host.meminfo)})` };
+        return {
+          why: 'the host cannot spare that much memory for huge pages',
+          detail: `the host would have ${Math.max(0, left)} MiB of memory left (it keeps ${reserveMiB(host.meminfo)})`,
+        };
       }
       const before = read(host.pool, 'nr_overcommit_hugepages');
       // Written down before the limit changes: a process killed before it settles leaves it for the next lease.
@@ -113,7 +123,7 @@ export async function leaseHugePages(
     };
   } catch (e) {
     done();
-    return { why: `the pool could not be changed: ${(e as Error).message}` };
+    return { why: 'the pool could not be changed', detail: (e as Error).message };
   }
 }
 

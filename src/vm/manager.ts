@@ -268,7 +268,7 @@ export class VmManager extends EventEmitter {
       else ram.lease?.settle();
       this.log('info', 'vm started', {
         vm: vm.name, pid: child.pid, accel, incoming: !!opts.incoming,
-        ram: ram.huge ? 'huge pages' : 'ordinary', ...(ram.why ? { ramWhy: ram.why } : {}),
+        ram: ram.huge ? 'huge pages' : 'ordinary', ...(ram.why ? { ramWhy: ram.detail ?? ram.why } : {}),
       });
       // An incoming VM (status `inmigrate`) runs no guest code yet: paused until the stream is loaded and the guest
       // continues (its RESUME event then flips it to running).

@@ -24,6 +24,8 @@ export interface RamBacking {
 export interface RamChoice extends RamBacking {
   /** Held from before QEMU starts until it has its pages (the VM manager settles it). */
   lease?: HugeLease;
+  /** What the server log says of `why`. */
+  detail?: string;
 }
 
 const wantsHuge = (spec: VmSpec) =>
@@ -34,7 +36,7 @@ export async function chooseRam(vmName: string, spec: VmSpec, id = RAM_ID): Prom
   if (!wantsHuge(spec)) return { huge: false, id };
   const lease = await leaseHugePages(spec.memoryMiB);
   if (!('why' in lease)) return { huge: true, id, lease };
-  if (spec.hugepages === undefined) return { huge: false, id, why: lease.why };
+  if (spec.hugepages === undefined) return { huge: false, id, why: lease.why, detail: lease.detail ?? lease.why };
   checkHugePages(vmName, spec.memoryMiB, undefined, lease.why); // a pool an admin reserved, or a 422 that says why
   return { huge: true, id };
 }

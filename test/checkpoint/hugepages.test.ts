@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CheckpointService } from '../../src/checkpoint/index.ts';
 import { checkHugePages, HUGE_PAGE_POOL } from '../../src/vm/hugepages.ts';
-import { leaseHugePages, reconcileHugePool, type HugeLease } from '../../src/vm/huge-pool.ts';
+import { leaseHugePages, reconcileHugePool, type HugeLease, type Refusal } from '../../src/vm/huge-pool.ts';
 import { ramIdOf } from '../../src/vm/ram-backing.ts';
 import { makeRig, bootTiny, type Rig } from './helpers.ts';
 
@@ -67,8 +67,9 @@ test('the pool: a lease raises the surplus limit by what the free pool lacks, pu
       c.settle();
       // Huge pages are never swapped: a lease that would leave the host less than its reserve is refused.
       writeFileSync(meminfo, 'MemTotal:       16777216 kB\nMemAvailable:    1572864 kB\n'); // 16 GiB, 1.5 GiB free
-      assert.match(String((await leaseHugePages(1024, host) as { why: string }).why),
-        /would have 520 MiB of memory left \(it keeps 1024\)/);
+      const refused = await leaseHugePages(1024, host) as Refusal;
+      assert.equal(refused.why, 'the host cannot spare that much memory for huge pages', 'no host figure for users');
+      assert.match(String(refused.detail), /would have 520 MiB of memory left \(it keeps 1024\)/, 'for the log');
       assert.equal(limit(), 0);
       // A server that starts after a killed one puts the limit back at once.
       set('nr_overcommit_hugepages', 99);
