@@ -437,6 +437,7 @@ describe('web UI', () => {
     await page.waitForSelector('#console-status[data-status=connected]', { timeout: 60_000 });
     await exec('true');
     await page.waitForSelector(`#vm-${VM}-state[data-state=running]`);
+    assert.equal(await page.textContent('#vm-ram'), '160 MiB, in huge pages', 'the page says how the RAM is backed');
 
     // The console in use, for the README.
     await openConsole(page);

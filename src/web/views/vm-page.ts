@@ -1,6 +1,6 @@
 // One VM: details, lifecycle, its consoles (SPICE, serial, log) and checkpoints in tabs. The full-window console
 // page is console-page.ts.
-import { enc } from '../lib/api.ts';
+import { enc, type Vm } from '../lib/api.ts';
 import { html } from '../lib/html.ts';
 import { lazyView } from '../lib/lazy.ts';
 import { navigate, query } from '../lib/router.ts';
@@ -21,6 +21,13 @@ const TABS = [
   ['checkpoints', 'Checkpoints'],
 ] as const;
 
+/** How the guest's RAM is backed: what the running QEMU has (and why not huge pages), or what the VM asks for. */
+function ramNote(vm: Vm): string {
+  if (vm.hugepagesNow === true) return ', in huge pages';
+  if (vm.hugepagesNow === false) return `, ordinary memory${vm.hugepagesWhy ? ` (${vm.hugepagesWhy})` : ''}`;
+  return vm.hugepages === true ? ', huge pages always' : vm.hugepages === false ? ', ordinary memory' : '';
+}
+
 export function VmPage({ name }: { name: string }) {
   const { vm, error } = useVm(name);
   if (!vm) return html`<${Missing} name=${name} error=${error} />`;
@@ -36,7 +43,7 @@ export function VmPage({ name }: { name: string }) {
       ${vm.stateReason && html`<p class="muted" id="vm-state-reason">${vm.stateReason}</p>`}
       <dl class="details card" id="vm-details">
         <dt>Image</dt><dd>${vm.image ?? '—'}</dd>
-        <dt>Memory</dt><dd>${vm.memoryMiB} MiB</dd>
+        <dt>Memory</dt><dd id="vm-ram">${vm.memoryMiB} MiB${ramNote(vm)}</dd>
         <dt>vCPUs</dt><dd>${vm.cpus}</dd>
         <dt>Display</dt><dd>${vm.display}</dd>
         <dt>Acceleration</dt><dd>${vm.accel}</dd>
