@@ -12,6 +12,7 @@ import type { VmManager } from '../vm/manager.ts';
 import { DEFAULT_OPENCL_WINDOW_MIB } from '../vm/spec.ts';
 
 export function vmView(vm: VmRecord, ctx: { users: Users; vms: VmManager }): VmView {
+  const ram = vm.state === 'stopped' || vm.state === 'crashed' ? undefined : ctx.vms.ramOf(vm.id);
   return {
     id: vm.id,
     name: vm.name,
@@ -24,8 +25,8 @@ export function vmView(vm: VmRecord, ctx: { users: Users; vms: VmManager }): VmV
     display: vm.spec.display,
     accel: vm.spec.accel,
     hugepages: vm.spec.hugepages ?? null,
-    hugepagesNow: vm.state === 'stopped' || vm.state === 'crashed' ? null : (ctx.vms.ramOf(vm.id)?.huge ?? null),
-    hugepagesWhy: vm.state === 'stopped' || vm.state === 'crashed' ? null : (ctx.vms.ramOf(vm.id)?.why ?? null),
+    hugepagesNow: ram?.huge ?? null,
+    hugepagesWhy: ram?.why ?? null,
     opencl: !!vm.spec.opencl,
     openclWindowMiB: vm.spec.opencl ? (vm.spec.openclWindowMiB ?? DEFAULT_OPENCL_WINDOW_MIB) : null,
     image: vm.spec.image === 'path' ? (vm.spec.baseDisk ?? null) : (vm.spec.image ?? null),

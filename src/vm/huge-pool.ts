@@ -20,7 +20,7 @@ import {
 import { dirname } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { libcFunction } from '../host/libc.ts';
-import { HUGE_PAGE_MIB, HUGE_PAGE_POOL, heldHugePages, hugePages } from './hugepages.ts';
+import { HUGE_PAGE_MIB, HUGE_PAGE_POOL, heldHugePages, hugePages, poolValue } from './hugepages.ts';
 
 /** Host-wide: every Oriel process on the host takes it around a change of the pool's limit. In a folder of root's
  * own (not /run/lock or /tmp, where anyone may put a file or a link of that name first). */
@@ -60,8 +60,11 @@ export interface PoolHost {
   meminfo: string;
 }
 
+/** Whether this server may change the pool's limit: only root may. */
+export const mayLeaseHugePages = (): boolean => process.getuid?.() === 0;
+
 const defaultHost = (): PoolHost => ({
-  pool: HUGE_PAGE_POOL, lockFile: LOCK_FILE, privileged: process.getuid?.() === 0, meminfo: '/proc/meminfo',
+  pool: HUGE_PAGE_POOL, lockFile: LOCK_FILE, privileged: mayLeaseHugePages(), meminfo: '/proc/meminfo',
 });
 
 /**
@@ -102,10 +105,10 @@ export async function leaseHugePages(
           detail: `the host would have ${Math.max(0, left)} MiB of memory left (it keeps ${reserveMiB(host.meminfo)})`,
         };
       }
-      const before = read(host.pool, 'nr_overcommit_hugepages');
+      const before = poolValue(host.pool, 'nr_overcommit_hugepages');
       // Written down before the limit changes: a process killed before it settles leaves it for the next lease.
       record(lock.fd, `overcommit ${before}\n`);
-      const limit = Math.max(before, read(host.pool, 'surplus_hugepages') + lent);
+      const limit = Math.max(before, poolValue(host.pool, 'surplus_hugepages') + lent);
       writeFileSync(`${host.pool}/nr_overcommit_hugepages`, String(limit));
     }
     let settled = false;
@@ -132,8 +135,6 @@ const meminfoMiB = (file: string, key: string) =>
 const memAvailableMiB = (file: string) => meminfoMiB(file, 'MemAvailable');
 /** Memory never given to huge pages: 1 GiB, or a sixteenth of the host's if more. */
 const reserveMiB = (file: string) => Math.max(1024, meminfoMiB(file, 'MemTotal') >> 4);
-
-const read = (pool: string, name: string) => Number(readFileSync(`${pool}/${name}`, 'utf8'));
 
 /** At server start: a limit a killed process left raised is put back now, not at the next lease (the host's other
  * processes could take surplus pages meanwhile). Skipped when another process holds the lock (its lease is live). */

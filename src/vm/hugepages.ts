@@ -1,5 +1,5 @@
-// Huge-page guest RAM: a hugetlb memfd of 2 MiB pages, from the kernel's pool, which a root server grows and gives
-// back itself (huge-pool.ts) and an admin may reserve (as for Proxmox's `hugepages: 2`). What it buys:
+// Huge-page guest RAM: a hugetlb memfd of 2 MiB pages, from the kernel's pool, which a root server opens to each QEMU
+// itself (huge-pool.ts) and an admin may reserve (as for Proxmox's `hugepages: 2`). What it buys:
 // QEMU 7.2's background snapshot (a live snapshot of RAM) walks guest RAM page by page inside the VM's pause
 // (populate, write-protect) and lifts the protection page by page; with 4 KiB pages that is 524,288 entries at
 // 2 GiB and tens of ms of pause, with 2 MiB pages 1,024 entries and a few ms.
@@ -19,10 +19,13 @@ export interface HugePages {
   available: number;
 }
 
+/** One figure of the pool (`nr_hugepages`, `surplus_hugepages`, ...); throws where there is no such pool. */
+export const poolValue = (pool: string, name: string): number => Number(readFileSync(`${pool}/${name}`, 'utf8'));
+
 export function hugePages(pool = HUGE_PAGE_POOL): HugePages {
   const read = (name: string) => {
     try {
-      return Number(readFileSync(`${pool}/${name}`, 'utf8'));
+      return poolValue(pool, name);
     } catch {
       return 0; // no such pool: a kernel without 2 MiB huge pages
     }

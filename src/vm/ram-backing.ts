@@ -6,7 +6,7 @@
 // backend that must migrate like the default RAM), so a checkpoint taken on either restores onto either. Huge-page
 // VMs of earlier versions called it `ram0`: a restore names the block as its checkpoint does.
 import { HUGE_PAGE_MIB, checkHugePages } from './hugepages.ts';
-import { hugePagesDefaultFromEnv, leaseHugePages, type HugeLease } from './huge-pool.ts';
+import { hugePagesDefaultFromEnv, leaseHugePages, mayLeaseHugePages, type HugeLease } from './huge-pool.ts';
 import type { QmpClient } from './qmp/index.ts';
 import type { VmSpec } from './spec.ts';
 
@@ -44,7 +44,7 @@ export async function chooseRam(vmName: string, spec: VmSpec, id = RAM_ID): Prom
 /** What chooseRam will most likely pick, without reserving anything (a restore orders its pages before QEMU starts):
  * an auto VM gets huge pages only through the server's own lease (root), never from a pool an admin reserved. */
 export function expectHugeRam(spec: VmSpec): boolean {
-  return wantsHuge(spec) && (process.getuid?.() === 0 || spec.hugepages === true);
+  return wantsHuge(spec) && (mayLeaseHugePages() || spec.hugepages === true);
 }
 
 /** The RAM block's name in a checkpoint's stream. */
