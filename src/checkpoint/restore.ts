@@ -245,6 +245,9 @@ async function restoreHeld(
   };
 }
 
+/** How long a restore waits for the switch to link the VM's cards. */
+const CARDS_LINKED_MS = 5_000;
+
 /** The mode a restore goes on in (lazy becomes eager when QEMU cannot use postcopy) and what it sent. */
 interface StreamState {
   mode: RestoreMode;
@@ -270,6 +273,12 @@ async function streamInto(
         st.mode = 'eager';
         st.fallback = `QEMU cannot use postcopy here: ${(e as Error).message}`;
       }
+    }
+    // The guest's cards linked first: QEMU sends frames as the guest resumes, and dies on one sent before its card
+    // is ready (VmManager.waitCardsLinked).
+    if (vm.spec.nics?.length) {
+      if (await o.vms.waitCardsLinked(vm.id, CARDS_LINKED_MS)) tl.mark('cards linked');
+      else o.log?.(`the VM's network cards were not linked within ${CARDS_LINKED_MS / 1000} s: restoring anyway`);
     }
     const sockPath = join(paths.dir, 'restore.sock');
     rmSync(sockPath, { force: true });

@@ -162,6 +162,14 @@ export class Switch {
     this.dial(port);
   }
 
+  /** A port waiting to dial again (its socket was not there yet: its QEMU was starting) dials now. */
+  dialNow(id: string): void {
+    const p = this.ports.get(id);
+    if (!p || p.link || !p.retry) return;
+    clearTimeout(p.retry);
+    this.dial(p);
+  }
+
   removePort(id: string): void {
     const p = this.ports.get(id);
     if (!p) return;
@@ -196,6 +204,7 @@ export class Switch {
   }
 
   private dial(port: Port): void {
+    port.retry = undefined; // in flight: a dialNow meanwhile waits for its outcome
     if (port.removed) return;
     StreamLink.dial(port.cfg.socketPath, {
       frame: (f) => this.ingress(port, f),
@@ -204,12 +213,13 @@ export class Switch {
         this.log('network port sent a broken stream; reconnecting', { port: port.cfg.id, why });
       },
       closed: () => {
+        port.link = undefined;
         if (!port.removed) port.retry = setTimeout(() => this.dial(port), RETRY_MS);
       },
     }).then(
       (link) => {
         if (port.removed) link.close();
-        else port.link = link;
+        else if (link.isOpen) port.link = link; // else closed already: its retry is set
       },
       () => {
         if (!port.removed) port.retry = setTimeout(() => this.dial(port), RETRY_MS);

@@ -28,7 +28,7 @@ import { vmPaths, type VmPaths } from './paths.ts';
 import { parseVmRequest, provisionVm } from './provision.ts';
 import { resolveVmSpec } from './media-spec.ts';
 import { UploadedImages } from './uploads/store.ts';
-import { newSpiceEndpoint, qemuArgs } from './qemu-args.ts';
+import { netdevId, newSpiceEndpoint, qemuArgs } from './qemu-args.ts';
 import { reattachQemu } from './reattach.ts';
 import { runStateNow, stateFromEvent } from './run-state.ts';
 import { DEFAULT_SERIAL_LOG_MAX_BYTES, SerialLogKeeper, serialLogShows, tail } from './serial-log.ts';
@@ -295,11 +295,15 @@ export class VmManager extends EventEmitter {
       child,
       expectExit: false,
       runStateOwners: 0,
+      linkedCards: new Set(),
       gone: new Promise<void>((r) => (markGone = r)),
     };
     this.runtimes.set(vm.id, rt);
     child?.once('exit', (code, signal) => (rt.childExit = { code, signal }));
     qmp.onEvent((ev) => {
+      const netdev = String((ev.data as { 'netdev-id'?: string } | undefined)?.['netdev-id']);
+      if (ev.event === 'NETDEV_STREAM_CONNECTED') rt.linkedCards.add(netdev);
+      if (ev.event === 'NETDEV_STREAM_DISCONNECTED') rt.linkedCards.delete(netdev);
       if (ev.event === 'SHUTDOWN')
         rt.shutdownReason = String((ev.data as { reason?: string } | undefined)?.reason ?? 'shutdown');
       const cur = this.records.get(vm.id);
@@ -422,6 +426,21 @@ export class VmManager extends EventEmitter {
   }
 
   // ---- guest access ----
+
+  /**
+   * Waits until every network card of the VM's new QEMU has its peer (the server's switch dials each card's socket),
+   * at most `timeoutMs`; says whether they all have. Before that QEMU must not send a frame: QEMU 7.2's stream netdev
+   * (net/stream.c) says its link is down only once its listener is set up, which it does from an idle callback of
+   * its main loop (after a listen in a thread); a frame sent earlier (the announcement after an incoming migration,
+   * a restored guest's own) is written to a channel that does not exist yet, and QEMU dies (a NULL read in
+   * object_get_class). Once a card has had its peer, QEMU drops its frames while it has none.
+   */
+  async waitCardsLinked(ref: string, timeoutMs: number): Promise<boolean> {
+    const vm = this.get(ref);
+    const cards = (vm.spec.nics ?? []).map((_, i) => netdevId(i));
+    const rt = this.runtime(vm);
+    return waitUntil(() => cards.every((c) => rt.linkedCards.has(c)), timeoutMs, 2);
+  }
 
   /** Waits for the image's ready marker on the guest console (this boot's serial.log). */
   async waitReady(ref: string, timeoutMs: number): Promise<void> {

@@ -99,10 +99,13 @@ export function qemuArgs(
  * peer after each disconnect: so a restarted server dials again and the guest keeps its link. */
 function nics(spec: VmSpec, paths: VmPaths): string[] {
   return (spec.nics ?? []).flatMap((n, i) => [
-    '-netdev', `stream,id=net${i},server=on,addr.type=unix,addr.path=${nicSocket(paths, i)}`,
-    '-device', `virtio-net-pci,netdev=net${i},mac=${n.mac},id=nic${i},romfile=`,
+    '-netdev', `stream,id=${netdevId(i)},server=on,addr.type=unix,addr.path=${nicSocket(paths, i)}`,
+    '-device', `virtio-net-pci,netdev=${netdevId(i)},mac=${n.mac},id=nic${i},romfile=`,
   ]);
 }
+
+/** The QEMU id of card `card`'s netdev (QMP's NETDEV_STREAM_* events name it). */
+export const netdevId = (card: number): string => `net${card}`;
 
 /** USB ports a SPICE client can plug devices into, for desktop (qxl) VMs: an xHCI controller and
  * USB_REDIR_PORTS `usb-redir` devices, each a SPICE usbredir channel (one device per port). */

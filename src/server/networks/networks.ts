@@ -290,7 +290,11 @@ export class Networks {
     const paths = this.vms.paths(vm);
     for (const l of leases) {
       const id = `${vm.id}/${l.card}`;
-      if (this.switch.hasPort(id)) continue;
+      if (this.switch.hasPort(id)) {
+        // Added while its QEMU was starting (no socket yet): dialled now that QEMU is up, not at the next retry.
+        this.switch.dialNow(id);
+        continue;
+      }
       this.switch.addPort(l.networkId, {
         id, vmName: vm.name, mac: l.mac, ip: ipNumber(l.ip), socketPath: nicSocket(paths, l.card),
       });
