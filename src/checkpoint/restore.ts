@@ -20,10 +20,11 @@ import { HUGE_PAGE_MIB, holdHugePages } from '../vm/hugepages.ts';
 import { expectHugeRam, ramIdOf } from '../vm/ram-backing.ts';
 import { PAGE_SIZE, writeStream } from './stream/index.ts';
 import type { CheckpointStore, Manifest } from './page-store/index.ts';
+import { PagePool } from './page-store/page-pool.ts';
 import type { DiskCheckpoints } from './disk.ts';
 import { waitMigration } from './migration.ts';
 import { PostcopySource, postcopyTuning, type PostcopyStats } from './postcopy-source.ts';
-import { WorkingSets } from './working-set.ts';
+import { WorkingSets, type WorkingSet } from './working-set.ts';
 import { userfaultfdUnusable } from './userfaultfd.ts';
 import { RestoreTimeline, type TimelineMark } from './restore-timeline.ts';
 
@@ -92,10 +93,16 @@ export async function restoreCheckpoint(o: RestoreOptions): Promise<RestoreResul
   }
   const release = await o.store.holdWriter(); // no GC or verify rewrites packs while pages are read
   tl.mark('store held');
+  // Threads that decode a lazy restore's huge pages (postcopy-source.ts), started now: ready before QEMU asks.
+  const pool = mode === 'lazy' && expectHugeRam(vm.spec) ? new PagePool() : undefined;
+  // Where each page is, from the check before to the last page QEMU asks for.
+  const forget = mode === 'lazy' ? o.store.objects.keepLocations() : () => undefined;
   try {
-    return await restoreHeld(o, m, vm.id, mode, fallback, tl);
+    return await restoreHeld(o, m, vm.id, mode, fallback, tl, pool);
   } finally {
+    forget();
     release();
+    void pool?.close();
   }
 }
 
@@ -106,6 +113,7 @@ async function restoreHeld(
   mode: RestoreMode,
   fallback: string | undefined,
   tl: RestoreTimeline,
+  pool: PagePool | undefined,
 ): Promise<RestoreResult> {
   const vm = o.vms.get(vmId);
   const paths = o.vms.paths(vm);
@@ -128,10 +136,10 @@ async function restoreHeld(
   let source: PostcopySource | undefined;
   // The guest RAM block keeps its checkpoint's name; its backing is chosen as QEMU starts (vm/ram-backing.ts).
   const ramId = ramIdOf(m.stream.blocks);
-  let recorded: { pages: number[]; from: string | null } = { pages: [], from: null };
+  let recorded: WorkingSet & { from: string | null } = { pages: [], early: 0, from: null };
   // Huge-page RAM goes by whole 2 MiB pages (stream/postcopy.ts).
   const sourceFor = (huge: boolean) => new PostcopySource(o.store, m, m.parent ? o.store.get(m.parent) : undefined,
-    recorded.pages, huge ? (id: string) => (id === ramId ? HUGE_PAGE_MIB * 2 ** 20 : PAGE_SIZE) : undefined);
+    recorded, huge ? (id: string) => (id === ramId ? HUGE_PAGE_MIB * 2 ** 20 : PAGE_SIZE) : undefined, pool);
   if (mode === 'lazy') {
     try {
       const sets = new WorkingSets(o.store.root);
@@ -293,7 +301,7 @@ async function streamInto(
         st.streamBytes = st.postcopy.streamBytes;
         // For the next lazy restore of this checkpoint: the pages this guest asked for, pushed first then.
         try {
-          new WorkingSets(o.store.root).add(m, source.asked);
+          new WorkingSets(o.store.root).add(m, source.asked, source.askedEarly);
         } catch (e) {
           o.log?.(`cannot record the working set: ${(e as Error).message}`);
         }

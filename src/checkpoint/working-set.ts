@@ -19,6 +19,16 @@ interface Record {
   blocks: string[];
   /** [block, page index], in the order they were first asked for. */
   pages: [number, number][];
+  /** How many of `pages`, from the first, were asked for before QEMU had loaded the devices (their loads walk
+   * guest RAM): the only ones pushed before the guest runs. */
+  early?: number;
+}
+
+/** A record mapped onto a checkpoint's blocks: global page numbers, the `early` first ones asked during the device
+ * loads. */
+export interface WorkingSet {
+  pages: number[];
+  early: number;
 }
 
 export class WorkingSets {
@@ -34,27 +44,31 @@ export class WorkingSets {
   }
 
   /** The recorded pages of checkpoint `m`, as global page numbers over its blocks (in block order), oldest first. */
-  read(m: Manifest): number[] {
+  read(m: Manifest): WorkingSet {
+    const none = { pages: [], early: 0 };
     const p = this.path(m.id);
-    if (!existsSync(p)) return [];
+    if (!existsSync(p)) return none;
     let r: Record;
     try {
       r = JSON.parse(readFileSync(p, 'utf8')) as Record;
     } catch {
-      return [];
+      return none;
     }
-    if (r.v !== 1 || !Array.isArray(r.pages) || !Array.isArray(r.blocks)) return [];
+    if (r.v !== 1 || !Array.isArray(r.pages) || !Array.isArray(r.blocks)) return none;
+    const early = Number.isInteger(r.early) ? r.early! : 0;
     const base = new Map<string, { at: number; pages: number }>();
     let total = 0;
     for (const b of m.stream.blocks) {
       base.set(b.id, { at: total, pages: b.length / PAGE_SIZE });
       total += b.length / PAGE_SIZE;
     }
-    const out: number[] = [];
-    for (const [b, i] of r.pages) {
+    const out: WorkingSet = { pages: [], early: 0 };
+    r.pages.forEach(([b, i], k) => {
       const blk = base.get(r.blocks[b] ?? '');
-      if (blk && Number.isInteger(i) && i >= 0 && i < blk.pages) out.push(blk.at + i);
-    }
+      if (!blk || !Number.isInteger(i) || i < 0 || i >= blk.pages) return;
+      out.pages.push(blk.at + i);
+      if (k < early) out.early++;
+    });
     return out;
   }
 
@@ -64,21 +78,27 @@ export class WorkingSets {
     m: Manifest,
     get: (id: string) => Manifest | undefined,
     depth = 8,
-  ): { pages: number[]; from: string | null } {
+  ): WorkingSet & { from: string | null } {
     let cur: Manifest | undefined = m;
     for (let d = 0; cur && d <= depth; d++) {
       const own = this.read(cur);
-      if (own.length) return { pages: cur === m ? own : this.read({ ...m, id: cur.id }), from: cur.id };
+      if (own.pages.length) return { ...(cur === m ? own : this.read({ ...m, id: cur.id })), from: cur.id };
       cur = cur.parent ? get(cur.parent) : undefined;
     }
-    return { pages: [], from: null };
+    return { pages: [], early: 0, from: null };
   }
 
-  /** Adds `asked` (global page numbers over m's blocks, in order) to m's record. */
-  add(m: Manifest, asked: number[]): void {
+  /** Adds `asked` (global page numbers over m's blocks, in order; the `early` first ones during the device loads)
+   * to m's record: early pages after the early ones it has, the others at its end. */
+  add(m: Manifest, asked: number[], early = 0): void {
     const have = this.read(m);
-    const seen = new Set(have);
-    const all = [...have, ...asked.filter((g) => !seen.has(g) && (seen.add(g), true))].slice(0, MAX_PAGES);
+    const seen = new Set(have.pages);
+    const fresh = (g: number) => !seen.has(g) && (seen.add(g), true);
+    const newEarly = asked.slice(0, early).filter(fresh);
+    const newLate = asked.slice(early).filter(fresh);
+    const all = [
+      ...have.pages.slice(0, have.early), ...newEarly, ...have.pages.slice(have.early), ...newLate,
+    ].slice(0, MAX_PAGES);
     const starts: number[] = [];
     let total = 0;
     for (const b of m.stream.blocks) {
@@ -91,7 +111,9 @@ export class WorkingSets {
       return [b, g - starts[b]!];
     });
     mkdirSync(this.dir, { recursive: true, mode: 0o700 });
-    const r: Record = { v: 1, blocks: m.stream.blocks.map((b) => b.id), pages };
+    const r: Record = {
+      v: 1, blocks: m.stream.blocks.map((b) => b.id), pages, early: Math.min(all.length, have.early + newEarly.length),
+    };
     writeFileAtomic(this.path(m.id), JSON.stringify(r));
   }
 

@@ -113,10 +113,24 @@ describe('capture thread pool', () => {
     }
   });
 
-  test('the restore check reads in batches, on threads or not, and finds corrupt and missing objects', async () => {
+  test('the restore check and a lazy restore\'s reads go in batches, on threads or not, and find corrupt and missing objects', async () => {
     const s = new CheckpointStore(join(dir, 'd'));
     try {
       const m = await store(s, stream(4), 'c');
+      // Many objects at once (a lazy restore's huge page), here or on threads: each as `get` reads it, repeats too.
+      const pages = [...s.objects.all()].filter((r) => r.raw === 4096).map((r) => r.hash);
+      const want = [...pages.slice(0, 300), pages[7]!];
+      const one = want.map((h) => s.objects.get(h));
+      assert.deepEqual(s.objects.getMany(want), one);
+      const forget = s.objects.keepLocations(); // as a lazy restore does: looked up once, in its check
+      const pool = new PagePool(2);
+      try {
+        assert.deepEqual(await s.objects.getManyOn(pool, want), one);
+        assert.deepEqual(await s.objects.getManyOn(pool, want), one, 'again, from the kept locations');
+      } finally {
+        forget();
+        await pool.close();
+      }
       const n0 = await s.checkAll(m, 0);
       const n2 = await s.checkAll(m, 2, 1);
       assert.equal(n0, n2);
@@ -133,6 +147,14 @@ describe('capture thread pool', () => {
       closeSync(fd);
       for (const threads of [0, 2])
         await assert.rejects(s.checkAll(m, threads, 1), /content does not match its hash|cannot inflate/);
+      const corrupt = /object [0-9a-f]{16}… \(pack \d+ offset \d+\): (content does not match its hash|cannot inflate)/;
+      assert.throws(() => s.objects.getMany([victim.hash]), corrupt);
+      const threads = new PagePool(2);
+      try {
+        await assert.rejects(s.objects.getManyOn(threads, [...pages.slice(0, 40), victim.hash]), corrupt);
+      } finally {
+        await threads.close();
+      }
       s.objects.db.prepare('DELETE FROM objects WHERE hash = ?').run(victim.hash);
       for (const threads of [0, 2]) await assert.rejects(s.checkAll(m, threads, 1), /is not in the store/);
     } finally {

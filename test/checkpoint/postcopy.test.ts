@@ -20,6 +20,7 @@ import {
 } from '../../src/checkpoint/stream/index.ts';
 import { CheckpointStore, type Manifest } from '../../src/checkpoint/page-store/index.ts';
 import { PostcopySource } from '../../src/checkpoint/postcopy-source.ts';
+import { PagePool } from '../../src/checkpoint/page-store/page-pool.ts';
 import { WorkingSets } from '../../src/checkpoint/working-set.ts';
 import { userfaultfdUnusable } from '../../src/checkpoint/userfaultfd.ts';
 
@@ -88,8 +89,9 @@ function pingsFrom(bytes: Buffer, o: number): { pings: number[]; o: number } {
 }
 
 /** Reads `ram` PART/END sections after the preamble: the page records in arrival order. */
-function pagesOf(bytes: Buffer): { recs: { block: string; index: number; zero: boolean }[]; ended: boolean } {
-  const recs: { block: string; index: number; zero: boolean }[] = [];
+type PageRec = { block: string; index: number; zero: boolean; data?: Buffer };
+function pagesOf(bytes: Buffer): { recs: PageRec[]; ended: boolean } {
+  const recs: PageRec[] = [];
   let o = 0;
   let block = '';
   while (o < bytes.length) {
@@ -110,8 +112,9 @@ function pagesOf(bytes: Buffer): { recs: { block: string; index: number; zero: b
         block = bytes.subarray(o + 1, o + 1 + bytes[o]!).toString('latin1');
         o += 1 + bytes[o]!;
       }
-      recs.push({ block, index: Number(v >> 12n), zero: (flags & 2) !== 0 });
-      o += flags & 2 ? 1 : 4096;
+      const zero = (flags & 2) !== 0;
+      recs.push({ block, index: Number(v >> 12n), zero, ...(zero ? {} : { data: bytes.subarray(o, o + 4096) }) });
+      o += zero ? 1 : 4096;
     }
     assert.equal(bytes[o], 0x7e);
     o += 5;
@@ -318,8 +321,10 @@ describe('lazy restore: postcopy stream and page server', () => {
     assert.ok(stats.requestedPages >= 1 && stats.prefetchedPages > 0, JSON.stringify(stats));
   });
 
-  test('page server, huge-page RAM: a request brings its whole 2 MiB page, in order, zero pages as ZERO records', async () => {
-    const sockPath = join(dir, 'pc-huge.sock');
+  for (const threads of [0, 2]) test(`page server, huge-page RAM: a request brings its whole 2 MiB page, in order, zero pages as ZERO records (${threads ? 'read on threads' : 'read here'})`, async () => {
+    const sockPath = join(dir, `pc-huge-${threads}.sock`);
+    const pool = threads ? new PagePool(threads) : undefined;
+    after(() => pool?.close());
     const hostPageSize = (id: string) => (id === 'pc.ram' ? 2 << 20 : 4096);
     const preamble = postcopyPreamble({
       header, ramSectionId: 2, blocks, deviceState, devicesLoadedPing: 0x4f524c01, hostPageSize,
@@ -328,7 +333,7 @@ describe('lazy restore: postcopy stream and page server', () => {
     const q = await fakeQemu(sockPath, preamble.length, reqPagesId('pc.ram', 3584 * 4096, 2 << 20));
     const sock = createConnection(sockPath);
     await new Promise((r) => sock.once('connect', r));
-    const source = new PostcopySource(store, child, parent, [], hostPageSize);
+    const source = new PostcopySource(store, child, parent, { pages: [], early: 0 }, hostPageSize, pool);
     const stats = await source.run(sock);
     assert.deepEqual(source.asked, [3584], 'the working set records one page per huge page asked for');
     sock.destroy();
@@ -346,28 +351,32 @@ describe('lazy restore: postcopy stream and page server', () => {
     assert.equal(ram.length, PAGES, 'every host page holds data: all of them went');
     assert.equal(ram[0]!.index, 3584, 'the requested host page (pages 3584..4095) first');
     assert.ok(ram.slice(0, 512).some((r) => r.zero) && ram.slice(0, 512).some((r) => !r.zero));
+    const childPage = (i: number) => pageData(i >= 2000 && i < 2100 ? 2 : 1, i);
+    const wrong = ram.find((r) => !(r.zero ? childPage(r.index) === null : r.data!.equals(childPage(r.index)!)));
+    assert.equal(wrong, undefined, 'every page has the child\'s content');
     assert.equal(stats.requests, 1);
   });
 
-  test('working set: recorded by block and page, added to, read back in order; other blocks and bad files ignored', () => {
+  test('working set: recorded by block and page, added to, read back in order (the pages of the device loads first); other blocks and bad files ignored', () => {
     const ws = new WorkingSets(join(dir, 'ws-store'));
-    assert.deepEqual(ws.read(child), []);
+    const none = { pages: [], early: 0 };
+    assert.deepEqual(ws.read(child), none);
     const rsdp = PAGES; // the second block's page 0, as a global page number
-    ws.add(child, [4000, rsdp, 3]);
-    ws.add(child, [3, 17]);
-    assert.deepEqual(ws.read(child), [4000, rsdp, 3, 17]);
+    ws.add(child, [4000, rsdp, 3], 1); // 4000 asked while the devices loaded
+    ws.add(child, [3, 17, 9], 2); // 17: asked while they loaded, this time
+    assert.deepEqual(ws.read(child), { pages: [4000, 17, rsdp, 3, 9], early: 2 });
     // Read against a RAM layout without the rsdp block: only the pages of blocks it has.
     const other = { ...child, stream: { ...child.stream, blocks: child.stream.blocks.slice(0, 1) } };
-    assert.deepEqual(ws.read(other), [4000, 3, 17]);
+    assert.deepEqual(ws.read(other), { pages: [4000, 17, 3, 9], early: 2 });
     // A child without a record of its own borrows its parent's.
     ws.add(parent, [5, 6]);
     assert.deepEqual(ws.readNearest(child, (id) => (id === parent.id ? parent : undefined)),
-      { pages: [4000, rsdp, 3, 17], from: child.id });
+      { pages: [4000, 17, rsdp, 3, 9], early: 2, from: child.id });
     writeFileSync(join(dir, 'ws-store', 'working-sets', `${child.id}.json`), '{not json');
     assert.deepEqual(ws.readNearest(child, (id) => (id === parent.id ? parent : undefined)),
-      { pages: [5, 6], from: parent.id });
-    assert.deepEqual(ws.read(child), []);
+      { pages: [5, 6], early: 0, from: parent.id });
+    assert.deepEqual(ws.read(child), none);
     ws.remove(child.id);
-    assert.deepEqual(ws.read(child), []);
+    assert.deepEqual(ws.read(child), none);
   });
 });

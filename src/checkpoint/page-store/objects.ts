@@ -9,41 +9,28 @@
 // Several processes may write (the server, capture workers): each session creates its pack exclusively (O_EXCL, the
 // next free number on a clash), and index rows go in with SQLite's own locking (WAL, busy timeout).
 //
-// Crash safety: a write session appends to a pack of its own that no index row points to yet; `commit` fsyncs the
-// pack (and its folder), then inserts the pack and its objects in one SQLite transaction (synchronous=FULL). A
-// session that dies (crash, kill, full disk) leaves a pack the index does not know: `open` deletes such packs, and
-// nothing any committed checkpoint uses was touched. Existing packs are only ever appended to by the session that
-// created them; GC copies live objects into a new pack and commits before deleting the old one.
-import {
-  closeSync,
-  existsSync,
-  fsyncSync,
-  mkdirSync,
-  openSync,
-  readdirSync,
-  readSync,
-  rmSync,
-  writeSync,
-} from 'node:fs';
+// Crash safety: a write session (write-session.ts) appends to a pack of its own that no index row points to yet;
+// `commit` fsyncs the pack (and its folder), then inserts the pack and its objects in one SQLite transaction
+// (synchronous=FULL). A session that dies (crash, kill, full disk) leaves a pack the index does not know: `open`
+// deletes such packs, and nothing any committed checkpoint uses was touched. Existing packs are only ever appended to
+// by the session that created them; GC copies live objects into a new pack and commits before deleting the old one.
+import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { deflateRawSync, constants as zc } from 'node:zlib';
 import Database from 'better-sqlite3';
-import {
-  CODEC_DEFLATE, CODEC_RAW, HASH_BYTES, ObjectCorruptError, REC_HEADER, decodeStored, looksIncompressible, sha256,
-} from './codec.ts';
+import { HASH_BYTES, ObjectCorruptError, REC_HEADER, decodeStored } from './codec.ts';
 import type { PagePool } from './page-pool.ts';
-
-const PACK_MAGIC = Buffer.from('ORPK\0\0\0\x01', 'latin1');
-/** A pack is closed and a new one started past this size. */
-const PACK_LIMIT = 256 * 2 ** 20;
+import { WriteSession } from './write-session.ts';
 
 export { CODEC_DEFLATE, CODEC_RAW, HASH_BYTES, sha256, ObjectCorruptError, looksIncompressible, checkedRecords, type ParsedRecord } from './codec.ts';
+
+export { WriteSession } from './write-session.ts';
 
 export class ObjectMissingError extends Error {
   override name = 'ObjectMissingError';
 }
 
-interface Loc { pack: number; offset: number; raw: number; stored: number; codec: number }
+/** Where an object is, and how it is stored. */
+export interface Loc { pack: number; offset: number; raw: number; stored: number; codec: number }
 
 /** storedBytes: what this session wrote (depends on what the shared store already held, other owners' pages
  * included). ownBytes: the on-disk size of every distinct object put in this session, written or found stored: a
@@ -203,6 +190,73 @@ export class ObjectStore {
    */
   checkMany(hashes: Iterable<Buffer>): number {
     const locs = this.sortedLocs([...hashes]);
+    for (const { span, start, part } of this.spans(locs)) {
+      for (const l of part) this.decodeIn(span, start, l);
+    }
+    return locs.length;
+  }
+
+  /** The contents of `hashes` (in their order; a hash may repeat), each checked against its hash: `get` for many at
+   * once, with one index query per 250 and one read per run of neighbouring records (a lazy restore's huge page:
+   * 512 pages, mostly stored side by side). */
+  getMany(hashes: Buffer[]): Buffer[] {
+    const unique = [...new Map(hashes.map((h) => [h.toString('latin1'), h])).values()];
+    const got = new Map<string, Buffer>();
+    for (const { span, start, part } of this.spans(this.sortedLocs(unique))) {
+      for (const l of part) got.set(l.hash.toString('latin1'), this.decodeIn(span, start, l));
+    }
+    return hashes.map((h) => got.get(h.toString('latin1'))!);
+  }
+
+  /** `getMany` with the decoding and hashing on `pool`'s threads: the records split in one part per thread (in pack
+   * order), each part's runs read here. */
+  async getManyOn(pool: PagePool, hashes: Buffer[]): Promise<Buffer[]> {
+    const unique = [...new Map(hashes.map((h) => [h.toString('latin1'), h])).values()];
+    const locs = this.sortedLocs(unique);
+    const got = new Map<string, Buffer>();
+    const parts: Promise<void>[] = [];
+    try {
+      this.decodeOn(pool, locs, got, parts);
+    } catch (e) {
+      for (const q of parts) q.catch(() => undefined); // failing already: theirs are not waited for
+      throw e;
+    }
+    await Promise.all(parts);
+    return hashes.map((h) => got.get(h.toString('latin1'))!);
+  }
+
+  /** getManyOn's reads: each part's runs of records, posted to the pool (promises to `parts`, contents to `got`). */
+  private decodeOn(
+    pool: PagePool, locs: ({ hash: Buffer } & Loc)[], got: Map<string, Buffer>, parts: Promise<void>[],
+  ): void {
+    const per = Math.ceil(locs.length / pool.size);
+    for (let p = 0; p < locs.length; p += per) {
+      for (const { span, start, part } of this.spans(locs.slice(p, p + per))) {
+        const recs = new Float64Array(part.length * 4);
+        const hs = new Uint8Array(part.length * HASH_BYTES);
+        let bytes = 0;
+        part.forEach((l, k) => {
+          recs.set([l.offset - start, l.stored, l.raw, l.codec], k * 4);
+          hs.set(l.hash, k * HASH_BYTES);
+          bytes += l.raw;
+          if (l.offset - start + REC_HEADER + l.stored > span.length)
+            throw new ObjectCorruptError(`${describe(l)}: pack is truncated`);
+        });
+        const whole = span.byteOffset === 0 && span.byteLength === span.buffer.byteLength;
+        const own = whole ? span.buffer : span.buffer.slice(span.byteOffset, span.byteOffset + span.byteLength);
+        parts.push(pool.decode(own as ArrayBuffer, recs, hs, bytes).then((out) => {
+          let at = 0;
+          for (const l of part) got.set(l.hash.toString('latin1'), out.subarray(at, (at += l.raw)));
+        }, (e: Error & { record?: number }) => {
+          throw e.record === undefined ? e : new ObjectCorruptError(`${describe(part[e.record]!)}: ${e.message}`);
+        }));
+      }
+    }
+  }
+
+  /** Runs of `locs` (sorted) that lie side by side in a pack (gaps ≤ 64 KiB, ≤ 4 MiB in all), each read in one call:
+   * `span` starts at the run's first record. */
+  private *spans(locs: ({ hash: Buffer } & Loc)[]): Generator<{ span: Buffer; start: number; part: typeof locs }> {
     for (let i = 0; i < locs.length; ) {
       const first = locs[i]!;
       let end = first.offset + REC_HEADER + first.stored;
@@ -211,21 +265,23 @@ export class ObjectStore {
         const l = locs[j]!;
         const e = l.offset + REC_HEADER + l.stored;
         if (l.pack !== first.pack || l.offset - end > 65536 || e - first.offset > 4 * 2 ** 20) break;
-        end = e;
+        end = Math.max(end, e);
       }
-      const span = Buffer.allocUnsafe(end - first.offset);
+      const span = Buffer.from(new ArrayBuffer(end - first.offset)); // its own memory: getManyOn moves it
       const got = readSync(this.fd(first.pack), span, 0, span.length, first.offset);
-      for (; i < j; i++) {
-        const l = locs[i]!;
-        const what = describe(l);
-        const o = l.offset - first.offset;
-        if (o + REC_HEADER + l.stored > got) throw new ObjectCorruptError(`${what}: pack is truncated`);
-        if (!span.subarray(o, o + HASH_BYTES).equals(l.hash))
-          throw new ObjectCorruptError(`${what}: record header names another object`);
-        decodeStored(span.subarray(o + REC_HEADER, o + REC_HEADER + l.stored), l, what);
-      }
+      yield { span: span.subarray(0, got), start: first.offset, part: locs.slice(i, j) };
+      i = j;
     }
-    return locs.length;
+  }
+
+  /** Object `l`'s content, from `span`: the bytes of its pack from offset `start` on. Checked against its hash. */
+  private decodeIn(span: Buffer, start: number, l: { hash: Buffer } & Loc): Buffer {
+    const what = describe(l);
+    const o = l.offset - start;
+    if (o + REC_HEADER + l.stored > span.length) throw new ObjectCorruptError(`${what}: pack is truncated`);
+    if (!span.subarray(o, o + HASH_BYTES).equals(l.hash))
+      throw new ObjectCorruptError(`${what}: record header names another object`);
+    return decodeStored(span.subarray(o + REC_HEADER, o + REC_HEADER + l.stored), l, what);
   }
 
   /** `checkMany` with the decoding and hashing on a thread pool, spans of ≤ 1 MiB read here while threads check the
@@ -266,8 +322,36 @@ export class ObjectStore {
     return locs.length;
   }
 
-  private sortedLocs(want: Buffer[]): ({ hash: Buffer } & Loc)[] {
+  /** Locations looked up while someone keeps them (`keepLocations`), by hash (latin1). */
+  private known: Map<string, Loc> | undefined;
+  private keepers = 0;
+
+  /** Keeps every location looked up from now until the returned function is called (by every caller that asked):
+   * a lazy restore looks each of its pages up once, in its check, not again as QEMU asks for them (~3 µs a page in
+   * SQLite: 1.4 ms of each 2 MiB huge page). Only while packs are not rewritten (CheckpointStore.holdWriter). */
+  keepLocations(): () => void {
+    this.keepers++;
+    this.known ??= new Map();
+    let done = false;
+    return () => {
+      if (done) return;
+      done = true;
+      if (--this.keepers === 0) this.known = undefined;
+    };
+  }
+
+  private sortedLocs(wanted: Buffer[]): ({ hash: Buffer } & Loc)[] {
     const locs: ({ hash: Buffer } & Loc)[] = [];
+    const known = this.known;
+    let want = wanted;
+    if (known) {
+      want = [];
+      for (const h of wanted) {
+        const l = known.get(h.toString('latin1'));
+        if (l) locs.push({ hash: h, ...l });
+        else want.push(h);
+      }
+    }
     for (let at = 0; at < want.length; at += 250) {
       const part = want.slice(at, at + 250);
       const rows = this.locsOf(part);
@@ -277,6 +361,10 @@ export class ObjectStore {
         throw new ObjectMissingError(`object ${miss.toString('hex')} is not in the store`);
       }
       locs.push(...rows);
+      if (known) {
+        for (const { hash, pack, offset, raw, stored, codec } of rows)
+          known.set(hash.toString('latin1'), { pack, offset, raw, stored, codec });
+      }
     }
     return locs.sort((a, b) => a.pack - b.pack || a.offset - b.offset);
   }
@@ -361,217 +449,5 @@ export class ObjectStore {
   }
 }
 
-/**
- * Appends new objects to one pack (rolling to another past 256 MiB). Nothing is visible to readers or to other
- * sessions' dedup until `commit`; `abort` deletes what was written.
- */
-export class WriteSession {
-  private fd: number;
-  private offset = 0;
-  private bytes = 0;
-  private readonly buf = Buffer.allocUnsafe(2 ** 20);
-  private buffered = 0;
-  private readonly packs: number[] = [];
-  private readonly pending = new Map<string, { hash: Buffer } & Loc>();
-  readonly stats: WriteStats = { objects: 0, dedupHits: 0, rawBytes: 0, storedBytes: 0, ownBytes: 0 };
-  /** Objects found already stored that ownBytes has counted (those written here are counted when written). */
-  private readonly ownSeen = new Set<string>();
-  private done = false;
-
-  constructor(private readonly store: ObjectStore, private pack: number, private readonly faults: FaultInjection) {
-    this.fd = this.openPack(pack);
-  }
-
-  private openPack(n: number): number {
-    let fd: number;
-    for (;;) {
-      try {
-        fd = openSync(this.store.packPath(n), 'wx', 0o600);
-        break;
-      } catch (e) {
-        // Another process (a capture worker, or the server) took this number between our look and our create.
-        if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
-        this.store.release(n);
-        n = this.store.nextPack();
-      }
-    }
-    this.pack = n;
-    this.packs.push(n);
-    this.offset = 0;
-    this.buffered = 0;
-    this.write(fd, PACK_MAGIC);
-    return fd;
-  }
-
-  /** Appends to the pack through a 1 MiB buffer (one write call per MiB, not two per object). */
-  private write(fd: number, b: Buffer): void {
-    if (this.faults.failAfterBytes !== undefined && this.bytes + b.length > this.faults.failAfterBytes) {
-      throw Object.assign(new Error('ENOSPC: no space left on device (injected)'), { code: 'ENOSPC' });
-    }
-    if (this.buffered + b.length > this.buf.length) this.drain(fd);
-    if (b.length >= this.buf.length) {
-      writeAll(fd, b, this.offset);
-    } else {
-      b.copy(this.buf, this.buffered);
-      this.buffered += b.length;
-    }
-    this.offset += b.length;
-    this.bytes += b.length;
-  }
-
-  /** Writes what the buffer holds (it ends at `offset`). */
-  private drain(fd: number): void {
-    if (this.buffered === 0) return;
-    writeAll(fd, this.buf.subarray(0, this.buffered), this.offset - this.buffered);
-    this.buffered = 0;
-  }
-
-  /** True if the object is stored or pending in this session. */
-  has(hash: Buffer): boolean {
-    return this.pending.has(hash.toString('latin1')) || this.store.has(hash);
-  }
-
-  /** Objects a pipelined capture found new and will write (putStored) once compressed. */
-  private readonly claimed = new Set<string>();
-  /**
-   * The pipelined form of `put`'s lookup, for a batch of hashes: true for each one neither stored, pending nor claimed
-   * by an earlier call (nor earlier in this one), which is then claimed: the caller must `putStored` it. Dedup hits
-   * and ownBytes are counted as `put` counts them.
-   */
-  claimNew(hashes: Buffer[]): boolean[] {
-    const out = new Array<boolean>(hashes.length).fill(false);
-    const keys = hashes.map((h) => h.toString('latin1'));
-    const ask: Buffer[] = [];
-    for (let i = 0; i < keys.length; i++)
-      if (!this.pending.has(keys[i]!) && !this.claimed.has(keys[i]!)) ask.push(hashes[i]!);
-    const have = ask.length ? this.store.storedLengths(ask) : new Map<string, number>();
-    for (let i = 0; i < keys.length; i++) {
-      const key = keys[i]!;
-      if (this.pending.has(key) || this.claimed.has(key)) {
-        this.stats.dedupHits++;
-        continue;
-      }
-      const st = have.get(key);
-      if (st === undefined) {
-        this.claimed.add(key);
-        out[i] = true;
-        continue;
-      }
-      this.stats.dedupHits++;
-      if (!this.ownSeen.has(key)) {
-        this.ownSeen.add(key);
-        this.stats.ownBytes += REC_HEADER + st;
-      }
-    }
-    return out;
-  }
-
-  /** Stores `data` under `hash` (its SHA-256, computed by the caller) unless it is there already. */
-  put(hash: Buffer, data: Buffer): boolean {
-    const key = hash.toString('latin1');
-    if (this.pending.has(key)) {
-      this.stats.dedupHits++;
-      return false;
-    }
-    const have = this.store.storedLength(hash);
-    if (have !== undefined) {
-      this.stats.dedupHits++;
-      if (!this.ownSeen.has(key)) {
-        this.ownSeen.add(key);
-        this.stats.ownBytes += REC_HEADER + have;
-      }
-      return false;
-    }
-    // Deflating a page of random-looking bytes costs ~100 µs and gains nothing: such pages are stored raw.
-    const z = looksIncompressible(data) ? data : deflateRawSync(data, { level: 1, strategy: zc.Z_DEFAULT_STRATEGY });
-    const [codec, stored] = z.length < data.length ? [CODEC_DEFLATE, z] : [CODEC_RAW, data];
-    this.putStored(hash, stored, { raw: data.length, codec });
-    return true;
-  }
-
-  /** Stores `data` under its own hash; returns the hash. */
-  putBlob(data: Buffer): Buffer {
-    const h = sha256(data);
-    this.put(h, data);
-    return h;
-  }
-
-  putStored(hash: Buffer, stored: Buffer, meta: { raw: number; codec: number }): void {
-    if (this.done) throw new Error('write session already finished');
-    if (this.offset + REC_HEADER + stored.length > PACK_LIMIT && this.offset > PACK_MAGIC.length) {
-      this.drain(this.fd);
-      fsyncSync(this.fd);
-      closeSync(this.fd);
-      this.fd = this.openPack(this.store.nextPack());
-    }
-    const h = Buffer.alloc(REC_HEADER);
-    hash.copy(h, 0);
-    h[HASH_BYTES] = meta.codec;
-    h.writeUInt32BE(meta.raw, HASH_BYTES + 1);
-    h.writeUInt32BE(stored.length, HASH_BYTES + 5);
-    const at = this.offset;
-    this.write(this.fd, h);
-    this.write(this.fd, stored);
-    this.claimed.delete(hash.toString('latin1'));
-    this.pending.set(hash.toString('latin1'), {
-      hash,
-      pack: this.pack,
-      offset: at,
-      raw: meta.raw,
-      stored: stored.length,
-      codec: meta.codec,
-    });
-    this.stats.objects++;
-    this.stats.rawBytes += meta.raw;
-    this.stats.storedBytes += REC_HEADER + stored.length;
-    this.stats.ownBytes += REC_HEADER + stored.length;
-  }
-
-  /** Makes the objects durable and visible: fsync the packs and their folder, then index them in one transaction. */
-  commit(): void {
-    this.flush();
-    this.store.db.transaction(() => this.commitRows())();
-  }
-
-  /** fsync only; `commitRows` inside the caller's transaction (GC). */
-  private flush(): void {
-    this.drain(this.fd);
-    fsyncSync(this.fd);
-    closeSync(this.fd);
-    this.fd = -1;
-    const dir = openSync(join(this.store.root, 'packs'), 'r');
-    try { fsyncSync(dir); } finally { closeSync(dir); }
-  }
-
-  commitRows(): void {
-    if (this.fd !== -1) this.flush();
-    const addPack = this.store.db.prepare('INSERT OR IGNORE INTO packs (n) VALUES (?)');
-    const addObj = this.store.db.prepare(
-      'INSERT OR IGNORE INTO objects (hash, pack, offset, raw, stored, codec) VALUES (?, ?, ?, ?, ?, ?)',
-    );
-    for (const n of this.packs) addPack.run(n);
-    for (const o of this.pending.values()) addObj.run(o.hash, o.pack, o.offset, o.raw, o.stored, o.codec);
-    this.done = true;
-    for (const n of this.packs) this.store.release(n);
-  }
-
-  /** Drops everything this session wrote (nothing of it was indexed). */
-  abort(): void {
-    if (this.done) return;
-    this.done = true;
-    if (this.fd !== -1) try { closeSync(this.fd); } catch { /* already closed */ }
-    for (const n of this.packs) {
-      rmSync(this.store.packPath(n), { force: true });
-      this.store.release(n);
-    }
-  }
-}
-
 const describe = (l: { hash: Buffer } & Loc): string =>
   `object ${l.hash.toString('hex').slice(0, 16)}… (pack ${l.pack} offset ${l.offset})`;
-
-function writeAll(fd: number, b: Buffer, position: number): void {
-  let at = 0;
-  while (at < b.length) at += writeSync(fd, b, at, b.length - at, position + at);
-}
-

@@ -56,8 +56,14 @@ function threadMain(looksIncompressibleSrc: string): void {
   const incompressible = new Function('seen', `return ${looksIncompressibleSrc}`)(new Uint8Array(256)) as
     (b: Buffer) => boolean;
   const ZERO_SHA = createHash('sha256').update(Buffer.alloc(4096)).digest();
-  /** Records in `span` (offset, stored, raw, codec per record, their hashes): the first that is not sound. */
-  const verify = (span: Buffer, recs: Float64Array, hashes: Buffer): { k: number; why: string } | undefined => {
+  const hashOf: (b: Buffer) => Buffer = oneShot
+    ? (b) => oneShot('sha256', b, 'buffer') as Buffer
+    : (b) => createHash('sha256').update(b).digest();
+  /** Records in `span` (offset, stored, raw, codec per record, their hashes): the first that is not sound. With
+   * `into`, their contents laid end to end there. */
+  type Bad = { k: number; why: string } | undefined;
+  const verify = (span: Buffer, recs: Float64Array, hashes: Buffer, into?: Buffer): Bad => {
+    let at = 0;
     for (let k = 0; k < recs.length / 4; k++) {
       const [o, stored, raw, codec] = [recs[k * 4]!, recs[k * 4 + 1]!, recs[k * 4 + 2]!, recs[k * 4 + 3]!];
       const h = hashes.subarray(k * 32, k * 32 + 32);
@@ -69,27 +75,26 @@ function threadMain(looksIncompressibleSrc: string): void {
       } catch (e) {
         return { k, why: `cannot inflate: ${(e as Error).message}` };
       }
-      if (out.length !== raw || !createHash('sha256').update(out).digest().equals(h))
-        return { k, why: 'content does not match its hash' };
+      if (out.length !== raw || !hashOf(out).equals(h)) return { k, why: 'content does not match its hash' };
+      if (into) at += out.copy(into, at);
     }
     return undefined;
   };
-  const hashOf: (b: Buffer) => Buffer = oneShot
-    ? (b) => oneShot('sha256', b, 'buffer') as Buffer
-    : (b) => createHash('sha256').update(b).digest();
   /** Each batch's memory, as first sent (by batch number). */
   const batches = new Map<number, { data: Buffer; hashes: Buffer; out: Buffer; lens: Int32Array }>();
   parentPort!.on('message', (m: { id: number; op: 'hash' | 'compress' | 'crash' | 'verify' | 'exit';
     buf: ArrayBuffer; batch: number; mem?: SharedArrayBuffer; count: number; sel?: Uint16Array; recs?: Float64Array;
-    hashes?: Uint8Array }) => {
+    hashes?: Uint8Array; outBytes?: number }) => {
     // Between jobs, so never inside a zlib call: Node 20 aborts the whole process when a thread is terminated while
     // it makes a zlib handle ("close before init", node_zlib.cc), as one test run showed.
     if (m.op === 'exit') process.exit(m.id);
     try {
       if (m.op === 'verify') {
         const h = m.hashes!;
-        const bad = verify(Buffer.from(m.buf), m.recs!, Buffer.from(h.buffer, h.byteOffset, h.byteLength));
-        return parentPort!.postMessage({ id: m.id, buf: m.buf, bad }, [m.buf]);
+        const out = m.outBytes === undefined ? undefined : new ArrayBuffer(m.outBytes);
+        const bad = verify(Buffer.from(m.buf), m.recs!, Buffer.from(h.buffer, h.byteOffset, h.byteLength),
+          out && Buffer.from(out));
+        return parentPort!.postMessage({ id: m.id, buf: out ?? m.buf, bad }, [out ?? m.buf]);
       }
       const n = 256;
       if (m.mem) {
@@ -225,6 +230,14 @@ export class PagePool {
    * stored length, raw length and codec in `recs`, its hash in `hashes`. Resolves with the first unsound one. */
   async verify(span: ArrayBuffer, recs: Float64Array, hashes: Uint8Array): Promise<Reply['bad']> {
     return (await this.post({ op: 'verify', recs, hashes }, span)).bad;
+  }
+
+  /** `verify`, and the records' contents laid end to end (`outBytes`: the sum of their raw lengths) in a buffer of
+   * their own: a lazy restore's huge page decoded off the thread that serves QEMU. Throws at an unsound record. */
+  async decode(span: ArrayBuffer, recs: Float64Array, hashes: Uint8Array, outBytes: number): Promise<Buffer> {
+    const r = await this.post({ op: 'verify', recs, hashes, outBytes }, span);
+    if (r.bad) throw Object.assign(new Error(r.bad.why), { record: r.bad.k });
+    return Buffer.from(r.buf!);
   }
 
   /** SHA-256 of every page of the batch (its ZERO records' slots are hashed too, and ignored by the caller). */
