@@ -33,6 +33,9 @@ const PREFETCH_PAGES = 15;
 /** Neighbours before it (a device load or the guest may walk memory downwards). */
 const PREFETCH_BACK_PAGES = 8;
 const PREFETCH_QUEUE_MAX = 4096;
+/** Host pages (2 MiB, or 4 KiB) of the recorded early pages read before QEMU starts: the tiny guest's device loads
+ * ask for ~4. */
+const MAX_HEAD_PAGES = 32;
 /** PING value after the device state in the package. */
 const DEVICES_LOADED = 0x4f52_4c01;
 
@@ -96,6 +99,8 @@ export class PostcopySource {
   private sock!: Socket;
   /** Everything up to and including the device state (built before QEMU starts). */
   private readonly preamble: Buffer;
+  /** The pages the device loads are expected to ask for (the recorded early pages), encoded before QEMU starts. */
+  private readonly head: Buffer;
 
   /** Reads the page tables and orders the pages: everything that needs no QEMU, done before it starts. */
   constructor(
@@ -117,7 +122,7 @@ export class PostcopySource {
       return store.blockTable(b);
     });
     this.sent = new Uint8Array(total);
-    const { order, recent, small, ahead, beforeDevices } = this.pushOrder(parent, workingSet);
+    const { order, recent, small, ahead, beforeDevices, early } = this.pushOrder(parent, workingSet);
     this.order = order;
     this.ahead = ahead;
     this.beforeDevices = beforeDevices;
@@ -127,6 +132,14 @@ export class PostcopySource {
       requests: 0, requestedPages: 0,
       prefetchedPages: 0, pushedPages: 0, streamBytes: 0, pushedAt: 0, shutAt: 0,
     };
+    // The pages the device loads asked for last time, read now: they follow the device state at once.
+    const enc = new PostcopyPageEncoder(m.stream.ramSectionId, m.stream.blocks);
+    for (const g of order.subarray(0, Math.min(early, MAX_HEAD_PAGES))) {
+      if (this.sent[g]) continue;
+      void this.send(enc, g, true);
+      this.stats.pushedPages++;
+    }
+    this.head = enc.take();
     this.preamble = postcopyPreamble({
       header: this.store.blob(this.m.stream.header),
       ramSectionId: this.m.stream.ramSectionId,
@@ -175,6 +188,7 @@ export class PostcopySource {
     if (mark) this.mark = mark;
     this.listen(sock);
     this.write(this.preamble, () => this.mark('device state written'));
+    if (this.head.length) this.write(this.head);
     this.probe();
     const enc = new PostcopyPageEncoder(this.m.stream.ramSectionId, this.m.stream.blocks);
     let next = 0; // into this.order
@@ -275,7 +289,7 @@ export class PostcopySource {
    * places a huge page once all of it has come, and refuses a page of another host page in between). A huge page's
    * pages are read at once (one index query, one read per run of neighbouring records), decoded on the pool's threads
    * when there is a pool (a promise then): one by one here, they took 5-15 ms per 2 MiB while the guest waited. */
-  private send(enc: PostcopyPageEncoder, g: number): Promise<void> | undefined {
+  private send(enc: PostcopyPageEncoder, g: number, here = false): Promise<void> | undefined {
     const b = this.blockOf(g);
     const pp = this.perHost[b]!;
     if (pp === 1) {
@@ -298,7 +312,7 @@ export class PostcopySource {
       let k = 0;
       for (const p of pages) enc.page(b, p.i, p.h ? data[k++]! : null);
     };
-    if (!this.pool || hashes.length < 32) {
+    if (!this.pool || here || hashes.length < 32) {
       put(this.store.objects.getMany(hashes));
       return undefined;
     }
@@ -384,7 +398,7 @@ export class PostcopySource {
   private pushOrder(
     parent: Manifest | undefined,
     workingSet: WorkingSet,
-  ): { order: Uint32Array; recent: number; small: number; ahead: number; beforeDevices: number } {
+  ): { order: Uint32Array; recent: number; small: number; ahead: number; beforeDevices: number; early: number } {
     const small: number[] = [];
     const recent: number[] = [];
     const rest: number[] = [];
@@ -429,6 +443,7 @@ export class PostcopySource {
     return {
       order: Uint32Array.from([...early, ...small, ...late, ...around, ...recent, ...rest]), recent: recent.length,
       small: small.length, ahead: ws.length + small.length + around.length, beforeDevices: early.length + small.length,
+      early: early.length,
     };
   }
 

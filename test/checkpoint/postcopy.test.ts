@@ -321,6 +321,27 @@ describe('lazy restore: postcopy stream and page server', () => {
     assert.ok(stats.requestedPages >= 1 && stats.prefetchedPages > 0, JSON.stringify(stats));
   });
 
+  test('page server: the pages the last device loads asked for follow the device state at once, then the small blocks; the rest of the working set waits for the devices', async () => {
+    const sockPath = join(dir, 'pc-head.sock');
+    const preamble = postcopyPreamble({ header, ramSectionId: 2, blocks, deviceState, devicesLoadedPing: 0x4f524c01 });
+    const q = await fakeQemu(sockPath, preamble.length, reqPagesId('pc.ram', 3000 * 4096));
+    const sock = createConnection(sockPath);
+    await new Promise((r) => sock.once('connect', r));
+    // 1234 and 2222 were asked for while the devices loaded, 3500 later.
+    const source = new PostcopySource(store, child, parent, { pages: [1234, 2222, 3500], early: 2 });
+    const stats = await source.run(sock);
+    sock.destroy();
+    q.close();
+    const recs = pagesOf((await q.received).subarray(preamble.length)).recs;
+    assert.deepEqual(recs.slice(0, 2).map((r) => r.index), [1234, 2222], 'the early pages right behind the device state');
+    assert.equal(recs[2]!.block, '/rom@etc/acpi/rsdp', 'then the small blocks');
+    const at = (i: number) => recs.findIndex((r) => r.block === 'pc.ram' && r.index === i);
+    assert.ok(at(3000) < at(3500), 'the late working-set page only after the request made during the device loads');
+    assert.equal(stats.workingSetPages, 3 * (1 + 8 + 15), 'the recorded pages and their neighbours');
+    assert.deepEqual(source.asked, [3000]);
+    assert.equal(source.askedEarly, 1, 'asked before the devices were loaded');
+  });
+
   for (const threads of [0, 2]) test(`page server, huge-page RAM: a request brings its whole 2 MiB page, in order, zero pages as ZERO records (${threads ? 'read on threads' : 'read here'})`, async () => {
     const sockPath = join(dir, `pc-huge-${threads}.sock`);
     const pool = threads ? new PagePool(threads) : undefined;
