@@ -18,7 +18,7 @@ import type { VmRecord } from '../vm/records.ts';
 import { waitUntil } from '../vm/wait.ts';
 import { HUGE_PAGE_MIB, holdHugePages } from '../vm/hugepages.ts';
 import { expectHugeRam, ramIdOf } from '../vm/ram-backing.ts';
-import { PAGE_SIZE, writeStream } from './stream/index.ts';
+import { PAGE_SIZE, StreamBuilder } from './stream/index.ts';
 import type { CheckpointStore, Manifest } from './page-store/index.ts';
 import { PagePool } from './page-store/page-pool.ts';
 import type { DiskCheckpoints } from './disk.ts';
@@ -93,16 +93,17 @@ export async function restoreCheckpoint(o: RestoreOptions): Promise<RestoreResul
   }
   const release = await o.store.holdWriter(); // no GC or verify rewrites packs while pages are read
   tl.mark('store held');
-  // Threads that decode a lazy restore's huge pages (postcopy-source.ts), started now: ready before QEMU asks.
-  const pool = mode === 'lazy' && expectHugeRam(vm.spec) ? new PagePool() : undefined;
-  // Where each page is, from the check before to the last page QEMU asks for.
-  const forget = mode === 'lazy' ? o.store.objects.keepLocations() : () => undefined;
+  // Threads that check the checkpoint, then decode the pages QEMU is sent (an eager stream, a lazy restore's huge
+  // pages: postcopy-source.ts). Started now, ready before QEMU asks.
+  const pool = new PagePool();
+  // Where each page is, looked up once: in the check before, if there is one, else as the stream is sent.
+  const forget = o.store.objects.keepLocations();
   try {
     return await restoreHeld(o, m, vm.id, mode, fallback, tl, pool);
   } finally {
     forget();
     release();
-    void pool?.close();
+    void pool.close();
   }
 }
 
@@ -113,7 +114,7 @@ async function restoreHeld(
   mode: RestoreMode,
   fallback: string | undefined,
   tl: RestoreTimeline,
-  pool: PagePool | undefined,
+  pool: PagePool,
 ): Promise<RestoreResult> {
   const vm = o.vms.get(vmId);
   const paths = o.vms.paths(vm);
@@ -123,7 +124,7 @@ async function restoreHeld(
   if (mode === 'lazy' || !['stopped', 'crashed'].includes(vm.state)) {
     o.progress?.('checking the checkpoint');
     try {
-      await o.store.checkAll(m);
+      await o.store.checkAll(m, undefined, undefined, pool);
       tl.mark('checkpoint checked');
     } catch (e) {
       throw new Error(
@@ -212,7 +213,7 @@ async function restoreHeld(
     const st: StreamState = { mode, fallback, streamBytes: 0 };
     try {
       if (source && huge !== expectHugeRam(vm.spec)) source = sourceFor(huge);
-      await streamInto(o, m, vm, st, source, tl);
+      await streamInto(o, m, vm, st, source, tl, pool);
     } catch (e) {
       [mode, fallback] = [st.mode, st.fallback];
       if (mode === 'lazy') {
@@ -268,6 +269,7 @@ interface StreamState {
 async function streamInto(
   o: RestoreOptions, m: Manifest, vm: VmRecord, st: StreamState, source: PostcopySource | undefined,
   tl: RestoreTimeline,
+  pool: PagePool,
 ): Promise<void> {
   const paths = o.vms.paths(vm);
   await o.vms.withQmp(vm.id, async (qmp) => {
@@ -307,7 +309,7 @@ async function streamInto(
         }
       } else {
         o.progress?.('sending RAM and device state');
-        st.streamBytes = await sendEager(o.store, m, sock);
+        st.streamBytes = await sendEager(o.store, m, sock, pool);
         tl.mark('stream sent');
       }
     } finally {
@@ -338,19 +340,28 @@ async function continueIfRan(qmp: QmpClient, m: Manifest): Promise<void> {
   if (m.wasRunning && !st.running) await qmp.execute('cont');
 }
 
-async function sendEager(store: CheckpointStore, m: Manifest, sock: Socket): Promise<number> {
+/** The checkpoint as one precopy stream into `sock`, its pages read a table ahead on `pool`'s threads. */
+async function sendEager(store: CheckpointStore, m: Manifest, sock: Socket, pool: PagePool): Promise<number> {
   let n = 0;
-  const parts = {
+  const w = new StreamBuilder({
     header: store.blob(m.stream.header),
     ramSectionId: m.stream.ramSectionId,
     blocks: m.stream.blocks.map((b) => ({ id: b.id, length: b.length })),
     deviceState: store.blob(m.stream.deviceState),
     vmdesc: m.stream.vmdesc ? store.blob(m.stream.vmdesc) : undefined,
-  };
-  for (const buf of writeStream(parts, store.pages(m))) {
+  });
+  const send = async (buf: Buffer) => {
     n += buf.length;
     if (!sock.write(buf)) await drained(sock);
+  };
+  for (const buf of w.start()) await send(buf);
+  for await (const table of store.pageTables(m, pool)) {
+    for (const p of table) {
+      const buf = w.page(p);
+      if (buf) await send(buf);
+    }
   }
+  for (const buf of w.end()) await send(buf);
   await new Promise<void>((resolve) => sock.end(resolve));
   return n;
 }

@@ -127,6 +127,10 @@ describe('capture thread pool', () => {
       try {
         assert.deepEqual(await s.objects.getManyOn(pool, want), one);
         assert.deepEqual(await s.objects.getManyOn(pool, want), one, 'again, from the kept locations');
+        // An eager restore's pages, a table at a time on the threads: those the single-threaded path gives.
+        const tables: PageRecord[] = [];
+        for await (const t of s.pageTables(m, pool)) tables.push(...t);
+        assert.deepEqual(tables, [...s.pages(m)]);
       } finally {
         forget();
         await pool.close();

@@ -323,7 +323,7 @@ export class ObjectStore {
   }
 
   /** Locations looked up while someone keeps them (`keepLocations`), by hash (latin1). */
-  private known: Map<string, Loc> | undefined;
+  private known: Map<string, { hash: Buffer } & Loc> | undefined;
   private keepers = 0;
 
   /** Keeps every location looked up from now until the returned function is called (by every caller that asked):
@@ -348,10 +348,20 @@ export class ObjectStore {
       want = [];
       for (const h of wanted) {
         const l = known.get(h.toString('latin1'));
-        if (l) locs.push({ hash: h, ...l });
+        if (l) locs.push(l);
         else want.push(h);
       }
     }
+    for (const r of this.lookUp(want)) {
+      locs.push(r);
+      known?.set(r.hash.toString('latin1'), r);
+    }
+    return locs.sort((a, b) => a.pack - b.pack || a.offset - b.offset);
+  }
+
+  /** The rows of `want` (distinct hashes), one query per 250; ObjectMissingError names one that is not there. */
+  private lookUp(want: Buffer[]): ({ hash: Buffer } & Loc)[] {
+    const out: ({ hash: Buffer } & Loc)[] = [];
     for (let at = 0; at < want.length; at += 250) {
       const part = want.slice(at, at + 250);
       const rows = this.locsOf(part);
@@ -360,13 +370,9 @@ export class ObjectStore {
         const miss = part.find((h) => !got.has(h.toString('hex')))!;
         throw new ObjectMissingError(`object ${miss.toString('hex')} is not in the store`);
       }
-      locs.push(...rows);
-      if (known) {
-        for (const { hash, pack, offset, raw, stored, codec } of rows)
-          known.set(hash.toString('latin1'), { pack, offset, raw, stored, codec });
-      }
+      for (const r of rows) out.push(r);
     }
-    return locs.sort((a, b) => a.pack - b.pack || a.offset - b.offset);
+    return out;
   }
 
   private locsOf(hashes: Buffer[]): ({ hash: Buffer } & Loc)[] {

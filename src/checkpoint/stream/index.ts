@@ -8,7 +8,7 @@ export {
   type RamBlock,
   type StreamSink,
 } from './parser.ts';
-export { writeStream, type PageRecord, type StreamParts } from './writer.ts';
+export { StreamBuilder, writeStream, type PageRecord, type StreamParts } from './writer.ts';
 export { pageRecordHeader, ramStart } from './writer.ts';
 export {
   MIG_CMD,

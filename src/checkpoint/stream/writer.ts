@@ -33,53 +33,79 @@ export function* writeStream(
   pages: Iterable<PageRecord>,
   pagesPerPart = PAGES_PER_PART,
 ): Generator<Buffer> {
-  const sid = parts.ramSectionId;
-  yield parts.header;
-  yield ramStart(sid, parts.blocks);
-
-  let out: Buffer[] = [];
-  let outBytes = 0;
-  let inPart = 0;
-  let last = -1;
-  const push = (b: Buffer) => {
-    out.push(b);
-    outBytes += b.length;
-  };
-  const closePart = () => {
-    const b = Buffer.alloc(13);
-    b.writeBigUInt64BE(BigInt(RAM.EOS), 0);
-    b[8] = REC.SECTION_FOOTER;
-    b.writeUInt32BE(sid, 9);
-    push(b);
-    inPart = 0;
-  };
+  const w = new StreamBuilder(parts, pagesPerPart);
+  yield* w.start();
   for (const p of pages) {
-    const block = parts.blocks[p.block];
+    const b = w.page(p);
+    if (b) yield b;
+  }
+  yield* w.end();
+}
+
+/** writeStream a step at a time, for a sender whose pages arrive asynchronously (restore.ts sendEager). */
+export class StreamBuilder {
+  private out: Buffer[] = [];
+  private outBytes = 0;
+  private inPart = 0;
+  private last = -1;
+
+  constructor(private readonly parts: StreamParts, private readonly pagesPerPart = PAGES_PER_PART) {}
+
+  /** The header and the RAM layout. */
+  start(): Buffer[] {
+    return [this.parts.header, ramStart(this.parts.ramSectionId, this.parts.blocks)];
+  }
+
+  /** Adds a page; returns about 1 MiB of stream when that much is ready. */
+  page(p: PageRecord): Buffer | undefined {
+    const block = this.parts.blocks[p.block];
     if (!block || p.index < 0 || p.index >= block.length / PAGE_SIZE) {
       throw new StreamError(`page ${p.index} of block #${p.block} is outside the RAM layout`, 0, RAM_SECTION);
     }
     if (p.data && p.data.length !== PAGE_SIZE) throw new StreamError(`page of ${p.data.length} bytes`, 0, RAM_SECTION);
-    if (inPart === 0) {
+    if (this.inPart === 0) {
       const h = Buffer.alloc(5);
       h[0] = REC.SECTION_PART;
-      h.writeUInt32BE(sid, 1);
-      push(h);
-      last = -1; // name the block again in each PART (not required, but keeps each PART self-describing)
+      h.writeUInt32BE(this.parts.ramSectionId, 1);
+      this.push(h);
+      this.last = -1; // name the block again in each PART (not required, but keeps each PART self-describing)
     }
-    push(pageRecordHeader(block.id, p.index, p.data !== null, p.block !== last));
-    if (p.data) push(p.data);
-    last = p.block;
-    if (++inPart >= pagesPerPart) closePart();
-    if (outBytes >= FLUSH_BYTES) {
-      yield Buffer.concat(out, outBytes);
-      out = [];
-      outBytes = 0;
-    }
+    this.push(pageRecordHeader(block.id, p.index, p.data !== null, p.block !== this.last));
+    if (p.data) this.push(p.data);
+    this.last = p.block;
+    if (++this.inPart >= this.pagesPerPart) this.closePart();
+    return this.outBytes >= FLUSH_BYTES ? this.take() : undefined;
   }
-  if (inPart > 0) closePart();
-  if (outBytes > 0) yield Buffer.concat(out, outBytes);
-  yield parts.deviceState;
-  if (parts.vmdesc && parts.vmdesc.length > 0) yield parts.vmdesc;
+
+  /** The rest: the last PART, the device state, the VMDESCRIPTION if any. */
+  end(): Buffer[] {
+    if (this.inPart > 0) this.closePart();
+    const tail = this.outBytes > 0 ? [this.take()] : [];
+    tail.push(this.parts.deviceState);
+    if (this.parts.vmdesc && this.parts.vmdesc.length > 0) tail.push(this.parts.vmdesc);
+    return tail;
+  }
+
+  private push(b: Buffer): void {
+    this.out.push(b);
+    this.outBytes += b.length;
+  }
+
+  private take(): Buffer {
+    const b = Buffer.concat(this.out, this.outBytes);
+    this.out = [];
+    this.outBytes = 0;
+    return b;
+  }
+
+  private closePart(): void {
+    const b = Buffer.alloc(13);
+    b.writeBigUInt64BE(BigInt(RAM.EOS), 0);
+    b[8] = REC.SECTION_FOOTER;
+    b.writeUInt32BE(this.parts.ramSectionId, 9);
+    this.push(b);
+    this.inPart = 0;
+  }
 }
 
 /** A `ram` page record's header: be64 offset|flags, the block's counted id unless `named` is false (CONTINUE), and
