@@ -1,15 +1,17 @@
 // Lazy restore's page server: Oriel plays the source of a QEMU 7.2 postcopy migration, reading pages from the store.
-// It sends the header, the postcopy commands and the device state (stream/postcopy.ts), after which QEMU runs the
-// guest; then it answers the pages QEMU requests on the return path first (each with a few of its neighbours: the
-// guest tends to read on), and pushes every other non-zero page behind them: first the pages a previous lazy restore
-// of this checkpoint was asked for and their neighbours (working-set.ts), every page of the small blocks (video RAM,
-// ROMs), then the pages the guest wrote between the parent checkpoint and this one (the most recently written pages
-// the store can tell; then block and page order). The main RAM's zero pages are pushed only near a request, as ZERO
-// records: pages never sent read as zeros once the stream has ended. No page goes twice (QEMU would exit).
+// It sends the header, the postcopy commands and the device state (stream/postcopy.ts), after which QEMU loads the
+// devices and runs the guest. Right behind the device state go the pages a previous lazy restore of this checkpoint
+// was asked for while its devices loaded (working-set.ts), read before QEMU started; then the small blocks (video
+// RAM, ROMs). Once the devices are loaded, it answers the pages QEMU requests on the return path first (each with a
+// few of its neighbours: the guest tends to read on), and pushes every other non-zero page behind them: the rest of
+// the recorded working set and its neighbours, then the pages the guest wrote between the parent checkpoint and this
+// one (the most recently written pages the store can tell; then block and page order). The main RAM's zero pages are
+// pushed only near a request, as ZERO records: pages never sent read as zeros once the stream has ended. No page goes
+// twice (QEMU would exit). Huge-page RAM goes by whole 2 MiB pages, read on the pool's threads.
 // Few bytes are queued ahead of a request: a PING follows each write and its PONG says QEMU has read that far, so
 // background pages stop at MAX_IN_FLIGHT unread bytes, and pause for HOLD_MS after each request (requests and their
-// neighbours always go at once). The page tables, the order and the device-state bytes are prepared before QEMU
-// starts (constructor).
+// neighbours always go at once). The page tables, the order, the device-state bytes and the early pages are prepared
+// before QEMU starts (constructor).
 import type { Socket } from 'node:net';
 import { setImmediate as tick } from 'node:timers/promises';
 import {
@@ -217,8 +219,8 @@ export class PostcopySource {
         if (w) await w;
         this.stats.prefetchedPages++;
       }
-      // Until the devices are loaded, only the small blocks go in the background: each request QEMU's main thread
-      // waits on (device loads walk virtqueues in guest RAM) would queue behind main-RAM pages.
+      // Until the devices are loaded, only the recorded early pages and the small blocks go in the background: each
+      // request QEMU's main thread waits on (device loads walk virtqueues in guest RAM) would queue behind the rest.
       const held = T.holdMs > 0 && now - this.lastRequestAt < T.holdMs;
       const until = !this.devicesLoaded ? Math.max(next, this.beforeDevices)
         : held ? Math.max(next, this.ahead) : this.order.length;

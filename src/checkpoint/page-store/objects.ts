@@ -29,6 +29,9 @@ export class ObjectMissingError extends Error {
   override name = 'ObjectMissingError';
 }
 
+/** Locations kept at most (~200 bytes each: a 4 GiB guest's pages): a bigger restore looks the rest up again. */
+const MAX_KEPT_LOCATIONS = 2 ** 20;
+
 /** Where an object is, and how it is stored. */
 export interface Loc { pack: number; offset: number; raw: number; stored: number; codec: number }
 
@@ -354,7 +357,7 @@ export class ObjectStore {
     }
     for (const r of this.lookUp(want)) {
       locs.push(r);
-      known?.set(r.hash.toString('latin1'), r);
+      if (known && known.size < MAX_KEPT_LOCATIONS) known.set(r.hash.toString('latin1'), r);
     }
     return locs.sort((a, b) => a.pack - b.pack || a.offset - b.offset);
   }
