@@ -314,12 +314,32 @@ export class CheckpointStore {
     }
   }
 
+  /** `references` once each, as hashes (latin1 keys: a third of hex's cost at 130,000 pages). */
+  private distinctReferences(m: Manifest): Buffer[] {
+    const seen = new Map<string, Buffer>();
+    const add = (h: Buffer) => {
+      const k = h.toString('latin1');
+      if (!seen.has(k)) seen.set(k, h);
+    };
+    for (const hex of [m.stream.header, m.stream.deviceState, m.stream.vmdesc]) if (hex) add(Buffer.from(hex, 'hex'));
+    for (const blk of m.stream.blocks) {
+      for (const t of blk.tables) {
+        const th = Buffer.from(t, 'hex');
+        add(th);
+        const table = this.objects.get(th);
+        for (let i = 0; i < table.length; i += HASH_BYTES) {
+          const h = table.subarray(i, i + HASH_BYTES);
+          if (!h.equals(ZERO_HASH)) add(h);
+        }
+      }
+    }
+    return [...seen.values()];
+  }
+
   /** Reads and hashes every object the checkpoint names, in pack order and in batches (the restore's check before
    * it stops a VM); throws at the first missing or corrupt one. Returns how many objects were checked. */
   async checkAll(m: Manifest, threads = defaultPoolSize(), minForThreads = 2048, shared?: PagePool): Promise<number> {
-    const seen = new Set<string>();
-    for (const h of this.references(m)) seen.add(h); // reading the tables checks them
-    const hashes = [...seen].map((h) => Buffer.from(h, 'hex'));
+    const hashes = this.distinctReferences(m); // reading the tables checks them
     // Decoding and hashing on threads (inflate + SHA-256: ~20 µs an object) when there is enough to share: `shared`'s
     // (the caller's, left open), else a pool of `threads` for this check.
     if ((!shared && threads < 2) || hashes.length < minForThreads) return this.objects.checkMany(hashes);
