@@ -7,10 +7,12 @@
 // the recorded working set and its neighbours, then the pages the guest wrote between the parent checkpoint and this
 // one (the most recently written pages the store can tell; then block and page order). The main RAM's zero pages are
 // pushed only near a request, as ZERO records: pages never sent read as zeros once the stream has ended. No page goes
-// twice (QEMU would exit). Huge-page RAM goes by whole 2 MiB pages, read on the pool's threads.
+// twice (QEMU would exit). Huge-page RAM goes by whole 2 MiB pages. Pages are read from the store many at once and
+// decoded on the restore's threads (a huge page, or 256 background 4 KiB pages, at a time).
 // Few bytes are queued ahead of a request: a PING follows each write and its PONG says QEMU has read that far, so
-// background pages stop at MAX_IN_FLIGHT unread bytes, and pause for HOLD_MS after each request (requests and their
-// neighbours always go at once). The page tables, the order, the device-state bytes and the early pages are prepared
+// background pages stop once MAX_IN_FLIGHT bytes are unread (a batch in progress goes whole: up to ~1 MiB more),
+// and pause for HOLD_MS after each request (requests and their neighbours always go at once, written before a
+// background batch is read). The page tables, the order, the device-state bytes and the early pages are prepared
 // before QEMU starts (constructor).
 import type { Socket } from 'node:net';
 import { setImmediate as tick } from 'node:timers/promises';
@@ -23,7 +25,9 @@ import {
   postcopyPreamble,
   type ReturnPathMessage,
 } from './stream/index.ts';
-import { PAGES_PER_TABLE, type CheckpointStore, type Manifest } from './page-store/index.ts';
+import {
+  ObjectCorruptError, ObjectMissingError, PAGES_PER_TABLE, type CheckpointStore, type Manifest,
+} from './page-store/index.ts';
 import type { PagePool } from './page-store/page-pool.ts';
 import type { WorkingSet } from './working-set.ts';
 
@@ -38,9 +42,9 @@ const PREFETCH_PAGES = 15;
 /** Neighbours before it (a device load or the guest may walk memory downwards). */
 const PREFETCH_BACK_PAGES = 8;
 const PREFETCH_QUEUE_MAX = 4096;
-/** Host pages (2 MiB, or 4 KiB) of the recorded early pages read before QEMU starts: the tiny guest's device loads
- * ask for ~4. */
-const MAX_HEAD_PAGES = 32;
+/** Bytes of the recorded early pages read before QEMU starts (here, on the server's thread): the tiny guest's device
+ * loads ask for ~4 huge pages. */
+const MAX_HEAD_BYTES = 8 * 2 ** 20;
 /** PING value after the device state in the package. */
 const DEVICES_LOADED = 0x4f52_4c01;
 
@@ -139,8 +143,11 @@ export class PostcopySource {
     };
     // The pages the device loads asked for last time, read now: they follow the device state at once.
     const enc = new PostcopyPageEncoder(m.stream.ramSectionId, m.stream.blocks);
-    for (const g of order.subarray(0, Math.min(early, MAX_HEAD_PAGES))) {
+    let headBytes = 0;
+    for (const g of order.subarray(0, early)) {
       if (this.sent[g]) continue;
+      headBytes += this.perHost[this.blockOf(g)]! * PAGE_SIZE;
+      if (headBytes > MAX_HEAD_BYTES) break;
       void this.send(enc, g, true);
       this.stats.pushedPages++;
     }
@@ -221,6 +228,12 @@ export class PostcopySource {
         const w = this.send(enc, g);
         if (w) await w;
         this.stats.prefetchedPages++;
+      }
+      // Requests and their neighbours go now, not behind the background batch read next.
+      const urgent = enc.take();
+      if (urgent.length) {
+        this.write(urgent);
+        if (T.maxInFlight > 0 || T.log) this.probe();
       }
       // Until the devices are loaded, only the recorded early pages and the small blocks go in the background: each
       // request QEMU's main thread waits on (device loads walk virtqueues in guest RAM) would queue behind the rest.
@@ -336,7 +349,11 @@ export class PostcopySource {
       put(this.store.objects.getMany(hashes));
       return undefined;
     }
-    return this.store.objects.getManyOn(this.pool, hashes).then(put);
+    // A thread that failed (not a page: those fail here too) leaves the pages to this thread.
+    return this.store.objects.getManyOn(this.pool, hashes).then(put, (e: Error) => {
+      if (e instanceof ObjectCorruptError || e instanceof ObjectMissingError) throw e;
+      put(this.store.objects.getMany(hashes));
+    });
   }
 
   private write(b: Buffer, done?: () => void): void {
@@ -411,10 +428,10 @@ export class PostcopySource {
     w?.();
   }
 
-  /** The recorded working set, then every page of the small blocks (video RAM, ROMs, ACPI tables: zero ones too, as
-   * ZERO records; QEMU's display refresh reads the whole framebuffer while the devices load, a fault and a round
-   * trip per unsent page), the working set's neighbours,
-   * then the main RAM's non-zero pages, those that differ from the parent's at the same place first. */
+  /** The recorded working set's early pages (asked for while the devices loaded), every page of the small blocks
+   * (video RAM, ROMs, ACPI tables: zero ones too, as ZERO records; QEMU's display refresh reads the whole framebuffer
+   * while the devices load, a fault and a round trip per unsent page), the rest of the working set and its
+   * neighbours, then the main RAM's non-zero pages, those that differ from the parent's at the same place first. */
   private pushOrder(
     parent: Manifest | undefined,
     workingSet: WorkingSet,

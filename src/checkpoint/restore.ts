@@ -93,19 +93,25 @@ export async function restoreCheckpoint(o: RestoreOptions): Promise<RestoreResul
   }
   const release = await o.store.holdWriter(); // no GC or verify rewrites packs while pages are read
   tl.mark('store held');
-  // Threads that check the checkpoint, then decode the pages QEMU is sent (an eager stream, a lazy restore's huge
-  // pages: postcopy-source.ts). Started now, ready before QEMU asks.
-  const pool = new PagePool();
-  // Where each page is, looked up once: in the check before, if there is one, else as the stream is sent.
-  const forget = o.store.objects.keepLocations();
+  let pool: PagePool | undefined;
+  let forget = () => undefined as void;
   try {
+    // Threads that check the checkpoint, then decode the pages QEMU is sent (postcopy-source.ts, sendEager). Started
+    // now, ready before QEMU asks.
+    pool = new PagePool();
+    // Where each page is, looked up once, in the check (when there is one: checkFirst), not again as pages are sent.
+    if (checkFirst(mode, vm)) forget = o.store.objects.keepLocations();
     return await restoreHeld(o, m, vm.id, mode, fallback, tl, pool);
   } finally {
     forget();
     release();
-    void pool.close();
+    void pool?.close();
   }
 }
+
+/** Whether a restore reads and hashes everything first: when a failure half-way would cost something, the VM running
+ * now (in place), or a guest already running on partly restored RAM (lazy). */
+const checkFirst = (mode: RestoreMode, vm: VmRecord) => mode === 'lazy' || !['stopped', 'crashed'].includes(vm.state);
 
 async function restoreHeld(
   o: RestoreOptions,
@@ -119,9 +125,7 @@ async function restoreHeld(
   const vm = o.vms.get(vmId);
   const paths = o.vms.paths(vm);
   const v0 = performance.now();
-  // Read and hash everything first when a failure half-way would cost something: the VM running now (in place), or a
-  // guest already running on partly restored RAM (lazy).
-  if (mode === 'lazy' || !['stopped', 'crashed'].includes(vm.state)) {
+  if (checkFirst(mode, vm)) {
     o.progress?.('checking the checkpoint');
     try {
       await o.store.checkAll(m, undefined, undefined, pool);

@@ -63,7 +63,9 @@ export class WorkingSets {
       total += b.length / PAGE_SIZE;
     }
     const out: WorkingSet = { pages: [], early: 0 };
-    r.pages.forEach(([b, i], k) => {
+    r.pages.forEach((e, k) => {
+      if (!Array.isArray(e)) return;
+      const [b, i] = e;
       const blk = base.get(r.blocks[b] ?? '');
       if (!blk || !Number.isInteger(i) || i < 0 || i >= blk.pages) return;
       out.pages.push(blk.at + i);

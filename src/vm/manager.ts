@@ -29,6 +29,7 @@ import { parseVmRequest, provisionVm } from './provision.ts';
 import { resolveVmSpec } from './media-spec.ts';
 import { UploadedImages } from './uploads/store.ts';
 import { netdevId, newSpiceEndpoint, qemuArgs } from './qemu-args.ts';
+import { peeredNetdevs } from './nic-links.ts';
 import { reattachQemu } from './reattach.ts';
 import { runStateNow, stateFromEvent } from './run-state.ts';
 import { DEFAULT_SERIAL_LOG_MAX_BYTES, SerialLogKeeper, serialLogShows, tail } from './serial-log.ts';
@@ -439,7 +440,10 @@ export class VmManager extends EventEmitter {
     const vm = this.get(ref);
     const cards = (vm.spec.nics ?? []).map((_, i) => netdevId(i));
     const rt = this.runtime(vm);
-    return waitUntil(() => cards.every((c) => rt.linkedCards.has(c)), timeoutMs, 2);
+    const linked = () => cards.every((c) => rt.linkedCards.has(c));
+    // Linked before QMP was up, a card's event went to nobody: what QEMU says now, then the events from here on.
+    if (!linked()) for (const c of await peeredNetdevs(rt.qmp)) rt.linkedCards.add(c);
+    return waitUntil(linked, timeoutMs, 2);
   }
 
   /** Waits for the image's ready marker on the guest console (this boot's serial.log). */

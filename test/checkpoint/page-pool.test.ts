@@ -99,11 +99,11 @@ describe('capture thread pool', () => {
         const parsed = parseStream(bytes, w, 65536);
         await w.flushPages();
         w.seal(parsed);
-      }, /capture thread 0 exited/);
+      }, /page thread 0 exited/);
       w.abort();
       assert.deepEqual(readdirSync(join(dir, 'c', 'packs')), [], 'nothing of the failed checkpoint is left');
       assert.equal(s.list().length, 0);
-      await assert.rejects(pool.hash(new PageBatch()), /capture thread 0 exited/);
+      await assert.rejects(pool.hash(new PageBatch()), /page thread 0 exited/);
       const pool1 = new PagePool(1);
       const m = await store(s, bytes, 'ok', pool1).finally(() => pool1.close());
       assert.equal((await s.checkAll(m, 0)) > 0, true);

@@ -7,6 +7,9 @@
 //   compress  the pages the store does not have yet → deflated bytes, or "raw" when deflating would not make them
 //             smaller (pages that look incompressible are not even tried: looksIncompressible, the same test as the
 //             single-threaded path in objects.ts, so both store the same bytes)
+// and for the restore (records read from the packs, in buffers moved to the thread):
+//   verify    records checked against their hashes (the check before a restore)
+//   decode    the same, and their contents back (the pages sent to QEMU)
 // A thread that dies or throws fails every batch it holds and every later call: the capture fails cleanly.
 // (Batches used to move between threads as transferred ArrayBuffers: each move made V8 account 2 MiB of new external
 // memory, so the receiving thread spent much of its time in full garbage collections.)
@@ -168,11 +171,11 @@ export class PagePool {
         t.jobs.delete(m.id);
         if (!job) return;
         if (m.error) {
-          this.fail(new Error(`capture thread ${k}: ${m.error}`));
+          this.fail(new Error(`page thread ${k}: ${m.error}`));
           job.reject(this.broken!);
         } else job.resolve(m);
       });
-      const died = (why: string) => this.fail(new Error(`capture thread ${k} ${why}`));
+      const died = (why: string) => this.fail(new Error(`page thread ${k} ${why}`));
       t.worker.on('error', (e) => died(`failed: ${e.message}`));
       t.worker.on('exit', (code) => { if (!this.closed) died(`exited (code ${code})`); });
       this.threads.push(t);
@@ -204,7 +207,7 @@ export class PagePool {
 
   private post(msg: object, buf?: ArrayBuffer, t = this.idlest()): Promise<Reply> {
     if (this.broken) return Promise.reject(this.broken);
-    if (this.closed) return Promise.reject(new Error('the capture thread pool is closed'));
+    if (this.closed) return Promise.reject(new Error('the page thread pool is closed'));
     const id = this.nextId++;
     return new Promise<Reply>((resolve, reject) => {
       t.jobs.set(id, { resolve, reject });
@@ -259,7 +262,7 @@ export class PagePool {
 
   async close(): Promise<void> {
     this.closed = true;
-    this.fail(new Error('the capture thread pool is closed'));
+    this.fail(new Error('the page thread pool is closed'));
     await Promise.all(this.threads.map((t) => PagePool.end(t.worker, 0)));
   }
 
