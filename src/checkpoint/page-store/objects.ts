@@ -29,8 +29,9 @@ export class ObjectMissingError extends Error {
   override name = 'ObjectMissingError';
 }
 
-/** Locations kept at most (~200 bytes each: a 4 GiB guest's pages): a bigger restore looks the rest up again. */
-const MAX_KEPT_LOCATIONS = 2 ** 20;
+/** Locations kept at most (~250-300 bytes each with their row objects: ≤ ~150 MB, a 2 GiB guest's pages): a bigger
+ * restore looks the rest up again. */
+const MAX_KEPT_LOCATIONS = 2 ** 19;
 
 /** Where an object is, and how it is stored. */
 export interface Loc { pack: number; offset: number; raw: number; stored: number; codec: number }
