@@ -140,16 +140,22 @@ function bridge(
     if (ws.readyState === ws.OPEN || ws.readyState === ws.CONNECTING) ws.close(code, reason.slice(0, 120));
   };
 
+  let heldBack = false; // the browser's socket paused until QEMU's drains
   ws.on('message', (data: RawData, isBinary: boolean) => {
     if (closed) return;
     if (!isBinary) return close(1003, 'SPICE consoles carry binary frames only');
     const chunk = Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data as ArrayBuffer);
     if (upstream) {
-      // Back-pressure towards QEMU: stop reading the browser while the socket is full.
-      if (!upstream.write(chunk)) {
-        const sock = upstream.sock;
-        (ws as unknown as { _socket: Socket })._socket.pause();
-        sock.once('drain', () => (ws as unknown as { _socket: Socket })._socket.resume());
+      // Back-pressure towards QEMU: stop reading the browser while the socket is full (one wait for 'drain': frames
+      // the browser's socket had already delivered still come, and find it full too).
+      if (!upstream.write(chunk) && !heldBack) {
+        heldBack = true;
+        const browser = (ws as unknown as { _socket: Socket })._socket;
+        browser.pause();
+        upstream.sock.once('drain', () => {
+          heldBack = false;
+          browser.resume();
+        });
       }
       return;
     }
