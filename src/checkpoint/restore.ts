@@ -150,6 +150,7 @@ async function restoreHeld(
       const sets = new WorkingSets(o.store.root);
       if (postcopyTuning.useWorkingSet) recorded = sets.readNearest(m, (id) => o.store.get(id));
       source = sourceFor(expectHugeRam(vm.spec));
+      await source.readAhead();
       if (recorded.from) o.log?.(`pushing first the working set recorded by lazy restores of ${recorded.from}`);
     } catch (e) {
       throw new Error(

@@ -378,6 +378,36 @@ describe('lazy restore: postcopy stream and page server', () => {
     assert.equal(stats.requests, 1);
   });
 
+  test('page server, huge-page RAM: the working set read ahead goes once the devices are loaded, or at once when QEMU asks for it', async () => {
+    const sockPath = join(dir, 'pc-huge-ahead.sock');
+    const pool = new PagePool(2);
+    after(() => pool.close());
+    const hostPageSize = (id: string) => (id === 'pc.ram' ? 2 << 20 : 4096);
+    const preamble = postcopyPreamble({
+      header, ramSectionId: 2, blocks, deviceState, devicesLoadedPing: 0x4f524c01, hostPageSize,
+    });
+    // Recorded: host page 3584 asked for while the devices loaded; 1024 and 2048 after. QEMU asks for 1024 again
+    // while its devices load (before the PONG that says they are).
+    const q = await fakeQemu(sockPath, preamble.length, reqPagesId('pc.ram', 1024 * 4096, 2 << 20));
+    const sock = createConnection(sockPath);
+    await new Promise((r) => sock.once('connect', r));
+    const ws = { pages: [3584, 1024, 2048], early: 1 };
+    const source = new PostcopySource(store, child, parent, ws, hostPageSize, pool);
+    await source.readAhead();
+    const stats = await source.run(sock);
+    assert.deepEqual([stats.requests, stats.requestedPages], [1, 0], 'the asked-for page had been read ahead');
+    sock.destroy();
+    q.close();
+    const ram = pagesOf((await q.received).subarray(preamble.length)).recs.filter((r) => r.block === 'pc.ram');
+    const hostPages = [...new Set(ram.map((r) => r.index - (r.index % 512)))];
+    assert.deepEqual(hostPages.slice(0, 3), [3584, 1024, 2048],
+      'the early page behind the device state, the asked-for one at once, the rest of the working set first after');
+    assert.equal(new Set(ram.map((r) => r.index)).size, ram.length, 'no page twice');
+    const childPage = (i: number) => pageData(i >= 2000 && i < 2100 ? 2 : 1, i);
+    assert.equal(ram.find((r) => !(r.zero ? childPage(r.index) === null : r.data!.equals(childPage(r.index)!))),
+      undefined, 'every page has the child\'s content');
+  });
+
   test('working set: recorded by block and page, added to, read back in order (the pages of the device loads first); other blocks and bad files ignored', () => {
     const ws = new WorkingSets(join(dir, 'ws-store'));
     const none = { pages: [], early: 0 };
