@@ -171,8 +171,11 @@ describe('video streams in the browser: VP8, H.264 and VP9 through WebCodecs; JP
     const slow = await page.context().newPage();
     slow.on('pageerror', (e) => pageErrors.push(e.message));
     try {
-      await slow.goto(`http://127.0.0.1:${link.port}/vms/${VM}/console`);
-      await slow.waitForSelector('#console-status[data-status=connected]', { timeout: 30_000 });
+      const open = async () => {
+        await slow.goto(`http://127.0.0.1:${link.port}/vms/${VM}/console`);
+        await slow.waitForSelector('#console-status[data-status=connected]', { timeout: 30_000 });
+      };
+      await open();
       const images = (): Promise<Record<string, number>> => slow.evaluate(() => window.orielConsole.imageStats);
       // Photo-like across the whole width (the loop's pictures are black right of them: not photo-like enough for
       // spice-server's graduality test): one of them side by side, as often as fits.
@@ -183,18 +186,24 @@ describe('video streams in the browser: VP8, H.264 and VP9 through WebCodecs; JP
         }
       }
       await upload('wide', wide);
-      const before = (await images()).jpeg ?? 0;
-      await exec('cat /tmp/wide > /dev/fb0');
-
-      // Drawn again if nothing came meanwhile: now and then (also before this session's changes) the slow page
-      // decoded no image at all from the first draw; the stats in the message are for finding out why.
-      const jpeg = (ms: number) => until('a JPEG image', async () => {
-        const s = await images();
-        return (s.jpeg ?? 0) > before && s;
-      }, ms, 200);
-      const decoded = await jpeg(7_500).catch(async () => {
+      // Drawn, and drawn again if nothing came meanwhile: now and then the slow page decoded no image at all from
+      // the first draw; the stats in the message are for finding out why.
+      const draw = async (ms: number) => {
+        const before = (await images()).jpeg ?? 0;
         await exec('cat /tmp/wide > /dev/fb0');
-        return jpeg(10_000);
+        return until('a JPEG image', async () => {
+          const s = await images();
+          return (s.jpeg ?? 0) > before && s;
+        }, ms, 200);
+      };
+      const twice = () => draw(7_500).catch(() => draw(10_000));
+      const decoded = await twice().catch(async (e: Error) => {
+        // spice-server decides once, from its net test at the link, whether the link is slow, and takes a test whose
+        // figures make no sense (a busy machine) for a fast link. Seen once in CI: every picture came as QUIC. Linked
+        // again, once: the client must decode JPEG when it comes.
+        tc.diagnostic(`no JPEG at the first link (${e.message}: images ${JSON.stringify(await images())}); again`);
+        await open();
+        return twice();
       }).catch(async (e: Error) => {
         const v = await slow.evaluate(() => window.orielConsole.videoStats);
         assert.fail(`${e.message}: images ${JSON.stringify(await images())}, video ${JSON.stringify(v)}`);
