@@ -2,10 +2,11 @@
 // holder of a lock file): is a pid alive, is it still the process we mean, what pid a pidfile names. The one place
 // that answers "is this pid ours?": a pid read back later may have been recycled by an unrelated process, so a live
 // pid counts only if its command line names a marker only our process uses (a socket or job file path).
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 
-/** True if `pid` runs. A zombie counts as dead: a process re-attached after a restart is no child of ours, and if
- * its parent died, nothing may reap it for a while, yet kill(pid, 0) still succeeds on it. */
+/** True if `pid` runs. A zombie counts as dead once its threads are gone too: a process re-attached after a
+ * restart is no child of ours, and if its parent died, nothing may reap it for a while, yet kill(pid, 0) still
+ * succeeds on it. */
 export function isAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
@@ -15,7 +16,10 @@ export function isAlive(pid: number): boolean {
   try {
     // /proc/PID/stat: "pid (comm) state ..."; comm may hold spaces or parentheses, so read after the last ')'.
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
+    if (stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z') return true;
+    // A zombie leader whose other threads still exit (a killed QEMU: its vCPU and I/O threads) still holds the
+    // process's files, and so its disk image's lock: gone once only the leader is left.
+    return readdirSync(`/proc/${pid}/task`).length > 1;
   } catch {
     return true; // no /proc: trust kill(0)
   }
