@@ -199,8 +199,7 @@ export class PostcopySource {
       if ((bytes += pp * PAGE_SIZE) > MAX_AHEAD_BYTES) break;
       this.stats.pushedPages++;
       const enc = new PostcopyPageEncoder(this.m.stream.ramSectionId, this.m.stream.blocks);
-      const first = this.base[b]! + Math.floor((g - this.base[b]!) / pp) * pp;
-      for (let n = first; n < first + pp; n++) chunkOf.set(n, chunks.length);
+      for (const n of this.hostPageOf(g)) chunkOf.set(n, chunks.length);
       chunks.push(enc);
       const w = this.send(enc, g);
       if (w) reads.push(w);
@@ -372,15 +371,17 @@ export class PostcopySource {
   /** Sends page `g`; in a huge-page block, every page of its host page, in order, zero ones as ZERO records (QEMU
    * places a huge page once all of it has come, and refuses a page of another host page in between). */
   private send(enc: PostcopyPageEncoder, g: number, here = false): Promise<void> | undefined {
+    const gs = this.hostPageOf(g);
+    for (const n of gs) this.sent[n] = 1;
+    return this.sendPages(enc, gs, here);
+  }
+
+  /** The pages of `g`'s host page, in order (`g` alone in a 4 KiB block). */
+  private hostPageOf(g: number): number[] {
     const b = this.blockOf(g);
     const pp = this.perHost[b]!;
     const first = this.base[b]! + Math.floor((g - this.base[b]!) / pp) * pp;
-    const gs: number[] = [];
-    for (let n = first; n < first + pp; n++) {
-      gs.push(n);
-      this.sent[n] = 1;
-    }
-    return this.sendPages(enc, gs, here);
+    return Array.from({ length: pp }, (_, k) => first + k);
   }
 
   /** Sends pages `gs` (marked sent by the caller), in order. They are read at once (one index query per 250, one

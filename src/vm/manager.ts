@@ -296,15 +296,11 @@ export class VmManager extends EventEmitter {
       child,
       expectExit: false,
       runStateOwners: 0,
-      linkedCards: new Set(),
       gone: new Promise<void>((r) => (markGone = r)),
     };
     this.runtimes.set(vm.id, rt);
     child?.once('exit', (code, signal) => (rt.childExit = { code, signal }));
     qmp.onEvent((ev) => {
-      const netdev = String((ev.data as { 'netdev-id'?: string } | undefined)?.['netdev-id']);
-      if (ev.event === 'NETDEV_STREAM_CONNECTED') rt.linkedCards.add(netdev);
-      if (ev.event === 'NETDEV_STREAM_DISCONNECTED') rt.linkedCards.delete(netdev);
       if (ev.event === 'SHUTDOWN')
         rt.shutdownReason = String((ev.data as { reason?: string } | undefined)?.reason ?? 'shutdown');
       const cur = this.records.get(vm.id);
@@ -440,10 +436,13 @@ export class VmManager extends EventEmitter {
     const vm = this.get(ref);
     const cards = (vm.spec.nics ?? []).map((_, i) => netdevId(i));
     const rt = this.runtime(vm);
-    const linked = () => cards.every((c) => rt.linkedCards.has(c));
-    // Linked before QMP was up, a card's event went to nobody: what QEMU says now, then the events from here on.
-    if (!linked()) for (const c of await peeredNetdevs(rt.qmp)) rt.linkedCards.add(c);
-    return waitUntil(linked, timeoutMs, 2);
+    const end = Date.now() + timeoutMs;
+    for (;;) {
+      const peered = await peeredNetdevs(rt.qmp);
+      if (cards.every((c) => peered.has(c))) return true;
+      if (Date.now() > end) return false;
+      await sleep(2);
+    }
   }
 
   /** Waits for the image's ready marker on the guest console (this boot's serial.log). */

@@ -1,6 +1,6 @@
-// Which of a QEMU's network cards have a peer now (the server's switch, src/network), as QEMU itself says: its
-// NETDEV_STREAM_CONNECTED events tell only a QMP client that has negotiated, so a card linked while QEMU was still
-// starting is learnt here, from HMP `info network`. QEMU 7.2 lists a stream netdev as
+// Which of a QEMU's network cards have a peer now (the server's switch, src/network), as QEMU itself says in HMP
+// `info network` (its NETDEV_STREAM_CONNECTED events reach only a QMP client that had negotiated when the card was
+// linked, which a card linked while QEMU was still starting was not). QEMU 7.2 lists a stream netdev as
 //   " \ net0: index=0,type=stream,"                        no peer
 //   " \ net0: index=0,type=stream,unix:/path/to/nic0.sock"  a peer on the socket
 import type { QmpClient } from './qmp/index.ts';

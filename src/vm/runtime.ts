@@ -40,9 +40,6 @@ export interface Runtime {
   runStateOwners: number;
   /** The guest is known ready without its marker on this QEMU's console (`markReady`). */
   readyKnown?: boolean;
-  /** Its cards' netdevs (`net0`, ...) that have a peer now, from QEMU's NETDEV_STREAM_(DIS)CONNECTED events: only
-   * those seen since this server attached (a re-attached QEMU's older links are not known). */
-  linkedCards: Set<string>;
 }
 
 /** How a QEMU that is gone ended: a stop (asked for, or the guest powered off) or a crash (with its log's tail). */
