@@ -11,12 +11,17 @@
 //   --e2e     only the others: real guests, servers, browsers, peers (`npm run test:e2e`)
 //   --serial  one worker: every file one after another
 //   test/soak/ (long repetitions, e.g. ten desktop boots) runs only when a filter names it.
+// A hang fails its file instead of the whole run: a file still running after FILE_TIMEOUT_MS (20 min; the slowest
+// takes ~1.5) is ended with all its processes, after their list and each node process's diagnostic report (its JS
+// stack and open handles) are printed (scripts/hang-report.js).
 import { spawn } from 'node:child_process';
 import { mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
+import { clearTimeout, setTimeout } from 'node:timers';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { endHungJob, endOnInterrupt, REPORT_DIR } from './hang-report.js';
 
 // A test file is end-to-end when it reaches a real server, guest, image or browser: through these helpers, or by
 // naming QEMU, Chromium or spicy directly. Everything else is the unit tier.
@@ -65,6 +70,9 @@ const guess = (j) => lastTimes[j.name] ?? (j.heavy ? 120_000 : 20_000);
 jobs.sort((a, b) => Number(b.heavy) - Number(a.heavy) || guess(b) - guess(a));
 
 const reporters = ['--test-reporter=spec', '--test-reporter-destination=stdout'];
+const minutes = (name, dflt) => Number(process.env[name] || dflt) * 60_000;
+const FILE_TIMEOUT_MS = minutes('ORIEL_TEST_FILE_TIMEOUT_MIN', 20);
+const soak = (job) => job.files.some((f) => f.startsWith(join('test', 'soak')));
 const SUMMARY = /^ℹ (tests|suites|pass|fail|cancelled|skipped|todo|duration_ms) ([\d.]+)$/;
 const totals = {};
 // node's spec reporter ends each process with a "✖ failing tests:" section; those sections are printed again after
@@ -75,16 +83,29 @@ const FAILING = /^✖ failing tests:/;
 const ASYNC_ERROR = /^ℹ Error: /;
 const failures = [];
 
+const running = new Set();
+endOnInterrupt(running);
+
 /** Runs one job in a node process; its lines are prefixed with the worker's name, its summary lines added up. */
 function run(worker, job, prefix) {
   const argv = job.name === UNIT
     ? ['--import', 'tsx', ...reporters, 'scripts/unit-tier.js', ...job.files]
     : ['--import', 'tsx', '--test', ...reporters, ...job.files];
+  if (prefix) console.log(`[${worker}] ── ${job.name}`);
   return new Promise((resolve) => {
     let failing = false;
+    let hung = false;
     const mine = []; // this job's failing section, added whole when it ends (jobs run side by side)
-    const child = spawn(process.execPath, argv, { stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...process.env, ORIEL_TEST_LANE: worker } });
+    const child = spawn(process.execPath, argv, { stdio: ['ignore', 'pipe', 'pipe'], detached: true,
+      env: { ...process.env, ORIEL_TEST_LANE: worker,
+        NODE_OPTIONS: [process.env.NODE_OPTIONS, '--report-on-signal', '--report-signal=SIGUSR2',
+          `--report-directory=${REPORT_DIR}`].filter(Boolean).join(' ') } });
+    running.add(child);
+    const watchdog = soak(job) ? undefined : setTimeout(() => {
+      hung = true;
+      const said = endHungJob(child.pid, `${job.name} still running after ${FILE_TIMEOUT_MS / 60_000} min`);
+      mine.push(...said.slice(0, 200));
+    }, FILE_TIMEOUT_MS);
     for (const stream of [child.stdout, child.stderr]) {
       const out = stream === child.stdout ? process.stdout : process.stderr;
       createInterface({ input: stream }).on('line', (l) => {
@@ -96,6 +117,9 @@ function run(worker, job, prefix) {
       });
     }
     child.on('close', (code, signal) => {
+      running.delete(child);
+      clearTimeout(watchdog);
+      if (hung) code = 1;
       if (failing || code !== 0) failures.push(`── ${job.name} (${worker}): exit ${code ?? signal}`, ...mine);
       resolve(code ?? (signal ? 1 : 0));
     });
