@@ -71,11 +71,13 @@ export function endHungJob(pid, title) {
   return lines;
 }
 
-/** Ends the process groups of the jobs still running when the runner itself is interrupted. */
+/** Ends the jobs still running, and every process under them (QEMU, servers, browsers), when the runner itself is
+ * interrupted: each job runs in a process group of its own, which a terminal's Ctrl-C does not reach. */
 export function endOnInterrupt(running) {
   for (const signal of ['SIGINT', 'SIGTERM']) {
     process.on(signal, () => {
-      for (const child of running) { try { process.kill(-child.pid, 'SIGKILL'); } catch { /* gone */ } }
+      const pids = [...running].flatMap((child) => descendants(child.pid));
+      for (const p of pids) { try { process.kill(p, 'SIGKILL'); } catch { /* gone */ } }
       process.exit(130);
     });
   }
