@@ -47,6 +47,10 @@ const PREFETCH_QUEUE_MAX = 4096;
 const MAX_HEAD_BYTES = 8 * 2 ** 20;
 /** Bytes of the rest of the working set read ahead before QEMU starts (on the threads). */
 const MAX_AHEAD_BYTES = 64 * 2 ** 20;
+/** A wait on QEMU (for a PONG, a request, SHUT) that hears nothing from it this long fails the restore: QEMU answers
+ * every PING as it reads, so a QEMU that works is never silent for long while Oriel waits on it. Without this, a
+ * wedged QEMU held the restore (and whoever awaited it) for ever. */
+export const STALL_MS = 60_000;
 /** PING value after the device state in the package. */
 const DEVICES_LOADED = 0x4f52_4c01;
 
@@ -63,7 +67,7 @@ const MAX_IN_FLIGHT = 256 * 1024;
 /** The page server's knobs (bench/checkpoint.ts and diagnosis); `log` keeps a record per request in the stats. */
 export const postcopyTuning = {
   holdMs: HOLD_MS, maxInFlight: MAX_IN_FLIGHT, prefetchAhead: PREFETCH_PAGES, prefetchBack: PREFETCH_BACK_PAGES,
-  batchPages: BATCH_PAGES, log: false, useWorkingSet: true,
+  batchPages: BATCH_PAGES, log: false, useWorkingSet: true, stallMs: STALL_MS,
 };
 /** One page request (performance.now() times): asked, written, its write's PONG back (placed); bytes unread ahead. */
 export interface RequestLogEntry {
@@ -222,9 +226,36 @@ export class PostcopySource {
   /** How many of `asked`, from the first, QEMU asked for before it had loaded the devices. */
   askedEarly = 0;
 
+  /** When QEMU last said anything on the return path, and since when this source has been waiting on it (or -1). */
+  private heardAt = 0;
+  private waitingSince = -1;
+
+  /** Waits for `poke` (a message from QEMU, 'drain', 'close', a timer); fails after STALL_MS of silence from QEMU. */
+  private async waitForQemu(): Promise<void> {
+    this.waitingSince = performance.now();
+    try {
+      await new Promise<void>((r) => (this.wake = r));
+    } finally {
+      this.waitingSince = -1;
+    }
+  }
+
+  private watchStall(): NodeJS.Timeout {
+    const t = setInterval(() => {
+      const now = performance.now();
+      if (this.waitingSince >= 0 && now - Math.max(this.heardAt, this.waitingSince) > postcopyTuning.stallMs) {
+        this.fail(new Error(`QEMU has neither read nor answered the restore stream for ${postcopyTuning.stallMs / 1000} s`));
+      }
+    }, Math.min(5000, postcopyTuning.stallMs / 4));
+    t.unref();
+    return t;
+  }
+
   private listen(sock: Socket): void {
     this.sock = sock;
+    this.heardAt = performance.now();
     sock.on('data', (c: Buffer) => {
+      this.heardAt = performance.now();
       try {
         for (const msg of this.rp.push(c)) this.onMessage(msg);
       } catch (e) {
@@ -244,6 +275,15 @@ export class PostcopySource {
   async run(sock: Socket, mark?: (stage: string) => void): Promise<PostcopyStats> {
     if (mark) this.mark = mark;
     this.listen(sock);
+    const watch = this.watchStall();
+    try {
+      return await this.serve();
+    } finally {
+      clearInterval(watch);
+    }
+  }
+
+  private async serve(): Promise<PostcopyStats> {
     this.write(this.preamble, () => this.mark('device state written'));
     if (this.head.length) this.write(this.head);
     this.probe();
@@ -324,7 +364,7 @@ export class PostcopySource {
         // Woken by a request, a PONG (window), 'drain', or the end of the hold.
         const timer = held && next < this.order.length
           ? setTimeout(() => this.poke(), T.holdMs - (now - this.lastRequestAt) + 0.5) : undefined;
-        await new Promise<void>((r) => (this.wake = r));
+        await this.waitForQemu();
         clearTimeout(timer);
       } else {
         await tick(); // lets the return path's data in
@@ -333,7 +373,7 @@ export class PostcopySource {
     this.stats.pushedAt = performance.now();
     this.mark('all pages sent');
     this.write(postcopyEnd(this.m.stream.ramSectionId));
-    while (this.shut === undefined && !this.failure) await new Promise<void>((r) => (this.wake = r));
+    while (this.shut === undefined && !this.failure) await this.waitForQemu();
     if (this.shut === undefined) throw this.failure!;
     if (this.shut !== 0) throw new Error(`QEMU reported a failed restore (return path SHUT ${this.shut}; see its log)`);
     this.stats.shutAt = performance.now();

@@ -367,18 +367,28 @@ async function sendEager(store: CheckpointStore, m: Manifest, sock: Socket, pool
     }
   }
   for (const buf of w.end()) await send(buf);
-  await new Promise<void>((resolve) => sock.end(resolve));
+  await new Promise<void>((resolve, reject) => {
+    const stall = setTimeout(() => reject(new Error(`QEMU has not read the end of the restore stream in ${postcopyTuning.stallMs / 1000} s`)),
+      postcopyTuning.stallMs);
+    sock.end(() => { clearTimeout(stall); resolve(); });
+  });
   return n;
 }
 
-/** Resolves when the socket can take more; rejects if it closes first. */
+/** Resolves when the socket can take more; rejects if it closes first, or QEMU has read nothing for the stall time. */
 function drained(sock: Socket): Promise<void> {
   return new Promise((resolve, reject) => {
-    const onDrain = () => { sock.off('close', onClose); resolve(); };
-    const onClose = () => {
+    const done = (e?: Error) => {
       sock.off('drain', onDrain);
-      reject(new Error('QEMU closed the incoming socket (it refused the stream: see its log)'));
+      sock.off('close', onClose);
+      clearTimeout(stall);
+      if (e) reject(e);
+      else resolve();
     };
+    const onDrain = () => done();
+    const onClose = () => done(new Error('QEMU closed the incoming socket (it refused the stream: see its log)'));
+    const stall = setTimeout(() => done(new Error(`QEMU has read nothing of the restore stream for ${postcopyTuning.stallMs / 1000} s`)),
+      postcopyTuning.stallMs);
     sock.once('drain', onDrain);
     sock.once('close', onClose);
   });

@@ -19,7 +19,7 @@ import {
   type PageRecord,
 } from '../../src/checkpoint/stream/index.ts';
 import { CheckpointStore, type Manifest } from '../../src/checkpoint/page-store/index.ts';
-import { PostcopySource } from '../../src/checkpoint/postcopy-source.ts';
+import { PostcopySource, postcopyTuning } from '../../src/checkpoint/postcopy-source.ts';
 import { PagePool } from '../../src/checkpoint/page-store/page-pool.ts';
 import { WorkingSets } from '../../src/checkpoint/working-set.ts';
 import { userfaultfdUnusable } from '../../src/checkpoint/userfaultfd.ts';
@@ -319,6 +319,25 @@ describe('lazy restore: postcopy stream and page server', () => {
     assert.ok(recent.every((i) => at(i) < 250), 'recently written pages first');
     assert.equal(stats.requests, 2);
     assert.ok(stats.requestedPages >= 1 && stats.prefetchedPages > 0, JSON.stringify(stats));
+  });
+
+  test('page server: a destination that reads but never answers fails the restore after the stall time, not never', async () => {
+    const sockPath = join(dir, 'pc-mute.sock');
+    const server = createServer((s) => s.resume()).listen(sockPath); // reads all, says nothing (a wedged QEMU)
+    await new Promise((r) => server.once('listening', r));
+    const sock = createConnection(sockPath);
+    await new Promise((r) => sock.once('connect', r));
+    const was = postcopyTuning.stallMs;
+    postcopyTuning.stallMs = 1500;
+    const t0 = Date.now();
+    try {
+      await assert.rejects(new PostcopySource(store, child, parent).run(sock), /neither read nor answered the restore stream for 1.5 s/);
+    } finally {
+      postcopyTuning.stallMs = was;
+      sock.destroy();
+      server.close();
+    }
+    assert.ok(Date.now() - t0 < 5000, `failed after ${Date.now() - t0} ms`);
   });
 
   test('page server: the pages the last device loads asked for follow the device state at once, then the small blocks; the rest of the working set waits for the devices', async () => {
