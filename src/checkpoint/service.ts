@@ -20,6 +20,7 @@ import {
   type WorkerJob,
 } from './worker/protocol.ts';
 import { restoreCheckpoint, type RestoreOptions, type RestoreResult } from './restore.ts';
+import { RestoreSlots } from './restore-slots.ts';
 import { CheckpointStore, type Manifest, type VerifyReport, type FaultInjection } from './page-store/index.ts';
 import type { VmRecord } from '../vm/records.ts';
 import { WorkingSets } from './working-set.ts';
@@ -94,6 +95,8 @@ export class CheckpointService {
   /** Stops whatever writes a VM's RAM behind QEMU's back (the server's OpenCL helper writes its window) for a
    * capture: QEMU's write tracking would not see those writes. Its release says why the capture may be inexact. */
   private readonly holdRamWriters: (vmId: string, progress?: Progress) => Promise<() => string | undefined>;
+
+  readonly restoreSlots = new RestoreSlots();
 
   constructor(
     private readonly vms: VmManager,
@@ -320,15 +323,23 @@ export class CheckpointService {
     return m;
   }
 
-  /** Restores in place, or into `targetVmId` (a new VM made with VmManager.createLike); lazy unless mode 'eager'. */
-  restore(
+  /** Restores in place, or into `targetVmId` (a new VM made with VmManager.createLike); lazy unless mode 'eager'.
+   * Waits its turn first: one restore per owner of the target VM at a time, a few for the server (restore-slots.ts). */
+  async restore(
     id: string,
     progress?: Progress,
     opts: Pick<RestoreOptions, 'targetVmId' | 'mode' | 'onRunning' | 'uffdUnusable'> = {},
   ): Promise<RestoreResult> {
-    return restoreCheckpoint({
-      vms: this.vms, store: this.store, disks: this.disks, id, progress, log: progress?.log, ...opts,
-    });
+    const owner = this.vms.get(opts.targetVmId ?? this.show(id).vmId).ownerId;
+    const release = await this.restoreSlots.acquire(owner, (n) =>
+      progress?.(`waiting for a restore to end (${n} running: one per user and ${this.restoreSlots.total} at once)`));
+    try {
+      return await restoreCheckpoint({
+        vms: this.vms, store: this.store, disks: this.disks, id, progress, log: progress?.log, ...opts,
+      });
+    } finally {
+      release();
+    }
   }
 
   /** Deletes checkpoints: manifests first (atomic), then their disk images (merged into the images backed by them),
