@@ -15,6 +15,8 @@
 // started to the guest running (its RESUME event), to its first answer on the serial console (`cat` of a file in
 // its RAM through the serial shell), and to all of its RAM in place (migration completed). The first lazy restore of
 // a checkpoint has no recorded working set; the later ones push the pages the earlier ones were asked for first.
+// Beside them, QEMU's own restore of the same state from a file, as `virsh save` / `virsh restore` do it
+// (checkpoint-qemu-restore.ts): running = all RAM in place, nothing checked.
 // With --hugepages the guest's RAM is in 2 MiB huge pages (the server grows the host's pool for it: needs root);
 // without it, in ordinary memory.
 // With --pauses (default rates 16,128) only the pause recipes are compared, interleaved round by round under each
@@ -29,7 +31,8 @@
 // huge pages (Oriel's default as root), and a last table of Oriel's default pause beside QEMU's best recipe on each.
 // Usage: node --import tsx bench/checkpoint.ts [memoryMiB=2048] [dataMiB=512] [checkpointsPerScenario=3]
 //          [rates=0,16,128] [--hugepages] [--restores=3] [--restore-only] [--pauses [--both]]
-import { readFileSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
 import { deflateRawSync } from 'node:zlib';
 import { CheckpointService, type Manifest } from '../src/checkpoint/index.ts';
 import { hugePagesSettled, lastHugeAgain } from '../src/checkpoint/huge-again.ts';
@@ -38,6 +41,8 @@ import { pauseFromEvents } from '../src/checkpoint/migration.ts';
 import type { QmpEvent } from '../src/vm/qmp/index.ts';
 import { makeRig, bootTiny } from '../test/checkpoint/helpers.ts';
 import { percentile, QemuRecipes, type Recipe } from './checkpoint-recipes.ts';
+import { qemuRestore, qemuSave } from './checkpoint-qemu-restore.ts';
+import { ramIdOf } from '../src/vm/ram-backing.ts';
 
 let huge = process.argv.includes('--hugepages');
 const bothRams = process.argv.includes('--both');
@@ -234,8 +239,10 @@ async function restoresSideBySide(m: Manifest): Promise<void> {
     spawn: number | null; qmp: number | null; fromSpawn: number | null; fromQmp: number | null;
   }[] = [];
   let lastLazy: RestoreResult | undefined;
+  const saved = join(rig.dataDir, 'qemu-save.bin');
+  let savedBytes = 0;
   for (let i = 0; i < restoreRounds; i++) {
-    for (const mode of ['eager', 'lazy'] as const) {
+    for (const mode of ['eager', 'lazy', 'QEMU from a file'] as const) {
       await sleep(2000);
       console.error(`load ${load()}: ${mode} restore ${i + 1}`);
       let serial: Promise<number> | undefined;
@@ -243,6 +250,12 @@ async function restoresSideBySide(m: Manifest): Promise<void> {
         await sh('cat /mnt/c 2>/dev/null; true', 60_000);
         return Date.now() - startedAt;
       };
+      if (mode === 'QEMU from a file') {
+        const running = await qemuRestore(rig.vms, 'b', saved, ramIdOf(m.stream.blocks), (t) => (serial = answer(t)));
+        rows.push({ spawn: null, qmp: null, fromSpawn: null, fromQmp: null, mode, running, serial: await serial!,
+          ram: running, verify: 0, extra: `${MB(savedBytes)} MB file` });
+        continue;
+      }
       let started = 0;
       const r = await svc.restore(m.id, undefined, {
         mode,
@@ -264,8 +277,11 @@ async function restoresSideBySide(m: Manifest): Promise<void> {
         extra: pc ? `${pc.requests} requests, ${pc.prefetchedPages} prefetched, ${pc.workingSetPages} of a recorded` +
           ` working set and ${pc.recentPages} recent first` : '',
       });
+      // QEMU's own save of the state just restored (once): what its restores load.
+      if (mode === 'eager' && i === 0) savedBytes = await qemuSave(rig.vms, 'b', saved);
     }
   }
+  rmSync(saved, { force: true });
   console.log(`\nRestores of a ${mem} MiB guest (${dataMiB} MiB of data), from QEMU started (ms); checks before = objects read` +
     ' and hashed + disk written before the VM is stopped (not in the other columns); load now ' + load());
   console.log('(start → spawn: Oriel before exec; spawn → QMP ready: QEMU start-up until QMP negotiated and status read;' +
