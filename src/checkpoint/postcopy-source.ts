@@ -232,6 +232,10 @@ export class PostcopySource {
 
   /** Waits for `poke` (a message from QEMU, 'drain', 'close', a timer); fails after STALL_MS of silence from QEMU. */
   private async waitForQemu(): Promise<void> {
+    if (this.poked || this.failure) {
+      this.poked = false;
+      return;
+    }
     this.waitingSince = performance.now();
     try {
       await new Promise<void>((r) => (this.wake = r));
@@ -516,11 +520,16 @@ export class PostcopySource {
     this.poke();
   }
 
+  /** Wakes the loop's wait; one that comes while the loop is not waiting (it awaits a page thread) is kept for its
+   * next wait. Dropped, QEMU's end during a thread's read went unnoticed: the loop then waited for PONGs that could
+   * never come (for ever, before STALL_MS; a CI run hung on it). */
   private poke(): void {
     const w = this.wake;
     this.wake = undefined;
-    w?.();
+    if (w) w();
+    else this.poked = true;
   }
+  private poked = false;
 
   /** The recorded working set's early pages (asked for while the devices loaded), every page of the small blocks
    * (video RAM, ROMs, ACPI tables: zero ones too, as ZERO records; QEMU's display refresh reads the whole framebuffer

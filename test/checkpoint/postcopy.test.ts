@@ -397,6 +397,42 @@ describe('lazy restore: postcopy stream and page server', () => {
     assert.equal(stats.requests, 1);
   });
 
+  test('page server, huge-page RAM: QEMU ending while a page is read on a thread fails the restore at once', async () => {
+    const sockPath = join(dir, 'pc-huge-dies.sock');
+    const pool = new PagePool(2);
+    after(() => pool.close());
+    const hostPageSize = (id: string) => (id === 'pc.ram' ? 2 << 20 : 4096);
+    const preambleLen = postcopyPreamble({
+      header, ramSectionId: 2, blocks, deviceState, devicesLoadedPing: 0x4f524c01, hostPageSize,
+    }).length;
+    // A QEMU that asks for a huge page once the device state is in, then dies: the page server is reading that page
+    // on a thread when the socket closes, and must not then wait for an answer that cannot come.
+    const server = createServer((s) => {
+      let n = 0;
+      s.on('data', (c: Buffer) => {
+        n += c.length;
+        if (n < preambleLen || s.destroyed) return;
+        s.write(reqPagesId('pc.ram', 1024 * 4096, 2 << 20), () => s.destroy());
+      });
+      s.on('error', () => undefined);
+    }).listen(sockPath);
+    await new Promise((r) => server.once('listening', r));
+    const sock = createConnection(sockPath);
+    await new Promise((r) => sock.once('connect', r));
+    const was = postcopyTuning.stallMs;
+    postcopyTuning.stallMs = 30_000;
+    const t0 = Date.now();
+    try {
+      const source = new PostcopySource(store, child, parent, { pages: [], early: 0 }, hostPageSize, pool);
+      await assert.rejects(source.run(sock), /closed the migration socket|migration socket:/);
+    } finally {
+      postcopyTuning.stallMs = was;
+      sock.destroy();
+      server.close();
+    }
+    assert.ok(Date.now() - t0 < 5000, `failed only after ${Date.now() - t0} ms (the stall time), not at QEMU's end`);
+  });
+
   test('page server, huge-page RAM: the working set read ahead goes once the devices are loaded, or at once when QEMU asks for it', async () => {
     const sockPath = join(dir, 'pc-huge-ahead.sock');
     const pool = new PagePool(2);
