@@ -67,6 +67,9 @@ export function endHungJob(pid, title) {
     try { lines.push(...summarise(JSON.parse(read(join(REPORT_DIR, file))))); } catch { lines.push('  (bad report)'); }
   }
   for (const p of pids) { try { process.kill(p, 'SIGKILL'); } catch { /* gone */ } }
+  // And the job's process group (the runner starts each job as a group of its own): what left the tree by being
+  // reparented (a grandchild whose parent exited) is still in it.
+  try { process.kill(-pid, 'SIGKILL'); } catch { /* gone */ }
   for (const l of lines) console.log(l);
   return lines;
 }

@@ -105,6 +105,9 @@ function run(worker, job, prefix) {
       hung = true;
       const said = endHungJob(child.pid, `${job.name} still running after ${FILE_TIMEOUT_MS / 60_000} min`);
       mine.push(...said.slice(0, 200));
+      // Its pipes too: a process that escaped the kill (reparented before the walk) must not keep the job open.
+      child.stdout.destroy();
+      child.stderr.destroy();
     }, FILE_TIMEOUT_MS);
     for (const stream of [child.stdout, child.stderr]) {
       const out = stream === child.stdout ? process.stdout : process.stderr;

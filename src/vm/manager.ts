@@ -46,6 +46,8 @@ export type { VmHooks } from './hooks.ts';
 export type { StartOptions, VmManagerOptions, WithQmpOptions } from './manager-options.ts';
 
 const FORCE_WAIT_MS = 5_000;
+/** How long a SIGKILLed QEMU may take to be reaped before forceStop returns anyway. */
+const KILL_WAIT_MS = 30_000;
 
 /** Debugging where a restore's or a pause's time goes: ORIEL_QEMU_TRACE=PREFIX makes QEMU log its migration trace
  * events (or those ORIEL_QEMU_TRACE_EVENTS lists, comma-separated patterns), with timestamps, to
@@ -419,7 +421,9 @@ export class VmManager extends EventEmitter {
     await rt.qmp.execute('quit', undefined, { timeoutMs: 2000 }).catch(() => undefined);
     if (await Promise.race([rt.gone.then(() => true), sleep(FORCE_WAIT_MS).then(() => false)])) return;
     try { process.kill(rt.pid, 'SIGKILL'); } catch { /* gone meanwhile */ }
-    await rt.gone;
+    // Bounded even so: a process the kernel keeps (stuck in an uninterruptible wait) must not hold the VM's lock, and
+    // every later action on the VM, for ever; its exit still ends the runtime whenever it comes.
+    await Promise.race([rt.gone, sleep(KILL_WAIT_MS)]);
   }
 
   // ---- guest access ----

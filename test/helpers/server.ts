@@ -110,8 +110,14 @@ export async function startTestServer(overrides: Partial<OrielConfig> = {}): Pro
 /** Ends a test server for good: its VMs forced off, the server closed, any QEMU left killed, its data removed. */
 export async function destroyServer(server: OrielServer, dataDir: string): Promise<void> {
   await stashDataDir(dataDir, { shots: true }); // kept if the test fails (artifacts.ts)
+  // Each VM's stop waits for its lock, which an action still running holds (a restore the test gave up on): bounded,
+  // killVmsIn below ends what is left.
   for (const vm of server.ctx.vms.list()) {
-    if (!['stopped', 'crashed'].includes(vm.state)) await server.ctx.vms.forceStop(vm.id).catch(() => undefined);
+    if (['stopped', 'crashed'].includes(vm.state)) continue;
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([server.ctx.vms.forceStop(vm.id).catch(() => undefined),
+      new Promise((r) => { timer = setTimeout(r, 30_000); })]);
+    clearTimeout(timer);
   }
   await server.close();
   killVmsIn(dataDir);
