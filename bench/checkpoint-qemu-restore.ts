@@ -44,6 +44,12 @@ export async function qemuRestore(
   try {
     await vms.withQmp(vm, async (q) => {
       await q.execute('migrate-incoming', { uri: `exec:cat '${file}'` });
+      // The incoming side shows no status until its channel is set up: wait for the load to end instead.
+      const end = Date.now() + 120_000;
+      while ((await q.queryStatus()).status === 'inmigrate') {
+        if (Date.now() > end) throw new Error(`QEMU's restore from ${file}: still loading after 120 s`);
+        await new Promise((r) => setTimeout(r, 5));
+      }
       const mig = await waitMigration(q);
       if (mig.status !== 'completed') throw new Error(`QEMU's restore from ${file}: migration ${mig.status}`);
       if (!(await q.queryStatus()).running) await q.execute('cont');

@@ -130,17 +130,21 @@ function bridge(
     close(1008, `no SPICE link message within ${LINK_DEADLINE_MS / 1000} s`);
     setTimeout(() => ws.terminate(), 1000).unref(); // no waiting for a silent peer's closing handshake
   }, LINK_DEADLINE_MS);
+  let heldBack = false; // the browser's socket paused until QEMU's drains
+  const browser = () => (ws as unknown as { _socket: Socket })._socket;
   const close = (code: number, reason: string) => {
     if (closed) return;
     closed = true;
     clearTimeout(deadline);
+    // Read the browser again: its answer to the closing handshake must get through (QEMU's socket never drains now).
+    if (heldBack) browser().resume();
+    heldBack = false;
     forget?.();
     upstream?.end(code, reason);
     releaseTicket?.();
     if (ws.readyState === ws.OPEN || ws.readyState === ws.CONNECTING) ws.close(code, reason.slice(0, 120));
   };
 
-  let heldBack = false; // the browser's socket paused until QEMU's drains
   ws.on('message', (data: RawData, isBinary: boolean) => {
     if (closed) return;
     if (!isBinary) return close(1003, 'SPICE consoles carry binary frames only');
@@ -150,11 +154,11 @@ function bridge(
       // the browser's socket had already delivered still come, and find it full too).
       if (!upstream.write(chunk) && !heldBack) {
         heldBack = true;
-        const browser = (ws as unknown as { _socket: Socket })._socket;
-        browser.pause();
+        browser().pause();
         upstream.sock.once('drain', () => {
+          if (!heldBack) return;
           heldBack = false;
-          browser.resume();
+          browser().resume();
         });
       }
       return;
