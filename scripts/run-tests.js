@@ -26,7 +26,7 @@ import { endHungJob, endOnInterrupt, REPORT_DIR } from './hang-report.js';
 // A test file is end-to-end when it reaches a real server, guest, image or browser: through these helpers, or by
 // naming QEMU, Chromium or spicy directly. Everything else is the unit tier.
 const E2E_MARKS = [
-  /helpers\/(server|images|desktop|qemu|tiny-guest|desktop-guest|relay)\.ts|from '\.\/helpers\.ts'/,
+  /helpers\/(server|images|desktop|qemu|tiny-guest|desktop-guest|relay)\.ts|qmp\/helpers\.ts|from '\.\/helpers\.ts'/,
   /playwright-core|chromium|qemu-system|qemu-img|spicy/,
 ];
 const HEAVY_MARKS = [/ensureDesktopImage|helpers\/desktop(-guest)?\.ts|startDesktop(Vm|Guest)/];
