@@ -53,6 +53,7 @@ if (process.argv[2]) {
   }
 }
 const session = new Session(undefined, win);
+session.onProcessEnd = (n) => log(`the guest process before this one left ${n} objects: released`);
 let lastConnected = Date.now();
 
 // What this process can reach (the sandbox's work, sandbox.ts), for the log and the tests.

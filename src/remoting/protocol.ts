@@ -47,7 +47,10 @@ export const Op = {
   CREATE_BUFFER_WINDOW: 24, // u64 context, u64 flags, u64 offset, u64 size -> u64 mem
   MAP_BUFFER: 25, // u64 queue, u64 mem (a window buffer), u64 map flags, u64 offset, u64 size (blocking)
   UNMAP: 26, // u64 queue, u64 mem, u64 offset (of a mapping MAP_BUFFER made)
-  HELLO: 27, // -> u64 helper, u32 link (as the notice says them: the guest asks when it opens the port)
+  // The guest asks when it opens the port, saying which process it is (random per process, never 0; an ICD of before
+  // says nothing): the port has one opener, so another process's HELLO means the previous one is gone, and the helper
+  // releases what it left (session.ts: endProcess).
+  HELLO: 27, // [u64 process] -> u64 helper, u32 link (as the notice says them)
 } as const;
 /** The id of the helper's notices (never a request's). */
 export const NOTICE_ID = 0;
@@ -109,6 +112,10 @@ export class Reader {
     const v = this.u64();
     if (v > BigInt(Number.MAX_SAFE_INTEGER)) throw new DecodeError('size out of range');
     return Number(v);
+  }
+  /** Whether any argument bytes are left. */
+  get more(): boolean {
+    return this.pos < this.buf.length;
   }
   bytes(): Buffer {
     const n = this.u32();

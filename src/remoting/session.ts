@@ -55,7 +55,12 @@ export function optionsReachFiles(opts: string): boolean {
 }
 
 export class Session {
-  readonly handles = new Handles();
+  /** The objects of the guest process that has the port (a new table, and token session, for each process). */
+  handles = new Handles();
+  /** That process, as its HELLO said (0: not said). */
+  private process = 0n;
+  /** Told how many objects a process that ended had left (helper-main logs it). */
+  onProcessEnd?: (objects: number) => void;
   /** This helper among all of the VM's (random, never 0): its notices and HELLO say it (protocol.ts). */
   readonly helper = randomBytes(8).readBigUInt64LE(0) | 1n;
   /** Which of the helper's links to the port is the current one (helper-main counts them; HELLO says it). */
@@ -88,6 +93,20 @@ export class Session {
       if (e.kind !== 'device') for (let i = 0; i < e.refs; i++) this.cl.release[e.kind](e.host);
       this.handles.drop(token);
     }
+  }
+
+  /** A guest process that had the port is gone (another one said HELLO): what it still held is released once its
+   * commands have finished (their window ranges are the next process's to use), and its tokens end with it (a new
+   * token session). Without this a program that exits without releasing, as many do, left its buffers in host
+   * memory until the VM stopped, and its objects counted against every later program's MAX_OBJECTS. */
+  private endProcess(): void {
+    const left = this.handles.entries().filter(([, e]) => e.kind !== 'device').length;
+    if (left > 0) {
+      this.finishAll();
+      this.close();
+      this.onProcessEnd?.(left);
+    }
+    this.handles = new Handles();
   }
 
   private obj(token: bigint, kind: HandleKind, code: number) {
@@ -307,9 +326,15 @@ export class Session {
         if (!CONTEXT_INFO_OK.has(param)) fail(CL.INVALID_VALUE);
         return info((...x) => cl.getContextInfo(ctx.host, param, ...x));
       }
-      case Op.HELLO:
+      case Op.HELLO: {
+        const process = a.more ? a.u64() : 0n;
         a.end();
+        if (process !== 0n && process !== this.process) {
+          this.endProcess();
+          this.process = process;
+        }
         return new Writer().u64(this.helper).u32(this.link).done();
+      }
       case Op.WINDOW:
         a.end();
         return new Writer().u64(this.window?.size ?? 0n).done();

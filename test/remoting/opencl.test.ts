@@ -90,6 +90,37 @@ describe('OpenCL remoting: the helper', () => {
     assert.notEqual(new Session(clApi()).helper, s.helper);
   });
 
+  test("a guest process's objects end when another process says HELLO (the port's next opener), not before", () => {
+    const t = new Session(clApi());
+    const ended: number[] = [];
+    t.onProcessEnd = (n) => ended.push(n);
+    try {
+      const hello = (process?: bigint) =>
+        call(t, Op.HELLO, process === undefined ? Buffer.alloc(0) : new Writer().u64(process));
+      assert.equal(hello(0xa1n).status, CL.SUCCESS);
+      const d = call(t, Op.DEVICE_IDS, new Writer().u64(0xffffffffn)).r;
+      d.u32();
+      const c = call(t, Op.CREATE_CONTEXT, new Writer().u32(1).u64(d.u64())).r.u64();
+      const m = call(t, Op.CREATE_BUFFER, new Writer().u64(c).u64(1n).u64(1n << 20n).bytes(Buffer.alloc(0))).r.u64();
+      const alive = (x: bigint) => call(t, Op.MEM_INFO, new Writer().u64(x).u32(0x1102)).status === CL.SUCCESS;
+      assert.ok(alive(m));
+      // The same process again (it reopened a broken port), and an ICD that does not say: nothing ends.
+      hello(0xa1n);
+      hello();
+      assert.ok(alive(m));
+      assert.deepEqual(ended, []);
+      // Another process: the first one's context and buffer are released, its tokens refused from now on.
+      hello(0xb2n);
+      assert.deepEqual(ended, [2]);
+      assert.ok(!alive(m), 'a token of the process before is refused');
+      assert.equal(t.handles.count, 0);
+      hello(0xc3n);
+      assert.deepEqual(ended, [2], 'a process that held nothing ends quietly');
+    } finally {
+      t.close();
+    }
+  });
+
   test('zero copy: a window buffer is the window; ranges, maps and unmaps are checked', () => {
     const wb = (offset: bigint, size: bigint) =>
       call(s, Op.CREATE_BUFFER_WINDOW, new Writer().u64(ctx).u64(1n).u64(offset).u64(size));
@@ -287,13 +318,18 @@ describe('OpenCL remoting: two tiny-opencl guests', () => {
     assert.equal(statSync(windows.ocl!).mode & 0o777, 0o600);
   });
 
-  test("two VMs at once: a token of one is refused in the other; each helper is sandboxed", async () => {
-    const tok = await exec('ocl', ['oriel-cl-demo', 'token']);
+  test("two VMs at once: a token of one is refused in the other, and in its own once its process ended; each helper is sandboxed", async () => {
+    const tok = await exec('ocl', ['oriel-cl-demo', 'token']); // exits holding its buffer
     const token = tok.body.stdout.match(/^token ([0-9a-f]+)$/m)?.[1];
     assert.ok(token, tok.body.stdout);
     const probe = async (vm: string) => (await exec(vm, ['oriel-cl-demo', 'probe', token])).body.stdout;
-    assert.match(await probe('ocl'), /^probe 0$/m, 'its own VM finds it');
-    assert.match(await probe('ocl2'), new RegExp(`^probe ${CL.INVALID_MEM_OBJECT}$`, 'm'), 'the other VM cannot');
+    const invalid = new RegExp(`^probe ${CL.INVALID_MEM_OBJECT}$`, 'm');
+    const own = await probe('ocl');
+    assert.match(own, /^self 0$/m, 'a process finds its own buffer by its token');
+    assert.match(own, invalid, 'a later process of the same VM cannot use the ended one\'s');
+    assert.match(readFileSync(join(dirs.ocl!, 'opencl.log'), 'utf8'), /before this one left [1-9]\d* objects: released/,
+      'what the ended process held was released when the next one opened the port');
+    assert.match(await probe('ocl2'), invalid, 'the other VM cannot');
     // Each helper is confined (bubblewrap, sandbox.ts): no network, none of the host's folders but what it needs.
     for (const vm of ['ocl', 'ocl2']) {
       const log = readFileSync(join(dirs[vm]!, 'opencl.log'), 'utf8');

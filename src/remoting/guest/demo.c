@@ -78,9 +78,10 @@ static int token_mode(int argc, char **argv, cl_device_id dev) {
   }
   if (argc < 3) return 2;
   uint64_t fake[12];
-  memcpy(fake, m, 96); /* a valid-looking object (struct _cl_mem is 96 bytes) ... */
-  fake[1] = strtoull(argv[2], NULL, 16); /* ... holding the other token */
   cl_uint count = 7;
+  memcpy(fake, m, 96); /* a valid-looking object (struct _cl_mem is 96 bytes) holding this process's own token ... */
+  printf("self %d\n", clGetMemObjectInfo((cl_mem)fake, CL_MEM_MAP_COUNT, sizeof count, &count, NULL));
+  fake[1] = strtoull(argv[2], NULL, 16); /* ... then the other token */
   printf("probe %d\n", clGetMemObjectInfo((cl_mem)fake, CL_MEM_MAP_COUNT, sizeof count, &count, NULL));
   (void)dev;
   return 0;

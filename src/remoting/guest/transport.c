@@ -11,8 +11,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
@@ -219,12 +221,20 @@ static int exchange(uint16_t op, const struct msg *req, cl_int *status, struct m
  * helper of before: the new one refuses them (their tokens name the old session). */
 static int hello(void) {
   int r = LOST;
+  /* This process, for the helper: another's HELLO tells it that this one is gone, and what it left is released. */
+  static uint64_t process;
+  while (!process) {
+    if (getrandom(&process, sizeof process, 0) != sizeof process)
+      process = (uint64_t)getpid() << 32 ^ (uint64_t)time(NULL) ^ (uint64_t)(uintptr_t)&process;
+  }
   /* A notice under the HELLO (its link's, not drained; or a new helper's, should a restore come mid-HELLO, whose
    * answer would never come): asked again, of the helper it names. */
   for (int tries = 0; r == LOST && tries < 3; tries++) {
     struct msg req = {0}, resp = {0};
     cl_int st = CL_SUCCESS;
+    msg_u64(&req, process);
     r = exchange(OP_HELLO, &req, &st, &resp);
+    msg_free(&req);
     if (r == ANSWER && st == CL_SUCCESS && resp.len == 12) adopt(resp.data);
     msg_free(&resp);
   }
@@ -246,8 +256,10 @@ cl_int oriel_call(uint16_t op, struct msg *req, struct msg *resp) {
       msg_free(resp);
       status = CL_DEVICE_NOT_AVAILABLE;
     }
-    /* A broken port is opened afresh by the next call; after LOST it is fine (the new helper or link serves it). */
+    /* A broken port is opened afresh by the next call; after LOST it is fine (the new helper or link serves it),
+     * once it knows this process (what it holds there is this process's, not a gone one's to release). */
     if (r == BROKEN) close(port_fd), port_fd = -1;
+    else if (r == LOST && hello() != 0) close(port_fd), port_fd = -1;
   }
   pthread_mutex_unlock(&lock);
   msg_free(req);
