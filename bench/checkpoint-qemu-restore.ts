@@ -24,10 +24,10 @@ export async function qemuSave(vms: VmManager, vm: string, file: string): Promis
 }
 
 /** Replaces VM `vm`'s QEMU by one restored from `file`; resolves with ms from the start requested to RESUME, and
- * calls `onRunning` with the start time (Date.now()) as soon as the guest runs. */
+ * the start time (Date.now()). */
 export async function qemuRestore(
-  vms: VmManager, vm: string, file: string, ramId: string, onRunning: (startedAt: number) => void,
-): Promise<number> {
+  vms: VmManager, vm: string, file: string, ramId: string,
+): Promise<{ running: number; startedAt: number }> {
   await vms.forceStop(vm);
   const t0 = Date.now();
   // The huge-page pool's lease stays raised until this QEMU ends: no prealloc for an incoming migration, and a page
@@ -39,7 +39,6 @@ export async function qemuRestore(
   const off = qmp.onEvent((e: QmpEvent) => {
     if (e.event !== 'RESUME' || running !== undefined) return;
     running = e.timestamp.seconds * 1000 + e.timestamp.microseconds / 1000 - t0;
-    onRunning(t0);
   });
   try {
     await vms.withQmp(vm, async (q) => {
@@ -56,7 +55,7 @@ export async function qemuRestore(
     }, { ownRunState: true, action: 'restore' });
     for (let i = 0; running === undefined && i < 100; i++) await new Promise((r) => setTimeout(r, 10));
     if (running === undefined) throw new Error('QEMU restored from a file but sent no RESUME');
-    return Math.round(running * 10) / 10;
+    return { running: Math.round(running * 10) / 10, startedAt: t0 };
   } finally {
     off();
   }

@@ -251,9 +251,10 @@ async function restoresSideBySide(m: Manifest): Promise<void> {
         return Date.now() - startedAt;
       };
       if (mode === 'QEMU from a file') {
-        const running = await qemuRestore(rig.vms, 'b', saved, ramIdOf(m.stream.blocks), (t) => (serial = answer(t)));
-        rows.push({ spawn: null, qmp: null, fromSpawn: null, fromQmp: null, mode, running, serial: await serial!,
-          ram: running, verify: 0, extra: `${MB(savedBytes)} MB file` });
+        // Asked once the restore is done, as after an eager restore (the VM shows running only then).
+        const { running, startedAt } = await qemuRestore(rig.vms, 'b', saved, ramIdOf(m.stream.blocks));
+        rows.push({ spawn: null, qmp: null, fromSpawn: null, fromQmp: null, mode, running,
+          serial: await answer(startedAt), ram: running, verify: 0, extra: `${MB(savedBytes)} MB file` });
         continue;
       }
       let started = 0;
