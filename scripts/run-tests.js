@@ -12,8 +12,8 @@
 //   --serial  one worker: every file one after another
 //   test/soak/ (long repetitions, e.g. ten desktop boots) runs only when a filter names it.
 // A hang fails its file instead of the whole run: a file still running after FILE_TIMEOUT_MS (20 min; the slowest
-// takes ~1.5) is ended with all its processes, after their list and each node process's diagnostic report (its JS
-// stack and open handles) are printed (scripts/hang-report.js).
+// takes ~1.5; ORIEL_TEST_FILE_TIMEOUT_MIN, 0: none) is ended with all its processes, after their list (with the
+// kernel wait of each) and each node process's open handles are printed (scripts/hang-report.js).
 import { spawn } from 'node:child_process';
 import { mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
@@ -83,8 +83,10 @@ const FAILING = /^✖ failing tests:/;
 const ASYNC_ERROR = /^ℹ Error: /;
 const failures = [];
 
-const running = new Set();
+/** Jobs running now: their node process → their mark (ORIEL_TEST_JOB, which every process of theirs inherits). */
+const running = new Map();
 endOnInterrupt(running);
+let jobNumber = 0;
 
 /** Runs one job in a node process; its lines are prefixed with the worker's name, its summary lines added up. */
 function run(worker, job, prefix) {
@@ -96,14 +98,15 @@ function run(worker, job, prefix) {
     let failing = false;
     let hung = false;
     const mine = []; // this job's failing section, added whole when it ends (jobs run side by side)
+    const mark = `${process.pid}.${++jobNumber}`;
     const child = spawn(process.execPath, argv, { stdio: ['ignore', 'pipe', 'pipe'], detached: true,
-      env: { ...process.env, ORIEL_TEST_LANE: worker,
+      env: { ...process.env, ORIEL_TEST_LANE: worker, ORIEL_TEST_JOB: mark,
         NODE_OPTIONS: [process.env.NODE_OPTIONS, '--report-on-signal', '--report-signal=SIGUSR2',
-          `--report-directory=${REPORT_DIR}`].filter(Boolean).join(' ') } });
-    running.add(child);
-    const watchdog = soak(job) ? undefined : setTimeout(() => {
+          `--report-directory=${JSON.stringify(REPORT_DIR)}`].filter(Boolean).join(' ') } });
+    running.set(child, mark);
+    const watchdog = soak(job) || FILE_TIMEOUT_MS <= 0 ? undefined : setTimeout(() => {
       hung = true;
-      const said = endHungJob(child.pid, `${job.name} still running after ${FILE_TIMEOUT_MS / 60_000} min`);
+      const said = endHungJob(child.pid, mark, `${job.name} still running after ${FILE_TIMEOUT_MS / 60_000} min`);
       mine.push(...said.slice(0, 200));
       // Its pipes too: a process that escaped the kill (reparented before the walk) must not keep the job open.
       child.stdout.destroy();

@@ -266,7 +266,10 @@ export class PostcopySource {
         this.fail(e as Error);
       }
     });
-    sock.on('drain', () => this.poke());
+    sock.on('drain', () => {
+      this.heardAt = performance.now(); // QEMU read what was queued
+      this.poke();
+    });
     sock.on('error', (e) => this.fail(new Error(`migration socket: ${e.message}`)));
     sock.on('close', () => {
       if (this.shut === undefined) this.fail(new Error('QEMU closed the migration socket before the end (see its log)'));

@@ -26,7 +26,15 @@ export interface Entry {
 }
 
 export class Handles {
-  readonly session = BigInt(randomInt(1, 0xffff));
+  readonly session: bigint;
+
+  /** `previous`: the session of the table this one follows (a new guest process's), never drawn again. */
+  constructor(previous?: bigint) {
+    let s: bigint;
+    do s = BigInt(randomInt(1, 0xffff)); while (s === previous);
+    this.session = s;
+  }
+
   private next = 1n;
   private readonly table = new Map<bigint, Entry>();
   /** Devices are the host's own: one token each, for the helper's life. */

@@ -106,7 +106,7 @@ export class Session {
       this.close();
       this.onProcessEnd?.(left);
     }
-    this.handles = new Handles();
+    this.handles = new Handles(this.handles.session);
   }
 
   private obj(token: bigint, kind: HandleKind, code: number) {

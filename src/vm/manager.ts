@@ -422,8 +422,11 @@ export class VmManager extends EventEmitter {
     if (await Promise.race([rt.gone.then(() => true), sleep(FORCE_WAIT_MS).then(() => false)])) return;
     try { process.kill(rt.pid, 'SIGKILL'); } catch { /* gone meanwhile */ }
     // Bounded even so: a process the kernel keeps (stuck in an uninterruptible wait) must not hold the VM's lock, and
-    // every later action on the VM, for ever; its exit still ends the runtime whenever it comes.
-    await Promise.race([rt.gone, sleep(KILL_WAIT_MS)]);
+    // every later action on the VM, for ever. The stop fails then, saying so; the VM's state is left as it is (its
+    // exit still ends the runtime whenever it comes).
+    if (!(await Promise.race([rt.gone.then(() => true), sleep(KILL_WAIT_MS).then(() => false)]))) {
+      throw new Error(`QEMU (pid ${rt.pid}) has not ended ${KILL_WAIT_MS / 1000} s after SIGKILL`);
+    }
   }
 
   // ---- guest access ----

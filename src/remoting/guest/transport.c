@@ -224,7 +224,7 @@ static int hello(void) {
   /* This process, for the helper: another's HELLO tells it that this one is gone, and what it left is released. */
   static uint64_t process;
   while (!process) {
-    if (getrandom(&process, sizeof process, 0) != sizeof process)
+    if (getrandom(&process, sizeof process, GRND_NONBLOCK) != sizeof process) /* never waits for entropy */
       process = (uint64_t)getpid() << 32 ^ (uint64_t)time(NULL) ^ (uint64_t)(uintptr_t)&process;
   }
   /* A notice under the HELLO (its link's, not drained; or a new helper's, should a restore come mid-HELLO, whose
@@ -257,7 +257,8 @@ cl_int oriel_call(uint16_t op, struct msg *req, struct msg *resp) {
       status = CL_DEVICE_NOT_AVAILABLE;
     }
     /* A broken port is opened afresh by the next call; after LOST it is fine (the new helper or link serves it),
-     * once it knows this process (what it holds there is this process's, not a gone one's to release). */
+     * once it knows this process (what it holds there is this process's, not a gone one's to release). Between a
+     * BROKEN and that next call another process may open the port: its HELLO then ends this one's objects. */
     if (r == BROKEN) close(port_fd), port_fd = -1;
     else if (r == LOST && hello() != 0) close(port_fd), port_fd = -1;
   }
