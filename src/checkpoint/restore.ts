@@ -47,6 +47,10 @@ export interface RestoreOptions {
   onRunning?: (r: { runningMs: number; mode: RestoreMode; qemuStartedAt: number }) => void;
   /** Tests: why the host cannot do a lazy restore, instead of asking it (userfaultfd.ts). */
   uffdUnusable?: () => string | null;
+  /** The target VM was made for this restore and has never run (restore as a new VM, from another server's store):
+   * nothing of it can be lost, so a lazy restore starts it at once instead of reading and hashing every object first
+   * (each page is still checked as it is sent; one that fails stops the new VM with the error). */
+  fresh?: boolean;
 }
 
 export interface RestoreResult {
@@ -100,7 +104,7 @@ export async function restoreCheckpoint(o: RestoreOptions): Promise<RestoreResul
     // now, ready before QEMU asks.
     pool = new PagePool();
     // Where each page is, looked up once, in the check (when there is one: checkFirst), not again as pages are sent.
-    if (checkFirst(mode, vm)) forget = o.store.objects.keepLocations();
+    if (checkFirst(mode, vm, o.fresh)) forget = o.store.objects.keepLocations();
     return await restoreHeld(o, m, vm.id, mode, fallback, tl, pool);
   } finally {
     forget();
@@ -110,8 +114,10 @@ export async function restoreCheckpoint(o: RestoreOptions): Promise<RestoreResul
 }
 
 /** Whether a restore reads and hashes everything first: when a failure half-way would cost something, the VM running
- * now (in place), or a guest already running on partly restored RAM (lazy). */
-const checkFirst = (mode: RestoreMode, vm: VmRecord) => mode === 'lazy' || !['stopped', 'crashed'].includes(vm.state);
+ * now (in place), or a guest already running on partly restored RAM (lazy) unless that guest is a VM made for this
+ * restore (`fresh`). */
+const checkFirst = (mode: RestoreMode, vm: VmRecord, fresh = false) =>
+  (mode === 'lazy' && !fresh) || !['stopped', 'crashed'].includes(vm.state);
 
 async function restoreHeld(
   o: RestoreOptions,
@@ -125,7 +131,7 @@ async function restoreHeld(
   const vm = o.vms.get(vmId);
   const paths = o.vms.paths(vm);
   const v0 = performance.now();
-  if (checkFirst(mode, vm)) {
+  if (checkFirst(mode, vm, o.fresh)) {
     o.progress?.('checking the checkpoint');
     try {
       await o.store.checkAll(m, undefined, undefined, pool);

@@ -214,7 +214,8 @@ export class CheckpointService {
       await fetchCheckpoint(bucket, this.store, this.qemuImg, o.id, o.progress);
       const vm = await this.vms.createFromSpec(name, o.ownerId, spec);
       try {
-        const result = await this.restore(o.id, o.progress, { targetVmId: vm.id, mode: o.mode });
+        // Every pack was checked as it came (its SHA-256 is its name); each page is again as it is sent.
+        const result = await this.restore(o.id, o.progress, { targetVmId: vm.id, mode: o.mode, fresh: true });
         return { vm: this.vms.get(vm.id), result };
       } catch (e) {
         await this.vms.forceStop(vm.id).catch(() => undefined);
@@ -328,7 +329,7 @@ export class CheckpointService {
   async restore(
     id: string,
     progress?: Progress,
-    opts: Pick<RestoreOptions, 'targetVmId' | 'mode' | 'onRunning' | 'uffdUnusable'> = {},
+    opts: Pick<RestoreOptions, 'targetVmId' | 'mode' | 'onRunning' | 'uffdUnusable' | 'fresh'> = {},
   ): Promise<RestoreResult> {
     const owner = this.vms.get(opts.targetVmId ?? this.show(id).vmId).ownerId;
     const release = await this.restoreSlots.acquire(owner, (n) =>

@@ -243,6 +243,21 @@ describe('checkpoints of a running guest', () => {
       assert.equal(rig.vms.get('ck').pid, pid, 'the same QEMU');
       assert.equal(await sh('cat /mnt/c'), '78', 'the guest runs on, untouched');
     }
+    // Into a VM made for the restore (restore as a new VM): no full check first, the guest runs at once; the damaged
+    // page still fails it as it is sent, and that new VM is stopped; a sound checkpoint restores as ever.
+    const owner = rig.vms.get('ck').ownerId;
+    const copy = await rig.vms.createLike('ck', 'ck-copy', owner);
+    await assert.rejects(svc.restore(m.id, undefined, { targetVmId: copy.id, mode: 'lazy', fresh: true }),
+      /object [0-9a-f]+… .*(does not match its hash|cannot inflate)/);
+    assert.ok(['stopped', 'crashed'].includes(rig.vms.get(copy.id).state), rig.vms.get(copy.id).state);
+    const sound = await svc.restore(m.parent!, undefined, { targetVmId: copy.id, mode: 'lazy', fresh: true });
+    assert.equal(sound.mode, 'lazy');
+    assert.ok(!sound.timeline.some((x) => x.stage === 'checkpoint checked'), 'no check before a fresh VM\'s restore');
+    const r = await rig.vms.exec(copy.id, ['sh', '-c', 'cat /mnt/c'], 30_000);
+    assert.equal(r.exitCode, 0, r.stderr);
+    assert.equal(rig.vms.get('ck').pid, pid, 'the VM restored from is untouched');
+    await rig.vms.forceStop(copy.id);
+    await rig.vms.delete(copy.id);
     await svc.delete([m.id]);
   });
 });

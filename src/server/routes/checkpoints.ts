@@ -137,7 +137,8 @@ export function checkpointRoutes(app: FastifyInstance, ctx: ServerContext): void
       const kind = 'checkpoint.restore';
       const op = ctx.ops.start(kind, { vmId: target.id, userId: user.id }, async (o): Promise<RestoreResult> => {
         const mode = req.body?.eager ? 'eager' : (req.body?.mode ?? 'lazy');
-        const res = await cps.restore(c.id, checkpointProgress(o), { targetVmId: target.id, mode });
+        const fresh = target !== vm; // made for this restore: no full check first (restore.ts: fresh)
+        const res = await cps.restore(c.id, checkpointProgress(o), { targetVmId: target.id, mode, fresh });
         return {
           checkpoint: c.id, vm: target.name, mode: res.mode, ...(res.fallback ? { fallback: res.fallback } : {}),
           runningMs: res.runningMs, restoreMs: res.restoreMs, verifyMs: res.verifyMs, streamBytes: res.streamBytes,
