@@ -29,11 +29,12 @@ export interface ClApi {
   getContextInfo: Fn;
   enqueueMapBuffer: PtrFn;
   enqueueUnmapMemObject: Fn;
+  getEventProfilingInfo: Fn;
   retain: Record<HandleKind, Fn>;
   release: Record<HandleKind, Fn>;
 }
 
-export type HandleKind = 'device' | 'context' | 'queue' | 'mem' | 'program' | 'kernel';
+export type HandleKind = 'device' | 'context' | 'queue' | 'mem' | 'program' | 'kernel' | 'event';
 
 let api: ClApi | undefined;
 
@@ -79,6 +80,7 @@ export function clApi(): ClApi {
       + '_Out_ int32_t *)',
     ),
     enqueueUnmapMemObject: f('int clEnqueueUnmapMemObject(void *, void *, void *, uint32_t, void *, void *)'),
+    getEventProfilingInfo: info('clGetEventProfilingInfo'),
     retain: {
       device: one('clRetainDevice'),
       context: one('clRetainContext'),
@@ -86,6 +88,7 @@ export function clApi(): ClApi {
       mem: one('clRetainMemObject'),
       program: one('clRetainProgram'),
       kernel: one('clRetainKernel'),
+      event: one('clRetainEvent'),
     },
     release: {
       device: one('clReleaseDevice'),
@@ -94,6 +97,7 @@ export function clApi(): ClApi {
       mem: one('clReleaseMemObject'),
       program: one('clReleaseProgram'),
       kernel: one('clReleaseKernel'),
+      event: one('clReleaseEvent'),
     },
   };
   return api;

@@ -5,7 +5,9 @@
 import { randomInt } from 'node:crypto';
 import type { HandleKind } from './cl.ts';
 
-const KIND_TAG: Record<HandleKind, number> = { device: 1, context: 2, queue: 3, mem: 4, program: 5, kernel: 6 };
+const KIND_TAG: Record<HandleKind, number> = {
+  device: 1, context: 2, queue: 3, mem: 4, program: 5, kernel: 6, event: 7,
+};
 const TAG_KIND = Object.fromEntries(Object.entries(KIND_TAG).map(([k, v]) => [v, k])) as Record<number, HandleKind>;
 /** Objects one guest may hold at once. */
 export const MAX_OBJECTS = 65_536;

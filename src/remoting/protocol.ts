@@ -35,7 +35,9 @@ export const Op = {
   PROGRAM_BUILD_INFO: 13, // u64 program, u64 device, u32 param -> bytes
   CREATE_KERNEL: 14, // u64 program, bytes name -> u64 kernel
   SET_KERNEL_ARG: 15, // u64 kernel, u32 index, u32 kind (ArgKind), u64 size, bytes value
-  ENQUEUE_KERNEL: 16, // u64 queue, u64 kernel, u32 dims, u64 offset[3], u64 global[3], u64 local[3] (local 0: none)
+  // [u32 1]: the guest wants the kernel's event (its profiling times): answered with its token (kind 'event').
+  ENQUEUE_KERNEL: 16, // u64 queue, u64 kernel, u32 dims, u64 offset[3], u64 global[3], u64 local[3] (local 0: none),
+  //                     [u32 want event] -> [u64 event]
   FINISH: 17, // u64 queue
   KERNEL_WORK_GROUP_INFO: 18, // u64 kernel, u64 device, u32 param -> bytes
   PROGRAM_INFO: 19, // u64 program, u32 param -> bytes
@@ -51,6 +53,7 @@ export const Op = {
   // says nothing): the port has one opener, so another process's HELLO means the previous one is gone, and the helper
   // releases what it left (session.ts: endProcess).
   HELLO: 27, // [u64 process] -> u64 helper, u32 link (as the notice says them)
+  EVENT_PROFILING: 28, // u64 event, u32 param (CL_PROFILING_COMMAND_QUEUED..COMPLETE) -> u64 ns
 } as const;
 /** The id of the helper's notices (never a request's). */
 export const NOTICE_ID = 0;
@@ -66,12 +69,14 @@ export const CL = {
   OUT_OF_HOST_MEMORY: -6,
   MAP_FAILURE: -12,
   BUILD_PROGRAM_FAILURE: -11,
+  PROFILING_INFO_NOT_AVAILABLE: -7,
   INVALID_VALUE: -30,
   INVALID_DEVICE_TYPE: -31,
   INVALID_PLATFORM: -32,
   INVALID_DEVICE: -33,
   INVALID_CONTEXT: -34,
   INVALID_COMMAND_QUEUE: -36,
+  INVALID_EVENT: -58,
   INVALID_MEM_OBJECT: -38,
   INVALID_BINARY: -42,
   INVALID_BUILD_OPTIONS: -43,

@@ -282,15 +282,19 @@ export class Session {
         const dims = a.u32();
         const three = () => [a.size(), a.size(), a.size()];
         const [offset, global, local] = [three(), three(), three()];
+        const wantEvent = a.more ? a.u32() : 0;
         a.end();
+        if (wantEvent > 1) fail(CL.INVALID_VALUE);
         if (dims < 1 || dims > 3) fail(CL.INVALID_WORK_DIMENSION);
         const used = (v: number[]) => v.slice(0, dims);
         if (used(global).some((g) => g === 0 || g > 2 ** 32)) fail(CL.INVALID_VALUE);
         const noLocal = used(local).every((l) => l === 0);
         if (!noLocal && used(local).some((l) => l === 0 || l > 2 ** 16)) fail(CL.INVALID_VALUE);
         if (used(offset).some((o) => o > 2 ** 32)) fail(CL.INVALID_VALUE);
+        const event = wantEvent ? Buffer.alloc(8) : null;
         check(cl.enqueueNDRangeKernel(q.host, k.host, dims, sizeArray(used(offset)), sizeArray(used(global)),
-          noLocal ? null : sizeArray(used(local)), 0, null, null));
+          noLocal ? null : sizeArray(used(local)), 0, null, event));
+        if (event) return this.token('event', event.readBigUInt64LE(0), new Int32Array(1));
         return Buffer.alloc(0);
       }
       case Op.FINISH: {
@@ -325,6 +329,15 @@ export class Session {
         }
         if (!CONTEXT_INFO_OK.has(param)) fail(CL.INVALID_VALUE);
         return info((...x) => cl.getContextInfo(ctx.host, param, ...x));
+      }
+      case Op.EVENT_PROFILING: {
+        const e = this.obj(a.u64(), 'event', CL.INVALID_EVENT);
+        const param = a.u32();
+        a.end();
+        if (param < 0x1280 || param > 0x1284) fail(CL.INVALID_VALUE); // QUEUED, SUBMIT, START, END, COMPLETE
+        const out = Buffer.alloc(8);
+        check(cl.getEventProfilingInfo(e.host, param, 8, out, null));
+        return new Writer().u64(out.readBigUInt64LE(0)).done();
       }
       case Op.HELLO: {
         const process = a.more ? a.u64() : 0n;

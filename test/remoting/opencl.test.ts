@@ -121,6 +121,36 @@ describe('OpenCL remoting: the helper', () => {
     }
   });
 
+  test("a kernel's event, when asked for, is the host's: its profiling times come back; events are objects too", () => {
+    const pq = call(s, Op.CREATE_QUEUE, new Writer().u64(ctx).u64(dev).u64(2n)).r.u64(); // PROFILING_ENABLE
+    const src = '__kernel void one(__global int *a) { a[get_global_id(0)] = 1; }';
+    const p = call(s, Op.CREATE_PROGRAM, new Writer().u64(ctx).bytes(Buffer.from(src))).r.u64();
+    assert.equal(call(s, Op.BUILD_PROGRAM, new Writer().u64(p).bytes(Buffer.alloc(0))).status, CL.SUCCESS);
+    const k = call(s, Op.CREATE_KERNEL, new Writer().u64(p).bytes(Buffer.from('one'))).r.u64();
+    assert.equal(call(s, Op.SET_KERNEL_ARG, new Writer().u64(k).u32(0).u32(1).u64(8n)
+      .bytes(new Writer().u64(mem).done())).status, CL.SUCCESS);
+    const enqueue = (want?: number) => {
+      const w = new Writer().u64(pq).u64(k).u32(1); // dims; then offset, global, local (3 each)
+      for (const v of [0n, 0n, 0n, 16n, 0n, 0n, 0n, 0n, 0n]) w.u64(v);
+      return call(s, Op.ENQUEUE_KERNEL, want === undefined ? w : w.u32(want));
+    };
+    const plain = enqueue();
+    assert.deepEqual([plain.status, plain.r.more], [CL.SUCCESS, false], 'no event unless asked');
+    assert.equal(enqueue(2).status, CL.INVALID_VALUE);
+    const e = enqueue(1);
+    assert.equal(e.status, CL.SUCCESS);
+    const ev = e.r.u64();
+    assert.equal(call(s, Op.FINISH, new Writer().u64(pq)).status, CL.SUCCESS);
+    const prof = (param: number, token = ev) => call(s, Op.EVENT_PROFILING, new Writer().u64(token).u32(param));
+    const start = prof(0x1282).r.u64(), end = prof(0x1283).r.u64();
+    assert.ok(start > 0n && end >= start, `start ${start}, end ${end}`);
+    assert.equal(prof(0x1290).status, CL.INVALID_VALUE, 'not a profiling param');
+    assert.equal(prof(0x1282, k).status, CL.INVALID_EVENT, 'a kernel is no event');
+    assert.equal(call(s, Op.RELEASE, new Writer().u64(ev)).status, CL.SUCCESS);
+    assert.equal(prof(0x1282).status, CL.INVALID_EVENT, 'released');
+    for (const t of [k, p, pq]) assert.equal(call(s, Op.RELEASE, new Writer().u64(t)).status, CL.SUCCESS);
+  });
+
   test('zero copy: a window buffer is the window; ranges, maps and unmaps are checked', () => {
     const wb = (offset: bigint, size: bigint) =>
       call(s, Op.CREATE_BUFFER_WINDOW, new Writer().u64(ctx).u64(1n).u64(offset).u64(size));
@@ -311,6 +341,8 @@ describe('OpenCL remoting: two tiny-opencl guests', () => {
     assert.ok(r.body.stdout.includes(`badbuild ${CL.BUILD_PROGRAM_FAILURE}\n`));
     assert.ok(r.body.stdout.includes('buildlog present\n'));
     assert.ok(r.body.stdout.includes('usehostptr 1 '), 'a USE_HOST_PTR map is the caller\'s memory');
+    assert.ok(r.body.stdout.includes('profile ok\n'), 'the matmul kernel\'s event has its profiling times');
+    assert.ok(hostOut.includes('profile ok\n'), hostOut);
     // The zero-copy buffer's bytes, as the host kernel left them, are in the VM's window file: no copy on the port.
     const marked = Buffer.alloc(64);
     for (let i = 0; i < 16; i++) marked.writeInt32LE(i ^ 0x5a5a0000, 4 * i);

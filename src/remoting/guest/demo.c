@@ -211,7 +211,7 @@ int main(int argc, char **argv) {
   printf("device %s\n", name);
   ctx = clCreateContext(NULL, 1, &dev, NULL, NULL, &err);
   CHECK(err);
-  q = clCreateCommandQueue(ctx, dev, 0, &err);
+  q = clCreateCommandQueue(ctx, dev, CL_QUEUE_PROFILING_ENABLE, &err);
   CHECK(err);
   if (argc > 1 && (strcmp(argv[1], "token") == 0 || strcmp(argv[1], "probe") == 0)) return token_mode(argc, argv, dev);
   cl_program prog = clCreateProgramWithSource(ctx, 1, &SRC, NULL, &err);
@@ -257,9 +257,17 @@ int main(int argc, char **argv) {
   CHECK(clSetKernelArg(mm, 3, sizeof mz, &mz));
   size_t g2[2] = {n, n};
   double t0 = now();
-  CHECK(clEnqueueNDRangeKernel(q, mm, 2, NULL, g2, NULL, 0, NULL, NULL));
+  cl_event mmev;
+  CHECK(clEnqueueNDRangeKernel(q, mm, 2, NULL, g2, NULL, 0, NULL, &mmev));
   CHECK(clFinish(q));
   double t1 = now();
+  /* The kernel's own times, from its event (the host's, through the ICD). */
+  cl_ulong start = 0, end = 0;
+  CHECK(clGetEventProfilingInfo(mmev, CL_PROFILING_COMMAND_START, sizeof start, &start, NULL));
+  CHECK(clGetEventProfilingInfo(mmev, CL_PROFILING_COMMAND_END, sizeof end, &end, NULL));
+  printf("profile %s\n", start > 0 && end >= start ? "ok" : "bad");
+  fprintf(stderr, "time matmul kernel (profiled) %.6f s\n", (end - start) / 1e9);
+  CHECK(clReleaseEvent(mmev));
   CHECK(clEnqueueReadBuffer(q, mz, CL_TRUE, 0, bytes, z, 0, NULL, NULL));
   printf("matmul %d %016llx\n", n, (unsigned long long)fnv(z, bytes));
   fprintf(stderr, "time matmul %.6f s\n", t1 - t0);

@@ -50,13 +50,20 @@ cl_int oriel_wait_list(cl_command_queue q, cl_uint n, const cl_event *list) {
   return CL_SUCCESS;
 }
 
-cl_int oriel_make_event(cl_command_queue q, cl_command_type type, cl_event *out) {
-  if (!out) return CL_SUCCESS;
-  cl_event e = oriel_new_object(sizeof *e, 0, MAGIC_EVENT);
-  if (!e) return CL_OUT_OF_HOST_MEMORY;
+cl_int oriel_make_remote_event(cl_command_queue q, cl_command_type type, uint64_t token, cl_event *out) {
+  if (!out) return token ? oriel_release_remote(token) : CL_SUCCESS;
+  cl_event e = oriel_new_object(sizeof *e, token, MAGIC_EVENT);
+  if (!e) {
+    if (token) oriel_release_remote(token);
+    return CL_OUT_OF_HOST_MEMORY;
+  }
   e->queue = q, e->ctx = q->ctx, e->type = type;
   *out = e;
   return CL_SUCCESS;
+}
+
+cl_int oriel_make_event(cl_command_queue q, cl_command_type type, cl_event *out) {
+  return oriel_make_remote_event(q, type, 0, out);
 }
 
 /* ---- command queues ---- */
@@ -370,8 +377,15 @@ cl_int oriel_clEnqueueNDRangeKernel(cl_command_queue q, cl_kernel k, cl_uint dim
   for (cl_uint i = 0; i < 3; i++) msg_u64(&req, offset && i < dims ? offset[i] : 0);
   for (cl_uint i = 0; i < 3; i++) msg_u64(&req, i < dims ? global[i] : 0);
   for (cl_uint i = 0; i < 3; i++) msg_u64(&req, local && i < dims ? local[i] : 0);
-  st = oriel_call0(OP_ENQUEUE_KERNEL, &req);
-  return st == CL_SUCCESS ? oriel_make_event(q, CL_COMMAND_NDRANGE_KERNEL, ev) : st;
+  if (!ev) {
+    st = oriel_call0(OP_ENQUEUE_KERNEL, &req);
+    return st;
+  }
+  /* Asked for its event: the host's, so that its profiling times are the kernel's own. */
+  uint64_t token = 0;
+  msg_u32(&req, 1);
+  st = oriel_call_token(OP_ENQUEUE_KERNEL, &req, &token);
+  return st == CL_SUCCESS ? oriel_make_remote_event(q, CL_COMMAND_NDRANGE_KERNEL, token, ev) : st;
 }
 
 /* ---- events ---- */
@@ -400,6 +414,19 @@ cl_int oriel_clGetEventInfo(cl_event e, cl_event_info param, size_t size, void *
   }
   default: return CL_INVALID_VALUE;
   }
+}
+
+cl_int oriel_clGetEventProfilingInfo(cl_event e, cl_profiling_info param, size_t size, void *out, size_t *size_ret) {
+  if (!VALID(e, MAGIC_EVENT)) return CL_INVALID_EVENT;
+  if (!e->token) return CL_PROFILING_INFO_NOT_AVAILABLE; /* a command run in the guest's own terms (not a kernel) */
+  struct msg req = {0}, resp;
+  msg_u64(&req, e->token);
+  msg_u32(&req, param);
+  cl_int st = oriel_call(OP_EVENT_PROFILING, &req, &resp);
+  cl_ulong v = st == CL_SUCCESS ? msg_get_u64(&resp) : 0;
+  if (st == CL_SUCCESS && resp.failed) st = CL_OUT_OF_RESOURCES;
+  msg_free(&resp);
+  return st == CL_SUCCESS ? oriel_info(&v, sizeof v, size, out, size_ret) : st;
 }
 
 cl_int oriel_clEnqueueMarkerWithWaitList(cl_command_queue q, cl_uint n, const cl_event *list, cl_event *ev) {

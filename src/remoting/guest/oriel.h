@@ -20,6 +20,7 @@ enum oriel_op {
   OP_CREATE_BUFFER, OP_WRITE_BUFFER, OP_READ_BUFFER, OP_CREATE_PROGRAM, OP_BUILD_PROGRAM, OP_PROGRAM_BUILD_INFO,
   OP_CREATE_KERNEL, OP_SET_KERNEL_ARG, OP_ENQUEUE_KERNEL, OP_FINISH, OP_KERNEL_WORK_GROUP_INFO, OP_PROGRAM_INFO,
   OP_KERNEL_INFO, OP_MEM_INFO, OP_CONTEXT_INFO, OP_WINDOW, OP_CREATE_BUFFER_WINDOW, OP_MAP_BUFFER, OP_UNMAP, OP_HELLO,
+  OP_EVENT_PROFILING,
 };
 /* The id of the helper's notices (protocol.ts): no request has it. */
 #define ORIEL_NOTICE_ID 0u
@@ -104,3 +105,5 @@ void oriel_mem_gone(cl_mem m);
 /* icd-objects.c: an event wait list honoured (other queues finished), a local event made. */
 cl_int oriel_wait_list(cl_command_queue q, cl_uint n, const cl_event *list);
 cl_int oriel_make_event(cl_command_queue q, cl_command_type type, cl_event *out);
+/* The same for an event the host made (its token): profiling times come from the host's event. */
+cl_int oriel_make_remote_event(cl_command_queue q, cl_command_type type, uint64_t token, cl_event *out);
