@@ -30,6 +30,9 @@ export async function makeRig(): Promise<Rig> {
     accel: 'tcg', stopTimeoutSec: 10,
   });
   watchDataDir(dataDir, () => vms);
+  // A process that ends without destroy (an unhandled rejection in a bench or test) leaves no QEMU behind: started
+  // detached, it would otherwise run on, holding its RAM (and huge pages) and a share of the cores.
+  process.once('exit', () => killVmsIn(dataDir));
   return {
     dataDir, db, vms, qemuImg: cfg.qemuImgBinary,
     async destroy() {

@@ -61,6 +61,8 @@ export class Client {
 
 export async function startTestServer(overrides: Partial<OrielConfig> = {}): Promise<TestServer> {
   const dataDir = mkdtempSync(join(tmpdir(), 'ot-'));
+  // No QEMU outlives a test process that ends without destroy (they are started detached).
+  process.once('exit', () => killVmsIn(dataDir));
   const config: OrielConfig = {
     ...defaultConfig(),
     dataDir,
