@@ -6,7 +6,7 @@ import { defaultConfig, scratchRoot } from '../../src/config.ts';
 import { openDatabase, type Db } from '../../src/db/database.ts';
 import { VmManager } from '../../src/vm/manager.ts';
 import { ensureTinyImage } from '../helpers/images.ts';
-import { killVmsIn } from '../helpers/server.ts';
+import { killVmsAtExit, killVmsIn } from '../helpers/server.ts';
 import { stashDataDir, watchDataDir } from '../helpers/artifacts.ts';
 
 export interface Rig {
@@ -30,9 +30,7 @@ export async function makeRig(): Promise<Rig> {
     accel: 'tcg', stopTimeoutSec: 10,
   });
   watchDataDir(dataDir, () => vms);
-  // A process that ends without destroy (an unhandled rejection in a bench or test) leaves no QEMU behind: started
-  // detached, it would otherwise run on, holding its RAM (and huge pages) and a share of the cores.
-  process.once('exit', () => killVmsIn(dataDir));
+  killVmsAtExit(dataDir);
   return {
     dataDir, db, vms, qemuImg: cfg.qemuImgBinary,
     async destroy() {
