@@ -226,50 +226,30 @@ export class PostcopySource {
   /** How many of `asked`, from the first, QEMU asked for before it had loaded the devices. */
   askedEarly = 0;
 
-  /** When QEMU last said anything on the return path, and since when this source has been waiting on it (or -1). */
-  private heardAt = 0;
-  private waitingSince = -1;
-
-  /** Waits for `poke` (a message from QEMU, 'drain', 'close', a timer); fails after STALL_MS of silence from QEMU. */
+  /** Waits for `poke` (a message from QEMU, 'drain', 'close', a hold's timer); fails the restore after STALL_MS
+   * without one. */
   private async waitForQemu(): Promise<void> {
     if (this.poked || this.failure) {
       this.poked = false;
       return;
     }
-    this.waitingSince = performance.now();
-    try {
-      await new Promise<void>((r) => (this.wake = r));
-    } finally {
-      this.waitingSince = -1;
-    }
-  }
-
-  private watchStall(): NodeJS.Timeout {
-    const t = setInterval(() => {
-      const now = performance.now();
-      if (this.waitingSince >= 0 && now - Math.max(this.heardAt, this.waitingSince) > postcopyTuning.stallMs) {
-        this.fail(new Error(`QEMU has neither read nor answered the restore stream for ${postcopyTuning.stallMs / 1000} s`));
-      }
-    }, Math.min(5000, postcopyTuning.stallMs / 4));
-    t.unref();
-    return t;
+    const stall = setTimeout(() => this.fail(new Error(
+      `QEMU has neither read nor answered the restore stream for ${postcopyTuning.stallMs / 1000} s`)),
+    postcopyTuning.stallMs);
+    await new Promise<void>((r) => (this.wake = r));
+    clearTimeout(stall);
   }
 
   private listen(sock: Socket): void {
     this.sock = sock;
-    this.heardAt = performance.now();
     sock.on('data', (c: Buffer) => {
-      this.heardAt = performance.now();
       try {
         for (const msg of this.rp.push(c)) this.onMessage(msg);
       } catch (e) {
         this.fail(e as Error);
       }
     });
-    sock.on('drain', () => {
-      this.heardAt = performance.now(); // QEMU read what was queued
-      this.poke();
-    });
+    sock.on('drain', () => this.poke());
     sock.on('error', (e) => this.fail(new Error(`migration socket: ${e.message}`)));
     sock.on('close', () => {
       if (this.shut === undefined) this.fail(new Error('QEMU closed the migration socket before the end (see its log)'));
@@ -282,15 +262,6 @@ export class PostcopySource {
   async run(sock: Socket, mark?: (stage: string) => void): Promise<PostcopyStats> {
     if (mark) this.mark = mark;
     this.listen(sock);
-    const watch = this.watchStall();
-    try {
-      return await this.serve();
-    } finally {
-      clearInterval(watch);
-    }
-  }
-
-  private async serve(): Promise<PostcopyStats> {
     this.write(this.preamble, () => this.mark('device state written'));
     if (this.head.length) this.write(this.head);
     this.probe();

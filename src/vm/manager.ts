@@ -46,7 +46,7 @@ export type { VmHooks } from './hooks.ts';
 export type { StartOptions, VmManagerOptions, WithQmpOptions } from './manager-options.ts';
 
 const FORCE_WAIT_MS = 5_000;
-/** How long a SIGKILLed QEMU may take to be reaped before forceStop returns anyway. */
+/** How long a SIGKILLed QEMU may take to be reaped before forceStop fails, saying so. */
 const KILL_WAIT_MS = 30_000;
 
 /** Debugging where a restore's or a pause's time goes: ORIEL_QEMU_TRACE=PREFIX makes QEMU log its migration trace
